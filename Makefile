@@ -1,0 +1,55 @@
+# tracklayer: the two commands are `make demo` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+export OPENBLAS_NUM_THREADS ?= 1
+export OMP_NUM_THREADS ?= 1
+
+.PHONY: help venv test demo lint proto format bench clean
+
+help:
+	@echo "make demo   - set up .venv and run the live demo (store, fusion, sensors)"
+	@echo "make test   - set up .venv and run the whole test suite"
+	@echo "make lint   - buf lint/format/breaking and ruff"
+	@echo "make proto  - regenerate tracklayer/v1 from proto/"
+	@echo "make bench  - run the benchmarks (figures to benchmarks/RESULTS.md)"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+demo: $(STAMP)
+	$(VENV)/bin/tracklayer demo
+
+proto: $(STAMP)
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m grpc_tools.protoc -I proto \
+	  --python_out=. --grpc_python_out=. --mypy_out=. \
+	  proto/tracklayer/v1/*.proto
+
+lint: $(STAMP)
+	cd proto && ../$(VENV)/bin/buf lint
+	cd proto && ../$(VENV)/bin/buf format --diff --exit-code
+	@if git rev-parse --verify --quiet main:proto/buf.yaml >/dev/null; then \
+	  cd proto && ../$(VENV)/bin/buf breaking --against '../.git#branch=main,subdir=proto'; \
+	else echo "buf breaking: no contract on main yet, skipped"; fi
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+	cd proto && ../$(VENV)/bin/buf format -w
+
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

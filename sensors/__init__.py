@@ -1,0 +1,1 @@
+"""Scenario simulation: constellation, missiles, IR sensors (no gRPC, protobuf or MCAP)."""

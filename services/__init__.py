@@ -1,0 +1,1 @@
+"""All I/O: gRPC services, protobuf conversion, MCAP recordings, SQLite, the CLI."""
