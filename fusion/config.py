@@ -1,0 +1,145 @@
+"""Tunables of the fusion core, one frozen dataclass with documented defaults.
+
+Every field carries its unit in its name or its comment. ``FusionConfig.from_mapping``
+builds one from a plain mapping (a TOML table, recording metadata) and raises
+``ValueError`` naming the offending key; ``to_mapping`` gives the plain dict back
+(what the recording metadata stores as JSON).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class FusionConfig:
+    """All tunables of the tracking core (SI units: m, s, m/s, rad)."""
+
+    # --- ordering and reporting (DESIGN §6) ---
+    allowed_lateness_s: float = 6.0  # s; a frame this far behind its sensor's latest is LATE
+    report_interval_s: float = 1.0  # s of data time between two reports of one track
+
+    # --- association ---
+    gate_probability: float = 0.9999  # chi-square gate on the 2-D LOS innovation
+    boost_gate_probability: float = 0.99999  # wider gate while a track is accelerating
+
+    # --- initiation (two-ray triangulation) ---
+    init_window_s: float = 1.0  # s; pair unassociated detections of two sensors this close in time
+    init_min_angle_deg: float = 5.0  # deg; smallest crossing angle of two initiating rays
+    init_miss_sigmas: float = 4.0  # rays must pass within this many geometric sigmas
+    init_max_speed_mps: float = 8000.0  # m/s; target motion allowance between the two looks
+    init_velocity_sigma_mps: float = 2500.0  # m/s per axis; velocity prior of a new track
+    init_accel_sigma_mps2: float = 40.0  # m/s^2 per axis; thrust prior of a new track
+    init_min_altitude_m: float = -20_000.0  # m; intersections below this are ghosts
+    init_max_altitude_m: float = 3_000_000.0  # m; intersections above this are ghosts
+    max_range_m: float = 8_000_000.0  # m; an intersection farther from a sensor is a ghost
+
+    # --- confirmation (M-of-N over 1-s bins of data time) ---
+    confirm_m: int = 4  # bins with at least one update ...
+    confirm_n: int = 6  # ... among the last N bins
+    confirm_min_sensors: int = 3  # distinct sensors (third-satellite ghost check), if seen
+    confirm_min_speed_sigmas: float = 4.0  # Earth-relative speed must differ from 0 by this
+    confirm_min_earth_speed_mps: float = 40.0  # m/s; and exceed this (hot spots sit still)
+    confirm_min_altitude_m: float = 30_000.0  # m; above this the Earth-fixed test is waived
+
+    # --- life cycle on data time ---
+    tentative_timeout_s: float = 4.0  # s without an update: a tentative track is deleted
+    coast_after_s: float = 4.0  # s without an update: a confirmed track coasts
+    delete_after_s: float = 40.0  # s without an update: a coasting track is deleted
+    max_position_sigma_m: float = 20_000.0  # m; a track this uncertain is deleted
+    merge_sigmas: float = 3.0  # two tracks closer than this (Mahalanobis, 3-D) merge
+    max_history: int = 64  # bound on per-track histories (samples)
+
+    # --- dynamics and process noise ---
+    ballistic_accel_psd: float = 1e-6  # m^2/s^3; white acceleration PSD in ballistic flight
+    boost_jerk_psd: float = 30.0  # m^2/s^5; random-walk thrust-acceleration PSD in boost
+    reentry_jerk_psd: float = 50.0  # m^2/s^5; same for drag deceleration in reentry
+    accel_time_constant_s: float = 60.0  # s; Singer decorrelation time of the acceleration
+    max_step_s: float = 2.0  # s; largest RK4 step when predicting tracks
+    burnout_accel_mps2: float = 1.5  # m/s^2; thrust estimate below this counts as zero
+    burnout_hold_s: float = 6.0  # s the thrust must stay ~0 before burnout is declared
+    maneuver_nis: float = 13.8  # NIS (2 dof) above which an update counts as surprising
+    maneuver_count: int = 4  # surprising updates in a row that re-open boost mode
+
+    # --- impact and launch estimates ---
+    impact_refresh_s: float = 5.0  # s of data time between two impact predictions
+    impact_ballistic_coefficient: float = 30_000.0  # kg/m^2; assumed below 100 km
+    impact_ballistic_coefficient_log_sigma: float = 0.7  # 1-sigma of ln(beta)
+    impact_max_flight_s: float = 4_000.0  # s; give up predicting beyond this
+    impact_step_s: float = 20.0  # s; RK4 step above the atmosphere for impact prediction
+    impact_atmosphere_step_s: float = 1.0  # s; RK4 step below 100 km
+    launch_fit_s: float = 20.0  # s of the earliest boost states used to back-extrapolate
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> FusionConfig:
+        """Build from a mapping of field name -> value; unknown keys and bad values raise
+        ``ValueError`` naming the key."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"fusion config: expected a table of settings, got {type(data)}")
+        known = {f.name: f for f in fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key in sorted(data):
+            if key not in known:
+                raise ValueError(
+                    f"{key}: unknown fusion setting (known: {', '.join(sorted(known))})"
+                )
+            kwargs[key] = _coerce(key, data[key], type(getattr(cls(), key)))
+        cfg = cls(**kwargs)
+        cfg.validate()
+        return cfg
+
+    def to_mapping(self) -> dict[str, Any]:
+        """Plain dict of every setting (JSON/TOML serialisable)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def replace(self, **changes: Any) -> FusionConfig:
+        """A copy with some settings changed (validated)."""
+        cfg = dataclasses.replace(self, **changes)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first setting out of its allowed range."""
+        for name in ("gate_probability", "boost_gate_probability"):
+            p = getattr(self, name)
+            if not 0.0 < p < 1.0:
+                raise ValueError(f"{name}: must be in (0, 1), got {p}")
+        if not 0 < self.confirm_m <= self.confirm_n:
+            raise ValueError(
+                f"confirm_m: must satisfy 0 < confirm_m <= confirm_n ({self.confirm_n}), "
+                f"got {self.confirm_m}"
+            )
+        if self.init_min_altitude_m >= self.init_max_altitude_m:
+            raise ValueError("init_min_altitude_m: must be below init_max_altitude_m")
+        nonneg = {"allowed_lateness_s", "ballistic_accel_psd", "init_min_angle_deg"}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name.startswith("init_m") and "altitude" in f.name:
+                continue
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ValueError(f"{f.name}: must be finite, got {v}")
+            if f.name in nonneg:
+                if v < 0:
+                    raise ValueError(f"{f.name}: must be >= 0, got {v}")
+            elif isinstance(v, int | float) and v <= 0:
+                raise ValueError(f"{f.name}: must be > 0, got {v}")
+
+
+def _coerce(key: str, value: Any, kind: type) -> Any:
+    if isinstance(value, bool):
+        raise ValueError(f"{key}: expected a {kind.__name__}, got a boolean")
+    if kind is int:
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ValueError(f"{key}: expected an integer, got {value!r}")
+    if kind is float:
+        if isinstance(value, int | float):
+            return float(value)
+        raise ValueError(f"{key}: expected a number, got {value!r}")
+    raise ValueError(f"{key}: unsupported setting type")  # pragma: no cover
