@@ -1,0 +1,242 @@
+"""``tracklayer.v1.TrackStoreService``: the cloud-side consumer over :class:`TrackStore`.
+
+Thin servicer: every SQLite call runs on one worker thread (so a commit's
+fsync never blocks the event loop) and stored reports fan out to
+``SubscribeTracks`` subscribers in the order they were stored. The latest
+revision of each live (not deleted) track is also kept in memory, so that a
+subscription's starting picture and its live feed are taken atomically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import grpc
+
+from tracklayer.v1 import track_pb2, track_store_service_pb2, track_store_service_pb2_grpc
+
+from .broadcast import BroadcastClosed, Broadcaster, SubscriberTooSlow
+from .cli import UserError
+from .server_common import MetricsEndpoint, ServerHandle, kv, sample_key, start_grpc_server
+from .store import DELETED, DUPLICATE, REJECTED, STORED, StoreError, TrackStore
+
+log = logging.getLogger("tracklayer.services.store")
+
+SERVICE_NAME = track_store_service_pb2.DESCRIPTOR.services_by_name["TrackStoreService"].full_name
+_STATUS_LABEL = {STORED: "stored", DUPLICATE: "duplicate", REJECTED: "rejected"}
+STORE_GAUGES = ("reports_stored", "tracks_stored", "tracks_live", "subscribers", "publish_streams")
+R = TypeVar("R")
+
+
+class TrackStoreServicer(track_store_service_pb2_grpc.TrackStoreServiceServicer):
+    """Serves a :class:`TrackStore`; publish, list, history and live subscriptions."""
+
+    def __init__(self, store: TrackStore) -> None:
+        self._store = store
+        self._exec = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-db")
+        self._hub: Broadcaster[track_pb2.TrackReport] = Broadcaster()
+        self._live: dict[str, track_pb2.TrackReport] = {r.track_id: r for r in store.latest()}
+        self._publish = dict.fromkeys(_STATUS_LABEL.values(), 0)
+        self._streams = 0
+
+    async def _db(self, fn: Callable[..., R], *args: object) -> R:
+        return await asyncio.get_running_loop().run_in_executor(self._exec, fn, *args)
+
+    def counters(self) -> dict[str, int]:
+        """Counters as Prometheus sample names (the store's equivalent of GetStatus)."""
+        out = {sample_key("publish_total", status=k): v for k, v in self._publish.items()}
+        out.update(
+            reports_stored=self._store.n_reports,
+            tracks_stored=self._store.n_tracks,
+            tracks_live=len(self._live),
+            subscribers=self._hub.subscriber_count,
+            publish_streams=self._streams,
+        )
+        return out
+
+    def _apply_stored(self, reports: list[track_pb2.TrackReport], results: list) -> None:
+        """Update the live picture and fan out (synchronously: atomic w.r.t. subscribers)."""
+        stored = []
+        for rep, res in zip(reports, results, strict=True):
+            if res.status != STORED:
+                continue
+            stored.append(rep)
+            if res.latest:
+                if rep.status == DELETED:
+                    self._live.pop(rep.track_id, None)
+                else:
+                    self._live[rep.track_id] = rep
+        self._hub.publish(stored)
+
+    async def PublishTracks(
+        self,
+        request_iterator: AsyncIterator[track_store_service_pb2.PublishTracksRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[track_store_service_pb2.PublishTracksResponse]:
+        peer = context.peer()
+        self._streams += 1
+        tally = dict.fromkeys(_STATUS_LABEL.values(), 0)
+        log.info(kv("publish_stream_open", peer=peer))
+        outcome = "closed"
+        try:
+            async for req in request_iterator:
+                reports = list(req.reports)
+                results = await self._db(self._store.publish, reports)
+                self._apply_stored(reports, results)
+                acks = []
+                for res in results:
+                    label = _STATUS_LABEL[res.status]
+                    tally[label] += 1
+                    self._publish[label] += 1
+                    acks.append(
+                        track_pb2.PublishAck(
+                            track_id=res.track_id,
+                            revision=res.revision,
+                            status=res.status,
+                            reason=res.reason,
+                        )
+                    )
+                yield track_store_service_pb2.PublishTracksResponse(acks=acks)
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        finally:
+            self._streams -= 1
+            log.info(kv("publish_stream_end", peer=peer, outcome=outcome, **tally))
+
+    async def ListTracks(
+        self, request: track_store_service_pb2.ListTracksRequest, context: grpc.aio.ServicerContext
+    ) -> track_store_service_pb2.ListTracksResponse:
+        tracks = await self._db(self._store.latest, bool(request.include_deleted))
+        return track_store_service_pb2.ListTracksResponse(tracks=tracks)
+
+    async def GetTrackHistory(
+        self,
+        request: track_store_service_pb2.GetTrackHistoryRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> track_store_service_pb2.GetTrackHistoryResponse:
+        if not request.track_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "track_id: empty")
+        reports = await self._db(self._store.history, request.track_id)
+        if not reports:
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND, f"track_id: no track {request.track_id!r} is stored"
+            )
+        return track_store_service_pb2.GetTrackHistoryResponse(reports=reports)
+
+    async def SubscribeTracks(
+        self,
+        request: track_store_service_pb2.SubscribeTracksRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[track_store_service_pb2.SubscribeTracksResponse]:
+        peer = context.peer()
+        # Snapshot and subscription in one synchronous step: nothing lost, nothing twice.
+        sub = self._hub.subscribe()
+        current = [self._live[k] for k in sorted(self._live)] if request.include_current else []
+        log.info(kv("subscribe_open", peer=peer, include_current=request.include_current))
+        outcome = "closed"
+        sent = 0
+        try:
+            if current:
+                sent += len(current)
+                yield track_store_service_pb2.SubscribeTracksResponse(reports=current)
+            while True:
+                batch = await sub.get()
+                sent += len(batch)
+                yield track_store_service_pb2.SubscribeTracksResponse(reports=batch)
+        except BroadcastClosed:
+            outcome = "server_shutdown"
+        except SubscriberTooSlow as exc:
+            outcome = "too_slow"
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        finally:
+            sub.close()
+            log.info(kv("subscribe_end", peer=peer, outcome=outcome, reports=sent))
+
+    def end_subscriptions(self) -> None:
+        """End every live subscription cleanly (server shutdown)."""
+        self._hub.close()
+
+    def close(self) -> None:
+        """Release the worker thread and the database (after the server stopped)."""
+        self._exec.shutdown(wait=True)
+        self._store.close()
+
+
+@dataclass
+class StoreServer:
+    """A running track store: gRPC server, servicer and optional metrics endpoint."""
+
+    handle: ServerHandle
+    servicer: TrackStoreServicer
+    metrics: MetricsEndpoint | None = None
+    _stopped: bool = field(default=False, repr=False)
+
+    @property
+    def port(self) -> int:
+        return self.handle.port
+
+    @property
+    def address(self) -> str:
+        """``HOST:PORT`` a client can dial."""
+        return self.handle.address
+
+    async def stop(self, grace: float = 2.0) -> None:
+        """Graceful stop: NOT_SERVING, end subscriptions, finish calls, close the file."""
+        if self._stopped:
+            return
+        self._stopped = True
+        await self.handle.health.enter_graceful_shutdown()
+        self.servicer.end_subscriptions()
+        await self.handle.server.stop(grace)
+        if self.metrics is not None:
+            self.metrics.close()
+        self.servicer.close()
+        log.info(kv("server_stopped", server="store"))
+
+
+async def start_store_server(
+    db_path: str | Path,
+    listen: str = "127.0.0.1:0",
+    *,
+    metrics_port: int | None = None,
+    credentials: grpc.ServerCredentials | None = None,
+) -> StoreServer:
+    """Open ``db_path`` and serve TrackStoreService on ``listen`` (port 0 = ephemeral)."""
+    try:
+        store = TrackStore(db_path)
+    except StoreError as exc:
+        raise UserError(f"--db: {exc}") from None
+    servicer = TrackStoreServicer(store)
+    try:
+        handle = await start_grpc_server(
+            listen,
+            name="store",
+            register=lambda s: track_store_service_pb2_grpc.add_TrackStoreServiceServicer_to_server(
+                servicer, s
+            ),
+            service_names=[SERVICE_NAME],
+            credentials=credentials,
+        )
+    except BaseException:
+        servicer.close()
+        raise
+    metrics = None
+    if metrics_port is not None:
+        try:
+            metrics = MetricsEndpoint(metrics_port, servicer.counters, gauges=STORE_GAUGES)
+        except BaseException:
+            await handle.server.stop(0)
+            servicer.close()
+            raise
+    log.info(kv("store_open", db=str(db_path), **store.counts()))
+    return StoreServer(handle=handle, servicer=servicer, metrics=metrics)
