@@ -1,0 +1,174 @@
+"""Motion model of the tracker: point-mass + J2 gravity in ECI (TEME), batched.
+
+Track state, 9 components, ECI: ``x = (r, v, a)`` with position ``r`` (m), velocity
+``v`` (m/s) and the non-gravitational acceleration ``a`` (m/s^2: thrust in boost, drag
+in reentry). A ballistic track holds ``a = 0`` with zero covariance, so one batched
+code path serves every track:
+
+    dr/dt = v,   dv/dt = g(r) + a,   da/dt = -a / tau + w_a
+
+``g`` is point-mass + J2 gravity; ``w_a`` white jerk noise (Singer model, tau per
+track; ``1/tau = 0`` gives a random walk). The state-transition matrix comes from
+integrating the variational equations ``dPhi/dt = F(x) Phi`` with the same RK4 steps
+as the state, with the analytic gravity gradient in ``F``.
+
+Everything works on arrays with a leading track axis ``N``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .constants import GM_EARTH, J2, OMEGA_EARTH, R_EARTH_EQ, R_EARTH_POLAR
+
+N_STATE = 9
+POS = slice(0, 3)
+VEL = slice(3, 6)
+ACC = slice(6, 9)
+
+_K_J2 = 1.5 * J2 * GM_EARTH * R_EARTH_EQ**2  # m^5/s^2
+_C_J2 = np.array([1.0, 1.0, 3.0])
+_EYE3 = np.eye(3)
+_OMEGA = np.array([0.0, 0.0, OMEGA_EARTH])
+
+# Exponential atmosphere assumed by the tracker below 100 km (impact prediction only).
+RHO0_KG_M3 = 1.225  # kg/m^3, sea-level density
+SCALE_HEIGHT_M = 7_200.0  # m, density scale height
+
+
+def gravity(r: np.ndarray) -> np.ndarray:
+    """Point-mass + J2 acceleration (m/s^2) at ECI positions ``r`` (..., 3) m."""
+    r = np.asarray(r, dtype=float)
+    r2 = np.einsum("...i,...i->...", r, r)[..., None]
+    rn = np.sqrt(r2)
+    inv_r3 = 1.0 / (r2 * rn)
+    s = r[..., 2:3] ** 2 / r2
+    j2 = _K_J2 * inv_r3 / r2 * (5.0 * s - _C_J2)
+    return r * (-GM_EARTH * inv_r3 + j2)
+
+
+def gravity_gradient(r: np.ndarray) -> np.ndarray:
+    """Analytic Jacobian d g / d r (1/s^2), shape (..., 3, 3), of :func:`gravity`."""
+    r = np.asarray(r, dtype=float)
+    r2 = np.einsum("...i,...i->...", r, r)
+    rn = np.sqrt(r2)
+    inv_r2 = 1.0 / r2
+    inv_r3 = inv_r2 / rn
+    inv_r5 = inv_r3 * inv_r2
+    z = r[..., 2]
+    s = z * z * inv_r2
+    rr = r[..., :, None] * r[..., None, :]  # r_i r_j
+    # point mass: -mu/r^3 (I - 3 r r^T / r^2)
+    g = (-GM_EARTH * inv_r3)[..., None, None] * (_EYE3 - 3.0 * rr * inv_r2[..., None, None])
+    # J2: f_i = r_i (5 s - c_i) / r^5, df_i/dr_j =
+    #   [d_ij (5s - c_i) + 10 r_i (z d_jz - s r_j) / r^2 - 5 (5s - c_i) r_i r_j / r^2] / r^5
+    w = 5.0 * s[..., None] - _C_J2  # (..., 3) indexed by i
+    dj = np.zeros(r.shape[:-1] + (3, 3))
+    dj[..., :, 2] = (10.0 * z * inv_r2)[..., None] * r
+    dj -= 10.0 * (s * inv_r2)[..., None, None] * rr
+    dj -= 5.0 * inv_r2[..., None, None] * w[..., :, None] * rr
+    dj += w[..., :, None] * _EYE3
+    return g + (_K_J2 * inv_r5)[..., None, None] * dj
+
+
+def ellipsoid_height(r: np.ndarray) -> np.ndarray:
+    """Height (m) above the WGS-84 ellipsoid of ECI/ECEF positions ``r`` (..., 3), measured
+    along the geocentric radius (differs from geodetic height by < 1 m below 3000 km)."""
+    r = np.asarray(r, dtype=float)
+    rn = np.linalg.norm(r, axis=-1)
+    s2 = (r[..., 2] / rn) ** 2
+    a, b = R_EARTH_EQ, R_EARTH_POLAR
+    r_surf = a * b / np.sqrt(b * b * (1.0 - s2) + a * a * s2)
+    return rn - r_surf
+
+
+def air_density(h: np.ndarray) -> np.ndarray:
+    """Exponential-atmosphere density (kg/m^3) at height ``h`` (m); 0 above 200 km."""
+    h = np.asarray(h, dtype=float)
+    return np.where(h < 200_000.0, RHO0_KG_M3 * np.exp(-np.clip(h, 0.0, None) / SCALE_HEIGHT_M), 0)
+
+
+def drag(r: np.ndarray, v: np.ndarray, inv_beta: np.ndarray) -> np.ndarray:
+    """Drag acceleration (m/s^2) in ECI for ballistic coefficients ``1/inv_beta`` (kg/m^2);
+    the atmosphere co-rotates with the Earth."""
+    v_rel = v - np.cross(_OMEGA, r)
+    rho = air_density(ellipsoid_height(r))
+    speed = np.linalg.norm(v_rel, axis=-1)
+    return (-0.5 * rho * speed * inv_beta)[..., None] * v_rel
+
+
+def _deriv(x: np.ndarray, phi: np.ndarray | None, inv_tau: np.ndarray):
+    r, v, a = x[:, POS], x[:, VEL], x[:, ACC]
+    dx = np.empty_like(x)
+    dx[:, POS] = v
+    dx[:, VEL] = gravity(r) + a
+    dx[:, ACC] = -inv_tau[:, None] * a
+    if phi is None:
+        return dx, None
+    dphi = np.empty_like(phi)
+    dphi[:, POS] = phi[:, VEL]
+    dphi[:, VEL] = gravity_gradient(r) @ phi[:, POS] + phi[:, ACC]
+    dphi[:, ACC] = -inv_tau[:, None, None] * phi[:, ACC]
+    return dx, dphi
+
+
+def propagate(
+    x: np.ndarray,
+    dt: np.ndarray | float,
+    inv_tau: np.ndarray | float = 0.0,
+    max_step: float = 2.0,
+    with_stm: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Fixed-step RK4 of states ``x`` (N, 9) over ``dt`` (s, scalar or (N,); may be < 0).
+
+    Every track takes the same number of steps, ``ceil(max|dt| / max_step)``, each of its
+    own length ``dt / n``. Returns the propagated states and, if ``with_stm``, the
+    state-transition matrices (N, 9, 9) from the variational equations.
+    """
+    x = np.array(x, dtype=float, copy=True)
+    n = x.shape[0]
+    dt = np.broadcast_to(np.asarray(dt, dtype=float), (n,))
+    inv_tau = np.broadcast_to(np.asarray(inv_tau, dtype=float), (n,))
+    phi = np.broadcast_to(np.eye(N_STATE), (n, N_STATE, N_STATE)).copy() if with_stm else None
+    if n == 0:
+        return x, phi
+    span = float(np.max(np.abs(dt)))
+    steps = max(1, int(np.ceil(span / max_step - 1e-12))) if span > 0 else 0
+    if steps == 0:
+        return x, phi
+    h = dt / steps
+    hx = h[:, None]
+    hp = h[:, None, None]
+    for _ in range(steps):
+        k1, p1 = _deriv(x, phi, inv_tau)
+        k2, p2 = _deriv(x + 0.5 * hx * k1, None if phi is None else phi + 0.5 * hp * p1, inv_tau)
+        k3, p3 = _deriv(x + 0.5 * hx * k2, None if phi is None else phi + 0.5 * hp * p2, inv_tau)
+        k4, p4 = _deriv(x + hx * k3, None if phi is None else phi + hp * p3, inv_tau)
+        x = x + hx / 6.0 * (k1 + 2.0 * (k2 + k3) + k4)
+        if phi is not None:
+            phi = phi + hp / 6.0 * (p1 + 2.0 * (p2 + p3) + p4)
+    return x, phi
+
+
+def process_noise(
+    dt: np.ndarray | float, accel_psd: np.ndarray | float, jerk_psd: np.ndarray | float
+) -> np.ndarray:
+    """Discrete process noise (N, 9, 9) over ``|dt|`` (s): white acceleration of PSD
+    ``accel_psd`` (m^2/s^3) on the velocity plus white jerk of PSD ``jerk_psd`` (m^2/s^5)
+    driving the acceleration state (the standard constant-acceleration integrals; the
+    gravity gradient and Singer decay are neglected over one step)."""
+    dt = np.abs(np.atleast_1d(np.asarray(dt, dtype=float)))
+    qa, qj = np.broadcast_arrays(
+        np.atleast_1d(np.asarray(accel_psd, float)), np.atleast_1d(np.asarray(jerk_psd, float))
+    )
+    n = max(dt.size, qa.size)
+    dt, qa, qj = (np.broadcast_to(a, (n,)) for a in (dt, qa, qj))
+    t1, t2, t3, t4, t5 = dt, dt**2, dt**3, dt**4, dt**5
+    c = np.empty((n, 3, 3))
+    c[:, 0, 0] = qj * t5 / 20.0 + qa * t3 / 3.0
+    c[:, 0, 1] = c[:, 1, 0] = qj * t4 / 8.0 + qa * t2 / 2.0
+    c[:, 0, 2] = c[:, 2, 0] = qj * t3 / 6.0
+    c[:, 1, 1] = qj * t3 / 3.0 + qa * t1
+    c[:, 1, 2] = c[:, 2, 1] = qj * t2 / 2.0
+    c[:, 2, 2] = qj * t1
+    return (c[:, :, None, :, None] * _EYE3[None, None, :, None, :]).reshape(n, 9, 9)
