@@ -9,50 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tracker_double import RecordingTracker
 from tracklayer.fusion.config import FusionConfig
-from tracklayer.fusion.domain import NS_PER_S, FrameStatus, SensorFrame, TrackReport, TrackStatus
+from tracklayer.fusion.domain import NS_PER_S, FrameStatus, SensorFrame, TrackStatus
 from tracklayer.fusion.pipeline import FusionCore
 
 T0 = 1_767_225_600 * NS_PER_S  # 2026-01-01T00:00:00Z
-
-
-class RecordingTracker:
-    """Test double: one report per applied frame, a DELETED report per flush."""
-
-    def __init__(self, fusion_id: str, config: FusionConfig) -> None:
-        self.fusion_id, self.config = fusion_id, config
-        self.frames: list[SensorFrame] = []
-        self.flushes = 0
-        self._latest: TrackReport | None = None
-
-    def _report(self, t_ns: int, status: TrackStatus) -> TrackReport:
-        rev = 1 if self._latest is None else self._latest.revision + 1
-        r = TrackReport(
-            track_id=f"{self.fusion_id}-1",
-            revision=rev,
-            status=status,
-            time_ns=t_ns,
-            position=np.zeros(3),
-            velocity=np.zeros(3),
-            covariance=np.eye(6),
-            latitude_deg=0.0,
-            longitude_deg=0.0,
-            altitude_m=0.0,
-        )
-        self._latest = r
-        return r
-
-    def process(self, frame: SensorFrame) -> list[TrackReport]:
-        self.frames.append(frame)
-        return [self._report(frame.time_ns, TrackStatus.TENTATIVE)]
-
-    def flush(self) -> list[TrackReport]:
-        self.flushes += 1
-        return [self._report(self._latest.time_ns, TrackStatus.DELETED)] if self._latest else []
-
-    def live_reports(self) -> list[TrackReport]:
-        live = self._latest is not None and self._latest.status != TrackStatus.DELETED
-        return [self._latest] if live else []
 
 
 def at(sid: str, seq: int, t_s: float, n_det: int = 1, sigma: float = 20e-6) -> SensorFrame:
