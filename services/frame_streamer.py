@@ -146,6 +146,7 @@ class StreamResult:
     sensors: int = 0
     wall_s: float = 0.0
     log_span_s: float = 0.0
+    max_behind_s: float = 0.0  # paced runs: worst lateness of a frame's release (source too slow)
     reasons: dict[str, int] = field(default_factory=dict)
     per_sensor: dict[str, dict[str, int]] = field(default_factory=dict)
 
@@ -158,7 +159,7 @@ class StreamResult:
         rate = self.frames / self.wall_s if self.wall_s > 0 else 0.0
         parts = [f"{name} {n}" for name, n in self.counts.items() if n or name != "UNSPECIFIED"]
         line = (
-            f"{self.frames} frames from {self.sensors} sensors in {self.wall_s:.1f} s "
+            f"{self.frames} frames from {self.sensors} sensors in {self.wall_s:.2f} s "
             f"({rate:.0f} frames/s, {self.log_span_s:.1f} s of log time); acks: " + ", ".join(parts)
         )
         if self.resent_duplicates:
@@ -168,6 +169,8 @@ class StreamResult:
             )
         if self.reconnects:
             line += f"; {self.reconnects} reconnects, {self.resent} frames resent"
+        if self.max_behind_s > 1.0:
+            line += f"; fell up to {self.max_behind_s:.1f} s behind the requested pace"
         lines = [line]
         for reason, n in sorted(self.reasons.items(), key=lambda kv: -kv[1])[:5]:
             lines.append(f"  {n} x {reason}")
@@ -437,6 +440,8 @@ class FrameStreamer:
                 delay = wall0 + (log_time_ns - self._t0_ns) / NS_PER_S / opts.speed - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
+                elif -delay > self._result.max_behind_s:
+                    self._result.max_behind_s = -delay
             st = stream_of.get(msg.sensor_id)
             if st is None:
                 st = self._open(msg.sensor_id)

@@ -12,7 +12,6 @@ would), so that the client must reconnect and resend.
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from dataclasses import dataclass, field
 
@@ -142,33 +141,3 @@ async def start_double(double: FusionDouble) -> tuple[grpc.aio.Server, str]:
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     return server, f"127.0.0.1:{port}"
-
-
-class DoubleInThread:
-    """Runs a :class:`FusionDouble` server on its own event loop in a thread (for CLI tests)."""
-
-    def __init__(self, double: FusionDouble) -> None:
-        self.double = double
-        self.address = ""
-        self._ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-
-        async def main() -> None:
-            self._server, self.address = await start_double(self.double)
-            self._ready.set()
-            await self._server.wait_for_termination()
-
-        self._loop.run_until_complete(main())
-
-    def __enter__(self) -> DoubleInThread:
-        self._thread.start()
-        assert self._ready.wait(10), "fusion double did not start"
-        return self
-
-    def __exit__(self, *exc) -> None:
-        asyncio.run_coroutine_threadsafe(self._server.stop(0), self._loop).result(10)
-        self._thread.join(10)
