@@ -429,6 +429,14 @@ class RecordingReader:
             self._has_topic[topic] = self._count_from_summary(topic) or self._scan_for(topic)
         return self._has_topic[topic]
 
+    def message_count(self, topic: str) -> int | None:
+        """Messages on ``topic`` per the file's statistics; None without them (a cut file)."""
+        s = self._summary
+        if s is None or s.statistics is None:
+            return None
+        counts = s.statistics.channel_message_counts
+        return sum(counts.get(cid, 0) for cid, ch in s.channels.items() if ch.topic == topic)
+
     def _count_from_summary(self, topic: str) -> bool:
         s = self._summary
         if s is None or s.statistics is None:
