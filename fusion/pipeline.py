@@ -149,6 +149,12 @@ class FusionCore:
             self._detections += frame.n_detections
         return offer.status, offer.reason, self._apply(offer.released)
 
+    def reject(self, reason: str) -> tuple[FrameStatus, str, list[TrackReport]]:
+        """Count a frame that could not even be converted to a :class:`SensorFrame`
+        (e.g. a wire field left unset) as REJECTED; nothing else changes."""
+        self._frames[FrameStatus.REJECTED] += 1
+        return FrameStatus.REJECTED, reason, []
+
     def flush(self) -> list[TrackReport]:
         """End of input: apply every buffered frame in order, then flush the tracker."""
         return [e.report for e in self.flush_timed()]

@@ -147,3 +147,11 @@ def test_lateness_comes_from_the_config():
     )
     c.submit(at("a", 1, 10.0))
     assert c.submit(at("a", 2, 8.0))[0] is FrameStatus.LATE  # 10 - 2 = 8: at the bound
+
+
+def test_unconvertible_frame_is_counted_rejected_and_changes_nothing():
+    c = core(expected_sensors=["a"])
+    status, reason, reports = c.reject("sensor_position_eci: not set")
+    assert (status, reason, reports) == (FrameStatus.REJECTED, "sensor_position_eci: not set", [])
+    assert c.counters['frames_total{status="rejected"}'] == 1
+    assert c.orderer.buffered == 0 and c.orderer.latest_ns("a") is None

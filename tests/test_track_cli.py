@@ -247,3 +247,32 @@ def test_output_over_input_is_refused(recording, capsys):
     assert track(recording, "--out", recording) == 2
     assert recording.read_bytes() == before
     assert "--out must differ" in capsys.readouterr().err
+
+
+def test_frame_with_unset_wire_field_is_counted_rejected(tmp_path, capsys):
+    from tracklayer.services import convert
+
+    path = tmp_path / "in.mcap"
+    frames = synthetic_frames()
+    msg = convert.frame_to_proto(frames[0][1])
+    msg.sequence = 500
+    msg.ClearField("sensor_position_eci")
+    with RecordingWriter(path, {"sensor_ids": format_sensor_ids(SENSORS)}) as w:
+        for log_ns, f in frames:
+            w.write_frame(f, log_ns)
+        w.write_raw(TOPIC_FRAMES, msg.SerializeToString(), frames[-1][0])
+    assert track(path, "--out", tmp_path / "out.mcap") == 0
+    assert "0 late, 1 rejected" in capsys.readouterr().out
+
+
+def test_undecodable_frame_message_is_skipped_with_a_warning(tmp_path, capsys):
+    path = tmp_path / "in.mcap"
+    frames = synthetic_frames()
+    with RecordingWriter(path, {"sensor_ids": format_sensor_ids(SENSORS)}) as w:
+        for log_ns, f in frames:
+            w.write_frame(f, log_ns)
+        w.write_raw(TOPIC_FRAMES, b"\xff\xff\xff", frames[-1][0])
+    assert track(path, "--out", tmp_path / "out.mcap") == 0
+    captured = capsys.readouterr()
+    assert "1 /sensor_frames messages are not SensorFrames" in captured.err
+    assert f"frames:  {len(frames)} ({len(frames)} accepted" in captured.out

@@ -94,8 +94,9 @@ def load_fusion_config(path: str | os.PathLike[str] | None) -> FusionConfig:
 class _Progress:
     """One self-overwriting status line on stderr, only when stderr is a terminal."""
 
-    def __init__(self) -> None:
+    def __init__(self, total_frames: int | None) -> None:
         self.enabled = sys.stderr.isatty()
+        self.total = total_frames or None
         self._next = 0.0
         self._shown = False
 
@@ -103,10 +104,13 @@ class _Progress:
         if not self.enabled:
             return
         now = time.monotonic()
-        if not force and now < self._next:
+        if now < self._next and not force:
             return
         self._next = now + PROGRESS_INTERVAL_S
-        sys.stderr.write(f"\rtrack: {frames} frames, {data_s:8.1f} s of data, {reports} reports")
+        done = f"{100.0 * frames / self.total:5.1f}% " if self.total else ""
+        sys.stderr.write(
+            f"\rtrack: {done}{frames} frames, {data_s:8.1f} s of data, {reports} reports"
+        )
         sys.stderr.flush()
         self._shown = True
 
@@ -141,6 +145,12 @@ def run(args: argparse.Namespace) -> int:
             f"tracklayer track: warning: {in_path} is truncated; tracked its readable part",
             file=sys.stderr,
         )
+    if stats.undecodable:
+        print(
+            f"tracklayer track: warning: {stats.undecodable} {TOPIC_FRAMES} messages are not "
+            "SensorFrames and were skipped",
+            file=sys.stderr,
+        )
     _print_summary(in_path, out_path, args.id, core, stats)
     return 0
 
@@ -153,15 +163,17 @@ class _Stats:
         self.tracks: set[str] = set()
         self.confirmed: set[str] = set()
         self.skipped_topics: Counter[str] = Counter()
+        self.undecodable = 0
         self.wall_s = 0.0
 
 
 def _track(reader: RecordingReader, core: FusionCore, writer: RecordingWriter) -> _Stats:
     """One streaming pass: copy every message, feed frames to the core, write reports."""
     stats = _Stats()
-    progress = _Progress()
+    progress = _Progress(reader.message_count(TOPIC_FRAMES))
     started = time.perf_counter()
     n_reports = 0
+    span = 0.0
 
     def write(emitted: list[Emitted]) -> None:
         nonlocal n_reports
@@ -183,14 +195,18 @@ def _track(reader: RecordingReader, core: FusionCore, writer: RecordingWriter) -
             if topic != TOPIC_FRAMES:
                 continue
             try:
-                frame = convert.frame_from_proto(sensor_pb2.SensorFrame.FromString(data))
-            except (DecodeError, ValueError) as exc:
-                raise RecordingError(
-                    f"{reader.path}: {TOPIC_FRAMES} message at log time {log_time_ns} ns: {exc}"
-                ) from exc
+                msg = sensor_pb2.SensorFrame.FromString(data)
+            except DecodeError:
+                stats.undecodable += 1  # no sensor id: replay skips these too
+                continue
+            stats.frames += 1
+            try:
+                frame = convert.frame_from_proto(msg)
+            except ValueError as exc:  # a required wire field unset: REJECTED, as live
+                core.reject(str(exc))
+                continue
             status, _, emitted = core.submit_timed(frame)
             write(emitted)
-            stats.frames += 1
             if status is FrameStatus.ACCEPTED:
                 t = frame.time_ns
                 stats.first_ns = t if stats.first_ns is None else min(stats.first_ns, t)
@@ -198,6 +214,7 @@ def _track(reader: RecordingReader, core: FusionCore, writer: RecordingWriter) -
             span = 0.0 if stats.first_ns is None else (stats.last_ns - stats.first_ns) / NS_PER_S
             progress.update(stats.frames, span, n_reports)
         write(core.flush_timed())
+        progress.update(stats.frames, span, n_reports, force=True)
     finally:
         progress.close()
     stats.wall_s = time.perf_counter() - started
