@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from tracklayer.fusion.domain import NS_PER_S, FrameStatus, SensorFrame
 from tracklayer.fusion.ordering import FrameOrderer
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from tracker_double import RecordingTracker
+
 from tracklayer.fusion.config import FusionConfig
 from tracklayer.fusion.domain import NS_PER_S, FrameStatus, SensorFrame, TrackStatus
 from tracklayer.fusion.pipeline import FusionCore

@@ -14,6 +14,7 @@ import json
 import numpy as np
 import pytest
 from tracker_double import RecordingTracker
+
 from tracklayer.fusion import pipeline
 from tracklayer.fusion.domain import (
     NS_PER_S,

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from tracklayer.fusion.domain import NS_PER_S, SensorFrame
 from tracklayer.fusion.validation import validate_frame
 

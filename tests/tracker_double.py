@@ -7,6 +7,7 @@ which frames reach the tracker, in what order, and where its reports go.
 from __future__ import annotations
 
 import numpy as np
+
 from tracklayer.fusion.config import FusionConfig
 from tracklayer.fusion.domain import SensorFrame, TrackReport, TrackStatus
 

@@ -21,6 +21,7 @@ from collections import Counter
 from pathlib import Path
 
 from google.protobuf.message import DecodeError
+
 from tracklayer.fusion.config import FusionConfig
 from tracklayer.fusion.domain import NS_PER_S, FrameStatus, TrackStatus
 from tracklayer.fusion.pipeline import STATUS_LABELS, Emitted, FusionCore, frames_counter
@@ -35,7 +36,6 @@ from tracklayer.services.recording import (
     RecordingWriter,
     require_topic,
 )
-
 from tracklayer.v1 import sensor_pb2
 
 PROGRESS_INTERVAL_S = 0.5  # wall seconds between two progress lines on a terminal
