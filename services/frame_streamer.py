@@ -280,7 +280,9 @@ class FrameStreamer:
     """Streams frames from one source into a fusion service; see the module docstring.
 
     ``progress`` is called with a :class:`StreamProgress` every
-    ``options.progress_interval_s`` and once at the end.
+    ``options.progress_interval_s`` and once at the end. ``origin_ns``: the log
+    time (ns since the Unix epoch) that maps to the start of streaming, e.g. a
+    scenario's epoch; default the first frame's log time.
     """
 
     def __init__(
@@ -289,8 +291,10 @@ class FrameStreamer:
         options: StreamerOptions | None = None,
         progress: Callable[[StreamProgress], None] | None = None,
         credentials: grpc.ChannelCredentials | None = None,
+        origin_ns: int | None = None,
     ) -> None:
         self.address = address
+        self.origin_ns = origin_ns
         self.options = options or StreamerOptions()
         self.progress = progress
         self.credentials = credentials
@@ -302,6 +306,7 @@ class FrameStreamer:
         self._source_done = False
         self._failure: BaseException | None = None
         self._dispatch_task: asyncio.Task | None = None
+        self._wall0: float | None = None  # loop time of origin_ns, set once streams are open
 
     # ---------------------------------------------------------------- public
 
@@ -326,6 +331,8 @@ class FrameStreamer:
             await self._declare(ids)
             for sid in ids:
                 self._open(sid)
+            if self.origin_ns is not None:
+                self._wall0 = asyncio.get_running_loop().time()
             ticker = asyncio.create_task(self._tick()) if self.progress else None
             self._dispatch_task = asyncio.create_task(self._dispatch(source))
             try:
@@ -426,8 +433,8 @@ class FrameStreamer:
         async for log_time_ns, msg in frames:
             self._raise_failure()
             if self._t0_ns is None:
-                self._t0_ns = log_time_ns
-                wall0 = loop.time()
+                self._t0_ns = log_time_ns if self.origin_ns is None else self.origin_ns
+                wall0 = self._wall0 if self._wall0 is not None else loop.time()
             # Virtual clock: wait until this frame is within the window of the slowest stream.
             while floor_ns is not None and log_time_ns > floor_ns + window_ns:
                 floor_ns = self._oldest_pending_ns()
