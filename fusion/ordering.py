@@ -41,7 +41,9 @@ Idle timeout (live only): :meth:`expire_idle` takes a clock reading supplied by 
 caller; every expected sensor whose last activity (declare, stream open or accepted
 frame, each with the caller's ``now``) is more than the timeout old leaves the
 expected set and so stops holding the watermark; its next accepted frame brings it
-back. The result depends only on the calls made and the ``now`` values given.
+back. A sensor that joined without a ``now`` has no clock and never expires. The
+result depends only on the calls made and the ``now`` values given, and a call that
+expires nobody changes nothing.
 """
 
 from __future__ import annotations
@@ -168,13 +170,14 @@ class FrameOrderer:
         """Live idle timeout: drop expected sensors inactive for more than ``timeout_s``.
 
         ``now`` is the caller's clock (seconds, any origin, the same as the ``now``
-        values passed to the other calls). A sensor never given a ``now`` starts its
-        clock at this call. Returns (expired sensor ids sorted, released frames).
+        values passed to the other calls). A sensor that joined without a ``now`` has
+        no clock and never expires. A call that expires nobody changes no state (so a
+        journal need not record it). Returns (expired sensor ids sorted, released frames).
         """
         expired: list[str] = []
         for sid in sorted(self._expected):
-            last = self._last_active.setdefault(sid, now)
-            if now - last > timeout_s:
+            last = self._last_active.get(sid)
+            if last is not None and now - last > timeout_s:
                 expired.append(sid)
         for sid in expired:
             self._expected.discard(sid)

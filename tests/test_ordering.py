@@ -308,3 +308,12 @@ def test_idle_expiry_is_a_function_of_the_calls_only():
     # c: silent 15.5 s > 10 s; a: 9.5 s; b: 3.5 s. Nothing released: a and b still
     # hold the watermark at 1 - 6 s.
     assert go() == go() == (["c"], [])
+
+
+def test_sensor_joined_without_a_clock_never_idles_and_idle_check_changes_nothing():
+    o = FrameOrderer(L_S, expected=["a"])
+    o.open_stream("b", now=100.0)
+    assert o.expire_idle(now=105.0, timeout_s=10.0) == ([], [])
+    # b's clock still starts at 100 s (the check above changed nothing); a has none.
+    assert o.expire_idle(now=1e9, timeout_s=10.0) == (["b"], [])
+    assert o.expected_sensors == ("a",)
