@@ -306,6 +306,9 @@ class FrameStreamer:
         self._source_done = False
         self._failure: BaseException | None = None
         self._dispatch_task: asyncio.Task | None = None
+        self._declare_lock = asyncio.Lock()
+        self._declare_gen = 0  # declarations made so far
+        self._ack_mismatches = 0
         self._wall0: float | None = None  # loop time of origin_ns, set once streams are open
 
     # ---------------------------------------------------------------- public
@@ -386,7 +389,31 @@ class FrameStreamer:
             raise StreamerError(
                 f"DeclareSensors at {self.address} failed: {exc.code().name}: {exc.details()}"
             ) from None
+        self._declare_gen += 1
         log.info("declared %d sensors to %s", len(ids), self.address)
+
+    async def _redeclare(self, failed_gen: int) -> None:
+        """Declare every unfinished sensor again before a stream reopens.
+
+        A restarted service may have lost the expected set; declaring all the
+        sensors still streaming before any of them resends keeps the first
+        stream back from running the watermark past the others (DESIGN §6).
+        Streams that failed together share one declaration: ``failed_gen`` is
+        the declaration count when this stream failed.
+        """
+        async with self._declare_lock:
+            if self._declare_gen > failed_gen:
+                return  # another stream declared after this one failed
+            ids = [sid for sid, st in self._streams.items() if sid and not st.finished()]
+            try:
+                await self._stub.DeclareSensors(
+                    fs_pb2.DeclareSensorsRequest(sensor_ids=ids),
+                    timeout=self.options.connect_timeout_s,
+                )
+            except grpc.aio.AioRpcError as exc:
+                log.warning("re-declaring sensors failed: %s", exc.code().name)
+                return
+            self._declare_gen += 1
 
     def _open(self, sensor_id: str) -> _Stream:
         st = _Stream(sensor_id)
@@ -501,6 +528,7 @@ class FrameStreamer:
                         f"{st.sensor_id!r}: {detail}"
                     ) from None
                 # Unacknowledged frames go back to the front, in order, to be resent.
+                failed_gen = self._declare_gen
                 for f in reversed(st.in_flight):
                     st.unsent.appendleft(f)
                 st.in_flight.clear()
@@ -532,6 +560,7 @@ class FrameStreamer:
                         f"lost the fusion service at {self.address}: not reachable again within "
                         f"{opts.reconnect_timeout_s:g} s ({detail})"
                     ) from None
+                await self._redeclare(failed_gen)
 
     async def _attempt(self, st: _Stream, call: grpc.aio.StreamStreamCall) -> None:
         reader = asyncio.create_task(self._read_acks(st, call))
@@ -595,7 +624,10 @@ class FrameStreamer:
                 if not st.in_flight:
                     raise _StreamFailed("ack for a frame that was never sent")
                 f = st.in_flight.popleft()
-                if ack.sequence != f.msg.sequence or ack.sensor_id != f.msg.sensor_id:
+                if (
+                    ack.sequence != f.msg.sequence or ack.sensor_id != f.msg.sensor_id
+                ) and self._ack_mismatches == 0:
+                    self._ack_mismatches += 1
                     log.warning(
                         "ack (%s, %d) does not match the oldest unacknowledged frame (%s, %d)",
                         ack.sensor_id,

@@ -235,3 +235,14 @@ def test_service_gone_for_good_ends_the_run_with_streamer_error():
             await asyncio.wait_for(task, 10)
 
     asyncio.run(main())
+
+
+def test_reconnect_declares_unfinished_sensors_again_before_reopening():
+    # A restarted service may have lost its expected set: declare before resending.
+    double = FusionDouble(cut_after={"sat-1-1": 37})
+    sensors = ["sat-1-1", "sat-1-2"]
+    run(double, sensors, make_frames(sensors, 100), StreamerOptions(speed=None, window_s=5.0))
+    declares = [e for e in double.events if e[0] == "declare"]
+    reopen = [e for e in double.events if e[0] == "open" and e[1] == "sat-1-1"][1]
+    assert len(declares) == 2 and "sat-1-1" in declares[1][1]
+    assert declares[1][2] < reopen[3]
