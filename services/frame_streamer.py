@@ -53,12 +53,13 @@ log = logging.getLogger(__name__)
 NS_PER_S = 1_000_000_000
 
 #: Status codes after which a stream is reopened and its unacknowledged frames resent.
+#: Not ABORTED: the service ends a stream so when a newer stream of the same sensor
+#: replaced it (DESIGN §6 rule 5), i.e. another client is streaming this sensor.
 RETRYABLE_CODES = frozenset(
     {
         grpc.StatusCode.UNAVAILABLE,
         grpc.StatusCode.CANCELLED,
         grpc.StatusCode.DEADLINE_EXCEEDED,
-        grpc.StatusCode.ABORTED,
         grpc.StatusCode.INTERNAL,
         grpc.StatusCode.UNKNOWN,
         grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -159,7 +160,7 @@ class StreamResult:
         rate = self.frames / self.wall_s if self.wall_s > 0 else 0.0
         parts = [f"{name} {n}" for name, n in self.counts.items() if n or name != "UNSPECIFIED"]
         line = (
-            f"{self.frames} frames from {self.sensors} sensors in {self.wall_s:.2f} s "
+            f"{self.frames} frames on {self.sensors} streams in {self.wall_s:.2f} s "
             f"({rate:.0f} frames/s, {self.log_span_s:.1f} s of log time); acks: " + ", ".join(parts)
         )
         if self.resent_duplicates:

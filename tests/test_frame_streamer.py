@@ -14,13 +14,13 @@ from collections import defaultdict
 
 import pytest
 from fusion_double import FusionDouble, start_double
+
 from tracklayer.services.frame_streamer import (
     FrameStreamer,
     StreamerError,
     StreamerOptions,
     StreamProgress,
 )
-
 from tracklayer.v1 import sensor_pb2
 
 T0_NS = 1_767_225_600 * 1_000_000_000  # 2026-01-01T00:00:00Z

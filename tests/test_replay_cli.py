@@ -13,6 +13,7 @@ import socket
 import numpy as np
 import pytest
 from fusion_double import FusionDouble, start_double
+
 from tracklayer.fusion.domain import SensorFrame
 from tracklayer.services.cli import main
 from tracklayer.services.recording import (
@@ -22,7 +23,6 @@ from tracklayer.services.recording import (
     RecordingWriter,
     format_sensor_ids,
 )
-
 from tracklayer.v1 import sensor_pb2
 
 T0_NS = 1_767_225_600 * 1_000_000_000  # 2026-01-01T00:00:00Z
@@ -54,8 +54,10 @@ def _bad_frames() -> list[bytes]:
     d = urad_as_rad.detections.add(angular_sigma=20.0)
     d.line_of_sight_eci.x = 1.0
     out = []
-    for j, m in enumerate((empty_id, non_unit, urad_as_rad)):
+    for j, m in enumerate((empty_id, non_unit, urad_as_rad)):  # one fault each
         m.time.FromNanoseconds(T0_NS + 2_000_000_000 + j)
+        m.sensor_position_eci.x = 7.371e6
+        m.sensor_velocity_eci.y = 7.35e3
         out.append(m.SerializeToString())
     return out
 
