@@ -1,0 +1,57 @@
+"""Session-wide fixtures shared by the test modules.
+
+Simulating a scenario costs seconds, so each (scenario, seed, duration) is simulated at
+most once per test session: ask ``sim_result(name, duration_s=...)`` for an in-memory
+run, and ``simulated_mcap(name, duration_s=...)`` for the path of its recording
+(written once, by the ``tracklayer simulate`` command).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def sim_result() -> Callable[..., object]:
+    """``sim_result(name_or_path, seed=None, duration_s=None) -> SimulationResult``,
+    cached for the session (treat the result as read-only)."""
+    from tracklayer.sensors.scenario import load_scenario
+    from tracklayer.sensors.simulation import simulate_to_lists
+
+    cache: dict[tuple, object] = {}
+
+    def get(name: str, seed: int | None = None, duration_s: float | None = None):
+        key = (name, seed, duration_s)
+        if key not in cache:
+            cache[key] = simulate_to_lists(load_scenario(name), seed, duration_s)
+        return cache[key]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def simulated_mcap(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """``simulated_mcap(name_or_path, seed=None, duration_s=None) -> Path`` of a recording
+    written once per session by ``tracklayer simulate`` (treat the file as read-only)."""
+    from tracklayer.services.cli import main
+
+    cache: dict[tuple, Path] = {}
+    root = tmp_path_factory.mktemp("simulated")
+
+    def get(name: str, seed: int | None = None, duration_s: float | None = None) -> Path:
+        key = (name, seed, duration_s)
+        if key not in cache:
+            out = root / f"{Path(name).stem}-{seed}-{duration_s}.mcap"
+            argv = ["simulate", name, "--out", str(out)]
+            if seed is not None:
+                argv += ["--seed", str(seed)]
+            if duration_s is not None:
+                argv += ["--duration", str(duration_s)]
+            assert main(argv) == 0
+            cache[key] = out
+        return cache[key]
+
+    return get
