@@ -261,6 +261,20 @@ class _CountersCollector:
         yield from families.values()
 
 
+def read_in_loop(
+    loop: asyncio.AbstractEventLoop, fn: Callable[[], Mapping[str, int]], timeout_s: float = 5.0
+) -> Callable[[], Mapping[str, int]]:
+    """A thread-safe reader for the metrics thread: runs ``fn`` on ``loop`` and waits."""
+
+    def read() -> Mapping[str, int]:
+        async def call() -> Mapping[str, int]:
+            return dict(fn())
+
+        return asyncio.run_coroutine_threadsafe(call(), loop).result(timeout_s)
+
+    return read
+
+
 class MetricsEndpoint:
     """Prometheus text endpoint on ``host:port`` (0 = ephemeral) in a daemon thread."""
 

@@ -23,7 +23,14 @@ from tracklayer.v1 import track_pb2, track_store_service_pb2, track_store_servic
 
 from .broadcast import BroadcastClosed, Broadcaster, SubscriberTooSlow
 from .cli import UserError
-from .server_common import MetricsEndpoint, ServerHandle, kv, sample_key, start_grpc_server
+from .server_common import (
+    MetricsEndpoint,
+    ServerHandle,
+    kv,
+    read_in_loop,
+    sample_key,
+    start_grpc_server,
+)
 from .store import DELETED, DUPLICATE, REJECTED, STORED, StoreError, TrackStore
 
 log = logging.getLogger("tracklayer.services.store")
@@ -233,7 +240,11 @@ async def start_store_server(
     metrics = None
     if metrics_port is not None:
         try:
-            metrics = MetricsEndpoint(metrics_port, servicer.counters, gauges=STORE_GAUGES)
+            metrics = MetricsEndpoint(
+                metrics_port,
+                read_in_loop(asyncio.get_running_loop(), servicer.counters),
+                gauges=STORE_GAUGES,
+            )
         except BaseException:
             await handle.server.stop(0)
             servicer.close()

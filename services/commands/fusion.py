@@ -1,0 +1,146 @@
+"""``tracklayer fusion``: the live fusion service (FusionService over grpc.aio)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import re
+
+from ..cli import UserError
+from ..server_common import configure_logging, parse_host_port, wait_for_shutdown_signal
+from .track import load_fusion_config
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "fusion",
+        help="run the live fusion service (sensors stream frames in, reports go to the store)",
+        description=(
+            "Serve tracklayer.v1.FusionService: take sensor frames over StreamFrames, "
+            "journal them (SQLite) before acknowledging, track them with the same core "
+            "as `tracklayer track`, and deliver track reports to the track store through "
+            "a durable outbox. A restart replays the journal (same track ids and "
+            "revisions). Also serves grpc.health.v1.Health and server reflection; stops "
+            "cleanly on SIGTERM/SIGINT."
+        ),
+    )
+    p.add_argument(
+        "--listen",
+        default="127.0.0.1:50051",
+        metavar="HOST:PORT",
+        help="address to serve on; port 0 picks a free port (default: %(default)s)",
+    )
+    p.add_argument(
+        "--store",
+        required=True,
+        metavar="HOST:PORT",
+        help="track store (tracklayer consumer) to deliver reports to",
+    )
+    p.add_argument(
+        "--id",
+        default="fusion",
+        metavar="NAME",
+        help="fusion identity: track ids are NAME-<n> (default: %(default)s)",
+    )
+    p.add_argument(
+        "--journal", metavar="FILE", help="event journal (default: ./<id>.journal.sqlite)"
+    )
+    p.add_argument(
+        "--outbox", metavar="FILE", help="durable report outbox (default: ./<id>.outbox.sqlite)"
+    )
+    p.add_argument(
+        "--sensors",
+        metavar="ID,...",
+        help="allow-list of sensor ids, expected from the start (default: any sensor)",
+    )
+    p.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="wall seconds a silent sensor may hold the ordering watermark (0 = forever; "
+        "default: %(default)s)",
+    )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="N",
+        help="serve Prometheus metrics on this port (0 = a free port; default: off)",
+    )
+    p.add_argument(
+        "--config",
+        metavar="FILE.toml",
+        help="fusion settings (flat TOML table of FusionConfig fields, SI units)",
+    )
+    p.add_argument(
+        "--grace",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="seconds streams get to finish on shutdown (default: %(default)s)",
+    )
+    p.set_defaults(func=run)
+
+
+def settings_from_args(args: argparse.Namespace):  # -> FusionSettings
+    """Validate the flags into :class:`~tracklayer.services.fusion_engine.FusionSettings`."""
+    from ..fusion_engine import FusionSettings, default_paths
+
+    if not _ID.match(args.id or ""):
+        raise UserError(
+            f"--id: {args.id!r} must be 1-64 letters, digits, '.', '_' or '-' "
+            "(it names the tracks and the default journal and outbox files)"
+        )
+    if not math.isfinite(args.idle_timeout) or args.idle_timeout < 0:
+        raise UserError(f"--idle-timeout: must be >= 0 seconds, got {args.idle_timeout}")
+    parse_host_port(args.store, "--store")
+    sensors: tuple[str, ...] = ()
+    if args.sensors:
+        sensors = tuple(sorted({s.strip() for s in args.sensors.split(",") if s.strip()}))
+        if not sensors:
+            raise UserError("--sensors: no sensor ids given")
+    journal, outbox = default_paths(args.id)
+    journal = os.fspath(args.journal) if args.journal else journal
+    outbox = os.fspath(args.outbox) if args.outbox else outbox
+    if os.path.abspath(journal) == os.path.abspath(outbox):
+        raise UserError("--outbox: must differ from --journal")
+    from pathlib import Path
+
+    return FusionSettings(
+        fusion_id=args.id,
+        config=load_fusion_config(args.config),
+        sensors=sensors,
+        journal_path=Path(journal),
+        outbox_path=Path(outbox),
+        store_target=args.store,
+        idle_timeout_s=float(args.idle_timeout),
+    )
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    from ..fusion_server import start_fusion_server
+
+    settings = settings_from_args(args)
+    server = await start_fusion_server(settings, args.listen, metrics_port=args.metrics_port)
+    print(f"tracklayer fusion: listening on {server.address}", flush=True)
+    if server.metrics is not None:
+        print(f"tracklayer fusion: metrics on port {server.metrics.port}", flush=True)
+    failed = asyncio.ensure_future(server.engine.wait_failed())
+    signalled = asyncio.ensure_future(wait_for_shutdown_signal())
+    try:
+        await asyncio.wait({failed, signalled}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        failed.cancel()
+        signalled.cancel()
+        await server.stop(args.grace)
+    return 1 if server.engine.failed is not None else 0
+
+
+def run(args: argparse.Namespace) -> int:
+    configure_logging()
+    return asyncio.run(_serve(args))
