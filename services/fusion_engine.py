@@ -62,6 +62,11 @@ GAUGES = frozenset(
         "outbox_rejected",
     }
 )
+#: Most queued inputs applied per group commit (bounds how long the tracker holds the loop).
+MAX_BATCH_ITEMS = 256
+
+FrameListener = Callable[[sensor_pb2.SensorFrame, int, int], None]
+ReportListener = Callable[[list[track_pb2.TrackReport]], None]
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,7 @@ class _Item:
     frame: sensor_pb2.SensorFrame | None = None
     ids: tuple[str, ...] = ()
     future: asyncio.Future[Any] | None = None
+    arrival_ns: int = 0
 
 
 _LABEL = {
@@ -156,6 +162,9 @@ class FusionEngine:
         self._failed_event = asyncio.Event()
         self.forwarder: Forwarder | None = None
         self.replayed_events = 0
+        # Observers (e.g. a live recorder): called after each group commit, in order.
+        self.frame_listeners: list[FrameListener] = []  # (frame, FrameStatus, arrival ns)
+        self.report_listeners: list[ReportListener] = []  # reports as emitted
 
     async def _db(self, fn: Callable[..., R], *args: object) -> R:
         return await asyncio.get_running_loop().run_in_executor(self._exec, fn, *args)
@@ -214,7 +223,8 @@ class FusionEngine:
             if ev.kind == EventKind.FRAME and status is not FrameStatus.ACCEPTED:
                 log.error(kv("replay_mismatch", seq=ev.seq, status=status.name, reason=reason))
             if ev.seq > mark and reports:
-                redo.extend(self._to_proto(r).SerializeToString() for r in reports)
+                now_ns = time.time_ns()  # emitted (again) now: never reached the outbox
+                redo.extend(self._to_proto(r, now_ns).SerializeToString() for r in reports)
             self._remember(reports, prune=False)
             last = ev.seq
             self.replayed_events += 1
@@ -337,7 +347,9 @@ class FusionEngine:
         await self._slots.acquire()
         self._pending_frames += 1
         fut: asyncio.Future[sensor_pb2.FrameAck] = asyncio.get_running_loop().create_future()
-        self._enqueue(_Item(EventKind.FRAME, msg.sensor_id, time.time(), frame=msg, future=fut))
+        item = _Item(EventKind.FRAME, msg.sensor_id, time.time(), frame=msg, future=fut)
+        item.arrival_ns = time.time_ns()
+        self._enqueue(item)
         return fut
 
     async def declare(self, sensor_ids: Iterable[str]) -> list[str]:
@@ -355,11 +367,13 @@ class FusionEngine:
                     self._wake.clear()
                     await self._wake.wait()
                     continue
-                batch = list(self._queue)
-                self._queue.clear()
+                # Bounded batches keep the event loop responsive while the tracker runs.
+                q = self._queue
+                batch = [q.popleft() for _ in range(min(len(q), MAX_BATCH_ITEMS))]
                 stop = None in batch
                 if stop:  # the stop sentinel: nothing after it is applied
-                    rest = batch[batch.index(None) + 1 :]
+                    rest = batch[batch.index(None) + 1 :] + list(q)
+                    q.clear()
                     batch = batch[: batch.index(None)]
                     for it in rest:
                         if it is not None and it.future is not None and not it.future.done():
@@ -406,6 +420,8 @@ class FusionEngine:
                 )
                 if item.future is not None and not item.future.done():
                     item.future.set_result(ack)
+                for on_frame in self.frame_listeners:
+                    on_frame(msg, int(status), item.arrival_ns)
             elif item.kind == EventKind.DECLARE and item.future is not None:
                 if not item.future.done():
                     item.future.set_result(list(self.core.orderer.expected_sensors))
@@ -419,6 +435,8 @@ class FusionEngine:
                 self.forwarder.notify()
             self._remember(reports, protos)
             self.hub.publish(protos)
+            for on_reports in self.report_listeners:
+                on_reports(protos)
 
     def _apply(
         self, item: _Item, *, replay: bool

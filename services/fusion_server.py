@@ -66,16 +66,20 @@ class FusionServicer(fs_grpc.FusionServiceServicer):
         out: asyncio.Queue[object] = asyncio.Queue()  # bounded by `inflight` below
         inflight = asyncio.Semaphore(MAX_INFLIGHT_REQUESTS)
 
+        def opened(sensor_id: str) -> None:
+            engine.open_stream(st, sensor_id)
+            log.info(kv("stream_open", peer=peer, sensor_id=sensor_id))
+
         async def read() -> None:
             try:
                 async for req in request_iterator:
                     await inflight.acquire()
-                    if req.sensor_id:
-                        engine.open_stream(st, req.sensor_id)
+                    if req.sensor_id and st.sensor_id is None:
+                        opened(req.sensor_id)
                     futs = []
                     for msg in req.frames:
                         if st.sensor_id is None and msg.sensor_id:
-                            engine.open_stream(st, msg.sensor_id)
+                            opened(msg.sensor_id)
                         futs.append(await engine.submit_frame(msg))
                     out.put_nowait(futs)
                 out.put_nowait(_END)
