@@ -277,8 +277,9 @@ _R_LAT, _R_LON, _R_ALT = 42, 43, 44
 _R_IMP = slice(45, 50)  # lat, lon, semi-major, semi-minor, orientation (NaN if unset)
 _R_LAU = slice(50, 55)
 _R_WIDTH = 55
-# Report int columns: time_ns, track index, revision, status, phase, n sensors, update count
-_RI_T, _RI_TRACK, _RI_REV, _RI_STATUS, _RI_PHASE, _RI_NSENS, _RI_UPD = range(7)
+# Report int columns: time_ns, track index, revision, status, phase, n sensors, update count,
+# impact time_ns (0 if unset)
+_RI_T, _RI_TRACK, _RI_REV, _RI_STATUS, _RI_PHASE, _RI_NSENS, _RI_UPD, _RI_IMPT = range(8)
 
 
 def _ellipse_row(e: GroundEllipse | None) -> list[float]:
@@ -300,6 +301,8 @@ class TrackSeries:
     longitude_deg: np.ndarray
     altitude_m: np.ndarray
     status: np.ndarray  # TrackStatus values
+    impact_latitude_deg: np.ndarray  # per report, NaN while no impact prediction
+    impact_longitude_deg: np.ndarray
     confirmed: bool
     last_impact: GroundEllipse | None  # latest impact prediction with its 1-sigma ellipse
     first_s: float
@@ -330,6 +333,7 @@ class ObjectSeries:
     position_error_m: np.ndarray = field(default_factory=lambda: np.zeros(0))
     velocity_error_mps: np.ndarray = field(default_factory=lambda: np.zeros(0))
     position_sigma3_m: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    velocity_sigma3_mps: np.ndarray = field(default_factory=lambda: np.zeros(0))
     # impact predictions while assigned:
     impact_since_burnout_s: np.ndarray = field(default_factory=lambda: np.zeros(0))
     impact_error_m: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -417,7 +421,7 @@ class MetricsAccumulator:
         self.grace_s = completeness_grace_s
         self.nees_threshold = nees_threshold
         self._rep_f = _Buffer(_R_WIDTH)
-        self._rep_i = _Buffer(7, np.int64)
+        self._rep_i = _Buffer(8, np.int64)
         self._track_index: dict[str, int] = {}
         self._sensors_seen: set[str] = set()
         self._obj_index: dict[str, int] = {}
@@ -449,6 +453,7 @@ class MetricsAccumulator:
                 int(r.phase),
                 len(r.sensor_ids),
                 r.update_count,
+                0 if r.impact is None else r.impact.time_ns,
             )
         )
         self._sensors_seen.update(r.sensor_ids)
@@ -584,7 +589,12 @@ class MetricsAccumulator:
                 j = has_imp[-1]
                 v = tf[j, _R_IMP]
                 last_imp = GroundEllipse(
-                    float(v[0]), float(v[1]), 0, float(v[2]), float(v[3]), float(v[4])
+                    float(v[0]),
+                    float(v[1]),
+                    int(ti[j, _RI_IMPT]),
+                    float(v[2]),
+                    float(v[3]),
+                    float(v[4]),
                 )
             series.append(
                 TrackSeries(
@@ -594,6 +604,8 @@ class MetricsAccumulator:
                     longitude_deg=tf[:, _R_LON].copy(),
                     altitude_m=tf[:, _R_ALT].copy(),
                     status=status.copy(),
+                    impact_latitude_deg=tf[:, _R_IMP][:, 0].copy(),
+                    impact_longitude_deg=tf[:, _R_IMP][:, 1].copy(),
                     confirmed=confirmed,
                     last_impact=last_imp,
                     first_s=float(t_s[0]),
@@ -908,6 +920,7 @@ class MetricsAccumulator:
             mm = masks["midcourse"]
             nees_mid.append(nees(np.hstack([ep[mm], ev[mm]]), cov[mm]))
             sigma3 = 3.0 * np.sqrt(np.maximum(np.trace(cov[:, :3, :3], axis1=1, axis2=2), 0.0))
+            sigma3v = 3.0 * np.sqrt(np.maximum(np.trace(cov[:, 3:, 3:], axis1=1, axis2=2), 0.0))
 
             # impact and launch
             imp = rf[rr, _R_IMP]
@@ -975,6 +988,7 @@ class MetricsAccumulator:
                     position_error_m=np.linalg.norm(ep, axis=1),
                     velocity_error_mps=np.linalg.norm(ev, axis=1),
                     position_sigma3_m=sigma3,
+                    velocity_sigma3_mps=sigma3v,
                     impact_since_burnout_s=i_since,
                     impact_error_m=i_err,
                     impact_inside_3sigma=i_in,

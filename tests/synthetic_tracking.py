@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
 from tracklayer.fusion.domain import (
     NS_PER_S,
     DetectionTruth,
@@ -189,4 +190,64 @@ def stereo_detections(
                 intensity=[1.0],
             )
             out.append((frame, DetectionTruth(sid, int(tau), (m.object_id,))))
+    return out
+
+
+def write_recording(
+    path: object,
+    missiles: list[SyntheticMissile],
+    reports: list[TrackReport],
+    detections: list[tuple[SensorFrame, DetectionTruth]] = (),
+    with_truth: bool = True,
+    metadata: dict[str, str] | None = None,
+) -> None:
+    """An MCAP recording (services.recording) of truth, frames + detection truth and reports,
+    each topic written in time order as a simulation followed by ``track`` would."""
+    from tracklayer.services.recording import RecordingWriter
+
+    items: list[tuple[int, int, object]] = []
+    if with_truth:
+        items += [(tf.time_ns, 0, tf) for tf in truth_frames(missiles)]
+        for fr, dt in detections:
+            items.append((fr.time_ns, 1, (fr, dt)))
+    items += [(r.time_ns, 2, r) for r in reports]
+    items.sort(key=lambda x: (x[0], x[1]))
+    with RecordingWriter(path, metadata=metadata or {"scenario": "synthetic"}) as w:
+        for t, kind, obj in items:
+            if kind == 0:
+                w.write_truth(obj, t)
+            elif kind == 1:
+                w.write_frame(obj[0], t)
+                w.write_detection_truth(obj[1], t)
+            else:
+                w.write_track(obj, t)
+
+
+def noisy_reports(
+    m: SyntheticMissile, track_id: str, taus: range, seed: int = 0
+) -> list[TrackReport]:
+    """Plausible-looking reports for plots: Gaussian errors consistent with their covariance
+    (300 m in boost, 30 m after), impact predictions converging after burnout."""
+    rng = np.random.default_rng(seed)
+    out = []
+    ilat, ilon = m.impact_latlon
+    for i, tau in enumerate(taus):
+        sp = 300.0 if tau < m.boost_s else 30.0
+        sv = 30.0 if tau < m.boost_s else 0.3
+        cov = np.diag([sp**2] * 3 + [sv**2] * 3)
+        e = np.concatenate([rng.normal(size=3) * sp, rng.normal(size=3) * sv])
+        imp = None
+        if tau >= m.boost_s + 10:
+            miss = 40_000.0 * math.exp(-(tau - m.boost_s) / 150.0) + 600.0
+            ang = rng.uniform(0, 2 * math.pi)
+            dn, de = miss * 0.5 * math.cos(ang), miss * 0.5 * math.sin(ang)
+            imp = GroundEllipse(
+                ilat + math.degrees(dn / 6.371e6),
+                ilon + math.degrees(de / (6.371e6 * math.cos(math.radians(ilat)))),
+                m.time_ns(m.flight_s),
+                miss,
+                miss * 0.4,
+                75.0,
+            )
+        out.append(report(m, track_id, i + 1, tau, dpos=e[:3], dvel=e[3:], cov=cov, impact=imp))
     return out

@@ -14,6 +14,7 @@ from synthetic_tracking import (
     track_reports,
     truth_frames,
 )
+
 from tracklayer.fusion.constants import R_EARTH_MEAN
 from tracklayer.fusion.domain import GroundEllipse, TrackStatus
 from tracklayer.fusion.metrics import (
