@@ -112,7 +112,7 @@ class StreamerOptions:
     connect_timeout_s: float = 10.0
     reconnect_timeout_s: float = 60.0
     progress_interval_s: float = 0.25
-    source_chunk: int = 64
+    source_chunk: int = 512
 
     def __post_init__(self) -> None:
         if self.speed is not None and not self.speed > 0:
