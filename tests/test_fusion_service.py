@@ -511,3 +511,47 @@ def test_fusion_process_exits_zero_promptly_on_sigterm(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# ------------------------------------------------------------------ with the real tracker
+
+
+def test_live_service_stores_exactly_the_reports_offline_tracking_gives(tmp_path, sim_result):
+    """28 satellites streaming concurrently into the service (real Tracker) end with
+    the store holding exactly what one FusionCore gives over the recorded delivery
+    order (DESIGN §6: the application order does not depend on the interleaving)."""
+    from tracklayer.fusion.pipeline import FusionCore
+    from tracklayer.services.convert import frame_to_proto, report_to_proto
+
+    sim = sim_result("single-icbm", duration_s=400.0)  # shared with test_simulation
+    t_end = sim.frames[0].time_ns + 120 * 1_000_000_000  # launch at 30 s: 90 s of boost
+    frames = [f for f in sim.frames if f.time_ns < t_end]
+    sensors = sorted({f.sensor_id for f in frames})
+
+    core = FusionCore("fu", expected_sensors=sensors)
+    offline = []
+    for f in frames:
+        status, _, reports = core.submit(f)
+        assert status.name == "ACCEPTED"
+        offline += reports
+    offline += core.flush()
+    assert len({r.track_id for r in offline}) >= 1  # the missile is tracked at all
+
+    async def body() -> list[bytes]:
+        async with Services(tmp_path, tracker_factory=None) as s:
+            await s.stub.DeclareSensors(fs.DeclareSensorsRequest(sensor_ids=sensors))
+
+            async def stream(sensor: str) -> None:
+                own = [frame_to_proto(f) for f in frames if f.sensor_id == sensor]
+                st = Stream(s.stub, sensor)
+                for i in range(0, len(own), 15):
+                    acks = await st.send(*own[i : i + 15])
+                    assert {a.status for a in acks} == {ACCEPTED}
+                await st.close()
+
+            await asyncio.gather(*(stream(sid) for sid in sensors))
+            return content(await s.stored(len(offline), timeout=30.0))
+
+    live = run(body(), timeout=120)
+    by_key = sorted(offline, key=lambda r: (r.track_id, r.revision))
+    assert live == content(report_to_proto(r) for r in by_key)
