@@ -27,7 +27,8 @@ Definitions (all times are data times):
   + 20 s that have an assigned track.
 - False-track share: selected track-seconds assigned to no object / selected
   track-seconds. ID switch: an object's assigned track id changes to another id (gaps
-  without assignment do not count by themselves).
+  without assignment do not count by themselves). Track break: an object assigned at
+  one evaluation time and not at the next while it is in stereo visibility.
 - Impact: great-circle error of ``report.impact`` vs the end of the object's truth
   (extrapolated to the WGS-84 surface along its velocity), and whether the truth lies
   inside the reported 3-sigma ellipse (local east/north plane at the predicted point).
@@ -895,6 +896,7 @@ class MetricsAccumulator:
         per_object: list[dict[str, Any]] = []
         elig_total = elig_hit = 0
         switches_total = 0
+        breaks_total = 0
         delays: list[float] = []
         never_tracked: list[str] = []
         for o, tr in enumerate(truth):
@@ -959,6 +961,10 @@ class MetricsAccumulator:
             hit = elig & (assigned[:, o] >= 0)
             elig_total += int(elig.sum())
             elig_hit += int(hit.sum())
+            # a break: assigned at the previous evaluation time, not now, while in stereo
+            has = assigned[:, o] >= 0
+            breaks = int(np.sum(has[:-1] & ~has[1:] & stereo[1:, o]))
+            breaks_total += breaks
             tracks_o = ri[rr, _RI_TRACK]
             switches = int(np.sum(tracks_o[1:] != tracks_o[:-1]))
             switches_total += switches
@@ -1010,6 +1016,7 @@ class MetricsAccumulator:
                     "detection_delay_s": delay,
                     "track_ids": sorted({track_ids[int(i)] for i in tracks_o}),
                     "id_switches": switches,
+                    "track_breaks_in_stereo": breaks,
                     "completeness": comp,
                     "position_rmse_midcourse_m": mid_rmse,
                     "velocity_rmse_midcourse_mps": _rmse(ev[mm]),
@@ -1050,7 +1057,7 @@ class MetricsAccumulator:
         truth_stats = {
             "n_objects": sum(1 for tr in truth if tr["n"]),
             "evaluation_times": int(eval_s.size),
-            "object_minutes": object_minutes,
+            "object_time_s": float(present.sum()),
             "gospa_mean_m": _stat(gospa_m, np.mean),
             "gospa_median_m": _stat(gospa_m, np.median),
             "gospa_max_m": _stat(gospa_m, np.max),
@@ -1068,12 +1075,13 @@ class MetricsAccumulator:
             "nees_samples": int(nv.size),
             "completeness": elig_hit / elig_total if elig_total else math.nan,
             "completeness_samples": elig_total,
-            "confirmed_track_seconds_s": float(track_seconds),
-            "false_track_seconds_s": float(false_seconds),
+            "confirmed_track_time_s": float(track_seconds),
+            "false_track_time_s": float(false_seconds),
             "false_track_share": false_seconds / track_seconds if track_seconds else math.nan,
             "false_run_max_s": max_run,
             "tracks_unassigned_over_10s": long_false,
             "id_switches": switches_total,
+            "track_breaks_in_stereo": breaks_total,
             "id_switches_per_10_object_minutes": switches_total / object_minutes * 10.0
             if object_minutes
             else math.nan,

@@ -60,7 +60,7 @@ def test_evaluate_measures_the_known_errors(recordings, capsys):
     assert t["position_rmse_m"]["midcourse"] == pytest.approx(40.0, abs=1e-6)
     assert t["velocity_rmse_mps"]["all"] == pytest.approx(0.2, abs=1e-6)
     assert t["id_switches"] == 1
-    assert t["false_track_seconds_s"] == 12.0  # ghost selected at 100..111 s
+    assert t["false_track_time_s"] == 12.0  # ghost selected at 100..111 s
     assert t["tracks_unassigned_over_10s"] == 1
     assert t["objects_never_tracked"] == []
     # M2 is in stereo from its launch (50 s) and tracked from 60 s: delay 10 s

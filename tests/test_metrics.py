@@ -218,14 +218,26 @@ def test_a_gap_without_another_track_is_no_id_switch():
     assert evaluate(reports, truth_frames([M1])).truth["id_switches"] == 0
 
 
+def test_losing_the_object_while_in_stereo_is_a_track_break():
+    # reports stop at 499 s (selected until 501 s); stereo continues: one break at 502 s
+    reports = track_reports(M1, "fusion-1", range(0, 500))
+    reports += track_reports(M1, "fusion-1", range(600, 1201), first_revision=501)
+    in_stereo = stereo_detections(M1, range(0, 1201), 30.0)
+    t = evaluate(reports, truth_frames([M1]), in_stereo).truth
+    assert t["track_breaks_in_stereo"] == 1
+    # the same gap without stereo coverage is no break
+    dark = stereo_detections(M1, range(0, 450), 30.0)
+    assert evaluate(reports, truth_frames([M1]), dark).truth["track_breaks_in_stereo"] == 0
+
+
 def test_a_track_far_from_every_object_is_counted_false():
     reports = track_reports(M1, "fusion-1", range(0, 1201))
     # a ghost 50 km off the missile, confirmed for 15 reports then deleted
     ghost = track_reports(M1, "fusion-9", range(200, 215), dpos=np.array([0, 5e4, 0]))
     ghost.append(report(M1, "fusion-9", 16, 215, status=TrackStatus.DELETED))
     t = evaluate(reports + ghost, truth_frames([M1])).truth
-    assert t["false_track_seconds_s"] == 15.0  # evaluation times 200..214
-    assert t["confirmed_track_seconds_s"] == 1201 + 15
+    assert t["false_track_time_s"] == 15.0  # evaluation times 200..214
+    assert t["confirmed_track_time_s"] == 1201 + 15
     assert t["false_track_share"] == pytest.approx(15 / 1216)
     assert t["false_run_max_s"] == 15.0
     assert t["tracks_unassigned_over_10s"] == 1
@@ -235,8 +247,8 @@ def test_a_silent_track_is_dropped_two_seconds_after_its_last_report():
     reports = track_reports(M1, "fusion-1", range(0, 100))  # last report at 99 s, no deletion
     t = evaluate(reports, truth_frames([M1])).truth
     # selected at 0..101 (reports up to 2 s old); nothing else is false
-    assert t["confirmed_track_seconds_s"] == 102.0
-    assert t["false_track_seconds_s"] == 0.0
+    assert t["confirmed_track_time_s"] == 102.0
+    assert t["false_track_time_s"] == 0.0
 
 
 def test_nees_over_midcourse_of_consistent_gaussian_errors_is_about_6():

@@ -104,8 +104,10 @@ def _num(v: Any, unit: str = "", digits: int = 3) -> str:
         return f"{v}{(' ' + unit) if unit else ''}"
     if unit == "m" and abs(v) >= 10_000:
         return f"{v / 1e3:.2f} km"
+    if unit in ("m", "s") and abs(v) >= 1000:
+        return f"{v:.0f} {unit}"
     if unit == "%":
-        return f"{100 * v:.1f} %"
+        return f"{100 * v:.2g} %" if 0 < 100 * abs(v) < 1 else f"{100 * v:.1f} %"
     return f"{v:.{digits}g}{(' ' + unit) if unit else ''}"
 
 
@@ -146,6 +148,7 @@ def format_table(d: dict[str, Any]) -> str:
             ("false-track share of confirmed time", _num(t["false_track_share"], "%")),
             ("longest track run on no object", _num(t["false_run_max_s"], "s")),
             ("ID switches", _num(t["id_switches"])),
+            ("track breaks while in stereo", _num(t["track_breaks_in_stereo"])),
             ("first stereo -> first track, max", _num(t["detection_delay_max_s"], "s")),
             ("objects never tracked", ", ".join(t["objects_never_tracked"]) or "none"),
             (
