@@ -23,6 +23,7 @@ Geometry (all TEME, metres):
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +33,7 @@ from tracklayer.fusion.constants import R_EARTH_EQ, R_EARTH_POLAR
 from .scenario import SensorSpec
 
 LIMB_BAND_M = 500e3  # m, clutter field of regard above the limb
+_ON_SURFACE_M = 1.0  # m, a point on the surface (a hot spot) counts as above it
 URAD = 1e-6
 _Z_STRETCH = np.array([1.0, 1.0, R_EARTH_EQ / R_EARTH_POLAR])
 
@@ -107,17 +109,32 @@ def visible(sat: np.ndarray, obj: np.ndarray, grazing_m: float, max_range_m: flo
     closest = s + np.clip(u, 0.0, 1.0)[..., None] * d
     clear = np.linalg.norm(closest, axis=-1) - R_EARTH_EQ
     limb = (u > 0.0) & (u < 1.0)
-    ok = np.where(limb, clear >= grazing_m, clear >= 0.0)
+    ok = np.where(limb, clear >= grazing_m, clear >= -_ON_SURFACE_M)
     rng = np.linalg.norm(obj - sat, axis=-1)
     return ok & (rng <= max_range_m)
 
 
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cross product of (N, 3) arrays (np.cross is slow on small arrays)."""
+    return np.stack(
+        [
+            a[:, 1] * b[:, 2] - a[:, 2] * b[:, 1],
+            a[:, 2] * b[:, 0] - a[:, 0] * b[:, 2],
+            a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0],
+        ],
+        axis=1,
+    )
+
+
 def tangent_basis(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Two unit vectors (N, 3) spanning the plane perpendicular to unit vectors ``u`` (N, 3)."""
-    helper = np.where(np.abs(u[:, 2:3]) < 0.9, [[0.0, 0.0, 1.0]], [[1.0, 0.0, 0.0]])
-    e1 = np.cross(helper, u)
+    """Two unit vectors (N, 3) spanning the plane perpendicular to unit vectors ``u`` (N, 3):
+    e1 = z x u normalised (x x u near the poles), e2 = u x e1."""
+    x, y, z = u[:, 0], u[:, 1], u[:, 2]
+    polar = np.abs(z) >= 0.9
+    zero = np.zeros_like(x)
+    e1 = np.where(polar[:, None], np.stack([zero, -z, y], 1), np.stack([-y, x, zero], 1))
     e1 /= np.linalg.norm(e1, axis=1, keepdims=True)
-    return e1, np.cross(u, e1)
+    return e1, _cross(u, e1)
 
 
 def perturb(u: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -147,18 +164,19 @@ def regard_half_angle(sat_radius_m: np.ndarray) -> np.ndarray:
     return np.arcsin(ratio)
 
 
-def cone_directions(axis: np.ndarray, half_angle: float, uv: np.ndarray) -> np.ndarray:
-    """Unit vectors (n, 3) uniform in solid angle within ``half_angle`` of unit ``axis`` (3,),
-    from uniforms ``uv`` (n, 2) in [0, 1)."""
-    cos_t = 1.0 - uv[:, 0] * (1.0 - np.cos(half_angle))
+def cone_basis(axis: np.ndarray) -> np.ndarray:
+    """Orthonormal frames (N, 3, 3), rows (axis, e1, e2), for unit ``axis`` vectors (N, 3)."""
+    e1, e2 = tangent_basis(axis)
+    return np.stack([axis, e1, e2], axis=1)
+
+
+def cone_directions(basis: np.ndarray, half_angle: float, uv: np.ndarray) -> np.ndarray:
+    """Unit vectors (n, 3) uniform in solid angle within ``half_angle`` of ``basis[0]``
+    (``basis`` (3, 3) from :func:`cone_basis`), from uniforms ``uv`` (n, 2) in [0, 1)."""
+    cos_t = 1.0 - uv[:, 0] * (1.0 - math.cos(half_angle))
     sin_t = np.sqrt(np.maximum(0.0, 1.0 - cos_t**2))
     phi = 2.0 * np.pi * uv[:, 1]
-    e1, e2 = tangent_basis(axis[None, :])
-    return (
-        cos_t[:, None] * axis[None, :]
-        + (sin_t * np.cos(phi))[:, None] * e1
-        + (sin_t * np.sin(phi))[:, None] * e2
-    )
+    return np.stack([cos_t, sin_t * np.cos(phi), sin_t * np.sin(phi)], axis=1) @ basis
 
 
 def merge_by_resolution(los: np.ndarray, rng_m: np.ndarray, resolution_rad: float) -> np.ndarray:

@@ -46,6 +46,7 @@ from .ir_sensor import (
     TAG_OBJECT,
     TAG_PHASE,
     SensorParams,
+    cone_basis,
     cone_directions,
     keyed_rng,
     merge_by_resolution,
@@ -164,9 +165,11 @@ def _hotspots(scenario: Scenario, seed: int, n: int) -> tuple[np.ndarray, np.nda
 def _frame(
     w: World, k: int, n: int, t_s: float, r_sat: np.ndarray, v_sat: np.ndarray,
     obj_pos: np.ndarray, obj_ok: np.ndarray, obj_phase: np.ndarray, hot_pos: np.ndarray,
+    regard: np.ndarray, regard_half: float,
 ) -> tuple[SensorFrame, DetectionTruth]:  # fmt: skip
     """One look of satellite ``k`` (look index ``n``) at ``t_s``. ``obj_pos`` (J, 3) TEME,
-    ``obj_ok`` (J,) in flight and in view, ``obj_phase`` (J,), ``hot_pos`` (H, 3) TEME."""
+    ``obj_ok`` (J,) in flight and in view, ``obj_phase`` (J,), ``hot_pos`` (H, 3) TEME,
+    ``regard`` (3, 3) nadir frame and ``regard_half`` (rad) of the clutter field of regard."""
     p = w.params
     rng = keyed_rng(w.seed, TAG_FRAME, w.sensor_hash[k], n)
     n_obj, n_hot = obj_pos.shape[0], hot_pos.shape[0]
@@ -177,10 +180,9 @@ def _frame(
     z_hot = rng.standard_normal((n_hot, 2))
     n_clutter = int(rng.poisson(p.clutter_per_frame))
     uv = rng.random((n_clutter, 2))
-    z_clutter = rng.standard_normal((n_clutter, 2))
     i_clutter = rng.exponential(1.0, n_clutter)
 
-    los_l, int_l, ids_l = [], [], []
+    true_l, off_l, int_l, ids_l = [], [], [], []  # true LOS and noise of real sources
     idx = np.nonzero(obj_ok)[0]
     if idx.size:
         d = obj_pos[idx] - r_sat
@@ -189,15 +191,15 @@ def _frame(
         labels = merge_by_resolution(u, rng_m, p.resolution_rad)
         heads = labels == np.arange(idx.size)
         phase = obj_phase[idx]
-        pd = w.params.pd_by_phase()[phase]
-        det = heads & (u_obj[idx] < pd)
+        det = heads & (u_obj[idx] < p.pd_by_phase()[phase])
         if det.any():
             sel = idx[det]
             bright = np.where(phase == FlightPhase.BOOST, w.obj_brightness[idx],
                               _PHASE_BRIGHTNESS[phase])  # fmt: skip
             inten = bright * w.obj_factor[idx] * (1e6 / rng_m) ** 2
             merged = np.bincount(labels, weights=inten, minlength=idx.size)
-            los_l.append(perturb(u[det], p.sigma_rad * z_obj[sel, :2]))
+            true_l.append(u[det])
+            off_l.append(z_obj[sel, :2])
             int_l.append(merged[det] * np.exp(SCINTILLATION_SIGMA * z_obj[sel, 2]))
             ids_l += [w.flights[j].object_id for j in sel]
     if n_hot:
@@ -205,13 +207,14 @@ def _frame(
         if vis.any():
             d = hot_pos[vis] - r_sat
             rng_m = np.linalg.norm(d, axis=1)
-            los_l.append(perturb(d / rng_m[:, None], p.sigma_rad * z_hot[vis]))
+            true_l.append(d / rng_m[:, None])
+            off_l.append(z_hot[vis])
             int_l.append(w.hotspot_brightness[vis] * (1e6 / rng_m) ** 2)
             ids_l += [""] * int(vis.sum())
+    los_l = [perturb(np.concatenate(true_l), p.sigma_rad * np.concatenate(off_l))] if true_l else []
     if n_clutter:
-        r = float(np.linalg.norm(r_sat))
-        dirs = cone_directions(-r_sat / r, float(regard_half_angle(r)), uv)
-        los_l.append(perturb(dirs, p.sigma_rad * z_clutter))
+        # uniform directions: measurement noise would not change their distribution
+        los_l.append(cone_directions(regard, regard_half, uv))
         int_l.append(i_clutter)
         ids_l += [""] * n_clutter
     if los_l:
@@ -247,8 +250,8 @@ def _truth(w: World, t_s: float, flights: list[int]) -> TruthFrame:
 
 
 def _truth_times(w: World, lo: float, hi: float) -> list[tuple[float, list[int]]]:
-    """Truth frames with time in [lo, hi): each whole second (objects in flight), and each
-    object's launch and impact instants."""
+    """Truth frames with time in [lo, hi): each whole second of the scenario (the objects
+    in flight, possibly none), and each object's launch and impact instants."""
     epoch, end = w.scenario.epoch_s, w.scenario.epoch_s + w.duration_s
     out: list[tuple[float, list[int]]] = []
     for s in range(math.ceil(lo - epoch), math.ceil(min(hi, end + 1e-9) - epoch)):
@@ -256,8 +259,7 @@ def _truth_times(w: World, lo: float, hi: float) -> list[tuple[float, list[int]]
         if t > end:
             break
         js = [j for j, f in enumerate(w.flights) if f.launch_s <= t <= f.impact_time_s]
-        if js:
-            out.append((t, js))
+        out.append((t, js))  # empty when nothing flies: truth is "no objects" then
     for j, f in enumerate(w.flights):
         for t in (f.launch_s, f.impact_time_s):
             if lo <= t < hi and t <= end and t != math.floor(t):
@@ -313,6 +315,9 @@ def _run(w: World, progress: Progress | None) -> Iterator[tuple[int, Item]]:
             hot = np.einsum("tij,hj->thi", rot, w.hotspots_ecef)
         else:
             hot = np.zeros((flat.size, 0, 3))
+        rad = np.linalg.norm(r_sat, axis=-1).ravel()
+        regard = cone_basis(-r_sat.reshape(-1, 3) / rad[:, None])  # (S*B, 3, 3)
+        regard_half = regard_half_angle(rad)
         shape = times.shape
         for k in range(n_sat):
             for i in range(shape[1]):
@@ -321,7 +326,8 @@ def _run(w: World, progress: Progress | None) -> Iterator[tuple[int, Item]]:
                 q = k * shape[1] + i
                 n = int(looks[i])
                 frame, dtruth = _frame(w, k, n, float(times[k, i]), r_sat[k, i], v_sat[k, i],
-                                       pos[:, q], ok[:, q], phase[:, q], hot[q])  # fmt: skip
+                                       pos[:, q], ok[:, q], phase[:, q], hot[q], regard[q],
+                                       float(regard_half[q]))  # fmt: skip
                 # delivery draws: always two per look, in look order, on their own stream
                 u_drop, u_lat = delivery[k].random(2)
                 if u_drop < p.drop_probability:
