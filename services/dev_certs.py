@@ -10,6 +10,9 @@
                             and dials the store): SAN ``localhost``, ``127.0.0.1`` and
                             URI ``urn:tracklayer:fusion:<id>``
 ``sensor-<id>.crt`` / .key  sensor client: SAN URI ``urn:tracklayer:sensor:<id>``
+``node-<name>.crt`` / .key  optional: one client certificate naming *every* sensor
+                            (one URI each), for a process hosting many satellites
+                            (``tracklayer sensors``, ``tracklayer replay``)
 ==========================  ==========================================================
 
 Keys are EC P-256 (PKCS#8 PEM, unencrypted, mode 0600), certificates are valid
@@ -231,13 +234,15 @@ def write_dev_certs(
     hosts: Sequence[str] = DEFAULT_HOSTS,
     days: int = DEFAULT_DAYS,
     now: dt.datetime | None = None,
+    node: str | None = None,
 ) -> list[WrittenFile]:
     """Create the CA (or reuse ``DIR/ca.*``) and every certificate; returns the files written.
 
     An existing ``ca.crt``/``ca.key`` is an error unless ``force`` (replace it:
     certificates issued by the old CA stop working) or ``reuse_ca`` (sign the
     new certificates with it). ``hosts``: DNS names / IP addresses put in the
-    server certificates (store and fusion).
+    server certificates (store and fusion). ``node``: also write
+    ``node-<node>.crt``, one client certificate naming every sensor.
     """
     if force and reuse_ca:
         raise TlsError("--force and --reuse-ca: give one or the other")
@@ -246,6 +251,10 @@ def write_dev_certs(
     d = Path(directory)
     sensor_ids = [check_id("sensor", s) for s in dict.fromkeys(sensors)]
     fusion_list = [check_id("fusion", f) for f in dict.fromkeys(fusion_ids)] or [DEFAULT_FUSION_ID]
+    if node is not None:
+        check_id("node", node)
+        if not sensor_ids:
+            raise TlsError("--node: needs the sensors it hosts (--sensors)")
     if d.exists() and not d.is_dir():
         raise TlsError(f"DIR: {d} exists and is not a directory")
     d.mkdir(parents=True, exist_ok=True)
@@ -313,5 +322,14 @@ def write_dev_certs(
             server=False,
             client=True,
             what=f"sensor client certificate (SAN {uri})",
+        )
+    if node is not None:
+        issue(
+            f"node-{node}",
+            f"tracklayer sensor node {node}",
+            [x509.UniformResourceIdentifier(sensor_uri(s)) for s in sensor_ids],
+            server=False,
+            client=True,
+            what=f"sensor node client certificate ({len(sensor_ids)} sensor URIs)",
         )
     return written

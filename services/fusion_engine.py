@@ -84,6 +84,7 @@ class FusionSettings:
     tracker_factory: TrackerFactory | None = None  # tests; default fusion.tracker.Tracker
     synchronous: str = "FULL"  # SQLite durability of journal and outbox
     store_max_backoff_s: float = 5.0  # longest wait between two store reconnection tries
+    store_credentials: Any = None  # grpc.ChannelCredentials for mTLS to the store; None = plaintext
 
 
 @dataclass(eq=False)
@@ -155,6 +156,7 @@ class FusionEngine:
         self._stale_since = time.time()
         self._replay_opens: Counter = Counter()
         self._baseline: dict[str, int] = {}
+        self.streams_denied = 0  # streams ended PERMISSION_DENIED (mTLS identity check)
         self._closing = False
         self._worker: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -195,6 +197,7 @@ class FusionEngine:
                 self.settings.store_target,
                 self._db,
                 max_backoff_s=self.settings.store_max_backoff_s,
+                credentials=self.settings.store_credentials,
             )
             self.forwarder.start()
         self._worker = asyncio.create_task(self._work(), name="fusion-worker")
@@ -571,6 +574,7 @@ class FusionEngine:
         out["frames_pending"] = self._pending_frames
         if self.forwarder is not None:
             out["store_reconnects_total"] = self.forwarder.reconnects
+        out["streams_denied_total"] = self.streams_denied
         return out
 
 

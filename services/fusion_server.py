@@ -6,7 +6,9 @@ engine's group commit batches across them and across streams). Acks go out
 one per frame, in the order received; a bad frame is answered REJECTED and
 the stream goes on. A stream ends early only when a newer stream of the same
 sensor replaces it (``ABORTED``) or the service shuts down (``UNAVAILABLE``,
-after acknowledging every frame it took).
+after acknowledging every frame it took), or, with mutual TLS, when the
+stream names a sensor its client certificate does not (``PERMISSION_DENIED``,
+DESIGN §4; the request holding it is not applied, earlier ones are acked).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from .fusion_engine import GAUGES, EngineClosed, FusionEngine, FusionSettings
 from .journal import JournalError
 from .outbox import OutboxError
 from .server_common import MetricsEndpoint, ServerHandle, kv, read_in_loop, start_grpc_server
+from .tls import SENSOR_KIND, peer_identities, sensor_uri
 
 log = logging.getLogger("tracklayer.services.fusion")
 
@@ -34,6 +37,11 @@ SERVICE_NAME = fs.DESCRIPTOR.services_by_name["FusionService"].full_name
 MAX_INFLIGHT_REQUESTS = 64  # per stream: requests read but not yet acknowledged
 MAX_SENSOR_ID_CHARS = 256
 _END, _REPLACED, _SHUTDOWN = object(), object(), object()
+
+
+class _Denied(Exception):
+    """A stream named a sensor its client certificate does not (mTLS identity check)."""
+
 
 HELP = {
     "frames_total": "Frames received, by ack status",
@@ -47,10 +55,15 @@ HELP = {
 
 
 class FusionServicer(fs_grpc.FusionServiceServicer):
-    """Translates FusionService calls into :class:`FusionEngine` calls."""
+    """Translates FusionService calls into :class:`FusionEngine` calls.
 
-    def __init__(self, engine: FusionEngine) -> None:
+    ``check_identity`` (mutual TLS): a stream may carry only the sensors its
+    client certificate names (SAN ``urn:tracklayer:sensor:<id>``).
+    """
+
+    def __init__(self, engine: FusionEngine, *, check_identity: bool = False) -> None:
         self._engine = engine
+        self._check_identity = check_identity
 
     async def StreamFrames(
         self,
@@ -65,6 +78,20 @@ class FusionServicer(fs_grpc.FusionServiceServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         out: asyncio.Queue[object] = asyncio.Queue()  # bounded by `inflight` below
         inflight = asyncio.Semaphore(MAX_INFLIGHT_REQUESTS)
+        allowed = peer_identities(context, SENSOR_KIND) if self._check_identity else None
+
+        def check_identity(req: fs.StreamFramesRequest) -> None:
+            """With mTLS, every sensor the request names must be one of the certificate's.
+            An empty sensor_id is no claim: it stays a REJECTED frame (DESIGN §4)."""
+            if allowed is None:
+                return
+            for sid in (req.sensor_id, *(m.sensor_id for m in req.frames)):
+                if sid and sid not in allowed:
+                    have = ", ".join(sorted(allowed)) or "no sensor"
+                    raise _Denied(
+                        f"sensor_id: {sid[:MAX_SENSOR_ID_CHARS]!r} is not this stream's "
+                        f"certificate identity ({have}; expected SAN {sensor_uri(sid)[:300]})"
+                    )
 
         def opened(sensor_id: str) -> None:
             engine.open_stream(st, sensor_id)
@@ -73,6 +100,7 @@ class FusionServicer(fs_grpc.FusionServiceServicer):
         async def read() -> None:
             try:
                 async for req in request_iterator:
+                    check_identity(req)  # before the sensor's stream opens or a frame lands
                     await inflight.acquire()
                     if req.sensor_id and st.sensor_id is None:
                         opened(req.sensor_id)
@@ -114,6 +142,11 @@ class FusionServicer(fs_grpc.FusionServiceServicer):
                 if isinstance(item, EngineClosed):
                     outcome = "engine_closed"
                     await context.abort(grpc.StatusCode.UNAVAILABLE, str(item))
+                if isinstance(item, _Denied):
+                    outcome = "permission_denied"
+                    engine.streams_denied += 1
+                    log.warning(kv("stream_denied", peer=peer, reason=str(item)))
+                    await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(item))
                 if isinstance(item, BaseException):
                     outcome = "read_error"
                     raise item
@@ -266,7 +299,11 @@ async def start_fusion_server(
     metrics_port: int | None = None,
     credentials: grpc.ServerCredentials | None = None,
 ) -> FusionServer:
-    """Replay the journal, then serve FusionService on ``listen`` (port 0 = ephemeral)."""
+    """Replay the journal, then serve FusionService on ``listen`` (port 0 = ephemeral).
+
+    ``credentials``: mutual-TLS server credentials (:meth:`TlsConfig.server_credentials`);
+    with them every stream's sensors are checked against its client certificate.
+    """
     try:
         engine = FusionEngine(settings)
     except JournalError as exc:
@@ -274,7 +311,7 @@ async def start_fusion_server(
     except OutboxError as exc:
         raise UserError(f"--outbox: {exc}") from None
     await engine.start()
-    servicer = FusionServicer(engine)
+    servicer = FusionServicer(engine, check_identity=credentials is not None)
     try:
         handle = await start_grpc_server(
             listen,

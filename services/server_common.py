@@ -179,7 +179,7 @@ async def start_grpc_server(
             server=name,
             listen=grpc_target(host, bound),
             port=bound,
-            transport="plaintext" if credentials is None else "tls",
+            transport="plaintext: no TLS" if credentials is None else "mTLS",
         )
     )
     return handle

@@ -5,6 +5,12 @@ fsync never blocks the event loop) and stored reports fan out to
 ``SubscribeTracks`` subscribers in the order they were stored. The latest
 revision of each live (not deleted) track is also kept in memory, so that a
 subscription's starting picture and its live feed are taken atomically.
+
+With mutual TLS (``check_identity``), ``PublishTracks`` is open to fusion
+identities only (client certificate SAN ``urn:tracklayer:fusion:<id>``, else
+``PERMISSION_DENIED``), and fusion ``<id>`` may publish only its own tracks
+``<id>-<n>`` (others are acknowledged REJECTED); reading needs any
+certificate from the CA.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from .server_common import (
     start_grpc_server,
 )
 from .store import DELETED, DUPLICATE, REJECTED, STORED, StoreError, TrackStore
+from .tls import FUSION_KIND, peer_identities
 
 log = logging.getLogger("tracklayer.services.store")
 
@@ -44,8 +51,10 @@ R = TypeVar("R")
 class TrackStoreServicer(track_store_service_pb2_grpc.TrackStoreServiceServicer):
     """Serves a :class:`TrackStore`; publish, list, history and live subscriptions."""
 
-    def __init__(self, store: TrackStore) -> None:
+    def __init__(self, store: TrackStore, *, check_identity: bool = False) -> None:
         self._store = store
+        self._check_identity = check_identity
+        self._denied = 0
         self._exec = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-db")
         self._hub: Broadcaster[track_pb2.TrackReport] = Broadcaster()
         self._live: dict[str, track_pb2.TrackReport] = {r.track_id: r for r in store.latest()}
@@ -65,6 +74,7 @@ class TrackStoreServicer(track_store_service_pb2_grpc.TrackStoreServiceServicer)
             subscribers=self._hub.subscriber_count,
             publish_streams=self._streams,
         )
+        out["publish_denied_total"] = self._denied
         return out
 
     def _apply_stored(self, reports: list[track_pb2.TrackReport], results: list) -> None:
@@ -87,6 +97,17 @@ class TrackStoreServicer(track_store_service_pb2_grpc.TrackStoreServiceServicer)
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[track_store_service_pb2.PublishTracksResponse]:
         peer = context.peer()
+        fusion_ids: frozenset[str] | None = None
+        if self._check_identity:
+            fusion_ids = peer_identities(context, FUSION_KIND)
+            if not fusion_ids:
+                self._denied += 1
+                log.warning(kv("publish_denied", peer=peer, reason="no fusion identity"))
+                await context.abort(
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    "PublishTracks: only a fusion service may publish; the client certificate "
+                    "names no urn:tracklayer:fusion:<id>",
+                )
         self._streams += 1
         tally = dict.fromkeys(_STATUS_LABEL.values(), 0)
         log.info(kv("publish_stream_open", peer=peer))
@@ -94,10 +115,12 @@ class TrackStoreServicer(track_store_service_pb2_grpc.TrackStoreServiceServicer)
         try:
             async for req in request_iterator:
                 reports = list(req.reports)
-                results = await self._db(self._store.publish, reports)
-                self._apply_stored(reports, results)
+                foreign = _foreign_tracks(reports, fusion_ids)
+                mine = [r for i, r in enumerate(reports) if i not in foreign]
+                results = await self._db(self._store.publish, mine)
+                self._apply_stored(mine, results)
                 acks = []
-                for res in results:
+                for res in _merge(reports, results, foreign):
                     label = _STATUS_LABEL[res.status]
                     tally[label] += 1
                     self._publish[label] += 1
@@ -179,6 +202,48 @@ class TrackStoreServicer(track_store_service_pb2_grpc.TrackStoreServiceServicer)
         self._store.close()
 
 
+@dataclass(frozen=True)
+class _Refused:
+    """A report refused before the store saw it (shaped like the store's result)."""
+
+    track_id: str
+    revision: int
+    reason: str
+    status: int = REJECTED
+
+
+def _foreign_tracks(
+    reports: list[track_pb2.TrackReport], fusion_ids: frozenset[str] | None
+) -> dict[int, _Refused]:
+    """Reports (by index) whose track id is not ``<fusion id>-<n>`` of the publisher
+    (exactly: fusion ``a`` does not own ``a-b-1``, a track of fusion ``a-b``)."""
+    if fusion_ids is None:
+        return {}
+
+    def own(track_id: str) -> bool:
+        head, sep, n = track_id.rpartition("-")
+        return bool(sep) and head in fusion_ids and n.isascii() and n.isdigit()
+
+    return {
+        i: _Refused(
+            r.track_id,
+            r.revision,
+            f"track_id: {r.track_id[:200]!r} is not a track of fusion "
+            f"{', '.join(sorted(fusion_ids))} (the client certificate's identity)",
+        )
+        for i, r in enumerate(reports)
+        if not own(r.track_id)
+    }
+
+
+def _merge(reports: list, results: list, refused: dict[int, _Refused]) -> list:
+    """Store results and refusals back in request order (one per report)."""
+    if not refused:
+        return results
+    stored = iter(results)
+    return [refused[i] if i in refused else next(stored) for i in range(len(reports))]
+
+
 @dataclass
 class StoreServer:
     """A running track store: gRPC server, servicer and optional metrics endpoint."""
@@ -218,12 +283,16 @@ async def start_store_server(
     metrics_port: int | None = None,
     credentials: grpc.ServerCredentials | None = None,
 ) -> StoreServer:
-    """Open ``db_path`` and serve TrackStoreService on ``listen`` (port 0 = ephemeral)."""
+    """Open ``db_path`` and serve TrackStoreService on ``listen`` (port 0 = ephemeral).
+
+    ``credentials``: mutual-TLS server credentials; with them publishing is
+    checked against the client certificate's fusion identity.
+    """
     try:
         store = TrackStore(db_path)
     except StoreError as exc:
         raise UserError(f"--db: {exc}") from None
-    servicer = TrackStoreServicer(store)
+    servicer = TrackStoreServicer(store, check_identity=credentials is not None)
     try:
         handle = await start_grpc_server(
             listen,

@@ -357,6 +357,28 @@ class TlsConfig:
             certificate_chain=m.cert_chain,
         )
 
+    def identities(self, kind: str) -> frozenset[str]:
+        """The ``kind`` ids (``"sensor"``/``"fusion"``) our own certificate names."""
+        return identities_of(self.material.uris, kind)
+
+    def require_identities(self, kind: str, ids: Sequence[str]) -> None:
+        """TlsError naming ``--tls-cert`` unless our certificate names every ``kind`` id in ``ids``.
+
+        Catches at start-up what the peer would refuse later (PERMISSION_DENIED).
+        """
+        have = self.identities(kind)
+        missing = [i for i in dict.fromkeys(ids) if i not in have]
+        if not missing:
+            return
+        shown = ", ".join(missing[:5]) + (
+            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
+        named = ", ".join(sorted(have)) if have else f"no {kind}"
+        raise TlsError(
+            f"--tls-cert: certificate file {self.cert} names {named}, not {kind} {shown} "
+            f"(SAN URI {identity_uri(kind, missing[0])}); make one with `tracklayer certs`"
+        )
+
     def describe(self) -> str:
         """One human line: the certificate file and the identities it carries."""
         uris = self.material.uris

@@ -113,6 +113,18 @@ def test_sensor_certificate_is_client_only_with_sensor_uri(certs):
     assert eku(cert) == {ExtendedKeyUsageOID.CLIENT_AUTH}
 
 
+def test_node_certificate_names_every_sensor_as_a_client(tmp_path):
+    assert cli_main(["certs", str(tmp_path), "--sensors", "s1,s2,s3", "--node", "n1"]) == 0
+    cert = load(tmp_path / "node-n1.crt")
+    uris = san(cert).get_values_for_type(x509.UniformResourceIdentifier)
+    assert uris == [f"urn:tracklayer:sensor:s{i}" for i in (1, 2, 3)]
+    assert eku(cert) == {ExtendedKeyUsageOID.CLIENT_AUTH}
+    config = TlsConfig.from_dir(tmp_path, "node-n1")
+    config.require_identities("sensor", ["s1", "s3"])
+    with pytest.raises(TlsError, match=r"names s1, s2, s3, not sensor s4 \(SAN URI urn:tracklayer"):
+        config.require_identities("sensor", ["s1", "s4"])
+
+
 def test_sensor_ids_outside_uri_characters_are_percent_encoded(certs):
     uris = tls.certificate_uris(load(certs / "sensor-ISS (ZARYA).crt"))
     assert uris == ["urn:tracklayer:sensor:ISS%20%28ZARYA%29"]

@@ -16,7 +16,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "(EC P-256, valid --days) for mutual TLS: ca.crt/ca.key; store.crt/store.key "
             "(server; SAN localhost, 127.0.0.1); fusion-<id>.crt/.key (server and client; "
             "SAN localhost, 127.0.0.1, urn:tracklayer:fusion:<id>); sensor-<id>.crt/.key "
-            "(client; SAN urn:tracklayer:sensor:<id>). Private keys are written with mode "
+            "(client; SAN urn:tracklayer:sensor:<id>); with --node NAME also node-NAME.crt/.key "
+            "(client; one SAN URI per sensor). Private keys are written with mode "
             "0600. An existing CA in DIR is kept unless --force or --reuse-ca."
         ),
     )
@@ -32,6 +33,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=DEFAULT_FUSION_ID,
         metavar="ID[,ID...]",
         help="fusion service id(s), as its --id (default: %(default)s)",
+    )
+    p.add_argument(
+        "--node",
+        default=None,
+        metavar="NAME",
+        help=(
+            "also write node-NAME.crt/.key: one client certificate naming every --sensors id, "
+            "for one process streaming many satellites (tracklayer sensors / replay)"
+        ),
     )
     p.add_argument(
         "--host",
@@ -72,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         reuse_ca=args.reuse_ca,
         hosts=hosts,
         days=args.days,
+        node=args.node,
     )
     width = max(len(str(w.path)) for w in written)
     for w in written:

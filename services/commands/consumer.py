@@ -7,6 +7,7 @@ import asyncio
 import sys
 
 from ..server_common import configure_logging, wait_for_shutdown_signal
+from ..tls import TlsConfig, add_tls_arguments, server_credentials, transport_description
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -46,14 +47,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="S",
         help="seconds open calls get to finish on shutdown (default: %(default)s)",
     )
+    add_tls_arguments(p, role="server")
     p.set_defaults(func=run)
 
 
 async def _serve(args: argparse.Namespace) -> int:
     from ..store_server import start_store_server
 
-    server = await start_store_server(args.db, args.listen, metrics_port=args.metrics_port)
-    print(f"tracklayer consumer: listening on {server.address}", flush=True)
+    tls = TlsConfig.from_args(args)
+    server = await start_store_server(
+        args.db, args.listen, metrics_port=args.metrics_port, credentials=server_credentials(tls)
+    )
+    print(
+        f"tracklayer consumer: listening on {server.address} ({transport_description(tls)})",
+        flush=True,
+    )
     if server.metrics is not None:
         print(f"tracklayer consumer: metrics on port {server.metrics.port}", flush=True)
     try:

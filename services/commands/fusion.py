@@ -10,6 +10,14 @@ import re
 
 from ..cli import UserError
 from ..server_common import configure_logging, parse_host_port, wait_for_shutdown_signal
+from ..tls import (
+    FUSION_KIND,
+    TlsConfig,
+    add_tls_arguments,
+    channel_credentials,
+    server_credentials,
+    transport_description,
+)
 from .track import load_fusion_config
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -84,6 +92,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="S",
         help="seconds streams get to finish on shutdown (default: %(default)s)",
     )
+    add_tls_arguments(p, role="server")
     p.set_defaults(func=run)
 
 
@@ -119,15 +128,31 @@ def settings_from_args(args: argparse.Namespace):  # -> FusionSettings
         outbox_path=Path(outbox),
         store_target=args.store,
         idle_timeout_s=float(args.idle_timeout),
+        store_credentials=channel_credentials(tls_from_args(args)),
     )
+
+
+def tls_from_args(args: argparse.Namespace) -> TlsConfig | None:
+    """``--tls-*`` as one config for both sides: it serves sensors with it and dials the
+    store with it, so the certificate must name this service (urn:tracklayer:fusion:<id>)."""
+    tls = TlsConfig.from_args(args)
+    if tls is not None:
+        tls.require_identities(FUSION_KIND, [args.id])
+    return tls
 
 
 async def _serve(args: argparse.Namespace) -> int:
     from ..fusion_server import start_fusion_server
 
     settings = settings_from_args(args)
-    server = await start_fusion_server(settings, args.listen, metrics_port=args.metrics_port)
-    print(f"tracklayer fusion: listening on {server.address}", flush=True)
+    tls = tls_from_args(args)
+    server = await start_fusion_server(
+        settings, args.listen, metrics_port=args.metrics_port, credentials=server_credentials(tls)
+    )
+    print(
+        f"tracklayer fusion: listening on {server.address} ({transport_description(tls)})",
+        flush=True,
+    )
     if server.metrics is not None:
         print(f"tracklayer fusion: metrics on port {server.metrics.port}", flush=True)
     failed = asyncio.ensure_future(server.engine.wait_failed())

@@ -18,6 +18,7 @@ from google.protobuf.message import DecodeError
 from tracklayer.v1 import sensor_pb2
 
 from ..cli import UserError
+from ..tls import SENSOR_KIND, TlsConfig, add_tls_arguments
 
 NS_PER_S = 1_000_000_000
 
@@ -87,6 +88,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="S",
         help="seconds to wait for the fusion service (default: %(default)s)",
     )
+    add_tls_arguments(p, role="client")
     p.set_defaults(func=run)
 
 
@@ -102,6 +104,18 @@ def parse_satellites(text: str | None, known: list[str], flag: str = "--satellit
         shown = ", ".join(known[:8]) + (", ..." if len(known) > 8 else "")
         raise UserError(f"{flag}: unknown sensor ids {', '.join(unknown)} (known: {shown})")
     return list(dict.fromkeys(wanted))
+
+
+def streamer_credentials(args: argparse.Namespace, sensors: list[str]):
+    """Channel credentials from ``--tls-*`` (None: plaintext). With mTLS the certificate
+    must name every streamed sensor (``urn:tracklayer:sensor:<id>``; one sensor's
+    ``sensor-<id>.crt``, or ``node-<name>.crt`` naming many): the service ends a stream
+    whose frames name another sensor with PERMISSION_DENIED, so refuse at start-up."""
+    tls = TlsConfig.from_args(args)
+    if tls is None:
+        return None
+    tls.require_identities(SENSOR_KIND, sensors)
+    return tls.channel_credentials()
 
 
 class RecordedFrames:
@@ -177,11 +191,12 @@ def run(args: argparse.Namespace) -> int:
         window_s=args.window,
         connect_timeout_s=args.connect_timeout,
     )
+    credentials = streamer_credentials(args, sensors)
     whole = args.satellites is None and args.start == 0 and args.end is None
     total = reader.message_count(TOPIC_FRAMES) if whole else None
     span = None if args.end is None else args.end - args.start
     bar = ProgressLine("replay", total_frames=total, total_s=span)
-    streamer = FrameStreamer(args.fusion, options, progress=bar)
+    streamer = FrameStreamer(args.fusion, options, progress=bar, credentials=credentials)
     try:
         result = asyncio.run(streamer.run(sensors, source))
     except StreamerError as exc:

@@ -18,7 +18,8 @@ from collections.abc import Iterator
 from tracklayer.v1 import sensor_pb2
 
 from ..cli import UserError
-from .replay import parse_satellites
+from ..tls import add_tls_arguments
+from .replay import parse_satellites, streamer_credentials
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -66,6 +67,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="S",
         help="seconds to wait for the fusion service (default: %(default)s)",
     )
+    add_tls_arguments(p, role="client")
     p.set_defaults(func=run)
 
 
@@ -109,8 +111,11 @@ def run(args: argparse.Namespace) -> int:
     options = StreamerOptions(
         speed=None if args.max_speed else args.speed, connect_timeout_s=args.connect_timeout
     )
+    credentials = streamer_credentials(args, sensors)
     bar = ProgressLine(f"sensors {scenario.name}", total_s=duration)
-    streamer = FrameStreamer(args.fusion, options, progress=bar, origin_ns=scenario.epoch_ns)
+    streamer = FrameStreamer(
+        args.fusion, options, progress=bar, credentials=credentials, origin_ns=scenario.epoch_ns
+    )
     try:
         result = asyncio.run(streamer.run(sensors, source))
     except (StreamerError, ScenarioError) as exc:
