@@ -486,9 +486,10 @@ def plot_gospa(result: EvaluationResult, path: Path, name: str) -> Path:
     fig, (ax, axc) = plt.subplots(2, 1, figsize=(11, 6.5), sharex=True, height_ratios=[3, 2])
     t = result.eval_t_s
     floor = 1.0  # m: zero GOSPA drawn at the bottom of the log axis
+    empty = (result.objects_present == 0) & (result.gospa_false == 0)  # nothing to score
     ax.semilogy(
         t,
-        np.maximum(result.gospa_m, floor),
+        np.where(empty, np.nan, np.maximum(result.gospa_m, floor)),
         "-",
         color="black",
         lw=1.2,
@@ -594,7 +595,7 @@ def plot_track_timeline(result: EvaluationResult, path: Path, name: str) -> Path
     tracks = [t for t in result.track_series if t.confirmed][:_MAX_TIMELINE_TRACKS]
     objs = [o for o in result.object_series if o.truth_t_s.size]
     rows = len(tracks) + len(objs)
-    fig, ax = plt.subplots(figsize=(11, min(12, 1.8 + 0.28 * max(rows, 1))))
+    fig, ax = plt.subplots(figsize=(11, min(12, max(3.0, 1.8 + 0.28 * rows))))
     colour = {
         int(TrackStatus.TENTATIVE): "0.75",
         int(TrackStatus.CONFIRMED): "tab:green",
@@ -629,7 +630,7 @@ def plot_track_timeline(result: EvaluationResult, path: Path, name: str) -> Path
     ]
     if objs:
         handles.insert(0, Line2D([], [], color="0.3", lw=5, alpha=0.5, label="truth in flight"))
-    ax.legend(handles=handles, loc="lower right", fontsize=8)
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     st = result.tracks
     more = "" if len(tracks) == st["n_confirmed"] else f" (first {len(tracks)} shown)"
     ax.set_title(f"{st['n_tracks']} tracks, {st['n_confirmed']} confirmed{more}", fontsize=10)
