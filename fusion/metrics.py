@@ -1026,6 +1026,9 @@ class MetricsAccumulator:
                 }
             )
 
+        objects.sort(key=lambda x: x.object_id)
+        per_object.sort(key=lambda x: x["object_id"])
+
         def cat(xs: list[np.ndarray], width: int | None = None) -> np.ndarray:
             if xs:
                 return np.concatenate(xs)
