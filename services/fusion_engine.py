@@ -156,7 +156,7 @@ class FusionEngine:
         self._stale_since = time.time()
         self._replay_opens: Counter = Counter()
         self._baseline: dict[str, int] = {}
-        self.streams_denied = 0  # streams ended PERMISSION_DENIED (mTLS identity check)
+        self.permission_denied = 0  # streams and declarations refused by the mTLS identity check
         self._closing = False
         self._worker: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -574,7 +574,7 @@ class FusionEngine:
         out["frames_pending"] = self._pending_frames
         if self.forwarder is not None:
             out["store_reconnects_total"] = self.forwarder.reconnects
-        out["streams_denied_total"] = self.streams_denied
+        out["permission_denied_total"] = self.permission_denied
         return out
 
 

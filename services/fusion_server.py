@@ -144,7 +144,7 @@ class FusionServicer(fs_grpc.FusionServiceServicer):
                     await context.abort(grpc.StatusCode.UNAVAILABLE, str(item))
                 if isinstance(item, _Denied):
                     outcome = "permission_denied"
-                    engine.streams_denied += 1
+                    engine.permission_denied += 1
                     log.warning(kv("stream_denied", peer=peer, reason=str(item)))
                     await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(item))
                 if isinstance(item, BaseException):
@@ -185,6 +185,9 @@ class FusionServicer(fs_grpc.FusionServiceServicer):
     ) -> fs.DeclareSensorsResponse:
         ids = list(request.sensor_ids)
         allowed = set(self._engine.settings.sensors)
+        # With mTLS a client declares only sensors its certificate names: a declared sensor
+        # holds the ordering watermark back, so a forged declaration would stall tracking.
+        own = peer_identities(context, SENSOR_KIND) if self._check_identity else None
         for i, sid in enumerate(ids):
             if not sid:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"sensor_ids[{i}]: empty")
@@ -192,6 +195,13 @@ class FusionServicer(fs_grpc.FusionServiceServicer):
                 await context.abort(
                     grpc.StatusCode.INVALID_ARGUMENT,
                     f"sensor_ids[{i}]: longer than {MAX_SENSOR_ID_CHARS} characters",
+                )
+            if own is not None and sid not in own:
+                self._engine.permission_denied += 1
+                await context.abort(
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    f"sensor_ids[{i}]: {sid!r} is not named by the client certificate "
+                    f"(expected SAN {sensor_uri(sid)})",
                 )
             if allowed and sid not in allowed:
                 await context.abort(

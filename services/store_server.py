@@ -74,7 +74,7 @@ class TrackStoreServicer(track_store_service_pb2_grpc.TrackStoreServiceServicer)
             subscribers=self._hub.subscriber_count,
             publish_streams=self._streams,
         )
-        out["publish_denied_total"] = self._denied
+        out["permission_denied_total"] = self._denied
         return out
 
     def _apply_stored(self, reports: list[track_pb2.TrackReport], results: list) -> None:

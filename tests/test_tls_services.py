@@ -126,7 +126,7 @@ def test_store_denies_publishing_to_a_sensor_identity(certs, tmp_path):
     err, counters = run(body())
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED
     assert "urn:tracklayer:fusion" in err.details()
-    assert counters["publish_denied_total"] == 1
+    assert counters["permission_denied_total"] == 1
     assert counters["reports_stored"] == 0
 
 
@@ -233,7 +233,7 @@ def test_frame_of_another_sensor_ends_the_stream_permission_denied_unapplied(cer
     assert code == grpc.StatusCode.PERMISSION_DENIED
     assert details.startswith("sensor_id: 'sat-1-2'") and "sat-1-1" in details
     assert frames_total(counters) == 1  # neither frame of the refused request was taken
-    assert counters["streams_denied_total"] == 1
+    assert counters["permission_denied_total"] == 1
 
 
 def test_stream_naming_another_sensor_cannot_replace_that_sensors_stream(certs, tmp_path):
@@ -251,6 +251,23 @@ def test_stream_naming_another_sensor_cannot_replace_that_sensors_stream(certs, 
             return rogue_code, [a.status for a in again.acks], await real.code()
 
     assert run(body()) == (grpc.StatusCode.PERMISSION_DENIED, [ACCEPTED], grpc.StatusCode.OK)
+
+
+def test_client_may_declare_only_the_sensors_its_certificate_names(certs, tmp_path):
+    # A declared sensor holds the ordering watermark back: a forged one would stall tracking.
+    async def body():
+        async with Fusion(certs, tmp_path) as f:
+            stub = f.stub("sensor-sat-1-1")
+            ok = await stub.DeclareSensors(fs.DeclareSensorsRequest(sensor_ids=["sat-1-1"]))
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await stub.DeclareSensors(fs.DeclareSensorsRequest(sensor_ids=["sat-1-2"]))
+            return list(ok.expected_sensor_ids), err.value, await f.counters()
+
+    expected, err, counters = run(body())
+    assert expected == ["sat-1-1"]
+    assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert err.details().startswith("sensor_ids[0]: 'sat-1-2' is not named by the client")
+    assert counters["permission_denied_total"] == 1
 
 
 def test_certificate_without_sensor_identity_cannot_stream_frames(certs, tmp_path):
@@ -282,7 +299,7 @@ def test_unary_calls_need_only_a_certificate_of_the_ca(certs, tmp_path):
             status = await f.stub("fusion-other").GetStatus(fs.GetStatusRequest(), timeout=5)
             return dict(status.counters)
 
-    assert "streams_denied_total" in run(body())
+    assert "permission_denied_total" in run(body())
 
 
 def test_server_only_store_certificate_is_refused_as_a_client_certificate(certs, tmp_path):
@@ -316,7 +333,7 @@ def test_reports_reach_the_store_over_mtls_end_to_end(certs, tmp_path):
     hist, counters = run(body())
     # RecordingTracker: one report per applied frame (3) and a DELETED one at the flush.
     assert [r.revision for r in hist.reports] == [1, 2, 3, 4]
-    assert counters["publish_denied_total"] == 0
+    assert counters["permission_denied_total"] == 0
 
 
 def test_fusion_dialling_the_store_with_a_foreign_fusion_identity_stores_nothing(certs, tmp_path):
