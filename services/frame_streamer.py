@@ -230,15 +230,25 @@ async def iterate_in_thread(
     end = object()
 
     def put(obj: object) -> bool:
-        fut = asyncio.run_coroutine_threadsafe(queue.put(obj), loop)
+        """Hand ``obj`` to the loop; False once the consumer has gone (never raises)."""
+        if stop.is_set():
+            return False
+        coro = queue.put(obj)
+        try:
+            fut = asyncio.run_coroutine_threadsafe(coro, loop)
+        except RuntimeError:  # the loop is closed
+            coro.close()
+            return False
         while True:
             try:
                 fut.result(timeout=0.2)
                 return True
             except TimeoutError:
-                if stop.is_set():
+                if stop.is_set() or loop.is_closed():
                     fut.cancel()
                     return False
+            except BaseException:  # cancelled along with the loop
+                return False
 
     def work() -> None:
         try:

@@ -246,3 +246,19 @@ def test_reconnect_declares_unfinished_sensors_again_before_reopening():
     reopen = [e for e in double.events if e[0] == "open" and e[1] == "sat-1-1"][1]
     assert len(declares) == 2 and "sat-1-1" in declares[1][1]
     assert declares[1][2] < reopen[3]
+
+
+def test_source_error_ends_the_run_with_that_error():
+    # A recording that turns out corrupt half-way must surface its own error.
+    class Corrupt(Exception):
+        pass
+
+    sensors = ["sat-1-1"]
+    frames = make_frames(sensors, 20)
+
+    def source():
+        yield from frames[:10]
+        raise Corrupt("rec.mcap: corrupt chunk")
+
+    with pytest.raises(Corrupt, match="corrupt chunk"):
+        run(FusionDouble(), sensors, source(), FAST)
