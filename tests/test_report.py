@@ -1,0 +1,32 @@
+"""Geometry helpers of services/report.py (the plots themselves are checked by eye)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tracklayer.fusion.metrics import inside_ellipse
+from tracklayer.services.report import _ellipse_en, _lon_text, _wrap
+
+
+def test_drawn_ellipse_is_the_one_the_metrics_test_against():
+    # points of the drawn 3-sigma outline lie on the boundary used for "inside 3-sigma"
+    pts = _ellipse_en(1200.0, 400.0, 35.0)
+    th = np.radians(35.0)
+    a = pts[:, 0] * np.sin(th) + pts[:, 1] * np.cos(th)
+    b = pts[:, 0] * np.cos(th) - pts[:, 1] * np.sin(th)
+    np.testing.assert_allclose((a / 3600.0) ** 2 + (b / 1200.0) ** 2, 1.0, atol=1e-9)
+    assert inside_ellipse(*(0.99 * pts.T), 1200.0, 400.0, 35.0).all()
+    assert not inside_ellipse(*(1.01 * pts.T), 1200.0, 400.0, 35.0).any()
+
+
+def test_longitudes_unwrap_across_the_antimeridian():
+    lon = np.array([170.0, 179.5, -179.5, -170.0])
+    w = _wrap(lon, 170.0)
+    np.testing.assert_allclose(w, [170.0, 179.5, 180.5, 190.0])
+    assert _lon_text(190.0) == "170°W"
+
+
+@pytest.mark.parametrize(("x", "text"), [(0.0, "0°"), (100.0, "100°E"), (-122.5, "122.5°W")])
+def test_longitude_labels(x, text):
+    assert _lon_text(x) == text
