@@ -384,9 +384,10 @@ class FrameStreamer:
         try:
             await asyncio.wait_for(self._channel.channel_ready(), timeout)
         except TimeoutError:
+            hint = "; with mTLS, check the --tls-* files" if self.credentials else ""
             raise StreamerError(
                 f"cannot reach the fusion service at {self.address} (not ready within "
-                f"{timeout:g} s)"
+                f"{timeout:g} s{hint})"
             ) from None
 
     async def _declare(self, ids: list[str]) -> None:

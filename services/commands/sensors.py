@@ -67,6 +67,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="S",
         help="seconds to wait for the fusion service (default: %(default)s)",
     )
+    p.add_argument(
+        "--reconnect-timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help=(
+            "give up when a lost fusion service makes no progress for S seconds "
+            "(default: %(default)s)"
+        ),
+    )
     add_tls_arguments(p, role="client")
     p.set_defaults(func=run)
 
@@ -95,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
         check_address(args.fusion)
     except ValueError as exc:
         raise UserError(str(exc)) from None
+    if not args.reconnect_timeout > 0:
+        raise UserError(f"--reconnect-timeout: must be > 0 s, got {args.reconnect_timeout:g}")
     if not args.max_speed and not args.speed > 0:
         raise UserError(f"--speed: must be > 0, got {args.speed:g}")
     if args.duration is not None and not args.duration > 0:
@@ -109,7 +121,9 @@ def run(args: argparse.Namespace) -> int:
         scenario, args.seed, args.duration, set(sensors) if args.satellites else None
     )
     options = StreamerOptions(
-        speed=None if args.max_speed else args.speed, connect_timeout_s=args.connect_timeout
+        speed=None if args.max_speed else args.speed,
+        connect_timeout_s=args.connect_timeout,
+        reconnect_timeout_s=args.reconnect_timeout,
     )
     credentials = streamer_credentials(args, sensors)
     bar = ProgressLine(f"sensors {scenario.name}", total_s=duration)
