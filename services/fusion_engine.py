@@ -409,7 +409,15 @@ class FusionEngine:
                 if item.future is not None and not item.future.done():
                     item.future.set_exception(EngineClosed(f"fusion engine failed: {exc!r}"))
             raise
-        # Durable: acknowledge, then outbox, forward and fan out.
+        # Durable in the journal: show, acknowledge, then outbox and forward. Everything
+        # up to the outbox write is synchronous, so an ack implies the frame's reports
+        # are visible to ListLiveTracks and subscribers.
+        protos: list[track_pb2.TrackReport] = []
+        if reports:
+            now_ns = time.time_ns()
+            protos = [self._to_proto(r, now_ns) for r in reports]
+            self._remember(reports, protos)
+            self.hub.publish(protos)
         for item, status, reason in results:
             if item.kind == EventKind.FRAME:
                 self._pending_frames -= 1
@@ -428,18 +436,14 @@ class FusionEngine:
             elif item.kind == EventKind.DECLARE and item.future is not None:
                 if not item.future.done():
                     item.future.set_result(list(self.core.orderer.expected_sensors))
-        if reports:
-            now_ns = time.time_ns()
-            protos = [self._to_proto(r, now_ns) for r in reports]
+        if protos:
+            for on_reports in self.report_listeners:
+                on_reports(protos)
             await self._db(
                 self.outbox.add, [p.SerializeToString() for p in protos], self.journal.committed_seq
             )
             if self.forwarder is not None:
                 self.forwarder.notify()
-            self._remember(reports, protos)
-            self.hub.publish(protos)
-            for on_reports in self.report_listeners:
-                on_reports(protos)
 
     def _apply(
         self, item: _Item, *, replay: bool

@@ -504,9 +504,11 @@ def test_fusion_process_exits_zero_promptly_on_sigterm(tmp_path):
         t0 = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=15)
+        took = time.monotonic() - t0
+        err = proc.stderr.read()
         # Issue 5: exit 0 "within a few seconds" (grace 2 s + outbox drain 2 s at most).
-        assert code == 0 and time.monotonic() - t0 < 6.0
-        assert "server_stopped" in proc.stderr.read()
+        assert code == 0 and took < 6.0, (code, took, err[-2000:])
+        assert "server_stopped" in err
     finally:
         if proc.poll() is None:
             proc.kill()
