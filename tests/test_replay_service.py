@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 
 import grpc
+import pytest
 from test_replay_cli import N_PER_SENSOR, SENSORS, _frames, write_recording
 from tracker_double import RecordingTracker
 
@@ -17,10 +18,11 @@ from tracklayer.services.cli import main
 from tracklayer.services.frame_streamer import FrameStreamer, StreamerOptions
 from tracklayer.services.fusion_engine import FusionSettings
 from tracklayer.services.fusion_server import start_fusion_server
-from tracklayer.services.recording import TOPIC_FRAMES, RecordingReader
+from tracklayer.services.recording import TOPIC_FRAMES, TOPIC_TRACKS, RecordingReader
+from tracklayer.services.store import canonical_bytes
 from tracklayer.v1 import fusion_service_pb2 as fs
 from tracklayer.v1 import fusion_service_pb2_grpc as fs_grpc
-from tracklayer.v1 import sensor_pb2
+from tracklayer.v1 import sensor_pb2, track_pb2
 
 
 def settings(tmp_path) -> FusionSettings:
@@ -98,3 +100,54 @@ def test_replay_survives_a_fusion_crash_and_every_frame_is_journaled_once(tmp_pa
     assert result.counts["ACCEPTED"] + result.resent_duplicates == total
     assert result.counts["DUPLICATE"] == result.resent_duplicates
     assert result.counts["LATE"] == result.counts["REJECTED"] == 0
+
+
+def test_max_speed_replay_gives_exactly_the_offline_track_reports(simulated_mcap, tmp_path):
+    """DESIGN §6: a recording replayed live (concurrent per-satellite streams, fresh
+    journal, no idle timeout) gives the reports `tracklayer track` gives, field for field
+    (wall-clock emitted_at aside). `dropout` has latency up to 5 s and drops, so every
+    satellite's frames arrive out of order."""
+    pytest.importorskip("tracklayer.fusion.tracker")
+    rec = simulated_mcap("dropout", duration_s=150)  # shared with test_track_determinism
+    offline = tmp_path / "offline.mcap"
+    assert main(["track", str(rec), "--out", str(offline)]) == 0
+    expected = [
+        canonical_bytes(track_pb2.TrackReport.FromString(d))
+        for _, _, d in RecordingReader(offline).raw_messages([TOPIC_TRACKS])
+    ]
+    assert expected
+
+    async def run() -> list[bytes]:
+        live = FusionSettings(
+            journal_path=tmp_path / "fusion.journal.sqlite",
+            outbox_path=tmp_path / "fusion.outbox.sqlite",
+            idle_timeout_s=0.0,
+        )
+        server = await start_fusion_server(live)
+        got: list = []
+        async with grpc.aio.insecure_channel(server.address) as ch:
+            call = fs_grpc.FusionServiceStub(ch).SubscribeLiveTracks(
+                fs.SubscribeLiveTracksRequest()
+            )
+
+            async def collect() -> None:
+                async for resp in call:
+                    got.extend(resp.reports)
+
+            collector = asyncio.create_task(collect())
+            try:
+                argv = ["replay", str(rec), "--fusion", server.address, "--max-speed"]
+                assert await asyncio.to_thread(main, argv) == 0
+                for _ in range(600):  # the end-of-data flush follows the last ack
+                    if len(got) >= len(expected):
+                        break
+                    await asyncio.sleep(0.05)
+            finally:
+                call.cancel()
+                await asyncio.gather(collector, return_exceptions=True)
+                await server.stop(0.5)
+        return [canonical_bytes(r) for r in got]
+
+    got = asyncio.run(run())
+    assert len(got) == len(expected)
+    assert got == expected
