@@ -144,6 +144,37 @@ def test_applied_sequence_is_sorted_and_holds_every_accepted_frame_once(case):
     assert applied == accepted  # sorted, nothing lost at flush, nothing applied twice
 
 
+def run_live(streams, labels):
+    """Live replay: declare every sensor, open one stream each, close each stream after
+    its last frame (at its place in the interleaving); the last close is the flush."""
+    o = FrameOrderer(L_S)
+    o.declare(streams)
+    for sid in streams:
+        o.open_stream(sid)
+    left = {sid: len(s) for sid, s in streams.items()}
+    pos = dict.fromkeys(streams, 0)
+    statuses, applied = {}, []
+    for sid in [s for s in streams if not left[s]]:
+        applied += [r.order_key for r in o.close_stream(sid)]
+    for sid in labels:
+        off = o.offer(streams[sid][pos[sid]])
+        statuses[(sid, pos[sid])] = off.status
+        pos[sid] += 1
+        applied += [r.order_key for r in off.released]
+        left[sid] -= 1
+        if not left[sid]:
+            applied += [r.order_key for r in o.close_stream(sid)]
+    assert o.buffered == 0 and o.expected_sensors == ()  # all closed: flushed
+    return statuses, applied
+
+
+@settings(max_examples=150, deadline=None)
+@given(streams_and_interleavings())
+def test_streams_closing_one_by_one_give_the_same_result_as_end_of_file(case):
+    streams, a, b = case
+    assert run_live(streams, a) == run(streams, b)
+
+
 @settings(max_examples=100, deadline=None)
 @given(streams_and_interleavings())
 def test_buffer_holds_only_frames_ahead_of_the_watermark(case):
