@@ -1014,7 +1014,7 @@ class MetricsAccumulator:
                     "first_stereo_s": first_stereo,
                     "first_track_s": first_assigned,
                     "detection_delay_s": delay,
-                    "track_ids": sorted({track_ids[int(i)] for i in tracks_o}),
+                    "track_ids": list(dict.fromkeys(track_ids[int(i)] for i in tracks_o)),
                     "id_switches": switches,
                     "track_breaks_in_stereo": breaks,
                     "completeness": comp,

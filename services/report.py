@@ -407,36 +407,54 @@ def plot_position_error(result: EvaluationResult, path: Path, name: str) -> Path
     3-sigma (3 sqrt(trace P_pos)); log scale."""
     fig, (ax, axv) = plt.subplots(2, 1, figsize=(11, 7.5), sharex=True)
     objs = [o for o in result.object_series if o.eval_t_s.size]
+    many = len(objs) > _MAX_LEGEND_OBJECTS
+    if many:
+        _errors_many(ax, axv, objs, result.eval_t_s)
     colours = _colours(len(objs))
     for o, c in zip(objs, colours, strict=False):
-        lab = o.object_id if len(objs) <= _MAX_LEGEND_OBJECTS else None
-        ax.semilogy(
-            o.eval_t_s, np.maximum(o.position_error_m, 1e-1), ".", color=c, ms=2.5, label=lab
-        )
-        ax.semilogy(o.eval_t_s, o.position_sigma3_m, "-", color=c, lw=0.9, alpha=0.8)
-        axv.semilogy(o.eval_t_s, np.maximum(o.velocity_error_mps, 1e-3), ".", color=c, ms=2.5)
-        axv.semilogy(o.eval_t_s, o.velocity_sigma3_mps, "-", color=c, lw=0.9, alpha=0.8)
+        if not many:
+            ax.semilogy(
+                o.eval_t_s,
+                np.maximum(o.position_error_m, 1e-1),
+                ".",
+                color=c,
+                ms=2.5,
+                label=o.object_id,
+            )
+            ax.semilogy(o.eval_t_s, o.position_sigma3_m, "-", color=c, lw=0.9, alpha=0.8)
+            axv.semilogy(o.eval_t_s, np.maximum(o.velocity_error_mps, 1e-3), ".", color=c, ms=2.5)
+            axv.semilogy(o.eval_t_s, o.velocity_sigma3_mps, "-", color=c, lw=0.9, alpha=0.8)
         sw = np.flatnonzero(np.array(o.track_ids[1:]) != np.array(o.track_ids[:-1])) + 1
         for k in sw:
             for a in (ax, axv):
-                a.axvline(o.eval_t_s[k], color=c, ls="--", lw=1.0)
-            ax.annotate(
-                f"ID switch to {o.track_ids[k]}",
-                (o.eval_t_s[k], 0.0),
-                xycoords=("data", "axes fraction"),
-                xytext=(3, 4),
-                textcoords="offset points",
-                fontsize=7,
-                color=c,
-            )
+                a.axvline(o.eval_t_s[k], color="0.3" if many else c, ls="--", lw=0.8)
+            if not many:
+                ax.annotate(
+                    f"ID switch to {o.track_ids[k]}",
+                    (o.eval_t_s[k], 0.0),
+                    xycoords=("data", "axes fraction"),
+                    xytext=(3, 4),
+                    textcoords="offset points",
+                    fontsize=7,
+                    color=c,
+                )
     if len(objs) == 1:
         _shade_phases(ax, objs[0])
         _shade_phases(axv, objs[0])
     handles, _ = ax.get_legend_handles_labels()
-    handles += [
-        Line2D([], [], color="0.3", marker=".", ls="none", label="|error| of the assigned track"),
-        Line2D([], [], color="0.3", lw=1, label="filter 3-sigma: 3 sqrt(trace P)"),
-    ]
+    if many:
+        handles += [
+            Line2D([], [], color="0.6", marker=".", ls="none", label="|error|, every object"),
+            Line2D([], [], color="black", lw=1.4, label="RMS over objects"),
+            Line2D([], [], color="tab:red", lw=1.2, label="median filter 3-sigma"),
+        ]
+    else:
+        handles += [
+            Line2D([], [], color="0.3", marker=".", ls="none", label="|error| of assigned track"),
+            Line2D([], [], color="0.3", lw=1, label="filter 3-sigma: 3 sqrt(trace P)"),
+        ]
+    if any(len(set(o.track_ids)) > 1 for o in objs):
+        handles.append(Line2D([], [], color="0.3", ls="--", lw=0.8, label="ID switch"))
     if len(objs) == 1:
         from matplotlib.patches import Patch
 
@@ -471,6 +489,33 @@ def plot_position_error(result: EvaluationResult, path: Path, name: str) -> Path
     fig.savefig(path, dpi=_DPI, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def _errors_many(ax: plt.Axes, axv: plt.Axes, objs: list[ObjectSeries], grid: np.ndarray) -> None:
+    """Errors of many objects: all samples as grey dots, RMS over objects and the median
+    filter 3-sigma per evaluation time as lines."""
+    n = grid.size
+    sums = np.zeros((4, n))
+    cnt = np.zeros(n)
+    sig_p = [[] for _ in range(n)]
+    sig_v = [[] for _ in range(n)]
+    for o in objs:
+        ax.semilogy(o.eval_t_s, np.maximum(o.position_error_m, 1e-1), ".", color="0.6", ms=1.5)
+        axv.semilogy(o.eval_t_s, np.maximum(o.velocity_error_mps, 1e-3), ".", color="0.6", ms=1.5)
+        k = np.searchsorted(grid, o.eval_t_s)
+        np.add.at(sums[0], k, o.position_error_m**2)
+        np.add.at(sums[1], k, o.velocity_error_mps**2)
+        np.add.at(cnt, k, 1)
+        for kk, sp, sv in zip(k, o.position_sigma3_m, o.velocity_sigma3_mps, strict=True):
+            sig_p[kk].append(sp)
+            sig_v[kk].append(sv)
+    ok = cnt > 0
+    med_p = np.array([np.median(x) if x else np.nan for x in sig_p])
+    med_v = np.array([np.median(x) if x else np.nan for x in sig_v])
+    ax.semilogy(grid[ok], np.sqrt(sums[0, ok] / cnt[ok]), "-", color="black", lw=1.4)
+    axv.semilogy(grid[ok], np.sqrt(sums[1, ok] / cnt[ok]), "-", color="black", lw=1.4)
+    ax.semilogy(grid, med_p, "-", color="tab:red", lw=1.2)
+    axv.semilogy(grid, med_v, "-", color="tab:red", lw=1.2)
 
 
 def _fmt(v: float | None, unit: str) -> str:
@@ -602,6 +647,10 @@ def plot_track_timeline(result: EvaluationResult, path: Path, name: str) -> Path
         int(TrackStatus.COASTING): "tab:orange",
         int(TrackStatus.DELETED): "tab:red",
     }
+    owners: dict[str, list[str]] = {}  # track id -> objects it was assigned to
+    for o in objs:
+        for tid in dict.fromkeys(o.track_ids):
+            owners.setdefault(tid, []).append(o.object_id)
     labels = []
     y = 0
     for o in objs:
@@ -619,7 +668,8 @@ def plot_track_timeline(result: EvaluationResult, path: Path, name: str) -> Path
                 lw=5,
                 solid_capstyle="butt",
             )
-        labels.append(t.track_id)
+        on = owners.get(t.track_id)
+        labels.append(f"{t.track_id} → {', '.join(on)}" if on else t.track_id)
         y += 1
     ax.set_yticks(range(len(labels)), labels, fontsize=7)
     ax.invert_yaxis()
