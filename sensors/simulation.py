@@ -238,15 +238,25 @@ def _look_counts(w: World) -> np.ndarray:
     return np.ceil((w.duration_s - w.offsets_s) / w.params.period_s - 1e-9).astype(int)
 
 
-def _truth(w: World, t_s: float, flights: list[int]) -> TruthFrame:
-    states = []
-    for j in flights:
+def _truth_frames(w: World, entries: list[tuple[float, list[int]]]) -> list[TruthFrame]:
+    """TruthFrames for ``(time s, object indices)`` entries; each object is sampled at all
+    its times in one call."""
+    per_obj: dict[int, list[int]] = {}
+    for e, (_t, js) in enumerate(entries):
+        for j in js:
+            per_obj.setdefault(j, []).append(e)
+    states: dict[tuple[int, int], TruthState] = {}
+    for j, es in per_obj.items():
         f = w.flights[j]
-        r, v = f.state_teme(np.array([t_s]))
-        states.append(
-            TruthState(f.object_id, r[0], v[0], FlightPhase(int(f.phase(np.array([t_s]))[0])))
-        )
-    return TruthFrame(int(round(t_s * NS_PER_S)), states)
+        ts = np.array([entries[e][0] for e in es])
+        r, v = f.state_teme(ts)
+        phase = f.phase(ts)
+        for m, e in enumerate(es):
+            states[e, j] = TruthState(f.object_id, r[m], v[m], FlightPhase(int(phase[m])))
+    return [
+        TruthFrame(int(round(t * NS_PER_S)), [states[e, j] for j in js])
+        for e, (t, js) in enumerate(entries)
+    ]
 
 
 def _truth_times(w: World, lo: float, hi: float) -> list[tuple[float, list[int]]]:
@@ -343,8 +353,7 @@ def _run(w: World, progress: Progress | None) -> Iterator[tuple[int, Item]]:
                 heapq.heappush(heap, (log_ns, 1, frame.sensor_id, n, (frame, dtruth)))
         next_t = float(times[:, -1].min()) + p.period_s if b + BLOCK_LOOKS < n_max else math.inf
         block_lo = epoch if b == 0 else float(times.min())
-        for t, js in _truth_times(w, block_lo, next_t):
-            tf = _truth(w, t, js)
+        for tf in _truth_frames(w, _truth_times(w, block_lo, next_t)):
             heapq.heappush(heap, (tf.time_ns, 0, "", 0, tf))
         horizon = math.inf if math.isinf(next_t) else int(math.floor(next_t * NS_PER_S))
         while heap and heap[0][0] < horizon:
