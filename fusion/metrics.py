@@ -506,10 +506,14 @@ class MetricsAccumulator:
     def _add_detections(
         self, sensor_id: str, time_ns: int, position: np.ndarray, object_ids: Iterable[str]
     ) -> None:
+        objs = [self._object(o) for o in dict.fromkeys(o for o in object_ids if o)]
+        if not objs:  # clutter only: nothing to keep
+            return
         si = self._sensor_index.setdefault(sensor_id, len(self._sensor_index))
-        for oid in dict.fromkeys(o for o in object_ids if o):  # an object once per frame
-            self._det_i.append((time_ns, self._object(oid), si))
-            self._det_f.append(position)
+        rows = np.empty((len(objs), 3), dtype=np.int64)
+        rows[:, 0], rows[:, 1], rows[:, 2] = time_ns, objs, si
+        self._det_i.extend(rows)
+        self._det_f.extend(np.broadcast_to(position, (len(objs), 3)))
 
     # ---- results
 
@@ -1180,3 +1184,6 @@ def evaluate(
     for frame, dt in frames_with_detection_truth:
         acc.add_frame_truth(frame, dt)
     return acc.finish()
+
+
+Metrics = EvaluationResult  # the name in the helpers' interface notes
