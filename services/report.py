@@ -163,7 +163,7 @@ def plot_ground_tracks(result: EvaluationResult, path: Path, name: str) -> Path:
     # with truth, tracks are thin black lines over their object's colour; without, one
     # colour per track
     track_colours = _colours(len(tracks)) if not objs else ["black"] * len(tracks)
-    for t, tc in zip(tracks, track_colours, strict=True):
+    for t, tc in zip(tracks, track_colours, strict=False):
         m = _live(t)
         lon = _wrap(t.longitude_deg[m], ref)
         lat = t.latitude_deg[m]
@@ -249,7 +249,7 @@ def plot_ground_tracks(result: EvaluationResult, path: Path, name: str) -> Path:
     if not objs and len(tracks) <= _MAX_LEGEND_OBJECTS:
         handles += [
             Line2D([], [], color=c, lw=2, label=t.track_id)
-            for t, c in zip(tracks, track_colours, strict=True)
+            for t, c in zip(tracks, track_colours, strict=False)
         ]
     ax.legend(
         handles=handles,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from synthetic_tracking import SyntheticMissile, truth_frames
 
-from tracklayer.fusion.metrics import inside_ellipse
-from tracklayer.services.report import _ellipse_en, _lon_text, _wrap
+from tracklayer.fusion.metrics import evaluate, inside_ellipse
+from tracklayer.services.report import _ellipse_en, _lon_text, _wrap, write_plots
 
 
 def test_drawn_ellipse_is_the_one_the_metrics_test_against():
@@ -30,3 +31,9 @@ def test_longitudes_unwrap_across_the_antimeridian():
 @pytest.mark.parametrize(("x", "text"), [(0.0, "0°"), (100.0, "100°E"), (-122.5, "122.5°W")])
 def test_longitude_labels(x, text):
     assert _lon_text(x) == text
+
+
+def test_plots_survive_runs_with_nothing_to_show(tmp_path):
+    untracked = evaluate([], truth_frames([SyntheticMissile("X", flight_s=100)]))
+    assert len(write_plots(untracked, tmp_path / "a", "untracked")) == 5
+    assert len(write_plots(evaluate([]), tmp_path / "b", "empty")) == 3
