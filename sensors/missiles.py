@@ -51,7 +51,8 @@ RHO_SEA_LEVEL = 1.225  # kg/m^3
 SCALE_HEIGHT_M = 7200.0  # m, exponential atmosphere
 DRAG_CEILING_M = 120_000.0  # m, no drag above this altitude
 AIM_TOLERANCE_M = 100.0  # m, the solver's aim (the contract is 10 km)
-DEPRESSION = 0.85  # burnout flight-path angle / the minimum-energy one
+DEPRESSION = 0.80  # burnout flight-path angle / the minimum-energy one
+BLEND_S = 15.0  # s over which the attitude turns from the pitch programme to the velocity
 
 _RTOL = 1e-10
 _ATOL = np.array([1e-4] * 3 + [1e-7] * 3)  # m, m/s
@@ -110,10 +111,10 @@ PROFILES: dict[str, Profile] = {
         "icbm",
         (
             Stage(20_500.0, 2_300.0, 275.0, 62.0),
-            Stage(7_000.0, 800.0, 295.0, 64.0),
-            Stage(4_800.0, 400.0, 300.0, 64.0),
+            Stage(8_500.0, 900.0, 295.0, 75.0),
+            Stage(3_300.0, 350.0, 300.0, 115.0),
         ),
-        payload_kg=600.0,
+        payload_kg=500.0,
         ballistic_coeff=50_000.0,
         body_cda_m2=1.4,
         min_range_m=5_500e3,
@@ -125,8 +126,8 @@ PROFILES: dict[str, Profile] = {
     ),
     "irbm": Profile(
         "irbm",
-        (Stage(11_000.0, 1_100.0, 275.0, 70.0), Stage(4_800.0, 400.0, 295.0, 70.0)),
-        payload_kg=500.0,
+        (Stage(11_000.0, 1_100.0, 275.0, 70.0), Stage(5_000.0, 400.0, 295.0, 175.0)),
+        payload_kg=400.0,
         ballistic_coeff=20_000.0,
         body_cda_m2=1.0,
         min_range_m=3_000e3,
@@ -138,7 +139,7 @@ PROFILES: dict[str, Profile] = {
     ),
     "mrbm": Profile(
         "mrbm",
-        (Stage(8_500.0, 900.0, 265.0, 65.0), Stage(2_800.0, 300.0, 285.0, 50.0)),
+        (Stage(8_500.0, 900.0, 265.0, 65.0), Stage(2_800.0, 300.0, 285.0, 100.0)),
         payload_kg=600.0,
         ballistic_coeff=10_000.0,
         body_cda_m2=0.8,
@@ -151,7 +152,7 @@ PROFILES: dict[str, Profile] = {
     ),
     "srbm": Profile(
         "srbm",
-        (Stage(3_900.0, 800.0, 245.0, 60.0), Stage(900.0, 200.0, 265.0, 25.0)),
+        (Stage(3_900.0, 800.0, 245.0, 60.0), Stage(900.0, 200.0, 265.0, 35.0)),
         payload_kg=600.0,
         ballistic_coeff=5_000.0,
         body_cda_m2=0.35,
@@ -298,7 +299,8 @@ def _guidance(profile: Profile, site_ecef: np.ndarray, kick: float, azimuth: flo
 def _boost_segments(profile: Profile, cutoff_s: float) -> list[tuple[float, float, int]]:
     """(start, end, stage index) pieces of the burn up to ``cutoff_s``, split at guidance
     switches (end of vertical rise, end of kick) and staging."""
-    marks = {0.0, profile.vertical_s, profile.vertical_s + profile.kick_s}
+    t_pk = profile.vertical_s + profile.kick_s
+    marks = {0.0, profile.vertical_s, t_pk, t_pk + BLEND_S}
     t = 0.0
     for s in profile.stages:
         t += s.burn_s
@@ -334,27 +336,32 @@ def _fly_boost(profile: Profile, site_ecef, kick, azimuth, cutoff_s):
         stage = profile.stages[idx]
         m_ign, t_ign = _stage_mass(profile, idx)
         mdot, thrust, cda = stage.mass_flow, stage.thrust_n, profile.body_cda_m2
-        mode = 0 if b <= t_v + 1e-9 else (1 if b <= t_v + t_k + 1e-9 else 2)
+        mode = sum(b > m + 1e-9 for m in (t_v, t_v + t_k, t_v + t_k + BLEND_S))
+        kick_dir = math.cos(kick) * up + math.sin(kick) * horiz
 
-        def rhs(t, s, mode=mode, m_ign=m_ign, t_ign=t_ign, mdot=mdot, thrust=thrust, cda=cda):
+        def rhs(
+            t, s, mode=mode, m_ign=m_ign, t_ign=t_ign, mdot=mdot, thrust=thrust, cda=cda,
+            kick_dir=kick_dir,
+        ):  # fmt: skip
             x, yy, z, vx, vy, vz = s
             m = m_ign - mdot * (t - t_ign)
             gx, gy, gz = gravity_j2(x, yy, z)
             dx, dy, dz = _drag(x, yy, z, vx, vy, vz, m / cda)
-            if mode == 0:
+            if mode == 0:  # vertical rise
                 ux, uy, uz = up
-            elif mode == 1:
+            elif mode == 1:  # pitch programme: tilt towards the azimuth at a constant rate
                 f = kick * (t - t_v) / t_k
                 c, sn = math.cos(f), math.sin(f)
-                ux, uy, uz = (
-                    c * up[0] + sn * horiz[0],
-                    c * up[1] + sn * horiz[1],
-                    (c * up[2] + sn * horiz[2]),
-                )
-            else:
+                ux, uy, uz = c * up + sn * horiz
+            else:  # gravity turn along the air-relative velocity (blended in over BLEND_S)
                 wx, wy = vx + OMEGA_EARTH * yy, vy - OMEGA_EARTH * x
                 w = math.sqrt(wx * wx + wy * wy + vz * vz)
                 ux, uy, uz = wx / w, wy / w, vz / w
+                if mode == 2:
+                    f = (t - t_v - t_k) / BLEND_S
+                    ux, uy, uz = (1 - f) * kick_dir + f * np.array([ux, uy, uz])
+                    n = math.sqrt(ux * ux + uy * uy + uz * uz)
+                    ux, uy, uz = ux / n, uy / n, uz / n
             a_t = thrust / m
             return [vx, vy, vz, gx + dx + a_t * ux, gy + dy + a_t * uy, gz + dz + a_t * uz]
 

@@ -419,3 +419,25 @@ def test_pointing_bias_is_static_per_sensor():
     assert np.median(rotations) > 5 * sigma
     # once each sensor's own fixed rotation is removed, what is left is the 20 urad noise
     assert np.allclose(scatter, sigma, rtol=0.3)
+
+
+def test_aligned_frame_phase_makes_every_satellite_look_on_the_whole_second():
+    base = load_scenario("single-icbm")
+    sc = dataclasses.replace(base, sensor=dataclasses.replace(base.sensor, frame_phase="aligned"))
+    res = simulate_to_lists(sc, duration_s=5.0)
+    assert len(res.frames) == 28 * 5
+    assert all(f.time_ns == base.epoch_ns + f.sequence * NS_PER_S for f in res.frames)
+
+
+ISS = """ISS (ZARYA)
+1 25544U 98067A   26001.00000000  .00016717  00000-0  10270-3 0  9005
+2 25544  51.6416 247.4627 0006703 130.5360 325.0288 15.50377579 12345
+"""
+
+
+def test_a_tle_constellation_produces_frames_named_after_the_tle():
+    text = SRBM.replace("[constellation]", '[constellation]\nkind = "tle"\ntle_file = "iss.tle"')
+    res = simulate_to_lists(parse_scenario(text, "tle.toml", tle_text=ISS), duration_s=5.0)
+    assert {f.sensor_id for f in res.frames} == {"ISS (ZARYA)"}
+    alt_km = [(np.linalg.norm(f.position) - R_EARTH_EQ) / 1e3 for f in res.frames]
+    assert all(380 < a < 460 for a in alt_km)  # the ISS, propagated by the same SGP4
