@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sgp4.api import WGS72, Satrec, SatrecArray
+from sgp4.api import SGP4_ERRORS, WGS72, Satrec, SatrecArray
 from sgp4.earth_gravity import wgs72
 
 from tracklayer.fusion.frames import julian_date
@@ -69,7 +69,9 @@ def _split_jd(t_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _check(err: np.ndarray, ids) -> None:
     if np.any(err):
         k = int(np.nonzero(np.any(err, axis=1))[0][0])
-        raise ConstellationError(f"{ids[k]}: SGP4 error code {int(err[k].max())}")
+        code = int(err[k].max())
+        why = SGP4_ERRORS.get(code, "unknown error")
+        raise ConstellationError(f"{ids[k]}: SGP4 cannot propagate it (code {code}: {why})")
 
 
 def walker_delta(

@@ -288,8 +288,9 @@ class Trajectory:
         return out
 
 
-def _guidance(profile: Profile, site_ecef: np.ndarray, kick: float, azimuth: float):
-    """Up vector at the site and the kick direction (unit vectors, launch frame)."""
+def _guidance(site_ecef: np.ndarray, azimuth: float) -> tuple[np.ndarray, np.ndarray]:
+    """Geodetic up at the site and the horizontal towards ``azimuth`` (unit vectors, launch
+    frame)."""
     lat, lon, _ = ecef_to_geodetic(site_ecef)
     east, north, up = enu_matrix(float(lat), float(lon))
     horiz = math.cos(azimuth) * north + math.sin(azimuth) * east
@@ -326,7 +327,7 @@ def _stage_mass(profile: Profile, idx: int) -> tuple[float, float]:
 
 def _fly_boost(profile: Profile, site_ecef, kick, azimuth, cutoff_s):
     """Integrate the burn from lift-off to ``cutoff_s``; returns (solutions, state at cut-off)."""
-    up, horiz = _guidance(profile, site_ecef, kick, azimuth)
+    up, horiz = _guidance(site_ecef, azimuth)
     r0 = np.asarray(site_ecef, float)
     v0 = np.cross([0.0, 0.0, OMEGA_EARTH], r0)  # the launch pad turns with the Earth
     y = np.concatenate([r0, v0])

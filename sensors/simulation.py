@@ -56,8 +56,8 @@ from .ir_sensor import (
     stable_hash,
     visible,
 )
-from .missiles import PROFILES, Flight, make_flight
-from .scenario import Scenario
+from .missiles import PROFILES, Flight, MissileError, make_flight
+from .scenario import Scenario, ScenarioError
 
 BLOCK_LOOKS = 32  # looks per satellite processed together
 HOTSPOT_CAP_M = 1_500e3  # m, hot spots lie within this distance of a launch site or target
@@ -82,15 +82,17 @@ class World:
     offsets_s: np.ndarray  # (S,) look phase within the period
     sensor_hash: list[int]
     bias: list[np.ndarray | None]  # (3, 3) per sensor or None
-    obj_brightness: np.ndarray  # (J,) boost brightness x per-object factor
-    obj_factor: np.ndarray  # (J,)
+    obj_brightness: np.ndarray  # (J,) brightness of the profile while boosting
+    obj_factor: np.ndarray  # (J,) per-object brightness factor (log-normal)
+    pd_table: np.ndarray  # (4,) Pd by FlightPhase value
     hotspots_ecef: np.ndarray  # (H, 3) m
     hotspot_brightness: np.ndarray  # (H,)
     outages: dict[int, list[tuple[float, float]]] = field(default_factory=dict)  # abs s
 
 
 def build_world(scenario: Scenario, seed: int | None = None, duration_s: float | None = None):
-    """Constellation, solved missile flights, hot spots and per-sensor constants."""
+    """Constellation, solved missile flights, hot spots and per-sensor constants.
+    A flight that cannot be solved raises ScenarioError naming its launch."""
     seed = scenario.seed if seed is None else int(seed)
     duration = scenario.duration_s if duration_s is None else float(duration_s)
     if not duration > 0.0:
@@ -117,11 +119,14 @@ def build_world(scenario: Scenario, seed: int | None = None, duration_s: float |
         else:
             bias.append(None)
     flights, bright, factor = [], [], []
-    for la in scenario.launches:
+    for n, la in enumerate(scenario.launches):
         for i, oid in enumerate(la.object_ids()):
             t0 = epoch + la.time_s + i * la.spacing_s
-            flights.append(make_flight(oid, la.missile, (la.site_lat_deg, la.site_lon_deg),
-                                       (la.target_lat_deg, la.target_lon_deg), t0))  # fmt: skip
+            try:
+                flights.append(make_flight(oid, la.missile, (la.site_lat_deg, la.site_lon_deg),
+                                           (la.target_lat_deg, la.target_lon_deg), t0))  # fmt: skip
+            except MissileError as exc:
+                raise ScenarioError(scenario.source, f"launch[{n}].target", str(exc)) from None
             f = float(np.exp(keyed_rng(seed, TAG_OBJECT, stable_hash(oid)).normal(
                 0.0, OBJECT_BRIGHTNESS_SIGMA)))  # fmt: skip
             factor.append(f)
@@ -134,7 +139,8 @@ def build_world(scenario: Scenario, seed: int | None = None, duration_s: float |
             (epoch + o.start_s, epoch + o.start_s + o.duration_s)
         )
     return World(scenario, seed, duration, p, const, flights, offsets, hashes, bias,
-                 np.array(bright), np.array(factor), hot, hot_b, outages)  # fmt: skip
+                 np.array(bright), np.array(factor), p.pd_by_phase(), hot, hot_b,
+                 outages)  # fmt: skip
 
 
 def _hotspots(scenario: Scenario, seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -191,7 +197,7 @@ def _frame(
         labels = merge_by_resolution(u, rng_m, p.resolution_rad)
         heads = labels == np.arange(idx.size)
         phase = obj_phase[idx]
-        det = heads & (u_obj[idx] < p.pd_by_phase()[phase])
+        det = heads & (u_obj[idx] < w.pd_table[phase])
         if det.any():
             sel = idx[det]
             bright = np.where(phase == FlightPhase.BOOST, w.obj_brightness[idx],

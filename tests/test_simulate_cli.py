@@ -111,3 +111,24 @@ def test_bad_arguments_exit_2_naming_the_problem(argv, fragment, tmp_path, capsy
     assert main(argv) == 2
     assert fragment in capsys.readouterr().err
     assert not (tmp_path / "x.mcap").exists()
+
+
+DECAYED_TLE = """OLDSAT
+1 25544U 98067A   00001.00000000  .00016717  00000-0  10270-2 0  9005
+2 25544  51.6416 247.4627 0006703 130.5360 325.0288 15.50377579 12345
+"""
+
+
+def test_tle_that_sgp4_cannot_propagate_to_the_epoch_exits_2_and_leaves_no_file(
+    tmp_path: Path, capsys
+):
+    (tmp_path / "old.tle").write_text(DECAYED_TLE)
+    text = BAD.replace("pd_boost = 1.5\n", "").replace(
+        "[constellation]", '[constellation]\nkind = "tle"\ntle_file = "old.tle"'
+    )
+    (tmp_path / "s.toml").write_text(text)
+    out = tmp_path / "out.mcap"
+    assert main(["simulate", str(tmp_path / "s.toml"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "OLDSAT" in err and "SGP4" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.tle", "s.toml"]

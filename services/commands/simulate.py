@@ -68,7 +68,7 @@ class _Bar:
 
 def run(args: argparse.Namespace) -> int:
     from tracklayer.fusion.domain import DetectionTruth, SensorFrame
-    from tracklayer.sensors.missiles import MissileError
+    from tracklayer.sensors.constellation import ConstellationError
     from tracklayer.sensors.scenario import ScenarioError, load_scenario
     from tracklayer.sensors.simulation import run_metadata, simulate
     from tracklayer.services.recording import RecordingError, RecordingWriter, format_sensor_ids
@@ -88,8 +88,8 @@ def run(args: argparse.Namespace) -> int:
     bar = _Bar(f"simulate {scenario.name}")
     try:
         stream = simulate(scenario, args.seed, args.duration, progress=bar)
-    except MissileError as exc:
-        raise UserError(f"{scenario.source}: {exc}") from None
+    except ScenarioError as exc:
+        raise UserError(str(exc)) from None
     meta = run_metadata(scenario, args.seed, args.duration)
     metadata = {
         "scenario": meta["scenario"],
@@ -117,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
         os.replace(tmp, out)
     except RecordingError as exc:
         raise UserError(str(exc)) from None
+    except ConstellationError as exc:  # e.g. a TLE that SGP4 cannot propagate that far
+        raise UserError(f"{scenario.source}: constellation: {exc}") from None
     except OSError as exc:
         raise UserError(f"{out}: cannot write: {exc.strerror}") from None
     finally:
