@@ -430,6 +430,31 @@ def test_restart_after_a_crash_replays_the_journal_to_the_same_reports(tmp_path)
     assert got == expected
 
 
+def test_graceful_stop_applies_every_acknowledged_frame_and_delivers_its_reports(tmp_path):
+    async def body():
+        s = Services(tmp_path)
+        await s.start_store()
+        await s.start_fusion()
+        await s.stub.DeclareSensors(fs.DeclareSensorsRequest(sensor_ids=["sat-9-9"]))
+        st = Stream(s.stub, "sat-1-1")
+        for k in range(5):
+            assert (await st.send(frame("sat-1-1", k, float(k))))[0].status == ACCEPTED
+        # sat-9-9 never sends and there is no idle timeout: nothing is applied yet.
+        assert (await s.counters())["reports_total"] == 0
+        await s.fusion.stop(grace=0.5)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await st.call.read()
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        await s.channel.close()
+        # The shutdown flush applied all 5 frames (one report each) and ended the track.
+        stored = await s.stored(6)
+        assert [r.revision for r in stored] == [1, 2, 3, 4, 5, 6]
+        assert stored[-1].status == 4  # TRACK_STATUS_DELETED
+        await s.stop_store()
+
+    run(body())
+
+
 def test_idle_timeout_releases_a_silent_sensor_and_is_counted(tmp_path):
     async def body():
         async with Services(tmp_path, store=False, idle_timeout_s=0.3) as s:
