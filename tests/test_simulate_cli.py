@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -49,7 +50,10 @@ def test_simulate_records_frames_truth_detection_truth_and_metadata(simulated_mc
 def test_same_scenario_and_seed_give_a_byte_identical_file(simulated_mcap, tmp_path: Path):
     first = simulated_mcap("clutter", duration_s=SHORT)
     again = tmp_path / "again.mcap"
-    assert main(["simulate", "clutter", "--out", str(again), "--duration", str(SHORT)]) == 0
+    # in another process (fresh flight solutions, another PYTHONHASHSEED)
+    env = {**os.environ, "PYTHONHASHSEED": "4321"}
+    argv = [TRACKLAYER, "simulate", "clutter", "--out", str(again), "--duration", str(SHORT)]
+    assert subprocess.run(argv, env=env, capture_output=True).returncode == 0
     assert again.read_bytes() == first.read_bytes()
     other = tmp_path / "other.mcap"
     argv = ["simulate", "clutter", "--out", str(other), "--duration", str(SHORT), "--seed", "7"]
