@@ -100,50 +100,48 @@ def _fmt_latlon(lat: float, lon: float) -> str:
     return f"{abs(lat):5.2f}{'N' if lat >= 0 else 'S'} {abs(lon):6.2f}{'E' if lon >= 0 else 'W'}"
 
 
-def _sensors_text(ids: tuple[str, ...], width: int = 24) -> str:
-    text = ",".join(ids)
-    if len(text) <= width:
-        return text
-    shown, n = [], 0
-    for sid in ids:
-        if len(",".join([*shown, sid])) > width - 6:
-            break
-        shown.append(sid)
-        n += 1
-    return ",".join(shown) + f" +{len(ids) - n}"
+def _sensors_text(ids: tuple[str, ...]) -> str:
+    """``sat-1-2 +4``: the first sensor and how many more (the table stays 80 columns)."""
+    if not ids:
+        return "-"
+    return ids[0] + (f" +{len(ids) - 1}" if len(ids) > 1 else "")
+
+
+def _track_number(track_id: str) -> int:
+    n = track_id.rpartition("-")[2]
+    return int(n) if n.isdigit() else 0
 
 
 def track_table(reports: list[TrackReport], max_rows: int = MAX_ROWS) -> list[str]:
-    """Lines of the live-track table: one row per track, confirmed first, then by id.
+    """Lines of the track table: one row per track, confirmed first, then by number.
 
     Altitude km (WGS-84), inertial speed km/s, predicted impact point (degrees,
     with its 1-sigma semi-major axis in km), sensors that updated it last.
     """
-    head = (
-        f"  {'track':<12} {'status':<10} {'phase':<10} {'alt km':>8} {'km/s':>6}  "
-        f"{'predicted impact':<26} {'sensors'}"
-    )
-    rows = [head]
     order = sorted(
-        reports,
-        key=lambda r: (r.status != TrackStatus.CONFIRMED, int(r.track_id.rpartition("-")[2] or 0)),
+        reports, key=lambda r: (r.status != TrackStatus.CONFIRMED, _track_number(r.track_id))
     )
+    w = max([5, *(len(r.track_id) for r in order[:max_rows])])
+    rows = [
+        f"  {'track':<{w}} {'status':<9} {'phase':<9} {'alt km':>7} {'km/s':>5}  "
+        f"{'predicted impact':<21} sensors"
+    ]
     for r in order[:max_rows]:
         impact = "-"
         if r.impact is not None:
             impact = (
                 f"{_fmt_latlon(r.impact.latitude_deg, r.impact.longitude_deg)} "
-                f"±{r.impact.semi_major_m / 1e3:.1f} km"
+                f"±{r.impact.semi_major_m / 1e3:.1f}km"
             )
         speed = float(math.sqrt(float(r.velocity @ r.velocity))) / 1e3
         rows.append(
-            f"  {r.track_id:<12} {r.status.name:<10} {r.phase.name.lower():<10} "
-            f"{r.altitude_m / 1e3:8.1f} {speed:6.2f}  {impact:<26} {_sensors_text(r.sensor_ids)}"
+            f"  {r.track_id:<{w}} {r.status.name:<9} {r.phase.name.lower():<9} "
+            f"{r.altitude_m / 1e3:7.1f} {speed:5.2f}  {impact:<21} {_sensors_text(r.sensor_ids)}"
         )
     if len(order) > max_rows:
         rows.append(f"  ... and {len(order) - max_rows} more tracks")
     if not order:
-        rows.append("  (no live tracks yet)")
+        rows.append("  (no live tracks)")
     return rows
 
 
@@ -156,7 +154,7 @@ class LivePicture:
         self.latest: dict[str, TrackReport] = {}
         self.stored = 0
         self.ever: set[str] = set()
-        self.confirmed_ever: set[str] = set()
+        self.confirmed_last: dict[str, TrackReport] = {}  # ever-confirmed tracks: last report
 
     def update(self) -> None:
         new = self._sub.reports[self._seen :]
@@ -165,8 +163,10 @@ class LivePicture:
         for msg in new:
             r = report_from_proto(msg)
             self.ever.add(r.track_id)
-            if r.status == TrackStatus.CONFIRMED:
-                self.confirmed_ever.add(r.track_id)
+            last = self.confirmed_last.get(r.track_id)
+            if r.status == TrackStatus.CONFIRMED or last is not None:
+                if last is None or last.revision < r.revision:
+                    self.confirmed_last[r.track_id] = r
             cur = self.latest.get(r.track_id)
             if cur is not None and cur.revision > r.revision:
                 continue
@@ -385,6 +385,9 @@ class Demo:
             picture = LivePicture(sub)
             self._watch(scenario, duration, speed, client, picture, [store, fusion, sim], sensors)
             self._drain(client, picture, fusion, store)
+            if picture.confirmed_last:
+                self.say("confirmed tracks, last stored report:")
+                self.say("\n".join(track_table(list(picture.confirmed_last.values()), 40)))
             self.say("stopping the fusion service ...")
             rc = fusion.stop(self.opt.grace_s)
             if rc != 0:
@@ -440,14 +443,13 @@ class Demo:
         accepted = counters.get('frames_total{status="accepted"}', 0)
         late = counters.get('frames_total{status="late"}', 0)
         rejected = counters.get('frames_total{status="rejected"}', 0)
-        extra = f", {late} late" if late else ""
-        extra += f", {rejected} rejected" if rejected else ""
+        extra = f" ({late} late)" if late else ""
+        extra += f" ({rejected} rejected)" if rejected else ""
         confirmed = sum(1 for r in picture.latest.values() if r.status == TrackStatus.CONFIRMED)
         return [
-            f"{scenario.name} [{bar}] t = {t:6.0f} / {duration:g} s",
-            f"  frames {accepted} accepted{extra}, {counters.get('detections_total', 0)} "
-            f"detections; reports stored {picture.stored}; live tracks {len(picture.latest)} "
-            f"({confirmed} confirmed)",
+            f"{scenario.name} [{bar}] t = {t:4.0f} / {duration:g} s",
+            f"  frames {accepted}{extra}, detections {counters.get('detections_total', 0)}, "
+            f"reports {picture.stored}, live tracks {len(picture.latest)} ({confirmed} confirmed)",
         ]
 
     def _watch(
@@ -463,8 +465,9 @@ class Demo:
         tty = self.out.isatty()
         refresh = self.opt.refresh_s or (0.5 if tty else 10.0)
         screen = Screen(self.out, tty)
-        t0 = time.monotonic()
-        next_draw = t0 + (0.0 if tty else refresh)
+        next_draw = time.monotonic() + (0.0 if tty else refresh)
+        next_poll = 0.0
+        first_frame: float | None = None  # wall time the first frame was accepted
         counters: dict[str, int] = {}
         shown: list[tuple[str, TrackStatus]] = []
         while True:
@@ -473,15 +476,21 @@ class Demo:
             done = sensors.returncode is not None
             picture.update()
             now = time.monotonic()
-            if now >= next_draw or done:
+            if now >= next_poll or done:
                 try:
                     counters = client.status()
                 except grpc.RpcError:
                     pass
-                t_live = (now - t0) * speed
+                next_poll = now + 0.5
+                if first_frame is None and counters.get('frames_total{status="accepted"}'):
+                    first_frame = now
+            if now >= next_draw or done:
+                # Scenario time: the sensors pace frames from the scenario epoch on.
+                t_live = duration if done else (0.0 if first_frame is None else now - first_frame)
+                t_live = t_live if done else t_live * speed
                 lines = self._status_lines(scenario, duration, t_live, counters, picture)
                 shape = sorted((r.track_id, r.status) for r in picture.latest.values())
-                if tty or done or shape != shown:  # plain output: the table when it changes
+                if not done and (tty or shape != shown):  # plain output: the table on change
                     lines += track_table(list(picture.latest.values()))
                     shown = shape
                 screen.draw(lines)
