@@ -122,3 +122,24 @@ def test_plugin_works_from_a_users_conftest_and_stops_services_cleanly(pytester)
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+def test_reports_made_while_the_store_is_down_are_stored_once_it_is_back(
+    tracklayer_services, boost_frames
+):
+    """The subprocess helpers restart the store on its port; the fusion service's
+    durable outbox then delivers every report exactly once (DESIGN §8)."""
+    from tracklayer.services.convert import report_to_proto
+
+    frames, offline = boost_frames
+    client = tracklayer_services.client()
+    assert tracklayer_services.stop_store() == 0
+
+    acks = client.send_frames(frames)
+    assert {a.status for a in acks} == {ACCEPTED}
+    tracklayer_services.start_store()
+
+    stored = client.wait_for(
+        lambda: len(reps := client.all_stored_reports()) >= len(offline) and reps, timeout=60.0
+    )
+    assert by_track(report_to_proto(r) for r in stored) == by_track(offline)
