@@ -189,7 +189,7 @@ class _Outgoing:
 class _Stream:
     """Frames of one sensor: released but unsent, and sent but unacknowledged (both in order)."""
 
-    __slots__ = ("sensor_id", "unsent", "in_flight", "wake", "done", "task", "counts")
+    __slots__ = ("sensor_id", "unsent", "in_flight", "wake", "done", "task", "counts", "last_ack")
 
     def __init__(self, sensor_id: str) -> None:
         self.sensor_id = sensor_id
@@ -199,6 +199,7 @@ class _Stream:
         self.done = False  # the source has no more frames
         self.task: asyncio.Task | None = None
         self.counts: dict[str, int] = {}
+        self.last_ack = 0.0  # monotonic time of the last ack (or of a send into an empty window)
 
     def oldest_ns(self) -> int | None:
         if self.in_flight:
@@ -348,6 +349,7 @@ class FrameStreamer:
             if self.origin_ns is not None:
                 self._wall0 = asyncio.get_running_loop().time()
             ticker = asyncio.create_task(self._tick()) if self.progress else None
+            watchdog = asyncio.create_task(self._watch_acks())
             self._dispatch_task = asyncio.create_task(self._dispatch(source))
             try:
                 try:
@@ -358,6 +360,7 @@ class FrameStreamer:
                     raise self._failure from None
                 await self._wait_streams()
             finally:
+                watchdog.cancel()
                 if ticker is not None:
                     ticker.cancel()
                 for st in self._streams.values():
@@ -617,6 +620,8 @@ class FrameStreamer:
                     self._result.resent += 1
                 batch.append(f)
                 size += f.size
+            if not st.in_flight:
+                st.last_ack = time.monotonic()  # the ack clock starts with the first frame out
             st.in_flight.extend(batch)
             await call.write(fs_pb2.StreamFramesRequest(frames=[f.msg for f in batch]))
 
@@ -656,6 +661,7 @@ class FrameStreamer:
                     key = f"{name}: {ack.reason}"
                     if key in result.reasons or len(result.reasons) < 100:
                         result.reasons[key] = result.reasons.get(key, 0) + 1
+            st.last_ack = time.monotonic()
             st.wake.set()
             self._acked_event.set()
 
@@ -673,6 +679,28 @@ class FrameStreamer:
             reconnects=self._result.reconnects,
             source_done=self._source_done,
         )
+
+    async def _watch_acks(self) -> None:
+        """Fail the run when a connected stream gets no ack for ``reconnect_timeout_s``.
+
+        A service that keeps the connection but stops answering (hung, or
+        wedged) would otherwise hold the run forever.
+        """
+        limit = self.options.reconnect_timeout_s
+        while True:
+            await asyncio.sleep(min(1.0, limit / 4))
+            now = time.monotonic()
+            for st in self._streams.values():
+                if st.in_flight and now - st.last_ack > limit:
+                    self._failure = StreamerError(
+                        f"fusion service at {self.address} acknowledged nothing on the stream "
+                        f"of sensor {st.sensor_id!r} for {limit:g} s ({len(st.in_flight)} frames "
+                        "waiting)"
+                    )
+                    if self._dispatch_task is not None and not self._dispatch_task.done():
+                        self._dispatch_task.cancel()
+                    self._acked_event.set()
+                    return
 
     async def _tick(self) -> None:
         assert self.progress is not None

@@ -262,3 +262,15 @@ def test_source_error_ends_the_run_with_that_error():
 
     with pytest.raises(Corrupt, match="corrupt chunk"):
         run(FusionDouble(), sensors, source(), FAST)
+
+
+def test_service_that_stops_acknowledging_ends_the_run_with_streamer_error():
+    # A wedged service keeps the connection open but answers nothing: give up after
+    # reconnect_timeout_s rather than hang.
+    sensors = ["sat-1-1"]
+    double = FusionDouble(ack_delay_s={"sat-1-1": 30.0})
+    opts = StreamerOptions(speed=None, reconnect_timeout_s=1.0)
+    t = time.monotonic()
+    with pytest.raises(StreamerError, match="acknowledged nothing"):
+        run(double, sensors, make_frames(sensors, 5), opts)
+    assert time.monotonic() - t < 5.0
