@@ -274,3 +274,20 @@ def test_service_that_stops_acknowledging_ends_the_run_with_streamer_error():
     with pytest.raises(StreamerError, match="acknowledged nothing"):
         run(double, sensors, make_frames(sensors, 5), opts)
     assert time.monotonic() - t < 5.0
+
+
+def test_progress_line_fills_by_acknowledged_frames_and_ends_its_line():
+    import io
+
+    from tracklayer.services.stream_progress import ProgressLine
+
+    out = io.StringIO()
+    bar = ProgressLine("replay", total_frames=200, stream=out, enabled=True)
+    counts = {"ACCEPTED": 48, "DUPLICATE": 0, "LATE": 0, "REJECTED": 2}
+    bar(StreamProgress(released=80, acked=50, log_time_s=12.5, counts=counts, reconnects=0,
+                       source_done=False))  # fmt: skip
+    bar.close()
+    text = out.getvalue()
+    assert text.startswith("\r") and text.endswith("\n")
+    assert " 25.0%" in text and "frames 50/80 acked" in text and "REJECTED 2" in text
+    assert "DUPLICATE" not in text  # only statuses that occurred beside ACCEPTED
