@@ -123,8 +123,8 @@ def track_table(reports: list[TrackReport], max_rows: int = MAX_ROWS) -> list[st
     )
     w = max([5, *(len(r.track_id) for r in order[:max_rows])])
     rows = [
-        f"  {'track':<{w}} {'status':<9} {'phase':<9} {'alt km':>7} {'km/s':>5}  "
-        f"{'predicted impact':<21} sensors"
+        f"  {'track':<{w}} {'status':<9} {'phase':<9} {'alt km':>6} {'km/s':>5}  "
+        f"{'predicted impact':<23} sensors"
     ]
     for r in order[:max_rows]:
         impact = "-"
@@ -136,7 +136,7 @@ def track_table(reports: list[TrackReport], max_rows: int = MAX_ROWS) -> list[st
         speed = float(math.sqrt(float(r.velocity @ r.velocity))) / 1e3
         rows.append(
             f"  {r.track_id:<{w}} {r.status.name:<9} {r.phase.name.lower():<9} "
-            f"{r.altitude_m / 1e3:7.1f} {speed:5.2f}  {impact:<21} {_sensors_text(r.sensor_ids)}"
+            f"{r.altitude_m / 1e3:6.0f} {speed:5.2f}  {impact:<23} {_sensors_text(r.sensor_ids)}"
         )
     if len(order) > max_rows:
         rows.append(f"  ... and {len(order) - max_rows} more tracks")
