@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import pickle
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
@@ -34,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tracklayer import __version__
 from tracklayer.fusion.config import FusionConfig
 from tracklayer.fusion.domain import FrameStatus, TrackReport, TrackStatus
 from tracklayer.fusion.pipeline import FusionCore, TrackerFactory
@@ -84,6 +86,7 @@ class FusionSettings:
     tracker_factory: TrackerFactory | None = None  # tests; default fusion.tracker.Tracker
     synchronous: str = "FULL"  # SQLite durability of journal and outbox
     store_max_backoff_s: float = 5.0  # longest wait between two store reconnection tries
+    checkpoint_every: int = 20_000  # journal events between checkpoints (0 = never)
     store_credentials: Any = None  # grpc.ChannelCredentials for mTLS to the store; None = plaintext
 
 
@@ -154,7 +157,8 @@ class FusionEngine:
         self._streams: set[StreamState] = set()
         self._stale: dict[str, int] = {}  # sensor -> streams left open by a previous process
         self._stale_since = time.time()
-        self._replay_opens: Counter = Counter()
+        self._opens: Counter = Counter()  # journaled stream opens minus closes, per sensor
+        self._checkpoint_seq = 0
         self._baseline: dict[str, int] = {}
         self.permission_denied = 0  # streams and declarations refused by the mTLS identity check
         self._closing = False
@@ -178,7 +182,7 @@ class FusionEngine:
         fresh = self.journal.last_seq == 0
         await self._replay()
         self._baseline = dict(self.core.counters)
-        self._stale = {s: n for s, n in self._replay_opens.items() if n > 0}
+        self._stale = {s: n for s, n in self._opens.items() if n > 0}
         self._stale_since = time.time()
         log.info(
             kv(
@@ -209,8 +213,8 @@ class FusionEngine:
         """Apply every journaled event to the fresh core; re-outbox reports past the mark."""
         mark = self.outbox.journal_mark
         redo: list[bytes] = []
-        last = 0
-        for ev in self.journal.events():
+        last = self._restore_checkpoint()
+        for ev in self.journal.events(after_seq=last):
             item = _Item(ev.kind, ev.sensor_id, ev.now)
             if ev.kind == EventKind.FRAME:
                 item.frame = sensor_pb2.SensorFrame.FromString(ev.payload)
@@ -218,10 +222,6 @@ class FusionEngine:
                 item.ids = tuple(ev.payload.decode().split("\n")) if ev.payload else ()
             elif ev.kind == EventKind.IDLE:
                 item.ids = (ev.payload.decode(),)
-            elif ev.kind == EventKind.OPEN:
-                self._replay_opens[ev.sensor_id] += 1
-            elif ev.kind == EventKind.CLOSE:
-                self._replay_opens[ev.sensor_id] -= 1
             status, reason, reports, _ = self._apply(item, replay=True)
             if ev.kind == EventKind.FRAME and status is not FrameStatus.ACCEPTED:
                 log.error(kv("replay_mismatch", seq=ev.seq, status=status.name, reason=reason))
@@ -234,6 +234,37 @@ class FusionEngine:
         self._prune_live()
         if last > mark:
             self.outbox.add(redo, last)
+
+    def _restore_checkpoint(self) -> int:
+        """Load the newest usable checkpoint; returns its seq (0: replay from the start)."""
+        cp = self.journal.latest_checkpoint()
+        if cp is None:
+            return 0
+        seq, version, blob = cp
+        if version != __version__:
+            log.warning(kv("checkpoint_skipped", seq=seq, written_by=version, running=__version__))
+            return 0
+        try:
+            core, opens = pickle.loads(blob)
+        except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint: full replay
+            log.warning(kv("checkpoint_unreadable", seq=seq, error=repr(exc)))
+            return 0
+        self.core, self._opens = core, opens
+        self._checkpoint_seq = seq
+        self._live = dict.fromkeys((r.track_id for r in core.live_reports()), None)
+        log.info(kv("checkpoint_loaded", seq=seq))
+        return seq
+
+    async def _maybe_checkpoint(self) -> None:
+        """Every ``checkpoint_every`` events, save the core (state after committed_seq)."""
+        every = self.settings.checkpoint_every
+        seq = self.journal.committed_seq
+        if every <= 0 or seq - self._checkpoint_seq < every or self.journal.pending:
+            return
+        blob = pickle.dumps((self.core, self._opens), protocol=pickle.HIGHEST_PROTOCOL)
+        await self._db(self.journal.write_checkpoint, seq, __version__, blob)
+        self._checkpoint_seq = seq
+        log.info(kv("checkpoint_written", seq=seq, bytes=len(blob)))
 
     async def abandon(self) -> None:
         """Stop as SIGKILL would after the last commit (tests of crash recovery): no
@@ -444,6 +475,7 @@ class FusionEngine:
             )
             if self.forwarder is not None:
                 self.forwarder.notify()
+        await self._maybe_checkpoint()
 
     def _apply(
         self, item: _Item, *, replay: bool
@@ -471,9 +503,13 @@ class FusionEngine:
         elif kind == EventKind.OPEN:
             core.open_stream(sid, now)
             journal = True
+            self._opens[sid] += 1
         elif kind == EventKind.CLOSE:
             reports = core.close_stream(sid)
             journal = True
+            self._opens[sid] -= 1
+            if self._opens[sid] <= 0:
+                del self._opens[sid]
         elif kind == EventKind.IDLE:
             timeout = float(item.ids[0])
             expired, reports = core.expire_idle(now, timeout)

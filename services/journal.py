@@ -20,6 +20,11 @@ idle bookkeeping saw) and the wall time it was written. Frames that were not
 ACCEPTED (REJECTED, DUPLICATE, LATE) change no core state, so they are not
 journaled: replaying them would change nothing.
 
+Checkpoints (optional) hold the engine's state after some event ``seq``
+(pickled: the journal is a trusted local file, written by this software);
+a restart loads the newest one written by the same software version and
+replays only the events after it.
+
 The journal also pins the settings it was written with (fusion id, config,
 allow-list); :meth:`Journal.check_settings` refuses a restart with others,
 since replay would then diverge.
@@ -71,6 +76,12 @@ CREATE TABLE IF NOT EXISTS events (
     payload   BLOB    NOT NULL
 );
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS checkpoints (
+    seq      INTEGER PRIMARY KEY,  -- state after applying every event up to seq
+    wall_ns  INTEGER NOT NULL,
+    version  TEXT    NOT NULL,     -- software version that wrote it
+    state    BLOB    NOT NULL
+);
 """
 
 
@@ -168,6 +179,29 @@ class Journal:
         )
         for seq, kind, sid, now, payload in cur:
             yield Event(int(seq), EventKind(kind), sid, now, bytes(payload))
+
+    # ---- checkpoints ------------------------------------------------------------
+    def write_checkpoint(self, seq: int, version: str, state: bytes) -> None:
+        """Keep ``state`` as the state after event ``seq`` (replacing older checkpoints)."""
+        cur = self._db.cursor()
+        cur.execute("BEGIN")
+        try:
+            cur.execute(
+                "INSERT OR REPLACE INTO checkpoints VALUES (?,?,?,?)",
+                (seq, time.time_ns(), version, state),
+            )
+            cur.execute("DELETE FROM checkpoints WHERE seq < ?", (seq,))
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+
+    def latest_checkpoint(self) -> tuple[int, str, bytes] | None:
+        """(seq, version, state) of the newest checkpoint, or None."""
+        row = self._db.execute(
+            "SELECT seq, version, state FROM checkpoints ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else (int(row[0]), str(row[1]), bytes(row[2]))
 
     def close(self) -> None:
         self._db.close()

@@ -86,6 +86,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="fusion settings (flat TOML table of FusionConfig fields, SI units)",
     )
     p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=20_000,
+        metavar="N",
+        help="journal events between two checkpoints of the fusion state, which bound "
+        "the replay after a restart (0 = never; default: %(default)s)",
+    )
+    p.add_argument(
         "--grace",
         type=float,
         default=2.0,
@@ -108,6 +116,8 @@ def settings_from_args(args: argparse.Namespace):  # -> FusionSettings
     if not math.isfinite(args.idle_timeout) or args.idle_timeout < 0:
         raise UserError(f"--idle-timeout: must be >= 0 seconds, got {args.idle_timeout}")
     parse_host_port(args.store, "--store")
+    if args.checkpoint_every < 0:
+        raise UserError(f"--checkpoint-every: must be >= 0, got {args.checkpoint_every}")
     sensors: tuple[str, ...] = ()
     if args.sensors:
         sensors = tuple(sorted({s.strip() for s in args.sensors.split(",") if s.strip()}))
@@ -128,6 +138,7 @@ def settings_from_args(args: argparse.Namespace):  # -> FusionSettings
         outbox_path=Path(outbox),
         store_target=args.store,
         idle_timeout_s=float(args.idle_timeout),
+        checkpoint_every=args.checkpoint_every,
         store_credentials=channel_credentials(tls_from_args(args)),
     )
 
