@@ -41,7 +41,7 @@ class FusionConfig:
     # --- confirmation (M-of-N over 1-s bins of data time) ---
     confirm_m: int = 4  # bins with at least one update ...
     confirm_n: int = 6  # ... among the last N bins
-    confirm_min_sensors: int = 3  # distinct sensors (third-satellite ghost check), if seen
+    confirm_min_sensors: int = 2  # distinct sensors that updated the track
     confirm_min_speed_sigmas: float = 4.0  # Earth-relative speed must differ from 0 by this
     confirm_min_earth_speed_mps: float = 40.0  # m/s; and exceed this (hot spots sit still)
     confirm_min_altitude_m: float = 30_000.0  # m; above this the Earth-fixed test is waived
@@ -60,10 +60,16 @@ class FusionConfig:
     reentry_jerk_psd: float = 50.0  # m^2/s^5; same for drag deceleration in reentry
     accel_time_constant_s: float = 60.0  # s; Singer decorrelation time of the acceleration
     max_step_s: float = 2.0  # s; largest RK4 step when predicting tracks
-    burnout_accel_mps2: float = 1.5  # m/s^2; thrust estimate below this counts as zero
-    burnout_hold_s: float = 6.0  # s the thrust must stay ~0 before burnout is declared
-    maneuver_nis: float = 13.8  # NIS (2 dof) above which an update counts as surprising
-    maneuver_count: int = 4  # surprising updates in a row that re-open boost mode
+    burnout_hold_s: float = 10.0  # s a zero-thrust shadow must fit before burnout is declared
+    maneuver_memory: float = 0.95  # fading-memory factor of the ballistic NIS sum (mean 2/(1-m))
+    boost_inflate_memory: float = 0.8  # fading-memory factor of the boost NIS sum (mean 10)
+    boost_inflate_nis: float = 20.0  # fading NIS sum above which a boost track's thrust
+    # covariance is widened by init_accel_sigma_mps2 (staging, thrust cutoff) ...
+    boost_inflate_lag_s: float = 1.5  # s; ... as if the thrust had changed this long ago
+    boost_intensity_threshold: float = 20.0  # detection intensity x (range / 1000 km)^2 at
+    # or above which the object is a burning plume (cold body ~1, plume ~100-1000)
+    burnout_dim_count: int = 3  # dark detections in a row after a plume: burnout
+    maneuver_nis: float = 90.0  # fading NIS sum above which a ballistic track reopens thrust
 
     # --- impact and launch estimates ---
     impact_refresh_s: float = 5.0  # s of data time between two impact predictions
@@ -113,6 +119,10 @@ class FusionConfig:
                 f"confirm_m: must satisfy 0 < confirm_m <= confirm_n ({self.confirm_n}), "
                 f"got {self.confirm_m}"
             )
+        for name in ("maneuver_memory", "boost_inflate_memory"):
+            m = getattr(self, name)
+            if not 0.0 < m < 1.0:
+                raise ValueError(f"{name}: must be in (0, 1), got {m}")
         if self.init_min_altitude_m >= self.init_max_altitude_m:
             raise ValueError("init_min_altitude_m: must be below init_max_altitude_m")
         nonneg = {"allowed_lateness_s", "ballistic_accel_psd", "init_min_angle_deg"}

@@ -1,0 +1,238 @@
+"""Impact-point prediction and launch-point estimation.
+
+Impact: the ballistic state is propagated (point-mass + J2 gravity, exponential-
+atmosphere drag below 100 km with an assumed ballistic coefficient) to the WGS-84
+surface. The uncertainty comes from sigma points of the 6-D state plus ``ln(beta)``
+(2n = 14 points per track), all tracks' points propagated together in one batched
+RK4 (long steps in vacuum, short ones in the atmosphere, each point its own step
+length). The predicted point is the sigma-point mean; its 1-sigma ground ellipse comes
+from the east/north scatter of the points (:func:`frames.ground_ellipse`).
+
+Launch: for a track first seen while thrusting, a quadratic in time is fitted to its
+earliest filtered positions (Earth-fixed frame, weighted by their variances) and
+extrapolated back to the surface; the ellipse comes from the fit's covariance.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import frames
+from .config import FusionConfig
+from .constants import ATMOSPHERE_TOP_M
+from .domain import GroundEllipse, seconds_to_ns
+from .dynamics import drag, ellipsoid_height, gravity
+
+_N_AUG = 7  # 6-D state + ln(beta)
+
+
+def _accel(r: np.ndarray, v: np.ndarray, inv_beta: np.ndarray) -> np.ndarray:
+    return gravity(r) + drag(r, v, inv_beta)
+
+
+def propagate_to_surface(
+    r: np.ndarray,
+    v: np.ndarray,
+    inv_beta: np.ndarray,
+    max_flight_s: float,
+    step_s: float = 20.0,
+    atmosphere_step_s: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Propagate K ballistic objects (ECI ``r``, ``v``; drag with ``1/beta``) forward to the
+    WGS-84 surface.
+
+    Returns the surface crossing positions (K, 3) ECI, the flight times (K,) s and a mask
+    of the objects that reached the surface within ``max_flight_s``.
+    """
+    r = np.array(r, float)
+    v = np.array(v, float)
+    k = r.shape[0]
+    t = np.zeros(k)
+    done = np.zeros(k, bool)
+    hit_r = np.full((k, 3), np.nan)
+    hit_t = np.full(k, np.nan)
+    h = ellipsoid_height(r)
+    done |= h <= 0.0
+    hit_r[done] = r[done]
+    hit_t[done] = 0.0
+    top = ATMOSPHERE_TOP_M
+    while not np.all(done):
+        live = ~done & (t < max_flight_s)
+        if not np.any(live):
+            break
+        rl, vl, hl, ib = r[live], v[live], h[live], inv_beta[live]
+        vr = np.einsum("ki,ki->k", rl, vl) / np.linalg.norm(rl, axis=1)
+        descent = np.maximum(-vr, 1.0)
+        dt = np.where(
+            hl > top + 20_000.0,
+            np.where(
+                vr >= 0.0,
+                step_s,
+                np.clip((hl - top) / descent, atmosphere_step_s, step_s),
+            ),
+            atmosphere_step_s,
+        )
+        d = dt[:, None]
+        a1 = _accel(rl, vl, ib)
+        r2, v2 = rl + 0.5 * d * vl, vl + 0.5 * d * a1
+        a2 = _accel(r2, v2, ib)
+        r3, v3 = rl + 0.5 * d * v2, vl + 0.5 * d * a2
+        a3 = _accel(r3, v3, ib)
+        r4, v4 = rl + d * v3, vl + d * a3
+        a4 = _accel(r4, v4, ib)
+        rn = rl + d / 6.0 * (vl + 2.0 * (v2 + v3) + v4)
+        vn = vl + d / 6.0 * (a1 + 2.0 * (a2 + a3) + a4)
+        hn = ellipsoid_height(rn)
+        crossed = hn <= 0.0
+        if np.any(crossed):
+            # Height linear in time within the step, position cubic Hermite.
+            f = hl[crossed] / (hl[crossed] - hn[crossed])
+            dd = dt[crossed][:, None]
+            ff = f[:, None]
+            h00 = 2 * ff**3 - 3 * ff**2 + 1
+            h10 = ff**3 - 2 * ff**2 + ff
+            h01 = -2 * ff**3 + 3 * ff**2
+            h11 = ff**3 - ff**2
+            pos = (
+                h00 * rl[crossed]
+                + h10 * dd * vl[crossed]
+                + h01 * rn[crossed]
+                + h11 * dd * vn[crossed]
+            )
+            idx = np.flatnonzero(live)[crossed]
+            hit_r[idx] = pos
+            hit_t[idx] = t[idx] + f * dt[crossed]
+            done[idx] = True
+        idx = np.flatnonzero(live)
+        r[idx], v[idx], h[idx] = rn, vn, hn
+        t[idx] += dt
+    return hit_r, hit_t, done & np.isfinite(hit_t)
+
+
+def _sigma_points(mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    """Symmetric sigma points (T, 2n, n), equal weights 1/(2n), matching mean and cov."""
+    n = mean.shape[-1]
+    cov = 0.5 * (cov + np.swapaxes(cov, -1, -2)) + 1e-9 * np.eye(n)
+    w, vec = np.linalg.eigh(cov)
+    sq = vec * np.sqrt(np.clip(w, 0.0, None) * n)[:, None, :]  # columns: sqrt(n) * L
+    dev = np.swapaxes(sq, -1, -2)  # (T, n, n): rows are deviations
+    return np.concatenate([mean[:, None, :] + dev, mean[:, None, :] - dev], axis=1)
+
+
+def _ellipse_from_points(
+    lat: np.ndarray, lon: np.ndarray, r_ecef: np.ndarray, t_s: np.ndarray
+) -> GroundEllipse:
+    """Ground ellipse of equally weighted surface points (ECEF ``r_ecef`` (K, 3))."""
+    mean_r = r_ecef.mean(axis=0)
+    lat0, lon0, _ = frames.ecef_to_geodetic(mean_r)
+    enu = frames.enu_matrix(float(lat0), float(lon0))
+    d = (r_ecef - mean_r) @ enu[:2].T
+    cov = d.T @ d / d.shape[0]
+    major, minor, orient = frames.ground_ellipse(cov)
+    return GroundEllipse(
+        latitude_deg=float(lat0),
+        longitude_deg=float(lon0),
+        time_ns=seconds_to_ns(float(np.mean(t_s))),
+        semi_major_m=major,
+        semi_minor_m=minor,
+        orientation_deg=orient,
+    )
+
+
+def predict_impacts(
+    x6: np.ndarray, P6: np.ndarray, t_s: float, config: FusionConfig
+) -> list[GroundEllipse | None]:
+    """Impact predictions for T ballistic tracks (states (T, 6), covariances (T, 6, 6),
+    ECI at time ``t_s``); ``None`` where no sigma point reaches the ground in time."""
+    T = x6.shape[0]
+    if T == 0:
+        return []
+    mean = np.hstack([x6, np.full((T, 1), np.log(config.impact_ballistic_coefficient))])
+    cov = np.zeros((T, _N_AUG, _N_AUG))
+    cov[:, :6, :6] = P6
+    cov[:, 6, 6] = config.impact_ballistic_coefficient_log_sigma**2
+    pts = _sigma_points(mean, cov).reshape(-1, _N_AUG)
+    hit_r, hit_t, ok = propagate_to_surface(
+        pts[:, :3],
+        pts[:, 3:6],
+        np.exp(-pts[:, 6]),
+        config.impact_max_flight_s,
+        config.impact_step_s,
+        config.impact_atmosphere_step_s,
+    )
+    k = 2 * _N_AUG
+    out: list[GroundEllipse | None] = []
+    ok = ok.reshape(T, k)
+    t_abs = t_s + hit_t
+    good = ok.all(axis=1)
+    r_ecef = np.full_like(hit_r, np.nan)
+    sel = np.repeat(good, k)
+    if np.any(sel):
+        r_ecef[sel] = frames.teme_to_ecef(hit_r[sel], t_abs[sel])
+    r_ecef = r_ecef.reshape(T, k, 3)
+    t_abs = t_abs.reshape(T, k)
+    for i in range(T):
+        if not good[i]:
+            out.append(None)
+            continue
+        lat, lon, _ = frames.ecef_to_geodetic(r_ecef[i])
+        out.append(_ellipse_from_points(lat, lon, r_ecef[i], t_abs[i]))
+    return out
+
+
+def estimate_launch(
+    t_s: np.ndarray, r_ecef: np.ndarray, var_m2: np.ndarray, max_back_s: float = 300.0
+) -> GroundEllipse | None:
+    """Launch point from early boost positions: samples at ``t_s`` (K,) s, Earth-fixed
+    positions ``r_ecef`` (K, 3) m with variances ``var_m2`` (K,) m^2 per axis.
+
+    Fits ``r(t) = c0 + c1 tau + c2 tau^2`` (tau from the first sample) by weighted least
+    squares and returns the surface crossing at or before the first sample, with the
+    1-sigma ellipse of the fitted point; ``None`` with too few samples or no crossing.
+    """
+    if t_s.size < 4:
+        return None
+    tau = t_s - t_s[0]
+    span = tau[-1]
+    if span <= 0.0:
+        return None
+    order = 2 if span >= 4.0 else 1
+    A = np.vander(tau, order + 1, increasing=True)  # (K, order+1)
+    w = 1.0 / np.asarray(var_m2, float)
+    AtW = A.T * w
+    N = AtW @ A
+    Ninv = np.linalg.inv(N)
+    coef = Ninv @ (AtW @ r_ecef)  # (order+1, 3)
+    resid = r_ecef - A @ coef
+    dof = max(1, tau.size - (order + 1))
+    scale = max(1.0, float(np.sum(w[:, None] * resid**2) / (3 * dof)))
+
+    def pos(tt: np.ndarray) -> np.ndarray:
+        return np.vander(np.atleast_1d(tt), order + 1, increasing=True) @ coef
+
+    grid = -np.arange(0.0, max_back_s + 0.5, 0.5)
+    h = ellipsoid_height(pos(grid))
+    if h[0] <= 0.0:
+        tl = 0.0
+    else:
+        below = np.flatnonzero(h <= 0.0)
+        if below.size == 0:
+            return None
+        j = int(below[0])
+        f = h[j - 1] / (h[j - 1] - h[j])
+        tl = grid[j - 1] + f * (grid[j] - grid[j - 1])
+    p = pos(np.array([tl]))[0]
+    a = np.vander(np.array([tl]), order + 1, increasing=True)[0]
+    var = float(a @ Ninv @ a) * scale
+    lat, lon, _ = frames.ecef_to_geodetic(p)
+    enu = frames.enu_matrix(float(lat), float(lon))
+    cov_en = var * enu[:2] @ enu[:2].T
+    major, minor, orient = frames.ground_ellipse(cov_en)
+    return GroundEllipse(
+        latitude_deg=float(lat),
+        longitude_deg=float(lon),
+        time_ns=seconds_to_ns(float(t_s[0] + tl)),
+        semi_major_m=major,
+        semi_minor_m=minor,
+        orientation_deg=orient,
+    )

@@ -1,0 +1,191 @@
+"""Track initiation from lines of sight of two satellites (least-squares intersection).
+
+A detection no track claimed waits in an :class:`InitiationBuffer` for ``init_window_s``.
+A new unclaimed detection from another sensor pairs with a waiting one when the two
+rays nearly intersect: both closest points lie in front of their sensors and within
+range, the rays cross at a useful angle, the miss distance is within
+``init_miss_sigmas`` geometric sigmas plus what the target can move between the two
+looks, the point is at a plausible height and neither ray passes through the Earth to
+reach it. The new track's position is the weighted least-squares intersection of the
+two rays (information ``(I - u u^T) / (sigma * range)^2`` per ray; the older ray's
+noise inflated by the possible motion between the looks), its covariance the inverse
+of that information. Ghost pairs (clutter, or rays of two different objects) are
+rejected later by the track's own confirmation test (a third sensor, consistency over
+frames, not Earth-fixed).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import FusionConfig
+from .dynamics import ellipsoid_height
+
+_EYE3 = np.eye(3)
+
+
+def closest_points(
+    s1: np.ndarray, u1: np.ndarray, s2: np.ndarray, u2: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Closest approach of rays ``s1 + t1 u1`` and ``s2 + t2 u2`` (broadcast over ``...``).
+
+    Returns ``t1``, ``t2`` (m along each ray), the miss distance (m) and ``sin`` of the
+    crossing angle. Parallel rays get ``t = nan``.
+    """
+    w = s1 - s2
+    b = np.einsum("...i,...i->...", u1, u2)
+    d = np.einsum("...i,...i->...", u1, w)
+    e = np.einsum("...i,...i->...", u2, w)
+    den = 1.0 - b * b
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t1 = (b * e - d) / den
+        t2 = (e - b * d) / den
+    p1 = s1 + t1[..., None] * u1
+    p2 = s2 + t2[..., None] * u2
+    miss = np.linalg.norm(p1 - p2, axis=-1)
+    return t1, t2, miss, np.sqrt(np.clip(den, 0.0, None))
+
+
+def triangulate(
+    origins: np.ndarray, directions: np.ndarray, variances: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted least-squares intersection of K rays.
+
+    ``origins`` (K, 3) m, unit ``directions`` (K, 3), ``variances`` (K,) m^2: the
+    variance of the miss distance across each ray at the solution (``(sigma rho)^2``).
+    Minimises ``sum |(I - u u^T)(p - s)|^2 / var`` and returns the point (3,) and its
+    covariance (3, 3) = the inverse of ``sum (I - u u^T) / var``.
+    """
+    proj = _EYE3 - directions[:, :, None] * directions[:, None, :]
+    info = proj / np.asarray(variances, float)[:, None, None]
+    A = info.sum(axis=0)
+    b = np.einsum("kij,kj->i", info, origins)
+    cov = np.linalg.inv(A)
+    return cov @ b, 0.5 * (cov + cov.T)
+
+
+def earth_blocks(origin: np.ndarray, direction: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """True where the segment from ``origin`` to ``origin + t direction`` dips more than
+    50 km below the WGS-84 surface before its end (a sensor cannot see through the Earth;
+    a point on the ground itself is allowed)."""
+    tc = np.clip(-np.einsum("...i,...i->...", origin, direction), 0.0, None)
+    tc = np.minimum(tc, t)
+    p = origin + tc[..., None] * direction
+    return (ellipsoid_height(p) < -50_000.0) & (tc < t - 1.0)
+
+
+@dataclass(slots=True)
+class Candidate:
+    """A two-ray intersection proposed as a new track (position at the newer look)."""
+
+    position: np.ndarray  # (3,) m ECI
+    position_cov: np.ndarray  # (3, 3) m^2
+    sensors: tuple[str, str]  # (newer, older)
+    score: float  # miss distance in units of its tolerance (smaller is better)
+
+
+@dataclass(slots=True)
+class _Waiting:
+    time_s: float
+    sensor_id: str
+    origin: np.ndarray
+    los: np.ndarray
+    sigma: float
+
+
+class InitiationBuffer:
+    """Unclaimed detections of the last ``init_window_s`` and the pairing of new ones.
+
+    Bounded: detections older than the window are dropped, and at most ``capacity``
+    are kept (the oldest go first).
+    """
+
+    def __init__(self, config: FusionConfig, capacity: int = 4096) -> None:
+        self.config = config
+        self._items: deque[_Waiting] = deque(maxlen=capacity)
+        self._sin_min = float(np.sin(np.radians(config.init_min_angle_deg)))
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def prune(self, t_s: float) -> None:
+        """Drop detections older than ``t_s - init_window_s``."""
+        limit = t_s - self.config.init_window_s
+        while self._items and self._items[0].time_s < limit:
+            self._items.popleft()
+
+    def add(
+        self, t_s: float, sensor_id: str, origin: np.ndarray, los: np.ndarray, sigma: np.ndarray
+    ) -> None:
+        """Queue unclaimed detections ``los`` (M, 3) of one frame."""
+        for m in range(los.shape[0]):
+            self._items.append(_Waiting(t_s, sensor_id, origin, los[m], float(sigma[m])))
+
+    def pair(
+        self, t_s: float, sensor_id: str, origin: np.ndarray, los: np.ndarray, sigma: np.ndarray
+    ) -> tuple[list[tuple[int, Candidate]], np.ndarray]:
+        """Pair this frame's unclaimed detections with waiting ones of other sensors.
+
+        Returns ``[(detection index, candidate)]`` (each waiting detection and each new
+        one used at most once, best pairs first, then by index) and the indices of the
+        new detections left unpaired (the caller queues them with :meth:`add`).
+        """
+        cfg = self.config
+        self.prune(t_s)
+        m_count = los.shape[0]
+        others = [w for w in self._items if w.sensor_id != sensor_id and w.time_s <= t_s]
+        if m_count == 0 or not others:
+            return [], np.arange(m_count)
+        s2 = np.array([w.origin for w in others])  # (B, 3)
+        u2 = np.array([w.los for w in others])
+        sig2 = np.array([w.sigma for w in others])
+        dt = t_s - np.array([w.time_s for w in others])
+        t1, t2, miss, sin_a = closest_points(
+            origin[None, None, :], los[:, None, :], s2[None, :, :], u2[None, :, :]
+        )  # (M, B)
+        with np.errstate(invalid="ignore"):
+            geo = np.sqrt((sigma[:, None] * t1) ** 2 + (sig2[None, :] * t2) ** 2)
+            tol = cfg.init_miss_sigmas * geo + cfg.init_max_speed_mps * dt[None, :]
+            ok = (
+                (t1 > 0.0)
+                & (t2 > 0.0)
+                & (t1 < cfg.max_range_m)
+                & (t2 < cfg.max_range_m)
+                & (sin_a >= self._sin_min)
+                & (miss <= tol)
+            )
+        if not np.any(ok):
+            return [], np.arange(m_count)
+        mi, bi = np.nonzero(ok)
+        p1 = origin + t1[mi, bi][:, None] * los[mi]
+        h = ellipsoid_height(p1)
+        keep = (h >= cfg.init_min_altitude_m) & (h <= cfg.init_max_altitude_m)
+        keep &= ~earth_blocks(origin, los[mi], t1[mi, bi])
+        keep &= ~earth_blocks(s2[bi], u2[bi], t2[mi, bi])
+        mi, bi = mi[keep], bi[keep]
+        score = miss[mi, bi] / tol[mi, bi]
+        order = np.lexsort((bi, mi, score))
+        used_m: set[int] = set()
+        used_b: set[int] = set()
+        out: list[tuple[int, Candidate]] = []
+        for k in order:
+            m, b = int(mi[k]), int(bi[k])
+            if m in used_m or b in used_b:
+                continue
+            used_m.add(m)
+            used_b.add(b)
+            motion = cfg.init_velocity_sigma_mps * dt[b]
+            var = np.array([(sigma[m] * t1[m, b]) ** 2, (sig2[b] * t2[m, b]) ** 2 + motion**2])
+            pos, cov = triangulate(np.stack([origin, s2[b]]), np.stack([los[m], u2[b]]), var)
+            out.append((m, Candidate(pos, cov, (sensor_id, others[b].sensor_id), float(score[k]))))
+        if used_b:
+            drop = {id(others[b]) for b in used_b}
+            self._items = deque(
+                (w for w in self._items if id(w) not in drop), maxlen=self._items.maxlen
+            )
+        out.sort(key=lambda c: c[0])
+        left = np.array([m for m in range(m_count) if m not in used_m], dtype=int)
+        return out, left
