@@ -166,7 +166,9 @@ PROFILES: dict[str, Profile] = {
 }
 
 
-def check_reach(profile: str, site_deg: tuple[float, float], target_deg: tuple[float, float]):
+def check_reach(
+    profile: str, site_deg: tuple[float, float], target_deg: tuple[float, float]
+) -> float:
     """Great-circle distance (m) launch -> aim point; MissileError outside the reach."""
     if profile not in PROFILES:
         raise MissileError(f"unknown missile {profile!r}; allowed: {', '.join(PROFILES)}")
