@@ -30,6 +30,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from .cli import UserError
+from .wire_guard import UndecodableRequestInterceptor
 
 log = logging.getLogger("tracklayer.services")
 
@@ -149,7 +150,9 @@ async def start_grpc_server(
     TLS server credentials, plaintext when None (said so in the log line).
     """
     host, port = parse_host_port(listen, flag)
-    server = grpc.aio.server(options=list(SERVER_OPTIONS))
+    server = grpc.aio.server(
+        options=list(SERVER_OPTIONS), interceptors=[UndecodableRequestInterceptor()]
+    )
     register(server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

@@ -92,12 +92,24 @@ def _is_repeated(fd: object) -> bool:
     return bool(getattr(fd, "is_repeated", False)) or getattr(fd, "label", 0) == 3
 
 
+_INT64_MAX = 2**63 - 1
+MAX_TRACK_ID_CHARS = 256  # "<fusion id>-<n>": fusion ids have at most 64 characters
+
+
 def validate_report(report: track_pb2.TrackReport) -> str:
     """Reason the report cannot be stored ("field: why"), or "" when it can."""
     if not report.track_id:
         return "track_id: empty"
+    if len(report.track_id) > MAX_TRACK_ID_CHARS:
+        return f"track_id: longer than {MAX_TRACK_ID_CHARS} characters"
     if report.revision < 1:
         return "revision: must be >= 1 (revisions count 1, 2, 3, ...)"
+    if report.revision > _INT64_MAX:  # SQLite INTEGER is 64-bit signed
+        return f"revision: {report.revision} is above 2^63 - 1"
+    if not 0 <= report.time.nanos < 1_000_000_000:
+        return f"time: nanos {report.time.nanos} outside [0, 999999999]"
+    if not -_INT64_MAX - 1 <= report.time.seconds * 1_000_000_000 + report.time.nanos <= _INT64_MAX:
+        return f"time: {report.time.seconds} s is outside the int64-nanosecond range (1677-2262)"
     if report.status not in (1, 2, 3, 4):
         return f"status: {report.status} is not a track status"
     if len(report.covariance) not in (0, 36):

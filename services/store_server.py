@@ -156,7 +156,8 @@ class TrackStoreServicer(track_store_service_pb2_grpc.TrackStoreServiceServicer)
         reports = await self._db(self._store.history, request.track_id)
         if not reports:
             await context.abort(
-                grpc.StatusCode.NOT_FOUND, f"track_id: no track {request.track_id!r} is stored"
+                grpc.StatusCode.NOT_FOUND,
+                f"track_id: no track {request.track_id[:200]!r} is stored",
             )
         return track_store_service_pb2.GetTrackHistoryResponse(reports=reports)
 
