@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import grpc
@@ -308,11 +308,14 @@ async def start_fusion_server(
     *,
     metrics_port: int | None = None,
     credentials: grpc.ServerCredentials | None = None,
+    before_serving: Callable[[FusionEngine], None] | None = None,
 ) -> FusionServer:
     """Replay the journal, then serve FusionService on ``listen`` (port 0 = ephemeral).
 
     ``credentials``: mutual-TLS server credentials (:meth:`TlsConfig.server_credentials`);
     with them every stream's sensors are checked against its client certificate.
+    ``before_serving(engine)``: called once the journal is replayed and before the
+    port opens (e.g. to attach a recorder to the engine's listeners).
     """
     try:
         engine = FusionEngine(settings)
@@ -321,6 +324,12 @@ async def start_fusion_server(
     except OutboxError as exc:
         raise UserError(f"--outbox: {exc}") from None
     await engine.start()
+    if before_serving is not None:
+        try:
+            before_serving(engine)
+        except BaseException:
+            await engine.stop(0.0)
+            raise
     servicer = FusionServicer(engine, check_identity=credentials is not None)
     try:
         handle = await start_grpc_server(

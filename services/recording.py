@@ -215,6 +215,16 @@ class RecordingWriter:
         """Messages written so far on ``topic``."""
         return self._counts.get(topic, 0)
 
+    def flush(self) -> None:
+        """Hand the chunks written so far to the OS (the chunk being filled stays in
+        memory): a process killed later leaves them readable."""
+        if self._file is None:
+            return
+        try:
+            self._file.flush()
+        except OSError as exc:
+            raise RecordingError(f"{self.path}: write failed: {exc.strerror}") from exc
+
     def close(self) -> None:
         """Write the last chunk, the indexes and the footer; idempotent."""
         if self._file is None:

@@ -100,6 +100,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="S",
         help="seconds streams get to finish on shutdown (default: %(default)s)",
     )
+    p.add_argument(
+        "--record",
+        metavar="FILE.mcap",
+        help="record every received frame (any ack status, arrival order and time) and "
+        "every emitted report to this MCAP file; complete after SIGTERM, readable up to "
+        "its last 64 KiB chunk after a crash (default: off)",
+    )
     add_tls_arguments(p, role="server")
     p.set_defaults(func=run)
 
@@ -157,9 +164,50 @@ async def _serve(args: argparse.Namespace) -> int:
 
     settings = settings_from_args(args)
     tls = tls_from_args(args)
-    server = await start_fusion_server(
-        settings, args.listen, metrics_port=args.metrics_port, credentials=server_credentials(tls)
-    )
+    recorders: list = []  # the --record recorder, once the engine exists
+    try:
+        server = await start_fusion_server(
+            settings,
+            args.listen,
+            metrics_port=args.metrics_port,
+            credentials=server_credentials(tls),
+            before_serving=(lambda e: recorders.append(_start_recorder(args, e)))
+            if args.record
+            else None,
+        )
+    except BaseException:
+        for rec in recorders:
+            rec.close()
+        raise
+    try:
+        return await _run_until_stopped(args, server, tls)
+    finally:
+        for rec in recorders:
+            await asyncio.to_thread(rec.close)
+            print(
+                f"tracklayer fusion: recorded {rec.frames} frames and {rec.reports} reports "
+                f"to {rec.path}" + (f" ({rec.dropped} dropped)" if rec.dropped else ""),
+                flush=True,
+            )
+
+
+def _start_recorder(args: argparse.Namespace, engine):  # -> SessionRecorder
+    """``--record``: a recorder on the engine's frame/report listeners (metadata DESIGN §5)."""
+    from ..recording import RecordingError
+    from ..session_recorder import SessionRecorder, session_metadata
+
+    s = engine.settings
+    expected = engine.core.orderer.expected_sensors
+    meta = session_metadata(s.fusion_id, s.config.to_mapping(), s.sensors, expected)
+    try:
+        rec = SessionRecorder(args.record, meta)
+    except RecordingError as exc:
+        raise UserError(f"--record: {exc}") from None
+    rec.attach(engine)
+    return rec
+
+
+async def _run_until_stopped(args: argparse.Namespace, server, tls) -> int:
     print(
         f"tracklayer fusion: listening on {server.address} ({transport_description(tls)})",
         flush=True,
