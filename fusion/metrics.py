@@ -79,6 +79,7 @@ FALSE_RUN_LIMIT_S = 10.0
 _SURFACE_TOLERANCE_M = 1000.0  # truth end/start counts as impact/launch below this height
 _PENDING_FRAMES_MAX = 4096  # frames awaiting their DetectionTruth (it follows immediately)
 _PAIR_CHUNK = 2_000_000  # (selected report, object) distances computed per chunk
+_GATE_MARGIN_M = 2000.0  # m: curvature of the path between truth samples, with room to spare
 
 _PHASES = ("boost", "midcourse", "reentry", "all")
 _STATUS_NAMES = {s: s.name.lower() for s in TrackStatus}
@@ -722,6 +723,7 @@ class MetricsAccumulator:
                     "t": t,
                     "pos": tf[:, :3],
                     "vel": tf[:, 3:],
+                    "vmax": float(np.linalg.norm(tf[:, 3:], axis=1).max()),
                     "lat": np.asarray(lat),
                     "lon": np.asarray(lon),
                     "alt": np.asarray(alt),
@@ -818,12 +820,21 @@ class MetricsAccumulator:
             for o, tr in enumerate(truth):
                 if tr["n"] == 0:
                     continue
-                m = cand[sel_k[s0:s1], o]
-                if not np.any(m):
+                idx = np.flatnonzero(cand[sel_k[s0:s1], o])
+                if idx.size == 0:
                     continue
-                tp, _ = hermite_interpolate(tr["t"], tr["pos"], tr["vel"], rep_t[rr[m]])
-                d = np.linalg.norm(rf[rr[m], _R_POS] - tp, axis=1)
-                dist[np.flatnonzero(m), o] = np.where(np.isfinite(d), d, np.inf)
+                # coarse gate on the nearest truth sample: a pair farther than c plus the
+                # distance the object can cover to the report time cannot be assigned
+                tq = rep_t[rr[idx]]
+                near = _nearest(tr["t"], tq)
+                dc = np.linalg.norm(rf[rr[idx], _R_POS] - tr["pos"][near], axis=1)
+                reach = tr["vmax"] * np.abs(tq - tr["t"][near]) + _GATE_MARGIN_M
+                idx = idx[dc <= self.c + reach]
+                if idx.size == 0:
+                    continue
+                tp, _ = hermite_interpolate(tr["t"], tr["pos"], tr["vel"], rep_t[rr[idx]])
+                d = np.linalg.norm(rf[rr[idx], _R_POS] - tp, axis=1)
+                dist[idx, o] = np.where(np.isfinite(d), d, np.inf)
             for k in range(sel_k[s0], sel_k[s1 - 1] + 1):
                 a, b = kb[k] - s0, kb[k + 1] - s0
                 cols = np.flatnonzero(cand[k])
@@ -1119,6 +1130,13 @@ class MetricsAccumulator:
             objects_present=present.sum(axis=1),
             tracks_selected=n_sel,
         )
+
+
+def _nearest(t: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Index of the sample of sorted times ``t`` nearest to each query time ``q``."""
+    j = np.clip(np.searchsorted(t, q), 0, t.size - 1)
+    j0 = np.maximum(j - 1, 0)
+    return np.where(np.abs(t[j0] - q) < np.abs(t[j] - q), j0, j)
 
 
 def _longest_false_run(k: np.ndarray, assigned: np.ndarray) -> int:
