@@ -724,6 +724,7 @@ class MetricsAccumulator:
                     "pos": tf[:, :3],
                     "vel": tf[:, 3:],
                     "vmax": float(np.linalg.norm(tf[:, 3:], axis=1).max()),
+                    "phase": phase,
                     "lat": np.asarray(lat),
                     "lon": np.asarray(lon),
                     "alt": np.asarray(alt),
@@ -907,6 +908,7 @@ class MetricsAccumulator:
         imp_in: list[np.ndarray] = []
         lau_err: list[np.ndarray] = []
         lau_in: list[np.ndarray] = []
+        phase_agree: list[np.ndarray] = []
         objects: list[ObjectSeries] = []
         per_object: list[dict[str, Any]] = []
         elig_total = elig_hit = 0
@@ -990,6 +992,12 @@ class MetricsAccumulator:
             if not ks.size:
                 never_tracked.append(tr["id"])
             mid_rmse = _rmse(ep[mm])
+            # reported flight phase against the truth phase at the report time
+            rph = ri[rr, _RI_PHASE]
+            tph = tr["phase"][np.maximum(np.searchsorted(tr["t"], tt, side="right") - 1, 0)]
+            judged = rph != FlightPhase.UNSPECIFIED
+            agree = rph[judged] == tph[judged]
+            phase_agree.append(agree)
             comp = float(hit.sum() / elig.sum()) if elig.sum() else math.nan
             objects.append(
                 ObjectSeries(
@@ -1036,6 +1044,7 @@ class MetricsAccumulator:
                     "position_rmse_midcourse_m": mid_rmse,
                     "velocity_rmse_midcourse_mps": _rmse(ev[mm]),
                     "position_rmse_all_m": _rmse(ep),
+                    "phase_agreement_share": float(np.mean(agree)) if agree.size else math.nan,
                     "impact_error_median_m": _stat(i_err[late_i], np.median),
                     "impact_error_final_m": float(i_err[-1]) if i_err.size else math.nan,
                 }
@@ -1055,6 +1064,7 @@ class MetricsAccumulator:
         nv = cat(nees_mid)
         ie, ii = cat(imp_err), cat(imp_in).astype(bool)
         le, li = cat(lau_err), cat(lau_in).astype(bool)
+        pa = cat(phase_agree).astype(bool)
 
         # false tracks: selected track-seconds assigned to nothing, longest unassigned run
         sel_track = ri[sel_r, _RI_TRACK] if sel_r.size else np.zeros(0, int)
@@ -1113,6 +1123,7 @@ class MetricsAccumulator:
             "launch_error_median_m": _stat(le, np.median),
             "launch_inside_3sigma_share": float(np.mean(li)) if li.size else math.nan,
             "launch_samples": int(le.size),
+            "phase_agreement_share": float(np.mean(pa)) if pa.size else math.nan,
             "per_object": per_object,
         }
         return EvaluationResult(

@@ -16,7 +16,7 @@ from synthetic_tracking import (
 )
 
 from tracklayer.fusion.constants import R_EARTH_MEAN
-from tracklayer.fusion.domain import GroundEllipse, TrackStatus
+from tracklayer.fusion.domain import FlightPhase, GroundEllipse, TrackStatus
 from tracklayer.fusion.metrics import (
     GOSPA_C_M,
     MetricsAccumulator,
@@ -335,3 +335,14 @@ def test_to_dict_is_json_ready_with_truth():
     d = evaluate(reports, truth_frames([M1]), stereo_detections(M1, range(0, 50), 30)).to_dict()
     text = json.dumps(d, allow_nan=False)
     assert '"position_rmse_m"' in text and d["has_truth"] is True
+
+
+def test_reported_phase_is_compared_with_the_truth_phase():
+    reports = track_reports(M1, "fusion-1", range(0, M1.flight_s + 1))
+    assert evaluate(reports, truth_frames([M1])).truth["phase_agreement_share"] == 1.0
+    for r in reports:
+        r.phase = FlightPhase.MIDCOURSE
+    t = evaluate(reports, truth_frames([M1])).truth
+    # truth is MIDCOURSE from 60 s (boost_s) until the descent through 100 km
+    n_mid = math.floor(M1.reentry_s) - 60 + 1
+    assert t["phase_agreement_share"] == pytest.approx(n_mid / (M1.flight_s + 1))

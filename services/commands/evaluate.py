@@ -157,6 +157,7 @@ def format_table(d: dict[str, Any]) -> str:
             ),
             ("impact truth inside 3-sigma", _num(t["impact_inside_3sigma_share"], "%")),
             ("launch error median", _num(t["launch_error_median_m"], "m")),
+            ("reported phase agrees with truth", _num(t["phase_agreement_share"], "%")),
         ]
     w = max(len(k) for k, _ in rows)
     return "\n".join(f"  {k:<{w}}  {v}" for k, v in rows)
