@@ -184,3 +184,20 @@ def test_metrics_json_has_units_in_its_keys_and_no_nan(recordings):
     m = json.loads(text)
     assert m["recording"]["scenario"] == "two-synthetic"
     assert math.isfinite(m["truth"]["gospa_mean_m"])
+
+
+def test_truth_from_another_recording_gives_the_same_figures(recordings):
+    d, full, live = recordings
+    assert main(["evaluate", str(full), "--report", str(d / "t1"), "--no-plots"]) == 0
+    args = ["evaluate", str(live), "--truth", str(full), "--report", str(d / "t2")]
+    assert main([*args, "--no-plots"]) == 0
+    a, b = _metrics(d / "t1"), _metrics(d / "t2")
+    assert b["has_truth"] is True and b["recording"]["truth_file"] == full.name
+    assert a["truth"] == b["truth"]
+
+
+def test_truth_file_without_truth_is_one_line_exit_2(recordings, capsys):
+    _, full, live = recordings
+    assert main(["evaluate", str(full), "--truth", str(live), "--no-plots"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no /truth" in err[0]

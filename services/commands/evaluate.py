@@ -59,36 +59,62 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="FILE.json",
         help="write this run's main figures with default tolerances as a new baseline",
     )
+    p.add_argument(
+        "--truth",
+        metavar="SIM.mcap",
+        help="take /truth and /detection_truth from this recording (e.g. the simulation a "
+        "live --record session was replayed from) instead of FILE",
+    )
     p.add_argument("--no-plots", action="store_true", help="write metrics.json only")
     p.set_defaults(func=run)
 
 
-def read_recording(path: Path) -> tuple[EvaluationResult, dict[str, str]]:
-    """Stream a recording into the metrics; raises UserError for unusable files."""
+def _open(path: Path) -> RecordingReader:
+    reader = RecordingReader(path)
+    if reader.truncated:
+        raise UserError(
+            f"{path}: truncated recording (no MCAP footer: the writer was killed); "
+            "evaluate needs a complete file"
+        )
+    return reader
+
+
+def _feed(acc: MetricsAccumulator, reader: RecordingReader, topics: list[str]) -> None:
+    for topic, _log_ns, obj in reader.messages(topics):
+        if topic == TOPIC_TRACKS:
+            acc.add_report(obj)
+        elif topic == TOPIC_TRUTH:
+            acc.add_truth(obj)
+        elif topic == TOPIC_FRAMES:
+            acc.add_frame(obj)
+        else:
+            acc.add_detection_truth(obj)
+    if reader.truncated:
+        raise UserError(f"{reader.path}: truncated recording (cut inside its data)")
+
+
+def read_recording(
+    path: Path, truth_path: Path | None = None
+) -> tuple[EvaluationResult, dict[str, str]]:
+    """Stream a recording into the metrics; truth (``/truth``, ``/detection_truth`` with its
+    ``/sensor_frames``) from ``truth_path`` when given, else from the same file. Returns the
+    result and the metadata of ``path``; raises UserError for unusable files."""
     try:
-        reader = RecordingReader(path)
-        if reader.truncated:
-            raise UserError(
-                f"{path}: truncated recording (no MCAP footer: the writer was killed); "
-                "evaluate needs a complete file"
-            )
+        reader = _open(path)
         if not reader.has_topic(TOPIC_TRACKS):
             raise UserError(f"{path}: no /tracks in this recording: run tracklayer track first")
-        topics = [TOPIC_TRACKS, TOPIC_TRUTH]
-        if reader.has_topic(TOPIC_DETECTION_TRUTH):
-            topics += [TOPIC_FRAMES, TOPIC_DETECTION_TRUTH]
+        truth_reader = reader if truth_path is None else _open(truth_path)
+        if truth_path is not None and not truth_reader.has_topic(TOPIC_TRUTH):
+            raise UserError(f"{truth_path}: no /truth in this recording")
+        truth_topics = [TOPIC_TRUTH]
+        if truth_reader.has_topic(TOPIC_DETECTION_TRUTH):
+            truth_topics += [TOPIC_FRAMES, TOPIC_DETECTION_TRUTH]
         acc = MetricsAccumulator()
-        for topic, _log_ns, obj in reader.messages(topics):
-            if topic == TOPIC_TRACKS:
-                acc.add_report(obj)
-            elif topic == TOPIC_TRUTH:
-                acc.add_truth(obj)
-            elif topic == TOPIC_FRAMES:
-                acc.add_frame(obj)
-            else:
-                acc.add_detection_truth(obj)
-        if reader.truncated:
-            raise UserError(f"{path}: truncated recording (cut inside its data)")
+        if truth_path is None:
+            _feed(acc, reader, [TOPIC_TRACKS, *truth_topics])
+        else:
+            _feed(acc, reader, [TOPIC_TRACKS])
+            _feed(acc, truth_reader, truth_topics)
         return acc.finish(), reader.metadata
     except RecordingError as exc:
         raise UserError(str(exc)) from None
@@ -194,9 +220,12 @@ def run(args: argparse.Namespace) -> int:
             baseline = load_baseline(Path(args.baseline))
         except BaselineError as exc:
             raise UserError(str(exc)) from None
-    result, meta = read_recording(path)
+    truth_path = Path(args.truth) if args.truth else None
+    result, meta = read_recording(path, truth_path)
     d = result.to_dict()
     d["recording"] = {"file": path.name, **{k: v for k, v in meta.items() if k != "fusion_config"}}
+    if truth_path is not None:
+        d["recording"]["truth_file"] = truth_path.name
     name = meta.get("scenario") or path.stem
 
     print(f"tracklayer evaluate: {path}")
