@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: help venv test demo lint proto format bench clean
+.PHONY: help venv test demo lint proto format bench clean regression-data
 
 help:
 	@echo "make demo   - set up .venv and run the live demo (store, fusion, sensors)"
@@ -14,6 +14,7 @@ help:
 	@echo "make lint   - buf lint/format/breaking and ruff"
 	@echo "make proto  - regenerate tracklayer/v1 from proto/"
 	@echo "make bench  - run the benchmarks (figures to benchmarks/RESULTS.md)"
+	@echo "make regression-data - re-simulate tests/data/regression/*.mcap and their baselines"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +51,9 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
+
+regression-data: $(STAMP)
+	$(PY) tests/data/regression/regenerate.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
