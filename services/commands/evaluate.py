@@ -215,12 +215,13 @@ def format_per_object(d: dict[str, Any], limit: int = 30) -> str:
 def run(args: argparse.Namespace) -> int:
     path = Path(args.input)
     baseline = None
-    if args.baseline:
+    if getattr(args, "baseline", None):
         try:
             baseline = load_baseline(Path(args.baseline))
         except BaselineError as exc:
             raise UserError(str(exc)) from None
-    truth_path = Path(args.truth) if args.truth else None
+    truth = getattr(args, "truth", None)  # callers building a Namespace may omit it
+    truth_path = Path(truth) if truth else None
     result, meta = read_recording(path, truth_path)
     d = result.to_dict()
     d["recording"] = {"file": path.name, **{k: v for k, v in meta.items() if k != "fusion_config"}}
@@ -237,7 +238,8 @@ def run(args: argparse.Namespace) -> int:
         print("per object:")
         print(per)
 
-    out_dir = Path(args.report) if args.report else path.with_name(path.stem + "-report")
+    report = getattr(args, "report", None)
+    out_dir = Path(report) if report else path.with_name(path.stem + "-report")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         metrics_path = out_dir / "metrics.json"
@@ -245,12 +247,12 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UserError(f"{out_dir}: cannot write the report: {exc.strerror}") from None
     print(f"metrics: {metrics_path}")
-    if not args.no_plots:
+    if not getattr(args, "no_plots", False):
         from tracklayer.services.report import write_plots
 
         for p in write_plots(result, out_dir, name):
             print(f"plot:    {p}")
-    if args.save_baseline:
+    if getattr(args, "save_baseline", None):
         bl = make_baseline(d, path.name)
         Path(args.save_baseline).write_text(json.dumps(bl, indent=2) + "\n")
         print(f"baseline written: {args.save_baseline} ({len(bl['figures'])} figures)")
