@@ -167,3 +167,13 @@ def test_a_live_recording_tracked_offline_gives_the_live_sessions_reports(
         )
 
     assert reports(offline) == reports(rec_path)
+
+
+def test_record_into_a_missing_directory_is_one_line_exit_2(tmp_path, capsys):
+    target = tmp_path / "no-such-dir" / "live.mcap"
+    argv = ["fusion", "--store", "127.0.0.1:1", "--listen", "127.0.0.1:0"]
+    argv += ["--journal", str(tmp_path / "j.sqlite"), "--outbox", str(tmp_path / "o.sqlite")]
+    assert main([*argv, "--record", str(target)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith(f"--record: {target}: its directory does not exist")
+    assert not (tmp_path / "j.sqlite").exists()  # refused before touching the journal

@@ -164,6 +164,8 @@ async def _serve(args: argparse.Namespace) -> int:
 
     settings = settings_from_args(args)
     tls = tls_from_args(args)
+    if args.record and not os.path.isdir(os.path.dirname(os.path.abspath(args.record))):
+        raise UserError(f"--record: {args.record}: its directory does not exist")
     recorders: list = []  # the --record recorder, once the engine exists
     try:
         server = await start_fusion_server(
