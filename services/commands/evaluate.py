@@ -173,6 +173,7 @@ def format_table(d: dict[str, Any]) -> str:
             ("completeness (stereo-visible, after 20 s)", _num(t["completeness"], "%")),
             ("false-track share of confirmed time", _num(t["false_track_share"], "%")),
             ("longest track run on no object", _num(t["false_run_max_s"], "s")),
+            ("tracks on no object for > 10 s", _num(t["tracks_unassigned_over_10s"])),
             ("ID switches", _num(t["id_switches"])),
             ("track breaks while in stereo", _num(t["track_breaks_in_stereo"])),
             ("first stereo -> first track, max", _num(t["detection_delay_max_s"], "s")),
