@@ -5,7 +5,10 @@ live and on journal replay alike, in one order:
 
 1. Streams and RPCs enqueue items (frames, stream open/close, declarations,
    idle-timeout ticks); frames wait for a slot first (``max_pending_frames``:
-   back-pressure on the senders).
+   back-pressure on the senders). While more than ``max_buffered_frames``
+   accepted frames wait for the watermark, frames of sensors that do not hold
+   it wait too (a sensor flooding ahead cannot grow the buffer without bound,
+   and never blocks the sensor the watermark waits for; DESIGN §6 rule 6).
 2. The worker takes everything queued, applies it to the core in order and
    appends each state-changing event to the journal, then commits the journal
    in one transaction (group commit, on the database thread).
@@ -83,6 +86,7 @@ class FusionSettings:
     store_target: str | None = None  # HOST:PORT of the track store; None = keep in outbox
     idle_timeout_s: float = 10.0  # 0 = off
     max_pending_frames: int = 8192
+    max_buffered_frames: int = 20_000  # accepted, waiting for the watermark (flood guard)
     tracker_factory: TrackerFactory | None = None  # tests; default fusion.tracker.Tracker
     synchronous: str = "FULL"  # SQLite durability of journal and outbox
     store_max_backoff_s: float = 5.0  # longest wait between two store reconnection tries
@@ -161,6 +165,7 @@ class FusionEngine:
         self._checkpoint_seq = 0
         self._baseline: dict[str, int] = {}
         self.permission_denied = 0  # streams and declarations refused by the mTLS identity check
+        self.buffer_holds = 0  # frames held back while the watermark buffer was full
         self._closing = False
         self._worker: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -378,6 +383,8 @@ class FusionEngine:
     ) -> asyncio.Future[sensor_pb2.FrameAck]:
         """Queue one frame (waits for a slot: back-pressure); the future resolves to its ack."""
         self._check_open()
+        if self.core.orderer.buffered >= self.settings.max_buffered_frames:
+            await self._wait_for_buffer_room(msg.sensor_id)
         await self._slots.acquire()
         self._pending_frames += 1
         fut: asyncio.Future[sensor_pb2.FrameAck] = asyncio.get_running_loop().create_future()
@@ -385,6 +392,22 @@ class FusionEngine:
         item.arrival_ns = time.time_ns()
         self._enqueue(item)
         return fut
+
+    async def _wait_for_buffer_room(self, sensor_id: str) -> None:
+        """Hold a frame while the watermark buffer is full, unless its sensor holds the
+        watermark (its frames are what lets the buffer drain). Polls every 20 ms: this
+        only runs while a sender is far ahead of the others."""
+        orderer = self.core.orderer
+        held = False
+        while (
+            orderer.buffered >= self.settings.max_buffered_frames
+            and sensor_id not in orderer.holding_sensors()
+        ):
+            if not held:
+                held = True
+                self.buffer_holds += 1
+            self._check_open()
+            await asyncio.sleep(0.02)
 
     async def declare(self, sensor_ids: Iterable[str]) -> list[str]:
         """Declare sensors (journaled); returns every sensor now expected."""
@@ -615,6 +638,7 @@ class FusionEngine:
         if self.forwarder is not None:
             out["store_reconnects_total"] = self.forwarder.reconnects
         out["permission_denied_total"] = self.permission_denied
+        out["buffer_holds_total"] = self.buffer_holds
         return out
 
 
