@@ -177,3 +177,25 @@ def test_record_into_a_missing_directory_is_one_line_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].endswith(f"--record: {target}: its directory does not exist")
     assert not (tmp_path / "j.sqlite").exists()  # refused before touching the journal
+
+
+def test_a_live_recording_replayed_into_a_fresh_service_gives_the_same_reports(
+    sigterm_session, tracklayer_launcher, capsys
+):
+    """`tracklayer replay` works on `--record` files: the recorded REJECTED frame is
+    rejected again, every other frame accepted, and the new service emits exactly the
+    reports of the recorded session (emitted_at aside)."""
+    rec_path, _, stored = sigterm_session
+    services = tracklayer_launcher(in_process=True)
+    argv = ["replay", str(rec_path), "--fusion", services.fusion_address, "--max-speed"]
+    assert main(argv) == 0
+    summary = capsys.readouterr().out
+    n = RecordingReader(rec_path).message_count(TOPIC_FRAMES)
+    assert f"ACCEPTED {n - 1}," in summary and "REJECTED 1" in summary
+    client = services.client()
+    want = sorted(canonical_bytes(report_to_proto(r)) for r in stored)
+    got = client.wait_for(
+        lambda: g if len(g := client.all_stored_reports()) >= len(want) else None,
+        timeout=30,
+    )
+    assert sorted(canonical_bytes(report_to_proto(r)) for r in got) == want
