@@ -112,10 +112,12 @@ def test_sigkill_leaves_a_recording_readable_up_to_its_last_complete_chunk(
     record_session(services, src_path)
     # Every frame was handed to the recorder before its ack; let its thread catch up
     # (the file stops growing) so what is lost is the chunk being filled, no more.
-    size, deadline = -1, time.monotonic() + 10
-    while time.monotonic() < deadline and rec_path.stat().st_size != size:
-        size = rec_path.stat().st_size
+    # Chunks land 64 KiB at a time, so "caught up" = no growth for 1.5 s (~100x the
+    # time the thread needs for a chunk's ~400 frames on an idle machine).
+    sizes, deadline = [-1], time.monotonic() + 20
+    while time.monotonic() < deadline and not (len(sizes) > 3 and len(set(sizes[-4:])) == 1):
         time.sleep(0.5)
+        sizes.append(rec_path.stat().st_size)
     services.stop_fusion(signal.SIGKILL)
 
     reader = RecordingReader(rec_path)
