@@ -67,6 +67,23 @@ GAUGES = frozenset(
         "outbox_rejected",
     }
 )
+#: Largest frame the service takes: a look with more detections than this is REJECTED
+#: (clutter that dense is a broken sensor; 10,000 is ~0.4 MB on the wire).
+MAX_DETECTIONS_PER_FRAME = 10_000
+#: Longest sensor id (characters), the same bound DeclareSensors applies.
+MAX_SENSOR_ID_CHARS = 256
+
+
+def frame_size_error(msg: sensor_pb2.SensorFrame) -> str | None:
+    """``"field: why"`` when a wire frame exceeds the service's size limits, else None."""
+    if len(msg.sensor_id) > MAX_SENSOR_ID_CHARS:
+        return f"sensor_id: longer than {MAX_SENSOR_ID_CHARS} characters"
+    n = len(msg.detections)
+    if n > MAX_DETECTIONS_PER_FRAME:
+        return f"detections: {n} in one frame, more than {MAX_DETECTIONS_PER_FRAME}"
+    return None
+
+
 #: Most queued inputs applied per group commit (bounds how long the tracker holds the loop).
 MAX_BATCH_ITEMS = 256
 
@@ -510,12 +527,17 @@ class FusionEngine:
         journal = False
         payload = b""
         if kind == EventKind.FRAME:
-            try:
-                frame = frame_from_proto(item.frame)
-            except (ValueError, OverflowError) as exc:
-                status, reason, reports = core.reject(str(exc))
+            # Size limits apply live only: the journal holds frames accepted under them.
+            too_big = None if replay else frame_size_error(item.frame)
+            if too_big:
+                status, reason, reports = core.reject(too_big)
             else:
-                status, reason, reports = core.submit(frame, now)
+                try:
+                    frame = frame_from_proto(item.frame)
+                except (ValueError, OverflowError) as exc:
+                    status, reason, reports = core.reject(str(exc))
+                else:
+                    status, reason, reports = core.submit(frame, now)
             journal = status is FrameStatus.ACCEPTED
             if journal and not replay:
                 payload = item.frame.SerializeToString()

@@ -36,11 +36,22 @@ log = logging.getLogger("tracklayer.services.fusion")
 SERVICE_NAME = fs.DESCRIPTOR.services_by_name["FusionService"].full_name
 MAX_INFLIGHT_REQUESTS = 64  # per stream: requests read but not yet acknowledged
 MAX_SENSOR_ID_CHARS = 256
+#: Most frames in one StreamFramesRequest; a bigger request ends the stream
+#: RESOURCE_EXHAUSTED (senders batch ~100; a look's detections travel in one frame).
+MAX_FRAMES_PER_REQUEST = 1_000
 _END, _REPLACED, _SHUTDOWN = object(), object(), object()
 
 
 class _Denied(Exception):
     """A stream named a sensor its client certificate does not (mTLS identity check)."""
+
+
+class _TooBig(Exception):
+    """A request beyond the size limits (frames per request, sensor id length)."""
+
+    def __init__(self, message: str, code: grpc.StatusCode) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 HELP = {
@@ -93,6 +104,19 @@ class FusionServicer(fs_grpc.FusionServiceServicer):
                         f"certificate identity ({have}; expected SAN {sensor_uri(sid)[:300]})"
                     )
 
+        def check_size(req: fs.StreamFramesRequest) -> None:
+            if len(req.frames) > MAX_FRAMES_PER_REQUEST:
+                raise _TooBig(
+                    f"frames: {len(req.frames)} in one request, at most "
+                    f"{MAX_FRAMES_PER_REQUEST} (send them in several requests)",
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                )
+            if len(req.sensor_id) > MAX_SENSOR_ID_CHARS:
+                raise _TooBig(
+                    f"sensor_id: longer than {MAX_SENSOR_ID_CHARS} characters",
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                )
+
         def opened(sensor_id: str) -> None:
             engine.open_stream(st, sensor_id)
             log.info(kv("stream_open", peer=peer, sensor_id=sensor_id))
@@ -101,12 +125,13 @@ class FusionServicer(fs_grpc.FusionServiceServicer):
             try:
                 async for req in request_iterator:
                     check_identity(req)  # before the sensor's stream opens or a frame lands
+                    check_size(req)
                     await inflight.acquire()
                     if req.sensor_id and st.sensor_id is None:
                         opened(req.sensor_id)
                     futs = []
                     for msg in req.frames:
-                        if st.sensor_id is None and msg.sensor_id:
+                        if st.sensor_id is None and 0 < len(msg.sensor_id) <= MAX_SENSOR_ID_CHARS:
                             opened(msg.sensor_id)
                         futs.append(await engine.submit_frame(msg))
                     out.put_nowait(futs)
@@ -142,6 +167,10 @@ class FusionServicer(fs_grpc.FusionServiceServicer):
                 if isinstance(item, EngineClosed):
                     outcome = "engine_closed"
                     await context.abort(grpc.StatusCode.UNAVAILABLE, str(item))
+                if isinstance(item, _TooBig):
+                    outcome = "too_big"
+                    log.warning(kv("stream_too_big", peer=peer, reason=str(item)))
+                    await context.abort(item.code, str(item))
                 if isinstance(item, _Denied):
                     outcome = "permission_denied"
                     engine.permission_denied += 1

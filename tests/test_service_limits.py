@@ -1,4 +1,6 @@
-"""A sensor flooding far ahead of the others is held back; the others are not (issue 7 item 2).
+"""Service limits (issue 7 item 2): flood back-pressure and message size limits.
+
+A sensor flooding far ahead of the others is held back; the others are not.
 
 The fusion service applies frames behind a watermark set by the slowest
 expected sensor (DESIGN §6), so frames of a sensor running ahead wait in a
@@ -16,8 +18,8 @@ import time
 import grpc
 from tracker_double import RecordingTracker
 
-from tracklayer.services.fusion_engine import FusionSettings
-from tracklayer.services.fusion_server import start_fusion_server
+from tracklayer.services.fusion_engine import MAX_DETECTIONS_PER_FRAME, FusionSettings
+from tracklayer.services.fusion_server import MAX_FRAMES_PER_REQUEST, start_fusion_server
 from tracklayer.v1 import fusion_service_pb2 as fs
 from tracklayer.v1 import fusion_service_pb2_grpc as fs_grpc
 from tracklayer.v1 import sensor_pb2
@@ -144,3 +146,104 @@ def test_buffer_cap_is_never_reached_by_sensors_streaming_in_step(tmp_path):
     counters = asyncio.run(asyncio.wait_for(body(), 60))
     assert counters["buffer_holds_total"] == 0
     assert counters['frames_total{status="accepted"}'] == 900
+
+
+# ---------------------------------------------------------------- size limits
+
+
+class Service:
+    """A fusion service (tracker double) in this process and one stub to it."""
+
+    def __init__(self, tmp_path):
+        self.settings = FusionSettings(
+            fusion_id="fu",
+            journal_path=tmp_path / "j.sqlite",
+            outbox_path=tmp_path / "o.sqlite",
+            idle_timeout_s=0.0,
+            tracker_factory=RecordingTracker,
+            synchronous="OFF",
+        )
+
+    async def __aenter__(self):
+        self.server = await start_fusion_server(self.settings)
+        self.channel = grpc.aio.insecure_channel(self.server.address)
+        self.stub = fs_grpc.FusionServiceStub(self.channel)
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.channel.close()
+        await self.server.stop(0.5)
+
+
+def test_frame_with_too_many_detections_is_rejected_naming_the_field_and_counted(tmp_path):
+    big = frame("sat-1-1", 1, 0.0)
+    big.detections.extend([big.detections[0]] * MAX_DETECTIONS_PER_FRAME)  # one too many
+
+    async def body():
+        async with Service(tmp_path) as s:
+            call = s.stub.StreamFrames()
+            acks = await send(call, [big, frame("sat-1-1", 2, 1.0)], "sat-1-1")
+            await call.done_writing()
+            assert await call.read() is grpc.aio.EOF
+            return acks, await call.code(), s.server.engine.counters()
+
+    acks, code, counters = asyncio.run(asyncio.wait_for(body(), 30))
+    assert [a.status for a in acks] == [sensor_pb2.FRAME_STATUS_REJECTED, ACCEPTED]
+    assert (
+        acks[0].reason
+        == f"detections: {MAX_DETECTIONS_PER_FRAME + 1} in one frame, more than 10000"
+    )
+    assert code == grpc.StatusCode.OK  # a bad frame never ends the stream
+    assert counters['frames_total{status="rejected"}'] == 1
+
+
+def test_frame_with_an_overlong_sensor_id_is_rejected_and_joins_no_expected_set(tmp_path):
+    long_id = "s" * 257
+
+    async def body():
+        async with Service(tmp_path) as s:
+            call = s.stub.StreamFrames()
+            acks = await send(call, [frame(long_id, 1, 0.0)], "")
+            expected = s.server.engine.core.orderer.expected_sensors
+            await call.done_writing()
+            assert await call.read() is grpc.aio.EOF
+            return acks, expected
+
+    acks, expected = asyncio.run(asyncio.wait_for(body(), 30))
+    assert acks[0].status == sensor_pb2.FRAME_STATUS_REJECTED
+    assert acks[0].reason == "sensor_id: longer than 256 characters"
+    assert expected == ()  # it would otherwise hold the watermark until its stream closed
+
+
+def test_request_with_too_many_frames_ends_the_stream_resource_exhausted(tmp_path):
+    frames = [frame("sat-1-1", i, 0.01 * i) for i in range(MAX_FRAMES_PER_REQUEST + 1)]
+
+    async def body():
+        async with Service(tmp_path) as s:
+            call = s.stub.StreamFrames()
+            ok = await send(call, frames[:MAX_FRAMES_PER_REQUEST], "sat-1-1")
+            await call.write(fs.StreamFramesRequest(frames=frames))
+            try:
+                await call.read()
+            except grpc.aio.AioRpcError:
+                pass
+            return len(ok), await call.code(), await call.details()
+
+    n_ok, code, details = asyncio.run(asyncio.wait_for(body(), 30))
+    assert n_ok == MAX_FRAMES_PER_REQUEST  # the largest allowed request goes through
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert details.startswith(f"frames: {MAX_FRAMES_PER_REQUEST + 1} in one request")
+
+
+def test_stream_naming_an_overlong_sensor_id_is_invalid_argument(tmp_path):
+    async def body():
+        async with Service(tmp_path) as s:
+            call = s.stub.StreamFrames()
+            await call.write(fs.StreamFramesRequest(sensor_id="s" * 257))
+            try:
+                await call.read()
+            except grpc.aio.AioRpcError:
+                pass
+            return await call.code()
+
+    assert asyncio.run(asyncio.wait_for(body(), 30)) == grpc.StatusCode.INVALID_ARGUMENT
