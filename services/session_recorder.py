@@ -77,6 +77,17 @@ def session_metadata(
     return meta
 
 
+def unused_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` if nothing is there, else the first free ``<stem>.<n><suffix>`` beside it
+    (a restarted service must not overwrite the recording its crash left)."""
+    p = Path(path)
+    n = 1
+    while p.exists():
+        p = p.with_name(f"{Path(path).stem}.{n}{Path(path).suffix}")
+        n += 1
+    return p
+
+
 class SessionRecorder:
     """Writes a live session to ``path`` from its own thread; see the module docstring.
 
@@ -155,9 +166,7 @@ class SessionRecorder:
                     else:
                         self.reports += 1
             now = time.monotonic()
-            if self.error is None and (
-                self._queue.empty() or now - last_flush >= FLUSH_INTERVAL_S
-            ):
+            if self.error is None and (self._queue.empty() or now - last_flush >= FLUSH_INTERVAL_S):
                 try:
                     w.flush()
                 except (RecordingError, OSError) as exc:

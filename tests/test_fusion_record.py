@@ -119,6 +119,12 @@ def test_sigkill_leaves_a_recording_readable_up_to_its_last_complete_chunk(
         time.sleep(0.5)
         sizes.append(rec_path.stat().st_size)
     services.stop_fusion(signal.SIGKILL)
+    killed_size = rec_path.stat().st_size
+    # A restart with the same --record keeps the crashed file and records beside it.
+    services.start_fusion()
+    assert services.stop_fusion(signal.SIGTERM) == 0
+    assert rec_path.stat().st_size == killed_size
+    assert not RecordingReader(rec_path.with_name("killed.1.mcap")).truncated
 
     reader = RecordingReader(rec_path)
     assert reader.truncated  # no footer: the writer never closed

@@ -6,7 +6,7 @@ import threading
 import time
 
 from tracklayer.services.recording import TOPIC_FRAMES, RecordingReader
-from tracklayer.services.session_recorder import SessionRecorder, session_metadata
+from tracklayer.services.session_recorder import SessionRecorder, session_metadata, unused_path
 from tracklayer.v1 import sensor_pb2
 
 T0_NS = 1_767_225_600_000_000_000
@@ -55,3 +55,11 @@ def test_frames_recorded_keep_their_topic_and_arrival_time(tmp_path):
     rec.close()
     msgs = list(RecordingReader(tmp_path / "r.mcap").raw_messages())
     assert msgs == [(TOPIC_FRAMES, T0_NS + 42, frame(5).SerializeToString())]
+
+
+def test_unused_path_never_names_an_existing_file(tmp_path):
+    first = tmp_path / "live.mcap"
+    assert unused_path(first) == first
+    first.write_bytes(b"x")
+    (tmp_path / "live.1.mcap").write_bytes(b"x")
+    assert unused_path(first) == tmp_path / "live.2.mcap"

@@ -105,7 +105,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="FILE.mcap",
         help="record every received frame (any ack status, arrival order and time) and "
         "every emitted report to this MCAP file; complete after SIGTERM, readable up to "
-        "its last 64 KiB chunk after a crash (default: off)",
+        "its last 64 KiB chunk after a crash; an existing file is kept and FILE.1.mcap, "
+        "FILE.2.mcap, ... used instead (default: off)",
     )
     add_tls_arguments(p, role="server")
     p.set_defaults(func=run)
@@ -196,16 +197,17 @@ async def _serve(args: argparse.Namespace) -> int:
 def _start_recorder(args: argparse.Namespace, engine):  # -> SessionRecorder
     """``--record``: a recorder on the engine's frame/report listeners (metadata DESIGN §5)."""
     from ..recording import RecordingError
-    from ..session_recorder import SessionRecorder, session_metadata
+    from ..session_recorder import SessionRecorder, session_metadata, unused_path
 
     s = engine.settings
     expected = engine.core.orderer.expected_sensors
     meta = session_metadata(s.fusion_id, s.config.to_mapping(), s.sensors, expected)
     try:
-        rec = SessionRecorder(args.record, meta)
+        rec = SessionRecorder(unused_path(args.record), meta)
     except RecordingError as exc:
         raise UserError(f"--record: {exc}") from None
     rec.attach(engine)
+    print(f"tracklayer fusion: recording to {rec.path}", flush=True)
     return rec
 
 
