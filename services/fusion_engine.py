@@ -193,6 +193,7 @@ class FusionEngine:
         # Observers (e.g. a live recorder): called after each group commit, in order.
         self.frame_listeners: list[FrameListener] = []  # (frame, FrameStatus, arrival ns)
         self.report_listeners: list[ReportListener] = []  # reports as emitted
+        self.counter_sources: list[Callable[[], dict[str, int]]] = []  # more GetStatus counters
 
     async def _db(self, fn: Callable[..., R], *args: object) -> R:
         return await asyncio.get_running_loop().run_in_executor(self._exec, fn, *args)
@@ -661,6 +662,8 @@ class FusionEngine:
             out["store_reconnects_total"] = self.forwarder.reconnects
         out["permission_denied_total"] = self.permission_denied
         out["buffer_holds_total"] = self.buffer_holds
+        for source in self.counter_sources:
+            out.update(source())
         return out
 
 

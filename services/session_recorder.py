@@ -116,9 +116,18 @@ class SessionRecorder:
 
     # ------------------------------------------------------------ listeners (event loop)
     def attach(self, engine: Any) -> None:
-        """Register on ``engine.frame_listeners`` / ``engine.report_listeners``."""
+        """Register on the engine's frame and report listeners and its counters."""
         engine.frame_listeners.append(self.on_frame)
         engine.report_listeners.append(self.on_reports)
+        engine.counter_sources.append(self.counters)
+
+    def counters(self) -> dict[str, int]:
+        """GetStatus / Prometheus counters of the recording."""
+        return {
+            "record_frames_total": self.frames,
+            "record_reports_total": self.reports,
+            "record_dropped_total": self.dropped,
+        }
 
     def _put(self, item: tuple[str, int, Any]) -> None:
         try:

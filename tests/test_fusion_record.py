@@ -69,16 +69,17 @@ def sigterm_session(source, tmp_path_factory):
     services = ProcessServices(workdir, fusion_args=["--record", str(rec_path)]).start()
     try:
         client = record_session(services, source[0])
+        status = client.status()
         rc = services.stop_fusion(signal.SIGTERM)
         stored = client.all_stored_reports()
     finally:
         services.stop()
-    return rec_path, rc, stored
+    return rec_path, rc, stored, status
 
 
 def test_sigterm_leaves_a_complete_recording_of_every_frame_and_report(source, sigterm_session):
     _, src_frames = source
-    rec_path, rc, stored = sigterm_session
+    rec_path, rc, stored, _ = sigterm_session
     assert rc == 0
 
     reader = RecordingReader(rec_path)
@@ -193,7 +194,7 @@ def test_a_live_recording_replayed_into_a_fresh_service_gives_the_same_reports(
     """`tracklayer replay` works on `--record` files: the recorded REJECTED frame is
     rejected again, every other frame accepted, and the new service emits exactly the
     reports of the recorded session (emitted_at aside)."""
-    rec_path, _, stored = sigterm_session
+    rec_path, _, stored, _ = sigterm_session
     services = tracklayer_launcher(in_process=True)
     argv = ["replay", str(rec_path), "--fusion", services.fusion_address, "--max-speed"]
     assert main(argv) == 0
@@ -207,3 +208,10 @@ def test_a_live_recording_replayed_into_a_fresh_service_gives_the_same_reports(
         timeout=30,
     )
     assert sorted(canonical_bytes(report_to_proto(r)) for r in got) == want
+
+
+def test_get_status_counts_what_the_recorder_wrote_and_dropped(sigterm_session, source):
+    status = sigterm_session[3]
+    assert status["record_dropped_total"] == 0  # a 50,000-message queue never fills here
+    # Taken right after the replay: the writer thread may still hold the last few.
+    assert 0 < status["record_frames_total"] <= len(source[1]) + 1
