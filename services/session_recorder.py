@@ -166,7 +166,7 @@ class SessionRecorder:
                 topic, log_ns, msg = item
                 try:
                     w.write_raw(topic, msg.SerializeToString(), log_ns)
-                except (RecordingError, OSError, ValueError) as exc:
+                except Exception as exc:  # noqa: BLE001 - stop writing, keep draining
                     self.error = exc
                     log.error(kv("record_failed", file=str(self.path), error=str(exc)))
                 else:
@@ -187,7 +187,12 @@ class SessionRecorder:
         if self._closed:
             return
         self._closed = True
-        self._queue.put(_STOP)  # blocks only while the writer drains a full queue
+        while self._thread.is_alive():  # waits only while the writer drains a full queue
+            try:
+                self._queue.put(_STOP, timeout=0.5)
+                break
+            except queue.Full:
+                continue
         self._thread.join()
         try:
             self._writer.close()
