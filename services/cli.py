@@ -63,4 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m tracklayer.services.cli`: this file runs as __main__, a second copy of the
+    # module; call the imported module's main so that UserError is the class commands raise.
+    from tracklayer.services.cli import main as _main
+
+    sys.exit(_main())

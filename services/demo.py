@@ -43,7 +43,7 @@ from tracklayer.fusion.domain import TrackReport, TrackStatus
 from .cli import UserError
 from .client import TracklayerClient, TrackSubscription
 from .convert import report_from_proto
-from .processes import ChildError, ChildProcess, start_command, start_server
+from .processes import ChildError, ChildProcess, start_command, wait_healthy, wait_listening
 
 DEFAULT_SCENARIO = "single-icbm"
 TARGET_STREAM_S = 100.0  # wall seconds of streaming the default speed aims at (~2 min in all)
@@ -62,8 +62,9 @@ _RUN_FILES = (
 )
 
 
-class Interrupted(Exception):
-    """The demo got SIGINT / SIGTERM / SIGHUP."""
+class Interrupted(KeyboardInterrupt):
+    """The demo got SIGINT / SIGTERM / SIGHUP (a KeyboardInterrupt, so that one arriving
+    outside :meth:`Demo.run`'s handler still ends the command as an interruption)."""
 
     def __init__(self, sig: signal.Signals) -> None:
         super().__init__(sig.name)
@@ -218,6 +219,7 @@ class Demo:
         self.out = out or sys.stdout
         self.children: list[ChildProcess] = []
         self._hurry = False
+        self._spawning = False
         self._interrupt: signal.Signals | None = None
 
     # ---------------------------------------------------------- helpers
@@ -230,8 +232,27 @@ class Demo:
         sig = signal.Signals(signum)
         if self._interrupt is None:
             self._interrupt = sig
-            raise Interrupted(sig)
+            if not self._spawning:
+                raise Interrupted(sig)
+            return  # raised by _spawn once the new child is on the list
         self._hurry = True  # a second signal during cleanup: kill at once
+
+    def _spawn(self, name: str, args: list[str], logs: Path, service: str | None = None):
+        """Start a child in a process group of its own and list it at once (a signal in
+        between is held until it is listed, so no child can escape the cleanup); for a
+        server (``service``: its health name), wait until it listens and is SERVING."""
+        self._spawning = True
+        try:
+            child = start_command(name, args, logs, new_group=True)
+            self.children.append(child)
+        finally:
+            self._spawning = False
+        if self._interrupt is not None:
+            raise Interrupted(self._interrupt)
+        if service is not None:
+            wait_listening(child)
+            wait_healthy(child.address or "", service)
+        return child
 
     def _check_child(self, child: ChildProcess, must_run: bool) -> None:
         rc = child.returncode
@@ -322,23 +343,19 @@ class Demo:
         )
         self.say(f"  output in {out}/ (logs in {logs}/)")
         common = self._common_args(duration)
-        sim = start_command(
+        sim = self._spawn(
             "simulate",
             ["simulate", self.opt.scenario, "--out", str(out / "truth.mcap"), *common],
             logs,
-            new_group=True,
         )
-        self.children.append(sim)
-        store = start_server(
+        store = self._spawn(
             "store",
             ["consumer", "--listen", "127.0.0.1:0", "--db", str(out / "store.sqlite")],
             logs,
-            health_service=_STORE_SERVICE,
-            new_group=True,
+            _STORE_SERVICE,
         )
-        self.children.append(store)
         self.say(f"  store    pid {store.pid:<7} {store.address}")
-        fusion = start_server(
+        fusion = self._spawn(
             "fusion",
             [
                 "fusion",
@@ -354,15 +371,13 @@ class Demo:
                 str(out / f"{FUSION_ID}.outbox.sqlite"),
             ],
             logs,
-            health_service=_FUSION_SERVICE,
-            new_group=True,
+            _FUSION_SERVICE,
         )
-        self.children.append(fusion)
         self.say(f"  fusion   pid {fusion.pid:<7} {fusion.address}")
         client = TracklayerClient(fusion.address, store.address, timeout=10.0)
         try:
             sub = client.subscribe(include_current=True)
-            sensors = start_command(
+            sensors = self._spawn(
                 "sensors",
                 [
                     "sensors",
@@ -374,9 +389,7 @@ class Demo:
                     *common,
                 ],
                 logs,
-                new_group=True,
             )
-            self.children.append(sensors)
             self.say(f"  sensors  pid {sensors.pid:<7} {n_sats} satellites streaming at {speed:g}x")
             self.say(
                 f"  simulate pid {sim.pid:<7} truth for the evaluation -> {out / 'truth.mcap'}"

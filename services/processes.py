@@ -116,13 +116,18 @@ def start_command(
     new_group: bool = False,
     cwd: Path | None = None,
 ) -> ChildProcess:
-    """Start ``tracklayer ARGS...`` as a child; stdout and stderr go to ``log_dir/NAME.log``.
+    """Start ``tracklayer ARGS...`` as a child; stdout and stderr go to ``log_dir/NAME.log``
+    (``NAME-2.log``, ... when that exists: each start has a log of its own).
 
     ``new_group``: run it in a process group of its own, so that a terminal's
     Ctrl-C reaches only this process, which then stops the child in order.
     """
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
+    k = 1
+    while log_path.exists():  # a restart keeps the earlier run's log
+        k += 1
+        log_path = log_dir / f"{name}-{k}.log"
     argv = [sys.executable, "-m", "tracklayer.services.cli", *args]
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(

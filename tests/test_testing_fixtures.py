@@ -10,6 +10,7 @@ concurrent streams interleave, so live and offline must agree byte for byte
 
 from __future__ import annotations
 
+import signal
 import textwrap
 
 import pytest
@@ -143,3 +144,16 @@ def test_reports_made_while_the_store_is_down_are_stored_once_it_is_back(
         lambda: len(reps := client.all_stored_reports()) >= len(offline) and reps, timeout=60.0
     )
     assert by_track(report_to_proto(r) for r in stored) == by_track(offline)
+
+
+def test_a_service_that_does_not_exit_zero_on_sigterm_fails_the_test_with_its_log(tmp_path):
+    from tracklayer.services.processes import start_command
+    from tracklayer.services.testing import ProcessServices
+
+    services = ProcessServices(tmp_path)
+    child = start_command("fusion", ["evaluate", str(tmp_path / "missing.mcap")], tmp_path)
+    assert child.wait(60) == 2  # a user error: exit status 2
+    services.stopped.append((child, 2, signal.SIGTERM))
+
+    with pytest.raises(pytest.fail.Exception, match=r"(?s)exited with status 2.*missing\.mcap"):
+        services.check_clean_exit()
