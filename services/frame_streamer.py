@@ -394,16 +394,27 @@ class FrameStreamer:
             ) from None
 
     async def _declare(self, ids: list[str]) -> None:
-        try:
-            await self._stub.DeclareSensors(
-                fs_pb2.DeclareSensorsRequest(sensor_ids=[i for i in ids if i]),
-                timeout=self.options.connect_timeout_s,
-                wait_for_ready=True,
-            )
-        except grpc.aio.AioRpcError as exc:
-            raise StreamerError(
-                f"DeclareSensors at {self.address} failed: {exc.code().name}: {exc.details()}"
-            ) from None
+        # A service restarting just then drops the call (UNAVAILABLE): retry until the
+        # connect timeout, as the streams do; any other refusal is final.
+        deadline = time.monotonic() + self.options.connect_timeout_s
+        backoff = 0.05
+        while True:
+            try:
+                await self._stub.DeclareSensors(
+                    fs_pb2.DeclareSensorsRequest(sensor_ids=[i for i in ids if i]),
+                    timeout=max(0.1, deadline - time.monotonic()),
+                    wait_for_ready=True,
+                )
+                break
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
+                    raise StreamerError(
+                        f"DeclareSensors at {self.address} failed: {exc.code().name}: "
+                        f"{exc.details()}"
+                    ) from None
+                log.warning("DeclareSensors failed (%s); retrying", exc.code().name)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 1.0)
         self._declare_gen += 1
         log.info("declared %d sensors to %s", len(ids), self.address)
 
