@@ -157,3 +157,32 @@ def test_a_service_that_does_not_exit_zero_on_sigterm_fails_the_test_with_its_lo
 
     with pytest.raises(pytest.fail.Exception, match=r"(?s)exited with status 2.*missing\.mcap"):
         services.check_clean_exit()
+
+
+def test_launcher_passes_fusion_id_and_config_to_the_service_process(
+    tracklayer_launcher, boost_frames
+):
+    """A 5 s report interval and another fusion id, given to the launcher, give the
+    reports an offline FusionCore with that id and config gives."""
+    from tracklayer.fusion.config import FusionConfig
+    from tracklayer.fusion.pipeline import FusionCore
+    from tracklayer.services.convert import report_to_proto
+
+    frames, _ = boost_frames
+    config = {"report_interval_s": 5.0}
+    core = FusionCore(
+        "fu2", FusionConfig.from_mapping(config), expected_sensors={f.sensor_id for f in frames}
+    )
+    offline = []
+    for f in frames:
+        offline += core.submit(f)[2]
+    offline = [report_to_proto(r) for r in offline + core.flush()]
+
+    services = tracklayer_launcher(fusion_id="fu2", fusion_config=config)
+    client = services.client()
+    sub = client.subscribe(include_current=False)
+    client.send_frames(frames)
+
+    received = sub.wait_for_count(len(offline), timeout=60.0)
+    assert {r.track_id.rpartition("-")[0] for r in received} == {"fu2"}
+    assert by_track(received) == by_track(offline)
