@@ -125,6 +125,21 @@ def test_node_certificate_names_every_sensor_as_a_client(tmp_path):
         config.require_identities("sensor", ["s1", "s4"])
 
 
+def test_certs_takes_the_sensor_ids_of_a_scenario(tmp_path):
+    from tracklayer.sensors.scenario import load_scenario
+
+    assert cli_main(["certs", str(tmp_path), "--scenario", "single-icbm", "--node", "all"]) == 0
+    sats = load_scenario("single-icbm").sensor_ids()
+    assert all((tmp_path / f"sensor-{s}.crt").exists() for s in sats)
+    TlsConfig.from_dir(tmp_path, "node-all").require_identities("sensor", sats)
+
+
+def test_certs_without_sensors_is_an_error(tmp_path, capsys):
+    assert cli_main(["certs", str(tmp_path / "d")]) == 2
+    assert "--sensors" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
+
+
 def test_sensor_ids_outside_uri_characters_are_percent_encoded(certs):
     uris = tls.certificate_uris(load(certs / "sensor-ISS (ZARYA).crt"))
     assert uris == ["urn:tracklayer:sensor:ISS%20%28ZARYA%29"]

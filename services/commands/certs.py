@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..cli import UserError
 from ..dev_certs import DEFAULT_DAYS, DEFAULT_FUSION_ID, DEFAULT_HOSTS, split_ids, write_dev_certs
 
 
@@ -24,9 +25,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("dir", metavar="DIR", help="directory to write into (created if absent)")
     p.add_argument(
         "--sensors",
-        required=True,
         metavar="ID,...",
         help="sensor ids, comma-separated (e.g. sat-1-1,sat-1-2): one certificate each",
+    )
+    p.add_argument(
+        "--scenario",
+        metavar="SCENARIO",
+        help="also every satellite of this scenario (built-in name or .toml file)",
     )
     p.add_argument(
         "--fusion",
@@ -72,6 +77,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     sensors = split_ids(args.sensors, "sensor")
+    if args.scenario:
+        from tracklayer.sensors.scenario import ScenarioError, load_scenario
+
+        try:
+            scenario_ids = load_scenario(args.scenario).sensor_ids()
+        except ScenarioError as exc:
+            raise UserError(f"--scenario: {exc}") from None
+        sensors += [s for s in scenario_ids if s not in sensors]
+    if not sensors:
+        raise UserError("--sensors: give the sensor ids (or --scenario NAME)")
     fusion_ids = split_ids(args.fusion, "fusion") or [DEFAULT_FUSION_ID]
     hosts = [*DEFAULT_HOSTS, *(h.strip() for h in (args.host or []) if h.strip())]
     written = write_dev_certs(
