@@ -465,3 +465,58 @@ def test_consumer_serves_mtls_with_tls_flags(certs, tmp_path):
     assert "(mTLS cert=" in line and "transport=mTLS" in err
     assert statuses == [STORED]
     assert plain_code == grpc.StatusCode.UNAVAILABLE
+
+
+# ---------------------------------------------------------------- the commands end to end
+
+
+def test_replay_fusion_and_store_commands_run_end_to_end_over_mtls(simulated_mcap, tmp_path):
+    """`tracklayer consumer`, `fusion` and `replay` as processes, every hop mutual TLS."""
+    from tracklayer.services import processes
+
+    rec = simulated_mcap("dropout", duration_s=150)  # shared with test_replay_service
+    d = tmp_path / "certs"
+    assert cli_main(["certs", str(d), "--scenario", "dropout", "--node", "all"]) == 0
+    logs = tmp_path / "logs"
+    store = processes.start_command(
+        "store",
+        ["consumer", "--listen", "127.0.0.1:0", "--db", str(tmp_path / "t.sqlite"),
+         *tls_flags(d, "store")],
+        logs,
+    )  # fmt: skip
+    children = [store]
+    try:
+        store_addr = processes.wait_listening(store)
+        fusion = processes.start_command(
+            "fusion",
+            ["fusion", "--listen", "127.0.0.1:0", "--store", store_addr, "--idle-timeout", "0",
+             "--journal", str(tmp_path / "j.sqlite"), "--outbox", str(tmp_path / "o.sqlite"),
+             *tls_flags(d, "fusion-fusion")],
+            logs,
+        )  # fmt: skip
+        children.append(fusion)
+        fusion_addr = processes.wait_listening(fusion)
+        replay = processes.start_command(
+            "replay",
+            ["replay", str(rec), "--fusion", fusion_addr, "--max-speed",
+             *tls_flags(d, "node-all")],
+            logs,
+        )  # fmt: skip
+        children.append(replay)
+        assert replay.wait(120) == 0, replay.log_tail()
+
+        async def stored() -> int:
+            stub = ts_grpc.TrackStoreServiceStub(create_channel(store_addr, cfg(d, "node-all")))
+            deadline = time.monotonic() + 30
+            while True:
+                tracks = await stub.ListTracks(ts.ListTracksRequest(include_deleted=True))
+                if tracks.tracks or time.monotonic() > deadline:
+                    return len(tracks.tracks)
+                await asyncio.sleep(0.2)
+
+        n_tracks = run(stored())
+    finally:
+        processes.stop_all(children, grace_s=10)
+    assert n_tracks > 0  # reports made it fusion -> store over mTLS
+    assert "(mTLS cert=" in fusion.log_path.read_text()
+    assert "ACCEPTED" in replay.log_path.read_text()
