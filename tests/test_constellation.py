@@ -98,6 +98,20 @@ def test_tle_satellite_is_named_and_flies_at_its_altitude():
     assert 380 < alt_km.min() and alt_km.max() < 460
 
 
+def test_tle_positions_equal_sgp4_called_with_an_exact_julian_date():
+    from sgp4.api import WGS72, Satrec, jday
+
+    lines = ISS.splitlines()
+    sat = Satrec.twoline2rv(lines[1], lines[2], WGS72)
+    jd, fr = jday(2026, 1, 1, 0, 20, 34.567)  # = EPOCH_S + 1234.567, split exactly
+    _, r_ref, v_ref = sat.sgp4(jd, fr)
+    r, v = parse_tle(ISS).propagate(np.array([EPOCH_S + 1234.567]))
+    # same propagator: only the time's float64 resolution at 1.8e9 s (2.4e-7 s, ~2 mm of
+    # LEO motion) may differ; a Julian date carried as one float would be off by ~0.3 m
+    assert np.linalg.norm(r[0, 0] - np.array(r_ref) * 1e3) < 5e-3
+    assert np.linalg.norm(v[0, 0] - np.array(v_ref) * 1e3) < 1e-5
+
+
 def test_bad_tle_names_the_line():
     with pytest.raises(ConstellationError, match="line 2"):
         parse_tle("SAT\n1 25544U\nnot a line two\n", "x.tle")
