@@ -364,6 +364,8 @@ def load_scenario(name_or_path: str) -> Scenario:
         text, source, base = res.read_text(encoding="utf-8"), name_or_path, None
     else:
         path = Path(name_or_path)
+        if path.is_dir():
+            raise ScenarioError(name_or_path, None, "is a directory, not a scenario file")
         if not path.is_file():
             raise ScenarioError(
                 name_or_path, None,

@@ -145,6 +145,11 @@ def test_missing_file_names_it_and_the_builtins():
         load_scenario("/nonexistent/x.toml")
 
 
+def test_a_directory_is_named_as_such_not_as_missing(tmp_path: Path):
+    with pytest.raises(ScenarioError, match="is a directory, not a scenario file"):
+        load_scenario(str(tmp_path))
+
+
 def test_unreadable_tle_file_names_the_key(tmp_path: Path):
     text = BASE.replace("[constellation]", '[constellation]\nkind = "tle"\ntle_file = "no.tle"')
     (tmp_path / "s.toml").write_text(text)

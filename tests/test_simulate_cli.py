@@ -108,6 +108,8 @@ def test_bad_scenario_exits_2_with_one_line_and_leaves_no_file(tmp_path: Path):
         (["simulate", "no-such-scenario", "--out", "x.mcap"], "no such file or built-in"),
         (["simulate", "single-icbm", "--out", "x.mcap", "--duration", "-3"], "--duration"),
         (["simulate", "single-icbm", "--out", "x.mcap", "--seed", "-1"], "--seed"),
+        # the file asked for, not the temporary one it is written under
+        (["simulate", "single-icbm", "--out", "no-dir/x.mcap"], "no-dir/x.mcap: --out directory"),
     ],
 )
 def test_bad_arguments_exit_2_naming_the_problem(argv, fragment, tmp_path, capsys, monkeypatch):

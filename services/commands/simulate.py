@@ -80,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.is_dir():
         raise UserError(f"{out}: --out is a directory")
+    if not out.parent.is_dir():
+        raise UserError(f"{out}: --out directory {out.parent} does not exist")
     try:
         scenario = load_scenario(args.scenario)
     except ScenarioError as exc:
@@ -115,8 +117,8 @@ def run(args: argparse.Namespace) -> int:
                 else:
                     writer.write_truth(item, log_ns)
         os.replace(tmp, out)
-    except RecordingError as exc:
-        raise UserError(str(exc)) from None
+    except RecordingError as exc:  # name the file the user asked for, not the temporary one
+        raise UserError(str(exc).replace(str(tmp), str(out))) from None
     except ConstellationError as exc:  # e.g. a TLE that SGP4 cannot propagate that far
         raise UserError(f"{scenario.source}: constellation: {exc}") from None
     except OSError as exc:
