@@ -479,6 +479,11 @@ def require_topic(reader: RecordingReader, topic: str) -> None:
     """Raise :class:`RecordingError` naming the file and ``topic`` if it has no messages."""
     if not reader.has_topic(topic):
         have = [t for t in TOPICS if reader.has_topic(t)]
+        if reader.truncated:  # say why, rather than suggest the topic was never recorded
+            raise RecordingError(
+                f"{reader.path}: truncated recording (no MCAP footer) whose complete chunks "
+                f"hold no messages on topic {topic} (readable topics: {', '.join(have) or 'none'})"
+            )
         raise RecordingError(
             f"{reader.path}: no messages on topic {topic} "
             f"(recorded topics: {', '.join(have) or 'none'})"

@@ -403,6 +403,9 @@ def test_truncated_file_keeps_its_metadata_and_sensor_ids(tmp_path, recording):
     assert reader.sensor_ids() == ["sat-1-1", "sat-2-2", "sat-3-1"]
     assert list(reader.messages()) == [] and reader.truncated
     assert not reader.has_topic(TOPIC_FRAMES)
+    # the error says the file was cut, not that the topic was never recorded
+    with pytest.raises(RecordingError, match="cut.mcap: truncated recording.*/sensor_frames"):
+        require_topic(reader, TOPIC_FRAMES)
 
 
 def test_complete_file_is_not_marked_truncated(recording):
