@@ -66,5 +66,7 @@ if __name__ == "__main__":
     # `python -m tracklayer.services.cli`: this file runs as __main__, a second copy of the
     # module; call the imported module's main so that UserError is the class commands raise.
     from tracklayer.services.cli import main as _main
+    from tracklayer.services.parent_watch import exit_with_parent
 
+    exit_with_parent()  # a supervised child (tracklayer demo) ends with its parent
     sys.exit(_main())

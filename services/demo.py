@@ -243,7 +243,7 @@ class Demo:
         server (``service``: its health name), wait until it listens and is SERVING."""
         self._spawning = True
         try:
-            child = start_command(name, args, logs, new_group=True)
+            child = start_command(name, args, logs, new_group=True, die_with_parent=True)
             self.children.append(child)
         finally:
             self._spawning = False

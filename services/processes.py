@@ -27,6 +27,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from .parent_watch import ENV
+
 _LISTENING = re.compile(r"listening on (\S+)")
 POLL_S = 0.05  # how often a starting child's log is read (s)
 
@@ -115,12 +117,16 @@ def start_command(
     env: Mapping[str, str] | None = None,
     new_group: bool = False,
     cwd: Path | None = None,
+    die_with_parent: bool = False,
 ) -> ChildProcess:
     """Start ``tracklayer ARGS...`` as a child; stdout and stderr go to ``log_dir/NAME.log``
     (``NAME-2.log``, ... when that exists: each start has a log of its own).
 
     ``new_group``: run it in a process group of its own, so that a terminal's
     Ctrl-C reaches only this process, which then stops the child in order.
+    ``die_with_parent`` (Linux): the child gets SIGTERM when this process dies, even
+    by SIGKILL (:mod:`.parent_watch`). Call it from a thread that lives as long as
+    the child should: the kernel watches the thread that started the child.
     """
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
@@ -135,7 +141,7 @@ def start_command(
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=child_env(env),
+            env=child_env({**(env or {}), **({ENV: str(os.getpid())} if die_with_parent else {})}),
             cwd=cwd,
             process_group=0 if new_group else None,
         )

@@ -137,3 +137,30 @@ def test_ctrl_c_or_sigterm_stops_every_child_of_the_demo(tmp_path, sig, status):
     assert proc.returncode == status, out + rest
     assert f"interrupted ({sig.name})" in rest
     assert processes_naming(str(tmp_path)) == []
+
+
+def test_children_stop_even_when_the_demo_itself_is_killed(tmp_path):
+    """SIGKILL gives the demo no chance to clean up; its children ask the kernel
+    (PR_SET_PDEATHSIG) for a SIGTERM when it dies, and stop gracefully on it."""
+    proc = subprocess.Popen(
+        demo_cmd(tmp_path, "--speed", "2"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        out = ""
+        deadline = time.monotonic() + 90
+        while "satellites streaming" not in out:
+            line = proc.stdout.readline()
+            assert line and time.monotonic() < deadline, out
+            out += line
+        proc.kill()
+        proc.wait(10)
+        deadline = time.monotonic() + 30  # the services' graceful stop takes a few seconds
+        while processes_naming(str(tmp_path)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert processes_naming(str(tmp_path)) == []
