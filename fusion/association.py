@@ -18,7 +18,6 @@ from scipy.optimize import linear_sum_assignment
 from scipy.stats import chi2
 
 from .dynamics import POS
-from .filters import inv2
 from .measurement import position_jacobian, predict_los, residuals
 
 
@@ -48,10 +47,15 @@ def gate(
     hpos = position_jacobian(e, rho)
     y = residuals(u, e, los)  # (N, M, 2)
     A = hpos @ P[:, POS, POS] @ np.swapaxes(hpos, -1, -2)  # (N, 2, 2)
-    S = A[:, None, :, :] + (np.asarray(sigma, float) ** 2)[None, :, None, None] * np.eye(2)
-    Sinv, det = inv2(S)
+    s2 = np.asarray(sigma, float) ** 2
+    # S = A + sigma^2 I per pair, inverted in closed form (2x2)
+    s00 = A[:, 0, 0][:, None] + s2[None, :]
+    s11 = A[:, 1, 1][:, None] + s2[None, :]
+    s01 = A[:, 0, 1][:, None]
+    det = s00 * s11 - s01 * s01
+    y0, y1 = y[..., 0], y[..., 1]
     with np.errstate(invalid="ignore"):
-        d2 = np.einsum("nmi,nmij,nmj->nm", y, Sinv, y)
+        d2 = (s11 * y0 * y0 - 2.0 * s01 * y0 * y1 + s00 * y1 * y1) / det
     d2[~np.isfinite(d2)] = np.inf
     return Gating(d2=d2, logdet=np.log(det), residual=y, hpos=hpos, rho=rho, u=u)
 

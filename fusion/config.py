@@ -41,16 +41,25 @@ class FusionConfig:
     # --- confirmation (M-of-N over 1-s bins of data time) ---
     confirm_m: int = 4  # bins with at least one update ...
     confirm_n: int = 6  # ... among the last N bins
-    confirm_min_sensors: int = 2  # distinct sensors that updated the track
-    confirm_min_speed_sigmas: float = 4.0  # Earth-relative speed must differ from 0 by this
+    confirm_min_sensors: int = 3  # distinct sensors that updated the track (ghost check) ...
+    confirm_two_sensor_max_altitude_m: float = 20_000.0  # m; ... but 2 suffice for a bright
+    # plume below this (a launch seen by two satellites)
+    confirm_min_updates: int = 8  # updates (the two initiating looks count) before confirming
+    confirm_velocity_chi2: float = 25.0  # Earth-relative velocity must differ from 0 by this
+    # (Mahalanobis squared, 3 dof: 1e-5 chance for a fixed source)
+    earth_fixed_after_s: float = 20.0  # s; a tentative track still at rest this long is
+    # Earth-fixed (fire, glint) for good: never confirmed, never reported
     confirm_min_earth_speed_mps: float = 40.0  # m/s; and exceed this (hot spots sit still)
     confirm_min_altitude_m: float = 30_000.0  # m; above this the Earth-fixed test is waived
 
     # --- life cycle on data time ---
     tentative_timeout_s: float = 4.0  # s without an update: a tentative track is deleted
+    tentative_max_age_s: float = 20.0  # s; a track not confirmed by then is deleted (except
+    # an Earth-fixed source, kept so that its detections start no new tracks)
     coast_after_s: float = 4.0  # s without an update: a confirmed track coasts
     delete_after_s: float = 40.0  # s without an update: a coasting track is deleted
-    max_position_sigma_m: float = 20_000.0  # m; a track this uncertain is deleted
+    max_position_sigma_m: float = 3_000.0  # m, sqrt(trace P_rr); a track this uncertain is
+    # deleted (a single satellite left cannot hold range: better a new track than a lost one)
     merge_sigmas: float = 3.0  # two tracks closer than this (Mahalanobis, 3-D) merge
     max_history: int = 64  # bound on per-track histories (samples)
 
@@ -76,8 +85,8 @@ class FusionConfig:
     impact_ballistic_coefficient: float = 30_000.0  # kg/m^2; assumed below 100 km
     impact_ballistic_coefficient_log_sigma: float = 0.7  # 1-sigma of ln(beta)
     impact_max_flight_s: float = 4_000.0  # s; give up predicting beyond this
-    impact_step_s: float = 20.0  # s; RK4 step above the atmosphere for impact prediction
-    impact_atmosphere_step_s: float = 1.0  # s; RK4 step below 100 km
+    impact_step_s: float = 60.0  # s; RK4 step above the atmosphere for impact prediction
+    impact_atmosphere_step_s: float = 0.5  # s; smallest RK4 step in the air (<= 10 km up)
     launch_fit_s: float = 20.0  # s of the earliest boost states used to back-extrapolate
 
     @classmethod

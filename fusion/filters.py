@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .dynamics import ACC, N_STATE, POS, process_noise, propagate
+from .dynamics import ACC, N_STATE, POS, process_noise, propagate, propagate_short
 
 _I9 = np.eye(N_STATE)
 _I2 = np.eye(2)
@@ -37,7 +37,10 @@ def predict(
     ``Phi P Phi^T + Q`` covariance (Q from :func:`dynamics.process_noise`)."""
     if x.shape[0] == 0:
         return x.copy(), P.copy()
-    xp, phi = propagate(x, dt, inv_tau, max_step=max_step)
+    if np.ndim(dt) == 0 and abs(float(dt)) <= max_step:
+        xp, phi = propagate_short(x, float(dt), inv_tau)
+    else:
+        xp, phi = propagate(x, dt, inv_tau, max_step=max_step)
     Pp = phi @ P @ np.swapaxes(phi, -1, -2)
     Pp += process_noise(dt, accel_psd, jerk_psd)
     return xp, 0.5 * (Pp + np.swapaxes(Pp, -1, -2))

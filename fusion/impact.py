@@ -26,8 +26,8 @@ from .dynamics import drag, ellipsoid_height, gravity
 _N_AUG = 7  # 6-D state + ln(beta)
 
 
-def _accel(r: np.ndarray, v: np.ndarray, inv_beta: np.ndarray) -> np.ndarray:
-    return gravity(r) + drag(r, v, inv_beta)
+def _accel(r: np.ndarray, v: np.ndarray, inv_beta: np.ndarray, air: bool) -> np.ndarray:
+    return gravity(r) + drag(r, v, inv_beta) if air else gravity(r)
 
 
 def propagate_to_surface(
@@ -63,23 +63,23 @@ def propagate_to_surface(
         rl, vl, hl, ib = r[live], v[live], h[live], inv_beta[live]
         vr = np.einsum("ki,ki->k", rl, vl) / np.linalg.norm(rl, axis=1)
         descent = np.maximum(-vr, 1.0)
+        # Long steps in vacuum, shortened to arrive near the top of the atmosphere; in
+        # the air about one step per 20 km of height (drag matters in the last ~40 km).
+        air = np.clip(hl / 10_000.0, atmosphere_step_s, 20.0 * atmosphere_step_s)
         dt = np.where(
             hl > top + 20_000.0,
-            np.where(
-                vr >= 0.0,
-                step_s,
-                np.clip((hl - top) / descent, atmosphere_step_s, step_s),
-            ),
-            atmosphere_step_s,
+            np.where(vr >= 0.0, step_s, np.clip((hl - top) / descent, air, step_s)),
+            air,
         )
         d = dt[:, None]
-        a1 = _accel(rl, vl, ib)
+        air = bool(np.min(hl) < 250_000.0)  # no point can reach the air within one step
+        a1 = _accel(rl, vl, ib, air)
         r2, v2 = rl + 0.5 * d * vl, vl + 0.5 * d * a1
-        a2 = _accel(r2, v2, ib)
+        a2 = _accel(r2, v2, ib, air)
         r3, v3 = rl + 0.5 * d * v2, vl + 0.5 * d * a2
-        a3 = _accel(r3, v3, ib)
+        a3 = _accel(r3, v3, ib, air)
         r4, v4 = rl + d * v3, vl + d * a3
-        a4 = _accel(r4, v4, ib)
+        a4 = _accel(r4, v4, ib, air)
         rn = rl + d / 6.0 * (vl + 2.0 * (v2 + v3) + v4)
         vn = vl + d / 6.0 * (a1 + 2.0 * (a2 + a3) + a4)
         hn = ellipsoid_height(rn)
@@ -119,9 +119,7 @@ def _sigma_points(mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
     return np.concatenate([mean[:, None, :] + dev, mean[:, None, :] - dev], axis=1)
 
 
-def _ellipse_from_points(
-    lat: np.ndarray, lon: np.ndarray, r_ecef: np.ndarray, t_s: np.ndarray
-) -> GroundEllipse:
+def _ellipse_from_points(r_ecef: np.ndarray, t_s: np.ndarray) -> GroundEllipse:
     """Ground ellipse of equally weighted surface points (ECEF ``r_ecef`` (K, 3))."""
     mean_r = r_ecef.mean(axis=0)
     lat0, lon0, _ = frames.ecef_to_geodetic(mean_r)
@@ -175,8 +173,7 @@ def predict_impacts(
         if not good[i]:
             out.append(None)
             continue
-        lat, lon, _ = frames.ecef_to_geodetic(r_ecef[i])
-        out.append(_ellipse_from_points(lat, lon, r_ecef[i], t_abs[i]))
+        out.append(_ellipse_from_points(r_ecef[i], t_abs[i]))
     return out
 
 

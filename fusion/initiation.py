@@ -16,7 +16,6 @@ frames, not Earth-fixed).
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,15 +86,6 @@ class Candidate:
     score: float  # miss distance in units of its tolerance (smaller is better)
 
 
-@dataclass(slots=True)
-class _Waiting:
-    time_s: float
-    sensor_id: str
-    origin: np.ndarray
-    los: np.ndarray
-    sigma: float
-
-
 class InitiationBuffer:
     """Unclaimed detections of the last ``init_window_s`` and the pairing of new ones.
 
@@ -105,24 +95,50 @@ class InitiationBuffer:
 
     def __init__(self, config: FusionConfig, capacity: int = 4096) -> None:
         self.config = config
-        self._items: deque[_Waiting] = deque(maxlen=capacity)
+        self.capacity = capacity
         self._sin_min = float(np.sin(np.radians(config.init_min_angle_deg)))
+        self._codes: dict[str, int] = {}
+        self._names: list[str] = []
+        self._t = np.zeros(0)
+        self._code = np.zeros(0, dtype=np.int64)
+        self._origin = np.zeros((0, 3))
+        self._los = np.zeros((0, 3))
+        self._sigma = np.zeros(0)
 
     def __len__(self) -> int:
-        return len(self._items)
+        return int(self._t.size)
+
+    def _keep(self, mask: np.ndarray) -> None:
+        self._t = self._t[mask]
+        self._code = self._code[mask]
+        self._origin = self._origin[mask]
+        self._los = self._los[mask]
+        self._sigma = self._sigma[mask]
 
     def prune(self, t_s: float) -> None:
         """Drop detections older than ``t_s - init_window_s``."""
-        limit = t_s - self.config.init_window_s
-        while self._items and self._items[0].time_s < limit:
-            self._items.popleft()
+        if self._t.size and self._t[0] < t_s - self.config.init_window_s:
+            self._keep(self._t >= t_s - self.config.init_window_s)
 
     def add(
         self, t_s: float, sensor_id: str, origin: np.ndarray, los: np.ndarray, sigma: np.ndarray
     ) -> None:
         """Queue unclaimed detections ``los`` (M, 3) of one frame."""
-        for m in range(los.shape[0]):
-            self._items.append(_Waiting(t_s, sensor_id, origin, los[m], float(sigma[m])))
+        m = los.shape[0]
+        if m == 0:
+            return
+        code = self._codes.setdefault(sensor_id, len(self._codes))
+        if code == len(self._names):
+            self._names.append(sensor_id)
+        self._t = np.concatenate([self._t, np.full(m, t_s)])
+        self._code = np.concatenate([self._code, np.full(m, code, dtype=np.int64)])
+        self._origin = np.concatenate([self._origin, np.broadcast_to(origin, (m, 3))])
+        self._los = np.concatenate([self._los, los])
+        self._sigma = np.concatenate([self._sigma, sigma])
+        if self._t.size > self.capacity:
+            keep = np.zeros(self._t.size, bool)
+            keep[-self.capacity :] = True
+            self._keep(keep)
 
     def pair(
         self, t_s: float, sensor_id: str, origin: np.ndarray, los: np.ndarray, sigma: np.ndarray
@@ -136,13 +152,14 @@ class InitiationBuffer:
         cfg = self.config
         self.prune(t_s)
         m_count = los.shape[0]
-        others = [w for w in self._items if w.sensor_id != sensor_id and w.time_s <= t_s]
-        if m_count == 0 or not others:
+        code = self._codes.get(sensor_id, -1)
+        sel = np.flatnonzero((self._code != code) & (self._t <= t_s))
+        if m_count == 0 or sel.size == 0:
             return [], np.arange(m_count)
-        s2 = np.array([w.origin for w in others])  # (B, 3)
-        u2 = np.array([w.los for w in others])
-        sig2 = np.array([w.sigma for w in others])
-        dt = t_s - np.array([w.time_s for w in others])
+        s2 = self._origin[sel]  # (B, 3)
+        u2 = self._los[sel]
+        sig2 = self._sigma[sel]
+        dt = t_s - self._t[sel]
         t1, t2, miss, sin_a = closest_points(
             origin[None, None, :], los[:, None, :], s2[None, :, :], u2[None, :, :]
         )  # (M, B)
@@ -180,12 +197,12 @@ class InitiationBuffer:
             motion = cfg.init_velocity_sigma_mps * dt[b]
             var = np.array([(sigma[m] * t1[m, b]) ** 2, (sig2[b] * t2[m, b]) ** 2 + motion**2])
             pos, cov = triangulate(np.stack([origin, s2[b]]), np.stack([los[m], u2[b]]), var)
-            out.append((m, Candidate(pos, cov, (sensor_id, others[b].sensor_id), float(score[k]))))
+            other = self._names[int(self._code[sel[b]])]
+            out.append((m, Candidate(pos, cov, (sensor_id, other), float(score[k]))))
         if used_b:
-            drop = {id(others[b]) for b in used_b}
-            self._items = deque(
-                (w for w in self._items if id(w) not in drop), maxlen=self._items.maxlen
-            )
+            keep_mask = np.ones(self._t.size, bool)
+            keep_mask[sel[sorted(used_b)]] = False
+            self._keep(keep_mask)
         out.sort(key=lambda c: c[0])
         left = np.array([m for m in range(m_count) if m not in used_m], dtype=int)
         return out, left

@@ -25,10 +25,19 @@ def tangent_basis(u: np.ndarray) -> np.ndarray:
     k = np.zeros_like(u)
     idx = np.argmin(np.abs(u), axis=-1)
     np.put_along_axis(k, idx[..., None], 1.0, axis=-1)
-    e1 = np.cross(u, k)
-    e1 /= np.linalg.norm(e1, axis=-1, keepdims=True)
-    e2 = np.cross(u, e1)
+    e1 = _cross(u, k)
+    e1 /= np.sqrt(np.einsum("...i,...i->...", e1, e1))[..., None]
+    e2 = _cross(u, e1)
     return np.stack([e1, e2], axis=-2)
+
+
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cross product over the last axis (np.cross costs ~10x more on small arrays)."""
+    out = np.empty(np.broadcast_shapes(a.shape, b.shape))
+    out[..., 0] = a[..., 1] * b[..., 2] - a[..., 2] * b[..., 1]
+    out[..., 1] = a[..., 2] * b[..., 0] - a[..., 0] * b[..., 2]
+    out[..., 2] = a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
+    return out
 
 
 def predict_los(
@@ -40,7 +49,7 @@ def predict_los(
     ``E`` (N, 2, 3).
     """
     d = np.asarray(r, dtype=float) - np.asarray(sensor_position, dtype=float)
-    rho = np.linalg.norm(d, axis=-1)
+    rho = np.sqrt(np.einsum("...i,...i->...", d, d))
     u = d / rho[..., None]
     return u, rho, tangent_basis(u)
 

@@ -51,6 +51,7 @@ from .dynamics import (
     SCALE_HEIGHT_M,
     VEL,
     air_density,
+    cross_omega,
     ellipsoid_height,
 )
 from .filters import condition_on_zero_accel, open_accel, predict, update
@@ -101,7 +102,7 @@ class _Track:
     updated_now: bool = False
     deleted: bool = False
     hit_bins: deque = field(default_factory=lambda: deque(maxlen=16))
-    sensors_seen: dict = field(default_factory=dict)
+    sensors_seen: dict = field(default_factory=dict)  # sensor id -> last update time (ns)
     since_report: set = field(default_factory=set)
     nis_recent: deque = field(default_factory=lambda: deque(maxlen=_NIS_WINDOW))
     nis_fade: float = 0.0  # fading-memory NIS sum, ballistic manoeuvre test
@@ -109,6 +110,7 @@ class _Track:
     shadow: _Shadow | None = None
     burnout_ns: int | None = None
     first_boost: bool = False
+    earth_fixed: bool = False
     bright_seen: bool = False
     bright_run: int = 0
     dim_run: int = 0
@@ -133,6 +135,7 @@ class Tracker:
         self._x = np.zeros((0, N_STATE))
         self._P = np.zeros((0, N_STATE, N_STATE))
         self._owner: list[tuple[_Track, bool]] = []  # per row: (track, is_shadow)
+        self._params: tuple | None = None  # cached per-row noise parameters
         self._tracks: list[_Track] = []  # live tracks in creation order
         self._next_key = 0
         self._next_number = 1
@@ -183,13 +186,14 @@ class Tracker:
         its last report) has not been reported yet. Tracks stay live."""
         if self._t_ns is None:
             return []
-        out = []
-        for trk in self._tracks:
-            if trk.number is None or trk.last_report is None:
-                continue
-            if trk.last_update_ns > trk.last_report.time_ns or trk.status_changed:
-                out.append(self._make_report(trk, self._t_ns))
-        return out
+        due = [
+            trk
+            for trk in self._tracks
+            if trk.number is not None
+            and trk.last_report is not None
+            and (trk.last_update_ns > trk.last_report.time_ns or trk.status_changed)
+        ]
+        return self._make_reports(due, self._t_ns)
 
     def live_reports(self) -> list[TrackReport]:
         """Latest report of each live track that has been reported, by track number."""
@@ -199,25 +203,30 @@ class Tracker:
 
     # ------------------------------------------------------------------ prediction
     def _row_params(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per-row Singer rate, velocity and jerk noise PSDs (cached until rows or modes
+        change; the drag rows' jerk noise follows the air density every frame)."""
         cfg = self.config
-        n = len(self._owner)
-        inv_tau = np.zeros(n)
-        qa = np.full(n, cfg.ballistic_accel_psd)
-        qj = np.zeros(n)
-        drag_rows = []
-        for i, (trk, shadow) in enumerate(self._owner):
-            if shadow or trk.mode == Mode.BALLISTIC:
-                continue
-            inv_tau[i] = 1.0 / cfg.accel_time_constant_s
-            if trk.mode == Mode.BOOST:
-                qj[i] = cfg.boost_jerk_psd
-            else:
-                drag_rows.append(i)
-        if drag_rows:
-            rows = np.array(drag_rows)
+        if self._params is None:
+            n = len(self._owner)
+            inv_tau = np.zeros(n)
+            qa = np.full(n, cfg.ballistic_accel_psd)
+            qj = np.zeros(n)
+            drag_rows = []
+            for i, (trk, shadow) in enumerate(self._owner):
+                if shadow or trk.mode == Mode.BALLISTIC:
+                    continue
+                inv_tau[i] = 1.0 / cfg.accel_time_constant_s
+                if trk.mode == Mode.BOOST:
+                    qj[i] = cfg.boost_jerk_psd
+                else:
+                    drag_rows.append(i)
+            self._params = (inv_tau, qa, qj, np.array(drag_rows, dtype=int))
+        inv_tau, qa, qj, rows = self._params
+        if rows.size:
+            qj = qj.copy()
             r, v, a = self._x[rows, POS], self._x[rows, VEL], self._x[rows, ACC]
             h = ellipsoid_height(r)
-            v_rel = v - np.cross(_OMEGA, r)
+            v_rel = v - cross_omega(r)
             speed = np.linalg.norm(v_rel, axis=1)
             d_model = 0.5 * air_density(h) * speed**2 / cfg.impact_ballistic_coefficient
             d_est = np.maximum(np.linalg.norm(a, axis=1), d_model)
@@ -225,6 +234,10 @@ class Tracker:
             jerk = d_est * vr / SCALE_HEIGHT_M  # drag grows as the air thickens
             qj[rows] = cfg.reentry_jerk_psd + 2.0 * jerk**2
         return inv_tau, qa, qj
+
+    def _set_mode(self, trk: _Track, mode: Mode) -> None:
+        trk.mode = mode
+        self._params = None
 
     def _advance(self, t_ns: int) -> None:
         if self._t_ns is None:
@@ -299,7 +312,7 @@ class Tracker:
             trk.updated_now = True
             if not trk.hit_bins or trk.hit_bins[-1] != bin_:
                 trk.hit_bins.append(bin_)
-            trk.sensors_seen[frame.sensor_id] = None
+            trk.sensors_seen[frame.sensor_id] = t_ns
             trk.since_report.add(frame.sensor_id)
             trk.nis_recent.append(float(nis[k]))
             trk.nis_fade = cfg.maneuver_memory * trk.nis_fade + float(nis[k])
@@ -390,7 +403,7 @@ class Tracker:
         cfg = self.config
         x = np.zeros(N_STATE)
         x[POS] = cand.position
-        x[VEL] = np.cross(_OMEGA, cand.position)  # prior: at rest on the rotating Earth
+        x[VEL] = cross_omega(cand.position)  # prior: at rest on the rotating Earth
         P = np.zeros((N_STATE, N_STATE))
         P[POS, POS] = cand.position_cov
         P[VEL, VEL] = cfg.init_velocity_sigma_mps**2 * np.eye(3)
@@ -400,7 +413,7 @@ class Tracker:
         trk.update_count = 2
         trk.hit_bins.append(t_ns // NS_PER_S)
         for s in sorted(cand.sensors):
-            trk.sensors_seen[s] = None
+            trk.sensors_seen[s] = t_ns
             trk.since_report.add(s)
         trk.first_boost = bool(ellipsoid_height(cand.position) < ATMOSPHERE_TOP_M)
         self._tracks.append(trk)
@@ -412,6 +425,7 @@ class Tracker:
         self._x = np.concatenate([self._x, x[None]])
         self._P = np.concatenate([self._P, P[None]])
         self._owner.append((trk, shadow))
+        self._params = None
         if shadow:
             trk.shadow_row = len(self._owner) - 1
         else:
@@ -425,6 +439,7 @@ class Tracker:
         self._x = self._x[keep]
         self._P = self._P[keep]
         self._owner = [o for o, k in zip(self._owner, keep, strict=True) if k]
+        self._params = None
         self._reindex()
 
     # ------------------------------------------------------------------ burnout
@@ -467,7 +482,7 @@ class Tracker:
         self._to_ballistic(trk, t_b + int(half * NS_PER_S))
 
     def _to_ballistic(self, trk: _Track, burnout_ns: int) -> None:
-        trk.mode = Mode.BALLISTIC
+        self._set_mode(trk, Mode.BALLISTIC)
         trk.burnout_ns = burnout_ns
         trk.nis_fade = 0.0
         trk.snapshots.clear()
@@ -548,7 +563,10 @@ class Tracker:
             quiet_s = (t_ns - trk.last_update_ns) / NS_PER_S
             delete = False
             if trk.status == TrackStatus.TENTATIVE:
-                delete = quiet_s > cfg.tentative_timeout_s
+                age_s = (t_ns - trk.created_ns) / NS_PER_S
+                delete = quiet_s > cfg.tentative_timeout_s or (
+                    age_s > cfg.tentative_max_age_s and not trk.earth_fixed
+                )
             else:
                 delete = quiet_s > cfg.delete_after_s or pos_sigma[k] > cfg.max_position_sigma_m
                 if not delete and trk.status == TrackStatus.CONFIRMED:
@@ -567,13 +585,13 @@ class Tracker:
                 self._x[i : i + 1], self._P[i : i + 1] = open_accel(
                     self._x[i : i + 1], self._P[i : i + 1], _REENTRY_ACCEL_SIGMA
                 )
-                trk.mode = Mode.DRAG
+                self._set_mode(trk, Mode.DRAG)
             elif trk.mode == Mode.DRAG and h[k] > ATMOSPHERE_TOP_M and vr[k] > 0.0:
                 i = rows[k]
                 self._x[i : i + 1], self._P[i : i + 1] = condition_on_zero_accel(
                     self._x[i : i + 1], self._P[i : i + 1]
                 )
-                trk.mode = Mode.BALLISTIC
+                self._set_mode(trk, Mode.BALLISTIC)
         merge_tick = t_ns // _MERGE_TICK_NS
         if merge_tick != self._last_merge_tick:
             self._last_merge_tick = merge_tick
@@ -600,22 +618,32 @@ class Tracker:
     def _try_confirm(self, trk: _Track, t_ns: int) -> None:
         cfg = self.config
         b = t_ns // NS_PER_S
+        if trk.earth_fixed:
+            return
         hits = sum(1 for x in trk.hit_bins if x > b - cfg.confirm_n)
-        if hits < cfg.confirm_m or len(trk.sensors_seen) < cfg.confirm_min_sensors:
+        if hits < cfg.confirm_m or trk.update_count < cfg.confirm_min_updates:
+            return
+        r = self._main_row(trk)
+        pos, vel = self._x[r, POS], self._x[r, VEL]
+        h = float(ellipsoid_height(pos))
+        # Two satellites suffice for a launch: a bright plume low down. Anything else
+        # (two-ray ghosts of fires and glint, of two missiles) needs a third satellite.
+        launch = h <= cfg.confirm_two_sensor_max_altitude_m and trk.bright_run >= 2
+        need = 2 if launch else cfg.confirm_min_sensors
+        recent = t_ns - cfg.confirm_n * NS_PER_S
+        if sum(1 for v in trk.sensors_seen.values() if v > recent) < need:
             return
         n = len(trk.nis_recent)
         if n == 0 or sum(trk.nis_recent) / n > self._nis_limit[min(n, 64)]:
             return
-        r = self._main_row(trk)
-        pos, vel = self._x[r, POS], self._x[r, VEL]
-        if ellipsoid_height(pos) < cfg.confirm_min_altitude_m:
-            v_rel = vel - np.cross(_OMEGA, pos)
+        if h < cfg.confirm_min_altitude_m:
+            # Not Earth-fixed: the Earth-relative velocity must be clearly non-zero.
+            v_rel = vel - cross_omega(pos)
             speed = float(np.linalg.norm(v_rel))
-            if speed < cfg.confirm_min_earth_speed_mps:
-                return
-            n_hat = v_rel / speed
-            s_sigma = float(np.sqrt(n_hat @ self._P[r, VEL, VEL] @ n_hat))
-            if speed < cfg.confirm_min_speed_sigmas * s_sigma:
+            m2 = float(v_rel @ np.linalg.solve(self._P[r, VEL, VEL], v_rel))
+            if speed < cfg.confirm_min_earth_speed_mps or m2 < cfg.confirm_velocity_chi2:
+                if (t_ns - trk.created_ns) / NS_PER_S > cfg.earth_fixed_after_s and m2 < 9.0:
+                    trk.earth_fixed = True
                 return
         trk.status = TrackStatus.CONFIRMED
         trk.status_changed = True
@@ -625,7 +653,7 @@ class Tracker:
         self._x[r : r + 1], self._P[r : r + 1] = open_accel(
             self._x[r : r + 1], self._P[r : r + 1], self.config.init_accel_sigma_mps2
         )
-        trk.mode = Mode.BOOST
+        self._set_mode(trk, Mode.BOOST)
         trk.nis_fade = 0.0
         trk.dim_run = 0
 
@@ -728,19 +756,31 @@ class Tracker:
         interval = int(cfg.report_interval_s * NS_PER_S)
         out: list[TrackReport] = []
         for trk in self._tracks:
-            visible = trk.number is not None or (
-                trk.update_count >= 3 and trk.status != TrackStatus.DELETED
-            )
+            # Tentative tracks stay internal: a track is first reported when confirmed.
+            visible = trk.number is not None or trk.status == TrackStatus.CONFIRMED
             if not visible:
                 continue
             due = trk.status_changed or trk.number is None
             if not due and trk.updated_now:
                 due = trk.last_report_ns is None or t_ns - trk.last_report_ns >= interval
             if due:
-                out.append(self._make_report(trk, t_ns))
-        return out
+                out.append(trk)
+        return self._make_reports(out, t_ns)
 
-    def _make_report(self, trk: _Track, t_ns: int) -> TrackReport:
+    def _make_reports(self, trks: list[_Track], t_ns: int) -> list[TrackReport]:
+        """Reports of ``trks`` at data time ``t_ns`` (geodetic conversion in one batch)."""
+        if not trks:
+            return []
+        rows = np.array([t.row for t in trks])
+        lat, lon, alt = frames.teme_to_geodetic(self._x[rows, POS], t_ns / NS_PER_S)
+        return [
+            self._make_report(trk, t_ns, float(la), float(lo), float(al))
+            for trk, la, lo, al in zip(trks, lat, lon, alt, strict=True)
+        ]
+
+    def _make_report(
+        self, trk: _Track, t_ns: int, lat: float, lon: float, alt: float
+    ) -> TrackReport:
         if trk.number is None:
             trk.number = self._next_number
             self._next_number += 1
@@ -748,8 +788,6 @@ class Tracker:
         x6 = self._x[row, :6].copy()
         cov = self._P[row, :6, :6].copy()
         phase = self._phase(trk, row)
-        la, lo, al = frames.teme_to_geodetic(x6[:3], t_ns / NS_PER_S)
-        lat, lon, alt = float(la), float(lo), float(al)
         if not trk.deleted and (trk.mode == Mode.BOOST or trk.launch is None):
             self._update_launch(trk)
         trk.revision += 1
