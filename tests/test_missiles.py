@@ -62,8 +62,9 @@ def test_boost_acceleration_stays_within_a_solid_rocket_envelope(profile):
     st = f.trajectory.state(t)
     acc = np.gradient(st[:, 3:], t, axis=0)
     g = np.array([gravity_j2(*r) for r in st[:, :3]])
-    # thrust (+ drag) per unit mass: solid upper stages end their burn near 10 g
-    assert np.max(np.linalg.norm(acc - g, axis=1)) < 11.0 * G0
+    # thrust (+ drag) per unit mass: DESIGN §6 sizes the tracker's boost model for
+    # "staging, up to ~8 g"; the profiles peak at 6-7.5 g, at the end of a stage's burn
+    assert np.max(np.linalg.norm(acc - g, axis=1)) < 8.0 * G0
 
 
 def test_srbm_over_300_km_flies_at_published_scale():
