@@ -88,6 +88,8 @@ class FusionConfig:
     impact_step_s: float = 60.0  # s; RK4 step above the atmosphere for impact prediction
     impact_atmosphere_step_s: float = 0.5  # s; smallest RK4 step in the air (<= 10 km up)
     launch_fit_s: float = 20.0  # s of the earliest boost states used to back-extrapolate
+    launch_max_first_altitude_m: float = 15_000.0  # m; launch estimated only for a track
+    # first seen below this
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> FusionConfig:

@@ -207,17 +207,21 @@ def estimate_launch(
     def pos(tt: np.ndarray) -> np.ndarray:
         return np.vander(np.atleast_1d(tt), order + 1, increasing=True) @ coef
 
-    grid = -np.arange(0.0, max_back_s + 0.5, 0.5)
+    grid = -np.arange(0.0, max_back_s + 0.1, 0.1)
     h = ellipsoid_height(pos(grid))
+    below = np.flatnonzero(h <= 0.0)
     if h[0] <= 0.0:
         tl = 0.0
-    else:
-        below = np.flatnonzero(h <= 0.0)
-        if below.size == 0:
-            return None
+    elif below.size:
         j = int(below[0])
         f = h[j - 1] / (h[j - 1] - h[j])
         tl = grid[j - 1] + f * (grid[j] - grid[j - 1])
+    else:
+        # A climb from rest touches the ground at its lowest point: take that if it is low.
+        j = int(np.argmin(h))
+        if h[j] > 2_000.0:
+            return None
+        tl = grid[j]
     p = pos(np.array([tl]))[0]
     a = np.vander(np.array([tl]), order + 1, increasing=True)[0]
     var = float(a @ Ninv @ a) * scale

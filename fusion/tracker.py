@@ -415,7 +415,9 @@ class Tracker:
         for s in sorted(cand.sensors):
             trk.sensors_seen[s] = t_ns
             trk.since_report.add(s)
-        trk.first_boost = bool(ellipsoid_height(cand.position) < ATMOSPHERE_TOP_M)
+        # The launch point is estimated only when the launch itself was seen: a track
+        # picked up higher in boost cannot be back-extrapolated without a thrust profile.
+        trk.first_boost = bool(ellipsoid_height(cand.position) < cfg.launch_max_first_altitude_m)
         self._tracks.append(trk)
         self._append_row(x, P, trk, False)
         if trk.first_boost:

@@ -1,0 +1,63 @@
+"""Chi-square gating and global-nearest-neighbour assignment (fusion.association)."""
+
+import numpy as np
+
+from tracklayer.fusion.association import assign, gate, gate_threshold
+from tracklayer.fusion.measurement import los_to
+
+SENSOR = np.array([7.0e6, 0.0, 1.0e6])
+
+
+def _track(pos, sigma_m=100.0):
+    x = np.zeros((1, 9))
+    x[0, :3] = pos
+    P = np.zeros((1, 9, 9))
+    P[0, :3, :3] = sigma_m**2 * np.eye(3)
+    P[0, 3:6, 3:6] = np.eye(3)
+    return x, P
+
+
+def test_gate_holds_its_probability_of_true_detections():
+    """Detections drawn from the track's own uncertainty plus the sensor noise fall inside
+    the gate with the gate's probability (Monte Carlo, 20000 draws)."""
+    rng = np.random.default_rng(2)
+    pos = np.array([4.0e6, 2.0e6, 4.0e6])
+    x, P = _track(pos, 150.0)
+    sigma = 20e-6
+    true_pos = pos + rng.normal(scale=150.0, size=(20000, 3))
+    m = los_to(true_pos, SENSOR)
+    e = rng.normal(size=(20000, 3))
+    m = m + sigma * (e - np.sum(e * m, axis=1, keepdims=True) * m)
+    m /= np.linalg.norm(m, axis=1, keepdims=True)
+    g = gate(x, P, SENSOR, m, np.full(20000, sigma))
+    inside = np.mean(g.d2[0] <= gate_threshold(0.99))
+    # binomial sd at p=0.99, n=20000 is 0.0007; linearisation error over 150 m at 4000 km
+    # range is negligible
+    assert abs(inside - 0.99) < 0.003
+
+
+def test_d2_of_the_predicted_los_is_zero():
+    pos = np.array([4.0e6, 2.0e6, 4.0e6])
+    x, P = _track(pos)
+    g = gate(x, P, SENSOR, los_to(pos[None], SENSOR), np.array([20e-6]))
+    assert g.d2[0, 0] < 1e-12
+
+
+def test_assignment_minimises_the_total_cost_not_each_track_greedily():
+    # Track 0 is slightly closer to detection 0 than track 1 is, but detection 1 is only
+    # feasible for track 0: GNN gives 0->1 and 1->0.
+    d2 = np.array([[1.0, 3.0], [2.0, np.inf]])
+    pairs = assign(d2, np.zeros((2, 2)), np.full(2, 9.21))
+    assert pairs == [(0, 1), (1, 0)]
+
+
+def test_assignment_never_forces_a_pair_outside_the_gate():
+    d2 = np.array([[50.0, 1.0], [2.0, 80.0]])
+    assert assign(d2, np.zeros((2, 2)), np.full(2, 9.21)) == [(0, 1), (1, 0)]
+    assert assign(np.array([[50.0]]), np.zeros((1, 1)), np.array([9.21])) == []
+
+
+def test_a_track_may_stay_unassigned_rather_than_take_a_costly_pair():
+    # One detection, two tracks: the better track takes it, the other stays free.
+    d2 = np.array([[4.0], [0.5]])
+    assert assign(d2, np.zeros((2, 1)), np.full(2, 9.21)) == [(1, 0)]
