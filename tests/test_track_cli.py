@@ -226,6 +226,21 @@ def test_truncated_input_warns_and_tracks_the_readable_part(tmp_path, capsys):
     assert len(raw(out, TOPIC_TRACKS)) > 0
 
 
+def test_corrupt_input_is_one_line_exit_2_and_leaves_no_output(tmp_path, capsys):
+    path = tmp_path / "corrupt.mcap"
+    write_recording(path, chunk_size=4096)
+    data = bytearray(path.read_bytes())
+    mid = len(data) // 2
+    data[mid : mid + 2000] = bytes(b ^ 0x5A for b in data[mid : mid + 2000])  # a bad chunk
+    path.write_bytes(bytes(data))
+    out = tmp_path / "out.mcap"
+    assert track(path, "--out", out) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "corrupt.mcap" in err and "corrupt" in err
+    # not even a partial OUT that would look like a complete, shorter run
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.mcap"]
+
+
 def test_unknown_config_key_names_file_and_key(recording, tmp_path, capsys):
     cfg = tmp_path / "bad.toml"
     cfg.write_text("allowed_latenes_s = 3.0\n")

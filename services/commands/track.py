@@ -123,6 +123,9 @@ class _Progress:
 def run(args: argparse.Namespace) -> int:
     config = load_fusion_config(args.config)
     in_path, out_path = Path(args.input), Path(args.out)
+    # OUT is written under a temporary name and renamed at the end: a run that fails midway
+    # (a corrupt input chunk) leaves no complete-looking OUT holding part of the tracks
+    tmp = out_path.with_name(f".{out_path.name}.partial-{os.getpid()}")
     if not args.id:
         raise UserError("--id: empty fusion id")
     try:
@@ -136,10 +139,16 @@ def run(args: argparse.Namespace) -> int:
         metadata["fusion_config"] = json.dumps(config.to_mapping(), sort_keys=True)
         metadata["fusion_id"] = args.id
         core = FusionCore(args.id, config, expected_sensors=sensors)
-        with RecordingWriter(out_path, metadata) as writer:
-            stats = _track(reader, core, writer)
-    except RecordingError as exc:
-        raise UserError(str(exc)) from None
+        try:
+            with RecordingWriter(tmp, metadata) as writer:
+                stats = _track(reader, core, writer)
+            os.replace(tmp, out_path)
+        except OSError as exc:
+            raise UserError(f"{out_path}: cannot write: {exc.strerror}") from None
+        finally:
+            tmp.unlink(missing_ok=True)
+    except RecordingError as exc:  # name the file asked for, not the temporary one
+        raise UserError(str(exc).replace(str(tmp), str(out_path))) from None
     if reader.truncated:
         print(
             f"tracklayer track: warning: {in_path} is truncated; tracked its readable part",
