@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from tracklayer.fusion.constants import R_EARTH_EQ
+from tracklayer.fusion.constants import R_EARTH_EQ, R_EARTH_POLAR
 from tracklayer.sensors.ir_sensor import (
     cone_basis,
     cone_directions,
@@ -54,6 +54,17 @@ def test_limb_view_below_the_grazing_height_is_not_visible():
     sat, target = _limb_pair(30e3)  # clears the surface, but through the thick atmosphere
     assert not visible(sat, target, GRAZING, 1e9)
     assert visible(sat, target, 20e3, 1e9)  # a lower grazing height lets it through
+
+
+def test_limb_clearance_over_the_pole_is_measured_from_the_flattened_surface():
+    # a line of sight grazing the North pole 30 km up: the WGS-84 surface there is 21 km
+    # below the equatorial radius, so a sphere of radius R would see only 8.6 km of
+    # clearance and wrongly hide the target behind a 20 km grazing height
+    z = R_EARTH_POLAR + 30e3
+    sat = np.array([-math.sqrt((R + 1000e3) ** 2 - z**2), 0.0, z])
+    target = np.array([math.sqrt((R + 1200e3) ** 2 - z**2), 0.0, z])
+    assert visible(sat, target, 20e3, 1e9)
+    assert not visible(sat, target, 40e3, 1e9)
 
 
 def test_low_target_seen_against_the_earth_from_above_is_visible():
