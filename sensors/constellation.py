@@ -15,6 +15,7 @@ from sgp4.earth_gravity import wgs72
 
 from tracklayer.fusion.constants import JD_UNIX_EPOCH, SECONDS_PER_DAY
 
+MAX_SENSOR_ID_CHARS = 256  # the fusion service's limit on a sensor id
 _JD_SGP4_EPOCH = 2433281.5  # 1949 December 31 00:00 UT, SGP4's epoch origin
 
 
@@ -131,6 +132,11 @@ def parse_tle(text: str, source: str = "<tle>") -> Constellation:
         except Exception as exc:  # sgp4 raises ValueError with its own wording
             raise ConstellationError(f"{source}: line {i + 1}: {exc}") from None
         name = name or str(sat.satnum)
+        if "," in name or len(name) > MAX_SENSOR_ID_CHARS:
+            raise ConstellationError(
+                f"{source}: line {i}: satellite name {name[:60]!r} cannot be a sensor id "
+                f"(no commas, at most {MAX_SENSOR_ID_CHARS} characters)"
+            )
         if name in ids:
             raise ConstellationError(f"{source}: line {i + 1}: duplicate satellite name {name!r}")
         ids.append(name)

@@ -117,3 +117,9 @@ def test_bad_tle_names_the_line():
         parse_tle("SAT\n1 25544U\nnot a line two\n", "x.tle")
     with pytest.raises(ConstellationError, match="duplicate"):
         parse_tle(ISS + ISS, "x.tle")
+
+
+def test_tle_name_that_cannot_be_a_sensor_id_names_the_line():
+    # sensor ids travel comma-separated in the recording metadata
+    with pytest.raises(ConstellationError, match="x.tle: line 1: .*'ISS, ZARYA'.*commas"):
+        parse_tle(ISS.replace("ISS (ZARYA)", "ISS, ZARYA"), "x.tle")
