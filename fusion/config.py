@@ -47,6 +47,7 @@ class FusionConfig:
     confirm_min_updates: int = 8  # updates (the two initiating looks count) before confirming
     confirm_velocity_chi2: float = 25.0  # Earth-relative velocity must differ from 0 by this
     # (Mahalanobis squared, 3 dof: 1e-5 chance for a fixed source)
+    confirm_velocity_chi2_plume: float = 16.0  # the same for a bright plume low down (1e-3)
     earth_fixed_after_s: float = 20.0  # s; a tentative track still at rest this long is
     # Earth-fixed (fire, glint) for good: never confirmed, never reported
     confirm_min_earth_speed_mps: float = 40.0  # m/s; and exceed this (hot spots sit still)

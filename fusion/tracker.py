@@ -643,9 +643,12 @@ class Tracker:
             v_rel = vel - cross_omega(pos)
             speed = float(np.linalg.norm(v_rel))
             m2 = float(v_rel @ np.linalg.solve(self._P[r, VEL, VEL], v_rel))
-            if speed < cfg.confirm_min_earth_speed_mps or m2 < cfg.confirm_velocity_chi2:
-                if (t_ns - trk.created_ns) / NS_PER_S > cfg.earth_fixed_after_s and m2 < 9.0:
-                    trk.earth_fixed = True
+            # A bright plume low down (a launch) needs less evidence of motion than a
+            # dim source, which may be a fire or glint.
+            need_m2 = cfg.confirm_velocity_chi2_plume if launch else cfg.confirm_velocity_chi2
+            if speed < cfg.confirm_min_earth_speed_mps or m2 < need_m2:
+                if (t_ns - trk.created_ns) / NS_PER_S > cfg.earth_fixed_after_s:
+                    trk.earth_fixed = True  # still not moving: Earth-fixed for good
                 return
         trk.status = TrackStatus.CONFIRMED
         trk.status_changed = True
