@@ -59,10 +59,12 @@ class FusionConfig:
     # an Earth-fixed source, kept so that its detections start no new tracks)
     coast_after_s: float = 4.0  # s without an update: a confirmed track coasts
     delete_after_s: float = 40.0  # s without an update: a coasting track is deleted
-    max_position_sigma_m: float = 3_000.0  # m, sqrt(trace P_rr); a track this uncertain is
-    # deleted (a single satellite left cannot hold range: better a new track than a lost one)
-    merge_sigmas: float = 3.0  # two tracks closer than this (Mahalanobis, 3-D) merge
-    max_history: int = 64  # bound on per-track histories (samples)
+    max_position_sigma_m: float = 3_000.0  # m, sqrt(trace P_rr); a ballistic track this
+    # uncertain is deleted (a single satellite left cannot hold range: better a new track)
+    max_boost_position_sigma_m: float = 5_000.0  # m; the same for a thrusting track (a boost
+    # seen by one satellite for a while is re-acquired by the same track when a second looks)
+    merge_chi2: float = 22.5  # two tracks whose 6-D states differ by less (chi-square, 6 dof,
+    # 0.999) are one: the younger, less-updated one is deleted
 
     # --- dynamics and process noise ---
     ballistic_accel_psd: float = 1e-6  # m^2/s^3; white acceleration PSD in ballistic flight

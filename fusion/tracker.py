@@ -143,7 +143,7 @@ class Tracker:
         self._gate_ballistic = gate_threshold(cfg.gate_probability)
         self._gate_boost = gate_threshold(cfg.boost_gate_probability)
         self._shadow_fail = gate_threshold(cfg.boost_gate_probability)
-        self._merge_d2 = float(chi2.ppf(0.999, 6))
+        self._merge_d2 = cfg.merge_chi2
         # Covariance of the error a thrust change of sigma init_accel_sigma_mps2 made
         # boost_inflate_lag_s ago leaves in (r, v, a).
         lag, sa2 = cfg.boost_inflate_lag_s, cfg.init_accel_sigma_mps2**2
@@ -570,7 +570,12 @@ class Tracker:
                     age_s > cfg.tentative_max_age_s and not trk.earth_fixed
                 )
             else:
-                delete = quiet_s > cfg.delete_after_s or pos_sigma[k] > cfg.max_position_sigma_m
+                limit = (
+                    cfg.max_boost_position_sigma_m
+                    if trk.mode == Mode.BOOST
+                    else cfg.max_position_sigma_m
+                )
+                delete = quiet_s > cfg.delete_after_s or pos_sigma[k] > limit
                 if not delete and trk.status == TrackStatus.CONFIRMED:
                     if quiet_s > cfg.coast_after_s:
                         trk.status = TrackStatus.COASTING
