@@ -39,7 +39,7 @@ class TrackStatus(IntEnum):
 
 
 class FrameStatus(IntEnum):
-    """Outcome of offering a frame to the fusion core; values equal ``tracklayer.v1.FrameStatus``."""
+    """Outcome of offering a frame to the fusion core; values equal the wire enum."""
 
     UNSPECIFIED = 0
     ACCEPTED = 1

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 
 import numpy as np
 from google.protobuf.timestamp_pb2 import Timestamp
+
 from tracklayer.fusion.domain import (
     NS_PER_S,
     DetectionTruth,
@@ -32,7 +33,6 @@ from tracklayer.fusion.domain import (
     TruthFrame,
     TruthState,
 )
-
 from tracklayer.v1 import common_pb2, sensor_pb2, track_pb2, truth_pb2
 
 __all__ = [

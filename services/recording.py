@@ -30,10 +30,10 @@ from mcap.well_known import MessageEncoding, SchemaEncoding
 from mcap.writer import CompressionType
 from mcap.writer import Writer as McapWriter
 from mcap_protobuf.schema import build_file_descriptor_set
-from tracklayer.fusion.domain import DetectionTruth, SensorFrame, TrackReport, TruthFrame
-from tracklayer.services import convert
 
 from tracklayer import __version__
+from tracklayer.fusion.domain import DetectionTruth, SensorFrame, TrackReport, TruthFrame
+from tracklayer.services import convert
 from tracklayer.v1 import sensor_pb2, track_pb2, truth_pb2
 
 __all__ = [

@@ -14,6 +14,7 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from tracklayer.fusion.domain import (
     DetectionTruth,
     FlightPhase,
@@ -26,7 +27,6 @@ from tracklayer.fusion.domain import (
     TruthState,
 )
 from tracklayer.services import convert
-
 from tracklayer.v1 import common_pb2, sensor_pb2, track_pb2, truth_pb2
 
 settings.register_profile("convert", deadline=None, max_examples=150)

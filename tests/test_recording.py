@@ -12,6 +12,8 @@ from mcap.stream_reader import breakup_chunk
 from mcap.writer import Writer as McapWriter
 from mcap_protobuf.decoder import DecoderFactory
 from mcap_protobuf.writer import Writer as ProtobufMcapWriter
+
+from tracklayer import __version__
 from tracklayer.fusion.domain import (
     DetectionTruth,
     FlightPhase,
@@ -35,8 +37,6 @@ from tracklayer.services.recording import (
     format_sensor_ids,
     require_topic,
 )
-
-from tracklayer import __version__
 
 T0 = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z in ns
 
