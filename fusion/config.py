@@ -41,9 +41,10 @@ class FusionConfig:
     # --- confirmation (M-of-N over 1-s bins of data time) ---
     confirm_m: int = 4  # bins with at least one update ...
     confirm_n: int = 6  # ... among the last N bins
-    confirm_min_sensors: int = 3  # distinct sensors that updated the track (ghost check) ...
-    confirm_two_sensor_max_altitude_m: float = 20_000.0  # m; ... but 2 suffice for a bright
-    # plume below this (a launch seen by two satellites)
+    confirm_min_sensors: int = 3  # distinct sensors that updated the track in the last
+    # confirm_n s (ghost check); 2 suffice for a bright plume
+    confirm_two_sensor_max_altitude_m: float = 20_000.0  # m; a bright plume below this is a
+    # launch: it needs less evidence of motion (confirm_velocity_chi2_plume)
     confirm_min_updates: int = 8  # updates (the two initiating looks count) before confirming
     confirm_velocity_chi2: float = 25.0  # Earth-relative velocity must differ from 0 by this
     # (Mahalanobis squared, 3 dof: 1e-5 chance for a fixed source)
@@ -61,8 +62,8 @@ class FusionConfig:
     delete_after_s: float = 40.0  # s without an update: a coasting track is deleted
     max_position_sigma_m: float = 3_000.0  # m, sqrt(trace P_rr); a ballistic track this
     # uncertain is deleted (a single satellite left cannot hold range: better a new track)
-    max_boost_position_sigma_m: float = 5_000.0  # m; the same for a thrusting track (a boost
-    # seen by one satellite for a while is re-acquired by the same track when a second looks)
+    max_boost_position_sigma_m: float = 5_000.0  # m; a thrusting track this uncertain (one
+    # satellite left) coasts unreported until a second satellite pins it again; dropped at 10x
     merge_chi2: float = 22.5  # two tracks whose 6-D states differ by less (chi-square, 6 dof,
     # 0.999) are one: the younger, less-updated one is deleted
 
@@ -91,7 +92,7 @@ class FusionConfig:
     impact_step_s: float = 60.0  # s; RK4 step above the atmosphere for impact prediction
     impact_atmosphere_step_s: float = 0.5  # s; smallest RK4 step in the air (<= 10 km up)
     launch_fit_s: float = 20.0  # s of the earliest boost states used to back-extrapolate
-    launch_max_first_altitude_m: float = 15_000.0  # m; launch estimated only for a track
+    launch_max_first_altitude_m: float = 60_000.0  # m; launch estimated only for a track
     # first seen below this
 
     @classmethod

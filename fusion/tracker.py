@@ -66,6 +66,7 @@ _DELETE_BELOW_M = -2_000.0  # a track predicted this far underground has impacte
 _REENTRY_ACCEL_SIGMA = 0.5  # m/s^2, drag prior when a ballistic track enters the air
 _MIN_UPDATES_FOR_SHADOW = 3
 _NIS_WINDOW = 16
+_BOOST_SIGMA_HARD_FACTOR = 10.0  # an uncertain boost track is dropped at 10x the soft limit
 
 
 class Mode(IntEnum):
@@ -111,6 +112,7 @@ class _Track:
     burnout_ns: int | None = None
     first_boost: bool = False
     earth_fixed: bool = False
+    uncertain: bool = False  # boost range lost (one satellite): coasting, not reported
     bright_seen: bool = False
     bright_run: int = 0
     dim_run: int = 0
@@ -349,8 +351,13 @@ class Tracker:
             ):
                 reopen.append(trk)
             if trk.status == TrackStatus.COASTING:
-                trk.status = TrackStatus.CONFIRMED
-                trk.status_changed = True
+                if trk.uncertain:
+                    # back from a single-satellite spell once range is held again
+                    sig = float(np.sqrt(np.trace(self._P[r, POS, POS])))
+                    trk.uncertain = sig > cfg.max_boost_position_sigma_m
+                if not trk.uncertain:
+                    trk.status = TrackStatus.CONFIRMED
+                    trk.status_changed = True
             if trk.mode == Mode.BOOST and trk.first_boost:
                 self._sample_launch(trk, r, t_ns)
         for trk in burnouts:
@@ -570,11 +577,17 @@ class Tracker:
                     age_s > cfg.tentative_max_age_s and not trk.earth_fixed
                 )
             else:
-                limit = (
-                    cfg.max_boost_position_sigma_m
-                    if trk.mode == Mode.BOOST
-                    else cfg.max_position_sigma_m
-                )
+                if trk.mode == Mode.BOOST:
+                    # A boost seen by one satellite loses range: the track coasts, silent,
+                    # until a second satellite pins it again (same id), or is dropped.
+                    limit = cfg.max_boost_position_sigma_m * _BOOST_SIGMA_HARD_FACTOR
+                    if pos_sigma[k] > cfg.max_boost_position_sigma_m and not trk.uncertain:
+                        trk.uncertain = True
+                        if trk.status == TrackStatus.CONFIRMED:
+                            trk.status = TrackStatus.COASTING
+                            trk.status_changed = True
+                else:
+                    limit = cfg.max_position_sigma_m
                 delete = quiet_s > cfg.delete_after_s or pos_sigma[k] > limit
                 if not delete and trk.status == TrackStatus.CONFIRMED:
                     if quiet_s > cfg.coast_after_s:
@@ -633,10 +646,11 @@ class Tracker:
         r = self._main_row(trk)
         pos, vel = self._x[r, POS], self._x[r, VEL]
         h = float(ellipsoid_height(pos))
-        # Two satellites suffice for a launch: a bright plume low down. Anything else
-        # (two-ray ghosts of fires and glint, of two missiles) needs a third satellite.
-        launch = h <= cfg.confirm_two_sensor_max_altitude_m and trk.bright_run >= 2
-        need = 2 if launch else cfg.confirm_min_sensors
+        # Two satellites suffice for a burning plume (a launch is often seen by two only);
+        # a dim source (two-ray ghosts of fires, glint, clutter) needs a third satellite.
+        plume = trk.bright_run >= 2
+        launch = plume and h <= cfg.confirm_two_sensor_max_altitude_m
+        need = 2 if plume else cfg.confirm_min_sensors
         recent = t_ns - cfg.confirm_n * NS_PER_S
         if sum(1 for v in trk.sensors_seen.values() if v > recent) < need:
             return
@@ -771,7 +785,7 @@ class Tracker:
             if not visible:
                 continue
             due = trk.status_changed or trk.number is None
-            if not due and trk.updated_now:
+            if not due and trk.updated_now and not trk.uncertain:
                 due = trk.last_report_ns is None or t_ns - trk.last_report_ns >= interval
             if due:
                 out.append(trk)
