@@ -13,7 +13,7 @@ help:
 	@echo "make test   - set up .venv and run the whole test suite"
 	@echo "make lint   - buf lint/format/breaking and ruff"
 	@echo "make proto  - regenerate tracklayer/v1 from proto/"
-	@echo "make bench  - run the benchmarks (figures to benchmarks/RESULTS.md)"
+	@echo "make bench NAME=track - run benchmarks/bench_NAME.py (figures to benchmarks/RESULTS.md)"
 	@echo "make regression-data - re-simulate tests/data/regression/*.mcap and their baselines"
 
 $(STAMP): pyproject.toml
@@ -50,7 +50,8 @@ format: $(STAMP)
 	cd proto && ../$(VENV)/bin/buf format -w
 
 bench: $(STAMP)
-	$(PY) benchmarks/run_all.py
+	@test -n "$(NAME)" || { echo "usage: make bench NAME=<one of: $$(ls benchmarks/bench_*.py | sed 's|benchmarks/bench_||; s|\.py||' | tr '\n' ' ')>"; exit 2; }
+	$(PY) benchmarks/bench_$(NAME).py
 
 regression-data: $(STAMP)
 	$(PY) tests/data/regression/regenerate.py

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+
 from tracklayer.fusion.config import FusionConfig
 
 

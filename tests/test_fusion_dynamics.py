@@ -2,6 +2,7 @@
 
 import numpy as np
 from scipy.integrate import solve_ivp
+
 from tracklayer.fusion.constants import GM_EARTH, J2, R_EARTH_EQ
 from tracklayer.fusion.dynamics import (
     gravity,

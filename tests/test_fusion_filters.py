@@ -3,6 +3,7 @@
 import numpy as np
 from filterpy.kalman import ExtendedKalmanFilter
 from scipy import stats
+
 from tracklayer.fusion.dynamics import gravity
 from tracklayer.fusion.filters import (
     condition_on_zero_accel,

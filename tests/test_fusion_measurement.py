@@ -1,6 +1,7 @@
 """LOS measurement model in the tangent plane of the predicted LOS (fusion.measurement)."""
 
 import numpy as np
+
 from tracklayer.fusion.measurement import (
     jacobian,
     los_to,
