@@ -33,12 +33,13 @@ since replay would then diverge.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
+
+from .sqlite_db import database_errors, open_database, transaction
 
 
 class EventKind(IntEnum):
@@ -94,26 +95,19 @@ class Journal:
 
     def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
         self.path = Path(path)
-        try:
-            self._db = sqlite3.connect(
-                str(self.path), isolation_level=None, check_same_thread=False
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(f"PRAGMA synchronous={synchronous}")
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, SCHEMA_VERSION):
-                raise JournalError(
-                    f"{self.path}: journal schema version {version}, this tracklayer reads "
-                    f"{SCHEMA_VERSION}"
-                )
-            self._db.executescript(_SCHEMA)
-            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self._db = open_database(
+            self.path,
+            _SCHEMA,
+            SCHEMA_VERSION,
+            what="journal",
+            error=JournalError,
+            synchronous=synchronous,
+        )
+        with database_errors(self.path, "journal", JournalError):
             last, frames = self._db.execute(
                 "SELECT COALESCE(MAX(seq), 0), COALESCE(SUM(kind = ?), 0) FROM events",
                 (int(EventKind.FRAME),),
             ).fetchone()
-        except sqlite3.DatabaseError as exc:
-            raise JournalError(f"{self.path}: not a usable SQLite journal ({exc})") from None
         self.last_seq: int = int(last)  # highest seq appended (committed or buffered)
         self.committed_seq: int = int(last)
         self.frames: int = int(frames)  # FRAME events appended
@@ -128,9 +122,8 @@ class Journal:
         stored = dict(self._db.execute("SELECT key, value FROM settings").fetchall())
         wanted = {k: json.dumps(v, sort_keys=True) for k, v in settings.items()}
         if not stored:
-            with self._db:
-                self._db.execute("BEGIN")
-                self._db.executemany("INSERT INTO settings VALUES (?, ?)", sorted(wanted.items()))
+            with transaction(self._db) as cur:
+                cur.executemany("INSERT INTO settings VALUES (?, ?)", sorted(wanted.items()))
             return
         for key, value in sorted(wanted.items()):
             if key in stored and stored[key] != value:
@@ -159,14 +152,8 @@ class Journal:
         if not self._buffer:
             return self.committed_seq
         rows, self._buffer = self._buffer, []
-        cur = self._db.cursor()
-        cur.execute("BEGIN")
-        try:
+        with transaction(self._db) as cur:
             cur.executemany("INSERT INTO events VALUES (?,?,?,?,?,?)", rows)
-            cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
         self.committed_seq = rows[-1][0]
         return self.committed_seq
 
@@ -183,18 +170,12 @@ class Journal:
     # ---- checkpoints ------------------------------------------------------------
     def write_checkpoint(self, seq: int, version: str, state: bytes) -> None:
         """Keep ``state`` as the state after event ``seq`` (replacing older checkpoints)."""
-        cur = self._db.cursor()
-        cur.execute("BEGIN")
-        try:
+        with transaction(self._db) as cur:
             cur.execute(
                 "INSERT OR REPLACE INTO checkpoints VALUES (?,?,?,?)",
                 (seq, time.time_ns(), version, state),
             )
             cur.execute("DELETE FROM checkpoints WHERE seq < ?", (seq,))
-            cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
 
     def latest_checkpoint(self) -> tuple[int, str, bytes] | None:
         """(seq, version, state) of the newest checkpoint, or None."""

@@ -14,10 +14,11 @@ and only those of later events are added again.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+
+from .sqlite_db import database_errors, open_database, transaction
 
 
 class OutboxError(Exception):
@@ -45,43 +46,30 @@ class Outbox:
 
     def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
         self.path = Path(path)
-        try:
-            self._db = sqlite3.connect(
-                str(self.path), isolation_level=None, check_same_thread=False
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(f"PRAGMA synchronous={synchronous}")
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, SCHEMA_VERSION):
-                raise OutboxError(
-                    f"{self.path}: outbox schema version {version}, this tracklayer reads "
-                    f"{SCHEMA_VERSION}"
-                )
-            self._db.executescript(_SCHEMA)
-            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self._db = open_database(
+            self.path,
+            _SCHEMA,
+            SCHEMA_VERSION,
+            what="outbox",
+            error=OutboxError,
+            synchronous=synchronous,
+        )
+        with database_errors(self.path, "outbox", OutboxError):
             self.depth: int = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
             self.rejected: int = self._db.execute("SELECT COUNT(*) FROM rejected").fetchone()[0]
             row = self._db.execute("SELECT value FROM marks WHERE key='journal_mark'").fetchone()
-        except sqlite3.DatabaseError as exc:
-            raise OutboxError(f"{self.path}: not a usable SQLite outbox ({exc})") from None
         self.journal_mark: int = int(row[0]) if row else 0
         self.delivered: int = 0  # removed after STORED/DUPLICATE, this process
 
     def add(self, reports: Sequence[bytes], journal_mark: int) -> None:
         """Append serialised reports and advance the journal mark, atomically."""
-        cur = self._db.cursor()
-        cur.execute("BEGIN")
-        try:
+        with transaction(self._db) as cur:
             cur.executemany("INSERT INTO outbox(report) VALUES (?)", ((r,) for r in reports))
             cur.execute(
                 "INSERT INTO marks VALUES ('journal_mark', ?) "
                 "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
                 (journal_mark,),
             )
-            cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
         self.depth += len(reports)
         self.journal_mark = journal_mark
 
@@ -97,9 +85,7 @@ class Outbox:
         if not done and not bad:
             return
         now = time.time_ns()
-        cur = self._db.cursor()
-        cur.execute("BEGIN")
-        try:
+        with transaction(self._db) as cur:
             for i, reason in bad:
                 cur.execute(
                     "INSERT INTO rejected SELECT id, report, ?, ? FROM outbox WHERE id=?",
@@ -107,10 +93,6 @@ class Outbox:
                 )
                 cur.execute("DELETE FROM outbox WHERE id=?", (i,))
             cur.executemany("DELETE FROM outbox WHERE id=?", done)
-            cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
         self.depth -= len(done) + len(bad)
         self.delivered += len(done)
         self.rejected += len(bad)

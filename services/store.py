@@ -20,6 +20,8 @@ from pathlib import Path
 
 from tracklayer.v1 import track_pb2
 
+from .sqlite_db import database_errors, open_database, transaction
+
 STORED = track_pb2.PUBLISH_STATUS_STORED
 DUPLICATE = track_pb2.PUBLISH_STATUS_DUPLICATE
 REJECTED = track_pb2.PUBLISH_STATUS_REJECTED
@@ -125,23 +127,16 @@ class TrackStore:
 
     def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
         self.path = Path(path)
-        try:
-            self._db = sqlite3.connect(
-                str(self.path), isolation_level=None, check_same_thread=False
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(f"PRAGMA synchronous={synchronous}")
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, SCHEMA_VERSION):
-                raise StoreError(
-                    f"{self.path}: store schema version {version}, this tracklayer reads "
-                    f"{SCHEMA_VERSION}"
-                )
-            self._db.executescript(_SCHEMA)
-            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self._db = open_database(
+            self.path,
+            _SCHEMA,
+            SCHEMA_VERSION,
+            what="track store",
+            error=StoreError,
+            synchronous=synchronous,
+        )
+        with database_errors(self.path, "track store", StoreError):
             counts = self.counts()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: not a usable SQLite track store ({exc})") from None
         self.n_reports: int = counts["reports"]  # stored reports (kept current by publish)
         self.n_tracks: int = counts["tracks"]
         self._pending_reports = self._pending_tracks = 0
@@ -154,15 +149,9 @@ class TrackStore:
         results: list[PublishResult] = []
         now = time.time_ns()
         self._pending_reports = self._pending_tracks = 0
-        cur = self._db.cursor()
-        cur.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self._db, "BEGIN IMMEDIATE") as cur:
             for rep in reports:
                 results.append(self._publish_one(cur, rep, now))
-            cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
         self.n_reports += self._pending_reports
         self.n_tracks += self._pending_tracks
         return results
