@@ -19,7 +19,9 @@ Definitions (all times are data times):
   false parts: c^p / alpha per unassigned object / track.
 - Phase windows per object: boost before burnout (first truth sample not in BOOST);
   midcourse from burnout + 60 s until the object descends through 100 km (geodetic
-  altitude, linear between samples); reentry after that descent.
+  altitude, linear between samples); reentry after that descent, or from the highest
+  point when it is below 100 km and the object descends afterwards (as the simulator);
+  never for a truth that ends still climbing.
 - Stereo visibility of an object at t: within [t - 2 s, t] two detections of it (per
   DetectionTruth) from different satellites whose lines of sight (frame sensor position
   -> truth position at the frame time) cross at >= 10 degrees (line angle, in [0, 90]).
@@ -713,9 +715,7 @@ class MetricsAccumulator:
             phase = ti[:, 1]
             nb = np.flatnonzero(phase != FlightPhase.BOOST)
             burnout = float(t[nb[0]]) if nb.size else float(t[-1])
-            reentry = _descent_time(t, alt, ATMOSPHERE_TOP_M)
-            if reentry is None:
-                reentry = burnout if alt.max() < ATMOSPHERE_TOP_M else math.inf
+            reentry = _reentry_start(t, alt)
             out.append(
                 {
                     "id": oid,
@@ -1162,6 +1162,22 @@ def _longest_false_run(k: np.ndarray, assigned: np.ndarray) -> int:
             best = max(best, run)
         prev = kk
     return best
+
+
+def _reentry_start(t: np.ndarray, alt: np.ndarray) -> float:
+    """Time (s) reentry begins: the first descent through 100 km (DESIGN §3).
+
+    An object whose highest point stays below 100 km re-enters at that point, as in the
+    simulator, provided it is descending afterwards (the highest sample is not the last);
+    a truth ending while still climbing, or still above 100 km, never re-enters (inf).
+    """
+    if alt.size == 0:
+        return math.inf
+    top = int(np.argmax(alt))
+    if alt[top] < ATMOSPHERE_TOP_M:
+        return float(t[top]) if top < alt.size - 1 else math.inf
+    down = _descent_time(t, alt, ATMOSPHERE_TOP_M)
+    return math.inf if down is None else down
 
 
 def _descent_time(t: np.ndarray, alt: np.ndarray, level: float) -> float | None:

@@ -47,8 +47,13 @@ class SyntheticMissile:
 
     @property
     def reentry_s(self) -> float:
-        """Flight time (s after launch) of the descent through 100 km: 4 H s (1 - s) = 1e5."""
+        """Flight time (s after launch) of the descent through 100 km: 4 H s (1 - s) = 1e5.
+
+        The apogee (half the flight) when it is below 100 km (DESIGN §3).
+        """
         x = 1e5 / (4.0 * self.apogee_m)
+        if 4.0 * x >= 1.0:
+            return self.flight_s / 2.0
         return self.flight_s * (1.0 + math.sqrt(1.0 - 4.0 * x)) / 2.0
 
     def _ecef(self, tau: np.ndarray) -> np.ndarray:

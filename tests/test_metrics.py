@@ -179,6 +179,42 @@ def test_phase_windows_follow_burnout_and_descent_through_100_km():
     assert obj["burnout_s"] == 60.0
 
 
+# Low apogee: 80 km at mid-flight (150 s of 300 s), so the top is a whole-second truth sample.
+LOW = SyntheticMissile("L1-01", flight_s=300, apogee_m=80_000.0)
+
+
+def test_reentry_of_an_object_below_100_km_starts_at_apogee():
+    reports = track_reports(LOW, "fusion-1", range(0, LOW.flight_s + 1))
+    t = evaluate(reports, truth_frames([LOW])).truth
+    # boost 0..59, midcourse 120..149 (burnout + 60 s until apogee), reentry 150..300
+    assert t["rmse_samples"]["boost"] == 60
+    assert t["rmse_samples"]["midcourse"] == 30
+    assert t["rmse_samples"]["reentry"] == 151
+    # the apogee is the highest 1 Hz sample exactly (altitude falls ~3.6 m either side)
+    assert t["per_object"][0]["reentry_s"] == 150.0
+
+
+def test_a_truth_ending_while_climbing_has_no_reentry():
+    end_ns = LOW.time_ns(130)  # still climbing at 130 s (apogee at 150 s), below 100 km
+    frames = [f for f in truth_frames([LOW]) if f.time_ns <= end_ns]
+    reports = track_reports(LOW, "fusion-1", range(0, 131))
+    t = evaluate(reports, frames).truth
+    assert t["rmse_samples"]["reentry"] == 0
+    assert t["rmse_samples"]["boost"] == 60
+    assert t["rmse_samples"]["midcourse"] == 11  # 120..130: burnout + 60 s to the end
+    assert math.isinf(t["per_object"][0]["reentry_s"])
+
+
+def test_a_truth_ending_above_100_km_has_no_reentry():
+    end_ns = M1.time_ns(300)  # ICBM-like arc, ~750 km up and climbing at 300 s
+    frames = [f for f in truth_frames([M1]) if f.time_ns <= end_ns]
+    reports = track_reports(M1, "fusion-1", range(0, 301))
+    t = evaluate(reports, frames).truth
+    assert t["rmse_samples"]["reentry"] == 0
+    assert t["rmse_samples"]["midcourse"] == 181  # 120..300
+    assert math.isinf(t["per_object"][0]["reentry_s"])
+
+
 def test_stereo_needs_lines_of_sight_crossing_at_10_degrees():
     reports = track_reports(M1, "fusion-1", range(0, 300))
     wide = evaluate(reports, truth_frames([M1]), stereo_detections(M1, range(0, 300), 11.0))
