@@ -122,9 +122,3 @@ def open_accel(
     P[:, :, ACC] = 0.0
     P[:, ACC, ACC] = sigma**2 * np.eye(3)
     return x, P
-
-
-def nees(err: np.ndarray, cov: np.ndarray) -> np.ndarray:
-    """Normalised estimation error squared ``e^T C^-1 e`` for errors (N, d), covariances
-    (N, d, d)."""
-    return np.einsum("ni,ni->n", err, np.linalg.solve(cov, err[..., None])[..., 0])

@@ -7,11 +7,11 @@ from scipy import stats
 from tracklayer.fusion.dynamics import gravity
 from tracklayer.fusion.filters import (
     condition_on_zero_accel,
-    nees,
     predict,
     update,
 )
 from tracklayer.fusion.measurement import jacobian, los_to, predict_los, residuals
+from tracklayer.fusion.metrics import nees
 
 
 def _state():
