@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 
 import grpc
@@ -23,12 +24,18 @@ import grpc
 from tracklayer.v1 import fusion_service_pb2 as fs
 from tracklayer.v1 import fusion_service_pb2_grpc as fs_grpc
 
-from .broadcast import BroadcastClosed, SubscriberTooSlow
 from .cli import UserError
 from .fusion_engine import GAUGES, EngineClosed, FusionEngine, FusionSettings
 from .journal import JournalError
 from .outbox import OutboxError
-from .server_common import MetricsEndpoint, ServerHandle, kv, read_in_loop, start_grpc_server
+from .server_common import (
+    MetricsEndpoint,
+    ServerHandle,
+    kv,
+    read_in_loop,
+    start_grpc_server,
+    stream_subscription,
+)
 from .tls import SENSOR_KIND, peer_identities, sensor_uri
 
 log = logging.getLogger("tracklayer.services.fusion")
@@ -252,32 +259,21 @@ class FusionServicer(fs_grpc.FusionServiceServicer):
     async def SubscribeLiveTracks(
         self, request: fs.SubscribeLiveTracksRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[fs.SubscribeLiveTracksResponse]:
-        peer = context.peer()
         try:
             sub, current = self._engine.subscribe(bool(request.include_current))
         except EngineClosed as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-        log.info(kv("subscribe_open", peer=peer, include_current=request.include_current))
-        outcome, sent = "closed", 0
-        try:
-            if current:
-                sent += len(current)
-                yield fs.SubscribeLiveTracksResponse(reports=current)
-            while True:
-                batch = await sub.get()
-                sent += len(batch)
-                yield fs.SubscribeLiveTracksResponse(reports=batch)
-        except BroadcastClosed:
-            outcome = "server_shutdown"
-        except SubscriberTooSlow as exc:
-            outcome = "too_slow"
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
-        except asyncio.CancelledError:
-            outcome = "cancelled"
-            raise
-        finally:
-            sub.close()
-            log.info(kv("subscribe_end", peer=peer, outcome=outcome, reports=sent))
+        stream = stream_subscription(
+            sub,
+            current,
+            fs.SubscribeLiveTracksResponse,
+            context,
+            include_current=request.include_current,
+            logger=log,
+        )
+        async with aclosing(stream):
+            async for response in stream:
+                yield response
 
     async def GetStatus(
         self, request: fs.GetStatusRequest, context: grpc.aio.ServicerContext

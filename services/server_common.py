@@ -11,6 +11,7 @@
   agree. Keys are Prometheus sample names, labels in braces:
   ``frames_total{status="accepted"}``.
 - :func:`kv` and :func:`configure_logging`: structured ``key=value`` log lines.
+- :func:`stream_subscription`: the body of a live-report subscription RPC.
 """
 
 from __future__ import annotations
@@ -21,14 +22,16 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
+from .broadcast import BroadcastClosed, SubscriberTooSlow, Subscription
 from .cli import UserError
 from .wire_guard import UndecodableRequestInterceptor
 
@@ -66,6 +69,50 @@ def kv(event: str, **fields: object) -> str:
     parts = [f"event={_fmt_value(event)}"]
     parts += [f"{k}={_fmt_value(v)}" for k, v in fields.items() if v is not None]
     return " ".join(parts)
+
+
+_Item = TypeVar("_Item")
+_Response = TypeVar("_Response")
+
+
+async def stream_subscription(
+    sub: Subscription[_Item],
+    current: Sequence[_Item],
+    response: Callable[..., _Response],
+    context: grpc.aio.ServicerContext,
+    *,
+    include_current: bool,
+    logger: logging.Logger,
+) -> AsyncIterator[_Response]:
+    """Yield ``response(reports=current)`` (if any), then one per batch ``sub`` delivers.
+
+    Ends cleanly when the broadcaster closes (server shutdown), aborts the call
+    with RESOURCE_EXHAUSTED when the subscriber falls too far behind, and always
+    closes ``sub`` and logs ``subscribe_end`` with the outcome and reports sent.
+    Run it under ``contextlib.aclosing`` so it is closed with the calling RPC.
+    """
+    peer = context.peer()
+    logger.info(kv("subscribe_open", peer=peer, include_current=include_current))
+    outcome, sent = "closed", 0
+    try:
+        if current:
+            sent += len(current)
+            yield response(reports=current)
+        while True:
+            batch = await sub.get()
+            sent += len(batch)
+            yield response(reports=batch)
+    except BroadcastClosed:
+        outcome = "server_shutdown"
+    except SubscriberTooSlow as exc:
+        outcome = "too_slow"
+        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+    except asyncio.CancelledError:
+        outcome = "cancelled"
+        raise
+    finally:
+        sub.close()
+        logger.info(kv("subscribe_end", peer=peer, outcome=outcome, reports=sent))
 
 
 def configure_logging(level: int | str = logging.INFO) -> None:

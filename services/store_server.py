@@ -19,6 +19,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -27,7 +28,7 @@ import grpc
 
 from tracklayer.v1 import track_pb2, track_store_service_pb2, track_store_service_pb2_grpc
 
-from .broadcast import BroadcastClosed, Broadcaster, SubscriberTooSlow
+from .broadcast import Broadcaster
 from .cli import UserError
 from .server_common import (
     MetricsEndpoint,
@@ -36,6 +37,7 @@ from .server_common import (
     read_in_loop,
     sample_key,
     start_grpc_server,
+    stream_subscription,
 )
 from .store import DELETED, DUPLICATE, REJECTED, STORED, StoreError, TrackStore
 from .tls import FUSION_KIND, peer_identities
@@ -166,32 +168,20 @@ class TrackStoreServicer(track_store_service_pb2_grpc.TrackStoreServiceServicer)
         request: track_store_service_pb2.SubscribeTracksRequest,
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[track_store_service_pb2.SubscribeTracksResponse]:
-        peer = context.peer()
         # Snapshot and subscription in one synchronous step: nothing lost, nothing twice.
         sub = self._hub.subscribe()
         current = [self._live[k] for k in sorted(self._live)] if request.include_current else []
-        log.info(kv("subscribe_open", peer=peer, include_current=request.include_current))
-        outcome = "closed"
-        sent = 0
-        try:
-            if current:
-                sent += len(current)
-                yield track_store_service_pb2.SubscribeTracksResponse(reports=current)
-            while True:
-                batch = await sub.get()
-                sent += len(batch)
-                yield track_store_service_pb2.SubscribeTracksResponse(reports=batch)
-        except BroadcastClosed:
-            outcome = "server_shutdown"
-        except SubscriberTooSlow as exc:
-            outcome = "too_slow"
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
-        except asyncio.CancelledError:
-            outcome = "cancelled"
-            raise
-        finally:
-            sub.close()
-            log.info(kv("subscribe_end", peer=peer, outcome=outcome, reports=sent))
+        stream = stream_subscription(
+            sub,
+            current,
+            track_store_service_pb2.SubscribeTracksResponse,
+            context,
+            include_current=request.include_current,
+            logger=log,
+        )
+        async with aclosing(stream):
+            async for response in stream:
+                yield response
 
     def end_subscriptions(self) -> None:
         """End every live subscription cleanly (server shutdown)."""
