@@ -81,6 +81,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "(default: %(default)s)"
         ),
     )
+    add_connection_arguments(p)
+    p.set_defaults(func=run)
+
+
+def add_connection_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags of a frame streamer's link to the fusion service (replay and sensors):
+    ``--connect-timeout``, ``--reconnect-timeout`` (seconds) and the client ``--tls-*``."""
     p.add_argument(
         "--connect-timeout",
         type=float,
@@ -99,7 +106,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     add_tls_arguments(p, role="client")
-    p.set_defaults(func=run)
+
+
+def check_stream_arguments(args: argparse.Namespace) -> None:
+    """UserError for a bad ``--fusion`` address, ``--reconnect-timeout`` or ``--speed``."""
+    from ..frame_streamer import check_address
+
+    try:
+        check_address(args.fusion)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if not args.reconnect_timeout > 0:
+        raise UserError(f"--reconnect-timeout: must be > 0 s, got {args.reconnect_timeout:g}")
+    if not args.max_speed and not args.speed > 0:
+        raise UserError(f"--speed: must be > 0, got {args.speed:g}")
 
 
 def parse_satellites(text: str | None, known: list[str], flag: str = "--satellites") -> list[str]:
@@ -165,18 +185,11 @@ class RecordedFrames:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..frame_streamer import FrameStreamer, StreamerError, StreamerOptions, check_address
+    from ..frame_streamer import FrameStreamer, StreamerError, StreamerOptions
     from ..recording import TOPIC_FRAMES, RecordingError, RecordingReader, require_topic
     from ..stream_progress import ProgressLine
 
-    try:
-        check_address(args.fusion)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-    if not args.reconnect_timeout > 0:
-        raise UserError(f"--reconnect-timeout: must be > 0 s, got {args.reconnect_timeout:g}")
-    if not args.max_speed and not args.speed > 0:
-        raise UserError(f"--speed: must be > 0, got {args.speed:g}")
+    check_stream_arguments(args)
     if args.start < 0:
         raise UserError(f"--start: must be >= 0 s, got {args.start:g}")
     if args.end is not None and args.end <= args.start:

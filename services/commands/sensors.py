@@ -18,8 +18,12 @@ from collections.abc import Iterator
 from tracklayer.v1 import sensor_pb2
 
 from ..cli import UserError
-from ..tls import add_tls_arguments
-from .replay import parse_satellites, streamer_credentials
+from .replay import (
+    add_connection_arguments,
+    check_stream_arguments,
+    parse_satellites,
+    streamer_credentials,
+)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -60,24 +64,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--duration", type=float, default=None, metavar="S", help="override duration_s (s)"
     )
-    p.add_argument(
-        "--connect-timeout",
-        type=float,
-        default=10.0,
-        metavar="S",
-        help="seconds to wait for the fusion service (default: %(default)s)",
-    )
-    p.add_argument(
-        "--reconnect-timeout",
-        type=float,
-        default=60.0,
-        metavar="S",
-        help=(
-            "give up when a lost fusion service makes no progress for S seconds "
-            "(default: %(default)s)"
-        ),
-    )
-    add_tls_arguments(p, role="client")
+    add_connection_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -98,17 +85,10 @@ def simulated_frames(
 def run(args: argparse.Namespace) -> int:
     from tracklayer.sensors.scenario import ScenarioError, load_scenario
 
-    from ..frame_streamer import FrameStreamer, StreamerError, StreamerOptions, check_address
+    from ..frame_streamer import FrameStreamer, StreamerError, StreamerOptions
     from ..stream_progress import ProgressLine
 
-    try:
-        check_address(args.fusion)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-    if not args.reconnect_timeout > 0:
-        raise UserError(f"--reconnect-timeout: must be > 0 s, got {args.reconnect_timeout:g}")
-    if not args.max_speed and not args.speed > 0:
-        raise UserError(f"--speed: must be > 0, got {args.speed:g}")
+    check_stream_arguments(args)
     if args.duration is not None and not args.duration > 0:
         raise UserError(f"--duration: must be > 0 s, got {args.duration:g}")
     try:
