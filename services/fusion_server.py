@@ -30,6 +30,7 @@ from .journal import JournalError
 from .outbox import OutboxError
 from .server_common import (
     MetricsEndpoint,
+    ServedByHandle,
     ServerHandle,
     kv,
     read_in_loop,
@@ -283,22 +284,13 @@ class FusionServicer(fs_grpc.FusionServiceServicer):
 
 
 @dataclass
-class FusionServer:
+class FusionServer(ServedByHandle):
     """A running fusion service: gRPC server, engine and optional metrics endpoint."""
 
     handle: ServerHandle
     engine: FusionEngine
     metrics: MetricsEndpoint | None = None
     _stopped: bool = field(default=False, repr=False)
-
-    @property
-    def port(self) -> int:
-        return self.handle.port
-
-    @property
-    def address(self) -> str:
-        """``HOST:PORT`` a client can dial."""
-        return self.handle.address
 
     async def stop(self, grace: float = 2.0, drain_timeout_s: float = 2.0) -> None:
         """Graceful stop (DESIGN §8): NOT_SERVING; streams ack what they took and end;

@@ -181,6 +181,22 @@ class ServerHandle:
         await self.server.stop(grace)
 
 
+class ServedByHandle:
+    """Mixin for a running service object with a ``handle: ServerHandle`` field:
+    exposes the handle's bound ``port`` and dialable ``address``."""
+
+    handle: ServerHandle
+
+    @property
+    def port(self) -> int:
+        return self.handle.port
+
+    @property
+    def address(self) -> str:
+        """``HOST:PORT`` a client can dial."""
+        return self.handle.address
+
+
 async def start_grpc_server(
     listen: str,
     *,

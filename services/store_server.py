@@ -32,6 +32,7 @@ from .broadcast import Broadcaster
 from .cli import UserError
 from .server_common import (
     MetricsEndpoint,
+    ServedByHandle,
     ServerHandle,
     kv,
     read_in_loop,
@@ -236,22 +237,13 @@ def _merge(reports: list, results: list, refused: dict[int, _Refused]) -> list:
 
 
 @dataclass
-class StoreServer:
+class StoreServer(ServedByHandle):
     """A running track store: gRPC server, servicer and optional metrics endpoint."""
 
     handle: ServerHandle
     servicer: TrackStoreServicer
     metrics: MetricsEndpoint | None = None
     _stopped: bool = field(default=False, repr=False)
-
-    @property
-    def port(self) -> int:
-        return self.handle.port
-
-    @property
-    def address(self) -> str:
-        """``HOST:PORT`` a client can dial."""
-        return self.handle.address
 
     async def stop(self, grace: float = 2.0) -> None:
         """Graceful stop: NOT_SERVING, end subscriptions, finish calls, close the file."""
