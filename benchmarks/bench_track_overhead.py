@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from tracklayer.fusion import pipeline
-from tracklayer.fusion.pipeline import FusionCore
+from tracklayer.fusion.core import FusionCore
 from tracklayer.services.cli import main
 from tracklayer.services.recording import RecordingReader
 

@@ -58,7 +58,7 @@ from .domain import (
     TrackStatus,
     TruthFrame,
 )
-from .frames import (
+from .geodesy import (
     ecef_to_geodetic,
     enu_matrix,
     geodetic_to_ecef,

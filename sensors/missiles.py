@@ -17,7 +17,7 @@ point (the Earth turning underneath: aim in ECEF) with the burnout flight-path a
 the minimum-energy ellipse, gamma = (pi - Psi) / 4 for the inertial range angle Psi.
 
 This module shares no motion-model code with the tracker (``fusion/``); it uses only
-``fusion.constants`` and ``fusion.frames``.
+``fusion.constants`` and ``fusion.geodesy``.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from tracklayer.fusion.constants import (
     R_EARTH_POLAR,
 )
 from tracklayer.fusion.domain import FlightPhase
-from tracklayer.fusion.frames import (
+from tracklayer.fusion.geodesy import (
     ecef_to_geodetic,
     enu_matrix,
     geodetic_to_ecef,

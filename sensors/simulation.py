@@ -35,7 +35,7 @@ from tracklayer.fusion.domain import (
     TruthFrame,
     TruthState,
 )
-from tracklayer.fusion.frames import geodetic_to_ecef, teme_to_ecef_matrix
+from tracklayer.fusion.geodesy import geodetic_to_ecef, teme_to_ecef_matrix
 
 from .constellation import Constellation, parse_tle, walker_delta
 from .ir_sensor import (

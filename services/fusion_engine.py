@@ -41,7 +41,7 @@ from typing import Any, TypeVar
 from tracklayer import __version__
 from tracklayer.fusion.config import FusionConfig
 from tracklayer.fusion.domain import FrameStatus, TrackReport, TrackStatus
-from tracklayer.fusion.pipeline import FusionCore, TrackerFactory
+from tracklayer.fusion.core import FusionCore, TrackerFactory
 from tracklayer.v1 import sensor_pb2, track_pb2
 
 from .broadcast import Broadcaster, Subscription

@@ -25,7 +25,7 @@ from tracklayer.fusion.domain import (
     TruthFrame,
     TruthState,
 )
-from tracklayer.fusion.frames import ecef_to_teme, geodetic_to_ecef, teme_to_geodetic
+from tracklayer.fusion.geodesy import ecef_to_teme, geodetic_to_ecef, teme_to_geodetic
 
 EPOCH_NS = 1_767_225_600 * NS_PER_S  # 2026-01-01T00:00:00Z
 

@@ -552,7 +552,7 @@ def test_live_service_stores_exactly_the_reports_offline_tracking_gives(tmp_path
     """28 satellites streaming concurrently into the service (real Tracker) end with
     the store holding exactly what one FusionCore gives over the recorded delivery
     order (DESIGN §6: the application order does not depend on the interleaving)."""
-    from tracklayer.fusion.pipeline import FusionCore
+    from tracklayer.fusion.core import FusionCore
     from tracklayer.services.convert import frame_to_proto, report_to_proto
 
     sim = sim_result("single-icbm", duration_s=400.0)  # shared with test_simulation

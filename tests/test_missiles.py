@@ -9,7 +9,7 @@ import pytest
 
 from tracklayer.fusion.constants import G0, GM_EARTH, J2, OMEGA_EARTH, R_EARTH_EQ, R_EARTH_MEAN
 from tracklayer.fusion.domain import FlightPhase
-from tracklayer.fusion.frames import ecef_to_geodetic, great_circle_m, teme_to_ecef
+from tracklayer.fusion.geodesy import ecef_to_geodetic, great_circle_m, teme_to_ecef
 from tracklayer.sensors.missiles import (
     PROFILES,
     MissileError,

@@ -18,7 +18,7 @@ from scipy import stats
 
 from tracklayer.fusion.constants import R_EARTH_EQ
 from tracklayer.fusion.domain import NS_PER_S, DetectionTruth, FlightPhase, SensorFrame
-from tracklayer.fusion.frames import ecef_to_geodetic, ecef_to_teme, teme_to_ecef
+from tracklayer.fusion.geodesy import ecef_to_geodetic, ecef_to_teme, teme_to_ecef
 from tracklayer.sensors.scenario import load_scenario, parse_scenario
 from tracklayer.sensors.simulation import build_world, simulate, simulate_to_lists
 

@@ -28,7 +28,7 @@ WINDOW_S = 120  # single-icbm: launch at 30 s, so 90 s of boost seen by the laye
 @pytest.fixture(scope="module")
 def boost_frames(sim_result):
     """The first 120 s of single-icbm's frames (delivery order) and the offline reports."""
-    from tracklayer.fusion.pipeline import FusionCore
+    from tracklayer.fusion.core import FusionCore
     from tracklayer.services.convert import report_to_proto
 
     sim = sim_result("single-icbm", duration_s=400.0)  # shared with test_simulation
@@ -165,7 +165,7 @@ def test_launcher_passes_fusion_id_and_config_to_the_service_process(
     """A 5 s report interval and another fusion id, given to the launcher, give the
     reports an offline FusionCore with that id and config gives."""
     from tracklayer.fusion.config import FusionConfig
-    from tracklayer.fusion.pipeline import FusionCore
+    from tracklayer.fusion.core import FusionCore
     from tracklayer.services.convert import report_to_proto
 
     frames, _ = boost_frames

@@ -12,7 +12,7 @@ from ballistic_synthetic import EPOCH_NS, ballistic_truth, frames, midcourse_obj
 
 from tracklayer.fusion.config import FusionConfig
 from tracklayer.fusion.domain import NS_PER_S, FlightPhase, SensorFrame, TrackStatus
-from tracklayer.fusion.frames import geodetic_to_teme
+from tracklayer.fusion.geodesy import geodetic_to_teme
 from tracklayer.fusion.tracker import Tracker
 
 DURATION_S = 120.0

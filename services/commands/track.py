@@ -1,6 +1,6 @@
 """``tracklayer track IN.mcap --out OUT.mcap [--id NAME] [--config FILE.toml]``.
 
-Runs the fusion core (:class:`tracklayer.fusion.pipeline.FusionCore`: validation,
+Runs the fusion core (:class:`tracklayer.fusion.core.FusionCore`: validation,
 ordering, tracker) over ``/sensor_frames`` in recorded (delivery) order, the same code
 the live fusion service runs, and writes OUT with every recorded topic of IN copied
 unchanged plus the new ``/tracks`` (an input ``/tracks`` is replaced). A report's log
@@ -24,7 +24,7 @@ from google.protobuf.message import DecodeError
 
 from tracklayer.fusion.config import FusionConfig
 from tracklayer.fusion.domain import NS_PER_S, FrameStatus, TrackStatus
-from tracklayer.fusion.pipeline import STATUS_LABELS, Emitted, FusionCore, frames_counter
+from tracklayer.fusion.core import STATUS_LABELS, Emitted, FusionCore, frames_counter
 from tracklayer.services import convert
 from tracklayer.services.cli import UserError
 from tracklayer.services.recording import (
