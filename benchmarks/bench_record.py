@@ -23,9 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from tracklayer.services.processes import start_server, stop_all
-from tracklayer.services.recording import TOPIC_FRAMES, TOPIC_TRACKS, RecordingReader
+from tracklayer.services.ops.processes import start_server, stop_all
 from tracklayer.services.testing import FUSION_SERVICE, STORE_SERVICE
+from tracklayer.services.wire.recording import TOPIC_FRAMES, TOPIC_TRACKS, RecordingReader
 
 BIN = Path(sys.executable).with_name("tracklayer")
 

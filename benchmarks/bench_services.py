@@ -47,8 +47,8 @@ async def ingest(n_streams: int, per_stream: int, batch: int, dets: int) -> tupl
     """(frames/s, detections/s) into an in-process service with a null tracker."""
     import grpc
 
-    from tracklayer.services.fusion_engine import FusionSettings
-    from tracklayer.services.fusion_server import start_fusion_server
+    from tracklayer.services.fusion_service.engine import FusionSettings
+    from tracklayer.services.fusion_service.servicer import start_fusion_server
     from tracklayer.v1 import fusion_service_pb2 as fs
     from tracklayer.v1 import fusion_service_pb2_grpc as fs_grpc
     from tracklayer.v1 import sensor_pb2
@@ -211,7 +211,7 @@ def main() -> None:
     from tracklayer.fusion.domain import SensorFrame
     from tracklayer.sensors.scenario import load_scenario
     from tracklayer.sensors.simulation import simulate
-    from tracklayer.services.convert import frame_to_proto
+    from tracklayer.services.wire.convert import frame_to_proto
 
     lines = []
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -80,7 +80,7 @@ class Services:
     """Store and fusion as child processes on fixed ports; kill/restart keeps ports and files."""
 
     def __init__(self, work: Path) -> None:
-        from tracklayer.services import processes
+        from tracklayer.services.ops import processes
 
         self.p = processes
         self.work = work
@@ -132,7 +132,7 @@ class Services:
 
 def load_frames(path: Path):
     """``(log_time_ns, v1.SensorFrame)`` of the recording, in file order, and the sensor ids."""
-    from tracklayer.services.recording import TOPIC_FRAMES, RecordingReader
+    from tracklayer.services.wire.recording import TOPIC_FRAMES, RecordingReader
     from tracklayer.v1 import sensor_pb2
 
     reader = RecordingReader(path)
@@ -241,7 +241,7 @@ def latency_by_minute(db: Path) -> list[tuple[int, int, float, float]]:
 
 
 async def soak(args, services: Services, frames, sensors) -> dict:
-    from tracklayer.services.frame_streamer import FrameStreamer, StreamerOptions
+    from tracklayer.services.clients.frame_streamer import FrameStreamer, StreamerOptions
 
     span_ns = frames[-1][0] - frames[0][0] + NS
     seq_step = 10 ** (len(str(max(f.sequence for _, f in frames))) + 1)

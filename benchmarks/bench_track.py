@@ -98,7 +98,7 @@ def run_child(argv: list[str]) -> str:
 
 
 def frames_and_detections(path: Path) -> tuple[int, int, float]:
-    from tracklayer.services.recording import RecordingReader
+    from tracklayer.services.wire.recording import RecordingReader
 
     n_frames = n_det = 0
     t_min = t_max = None

@@ -25,7 +25,7 @@ from pathlib import Path
 from tracklayer.fusion import pipeline
 from tracklayer.fusion.core import FusionCore
 from tracklayer.services.cli import main
-from tracklayer.services.recording import RecordingReader
+from tracklayer.services.wire.recording import RecordingReader
 
 
 class NullTracker:

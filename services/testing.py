@@ -13,7 +13,7 @@ Fixtures (each on free loopback ports, files under the test's ``tmp_path``):
 - ``tracklayer_services_inprocess``: the same two servers inside the test
   process (``grpc.aio`` on a background event-loop thread), quicker to start
   and with the server objects at hand (``.store_server``, ``.fusion_server``).
-- ``tracklayer_client``: a :class:`~tracklayer.services.client.TracklayerClient`
+- ``tracklayer_client``: a :class:`~tracklayer.services.clients.client.TracklayerClient`
   connected to ``tracklayer_services``.
 - ``tracklayer_launcher``: a factory for other settings,
   ``tracklayer_launcher(in_process=False, fusion_id=..., idle_timeout_s=...,
@@ -41,10 +41,9 @@ from typing import Any, TypeVar
 
 import pytest
 
+from tracklayer.services.clients.client import TracklayerClient, TrackSubscription
+from tracklayer.services.ops.processes import ChildError, ChildProcess, start_server, stop_all
 from tracklayer.v1 import fusion_service_pb2, track_store_service_pb2
-
-from .client import TracklayerClient, TrackSubscription
-from .processes import ChildError, ChildProcess, start_server, stop_all
 
 __all__ = [
     "FUSION_SERVICE",
@@ -321,8 +320,7 @@ class InProcessServices:
 
     def _settings(self):
         from tracklayer.fusion.config import FusionConfig
-
-        from .fusion_engine import FusionSettings
+        from tracklayer.services.fusion_service.engine import FusionSettings
 
         cfg = self.fusion_config
         if cfg is None:
@@ -342,8 +340,8 @@ class InProcessServices:
 
     def start(self) -> InProcessServices:
         """Start the store, then the fusion service delivering to it."""
-        from .fusion_server import start_fusion_server
-        from .store_server import start_store_server
+        from tracklayer.services.fusion_service.servicer import start_fusion_server
+        from tracklayer.services.store_service.servicer import start_store_server
 
         db = self.workdir / "store.sqlite"
         self.store_server = self.call(lambda: start_store_server(db, "127.0.0.1:0"))

@@ -208,7 +208,7 @@ def write_recording(
 ) -> None:
     """An MCAP recording (services.recording) of truth, frames + detection truth and reports,
     each topic written in time order as a simulation followed by ``track`` would."""
-    from tracklayer.services.recording import RecordingWriter
+    from tracklayer.services.wire.recording import RecordingWriter
 
     items: list[tuple[int, int, object]] = []
     if with_truth:

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from tracklayer.services.broadcast import BroadcastClosed, Broadcaster, SubscriberTooSlow
+from tracklayer.services.rpc.broadcast import BroadcastClosed, Broadcaster, SubscriberTooSlow
 
 
 def test_every_subscriber_gets_every_batch_in_publication_order():

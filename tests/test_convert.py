@@ -26,7 +26,7 @@ from tracklayer.fusion.domain import (
     TruthFrame,
     TruthState,
 )
-from tracklayer.services import convert
+from tracklayer.services.wire import convert
 from tracklayer.v1 import common_pb2, sensor_pb2, track_pb2, truth_pb2
 
 settings.register_profile("convert", deadline=None, max_examples=150)

@@ -17,7 +17,7 @@ from synthetic_tracking import (
 
 from tracklayer.fusion.domain import TrackStatus
 from tracklayer.services.cli import main
-from tracklayer.services.recording import RecordingWriter
+from tracklayer.services.wire.recording import RecordingWriter
 
 M1 = SyntheticMissile("M1-01", flight_s=600, apogee_m=400_000.0)
 M2 = SyntheticMissile("M2-01", lat_deg=34.0, lon_deg=12.0, launch_s=50, flight_s=600)

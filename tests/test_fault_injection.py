@@ -27,10 +27,10 @@ from pathlib import Path
 import grpc
 import pytest
 
-from tracklayer.services import processes
 from tracklayer.services.cli import main
-from tracklayer.services.recording import TOPIC_TRACKS, RecordingReader
-from tracklayer.services.store import canonical_bytes
+from tracklayer.services.ops import processes
+from tracklayer.services.store_service.track_store import canonical_bytes
+from tracklayer.services.wire.recording import TOPIC_TRACKS, RecordingReader
 from tracklayer.v1 import fusion_service_pb2 as fs
 from tracklayer.v1 import fusion_service_pb2_grpc as fs_grpc
 from tracklayer.v1 import track_pb2

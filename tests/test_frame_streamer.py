@@ -15,7 +15,7 @@ from collections import defaultdict
 import pytest
 from fusion_double import FusionDouble, start_double
 
-from tracklayer.services.frame_streamer import (
+from tracklayer.services.clients.frame_streamer import (
     FrameStreamer,
     StreamerError,
     StreamerOptions,
@@ -283,7 +283,7 @@ def test_service_that_stops_acknowledging_ends_the_run_with_streamer_error():
 def test_progress_line_fills_by_acknowledged_frames_and_ends_its_line():
     import io
 
-    from tracklayer.services.stream_progress import ProgressLine
+    from tracklayer.services.cli.progress import ProgressLine
 
     out = io.StringIO()
     bar = ProgressLine("replay", total_frames=200, stream=out, enabled=True)

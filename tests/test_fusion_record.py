@@ -18,10 +18,10 @@ import pytest
 
 from tracklayer.fusion.config import FusionConfig
 from tracklayer.services.cli import main
-from tracklayer.services.convert import report_to_proto
-from tracklayer.services.recording import TOPIC_FRAMES, TOPIC_TRACKS, RecordingReader
-from tracklayer.services.session_recorder import RECORD_CHUNK_SIZE
-from tracklayer.services.store import canonical_bytes
+from tracklayer.services.fusion_service.session_recorder import RECORD_CHUNK_SIZE
+from tracklayer.services.store_service.track_store import canonical_bytes
+from tracklayer.services.wire.convert import report_to_proto
+from tracklayer.services.wire.recording import TOPIC_FRAMES, TOPIC_TRACKS, RecordingReader
 from tracklayer.v1 import sensor_pb2, track_pb2
 
 pytest_plugins = ["tracklayer.services.testing"]

@@ -26,10 +26,10 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from tracker_double import RecordingTracker
 
 from tracklayer.fusion.config import FusionConfig
-from tracklayer.services.fusion_engine import FusionSettings
-from tracklayer.services.fusion_server import start_fusion_server
-from tracklayer.services.store import canonical_bytes
-from tracklayer.services.store_server import start_store_server
+from tracklayer.services.fusion_service.engine import FusionSettings
+from tracklayer.services.fusion_service.servicer import start_fusion_server
+from tracklayer.services.store_service.servicer import start_store_server
+from tracklayer.services.store_service.track_store import canonical_bytes
 from tracklayer.v1 import fusion_service_pb2 as fs
 from tracklayer.v1 import fusion_service_pb2_grpc as fs_grpc
 from tracklayer.v1 import sensor_pb2
@@ -553,7 +553,7 @@ def test_live_service_stores_exactly_the_reports_offline_tracking_gives(tmp_path
     the store holding exactly what one FusionCore gives over the recorded delivery
     order (DESIGN §6: the application order does not depend on the interleaving)."""
     from tracklayer.fusion.core import FusionCore
-    from tracklayer.services.convert import frame_to_proto, report_to_proto
+    from tracklayer.services.wire.convert import frame_to_proto, report_to_proto
 
     sim = sim_result("single-icbm", duration_s=400.0)  # shared with test_simulation
     t_end = sim.frames[0].time_ns + 120 * 1_000_000_000  # launch at 30 s: 90 s of boost

@@ -12,8 +12,8 @@ import pytest
 from tracker_double import RecordingTracker
 
 from tracklayer.fusion.config import FusionConfig
-from tracklayer.fusion.domain import NS_PER_S, FrameStatus, SensorFrame, TrackStatus
 from tracklayer.fusion.core import FusionCore
+from tracklayer.fusion.domain import NS_PER_S, FrameStatus, SensorFrame, TrackStatus
 
 T0 = 1_767_225_600 * NS_PER_S  # 2026-01-01T00:00:00Z
 

@@ -24,8 +24,8 @@ from tracklayer.fusion.domain import (
     TruthFrame,
     TruthState,
 )
-from tracklayer.services import convert
-from tracklayer.services.recording import (
+from tracklayer.services.wire import convert
+from tracklayer.services.wire.recording import (
     METADATA_NAME,
     TOPIC_DETECTION_TRUTH,
     TOPIC_FRAMES,

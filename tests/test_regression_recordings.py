@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from tracklayer.services.cli import main
-from tracklayer.services.convert import report_to_proto
-from tracklayer.services.recording import (
+from tracklayer.services.wire.convert import report_to_proto
+from tracklayer.services.wire.recording import (
     TOPIC_DETECTION_TRUTH,
     TOPIC_FRAMES,
     TOPIC_TRACKS,

@@ -16,7 +16,7 @@ from fusion_double import FusionDouble, start_double
 
 from tracklayer.fusion.domain import SensorFrame
 from tracklayer.services.cli import main
-from tracklayer.services.recording import (
+from tracklayer.services.wire.recording import (
     TOPIC_FRAMES,
     TOPIC_TRUTH,
     RecordingReader,

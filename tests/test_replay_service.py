@@ -15,11 +15,11 @@ from test_replay_cli import N_PER_SENSOR, SENSORS, _frames, write_recording
 from tracker_double import RecordingTracker
 
 from tracklayer.services.cli import main
-from tracklayer.services.frame_streamer import FrameStreamer, StreamerOptions
-from tracklayer.services.fusion_engine import FusionSettings
-from tracklayer.services.fusion_server import start_fusion_server
-from tracklayer.services.recording import TOPIC_FRAMES, TOPIC_TRACKS, RecordingReader
-from tracklayer.services.store import canonical_bytes
+from tracklayer.services.clients.frame_streamer import FrameStreamer, StreamerOptions
+from tracklayer.services.fusion_service.engine import FusionSettings
+from tracklayer.services.fusion_service.servicer import start_fusion_server
+from tracklayer.services.store_service.track_store import canonical_bytes
+from tracklayer.services.wire.recording import TOPIC_FRAMES, TOPIC_TRACKS, RecordingReader
 from tracklayer.v1 import fusion_service_pb2 as fs
 from tracklayer.v1 import fusion_service_pb2_grpc as fs_grpc
 from tracklayer.v1 import sensor_pb2, track_pb2

@@ -7,7 +7,7 @@ import pytest
 from synthetic_tracking import SyntheticMissile, truth_frames
 
 from tracklayer.fusion.metrics import evaluate, inside_ellipse
-from tracklayer.services.report import _ellipse_en, _lon_text, _wrap, write_plots
+from tracklayer.services.evaluation.plots import _ellipse_en, _lon_text, _wrap, write_plots
 
 
 def test_drawn_ellipse_is_the_one_the_metrics_test_against():

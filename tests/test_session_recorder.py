@@ -5,8 +5,12 @@ from __future__ import annotations
 import threading
 import time
 
-from tracklayer.services.recording import TOPIC_FRAMES, RecordingReader
-from tracklayer.services.session_recorder import SessionRecorder, session_metadata, unused_path
+from tracklayer.services.fusion_service.session_recorder import (
+    SessionRecorder,
+    session_metadata,
+    unused_path,
+)
+from tracklayer.services.wire.recording import TOPIC_FRAMES, RecordingReader
 from tracklayer.v1 import sensor_pb2
 
 T0_NS = 1_767_225_600_000_000_000

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tracklayer.services.cli import main
-from tracklayer.services.recording import (
+from tracklayer.services.wire.recording import (
     TOPIC_DETECTION_TRUTH,
     TOPIC_FRAMES,
     TOPIC_TRUTH,

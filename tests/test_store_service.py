@@ -17,7 +17,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from tracklayer.services.store_server import start_store_server
+from tracklayer.services.store_service.servicer import start_store_server
 from tracklayer.v1 import track_pb2, track_store_service_pb2_grpc
 from tracklayer.v1 import track_store_service_pb2 as ts
 

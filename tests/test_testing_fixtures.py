@@ -15,8 +15,8 @@ import textwrap
 
 import pytest
 
-from tracklayer.services.convert import frame_to_proto
-from tracklayer.services.store import canonical_bytes
+from tracklayer.services.store_service.track_store import canonical_bytes
+from tracklayer.services.wire.convert import frame_to_proto
 from tracklayer.v1 import sensor_pb2
 
 pytest_plugins = ["tracklayer.services.testing", "pytester"]
@@ -29,7 +29,7 @@ WINDOW_S = 120  # single-icbm: launch at 30 s, so 90 s of boost seen by the laye
 def boost_frames(sim_result):
     """The first 120 s of single-icbm's frames (delivery order) and the offline reports."""
     from tracklayer.fusion.core import FusionCore
-    from tracklayer.services.convert import report_to_proto
+    from tracklayer.services.wire.convert import report_to_proto
 
     sim = sim_result("single-icbm", duration_s=400.0)  # shared with test_simulation
     t_end = sim.frames[0].time_ns + WINDOW_S * 1_000_000_000
@@ -130,7 +130,7 @@ def test_reports_made_while_the_store_is_down_are_stored_once_it_is_back(
 ):
     """The subprocess helpers restart the store on its port; the fusion service's
     durable outbox then delivers every report exactly once (DESIGN §8)."""
-    from tracklayer.services.convert import report_to_proto
+    from tracklayer.services.wire.convert import report_to_proto
 
     frames, offline = boost_frames
     client = tracklayer_services.client()
@@ -147,7 +147,7 @@ def test_reports_made_while_the_store_is_down_are_stored_once_it_is_back(
 
 
 def test_a_service_that_does_not_exit_zero_on_sigterm_fails_the_test_with_its_log(tmp_path):
-    from tracklayer.services.processes import start_command
+    from tracklayer.services.ops.processes import start_command
     from tracklayer.services.testing import ProcessServices
 
     services = ProcessServices(tmp_path)
@@ -166,7 +166,7 @@ def test_launcher_passes_fusion_id_and_config_to_the_service_process(
     reports an offline FusionCore with that id and config gives."""
     from tracklayer.fusion.config import FusionConfig
     from tracklayer.fusion.core import FusionCore
-    from tracklayer.services.convert import report_to_proto
+    from tracklayer.services.wire.convert import report_to_proto
 
     frames, _ = boost_frames
     config = {"report_interval_s": 5.0}

@@ -17,10 +17,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
-from tracklayer.services import tls
 from tracklayer.services.cli import main as cli_main
-from tracklayer.services.dev_certs import make_ca, make_leaf, write_dev_certs
-from tracklayer.services.tls import TlsConfig, TlsError
+from tracklayer.services.ops.dev_certs import make_ca, make_leaf, write_dev_certs
+from tracklayer.services.rpc import tls
+from tracklayer.services.rpc.tls import TlsConfig, TlsError
 
 SENSORS = ("sat-1-1", "sat-2-3", "ISS (ZARYA)")
 

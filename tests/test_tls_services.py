@@ -21,12 +21,12 @@ import pytest
 from tracker_double import RecordingTracker
 
 from tracklayer.services.cli import main as cli_main
-from tracklayer.services.dev_certs import write_dev_certs
-from tracklayer.services.frame_streamer import FrameStreamer, StreamerError, StreamerOptions
-from tracklayer.services.fusion_engine import FusionSettings
-from tracklayer.services.fusion_server import start_fusion_server
-from tracklayer.services.store_server import start_store_server
-from tracklayer.services.tls import TlsConfig, create_channel
+from tracklayer.services.clients.frame_streamer import FrameStreamer, StreamerError, StreamerOptions
+from tracklayer.services.fusion_service.engine import FusionSettings
+from tracklayer.services.fusion_service.servicer import start_fusion_server
+from tracklayer.services.ops.dev_certs import write_dev_certs
+from tracklayer.services.rpc.tls import TlsConfig, create_channel
+from tracklayer.services.store_service.servicer import start_store_server
 from tracklayer.v1 import fusion_service_pb2 as fs
 from tracklayer.v1 import fusion_service_pb2_grpc as fs_grpc
 from tracklayer.v1 import sensor_pb2, track_pb2
@@ -472,7 +472,7 @@ def test_consumer_serves_mtls_with_tls_flags(certs, tmp_path):
 
 def test_replay_fusion_and_store_commands_run_end_to_end_over_mtls(simulated_mcap, tmp_path):
     """`tracklayer consumer`, `fusion` and `replay` as processes, every hop mutual TLS."""
-    from tracklayer.services import processes
+    from tracklayer.services.ops import processes
 
     rec = simulated_mcap("dropout", duration_s=150)  # shared with test_replay_service
     d = tmp_path / "certs"

@@ -26,7 +26,7 @@ from tracklayer.fusion.domain import (
     TruthState,
 )
 from tracklayer.services.cli import main
-from tracklayer.services.recording import (
+from tracklayer.services.wire.recording import (
     TOPIC_DETECTION_TRUTH,
     TOPIC_FRAMES,
     TOPIC_TRACKS,
@@ -266,7 +266,7 @@ def test_output_over_input_is_refused(recording, capsys):
 
 
 def test_frame_with_unset_wire_field_is_counted_rejected(tmp_path, capsys):
-    from tracklayer.services import convert
+    from tracklayer.services.wire import convert
 
     path = tmp_path / "in.mcap"
     frames = synthetic_frames()

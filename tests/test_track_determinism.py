@@ -14,7 +14,7 @@ import pytest
 
 from tracklayer.fusion.domain import TrackStatus
 from tracklayer.services.cli import main
-from tracklayer.services.recording import (
+from tracklayer.services.wire.recording import (
     TOPIC_FRAMES,
     TOPIC_TRACKS,
     RecordingReader,

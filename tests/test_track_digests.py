@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tracklayer.services.cli import main
-from tracklayer.services.recording import TOPIC_TRACKS, RecordingReader
+from tracklayer.services.wire.recording import TOPIC_TRACKS, RecordingReader
 
 REGRESSION = Path(__file__).parent / "data" / "regression"
 

@@ -15,9 +15,9 @@ import dataclasses
 
 import pytest
 
+from tracklayer.fusion.core import FusionCore
 from tracklayer.fusion.domain import FrameStatus
 from tracklayer.fusion.metrics import evaluate
-from tracklayer.fusion.core import FusionCore
 from tracklayer.sensors.scenario import load_scenario
 from tracklayer.sensors.simulation import simulate_to_lists
 

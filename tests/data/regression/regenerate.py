@@ -20,8 +20,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tracklayer.services.baseline import lookup
 from tracklayer.services.cli import main
+from tracklayer.services.evaluation.baseline import lookup
 
 HERE = Path(__file__).resolve().parent
 MAX_BYTES = 1_000_000  # a checked-in recording must stay well under 1 MB

@@ -1,0 +1,83 @@
+"""``tracklayer consumer``: the cloud-side track store (TrackStoreService over SQLite)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from tracklayer.services.rpc.server import configure_logging, wait_for_shutdown_signal
+from tracklayer.services.rpc.tls import (
+    TlsConfig,
+    add_tls_arguments,
+    server_credentials,
+    transport_description,
+)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "consumer",
+        help="run the track store (cloud-side consumer of track reports)",
+        description=(
+            "Serve tracklayer.v1.TrackStoreService: store every track report revision once "
+            "in one SQLite file (WAL), list tracks, give histories, stream live reports. "
+            "Also serves grpc.health.v1.Health and server reflection. Stops cleanly on "
+            "SIGTERM/SIGINT."
+        ),
+    )
+    p.add_argument(
+        "--listen",
+        default="127.0.0.1:50052",
+        metavar="HOST:PORT",
+        help="address to serve on; port 0 picks a free port (default: %(default)s)",
+    )
+    p.add_argument(
+        "--db",
+        default="tracks.sqlite",
+        metavar="FILE.sqlite",
+        help="SQLite file holding the reports, created if absent (default: %(default)s)",
+    )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="N",
+        help="serve Prometheus metrics on this port (0 = a free port; default: off)",
+    )
+    p.add_argument(
+        "--grace",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="seconds open calls get to finish on shutdown (default: %(default)s)",
+    )
+    add_tls_arguments(p, role="server")
+    p.set_defaults(func=run)
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    from tracklayer.services.store_service.servicer import start_store_server
+
+    tls = TlsConfig.from_args(args)
+    server = await start_store_server(
+        args.db, args.listen, metrics_port=args.metrics_port, credentials=server_credentials(tls)
+    )
+    print(
+        f"tracklayer consumer: listening on {server.address} ({transport_description(tls)})",
+        flush=True,
+    )
+    if server.metrics is not None:
+        print(f"tracklayer consumer: metrics on port {server.metrics.port}", flush=True)
+    try:
+        await wait_for_shutdown_signal()
+    finally:
+        await server.stop(args.grace)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    configure_logging()
+    code = asyncio.run(_serve(args))
+    sys.stdout.flush()
+    return code

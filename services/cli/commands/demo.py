@@ -1,0 +1,83 @@
+"""``tracklayer demo [SCENARIO] [--speed X] [--out DIR]``: the live system, then its evaluation."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from tracklayer.services.errors import UserError
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "demo",
+        help="run store, fusion and sensors live on this machine, then evaluate (make demo)",
+        description=(
+            "Start the track store, the fusion service and the simulated satellites as "
+            "separate processes on free loopback ports, show the tracks live, then stop "
+            "them, record the stored track reports beside the simulated truth "
+            "(DIR/demo.mcap) and print the evaluation (GOSPA, RMSE, impact error) with "
+            "the paths of its plots (DIR/report/). Ctrl-C stops every process."
+        ),
+    )
+    p.add_argument(
+        "scenario",
+        nargs="?",
+        default="single-icbm",
+        metavar="SCENARIO",
+        help="built-in scenario name or a .toml file (default: %(default)s)",
+    )
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=None,
+        metavar="X",
+        help="scenario seconds per wall second (default: the scenario's duration / 100 s, "
+        "so the demo takes about two minutes)",
+    )
+    p.add_argument(
+        "--out",
+        default="demo-out",
+        metavar="DIR",
+        help="directory for the databases, logs, recording and report (default: %(default)s)",
+    )
+    p.add_argument(
+        "--duration", type=float, default=None, metavar="S", help="override duration_s (s)"
+    )
+    p.add_argument("--seed", type=int, default=None, metavar="N", help="override the seed")
+    p.add_argument(
+        "--grace",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="seconds each process gets to stop on SIGTERM before SIGKILL (default: %(default)s)",
+    )
+    p.add_argument("--no-plots", action="store_true", help="evaluate without writing plots")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tracklayer.services.ops.demo import Demo, DemoOptions
+
+    if args.speed is not None and not (math.isfinite(args.speed) and args.speed > 0):
+        raise UserError(f"--speed: must be > 0, got {args.speed:g}")
+    if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
+        raise UserError(f"--duration: must be > 0 s, got {args.duration:g}")
+    if args.seed is not None and args.seed < 0:
+        raise UserError(f"--seed: must be >= 0, got {args.seed}")
+    if not (math.isfinite(args.grace) and args.grace >= 0):
+        raise UserError(f"--grace: must be >= 0 s, got {args.grace:g}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out: {out} exists and is not a directory")
+    options = DemoOptions(
+        scenario=args.scenario,
+        speed=args.speed,
+        out_dir=out,
+        duration_s=args.duration,
+        seed=args.seed,
+        grace_s=args.grace,
+        plots=not args.no_plots,
+    )
+    return Demo(options).run()

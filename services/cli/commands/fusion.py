@@ -1,0 +1,242 @@
+"""``tracklayer fusion``: the live fusion service (FusionService over grpc.aio)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import re
+
+from tracklayer.services.cli.commands.track import load_fusion_config
+from tracklayer.services.errors import UserError
+from tracklayer.services.rpc.server import (
+    configure_logging,
+    parse_host_port,
+    wait_for_shutdown_signal,
+)
+from tracklayer.services.rpc.tls import (
+    FUSION_KIND,
+    TlsConfig,
+    add_tls_arguments,
+    channel_credentials,
+    server_credentials,
+    transport_description,
+)
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "fusion",
+        help="run the live fusion service (sensors stream frames in, reports go to the store)",
+        description=(
+            "Serve tracklayer.v1.FusionService: take sensor frames over StreamFrames, "
+            "journal them (SQLite) before acknowledging, track them with the same core "
+            "as `tracklayer track`, and deliver track reports to the track store through "
+            "a durable outbox. A restart replays the journal (same track ids and "
+            "revisions). Also serves grpc.health.v1.Health and server reflection; stops "
+            "cleanly on SIGTERM/SIGINT."
+        ),
+    )
+    p.add_argument(
+        "--listen",
+        default="127.0.0.1:50051",
+        metavar="HOST:PORT",
+        help="address to serve on; port 0 picks a free port (default: %(default)s)",
+    )
+    p.add_argument(
+        "--store",
+        required=True,
+        metavar="HOST:PORT",
+        help="track store (tracklayer consumer) to deliver reports to",
+    )
+    p.add_argument(
+        "--id",
+        default="fusion",
+        metavar="NAME",
+        help="fusion identity: track ids are NAME-<n> (default: %(default)s)",
+    )
+    p.add_argument(
+        "--journal", metavar="FILE", help="event journal (default: ./<id>.journal.sqlite)"
+    )
+    p.add_argument(
+        "--outbox", metavar="FILE", help="durable report outbox (default: ./<id>.outbox.sqlite)"
+    )
+    p.add_argument(
+        "--sensors",
+        metavar="ID,...",
+        help="allow-list of sensor ids, expected from the start (default: any sensor)",
+    )
+    p.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="wall seconds a silent sensor may hold the ordering watermark (0 = forever; "
+        "default: %(default)s)",
+    )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="N",
+        help="serve Prometheus metrics on this port (0 = a free port; default: off)",
+    )
+    p.add_argument(
+        "--config",
+        metavar="FILE.toml",
+        help="fusion settings (flat TOML table of FusionConfig fields, SI units)",
+    )
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=20_000,
+        metavar="N",
+        help="journal events between two checkpoints of the fusion state, which bound "
+        "the replay after a restart (0 = never; default: %(default)s)",
+    )
+    p.add_argument(
+        "--grace",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="seconds streams get to finish on shutdown (default: %(default)s)",
+    )
+    p.add_argument(
+        "--record",
+        metavar="FILE.mcap",
+        help="record every received frame (any ack status, arrival order and time) and "
+        "every emitted report to this MCAP file; complete after SIGTERM, readable up to "
+        "its last 64 KiB chunk after a crash; an existing file is kept and FILE.1.mcap, "
+        "FILE.2.mcap, ... used instead (default: off)",
+    )
+    add_tls_arguments(p, role="server")
+    p.set_defaults(func=run)
+
+
+def settings_from_args(args: argparse.Namespace):  # -> FusionSettings
+    """Validate the flags into the engine's ``FusionSettings``."""
+    from tracklayer.services.fusion_service.engine import FusionSettings, default_paths
+
+    if not _ID.match(args.id or ""):
+        raise UserError(
+            f"--id: {args.id!r} must be 1-64 letters, digits, '.', '_' or '-' "
+            "(it names the tracks and the default journal and outbox files)"
+        )
+    if not math.isfinite(args.idle_timeout) or args.idle_timeout < 0:
+        raise UserError(f"--idle-timeout: must be >= 0 seconds, got {args.idle_timeout}")
+    parse_host_port(args.store, "--store")
+    if args.checkpoint_every < 0:
+        raise UserError(f"--checkpoint-every: must be >= 0, got {args.checkpoint_every}")
+    sensors: tuple[str, ...] = ()
+    if args.sensors:
+        sensors = tuple(sorted({s.strip() for s in args.sensors.split(",") if s.strip()}))
+        if not sensors:
+            raise UserError("--sensors: no sensor ids given")
+    journal, outbox = default_paths(args.id)
+    journal = os.fspath(args.journal) if args.journal else journal
+    outbox = os.fspath(args.outbox) if args.outbox else outbox
+    if os.path.abspath(journal) == os.path.abspath(outbox):
+        raise UserError("--outbox: must differ from --journal")
+    from pathlib import Path
+
+    return FusionSettings(
+        fusion_id=args.id,
+        config=load_fusion_config(args.config),
+        sensors=sensors,
+        journal_path=Path(journal),
+        outbox_path=Path(outbox),
+        store_target=args.store,
+        idle_timeout_s=float(args.idle_timeout),
+        checkpoint_every=args.checkpoint_every,
+        store_credentials=channel_credentials(tls_from_args(args)),
+    )
+
+
+def tls_from_args(args: argparse.Namespace) -> TlsConfig | None:
+    """``--tls-*`` as one config for both sides: it serves sensors with it and dials the
+    store with it, so the certificate must name this service (urn:tracklayer:fusion:<id>)."""
+    tls = TlsConfig.from_args(args)
+    if tls is not None:
+        tls.require_identities(FUSION_KIND, [args.id])
+    return tls
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    from tracklayer.services.fusion_service.servicer import start_fusion_server
+
+    settings = settings_from_args(args)
+    tls = tls_from_args(args)
+    if args.record and not os.path.isdir(os.path.dirname(os.path.abspath(args.record))):
+        raise UserError(f"--record: {args.record}: its directory does not exist")
+    recorders: list = []  # the --record recorder, once the engine exists
+    try:
+        server = await start_fusion_server(
+            settings,
+            args.listen,
+            metrics_port=args.metrics_port,
+            credentials=server_credentials(tls),
+            before_serving=(lambda e: recorders.append(_start_recorder(args, e)))
+            if args.record
+            else None,
+        )
+    except BaseException:
+        for rec in recorders:
+            rec.close()
+        raise
+    try:
+        return await _run_until_stopped(args, server, tls)
+    finally:
+        for rec in recorders:
+            await asyncio.to_thread(rec.close)
+            print(
+                f"tracklayer fusion: recorded {rec.frames} frames and {rec.reports} reports "
+                f"to {rec.path}" + (f" ({rec.dropped} dropped)" if rec.dropped else ""),
+                flush=True,
+            )
+
+
+def _start_recorder(args: argparse.Namespace, engine):  # -> SessionRecorder
+    """``--record``: a recorder on the engine's frame/report listeners (metadata DESIGN §5)."""
+    from tracklayer.services.fusion_service.session_recorder import (
+        SessionRecorder,
+        session_metadata,
+        unused_path,
+    )
+    from tracklayer.services.wire.recording import RecordingError
+
+    s = engine.settings
+    expected = engine.core.orderer.expected_sensors
+    meta = session_metadata(s.fusion_id, s.config.to_mapping(), s.sensors, expected)
+    try:
+        rec = SessionRecorder(unused_path(args.record), meta)
+    except RecordingError as exc:
+        raise UserError(f"--record: {exc}") from None
+    rec.attach(engine)
+    print(f"tracklayer fusion: recording to {rec.path}", flush=True)
+    return rec
+
+
+async def _run_until_stopped(args: argparse.Namespace, server, tls) -> int:
+    print(
+        f"tracklayer fusion: listening on {server.address} ({transport_description(tls)})",
+        flush=True,
+    )
+    if server.metrics is not None:
+        print(f"tracklayer fusion: metrics on port {server.metrics.port}", flush=True)
+    failed = asyncio.ensure_future(server.engine.wait_failed())
+    signalled = asyncio.ensure_future(wait_for_shutdown_signal())
+    try:
+        await asyncio.wait({failed, signalled}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        failed.cancel()
+        signalled.cancel()
+        await server.stop(args.grace)
+    return 1 if server.engine.failed is not None else 0
+
+
+def run(args: argparse.Namespace) -> int:
+    configure_logging()
+    return asyncio.run(_serve(args))

@@ -1,0 +1,162 @@
+"""Delivers the outbox to the track store over ``PublishTracks``, at least once, in order.
+
+One long-lived stream; each request carries up to ``batch`` of the oldest
+outbox entries and its response carries one ack per report. Entries leave
+the outbox only on STORED or DUPLICATE; REJECTED ones move aside (see
+:mod:`.outbox`). While the store is unreachable the forwarder retries with
+exponential back-off (``backoff_s`` doubling up to ``max_backoff_s``); the
+outbox keeps everything meanwhile, on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from tracklayer.services.fusion_service.outbox import Outbox
+from tracklayer.services.rpc.server import GRPC_OPTIONS, kv
+from tracklayer.v1 import track_pb2, track_store_service_pb2, track_store_service_pb2_grpc
+
+log = logging.getLogger("tracklayer.services.fusion_service.forwarder")
+
+_DELIVERED = (track_pb2.PUBLISH_STATUS_STORED, track_pb2.PUBLISH_STATUS_DUPLICATE)
+
+
+class Forwarder:
+    """Background delivery of ``outbox`` to the store at ``target`` (``HOST:PORT``).
+
+    ``db(fn, *args)`` runs an outbox call on the owner's database thread.
+    """
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        target: str,
+        db: Callable[..., Awaitable[Any]],
+        *,
+        batch: int = 512,
+        backoff_s: float = 0.1,
+        max_backoff_s: float = 5.0,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
+        self._outbox = outbox
+        self.target = target
+        self._db = db
+        self._batch = batch
+        self._backoff = (backoff_s, max_backoff_s)
+        self._credentials = credentials
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._stop_event = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.connected = False
+        self.reconnects = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-forwarder")
+
+    def notify(self) -> None:
+        """New entries were added to the outbox."""
+        self._wake.set()
+
+    async def stop(self, drain_timeout_s: float = 2.0) -> None:
+        """Deliver what is left for up to ``drain_timeout_s``, then stop (the rest stays queued)."""
+        if self._task is None:
+            return
+        self._stopping = True
+        self._stop_event.set()
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), drain_timeout_s)
+        except TimeoutError:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        log.info(kv("forwarder_stopped", target=self.target, outbox_depth=self._outbox.depth))
+
+    def _channel(self) -> grpc.aio.Channel:
+        if self._credentials is None:
+            return grpc.aio.insecure_channel(self.target, options=list(GRPC_OPTIONS))
+        return grpc.aio.secure_channel(self.target, self._credentials, options=list(GRPC_OPTIONS))
+
+    async def _run(self) -> None:
+        self._delay = self._backoff[0]
+        async with self._channel() as channel:
+            stub = track_store_service_pb2_grpc.TrackStoreServiceStub(channel)
+            while True:
+                if self._stopping and self._outbox.depth == 0:
+                    return
+                try:
+                    await self._deliver(stub)
+                    return  # only returns when stopping with an empty outbox
+                except (grpc.aio.AioRpcError, ConnectionError, asyncio.InvalidStateError) as exc:
+                    # InvalidStateError: a write after the store ended the call.
+                    if self.connected:
+                        self.reconnects += 1
+                    self.connected = False
+                    code = exc.code().name if isinstance(exc, grpc.aio.AioRpcError) else "EOF"
+                    log.warning(
+                        kv(
+                            "store_unavailable",
+                            target=self.target,
+                            code=code,
+                            retry_s=round(self._delay, 3),
+                            outbox_depth=self._outbox.depth,
+                        )
+                    )
+                    if self._stopping:
+                        return
+                    try:
+                        await asyncio.wait_for(self._stop_event.wait(), self._delay)
+                    except TimeoutError:
+                        pass
+                    self._delay = min(self._delay * 2, self._backoff[1])
+
+    async def _deliver(self, stub: track_store_service_pb2_grpc.TrackStoreServiceStub) -> None:
+        call = stub.PublishTracks()
+        try:
+            while True:
+                self._wake.clear()
+                rows = await self._db(self._outbox.peek, self._batch)
+                if not rows:
+                    if self._stopping:
+                        await call.done_writing()
+                        return
+                    await self._wake.wait()
+                    continue
+                reports = [track_pb2.TrackReport.FromString(b) for _, b in rows]
+                await call.write(track_store_service_pb2.PublishTracksRequest(reports=reports))
+                resp = await call.read()
+                if resp is grpc.aio.EOF:
+                    raise ConnectionError("store closed the PublishTracks stream")
+                if not self.connected:
+                    self.connected = True
+                    self._delay = self._backoff[0]
+                    log.info(kv("store_connected", target=self.target))
+                if len(resp.acks) != len(rows):
+                    raise ConnectionError(
+                        f"store sent {len(resp.acks)} acks for {len(rows)} reports"
+                    )
+                delivered, rejected = [], []
+                for (row_id, _), ack in zip(rows, resp.acks, strict=True):
+                    if ack.status in _DELIVERED:
+                        delivered.append(row_id)
+                    else:
+                        rejected.append((row_id, ack.reason or "rejected without reason"))
+                        log.error(
+                            kv(
+                                "report_rejected_by_store",
+                                track_id=ack.track_id,
+                                revision=ack.revision,
+                                reason=ack.reason,
+                            )
+                        )
+                await self._db(self._outbox.settle, delivered, rejected)
+        finally:
+            call.cancel()

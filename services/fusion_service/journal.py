@@ -1,0 +1,188 @@
+"""The fusion service's event journal: one SQLite file (WAL), appended in group commits.
+
+Event sourcing (DESIGN §8): every input that changes the fusion core's state
+is appended here, in the order it was applied, and committed before the
+frame it carries is acknowledged. Replaying the events in ``seq`` order
+through a fresh core with the same settings reproduces the same statuses,
+track ids and revisions. Kinds:
+
+=========  =========================================================
+FRAME      an ACCEPTED frame (payload: serialised ``v1.SensorFrame``)
+DECLARE    sensors declared (payload: ids joined by newlines)
+OPEN       a stream of ``sensor_id`` opened
+CLOSE      a stream of ``sensor_id`` closed
+IDLE       the idle timeout fired (payload: timeout seconds as text)
+FLUSH      end of input (shutdown): everything buffered applied
+=========  =========================================================
+
+Each event keeps the caller's clock ``now`` (wall seconds, what the core's
+idle bookkeeping saw) and the wall time it was written. Frames that were not
+ACCEPTED (REJECTED, DUPLICATE, LATE) change no core state, so they are not
+journaled: replaying them would change nothing.
+
+Checkpoints (optional) hold the engine's state after some event ``seq``
+(pickled: the journal is a trusted local file, written by this software);
+a restart loads the newest one written by the same software version and
+replays only the events after it.
+
+The journal also pins the settings it was written with (fusion id, config,
+allow-list); :meth:`Journal.check_settings` refuses a restart with others,
+since replay would then diverge.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+
+from tracklayer.services.sqlite_db import database_errors, open_database, transaction
+
+
+class EventKind(IntEnum):
+    FRAME = 1
+    DECLARE = 2
+    OPEN = 3
+    CLOSE = 4
+    IDLE = 5
+    FLUSH = 6
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One journaled event (``now``: caller's wall clock, seconds; None if not given)."""
+
+    seq: int
+    kind: EventKind
+    sensor_id: str
+    now: float | None
+    payload: bytes
+
+
+class JournalError(Exception):
+    """The journal cannot be used; the message names the file and the problem."""
+
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq       INTEGER PRIMARY KEY,
+    kind      INTEGER NOT NULL,
+    sensor_id TEXT    NOT NULL,
+    now       REAL,
+    wall_ns   INTEGER NOT NULL,
+    payload   BLOB    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS checkpoints (
+    seq      INTEGER PRIMARY KEY,  -- state after applying every event up to seq
+    wall_ns  INTEGER NOT NULL,
+    version  TEXT    NOT NULL,     -- software version that wrote it
+    state    BLOB    NOT NULL
+);
+"""
+
+
+class Journal:
+    """Append-only event log; :meth:`append` buffers, :meth:`commit` makes the buffer durable.
+
+    Not thread-safe: one owner (the fusion engine's worker) appends and commits;
+    the commit may run on a worker thread while the owner waits for it.
+    """
+
+    def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
+        self.path = Path(path)
+        self._db = open_database(
+            self.path,
+            _SCHEMA,
+            SCHEMA_VERSION,
+            what="journal",
+            error=JournalError,
+            synchronous=synchronous,
+        )
+        with database_errors(self.path, "journal", JournalError):
+            last, frames = self._db.execute(
+                "SELECT COALESCE(MAX(seq), 0), COALESCE(SUM(kind = ?), 0) FROM events",
+                (int(EventKind.FRAME),),
+            ).fetchone()
+        self.last_seq: int = int(last)  # highest seq appended (committed or buffered)
+        self.committed_seq: int = int(last)
+        self.frames: int = int(frames)  # FRAME events appended
+        self._buffer: list[tuple[int, int, str, float | None, int, bytes]] = []
+
+    # ---- settings ---------------------------------------------------------------
+    def check_settings(self, settings: Mapping[str, object]) -> None:
+        """Pin ``settings`` in a new journal; in an existing one, require the same values.
+
+        Raises JournalError naming the differing setting.
+        """
+        stored = dict(self._db.execute("SELECT key, value FROM settings").fetchall())
+        wanted = {k: json.dumps(v, sort_keys=True) for k, v in settings.items()}
+        if not stored:
+            with transaction(self._db) as cur:
+                cur.executemany("INSERT INTO settings VALUES (?, ?)", sorted(wanted.items()))
+            return
+        for key, value in sorted(wanted.items()):
+            if key in stored and stored[key] != value:
+                raise JournalError(
+                    f"{self.path}: written with {key} = {stored[key]}, now {value}; replay "
+                    f"would diverge: restart with the same {key} or use a fresh journal"
+                )
+
+    # ---- writing ----------------------------------------------------------------
+    def append(
+        self, kind: EventKind, sensor_id: str = "", now: float | None = None, payload: bytes = b""
+    ) -> int:
+        """Buffer one event; returns its seq. Durable only after :meth:`commit`."""
+        self.last_seq += 1
+        self._buffer.append((self.last_seq, int(kind), sensor_id, now, time.time_ns(), payload))
+        if kind == EventKind.FRAME:
+            self.frames += 1
+        return self.last_seq
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)
+
+    def commit(self) -> int:
+        """Write and fsync the buffered events in one transaction; returns committed seq."""
+        if not self._buffer:
+            return self.committed_seq
+        rows, self._buffer = self._buffer, []
+        with transaction(self._db) as cur:
+            cur.executemany("INSERT INTO events VALUES (?,?,?,?,?,?)", rows)
+        self.committed_seq = rows[-1][0]
+        return self.committed_seq
+
+    # ---- reading ----------------------------------------------------------------
+    def events(self, after_seq: int = 0) -> Iterator[Event]:
+        """Committed events with seq > ``after_seq``, in order (streamed, not loaded whole)."""
+        cur = self._db.execute(
+            "SELECT seq, kind, sensor_id, now, payload FROM events WHERE seq > ? ORDER BY seq",
+            (after_seq,),
+        )
+        for seq, kind, sid, now, payload in cur:
+            yield Event(int(seq), EventKind(kind), sid, now, bytes(payload))
+
+    # ---- checkpoints ------------------------------------------------------------
+    def write_checkpoint(self, seq: int, version: str, state: bytes) -> None:
+        """Keep ``state`` as the state after event ``seq`` (replacing older checkpoints)."""
+        with transaction(self._db) as cur:
+            cur.execute(
+                "INSERT OR REPLACE INTO checkpoints VALUES (?,?,?,?)",
+                (seq, time.time_ns(), version, state),
+            )
+            cur.execute("DELETE FROM checkpoints WHERE seq < ?", (seq,))
+
+    def latest_checkpoint(self) -> tuple[int, str, bytes] | None:
+        """(seq, version, state) of the newest checkpoint, or None."""
+        row = self._db.execute(
+            "SELECT seq, version, state FROM checkpoints ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else (int(row[0]), str(row[1]), bytes(row[2]))
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,6 @@
+"""The track store (``TrackStoreService``, the card's cloud-side consumer started by
+``tracklayer consumer``): the thin gRPC servicer and the SQLite store of track reports.
+
+May import ``services.wire``, ``services.rpc``, ``services.errors``, ``services.limits``
+and ``services.sqlite_db``; never the fusion service, clients or CLI.
+"""

@@ -1,0 +1,311 @@
+"""``tracklayer.v1.TrackStoreService``: the cloud-side consumer over :class:`TrackStore`.
+
+Thin servicer: every SQLite call runs on one worker thread (so a commit's
+fsync never blocks the event loop) and stored reports fan out to
+``SubscribeTracks`` subscribers in the order they were stored. The latest
+revision of each live (not deleted) track is also kept in memory, so that a
+subscription's starting picture and its live feed are taken atomically.
+
+With mutual TLS (``check_identity``), ``PublishTracks`` is open to fusion
+identities only (client certificate SAN ``urn:tracklayer:fusion:<id>``, else
+``PERMISSION_DENIED``), and fusion ``<id>`` may publish only its own tracks
+``<id>-<n>`` (others are acknowledged REJECTED); reading needs any
+certificate from the CA.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import grpc
+
+from tracklayer.services.errors import UserError
+from tracklayer.services.rpc.broadcast import Broadcaster
+from tracklayer.services.rpc.server import (
+    MetricsEndpoint,
+    ServedByHandle,
+    ServerHandle,
+    kv,
+    read_in_loop,
+    sample_key,
+    start_grpc_server,
+    stream_subscription,
+)
+from tracklayer.services.rpc.tls import FUSION_KIND, peer_identities
+from tracklayer.services.store_service.track_store import (
+    DELETED,
+    DUPLICATE,
+    REJECTED,
+    STORED,
+    StoreError,
+    TrackStore,
+)
+from tracklayer.v1 import track_pb2, track_store_service_pb2, track_store_service_pb2_grpc
+
+log = logging.getLogger("tracklayer.services.store_service.track_store")
+
+SERVICE_NAME = track_store_service_pb2.DESCRIPTOR.services_by_name["TrackStoreService"].full_name
+_STATUS_LABEL = {STORED: "stored", DUPLICATE: "duplicate", REJECTED: "rejected"}
+STORE_GAUGES = ("reports_stored", "tracks_stored", "tracks_live", "subscribers", "publish_streams")
+R = TypeVar("R")
+
+
+class TrackStoreServicer(track_store_service_pb2_grpc.TrackStoreServiceServicer):
+    """Serves a :class:`TrackStore`; publish, list, history and live subscriptions."""
+
+    def __init__(self, store: TrackStore, *, check_identity: bool = False) -> None:
+        self._store = store
+        self._check_identity = check_identity
+        self._denied = 0
+        self._exec = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-db")
+        self._hub: Broadcaster[track_pb2.TrackReport] = Broadcaster()
+        self._live: dict[str, track_pb2.TrackReport] = {r.track_id: r for r in store.latest()}
+        self._publish = dict.fromkeys(_STATUS_LABEL.values(), 0)
+        self._streams = 0
+
+    async def _db(self, fn: Callable[..., R], *args: object) -> R:
+        return await asyncio.get_running_loop().run_in_executor(self._exec, fn, *args)
+
+    def counters(self) -> dict[str, int]:
+        """Counters as Prometheus sample names (the store's equivalent of GetStatus)."""
+        out = {sample_key("publish_total", status=k): v for k, v in self._publish.items()}
+        out.update(
+            reports_stored=self._store.n_reports,
+            tracks_stored=self._store.n_tracks,
+            tracks_live=len(self._live),
+            subscribers=self._hub.subscriber_count,
+            publish_streams=self._streams,
+        )
+        out["permission_denied_total"] = self._denied
+        return out
+
+    def _apply_stored(self, reports: list[track_pb2.TrackReport], results: list) -> None:
+        """Update the live picture and fan out (synchronously: atomic w.r.t. subscribers)."""
+        stored = []
+        for rep, res in zip(reports, results, strict=True):
+            if res.status != STORED:
+                continue
+            stored.append(rep)
+            if res.latest:
+                if rep.status == DELETED:
+                    self._live.pop(rep.track_id, None)
+                else:
+                    self._live[rep.track_id] = rep
+        self._hub.publish(stored)
+
+    async def PublishTracks(
+        self,
+        request_iterator: AsyncIterator[track_store_service_pb2.PublishTracksRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[track_store_service_pb2.PublishTracksResponse]:
+        peer = context.peer()
+        fusion_ids: frozenset[str] | None = None
+        if self._check_identity:
+            fusion_ids = peer_identities(context, FUSION_KIND)
+            if not fusion_ids:
+                self._denied += 1
+                log.warning(kv("publish_denied", peer=peer, reason="no fusion identity"))
+                await context.abort(
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    "PublishTracks: only a fusion service may publish; the client certificate "
+                    "names no urn:tracklayer:fusion:<id>",
+                )
+        self._streams += 1
+        tally = dict.fromkeys(_STATUS_LABEL.values(), 0)
+        log.info(kv("publish_stream_open", peer=peer))
+        outcome = "closed"
+        try:
+            async for req in request_iterator:
+                reports = list(req.reports)
+                foreign = _foreign_tracks(reports, fusion_ids)
+                mine = [r for i, r in enumerate(reports) if i not in foreign]
+                results = await self._db(self._store.publish, mine)
+                self._apply_stored(mine, results)
+                acks = []
+                for res in _merge(reports, results, foreign):
+                    label = _STATUS_LABEL[res.status]
+                    tally[label] += 1
+                    self._publish[label] += 1
+                    acks.append(
+                        track_pb2.PublishAck(
+                            track_id=res.track_id,
+                            revision=res.revision,
+                            status=res.status,
+                            reason=res.reason,
+                        )
+                    )
+                yield track_store_service_pb2.PublishTracksResponse(acks=acks)
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        finally:
+            self._streams -= 1
+            log.info(kv("publish_stream_end", peer=peer, outcome=outcome, **tally))
+
+    async def ListTracks(
+        self, request: track_store_service_pb2.ListTracksRequest, context: grpc.aio.ServicerContext
+    ) -> track_store_service_pb2.ListTracksResponse:
+        tracks = await self._db(self._store.latest, bool(request.include_deleted))
+        return track_store_service_pb2.ListTracksResponse(tracks=tracks)
+
+    async def GetTrackHistory(
+        self,
+        request: track_store_service_pb2.GetTrackHistoryRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> track_store_service_pb2.GetTrackHistoryResponse:
+        if not request.track_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "track_id: empty")
+        reports = await self._db(self._store.history, request.track_id)
+        if not reports:
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND,
+                f"track_id: no track {request.track_id[:200]!r} is stored",
+            )
+        return track_store_service_pb2.GetTrackHistoryResponse(reports=reports)
+
+    async def SubscribeTracks(
+        self,
+        request: track_store_service_pb2.SubscribeTracksRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[track_store_service_pb2.SubscribeTracksResponse]:
+        # Snapshot and subscription in one synchronous step: nothing lost, nothing twice.
+        sub = self._hub.subscribe()
+        current = [self._live[k] for k in sorted(self._live)] if request.include_current else []
+        stream = stream_subscription(
+            sub,
+            current,
+            track_store_service_pb2.SubscribeTracksResponse,
+            context,
+            include_current=request.include_current,
+            logger=log,
+        )
+        async with aclosing(stream):
+            async for response in stream:
+                yield response
+
+    def end_subscriptions(self) -> None:
+        """End every live subscription cleanly (server shutdown)."""
+        self._hub.close()
+
+    def close(self) -> None:
+        """Release the worker thread and the database (after the server stopped)."""
+        self._exec.shutdown(wait=True)
+        self._store.close()
+
+
+@dataclass(frozen=True)
+class _Refused:
+    """A report refused before the store saw it (shaped like the store's result)."""
+
+    track_id: str
+    revision: int
+    reason: str
+    status: int = REJECTED
+
+
+def _foreign_tracks(
+    reports: list[track_pb2.TrackReport], fusion_ids: frozenset[str] | None
+) -> dict[int, _Refused]:
+    """Reports (by index) whose track id is not ``<fusion id>-<n>`` of the publisher
+    (exactly: fusion ``a`` does not own ``a-b-1``, a track of fusion ``a-b``)."""
+    if fusion_ids is None:
+        return {}
+
+    def own(track_id: str) -> bool:
+        head, sep, n = track_id.rpartition("-")
+        return bool(sep) and head in fusion_ids and n.isascii() and n.isdigit()
+
+    return {
+        i: _Refused(
+            r.track_id,
+            r.revision,
+            f"track_id: {r.track_id[:200]!r} is not a track of fusion "
+            f"{', '.join(sorted(fusion_ids))} (the client certificate's identity)",
+        )
+        for i, r in enumerate(reports)
+        if not own(r.track_id)
+    }
+
+
+def _merge(reports: list, results: list, refused: dict[int, _Refused]) -> list:
+    """Store results and refusals back in request order (one per report)."""
+    if not refused:
+        return results
+    stored = iter(results)
+    return [refused[i] if i in refused else next(stored) for i in range(len(reports))]
+
+
+@dataclass
+class StoreServer(ServedByHandle):
+    """A running track store: gRPC server, servicer and optional metrics endpoint."""
+
+    handle: ServerHandle
+    servicer: TrackStoreServicer
+    metrics: MetricsEndpoint | None = None
+    _stopped: bool = field(default=False, repr=False)
+
+    async def stop(self, grace: float = 2.0) -> None:
+        """Graceful stop: NOT_SERVING, end subscriptions, finish calls, close the file."""
+        if self._stopped:
+            return
+        self._stopped = True
+        await self.handle.health.enter_graceful_shutdown()
+        self.servicer.end_subscriptions()
+        await self.handle.server.stop(grace)
+        if self.metrics is not None:
+            self.metrics.close()
+        self.servicer.close()
+        log.info(kv("server_stopped", server="store"))
+
+
+async def start_store_server(
+    db_path: str | Path,
+    listen: str = "127.0.0.1:0",
+    *,
+    metrics_port: int | None = None,
+    credentials: grpc.ServerCredentials | None = None,
+) -> StoreServer:
+    """Open ``db_path`` and serve TrackStoreService on ``listen`` (port 0 = ephemeral).
+
+    ``credentials``: mutual-TLS server credentials; with them publishing is
+    checked against the client certificate's fusion identity.
+    """
+    try:
+        store = TrackStore(db_path)
+    except StoreError as exc:
+        raise UserError(f"--db: {exc}") from None
+    servicer = TrackStoreServicer(store, check_identity=credentials is not None)
+    try:
+        handle = await start_grpc_server(
+            listen,
+            name="store",
+            register=lambda s: track_store_service_pb2_grpc.add_TrackStoreServiceServicer_to_server(
+                servicer, s
+            ),
+            service_names=[SERVICE_NAME],
+            credentials=credentials,
+        )
+    except BaseException:
+        servicer.close()
+        raise
+    metrics = None
+    if metrics_port is not None:
+        try:
+            metrics = MetricsEndpoint(
+                metrics_port,
+                read_in_loop(asyncio.get_running_loop(), servicer.counters),
+                gauges=STORE_GAUGES,
+            )
+        except BaseException:
+            await handle.server.stop(0)
+            servicer.close()
+            raise
+    log.info(kv("store_open", db=str(db_path), **store.counts()))
+    return StoreServer(handle=handle, servicer=servicer, metrics=metrics)
