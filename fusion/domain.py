@@ -17,6 +17,9 @@ from enum import IntEnum
 import numpy as np
 
 NS_PER_S = 1_000_000_000
+#: Longest sensor id (characters): the fusion service refuses longer ones, so the
+#: simulator refuses to name a satellite longer.
+MAX_SENSOR_ID_CHARS = 256
 
 
 class FlightPhase(IntEnum):

@@ -14,8 +14,8 @@ from sgp4.api import SGP4_ERRORS, WGS72, Satrec, SatrecArray
 from sgp4.earth_gravity import wgs72
 
 from tracklayer.fusion.constants import JD_UNIX_EPOCH, SECONDS_PER_DAY
+from tracklayer.fusion.domain import MAX_SENSOR_ID_CHARS
 
-MAX_SENSOR_ID_CHARS = 256  # the fusion service's limit on a sensor id
 _JD_SGP4_EPOCH = 2433281.5  # 1949 December 31 00:00 UT, SGP4's epoch origin
 
 

@@ -44,13 +44,13 @@ from dataclasses import dataclass, field
 import grpc
 import grpc.aio
 
+from tracklayer.fusion.domain import NS_PER_S
 from tracklayer.v1 import fusion_service_pb2 as fs_pb2
 from tracklayer.v1 import fusion_service_pb2_grpc as fs_grpc
 from tracklayer.v1 import sensor_pb2
 
 log = logging.getLogger(__name__)
 
-NS_PER_S = 1_000_000_000
 
 #: Status codes after which a stream is reopened and its unacknowledged frames resent.
 #: Not ABORTED: the service ends a stream so when a newer stream of the same sensor

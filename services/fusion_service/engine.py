@@ -45,6 +45,7 @@ from tracklayer.fusion.domain import FrameStatus, TrackReport, TrackStatus
 from tracklayer.services.fusion_service.forwarder import Forwarder
 from tracklayer.services.fusion_service.journal import EventKind, Journal
 from tracklayer.services.fusion_service.outbox import Outbox
+from tracklayer.services.limits import MAX_DETECTIONS_PER_FRAME, MAX_SENSOR_ID_CHARS
 from tracklayer.services.rpc.broadcast import Broadcaster, Subscription
 from tracklayer.services.rpc.server import kv
 from tracklayer.services.wire.convert import frame_from_proto, ns_to_timestamp, report_to_proto
@@ -66,11 +67,6 @@ GAUGES = frozenset(
         "outbox_rejected",
     }
 )
-#: Largest frame the service takes: a look with more detections than this is REJECTED
-#: (clutter that dense is a broken sensor; 10,000 is ~0.4 MB on the wire).
-MAX_DETECTIONS_PER_FRAME = 10_000
-#: Longest sensor id (characters), the same bound DeclareSensors applies.
-MAX_SENSOR_ID_CHARS = 256
 
 
 def frame_size_error(msg: sensor_pb2.SensorFrame) -> str | None:

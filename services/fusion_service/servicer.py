@@ -30,6 +30,11 @@ from tracklayer.services.fusion_service.engine import (
 )
 from tracklayer.services.fusion_service.journal import JournalError
 from tracklayer.services.fusion_service.outbox import OutboxError
+from tracklayer.services.limits import (
+    MAX_FRAMES_PER_REQUEST,
+    MAX_INFLIGHT_REQUESTS,
+    MAX_SENSOR_ID_CHARS,
+)
 from tracklayer.services.rpc.server import (
     MetricsEndpoint,
     ServedByHandle,
@@ -46,11 +51,6 @@ from tracklayer.v1 import fusion_service_pb2_grpc as fs_grpc
 log = logging.getLogger("tracklayer.services.fusion")
 
 SERVICE_NAME = fs.DESCRIPTOR.services_by_name["FusionService"].full_name
-MAX_INFLIGHT_REQUESTS = 64  # per stream: requests read but not yet acknowledged
-MAX_SENSOR_ID_CHARS = 256
-#: Most frames in one StreamFramesRequest; a bigger request ends the stream
-#: RESOURCE_EXHAUSTED (senders batch ~100; a look's detections travel in one frame).
-MAX_FRAMES_PER_REQUEST = 1_000
 _END, _REPLACED, _SHUTDOWN = object(), object(), object()
 
 

@@ -32,14 +32,12 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from tracklayer.services.errors import UserError
+from tracklayer.services.limits import MAX_MESSAGE_BYTES
 from tracklayer.services.rpc.broadcast import BroadcastClosed, SubscriberTooSlow, Subscription
 from tracklayer.services.rpc.wire_guard import UndecodableRequestInterceptor
 
 log = logging.getLogger("tracklayer.services")
 
-# Message size limit (bytes) on every server and client: a frame with 10,000
-# detections is ~0.6 MB, so 16 MB leaves room for batched requests.
-MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 GRPC_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

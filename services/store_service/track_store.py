@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tracklayer.services.limits import MAX_TRACK_ID_CHARS
 from tracklayer.services.sqlite_db import database_errors, open_database, transaction
 from tracklayer.v1 import track_pb2
 
@@ -94,7 +95,6 @@ def _is_repeated(fd: object) -> bool:
 
 
 _INT64_MAX = 2**63 - 1
-MAX_TRACK_ID_CHARS = 256  # "<fusion id>-<n>": fusion ids have at most 64 characters
 
 
 def validate_report(report: track_pb2.TrackReport) -> str:

@@ -15,11 +15,10 @@ from collections.abc import Iterator
 
 from google.protobuf.message import DecodeError
 
+from tracklayer.fusion.domain import NS_PER_S
 from tracklayer.services.errors import UserError
 from tracklayer.services.rpc.tls import SENSOR_KIND, TlsConfig, add_tls_arguments
 from tracklayer.v1 import sensor_pb2
-
-NS_PER_S = 1_000_000_000
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
