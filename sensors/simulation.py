@@ -267,7 +267,8 @@ def _truth_frames(w: World, entries: list[tuple[float, list[int]]]) -> list[Trut
 
 def _truth_times(w: World, lo: float, hi: float) -> list[tuple[float, list[int]]]:
     """Truth frames with time in [lo, hi): each whole second of the scenario (the objects
-    in flight, possibly none), and each object's launch and impact instants."""
+    in flight, possibly none), and each object's launch and impact instants (one frame per
+    instant: objects launched or impacting at the same moment share it)."""
     epoch, end = w.scenario.epoch_s, w.scenario.epoch_s + w.duration_s
     out: list[tuple[float, list[int]]] = []
     for s in range(math.ceil(lo - epoch), math.ceil(min(hi, end + 1e-9) - epoch)):
@@ -276,10 +277,12 @@ def _truth_times(w: World, lo: float, hi: float) -> list[tuple[float, list[int]]
             break
         js = [j for j, f in enumerate(w.flights) if f.launch_s <= t <= f.impact_time_s]
         out.append((t, js))  # empty when nothing flies: truth is "no objects" then
+    instants: dict[float, list[int]] = {}
     for j, f in enumerate(w.flights):
         for t in (f.launch_s, f.impact_time_s):
             if lo <= t < hi and t <= end and t != math.floor(t):
-                out.append((t, [j]))
+                instants.setdefault(t, []).append(j)
+    out.extend(instants.items())
     return out
 
 
