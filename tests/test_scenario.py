@@ -56,6 +56,22 @@ def test_salvo_is_24_missiles_from_3_sites_within_a_minute():
     assert max(launches) - min(launches) <= 60.0
 
 
+@pytest.mark.parametrize("name", ["raid", "raid-proliferated"])
+def test_raids_are_1000_mixed_missiles_from_8_or_more_sites_within_a_minute(name):
+    s = load_scenario(name)
+    launches = [la.time_s + i * la.spacing_s for la in s.launches for i in range(la.count)]
+    assert len(launches) == 1000
+    assert len({(la.site_lat_deg, la.site_lon_deg) for la in s.launches}) >= 8
+    assert max(launches) - min(launches) <= 60.0
+    assert {la.missile for la in s.launches} >= {"icbm", "irbm", "mrbm"}
+    assert max(la.count for la in s.launches) >= 100  # many along one path: closely spaced
+    layer = s.constellation
+    if name == "raid":
+        assert layer.planes * layer.satellites_per_plane == 28
+    else:
+        assert layer.planes >= 10 and layer.planes * layer.satellites_per_plane >= 120
+
+
 def test_omitted_keys_take_the_design_defaults():
     s = parse_scenario(BASE, "t.toml")
     assert s.sensor == SensorSpec()
