@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from tracker_double import RecordingTracker
 
-from tracklayer.fusion import pipeline
+from tracklayer.fusion import core
 from tracklayer.fusion.domain import (
     NS_PER_S,
     DetectionTruth,
@@ -43,7 +43,7 @@ DURATION_S = 30
 
 @pytest.fixture(autouse=True)
 def tracker_double(monkeypatch):
-    monkeypatch.setattr(pipeline, "_default_tracker", RecordingTracker)
+    monkeypatch.setattr(core, "_default_tracker", RecordingTracker)
 
 
 def synthetic_frames(seed: int = 1) -> list[tuple[int, SensorFrame]]:
