@@ -16,8 +16,15 @@ from collections.abc import Iterator
 from google.protobuf.message import DecodeError
 
 from tracklayer.fusion.domain import NS_PER_S
+from tracklayer.services.cli.options import (
+    add_connection_arguments,
+    add_stream_target_arguments,
+    check_positive,
+    check_stream_arguments,
+    parse_satellites,
+    streamer_credentials,
+)
 from tracklayer.services.errors import UserError
-from tracklayer.services.rpc.tls import SENSOR_KIND, TlsConfig, add_tls_arguments
 from tracklayer.v1 import sensor_pb2
 
 
@@ -34,21 +41,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("file", metavar="FILE.mcap", help="recording from simulate or fusion --record")
-    p.add_argument(
-        "--fusion", required=True, metavar="HOST:PORT", help="address of the fusion service"
-    )
-    pace = p.add_mutually_exclusive_group()
-    pace.add_argument(
-        "--speed",
-        type=float,
-        default=1.0,
-        metavar="X",
-        help="log-time seconds per wall-clock second (default: %(default)s)",
-    )
-    pace.add_argument(
-        "--max-speed",
-        action="store_true",
-        help="no pacing: as fast as the service acknowledges, streams on a shared virtual clock",
+    add_stream_target_arguments(
+        p,
+        speed_help="log-time seconds per wall-clock second (default: %(default)s)",
+        max_speed_help=(
+            "no pacing: as fast as the service acknowledges, streams on a shared virtual clock"
+        ),
     )
     p.add_argument(
         "--satellites",
@@ -81,69 +79,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     add_connection_arguments(p)
     p.set_defaults(func=run)
-
-
-def add_connection_arguments(p: argparse.ArgumentParser) -> None:
-    """The flags of a frame streamer's link to the fusion service (replay and sensors):
-    ``--connect-timeout``, ``--reconnect-timeout`` (seconds) and the client ``--tls-*``."""
-    p.add_argument(
-        "--connect-timeout",
-        type=float,
-        default=10.0,
-        metavar="S",
-        help="seconds to wait for the fusion service (default: %(default)s)",
-    )
-    p.add_argument(
-        "--reconnect-timeout",
-        type=float,
-        default=60.0,
-        metavar="S",
-        help=(
-            "give up when a lost fusion service makes no progress for S seconds "
-            "(default: %(default)s)"
-        ),
-    )
-    add_tls_arguments(p, role="client")
-
-
-def check_stream_arguments(args: argparse.Namespace) -> None:
-    """UserError for a bad ``--fusion`` address, ``--reconnect-timeout`` or ``--speed``."""
-    from tracklayer.services.clients.frame_streamer import check_address
-
-    try:
-        check_address(args.fusion)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-    if not args.reconnect_timeout > 0:
-        raise UserError(f"--reconnect-timeout: must be > 0 s, got {args.reconnect_timeout:g}")
-    if not args.max_speed and not args.speed > 0:
-        raise UserError(f"--speed: must be > 0, got {args.speed:g}")
-
-
-def parse_satellites(text: str | None, known: list[str], flag: str = "--satellites") -> list[str]:
-    """Comma-separated ids -> list in the given order; unknown ids raise UserError."""
-    if text is None:
-        return list(known)
-    wanted = [s.strip() for s in text.split(",") if s.strip()]
-    if not wanted:
-        raise UserError(f"{flag}: no sensor ids given")
-    unknown = [s for s in wanted if s not in set(known)]
-    if unknown:
-        shown = ", ".join(known[:8]) + (", ..." if len(known) > 8 else "")
-        raise UserError(f"{flag}: unknown sensor ids {', '.join(unknown)} (known: {shown})")
-    return list(dict.fromkeys(wanted))
-
-
-def streamer_credentials(args: argparse.Namespace, sensors: list[str]):
-    """Channel credentials from ``--tls-*`` (None: plaintext). With mTLS the certificate
-    must name every streamed sensor (``urn:tracklayer:sensor:<id>``; one sensor's
-    ``sensor-<id>.crt``, or ``node-<name>.crt`` naming many): the service ends a stream
-    whose frames name another sensor with PERMISSION_DENIED, so refuse at start-up."""
-    tls = TlsConfig.from_args(args)
-    if tls is None:
-        return None
-    tls.require_identities(SENSOR_KIND, sensors)
-    return tls.channel_credentials()
 
 
 class RecordedFrames:
@@ -201,8 +136,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--start: must be >= 0 s, got {args.start:g}")
     if args.end is not None and args.end <= args.start:
         raise UserError(f"--end: must be after --start ({args.start:g} s), got {args.end:g}")
-    if not args.window > 0:
-        raise UserError(f"--window: must be > 0 s, got {args.window:g}")
+    check_positive(args.window, "--window", " s")
 
     try:
         reader = RecordingReader(args.file)

@@ -15,8 +15,10 @@ import argparse
 import asyncio
 from collections.abc import Iterator
 
-from tracklayer.services.cli.commands.replay import (
+from tracklayer.services.cli.options import (
     add_connection_arguments,
+    add_stream_target_arguments,
+    check_positive,
     check_stream_arguments,
     parse_satellites,
     streamer_credentials,
@@ -38,21 +40,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("scenario", metavar="SCENARIO", help="built-in scenario name or a .toml file")
-    p.add_argument(
-        "--fusion", required=True, metavar="HOST:PORT", help="address of the fusion service"
-    )
-    pace = p.add_mutually_exclusive_group()
-    pace.add_argument(
-        "--speed",
-        type=float,
-        default=1.0,
-        metavar="X",
-        help="scenario seconds per wall-clock second (default: %(default)s)",
-    )
-    pace.add_argument(
-        "--max-speed",
-        action="store_true",
-        help="no pacing: as fast as simulated and acknowledged (shared virtual clock)",
+    add_stream_target_arguments(
+        p,
+        speed_help="scenario seconds per wall-clock second (default: %(default)s)",
+        max_speed_help="no pacing: as fast as simulated and acknowledged (shared virtual clock)",
     )
     p.add_argument(
         "--satellites",
@@ -90,8 +81,7 @@ def run(args: argparse.Namespace) -> int:
     )
 
     check_stream_arguments(args)
-    if args.duration is not None and not args.duration > 0:
-        raise UserError(f"--duration: must be > 0 s, got {args.duration:g}")
+    check_positive(args.duration, "--duration", " s")
     try:
         scenario = load_scenario(args.scenario)
     except ScenarioError as exc:
