@@ -9,23 +9,18 @@ bad frames replays them and the summary shows them REJECTED.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
-from collections.abc import Iterator
 
-from google.protobuf.message import DecodeError
-
-from tracklayer.fusion.domain import NS_PER_S
-from tracklayer.services.cli.options import (
+from tracklayer.services.cli.options import check_positive
+from tracklayer.services.cli.progress import ProgressLine
+from tracklayer.services.cli.streaming import (
     add_connection_arguments,
     add_stream_target_arguments,
-    check_positive,
     check_stream_arguments,
     parse_satellites,
-    streamer_credentials,
+    stream_from_args,
 )
 from tracklayer.services.errors import UserError
-from tracklayer.v1 import sensor_pb2
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -81,49 +76,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-class RecordedFrames:
-    """Iterates ``(log_time_ns, v1.SensorFrame)`` of a recording's ``/sensor_frames``.
-
-    Keeps file order; selects by sensor and by log time relative to the first
-    frame of the file (``[start_s, end_s]``). Frames that do not parse as a
-    ``SensorFrame`` at all cannot be replayed (they carry no sensor id) and
-    are counted in ``undecodable``.
-    """
-
-    def __init__(self, reader, sensors: set[str] | None, start_s: float, end_s: float | None):
-        self.reader = reader
-        self.sensors = sensors
-        self.start_ns = int(round(start_s * NS_PER_S))
-        self.end_ns = None if end_s is None else int(round(end_s * NS_PER_S))
-        self.undecodable = 0
-
-    def __iter__(self) -> Iterator[tuple[int, sensor_pb2.SensorFrame]]:
-        from tracklayer.services.wire.recording import TOPIC_FRAMES
-
-        first = None
-        for _, log_time, data in self.reader.raw_messages([TOPIC_FRAMES]):
-            if first is None:
-                first = log_time
-            rel = log_time - first
-            if rel < self.start_ns or (self.end_ns is not None and rel > self.end_ns):
-                continue
-            try:
-                msg = sensor_pb2.SensorFrame.FromString(data)
-            except DecodeError:
-                self.undecodable += 1
-                continue
-            if self.sensors is not None and msg.sensor_id not in self.sensors:
-                continue
-            yield log_time, msg
-
-
 def run(args: argparse.Namespace) -> int:
-    from tracklayer.services.cli.progress import ProgressLine
-    from tracklayer.services.clients.frame_streamer import (
-        FrameStreamer,
-        StreamerError,
-        StreamerOptions,
-    )
+    from tracklayer.services.clients.sources import RecordedFrames
     from tracklayer.services.wire.recording import (
         TOPIC_FRAMES,
         RecordingError,
@@ -152,26 +106,13 @@ def run(args: argparse.Namespace) -> int:
         )
     sensors = parse_satellites(args.satellites, known)
     source = RecordedFrames(reader, set(sensors) if args.satellites else None, args.start, args.end)
-    options = StreamerOptions(
-        speed=None if args.max_speed else args.speed,
-        window_s=args.window,
-        connect_timeout_s=args.connect_timeout,
-        reconnect_timeout_s=args.reconnect_timeout,
-    )
-    credentials = streamer_credentials(args, sensors)
     whole = args.satellites is None and args.start == 0 and args.end is None
     total = reader.message_count(TOPIC_FRAMES) if whole else None
     span = None if args.end is None else args.end - args.start
     bar = ProgressLine("replay", total_frames=total, total_s=span)
-    streamer = FrameStreamer(args.fusion, options, progress=bar, credentials=credentials)
-    try:
-        result = asyncio.run(streamer.run(sensors, source))
-    except StreamerError as exc:
-        raise UserError(str(exc)) from None
-    except RecordingError as exc:
-        raise UserError(str(exc)) from None
-    finally:
-        bar.close()
+    result = stream_from_args(
+        args, sensors, source, bar, window_s=args.window, errors=(RecordingError,)
+    )
     if reader.truncated:
         print(
             f"tracklayer replay: warning: {args.file} ends in a truncated chunk; replayed the "
