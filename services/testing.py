@@ -79,7 +79,26 @@ def _write_config(path: Path, config: Mapping[str, Any]) -> Path:
     return path
 
 
-class ProcessServices:
+class _HandsOutClients:
+    """The ``client()`` of both service sets: clients of both services, closed on stop."""
+
+    fusion_address: str
+    store_address: str
+    _clients: list[TracklayerClient]
+
+    def client(self, timeout: float = 30.0) -> TracklayerClient:
+        """A client of both services (closed by :meth:`stop`)."""
+        c = TracklayerClient(self.fusion_address, self.store_address, timeout=timeout)
+        self._clients.append(c)
+        return c
+
+    def _close_clients(self) -> None:
+        for c in self._clients:
+            c.close()
+        self._clients.clear()
+
+
+class ProcessServices(_HandsOutClients):
     """Track store and fusion service as subprocesses on ephemeral loopback ports.
 
     ``fusion_config``: FusionConfig fields (SI units) passed as ``--config``;
@@ -212,17 +231,9 @@ class ProcessServices:
         """Stop the track store with ``sig``; returns its exit status."""
         return self._stop("store", sig)
 
-    def client(self, timeout: float = 30.0) -> TracklayerClient:
-        """A client of both services (closed by :meth:`stop`)."""
-        c = TracklayerClient(self.fusion_address, self.store_address, timeout=timeout)
-        self._clients.append(c)
-        return c
-
     def stop(self) -> dict[str, int]:
         """Close clients; SIGTERM the fusion service (it drains to the store), then the store."""
-        for c in self._clients:
-            c.close()
-        self._clients.clear()
+        self._close_clients()
         codes = {}
         for name in ("fusion", "store"):
             if (self.fusion_process if name == "fusion" else self.store_process) is not None:
@@ -271,7 +282,7 @@ class _LoopThread:
             self.loop.close()
 
 
-class InProcessServices:
+class InProcessServices(_HandsOutClients):
     """Track store and fusion service in this process (grpc.aio on a loop thread).
 
     Same options and interface as :class:`ProcessServices`; ``fusion_config``
@@ -349,17 +360,9 @@ class InProcessServices:
         self.fusion_server = self.call(lambda: start_fusion_server(settings, "127.0.0.1:0"))
         return self
 
-    def client(self, timeout: float = 30.0) -> TracklayerClient:
-        """A client of both services (closed by :meth:`stop`)."""
-        c = TracklayerClient(self.fusion_address, self.store_address, timeout=timeout)
-        self._clients.append(c)
-        return c
-
     def stop(self) -> dict[str, int]:
         """Graceful stop: the fusion service (drains to the store), then the store."""
-        for c in self._clients:
-            c.close()
-        self._clients.clear()
+        self._close_clients()
         if self.fusion_server is not None:
             server, self.fusion_server = self.fusion_server, None
             self.call(lambda: server.stop(2.0))

@@ -1,7 +1,10 @@
 """gRPC clients of the tracklayer services: :class:`TracklayerClient` (the public client
-for integration tests and tools) and the frame streamer that sensor nodes and replay use
-to send frames over resumable streams with acknowledgements.
+for integration tests and tools, ``client.py``) and the one frame streamer that sensor
+nodes, replay and that client use to send frames over resumable streams with
+acknowledgements (``frame_streamer.py``, with ``sensor_stream.py``, ``stream_options.py``,
+``thread_source.py``), fed by the frame sources of ``sources.py``.
 
-May import ``tracklayer.fusion`` (domain types), ``services.wire``, ``services.rpc``
-(TLS credentials), ``services.errors`` and ``services.limits``; never a server or the CLI.
+May import ``tracklayer.fusion`` (domain types), ``tracklayer.sensors`` (the simulated
+source), ``services.wire``, ``services.rpc`` (TLS credentials), ``services.errors`` and
+``services.limits``; never a server or the CLI.
 """

@@ -17,14 +17,16 @@ objects (SI units, TEME), frames may be given as domain
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from typing import TypeVar
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from typing import Any, TypeVar
 
 import grpc
 
 from tracklayer.fusion.domain import SensorFrame, TrackReport
+from tracklayer.services.clients.frame_streamer import FrameStreamer, StreamerOptions
 from tracklayer.services.wire.convert import frame_to_proto, report_from_proto
 from tracklayer.v1 import fusion_service_pb2 as fs
 from tracklayer.v1 import fusion_service_pb2_grpc as fs_grpc
@@ -38,6 +40,29 @@ _OPTIONS = (
     ("grpc.max_receive_message_length", 16 * 1024 * 1024),
     ("grpc.max_send_message_length", 16 * 1024 * 1024),
 )
+
+
+def _run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to the end on a fresh event loop: here, or in a worker thread when this
+    thread already runs a loop (a blocking client called from async code)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["value"] = asyncio.run(coro)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+            box["error"] = exc
+
+    thread = threading.Thread(target=work, name="send-frames", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 def _wire_frame(f: SensorFrame | sensor_pb2.SensorFrame) -> sensor_pb2.SensorFrame:
@@ -178,50 +203,38 @@ class TracklayerClient:
     ) -> list[sensor_pb2.FrameAck]:
         """Stream ``frames`` into the fusion service; one ``FrameAck`` per frame, input order.
 
-        As a sensor node does (DESIGN §6): the sensors are declared first, then
-        each sensor's frames go, in input order, over a stream of its own (all
-        streams concurrently, ``FRAMES_PER_REQUEST`` per request), and each
-        stream is closed at the end, which removes its sensor from the expected
-        set. Once every stream of the service is closed the service flushes, as
-        at the end of a file. Frames with an empty ``sensor_id`` share one
-        stream (they come back REJECTED).
+        As a sensor node does (DESIGN §6), through the same
+        :class:`~tracklayer.services.clients.frame_streamer.FrameStreamer`: the
+        sensors are declared first, then each sensor's frames go, in input order,
+        over a stream of its own (all streams concurrently, ``FRAMES_PER_REQUEST``
+        per request, unpaced), and each stream is closed at the end, which
+        removes its sensor from the expected set. Once every stream of the
+        service is closed the service flushes, as at the end of a file. Frames
+        with an empty ``sensor_id`` share one stream (they come back REJECTED).
+        A stream that fails is reopened and its unacknowledged frames resent;
+        :class:`~tracklayer.services.clients.stream_options.StreamerError` when
+        the service stays unreachable for ``timeout`` seconds or refuses a stream.
         """
         wire = [_wire_frame(f) for f in frames]
-        by_sensor: dict[str, list[int]] = {}
-        for i, m in enumerate(wire):
-            by_sensor.setdefault(m.sensor_id, []).append(i)
-        if declare and any(by_sensor):
-            self.declare(sorted(s for s in by_sensor if s))
+        if not wire:
+            return []
+        sensors = sorted({m.sensor_id for m in wire if m.sensor_id})
+        if declare and sensors:
+            self.declare(sensors)
         acks: list[sensor_pb2.FrameAck | None] = [None] * len(wire)
-        errors: list[BaseException] = []
 
-        def stream(sensor_id: str, idx: list[int]) -> None:
-            def requests():
-                for k in range(0, len(idx), FRAMES_PER_REQUEST):
-                    yield fs.StreamFramesRequest(
-                        sensor_id=sensor_id,
-                        frames=[wire[i] for i in idx[k : k + FRAMES_PER_REQUEST]],
-                    )
+        def keep(index: int, ack: sensor_pb2.FrameAck) -> None:
+            acks[index] = ack
 
-            got = 0
-            try:
-                for resp in self.fusion.StreamFrames(requests()):
-                    for ack in resp.acks:
-                        acks[idx[got]] = ack
-                        got += 1
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
-                errors.append(exc)
-
-        threads = [
-            threading.Thread(target=stream, args=(sid, idx), name=f"send {sid}", daemon=True)
-            for sid, idx in by_sensor.items()
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        if errors:
-            raise errors[0]
+        options = StreamerOptions(
+            speed=None,
+            max_batch_frames=FRAMES_PER_REQUEST,
+            connect_timeout_s=self.timeout,
+            reconnect_timeout_s=self.timeout,
+        )
+        streamer = FrameStreamer(self.fusion_addr or "", options, on_ack=keep)
+        # Log time 0 for every frame: no pacing and no virtual-clock window, input order.
+        _run_coroutine(streamer.run(sensors, ((0, m) for m in wire), declare=False))
         missing = sum(a is None for a in acks)
         if missing:
             raise RuntimeError(f"send_frames: {missing} of {len(acks)} frames got no ack")

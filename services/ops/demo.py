@@ -25,13 +25,10 @@ period; a second Ctrl-C kills at once); no process is left behind.
 from __future__ import annotations
 
 import argparse
-import heapq
-import math
 import shutil
 import signal
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -39,8 +36,10 @@ from typing import TextIO
 import grpc
 
 from tracklayer.fusion.domain import TrackReport, TrackStatus
-from tracklayer.services.clients.client import TracklayerClient, TrackSubscription
+from tracklayer.services.clients.client import TracklayerClient
 from tracklayer.services.errors import UserError
+from tracklayer.services.ops.demo_recording import write_demo_recording
+from tracklayer.services.ops.live_view import LivePicture, Screen, status_lines, track_table
 from tracklayer.services.ops.processes import (
     ChildError,
     ChildProcess,
@@ -48,13 +47,23 @@ from tracklayer.services.ops.processes import (
     wait_healthy,
     wait_listening,
 )
-from tracklayer.services.wire.convert import report_from_proto
+
+__all__ = [
+    "Demo",
+    "DemoFailed",
+    "DemoOptions",
+    "Interrupted",
+    "LivePicture",
+    "Screen",
+    "default_speed",
+    "track_table",
+    "write_demo_recording",
+]
 
 DEFAULT_SCENARIO = "single-icbm"
 TARGET_STREAM_S = 100.0  # wall seconds of streaming the default speed aims at (~2 min in all)
 FUSION_ID = "fusion"
 DRAIN_TIMEOUT_S = 60.0  # after the sensors end: time for the last reports to reach the store
-MAX_ROWS = 14  # tracks shown in the table (the rest counted)
 _STORE_SERVICE = "tracklayer.v1.TrackStoreService"
 _FUSION_SERVICE = "tracklayer.v1.FusionService"
 _EXIT_FOR = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
@@ -97,113 +106,6 @@ class DemoOptions:
     grace_s: float = 10.0
     refresh_s: float | None = None  # None: 0.5 s on a terminal, 10 s otherwise
     plots: bool = True
-
-
-# ------------------------------------------------------------------ the track table
-
-
-def _fmt_latlon(lat: float, lon: float) -> str:
-    return f"{abs(lat):5.2f}{'N' if lat >= 0 else 'S'} {abs(lon):6.2f}{'E' if lon >= 0 else 'W'}"
-
-
-def _sensors_text(ids: tuple[str, ...]) -> str:
-    """``sat-1-2 +4``: the first sensor and how many more (the table stays 80 columns)."""
-    if not ids:
-        return "-"
-    return ids[0] + (f" +{len(ids) - 1}" if len(ids) > 1 else "")
-
-
-def _track_number(track_id: str) -> int:
-    n = track_id.rpartition("-")[2]
-    return int(n) if n.isdigit() else 0
-
-
-def track_table(reports: list[TrackReport], max_rows: int = MAX_ROWS) -> list[str]:
-    """Lines of the track table: one row per track, confirmed first, then by number.
-
-    Altitude km (WGS-84), inertial speed km/s, predicted impact point (degrees,
-    with its 1-sigma semi-major axis in km), sensors that updated it last.
-    """
-    order = sorted(
-        reports, key=lambda r: (r.status != TrackStatus.CONFIRMED, _track_number(r.track_id))
-    )
-    w = max([5, *(len(r.track_id) for r in order[:max_rows])])
-    rows = [
-        f"  {'track':<{w}} {'status':<9} {'phase':<9} {'alt km':>6} {'km/s':>5}  "
-        f"{'predicted impact':<23} sensors"
-    ]
-    for r in order[:max_rows]:
-        impact = "-"
-        if r.impact is not None:
-            impact = (
-                f"{_fmt_latlon(r.impact.latitude_deg, r.impact.longitude_deg)} "
-                f"±{r.impact.semi_major_m / 1e3:.1f}km"
-            )
-        speed = float(math.sqrt(float(r.velocity @ r.velocity))) / 1e3
-        rows.append(
-            f"  {r.track_id:<{w}} {r.status.name:<9} {r.phase.name.lower():<9} "
-            f"{r.altitude_m / 1e3:6.0f} {speed:5.2f}  {impact:<23} {_sensors_text(r.sensor_ids)}"
-        )
-    if len(order) > max_rows:
-        rows.append(f"  ... and {len(order) - max_rows} more tracks")
-    if not order:
-        rows.append("  (no live tracks)")
-    return rows
-
-
-class LivePicture:
-    """The latest stored report of each live track, built from a store subscription."""
-
-    def __init__(self, sub: TrackSubscription) -> None:
-        self._sub = sub
-        self._seen = 0
-        self.latest: dict[str, TrackReport] = {}
-        self.stored = 0
-        self.ever: set[str] = set()
-        self.confirmed_last: dict[str, TrackReport] = {}  # ever-confirmed tracks: last report
-
-    def update(self) -> None:
-        new = self._sub.reports[self._seen :]
-        self._seen += len(new)
-        self.stored += len(new)
-        for msg in new:
-            r = report_from_proto(msg)
-            self.ever.add(r.track_id)
-            last = self.confirmed_last.get(r.track_id)
-            if r.status == TrackStatus.CONFIRMED or last is not None:
-                if last is None or last.revision < r.revision:
-                    self.confirmed_last[r.track_id] = r
-            cur = self.latest.get(r.track_id)
-            if cur is not None and cur.revision > r.revision:
-                continue
-            if r.status == TrackStatus.DELETED:
-                self.latest.pop(r.track_id, None)
-            else:
-                self.latest[r.track_id] = r
-
-
-class Screen:
-    """Redraws a block of lines in place on a terminal; prints them plainly otherwise."""
-
-    def __init__(self, out: TextIO, tty: bool) -> None:
-        self.out = out
-        self.tty = tty
-        self._height = 0
-
-    def draw(self, lines: list[str]) -> None:
-        if self.tty:  # lines cut to the terminal's width: a wrapped line would break the redraw
-            width = max(20, shutil.get_terminal_size().columns - 1)
-            lines = [ln[:width] for ln in lines]
-            up = f"\x1b[{self._height}F" if self._height else ""
-            self.out.write(up + "\x1b[J" + "\n".join(lines) + "\n")
-            self._height = len(lines)
-        else:
-            self.out.write("\n".join(lines) + "\n")
-        self.out.flush()
-
-    def release(self) -> None:
-        """Keep what is drawn; later output goes below it."""
-        self._height = 0
 
 
 # ------------------------------------------------------------------ the demo
@@ -348,6 +250,33 @@ class Demo:
         )
         self.say(f"  output in {out}/ (logs in {logs}/)")
         common = self._common_args(duration)
+        sim, store, fusion = self._start_services(out, logs, common)
+        reports = self._live(scenario, duration, speed, out, logs, common, sim, store, fusion)
+        rc = store.stop(self.opt.grace_s)
+        if rc != 0:
+            raise DemoFailed(store.describe_exit())
+        live_s = time.monotonic() - started
+        n_tracks = len({r.track_id for r in reports})
+        n_conf = len({r.track_id for r in reports if r.status == TrackStatus.CONFIRMED})
+        self.say(
+            f"live run done in {live_s:.0f} s: {len(reports)} reports of {n_tracks} tracks "
+            f"({n_conf} confirmed) stored"
+        )
+        if sim.wait(120.0) is None:
+            raise DemoFailed("simulate is still running after 120 s: " + sim.describe_exit())
+        self._check_child(sim, must_run=False)
+        recording = out / "demo.mcap"
+        write_demo_recording(out / "truth.mcap", reports, recording, FUSION_ID)
+        self.say(f"recording: {recording} (simulated frames and truth + the stored /tracks)")
+        self.say("")
+        code = self._evaluate(recording, out / "report")
+        self.say(f"\ntracklayer demo: finished in {time.monotonic() - started:.0f} s")
+        return code
+
+    def _start_services(
+        self, out: Path, logs: Path, common: list[str]
+    ) -> tuple[ChildProcess, ChildProcess, ChildProcess]:
+        """Start the truth simulation, the store and the fusion service (both healthy)."""
         sim = self._spawn(
             "simulate",
             ["simulate", self.opt.scenario, "--out", str(out / "truth.mcap"), *common],
@@ -379,6 +308,22 @@ class Demo:
             _FUSION_SERVICE,
         )
         self.say(f"  fusion   pid {fusion.pid:<7} {fusion.address}")
+        return sim, store, fusion
+
+    def _live(
+        self,
+        scenario,
+        duration: float,
+        speed: float,
+        out: Path,
+        logs: Path,
+        common: list[str],
+        sim: ChildProcess,
+        store: ChildProcess,
+        fusion: ChildProcess,
+    ) -> list[TrackReport]:
+        """Stream the sensors, show the tracks, drain, stop the fusion service; return
+        every stored report."""
         client = TracklayerClient(fusion.address, store.address, timeout=10.0)
         try:
             sub = client.subscribe(include_current=True)
@@ -395,6 +340,7 @@ class Demo:
                 ],
                 logs,
             )
+            n_sats = len(scenario.sensor_ids())
             self.say(f"  sensors  pid {sensors.pid:<7} {n_sats} satellites streaming at {speed:g}x")
             self.say(
                 f"  simulate pid {sim.pid:<7} truth for the evaluation -> {out / 'truth.mcap'}"
@@ -410,29 +356,9 @@ class Demo:
             rc = fusion.stop(self.opt.grace_s)
             if rc != 0:
                 raise DemoFailed(fusion.describe_exit())
-            reports = client.all_stored_reports()
+            return client.all_stored_reports()
         finally:
             client.close()
-        rc = store.stop(self.opt.grace_s)
-        if rc != 0:
-            raise DemoFailed(store.describe_exit())
-        live_s = time.monotonic() - started
-        n_tracks = len({r.track_id for r in reports})
-        n_conf = len({r.track_id for r in reports if r.status == TrackStatus.CONFIRMED})
-        self.say(
-            f"live run done in {live_s:.0f} s: {len(reports)} reports of {n_tracks} tracks "
-            f"({n_conf} confirmed) stored"
-        )
-        if sim.wait(120.0) is None:
-            raise DemoFailed("simulate is still running after 120 s: " + sim.describe_exit())
-        self._check_child(sim, must_run=False)
-        recording = out / "demo.mcap"
-        write_demo_recording(out / "truth.mcap", reports, recording, FUSION_ID)
-        self.say(f"recording: {recording} (simulated frames and truth + the stored /tracks)")
-        self.say("")
-        code = self._evaluate(recording, out / "report")
-        self.say(f"\ntracklayer demo: finished in {time.monotonic() - started:.0f} s")
-        return code
 
     def _evaluate(self, recording: Path, report_dir: Path) -> int:
         from tracklayer.services.cli.commands import evaluate
@@ -450,25 +376,6 @@ class Demo:
             return evaluate.run(args)
         finally:
             sys.stdout = old
-
-    def _status_lines(
-        self, scenario, duration: float, t_live: float, counters: dict[str, int], picture
-    ) -> list[str]:
-        t = min(duration, t_live)
-        frac = t / duration if duration > 0 else 1.0
-        filled = int(round(frac * 24))
-        bar = "#" * filled + "." * (24 - filled)
-        accepted = counters.get('frames_total{status="accepted"}', 0)
-        late = counters.get('frames_total{status="late"}', 0)
-        rejected = counters.get('frames_total{status="rejected"}', 0)
-        extra = f" ({late} late)" if late else ""
-        extra += f" ({rejected} rejected)" if rejected else ""
-        confirmed = sum(1 for r in picture.latest.values() if r.status == TrackStatus.CONFIRMED)
-        return [
-            f"{scenario.name} [{bar}] t = {t:4.0f} / {duration:g} s",
-            f"  frames {accepted}{extra}, detections {counters.get('detections_total', 0)}, "
-            f"reports {picture.stored}, live tracks {len(picture.latest)} ({confirmed} confirmed)",
-        ]
 
     def _watch(
         self,
@@ -506,7 +413,7 @@ class Demo:
                 # Scenario time: the sensors pace frames from the scenario epoch on.
                 t_live = duration if done else (0.0 if first_frame is None else now - first_frame)
                 t_live = t_live if done else t_live * speed
-                lines = self._status_lines(scenario, duration, t_live, counters, picture)
+                lines = status_lines(scenario, duration, t_live, counters, picture)
                 shape = sorted((r.track_id, r.status) for r in picture.latest.values())
                 if not done and (tty or shape != shown):  # plain output: the table on change
                     lines += track_table(list(picture.latest.values()))
@@ -552,40 +459,3 @@ class Demo:
                 self.say(f"warning: reports still in flight after {DRAIN_TIMEOUT_S:g} s")
                 return
             time.sleep(0.2)
-
-
-# ------------------------------------------------------------------ recording
-
-
-def write_demo_recording(
-    truth_path: Path, reports: list[TrackReport], out_path: Path, fusion_id: str
-) -> None:
-    """``out_path``: ``truth_path``'s messages plus ``reports`` as ``/tracks``, by log time.
-
-    A report's log time is its state time (data time), as in ``tracklayer track``.
-    """
-    from tracklayer.services.wire.recording import TOPIC_TRACKS, RecordingReader, RecordingWriter
-
-    reader = RecordingReader(truth_path)
-    metadata = dict(reader.metadata)
-    metadata["fusion_id"] = fusion_id
-    metadata["source"] = "tracklayer demo: live store, fusion and sensor processes"
-    tracks = sorted(reports, key=lambda r: (r.time_ns, r.track_id, r.revision))
-
-    def track_items() -> Iterator[tuple[int, int, int, TrackReport]]:
-        for i, r in enumerate(tracks):
-            yield r.time_ns, 1, i, r
-
-    def sim_items() -> Iterator[tuple[int, int, int, tuple[str, bytes]]]:
-        for i, (topic, log_ns, data) in enumerate(reader.raw_messages()):
-            if topic != TOPIC_TRACKS:
-                yield log_ns, 0, i, (topic, data)
-
-    tmp = out_path.with_name(f".{out_path.name}.partial")
-    with RecordingWriter(tmp, metadata) as writer:
-        for log_ns, kind, _, payload in heapq.merge(sim_items(), track_items()):
-            if kind == 1:
-                writer.write_track(payload, log_ns)
-            else:
-                writer.write_raw(payload[0], payload[1], log_ns)
-    tmp.replace(out_path)

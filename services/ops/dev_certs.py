@@ -230,6 +230,112 @@ def _load_ca(directory: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivate
     return cert, key
 
 
+def _ca(
+    d: Path,
+    now: dt.datetime,
+    days: int,
+    *,
+    force: bool,
+    reuse_ca: bool,
+    written: list[WrittenFile],
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """The CA of ``d``: the existing one (``reuse_ca``) or a new one written there (an
+    existing CA is replaced only with ``force``); new files are added to ``written``."""
+    ca_crt, ca_key_path = d / "ca.crt", d / "ca.key"
+    existing = [p for p in (ca_crt, ca_key_path) if p.exists()]
+    if reuse_ca:
+        if len(existing) != 2:
+            raise TlsError(f"--reuse-ca: {ca_crt} and {ca_key_path} must both exist")
+        ca_cert, ca_key = _load_ca(d)
+        if now > ca_cert.not_valid_after_utc:
+            raise TlsError(f"--reuse-ca: the CA in {ca_crt} has expired; make a new one")
+        return ca_cert, ca_key
+    if existing and not force:
+        names = " and ".join(str(p) for p in existing)
+        raise TlsError(
+            f"{names} already exist: refusing to replace the CA (certificates it issued "
+            "would stop working); use --force to replace it or --reuse-ca to sign with it"
+        )
+    ca_cert, ca_key = make_ca(now, days)
+    _write_atomic(ca_key_path, _key_pem(ca_key), 0o600)
+    _write_atomic(ca_crt, _cert_pem(ca_cert), 0o644)
+    written += [
+        WrittenFile(ca_crt, "development CA certificate (give it to every --tls-ca)"),
+        WrittenFile(ca_key_path, "CA private key (keep it secret; only `certs` needs it)"),
+    ]
+    return ca_cert, ca_key
+
+
+class _Leaves:
+    """Issues leaf certificates signed by one CA into one directory."""
+
+    def __init__(self, d: Path, ca_cert, ca_key, now: dt.datetime, days: int, written) -> None:
+        self.d, self.ca_cert, self.ca_key = d, ca_cert, ca_key
+        self.now, self.days, self.written = now, days, written
+
+    def issue(
+        self, stem: str, cn: str, sans: list[x509.GeneralName], server: bool, client: bool, what
+    ) -> None:
+        """Write ``stem.crt`` and ``stem.key`` and list them in ``written``."""
+        d = self.d
+        cert, key = make_leaf(
+            self.ca_cert, self.ca_key, cn, sans, server=server, client=client, now=self.now,
+            days=self.days,
+        )  # fmt: skip
+        _write_atomic(d / f"{stem}.key", _key_pem(key), 0o600)
+        _write_atomic(d / f"{stem}.crt", _cert_pem(cert), 0o644)
+        self.written.append(WrittenFile(d / f"{stem}.crt", what))
+        self.written.append(WrittenFile(d / f"{stem}.key", f"private key of {stem}.crt"))
+
+    def issue_all(
+        self,
+        hosts: Sequence[str],
+        fusion_list: list[str],
+        sensor_ids: list[str],
+        node: str | None,
+    ) -> None:
+        """The store's, each fusion service's, each sensor's and the node's certificate."""
+        host_names = [_general_name(h) for h in dict.fromkeys(hosts)]
+        hosts_text = ", ".join(str(h.value) for h in host_names)
+        self.issue(
+            "store",
+            "tracklayer track store",
+            host_names,
+            server=True,
+            client=False,
+            what=f"track store server certificate (SAN {hosts_text})",
+        )
+        for fid in fusion_list:
+            uri = fusion_uri(fid)
+            self.issue(
+                f"fusion-{fid}",
+                f"tracklayer fusion {fid}",
+                [*host_names, x509.UniformResourceIdentifier(uri)],
+                server=True,
+                client=True,
+                what=f"fusion server and client certificate (SAN {hosts_text}, {uri})",
+            )
+        for sid in sensor_ids:
+            uri = sensor_uri(sid)
+            self.issue(
+                f"sensor-{sid}",
+                f"tracklayer sensor {sid}",
+                [x509.UniformResourceIdentifier(uri)],
+                server=False,
+                client=True,
+                what=f"sensor client certificate (SAN {uri})",
+            )
+        if node is not None:
+            self.issue(
+                f"node-{node}",
+                f"tracklayer sensor node {node}",
+                [x509.UniformResourceIdentifier(sensor_uri(s)) for s in sensor_ids],
+                server=False,
+                client=True,
+                what=f"sensor node client certificate ({len(sensor_ids)} sensor URIs)",
+            )
+
+
 def write_dev_certs(
     directory: str | os.PathLike[str],
     sensors: Iterable[str],
@@ -264,78 +370,10 @@ def write_dev_certs(
     if d.exists() and not d.is_dir():
         raise TlsError(f"DIR: {d} exists and is not a directory")
     d.mkdir(parents=True, exist_ok=True)
-    ca_crt, ca_key_path = d / "ca.crt", d / "ca.key"
-    existing = [p for p in (ca_crt, ca_key_path) if p.exists()]
     now = now or dt.datetime.now(dt.UTC)
     written: list[WrittenFile] = []
-    if reuse_ca:
-        if len(existing) != 2:
-            raise TlsError(f"--reuse-ca: {ca_crt} and {ca_key_path} must both exist")
-        ca_cert, ca_key = _load_ca(d)
-        if now > ca_cert.not_valid_after_utc:
-            raise TlsError(f"--reuse-ca: the CA in {ca_crt} has expired; make a new one")
-    else:
-        if existing and not force:
-            names = " and ".join(str(p) for p in existing)
-            raise TlsError(
-                f"{names} already exist: refusing to replace the CA (certificates it issued "
-                "would stop working); use --force to replace it or --reuse-ca to sign with it"
-            )
-        ca_cert, ca_key = make_ca(now, days)
-        _write_atomic(ca_key_path, _key_pem(ca_key), 0o600)
-        _write_atomic(ca_crt, _cert_pem(ca_cert), 0o644)
-        written += [
-            WrittenFile(ca_crt, "development CA certificate (give it to every --tls-ca)"),
-            WrittenFile(ca_key_path, "CA private key (keep it secret; only `certs` needs it)"),
-        ]
+    ca_cert, ca_key = _ca(d, now, days, force=force, reuse_ca=reuse_ca, written=written)
 
-    host_names = [_general_name(h) for h in dict.fromkeys(hosts)]
-
-    def issue(stem: str, cn: str, sans: list[x509.GeneralName], server: bool, client: bool, what):
-        cert, key = make_leaf(
-            ca_cert, ca_key, cn, sans, server=server, client=client, now=now, days=days
-        )
-        _write_atomic(d / f"{stem}.key", _key_pem(key), 0o600)
-        _write_atomic(d / f"{stem}.crt", _cert_pem(cert), 0o644)
-        written.append(WrittenFile(d / f"{stem}.crt", what))
-        written.append(WrittenFile(d / f"{stem}.key", f"private key of {stem}.crt"))
-
-    hosts_text = ", ".join(str(h.value) for h in host_names)
-    issue(
-        "store",
-        "tracklayer track store",
-        host_names,
-        server=True,
-        client=False,
-        what=f"track store server certificate (SAN {hosts_text})",
-    )
-    for fid in fusion_list:
-        uri = fusion_uri(fid)
-        issue(
-            f"fusion-{fid}",
-            f"tracklayer fusion {fid}",
-            [*host_names, x509.UniformResourceIdentifier(uri)],
-            server=True,
-            client=True,
-            what=f"fusion server and client certificate (SAN {hosts_text}, {uri})",
-        )
-    for sid in sensor_ids:
-        uri = sensor_uri(sid)
-        issue(
-            f"sensor-{sid}",
-            f"tracklayer sensor {sid}",
-            [x509.UniformResourceIdentifier(uri)],
-            server=False,
-            client=True,
-            what=f"sensor client certificate (SAN {uri})",
-        )
-    if node is not None:
-        issue(
-            f"node-{node}",
-            f"tracklayer sensor node {node}",
-            [x509.UniformResourceIdentifier(sensor_uri(s)) for s in sensor_ids],
-            server=False,
-            client=True,
-            what=f"sensor node client certificate ({len(sensor_ids)} sensor URIs)",
-        )
+    leaves = _Leaves(d, ca_cert, ca_key, now, days, written)
+    leaves.issue_all(hosts, fusion_list, sensor_ids, node)
     return written

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 
+from tracklayer.services.cli.options import add_metrics_port_argument
 from tracklayer.services.rpc.server import configure_logging, wait_for_shutdown_signal
 from tracklayer.services.rpc.tls import (
     TlsConfig,
@@ -38,13 +39,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="FILE.sqlite",
         help="SQLite file holding the reports, created if absent (default: %(default)s)",
     )
-    p.add_argument(
-        "--metrics-port",
-        type=int,
-        default=None,
-        metavar="N",
-        help="serve Prometheus metrics on this port (0 = a free port; default: off)",
-    )
+    add_metrics_port_argument(p)
     p.add_argument(
         "--grace",
         type=float,

@@ -6,6 +6,7 @@ import argparse
 import math
 from pathlib import Path
 
+from tracklayer.services.cli.options import check_positive, check_seed
 from tracklayer.services.errors import UserError
 
 
@@ -60,12 +61,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tracklayer.services.ops.demo import Demo, DemoOptions
 
-    if args.speed is not None and not (math.isfinite(args.speed) and args.speed > 0):
-        raise UserError(f"--speed: must be > 0, got {args.speed:g}")
-    if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
-        raise UserError(f"--duration: must be > 0 s, got {args.duration:g}")
-    if args.seed is not None and args.seed < 0:
-        raise UserError(f"--seed: must be >= 0, got {args.seed}")
+    check_positive(args.speed, "--speed", finite=True)
+    check_positive(args.duration, "--duration", " s", finite=True)
+    check_seed(args.seed)
     if not (math.isfinite(args.grace) and args.grace >= 0):
         raise UserError(f"--grace: must be >= 0 s, got {args.grace:g}")
     out = Path(args.out)

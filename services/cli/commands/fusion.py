@@ -8,7 +8,11 @@ import math
 import os
 import re
 
-from tracklayer.services.cli.commands.track import load_fusion_config
+from tracklayer.services.cli.options import (
+    add_config_argument,
+    add_metrics_port_argument,
+    load_fusion_config,
+)
 from tracklayer.services.errors import UserError
 from tracklayer.services.rpc.server import (
     configure_logging,
@@ -77,18 +81,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="wall seconds a silent sensor may hold the ordering watermark (0 = forever; "
         "default: %(default)s)",
     )
-    p.add_argument(
-        "--metrics-port",
-        type=int,
-        default=None,
-        metavar="N",
-        help="serve Prometheus metrics on this port (0 = a free port; default: off)",
-    )
-    p.add_argument(
-        "--config",
-        metavar="FILE.toml",
-        help="fusion settings (flat TOML table of FusionConfig fields, SI units)",
-    )
+    add_metrics_port_argument(p)
+    add_config_argument(p)
     p.add_argument(
         "--checkpoint-every",
         type=int,

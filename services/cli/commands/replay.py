@@ -9,16 +9,18 @@ bad frames replays them and the summary shows them REJECTED.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
-from collections.abc import Iterator
 
-from google.protobuf.message import DecodeError
-
-from tracklayer.fusion.domain import NS_PER_S
+from tracklayer.services.cli.options import check_positive
+from tracklayer.services.cli.progress import ProgressLine
+from tracklayer.services.cli.streaming import (
+    add_connection_arguments,
+    add_stream_target_arguments,
+    check_stream_arguments,
+    parse_satellites,
+    stream_from_args,
+)
 from tracklayer.services.errors import UserError
-from tracklayer.services.rpc.tls import SENSOR_KIND, TlsConfig, add_tls_arguments
-from tracklayer.v1 import sensor_pb2
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -34,21 +36,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("file", metavar="FILE.mcap", help="recording from simulate or fusion --record")
-    p.add_argument(
-        "--fusion", required=True, metavar="HOST:PORT", help="address of the fusion service"
-    )
-    pace = p.add_mutually_exclusive_group()
-    pace.add_argument(
-        "--speed",
-        type=float,
-        default=1.0,
-        metavar="X",
-        help="log-time seconds per wall-clock second (default: %(default)s)",
-    )
-    pace.add_argument(
-        "--max-speed",
-        action="store_true",
-        help="no pacing: as fast as the service acknowledges, streams on a shared virtual clock",
+    add_stream_target_arguments(
+        p,
+        speed_help="log-time seconds per wall-clock second (default: %(default)s)",
+        max_speed_help=(
+            "no pacing: as fast as the service acknowledges, streams on a shared virtual clock"
+        ),
     )
     p.add_argument(
         "--satellites",
@@ -83,112 +76,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def add_connection_arguments(p: argparse.ArgumentParser) -> None:
-    """The flags of a frame streamer's link to the fusion service (replay and sensors):
-    ``--connect-timeout``, ``--reconnect-timeout`` (seconds) and the client ``--tls-*``."""
-    p.add_argument(
-        "--connect-timeout",
-        type=float,
-        default=10.0,
-        metavar="S",
-        help="seconds to wait for the fusion service (default: %(default)s)",
-    )
-    p.add_argument(
-        "--reconnect-timeout",
-        type=float,
-        default=60.0,
-        metavar="S",
-        help=(
-            "give up when a lost fusion service makes no progress for S seconds "
-            "(default: %(default)s)"
-        ),
-    )
-    add_tls_arguments(p, role="client")
-
-
-def check_stream_arguments(args: argparse.Namespace) -> None:
-    """UserError for a bad ``--fusion`` address, ``--reconnect-timeout`` or ``--speed``."""
-    from tracklayer.services.clients.frame_streamer import check_address
-
-    try:
-        check_address(args.fusion)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-    if not args.reconnect_timeout > 0:
-        raise UserError(f"--reconnect-timeout: must be > 0 s, got {args.reconnect_timeout:g}")
-    if not args.max_speed and not args.speed > 0:
-        raise UserError(f"--speed: must be > 0, got {args.speed:g}")
-
-
-def parse_satellites(text: str | None, known: list[str], flag: str = "--satellites") -> list[str]:
-    """Comma-separated ids -> list in the given order; unknown ids raise UserError."""
-    if text is None:
-        return list(known)
-    wanted = [s.strip() for s in text.split(",") if s.strip()]
-    if not wanted:
-        raise UserError(f"{flag}: no sensor ids given")
-    unknown = [s for s in wanted if s not in set(known)]
-    if unknown:
-        shown = ", ".join(known[:8]) + (", ..." if len(known) > 8 else "")
-        raise UserError(f"{flag}: unknown sensor ids {', '.join(unknown)} (known: {shown})")
-    return list(dict.fromkeys(wanted))
-
-
-def streamer_credentials(args: argparse.Namespace, sensors: list[str]):
-    """Channel credentials from ``--tls-*`` (None: plaintext). With mTLS the certificate
-    must name every streamed sensor (``urn:tracklayer:sensor:<id>``; one sensor's
-    ``sensor-<id>.crt``, or ``node-<name>.crt`` naming many): the service ends a stream
-    whose frames name another sensor with PERMISSION_DENIED, so refuse at start-up."""
-    tls = TlsConfig.from_args(args)
-    if tls is None:
-        return None
-    tls.require_identities(SENSOR_KIND, sensors)
-    return tls.channel_credentials()
-
-
-class RecordedFrames:
-    """Iterates ``(log_time_ns, v1.SensorFrame)`` of a recording's ``/sensor_frames``.
-
-    Keeps file order; selects by sensor and by log time relative to the first
-    frame of the file (``[start_s, end_s]``). Frames that do not parse as a
-    ``SensorFrame`` at all cannot be replayed (they carry no sensor id) and
-    are counted in ``undecodable``.
-    """
-
-    def __init__(self, reader, sensors: set[str] | None, start_s: float, end_s: float | None):
-        self.reader = reader
-        self.sensors = sensors
-        self.start_ns = int(round(start_s * NS_PER_S))
-        self.end_ns = None if end_s is None else int(round(end_s * NS_PER_S))
-        self.undecodable = 0
-
-    def __iter__(self) -> Iterator[tuple[int, sensor_pb2.SensorFrame]]:
-        from tracklayer.services.wire.recording import TOPIC_FRAMES
-
-        first = None
-        for _, log_time, data in self.reader.raw_messages([TOPIC_FRAMES]):
-            if first is None:
-                first = log_time
-            rel = log_time - first
-            if rel < self.start_ns or (self.end_ns is not None and rel > self.end_ns):
-                continue
-            try:
-                msg = sensor_pb2.SensorFrame.FromString(data)
-            except DecodeError:
-                self.undecodable += 1
-                continue
-            if self.sensors is not None and msg.sensor_id not in self.sensors:
-                continue
-            yield log_time, msg
-
-
 def run(args: argparse.Namespace) -> int:
-    from tracklayer.services.cli.progress import ProgressLine
-    from tracklayer.services.clients.frame_streamer import (
-        FrameStreamer,
-        StreamerError,
-        StreamerOptions,
-    )
+    from tracklayer.services.clients.sources import RecordedFrames
     from tracklayer.services.wire.recording import (
         TOPIC_FRAMES,
         RecordingError,
@@ -201,8 +90,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--start: must be >= 0 s, got {args.start:g}")
     if args.end is not None and args.end <= args.start:
         raise UserError(f"--end: must be after --start ({args.start:g} s), got {args.end:g}")
-    if not args.window > 0:
-        raise UserError(f"--window: must be > 0 s, got {args.window:g}")
+    check_positive(args.window, "--window", " s")
 
     try:
         reader = RecordingReader(args.file)
@@ -218,26 +106,13 @@ def run(args: argparse.Namespace) -> int:
         )
     sensors = parse_satellites(args.satellites, known)
     source = RecordedFrames(reader, set(sensors) if args.satellites else None, args.start, args.end)
-    options = StreamerOptions(
-        speed=None if args.max_speed else args.speed,
-        window_s=args.window,
-        connect_timeout_s=args.connect_timeout,
-        reconnect_timeout_s=args.reconnect_timeout,
-    )
-    credentials = streamer_credentials(args, sensors)
     whole = args.satellites is None and args.start == 0 and args.end is None
     total = reader.message_count(TOPIC_FRAMES) if whole else None
     span = None if args.end is None else args.end - args.start
     bar = ProgressLine("replay", total_frames=total, total_s=span)
-    streamer = FrameStreamer(args.fusion, options, progress=bar, credentials=credentials)
-    try:
-        result = asyncio.run(streamer.run(sensors, source))
-    except StreamerError as exc:
-        raise UserError(str(exc)) from None
-    except RecordingError as exc:
-        raise UserError(str(exc)) from None
-    finally:
-        bar.close()
+    result = stream_from_args(
+        args, sensors, source, bar, window_s=args.window, errors=(RecordingError,)
+    )
     if reader.truncated:
         print(
             f"tracklayer replay: warning: {args.file} ends in a truncated chunk; replayed the "

@@ -12,17 +12,17 @@ hosts only some satellites, so a constellation can be spread over processes.
 from __future__ import annotations
 
 import argparse
-import asyncio
-from collections.abc import Iterator
 
-from tracklayer.services.cli.commands.replay import (
+from tracklayer.services.cli.options import check_positive
+from tracklayer.services.cli.progress import ProgressLine
+from tracklayer.services.cli.streaming import (
     add_connection_arguments,
+    add_stream_target_arguments,
     check_stream_arguments,
     parse_satellites,
-    streamer_credentials,
+    stream_from_args,
 )
 from tracklayer.services.errors import UserError
-from tracklayer.v1 import sensor_pb2
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -38,21 +38,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("scenario", metavar="SCENARIO", help="built-in scenario name or a .toml file")
-    p.add_argument(
-        "--fusion", required=True, metavar="HOST:PORT", help="address of the fusion service"
-    )
-    pace = p.add_mutually_exclusive_group()
-    pace.add_argument(
-        "--speed",
-        type=float,
-        default=1.0,
-        metavar="X",
-        help="scenario seconds per wall-clock second (default: %(default)s)",
-    )
-    pace.add_argument(
-        "--max-speed",
-        action="store_true",
-        help="no pacing: as fast as simulated and acknowledged (shared virtual clock)",
+    add_stream_target_arguments(
+        p,
+        speed_help="scenario seconds per wall-clock second (default: %(default)s)",
+        max_speed_help="no pacing: as fast as simulated and acknowledged (shared virtual clock)",
     )
     p.add_argument(
         "--satellites",
@@ -67,31 +56,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def simulated_frames(
-    scenario, seed: int | None, duration_s: float | None, satellites: set[str] | None
-) -> Iterator[tuple[int, sensor_pb2.SensorFrame]]:
-    """``(delivery log time ns, v1.SensorFrame)`` of the hosted satellites, in delivery order."""
-    from tracklayer.fusion.domain import SensorFrame
-    from tracklayer.sensors.simulation import simulate
-    from tracklayer.services.wire.convert import frame_to_proto
-
-    for log_time, item in simulate(scenario, seed=seed, duration_s=duration_s):
-        if isinstance(item, SensorFrame) and (satellites is None or item.sensor_id in satellites):
-            yield log_time, frame_to_proto(item)
-
-
 def run(args: argparse.Namespace) -> int:
     from tracklayer.sensors.scenario import ScenarioError, load_scenario
-    from tracklayer.services.cli.progress import ProgressLine
-    from tracklayer.services.clients.frame_streamer import (
-        FrameStreamer,
-        StreamerError,
-        StreamerOptions,
-    )
+    from tracklayer.services.clients.sources import simulated_frames
 
     check_stream_arguments(args)
-    if args.duration is not None and not args.duration > 0:
-        raise UserError(f"--duration: must be > 0 s, got {args.duration:g}")
+    check_positive(args.duration, "--duration", " s")
     try:
         scenario = load_scenario(args.scenario)
     except ScenarioError as exc:
@@ -101,21 +71,9 @@ def run(args: argparse.Namespace) -> int:
     source = simulated_frames(
         scenario, args.seed, args.duration, set(sensors) if args.satellites else None
     )
-    options = StreamerOptions(
-        speed=None if args.max_speed else args.speed,
-        connect_timeout_s=args.connect_timeout,
-        reconnect_timeout_s=args.reconnect_timeout,
-    )
-    credentials = streamer_credentials(args, sensors)
     bar = ProgressLine(f"sensors {scenario.name}", total_s=duration)
-    streamer = FrameStreamer(
-        args.fusion, options, progress=bar, credentials=credentials, origin_ns=scenario.epoch_ns
+    result = stream_from_args(
+        args, sensors, source, bar, origin_ns=scenario.epoch_ns, errors=(ScenarioError,)
     )
-    try:
-        result = asyncio.run(streamer.run(sensors, source))
-    except (StreamerError, ScenarioError) as exc:
-        raise UserError(str(exc)) from None
-    finally:
-        bar.close()
     print(f"sensors: {result.summary()}", flush=True)
     return 0
