@@ -88,7 +88,8 @@ class EngineClosed(Unavailable):
 
 
 class FusionEngine:
-    """See the module docstring. Create, ``await start()``, use, ``await stop()``."""
+    """FusionCore, journal, outbox, forwarder and broadcast behind one worker task
+    (see the module docstring). Create, ``await start()``, use, ``await stop()``."""
 
     def __init__(self, settings: FusionSettings) -> None:
         self.settings = settings
