@@ -108,7 +108,7 @@ class FusionCore:
 
     def close_stream_timed(self, sensor_id: str) -> list[Emitted]:
         released = self.orderer.close_stream(sensor_id)
-        out = self._apply(released)
+        out = self._track_released(released)
         if not self.orderer.open_streams and not self.orderer.expected_sensors:
             out.extend(self._flush_tracker())
         return out
@@ -125,7 +125,7 @@ class FusionCore:
             raise ValueError("expire_idle: only a live FusionCore has an idle timeout")
         expired, released = self.orderer.expire_idle(now, timeout_s)
         self._idle_timeouts += len(expired)
-        return expired, self._apply(released)
+        return expired, self._track_released(released)
 
     # ---- frames -----------------------------------------------------------------
     def submit(
@@ -147,7 +147,7 @@ class FusionCore:
         self._frames[offer.status] += 1
         if offer.status is FrameStatus.ACCEPTED:
             self._detections += frame.n_detections
-        return offer.status, offer.reason, self._apply(offer.released)
+        return offer.status, offer.reason, self._track_released(offer.released)
 
     def reject(self, reason: str) -> tuple[FrameStatus, str, list[TrackReport]]:
         """Count a frame that could not even be converted to a :class:`SensorFrame`
@@ -160,11 +160,12 @@ class FusionCore:
         return [e.report for e in self.flush_timed()]
 
     def flush_timed(self) -> list[Emitted]:
-        out = self._apply(self.orderer.flush())
+        out = self._track_released(self.orderer.flush())
         out.extend(self._flush_tracker())
         return out
 
-    def _apply(self, frames: list[SensorFrame]) -> list[Emitted]:
+    def _track_released(self, frames: list[SensorFrame]) -> list[Emitted]:
+        """Run the tracker over frames the orderer released (in order); their reports."""
         out: list[Emitted] = []
         process = self.tracker.process
         for frame in frames:

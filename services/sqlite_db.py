@@ -1,18 +1,25 @@
-"""Opening and writing the services' SQLite files (journal, outbox, track store) one way.
+"""Opening, writing and calling the services' SQLite files (journal, outbox, track store) one way.
 
 Every file is opened the same way: WAL journal mode, the caller's ``synchronous``
 level, autocommit (``isolation_level=None``: transactions are explicit, see
 :func:`transaction`), usable from a worker thread other than the opener, and a
 schema version kept in ``PRAGMA user_version`` (0: a new file). The schema itself
-(``CREATE ... IF NOT EXISTS`` statements) and its meaning stay with each file's module.
+(``CREATE ... IF NOT EXISTS`` statements) and its meaning stay with each file's module,
+in a subclass of :class:`SqliteFile`. A server makes its SQLite calls on one
+:class:`DatabaseThread`, so that a commit's fsync never blocks the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import ClassVar, TypeVar
+
+R = TypeVar("R")
 
 
 @contextmanager
@@ -75,3 +82,60 @@ def transaction(db: sqlite3.Connection, begin: str = "BEGIN") -> Iterator[sqlite
     except BaseException:
         cur.execute("ROLLBACK")
         raise
+
+
+class SqliteFile:
+    """Base of the services' SQLite files: opens ``path`` with the subclass's schema.
+
+    A subclass sets ``SCHEMA`` (the ``CREATE ... IF NOT EXISTS`` statements),
+    ``SCHEMA_VERSION``, ``WHAT`` (its role in messages) and ``ERROR`` (the exception
+    every failure to use the file is raised as); see :func:`open_database`.
+    """
+
+    SCHEMA: ClassVar[str]
+    SCHEMA_VERSION: ClassVar[int]
+    WHAT: ClassVar[str]
+    ERROR: ClassVar[type[Exception]]
+
+    def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
+        self.path = Path(path)
+        self._db = open_database(
+            self.path,
+            self.SCHEMA,
+            self.SCHEMA_VERSION,
+            what=self.WHAT,
+            error=self.ERROR,
+            synchronous=synchronous,
+        )
+
+    def _database_errors(self) -> AbstractContextManager[None]:
+        """:func:`database_errors` for this file (its path, role and error class)."""
+        return database_errors(self.path, self.WHAT, self.ERROR)
+
+    def close(self) -> None:
+        """Close the connection (the file stays as committed)."""
+        self._db.close()
+
+
+class DatabaseThread:
+    """The one worker thread a server runs its SQLite calls on (in submission order)."""
+
+    def __init__(self, name: str) -> None:
+        self._exec: ThreadPoolExecutor | None = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=name
+        )
+
+    async def run(self, fn: Callable[..., R], *args: object) -> R:
+        """``fn(*args)`` on the database thread, awaited from the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self._exec, fn, *args)
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` ran."""
+        return self._exec is None
+
+    def close(self) -> None:
+        """Finish the calls already submitted, then end the thread (idempotent)."""
+        if self._exec is not None:
+            self._exec.shutdown(wait=True)
+            self._exec = None

@@ -26,9 +26,9 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from tracker_double import RecordingTracker
 
 from tracklayer.fusion.config import FusionConfig
-from tracklayer.services.fusion_service.engine import FusionSettings
 from tracklayer.services.fusion_service.servicer import start_fusion_server
-from tracklayer.services.store_service.servicer import start_store_server
+from tracklayer.services.fusion_service.settings import FusionSettings
+from tracklayer.services.store_service.servicer import start_track_store_server
 from tracklayer.services.store_service.track_store import canonical_bytes
 from tracklayer.v1 import fusion_service_pb2 as fs
 from tracklayer.v1 import fusion_service_pb2_grpc as fs_grpc
@@ -100,7 +100,7 @@ class Services:
         self.store_address = None
 
     async def start_store(self, listen: str = "127.0.0.1:0") -> None:
-        self.store = await start_store_server(self.tmp / "store.sqlite", listen)
+        self.store = await start_track_store_server(self.tmp / "store.sqlite", listen)
         self.store_address = self.store.address
         self.store_channel = grpc.aio.insecure_channel(self.store_address)
         self.store_stub = ts_grpc.TrackStoreServiceStub(self.store_channel)

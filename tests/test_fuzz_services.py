@@ -25,9 +25,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tracklayer.services.fusion_service.engine import FusionSettings
 from tracklayer.services.fusion_service.servicer import start_fusion_server
-from tracklayer.services.store_service.servicer import start_store_server
+from tracklayer.services.fusion_service.settings import FusionSettings
+from tracklayer.services.store_service.servicer import start_track_store_server
 from tracklayer.v1 import fusion_service_pb2 as fs
 from tracklayer.v1 import fusion_service_pb2_grpc as fs_grpc
 from tracklayer.v1 import sensor_pb2, track_pb2
@@ -60,7 +60,7 @@ class Env:
         return self.loop.run_until_complete(asyncio.wait_for(coro, CALL_TIMEOUT_S * 3))
 
     async def _start(self) -> None:
-        self.store = await start_store_server(self.tmp / "store.sqlite")
+        self.store = await start_track_store_server(self.tmp / "store.sqlite")
         self.fusion = await start_fusion_server(
             FusionSettings(
                 fusion_id="fz",

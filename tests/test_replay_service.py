@@ -16,8 +16,8 @@ from tracker_double import RecordingTracker
 
 from tracklayer.services.cli import main
 from tracklayer.services.clients.frame_streamer import FrameStreamer, StreamerOptions
-from tracklayer.services.fusion_service.engine import FusionSettings
 from tracklayer.services.fusion_service.servicer import start_fusion_server
+from tracklayer.services.fusion_service.settings import FusionSettings
 from tracklayer.services.store_service.track_store import canonical_bytes
 from tracklayer.services.wire.recording import TOPIC_FRAMES, TOPIC_TRACKS, RecordingReader
 from tracklayer.v1 import fusion_service_pb2 as fs

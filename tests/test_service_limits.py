@@ -18,8 +18,8 @@ import time
 import grpc
 from tracker_double import RecordingTracker
 
-from tracklayer.services.fusion_service.engine import FusionSettings
 from tracklayer.services.fusion_service.servicer import start_fusion_server
+from tracklayer.services.fusion_service.settings import FusionSettings
 from tracklayer.services.limits import MAX_DETECTIONS_PER_FRAME, MAX_FRAMES_PER_REQUEST
 from tracklayer.v1 import fusion_service_pb2 as fs
 from tracklayer.v1 import fusion_service_pb2_grpc as fs_grpc

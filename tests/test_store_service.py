@@ -17,7 +17,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from tracklayer.services.store_service.servicer import start_store_server
+from tracklayer.services.store_service.servicer import start_track_store_server
 from tracklayer.v1 import track_pb2, track_store_service_pb2_grpc
 from tracklayer.v1 import track_store_service_pb2 as ts
 
@@ -58,7 +58,7 @@ class _Store:
         self.db = db
 
     async def __aenter__(self):
-        self.server = await start_store_server(self.db)
+        self.server = await start_track_store_server(self.db)
         self.channel = grpc.aio.insecure_channel(self.server.address)
         self.stub = track_store_service_pb2_grpc.TrackStoreServiceStub(self.channel)
         return self
@@ -236,7 +236,7 @@ def test_health_serves_and_reflection_lists_the_store_service(db):
 
 def test_metrics_endpoint_reports_the_publish_counters(db, tmp_path):
     async def body():
-        server = await start_store_server(db, metrics_port=0)
+        server = await start_track_store_server(db, metrics_port=0)
         try:
             async with grpc.aio.insecure_channel(server.address) as ch:
                 stub = track_store_service_pb2_grpc.TrackStoreServiceStub(ch)

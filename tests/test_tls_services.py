@@ -22,11 +22,11 @@ from tracker_double import RecordingTracker
 
 from tracklayer.services.cli import main as cli_main
 from tracklayer.services.clients.frame_streamer import FrameStreamer, StreamerError, StreamerOptions
-from tracklayer.services.fusion_service.engine import FusionSettings
 from tracklayer.services.fusion_service.servicer import start_fusion_server
+from tracklayer.services.fusion_service.settings import FusionSettings
 from tracklayer.services.ops.dev_certs import write_dev_certs
 from tracklayer.services.rpc.tls import TlsConfig, create_channel
-from tracklayer.services.store_service.servicer import start_store_server
+from tracklayer.services.store_service.servicer import start_track_store_server
 from tracklayer.v1 import fusion_service_pb2 as fs
 from tracklayer.v1 import fusion_service_pb2_grpc as fs_grpc
 from tracklayer.v1 import sensor_pb2, track_pb2
@@ -87,7 +87,7 @@ class Store:
 
     async def __aenter__(self):
         creds = cfg(self.certs, "store").server_credentials()
-        self.server = await start_store_server(self.tmp / "store.sqlite", credentials=creds)
+        self.server = await start_track_store_server(self.tmp / "store.sqlite", credentials=creds)
         return self
 
     def stub(self, name: str) -> ts_grpc.TrackStoreServiceStub:

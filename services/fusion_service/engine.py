@@ -1,7 +1,8 @@
 """The fusion service's engine: FusionCore + journal + outbox, driven by one worker task.
 
-Everything that changes the core goes through :meth:`FusionEngine._apply`,
-live and on journal replay alike, in one order:
+Everything that changes the core goes through
+:func:`~tracklayer.services.fusion_service.inputs.apply_input`, live and on journal
+replay alike (``recovery``), in one order:
 
 1. Streams and RPCs enqueue items (frames, stream open/close, declarations,
    idle-timeout ticks); frames wait for a slot first (``max_pending_frames``:
@@ -23,87 +24,51 @@ settings (same track ids and revisions). Streams open when the process died
 stay open in the replayed core until their sensor reconnects (a new stream
 replaces the old, DESIGN §6 rule 5) or, with an idle timeout, until that
 long has passed without a reconnection.
+
+``ListLiveTracks`` reads the engine's :class:`LivePicture`; subscribers get the
+reports from its :class:`Broadcaster` (``hub``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import pickle
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TypeVar
 
 from tracklayer import __version__
-from tracklayer.fusion.config import FusionConfig
-from tracklayer.fusion.core import FusionCore, TrackerFactory
-from tracklayer.fusion.domain import FrameStatus, TrackReport, TrackStatus
+from tracklayer.fusion.core import FusionCore
+from tracklayer.fusion.domain import FrameStatus, TrackReport
+from tracklayer.services.errors import Unavailable
 from tracklayer.services.fusion_service.forwarder import Forwarder
+from tracklayer.services.fusion_service.inputs import EngineInput, apply_input
 from tracklayer.services.fusion_service.journal import EventKind, Journal
+from tracklayer.services.fusion_service.live_picture import LivePicture, report_message
+from tracklayer.services.fusion_service.metrics import GAUGES
 from tracklayer.services.fusion_service.outbox import Outbox
-from tracklayer.services.limits import MAX_DETECTIONS_PER_FRAME, MAX_SENSOR_ID_CHARS
+from tracklayer.services.fusion_service.recovery import (
+    checkpoint_state,
+    load_checkpoint,
+    replay_journal,
+)
+from tracklayer.services.fusion_service.settings import (
+    FusionSettings,
+    default_paths,  # noqa: F401  (former home; importers: cli fusion)
+)
 from tracklayer.services.rpc.broadcast import Broadcaster, Subscription
 from tracklayer.services.rpc.server import kv
-from tracklayer.services.wire.convert import frame_from_proto, ns_to_timestamp, report_to_proto
+from tracklayer.services.sqlite_db import DatabaseThread
 from tracklayer.v1 import sensor_pb2, track_pb2
 
 log = logging.getLogger("tracklayer.services.fusion")
-R = TypeVar("R")
-
-#: Gauges among the counters (the rest are monotonic counters).
-GAUGES = frozenset(
-    {
-        "tracks_live",
-        "outbox_depth",
-        "journal_frames",
-        "frames_buffered",
-        "streams_open",
-        "subscribers",
-        "frames_pending",
-        "outbox_rejected",
-    }
-)
-
-
-def frame_size_error(msg: sensor_pb2.SensorFrame) -> str | None:
-    """``"field: why"`` when a wire frame exceeds the service's size limits, else None."""
-    if len(msg.sensor_id) > MAX_SENSOR_ID_CHARS:
-        return f"sensor_id: longer than {MAX_SENSOR_ID_CHARS} characters"
-    n = len(msg.detections)
-    if n > MAX_DETECTIONS_PER_FRAME:
-        return f"detections: {n} in one frame, more than {MAX_DETECTIONS_PER_FRAME}"
-    return None
-
 
 #: Most queued inputs applied per group commit (bounds how long the tracker holds the loop).
 MAX_BATCH_ITEMS = 256
 
 FrameListener = Callable[[sensor_pb2.SensorFrame, int, int], None]
 ReportListener = Callable[[list[track_pb2.TrackReport]], None]
-
-
-@dataclass(frozen=True)
-class FusionSettings:
-    """What a fusion service runs with (the first three are pinned in the journal)."""
-
-    fusion_id: str = "fusion"
-    config: FusionConfig = field(default_factory=FusionConfig)
-    sensors: tuple[str, ...] = ()  # allow-list and initially expected; () = any sensor
-    journal_path: Path = Path("fusion.journal.sqlite")
-    outbox_path: Path = Path("fusion.outbox.sqlite")
-    store_target: str | None = None  # HOST:PORT of the track store; None = keep in outbox
-    idle_timeout_s: float = 10.0  # 0 = off
-    max_pending_frames: int = 8192
-    max_buffered_frames: int = 20_000  # accepted, waiting for the watermark (flood guard)
-    tracker_factory: TrackerFactory | None = None  # tests; default fusion.tracker.Tracker
-    synchronous: str = "FULL"  # SQLite durability of journal and outbox
-    store_max_backoff_s: float = 5.0  # longest wait between two store reconnection tries
-    checkpoint_every: int = 20_000  # journal events between checkpoints (0 = never)
-    store_credentials: Any = None  # grpc.ChannelCredentials for mTLS to the store; None = plaintext
 
 
 @dataclass(eq=False)
@@ -114,39 +79,21 @@ class StreamState:
     sensor_id: str | None = None
     on_replaced: Callable[[], None] | None = None
     on_shutdown: Callable[[], None] | None = None
-    frames: Counter = field(default_factory=Counter)  # status label -> count
+    frames: Counter = field(default_factory=Counter)  # ack status -> count
     closed: bool = False
 
 
-@dataclass(eq=False)
-class _Item:
-    kind: EventKind
-    sensor_id: str = ""
-    now: float | None = None
-    frame: sensor_pb2.SensorFrame | None = None
-    ids: tuple[str, ...] = ()
-    future: asyncio.Future[Any] | None = None
-    arrival_ns: int = 0
-
-
-_LABEL = {
-    FrameStatus.ACCEPTED: "accepted",
-    FrameStatus.DUPLICATE: "duplicate",
-    FrameStatus.LATE: "late",
-    FrameStatus.REJECTED: "rejected",
-}
-
-
-class EngineClosed(Exception):
+class EngineClosed(Unavailable):
     """The engine is shutting down and takes no more input."""
 
 
 class FusionEngine:
-    """See the module docstring. Create, ``await start()``, use, ``await stop()``."""
+    """FusionCore, journal, outbox, forwarder and broadcast behind one worker task
+    (see the module docstring). Create, ``await start()``, use, ``await stop()``."""
 
     def __init__(self, settings: FusionSettings) -> None:
         self.settings = settings
-        self._exec = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fusion-db")
+        self._db = DatabaseThread("fusion-db")
         self.journal = Journal(settings.journal_path, synchronous=settings.synchronous)
         self.outbox = Outbox(settings.outbox_path, synchronous=settings.synchronous)
         self.journal.check_settings(
@@ -164,8 +111,8 @@ class FusionEngine:
             allowed_sensors=settings.sensors or None,
         )
         self.hub: Broadcaster[track_pb2.TrackReport] = Broadcaster()
-        self._live: dict[str, track_pb2.TrackReport] = {}
-        self._queue: deque[_Item] = deque()
+        self.live = LivePicture(lambda: self.core.live_reports())
+        self._queue: deque[EngineInput] = deque()
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(settings.max_pending_frames)
         self._pending_frames = 0
@@ -190,15 +137,15 @@ class FusionEngine:
         self.report_listeners: list[ReportListener] = []  # reports as emitted
         self.counter_sources: list[Callable[[], dict[str, int]]] = []  # more GetStatus counters
 
-    async def _db(self, fn: Callable[..., R], *args: object) -> R:
-        return await asyncio.get_running_loop().run_in_executor(self._exec, fn, *args)
-
     # ---------------------------------------------------------------- life cycle
     async def start(self) -> None:
         """Replay the journal, declare ``--sensors`` on a new journal, start the tasks."""
         t0 = time.perf_counter()
         fresh = self.journal.last_seq == 0
-        await self._replay()
+        checkpoint_seq = self._restore_checkpoint()  # may replace the core: first
+        self.replayed_events = replay_journal(
+            self.journal, self.outbox, self.core, self._opens, self.live, checkpoint_seq
+        )
         self._baseline = dict(self.core.counters)
         self._stale = {s: n for s, n in self._opens.items() if n > 0}
         self._stale_since = time.time()
@@ -217,7 +164,7 @@ class FusionEngine:
             self.forwarder = Forwarder(
                 self.outbox,
                 self.settings.store_target,
-                self._db,
+                self._db.run,
                 max_backoff_s=self.settings.store_max_backoff_s,
                 credentials=self.settings.store_credentials,
             )
@@ -227,50 +174,14 @@ class FusionEngine:
         if fresh and self.settings.sensors:
             await self.declare(self.settings.sensors)
 
-    async def _replay(self) -> None:
-        """Apply every journaled event to the fresh core; re-outbox reports past the mark."""
-        mark = self.outbox.journal_mark
-        redo: list[bytes] = []
-        last = self._restore_checkpoint()
-        for ev in self.journal.events(after_seq=last):
-            item = _Item(ev.kind, ev.sensor_id, ev.now)
-            if ev.kind == EventKind.FRAME:
-                item.frame = sensor_pb2.SensorFrame.FromString(ev.payload)
-            elif ev.kind == EventKind.DECLARE:
-                item.ids = tuple(ev.payload.decode().split("\n")) if ev.payload else ()
-            elif ev.kind == EventKind.IDLE:
-                item.ids = (ev.payload.decode(),)
-            status, reason, reports, _ = self._apply(item, replay=True)
-            if ev.kind == EventKind.FRAME and status is not FrameStatus.ACCEPTED:
-                log.error(kv("replay_mismatch", seq=ev.seq, status=status.name, reason=reason))
-            if ev.seq > mark and reports:
-                now_ns = time.time_ns()  # emitted (again) now: never reached the outbox
-                redo.extend(self._to_proto(r, now_ns).SerializeToString() for r in reports)
-            self._remember(reports, prune=False)
-            last = ev.seq
-            self.replayed_events += 1
-        self._prune_live()
-        if last > mark:
-            self.outbox.add(redo, last)
-
     def _restore_checkpoint(self) -> int:
         """Load the newest usable checkpoint; returns its seq (0: replay from the start)."""
-        cp = self.journal.latest_checkpoint()
-        if cp is None:
+        restored = load_checkpoint(self.journal)
+        if restored is None:
             return 0
-        seq, version, blob = cp
-        if version != __version__:
-            log.warning(kv("checkpoint_skipped", seq=seq, written_by=version, running=__version__))
-            return 0
-        try:
-            core, opens = pickle.loads(blob)
-        except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint: full replay
-            log.warning(kv("checkpoint_unreadable", seq=seq, error=repr(exc)))
-            return 0
-        self.core, self._opens = core, opens
+        seq, self.core, self._opens = restored
         self._checkpoint_seq = seq
-        self._live = dict.fromkeys((r.track_id for r in core.live_reports()), None)
-        log.info(kv("checkpoint_loaded", seq=seq))
+        self.live.reset_from_core()
         return seq
 
     async def _maybe_checkpoint(self) -> None:
@@ -279,8 +190,8 @@ class FusionEngine:
         seq = self.journal.committed_seq
         if every <= 0 or seq - self._checkpoint_seq < every or self.journal.pending:
             return
-        blob = pickle.dumps((self.core, self._opens), protocol=pickle.HIGHEST_PROTOCOL)
-        await self._db(self.journal.write_checkpoint, seq, __version__, blob)
+        blob = checkpoint_state(self.core, self._opens)
+        await self._db.run(self.journal.write_checkpoint, seq, __version__, blob)
         self._checkpoint_seq = seq
         log.info(kv("checkpoint_written", seq=seq, bytes=len(blob)))
 
@@ -294,13 +205,10 @@ class FusionEngine:
         await asyncio.gather(
             *(t for t in (self._ticker, self._worker) if t is not None), return_exceptions=True
         )
-        if self.forwarder is not None and self.forwarder._task is not None:
-            self.forwarder._task.cancel()
-            await asyncio.gather(self.forwarder._task, return_exceptions=True)
+        if self.forwarder is not None:
+            await self.forwarder.abandon()
         self.hub.close()
-        if self._exec is not None:
-            self._exec.shutdown(wait=True)
-            self._exec = None
+        self._db.close()
         self.journal.close()
         self.outbox.close()
 
@@ -320,17 +228,16 @@ class FusionEngine:
         """Apply everything queued, flush the core (journaled), commit, drain the outbox.
 
         Call after the gRPC server stopped (so every stream's close is queued)."""
-        if self._exec is None:
+        if self._db.closed:
             return
         self.begin_shutdown()
         if self._worker is not None and not self._worker.done():
-            self._enqueue(_Item(EventKind.FLUSH, now=time.time()))
+            self._enqueue(EngineInput(EventKind.FLUSH, now=time.time()))
             self._enqueue(None)
             await asyncio.gather(self._worker, return_exceptions=True)
         if self.forwarder is not None:
             await self.forwarder.stop(drain_timeout_s)
-        self._exec.shutdown(wait=True)
-        self._exec = None
+        self._db.close()
         log.info(
             kv(
                 "engine_stopped",
@@ -342,7 +249,7 @@ class FusionEngine:
         self.outbox.close()
 
     # ---------------------------------------------------------------- inputs
-    def _enqueue(self, item: _Item | None) -> None:
+    def _enqueue(self, item: EngineInput | None) -> None:
         self._queue.append(item)  # type: ignore[arg-type]
         self._wake.set()
 
@@ -372,9 +279,9 @@ class FusionEngine:
         old = self._owners.get(sensor_id)
         self._owners[sensor_id] = st
         now = time.time()
-        self._enqueue(_Item(EventKind.OPEN, sensor_id, now))
+        self._enqueue(EngineInput(EventKind.OPEN, sensor_id, now))
         for _ in range(self._stale.pop(sensor_id, 0)):
-            self._enqueue(_Item(EventKind.CLOSE, sensor_id))
+            self._enqueue(EngineInput(EventKind.CLOSE, sensor_id))
         if old is not None and not old.closed and old.on_replaced is not None:
             old.on_replaced()
 
@@ -389,7 +296,7 @@ class FusionEngine:
         if self._owners.get(st.sensor_id) is st:
             del self._owners[st.sensor_id]
         if self._worker is not None and not self._worker.done():
-            self._enqueue(_Item(EventKind.CLOSE, st.sensor_id))
+            self._enqueue(EngineInput(EventKind.CLOSE, st.sensor_id))
 
     async def submit_frame(
         self, msg: sensor_pb2.SensorFrame
@@ -401,7 +308,7 @@ class FusionEngine:
         await self._slots.acquire()
         self._pending_frames += 1
         fut: asyncio.Future[sensor_pb2.FrameAck] = asyncio.get_running_loop().create_future()
-        item = _Item(EventKind.FRAME, msg.sensor_id, time.time(), frame=msg, future=fut)
+        item = EngineInput(EventKind.FRAME, msg.sensor_id, time.time(), frame=msg, future=fut)
         item.arrival_ns = time.time_ns()
         self._enqueue(item)
         return fut
@@ -426,7 +333,9 @@ class FusionEngine:
         """Declare sensors (journaled); returns every sensor now expected."""
         self._check_open()
         fut: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
-        self._enqueue(_Item(EventKind.DECLARE, now=time.time(), ids=tuple(sensor_ids), future=fut))
+        self._enqueue(
+            EngineInput(EventKind.DECLARE, now=time.time(), ids=tuple(sensor_ids), future=fut)
+        )
         return await fut
 
     # ---------------------------------------------------------------- worker
@@ -445,9 +354,7 @@ class FusionEngine:
                     rest = batch[batch.index(None) + 1 :] + list(q)
                     q.clear()
                     batch = batch[: batch.index(None)]
-                    for it in rest:
-                        if it is not None and it.future is not None and not it.future.done():
-                            it.future.set_exception(EngineClosed("fusion service stopped"))
+                    _fail_waiting(rest, "fusion service stopped")
                 await self._process(batch)
                 if stop:
                     return
@@ -456,25 +363,21 @@ class FusionEngine:
                 self.failed = exc
                 self._failed_event.set()
                 log.critical(kv("engine_failed", error=repr(exc)), exc_info=exc)
-            for it in self._queue:
-                if it is not None and it.future is not None and not it.future.done():
-                    it.future.set_exception(EngineClosed(f"fusion engine failed: {exc!r}"))
+            _fail_waiting(self._queue, f"fusion engine failed: {exc!r}")
             raise
 
-    async def _process(self, batch: list[_Item]) -> None:
+    async def _process(self, batch: list[EngineInput]) -> None:
         results = []
         reports: list[TrackReport] = []
         try:
             for item in batch:
-                status, reason, emitted, journaled = self._apply(item, replay=False)
+                status, reason, emitted = self._apply_and_journal(item)
                 results.append((item, status, reason))
                 reports.extend(emitted)
             if self.journal.pending:
-                await self._db(self.journal.commit)
+                await self._db.run(self.journal.commit)
         except BaseException as exc:
-            for item in batch:
-                if item.future is not None and not item.future.done():
-                    item.future.set_exception(EngineClosed(f"fusion engine failed: {exc!r}"))
+            _fail_waiting(batch, f"fusion engine failed: {exc!r}")
             raise
         # Durable in the journal: show, acknowledge, then outbox and forward. Everything
         # up to the outbox write is synchronous, so an ack implies the frame's reports
@@ -482,87 +385,45 @@ class FusionEngine:
         protos: list[track_pb2.TrackReport] = []
         if reports:
             now_ns = time.time_ns()
-            protos = [self._to_proto(r, now_ns) for r in reports]
-            self._remember(reports, protos)
+            protos = [report_message(r, now_ns) for r in reports]
+            self.live.remember(reports, protos)
             self.hub.publish(protos)
         for item, status, reason in results:
-            if item.kind == EventKind.FRAME:
-                self._pending_frames -= 1
-                self._slots.release()
-                msg = item.frame
-                ack = sensor_pb2.FrameAck(
-                    sensor_id=msg.sensor_id,
-                    sequence=msg.sequence,
-                    status=int(status),
-                    reason=reason,
-                )
-                if item.future is not None and not item.future.done():
-                    item.future.set_result(ack)
-                for on_frame in self.frame_listeners:
-                    on_frame(msg, int(status), item.arrival_ns)
-            elif item.kind == EventKind.DECLARE and item.future is not None:
-                if not item.future.done():
-                    item.future.set_result(list(self.core.orderer.expected_sensors))
+            self._answer(item, status, reason)
         if protos:
             for on_reports in self.report_listeners:
                 on_reports(protos)
-            await self._db(
+            await self._db.run(
                 self.outbox.add, [p.SerializeToString() for p in protos], self.journal.committed_seq
             )
             if self.forwarder is not None:
                 self.forwarder.notify()
         await self._maybe_checkpoint()
 
-    def _apply(
-        self, item: _Item, *, replay: bool
-    ) -> tuple[FrameStatus, str, list[TrackReport], bool]:
-        """Apply one input to the core; journal it (live) when it changed state."""
-        core = self.core
-        kind, sid, now = item.kind, item.sensor_id, item.now
-        status, reason, reports = FrameStatus.ACCEPTED, "", []
-        journal = False
-        payload = b""
-        if kind == EventKind.FRAME:
-            # Size limits apply live only: the journal holds frames accepted under them.
-            too_big = None if replay else frame_size_error(item.frame)
-            if too_big:
-                status, reason, reports = core.reject(too_big)
-            else:
-                try:
-                    frame = frame_from_proto(item.frame)
-                except (ValueError, OverflowError) as exc:
-                    status, reason, reports = core.reject(str(exc))
-                else:
-                    status, reason, reports = core.submit(frame, now)
-            journal = status is FrameStatus.ACCEPTED
-            if journal and not replay:
-                payload = item.frame.SerializeToString()
-        elif kind == EventKind.DECLARE:
-            ids = [s for s in item.ids if s]
-            core.declare(ids, now)
-            journal, payload = bool(ids), "\n".join(ids).encode()
-        elif kind == EventKind.OPEN:
-            core.open_stream(sid, now)
-            journal = True
-            self._opens[sid] += 1
-        elif kind == EventKind.CLOSE:
-            reports = core.close_stream(sid)
-            journal = True
-            self._opens[sid] -= 1
-            if self._opens[sid] <= 0:
-                del self._opens[sid]
-        elif kind == EventKind.IDLE:
-            timeout = float(item.ids[0])
-            expired, reports = core.expire_idle(now, timeout)
-            journal, payload = bool(expired), repr(timeout).encode()
-            if expired and not replay:
-                log.info(kv("idle_timeout", sensors=",".join(expired), timeout_s=timeout))
-        elif kind == EventKind.FLUSH:
-            reports = core.flush()
-            journal = True
-        if journal and not replay:
-            self.journal.append(kind, sid, now, payload)
-        return status, reason, reports, journal
+    def _answer(self, item: EngineInput, status: FrameStatus, reason: str) -> None:
+        """Resolve a durable input's future: a frame's ack (and its slot), a declaration's
+        expected sensors; frame listeners see each frame."""
+        if item.kind == EventKind.FRAME:
+            self._pending_frames -= 1
+            self._slots.release()
+            msg = item.frame
+            ack = sensor_pb2.FrameAck(
+                sensor_id=msg.sensor_id, sequence=msg.sequence, status=int(status), reason=reason
+            )
+            if item.future is not None and not item.future.done():
+                item.future.set_result(ack)
+            for on_frame in self.frame_listeners:
+                on_frame(msg, int(status), item.arrival_ns)
+        elif item.kind == EventKind.DECLARE and item.future is not None:
+            if not item.future.done():
+                item.future.set_result(list(self.core.orderer.expected_sensors))
+
+    def _apply_and_journal(self, item: EngineInput) -> tuple[FrameStatus, str, list[TrackReport]]:
+        """Apply one live input to the core; append it to the journal if it changed state."""
+        status, reason, reports, payload = apply_input(self.core, self._opens, item, replay=False)
+        if payload is not None:
+            self.journal.append(item.kind, item.sensor_id, item.now, payload)
+        return status, reason, reports
 
     async def _tick(self) -> None:
         """Idle timeout (and expiry of streams a previous process left open)."""
@@ -577,58 +438,14 @@ class FusionEngine:
                 for sid, n in sorted(self._stale.items()):
                     log.info(kv("stale_stream_closed", sensor_id=sid, streams=n))
                     for _ in range(n):
-                        self._enqueue(_Item(EventKind.CLOSE, sid))
+                        self._enqueue(EngineInput(EventKind.CLOSE, sid))
                 self._stale.clear()
-            self._enqueue(_Item(EventKind.IDLE, now=now, ids=(repr(float(timeout)),)))
+            self._enqueue(EngineInput(EventKind.IDLE, now=now, ids=(repr(float(timeout)),)))
 
     # ---------------------------------------------------------------- outputs
-    def _to_proto(
-        self, report: TrackReport, emitted_ns: int | None = None
-    ) -> track_pb2.TrackReport:
-        msg = report_to_proto(report)
-        if emitted_ns is not None and report.emitted_at_ns is None:
-            msg.emitted_at.CopyFrom(ns_to_timestamp(emitted_ns, "emitted_at"))
-        return msg
-
-    def _remember(
-        self,
-        reports: list[TrackReport],
-        protos: list[track_pb2.TrackReport] | None = None,
-        prune: bool = True,
-    ) -> None:
-        """Keep the latest published report of each live track (ListLiveTracks)."""
-        if not reports:
-            return
-        for i, r in enumerate(reports):
-            if r.status == TrackStatus.DELETED:
-                self._live.pop(r.track_id, None)
-            else:
-                self._live[r.track_id] = protos[i] if protos is not None else None  # type: ignore[assignment]
-        if prune:
-            self._prune_live()
-
-    def _prune_live(self) -> None:
-        """Forget tracks the tracker no longer holds (e.g. dropped tentative ones)."""
-        live_ids = {r.track_id for r in self.core.live_reports()}
-        for tid in [t for t in self._live if t not in live_ids]:
-            del self._live[tid]
-
     def live_tracks(self) -> list[track_pb2.TrackReport]:
         """Latest published report of each live track, ordered by track id."""
-        out = []
-        for tid in sorted(self._live):
-            msg = self._live[tid]
-            if msg is None:  # known from the replay only: convert lazily
-                msg = self._live[tid] = self._latest_from_core(tid)
-            if msg is not None:
-                out.append(msg)
-        return out
-
-    def _latest_from_core(self, track_id: str) -> track_pb2.TrackReport | None:
-        for r in self.core.live_reports():
-            if r.track_id == track_id:
-                return self._to_proto(r)
-        return None
+        return self.live.tracks()
 
     def subscribe(self, include_current: bool) -> tuple[Subscription, list[track_pb2.TrackReport]]:
         """A subscription and (optionally) the current picture, taken atomically."""
@@ -662,6 +479,8 @@ class FusionEngine:
         return out
 
 
-def default_paths(fusion_id: str) -> tuple[Path, Path]:
-    """DESIGN §8 defaults: ``./<id>.journal.sqlite`` and ``./<id>.outbox.sqlite``."""
-    return Path(f"{fusion_id}.journal.sqlite"), Path(f"{fusion_id}.outbox.sqlite")
+def _fail_waiting(items: Iterable[EngineInput | None], reason: str) -> None:
+    """Inputs that will never be applied: their waiters get :class:`EngineClosed`."""
+    for item in items:
+        if item is not None and item.future is not None and not item.future.done():
+            item.future.set_exception(EngineClosed(reason))

@@ -57,6 +57,7 @@ class Forwarder:
         self.reconnects = 0
 
     def start(self) -> None:
+        """Start delivering in a task of the running loop."""
         self._task = asyncio.create_task(self._run(), name="outbox-forwarder")
 
     def notify(self) -> None:
@@ -79,6 +80,12 @@ class Forwarder:
             except asyncio.CancelledError:
                 pass
         log.info(kv("forwarder_stopped", target=self.target, outbox_depth=self._outbox.depth))
+
+    async def abandon(self) -> None:
+        """Stop at once, delivering nothing more (crash stand-in for tests)."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
 
     def _channel(self) -> grpc.aio.Channel:
         if self._credentials is None:

@@ -39,10 +39,12 @@ from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 
-from tracklayer.services.sqlite_db import database_errors, open_database, transaction
+from tracklayer.services.sqlite_db import SqliteFile, transaction
 
 
 class EventKind(IntEnum):
+    """Kind of a journaled event (stored as its integer; see the module docstring)."""
+
     FRAME = 1
     DECLARE = 2
     OPEN = 3
@@ -86,24 +88,18 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 """
 
 
-class Journal:
+class Journal(SqliteFile):
     """Append-only event log; :meth:`append` buffers, :meth:`commit` makes the buffer durable.
 
     Not thread-safe: one owner (the fusion engine's worker) appends and commits;
     the commit may run on a worker thread while the owner waits for it.
     """
 
+    SCHEMA, SCHEMA_VERSION, WHAT, ERROR = _SCHEMA, SCHEMA_VERSION, "journal", JournalError
+
     def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
-        self.path = Path(path)
-        self._db = open_database(
-            self.path,
-            _SCHEMA,
-            SCHEMA_VERSION,
-            what="journal",
-            error=JournalError,
-            synchronous=synchronous,
-        )
-        with database_errors(self.path, "journal", JournalError):
+        super().__init__(path, synchronous=synchronous)
+        with self._database_errors():
             last, frames = self._db.execute(
                 "SELECT COALESCE(MAX(seq), 0), COALESCE(SUM(kind = ?), 0) FROM events",
                 (int(EventKind.FRAME),),
@@ -183,6 +179,3 @@ class Journal:
             "SELECT seq, version, state FROM checkpoints ORDER BY seq DESC LIMIT 1"
         ).fetchone()
         return None if row is None else (int(row[0]), str(row[1]), bytes(row[2]))
-
-    def close(self) -> None:
-        self._db.close()

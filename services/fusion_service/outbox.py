@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from tracklayer.services.sqlite_db import database_errors, open_database, transaction
+from tracklayer.services.sqlite_db import SqliteFile, transaction
 
 
 class OutboxError(Exception):
@@ -41,20 +41,14 @@ CREATE TABLE IF NOT EXISTS marks (key TEXT PRIMARY KEY, value INTEGER NOT NULL) 
 """
 
 
-class Outbox:
+class Outbox(SqliteFile):
     """The queue; one connection, used from one thread at a time (the engine's DB thread)."""
 
+    SCHEMA, SCHEMA_VERSION, WHAT, ERROR = _SCHEMA, SCHEMA_VERSION, "outbox", OutboxError
+
     def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
-        self.path = Path(path)
-        self._db = open_database(
-            self.path,
-            _SCHEMA,
-            SCHEMA_VERSION,
-            what="outbox",
-            error=OutboxError,
-            synchronous=synchronous,
-        )
-        with database_errors(self.path, "outbox", OutboxError):
+        super().__init__(path, synchronous=synchronous)
+        with self._database_errors():
             self.depth: int = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
             self.rejected: int = self._db.execute("SELECT COUNT(*) FROM rejected").fetchone()[0]
             row = self._db.execute("SELECT value FROM marks WHERE key='journal_mark'").fetchone()
@@ -96,6 +90,3 @@ class Outbox:
         self.depth -= len(done) + len(bad)
         self.delivered += len(done)
         self.rejected += len(bad)
-
-    def close(self) -> None:
-        self._db.close()

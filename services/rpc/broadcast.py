@@ -2,8 +2,8 @@
 
 The publisher never blocks on a subscriber: a subscriber whose queue is full
 (it reads slower than reports are produced) is cut off and its next
-:meth:`Subscription.get` raises :class:`SubscriberTooSlow`, which the servicer
-turns into ``RESOURCE_EXHAUSTED``: nothing is dropped silently, and one slow
+:meth:`Subscription.get` raises :class:`SubscriberTooSlow`, which ends the call
+``RESOURCE_EXHAUSTED`` (``rpc.status``): nothing is dropped silently, and one slow
 client can neither stall tracking nor grow memory without bound.
 """
 
@@ -13,12 +13,14 @@ import asyncio
 from collections.abc import Sequence
 from typing import Generic, TypeVar
 
+from tracklayer.services.errors import ResourceExhausted
+
 T = TypeVar("T")
 
 DEFAULT_QUEUE_BATCHES = 4096
 
 
-class SubscriberTooSlow(Exception):
+class SubscriberTooSlow(ResourceExhausted):
     """The subscriber fell more than its queue's capacity behind and was cut off."""
 
 

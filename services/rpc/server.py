@@ -34,7 +34,7 @@ from grpc_reflection.v1alpha import reflection
 from tracklayer.services.errors import UserError
 from tracklayer.services.limits import MAX_MESSAGE_BYTES
 from tracklayer.services.rpc.broadcast import BroadcastClosed, SubscriberTooSlow, Subscription
-from tracklayer.services.rpc.wire_guard import UndecodableRequestInterceptor
+from tracklayer.services.rpc.interceptors import server_interceptors
 
 log = logging.getLogger("tracklayer.services")
 
@@ -84,8 +84,9 @@ async def stream_subscription(
 ) -> AsyncIterator[_Response]:
     """Yield ``response(reports=current)`` (if any), then one per batch ``sub`` delivers.
 
-    Ends cleanly when the broadcaster closes (server shutdown), aborts the call
-    with RESOURCE_EXHAUSTED when the subscriber falls too far behind, and always
+    Ends cleanly when the broadcaster closes (server shutdown), raises
+    :class:`SubscriberTooSlow` (RESOURCE_EXHAUSTED, ``rpc.status``) when the
+    subscriber falls too far behind, and always
     closes ``sub`` and logs ``subscribe_end`` with the outcome and reports sent.
     Run it under ``contextlib.aclosing`` so it is closed with the calling RPC.
     """
@@ -102,9 +103,9 @@ async def stream_subscription(
             yield response(reports=batch)
     except BroadcastClosed:
         outcome = "server_shutdown"
-    except SubscriberTooSlow as exc:
+    except SubscriberTooSlow:
         outcome = "too_slow"
-        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+        raise
     except asyncio.CancelledError:
         outcome = "cancelled"
         raise
@@ -211,9 +212,7 @@ async def start_grpc_server(
     TLS server credentials, plaintext when None (said so in the log line).
     """
     host, port = parse_host_port(listen, flag)
-    server = grpc.aio.server(
-        options=list(SERVER_OPTIONS), interceptors=[UndecodableRequestInterceptor()]
-    )
+    server = grpc.aio.server(options=list(SERVER_OPTIONS), interceptors=server_interceptors())
     register(server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
@@ -323,6 +322,21 @@ class _CountersCollector:
                 fam.add_metric([labels.get(k, "") for k in label_names], float(value))
             families[name] = fam
         yield from families.values()
+
+
+def serve_metrics(
+    port: int | None,
+    counters: Callable[[], Mapping[str, int]],
+    *,
+    gauges: Iterable[str] = (),
+    help_text: Mapping[str, str] | None = None,
+) -> MetricsEndpoint | None:
+    """A :class:`MetricsEndpoint` on ``port`` reading ``counters`` on the running loop
+    (the loop owns the counters; scrapes come from the endpoint's thread); None if no port."""
+    if port is None:
+        return None
+    reader = read_in_loop(asyncio.get_running_loop(), counters)
+    return MetricsEndpoint(port, reader, gauges=gauges, help_text=help_text)
 
 
 def read_in_loop(

@@ -2,8 +2,8 @@
 
 Left alone, grpc.aio answers a request whose bytes do not parse as the RPC's
 message with ``UNKNOWN`` and logs a full ERROR traceback for every one, so a
-client sending garbage fills the log. :class:`UndecodableRequestInterceptor`
-(installed on every tracklayer server by ``server_common``) makes the
+client sending garbage fills the log. :func:`refuse_undecodable` (applied to
+every tracklayer server's handlers by ``rpc.interceptors``) makes the
 deserializer hand back a marker instead of raising, and the wrapped handler
 ends that call with ``INVALID_ARGUMENT`` naming the expected message type.
 A stream ends at its first undecodable message (what came before it was
@@ -62,7 +62,8 @@ async def _guard(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
         yield msg
 
 
-def _wrap(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+def refuse_undecodable(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """``handler`` ending a call ``INVALID_ARGUMENT`` at its first undecodable request."""
     deser = _safe_deserializer(handler.request_deserializer)
     ser = handler.response_serializer
     if handler.unary_unary:
@@ -112,21 +113,3 @@ def _wrap(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
             return await inner(_guard(requests, context), context)
 
     return grpc.stream_stream_rpc_method_handler(stream_stream, deser, ser)
-
-
-class UndecodableRequestInterceptor(grpc.aio.ServerInterceptor):
-    """Server interceptor: undecodable requests end their call ``INVALID_ARGUMENT``."""
-
-    def __init__(self) -> None:
-        self._cache: dict[str, grpc.RpcMethodHandler | None] = {}
-
-    async def intercept_service(self, continuation, handler_call_details):
-        method = handler_call_details.method
-        if method in self._cache:
-            return self._cache[method]
-        handler = await continuation(handler_call_details)
-        wrapped = None if handler is None else _wrap(handler)
-        if len(self._cache) < 256:  # the methods served; unknown names are not cached
-            if handler is not None:
-                self._cache[method] = wrapped
-        return wrapped

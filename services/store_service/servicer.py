@@ -1,6 +1,7 @@
-"""``tracklayer.v1.TrackStoreService``: the cloud-side consumer over :class:`TrackStore`.
+"""``tracklayer.v1.TrackStoreService``: the track store (the card's cloud-side consumer,
+``tracklayer consumer``) served over gRPC from a :class:`TrackStore`.
 
-Thin servicer: every SQLite call runs on one worker thread (so a commit's
+Thin servicer: every SQLite call runs on one :class:`DatabaseThread` (so a commit's
 fsync never blocks the event loop) and stored reports fan out to
 ``SubscribeTracks`` subscribers in the order they were stored. The latest
 revision of each live (not deleted) track is also kept in memory, so that a
@@ -17,44 +18,48 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import aclosing
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, aclosing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 import grpc
 
-from tracklayer.services.errors import UserError
+from tracklayer.services.errors import InvalidArgument, NotFound, PermissionDenied, UserError
 from tracklayer.services.rpc.broadcast import Broadcaster
 from tracklayer.services.rpc.server import (
     MetricsEndpoint,
     ServedByHandle,
     ServerHandle,
     kv,
-    read_in_loop,
     sample_key,
+    serve_metrics,
     start_grpc_server,
     stream_subscription,
 )
 from tracklayer.services.rpc.tls import FUSION_KIND, peer_identities
+from tracklayer.services.sqlite_db import DatabaseThread
 from tracklayer.services.store_service.track_store import (
     DELETED,
     DUPLICATE,
     REJECTED,
     STORED,
-    StoreError,
     TrackStore,
+    TrackStoreError,
 )
 from tracklayer.v1 import track_pb2, track_store_service_pb2, track_store_service_pb2_grpc
 
-log = logging.getLogger("tracklayer.services.store_service.track_store")
+log = logging.getLogger("tracklayer.services.store")
 
 SERVICE_NAME = track_store_service_pb2.DESCRIPTOR.services_by_name["TrackStoreService"].full_name
 _STATUS_LABEL = {STORED: "stored", DUPLICATE: "duplicate", REJECTED: "rejected"}
-STORE_GAUGES = ("reports_stored", "tracks_stored", "tracks_live", "subscribers", "publish_streams")
-R = TypeVar("R")
+TRACK_STORE_GAUGES = (
+    "reports_stored",
+    "tracks_stored",
+    "tracks_live",
+    "subscribers",
+    "publish_streams",
+)
 
 
 class TrackStoreServicer(track_store_service_pb2_grpc.TrackStoreServiceServicer):
@@ -64,14 +69,11 @@ class TrackStoreServicer(track_store_service_pb2_grpc.TrackStoreServiceServicer)
         self._store = store
         self._check_identity = check_identity
         self._denied = 0
-        self._exec = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-db")
+        self._db = DatabaseThread("store-db")
         self._hub: Broadcaster[track_pb2.TrackReport] = Broadcaster()
         self._live: dict[str, track_pb2.TrackReport] = {r.track_id: r for r in store.latest()}
         self._publish = dict.fromkeys(_STATUS_LABEL.values(), 0)
         self._streams = 0
-
-    async def _db(self, fn: Callable[..., R], *args: object) -> R:
-        return await asyncio.get_running_loop().run_in_executor(self._exec, fn, *args)
 
     def counters(self) -> dict[str, int]:
         """Counters as Prometheus sample names (the store's equivalent of GetStatus)."""
@@ -86,7 +88,7 @@ class TrackStoreServicer(track_store_service_pb2_grpc.TrackStoreServiceServicer)
         out["permission_denied_total"] = self._denied
         return out
 
-    def _apply_stored(self, reports: list[track_pb2.TrackReport], results: list) -> None:
+    def _show_stored(self, reports: list[track_pb2.TrackReport], results: list) -> None:
         """Update the live picture and fan out (synchronously: atomic w.r.t. subscribers)."""
         stored = []
         for rep, res in zip(reports, results, strict=True):
@@ -112,10 +114,9 @@ class TrackStoreServicer(track_store_service_pb2_grpc.TrackStoreServiceServicer)
             if not fusion_ids:
                 self._denied += 1
                 log.warning(kv("publish_denied", peer=peer, reason="no fusion identity"))
-                await context.abort(
-                    grpc.StatusCode.PERMISSION_DENIED,
+                raise PermissionDenied(
                     "PublishTracks: only a fusion service may publish; the client certificate "
-                    "names no urn:tracklayer:fusion:<id>",
+                    "names no urn:tracklayer:fusion:<id>"
                 )
         self._streams += 1
         tally = dict.fromkeys(_STATUS_LABEL.values(), 0)
@@ -126,8 +127,8 @@ class TrackStoreServicer(track_store_service_pb2_grpc.TrackStoreServiceServicer)
                 reports = list(req.reports)
                 foreign = _foreign_tracks(reports, fusion_ids)
                 mine = [r for i, r in enumerate(reports) if i not in foreign]
-                results = await self._db(self._store.publish, mine)
-                self._apply_stored(mine, results)
+                results = await self._db.run(self._store.publish, mine)
+                self._show_stored(mine, results)
                 acks = []
                 for res in _merge(reports, results, foreign):
                     label = _STATUS_LABEL[res.status]
@@ -152,7 +153,7 @@ class TrackStoreServicer(track_store_service_pb2_grpc.TrackStoreServiceServicer)
     async def ListTracks(
         self, request: track_store_service_pb2.ListTracksRequest, context: grpc.aio.ServicerContext
     ) -> track_store_service_pb2.ListTracksResponse:
-        tracks = await self._db(self._store.latest, bool(request.include_deleted))
+        tracks = await self._db.run(self._store.latest, bool(request.include_deleted))
         return track_store_service_pb2.ListTracksResponse(tracks=tracks)
 
     async def GetTrackHistory(
@@ -161,13 +162,10 @@ class TrackStoreServicer(track_store_service_pb2_grpc.TrackStoreServiceServicer)
         context: grpc.aio.ServicerContext,
     ) -> track_store_service_pb2.GetTrackHistoryResponse:
         if not request.track_id:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "track_id: empty")
-        reports = await self._db(self._store.history, request.track_id)
+            raise InvalidArgument("track_id: empty")
+        reports = await self._db.run(self._store.history, request.track_id)
         if not reports:
-            await context.abort(
-                grpc.StatusCode.NOT_FOUND,
-                f"track_id: no track {request.track_id[:200]!r} is stored",
-            )
+            raise NotFound(f"track_id: no track {request.track_id[:200]!r} is stored")
         return track_store_service_pb2.GetTrackHistoryResponse(reports=reports)
 
     async def SubscribeTracks(
@@ -196,7 +194,7 @@ class TrackStoreServicer(track_store_service_pb2_grpc.TrackStoreServiceServicer)
 
     def close(self) -> None:
         """Release the worker thread and the database (after the server stopped)."""
-        self._exec.shutdown(wait=True)
+        self._db.close()
         self._store.close()
 
 
@@ -243,7 +241,7 @@ def _merge(reports: list, results: list, refused: dict[int, _Refused]) -> list:
 
 
 @dataclass
-class StoreServer(ServedByHandle):
+class TrackStoreServer(ServedByHandle):
     """A running track store: gRPC server, servicer and optional metrics endpoint."""
 
     handle: ServerHandle
@@ -265,13 +263,13 @@ class StoreServer(ServedByHandle):
         log.info(kv("server_stopped", server="store"))
 
 
-async def start_store_server(
+async def start_track_store_server(
     db_path: str | Path,
     listen: str = "127.0.0.1:0",
     *,
     metrics_port: int | None = None,
     credentials: grpc.ServerCredentials | None = None,
-) -> StoreServer:
+) -> TrackStoreServer:
     """Open ``db_path`` and serve TrackStoreService on ``listen`` (port 0 = ephemeral).
 
     ``credentials``: mutual-TLS server credentials; with them publishing is
@@ -279,10 +277,11 @@ async def start_store_server(
     """
     try:
         store = TrackStore(db_path)
-    except StoreError as exc:
+    except TrackStoreError as exc:
         raise UserError(f"--db: {exc}") from None
     servicer = TrackStoreServicer(store, check_identity=credentials is not None)
-    try:
+    async with AsyncExitStack() as undo:  # on a failure, undo what was started (in reverse)
+        undo.callback(servicer.close)
         handle = await start_grpc_server(
             listen,
             name="store",
@@ -292,20 +291,11 @@ async def start_store_server(
             service_names=[SERVICE_NAME],
             credentials=credentials,
         )
-    except BaseException:
-        servicer.close()
-        raise
-    metrics = None
-    if metrics_port is not None:
-        try:
-            metrics = MetricsEndpoint(
-                metrics_port,
-                read_in_loop(asyncio.get_running_loop(), servicer.counters),
-                gauges=STORE_GAUGES,
-            )
-        except BaseException:
-            await handle.server.stop(0)
-            servicer.close()
-            raise
+        undo.push_async_callback(handle.server.stop, 0)
+        metrics = serve_metrics(metrics_port, servicer.counters, gauges=TRACK_STORE_GAUGES)
+        undo.pop_all()
     log.info(kv("store_open", db=str(db_path), **store.counts()))
-    return StoreServer(handle=handle, servicer=servicer, metrics=metrics)
+    return TrackStoreServer(handle=handle, servicer=servicer, metrics=metrics)
+
+
+start_store_server = start_track_store_server  # former name; importers: cli consumer, testing.py

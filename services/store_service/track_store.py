@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tracklayer.services.limits import MAX_TRACK_ID_CHARS
-from tracklayer.services.sqlite_db import database_errors, open_database, transaction
+from tracklayer.services.sqlite_db import SqliteFile, transaction
 from tracklayer.v1 import track_pb2
 
 STORED = track_pb2.PUBLISH_STATUS_STORED
@@ -47,7 +47,7 @@ CREATE TABLE IF NOT EXISTS tracks (
 """
 
 
-class StoreError(Exception):
+class TrackStoreError(Exception):
     """The store file cannot be used; the message names the file and the problem."""
 
 
@@ -121,27 +121,18 @@ def validate_report(report: track_pb2.TrackReport) -> str:
     return ""
 
 
-class TrackStore:
+class TrackStore(SqliteFile):
     """SQLite-backed store of track reports (one file, WAL, survives restarts)."""
 
+    SCHEMA, SCHEMA_VERSION, WHAT, ERROR = _SCHEMA, SCHEMA_VERSION, "track store", TrackStoreError
+
     def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
-        self.path = Path(path)
-        self._db = open_database(
-            self.path,
-            _SCHEMA,
-            SCHEMA_VERSION,
-            what="track store",
-            error=StoreError,
-            synchronous=synchronous,
-        )
-        with database_errors(self.path, "track store", StoreError):
+        super().__init__(path, synchronous=synchronous)
+        with self._database_errors():
             counts = self.counts()
         self.n_reports: int = counts["reports"]  # stored reports (kept current by publish)
         self.n_tracks: int = counts["tracks"]
         self._pending_reports = self._pending_tracks = 0
-
-    def close(self) -> None:
-        self._db.close()
 
     def publish(self, reports: Sequence[track_pb2.TrackReport]) -> list[PublishResult]:
         """Store each report (one transaction for the batch); one result per report, in order."""

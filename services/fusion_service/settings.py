@@ -1,0 +1,35 @@
+"""What a fusion service runs with: :class:`FusionSettings` and the default file paths."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tracklayer.fusion.config import FusionConfig
+from tracklayer.fusion.core import TrackerFactory
+
+
+@dataclass(frozen=True)
+class FusionSettings:
+    """What a fusion service runs with (the first three are pinned in the journal)."""
+
+    fusion_id: str = "fusion"
+    config: FusionConfig = field(default_factory=FusionConfig)
+    sensors: tuple[str, ...] = ()  # allow-list and initially expected; () = any sensor
+    journal_path: Path = Path("fusion.journal.sqlite")
+    outbox_path: Path = Path("fusion.outbox.sqlite")
+    store_target: str | None = None  # HOST:PORT of the track store; None = keep in outbox
+    idle_timeout_s: float = 10.0  # 0 = off
+    max_pending_frames: int = 8192
+    max_buffered_frames: int = 20_000  # accepted, waiting for the watermark (flood guard)
+    tracker_factory: TrackerFactory | None = None  # tests; default fusion.tracker.Tracker
+    synchronous: str = "FULL"  # SQLite durability of journal and outbox
+    store_max_backoff_s: float = 5.0  # longest wait between two store reconnection tries
+    checkpoint_every: int = 20_000  # journal events between checkpoints (0 = never)
+    store_credentials: Any = None  # grpc.ChannelCredentials for mTLS to the store; None = plaintext
+
+
+def default_paths(fusion_id: str) -> tuple[Path, Path]:
+    """DESIGN §8 defaults: ``./<id>.journal.sqlite`` and ``./<id>.outbox.sqlite``."""
+    return Path(f"{fusion_id}.journal.sqlite"), Path(f"{fusion_id}.outbox.sqlite")
