@@ -47,8 +47,8 @@ async def ingest(n_streams: int, per_stream: int, batch: int, dets: int) -> tupl
     """(frames/s, detections/s) into an in-process service with a null tracker."""
     import grpc
 
-    from tracklayer.services.fusion_service.engine import FusionSettings
     from tracklayer.services.fusion_service.servicer import start_fusion_server
+    from tracklayer.services.fusion_service.settings import FusionSettings
     from tracklayer.v1 import fusion_service_pb2 as fs
     from tracklayer.v1 import fusion_service_pb2_grpc as fs_grpc
     from tracklayer.v1 import sensor_pb2

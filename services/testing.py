@@ -331,7 +331,7 @@ class InProcessServices(_HandsOutClients):
 
     def _settings(self):
         from tracklayer.fusion.config import FusionConfig
-        from tracklayer.services.fusion_service.engine import FusionSettings
+        from tracklayer.services.fusion_service.settings import FusionSettings
 
         cfg = self.fusion_config
         if cfg is None:
@@ -352,10 +352,10 @@ class InProcessServices(_HandsOutClients):
     def start(self) -> InProcessServices:
         """Start the store, then the fusion service delivering to it."""
         from tracklayer.services.fusion_service.servicer import start_fusion_server
-        from tracklayer.services.store_service.servicer import start_store_server
+        from tracklayer.services.store_service.servicer import start_track_store_server
 
         db = self.workdir / "store.sqlite"
-        self.store_server = self.call(lambda: start_store_server(db, "127.0.0.1:0"))
+        self.store_server = self.call(lambda: start_track_store_server(db, "127.0.0.1:0"))
         settings = self._settings()
         self.fusion_server = self.call(lambda: start_fusion_server(settings, "127.0.0.1:0"))
         return self

@@ -53,10 +53,7 @@ from tracklayer.services.fusion_service.recovery import (
     load_checkpoint,
     replay_journal,
 )
-from tracklayer.services.fusion_service.settings import (
-    FusionSettings,
-    default_paths,  # noqa: F401  (former home; importers: cli fusion)
-)
+from tracklayer.services.fusion_service.settings import FusionSettings
 from tracklayer.services.rpc.broadcast import Broadcaster, Subscription
 from tracklayer.services.rpc.server import kv
 from tracklayer.services.sqlite_db import DatabaseThread

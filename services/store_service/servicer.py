@@ -296,6 +296,3 @@ async def start_track_store_server(
         undo.pop_all()
     log.info(kv("store_open", db=str(db_path), **store.counts()))
     return TrackStoreServer(handle=handle, servicer=servicer, metrics=metrics)
-
-
-start_store_server = start_track_store_server  # former name; importers: cli consumer, testing.py

@@ -52,10 +52,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    from tracklayer.services.store_service.servicer import start_store_server
+    from tracklayer.services.store_service.servicer import start_track_store_server
 
     tls = TlsConfig.from_args(args)
-    server = await start_store_server(
+    server = await start_track_store_server(
         args.db, args.listen, metrics_port=args.metrics_port, credentials=server_credentials(tls)
     )
     print(

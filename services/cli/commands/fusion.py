@@ -112,7 +112,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def settings_from_args(args: argparse.Namespace):  # -> FusionSettings
     """Validate the flags into the engine's ``FusionSettings``."""
-    from tracklayer.services.fusion_service.engine import FusionSettings, default_paths
+    from tracklayer.services.fusion_service.settings import FusionSettings, default_paths
 
     if not _ID.match(args.id or ""):
         raise UserError(
