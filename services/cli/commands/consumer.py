@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 
 from tracklayer.services.cli.options import add_metrics_port_argument
-from tracklayer.services.rpc.server import configure_logging, wait_for_shutdown_signal
-from tracklayer.services.rpc.tls import (
-    TlsConfig,
-    add_tls_arguments,
-    server_credentials,
-    transport_description,
-)
+from tracklayer.services.rpc.server import configure_logging
+from tracklayer.services.rpc.tls import TlsConfig, add_tls_arguments
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -51,28 +45,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-async def _serve(args: argparse.Namespace) -> int:
-    from tracklayer.services.store_service.servicer import start_track_store_server
-
-    tls = TlsConfig.from_args(args)
-    server = await start_track_store_server(
-        args.db, args.listen, metrics_port=args.metrics_port, credentials=server_credentials(tls)
-    )
-    print(
-        f"tracklayer consumer: listening on {server.address} ({transport_description(tls)})",
-        flush=True,
-    )
-    if server.metrics is not None:
-        print(f"tracklayer consumer: metrics on port {server.metrics.port}", flush=True)
-    try:
-        await wait_for_shutdown_signal()
-    finally:
-        await server.stop(args.grace)
-    return 0
-
-
 def run(args: argparse.Namespace) -> int:
+    from tracklayer.services.store_service.run import serve_track_store
+
     configure_logging()
-    code = asyncio.run(_serve(args))
-    sys.stdout.flush()
-    return code
+    return asyncio.run(
+        serve_track_store(
+            args.db,
+            args.listen,
+            tls=TlsConfig.from_args(args),
+            metrics_port=args.metrics_port,
+            grace=args.grace,
+        )
+    )

@@ -7,6 +7,7 @@ import asyncio
 import math
 import os
 import re
+from pathlib import Path
 
 from tracklayer.services.cli.options import (
     add_config_argument,
@@ -14,18 +15,12 @@ from tracklayer.services.cli.options import (
     load_fusion_config,
 )
 from tracklayer.services.errors import UserError
-from tracklayer.services.rpc.server import (
-    configure_logging,
-    parse_host_port,
-    wait_for_shutdown_signal,
-)
+from tracklayer.services.rpc.server import configure_logging, parse_host_port
 from tracklayer.services.rpc.tls import (
     FUSION_KIND,
     TlsConfig,
     add_tls_arguments,
     channel_credentials,
-    server_credentials,
-    transport_description,
 )
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -134,8 +129,6 @@ def settings_from_args(args: argparse.Namespace):  # -> FusionSettings
     outbox = os.fspath(args.outbox) if args.outbox else outbox
     if os.path.abspath(journal) == os.path.abspath(outbox):
         raise UserError("--outbox: must differ from --journal")
-    from pathlib import Path
-
     return FusionSettings(
         fusion_id=args.id,
         config=load_fusion_config(args.config),
@@ -158,79 +151,17 @@ def tls_from_args(args: argparse.Namespace) -> TlsConfig | None:
     return tls
 
 
-async def _serve(args: argparse.Namespace) -> int:
-    from tracklayer.services.fusion_service.servicer import start_fusion_server
-
-    settings = settings_from_args(args)
-    tls = tls_from_args(args)
-    if args.record and not os.path.isdir(os.path.dirname(os.path.abspath(args.record))):
-        raise UserError(f"--record: {args.record}: its directory does not exist")
-    recorders: list = []  # the --record recorder, once the engine exists
-    try:
-        server = await start_fusion_server(
-            settings,
-            args.listen,
-            metrics_port=args.metrics_port,
-            credentials=server_credentials(tls),
-            before_serving=(lambda e: recorders.append(_start_recorder(args, e)))
-            if args.record
-            else None,
-        )
-    except BaseException:
-        for rec in recorders:
-            rec.close()
-        raise
-    try:
-        return await _run_until_stopped(args, server, tls)
-    finally:
-        for rec in recorders:
-            await asyncio.to_thread(rec.close)
-            print(
-                f"tracklayer fusion: recorded {rec.frames} frames and {rec.reports} reports "
-                f"to {rec.path}" + (f" ({rec.dropped} dropped)" if rec.dropped else ""),
-                flush=True,
-            )
-
-
-def _start_recorder(args: argparse.Namespace, engine):  # -> SessionRecorder
-    """``--record``: a recorder on the engine's frame/report listeners (metadata DESIGN §5)."""
-    from tracklayer.services.fusion_service.session_recorder import (
-        SessionRecorder,
-        session_metadata,
-        unused_path,
-    )
-    from tracklayer.services.wire.recording import RecordingError
-
-    s = engine.settings
-    expected = engine.core.orderer.expected_sensors
-    meta = session_metadata(s.fusion_id, s.config.to_mapping(), s.sensors, expected)
-    try:
-        rec = SessionRecorder(unused_path(args.record), meta)
-    except RecordingError as exc:
-        raise UserError(f"--record: {exc}") from None
-    rec.attach(engine)
-    print(f"tracklayer fusion: recording to {rec.path}", flush=True)
-    return rec
-
-
-async def _run_until_stopped(args: argparse.Namespace, server, tls) -> int:
-    print(
-        f"tracklayer fusion: listening on {server.address} ({transport_description(tls)})",
-        flush=True,
-    )
-    if server.metrics is not None:
-        print(f"tracklayer fusion: metrics on port {server.metrics.port}", flush=True)
-    failed = asyncio.ensure_future(server.engine.wait_failed())
-    signalled = asyncio.ensure_future(wait_for_shutdown_signal())
-    try:
-        await asyncio.wait({failed, signalled}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        failed.cancel()
-        signalled.cancel()
-        await server.stop(args.grace)
-    return 1 if server.engine.failed is not None else 0
-
-
 def run(args: argparse.Namespace) -> int:
+    from tracklayer.services.fusion_service.run import serve_fusion
+
     configure_logging()
-    return asyncio.run(_serve(args))
+    return asyncio.run(
+        serve_fusion(
+            settings_from_args(args),
+            args.listen,
+            tls=tls_from_args(args),
+            metrics_port=args.metrics_port,
+            record=args.record,
+            grace=args.grace,
+        )
+    )

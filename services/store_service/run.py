@@ -1,0 +1,30 @@
+"""The track store run in the foreground (``tracklayer consumer``): open the SQLite file,
+serve until SIGTERM/SIGINT, stop with grace."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from tracklayer.services.rpc.foreground import serve_until_stopped
+from tracklayer.services.rpc.tls import TlsConfig, server_credentials
+from tracklayer.services.store_service.servicer import start_track_store_server
+
+LABEL = "tracklayer consumer"
+
+
+async def serve_track_store(
+    db_path: str | Path,
+    listen: str,
+    *,
+    tls: TlsConfig | None = None,
+    metrics_port: int | None = None,
+    grace: float = 2.0,
+) -> int:
+    """Serve TrackStoreService over ``db_path`` on ``listen`` until SIGTERM/SIGINT; 0."""
+    server = await start_track_store_server(
+        db_path, listen, metrics_port=metrics_port, credentials=server_credentials(tls)
+    )
+    await serve_until_stopped(LABEL, server, tls, grace)
+    sys.stdout.flush()
+    return 0
