@@ -14,8 +14,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = {"fusion": "tracklayer.fusion", "sensors": "tracklayer.sensors",
-            "services": "tracklayer.services"}  # fmt: skip
+PACKAGES = {
+    "fusion": "tracklayer.fusion",
+    "sensors": "tracklayer.sensors",
+    "services": "tracklayer.services",
+}
 IO_LIBRARIES = ("grpc", "google.protobuf", "mcap", "mcap_protobuf", "sqlite3", "tracklayer.v1")
 
 S = "tracklayer.services."
@@ -26,14 +29,36 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     S + "rpc": ("tracklayer.fusion.domain", "tracklayer.v1", S + "wire", *SHARED),
     S + "fusion_service": ("tracklayer.fusion", "tracklayer.v1", S + "wire", S + "rpc", *SHARED),
     S + "store_service": ("tracklayer.fusion", "tracklayer.v1", S + "wire", S + "rpc", *SHARED),
-    S + "clients": ("tracklayer.fusion", "tracklayer.sensors", "tracklayer.v1", S + "wire",
-                    S + "rpc", *SHARED),  # fmt: skip
+    S + "clients": (
+        "tracklayer.fusion",
+        "tracklayer.sensors",
+        "tracklayer.v1",
+        S + "wire",
+        S + "rpc",
+        *SHARED,
+    ),
     S + "evaluation": ("tracklayer.fusion", "tracklayer.v1", S + "wire", *SHARED),
-    S + "offline": ("tracklayer.fusion", "tracklayer.sensors", "tracklayer.v1", S + "wire",
-                    *SHARED),  # fmt: skip
-    S + "ops": ("tracklayer", "tracklayer.fusion", "tracklayer.sensors", "tracklayer.v1",
-                S + "wire", S + "rpc", S + "fusion_service", S + "store_service",
-                S + "clients", S + "evaluation", S + "offline", *SHARED),  # fmt: skip
+    S + "offline": (
+        "tracklayer.fusion",
+        "tracklayer.sensors",
+        "tracklayer.v1",
+        S + "wire",
+        *SHARED,
+    ),
+    S + "ops": (
+        "tracklayer",
+        "tracklayer.fusion",
+        "tracklayer.sensors",
+        "tracklayer.v1",
+        S + "wire",
+        S + "rpc",
+        S + "fusion_service",
+        S + "store_service",
+        S + "clients",
+        S + "evaluation",
+        S + "offline",
+        *SHARED,
+    ),
     S + "errors": (),
     S + "limits": ("tracklayer.fusion.domain",),
     S + "sqlite_db": (S + "errors",),
@@ -78,8 +103,11 @@ MODULES = modules()
 
 def test_every_package_is_found():
     names = {n for n, _ in MODULES}
-    assert {"tracklayer.fusion.core", "tracklayer.sensors.simulation",
-            "tracklayer.services.cli.main"} <= names  # fmt: skip
+    assert {
+        "tracklayer.fusion.core",
+        "tracklayer.sensors.simulation",
+        "tracklayer.services.cli.main",
+    } <= names
 
 
 @pytest.mark.parametrize("layer", ["tracklayer.fusion", "tracklayer.sensors"])
