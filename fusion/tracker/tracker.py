@@ -118,7 +118,7 @@ class Tracker:
         if main_rows.size == 0:
             return np.arange(n_det)
         rows = self._rows
-        g = gate(rows.x[main_rows], rows.P[main_rows], frame.position, frame.los, frame.sigma)
+        gating = gate(rows.x[main_rows], rows.P[main_rows], frame.position, frame.los, frame.sigma)
         gates = np.array(
             [
                 self._gate_ballistic
@@ -127,17 +127,19 @@ class Tracker:
                 for r in main_rows
             ]
         )
-        pairs = assign(g.d2, g.logdet, gates)
-        if not pairs:
+        matched = assign(gating.d2, gating.logdet, gates)
+        if not matched:
             return np.arange(n_det)
-        track_idx = np.array([p[0] for p in pairs])
-        pairs_ = _Assigned(g, main_rows[track_idx], track_idx, np.array([p[1] for p in pairs]))
-        nis, shadowed = self._update_rows(frame, pairs_)
-        self._after_updates(frame, pairs_, nis)
+        track_idx = np.array([p[0] for p in matched])
+        assigned = _Assigned(
+            gating, main_rows[track_idx], track_idx, np.array([p[1] for p in matched])
+        )
+        nis, shadowed = self._update_rows(frame, assigned)
+        self._after_updates(frame, assigned, nis)
         for k, trk in enumerate(shadowed):
             self._modes.observe_shadow(trk, float(nis[track_idx.size + k]))
         claimed = np.zeros(n_det, bool)
-        claimed[pairs_.det_idx] = True
+        claimed[assigned.det_idx] = True
         return np.flatnonzero(~claimed)
 
     def _update_rows(self, frame: SensorFrame, pairs: _Assigned) -> tuple[np.ndarray, list[Track]]:
@@ -145,9 +147,9 @@ class Tracker:
         take the same detections). Returns the NIS (tracks first, then shadows) and the
         tracks whose shadows were updated, in that order."""
         rows = self._rows
-        g, upd_rows, track_idx, det_idx = pairs
-        y = g.residual[track_idx, det_idx]
-        hpos = g.hpos[track_idx]
+        gating, upd_rows, track_idx, det_idx = pairs
+        y = gating.residual[track_idx, det_idx]
+        hpos = gating.hpos[track_idx]
         sigma = frame.sigma[det_idx]
         sh_rows, sh_det, shadowed = [], [], []
         for k, r in enumerate(upd_rows):
@@ -175,7 +177,7 @@ class Tracker:
     def _after_updates(self, frame: SensorFrame, pairs: _Assigned, nis: np.ndarray) -> None:
         """Bookkeeping of the updated tracks, then the mode changes their updates call
         for (plume burnouts, thrust reopened)."""
-        g, upd_rows, track_idx, det_idx = pairs
+        gating, upd_rows, track_idx, det_idx = pairs
         t_ns = frame.time_ns
         second = t_ns // NS_PER_S
         changes: list[tuple[Track, Mode]] = []
@@ -190,9 +192,9 @@ class Tracker:
             trk.report.since.add(frame.sensor_id)
             nis_k = float(nis[k])
             trk.nis_recent.append(nis_k)
-            d = int(det_idx[k])
-            bright = self._modes.is_bright(frame.intensity[d], g.rho[track_idx[k]])
-            look = Look(t_ns, frame.position, frame.los[d], float(frame.sigma[d]), bright)
+            det = int(det_idx[k])
+            bright = self._modes.is_bright(frame.intensity[det], gating.rho[track_idx[k]])
+            look = Look(t_ns, frame.position, frame.los[det], float(frame.sigma[det]), bright)
             change = self._modes.observe_update(trk, r, nis_k, look)
             if change is not None:
                 changes.append((trk, change))
