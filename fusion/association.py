@@ -18,6 +18,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.stats import chi2
 
 from .dynamics import POS
+from .filters import projected_cov
 from .measurement import position_jacobian, predict_los, residuals
 
 
@@ -46,7 +47,7 @@ def gate(
     u, rho, e = predict_los(x[:, POS], sensor_position)
     hpos = position_jacobian(e, rho)
     y = residuals(u, e, los)  # (N, M, 2)
-    A = hpos @ P[:, POS, POS] @ np.swapaxes(hpos, -1, -2)  # (N, 2, 2)
+    A = projected_cov(P, hpos)  # (N, 2, 2)
     s2 = np.asarray(sigma, float) ** 2
     # S = A + sigma^2 I per pair, inverted in closed form (2x2)
     s00 = A[:, 0, 0][:, None] + s2[None, :]

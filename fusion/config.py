@@ -123,21 +123,22 @@ class FusionConfig:
         cfg.validate()
         return cfg
 
+    def _check_open_unit(self, *names: str) -> None:
+        """Raise ``ValueError`` for the first of ``names`` not in (0, 1)."""
+        for name in names:
+            value = getattr(self, name)
+            if not 0.0 < value < 1.0:
+                raise ValueError(f"{name}: must be in (0, 1), got {value}")
+
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first setting out of its allowed range."""
-        for name in ("gate_probability", "boost_gate_probability"):
-            p = getattr(self, name)
-            if not 0.0 < p < 1.0:
-                raise ValueError(f"{name}: must be in (0, 1), got {p}")
+        self._check_open_unit("gate_probability", "boost_gate_probability")
         if not 0 < self.confirm_m <= self.confirm_n:
             raise ValueError(
                 f"confirm_m: must satisfy 0 < confirm_m <= confirm_n ({self.confirm_n}), "
                 f"got {self.confirm_m}"
             )
-        for name in ("maneuver_memory", "boost_inflate_memory"):
-            m = getattr(self, name)
-            if not 0.0 < m < 1.0:
-                raise ValueError(f"{name}: must be in (0, 1), got {m}")
+        self._check_open_unit("maneuver_memory", "boost_inflate_memory")
         if self.init_min_altitude_m >= self.init_max_altitude_m:
             raise ValueError("init_min_altitude_m: must be below init_max_altitude_m")
         nonneg = {"allowed_lateness_s", "ballistic_accel_psd", "init_min_angle_deg"}

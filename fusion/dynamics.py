@@ -33,6 +33,7 @@ _EYE3 = np.eye(3)
 # Exponential atmosphere assumed by the tracker below 100 km (impact prediction only).
 RHO0_KG_M3 = 1.225  # kg/m^3, sea-level density
 SCALE_HEIGHT_M = 7_200.0  # m, density scale height
+AIR_TOP_M = 200_000.0  # m; the model atmosphere has no density above this
 
 
 def gravity(r: np.ndarray) -> np.ndarray:
@@ -88,7 +89,7 @@ def ellipsoid_height(r: np.ndarray) -> np.ndarray:
 def air_density(h: np.ndarray) -> np.ndarray:
     """Exponential-atmosphere density (kg/m^3) at height ``h`` (m); 0 above 200 km."""
     h = np.asarray(h, dtype=float)
-    return np.where(h < 200_000.0, RHO0_KG_M3 * np.exp(-np.clip(h, 0.0, None) / SCALE_HEIGHT_M), 0)
+    return np.where(h < AIR_TOP_M, RHO0_KG_M3 * np.exp(-np.clip(h, 0.0, None) / SCALE_HEIGHT_M), 0)
 
 
 def drag(r: np.ndarray, v: np.ndarray, inv_beta: np.ndarray) -> np.ndarray:

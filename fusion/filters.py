@@ -58,10 +58,18 @@ def inv2(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return inv / det[..., None, None], det
 
 
+def projected_cov(P: np.ndarray, Hpos: np.ndarray) -> np.ndarray:
+    """Predicted-measurement covariances (K, 2, 2) = Hpos P_rr Hpos^T (rad^2): the
+    innovation covariance without the measurement noise (states P (K, 9, 9), position
+    Jacobians Hpos (K, 2, 3) 1/m)."""
+    return Hpos @ (P[:, POS, POS] @ np.swapaxes(Hpos, -1, -2))
+
+
 def innovation_cov(P: np.ndarray, Hpos: np.ndarray, sigma: np.ndarray) -> np.ndarray:
-    """Innovation covariances (K, 2, 2) = Hpos P_rr Hpos^T + sigma^2 I."""
-    S = Hpos @ P[:, POS, POS] @ np.swapaxes(Hpos, -1, -2)
-    return S + (np.asarray(sigma, float) ** 2)[:, None, None] * _I2
+    """Innovation covariances (K, 2, 2) = Hpos P_rr Hpos^T + sigma^2 I (``sigma`` (K,)
+    rad). The one implementation: :func:`update` and the gating of
+    :mod:`.association` (which adds each detection's noise pairwise) use it."""
+    return projected_cov(P, Hpos) + (np.asarray(sigma, float) ** 2)[:, None, None] * _I2
 
 
 def update(
@@ -74,8 +82,7 @@ def update(
     """
     sigma = np.asarray(sigma, float)
     PHt = P[:, :, POS] @ np.swapaxes(Hpos, -1, -2)  # (K, 9, 2)
-    S = Hpos @ PHt[:, POS, :] + (sigma**2)[:, None, None] * _I2
-    Sinv, _ = inv2(S)
+    Sinv, _ = inv2(innovation_cov(P, Hpos, sigma))
     K = PHt @ Sinv  # (K, 9, 2)
     xn = x + np.einsum("kij,kj->ki", K, y)
     IKH = _I9 - K @ np.concatenate([Hpos, np.zeros(Hpos.shape[:-1] + (6,))], axis=-1)

@@ -6,7 +6,7 @@ surface. The uncertainty comes from sigma points of the 6-D state plus ``ln(beta
 (2n = 14 points per track), all tracks' points propagated together in one batched
 RK4 (long steps in vacuum, short ones in the atmosphere, each point its own step
 length). The predicted point is the sigma-point mean; its 1-sigma ground ellipse comes
-from the east/north scatter of the points (:func:`frames.ground_ellipse`).
+from the east/north scatter of the points (:func:`geodesy.ground_ellipse`).
 
 Launch: for a track first seen while thrusting, a quadratic in time is fitted to its
 earliest filtered positions (Earth-fixed frame, weighted by their variances) and
@@ -17,13 +17,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import frames
+from . import geodesy
 from .config import FusionConfig
 from .constants import ATMOSPHERE_TOP_M
 from .domain import GroundEllipse, seconds_to_ns
 from .dynamics import drag, ellipsoid_height, gravity
 
 _N_AUG = 7  # 6-D state + ln(beta)
+_APPROACH_MARGIN_M = 20_000.0  # m above the atmosphere where the long steps end
+_AIR_HEIGHT_PER_STEP_M = 10_000.0  # m of height per atmosphere_step_s in the air ...
+_AIR_STEP_MAX_FACTOR = 20.0  # ... up to this many atmosphere_step_s per step
+_AIR_CHECK_BELOW_M = 250_000.0  # m; above this no point reaches the air within one step
+_SIGMA_JITTER = 1e-9  # added to the covariance diagonal (m^2 ...) so eigh stays stable
+_LAUNCH_MIN_SAMPLES = 4  # samples a launch fit needs
+_LAUNCH_QUADRATIC_SPAN_S = 4.0  # s; a shorter span is fitted by a line
+_LAUNCH_GRID_STEP_S = 0.1  # s; back-extrapolation grid
+_LAUNCH_LOWEST_MAX_M = 2_000.0  # m; a fit that never crosses the ground must come this low
 
 
 def _accel(r: np.ndarray, v: np.ndarray, inv_beta: np.ndarray, air: bool) -> np.ndarray:
@@ -65,14 +74,16 @@ def propagate_to_surface(
         descent = np.maximum(-vr, 1.0)
         # Long steps in vacuum, shortened to arrive near the top of the atmosphere; in
         # the air about one step per 20 km of height (drag matters in the last ~40 km).
-        air = np.clip(hl / 10_000.0, atmosphere_step_s, 20.0 * atmosphere_step_s)
+        air = np.clip(
+            hl / _AIR_HEIGHT_PER_STEP_M, atmosphere_step_s, _AIR_STEP_MAX_FACTOR * atmosphere_step_s
+        )
         dt = np.where(
-            hl > top + 20_000.0,
+            hl > top + _APPROACH_MARGIN_M,
             np.where(vr >= 0.0, step_s, np.clip((hl - top) / descent, air, step_s)),
             air,
         )
         d = dt[:, None]
-        air = bool(np.min(hl) < 250_000.0)  # no point can reach the air within one step
+        air = bool(np.min(hl) < _AIR_CHECK_BELOW_M)  # else no point reaches the air in a step
         a1 = _accel(rl, vl, ib, air)
         r2, v2 = rl + 0.5 * d * vl, vl + 0.5 * d * a1
         a2 = _accel(r2, v2, ib, air)
@@ -112,7 +123,7 @@ def propagate_to_surface(
 def _sigma_points(mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
     """Symmetric sigma points (T, 2n, n), equal weights 1/(2n), matching mean and cov."""
     n = mean.shape[-1]
-    cov = 0.5 * (cov + np.swapaxes(cov, -1, -2)) + 1e-9 * np.eye(n)
+    cov = 0.5 * (cov + np.swapaxes(cov, -1, -2)) + _SIGMA_JITTER * np.eye(n)
     w, vec = np.linalg.eigh(cov)
     sq = vec * np.sqrt(np.clip(w, 0.0, None) * n)[:, None, :]  # columns: sqrt(n) * L
     dev = np.swapaxes(sq, -1, -2)  # (T, n, n): rows are deviations
@@ -122,15 +133,22 @@ def _sigma_points(mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
 def _ellipse_from_points(r_ecef: np.ndarray, t_s: np.ndarray) -> GroundEllipse:
     """Ground ellipse of equally weighted surface points (ECEF ``r_ecef`` (K, 3))."""
     mean_r = r_ecef.mean(axis=0)
-    lat0, lon0, _ = frames.ecef_to_geodetic(mean_r)
-    enu = frames.enu_matrix(float(lat0), float(lon0))
+    lat0, lon0, _ = geodesy.ecef_to_geodetic(mean_r)
+    enu = geodesy.enu_matrix(float(lat0), float(lon0))
     d = (r_ecef - mean_r) @ enu[:2].T
-    cov = d.T @ d / d.shape[0]
-    major, minor, orient = frames.ground_ellipse(cov)
+    return _ground_ellipse(float(lat0), float(lon0), float(np.mean(t_s)), d.T @ d / d.shape[0])
+
+
+def _ground_ellipse(
+    lat_deg: float, lon_deg: float, t_s: float, cov_en: np.ndarray
+) -> GroundEllipse:
+    """GroundEllipse centred at (``lat_deg``, ``lon_deg``) at time ``t_s`` (s) with the
+    1-sigma ellipse of the east/north covariance ``cov_en`` (2, 2) m^2."""
+    major, minor, orient = geodesy.ground_ellipse(cov_en)
     return GroundEllipse(
-        latitude_deg=float(lat0),
-        longitude_deg=float(lon0),
-        time_ns=seconds_to_ns(float(np.mean(t_s))),
+        latitude_deg=lat_deg,
+        longitude_deg=lon_deg,
+        time_ns=seconds_to_ns(t_s),
         semi_major_m=major,
         semi_minor_m=minor,
         orientation_deg=orient,
@@ -166,7 +184,7 @@ def predict_impacts(
     r_ecef = np.full_like(hit_r, np.nan)
     sel = np.repeat(good, k)
     if np.any(sel):
-        r_ecef[sel] = frames.teme_to_ecef(hit_r[sel], t_abs[sel])
+        r_ecef[sel] = geodesy.teme_to_ecef(hit_r[sel], t_abs[sel])
     r_ecef = r_ecef.reshape(T, k, 3)
     t_abs = t_abs.reshape(T, k)
     for i in range(T):
@@ -187,13 +205,13 @@ def estimate_launch(
     squares and returns the surface crossing at or before the first sample, with the
     1-sigma ellipse of the fitted point; ``None`` with too few samples or no crossing.
     """
-    if t_s.size < 4:
+    if t_s.size < _LAUNCH_MIN_SAMPLES:
         return None
     tau = t_s - t_s[0]
     span = tau[-1]
     if span <= 0.0:
         return None
-    order = 2 if span >= 4.0 else 1
+    order = 2 if span >= _LAUNCH_QUADRATIC_SPAN_S else 1
     A = np.vander(tau, order + 1, increasing=True)  # (K, order+1)
     w = 1.0 / np.asarray(var_m2, float)
     AtW = A.T * w
@@ -207,7 +225,7 @@ def estimate_launch(
     def pos(tt: np.ndarray) -> np.ndarray:
         return np.vander(np.atleast_1d(tt), order + 1, increasing=True) @ coef
 
-    grid = -np.arange(0.0, max_back_s + 0.1, 0.1)
+    grid = -np.arange(0.0, max_back_s + _LAUNCH_GRID_STEP_S, _LAUNCH_GRID_STEP_S)
     h = ellipsoid_height(pos(grid))
     below = np.flatnonzero(h <= 0.0)
     if h[0] <= 0.0:
@@ -219,21 +237,13 @@ def estimate_launch(
     else:
         # A climb from rest touches the ground at its lowest point: take that if it is low.
         j = int(np.argmin(h))
-        if h[j] > 2_000.0:
+        if h[j] > _LAUNCH_LOWEST_MAX_M:
             return None
         tl = grid[j]
     p = pos(np.array([tl]))[0]
     a = np.vander(np.array([tl]), order + 1, increasing=True)[0]
     var = float(a @ Ninv @ a) * scale
-    lat, lon, _ = frames.ecef_to_geodetic(p)
-    enu = frames.enu_matrix(float(lat), float(lon))
+    lat, lon, _ = geodesy.ecef_to_geodetic(p)
+    enu = geodesy.enu_matrix(float(lat), float(lon))
     cov_en = var * enu[:2] @ enu[:2].T
-    major, minor, orient = frames.ground_ellipse(cov_en)
-    return GroundEllipse(
-        latitude_deg=float(lat),
-        longitude_deg=float(lon),
-        time_ns=seconds_to_ns(float(t_s[0] + tl)),
-        semi_major_m=major,
-        semi_minor_m=minor,
-        orientation_deg=orient,
-    )
+    return _ground_ellipse(float(lat), float(lon), float(t_s[0] + tl), cov_en)

@@ -24,6 +24,8 @@ from .config import FusionConfig
 from .dynamics import ellipsoid_height
 
 _EYE3 = np.eye(3)
+_EARTH_BLOCK_DEPTH_M = -50_000.0  # m; a ray dipping this far below the surface is blocked
+_AT_END_M = 1.0  # m; the dip at the segment's own end (a point on the ground) is allowed
 
 
 def closest_points(
@@ -73,7 +75,7 @@ def earth_blocks(origin: np.ndarray, direction: np.ndarray, t: np.ndarray) -> np
     tc = np.clip(-np.einsum("...i,...i->...", origin, direction), 0.0, None)
     tc = np.minimum(tc, t)
     p = origin + tc[..., None] * direction
-    return (ellipsoid_height(p) < -50_000.0) & (tc < t - 1.0)
+    return (ellipsoid_height(p) < _EARTH_BLOCK_DEPTH_M) & (tc < t - _AT_END_M)
 
 
 @dataclass(slots=True)

@@ -114,6 +114,8 @@ def visible(sat: np.ndarray, obj: np.ndarray, grazing_m: float, max_range_m: flo
     return ok & (rng <= max_range_m)
 
 
+# The simulator keeps its own _cross/tangent_basis on purpose (not fusion.measurement's):
+# truth generation must not share the tracker's model (DESIGN §1).
 def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Row-wise cross product of (N, 3) arrays (np.cross is slow on small arrays)."""
     return np.stack(

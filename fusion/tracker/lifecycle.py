@@ -1,0 +1,226 @@
+"""Every status transition of a track, on data time (DESIGN §3).
+
+TENTATIVE -> CONFIRMED (:meth:`Lifecycle.try_confirm`): M-of-N 1-s bins with an update,
+enough updates, enough distinct sensors (two for a bright plume, else three), a
+consistent mean NIS, and, low down, an Earth-relative velocity clearly non-zero (a
+source that never moves is Earth-fixed for good and never confirmed).
+CONFIRMED -> COASTING (:meth:`Lifecycle.expire`): no update for ``coast_after_s``, or a
+boosting track whose range one satellite cannot hold (``uncertain``: silent until a
+second satellite pins it).
+COASTING -> CONFIRMED (:meth:`Lifecycle.recover`): updated again (and range held).
+any -> DELETED (:meth:`Lifecycle.expire`, :meth:`Lifecycle.merge`): timeouts, position
+uncertainty, below ground, or the weaker of two tracks of one object. Deleted tracks are
+reported once more, then dropped with their rows (:meth:`Lifecycle.reap`).
+
+The periodic checks run four times a second of data time (merging once a second), so
+the outcome does not depend on the frame rate.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import chi2
+
+from ..config import FusionConfig
+from ..domain import NS_PER_S, TrackStatus
+from ..dynamics import POS, VEL, cross_omega, ellipsoid_height
+from .rows import StateRows
+from .track import NIS_WINDOW, Mode, Track
+
+_LIFECYCLE_TICK_NS = 250_000_000  # life-cycle checks four times a second of data time
+_MERGE_TICK_NS = NS_PER_S  # merge test once a second of data time
+_DELETE_BELOW_M = -2_000.0  # m; a track predicted this far underground has impacted
+_GHOST_BELOW_M = -50_000.0  # m; a tentative track this deep is a ghost of two rays
+_BOOST_SIGMA_HARD_FACTOR = 10.0  # an uncertain boost track is dropped at 10x the soft limit
+_MERGE_SEARCH_M = 20_000.0  # m; only tracks this close are tested for merging (the
+# chi-square test decides; the radius only spares the 6-D solve for far pairs)
+_NIS_PROBABILITY = 0.999  # chi-square quantile the mean NIS must stay within to confirm
+_PLUME_RUN_TO_CONFIRM = 2  # bright detections in a row: a plume, two sensors suffice
+
+
+class Lifecycle:
+    """Status transitions of the tracks whose states are in ``rows``."""
+
+    def __init__(self, config: FusionConfig, rows: StateRows) -> None:
+        self.config = config
+        self.rows = rows
+        self._last_tick: int | None = None
+        self._last_merge_tick: int | None = None
+        # mean NIS limit of n 2-D innovations, n = 1..NIS_WINDOW
+        self._nis_limit = {
+            n: float(chi2.ppf(_NIS_PROBABILITY, 2 * n) / n) for n in range(1, NIS_WINDOW + 1)
+        }
+
+    @staticmethod
+    def _set_status(trk: Track, status: TrackStatus) -> None:
+        trk.status = status
+        trk.status_changed = True
+
+    def mark_deleted(self, trk: Track) -> None:
+        trk.deleted = True
+        self._set_status(trk, TrackStatus.DELETED)
+
+    def recover(self, trk: Track) -> None:
+        """A coasting track was updated: confirmed again, unless it is a boost track whose
+        position sigma still exceeds ``max_boost_position_sigma_m``."""
+        if trk.status != TrackStatus.COASTING:
+            return
+        if trk.uncertain:
+            # back from a single-satellite spell once range is held again
+            r = trk.row
+            sigma = float(np.sqrt(np.trace(self.rows.P[r, POS, POS])))
+            trk.uncertain = sigma > self.config.max_boost_position_sigma_m
+        if not trk.uncertain:
+            self._set_status(trk, TrackStatus.CONFIRMED)
+
+    def confirm_updated(self, tracks: list[Track], t_ns: int) -> None:
+        """Try to confirm every tentative track the current frame updated."""
+        for trk in tracks:
+            if trk.updated_now and trk.status == TrackStatus.TENTATIVE:
+                self.try_confirm(trk, t_ns)
+
+    def try_confirm(self, trk: Track, t_ns: int) -> None:
+        """TENTATIVE -> CONFIRMED if the evidence is complete (module docstring)."""
+        cfg = self.config
+        if trk.earth_fixed:
+            return
+        now_bin = t_ns // NS_PER_S
+        hits = sum(1 for b in trk.hit_bins if b > now_bin - cfg.confirm_n)
+        if hits < cfg.confirm_m or trk.update_count < cfg.confirm_min_updates:
+            return
+        r = trk.row
+        pos, vel = self.rows.x[r, POS], self.rows.x[r, VEL]
+        h = float(ellipsoid_height(pos))
+        # Two satellites suffice for a burning plume (a launch is often seen by two only);
+        # a dim source (two-ray ghosts of fires, glint, clutter) needs a third satellite.
+        plume = trk.plume.bright_run >= _PLUME_RUN_TO_CONFIRM
+        launch = plume and h <= cfg.confirm_two_sensor_max_altitude_m
+        need = 2 if plume else cfg.confirm_min_sensors
+        recent = t_ns - cfg.confirm_n * NS_PER_S
+        if sum(1 for seen_ns in trk.sensors_seen.values() if seen_ns > recent) < need:
+            return
+        n = len(trk.nis_recent)
+        if n == 0 or sum(trk.nis_recent) / n > self._nis_limit[n]:
+            return
+        if h < cfg.confirm_min_altitude_m and not self._moving(trk, pos, vel, launch, t_ns):
+            return
+        self._set_status(trk, TrackStatus.CONFIRMED)
+
+    def _moving(
+        self, trk: Track, pos: np.ndarray, vel: np.ndarray, launch: bool, t_ns: int
+    ) -> bool:
+        """The Earth-relative velocity is clearly non-zero; a source still at rest after
+        ``earth_fixed_after_s`` is marked Earth-fixed for good."""
+        cfg = self.config
+        v_rel = vel - cross_omega(pos)
+        speed = float(np.linalg.norm(v_rel))
+        m2 = float(v_rel @ np.linalg.solve(self.rows.P[trk.row, VEL, VEL], v_rel))
+        # A bright plume low down (a launch) needs less evidence of motion than a
+        # dim source, which may be a fire or glint.
+        need_m2 = cfg.confirm_velocity_chi2_plume if launch else cfg.confirm_velocity_chi2
+        if speed < cfg.confirm_min_earth_speed_mps or m2 < need_m2:
+            if (t_ns - trk.created_ns) / NS_PER_S > cfg.earth_fixed_after_s:
+                trk.earth_fixed = True  # still not moving: Earth-fixed for good
+            return False
+        return True
+
+    def tick_due(self, t_ns: int) -> bool:
+        """True once per life-cycle tick of data time (the periodic checks run then)."""
+        tick = t_ns // _LIFECYCLE_TICK_NS
+        due = tick != self._last_tick
+        self._last_tick = tick
+        return due
+
+    def expire(
+        self,
+        tracks: list[Track],
+        t_ns: int,
+        height: np.ndarray,
+        pos_sigma: np.ndarray,
+    ) -> None:
+        """Coast and delete on data time: ``height`` (m) and ``pos_sigma`` (m,
+        sqrt(trace P_rr)) per track, in the order of ``tracks``."""
+        cfg = self.config
+        for k, trk in enumerate(tracks):
+            quiet_s = (t_ns - trk.last_update_ns) / NS_PER_S
+            if trk.status == TrackStatus.TENTATIVE:
+                age_s = (t_ns - trk.created_ns) / NS_PER_S
+                delete = quiet_s > cfg.tentative_timeout_s or (
+                    age_s > cfg.tentative_max_age_s and not trk.earth_fixed
+                )
+            else:
+                if trk.mode == Mode.BOOST:
+                    # A boost seen by one satellite loses range: the track coasts, silent,
+                    # until a second satellite pins it again (same id), or is dropped.
+                    limit = cfg.max_boost_position_sigma_m * _BOOST_SIGMA_HARD_FACTOR
+                    if pos_sigma[k] > cfg.max_boost_position_sigma_m and not trk.uncertain:
+                        trk.uncertain = True
+                        if trk.status == TrackStatus.CONFIRMED:
+                            self._set_status(trk, TrackStatus.COASTING)
+                else:
+                    limit = cfg.max_position_sigma_m
+                delete = quiet_s > cfg.delete_after_s or pos_sigma[k] > limit
+                if not delete and trk.status == TrackStatus.CONFIRMED:
+                    if quiet_s > cfg.coast_after_s:
+                        self._set_status(trk, TrackStatus.COASTING)
+            if trk.status != TrackStatus.TENTATIVE and height[k] < _DELETE_BELOW_M:
+                delete = True  # impacted
+            elif height[k] < _GHOST_BELOW_M:
+                delete = True  # a tentative ghost deep underground
+            if delete:
+                self.mark_deleted(trk)
+
+    def merge_due(self, t_ns: int) -> bool:
+        """True once per merge tick of data time."""
+        merge_tick = t_ns // _MERGE_TICK_NS
+        if merge_tick == self._last_merge_tick:
+            return False
+        self._last_merge_tick = merge_tick
+        return True
+
+    def merge(self, tracks: list[Track]) -> None:
+        """Delete the weaker of every two live tracks whose 6-D states agree within
+        ``merge_chi2`` (one object tracked twice)."""
+        live = [t for t in tracks if not t.deleted]
+        if len(live) < 2:
+            return
+        rows = np.array([t.row for t in live])
+        x6 = self.rows.x[rows, :6]
+        P6 = self.rows.P[rows][:, :6, :6]
+        offset = x6[:, None, :3] - x6[None, :, :3]
+        near = np.linalg.norm(offset, axis=-1) < _MERGE_SEARCH_M
+        np.fill_diagonal(near, False)
+        ii, jj = np.nonzero(np.triu(near))
+        for i, j in zip(ii, jj, strict=True):
+            a, b = live[i], live[j]
+            if a.deleted or b.deleted:
+                continue
+            e = x6[i] - x6[j]
+            S = P6[i] + P6[j]
+            try:
+                d2 = float(e @ np.linalg.solve(S, e))
+            except np.linalg.LinAlgError:
+                continue
+            if d2 > self.config.merge_chi2:
+                continue
+            self.mark_deleted(min((a, b), key=_merge_rank))
+
+    def reap(self, tracks: list[Track]) -> list[Track]:
+        """Drop deleted tracks (after their DELETED reports) and their rows; returns the
+        live tracks."""
+        if not any(t.deleted for t in tracks):
+            return tracks
+        rows: list[int] = []
+        for trk in tracks:
+            if trk.deleted:
+                if trk.shadow is not None:
+                    rows.append(trk.shadow_row)
+                rows.append(trk.row)
+        self.rows.remove(sorted(rows))
+        return [t for t in tracks if not t.deleted]
+
+
+def _merge_rank(trk: Track) -> tuple:
+    """The track to drop ranks lowest: tentative before confirmed, fewer updates, then
+    the younger one."""
+    return (trk.status != TrackStatus.TENTATIVE, trk.update_count, -trk.key)

@@ -1,0 +1,294 @@
+"""Motion modes of the tracks: boost, ballistic, drag, and the switches between them.
+
+A track starts in BOOST (thrust acceleration estimated under white jerk noise). Burnout
+is declared two ways:
+
+- by the plume: bright detections (intensity normalised to 1000 km range at or above
+  ``boost_intensity_threshold``) followed by ``burnout_dim_count`` dark ones. The track
+  is replayed from its last bright update (:meth:`MotionModes.burnout_from_plume`);
+- by a shadow test when no plume was seen: a ballistic copy of the boosting track,
+  conditioned on zero thrust, takes the track's detections; if its normalised
+  innovations stay consistent for ``burnout_hold_s`` the track adopts it
+  (:meth:`MotionModes.run_shadow_tests`).
+
+A BALLISTIC track whose innovations grow (fading-memory NIS above ``maneuver_nis``) or
+that shows a plume again reopens its thrust (back to BOOST). A BALLISTIC track
+descending below ``ATMOSPHERE_TOP_M`` (100 km) estimates its drag deceleration (DRAG);
+a DRAG track climbing out goes back to BALLISTIC. Per-row process noise (Singer rate,
+acceleration and jerk PSDs) follows the mode: :meth:`MotionModes.noise`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+from scipy.stats import chi2
+
+from ..association import gate_threshold
+from ..config import FusionConfig
+from ..constants import ATMOSPHERE_TOP_M
+from ..domain import NS_PER_S, TrackStatus
+from ..dynamics import ACC, POS, SCALE_HEIGHT_M, VEL, air_density, cross_omega, ellipsoid_height
+from ..filters import condition_on_zero_accel, open_accel, predict, update
+from ..measurement import position_jacobian, predict_los, residuals
+from .rows import StateRows
+from .track import Look, Mode, ShadowTest, Snapshot, Track
+
+INTENSITY_REFERENCE_RANGE_M = 1.0e6  # m; intensities compare at 1000 km (times range^2)
+_REENTRY_ACCEL_SIGMA = 0.5  # m/s^2, drag prior when a ballistic track enters the air
+_MIN_UPDATES_FOR_SHADOW = 3  # updates of a boost track before its burnout test starts
+_SHADOW_UPDATES_PER_S = 2  # a shadow needs this many updates per s of burnout_hold_s
+_BURNOUT_PROBABILITY = 0.99  # chi-square quantile the shadow's NIS sum must stay within
+
+
+@lru_cache(maxsize=1024)
+def _burnout_nis_limit(count: int) -> float:
+    """Largest NIS sum of ``count`` 2-D updates consistent with zero thrust."""
+    return float(chi2.ppf(_BURNOUT_PROBABILITY, 2 * count))
+
+
+def boost_inflation(config: FusionConfig) -> np.ndarray:
+    """Covariance (9, 9) of the error in (r, v, a) left by a thrust change of sigma
+    ``init_accel_sigma_mps2`` made ``boost_inflate_lag_s`` ago."""
+    lag, sa2 = config.boost_inflate_lag_s, config.init_accel_sigma_mps2**2
+    blk = sa2 * np.array(
+        [[lag**4 / 4, lag**3 / 2, lag**2 / 2], [lag**3 / 2, lag**2, lag], [lag**2 / 2, lag, 1]]
+    )
+    return np.kron(blk, np.eye(3))
+
+
+def radial_speed(r: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Radial velocity component (m/s, > 0 climbing) of rows of positions and velocities."""
+    return np.einsum("ki,ki->k", r, v) / np.linalg.norm(r, axis=1)
+
+
+class MotionModes:
+    """Mode changes of the tracks in ``rows`` and the process noise of each mode."""
+
+    def __init__(self, config: FusionConfig, rows: StateRows) -> None:
+        self.config = config
+        self.rows = rows
+        self._inflation = boost_inflation(config)
+        self._shadow_fail = gate_threshold(config.boost_gate_probability)
+
+    # ------------------------------------------------------------------ process noise
+    def noise(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per-row Singer rate (1/s), velocity noise PSD and jerk noise PSD (cached until
+        rows or modes change; the drag rows' jerk noise follows the air density)."""
+        cfg = self.config
+        rows = self.rows
+        if rows.noise_cache is None:
+            n = len(rows)
+            inv_tau = np.zeros(n)
+            accel_psd = np.full(n, cfg.ballistic_accel_psd)
+            jerk_psd = np.zeros(n)
+            drag_rows = []
+            for i, (trk, shadow) in enumerate(rows.owners):
+                if shadow or trk.mode == Mode.BALLISTIC:
+                    continue
+                inv_tau[i] = 1.0 / cfg.accel_time_constant_s
+                if trk.mode == Mode.BOOST:
+                    jerk_psd[i] = cfg.boost_jerk_psd
+                else:
+                    drag_rows.append(i)
+            rows.noise_cache = (inv_tau, accel_psd, jerk_psd, np.array(drag_rows, dtype=int))
+        inv_tau, accel_psd, jerk_psd, drag_idx = rows.noise_cache
+        if drag_idx.size:
+            jerk_psd = jerk_psd.copy()
+            jerk_psd[drag_idx] = self._drag_jerk_psd(drag_idx)
+        return inv_tau, accel_psd, jerk_psd
+
+    def _drag_jerk_psd(self, idx: np.ndarray) -> np.ndarray:
+        """Jerk noise of drag rows: drag grows as the air thickens on the way down."""
+        cfg = self.config
+        r, v, a = self.rows.x[idx, POS], self.rows.x[idx, VEL], self.rows.x[idx, ACC]
+        h = ellipsoid_height(r)
+        v_rel = v - cross_omega(r)
+        speed = np.linalg.norm(v_rel, axis=1)
+        d_model = 0.5 * air_density(h) * speed**2 / cfg.impact_ballistic_coefficient
+        d_est = np.maximum(np.linalg.norm(a, axis=1), d_model)
+        descent = np.abs(radial_speed(r, v))
+        jerk = d_est * descent / SCALE_HEIGHT_M
+        return cfg.reentry_jerk_psd + 2.0 * jerk**2
+
+    def set_mode(self, trk: Track, mode: Mode) -> None:
+        trk.mode = mode
+        self.rows.noise_cache = None
+
+    # ------------------------------------------------------------------ after an update
+    def observe_update(self, trk: Track, row: int, nis: float, look: Look) -> Mode | None:
+        """Mode bookkeeping of one track updated (row ``row``, NIS ``nis``) by ``look``:
+        NIS memories, thrust-change inflation, plume runs and boost snapshots. Returns the
+        mode the track is due to change to (BALLISTIC: the plume went dark; BOOST: a
+        ballistic track shows a plume again), or None."""
+        cfg = self.config
+        trk.nis_fade = cfg.maneuver_memory * trk.nis_fade + nis
+        trk.nis_fade_boost = cfg.boost_inflate_memory * trk.nis_fade_boost + nis
+        if trk.mode == Mode.BOOST and trk.nis_fade_boost > cfg.boost_inflate_nis:
+            # Thrust changed faster than the jerk noise allows (staging, cutoff): widen
+            # the thrust estimate, and position/velocity by what an unknown thrust change
+            # that long ago would have done to them.
+            self.rows.P[row] += self._inflation
+            trk.nis_fade_boost = 0.0
+        plume = trk.plume
+        if look.bright:
+            plume.bright_seen = True
+            plume.dim_run = 0
+            plume.bright_run += 1
+        else:
+            plume.bright_run = 0
+            if plume.bright_seen:
+                plume.dim_run += 1
+        if trk.mode == Mode.BOOST:
+            plume.snapshots.append(Snapshot(self.rows.x[row].copy(), self.rows.P[row].copy(), look))
+            if plume.dim_run >= cfg.burnout_dim_count:
+                return Mode.BALLISTIC
+        elif (
+            trk.mode == Mode.BALLISTIC
+            and plume.bright_run >= cfg.burnout_dim_count
+            and trk.status != TrackStatus.TENTATIVE
+        ):
+            return Mode.BOOST
+        return None
+
+    def is_bright(self, intensity: float, range_m: float) -> bool:
+        """A detection of ``intensity`` at ``range_m`` is a burning plume."""
+        scaled = intensity * (range_m / INTENSITY_REFERENCE_RANGE_M) ** 2
+        return bool(scaled >= self.config.boost_intensity_threshold)
+
+    def observe_shadow(self, trk: Track, nis: float) -> None:
+        """Add one update's NIS of ``trk``'s shadow to its burnout test."""
+        sh = trk.shadow
+        if sh is None:
+            return
+        sh.nis_sum += nis
+        sh.count += 1
+        if nis > self._shadow_fail:
+            sh.failed = True
+
+    # ------------------------------------------------------------------ burnout
+    def burnout_from_plume(self, trk: Track, t_ns: int) -> None:
+        """The plume went dark: thrust stopped between the last bright detection (time
+        t_b) and the first dark one (t_d). Restart from the track's state after t_b,
+        thrusting on to the middle of that interval (velocity widened by the unknown
+        cut-off instant), drop the thrust, and re-apply the dark detections with the
+        ballistic model."""
+        snaps = list(trk.plume.snapshots)
+        j = max((i for i, s in enumerate(snaps) if s.look.bright), default=None)
+        if j is None or j == len(snaps) - 1:
+            return
+        cfg = self.config
+        last_bright = snaps[j]
+        t_b = last_bright.look.time_ns
+        half = (snaps[j + 1].look.time_ns - t_b) / NS_PER_S / 2.0
+        x, P = predict(
+            last_bright.x[None], last_bright.P[None], half, 1.0 / cfg.accel_time_constant_s,
+            cfg.ballistic_accel_psd, cfg.boost_jerk_psd, cfg.max_step_s,
+        )  # fmt: skip
+        a = x[0, ACC].copy()
+        P[0, VEL, VEL] += np.outer(a, a) * (2.0 * half) ** 2 / 12.0
+        x[0, ACC] = 0.0
+        P[0, ACC, :] = 0.0
+        P[0, :, ACC] = 0.0
+        t_cur = t_b + int(half * NS_PER_S)
+        for look in (s.look for s in snaps[j + 1 :]):
+            x, P = self._predict_ballistic(x, P, look.time_ns - t_cur)
+            t_cur = look.time_ns
+            u, rho, e = predict_los(x[:, POS], look.sensor_position)
+            y = residuals(u, e, look.los[None])[:, 0, :]
+            x, P, _ = update(x, P, y, position_jacobian(e, rho), np.array([look.sigma]))
+        x, P = self._predict_ballistic(x, P, t_ns - t_cur)
+        self.rows.x[trk.row] = x[0]
+        self.rows.P[trk.row] = P[0]
+        self.to_ballistic(trk, t_b + int(half * NS_PER_S))
+
+    def _predict_ballistic(
+        self, x: np.ndarray, P: np.ndarray, dt_ns: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        cfg = self.config
+        return predict(x, P, dt_ns / NS_PER_S, 0.0, cfg.ballistic_accel_psd, 0.0, cfg.max_step_s)
+
+    def to_ballistic(self, trk: Track, burnout_ns: int) -> None:
+        """Switch ``trk`` to BALLISTIC (its row already conditioned on zero thrust)."""
+        self.set_mode(trk, Mode.BALLISTIC)
+        trk.burnout_ns = burnout_ns
+        trk.nis_fade = 0.0
+        trk.plume.snapshots.clear()
+        trk.plume.bright_run = 0
+        if trk.shadow is not None:
+            self.rows.remove([trk.shadow_row])
+            trk.shadow = None
+
+    def reopen_thrust(self, trk: Track) -> None:
+        """Back to BOOST: the thrust estimate reopens with its initial prior."""
+        self.rows.apply(trk.row, open_accel, self.config.init_accel_sigma_mps2)
+        self.set_mode(trk, Mode.BOOST)
+        trk.nis_fade = 0.0
+        trk.plume.dim_run = 0
+
+    def check_maneuvers(self, tracks: list[Track]) -> None:
+        """Reopen the thrust of updated ballistic tracks whose innovations grew."""
+        for trk in tracks:
+            if (
+                trk.updated_now
+                and trk.mode == Mode.BALLISTIC
+                and trk.nis_fade > self.config.maneuver_nis
+            ):
+                self.reopen_thrust(trk)
+                trk.plume.bright_seen = False  # no plume seen: the shadow test decides burnout
+
+    def run_shadow_tests(self, tracks: list[Track], t_ns: int) -> None:
+        """Start, restart, drop or conclude the burnout shadow test of every boosting
+        track; a concluded test (zero thrust fits) switches the track to BALLISTIC."""
+        cfg = self.config
+        hold_ns = int(cfg.burnout_hold_s * NS_PER_S)
+        drop: list[int] = []
+        spawn: list[Track] = []
+        for trk in tracks:
+            sh = trk.shadow
+            if trk.mode != Mode.BOOST:
+                continue
+            if sh is None:
+                if trk.update_count >= _MIN_UPDATES_FOR_SHADOW and not trk.plume.bright_seen:
+                    spawn.append(trk)
+                continue
+            running = (
+                t_ns - sh.start_ns < hold_ns
+                or sh.count < _SHADOW_UPDATES_PER_S * cfg.burnout_hold_s
+            )
+            if running and not sh.failed and not trk.plume.bright_seen:
+                continue
+            drop.append(trk.shadow_row)
+            trk.shadow = None
+            if trk.plume.bright_seen:  # the plume tells burnout better than the shadow
+                continue
+            if not sh.failed and sh.nis_sum <= _burnout_nis_limit(sh.count):
+                # Burnout: thrust has been zero over the whole test window, so the
+                # track's own (honest) estimate is conditioned on zero thrust now.
+                self.rows.apply(trk.row, condition_on_zero_accel)
+                self.to_ballistic(trk, sh.start_ns)
+            else:  # thrust on: restart the test from now
+                spawn.append(trk)
+        self.rows.remove(sorted(drop))
+        for trk in spawn:
+            r = trk.row
+            xs, Ps = condition_on_zero_accel(self.rows.x[r : r + 1], self.rows.P[r : r + 1])
+            trk.shadow = ShadowTest(start_ns=t_ns)
+            self.rows.append(xs[0], Ps[0], trk, True)
+
+    # ------------------------------------------------------------------ air
+    def air_transitions(
+        self, tracks: list[Track], rows: np.ndarray, height: np.ndarray, climb: np.ndarray
+    ) -> None:
+        """BALLISTIC -> DRAG when descending into the air, DRAG -> BALLISTIC when climbing
+        out (``rows``, ``height`` m and radial speed ``climb`` m/s per track)."""
+        for k, trk in enumerate(tracks):
+            if trk.deleted:
+                continue
+            if trk.mode == Mode.BALLISTIC and height[k] < ATMOSPHERE_TOP_M and climb[k] < 0.0:
+                self.rows.apply(int(rows[k]), open_accel, _REENTRY_ACCEL_SIGMA)
+                self.set_mode(trk, Mode.DRAG)
+            elif trk.mode == Mode.DRAG and height[k] > ATMOSPHERE_TOP_M and climb[k] > 0.0:
+                self.rows.apply(int(rows[k]), condition_on_zero_accel)
+                self.set_mode(trk, Mode.BALLISTIC)

@@ -1,0 +1,186 @@
+"""When tracks are reported, what a report holds, and the impact and launch estimates.
+
+Schedule: a track is first reported when confirmed (tentative tracks stay internal; the
+first report assigns its number, ``<fusion_id>-<n>``, n from 1, never reused), then at
+every status change and, while updated, at most once per ``report_interval_s`` of data
+time; an ``uncertain`` (single-satellite boost) track is not reported until it recovers.
+``flush`` reports every reported track with updates not reported yet.
+
+A report carries the 6-D state (ECI m, m/s) and covariance, the geodetic position, the
+flight phase, and the impact (ballistic and drag tracks, refreshed every
+``impact_refresh_s`` for all due tracks in one batch: :func:`..impact.predict_impacts`)
+and launch estimates (tracks first seen low in boost: :func:`..impact.estimate_launch`
+over Earth-fixed samples taken four times a second during ``launch_fit_s``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import geodesy
+from ..config import FusionConfig
+from ..domain import NS_PER_S, FlightPhase, TrackReport, TrackStatus
+from ..dynamics import POS, VEL
+from ..impact import estimate_launch, predict_impacts
+from .rows import StateRows
+from .track import LaunchSample, Mode, Track
+
+_LAUNCH_SAMPLE_SPACING_NS = NS_PER_S // 4  # ns; launch samples four times a second
+_LAUNCH_MIN_SAMPLES = 8  # samples before a launch fit is tried
+_LAUNCH_FINAL_MARGIN_S = 1.0  # s; a fit spanning launch_fit_s less this is final
+
+
+class ReportSchedule:
+    """Reports of the tracks in ``rows`` (see the module docstring)."""
+
+    def __init__(self, fusion_id: str, config: FusionConfig, rows: StateRows) -> None:
+        self.fusion_id = fusion_id
+        self.config = config
+        self.rows = rows
+        self._next_number = 1
+        self._last_impact_tick: int | None = None
+
+    # ------------------------------------------------------------------ schedule
+    def due(self, tracks: list[Track], t_ns: int) -> list[TrackReport]:
+        """Reports due at data time ``t_ns`` (after refreshing the impact estimates)."""
+        self._refresh_impacts(tracks, t_ns)
+        interval = int(self.config.report_interval_s * NS_PER_S)
+        out: list[Track] = []
+        for trk in tracks:
+            # Tentative tracks stay internal: a track is first reported when confirmed.
+            visible = trk.report.number is not None or trk.status == TrackStatus.CONFIRMED
+            if not visible:
+                continue
+            due = trk.status_changed or trk.report.number is None
+            if not due and trk.updated_now and not trk.uncertain:
+                last_ns = trk.report.last_ns
+                due = last_ns is None or t_ns - last_ns >= interval
+            if due:
+                out.append(trk)
+        return self.make(out, t_ns)
+
+    def flush(self, tracks: list[Track], t_ns: int) -> list[TrackReport]:
+        """Reports of every reported track whose latest state has not been reported."""
+        due = [
+            trk
+            for trk in tracks
+            if trk.report.number is not None
+            and trk.report.last is not None
+            and (trk.last_update_ns > trk.report.last.time_ns or trk.status_changed)
+        ]
+        return self.make(due, t_ns)
+
+    # ------------------------------------------------------------------ reports
+    def make(self, trks: list[Track], t_ns: int) -> list[TrackReport]:
+        """Reports of ``trks`` at data time ``t_ns`` (geodetic conversion in one batch)."""
+        if not trks:
+            return []
+        rows = np.array([t.row for t in trks])
+        lat, lon, alt = geodesy.teme_to_geodetic(self.rows.x[rows, POS], t_ns / NS_PER_S)
+        return [
+            self._make_one(trk, t_ns, float(la), float(lo), float(al))
+            for trk, la, lo, al in zip(trks, lat, lon, alt, strict=True)
+        ]
+
+    def _make_one(self, trk: Track, t_ns: int, lat: float, lon: float, alt: float) -> TrackReport:
+        rep_state = trk.report
+        if rep_state.number is None:
+            rep_state.number = self._next_number
+            self._next_number += 1
+        row = trk.row
+        x6 = self.rows.x[row, :6].copy()
+        cov = self.rows.P[row, :6, :6].copy()
+        phase = self._phase(trk, row)
+        if not trk.deleted and (trk.mode == Mode.BOOST or trk.launch.estimate is None):
+            self._update_launch(trk)
+        rep_state.revision += 1
+        rep = TrackReport(
+            track_id=f"{self.fusion_id}-{rep_state.number}",
+            revision=rep_state.revision,
+            status=trk.status,
+            time_ns=t_ns,
+            position=x6[:3],
+            velocity=x6[3:6],
+            covariance=cov,
+            latitude_deg=lat,
+            longitude_deg=lon,
+            altitude_m=alt,
+            phase=phase,
+            impact=trk.impact if trk.mode != Mode.BOOST else None,
+            launch=trk.launch.estimate,
+            sensor_ids=tuple(sorted(rep_state.since)),
+            update_count=trk.update_count,
+        )
+        rep_state.since.clear()
+        trk.status_changed = False
+        rep_state.last_ns = t_ns
+        rep_state.last = rep
+        return rep
+
+    def _phase(self, trk: Track, row: int) -> FlightPhase:
+        if trk.mode == Mode.BOOST:
+            return FlightPhase.BOOST
+        if trk.mode == Mode.DRAG:
+            r, v = self.rows.x[row, POS], self.rows.x[row, VEL]
+            return FlightPhase.REENTRY if float(r @ v) < 0.0 else FlightPhase.MIDCOURSE
+        return FlightPhase.MIDCOURSE
+
+    # ------------------------------------------------------------------ impact
+    def _refresh_impacts(self, tracks: list[Track], t_ns: int) -> None:
+        """Every ``impact_refresh_s``: new impact predictions of the confirmed and
+        coasting non-boost tracks (boost tracks have none)."""
+        tick = t_ns // int(self.config.impact_refresh_s * NS_PER_S)
+        if tick == self._last_impact_tick:
+            return
+        self._last_impact_tick = tick
+        due = [
+            t
+            for t in tracks
+            if t.mode != Mode.BOOST
+            and t.status in (TrackStatus.CONFIRMED, TrackStatus.COASTING)
+            and not t.deleted
+        ]
+        for t in tracks:
+            if t.mode == Mode.BOOST:
+                t.impact = None
+        if not due:
+            return
+        rows = np.array([t.row for t in due])
+        res = predict_impacts(
+            self.rows.x[rows, :6], self.rows.P[rows][:, :6, :6], t_ns / NS_PER_S, self.config
+        )
+        for trk, imp in zip(due, res, strict=True):
+            trk.impact = imp
+
+    # ------------------------------------------------------------------ launch
+    def sample_launch(self, trk: Track, t_ns: int) -> None:
+        """Keep the track's Earth-fixed position for the launch fit (at most four times a
+        second, during the first ``launch_fit_s`` of the track)."""
+        fit = trk.launch
+        if fit.final:
+            return
+        if (t_ns - trk.created_ns) / NS_PER_S > self.config.launch_fit_s:
+            return
+        samples = fit.samples
+        if samples and (t_ns - samples[-1].time_ns) < _LAUNCH_SAMPLE_SPACING_NS:
+            return
+        row = trk.row
+        r_ecef = geodesy.teme_to_ecef(self.rows.x[row, POS], t_ns / NS_PER_S)
+        var = float(np.trace(self.rows.P[row, POS, POS]) / 3.0)
+        samples.append(LaunchSample(t_ns, r_ecef, var))
+
+    def _update_launch(self, trk: Track) -> None:
+        fit = trk.launch
+        if not fit.enabled or fit.final or len(fit.samples) < _LAUNCH_MIN_SAMPLES:
+            return
+        samples = fit.samples
+        t = np.array([s.time_ns for s in samples], dtype=np.int64)
+        span = (t[-1] - t[0]) / NS_PER_S
+        r = np.array([s.r_ecef for s in samples])
+        var = np.array([s.var_m2 for s in samples])
+        est = estimate_launch((t - t[0]) / NS_PER_S + t[0] / NS_PER_S, r, var)
+        if est is not None:
+            fit.estimate = est
+        if span >= self.config.launch_fit_s - _LAUNCH_FINAL_MARGIN_S or trk.mode != Mode.BOOST:
+            fit.final = True
+            samples.clear()

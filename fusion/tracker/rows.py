@@ -1,0 +1,88 @@
+"""Stacked filter states of every live track and burnout shadow, one row each.
+
+``x`` (N, 9) and ``P`` (N, 9, 9) hold the states (ECI: position m, velocity m/s,
+acceleration m/s^2; layout in :mod:`..dynamics`) so that one frame predicts all rows in
+one batched call. ``owners[i]`` says whose row ``i`` is; every change of the stack
+(append, remove) re-numbers ``Track.row`` / ``Track.shadow_row``. The per-row
+process-noise parameters depend on the owners' modes and are cached here until the stack
+or a mode changes (:attr:`noise_cache`, filled by :mod:`.modes`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ..dynamics import N_STATE
+from ..filters import predict
+from .track import RowOwner, Track
+
+
+class StateRows:
+    """The stacked states ``x`` (N, 9), covariances ``P`` (N, 9, 9) and row owners."""
+
+    def __init__(self) -> None:
+        self.x = np.zeros((0, N_STATE))
+        self.P = np.zeros((0, N_STATE, N_STATE))
+        self.owners: list[RowOwner] = []
+        self.noise_cache: tuple | None = None  # see modes.MotionModes.noise
+
+    def __len__(self) -> int:
+        return len(self.owners)
+
+    def main_rows(self) -> np.ndarray:
+        """Indices of the rows that are tracks (not shadows), in row order."""
+        return np.array([i for i, o in enumerate(self.owners) if not o.is_shadow], dtype=int)
+
+    def track_of(self, row: int) -> Track:
+        return self.owners[row].track
+
+    def append(self, x: np.ndarray, P: np.ndarray, trk: Track, shadow: bool) -> None:
+        """Add a row for ``trk`` (its main row, or its shadow's)."""
+        self.x = np.concatenate([self.x, x[None]])
+        self.P = np.concatenate([self.P, P[None]])
+        self.owners.append(RowOwner(trk, shadow))
+        self.noise_cache = None
+        if shadow:
+            trk.shadow_row = len(self.owners) - 1
+        else:
+            trk.row = len(self.owners) - 1
+
+    def remove(self, rows: list[int]) -> None:
+        """Drop ``rows`` (indices) and re-number the remaining owners' rows."""
+        if not rows:
+            return
+        keep = np.ones(len(self.owners), bool)
+        keep[rows] = False
+        self.x = self.x[keep]
+        self.P = self.P[keep]
+        self.owners = [o for o, k in zip(self.owners, keep, strict=True) if k]
+        self.noise_cache = None
+        for i, (owner, shadow) in enumerate(self.owners):
+            if shadow:
+                owner.shadow_row = i
+            else:
+                owner.row = i
+
+    def apply(self, row: int, fn: Callable[..., tuple[np.ndarray, np.ndarray]], *args: Any) -> None:
+        """Replace row ``row`` by ``fn(x[row:row+1], P[row:row+1], *args)`` (a batched
+        filter function of :mod:`..filters` on a stack of one)."""
+        self.x[row : row + 1], self.P[row : row + 1] = fn(
+            self.x[row : row + 1], self.P[row : row + 1], *args
+        )
+
+    def predict(
+        self,
+        dt: float,
+        inv_tau: np.ndarray,
+        accel_psd: np.ndarray,
+        jerk_psd: np.ndarray,
+        max_step: float,
+    ) -> None:
+        """Predict every row over ``dt`` (s) with per-row Singer rate (1/s), white
+        acceleration PSD (m^2/s^3) and white jerk PSD (m^2/s^5)."""
+        self.x, self.P = predict(
+            self.x, self.P, dt, inv_tau, accel_psd, jerk_psd, max_step=max_step
+        )

@@ -1,0 +1,139 @@
+"""Per-track records of the tracker: motion mode, life-cycle flags and bounded histories.
+
+A :class:`Track` is the bookkeeping of one live track; its filter state (``x`` (9,),
+``P`` (9, 9), ECI, SI units) lives in the stacked rows of :mod:`.rows`, at index
+``Track.row`` (and ``Track.shadow_row`` for a burnout-test shadow). Times are data time
+in integer nanoseconds (``*_ns``). The small records group what one concern of the
+tracker reads and writes: :class:`Plume` (brightness and boost snapshots, used by the
+burnout logic of :mod:`.modes`), :class:`LaunchFit` (samples for the launch point,
+:mod:`.reports`) and :class:`Reporting` (track number, revision, last report).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import NamedTuple
+
+import numpy as np
+
+from ..domain import GroundEllipse, TrackReport, TrackStatus
+
+NIS_WINDOW = 16  # updates whose mean NIS the confirmation test checks
+HIT_BINS_KEPT = 16  # 1-s bins with an update kept for the M-of-N test (>= confirm_n)
+SNAPSHOTS_KEPT = 32  # boost updates kept to replay from the last bright one at burnout
+LAUNCH_SAMPLES_KEPT = 64  # early boost positions kept for the launch fit (4 per s, 16 s)
+
+
+class Mode(IntEnum):
+    """Motion model of a track: BOOST (thrust estimated), BALLISTIC (``a = 0``), DRAG
+    (ballistic below 100 km with the deceleration estimated)."""
+
+    BOOST = 0
+    BALLISTIC = 1
+    DRAG = 2
+
+
+class Look(NamedTuple):
+    """One detection as a track's update used it (kept for the burnout replay)."""
+
+    time_ns: int
+    sensor_position: np.ndarray  # (3,) ECI m, the detecting sensor
+    los: np.ndarray  # (3,) measured unit line of sight, ECI
+    sigma: float  # rad, angular noise of the detection
+    bright: bool  # the detection was a burning plume
+
+
+class Snapshot(NamedTuple):
+    """One update of a boosting track, kept to replay the dark updates at burnout."""
+
+    x: np.ndarray  # (9,) state after the update, ECI (m, m/s, m/s^2)
+    P: np.ndarray  # (9, 9) its covariance
+    look: Look
+
+
+class LaunchSample(NamedTuple):
+    """One early boost position for the launch-point fit."""
+
+    time_ns: int
+    r_ecef: np.ndarray  # (3,) m, Earth-fixed position
+    var_m2: float  # m^2 per axis, trace(P_rr) / 3
+
+
+class RowOwner(NamedTuple):
+    """Who a stacked state row belongs to: a track, or the burnout shadow of one."""
+
+    track: Track
+    is_shadow: bool
+
+
+@dataclass(slots=True)
+class ShadowTest:
+    """Burnout test in progress: a zero-thrust copy of a boosting track (DESIGN §3)."""
+
+    start_ns: int  # data time the shadow was conditioned on zero thrust
+    nis_sum: float = 0.0  # sum of its normalised innovation squares since
+    count: int = 0  # updates since
+    failed: bool = False  # one innovation beyond the boost gate: thrust is on
+
+
+@dataclass(slots=True)
+class Plume:
+    """What the detections' brightness tells about the thrust of one track."""
+
+    bright_seen: bool = False  # a burning plume has been seen on this track
+    bright_run: int = 0  # bright detections in a row
+    dim_run: int = 0  # dark detections in a row after a bright one
+    snapshots: deque[Snapshot] = field(default_factory=lambda: deque(maxlen=SNAPSHOTS_KEPT))
+
+
+@dataclass(slots=True)
+class LaunchFit:
+    """Launch-point estimate of a track first seen low in boost."""
+
+    enabled: bool = False  # first seen below launch_max_first_altitude_m
+    samples: deque[LaunchSample] = field(default_factory=lambda: deque(maxlen=LAUNCH_SAMPLES_KEPT))
+    estimate: GroundEllipse | None = None
+    final: bool = False  # fit window over: the estimate no longer changes
+
+
+@dataclass(slots=True)
+class Reporting:
+    """Report bookkeeping of one track."""
+
+    number: int | None = None  # n of the track id ``<fusion_id>-<n>``, set at first report
+    revision: int = 0
+    last_ns: int | None = None  # data time of the last report
+    last: TrackReport | None = None
+    since: set[str] = field(default_factory=set)  # sensors that updated it since then
+
+
+@dataclass(slots=True)
+class Track:
+    """Bookkeeping of one live track (its state is row ``row`` of the stacked rows)."""
+
+    key: int  # creation order, never reused (merge tie-break)
+    created_ns: int
+    last_update_ns: int
+    row: int = -1
+    shadow_row: int = -1
+    mode: Mode = Mode.BOOST
+    status: TrackStatus = TrackStatus.TENTATIVE
+    status_changed: bool = False  # not reported since the last status change
+    updated_now: bool = False  # updated by the current frame
+    deleted: bool = False
+    update_count: int = 0
+    hit_bins: deque[int] = field(default_factory=lambda: deque(maxlen=HIT_BINS_KEPT))
+    sensors_seen: dict[str, int] = field(default_factory=dict)  # sensor id -> last update ns
+    nis_recent: deque[float] = field(default_factory=lambda: deque(maxlen=NIS_WINDOW))
+    nis_fade: float = 0.0  # fading-memory NIS sum, ballistic manoeuvre test
+    nis_fade_boost: float = 0.0  # shorter memory, thrust-change test in boost
+    earth_fixed: bool = False  # never moved: a fire or glint, never confirmed
+    uncertain: bool = False  # boost range lost (one satellite): coasting, not reported
+    shadow: ShadowTest | None = None
+    burnout_ns: int | None = None
+    impact: GroundEllipse | None = None
+    plume: Plume = field(default_factory=Plume)
+    launch: LaunchFit = field(default_factory=LaunchFit)
+    report: Reporting = field(default_factory=Reporting)

@@ -1,0 +1,272 @@
+"""The :class:`Tracker` facade: one frame in, its reports out.
+
+Orchestrates, per frame (the steps are listed in the package docstring): prediction of
+the stacked rows (:mod:`.rows`), gating and assignment (:mod:`..association`), the
+batched EKF update, initiation (:mod:`..initiation`), motion-mode changes
+(:mod:`.modes`), status transitions (:mod:`.lifecycle`) and reports (:mod:`.reports`).
+The tracker keeps the list of live tracks in creation order; the components share the
+one :class:`.rows.StateRows`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ..association import Gating, assign, gate, gate_threshold
+from ..config import FusionConfig
+from ..domain import NS_PER_S, SensorFrame, TrackReport
+from ..dynamics import ACC, N_STATE, POS, VEL, cross_omega, ellipsoid_height
+from ..filters import update
+from ..initiation import Candidate, InitiationBuffer
+from ..measurement import position_jacobian, predict_los, residuals
+from .lifecycle import Lifecycle
+from .modes import MotionModes, radial_speed
+from .reports import ReportSchedule
+from .rows import StateRows
+from .track import Look, Mode, Track
+
+
+class _Assigned(NamedTuple):
+    """The (track, detection) pairs of one frame: K pairs, in track row order."""
+
+    gating: Gating  # of all main rows against all detections
+    rows: np.ndarray  # (K,) state rows of the assigned tracks
+    track_idx: np.ndarray  # (K,) index of each among the gated tracks
+    det_idx: np.ndarray  # (K,) detection index in the frame
+
+
+class Tracker:
+    """Multi-target tracker over angle-only frames (see the package docstring).
+
+    ``fusion_id`` names the tracks ``<fusion_id>-<n>`` (n from 1, in order of first
+    report, never reused). Frames must come in application order (DESIGN §6).
+    """
+
+    def __init__(self, fusion_id: str = "fusion", config: FusionConfig | None = None) -> None:
+        self.fusion_id = fusion_id
+        self.config = cfg = config if config is not None else FusionConfig()
+        self._t_ns: int | None = None
+        self._rows = StateRows()
+        self._tracks: list[Track] = []  # live tracks in creation order
+        self._next_key = 0
+        self._buffer = InitiationBuffer(cfg)
+        self._gate_ballistic = gate_threshold(cfg.gate_probability)
+        self._gate_boost = gate_threshold(cfg.boost_gate_probability)
+        self._modes = MotionModes(cfg, self._rows)
+        self._lifecycle = Lifecycle(cfg, self._rows)
+        self._reports = ReportSchedule(fusion_id, cfg, self._rows)
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def time_ns(self) -> int | None:
+        """Data time (ns) of the last applied frame."""
+        return self._t_ns
+
+    def process(self, frame: SensorFrame) -> list[TrackReport]:
+        """Apply one frame; returns the reports it caused (status changes, due reports)."""
+        t_ns = int(frame.time_ns)
+        if self._t_ns is not None and t_ns < self._t_ns:
+            raise ValueError(
+                f"time: frame at {t_ns} ns is before the tracker's data time {self._t_ns} ns"
+            )
+        self._advance(t_ns)
+        for trk in self._tracks:
+            trk.updated_now = False
+        unclaimed = self._associate_and_update(frame)
+        self._initiate(frame, unclaimed)
+        self._modes.run_shadow_tests(self._tracks, t_ns)
+        self._run_lifecycle(t_ns)
+        out = self._reports.due(self._tracks, t_ns)
+        self._tracks = self._lifecycle.reap(self._tracks)
+        return out
+
+    def flush(self) -> list[TrackReport]:
+        """End of data: report every reported live track whose latest state (updates since
+        its last report) has not been reported yet. Tracks stay live."""
+        if self._t_ns is None:
+            return []
+        return self._reports.flush(self._tracks, self._t_ns)
+
+    def live_reports(self) -> list[TrackReport]:
+        """Latest report of each live track that has been reported, by track number."""
+        live = [t for t in self._tracks if t.report.last is not None and not t.deleted]
+        live.sort(key=lambda t: t.report.number)
+        return [t.report.last for t in live]
+
+    # ------------------------------------------------------------------ prediction
+    def _advance(self, t_ns: int) -> None:
+        """Predict every row to data time ``t_ns``."""
+        if self._t_ns is None:
+            self._t_ns = t_ns
+            return
+        dt = (t_ns - self._t_ns) / NS_PER_S
+        self._t_ns = t_ns
+        if dt <= 0.0 or not len(self._rows):
+            return
+        inv_tau, accel_psd, jerk_psd = self._modes.noise()
+        self._rows.predict(dt, inv_tau, accel_psd, jerk_psd, self.config.max_step_s)
+
+    # ------------------------------------------------------------------ association
+    def _associate_and_update(self, frame: SensorFrame) -> np.ndarray:
+        """Gate, assign and update; returns the indices of the unclaimed detections."""
+        n_det = frame.n_detections
+        if n_det == 0:
+            return np.zeros(0, int)
+        main_rows = self._rows.main_rows()
+        if main_rows.size == 0:
+            return np.arange(n_det)
+        rows = self._rows
+        gating = gate(rows.x[main_rows], rows.P[main_rows], frame.position, frame.los, frame.sigma)
+        gates = np.array(
+            [
+                self._gate_ballistic
+                if rows.track_of(r).mode == Mode.BALLISTIC
+                else self._gate_boost
+                for r in main_rows
+            ]
+        )
+        matched = assign(gating.d2, gating.logdet, gates)
+        if not matched:
+            return np.arange(n_det)
+        track_idx = np.array([p[0] for p in matched])
+        assigned = _Assigned(
+            gating, main_rows[track_idx], track_idx, np.array([p[1] for p in matched])
+        )
+        nis, shadowed = self._update_rows(frame, assigned)
+        self._after_updates(frame, assigned, nis)
+        for k, trk in enumerate(shadowed):
+            self._modes.observe_shadow(trk, float(nis[track_idx.size + k]))
+        claimed = np.zeros(n_det, bool)
+        claimed[assigned.det_idx] = True
+        return np.flatnonzero(~claimed)
+
+    def _update_rows(self, frame: SensorFrame, pairs: _Assigned) -> tuple[np.ndarray, list[Track]]:
+        """One batched EKF update of the assigned rows and of their tracks' shadows (which
+        take the same detections). Returns the NIS (tracks first, then shadows) and the
+        tracks whose shadows were updated, in that order."""
+        rows = self._rows
+        gating, upd_rows, track_idx, det_idx = pairs
+        y = gating.residual[track_idx, det_idx]
+        hpos = gating.hpos[track_idx]
+        sigma = frame.sigma[det_idx]
+        sh_rows, sh_det, shadowed = [], [], []
+        for k, r in enumerate(upd_rows):
+            trk = rows.track_of(r)
+            if trk.shadow is not None:
+                sh_rows.append(trk.shadow_row)
+                sh_det.append(det_idx[k])
+                shadowed.append(trk)
+        if sh_rows:
+            sr = np.array(sh_rows)
+            sd = np.array(sh_det)
+            u, rho, e = predict_los(rows.x[sr, POS], frame.position)
+            ys = residuals(u, e, frame.los[sd])[np.arange(sr.size), np.arange(sr.size)]
+            all_rows = np.concatenate([upd_rows, sr])
+            y = np.concatenate([y, ys])
+            hpos = np.concatenate([hpos, position_jacobian(e, rho)])
+            sigma = np.concatenate([sigma, frame.sigma[sd]])
+        else:
+            all_rows = upd_rows
+        xn, Pn, nis = update(rows.x[all_rows], rows.P[all_rows], y, hpos, sigma)
+        rows.x[all_rows] = xn
+        rows.P[all_rows] = Pn
+        return nis, shadowed
+
+    def _after_updates(self, frame: SensorFrame, pairs: _Assigned, nis: np.ndarray) -> None:
+        """Bookkeeping of the updated tracks, then the mode changes their updates call
+        for (plume burnouts, thrust reopened)."""
+        gating, upd_rows, track_idx, det_idx = pairs
+        t_ns = frame.time_ns
+        second = t_ns // NS_PER_S
+        changes: list[tuple[Track, Mode]] = []
+        for k, r in enumerate(upd_rows):
+            trk = self._rows.track_of(r)
+            trk.update_count += 1
+            trk.last_update_ns = t_ns
+            trk.updated_now = True
+            if not trk.hit_bins or trk.hit_bins[-1] != second:
+                trk.hit_bins.append(second)
+            trk.sensors_seen[frame.sensor_id] = t_ns
+            trk.report.since.add(frame.sensor_id)
+            nis_k = float(nis[k])
+            trk.nis_recent.append(nis_k)
+            det = int(det_idx[k])
+            bright = self._modes.is_bright(frame.intensity[det], gating.rho[track_idx[k]])
+            look = Look(t_ns, frame.position, frame.los[det], float(frame.sigma[det]), bright)
+            change = self._modes.observe_update(trk, r, nis_k, look)
+            if change is not None:
+                changes.append((trk, change))
+            self._lifecycle.recover(trk)
+            if trk.mode == Mode.BOOST and trk.launch.enabled:
+                self._reports.sample_launch(trk, t_ns)
+        for trk, mode in changes:  # burnouts first, as their rows shift
+            if mode == Mode.BALLISTIC:
+                self._modes.burnout_from_plume(trk, t_ns)
+        for trk, mode in changes:
+            if mode == Mode.BOOST:
+                self._modes.reopen_thrust(trk)
+
+    # ------------------------------------------------------------------ initiation
+    def _initiate(self, frame: SensorFrame, unclaimed: np.ndarray) -> None:
+        """Pair the unclaimed detections with waiting ones of other sensors; each pair
+        starts a track."""
+        if unclaimed.size == 0:
+            self._buffer.prune(frame.time_s)
+            return
+        t_s = frame.time_s
+        los = frame.los[unclaimed]
+        sigma = frame.sigma[unclaimed]
+        cands, left = self._buffer.pair(t_s, frame.sensor_id, frame.position, los, sigma)
+        if left.size:
+            self._buffer.add(t_s, frame.sensor_id, frame.position, los[left], sigma[left])
+        for _, cand in cands:
+            self._new_track(cand, frame.time_ns)
+
+    def _new_track(self, cand: Candidate, t_ns: int) -> None:
+        """A BOOST track at the two-ray intersection, at rest on the rotating Earth, with
+        wide velocity and thrust priors."""
+        cfg = self.config
+        x = np.zeros(N_STATE)
+        x[POS] = cand.position
+        x[VEL] = cross_omega(cand.position)  # prior: at rest on the rotating Earth
+        P = np.zeros((N_STATE, N_STATE))
+        P[POS, POS] = cand.position_cov
+        P[VEL, VEL] = cfg.init_velocity_sigma_mps**2 * np.eye(3)
+        P[ACC, ACC] = cfg.init_accel_sigma_mps2**2 * np.eye(3)
+        trk = Track(key=self._next_key, created_ns=t_ns, last_update_ns=t_ns)
+        self._next_key += 1
+        trk.update_count = 2  # the two initiating looks
+        trk.hit_bins.append(t_ns // NS_PER_S)
+        for s in sorted(cand.sensors):
+            trk.sensors_seen[s] = t_ns
+            trk.report.since.add(s)
+        # The launch point is estimated only when the launch itself was seen: a track
+        # picked up higher in boost cannot be back-extrapolated without a thrust profile.
+        first_h = ellipsoid_height(cand.position)
+        trk.launch.enabled = bool(first_h < cfg.launch_max_first_altitude_m)
+        self._tracks.append(trk)
+        self._rows.append(x, P, trk, False)
+        if trk.launch.enabled:
+            self._reports.sample_launch(trk, t_ns)
+
+    # ------------------------------------------------------------------ life cycle
+    def _run_lifecycle(self, t_ns: int) -> None:
+        """Confirmation and manoeuvre checks every frame; coasting, deletion, air mode
+        changes every life-cycle tick; merging every merge tick."""
+        self._lifecycle.confirm_updated(self._tracks, t_ns)
+        self._modes.check_maneuvers(self._tracks)
+        if not self._lifecycle.tick_due(t_ns):
+            return
+        rows = np.array([t.row for t in self._tracks], dtype=int)
+        if rows.size == 0:
+            return
+        r, v = self._rows.x[rows, POS], self._rows.x[rows, VEL]
+        height = ellipsoid_height(r)
+        climb = radial_speed(r, v)
+        pos_sigma = np.sqrt(np.trace(self._rows.P[rows][:, POS, POS], axis1=1, axis2=2))
+        self._lifecycle.expire(self._tracks, t_ns, height, pos_sigma)
+        self._modes.air_transitions(self._tracks, rows, height, climb)
+        if self._lifecycle.merge_due(t_ns):
+            self._lifecycle.merge(self._tracks)
