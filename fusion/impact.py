@@ -3,10 +3,12 @@
 Impact: the ballistic state is propagated (point-mass + J2 gravity, exponential-
 atmosphere drag below 100 km with an assumed ballistic coefficient) to the WGS-84
 surface. The uncertainty comes from sigma points of the 6-D state plus ``ln(beta)``
-(2n = 14 points per track), all tracks' points propagated together in one batched
+(filterpy's ``JulierSigmaPoints``, kappa 0: 2n = 14 points per track, equal weights,
+the zero-weight centre dropped), all tracks' points propagated together in one batched
 RK4 (long steps in vacuum, short ones in the atmosphere, each point its own step
-length). The predicted point is the sigma-point mean; its 1-sigma ground ellipse comes
-from the east/north scatter of the points (:func:`geodesy.ground_ellipse`).
+length). filterpy's ``unscented_transform`` of the surface points gives the predicted
+point and its covariance, whose east/north part is the 1-sigma ground ellipse
+(:func:`geodesy.ground_ellipse`).
 
 Launch: for a track first seen while thrusting, a quadratic in time is fitted to its
 earliest filtered positions (Earth-fixed frame, weighted by their variances) and
@@ -16,6 +18,7 @@ extrapolated back to the surface; the ellipse comes from the fit's covariance.
 from __future__ import annotations
 
 import numpy as np
+from filterpy.kalman import JulierSigmaPoints, unscented_transform
 
 from . import geodesy
 from .config import FusionConfig
@@ -120,23 +123,36 @@ def propagate_to_surface(
     return hit_r, hit_t, done & np.isfinite(hit_t)
 
 
+def _eig_sqrt(M: np.ndarray) -> np.ndarray:
+    """Square root ``U`` of a symmetric PSD matrix with ``U^T U = M``, rows along its
+    eigenvectors (better conditioned than Cholesky for a nearly singular covariance;
+    filterpy's ``sqrt_method`` contract: sigma points are ``x +- U[k]``)."""
+    w, vec = np.linalg.eigh(M)
+    return (vec * np.sqrt(np.clip(w, 0.0, None))[None, :]).T
+
+
+# Julier's symmetric set with kappa = 0: 2n points x +- rows of sqrt(n P), weights
+# 1/(2n); the central point (weight 0) is dropped, as it adds nothing to the transform.
+_JULIER = JulierSigmaPoints(_N_AUG, kappa=0.0, sqrt_method=_eig_sqrt)
+_WM, _WC = _JULIER.Wm[1:], _JULIER.Wc[1:]
+
+
 def _sigma_points(mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
-    """Symmetric sigma points (T, 2n, n), equal weights 1/(2n), matching mean and cov."""
+    """Symmetric sigma points (T, 2n, n) of T Gaussians (filterpy ``JulierSigmaPoints``,
+    kappa 0, without the zero-weight centre), matching each mean and covariance."""
     n = mean.shape[-1]
     cov = 0.5 * (cov + np.swapaxes(cov, -1, -2)) + _SIGMA_JITTER * np.eye(n)
-    w, vec = np.linalg.eigh(cov)
-    sq = vec * np.sqrt(np.clip(w, 0.0, None) * n)[:, None, :]  # columns: sqrt(n) * L
-    dev = np.swapaxes(sq, -1, -2)  # (T, n, n): rows are deviations
-    return np.concatenate([mean[:, None, :] + dev, mean[:, None, :] - dev], axis=1)
+    return np.stack([_JULIER.sigma_points(m, c)[1:] for m, c in zip(mean, cov, strict=True)])
 
 
 def _ellipse_from_points(r_ecef: np.ndarray, t_s: np.ndarray) -> GroundEllipse:
-    """Ground ellipse of equally weighted surface points (ECEF ``r_ecef`` (K, 3))."""
-    mean_r = r_ecef.mean(axis=0)
+    """Ground ellipse of the surface points of one track's sigma points (ECEF ``r_ecef``
+    (2n, 3) m, times ``t_s`` (2n,) s): filterpy's ``unscented_transform`` gives their
+    mean and 3-D covariance, projected on the local east/north plane."""
+    mean_r, cov_r = unscented_transform(r_ecef, _WM, _WC)
     lat0, lon0, _ = geodesy.ecef_to_geodetic(mean_r)
-    enu = geodesy.enu_matrix(float(lat0), float(lon0))
-    d = (r_ecef - mean_r) @ enu[:2].T
-    return _ground_ellipse(float(lat0), float(lon0), float(np.mean(t_s)), d.T @ d / d.shape[0])
+    en = geodesy.enu_matrix(float(lat0), float(lon0))[:2]
+    return _ground_ellipse(float(lat0), float(lon0), float(np.mean(t_s)), en @ cov_r @ en.T)
 
 
 def _ground_ellipse(

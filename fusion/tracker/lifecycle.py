@@ -57,6 +57,7 @@ class Lifecycle:
         trk.status_changed = True
 
     def mark_deleted(self, trk: Track) -> None:
+        """Any status -> DELETED (reported once more, then reaped)."""
         trk.deleted = True
         self._set_status(trk, TrackStatus.DELETED)
 

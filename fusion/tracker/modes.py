@@ -23,6 +23,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+from filterpy.common import Q_discrete_white_noise
 from scipy.stats import chi2
 
 from ..association import gate_threshold
@@ -50,12 +51,15 @@ def _burnout_nis_limit(count: int) -> float:
 
 def boost_inflation(config: FusionConfig) -> np.ndarray:
     """Covariance (9, 9) of the error in (r, v, a) left by a thrust change of sigma
-    ``init_accel_sigma_mps2`` made ``boost_inflate_lag_s`` ago."""
-    lag, sa2 = config.boost_inflate_lag_s, config.init_accel_sigma_mps2**2
-    blk = sa2 * np.array(
-        [[lag**4 / 4, lag**3 / 2, lag**2 / 2], [lag**3 / 2, lag**2, lag], [lag**2 / 2, lag, 1]]
+    ``init_accel_sigma_mps2`` made ``boost_inflate_lag_s`` ago: filterpy's discrete
+    white-noise model over that lag, per axis, in the (r, v, a) order of the state."""
+    return Q_discrete_white_noise(
+        dim=3,
+        dt=config.boost_inflate_lag_s,
+        var=config.init_accel_sigma_mps2**2,
+        block_size=3,
+        order_by_dim=False,
     )
-    return np.kron(blk, np.eye(3))
 
 
 def radial_speed(r: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -113,6 +117,7 @@ class MotionModes:
         return cfg.reentry_jerk_psd + 2.0 * jerk**2
 
     def set_mode(self, trk: Track, mode: Mode) -> None:
+        """Change ``trk``'s mode (the caller has adjusted its row's acceleration)."""
         trk.mode = mode
         self.rows.noise_cache = None
 
@@ -206,6 +211,7 @@ class MotionModes:
     def _predict_ballistic(
         self, x: np.ndarray, P: np.ndarray, dt_ns: int
     ) -> tuple[np.ndarray, np.ndarray]:
+        """Predict a stack of one over ``dt_ns`` with the ballistic model."""
         cfg = self.config
         return predict(x, P, dt_ns / NS_PER_S, 0.0, cfg.ballistic_accel_psd, 0.0, cfg.max_step_s)
 

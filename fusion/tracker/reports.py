@@ -83,6 +83,7 @@ class ReportSchedule:
         ]
 
     def _make_one(self, trk: Track, t_ns: int, lat: float, lon: float, alt: float) -> TrackReport:
+        """The next revision of ``trk``'s report (numbering it at its first report)."""
         rep_state = trk.report
         if rep_state.number is None:
             rep_state.number = self._next_number
@@ -118,6 +119,7 @@ class ReportSchedule:
         return rep
 
     def _phase(self, trk: Track, row: int) -> FlightPhase:
+        """Flight phase by mode; a drag track is in REENTRY while descending."""
         if trk.mode == Mode.BOOST:
             return FlightPhase.BOOST
         if trk.mode == Mode.DRAG:
@@ -170,6 +172,8 @@ class ReportSchedule:
         samples.append(LaunchSample(t_ns, r_ecef, var))
 
     def _update_launch(self, trk: Track) -> None:
+        """Refit the launch point from the samples; final once the fit window is covered
+        or the track has left boost."""
         fit = trk.launch
         if not fit.enabled or fit.final or len(fit.samples) < _LAUNCH_MIN_SAMPLES:
             return

@@ -37,6 +37,7 @@ class StateRows:
         return np.array([i for i, o in enumerate(self.owners) if not o.is_shadow], dtype=int)
 
     def track_of(self, row: int) -> Track:
+        """The track row ``row`` belongs to (for a shadow row: the shadowed track)."""
         return self.owners[row].track
 
     def append(self, x: np.ndarray, P: np.ndarray, trk: Track, shadow: bool) -> None:
