@@ -365,16 +365,18 @@ def _run(w: World, progress: Progress | None) -> Iterator[tuple[int, Item]]:
         for tf in _truth_frames(w, _truth_times(w, block_lo, next_t)):
             heapq.heappush(heap, (tf.time_ns, 0, "", 0, tf))
         horizon = math.inf if math.isinf(next_t) else int(math.floor(next_t * NS_PER_S))
-        while heap and heap[0][0] < horizon:
-            log_ns, kind, _sid, _n, item = heapq.heappop(heap)
-            if kind == 1:
-                yield log_ns, item[0]
-                yield log_ns, item[1]
-            else:
-                yield log_ns, item
+        yield from _deliver(heap, horizon)
         if progress is not None:
             progress(min(w.duration_s, float(times.max()) - epoch), w.duration_s)
-    while heap:  # nothing left can be earlier
+    yield from _deliver(heap, math.inf)  # nothing left can be earlier
+
+
+def _deliver(
+    heap: list[tuple[int, int, str, int, Any]], horizon: float
+) -> Iterator[tuple[int, Item]]:
+    """Pop every heap entry logged before ``horizon`` (ns): a frame is followed by its
+    detection truth, a truth frame stands alone."""
+    while heap and heap[0][0] < horizon:
         log_ns, kind, _sid, _n, item = heapq.heappop(heap)
         if kind == 1:
             yield log_ns, item[0]
