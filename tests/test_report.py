@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from synthetic_tracking import SyntheticMissile, truth_frames
 
-from tracklayer.fusion.metrics import evaluate, inside_ellipse
+from tracklayer.fusion.evaluation import evaluate, inside_ellipse
 from tracklayer.services.evaluation.plots import _ellipse_en, _lon_text, _wrap, write_plots
 
 

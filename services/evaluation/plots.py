@@ -23,7 +23,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from tracklayer.fusion.domain import NS_PER_S, TrackStatus  # noqa: E402
-from tracklayer.fusion.metrics import (  # noqa: E402
+from tracklayer.fusion.evaluation import (  # noqa: E402
     IMPACT_AFTER_BURNOUT_S,
     EvaluationResult,
     ObjectSeries,

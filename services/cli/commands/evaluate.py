@@ -1,7 +1,7 @@
 """``tracklayer evaluate FILE.mcap [--report DIR] [--baseline FILE.json]``.
 
 Reads ``/tracks``, ``/truth``, ``/sensor_frames`` and ``/detection_truth`` of a recording
-in one streaming pass, computes the DESIGN §7 metrics (:mod:`tracklayer.fusion.metrics`),
+in one streaming pass, computes the DESIGN §7 metrics (:mod:`tracklayer.fusion.evaluation`),
 prints a table, writes ``DIR/metrics.json`` and PNG plots
 (:mod:`tracklayer.services.evaluation.plots`) and optionally compares figures with a
 baseline (:mod:`tracklayer.services.evaluation.baseline`).
@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tracklayer.fusion.metrics import EvaluationResult, MetricsAccumulator
+from tracklayer.fusion.evaluation import EvaluationResult, MetricsAccumulator
 from tracklayer.services.errors import UserError
 from tracklayer.services.evaluation.baseline import (
     BaselineError,
