@@ -141,21 +141,8 @@ class MetricsAccumulator:
         selected = select_live(table, grid.eval_ns, self.settings.max_age_ns)
         if not has_truth:
             n_sel = np.bincount(selected[0], minlength=grid.size) if grid.size else np.zeros(0, int)
-            empty = np.zeros(0)
-            return EvaluationResult(
-                has_truth=False,
-                t0_ns=grid.t0_ns,
-                tracks=track_stats,
-                truth=None,
-                track_series=track_series,
-                object_series=[],
-                eval_t_s=grid.eval_s,
-                gospa_m=empty,
-                gospa_localisation_m2=empty,
-                gospa_missed=np.zeros(0, int),
-                gospa_false=np.zeros(0, int),
-                objects_present=np.zeros(0, int),
-                tracks_selected=n_sel,
+            return EvaluationResult.tracks_only(
+                grid.t0_ns, track_stats, track_series, grid.eval_s, n_sel
             )
         return self._evaluate_truth(grid, table, selected, track_series, track_stats)
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..domain import NS_PER_S
 from . import reports as col
-from .measures import assign_gospa, nearest_index
+from .measures import assign_gospa, gospa_distance, nearest_index
 from .reports import ReportTable
 from .settings import EvaluationSettings
 from .truth import TruthObject
@@ -124,7 +124,7 @@ def assign(
             assigned[k, cols[cc]] = sel_r[s0 + a + rows]
             sel_assigned[s0 + a + rows] = True
         s0 = s1
-    gospa_m = (loc + settings.gospa_unit_m2 * (n_missed + n_false)) ** (1.0 / p)
+    gospa_m = gospa_distance(loc, n_missed, n_false, c, p)
     return Assignment(
         present, assigned, sel_k, sel_r, sel_assigned, n_sel, n_missed, n_false, loc, gospa_m
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -108,9 +109,8 @@ def gospa(
     n_missed = x.shape[0] - rows.size
     n_false = y.shape[0] - rows.size
     unit = c**p / alpha
-    total = loc + unit * (n_missed + n_false)
     return GospaResult(
-        distance_m=total ** (1.0 / p),
+        distance_m=gospa_distance(loc, n_missed, n_false, c, p, alpha),
         localisation_m2=loc,
         missed_m2=unit * n_missed,
         false_m2=unit * n_false,
@@ -118,6 +118,13 @@ def gospa(
         n_false=n_false,
         pairs=tuple((int(r), int(k)) for r, k in zip(rows, cols, strict=True)),
     )
+
+
+def gospa_distance(localisation_m2: Any, n_missed: Any, n_false: Any, c: float, p: float,
+                   alpha: float = GOSPA_ALPHA) -> Any:  # fmt: skip
+    """GOSPA (m) from its parts: localisation (sum of d^p, m^p) and the numbers of missed
+    objects and false tracks, each costing c^p / alpha; scalars or arrays."""
+    return (localisation_m2 + c**p / alpha * (n_missed + n_false)) ** (1.0 / p)
 
 
 def line_angle_deg(u1: np.ndarray, u2: np.ndarray) -> np.ndarray:

@@ -154,6 +154,22 @@ class EvaluationResult:
     objects_present: np.ndarray
     tracks_selected: np.ndarray
 
+    @classmethod
+    def tracks_only(
+        cls,
+        t0_ns: int,
+        tracks: dict[str, Any],
+        track_series: list[TrackSeries],
+        eval_t_s: np.ndarray,
+        tracks_selected: np.ndarray,
+    ) -> EvaluationResult:
+        """A result without truth: track statistics, no GOSPA or object series."""
+        none = np.zeros(0, int)
+        return cls(
+            False, t0_ns, tracks, None, track_series, [], eval_t_s,
+            np.zeros(0), np.zeros(0), none, none, none, tracks_selected,
+        )  # fmt: skip
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready figures (no arrays)."""
         out: dict[str, Any] = {

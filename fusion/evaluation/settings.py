@@ -54,8 +54,3 @@ class EvaluationSettings:
     def stereo_cos(self) -> float:
         """Cosine of ``stereo_min_angle_deg``: |u1 . u2| at or below it is a stereo pair."""
         return math.cos(math.radians(self.stereo_min_angle_deg))
-
-    @property
-    def gospa_unit_m2(self) -> float:
-        """c^p / alpha: the cost (m^p) of one missed object or one false track."""
-        return self.gospa_c_m**self.gospa_p / GOSPA_ALPHA
