@@ -120,8 +120,14 @@ def gospa(
     )
 
 
-def gospa_distance(localisation_m2: Any, n_missed: Any, n_false: Any, c: float, p: float,
-                   alpha: float = GOSPA_ALPHA) -> Any:  # fmt: skip
+def gospa_distance(
+    localisation_m2: Any,
+    n_missed: Any,
+    n_false: Any,
+    c: float,
+    p: float,
+    alpha: float = GOSPA_ALPHA,
+) -> Any:
     """GOSPA (m) from its parts: localisation (sum of d^p, m^p) and the numbers of missed
     objects and false tracks, each costing c^p / alpha; scalars or arrays."""
     return (localisation_m2 + c**p / alpha * (n_missed + n_false)) ** (1.0 / p)

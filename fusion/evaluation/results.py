@@ -166,9 +166,20 @@ class EvaluationResult:
         """A result without truth: track statistics, no GOSPA or object series."""
         none = np.zeros(0, int)
         return cls(
-            False, t0_ns, tracks, None, track_series, [], eval_t_s,
-            np.zeros(0), np.zeros(0), none, none, none, tracks_selected,
-        )  # fmt: skip
+            has_truth=False,
+            t0_ns=t0_ns,
+            tracks=tracks,
+            truth=None,
+            track_series=track_series,
+            object_series=[],
+            eval_t_s=eval_t_s,
+            gospa_m=np.zeros(0),
+            gospa_localisation_m2=np.zeros(0),
+            gospa_missed=none,
+            gospa_false=none,
+            objects_present=none,
+            tracks_selected=tracks_selected,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready figures (no arrays)."""

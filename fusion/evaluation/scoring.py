@@ -48,6 +48,9 @@ class ObjectScore:
 
 @dataclass(slots=True)
 class _Visibility:
+    """One object's stereo-visibility figures: first stereo look (s since t0), the
+    completeness counts and share, and the number of track breaks while in stereo."""
+
     first_stereo_s: float
     eligible: int
     eligible_tracked: int

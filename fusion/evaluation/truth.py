@@ -80,9 +80,20 @@ class TruthObject:
         empty = np.zeros(0)
         none3 = np.zeros((0, 3))
         return cls(
-            object_id, empty, none3, none3, np.zeros(0, np.int64), empty, empty, empty,
-            math.nan, math.nan, math.inf, None, None,
-        )  # fmt: skip
+            object_id=object_id,
+            t_s=empty,
+            position_m=none3,
+            velocity_mps=none3,
+            phase=np.zeros(0, np.int64),
+            latitude_deg=empty,
+            longitude_deg=empty,
+            altitude_m=empty,
+            speed_max_mps=math.nan,
+            burnout_s=math.nan,
+            reentry_s=math.inf,
+            launch_latlon_deg=None,
+            impact_latlon_deg=None,
+        )
 
     @classmethod
     def from_samples(

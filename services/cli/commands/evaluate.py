@@ -14,6 +14,7 @@ from tracklayer.services.evaluation import evaluate_recording
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``tracklayer evaluate`` and its flags."""
     p = subparsers.add_parser(
         "evaluate",
         help="measure the tracks of a recording against its truth; metrics.json and plots",
@@ -52,6 +53,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Evaluate ``args.input``; the exit status (0, or 1 when worse than the baseline)."""
     return evaluate_recording(
         Path(args.input),
         report_dir=Path(args.report) if args.report else None,

@@ -76,6 +76,18 @@ def save(fig: plt.Figure, path: Path, name: str, what: str) -> Path:
     return path
 
 
+def legend_below(ax: plt.Axes, handles: list, ncol: int) -> None:
+    """A frameless legend centred under the axes."""
+    ax.legend(
+        handles=handles,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.1),
+        ncol=ncol,
+        fontsize=8,
+        frameon=False,
+    )
+
+
 def live(t: TrackSeries) -> np.ndarray:
     """Mask of the track's reports that are CONFIRMED or COASTING."""
     return np.isin(t.status, LIVE)

@@ -28,6 +28,7 @@ from .common import (
     colour_cycle,
     ellipse_en,
     lat_text,
+    legend_below,
     live,
     lon_text,
     object_tracks,
@@ -153,14 +154,7 @@ def _map_legend(
             Line2D([], [], color=c, lw=2, label=t.track_id)
             for t, c in zip(tracks, track_colours, strict=False)
         ]
-    ax.legend(
-        handles=handles,
-        loc="upper center",
-        bbox_to_anchor=(0.5, -0.1),
-        ncol=4,
-        fontsize=8,
-        frameon=False,
-    )
+    legend_below(ax, handles, 4)
 
 
 def plot_ground_tracks(result: EvaluationResult, path: Path, name: str) -> Path:
@@ -252,11 +246,4 @@ def _impact_miss(
             label="final prediction, 3-sigma ellipse",
         ),
     ]
-    ax.legend(
-        handles=handles,
-        loc="upper center",
-        bbox_to_anchor=(0.5, -0.1),
-        ncol=2,
-        fontsize=8,
-        frameon=False,
-    )
+    legend_below(ax, handles, 2)
