@@ -33,7 +33,7 @@ from synthetic_tracking import (  # noqa: E402
     truth_frames,
 )
 
-from tracklayer.fusion.metrics import MetricsAccumulator  # noqa: E402
+from tracklayer.fusion.evaluation import MetricsAccumulator  # noqa: E402
 
 FLIGHT_S = 1200  # SyntheticMissile default flight
 
@@ -107,7 +107,7 @@ def main() -> None:
     if args.append:
         when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         text = (
-            f"\n## metrics (fusion/metrics.py), {when}\n\n"
+            f"\n## metrics (fusion/evaluation/), {when}\n\n"
             f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
             f"{platform.python_version()}; one CPU. Synthetic missiles, {FLIGHT_S} s flights, "
             "1 Hz reports, 2 satellites per missile per second (benchmarks/bench_metrics.py).\n\n"

@@ -5,13 +5,13 @@ from filterpy.kalman import ExtendedKalmanFilter
 from scipy import stats
 
 from tracklayer.fusion.dynamics import gravity
+from tracklayer.fusion.evaluation import nees
 from tracklayer.fusion.filters import (
     condition_on_zero_accel,
     predict,
     update,
 )
 from tracklayer.fusion.measurement import jacobian, los_to, predict_los, residuals
-from tracklayer.fusion.metrics import nees
 
 
 def _state():

@@ -1,4 +1,4 @@
-"""fusion/metrics.py against hand calculations and synthetic runs with known errors."""
+"""fusion/evaluation/ against hand calculations and synthetic runs with known errors."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from synthetic_tracking import (
 
 from tracklayer.fusion.constants import R_EARTH_MEAN
 from tracklayer.fusion.domain import FlightPhase, GroundEllipse, TrackStatus
-from tracklayer.fusion.metrics import (
+from tracklayer.fusion.evaluation import (
     GOSPA_C_M,
     MetricsAccumulator,
     evaluate,

@@ -1,4 +1,4 @@
-"""Geometry helpers of services/report.py (the plots themselves are checked by eye)."""
+"""Geometry helpers of services/evaluation/plots/ (the plots themselves are checked by eye)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 from synthetic_tracking import SyntheticMissile, truth_frames
 
-from tracklayer.fusion.metrics import evaluate, inside_ellipse
-from tracklayer.services.evaluation.plots import _ellipse_en, _lon_text, _wrap, write_plots
+from tracklayer.fusion.evaluation import evaluate, inside_ellipse
+from tracklayer.services.evaluation.plots import write_plots
+from tracklayer.services.evaluation.plots.common import ellipse_en, lon_text, wrap_lon
 
 
 def test_drawn_ellipse_is_the_one_the_metrics_test_against():
     # points of the drawn 3-sigma outline lie on the boundary used for "inside 3-sigma"
-    pts = _ellipse_en(1200.0, 400.0, 35.0)
+    pts = ellipse_en(1200.0, 400.0, 35.0)
     th = np.radians(35.0)
     a = pts[:, 0] * np.sin(th) + pts[:, 1] * np.cos(th)
     b = pts[:, 0] * np.cos(th) - pts[:, 1] * np.sin(th)
@@ -23,14 +24,14 @@ def test_drawn_ellipse_is_the_one_the_metrics_test_against():
 
 def test_longitudes_unwrap_across_the_antimeridian():
     lon = np.array([170.0, 179.5, -179.5, -170.0])
-    w = _wrap(lon, 170.0)
+    w = wrap_lon(lon, 170.0)
     np.testing.assert_allclose(w, [170.0, 179.5, 180.5, 190.0])
-    assert _lon_text(190.0) == "170°W"
+    assert lon_text(190.0) == "170°W"
 
 
 @pytest.mark.parametrize(("x", "text"), [(0.0, "0°"), (100.0, "100°E"), (-122.5, "122.5°W")])
 def test_longitude_labels(x, text):
-    assert _lon_text(x) == text
+    assert lon_text(x) == text
 
 
 def test_plots_survive_runs_with_nothing_to_show(tmp_path):

@@ -17,7 +17,7 @@ import pytest
 
 from tracklayer.fusion.core import FusionCore
 from tracklayer.fusion.domain import FrameStatus
-from tracklayer.fusion.metrics import evaluate
+from tracklayer.fusion.evaluation import evaluate
 from tracklayer.sensors.scenario import load_scenario
 from tracklayer.sensors.simulation import simulate_to_lists
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tracklayer.fusion.metrics import evaluate
+from tracklayer.fusion.evaluation import evaluate
 from tracklayer.fusion.tracker import Tracker
 from tracklayer.sensors.scenario import load_scenario
 from tracklayer.sensors.simulation import simulate_to_lists

@@ -3,7 +3,7 @@
 Each scenario is simulated once per session (``sim_result``) and tracked once per
 module; frames are applied in the fixed order (time, sensor, sequence) as the ordering
 stage would (every scenario's latency stays below allowed_lateness_s, so none is LATE).
-Figures come from ``fusion.metrics`` (DESIGN §7). Bounds are the issue's; where the
+Figures come from ``fusion.evaluation`` (DESIGN §7). Bounds are the issue's; where the
 measured figure is far better, the measured value is quoted in the comment.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tracklayer.fusion.metrics import evaluate
+from tracklayer.fusion.evaluation import evaluate
 from tracklayer.fusion.tracker import Tracker
 
 pytestmark = pytest.mark.slow

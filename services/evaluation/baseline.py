@@ -52,6 +52,10 @@ class BaselineError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Comparison:
+    """One baseline figure against this run: dotted ``key`` into metrics.json, the
+    ``baseline`` value, the ``current`` one (None when missing), which way is ``better``,
+    the ``tolerance`` (in the figure's unit) and the ``verdict``."""
+
     key: str
     baseline: float
     current: float | None

@@ -24,7 +24,6 @@ period; a second Ctrl-C kills at once); no process is left behind.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import signal
 import sys
@@ -361,21 +360,12 @@ class Demo:
             client.close()
 
     def _evaluate(self, recording: Path, report_dir: Path) -> int:
-        from tracklayer.services.cli.commands import evaluate
+        from tracklayer.services.evaluation import evaluate_recording
 
-        args = argparse.Namespace(
-            input=str(recording),
-            report=str(report_dir),
-            baseline=None,
-            save_baseline=None,
-            no_plots=not self.opt.plots,
+        run = evaluate_recording(
+            recording, report_dir=report_dir, plots=self.opt.plots, out=self.out
         )
-        old = sys.stdout
-        sys.stdout = self.out  # evaluate prints; keep it on the demo's stream
-        try:
-            return evaluate.run(args)
-        finally:
-            sys.stdout = old
+        return run.exit_code
 
     def _watch(
         self,
