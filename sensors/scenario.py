@@ -33,6 +33,8 @@ class ScenarioError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class ConstellationSpec:
+    """The ``[constellation]`` table: a Walker-delta layer (km, degrees) or a TLE file."""
+
     kind: str = "walker"
     altitude_km: float = 1000.0
     inclination_deg: float = 80.0
@@ -45,6 +47,9 @@ class ConstellationSpec:
 
 @dataclass(frozen=True, slots=True)
 class SensorSpec:
+    """The ``[sensor]`` table: frame rate (Hz), noise and resolution (urad), detection
+    probabilities, clutter, occlusion (km), delivery latency (s), drops and bias."""
+
     frame_rate_hz: float = 1.0
     frame_phase: str = "random"
     angular_sigma_urad: float = 20.0
@@ -63,6 +68,9 @@ class SensorSpec:
 
 @dataclass(frozen=True, slots=True)
 class LaunchSpec:
+    """One ``[[launch]]`` table: ``count`` missiles of one profile from ``site`` to
+    ``target`` (degrees), the first at ``time_s`` after the epoch, ``spacing_s`` apart."""
+
     id: str
     missile: str
     site_lat_deg: float
@@ -79,6 +87,9 @@ class LaunchSpec:
 
 @dataclass(frozen=True, slots=True)
 class OutageSpec:
+    """One ``[[outage]]`` table: ``sensor_id`` sends nothing from ``start_s`` for
+    ``duration_s`` (s after the epoch)."""
+
     sensor_id: str
     start_s: float
     duration_s: float
