@@ -77,7 +77,7 @@ __all__ = [
     "stream_frames",
 ]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("tracklayer.services.frame_streamer")  # name kept from before issue 10
 
 
 class FrameStreamer:

@@ -25,7 +25,7 @@ from tracklayer.services.clients.stream_options import STATUS_NAMES, StreamerOpt
 from tracklayer.v1 import fusion_service_pb2 as fs_pb2
 from tracklayer.v1 import sensor_pb2
 
-log = logging.getLogger("tracklayer.services.clients.frame_streamer")
+log = logging.getLogger("tracklayer.services.frame_streamer")
 
 #: Called with (index of the frame in the source, its ack) as each ack arrives.
 AckCallback = Callable[[int, sensor_pb2.FrameAck], None]

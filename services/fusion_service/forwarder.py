@@ -21,7 +21,7 @@ from tracklayer.services.fusion_service.outbox import Outbox
 from tracklayer.services.rpc.server import GRPC_OPTIONS, kv
 from tracklayer.v1 import track_pb2, track_store_service_pb2, track_store_service_pb2_grpc
 
-log = logging.getLogger("tracklayer.services.fusion_service.forwarder")
+log = logging.getLogger("tracklayer.services.forwarder")
 
 _DELIVERED = (track_pb2.PUBLISH_STATUS_STORED, track_pb2.PUBLISH_STATUS_DUPLICATE)
 

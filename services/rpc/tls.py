@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from tracklayer.services.errors import UserError
 
-log = logging.getLogger("tracklayer.services.rpc.tls")
+log = logging.getLogger("tracklayer.services.tls")
 
 URN_PREFIX = "urn:tracklayer:"
 SENSOR_KIND = "sensor"
