@@ -309,7 +309,9 @@ def verdicts(rows: list[dict], curve: list[dict], flat: dict | None, duration: f
         ratio = hi["det_per_cpu_s"] / lo["det_per_cpu_s"]
         out.append(
             f"- Curve: detections/CPU s at {hi['objects']:,} objects / at {lo['objects']:,} "
-            f"= {ratio:.2f} (target >= {T_CURVE:g}: {met(ratio >= T_CURVE)})."
+            f"= {ratio:.2f} (target >= {T_CURVE:g}: {met(ratio >= T_CURVE)})"
+            + (f"; the {hi['objects']:,} point is the {BASE} row" if hi["label"] == BASE else "")
+            + "."
         )
     if flat is not None:
         judged = duration >= T_SIM_DURATION_S
