@@ -30,6 +30,8 @@ from .measurement import position_jacobian, predict_los
 _SCREEN_FACTOR = 2.0  # the angular screen keeps pairs up to twice its bound (rounding)
 _SCREEN_FLOOR = 1e-14  # rad^2: absolute slack on tan^2 of the angle (rounding of 1 - c^2)
 _SCREEN_MAX_COND = 1e6  # tracks whose S may be worse conditioned are not screened
+_SCREEN_COS_MARGIN = 1.0 - 1e-12  # the cosine threshold lowered by far more than rounding
+_TINY = float(np.nextafter(0.0, 1.0))  # den >= _TINY: den > 0
 
 
 def gate_threshold(probability: float, dof: int = 2) -> float:
@@ -100,24 +102,24 @@ def _candidates(
     projected covariances (rad^2), ``s2`` (M,) detection variances (rad^2), ``gates``
     (N,). For a positive definite ``S``, ``d2 >= |y|^2 / lmax(S)``, with ``|y|^2 =
     tan^2`` of the angle ``= (|m|^2 - c^2) / c^2`` and ``lmax(S) <= max(A00, A11) +
-    |A01| + s2`` (Gershgorin); a pair is dropped if that lower bound exceeds twice the
-    gate. A pair pointing away (``c <= 0``, or not a number) has ``d2 = inf`` and is
-    always dropped. Tracks whose S is not safely positive definite keep all other pairs.
+    |A01| + max s2`` (Gershgorin); a pair is dropped if that lower bound exceeds twice
+    the gate, i.e. if ``c`` is below a per-track cosine. A pair pointing away (``c <=
+    0``, or not a number) has ``d2 = inf`` and is always dropped. Tracks whose S is not
+    safely positive definite keep all other pairs.
     """
     a00, a11, a01 = A[:, 0, 0], A[:, 1, 1], A[:, 0, 1]
     lam_hi = np.maximum(a00, a11) + np.abs(a01)
-    with np.errstate(invalid="ignore"):
+    s2_min, s2_max = (s2.min(), s2.max()) if s2.size else (0.0, 0.0)
+    mm_min = np.einsum("mj,mj->m", los, los).min() if s2.size else 1.0
+    with np.errstate(invalid="ignore", over="ignore"):
         half_gap = np.sqrt((0.5 * (a00 - a11)) ** 2 + a01 * a01)
         lam_lo = 0.5 * (a00 + a11) - half_gap
-        s2_min = s2.min() if s2.size else 0.0
         safe = lam_lo + s2_min > (lam_hi + s2_min) / _SCREEN_MAX_COND
-    mm = np.einsum("mj,mj->m", los, los)
-    c2 = den * den
-    bound = (_SCREEN_FACTOR * gates * lam_hi)[:, None] + _SCREEN_FACTOR * gates[:, None] * s2
-    with np.errstate(invalid="ignore"):
-        near = mm - c2 <= bound * c2 + _SCREEN_FLOOR * mm
-        keep = (den > 0.0) & (near | ~safe[:, None])
-    return np.nonzero(keep)
+        # tan^2 <= bound  <=>  c^2 (1 + bound) >= |m|^2 (for c > 0)
+        bound = _SCREEN_FACTOR * gates * (lam_hi + s2_max) + _SCREEN_FLOOR
+        c_min = np.sqrt(mm_min / (1.0 + bound)) * _SCREEN_COS_MARGIN
+    c_min = np.where(safe & (c_min > _TINY), c_min, _TINY)
+    return np.nonzero(den >= c_min[:, None])
 
 
 def assign(d2: np.ndarray, logdet: np.ndarray, gates: np.ndarray) -> list[tuple[int, int]]:

@@ -119,14 +119,7 @@ class Tracker:
         if main_rows.size == 0:
             return np.arange(n_det)
         rows = self._rows
-        gates = np.array(
-            [
-                self._gate_ballistic
-                if rows.track_of(r).mode == Mode.BALLISTIC
-                else self._gate_boost
-                for r in main_rows
-            ]
-        )
+        gates = self._gates(main_rows)
         gating = gate(
             rows.x[main_rows], rows.P[main_rows], frame.position, frame.los, frame.sigma, gates
         )
@@ -142,6 +135,22 @@ class Tracker:
         claimed = np.zeros(n_det, bool)
         claimed[assigned.det_idx] = True
         return np.flatnonzero(~claimed)
+
+    def _gates(self, main_rows: np.ndarray) -> np.ndarray:
+        """Chi-square gate of each main row's track by its mode (cached with the rows'
+        layout: it changes only when the rows or a mode do)."""
+        gates = self._rows.layout_cache.get("gates")
+        if gates is None:
+            gates = np.array(
+                [
+                    self._gate_ballistic
+                    if self._rows.track_of(r).mode == Mode.BALLISTIC
+                    else self._gate_boost
+                    for r in main_rows
+                ]
+            )
+            self._rows.layout_cache["gates"] = gates
+        return gates
 
     def _update_rows(self, frame: SensorFrame, pairs: _Assigned) -> tuple[np.ndarray, list[Track]]:
         """One batched EKF update of the assigned rows and of their tracks' shadows (which
