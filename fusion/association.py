@@ -1,12 +1,18 @@
 """Gating and global-nearest-neighbour association of one frame's detections.
 
-For every (track, detection) pair of one frame, vectorised: the tangent-plane residual
-of the detection against the track's predicted LOS, its innovation covariance
+For (track, detection) pairs of one frame, vectorised: the tangent-plane residual of the
+detection against the track's predicted LOS, its innovation covariance
 ``S = H P_rr H^T + sigma^2 I`` and the squared Mahalanobis distance ``d2 = y^T S^-1 y``.
 Pairs with ``d2`` above the track's chi-square gate are infeasible. The assignment
 minimises the total ``d2 + ln det S`` (the negative log-likelihood up to a constant)
 with :func:`scipy.optimize.linear_sum_assignment`; each track may instead stay
 unassigned at the cost of its gate, so a far pair is never forced.
+
+Only the candidate pairs are computed in full: an angular screen over all pairs (the
+cosines ``u . m`` of one matrix product) drops every pair whose angle alone puts it
+beyond its track's gate (:func:`_candidates`). The screen is conservative, and the
+candidates' residuals and distances are the same numbers, bit for bit, as those of the
+full (N, M) computation, so gates and assignments do not depend on it.
 """
 
 from __future__ import annotations
@@ -19,7 +25,13 @@ from scipy.stats import chi2
 
 from .dynamics import POS
 from .filters import projected_cov
-from .measurement import position_jacobian, predict_los, residuals
+from .measurement import position_jacobian, predict_los
+
+_SCREEN_FACTOR = 2.0  # the angular screen keeps pairs up to twice its bound (rounding)
+_SCREEN_FLOOR = 1e-14  # rad^2: absolute slack on tan^2 of the angle (rounding of 1 - c^2)
+_SCREEN_MAX_COND = 1e6  # tracks whose S may be worse conditioned are not screened
+_SCREEN_COS_MARGIN = 1.0 - 1e-12  # the cosine threshold lowered by far more than rounding
+_TINY = float(np.nextafter(0.0, 1.0))  # den >= _TINY: den > 0
 
 
 def gate_threshold(probability: float, dof: int = 2) -> float:
@@ -29,65 +41,124 @@ def gate_threshold(probability: float, dof: int = 2) -> float:
 
 @dataclass(slots=True)
 class Gating:
-    """Result of gating N tracks against M detections of one frame."""
+    """Gating of N tracks against M detections of one frame: its K candidate pairs
+    (track-major, detections ascending), every other pair being beyond its gate."""
 
-    d2: np.ndarray  # (N, M) squared Mahalanobis distances (inf where not computable)
-    logdet: np.ndarray  # (N, M) ln det S
-    residual: np.ndarray  # (N, M, 2) rad
+    track: np.ndarray  # (K,) track index of each candidate pair
+    det: np.ndarray  # (K,) detection index of each candidate pair
+    d2: np.ndarray  # (K,) squared Mahalanobis distances (inf where not computable)
+    logdet: np.ndarray  # (K,) ln det S
+    residual: np.ndarray  # (K, 2) rad
     hpos: np.ndarray  # (N, 2, 3) position Jacobians at the prediction, 1/m
     rho: np.ndarray  # (N,) predicted ranges, m
     u: np.ndarray  # (N, 3) predicted LOS
 
+    def dense_d2(self, n_det: int) -> np.ndarray:
+        """d2 as an (N, M) matrix, ``inf`` for the pairs the screen dropped."""
+        out = np.full((self.u.shape[0], n_det), np.inf)
+        out[self.track, self.det] = self.d2
+        return out
+
 
 def gate(
-    x: np.ndarray, P: np.ndarray, sensor_position: np.ndarray, los: np.ndarray, sigma: np.ndarray
+    x: np.ndarray,
+    P: np.ndarray,
+    sensor_position: np.ndarray,
+    los: np.ndarray,
+    sigma: np.ndarray,
+    gates: np.ndarray,
 ) -> Gating:
-    """Residuals and Mahalanobis distances of detections ``los`` (M, 3) with ``sigma`` (M,)
-    from one sensor at ``sensor_position`` against tracks ``x`` (N, 9), ``P`` (N, 9, 9)."""
+    """Candidate pairs, residuals and Mahalanobis distances of detections ``los`` (M, 3)
+    (unit, ECI) with ``sigma`` (M,) (rad) from one sensor at ``sensor_position`` (3,)
+    (ECI, m) against tracks ``x`` (N, 9), ``P`` (N, 9, 9) with chi-square gates ``gates``
+    (N,). Pairs left out have ``d2`` above their track's gate."""
     u, rho, e = predict_los(x[:, POS], sensor_position)
     hpos = position_jacobian(e, rho)
-    y = residuals(u, e, los)  # (N, M, 2)
     A = projected_cov(P, hpos)  # (N, 2, 2)
+    los = np.asarray(los, dtype=float)
     s2 = np.asarray(sigma, float) ** 2
+    den = u @ los.T  # (N, M) cosines, as measurement.residuals computes them
+    ti, mi = _candidates(den, los, A, s2, np.asarray(gates, float))
+    # the same contraction, per pair, as residuals()'s einsum "nkj,mj->nmk"
+    y = np.einsum("pkj,pj->pk", e[ti], los[mi]) / den[ti, mi][:, None]
     # S = A + sigma^2 I per pair, inverted in closed form (2x2)
-    s00 = A[:, 0, 0][:, None] + s2[None, :]
-    s11 = A[:, 1, 1][:, None] + s2[None, :]
-    s01 = A[:, 0, 1][:, None]
+    s00 = A[ti, 0, 0] + s2[mi]
+    s11 = A[ti, 1, 1] + s2[mi]
+    s01 = A[ti, 0, 1]
     det = s00 * s11 - s01 * s01
-    y0, y1 = y[..., 0], y[..., 1]
+    y0, y1 = y[:, 0], y[:, 1]
     with np.errstate(invalid="ignore"):
         d2 = (s11 * y0 * y0 - 2.0 * s01 * y0 * y1 + s00 * y1 * y1) / det
     d2[~np.isfinite(d2)] = np.inf
-    return Gating(d2=d2, logdet=np.log(det), residual=y, hpos=hpos, rho=rho, u=u)
+    return Gating(ti, mi, d2, np.log(det), y, hpos, rho, u)
+
+
+def _candidates(
+    den: np.ndarray, los: np.ndarray, A: np.ndarray, s2: np.ndarray, gates: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(track, detection) indices of the pairs that may pass their gate.
+
+    ``den`` (N, M) cosines between predicted and measured LOS, ``A`` (N, 2, 2)
+    projected covariances (rad^2), ``s2`` (M,) detection variances (rad^2), ``gates``
+    (N,). For a positive definite ``S``, ``d2 >= |y|^2 / lmax(S)``, with ``|y|^2 =
+    tan^2`` of the angle ``= (|m|^2 - c^2) / c^2`` and ``lmax(S) <= max(A00, A11) +
+    |A01| + max s2`` (Gershgorin); a pair is dropped if that lower bound exceeds twice
+    the gate, i.e. if ``c`` is below a per-track cosine. A pair pointing away (``c <=
+    0``, or not a number) has ``d2 = inf`` and is always dropped. Tracks whose S is not
+    safely positive definite keep all other pairs.
+    """
+    a00, a11, a01 = A[:, 0, 0], A[:, 1, 1], A[:, 0, 1]
+    lam_hi = np.maximum(a00, a11) + np.abs(a01)
+    s2_min, s2_max = (s2.min(), s2.max()) if s2.size else (0.0, 0.0)
+    mm_min = np.einsum("mj,mj->m", los, los).min() if s2.size else 1.0
+    with np.errstate(invalid="ignore", over="ignore"):
+        half_gap = np.sqrt((0.5 * (a00 - a11)) ** 2 + a01 * a01)
+        lam_lo = 0.5 * (a00 + a11) - half_gap
+        safe = lam_lo + s2_min > (lam_hi + s2_min) / _SCREEN_MAX_COND
+        # tan^2 <= bound  <=>  c^2 (1 + bound) >= |m|^2 (for c > 0)
+        bound = _SCREEN_FACTOR * gates * (lam_hi + s2_max) + _SCREEN_FLOOR
+        c_min = np.sqrt(mm_min / (1.0 + bound)) * _SCREEN_COS_MARGIN
+    c_min = np.where(safe & (c_min > _TINY), c_min, _TINY)
+    return np.nonzero(den >= c_min[:, None])
 
 
 def assign(d2: np.ndarray, logdet: np.ndarray, gates: np.ndarray) -> list[tuple[int, int]]:
-    """Global nearest neighbour: (track, detection) pairs, sorted by track index.
+    """Global nearest neighbour over dense (N, M) ``d2`` and ``logdet``: (track,
+    detection) pairs, sorted by track index (see :func:`assign_pairs`)."""
+    ti, mi = np.indices(d2.shape).reshape(2, -1)
+    k = assign_pairs(ti, mi, d2.ravel(), logdet.ravel(), gates)
+    return [(int(ti[i]), int(mi[i])) for i in k]
+
+
+def assign_pairs(
+    track: np.ndarray, det: np.ndarray, d2: np.ndarray, logdet: np.ndarray, gates: np.ndarray
+) -> np.ndarray:
+    """Global nearest neighbour over K candidate pairs (``track``, ``det``, ``d2``,
+    ``logdet`` (K,), no pair twice): the indices of the chosen pairs, by track index.
 
     ``gates`` (N,) per-track chi-square thresholds. Cost of a pair ``d2 + ln det S``;
     a track may stay unassigned at cost ``gate + ln det S`` (its best pair's).
     """
-    ok = d2 <= gates[:, None]
-    if not np.any(ok):
-        return []
-    rows = np.flatnonzero(ok.any(axis=1))
-    cols = np.flatnonzero(ok.any(axis=0))
-    sub_ok = ok[np.ix_(rows, cols)]
+    ok = np.flatnonzero(d2 <= gates[track])
+    if ok.size == 0:
+        return ok
+    rows, ri = np.unique(track[ok], return_inverse=True)
+    cols, ci = np.unique(det[ok], return_inverse=True)
     # Unambiguous pairs (one candidate each way) need no solver.
-    if np.all(sub_ok.sum(axis=1) == 1) and np.all(sub_ok.sum(axis=0) == 1):
-        pairs = [(int(r), int(cols[np.argmax(sub_ok[i])])) for i, r in enumerate(rows)]
-        return pairs
-    cost = np.where(sub_ok, d2[np.ix_(rows, cols)] + logdet[np.ix_(rows, cols)], np.inf)
+    if rows.size == ok.size and cols.size == ok.size:
+        return ok[np.argsort(track[ok], kind="stable")]
     n = rows.size
+    cost = np.full((n, cols.size), np.inf)
+    cost[ri, ci] = d2[ok] + logdet[ok]
     # Each track's "stay unassigned" cost: its gate plus the smallest ln det of its pairs
     # (a pair beyond the gate would cost more than that).
-    ld = np.where(sub_ok, logdet[np.ix_(rows, cols)], np.inf).min(axis=1)
+    ld = np.full((n, cols.size), np.inf)
+    ld[ri, ci] = logdet[ok]
+    pair_of = np.full((n, cols.size), -1)
+    pair_of[ri, ci] = ok
     dummy = np.full((n, n), np.inf)
-    dummy[np.arange(n), np.arange(n)] = gates[rows] + ld
-    full = np.hstack([cost, dummy])
-    r_idx, c_idx = linear_sum_assignment(full)
-    pairs = [
-        (int(rows[r]), int(cols[c])) for r, c in zip(r_idx, c_idx, strict=True) if c < cols.size
-    ]
-    pairs.sort()
-    return pairs
+    dummy[np.arange(n), np.arange(n)] = gates[rows] + ld.min(axis=1)
+    r_idx, c_idx = linear_sum_assignment(np.hstack([cost, dummy]))
+    real = c_idx < cols.size
+    chosen = pair_of[r_idx[real], c_idx[real]]
+    return chosen[np.argsort(track[chosen], kind="stable")]

@@ -42,10 +42,13 @@ def gmst(t_s: ArrayLike) -> np.ndarray | float:
 def _rot3(theta: np.ndarray) -> np.ndarray:
     """R3(theta) matrices, shape (..., 3, 3): rotate the axes by theta about z."""
     c, s = np.cos(theta), np.sin(theta)
-    z, o = np.zeros_like(c), np.ones_like(c)
-    return np.stack(
-        [np.stack([c, s, z], -1), np.stack([-s, c, z], -1), np.stack([z, z, o], -1)], -2
-    )
+    out = np.zeros(np.shape(c) + (3, 3))
+    out[..., 0, 0] = c
+    out[..., 0, 1] = s
+    out[..., 1, 0] = -s
+    out[..., 1, 1] = c
+    out[..., 2, 2] = 1.0
+    return out
 
 
 def teme_to_ecef_matrix(t_s: ArrayLike) -> np.ndarray:

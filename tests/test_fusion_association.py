@@ -29,8 +29,8 @@ def test_gate_holds_its_probability_of_true_detections():
     e = rng.normal(size=(20000, 3))
     m = m + sigma * (e - np.sum(e * m, axis=1, keepdims=True) * m)
     m /= np.linalg.norm(m, axis=1, keepdims=True)
-    g = gate(x, P, SENSOR, m, np.full(20000, sigma))
-    inside = np.mean(g.d2[0] <= gate_threshold(0.99))
+    g = gate(x, P, SENSOR, m, np.full(20000, sigma), np.full(1, gate_threshold(0.99)))
+    inside = np.mean(g.dense_d2(20000)[0] <= gate_threshold(0.99))
     # binomial sd at p=0.99, n=20000 is 0.0007; linearisation error over 150 m at 4000 km
     # range is negligible
     assert abs(inside - 0.99) < 0.003
@@ -39,8 +39,8 @@ def test_gate_holds_its_probability_of_true_detections():
 def test_d2_of_the_predicted_los_is_zero():
     pos = np.array([4.0e6, 2.0e6, 4.0e6])
     x, P = _track(pos)
-    g = gate(x, P, SENSOR, los_to(pos[None], SENSOR), np.array([20e-6]))
-    assert g.d2[0, 0] < 1e-12
+    g = gate(x, P, SENSOR, los_to(pos[None], SENSOR), np.array([20e-6]), np.array([9.21]))
+    assert g.dense_d2(1)[0, 0] < 1e-12
 
 
 def test_assignment_minimises_the_total_cost_not_each_track_greedily():

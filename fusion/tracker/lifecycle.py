@@ -19,6 +19,7 @@ the outcome does not depend on the frame rate.
 from __future__ import annotations
 
 import numpy as np
+from scipy.spatial import cKDTree
 from scipy.stats import chi2
 
 from ..config import FusionConfig
@@ -181,28 +182,33 @@ class Lifecycle:
 
     def merge(self, tracks: list[Track]) -> None:
         """Delete the weaker of every two live tracks whose 6-D states agree within
-        ``merge_chi2`` (one object tracked twice)."""
+        ``merge_chi2`` (one object tracked twice).
+
+        Candidates are the pairs closer than ``_MERGE_SEARCH_M`` (a k-d tree, not all
+        pairs), taken in row-major order of ``live`` (i < j); a batched solve screens
+        them and the few that may pass are decided one by one with the exact test, in
+        that order, skipping pairs with a track already deleted."""
         live = [t for t in tracks if not t.deleted]
         if len(live) < 2:
             return
         rows = np.array([t.row for t in live])
         x6 = self.rows.x[rows, :6]
+        ii, jj = near_pairs(x6[:, :3], _MERGE_SEARCH_M)
+        if ii.size == 0:
+            return
         P6 = self.rows.P[rows][:, :6, :6]
-        offset = x6[:, None, :3] - x6[None, :, :3]
-        near = np.linalg.norm(offset, axis=-1) < _MERGE_SEARCH_M
-        np.fill_diagonal(near, False)
-        ii, jj = np.nonzero(np.triu(near))
-        for i, j in zip(ii, jj, strict=True):
-            a, b = live[i], live[j]
+        e = x6[ii] - x6[jj]
+        S = P6[ii] + P6[jj]
+        chi2_max = self.config.merge_chi2
+        for k in np.flatnonzero(_may_pass(e, S, chi2_max)):
+            a, b = live[ii[k]], live[jj[k]]
             if a.deleted or b.deleted:
                 continue
-            e = x6[i] - x6[j]
-            S = P6[i] + P6[j]
             try:
-                d2 = float(e @ np.linalg.solve(S, e))
+                d2 = float(e[k] @ np.linalg.solve(S[k], e[k]))
             except np.linalg.LinAlgError:
                 continue
-            if d2 > self.config.merge_chi2:
+            if d2 > chi2_max:
                 continue
             self.mark_deleted(min((a, b), key=_merge_rank))
 
@@ -219,6 +225,45 @@ class Lifecycle:
                 rows.append(trk.row)
         self.rows.remove(sorted(rows))
         return [t for t in tracks if not t.deleted]
+
+
+def near_pairs(pos: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs ``(i, j)``, ``i < j``, in row-major order, of positions ``pos`` (N, 3)
+    (m) less than ``radius`` (m) apart: the pairs ``np.nonzero(np.triu(d < radius))`` of
+    the full distance matrix gives, found with a k-d tree in O(N log N + pairs).
+
+    The tree (its own rounding) is asked for a slightly larger radius; the distance test
+    that decides is the full matrix's own expression. Non-finite positions pair with
+    nothing (their distances compare false).
+    """
+    finite = np.flatnonzero(np.all(np.isfinite(pos), axis=1))
+    if finite.size < 2:
+        return np.zeros(0, int), np.zeros(0, int)
+    tree = cKDTree(pos[finite])
+    found = tree.query_pairs(radius * (1.0 + 1e-9) + 1e-6, output_type="ndarray")
+    if found.size == 0:
+        return np.zeros(0, int), np.zeros(0, int)
+    a, b = finite[found[:, 0]], finite[found[:, 1]]
+    ii, jj = np.minimum(a, b), np.maximum(a, b)
+    keep = np.linalg.norm(pos[ii] - pos[jj], axis=-1) < radius
+    ii, jj = ii[keep], jj[keep]
+    order = np.lexsort((jj, ii))
+    return ii[order], jj[order]
+
+
+def _may_pass(e: np.ndarray, S: np.ndarray, chi2_max: float) -> np.ndarray:
+    """Screen of the merge test over K candidate pairs: False only where ``e^T S^-1 e``
+    (``e`` (K, 6) state differences, ``S`` (K, 6, 6) summed covariances) surely exceeds
+    ``chi2_max``. One batched solve; the margin covers the summation order of the
+    batched dot product (the exact per-pair test decides the rest). A singular ``S``
+    in the batch screens nothing out."""
+    try:
+        v = np.linalg.solve(S, e[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        return np.ones(e.shape[0], bool)
+    d2 = np.einsum("ki,ki->k", e, v)
+    slack = 1e-9 * np.einsum("ki,ki->k", np.abs(e), np.abs(v))
+    return ~(d2 - slack > chi2_max)
 
 
 def _merge_rank(trk: Track) -> tuple:

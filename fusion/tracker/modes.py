@@ -119,7 +119,7 @@ class MotionModes:
     def set_mode(self, trk: Track, mode: Mode) -> None:
         """Change ``trk``'s mode (the caller has adjusted its row's acceleration)."""
         trk.mode = mode
-        self.rows.noise_cache = None
+        self.rows.changed()
 
     # ------------------------------------------------------------------ after an update
     def observe_update(self, trk: Track, row: int, nis: float, look: Look) -> Mode | None:

@@ -5,7 +5,9 @@ acceleration m/s^2; layout in :mod:`..dynamics`) so that one frame predicts all 
 one batched call. ``owners[i]`` says whose row ``i`` is; every change of the stack
 (append, remove) re-numbers ``Track.row`` / ``Track.shadow_row``. The per-row
 process-noise parameters depend on the owners' modes and are cached here until the stack
-or a mode changes (:attr:`noise_cache`, filled by :mod:`.modes`).
+or a mode changes (:attr:`noise_cache`, filled by :mod:`.modes`); so are the main rows and
+whatever else depends only on the owners and their modes (:attr:`layout_cache`, emptied by
+:meth:`changed`).
 """
 
 from __future__ import annotations
@@ -28,13 +30,24 @@ class StateRows:
         self.P = np.zeros((0, N_STATE, N_STATE))
         self.owners: list[RowOwner] = []
         self.noise_cache: tuple | None = None  # see modes.MotionModes.noise
+        self.layout_cache: dict[str, Any] = {}  # per owners and modes, see main_rows
 
     def __len__(self) -> int:
         return len(self.owners)
 
+    def changed(self) -> None:
+        """The stack or an owner's mode changed: forget what was cached of them."""
+        self.noise_cache = None
+        self.layout_cache.clear()
+
     def main_rows(self) -> np.ndarray:
-        """Indices of the rows that are tracks (not shadows), in row order."""
-        return np.array([i for i, o in enumerate(self.owners) if not o.is_shadow], dtype=int)
+        """Indices of the rows that are tracks (not shadows), in row order (cached; do
+        not modify)."""
+        main = self.layout_cache.get("main_rows")
+        if main is None:
+            main = np.array([i for i, o in enumerate(self.owners) if not o.is_shadow], dtype=int)
+            self.layout_cache["main_rows"] = main
+        return main
 
     def track_of(self, row: int) -> Track:
         """The track row ``row`` belongs to (for a shadow row: the shadowed track)."""
@@ -45,7 +58,7 @@ class StateRows:
         self.x = np.concatenate([self.x, x[None]])
         self.P = np.concatenate([self.P, P[None]])
         self.owners.append(RowOwner(trk, shadow))
-        self.noise_cache = None
+        self.changed()
         if shadow:
             trk.shadow_row = len(self.owners) - 1
         else:
@@ -60,7 +73,7 @@ class StateRows:
         self.x = self.x[keep]
         self.P = self.P[keep]
         self.owners = [o for o, k in zip(self.owners, keep, strict=True) if k]
-        self.noise_cache = None
+        self.changed()
         for i, (owner, shadow) in enumerate(self.owners):
             if shadow:
                 owner.shadow_row = i

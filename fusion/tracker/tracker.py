@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..association import Gating, assign, gate, gate_threshold
+from ..association import Gating, assign_pairs, gate, gate_threshold
 from ..config import FusionConfig
 from ..domain import NS_PER_S, SensorFrame, TrackReport
 from ..dynamics import ACC, N_STATE, POS, VEL, cross_omega, ellipsoid_height
@@ -32,6 +32,7 @@ class _Assigned(NamedTuple):
     """The (track, detection) pairs of one frame: K pairs, in track row order."""
 
     gating: Gating  # of all main rows against all detections
+    pair_idx: np.ndarray  # (K,) index of each among the gating's candidate pairs
     rows: np.ndarray  # (K,) state rows of the assigned tracks
     track_idx: np.ndarray  # (K,) index of each among the gated tracks
     det_idx: np.ndarray  # (K,) detection index in the frame
@@ -118,22 +119,15 @@ class Tracker:
         if main_rows.size == 0:
             return np.arange(n_det)
         rows = self._rows
-        gating = gate(rows.x[main_rows], rows.P[main_rows], frame.position, frame.los, frame.sigma)
-        gates = np.array(
-            [
-                self._gate_ballistic
-                if rows.track_of(r).mode == Mode.BALLISTIC
-                else self._gate_boost
-                for r in main_rows
-            ]
+        gates = self._gates(main_rows)
+        gating = gate(
+            rows.x[main_rows], rows.P[main_rows], frame.position, frame.los, frame.sigma, gates
         )
-        matched = assign(gating.d2, gating.logdet, gates)
-        if not matched:
+        matched = assign_pairs(gating.track, gating.det, gating.d2, gating.logdet, gates)
+        if not matched.size:
             return np.arange(n_det)
-        track_idx = np.array([p[0] for p in matched])
-        assigned = _Assigned(
-            gating, main_rows[track_idx], track_idx, np.array([p[1] for p in matched])
-        )
+        track_idx = gating.track[matched]
+        assigned = _Assigned(gating, matched, main_rows[track_idx], track_idx, gating.det[matched])
         nis, shadowed = self._update_rows(frame, assigned)
         self._after_updates(frame, assigned, nis)
         for k, trk in enumerate(shadowed):
@@ -142,13 +136,29 @@ class Tracker:
         claimed[assigned.det_idx] = True
         return np.flatnonzero(~claimed)
 
+    def _gates(self, main_rows: np.ndarray) -> np.ndarray:
+        """Chi-square gate of each main row's track by its mode (cached with the rows'
+        layout: it changes only when the rows or a mode do)."""
+        gates = self._rows.layout_cache.get("gates")
+        if gates is None:
+            gates = np.array(
+                [
+                    self._gate_ballistic
+                    if self._rows.track_of(r).mode == Mode.BALLISTIC
+                    else self._gate_boost
+                    for r in main_rows
+                ]
+            )
+            self._rows.layout_cache["gates"] = gates
+        return gates
+
     def _update_rows(self, frame: SensorFrame, pairs: _Assigned) -> tuple[np.ndarray, list[Track]]:
         """One batched EKF update of the assigned rows and of their tracks' shadows (which
         take the same detections). Returns the NIS (tracks first, then shadows) and the
         tracks whose shadows were updated, in that order."""
         rows = self._rows
-        gating, upd_rows, track_idx, det_idx = pairs
-        y = gating.residual[track_idx, det_idx]
+        gating, pair_idx, upd_rows, track_idx, det_idx = pairs
+        y = gating.residual[pair_idx]
         hpos = gating.hpos[track_idx]
         sigma = frame.sigma[det_idx]
         sh_rows, sh_det, shadowed = [], [], []
@@ -177,7 +187,7 @@ class Tracker:
     def _after_updates(self, frame: SensorFrame, pairs: _Assigned, nis: np.ndarray) -> None:
         """Bookkeeping of the updated tracks, then the mode changes their updates call
         for (plume burnouts, thrust reopened)."""
-        gating, upd_rows, track_idx, det_idx = pairs
+        gating, _, upd_rows, track_idx, det_idx = pairs
         t_ns = frame.time_ns
         second = t_ns // NS_PER_S
         changes: list[tuple[Track, Mode]] = []
