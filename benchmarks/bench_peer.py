@@ -13,7 +13,9 @@ twice:
    (Stone Soup cannot predict backwards; tracklayer orders them with its watermark),
    then per frame: ``GNNWith2DAssignment`` over a ``DistanceHypothesiser``
    (``Mahalanobis``, missed distance ``GATE``) with ``ExtendedKalmanPredictor`` /
-   ``ExtendedKalmanUpdater`` and a ``CovarianceBasedDeleter``.
+   ``ExtendedKalmanUpdater`` (Joseph-form covariance, forced symmetric: the default
+   form loses positive definiteness against 20 urad lines of sight; see RESULTS.md)
+   and a ``CovarianceBasedDeleter`` (position covariance trace).
 
 Stone Soup's models. State [x, vx, y, vy, z, vz] in TEME (m, m/s), constant velocity
 per axis (``ConstantVelocity``, ``--q`` m^2/s^3 the spectral density of the white
@@ -357,7 +359,7 @@ def table(sim: dict, tl: dict, ss: dict) -> list[str]:
         f"| Stone Soup {ss['version']} (MCAP read + order {ss['read_cpu_s']:.1f} CPU s) "
         f"| {ss['cpu_s']:.1f} | {ss_f:,.0f} | {ss_d:,.0f} | {fmt(ss['rmse_m'], '.1f')} "
         f"| {ss['rmse_samples']:,} | {ss['restarts']} |",
-        f"| **ratio tracklayer / Stone Soup** | | **{rf:,.0f}x** | **{rd:,.0f}x** | | | |",
+        f"| **ratio tracklayer / Stone Soup** | | **{rf:,.1f}x** | **{rd:,.1f}x** | | | |",
         f"| *target (issue 13)* | | *>= {T_RATIO:g}x: {verdict[rf >= T_RATIO]}* "
         f"| *>= {T_RATIO:g}x: {verdict[rd >= T_RATIO]}* | *lower: {verdict[lower]}* | | |",
         f"| *issue 13's hand measurement, Stone Soup 1.9.1 on single-icbm* | | "
@@ -379,7 +381,7 @@ def section(args, sim: dict, tl: dict, ss: dict, load0, load1) -> str:
         + f" --q {args.q:g}`.\n",
         f"Stone Soup: constant velocity per TEME axis (q = {args.q:g} m^2/s^3), per-detection "
         "`CartesianToElevationBearing` (satellite position as translation offset, the line of "
-        "sight turned onto x), EKF predictor/updater, `GNNWith2DAssignment` over a "
+        "sight turned onto x), EKF predictor/updater (Joseph form), `GNNWith2DAssignment` over a "
         f"`DistanceHypothesiser` (Mahalanobis, missed distance {GATE:g}), "
         f"`CovarianceBasedDeleter` (position trace > {DELETE_POS_TRACE_M2:.3g} m^2). Favours: "
         f"tracks seeded from truth at burnout + {SEED_AFTER_BURNOUT_S:g} s, N(truth, "
