@@ -55,3 +55,28 @@ def simulated_mcap(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Pa
         return cache[key]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def tracked_mcap(simulated_mcap, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """``tracked_mcap(name_or_path, duration_s=None) -> Path``: ``tracklayer track`` run
+    once per session on a scenario's recording (``simulated_mcap``) or, with
+    ``duration_s=None`` and a path to an ``.mcap``, on that recording (read-only)."""
+    from tracklayer.services.cli import main
+
+    cache: dict[tuple, Path] = {}
+    root = tmp_path_factory.mktemp("tracked")
+
+    def get(source: str, duration_s: float | None = None) -> Path:
+        key = (source, duration_s)
+        if key not in cache:
+            if duration_s is None and source.endswith(".mcap"):
+                recording = Path(source)
+            else:
+                recording = simulated_mcap(source, duration_s=duration_s)
+            out = root / f"{Path(source).stem}-{duration_s}.tracks.mcap"
+            assert main(["track", str(recording), "--out", str(out)]) == 0
+            cache[key] = out
+        return cache[key]
+
+    return get

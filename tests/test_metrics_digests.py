@@ -55,10 +55,9 @@ def tracked_case(name: str, recording: Path, out_dir: Path) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_figures_are_byte_identical_to_the_recorded_digest(name, simulated_mcap, tmp_path):
+def test_figures_are_byte_identical_to_the_recorded_digest(name, tracked_mcap):
     source, duration = CASES[name]
-    recording = Path(source) if duration is None else simulated_mcap(source, duration_s=duration)
-    digest = figures_digest(tracked_case(name, recording, tmp_path))
+    digest = figures_digest(tracked_mcap(source, duration_s=duration))  # shared with track digests
     assert digest == DIGESTS[name], (
         f"{name}: the evaluation's figures changed ({digest}); if the change is meant, "
         "re-record with `python tests/test_metrics_digests.py` and say why in the commit"

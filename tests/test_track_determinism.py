@@ -33,10 +33,8 @@ def dropout(simulated_mcap):
 
 
 @pytest.fixture(scope="module")
-def tracked(dropout, tmp_path_factory):
-    out = tmp_path_factory.mktemp("tracked") / "tracked.mcap"
-    assert main(["track", str(dropout), "--out", str(out)]) == 0
-    return out
+def tracked(tracked_mcap):
+    return tracked_mcap("dropout", duration_s=DURATION_S)  # shared with the digest tests
 
 
 def tracks_raw(path) -> list[tuple[int, bytes]]:

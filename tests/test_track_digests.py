@@ -70,10 +70,9 @@ def track_case(name: str, recording: Path, out_dir: Path) -> tuple[int, str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_track_output_is_byte_identical_to_the_recorded_digest(name, simulated_mcap, tmp_path):
+def test_track_output_is_byte_identical_to_the_recorded_digest(name, tracked_mcap):
     source, duration = CASES[name]
-    recording = Path(source) if duration is None else simulated_mcap(source, duration_s=duration)
-    count, digest = track_case(name, recording, tmp_path)
+    count, digest = tracks_digest(tracked_mcap(source, duration_s=duration))
     assert count > 0, f"{name}: no track reports at all"
     assert (count, digest) == DIGESTS[name], (
         f"{name}: /tracks changed ({count} reports, {digest}); if the change is meant, "
