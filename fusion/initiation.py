@@ -26,6 +26,7 @@ from .dynamics import ellipsoid_height
 _EYE3 = np.eye(3)
 _EARTH_BLOCK_DEPTH_M = -50_000.0  # m; a ray dipping this far below the surface is blocked
 _AT_END_M = 1.0  # m; the dip at the segment's own end (a point on the ground) is allowed
+_GREEDY_ROUNDS = 8  # vectorised rounds of the greedy matching before a Python walk
 
 
 def closest_points(
@@ -76,6 +77,81 @@ def earth_blocks(origin: np.ndarray, direction: np.ndarray, t: np.ndarray) -> np
     tc = np.minimum(tc, t)
     p = origin + tc[..., None] * direction
     return (ellipsoid_height(p) < _EARTH_BLOCK_DEPTH_M) & (tc < t - _AT_END_M)
+
+
+def screen_pairs(
+    origin: np.ndarray,
+    los: np.ndarray,
+    sigma_max: float,
+    s2: np.ndarray,
+    u2: np.ndarray,
+    sig2: np.ndarray,
+    dt: np.ndarray,
+    cfg: FusionConfig,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs ``(m, b)`` (row-major order) of new rays ``origin + t los[m]`` and
+    waiting rays ``s2[b] + t u2[b]`` (m, unit vectors, one ECI frame) that may pass
+    the exact miss test of :meth:`InitiationBuffer.pair`; a superset of them.
+
+    A pair passes only if the rays come within ``T = miss_sigmas * max_range *
+    hypot(sigma_max, sig2) + max_speed * dt`` (m, the largest tolerance at ranges below
+    ``max_range``) at ``0 < t < max_range``. The waiting ray lies in the plane through
+    ``origin`` with unit normal ``n ~ (s2 - origin) x u2``, at distance ``D`` (m) from
+    ``origin``; the new ray's point then is at least ``D - T`` from ``origin`` and within
+    ``T`` of that plane, so ``|los . n| <= T / (D - T)``. Slack of a millionth and 1 m
+    absorbs rounding; waiting rays with ``D <= 2 T`` are not screened. Costs one
+    (M, 3) x (3, B) product instead of the exact (M, B) closest approaches.
+    """
+    reach = cfg.init_miss_sigmas * cfg.max_range_m * np.hypot(sigma_max, sig2)
+    far = (reach + cfg.init_max_speed_mps * dt) * (1.0 + 1e-6) + 1.0  # (B,) m
+    c = np.cross(s2 - origin, u2)
+    c_norm = np.linalg.norm(c, axis=1)
+    dist = c_norm / np.linalg.norm(u2, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        n = c / c_norm[:, None]
+        bound = far / (dist - far) * (1.0 + 1e-6) + 1e-9
+    near = np.abs(los @ n.T) <= bound[None, :]
+    near[:, ~(dist > 2.0 * far)] = True
+    return np.nonzero(near)
+
+
+def greedy_pairs(mi: np.ndarray, bi: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Pairs ``k`` taken by a greedy one-to-one matching that walks ``order`` and takes
+    a pair ``(mi[k], bi[k])`` (indices of a new and a waiting detection) when neither
+    index was taken before; returned in walk order.
+
+    Vectorised in rounds: a remaining pair that comes first among the remaining pairs of
+    both its indices is taken (no earlier pair can block it), and the remaining pairs
+    sharing an index with a taken one are dropped. After a few rounds the rest (if any)
+    is walked in Python. The result is exactly the sequential walk's.
+    """
+    rest = np.asarray(order)
+    taken: list[np.ndarray] = []
+    for _ in range(_GREEDY_ROUNDS):
+        if rest.size == 0:
+            break
+        m, b = mi[rest], bi[rest]
+        first = np.zeros(rest.size, bool)
+        first[np.unique(m, return_index=True)[1]] = True
+        first_b = np.zeros(rest.size, bool)
+        first_b[np.unique(b, return_index=True)[1]] = True
+        first &= first_b
+        taken.append(rest[first])
+        rest = rest[~(np.isin(m, m[first]) | np.isin(b, b[first]))]
+    used_m = set(mi[np.concatenate(taken)].tolist()) if taken else set()
+    used_b = set(bi[np.concatenate(taken)].tolist()) if taken else set()
+    tail = []
+    for k in rest.tolist():
+        if int(mi[k]) in used_m or int(bi[k]) in used_b:
+            continue
+        used_m.add(int(mi[k]))
+        used_b.add(int(bi[k]))
+        tail.append(k)
+    taken.append(np.array(tail, dtype=rest.dtype))
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    out = np.concatenate(taken)
+    return out[np.argsort(rank[out], kind="stable")]
 
 
 @dataclass(slots=True)
@@ -162,12 +238,11 @@ class InitiationBuffer:
         u2 = self._los[sel]
         sig2 = self._sigma[sel]
         dt = t_s - self._t[sel]
-        t1, t2, miss, sin_a = closest_points(
-            origin[None, None, :], los[:, None, :], s2[None, :, :], u2[None, :, :]
-        )  # (M, B)
+        mi, bi = screen_pairs(origin, los, float(np.max(sigma)), s2, u2, sig2, dt, cfg)
+        t1, t2, miss, sin_a = closest_points(origin, los[mi], s2[bi], u2[bi])  # (K,)
         with np.errstate(invalid="ignore"):
-            geo = np.sqrt((sigma[:, None] * t1) ** 2 + (sig2[None, :] * t2) ** 2)
-            tol = cfg.init_miss_sigmas * geo + cfg.init_max_speed_mps * dt[None, :]
+            geo = np.sqrt((sigma[mi] * t1) ** 2 + (sig2[bi] * t2) ** 2)
+            tol = cfg.init_miss_sigmas * geo + cfg.init_max_speed_mps * dt[bi]
             ok = (
                 (t1 > 0.0)
                 & (t2 > 0.0)
@@ -178,26 +253,24 @@ class InitiationBuffer:
             )
         if not np.any(ok):
             return [], np.arange(m_count)
-        mi, bi = np.nonzero(ok)
-        p1 = origin + t1[mi, bi][:, None] * los[mi]
+        mi, bi, t1, t2, miss, tol = mi[ok], bi[ok], t1[ok], t2[ok], miss[ok], tol[ok]
+        p1 = origin + t1[:, None] * los[mi]
         h = ellipsoid_height(p1)
         keep = (h >= cfg.init_min_altitude_m) & (h <= cfg.init_max_altitude_m)
-        keep &= ~earth_blocks(origin, los[mi], t1[mi, bi])
-        keep &= ~earth_blocks(s2[bi], u2[bi], t2[mi, bi])
-        mi, bi = mi[keep], bi[keep]
-        score = miss[mi, bi] / tol[mi, bi]
+        keep &= ~earth_blocks(origin, los[mi], t1)
+        keep &= ~earth_blocks(s2[bi], u2[bi], t2)
+        mi, bi, t1, t2 = mi[keep], bi[keep], t1[keep], t2[keep]
+        score = miss[keep] / tol[keep]
         order = np.lexsort((bi, mi, score))
         used_m: set[int] = set()
         used_b: set[int] = set()
         out: list[tuple[int, Candidate]] = []
-        for k in order:
+        for k in greedy_pairs(mi, bi, order):
             m, b = int(mi[k]), int(bi[k])
-            if m in used_m or b in used_b:
-                continue
             used_m.add(m)
             used_b.add(b)
             motion = cfg.init_velocity_sigma_mps * dt[b]
-            var = np.array([(sigma[m] * t1[m, b]) ** 2, (sig2[b] * t2[m, b]) ** 2 + motion**2])
+            var = np.array([(sigma[m] * t1[k]) ** 2, (sig2[b] * t2[k]) ** 2 + motion**2])
             pos, cov = triangulate(np.stack([origin, s2[b]]), np.stack([los[m], u2[b]]), var)
             other = self._names[int(self._code[sel[b]])]
             out.append((m, Candidate(pos, cov, (sensor_id, other), float(score[k]))))
