@@ -18,6 +18,10 @@ from tracklayer.fusion.initiation import (
     triangulate,
 )
 
+# The random and edge-case inputs include degenerate rays (NaN, parallel, through the
+# sensor): numpy warns on them in the old and the new code alike; only the results matter here.
+pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+
 R_EARTH = 6.378e6  # m
 
 
