@@ -114,13 +114,23 @@ async def stream_subscription(
         logger.info(kv("subscribe_end", peer=peer, outcome=outcome, reports=sent))
 
 
+class _StderrHandler(logging.StreamHandler):
+    """A stream handler writing to whatever ``sys.stderr`` is when a record is emitted, so
+    a server thread that outlives a swapped stderr (pytest's capture, an embedding
+    program) never writes to a closed stream."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def configure_logging(level: int | str = logging.INFO) -> None:
     """Log ``key=value`` lines to stderr (idempotent; used by the server commands)."""
     root = logging.getLogger()
     if any(getattr(h, "_tracklayer", False) for h in root.handlers):
         root.setLevel(level)
         return
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler(sys.stderr)
     formatter = logging.Formatter(
         "ts=%(asctime)s.%(msecs)03dZ level=%(levelname)s logger=%(name)s %(message)s",
         datefmt="%Y-%m-%dT%H:%M:%S",
