@@ -58,14 +58,13 @@ import datetime as dt
 import json
 import math
 import os
-import platform
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from common import append_results, machine, work_dir
 
 from tracklayer.fusion.domain import NS_PER_S, TrackReport, TrackStatus
 from tracklayer.fusion.evaluation import MetricsAccumulator
@@ -75,7 +74,6 @@ from tracklayer.services.wire.recording import RecordingReader
 ROOT = Path(__file__).resolve().parent.parent
 CLI = str(Path(sys.executable).parent / "tracklayer")
 ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 SEED_AFTER_BURNOUT_S = 30.0  # s: Stone Soup's tracks start from truth this long after burnout
@@ -326,18 +324,6 @@ def peer_rmse(peer: Peer, truth_frames: list) -> tuple[float | None, int]:
 # ---------------------------------------------------------------- report
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.system()}"
-
-
 def fmt(v, spec: str) -> str:
     return "-" if v is None else format(v, spec)
 
@@ -448,19 +434,12 @@ def main() -> int:
     require_stonesoup()
     args = parse_args()
     load0 = os.getloadavg()
-    if args.keep:
-        work = Path(args.keep)
-        work.mkdir(parents=True, exist_ok=True)
+    with work_dir(args.keep, "bench_peer-") as work:
         sim, tl, ss = run(args, work)
-    else:
-        with tempfile.TemporaryDirectory(prefix="bench_peer-") as d:
-            sim, tl, ss = run(args, Path(d))
     text = section(args, sim, tl, ss, load0, os.getloadavg())
     print(text)
     if not args.no_write:
-        with open(RESULTS, "a", encoding="utf-8") as fh:
-            fh.write(text)
-        say(f"appended to {RESULTS.relative_to(ROOT)}")
+        say(f"appended to {append_results(text).relative_to(ROOT)}")
     return 0
 
 

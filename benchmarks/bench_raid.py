@@ -39,19 +39,18 @@ import datetime as dt
 import json
 import math
 import os
-import platform
 import re
 import subprocess
 import sys
-import tempfile
 import time
 import tomllib
 from pathlib import Path
 
+from common import append_results, machine, work_dir
+
 ROOT = Path(__file__).resolve().parent.parent
 CLI = str(Path(sys.executable).parent / "tracklayer")
 ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 NAMES = ("raid", "raid-proliferated", "curve")
 BASE = "raid-proliferated"
 MIN_SITES = 8
@@ -334,21 +333,6 @@ def verdicts(rows: list[dict], curve: list[dict], flat: dict | None, duration: f
     return out
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"{platform.system()} {platform.release()}"
-    )
-
-
 def section(rows, curve, flat, args, load0, load1) -> str:
     lines = [
         f"\n### bench_raid: raid scale, simulate + track + evaluate, {args.duration:g} s "
@@ -426,19 +410,12 @@ def main() -> int:
     args = parse_args()
     load0 = os.getloadavg()
     say(f"bench_raid: duration {args.duration:g} s, runs {args.only}, sizes {args.sizes}")
-    if args.keep:
-        work = Path(args.keep)
-        work.mkdir(parents=True, exist_ok=True)
+    with work_dir(args.keep, "bench_raid-") as work:
         rows, curve, flat = run_all(args, work)
-    else:
-        with tempfile.TemporaryDirectory(prefix="bench_raid-") as d:
-            rows, curve, flat = run_all(args, Path(d))
     text = section(rows, curve, flat, args, load0, os.getloadavg())
     print(text)
     if not args.no_write:
-        with open(RESULTS, "a", encoding="utf-8") as fh:
-            fh.write(text)
-        say(f"appended to {RESULTS.relative_to(ROOT)}")
+        say(f"appended to {append_results(text).relative_to(ROOT)}")
     return 0
 
 

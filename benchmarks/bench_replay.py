@@ -24,13 +24,14 @@ import argparse
 import asyncio
 import datetime as dt
 import os
-import platform
 import re
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from common import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).with_name("tracklayer")
@@ -128,18 +129,6 @@ def stop(p: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         p.kill()
         p.wait()
-
-
-def machine() -> str:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} vCPU, Python {platform.python_version()}, {platform.system()}"
 
 
 # ----------------------------------------------------------------------------- main
