@@ -16,7 +16,8 @@ azimuth are solved (Newton on finite differences) so that the impact lands on th
 point (the Earth turning underneath: aim in ECEF) with the burnout flight-path angle of
 the minimum-energy ellipse, gamma = (pi - Psi) / 4 for the inertial range angle Psi.
 
-This module shares no motion-model code with the tracker (``fusion/``); it uses only
+The missile classes (stages, profiles, reach) are :mod:`.missile_profiles`. This module
+shares no motion-model code with the tracker (``fusion/``); it uses only
 ``fusion.constants`` and ``fusion.geodesy``.
 """
 
@@ -31,7 +32,6 @@ from scipy.integrate import OdeSolution, solve_ivp
 
 from tracklayer.fusion.constants import (
     ATMOSPHERE_TOP_M,
-    G0,
     GM_EARTH,
     J2,
     OMEGA_EARTH,
@@ -47,6 +47,9 @@ from tracklayer.fusion.geodesy import (
     teme_to_ecef_matrix,
 )
 
+# The profiles live in .missile_profiles; their names stay importable from here.
+from .missile_profiles import PROFILES, MissileError, Profile, Stage, check_reach  # noqa: F401
+
 RHO_SEA_LEVEL = 1.225  # kg/m^3
 SCALE_HEIGHT_M = 7200.0  # m, exponential atmosphere
 DRAG_CEILING_M = 120_000.0  # m, no drag above this altitude
@@ -58,128 +61,6 @@ _RTOL = 1e-10
 _ATOL = np.array([1e-4] * 3 + [1e-7] * 3)  # m, m/s
 _A2 = R_EARTH_EQ**2
 _B2 = R_EARTH_POLAR**2
-
-
-class MissileError(ValueError):
-    """A flight that cannot be flown (target outside the profile's reach, no solution)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Stage:
-    """One rocket stage: propellant and dry mass (kg), vacuum-ish Isp (s), burn time (s)."""
-
-    propellant_kg: float
-    dry_kg: float
-    isp_s: float
-    burn_s: float
-
-    @property
-    def mass_flow(self) -> float:
-        """kg/s."""
-        return self.propellant_kg / self.burn_s
-
-    @property
-    def thrust_n(self) -> float:
-        return self.mass_flow * self.isp_s * G0
-
-
-@dataclass(frozen=True, slots=True)
-class Profile:
-    """A missile class. Ranges are great-circle launch-to-aim distances (m)."""
-
-    name: str
-    stages: tuple[Stage, ...]
-    payload_kg: float  # post-boost vehicle + re-entry vehicle(s)
-    ballistic_coeff: float  # kg/m^2, m / (Cd A) of the re-entry vehicle
-    body_cda_m2: float  # m^2, Cd * A of the boosting stack
-    min_range_m: float
-    max_range_m: float
-    vertical_s: float  # s of vertical rise before the pitch-over
-    kick_s: float  # s over which the thrust tilts by the kick angle
-    kick_guess_rad: float  # starting point of the kick solve
-    brightness: float  # relative IR intensity of the burning stack at 1,000 km
-
-    @property
-    def burn_s(self) -> float:
-        return sum(s.burn_s for s in self.stages)
-
-
-# Published-scale profiles (solid-propellant classes; masses tuned so that burnout
-# speed, boost time and apogee fall in the published ranges, see tests/test_missiles.py).
-PROFILES: dict[str, Profile] = {
-    "icbm": Profile(
-        "icbm",
-        (
-            Stage(20_500.0, 2_300.0, 275.0, 62.0),
-            Stage(8_500.0, 900.0, 295.0, 75.0),
-            Stage(3_300.0, 350.0, 300.0, 115.0),
-        ),
-        payload_kg=500.0,
-        ballistic_coeff=50_000.0,
-        body_cda_m2=1.4,
-        min_range_m=5_500e3,
-        max_range_m=13_000e3,
-        vertical_s=10.0,
-        kick_s=40.0,
-        kick_guess_rad=math.radians(65.0),
-        brightness=1000.0,
-    ),
-    "irbm": Profile(
-        "irbm",
-        (Stage(11_000.0, 1_100.0, 275.0, 70.0), Stage(5_000.0, 400.0, 295.0, 175.0)),
-        payload_kg=400.0,
-        ballistic_coeff=20_000.0,
-        body_cda_m2=1.0,
-        min_range_m=3_000e3,
-        max_range_m=5_500e3,
-        vertical_s=8.0,
-        kick_s=45.0,
-        kick_guess_rad=math.radians(55.0),
-        brightness=600.0,
-    ),
-    "mrbm": Profile(
-        "mrbm",
-        (Stage(8_500.0, 900.0, 265.0, 65.0), Stage(2_800.0, 300.0, 285.0, 100.0)),
-        payload_kg=600.0,
-        ballistic_coeff=10_000.0,
-        body_cda_m2=0.8,
-        min_range_m=1_000e3,
-        max_range_m=3_000e3,
-        vertical_s=6.0,
-        kick_s=40.0,
-        kick_guess_rad=math.radians(50.0),
-        brightness=400.0,
-    ),
-    "srbm": Profile(
-        "srbm",
-        (Stage(3_900.0, 800.0, 245.0, 60.0), Stage(900.0, 200.0, 265.0, 35.0)),
-        payload_kg=600.0,
-        ballistic_coeff=5_000.0,
-        body_cda_m2=0.35,
-        min_range_m=150e3,
-        max_range_m=1_000e3,
-        vertical_s=4.0,
-        kick_s=25.0,
-        kick_guess_rad=math.radians(45.0),
-        brightness=200.0,
-    ),
-}
-
-
-def check_reach(
-    profile: str, site_deg: tuple[float, float], target_deg: tuple[float, float]
-) -> float:
-    """Great-circle distance (m) launch -> aim point; MissileError outside the reach."""
-    if profile not in PROFILES:
-        raise MissileError(f"unknown missile {profile!r}; allowed: {', '.join(PROFILES)}")
-    p = PROFILES[profile]
-    d = float(great_circle_m(site_deg[0], site_deg[1], target_deg[0], target_deg[1]))
-    if not p.min_range_m <= d <= p.max_range_m:
-        raise MissileError(
-            f"target {d / 1e3:.0f} km from the site is outside the {profile} reach "
-            f"{p.min_range_m / 1e3:.0f}-{p.max_range_m / 1e3:.0f} km"
-        )
-    return d
 
 
 # --------------------------------------------------------------------------- forces
@@ -467,24 +348,10 @@ def _bearing(site_ecef, target_ecef) -> float:
     return math.atan2(float(d @ e), float(d @ n))
 
 
-@lru_cache(maxsize=64)
-def solve_trajectory(
-    profile_name: str, site_deg: tuple[float, float], target_deg: tuple[float, float]
-) -> Trajectory:
-    """Solve and integrate one flight from ``site_deg`` to ``target_deg`` (lat, lon degrees).
-
-    Cached per (profile, site, target) for the life of the process: solving takes a few
-    dozen integrations, sampling a solved flight is cheap.
-    """
-    check_reach(profile_name, site_deg, target_deg)
-    profile = PROFILES[profile_name]
-    site = geodetic_to_ecef(site_deg[0], site_deg[1], 0.0)
-    target = geodetic_to_ecef(target_deg[0], target_deg[1], 0.0)
-    range_m = float(great_circle_m(site_deg[0], site_deg[1], target_deg[0], target_deg[1]))
-    az = _bearing(site, target)
-    kick = profile.kick_guess_rad
-    cut = _initial_cutoff(profile, site, kick, az, range_m)
-    x = np.array([kick, cut, az])
+def _aim(profile: Profile, site: np.ndarray, target: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Damped Newton on finite differences for (kick rad, cut-off s, azimuth rad) from
+    ``x`` until the miss (:func:`_residual`) is within the aim tolerance (30 steps at most;
+    the caller checks the miss of the result)."""
     steps = np.array([1e-4, 1e-2, 1e-5])
     lo = np.array([math.radians(5.0), profile.vertical_s + profile.kick_s + 1.0, -np.inf])
     hi = np.array([math.radians(85.0), profile.burn_s, np.inf])
@@ -515,7 +382,27 @@ def solve_trajectory(
         else:
             break
         x, f = xn, fn
-    kick, cut, az = x
+    return x
+
+
+@lru_cache(maxsize=64)
+def solve_trajectory(
+    profile_name: str, site_deg: tuple[float, float], target_deg: tuple[float, float]
+) -> Trajectory:
+    """Solve and integrate one flight from ``site_deg`` to ``target_deg`` (lat, lon degrees).
+
+    Cached per (profile, site, target) for the life of the process: solving takes a few
+    dozen integrations, sampling a solved flight is cheap.
+    """
+    check_reach(profile_name, site_deg, target_deg)
+    profile = PROFILES[profile_name]
+    site = geodetic_to_ecef(site_deg[0], site_deg[1], 0.0)
+    target = geodetic_to_ecef(target_deg[0], target_deg[1], 0.0)
+    range_m = float(great_circle_m(site_deg[0], site_deg[1], target_deg[0], target_deg[1]))
+    az = _bearing(site, target)
+    kick = profile.kick_guess_rad
+    cut = _initial_cutoff(profile, site, kick, az, range_m)
+    kick, cut, az = _aim(profile, site, target, np.array([kick, cut, az]))
     boost, yb, ball, t_imp, r_imp = _flight(profile, site, kick, cut, az)
     impact_ecef = _to_ecef(r_imp, t_imp)
     miss = float(np.hypot(*_miss(site, target, impact_ecef)))

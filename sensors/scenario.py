@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .constellation import ConstellationError, parse_tle
-from .missiles import PROFILES, MissileError, check_reach
+from .missile_profiles import PROFILES, MissileError, check_reach
 
 _UNIX = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 

@@ -56,7 +56,8 @@ from .ir_sensor import (
     stable_hash,
     visible,
 )
-from .missiles import PROFILES, Flight, MissileError, make_flight
+from .missile_profiles import PROFILES, MissileError
+from .missiles import Flight, make_flight
 from .scenario import Scenario, ScenarioError
 
 BLOCK_LOOKS = 32  # looks per satellite processed together
