@@ -131,13 +131,20 @@ def assign(d2: np.ndarray, logdet: np.ndarray, gates: np.ndarray) -> list[tuple[
 
 
 def assign_pairs(
-    track: np.ndarray, det: np.ndarray, d2: np.ndarray, logdet: np.ndarray, gates: np.ndarray
+    track: np.ndarray,
+    det: np.ndarray,
+    d2: np.ndarray,
+    logdet: np.ndarray,
+    gates: np.ndarray,
+    adjust: np.ndarray | None = None,
 ) -> np.ndarray:
     """Global nearest neighbour over K candidate pairs (``track``, ``det``, ``d2``,
     ``logdet`` (K,), no pair twice): the indices of the chosen pairs, by track index.
 
-    ``gates`` (N,) per-track chi-square thresholds. Cost of a pair ``d2 + ln det S``;
-    a track may stay unassigned at cost ``gate + ln det S`` (its best pair's).
+    ``gates`` (N,) per-track chi-square thresholds. Cost of a pair ``d2 + ln det S``
+    (plus ``adjust`` (K,) where given: the detection-thread evidence of
+    :mod:`.threads`, which weighs pairs inside the gate and never opens it); a track
+    may stay unassigned at cost ``gate + ln det S`` (its best pair's).
     """
     ok = np.flatnonzero(d2 <= gates[track])
     if ok.size == 0:
@@ -149,7 +156,7 @@ def assign_pairs(
         return ok[np.argsort(track[ok], kind="stable")]
     n = rows.size
     cost = np.full((n, cols.size), np.inf)
-    cost[ri, ci] = d2[ok] + logdet[ok]
+    cost[ri, ci] = d2[ok] + logdet[ok] if adjust is None else d2[ok] + logdet[ok] + adjust[ok]
     # Each track's "stay unassigned" cost: its gate plus the smallest ln det of its pairs
     # (a pair beyond the gate would cost more than that).
     ld = np.full((n, cols.size), np.inf)

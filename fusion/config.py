@@ -26,6 +26,8 @@ class FusionConfig:
     # --- association ---
     gate_probability: float = 0.9999  # chi-square gate on the 2-D LOS innovation
     boost_gate_probability: float = 0.99999  # wider gate while a track is accelerating
+    thread_bonus: float = 8.0  # cost (d2 units) off a pair that continues the detection
+    # thread the track holds from that sensor, and onto one another track holds; 0 = off
 
     # --- initiation (two-ray triangulation) ---
     init_window_s: float = 1.0  # s; pair unassociated detections of two sensors this close in time
@@ -141,7 +143,7 @@ class FusionConfig:
         self._check_open_unit("maneuver_memory", "boost_inflate_memory")
         if self.init_min_altitude_m >= self.init_max_altitude_m:
             raise ValueError("init_min_altitude_m: must be below init_max_altitude_m")
-        nonneg = {"allowed_lateness_s", "ballistic_accel_psd", "init_min_angle_deg"}
+        nonneg = {"allowed_lateness_s", "ballistic_accel_psd", "init_min_angle_deg", "thread_bonus"}
         for f in fields(self):
             v = getattr(self, f.name)
             if f.name.startswith("init_m") and "altitude" in f.name:

@@ -21,6 +21,7 @@ from ..dynamics import ACC, N_STATE, POS, VEL, cross_omega, ellipsoid_height
 from ..filters import update
 from ..initiation import Candidate, InitiationBuffer
 from ..measurement import position_jacobian, predict_los, residuals
+from ..threads import ThreadBook
 from .lifecycle import Lifecycle
 from .modes import MotionModes, radial_speed
 from .reports import ReportSchedule
@@ -58,6 +59,7 @@ class Tracker:
         self._modes = MotionModes(cfg, self._rows)
         self._lifecycle = Lifecycle(cfg, self._rows)
         self._reports = ReportSchedule(fusion_id, cfg, self._rows)
+        self._threads = ThreadBook()
 
     # ------------------------------------------------------------------ public API
     @property
@@ -80,6 +82,7 @@ class Tracker:
         self._modes.run_shadow_tests(self._tracks, t_ns)
         self._run_lifecycle(t_ns)
         out = self._reports.due(self._tracks, t_ns)
+        self._threads.forget({t.key for t in self._tracks if t.deleted})
         self._tracks = self._lifecycle.reap(self._tracks)
         return out
 
@@ -115,6 +118,14 @@ class Tracker:
         n_det = frame.n_detections
         if n_det == 0:
             return np.zeros(0, int)
+        bonus = self.config.thread_bonus
+        threads = (
+            self._threads.label(
+                frame.sensor_id, frame.time_s, frame.position, frame.los, frame.sigma
+            )
+            if bonus > 0.0
+            else None
+        )
         main_rows = self._rows.main_rows()
         if main_rows.size == 0:
             return np.arange(n_det)
@@ -123,11 +134,25 @@ class Tracker:
         gating = gate(
             rows.x[main_rows], rows.P[main_rows], frame.position, frame.los, frame.sigma, gates
         )
-        matched = assign_pairs(gating.track, gating.det, gating.d2, gating.logdet, gates)
+        adjust = None
+        if threads is not None:
+            keys = self._keys(main_rows)[gating.track]
+            adjust = self._threads.adjustments(frame.sensor_id, keys, threads[gating.det], bonus)
+        matched = assign_pairs(gating.track, gating.det, gating.d2, gating.logdet, gates, adjust)
         if not matched.size:
             return np.arange(n_det)
         track_idx = gating.track[matched]
         assigned = _Assigned(gating, matched, main_rows[track_idx], track_idx, gating.det[matched])
+        if threads is not None:
+            self._threads.claim(
+                frame.sensor_id,
+                self._keys(main_rows)[track_idx],
+                threads[assigned.det_idx],
+                rows.x[assigned.rows, VEL],
+                gating.u[track_idx],
+                gating.rho[track_idx],
+                np.sqrt(np.trace(rows.P[assigned.rows][:, VEL, VEL], axis1=1, axis2=2)),
+            )
         nis, shadowed = self._update_rows(frame, assigned)
         self._after_updates(frame, assigned, nis)
         for k, trk in enumerate(shadowed):
@@ -151,6 +176,14 @@ class Tracker:
             )
             self._rows.layout_cache["gates"] = gates
         return gates
+
+    def _keys(self, main_rows: np.ndarray) -> np.ndarray:
+        """Track key of each main row (cached with the rows' layout)."""
+        keys = self._rows.layout_cache.get("keys")
+        if keys is None:
+            keys = np.array([self._rows.track_of(r).key for r in main_rows], dtype=np.int64)
+            self._rows.layout_cache["keys"] = keys
+        return keys
 
     def _update_rows(self, frame: SensorFrame, pairs: _Assigned) -> tuple[np.ndarray, list[Track]]:
         """One batched EKF update of the assigned rows and of their tracks' shadows (which
