@@ -26,7 +26,7 @@ class FusionConfig:
     # --- association ---
     gate_probability: float = 0.9999  # chi-square gate on the 2-D LOS innovation
     boost_gate_probability: float = 0.99999  # wider gate while a track is accelerating
-    thread_bonus: float = 8.0  # cost (d2 units) off a pair that continues the detection
+    thread_bonus: float = 16.0  # cost (d2 units) off a pair that continues the detection
     # thread the track holds from that sensor, and onto one another track holds; 0 = off
 
     # --- initiation (two-ray triangulation) ---

@@ -106,11 +106,14 @@ class SensorThreads:
         thread's detection ``fresh`` (F, 3) inside its gate: the new thread is that object
         seen again where the old one could not be sure, and the old one would only make
         both ambiguous from now on. Returns the dropped ids."""
+        rated = self.links >= 0
+        if not rated.any():
+            return self.ids[:0]
         pred = self.u + self.w * (t_s - self.t_s)[:, None]
         pred /= np.linalg.norm(pred, axis=1, keepdims=True)
         s2 = (np.where(self.links >= 1, _MATURE_FACTOR, _FRESH_FACTOR) * float(sigma.max())) ** 2
         (d1, _, _), _ = _two_nearest(pred, fresh)
-        drop = (self.links >= 0) & (d1 <= GATE_SIGMAS**2 * s2)
+        drop = rated & (d1 <= GATE_SIGMAS**2 * s2)
         dropped = self.ids[drop]
         if drop.any():
             self._select(~drop)
@@ -135,18 +138,19 @@ class SensorThreads:
 
     def _continue(self, t_s: float, los: np.ndarray, sigma: float) -> np.ndarray:
         """Thread index continued by each detection, -1 for none (module docstring).
-        Threads without a rate are not continued but still compete, where they sit."""
-        links = self.links
-        pred = self.u + self.w * (t_s - self.t_s)[:, None]
+        Only threads with a rate take part: one without sits a whole look's motion
+        behind its object and can neither be continued nor rival one that can."""
+        rated = np.flatnonzero(self.links >= 0)
+        pred = self.u[rated] + self.w[rated] * (t_s - self.t_s[rated])[:, None]
         pred /= np.linalg.norm(pred, axis=1, keepdims=True)
-        s2 = (np.where(links >= 1, _MATURE_FACTOR, _FRESH_FACTOR) * sigma) ** 2
+        s2 = (np.where(self.links[rated] >= 1, _MATURE_FACTOR, _FRESH_FACTOR) * sigma) ** 2
         (d1, j1, d2), (_, i1, e2) = _two_nearest(pred, los)
         margin = AMBIGUITY_SIGMAS2 * s2
-        ok = (links >= 0) & (d1 <= GATE_SIGMAS**2 * s2) & (d2 - d1 > margin)
+        ok = (d1 <= GATE_SIGMAS**2 * s2) & (d2 - d1 > margin)
         ok &= i1[j1] == np.arange(pred.shape[0])  # mutual nearest
         ok &= e2[j1] - d1 > margin  # no other thread nearly as close
         th = np.full(los.shape[0], -1)
-        th[j1[ok]] = np.flatnonzero(ok)
+        th[j1[ok]] = rated[ok]
         return th
 
 

@@ -208,7 +208,7 @@ class Lifecycle:
                 d2 = float(e[k] @ np.linalg.solve(S[k], e[k]))
             except np.linalg.LinAlgError:
                 continue
-            if d2 > chi2_max:
+            if d2 > chi2_max or _resolved(a, b):
                 continue
             self.mark_deleted(min((a, b), key=_merge_rank))
 
@@ -264,6 +264,14 @@ def _may_pass(e: np.ndarray, S: np.ndarray, chi2_max: float) -> np.ndarray:
     d2 = np.einsum("ki,ki->k", e, v)
     slack = 1e-9 * np.einsum("ki,ki->k", np.abs(e), np.abs(v))
     return ~(d2 - slack > chi2_max)
+
+
+def _resolved(a: Track, b: Track) -> bool:
+    """Both tracks took a detection of the same look of one sensor (the assignment gives
+    a look's detection to one track only): that sensor resolved two objects, so the two
+    tracks are not one object tracked twice, however close their states."""
+    seen_b = b.sensors_seen
+    return any(seen_b.get(s) == t for s, t in a.sensors_seen.items())
 
 
 def _merge_rank(trk: Track) -> tuple:
