@@ -28,6 +28,7 @@ from .track import LaunchSample, Mode, Track
 _LAUNCH_SAMPLE_SPACING_NS = NS_PER_S // 4  # ns; launch samples four times a second
 _LAUNCH_MIN_SAMPLES = 8  # samples before a launch fit is tried
 _LAUNCH_FINAL_MARGIN_S = 1.0  # s; a fit spanning launch_fit_s less this is final
+_LAUNCH_REFIT_NS = 4 * NS_PER_S  # ns of samples between two provisional launch fits
 
 
 class ReportSchedule:
@@ -178,13 +179,21 @@ class ReportSchedule:
         if not fit.enabled or fit.final or len(fit.samples) < _LAUNCH_MIN_SAMPLES:
             return
         samples = fit.samples
+        span = (samples[-1].time_ns - samples[0].time_ns) / NS_PER_S
+        last = span >= self.config.launch_fit_s - _LAUNCH_FINAL_MARGIN_S or trk.mode != Mode.BOOST
+        if (
+            not last
+            and fit.fitted_ns is not None
+            and samples[-1].time_ns - fit.fitted_ns < _LAUNCH_REFIT_NS
+        ):
+            return  # refits on a schedule of data time, not at every report
+        fit.fitted_ns = samples[-1].time_ns
         t = np.array([s.time_ns for s in samples], dtype=np.int64)
-        span = (t[-1] - t[0]) / NS_PER_S
         r = np.array([s.r_ecef for s in samples])
         var = np.array([s.var_m2 for s in samples])
         est = estimate_launch((t - t[0]) / NS_PER_S + t[0] / NS_PER_S, r, var)
         if est is not None:
             fit.estimate = est
-        if span >= self.config.launch_fit_s - _LAUNCH_FINAL_MARGIN_S or trk.mode != Mode.BOOST:
+        if last:
             fit.final = True
             samples.clear()

@@ -96,6 +96,7 @@ class LaunchFit:
     samples: deque[LaunchSample] = field(default_factory=lambda: deque(maxlen=LAUNCH_SAMPLES_KEPT))
     estimate: GroundEllipse | None = None
     final: bool = False  # fit window over: the estimate no longer changes
+    fitted_ns: int | None = None  # data time of the last fit (refits on a schedule)
 
 
 @dataclass(slots=True)
