@@ -33,14 +33,16 @@ _RATE_GAIN = 0.5  # share of the innovation taken into the rate (alpha-beta, bet
 _NEIGHBOUR_RATE_RAD = 5e-3  # rad; a new thread borrows the rate of a threaded one this close
 _DENSE_PAIRS = 4096  # thread x detection pairs up to which a dense product beats k-d trees
 _SEED_RATE_SIGMA = 30e-6  # rad/s; a track seeds a thread's rate only if it knows it this well
-_NO_RATE = -1  # thread age marker: one detection only, no rate yet
 
 
 class SensorThreads:
-    """The live threads of one sensor: last LOS ``u`` (T, 3), rate ``w`` (T, 3) (1/s),
-    last time ``t_s`` (T,), ids (T,) and links (T,) (continuations so far)."""
+    """The threads of one sensor that have a rate: last LOS ``u`` (T, 3), rate ``w``
+    (T, 3) (1/s), last time ``t_s`` (T,), ids (T,) and links (T,) (continuations so
+    far; 0 for a rate seeded or borrowed). The detections of the latest look that
+    started new threads without a rate wait in ``pending`` (ids, LOS, time) until the
+    next look: a track that takes one can still give it a rate."""
 
-    __slots__ = ("u", "w", "t_s", "ids", "links")
+    __slots__ = ("u", "w", "t_s", "ids", "links", "pending")
 
     def __init__(self) -> None:
         self.u = np.zeros((0, 3))
@@ -48,6 +50,7 @@ class SensorThreads:
         self.t_s = np.zeros(0)
         self.ids = np.zeros(0, np.int64)
         self.links = np.zeros(0, np.int64)
+        self.pending: tuple[np.ndarray, np.ndarray, float] = (self.ids, self.u, 0.0)
 
     def observe(
         self, t_s: float, los: np.ndarray, sigma: np.ndarray, next_id: int
@@ -57,66 +60,84 @@ class SensorThreads:
         Returns the thread id of every detection (M,), the ids of the threads that ended,
         and the next free id."""
         m = los.shape[0]
-        keep = t_s - self.t_s <= MAX_GAP_S
-        ended = self.ids[~keep]
-        if not keep.all():
-            self._select(keep)
-        ids = self.ids
-        th = np.full(m, -1)
-        if m and np.any(self.links >= 0):
+        ended = [self.pending[0]]  # rate-less threads of the last look end unseeded
+        if self.t_s.size:
+            keep = t_s - self.t_s <= MAX_GAP_S
+            if not keep.all():
+                ended.append(self.ids[~keep])
+                self._select(keep)
+        out_ids = np.arange(next_id, next_id + m)
+        next_id += m
+        fresh = np.ones(m, bool)
+        if self.ids.size and m:
             th = self._continue(t_s, los, float(sigma.max()))
-        cont = th >= 0
-        out_ids = np.empty(m, np.int64)
-        out_ids[~cont] = np.arange(next_id, next_id + m - int(cont.sum()))
-        next_id += m - int(cont.sum())
-        new_w = np.zeros((m, 3))
-        new_links = np.full(m, _NO_RATE, np.int64)
-        if cont.any():
-            tc = th[cont]
-            out_ids[cont] = ids[tc]
-            dt = (t_s - self.t_s[tc])[:, None]
-            u, w = self.u[tc], self.w[tc]
-            # alpha-beta on the rate (alpha = 1: the thread sits on its last detection)
-            new_w[cont] = w + _RATE_GAIN * (los[cont] - u - w * dt) / dt
-            new_links[cont] = self.links[tc] + 1
-            idle = np.ones(ids.size, bool)
-            idle[tc] = False
-            if not idle.all():
-                self._select(idle)
-        fresh = np.flatnonzero(~cont)
-        if fresh.size and self.ids.size:
-            ended = np.concatenate([ended, self._drop_superseded(t_s, los[fresh], sigma)])
-        mature = np.flatnonzero(new_links >= 1)
-        if fresh.size and mature.size:
-            # a new thread borrows the rate of the nearest thread that has one
-            (d1, j1, _), _ = _two_nearest(los[fresh], los[mature])
-            near = d1 <= _NEIGHBOUR_RATE_RAD**2
-            new_w[fresh[near]] = new_w[mature[j1[near]]]
-            new_links[fresh[near]] = 0  # a borrowed rate: usable, less trusted
-        # threads not continued now live on until MAX_GAP_S (a missed detection)
-        self.u = np.concatenate([los, self.u])
-        self.w = np.concatenate([new_w, self.w])
-        self.ids = np.concatenate([out_ids, self.ids])
-        self.links = np.concatenate([new_links, self.links])
-        self.t_s = np.concatenate([np.full(m, t_s), self.t_s])
-        return out_ids, ended, next_id
+            cont = np.flatnonzero(th >= 0)
+            if cont.size:
+                tc = th[cont]
+                out_ids[cont] = self.ids[tc]
+                fresh[cont] = False
+                dt = (t_s - self.t_s[tc])[:, None]
+                u, w = self.u[tc], self.w[tc]
+                # alpha-beta on the rate (alpha = 1: the thread sits on its last detection)
+                self.w[tc] = w + _RATE_GAIN * (los[cont] - u - w * dt) / dt
+                self.u[tc] = los[cont]
+                self.t_s[tc] = t_s
+                self.links[tc] += 1
+            new = np.flatnonzero(fresh)
+            if new.size:
+                idle = np.ones(self.ids.size, bool)
+                idle[tc if cont.size else []] = False
+                ended.append(self._drop_superseded(t_s, los[new], sigma, idle))
+                new = self._borrow(t_s, los, out_ids, new)
+            fresh = np.zeros(m, bool)
+            fresh[new] = True
+        self.pending = (out_ids[fresh], los[fresh], t_s)
+        return out_ids, np.concatenate(ended), next_id
 
-    def _drop_superseded(self, t_s: float, fresh: np.ndarray, sigma: np.ndarray) -> np.ndarray:
-        """Drop the waiting threads (not continued now) whose prediction has a new
-        thread's detection ``fresh`` (F, 3) inside its gate: the new thread is that object
-        seen again where the old one could not be sure, and the old one would only make
-        both ambiguous from now on. Returns the dropped ids."""
-        rated = self.links >= 0
-        if not rated.any():
+    def _borrow(self, t_s: float, los: np.ndarray, ids: np.ndarray, new: np.ndarray) -> np.ndarray:
+        """New threads near a thread continued now borrow its rate (a cloud turns
+        together) and join the threads with a rate; returns the indices of ``new`` that
+        stay without one."""
+        mature = np.flatnonzero((self.links >= 1) & (self.t_s == t_s))
+        if mature.size == 0:
+            return new
+        (d1, j1, _), _ = _two_nearest(los[new], self.u[mature])
+        near = d1 <= _NEIGHBOUR_RATE_RAD**2
+        if near.any():
+            got = new[near]
+            self._append(ids[got], los[got], self.w[mature[j1[near]]], t_s)
+        return new[~near]
+
+    def _append(self, ids: np.ndarray, los: np.ndarray, w: np.ndarray, t_s: float) -> None:
+        """New threads with a rate (``links`` 0: usable, less trusted)."""
+        self.u = np.concatenate([self.u, los])
+        self.w = np.concatenate([self.w, w])
+        self.ids = np.concatenate([self.ids, ids])
+        self.links = np.concatenate([self.links, np.zeros(ids.size, np.int64)])
+        self.t_s = np.concatenate([self.t_s, np.full(ids.size, t_s)])
+
+    def _drop_superseded(
+        self, t_s: float, fresh: np.ndarray, sigma: np.ndarray, idle: np.ndarray
+    ) -> np.ndarray:
+        """Drop the waiting threads (``idle``: not continued now) whose prediction has a
+        new thread's detection ``fresh`` (F, 3) inside its gate: the new thread is that
+        object seen again where the old one could not be sure, and the old one would
+        only make both ambiguous from now on. Returns the dropped ids."""
+        wait = np.flatnonzero(idle)
+        if wait.size == 0:
             return self.ids[:0]
-        pred = self.u + self.w * (t_s - self.t_s)[:, None]
+        pred = self.u[wait] + self.w[wait] * (t_s - self.t_s[wait])[:, None]
         pred /= np.linalg.norm(pred, axis=1, keepdims=True)
-        s2 = (np.where(self.links >= 1, _MATURE_FACTOR, _FRESH_FACTOR) * float(sigma.max())) ** 2
+        factor = np.where(self.links[wait] >= 1, _MATURE_FACTOR, _FRESH_FACTOR)
+        s2 = (factor * float(sigma.max())) ** 2
         (d1, _, _), _ = _two_nearest(pred, fresh)
-        drop = rated & (d1 <= GATE_SIGMAS**2 * s2)
+        drop = wait[d1 <= GATE_SIGMAS**2 * s2]
+        if drop.size == 0:
+            return self.ids[:0]
+        keep = np.ones(self.ids.size, bool)
+        keep[drop] = False
         dropped = self.ids[drop]
-        if drop.any():
-            self._select(~drop)
+        self._select(keep)
         return dropped
 
     def _select(self, keep: np.ndarray) -> None:
@@ -124,33 +145,35 @@ class SensorThreads:
         self.ids, self.links = self.ids[keep], self.links[keep]
 
     def seed_rates(self, ids: np.ndarray, rates: np.ndarray) -> None:
-        """Give threads ``ids`` that have no rate of their own the LOS rates ``rates``
-        (K, 3) (1/s) of the tracks that took them (a track's velocity knows how the line
-        of sight turns before the thread has two links)."""
-        if ids.size == 0 or self.ids.size == 0:
+        """Give the new threads ``ids`` of the latest look that have no rate the LOS
+        rates ``rates`` (K, 3) (1/s) of the tracks that took them (a track's velocity
+        knows how the line of sight turns before the thread has two links)."""
+        p_ids, p_los, p_t = self.pending
+        if ids.size == 0 or p_ids.size == 0:
             return
-        order = np.argsort(self.ids)
-        pos = np.searchsorted(self.ids, ids, sorter=order)
-        at = order[np.minimum(pos, self.ids.size - 1)]
-        found = (self.ids[at] == ids) & (self.links[at] < 0) & np.all(np.isfinite(rates), axis=1)
-        self.w[at[found]] = rates[found]
-        self.links[at[found]] = 0
+        at = np.searchsorted(p_ids, ids)  # pending ids ascend
+        at = np.minimum(at, p_ids.size - 1)
+        found = (p_ids[at] == ids) & np.all(np.isfinite(rates), axis=1)
+        if not found.any():
+            return
+        got = at[found]
+        self._append(p_ids[got], p_los[got], rates[found], p_t)
+        left = np.ones(p_ids.size, bool)
+        left[got] = False
+        self.pending = (p_ids[left], p_los[left], p_t)
 
     def _continue(self, t_s: float, los: np.ndarray, sigma: float) -> np.ndarray:
-        """Thread index continued by each detection, -1 for none (module docstring).
-        Only threads with a rate take part: one without sits a whole look's motion
-        behind its object and can neither be continued nor rival one that can."""
-        rated = np.flatnonzero(self.links >= 0)
-        pred = self.u[rated] + self.w[rated] * (t_s - self.t_s[rated])[:, None]
+        """Thread index continued by each detection, -1 for none (module docstring)."""
+        pred = self.u + self.w * (t_s - self.t_s)[:, None]
         pred /= np.linalg.norm(pred, axis=1, keepdims=True)
-        s2 = (np.where(self.links[rated] >= 1, _MATURE_FACTOR, _FRESH_FACTOR) * sigma) ** 2
+        s2 = (np.where(self.links >= 1, _MATURE_FACTOR, _FRESH_FACTOR) * sigma) ** 2
         (d1, j1, d2), (_, i1, e2) = _two_nearest(pred, los)
         margin = AMBIGUITY_SIGMAS2 * s2
         ok = (d1 <= GATE_SIGMAS**2 * s2) & (d2 - d1 > margin)
         ok &= i1[j1] == np.arange(pred.shape[0])  # mutual nearest
         ok &= e2[j1] - d1 > margin  # no other thread nearly as close
         th = np.full(los.shape[0], -1)
-        th[j1[ok]] = rated[ok]
+        th[j1[ok]] = np.flatnonzero(ok)
         return th
 
 
