@@ -5,8 +5,9 @@ lift-off; inertial), as :mod:`.missiles` does, whose booster, J2 gravity, WGS-84
 exponential atmosphere and impact event this module reuses.
 
 - Boost: the glider's booster (:data:`.missile_profiles.GLIDERS`) flies the staged
-  gravity turn of :mod:`.missiles` after a large pitch-over kick, so it burns out at
-  60 km on a depressed trajectory; the cut-off time sets the glide's energy.
+  gravity turn of :mod:`.missiles` after a large pitch-over kick on a depressed
+  trajectory: the flight tops out at 60 km after cut-off; the cut-off time sets the
+  glide's energy.
 - Glide (point mass): drag ``a_D = rho w^2 / (2 beta)`` against the air-relative velocity
   ``w = v - omega x r`` (the atmosphere turns with the Earth) and lift ``a_L`` normal to
   ``w``. Wings level, the lift lies in the vertical plane through ``w`` and the guidance
@@ -21,9 +22,9 @@ exponential atmosphere and impact event this module reuses.
   at most L/D_max a_D; bank ignored) and flies it into the ground.
 
 The kick, cut-off time and azimuth are solved (damped Newton, :mod:`.aim`) so that the
-booster burns out at ``BURNOUT_ALT_M`` and the wings-level flight lands on the aim point
-(ECEF, the Earth turning underneath). A flight with turns keeps that solution and lands
-where the turns take it.
+flight tops out at ``BURNOUT_ALT_M`` after cut-off and the wings-level flight lands on the
+aim point (ECEF, the Earth turning underneath). A flight with turns keeps that solution
+and lands where the turns take it.
 Truth phases: BOOST to cut-off, GLIDE to the dive, REENTRY in the dive.
 """
 
@@ -54,12 +55,13 @@ from .missiles import (
     _impact_event,
     _miss,
     _to_ecef,
+    altitude_m,
     gravity_j2,
 )
 
 PHUGOID_DAMPING = 0.7  # zeta of the glide guidance
 DIVE_GAIN = 0.05  # 1/s, rate at which the dive steers the flight-path angle
-BURNOUT_ALT_M = 60e3  # m, altitude at cut-off (a depressed boost)
+BURNOUT_ALT_M = 60e3  # m, top of the flight after cut-off (a depressed boost)
 AIM_TOLERANCE_M = 100.0  # m, the solver's aim (the contract is 1 km)
 GLIDE_T_MAX_S = 4000.0  # s after burnout: a glide must have come down by then
 _G_EFF_MIN = 0.5  # m/s^2, floor of g - v^2/r in the phugoid frequency (near orbital speed)
@@ -195,10 +197,14 @@ def _flight(glider: Glider, site: np.ndarray, x: np.ndarray, turns: Sequence[Tur
 
 def _residual(glider, site, target, x) -> np.ndarray:
     """Miss (km) of the wings-level flight with ``x`` = (kick, cut-off, azimuth): downrange,
-    crossrange, and burnout altitude less ``BURNOUT_ALT_M``."""
-    _, yb, _, _, t_imp, r_imp = _flight(glider, site, x)
+    crossrange, and the top of the flight after burnout (burnout itself, or the top of
+    the coast that follows) less ``BURNOUT_ALT_M``."""
+    _, _, glide, _, t_imp, r_imp = _flight(glider, site, x)
     down, cross = _miss(site, target, _to_ecef(r_imp, t_imp))
-    return np.array([down / 1e3, cross / 1e3, (_altitude(*yb[:3]) - BURNOUT_ALT_M) / 1e3])
+    first = glide[0]  # burnout to the first turn or the dive: holds the top
+    ts = np.linspace(first.t[0], min(first.t[-1], first.t[0] + 300.0), 601)
+    top = float(altitude_m(first.sol(ts)[:3].T).max())
+    return np.array([down / 1e3, cross / 1e3, (top - BURNOUT_ALT_M) / 1e3])
 
 
 def _initial_cutoff(glider: Glider, site: np.ndarray, kick: float, azimuth: float,

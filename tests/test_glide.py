@@ -217,7 +217,7 @@ def _aero(r, v, mode, bank):
     return a_l * (math.cos(bank) * l + math.sin(bank) * right) - a_d * e
 
 
-def fly_rk4(t0: float, s0: np.ndarray, turns, dt: float = 0.5):
+def fly_rk4(t0: float, s0: np.ndarray, turns, dt: float = 1.0):
     """RK4 from ``t0`` to the ground: (impact time s, impact position m, launch frame).
     The dive starts when the air speed falls to the dive speed (found within the step)."""
 
