@@ -20,8 +20,8 @@ from tracklayer.fusion.geodesy import ecef_to_geodetic, great_circle_m
 from tracklayer.sensors.glide import solve_glide
 from tracklayer.sensors.missile_profiles import GLIDERS
 
-SITE = (39.0, 110.0)
-TARGET = (24.0, 142.0)  # 3,436 km: the built-in scenario "glide"
+SITE = (50.0, 60.0)
+TARGET = (70.0, 110.0)  # 3,397 km: the built-in scenario "glide"
 TURNS = ((420.0, 50.0, 90.0), (700.0, -50.0, 90.0))
 HGV = GLIDERS["hgv"]
 BETA = HGV.booster.ballistic_coeff

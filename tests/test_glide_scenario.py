@@ -36,13 +36,13 @@ duration_s = 600
 [[launch]]
 id = "G1"
 missile = "{missile}"
-site = {{ lat_deg = 39.0, lon_deg = 110.0 }}
+site = {{ lat_deg = 50.0, lon_deg = 60.0 }}
 target = {{ lat_deg = {tlat}, lon_deg = {tlon} }}
 {extra}
 """
 
 
-def hgv(extra: str = "", missile: str = "hgv", target=(24.0, 142.0)) -> str:
+def hgv(extra: str = "", missile: str = "hgv", target=(70.0, 110.0)) -> str:
     return HGV_BASE.format(missile=missile, tlat=target[0], tlon=target[1], extra=extra)
 
 
@@ -203,7 +203,7 @@ def test_evaluate_runs_on_glide_truth(recording, tmp_path):
             hgv(
                 "turns = [{ at_s = 400.0, bank_deg = 45.0, duration_s = 60.0 }]",
                 missile="mrbm",
-                target=(30.0, 127.0),
+                target=(60.0, 85.0),
             ),
             "launch[0].turns",
             "only allowed for a glide vehicle",
