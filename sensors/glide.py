@@ -299,7 +299,8 @@ def _aim_solution(
 
 
 def _check_turns(turns: Sequence[Turn], burnout_s: float, dive_s: float) -> None:
-    """TurnError unless every turn starts in the glide, [burnout, dive)."""
+    """TurnError unless every turn starts in the glide, [burnout, dive) (the dive or,
+    for a vehicle that comes down gliding, its impact)."""
     for k, tr in enumerate(turns):
         if not burnout_s <= tr.at_s < dive_s:
             raise TurnError(
@@ -325,7 +326,7 @@ def solve_glide(
     tr = tuple(Turn(float(a), math.radians(b), float(d)) for a, b, d in turns)
     site = geodetic_to_ecef(site_deg[0], site_deg[1], 0.0)
     boost, yb, glide, dive_s, t_imp, r_imp = _flight(glider, site, np.array(x), tr)
-    _check_turns(tr, cutoff, dive_s)
+    _check_turns(tr, cutoff, min(dive_s, t_imp))
     ts = [boost[0].sol.ts[0]]
     interps = []
     for s in [*boost, *glide]:
