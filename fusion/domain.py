@@ -29,6 +29,7 @@ class FlightPhase(IntEnum):
     BOOST = 1
     MIDCOURSE = 2
     REENTRY = 3
+    GLIDE = 4  # lifting flight inside the atmosphere (a boost-glide vehicle)
 
 
 class TrackStatus(IntEnum):

@@ -13,11 +13,13 @@ Geometry (all TEME, metres):
   R_e + ``LIMB_BAND_M``. False alarms are uniform in solid angle over it.
 - Detection probability: ``pd_boost`` while boosting, ``pd_midcourse`` in midcourse and in
   re-entry (a hot re-entry vehicle seen against the Earth is no easier than a cold one
-  against space for a short-wave staring sensor; one number keeps the model honest), and
-  ``pd_boost`` for the hot spots (fires and glint are as bright as plumes).
+  against space for a short-wave staring sensor; one number keeps the model honest),
+  ``pd_glide`` for a glide vehicle gliding, and ``pd_boost`` for the hot spots (fires and
+  glint are as bright as plumes).
 - Intensity (relative brightness; 1 = a cold midcourse object at 1,000 km): boost
-  ``Profile.brightness``, midcourse 1, re-entry 5, times (1,000 km / range)^2, a per-object
-  factor and a per-detection scintillation (both log-normal); clutter ~ Exp(1).
+  ``Profile.brightness``, midcourse 1, re-entry 5, glide ``GLIDE_INTENSITY`` (DESIGN §3),
+  times (1,000 km / range)^2, a per-object factor and a per-detection scintillation (both
+  log-normal); clutter ~ Exp(1).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from .scenario import SensorSpec
 LIMB_BAND_M = 500e3  # m, clutter field of regard above the limb
 _ON_SURFACE_M = 1.0  # m, a point on the surface (a hot spot) counts as above it
 URAD = 1e-6
+GLIDE_INTENSITY = 4.0  # relative intensity of an aero-heated glide body (DESIGN §3)
 _Z_STRETCH = np.array([1.0, 1.0, R_EARTH_EQ / R_EARTH_POLAR])
 
 # tags of the keyed random streams (the first element of the spawn key)
@@ -64,6 +67,7 @@ class SensorParams:
     pd_boost: float
     pd_midcourse: float
     pd_reentry: float
+    pd_glide: float
     clutter_per_frame: float
     hotspot_count: int
     grazing_m: float
@@ -83,6 +87,7 @@ class SensorParams:
             pd_boost=s.pd_boost,
             pd_midcourse=s.pd_midcourse,
             pd_reentry=s.pd_midcourse,
+            pd_glide=s.pd_glide,
             clutter_per_frame=s.clutter_per_frame,
             hotspot_count=s.hotspot_count,
             grazing_m=s.grazing_height_km * 1e3,
@@ -94,8 +99,8 @@ class SensorParams:
         )
 
     def pd_by_phase(self) -> np.ndarray:
-        """Pd indexed by FlightPhase value (UNSPECIFIED, BOOST, MIDCOURSE, REENTRY)."""
-        return np.array([0.0, self.pd_boost, self.pd_midcourse, self.pd_reentry])
+        """Pd indexed by FlightPhase value (UNSPECIFIED, BOOST, MIDCOURSE, REENTRY, GLIDE)."""
+        return np.array([0.0, self.pd_boost, self.pd_midcourse, self.pd_reentry, self.pd_glide])
 
 
 def visible(sat: np.ndarray, obj: np.ndarray, grazing_m: float, max_range_m: float) -> np.ndarray:

@@ -120,13 +120,60 @@ PROFILES: dict[str, Profile] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class Glider:
+    """A boost-glide vehicle (flown by :mod:`.glide`): its booster (``booster.payload_kg``
+    is the glider, ``booster.ballistic_coeff`` its m / (Cd A) in kg/m^2, the reach is the
+    booster's) and its glide aerodynamics and guidance."""
+
+    booster: Profile
+    lift_to_drag_max: float  # L/D at the best angle of attack (flown in turns and dives)
+    lift_to_drag_glide: float  # L/D the glide guidance aims at (a margin below the max)
+    dive_speed_mps: float  # m/s air-relative: the glide ends and the dive begins here
+    dive_gamma_deg: float  # flight-path angle (deg, negative) the dive steers to
+
+
+# A boost-glide vehicle on an ICBM-class booster, cut off early for short ranges: glider
+# 1,200 kg, m / (Cd A) 10,000 kg/m^2 (issue 11's 5,000-15,000 band), L/D 2.6 in the glide
+# and 3.2 at most (the issue's 2-3.5). The kick is large: the booster flies a depressed
+# trajectory and burns out below 100 km (DESIGN §3).
+GLIDERS: dict[str, Glider] = {
+    "hgv": Glider(
+        Profile(
+            "hgv",
+            PROFILES["icbm"].stages,
+            payload_kg=1_200.0,
+            ballistic_coeff=10_000.0,
+            body_cda_m2=1.6,
+            min_range_m=1_500e3,
+            max_range_m=8_000e3,
+            vertical_s=8.0,
+            kick_s=40.0,
+            kick_guess_rad=math.radians(76.0),
+            brightness=800.0,
+        ),
+        lift_to_drag_max=3.2,
+        lift_to_drag_glide=2.6,
+        dive_speed_mps=2_200.0,
+        dive_gamma_deg=-45.0,
+    ),
+}
+
+MISSILES: tuple[str, ...] = (*PROFILES, *GLIDERS)
+
+
+def booster_of(missile: str) -> Profile:
+    """The rocket :class:`Profile` of ``missile`` (a glider's booster)."""
+    return GLIDERS[missile].booster if missile in GLIDERS else PROFILES[missile]
+
+
 def check_reach(
     profile: str, site_deg: tuple[float, float], target_deg: tuple[float, float]
 ) -> float:
     """Great-circle distance (m) launch -> aim point; MissileError outside the reach."""
-    if profile not in PROFILES:
-        raise MissileError(f"unknown missile {profile!r}; allowed: {', '.join(PROFILES)}")
-    p = PROFILES[profile]
+    if profile not in MISSILES:
+        raise MissileError(f"unknown missile {profile!r}; allowed: {', '.join(MISSILES)}")
+    p = booster_of(profile)
     d = float(great_circle_m(site_deg[0], site_deg[1], target_deg[0], target_deg[1]))
     if not p.min_range_m <= d <= p.max_range_m:
         raise MissileError(

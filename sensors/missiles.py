@@ -48,6 +48,7 @@ from tracklayer.fusion.geodesy import (
 )
 
 # The profiles live in .missile_profiles; their names stay importable from here.
+from .aim import damped_newton
 from .missile_profiles import PROFILES, MissileError, Profile, Stage, check_reach  # noqa: F401
 
 RHO_SEA_LEVEL = 1.225  # kg/m^3
@@ -355,34 +356,13 @@ def _aim(profile: Profile, site: np.ndarray, target: np.ndarray, x: np.ndarray) 
     steps = np.array([1e-4, 1e-2, 1e-5])
     lo = np.array([math.radians(5.0), profile.vertical_s + profile.kick_s + 1.0, -np.inf])
     hi = np.array([math.radians(85.0), profile.burn_s, np.inf])
-    f = _residual(profile, site, target, x)
-    for _ in range(30):
-        if (
-            abs(f[0]) * 1e3 < AIM_TOLERANCE_M
-            and abs(f[1]) * 1e3 < AIM_TOLERANCE_M
-            and abs(f[2]) < 0.05
-        ):
-            break
-        jac = np.empty((3, 3))
-        for j in range(3):
-            xp = x.copy()
-            xp[j] += steps[j]
-            jac[:, j] = (_residual(profile, site, target, xp) - f) / steps[j]
-        dx = np.linalg.lstsq(jac, -f, rcond=None)[0]
-        lam = 1.0
-        for _ls in range(8):  # damped Newton: accept the first step that reduces the miss
-            xn = np.clip(x + lam * dx, lo, hi)
-            try:
-                fn = _residual(profile, site, target, xn)
-            except MissileError:
-                fn = None
-            if fn is not None and np.linalg.norm(fn) < np.linalg.norm(f):
-                break
-            lam *= 0.5
-        else:
-            break
-        x, f = xn, fn
-    return x
+
+    def converged(f: np.ndarray) -> bool:
+        return bool(np.all(np.abs(f[:2]) * 1e3 < AIM_TOLERANCE_M) and abs(f[2]) < 0.05)
+
+    return damped_newton(
+        lambda xx: _residual(profile, site, target, xx), x, steps, lo, hi, converged, 30
+    )
 
 
 @lru_cache(maxsize=64)
@@ -476,7 +456,7 @@ class Flight:
 
     object_id: str
     launch_s: float  # Unix seconds
-    trajectory: Trajectory
+    trajectory: Trajectory  # or a glide.GlideTrajectory (same state, phase, impact_s)
     to_teme: np.ndarray  # (3, 3) launch frame -> TEME
 
     @property

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .constellation import ConstellationError, parse_tle
-from .missile_profiles import PROFILES, MissileError, check_reach
+from .missile_profiles import GLIDERS, MISSILES, MissileError, check_reach
 
 _UNIX = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
@@ -56,6 +56,7 @@ class SensorSpec:
     resolution_urad: float = 0.0
     pd_boost: float = 0.98
     pd_midcourse: float = 0.85
+    pd_glide: float = 0.9
     clutter_per_frame: float = 2.0
     hotspot_count: int = 0
     grazing_height_km: float = 50.0
@@ -64,6 +65,17 @@ class SensorSpec:
     latency_max_s: float = 5.0
     drop_probability: float = 0.0
     bias_sigma_urad: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class TurnSpec:
+    """One entry of a launch's ``turns`` (glide vehicles only): bank ``bank_deg`` (positive
+    turns right seen from above) from ``at_s`` s after that missile's launch for
+    ``duration_s`` s."""
+
+    at_s: float
+    bank_deg: float
+    duration_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +92,7 @@ class LaunchSpec:
     time_s: float = 0.0
     count: int = 1
     spacing_s: float = 0.0
+    turns: tuple[TurnSpec, ...] = ()
 
     def object_ids(self) -> list[str]:
         return [f"{self.id}-{i + 1:02d}" for i in range(self.count)]
@@ -126,7 +139,9 @@ _TOP = {"name", "description", "epoch", "duration_s", "seed", "constellation", "
         "launch", "outage"}  # fmt: skip
 _CONSTELLATION = {f for f in ConstellationSpec.__slots__ if f != "tle_text"}
 _SENSOR = set(SensorSpec.__slots__)
-_LAUNCH = {"id", "missile", "site", "target", "time_s", "count", "spacing_s"}
+_LAUNCH = {"id", "missile", "site", "target", "time_s", "count", "spacing_s", "turns"}
+_TURN = {"at_s", "bank_deg", "duration_s"}
+MAX_BANK_DEG = 70.0
 _POINT = {"lat_deg", "lon_deg"}
 _OUTAGE = {"sensor_id", "start_s", "duration_s"}
 
@@ -244,6 +259,7 @@ def _sensor(file: str, table: Any) -> SensorSpec:
         resolution_urad=c.num("resolution_urad", d.resolution_urad, lo=0.0, hi=1e5),
         pd_boost=c.num("pd_boost", d.pd_boost, lo=0.0, hi=1.0),
         pd_midcourse=c.num("pd_midcourse", d.pd_midcourse, lo=0.0, hi=1.0),
+        pd_glide=c.num("pd_glide", d.pd_glide, lo=0.0, hi=1.0),
         clutter_per_frame=c.num("clutter_per_frame", d.clutter_per_frame, lo=0.0, hi=1000.0),
         hotspot_count=c.num("hotspot_count", d.hotspot_count, lo=0, hi=10_000, kind=int),
         grazing_height_km=c.num("grazing_height_km", d.grazing_height_km, lo=0.0, hi=1000.0),
@@ -269,7 +285,7 @@ def _launch(file: str, table: Any, i: int, duration_s: float) -> LaunchSpec:
     lid = c.get("id", str, required=True)
     if not lid or not all(ch.isalnum() or ch in "_." for ch in lid):
         raise c.err("id", f"must be a non-empty name of letters, digits, '_' or '.', got {lid!r}")
-    missile = c.choice("missile", tuple(PROFILES), required=True)
+    missile = c.choice("missile", MISSILES, required=True)
     if "site" not in c.t:
         raise c.err("site", "missing required key (site = { lat_deg = .., lon_deg = .. })")
     if "target" not in c.t:
@@ -285,8 +301,37 @@ def _launch(file: str, table: Any, i: int, duration_s: float) -> LaunchSpec:
         check_reach(missile, site, target)
     except MissileError as exc:
         raise c.err("target", str(exc)) from None
+    turns = _turns(file, c, missile)
     return LaunchSpec(lid, missile, site[0], site[1], target[0], target[1], time_s, count,
-                      spacing)  # fmt: skip
+                      spacing, turns)  # fmt: skip
+
+
+def _turns(file: str, c: _Checker, missile: str) -> tuple[TurnSpec, ...]:
+    """A launch's ``turns``: glide vehicles only, each entry complete and in range, in
+    time order without overlap."""
+    raw = c.t.get("turns")
+    if raw is None:
+        return ()
+    if missile not in GLIDERS:
+        raise c.err("turns", f"only allowed for a glide vehicle (missile = "
+                    f"{' | '.join(map(repr, GLIDERS))}), not {missile!r}")  # fmt: skip
+    if not isinstance(raw, list):
+        raise c.err("turns", "must be an array of tables like "
+                    "[{ at_s = 420.0, bank_deg = 45.0, duration_s = 60.0 }]")  # fmt: skip
+    out: list[TurnSpec] = []
+    for k, table in enumerate(raw):
+        t = _Checker(file, table, c.key(f"turns[{k}]"), _TURN)
+        turn = TurnSpec(
+            t.num("at_s", lo=0.0, hi=86_400.0, required=True),
+            t.num("bank_deg", lo=-MAX_BANK_DEG, hi=MAX_BANK_DEG, required=True),
+            t.num("duration_s", lo=0.0, hi=3600.0, lo_open=True, required=True),
+        )
+        if out and turn.at_s < out[-1].at_s + out[-1].duration_s:
+            end = out[-1].at_s + out[-1].duration_s
+            raise t.err("at_s", f"must be >= {end:g}, the end of turns[{k - 1}] (turns in "
+                        f"time order, not overlapping), got {turn.at_s:g}")  # fmt: skip
+        out.append(turn)
+    return tuple(out)
 
 
 def _outage(file: str, table: Any, i: int, sensor_ids: set[str]) -> OutageSpec:

@@ -38,7 +38,9 @@ from tracklayer.fusion.domain import (
 from tracklayer.fusion.geodesy import geodetic_to_ecef, teme_to_ecef_matrix
 
 from .constellation import Constellation, parse_tle, walker_delta
+from .glide import make_glide_flight
 from .ir_sensor import (
+    GLIDE_INTENSITY,
     TAG_BIAS,
     TAG_DELIVERY,
     TAG_FRAME,
@@ -56,7 +58,7 @@ from .ir_sensor import (
     stable_hash,
     visible,
 )
-from .missile_profiles import PROFILES, MissileError
+from .missile_profiles import GLIDERS, MissileError, booster_of
 from .missiles import Flight, make_flight
 from .scenario import Scenario, ScenarioError
 
@@ -64,7 +66,8 @@ BLOCK_LOOKS = 32  # looks per satellite processed together
 HOTSPOT_CAP_M = 1_500e3  # m, hot spots lie within this distance of a launch site or target
 OBJECT_BRIGHTNESS_SIGMA = 0.3  # log-normal spread of per-object brightness
 SCINTILLATION_SIGMA = 0.1  # log-normal spread per detection
-_PHASE_BRIGHTNESS = np.array([0.0, np.nan, 1.0, 5.0])  # by FlightPhase; boost from profile
+# by FlightPhase value; boost from the profile
+_PHASE_BRIGHTNESS = np.array([0.0, np.nan, 1.0, 5.0, GLIDE_INTENSITY])
 
 Item = SensorFrame | DetectionTruth | TruthFrame
 Progress = Callable[[float, float], None]
@@ -85,7 +88,7 @@ class World:
     bias: list[np.ndarray | None]  # (3, 3) per sensor or None
     obj_brightness: np.ndarray  # (J,) brightness of the profile while boosting
     obj_factor: np.ndarray  # (J,) per-object brightness factor (log-normal)
-    pd_table: np.ndarray  # (4,) Pd by FlightPhase value
+    pd_table: np.ndarray  # (5,) Pd by FlightPhase value
     hotspots_ecef: np.ndarray  # (H, 3) m
     hotspot_brightness: np.ndarray  # (H,)
     outages: dict[int, list[tuple[float, float]]] = field(default_factory=dict)  # abs s
@@ -121,17 +124,22 @@ def build_world(scenario: Scenario, seed: int | None = None, duration_s: float |
             bias.append(None)
     flights, bright, factor = [], [], []
     for n, la in enumerate(scenario.launches):
+        site, target = (la.site_lat_deg, la.site_lon_deg), (la.target_lat_deg, la.target_lon_deg)
         for i, oid in enumerate(la.object_ids()):
             t0 = epoch + la.time_s + i * la.spacing_s
             try:
-                flights.append(make_flight(oid, la.missile, (la.site_lat_deg, la.site_lon_deg),
-                                           (la.target_lat_deg, la.target_lon_deg), t0))  # fmt: skip
+                if la.missile in GLIDERS:
+                    turns = [(t.at_s, t.bank_deg, t.duration_s) for t in la.turns]
+                    flights.append(make_glide_flight(oid, la.missile, site, target, t0, turns))
+                else:
+                    flights.append(make_flight(oid, la.missile, site, target, t0))
             except MissileError as exc:
-                raise ScenarioError(scenario.source, f"launch[{n}].target", str(exc)) from None
+                key = f"launch[{n}].{getattr(exc, 'key', 'target')}"
+                raise ScenarioError(scenario.source, key, str(exc)) from None
             f = float(np.exp(keyed_rng(seed, TAG_OBJECT, stable_hash(oid)).normal(
                 0.0, OBJECT_BRIGHTNESS_SIGMA)))  # fmt: skip
             factor.append(f)
-            bright.append(PROFILES[la.missile].brightness)
+            bright.append(booster_of(la.missile).brightness)
     hot, hot_b = _hotspots(scenario, seed, p.hotspot_count)
     index = {sid: k for k, sid in enumerate(const.ids)}
     outages: dict[int, list[tuple[float, float]]] = {}

@@ -73,6 +73,7 @@ _FLIGHT_PHASE_TO_PROTO: Mapping[FlightPhase, int] = {
     FlightPhase.BOOST: common_pb2.FLIGHT_PHASE_BOOST,
     FlightPhase.MIDCOURSE: common_pb2.FLIGHT_PHASE_MIDCOURSE,
     FlightPhase.REENTRY: common_pb2.FLIGHT_PHASE_REENTRY,
+    FlightPhase.GLIDE: common_pb2.FLIGHT_PHASE_GLIDE,
 }
 _TRACK_STATUS_TO_PROTO: Mapping[TrackStatus, int] = {
     TrackStatus.UNSPECIFIED: track_pb2.TRACK_STATUS_UNSPECIFIED,

@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1atracklayer/v1/common.proto\x12\rtracklayer.v1\"*\n\x07Vector3\x12\t\n\x01x\x18\x01 \x01(\x01\x12\t\n\x01y\x18\x02 \x01(\x01\x12\t\n\x01z\x18\x03 \x01(\x01*y\n\x0b\x46lightPhase\x12\x1c\n\x18\x46LIGHT_PHASE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46LIGHT_PHASE_BOOST\x10\x01\x12\x1a\n\x16\x46LIGHT_PHASE_MIDCOURSE\x10\x02\x12\x18\n\x14\x46LIGHT_PHASE_REENTRY\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1atracklayer/v1/common.proto\x12\rtracklayer.v1\"*\n\x07Vector3\x12\t\n\x01x\x18\x01 \x01(\x01\x12\t\n\x01y\x18\x02 \x01(\x01\x12\t\n\x01z\x18\x03 \x01(\x01*\x91\x01\n\x0b\x46lightPhase\x12\x1c\n\x18\x46LIGHT_PHASE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46LIGHT_PHASE_BOOST\x10\x01\x12\x1a\n\x16\x46LIGHT_PHASE_MIDCOURSE\x10\x02\x12\x18\n\x14\x46LIGHT_PHASE_REENTRY\x10\x03\x12\x16\n\x12\x46LIGHT_PHASE_GLIDE\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tracklayer.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FLIGHTPHASE']._serialized_start=89
-  _globals['_FLIGHTPHASE']._serialized_end=210
+  _globals['_FLIGHTPHASE']._serialized_start=90
+  _globals['_FLIGHTPHASE']._serialized_end=235
   _globals['_VECTOR3']._serialized_start=45
   _globals['_VECTOR3']._serialized_end=87
 # @@protoc_insertion_point(module_scope)

@@ -31,6 +31,10 @@ class _FlightPhaseEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FlightPha
     """Ballistic flight above 100 km after burnout."""
     FLIGHT_PHASE_REENTRY: _FlightPhase.ValueType  # 3
     """Descent below 100 km until impact."""
+    FLIGHT_PHASE_GLIDE: _FlightPhase.ValueType  # 4
+    """Lifting flight inside the atmosphere after burnout (a boost-glide vehicle between
+    burnout and its terminal dive, which is FLIGHT_PHASE_REENTRY).
+    """
 
 class FlightPhase(_FlightPhase, metaclass=_FlightPhaseEnumTypeWrapper):
     """Flight phase of a missile or of the track that follows it."""
@@ -43,6 +47,10 @@ FLIGHT_PHASE_MIDCOURSE: FlightPhase.ValueType  # 2
 """Ballistic flight above 100 km after burnout."""
 FLIGHT_PHASE_REENTRY: FlightPhase.ValueType  # 3
 """Descent below 100 km until impact."""
+FLIGHT_PHASE_GLIDE: FlightPhase.ValueType  # 4
+"""Lifting flight inside the atmosphere after burnout (a boost-glide vehicle between
+burnout and its terminal dive, which is FLIGHT_PHASE_REENTRY).
+"""
 Global___FlightPhase: _TypeAlias = FlightPhase  # noqa: Y015
 
 @_typing.final
