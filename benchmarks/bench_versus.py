@@ -1,0 +1,118 @@
+"""Benchmark: ``tracklayer track`` of this checkout against an earlier revision, same run.
+
+Checks out REV into a git worktree with its own virtual environment (kept under
+``--keep DIR`` for the next run, else temporary), simulates each scenario once with
+this checkout, then runs ``tracklayer track`` of the old and the new code alternately
+(``--reps`` each, as child processes, so both see the same machine load) and reports
+the CPU seconds (user + system) of each, their medians and the ratio new/old, and
+whether ``/tracks`` are byte-identical. Appends to benchmarks/RESULTS.md.
+
+    python benchmarks/bench_versus.py --against REV [--scenarios salvo,single-icbm]
+        [--duration S] [--reps 3] [--keep DIR] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import resource
+import statistics
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from common import ROOT, append_results, machine, work_dir
+
+NEW_CLI = Path(sys.executable).with_name("tracklayer")
+
+
+def _old_checkout(rev: str, work: Path) -> Path:
+    """A worktree of ``rev`` with its venv installed; returns its tracklayer CLI."""
+    tree = work / f"tree-{rev[:12]}"
+    if not tree.exists():
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), rev],
+                       check=True, capture_output=True)  # fmt: skip
+    cli = tree / ".venv" / "bin" / "tracklayer"
+    if not cli.exists():
+        print(f"installing {rev} into {tree}/.venv ...", file=sys.stderr)
+        subprocess.run(["make", "-C", str(tree), "venv"], check=True, capture_output=True)
+    return cli
+
+
+def _cpu_run(cmd: list[str]) -> float:
+    """CPU s (user + system) of one child process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(cmd, check=True, capture_output=True,
+                   env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})  # fmt: skip
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+
+
+def run_scenario(name: str, old_cli: Path, duration: float | None, reps: int, work: Path) -> dict:
+    sim = work / f"{name}.mcap"
+    cmd = [str(NEW_CLI), "simulate", name, "--out", str(sim)]
+    if duration is not None:
+        cmd += ["--duration", f"{duration:g}"]
+    print(f"{name}: simulating ...", file=sys.stderr)
+    subprocess.run(cmd, check=True, capture_output=True)
+    cpu: dict[str, list[float]] = {"old": [], "new": []}
+    out = {}
+    for rep in range(reps):
+        for label, cli in (("old", old_cli), ("new", NEW_CLI)):
+            out[label] = work / f"{name}.{label}.tracks.mcap"
+            cpu[label].append(_cpu_run([str(cli), "track", str(sim), "--out", str(out[label])]))
+            print(f"{name}: rep {rep + 1} {label}: {cpu[label][-1]:.2f} CPU s", file=sys.stderr)
+    return {"name": name, "cpu": cpu, "same": _digest(out["old"]) == _digest(out["new"])}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--against", required=True, help="git revision to compare with")
+    ap.add_argument("--scenarios", default="salvo", help="comma-separated built-ins or TOMLs")
+    ap.add_argument("--duration", type=float, default=None, help="simulated s (default full)")
+    ap.add_argument("--reps", type=int, default=3, help="track runs per side (default 3)")
+    ap.add_argument("--keep", default=None, help="keep the worktree and files in this folder")
+    ap.add_argument("--no-write", action="store_true", help="do not append to RESULTS.md")
+    args = ap.parse_args()
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                          check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
+    with work_dir(args.keep, "bench_versus-") as work:
+        old_cli = _old_checkout(args.against, work)
+        try:
+            rows = [run_scenario(s, old_cli, args.duration, args.reps, work)
+                    for s in args.scenarios.split(",")]  # fmt: skip
+        finally:
+            if args.keep is None:  # the temporary folder goes: unregister its worktree
+                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
+                                str(old_cli.parents[2])], capture_output=True)  # fmt: skip
+    lines = ["| scenario | old CPU s | new CPU s | median new/old | /tracks identical |",
+             "|---|---:|---:|---:|---|"]  # fmt: skip
+    for r in rows:
+        o, n = statistics.median(r["cpu"]["old"]), statistics.median(r["cpu"]["new"])
+        lines.append(
+            f"| {r['name']} | {', '.join(f'{x:.1f}' for x in r['cpu']['old'])} | "
+            f"{', '.join(f'{x:.1f}' for x in r['cpu']['new'])} | {n / o:.3f} | "
+            f"{'yes' if r['same'] else 'no'} |"
+        )
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    dur = "full duration" if args.duration is None else f"{args.duration:g} s"
+    text = (
+        f"\n### bench_versus: tracklayer track, {head} against {args.against}, {dur} -- {when}\n\n"
+        f"Machine: {machine()}. `benchmarks/bench_versus.py --against {args.against} "
+        f"--scenarios {args.scenarios} --reps {args.reps}`; old and new alternate, CPU s of "
+        "each child process (MCAP read and write included).\n\n" + "\n".join(lines) + "\n"
+    )
+    print(text)
+    if not args.no_write:
+        print(f"appended to {append_results(text)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
