@@ -86,6 +86,31 @@ def _window_visibility(
     return int(elig.sum()), int((elig & has_track).sum()), breaks
 
 
+def _glide_figures(
+    ep: np.ndarray,
+    ev: np.ndarray,
+    masks: dict[str, np.ndarray],
+    windows: dict[str, np.ndarray],
+    in_stereo: np.ndarray,
+    has_track: np.ndarray,
+) -> dict[str, float | int]:
+    """The glide and turn figures of one object (:class:`ObjectSeries` fields): RMSE of
+    the position (m) and velocity (m/s) errors ``ep``/``ev`` of its assigned samples
+    in the ``masks`` windows; completeness and breaks over the evaluation times in the
+    ``windows`` (per evaluation time, as ``in_stereo`` and ``has_track``)."""
+    g_elig, g_hit, g_breaks = _window_visibility(in_stereo, has_track, windows["glide"])
+    _, _, t_breaks = _window_visibility(in_stereo, has_track, windows["turn"])
+    return {
+        "glide_position_rmse_m": rmse(ep[masks["glide"]]),
+        "glide_velocity_rmse_mps": rmse(ev[masks["glide"]]),
+        "turn_position_rmse_m": rmse(ep[masks["turn"]]),
+        "turn_velocity_rmse_mps": rmse(ev[masks["turn"]]),
+        "completeness_glide": g_hit / g_elig if g_elig else math.nan,
+        "track_breaks_glide": g_breaks,
+        "track_breaks_turn": t_breaks,
+    }
+
+
 def _ground_figures(
     table: ReportTable, rr: np.ndarray, tr: TruthObject, since_burnout_s: np.ndarray
 ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None]:
@@ -131,9 +156,6 @@ def score_object(
     late = i_since >= IMPACT_AFTER_BURNOUT_S
     has_track = assignment.assigned[:, o] >= 0
     vis = _visibility(in_stereo, has_track, eval_s, grace_s)
-    windows = tr.phase_windows(eval_s)
-    g_elig, g_hit, g_breaks = _window_visibility(in_stereo, has_track, windows["glide"])
-    _, _, t_breaks = _window_visibility(in_stereo, has_track, windows["turn"])
     e6 = np.hstack([ep, ev])
     nees_by = {p: nees(e6[masks[p]], cov[masks[p]]) for p in ("midcourse", "glide", "turn")}
     tracks_o = table.ints[rr, col.TRACK]
@@ -170,14 +192,8 @@ def score_object(
         position_rmse_m=rmse(ep),
         track_breaks_in_stereo=vis.breaks,
         phase_agreement_share=share(agree),
-        glide_position_rmse_m=rmse(ep[masks["glide"]]),
-        glide_velocity_rmse_mps=rmse(ev[masks["glide"]]),
-        turn_position_rmse_m=rmse(ep[masks["turn"]]),
-        turn_velocity_rmse_mps=rmse(ev[masks["turn"]]),
         glide_nees=nees_by["glide"],
-        completeness_glide=g_hit / g_elig if g_elig else math.nan,
-        track_breaks_glide=g_breaks,
-        track_breaks_turn=t_breaks,
+        **_glide_figures(ep, ev, masks, tr.phase_windows(eval_s), in_stereo, has_track),
     )
     with_impact = i_err.size > 0
     return ObjectScore(
