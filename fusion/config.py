@@ -147,7 +147,7 @@ class FusionConfig:
                 f"confirm_m: must satisfy 0 < confirm_m <= confirm_n ({self.confirm_n}), "
                 f"got {self.confirm_m}"
             )
-        self._check_open_unit("maneuver_memory", "boost_inflate_memory")
+        self._check_open_unit("maneuver_memory", "boost_inflate_memory", "glide_lift_memory")
         if self.init_min_altitude_m >= self.init_max_altitude_m:
             raise ValueError("init_min_altitude_m: must be below init_max_altitude_m")
         nonneg = {"allowed_lateness_s", "ballistic_accel_psd", "init_min_angle_deg", "thread_bonus"}
