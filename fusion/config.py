@@ -85,6 +85,13 @@ class FusionConfig:
     # or above which the object is a burning plume (cold body ~1, plume ~100-1000)
     burnout_dim_count: int = 3  # dark detections in a row after a plume: burnout
     maneuver_nis: float = 90.0  # fading NIS sum above which a ballistic track reopens thrust
+    glide_jerk_psd: float = 5.0  # m^2/s^5; Singer jerk PSD of lift + drag in GLIDE
+    glide_min_lift_mps2: float = 3.0  # m/s^2; mean upward acceleration normal to the air
+    # velocity above which a DRAG track that burned out glides ...
+    glide_lift_memory: float = 0.98  # ... fading memory of that mean per life-cycle tick
+    glide_entry_ticks: int = 40  # ... after this many ticks (4 per s) of level flight
+    glide_max_descent_deg: float = 10.0  # deg; no GLIDE entry on a steeper descent
+    glide_dive_deg: float = 15.0  # deg below level: a gliding track dives (DRAG, REENTRY)
 
     # --- impact and launch estimates ---
     impact_refresh_s: float = 5.0  # s of data time between two impact predictions
@@ -140,7 +147,7 @@ class FusionConfig:
                 f"confirm_m: must satisfy 0 < confirm_m <= confirm_n ({self.confirm_n}), "
                 f"got {self.confirm_m}"
             )
-        self._check_open_unit("maneuver_memory", "boost_inflate_memory")
+        self._check_open_unit("maneuver_memory", "boost_inflate_memory", "glide_lift_memory")
         if self.init_min_altitude_m >= self.init_max_altitude_m:
             raise ValueError("init_min_altitude_m: must be below init_max_altitude_m")
         nonneg = {"allowed_lateness_s", "ballistic_accel_psd", "init_min_angle_deg", "thread_bonus"}

@@ -35,11 +35,15 @@ CASES: dict[str, tuple[str, float | None]] = {
 #: re-recorded when provisional launch fits moved to every 4 s of samples (issue 13):
 #: only ``launch_inside_3sigma_share`` changed (mrbm-midcourse 0.066 -> 0.072, mrbm-pair
 #: 0.968 -> 0.948); launch error medians and every other figure are identical.
+#: All four re-recorded when the glide and turn windows were added (issue 11): new keys
+#: only (``glide``/``turn`` in the RMSE dicts, ``nees_glide_*``, ``nees_turn_*``,
+#: ``completeness_glide``, ``track_breaks_glide``/``_turn``, and their per-object
+#: figures, null or 0 without a glide); every previous value compared equal.
 DIGESTS: dict[str, str] = {
-    "dropout-150": "830b9503163b4365b0f15eb28976c807162dc98a4a262a2153614a7d29a5d70a",
-    "mrbm-midcourse": "57b160cc8a645e1c3eb46a23c134dc7d8630c8e8a17d9d149ee8af9fed76c813",
-    "mrbm-pair": "f65cf5f27acaae6e3fc1a59405ed5578789d72c6b9b58fda70264317328dbd53",
-    "srbm-short": "4e377aeb9a0042e6f6d84470123f9621378a0bcef972e1b93aaa722ac4326aae",
+    "dropout-150": "fbc807cfc931453d723fbf583d659e720c21e2097c417b0a7a81dc81aacc10ab",
+    "mrbm-midcourse": "07a20d88d9adf868307e1076db52e007e21655e6b883e5e095b912ad6fcb34c5",
+    "mrbm-pair": "df0e83cd636044fa6bd77dbd6c028082d8bca65104749f208785f123d981848a",
+    "srbm-short": "419ff3481b451aa2c25795c4b1a0fd3ee454e661dbbefeb27d1db661f8963382",
 }
 
 

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from ..domain import NS_PER_S, GroundEllipse, TrackStatus
-from .measures import stat
-from .settings import IMPACT_AFTER_BURNOUT_S
+from .measures import share, stat
+from .settings import IMPACT_AFTER_BURNOUT_S, NEES_THRESHOLD
 
 STATUS_NAMES = {s: s.name.lower() for s in TrackStatus}
 
@@ -78,6 +78,7 @@ class ObjectSeries:
     truth_latitude_deg: np.ndarray
     truth_longitude_deg: np.ndarray
     truth_altitude_m: np.ndarray
+    truth_turn: np.ndarray  # bool per truth sample: in a turn of the glide
     burnout_s: float
     reentry_s: float  # descent through 100 km; inf if not within the truth
     launch_latlon_deg: tuple[float, float] | None
@@ -102,6 +103,15 @@ class ObjectSeries:
     position_rmse_m: float = math.nan  # over every assigned sample
     track_breaks_in_stereo: int = 0
     phase_agreement_share: float = math.nan
+    # glide window (truth phase GLIDE) and its turns (issue 11):
+    glide_position_rmse_m: float = math.nan
+    glide_velocity_rmse_mps: float = math.nan
+    turn_position_rmse_m: float = math.nan
+    turn_velocity_rmse_mps: float = math.nan
+    glide_nees: np.ndarray = _empty()  # 6-D NEES of the assigned glide samples
+    completeness_glide: float = math.nan  # share of stereo-visible glide seconds tracked
+    track_breaks_glide: int = 0
+    track_breaks_turn: int = 0
 
     @property
     def detection_delay_s(self) -> float:
@@ -131,6 +141,15 @@ class ObjectSeries:
             "phase_agreement_share": self.phase_agreement_share,
             "impact_error_median_m": stat(err[late], np.median),
             "impact_error_final_m": float(err[-1]) if err.size else math.nan,
+            "position_rmse_glide_m": self.glide_position_rmse_m,
+            "velocity_rmse_glide_mps": self.glide_velocity_rmse_mps,
+            "position_rmse_turn_m": self.turn_position_rmse_m,
+            "velocity_rmse_turn_mps": self.turn_velocity_rmse_mps,
+            "nees_glide_mean": stat(self.glide_nees, np.mean),
+            "nees_glide_share_above": share(self.glide_nees > NEES_THRESHOLD),
+            "completeness_glide": self.completeness_glide,
+            "track_breaks_glide": self.track_breaks_glide,
+            "track_breaks_turn": self.track_breaks_turn,
         }
 
 

@@ -2,7 +2,8 @@
 
 For each truth object, the reports assigned to it at each evaluation time (see
 :mod:`.assignment`) are compared with the truth interpolated to each report's own time:
-position (m) and velocity (m/s) errors in TEME per phase window, the midcourse 6-D NEES,
+position (m) and velocity (m/s) errors in TEME per phase window, the 6-D NEES over the
+midcourse, glide and turn windows, completeness and breaks in the glide,
 impact and launch points (great-circle m, inside the reported 3-sigma ellipse), the
 reported flight phase, and from stereo visibility: completeness (from 20 s after the
 first stereo look), track breaks, ID switches and the detection delay (s).
@@ -36,7 +37,7 @@ class ObjectScore:
     series: ObjectSeries
     position_error_by_phase: dict[str, np.ndarray]
     velocity_error_by_phase: dict[str, np.ndarray]
-    nees_midcourse: np.ndarray
+    nees_by_phase: dict[str, np.ndarray]  # "midcourse", "glide", "turn"
     impact_error_late_m: np.ndarray | None
     impact_inside_late: np.ndarray | None
     launch_error_m: np.ndarray | None
@@ -72,6 +73,42 @@ def _visibility(
     breaks = int(np.sum(has_track[:-1] & ~has_track[1:] & in_stereo[1:]))
     comp = float(hit.sum() / elig.sum()) if elig.sum() else math.nan
     return _Visibility(first_stereo, int(elig.sum()), int(hit.sum()), comp, breaks)
+
+
+def _window_visibility(
+    in_stereo: np.ndarray, has_track: np.ndarray, window: np.ndarray
+) -> tuple[int, int, int]:
+    """Stereo-visible evaluation times inside ``window`` (bool per time), those with an
+    assigned track, and the track breaks there (the object lost its track while in
+    stereo and in the window)."""
+    elig = in_stereo & window
+    breaks = int(np.sum(has_track[:-1] & ~has_track[1:] & elig[1:]))
+    return int(elig.sum()), int((elig & has_track).sum()), breaks
+
+
+def _glide_figures(
+    ep: np.ndarray,
+    ev: np.ndarray,
+    masks: dict[str, np.ndarray],
+    windows: dict[str, np.ndarray],
+    in_stereo: np.ndarray,
+    has_track: np.ndarray,
+) -> dict[str, float | int]:
+    """The glide and turn figures of one object (:class:`ObjectSeries` fields): RMSE of
+    the position (m) and velocity (m/s) errors ``ep``/``ev`` of its assigned samples
+    in the ``masks`` windows; completeness and breaks over the evaluation times in the
+    ``windows`` (per evaluation time, as ``in_stereo`` and ``has_track``)."""
+    g_elig, g_hit, g_breaks = _window_visibility(in_stereo, has_track, windows["glide"])
+    _, _, t_breaks = _window_visibility(in_stereo, has_track, windows["turn"])
+    return {
+        "glide_position_rmse_m": rmse(ep[masks["glide"]]),
+        "glide_velocity_rmse_mps": rmse(ev[masks["glide"]]),
+        "turn_position_rmse_m": rmse(ep[masks["turn"]]),
+        "turn_velocity_rmse_mps": rmse(ev[masks["turn"]]),
+        "completeness_glide": g_hit / g_elig if g_elig else math.nan,
+        "track_breaks_glide": g_breaks,
+        "track_breaks_turn": t_breaks,
+    }
 
 
 def _ground_figures(
@@ -117,7 +154,10 @@ def score_object(
     sigma3v = 3.0 * np.sqrt(np.maximum(np.trace(cov[:, 3:, 3:], axis1=1, axis2=2), 0.0))
     (i_since, i_err, i_in), launch = _ground_figures(table, rr, tr, eval_s[ks] - tr.burnout_s)
     late = i_since >= IMPACT_AFTER_BURNOUT_S
-    vis = _visibility(in_stereo, assignment.assigned[:, o] >= 0, eval_s, grace_s)
+    has_track = assignment.assigned[:, o] >= 0
+    vis = _visibility(in_stereo, has_track, eval_s, grace_s)
+    e6 = np.hstack([ep, ev])
+    nees_by = {p: nees(e6[masks[p]], cov[masks[p]]) for p in ("midcourse", "glide", "turn")}
     tracks_o = table.ints[rr, col.TRACK]
     # reported flight phase against the truth phase at the report time
     rph = table.ints[rr, col.PHASE]
@@ -129,6 +169,7 @@ def score_object(
         truth_latitude_deg=tr.latitude_deg,
         truth_longitude_deg=tr.longitude_deg,
         truth_altitude_m=tr.altitude_m,
+        truth_turn=tr.turn,
         burnout_s=tr.burnout_s,
         reentry_s=tr.reentry_s,
         launch_latlon_deg=tr.launch_latlon_deg,
@@ -151,13 +192,15 @@ def score_object(
         position_rmse_m=rmse(ep),
         track_breaks_in_stereo=vis.breaks,
         phase_agreement_share=share(agree),
+        glide_nees=nees_by["glide"],
+        **_glide_figures(ep, ev, masks, tr.phase_windows(eval_s), in_stereo, has_track),
     )
     with_impact = i_err.size > 0
     return ObjectScore(
         series=series,
         position_error_by_phase={p: ep[m] for p, m in masks.items()},
         velocity_error_by_phase={p: ev[m] for p, m in masks.items()},
-        nees_midcourse=nees(np.hstack([ep[mm], ev[mm]]), cov[mm]),
+        nees_by_phase=nees_by,
         impact_error_late_m=i_err[late] if with_impact else None,
         impact_inside_late=i_in[late] if with_impact else None,
         launch_error_m=None if launch is None else launch[0],

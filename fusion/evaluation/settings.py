@@ -23,7 +23,9 @@ IMPACT_AFTER_BURNOUT_S = 300.0  # s: impact figures count from burnout + this
 NEES_THRESHOLD = 22.5  # ~99.9 % point of chi-square with 6 degrees of freedom
 FALSE_RUN_LIMIT_S = 10.0  # s: a track on no object for longer counts in the summary
 
-PHASES = ("boost", "midcourse", "reentry", "all")
+# windows of the error figures; "glide" = truth phase GLIDE (a glider's whole flight
+# stays below 100 km, so the altitude windows cannot see it), "turn" = its turns (.turns)
+PHASES = ("boost", "midcourse", "glide", "turn", "reentry", "all")
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,11 +70,24 @@ def false_track_figures(table: ReportTable, a: Assignment) -> dict[str, Any]:
     }
 
 
+def _mean_finite(values: list[float]) -> float:
+    """Mean of the finite values (NaN if none): a per-object share averaged."""
+    v = np.array([x for x in values if math.isfinite(x)])
+    return float(v.mean()) if v.size else math.nan
+
+
 def _error_figures(scores: list[ObjectScore], nees_threshold: float) -> dict[str, Any]:
     pos = {p: _cat([s.position_error_by_phase[p] for s in scores], 3) for p in PHASES}
     vel = {p: _cat([s.velocity_error_by_phase[p] for s in scores], 3) for p in PHASES}
-    nv = _cat([s.nees_midcourse for s in scores])
+    nv = _cat([s.nees_by_phase["midcourse"] for s in scores])
+    glide = {}
+    for p in ("glide", "turn"):
+        ng = _cat([s.nees_by_phase[p] for s in scores])
+        glide[f"nees_{p}_mean"] = stat(ng, np.mean)
+        glide[f"nees_{p}_share_above"] = share(ng > nees_threshold)
+        glide[f"nees_{p}_samples"] = int(ng.size)
     return {
+        **glide,
         "position_rmse_m": {p: rmse(pos[p]) for p in PHASES},
         "velocity_rmse_mps": {p: rmse(vel[p]) for p in PHASES},
         "rmse_samples": {p: int(pos[p].shape[0]) for p in PHASES},
@@ -133,6 +146,9 @@ def summarise(
         **false_track_figures(table, a),
         "id_switches": switches,
         "track_breaks_in_stereo": sum(s.track_breaks_in_stereo for s in series),
+        "track_breaks_glide": sum(s.track_breaks_glide for s in series),
+        "track_breaks_turn": sum(s.track_breaks_turn for s in series),
+        "completeness_glide": _mean_finite([s.completeness_glide for s in series]),
         "id_switches_per_10_object_minutes": switches / object_minutes * 10.0
         if object_minutes
         else math.nan,

@@ -6,7 +6,8 @@ height above the WGS-84 ellipsoid (m). Phase windows follow DESIGN §7: boost be
 burnout (the first sample not in BOOST); midcourse from burnout + 60 s until the object
 descends through 100 km; reentry after that descent, or from the highest point when it
 stays below 100 km and the object descends afterwards (as the simulator); never for a
-truth that ends still climbing.
+truth that ends still climbing. Glide (issue 11) is the truth phase GLIDE itself, and
+its turns come from the truth's lateral acceleration (:mod:`.turns`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ..domain import NS_PER_S, FlightPhase
 from ..geodesy import ecef_to_geodetic, enu_matrix, teme_to_ecef, teme_to_geodetic
 from .measures import hermite_interpolate
 from .settings import MIDCOURSE_AFTER_BURNOUT_S
+from .turns import turning
 
 _SURFACE_TOLERANCE_M = 1000.0  # truth end/start counts as impact/launch below this height
 
@@ -34,7 +36,8 @@ class TruthObject:
     geodetic; ``speed_max_mps`` the largest speed; ``burnout_s``/``reentry_s`` (s since
     t0; ``reentry_s`` is inf when the truth has no reentry); ``launch_latlon_deg`` and
     ``impact_latlon_deg`` where the flight left / meets the surface (None when the truth
-    starts / ends above it). An object only named by detection truth has no samples.
+    starts / ends above it); ``turn`` (N,) bool: the sample is in a turn of the glide.
+    An object only named by detection truth has no samples.
     """
 
     object_id: str
@@ -50,6 +53,7 @@ class TruthObject:
     reentry_s: float
     launch_latlon_deg: tuple[float, float] | None
     impact_latlon_deg: tuple[float, float] | None
+    turn: np.ndarray
 
     @property
     def n_samples(self) -> int:
@@ -67,9 +71,13 @@ class TruthObject:
     def phase_windows(self, q_s: np.ndarray) -> dict[str, np.ndarray]:
         """Boolean masks of times ``q_s`` (s since t0) in each phase window and in "all"."""
         bo, re = self.burnout_s, self.reentry_s
+        at = np.maximum(np.searchsorted(self.t_s, q_s, side="right") - 1, 0)
+        glide = self.phase[at] == FlightPhase.GLIDE if self.t_s.size else q_s < -np.inf
         return {
             "boost": q_s < bo,
             "midcourse": (q_s >= bo + MIDCOURSE_AFTER_BURNOUT_S) & (q_s < re),
+            "glide": glide,
+            "turn": glide & self.turn[at] if self.t_s.size else glide,
             "reentry": q_s >= re,
             "all": np.ones(q_s.size, bool),
         }
@@ -93,6 +101,7 @@ class TruthObject:
             reentry_s=math.inf,
             launch_latlon_deg=None,
             impact_latlon_deg=None,
+            turn=np.zeros(0, bool),
         )
 
     @classmethod
@@ -125,6 +134,7 @@ class TruthObject:
             reentry_s=reentry_start(t, alt),
             launch_latlon_deg=surface_point(floats[0, :3], floats[0, 3:], t_abs[0], backwards=True),
             impact_latlon_deg=surface_point(floats[-1, :3], floats[-1, 3:], t_abs[-1]),
+            turn=turning(t, floats[:, :3], floats[:, 3:], phase == FlightPhase.GLIDE),
         )
 
 

@@ -40,6 +40,7 @@ INTENSITY_REFERENCE_RANGE_M = 1.0e6  # m; intensities compare at 1000 km (times 
 _REENTRY_ACCEL_SIGMA = 0.5  # m/s^2, drag prior when a ballistic track enters the air
 _MIN_UPDATES_FOR_SHADOW = 3  # updates of a boost track before its burnout test starts
 _SHADOW_UPDATES_PER_S = 2  # a shadow needs this many updates per s of burnout_hold_s
+_INFLATED = (Mode.BOOST, Mode.GLIDE)  # modes whose acceleration widens on an NIS jump
 _BURNOUT_PROBABILITY = 0.99  # chi-square quantile the shadow's NIS sum must stay within
 
 
@@ -94,6 +95,8 @@ class MotionModes:
                 inv_tau[i] = 1.0 / cfg.accel_time_constant_s
                 if trk.mode == Mode.BOOST:
                     jerk_psd[i] = cfg.boost_jerk_psd
+                elif trk.mode == Mode.GLIDE:
+                    jerk_psd[i] = cfg.glide_jerk_psd
                 else:
                     drag_rows.append(i)
             rows.noise_cache = (inv_tau, accel_psd, jerk_psd, np.array(drag_rows, dtype=int))
@@ -130,8 +133,9 @@ class MotionModes:
         cfg = self.config
         trk.nis_fade = cfg.maneuver_memory * trk.nis_fade + nis
         trk.nis_fade_boost = cfg.boost_inflate_memory * trk.nis_fade_boost + nis
-        if trk.mode == Mode.BOOST and trk.nis_fade_boost > cfg.boost_inflate_nis:
-            # Thrust changed faster than the jerk noise allows (staging, cutoff): widen
+        if trk.mode in _INFLATED and trk.nis_fade_boost > cfg.boost_inflate_nis:
+            # Thrust (lift) changed faster than the jerk noise allows (staging, cutoff, a
+            # glider's turn): widen
             # the thrust estimate, and position/velocity by what an unknown thrust change
             # that long ago would have done to them.
             self.rows.P[row] += self._inflation

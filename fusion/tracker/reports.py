@@ -29,6 +29,8 @@ _LAUNCH_SAMPLE_SPACING_NS = NS_PER_S // 4  # ns; launch samples four times a sec
 _LAUNCH_MIN_SAMPLES = 8  # samples before a launch fit is tried
 _LAUNCH_FINAL_MARGIN_S = 1.0  # s; a fit spanning launch_fit_s less this is final
 _LAUNCH_REFIT_NS = 4 * NS_PER_S  # ns of samples between two provisional launch fits
+# thrusting or lifting: a ballistic impact prediction would be off by 100s-1000s of km
+_NO_IMPACT = (Mode.BOOST, Mode.GLIDE)
 
 
 class ReportSchedule:
@@ -108,7 +110,7 @@ class ReportSchedule:
             longitude_deg=lon,
             altitude_m=alt,
             phase=phase,
-            impact=trk.impact if trk.mode != Mode.BOOST else None,
+            impact=trk.impact if trk.mode not in _NO_IMPACT else None,
             launch=trk.launch.estimate,
             sensor_ids=tuple(sorted(rep_state.since)),
             update_count=trk.update_count,
@@ -123,6 +125,8 @@ class ReportSchedule:
         """Flight phase by mode; a drag track is in REENTRY while descending."""
         if trk.mode == Mode.BOOST:
             return FlightPhase.BOOST
+        if trk.mode == Mode.GLIDE:
+            return FlightPhase.GLIDE
         if trk.mode == Mode.DRAG:
             r, v = self.rows.x[row, POS], self.rows.x[row, VEL]
             return FlightPhase.REENTRY if float(r @ v) < 0.0 else FlightPhase.MIDCOURSE
@@ -131,7 +135,7 @@ class ReportSchedule:
     # ------------------------------------------------------------------ impact
     def _refresh_impacts(self, tracks: list[Track], t_ns: int) -> None:
         """Every ``impact_refresh_s``: new impact predictions of the confirmed and
-        coasting non-boost tracks (boost tracks have none)."""
+        coasting tracks not in boost or glide (those have none)."""
         tick = t_ns // int(self.config.impact_refresh_s * NS_PER_S)
         if tick == self._last_impact_tick:
             return
@@ -139,12 +143,12 @@ class ReportSchedule:
         due = [
             t
             for t in tracks
-            if t.mode != Mode.BOOST
+            if t.mode not in _NO_IMPACT
             and t.status in (TrackStatus.CONFIRMED, TrackStatus.COASTING)
             and not t.deleted
         ]
         for t in tracks:
-            if t.mode == Mode.BOOST:
+            if t.mode in _NO_IMPACT:
                 t.impact = None
         if not due:
             return

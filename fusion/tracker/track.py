@@ -28,11 +28,13 @@ LAUNCH_SAMPLES_KEPT = 64  # early boost positions kept for the launch fit (4 per
 
 class Mode(IntEnum):
     """Motion model of a track: BOOST (thrust estimated), BALLISTIC (``a = 0``), DRAG
-    (ballistic below 100 km with the deceleration estimated)."""
+    (ballistic below 100 km with the deceleration estimated), GLIDE (lift and drag
+    estimated inside the atmosphere: :mod:`.glide_mode`)."""
 
     BOOST = 0
     BALLISTIC = 1
     DRAG = 2
+    GLIDE = 3
 
 
 class Look(NamedTuple):
@@ -134,6 +136,9 @@ class Track:
     uncertain: bool = False  # boost range lost (one satellite): coasting, not reported
     shadow: ShadowTest | None = None
     burnout_ns: int | None = None
+    lift_mean: float = 0.0  # m/s^2, fading mean of the upward lift of a DRAG track
+    lift_ticks: int = 0  # life-cycle ticks that mean has run (level flight in the air)
+    dived: bool = False  # left GLIDE in its terminal dive: never glides again
     impact: GroundEllipse | None = None
     plume: Plume = field(default_factory=Plume)
     launch: LaunchFit = field(default_factory=LaunchFit)

@@ -22,6 +22,7 @@ from ..filters import update
 from ..initiation import Candidate, InitiationBuffer
 from ..measurement import position_jacobian, predict_los, residuals
 from ..threads import ThreadBook
+from .glide_mode import glide_transitions
 from .lifecycle import Lifecycle
 from .modes import MotionModes, radial_speed
 from .reports import ReportSchedule
@@ -311,5 +312,8 @@ class Tracker:
         pos_sigma = np.sqrt(np.trace(self._rows.P[rows][:, POS, POS], axis1=1, axis2=2))
         self._lifecycle.expire(self._tracks, t_ns, height, pos_sigma)
         self._modes.air_transitions(self._tracks, rows, height, climb)
+        glide_transitions(
+            self._modes.set_mode, self.config, self._tracks, self._rows.x, rows, height
+        )
         if self._lifecycle.merge_due(t_ns):
             self._lifecycle.merge(self._tracks)

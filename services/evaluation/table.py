@@ -58,6 +58,9 @@ def format_table(d: dict[str, Any]) -> str:
                 f"NEES midcourse above {t['nees_threshold']:g}",
                 _num(t["nees_midcourse_share_above"], "%"),
             ),
+        ]
+        rows += _glide_rows(t)
+        rows += [
             ("completeness (stereo-visible, after 20 s)", _num(t["completeness"], "%")),
             ("false-track share of confirmed time", _num(t["false_track_share"], "%")),
             ("longest track run on no object", _num(t["false_run_max_s"], "s")),
@@ -110,3 +113,28 @@ def format_comparison(rows: list[Comparison], src: str) -> str:
             f"({r.better} is better, tolerance {r.tolerance:.3g})  {r.verdict}"
         )
     return "\n".join(lines)
+
+
+def _glide_rows(t: dict) -> list[tuple[str, str]]:
+    """Rows of the glide window (truth phase GLIDE) and its turns; none without a glide."""
+    if not t["rmse_samples"].get("glide"):
+        return []
+    pr, vr = t["position_rmse_m"], t["velocity_rmse_mps"]
+    both = " / ".join
+    return [
+        ("position RMSE glide / turns", both(_num(pr[p], "m") for p in ("glide", "turn"))),
+        ("velocity RMSE glide / turns", both(_num(vr[p], "m/s") for p in ("glide", "turn"))),
+        (
+            "NEES glide / turns mean (6-D; ideal 6)",
+            both(_num(t[f"nees_{p}_mean"]) for p in ("glide", "turn")),
+        ),
+        (
+            f"NEES glide / turns above {t['nees_threshold']:g}",
+            both(_num(t[f"nees_{p}_share_above"], "%") for p in ("glide", "turn")),
+        ),
+        ("completeness in glide (stereo-visible)", _num(t["completeness_glide"], "%")),
+        (
+            "track breaks in glide / turns",
+            both(_num(t[f"track_breaks_{p}"]) for p in ("glide", "turn")),
+        ),
+    ]

@@ -108,16 +108,15 @@ def _error_titles(ax: plt.Axes, axv: plt.Axes, result: EvaluationResult) -> None
     tr = result.truth or {}
     rm = tr.get("position_rmse_m", {})
     vm = tr.get("velocity_rmse_mps", {})
+    phases = ["boost", "midcourse", "reentry"]
+    if tr.get("rmse_samples", {}).get("glide"):
+        phases += ["glide", "turn"]  # truth phase GLIDE and its turns (issue 11)
     ax.set_title(
-        "position error; RMSE boost {} / midcourse {} / reentry {}".format(
-            *(fmt(rm.get(p), "m") for p in ("boost", "midcourse", "reentry"))
-        ),
+        "position error; RMSE " + " / ".join(f"{p} {fmt(rm.get(p), 'm')}" for p in phases),
         fontsize=10,
     )
     axv.set_title(
-        "velocity error; RMSE boost {} / midcourse {} / reentry {}".format(
-            *(fmt(vm.get(p), "m/s") for p in ("boost", "midcourse", "reentry"))
-        ),
+        "velocity error; RMSE " + " / ".join(f"{p} {fmt(vm.get(p), 'm/s')}" for p in phases),
         fontsize=10,
     )
     ax.set_ylabel("position error (m)")

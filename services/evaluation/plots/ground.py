@@ -99,6 +99,33 @@ def _draw_tracks(
     return drawn, any_false
 
 
+def _draw_turns(
+    ax: plt.Axes, objs: list[ObjectSeries], tracks: list[TrackSeries], ref: float
+) -> bool:
+    """Turns of the glide (issue 11): the truth's turning stretches (from its lateral
+    acceleration) drawn over its ground track, and the reports of the track(s) assigned
+    to that object during those stretches; returns whether any turn was drawn."""
+    owner = {t.track_id: t for t in tracks}
+    any_turn = False
+    for o in objs:
+        if not o.truth_turn.any():
+            continue
+        any_turn = True
+        lon = wrap_lon(o.truth_longitude_deg, ref)
+        for sl in segments(o.truth_t_s[o.truth_turn]):
+            t_in = o.truth_t_s[o.truth_turn][sl]
+            m = (o.truth_t_s >= t_in[0]) & (o.truth_t_s <= t_in[-1])
+            ax.plot(lon[m], o.truth_latitude_deg[m], "-", color="magenta", lw=3.0, zorder=4)
+            for tid in dict.fromkeys(o.track_ids):
+                t = owner.get(tid)
+                if t is None:
+                    continue
+                k = (t.t_s >= t_in[0]) & (t.t_s <= t_in[-1])
+                tlon = wrap_lon(t.longitude_deg[k], ref)
+                ax.plot(tlon, t.latitude_deg[k], ".", color="black", ms=2.5, zorder=6)
+    return any_turn
+
+
 def _frame_map(ax: plt.Axes, drawn: list) -> None:
     """Limits around everything drawn, aspect for the mean latitude, graticule labels."""
     if drawn:
@@ -126,9 +153,16 @@ def _point_handle(marker: str, label: str) -> Line2D:
 
 
 def _map_legend(
-    ax: plt.Axes, objs: list, colours: list, tracks: list, track_colours: list, any_false: bool
+    ax: plt.Axes,
+    objs: list,
+    colours: list,
+    tracks: list,
+    track_colours: list,
+    flags: tuple[bool, bool],
 ) -> None:
-    """Legend under the map: truth marks, track kinds, and objects or tracks by colour."""
+    """Legend under the map: truth marks, track kinds, and objects or tracks by colour;
+    ``flags``: (a track on no object, a turn) was drawn."""
+    any_false, any_turn = flags
     handles = []
     if objs:
         handles += [
@@ -139,6 +173,11 @@ def _map_legend(
     handles.append(Line2D([], [], color="black", lw=1, label="confirmed track"))
     if any_false:
         handles.append(Line2D([], [], color="red", lw=2, label="track on no object"))
+    if any_turn:
+        handles += [
+            Line2D([], [], color="magenta", lw=3, label="truth turn (lateral accel > 2 m/s²)"),
+            Line2D([], [], color="black", marker=".", ls="none", label="track reports in turn"),
+        ]
     handles.append(
         Line2D(
             [], [], mec="black", mfc="none", marker="o", ls="none", label="final predicted impact"
@@ -181,8 +220,9 @@ def plot_ground_tracks(result: EvaluationResult, path: Path, name: str) -> Path:
     # colour per track
     track_colours = colour_cycle(len(tracks)) if not objs else ["black"] * len(tracks)
     more, any_false = _draw_tracks(ax, result, tracks, track_colours, ref, bool(objs))
+    any_turn = _draw_turns(ax, objs, tracks, ref)
     _frame_map(ax, drawn + more)
-    _map_legend(ax, objs, colours, tracks, track_colours, any_false)
+    _map_legend(ax, objs, colours, tracks, track_colours, (any_false, any_turn))
     if with_miss:
         colour_of = {o.object_id: c for o, c in zip(objs, colours, strict=False)}
         _impact_miss(axes[0, 1], objs, colour_of, tracks, owner)
