@@ -115,6 +115,8 @@ def record_simulation(
         "epoch": str(scenario.epoch_ns),
         "object_ids": ",".join(meta["object_ids"]),
     }
+    if "sensor_bias" in meta:  # DESIGN §5: the true pointing biases (JSON)
+        metadata["sensor_bias"] = json.dumps(meta["sensor_bias"], sort_keys=True)
     run = SimulationRun(
         scenario.name,
         out,

@@ -16,11 +16,12 @@ import numpy as np
 
 from ..association import Gating, assign_pairs, gate, gate_threshold
 from ..config import FusionConfig
-from ..domain import NS_PER_S, SensorFrame, TrackReport
+from ..domain import NS_PER_S, SensorFrame, TrackReport, TrackStatus
 from ..dynamics import ACC, N_STATE, POS, VEL, cross_omega, ellipsoid_height
 from ..filters import update
 from ..initiation import Candidate, InitiationBuffer
 from ..measurement import position_jacobian, predict_los, residuals
+from ..registration import Evidence, Registration
 from .lifecycle import Lifecycle
 from .modes import MotionModes, radial_speed
 from .reports import ReportSchedule
@@ -36,6 +37,16 @@ class _Assigned(NamedTuple):
     rows: np.ndarray  # (K,) state rows of the assigned tracks
     track_idx: np.ndarray  # (K,) index of each among the gated tracks
     det_idx: np.ndarray  # (K,) detection index in the frame
+
+
+def evidence_of(trk: Track) -> Evidence:
+    """What a track's detections tell the registration: a hot spot, a confirmed
+    ballistic target, or nothing (boost, drag, tentative, single-satellite)."""
+    if trk.earth_fixed:
+        return Evidence.EARTH_FIXED
+    if trk.status == TrackStatus.CONFIRMED and trk.mode == Mode.BALLISTIC and not trk.uncertain:
+        return Evidence.MOVING
+    return Evidence.NONE
 
 
 class Tracker:
@@ -58,6 +69,7 @@ class Tracker:
         self._modes = MotionModes(cfg, self._rows)
         self._lifecycle = Lifecycle(cfg, self._rows)
         self._reports = ReportSchedule(fusion_id, cfg, self._rows)
+        self.registration = Registration(cfg) if cfg.registration else None
 
     # ------------------------------------------------------------------ public API
     @property
@@ -75,7 +87,10 @@ class Tracker:
         self._advance(t_ns)
         for trk in self._tracks:
             trk.updated_now = False
-        unclaimed = self._associate_and_update(frame)
+        raw = frame
+        if self.registration is not None:  # pointing bias removed, its uncertainty added
+            frame = self.registration.correct(frame)
+        unclaimed = self._associate_and_update(frame, raw)
         self._initiate(frame, unclaimed)
         self._modes.run_shadow_tests(self._tracks, t_ns)
         self._run_lifecycle(t_ns)
@@ -110,8 +125,9 @@ class Tracker:
         self._rows.predict(dt, inv_tau, accel_psd, jerk_psd, self.config.max_step_s)
 
     # ------------------------------------------------------------------ association
-    def _associate_and_update(self, frame: SensorFrame) -> np.ndarray:
-        """Gate, assign and update; returns the indices of the unclaimed detections."""
+    def _associate_and_update(self, frame: SensorFrame, raw: SensorFrame) -> np.ndarray:
+        """Gate, assign and update (``raw``: the frame before registration); returns the
+        indices of the unclaimed detections."""
         n_det = frame.n_detections
         if n_det == 0:
             return np.zeros(0, int)
@@ -129,12 +145,23 @@ class Tracker:
         track_idx = gating.track[matched]
         assigned = _Assigned(gating, matched, main_rows[track_idx], track_idx, gating.det[matched])
         nis, shadowed = self._update_rows(frame, assigned)
+        if self.registration is not None:
+            self._feed_registration(raw, assigned)
         self._after_updates(frame, assigned, nis)
         for k, trk in enumerate(shadowed):
             self._modes.observe_shadow(trk, float(nis[track_idx.size + k]))
         claimed = np.zeros(n_det, bool)
         claimed[assigned.det_idx] = True
         return np.flatnonzero(~claimed)
+
+    def _feed_registration(self, raw: SensorFrame, pairs: _Assigned) -> None:
+        """Hand the updated tracks' detections and states to the registration."""
+        keys, kinds = [], []
+        for r in pairs.rows:
+            trk = self._rows.track_of(r)
+            keys.append(trk.key)
+            kinds.append(evidence_of(trk))
+        self.registration.observe(raw, keys, kinds, pairs.det_idx, self._rows.x[pairs.rows])
 
     def _gates(self, main_rows: np.ndarray) -> np.ndarray:
         """Chi-square gate of each main row's track by its mode (cached with the rows'

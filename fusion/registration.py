@@ -1,0 +1,301 @@
+"""Sensor registration: each sensor's pointing bias, estimated online and applied.
+
+Model (DESIGN §6, *Sensor registration*): a sensor's measured unit line of sight is the
+true one rotated by a small rotation with rotation vector ``theta`` (rad, ECI axes, one
+per sensor): ``m = R(theta) u ~ u + theta x u``. The estimator keeps ``theta`` for every
+sensor in one stacked vector (3 S) with a full covariance ``P_b`` (3 S, 3 S), starting
+at zero with ``registration_prior_sigma_rad`` per axis and growing by the random-walk
+drift ``registration_drift_rad_per_hour`` with data time.
+
+Evidence: the detections one track collected over ``registration_window_s`` from two or
+more sensors (confirmed ballistic tracks: common targets; Earth-fixed tentative tracks:
+hot spots). Their tangent-plane residuals against the track's state (propagated to each
+look) are ``y = E dp / rho + E (dtheta x u) + noise``. The position error ``dp`` (and the
+velocity error, for a moving target) is eliminated by projecting onto the orthogonal
+complement of its columns (QR), so a window is independent of the track's own estimate
+and of every other window: what remains constrains only bias *differences* seen through
+the geometry, and one Kalman update of ``P_b`` per window is honest.
+
+Use: :meth:`Registration.correct` rotates a frame's lines of sight back by the current
+estimate and widens each detection's sigma by the estimate's uncertainty across the line
+of sight (consider treatment: ``sigma^2 + (tr P_kk - c' P_kk c) / 2`` per axis). A sensor
+with no accepted window yet is left exactly as it was (estimate zero, not applied).
+Deterministic: the state depends only on the order of the frames.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+import numpy as np
+
+from .config import FusionConfig
+from .constants import OMEGA_EARTH
+from .domain import NS_PER_S, SensorFrame
+from .dynamics import gravity, gravity_gradient
+from .measurement import predict_los
+
+MAX_WINDOW_LOOKS = 160  # detections kept per track and window (bounded history)
+MAX_ANGLE_RAD = 1e-3  # an estimate beyond this is broken: the update is rejected
+OUTLIER_CHI2_FACTOR = 3.0  # a window whose residual chi-square exceeds this x its
+# expectation (dof + bias share) is skipped (a misassociation)
+MIN_LOOKS = 4  # detections a window needs
+PRUNE_EVERY_S = 1.0  # s of data time between two prunings of stale windows
+
+
+class Evidence(IntEnum):
+    """What a track's detections can tell about the biases."""
+
+    NONE = 0
+    MOVING = 1  # confirmed ballistic: position and velocity errors eliminated
+    EARTH_FIXED = 2  # a hot spot at rest on the Earth: position error eliminated
+
+
+@dataclass(frozen=True, slots=True)
+class SensorBias:
+    """One sensor's current bias estimate: rotation vector and 1-sigma per ECI axis (rad);
+    ``windows``: accepted windows that involved the sensor (0: prior only)."""
+
+    sensor_id: str
+    angles_rad: tuple[float, float, float]
+    sigma_rad: tuple[float, float, float]
+    windows: int
+
+
+@dataclass(slots=True)
+class _Window:
+    """Detections of one track waiting to be solved together."""
+
+    times_s: list[float] = field(default_factory=list)
+    sensors: list[int] = field(default_factory=list)
+    positions: list[np.ndarray] = field(default_factory=list)
+    los: list[np.ndarray] = field(default_factory=list)  # as measured (uncorrected)
+    sigma: list[float] = field(default_factory=list)
+
+
+def _positions(x: np.ndarray, dt: np.ndarray, kind: Evidence) -> np.ndarray:
+    """Positions (n, 3) ECI m of a track with state ``x`` (9,) ``dt`` (n,) s away: a hot
+    spot turns with the Earth; a ballistic target follows gravity to third order in dt
+    (error < 1 m over 20 s in orbit)."""
+    r, v = x[:3], x[3:6]
+    if kind == Evidence.EARTH_FIXED:
+        a = OMEGA_EARTH * dt
+        ca, sa = np.cos(a), np.sin(a)
+        return np.stack([ca * r[0] - sa * r[1], sa * r[0] + ca * r[1], np.full_like(dt, r[2])], 1)
+    g = gravity(r)
+    jerk = gravity_gradient(r) @ v
+    d = dt[:, None]
+    return r + v * d + 0.5 * g * d**2 + jerk * d**3 / 6.0
+
+
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.stack(
+        [
+            a[..., 1] * b[..., 2] - a[..., 2] * b[..., 1],
+            a[..., 2] * b[..., 0] - a[..., 0] * b[..., 2],
+            a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0],
+        ],
+        axis=-1,
+    )
+
+
+class Registration:
+    """Online pointing-bias estimator of every sensor (see the module docstring)."""
+
+    def __init__(self, config: FusionConfig) -> None:
+        self._cfg = config
+        self._prior_var = config.registration_prior_sigma_rad**2
+        self._q_per_s = config.registration_drift_rad_per_hour**2 / 3600.0  # rad^2/s
+        self._index: dict[str, int] = {}
+        self._ids: list[str] = []
+        self._theta = np.zeros(0)  # (3 S,) rad
+        self._P = np.zeros((0, 0))  # (3 S, 3 S) rad^2
+        self._windows_used = np.zeros(0, int)  # (S,)
+        self._pending: dict[int, _Window] = {}
+        self._t_ns: int | None = None
+        self._pruned_s = -np.inf
+        self.windows_total = 0  # accepted windows
+        self.outliers_total = 0  # windows skipped as inconsistent with the model
+        self.rejected_total = 0  # numerically broken updates, never applied
+
+    # ------------------------------------------------------------------ frames
+    def correct(self, frame: SensorFrame) -> SensorFrame:
+        """The frame with its lines of sight rotated back by the sensor's estimate and
+        each sigma widened by the estimate's uncertainty; the frame itself if the sensor
+        has no evidence yet (or no detections). Also advances the drift to its time."""
+        self._advance(int(frame.time_ns))
+        k = self._sensor(frame.sensor_id)
+        if k is None or self._windows_used[k] == 0 or frame.n_detections == 0:
+            return frame
+        th = self._theta[3 * k : 3 * k + 3]
+        c = frame.los - _cross(np.broadcast_to(th, frame.los.shape), frame.los)
+        c /= np.linalg.norm(c, axis=1)[:, None]
+        pk = self._P[3 * k : 3 * k + 3, 3 * k : 3 * k + 3]
+        across = 0.5 * (np.trace(pk) - np.einsum("ni,ij,nj->n", c, pk, c))
+        sigma = np.sqrt(frame.sigma**2 + np.maximum(across, 0.0))
+        return dataclasses.replace(frame, los=c, sigma=sigma)
+
+    def _advance(self, t_ns: int) -> None:
+        """Random-walk drift of every bias up to data time ``t_ns``."""
+        if self._t_ns is not None and t_ns > self._t_ns and self._q_per_s > 0.0:
+            dt = (t_ns - self._t_ns) / NS_PER_S
+            n = self._P.shape[0]
+            self._P[np.arange(n), np.arange(n)] += self._q_per_s * dt
+        if self._t_ns is None or t_ns > self._t_ns:
+            self._t_ns = t_ns
+
+    def _sensor(self, sensor_id: str) -> int | None:
+        """Index of a sensor, added with the prior on first sight (None beyond the cap)."""
+        k = self._index.get(sensor_id)
+        if k is not None or len(self._ids) >= self._cfg.registration_max_sensors:
+            return k
+        k = len(self._ids)
+        self._index[sensor_id] = k
+        self._ids.append(sensor_id)
+        n = 3 * (k + 1)
+        P = np.zeros((n, n))
+        P[: n - 3, : n - 3] = self._P
+        P[n - 3 :, n - 3 :] = self._prior_var * np.eye(3)
+        self._P = P
+        self._theta = np.concatenate([self._theta, np.zeros(3)])
+        self._windows_used = np.concatenate([self._windows_used, [0]])
+        return k
+
+    # ------------------------------------------------------------------ evidence
+    def observe(
+        self,
+        frame: SensorFrame,
+        keys: list[int],
+        kinds: list[Evidence],
+        det_idx: np.ndarray,
+        states: np.ndarray,
+    ) -> None:
+        """After the tracker's update: detection ``det_idx[i]`` of ``frame`` (as received,
+        uncorrected) updated the track ``keys[i]`` of evidence ``kinds[i]``, whose
+        updated state (9,) ECI is ``states[i]``. Windows that span the window length are
+        solved (one update of the biases each)."""
+        k = self._index.get(frame.sensor_id)
+        t_s = frame.time_s
+        if k is not None:
+            for key, kind, d, x in zip(keys, kinds, det_idx, states, strict=True):
+                if kind == Evidence.NONE:
+                    self._pending.pop(key, None)
+                    continue
+                w = self._pending.setdefault(key, _Window())
+                if len(w.times_s) >= MAX_WINDOW_LOOKS:
+                    w = self._pending[key] = _Window()
+                w.times_s.append(t_s)
+                w.sensors.append(k)
+                w.positions.append(frame.position)
+                w.los.append(frame.los[int(d)])
+                w.sigma.append(float(frame.sigma[int(d)]))
+                if t_s - w.times_s[0] >= self._cfg.registration_window_s:
+                    del self._pending[key]
+                    self._solve(w, np.asarray(x, float), kind, t_s)
+        if t_s - self._pruned_s >= PRUNE_EVERY_S:
+            self._pruned_s = t_s
+            horizon = t_s - 2.0 * self._cfg.registration_window_s
+            for key in [q for q, w in self._pending.items() if w.times_s[-1] < horizon]:
+                del self._pending[key]
+
+    def _solve(self, w: _Window, x: np.ndarray, kind: Evidence, t_now: float) -> None:
+        """One Kalman update of the biases from a track's window (module docstring)."""
+        sensors = np.array(w.sensors)
+        uniq, inv = np.unique(sensors, return_inverse=True)
+        n = sensors.size
+        if uniq.size < 2 or n < MIN_LOOKS:
+            return
+        dt = np.array(w.times_s) - t_now
+        p = _positions(x, dt, kind)
+        th = self._theta.reshape(-1, 3)[sensors]
+        m = np.array(w.los)
+        c = m - _cross(th, m)
+        c /= np.linalg.norm(c, axis=1)[:, None]
+        u, rho, E = predict_los(p, np.array(w.positions))
+        den = np.einsum("ni,ni->n", u, c)
+        if np.any(den <= 0.5):
+            return
+        inv_sig = 1.0 / np.array(w.sigma)
+        y = (np.einsum("nki,ni->nk", E, c) / den[:, None] * inv_sig[:, None]).reshape(-1)
+        Hp = E / rho[:, None, None] * inv_sig[:, None, None]  # (n, 2, 3)
+        cols = [Hp] if kind == Evidence.EARTH_FIXED else [Hp, Hp * dt[:, None, None]]
+        A = np.concatenate(cols, axis=2).reshape(2 * n, -1)
+        J = np.stack([_cross(u, E[:, 0]), _cross(u, E[:, 1])], axis=1) * inv_sig[:, None, None]
+        G = np.zeros((n, 2, uniq.size, 3))
+        G[np.arange(n), :, inv, :] = J
+        G = G.reshape(2 * n, 3 * uniq.size)
+        self._update(A, G, y, uniq)
+
+    def _update(self, A: np.ndarray, G: np.ndarray, y: np.ndarray, uniq: np.ndarray) -> None:
+        """Kalman update of the biases of sensors ``uniq`` from whitened residuals
+        ``y = A ds + G dtheta + N(0, I)`` with the nuisance ``ds`` (track errors)
+        eliminated (Schur complement: information ``L``, ``eta`` on ``dtheta``). An
+        inconsistent window is skipped; a broken update is rejected and counted."""
+        idx = (3 * uniq[:, None] + np.arange(3)).ravel()
+        try:
+            AtA = A.T @ A
+            sol = np.linalg.solve(AtA, np.concatenate([A.T @ G, (A.T @ y)[:, None]], axis=1))
+            AtG, Aty = A.T @ G, A.T @ y
+            info = G.T @ G - AtG.T @ sol[:, :-1]
+            eta = G.T @ y - AtG.T @ sol[:, -1]
+            chi2 = float(y @ y - Aty @ sol[:, -1])
+            lam, V = np.linalg.eigh(0.5 * (info + info.T))
+        except np.linalg.LinAlgError:
+            self.rejected_total += 1
+            return
+        dof = y.size - A.shape[1]
+        expect = dof + float(np.trace(info @ self._P[np.ix_(idx, idx)]))
+        if not np.isfinite(chi2) or chi2 > OUTLIER_CHI2_FACTOR * expect + 20.0:
+            self.outliers_total += 1
+            return
+        keep = lam > 1e-9 * max(float(lam[-1]), 1e-300)
+        if not keep.any():
+            return
+        root = np.sqrt(lam[keep])
+        H = root[:, None] * V[:, keep].T  # pseudo-measurement z = H dtheta + N(0, I)
+        z = (V[:, keep].T @ eta) / root
+        self._kalman(z, H, idx, uniq)
+
+    def _kalman(self, z: np.ndarray, H: np.ndarray, idx: np.ndarray, uniq: np.ndarray) -> None:
+        """One Kalman update of the stacked biases, columns ``idx``; never applied when
+        the result is not finite, not positive or beyond ``MAX_ANGLE_RAD``."""
+        PHt = self._P[:, idx] @ H.T
+        S = H @ PHt[idx] + np.eye(z.size)
+        try:
+            K = np.linalg.solve(S, PHt.T).T  # (3 S, k)
+        except np.linalg.LinAlgError:
+            self.rejected_total += 1
+            return
+        theta = self._theta + K @ z
+        P = self._P - K @ PHt.T
+        P = 0.5 * (P + P.T)
+        if (
+            not (np.all(np.isfinite(theta)) and np.all(np.isfinite(P)))
+            or np.any(np.diag(P) <= 0.0)
+            or np.any(np.abs(theta) > MAX_ANGLE_RAD)
+        ):
+            self.rejected_total += 1
+            return
+        self._theta, self._P = theta, P
+        self._windows_used[uniq] += 1
+        self.windows_total += 1
+
+    # ------------------------------------------------------------------ output
+    def estimates(self) -> list[SensorBias]:
+        """Every known sensor's estimate and 1-sigma (rad, ECI axes), by sensor id."""
+        out = []
+        sig = np.sqrt(np.maximum(np.diag(self._P), 0.0)).reshape(-1, 3)
+        th = self._theta.reshape(-1, 3)
+        for sid in sorted(self._index):
+            k = self._index[sid]
+            out.append(
+                SensorBias(
+                    sid,
+                    (float(th[k, 0]), float(th[k, 1]), float(th[k, 2])),
+                    (float(sig[k, 0]), float(sig[k, 1]), float(sig[k, 2])),
+                    int(self._windows_used[k]),
+                )
+            )
+        return out
