@@ -55,10 +55,11 @@ class Evidence(IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class SensorBias:
-    """One sensor's current bias estimate: rotation vector and 1-sigma per ECI axis (rad);
-    ``windows``: accepted windows that involved the sensor (0: prior only)."""
+    """One sensor's bias estimate at data time ``time_ns``: rotation vector and 1-sigma per
+    ECI axis (rad); ``windows``: accepted windows that involved the sensor (0: prior only)."""
 
     sensor_id: str
+    time_ns: int
     angles_rad: tuple[float, float, float]
     sigma_rad: tuple[float, float, float]
     windows: int
@@ -134,7 +135,8 @@ class Registration:
         c /= np.linalg.norm(c, axis=1)[:, None]
         pk = self._P[3 * k : 3 * k + 3, 3 * k : 3 * k + 3]
         across = 0.5 * (np.trace(pk) - np.einsum("ni,ij,nj->n", c, pk, c))
-        sigma = np.sqrt(frame.sigma**2 + np.maximum(across, 0.0))
+        widen = self._cfg.registration_consider_looks * np.maximum(across, 0.0)
+        sigma = np.sqrt(frame.sigma**2 + widen)
         return dataclasses.replace(frame, los=c, sigma=sigma)
 
     def _advance(self, t_ns: int) -> None:
@@ -152,8 +154,6 @@ class Registration:
         if k is not None or len(self._ids) >= self._cfg.registration_max_sensors:
             return k
         k = len(self._ids)
-        self._index[sensor_id] = k
-        self._ids.append(sensor_id)
         n = 3 * (k + 1)
         P = np.zeros((n, n))
         P[: n - 3, : n - 3] = self._P
@@ -161,6 +161,8 @@ class Registration:
         self._P = P
         self._theta = np.concatenate([self._theta, np.zeros(3)])
         self._windows_used = np.concatenate([self._windows_used, [0]])
+        self._ids.append(sensor_id)
+        self._index[sensor_id] = k  # last: a reader on another thread sees whole arrays
         return k
 
     # ------------------------------------------------------------------ evidence
@@ -286,16 +288,20 @@ class Registration:
     def estimates(self) -> list[SensorBias]:
         """Every known sensor's estimate and 1-sigma (rad, ECI axes), by sensor id."""
         out = []
-        sig = np.sqrt(np.maximum(np.diag(self._P), 0.0)).reshape(-1, 3)
-        th = self._theta.reshape(-1, 3)
-        for sid in sorted(self._index):
-            k = self._index[sid]
+        index, P, theta, used = dict(self._index), self._P, self._theta, self._windows_used
+        sig = np.sqrt(np.maximum(np.diag(P), 0.0)).reshape(-1, 3)
+        th = theta.reshape(-1, 3)
+        for sid in sorted(index):
+            k = index[sid]
+            if k >= min(th.shape[0], sig.shape[0], used.size):
+                continue
             out.append(
                 SensorBias(
                     sid,
+                    int(self._t_ns or 0),
                     (float(th[k, 0]), float(th[k, 1]), float(th[k, 2])),
                     (float(sig[k, 0]), float(sig[k, 1]), float(sig[k, 2])),
-                    int(self._windows_used[k]),
+                    int(used[k]),
                 )
             )
         return out
