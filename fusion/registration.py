@@ -34,7 +34,7 @@ import numpy as np
 from .config import FusionConfig
 from .constants import OMEGA_EARTH
 from .domain import NS_PER_S, SensorFrame
-from .dynamics import gravity, gravity_gradient
+from .dynamics import cross_omega, ellipsoid_height, gravity, gravity_gradient
 from .measurement import predict_los
 
 MAX_WINDOW_LOOKS = 160  # detections kept per track and window (bounded history)
@@ -43,6 +43,9 @@ OUTLIER_CHI2_FACTOR = 3.0  # a window whose residual chi-square exceeds this x i
 # expectation (dof + bias share) is skipped (a misassociation)
 MIN_LOOKS = 4  # detections a window needs
 PRUNE_EVERY_S = 1.0  # s of data time between two prunings of stale windows
+RESTING_HEIGHT_M = 5_000.0  # m; a dim tentative track this low ...
+RESTING_SPEED_MPS = 300.0  # m/s; ... and this slow over the ground is a hot spot
+EARTH_FIXED_WINDOW_SHARE = 0.5  # hot-spot windows are this share of registration_window_s
 
 
 class Evidence(IntEnum):
@@ -74,6 +77,16 @@ class _Window:
     positions: list[np.ndarray] = field(default_factory=list)
     los: list[np.ndarray] = field(default_factory=list)  # as measured (uncorrected)
     sigma: list[float] = field(default_factory=list)
+
+
+def resting(x: np.ndarray) -> bool:
+    """A state (9,) ECI at rest on the ground: within ``RESTING_HEIGHT_M`` of the
+    ellipsoid and slower than ``RESTING_SPEED_MPS`` relative to the Earth (a hot spot's
+    tentative track, before or without the tracker's Earth-fixed mark)."""
+    r, v = x[:3], x[3:6]
+    if abs(float(ellipsoid_height(r))) > RESTING_HEIGHT_M:
+        return False
+    return float(np.linalg.norm(v - cross_omega(r))) < RESTING_SPEED_MPS
 
 
 def _positions(x: np.ndarray, dt: np.ndarray, kind: Evidence) -> np.ndarray:
@@ -124,16 +137,21 @@ class Registration:
     # ------------------------------------------------------------------ frames
     def correct(self, frame: SensorFrame) -> SensorFrame:
         """The frame with its lines of sight rotated back by the sensor's estimate and
-        each sigma widened by the estimate's uncertainty; the frame itself if the sensor
-        has no evidence yet (or no detections). Also advances the drift to its time."""
+        each sigma widened by the estimate's uncertainty (an estimate not significantly
+        non-zero is not applied: its square widens the sigma too); the frame itself if the
+        sensor has no evidence yet (or no detections). Also advances the drift."""
         self._advance(int(frame.time_ns))
         k = self._sensor(frame.sensor_id)
         if k is None or self._windows_used[k] == 0 or frame.n_detections == 0:
             return frame
         th = self._theta[3 * k : 3 * k + 3]
-        c = frame.los - _cross(np.broadcast_to(th, frame.los.shape), frame.los)
-        c /= np.linalg.norm(c, axis=1)[:, None]
         pk = self._P[3 * k : 3 * k + 3, 3 * k : 3 * k + 3]
+        if float(th @ np.linalg.solve(pk, th)) < self._cfg.registration_apply_chi2:
+            # not significantly non-zero: not applied, its second moment widens instead
+            c, pk = frame.los, pk + np.outer(th, th)
+        else:
+            c = frame.los - _cross(np.broadcast_to(th, frame.los.shape), frame.los)
+            c /= np.linalg.norm(c, axis=1)[:, None]
         across = 0.5 * (np.trace(pk) - np.einsum("ni,ij,nj->n", c, pk, c))
         widen = self._cfg.registration_consider_looks * np.maximum(across, 0.0)
         sigma = np.sqrt(frame.sigma**2 + widen)
@@ -193,7 +211,10 @@ class Registration:
                 w.positions.append(frame.position)
                 w.los.append(frame.los[int(d)])
                 w.sigma.append(float(frame.sigma[int(d)]))
-                if t_s - w.times_s[0] >= self._cfg.registration_window_s:
+                span = self._cfg.registration_window_s
+                if kind == Evidence.EARTH_FIXED:
+                    span *= EARTH_FIXED_WINDOW_SHARE
+                if t_s - w.times_s[0] >= span:
                     del self._pending[key]
                     self._solve(w, np.asarray(x, float), kind, t_s)
         if t_s - self._pruned_s >= PRUNE_EVERY_S:

@@ -21,7 +21,7 @@ from ..dynamics import ACC, N_STATE, POS, VEL, cross_omega, ellipsoid_height
 from ..filters import update
 from ..initiation import Candidate, InitiationBuffer
 from ..measurement import position_jacobian, predict_los, residuals
-from ..registration import Evidence, Registration
+from ..registration import Evidence, Registration, resting
 from .lifecycle import Lifecycle
 from .modes import MotionModes, radial_speed
 from .reports import ReportSchedule
@@ -39,13 +39,16 @@ class _Assigned(NamedTuple):
     det_idx: np.ndarray  # (K,) detection index in the frame
 
 
-def evidence_of(trk: Track) -> Evidence:
-    """What a track's detections tell the registration: a hot spot, a confirmed
-    ballistic target, or nothing (boost, drag, tentative, single-satellite)."""
+def evidence_of(trk: Track, x: np.ndarray) -> Evidence:
+    """What a track (state ``x``) tells the registration: a hot spot (Earth-fixed, or a
+    dim tentative track resting on the ground), a confirmed ballistic target, or nothing
+    (boost, drag, other tentative tracks, single-satellite)."""
     if trk.earth_fixed:
         return Evidence.EARTH_FIXED
     if trk.status == TrackStatus.CONFIRMED and trk.mode == Mode.BALLISTIC and not trk.uncertain:
         return Evidence.MOVING
+    if trk.status == TrackStatus.TENTATIVE and not trk.plume.bright_seen and resting(x):
+        return Evidence.EARTH_FIXED
     return Evidence.NONE
 
 
@@ -160,7 +163,7 @@ class Tracker:
         for r in pairs.rows:
             trk = self._rows.track_of(r)
             keys.append(trk.key)
-            kinds.append(evidence_of(trk))
+            kinds.append(evidence_of(trk, self._rows.x[r]))
         self.registration.observe(raw, keys, kinds, pairs.det_idx, self._rows.x[pairs.rows])
 
     def _gates(self, main_rows: np.ndarray) -> np.ndarray:
