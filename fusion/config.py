@@ -103,7 +103,7 @@ class FusionConfig:
     registration_max_sensors: int = 256  # sensors estimated (later ones are left alone)
     registration_apply_chi2: float = 11.34  # an estimate is applied once th' P^-1 th
     # exceeds this (3 dof, 99 %): an unbiased sensor keeps its lines of sight
-    registration_consider_looks: float = 50.0  # looks of one sensor a track's estimate
+    registration_consider_looks: float = 25.0  # looks of one sensor a track's estimate
     # averages: the bias error, common to them, is counted this many times in each look's
     # variance (a Schmidt-Kalman consider term for a white-noise filter)
 

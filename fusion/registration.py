@@ -46,6 +46,7 @@ PRUNE_EVERY_S = 1.0  # s of data time between two prunings of stale windows
 RESTING_HEIGHT_M = 5_000.0  # m; a dim tentative track this low ...
 RESTING_SPEED_MPS = 300.0  # m/s; ... and this slow over the ground is a hot spot
 EARTH_FIXED_WINDOW_SHARE = 0.5  # hot-spot windows are this share of registration_window_s
+THRUSTING_WINDOW_SHARE = 0.3  # boost windows (thrust changes: short) likewise
 
 
 class Evidence(IntEnum):
@@ -54,6 +55,7 @@ class Evidence(IntEnum):
     NONE = 0
     MOVING = 1  # confirmed ballistic: position and velocity errors eliminated
     EARTH_FIXED = 2  # a hot spot at rest on the Earth: position error eliminated
+    THRUSTING = 3  # confirmed in boost: position, velocity and thrust errors eliminated
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +100,7 @@ def _positions(x: np.ndarray, dt: np.ndarray, kind: Evidence) -> np.ndarray:
         a = OMEGA_EARTH * dt
         ca, sa = np.cos(a), np.sin(a)
         return np.stack([ca * r[0] - sa * r[1], sa * r[0] + ca * r[1], np.full_like(dt, r[2])], 1)
-    g = gravity(r)
+    g = gravity(r) + x[6:9]  # the thrust (zero when ballistic)
     jerk = gravity_gradient(r) @ v
     d = dt[:, None]
     return r + v * d + 0.5 * g * d**2 + jerk * d**3 / 6.0
@@ -214,6 +216,8 @@ class Registration:
                 span = self._cfg.registration_window_s
                 if kind == Evidence.EARTH_FIXED:
                     span *= EARTH_FIXED_WINDOW_SHARE
+                elif kind == Evidence.THRUSTING:
+                    span *= THRUSTING_WINDOW_SHARE
                 if t_s - w.times_s[0] >= span:
                     del self._pending[key]
                     self._solve(w, np.asarray(x, float), kind, t_s)
@@ -244,6 +248,8 @@ class Registration:
         y = (np.einsum("nki,ni->nk", E, c) / den[:, None] * inv_sig[:, None]).reshape(-1)
         Hp = E / rho[:, None, None] * inv_sig[:, None, None]  # (n, 2, 3)
         cols = [Hp] if kind == Evidence.EARTH_FIXED else [Hp, Hp * dt[:, None, None]]
+        if kind == Evidence.THRUSTING:
+            cols.append(0.5 * Hp * (dt**2)[:, None, None])
         A = np.concatenate(cols, axis=2).reshape(2 * n, -1)
         J = np.stack([_cross(u, E[:, 0]), _cross(u, E[:, 1])], axis=1) * inv_sig[:, None, None]
         G = np.zeros((n, 2, uniq.size, 3))

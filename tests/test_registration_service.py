@@ -44,7 +44,11 @@ def test_getstatus_and_prometheus_show_the_offline_estimates(tmp_path, sim_resul
                 await st.close()
 
             await asyncio.gather(*(stream(sid) for sid in sensors))
-            status = await s.stub.GetStatus(fs.GetStatusRequest())
+            for _ in range(600):  # until the engine has applied the last closes' flush
+                status = await s.stub.GetStatus(fs.GetStatusRequest())
+                if status.counters["frames_applied_total"] == len(sim.frames):
+                    break
+                await asyncio.sleep(0.05)
             url = f"http://127.0.0.1:{s.fusion.metrics.port}/metrics"
             text = await asyncio.to_thread(lambda: urllib.request.urlopen(url).read().decode())
             return status, text
