@@ -72,13 +72,12 @@ class SensorBias:
 
 @dataclass(slots=True)
 class _Window:
-    """Detections of one track waiting to be solved together."""
+    """Detections of one track waiting to be solved together: rows of (time s, sensor
+    index, sensor position (3,) m, measured LOS (3,) uncorrected, sigma rad)."""
 
-    times_s: list[float] = field(default_factory=list)
-    sensors: list[int] = field(default_factory=list)
-    positions: list[np.ndarray] = field(default_factory=list)
-    los: list[np.ndarray] = field(default_factory=list)  # as measured (uncorrected)
-    sigma: list[float] = field(default_factory=list)
+    start_s: float
+    last_s: float = 0.0
+    rows: list[tuple[float, int, np.ndarray, np.ndarray, float]] = field(default_factory=list)
 
 
 def resting(x: np.ndarray) -> bool:
@@ -130,6 +129,14 @@ class Registration:
         self._P = np.zeros((0, 0))  # (3 S, 3 S) rad^2
         self._windows_used = np.zeros(0, int)  # (S,)
         self._pending: dict[int, _Window] = {}
+        self._span = {
+            Evidence.MOVING: config.registration_window_s,
+            Evidence.EARTH_FIXED: config.registration_window_s * EARTH_FIXED_WINDOW_SHARE,
+            Evidence.THRUSTING: config.registration_window_s * THRUSTING_WINDOW_SHARE,
+        }
+        self._drift_s = 0.0  # s of drift not yet added to P (added before P changes)
+        self._p_version = 0  # bumped whenever P or theta change
+        self._applied: dict[int, tuple[int, bool, np.ndarray, np.ndarray, float]] = {}
         self._t_ns: int | None = None
         self._pruned_s = -np.inf
         self.windows_total = 0  # accepted windows
@@ -146,33 +153,60 @@ class Registration:
         k = self._sensor(frame.sensor_id)
         if k is None or self._windows_used[k] == 0 or frame.n_detections == 0:
             return frame
-        th = self._theta[3 * k : 3 * k + 3]
-        pk = self._P[3 * k : 3 * k + 3, 3 * k : 3 * k + 3]
-        if float(th @ np.linalg.solve(pk, th)) < self._cfg.registration_apply_chi2:
-            # not significantly non-zero: not applied, its second moment widens instead
-            c, pk = frame.los, pk + np.outer(th, th)
-        else:
+        applied, th, pk, tr = self._use(k)
+        if applied:
             c = frame.los - _cross(np.broadcast_to(th, frame.los.shape), frame.los)
             c /= np.linalg.norm(c, axis=1)[:, None]
-        across = 0.5 * (np.trace(pk) - np.einsum("ni,ij,nj->n", c, pk, c))
+        else:
+            c = frame.los
+        drift = self._q_per_s * self._drift_s  # rad^2 per axis, isotropic: adds as is
+        across = 0.5 * (tr - np.einsum("ni,ij,nj->n", c, pk, c)) + drift
         widen = self._cfg.registration_consider_looks * np.maximum(across, 0.0)
         sigma = np.sqrt(frame.sigma**2 + widen)
         return dataclasses.replace(frame, los=c, sigma=sigma)
 
+    def _use(self, k: int) -> tuple[bool, np.ndarray, np.ndarray, float]:
+        """How sensor ``k``'s estimate is used (cached until P changes): applied or not
+        (theta' P_kk^-1 theta against ``registration_apply_chi2``), theta (3,), the
+        covariance to widen by (3, 3; plus theta theta' when not applied; without the
+        pending drift) and its trace."""
+        hit = self._applied.get(k)
+        if hit is not None and hit[0] == self._p_version:
+            return hit[1], hit[2], hit[3], hit[4]
+        th = self._theta[3 * k : 3 * k + 3].copy()
+        pk = self._P[3 * k : 3 * k + 3, 3 * k : 3 * k + 3].copy()
+        drift = self._q_per_s * self._drift_s * np.eye(3)
+        applied = float(th @ np.linalg.solve(pk + drift, th)) >= self._cfg.registration_apply_chi2
+        if not applied:  # not significantly non-zero: its second moment widens instead
+            pk = pk + np.outer(th, th)
+        self._applied[k] = (self._p_version, applied, th, pk, float(np.trace(pk)))
+        return applied, th, pk, float(np.trace(pk))
+
     def _advance(self, t_ns: int) -> None:
-        """Random-walk drift of every bias up to data time ``t_ns``."""
-        if self._t_ns is not None and t_ns > self._t_ns and self._q_per_s > 0.0:
-            dt = (t_ns - self._t_ns) / NS_PER_S
-            n = self._P.shape[0]
-            self._P[np.arange(n), np.arange(n)] += self._q_per_s * dt
+        """Random-walk drift of every bias up to data time ``t_ns`` (kept as a pending
+        time, added to ``P`` by :meth:`_settle` before ``P`` changes)."""
+        if self._t_ns is not None and t_ns > self._t_ns:
+            self._drift_s += (t_ns - self._t_ns) / NS_PER_S
         if self._t_ns is None or t_ns > self._t_ns:
             self._t_ns = t_ns
+
+    def _settle(self) -> None:
+        """Add the pending drift to ``P``."""
+        if self._drift_s > 0.0 and self._q_per_s > 0.0:
+            n = self._P.shape[0]
+            P = self._P.copy()
+            P[np.arange(n), np.arange(n)] += self._q_per_s * self._drift_s
+            self._P = P
+            self._p_version += 1
+        self._drift_s = 0.0
 
     def _sensor(self, sensor_id: str) -> int | None:
         """Index of a sensor, added with the prior on first sight (None beyond the cap)."""
         k = self._index.get(sensor_id)
         if k is not None or len(self._ids) >= self._cfg.registration_max_sensors:
             return k
+        self._settle()
+        self._p_version += 1
         k = len(self._ids)
         n = 3 * (k + 1)
         P = np.zeros((n, n))
@@ -201,50 +235,46 @@ class Registration:
         k = self._index.get(frame.sensor_id)
         t_s = frame.time_s
         if k is not None:
-            for key, kind, d, x in zip(keys, kinds, det_idx, states, strict=True):
+            pending, pos, los, sig = self._pending, frame.position, frame.los, frame.sigma
+            for i, kind in enumerate(kinds):
+                key = keys[i]
                 if kind == Evidence.NONE:
-                    self._pending.pop(key, None)
+                    pending.pop(key, None)
                     continue
-                w = self._pending.setdefault(key, _Window())
-                if len(w.times_s) >= MAX_WINDOW_LOOKS:
-                    w = self._pending[key] = _Window()
-                w.times_s.append(t_s)
-                w.sensors.append(k)
-                w.positions.append(frame.position)
-                w.los.append(frame.los[int(d)])
-                w.sigma.append(float(frame.sigma[int(d)]))
-                span = self._cfg.registration_window_s
-                if kind == Evidence.EARTH_FIXED:
-                    span *= EARTH_FIXED_WINDOW_SHARE
-                elif kind == Evidence.THRUSTING:
-                    span *= THRUSTING_WINDOW_SHARE
-                if t_s - w.times_s[0] >= span:
-                    del self._pending[key]
-                    self._solve(w, np.asarray(x, float), kind, t_s)
+                w = pending.get(key)
+                if w is None or len(w.rows) >= MAX_WINDOW_LOOKS:
+                    w = pending[key] = _Window(t_s)
+                d = int(det_idx[i])
+                w.rows.append((t_s, k, pos, los[d], float(sig[d])))
+                w.last_s = t_s
+                if t_s - w.start_s >= self._span[kind]:
+                    del pending[key]
+                    self._solve(w, np.asarray(states[i], float), kind, t_s)
         if t_s - self._pruned_s >= PRUNE_EVERY_S:
             self._pruned_s = t_s
             horizon = t_s - 2.0 * self._cfg.registration_window_s
-            for key in [q for q, w in self._pending.items() if w.times_s[-1] < horizon]:
+            for key in [q for q, w in self._pending.items() if w.last_s < horizon]:
                 del self._pending[key]
 
     def _solve(self, w: _Window, x: np.ndarray, kind: Evidence, t_now: float) -> None:
         """One Kalman update of the biases from a track's window (module docstring)."""
-        sensors = np.array(w.sensors)
+        times, sensor_list, positions, los, sigmas = zip(*w.rows, strict=True)
+        sensors = np.array(sensor_list)
         uniq, inv = np.unique(sensors, return_inverse=True)
         n = sensors.size
         if uniq.size < 2 or n < MIN_LOOKS:
             return
-        dt = np.array(w.times_s) - t_now
+        dt = np.array(times) - t_now
         p = _positions(x, dt, kind)
         th = self._theta.reshape(-1, 3)[sensors]
-        m = np.array(w.los)
+        m = np.array(los)
         c = m - _cross(th, m)
         c /= np.linalg.norm(c, axis=1)[:, None]
-        u, rho, E = predict_los(p, np.array(w.positions))
+        u, rho, E = predict_los(p, np.array(positions))
         den = np.einsum("ni,ni->n", u, c)
         if np.any(den <= 0.5):
             return
-        inv_sig = 1.0 / np.array(w.sigma)
+        inv_sig = 1.0 / np.array(sigmas)
         y = (np.einsum("nki,ni->nk", E, c) / den[:, None] * inv_sig[:, None]).reshape(-1)
         Hp = E / rho[:, None, None] * inv_sig[:, None, None]  # (n, 2, 3)
         cols = [Hp] if kind == Evidence.EARTH_FIXED else [Hp, Hp * dt[:, None, None]]
@@ -262,6 +292,7 @@ class Registration:
         ``y = A ds + G dtheta + N(0, I)`` with the nuisance ``ds`` (track errors)
         eliminated (Schur complement: information ``L``, ``eta`` on ``dtheta``). An
         inconsistent window is skipped; a broken update is rejected and counted."""
+        self._settle()
         idx = (3 * uniq[:, None] + np.arange(3)).ravel()
         try:
             AtA = A.T @ A
@@ -308,6 +339,7 @@ class Registration:
             self.rejected_total += 1
             return
         self._theta, self._P = theta, P
+        self._p_version += 1
         self._windows_used[uniq] += 1
         self.windows_total += 1
 
@@ -316,7 +348,8 @@ class Registration:
         """Every known sensor's estimate and 1-sigma (rad, ECI axes), by sensor id."""
         out = []
         index, P, theta, used = dict(self._index), self._P, self._theta, self._windows_used
-        sig = np.sqrt(np.maximum(np.diag(P), 0.0)).reshape(-1, 3)
+        drift = self._q_per_s * self._drift_s
+        sig = np.sqrt(np.maximum(np.diag(P) + drift, 0.0)).reshape(-1, 3)
         th = theta.reshape(-1, 3)
         for sid in sorted(index):
             k = index[sid]
