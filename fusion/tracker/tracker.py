@@ -16,12 +16,13 @@ import numpy as np
 
 from ..association import Gating, assign_pairs, gate, gate_threshold
 from ..config import FusionConfig
-from ..domain import NS_PER_S, SensorFrame, TrackReport, TrackStatus
+from ..domain import NS_PER_S, SensorFrame, TrackReport
 from ..dynamics import ACC, N_STATE, POS, VEL, cross_omega, ellipsoid_height
 from ..filters import update
 from ..initiation import Candidate, InitiationBuffer
 from ..measurement import position_jacobian, predict_los, residuals
-from ..registration import Evidence, Registration, resting
+from ..registration import Registration
+from .evidence import evidence_of
 from .lifecycle import Lifecycle
 from .modes import MotionModes, radial_speed
 from .reports import ReportSchedule
@@ -37,22 +38,6 @@ class _Assigned(NamedTuple):
     rows: np.ndarray  # (K,) state rows of the assigned tracks
     track_idx: np.ndarray  # (K,) index of each among the gated tracks
     det_idx: np.ndarray  # (K,) detection index in the frame
-
-
-def evidence_of(trk: Track, x: np.ndarray) -> Evidence:
-    """What a track (state ``x``) tells the registration: a hot spot (Earth-fixed, or a
-    dim tentative track resting on the ground), a confirmed ballistic or boosting target,
-    or nothing (drag, other tentative tracks, single-satellite)."""
-    if trk.earth_fixed:
-        return Evidence.EARTH_FIXED
-    if trk.status == TrackStatus.CONFIRMED and not trk.uncertain:
-        if trk.mode == Mode.BALLISTIC:
-            return Evidence.MOVING
-        if trk.mode == Mode.BOOST:
-            return Evidence.THRUSTING
-    if trk.status == TrackStatus.TENTATIVE and not trk.plume.bright_seen and resting(x):
-        return Evidence.EARTH_FIXED
-    return Evidence.NONE
 
 
 class Tracker:
