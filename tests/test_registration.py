@@ -184,3 +184,28 @@ def test_registration_switch_in_config_and_cli(tmp_path):
     add_config_argument(p)
     assert config_from_args(p.parse_args(["--no-registration"])).registration is False
     assert config_from_args(p.parse_args([])).registration is True
+
+
+#: /tracks digests recorded before issue 12 (tests/test_track_digests.py at c67f074)
+_BEFORE_REGISTRATION = {
+    ("clutter", 150.0): (142, "38f1c6bb253ea4730ad48b8c227a470d01c0e120c913c6be1116f7e678e403fa"),
+    ("single-icbm", 400.0): (
+        360,
+        "63488d4961621eaa234df24193cbb51dbef016fc532c6bd9b55b6700f41fb09f",
+    ),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(_BEFORE_REGISTRATION))
+def test_registration_off_reproduces_the_tracks_from_before_it(case, simulated_mcap, tmp_path):
+    """Unbiased simulations are byte-identical to before the drift existed, and the
+    tracker with registration off is the tracker from before issue 12, bit for bit."""
+    from test_track_digests import tracks_digest
+
+    from tracklayer.services.cli import main
+
+    out = tmp_path / "off.mcap"
+    rec = simulated_mcap(case[0], duration_s=case[1])
+    assert main(["track", str(rec), "--out", str(out), "--no-registration"]) == 0
+    assert tracks_digest(out) == _BEFORE_REGISTRATION[case]
