@@ -25,7 +25,15 @@ def test_scenarios_lists_each_builtin_on_one_line(capsys):
     assert main(["scenarios"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     names = [ln.split()[0] for ln in lines]
-    assert names == ["clutter", "dropout", "raid", "raid-proliferated", "salvo", "single-icbm"]
+    assert names == [
+        "biased",
+        "clutter",
+        "dropout",
+        "raid",
+        "raid-proliferated",
+        "salvo",
+        "single-icbm",
+    ]
     assert all(len(ln.split(maxsplit=1)) == 2 for ln in lines)
 
 
