@@ -104,6 +104,18 @@ class FusionConfig:
     launch_max_first_altitude_m: float = 60_000.0  # m; launch estimated only for a track
     # first seen below this
 
+    # --- sensor registration (pointing bias per sensor, fusion/registration.py) ---
+    registration: bool = True  # estimate and apply each sensor's pointing bias
+    registration_prior_sigma_rad: float = 10e-6  # rad per axis; bias prior (before evidence)
+    registration_drift_rad_per_hour: float = 5e-6  # rad per axis after 1 h (random walk)
+    registration_window_s: float = 20.0  # s of a track's detections solved together
+    registration_max_sensors: int = 256  # sensors estimated (later ones are left alone)
+    registration_apply_chi2: float = 11.34  # an estimate is applied once th' P^-1 th
+    # exceeds this (3 dof, 99 %): an unbiased sensor keeps its lines of sight
+    registration_consider_looks: float = 25.0  # looks of one sensor a track's estimate
+    # averages: the bias error, common to them, is counted this many times in each look's
+    # variance (a Schmidt-Kalman consider term for a white-noise filter)
+
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> FusionConfig:
         """Build from a mapping of field name -> value; unknown keys and bad values raise
@@ -160,11 +172,15 @@ class FusionConfig:
             if f.name in nonneg:
                 if v < 0:
                     raise ValueError(f"{f.name}: must be >= 0, got {v}")
-            elif isinstance(v, int | float) and v <= 0:
+            elif isinstance(v, int | float) and not isinstance(v, bool) and v <= 0:
                 raise ValueError(f"{f.name}: must be > 0, got {v}")
 
 
 def _coerce(key: str, value: Any, kind: type) -> Any:
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        raise ValueError(f"{key}: expected true or false, got {value!r}")
     if isinstance(value, bool):
         raise ValueError(f"{key}: expected a {kind.__name__}, got a boolean")
     if kind is int:

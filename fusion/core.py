@@ -15,6 +15,7 @@ from typing import NamedTuple, Protocol
 from .config import FusionConfig
 from .domain import FrameStatus, SensorFrame, TrackReport
 from .ordering import DEFAULT_DUPLICATE_WINDOW, FrameOrderer
+from .registration import SensorBias
 
 #: Label values of ``frames_total{status=...}``, in wire-enum order.
 STATUS_LABELS = {
@@ -204,4 +205,14 @@ class FusionCore:
         c["frames_applied_total"] = self._applied
         c["frames_buffered"] = self.orderer.buffered
         c["idle_timeouts_total"] = self._idle_timeouts
+        reg = getattr(self.tracker, "registration", None)
+        if reg is not None:
+            c["registration_windows_total"] = reg.windows_total
+            c["registration_outliers_total"] = reg.outliers_total
+            c["registration_rejected_total"] = reg.rejected_total
         return c
+
+    def sensor_biases(self) -> list[SensorBias]:
+        """Every sensor's pointing-bias estimate (empty when registration is off)."""
+        reg = getattr(self.tracker, "registration", None)
+        return reg.estimates() if reg is not None else []

@@ -65,6 +65,7 @@ class SensorSpec:
     latency_max_s: float = 5.0
     drop_probability: float = 0.0
     bias_sigma_urad: float = 0.0
+    bias_drift_urad_per_hour: float = 0.0  # random walk: sigma per axis after one hour
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,6 +269,9 @@ def _sensor(file: str, table: Any) -> SensorSpec:
         latency_max_s=c.num("latency_max_s", d.latency_max_s, lo=0.0, hi=600.0),
         drop_probability=c.num("drop_probability", d.drop_probability, lo=0.0, hi=1.0),
         bias_sigma_urad=c.num("bias_sigma_urad", d.bias_sigma_urad, lo=0.0, hi=1e4),
+        bias_drift_urad_per_hour=c.num(
+            "bias_drift_urad_per_hour", d.bias_drift_urad_per_hour, lo=0.0, hi=1e4
+        ),
     )
 
 

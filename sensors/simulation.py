@@ -41,7 +41,6 @@ from .constellation import Constellation, parse_tle, walker_delta
 from .glide import make_glide_flight
 from .ir_sensor import (
     GLIDE_INTENSITY,
-    TAG_BIAS,
     TAG_DELIVERY,
     TAG_FRAME,
     TAG_HOTSPOTS,
@@ -54,12 +53,12 @@ from .ir_sensor import (
     merge_by_resolution,
     perturb,
     regard_half_angle,
-    rotation_matrix,
     stable_hash,
     visible,
 )
 from .missile_profiles import GLIDERS, MissileError, booster_of
 from .missiles import Flight, make_flight
+from .pointing_bias import PointingBias
 from .scenario import Scenario, ScenarioError
 
 BLOCK_LOOKS = 32  # looks per satellite processed together
@@ -85,7 +84,7 @@ class World:
     flights: list[Flight]
     offsets_s: np.ndarray  # (S,) look phase within the period
     sensor_hash: list[int]
-    bias: list[np.ndarray | None]  # (3, 3) per sensor or None
+    bias: PointingBias  # per-sensor rotation of the lines of sight
     obj_brightness: np.ndarray  # (J,) brightness of the profile while boosting
     obj_factor: np.ndarray  # (J,) per-object brightness factor (log-normal)
     pd_table: np.ndarray  # (5,) Pd by FlightPhase value
@@ -114,14 +113,7 @@ def build_world(scenario: Scenario, seed: int | None = None, duration_s: float |
         [keyed_rng(seed, TAG_PHASE, h).random() * p.period_s if p.random_phase else 0.0
          for h in hashes]
     )  # fmt: skip
-    bias = []
-    for h in hashes:
-        if p.bias_sigma_rad > 0:
-            bias.append(
-                rotation_matrix(keyed_rng(seed, TAG_BIAS, h).normal(0, p.bias_sigma_rad, 3))
-            )
-        else:
-            bias.append(None)
+    bias = _pointing_bias(scenario, seed, hashes, duration)
     flights, bright, factor = [], [], []
     for n, la in enumerate(scenario.launches):
         site, target = (la.site_lat_deg, la.site_lon_deg), (la.target_lat_deg, la.target_lon_deg)
@@ -150,6 +142,14 @@ def build_world(scenario: Scenario, seed: int | None = None, duration_s: float |
     return World(scenario, seed, duration, p, const, flights, offsets, hashes, bias,
                  np.array(bright), np.array(factor), p.pd_by_phase(), hot, hot_b,
                  outages)  # fmt: skip
+
+
+def _pointing_bias(
+    scenario: Scenario, seed: int, hashes: list[int], duration_s: float
+) -> PointingBias:
+    s = scenario.sensor
+    return PointingBias(seed, hashes, s.bias_sigma_urad * 1e-6,
+                        s.bias_drift_urad_per_hour * 1e-6, duration_s)  # fmt: skip
 
 
 def _hotspots(scenario: Scenario, seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -238,8 +238,9 @@ def _frame(
         order = rng.permutation(los.shape[0])  # no order leaks which is which
         los, inten = los[order], inten[order]
         ids = tuple(ids_l[i] for i in order)
-        if w.bias[k] is not None:
-            los = los @ w.bias[k].T
+        rot = w.bias.rotation(k, t_s - w.scenario.epoch_s)
+        if rot is not None:
+            los = los @ rot.T
     else:
         los, inten, ids = np.zeros((0, 3)), np.zeros(0), ()
     sid = w.constellation.ids[k]
@@ -425,12 +426,20 @@ def simulate_to_lists(
 def run_metadata(
     scenario: Scenario, seed: int | None = None, duration_s: float | None = None
 ) -> dict[str, Any]:
-    """Facts about a run for recording metadata and summaries."""
-    return {
+    """Facts about a run for recording metadata and summaries; ``sensor_bias`` (the true
+    biases, :meth:`PointingBias.truth_table`) only when the scenario has a bias."""
+    seed = scenario.seed if seed is None else int(seed)
+    duration = scenario.duration_s if duration_s is None else float(duration_s)
+    meta = {
         "scenario": scenario.name,
         "scenario_file": scenario.source,
-        "seed": scenario.seed if seed is None else int(seed),
-        "duration_s": scenario.duration_s if duration_s is None else float(duration_s),
+        "seed": seed,
+        "duration_s": duration,
         "sensor_ids": scenario.sensor_ids(),
         "object_ids": [oid for la in scenario.launches for oid in la.object_ids()],
     }
+    ids = scenario.sensor_ids()
+    bias = _pointing_bias(scenario, seed, [stable_hash(s) for s in ids], duration)
+    if bias.active:
+        meta["sensor_bias"] = bias.truth_table(ids)
+    return meta

@@ -36,6 +36,7 @@ from tracklayer.services.errors import UserError
 from tracklayer.services.wire import convert
 from tracklayer.services.wire.recording import (
     TOPIC_FRAMES,
+    TOPIC_SENSOR_BIAS,
     TOPIC_TRACKS,
     TOPICS,
     RecordingError,
@@ -115,6 +116,8 @@ def record_simulation(
         "epoch": str(scenario.epoch_ns),
         "object_ids": ",".join(meta["object_ids"]),
     }
+    if "sensor_bias" in meta:  # DESIGN §5: the true pointing biases (JSON)
+        metadata["sensor_bias"] = json.dumps(meta["sensor_bias"], sort_keys=True)
     run = SimulationRun(
         scenario.name,
         out,
@@ -264,6 +267,7 @@ def _track(
     """One streaming pass: copy every message, feed frames to the core, write reports."""
     started = time.perf_counter()
     n_reports = 0
+    next_bias_ns: int | None = 0
 
     def write(emitted: list[Emitted]) -> None:
         nonlocal n_reports
@@ -275,8 +279,8 @@ def _track(
         n_reports += len(emitted)
 
     for topic, log_time_ns, data in reader.raw_messages():
-        if topic == TOPIC_TRACKS:
-            continue  # replaced by this run's reports
+        if topic in (TOPIC_TRACKS, TOPIC_SENSOR_BIAS):
+            continue  # replaced by this run's reports and estimates
         if topic not in TOPICS:
             run.skipped_topics[topic] += 1
             continue
@@ -296,6 +300,7 @@ def _track(
             continue
         status, _, emitted = core.submit_timed(frame)
         write(emitted)
+        next_bias_ns = _write_biases(core, writer, next_bias_ns)
         if status is FrameStatus.ACCEPTED:
             t = frame.time_ns
             run.first_ns = t if run.first_ns is None else min(run.first_ns, t)
@@ -303,6 +308,24 @@ def _track(
         if progress is not None:
             progress(run.frames, run.span_s, n_reports, False)
     write(core.flush_timed())
+    _write_biases(core, writer, None)
     if progress is not None:
         progress(run.frames, run.span_s, n_reports, True)
     run.wall_s = time.perf_counter() - started
+
+
+BIAS_INTERVAL_NS = 10 * NS_PER_S  # data time between two /sensor_bias snapshots
+
+
+def _write_biases(core: FusionCore, writer: RecordingWriter, next_ns: int | None) -> int | None:
+    """``/sensor_bias``: every sensor's estimate once per ``BIAS_INTERVAL_NS`` of data time
+    (and at the end: ``next_ns`` None). Returns the next due time."""
+    biases = core.sensor_biases()
+    if not biases:
+        return next_ns
+    t_ns = biases[0].time_ns
+    if next_ns is not None and t_ns < next_ns:
+        return next_ns
+    for b in biases:
+        writer.write_raw(TOPIC_SENSOR_BIAS, convert.bias_to_proto(b).SerializeToString(), t_ns)
+    return (t_ns // BIAS_INTERVAL_NS + 1) * BIAS_INTERVAL_NS

@@ -26,6 +26,7 @@ def test_scenarios_lists_each_builtin_on_one_line(capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     names = [ln.split()[0] for ln in lines]
     assert names == [
+        "biased",
         "clutter",
         "dropout",
         "glide",

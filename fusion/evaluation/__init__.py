@@ -51,6 +51,8 @@ Modules, in the order the evaluation runs:
 - :mod:`.summary`: the run's figures over every object;
 - :mod:`.results`: :class:`EvaluationResult`, :class:`TrackSeries`, :class:`ObjectSeries`;
 - :mod:`.accumulator`: :class:`MetricsAccumulator` and :func:`evaluate`.
+- :mod:`.registration`: sensor pointing-bias estimates against the simulator's truth
+  (used by ``tracklayer evaluate`` beside the figures above).
 
 Imports only numpy, scipy and ``tracklayer.fusion`` (no services, sensors, gRPC,
 protobuf or MCAP).

@@ -21,7 +21,9 @@ from ..dynamics import ACC, N_STATE, POS, VEL, cross_omega, ellipsoid_height
 from ..filters import update
 from ..initiation import Candidate, InitiationBuffer
 from ..measurement import position_jacobian, predict_los, residuals
+from ..registration import Registration
 from ..threads import ThreadBook
+from .evidence import evidence_of
 from .glide_mode import glide_transitions
 from .lifecycle import Lifecycle
 from .modes import MotionModes, radial_speed
@@ -61,6 +63,7 @@ class Tracker:
         self._lifecycle = Lifecycle(cfg, self._rows)
         self._reports = ReportSchedule(fusion_id, cfg, self._rows)
         self._threads = ThreadBook()
+        self.registration = Registration(cfg) if cfg.registration else None
 
     # ------------------------------------------------------------------ public API
     @property
@@ -78,7 +81,10 @@ class Tracker:
         self._advance(t_ns)
         for trk in self._tracks:
             trk.updated_now = False
-        unclaimed = self._associate_and_update(frame)
+        raw = frame
+        if self.registration is not None:  # pointing bias removed, its uncertainty added
+            frame = self.registration.correct(frame)
+        unclaimed = self._associate_and_update(frame, raw)
         self._initiate(frame, unclaimed)
         self._modes.run_shadow_tests(self._tracks, t_ns)
         self._run_lifecycle(t_ns)
@@ -114,8 +120,9 @@ class Tracker:
         self._rows.predict(dt, inv_tau, accel_psd, jerk_psd, self.config.max_step_s)
 
     # ------------------------------------------------------------------ association
-    def _associate_and_update(self, frame: SensorFrame) -> np.ndarray:
-        """Gate, assign and update; returns the indices of the unclaimed detections."""
+    def _associate_and_update(self, frame: SensorFrame, raw: SensorFrame) -> np.ndarray:
+        """Gate, assign and update (``raw``: the frame before registration); returns the
+        indices of the unclaimed detections."""
         n_det = frame.n_detections
         if n_det == 0:
             return np.zeros(0, int)
@@ -155,12 +162,23 @@ class Tracker:
                 np.sqrt(np.trace(rows.P[assigned.rows][:, VEL, VEL], axis1=1, axis2=2)),
             )
         nis, shadowed = self._update_rows(frame, assigned)
+        if self.registration is not None:
+            self._feed_registration(raw, assigned)
         self._after_updates(frame, assigned, nis)
         for k, trk in enumerate(shadowed):
             self._modes.observe_shadow(trk, float(nis[track_idx.size + k]))
         claimed = np.zeros(n_det, bool)
         claimed[assigned.det_idx] = True
         return np.flatnonzero(~claimed)
+
+    def _feed_registration(self, raw: SensorFrame, pairs: _Assigned) -> None:
+        """Hand the updated tracks' detections and states to the registration."""
+        keys, kinds = [], []
+        for r in pairs.rows:
+            trk = self._rows.track_of(r)
+            keys.append(trk.key)
+            kinds.append(evidence_of(trk, self._rows.x[r]))
+        self.registration.observe(raw, keys, kinds, pairs.det_idx, self._rows.x[pairs.rows])
 
     def _gates(self, main_rows: np.ndarray) -> np.ndarray:
         """Chi-square gate of each main row's track by its mode (cached with the rows'

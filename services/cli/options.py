@@ -23,8 +23,22 @@ CONFIG_HELP = "fusion settings (flat TOML table of FusionConfig fields, SI units
 
 
 def add_config_argument(p: argparse.ArgumentParser) -> None:
-    """``--config FILE.toml``: fusion settings (read by :func:`load_fusion_config`)."""
+    """``--config FILE.toml``: fusion settings, and ``--no-registration`` (read by
+    :func:`config_from_args`)."""
     p.add_argument("--config", metavar="FILE.toml", help=CONFIG_HELP)
+    p.add_argument(
+        "--no-registration",
+        action="store_true",
+        help="do not estimate the sensors' pointing biases (setting registration = false)",
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> FusionConfig:
+    """The fusion settings of ``--config`` with ``--no-registration`` applied."""
+    config = load_fusion_config(args.config)
+    if getattr(args, "no_registration", False):
+        config = config.replace(registration=False)
+    return config
 
 
 def load_fusion_config(path: str | os.PathLike[str] | None) -> FusionConfig:

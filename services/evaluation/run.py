@@ -25,6 +25,7 @@ from tracklayer.services.evaluation.baseline import (
     load_baseline,
     make_baseline,
 )
+from tracklayer.services.evaluation.registration import format_biases, read_biases
 from tracklayer.services.evaluation.table import (
     format_comparison,
     format_per_object,
@@ -171,6 +172,9 @@ def evaluate_recording(
             raise UserError(str(exc)) from None
     result, meta = read_recording(path, truth_path)
     d = _metrics_dict(result, meta, path, truth_path)
+    biases = read_biases(path, meta)
+    if biases is not None:
+        d["registration"] = biases.to_dict()
     say(f"tracklayer evaluate: {path}")
     if not result.has_truth:
         say(f"no truth in {path}: track statistics only")
@@ -180,6 +184,8 @@ def evaluate_recording(
     if per:
         say("per object:")
         say(per)
+    if biases is not None:
+        say(format_biases(biases))
     out_dir = report_dir if report_dir is not None else path.with_name(path.stem + "-report")
     run = RecordingEvaluation(result, d, table, out_dir, _write_metrics(d, out_dir))
     say(f"metrics: {run.metrics_path}")
@@ -189,6 +195,13 @@ def evaluate_recording(
         for p in write_plots(result, out_dir, meta.get("scenario") or path.stem):
             run.plots.append(p)
             say(f"plot:    {p}")
+        if biases is not None:
+            from tracklayer.services.evaluation.plots.registration import plot_biases
+
+            p = plot_biases(biases, out_dir / "sensor_bias.png", meta.get("scenario") or path.stem)
+            if p is not None:
+                run.plots.append(p)
+                say(f"plot:    {p}")
     if save_baseline:
         bl = make_baseline(d, path.name)
         Path(save_baseline).write_text(json.dumps(bl, indent=2) + "\n")

@@ -41,12 +41,13 @@ from dataclasses import dataclass, field
 from tracklayer import __version__
 from tracklayer.fusion.core import FusionCore
 from tracklayer.fusion.domain import FrameStatus, TrackReport
+from tracklayer.fusion.registration import SensorBias
 from tracklayer.services.errors import Unavailable
 from tracklayer.services.fusion_service.forwarder import Forwarder
 from tracklayer.services.fusion_service.inputs import EngineInput, apply_input
 from tracklayer.services.fusion_service.journal import EventKind, Journal
 from tracklayer.services.fusion_service.live_picture import LivePicture, report_message
-from tracklayer.services.fusion_service.metrics import GAUGES
+from tracklayer.services.fusion_service.metrics import GAUGES, bias_samples
 from tracklayer.services.fusion_service.outbox import Outbox
 from tracklayer.services.fusion_service.recovery import (
     checkpoint_state,
@@ -449,6 +450,16 @@ class FusionEngine:
         self._check_open()
         sub = self.hub.subscribe()
         return sub, (self.live_tracks() if include_current else [])
+
+    def sensor_biases(self) -> list[SensorBias]:
+        """Every sensor's current pointing-bias estimate (GetStatus)."""
+        return self.core.sensor_biases()
+
+    def metrics(self) -> dict[str, float]:
+        """The Prometheus samples: the counters and the bias estimates."""
+        out: dict[str, float] = dict(self.counters())
+        out.update(bias_samples(self.sensor_biases()))
+        return out
 
     def counters(self) -> dict[str, int]:
         """GetStatus / Prometheus counters (DESIGN §8 names); totals count this process."""

@@ -6,6 +6,9 @@ returns); names follow DESIGN §8.
 
 from __future__ import annotations
 
+from tracklayer.fusion.registration import SensorBias
+from tracklayer.services.rpc.server import sample_key
+
 #: Gauges among the counters (the rest are monotonic counters).
 GAUGES = frozenset(
     {
@@ -17,6 +20,8 @@ GAUGES = frozenset(
         "subscribers",
         "frames_pending",
         "outbox_rejected",
+        "tracklayer_sensor_bias_urad",
+        "tracklayer_sensor_bias_sigma_urad",
     }
 )
 
@@ -29,4 +34,20 @@ HELP = {
     "outbox_depth": "Reports waiting for the track store's ack",
     "journal_frames": "Frames in the journal",
     "late_frames_total": "Frames acknowledged LATE",
+    "tracklayer_sensor_bias_urad": "Pointing-bias estimate per sensor (rotation vector, ECI axes)",
+    "tracklayer_sensor_bias_sigma_urad": "1-sigma of the pointing-bias estimate per axis",
+    "registration_rejected_total": "Numerically broken registration updates, not applied",
 }
+
+
+def bias_samples(biases: list[SensorBias]) -> dict[str, float]:
+    """Prometheus samples of the sensors' pointing-bias estimates (urad), labelled by
+    sensor and axis (x, y, z of ECI)."""
+    out: dict[str, float] = {}
+    for b in biases:
+        for axis, a, s in zip("xyz", b.angles_rad, b.sigma_rad, strict=True):
+            out[sample_key("tracklayer_sensor_bias_urad", sensor=b.sensor_id, axis=axis)] = a * 1e6
+            out[sample_key("tracklayer_sensor_bias_sigma_urad", sensor=b.sensor_id, axis=axis)] = (
+                s * 1e6
+            )
+    return out

@@ -37,6 +37,7 @@ from tracklayer.services.rpc.server import (
     stream_subscription,
 )
 from tracklayer.services.rpc.tls import SENSOR_KIND, peer_identities, sensor_uri
+from tracklayer.services.wire import convert
 from tracklayer.v1 import fusion_service_pb2 as fs
 from tracklayer.v1 import fusion_service_pb2_grpc as fs_grpc
 
@@ -125,7 +126,8 @@ class FusionServicer(fs_grpc.FusionServiceServicer):
         self, request: fs.GetStatusRequest, context: grpc.aio.ServicerContext
     ) -> fs.GetStatusResponse:
         counters = {k: max(0, int(v)) for k, v in self._engine.counters().items()}
-        return fs.GetStatusResponse(counters=counters)
+        biases = [convert.bias_to_proto(b) for b in self._engine.sensor_biases()]
+        return fs.GetStatusResponse(counters=counters, sensor_biases=biases)
 
 
 @dataclass
@@ -199,7 +201,7 @@ async def start_fusion_server(
             credentials=credentials,
         )
         undo.push_async_callback(handle.server.stop, 0)
-        metrics = serve_metrics(metrics_port, engine.counters, gauges=GAUGES, help_text=HELP)
+        metrics = serve_metrics(metrics_port, engine.metrics, gauges=GAUGES, help_text=HELP)
         undo.pop_all()
     log.info(
         kv(

@@ -33,7 +33,8 @@ from tracklayer.fusion.domain import (
     TruthFrame,
     TruthState,
 )
-from tracklayer.v1 import common_pb2, sensor_pb2, track_pb2, truth_pb2
+from tracklayer.fusion.registration import SensorBias
+from tracklayer.v1 import common_pb2, registration_pb2, sensor_pb2, track_pb2, truth_pb2
 
 __all__ = [
     "TIMESTAMP_MAX_NS",
@@ -381,4 +382,28 @@ def detection_truth_from_proto(msg: truth_pb2.DetectionTruth) -> DetectionTruth:
     """``v1.DetectionTruth`` -> domain :class:`DetectionTruth`."""
     return DetectionTruth(
         sensor_id=msg.sensor_id, sequence=msg.sequence, object_ids=tuple(msg.object_ids)
+    )
+
+
+def bias_to_proto(b: SensorBias) -> registration_pb2.SensorBias:
+    """A sensor's pointing-bias estimate (rad in the domain, urad on the wire)."""
+    return registration_pb2.SensorBias(
+        sensor_id=b.sensor_id,
+        time=ns_to_timestamp(b.time_ns),
+        angles_urad=[a * 1e6 for a in b.angles_rad],
+        sigma_urad=[s * 1e6 for s in b.sigma_rad],
+        windows=b.windows,
+    )
+
+
+def bias_from_proto(msg: registration_pb2.SensorBias) -> SensorBias:
+    """The inverse of :func:`bias_to_proto`; three angles and sigmas are required."""
+    if len(msg.angles_urad) != 3 or len(msg.sigma_urad) != 3:
+        raise ValueError("angles_urad, sigma_urad: expected 3 values each")
+    return SensorBias(
+        msg.sensor_id,
+        _required_time(msg, "time"),
+        tuple(a * 1e-6 for a in msg.angles_urad),
+        tuple(s * 1e-6 for s in msg.sigma_urad),
+        int(msg.windows),
     )

@@ -34,13 +34,14 @@ from mcap_protobuf.schema import build_file_descriptor_set
 from tracklayer import __version__
 from tracklayer.fusion.domain import DetectionTruth, SensorFrame, TrackReport, TruthFrame
 from tracklayer.services.wire import convert
-from tracklayer.v1 import sensor_pb2, track_pb2, truth_pb2
+from tracklayer.v1 import registration_pb2, sensor_pb2, track_pb2, truth_pb2
 
 __all__ = [
     "METADATA_NAME",
     "TOPICS",
     "TOPIC_DETECTION_TRUTH",
     "TOPIC_FRAMES",
+    "TOPIC_SENSOR_BIAS",
     "TOPIC_TRACKS",
     "TOPIC_TRUTH",
     "RecordingError",
@@ -54,6 +55,7 @@ TOPIC_FRAMES = "/sensor_frames"
 TOPIC_TRUTH = "/truth"
 TOPIC_DETECTION_TRUTH = "/detection_truth"
 TOPIC_TRACKS = "/tracks"
+TOPIC_SENSOR_BIAS = "/sensor_bias"  # registration estimates (tracklayer track), DESIGN §5
 METADATA_NAME = "tracklayer"
 
 # Topic -> (wire message class, wire -> domain converter). Fixed by DESIGN §5.
@@ -62,6 +64,7 @@ _TOPIC_TYPES: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     TOPIC_TRUTH: (truth_pb2.TruthFrame, convert.truth_from_proto),
     TOPIC_DETECTION_TRUTH: (truth_pb2.DetectionTruth, convert.detection_truth_from_proto),
     TOPIC_TRACKS: (track_pb2.TrackReport, convert.report_from_proto),
+    TOPIC_SENSOR_BIAS: (registration_pb2.SensorBias, convert.bias_from_proto),
 }
 TOPICS: tuple[str, ...] = tuple(_TOPIC_TYPES)
 

@@ -22,11 +22,12 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from tracklayer.v1 import registration_pb2 as tracklayer_dot_v1_dot_registration__pb2
 from tracklayer.v1 import sensor_pb2 as tracklayer_dot_v1_dot_sensor__pb2
 from tracklayer.v1 import track_pb2 as tracklayer_dot_v1_dot_track__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"tracklayer/v1/fusion_service.proto\x12\rtracklayer.v1\x1a\x1atracklayer/v1/sensor.proto\x1a\x19tracklayer/v1/track.proto\"T\n\x13StreamFramesRequest\x12*\n\x06\x66rames\x18\x01 \x03(\x0b\x32\x1a.tracklayer.v1.SensorFrame\x12\x11\n\tsensor_id\x18\x02 \x01(\t\"=\n\x14StreamFramesResponse\x12%\n\x04\x61\x63ks\x18\x01 \x03(\x0b\x32\x17.tracklayer.v1.FrameAck\"\x17\n\x15ListLiveTracksRequest\"D\n\x16ListLiveTracksResponse\x12*\n\x06tracks\x18\x01 \x03(\x0b\x32\x1a.tracklayer.v1.TrackReport\"5\n\x1aSubscribeLiveTracksRequest\x12\x17\n\x0finclude_current\x18\x01 \x01(\x08\"J\n\x1bSubscribeLiveTracksResponse\x12+\n\x07reports\x18\x01 \x03(\x0b\x32\x1a.tracklayer.v1.TrackReport\"\x12\n\x10GetStatusRequest\"\x86\x01\n\x11GetStatusResponse\x12@\n\x08\x63ounters\x18\x01 \x03(\x0b\x32..tracklayer.v1.GetStatusResponse.CountersEntry\x1a/\n\rCountersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"+\n\x15\x44\x65\x63lareSensorsRequest\x12\x12\n\nsensor_ids\x18\x01 \x03(\t\"5\n\x16\x44\x65\x63lareSensorsResponse\x12\x1b\n\x13\x65xpected_sensor_ids\x18\x01 \x03(\t2\xea\x03\n\rFusionService\x12[\n\x0cStreamFrames\x12\".tracklayer.v1.StreamFramesRequest\x1a#.tracklayer.v1.StreamFramesResponse(\x01\x30\x01\x12]\n\x0eListLiveTracks\x12$.tracklayer.v1.ListLiveTracksRequest\x1a%.tracklayer.v1.ListLiveTracksResponse\x12n\n\x13SubscribeLiveTracks\x12).tracklayer.v1.SubscribeLiveTracksRequest\x1a*.tracklayer.v1.SubscribeLiveTracksResponse0\x01\x12N\n\tGetStatus\x12\x1f.tracklayer.v1.GetStatusRequest\x1a .tracklayer.v1.GetStatusResponse\x12]\n\x0e\x44\x65\x63lareSensors\x12$.tracklayer.v1.DeclareSensorsRequest\x1a%.tracklayer.v1.DeclareSensorsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"tracklayer/v1/fusion_service.proto\x12\rtracklayer.v1\x1a tracklayer/v1/registration.proto\x1a\x1atracklayer/v1/sensor.proto\x1a\x19tracklayer/v1/track.proto\"T\n\x13StreamFramesRequest\x12*\n\x06\x66rames\x18\x01 \x03(\x0b\x32\x1a.tracklayer.v1.SensorFrame\x12\x11\n\tsensor_id\x18\x02 \x01(\t\"=\n\x14StreamFramesResponse\x12%\n\x04\x61\x63ks\x18\x01 \x03(\x0b\x32\x17.tracklayer.v1.FrameAck\"\x17\n\x15ListLiveTracksRequest\"D\n\x16ListLiveTracksResponse\x12*\n\x06tracks\x18\x01 \x03(\x0b\x32\x1a.tracklayer.v1.TrackReport\"5\n\x1aSubscribeLiveTracksRequest\x12\x17\n\x0finclude_current\x18\x01 \x01(\x08\"J\n\x1bSubscribeLiveTracksResponse\x12+\n\x07reports\x18\x01 \x03(\x0b\x32\x1a.tracklayer.v1.TrackReport\"\x12\n\x10GetStatusRequest\"\xb8\x01\n\x11GetStatusResponse\x12@\n\x08\x63ounters\x18\x01 \x03(\x0b\x32..tracklayer.v1.GetStatusResponse.CountersEntry\x12\x30\n\rsensor_biases\x18\x02 \x03(\x0b\x32\x19.tracklayer.v1.SensorBias\x1a/\n\rCountersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"+\n\x15\x44\x65\x63lareSensorsRequest\x12\x12\n\nsensor_ids\x18\x01 \x03(\t\"5\n\x16\x44\x65\x63lareSensorsResponse\x12\x1b\n\x13\x65xpected_sensor_ids\x18\x01 \x03(\t2\xea\x03\n\rFusionService\x12[\n\x0cStreamFrames\x12\".tracklayer.v1.StreamFramesRequest\x1a#.tracklayer.v1.StreamFramesResponse(\x01\x30\x01\x12]\n\x0eListLiveTracks\x12$.tracklayer.v1.ListLiveTracksRequest\x1a%.tracklayer.v1.ListLiveTracksResponse\x12n\n\x13SubscribeLiveTracks\x12).tracklayer.v1.SubscribeLiveTracksRequest\x1a*.tracklayer.v1.SubscribeLiveTracksResponse0\x01\x12N\n\tGetStatus\x12\x1f.tracklayer.v1.GetStatusRequest\x1a .tracklayer.v1.GetStatusResponse\x12]\n\x0e\x44\x65\x63lareSensors\x12$.tracklayer.v1.DeclareSensorsRequest\x1a%.tracklayer.v1.DeclareSensorsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,28 +36,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_GETSTATUSRESPONSE_COUNTERSENTRY']._loaded_options = None
   _globals['_GETSTATUSRESPONSE_COUNTERSENTRY']._serialized_options = b'8\001'
-  _globals['_STREAMFRAMESREQUEST']._serialized_start=108
-  _globals['_STREAMFRAMESREQUEST']._serialized_end=192
-  _globals['_STREAMFRAMESRESPONSE']._serialized_start=194
-  _globals['_STREAMFRAMESRESPONSE']._serialized_end=255
-  _globals['_LISTLIVETRACKSREQUEST']._serialized_start=257
-  _globals['_LISTLIVETRACKSREQUEST']._serialized_end=280
-  _globals['_LISTLIVETRACKSRESPONSE']._serialized_start=282
-  _globals['_LISTLIVETRACKSRESPONSE']._serialized_end=350
-  _globals['_SUBSCRIBELIVETRACKSREQUEST']._serialized_start=352
-  _globals['_SUBSCRIBELIVETRACKSREQUEST']._serialized_end=405
-  _globals['_SUBSCRIBELIVETRACKSRESPONSE']._serialized_start=407
-  _globals['_SUBSCRIBELIVETRACKSRESPONSE']._serialized_end=481
-  _globals['_GETSTATUSREQUEST']._serialized_start=483
-  _globals['_GETSTATUSREQUEST']._serialized_end=501
-  _globals['_GETSTATUSRESPONSE']._serialized_start=504
-  _globals['_GETSTATUSRESPONSE']._serialized_end=638
-  _globals['_GETSTATUSRESPONSE_COUNTERSENTRY']._serialized_start=591
-  _globals['_GETSTATUSRESPONSE_COUNTERSENTRY']._serialized_end=638
-  _globals['_DECLARESENSORSREQUEST']._serialized_start=640
-  _globals['_DECLARESENSORSREQUEST']._serialized_end=683
-  _globals['_DECLARESENSORSRESPONSE']._serialized_start=685
-  _globals['_DECLARESENSORSRESPONSE']._serialized_end=738
-  _globals['_FUSIONSERVICE']._serialized_start=741
-  _globals['_FUSIONSERVICE']._serialized_end=1231
+  _globals['_STREAMFRAMESREQUEST']._serialized_start=142
+  _globals['_STREAMFRAMESREQUEST']._serialized_end=226
+  _globals['_STREAMFRAMESRESPONSE']._serialized_start=228
+  _globals['_STREAMFRAMESRESPONSE']._serialized_end=289
+  _globals['_LISTLIVETRACKSREQUEST']._serialized_start=291
+  _globals['_LISTLIVETRACKSREQUEST']._serialized_end=314
+  _globals['_LISTLIVETRACKSRESPONSE']._serialized_start=316
+  _globals['_LISTLIVETRACKSRESPONSE']._serialized_end=384
+  _globals['_SUBSCRIBELIVETRACKSREQUEST']._serialized_start=386
+  _globals['_SUBSCRIBELIVETRACKSREQUEST']._serialized_end=439
+  _globals['_SUBSCRIBELIVETRACKSRESPONSE']._serialized_start=441
+  _globals['_SUBSCRIBELIVETRACKSRESPONSE']._serialized_end=515
+  _globals['_GETSTATUSREQUEST']._serialized_start=517
+  _globals['_GETSTATUSREQUEST']._serialized_end=535
+  _globals['_GETSTATUSRESPONSE']._serialized_start=538
+  _globals['_GETSTATUSRESPONSE']._serialized_end=722
+  _globals['_GETSTATUSRESPONSE_COUNTERSENTRY']._serialized_start=675
+  _globals['_GETSTATUSRESPONSE_COUNTERSENTRY']._serialized_end=722
+  _globals['_DECLARESENSORSREQUEST']._serialized_start=724
+  _globals['_DECLARESENSORSREQUEST']._serialized_end=767
+  _globals['_DECLARESENSORSRESPONSE']._serialized_start=769
+  _globals['_DECLARESENSORSRESPONSE']._serialized_end=822
+  _globals['_FUSIONSERVICE']._serialized_start=825
+  _globals['_FUSIONSERVICE']._serialized_end=1315
 # @@protoc_insertion_point(module_scope)

@@ -7,6 +7,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from tracklayer.v1 import registration_pb2 as _registration_pb2
 from tracklayer.v1 import sensor_pb2 as _sensor_pb2
 from tracklayer.v1 import track_pb2 as _track_pb2
 import builtins as _builtins
@@ -205,18 +206,26 @@ class GetStatusResponse(_message.Message):
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
     COUNTERS_FIELD_NUMBER: _builtins.int
+    SENSOR_BIASES_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def counters(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
         """Counter name (as on the Prometheus endpoint, labels in braces) to value."""
+
+    @_builtins.property
+    def sensor_biases(self) -> _containers.RepeatedCompositeFieldContainer[_registration_pb2.SensorBias]:
+        """Current pointing-bias estimate of every sensor seen (empty when
+        registration is off), by sensor id.
+        """
 
     def __init__(
         self,
         *,
         counters: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        sensor_biases: _abc.Iterable[_registration_pb2.SensorBias] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["counters", b"counters"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["counters", b"counters", "sensor_biases", b"sensor_biases"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

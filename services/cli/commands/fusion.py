@@ -12,7 +12,7 @@ from pathlib import Path
 from tracklayer.services.cli.options import (
     add_config_argument,
     add_metrics_port_argument,
-    load_fusion_config,
+    config_from_args,
 )
 from tracklayer.services.errors import UserError
 from tracklayer.services.rpc.server import configure_logging, parse_host_port
@@ -131,7 +131,7 @@ def settings_from_args(args: argparse.Namespace):  # -> FusionSettings
         raise UserError("--outbox: must differ from --journal")
     return FusionSettings(
         fusion_id=args.id,
-        config=load_fusion_config(args.config),
+        config=config_from_args(args),
         sensors=sensors,
         journal_path=Path(journal),
         outbox_path=Path(outbox),

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tracklayer.services.cli.options import add_config_argument, load_fusion_config
+from tracklayer.services.cli.options import add_config_argument, config_from_args
 from tracklayer.services.cli.progress import ProgressLine
 
 PROGRESS_INTERVAL_S = 0.5  # wall seconds between two progress lines on a terminal
@@ -41,7 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tracklayer.services.offline import track_recording
 
-    config = load_fusion_config(args.config)
+    config = config_from_args(args)
     line = ProgressLine("track", interval_s=PROGRESS_INTERVAL_S)
 
     def progress(total_frames: int | None):

@@ -1,0 +1,367 @@
+"""Sensor registration: each sensor's pointing bias, estimated online and applied.
+
+Model (DESIGN §6, *Sensor registration*): a sensor's measured unit line of sight is the
+true one rotated by a small rotation with rotation vector ``theta`` (rad, ECI axes, one
+per sensor): ``m = R(theta) u ~ u + theta x u``. The estimator keeps ``theta`` for every
+sensor in one stacked vector (3 S) with a full covariance ``P_b`` (3 S, 3 S), starting
+at zero with ``registration_prior_sigma_rad`` per axis and growing by the random-walk
+drift ``registration_drift_rad_per_hour`` with data time.
+
+Evidence: the detections one track collected over ``registration_window_s`` from two or
+more sensors (confirmed ballistic tracks: common targets; Earth-fixed tentative tracks:
+hot spots). Their tangent-plane residuals against the track's state (propagated to each
+look) are ``y = E dp / rho + E (dtheta x u) + noise``. The position error ``dp`` (and the
+velocity error, for a moving target) is eliminated by projecting onto the orthogonal
+complement of its columns (QR), so a window is independent of the track's own estimate
+and of every other window: what remains constrains only bias *differences* seen through
+the geometry, and one Kalman update of ``P_b`` per window is honest.
+
+Use: :meth:`Registration.correct` rotates a frame's lines of sight back by the current
+estimate and widens each detection's sigma by the estimate's uncertainty across the line
+of sight (consider treatment: ``sigma^2 + (tr P_kk - c' P_kk c) / 2`` per axis). A sensor
+with no accepted window yet is left exactly as it was (estimate zero, not applied).
+Deterministic: the state depends only on the order of the frames.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+import numpy as np
+
+from .config import FusionConfig
+from .constants import OMEGA_EARTH
+from .domain import NS_PER_S, SensorFrame
+from .dynamics import cross_omega, ellipsoid_height, gravity, gravity_gradient
+from .measurement import predict_los
+
+MAX_WINDOW_LOOKS = 160  # detections kept per track and window (bounded history)
+MAX_ANGLE_RAD = 1e-3  # an estimate beyond this is broken: the update is rejected
+OUTLIER_CHI2_FACTOR = 3.0  # a window whose residual chi-square exceeds this x its
+# expectation (dof + bias share) is skipped (a misassociation)
+MIN_LOOKS = 4  # detections a window needs
+PRUNE_EVERY_S = 1.0  # s of data time between two prunings of stale windows
+RESTING_HEIGHT_M = 5_000.0  # m; a dim tentative track this low ...
+RESTING_SPEED_MPS = 300.0  # m/s; ... and this slow over the ground is a hot spot
+EARTH_FIXED_WINDOW_SHARE = 0.5  # hot-spot windows are this share of registration_window_s
+THRUSTING_WINDOW_SHARE = 0.3  # boost windows (thrust changes: short) likewise
+
+
+class Evidence(IntEnum):
+    """What a track's detections can tell about the biases."""
+
+    NONE = 0
+    MOVING = 1  # confirmed ballistic: position and velocity errors eliminated
+    EARTH_FIXED = 2  # a hot spot at rest on the Earth: position error eliminated
+    THRUSTING = 3  # confirmed in boost: position, velocity and thrust errors eliminated
+
+
+@dataclass(frozen=True, slots=True)
+class SensorBias:
+    """One sensor's bias estimate at data time ``time_ns``: rotation vector and 1-sigma per
+    ECI axis (rad); ``windows``: accepted windows that involved the sensor (0: prior only)."""
+
+    sensor_id: str
+    time_ns: int
+    angles_rad: tuple[float, float, float]
+    sigma_rad: tuple[float, float, float]
+    windows: int
+
+
+@dataclass(slots=True)
+class _Window:
+    """Detections of one track waiting to be solved together: rows of (time s, sensor
+    index, sensor position (3,) m, measured LOS (3,) uncorrected, sigma rad)."""
+
+    start_s: float
+    last_s: float = 0.0
+    rows: list[tuple[float, int, np.ndarray, np.ndarray, float]] = field(default_factory=list)
+
+
+def resting(x: np.ndarray) -> bool:
+    """A state (9,) ECI at rest on the ground: within ``RESTING_HEIGHT_M`` of the
+    ellipsoid and slower than ``RESTING_SPEED_MPS`` relative to the Earth (a hot spot's
+    tentative track, before or without the tracker's Earth-fixed mark)."""
+    r, v = x[:3], x[3:6]
+    if abs(float(ellipsoid_height(r))) > RESTING_HEIGHT_M:
+        return False
+    return float(np.linalg.norm(v - cross_omega(r))) < RESTING_SPEED_MPS
+
+
+def _positions(x: np.ndarray, dt: np.ndarray, kind: Evidence) -> np.ndarray:
+    """Positions (n, 3) ECI m of a track with state ``x`` (9,) ``dt`` (n,) s away: a hot
+    spot turns with the Earth; a ballistic target follows gravity to third order in dt
+    (error < 1 m over 20 s in orbit)."""
+    r, v = x[:3], x[3:6]
+    if kind == Evidence.EARTH_FIXED:
+        a = OMEGA_EARTH * dt
+        ca, sa = np.cos(a), np.sin(a)
+        return np.stack([ca * r[0] - sa * r[1], sa * r[0] + ca * r[1], np.full_like(dt, r[2])], 1)
+    g = gravity(r) + x[6:9]  # the thrust (zero when ballistic)
+    jerk = gravity_gradient(r) @ v
+    d = dt[:, None]
+    return r + v * d + 0.5 * g * d**2 + jerk * d**3 / 6.0
+
+
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.stack(
+        [
+            a[..., 1] * b[..., 2] - a[..., 2] * b[..., 1],
+            a[..., 2] * b[..., 0] - a[..., 0] * b[..., 2],
+            a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0],
+        ],
+        axis=-1,
+    )
+
+
+class Registration:
+    """Online pointing-bias estimator of every sensor (see the module docstring)."""
+
+    def __init__(self, config: FusionConfig) -> None:
+        self._cfg = config
+        self._prior_var = config.registration_prior_sigma_rad**2
+        self._q_per_s = config.registration_drift_rad_per_hour**2 / 3600.0  # rad^2/s
+        self._index: dict[str, int] = {}
+        self._ids: list[str] = []
+        self._theta = np.zeros(0)  # (3 S,) rad
+        self._P = np.zeros((0, 0))  # (3 S, 3 S) rad^2
+        self._windows_used = np.zeros(0, int)  # (S,)
+        self._pending: dict[int, _Window] = {}
+        self._span = {
+            Evidence.MOVING: config.registration_window_s,
+            Evidence.EARTH_FIXED: config.registration_window_s * EARTH_FIXED_WINDOW_SHARE,
+            Evidence.THRUSTING: config.registration_window_s * THRUSTING_WINDOW_SHARE,
+        }
+        self._drift_s = 0.0  # s of drift not yet added to P (added before P changes)
+        self._p_version = 0  # bumped whenever P or theta change
+        self._applied: dict[int, tuple[int, bool, np.ndarray, np.ndarray, float]] = {}
+        self._t_ns: int | None = None
+        self._pruned_s = -np.inf
+        self.windows_total = 0  # accepted windows
+        self.outliers_total = 0  # windows skipped as inconsistent with the model
+        self.rejected_total = 0  # numerically broken updates, never applied
+
+    # ------------------------------------------------------------------ frames
+    def correct(self, frame: SensorFrame) -> SensorFrame:
+        """The frame with its lines of sight rotated back by the sensor's estimate and
+        each sigma widened by the estimate's uncertainty (an estimate not significantly
+        non-zero is not applied: its square widens the sigma too); the frame itself if the
+        sensor has no evidence yet (or no detections). Also advances the drift."""
+        self._advance(int(frame.time_ns))
+        k = self._sensor(frame.sensor_id)
+        if k is None or self._windows_used[k] == 0 or frame.n_detections == 0:
+            return frame
+        applied, th, pk, tr = self._use(k)
+        if applied:
+            c = frame.los - _cross(np.broadcast_to(th, frame.los.shape), frame.los)
+            c /= np.linalg.norm(c, axis=1)[:, None]
+        else:
+            c = frame.los
+        drift = self._q_per_s * self._drift_s  # rad^2 per axis, isotropic: adds as is
+        across = 0.5 * (tr - np.einsum("ni,ij,nj->n", c, pk, c)) + drift
+        widen = self._cfg.registration_consider_looks * np.maximum(across, 0.0)
+        sigma = np.sqrt(frame.sigma**2 + widen)
+        return dataclasses.replace(frame, los=c, sigma=sigma)
+
+    def _use(self, k: int) -> tuple[bool, np.ndarray, np.ndarray, float]:
+        """How sensor ``k``'s estimate is used (cached until P changes): applied or not
+        (theta' P_kk^-1 theta against ``registration_apply_chi2``), theta (3,), the
+        covariance to widen by (3, 3; plus theta theta' when not applied; without the
+        pending drift) and its trace."""
+        hit = self._applied.get(k)
+        if hit is not None and hit[0] == self._p_version:
+            return hit[1], hit[2], hit[3], hit[4]
+        th = self._theta[3 * k : 3 * k + 3].copy()
+        pk = self._P[3 * k : 3 * k + 3, 3 * k : 3 * k + 3].copy()
+        drift = self._q_per_s * self._drift_s * np.eye(3)
+        applied = float(th @ np.linalg.solve(pk + drift, th)) >= self._cfg.registration_apply_chi2
+        if not applied:  # not significantly non-zero: its second moment widens instead
+            pk = pk + np.outer(th, th)
+        self._applied[k] = (self._p_version, applied, th, pk, float(np.trace(pk)))
+        return applied, th, pk, float(np.trace(pk))
+
+    def _advance(self, t_ns: int) -> None:
+        """Random-walk drift of every bias up to data time ``t_ns`` (kept as a pending
+        time, added to ``P`` by :meth:`_settle` before ``P`` changes)."""
+        if self._t_ns is not None and t_ns > self._t_ns:
+            self._drift_s += (t_ns - self._t_ns) / NS_PER_S
+        if self._t_ns is None or t_ns > self._t_ns:
+            self._t_ns = t_ns
+
+    def _settle(self) -> None:
+        """Add the pending drift to ``P``."""
+        if self._drift_s > 0.0 and self._q_per_s > 0.0:
+            n = self._P.shape[0]
+            P = self._P.copy()
+            P[np.arange(n), np.arange(n)] += self._q_per_s * self._drift_s
+            self._P = P
+            self._p_version += 1
+        self._drift_s = 0.0
+
+    def _sensor(self, sensor_id: str) -> int | None:
+        """Index of a sensor, added with the prior on first sight (None beyond the cap)."""
+        k = self._index.get(sensor_id)
+        if k is not None or len(self._ids) >= self._cfg.registration_max_sensors:
+            return k
+        self._settle()
+        self._p_version += 1
+        k = len(self._ids)
+        n = 3 * (k + 1)
+        P = np.zeros((n, n))
+        P[: n - 3, : n - 3] = self._P
+        P[n - 3 :, n - 3 :] = self._prior_var * np.eye(3)
+        self._P = P
+        self._theta = np.concatenate([self._theta, np.zeros(3)])
+        self._windows_used = np.concatenate([self._windows_used, [0]])
+        self._ids.append(sensor_id)
+        self._index[sensor_id] = k  # last: a reader on another thread sees whole arrays
+        return k
+
+    # ------------------------------------------------------------------ evidence
+    def observe(
+        self,
+        frame: SensorFrame,
+        keys: list[int],
+        kinds: list[Evidence],
+        det_idx: np.ndarray,
+        states: np.ndarray,
+    ) -> None:
+        """After the tracker's update: detection ``det_idx[i]`` of ``frame`` (as received,
+        uncorrected) updated the track ``keys[i]`` of evidence ``kinds[i]``, whose
+        updated state (9,) ECI is ``states[i]``. Windows that span the window length are
+        solved (one update of the biases each)."""
+        k = self._index.get(frame.sensor_id)
+        t_s = frame.time_s
+        if k is not None:
+            pending, pos, los, sig = self._pending, frame.position, frame.los, frame.sigma
+            for i, kind in enumerate(kinds):
+                key = keys[i]
+                if kind == Evidence.NONE:
+                    pending.pop(key, None)
+                    continue
+                w = pending.get(key)
+                if w is None or len(w.rows) >= MAX_WINDOW_LOOKS:
+                    w = pending[key] = _Window(t_s)
+                d = int(det_idx[i])
+                w.rows.append((t_s, k, pos, los[d], float(sig[d])))
+                w.last_s = t_s
+                if t_s - w.start_s >= self._span[kind]:
+                    del pending[key]
+                    self._solve(w, np.asarray(states[i], float), kind, t_s)
+        if t_s - self._pruned_s >= PRUNE_EVERY_S:
+            self._pruned_s = t_s
+            horizon = t_s - 2.0 * self._cfg.registration_window_s
+            for key in [q for q, w in self._pending.items() if w.last_s < horizon]:
+                del self._pending[key]
+
+    def _solve(self, w: _Window, x: np.ndarray, kind: Evidence, t_now: float) -> None:
+        """One Kalman update of the biases from a track's window (module docstring)."""
+        times, sensor_list, positions, los, sigmas = zip(*w.rows, strict=True)
+        sensors = np.array(sensor_list)
+        uniq, inv = np.unique(sensors, return_inverse=True)
+        n = sensors.size
+        if uniq.size < 2 or n < MIN_LOOKS:
+            return
+        dt = np.array(times) - t_now
+        p = _positions(x, dt, kind)
+        th = self._theta.reshape(-1, 3)[sensors]
+        m = np.array(los)
+        c = m - _cross(th, m)
+        c /= np.linalg.norm(c, axis=1)[:, None]
+        u, rho, E = predict_los(p, np.array(positions))
+        den = np.einsum("ni,ni->n", u, c)
+        if np.any(den <= 0.5):
+            return
+        inv_sig = 1.0 / np.array(sigmas)
+        y = (np.einsum("nki,ni->nk", E, c) / den[:, None] * inv_sig[:, None]).reshape(-1)
+        Hp = E / rho[:, None, None] * inv_sig[:, None, None]  # (n, 2, 3)
+        cols = [Hp] if kind == Evidence.EARTH_FIXED else [Hp, Hp * dt[:, None, None]]
+        if kind == Evidence.THRUSTING:
+            cols.append(0.5 * Hp * (dt**2)[:, None, None])
+        A = np.concatenate(cols, axis=2).reshape(2 * n, -1)
+        J = np.stack([_cross(u, E[:, 0]), _cross(u, E[:, 1])], axis=1) * inv_sig[:, None, None]
+        G = np.zeros((n, 2, uniq.size, 3))
+        G[np.arange(n), :, inv, :] = J
+        G = G.reshape(2 * n, 3 * uniq.size)
+        self._update(A, G, y, uniq)
+
+    def _update(self, A: np.ndarray, G: np.ndarray, y: np.ndarray, uniq: np.ndarray) -> None:
+        """Kalman update of the biases of sensors ``uniq`` from whitened residuals
+        ``y = A ds + G dtheta + N(0, I)`` with the nuisance ``ds`` (track errors)
+        eliminated (Schur complement: information ``L``, ``eta`` on ``dtheta``). An
+        inconsistent window is skipped; a broken update is rejected and counted."""
+        self._settle()
+        idx = (3 * uniq[:, None] + np.arange(3)).ravel()
+        try:
+            AtA = A.T @ A
+            sol = np.linalg.solve(AtA, np.concatenate([A.T @ G, (A.T @ y)[:, None]], axis=1))
+            AtG, Aty = A.T @ G, A.T @ y
+            info = G.T @ G - AtG.T @ sol[:, :-1]
+            eta = G.T @ y - AtG.T @ sol[:, -1]
+            chi2 = float(y @ y - Aty @ sol[:, -1])
+            lam, V = np.linalg.eigh(0.5 * (info + info.T))
+        except np.linalg.LinAlgError:
+            self.rejected_total += 1
+            return
+        dof = y.size - A.shape[1]
+        expect = dof + float(np.trace(info @ self._P[np.ix_(idx, idx)]))
+        if not np.isfinite(chi2) or chi2 > OUTLIER_CHI2_FACTOR * expect + 20.0:
+            self.outliers_total += 1
+            return
+        keep = lam > 1e-9 * max(float(lam[-1]), 1e-300)
+        if not keep.any():
+            return
+        root = np.sqrt(lam[keep])
+        H = root[:, None] * V[:, keep].T  # pseudo-measurement z = H dtheta + N(0, I)
+        z = (V[:, keep].T @ eta) / root
+        self._kalman(z, H, idx, uniq)
+
+    def _kalman(self, z: np.ndarray, H: np.ndarray, idx: np.ndarray, uniq: np.ndarray) -> None:
+        """One Kalman update of the stacked biases, columns ``idx``; never applied when
+        the result is not finite, not positive or beyond ``MAX_ANGLE_RAD``."""
+        PHt = self._P[:, idx] @ H.T
+        S = H @ PHt[idx] + np.eye(z.size)
+        try:
+            K = np.linalg.solve(S, PHt.T).T  # (3 S, k)
+        except np.linalg.LinAlgError:
+            self.rejected_total += 1
+            return
+        theta = self._theta + K @ z
+        P = self._P - K @ PHt.T
+        P = 0.5 * (P + P.T)
+        if (
+            not (np.all(np.isfinite(theta)) and np.all(np.isfinite(P)))
+            or np.any(np.diag(P) <= 0.0)
+            or np.any(np.abs(theta) > MAX_ANGLE_RAD)
+        ):
+            self.rejected_total += 1
+            return
+        self._theta, self._P = theta, P
+        self._p_version += 1
+        self._windows_used[uniq] += 1
+        self.windows_total += 1
+
+    # ------------------------------------------------------------------ output
+    def estimates(self) -> list[SensorBias]:
+        """Every known sensor's estimate and 1-sigma (rad, ECI axes), by sensor id."""
+        out = []
+        index, P, theta, used = dict(self._index), self._P, self._theta, self._windows_used
+        drift = self._q_per_s * self._drift_s
+        sig = np.sqrt(np.maximum(np.diag(P) + drift, 0.0)).reshape(-1, 3)
+        th = theta.reshape(-1, 3)
+        for sid in sorted(index):
+            k = index[sid]
+            if k >= min(th.shape[0], sig.shape[0], used.size):
+                continue
+            out.append(
+                SensorBias(
+                    sid,
+                    int(self._t_ns or 0),
+                    (float(th[k, 0]), float(th[k, 1]), float(th[k, 2])),
+                    (float(sig[k, 0]), float(sig[k, 1]), float(sig[k, 2])),
+                    int(used[k]),
+                )
+            )
+        return out

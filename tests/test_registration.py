@@ -1,0 +1,211 @@
+"""Sensor registration (issue 12), fast parts: the simulator's drifting bias, the
+estimator on synthetic geometry (a known bias is found, bad input never applied), the
+configuration switch and the CLI flag."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from tracklayer.fusion.config import FusionConfig
+from tracklayer.fusion.domain import NS_PER_S, SensorFrame
+from tracklayer.fusion.evaluation.registration import BiasTruth, score_registration
+from tracklayer.fusion.registration import Evidence, Registration
+from tracklayer.sensors.ir_sensor import rotation_matrix
+from tracklayer.sensors.pointing_bias import DRIFT_STEP_S, PointingBias
+from tracklayer.sensors.scenario import load_scenario, parse_scenario
+from tracklayer.sensors.simulation import run_metadata
+
+URAD = 1e-6
+T0_NS = 1_767_225_600 * NS_PER_S  # 2026-01-01
+
+
+# ------------------------------------------------------------------ simulation
+
+
+def test_drift_is_a_random_walk_of_the_stated_size():
+    n_sensors, drift = 400, 8e-6
+    pb = PointingBias(5, list(range(1000, 1000 + n_sensors)), 0.0, drift, 3600.0)
+    final = np.array([pb.angles(k, 3600.0) for k in range(n_sensors)])
+    # after one hour each axis has spread by the stated sigma (400 x 3 samples: +-7 %)
+    assert np.std(final) == pytest.approx(drift, rel=0.1)
+    assert np.allclose(pb.angles(0, 0.0), 0.0)
+    half = pb.angles(0, DRIFT_STEP_S / 2)  # linear between the grid points
+    assert np.allclose(half, 0.5 * (pb.angles(0, 0.0) + pb.angles(0, DRIFT_STEP_S)))
+
+
+def test_constant_bias_keeps_its_rotation_and_no_bias_means_none():
+    pb = PointingBias(3, [11, 12], 10e-6, 0.0, 600.0)
+    assert pb.active and not pb.drifting
+    assert np.allclose(pb.rotation(1, 400.0), rotation_matrix(pb.theta0[1]))
+    off = PointingBias(3, [11, 12], 0.0, 0.0, 600.0)
+    assert not off.active and off.rotation(0, 10.0) is None
+
+
+def test_biased_scenario_records_its_true_biases_and_unbiased_ones_do_not():
+    sc = load_scenario("biased")
+    assert sc.sensor.bias_sigma_urad == 10 and sc.sensor.bias_drift_urad_per_hour > 0
+    meta = run_metadata(sc)
+    table = meta["sensor_bias"]
+    assert table["frame"] == "eci" and set(table["urad"]) == set(sc.sensor_ids())
+    truth = BiasTruth.from_table(json.loads(json.dumps(table)))
+    rms = math.sqrt(np.mean([truth.at(s, 0.0) ** 2 for s in truth.urad]))
+    assert 6.0 < rms < 14.0  # 28 x 3 draws of sigma 10 urad
+    assert "sensor_bias" not in run_metadata(load_scenario("single-icbm"))
+
+
+def test_drift_key_is_validated():
+    text = load_scenario("biased").source
+    base = (
+        'name = "x"\nepoch = "2026-01-01T00:00:00Z"\nduration_s = 100\n[constellation]\n'
+        "[sensor]\nbias_drift_urad_per_hour = -1\n"
+        '[[launch]]\nid = "A"\nmissile = "srbm"\nsite = { lat_deg = 0, lon_deg = 0 }\n'
+        "target = { lat_deg = 0, lon_deg = 3 }\n"
+    )
+    with pytest.raises(ValueError, match="bias_drift_urad_per_hour"):
+        parse_scenario(base, "x.toml")
+    assert text
+
+
+# ------------------------------------------------------------------ estimator
+
+
+def _sensors(n: int = 5, seed: int = 1) -> list[np.ndarray]:
+    """Sensor positions (m, ECI) at 7,400 km radius around the +x axis."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        d = np.array([1.0, 0.0, 0.0]) + rng.normal(0, 0.35, 3)
+        out.append(7.4e6 * d / np.linalg.norm(d))
+    return out
+
+
+def _feed(reg: Registration, bias: dict[int, np.ndarray], seconds: int, noise: float):
+    """Earth-fixed and moving targets seen by every sensor once a second with the given
+    true biases (rad) and noise (rad); detections handed over as the tracker would."""
+    rng = np.random.default_rng(7)
+    sensors = _sensors()
+    targets = [6.4e6 * np.array([1.0, 0.1 * k - 0.2, 0.15 * (k % 3) - 0.15]) for k in range(5)]
+    targets = [t / np.linalg.norm(t) * 6.4e6 for t in targets]
+    for s in range(seconds):
+        a = 7.292115146706979e-5 * s  # the Earth turns: hot spots move with it
+        rot = np.array([[math.cos(a), -math.sin(a), 0], [math.sin(a), math.cos(a), 0],
+                        [0, 0, 1]])  # fmt: skip
+        now = [rot @ t for t in targets]
+        states = np.zeros((len(now), 9))
+        states[:, :3] = now
+        for k, pos in enumerate(sensors):
+            t_ns = T0_NS + s * NS_PER_S + k * 1000
+            los = []
+            for tgt in now:
+                u = (tgt - pos) / np.linalg.norm(tgt - pos)
+                m = rotation_matrix(bias.get(k, np.zeros(3))) @ u + rng.normal(0, noise, 3)
+                los.append(m / np.linalg.norm(m))
+            frame = SensorFrame(f"sat-{k}", s, t_ns, pos, np.zeros(3), np.array(los),
+                                np.full(len(los), max(noise, 1e-6)), np.ones(len(los)))  # fmt: skip
+            reg.correct(frame)
+            reg.observe(frame, list(range(len(now))), [Evidence.EARTH_FIXED] * len(now),
+                        np.arange(len(now)), states)  # fmt: skip
+    return reg
+
+
+def test_relative_bias_of_a_sensor_is_found_within_its_sigma():
+    bias = {2: np.array([8e-6, -6e-6, 5e-6])}
+    reg = _feed(Registration(FusionConfig()), bias, 120, 5e-6)
+    est = {b.sensor_id: b for b in reg.estimates()}
+    assert reg.windows_total > 0 and reg.rejected_total == 0
+    relative = np.array(est["sat-2"].angles_rad) - np.mean(
+        [est[f"sat-{k}"].angles_rad for k in (0, 1, 3, 4)], axis=0
+    )
+    sigma = np.array(est["sat-2"].sigma_rad)
+    err = relative - bias[2]
+    # the axes across the lines of sight are observed: error small and inside 3 sigma
+    assert np.all(sigma < 5e-6)
+    assert np.all(np.abs(err) <= np.maximum(3 * sigma, 1.5e-6))
+
+
+def test_too_little_data_keeps_zero_with_the_prior_sigma_and_frames_unchanged():
+    cfg = FusionConfig()
+    reg = Registration(cfg)
+    frame = SensorFrame("sat-1", 1, T0_NS, _sensors(1)[0], np.zeros(3),
+                        np.array([[-1.0, 0.0, 0.0]]), np.array([2e-5]), np.ones(1))  # fmt: skip
+    assert reg.correct(frame) is frame  # no evidence: not applied
+    (b,) = reg.estimates()
+    assert b.angles_rad == (0.0, 0.0, 0.0) and b.windows == 0
+    assert b.sigma_rad[0] == pytest.approx(cfg.registration_prior_sigma_rad)
+
+
+def test_a_numerically_broken_update_is_rejected_counted_and_never_applied():
+    reg = _feed(Registration(FusionConfig()), {}, 30, 5e-6)
+    before = reg.estimates()
+    windows = reg.windows_total
+    z = np.array([np.nan, 1.0])
+    reg._kalman(z, np.eye(2, 3), np.arange(3), np.array([0]))
+    assert reg.rejected_total == 1 and reg.windows_total == windows
+    assert reg.estimates() == before
+
+
+def test_estimates_are_deterministic():
+    a = _feed(Registration(FusionConfig()), {1: np.full(3, 5e-6)}, 40, 5e-6).estimates()
+    b = _feed(Registration(FusionConfig()), {1: np.full(3, 5e-6)}, 40, 5e-6).estimates()
+    assert a == b
+
+
+def test_score_counts_observable_axes_and_coverage():
+    truth = BiasTruth(np.array([0.0, 1000.0]), {"s": np.array([[10.0, 0, 0], [10.0, 0, 0]])})
+    from tracklayer.fusion.registration import SensorBias
+
+    est = [SensorBias("s", T0_NS + 100 * NS_PER_S, (9e-6, 0.0, 8e-6), (1e-6, 1e-6, 9e-6), 5)]
+    sc = score_registration(truth, est, T0_NS)
+    assert sc.rms_observable_error_urad == pytest.approx(math.sqrt(0.5))  # x and y only
+    assert sc.observable_share == pytest.approx(2 / 3)
+    assert sc.within_3sigma == 1.0
+
+
+# ------------------------------------------------------------------ switches
+
+
+def test_registration_switch_in_config_and_cli(tmp_path):
+    assert FusionConfig().registration is True
+    assert FusionConfig.from_mapping({"registration": False}).registration is False
+    with pytest.raises(ValueError, match="registration"):
+        FusionConfig.from_mapping({"registration": 1})
+    from tracklayer.fusion.tracker import Tracker
+
+    assert Tracker(config=FusionConfig(registration=False)).registration is None
+    import argparse
+
+    from tracklayer.services.cli.options import add_config_argument, config_from_args
+
+    p = argparse.ArgumentParser()
+    add_config_argument(p)
+    assert config_from_args(p.parse_args(["--no-registration"])).registration is False
+    assert config_from_args(p.parse_args([])).registration is True
+
+
+#: /tracks digests recorded before issue 12 (tests/test_track_digests.py at c67f074)
+_BEFORE_REGISTRATION = {
+    ("clutter", 150.0): (142, "38f1c6bb253ea4730ad48b8c227a470d01c0e120c913c6be1116f7e678e403fa"),
+    ("single-icbm", 400.0): (
+        360,
+        "63488d4961621eaa234df24193cbb51dbef016fc532c6bd9b55b6700f41fb09f",
+    ),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(_BEFORE_REGISTRATION))
+def test_registration_off_reproduces_the_tracks_from_before_it(case, simulated_mcap, tmp_path):
+    """Unbiased simulations are byte-identical to before the drift existed, and the
+    tracker with registration off is the tracker from before issue 12, bit for bit."""
+    from test_track_digests import tracks_digest
+
+    from tracklayer.services.cli import main
+
+    out = tmp_path / "off.mcap"
+    rec = simulated_mcap(case[0], duration_s=case[1])
+    assert main(["track", str(rec), "--out", str(out), "--no-registration"]) == 0
+    assert tracks_digest(out) == _BEFORE_REGISTRATION[case]
