@@ -110,6 +110,8 @@ class FusionConfig:
     registration_drift_rad_per_hour: float = 5e-6  # rad per axis after 1 h (random walk)
     registration_window_s: float = 20.0  # s of a track's detections solved together
     registration_max_sensors: int = 256  # sensors estimated (later ones are left alone)
+    registration_max_windows: int = 48  # tracks gathering evidence at once: a raid's
+    # thousand tracks add no information a few dozen lack, only cost (issue 13)
     registration_apply_chi2: float = 11.34  # an estimate is applied once th' P^-1 th
     # exceeds this (3 dof, 99 %): an unbiased sensor keeps its lines of sight
     registration_consider_looks: float = 25.0  # looks of one sensor a track's estimate

@@ -242,6 +242,8 @@ class Registration:
                     pending.pop(key, None)
                     continue
                 w = pending.get(key)
+                if w is None and len(pending) >= self._cfg.registration_max_windows:
+                    continue  # enough tracks gather evidence already (bounded cost)
                 if w is None or len(w.rows) >= MAX_WINDOW_LOOKS:
                     w = pending[key] = _Window(t_s)
                 d = int(det_idx[i])

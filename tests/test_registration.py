@@ -186,12 +186,13 @@ def test_registration_switch_in_config_and_cli(tmp_path):
     assert config_from_args(p.parse_args([])).registration is True
 
 
-#: /tracks digests recorded before issue 12 (tests/test_track_digests.py at c67f074)
+#: /tracks digests recorded before issue 12 was merged (tests/test_track_digests.py at
+#: 0e521b4: detection threads, launch fits every 4 s and the glide mode already in)
 _BEFORE_REGISTRATION = {
-    ("clutter", 150.0): (142, "38f1c6bb253ea4730ad48b8c227a470d01c0e120c913c6be1116f7e678e403fa"),
+    ("clutter", 150.0): (142, "b1f3a645308d00dede4f89676b7c890a21642ff97d42e842ae76f24e527fb341"),
     ("single-icbm", 400.0): (
         360,
-        "63488d4961621eaa234df24193cbb51dbef016fc532c6bd9b55b6700f41fb09f",
+        "c157da74ba12fb47d18a52589ec984427c9951f8b23e9ac602a8462264642f77",
     ),
 }
 
