@@ -68,14 +68,13 @@ class SensorThreads:
                 self._select(keep)
         out_ids = np.arange(next_id, next_id + m)
         next_id += m
-        fresh = np.ones(m, bool)
+        new = np.arange(m)  # detections that start a thread
         if self.ids.size and m:
             th = self._continue(t_s, los, float(sigma.max()))
             cont = np.flatnonzero(th >= 0)
             if cont.size:
                 tc = th[cont]
                 out_ids[cont] = self.ids[tc]
-                fresh[cont] = False
                 dt = (t_s - self.t_s[tc])[:, None]
                 u, w = self.u[tc], self.w[tc]
                 # alpha-beta on the rate (alpha = 1: the thread sits on its last detection)
@@ -83,15 +82,12 @@ class SensorThreads:
                 self.u[tc] = los[cont]
                 self.t_s[tc] = t_s
                 self.links[tc] += 1
-            new = np.flatnonzero(fresh)
+                new = np.flatnonzero(th < 0)
             if new.size:
-                idle = np.ones(self.ids.size, bool)
-                idle[tc if cont.size else []] = False
+                idle = self.t_s < t_s  # not continued by this look
                 ended.append(self._drop_superseded(t_s, los[new], sigma, idle))
                 new = self._borrow(t_s, los, out_ids, new)
-            fresh = np.zeros(m, bool)
-            fresh[new] = True
-        self.pending = (out_ids[fresh], los[fresh], t_s)
+        self.pending = (out_ids[new], los[new], t_s)
         return out_ids, np.concatenate(ended), next_id
 
     def _borrow(self, t_s: float, los: np.ndarray, ids: np.ndarray, new: np.ndarray) -> np.ndarray:
