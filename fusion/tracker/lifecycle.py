@@ -47,19 +47,27 @@ class Lifecycle:
         self.rows = rows
         self._last_tick: int | None = None
         self._last_merge_tick: int | None = None
+        self.status_changes: list[Track] = []  # since the reports last took them
+        self._deleted: list[Track] = []  # marked deleted, not yet reaped
         # mean NIS limit of n 2-D innovations, n = 1..NIS_WINDOW
         self._nis_limit = {
             n: float(chi2.ppf(_NIS_PROBABILITY, 2 * n) / n) for n in range(1, NIS_WINDOW + 1)
         }
 
-    @staticmethod
-    def _set_status(trk: Track, status: TrackStatus) -> None:
+    def _set_status(self, trk: Track, status: TrackStatus) -> None:
         trk.status = status
         trk.status_changed = True
+        self.status_changes.append(trk)
+
+    def take_status_changes(self) -> list[Track]:
+        """The tracks whose status changed since the last call (may repeat a track)."""
+        out, self.status_changes = self.status_changes, []
+        return out
 
     def mark_deleted(self, trk: Track) -> None:
         """Any status -> DELETED (reported once more, then reaped)."""
         trk.deleted = True
+        self._deleted.append(trk)
         self._set_status(trk, TrackStatus.DELETED)
 
     def recover(self, trk: Track) -> None:
@@ -75,10 +83,11 @@ class Lifecycle:
         if not trk.uncertain:
             self._set_status(trk, TrackStatus.CONFIRMED)
 
-    def confirm_updated(self, tracks: list[Track], t_ns: int) -> None:
-        """Try to confirm every tentative track the current frame updated."""
-        for trk in tracks:
-            if trk.updated_now and trk.status == TrackStatus.TENTATIVE:
+    def confirm_updated(self, updated: list[Track], t_ns: int) -> None:
+        """Try to confirm every tentative track of ``updated`` (those the current frame
+        updated)."""
+        for trk in updated:
+            if trk.status == TrackStatus.TENTATIVE:
                 self.try_confirm(trk, t_ns)
 
     def try_confirm(self, trk: Track, t_ns: int) -> None:
@@ -212,19 +221,19 @@ class Lifecycle:
                 continue
             self.mark_deleted(min((a, b), key=_merge_rank))
 
-    def reap(self, tracks: list[Track]) -> list[Track]:
+    def reap(self, tracks: list[Track]) -> tuple[list[Track], list[Track]]:
         """Drop deleted tracks (after their DELETED reports) and their rows; returns the
-        live tracks."""
-        if not any(t.deleted for t in tracks):
-            return tracks
+        live tracks and the reaped ones (no work per live track when none was deleted)."""
+        if not self._deleted:
+            return tracks, []
+        gone, self._deleted = self._deleted, []
         rows: list[int] = []
-        for trk in tracks:
-            if trk.deleted:
-                if trk.shadow is not None:
-                    rows.append(trk.shadow_row)
-                rows.append(trk.row)
+        for trk in gone:
+            if trk.shadow is not None:
+                rows.append(trk.shadow_row)
+            rows.append(trk.row)
         self.rows.remove(sorted(rows))
-        return [t for t in tracks if not t.deleted]
+        return [t for t in tracks if not t.deleted], gone
 
 
 def near_pairs(pos: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:

@@ -20,6 +20,7 @@ acceleration and jerk PSDs) follows the mode: :meth:`MotionModes.noise`.
 
 from __future__ import annotations
 
+import heapq
 from functools import lru_cache
 
 import numpy as np
@@ -76,6 +77,13 @@ class MotionModes:
         self.rows = rows
         self._inflation = boost_inflation(config)
         self._shadow_fail = gate_threshold(config.boost_gate_probability)
+        self._hold_ns = int(config.burnout_hold_s * NS_PER_S)
+        # what may change a shadow test without an update of its track: the switch to
+        # BOOST (by key) and the end of a test's hold time (heap of (end ns, push count,
+        # track): the count keeps the tracks themselves out of the comparison)
+        self._to_boost: dict[int, Track] = {}
+        self._hold_ends: list[tuple[int, int, Track]] = []
+        self._pushes = 0
 
     # ------------------------------------------------------------------ process noise
     def noise(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -123,6 +131,8 @@ class MotionModes:
         """Change ``trk``'s mode (the caller has adjusted its row's acceleration)."""
         trk.mode = mode
         self.rows.changed()
+        if mode == Mode.BOOST:
+            self._to_boost[trk.key] = trk
 
     # ------------------------------------------------------------------ after an update
     def observe_update(self, trk: Track, row: int, nis: float, look: Look) -> Mode | None:
@@ -237,22 +247,33 @@ class MotionModes:
         trk.nis_fade = 0.0
         trk.plume.dim_run = 0
 
-    def check_maneuvers(self, tracks: list[Track]) -> None:
-        """Reopen the thrust of updated ballistic tracks whose innovations grew."""
-        for trk in tracks:
-            if (
-                trk.updated_now
-                and trk.mode == Mode.BALLISTIC
-                and trk.nis_fade > self.config.maneuver_nis
-            ):
+    def check_maneuvers(self, updated: list[Track]) -> None:
+        """Reopen the thrust of the updated ballistic tracks whose innovations grew."""
+        for trk in updated:
+            if trk.mode == Mode.BALLISTIC and trk.nis_fade > self.config.maneuver_nis:
                 self.reopen_thrust(trk)
                 trk.plume.bright_seen = False  # no plume seen: the shadow test decides burnout
 
+    def shadow_candidates(self, touched: list[Track], t_ns: int) -> list[Track]:
+        """The tracks whose shadow test may start, end or restart at data time ``t_ns``,
+        in creation order: ``touched`` (updated or created by this frame), those switched
+        to BOOST since the last call and those whose test's hold time ended. Any other
+        track's test waits on an update, so skipping it changes nothing."""
+        out = {trk.key: trk for trk in touched}
+        out.update(self._to_boost)
+        self._to_boost = {}
+        ends = self._hold_ends
+        while ends and ends[0][0] <= t_ns:
+            trk = heapq.heappop(ends)[2]
+            out[trk.key] = trk
+        return [out[k] for k in sorted(out) if not out[k].deleted]
+
     def run_shadow_tests(self, tracks: list[Track], t_ns: int) -> None:
-        """Start, restart, drop or conclude the burnout shadow test of every boosting
-        track; a concluded test (zero thrust fits) switches the track to BALLISTIC."""
+        """Start, restart, drop or conclude the burnout shadow test of each boosting
+        track of ``tracks`` (see :meth:`shadow_candidates`); a concluded test (zero
+        thrust fits) switches the track to BALLISTIC."""
         cfg = self.config
-        hold_ns = int(cfg.burnout_hold_s * NS_PER_S)
+        hold_ns = self._hold_ns
         drop: list[int] = []
         spawn: list[Track] = []
         for trk in tracks:
@@ -286,6 +307,8 @@ class MotionModes:
             xs, Ps = condition_on_zero_accel(self.rows.x[r : r + 1], self.rows.P[r : r + 1])
             trk.shadow = ShadowTest(start_ns=t_ns)
             self.rows.append(xs[0], Ps[0], trk, True)
+            self._pushes += 1
+            heapq.heappush(self._hold_ends, (t_ns + hold_ns, self._pushes, trk))
 
     # ------------------------------------------------------------------ air
     def air_transitions(

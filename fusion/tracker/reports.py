@@ -44,12 +44,18 @@ class ReportSchedule:
         self._last_impact_tick: int | None = None
 
     # ------------------------------------------------------------------ schedule
-    def due(self, tracks: list[Track], t_ns: int) -> list[TrackReport]:
-        """Reports due at data time ``t_ns`` (after refreshing the impact estimates)."""
+    def due(self, tracks: list[Track], touched: list[Track], t_ns: int) -> list[TrackReport]:
+        """Reports due at data time ``t_ns`` (after refreshing the impact estimates).
+
+        Only a track the frame updated or whose status changed (``touched``, repeats
+        allowed) can be due: no other is looked at (``tracks``, all live tracks, serve
+        the impact refresh)."""
         self._refresh_impacts(tracks, t_ns)
         interval = int(self.config.report_interval_s * NS_PER_S)
+        cands = {trk.key: trk for trk in touched}
         out: list[Track] = []
-        for trk in tracks:
+        for key in sorted(cands):  # creation order, as the tracks are kept
+            trk = cands[key]
             # Tentative tracks stay internal: a track is first reported when confirmed.
             visible = trk.report.number is not None or trk.status == TrackStatus.CONFIRMED
             if not visible:

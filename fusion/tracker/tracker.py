@@ -55,6 +55,7 @@ class Tracker:
         self._t_ns: int | None = None
         self._rows = StateRows()
         self._tracks: list[Track] = []  # live tracks in creation order
+        self._updated: list[Track] = []  # the tracks the current frame updated
         self._next_key = 0
         self._buffer = InitiationBuffer(cfg)
         self._gate_ballistic = gate_threshold(cfg.gate_probability)
@@ -79,18 +80,23 @@ class Tracker:
                 f"time: frame at {t_ns} ns is before the tracker's data time {self._t_ns} ns"
             )
         self._advance(t_ns)
-        for trk in self._tracks:
+        for trk in self._updated:
             trk.updated_now = False
+        self._updated = []
+        n_before = len(self._tracks)
         raw = frame
         if self.registration is not None:  # pointing bias removed, its uncertainty added
             frame = self.registration.correct(frame)
         unclaimed = self._associate_and_update(frame, raw)
         self._initiate(frame, unclaimed)
-        self._modes.run_shadow_tests(self._tracks, t_ns)
+        touched = self._updated + self._tracks[n_before:]
+        self._modes.run_shadow_tests(self._modes.shadow_candidates(touched, t_ns), t_ns)
         self._run_lifecycle(t_ns)
-        out = self._reports.due(self._tracks, t_ns)
-        self._threads.forget({t.key for t in self._tracks if t.deleted})
-        self._tracks = self._lifecycle.reap(self._tracks)
+        touched = self._updated + self._lifecycle.take_status_changes()
+        out = self._reports.due(self._tracks, touched, t_ns)
+        self._tracks, gone = self._lifecycle.reap(self._tracks)
+        if gone:
+            self._threads.forget({t.key for t in gone})
         return out
 
     def flush(self) -> list[TrackReport]:
@@ -248,6 +254,7 @@ class Tracker:
             trk.update_count += 1
             trk.last_update_ns = t_ns
             trk.updated_now = True
+            self._updated.append(trk)
             if not trk.hit_bins or trk.hit_bins[-1] != second:
                 trk.hit_bins.append(second)
             trk.sensors_seen[frame.sensor_id] = t_ns
@@ -317,8 +324,8 @@ class Tracker:
     def _run_lifecycle(self, t_ns: int) -> None:
         """Confirmation and manoeuvre checks every frame; coasting, deletion, air mode
         changes every life-cycle tick; merging every merge tick."""
-        self._lifecycle.confirm_updated(self._tracks, t_ns)
-        self._modes.check_maneuvers(self._tracks)
+        self._lifecycle.confirm_updated(self._updated, t_ns)
+        self._modes.check_maneuvers(self._updated)
         if not self._lifecycle.tick_due(t_ns):
             return
         rows = np.array([t.row for t in self._tracks], dtype=int)
