@@ -23,7 +23,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.stats import chi2
 
-from .dynamics import POS
+from .dynamics import ACC, POS, VEL
 from .filters import projected_cov
 from .measurement import position_jacobian, predict_los
 
@@ -32,6 +32,9 @@ _SCREEN_FLOOR = 1e-14  # rad^2: absolute slack on tan^2 of the angle (rounding o
 _SCREEN_MAX_COND = 1e6  # tracks whose S may be worse conditioned are not screened
 _SCREEN_COS_MARGIN = 1.0 - 1e-12  # the cosine threshold lowered by far more than rounding
 _TINY = float(np.nextafter(0.0, 1.0))  # den >= _TINY: den > 0
+_MAY_GATE_FACTOR = 2.0  # may_gate keeps rows up to twice the angle its bound allows
+_G_MAX = 10.0  # m/s^2, gravity at or above the surface (may_gate's straight-line miss)
+_MISS_FLOOR_M = 10.0  # m, added to that miss
 
 
 def gate_threshold(probability: float, dof: int = 2) -> float:
@@ -58,6 +61,50 @@ class Gating:
         out = np.full((self.u.shape[0], n_det), np.inf)
         out[self.track, self.det] = self.d2
         return out
+
+
+def may_gate(
+    x: np.ndarray,
+    P: np.ndarray,
+    dt: np.ndarray,
+    sensor_position: np.ndarray,
+    los: np.ndarray,
+    sigma: np.ndarray,
+    gates: np.ndarray,
+) -> np.ndarray:
+    """Which of N rows (states ``x`` (N, 9), ``P`` (N, 9, 9), each ``dt`` (N,) s older
+    than the frame) may pass its chi-square gate ``gates`` (N,) with any detection
+    ``los`` (M, 3) (unit, ECI), ``sigma`` (M,) rad, of the sensor at
+    ``sensor_position`` (3,) ECI m, once predicted to the frame: a conservative screen
+    that needs no prediction (boolean (N,)).
+
+    At the frame, ``d2 >= tan^2(angle) / lmax(S)`` and ``lmax(S) <= tr(P_rr) / rho^2 +
+    sigma^2``; ``sqrt(tr P_rr)`` grows over ``dt`` by at most ``dt sqrt(tr P_vv) +
+    dt^2/2 sqrt(tr P_aa)`` (sigmas add at worst), and the straight-line position
+    ``r + v dt`` misses the predicted one by ``(|g| + |a|) dt^2 / 2``. A row is kept if
+    some detection lies within twice the angle that bound allows plus that miss.
+    """
+    n = x.shape[0]
+    if n == 0 or los.shape[0] == 0:
+        return np.zeros(n, bool)
+    dt = np.asarray(dt, float)
+    d = x[:, POS] + x[:, VEL] * dt[:, None] - sensor_position
+    rho = np.sqrt(np.einsum("ni,ni->n", d, d))
+    u = d / rho[:, None]
+    s_r = np.sqrt(np.einsum("nii->n", P[:, POS, POS]))
+    s_v = np.sqrt(np.einsum("nii->n", P[:, VEL, VEL]))
+    s_a = np.sqrt(np.einsum("nii->n", P[:, ACC, ACC]))
+    a_norm = np.sqrt(np.einsum("ni,ni->n", x[:, ACC], x[:, ACC]))
+    sigma_pos = s_r + dt * s_v + 0.5 * dt * dt * s_a
+    miss_m = 0.5 * (_G_MAX + a_norm) * dt * dt + _MISS_FLOOR_M
+    s2_max = float(np.max(np.asarray(sigma, float) ** 2))
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        tan_gate = np.sqrt(np.asarray(gates, float) * ((sigma_pos / rho) ** 2 + s2_max))
+        angle = _MAY_GATE_FACTOR * np.arctan(tan_gate) + miss_m / rho
+        c_min = np.where(angle < np.pi, np.cos(angle), -1.0)
+    ok = np.isfinite(angle) & np.all(np.isfinite(u), axis=1)
+    # a row that is not a number is kept: the gate decides (it passes no pair)
+    return np.any(u @ np.asarray(los, float).T >= c_min[:, None], axis=1) | ~ok
 
 
 def gate(

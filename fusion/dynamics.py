@@ -111,10 +111,10 @@ def cross_omega(r: np.ndarray) -> np.ndarray:
 
 
 def propagate_short(
-    x: np.ndarray, dt: float, inv_tau: np.ndarray | float = 0.0
+    x: np.ndarray, dt: np.ndarray | float, inv_tau: np.ndarray | float = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Short step (|dt| <~ 2 s, one ``dt`` for all) of states ``x`` (N, 9) with its
-    transition matrices (N, 9, 9).
+    """Short step (|dt| <~ 2 s; one ``dt`` for all, or (N,) one per row) of states ``x``
+    (N, 9) with its transition matrices (N, 9, 9).
 
     Gravity by a Taylor expansion about the start (``g``, gradient ``G``, jerk ``G v``,
     snap ``G (g + a)``); the Singer acceleration ``a exp(-t/tau)`` and its integrals
@@ -123,7 +123,8 @@ def propagate_short(
     eight of an RK4 step with variational equations.
     """
     n = x.shape[0]
-    t = float(dt)
+    per_row = np.ndim(dt) > 0
+    t = np.asarray(dt, dtype=float) if per_row else float(dt)
     it = np.broadcast_to(np.asarray(inv_tau, dtype=float), (n,))
     r, v, a = x[:, POS], x[:, VEL], x[:, ACC]
     g = gravity(r)
@@ -138,19 +139,25 @@ def propagate_short(
     safe = np.where(small, 1.0, it)
     i1 = np.where(small, t - 0.5 * t2 * it, (1.0 - e) / safe)
     i2 = np.where(small, 0.5 * t2 - t3 * it / 6.0, (t - i1) / safe)
+    c = (lambda q: q[:, None]) if per_row else (lambda q: q)
     out = np.empty_like(x)
-    out[:, POS] = r + v * t + g * (0.5 * t2) + a * i2[:, None] + jg * (t3 / 6.0) + sg * (t4 / 24.0)
-    out[:, VEL] = v + g * t + a * i1[:, None] + jg * (0.5 * t2) + sg * (t3 / 6.0)
+    out[:, POS] = (
+        r + v * c(t) + g * c(0.5 * t2) + a * i2[:, None] + jg * c(t3 / 6.0) + sg * c(t4 / 24.0)
+    )
+    out[:, VEL] = v + g * c(t) + a * i1[:, None] + jg * c(0.5 * t2) + sg * c(t3 / 6.0)
     out[:, ACC] = a * e[:, None]
     # Phi = kron(C, I3) + kron(D, G): C holds the kinematic coefficients, D the gravity ones
-    C = np.empty((n, 3, 3))
-    C[:] = [[1.0, t, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]]
+    C = np.zeros((n, 3, 3))
+    C[:, 0, 0] = C[:, 1, 1] = 1.0
+    C[:, 0, 1] = t
     C[:, 0, 2] = i2
     C[:, 1, 2] = i1
     C[:, 2, 2] = e
-    D = np.array([[t2 / 2, t3 / 6, t4 / 24], [t, t2 / 2, t3 / 6], [0.0, 0.0, 0.0]])
+    D = np.zeros((n, 3, 3))
+    D[:, 0] = np.stack([t2 / 2, t3 / 6, t4 / 24], axis=-1)
+    D[:, 1] = np.stack([t, t2 / 2, t3 / 6], axis=-1)
     phi = (C[:, :, None, :, None] * _EYE3[None, None, :, None, :]).reshape(n, 9, 9)
-    phi += (D[None, :, None, :, None] * G[:, None, :, None, :]).reshape(n, 9, 9)
+    phi += (D[:, :, None, :, None] * G[:, None, :, None, :]).reshape(n, 9, 9)
     return out, phi
 
 
@@ -210,32 +217,28 @@ def propagate(
 def process_noise(
     dt: np.ndarray | float, accel_psd: np.ndarray | float, jerk_psd: np.ndarray | float
 ) -> np.ndarray:
-    """Discrete process noise (N, 9, 9) over ``|dt|`` (s): white acceleration of PSD
-    ``accel_psd`` (m^2/s^3) on the velocity plus white jerk of PSD ``jerk_psd`` (m^2/s^5)
-    driving the acceleration state (the standard constant-acceleration integrals; the
-    gravity gradient and Singer decay are neglected over one step)."""
+    """Discrete process noise (N, 9, 9) over ``|dt|`` (s; scalar or (N,)): white
+    acceleration of PSD ``accel_psd`` (m^2/s^3) on the velocity plus white jerk of PSD
+    ``jerk_psd`` (m^2/s^5) driving the acceleration state (the standard
+    constant-acceleration integrals; the gravity gradient and Singer decay are neglected
+    over one step)."""
+    qa = np.atleast_1d(np.asarray(accel_psd, float))
+    qj = np.atleast_1d(np.asarray(jerk_psd, float))
     if np.ndim(dt) == 0:
-        qa = np.atleast_1d(np.asarray(accel_psd, float))
-        qj = np.atleast_1d(np.asarray(jerk_psd, float))
         qa, qj = np.broadcast_arrays(qa, qj)
         ba, bj = _noise_blocks(abs(float(dt)))
         return qa[:, None, None] * ba + qj[:, None, None] * bj
-    dt = np.abs(np.atleast_1d(np.asarray(dt, dtype=float)))
-    qa, qj = np.broadcast_arrays(
-        np.atleast_1d(np.asarray(accel_psd, float)), np.atleast_1d(np.asarray(jerk_psd, float))
-    )
-    n = max(dt.size, qa.size)
-    return np.stack(
-        [
-            qa_ * ba + qj_ * bj
-            for qa_, qj_, (ba, bj) in zip(
-                np.broadcast_to(qa, (n,)),
-                np.broadcast_to(qj, (n,)),
-                (_noise_blocks(float(d)) for d in np.broadcast_to(dt, (n,))),
-                strict=True,
-            )
-        ]
-    )
+    t = np.abs(np.atleast_1d(np.asarray(dt, dtype=float)))
+    t, qa, qj = np.broadcast_arrays(t, qa, qj)
+    t2, t3, t4, t5 = t * t, t**3, t**4, t**5
+    z = np.zeros_like(t)
+    a = np.stack([t3 / 3, t2 / 2, z, t2 / 2, t, z, z, z, z], axis=-1).reshape(-1, 3, 3)
+    j = np.stack(
+        [t5 / 20, t4 / 8, t3 / 6, t4 / 8, t3 / 3, t2 / 2, t3 / 6, t2 / 2, t], axis=-1
+    ).reshape(-1, 3, 3)
+    ba = a[:, _BLK, _BLK.T] * _DIAG
+    bj = j[:, _BLK, _BLK.T] * _DIAG
+    return qa[:, None, None] * ba + qj[:, None, None] * bj
 
 
 def _noise_blocks(t: float) -> tuple[np.ndarray, np.ndarray]:

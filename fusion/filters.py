@@ -33,12 +33,13 @@ def predict(
     jerk_psd: np.ndarray | float,
     max_step: float = 2.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Predict states (N, 9) and covariances (N, 9, 9) over ``dt`` (s): RK4 mean,
-    ``Phi P Phi^T + Q`` covariance (Q from :func:`dynamics.process_noise`)."""
+    """Predict states (N, 9) and covariances (N, 9, 9) over ``dt`` (s; scalar or (N,)):
+    short-step or RK4 mean, ``Phi P Phi^T + Q`` covariance (Q from
+    :func:`dynamics.process_noise`)."""
     if x.shape[0] == 0:
         return x.copy(), P.copy()
-    if np.ndim(dt) == 0 and abs(float(dt)) <= max_step:
-        xp, phi = propagate_short(x, float(dt), inv_tau)
+    if float(np.max(np.abs(dt))) <= max_step:
+        xp, phi = propagate_short(x, dt, inv_tau)
     else:
         xp, phi = propagate(x, dt, inv_tau, max_step=max_step)
     Pp = phi @ P @ np.swapaxes(phi, -1, -2)

@@ -139,7 +139,7 @@ def _tracks(rng, n):
         trk = Track(key=k, created_ns=0, last_update_ns=0, update_count=int(rng.integers(2, 9)))
         if rng.random() < 0.5:
             trk.status = TrackStatus.CONFIRMED
-        rows.append(x, P, trk, False)
+        rows.append(x, P, trk, False, 0)
         tracks.append(trk)
     if n > 4:
         rows.x[4] = rows.x[3]

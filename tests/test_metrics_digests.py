@@ -40,11 +40,14 @@ CASES: dict[str, tuple[str, float | None]] = {
 #: ``completeness_glide``, ``track_breaks_glide``/``_turn``, and their per-object
 #: figures, null or 0 without a glide); every previous value compared equal.
 #: All four re-recorded for issue 12 (sensor registration on by default changes the tracks).
+#: All four re-recorded when rows began to be predicted only when read (issue 13): the
+#: regression recordings' figures moved by rounding only (GOSPA mean <= 0.01%, its
+#: median <= 0.03%, launch error median <= 0.03%; NEES and RMSE unchanged).
 DIGESTS: dict[str, str] = {
-    "dropout-150": "95a9cf68bd17107fb0993d9d24a96c7964256b53415d58762e4b4d87dd2aa61f",
-    "mrbm-midcourse": "4595f00e2680a5e3ee5c59dc5a0b09489a0f47b6d7c3f496d9de23400cd6802e",
-    "mrbm-pair": "860485bb1a2533cf8a3667c1405bd79c6de0490620d8e7a63d6d240fcdae2ec0",
-    "srbm-short": "f727ed8f130d5835b13b08afaa0f743490cb6ecda1621bf5cce7004d8a09057a",
+    "dropout-150": "2d48d317efba93235fdfd998df2e88f8c573ad3acbba4fc47295ec3eb5006460",
+    "mrbm-midcourse": "69b19f43c3947502f03088c09c52277cecd23833c9801e11bc5eed129b988267",
+    "mrbm-pair": "cffe27fc135b751eca5f00d72fcedfc60fce5e699f5bd2adbebd1e0168ff5681",
+    "srbm-short": "568d32a75dcf6e3d3fe2d1bcfd8f6902b4e5ee6ce2a56d2064c145a542bef31d",
 }
 
 

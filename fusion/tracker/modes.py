@@ -306,7 +306,7 @@ class MotionModes:
             r = trk.row
             xs, Ps = condition_on_zero_accel(self.rows.x[r : r + 1], self.rows.P[r : r + 1])
             trk.shadow = ShadowTest(start_ns=t_ns)
-            self.rows.append(xs[0], Ps[0], trk, True)
+            self.rows.append(xs[0], Ps[0], trk, True, t_ns)
             self._pushes += 1
             heapq.heappush(self._hold_ends, (t_ns + hold_ns, self._pushes, trk))
 

@@ -85,6 +85,7 @@ class ReportSchedule:
         if not trks:
             return []
         rows = np.array([t.row for t in trks])
+        self.rows.sync(rows, t_ns)
         lat, lon, alt = geodesy.teme_to_geodetic(self.rows.x[rows, POS], t_ns / NS_PER_S)
         return [
             self._make_one(trk, t_ns, float(la), float(lo), float(al))
@@ -159,6 +160,7 @@ class ReportSchedule:
         if not due:
             return
         rows = np.array([t.row for t in due])
+        self.rows.sync(rows, t_ns)
         res = predict_impacts(
             self.rows.x[rows, :6], self.rows.P[rows][:, :6, :6], t_ns / NS_PER_S, self.config
         )

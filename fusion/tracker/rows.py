@@ -1,8 +1,10 @@
 """Stacked filter states of every live track and burnout shadow, one row each.
 
 ``x`` (N, 9) and ``P`` (N, 9, 9) hold the states (ECI: position m, velocity m/s,
-acceleration m/s^2; layout in :mod:`..dynamics`) so that one frame predicts all rows in
-one batched call. ``owners[i]`` says whose row ``i`` is; every change of the stack
+acceleration m/s^2; layout in :mod:`..dynamics`), each at its own data time ``t_ns``
+(N,): a row is predicted only when something reads it (:meth:`StateRows.sync`, batched
+over the rows asked for), so a frame costs what its detections touch, not every row.
+``owners[i]`` says whose row ``i`` is; every change of the stack
 (append, remove) re-numbers ``Track.row`` / ``Track.shadow_row``. The per-row
 process-noise parameters depend on the owners' modes and are cached here until the stack
 or a mode changes (:attr:`noise_cache`, filled by :mod:`.modes`); so are the main rows and
@@ -17,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..domain import NS_PER_S
 from ..dynamics import N_STATE
 from ..filters import predict
 from .track import RowOwner, Track
@@ -28,7 +31,12 @@ class StateRows:
     def __init__(self) -> None:
         self.x = np.zeros((0, N_STATE))
         self.P = np.zeros((0, N_STATE, N_STATE))
+        self.t_ns = np.zeros(0, dtype=np.int64)  # data time of each row's state
         self.owners: list[RowOwner] = []
+        # per-row (Singer rate 1/s, accel PSD, jerk PSD) for prediction, and the largest
+        # single step (s); set by the tracker (modes.MotionModes.noise)
+        self.noise: Callable[[], tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
+        self.max_step_s = 2.0
         self.noise_cache: tuple | None = None  # see modes.MotionModes.noise
         self.layout_cache: dict[str, Any] = {}  # per owners and modes, see main_rows
 
@@ -53,10 +61,12 @@ class StateRows:
         """The track row ``row`` belongs to (for a shadow row: the shadowed track)."""
         return self.owners[row].track
 
-    def append(self, x: np.ndarray, P: np.ndarray, trk: Track, shadow: bool) -> None:
-        """Add a row for ``trk`` (its main row, or its shadow's)."""
+    def append(self, x: np.ndarray, P: np.ndarray, trk: Track, shadow: bool, t_ns: int) -> None:
+        """Add a row for ``trk`` (its main row, or its shadow's) with its state at data
+        time ``t_ns``."""
         self.x = np.concatenate([self.x, x[None]])
         self.P = np.concatenate([self.P, P[None]])
+        self.t_ns = np.append(self.t_ns, np.int64(t_ns))
         self.owners.append(RowOwner(trk, shadow))
         self.changed()
         if shadow:
@@ -72,6 +82,7 @@ class StateRows:
         keep[rows] = False
         self.x = self.x[keep]
         self.P = self.P[keep]
+        self.t_ns = self.t_ns[keep]
         self.owners = [o for o, k in zip(self.owners, keep, strict=True) if k]
         self.changed()
         for i, (owner, shadow) in enumerate(self.owners):
@@ -87,16 +98,20 @@ class StateRows:
             self.x[row : row + 1], self.P[row : row + 1], *args
         )
 
-    def predict(
-        self,
-        dt: float,
-        inv_tau: np.ndarray,
-        accel_psd: np.ndarray,
-        jerk_psd: np.ndarray,
-        max_step: float,
-    ) -> None:
-        """Predict every row over ``dt`` (s) with per-row Singer rate (1/s), white
-        acceleration PSD (m^2/s^3) and white jerk PSD (m^2/s^5)."""
-        self.x, self.P = predict(
-            self.x, self.P, dt, inv_tau, accel_psd, jerk_psd, max_step=max_step
-        )
+    def sync(self, rows: np.ndarray | list[int] | None, t_ns: int) -> None:
+        """Predict the rows ``rows`` (indices; None: every row) whose state is older than
+        data time ``t_ns`` to ``t_ns``, in one batched call (per-row steps)."""
+        idx = np.arange(len(self.owners)) if rows is None else np.asarray(rows, dtype=int)
+        if idx.size == 0:
+            return
+        stale = idx[self.t_ns[idx] < t_ns]
+        if stale.size == 0:
+            return
+        stale = np.unique(stale)
+        inv_tau, accel_psd, jerk_psd = self.noise()
+        dt = (t_ns - self.t_ns[stale]) / NS_PER_S
+        self.x[stale], self.P[stale] = predict(
+            self.x[stale], self.P[stale], dt, inv_tau[stale], accel_psd[stale],
+            jerk_psd[stale], max_step=self.max_step_s,
+        )  # fmt: skip
+        self.t_ns[stale] = t_ns

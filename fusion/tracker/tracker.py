@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..association import Gating, assign_pairs, gate, gate_threshold
+from ..association import Gating, assign_pairs, gate, gate_threshold, may_gate
 from ..config import FusionConfig
 from ..domain import NS_PER_S, SensorFrame, TrackReport
 from ..dynamics import ACC, N_STATE, POS, VEL, cross_omega, ellipsoid_height
@@ -61,6 +61,8 @@ class Tracker:
         self._gate_ballistic = gate_threshold(cfg.gate_probability)
         self._gate_boost = gate_threshold(cfg.boost_gate_probability)
         self._modes = MotionModes(cfg, self._rows)
+        self._rows.noise = self._modes.noise
+        self._rows.max_step_s = cfg.max_step_s
         self._lifecycle = Lifecycle(cfg, self._rows)
         self._reports = ReportSchedule(fusion_id, cfg, self._rows)
         self._threads = ThreadBook()
@@ -90,7 +92,9 @@ class Tracker:
         unclaimed = self._associate_and_update(frame, raw)
         self._initiate(frame, unclaimed)
         touched = self._updated + self._tracks[n_before:]
-        self._modes.run_shadow_tests(self._modes.shadow_candidates(touched, t_ns), t_ns)
+        shadow_cands = self._modes.shadow_candidates(touched, t_ns)
+        self._sync_tracks(shadow_cands)
+        self._modes.run_shadow_tests(shadow_cands, t_ns)
         self._run_lifecycle(t_ns)
         touched = self._updated + self._lifecycle.take_status_changes()
         out = self._reports.due(self._tracks, touched, t_ns)
@@ -114,16 +118,35 @@ class Tracker:
 
     # ------------------------------------------------------------------ prediction
     def _advance(self, t_ns: int) -> None:
-        """Predict every row to data time ``t_ns``."""
-        if self._t_ns is None:
-            self._t_ns = t_ns
-            return
-        dt = (t_ns - self._t_ns) / NS_PER_S
+        """Move the data time to ``t_ns``; rows are predicted when read (rows.sync)."""
         self._t_ns = t_ns
-        if dt <= 0.0 or not len(self._rows):
-            return
-        inv_tau, accel_psd, jerk_psd = self._modes.noise()
-        self._rows.predict(dt, inv_tau, accel_psd, jerk_psd, self.config.max_step_s)
+
+    def _screen(self, frame: SensorFrame) -> np.ndarray:
+        """Positions, among the main rows, of the tracks that may gate a detection of
+        ``frame`` (association.may_gate); their rows and shadows are predicted to the
+        frame."""
+        rows = self._rows
+        main = rows.main_rows()
+        dt = (frame.time_ns - rows.t_ns[main]) / NS_PER_S
+        sel = np.flatnonzero(
+            may_gate(
+                rows.x[main], rows.P[main], dt, frame.position, frame.los, frame.sigma,
+                self._gates(main),
+            )
+        )  # fmt: skip
+        if sel.size:
+            rows.sync(np.concatenate([main[sel], self._shadow_rows(main[sel])]), frame.time_ns)
+        return sel
+
+    def _shadow_rows(self, main_rows: np.ndarray) -> np.ndarray:
+        """The shadow rows of the tracks of ``main_rows`` that have one."""
+        out = [t.shadow_row for t in (self._rows.track_of(r) for r in main_rows) if t.shadow]
+        return np.array(out, dtype=int)
+
+    def _sync_tracks(self, tracks: list[Track]) -> None:
+        """Predict the rows (main and shadow) of ``tracks`` to the data time."""
+        rows = [t.row for t in tracks] + [t.shadow_row for t in tracks if t.shadow is not None]
+        self._rows.sync(rows, self._t_ns)
 
     # ------------------------------------------------------------------ association
     def _associate_and_update(self, frame: SensorFrame, raw: SensorFrame) -> np.ndarray:
@@ -140,18 +163,22 @@ class Tracker:
             if bonus > 0.0
             else None
         )
-        main_rows = self._rows.main_rows()
-        if main_rows.size == 0:
+        sel = self._screen(frame)
+        if sel.size == 0:
             return np.arange(n_det)
         rows = self._rows
-        gates = self._gates(main_rows)
+        all_main = rows.main_rows()
+        main_rows = all_main[sel]
+        gates = self._gates(all_main)[sel]
+        keys = self._keys(all_main)[sel]
         gating = gate(
             rows.x[main_rows], rows.P[main_rows], frame.position, frame.los, frame.sigma, gates
         )
         adjust = None
         if threads is not None:
-            keys = self._keys(main_rows)[gating.track]
-            adjust = self._threads.adjustments(frame.sensor_id, keys, threads[gating.det], bonus)
+            adjust = self._threads.adjustments(
+                frame.sensor_id, keys[gating.track], threads[gating.det], bonus
+            )
         matched = assign_pairs(gating.track, gating.det, gating.d2, gating.logdet, gates, adjust)
         if not matched.size:
             return np.arange(n_det)
@@ -160,7 +187,7 @@ class Tracker:
         if threads is not None:
             self._threads.claim(
                 frame.sensor_id,
-                self._keys(main_rows)[track_idx],
+                keys[track_idx],
                 threads[assigned.det_idx],
                 rows.x[assigned.rows, VEL],
                 gating.u[track_idx],
@@ -316,7 +343,7 @@ class Tracker:
         first_h = ellipsoid_height(cand.position)
         trk.launch.enabled = bool(first_h < cfg.launch_max_first_altitude_m)
         self._tracks.append(trk)
-        self._rows.append(x, P, trk, False)
+        self._rows.append(x, P, trk, False, t_ns)
         if trk.launch.enabled:
             self._reports.sample_launch(trk, t_ns)
 
@@ -328,6 +355,7 @@ class Tracker:
         self._modes.check_maneuvers(self._updated)
         if not self._lifecycle.tick_due(t_ns):
             return
+        self._rows.sync(None, t_ns)  # the periodic checks read every row
         rows = np.array([t.row for t in self._tracks], dtype=int)
         if rows.size == 0:
             return
