@@ -206,9 +206,16 @@ class Lifecycle:
         if ii.size == 0:
             return
         P6 = self.rows.P[rows][:, :6, :6]
+        chi2_max = self.config.merge_chi2
+        # e^T S^-1 e >= |e_r|^2 / tr(S_rr) (the position block's marginal, its largest
+        # eigenvalue): pairs farther apart than that allows are out without a solve
+        tr_r = np.einsum("nii->n", P6[:, :3, :3])
+        e_r = x6[ii, :3] - x6[jj, :3]
+        with np.errstate(invalid="ignore", over="ignore"):
+            out = np.einsum("ki,ki->k", e_r, e_r) > chi2_max * (tr_r[ii] + tr_r[jj]) * (1.0 + 1e-9)
+        ii, jj = ii[~out], jj[~out]
         e = x6[ii] - x6[jj]
         S = P6[ii] + P6[jj]
-        chi2_max = self.config.merge_chi2
         for k in np.flatnonzero(_may_pass(e, S, chi2_max)):
             a, b = live[ii[k]], live[jj[k]]
             if a.deleted or b.deleted:
