@@ -98,7 +98,12 @@ def test_a_row_read_late_lands_where_step_by_step_prediction_does():
     rng = np.random.default_rng(2)
     x, P = _cloud(rng, 1)
     rows = StateRows()
-    rows.noise = lambda: (np.full(2, 1.0 / 60.0), np.full(2, 1e-2), np.full(2, 5.0))
+
+    class Noise:
+        def noise(self):
+            return np.full(2, 1.0 / 60.0), np.full(2, 1e-2), np.full(2, 5.0)
+
+    rows.noise_source = Noise()
     for k in range(2):
         trk = Track(key=k, created_ns=0, last_update_ns=0)
         rows.append(x[0], P[0], trk, False, 0)

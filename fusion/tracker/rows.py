@@ -15,7 +15,7 @@ whatever else depends only on the owners and their modes (:attr:`layout_cache`, 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -23,6 +23,12 @@ from ..domain import NS_PER_S
 from ..dynamics import N_STATE
 from ..filters import predict
 from .track import RowOwner, Track
+
+
+class NoiseSource(Protocol):
+    """Gives the per-row process-noise parameters (see modes.MotionModes.noise)."""
+
+    def noise(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 
 
 class StateRows:
@@ -33,9 +39,10 @@ class StateRows:
         self.P = np.zeros((0, N_STATE, N_STATE))
         self.t_ns = np.zeros(0, dtype=np.int64)  # data time of each row's state
         self.owners: list[RowOwner] = []
-        # per-row (Singer rate 1/s, accel PSD, jerk PSD) for prediction, and the largest
-        # single step (s); set by the tracker (modes.MotionModes.noise)
-        self.noise: Callable[[], tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
+        # what gives each row's (Singer rate 1/s, accel PSD, jerk PSD) for prediction
+        # (modes.MotionModes, set by the tracker: an object, not a bound method, so the
+        # rows stay plain data), and the largest single step (s)
+        self.noise_source: NoiseSource | None = None
         self.max_step_s = 2.0
         self.noise_cache: tuple | None = None  # see modes.MotionModes.noise
         self.layout_cache: dict[str, Any] = {}  # per owners and modes, see main_rows
@@ -108,7 +115,7 @@ class StateRows:
         if stale.size == 0:
             return
         stale = np.unique(stale)
-        inv_tau, accel_psd, jerk_psd = self.noise()
+        inv_tau, accel_psd, jerk_psd = self.noise_source.noise()
         dt = (t_ns - self.t_ns[stale]) / NS_PER_S
         self.x[stale], self.P[stale] = predict(
             self.x[stale], self.P[stale], dt, inv_tau[stale], accel_psd[stale],

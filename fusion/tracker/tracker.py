@@ -61,7 +61,7 @@ class Tracker:
         self._gate_ballistic = gate_threshold(cfg.gate_probability)
         self._gate_boost = gate_threshold(cfg.boost_gate_probability)
         self._modes = MotionModes(cfg, self._rows)
-        self._rows.noise = self._modes.noise
+        self._rows.noise_source = self._modes
         self._rows.max_step_s = cfg.max_step_s
         self._lifecycle = Lifecycle(cfg, self._rows)
         self._reports = ReportSchedule(fusion_id, cfg, self._rows)
