@@ -1,4 +1,5 @@
-"""Rows predicted only when read (issue 13): the screen that picks them, per-row steps.
+"""Per-frame work on what the frame touches (issue 13): rows predicted only when read
+(the screen that picks them, per-row steps) and the shadow tests revisited by time.
 
 A frame predicts and gates only the tracks that may gate one of its detections
 (``association.may_gate``); every other row keeps its older state until something reads
@@ -12,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from tracklayer.fusion.association import gate, gate_threshold, may_gate
+from tracklayer.fusion.domain import NS_PER_S
 from tracklayer.fusion.dynamics import process_noise, propagate_short
 from tracklayer.fusion.filters import predict
 from tracklayer.fusion.measurement import los_to
@@ -114,3 +116,34 @@ def test_a_row_read_late_lands_where_step_by_step_prediction_does():
     np.testing.assert_allclose(rows.x[0], rows.x[1], rtol=0, atol=1e-3)
     scale = np.sqrt(np.outer(np.diag(rows.P[1]), np.diag(rows.P[1])))
     assert np.all(np.abs(rows.P[0] - rows.P[1]) <= 5e-3 * scale)
+
+
+def test_shadow_tests_are_revisited_when_their_hold_ends_or_a_track_boosts_again():
+    """The per-frame bookkeeping skips tracks the frame did not touch; a burnout test
+    that can end without an update (its hold time passed) and a track switched back to
+    BOOST must still be looked at, in creation order, and a deleted track never."""
+    from tracklayer.fusion.config import FusionConfig
+    from tracklayer.fusion.tracker.modes import MotionModes
+    from tracklayer.fusion.tracker.track import Mode, ShadowTest
+
+    cfg = FusionConfig()
+    rows = StateRows()
+    modes = MotionModes(cfg, rows)
+    hold_ns = int(cfg.burnout_hold_s * NS_PER_S)
+    a, b, c = (Track(key=k, created_ns=0, last_update_ns=0) for k in (3, 1, 2))
+    for t in (a, b, c):
+        rows.append(np.zeros(9), np.eye(9), t, False, 0)
+    assert modes.shadow_candidates([a], 0) == [a]
+    # b's shadow starts at t = 0 (as run_shadow_tests spawns it)
+    b.update_count = 5
+    modes.run_shadow_tests([b], 0)
+    assert isinstance(b.shadow, ShadowTest) and b.shadow.start_ns == 0
+    assert modes.shadow_candidates([], hold_ns - 1) == []
+    c.mode = Mode.BALLISTIC
+    modes.set_mode(c, Mode.BOOST)
+    got = modes.shadow_candidates([a], hold_ns)
+    assert got == [b, c, a]  # keys 1, 2, 3
+    assert modes.shadow_candidates([], 2 * hold_ns) == []  # each revisited once
+    modes.set_mode(a, Mode.BOOST)
+    a.deleted = True
+    assert modes.shadow_candidates([], 3 * hold_ns) == []
