@@ -239,6 +239,8 @@ class InitiationBuffer:
         sig2 = self._sigma[sel]
         dt = t_s - self._t[sel]
         mi, bi = screen_pairs(origin, los, float(np.max(sigma)), s2, u2, sig2, dt, cfg)
+        if mi.size == 0:  # the usual case in clutter: no ray comes near enough
+            return [], np.arange(m_count)
         t1, t2, miss, sin_a = closest_points(origin, los[mi], s2[bi], u2[bi])  # (K,)
         with np.errstate(invalid="ignore"):
             geo = np.sqrt((sigma[mi] * t1) ** 2 + (sig2[bi] * t2) ** 2)
