@@ -212,12 +212,7 @@ class FusionCore:
             c["registration_rejected_total"] = reg.rejected_total
         return c
 
-    def sensor_biases(self, not_before_ns: int | None = None) -> list[SensorBias]:
-        """Every sensor's pointing-bias estimate (empty when registration is off, or when
-        the estimates' data time is before ``not_before_ns``: nothing is computed then)."""
+    def sensor_biases(self) -> list[SensorBias]:
+        """Every sensor's pointing-bias estimate (empty when registration is off)."""
         reg = getattr(self.tracker, "registration", None)
-        if reg is None:
-            return []
-        if not_before_ns is not None and (reg.time_ns is None or reg.time_ns < not_before_ns):
-            return []
-        return reg.estimates()
+        return reg.estimates() if reg is not None else []

@@ -346,11 +346,6 @@ class Registration:
         self.windows_total += 1
 
     # ------------------------------------------------------------------ output
-    @property
-    def time_ns(self) -> int | None:
-        """Data time (ns) of the latest frame seen, the time of :meth:`estimates`."""
-        return self._t_ns
-
     def estimates(self) -> list[SensorBias]:
         """Every known sensor's estimate and 1-sigma (rad, ECI axes), by sensor id."""
         out = []
