@@ -418,10 +418,11 @@ class FusionEngine:
 
     def _apply_and_journal(self, item: EngineInput) -> tuple[FrameStatus, str, list[TrackReport]]:
         """Apply one live input to the core; append it to the journal if it changed state."""
-        status, reason, reports, payload = apply_input(self.core, self._opens, item, replay=False)
-        if payload is not None:
-            self.journal.append(item.kind, item.sensor_id, item.now, payload)
-        return status, reason, reports
+        applied = apply_input(self.core, self._opens, item, replay=False)
+        if applied.journal_payload is not None:
+            kind = applied.journal_kind or item.kind
+            self.journal.append(kind, item.sensor_id, item.now, applied.journal_payload)
+        return applied.status, applied.reason, applied.reports
 
     async def _tick(self) -> None:
         """Idle timeout (and expiry of streams a previous process left open)."""

@@ -13,12 +13,15 @@ OPEN       a stream of ``sensor_id`` opened
 CLOSE      a stream of ``sensor_id`` closed
 IDLE       the idle timeout fired (payload: timeout seconds as text)
 FLUSH      end of input (shutdown): everything buffered applied
+SEEN       a frame of ``sensor_id`` that was not ACCEPTED but moved its
+           latest received time (the long-outage rule, DESIGN §6;
+           payload: its time in ns as decimal text)
 =========  =========================================================
 
 Each event keeps the caller's clock ``now`` (wall seconds, what the core's
 idle bookkeeping saw) and the wall time it was written. Frames that were not
-ACCEPTED (REJECTED, DUPLICATE, LATE) change no core state, so they are not
-journaled: replaying them would change nothing.
+ACCEPTED (REJECTED, DUPLICATE, LATE) change no core state except, sometimes,
+their sensor's latest received time: only that time is journaled (SEEN).
 
 Checkpoints (optional) hold the engine's state after some event ``seq``
 (pickled: the journal is a trusted local file, written by this software);
@@ -51,6 +54,7 @@ class EventKind(IntEnum):
     CLOSE = 4
     IDLE = 5
     FLUSH = 6
+    SEEN = 7
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,7 +65,7 @@ def replay_journal(
     last = after_seq
     replayed = 0
     for ev in journal.events(after_seq=after_seq):
-        status, reason, reports, _ = apply_input(
+        status, reason, reports, *_ = apply_input(
             core, open_streams, input_from_event(ev), replay=True
         )
         if ev.kind == EventKind.FRAME and status is not FrameStatus.ACCEPTED:
