@@ -43,6 +43,7 @@ from tracklayer.fusion.core import FusionCore
 from tracklayer.fusion.domain import FrameStatus, TrackReport
 from tracklayer.fusion.registration import SensorBias
 from tracklayer.services.errors import Unavailable
+from tracklayer.services.fusion_service.checkpoint import allowed_modules
 from tracklayer.services.fusion_service.forwarder import Forwarder
 from tracklayer.services.fusion_service.inputs import EngineInput, apply_input
 from tracklayer.services.fusion_service.journal import EventKind, Journal
@@ -174,7 +175,7 @@ class FusionEngine:
 
     def _restore_checkpoint(self) -> int:
         """Load the newest usable checkpoint; returns its seq (0: replay from the start)."""
-        restored = load_checkpoint(self.journal)
+        restored = load_checkpoint(self.journal, allowed_modules(self.core))
         if restored is None:
             return 0
         seq, self.core, self._opens = restored

@@ -23,10 +23,11 @@ idle bookkeeping saw) and the wall time it was written. Frames that were not
 ACCEPTED (REJECTED, DUPLICATE, LATE) change no core state except, sometimes,
 their sensor's latest received time: only that time is journaled (SEEN).
 
-Checkpoints (optional) hold the engine's state after some event ``seq``
-(pickled: the journal is a trusted local file, written by this software);
-a restart loads the newest one written by the same software version and
-replays only the events after it.
+Checkpoints (optional) hold the engine's state after some event ``seq`` as
+data (``checkpoint``: versioned, checksummed, no pickle: loading one cannot run
+code); the two newest are kept, a restart loads the newest usable one written
+by the same software version (falling back to the one before) and replays
+only the events after it.
 
 The journal also pins the settings it was written with (fusion id, config,
 allow-list); :meth:`Journal.check_settings` refuses a restart with others,
@@ -168,18 +169,32 @@ class Journal(SqliteFile):
             yield Event(int(seq), EventKind(kind), sid, now, bytes(payload))
 
     # ---- checkpoints ------------------------------------------------------------
+    #: Checkpoints kept: the newest and the one before it (the fallback when the
+    #: newest cannot be used; the journal keeps every event after the oldest kept).
+    CHECKPOINTS_KEPT = 2
+
     def write_checkpoint(self, seq: int, version: str, state: bytes) -> None:
-        """Keep ``state`` as the state after event ``seq`` (replacing older checkpoints)."""
+        """Keep ``state`` as the state after event ``seq``; only the
+        :attr:`CHECKPOINTS_KEPT` newest checkpoints stay."""
         with transaction(self._db) as cur:
             cur.execute(
                 "INSERT OR REPLACE INTO checkpoints VALUES (?,?,?,?)",
                 (seq, time.time_ns(), version, state),
             )
-            cur.execute("DELETE FROM checkpoints WHERE seq < ?", (seq,))
+            cur.execute(
+                "DELETE FROM checkpoints WHERE seq NOT IN "
+                "(SELECT seq FROM checkpoints ORDER BY seq DESC LIMIT ?)",
+                (self.CHECKPOINTS_KEPT,),
+            )
+
+    def checkpoints(self) -> list[tuple[int, str, bytes]]:
+        """(seq, version, state) of every kept checkpoint, newest first."""
+        rows = self._db.execute(
+            "SELECT seq, version, state FROM checkpoints ORDER BY seq DESC"
+        ).fetchall()
+        return [(int(r[0]), str(r[1]), bytes(r[2])) for r in rows]
 
     def latest_checkpoint(self) -> tuple[int, str, bytes] | None:
         """(seq, version, state) of the newest checkpoint, or None."""
-        row = self._db.execute(
-            "SELECT seq, version, state FROM checkpoints ORDER BY seq DESC LIMIT 1"
-        ).fetchone()
-        return None if row is None else (int(row[0]), str(row[1]), bytes(row[2]))
+        kept = self.checkpoints()
+        return kept[0] if kept else None

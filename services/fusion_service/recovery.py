@@ -1,6 +1,7 @@
 """Restart of the fusion engine: checkpoints and the journal replay.
 
-A restart loads the newest checkpoint written by this software version (if any),
+A restart loads the newest usable checkpoint written by this software version (if
+any; a corrupt or foreign one is refused naming the file and the one before is used),
 then replays every later journal event through the core with
 :func:`~tracklayer.services.fusion_service.inputs.apply_input`, exactly as it was
 applied live. Reports of events after the outbox's journal mark never reached the
@@ -10,13 +11,17 @@ outbox before the process ended: the replay adds them again.
 from __future__ import annotations
 
 import logging
-import pickle
 import time
 from collections import Counter
 
 from tracklayer import __version__
 from tracklayer.fusion.core import FusionCore
 from tracklayer.fusion.domain import FrameStatus
+from tracklayer.services.fusion_service.checkpoint import (
+    CheckpointError,
+    decode_checkpoint,
+    encode_checkpoint,
+)
 from tracklayer.services.fusion_service.inputs import apply_input, input_from_event
 from tracklayer.services.fusion_service.journal import EventKind, Journal
 from tracklayer.services.fusion_service.live_picture import LivePicture, report_message
@@ -27,27 +32,30 @@ log = logging.getLogger("tracklayer.services.fusion")
 
 
 def checkpoint_state(core: FusionCore, open_streams: Counter) -> bytes:
-    """The engine state a checkpoint keeps: the core and the open-stream counts."""
-    return pickle.dumps((core, open_streams), protocol=pickle.HIGHEST_PROTOCOL)
+    """The engine state a checkpoint keeps (the core and the open-stream counts), as
+    checkpoint data (``checkpoint``: no pickle)."""
+    return encode_checkpoint(core, open_streams)
 
 
-def load_checkpoint(journal: Journal) -> tuple[int, FusionCore, Counter] | None:
-    """(seq, core, open-stream counts) of the newest usable checkpoint, or None
-    (no checkpoint, another version's, or unreadable: replay from the start)."""
-    cp = journal.latest_checkpoint()
-    if cp is None:
-        return None
-    seq, version, blob = cp
-    if version != __version__:
-        log.warning(kv("checkpoint_skipped", seq=seq, written_by=version, running=__version__))
-        return None
-    try:
-        core, opens = pickle.loads(blob)
-    except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint: full replay
-        log.warning(kv("checkpoint_unreadable", seq=seq, error=repr(exc)))
-        return None
-    log.info(kv("checkpoint_loaded", seq=seq))
-    return seq, core, opens
+def load_checkpoint(
+    journal: Journal, allowed: tuple[str, ...]
+) -> tuple[int, FusionCore, Counter] | None:
+    """(seq, core, open-stream counts) of the newest usable checkpoint, or None (no
+    usable one: replay from the start). A checkpoint of another version is skipped; a
+    corrupt or foreign one is refused with one WARNING line naming the file, and the
+    one before it is tried. ``allowed``: modules its classes may come from."""
+    for seq, version, blob in journal.checkpoints():
+        if version != __version__:
+            log.warning(kv("checkpoint_skipped", seq=seq, written_by=version, running=__version__))
+            continue
+        try:
+            core, opens = decode_checkpoint(blob, allowed)
+        except CheckpointError as exc:
+            log.warning(kv("checkpoint_refused", file=str(journal.path), seq=seq, reason=str(exc)))
+            continue
+        log.info(kv("checkpoint_loaded", file=str(journal.path), seq=seq))
+        return seq, core, opens
+    return None
 
 
 def replay_journal(
