@@ -4,6 +4,7 @@ service falls back to the previous good checkpoint plus the journal."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import pickle
@@ -19,6 +20,7 @@ from tracklayer.services.fusion_service.checkpoint import (
     decode_checkpoint,
     encode_checkpoint,
 )
+from tracklayer.services.fusion_service.journal import JournalError
 from tracklayer.services.fusion_service.state_codec import (
     StateFormatError,
     decode_state,
@@ -92,18 +94,39 @@ def test_a_pickled_checkpoint_is_refused_without_running_it(tmp_path, uninterrup
 
     def tamper(db):
         assert db.execute("SELECT COUNT(*) FROM checkpoints").fetchone()[0] == 2
-        db.execute("UPDATE checkpoints SET state = ?", (evil,))
+        (newest,) = db.execute("SELECT MAX(seq) FROM checkpoints").fetchone()
+        db.execute("UPDATE checkpoints SET state = ? WHERE seq = ?", (evil, newest))
 
     with caplog.at_level(logging.WARNING, logger="tracklayer.services.fusion"):
         stored, replayed = run(_crash_tamper_restart(tmp_path, tamper))
     assert not marker.exists()  # loading the checkpoint ran nothing
     refused = [r.getMessage() for r in caplog.records if "checkpoint_refused" in r.getMessage()]
-    assert len(refused) == 2  # one line per refused checkpoint, naming the file
-    assert all(
-        "fu.journal.sqlite" in line and "not a tracklayer checkpoint" in line for line in refused
-    )
-    assert replayed == 22  # no usable checkpoint: the whole journal (2 opens + 20 frames)
+    assert len(refused) == 1  # one line, naming the file and why
+    assert "fu.journal.sqlite" in refused[0] and "not a tracklayer checkpoint" in refused[0]
+    assert 6 < replayed < 22  # from the checkpoint before it, not from the start
     assert stored == uninterrupted
+
+
+def test_no_usable_checkpoint_over_a_trimmed_journal_refuses_to_start(tmp_path):
+    """Never silence: with the covered events trimmed, a service without a usable
+    checkpoint would start empty; it stops with one message naming the file."""
+
+    async def body():
+        s = Services(tmp_path, store=False, checkpoint_every=6)
+        await s.start_fusion()
+        await _sensors_run(s, FRAMES_A[:10], FRAMES_B[:10])
+        for _ in range(100):
+            if s.fusion.engine.journal.trimmed_through:
+                break
+            await asyncio.sleep(0.02)
+        journal = s.fusion.engine.journal.path
+        await s.stop_fusion(kill=True)
+        with sqlite3.connect(journal) as db:
+            db.execute("UPDATE checkpoints SET state = ?", (b"garbage",))
+        with pytest.raises(JournalError, match=r"fu\.journal\.sqlite: no usable checkpoint"):
+            await s.start_fusion()
+
+    run(body())
 
 
 def test_a_corrupt_newest_checkpoint_falls_back_to_the_one_before(tmp_path, uninterrupted, caplog):

@@ -84,6 +84,7 @@ CREATE TABLE IF NOT EXISTS events (
     payload   BLOB    NOT NULL
 );
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS checkpoints (
     seq      INTEGER PRIMARY KEY,  -- state after applying every event up to seq
     wall_ns  INTEGER NOT NULL,
@@ -101,6 +102,7 @@ class Journal(SqliteFile):
     """
 
     SCHEMA, SCHEMA_VERSION, WHAT, ERROR = _SCHEMA, SCHEMA_VERSION, "journal", JournalError
+    RECLAIM_SPACE = True  # events covered by checkpoints are trimmed
 
     def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
         super().__init__(path, synchronous=synchronous)
@@ -109,9 +111,14 @@ class Journal(SqliteFile):
                 "SELECT COALESCE(MAX(seq), 0), COALESCE(SUM(kind = ?), 0) FROM events",
                 (int(EventKind.FRAME),),
             ).fetchone()
-        self.last_seq: int = int(last)  # highest seq appended (committed or buffered)
-        self.committed_seq: int = int(last)
-        self.frames: int = int(frames)  # FRAME events appended
+            meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+        #: Every event up to this seq was trimmed (covered by a kept checkpoint).
+        self.trimmed_through: int = int(meta.get("trimmed_through", 0))
+        self.trimmed_frames: int = int(meta.get("trimmed_frames", 0))
+        self.last_trim_ns: int = int(meta.get("last_trim_ns", 0))  # wall clock, 0 = never
+        self.last_seq: int = max(int(last), self.trimmed_through)  # highest seq appended
+        self.committed_seq: int = self.last_seq
+        self.frames: int = int(frames) + self.trimmed_frames  # FRAME events ever appended
         self._buffer: list[tuple[int, int, str, float | None, int, bytes]] = []
 
     # ---- settings ---------------------------------------------------------------
@@ -158,6 +165,45 @@ class Journal(SqliteFile):
         self.committed_seq = rows[-1][0]
         return self.committed_seq
 
+    # ---- trimming (bounded disk, issue 15) ---------------------------------------
+    @property
+    def events_kept(self) -> int:
+        """Committed events still in the file (seqs are contiguous)."""
+        return self.committed_seq - self.trimmed_through
+
+    def trim(self, through_seq: int, limit: int = 2000) -> int:
+        """Delete up to ``limit`` of the oldest events with seq <= ``through_seq`` in one
+        short transaction (the caller repeats, between group commits); returns how
+        many were deleted. Callers pass a seq no later than the oldest kept checkpoint
+        and the outbox's journal mark, so a restart never needs a trimmed event."""
+        upto = min(int(through_seq), self.trimmed_through + int(limit), self.committed_seq)
+        if upto <= self.trimmed_through:
+            return 0
+        now = time.time_ns()
+        with self._database_errors(), transaction(self._db) as cur:
+            (frames,) = cur.execute(
+                "SELECT COUNT(*) FROM events WHERE seq <= ? AND kind = ?",
+                (upto, int(EventKind.FRAME)),
+            ).fetchone()
+            cur.execute("DELETE FROM events WHERE seq <= ?", (upto,))
+            meta = {
+                "trimmed_through": upto,
+                "trimmed_frames": self.trimmed_frames + int(frames),
+                "last_trim_ns": now,
+            }
+            cur.executemany(
+                "INSERT INTO meta VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                sorted(meta.items()),
+            )
+        done = upto - self.trimmed_through
+        self.trimmed_through, self.trimmed_frames, self.last_trim_ns = (
+            upto,
+            meta["trimmed_frames"],
+            now,
+        )
+        return done
+
     # ---- reading ----------------------------------------------------------------
     def events(self, after_seq: int = 0) -> Iterator[Event]:
         """Committed events with seq > ``after_seq``, in order (streamed, not loaded whole)."""
@@ -173,9 +219,10 @@ class Journal(SqliteFile):
     #: newest cannot be used; the journal keeps every event after the oldest kept).
     CHECKPOINTS_KEPT = 2
 
-    def write_checkpoint(self, seq: int, version: str, state: bytes) -> None:
+    def write_checkpoint(self, seq: int, version: str, state: bytes) -> int:
         """Keep ``state`` as the state after event ``seq``; only the
-        :attr:`CHECKPOINTS_KEPT` newest checkpoints stay."""
+        :attr:`CHECKPOINTS_KEPT` newest checkpoints stay. Returns the oldest kept seq
+        (events up to it may be trimmed)."""
         with transaction(self._db) as cur:
             cur.execute(
                 "INSERT OR REPLACE INTO checkpoints VALUES (?,?,?,?)",
@@ -186,6 +233,8 @@ class Journal(SqliteFile):
                 "(SELECT seq FROM checkpoints ORDER BY seq DESC LIMIT ?)",
                 (self.CHECKPOINTS_KEPT,),
             )
+            (oldest,) = cur.execute("SELECT MIN(seq) FROM checkpoints").fetchone()
+        return int(oldest)
 
     def checkpoints(self) -> list[tuple[int, str, bytes]]:
         """(seq, version, state) of every kept checkpoint, newest first."""

@@ -45,6 +45,7 @@ class Outbox(SqliteFile):
     """The queue; one connection, used from one thread at a time (the engine's DB thread)."""
 
     SCHEMA, SCHEMA_VERSION, WHAT, ERROR = _SCHEMA, SCHEMA_VERSION, "outbox", OutboxError
+    RECLAIM_SPACE = True  # delivered entries are deleted: give their pages back
 
     def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
         super().__init__(path, synchronous=synchronous)
