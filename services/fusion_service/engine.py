@@ -38,25 +38,19 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from tracklayer import __version__
 from tracklayer.fusion.core import FusionCore
 from tracklayer.fusion.domain import FrameStatus, TrackReport
 from tracklayer.fusion.registration import SensorBias
 from tracklayer.services.errors import Unavailable
-from tracklayer.services.fusion_service.checkpoint import allowed_modules
+from tracklayer.services.fusion_service.checkpointer import Checkpointer
 from tracklayer.services.fusion_service.forwarder import Forwarder
 from tracklayer.services.fusion_service.inputs import EngineInput, apply_input
-from tracklayer.services.fusion_service.journal import EventKind, Journal, JournalError
+from tracklayer.services.fusion_service.journal import EventKind, Journal
 from tracklayer.services.fusion_service.live_picture import LivePicture, report_message
 from tracklayer.services.fusion_service.metrics import GAUGES, bias_samples
 from tracklayer.services.fusion_service.outbox import Outbox
-from tracklayer.services.fusion_service.recovery import (
-    checkpoint_state,
-    load_checkpoint,
-    replay_journal,
-)
+from tracklayer.services.fusion_service.recovery import replay_journal
 from tracklayer.services.fusion_service.settings import FusionSettings
-from tracklayer.services.fusion_service.trimmer import Trimmer
 from tracklayer.services.rpc.broadcast import Broadcaster, Subscription
 from tracklayer.services.rpc.server import kv
 from tracklayer.services.sqlite_db import DatabaseThread
@@ -110,7 +104,7 @@ class FusionEngine:
             tracker_factory=settings.tracker_factory,
             allowed_sensors=settings.sensors or None,
         )
-        self.trimmer = Trimmer(self.journal, self.outbox, self._db.run)
+        self.checkpointer = Checkpointer(settings, self.journal, self.outbox, self._db.run)
         self.hub: Broadcaster[track_pb2.TrackReport] = Broadcaster()
         self.live = LivePicture(lambda: self.core.live_reports())
         self._queue: deque[EngineInput] = deque()
@@ -122,8 +116,6 @@ class FusionEngine:
         self._stale: dict[str, int] = {}  # sensor -> streams left open by a previous process
         self._stale_since = time.time()
         self._opens: Counter = Counter()  # journaled stream opens minus closes, per sensor
-        self._checkpoint_seq = 0
-        self._oldest_checkpoint = 0  # oldest kept checkpoint's seq (0: none)
         self._baseline: dict[str, int] = {}
         self.permission_denied = 0  # streams and declarations refused by the mTLS identity check
         self.buffer_holds = 0  # frames held back while the watermark buffer was full
@@ -171,8 +163,7 @@ class FusionEngine:
                 credentials=self.settings.store_credentials,
             )
             self.forwarder.start()
-        self.trimmer.start()
-        self.trimmer.request(min(self._oldest_checkpoint, self.outbox.journal_mark))
+        self.checkpointer.start()
         self._worker = asyncio.create_task(self._work(), name="fusion-worker")
         self._ticker = asyncio.create_task(self._tick(), name="fusion-idle")
         if fresh and self.settings.sensors:
@@ -180,39 +171,18 @@ class FusionEngine:
 
     def _restore_checkpoint(self) -> int:
         """Load the newest usable checkpoint; returns its seq (0: replay from the start)."""
-        restored = load_checkpoint(self.journal, allowed_modules(self.core))
-        kept = [cp[0] for cp in self.journal.checkpoints()]
-        self._oldest_checkpoint = min(kept) if kept else 0
+        restored = self.checkpointer.restore(self.core)
         if restored is None:
-            if self.journal.trimmed_through:
-                raise JournalError(
-                    f"{self.journal.path}: no usable checkpoint, and the events up to seq "
-                    f"{self.journal.trimmed_through} they covered were trimmed: the state "
-                    "cannot be rebuilt; restore the file from a backup or start a fresh journal"
-                )
             return 0
-        seq, self.core, self._opens = restored
-        self._checkpoint_seq = seq
+        self.core, self._opens = restored
         self.live.reset_from_core()
-        return seq
-
-    async def _maybe_checkpoint(self) -> None:
-        """Every ``checkpoint_every`` events, save the core (state after committed_seq)."""
-        every = self.settings.checkpoint_every
-        seq = self.journal.committed_seq
-        if every <= 0 or seq - self._checkpoint_seq < every or self.journal.pending:
-            return
-        blob = checkpoint_state(self.core, self._opens)
-        oldest = await self._db.run(self.journal.write_checkpoint, seq, __version__, blob)
-        self._checkpoint_seq, self._oldest_checkpoint = seq, oldest
-        self.trimmer.request(min(oldest, self.outbox.journal_mark))
-        log.info(kv("checkpoint_written", seq=seq, bytes=len(blob)))
+        return self.checkpointer.seq
 
     async def abandon(self) -> None:
         """Stop as SIGKILL would after the last commit (tests of crash recovery): no
         flush, nothing drained; queued input is dropped unacknowledged."""
         self._closing = True
-        await self.trimmer.stop()
+        await self.checkpointer.trimmer.stop()
         for task in (self._ticker, self._worker):
             if task is not None:
                 task.cancel()
@@ -249,7 +219,7 @@ class FusionEngine:
             self._enqueue(EngineInput(EventKind.FLUSH, now=time.time()))
             self._enqueue(None)
             await asyncio.gather(self._worker, return_exceptions=True)
-        await self.trimmer.stop()
+        await self.checkpointer.trimmer.stop()
         if self.forwarder is not None:
             await self.forwarder.stop(drain_timeout_s)
         self._db.close()
@@ -413,7 +383,8 @@ class FusionEngine:
             )
             if self.forwarder is not None:
                 self.forwarder.notify()
-        await self._maybe_checkpoint()
+        if self.checkpointer.due():
+            await self.checkpointer.write(self.core, self._opens)
 
     def _answer(self, item: EngineInput, status: FrameStatus, reason: str) -> None:
         """Resolve a durable input's future: a frame's ack (and its slot), a declaration's
@@ -500,7 +471,7 @@ class FusionEngine:
             out["store_reconnects_total"] = self.forwarder.reconnects
         out["permission_denied_total"] = self.permission_denied
         out["buffer_holds_total"] = self.buffer_holds
-        out.update(self.trimmer.counters())
+        out.update(self.checkpointer.counters())
         for source in self.counter_sources:
             out.update(source())
         return out

@@ -19,11 +19,12 @@ from tracklayer.fusion.core import FusionCore
 from tracklayer.fusion.domain import FrameStatus
 from tracklayer.services.fusion_service.checkpoint import (
     CheckpointError,
+    allowed_modules,
     decode_checkpoint,
     encode_checkpoint,
 )
 from tracklayer.services.fusion_service.inputs import apply_input, input_from_event
-from tracklayer.services.fusion_service.journal import EventKind, Journal
+from tracklayer.services.fusion_service.journal import EventKind, Journal, JournalError
 from tracklayer.services.fusion_service.live_picture import LivePicture, report_message
 from tracklayer.services.fusion_service.outbox import Outbox
 from tracklayer.services.rpc.server import kv
@@ -56,6 +57,23 @@ def load_checkpoint(
         log.info(kv("checkpoint_loaded", file=str(journal.path), seq=seq))
         return seq, core, opens
     return None
+
+
+def restore_checkpoint(
+    journal: Journal, core: FusionCore
+) -> tuple[tuple[int, FusionCore, Counter] | None, int]:
+    """(the newest usable checkpoint as :func:`load_checkpoint` gives it, the oldest kept
+    checkpoint's seq or 0). ``core`` is the fresh core (its tracker's module may be
+    named). Raises JournalError when none is usable but covered events were trimmed."""
+    restored = load_checkpoint(journal, allowed_modules(core))
+    kept = [cp[0] for cp in journal.checkpoints()]
+    if restored is None and journal.trimmed_through:
+        raise JournalError(
+            f"{journal.path}: no usable checkpoint, and the events up to seq "
+            f"{journal.trimmed_through} they covered were trimmed: the state cannot be "
+            "rebuilt; restore the file from a backup or start a fresh journal"
+        )
+    return restored, (min(kept) if kept else 0)
 
 
 def replay_journal(
