@@ -339,6 +339,10 @@ class FrameOrderer:
         """Highest watermark released so far (ns, -inf before any release)."""
         return self._horizon
 
+    def known_sensors(self) -> frozenset[str]:
+        """Every sensor the orderer keeps state for (expected, streaming, or accepted)."""
+        return frozenset(self._expected) | frozenset(self._open) | frozenset(self._latest)
+
     def latest_ns(self, sensor_id: str) -> int | None:
         """Latest accepted time of ``sensor_id`` (ns), None before its first frame."""
         return self._latest.get(sensor_id)

@@ -42,6 +42,7 @@ from tracklayer.fusion.core import FusionCore
 from tracklayer.fusion.domain import FrameStatus, TrackReport
 from tracklayer.fusion.registration import SensorBias
 from tracklayer.services.errors import Unavailable
+from tracklayer.services.fusion_service.caps import Caps
 from tracklayer.services.fusion_service.checkpointer import Checkpointer
 from tracklayer.services.fusion_service.forwarder import Forwarder
 from tracklayer.services.fusion_service.inputs import EngineInput, apply_input
@@ -70,6 +71,7 @@ class StreamState:
     """One StreamFrames call; ``sensor_id`` set when it names its sensor."""
 
     peer: str
+    client: str = ""  # identity the per-client stream cap counts
     sensor_id: str | None = None
     on_replaced: Callable[[], None] | None = None
     on_shutdown: Callable[[], None] | None = None
@@ -104,6 +106,7 @@ class FusionEngine:
             tracker_factory=settings.tracker_factory,
             allowed_sensors=settings.sensors or None,
         )
+        self.caps = Caps(settings.max_sensors, settings.max_streams_per_client)
         self.checkpointer = Checkpointer(settings, self.journal, self.outbox, self._db.run)
         self.hub: Broadcaster[track_pb2.TrackReport] = Broadcaster()
         self.live = LivePicture(lambda: self.core.live_reports())
@@ -141,6 +144,7 @@ class FusionEngine:
             self.journal, self.outbox, self.core, self._opens, self.live, checkpoint_seq
         )
         self._baseline = dict(self.core.counters)
+        self.caps.know(self.core.orderer.known_sensors())
         self._stale = {s: n for s, n in self._opens.items() if n > 0}
         self._stale_since = time.time()
         log.info(
@@ -249,9 +253,11 @@ class FusionEngine:
         await self._failed_event.wait()
         return self.failed
 
-    def new_stream(self, peer: str) -> StreamState:
+    def new_stream(self, peer: str, client: str = "") -> StreamState:
+        """A new StreamFrames call; raises TooManyStreams past the per-client cap."""
         self._check_open()
-        st = StreamState(peer)
+        self.caps.open_stream(client)
+        st = StreamState(peer, client)
         self._streams.add(st)
         return st
 
@@ -260,6 +266,7 @@ class FusionEngine:
         if st.sensor_id is not None or not sensor_id:
             return
         self._check_open()
+        self.caps.admit_sensors((sensor_id,))
         st.sensor_id = sensor_id
         old = self._owners.get(sensor_id)
         self._owners[sensor_id] = st
@@ -276,6 +283,7 @@ class FusionEngine:
             return
         st.closed = True
         self._streams.discard(st)
+        self.caps.close_stream(st.client)
         if st.sensor_id is None:
             return
         if self._owners.get(st.sensor_id) is st:
@@ -317,6 +325,7 @@ class FusionEngine:
     async def declare(self, sensor_ids: Iterable[str]) -> list[str]:
         """Declare sensors (journaled); returns every sensor now expected."""
         self._check_open()
+        self.caps.admit_sensors(sensor_ids)
         fut: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
         self._enqueue(
             EngineInput(EventKind.DECLARE, now=time.time(), ids=tuple(sensor_ids), future=fut)
@@ -472,6 +481,7 @@ class FusionEngine:
         out["permission_denied_total"] = self.permission_denied
         out["buffer_holds_total"] = self.buffer_holds
         out.update(self.checkpointer.counters())
+        out.update(self.caps.counters())
         for source in self.counter_sources:
             out.update(source())
         return out

@@ -31,6 +31,8 @@ class FusionSettings:
     # with events since the last one (0 = never, for either).
     checkpoint_every: int = 3_000
     checkpoint_interval_s: float = 15.0
+    max_sensors: int = 10_000  # distinct sensors without an allow-list (0 = no cap)
+    max_streams_per_client: int = 1_000  # open StreamFrames calls per client (0 = no cap)
     store_credentials: Any = None  # grpc.ChannelCredentials for mTLS to the store; None = plaintext
 
 
