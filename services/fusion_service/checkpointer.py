@@ -49,9 +49,16 @@ class Checkpointer:
 
     def start(self) -> None:
         """Start the trimmer and catch up with what an earlier process left untrimmed."""
-        self.at = time.monotonic()  # the interval counts from the start (after replay)
+        if self.at != float("-inf"):
+            self.at = time.monotonic()  # the interval counts from the start (after replay)
         self.trimmer.start()
         self.trimmer.request(min(self.oldest, self.outbox.journal_mark))
+
+    def after_replay(self, replayed: int) -> None:
+        """A restart replayed ``replayed`` events: checkpoint at the first commit, so
+        that a service killed again soon does not replay them once more."""
+        if replayed > 0:
+            self.at = float("-inf")
 
     def due(self) -> bool:
         """A checkpoint is due (committed events since the last, by count or by time)."""
@@ -60,7 +67,8 @@ class Checkpointer:
             return False
         every, interval = self.settings.checkpoint_every, self.settings.checkpoint_interval_s
         by_events = every > 0 and since >= every
-        return by_events or (interval > 0 and time.monotonic() - self.at >= interval)
+        by_time = time.monotonic() - self.at >= interval if interval > 0 else self.at < 0
+        return by_events or by_time
 
     async def write(self, core: FusionCore, open_streams: Counter) -> None:
         """Save the state after the committed seq (encoded on the loop: the core must not

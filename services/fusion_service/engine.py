@@ -143,6 +143,7 @@ class FusionEngine:
         self.replayed_events = replay_journal(
             self.journal, self.outbox, self.core, self._opens, self.live, checkpoint_seq
         )
+        self.checkpointer.after_replay(self.replayed_events)
         self._baseline = dict(self.core.counters)
         self.caps.know(self.core.orderer.known_sensors())
         self._stale = {s: n for s, n in self._opens.items() if n > 0}
