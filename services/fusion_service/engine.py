@@ -116,8 +116,9 @@ class FusionEngine:
         self._pending_frames = 0
         self._owners: dict[str, StreamState] = {}
         self._streams: set[StreamState] = set()
-        self._stale: dict[str, int] = {}  # sensor -> streams left open by a previous process
-        self._stale_since = time.time()
+        # sensor -> streams left open by a previous process or cut by the network
+        self._stale: dict[str, int] = {}
+        self._stale_since: dict[str, float] = {}  # sensor -> wall time it became stale
         self._opens: Counter = Counter()  # journaled stream opens minus closes, per sensor
         self._baseline: dict[str, int] = {}
         self.permission_denied = 0  # streams and declarations refused by the mTLS identity check
@@ -147,7 +148,7 @@ class FusionEngine:
         self._baseline = dict(self.core.counters)
         self.caps.know(self.core.orderer.known_sensors())
         self._stale = {s: n for s, n in self._opens.items() if n > 0}
-        self._stale_since = time.time()
+        self._stale_since = dict.fromkeys(self._stale, time.time())
         log.info(
             kv(
                 "journal_replayed",
@@ -273,13 +274,17 @@ class FusionEngine:
         self._owners[sensor_id] = st
         now = time.time()
         self._enqueue(EngineInput(EventKind.OPEN, sensor_id, now))
+        self._stale_since.pop(sensor_id, None)
         for _ in range(self._stale.pop(sensor_id, 0)):
             self._enqueue(EngineInput(EventKind.CLOSE, sensor_id))
         if old is not None and not old.closed and old.on_replaced is not None:
             old.on_replaced()
 
-    def close_stream(self, st: StreamState) -> None:
-        """The call ended (any way): its sensor's stream closes (never raises)."""
+    def close_stream(self, st: StreamState, *, cut: bool = False) -> None:
+        """The call ended: its sensor's stream closes (never raises). ``cut``: it ended
+        without the client closing it (connection lost, call cancelled): the stream
+        stays open in the core, as after a crash, until the sensor reconnects or the
+        idle timeout passes, so a flaky link does not end the input (DESIGN §6 rule 4)."""
         if st.closed:
             return
         st.closed = True
@@ -289,6 +294,10 @@ class FusionEngine:
             return
         if self._owners.get(st.sensor_id) is st:
             del self._owners[st.sensor_id]
+            if cut and not self._closing:
+                self._stale[st.sensor_id] = self._stale.get(st.sensor_id, 0) + 1
+                self._stale_since[st.sensor_id] = time.time()
+                return
         if self._worker is not None and not self._worker.done():
             self._enqueue(EngineInput(EventKind.CLOSE, st.sensor_id))
 
@@ -431,12 +440,12 @@ class FusionEngine:
         while True:
             await asyncio.sleep(period)
             now = time.time()
-            if self._stale and now - self._stale_since > timeout:
-                for sid, n in sorted(self._stale.items()):
-                    log.info(kv("stale_stream_closed", sensor_id=sid, streams=n))
-                    for _ in range(n):
-                        self._enqueue(EngineInput(EventKind.CLOSE, sid))
-                self._stale.clear()
+            for sid in sorted(s for s, t in self._stale_since.items() if now - t > timeout):
+                n = self._stale.pop(sid, 0)
+                del self._stale_since[sid]
+                log.info(kv("stale_stream_closed", sensor_id=sid, streams=n))
+                for _ in range(n):
+                    self._enqueue(EngineInput(EventKind.CLOSE, sid))
             self._enqueue(EngineInput(EventKind.IDLE, now=now, ids=(repr(float(timeout)),)))
 
     # ---------------------------------------------------------------- outputs

@@ -178,7 +178,7 @@ class FrameStream:
             raise
         finally:
             reader.cancel()
-            self._engine.close_stream(st)
+            self._engine.close_stream(st, cut=outcome in ("cancelled", "read_error"))
             counts = {label: st.frames[int(status)] for status, label in STATUS_LABELS.items()}
             log.info(
                 kv(
