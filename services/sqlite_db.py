@@ -12,6 +12,7 @@ in a subclass of :class:`SqliteFile`. A server makes its SQLite calls on one
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -109,7 +110,11 @@ def transaction(db: sqlite3.Connection, begin: str = "BEGIN") -> Iterator[sqlite
         yield cur
         cur.execute("COMMIT")
     except BaseException:
-        cur.execute("ROLLBACK")
+        # SQLite may have rolled back already (an I/O error, a full disk): the original
+        # error is the one to report, not "cannot rollback - no transaction is active".
+        if db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                cur.execute("ROLLBACK")
         raise
 
 

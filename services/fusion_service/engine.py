@@ -44,6 +44,12 @@ from tracklayer.fusion.registration import SensorBias
 from tracklayer.services.errors import Unavailable
 from tracklayer.services.fusion_service.caps import Caps
 from tracklayer.services.fusion_service.checkpointer import Checkpointer
+from tracklayer.services.fusion_service.disk_full import (
+    DiskFull,
+    is_disk_full,
+    ride_out,
+    unwritable_message,
+)
 from tracklayer.services.fusion_service.forwarder import Forwarder
 from tracklayer.services.fusion_service.inputs import EngineInput, apply_input
 from tracklayer.services.fusion_service.journal import EventKind, Journal
@@ -75,6 +81,7 @@ class StreamState:
     sensor_id: str | None = None
     on_replaced: Callable[[], None] | None = None
     on_shutdown: Callable[[], None] | None = None
+    on_unavailable: Callable[[BaseException], None] | None = None  # full disk: end now
     frames: Counter = field(default_factory=Counter)  # ack status -> count
     closed: bool = False
 
@@ -99,13 +106,7 @@ class FusionEngine:
                 "sensors": sorted(settings.sensors),
             }
         )
-        self.core = FusionCore(
-            settings.fusion_id,
-            settings.config,
-            live=True,
-            tracker_factory=settings.tracker_factory,
-            allowed_sensors=settings.sensors or None,
-        )
+        self.core = self._new_core()
         self.caps = Caps(settings.max_sensors, settings.max_streams_per_client)
         self.checkpointer = Checkpointer(settings, self.journal, self.outbox, self._db.run)
         self.hub: Broadcaster[track_pb2.TrackReport] = Broadcaster()
@@ -127,6 +128,8 @@ class FusionEngine:
         self._worker: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
         self.failed: BaseException | None = None
+        self.unwritable: str | None = None  # why the journal/outbox cannot be written
+        self.health_listeners: list[Callable[[bool], None]] = []
         self._failed_event = asyncio.Event()
         self.forwarder: Forwarder | None = None
         self.replayed_events = 0
@@ -138,8 +141,33 @@ class FusionEngine:
     # ---------------------------------------------------------------- life cycle
     async def start(self) -> None:
         """Replay the journal, declare ``--sensors`` on a new journal, start the tasks."""
-        t0 = time.perf_counter()
         fresh = self.journal.last_seq == 0
+        self.reload_state(fresh_core=False)
+        if self.settings.store_target:
+            self.forwarder = Forwarder(
+                self.outbox,
+                self.settings.store_target,
+                self._db.run,
+                max_backoff_s=self.settings.store_max_backoff_s,
+                credentials=self.settings.store_credentials,
+            )
+            self.forwarder.start()
+        self.checkpointer.start()
+        self._worker = asyncio.create_task(self._work(), name="fusion-worker")
+        self._ticker = asyncio.create_task(self._tick(), name="fusion-idle")
+        if fresh and self.settings.sensors:
+            await self.declare(self.settings.sensors)
+
+    def reload_state(self, *, fresh_core: bool = True) -> None:
+        """(Re)build the state from the newest usable checkpoint and the journal: at
+        start, and after a full disk (``fresh_core``: drop the in-memory state first).
+        Streams left open become stale (closed when their sensor reconnects)."""
+        t0 = time.perf_counter()
+        if fresh_core:
+            self.core = self._new_core()
+            self._opens = Counter()
+            self._owners.clear()
+            self.live = LivePicture(lambda: self.core.live_reports())
         checkpoint_seq = self._restore_checkpoint()  # may replace the core: first
         self.replayed_events = replay_journal(
             self.journal, self.outbox, self.core, self._opens, self.live, checkpoint_seq
@@ -160,20 +188,46 @@ class FusionEngine:
                 outbox_depth=self.outbox.depth,
             )
         )
-        if self.settings.store_target:
-            self.forwarder = Forwarder(
-                self.outbox,
-                self.settings.store_target,
-                self._db.run,
-                max_backoff_s=self.settings.store_max_backoff_s,
-                credentials=self.settings.store_credentials,
-            )
-            self.forwarder.start()
-        self.checkpointer.start()
-        self._worker = asyncio.create_task(self._work(), name="fusion-worker")
-        self._ticker = asyncio.create_task(self._tick(), name="fusion-idle")
-        if fresh and self.settings.sensors:
-            await self.declare(self.settings.sensors)
+
+    def _new_core(self) -> FusionCore:
+        s = self.settings
+        return FusionCore(
+            s.fusion_id,
+            s.config,
+            live=True,
+            tracker_factory=s.tracker_factory,
+            allowed_sensors=s.sensors or None,
+        )
+
+    # ---- full disk (disk_full.ride_out drives these) ----------------------------
+    def set_serving(self, serving: bool) -> None:
+        """Tell the health listeners (the server's health service)."""
+        for listener in self.health_listeners:
+            listener(serving)
+
+    def streams(self) -> list[StreamState]:
+        return list(self._streams)
+
+    def take_queued(self) -> list[EngineInput]:
+        items = [i for i in self._queue if i is not None]
+        stop = len(items) != len(self._queue)
+        self._queue.clear()
+        if stop:
+            self._queue.append(None)  # type: ignore[arg-type]
+        return items
+
+    def fail_inputs(self, items: Iterable[EngineInput], error: BaseException) -> None:
+        """Inputs that were not (durably) applied: their waiters get ``error``; a
+        frame's slot is freed."""
+        for item in items:
+            if item.kind == EventKind.FRAME:
+                self._pending_frames -= 1
+                self._slots.release()
+            if item.future is not None and not item.future.done():
+                item.future.set_exception(error)
+
+    async def db_run(self, fn: Callable[..., object], *args: object) -> object:
+        return await self._db.run(fn, *args)
 
     def _restore_checkpoint(self) -> int:
         """Load the newest usable checkpoint; returns its seq (0: replay from the start)."""
@@ -249,6 +303,8 @@ class FusionEngine:
             raise EngineClosed("fusion service is shutting down")
         if self.failed is not None:
             raise EngineClosed(f"fusion engine failed: {self.failed!r}")
+        if self.unwritable is not None:
+            raise DiskFull(self.unwritable)
 
     async def wait_failed(self) -> BaseException | None:
         """Resolves if the worker dies (a bug or a disk error): the service must stop."""
@@ -380,6 +436,12 @@ class FusionEngine:
                 reports.extend(emitted)
             if self.journal.pending:
                 await self._db.run(self.journal.commit)
+        except Exception as exc:
+            if not is_disk_full(exc):
+                _fail_waiting(batch, f"fusion engine failed: {exc!r}")
+                raise
+            await ride_out(self, batch, unwritable_message("journal", self.journal.path, exc))
+            return
         except BaseException as exc:
             _fail_waiting(batch, f"fusion engine failed: {exc!r}")
             raise
@@ -397,13 +459,26 @@ class FusionEngine:
         if protos:
             for on_reports in self.report_listeners:
                 on_reports(protos)
-            await self._db.run(
-                self.outbox.add, [p.SerializeToString() for p in protos], self.journal.committed_seq
-            )
+            try:
+                await self._db.run(
+                    self.outbox.add,
+                    [p.SerializeToString() for p in protos],
+                    self.journal.committed_seq,
+                )
+            except Exception as exc:  # the reload's replay outboxes them again
+                if not is_disk_full(exc):
+                    raise
+                await ride_out(self, [], unwritable_message("outbox", self.outbox.path, exc))
+                return
             if self.forwarder is not None:
                 self.forwarder.notify()
         if self.checkpointer.due():
-            await self.checkpointer.write(self.core, self._opens)
+            try:
+                await self.checkpointer.write(self.core, self._opens)
+            except Exception as exc:  # a checkpoint only shortens replay: try later
+                if not is_disk_full(exc):
+                    raise
+                log.warning(kv("checkpoint_not_written", error=str(exc)))
 
     def _answer(self, item: EngineInput, status: FrameStatus, reason: str) -> None:
         """Resolve a durable input's future: a frame's ack (and its slot), a declaration's

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from tracklayer.fusion.core import STATUS_LABELS
 from tracklayer.services.errors import (
@@ -106,8 +106,15 @@ class FrameStream:
     """One StreamFrames call on ``engine`` from ``peer``; ``allowed``: the sensors of
     the client certificate (mutual TLS), None when identities are not checked."""
 
-    def __init__(self, engine: FusionEngine, peer: str, allowed: frozenset[str] | None) -> None:
+    def __init__(
+        self,
+        engine: FusionEngine,
+        peer: str,
+        allowed: frozenset[str] | None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> None:
         self._engine = engine
+        self._cancelled = cancelled  # the call's context.cancelled: the connection died
         self._peer = peer
         self._allowed = allowed
         # EngineClosed: the service is stopping; TooManyStreams: the per-client cap.
@@ -161,6 +168,7 @@ class FrameStream:
             StreamReplaced(f"sensor_id: a newer stream of {st.sensor_id!r} replaced this one")
         )
         st.on_shutdown = lambda: stop_reading(ServiceStopping("fusion service shutting down"))
+        st.on_unavailable = stop_reading
         outcome = "closed"
         try:
             while (item := await self._out.get()) is not _END:
@@ -178,7 +186,10 @@ class FrameStream:
             raise
         finally:
             reader.cancel()
-            self._engine.close_stream(st, cut=outcome in ("cancelled", "read_error"))
+            cut = outcome in ("cancelled", "read_error") or (
+                self._cancelled is not None and self._cancelled()
+            )
+            self._engine.close_stream(st, cut=cut)
             counts = {label: st.frames[int(status)] for status, label in STATUS_LABELS.items()}
             log.info(
                 kv(

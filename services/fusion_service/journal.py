@@ -165,6 +165,26 @@ class Journal(SqliteFile):
         self.committed_seq = rows[-1][0]
         return self.committed_seq
 
+    def reset_to_committed(self) -> None:
+        """Forget appended events a failed commit did not write (full disk): the next
+        append continues after the committed seq."""
+        self._buffer = []
+        self.last_seq = self.committed_seq
+        with self._database_errors():
+            (frames,) = self._db.execute(
+                "SELECT COALESCE(SUM(kind = ?), 0) FROM events", (int(EventKind.FRAME),)
+            ).fetchone()
+        self.frames = int(frames) + self.trimmed_frames
+
+    def probe(self) -> None:
+        """Write and fsync one small transaction (raises while the disk is full)."""
+        with transaction(self._db) as cur:
+            cur.execute(
+                "INSERT INTO meta VALUES ('probe_ns', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                (time.time_ns(),),
+            )
+
     # ---- trimming (bounded disk, issue 15) ---------------------------------------
     @property
     def events_kept(self) -> int:

@@ -68,6 +68,15 @@ class Outbox(SqliteFile):
         self.depth += len(reports)
         self.journal_mark = journal_mark
 
+    def probe(self) -> None:
+        """Write and fsync one small transaction (raises while the disk is full)."""
+        with transaction(self._db) as cur:
+            cur.execute(
+                "INSERT INTO marks VALUES ('probe_ns', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                (time.time_ns(),),
+            )
+
     def peek(self, limit: int) -> list[tuple[int, bytes]]:
         """The oldest ``limit`` entries as (id, serialised report), in order."""
         rows = self._db.execute("SELECT id, report FROM outbox ORDER BY id LIMIT ?", (limit,))
