@@ -99,9 +99,9 @@ async def _with_cuts(tmp, seed: int) -> tuple[list[bytes], list[str], int]:
         pytest.param(
             11,
             marks=pytest.mark.xfail(
-                reason="open bug (issue 15 notes): with this cut schedule the store got a "
-                "DELETED revision mid-run, i.e. an end-of-input flush the uncut run does "
-                "not have; not explained yet",
+                reason="open bug (issue 15 notes), intermittent: with this cut schedule the "
+                "store once got a DELETED revision mid-run (an end-of-input flush the uncut "
+                "run does not have); a timing race not explained yet",
                 strict=False,
             ),
         ),
