@@ -89,7 +89,7 @@ class Services:
         self.fusion_addr = f"127.0.0.1:{self.fusion_port}"
         self.lock = threading.Lock()
         self.kills = {"fusion": 0, "store": 0}
-        self.restart_s: list[float] = []
+        self.restart_s: dict[str, list[float]] = {"fusion": [], "store": []}
         self.store = self._start("store")
         self.fusion = self._start("fusion")
 
@@ -120,7 +120,7 @@ class Services:
                     if attempt == 19:
                         raise
                     time.sleep(0.5)
-            self.restart_s.append(time.monotonic() - t)
+            self.restart_s[name].append(time.monotonic() - t)
 
     def pids(self) -> dict[str, int]:
         with self.lock:
@@ -175,12 +175,30 @@ def fault_loop(services: Services, name: str, mean_s: float, stop: threading.Eve
         print(f"  killed and restarted {name} ({services.kills[name]})", flush=True)
 
 
+def disk_bytes(work: Path) -> int:
+    """Journal + outbox of the fusion service, with their WAL and shm files (bytes)."""
+    total = 0
+    for p in work.glob("soak.*.sqlite*"):
+        try:
+            total += p.stat().st_size
+        except OSError:
+            continue
+    return total
+
+
 def sample_loop(services: Services, samples: list, stop: threading.Event, t0: float) -> None:
     while not stop.wait(2.0):
         row = [time.monotonic() - t0]
         for _, pid in sorted(services.pids().items()):
             row.extend(proc_stats(pid))
-        samples.append(row)  # t, fusion MB, fusion fds, store MB, store fds
+        row.append(disk_bytes(services.work) / 1e6)
+        samples.append(row)  # t, fusion MB, fusion fds, store MB, store fds, disk MB
+
+
+def disk_at(samples: np.ndarray, t_s: float) -> float:
+    """Journal + outbox MB of the first sample at or after ``t_s`` (the last if none)."""
+    later = samples[samples[:, 0] >= t_s]
+    return float((later if len(later) else samples[-1:])[0, 5])
 
 
 def integrity(db: Path, live: dict[str, int]) -> dict[str, int]:
@@ -370,8 +388,16 @@ def main() -> int:
         f"- pass wall time s: min {min(run['pass_s']):.1f}, median "
         f"{float(np.median(run['pass_s'])):.1f}, max {max(run['pass_s']):.1f} "
         f"(~{len(frames) / float(np.median(run['pass_s'])):.0f} frames/s)",
-        "- restart to SERVING s: "
-        + (f"max {max(services.restart_s):.1f}" if services.restart_s else "no restarts"),
+        "- restart to SERVING s (process start to health SERVING, replay included): "
+        + "; ".join(
+            f"{name} {len(v)} restarts, p50 {np.percentile(v, 50):.1f}, "
+            f"p99 {np.percentile(v, 99):.1f}, max {max(v):.1f}"
+            for name, v in services.restart_s.items()
+            if v
+        )
+        + ("" if any(services.restart_s.values()) else "no restarts"),
+        f"- journal + outbox on disk MB: {disk_at(s, 300):.1f} after 5 min, "
+        f"{s[-1, 5]:.1f} at the end, max {s[:, 5].max():.1f}",
         f"- store: {checks['reports']} reports of {checks['tracks']} tracks; tracks with revision "
         f"gaps {checks['tracks_with_gaps']}, ending neither DELETED nor at their live "
         f"revision ({checks['live_tracks']} live) {checks['tracks_not_ending_deleted_or_live']}, "

@@ -93,6 +93,10 @@ class FusionCore:
         self._idle_timeouts = 0
         self._last_applied_ns: int | None = None
         self._dirty = False  # frames applied since the last tracker flush
+        #: True when the last :meth:`submit` did not accept its frame but moved its
+        #: sensor's latest received time (the long-outage rule, DESIGN §6): a journal
+        #: records that time and replays it with :meth:`note_received`.
+        self.last_noted = False
 
     # ---- membership (DESIGN §6 rule 2) ------------------------------------------
     def declare(self, sensor_ids: Iterable[str], now: float | None = None) -> None:
@@ -145,15 +149,22 @@ class FusionCore:
     ) -> tuple[FrameStatus, str, list[Emitted]]:
         """:meth:`submit`, each report paired with its producing frame's data time."""
         offer = self.orderer.offer(frame, now)
+        self.last_noted = offer.noted
         self._frames[offer.status] += 1
         if offer.status is FrameStatus.ACCEPTED:
             self._detections += frame.n_detections
         return offer.status, offer.reason, self._track_released(offer.released)
 
+    def note_received(self, sensor_id: str, time_ns: int) -> bool:
+        """Replay of a frame that was not accepted but moved ``sensor_id``'s latest
+        received time to ``time_ns`` (ns); changes nothing else (no counter)."""
+        return self.orderer.note_received(sensor_id, time_ns)
+
     def reject(self, reason: str) -> tuple[FrameStatus, str, list[TrackReport]]:
         """Count a frame that could not even be converted to a :class:`SensorFrame`
         (e.g. a wire field left unset) as REJECTED; nothing else changes."""
         self._frames[FrameStatus.REJECTED] += 1
+        self.last_noted = False
         return FrameStatus.REJECTED, reason, []
 
     def flush(self) -> list[TrackReport]:

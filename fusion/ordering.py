@@ -52,6 +52,7 @@ import heapq
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from numbers import Integral
 
 from .domain import NS_PER_S, FrameStatus, SensorFrame
 from .validation import validate_frame
@@ -76,6 +77,9 @@ class Offer:
     status: FrameStatus
     reason: str
     released: list[SensorFrame] = field(default_factory=list)
+    #: A frame that was not ACCEPTED but moved its sensor's latest received time
+    #: (:meth:`FrameOrderer.note_received`): a journal must record that time.
+    noted: bool = False
 
 
 class _SequenceWindow:
@@ -129,6 +133,8 @@ class FrameOrderer:
         self._expected: set[str] = set(expected)
         self._open: dict[str, int] = {}  # sensor -> number of open streams
         self._latest: dict[str, int] = {}  # sensor -> latest accepted time_ns
+        # sensor -> time_ns of its previous frame when after its latest accepted one
+        self._ahead: dict[str, int] = {}
         self._windows: dict[str, _SequenceWindow] = {}
         self._last_active: dict[str, float] = {}  # caller's clock, for expire_idle
         self._buffer: list[tuple[tuple[int, str, int], SensorFrame]] = []
@@ -192,10 +198,40 @@ class FrameOrderer:
     # ---- frames -----------------------------------------------------------------
     def offer(self, frame: SensorFrame, now: float | None = None) -> Offer:
         """Judge one frame (in its delivery order) and release what became applicable."""
+        offer = self._judge(frame, now)
+        if offer.status is not FrameStatus.ACCEPTED and self.note_received(
+            frame.sensor_id, frame.time_ns
+        ):
+            return Offer(offer.status, offer.reason, offer.released, noted=True)
+        return offer
+
+    def note_received(self, sensor_id: str, time_ns: object) -> bool:
+        """A frame of ``sensor_id`` at ``time_ns`` that was not ACCEPTED was received:
+        update its latest received time (clock-jump rule). Returns True when the state
+        changed. Only sensors with an accepted frame are tracked (bounded memory)."""
+        latest = self._latest.get(sensor_id)
+        if latest is None or not isinstance(time_ns, Integral) or isinstance(time_ns, bool):
+            return False
+        time_ns = int(time_ns)
+        if time_ns > latest:
+            if self._ahead.get(sensor_id) == time_ns:
+                return False
+            self._ahead[sensor_id] = time_ns
+            return True
+        return self._ahead.pop(sensor_id, None) is not None
+
+    def received_ns(self, sensor_id: str) -> int | None:
+        """Latest received time of ``sensor_id`` for the clock-jump rule (ns), None
+        before its first accepted frame."""
+        latest = self._latest.get(sensor_id)
+        ahead = self._ahead.get(sensor_id)
+        return latest if ahead is None or latest is None else max(latest, ahead)
+
+    def _judge(self, frame: SensorFrame, now: float | None) -> Offer:
         sid = frame.sensor_id
         latest = self._latest.get(sid)
         try:
-            validate_frame(frame, latest, self.allowed)
+            validate_frame(frame, self.received_ns(sid), self.allowed)
         except ValueError as exc:
             return Offer(FrameStatus.REJECTED, str(exc))
         seq, t = frame.sequence, frame.time_ns
@@ -228,6 +264,7 @@ class FrameOrderer:
             window = self._windows[sid] = _SequenceWindow()
         if latest is None or t > latest:
             latest = self._latest[sid] = t
+        self._ahead.pop(sid, None)
         window.add(seq, t)
         window.trim(latest - self.lateness_ns, self.duplicate_window)
         self._join(sid, now)
@@ -301,6 +338,10 @@ class FrameOrderer:
     def horizon_ns(self) -> float | int:
         """Highest watermark released so far (ns, -inf before any release)."""
         return self._horizon
+
+    def known_sensors(self) -> frozenset[str]:
+        """Every sensor the orderer keeps state for (expected, streaming, or accepted)."""
+        return frozenset(self._expected) | frozenset(self._open) | frozenset(self._latest)
 
     def latest_ns(self, sensor_id: str) -> int | None:
         """Latest accepted time of ``sensor_id`` (ns), None before its first frame."""

@@ -21,7 +21,8 @@ LOS_NORM_TOLERANCE = 1e-6
 #: angular_sigma must lie in (0, MAX_ANGULAR_SIGMA_RAD]: 10 mrad is already a
 #: very coarse IR sensor; anything larger is almost surely microradians sent as radians.
 MAX_ANGULAR_SIGMA_RAD = 1e-2
-#: A frame more than this after its sensor's latest accepted frame is rejected (ns).
+#: A frame more than this after its sensor's latest received time is rejected (ns;
+#: the orderer says what counts as received: DESIGN §6, the long-outage rule).
 MAX_TIME_JUMP_NS = 600 * NS_PER_S
 _UINT64_MAX = 2**64 - 1
 
@@ -38,12 +39,12 @@ def validate_frame(
 ) -> None:
     """Raise ``ValueError("<field>: <why>")`` if ``frame`` breaks a rule of DESIGN §4.
 
-    ``latest_accepted_ns``: time (ns since the Unix epoch) of the latest frame already
-    accepted from this sensor, or None if none was; a frame more than 600 s after it
-    is rejected (a clock jump). ``allowed``: the allow-list of sensor ids
-    (``--sensors``), or None for any sensor. Returns None when the frame is valid.
-    The check looks at the frame and these two arguments only, so its outcome never
-    depends on other sensors' streams.
+    ``latest_accepted_ns``: the sensor's latest received time (ns since the Unix epoch;
+    :meth:`~.ordering.FrameOrderer.received_ns`), or None before its first accepted
+    frame; a frame more than 600 s after it is rejected (a clock jump). ``allowed``:
+    the allow-list of sensor ids (``--sensors``), or None for any sensor. Returns None
+    when the frame is valid. The check looks at the frame and these two arguments
+    only, so its outcome never depends on other sensors' streams.
     """
     sensor_id = frame.sensor_id
     if not isinstance(sensor_id, str) or not sensor_id:
@@ -97,6 +98,6 @@ def validate_frame(
     if latest_accepted_ns is not None and t - latest_accepted_ns > MAX_TIME_JUMP_NS:
         raise ValueError(
             f"time: {(t - latest_accepted_ns) / NS_PER_S:.3f} s after sensor "
-            f"{sensor_id!r}'s latest accepted frame (more than "
+            f"{sensor_id!r}'s latest frame (more than "
             f"{MAX_TIME_JUMP_NS // NS_PER_S} s)"
         )

@@ -9,6 +9,8 @@ from __future__ import annotations
 from tracklayer.fusion.domain import MAX_SENSOR_ID_CHARS
 
 __all__ = [
+    "KEEPALIVE_TIMEOUT_MS",
+    "KEEPALIVE_TIME_MS",
     "MAX_DETECTIONS_PER_FRAME",
     "MAX_FRAMES_PER_REQUEST",
     "MAX_INFLIGHT_REQUESTS",
@@ -34,3 +36,10 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 #: Longest track id (characters): "<fusion id>-<n>", fusion ids have at most 64.
 MAX_TRACK_ID_CHARS = 256
+
+#: gRPC keepalive on every server and client channel (issue 15): a ping after this
+#: long without traffic (ms), and the connection is dead when its answer takes longer
+#: than KEEPALIVE_TIMEOUT_MS: a silently dead peer (half-open TCP, a NAT that forgot
+#: the connection, a black-holed link) is noticed within 20 s, under the 30 s asked.
+KEEPALIVE_TIME_MS = 10_000
+KEEPALIVE_TIMEOUT_MS = 10_000

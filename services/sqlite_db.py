@@ -12,6 +12,7 @@ in a subclass of :class:`SqliteFile`. A server makes its SQLite calls on one
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +40,7 @@ def open_database(
     what: str,
     error: type[Exception],
     synchronous: str = "FULL",
+    reclaim_space: bool = False,
 ) -> sqlite3.Connection:
     """Open (creating if needed) the SQLite file ``path`` and make sure ``schema_sql`` exists.
 
@@ -46,11 +48,17 @@ def open_database(
     failure is raised as ``error``: a file written with another schema version, or
     one SQLite cannot use (not a database, unreadable, locked past the timeout).
     ``synchronous`` is the SQLite ``PRAGMA synchronous`` level (FULL: fsync at each
-    commit; NORMAL: WAL checkpoints only).
+    commit; NORMAL: WAL checkpoints only). ``reclaim_space`` (files that delete rows
+    as they go: journal, outbox): a new file gets ``auto_vacuum=INCREMENTAL`` (freed
+    pages can be given back with :func:`reclaim_pages`; a file created before keeps
+    reusing its free pages) and the WAL file is truncated to 16 MB after checkpoints.
     """
     with database_errors(path, what, error):
         db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         try:
+            if reclaim_space:  # only takes effect on a new, empty file (before any table)
+                db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+                db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"PRAGMA synchronous={synchronous}")
             version = db.execute("PRAGMA user_version").fetchone()[0]
@@ -67,6 +75,28 @@ def open_database(
     return db
 
 
+#: WAL file size kept after a WAL checkpoint in files that reclaim space (bytes).
+WAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024
+
+
+def reclaim_pages(db: sqlite3.Connection, pages: int = 2048) -> int:
+    """Give up to ``pages`` free pages back to the file system (``auto_vacuum=INCREMENTAL``
+    files; elsewhere free pages are only reused). Returns the free pages left."""
+    db.execute(f"PRAGMA incremental_vacuum({int(pages)})").fetchall()
+    return int(db.execute("PRAGMA freelist_count").fetchone()[0])
+
+
+def file_bytes(path: str | Path) -> int:
+    """Size on disk of an SQLite file with its WAL and shared-memory files (bytes)."""
+    total = 0
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            total += Path(f"{path}{suffix}").stat().st_size
+        except OSError:
+            continue
+    return total
+
+
 @contextmanager
 def transaction(db: sqlite3.Connection, begin: str = "BEGIN") -> Iterator[sqlite3.Cursor]:
     """One explicit transaction on an autocommit connection: COMMIT on success, else ROLLBACK.
@@ -80,7 +110,11 @@ def transaction(db: sqlite3.Connection, begin: str = "BEGIN") -> Iterator[sqlite
         yield cur
         cur.execute("COMMIT")
     except BaseException:
-        cur.execute("ROLLBACK")
+        # SQLite may have rolled back already (an I/O error, a full disk): the original
+        # error is the one to report, not "cannot rollback - no transaction is active".
+        if db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                cur.execute("ROLLBACK")
         raise
 
 
@@ -96,6 +130,7 @@ class SqliteFile:
     SCHEMA_VERSION: ClassVar[int]
     WHAT: ClassVar[str]
     ERROR: ClassVar[type[Exception]]
+    RECLAIM_SPACE: ClassVar[bool] = False  # see open_database
 
     def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
         self.path = Path(path)
@@ -106,7 +141,18 @@ class SqliteFile:
             what=self.WHAT,
             error=self.ERROR,
             synchronous=synchronous,
+            reclaim_space=self.RECLAIM_SPACE,
         )
+
+    @property
+    def size_bytes(self) -> int:
+        """The file's size on disk with its WAL (bytes)."""
+        return file_bytes(self.path)
+
+    def reclaim(self, pages: int = 2048) -> int:
+        """:func:`reclaim_pages` on this file; returns the free pages left."""
+        with self._database_errors():
+            return reclaim_pages(self._db, pages)
 
     def _database_errors(self) -> AbstractContextManager[None]:
         """:func:`database_errors` for this file (its path, role and error class)."""

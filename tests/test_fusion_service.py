@@ -401,7 +401,7 @@ def test_restart_after_a_crash_replays_the_journal_to_the_same_reports(tmp_path,
             return content(await s.stored(25))
 
     async def crashed(tmp: Path) -> tuple[list[bytes], list[int]]:
-        s = Services(tmp, checkpoint_every=checkpoint_every)
+        s = Services(tmp, checkpoint_every=checkpoint_every, checkpoint_interval_s=0.0)
         await s.start_store()
         await s.start_fusion()
         a, b = Stream(s.stub, "sat-1-1"), Stream(s.stub, "sat-2-1")

@@ -348,3 +348,45 @@ def test_sensor_joined_without_a_clock_never_idles_and_idle_check_changes_nothin
     # b's clock still starts at 100 s (the check above changed nothing); a has none.
     assert o.expire_idle(now=1e9, timeout_s=10.0) == (["b"], [])
     assert o.expected_sensors == ("a",)
+
+
+def test_sensor_back_from_a_long_outage_loses_exactly_one_frame():
+    """DESIGN §6 long-outage rule: the jump is measured from the latest *received* time."""
+    o = FrameOrderer(L_S, expected=["a"])
+    assert o.offer(at("a", 1, 10.0)).status is ACC
+    # 25 minutes of silence: the first frame back is a clock jump, the second is not.
+    back = o.offer(at("a", 2, 1510.0))
+    assert back.status is REJ and back.noted and "600 s" in back.reason
+    assert o.received_ns("a") == T0 + 1510 * NS_PER_S and o.latest_ns("a") == T0 + 10 * NS_PER_S
+    assert o.offer(at("a", 3, 1511.0)).status is ACC
+    assert [o.offer(at("a", k, 1510.0 + k)).status for k in range(4, 9)] == [ACC] * 5
+
+
+def test_a_lone_bogus_future_time_does_not_hold_back_the_frames_after_it():
+    o = FrameOrderer(L_S, expected=["a"])
+    o.offer(at("a", 1, 10.0))
+    assert o.offer(at("a", 2, 10_000.0)).status is REJ  # one frame with a wrong clock
+    assert o.offer(at("a", 3, 11.0)).status is ACC  # not LATE, not a jump
+    assert o.received_ns("a") == T0 + 11 * NS_PER_S  # the bogus time is forgotten
+    assert o.offer(at("a", 4, 10_001.0)).status is REJ  # a second bogus frame: REJECTED
+
+
+def test_received_times_replayed_with_note_received_give_the_same_statuses():
+    """What a journal keeps (accepted frames + the noted times) rebuilds the same state."""
+    bad = mk("a", 2, T0 + 1200 * NS_PER_S, bad=True)  # REJECTED for its sigma, time noted
+    frames = [at("a", 1, 10.0), bad, at("a", 3, 1700.0)]
+    frames += [at("a", 4, 1701.0), at("a", 5, 3000.0), at("a", 6, 1702.0)]
+    live = FrameOrderer(L_S, expected=["a"])
+    replayed = FrameOrderer(L_S, expected=["a"])
+    statuses = []
+    for f in frames:
+        offer = live.offer(f)
+        statuses.append(offer.status)
+        if offer.status is ACC:
+            replayed.offer(f)
+        elif offer.noted:
+            assert replayed.note_received(f.sensor_id, f.time_ns)
+        assert replayed.received_ns("a") == live.received_ns("a")
+    assert statuses == [ACC, REJ, ACC, ACC, REJ, ACC]
+    nxt = at("a", 7, 2302.0)  # 600 s after 1702 but also after the 3000 s bogus frame
+    assert live.offer(nxt).status is replayed.offer(nxt).status is ACC

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
+from tracklayer.services.limits import KEEPALIVE_TIME_MS, KEEPALIVE_TIMEOUT_MS
 from tracklayer.v1 import sensor_pb2
 
 #: Status codes after which a stream is reopened and its unacknowledged frames resent.
@@ -35,6 +36,14 @@ CHANNEL_OPTIONS = (
     ("grpc.max_reconnect_backoff_ms", 2000),
     ("grpc.max_send_message_length", 16 * 1024 * 1024),
     ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+    # a silently dead connection (half-open, black-holed) is noticed within 20 s and the
+    # streams reopen by themselves (issue 15)
+    ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
+    ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
+    ("grpc.http2.ping_timeout_ms", KEEPALIVE_TIMEOUT_MS),  # newer gRPC: default 60 s
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.http2.min_ping_interval_without_data_ms", 5_000),  # default 5 min: too late
 )
 
 STATUS_NAMES = {

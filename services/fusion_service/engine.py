@@ -38,22 +38,25 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from tracklayer import __version__
 from tracklayer.fusion.core import FusionCore
 from tracklayer.fusion.domain import FrameStatus, TrackReport
 from tracklayer.fusion.registration import SensorBias
 from tracklayer.services.errors import Unavailable
+from tracklayer.services.fusion_service.caps import Caps
+from tracklayer.services.fusion_service.checkpointer import Checkpointer
+from tracklayer.services.fusion_service.disk_full import (
+    DiskFull,
+    is_disk_full,
+    ride_out,
+    unwritable_message,
+)
 from tracklayer.services.fusion_service.forwarder import Forwarder
 from tracklayer.services.fusion_service.inputs import EngineInput, apply_input
 from tracklayer.services.fusion_service.journal import EventKind, Journal
 from tracklayer.services.fusion_service.live_picture import LivePicture, report_message
 from tracklayer.services.fusion_service.metrics import GAUGES, bias_samples
 from tracklayer.services.fusion_service.outbox import Outbox
-from tracklayer.services.fusion_service.recovery import (
-    checkpoint_state,
-    load_checkpoint,
-    replay_journal,
-)
+from tracklayer.services.fusion_service.recovery import replay_journal
 from tracklayer.services.fusion_service.settings import FusionSettings
 from tracklayer.services.rpc.broadcast import Broadcaster, Subscription
 from tracklayer.services.rpc.server import kv
@@ -74,9 +77,11 @@ class StreamState:
     """One StreamFrames call; ``sensor_id`` set when it names its sensor."""
 
     peer: str
+    client: str = ""  # identity the per-client stream cap counts
     sensor_id: str | None = None
     on_replaced: Callable[[], None] | None = None
     on_shutdown: Callable[[], None] | None = None
+    on_unavailable: Callable[[BaseException], None] | None = None  # full disk: end now
     frames: Counter = field(default_factory=Counter)  # ack status -> count
     closed: bool = False
 
@@ -101,13 +106,9 @@ class FusionEngine:
                 "sensors": sorted(settings.sensors),
             }
         )
-        self.core = FusionCore(
-            settings.fusion_id,
-            settings.config,
-            live=True,
-            tracker_factory=settings.tracker_factory,
-            allowed_sensors=settings.sensors or None,
-        )
+        self.core = self._new_core()
+        self.caps = Caps(settings.max_sensors, settings.max_streams_per_client)
+        self.checkpointer = Checkpointer(settings, self.journal, self.outbox, self._db.run)
         self.hub: Broadcaster[track_pb2.TrackReport] = Broadcaster()
         self.live = LivePicture(lambda: self.core.live_reports())
         self._queue: deque[EngineInput] = deque()
@@ -116,10 +117,10 @@ class FusionEngine:
         self._pending_frames = 0
         self._owners: dict[str, StreamState] = {}
         self._streams: set[StreamState] = set()
-        self._stale: dict[str, int] = {}  # sensor -> streams left open by a previous process
-        self._stale_since = time.time()
+        # sensor -> streams left open by a previous process or cut by the network
+        self._stale: dict[str, int] = {}
+        self._stale_since: dict[str, float] = {}  # sensor -> wall time it became stale
         self._opens: Counter = Counter()  # journaled stream opens minus closes, per sensor
-        self._checkpoint_seq = 0
         self._baseline: dict[str, int] = {}
         self.permission_denied = 0  # streams and declarations refused by the mTLS identity check
         self.buffer_holds = 0  # frames held back while the watermark buffer was full
@@ -127,6 +128,8 @@ class FusionEngine:
         self._worker: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
         self.failed: BaseException | None = None
+        self.unwritable: str | None = None  # why the journal/outbox cannot be written
+        self.health_listeners: list[Callable[[bool], None]] = []
         self._failed_event = asyncio.Event()
         self.forwarder: Forwarder | None = None
         self.replayed_events = 0
@@ -138,15 +141,42 @@ class FusionEngine:
     # ---------------------------------------------------------------- life cycle
     async def start(self) -> None:
         """Replay the journal, declare ``--sensors`` on a new journal, start the tasks."""
-        t0 = time.perf_counter()
         fresh = self.journal.last_seq == 0
+        self.reload_state(fresh_core=False)
+        if self.settings.store_target:
+            self.forwarder = Forwarder(
+                self.outbox,
+                self.settings.store_target,
+                self._db.run,
+                max_backoff_s=self.settings.store_max_backoff_s,
+                credentials=self.settings.store_credentials,
+            )
+            self.forwarder.start()
+        self.checkpointer.start()
+        self._worker = asyncio.create_task(self._work(), name="fusion-worker")
+        self._ticker = asyncio.create_task(self._tick(), name="fusion-idle")
+        if fresh and self.settings.sensors:
+            await self.declare(self.settings.sensors)
+
+    def reload_state(self, *, fresh_core: bool = True) -> None:
+        """(Re)build the state from the newest usable checkpoint and the journal: at
+        start, and after a full disk (``fresh_core``: drop the in-memory state first).
+        Streams left open become stale (closed when their sensor reconnects)."""
+        t0 = time.perf_counter()
+        if fresh_core:
+            self.core = self._new_core()
+            self._opens = Counter()
+            self._owners.clear()
+            self.live = LivePicture(lambda: self.core.live_reports())
         checkpoint_seq = self._restore_checkpoint()  # may replace the core: first
         self.replayed_events = replay_journal(
             self.journal, self.outbox, self.core, self._opens, self.live, checkpoint_seq
         )
+        self.checkpointer.after_replay(self.replayed_events)
         self._baseline = dict(self.core.counters)
+        self.caps.know(self.core.orderer.known_sensors())
         self._stale = {s: n for s, n in self._opens.items() if n > 0}
-        self._stale_since = time.time()
+        self._stale_since = dict.fromkeys(self._stale, time.time())
         log.info(
             kv(
                 "journal_replayed",
@@ -158,45 +188,61 @@ class FusionEngine:
                 outbox_depth=self.outbox.depth,
             )
         )
-        if self.settings.store_target:
-            self.forwarder = Forwarder(
-                self.outbox,
-                self.settings.store_target,
-                self._db.run,
-                max_backoff_s=self.settings.store_max_backoff_s,
-                credentials=self.settings.store_credentials,
-            )
-            self.forwarder.start()
-        self._worker = asyncio.create_task(self._work(), name="fusion-worker")
-        self._ticker = asyncio.create_task(self._tick(), name="fusion-idle")
-        if fresh and self.settings.sensors:
-            await self.declare(self.settings.sensors)
+
+    def _new_core(self) -> FusionCore:
+        s = self.settings
+        return FusionCore(
+            s.fusion_id,
+            s.config,
+            live=True,
+            tracker_factory=s.tracker_factory,
+            allowed_sensors=s.sensors or None,
+        )
+
+    # ---- full disk (disk_full.ride_out drives these) ----------------------------
+    def set_serving(self, serving: bool) -> None:
+        """Tell the health listeners (the server's health service)."""
+        for listener in self.health_listeners:
+            listener(serving)
+
+    def streams(self) -> list[StreamState]:
+        return list(self._streams)
+
+    def take_queued(self) -> list[EngineInput]:
+        items = [i for i in self._queue if i is not None]
+        stop = len(items) != len(self._queue)
+        self._queue.clear()
+        if stop:
+            self._queue.append(None)  # type: ignore[arg-type]
+        return items
+
+    def fail_inputs(self, items: Iterable[EngineInput], error: BaseException) -> None:
+        """Inputs that were not (durably) applied: their waiters get ``error``; a
+        frame's slot is freed."""
+        for item in items:
+            if item.kind == EventKind.FRAME:
+                self._pending_frames -= 1
+                self._slots.release()
+            if item.future is not None and not item.future.done():
+                item.future.set_exception(error)
+
+    async def db_run(self, fn: Callable[..., object], *args: object) -> object:
+        return await self._db.run(fn, *args)
 
     def _restore_checkpoint(self) -> int:
         """Load the newest usable checkpoint; returns its seq (0: replay from the start)."""
-        restored = load_checkpoint(self.journal)
+        restored = self.checkpointer.restore(self.core)
         if restored is None:
             return 0
-        seq, self.core, self._opens = restored
-        self._checkpoint_seq = seq
+        self.core, self._opens = restored
         self.live.reset_from_core()
-        return seq
-
-    async def _maybe_checkpoint(self) -> None:
-        """Every ``checkpoint_every`` events, save the core (state after committed_seq)."""
-        every = self.settings.checkpoint_every
-        seq = self.journal.committed_seq
-        if every <= 0 or seq - self._checkpoint_seq < every or self.journal.pending:
-            return
-        blob = checkpoint_state(self.core, self._opens)
-        await self._db.run(self.journal.write_checkpoint, seq, __version__, blob)
-        self._checkpoint_seq = seq
-        log.info(kv("checkpoint_written", seq=seq, bytes=len(blob)))
+        return self.checkpointer.seq
 
     async def abandon(self) -> None:
         """Stop as SIGKILL would after the last commit (tests of crash recovery): no
         flush, nothing drained; queued input is dropped unacknowledged."""
         self._closing = True
+        await self.checkpointer.trimmer.stop()
         for task in (self._ticker, self._worker):
             if task is not None:
                 task.cancel()
@@ -233,6 +279,7 @@ class FusionEngine:
             self._enqueue(EngineInput(EventKind.FLUSH, now=time.time()))
             self._enqueue(None)
             await asyncio.gather(self._worker, return_exceptions=True)
+        await self.checkpointer.trimmer.stop()
         if self.forwarder is not None:
             await self.forwarder.stop(drain_timeout_s)
         self._db.close()
@@ -256,15 +303,19 @@ class FusionEngine:
             raise EngineClosed("fusion service is shutting down")
         if self.failed is not None:
             raise EngineClosed(f"fusion engine failed: {self.failed!r}")
+        if self.unwritable is not None:
+            raise DiskFull(self.unwritable)
 
     async def wait_failed(self) -> BaseException | None:
         """Resolves if the worker dies (a bug or a disk error): the service must stop."""
         await self._failed_event.wait()
         return self.failed
 
-    def new_stream(self, peer: str) -> StreamState:
+    def new_stream(self, peer: str, client: str = "") -> StreamState:
+        """A new StreamFrames call; raises TooManyStreams past the per-client cap."""
         self._check_open()
-        st = StreamState(peer)
+        self.caps.open_stream(client)
+        st = StreamState(peer, client)
         self._streams.add(st)
         return st
 
@@ -273,26 +324,36 @@ class FusionEngine:
         if st.sensor_id is not None or not sensor_id:
             return
         self._check_open()
+        self.caps.admit_sensors((sensor_id,))
         st.sensor_id = sensor_id
         old = self._owners.get(sensor_id)
         self._owners[sensor_id] = st
         now = time.time()
         self._enqueue(EngineInput(EventKind.OPEN, sensor_id, now))
+        self._stale_since.pop(sensor_id, None)
         for _ in range(self._stale.pop(sensor_id, 0)):
             self._enqueue(EngineInput(EventKind.CLOSE, sensor_id))
         if old is not None and not old.closed and old.on_replaced is not None:
             old.on_replaced()
 
-    def close_stream(self, st: StreamState) -> None:
-        """The call ended (any way): its sensor's stream closes (never raises)."""
+    def close_stream(self, st: StreamState, *, cut: bool = False) -> None:
+        """The call ended: its sensor's stream closes (never raises). ``cut``: it ended
+        without the client closing it (connection lost, call cancelled): the stream
+        stays open in the core, as after a crash, until the sensor reconnects or the
+        idle timeout passes, so a flaky link does not end the input (DESIGN §6 rule 4)."""
         if st.closed:
             return
         st.closed = True
         self._streams.discard(st)
+        self.caps.close_stream(st.client)
         if st.sensor_id is None:
             return
         if self._owners.get(st.sensor_id) is st:
             del self._owners[st.sensor_id]
+            if cut and not self._closing:
+                self._stale[st.sensor_id] = self._stale.get(st.sensor_id, 0) + 1
+                self._stale_since[st.sensor_id] = time.time()
+                return
         if self._worker is not None and not self._worker.done():
             self._enqueue(EngineInput(EventKind.CLOSE, st.sensor_id))
 
@@ -330,6 +391,7 @@ class FusionEngine:
     async def declare(self, sensor_ids: Iterable[str]) -> list[str]:
         """Declare sensors (journaled); returns every sensor now expected."""
         self._check_open()
+        self.caps.admit_sensors(sensor_ids)
         fut: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
         self._enqueue(
             EngineInput(EventKind.DECLARE, now=time.time(), ids=tuple(sensor_ids), future=fut)
@@ -374,6 +436,12 @@ class FusionEngine:
                 reports.extend(emitted)
             if self.journal.pending:
                 await self._db.run(self.journal.commit)
+        except Exception as exc:
+            if not is_disk_full(exc):
+                _fail_waiting(batch, f"fusion engine failed: {exc!r}")
+                raise
+            await ride_out(self, batch, unwritable_message("journal", self.journal.path, exc))
+            return
         except BaseException as exc:
             _fail_waiting(batch, f"fusion engine failed: {exc!r}")
             raise
@@ -391,12 +459,26 @@ class FusionEngine:
         if protos:
             for on_reports in self.report_listeners:
                 on_reports(protos)
-            await self._db.run(
-                self.outbox.add, [p.SerializeToString() for p in protos], self.journal.committed_seq
-            )
+            try:
+                await self._db.run(
+                    self.outbox.add,
+                    [p.SerializeToString() for p in protos],
+                    self.journal.committed_seq,
+                )
+            except Exception as exc:  # the reload's replay outboxes them again
+                if not is_disk_full(exc):
+                    raise
+                await ride_out(self, [], unwritable_message("outbox", self.outbox.path, exc))
+                return
             if self.forwarder is not None:
                 self.forwarder.notify()
-        await self._maybe_checkpoint()
+        if self.checkpointer.due():
+            try:
+                await self.checkpointer.write(self.core, self._opens)
+            except Exception as exc:  # a checkpoint only shortens replay: try later
+                if not is_disk_full(exc):
+                    raise
+                log.warning(kv("checkpoint_not_written", error=str(exc)))
 
     def _answer(self, item: EngineInput, status: FrameStatus, reason: str) -> None:
         """Resolve a durable input's future: a frame's ack (and its slot), a declaration's
@@ -418,10 +500,11 @@ class FusionEngine:
 
     def _apply_and_journal(self, item: EngineInput) -> tuple[FrameStatus, str, list[TrackReport]]:
         """Apply one live input to the core; append it to the journal if it changed state."""
-        status, reason, reports, payload = apply_input(self.core, self._opens, item, replay=False)
-        if payload is not None:
-            self.journal.append(item.kind, item.sensor_id, item.now, payload)
-        return status, reason, reports
+        applied = apply_input(self.core, self._opens, item, replay=False)
+        if applied.journal_payload is not None:
+            kind = applied.journal_kind or item.kind
+            self.journal.append(kind, item.sensor_id, item.now, applied.journal_payload)
+        return applied.status, applied.reason, applied.reports
 
     async def _tick(self) -> None:
         """Idle timeout (and expiry of streams a previous process left open)."""
@@ -432,12 +515,12 @@ class FusionEngine:
         while True:
             await asyncio.sleep(period)
             now = time.time()
-            if self._stale and now - self._stale_since > timeout:
-                for sid, n in sorted(self._stale.items()):
-                    log.info(kv("stale_stream_closed", sensor_id=sid, streams=n))
-                    for _ in range(n):
-                        self._enqueue(EngineInput(EventKind.CLOSE, sid))
-                self._stale.clear()
+            for sid in sorted(s for s, t in self._stale_since.items() if now - t > timeout):
+                n = self._stale.pop(sid, 0)
+                del self._stale_since[sid]
+                log.info(kv("stale_stream_closed", sensor_id=sid, streams=n))
+                for _ in range(n):
+                    self._enqueue(EngineInput(EventKind.CLOSE, sid))
             self._enqueue(EngineInput(EventKind.IDLE, now=now, ids=(repr(float(timeout)),)))
 
     # ---------------------------------------------------------------- outputs
@@ -482,6 +565,8 @@ class FusionEngine:
             out["store_reconnects_total"] = self.forwarder.reconnects
         out["permission_denied_total"] = self.permission_denied
         out["buffer_holds_total"] = self.buffer_holds
+        out.update(self.checkpointer.counters())
+        out.update(self.caps.counters())
         for source in self.counter_sources:
             out.update(source())
         return out

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -102,12 +103,20 @@ class Forwarder:
                 try:
                     await self._deliver(stub)
                     return  # only returns when stopping with an empty outbox
-                except (grpc.aio.AioRpcError, ConnectionError, asyncio.InvalidStateError) as exc:
-                    # InvalidStateError: a write after the store ended the call.
+                except (
+                    grpc.aio.AioRpcError,
+                    ConnectionError,
+                    asyncio.InvalidStateError,
+                    sqlite3.OperationalError,
+                ) as exc:
+                    # InvalidStateError: a write after the store ended the call;
+                    # OperationalError: the outbox cannot be written (full disk): retry.
                     if self.connected:
                         self.reconnects += 1
                     self.connected = False
                     code = exc.code().name if isinstance(exc, grpc.aio.AioRpcError) else "EOF"
+                    if isinstance(exc, sqlite3.OperationalError):
+                        code = f"outbox: {exc}"
                     log.warning(
                         kv(
                             "store_unavailable",

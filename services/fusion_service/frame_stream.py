@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from tracklayer.fusion.core import STATUS_LABELS
 from tracklayer.services.errors import (
@@ -26,6 +26,7 @@ from tracklayer.services.errors import (
     ResourceExhausted,
     Unavailable,
 )
+from tracklayer.services.fusion_service.caps import TooManySensors, client_identity
 from tracklayer.services.fusion_service.engine import EngineClosed, FusionEngine
 from tracklayer.services.limits import (
     MAX_FRAMES_PER_REQUEST,
@@ -70,6 +71,7 @@ _OUTCOMES: tuple[tuple[type[BaseException], str], ...] = (
     (TooManyFrames, "too_big"),
     (SensorIdTooLong, "too_big"),
     (SensorNotCertified, "permission_denied"),
+    (TooManySensors, "too_many_sensors"),
     (asyncio.CancelledError, "cancelled"),
     (GeneratorExit, "closed"),  # the call ended while an ack was on its way out
 )
@@ -104,11 +106,19 @@ class FrameStream:
     """One StreamFrames call on ``engine`` from ``peer``; ``allowed``: the sensors of
     the client certificate (mutual TLS), None when identities are not checked."""
 
-    def __init__(self, engine: FusionEngine, peer: str, allowed: frozenset[str] | None) -> None:
+    def __init__(
+        self,
+        engine: FusionEngine,
+        peer: str,
+        allowed: frozenset[str] | None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> None:
         self._engine = engine
+        self._cancelled = cancelled  # the call's context.cancelled: the connection died
         self._peer = peer
         self._allowed = allowed
-        self._state = engine.new_stream(peer)  # EngineClosed: the service is stopping
+        # EngineClosed: the service is stopping; TooManyStreams: the per-client cap.
+        self._state = engine.new_stream(peer, client_identity(peer, allowed))
         self._out: asyncio.Queue[object] = asyncio.Queue()  # bounded by _inflight
         self._inflight = asyncio.Semaphore(MAX_INFLIGHT_REQUESTS)
 
@@ -123,6 +133,11 @@ class FrameStream:
             async for req in requests:
                 check_identity(req, self._allowed)  # before the stream opens or a frame lands
                 check_size(req)
+                # --max-sensors: the whole request or none of it (before any frame lands)
+                self._engine.caps.admit_sensors(
+                    [req.sensor_id]
+                    + [m.sensor_id for m in req.frames if len(m.sensor_id) <= MAX_SENSOR_ID_CHARS]
+                )
                 await self._inflight.acquire()
                 if req.sensor_id and st.sensor_id is None:
                     self._open(req.sensor_id)
@@ -153,6 +168,7 @@ class FrameStream:
             StreamReplaced(f"sensor_id: a newer stream of {st.sensor_id!r} replaced this one")
         )
         st.on_shutdown = lambda: stop_reading(ServiceStopping("fusion service shutting down"))
+        st.on_unavailable = stop_reading
         outcome = "closed"
         try:
             while (item := await self._out.get()) is not _END:
@@ -170,7 +186,10 @@ class FrameStream:
             raise
         finally:
             reader.cancel()
-            self._engine.close_stream(st)
+            cut = outcome in ("cancelled", "read_error") or (
+                self._cancelled is not None and self._cancelled()
+            )
+            self._engine.close_stream(st, cut=cut)
             counts = {label: st.frames[int(status)] for status, label in STATUS_LABELS.items()}
             log.info(
                 kv(
@@ -184,7 +203,9 @@ class FrameStream:
 
     def _ended_by(self, exc: BaseException) -> str:
         """The outcome ``exc`` means; logs and counts a refused request."""
-        if isinstance(exc, TooManyFrames | SensorIdTooLong):
+        if isinstance(exc, TooManySensors):
+            log.warning(kv("stream_refused", peer=self._peer, reason=str(exc)))
+        elif isinstance(exc, TooManyFrames | SensorIdTooLong):
             log.warning(kv("stream_too_big", peer=self._peer, reason=str(exc)))
         elif isinstance(exc, SensorNotCertified):
             self._engine.permission_denied += 1

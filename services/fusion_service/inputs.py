@@ -40,13 +40,14 @@ class EngineInput:
 
 class Applied(NamedTuple):
     """What applying one input did: the frame status (ACCEPTED for other kinds), its
-    reason, the reports it released, and the journal payload (None: nothing changed,
-    nothing to journal)."""
+    reason, the reports it released, the journal payload (None: nothing changed,
+    nothing to journal) and the kind to journal it as (None: the input's own kind)."""
 
     status: FrameStatus
     reason: str
     reports: list[TrackReport]
     journal_payload: bytes | None
+    journal_kind: EventKind | None = None
 
 
 def frame_size_error(msg: sensor_pb2.SensorFrame) -> str | None:
@@ -72,6 +73,8 @@ def _submit_frame(core: FusionCore, item: EngineInput, replay: bool) -> Applied:
             status, reason, reports = core.reject(str(exc))
         else:
             status, reason, reports = core.submit(frame, item.now)
+            if core.last_noted:  # not accepted, but its time is the sensor's latest received
+                return Applied(status, reason, reports, str(frame.time_ns).encode(), EventKind.SEEN)
     payload = None
     if status is FrameStatus.ACCEPTED:
         payload = b"" if replay else item.frame.SerializeToString()
@@ -108,6 +111,8 @@ def apply_input(
             log.info(kv("idle_timeout", sensors=",".join(expired), timeout_s=timeout))
     elif kind == EventKind.FLUSH:
         reports = core.flush()
+    elif kind == EventKind.SEEN:  # replay only: live frames journal SEEN themselves
+        core.note_received(sid, int(item.ids[0]))
     return Applied(FrameStatus.ACCEPTED, "", reports, payload)
 
 
@@ -118,6 +123,6 @@ def input_from_event(event: Event) -> EngineInput:
         item.frame = sensor_pb2.SensorFrame.FromString(event.payload)
     elif event.kind == EventKind.DECLARE:
         item.ids = tuple(event.payload.decode().split("\n")) if event.payload else ()
-    elif event.kind == EventKind.IDLE:
+    elif event.kind in (EventKind.IDLE, EventKind.SEEN):
         item.ids = (event.payload.decode(),)
     return item

@@ -13,17 +13,21 @@ OPEN       a stream of ``sensor_id`` opened
 CLOSE      a stream of ``sensor_id`` closed
 IDLE       the idle timeout fired (payload: timeout seconds as text)
 FLUSH      end of input (shutdown): everything buffered applied
+SEEN       a frame of ``sensor_id`` that was not ACCEPTED but moved its
+           latest received time (the long-outage rule, DESIGN §6;
+           payload: its time in ns as decimal text)
 =========  =========================================================
 
 Each event keeps the caller's clock ``now`` (wall seconds, what the core's
 idle bookkeeping saw) and the wall time it was written. Frames that were not
-ACCEPTED (REJECTED, DUPLICATE, LATE) change no core state, so they are not
-journaled: replaying them would change nothing.
+ACCEPTED (REJECTED, DUPLICATE, LATE) change no core state except, sometimes,
+their sensor's latest received time: only that time is journaled (SEEN).
 
-Checkpoints (optional) hold the engine's state after some event ``seq``
-(pickled: the journal is a trusted local file, written by this software);
-a restart loads the newest one written by the same software version and
-replays only the events after it.
+Checkpoints (optional) hold the engine's state after some event ``seq`` as
+data (``checkpoint``: versioned, checksummed, no pickle: loading one cannot run
+code); the two newest are kept, a restart loads the newest usable one written
+by the same software version (falling back to the one before) and replays
+only the events after it.
 
 The journal also pins the settings it was written with (fusion id, config,
 allow-list); :meth:`Journal.check_settings` refuses a restart with others,
@@ -51,6 +55,7 @@ class EventKind(IntEnum):
     CLOSE = 4
     IDLE = 5
     FLUSH = 6
+    SEEN = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +84,7 @@ CREATE TABLE IF NOT EXISTS events (
     payload   BLOB    NOT NULL
 );
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS checkpoints (
     seq      INTEGER PRIMARY KEY,  -- state after applying every event up to seq
     wall_ns  INTEGER NOT NULL,
@@ -96,6 +102,7 @@ class Journal(SqliteFile):
     """
 
     SCHEMA, SCHEMA_VERSION, WHAT, ERROR = _SCHEMA, SCHEMA_VERSION, "journal", JournalError
+    RECLAIM_SPACE = True  # events covered by checkpoints are trimmed
 
     def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
         super().__init__(path, synchronous=synchronous)
@@ -104,9 +111,14 @@ class Journal(SqliteFile):
                 "SELECT COALESCE(MAX(seq), 0), COALESCE(SUM(kind = ?), 0) FROM events",
                 (int(EventKind.FRAME),),
             ).fetchone()
-        self.last_seq: int = int(last)  # highest seq appended (committed or buffered)
-        self.committed_seq: int = int(last)
-        self.frames: int = int(frames)  # FRAME events appended
+            meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+        #: Every event up to this seq was trimmed (covered by a kept checkpoint).
+        self.trimmed_through: int = int(meta.get("trimmed_through", 0))
+        self.trimmed_frames: int = int(meta.get("trimmed_frames", 0))
+        self.last_trim_ns: int = int(meta.get("last_trim_ns", 0))  # wall clock, 0 = never
+        self.last_seq: int = max(int(last), self.trimmed_through)  # highest seq appended
+        self.committed_seq: int = self.last_seq
+        self.frames: int = int(frames) + self.trimmed_frames  # FRAME events ever appended
         self._buffer: list[tuple[int, int, str, float | None, int, bytes]] = []
 
     # ---- settings ---------------------------------------------------------------
@@ -153,6 +165,65 @@ class Journal(SqliteFile):
         self.committed_seq = rows[-1][0]
         return self.committed_seq
 
+    def reset_to_committed(self) -> None:
+        """Forget appended events a failed commit did not write (full disk): the next
+        append continues after the committed seq."""
+        self._buffer = []
+        self.last_seq = self.committed_seq
+        with self._database_errors():
+            (frames,) = self._db.execute(
+                "SELECT COALESCE(SUM(kind = ?), 0) FROM events", (int(EventKind.FRAME),)
+            ).fetchone()
+        self.frames = int(frames) + self.trimmed_frames
+
+    def probe(self) -> None:
+        """Write and fsync one small transaction (raises while the disk is full)."""
+        with transaction(self._db) as cur:
+            cur.execute(
+                "INSERT INTO meta VALUES ('probe_ns', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                (time.time_ns(),),
+            )
+
+    # ---- trimming (bounded disk, issue 15) ---------------------------------------
+    @property
+    def events_kept(self) -> int:
+        """Committed events still in the file (seqs are contiguous)."""
+        return self.committed_seq - self.trimmed_through
+
+    def trim(self, through_seq: int, limit: int = 2000) -> int:
+        """Delete up to ``limit`` of the oldest events with seq <= ``through_seq`` in one
+        short transaction (the caller repeats, between group commits); returns how
+        many were deleted. Callers pass a seq no later than the oldest kept checkpoint
+        and the outbox's journal mark, so a restart never needs a trimmed event."""
+        upto = min(int(through_seq), self.trimmed_through + int(limit), self.committed_seq)
+        if upto <= self.trimmed_through:
+            return 0
+        now = time.time_ns()
+        with self._database_errors(), transaction(self._db) as cur:
+            (frames,) = cur.execute(
+                "SELECT COUNT(*) FROM events WHERE seq <= ? AND kind = ?",
+                (upto, int(EventKind.FRAME)),
+            ).fetchone()
+            cur.execute("DELETE FROM events WHERE seq <= ?", (upto,))
+            meta = {
+                "trimmed_through": upto,
+                "trimmed_frames": self.trimmed_frames + int(frames),
+                "last_trim_ns": now,
+            }
+            cur.executemany(
+                "INSERT INTO meta VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                sorted(meta.items()),
+            )
+        done = upto - self.trimmed_through
+        self.trimmed_through, self.trimmed_frames, self.last_trim_ns = (
+            upto,
+            meta["trimmed_frames"],
+            now,
+        )
+        return done
+
     # ---- reading ----------------------------------------------------------------
     def events(self, after_seq: int = 0) -> Iterator[Event]:
         """Committed events with seq > ``after_seq``, in order (streamed, not loaded whole)."""
@@ -164,18 +235,35 @@ class Journal(SqliteFile):
             yield Event(int(seq), EventKind(kind), sid, now, bytes(payload))
 
     # ---- checkpoints ------------------------------------------------------------
-    def write_checkpoint(self, seq: int, version: str, state: bytes) -> None:
-        """Keep ``state`` as the state after event ``seq`` (replacing older checkpoints)."""
+    #: Checkpoints kept: the newest and the one before it (the fallback when the
+    #: newest cannot be used; the journal keeps every event after the oldest kept).
+    CHECKPOINTS_KEPT = 2
+
+    def write_checkpoint(self, seq: int, version: str, state: bytes) -> int:
+        """Keep ``state`` as the state after event ``seq``; only the
+        :attr:`CHECKPOINTS_KEPT` newest checkpoints stay. Returns the oldest kept seq
+        (events up to it may be trimmed)."""
         with transaction(self._db) as cur:
             cur.execute(
                 "INSERT OR REPLACE INTO checkpoints VALUES (?,?,?,?)",
                 (seq, time.time_ns(), version, state),
             )
-            cur.execute("DELETE FROM checkpoints WHERE seq < ?", (seq,))
+            cur.execute(
+                "DELETE FROM checkpoints WHERE seq NOT IN "
+                "(SELECT seq FROM checkpoints ORDER BY seq DESC LIMIT ?)",
+                (self.CHECKPOINTS_KEPT,),
+            )
+            (oldest,) = cur.execute("SELECT MIN(seq) FROM checkpoints").fetchone()
+        return int(oldest)
+
+    def checkpoints(self) -> list[tuple[int, str, bytes]]:
+        """(seq, version, state) of every kept checkpoint, newest first."""
+        rows = self._db.execute(
+            "SELECT seq, version, state FROM checkpoints ORDER BY seq DESC"
+        ).fetchall()
+        return [(int(r[0]), str(r[1]), bytes(r[2])) for r in rows]
 
     def latest_checkpoint(self) -> tuple[int, str, bytes] | None:
         """(seq, version, state) of the newest checkpoint, or None."""
-        row = self._db.execute(
-            "SELECT seq, version, state FROM checkpoints ORDER BY seq DESC LIMIT 1"
-        ).fetchone()
-        return None if row is None else (int(row[0]), str(row[1]), bytes(row[2]))
+        kept = self.checkpoints()
+        return kept[0] if kept else None

@@ -45,6 +45,7 @@ class Outbox(SqliteFile):
     """The queue; one connection, used from one thread at a time (the engine's DB thread)."""
 
     SCHEMA, SCHEMA_VERSION, WHAT, ERROR = _SCHEMA, SCHEMA_VERSION, "outbox", OutboxError
+    RECLAIM_SPACE = True  # delivered entries are deleted: give their pages back
 
     def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
         super().__init__(path, synchronous=synchronous)
@@ -66,6 +67,15 @@ class Outbox(SqliteFile):
             )
         self.depth += len(reports)
         self.journal_mark = journal_mark
+
+    def probe(self) -> None:
+        """Write and fsync one small transaction (raises while the disk is full)."""
+        with transaction(self._db) as cur:
+            cur.execute(
+                "INSERT INTO marks VALUES ('probe_ns', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                (time.time_ns(),),
+            )
 
     def peek(self, limit: int) -> list[tuple[int, bytes]]:
         """The oldest ``limit`` entries as (id, serialised report), in order."""

@@ -1,6 +1,7 @@
 """Restart of the fusion engine: checkpoints and the journal replay.
 
-A restart loads the newest checkpoint written by this software version (if any),
+A restart loads the newest usable checkpoint written by this software version (if
+any; a corrupt or foreign one is refused naming the file and the one before is used),
 then replays every later journal event through the core with
 :func:`~tracklayer.services.fusion_service.inputs.apply_input`, exactly as it was
 applied live. Reports of events after the outbox's journal mark never reached the
@@ -10,15 +11,20 @@ outbox before the process ended: the replay adds them again.
 from __future__ import annotations
 
 import logging
-import pickle
 import time
 from collections import Counter
 
 from tracklayer import __version__
 from tracklayer.fusion.core import FusionCore
 from tracklayer.fusion.domain import FrameStatus
+from tracklayer.services.fusion_service.checkpoint import (
+    CheckpointError,
+    allowed_modules,
+    decode_checkpoint,
+    encode_checkpoint,
+)
 from tracklayer.services.fusion_service.inputs import apply_input, input_from_event
-from tracklayer.services.fusion_service.journal import EventKind, Journal
+from tracklayer.services.fusion_service.journal import EventKind, Journal, JournalError
 from tracklayer.services.fusion_service.live_picture import LivePicture, report_message
 from tracklayer.services.fusion_service.outbox import Outbox
 from tracklayer.services.rpc.server import kv
@@ -27,27 +33,47 @@ log = logging.getLogger("tracklayer.services.fusion")
 
 
 def checkpoint_state(core: FusionCore, open_streams: Counter) -> bytes:
-    """The engine state a checkpoint keeps: the core and the open-stream counts."""
-    return pickle.dumps((core, open_streams), protocol=pickle.HIGHEST_PROTOCOL)
+    """The engine state a checkpoint keeps (the core and the open-stream counts), as
+    checkpoint data (``checkpoint``: no pickle)."""
+    return encode_checkpoint(core, open_streams)
 
 
-def load_checkpoint(journal: Journal) -> tuple[int, FusionCore, Counter] | None:
-    """(seq, core, open-stream counts) of the newest usable checkpoint, or None
-    (no checkpoint, another version's, or unreadable: replay from the start)."""
-    cp = journal.latest_checkpoint()
-    if cp is None:
-        return None
-    seq, version, blob = cp
-    if version != __version__:
-        log.warning(kv("checkpoint_skipped", seq=seq, written_by=version, running=__version__))
-        return None
-    try:
-        core, opens = pickle.loads(blob)
-    except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint: full replay
-        log.warning(kv("checkpoint_unreadable", seq=seq, error=repr(exc)))
-        return None
-    log.info(kv("checkpoint_loaded", seq=seq))
-    return seq, core, opens
+def load_checkpoint(
+    journal: Journal, allowed: tuple[str, ...]
+) -> tuple[int, FusionCore, Counter] | None:
+    """(seq, core, open-stream counts) of the newest usable checkpoint, or None (no
+    usable one: replay from the start). A checkpoint of another version is skipped; a
+    corrupt or foreign one is refused with one WARNING line naming the file, and the
+    one before it is tried. ``allowed``: modules its classes may come from."""
+    for seq, version, blob in journal.checkpoints():
+        if version != __version__:
+            log.warning(kv("checkpoint_skipped", seq=seq, written_by=version, running=__version__))
+            continue
+        try:
+            core, opens = decode_checkpoint(blob, allowed)
+        except CheckpointError as exc:
+            log.warning(kv("checkpoint_refused", file=str(journal.path), seq=seq, reason=str(exc)))
+            continue
+        log.info(kv("checkpoint_loaded", file=str(journal.path), seq=seq))
+        return seq, core, opens
+    return None
+
+
+def restore_checkpoint(
+    journal: Journal, core: FusionCore
+) -> tuple[tuple[int, FusionCore, Counter] | None, int]:
+    """(the newest usable checkpoint as :func:`load_checkpoint` gives it, the oldest kept
+    checkpoint's seq or 0). ``core`` is the fresh core (its tracker's module may be
+    named). Raises JournalError when none is usable but covered events were trimmed."""
+    restored = load_checkpoint(journal, allowed_modules(core))
+    kept = [cp[0] for cp in journal.checkpoints()]
+    if restored is None and journal.trimmed_through:
+        raise JournalError(
+            f"{journal.path}: no usable checkpoint, and the events up to seq "
+            f"{journal.trimmed_through} they covered were trimmed: the state cannot be "
+            "rebuilt; restore the file from a backup or start a fresh journal"
+        )
+    return restored, (min(kept) if kept else 0)
 
 
 def replay_journal(
@@ -65,7 +91,7 @@ def replay_journal(
     last = after_seq
     replayed = 0
     for ev in journal.events(after_seq=after_seq):
-        status, reason, reports, _ = apply_input(
+        status, reason, reports, *_ = apply_input(
             core, open_streams, input_from_event(ev), replay=True
         )
         if ev.kind == EventKind.FRAME and status is not FrameStatus.ACCEPTED:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 
 from tracklayer.services.errors import UserError
 from tracklayer.services.fusion_service.engine import FusionEngine
@@ -37,6 +38,10 @@ async def serve_fusion(
     if record and not os.path.isdir(os.path.dirname(os.path.abspath(record))):
         raise UserError(f"--record: {record}: its directory does not exist")
     recorders: list[SessionRecorder] = []  # the --record recorder, once the engine exists
+    # A file-size limit (RLIMIT_FSIZE) reached: the write fails (EFBIG) and the engine
+    # waits for space like on a full disk, instead of the process being killed.
+    if hasattr(signal, "SIGXFSZ"):
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
         server = await start_fusion_server(
             settings,

@@ -12,12 +12,14 @@ to status codes. The module also starts the service (:func:`start_fusion_server`
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, aclosing
 from dataclasses import dataclass, field
 
 import grpc
+from grpc_health.v1 import health_pb2
 
 from tracklayer.services.errors import InvalidArgument, PermissionDenied, UserError
 from tracklayer.services.fusion_service.engine import FusionEngine
@@ -66,7 +68,9 @@ class FusionServicer(fs_grpc.FusionServiceServicer):
         request_iterator: AsyncIterator[fs.StreamFramesRequest],
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[fs.StreamFramesResponse]:
-        stream = FrameStream(self._engine, context.peer(), self._certified_sensors(context))
+        stream = FrameStream(
+            self._engine, context.peer(), self._certified_sensors(context), context.cancelled
+        )
         async with aclosing(stream.acks(request_iterator)) as batches:
             async for acks in batches:
                 yield fs.StreamFramesResponse(acks=acks)
@@ -166,6 +170,21 @@ class FusionServer(ServedByHandle):
             self.metrics.close()
 
 
+def _health_setter(handle: ServerHandle) -> Callable[[bool], None]:
+    """Health follows the engine: NOT_SERVING while it cannot journal (full disk)."""
+
+    def set_serving(serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for svc in ("", SERVICE_NAME):
+            asyncio.ensure_future(handle.health.set(svc, status))
+
+    return set_serving
+
+
 async def start_fusion_server(
     settings: FusionSettings,
     listen: str = "127.0.0.1:0",
@@ -201,6 +220,7 @@ async def start_fusion_server(
             credentials=credentials,
         )
         undo.push_async_callback(handle.server.stop, 0)
+        engine.health_listeners.append(_health_setter(handle))
         metrics = serve_metrics(metrics_port, engine.metrics, gauges=GAUGES, help_text=HELP)
         undo.pop_all()
     log.info(

@@ -26,7 +26,13 @@ class FusionSettings:
     tracker_factory: TrackerFactory | None = None  # tests; default fusion.tracker.Tracker
     synchronous: str = "FULL"  # SQLite durability of journal and outbox
     store_max_backoff_s: float = 5.0  # longest wait between two store reconnection tries
-    checkpoint_every: int = 20_000  # journal events between checkpoints (0 = never)
+    # Checkpoints (issue 15: restart to SERVING within 5 s under the soak's load): every
+    # ``checkpoint_every`` journal events, or every ``checkpoint_interval_s`` wall seconds
+    # with events since the last one (0 = never, for either).
+    checkpoint_every: int = 3_000
+    checkpoint_interval_s: float = 15.0
+    max_sensors: int = 10_000  # distinct sensors without an allow-list (0 = no cap)
+    max_streams_per_client: int = 1_000  # open StreamFrames calls per client (0 = no cap)
     store_credentials: Any = None  # grpc.ChannelCredentials for mTLS to the store; None = plaintext
 
 

@@ -32,7 +32,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from tracklayer.services.errors import UserError
-from tracklayer.services.limits import MAX_MESSAGE_BYTES
+from tracklayer.services.limits import KEEPALIVE_TIME_MS, KEEPALIVE_TIMEOUT_MS, MAX_MESSAGE_BYTES
 from tracklayer.services.rpc.broadcast import BroadcastClosed, SubscriberTooSlow, Subscription
 from tracklayer.services.rpc.interceptors import server_interceptors
 
@@ -41,13 +41,19 @@ log = logging.getLogger("tracklayer.services")
 GRPC_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.keepalive_time_ms", 20_000),
-    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
+    ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
+    ("grpc.http2.ping_timeout_ms", KEEPALIVE_TIMEOUT_MS),  # newer gRPC: default 60 s
     ("grpc.http2.max_pings_without_data", 0),
     ("grpc.keepalive_permit_without_calls", 1),
+    # gRPC's default (5 min) would hold a channel's keepalive pings back while no data
+    # is sent, exactly when a stalled peer must be noticed
+    ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
 )
 SERVER_OPTIONS: tuple[tuple[str, int], ...] = GRPC_OPTIONS + (
-    ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+    # accept the clients' keepalive pings (gRPC's default, 5 min, answers pings every
+    # 10 s with GOAWAY "too_many_pings")
+    ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
     ("grpc.so_reuseport", 0),
 )
 

@@ -81,10 +81,35 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--checkpoint-every",
         type=int,
-        default=20_000,
+        default=3_000,
         metavar="N",
         help="journal events between two checkpoints of the fusion state, which bound "
-        "the replay after a restart (0 = never; default: %(default)s)",
+        "the replay after a restart and let the journal be trimmed (0 = never; "
+        "default: %(default)s)",
+    )
+    p.add_argument(
+        "--checkpoint-interval",
+        type=float,
+        default=15.0,
+        metavar="S",
+        help="also checkpoint after this many wall seconds with new events (0 = never; "
+        "default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-sensors",
+        type=int,
+        default=10_000,
+        metavar="N",
+        help="distinct sensors the service keeps state for; one more is refused "
+        "RESOURCE_EXHAUSTED (0 = no cap; default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-streams-per-client",
+        type=int,
+        default=1_000,
+        metavar="N",
+        help="open StreamFrames calls per client identity (certificate, else address); "
+        "one more is refused RESOURCE_EXHAUSTED (0 = no cap; default: %(default)s)",
     )
     p.add_argument(
         "--grace",
@@ -119,6 +144,14 @@ def settings_from_args(args: argparse.Namespace):  # -> FusionSettings
     parse_host_port(args.store, "--store")
     if args.checkpoint_every < 0:
         raise UserError(f"--checkpoint-every: must be >= 0, got {args.checkpoint_every}")
+    for flag in ("max_sensors", "max_streams_per_client"):
+        if getattr(args, flag) < 0:
+            name = "--" + flag.replace("_", "-")
+            raise UserError(f"{name}: must be >= 0, got {getattr(args, flag)}")
+    if not args.checkpoint_interval >= 0 or args.checkpoint_interval == float("inf"):
+        raise UserError(
+            f"--checkpoint-interval: must be finite and >= 0, got {args.checkpoint_interval}"
+        )
     sensors: tuple[str, ...] = ()
     if args.sensors:
         sensors = tuple(sorted({s.strip() for s in args.sensors.split(",") if s.strip()}))
@@ -138,6 +171,9 @@ def settings_from_args(args: argparse.Namespace):  # -> FusionSettings
         store_target=args.store,
         idle_timeout_s=float(args.idle_timeout),
         checkpoint_every=args.checkpoint_every,
+        checkpoint_interval_s=float(args.checkpoint_interval),
+        max_sensors=args.max_sensors,
+        max_streams_per_client=args.max_streams_per_client,
         store_credentials=channel_credentials(tls_from_args(args)),
     )
 

@@ -1,0 +1,68 @@
+"""Fast restart (issue 15 item 3): checkpoints by events and by wall time bound the
+journal replay of a restart."""
+
+from __future__ import annotations
+
+import asyncio
+
+from test_fusion_service import ACCEPTED, Services, Stream, frame, run
+
+from tracklayer.services.fusion_service.settings import FusionSettings
+
+
+def test_defaults_checkpoint_by_events_and_by_time():
+    s = FusionSettings()
+    assert 0 < s.checkpoint_every <= 3_000 and 0 < s.checkpoint_interval_s <= 15.0
+
+
+def test_a_quiet_service_checkpoints_by_time_so_a_restart_replays_little(tmp_path):
+    """40 frames, far fewer than ``checkpoint_every``: the interval alone checkpoints."""
+
+    async def body():
+        s = Services(tmp_path, store=False, checkpoint_every=10_000, checkpoint_interval_s=0.3)
+        await s.start_fusion()
+        st = Stream(s.stub, "sat-1-1")
+        for k in range(40):
+            (ack,) = await st.send(frame("sat-1-1", k, k * 1.0))
+            assert ack.status == ACCEPTED
+            await asyncio.sleep(0.02)
+        c = await s.counters()
+        assert c["checkpoints_written_total"] >= 1 and c["checkpoint_seq"] > 10
+        last = s.fusion.engine.journal.committed_seq
+        await s.stop_fusion(kill=True)
+        await s.start_fusion()
+        replayed = s.fusion.engine.replayed_events
+        assert replayed == last - c["checkpoint_seq"] < 30
+        (ack,) = await Stream(s.stub, "sat-1-1").send(frame("sat-1-1", 40, 40.0))
+        assert ack.status == ACCEPTED
+        # the first commit after a replay checkpoints at once (a second kill soon after
+        # the restart must not replay the same events again)
+        for _ in range(100):  # written after the batch's acks
+            if (await s.counters())["checkpoints_written_total"]:
+                break
+            await asyncio.sleep(0.02)
+        assert (await s.counters())["checkpoints_written_total"] == 1
+        await s.stop_fusion()
+
+    run(body())
+
+
+def test_without_new_events_no_checkpoint_is_written(tmp_path):
+    async def body():
+        s = Services(tmp_path, store=False, checkpoint_every=0, checkpoint_interval_s=1.0)
+        await s.start_fusion()
+        st = Stream(s.stub, "sat-1-1")
+        await st.send(frame("sat-1-1", 1, 1.0))
+        await asyncio.sleep(1.5)
+        await st.send(frame("sat-1-1", 2, 2.0))  # the interval passed: a checkpoint
+        for _ in range(100):
+            written = (await s.counters())["checkpoints_written_total"]
+            if written:
+                break
+            await asyncio.sleep(0.05)
+        assert written >= 1
+        await asyncio.sleep(2.5)  # idle for more than two intervals: nothing to save
+        assert (await s.counters())["checkpoints_written_total"] == written
+        await s.stop_fusion()
+
+    run(body())
