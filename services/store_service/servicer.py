@@ -26,7 +26,8 @@ from pathlib import Path
 import grpc
 
 from tracklayer.services.errors import InvalidArgument, NotFound, PermissionDenied, UserError
-from tracklayer.services.rpc.broadcast import Broadcaster
+from tracklayer.services.live_map.server import LiveMapServer, start_live_map
+from tracklayer.services.rpc.broadcast import Broadcaster, Subscription
 from tracklayer.services.rpc.server import (
     MetricsEndpoint,
     ServedByHandle,
@@ -188,6 +189,12 @@ class TrackStoreServicer(track_store_service_pb2_grpc.TrackStoreServiceServicer)
             async for response in stream:
                 yield response
 
+    def open_feed(self) -> tuple[list[track_pb2.TrackReport], Subscription]:
+        """In-process live feed (the live map): the latest report of each live track and
+        a subscription to every report stored from now on, taken atomically."""
+        sub = self._hub.subscribe()
+        return [self._live[k] for k in sorted(self._live)], sub
+
     def end_subscriptions(self) -> None:
         """End every live subscription cleanly (server shutdown)."""
         self._hub.close()
@@ -247,6 +254,7 @@ class TrackStoreServer(ServedByHandle):
     handle: ServerHandle
     servicer: TrackStoreServicer
     metrics: MetricsEndpoint | None = None
+    live_map: LiveMapServer | None = None
     _stopped: bool = field(default=False, repr=False)
 
     async def stop(self, grace: float = 2.0) -> None:
@@ -255,6 +263,8 @@ class TrackStoreServer(ServedByHandle):
             return
         self._stopped = True
         await self.handle.health.enter_graceful_shutdown()
+        if self.live_map is not None:
+            await self.live_map.stop()
         self.servicer.end_subscriptions()
         await self.handle.server.stop(grace)
         if self.metrics is not None:
@@ -269,11 +279,13 @@ async def start_track_store_server(
     *,
     metrics_port: int | None = None,
     credentials: grpc.ServerCredentials | None = None,
+    http: str | None = None,
 ) -> TrackStoreServer:
     """Open ``db_path`` and serve TrackStoreService on ``listen`` (port 0 = ephemeral).
 
     ``credentials``: mutual-TLS server credentials; with them publishing is
-    checked against the client certificate's fusion identity.
+    checked against the client certificate's fusion identity. ``http``: also serve
+    the live map (``HOST:PORT``, ``live_map``) on this event loop.
     """
     try:
         store = TrackStore(db_path)
@@ -293,6 +305,11 @@ async def start_track_store_server(
         )
         undo.push_async_callback(handle.server.stop, 0)
         metrics = serve_metrics(metrics_port, servicer.counters, gauges=TRACK_STORE_GAUGES)
+        if metrics is not None:
+            undo.callback(metrics.close)
+        live_map = None
+        if http is not None:
+            live_map = await start_live_map(servicer, http)
         undo.pop_all()
     log.info(kv("store_open", db=str(db_path), **store.counts()))
-    return TrackStoreServer(handle=handle, servicer=servicer, metrics=metrics)
+    return TrackStoreServer(handle=handle, servicer=servicer, metrics=metrics, live_map=live_map)

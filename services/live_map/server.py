@@ -1,0 +1,261 @@
+"""The live map's web server (``tracklayer consumer --http HOST:PORT``), on the track
+store's event loop (aiohttp).
+
+- ``GET /``: the page; ``GET /static/...``: its script, style, Natural Earth land outlines
+  and licence files (all in the package: no CDN, no tiles, no internet).
+- ``GET /events``: server-sent events. On connecting, one ``snapshot`` (every live track
+  with its trail, the sensors, the status); then ``reports`` (the changed tracks, at most
+  every :data:`FLUSH_S` seconds, encoded once for all pages) and ``status`` every second.
+- ``GET /api/snapshot``: the same snapshot as plain JSON (scripts, checks).
+
+The feed is an in-process subscription to the store's stored reports (the same fan-out as
+``SubscribeTracks``): no extra gRPC hop and no polling. A page that reads too slowly is
+disconnected (its browser reconnects and starts from a new snapshot); a feed that falls
+behind is reopened from the store's live picture.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from tracklayer.services.errors import UserError
+from tracklayer.services.live_map.picture import LiveMapPicture
+from tracklayer.services.rpc.broadcast import BroadcastClosed, SubscriberTooSlow, Subscription
+from tracklayer.services.rpc.server import kv, parse_host_port
+from tracklayer.v1 import track_pb2
+
+log = logging.getLogger("tracklayer.services.live_map")
+
+#: Seconds between two ``reports`` events (changes in between are sent together).
+FLUSH_S = 0.25
+#: Seconds between two ``status`` events.
+STATUS_S = 1.0
+#: Events queued per page before it counts as too slow and is disconnected.
+PAGE_QUEUE = 64
+STATIC_DIR = Path(str(resources.files("tracklayer.services.live_map") / "static"))
+
+
+class LiveFeed(Protocol):
+    """What the live map needs from the track store (``TrackStoreServicer``)."""
+
+    def open_feed(self) -> tuple[list[track_pb2.TrackReport], Subscription]:
+        """The latest report of each live track and a subscription to every report stored
+        from then on, taken atomically."""
+        ...
+
+
+def parse_http_address(text: str, flag: str = "--http") -> tuple[str, int]:
+    """``HOST:PORT``, ``:PORT`` or ``PORT`` -> (host, port); an empty host is loopback
+    (127.0.0.1), never every interface. UserError naming ``flag``."""
+    text = text.strip()
+    if text.isdigit():
+        text = f"127.0.0.1:{text}"
+    if text.startswith(":"):
+        text = "127.0.0.1" + text
+    host, port = parse_host_port(text, flag)
+    if not host:
+        raise UserError(f"{flag}: expected HOST:PORT, got {text!r}")
+    return host, port
+
+
+def is_loopback(host: str) -> bool:
+    """True for a loopback address or ``localhost``."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _event(name: str, data: Any) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+class _Page:
+    """One connected page: a bounded queue of encoded events."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=PAGE_QUEUE)
+        self.too_slow = False
+        self.stopped = False
+
+    def offer(self, data: bytes) -> None:
+        if self.too_slow:
+            return
+        try:
+            self.queue.put_nowait(data)
+        except asyncio.QueueFull:
+            self.too_slow = True
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            self.queue.put_nowait(None)
+
+    def close(self) -> None:
+        """Server stopping: end the page's stream now."""
+        self.stopped = True
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(None)
+
+
+@dataclass
+class LiveMapServer:
+    """A running live map: ``url`` to open; :meth:`stop` closes pages and the feed."""
+
+    runner: web.AppRunner
+    host: str
+    port: int
+    tasks: list[asyncio.Task]
+    pages: set[_Page]
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}/"
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for page in list(self.pages):
+            page.close()
+        await self.runner.cleanup()
+        log.info(kv("live_map_stopped", url=self.url))
+
+
+async def _pump(feed: LiveFeed, picture: LiveMapPicture, pending: dict[str, dict]) -> None:
+    """Read the store's stored reports into ``picture``; changes wait in ``pending``."""
+    current, sub = feed.open_feed()
+    picture.reset(current)
+    while True:
+        try:
+            batch = await sub.get()
+        except SubscriberTooSlow:
+            log.warning(kv("live_map_feed_reopened", reason="fell behind the store"))
+            current, sub = feed.open_feed()
+            picture.reset(current)
+            pending["__reset__"] = {}
+            continue
+        except BroadcastClosed:
+            return
+        for rep in picture.apply(batch):
+            pending[rep["id"]] = rep
+
+
+async def _flush(picture: LiveMapPicture, pending: dict[str, dict], pages: set[_Page]) -> None:
+    """Every FLUSH_S send pending changes (encoded once), every STATUS_S the status."""
+    loop = asyncio.get_running_loop()
+    next_status = loop.time()
+    while True:
+        await asyncio.sleep(FLUSH_S)
+        if pending:
+            if pending.pop("__reset__", None) is not None:
+                data = _event("snapshot", picture.snapshot())
+                pending.clear()
+            else:
+                data = _event("reports", list(pending.values()))
+                pending.clear()
+            for page in list(pages):
+                page.offer(data)
+        if loop.time() >= next_status:
+            next_status = loop.time() + STATUS_S
+            data = _event("status", {**picture.status(), "sensors": picture.sensors()})
+            for page in list(pages):
+                page.offer(data)
+
+
+def _events_handler(picture: LiveMapPicture, pages: set[_Page]) -> Callable[[web.Request], Any]:
+    async def events(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",  # reverse proxies: do not buffer the stream
+            }
+        )
+        await resp.prepare(request)
+        page = _Page()
+        pages.add(page)
+        log.info(kv("live_map_page_open", peer=request.remote, pages=len(pages)))
+        outcome = "closed"
+        try:
+            await resp.write(b"retry: 1000\n\n" + _event("snapshot", picture.snapshot()))
+            while True:
+                data = await page.queue.get()
+                if data is None:
+                    outcome = "server_stopped" if page.stopped else "too_slow"
+                    break
+                await resp.write(data)
+        except (ConnectionResetError, asyncio.CancelledError):
+            outcome = "disconnected"
+        finally:
+            pages.discard(page)
+            log.info(kv("live_map_page_end", peer=request.remote, outcome=outcome))
+        return resp
+
+    return events
+
+
+def build_app(picture: LiveMapPicture, pages: set[_Page]) -> web.Application:
+    """The aiohttp application: page, static files, events and the snapshot."""
+
+    async def index(_request: web.Request) -> web.FileResponse:
+        return web.FileResponse(STATIC_DIR / "index.html")
+
+    async def snapshot(_request: web.Request) -> web.Response:
+        return web.json_response(picture.snapshot())
+
+    app = web.Application()
+    app.router.add_get("/", index)
+    app.router.add_get("/events", _events_handler(picture, pages))
+    app.router.add_get("/api/snapshot", snapshot)
+    app.router.add_static("/static/", STATIC_DIR, show_index=False)
+    return app
+
+
+async def start_live_map(feed: LiveFeed, address: str, *, flag: str = "--http") -> LiveMapServer:
+    """Serve the live map of ``feed`` on ``address`` (``HOST:PORT``, port 0 = a free one)
+    on the running event loop. UserError naming ``flag`` if it cannot listen."""
+    host, port = parse_http_address(address, flag)
+    picture = LiveMapPicture()
+    pages: set[_Page] = set()
+    pending: dict[str, dict] = {}
+    runner = web.AppRunner(build_app(picture, pages), handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, shutdown_timeout=0.5)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise UserError(f"{flag}: cannot listen on {host}:{port}: {exc.strerror}") from None
+    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    tasks = [
+        asyncio.create_task(_pump(feed, picture, pending), name="live-map-pump"),
+        asyncio.create_task(_flush(picture, pending, pages), name="live-map-flush"),
+    ]
+    server = LiveMapServer(runner=runner, host=host, port=bound, tasks=tasks, pages=pages)
+    if not is_loopback(host):
+        log.warning(
+            kv(
+                "live_map_not_loopback",
+                listen=f"{host}:{bound}",
+                note="plain HTTP without authentication; put it behind a TLS reverse proxy",
+            )
+        )
+    log.info(kv("live_map_started", url=server.url))
+    return server
