@@ -288,7 +288,8 @@ def test_a_thousand_live_tracks_update_in_under_100_ms(store, browser, tmp_path)
             store.publish(*raid(1000, rev)[k : k + 250])
         wait_for(
             browser,
-            f"window.tracklayerMap.tracks.size === 1000 && [...window.tracklayerMap.tracks.values()].every(t => t.rep.rev === {rev})",
+            "window.tracklayerMap.tracks.size === 1000 && "
+            f"[...window.tracklayerMap.tracks.values()].every(t => t.rep.rev === {rev})",
             5.0,
             f"revision {rev} of 1000 tracks",
         )
