@@ -4,12 +4,14 @@ recording as CZML that czml3's model reads back, with one packet per thing shown
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
 from czml3 import Document
 
 from tracklayer.services.cli import main
+from tracklayer.services.evaluation.czml import czml_rotation
 from tracklayer.services.wire.recording import RecordingReader
 
 pytestmark = pytest.mark.slow
@@ -82,6 +84,20 @@ def test_export_writes_czml_that_czml3_validates_with_every_expected_packet(
     a1 = impact["ellipse"]["semiMajorAxis"][-1]["number"]
     a3 = impact3["ellipse"]["semiMajorAxis"][-1]["number"]
     assert a3 == pytest.approx(3 * a1) and a1 > 0
+    # the last prediction's orientation, as Cesium turns it (major axis east at rotation 0)
+    with RecordingReader(tracked) as reader:
+        last = [r for _, r in reader.tracks() if r.track_id == impact["id"].split("/", 1)[1]]
+    last = max((r for r in last if r.impact is not None), key=lambda r: (r.time_ns, r.revision))
+    rot = impact["ellipse"]["rotation"][-1]["number"]
+    assert rot == pytest.approx(math.radians(90.0 - last.impact.orientation_deg))
+    assert impact["ellipse"]["semiMinorAxis"][-1]["number"] <= a1
+
+
+def test_czml_rotation_puts_cesiums_major_axis_where_orientation_says():
+    # Cesium: major axis direction = east cos(r) + north sin(r)
+    for ori, (east, north) in ((0.0, (0, 1)), (90.0, (1, 0)), (45.0, (0.7071, 0.7071))):
+        r = czml_rotation(ori)
+        assert (math.cos(r), math.sin(r)) == pytest.approx((east, north), abs=1e-4)
 
 
 def test_evaluate_writes_scene_czml_beside_its_plots(tracked, tmp_path, capsys):

@@ -68,6 +68,14 @@ SATELLITE_STEP_S = 10.0
 TRUTH_STEP_S = 2.0
 
 
+def czml_rotation(orientation_deg: float) -> float:
+    """CZML ellipse ``rotation`` (rad) of a major axis ``orientation_deg`` clockwise from
+    north. Cesium draws the major axis east at rotation 0 and turns it counter-clockwise
+    (``EllipseGeometryLibrary``: direction = east cos r + north sin r), so r = 90 deg -
+    orientation."""
+    return math.radians(90.0 - orientation_deg)
+
+
 def _utc(t_s: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(t_s, tz=dt.UTC)
 
@@ -163,8 +171,7 @@ def _ellipse_packet(
         major, minor = max(e.semi_major_m, e.semi_minor_m), min(e.semi_major_m, e.semi_minor_m)
         coll["major"].append(IntervalValue(start=iv.start, end=iv.end, value=k * major))
         coll["minor"].append(IntervalValue(start=iv.start, end=iv.end, value=k * minor))
-        # CZML: counter-clockwise from north; ours: clockwise from north
-        rot = -math.radians(e.orientation_deg)
+        rot = czml_rotation(e.orientation_deg)
         coll["rot"].append(IntervalValue(start=iv.start, end=iv.end, value=rot))
     rows = [(a, e.latitude_deg, e.longitude_deg, 0.0) for a, _, e in items]
     rows.append((items[-1][1], items[-1][2].latitude_deg, items[-1][2].longitude_deg, 0.0))
