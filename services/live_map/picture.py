@@ -1,6 +1,10 @@
 """What the live map knows: the latest report of each live track with a bounded trail,
 the sensors that contributed, and the rates shown in the status bar.
 
+Every stored batch is counted (:meth:`LiveMapPicture.arrived`); only the latest report of
+each changed track is converted, once per flush of the server (:meth:`apply`), so a
+track's trail has one point per flush at most.
+
 Fed with the track store's stored reports (``tracklayer.v1.TrackReport``), in the order
 they were stored; everything it hands out is JSON-ready (``view``). Single-threaded:
 used from the store's event loop only.
@@ -46,16 +50,26 @@ class LiveMapPicture:
         self._lag_s: float | None = None
         self.reports_seen = 0
 
+    def arrived(self, reports: list[track_pb2.TrackReport]) -> None:
+        """Count a batch the store just stored (reports/s) and take the store's lag from it:
+        median of now - ``emitted_at`` (s, wall clock) over the batch."""
+        now = time.time()
+        self.reports_seen += len(reports)
+        self._arrivals.append((now, len(reports)))
+        lags = sorted(
+            now - (m.emitted_at.seconds + m.emitted_at.nanos * 1e-9)
+            for m in reports
+            if m.HasField("emitted_at")
+        )
+        if lags:
+            self._lag_s = max(0.0, lags[len(lags) // 2])
+
     def apply(self, reports: Iterable[track_pb2.TrackReport]) -> list[dict[str, Any]]:
         """Take stored reports (store order); return the JSON of each one that is now the
         latest of its track (an older revision arriving late changes nothing)."""
         now = time.time()
         changes: list[dict[str, Any]] = []
-        lags = []
         for msg in reports:
-            self.reports_seen += 1
-            if msg.HasField("emitted_at"):
-                lags.append(now - (msg.emitted_at.seconds + msg.emitted_at.nanos * 1e-9))
             known = self._tracks.get(msg.track_id)
             if known is not None and known["rev"] >= msg.revision:
                 continue
@@ -70,11 +84,6 @@ class LiveMapPicture:
             if rep["lat"] is not None and rep["lon"] is not None:
                 trail.append((rep["t"], rep["lat"], rep["lon"], rep["alt"]))
             self._tracks[msg.track_id] = rep
-        if changes or lags:
-            self._arrivals.append((now, len(changes)))
-        if lags:
-            lags.sort()
-            self._lag_s = max(0.0, lags[len(lags) // 2])
         return changes
 
     def _note_sensors(self, rep: dict[str, Any], now: float) -> None:
@@ -112,7 +121,7 @@ class LiveMapPicture:
         ]
 
     def status(self) -> dict[str, Any]:
-        """Status bar: reports/s (stored, latest-revision, over the last 5 s), live tracks,
+        """Status bar: reports/s (stored, over the last 5 s), live tracks,
         the store's lag behind the fusion service (s, median emitted -> seen), wall time."""
         now = time.time()
         while self._arrivals and now - self._arrivals[0][0] > RATE_WINDOW_S:

@@ -22,7 +22,7 @@ import ipaddress
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
@@ -37,8 +37,9 @@ from tracklayer.v1 import track_pb2
 
 log = logging.getLogger("tracklayer.services.live_map")
 
-#: Seconds between two ``reports`` events (changes in between are sent together).
-FLUSH_S = 0.25
+#: Seconds between two ``reports`` events (changes in between are sent together, each
+#: track's latest report only).
+FLUSH_S = 0.5
 #: Seconds between two ``status`` events.
 STATUS_S = 1.0
 #: Events queued per page before it counts as too slow and is disconnected.
@@ -138,8 +139,17 @@ class LiveMapServer:
         log.info(kv("live_map_stopped", url=self.url))
 
 
-async def _pump(feed: LiveFeed, picture: LiveMapPicture, pending: dict[str, dict]) -> None:
-    """Read the store's stored reports into ``picture``; changes wait in ``pending``."""
+@dataclass
+class _Pending:
+    """The latest stored report of each track changed since the last flush."""
+
+    reports: dict[str, track_pb2.TrackReport] = field(default_factory=dict)
+    reset: bool = False
+
+
+async def _pump(feed: LiveFeed, picture: LiveMapPicture, pending: _Pending) -> None:
+    """Read the store's stored reports: counted at once, the latest of each track kept
+    in ``pending`` for the next flush (converted there, once)."""
     current, sub = feed.open_feed()
     picture.reset(current)
     while True:
@@ -149,29 +159,42 @@ async def _pump(feed: LiveFeed, picture: LiveMapPicture, pending: dict[str, dict
             log.warning(kv("live_map_feed_reopened", reason="fell behind the store"))
             current, sub = feed.open_feed()
             picture.reset(current)
-            pending["__reset__"] = {}
+            pending.reports.clear()
+            pending.reset = True
             continue
         except BroadcastClosed:
             return
-        for rep in picture.apply(batch):
-            pending[rep["id"]] = rep
+        picture.arrived(batch)
+        kept = pending.reports
+        for msg in batch:
+            old = kept.get(msg.track_id)
+            if old is None or old.revision < msg.revision:
+                kept[msg.track_id] = msg
 
 
-async def _flush(picture: LiveMapPicture, pending: dict[str, dict], pages: set[_Page]) -> None:
+def _send_pending(picture: LiveMapPicture, pending: _Pending, pages: set[_Page]) -> None:
+    """Apply the pending reports to ``picture`` and offer the changes to every page."""
+    data = None
+    if pending.reset:
+        pending.reset = False
+        data = _event("snapshot", picture.snapshot())
+    elif pending.reports:
+        changes = picture.apply(pending.reports.values())
+        pending.reports.clear()
+        if changes:
+            data = _event("reports", changes)
+    if data is not None:
+        for page in list(pages):
+            page.offer(data)
+
+
+async def _flush(picture: LiveMapPicture, pending: _Pending, pages: set[_Page]) -> None:
     """Every FLUSH_S send pending changes (encoded once), every STATUS_S the status."""
     loop = asyncio.get_running_loop()
     next_status = loop.time()
     while True:
         await asyncio.sleep(FLUSH_S)
-        if pending:
-            if pending.pop("__reset__", None) is not None:
-                data = _event("snapshot", picture.snapshot())
-                pending.clear()
-            else:
-                data = _event("reports", list(pending.values()))
-                pending.clear()
-            for page in list(pages):
-                page.offer(data)
+        _send_pending(picture, pending, pages)
         if loop.time() >= next_status:
             next_status = loop.time() + STATUS_S
             data = _event("status", {**picture.status(), "sensors": picture.sensors()})
@@ -179,7 +202,9 @@ async def _flush(picture: LiveMapPicture, pending: dict[str, dict], pages: set[_
                 page.offer(data)
 
 
-def _events_handler(picture: LiveMapPicture, pages: set[_Page]) -> Callable[[web.Request], Any]:
+def _events_handler(
+    picture: LiveMapPicture, pending: _Pending, pages: set[_Page]
+) -> Callable[[web.Request], Any]:
     async def events(request: web.Request) -> web.StreamResponse:
         resp = web.StreamResponse(
             headers={
@@ -189,6 +214,7 @@ def _events_handler(picture: LiveMapPicture, pages: set[_Page]) -> Callable[[web
             }
         )
         await resp.prepare(request)
+        _send_pending(picture, pending, pages)  # the snapshot below is then up to date
         page = _Page()
         pages.add(page)
         log.info(kv("live_map_page_open", peer=request.remote, pages=len(pages)))
@@ -211,18 +237,19 @@ def _events_handler(picture: LiveMapPicture, pages: set[_Page]) -> Callable[[web
     return events
 
 
-def build_app(picture: LiveMapPicture, pages: set[_Page]) -> web.Application:
+def build_app(picture: LiveMapPicture, pending: _Pending, pages: set[_Page]) -> web.Application:
     """The aiohttp application: page, static files, events and the snapshot."""
 
     async def index(_request: web.Request) -> web.FileResponse:
         return web.FileResponse(STATIC_DIR / "index.html")
 
     async def snapshot(_request: web.Request) -> web.Response:
+        _send_pending(picture, pending, pages)
         return web.json_response(picture.snapshot())
 
     app = web.Application()
     app.router.add_get("/", index)
-    app.router.add_get("/events", _events_handler(picture, pages))
+    app.router.add_get("/events", _events_handler(picture, pending, pages))
     app.router.add_get("/api/snapshot", snapshot)
     app.router.add_static("/static/", STATIC_DIR, show_index=False)
     return app
@@ -234,10 +261,15 @@ async def start_live_map(feed: LiveFeed, address: str, *, flag: str = "--http") 
     host, port = parse_http_address(address, flag)
     picture = LiveMapPicture()
     pages: set[_Page] = set()
-    pending: dict[str, dict] = {}
-    runner = web.AppRunner(build_app(picture, pages), handle_signals=False, access_log=None)
+    pending = _Pending()
+    runner = web.AppRunner(
+        build_app(picture, pending, pages),
+        handle_signals=False,
+        access_log=None,
+        shutdown_timeout=0.5,
+    )
     await runner.setup()
-    site = web.TCPSite(runner, host, port, shutdown_timeout=0.5)
+    site = web.TCPSite(runner, host, port)
     try:
         await site.start()
     except OSError as exc:

@@ -59,6 +59,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tracklayer.services.store_service.run import serve_track_store
 
+    if args.http is not None:
+        from tracklayer.services.live_map.server import parse_http_address
+
+        parse_http_address(args.http)  # a bad address fails before anything starts
     configure_logging()
     return asyncio.run(
         serve_track_store(
