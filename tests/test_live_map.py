@@ -161,3 +161,18 @@ def test_events_start_with_a_snapshot_then_stream_changes_and_status(tmp_path: P
             await server.stop(0.5)
 
     asyncio.run(asyncio.wait_for(body(), 30))
+
+
+def test_a_broadcast_listener_sees_every_batch_and_its_failure_never_reaches_the_publisher():
+    from tracklayer.services.rpc.broadcast import Broadcaster
+
+    hub: Broadcaster[int] = Broadcaster()
+    seen: list[list[int]] = []
+    stop = hub.listen(seen.append)
+    hub.listen(lambda batch: 1 / 0)  # a broken reader
+    hub.publish([1, 2])
+    hub.publish([])
+    hub.publish([3])
+    stop()
+    hub.publish([4])
+    assert seen == [[1, 2], [3]]

@@ -136,15 +136,3 @@ class LiveMapPicture:
             "now": now,
             "seen": self.reports_seen,
         }
-
-    def reset(self, current: Iterable[track_pb2.TrackReport]) -> None:
-        """Start again from ``current`` (the store's live picture), keeping known trails."""
-        keep = self._trails
-        self._tracks, self._trails = {}, {}
-        self.apply(current)
-        for tid, trail in keep.items():
-            if tid in self._trails and len(trail):
-                merged = deque(trail, maxlen=self._trail_points)
-                if self._trails[tid] and self._trails[tid][-1][0] > merged[-1][0]:
-                    merged.append(self._trails[tid][-1])
-                self._trails[tid] = merged

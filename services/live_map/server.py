@@ -8,10 +8,11 @@ store's event loop (aiohttp).
   every :data:`FLUSH_S` seconds, encoded once for all pages) and ``status`` every second.
 - ``GET /api/snapshot``: the same snapshot as plain JSON (scripts, checks).
 
-The feed is an in-process subscription to the store's stored reports (the same fan-out as
-``SubscribeTracks``): no extra gRPC hop and no polling. A page that reads too slowly is
-disconnected (its browser reconnects and starts from a new snapshot); a feed that falls
-behind is reopened from the store's live picture.
+The feed is an in-process listener on the store's fan-out of stored reports (the
+broadcaster behind ``SubscribeTracks``), called inside each publish: it only counts the
+batch and keeps each track's latest report, which the flush converts once. No extra gRPC
+hop, no queue, no polling. A page that reads too slowly is disconnected (its browser
+reconnects and starts from a new snapshot).
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from aiohttp import web
 
 from tracklayer.services.errors import UserError
 from tracklayer.services.live_map.picture import LiveMapPicture
-from tracklayer.services.rpc.broadcast import BroadcastClosed, SubscriberTooSlow, Subscription
 from tracklayer.services.rpc.server import kv, parse_host_port
 from tracklayer.v1 import track_pb2
 
@@ -50,9 +50,11 @@ STATIC_DIR = Path(str(resources.files("tracklayer.services.live_map") / "static"
 class LiveFeed(Protocol):
     """What the live map needs from the track store (``TrackStoreServicer``)."""
 
-    def open_feed(self) -> tuple[list[track_pb2.TrackReport], Subscription]:
-        """The latest report of each live track and a subscription to every report stored
-        from then on, taken atomically."""
+    def open_feed(
+        self, on_batch: Callable[[list[track_pb2.TrackReport]], None]
+    ) -> tuple[list[track_pb2.TrackReport], Callable[[], None]]:
+        """The latest report of each live track, and ``on_batch`` called with every batch
+        stored from then on (atomically); returns (current, stop)."""
         ...
 
 
@@ -120,6 +122,7 @@ class LiveMapServer:
     port: int
     tasks: list[asyncio.Task]
     pages: set[_Page]
+    stop_feed: Callable[[], None]
 
     @property
     def url(self) -> str:
@@ -128,6 +131,7 @@ class LiveMapServer:
         return f"http://{host}:{self.port}/"
 
     async def stop(self) -> None:
+        self.stop_feed()
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:
@@ -144,26 +148,13 @@ class _Pending:
     """The latest stored report of each track changed since the last flush."""
 
     reports: dict[str, track_pb2.TrackReport] = field(default_factory=dict)
-    reset: bool = False
 
 
-async def _pump(feed: LiveFeed, picture: LiveMapPicture, pending: _Pending) -> None:
-    """Read the store's stored reports: counted at once, the latest of each track kept
-    in ``pending`` for the next flush (converted there, once)."""
-    current, sub = feed.open_feed()
-    picture.reset(current)
-    while True:
-        try:
-            batch = await sub.get()
-        except SubscriberTooSlow:
-            log.warning(kv("live_map_feed_reopened", reason="fell behind the store"))
-            current, sub = feed.open_feed()
-            picture.reset(current)
-            pending.reports.clear()
-            pending.reset = True
-            continue
-        except BroadcastClosed:
-            return
+def _listener(picture: LiveMapPicture, pending: _Pending) -> Callable[[list], None]:
+    """Called by the store inside each publish: count the batch, keep each track's latest
+    report for the next flush (converted there, once). No queue, no task switch."""
+
+    def on_batch(batch: list[track_pb2.TrackReport]) -> None:
         picture.arrived(batch)
         kept = pending.reports
         for msg in batch:
@@ -171,19 +162,17 @@ async def _pump(feed: LiveFeed, picture: LiveMapPicture, pending: _Pending) -> N
             if old is None or old.revision < msg.revision:
                 kept[msg.track_id] = msg
 
+    return on_batch
+
 
 def _send_pending(picture: LiveMapPicture, pending: _Pending, pages: set[_Page]) -> None:
     """Apply the pending reports to ``picture`` and offer the changes to every page."""
-    data = None
-    if pending.reset:
-        pending.reset = False
-        data = _event("snapshot", picture.snapshot())
-    elif pending.reports:
-        changes = picture.apply(pending.reports.values())
-        pending.reports.clear()
-        if changes:
-            data = _event("reports", changes)
-    if data is not None:
+    if not pending.reports:
+        return
+    changes = picture.apply(pending.reports.values())
+    pending.reports.clear()
+    if changes:
+        data = _event("reports", changes)
         for page in list(pages):
             page.offer(data)
 
@@ -276,11 +265,12 @@ async def start_live_map(feed: LiveFeed, address: str, *, flag: str = "--http") 
         await runner.cleanup()
         raise UserError(f"{flag}: cannot listen on {host}:{port}: {exc.strerror}") from None
     bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    tasks = [
-        asyncio.create_task(_pump(feed, picture, pending), name="live-map-pump"),
-        asyncio.create_task(_flush(picture, pending, pages), name="live-map-flush"),
-    ]
-    server = LiveMapServer(runner=runner, host=host, port=bound, tasks=tasks, pages=pages)
+    current, stop_feed = feed.open_feed(_listener(picture, pending))
+    picture.apply(current)
+    tasks = [asyncio.create_task(_flush(picture, pending, pages), name="live-map-flush")]
+    server = LiveMapServer(
+        runner=runner, host=host, port=bound, tasks=tasks, pages=pages, stop_feed=stop_feed
+    )
     if not is_loopback(host):
         log.warning(
             kv(

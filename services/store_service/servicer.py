@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, aclosing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +27,7 @@ import grpc
 
 from tracklayer.services.errors import InvalidArgument, NotFound, PermissionDenied, UserError
 from tracklayer.services.live_map.server import LiveMapServer, start_live_map
-from tracklayer.services.rpc.broadcast import Broadcaster, Subscription
+from tracklayer.services.rpc.broadcast import Broadcaster
 from tracklayer.services.rpc.server import (
     MetricsEndpoint,
     ServedByHandle,
@@ -189,11 +189,14 @@ class TrackStoreServicer(track_store_service_pb2_grpc.TrackStoreServiceServicer)
             async for response in stream:
                 yield response
 
-    def open_feed(self) -> tuple[list[track_pb2.TrackReport], Subscription]:
-        """In-process live feed (the live map): the latest report of each live track and
-        a subscription to every report stored from now on, taken atomically."""
-        sub = self._hub.subscribe()
-        return [self._live[k] for k in sorted(self._live)], sub
+    def open_feed(
+        self, on_batch: Callable[[list[track_pb2.TrackReport]], None]
+    ) -> tuple[list[track_pb2.TrackReport], Callable[[], None]]:
+        """In-process live feed (the live map): the latest report of each live track, and
+        ``on_batch`` called with every batch stored from now on (taken atomically, on this
+        loop, inside the publish: it must not block); returns (current, stop)."""
+        stop = self._hub.listen(on_batch)
+        return [self._live[k] for k in sorted(self._live)], stop
 
     def end_subscriptions(self) -> None:
         """End every live subscription cleanly (server shutdown)."""
