@@ -51,18 +51,16 @@ class LiveMapPicture:
         self.reports_seen = 0
 
     def arrived(self, reports: list[track_pb2.TrackReport]) -> None:
-        """Count a batch the store just stored (reports/s) and take the store's lag from it:
-        median of now - ``emitted_at`` (s, wall clock) over the batch."""
+        """Count a batch the store just stored (reports/s) and take the store's lag from
+        its last report: now - ``emitted_at`` (s, wall clock; a fusion service's batch
+        is emitted at once)."""
         now = time.time()
         self.reports_seen += len(reports)
         self._arrivals.append((now, len(reports)))
-        lags = sorted(
-            now - (m.emitted_at.seconds + m.emitted_at.nanos * 1e-9)
-            for m in reports
-            if m.HasField("emitted_at")
-        )
-        if lags:
-            self._lag_s = max(0.0, lags[len(lags) // 2])
+        last = reports[-1] if reports else None
+        if last is not None and last.HasField("emitted_at"):
+            emitted = last.emitted_at.seconds + last.emitted_at.nanos * 1e-9
+            self._lag_s = max(0.0, now - emitted)
 
     def apply(self, reports: Iterable[track_pb2.TrackReport]) -> list[dict[str, Any]]:
         """Take stored reports (store order); return the JSON of each one that is now the
@@ -121,8 +119,8 @@ class LiveMapPicture:
         ]
 
     def status(self) -> dict[str, Any]:
-        """Status bar: reports/s (stored, over the last 5 s), live tracks,
-        the store's lag behind the fusion service (s, median emitted -> seen), wall time."""
+        """Status bar: reports/s (stored, over the last 5 s), live tracks, the store's lag
+        behind the fusion service (s, emitted -> stored, last batch), wall time."""
         now = time.time()
         while self._arrivals and now - self._arrivals[0][0] > RATE_WINDOW_S:
             self._arrivals.popleft()
