@@ -163,6 +163,10 @@ def main() -> int:
     on = sum(r["cpu"] for r in runs["on"]) / args.reps
     wall = sum(r["wall"] for r in runs["off"] + runs["on"]) / (2 * args.reps)
     added = (on - off) / off * 100 if off else float("nan")
+    pairs = sorted(
+        (b["cpu"] - a["cpu"]) / a["cpu"] * 100 for a, b in zip(runs["off"], runs["on"], strict=True)
+    )
+    median_pair = pairs[len(pairs) // 2]
     per_core = (on - off) / wall * 100
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     text = (
@@ -180,7 +184,8 @@ def main() -> int:
         f"| with `--http`, {args.pages} page(s) on `/events` | {on:.2f} "
         f"| {on / wall * 100:.1f} |\n\n"
         f"The live map adds {added:+.1f}% to the store's CPU ({per_core:+.2f}% of one "
-        "core); goal: at most +5%.\n"
+        f"core); per off/on pair: {', '.join(f'{p:+.1f}%' for p in pairs)} (median "
+        f"{median_pair:+.1f}%); goal: at most +5%.\n"
     )
     print(text)
     if not args.no_append:
