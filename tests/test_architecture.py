@@ -28,7 +28,15 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     S + "wire": ("tracklayer.fusion", "tracklayer.v1", *SHARED),
     S + "rpc": ("tracklayer.fusion.domain", "tracklayer.v1", S + "wire", *SHARED),
     S + "fusion_service": ("tracklayer.fusion", "tracklayer.v1", S + "wire", S + "rpc", *SHARED),
-    S + "store_service": ("tracklayer.fusion", "tracklayer.v1", S + "wire", S + "rpc", *SHARED),
+    S + "store_service": (
+        "tracklayer.fusion",
+        "tracklayer.v1",
+        S + "wire",
+        S + "rpc",
+        S + "live_map",
+        *SHARED,
+    ),
+    S + "live_map": ("tracklayer.v1", S + "rpc", *SHARED),
     S + "clients": (
         "tracklayer.fusion",
         "tracklayer.sensors",

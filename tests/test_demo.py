@@ -96,6 +96,13 @@ def test_demo_exits_zero_and_prints_the_evaluation_summary(demo_run):
         assert figure in proc.stdout
 
 
+def test_demo_prints_the_live_map_address_and_writes_scene_czml(demo_run):
+    proc, tmp = demo_run
+    m = re.search(r"^  live map (http://127\.0\.0\.1:\d+/)", proc.stdout, re.M)
+    assert m, proc.stdout[-3000:]
+    assert (tmp / "out" / "report" / "scene.czml").stat().st_size > 1000
+
+
 def test_demo_writes_the_plots_it_names_and_metrics(demo_run):
     proc, tmp = demo_run
     plots = re.findall(r"^plot:\s+(\S+)$", proc.stdout, re.M)

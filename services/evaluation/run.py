@@ -107,6 +107,7 @@ class RecordingEvaluation:
     report_dir: Path
     metrics_path: Path
     plots: list[Path] = field(default_factory=list)
+    czml: Path | None = None  # scene.czml beside the plots (Cesium, STK)
     comparison: list[Comparison] | None = None
     exit_code: int = 0
     text: str = ""
@@ -195,6 +196,12 @@ def evaluate_recording(
         for p in write_plots(result, out_dir, meta.get("scenario") or path.stem):
             run.plots.append(p)
             say(f"plot:    {p}")
+        from tracklayer.services.evaluation.czml import write_czml
+
+        czml_path = out_dir / "scene.czml"
+        write_czml(path, czml_path, meta.get("scenario") or path.stem)
+        run.czml = czml_path
+        say(f"czml:    {czml_path}")
         if biases is not None:
             from tracklayer.services.evaluation.plots.registration import plot_biases
 

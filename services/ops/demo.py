@@ -24,6 +24,7 @@ period; a second Ctrl-C kills at once); no process is left behind.
 
 from __future__ import annotations
 
+import re
 import shutil
 import signal
 import sys
@@ -75,6 +76,9 @@ _RUN_FILES = (
 )
 
 
+_LIVE_MAP = re.compile(r"live map on (\S+)")
+
+
 class Interrupted(KeyboardInterrupt):
     """The demo got SIGINT / SIGTERM / SIGHUP (a KeyboardInterrupt, so that one arriving
     outside :meth:`Demo.run`'s handler still ends the command as an interruption)."""
@@ -105,6 +109,7 @@ class DemoOptions:
     grace_s: float = 10.0
     refresh_s: float | None = None  # None: 0.5 s on a terminal, 10 s otherwise
     plots: bool = True
+    http: str = "127.0.0.1:0"  # the store's live map (``consumer --http``)
 
 
 # ------------------------------------------------------------------ the demo
@@ -283,11 +288,22 @@ class Demo:
         )
         store = self._spawn(
             "store",
-            ["consumer", "--listen", "127.0.0.1:0", "--db", str(out / "store.sqlite")],
+            [
+                "consumer",
+                "--listen",
+                "127.0.0.1:0",
+                "--db",
+                str(out / "store.sqlite"),
+                "--http",
+                self.opt.http,
+            ],
             logs,
             _STORE_SERVICE,
         )
         self.say(f"  store    pid {store.pid:<7} {store.address}")
+        m = _LIVE_MAP.search(store.log_path.read_text(errors="replace"))
+        if m:
+            self.say(f"  live map {m.group(1)}  (open it in a browser)")
         fusion = self._spawn(
             "fusion",
             [

@@ -20,11 +20,19 @@ async def serve_track_store(
     tls: TlsConfig | None = None,
     metrics_port: int | None = None,
     grace: float = 2.0,
+    http: str | None = None,
 ) -> int:
-    """Serve TrackStoreService over ``db_path`` on ``listen`` until SIGTERM/SIGINT; 0."""
+    """Serve TrackStoreService over ``db_path`` on ``listen`` until SIGTERM/SIGINT; 0.
+    ``http``: also serve the live map on ``HOST:PORT`` (printed as ``live map on URL``)."""
     server = await start_track_store_server(
-        db_path, listen, metrics_port=metrics_port, credentials=server_credentials(tls)
+        db_path,
+        listen,
+        metrics_port=metrics_port,
+        credentials=server_credentials(tls),
+        http=http,
     )
+    if server.live_map is not None:
+        print(f"{LABEL}: live map on {server.live_map.url}", flush=True)
     await serve_until_stopped(LABEL, server, tls, grace)
     sys.stdout.flush()
     return 0

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, aclosing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +26,7 @@ from pathlib import Path
 import grpc
 
 from tracklayer.services.errors import InvalidArgument, NotFound, PermissionDenied, UserError
+from tracklayer.services.live_map.server import LiveMapServer, start_live_map
 from tracklayer.services.rpc.broadcast import Broadcaster
 from tracklayer.services.rpc.server import (
     MetricsEndpoint,
@@ -188,6 +189,15 @@ class TrackStoreServicer(track_store_service_pb2_grpc.TrackStoreServiceServicer)
             async for response in stream:
                 yield response
 
+    def open_feed(
+        self, on_batch: Callable[[list[track_pb2.TrackReport]], None]
+    ) -> tuple[list[track_pb2.TrackReport], Callable[[], None]]:
+        """In-process live feed (the live map): the latest report of each live track, and
+        ``on_batch`` called with every batch stored from now on (taken atomically, on this
+        loop, inside the publish: it must not block); returns (current, stop)."""
+        stop = self._hub.listen(on_batch)
+        return [self._live[k] for k in sorted(self._live)], stop
+
     def end_subscriptions(self) -> None:
         """End every live subscription cleanly (server shutdown)."""
         self._hub.close()
@@ -247,6 +257,7 @@ class TrackStoreServer(ServedByHandle):
     handle: ServerHandle
     servicer: TrackStoreServicer
     metrics: MetricsEndpoint | None = None
+    live_map: LiveMapServer | None = None
     _stopped: bool = field(default=False, repr=False)
 
     async def stop(self, grace: float = 2.0) -> None:
@@ -255,6 +266,8 @@ class TrackStoreServer(ServedByHandle):
             return
         self._stopped = True
         await self.handle.health.enter_graceful_shutdown()
+        if self.live_map is not None:
+            await self.live_map.stop()
         self.servicer.end_subscriptions()
         await self.handle.server.stop(grace)
         if self.metrics is not None:
@@ -269,11 +282,13 @@ async def start_track_store_server(
     *,
     metrics_port: int | None = None,
     credentials: grpc.ServerCredentials | None = None,
+    http: str | None = None,
 ) -> TrackStoreServer:
     """Open ``db_path`` and serve TrackStoreService on ``listen`` (port 0 = ephemeral).
 
     ``credentials``: mutual-TLS server credentials; with them publishing is
-    checked against the client certificate's fusion identity.
+    checked against the client certificate's fusion identity. ``http``: also serve
+    the live map (``HOST:PORT``, ``live_map``) on this event loop.
     """
     try:
         store = TrackStore(db_path)
@@ -293,6 +308,11 @@ async def start_track_store_server(
         )
         undo.push_async_callback(handle.server.stop, 0)
         metrics = serve_metrics(metrics_port, servicer.counters, gauges=TRACK_STORE_GAUGES)
+        if metrics is not None:
+            undo.callback(metrics.close)
+        live_map = None
+        if http is not None:
+            live_map = await start_live_map(servicer, http)
         undo.pop_all()
     log.info(kv("store_open", db=str(db_path), **store.counts()))
-    return TrackStoreServer(handle=handle, servicer=servicer, metrics=metrics)
+    return TrackStoreServer(handle=handle, servicer=servicer, metrics=metrics, live_map=live_map)

@@ -35,6 +35,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     add_metrics_port_argument(p)
     p.add_argument(
+        "--http",
+        default=None,
+        metavar="HOST:PORT",
+        help=(
+            "also serve the live map (a web page of the tracks, updated live) on this "
+            "address; a bare PORT or :PORT binds loopback only; port 0 picks a free port; "
+            "plain HTTP, no authentication: expose it through a TLS reverse proxy "
+            "(default: off)"
+        ),
+    )
+    p.add_argument(
         "--grace",
         type=float,
         default=2.0,
@@ -48,6 +59,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tracklayer.services.store_service.run import serve_track_store
 
+    if args.http is not None:
+        from tracklayer.services.live_map.server import parse_http_address
+
+        parse_http_address(args.http)  # a bad address fails before anything starts
     configure_logging()
     return asyncio.run(
         serve_track_store(
@@ -56,5 +71,6 @@ def run(args: argparse.Namespace) -> int:
             tls=TlsConfig.from_args(args),
             metrics_port=args.metrics_port,
             grace=args.grace,
+            http=args.http,
         )
     )

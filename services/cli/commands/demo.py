@@ -55,11 +55,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="seconds each process gets to stop on SIGTERM before SIGKILL (default: %(default)s)",
     )
     p.add_argument("--no-plots", action="store_true", help="evaluate without writing plots")
+    p.add_argument(
+        "--http",
+        default="127.0.0.1:0",
+        metavar="HOST:PORT",
+        help="where the track store serves the live map (printed at the start; "
+        "default: %(default)s, a free loopback port)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from tracklayer.services.live_map.server import parse_http_address
     from tracklayer.services.ops.demo import Demo, DemoOptions
+
+    parse_http_address(args.http)
 
     check_positive(args.speed, "--speed", finite=True)
     check_positive(args.duration, "--duration", " s", finite=True)
@@ -77,5 +87,6 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         grace_s=args.grace,
         plots=not args.no_plots,
+        http=args.http,
     )
     return Demo(options).run()

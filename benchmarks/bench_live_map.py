@@ -1,0 +1,197 @@
+"""Benchmark: the CPU the live map adds to the track store at salvo rates (issue 16: at most
+5%).
+
+A salvo is simulated and tracked once (``tracklayer simulate`` + ``track``); its
+``/tracks`` reports are then published into a fresh ``tracklayer consumer`` at the
+recorded pace times ``--speed``, in the batches they were emitted in (reports of one
+log time within 50 ms), stamped ``emitted_at`` = now. Each run measures the store
+process's CPU seconds (user + system, /proc) from the first to the last publish:
+``off`` = no ``--http``; ``on`` = ``--http`` with ``--pages`` pages connected to
+``/events`` (read by this script like a browser's EventSource). Runs alternate.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_live_map.py [--duration 300] [--speed 4]
+        [--reps 1] [--pages 1] [--keep DIR] [--no-append]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+from common import append_results, machine, work_dir
+
+BIN = Path(sys.executable).with_name("tracklayer")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def batches(recording: Path) -> list[tuple[float, list]]:
+    """The recording's reports grouped as emitted: (offset s from the first, reports)."""
+    from tracklayer.services.wire.recording import RecordingReader
+
+    out: list[tuple[float, list]] = []
+    with RecordingReader(recording) as reader:
+        raw = [(log, msg) for _, log, msg in reader.messages(["/tracks"])]
+    from tracklayer.services.wire.convert import report_to_proto
+
+    raw.sort(key=lambda x: x[0])
+    t0 = raw[0][0]
+    for log, rep in raw:
+        off = (log - t0) / 1e9
+        if out and off - out[-1][0] < 0.05:
+            out[-1][1].append(report_to_proto(rep))
+        else:
+            out.append((off, [report_to_proto(rep)]))
+    return out
+
+
+def read_page(url: str, stop: threading.Event, counts: list[int]) -> None:
+    """Read ``/events`` like a browser until ``stop``; counts the bytes received."""
+    with urllib.request.urlopen(url + "events", timeout=30) as resp:
+        while not stop.is_set():
+            chunk = resp.read1(65536)
+            if not chunk:
+                return
+            counts[0] += len(chunk)
+
+
+def one_run(work: Path, plan: list, speed: float, http: bool, pages: int) -> dict:
+    """Publish ``plan`` into a fresh store; the store's CPU seconds and the pages' bytes."""
+    import grpc
+
+    from tracklayer.v1 import track_store_service_pb2 as ts
+    from tracklayer.v1 import track_store_service_pb2_grpc as ts_grpc
+
+    db = work / f"store-{time.monotonic_ns()}.sqlite"
+    argv = [str(BIN), "consumer", "--listen", "127.0.0.1:0", "--db", str(db)]
+    argv += ["--http", "127.0.0.1:0"] if http else []
+    log = open(work / "store.log", "w")
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        while not re.search(r"listening on (\S+)", (work / "store.log").read_text()):
+            time.sleep(0.05)
+        text = (work / "store.log").read_text()
+        addr = re.search(r"listening on (\S+)", text).group(1)
+        stop, threads, counts = threading.Event(), [], [0]
+        if http:
+            url = re.search(r"live map on (\S+)", text).group(1)
+            for _ in range(pages):
+                th = threading.Thread(target=read_page, args=(url, stop, counts), daemon=True)
+                th.start()
+                threads.append(th)
+            time.sleep(0.5)
+        channel = grpc.insecure_channel(addr)
+        stub = ts_grpc.TrackStoreServiceStub(channel)
+
+        def requests():
+            start = time.monotonic()
+            for off, reps in plan:
+                delay = start + off / speed - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                now = time.time_ns()
+                for r in reps:
+                    r.emitted_at.FromNanoseconds(now)
+                yield ts.PublishTracksRequest(reports=reps)
+
+        cpu0, wall0 = cpu_seconds(proc.pid), time.monotonic()
+        acks = sum(len(resp.acks) for resp in stub.PublishTracks(requests()))
+        time.sleep(0.5)  # the last flush of the live map
+        cpu1, wall1 = cpu_seconds(proc.pid), time.monotonic()
+        channel.close()
+        stop.set()
+        return {"cpu": cpu1 - cpu0, "wall": wall1 - wall0, "acks": acks, "bytes": counts[0]}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        log.close()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scenario", default="salvo")
+    ap.add_argument("--duration", type=float, default=300.0, help="scenario seconds")
+    ap.add_argument("--speed", type=float, default=4.0, help="publish pace x the recording's")
+    ap.add_argument("--reps", type=int, default=1, help="off/on pairs")
+    ap.add_argument("--pages", type=int, default=1, help="pages connected in the on runs")
+    ap.add_argument("--keep", default=None, help="keep the work folder here")
+    ap.add_argument("--no-append", action="store_true", help="do not append to RESULTS.md")
+    args = ap.parse_args()
+    load0 = os.getloadavg()[0]
+    with work_dir(args.keep, "bench-live-map-") as work:
+        sim, tracked = work / "sim.mcap", work / "tracked.mcap"
+        if not tracked.exists():
+            common = ["--duration", f"{args.duration:g}"]
+            subprocess.run(
+                [str(BIN), "simulate", args.scenario, "--out", str(sim), *common],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+            subprocess.run(
+                [str(BIN), "track", str(sim), "--out", str(tracked)],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+        plan = batches(tracked)
+        n = sum(len(b) for _, b in plan)
+        runs: dict[str, list[dict]] = {"off": [], "on": []}
+        for _ in range(args.reps):
+            for mode in ("off", "on"):
+                r = one_run(work, plan, args.speed, mode == "on", args.pages)
+                runs[mode].append(r)
+                print(
+                    f"{mode}: store CPU {r['cpu']:.2f} s over {r['wall']:.1f} s, "
+                    f"{r['acks']} acks, page bytes {r['bytes']}",
+                    flush=True,
+                )
+    off = sum(r["cpu"] for r in runs["off"]) / args.reps
+    on = sum(r["cpu"] for r in runs["on"]) / args.reps
+    wall = sum(r["wall"] for r in runs["off"] + runs["on"]) / (2 * args.reps)
+    added = (on - off) / off * 100 if off else float("nan")
+    pairs = sorted(
+        (b["cpu"] - a["cpu"]) / a["cpu"] * 100 for a, b in zip(runs["off"], runs["on"], strict=True)
+    )
+    median_pair = pairs[len(pairs) // 2]
+    per_core = (on - off) / wall * 100
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    text = (
+        f"\n### bench_live_map: {args.scenario} — {stamp}\n\n"
+        f"Machine: {machine()}; load average (1 min) at start {load0:.1f}, "
+        f"end {os.getloadavg()[0]:.1f}. `benchmarks/bench_live_map.py --duration "
+        f"{args.duration:g} --speed {args.speed:g} --reps {args.reps} --pages {args.pages}`.\n\n"
+        f"{n} stored reports of `{args.scenario}` ({args.duration:g} s tracked) published "
+        f"into `tracklayer consumer` at {args.speed:g}x the recorded pace ({n / wall:.0f} "
+        f"reports/s over {wall:.0f} s), in the batches they were emitted in; store process "
+        f"CPU (user + system) over the publishing, mean of {args.reps} run(s) each, "
+        "alternating.\n\n"
+        "| store | CPU s | CPU % of one core |\n|---|---:|---:|\n"
+        f"| without `--http` | {off:.2f} | {off / wall * 100:.1f} |\n"
+        f"| with `--http`, {args.pages} page(s) on `/events` | {on:.2f} "
+        f"| {on / wall * 100:.1f} |\n\n"
+        f"The live map adds {added:+.1f}% to the store's CPU ({per_core:+.2f}% of one "
+        f"core); per off/on pair: {', '.join(f'{p:+.1f}%' for p in pairs)} (median "
+        f"{median_pair:+.1f}%); goal: at most +5%.\n"
+    )
+    print(text)
+    if not args.no_append:
+        print(f"appended to {append_results(text)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

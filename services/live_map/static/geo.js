@@ -1,0 +1,180 @@
+// tracklayer live map, geometry: the orthographic globe and the equirectangular map
+// (project, lines broken at the horizon or the map's seam), Natural Earth land decoded
+// from TopoJSON, the cached background (graticule and land) and ground ellipses.
+// Degrees in, CSS pixels out. Used by livemap.js as window.tracklayerGeo(view).
+"use strict";
+
+window.tracklayerGeo = function (view) {
+  const D2R = Math.PI / 180;
+  const R_EARTH = 6371008.8; // m, mean radius (ellipses are drawn on a sphere)
+  let land = [];             // rings of [lon, lat]
+  let bg = null, bgKey = "";
+
+  // ------------------------------------------------------------------ projections
+  function wrap(d) { return ((d + 540) % 360) - 180; }
+  function globeRadius(w, h) { return Math.min(w, h) * 0.46 * view.zoom; }
+  function flatScale(w, h) { return Math.min(w / 360, h / 180) * view.zoom; }
+
+  // -> [x, y, visible]; behind the globe: the point pushed onto the limb.
+  function project(lat, lon, w, h) {
+    if (view.mode === "globe") {
+      const R = globeRadius(w, h), p = lat * D2R, l = (lon - view.lon0) * D2R;
+      const p0 = view.lat0 * D2R;
+      const cp = Math.cos(p), x = R * cp * Math.sin(l);
+      const y = R * (Math.cos(p0) * Math.sin(p) - Math.sin(p0) * cp * Math.cos(l));
+      const cosc = Math.sin(p0) * Math.sin(p) + Math.cos(p0) * cp * Math.cos(l);
+      if (cosc >= 0) return [w / 2 + x, h / 2 - y, true];
+      const n = Math.hypot(x, y) || 1;
+      return [w / 2 + (x / n) * R, h / 2 - (y / n) * R, false];
+    }
+    const s = flatScale(w, h);
+    return [w / 2 + wrap(lon - view.lon0) * s, h / 2 - (lat - view.lat0) * s, true];
+  }
+
+  // ------------------------------------------------------------------ land (TopoJSON)
+  function decodeTopology(topo) {
+    const [sx, sy] = topo.transform.scale, [tx, ty] = topo.transform.translate;
+    const arcs = topo.arcs.map((arc) => {
+      let x = 0, y = 0;
+      return arc.map(([dx, dy]) => { x += dx; y += dy; return [x * sx + tx, y * sy + ty]; });
+    });
+    const ring = (ids) => {
+      const out = [];
+      for (const i of ids) {
+        const a = i >= 0 ? arcs[i] : arcs[~i].slice().reverse();
+        out.push(...(out.length ? a.slice(1) : a));
+      }
+      return out;
+    };
+    const rings = [];
+    for (const g of topo.objects.land.geometries) {
+      const polys = g.type === "Polygon" ? [g.arcs] : g.type === "MultiPolygon" ? g.arcs : [];
+      for (const poly of polys) for (const r of poly) rings.push(ring(r));
+    }
+    return rings;
+  }
+
+  function background(w, h) {
+    const key = [view.mode, view.lon0, view.lat0, view.zoom, w, h, land.length].join();
+    if (bg && bgKey === key) return bg;
+    const dpr = window.devicePixelRatio || 1;
+    bg = bg || document.createElement("canvas");
+    bg.width = w * dpr; bg.height = h * dpr;
+    const g = bg.getContext("2d");
+    g.setTransform(dpr, 0, 0, dpr, 0, 0);
+    g.fillStyle = "#070b12"; g.fillRect(0, 0, w, h);
+    if (view.mode === "globe") {
+      const R = globeRadius(w, h);
+      const grad = g.createRadialGradient(w / 2 - R * 0.3, h / 2 - R * 0.3, R * 0.1, w / 2, h / 2, R);
+      grad.addColorStop(0, "#10233d"); grad.addColorStop(1, "#0a1628");
+      g.fillStyle = grad; g.beginPath(); g.arc(w / 2, h / 2, R, 0, 2 * Math.PI); g.fill();
+      g.strokeStyle = "#2a4466"; g.lineWidth = 1.2; g.stroke();
+    } else {
+      const s = flatScale(w, h);
+      g.fillStyle = "#0a1628";
+      g.fillRect(0, h / 2 - (90 - view.lat0) * s, w, 180 * s);
+    }
+    drawGraticule(g, w, h);
+    drawLand(g, w, h);
+    bgKey = key;
+    return bg;
+  }
+
+  function strokeLine(g, pts, w, h) {  // pts: [[lat, lon], ...]; breaks at horizon / seam
+    let prev = null;
+    for (const [lat, lon] of pts) {
+      const p = project(lat, lon, w, h);
+      const jump = prev && view.mode === "flat" && Math.abs(p[0] - prev[0]) > w / 2;
+      if (!p[2]) { prev = null; continue; }
+      if (!prev || jump) g.moveTo(p[0], p[1]); else g.lineTo(p[0], p[1]);
+      prev = p;
+    }
+  }
+
+  // A ring's outline for filling on the globe: hidden stretches follow the limb (an arc
+  // between the azimuths of two consecutive hidden points, the shorter way round).
+  function limbPath(g, pts, w, h) {
+    const R = globeRadius(w, h), cx = w / 2, cy = h / 2;
+    let prev = null, swept = 0;
+    for (const p of pts) {
+      if (!prev) g.moveTo(p[0], p[1]);
+      else if (!p[2] && !prev[2]) {
+        const a0 = Math.atan2(prev[1] - cy, prev[0] - cx), a1 = Math.atan2(p[1] - cy, p[0] - cx);
+        let d = a1 - a0;
+        while (d > Math.PI) d -= 2 * Math.PI;
+        while (d < -Math.PI) d += 2 * Math.PI;
+        g.arc(cx, cy, R, a0, a0 + d, d < 0);
+        swept += d;
+      } else g.lineTo(p[0], p[1]);
+      prev = p;
+    }
+    g.closePath();
+    return Math.abs(swept);  // net turn (rad) of the limb stretches
+  }
+
+  function drawGraticule(g, w, h) {
+    g.beginPath();
+    for (let lon = -180; lon < 180; lon += 30) {
+      const pts = []; for (let lat = -90; lat <= 90; lat += 3) pts.push([lat, lon]);
+      strokeLine(g, pts, w, h);
+    }
+    for (let lat = -60; lat <= 60; lat += 30) {
+      const pts = []; for (let lon = -180; lon <= 180; lon += 3) pts.push([lat, lon]);
+      strokeLine(g, pts, w, h);
+    }
+    g.strokeStyle = "rgba(90, 130, 180, 0.18)"; g.lineWidth = 0.8; g.stroke();
+  }
+
+  function drawLand(g, w, h) {
+    g.fillStyle = "#1b2f47"; g.strokeStyle = "#5d86b3"; g.lineWidth = 0.8;
+    if (view.mode === "globe") {
+      const shown = [];
+      for (const ring of land) {
+        const pts = ring.map(([lon, lat]) => project(lat, lon, w, h));
+        if (!pts.some((p) => p[2])) continue;
+        shown.push(ring);
+        const path = new Path2D();
+        // a ring whose hidden part winds round the limb would fill the whole disc: outline only
+        if (limbPath(path, pts, w, h) < 1.5 * Math.PI) g.fill(path);
+      }
+      g.beginPath();
+      for (const ring of shown) strokeLine(g, ring.map(([lon, lat]) => [lat, lon]), w, h);
+      g.stroke();
+      return;
+    }
+    const s = flatScale(w, h);
+    for (const ring of land) {
+      let lon = view.lon0 + wrap(ring[0][0] - view.lon0), last = ring[0][0];
+      const xs = [], ys = [];
+      for (const [l, lat] of ring) {
+        lon += wrap(l - last); last = l;
+        xs.push(w / 2 + (lon - view.lon0) * s); ys.push(h / 2 - (lat - view.lat0) * s);
+      }
+      for (const shift of [-360 * s, 0, 360 * s]) {
+        g.beginPath();
+        xs.forEach((x, i) => (i ? g.lineTo(x + shift, ys[i]) : g.moveTo(x + shift, ys[i])));
+        g.closePath(); g.fill(); g.stroke();
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ tracks
+  function ellipsePoints(e, k) {  // k-sigma ellipse as [[lat, lon], ...]
+    const pts = [], ori = (e.ori || 0) * D2R, a = (e.a || 0) * k, b = (e.b || 0) * k;
+    for (let i = 0; i <= 48; i++) {
+      const th = (i / 48) * 2 * Math.PI, u = a * Math.cos(th), v = b * Math.sin(th);
+      const north = u * Math.cos(ori) - v * Math.sin(ori);
+      const east = u * Math.sin(ori) + v * Math.cos(ori);
+      pts.push([e.lat + (north / R_EARTH) / D2R,
+        e.lon + (east / (R_EARTH * Math.max(Math.cos(e.lat * D2R), 1e-6))) / D2R]);
+    }
+    return pts;
+  }
+
+
+  return {
+    wrap, globeRadius, flatScale, project, strokeLine, ellipsePoints, background,
+    setLand(topo) { land = decodeTopology(topo); },
+    get landRings() { return land.length; },
+  };
+};

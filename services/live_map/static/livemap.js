@@ -1,0 +1,364 @@
+// tracklayer live map: the track store's live picture on a globe or a flat map.
+// Plain JS + canvas, no dependencies. Data: server-sent events from /events (snapshot,
+// reports, status); units as sent: degrees, metres, m/s, seconds since the Unix epoch.
+// The page's state is exposed as window.tracklayerMap (tests read it).
+"use strict";
+
+(function () {
+  const PHASE_COLOUR = {
+    BOOST: "#ffb020", MIDCOURSE: "#36c5ff", REENTRY: "#ff4d4d", GLIDE: "#d07bff",
+    UNSPECIFIED: "#a3adba",
+  };
+  const TRAIL_POINTS = 120;
+  const LABEL_LIMIT = 150;   // ids drawn when at most this many tracks are on screen
+  const D2R = Math.PI / 180;
+
+  const canvas = document.getElementById("map");
+  const ctx = canvas.getContext("2d");
+  const tip = document.getElementById("tip");
+  const details = document.getElementById("details");
+
+  const tracks = new Map();  // id -> {rep, trail: [[t, lat, lon, alt], ...]}
+  const view = { mode: "globe", lon0: 0, lat0: 20, zoom: 1, centred: false };
+  const stats = {
+    messages: 0, reports: 0, frames: 0, lastFrameMs: 0, maxFrameMs: 0, frameMs: [],
+    updateMs: [], lastUpdateMs: 0, maxUpdateMs: 0,
+  };
+  const drawn = { tracks: 0, impactEllipses: 0, impactEllipsePx: 0, launches: 0, labels: 0 };
+  let sensors = [];
+  let status = {};
+  let selected = null;
+  let highlight = null;      // sensor id under the mouse in the satellite list
+  let dirty = true;
+  let pendingSince = null;   // performance.now() of the first unrendered message
+  let screen = [];           // [x, y, id] of each drawn sub-point (hover)
+  const geo = window.tracklayerGeo(view);
+  const { wrap, globeRadius, flatScale, project, strokeLine, ellipsePoints } = geo;
+  function size() { return { w: canvas.clientWidth, h: canvas.clientHeight }; }
+
+  function colour(rep) { return PHASE_COLOUR[rep.phase] || PHASE_COLOUR.UNSPECIFIED; }
+
+  function drawTrails(w, h) {
+    const byColour = new Map();
+    for (const t of tracks.values()) {
+      const c = colour(t.rep);
+      if (!byColour.has(c)) byColour.set(c, []);
+      byColour.get(c).push(t);
+    }
+    ctx.lineWidth = 1.6; ctx.globalAlpha = 0.7;
+    for (const [c, list] of byColour) {
+      ctx.beginPath();
+      for (const t of list) strokeLine(ctx, t.trail.map((p) => [p[1], p[2]]), w, h);
+      ctx.strokeStyle = c; ctx.stroke();
+    }
+    ctx.globalAlpha = 1;
+  }
+
+  function drawEllipse(e, k, w, h, dash) {
+    ctx.beginPath(); strokeLine(ctx, ellipsePoints(e, k), w, h);
+    ctx.setLineDash(dash); ctx.stroke(); ctx.setLineDash([]);
+  }
+
+  function drawGround(w, h) {
+    drawn.impactEllipses = 0; drawn.launches = 0; drawn.impactEllipsePx = 0;
+    for (const t of tracks.values()) {
+      const r = t.rep, c = colour(r);
+      if (r.impact && r.impact.lat != null) {
+        const p = project(r.impact.lat, r.impact.lon, w, h);
+        if (!p[2]) continue;
+        const q = project(r.lat, r.lon, w, h);
+        ctx.strokeStyle = c; ctx.globalAlpha = 0.35; ctx.lineWidth = 1;
+        if (q[2]) {
+          ctx.beginPath(); ctx.setLineDash([2, 4]); ctx.moveTo(q[0], q[1]);
+          ctx.lineTo(p[0], p[1]); ctx.stroke(); ctx.setLineDash([]);
+        }
+        ctx.globalAlpha = 0.9; ctx.lineWidth = 1.6; ctx.strokeStyle = "#ff4d4d";
+        drawEllipse(r.impact, 1, w, h, []);
+        ctx.lineWidth = 1.2; drawEllipse(r.impact, 3, w, h, [5, 4]);
+        ctx.globalAlpha = 1;
+        ctx.beginPath(); ctx.moveTo(p[0] - 4, p[1] - 4); ctx.lineTo(p[0] + 4, p[1] + 4);
+        ctx.moveTo(p[0] + 4, p[1] - 4); ctx.lineTo(p[0] - 4, p[1] + 4); ctx.stroke();
+        const edge = project(...ellipsePoints(r.impact, 3)[0], w, h);
+        drawn.impactEllipsePx = Math.max(drawn.impactEllipsePx, Math.hypot(edge[0] - p[0], edge[1] - p[1]));
+        drawn.impactEllipses++;
+      }
+      if (r.launch && r.launch.lat != null) {
+        const p = project(r.launch.lat, r.launch.lon, w, h);
+        if (!p[2]) continue;
+        ctx.strokeStyle = "#8fe388"; ctx.lineWidth = 1.2; drawEllipse(r.launch, 1, w, h, []);
+        ctx.fillStyle = "#8fe388"; ctx.beginPath(); ctx.moveTo(p[0], p[1] - 6);
+        ctx.lineTo(p[0] + 5, p[1] + 4); ctx.lineTo(p[0] - 5, p[1] + 4); ctx.closePath(); ctx.fill();
+        drawn.launches++;
+      }
+    }
+  }
+
+  function drawPoints(w, h) {
+    screen = [];
+    const labels = tracks.size <= LABEL_LIMIT || view.zoom >= 4;
+    drawn.labels = 0;
+    ctx.font = "12px system-ui, 'DejaVu Sans', sans-serif"; ctx.textBaseline = "middle";
+    for (const t of tracks.values()) {
+      const r = t.rep;
+      if (r.lat == null) continue;
+      const p = project(r.lat, r.lon, w, h);
+      if (!p[2]) continue;
+      screen.push([p[0], p[1], r.id]);
+      const c = colour(r), solid = r.status === "CONFIRMED";
+      ctx.beginPath(); ctx.arc(p[0], p[1], solid ? 4.5 : 4, 0, 2 * Math.PI);
+      if (solid) { ctx.fillStyle = c; ctx.fill(); } else { ctx.strokeStyle = c; ctx.lineWidth = 2; ctx.stroke(); }
+      if (highlight && r.sensors.includes(highlight)) {
+        ctx.beginPath(); ctx.arc(p[0], p[1], 7, 0, 2 * Math.PI);
+        ctx.strokeStyle = "#f4f1a6"; ctx.lineWidth = 1.5; ctx.stroke();
+      }
+      if (r.id === selected) {
+        ctx.beginPath(); ctx.arc(p[0], p[1], 9, 0, 2 * Math.PI);
+        ctx.strokeStyle = "#ffffff"; ctx.lineWidth = 1.5; ctx.stroke();
+      }
+      if (labels || r.id === selected) {
+        ctx.fillStyle = "#e8eef6"; ctx.fillText(r.id, p[0] + 8, p[1] - 8); drawn.labels++;
+      }
+    }
+    drawn.tracks = screen.length;
+  }
+
+  function render() {
+    const t0 = performance.now();
+    const { w, h } = size();
+    const dpr = window.devicePixelRatio || 1;
+    if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr)) {
+      canvas.width = Math.round(w * dpr); canvas.height = Math.round(h * dpr);
+    }
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.drawImage(geo.background(w, h), 0, 0, w, h);
+    drawTrails(w, h);
+    drawGround(w, h);
+    drawPoints(w, h);
+    const t1 = performance.now();
+    stats.frames++; stats.lastFrameMs = t1 - t0; stats.maxFrameMs = Math.max(stats.maxFrameMs, t1 - t0);
+    push(stats.frameMs, t1 - t0);
+    if (pendingSince !== null) {
+      const u = t1 - pendingSince;
+      stats.lastUpdateMs = u; stats.maxUpdateMs = Math.max(stats.maxUpdateMs, u); push(stats.updateMs, u);
+      pendingSince = null;
+    }
+    document.getElementById("s-frame").textContent = stats.lastFrameMs.toFixed(1) + " ms";
+  }
+
+  function push(arr, v) { arr.push(v); if (arr.length > 500) arr.shift(); }
+
+  function loop() {
+    if (dirty) { dirty = false; render(); }
+    requestAnimationFrame(loop);
+  }
+
+  // ------------------------------------------------------------------ data
+  function applyReport(rep) {
+    if (rep.status === "DELETED") {
+      tracks.delete(rep.id);
+      if (selected === rep.id) { selected = null; details.hidden = true; }
+      return;
+    }
+    let t = tracks.get(rep.id);
+    if (!t) { t = { rep, trail: rep.trail || [] }; tracks.set(rep.id, t); }
+    else if (t.rep.rev > rep.rev) return;
+    t.rep = rep;
+    if (!rep.trail && rep.lat != null) {
+      t.trail.push([rep.t, rep.lat, rep.lon, rep.alt]);
+      if (t.trail.length > TRAIL_POINTS) t.trail.splice(0, t.trail.length - TRAIL_POINTS);
+    }
+    delete rep.trail;
+  }
+
+  function centreOnTracks() {
+    const list = [...tracks.values()].filter((t) => t.rep.lat != null);
+    if (!list.length) return false;
+    // mean of unit vectors of the sub-points
+    let x = 0, y = 0, z = 0;
+    for (const t of list) {
+      const p = t.rep.lat * D2R, l = t.rep.lon * D2R;
+      x += Math.cos(p) * Math.cos(l); y += Math.cos(p) * Math.sin(l); z += Math.sin(p);
+    }
+    view.lon0 = Math.atan2(y, x) / D2R;
+    view.lat0 = Math.max(-60, Math.min(60, Math.atan2(z, Math.hypot(x, y)) / D2R));
+    // zoom so that every sub-point, impact and launch point fits (with a margin)
+    const n = Math.hypot(x, y, z), c = [x / n, y / n, z / n];
+    let spread = 0;
+    const reach = (lat, lon) => {
+      const p = lat * D2R, l = lon * D2R;
+      const dot = c[0] * Math.cos(p) * Math.cos(l) + c[1] * Math.cos(p) * Math.sin(l) + c[2] * Math.sin(p);
+      spread = Math.max(spread, Math.acos(Math.max(-1, Math.min(1, dot))));
+    };
+    for (const t of list) {
+      reach(t.rep.lat, t.rep.lon);
+      for (const e of [t.rep.impact, t.rep.launch]) if (e && e.lat != null) reach(e.lat, e.lon);
+    }
+    const fit = view.mode === "globe" ? 0.8 / Math.sin(Math.min(spread * 1.3 + 0.02, Math.PI / 2))
+      : 80 / Math.max((spread * 1.3) / D2R, 2);
+    view.zoom = Math.max(1, Math.min(40, fit));
+    return true;
+  }
+
+  function received(kind, data) {
+    if (pendingSince === null) pendingSince = performance.now();
+    stats.messages++;
+    if (kind === "snapshot") {
+      tracks.clear();
+      for (const rep of data.tracks) applyReport(rep);
+      stats.reports += data.tracks.length;
+      showSensors(data.sensors); showStatus(data.status);
+    } else {
+      for (const rep of data) applyReport(rep);
+      stats.reports += data.length;
+    }
+    if (!view.centred && centreOnTracks()) view.centred = true;
+    if (selected) showDetails(selected);
+    dirty = true;
+  }
+
+  function fmtTime(t) { return t == null ? "–" : new Date(t * 1000).toISOString().slice(11, 19) + "Z"; }
+
+  function showStatus(s) {
+    status = s || {};
+    document.getElementById("s-rate").textContent = status.rate != null ? status.rate : "–";
+    document.getElementById("s-live").textContent = tracks.size;
+    document.getElementById("s-lag").textContent = status.lag == null ? "–" : (status.lag * 1000).toFixed(0) + " ms";
+    document.getElementById("s-time").textContent = fmtTime(status.latest);
+  }
+
+  function showSensors(list) {
+    sensors = list || [];
+    document.getElementById("n-sats").textContent = sensors.length;
+    const ul = document.getElementById("sats");
+    ul.replaceChildren(...sensors.map((s) => {
+      const li = document.createElement("li");
+      li.dataset.sensor = s.id;
+      li.innerHTML = `<b></b><span>${s.tracks.length} tracks · ${fmtTime(s.t)}</span>`;
+      li.firstChild.textContent = s.id;
+      li.addEventListener("mouseenter", () => { highlight = s.id; dirty = true; });
+      li.addEventListener("mouseleave", () => { highlight = null; dirty = true; });
+      return li;
+    }));
+  }
+
+  function detailRows(r) {
+    const rows = [
+      ["status", r.status], ["phase", r.phase],
+      ["altitude", r.alt == null ? "–" : (r.alt / 1000).toFixed(1) + " km"],
+      ["speed", r.speed == null ? "–" : (r.speed / 1000).toFixed(2) + " km/s (inertial)"],
+      ["position", `${r.lat.toFixed(3)}°, ${r.lon.toFixed(3)}°`],
+      ["last update", fmtTime(r.t) + ` (rev ${r.rev}, ${r.updates} updates)`],
+      ["satellites", r.sensors.length ? r.sensors.join(", ") : "none since last report"],
+    ];
+    if (r.impact) rows.push(["impact", `${r.impact.lat.toFixed(2)}°, ${r.impact.lon.toFixed(2)}° at ${fmtTime(r.impact.t)}`],
+      ["impact 1σ", `${(r.impact.a / 1000).toFixed(1)} × ${(r.impact.b / 1000).toFixed(1)} km, ${r.impact.ori.toFixed(0)}°`]);
+    if (r.launch) rows.push(["launch", `${r.launch.lat.toFixed(2)}°, ${r.launch.lon.toFixed(2)}° at ${fmtTime(r.launch.t)}`]);
+    return rows;
+  }
+
+  function table(r) {
+    const div = document.createElement("div");
+    const title = document.createElement("div"); title.className = "title"; title.textContent = r.id;
+    title.style.color = colour(r);
+    const tbl = document.createElement("table");
+    for (const [k, v] of detailRows(r)) {
+      const tr = tbl.insertRow(); tr.insertCell().textContent = k; tr.insertCell().textContent = v;
+    }
+    div.append(title, tbl);
+    return div;
+  }
+
+  function showDetails(id) {
+    const t = tracks.get(id);
+    if (!t) { details.hidden = true; return; }
+    details.replaceChildren(table(t.rep)); details.hidden = false;
+  }
+
+  function nearest(x, y) {
+    let best = null, bd = 12 * 12;
+    for (const [sx, sy, id] of screen) {
+      const d = (sx - x) ** 2 + (sy - y) ** 2;
+      if (d < bd) { bd = d; best = id; }
+    }
+    return best;
+  }
+
+  // ------------------------------------------------------------------ interaction
+  let drag = null;
+  canvas.addEventListener("mousedown", (e) => { drag = { x: e.clientX, y: e.clientY, moved: false }; canvas.classList.add("dragging"); });
+  window.addEventListener("mouseup", (e) => {
+    canvas.classList.remove("dragging");
+    if (drag && !drag.moved) {
+      const rect = canvas.getBoundingClientRect();
+      selected = nearest(e.clientX - rect.left, e.clientY - rect.top);
+      if (selected) showDetails(selected); else details.hidden = true;
+      dirty = true;
+    }
+    drag = null;
+  });
+  canvas.addEventListener("mousemove", (e) => {
+    const rect = canvas.getBoundingClientRect();
+    const x = e.clientX - rect.left, y = e.clientY - rect.top;
+    if (drag) {
+      const dx = e.clientX - drag.x, dy = e.clientY - drag.y;
+      if (Math.abs(dx) + Math.abs(dy) > 2) drag.moved = true;
+      const { w, h } = size();
+      const k = view.mode === "globe" ? 1 / (globeRadius(w, h) * D2R) : 1 / flatScale(w, h);
+      view.lon0 = wrap(view.lon0 - dx * k);
+      view.lat0 = Math.max(-89, Math.min(89, view.lat0 + dy * k));
+      drag.x = e.clientX; drag.y = e.clientY; dirty = true; tip.hidden = true;
+      return;
+    }
+    const id = nearest(x, y);
+    if (!id) { tip.hidden = true; return; }
+    tip.replaceChildren(table(tracks.get(id).rep));
+    tip.style.left = x + 16 + "px"; tip.style.top = y + 16 + "px"; tip.hidden = false;
+  });
+  canvas.addEventListener("mouseleave", () => { tip.hidden = true; });
+  canvas.addEventListener("wheel", (e) => {
+    e.preventDefault();
+    view.zoom = Math.max(0.5, Math.min(60, view.zoom * (e.deltaY < 0 ? 1.2 : 1 / 1.2)));
+    dirty = true;
+  }, { passive: false });
+  function toggleView() {
+    view.mode = view.mode === "globe" ? "flat" : "globe";
+    if (view.mode === "flat" && view.zoom <= 1.2) view.lat0 = 0;
+    document.getElementById("b-view").textContent = view.mode === "globe" ? "flat map" : "globe";
+    dirty = true;
+  }
+  function resetView() { view.zoom = 1; centreOnTracks(); dirty = true; }
+  document.getElementById("b-view").addEventListener("click", toggleView);
+  document.getElementById("b-reset").addEventListener("click", resetView);
+  window.addEventListener("keydown", (e) => {
+    if (e.key === "v" || e.key === "V") toggleView();
+    if (e.key === "r" || e.key === "R") resetView();
+  });
+  window.addEventListener("resize", () => { dirty = true; });
+
+  // ------------------------------------------------------------------ start
+  function connect() {
+    const conn = document.getElementById("conn");
+    const es = new EventSource("/events");
+    es.onopen = () => { conn.textContent = "live"; conn.className = "conn on"; };
+    es.onerror = () => { conn.textContent = "reconnecting"; conn.className = "conn off"; };
+    es.addEventListener("snapshot", (e) => received("snapshot", JSON.parse(e.data)));
+    es.addEventListener("reports", (e) => received("reports", JSON.parse(e.data)));
+    es.addEventListener("status", (e) => {
+      const s = JSON.parse(e.data); showStatus(s); showSensors(s.sensors);
+    });
+    return es;
+  }
+
+  fetch("/static/land-110m.json").then((r) => r.json()).then((topo) => {
+    geo.setLand(topo); dirty = true;
+  });
+  window.tracklayerMap = {
+    tracks, view, stats, drawn,
+    get sensors() { return sensors; }, get status() { return status; },
+    get landRings() { return geo.landRings; },
+    screenOf(id) { const p = screen.find((q) => q[2] === id); return p ? [p[0], p[1]] : null; },
+    setView(mode, zoom) { if (mode !== view.mode) toggleView(); if (zoom) view.zoom = zoom; dirty = true; },
+    source: connect(),
+  };
+  requestAnimationFrame(loop);
+})();

@@ -1,0 +1,178 @@
+"""The live map's server without a browser: the track store with ``http`` on a free port,
+its server-sent events read by aiohttp's client, the picture and the JSON it keeps, and
+the errors of ``--http``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from pathlib import Path
+
+import aiohttp
+import grpc
+import pytest
+
+from tracklayer.services.cli import main
+from tracklayer.services.errors import UserError
+from tracklayer.services.live_map.picture import LiveMapPicture
+from tracklayer.services.live_map.server import PAGE_QUEUE, _Page, parse_http_address
+from tracklayer.services.live_map.view import report_json
+from tracklayer.services.store_service.servicer import start_track_store_server
+from tracklayer.v1 import track_pb2, track_store_service_pb2_grpc
+from tracklayer.v1 import track_store_service_pb2 as ts
+
+T0 = 1_767_225_600
+
+
+def report(tid: str, rev: int, lat: float = 10.0, lon: float = 20.0, status: int = 2):
+    r = track_pb2.TrackReport(track_id=tid, revision=rev, status=status, phase=2)
+    r.time.seconds = T0 + rev
+    r.velocity_eci.x, r.velocity_eci.y = 6.0e3, 8.0e3
+    r.covariance.extend([float(i == j) for i in range(6) for j in range(6)])
+    r.latitude_deg, r.longitude_deg, r.altitude_m = lat, lon, 5.0e5
+    r.sensor_ids.append("sat-1-1")
+    r.impact.latitude_deg, r.impact.longitude_deg = 12.0, 25.0
+    r.impact.time.seconds = T0 + 600
+    r.impact.semi_major_m, r.impact.semi_minor_m, r.impact.orientation_deg = 3e3, 1e3, 20.0
+    return r
+
+
+async def events(resp: aiohttp.ClientResponse):
+    """Parse server-sent events: yields (event name, JSON data)."""
+    name, data = None, []
+    async for raw in resp.content:
+        line = raw.decode().rstrip("\n")
+        if line.startswith("event: "):
+            name = line[7:]
+        elif line.startswith("data: "):
+            data.append(line[6:])
+        elif not line and name:
+            yield name, json.loads("".join(data))
+            name, data = None, []
+
+
+def test_report_json_has_what_the_page_shows():
+    d = report_json(report("f-1", 3))
+    assert d["id"] == "f-1" and d["rev"] == 3 and d["status"] == "CONFIRMED"
+    assert d["phase"] == "MIDCOURSE" and d["t"] == T0 + 3
+    assert (d["lat"], d["lon"], d["alt"], d["speed"]) == (10.0, 20.0, 5.0e5, 1.0e4)
+    assert d["impact"] == {"lat": 12.0, "lon": 25.0, "t": T0 + 600, "a": 3e3, "b": 1e3, "ori": 20.0}
+    assert "launch" not in d and d["sensors"] == ["sat-1-1"] and d["emitted"] is None
+    json.dumps(d)  # JSON-ready
+
+
+def test_picture_keeps_the_latest_revision_a_bounded_trail_and_forgets_deleted_tracks():
+    pic = LiveMapPicture(trail_points=3)
+    assert [c["rev"] for c in pic.apply([report("f-1", r, lon=r) for r in range(1, 6)])] == [
+        1,
+        2,
+        3,
+        4,
+        5,
+    ]
+    assert pic.apply([report("f-1", 2)]) == []  # an older revision changes nothing
+    assert [p[2] for p in pic.trail("f-1")] == [3.0, 4.0, 5.0]
+    snap = pic.snapshot()
+    assert [t["id"] for t in snap["tracks"]] == ["f-1"] and len(snap["tracks"][0]["trail"]) == 3
+    assert snap["sensors"][0]["id"] == "sat-1-1" and snap["sensors"][0]["tracks"] == ["f-1"]
+    gone = pic.apply([report("f-1", 6, status=4)])
+    assert gone[0]["status"] == "DELETED" and pic.snapshot()["tracks"] == []
+    assert pic.sensors()[0]["tracks"] == []
+
+
+def test_a_page_that_reads_too_slowly_is_cut_off():
+    page = _Page()
+    for i in range(PAGE_QUEUE + 1):
+        page.offer(b"x%d" % i)
+    assert page.too_slow and page.queue.get_nowait() is None
+
+
+def test_http_addresses_default_to_loopback_and_bad_ones_name_the_flag():
+    assert parse_http_address("8080") == ("127.0.0.1", 8080)
+    assert parse_http_address(":0") == ("127.0.0.1", 0)
+    assert parse_http_address("0.0.0.0:80") == ("0.0.0.0", 80)
+    for bad in ("nonsense", "host:99999", "1.2.3.4:"):
+        with pytest.raises(UserError, match="--http"):
+            parse_http_address(bad)
+
+
+def test_consumer_with_a_bad_http_address_exits_2_naming_the_flag(tmp_path: Path, capsys):
+    args = ["consumer", "--listen", "127.0.0.1:0", "--db", str(tmp_path / "t.sqlite")]
+    assert main([*args, "--http", "no-port"]) == 2
+    assert "--http: expected HOST:PORT" in capsys.readouterr().err
+
+
+def test_http_port_in_use_is_a_user_error_naming_the_flag(tmp_path: Path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+
+        async def body():
+            with pytest.raises(UserError, match=f"--http: cannot listen on 127.0.0.1:{port}"):
+                await start_track_store_server(tmp_path / "t.sqlite", http=f"127.0.0.1:{port}")
+
+        asyncio.run(body())
+
+
+def test_events_start_with_a_snapshot_then_stream_changes_and_status(tmp_path: Path):
+    async def body():
+        server = await start_track_store_server(tmp_path / "t.sqlite", http="127.0.0.1:0")
+        try:
+            async with grpc.aio.insecure_channel(server.address) as ch:
+                stub = track_store_service_pb2_grpc.TrackStoreServiceStub(ch)
+
+                async def publish(*reps):
+                    call = stub.PublishTracks()
+                    await call.write(ts.PublishTracksRequest(reports=reps))
+                    await call.read()
+                    await call.done_writing()
+
+                await publish(report("f-1", 1))
+                url = server.live_map.url
+                async with aiohttp.ClientSession() as http:
+                    async with http.get(url) as page:
+                        assert page.status == 200 and "livemap.js" in await page.text()
+                    async with http.get(url + "static/land-110m.json") as land:
+                        assert (await land.json())["type"] == "Topology"
+                    async with http.get(url + "events") as resp:
+                        assert resp.headers["Content-Type"] == "text/event-stream"
+                        stream = events(resp)
+                        name, snap = await anext(stream)
+                        assert name == "snapshot"
+                        assert [t["id"] for t in snap["tracks"]] == ["f-1"]
+                        await publish(report("f-1", 2, lon=21.0), report("f-2", 1))
+                        seen: dict[str, dict] = {}
+                        status = None
+                        while "f-2" not in seen or status is None:
+                            name, data = await asyncio.wait_for(anext(stream), 3)
+                            if name == "reports":
+                                seen.update({r["id"]: r for r in data})
+                            elif name == "status":
+                                status = data
+                        assert seen["f-1"]["rev"] == 2 and seen["f-1"]["lon"] == 21.0
+                        # the server stops with this page still connected
+                        await asyncio.wait_for(server.stop(0.5), 5)
+                        rest = [e async for e in stream]
+                        assert all(n in ("reports", "status") for n, _ in rest)
+                assert status["live"] >= 1 and status["seen"] >= 1
+        finally:
+            await server.stop(0.5)
+
+    asyncio.run(asyncio.wait_for(body(), 30))
+
+
+def test_a_broadcast_listener_sees_every_batch_and_its_failure_never_reaches_the_publisher():
+    from tracklayer.services.rpc.broadcast import Broadcaster
+
+    hub: Broadcaster[int] = Broadcaster()
+    seen: list[list[int]] = []
+    stop = hub.listen(seen.append)
+    hub.listen(lambda batch: 1 / 0)  # a broken reader
+    hub.publish([1, 2])
+    hub.publish([])
+    hub.publish([3])
+    stop()
+    hub.publish([4])
+    assert seen == [[1, 2], [3]]

@@ -1,0 +1,308 @@
+"""The live map in a real browser: ``tracklayer consumer --http`` as a process, scripted
+reports published over gRPC, the page opened in the distribution's headless Chromium
+(Debian packages ``chromium`` and ``chromium-driver``; ``.ci/run`` installs them) and
+checked from its own state (``window.tracklayerMap``).
+
+Skipped, with the reason, only when /usr/bin/chromium or /usr/bin/chromedriver is absent.
+The screenshots go to the test's tmp directory (``live-map.png``, ``live-map-1000.png``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from tracklayer.v1 import track_pb2, track_store_service_pb2_grpc
+from tracklayer.v1 import track_store_service_pb2 as ts
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+    reason="live map browser test needs /usr/bin/chromium and /usr/bin/chromedriver "
+    "(apt-get install chromium chromium-driver)",
+)
+T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
+CONFIRMED, COASTING, DELETED = 2, 3, 4
+BOOST, MIDCOURSE, REENTRY = 1, 2, 3
+
+
+def report(
+    track_id: str,
+    revision: int,
+    lat: float,
+    lon: float,
+    *,
+    status: int = CONFIRMED,
+    phase: int = MIDCOURSE,
+    alt: float = 800e3,
+    impact: tuple[float, float] | None = None,
+    launch: tuple[float, float] | None = None,
+) -> track_pb2.TrackReport:
+    """A report at (lat, lon) deg, ``alt`` m, state time T0 + revision s, stamped now."""
+    r = track_pb2.TrackReport(track_id=track_id, revision=revision, status=status, phase=phase)
+    r.time.seconds = T0 + revision
+    r.position_eci.x, r.position_eci.y, r.position_eci.z = 6.0e6, 2.0e6, 2.5e6
+    r.velocity_eci.x, r.velocity_eci.y = 3.0e3, 4.0e3  # 5 km/s
+    r.covariance.extend([float(i == j) for i in range(6) for j in range(6)])
+    r.latitude_deg, r.longitude_deg, r.altitude_m = lat, lon, alt
+    r.sensor_ids.extend(["sat-1-2", "sat-3-4"])
+    r.update_count = revision * 3
+    r.emitted_at.FromNanoseconds(time.time_ns())
+    if impact is not None:
+        r.impact.latitude_deg, r.impact.longitude_deg = impact
+        r.impact.time.seconds = T0 + 900
+        r.impact.semi_major_m, r.impact.semi_minor_m, r.impact.orientation_deg = 40e3, 15e3, 30.0
+    if launch is not None:
+        r.launch.latitude_deg, r.launch.longitude_deg = launch
+        r.launch.time.seconds = T0 - 300
+        r.launch.semi_major_m, r.launch.semi_minor_m, r.launch.orientation_deg = 8e3, 3e3, 10.0
+    return r
+
+
+class Store:
+    """``tracklayer consumer --http 127.0.0.1:0`` as a process, with a publisher."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.log_path = workdir / "store.log"
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tracklayer.services.cli", "consumer"]
+            + ["--listen", "127.0.0.1:0", "--db", str(workdir / "tracks.sqlite")]
+            + ["--http", "127.0.0.1:0"],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            text = self.log_path.read_text()
+            grpc_addr = re.search(r"listening on (\S+)", text)
+            url = re.search(r"live map on (\S+)", text)
+            if grpc_addr and url:
+                break
+            assert self.proc.poll() is None, text
+            assert time.monotonic() < deadline, text
+            time.sleep(0.05)
+        self.url = url.group(1)
+        self.channel = grpc.insecure_channel(grpc_addr.group(1))
+        self.stub = track_store_service_pb2_grpc.TrackStoreServiceStub(self.channel)
+
+    def publish(self, *reports: track_pb2.TrackReport) -> None:
+        acks = [
+            a
+            for resp in self.stub.PublishTracks(iter([ts.PublishTracksRequest(reports=reports)]))
+            for a in resp.acks
+        ]
+        assert [a.status for a in acks] == [track_pb2.PUBLISH_STATUS_STORED] * len(reports)
+
+    def stop(self) -> int:
+        self.channel.close()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(20)
+        finally:
+            self._log.close()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(tmp_path)
+    yield s
+    assert s.stop() == 0, s.log_path.read_text()
+
+
+@pytest.fixture
+def browser() -> Iterator:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="tracklayer-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1600,900",
+        f"--user-data-dir={profile}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_script_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def wait_for(driver, script: str, timeout: float = 5.0, what: str = "") -> float:
+    """Seconds until the page's ``script`` (a JS expression) is truthy; fails after timeout."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if driver.execute_script(f"return !!({script});"):
+            return time.monotonic() - t0
+        time.sleep(0.02)
+    state = driver.execute_script(
+        "const m = window.tracklayerMap; return m && {ids: [...m.tracks.keys()], "
+        "stats: m.stats, drawn: m.drawn};"
+    )
+    pytest.fail(f"page never showed {what or script} within {timeout} s; state: {state}")
+
+
+def track(driver, track_id: str) -> dict | None:
+    return driver.execute_script(
+        "const t = window.tracklayerMap.tracks.get(arguments[0]);"
+        "return t ? {rep: t.rep, trail: t.trail} : null;",
+        track_id,
+    )
+
+
+def keep_screenshot(driver, path: Path) -> None:
+    driver.save_screenshot(str(path))
+    copy_to = os.environ.get("TRACKLAYER_SCREENSHOT_DIR")  # to look at after the run
+    if copy_to:
+        shutil.copy(path, Path(copy_to) / path.name)
+
+
+def test_tracks_appear_move_and_disappear_as_the_reports_say(store, browser, tmp_path):
+    store.publish(
+        report("f-1", 1, 45.0, 60.0, phase=MIDCOURSE, impact=(52.0, 80.0), launch=(40.0, 55.0)),
+        report("f-2", 1, 30.0, 70.0, phase=BOOST, alt=90e3),
+    )
+    browser.get(store.url)
+    wait_for(browser, "window.tracklayerMap && window.tracklayerMap.tracks.size === 2", 10)
+    wait_for(browser, "window.tracklayerMap.landRings > 100", 10, "the land outlines")
+    first = track(browser, "f-1")
+    assert first["rep"]["lat"] == 45.0 and first["rep"]["lon"] == 60.0
+    assert first["rep"]["phase"] == "MIDCOURSE" and first["rep"]["sensors"] == [
+        "sat-1-2",
+        "sat-3-4",
+    ]
+    assert math.isclose(first["rep"]["speed"], 5000.0)
+    wait_for(browser, "window.tracklayerMap.drawn.impactEllipses >= 1", 5, "an impact ellipse")
+    assert browser.execute_script("return window.tracklayerMap.drawn.impactEllipsePx") > 3
+    assert browser.execute_script("return window.tracklayerMap.drawn.launches") >= 1
+    assert browser.find_element("id", "conn").text == "live"
+
+    # Published after the page loaded: moved, and a new track; both within 2 s.
+    t_sent = time.monotonic()
+    store.publish(
+        report("f-1", 2, 46.0, 63.0, phase=REENTRY, alt=300e3, impact=(52.1, 80.2)),
+        report("f-3", 1, 50.0, 75.0, phase=REENTRY, alt=60e3, impact=(51.0, 77.0)),
+    )
+    wait_for(browser, "window.tracklayerMap.tracks.get('f-1').rep.rev === 2", 2.0, "f-1 moved")
+    wait_for(browser, "window.tracklayerMap.tracks.has('f-3')", 2.0, "new track f-3")
+    latency = time.monotonic() - t_sent
+    moved = track(browser, "f-1")
+    assert (moved["rep"]["lat"], moved["rep"]["lon"], moved["rep"]["phase"]) == (
+        46.0,
+        63.0,
+        "REENTRY",
+    )
+    assert [p[1:3] for p in moved["trail"]] == [[45.0, 60.0], [46.0, 63.0]]
+    wait_for(browser, "window.tracklayerMap.drawn.tracks === 3", 2.0, "three drawn tracks")
+
+    # Deleted: gone from the page; a coasting track stays.
+    store.publish(
+        report("f-2", 2, 31.0, 71.0, status=DELETED),
+        report("f-3", 2, 50.5, 76.0, status=COASTING, phase=REENTRY, alt=40e3, impact=(51.0, 77.0)),
+    )
+    wait_for(browser, "!window.tracklayerMap.tracks.has('f-2')", 2.0, "f-2 deleted")
+    assert sorted(browser.execute_script("return [...window.tracklayerMap.tracks.keys()]")) == [
+        "f-1",
+        "f-3",
+    ]
+    wait_for(browser, "window.tracklayerMap.drawn.tracks === 2", 2.0, "two drawn tracks")
+    wait_for(browser, "document.getElementById('s-live').textContent === '2'", 3.0)
+    sats = browser.execute_script("return window.tracklayerMap.sensors.map(s => s.id)")
+    assert sats == ["sat-1-2", "sat-3-4"]
+    print(f"\nlive map: report published -> shown in {latency * 1000:.0f} ms")
+
+    # Hover shows the details an operator asks for.
+    x, y = browser.execute_script("const m = window.tracklayerMap; return m.screenOf('f-1');")
+    from selenium.webdriver import ActionChains
+
+    canvas = browser.find_element("id", "map")
+    rect = canvas.rect
+    ActionChains(browser).move_to_element_with_offset(
+        canvas, int(x - rect["width"] / 2), int(y - rect["height"] / 2)
+    ).perform()
+    wait_for(browser, "!document.getElementById('tip').hidden", 2.0, "the hover details")
+    tip = browser.find_element("id", "tip").text
+    for text in ("f-1", "300.0 km", "5.00 km/s", "sat-1-2", "REENTRY", "CONFIRMED"):
+        assert text in tip, tip
+    keep_screenshot(browser, tmp_path / "live-map.png")
+
+    browser.execute_script("window.tracklayerMap.setView('flat')")
+    wait_for(
+        browser,
+        "window.tracklayerMap.stats.frames > 0 && window.tracklayerMap.view.mode === 'flat'",
+    )
+    time.sleep(0.3)
+    keep_screenshot(browser, tmp_path / "live-map-flat.png")
+
+
+def raid(n: int, revision: int) -> list[track_pb2.TrackReport]:
+    """``n`` tracks in a raid's spread, each moved a little per revision."""
+    out = []
+    for i in range(n):
+        lat = 35.0 + (i % 40) * 0.5 + revision * 0.05
+        lon = 100.0 + (i // 40) * 0.8 + revision * 0.1
+        out.append(
+            report(
+                f"r-{i}",
+                revision,
+                lat,
+                lon,
+                phase=(BOOST, MIDCOURSE, REENTRY)[i % 3],
+                impact=(lat + 10, lon + 60) if i % 10 == 0 else None,
+            )
+        )
+    return out
+
+
+def test_a_thousand_live_tracks_update_in_under_100_ms(store, browser, tmp_path):
+    browser.get(store.url)
+    wait_for(browser, "window.tracklayerMap && window.tracklayerMap.landRings > 100", 10)
+    for rev in range(1, 11):
+        for k in range(0, 1000, 250):  # a raid's store gets reports in batches
+            store.publish(*raid(1000, rev)[k : k + 250])
+        wait_for(
+            browser,
+            "window.tracklayerMap.tracks.size === 1000 && "
+            f"[...window.tracklayerMap.tracks.values()].every(t => t.rep.rev === {rev})",
+            5.0,
+            f"revision {rev} of 1000 tracks",
+        )
+    time.sleep(0.3)
+    stats = browser.execute_script("return window.tracklayerMap.stats")
+    updates = sorted(stats["updateMs"])
+    frames = sorted(stats["frameMs"])
+    p95 = updates[int(0.95 * (len(updates) - 1))]
+    print(
+        f"\nlive map, 1,000 tracks: {len(updates)} updates, update (message -> drawn) "
+        f"median {updates[len(updates) // 2]:.1f} ms, p95 {p95:.1f} ms, max {updates[-1]:.1f} ms; "
+        f"frame median {frames[len(frames) // 2]:.1f} ms, max {frames[-1]:.1f} ms"
+    )
+    assert browser.execute_script("return window.tracklayerMap.drawn.tracks") > 900
+    assert p95 < 100.0, stats
+    keep_screenshot(browser, tmp_path / "live-map-1000.png")
