@@ -346,6 +346,12 @@ class Registration:
         self.windows_total += 1
 
     # ------------------------------------------------------------------ output
+    @property
+    def time_ns(self) -> int | None:
+        """Data time (ns) the estimates refer to; None while no sensor is known (then
+        :meth:`estimates` is empty). Cheap: lets a recorder skip building them."""
+        return int(self._t_ns or 0) if self._ids else None
+
     def estimates(self) -> list[SensorBias]:
         """Every known sensor's estimate and 1-sigma (rad, ECI axes), by sensor id."""
         out = []
