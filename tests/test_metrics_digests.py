@@ -40,9 +40,10 @@ CASES: dict[str, tuple[str, float | None]] = {
 #: ``completeness_glide``, ``track_breaks_glide``/``_turn``, and their per-object
 #: figures, null or 0 without a glide); every previous value compared equal.
 #: All four re-recorded for issue 12 (sensor registration on by default changes the tracks).
-#: mrbm-midcourse and srbm-short re-recorded for issue 12's hot-spot sites (their tracks
-#: changed: fusion/registration.py gathers a hot spot's looks by site, see
-#: test_track_digests.py); dropout-150 and mrbm-pair unchanged.
+#: mrbm-midcourse and srbm-short re-recorded for issue 12's evidence windows (their tracks
+#: changed: fusion/registration.py gathers a hot spot's looks by site and solves a window
+#: whose track ended instead of dropping it, see test_track_digests.py); dropout-150 and
+#: mrbm-pair unchanged.
 DIGESTS: dict[str, str] = {
     "dropout-150": "95a9cf68bd17107fb0993d9d24a96c7964256b53415d58762e4b4d87dd2aa61f",
     "mrbm-midcourse": "6a36a402c499e92c07c7d697297423f12cc6b709e8f3440f5482cb5c183aa99c",
