@@ -227,3 +227,8 @@ class FusionCore:
         """Every sensor's pointing-bias estimate (empty when registration is off)."""
         reg = getattr(self.tracker, "registration", None)
         return reg.estimates() if reg is not None else []
+
+    def sensor_bias_time_ns(self) -> int | None:
+        """Data time (ns) of :meth:`sensor_biases`; None when they are empty (cheap)."""
+        reg = getattr(self.tracker, "registration", None)
+        return reg.time_ns if reg is not None else None

@@ -8,13 +8,19 @@ at zero with ``registration_prior_sigma_rad`` per axis and growing by the random
 drift ``registration_drift_rad_per_hour`` with data time.
 
 Evidence: the detections one track collected over ``registration_window_s`` from two or
-more sensors (confirmed ballistic tracks: common targets; Earth-fixed tentative tracks:
-hot spots). Their tangent-plane residuals against the track's state (propagated to each
-look) are ``y = E dp / rho + E (dtheta x u) + noise``. The position error ``dp`` (and the
-velocity error, for a moving target) is eliminated by projecting onto the orthogonal
-complement of its columns (QR), so a window is independent of the track's own estimate
-and of every other window: what remains constrains only bias *differences* seen through
-the geometry, and one Kalman update of ``P_b`` per window is honest.
+more sensors (confirmed ballistic tracks: common targets), and the detections of one hot
+spot *site* over ``EARTH_FIXED_WINDOW_SHARE`` times that (Earth-fixed or resting
+tentative tracks, matched by their Earth-fixed position, so the successive short-lived
+tracks of one hot spot fill one window whose looks come from different satellites at
+different times). A window is solved when it spans its length, when it is full, when its
+track changes model (burnout) and when its track has gone quiet for ``STALE_AFTER_S`` (a
+track ending early still gives its looks). Their tangent-plane residuals against the
+track's state (propagated to each look) are ``y = E dp / rho + E (dtheta x u) + noise``.
+The position error ``dp`` (and the velocity error, for a moving target) is eliminated by
+projecting onto the orthogonal complement of its columns (QR), so a window is
+independent of the track's own estimate and of every other window: what remains
+constrains only bias *differences* seen through the geometry, and one Kalman update of
+``P_b`` per window is honest.
 
 Use: :meth:`Registration.correct` rotates a frame's lines of sight back by the current
 estimate and widens each detection's sigma by the estimate's uncertainty across the line
@@ -37,15 +43,18 @@ from .domain import NS_PER_S, SensorFrame
 from .dynamics import cross_omega, ellipsoid_height, gravity, gravity_gradient
 from .measurement import predict_los
 
-MAX_WINDOW_LOOKS = 160  # detections kept per track and window (bounded history)
+MAX_WINDOW_LOOKS = 400  # detections a window holds at most (bounded history; then solved)
 MAX_ANGLE_RAD = 1e-3  # an estimate beyond this is broken: the update is rejected
 OUTLIER_CHI2_FACTOR = 3.0  # a window whose residual chi-square exceeds this x its
 # expectation (dof + bias share) is skipped (a misassociation)
 MIN_LOOKS = 4  # detections a window needs
+SITE_MATCH_M = 5_000.0  # m; hot-spot looks within this of a known site are that site's
+MAX_SITES = 512  # hot-spot sites remembered (the least recently seen is forgotten)
+STALE_AFTER_S = 10.0  # s without a look after which a window is closed (track ended)
 PRUNE_EVERY_S = 1.0  # s of data time between two prunings of stale windows
 RESTING_HEIGHT_M = 5_000.0  # m; a dim tentative track this low ...
 RESTING_SPEED_MPS = 300.0  # m/s; ... and this slow over the ground is a hot spot
-EARTH_FIXED_WINDOW_SHARE = 0.5  # hot-spot windows are this share of registration_window_s
+EARTH_FIXED_WINDOW_SHARE = 3.0  # hot-spot (site) windows: this x registration_window_s
 THRUSTING_WINDOW_SHARE = 0.3  # boost windows (thrust changes: short) likewise
 
 
@@ -76,7 +85,9 @@ class _Window:
     index, sensor position (3,) m, measured LOS (3,) uncorrected, sigma rad)."""
 
     start_s: float
+    kind: Evidence = Evidence.NONE
     last_s: float = 0.0
+    state: np.ndarray | None = None  # the track's state (9,) ECI after the last look
     rows: list[tuple[float, int, np.ndarray, np.ndarray, float]] = field(default_factory=list)
 
 
@@ -129,6 +140,11 @@ class Registration:
         self._P = np.zeros((0, 0))  # (3 S, 3 S) rad^2
         self._windows_used = np.zeros(0, int)  # (S,)
         self._pending: dict[int, _Window] = {}
+        self._sites = np.zeros((0, 3))  # (M, 3) m: hot spots in an Earth-fixed frame
+        self._site_ids = np.zeros(0, int)  # (M,) their window keys (negative)
+        self._site_seen = np.zeros(0)  # (M,) s: data time of each site's last look
+        self._next_site = 0
+        self._t0_s: float | None = None  # data time at which that frame meets ECI
         self._span = {
             Evidence.MOVING: config.registration_window_s,
             Evidence.EARTH_FIXED: config.registration_window_s * EARTH_FIXED_WINDOW_SHARE,
@@ -237,26 +253,60 @@ class Registration:
         if k is not None:
             pending, pos, los, sig = self._pending, frame.position, frame.los, frame.sigma
             for i, kind in enumerate(kinds):
-                key = keys[i]
                 if kind == Evidence.NONE:
-                    pending.pop(key, None)
-                    continue
+                    continue  # the look is left out; the window waits (or is pruned)
+                key = keys[i] if kind != Evidence.EARTH_FIXED else self._site(states[i], t_s)
                 w = pending.get(key)
                 if w is None and len(pending) >= self._cfg.registration_max_windows:
                     continue  # enough tracks gather evidence already (bounded cost)
-                if w is None or len(w.rows) >= MAX_WINDOW_LOOKS:
-                    w = pending[key] = _Window(t_s)
+                if w is not None and w.kind != kind:  # a new model (burnout): solved
+                    self._close(w)
+                    w = None
+                if w is None:
+                    w = pending[key] = _Window(t_s, kind)
                 d = int(det_idx[i])
                 w.rows.append((t_s, k, pos, los[d], float(sig[d])))
-                w.last_s = t_s
-                if t_s - w.start_s >= self._span[kind]:
+                w.last_s, w.state = t_s, states[i]
+                if t_s - w.start_s >= self._span[kind] or len(w.rows) >= MAX_WINDOW_LOOKS:
                     del pending[key]
-                    self._solve(w, np.asarray(states[i], float), kind, t_s)
+                    self._close(w)
         if t_s - self._pruned_s >= PRUNE_EVERY_S:
             self._pruned_s = t_s
-            horizon = t_s - 2.0 * self._cfg.registration_window_s
+            horizon = t_s - STALE_AFTER_S
             for key in [q for q, w in self._pending.items() if w.last_s < horizon]:
-                del self._pending[key]
+                self._close(self._pending.pop(key))  # the track ended: its looks still count
+
+    def _site(self, x: np.ndarray, t_s: float) -> int:
+        """Window key (negative) of the hot spot at ECI state ``x`` (9,): the known site
+        within ``SITE_MATCH_M`` in an Earth-fixed frame, else a new one. Successive
+        tentative tracks of one hot spot so fill one window (its position is eliminated
+        once: looks from different times and satellites constrain their biases)."""
+        if self._t0_s is None:
+            self._t0_s = t_s
+        a = -OMEGA_EARTH * (t_s - self._t0_s)
+        ca, sa = np.cos(a), np.sin(a)
+        e = np.array([ca * x[0] - sa * x[1], sa * x[0] + ca * x[1], x[2]])
+        if self._sites.shape[0]:
+            d2 = np.einsum("mi,mi->m", self._sites - e, self._sites - e)
+            j = int(np.argmin(d2))
+            if d2[j] <= SITE_MATCH_M**2:
+                self._site_seen[j] = t_s
+                return int(self._site_ids[j])
+        key = -1 - self._next_site
+        self._next_site += 1
+        if self._sites.shape[0] >= MAX_SITES:  # forget the least recently seen
+            j = int(np.argmin(self._site_seen))
+            self._sites[j], self._site_ids[j], self._site_seen[j] = e, key, t_s
+        else:
+            self._sites = np.vstack([self._sites, e])
+            self._site_ids = np.append(self._site_ids, key)
+            self._site_seen = np.append(self._site_seen, t_s)
+        return key
+
+    def _close(self, w: _Window) -> None:
+        """Solve a window with the track's state after its last look."""
+        if w.state is not None:
+            self._solve(w, np.asarray(w.state, float), w.kind, w.last_s)
 
     def _solve(self, w: _Window, x: np.ndarray, kind: Evidence, t_now: float) -> None:
         """One Kalman update of the biases from a track's window (module docstring)."""
@@ -346,6 +396,12 @@ class Registration:
         self.windows_total += 1
 
     # ------------------------------------------------------------------ output
+    @property
+    def time_ns(self) -> int | None:
+        """Data time (ns) the estimates refer to; None while no sensor is known (then
+        :meth:`estimates` is empty). Cheap: lets a recorder skip building them."""
+        return int(self._t_ns or 0) if self._ids else None
+
     def estimates(self) -> list[SensorBias]:
         """Every known sensor's estimate and 1-sigma (rad, ECI axes), by sensor id."""
         out = []

@@ -320,11 +320,11 @@ BIAS_INTERVAL_NS = 10 * NS_PER_S  # data time between two /sensor_bias snapshots
 def _write_biases(core: FusionCore, writer: RecordingWriter, next_ns: int | None) -> int | None:
     """``/sensor_bias``: every sensor's estimate once per ``BIAS_INTERVAL_NS`` of data time
     (and at the end: ``next_ns`` None). Returns the next due time."""
+    t_ns = core.sensor_bias_time_ns()  # checked first: the estimates are built when due
+    if t_ns is None or (next_ns is not None and t_ns < next_ns):
+        return next_ns
     biases = core.sensor_biases()
     if not biases:
-        return next_ns
-    t_ns = biases[0].time_ns
-    if next_ns is not None and t_ns < next_ns:
         return next_ns
     for b in biases:
         writer.write_raw(TOPIC_SENSOR_BIAS, convert.bias_to_proto(b).SerializeToString(), t_ns)

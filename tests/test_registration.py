@@ -127,6 +127,48 @@ def test_relative_bias_of_a_sensor_is_found_within_its_sigma():
     assert np.all(np.abs(err) <= np.maximum(3 * sigma, 1.5e-6))
 
 
+def _hand_over(reg: Registration, k: int, s: int, key: int, spot: np.ndarray | None) -> None:
+    """Sensor ``k`` looks at second ``s``: the hot spot ``spot`` (m, Earth-fixed at s = 0)
+    as detected by tentative track ``key``, or nothing (None)."""
+    pos = _sensors(2)[k]
+    a = 7.292115146706979e-5 * s
+    rot = np.array([[math.cos(a), -math.sin(a), 0], [math.sin(a), math.cos(a), 0], [0, 0, 1]])
+    t_ns = T0_NS + s * NS_PER_S + k * 1000
+    if spot is None:
+        frame = SensorFrame(f"sat-{k}", s, t_ns, pos, np.zeros(3))
+        reg.correct(frame)
+        reg.observe(frame, [], [], np.zeros(0, int), np.zeros((0, 9)))
+        return
+    p = rot @ spot
+    u = (p - pos) / np.linalg.norm(p - pos)
+    frame = SensorFrame(f"sat-{k}", s, t_ns, pos, np.zeros(3), u[None], np.array([2e-5]),
+                        np.ones(1))  # fmt: skip
+    state = np.zeros((1, 9))
+    state[0, :3] = p
+    reg.correct(frame)
+    reg.observe(frame, [key], [Evidence.EARTH_FIXED], np.zeros(1, int), state)
+
+
+@pytest.mark.parametrize("apart_m, windows", [(300.0, 1), (100e3, 0)])
+def test_successive_tracks_of_one_hot_spot_fill_one_window(apart_m, windows):
+    """Satellite 0 sees a hot spot through one tentative track, then satellite 1 through
+    another: never two satellites at once, so per track there is no evidence; matched by
+    their Earth-fixed position they are one site, whose window closes once both tracks
+    are quiet. Two hot spots 100 km apart stay two sites (one satellite each: nothing)."""
+    reg = Registration(FusionConfig())
+    spot = 6.4e6 * np.array([1.0, 0.05, 0.02]) / np.linalg.norm([1.0, 0.05, 0.02])
+    east = np.cross([0.0, 0.0, 1.0], spot / np.linalg.norm(spot))
+    for s in range(15):
+        _hand_over(reg, 0, s, 1, spot)
+    for s in range(15, 30):
+        _hand_over(reg, 1, s, 2, spot + apart_m * east / np.linalg.norm(east))
+    assert reg.windows_total == 0  # still open: 60 s windows, tracks seen 2 s ago
+    for s in range(30, 45):  # both tracks quiet for > 10 s: the window is solved
+        _hand_over(reg, 0, s, 0, None)
+    assert reg.windows_total == windows and reg.rejected_total == 0
+    assert [b.windows for b in reg.estimates()] == [windows, windows]
+
+
 def test_too_little_data_keeps_zero_with_the_prior_sigma_and_frames_unchanged():
     cfg = FusionConfig()
     reg = Registration(cfg)

@@ -63,8 +63,8 @@ def _builtin_text() -> str:
 
 def test_midcourse_covariance_is_honest_with_registration(runs):
     m, _ = runs["on"]
-    assert 1.5 <= m["nees_midcourse_mean"] <= 12.0  # measured 10.0
-    assert m["nees_midcourse_share_above"] <= 0.05  # measured 0.6 %
+    assert 1.5 <= m["nees_midcourse_mean"] <= 12.0  # measured 10.9
+    assert m["nees_midcourse_share_above"] <= 0.05  # measured 0.1 %
     assert m["impact_inside_3sigma_share"] >= 0.90  # measured 100 %
 
 
@@ -79,17 +79,13 @@ def test_bias_estimates_after_ten_minutes(runs):
     sc = ev.at_10_min
     assert sc is not None and len(sc.sensors) >= 8
     # observable axes (reported sigma <= half the prior): error <= 30 % of the true RMS
-    assert sc.observable_share >= 0.5  # measured 81 %
-    assert sc.rms_observable_error_urad <= 0.30 * sc.rms_true_urad  # measured 2.6 / 10.6
+    assert sc.observable_share >= 0.5  # measured 95 % (81 % before the hot-spot sites)
+    assert sc.rms_observable_error_urad <= 0.30 * sc.rms_true_urad  # measured 2.5 / 10.6
     assert sc.within_3sigma >= 0.90  # the sigmas cover the error (every axis)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 12 figure not reached: 16.6 m against 11.6 m (1.43x); the rotation common "
-    "to all sensors stays ~2 urad off (weakly observable), DESIGN §6",
-)
 def test_midcourse_rmse_close_to_the_unbiased_scene(runs):
     on, _ = runs["on"]
     ref, _ = runs["ref"]
+    # measured 14.4 m against 11.6 m (1.24x); seeds 11 and 23 by hand: see DESIGN §6
     assert on["position_rmse_m"]["midcourse"] <= 1.3 * ref["position_rmse_m"]["midcourse"]
