@@ -119,3 +119,22 @@ def test_export_errors_name_the_file_or_flag(tmp_path, capsys):
     assert "bad.mcap" in capsys.readouterr().err
     assert main(["export", str(bad), "--czml", str(tmp_path / "no" / "o.czml")]) == 2
     assert "--czml: directory" in capsys.readouterr().err
+
+
+def test_samples_at_one_instant_keep_the_last_so_czml_times_increase():
+    """Two reports of one data time, or an impact ellipse whose validity ends where it
+    starts (the last report after the predicted impact time), once made czml3 refuse the
+    whole scene ('Time values must be increasing') and `make demo` fail."""
+    from czml3.properties import Position
+
+    from tracklayer.fusion.domain import GroundEllipse
+    from tracklayer.services.evaluation.czml import _ellipse_packet, _samples
+
+    rows = [(100.0, 10.0, 20.0, 5.0), (100.0004, 10.5, 20.5, 6.0), (101.0, 11.0, 21.0, 7.0)]
+    flat = _samples(100.0, rows)
+    assert flat == [0.0, 20.5, 10.5, 6.0, 1.0, 21.0, 11.0, 7.0]
+    Position(epoch="2026-12-06T00:00:00Z", cartographicDegrees=flat)
+    e = GroundEllipse(10.0, 20.0, 0, 2_000.0, 1_000.0, 30.0)
+    items = [(100.0, 105.0, e), (105.0, 105.0, e)]  # the last valid from 105 s to 105 s
+    packet = _ellipse_packet("impact/x", "x", items, 1.0, [255, 0, 0, 255])
+    Document(packets=[packet]).model_dump_json()

@@ -93,10 +93,16 @@ def _line(rgba: list[int]) -> PolylineMaterial:
 
 
 def _samples(t0: float, rows: list[tuple[float, float, float, float]]) -> list[float]:
-    """``[(t s, lat, lon, h m), ...]`` -> CZML cartographicDegrees ``[dt, lon, lat, h, ...]``."""
+    """``[(t s, lat, lon, h m), ...]`` (time order) -> CZML cartographicDegrees ``[dt, lon,
+    lat, h, ...]``. CZML needs strictly increasing times: of rows at the same instant
+    (to the millisecond: two reports of one data time, an ellipse's end at its start)
+    the last one is kept."""
     out: list[float] = []
     for t, lat, lon, h in rows:
-        out += [round(t - t0, 3), round(lon, 6), round(lat, 6), round(h, 1)]
+        dt = round(t - t0, 3)
+        if out and dt <= out[-4]:
+            del out[-4:]
+        out += [dt, round(lon, 6), round(lat, 6), round(h, 1)]
     return out
 
 

@@ -199,9 +199,14 @@ def evaluate_recording(
         from tracklayer.services.evaluation.czml import write_czml
 
         czml_path = out_dir / "scene.czml"
-        write_czml(path, czml_path, meta.get("scenario") or path.stem)
-        run.czml = czml_path
-        say(f"czml:    {czml_path}")
+        try:
+            write_czml(path, czml_path, meta.get("scenario") or path.stem)
+        except ValueError as exc:  # the scene is a by-product: the figures above stand
+            reason = str(exc).splitlines()[-1].strip() or type(exc).__name__
+            print(f"czml:    not written ({reason})", file=sys.stderr if err is None else err)
+        else:
+            run.czml = czml_path
+            say(f"czml:    {czml_path}")
         if biases is not None:
             from tracklayer.services.evaluation.plots.registration import plot_biases
 
