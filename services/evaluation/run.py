@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -145,6 +146,24 @@ def _write_metrics(d: dict[str, Any], out_dir: Path) -> Path:
     return metrics_path
 
 
+def _write_scene(
+    path: Path, out_dir: Path, name: str, say: Callable[[str], None], err: TextIO | None
+) -> Path | None:
+    """``out_dir/scene.czml`` of the recording ``path``; a scene that cannot be written
+    is reported in one line on ``err`` (a by-product: the figures and plots stand)."""
+    from tracklayer.services.evaluation.czml import write_czml
+
+    czml_path = out_dir / "scene.czml"
+    try:
+        write_czml(path, czml_path, name)
+    except ValueError as exc:
+        reason = str(exc).splitlines()[-1].strip() or type(exc).__name__
+        print(f"czml:    not written ({reason})", file=sys.stderr if err is None else err)
+        return None
+    say(f"czml:    {czml_path}")
+    return czml_path
+
+
 def evaluate_recording(
     path: Path,
     *,
@@ -196,17 +215,7 @@ def evaluate_recording(
         for p in write_plots(result, out_dir, meta.get("scenario") or path.stem):
             run.plots.append(p)
             say(f"plot:    {p}")
-        from tracklayer.services.evaluation.czml import write_czml
-
-        czml_path = out_dir / "scene.czml"
-        try:
-            write_czml(path, czml_path, meta.get("scenario") or path.stem)
-        except ValueError as exc:  # the scene is a by-product: the figures above stand
-            reason = str(exc).splitlines()[-1].strip() or type(exc).__name__
-            print(f"czml:    not written ({reason})", file=sys.stderr if err is None else err)
-        else:
-            run.czml = czml_path
-            say(f"czml:    {czml_path}")
+        run.czml = _write_scene(path, out_dir, meta.get("scenario") or path.stem, say, err)
         if biases is not None:
             from tracklayer.services.evaluation.plots.registration import plot_biases
 
