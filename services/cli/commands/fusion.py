@@ -126,8 +126,37 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "its last 64 KiB chunk after a crash; an existing file is kept and FILE.1.mcap, "
         "FILE.2.mcap, ... used instead (default: off)",
     )
+    p.add_argument(
+        "--nats",
+        metavar="URL",
+        help="scale out (docs/scaleout.md): journal every accepted frame to the JetStream "
+        "broker at URL (nats://HOST:PORT) and acknowledge after the broker did; "
+        "`tracklayer worker` processes track; their reports reach --store through this "
+        "service (default: off, everything in this process)",
+    )
+    p.add_argument(
+        "--shards",
+        type=int,
+        default=1,
+        metavar="S",
+        help="with --nats: number of shards the workers run (default: %(default)s)",
+    )
     add_tls_arguments(p, role="server")
     p.set_defaults(func=run)
+
+
+def check_scaleout_args(args: argparse.Namespace) -> None:
+    """Flags that do not go with --nats (or only with it) fail naming the flag."""
+    if not args.nats:
+        if args.shards != 1:
+            raise UserError("--shards: only with --nats (the embedded service is one shard)")
+        return
+    for flag, value in (("--journal", args.journal), ("--outbox", args.outbox),
+                        ("--record", args.record)):  # fmt: skip
+        if value:
+            raise UserError(f"{flag}: not used with --nats (the broker's stream is the journal)")
+    if args.shards < 1:
+        raise UserError(f"--shards: must be >= 1, got {args.shards}")
 
 
 def settings_from_args(args: argparse.Namespace):  # -> FusionSettings
@@ -190,7 +219,22 @@ def tls_from_args(args: argparse.Namespace) -> TlsConfig | None:
 def run(args: argparse.Namespace) -> int:
     from tracklayer.services.fusion_service.run import serve_fusion
 
+    check_scaleout_args(args)
     configure_logging()
+    if args.nats:
+        from tracklayer.services.scaleout.front_door import serve_front_door
+
+        return asyncio.run(
+            serve_front_door(
+                settings_from_args(args),
+                args.listen,
+                args.nats,
+                args.shards,
+                tls=tls_from_args(args),
+                metrics_port=args.metrics_port,
+                grace=args.grace,
+            )
+        )
     return asyncio.run(
         serve_fusion(
             settings_from_args(args),

@@ -1,0 +1,104 @@
+"""``tracklayer worker``: hosts scale-out shards (fusion --nats) under leases."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import socket
+
+from tracklayer.services.errors import UserError
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "worker",
+        help="host scale-out shards: track the journal of `fusion --nats` (docs/scaleout.md)",
+        description=(
+            "Take shards of a scale-out deployment through leases in the broker, run each "
+            "with the same fusion core and ordering as `tracklayer track` from its last "
+            "checkpoint, and publish the reports for the front door to deliver. A dead "
+            "worker's shards are taken over by another. Stops cleanly on SIGTERM/SIGINT "
+            "(its leases are released)."
+        ),
+    )
+    p.add_argument("--nats", required=True, metavar="URL", help="broker (nats://HOST:PORT)")
+    p.add_argument("--id", metavar="NAME", help="worker name in the leases (default: HOST-PID)")
+    p.add_argument(
+        "--fusion",
+        default="fusion",
+        metavar="ID",
+        help="fusion identity of the deployment (the front door's --id; default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-shards",
+        type=int,
+        default=0,
+        metavar="N",
+        help="host at most N shards (0 = as many as are free; default: %(default)s)",
+    )
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=3000,
+        metavar="N",
+        help="journal events between two checkpoints of a shard (0 = never by count; "
+        "default: %(default)s)",
+    )
+    p.add_argument(
+        "--checkpoint-interval",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="also checkpoint after this many seconds with new events (0 = never; "
+        "default: %(default)s)",
+    )
+    p.set_defaults(func=run)
+
+
+def _validated(args: argparse.Namespace) -> str:
+    name = args.id or f"{socket.gethostname()}-{os.getpid()}"
+    if not _NAME.match(name):
+        raise UserError(f"--id: {name!r} must be 1-64 letters, digits, '.', '_' or '-'")
+    if not _NAME.match(args.fusion or ""):
+        raise UserError(f"--fusion: {args.fusion!r} must be 1-64 letters, digits, '.', '_' or '-'")
+    if args.max_shards < 0:
+        raise UserError(f"--max-shards: must be >= 0, got {args.max_shards}")
+    if args.checkpoint_every < 0:
+        raise UserError(f"--checkpoint-every: must be >= 0, got {args.checkpoint_every}")
+    if not 0 <= args.checkpoint_interval < float("inf"):
+        raise UserError(
+            f"--checkpoint-interval: must be finite and >= 0, got {args.checkpoint_interval}"
+        )
+    return name
+
+
+async def _serve(args: argparse.Namespace, name: str) -> int:
+    from tracklayer.services.rpc.server import wait_for_shutdown_signal
+    from tracklayer.services.scaleout.worker import Worker
+
+    worker = Worker(
+        args.nats, name, args.fusion, max_shards=args.max_shards,
+        checkpoint_every=args.checkpoint_every, checkpoint_interval_s=args.checkpoint_interval,
+    )  # fmt: skip
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    print(f"tracklayer worker: {name} serving fusion {args.fusion} on {args.nats}", flush=True)
+    signal_wait = asyncio.ensure_future(wait_for_shutdown_signal())
+    await asyncio.wait({task, signal_wait}, return_when=asyncio.FIRST_COMPLETED)
+    stop.set()
+    signal_wait.cancel()
+    await task  # re-raises a failure (UserError: one line, exit 2)
+    print(f"tracklayer worker: {name} stopped", flush=True)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from tracklayer.services.rpc.server import configure_logging
+
+    name = _validated(args)
+    configure_logging()
+    return asyncio.run(_serve(args, name))

@@ -1,0 +1,192 @@
+"""The fusion engine's journal on a JetStream stream (``tracklayer fusion --nats``).
+
+:class:`StreamJournal` offers what ``FusionEngine`` uses of
+:class:`~tracklayer.services.fusion_service.journal.Journal`, so the engine, its
+ordering and its acknowledgements stay exactly as they are: events are buffered by
+:meth:`append`, and :meth:`commit` (the group commit) publishes them in order and
+returns only once the broker acknowledged every one. Each message carries
+``Nats-Expected-Last-Sequence``: the stream sequence *is* the journal seq, and a second
+front door writing the same journal fails its commit instead of interleaving.
+
+A commit the broker does not acknowledge raises :class:`JournalUnavailable`, which the
+engine treats like a full disk (``disk_full.ride_out``): nothing is acknowledged,
+streams end ``UNAVAILABLE``, and once the broker answers the state is rebuilt from the
+stream (whatever of the failed commit reached it is answered DUPLICATE on resend).
+Restart replays the whole stream through the front door's ordering-only core (no
+tracker: cheap); front-door checkpoints are not written yet (docs/scaleout.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+from collections.abc import Iterator, Mapping
+
+from tracklayer.services.fusion_service.journal import Event, EventKind, JournalError
+from tracklayer.services.scaleout.events import decode_event, encode_event
+from tracklayer.services.scaleout.link import NatsLink
+from tracklayer.services.scaleout.stream_reader import StreamReader
+
+#: Seconds a group commit waits for the broker's acknowledgements.
+COMMIT_TIMEOUT_S = 10.0
+_EXPECTED_LAST = "Nats-Expected-Last-Sequence"
+
+
+class JournalUnavailable(OSError):
+    """The broker did not take a commit (or cannot be reached); ``journal_unwritable``
+    tells ``disk_full.is_disk_full`` to ride it out like a full disk."""
+
+    journal_unwritable = True
+
+    def __init__(self, message: str) -> None:
+        super().__init__(errno.EAGAIN, message)
+
+
+class StreamJournal:
+    """Duck-typed :class:`~tracklayer.services.fusion_service.journal.Journal` on the
+    ``names.journal_stream`` stream of ``link``."""
+
+    CHECKPOINTS_KEPT = 2
+
+    def __init__(self, link: NatsLink) -> None:
+        self.link, self.names = link, link.names
+        self.path = f"{link.url} stream {self.names.journal_stream}"
+        self.last_seq = self.committed_seq = self._stream_last_seq()
+        self.frames = 0  # FRAME events read back by the replay plus those appended since
+        self.trimmed_through = self.trimmed_frames = self.last_trim_ns = 0
+        self._buffer: list[tuple[int, bytes, bool]] = []  # (seq, body, is a frame)
+
+    def _stream_last_seq(self) -> int:
+        try:
+            info = self.link.call(self.link.js.stream_info(self.names.journal_stream), 10.0)
+        except Exception as exc:  # noqa: BLE001 - any broker failure
+            raise JournalUnavailable(f"{self.path}: {exc!r}") from None
+        return int(info.state.last_seq)
+
+    # ---- settings ---------------------------------------------------------------
+    def check_settings(self, settings: Mapping[str, object]) -> None:
+        """Pin ``settings`` in the deployment's settings bucket (workers build their
+        cores from them); a restart with other values raises JournalError naming one."""
+        self.link.call(self._check_settings(dict(settings)), 15.0)
+
+    async def _check_settings(self, settings: dict[str, object]) -> None:
+        import nats.js.errors
+
+        bucket = await self.link.js.key_value(self.names.settings_bucket)
+        wanted = json.dumps(settings, sort_keys=True).encode()
+        try:
+            await bucket.create("settings", wanted)
+            return
+        except nats.js.errors.KeyWrongLastSequenceError:
+            pass
+        stored = json.loads((await bucket.get("settings")).value)
+        for key, value in sorted(settings.items()):
+            if key in stored and json.dumps(stored[key], sort_keys=True) != json.dumps(
+                value, sort_keys=True
+            ):
+                raise JournalError(
+                    f"{self.path}: written with {key} = {json.dumps(stored[key])}, now "
+                    f"{json.dumps(value)}; the shards would diverge: restart with the same "
+                    f"{key} or use another --id"
+                )
+
+    # ---- writing ----------------------------------------------------------------
+    def append(
+        self, kind: EventKind, sensor_id: str = "", now: float | None = None, payload: bytes = b""
+    ) -> int:
+        """Buffer one event; returns its seq (= its stream sequence once committed)."""
+        self.last_seq += 1
+        body = encode_event(kind, sensor_id, now, payload)
+        self._buffer.append((self.last_seq, body, kind == EventKind.FRAME))
+        if kind == EventKind.FRAME:
+            self.frames += 1
+        return self.last_seq
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)
+
+    def commit(self) -> int:
+        """Publish the buffered events in order and wait for every broker ack (called on
+        the engine's database thread); raises :class:`JournalUnavailable` if not taken."""
+        if not self._buffer:
+            return self.committed_seq
+        rows, self._buffer = self._buffer, []
+        try:
+            self.link.call(self._publish(rows), COMMIT_TIMEOUT_S + 1.0)
+        except JournalUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - timeout, lost connection, wrong sequence
+            raise JournalUnavailable(f"{self.path}: commit not acknowledged: {exc!r}") from None
+        self.committed_seq = rows[-1][0]
+        return self.committed_seq
+
+    async def _publish(self, rows: list[tuple[int, bytes, bool]]) -> None:
+        js, subject = self.link.js, self.names.journal_subject
+        futures = [
+            await js.publish_async(subject, body, headers={_EXPECTED_LAST: str(seq - 1)})
+            for seq, body, _ in rows
+        ]
+        acks = await asyncio.wait_for(asyncio.gather(*futures), COMMIT_TIMEOUT_S)
+        for (seq, _, _), ack in zip(rows, acks, strict=True):
+            if ack.seq != seq:
+                raise JournalUnavailable(f"{self.path}: event {seq} stored as {ack.seq}")
+
+    def reset_to_committed(self) -> None:
+        """After a failed commit: forget the buffer; the stream's last sequence (which may
+        hold part of the failed commit) is read again by :meth:`probe`."""
+        self._buffer = []
+        self.last_seq = self.committed_seq
+
+    def probe(self) -> None:
+        """Raises :class:`JournalUnavailable` while the broker cannot be reached; else
+        takes the stream's last sequence as the committed one (the reload replays it)."""
+        self.last_seq = self.committed_seq = self._stream_last_seq()
+        self.frames = 0  # counted again by the replay
+
+    # ---- reading ----------------------------------------------------------------
+    def events(self, after_seq: int = 0) -> Iterator[Event]:
+        """Committed events with seq > ``after_seq``, in order, read from the stream."""
+        reader = StreamReader(
+            self.link.js, self.names.journal_stream, self.names.journal_subject, after_seq + 1
+        )
+        try:
+            while reader.next_seq <= self.committed_seq:
+                for msg in self.link.call(reader.next_batch(2.0), 30.0):
+                    ev = decode_event(msg.metadata.sequence.stream, msg.data)
+                    if ev.seq > self.committed_seq:
+                        return
+                    if ev.kind == EventKind.FRAME:
+                        self.frames += 1
+                    yield ev
+        finally:
+            self.link.call(reader.close(), 10.0)
+
+    # ---- checkpoints and trimming: not in this mode yet ------------------------------
+    def checkpoints(self) -> list[tuple[int, str, bytes]]:
+        return []
+
+    def latest_checkpoint(self) -> tuple[int, str, bytes] | None:
+        return None
+
+    def write_checkpoint(self, seq: int, version: str, state: bytes) -> int:
+        """Front-door checkpoints are not kept yet: a restart replays the stream."""
+        return 0
+
+    @property
+    def events_kept(self) -> int:
+        return self.committed_seq
+
+    def trim(self, through_seq: int, limit: int = 2000) -> int:
+        return 0
+
+    def reclaim(self, pages: int) -> None:
+        return None
+
+    @property
+    def size_bytes(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        """Nothing to close: the link is closed by its owner."""
