@@ -17,115 +17,17 @@ from __future__ import annotations
 
 import asyncio
 import random
-import sqlite3
 import time
-from pathlib import Path
 
 import pytest
+from scaleout_chain import Chain, offline_reports, stream_reports, wait_for_line, wait_stored
 
 from tracklayer.services.ops import processes
-from tracklayer.services.store_service.track_store import canonical_bytes
-from tracklayer.services.wire.recording import TOPIC_TRACKS, RecordingReader
-from tracklayer.v1 import track_pb2
 
 pytest.importorskip("nats")
 pytest.importorskip("tracklayer.fusion.tracker")
 
 SCENARIO = ("dropout", 150.0)  # shared with test_replay_service and test_fault_injection
-
-
-def offline_reports(tracked: Path) -> list[bytes]:
-    """``/tracks`` of ``tracklayer track``, in file order, without ``emitted_at``."""
-    return [
-        canonical_bytes(track_pb2.TrackReport.FromString(d))
-        for _, _, d in RecordingReader(tracked).raw_messages([TOPIC_TRACKS])
-    ]
-
-
-def stored(db: Path) -> dict[tuple[str, int], bytes]:
-    con = sqlite3.connect(db)
-    try:
-        rows = con.execute("SELECT track_id, revision, content FROM reports").fetchall()
-    except sqlite3.OperationalError:  # the store has not created its table yet
-        rows = []
-    finally:
-        con.close()
-    return {(tid, rev): content for tid, rev, content in rows}
-
-
-def wait_stored(db: Path, n: int, timeout_s: float = 60.0) -> dict[tuple[str, int], bytes]:
-    """The store's reports once it holds ``n`` (or the timeout passed)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        got = stored(db)
-        if len(got) >= n or time.monotonic() > deadline:
-            return got
-        time.sleep(0.2)
-
-
-def stream_reports(url: str, fusion_id: str = "fusion") -> list[bytes]:
-    """Every message of the REPORTS stream, in stream order, without ``emitted_at``."""
-    import nats
-
-    from tracklayer.services.scaleout.names import Names
-    from tracklayer.services.scaleout.stream_reader import StreamReader
-
-    async def read() -> list[bytes]:
-        names = Names(fusion_id)
-        nc = await nats.connect(url)
-        js = nc.jetstream()
-        last = (await js.stream_info(names.reports_stream)).state.last_seq
-        reader = StreamReader(js, names.reports_stream, names.reports_subject, 1)
-        out: list[bytes] = []
-        while reader.next_seq <= last:
-            out += [
-                canonical_bytes(track_pb2.TrackReport.FromString(m.data))
-                for m in await reader.next_batch(2.0)
-            ]
-        await reader.close()
-        await nc.close()
-        return out
-
-    return asyncio.run(read())
-
-
-class Chain:
-    """Store + front door (+ workers) as processes on one broker."""
-
-    def __init__(self, work: Path, broker_url: str) -> None:
-        self.work, self.url = work, broker_url
-        self.logs = work / "logs"
-        self.store = processes.start_server(
-            "store", ["consumer", "--listen", "127.0.0.1:0", "--db", str(work / "t.sqlite")],
-            self.logs,
-        )  # fmt: skip
-        self.front = processes.start_server(
-            "fusion", ["fusion", "--listen", "127.0.0.1:0", "--store", self.store.address,
-                       "--nats", broker_url, "--shards", "1", "--idle-timeout", "0"],
-            self.logs,
-        )  # fmt: skip
-        self.workers: dict[str, processes.ChildProcess] = {}
-
-    def worker(self, name: str, *extra: str) -> processes.ChildProcess:
-        argv = ["worker", "--nats", self.url, "--id", name, *extra]
-        self.workers[name] = processes.start_command(name, argv, self.logs)
-        return self.workers[name]
-
-    def replay(self, recording: Path) -> processes.ChildProcess:
-        argv = ["replay", str(recording), "--fusion", self.front.address, "--max-speed"]
-        return processes.start_command("replay", argv, self.logs)
-
-    def stop(self) -> dict[str, int]:
-        kids = [*self.workers.values(), self.front, self.store]
-        return processes.stop_all([k for k in kids if k.alive()], grace_s=20)
-
-
-def wait_for_line(child: processes.ChildProcess, text: str, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while text not in child.log_path.read_text(errors="replace"):
-        assert child.alive(), child.describe_exit()
-        assert time.monotonic() < deadline, f"no {text!r} in {child.log_path}"
-        time.sleep(0.05)
 
 
 def test_broker_command_says_where_it_listens_and_stores_and_stops_on_sigterm(tmp_path):

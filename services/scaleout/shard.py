@@ -35,6 +35,9 @@ from tracklayer.services.scaleout.stream_reader import StreamReader
 
 log = logging.getLogger("tracklayer.services.scaleout")
 
+#: Seconds a shard waits for the broker's acks of one batch of reports.
+PUBLISH_TIMEOUT_S = 5.0
+
 
 @dataclass(frozen=True)
 class ShardSpec:
@@ -146,8 +149,9 @@ class ShardRunner:
                     await js.publish_async(subject, msg.SerializeToString(), headers=headers)
                 )
             self.status.applied_seq = ev.seq
-        if futures:
-            await asyncio.gather(*futures)
+        if futures:  # a broker that does not answer fails the shard: it restarts from
+            # its checkpoint (the worker releases the lease and takes it again)
+            await asyncio.wait_for(asyncio.gather(*futures), PUBLISH_TIMEOUT_S)
             self.status.reports += len(futures)
         self.status.counters = core.counters
         self.status.tracks_owned = self.status.counters.get("tracks_live", 0)

@@ -29,7 +29,7 @@ from tracklayer.services.scaleout.link import NatsLink
 from tracklayer.services.scaleout.stream_reader import StreamReader
 
 #: Seconds a group commit waits for the broker's acknowledgements.
-COMMIT_TIMEOUT_S = 10.0
+COMMIT_TIMEOUT_S = 5.0
 _EXPECTED_LAST = "Nats-Expected-Last-Sequence"
 
 

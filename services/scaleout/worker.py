@@ -59,7 +59,10 @@ class Worker:
             for shard in range(spec.shards):
                 self.leases[shard] = Lease(bucket, shard_key(shard), self.worker_id)
             while not stop.is_set():
-                await self._tend(js, spec)
+                try:
+                    await self._tend(js, spec)
+                except Exception as exc:  # noqa: BLE001 - broker away: the leases tell later
+                    log.warning(kv("lease_tending_failed", worker=self.worker_id, error=repr(exc)))
                 try:
                     await asyncio.wait_for(stop.wait(), RENEW_S)
                 except TimeoutError:
