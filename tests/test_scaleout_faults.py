@@ -29,7 +29,10 @@ RESTART_LIMIT_S = 30.0  # kill -> SERVING again on a loaded 2-CPU machine
 
 def front_logs(work: Path) -> str:
     """Every front-door log of the run, in start order."""
-    logs = sorted((work / "logs").glob("fusion*.log"), key=lambda p: p.stat().st_mtime)
+    def start_number(p: Path) -> int:  # fusion.log, fusion-2.log, fusion-3.log, ...
+        return int(p.stem.partition("-")[2] or 1)
+
+    logs = sorted((work / "logs").glob("fusion*.log"), key=start_number)
     return "\n".join(p.read_text() for p in logs)
 
 
@@ -53,10 +56,9 @@ def test_front_door_sigkilled_twice_mid_stream_loses_and_duplicates_nothing(
         w1 = chain.worker("w1")
         wait_for_line(w1, "event=shard_started")
         replay = chain.replay(rec, *PACE)
-        wait_for_line(chain.front, "event=stream_open")  # frames are flowing
-        start = time.monotonic()
-        for at in sorted(rng.uniform(0.2, 2.5) for _ in range(2)):
-            time.sleep(max(0.0, start + at - time.monotonic()))
+        for _ in range(2):
+            wait_for_line(chain.front, "event=stream_open")  # frames are flowing (again)
+            time.sleep(rng.uniform(0.2, 1.2))
             assert replay.alive(), "the replay ended before the kill"
             restarts.append(chain.kill_front())
         assert replay.wait(180) == 0, replay.log_tail()
@@ -67,7 +69,7 @@ def test_front_door_sigkilled_twice_mid_stream_loses_and_duplicates_nothing(
     assert max(restarts) < RESTART_LIMIT_S
     journaled = [int(m) for m in re.findall(r"event=journal_replayed .* frames=(\d+)",
                                             front_logs(tmp_path))]  # fmt: skip
-    assert len(journaled) == 3 and min(journaled[1:]) > 0  # each kill lost frames in flight
+    assert len(journaled) == 3 and 0 < journaled[1] < journaled[2]  # frames before each kill
     exact_and_gapless(got, expected)
 
 
