@@ -14,13 +14,15 @@ from __future__ import annotations
 import dataclasses
 import logging
 
+import grpc
+
 from tracklayer.fusion.config import FusionConfig
 from tracklayer.fusion.domain import SensorFrame, TrackReport
 from tracklayer.services.errors import UserError
 from tracklayer.services.fusion_service.engine import FusionEngine
 from tracklayer.services.fusion_service.forwarder import Forwarder
 from tracklayer.services.fusion_service.journal import JournalError
-from tracklayer.services.fusion_service.servicer import start_fusion_server
+from tracklayer.services.fusion_service.servicer import FusionServer, start_fusion_server
 from tracklayer.services.fusion_service.settings import FusionSettings
 from tracklayer.services.rpc.foreground import serve_until_stopped
 from tracklayer.services.rpc.server import kv
@@ -97,6 +99,37 @@ def build_front_door(
     return engine, link
 
 
+async def start_front_door_server(
+    settings: FusionSettings,
+    listen: str,
+    nats_url: str,
+    shards: int = 1,
+    *,
+    credentials: grpc.ServerCredentials | None = None,
+    metrics_port: int | None = None,
+) -> tuple[FusionServer, NatsLink]:
+    """Start the front door's engine, forwarder and gRPC server; close the returned link
+    after ``server.stop()``."""
+    engine, link = build_front_door(settings, nats_url, shards)
+    try:
+        if engine.forwarder is not None:
+            engine.forwarder.start()
+        server = await start_fusion_server(
+            engine.settings,
+            listen,
+            metrics_port=metrics_port,
+            credentials=credentials,
+            engine=engine,
+        )
+    except BaseException:
+        if engine.forwarder is not None:
+            await engine.forwarder.abandon()
+        link.close()
+        raise
+    log.info(kv("front_door_started", nats=nats_url, journal=engine.journal.path, shards=shards))
+    return server, link
+
+
 async def serve_front_door(
     settings: FusionSettings,
     listen: str,
@@ -109,23 +142,14 @@ async def serve_front_door(
 ) -> int:
     """Serve FusionService on ``listen``, journaling to the broker at ``nats_url``, until
     SIGTERM/SIGINT (0) or an engine failure (1)."""
-    engine, link = build_front_door(settings, nats_url, shards)
+    server, link = await start_front_door_server(
+        settings, listen, nats_url, shards,
+        credentials=server_credentials(tls), metrics_port=metrics_port,
+    )  # fmt: skip
+    engine = server.engine
     try:
-        if engine.forwarder is not None:
-            engine.forwarder.start()
-        server = await start_fusion_server(
-            engine.settings,
-            listen,
-            metrics_port=metrics_port,
-            credentials=server_credentials(tls),
-            engine=engine,
-        )
-        log.info(
-            kv("front_door_started", nats=nats_url, journal=engine.journal.path, shards=shards)
-        )
         print(f"{LABEL}: journal {engine.journal.path}, {shards} shard(s)", flush=True)
         await serve_until_stopped(LABEL, server, tls, grace, failure=engine.wait_failed)
         return 1 if engine.failed is not None else 0
     finally:
-        engine.outbox.close()
         link.close()
