@@ -52,5 +52,17 @@ class NatsLink:
                 self.call(nc.close(), timeout=5.0)
             except Exception:  # noqa: BLE001 - closing anyway
                 pass
+        try:  # a broker that went away first leaves the client's tasks waiting
+            self.call(_cancel_other_tasks(), timeout=5.0)
+        except Exception:  # noqa: BLE001 - stopping anyway
+            pass
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5.0)
+
+
+async def _cancel_other_tasks() -> None:
+    me = asyncio.current_task()
+    rest = [t for t in asyncio.all_tasks() if t is not me]
+    for task in rest:
+        task.cancel()
+    await asyncio.gather(*rest, return_exceptions=True)

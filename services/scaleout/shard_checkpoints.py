@@ -1,11 +1,13 @@
-"""A shard's checkpoints in a JetStream object store (``tl_<ID>_ckpt``, object ``shard-<k>``).
+"""Checkpoints in a JetStream object store (``tl_<ID>_ckpt``): one object per shard
+(``shard-<k>``) and one for the front door's ordering state (``front-door``).
 
-The object is a small header (magic, the journal seq the state covers, the software
+An object is a small header (magic, the journal seq the state covers, the software
 version) followed by the fusion service's own checkpoint bytes
 (``fusion_service.checkpoint``: versioned, checksummed data, no pickle; loading names
-classes only from ``tracklayer.fusion`` and the configured tracker). A checkpoint of
-another version, or one that fails its checks, is refused with one WARNING line and the
-shard replays the journal from the start (the stream is never trimmed in this version).
+classes only from ``tracklayer.fusion`` and the configured tracker). A shard checkpoint
+of another version, or one that fails its checks, is refused with one WARNING line and
+the shard replays the journal from the start (the stream is never trimmed in this
+version); the front door's goes through the journal's usual checks (``recovery``).
 """
 
 from __future__ import annotations
@@ -29,47 +31,60 @@ log = logging.getLogger("tracklayer.services.scaleout")
 
 MAGIC = b"tracklayer-shard\x00"
 _HEAD = struct.Struct(">QH")
+#: Object name of the front door's checkpoint.
+FRONT_DOOR = "front-door"
 
 
-class ShardCheckpoints:
-    """Save and load shard checkpoints of one deployment."""
+class CheckpointObjects:
+    """Checkpoint objects of one deployment: (seq, version, state bytes) by name."""
 
     def __init__(self, js, names: Names) -> None:  # noqa: ANN001 - JetStreamContext
         self._js, self.names = js, names
 
-    async def save(self, shard: int, seq: int, core: FusionCore, opens: Counter) -> int:
-        """Keep the state after journal event ``seq``; returns its size in bytes."""
-        version = __version__.encode()
-        blob = MAGIC + _HEAD.pack(seq, len(version)) + version + encode_checkpoint(core, opens)
+    async def put(self, name: str, seq: int, state: bytes, version: str = __version__) -> int:
+        """Keep ``state`` as the state after journal event ``seq``; returns the bytes."""
+        v = version.encode()
+        blob = MAGIC + _HEAD.pack(seq, len(v)) + v + state
         store = await self._js.object_store(self.names.checkpoint_bucket)
-        await store.put(shard_key(shard), blob)
+        await store.put(name, blob)
         return len(blob)
 
-    async def load(self, shard: int, fresh: FusionCore) -> tuple[int, FusionCore, Counter] | None:
-        """(seq, core, open-stream counts) of the shard's checkpoint, or None (replay from
-        the start). ``fresh``: a new core of the shard's settings (names its tracker)."""
+    async def get(self, name: str) -> tuple[int, str, bytes] | None:
+        """(seq, version, state) of object ``name``, or None if there is none; raises
+        CheckpointError when its header is not ours."""
         import nats.js.errors
 
         store = await self._js.object_store(self.names.checkpoint_bucket)
         try:
-            blob = (await store.get(shard_key(shard))).data
+            blob = (await store.get(name)).data
         except nats.js.errors.NotFoundError:
             return None
+        if not blob.startswith(MAGIC) or len(blob) < len(MAGIC) + _HEAD.size:
+            raise CheckpointError(f"{name}: not a tracklayer checkpoint object")
+        seq, n = _HEAD.unpack_from(blob, len(MAGIC))
+        start = len(MAGIC) + _HEAD.size
+        return int(seq), blob[start : start + n].decode("utf-8", "replace"), blob[start + n :]
+
+
+class ShardCheckpoints(CheckpointObjects):
+    """Save and load the checkpoint of a shard."""
+
+    async def save(self, shard: int, seq: int, core: FusionCore, opens: Counter) -> int:
+        """Keep the shard's state after journal event ``seq``; returns its size in bytes."""
+        return await self.put(shard_key(shard), seq, encode_checkpoint(core, opens))
+
+    async def load(self, shard: int, fresh: FusionCore) -> tuple[int, FusionCore, Counter] | None:
+        """(seq, core, open-stream counts) of the shard's checkpoint, or None (replay from
+        the start). ``fresh``: a new core of the shard's settings (names its tracker)."""
         try:
-            seq, core, opens = _decode(blob, allowed_modules(fresh))
+            found = await self.get(shard_key(shard))
+            if found is None:
+                return None
+            seq, version, state = found
+            if version != __version__:
+                raise CheckpointError(f"written by tracklayer {version}, this is {__version__}")
+            core, opens = decode_checkpoint(state, allowed_modules(fresh))
         except CheckpointError as exc:
             log.warning(kv("checkpoint_refused", shard=shard, reason=str(exc)))
             return None
         return seq, core, opens
-
-
-def _decode(blob: bytes, allowed: tuple[str, ...]) -> tuple[int, FusionCore, Counter]:
-    if not blob.startswith(MAGIC) or len(blob) < len(MAGIC) + _HEAD.size:
-        raise CheckpointError("not a tracklayer shard checkpoint")
-    seq, n = _HEAD.unpack_from(blob, len(MAGIC))
-    start = len(MAGIC) + _HEAD.size
-    version = blob[start : start + n].decode("utf-8", "replace")
-    if version != __version__:
-        raise CheckpointError(f"written by tracklayer {version}, this is {__version__}")
-    core, opens = decode_checkpoint(blob[start + n :], allowed)
-    return int(seq), core, opens

@@ -12,8 +12,9 @@ A commit the broker does not acknowledge raises :class:`JournalUnavailable`, whi
 engine treats like a full disk (``disk_full.ride_out``): nothing is acknowledged,
 streams end ``UNAVAILABLE``, and once the broker answers the state is rebuilt from the
 stream (whatever of the failed commit reached it is answered DUPLICATE on resend).
-Restart replays the whole stream through the front door's ordering-only core (no
-tracker: cheap); front-door checkpoints are not written yet (docs/scaleout.md).
+A restart loads the front door's checkpoint (the ordering-only core, in the object
+store) and replays the stream after it; the stream itself is not trimmed yet
+(docs/scaleout.md).
 """
 
 from __future__ import annotations
@@ -21,12 +22,18 @@ from __future__ import annotations
 import asyncio
 import errno
 import json
+import logging
 from collections.abc import Iterator, Mapping
 
+from tracklayer.services.fusion_service.checkpoint import CheckpointError
 from tracklayer.services.fusion_service.journal import Event, EventKind, JournalError
+from tracklayer.services.rpc.server import kv
 from tracklayer.services.scaleout.events import decode_event, encode_event
 from tracklayer.services.scaleout.link import NatsLink
+from tracklayer.services.scaleout.shard_checkpoints import FRONT_DOOR, CheckpointObjects
 from tracklayer.services.scaleout.stream_reader import StreamReader
+
+log = logging.getLogger("tracklayer.services.fusion")
 
 #: Seconds a group commit waits for the broker's acknowledgements.
 COMMIT_TIMEOUT_S = 5.0
@@ -56,6 +63,7 @@ class StreamJournal:
         self.frames = 0  # FRAME events read back by the replay plus those appended since
         self.trimmed_through = self.trimmed_frames = self.last_trim_ns = 0
         self._buffer: list[tuple[int, bytes, bool]] = []  # (seq, body, is a frame)
+        self._objects = CheckpointObjects(link.js, self.names)
 
     def _stream_last_seq(self) -> int:
         try:
@@ -163,15 +171,25 @@ class StreamJournal:
         finally:
             self.link.call(reader.close(), 10.0)
 
-    # ---- checkpoints and trimming: not in this mode yet ------------------------------
+    # ---- checkpoints (the ordering state, in the object store) -----------------------
     def checkpoints(self) -> list[tuple[int, str, bytes]]:
-        return []
+        """The front door's checkpoint as (seq, version, state), if any (one is kept:
+        the stream is never trimmed, so a refused one means a replay from the start)."""
+        try:
+            found = self.link.call(self._objects.get(FRONT_DOOR), 30.0)
+        except CheckpointError as exc:
+            log.warning(kv("checkpoint_refused", file=self.path, reason=str(exc)))
+            return []
+        return [found] if found is not None else []
 
     def latest_checkpoint(self) -> tuple[int, str, bytes] | None:
-        return None
+        kept = self.checkpoints()
+        return kept[0] if kept else None
 
     def write_checkpoint(self, seq: int, version: str, state: bytes) -> int:
-        """Front-door checkpoints are not kept yet: a restart replays the stream."""
+        """Keep the engine's state after ``seq``; returns 0 (nothing may be trimmed: the
+        shards read the stream from their own checkpoints)."""
+        self.link.call(self._objects.put(FRONT_DOOR, seq, state, version), 30.0)
         return 0
 
     @property
