@@ -29,6 +29,7 @@ RESTART_LIMIT_S = 30.0  # kill -> SERVING again on a loaded 2-CPU machine
 
 def front_logs(work: Path) -> str:
     """Every front-door log of the run, in start order."""
+
     def start_number(p: Path) -> int:  # fusion.log, fusion-2.log, fusion-3.log, ...
         return int(p.stem.partition("-")[2] or 1)
 
