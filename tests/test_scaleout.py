@@ -109,3 +109,25 @@ def test_a_sigkilled_worker_is_replaced_from_its_checkpoint_and_nothing_is_lost(
     for tid, rev in sorted(got):
         revisions.setdefault(tid, []).append(rev)
     assert all(r == list(range(1, len(r) + 1)) for r in revisions.values())
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["fusion", "--store", "127.0.0.1:1", "--shards", "2"], "--shards"),
+        (["fusion", "--store", "127.0.0.1:1", "--nats", "nats://127.0.0.1:1", "--shards", "4"],
+         "--shards"),
+        (["fusion", "--store", "127.0.0.1:1", "--nats", "nats://127.0.0.1:1", "--journal", "j"],
+         "--journal"),
+        (["worker", "--nats", "http://127.0.0.1:1"], "--nats"),
+        (["worker", "--nats", "nats://127.0.0.1:1", "--id", "two words"], "--id"),
+        (["worker", "--nats", "nats://127.0.0.1:1", "--max-shards", "-1"], "--max-shards"),
+        (["broker", "--listen", "127.0.0.1:99999"], "--listen"),
+    ],
+)  # fmt: skip
+def test_bad_scaleout_flags_fail_in_one_line_naming_the_flag(argv, flag, capsys):
+    from tracklayer.services.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"error: {flag}:" in err

@@ -18,6 +18,7 @@ objects ``tl_<ID>_ckpt``    ``shard-<k>``: the shard's last checkpoint
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -31,6 +32,8 @@ LEASE_TTL_S = 4.0
 #: Duplicate window of the report stream: a report republished within it is dropped by
 #: the broker (later ones by the store, which keeps each (track_id, revision) once).
 REPORT_DUPLICATE_WINDOW_S = 600.0
+#: Seconds the first connection to the broker may take before the command gives up.
+FIRST_CONNECT_TIMEOUT_S = 10.0
 #: Largest message the streams take (the broker's own limit is set by scaleout.broker).
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 
@@ -101,19 +104,28 @@ async def connect(url: str, name: str, flag: str = "--nats"):  # -> nats.aio.cli
         state["down"] = False
         log.info(kv("broker_reconnected", url=url, client=name))
 
-    try:
-        return await nats.connect(
-            url,
-            name=name,
-            connect_timeout=5,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.2,
-            allow_reconnect=True,
-            error_cb=on_error,
-            reconnected_cb=on_reconnected,
-        )
+    try:  # nats-py retries a first connection for ever when reconnecting is unbounded
+        return await asyncio.wait_for(_connect(nats, url, name, on_error, on_reconnected),
+                                      FIRST_CONNECT_TIMEOUT_S)  # fmt: skip
+    except TimeoutError:
+        raise UserError(
+            f"{flag}: cannot connect to {url} within {FIRST_CONNECT_TIMEOUT_S:g} s"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - any failure of the first connection
         raise UserError(f"{flag}: cannot connect to {url}: {exc or type(exc).__name__}") from None
+
+
+async def _connect(nats, url: str, name: str, on_error, on_reconnected):  # noqa: ANN001, ANN202
+    return await nats.connect(
+        url,
+        name=name,
+        connect_timeout=5,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.2,
+        allow_reconnect=True,
+        error_cb=on_error,
+        reconnected_cb=on_reconnected,
+    )
 
 
 async def ensure_layout(js, names: Names) -> None:  # noqa: ANN001 - JetStreamContext

@@ -6,12 +6,12 @@ import argparse
 import asyncio
 import math
 import os
-import re
 from pathlib import Path
 
 from tracklayer.services.cli.options import (
     add_config_argument,
     add_metrics_port_argument,
+    check_name,
     config_from_args,
 )
 from tracklayer.services.errors import UserError
@@ -22,8 +22,6 @@ from tracklayer.services.rpc.tls import (
     add_tls_arguments,
     channel_credentials,
 )
-
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -163,11 +161,9 @@ def settings_from_args(args: argparse.Namespace):  # -> FusionSettings
     """Validate the flags into the engine's ``FusionSettings``."""
     from tracklayer.services.fusion_service.settings import FusionSettings, default_paths
 
-    if not _ID.match(args.id or ""):
-        raise UserError(
-            f"--id: {args.id!r} must be 1-64 letters, digits, '.', '_' or '-' "
-            "(it names the tracks and the default journal and outbox files)"
-        )
+    check_name(
+        args.id, "--id", " (it names the tracks and the default journal and outbox files)"
+    )
     if not math.isfinite(args.idle_timeout) or args.idle_timeout < 0:
         raise UserError(f"--idle-timeout: must be >= 0 seconds, got {args.idle_timeout}")
     parse_host_port(args.store, "--store")

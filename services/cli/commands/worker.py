@@ -5,12 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import socket
 
+from tracklayer.services.cli.options import check_name
 from tracklayer.services.errors import UserError
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -60,11 +58,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _validated(args: argparse.Namespace) -> str:
-    name = args.id or f"{socket.gethostname()}-{os.getpid()}"
-    if not _NAME.match(name):
-        raise UserError(f"--id: {name!r} must be 1-64 letters, digits, '.', '_' or '-'")
-    if not _NAME.match(args.fusion or ""):
-        raise UserError(f"--fusion: {args.fusion!r} must be 1-64 letters, digits, '.', '_' or '-'")
+    name = check_name(args.id or f"{socket.gethostname()}-{os.getpid()}", "--id")
+    check_name(args.fusion, "--fusion")
     if args.max_shards < 0:
         raise UserError(f"--max-shards: must be >= 0, got {args.max_shards}")
     if args.checkpoint_every < 0:
