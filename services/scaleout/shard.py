@@ -37,6 +37,8 @@ log = logging.getLogger("tracklayer.services.scaleout")
 
 #: Seconds a shard waits for the broker's acks of one batch of reports.
 PUBLISH_TIMEOUT_S = 5.0
+#: Longest stretch of tracking between two yields to the event loop (lease renewals).
+YIELD_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,11 @@ class ShardRunner:
         """Apply a batch of journal messages; publish their reports and await the acks."""
         js, subject = self._js, self.names.reports_subject
         futures = []
+        yielded = time.monotonic()
         for m in msgs:
+            if time.monotonic() - yielded > YIELD_S:  # let the lease renewals run
+                await asyncio.sleep(0)
+                yielded = time.monotonic()
             ev = decode_event(m.metadata.sequence.stream, m.data)
             status, reason, reports, *_ = apply_input(
                 core, opens, input_from_event(ev), replay=True
