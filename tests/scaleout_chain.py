@@ -7,6 +7,7 @@ import asyncio
 import socket
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tracklayer.services.ops import processes
@@ -138,3 +139,20 @@ def wait_for_line(child: processes.ChildProcess, text: str, timeout_s: float = 6
         assert child.alive(), child.describe_exit()
         assert time.monotonic() < deadline, f"no {text!r} in {child.log_path}"
         time.sleep(0.05)
+
+
+def front_status(address: str, want: Callable[[dict[str, int]], bool], timeout_s: float = 30.0):
+    """The front door's GetStatus counters once ``want(counters)`` holds (or the timeout)."""
+    import grpc
+
+    from tracklayer.v1 import fusion_service_pb2 as fs
+    from tracklayer.v1 import fusion_service_pb2_grpc as fs_grpc
+
+    deadline = time.monotonic() + timeout_s
+    with grpc.insecure_channel(address) as ch:
+        stub = fs_grpc.FusionServiceStub(ch)
+        while True:
+            counters = dict(stub.GetStatus(fs.GetStatusRequest(), timeout=10).counters)
+            if want(counters) or time.monotonic() > deadline:
+                return counters
+            time.sleep(0.3)

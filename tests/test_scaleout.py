@@ -20,7 +20,14 @@ import random
 import time
 
 import pytest
-from scaleout_chain import Chain, offline_reports, stream_reports, wait_for_line, wait_stored
+from scaleout_chain import (
+    Chain,
+    front_status,
+    offline_reports,
+    stream_reports,
+    wait_for_line,
+    wait_stored,
+)
 
 from tracklayer.services.ops import processes
 
@@ -69,9 +76,15 @@ def test_one_shard_through_the_broker_reports_what_tracklayer_track_writes(
         assert replay.wait(120) == 0, replay.log_tail()
         got = wait_stored(tmp_path / "t.sqlite", len(expected))
         in_stream = stream_reports(nats_broker.url)
+        lag = 'shard_lag_events{shard="0"}'
+        status = front_status(chain.front_address, lambda c: c.get(lag) == 0)
     finally:
         codes = chain.stop()
     assert codes == {"w1": 0, "fusion": 0, "store": 0}
+    # GetStatus per shard (issue item 4): owner, caught up, what it published.
+    assert status['shard_owner{shard="0",worker="w1"}'] == 1 and status[lag] == 0
+    assert status['shard_reports_total{shard="0"}'] == len(expected)
+    assert status["reports_forwarded_total"] == len(expected)
     assert in_stream == expected  # byte for byte, in order
     assert sorted(got.values()) == sorted(expected)
     assert "ACCEPTED" in replay.log_tail() and "LATE 0" in replay.log_tail()

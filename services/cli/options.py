@@ -24,9 +24,7 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 def check_name(value: str | None, flag: str, what: str = "") -> str:
     """``value`` if it is a valid identity, else UserError naming ``flag``."""
     if not NAME.match(value or ""):
-        raise UserError(
-            f"{flag}: {value!r} must be 1-64 letters, digits, '.', '_' or '-'" + what
-        )
+        raise UserError(f"{flag}: {value!r} must be 1-64 letters, digits, '.', '_' or '-'" + what)
     return str(value)
 
 

@@ -30,6 +30,7 @@ from tracklayer.services.rpc.tls import TlsConfig, server_credentials
 from tracklayer.services.scaleout.link import NatsLink
 from tracklayer.services.scaleout.names import Names
 from tracklayer.services.scaleout.report_feed import ReportFeed
+from tracklayer.services.scaleout.shard_status import ShardStatusView
 from tracklayer.services.scaleout.stream_journal import StreamJournal
 
 log = logging.getLogger("tracklayer.services.fusion")
@@ -96,6 +97,8 @@ def build_front_door(
             credentials=settings.store_credentials,
         )
     engine.counter_sources.append(feed.counters)
+    view = ShardStatusView(link, shards, lambda: journal.committed_seq)
+    engine.counter_sources.append(view.counters)
     return engine, link
 
 

@@ -79,6 +79,7 @@ class ShardStatus:
     reports: int = 0
     checkpoint_seq: int = 0
     checkpoint_at: float = 0.0  # monotonic
+    checkpoint_unix_s: float = 0.0  # wall clock of the last checkpoint written here (0: none)
     started_from: int = 0
     tracks_owned: int = 0
     counters: dict[str, int] = field(default_factory=dict)
@@ -177,4 +178,5 @@ class ShardRunner:
             return
         size = await self.checkpoints.save(self.shard, st.applied_seq, core, opens)
         st.checkpoint_seq, st.checkpoint_at = st.applied_seq, time.monotonic()
+        st.checkpoint_unix_s = time.time()
         log.info(kv("checkpoint_written", shard=self.shard, seq=st.applied_seq, bytes=size))

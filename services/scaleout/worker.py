@@ -18,6 +18,7 @@ from tracklayer.services.rpc.server import kv
 from tracklayer.services.scaleout.leases import Lease
 from tracklayer.services.scaleout.names import Names, connect, ensure_layout, shard_key
 from tracklayer.services.scaleout.shard import ShardRunner, ShardSpec
+from tracklayer.services.scaleout.shard_status import status_document, status_key
 
 log = logging.getLogger("tracklayer.services.scaleout")
 
@@ -55,6 +56,7 @@ class Worker:
             spec = await self._wait_for_settings(js, stop)
             if spec is None:
                 return
+            self._status_bucket = await js.key_value(self.names.settings_bucket)
             bucket = await js.key_value(self.names.lease_bucket)
             for shard in range(spec.shards):
                 self.leases[shard] = Lease(bucket, shard_key(shard), self.worker_id)
@@ -105,6 +107,9 @@ class Worker:
             elif self.max_shards == 0 or len(self.runners) < self.max_shards:
                 if await lease.take():
                     self._start_shard(js, spec, shard)
+        for shard, (runner, _) in self.runners.items():  # GetStatus of the front door
+            doc = status_document(self.worker_id, runner.status)
+            await self._status_bucket.put(status_key(shard), doc)
 
     def _start_shard(self, js, spec: ShardSpec, shard: int) -> None:  # noqa: ANN001
         lease = self.leases[shard]

@@ -161,9 +161,7 @@ def settings_from_args(args: argparse.Namespace):  # -> FusionSettings
     """Validate the flags into the engine's ``FusionSettings``."""
     from tracklayer.services.fusion_service.settings import FusionSettings, default_paths
 
-    check_name(
-        args.id, "--id", " (it names the tracks and the default journal and outbox files)"
-    )
+    check_name(args.id, "--id", " (it names the tracks and the default journal and outbox files)")
     if not math.isfinite(args.idle_timeout) or args.idle_timeout < 0:
         raise UserError(f"--idle-timeout: must be >= 0 seconds, got {args.idle_timeout}")
     parse_host_port(args.store, "--store")
