@@ -43,6 +43,18 @@ def server_binary() -> Path:
     )
 
 
+def _die_with_parent() -> None:
+    """In the child before exec (Linux): SIGTERM when the starting thread's process dies,
+    even by SIGKILL, so a killed ``tracklayer broker`` leaves no server behind."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+
+
 def _config_text(host: str, port: int, store: Path) -> str:
     return (
         f'host: "{host}"\nport: {port if port else -1}\n'
@@ -113,6 +125,7 @@ def start_broker(
         stderr=subprocess.STDOUT,
         text=True,
         process_group=0,  # a terminal's Ctrl-C reaches the command, which stops it in order
+        preexec_fn=_die_with_parent,
     )
     broker = Broker(proc, "", store)
     ready = threading.Event()

@@ -137,6 +137,7 @@ class ShardRunner:
         """Apply a batch of journal messages; publish their reports and await the acks."""
         js, subject = self._js, self.names.reports_subject
         futures = []
+        last = self.status.applied_seq
         yielded = time.monotonic()
         for m in msgs:
             if time.monotonic() - yielded > YIELD_S:  # let the lease renewals run
@@ -155,11 +156,13 @@ class ShardRunner:
                 futures.append(
                     await js.publish_async(subject, msg.SerializeToString(), headers=headers)
                 )
-            self.status.applied_seq = ev.seq
+            last = ev.seq
         if futures:  # a broker that does not answer fails the shard: it restarts from
             # its checkpoint (the worker releases the lease and takes it again)
             await asyncio.wait_for(asyncio.gather(*futures), PUBLISH_TIMEOUT_S)
             self.status.reports += len(futures)
+        if msgs:  # applied = its reports are on the broker (status, checkpoints)
+            self.status.applied_seq = last
         self.status.counters = core.counters
         self.status.tracks_owned = self.status.counters.get("tracks_live", 0)
 
