@@ -156,3 +156,54 @@ def front_status(address: str, want: Callable[[dict[str, int]], bool], timeout_s
             if want(counters) or time.monotonic() > deadline:
                 return counters
             time.sleep(0.3)
+
+
+class LiveSubscriber:
+    """``SubscribeLiveTracks`` on the front door in a thread: every report, in order."""
+
+    def __init__(self, address: str) -> None:
+        import threading
+
+        import grpc
+
+        from tracklayer.v1 import fusion_service_pb2 as fs
+        from tracklayer.v1 import fusion_service_pb2_grpc as fs_grpc
+
+        self.reports: list[bytes] = []
+        self._channel = grpc.insecure_channel(address)
+        stub = fs_grpc.FusionServiceStub(self._channel)
+        self._call = stub.SubscribeLiveTracks(fs.SubscribeLiveTracksRequest())
+        self._thread = threading.Thread(target=self._collect, daemon=True)
+        self._thread.start()
+
+    def _collect(self) -> None:
+        import grpc
+
+        try:
+            for resp in self._call:
+                self.reports += [canonical_bytes(r) for r in resp.reports]
+        except grpc.RpcError:
+            pass
+
+    def wait_for(self, n: int, timeout_s: float = 30.0) -> list[bytes]:
+        deadline = time.monotonic() + timeout_s
+        while len(self.reports) < n and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return list(self.reports)
+
+    def close(self) -> None:
+        self._call.cancel()
+        self._thread.join(5)
+        self._channel.close()
+
+
+def list_live(address: str) -> list[bytes]:
+    """The front door's ``ListLiveTracks``, without ``emitted_at``."""
+    import grpc
+
+    from tracklayer.v1 import fusion_service_pb2 as fs
+    from tracklayer.v1 import fusion_service_pb2_grpc as fs_grpc
+
+    with grpc.insecure_channel(address) as ch:
+        resp = fs_grpc.FusionServiceStub(ch).ListLiveTracks(fs.ListLiveTracksRequest(), timeout=10)
+    return [canonical_bytes(r) for r in resp.tracks]

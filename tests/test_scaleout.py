@@ -22,7 +22,9 @@ import time
 import pytest
 from scaleout_chain import (
     Chain,
+    LiveSubscriber,
     front_status,
+    list_live,
     offline_reports,
     stream_reports,
     wait_for_line,
@@ -30,6 +32,7 @@ from scaleout_chain import (
 )
 
 from tracklayer.services.ops import processes
+from tracklayer.v1 import track_pb2
 
 pytest.importorskip("nats")
 pytest.importorskip("tracklayer.fusion.tracker")
@@ -65,22 +68,36 @@ def test_one_shard_through_the_broker_reports_what_tracklayer_track_writes(
     simulated_mcap, tracked_mcap, nats_broker, tmp_path
 ):
     """Proof 1: the REPORTS stream equals ``/tracks`` of ``tracklayer track`` message for
-    message (the same order), and the store holds exactly those reports."""
+    message (the same order), the front door's SubscribeLiveTracks gives them too, and
+    the store holds exactly those reports."""
     rec = simulated_mcap(SCENARIO[0], duration_s=SCENARIO[1])
     expected = offline_reports(tracked_mcap(SCENARIO[0], duration_s=SCENARIO[1]))
     assert expected
     chain = Chain(tmp_path, nats_broker.url)
+    live = LiveSubscriber(chain.front_address)
     try:
         chain.worker("w1")
         replay = chain.replay(rec)
         assert replay.wait(120) == 0, replay.log_tail()
         got = wait_stored(tmp_path / "t.sqlite", len(expected))
         in_stream = stream_reports(nats_broker.url)
+        subscribed = live.wait_for(len(expected))
+        listed = list_live(chain.front_address)
         lag = 'shard_lag_events{shard="0"}'
         status = front_status(chain.front_address, lambda c: c.get(lag) == 0)
     finally:
+        live.close()
         codes = chain.stop()
     assert codes == {"w1": 0, "fusion": 0, "store": 0}
+    assert subscribed == expected  # the front door's SubscribeLiveTracks, as embedded
+    latest: dict[str, bytes] = {}
+    for data in expected:  # ListLiveTracks: the latest report of each track not deleted
+        r = track_pb2.TrackReport.FromString(data)
+        if r.status == track_pb2.TRACK_STATUS_DELETED:
+            latest.pop(r.track_id, None)
+        else:
+            latest[r.track_id] = data
+    assert listed == [latest[k] for k in sorted(latest)]
     # GetStatus per shard (issue item 4): owner, caught up, what it published.
     assert status['shard_owner{shard="0",worker="w1"}'] == 1 and status[lag] == 0
     assert status['shard_reports_total{shard="0"}'] == len(expected)

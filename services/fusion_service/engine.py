@@ -149,6 +149,7 @@ class FusionEngine:
         self.frame_listeners: list[FrameListener] = []  # (frame, FrameStatus, arrival ns)
         self.report_listeners: list[ReportListener] = []  # reports as emitted
         self.counter_sources: list[Callable[[], dict[str, int]]] = []  # more GetStatus counters
+        self.live_source: Callable[[], list[track_pb2.TrackReport]] | None = None
 
     # ---------------------------------------------------------------- life cycle
     async def start(self) -> None:
@@ -537,7 +538,10 @@ class FusionEngine:
 
     # ---------------------------------------------------------------- outputs
     def live_tracks(self) -> list[track_pb2.TrackReport]:
-        """Latest published report of each live track, ordered by track id."""
+        """Latest published report of each live track, ordered by track id (from
+        ``live_source`` when set: the scale-out front door's picture of its shards)."""
+        if self.live_source is not None:
+            return self.live_source()
         return self.live.tracks()
 
     def subscribe(self, include_current: bool) -> tuple[Subscription, list[track_pb2.TrackReport]]:

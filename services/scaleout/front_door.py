@@ -6,7 +6,8 @@ swapped: the journal is the JetStream stream (:class:`StreamJournal`: a frame is
 acknowledged only after the broker acknowledged it), the core orders but does not
 track (:class:`OrderingOnly`: the statuses depend only on the ordering), and the
 outbox is the REPORTS stream the shards publish to (:class:`ReportFeed`), delivered
-to ``--store`` by the usual forwarder.
+to ``--store`` by the usual forwarder. ``ListLiveTracks`` and ``SubscribeLiveTracks``
+read the shards' reports from that stream (:class:`LiveFeed`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from tracklayer.services.rpc.foreground import serve_until_stopped
 from tracklayer.services.rpc.server import kv
 from tracklayer.services.rpc.tls import TlsConfig, server_credentials
 from tracklayer.services.scaleout.link import NatsLink
+from tracklayer.services.scaleout.live_feed import LiveFeed
 from tracklayer.services.scaleout.names import Names
 from tracklayer.services.scaleout.report_feed import ReportFeed
 from tracklayer.services.scaleout.shard_status import ShardStatusView
@@ -114,7 +116,10 @@ async def start_front_door_server(
     """Start the front door's engine, forwarder and gRPC server; close the returned link
     after ``server.stop()``."""
     engine, link = build_front_door(settings, nats_url, shards)
+    feed = LiveFeed(link, engine.hub.publish)
+    engine.live_source = feed.tracks
     try:
+        feed.start()
         if engine.forwarder is not None:
             engine.forwarder.start()
         server = await start_fusion_server(
@@ -125,6 +130,7 @@ async def start_front_door_server(
             engine=engine,
         )
     except BaseException:
+        feed.stop()
         if engine.forwarder is not None:
             await engine.forwarder.abandon()
         link.close()
