@@ -81,8 +81,8 @@ class Chain:
     """Store + front door (+ workers) as processes on one broker; the front door listens
     on a fixed port so that :meth:`kill_front` can restart it where the sensors are."""
 
-    def __init__(self, work: Path, broker_url: str) -> None:
-        self.work, self.url = work, broker_url
+    def __init__(self, work: Path, broker_url: str, *front_args: str) -> None:
+        self.work, self.url, self.front_args = work, broker_url, list(front_args)
         self.logs = work / "logs"
         self.store = processes.start_server(
             "store", ["consumer", "--listen", "127.0.0.1:0", "--db", str(work / "t.sqlite")],
@@ -94,7 +94,8 @@ class Chain:
 
     def _start_front(self, timeout_s: float = 30.0) -> processes.ChildProcess:
         argv = ["fusion", "--listen", self.front_address, "--store", self.store.address,
-                "--nats", self.url, "--shards", "1", "--idle-timeout", "0"]  # fmt: skip
+                "--nats", self.url, "--shards", "1", "--idle-timeout", "0",
+                *self.front_args]  # fmt: skip
         deadline = time.monotonic() + timeout_s
         while True:
             try:
@@ -207,3 +208,18 @@ def list_live(address: str) -> list[bytes]:
     with grpc.insecure_channel(address) as ch:
         resp = fs_grpc.FusionServiceStub(ch).ListLiveTracks(fs.ListLiveTracksRequest(), timeout=10)
     return [canonical_bytes(r) for r in resp.tracks]
+
+
+def journal_bounds(url: str, fusion_id: str = "fusion") -> tuple[int, int]:
+    """(first, last) sequence of the deployment's journal stream."""
+    import nats
+
+    from tracklayer.services.scaleout.names import Names
+
+    async def read() -> tuple[int, int]:
+        nc = await nats.connect(url)
+        info = await nc.jetstream().stream_info(Names(fusion_id).journal_stream)
+        await nc.close()
+        return int(info.state.first_seq), int(info.state.last_seq)
+
+    return asyncio.run(read())

@@ -101,5 +101,5 @@ def test_broker_sigkilled_and_restarted_on_its_store_loses_and_duplicates_nothin
         if broker is not nats_broker:
             broker.stop(5.0)
     assert codes == {"w1": 0, "fusion": 0, "store": 0}
-    assert "event=journal_unwritable" in chain.front.log_path.read_text()  # it did notice
+    assert "event=broker_unreachable" in chain.front.log_path.read_text()  # it did notice
     exact_and_gapless(got, expected)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from tracklayer.services.errors import UserError
 from tracklayer.services.rpc.server import grpc_target, parse_host_port
+from tracklayer.services.rpc.tls import TlsConfig
 
 #: Largest message the broker takes (a frame of 10,000 detections is about 0.6 MB).
 MAX_PAYLOAD = 8 * 1024 * 1024
@@ -55,12 +56,18 @@ def _die_with_parent() -> None:
             pass
 
 
-def _config_text(host: str, port: int, store: Path) -> str:
-    return (
+def _config_text(host: str, port: int, store: Path, tls: TlsConfig | None) -> str:
+    text = (
         f'host: "{host}"\nport: {port if port else -1}\n'
         f"max_payload: {MAX_PAYLOAD}\n"
         f'jetstream {{ store_dir: "{store}" }}\n'
     )
+    if tls is not None:  # mutual TLS: clients need a certificate of the same CA
+        text += (
+            f'tls {{ cert_file: "{tls.cert.resolve()}", key_file: "{tls.key.resolve()}", '
+            f'ca_file: "{tls.ca.resolve()}", verify: true }}\n'
+        )
+    return text
 
 
 @dataclass
@@ -71,10 +78,11 @@ class Broker:
     address: str
     store_dir: Path
     lines: list[str] = field(default_factory=list)
+    tls: bool = False
 
     @property
     def url(self) -> str:
-        return f"nats://{self.address}"
+        return f"{'tls' if self.tls else 'nats'}://{self.address}"
 
     @property
     def pid(self) -> int:
@@ -106,9 +114,11 @@ def start_broker(
     *,
     sink: Callable[[str], None] | None = None,
     timeout_s: float = 30.0,
+    tls: TlsConfig | None = None,
 ) -> Broker:
     """Start ``nats-server -js`` listening on ``listen`` (``HOST:PORT``, port 0 = a free
-    one) and storing in ``store_dir`` (created); ``sink`` gets each log line. Raises
+    one) and storing in ``store_dir`` (created); ``sink`` gets each log line; ``tls``:
+    serve mutual TLS with these files (``tracklayer certs``: ``store.crt`` fits). Raises
     UserError naming the flag on bad input, or when the server does not get ready."""
     host, port = parse_host_port(listen, "--listen")
     store = Path(store_dir).resolve()
@@ -117,7 +127,7 @@ def start_broker(
     except OSError as exc:
         raise UserError(f"--store: cannot create {store}: {exc.strerror}") from None
     conf = store / "tracklayer-broker.conf"
-    conf.write_text(_config_text(host, port, store / "jetstream"))
+    conf.write_text(_config_text(host, port, store / "jetstream", tls))
     proc = subprocess.Popen(
         [str(server_binary()), "-c", str(conf)],
         stdin=subprocess.DEVNULL,
@@ -127,7 +137,7 @@ def start_broker(
         process_group=0,  # a terminal's Ctrl-C reaches the command, which stops it in order
         preexec_fn=_die_with_parent,
     )
-    broker = Broker(proc, "", store)
+    broker = Broker(proc, "", store, tls=tls is not None)
     ready = threading.Event()
 
     def pump() -> None:

@@ -69,17 +69,20 @@ def pinned_settings(settings: FusionSettings, shards: int) -> dict[str, object]:
 
 
 def build_front_door(
-    settings: FusionSettings, nats_url: str, shards: int
+    settings: FusionSettings, nats_url: str, shards: int, nats_tls: TlsConfig | None = None
 ) -> tuple[FusionEngine, NatsLink]:
-    """The engine on the broker's journal and report stream (not started) and its link."""
+    """The engine on the broker's journal and report stream (not started) and its link
+    (mutual TLS to the broker with ``nats_tls``)."""
     if shards not in SUPPORTED_SHARDS:
         raise UserError(
             f"--shards: {shards} is not supported yet; this version runs "
             f"{', '.join(map(str, SUPPORTED_SHARDS))} (sharding by sky cells: docs/scaleout.md)"
         )
-    link = NatsLink(nats_url, f"tracklayer-fusion-{settings.fusion_id}", Names(settings.fusion_id))
+    client = f"tracklayer-fusion-{settings.fusion_id}"
+    link = NatsLink(nats_url, client, Names(settings.fusion_id), nats_tls)
     try:
         journal = StreamJournal(link)
+        journal.shards = shards
         journal.check_settings(pinned_settings(settings, shards))
         feed = ReportFeed(link)
         local = dataclasses.replace(settings, store_target=None, tracker_factory=OrderingOnly)
@@ -112,10 +115,11 @@ async def start_front_door_server(
     *,
     credentials: grpc.ServerCredentials | None = None,
     metrics_port: int | None = None,
+    nats_tls: TlsConfig | None = None,
 ) -> tuple[FusionServer, NatsLink]:
     """Start the front door's engine, forwarder and gRPC server; close the returned link
     after ``server.stop()``."""
-    engine, link = build_front_door(settings, nats_url, shards)
+    engine, link = build_front_door(settings, nats_url, shards, nats_tls)
     feed = LiveFeed(link, engine.hub.publish)
     engine.live_source = feed.tracks
     try:
@@ -150,10 +154,12 @@ async def serve_front_door(
     grace: float = 2.0,
 ) -> int:
     """Serve FusionService on ``listen``, journaling to the broker at ``nats_url``, until
-    SIGTERM/SIGINT (0) or an engine failure (1)."""
+    SIGTERM/SIGINT (0) or an engine failure (1). ``tls`` serves the sensors and, with a
+    ``tls://`` broker URL, is the client certificate towards the broker too."""
     server, link = await start_front_door_server(
         settings, listen, nats_url, shards,
         credentials=server_credentials(tls), metrics_port=metrics_port,
+        nats_tls=tls if nats_url.startswith("tls://") else None,
     )  # fmt: skip
     engine = server.engine
     try:

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
+from tracklayer.services.rpc.tls import TlsConfig
 from tracklayer.services.scaleout.names import Names, connect, ensure_layout
 
 T = TypeVar("T")
@@ -21,13 +22,15 @@ T = TypeVar("T")
 class NatsLink:
     """A connection (``nc``) and JetStream context (``js``) living on their own loop."""
 
-    def __init__(self, url: str, client_name: str, names: Names) -> None:
+    def __init__(
+        self, url: str, client_name: str, names: Names, tls: TlsConfig | None = None
+    ) -> None:
         self.url, self.names = url, names
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="nats", daemon=True)
         self._thread.start()
         try:
-            self.nc = self.call(connect(url, client_name))
+            self.nc = self.call(connect(url, client_name, tls=tls))
             self.js = self.nc.jetstream(timeout=10.0)
             self.call(ensure_layout(self.js, names))
         except BaseException:

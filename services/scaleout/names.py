@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from tracklayer.services.errors import UserError
 from tracklayer.services.rpc.server import kv
+from tracklayer.services.rpc.tls import TlsConfig
 
 log = logging.getLogger("tracklayer.services.scaleout")
 
@@ -82,9 +83,12 @@ def shard_key(shard: int) -> str:
     return f"shard-{shard}"
 
 
-async def connect(url: str, name: str, flag: str = "--nats"):  # -> nats.aio.client.Client
-    """Connect to the broker at ``url`` (reconnecting for ever once connected); UserError
-    naming ``flag`` when the scale extra is missing or the first connection fails."""
+async def connect(
+    url: str, name: str, flag: str = "--nats", tls: TlsConfig | None = None
+):  # -> nats.aio.client.Client
+    """Connect to the broker at ``url`` (reconnecting for ever once connected), with
+    mutual TLS when ``tls`` is given (then ``url`` must be ``tls://``); UserError naming
+    ``flag`` when the scale extra is missing or the first connection fails."""
     try:
         import nats
     except ImportError:
@@ -93,6 +97,18 @@ async def connect(url: str, name: str, flag: str = "--nats"):  # -> nats.aio.cli
         ) from None
     if not url.startswith(("nats://", "tls://")):
         raise UserError(f"{flag}: expected nats://HOST:PORT, got {url!r}")
+    if (tls is None) != url.startswith("nats://"):
+        raise UserError(
+            f"{flag}: tls://HOST:PORT goes with --tls-cert/--tls-key/--tls-ca, "
+            f"nats://HOST:PORT without them; got {url!r}"
+            + (" with" if tls is not None else " without")
+        )
+    context = None
+    if tls is not None:
+        import ssl
+
+        context = ssl.create_default_context(cafile=str(tls.ca))
+        context.load_cert_chain(str(tls.cert), str(tls.key))
     state = {"down": False}
 
     async def on_error(exc: Exception) -> None:  # one line per outage, not a traceback per try
@@ -105,8 +121,10 @@ async def connect(url: str, name: str, flag: str = "--nats"):  # -> nats.aio.cli
         log.info(kv("broker_reconnected", url=url, client=name))
 
     try:  # nats-py retries a first connection for ever when reconnecting is unbounded
-        return await asyncio.wait_for(_connect(nats, url, name, on_error, on_reconnected),
-                                      FIRST_CONNECT_TIMEOUT_S)  # fmt: skip
+        return await asyncio.wait_for(
+            _connect(nats, url, name, on_error, on_reconnected, context),
+            FIRST_CONNECT_TIMEOUT_S,
+        )
     except TimeoutError:
         raise UserError(
             f"{flag}: cannot connect to {url} within {FIRST_CONNECT_TIMEOUT_S:g} s"
@@ -115,9 +133,10 @@ async def connect(url: str, name: str, flag: str = "--nats"):  # -> nats.aio.cli
         raise UserError(f"{flag}: cannot connect to {url}: {exc or type(exc).__name__}") from None
 
 
-async def _connect(nats, url: str, name: str, on_error, on_reconnected):  # noqa: ANN001, ANN202
+async def _connect(nats, url: str, name: str, on_error, on_reconnected, tls):  # noqa: ANN001, ANN202
     return await nats.connect(
         url,
+        tls=tls,
         name=name,
         connect_timeout=5,
         max_reconnect_attempts=-1,

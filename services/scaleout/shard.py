@@ -41,6 +41,10 @@ PUBLISH_TIMEOUT_S = 5.0
 YIELD_S = 0.05
 
 
+class ShardError(RuntimeError):
+    """A shard that cannot run; the message says why (the worker logs it)."""
+
+
 @dataclass(frozen=True)
 class ShardSpec:
     """What every shard of a deployment runs with (pinned by the front door)."""
@@ -107,6 +111,13 @@ class ShardRunner:
 
     async def run(self) -> None:
         core, opens, seq = await self._restore()
+        info = await self._js.stream_info(self.names.journal_stream)
+        first = int(info.state.first_seq) or int(info.state.last_seq) + 1
+        if seq + 1 < first:  # the events after the checkpoint were purged: cannot replay
+            raise ShardError(
+                f"shard {self.shard}: the journal starts at event {first} but the usable "
+                f"checkpoint covers only up to {seq}: restore a checkpoint or start a new --id"
+            )
         st = self.status
         st.applied_seq = st.checkpoint_seq = st.started_from = seq
         st.checkpoint_at = time.monotonic()

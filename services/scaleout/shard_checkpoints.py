@@ -6,8 +6,9 @@ version) followed by the fusion service's own checkpoint bytes
 (``fusion_service.checkpoint``: versioned, checksummed data, no pickle; loading names
 classes only from ``tracklayer.fusion`` and the configured tracker). A shard checkpoint
 of another version, or one that fails its checks, is refused with one WARNING line and
-the shard replays the journal from the start (the stream is never trimmed in this
-version); the front door's goes through the journal's usual checks (``recovery``).
+the shard replays the journal from the start, if the stream still holds it (the shard
+refuses to run otherwise, ``shard.ShardError``); the front door's goes through the
+journal's usual checks (``recovery``).
 """
 
 from __future__ import annotations

@@ -13,8 +13,10 @@ engine treats like a full disk (``disk_full.ride_out``): nothing is acknowledged
 streams end ``UNAVAILABLE``, and once the broker answers the state is rebuilt from the
 stream (whatever of the failed commit reached it is answered DUPLICATE on resend).
 A restart loads the front door's checkpoint (the ordering-only core, in the object
-store) and replays the stream after it; the stream itself is not trimmed yet
-(docs/scaleout.md).
+store) and replays the stream after it. After each front-door checkpoint the trimmer
+purges the events every checkpoint covers (the front door's and every shard's), so
+the stream stays bounded; a journal purged past a checkpoint that cannot be used
+refuses to start, as the SQLite journal does.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import asyncio
 import errno
 import json
 import logging
+import time
 from collections.abc import Iterator, Mapping
 
 from tracklayer.services.fusion_service.checkpoint import CheckpointError
@@ -30,6 +33,7 @@ from tracklayer.services.fusion_service.journal import Event, EventKind, Journal
 from tracklayer.services.rpc.server import kv
 from tracklayer.services.scaleout.events import decode_event, encode_event
 from tracklayer.services.scaleout.link import NatsLink
+from tracklayer.services.scaleout.names import shard_key
 from tracklayer.services.scaleout.shard_checkpoints import FRONT_DOOR, CheckpointObjects
 from tracklayer.services.scaleout.stream_reader import StreamReader
 
@@ -59,18 +63,26 @@ class StreamJournal:
     def __init__(self, link: NatsLink) -> None:
         self.link, self.names = link, link.names
         self.path = f"{link.url} stream {self.names.journal_stream}"
-        self.last_seq = self.committed_seq = self._stream_last_seq()
+        first, last = self._stream_bounds()
+        self.last_seq = self.committed_seq = last
         self.frames = 0  # FRAME events read back by the replay plus those appended since
-        self.trimmed_through = self.trimmed_frames = self.last_trim_ns = 0
+        self.trimmed_through = max(0, first - 1)  # purged: covered by every checkpoint
+        self.trimmed_frames = self.last_trim_ns = 0
+        self.shards = 1  # whose checkpoints bound the trimming (set by the front door)
         self._buffer: list[tuple[int, bytes, bool]] = []  # (seq, body, is a frame)
         self._objects = CheckpointObjects(link.js, self.names)
 
-    def _stream_last_seq(self) -> int:
+    def _stream_bounds(self) -> tuple[int, int]:
+        """(first, last) sequence of the stream (first = last + 1 when it is empty)."""
         try:
             info = self.link.call(self.link.js.stream_info(self.names.journal_stream), 10.0)
         except Exception as exc:  # noqa: BLE001 - any broker failure
             raise JournalUnavailable(f"{self.path}: {exc!r}") from None
-        return int(info.state.last_seq)
+        last = int(info.state.last_seq)
+        return (int(info.state.first_seq) or last + 1), last
+
+    def _stream_last_seq(self) -> int:
+        return self._stream_bounds()[1]
 
     # ---- settings ---------------------------------------------------------------
     def check_settings(self, settings: Mapping[str, object]) -> None:
@@ -173,8 +185,9 @@ class StreamJournal:
 
     # ---- checkpoints (the ordering state, in the object store) -----------------------
     def checkpoints(self) -> list[tuple[int, str, bytes]]:
-        """The front door's checkpoint as (seq, version, state), if any (one is kept:
-        the stream is never trimmed, so a refused one means a replay from the start)."""
+        """The front door's checkpoint as (seq, version, state), if any (one is kept; a
+        refused one means a replay from the stream's start, refused in turn by
+        ``recovery`` when the stream was purged)."""
         try:
             found = self.link.call(self._objects.get(FRONT_DOOR), 30.0)
         except CheckpointError as exc:
@@ -187,17 +200,39 @@ class StreamJournal:
         return kept[0] if kept else None
 
     def write_checkpoint(self, seq: int, version: str, state: bytes) -> int:
-        """Keep the engine's state after ``seq``; returns 0 (nothing may be trimmed: the
-        shards read the stream from their own checkpoints)."""
+        """Keep the engine's state after ``seq``; returns ``seq`` (the trimmer also waits
+        for every shard's checkpoint, :meth:`trim`)."""
         self.link.call(self._objects.put(FRONT_DOOR, seq, state, version), 30.0)
-        return 0
+        return seq
+
+    # ---- retention: purge what every checkpoint covers ---------------------------------
+    def trim(self, through_seq: int, limit: int = 2000) -> int:
+        """Purge the events up to ``through_seq`` (the front door's checkpoint) that every
+        shard's checkpoint covers too; returns how many were purged (all at once: a
+        purge is one broker call)."""
+        floor = self.link.call(self._trim_floor(int(through_seq)), 30.0)
+        if floor <= self.trimmed_through:
+            return 0
+        js, stream = self.link.js, self.names.journal_stream
+        self.link.call(js.purge_stream(stream, seq=floor + 1), 30.0)
+        done, self.trimmed_through = floor - self.trimmed_through, floor
+        self.last_trim_ns = time.time_ns()
+        log.info(kv("journal_trimmed", journal=self.path, through_seq=floor))
+        return done
+
+    async def _trim_floor(self, through_seq: int) -> int:
+        """The highest seq every checkpoint covers (0 while a shard has none)."""
+        floor = min(through_seq, self.committed_seq)
+        for shard in range(self.shards):
+            found = await self._objects.get(shard_key(shard))
+            if found is None:
+                return 0
+            floor = min(floor, found[0])
+        return floor
 
     @property
     def events_kept(self) -> int:
         return self.committed_seq
-
-    def trim(self, through_seq: int, limit: int = 2000) -> int:
-        return 0
 
     def reclaim(self, pages: int) -> None:
         return None

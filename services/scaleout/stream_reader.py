@@ -14,6 +14,9 @@ from tracklayer.services.rpc.server import kv
 
 log = logging.getLogger("tracklayer.services.scaleout")
 
+#: Seconds a reader waits for its consumer to be removed.
+CLOSE_TIMEOUT_S = 2.0
+
 
 class StreamReader:
     """Messages of ``subject`` in ``stream`` from sequence ``start_seq`` on."""
@@ -41,9 +44,9 @@ class StreamReader:
         import nats.errors
         import nats.js.errors
 
-        if self._sub is None:
-            await self._subscribe()
         try:
+            if self._sub is None:
+                await self._subscribe()
             msgs = await self._sub.fetch(self._batch, timeout=timeout)
         except (TimeoutError, nats.errors.TimeoutError):
             return []
@@ -70,7 +73,7 @@ class StreamReader:
     async def close(self) -> None:
         if self._sub is not None:
             sub, self._sub = self._sub, None
-            try:
-                await sub.unsubscribe()
+            try:  # bounded: with the broker restarting, an unsubscribe may never answer
+                await asyncio.wait_for(sub.unsubscribe(), CLOSE_TIMEOUT_S)
             except Exception:  # noqa: BLE001 - the consumer may be gone with the broker
                 pass

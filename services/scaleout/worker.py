@@ -15,6 +15,7 @@ import json
 import logging
 
 from tracklayer.services.rpc.server import kv
+from tracklayer.services.rpc.tls import TlsConfig
 from tracklayer.services.scaleout.leases import Lease
 from tracklayer.services.scaleout.names import Names, connect, ensure_layout, shard_key
 from tracklayer.services.scaleout.shard import ShardRunner, ShardSpec
@@ -40,8 +41,10 @@ class Worker:
         max_shards: int = 0,
         checkpoint_every: int = 3000,
         checkpoint_interval_s: float = 10.0,
+        tls: TlsConfig | None = None,
     ) -> None:
         self.url, self.worker_id, self.names = url, worker_id, Names(fusion_id)
+        self.tls = tls  # mutual TLS to the broker (tls:// URL)
         self.max_shards = max_shards  # 0: as many as are free
         self._ckpt = (checkpoint_every, checkpoint_interval_s)
         self.leases: dict[int, Lease] = {}
@@ -49,7 +52,7 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until ``stop`` is set."""
-        nc = await connect(self.url, f"tracklayer-worker-{self.worker_id}")
+        nc = await connect(self.url, f"tracklayer-worker-{self.worker_id}", tls=self.tls)
         try:
             js = nc.jetstream(timeout=10.0)
             await ensure_layout(js, self.names)
@@ -71,10 +74,9 @@ class Worker:
                     pass
         finally:
             await self._stop_all()
-            try:
-                await asyncio.wait_for(nc.close(), STOP_TIMEOUT_S)
-            except TimeoutError:
-                pass
+            # Not wait_for: a close stuck on a restarting broker may not even end when
+            # cancelled; the process exits anyway (the leases are released or expire).
+            await asyncio.wait({asyncio.ensure_future(nc.close())}, timeout=STOP_TIMEOUT_S)
 
     async def _wait_for_settings(self, js, stop: asyncio.Event) -> ShardSpec | None:  # noqa: ANN001
         """The deployment's settings, once its front door pinned them."""
@@ -125,10 +127,10 @@ class Worker:
     async def _stop_shard(self, shard: int, *, failed: bool = False) -> None:
         runner, task = self.runners.pop(shard, (None, None))
         if task is not None:
+            if failed and not task.cancelled() and task.exception() is not None:
+                log.error(kv("shard_failed", shard=shard, error=repr(task.exception())))
             task.cancel()
-            results = await asyncio.gather(task, return_exceptions=True)
-            if failed and results and not isinstance(results[0], asyncio.CancelledError):
-                log.error(kv("shard_failed", shard=shard, error=repr(results[0])))
+            await asyncio.wait({task}, timeout=STOP_TIMEOUT_S)
         try:  # with the broker gone the lease simply expires
             await asyncio.wait_for(self.leases[shard].release(), STOP_TIMEOUT_S)
         except TimeoutError:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+from tracklayer.services.rpc.tls import TlsConfig, add_tls_arguments
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -30,6 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="JetStream store directory, created if absent; a restart on the same "
         "directory keeps the streams (default: %(default)s)",
     )
+    add_tls_arguments(p, role="server")
     p.set_defaults(func=run)
 
 
@@ -54,7 +57,7 @@ async def _serve(broker) -> int:  # noqa: ANN001 - scaleout.broker.Broker
 def run(args: argparse.Namespace) -> int:
     from tracklayer.services.scaleout.broker import print_line, start_broker
 
-    broker = start_broker(args.listen, args.store, sink=print_line)
+    broker = start_broker(args.listen, args.store, sink=print_line, tls=TlsConfig.from_args(args))
     print(
         f"tracklayer broker: listening on {broker.address} ({broker.url}), "
         f"storing in {broker.store_dir / 'jetstream'}",

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import os
+import signal
 import socket
+import sys
 
 from tracklayer.services.cli.options import check_name
 from tracklayer.services.errors import UserError
+from tracklayer.services.rpc.tls import TlsConfig, add_tls_arguments
+
+#: Seconds a stopping worker waits for its shards and leases before it exits anyway.
+STOP_LIMIT_S = 10.0
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -54,12 +61,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="also checkpoint after this many seconds with new events (0 = never; "
         "default: %(default)s)",
     )
+    add_tls_arguments(p, role="client")
     p.set_defaults(func=run)
 
 
 def _validated(args: argparse.Namespace) -> str:
     name = check_name(args.id or f"{socket.gethostname()}-{os.getpid()}", "--id")
     check_name(args.fusion, "--fusion")
+    if not args.nats.startswith(("nats://", "tls://")):
+        raise UserError(f"--nats: expected nats://HOST:PORT or tls://HOST:PORT, got {args.nats!r}")
     if args.max_shards < 0:
         raise UserError(f"--max-shards: must be >= 0, got {args.max_shards}")
     if args.checkpoint_every < 0:
@@ -78,6 +88,7 @@ async def _serve(args: argparse.Namespace, name: str) -> int:
     worker = Worker(
         args.nats, name, args.fusion, max_shards=args.max_shards,
         checkpoint_every=args.checkpoint_every, checkpoint_interval_s=args.checkpoint_interval,
+        tls=TlsConfig.from_args(args),
     )  # fmt: skip
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
@@ -86,6 +97,10 @@ async def _serve(args: argparse.Namespace, name: str) -> int:
     await asyncio.wait({task, signal_wait}, return_when=asyncio.FIRST_COMPLETED)
     stop.set()
     signal_wait.cancel()
+    done, _ = await asyncio.wait({task}, timeout=STOP_LIMIT_S)
+    if not done:  # a client library stuck on a vanished broker: leave without it
+        print(f"tracklayer worker: {name} stopped (the broker did not answer)", flush=True)
+        os._exit(0)
     await task  # re-raises a failure (UserError: one line, exit 2)
     print(f"tracklayer worker: {name} stopped", flush=True)
     return 0
@@ -96,4 +111,8 @@ def run(args: argparse.Namespace) -> int:
 
     name = _validated(args)
     configure_logging()
+    try:  # `kill -USR1 PID`: every thread's stack to stderr (a stuck broker client)
+        faulthandler.register(signal.SIGUSR1, file=sys.__stderr__)
+    except (AttributeError, ValueError, OSError):  # no real stderr (embedded, tests)
+        pass
     return asyncio.run(_serve(args, name))
