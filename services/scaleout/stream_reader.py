@@ -51,6 +51,8 @@ class StreamReader:
         except (TimeoutError, nats.errors.TimeoutError):
             return []
         except (nats.errors.Error, nats.js.errors.Error) as exc:
+            if isinstance(exc, nats.errors.ConnectionClosedError):  # shutting down
+                raise asyncio.CancelledError from None
             log.warning(kv("stream_reader_reset", stream=self.stream, error=repr(exc)))
             await self.close()
             await asyncio.sleep(0.2)

@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 
+from tracklayer.services.errors import UserError
 from tracklayer.services.rpc.server import kv
 from tracklayer.services.rpc.tls import TlsConfig
 from tracklayer.services.scaleout.leases import Lease
@@ -93,7 +94,13 @@ class Worker:
                     log.info(kv("waiting_for_front_door", fusion_id=self.names.fusion_id))
                 await asyncio.sleep(0.5)
                 continue
-            return ShardSpec.from_pinned(json.loads(entry.value))
+            try:
+                return ShardSpec.from_pinned(json.loads(entry.value))
+            except ValueError as exc:  # another version's settings, or a damaged entry
+                raise UserError(
+                    f"--fusion: the settings {self.names.fusion_id} pinned on the broker "
+                    f"cannot be used by this worker: {exc}"
+                ) from None
         return None
 
     async def _tend(self, js, spec: ShardSpec) -> None:  # noqa: ANN001
