@@ -8,6 +8,7 @@ reports."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from scaleout_chain import offline_reports, wait_stored
@@ -19,31 +20,8 @@ from tracklayer.services.rpc.tls import TlsConfig
 pytest.importorskip("nats")
 pytest.importorskip("tracklayer.fusion.tracker")
 
-SRBM = """\
-name = "tls-srbm"
-epoch = "2026-01-01T00:00:00Z"
-duration_s = 90
-seed = 5
-
-[constellation]
-kind = "walker"
-altitude_km = 1000
-inclination_deg = 80
-planes = 4
-satellites_per_plane = 7
-phasing = 1
-
-[sensor]
-frame_rate_hz = 1.0
-clutter_per_frame = 1
-
-[[launch]]
-id = "M1"
-missile = "srbm"
-site = { lat_deg = 40.0, lon_deg = 100.0 }
-target = { lat_deg = 42.0, lon_deg = 102.0 }
-time_s = 10.0
-"""
+#: A regression recording (one SRBM, 130 s, frames out of order), 28 satellites.
+RECORDING = Path(__file__).parent / "data" / "regression" / "srbm-short.mcap"
 SENSORS = ",".join(f"sat-{p}-{s}" for p in range(1, 5) for s in range(1, 8))
 
 
@@ -52,17 +30,13 @@ def tls_args(certs, name: str) -> list[str]:
             "--tls-ca", str(certs / "ca.crt")]  # fmt: skip
 
 
-def test_every_link_mutual_tls_broker_refuses_plaintext_and_reports_match(
-    simulated_mcap, tracked_mcap, tmp_path
-):
+def test_every_link_mutual_tls_broker_refuses_plaintext_and_reports_match(tracked_mcap, tmp_path):
     import nats
 
     from tracklayer.services.scaleout.broker import start_broker
 
-    scenario = tmp_path / "srbm.toml"
-    scenario.write_text(SRBM)
-    rec = simulated_mcap(str(scenario))
-    expected = offline_reports(tracked_mcap(str(scenario)))
+    rec = RECORDING
+    expected = offline_reports(tracked_mcap(str(rec)))
     certs = tmp_path / "certs"
     argv = ["certs", str(certs), "--sensors", SENSORS, "--fusion", "fusion", "--node", "replay"]
     assert main(argv) == 0
