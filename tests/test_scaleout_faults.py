@@ -17,7 +17,9 @@ import time
 from pathlib import Path
 
 import pytest
-from scaleout_chain import Chain, offline_reports, wait_for_line, wait_stored
+from scaleout_chain import Chain, front_status, offline_reports, wait_for_line, wait_stored
+
+from tracklayer.services.wire.recording import TOPIC_FRAMES, RecordingReader
 
 pytest.importorskip("nats")
 pytest.importorskip("tracklayer.fusion.tracker")
@@ -51,7 +53,8 @@ def test_front_door_sigkilled_twice_mid_stream_loses_and_duplicates_nothing(
     rec = simulated_mcap(SCENARIO[0], duration_s=SCENARIO[1])
     expected = offline_reports(tracked_mcap(SCENARIO[0], duration_s=SCENARIO[1]))
     rng = random.Random(1402)
-    chain = Chain(tmp_path, nats_broker.url)
+    # Front-door checkpoints every 300 events: the restarts load one and replay the rest.
+    chain = Chain(tmp_path, nats_broker.url, "--checkpoint-every", "300")
     restarts = []
     try:
         w1 = chain.worker("w1")
@@ -64,10 +67,13 @@ def test_front_door_sigkilled_twice_mid_stream_loses_and_duplicates_nothing(
             restarts.append(chain.kill_front())
         assert replay.wait(180) == 0, replay.log_tail()
         got = wait_stored(tmp_path / "t.sqlite", len(expected), timeout_s=90)
+        journaled = front_status(chain.front_address, lambda c: True)["journal_frames"]
     finally:
         codes = chain.stop()
     assert codes == {"w1": 0, "fusion": 0, "store": 0}
     assert max(restarts) < RESTART_LIMIT_S
+    frames = sum(1 for _ in RecordingReader(rec).raw_messages([TOPIC_FRAMES]))
+    assert journaled == frames  # each frame journaled once, counted across the restarts
     journaled = [int(m) for m in re.findall(r"event=journal_replayed .* frames=(\d+)",
                                             front_logs(tmp_path))]  # fmt: skip
     assert len(journaled) == 3 and 0 < journaled[1] < journaled[2]  # frames before each kill

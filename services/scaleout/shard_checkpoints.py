@@ -31,7 +31,7 @@ from tracklayer.services.scaleout.names import Names, shard_key
 log = logging.getLogger("tracklayer.services.scaleout")
 
 MAGIC = b"tracklayer-shard\x00"
-_HEAD = struct.Struct(">QH")
+_HEAD = struct.Struct(">QQH")  # seq, frames journaled up to seq, version length
 #: Object name of the front door's checkpoint.
 FRONT_DOOR = "front-door"
 
@@ -42,17 +42,20 @@ class CheckpointObjects:
     def __init__(self, js, names: Names) -> None:  # noqa: ANN001 - JetStreamContext
         self._js, self.names = js, names
 
-    async def put(self, name: str, seq: int, state: bytes, version: str = __version__) -> int:
-        """Keep ``state`` as the state after journal event ``seq``; returns the bytes."""
+    async def put(
+        self, name: str, seq: int, state: bytes, version: str = __version__, frames: int = 0
+    ) -> int:
+        """Keep ``state`` as the state after journal event ``seq`` (``frames``: FRAME
+        events up to it, for the front door's ``journal_frames``); returns the bytes."""
         v = version.encode()
-        blob = MAGIC + _HEAD.pack(seq, len(v)) + v + state
+        blob = MAGIC + _HEAD.pack(seq, frames, len(v)) + v + state
         store = await self._js.object_store(self.names.checkpoint_bucket)
         await store.put(name, blob)
         return len(blob)
 
-    async def get(self, name: str) -> tuple[int, str, bytes] | None:
-        """(seq, version, state) of object ``name``, or None if there is none; raises
-        CheckpointError when its header is not ours."""
+    async def get(self, name: str) -> tuple[int, str, bytes, int] | None:
+        """(seq, version, state, frames) of object ``name``, or None if there is none;
+        raises CheckpointError when its header is not ours."""
         import nats.js.errors
 
         store = await self._js.object_store(self.names.checkpoint_bucket)
@@ -62,9 +65,10 @@ class CheckpointObjects:
             return None
         if not blob.startswith(MAGIC) or len(blob) < len(MAGIC) + _HEAD.size:
             raise CheckpointError(f"{name}: not a tracklayer checkpoint object")
-        seq, n = _HEAD.unpack_from(blob, len(MAGIC))
+        seq, frames, n = _HEAD.unpack_from(blob, len(MAGIC))
         start = len(MAGIC) + _HEAD.size
-        return int(seq), blob[start : start + n].decode("utf-8", "replace"), blob[start + n :]
+        version = blob[start : start + n].decode("utf-8", "replace")
+        return int(seq), version, blob[start + n :], int(frames)
 
 
 class ShardCheckpoints(CheckpointObjects):
@@ -81,7 +85,7 @@ class ShardCheckpoints(CheckpointObjects):
             found = await self.get(shard_key(shard))
             if found is None:
                 return None
-            seq, version, state = found
+            seq, version, state, _ = found
             if version != __version__:
                 raise CheckpointError(f"written by tracklayer {version}, this is {__version__}")
             core, opens = decode_checkpoint(state, allowed_modules(fresh))

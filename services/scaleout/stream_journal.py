@@ -71,6 +71,7 @@ class StreamJournal:
         self.shards = 1  # whose checkpoints bound the trimming (set by the front door)
         self._buffer: list[tuple[int, bytes, bool]] = []  # (seq, body, is a frame)
         self._objects = CheckpointObjects(link.js, self.names)
+        self._frames_at: dict[int, int] = {}  # checkpoint seq -> frames journaled up to it
 
     def _stream_bounds(self) -> tuple[int, int]:
         """(first, last) sequence of the stream (first = last + 1 when it is empty)."""
@@ -168,6 +169,8 @@ class StreamJournal:
     # ---- reading ----------------------------------------------------------------
     def events(self, after_seq: int = 0) -> Iterator[Event]:
         """Committed events with seq > ``after_seq``, in order, read from the stream."""
+        if after_seq in self._frames_at or after_seq == 0:  # a replay: count them again
+            self.frames = self._frames_at.get(after_seq, 0)
         reader = StreamReader(
             self.link.js, self.names.journal_stream, self.names.journal_subject, after_seq + 1
         )
@@ -193,7 +196,11 @@ class StreamJournal:
         except CheckpointError as exc:
             log.warning(kv("checkpoint_refused", file=self.path, reason=str(exc)))
             return []
-        return [found] if found is not None else []
+        if found is None:
+            return []
+        seq, version, state, frames = found
+        self._frames_at[seq] = frames
+        return [(seq, version, state)]
 
     def latest_checkpoint(self) -> tuple[int, str, bytes] | None:
         kept = self.checkpoints()
@@ -202,7 +209,8 @@ class StreamJournal:
     def write_checkpoint(self, seq: int, version: str, state: bytes) -> int:
         """Keep the engine's state after ``seq``; returns ``seq`` (the trimmer also waits
         for every shard's checkpoint, :meth:`trim`)."""
-        self.link.call(self._objects.put(FRONT_DOOR, seq, state, version), 30.0)
+        put = self._objects.put(FRONT_DOOR, seq, state, version, self.frames)
+        self.link.call(put, 30.0)
         return seq
 
     # ---- retention: purge what every checkpoint covers ---------------------------------
