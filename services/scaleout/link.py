@@ -9,6 +9,7 @@ another loop can too (:meth:`run`).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
@@ -40,6 +41,10 @@ class NatsLink:
     def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run ``coro`` on the link's loop and wait for it (not from that loop)."""
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Start ``coro`` on the link's loop without waiting (a background reader)."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
 
     async def run(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """Await ``fn(*args)`` run on the link's loop, from another loop."""

@@ -39,7 +39,7 @@ class LiveFeed:
     def start(self) -> None:
         """Start reading (call on the front door's event loop)."""
         self._loop = asyncio.get_running_loop()
-        self._future = asyncio.run_coroutine_threadsafe(self._run(), self._link._loop)
+        self._future = self._link.submit(self._run())
 
     def stop(self) -> None:
         if self._future is not None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 
 from tracklayer.services.rpc.server import sample_key
 from tracklayer.services.scaleout.link import NatsLink
@@ -57,7 +58,7 @@ def status_document(worker: str, status: ShardStatus) -> bytes:
 class ShardStatusView:
     """The front door's cached view of every shard's document (a counter source)."""
 
-    def __init__(self, link: NatsLink, shards: int, committed_seq) -> None:  # noqa: ANN001
+    def __init__(self, link: NatsLink, shards: int, committed_seq: Callable[[], int]) -> None:
         self._link, self._shards, self._committed = link, shards, committed_seq
         self._docs: dict[int, dict] = {}
         self._read_at = float("-inf")
