@@ -51,7 +51,17 @@ def _cpu_run(cmd: list[str]) -> float:
 
 
 def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    """SHA-256 of the ``/tracks`` messages (log time, length, bytes) in file order: the
+    tracking output, not the metadata (which lists every setting, so a new setting
+    would make whole files differ)."""
+    from tracklayer.services.wire.recording import TOPIC_TRACKS, RecordingReader
+
+    h = hashlib.sha256()
+    for _, log_ns, data in RecordingReader(path).raw_messages([TOPIC_TRACKS]):
+        h.update(log_ns.to_bytes(8, "little", signed=True))
+        h.update(len(data).to_bytes(4, "little"))
+        h.update(data)
+    return h.hexdigest()[:12]
 
 
 def run_scenario(name: str, old_cli: Path, duration: float | None, reps: int, work: Path) -> dict:
