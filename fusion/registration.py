@@ -24,11 +24,11 @@ constrains only bias *differences* seen through the geometry, and one Kalman upd
 
 Use: :meth:`Registration.correct` rotates a frame's lines of sight back by the current
 estimate and widens each detection's sigma by the estimate's uncertainty across the line
-of sight (consider treatment: ``sigma^2 + k (tr P_kk - c' P_kk c) / 2`` per axis). Both
-use the estimate under the prior rescaled by the *bias scale* (empirical Bayes: the
+of sight (consider treatment: ``sigma^2 + k (tr P_kk - c' P_kk c) / 2`` per axis), with
+``P_kk`` recomputed under the prior rescaled by the *bias scale* (empirical Bayes: the
 variance of the true biases over the prior's, estimated from how far the estimates
-spread beyond what their noise alone explains), so sensors found unbiased are neither
-moved nor widened much. A sensor with no accepted window yet is left exactly as it was
+spread beyond what their noise alone explains), so sensors found unbiased are barely
+widened. A sensor with no accepted window yet is left exactly as it was
 (estimate zero, not applied).
 Deterministic: the state depends only on the order of the frames.
 """
@@ -204,30 +204,31 @@ class Registration:
     def _use(self, k: int) -> tuple[bool, np.ndarray, np.ndarray, float]:
         """How sensor ``k``'s estimate is used (cached until P changes): applied or not
         (theta' P_kk^-1 theta against ``registration_apply_chi2``), theta (3,), the
-        covariance to widen by (3, 3; plus theta theta' when not applied; without the
-        pending drift) and its trace."""
+        covariance to widen by (3, 3; under the rescaled prior, :meth:`_rescaled`; plus its
+        estimate's second moment when not applied; without the pending drift) and its
+        trace."""
         hit = self._applied.get(k)
         if hit is not None and hit[0] == self._p_version:
             return hit[1], hit[2], hit[3], hit[4]
-        th, pk = self._rescaled(k)
-        drift = self._q_per_s * self._drift_s * np.eye(3)
-        applied = float(th @ np.linalg.solve(pk + drift, th)) >= self._cfg.registration_apply_chi2
-        if not applied:  # not significantly non-zero: its second moment widens instead
-            pk = pk + np.outer(th, th)
-        self._applied[k] = (self._p_version, applied, th, pk, float(np.trace(pk)))
-        return applied, th, pk, float(np.trace(pk))
-
-    def _rescaled(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Sensor ``k``'s estimate (3,) rad and covariance (3, 3) rad^2 under the prior
-        rescaled by :attr:`scale`: ``P'^-1 = P_kk^-1 + (1/s - 1) / p0 I``, ``theta' = P'
-        P_kk^-1 theta_k`` (the sensor's block taken alone: conservative when the other
-        sensors' priors shrink too); as estimated when the scale is 1."""
         th = self._theta[3 * k : 3 * k + 3].copy()
         pk = self._P[3 * k : 3 * k + 3, 3 * k : 3 * k + 3].copy()
+        drift = self._q_per_s * self._drift_s * np.eye(3)
+        applied = float(th @ np.linalg.solve(pk + drift, th)) >= self._cfg.registration_apply_chi2
+        th_s, pk_s = self._rescaled(th, pk)
+        if not applied:  # not significantly non-zero: its second moment widens instead
+            pk_s = pk_s + np.outer(th_s, th_s)
+        self._applied[k] = (self._p_version, applied, th, pk_s, float(np.trace(pk_s)))
+        return applied, th, pk_s, float(np.trace(pk_s))
+
+    def _rescaled(self, th: np.ndarray, pk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A sensor's estimate (3,) rad and covariance (3, 3) rad^2 under the prior
+        rescaled by :attr:`scale`: ``P'^-1 = P^-1 + (1/s - 1) / p0 I``, ``theta' = P' P^-1
+        theta``. The sensor's block taken alone: P' is conservative (the other sensors'
+        priors shrink too), theta' shrinks the well-determined relative part too, so it
+        only widens (an unapplied estimate's second moment), never moves a LOS."""
         if self.scale >= 1.0:
             return th, pk
-        pu = pk / self._prior_var  # in prior units: well conditioned
-        info = np.linalg.inv(pu)
+        info = np.linalg.inv(pk / self._prior_var)  # in prior units: well conditioned
         pn = np.linalg.inv(info + (1.0 / self.scale - 1.0) * np.eye(3))
         pn = 0.5 * (pn + pn.T)
         return pn @ (info @ th), pn * self._prior_var
