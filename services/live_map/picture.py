@@ -1,24 +1,27 @@
 """What the live map knows: the latest report of each live track with a bounded trail,
 the sensors that contributed, and the rates shown in the status bar.
 
-Every stored batch is counted (:meth:`LiveMapPicture.arrived`); only the latest report of
-each changed track is converted, once per flush of the server (:meth:`apply`), so a
-track's trail has one point per flush at most.
+Every stored batch is counted (:meth:`LiveMapPicture.arrived`); the latest report of each
+changed track is taken once per flush of the server (:meth:`apply`), so a track's trail
+has one point per flush at most. A report is encoded to JSON text once, and only when a
+page needs it: at the flush while pages are connected, else when a page connects
+(:meth:`snapshot_text`).
 
 Fed with the track store's stored reports (``tracklayer.v1.TrackReport``), in the order
-they were stored; everything it hands out is JSON-ready (``view``). Single-threaded:
-used from the store's event loop only.
+they were stored. Single-threaded: used from the store's event loop only.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tracklayer.services.live_map.view import report_json
+from tracklayer.services.live_map.view import json_array, report_text, seconds
 from tracklayer.v1 import track_pb2
 
 #: Trail points kept per track (sub-point and altitude of each report): about two minutes
@@ -38,12 +41,18 @@ class _Sensor:
     tracks: set[str] = field(default_factory=set)
 
 
+@dataclass(slots=True)
+class _Track:
+    msg: track_pb2.TrackReport
+    trail: deque[tuple[float, float, float, float]]
+    text: str | None = None  # the JSON of ``msg``, once a page needed it
+
+
 class LiveMapPicture:
     """The live picture as the browser sees it; :meth:`apply` returns the changes."""
 
     def __init__(self, trail_points: int = TRAIL_POINTS) -> None:
-        self._tracks: dict[str, dict[str, Any]] = {}
-        self._trails: dict[str, deque[tuple[float, float, float, float]]] = {}
+        self._tracks: dict[str, _Track] = {}
         self._sensors: dict[str, _Sensor] = {}
         self._trail_points = trail_points
         self._arrivals: deque[tuple[float, int]] = deque()
@@ -57,56 +66,74 @@ class LiveMapPicture:
         now = time.time()
         self.reports_seen += len(reports)
         self._arrivals.append((now, len(reports)))
-        last = reports[-1] if reports else None
-        if last is not None and last.HasField("emitted_at"):
-            emitted = last.emitted_at.seconds + last.emitted_at.nanos * 1e-9
-            self._lag_s = max(0.0, now - emitted)
+        if reports and reports[-1].HasField("emitted_at"):
+            self._lag_s = max(0.0, now - seconds(reports[-1].emitted_at))
 
-    def apply(self, reports: Iterable[track_pb2.TrackReport]) -> list[dict[str, Any]]:
-        """Take stored reports (store order); return the JSON of each one that is now the
-        latest of its track (an older revision arriving late changes nothing)."""
+    def apply(self, reports: Iterable[track_pb2.TrackReport], encode: bool = True) -> list[str]:
+        """Take stored reports (store order); return the JSON text of each one that is now
+        the latest of its track (an older revision arriving late changes nothing), or
+        nothing when ``encode`` is false (no page to send them to: encoded later, if a
+        page connects)."""
         now = time.time()
-        changes: list[dict[str, Any]] = []
+        changes: list[str] = []
         for msg in reports:
-            known = self._tracks.get(msg.track_id)
-            if known is not None and known["rev"] >= msg.revision:
+            tid = msg.track_id
+            known = self._tracks.get(tid)
+            if known is not None and known.msg.revision >= msg.revision:
                 continue
-            rep = report_json(msg)
-            changes.append(rep)
-            self._note_sensors(rep, now)
+            self._note_sensors(msg, now)
             if msg.status == _DELETED:
-                self._tracks.pop(msg.track_id, None)
-                self._trails.pop(msg.track_id, None)
+                self._tracks.pop(tid, None)
+                if encode:
+                    changes.append(report_text(msg))
                 continue
-            trail = self._trails.setdefault(msg.track_id, deque(maxlen=self._trail_points))
-            if rep["lat"] is not None and rep["lon"] is not None:
-                trail.append((rep["t"], rep["lat"], rep["lon"], rep["alt"]))
-            self._tracks[msg.track_id] = rep
+            if known is None:
+                known = self._tracks[tid] = _Track(msg, deque(maxlen=self._trail_points))
+            known.msg = msg
+            known.text = report_text(msg) if encode else None
+            lat, lon = msg.latitude_deg, msg.longitude_deg
+            if math.isfinite(lat) and math.isfinite(lon):
+                known.trail.append((seconds(msg.time), lat, lon, msg.altitude_m))
+            if encode:
+                changes.append(known.text)  # type: ignore[arg-type]
         return changes
 
-    def _note_sensors(self, rep: dict[str, Any], now: float) -> None:
-        for sid in rep["sensors"]:
+    def _note_sensors(self, msg: track_pb2.TrackReport, now: float) -> None:
+        t = seconds(msg.time)
+        for sid in msg.sensor_ids:
             s = self._sensors.get(sid)
             if s is None:
-                s = self._sensors[sid] = _Sensor(now, rep["t"])
-            s.last_seen, s.last_time = now, max(s.last_time, rep["t"])
-            s.tracks.add(rep["id"])
-        if rep["status"] == "DELETED":
+                s = self._sensors[sid] = _Sensor(now, t)
+            s.last_seen, s.last_time = now, max(s.last_time, t)
+            s.tracks.add(msg.track_id)
+        if msg.status == _DELETED:
             for s in self._sensors.values():
-                s.tracks.discard(rep["id"])
+                s.tracks.discard(msg.track_id)
 
-    def trail(self, track_id: str) -> list[list[float]]:
-        """The track's trail, oldest first: ``[t s, lat deg, lon deg, alt m]`` per point."""
-        return [list(p) for p in self._trails.get(track_id, ())]
+    def trail(self, track_id: str) -> list[list[float | None]]:
+        """The track's trail, oldest first: ``[t s, lat deg, lon deg, alt m]`` per point
+        (rounded as in the reports; a null altitude where not finite)."""
+        track = self._tracks.get(track_id)
+        return [] if track is None else [_point(p) for p in track.trail]
+
+    def snapshot_text(self) -> str:
+        """Everything a page needs on connecting, as JSON text: tracks (each with its
+        ``trail``), sensors, status."""
+        parts = []
+        for tid in sorted(self._tracks):
+            track = self._tracks[tid]
+            if track.text is None:
+                track.text = report_text(track.msg)
+            trail = json.dumps(self.trail(tid), separators=(",", ":"))
+            parts.append(f'{track.text[:-1]},"trail":{trail}}}')
+        tail = json.dumps(
+            {"sensors": self.sensors(), "status": self.status()}, separators=(",", ":")
+        )
+        return f'{{"tracks":{json_array(parts)},{tail[1:]}'
 
     def snapshot(self) -> dict[str, Any]:
-        """Everything a page needs on connecting: tracks with trails, sensors, status."""
-        tracks = []
-        for tid in sorted(self._tracks):
-            rep = dict(self._tracks[tid])
-            rep["trail"] = self.trail(tid)
-            tracks.append(rep)
-        return {"tracks": tracks, "sensors": self.sensors(), "status": self.status()}
+        """:meth:`snapshot_text` parsed (checks and tests)."""
+        return json.loads(self.snapshot_text())
 
     def sensors(self) -> list[dict[str, Any]]:
         """Contributing sensors: id, live tracks they feed, last report time (s)."""
@@ -125,7 +152,7 @@ class LiveMapPicture:
         while self._arrivals and now - self._arrivals[0][0] > RATE_WINDOW_S:
             self._arrivals.popleft()
         n = sum(k for _, k in self._arrivals)
-        latest = max((r["t"] for r in self._tracks.values()), default=None)
+        latest = max((seconds(t.msg.time) for t in self._tracks.values()), default=None)
         return {
             "rate": round(n / RATE_WINDOW_S, 1),
             "live": len(self._tracks),
@@ -134,3 +161,8 @@ class LiveMapPicture:
             "now": now,
             "seen": self.reports_seen,
         }
+
+
+def _point(p: tuple[float, float, float, float]) -> list[float | None]:
+    t, lat, lon, alt = p
+    return [t, round(lat, 5), round(lon, 5), round(alt, 1) if math.isfinite(alt) else None]

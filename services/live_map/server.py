@@ -10,8 +10,10 @@ store's event loop (aiohttp).
 
 The feed is an in-process listener on the store's fan-out of stored reports (the
 broadcaster behind ``SubscribeTracks``), called inside each publish: it only counts the
-batch and keeps each track's latest report, which the flush converts once. No extra gRPC
-hop, no queue, no polling. A page that reads too slowly is disconnected (its browser
+batch and keeps each track's latest report, which the flush converts once (each report
+straight to JSON text, joined into one event, written to each page once per flush with
+the status), and not at all while no page is connected. No extra gRPC hop, no queue, no
+polling. A page that reads too slowly is disconnected (its browser
 reconnects and starts from a new snapshot).
 """
 
@@ -32,6 +34,7 @@ from aiohttp import web
 
 from tracklayer.services.errors import UserError
 from tracklayer.services.live_map.picture import LiveMapPicture
+from tracklayer.services.live_map.view import json_array
 from tracklayer.services.rpc.server import kv, parse_host_port
 from tracklayer.v1 import track_pb2
 
@@ -82,8 +85,9 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _event(name: str, data: Any) -> bytes:
-    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+def _event(name: str, text: str) -> bytes:
+    """One server-sent event whose data is the JSON ``text`` (one line)."""
+    return f"event: {name}\ndata: {text}\n\n".encode()
 
 
 class _Page:
@@ -165,30 +169,36 @@ def _listener(picture: LiveMapPicture, pending: _Pending) -> Callable[[list], No
     return on_batch
 
 
-def _send_pending(picture: LiveMapPicture, pending: _Pending, pages: set[_Page]) -> None:
-    """Apply the pending reports to ``picture`` and offer the changes to every page."""
+def _send_pending(picture: LiveMapPicture, pending: _Pending, pages: set[_Page]) -> bytes:
+    """Apply the pending reports to ``picture``; the ``reports`` event of the changes
+    (encoded once for every page), or nothing when no page is connected (then nothing
+    is encoded at all: a page that connects gets the snapshot)."""
     if not pending.reports:
-        return
-    changes = picture.apply(pending.reports.values())
+        return b""
+    changes = picture.apply(pending.reports.values(), encode=bool(pages))
     pending.reports.clear()
-    if changes:
-        data = _event("reports", changes)
+    return _event("reports", json_array(changes)) if changes else b""
+
+
+def _offer(pages: set[_Page], data: bytes) -> None:
+    if data:
         for page in list(pages):
             page.offer(data)
 
 
 async def _flush(picture: LiveMapPicture, pending: _Pending, pages: set[_Page]) -> None:
-    """Every FLUSH_S send pending changes (encoded once), every STATUS_S the status."""
+    """Every FLUSH_S send pending changes, every STATUS_S the status too, as one write
+    per page; while no page is connected, only keep the picture current."""
     loop = asyncio.get_running_loop()
     next_status = loop.time()
     while True:
         await asyncio.sleep(FLUSH_S)
-        _send_pending(picture, pending, pages)
-        if loop.time() >= next_status:
+        data = _send_pending(picture, pending, pages)
+        if pages and loop.time() >= next_status:
             next_status = loop.time() + STATUS_S
-            data = _event("status", {**picture.status(), "sensors": picture.sensors()})
-            for page in list(pages):
-                page.offer(data)
+            status = {**picture.status(), "sensors": picture.sensors()}
+            data += _event("status", json.dumps(status, separators=(",", ":")))
+        _offer(pages, data)
 
 
 def _events_handler(
@@ -203,13 +213,13 @@ def _events_handler(
             }
         )
         await resp.prepare(request)
-        _send_pending(picture, pending, pages)  # the snapshot below is then up to date
+        _offer(pages, _send_pending(picture, pending, pages))  # the snapshot is then current
         page = _Page()
         pages.add(page)
         log.info(kv("live_map_page_open", peer=request.remote, pages=len(pages)))
         outcome = "closed"
         try:
-            await resp.write(b"retry: 1000\n\n" + _event("snapshot", picture.snapshot()))
+            await resp.write(b"retry: 1000\n\n" + _event("snapshot", picture.snapshot_text()))
             while True:
                 data = await page.queue.get()
                 if data is None:
@@ -233,8 +243,8 @@ def build_app(picture: LiveMapPicture, pending: _Pending, pages: set[_Page]) -> 
         return web.FileResponse(STATIC_DIR / "index.html")
 
     async def snapshot(_request: web.Request) -> web.Response:
-        _send_pending(picture, pending, pages)
-        return web.json_response(picture.snapshot())
+        _offer(pages, _send_pending(picture, pending, pages))
+        return web.Response(text=picture.snapshot_text(), content_type="application/json")
 
     app = web.Application()
     app.router.add_get("/", index)
@@ -266,7 +276,7 @@ async def start_live_map(feed: LiveFeed, address: str, *, flag: str = "--http") 
         raise UserError(f"{flag}: cannot listen on {host}:{port}: {exc.strerror}") from None
     bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     current, stop_feed = feed.open_feed(_listener(picture, pending))
-    picture.apply(current)
+    picture.apply(current, encode=False)
     tasks = [asyncio.create_task(_flush(picture, pending, pages), name="live-map-flush")]
     server = LiveMapServer(
         runner=runner, host=host, port=bound, tasks=tasks, pages=pages, stop_feed=stop_feed
