@@ -79,7 +79,13 @@ def test_picture_keeps_the_latest_revision_a_bounded_trail_and_forgets_deleted_t
     snap = pic.snapshot()
     assert [t["id"] for t in snap["tracks"]] == ["f-1"] and len(snap["tracks"][0]["trail"]) == 3
     assert snap["sensors"][0]["id"] == "sat-1-1" and snap["sensors"][0]["tracks"] == ["f-1"]
-    gone = pic.apply([report("f-1", 6, status=4)])
+    assert snap["sensors"][0]["pos"] is None  # no report placed it
+    placed = report("f-1", 7)
+    p = placed.sensor_positions.add(sensor_id="sat-1-1", latitude_deg=1.23456, altitude_m=8e5)
+    p.longitude_deg, p.time.seconds = float("nan"), T0 + 6
+    pic.apply([placed])
+    assert pic.sensors()[0]["pos"] == {"lat": 1.2346, "lon": None, "alt": 8e5, "t": T0 + 6}
+    gone = pic.apply([report("f-1", 8, status=4)])
     assert json.loads(gone[0])["status"] == "DELETED" and pic.snapshot()["tracks"] == []
     assert pic.sensors()[0]["tracks"] == []
 

@@ -21,7 +21,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tracklayer.services.live_map.view import json_array, report_text, seconds
+from tracklayer.services.live_map.view import (
+    json_array,
+    report_text,
+    seconds,
+    sensor_position_json,
+)
 from tracklayer.v1 import track_pb2
 
 #: Trail points kept per track (sub-point and altitude of each report): about two minutes
@@ -39,6 +44,7 @@ class _Sensor:
     last_seen: float  # wall clock, s
     last_time: float  # report time, s
     tracks: set[str] = field(default_factory=set)
+    position: track_pb2.SensorPosition | None = None  # the latest a report carried
 
 
 @dataclass(slots=True)
@@ -106,6 +112,10 @@ class LiveMapPicture:
                 s = self._sensors[sid] = _Sensor(now, t)
             s.last_seen, s.last_time = now, max(s.last_time, t)
             s.tracks.add(msg.track_id)
+        for p in msg.sensor_positions:  # reports come in emission order: newest last
+            s = self._sensors.get(p.sensor_id)
+            if s is not None:
+                s.position = p
         if msg.status == _DELETED:
             for s in self._sensors.values():
                 s.tracks.discard(msg.track_id)
@@ -136,12 +146,19 @@ class LiveMapPicture:
         return json.loads(self.snapshot_text())
 
     def sensors(self) -> list[dict[str, Any]]:
-        """Contributing sensors: id, live tracks they feed, last report time (s)."""
+        """Contributing sensors: id, live tracks they feed, last report time (s) and
+        ``pos``, where the reports last placed it (``lat``, ``lon`` deg, ``alt`` m, ``t``
+        s) or null."""
         now = time.time()
         for sid in [k for k, s in self._sensors.items() if now - s.last_seen > SENSOR_FORGET_S]:
             del self._sensors[sid]
         return [
-            {"id": sid, "tracks": sorted(s.tracks & self._tracks.keys()), "t": s.last_time}
+            {
+                "id": sid,
+                "tracks": sorted(s.tracks & self._tracks.keys()),
+                "t": s.last_time,
+                "pos": None if s.position is None else sensor_position_json(s.position),
+            }
             for sid, s in sorted(self._sensors.items())
         ]
 

@@ -104,6 +104,20 @@ def report_text(msg: track_pb2.TrackReport) -> str:
     return text + "}"
 
 
+def sensor_position_json(p: track_pb2.SensorPosition) -> dict[str, float | None]:
+    """Where a report placed a sensor: ``lat``, ``lon`` (deg), ``alt`` (m), ``t`` (s)."""
+
+    def finite(x: float, digits: int) -> float | None:
+        return round(x, digits) if _isfinite(x) else None
+
+    return {
+        "lat": finite(p.latitude_deg, 4),
+        "lon": finite(p.longitude_deg, 4),
+        "alt": finite(p.altitude_m, 0),
+        "t": seconds(p.time),
+    }
+
+
 def json_array(texts: Iterable[str]) -> str:
     """JSON texts joined into one JSON array."""
     return "[" + ",".join(texts) + "]"

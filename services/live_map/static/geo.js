@@ -1,6 +1,7 @@
 // tracklayer live map, geometry: the orthographic globe and the equirectangular map
 // (project, lines broken at the horizon or the map's seam), Natural Earth land decoded
-// from TopoJSON, the cached background (graticule and land) and ground ellipses.
+// from TopoJSON, the cached background (graticule and land), ground ellipses and
+// great-circle lines.
 // Degrees in, CSS pixels out. Used by livemap.js as window.tracklayerGeo(view).
 "use strict";
 
@@ -171,9 +172,25 @@ window.tracklayerGeo = function (view) {
     return pts;
   }
 
+  function greatCircle(a, b, n) {  // [lat, lon] a -> b as n + 1 points on the great circle
+    const v = ([lat, lon]) => {
+      const p = lat * D2R, l = lon * D2R;
+      return [Math.cos(p) * Math.cos(l), Math.cos(p) * Math.sin(l), Math.sin(p)];
+    };
+    const u = v(a), w = v(b);
+    const om = Math.acos(Math.max(-1, Math.min(1, u[0] * w[0] + u[1] * w[1] + u[2] * w[2])));
+    if (om < 1e-9) return [a, b];
+    const pts = [];
+    for (let i = 0; i <= n; i++) {
+      const f = i / n, k0 = Math.sin((1 - f) * om) / Math.sin(om), k1 = Math.sin(f * om) / Math.sin(om);
+      const x = k0 * u[0] + k1 * w[0], y = k0 * u[1] + k1 * w[1], z = k0 * u[2] + k1 * w[2];
+      pts.push([Math.atan2(z, Math.hypot(x, y)) / D2R, Math.atan2(y, x) / D2R]);
+    }
+    return pts;
+  }
 
   return {
-    wrap, globeRadius, flatScale, project, strokeLine, ellipsePoints, background,
+    wrap, globeRadius, flatScale, project, strokeLine, ellipsePoints, background, greatCircle,
     setLand(topo) { land = decodeTopology(topo); },
     get landRings() { return land.length; },
   };

@@ -1,6 +1,8 @@
 // tracklayer live map: the track store's live picture on a globe or a flat map.
 // Plain JS + canvas, no dependencies. Data: server-sent events from /events (snapshot,
 // reports, status); units as sent: degrees, metres, m/s, seconds since the Unix epoch.
+// Satellites are drawn at their sub-points where the reports last placed them (the
+// status event's sensors), with dashed lines of sight to the tracks they just updated.
 // The page's state is exposed as window.tracklayerMap (tests read it).
 "use strict";
 
@@ -11,6 +13,10 @@
   };
   const TRAIL_POINTS = 120;
   const LABEL_LIMIT = 150;   // ids drawn when at most this many tracks are on screen
+  const SAT_COLOUR = "#f4f1a6";
+  const SAT_STALE_S = 60;    // satellites placed longer ago than this (report time) are not drawn
+  const SIGHT_S = 1.5;       // lines of sight: tracks reported within this of the newest report
+  const SIGHT_LIMIT = 60;    // more than this: only the selected track's or satellite's
   const D2R = Math.PI / 180;
 
   const canvas = document.getElementById("map");
@@ -24,7 +30,10 @@
     messages: 0, reports: 0, frames: 0, lastFrameMs: 0, maxFrameMs: 0, frameMs: [],
     updateMs: [], lastUpdateMs: 0, maxUpdateMs: 0,
   };
-  const drawn = { tracks: 0, impactEllipses: 0, impactEllipsePx: 0, launches: 0, labels: 0 };
+  const drawn = {
+    tracks: 0, impactEllipses: 0, impactEllipsePx: 0, launches: 0, labels: 0, satellites: 0,
+    sightLines: 0,
+  };
   let sensors = [];
   let status = {};
   let selected = null;
@@ -32,8 +41,9 @@
   let dirty = true;
   let pendingSince = null;   // performance.now() of the first unrendered message
   let screen = [];           // [x, y, id] of each drawn sub-point (hover)
+  let satScreen = [];        // [x, y, sensor id] of each drawn satellite (hover)
   const geo = window.tracklayerGeo(view);
-  const { wrap, globeRadius, flatScale, project, strokeLine, ellipsePoints } = geo;
+  const { wrap, globeRadius, flatScale, project, strokeLine, ellipsePoints, greatCircle } = geo;
   function size() { return { w: canvas.clientWidth, h: canvas.clientHeight }; }
 
   function colour(rep) { return PHASE_COLOUR[rep.phase] || PHASE_COLOUR.UNSPECIFIED; }
@@ -93,6 +103,60 @@
     }
   }
 
+  // Satellites where the reports last placed them (sub-points), drawn while recent.
+  function placedSatellites() {
+    const placed = sensors.filter((s) => s.pos && s.pos.lat != null && s.pos.lon != null);
+    const newest = Math.max(...placed.map((s) => s.pos.t));
+    return new Map(placed.filter((s) => newest - s.pos.t <= SAT_STALE_S).map((s) => [s.id, s]));
+  }
+
+  // Lines of sight of the last report of each recently reported track: satellite -> track.
+  // A raid's hundreds would hide the picture: then only those of the selected track or of
+  // the satellite under the mouse in the list.
+  function drawSightLines(w, h, sats) {
+    let newest = -Infinity;
+    for (const t of tracks.values()) newest = Math.max(newest, t.rep.t);
+    let lines = [];
+    for (const t of tracks.values()) {
+      const r = t.rep;
+      if (r.lat == null || newest - r.t > SIGHT_S) continue;
+      for (const sid of r.sensors) if (sats.has(sid)) lines.push([sats.get(sid), r]);
+    }
+    if (lines.length > SIGHT_LIMIT) {
+      lines = lines.filter(([s, r]) => r.id === selected || s.id === highlight);
+    }
+    ctx.beginPath();
+    for (const [s, r] of lines) {
+      strokeLine(ctx, greatCircle([s.pos.lat, s.pos.lon], [r.lat, r.lon], 16), w, h);
+    }
+    ctx.strokeStyle = SAT_COLOUR; ctx.globalAlpha = 0.35; ctx.lineWidth = 0.9;
+    ctx.setLineDash([3, 3]); ctx.stroke(); ctx.setLineDash([]); ctx.globalAlpha = 1;
+    drawn.sightLines = lines.length;
+  }
+
+  function drawSatellites(w, h, sats) {
+    satScreen = [];
+    const labels = sats.size <= 40 || view.zoom >= 3;
+    ctx.font = "10px system-ui, 'DejaVu Sans', sans-serif"; ctx.textBaseline = "middle";
+    for (const s of sats.values()) {
+      const p = project(s.pos.lat, s.pos.lon, w, h);
+      if (!p[2]) continue;
+      satScreen.push([p[0], p[1], s.id]);
+      const lit = highlight === s.id;
+      ctx.fillStyle = SAT_COLOUR; ctx.strokeStyle = SAT_COLOUR; ctx.lineWidth = 1.2;
+      ctx.globalAlpha = lit ? 1 : 0.85;
+      ctx.fillRect(p[0] - 2.5, p[1] - 2.5, 5, 5);  // body and two solar panels
+      ctx.beginPath(); ctx.moveTo(p[0] - 8, p[1]); ctx.lineTo(p[0] - 3, p[1]);
+      ctx.moveTo(p[0] + 3, p[1]); ctx.lineTo(p[0] + 8, p[1]); ctx.stroke();
+      if (lit) { ctx.beginPath(); ctx.arc(p[0], p[1], 10, 0, 2 * Math.PI); ctx.stroke(); }
+      if (labels || lit) {
+        ctx.globalAlpha = lit ? 1 : 0.6; ctx.fillText(s.id, p[0] + 10, p[1] + 9);
+      }
+      ctx.globalAlpha = 1;
+    }
+    drawn.satellites = satScreen.length;
+  }
+
   function drawPoints(w, h) {
     screen = [];
     const labels = tracks.size <= LABEL_LIMIT || view.zoom >= 4;
@@ -131,8 +195,11 @@
     }
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.drawImage(geo.background(w, h), 0, 0, w, h);
+    const sats = placedSatellites();
+    drawSightLines(w, h, sats);
     drawTrails(w, h);
     drawGround(w, h);
+    drawSatellites(w, h, sats);
     drawPoints(w, h);
     const t1 = performance.now();
     stats.frames++; stats.lastFrameMs = t1 - t0; stats.maxFrameMs = Math.max(stats.maxFrameMs, t1 - t0);
@@ -274,13 +341,31 @@
     details.replaceChildren(table(t.rep)); details.hidden = false;
   }
 
-  function nearest(x, y) {
+  function nearest(x, y, points = screen) {
     let best = null, bd = 12 * 12;
-    for (const [sx, sy, id] of screen) {
+    for (const [sx, sy, id] of points) {
       const d = (sx - x) ** 2 + (sy - y) ** 2;
       if (d < bd) { bd = d; best = id; }
     }
     return best;
+  }
+
+  function satelliteTable(s) {
+    const div = document.createElement("div");
+    const title = document.createElement("div"); title.className = "title"; title.textContent = s.id;
+    title.style.color = SAT_COLOUR;
+    const tbl = document.createElement("table");
+    const rows = [
+      ["satellite", "sub-point as the reports last placed it"],
+      ["altitude", s.pos.alt == null ? "–" : (s.pos.alt / 1000).toFixed(0) + " km"],
+      ["position", `${s.pos.lat.toFixed(2)}°, ${s.pos.lon.toFixed(2)}° at ${fmtTime(s.pos.t)}`],
+      ["tracks fed", s.tracks.length ? s.tracks.join(", ") : "none live"],
+    ];
+    for (const [k, v] of rows) {
+      const tr = tbl.insertRow(); tr.insertCell().textContent = k; tr.insertCell().textContent = v;
+    }
+    div.append(title, tbl);
+    return div;
   }
 
   // ------------------------------------------------------------------ interaction
@@ -309,9 +394,10 @@
       drag.x = e.clientX; drag.y = e.clientY; dirty = true; tip.hidden = true;
       return;
     }
-    const id = nearest(x, y);
-    if (!id) { tip.hidden = true; return; }
-    tip.replaceChildren(table(tracks.get(id).rep));
+    const id = nearest(x, y), sid = id ? null : nearest(x, y, satScreen);
+    const sat = sid && sensors.find((s) => s.id === sid);
+    if (!id && !sat) { tip.hidden = true; return; }
+    tip.replaceChildren(id ? table(tracks.get(id).rep) : satelliteTable(sat));
     tip.style.left = x + 16 + "px"; tip.style.top = y + 16 + "px"; tip.hidden = false;
   });
   canvas.addEventListener("mouseleave", () => { tip.hidden = true; });
@@ -324,7 +410,7 @@
     view.mode = view.mode === "globe" ? "flat" : "globe";
     if (view.mode === "flat" && view.zoom <= 1.2) view.lat0 = 0;
     document.getElementById("b-view").textContent = view.mode === "globe" ? "flat map" : "globe";
-    dirty = true;
+    tip.hidden = true; dirty = true;
   }
   function resetView() { view.zoom = 1; centreOnTracks(); dirty = true; }
   document.getElementById("b-view").addEventListener("click", toggleView);
@@ -344,7 +430,7 @@
     es.addEventListener("snapshot", (e) => received("snapshot", JSON.parse(e.data)));
     es.addEventListener("reports", (e) => received("reports", JSON.parse(e.data)));
     es.addEventListener("status", (e) => {
-      const s = JSON.parse(e.data); showStatus(s); showSensors(s.sensors);
+      const s = JSON.parse(e.data); showStatus(s); showSensors(s.sensors); dirty = true;
     });
     return es;
   }
@@ -357,6 +443,7 @@
     get sensors() { return sensors; }, get status() { return status; },
     get landRings() { return geo.landRings; },
     screenOf(id) { const p = screen.find((q) => q[2] === id); return p ? [p[0], p[1]] : null; },
+    satelliteScreenOf(id) { const p = satScreen.find((q) => q[2] === id); return p ? [p[0], p[1]] : null; },
     setView(mode, zoom) { if (mode !== view.mode) toggleView(); if (zoom) view.zoom = zoom; dirty = true; },
     source: connect(),
   };
