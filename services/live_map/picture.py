@@ -39,7 +39,7 @@ SENSOR_FORGET_S = 600.0
 _DELETED = track_pb2.TRACK_STATUS_DELETED
 
 
-@dataclass
+@dataclass(slots=True)
 class _Sensor:
     last_seen: float  # wall clock, s
     last_time: float  # report time, s
@@ -105,15 +105,17 @@ class LiveMapPicture:
         return changes
 
     def _note_sensors(self, msg: track_pb2.TrackReport, now: float) -> None:
-        t = seconds(msg.time)
+        t, tid, sensors = seconds(msg.time), msg.track_id, self._sensors
         for sid in msg.sensor_ids:
-            s = self._sensors.get(sid)
+            s = sensors.get(sid)
             if s is None:
-                s = self._sensors[sid] = _Sensor(now, t)
-            s.last_seen, s.last_time = now, max(s.last_time, t)
-            s.tracks.add(msg.track_id)
+                s = sensors[sid] = _Sensor(now, t)
+            s.last_seen = now
+            if t > s.last_time:
+                s.last_time = t
+            s.tracks.add(tid)
         for p in msg.sensor_positions:  # reports come in emission order: newest last
-            s = self._sensors.get(p.sensor_id)
+            s = sensors.get(p.sensor_id)
             if s is not None:
                 s.position = p
         if msg.status == _DELETED:

@@ -29,10 +29,11 @@ _STATUS = {
 _PHASE_JSON = {k: json.dumps(v) for k, v in _PHASE.items()}
 _STATUS_JSON = {k: json.dumps(v) for k, v in _STATUS.items()}
 _UNSPECIFIED = '"UNSPECIFIED"'
-#: Encoded ids and sensor lists kept (they repeat from report to report).
+#: Encoded ids, sensor lists and ellipses kept (they repeat from report to report).
 _CACHE_SIZE = 4096
 _quoted: dict[str, str] = {}
 _lists: dict[tuple[str, ...], str] = {}
+_ellipses: dict[bytes, str] = {}
 _isfinite = math.isfinite
 
 
@@ -75,27 +76,41 @@ def _str_list(items: Iterable[str]) -> str:
 
 
 def ellipse_text(e: track_pb2.ImpactPrediction | track_pb2.LaunchEstimate) -> str:
-    """A ground ellipse (impact or launch) as JSON: centre, time, 1-sigma axes, orientation."""
-    return (
-        f'{{"lat":{_num(e.latitude_deg, ".5f")},"lon":{_num(e.longitude_deg, ".5f")},'
-        f'"t":{seconds(e.time)!r},"a":{_num(e.semi_major_m, ".1f")},'
-        f'"b":{_num(e.semi_minor_m, ".1f")},"ori":{_num(e.orientation_deg, ".2f")}}}'
-    )
+    """A ground ellipse (impact or launch) as JSON: centre, time, 1-sigma axes,
+    orientation. Kept by content: a launch estimate (and an impact between refreshes)
+    repeats from report to report."""
+    key = e.SerializeToString()
+    out = _ellipses.get(key)
+    if out is None:
+        if len(_ellipses) >= _CACHE_SIZE:
+            _ellipses.clear()
+        out = _ellipses[key] = (
+            f'{{"lat":{_num(e.latitude_deg, ".5f")},"lon":{_num(e.longitude_deg, ".5f")},'
+            f'"t":{seconds(e.time)!r},"a":{_num(e.semi_major_m, ".1f")},'
+            f'"b":{_num(e.semi_minor_m, ".1f")},"ori":{_num(e.orientation_deg, ".2f")}}}'
+        )
+    return out
 
 
 def report_text(msg: track_pb2.TrackReport) -> str:
     """One stored report as the map's JSON object text (fields in the module docstring)."""
     v = msg.velocity_eci
-    emitted = repr(seconds(msg.emitted_at)) if msg.HasField("emitted_at") else "null"
+    vx, vy, vz = v.x, v.y, v.z
+    lat, lon, alt = msg.latitude_deg, msg.longitude_deg, msg.altitude_m
+    if _isfinite(lat + lon + alt + vx + vy + vz):  # the usual case: no check per number
+        place = f'"lat":{lat:.5f},"lon":{lon:.5f},"alt":{alt:.1f},'
+        speed = f"{math.sqrt(vx * vx + vy * vy + vz * vz):.1f}"
+    else:
+        place = f'"lat":{_num(lat, ".5f")},"lon":{_num(lon, ".5f")},"alt":{_num(alt, ".1f")},'
+        speed = _num(math.sqrt(vx * vx + vy * vy + vz * vz), ".1f")
+    t, e = msg.time, msg.emitted_at
+    emitted = repr(e.seconds + e.nanos * 1e-9) if msg.HasField("emitted_at") else "null"
     text = (
         f'{{"id":{_str(msg.track_id)},"rev":{msg.revision},'
         f'"status":{_STATUS_JSON.get(msg.status, _UNSPECIFIED)},'
-        f'"phase":{_PHASE_JSON.get(msg.phase, _UNSPECIFIED)},"t":{seconds(msg.time)!r},'
-        f'"lat":{_num(msg.latitude_deg, ".5f")},"lon":{_num(msg.longitude_deg, ".5f")},'
-        f'"alt":{_num(msg.altitude_m, ".1f")},'
-        f'"speed":{_num(math.sqrt(v.x * v.x + v.y * v.y + v.z * v.z), ".1f")},'
-        f'"sensors":{_str_list(msg.sensor_ids)},"updates":{msg.update_count},'
-        f'"emitted":{emitted}'
+        f'"phase":{_PHASE_JSON.get(msg.phase, _UNSPECIFIED)},"t":{t.seconds + t.nanos * 1e-9!r},'
+        f'{place}"speed":{speed},"sensors":{_str_list(msg.sensor_ids)},'
+        f'"updates":{msg.update_count},"emitted":{emitted}'
     )
     if msg.HasField("impact"):
         text += ',"impact":' + ellipse_text(msg.impact)
