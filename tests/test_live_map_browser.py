@@ -207,9 +207,21 @@ def test_tracks_appear_move_and_disappear_as_the_reports_say(store, browser, tmp
     assert browser.execute_script("return window.tracklayerMap.drawn.impactEllipsePx") > 3
     assert browser.execute_script("return window.tracklayerMap.drawn.launches") >= 1
     assert browser.find_element("id", "conn").text == "live"
+    rate_stat = browser.find_element("id", "s-rate").find_element("xpath", "..")
+    assert "warn" not in rate_stat.get_attribute("class")  # reports are arriving
     # The satellites where the reports placed them, with lines of sight to both tracks.
     wait_for(browser, "window.tracklayerMap.drawn.satellites === 2", 3, "two satellites")
     assert browser.execute_script("return window.tracklayerMap.drawn.sightLines") == 4
+    assert browser.execute_script("return window.tracklayerMap.drawn.scaleKm") > 0
+    # The framing shows the whole picture: tracks, impact and launch points on screen.
+    width, height = browser.execute_script(
+        "const c = document.getElementById('map');return [c.clientWidth, c.clientHeight];"
+    )
+    for lat, lon in ((45.0, 60.0), (30.0, 70.0), (52.0, 80.0), (40.0, 55.0)):
+        x, y, visible = browser.execute_script(
+            "return window.tracklayerMap.toScreen(arguments[0], arguments[1])", lat, lon
+        )
+        assert visible and 0 < x < width and 0 < y < height, (lat, lon, x, y)
     for sid, (s_lat, s_lon) in SATELLITES.items():
         pos = browser.execute_script(
             "return window.tracklayerMap.sensors.find(s => s.id === arguments[0]).pos", sid
@@ -272,6 +284,15 @@ def test_tracks_appear_move_and_disappear_as_the_reports_say(store, browser, tmp
     for text in ("satellite", "800 km", "58.00°, 88.00°", "f-1, f-3"):
         assert text in tip, tip
     keep_screenshot(browser, tmp_path / "live-map.png")
+
+    # No report for 5 s while tracks are live: the status bar says so.
+    wait_for(
+        browser,
+        "document.getElementById('s-rate').parentElement.classList.contains('warn')",
+        9.0,
+        "the quiet-picture warning",
+    )
+    assert browser.find_element("id", "s-rate").text == "0"
 
     browser.execute_script("window.tracklayerMap.setView('flat')")
     wait_for(

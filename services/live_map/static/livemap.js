@@ -16,7 +16,11 @@
   const SAT_COLOUR = "#f4f1a6";
   const SAT_STALE_S = 60;    // satellites placed longer ago than this (report time) are not drawn
   const SIGHT_S = 1.5;       // lines of sight: tracks reported within this of the newest report
-  const SIGHT_LIMIT = 60;    // more than this: only the selected track's or satellite's
+  // With more lines of sight (track -> impact lines) than this, as in a raid, only the
+  // selected track's (or those of the satellite under the mouse in the list) are drawn.
+  const SIGHT_LIMIT = 200, CONNECT_LIMIT = 60;
+  const FIT_ZOOM = 8;        // the automatic framing zooms no closer: the land stays in view
+  const FOLLOW_S = 10;       // re-frame the tracks this often until the user moves the view
   const D2R = Math.PI / 180;
 
   const canvas = document.getElementById("map");
@@ -25,14 +29,16 @@
   const details = document.getElementById("details");
 
   const tracks = new Map();  // id -> {rep, trail: [[t, lat, lon, alt], ...]}
-  const view = { mode: "globe", lon0: 0, lat0: 20, zoom: 1, centred: false };
+  // follow: frame the tracks (every FOLLOW_S) until the user drags or zooms; reset: again
+  const view = { mode: "globe", lon0: 0, lat0: 20, zoom: 1, centred: false, follow: true };
+  let framedAt = -Infinity;
   const stats = {
     messages: 0, reports: 0, frames: 0, lastFrameMs: 0, maxFrameMs: 0, frameMs: [],
     updateMs: [], lastUpdateMs: 0, maxUpdateMs: 0,
   };
   const drawn = {
     tracks: 0, impactEllipses: 0, impactEllipsePx: 0, launches: 0, labels: 0, satellites: 0,
-    sightLines: 0,
+    sightLines: 0, scaleKm: 0,
   };
   let sensors = [];
   let status = {};
@@ -71,6 +77,9 @@
 
   function drawGround(w, h) {
     drawn.impactEllipses = 0; drawn.launches = 0; drawn.impactEllipsePx = 0;
+    let impacts = 0;
+    for (const t of tracks.values()) if (t.rep.impact) impacts++;
+    const connect = impacts <= CONNECT_LIMIT;  // track -> impact lines; in a raid: selected only
     for (const t of tracks.values()) {
       const r = t.rep, c = colour(r);
       if (r.impact && r.impact.lat != null) {
@@ -78,7 +87,7 @@
         if (!p[2]) continue;
         const q = project(r.lat, r.lon, w, h);
         ctx.strokeStyle = c; ctx.globalAlpha = 0.35; ctx.lineWidth = 1;
-        if (q[2]) {
+        if (q[2] && (connect || r.id === selected)) {
           ctx.beginPath(); ctx.setLineDash([2, 4]); ctx.moveTo(q[0], q[1]);
           ctx.lineTo(p[0], p[1]); ctx.stroke(); ctx.setLineDash([]);
         }
@@ -129,7 +138,7 @@
     for (const [s, r] of lines) {
       strokeLine(ctx, greatCircle([s.pos.lat, s.pos.lon], [r.lat, r.lon], 16), w, h);
     }
-    ctx.strokeStyle = SAT_COLOUR; ctx.globalAlpha = 0.35; ctx.lineWidth = 0.9;
+    ctx.strokeStyle = SAT_COLOUR; ctx.globalAlpha = lines.length > 30 ? 0.2 : 0.35; ctx.lineWidth = 0.9;
     ctx.setLineDash([3, 3]); ctx.stroke(); ctx.setLineDash([]); ctx.globalAlpha = 1;
     drawn.sightLines = lines.length;
   }
@@ -161,6 +170,13 @@
     screen = [];
     const labels = tracks.size <= LABEL_LIMIT || view.zoom >= 4;
     drawn.labels = 0;
+    const boxes = [];  // labels drawn so far: one that would overlap another is left out
+    const free = (x, y, text) => {
+      const w = ctx.measureText(text).width;
+      if (boxes.some((b) => x < b[0] + b[2] + 4 && x + w + 4 > b[0] && Math.abs(y - b[1]) < 13)) return false;
+      boxes.push([x, y, w]);
+      return true;
+    };
     ctx.font = "12px system-ui, 'DejaVu Sans', sans-serif"; ctx.textBaseline = "middle";
     for (const t of tracks.values()) {
       const r = t.rep;
@@ -179,11 +195,26 @@
         ctx.beginPath(); ctx.arc(p[0], p[1], 9, 0, 2 * Math.PI);
         ctx.strokeStyle = "#ffffff"; ctx.lineWidth = 1.5; ctx.stroke();
       }
-      if (labels || r.id === selected) {
+      if ((labels && free(p[0] + 8, p[1] - 8, r.id)) || r.id === selected) {
         ctx.fillStyle = "#e8eef6"; ctx.fillText(r.id, p[0] + 8, p[1] - 8); drawn.labels++;
       }
     }
     drawn.tracks = screen.length;
+  }
+
+  // A scale bar (km at the centre of the view) so ellipses and distances can be judged.
+  function drawScale(w, h) {
+    const kmPerPx = view.mode === "globe" ? 6371.0088 / globeRadius(w, h)
+      : (111.195 * Math.cos(view.lat0 * D2R)) / flatScale(w, h);
+    const target = kmPerPx * 120, unit = 10 ** Math.floor(Math.log10(target));
+    const km = [5, 2, 1].map((k) => k * unit).find((k) => k <= target) || unit;
+    const px = km / kmPerPx, x = 14, y = h - 32;
+    ctx.strokeStyle = "#d8e1ec"; ctx.fillStyle = "#d8e1ec"; ctx.lineWidth = 1.5;
+    ctx.beginPath(); ctx.moveTo(x, y - 5); ctx.lineTo(x, y); ctx.lineTo(x + px, y);
+    ctx.lineTo(x + px, y - 5); ctx.stroke();
+    ctx.font = "11px system-ui, 'DejaVu Sans', sans-serif"; ctx.textBaseline = "bottom";
+    ctx.fillText(`${km >= 1 ? km : km.toFixed(1)} km${view.mode === "globe" ? " (at centre)" : ""}`, x + 4, y - 7);
+    drawn.scaleKm = km;
   }
 
   function render() {
@@ -201,6 +232,7 @@
     drawGround(w, h);
     drawSatellites(w, h, sats);
     drawPoints(w, h);
+    drawScale(w, h);
     const t1 = performance.now();
     stats.frames++; stats.lastFrameMs = t1 - t0; stats.maxFrameMs = Math.max(stats.maxFrameMs, t1 - t0);
     push(stats.frameMs, t1 - t0);
@@ -237,33 +269,60 @@
     delete rep.trail;
   }
 
-  function centreOnTracks() {
-    const list = [...tracks.values()].filter((t) => t.rep.lat != null);
-    if (!list.length) return false;
-    // mean of unit vectors of the sub-points
-    let x = 0, y = 0, z = 0;
-    for (const t of list) {
-      const p = t.rep.lat * D2R, l = t.rep.lon * D2R;
-      x += Math.cos(p) * Math.cos(l); y += Math.cos(p) * Math.sin(l); z += Math.sin(p);
+  // What the framing shows: every sub-point, impact and launch point, as unit vectors.
+  function framedPoints() {
+    const out = [];
+    const add = (lat, lon) => {
+      const p = lat * D2R, l = lon * D2R;
+      out.push([Math.cos(p) * Math.cos(l), Math.cos(p) * Math.sin(l), Math.sin(p)]);
+    };
+    for (const t of tracks.values()) {
+      if (t.rep.lat != null) add(t.rep.lat, t.rep.lon);
+      for (const e of [t.rep.impact, t.rep.launch]) if (e && e.lat != null) add(e.lat, e.lon);
     }
+    return out;
+  }
+
+  function spreadFrom(c, pts) {  // largest angle (rad) from the unit vector c to a point
+    let dot = 1;
+    for (const q of pts) dot = Math.min(dot, c[0] * q[0] + c[1] * q[1] + c[2] * q[2]);
+    return Math.acos(Math.max(-1, Math.min(1, dot)));
+  }
+
+  // Centre on the picture (the middle of its smallest enclosing cap, approximated: step
+  // towards the farthest point by 1/(i + 2), Badoiu-Clarkson) and zoom so that it all fits.
+  function centreOnTracks() {
+    const pts = framedPoints();
+    if (!pts.length) return false;
+    let c = pts[0].slice();
+    for (let i = 0; i < 40; i++) {
+      let far = pts[0], dmin = 2;
+      for (const q of pts) {
+        const d = c[0] * q[0] + c[1] * q[1] + c[2] * q[2];
+        if (d < dmin) { dmin = d; far = q; }
+      }
+      c = c.map((v, k) => v + (far[k] - v) / (i + 2));
+    }
+    const n = Math.hypot(...c) || 1;
+    c = c.map((v) => v / n);
+    const [x, y, z] = c;
     view.lon0 = Math.atan2(y, x) / D2R;
     view.lat0 = Math.max(-60, Math.min(60, Math.atan2(z, Math.hypot(x, y)) / D2R));
-    // zoom so that every sub-point, impact and launch point fits (with a margin)
-    const n = Math.hypot(x, y, z), c = [x / n, y / n, z / n];
-    let spread = 0;
-    const reach = (lat, lon) => {
-      const p = lat * D2R, l = lon * D2R;
-      const dot = c[0] * Math.cos(p) * Math.cos(l) + c[1] * Math.cos(p) * Math.sin(l) + c[2] * Math.sin(p);
-      spread = Math.max(spread, Math.acos(Math.max(-1, Math.min(1, dot))));
-    };
-    for (const t of list) {
-      reach(t.rep.lat, t.rep.lon);
-      for (const e of [t.rep.impact, t.rep.launch]) if (e && e.lat != null) reach(e.lat, e.lon);
-    }
+    const spread = spreadFrom(c, pts);
     const fit = view.mode === "globe" ? 0.8 / Math.sin(Math.min(spread * 1.3 + 0.02, Math.PI / 2))
       : 80 / Math.max((spread * 1.3) / D2R, 2);
-    view.zoom = Math.max(1, Math.min(40, fit));
+    view.zoom = Math.max(1, Math.min(FIT_ZOOM, fit));
+    view.fit = { c, spread };
     return true;
+  }
+
+  // While following: frame again every FOLLOW_S, and at once when the picture outgrows the
+  // frame (a new impact prediction far away, tracks flying out).
+  function reframe(now) {
+    if (!view.centred) return true;
+    if (!view.follow) return false;
+    if (now - framedAt > FOLLOW_S * 1000) return true;
+    return !!view.fit && spreadFrom(view.fit.c, framedPoints()) > view.fit.spread * 1.15 + 0.005;
   }
 
   function received(kind, data) {
@@ -278,7 +337,8 @@
       for (const rep of data) applyReport(rep);
       stats.reports += data.length;
     }
-    if (!view.centred && centreOnTracks()) view.centred = true;
+    const now = performance.now();
+    if (reframe(now) && centreOnTracks()) { view.centred = true; framedAt = now; }
     if (selected) showDetails(selected);
     dirty = true;
   }
@@ -291,6 +351,12 @@
     document.getElementById("s-live").textContent = tracks.size;
     document.getElementById("s-lag").textContent = status.lag == null ? "–" : (status.lag * 1000).toFixed(0) + " ms";
     document.getElementById("s-time").textContent = fmtTime(status.latest);
+    // An operator must see when the picture stops moving: no report for 5 s while tracks
+    // are live, or the store more than 5 s behind the fusion service.
+    const quiet = status.rate === 0 && tracks.size > 0, late = status.lag != null && status.lag > 5;
+    document.getElementById("s-rate").parentElement.classList.toggle("warn", quiet);
+    document.getElementById("s-lag").parentElement.classList.toggle("warn", late);
+    document.getElementById("s-rate").parentElement.title = quiet ? "no report stored in the last 5 s" : "";
   }
 
   function showSensors(list) {
@@ -352,13 +418,13 @@
 
   function satelliteTable(s) {
     const div = document.createElement("div");
-    const title = document.createElement("div"); title.className = "title"; title.textContent = s.id;
-    title.style.color = SAT_COLOUR;
+    const title = document.createElement("div"); title.className = "title";
+    title.textContent = `${s.id} · satellite`; title.style.color = SAT_COLOUR;
     const tbl = document.createElement("table");
     const rows = [
-      ["satellite", "sub-point as the reports last placed it"],
+      ["sub-point", `${s.pos.lat.toFixed(2)}°, ${s.pos.lon.toFixed(2)}°`],
       ["altitude", s.pos.alt == null ? "–" : (s.pos.alt / 1000).toFixed(0) + " km"],
-      ["position", `${s.pos.lat.toFixed(2)}°, ${s.pos.lon.toFixed(2)}° at ${fmtTime(s.pos.t)}`],
+      ["as of", `${fmtTime(s.pos.t)} (its latest frame in a report)`],
       ["tracks fed", s.tracks.length ? s.tracks.join(", ") : "none live"],
     ];
     for (const [k, v] of rows) {
@@ -386,7 +452,7 @@
     const x = e.clientX - rect.left, y = e.clientY - rect.top;
     if (drag) {
       const dx = e.clientX - drag.x, dy = e.clientY - drag.y;
-      if (Math.abs(dx) + Math.abs(dy) > 2) drag.moved = true;
+      if (Math.abs(dx) + Math.abs(dy) > 2) { drag.moved = true; view.follow = false; }
       const { w, h } = size();
       const k = view.mode === "globe" ? 1 / (globeRadius(w, h) * D2R) : 1 / flatScale(w, h);
       view.lon0 = wrap(view.lon0 - dx * k);
@@ -403,16 +469,18 @@
   canvas.addEventListener("mouseleave", () => { tip.hidden = true; });
   canvas.addEventListener("wheel", (e) => {
     e.preventDefault();
+    view.follow = false;
     view.zoom = Math.max(0.5, Math.min(60, view.zoom * (e.deltaY < 0 ? 1.2 : 1 / 1.2)));
     dirty = true;
   }, { passive: false });
   function toggleView() {
     view.mode = view.mode === "globe" ? "flat" : "globe";
-    if (view.mode === "flat" && view.zoom <= 1.2) view.lat0 = 0;
+    if (view.follow) centreOnTracks();
+    else if (view.mode === "flat" && view.zoom <= 1.2) view.lat0 = 0;
     document.getElementById("b-view").textContent = view.mode === "globe" ? "flat map" : "globe";
     tip.hidden = true; dirty = true;
   }
-  function resetView() { view.zoom = 1; centreOnTracks(); dirty = true; }
+  function resetView() { view.zoom = 1; view.follow = true; centreOnTracks(); dirty = true; }
   document.getElementById("b-view").addEventListener("click", toggleView);
   document.getElementById("b-reset").addEventListener("click", resetView);
   window.addEventListener("keydown", (e) => {
@@ -443,8 +511,13 @@
     get sensors() { return sensors; }, get status() { return status; },
     get landRings() { return geo.landRings; },
     screenOf(id) { const p = screen.find((q) => q[2] === id); return p ? [p[0], p[1]] : null; },
+    toScreen(lat, lon) { const { w, h } = size(); return project(lat, lon, w, h); },
     satelliteScreenOf(id) { const p = satScreen.find((q) => q[2] === id); return p ? [p[0], p[1]] : null; },
-    setView(mode, zoom) { if (mode !== view.mode) toggleView(); if (zoom) view.zoom = zoom; dirty = true; },
+    setView(mode, zoom) {
+      if (mode !== view.mode) toggleView();
+      if (zoom) { view.zoom = zoom; view.follow = false; }
+      dirty = true;
+    },
     source: connect(),
   };
   requestAnimationFrame(loop);
