@@ -19,7 +19,7 @@ time. It leaves out aiohttp's socket writes and the event loop's wake-ups.
 Usage::
 
     .venv/bin/python benchmarks/bench_live_map.py [--duration 300] [--speed 4]
-        [--reps 1] [--pages 1] [--keep DIR] [--no-append]
+        [--reps 1] [--pages 1] [--keep DIR] [--no-append] [--positions]
 """
 
 from __future__ import annotations
@@ -48,23 +48,37 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def batches(recording: Path) -> list[tuple[float, list]]:
-    """The recording's reports grouped as emitted: (offset s from the first, reports)."""
+def batches(recording: Path, frames_from: Path | None = None) -> list[tuple[float, list]]:
+    """The recording's reports grouped as emitted: (offset s from the first, reports).
+    With ``frames_from`` (the simulated recording), each report carries the
+    ``sensor_positions`` a fusion service would attach: its sensors at their latest frame
+    up to the report's time."""
+    from tracklayer.services.fusion_service.sensor_positions import SensorPositions
+    from tracklayer.services.wire.convert import report_to_proto, sensor_position_to_proto
     from tracklayer.services.wire.recording import RecordingReader
 
     out: list[tuple[float, list]] = []
     with RecordingReader(recording) as reader:
         raw = [(log, msg) for _, log, msg in reader.messages(["/tracks"])]
-    from tracklayer.services.wire.convert import report_to_proto
-
+    frames = []
+    if frames_from is not None:
+        with RecordingReader(frames_from) as reader:
+            frames = [m for _, _, m in reader.messages(["/sensor_frames"])]
+        frames.sort(key=lambda f: f.time_ns)
+    book, i = SensorPositions(), 0
     raw.sort(key=lambda x: x[0])
     t0 = raw[0][0]
     for log, rep in raw:
+        while i < len(frames) and frames[i].time_ns <= rep.time_ns:
+            book.seen(frames[i])
+            i += 1
+        msg = report_to_proto(rep)
+        msg.sensor_positions.extend(sensor_position_to_proto(p) for p in book.of(rep.sensor_ids))
         off = (log - t0) / 1e9
         if out and off - out[-1][0] < 0.05:
-            out[-1][1].append(report_to_proto(rep))
+            out[-1][1].append(msg)
         else:
-            out.append((off, [report_to_proto(rep)]))
+            out.append((off, [msg]))
     return out
 
 
@@ -157,6 +171,11 @@ def main() -> int:
     ap.add_argument("--pages", type=int, default=1, help="pages connected in the on runs")
     ap.add_argument("--keep", default=None, help="keep the work folder here")
     ap.add_argument("--no-append", action="store_true", help="do not append to RESULTS.md")
+    ap.add_argument(
+        "--positions",
+        action="store_true",
+        help="reports carry sensor_positions, as a fusion service sends them",
+    )
     args = ap.parse_args()
     load0 = os.getloadavg()[0]
     with work_dir(args.keep, "bench-live-map-") as work:
@@ -173,7 +192,7 @@ def main() -> int:
                 check=True,
                 stdout=subprocess.DEVNULL,
             )
-        plan = batches(tracked)
+        plan = batches(tracked, sim if args.positions else None)
         n = sum(len(b) for _, b in plan)
         own = sorted(map_work_cpu(plan, args.speed) for _ in range(5))[2]
         runs: dict[str, list[dict]] = {"off": [], "on": []}
@@ -203,8 +222,11 @@ def main() -> int:
         f"\n### bench_live_map: {args.scenario} — {stamp}\n\n"
         f"Machine: {machine()}; load average (1 min) at start {load0:.1f}, "
         f"end {os.getloadavg()[0]:.1f}. `benchmarks/bench_live_map.py --duration "
-        f"{args.duration:g} --speed {args.speed:g} --reps {args.reps} --pages {args.pages}`.\n\n"
-        f"{n} stored reports of `{args.scenario}` ({args.duration:g} s tracked) published "
+        f"{args.duration:g} --speed {args.speed:g} --reps {args.reps} --pages {args.pages}"
+        f"{' --positions' if args.positions else ''}`.\n\n"
+        f"{n} stored reports of `{args.scenario}` ({args.duration:g} s tracked"
+        f"{', with the sensor positions a fusion service attaches' if args.positions else ''}) "
+        "published "
         f"into `tracklayer consumer` at {args.speed:g}x the recorded pace ({n / wall:.0f} "
         f"reports/s over {wall:.0f} s), in the batches they were emitted in; store process "
         f"CPU (user + system) over the publishing, mean of {args.reps} run(s) each, "
