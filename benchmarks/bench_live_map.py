@@ -9,7 +9,8 @@ process's CPU seconds (user + system, /proc) from the first to the last publish:
 ``off`` = no ``--http``; ``on`` = ``--http`` with ``--pages`` pages connected to
 ``/events`` (read by this script like a browser's EventSource). Runs alternate; the
 difference is reported as a mean, per pair and as the median of the pairs (the machine
-is shared: compare within one run).
+is shared: compare within one run). With ``--concurrent`` the two stores of a pair run
+at the same time on the same schedule, so that the machine's other load hits both alike.
 
 Beside it, a figure without the noise of a shared machine: the live map's own Python
 work (the listener on every batch, one flush per :data:`FLUSH_S` of publishing time with
@@ -20,6 +21,7 @@ Usage::
 
     .venv/bin/python benchmarks/bench_live_map.py [--duration 300] [--speed 4]
         [--reps 1] [--pages 1] [--keep DIR] [--no-append] [--positions]
+        [--concurrent]
 """
 
 from __future__ import annotations
@@ -110,36 +112,42 @@ def map_work_cpu(plan: list, speed: float) -> float:
     return time.thread_time() - t0
 
 
-def one_run(work: Path, plan: list, speed: float, http: bool, pages: int) -> dict:
-    """Publish ``plan`` into a fresh store; the store's CPU seconds and the pages' bytes."""
-    import grpc
+class _Store:
+    """A fresh ``tracklayer consumer`` (with ``--http`` and ``pages`` readers if ``http``)."""
 
-    from tracklayer.v1 import track_store_service_pb2 as ts
-    from tracklayer.v1 import track_store_service_pb2_grpc as ts_grpc
+    def __init__(self, work: Path, http: bool, pages: int) -> None:
+        import grpc
 
-    db = work / f"store-{time.monotonic_ns()}.sqlite"
-    argv = [str(BIN), "consumer", "--listen", "127.0.0.1:0", "--db", str(db)]
-    argv += ["--http", "127.0.0.1:0"] if http else []
-    log = open(work / "store.log", "w")
-    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        while not re.search(r"listening on (\S+)", (work / "store.log").read_text()):
+        from tracklayer.v1 import track_store_service_pb2_grpc as ts_grpc
+
+        tag = time.monotonic_ns()
+        argv = [str(BIN), "consumer", "--listen", "127.0.0.1:0"]
+        argv += ["--db", str(work / f"store-{tag}.sqlite")]
+        argv += ["--http", "127.0.0.1:0"] if http else []
+        self.log_path = work / f"store-{tag}.log"
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT)
+        while not re.search(r"listening on (\S+)", self.log_path.read_text()):
             time.sleep(0.05)
-        text = (work / "store.log").read_text()
-        addr = re.search(r"listening on (\S+)", text).group(1)
-        stop, threads, counts = threading.Event(), [], [0]
+        text = self.log_path.read_text()
+        self.stop, self.counts = threading.Event(), [0]
         if http:
             url = re.search(r"live map on (\S+)", text).group(1)
             for _ in range(pages):
-                th = threading.Thread(target=read_page, args=(url, stop, counts), daemon=True)
-                th.start()
-                threads.append(th)
+                args = (url, self.stop, self.counts)
+                threading.Thread(target=read_page, args=args, daemon=True).start()
             time.sleep(0.5)
-        channel = grpc.insecure_channel(addr)
-        stub = ts_grpc.TrackStoreServiceStub(channel)
+        self.channel = grpc.insecure_channel(re.search(r"listening on (\S+)", text).group(1))
+        self.stub = ts_grpc.TrackStoreServiceStub(self.channel)
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.proc.pid)
+
+    def publish(self, plan: list, speed: float, start: float) -> int:
+        """Publish ``plan`` at ``speed`` x its pace from monotonic ``start``; the acks."""
+        from tracklayer.v1 import track_store_service_pb2 as ts
 
         def requests():
-            start = time.monotonic()
             for off, reps in plan:
                 delay = start + off / speed - time.monotonic()
                 if delay > 0:
@@ -149,17 +157,64 @@ def one_run(work: Path, plan: list, speed: float, http: bool, pages: int) -> dic
                     r.emitted_at.FromNanoseconds(now)
                 yield ts.PublishTracksRequest(reports=reps)
 
-        cpu0, wall0 = cpu_seconds(proc.pid), time.monotonic()
-        acks = sum(len(resp.acks) for resp in stub.PublishTracks(requests()))
-        time.sleep(0.5)  # the last flush of the live map
-        cpu1, wall1 = cpu_seconds(proc.pid), time.monotonic()
-        channel.close()
-        stop.set()
-        return {"cpu": cpu1 - cpu0, "wall": wall1 - wall0, "acks": acks, "bytes": counts[0]}
+        return sum(len(resp.acks) for resp in self.stub.PublishTracks(requests()))
+
+    def close(self) -> None:
+        self.channel.close()
+        self.stop.set()
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(30)
+        self._log.close()
+
+
+def one_run(work: Path, plan: list, speed: float, http: bool, pages: int) -> dict:
+    """Publish ``plan`` into a fresh store; the store's CPU seconds and the pages' bytes."""
+    from tracklayer.services.live_map.server import FLUSH_S
+
+    store = _Store(work, http, pages)
+    try:
+        cpu0, wall0 = store.cpu(), time.monotonic()
+        acks = store.publish(plan, speed, wall0)
+        time.sleep(FLUSH_S + 0.2)  # the last flush of the live map
+        cpu1, wall1 = store.cpu(), time.monotonic()
+        return {"cpu": cpu1 - cpu0, "wall": wall1 - wall0, "acks": acks, "bytes": store.counts[0]}
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
-        log.close()
+        store.close()
+
+
+def concurrent_run(work: Path, plan: list, speed: float, pages: int) -> tuple[dict, dict]:
+    """A store without and one with the map, fed the same schedule at the same time (the
+    machine's load hits both alike); (off, on) as :func:`one_run` gives them."""
+    from tracklayer.services.live_map.server import FLUSH_S
+
+    stores = [_Store(work, False, pages), _Store(work, True, pages)]
+    copies = [
+        plan,
+        [(off, [type(r).FromString(r.SerializeToString()) for r in b]) for off, b in plan],
+    ]
+    acks = [0, 0]
+    try:
+        start = time.monotonic() + 0.2
+        cpu0 = [s.cpu() for s in stores]
+
+        def feed(i: int) -> None:
+            acks[i] = stores[i].publish(copies[i], speed, start)
+
+        threads = [threading.Thread(target=feed, args=(i,)) for i in (0, 1)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        time.sleep(FLUSH_S + 0.2)
+        wall = time.monotonic() - start
+        out = [
+            {"cpu": s.cpu() - c0, "wall": wall, "acks": a, "bytes": s.counts[0]}
+            for s, c0, a in zip(stores, cpu0, acks, strict=True)
+        ]
+        return out[0], out[1]
+    finally:
+        for s in stores:
+            s.close()
 
 
 def main() -> int:
@@ -171,6 +226,11 @@ def main() -> int:
     ap.add_argument("--pages", type=int, default=1, help="pages connected in the on runs")
     ap.add_argument("--keep", default=None, help="keep the work folder here")
     ap.add_argument("--no-append", action="store_true", help="do not append to RESULTS.md")
+    ap.add_argument(
+        "--concurrent",
+        action="store_true",
+        help="run each pair's two stores at the same time on the same schedule",
+    )
     ap.add_argument(
         "--positions",
         action="store_true",
@@ -197,8 +257,12 @@ def main() -> int:
         own = sorted(map_work_cpu(plan, args.speed) for _ in range(5))[2]
         runs: dict[str, list[dict]] = {"off": [], "on": []}
         for _ in range(args.reps):
-            for mode in ("off", "on"):
-                r = one_run(work, plan, args.speed, mode == "on", args.pages)
+            if args.concurrent:
+                off_run, on_run = concurrent_run(work, plan, args.speed, args.pages)
+                pair = {"off": off_run, "on": on_run}
+            else:
+                pair = {m: one_run(work, plan, args.speed, m == "on", args.pages) for m in runs}
+            for mode, r in pair.items():
                 runs[mode].append(r)
                 print(
                     f"{mode}: store CPU {r['cpu']:.2f} s over {r['wall']:.1f} s, "
@@ -223,14 +287,16 @@ def main() -> int:
         f"Machine: {machine()}; load average (1 min) at start {load0:.1f}, "
         f"end {os.getloadavg()[0]:.1f}. `benchmarks/bench_live_map.py --duration "
         f"{args.duration:g} --speed {args.speed:g} --reps {args.reps} --pages {args.pages}"
-        f"{' --positions' if args.positions else ''}`.\n\n"
+        f"{' --positions' if args.positions else ''}"
+        f"{' --concurrent' if args.concurrent else ''}`.\n\n"
         f"{n} stored reports of `{args.scenario}` ({args.duration:g} s tracked"
         f"{', with the sensor positions a fusion service attaches' if args.positions else ''}) "
         "published "
         f"into `tracklayer consumer` at {args.speed:g}x the recorded pace ({n / wall:.0f} "
         f"reports/s over {wall:.0f} s), in the batches they were emitted in; store process "
         f"CPU (user + system) over the publishing, mean of {args.reps} run(s) each, "
-        "alternating.\n\n"
+        f"{'both stores of a pair at the same time' if args.concurrent else 'alternating'}"
+        ".\n\n"
         "| store | CPU s | CPU % of one core |\n|---|---:|---:|\n"
         f"| without `--http` | {off:.2f} | {off / wall * 100:.1f} |\n"
         f"| with `--http`, {args.pages} page(s) on `/events` | {on:.2f} "
