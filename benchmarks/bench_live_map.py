@@ -105,7 +105,7 @@ def map_work_cpu(plan: list, speed: float) -> float:
     for off, reps in plan:
         while off / speed >= next_flush:
             data = srv._send_pending(picture, pending, {page})
-            status = {**picture.status(), "sensors": picture.sensors()}
+            status = {**picture.status(), "satellites": picture.satellites()}
             data += srv._event("status", json.dumps(status, separators=(",", ":")))
             next_flush += srv.FLUSH_S
         on_batch(reps)

@@ -78,16 +78,21 @@ def test_picture_keeps_the_latest_revision_a_bounded_trail_and_forgets_deleted_t
     assert [p[2] for p in pic.trail("f-1")] == [3.0, 4.0, 5.0]
     snap = pic.snapshot()
     assert [t["id"] for t in snap["tracks"]] == ["f-1"] and len(snap["tracks"][0]["trail"]) == 3
-    assert snap["sensors"][0]["id"] == "sat-1-1" and snap["sensors"][0]["tracks"] == ["f-1"]
-    assert snap["sensors"][0]["pos"] is None  # no report placed it
+    assert snap["satellites"] == []  # no report placed one
     placed = report("f-1", 7)
     p = placed.sensor_positions.add(sensor_id="sat-1-1", latitude_deg=1.23456, altitude_m=8e5)
     p.longitude_deg, p.time.seconds = float("nan"), T0 + 6
     pic.apply([placed])
-    assert pic.sensors()[0]["pos"] == {"lat": 1.2346, "lon": None, "alt": 8e5, "t": T0 + 6}
+    here = {"id": "sat-1-1", "lat": 1.2346, "lon": None, "alt": 8e5, "t": T0 + 6}
+    assert pic.satellites() == [here]
     gone = pic.apply([report("f-1", 8, status=4)])
     assert json.loads(gone[0])["status"] == "DELETED" and pic.snapshot()["tracks"] == []
-    assert pic.sensors()[0]["tracks"] == []
+    assert pic.snapshot()["satellites"] == [here]  # still where it was seen
+    much_later = report("f-2", 1)
+    q = much_later.sensor_positions.add(sensor_id="sat-2-1")
+    q.time.seconds = T0 + 6 + 601
+    pic.apply([much_later])
+    assert [s["id"] for s in pic.satellites()] == ["sat-2-1"]  # sat-1-1: 10 min older
 
 
 def test_without_a_page_nothing_is_encoded_until_a_page_asks(monkeypatch):

@@ -4,8 +4,9 @@ store's event loop (aiohttp).
 - ``GET /``: the page; ``GET /static/...``: its script, style, Natural Earth land outlines
   and licence files (all in the package: no CDN, no tiles, no internet).
 - ``GET /events``: server-sent events. On connecting, one ``snapshot`` (every live track
-  with its trail, the sensors, the status); then ``reports`` (the changed tracks, at most
-  every :data:`FLUSH_S` seconds, encoded once for all pages) and ``status`` every second.
+  with its trail, the satellites' positions, the status); then ``reports`` (the changed
+  tracks, at most every :data:`FLUSH_S` seconds, encoded once for all pages) and
+  ``status`` every second.
 - ``GET /api/snapshot``: the same snapshot as plain JSON (scripts, checks).
 
 The feed is an in-process listener on the store's fan-out of stored reports (the
@@ -198,7 +199,7 @@ async def _flush(picture: LiveMapPicture, pending: _Pending, pages: set[_Page]) 
         data = _send_pending(picture, pending, pages)
         if pages and loop.time() >= next_status:
             next_status = loop.time() + STATUS_S
-            status = {**picture.status(), "sensors": picture.sensors()}
+            status = {**picture.status(), "satellites": picture.satellites()}
             data += _event("status", json.dumps(status, separators=(",", ":")))
         _offer(pages, data)
 

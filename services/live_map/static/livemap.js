@@ -2,7 +2,8 @@
 // Plain JS + canvas, no dependencies. Data: server-sent events from /events (snapshot,
 // reports, status); units as sent: degrees, metres, m/s, seconds since the Unix epoch.
 // Satellites are drawn at their sub-points where the reports last placed them (the
-// status event's sensors), with dashed lines of sight to the tracks they just updated.
+// status event's satellites), with dashed lines of sight to the tracks they just updated;
+// which satellites fed which tracks the page works out itself from the reports' sensors.
 // The page's state is exposed as window.tracklayerMap (tests read it).
 "use strict";
 
@@ -40,7 +41,9 @@
     tracks: 0, impactEllipses: 0, impactEllipsePx: 0, launches: 0, labels: 0, satellites: 0,
     sightLines: 0, scaleKm: 0,
   };
-  let sensors = [];
+  let sensors = [];          // the satellites list: {id, tracks, t, pos}, by id
+  const fed = new Map();     // sensor id -> {tracks: Set of track ids, t: newest report time}
+  let placed = new Map();    // sensor id -> {lat, lon, alt, t}: where the reports placed it
   let status = {};
   let selected = null;
   let highlight = null;      // sensor id under the mouse in the satellite list
@@ -114,9 +117,9 @@
 
   // Satellites where the reports last placed them (sub-points), drawn while recent.
   function placedSatellites() {
-    const placed = sensors.filter((s) => s.pos && s.pos.lat != null && s.pos.lon != null);
-    const newest = Math.max(...placed.map((s) => s.pos.t));
-    return new Map(placed.filter((s) => newest - s.pos.t <= SAT_STALE_S).map((s) => [s.id, s]));
+    const shown = sensors.filter((s) => s.pos && s.pos.lat != null && s.pos.lon != null);
+    const newest = Math.max(...shown.map((s) => s.pos.t));
+    return new Map(shown.filter((s) => newest - s.pos.t <= SAT_STALE_S).map((s) => [s.id, s]));
   }
 
   // Lines of sight of the last report of each recently reported track: satellite -> track.
@@ -252,7 +255,17 @@
   }
 
   // ------------------------------------------------------------------ data
+  function noteSensors(rep) {
+    for (const sid of rep.sensors) {
+      let f = fed.get(sid);
+      if (!f) { f = { tracks: new Set(), t: rep.t }; fed.set(sid, f); }
+      f.tracks.add(rep.id); f.t = Math.max(f.t, rep.t);
+    }
+    if (rep.status === "DELETED") for (const f of fed.values()) f.tracks.delete(rep.id);
+  }
+
   function applyReport(rep) {
+    noteSensors(rep);
     if (rep.status === "DELETED") {
       tracks.delete(rep.id);
       if (selected === rep.id) { selected = null; details.hidden = true; }
@@ -329,10 +342,10 @@
     if (pendingSince === null) pendingSince = performance.now();
     stats.messages++;
     if (kind === "snapshot") {
-      tracks.clear();
+      tracks.clear(); fed.clear();
       for (const rep of data.tracks) applyReport(rep);
       stats.reports += data.tracks.length;
-      showSensors(data.sensors); showStatus(data.status);
+      showSatellites(data.satellites); showStatus(data.status);
     } else {
       for (const rep of data) applyReport(rep);
       stats.reports += data.length;
@@ -359,8 +372,16 @@
     document.getElementById("s-rate").parentElement.title = quiet ? "no report stored in the last 5 s" : "";
   }
 
-  function showSensors(list) {
-    sensors = list || [];
+  // The satellites list: those that fed a live track, or any track in the last 10 min.
+  function showSatellites(positions) {
+    placed = new Map((positions || []).map((p) => [p.id, p]));
+    let newest = -Infinity;
+    for (const f of fed.values()) newest = Math.max(newest, f.t);
+    for (const [sid, f] of fed) if (!f.tracks.size && newest - f.t > 600) fed.delete(sid);
+    sensors = [...fed.keys()].sort().map((id) => {
+      const f = fed.get(id);
+      return { id, tracks: [...f.tracks].sort(), t: f.t, pos: placed.get(id) || null };
+    });
     document.getElementById("n-sats").textContent = sensors.length;
     const ul = document.getElementById("sats");
     ul.replaceChildren(...sensors.map((s) => {
@@ -498,7 +519,7 @@
     es.addEventListener("snapshot", (e) => received("snapshot", JSON.parse(e.data)));
     es.addEventListener("reports", (e) => received("reports", JSON.parse(e.data)));
     es.addEventListener("status", (e) => {
-      const s = JSON.parse(e.data); showStatus(s); showSensors(s.sensors); dirty = true;
+      const s = JSON.parse(e.data); showStatus(s); showSatellites(s.satellites); dirty = true;
     });
     return es;
   }
