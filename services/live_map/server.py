@@ -48,6 +48,9 @@ log = logging.getLogger("tracklayer.services.live_map")
 FLUSH_S = 1.0
 #: Seconds between two ``status`` events (sent in the same write as the reports).
 STATUS_S = 1.0
+#: Seconds between two updates of the picture while no page is connected (its trails
+#: then have a point every 5 s).
+IDLE_FLUSH_S = 5.0
 #: Events queued per page before it counts as too slow and is disconnected.
 PAGE_QUEUE = 64
 STATIC_DIR = Path(str(resources.files("tracklayer.services.live_map") / "static"))
@@ -152,22 +155,30 @@ class LiveMapServer:
 
 @dataclass
 class _Pending:
-    """The latest stored report of each track changed since the last flush."""
+    """The batches stored since the last flush, in store order."""
 
-    reports: dict[str, track_pb2.TrackReport] = field(default_factory=dict)
+    batches: list[list[track_pb2.TrackReport]] = field(default_factory=list)
+
+    def latest(self) -> list[track_pb2.TrackReport]:
+        """The latest report of each track in the batches (then forgets them)."""
+        kept: dict[str, track_pb2.TrackReport] = {}
+        for batch in self.batches:
+            for msg in batch:
+                old = kept.get(msg.track_id)
+                if old is None or old.revision < msg.revision:
+                    kept[msg.track_id] = msg
+        self.batches.clear()
+        return list(kept.values())
 
 
 def _listener(picture: LiveMapPicture, pending: _Pending) -> Callable[[list], None]:
-    """Called by the store inside each publish: count the batch, keep each track's latest
-    report for the next flush (converted there, once). No queue, no task switch."""
+    """Called by the store inside each publish: count the batch and keep it for the next
+    flush (which takes each track's latest report and converts it, once). No queue, no
+    task switch, no work per report on the publishing path."""
 
     def on_batch(batch: list[track_pb2.TrackReport]) -> None:
         picture.arrived(batch)
-        kept = pending.reports
-        for msg in batch:
-            old = kept.get(msg.track_id)
-            if old is None or old.revision < msg.revision:
-                kept[msg.track_id] = msg
+        pending.batches.append(batch)
 
     return on_batch
 
@@ -176,10 +187,9 @@ def _send_pending(picture: LiveMapPicture, pending: _Pending, pages: set[_Page])
     """Apply the pending reports to ``picture``; the ``reports`` event of the changes
     (encoded once for every page), or nothing when no page is connected (then nothing
     is encoded at all: a page that connects gets the snapshot)."""
-    if not pending.reports:
+    if not pending.batches:
         return b""
-    changes = picture.apply(pending.reports.values(), encode=bool(pages))
-    pending.reports.clear()
+    changes = picture.apply(pending.latest(), encode=bool(pages))
     return _event("reports", json_array(changes)) if changes else b""
 
 
@@ -191,11 +201,15 @@ def _offer(pages: set[_Page], data: bytes) -> None:
 
 async def _flush(picture: LiveMapPicture, pending: _Pending, pages: set[_Page]) -> None:
     """Every FLUSH_S send pending changes, every STATUS_S the status too, as one write
-    per page; while no page is connected, only keep the picture current."""
+    per page; while no page is connected, only keep the picture current, every
+    IDLE_FLUSH_S (a page connecting takes the pending reports first)."""
     loop = asyncio.get_running_loop()
-    next_status = loop.time()
+    next_status = next_idle = loop.time()
     while True:
         await asyncio.sleep(FLUSH_S)
+        if not pages and loop.time() < next_idle:
+            continue
+        next_idle = loop.time() + IDLE_FLUSH_S
         data = _send_pending(picture, pending, pages)
         if pages and loop.time() >= next_status:
             next_status = loop.time() + STATUS_S
