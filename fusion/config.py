@@ -29,6 +29,18 @@ class FusionConfig:
     thread_bonus: float = 16.0  # cost (d2 units) off a pair that continues the detection
     # thread the track holds from that sensor, and onto one another track holds; 0 = off
 
+    # --- negative evidence: looks without a detection (fusion/tracker/existence.py) ---
+    existence: bool = True  # delete tracks the satellites look at and do not see (ghosts)
+    existence_pd: float = 0.8  # detection probability of a real object per look (SPRT H1)
+    ghost_pd: float = 0.3  # ... of a ghost (two rays crossing, a lost track) (SPRT H0)
+    existence_delete_llr: float = 8.0  # a track whose log-likelihood ratio real : ghost
+    # falls below minus this is deleted (about 1 in 3,000 for a real one)
+    existence_max_score: float = 4.0  # cap of that ratio: a track gone ghost is found fast
+    look_range_fraction: float = 0.95  # a look counts inside this share of the largest
+    # range at which a confirmed track has been detected ...
+    look_grazing_margin_m: float = 30_000.0  # m; ... and this far above the lowest limb
+    # clearance of one (the sensors' limits are learned, not assumed)
+
     # --- initiation (two-ray triangulation) ---
     init_window_s: float = 1.0  # s; pair unassociated detections of two sensors this close in time
     init_min_angle_deg: float = 5.0  # deg; smallest crossing angle of two initiating rays
@@ -162,6 +174,11 @@ class FusionConfig:
                 f"got {self.confirm_m}"
             )
         self._check_open_unit("maneuver_memory", "boost_inflate_memory", "glide_lift_memory")
+        self._check_open_unit("existence_pd", "ghost_pd", "look_range_fraction")
+        if self.ghost_pd >= self.existence_pd:
+            raise ValueError(
+                f"ghost_pd: must be below existence_pd ({self.existence_pd}), got {self.ghost_pd}"
+            )
         if self.init_min_altitude_m >= self.init_max_altitude_m:
             raise ValueError("init_min_altitude_m: must be below init_max_altitude_m")
         nonneg = {"allowed_lateness_s", "ballistic_accel_psd", "init_min_angle_deg", "thread_bonus"}

@@ -80,3 +80,17 @@ def tracked_mcap(simulated_mcap, tmp_path_factory: pytest.TempPathFactory) -> Ca
         return cache[key]
 
     return get
+
+
+@pytest.fixture
+def nats_broker(tmp_path: Path):
+    """A JetStream server (``tracklayer.services.scaleout.broker``) on a free loopback
+    port with a store in ``tmp_path/broker``; stopped by its PID after the test."""
+    pytest.importorskip("nats")
+    from tracklayer.services.scaleout.broker import start_broker
+
+    broker = start_broker("127.0.0.1:0", tmp_path / "broker")
+    try:
+        yield broker
+    finally:
+        broker.stop(5.0)

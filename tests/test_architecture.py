@@ -67,6 +67,14 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         S + "offline",
         *SHARED,
     ),
+    S + "scaleout": (
+        "tracklayer.fusion",
+        "tracklayer.v1",
+        S + "wire",
+        S + "rpc",
+        S + "fusion_service",
+        *SHARED,
+    ),
     S + "errors": (),
     S + "limits": ("tracklayer.fusion.domain",),
     S + "sqlite_db": (S + "errors",),
@@ -168,3 +176,17 @@ def test_fusion_core_and_services_never_import_the_cli():
         if within(imp, (S + "cli",))
     ]
     assert not bad, "\n".join(bad)
+
+
+def test_nats_is_used_only_by_the_scale_out_package():
+    """One place knows the broker (issue 14): the rest of the services stay as they were."""
+    bad = [
+        f"{name} imports {imp}"
+        for name, path in MODULES
+        if not within(name, (S + "scaleout",))
+        for imp in imports(name, path)
+        if within(imp, ("nats",))
+    ]
+    assert not bad, "\n".join(bad)
+    assert any(within(imp, ("nats",)) for n, p in MODULES if within(n, (S + "scaleout",))
+               for imp in imports(n, p))  # fmt: skip

@@ -120,6 +120,25 @@ def test_demo_leaves_no_process_behind(demo_run):
     assert processes_naming(str(tmp)) == []
 
 
+def test_demo_with_workers_runs_the_scale_out_chain_and_scores_exactly_as_embedded(
+    demo_run, tmp_path
+):
+    """``--workers 2``: broker, front door (fusion --nats) and two workers; one shard
+    reports what the embedded service reports, so the evaluation is the same."""
+    pytest.importorskip("nats")
+    proc = subprocess.run(
+        demo_cmd(tmp_path, "--speed", "40", "--workers", "2", "--no-plots"),
+        capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert re.search(r"^  broker   nats://127\.0\.0\.1:\d+$", proc.stdout, re.M)
+    assert "worker-2 pid" in proc.stdout
+    scaled = json.loads((tmp_path / "out" / "report" / "metrics.json").read_text())
+    embedded = json.loads((demo_run[1] / "out" / "report" / "metrics.json").read_text())
+    assert scaled["truth"] == embedded["truth"]
+    assert processes_naming(str(tmp_path)) == []
+
+
 @pytest.mark.parametrize(("sig", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_ctrl_c_or_sigterm_stops_every_child_of_the_demo(tmp_path, sig, status):
     proc = subprocess.Popen(
@@ -146,11 +165,15 @@ def test_ctrl_c_or_sigterm_stops_every_child_of_the_demo(tmp_path, sig, status):
     assert processes_naming(str(tmp_path)) == []
 
 
-def test_children_stop_even_when_the_demo_itself_is_killed(tmp_path):
+@pytest.mark.parametrize("chain", [(), ("--workers", "1")], ids=["embedded", "scale-out"])
+def test_children_stop_even_when_the_demo_itself_is_killed(tmp_path, chain):
     """SIGKILL gives the demo no chance to clean up; its children ask the kernel
-    (PR_SET_PDEATHSIG) for a SIGTERM when it dies, and stop gracefully on it."""
+    (PR_SET_PDEATHSIG) for a SIGTERM when it dies, and stop gracefully on it (in the
+    scale-out chain also the broker's nats-server, which names this directory too)."""
+    if chain:
+        pytest.importorskip("nats")
     proc = subprocess.Popen(
-        demo_cmd(tmp_path, "--speed", "2"),
+        demo_cmd(tmp_path, "--speed", "2", *chain),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -49,11 +49,14 @@ FUZZ = settings(
 
 
 class Env:
-    """Store + fusion service on one private event loop, kept across examples."""
+    """Store + fusion service on one private event loop, kept across examples. ``mode``
+    "nats": the scale-out front door (``fusion --nats``) on a broker of its own, whose
+    answers to bad input must be exactly the embedded service's (issue 14, proof 5)."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, mode: str = "embedded") -> None:
         self.loop = asyncio.new_event_loop()
-        self.tmp = tmp
+        self.tmp, self.mode = tmp, mode
+        self.broker = self.link = None
         self.run(self._start())
 
     def run(self, coro):
@@ -61,19 +64,27 @@ class Env:
 
     async def _start(self) -> None:
         self.store = await start_track_store_server(self.tmp / "store.sqlite")
-        self.fusion = await start_fusion_server(
-            FusionSettings(
-                fusion_id="fz",
-                journal_path=self.tmp / "fz.journal.sqlite",
-                outbox_path=self.tmp / "fz.outbox.sqlite",
-                store_target=self.store.address,
-                # Random declarations leave sensors that never stream: a short idle
-                # timeout bounds how long they may hold the watermark (DESIGN §6 rule 2).
-                idle_timeout_s=0.5,
-                synchronous="OFF",
-                store_max_backoff_s=0.2,
-            )
+        settings = FusionSettings(
+            fusion_id="fz",
+            journal_path=self.tmp / "fz.journal.sqlite",
+            outbox_path=self.tmp / "fz.outbox.sqlite",
+            store_target=self.store.address,
+            # Random declarations leave sensors that never stream: a short idle
+            # timeout bounds how long they may hold the watermark (DESIGN §6 rule 2).
+            idle_timeout_s=0.5,
+            synchronous="OFF",
+            store_max_backoff_s=0.2,
         )
+        if self.mode == "nats":
+            from tracklayer.services.scaleout.broker import start_broker
+            from tracklayer.services.scaleout.front_door import start_front_door_server
+
+            self.broker = start_broker("127.0.0.1:0", self.tmp / "broker")
+            self.fusion, self.link = await start_front_door_server(
+                settings, "127.0.0.1:0", self.broker.url
+            )
+        else:
+            self.fusion = await start_fusion_server(settings)
         self.fchan = grpc.aio.insecure_channel(self.fusion.address)
         self.schan = grpc.aio.insecure_channel(self.store.address)
         self.fstub = fs_grpc.FusionServiceStub(self.fchan)
@@ -98,15 +109,21 @@ class Env:
         await self.schan.close()
         await self.fusion.stop(grace=0.5, drain_timeout_s=0.5)
         await self.store.stop(0.5)
+        if self.link is not None:
+            self.link.close()
+        if self.broker is not None:
+            self.broker.stop(5.0)
 
     def close(self) -> None:
         self.run(self._stop())
         self.loop.close()
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory):
-    e = Env(tmp_path_factory.mktemp("fuzz"))
+@pytest.fixture(scope="module", params=["embedded", "nats"])
+def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    if request.param == "nats":
+        pytest.importorskip("nats")
+    e = Env(tmp_path_factory.mktemp("fuzz"), request.param)
     yield e
     e.close()
 

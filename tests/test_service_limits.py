@@ -16,6 +16,7 @@ import asyncio
 import time
 
 import grpc
+import pytest
 from tracker_double import RecordingTracker
 
 from tracklayer.services.fusion_service.servicer import start_fusion_server
@@ -153,9 +154,12 @@ def test_buffer_cap_is_never_reached_by_sensors_streaming_in_step(tmp_path):
 
 
 class Service:
-    """A fusion service (tracker double) in this process and one stub to it."""
+    """A fusion service (tracker double) in this process and one stub to it; with
+    ``nats_url`` the scale-out front door on that broker (issue 14: the limits must
+    answer exactly as the embedded service's)."""
 
-    def __init__(self, tmp_path):
+    def __init__(self, tmp_path, nats_url=None):
+        self.nats_url, self.link = nats_url, None
         self.settings = FusionSettings(
             fusion_id="fu",
             journal_path=tmp_path / "j.sqlite",
@@ -166,7 +170,14 @@ class Service:
         )
 
     async def __aenter__(self):
-        self.server = await start_fusion_server(self.settings)
+        if self.nats_url:
+            from tracklayer.services.scaleout.front_door import start_front_door_server
+
+            self.server, self.link = await start_front_door_server(
+                self.settings, "127.0.0.1:0", self.nats_url
+            )
+        else:
+            self.server = await start_fusion_server(self.settings)
         self.channel = grpc.aio.insecure_channel(self.server.address)
         self.stub = fs_grpc.FusionServiceStub(self.channel)
         return self
@@ -174,14 +185,26 @@ class Service:
     async def __aexit__(self, *exc):
         await self.channel.close()
         await self.server.stop(0.5)
+        if self.link is not None:
+            self.link.close()
 
 
-def test_frame_with_too_many_detections_is_rejected_naming_the_field_and_counted(tmp_path):
+@pytest.fixture(params=["embedded", "nats"])
+def service(request, tmp_path):
+    """``service()``: a :class:`Service`, embedded or the scale-out front door."""
+    url = None
+    if request.param == "nats":
+        pytest.importorskip("nats")
+        url = request.getfixturevalue("nats_broker").url
+    return lambda: Service(tmp_path, url)
+
+
+def test_frame_with_too_many_detections_is_rejected_naming_the_field_and_counted(service):
     big = frame("sat-1-1", 1, 0.0)
     big.detections.extend([big.detections[0]] * MAX_DETECTIONS_PER_FRAME)  # one too many
 
     async def body():
-        async with Service(tmp_path) as s:
+        async with service() as s:
             call = s.stub.StreamFrames()
             acks = await send(call, [big, frame("sat-1-1", 2, 1.0)], "sat-1-1")
             await call.done_writing()
@@ -198,11 +221,11 @@ def test_frame_with_too_many_detections_is_rejected_naming_the_field_and_counted
     assert counters['frames_total{status="rejected"}'] == 1
 
 
-def test_frame_with_an_overlong_sensor_id_is_rejected_and_joins_no_expected_set(tmp_path):
+def test_frame_with_an_overlong_sensor_id_is_rejected_and_joins_no_expected_set(service):
     long_id = "s" * 257
 
     async def body():
-        async with Service(tmp_path) as s:
+        async with service() as s:
             call = s.stub.StreamFrames()
             acks = await send(call, [frame(long_id, 1, 0.0)], "")
             expected = s.server.engine.core.orderer.expected_sensors
@@ -216,11 +239,11 @@ def test_frame_with_an_overlong_sensor_id_is_rejected_and_joins_no_expected_set(
     assert expected == ()  # it would otherwise hold the watermark until its stream closed
 
 
-def test_request_with_too_many_frames_ends_the_stream_resource_exhausted(tmp_path):
+def test_request_with_too_many_frames_ends_the_stream_resource_exhausted(service):
     frames = [frame("sat-1-1", i, 0.01 * i) for i in range(MAX_FRAMES_PER_REQUEST + 1)]
 
     async def body():
-        async with Service(tmp_path) as s:
+        async with service() as s:
             call = s.stub.StreamFrames()
             ok = await send(call, frames[:MAX_FRAMES_PER_REQUEST], "sat-1-1")
             await call.write(fs.StreamFramesRequest(frames=frames))
@@ -236,9 +259,9 @@ def test_request_with_too_many_frames_ends_the_stream_resource_exhausted(tmp_pat
     assert details.startswith(f"frames: {MAX_FRAMES_PER_REQUEST + 1} in one request")
 
 
-def test_stream_naming_an_overlong_sensor_id_is_invalid_argument(tmp_path):
+def test_stream_naming_an_overlong_sensor_id_is_invalid_argument(service):
     async def body():
-        async with Service(tmp_path) as s:
+        async with service() as s:
             call = s.stub.StreamFrames()
             await call.write(fs.StreamFramesRequest(sensor_id="s" * 257))
             try:

@@ -99,6 +99,8 @@ class Lifecycle:
         hits = sum(1 for b in trk.hit_bins if b > now_bin - cfg.confirm_n)
         if hits < cfg.confirm_m or trk.update_count < cfg.confirm_min_updates:
             return
+        if self.rows.score[trk.row] < 0.0:
+            return  # the satellites' looks so far say ghost rather than object (.existence)
         r = trk.row
         pos, vel = self.rows.x[r, POS], self.rows.x[r, VEL]
         h = float(ellipsoid_height(pos))

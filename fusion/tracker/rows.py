@@ -4,7 +4,8 @@
 acceleration m/s^2; layout in :mod:`..dynamics`), each at its own data time ``t_ns``
 (N,): a row is predicted only when something reads it (:meth:`StateRows.sync`, batched
 over the rows asked for), so a frame costs what its detections touch, not every row.
-``owners[i]`` says whose row ``i`` is; every change of the stack
+``score`` (N,) is each main row's existence score (:mod:`.existence`). ``owners[i]``
+says whose row ``i`` is; every change of the stack
 (append, remove) re-numbers ``Track.row`` / ``Track.shadow_row``. The per-row
 process-noise parameters depend on the owners' modes and are cached here until the stack
 or a mode changes (:attr:`noise_cache`, filled by :mod:`.modes`); so are the main rows and
@@ -38,6 +39,7 @@ class StateRows:
         self.x = np.zeros((0, N_STATE))
         self.P = np.zeros((0, N_STATE, N_STATE))
         self.t_ns = np.zeros(0, dtype=np.int64)  # data time of each row's state
+        self.score = np.zeros(0)  # existence log-likelihood ratio of a main row (.existence)
         self.owners: list[RowOwner] = []
         # what gives each row's (Singer rate 1/s, accel PSD, jerk PSD) for prediction
         # (modes.MotionModes, set by the tracker: an object, not a bound method, so the
@@ -74,6 +76,7 @@ class StateRows:
         self.x = np.concatenate([self.x, x[None]])
         self.P = np.concatenate([self.P, P[None]])
         self.t_ns = np.append(self.t_ns, np.int64(t_ns))
+        self.score = np.append(self.score, 0.0)
         self.owners.append(RowOwner(trk, shadow))
         self.changed()
         if shadow:
@@ -90,6 +93,7 @@ class StateRows:
         self.x = self.x[keep]
         self.P = self.P[keep]
         self.t_ns = self.t_ns[keep]
+        self.score = self.score[keep]
         self.owners = [o for o, k in zip(self.owners, keep, strict=True) if k]
         self.changed()
         for i, (owner, shadow) in enumerate(self.owners):

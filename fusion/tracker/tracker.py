@@ -16,7 +16,7 @@ import numpy as np
 
 from ..association import Gating, assign_pairs, gate, gate_threshold, may_gate
 from ..config import FusionConfig
-from ..domain import NS_PER_S, SensorFrame, TrackReport
+from ..domain import NS_PER_S, SensorFrame, TrackReport, TrackStatus
 from ..dynamics import ACC, N_STATE, POS, VEL, cross_omega, ellipsoid_height
 from ..filters import update
 from ..initiation import Candidate, InitiationBuffer
@@ -24,6 +24,7 @@ from ..measurement import position_jacobian, predict_los, residuals
 from ..registration import Registration
 from ..threads import ThreadBook
 from .evidence import evidence_of
+from .existence import Existence
 from .glide_mode import glide_transitions
 from .lifecycle import Lifecycle
 from .modes import MotionModes, radial_speed
@@ -67,6 +68,7 @@ class Tracker:
         self._reports = ReportSchedule(fusion_id, cfg, self._rows)
         self._threads = ThreadBook()
         self.registration = Registration(cfg) if cfg.registration else None
+        self._existence = Existence(cfg) if cfg.existence else None
 
     # ------------------------------------------------------------------ public API
     @property
@@ -92,6 +94,9 @@ class Tracker:
         unclaimed = self._associate_and_update(frame, raw)
         self._initiate(frame, unclaimed)
         touched = self._updated + self._tracks[n_before:]
+        if self._existence is not None:
+            self._look(frame, touched)
+            touched = [t for t in touched if not t.deleted]
         shadow_cands = self._modes.shadow_candidates(touched, t_ns)
         self._sync_tracks(shadow_cands)
         self._modes.run_shadow_tests(shadow_cands, t_ns)
@@ -276,6 +281,9 @@ class Tracker:
         t_ns = frame.time_ns
         second = t_ns // NS_PER_S
         changes: list[tuple[Track, Mode]] = []
+        if self._existence is not None:  # the sensors' view limits, from what they see
+            held = [_well_held(self._rows.track_of(r), t_ns) for r in upd_rows]
+            self._existence.learn(frame.position, self._rows.x[upd_rows[held], POS])
         for k, r in enumerate(upd_rows):
             trk = self._rows.track_of(r)
             trk.update_count += 1
@@ -303,6 +311,23 @@ class Tracker:
         for trk, mode in changes:
             if mode == Mode.BOOST:
                 self._modes.reopen_thrust(trk)
+
+    def _look(self, frame: SensorFrame, touched: list[Track]) -> None:
+        """Score every track in the frame's view by whether this look saw it (``touched``:
+        updated or started by it); delete those it shows to be ghosts (.existence)."""
+        rows = self._rows
+        main = rows.main_rows()
+        view = self._existence.in_view(frame.position, rows.x[main, POS])
+        if not view.any():
+            return
+        seen = np.zeros(len(rows), bool)
+        seen[[t.row for t in touched]] = True
+        idx = main[view]
+        rows.score[idx] = self._existence.score(rows.score[idx], seen[idx])
+        for r in idx[rows.score[idx] < -self.config.existence_delete_llr]:
+            trk = rows.track_of(r)
+            if not trk.deleted and not trk.earth_fixed:
+                self._lifecycle.mark_deleted(trk)
 
     # ------------------------------------------------------------------ initiation
     def _initiate(self, frame: SensorFrame, unclaimed: np.ndarray) -> None:
@@ -370,3 +395,16 @@ class Tracker:
         )
         if self._lifecycle.merge_due(t_ns):
             self._lifecycle.merge(self._tracks)
+
+
+_HELD_SENSORS = 3  # satellites that must have updated a track ...
+_HELD_WITHIN_NS = 5 * NS_PER_S  # ... this recently for its detections to teach the view
+
+
+def _well_held(trk: Track, t_ns: int) -> bool:
+    """A confirmed track that three satellites have updated in the last seconds (its range
+    is held, so its detections tell where the sensors see)."""
+    if trk.status != TrackStatus.CONFIRMED:
+        return False
+    recent = t_ns - _HELD_WITHIN_NS
+    return sum(1 for seen_ns in trk.sensors_seen.values() if seen_ns > recent) >= _HELD_SENSORS

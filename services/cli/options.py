@@ -10,11 +10,23 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import tomllib
 from pathlib import Path
 
 from tracklayer.fusion.config import FusionConfig
 from tracklayer.services.errors import UserError
+
+#: A service identity (fusion id, worker name): it names tracks, files and broker names.
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def check_name(value: str | None, flag: str, what: str = "") -> str:
+    """``value`` if it is a valid identity, else UserError naming ``flag``."""
+    if not NAME.match(value or ""):
+        raise UserError(f"{flag}: {value!r} must be 1-64 letters, digits, '.', '_' or '-'" + what)
+    return str(value)
+
 
 CONFIG_HELP = "fusion settings (flat TOML table of FusionConfig fields, SI units)"
 

@@ -25,7 +25,11 @@ _FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 
 
 def is_disk_full(exc: BaseException) -> bool:
-    """True for the errors a full disk (or a file-size limit) gives SQLite writes."""
+    """True for the errors a full disk (or a file-size limit) gives SQLite writes, and
+    for errors that say so themselves (``journal_unwritable``: a journal on a broker
+    that did not take a commit, ``scaleout.stream_journal``)."""
+    if getattr(exc, "journal_unwritable", False):
+        return True
     if isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS:
         return True
     if isinstance(exc, sqlite3.OperationalError | sqlite3.DatabaseError):

@@ -95,11 +95,23 @@ class FusionEngine:
     """FusionCore, journal, outbox, forwarder and broadcast behind one worker task
     (see the module docstring). Create, ``await start()``, use, ``await stop()``."""
 
-    def __init__(self, settings: FusionSettings) -> None:
+    def __init__(
+        self,
+        settings: FusionSettings,
+        *,
+        journal: Journal | None = None,
+        outbox: Outbox | None = None,
+    ) -> None:
+        """``journal`` and ``outbox`` replace the SQLite files of ``settings`` (the
+        scale-out front door journals to a JetStream stream: ``scaleout.stream_journal``)."""
         self.settings = settings
         self._db = DatabaseThread("fusion-db")
-        self.journal = Journal(settings.journal_path, synchronous=settings.synchronous)
-        self.outbox = Outbox(settings.outbox_path, synchronous=settings.synchronous)
+        if journal is None:
+            journal = Journal(settings.journal_path, synchronous=settings.synchronous)
+        self.journal = journal
+        if outbox is None:
+            outbox = Outbox(settings.outbox_path, synchronous=settings.synchronous)
+        self.outbox = outbox
         self.journal.check_settings(
             {
                 "fusion_id": settings.fusion_id,
@@ -140,6 +152,7 @@ class FusionEngine:
         self.frame_listeners: list[FrameListener] = []  # (frame, FrameStatus, arrival ns)
         self.report_listeners: list[ReportListener] = []  # reports as emitted
         self.counter_sources: list[Callable[[], dict[str, int]]] = []  # more GetStatus counters
+        self.live_source: Callable[[], list[track_pb2.TrackReport]] | None = None
 
     # ---------------------------------------------------------------- life cycle
     async def start(self) -> None:
@@ -183,7 +196,7 @@ class FusionEngine:
         log.info(
             kv(
                 "journal_replayed",
-                journal=str(self.settings.journal_path),
+                journal=str(self.journal.path),
                 events=self.replayed_events,
                 frames=self.journal.frames,
                 stale_streams=sum(self._stale.values()),
@@ -531,7 +544,10 @@ class FusionEngine:
 
     # ---------------------------------------------------------------- outputs
     def live_tracks(self) -> list[track_pb2.TrackReport]:
-        """Latest published report of each live track, ordered by track id."""
+        """Latest published report of each live track, ordered by track id (from
+        ``live_source`` when set: the scale-out front door's picture of its shards)."""
+        if self.live_source is not None:
+            return self.live_source()
         return self.live.tracks()
 
     def subscribe(self, include_current: bool) -> tuple[Subscription, list[track_pb2.TrackReport]]:

@@ -27,6 +27,11 @@ GAUGES = frozenset(
         "journal_last_trim_unix_seconds",
         "tracklayer_sensor_bias_urad",
         "tracklayer_sensor_bias_sigma_urad",
+        # the scale-out front door's per-shard figures (services/scaleout/shard_status.py)
+        "shard_owner",
+        "shard_lag_events",
+        "shard_tracks_owned",
+        "shard_checkpoint_age_seconds",
     }
 )
 
@@ -46,6 +51,10 @@ HELP = {
     "tracklayer_sensor_bias_urad": "Pointing-bias estimate per sensor (rotation vector, ECI axes)",
     "tracklayer_sensor_bias_sigma_urad": "1-sigma of the pointing-bias estimate per axis",
     "registration_rejected_total": "Numerically broken registration updates, not applied",
+    "shard_owner": "Scale-out: 1 for the worker running the shard",
+    "shard_lag_events": "Scale-out: journal events the shard has not applied yet",
+    "shard_tracks_owned": "Scale-out: live tracks the shard reports",
+    "shard_checkpoint_age_seconds": "Scale-out: wall seconds since the shard's last checkpoint",
 }
 
 

@@ -192,16 +192,19 @@ async def start_fusion_server(
     metrics_port: int | None = None,
     credentials: grpc.ServerCredentials | None = None,
     before_serving: Callable[[FusionEngine], None] | None = None,
+    engine: FusionEngine | None = None,
 ) -> FusionServer:
     """Replay the journal, then serve FusionService on ``listen`` (port 0 = ephemeral).
 
     ``credentials``: mutual-TLS server credentials (:meth:`TlsConfig.server_credentials`);
     with them every stream's sensors are checked against its client certificate.
     ``before_serving(engine)``: called once the journal is replayed and before the
-    port opens (e.g. to attach a recorder to the engine's listeners).
+    port opens (e.g. to attach a recorder to the engine's listeners). ``engine``: one
+    built by the caller (the scale-out front door's, on a JetStream journal).
     """
     try:
-        engine = FusionEngine(settings)
+        if engine is None:
+            engine = FusionEngine(settings)
     except JournalError as exc:
         raise UserError(f"--journal: {exc}") from None
     except OutboxError as exc:
@@ -227,8 +230,8 @@ async def start_fusion_server(
         kv(
             "fusion_started",
             fusion_id=settings.fusion_id,
-            journal=str(settings.journal_path),
-            outbox=str(settings.outbox_path),
+            journal=str(engine.journal.path),
+            outbox=str(engine.outbox.path),
             store=settings.store_target or "",
             sensors=",".join(settings.sensors),
             idle_timeout_s=settings.idle_timeout_s,

@@ -38,6 +38,7 @@ import grpc
 from tracklayer.fusion.domain import TrackReport, TrackStatus
 from tracklayer.services.clients.client import TracklayerClient
 from tracklayer.services.errors import UserError
+from tracklayer.services.ops import demo_scaleout
 from tracklayer.services.ops.demo_recording import write_demo_recording
 from tracklayer.services.ops.live_view import LivePicture, Screen, status_lines, track_table
 from tracklayer.services.ops.processes import (
@@ -110,6 +111,8 @@ class DemoOptions:
     refresh_s: float | None = None  # None: 0.5 s on a terminal, 10 s otherwise
     plots: bool = True
     http: str = "127.0.0.1:0"  # the store's live map (``consumer --http``)
+    workers: int = 0  # > 0: the scale-out chain (broker, front door, workers: demo_scaleout)
+    shards: int = 1
 
 
 # ------------------------------------------------------------------ the demo
@@ -196,6 +199,7 @@ class Demo:
                 for suffix in ("", "-wal", "-shm", "-journal"):
                     (out / (name + suffix)).unlink(missing_ok=True)
             shutil.rmtree(out / "report", ignore_errors=True)
+            shutil.rmtree(out / demo_scaleout.BROKER_DIR, ignore_errors=True)
         except OSError as exc:
             raise UserError(f"--out: cannot use {out}: {exc.strerror}") from None
         return out
@@ -304,25 +308,29 @@ class Demo:
         m = _LIVE_MAP.search(store.log_path.read_text(errors="replace"))
         if m:
             self.say(f"  live map {m.group(1)}  (open it in a browser)")
+        journal = [
+            "--journal",
+            str(out / f"{FUSION_ID}.journal.sqlite"),
+            "--outbox",
+            str(out / f"{FUSION_ID}.outbox.sqlite"),
+        ]
+        if self.opt.workers:
+            url, start_workers = demo_scaleout.start_broker_and_workers(
+                self._spawn, out, logs, self.opt.workers
+            )
+            self.say(f"  broker   {url}")
+            journal = demo_scaleout.front_door_args(url, self.opt.shards)
         fusion = self._spawn(
             "fusion",
-            [
-                "fusion",
-                "--listen",
-                "127.0.0.1:0",
-                "--store",
-                store.address or "",
-                "--id",
-                FUSION_ID,
-                "--journal",
-                str(out / f"{FUSION_ID}.journal.sqlite"),
-                "--outbox",
-                str(out / f"{FUSION_ID}.outbox.sqlite"),
-            ],
+            ["fusion", "--listen", "127.0.0.1:0", "--store", store.address or "",
+             "--id", FUSION_ID, *journal],
             logs,
             _FUSION_SERVICE,
-        )
+        )  # fmt: skip
         self.say(f"  fusion   pid {fusion.pid:<7} {fusion.address}")
+        if self.opt.workers:
+            for w in start_workers():
+                self.say(f"  {w.name} pid {w.pid}")
         return sim, store, fusion
 
     def _live(
@@ -446,6 +454,7 @@ class Demo:
     ) -> None:
         """Wait until the fusion service's outbox is empty and the store has every report."""
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        quiet = 0
         while True:
             self._check_child(fusion, must_run=True)
             self._check_child(store, must_run=True)
@@ -454,7 +463,13 @@ class Demo:
                 c = client.status()
             except grpc.RpcError:
                 c = None
-            if (
+            if self.opt.workers:  # shard figures arrive about once a second
+                quiet = (
+                    quiet + 1 if c is not None and demo_scaleout.drained(c, self.opt.shards) else 0
+                )
+                if quiet >= 3:
+                    return
+            elif (
                 c is not None
                 and c.get("outbox_depth", 1) == 0
                 and c.get("frames_pending", 0) == 0

@@ -62,6 +62,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="where the track store serves the live map (printed at the start; "
         "default: %(default)s, a free loopback port)",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        metavar="W",
+        help="run the scale-out chain (docs/scaleout.md): a local broker, the front door "
+        "(fusion --nats) and W workers (default: 0, the embedded fusion service)",
+    )
+    p.add_argument(
+        "--shards",
+        type=int,
+        default=1,
+        metavar="S",
+        help="with --workers: shards of the front door (default: %(default)s)",
+    )
     p.set_defaults(func=run)
 
 
@@ -76,6 +91,12 @@ def run(args: argparse.Namespace) -> int:
     check_seed(args.seed)
     if not (math.isfinite(args.grace) and args.grace >= 0):
         raise UserError(f"--grace: must be >= 0 s, got {args.grace:g}")
+    if args.workers < 0:
+        raise UserError(f"--workers: must be >= 0, got {args.workers}")
+    if args.shards != 1 and not args.workers:
+        raise UserError("--shards: only with --workers (the scale-out chain)")
+    if args.shards != 1:
+        raise UserError(f"--shards: {args.shards} is not supported yet (docs/scaleout.md)")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out: {out} exists and is not a directory")
@@ -88,5 +109,7 @@ def run(args: argparse.Namespace) -> int:
         grace_s=args.grace,
         plots=not args.no_plots,
         http=args.http,
+        workers=args.workers,
+        shards=args.shards,
     )
     return Demo(options).run()

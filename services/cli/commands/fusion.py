@@ -6,12 +6,12 @@ import argparse
 import asyncio
 import math
 import os
-import re
 from pathlib import Path
 
 from tracklayer.services.cli.options import (
     add_config_argument,
     add_metrics_port_argument,
+    check_name,
     config_from_args,
 )
 from tracklayer.services.errors import UserError
@@ -22,8 +22,6 @@ from tracklayer.services.rpc.tls import (
     add_tls_arguments,
     channel_credentials,
 )
-
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -126,19 +124,44 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "its last 64 KiB chunk after a crash; an existing file is kept and FILE.1.mcap, "
         "FILE.2.mcap, ... used instead (default: off)",
     )
+    p.add_argument(
+        "--nats",
+        metavar="URL",
+        help="scale out (docs/scaleout.md): journal every accepted frame to the JetStream "
+        "broker at URL (nats://HOST:PORT) and acknowledge after the broker did; "
+        "`tracklayer worker` processes track; their reports reach --store through this "
+        "service (default: off, everything in this process)",
+    )
+    p.add_argument(
+        "--shards",
+        type=int,
+        default=1,
+        metavar="S",
+        help="with --nats: number of shards the workers run (default: %(default)s)",
+    )
     add_tls_arguments(p, role="server")
     p.set_defaults(func=run)
+
+
+def check_scaleout_args(args: argparse.Namespace) -> None:
+    """Flags that do not go with --nats (or only with it) fail naming the flag."""
+    if not args.nats:
+        if args.shards != 1:
+            raise UserError("--shards: only with --nats (the embedded service is one shard)")
+        return
+    for flag, value in (("--journal", args.journal), ("--outbox", args.outbox),
+                        ("--record", args.record)):  # fmt: skip
+        if value:
+            raise UserError(f"{flag}: not used with --nats (the broker's stream is the journal)")
+    if args.shards < 1:
+        raise UserError(f"--shards: must be >= 1, got {args.shards}")
 
 
 def settings_from_args(args: argparse.Namespace):  # -> FusionSettings
     """Validate the flags into the engine's ``FusionSettings``."""
     from tracklayer.services.fusion_service.settings import FusionSettings, default_paths
 
-    if not _ID.match(args.id or ""):
-        raise UserError(
-            f"--id: {args.id!r} must be 1-64 letters, digits, '.', '_' or '-' "
-            "(it names the tracks and the default journal and outbox files)"
-        )
+    check_name(args.id, "--id", " (it names the tracks and the default journal and outbox files)")
     if not math.isfinite(args.idle_timeout) or args.idle_timeout < 0:
         raise UserError(f"--idle-timeout: must be >= 0 seconds, got {args.idle_timeout}")
     parse_host_port(args.store, "--store")
@@ -190,7 +213,22 @@ def tls_from_args(args: argparse.Namespace) -> TlsConfig | None:
 def run(args: argparse.Namespace) -> int:
     from tracklayer.services.fusion_service.run import serve_fusion
 
+    check_scaleout_args(args)
     configure_logging()
+    if args.nats:
+        from tracklayer.services.scaleout.front_door import serve_front_door
+
+        return asyncio.run(
+            serve_front_door(
+                settings_from_args(args),
+                args.listen,
+                args.nats,
+                args.shards,
+                tls=tls_from_args(args),
+                metrics_port=args.metrics_port,
+                grace=args.grace,
+            )
+        )
     return asyncio.run(
         serve_fusion(
             settings_from_args(args),

@@ -1,0 +1,119 @@
+"""Negative evidence: a track that satellites look at and do not see is not there.
+
+Every frame is a look of one satellite at everything in its field of regard. A real
+object in view is detected with probability ``pd`` (DESIGN §2: 0.85-0.98); a ghost (the
+crossing of two satellites' rays from two different objects of one cloud, or a track
+that has lost its object and lives on one satellite's detections of others) is "seen"
+only by the satellites whose lines of sight happen to pass through it. Each track keeps a
+sequential log-likelihood ratio (SPRT) of "real, detected with ``existence_pd``" against
+"ghost, seen with ``ghost_pd``": a look that updated it adds ``ln(pd / pd0)``, a look that
+did not adds ``ln((1 - pd) / (1 - pd0))``; the score is capped above (a long-lived track
+that becomes a ghost is found as fast as a new one) and a track whose score falls below
+``-existence_delete_llr`` is deleted (Earth-fixed sources are left to their own rules).
+
+What counts as a look is learned from the data, never assumed: the fusion core does not
+know the sensors' range or limb limits (they differ by scenario), so a look counts only
+inside the range (times ``look_range_fraction``) and above the limb clearance (plus
+``look_grazing_margin_m``) that all but a small tail (``_TAIL``) of the detections of
+well-held tracks (confirmed, three satellites in the last seconds) stayed within. A
+quantile, not the extreme: a track that has drifted off its object (and is therefore
+wrong about its range and clearance) must not widen the view. Until ``_MIN_SAMPLES``
+such detections there is no look, so a track is never judged by a view the data has not
+shown. Looking down at a target against the Earth is always in view (DESIGN §2: the
+see-to-ground band).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..config import FusionConfig
+from ..dynamics import ellipsoid_height
+
+_TAIL = 0.005  # share of detections of well-held tracks allowed beyond a learned limit
+_MIN_SAMPLES = 500  # detections before any look counts
+_REFRESH_SAMPLES = 500  # limits recomputed after this many new detections
+_RANGE_BIN_M = 10e3  # m; histogram of ranges, 0 to 20,000 km
+_CLEAR_BIN_M = 1e3  # m; histogram of limb clearances, -1,000 to +3,000 km
+_CLEAR_LOW_M = -1_000e3
+_N_RANGE_BINS = 2_000
+_N_CLEAR_BINS = 4_000
+
+
+class Existence:
+    """Learned view limits and the per-look score arithmetic (scores live in the rows)."""
+
+    def __init__(self, config: FusionConfig) -> None:
+        self.config = config
+        pd, pd0 = config.existence_pd, config.ghost_pd
+        self.hit_llr = math.log(pd / pd0)  # > 0
+        self.miss_llr = math.log((1.0 - pd) / (1.0 - pd0))  # < 0
+        self.max_range_m = 0.0  # range (m) within which a look counts (0: none yet)
+        self.min_clearance_m = math.inf  # limb clearance (m) above which one counts
+        self._range_hist = np.zeros(_N_RANGE_BINS, np.int64)
+        self._clear_hist = np.zeros(_N_CLEAR_BINS, np.int64)
+        self._new = 0
+
+    def learn(self, sensor_position: np.ndarray, positions: np.ndarray) -> None:
+        """Add detections of well-held tracks at ``positions`` (k, 3) (m, ECI) seen from
+        ``sensor_position`` (3,) to the view statistics."""
+        if positions.shape[0] == 0:
+            return
+        rng, clearance, limb = _geometry(sensor_position, positions)
+        rb = np.clip((rng / _RANGE_BIN_M).astype(np.int64), 0, _N_RANGE_BINS - 1)
+        self._range_hist += np.bincount(rb, minlength=_N_RANGE_BINS)
+        if np.any(limb):
+            cb = ((clearance[limb] - _CLEAR_LOW_M) / _CLEAR_BIN_M).astype(np.int64)
+            self._clear_hist += np.bincount(
+                np.clip(cb, 0, _N_CLEAR_BINS - 1), minlength=_N_CLEAR_BINS
+            )
+        self._new += positions.shape[0]
+        if self._new >= _REFRESH_SAMPLES:
+            self._new = 0
+            self._refresh()
+
+    def _refresh(self) -> None:
+        """Limits from the histograms: the range below which, and the clearance above
+        which, all but ``_TAIL`` of the detections lie (bin edges on the safe side)."""
+        n = int(self._range_hist.sum())
+        if n < _MIN_SAMPLES:
+            return
+        below = np.cumsum(self._range_hist)
+        self.max_range_m = float(np.searchsorted(below, (1.0 - _TAIL) * n)) * _RANGE_BIN_M
+        n_limb = int(self._clear_hist.sum())
+        if n_limb >= _MIN_SAMPLES:
+            up_to = np.cumsum(self._clear_hist)
+            k = int(np.searchsorted(up_to, _TAIL * n_limb)) + 1
+            self.min_clearance_m = _CLEAR_LOW_M + k * _CLEAR_BIN_M
+
+    def in_view(self, sensor_position: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """Which of ``positions`` (n, 3) (m, ECI) the satellite at ``sensor_position`` is
+        known (from the learned limits) to see: bool (n,)."""
+        cfg = self.config
+        if self.max_range_m <= 0.0 or positions.shape[0] == 0:
+            return np.zeros(positions.shape[0], bool)
+        rng, clearance, limb = _geometry(sensor_position, positions)
+        ok = rng <= cfg.look_range_fraction * self.max_range_m
+        floor = self.min_clearance_m + cfg.look_grazing_margin_m
+        return ok & np.where(limb, clearance >= floor, clearance >= 0.0)
+
+    def score(self, scores: np.ndarray, hit: np.ndarray) -> np.ndarray:
+        """New scores after one look each: ``scores`` (k,), ``hit`` (k,) bool."""
+        step = np.where(hit, self.hit_llr, self.miss_llr)
+        return np.minimum(scores + step, self.config.existence_max_score)
+
+
+def _geometry(
+    sensor_position: np.ndarray, positions: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per position: range (m), clearance (m: height above the ellipsoid of the segment's
+    point nearest the Earth's centre, or of the target when that point is the target) and
+    whether that point lies strictly between satellite and target (a limb view)."""
+    d = positions - sensor_position
+    rng = np.linalg.norm(d, axis=1)
+    u = -(d @ sensor_position) / np.maximum(rng * rng, 1.0)
+    limb = (u > 0.0) & (u < 1.0)
+    nearest = np.where(limb[:, None], sensor_position + u[:, None] * d, positions)
+    return rng, ellipsoid_height(nearest), limb

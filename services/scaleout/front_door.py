@@ -1,0 +1,170 @@
+"""The scale-out front door (``tracklayer fusion --nats URL --shards S``).
+
+The same ``FusionService`` and ``FusionEngine`` as the embedded service (streams, acks,
+DUPLICATE / LATE / REJECTED, mTLS identities, caps and limits), with three parts
+swapped: the journal is the JetStream stream (:class:`StreamJournal`: a frame is
+acknowledged only after the broker acknowledged it), the core orders but does not
+track (:class:`OrderingOnly`: the statuses depend only on the ordering), and the
+outbox is the REPORTS stream the shards publish to (:class:`ReportFeed`), delivered
+to ``--store`` by the usual forwarder. ``ListLiveTracks`` and ``SubscribeLiveTracks``
+read the shards' reports from that stream (:class:`LiveFeed`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import grpc
+
+from tracklayer.fusion.config import FusionConfig
+from tracklayer.fusion.domain import SensorFrame, TrackReport
+from tracklayer.services.errors import UserError
+from tracklayer.services.fusion_service.engine import FusionEngine
+from tracklayer.services.fusion_service.forwarder import Forwarder
+from tracklayer.services.fusion_service.journal import JournalError
+from tracklayer.services.fusion_service.servicer import FusionServer, start_fusion_server
+from tracklayer.services.fusion_service.settings import FusionSettings
+from tracklayer.services.rpc.foreground import serve_until_stopped
+from tracklayer.services.rpc.server import kv
+from tracklayer.services.rpc.tls import TlsConfig, server_credentials
+from tracklayer.services.scaleout.link import NatsLink
+from tracklayer.services.scaleout.live_feed import LiveFeed
+from tracklayer.services.scaleout.names import Names
+from tracklayer.services.scaleout.report_feed import ReportFeed
+from tracklayer.services.scaleout.shard_status import ShardStatusView
+from tracklayer.services.scaleout.stream_journal import StreamJournal
+
+log = logging.getLogger("tracklayer.services.fusion")
+LABEL = "tracklayer fusion"
+#: Shard counts this version runs (sharding by sky cells: docs/scaleout.md).
+SUPPORTED_SHARDS = (1,)
+
+
+class OrderingOnly:
+    """A tracker that tracks nothing: the front door's core only validates and orders
+    (the shards track); its statuses are those of the full core."""
+
+    def __init__(self, fusion_id: str, config: FusionConfig) -> None:
+        self.fusion_id = fusion_id
+
+    def process(self, frame: SensorFrame) -> list[TrackReport]:
+        return []
+
+    def flush(self) -> list[TrackReport]:
+        return []
+
+    def live_reports(self) -> list[TrackReport]:
+        return []
+
+
+def pinned_settings(settings: FusionSettings, shards: int) -> dict[str, object]:
+    """What the front door pins in the settings bucket and the workers build shards from."""
+    return {
+        "fusion_id": settings.fusion_id,
+        "config": settings.config.to_mapping(),
+        "sensors": sorted(settings.sensors),
+        "shards": shards,
+    }
+
+
+def build_front_door(
+    settings: FusionSettings, nats_url: str, shards: int, nats_tls: TlsConfig | None = None
+) -> tuple[FusionEngine, NatsLink]:
+    """The engine on the broker's journal and report stream (not started) and its link
+    (mutual TLS to the broker with ``nats_tls``)."""
+    if shards not in SUPPORTED_SHARDS:
+        raise UserError(
+            f"--shards: {shards} is not supported yet; this version runs "
+            f"{', '.join(map(str, SUPPORTED_SHARDS))} (sharding by sky cells: docs/scaleout.md)"
+        )
+    client = f"tracklayer-fusion-{settings.fusion_id}"
+    link = NatsLink(nats_url, client, Names(settings.fusion_id), nats_tls)
+    try:
+        journal = StreamJournal(link)
+        journal.shards = shards
+        journal.check_settings(pinned_settings(settings, shards))
+        feed = ReportFeed(link)
+        local = dataclasses.replace(settings, store_target=None, tracker_factory=OrderingOnly)
+        engine = FusionEngine(local, journal=journal, outbox=feed)  # type: ignore[arg-type]
+    except JournalError as exc:
+        link.close()
+        raise UserError(f"--nats: {exc}") from None
+    except BaseException:
+        link.close()
+        raise
+    if settings.store_target:
+        engine.forwarder = Forwarder(
+            feed,  # type: ignore[arg-type]
+            settings.store_target,
+            feed.run,
+            max_backoff_s=settings.store_max_backoff_s,
+            credentials=settings.store_credentials,
+        )
+    engine.counter_sources.append(feed.counters)
+    view = ShardStatusView(link, shards, lambda: journal.committed_seq)
+    engine.counter_sources.append(view.counters)
+    return engine, link
+
+
+async def start_front_door_server(
+    settings: FusionSettings,
+    listen: str,
+    nats_url: str,
+    shards: int = 1,
+    *,
+    credentials: grpc.ServerCredentials | None = None,
+    metrics_port: int | None = None,
+    nats_tls: TlsConfig | None = None,
+) -> tuple[FusionServer, NatsLink]:
+    """Start the front door's engine, forwarder and gRPC server; close the returned link
+    after ``server.stop()``."""
+    engine, link = build_front_door(settings, nats_url, shards, nats_tls)
+    feed = LiveFeed(link, engine.hub.publish)
+    engine.live_source = feed.tracks
+    try:
+        feed.start()
+        if engine.forwarder is not None:
+            engine.forwarder.start()
+        server = await start_fusion_server(
+            engine.settings,
+            listen,
+            metrics_port=metrics_port,
+            credentials=credentials,
+            engine=engine,
+        )
+    except BaseException:
+        feed.stop()
+        if engine.forwarder is not None:
+            await engine.forwarder.abandon()
+        link.close()
+        raise
+    log.info(kv("front_door_started", nats=nats_url, journal=engine.journal.path, shards=shards))
+    return server, link
+
+
+async def serve_front_door(
+    settings: FusionSettings,
+    listen: str,
+    nats_url: str,
+    shards: int,
+    *,
+    tls: TlsConfig | None = None,
+    metrics_port: int | None = None,
+    grace: float = 2.0,
+) -> int:
+    """Serve FusionService on ``listen``, journaling to the broker at ``nats_url``, until
+    SIGTERM/SIGINT (0) or an engine failure (1). ``tls`` serves the sensors and, with a
+    ``tls://`` broker URL, is the client certificate towards the broker too."""
+    server, link = await start_front_door_server(
+        settings, listen, nats_url, shards,
+        credentials=server_credentials(tls), metrics_port=metrics_port,
+        nats_tls=tls if nats_url.startswith("tls://") else None,
+    )  # fmt: skip
+    engine = server.engine
+    try:
+        print(f"{LABEL}: journal {engine.journal.path}, {shards} shard(s)", flush=True)
+        await serve_until_stopped(LABEL, server, tls, grace, failure=engine.wait_failed)
+        return 1 if engine.failed is not None else 0
+    finally:
+        link.close()

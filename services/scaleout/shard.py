@@ -1,0 +1,196 @@
+"""One shard run by a worker: the journal stream through the fusion core, reports out.
+
+A shard applies every journal event with
+:func:`~tracklayer.services.fusion_service.inputs.apply_input`, exactly as the
+embedded service replays its journal, so its reports are those of the embedded
+service and of ``tracklayer track`` (for one shard). It starts from its last
+checkpoint (or a fresh core), reads the stream from the next event, publishes each
+batch's reports to the REPORTS stream (Msg-Id ``<track_id>:<revision>``) and waits for
+the broker's acks, and every ``checkpoint_every`` events or ``checkpoint_interval_s``
+seconds saves a checkpoint covering only events whose reports are acknowledged. A
+shard taken over replays from that checkpoint: the reports it publishes again are
+byte-identical, dropped by the broker's duplicate window or by the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from tracklayer.fusion.config import FusionConfig
+from tracklayer.fusion.core import FusionCore
+from tracklayer.fusion.domain import FrameStatus
+from tracklayer.services.fusion_service.inputs import apply_input, input_from_event
+from tracklayer.services.fusion_service.journal import EventKind
+from tracklayer.services.fusion_service.live_picture import report_message
+from tracklayer.services.rpc.server import kv
+from tracklayer.services.scaleout.events import decode_event
+from tracklayer.services.scaleout.names import Names
+from tracklayer.services.scaleout.shard_checkpoints import ShardCheckpoints
+from tracklayer.services.scaleout.stream_reader import StreamReader
+
+log = logging.getLogger("tracklayer.services.scaleout")
+
+#: Seconds a shard waits for the broker's acks of one batch of reports.
+PUBLISH_TIMEOUT_S = 5.0
+#: Longest stretch of tracking between two yields to the event loop (lease renewals).
+YIELD_S = 0.05
+
+
+class ShardError(RuntimeError):
+    """A shard that cannot run; the message says why (the worker logs it)."""
+
+
+@dataclass(frozen=True)
+class ShardSpec:
+    """What every shard of a deployment runs with (pinned by the front door)."""
+
+    fusion_id: str
+    config: FusionConfig
+    sensors: tuple[str, ...]
+    shards: int
+
+    @classmethod
+    def from_pinned(cls, data: Mapping[str, object]) -> ShardSpec:
+        """From the settings bucket's document; ValueError naming a bad key."""
+        try:
+            config = FusionConfig.from_mapping(data["config"])  # type: ignore[arg-type]
+            shards = int(data.get("shards", 1))  # type: ignore[arg-type]
+            sensors = tuple(str(s) for s in data.get("sensors", ()))  # type: ignore[union-attr]
+            fusion_id = str(data["fusion_id"])
+        except KeyError as exc:
+            raise ValueError(f"settings: missing {exc.args[0]}") from None
+        if shards < 1:
+            raise ValueError(f"settings: shards must be >= 1, got {shards}")
+        return cls(fusion_id, config, sensors, shards)
+
+    def new_core(self) -> FusionCore:
+        """A fresh core as the embedded service builds it (live: idle timeouts replay)."""
+        return FusionCore(
+            self.fusion_id, self.config, live=True, allowed_sensors=self.sensors or None
+        )
+
+
+@dataclass
+class ShardStatus:
+    """Figures of one running shard (worker log and status)."""
+
+    applied_seq: int = 0
+    reports: int = 0
+    checkpoint_seq: int = 0
+    checkpoint_at: float = 0.0  # monotonic
+    checkpoint_unix_s: float = 0.0  # wall clock of the last checkpoint written here (0: none)
+    started_from: int = 0
+    tracks_owned: int = 0
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+class ShardRunner:
+    """Runs shard ``shard`` until cancelled; ``still_owner()`` guards checkpoint writes."""
+
+    def __init__(
+        self,
+        js,  # noqa: ANN001 - JetStreamContext
+        names: Names,
+        spec: ShardSpec,
+        shard: int,
+        still_owner: Callable[[], bool],
+        *,
+        checkpoint_every: int = 3000,
+        checkpoint_interval_s: float = 10.0,
+    ) -> None:
+        self._js, self.names, self.spec, self.shard = js, names, spec, shard
+        self._still_owner = still_owner
+        self._every, self._interval = checkpoint_every, checkpoint_interval_s
+        self.checkpoints = ShardCheckpoints(js, names)
+        self.status = ShardStatus()
+
+    async def run(self) -> None:
+        core, opens, seq = await self._restore()
+        info = await self._js.stream_info(self.names.journal_stream)
+        first = int(info.state.first_seq) or int(info.state.last_seq) + 1
+        if seq + 1 < first:  # the events after the checkpoint were purged: cannot replay
+            raise ShardError(
+                f"shard {self.shard}: the journal starts at event {first} but the usable "
+                f"checkpoint covers only up to {seq}: restore a checkpoint or start a new --id"
+            )
+        st = self.status
+        st.applied_seq = st.checkpoint_seq = st.started_from = seq
+        st.checkpoint_at = time.monotonic()
+        log.info(kv("shard_started", shard=self.shard, from_seq=seq))
+        reader = StreamReader(
+            self._js, self.names.journal_stream, self.names.journal_subject, seq + 1
+        )
+        try:
+            while True:
+                msgs = await reader.next_batch(1.0)
+                if msgs:
+                    await self._apply(core, opens, msgs)
+                if self._checkpoint_due():
+                    await self._checkpoint(core, opens)
+        finally:
+            await reader.close()
+
+    async def _restore(self) -> tuple[FusionCore, Counter, int]:
+        fresh = self.spec.new_core()
+        loaded = await self.checkpoints.load(self.shard, fresh)
+        if loaded is None:
+            return fresh, Counter(), 0
+        seq, core, opens = loaded
+        log.info(kv("checkpoint_loaded", shard=self.shard, seq=seq))
+        return core, opens, seq
+
+    async def _apply(self, core: FusionCore, opens: Counter, msgs: list) -> None:
+        """Apply a batch of journal messages; publish their reports and await the acks."""
+        js, subject = self._js, self.names.reports_subject
+        futures = []
+        last = self.status.applied_seq
+        yielded = time.monotonic()
+        for m in msgs:
+            if time.monotonic() - yielded > YIELD_S:  # let the lease renewals run
+                await asyncio.sleep(0)
+                yielded = time.monotonic()
+            ev = decode_event(m.metadata.sequence.stream, m.data)
+            status, reason, reports, *_ = apply_input(
+                core, opens, input_from_event(ev), replay=True
+            )
+            if ev.kind == EventKind.FRAME and status is not FrameStatus.ACCEPTED:
+                log.error(kv("shard_mismatch", seq=ev.seq, status=status.name, reason=reason))
+            now_ns = time.time_ns()
+            for r in reports:
+                msg = report_message(r, now_ns)
+                headers = {"Nats-Msg-Id": f"{r.track_id}:{r.revision}"}
+                futures.append(
+                    await js.publish_async(subject, msg.SerializeToString(), headers=headers)
+                )
+            last = ev.seq
+        if futures:  # a broker that does not answer fails the shard: it restarts from
+            # its checkpoint (the worker releases the lease and takes it again)
+            await asyncio.wait_for(asyncio.gather(*futures), PUBLISH_TIMEOUT_S)
+            self.status.reports += len(futures)
+        if msgs:  # applied = its reports are on the broker (status, checkpoints)
+            self.status.applied_seq = last
+        self.status.counters = core.counters
+        self.status.tracks_owned = self.status.counters.get("tracks_live", 0)
+
+    def _checkpoint_due(self) -> bool:
+        st = self.status
+        since = st.applied_seq - st.checkpoint_seq
+        if since <= 0:
+            return False
+        if self._every > 0 and since >= self._every:
+            return True
+        return self._interval > 0 and time.monotonic() - st.checkpoint_at >= self._interval
+
+    async def _checkpoint(self, core: FusionCore, opens: Counter) -> None:
+        st = self.status
+        if not self._still_owner():
+            return
+        size = await self.checkpoints.save(self.shard, st.applied_seq, core, opens)
+        st.checkpoint_seq, st.checkpoint_at = st.applied_seq, time.monotonic()
+        st.checkpoint_unix_s = time.time()
+        log.info(kv("checkpoint_written", shard=self.shard, seq=st.applied_seq, bytes=size))
