@@ -205,21 +205,6 @@
     drawn.tracks = screen.length;
   }
 
-  // A scale bar (km at the centre of the view) so ellipses and distances can be judged.
-  function drawScale(w, h) {
-    const kmPerPx = view.mode === "globe" ? 6371.0088 / globeRadius(w, h)
-      : (111.195 * Math.cos(view.lat0 * D2R)) / flatScale(w, h);
-    const target = kmPerPx * 120, unit = 10 ** Math.floor(Math.log10(target));
-    const km = [5, 2, 1].map((k) => k * unit).find((k) => k <= target) || unit;
-    const px = km / kmPerPx, x = 14, y = h - 32;
-    ctx.strokeStyle = "#d8e1ec"; ctx.fillStyle = "#d8e1ec"; ctx.lineWidth = 1.5;
-    ctx.beginPath(); ctx.moveTo(x, y - 5); ctx.lineTo(x, y); ctx.lineTo(x + px, y);
-    ctx.lineTo(x + px, y - 5); ctx.stroke();
-    ctx.font = "11px system-ui, 'DejaVu Sans', sans-serif"; ctx.textBaseline = "bottom";
-    ctx.fillText(`${km >= 1 ? km : km.toFixed(1)} km${view.mode === "globe" ? " (at centre)" : ""}`, x + 4, y - 7);
-    drawn.scaleKm = km;
-  }
-
   function render() {
     const t0 = performance.now();
     const { w, h } = size();
@@ -235,7 +220,7 @@
     drawGround(w, h);
     drawSatellites(w, h, sats);
     drawPoints(w, h);
-    drawScale(w, h);
+    drawn.scaleKm = geo.drawScale(ctx, w, h);
     const t1 = performance.now();
     stats.frames++; stats.lastFrameMs = t1 - t0; stats.maxFrameMs = Math.max(stats.maxFrameMs, t1 - t0);
     push(stats.frameMs, t1 - t0);
@@ -282,51 +267,20 @@
     delete rep.trail;
   }
 
-  // What the framing shows: every sub-point, impact and launch point, as unit vectors.
+  // What the framing shows: every sub-point, impact and launch point.
   function framedPoints() {
     const out = [];
-    const add = (lat, lon) => {
-      const p = lat * D2R, l = lon * D2R;
-      out.push([Math.cos(p) * Math.cos(l), Math.cos(p) * Math.sin(l), Math.sin(p)]);
-    };
     for (const t of tracks.values()) {
-      if (t.rep.lat != null) add(t.rep.lat, t.rep.lon);
-      for (const e of [t.rep.impact, t.rep.launch]) if (e && e.lat != null) add(e.lat, e.lon);
+      if (t.rep.lat != null) out.push([t.rep.lat, t.rep.lon]);
+      for (const e of [t.rep.impact, t.rep.launch]) if (e && e.lat != null) out.push([e.lat, e.lon]);
     }
     return out;
   }
 
-  function spreadFrom(c, pts) {  // largest angle (rad) from the unit vector c to a point
-    let dot = 1;
-    for (const q of pts) dot = Math.min(dot, c[0] * q[0] + c[1] * q[1] + c[2] * q[2]);
-    return Math.acos(Math.max(-1, Math.min(1, dot)));
-  }
-
-  // Centre on the picture (the middle of its smallest enclosing cap, approximated: step
-  // towards the farthest point by 1/(i + 2), Badoiu-Clarkson) and zoom so that it all fits.
   function centreOnTracks() {
-    const pts = framedPoints();
-    if (!pts.length) return false;
-    let c = pts[0].slice();
-    for (let i = 0; i < 40; i++) {
-      let far = pts[0], dmin = 2;
-      for (const q of pts) {
-        const d = c[0] * q[0] + c[1] * q[1] + c[2] * q[2];
-        if (d < dmin) { dmin = d; far = q; }
-      }
-      c = c.map((v, k) => v + (far[k] - v) / (i + 2));
-    }
-    const n = Math.hypot(...c) || 1;
-    c = c.map((v) => v / n);
-    const [x, y, z] = c;
-    view.lon0 = Math.atan2(y, x) / D2R;
-    view.lat0 = Math.max(-60, Math.min(60, Math.atan2(z, Math.hypot(x, y)) / D2R));
-    const spread = spreadFrom(c, pts);
-    const fit = view.mode === "globe" ? 0.8 / Math.sin(Math.min(spread * 1.3 + 0.02, Math.PI / 2))
-      : 80 / Math.max((spread * 1.3) / D2R, 2);
-    view.zoom = Math.max(1, Math.min(FIT_ZOOM, fit));
-    view.fit = { c, spread };
-    return true;
+    const fit = geo.frame(framedPoints(), FIT_ZOOM);
+    if (fit) view.fit = fit;
+    return !!fit;
   }
 
   // While following: frame again every FOLLOW_S, and at once when the picture outgrows the
@@ -335,7 +289,7 @@
     if (!view.centred) return true;
     if (!view.follow) return false;
     if (now - framedAt > FOLLOW_S * 1000) return true;
-    return !!view.fit && spreadFrom(view.fit.c, framedPoints()) > view.fit.spread * 1.15 + 0.005;
+    return !!view.fit && geo.spread(view.fit.c, framedPoints()) > view.fit.spread * 1.15 + 0.005;
   }
 
   function received(kind, data) {
