@@ -213,6 +213,10 @@
       canvas.width = Math.round(w * dpr); canvas.height = Math.round(h * dpr);
     }
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    if (view.mode === "flat") {  // no empty band beyond a pole: the map fills the height
+      const half = Math.min(90, h / 2 / flatScale(w, h));
+      view.lat0 = Math.max(-90 + half, Math.min(90 - half, view.lat0));
+    }
     ctx.drawImage(geo.background(w, h), 0, 0, w, h);
     const sats = placedSatellites();
     drawSightLines(w, h, sats);
