@@ -117,6 +117,19 @@ def test_without_a_page_nothing_is_encoded_until_a_page_asks(monkeypatch):
     assert sorted(encoded) == ["f-1", "f-2"]  # kept, not encoded again
 
 
+def test_batches_waiting_for_a_flush_stay_bounded_and_keep_each_tracks_latest(monkeypatch):
+    from tracklayer.services.live_map import server as srv
+
+    monkeypatch.setattr(srv, "MAX_PENDING_BATCHES", 3)
+    pic, pending = LiveMapPicture(), srv._Pending()
+    on_batch = srv._listener(pic, pending)
+    for rev in range(1, 8):
+        on_batch([report("f-1", rev), report(f"f-{rev + 1}", 1)])
+        assert len(pending.batches) <= 3
+    latest = {m.track_id: m.revision for m in pending.latest()}
+    assert latest["f-1"] == 7 and len(latest) == 8 and pic.reports_seen == 14
+
+
 def test_a_page_that_reads_too_slowly_is_cut_off():
     page = _Page()
     for i in range(PAGE_QUEUE + 1):

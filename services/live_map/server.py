@@ -51,6 +51,8 @@ STATUS_S = 1.0
 #: Seconds between two updates of the picture while no page is connected (its trails
 #: then have a point every 5 s).
 IDLE_FLUSH_S = 5.0
+#: Batches kept between two flushes before they are reduced to each track's latest.
+MAX_PENDING_BATCHES = 10_000
 #: Events queued per page before it counts as too slow and is disconnected.
 PAGE_QUEUE = 64
 STATIC_DIR = Path(str(resources.files("tracklayer.services.live_map") / "static"))
@@ -179,6 +181,8 @@ def _listener(picture: LiveMapPicture, pending: _Pending) -> Callable[[list], No
     def on_batch(batch: list[track_pb2.TrackReport]) -> None:
         picture.arrived(batch)
         pending.batches.append(batch)
+        if len(pending.batches) > MAX_PENDING_BATCHES:  # no flush for that long: keep memory flat
+            pending.batches[:] = [pending.latest()]
 
     return on_batch
 
@@ -210,11 +214,16 @@ async def _flush(picture: LiveMapPicture, pending: _Pending, pages: set[_Page]) 
         if not pages and loop.time() < next_idle:
             continue
         next_idle = loop.time() + IDLE_FLUSH_S
-        data = _send_pending(picture, pending, pages)
-        if pages and loop.time() >= next_status:
-            next_status = loop.time() + STATUS_S
-            status = {**picture.status(), "satellites": picture.satellites()}
-            data += _event("status", json.dumps(status, separators=(",", ":")))
+        try:
+            data = _send_pending(picture, pending, pages)
+            if pages and loop.time() >= next_status:
+                next_status = loop.time() + STATUS_S
+                status = {**picture.status(), "satellites": picture.satellites()}
+                data += _event("status", json.dumps(status, separators=(",", ":")))
+        except Exception:  # a bug here must not stop the map for good, nor grow pending
+            pending.batches.clear()
+            log.exception("live map flush failed")
+            continue
         _offer(pages, data)
 
 
