@@ -145,6 +145,18 @@ class GroundEllipse:
     orientation_deg: float
 
 
+@dataclass(frozen=True, slots=True)
+class SensorPosition:
+    """Where a sensor was at ``time_ns`` (geodetic, WGS-84): for displays, beside a
+    report (wire: ``tracklayer.v1.SensorPosition``)."""
+
+    sensor_id: str
+    time_ns: int
+    latitude_deg: float
+    longitude_deg: float
+    altitude_m: float
+
+
 @dataclass(eq=False, slots=True)
 class TrackReport:
     """One revision of one track (wire: ``tracklayer.v1.TrackReport``)."""

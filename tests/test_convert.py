@@ -21,6 +21,7 @@ from tracklayer.fusion.domain import (
     FrameStatus,
     GroundEllipse,
     SensorFrame,
+    SensorPosition,
     TrackReport,
     TrackStatus,
     TruthFrame,
@@ -463,3 +464,13 @@ def test_truth_messages_are_the_v1_types():
     assert isinstance(
         convert.detection_truth_to_proto(DetectionTruth("s", 1)), truth_pb2.DetectionTruth
     )
+
+
+def test_sensor_position_round_trips_and_needs_its_time():
+    p = SensorPosition("sat-1-2", -1_500_000_001, 51.5, -0.125, 812_345.5)
+    msg = convert.sensor_position_to_proto(p)
+    assert (msg.time.seconds, msg.time.nanos) == (-2, 499_999_999)
+    assert convert.sensor_position_from_proto(msg) == p
+    msg.ClearField("time")
+    with pytest.raises(ValueError, match=r"^sensor_positions\.time: not set"):
+        convert.sensor_position_from_proto(msg)

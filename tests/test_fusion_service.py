@@ -335,6 +335,30 @@ def test_subscription_gets_current_tracks_then_each_new_report_once(tmp_path):
     run(body())
 
 
+def test_reports_carry_where_their_sensors_were_at_their_latest_accepted_frame(tmp_path):
+    async def body():
+        async with Services(tmp_path) as s:
+            st = Stream(s.stub, "sat-1-1")
+            for seq in range(1, 4):
+                await st.send(frame("sat-1-1", seq, float(seq)))
+            last = 2.0 + LATENESS_S + 0.5
+            await st.send(frame("sat-1-1", 20, 1.0 + LATENESS_S + 0.5), frame("sat-1-1", 21, last))
+            sub = s.stub.SubscribeLiveTracks(fs.SubscribeLiveTracksRequest(include_current=True))
+            reports = list((await sub.read()).reports)
+            sub.cancel()
+            await st.close()
+            (p,) = reports[0].sensor_positions
+            assert list(reports[0].sensor_ids) == ["sat-1-1"] and p.sensor_id == "sat-1-1"
+            # frame 21 was accepted before the report was emitted: the newest position
+            assert p.time.ToNanoseconds() == T0 * 1_000_000_000 + round(last * 1e9)
+            # 7,000 km from the centre on the equator: 621.863 km above WGS-84, latitude 0
+            assert abs(p.latitude_deg) < 1e-9 and p.altitude_m == pytest.approx(621_863.0, abs=1)
+            stored = await s.stored(len(reports))
+            assert stored[0].sensor_positions[0] == p  # the store gets them too
+
+    run(body())
+
+
 def test_reports_reach_the_store_exactly_once_in_revision_order(tmp_path):
     async def body():
         async with Services(tmp_path) as s:

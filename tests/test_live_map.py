@@ -17,7 +17,7 @@ from tracklayer.services.cli import main
 from tracklayer.services.errors import UserError
 from tracklayer.services.live_map.picture import LiveMapPicture
 from tracklayer.services.live_map.server import PAGE_QUEUE, _Page, parse_http_address
-from tracklayer.services.live_map.view import report_json
+from tracklayer.services.live_map.view import report_text
 from tracklayer.services.store_service.servicer import start_track_store_server
 from tracklayer.v1 import track_pb2, track_store_service_pb2_grpc
 from tracklayer.v1 import track_store_service_pb2 as ts
@@ -53,32 +53,81 @@ async def events(resp: aiohttp.ClientResponse):
 
 
 def test_report_json_has_what_the_page_shows():
-    d = report_json(report("f-1", 3))
+    d = json.loads(report_text(report("f-1", 3)))
     assert d["id"] == "f-1" and d["rev"] == 3 and d["status"] == "CONFIRMED"
     assert d["phase"] == "MIDCOURSE" and d["t"] == T0 + 3
     assert (d["lat"], d["lon"], d["alt"], d["speed"]) == (10.0, 20.0, 5.0e5, 1.0e4)
     assert d["impact"] == {"lat": 12.0, "lon": 25.0, "t": T0 + 600, "a": 3e3, "b": 1e3, "ori": 20.0}
     assert "launch" not in d and d["sensors"] == ["sat-1-1"] and d["emitted"] is None
-    json.dumps(d)  # JSON-ready
+
+
+def test_report_json_writes_null_for_numbers_that_are_not_finite_and_escapes_ids():
+    r = report('f-"1"', 1, lat=float("nan"))
+    r.altitude_m = float("inf")
+    r.impact.semi_major_m = float("-inf")
+    d = json.loads(report_text(r))  # strict JSON: no NaN or Infinity
+    assert d["id"] == 'f-"1"' and d["lat"] is None and d["alt"] is None
+    assert d["lon"] == 20.0 and d["impact"]["a"] is None and d["impact"]["b"] == 1e3
 
 
 def test_picture_keeps_the_latest_revision_a_bounded_trail_and_forgets_deleted_tracks():
     pic = LiveMapPicture(trail_points=3)
-    assert [c["rev"] for c in pic.apply([report("f-1", r, lon=r) for r in range(1, 6)])] == [
-        1,
-        2,
-        3,
-        4,
-        5,
-    ]
+    changes = pic.apply([report("f-1", r, lon=r) for r in range(1, 6)])
+    assert [json.loads(c)["rev"] for c in changes] == [1, 2, 3, 4, 5]
     assert pic.apply([report("f-1", 2)]) == []  # an older revision changes nothing
     assert [p[2] for p in pic.trail("f-1")] == [3.0, 4.0, 5.0]
     snap = pic.snapshot()
     assert [t["id"] for t in snap["tracks"]] == ["f-1"] and len(snap["tracks"][0]["trail"]) == 3
-    assert snap["sensors"][0]["id"] == "sat-1-1" and snap["sensors"][0]["tracks"] == ["f-1"]
-    gone = pic.apply([report("f-1", 6, status=4)])
-    assert gone[0]["status"] == "DELETED" and pic.snapshot()["tracks"] == []
-    assert pic.sensors()[0]["tracks"] == []
+    assert snap["satellites"] == []  # no report placed one
+    placed = report("f-1", 7)
+    p = placed.sensor_positions.add(sensor_id="sat-1-1", latitude_deg=1.23456, altitude_m=8e5)
+    p.longitude_deg, p.time.seconds = float("nan"), T0 + 6
+    pic.apply([placed])
+    here = {"id": "sat-1-1", "lat": 1.2346, "lon": None, "alt": 8e5, "t": T0 + 6}
+    assert pic.satellites() == [here]
+    gone = pic.apply([report("f-1", 8, status=4)])
+    assert json.loads(gone[0])["status"] == "DELETED" and pic.snapshot()["tracks"] == []
+    assert pic.snapshot()["satellites"] == [here]  # still where it was seen
+    much_later = report("f-2", 1)
+    q = much_later.sensor_positions.add(sensor_id="sat-2-1")
+    q.time.seconds = T0 + 6 + 601
+    pic.apply([much_later])
+    assert [s["id"] for s in pic.satellites()] == ["sat-2-1"]  # sat-1-1: 10 min older
+
+
+def test_without_a_page_nothing_is_encoded_until_a_page_asks(monkeypatch):
+    import tracklayer.services.live_map.picture as picture_module
+
+    encoded: list[str] = []
+
+    def counting(msg):
+        encoded.append(msg.track_id)
+        return report_text(msg)
+
+    monkeypatch.setattr(picture_module, "report_text", counting)
+    pic = LiveMapPicture()
+    assert pic.apply([report("f-1", 1), report("f-1", 2, lon=21.0)], encode=False) == []
+    assert pic.apply([report("f-2", 1), report("f-3", 1, status=4)], encode=False) == []
+    assert encoded == []
+    snap = pic.snapshot()  # a page connects: each live track encoded once, now
+    assert sorted(encoded) == ["f-1", "f-2"]
+    assert [t["id"] for t in snap["tracks"]] == ["f-1", "f-2"] and snap["tracks"][0]["rev"] == 2
+    assert [p[2] for p in snap["tracks"][0]["trail"]] == [20.0, 21.0]
+    pic.snapshot()
+    assert sorted(encoded) == ["f-1", "f-2"]  # kept, not encoded again
+
+
+def test_batches_waiting_for_a_flush_stay_bounded_and_keep_each_tracks_latest(monkeypatch):
+    from tracklayer.services.live_map import server as srv
+
+    monkeypatch.setattr(srv, "MAX_PENDING_BATCHES", 3)
+    pic, pending = LiveMapPicture(), srv._Pending()
+    on_batch = srv._listener(pic, pending)
+    for rev in range(1, 8):
+        on_batch([report("f-1", rev), report(f"f-{rev + 1}", 1)])
+        assert len(pending.batches) <= 3
+    latest = {m.track_id: m.revision for m in pending.latest()}
+    assert latest["f-1"] == 7 and len(latest) == 8 and pic.reports_seen == 14
 
 
 def test_a_page_that_reads_too_slowly_is_cut_off():

@@ -37,6 +37,7 @@ pytestmark = pytest.mark.skipif(
 T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
 CONFIRMED, COASTING, DELETED = 2, 3, 4
 BOOST, MIDCOURSE, REENTRY = 1, 2, 3
+SATELLITES = {"sat-1-2": (38.0, 48.0), "sat-3-4": (58.0, 88.0)}  # sub-points, deg
 
 
 def report(
@@ -59,6 +60,10 @@ def report(
     r.covariance.extend([float(i == j) for i in range(6) for j in range(6)])
     r.latitude_deg, r.longitude_deg, r.altitude_m = lat, lon, alt
     r.sensor_ids.extend(["sat-1-2", "sat-3-4"])
+    for sid, (s_lat, s_lon) in SATELLITES.items():  # where the fusion service placed them
+        p = r.sensor_positions.add(sensor_id=sid, latitude_deg=s_lat, longitude_deg=s_lon)
+        p.altitude_m = 800e3
+        p.time.seconds = T0 + revision
     r.update_count = revision * 3
     r.emitted_at.FromNanoseconds(time.time_ns())
     if impact is not None:
@@ -202,6 +207,26 @@ def test_tracks_appear_move_and_disappear_as_the_reports_say(store, browser, tmp
     assert browser.execute_script("return window.tracklayerMap.drawn.impactEllipsePx") > 3
     assert browser.execute_script("return window.tracklayerMap.drawn.launches") >= 1
     assert browser.find_element("id", "conn").text == "live"
+    rate_stat = browser.find_element("id", "s-rate").find_element("xpath", "..")
+    assert "warn" not in rate_stat.get_attribute("class")  # reports are arriving
+    # The satellites where the reports placed them, with lines of sight to both tracks.
+    wait_for(browser, "window.tracklayerMap.drawn.satellites === 2", 3, "two satellites")
+    assert browser.execute_script("return window.tracklayerMap.drawn.sightLines") == 4
+    assert browser.execute_script("return window.tracklayerMap.drawn.scaleKm") > 0
+    # The framing shows the whole picture: tracks, impact and launch points on screen.
+    width, height = browser.execute_script(
+        "const c = document.getElementById('map');return [c.clientWidth, c.clientHeight];"
+    )
+    for lat, lon in ((45.0, 60.0), (30.0, 70.0), (52.0, 80.0), (40.0, 55.0)):
+        x, y, visible = browser.execute_script(
+            "return window.tracklayerMap.toScreen(arguments[0], arguments[1])", lat, lon
+        )
+        assert visible and 0 < x < width and 0 < y < height, (lat, lon, x, y)
+    for sid, (s_lat, s_lon) in SATELLITES.items():
+        pos = browser.execute_script(
+            "return window.tracklayerMap.sensors.find(s => s.id === arguments[0]).pos", sid
+        )
+        assert (pos["lat"], pos["lon"], pos["alt"], pos["t"]) == (s_lat, s_lon, 800e3, T0 + 1)
 
     # Published after the page loaded: moved, and a new track; both within 2 s.
     t_sent = time.monotonic()
@@ -250,7 +275,24 @@ def test_tracks_appear_move_and_disappear_as_the_reports_say(store, browser, tmp
     tip = browser.find_element("id", "tip").text
     for text in ("f-1", "300.0 km", "5.00 km/s", "sat-1-2", "REENTRY", "CONFIRMED"):
         assert text in tip, tip
+    x, y = browser.execute_script("return window.tracklayerMap.satelliteScreenOf('sat-3-4')")
+    ActionChains(browser).move_to_element_with_offset(
+        canvas, int(x - rect["width"] / 2), int(y - rect["height"] / 2)
+    ).perform()
+    wait_for(browser, "document.getElementById('tip').textContent.includes('sat-3-4')", 2.0)
+    tip = browser.find_element("id", "tip").text
+    for text in ("satellite", "800 km", "58.00°, 88.00°", "f-1, f-3"):
+        assert text in tip, tip
     keep_screenshot(browser, tmp_path / "live-map.png")
+
+    # No report for 5 s while tracks are live: the status bar says so.
+    wait_for(
+        browser,
+        "document.getElementById('s-rate').parentElement.classList.contains('warn')",
+        9.0,
+        "the quiet-picture warning",
+    )
+    assert browser.find_element("id", "s-rate").text == "0"
 
     browser.execute_script("window.tracklayerMap.setView('flat')")
     wait_for(
@@ -304,5 +346,8 @@ def test_a_thousand_live_tracks_update_in_under_100_ms(store, browser, tmp_path)
         f"frame median {frames[len(frames) // 2]:.1f} ms, max {frames[-1]:.1f} ms"
     )
     assert browser.execute_script("return window.tracklayerMap.drawn.tracks") > 900
+    # 2,000 lines of sight would hide the raid: none until a track or satellite is chosen
+    drawn = browser.execute_script("return window.tracklayerMap.drawn")
+    assert drawn["satellites"] == 2 and drawn["sightLines"] == 0
     assert p95 < 100.0, stats
     keep_screenshot(browser, tmp_path / "live-map-1000.png")

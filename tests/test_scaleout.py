@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sqlite3
 import time
 
 import pytest
@@ -105,6 +106,14 @@ def test_one_shard_through_the_broker_reports_what_tracklayer_track_writes(
     assert status["reports_forwarded_total"] == len(expected)
     assert in_stream == expected  # byte for byte, in order
     assert sorted(got.values()) == sorted(expected)
+    # The shard places each contributing satellite (a display aid, not content: above)
+    con = sqlite3.connect(tmp_path / "t.sqlite")
+    raw = [
+        track_pb2.TrackReport.FromString(b) for (b,) in con.execute("SELECT report FROM reports")
+    ]
+    con.close()
+    fed = [r for r in raw if r.sensor_ids]
+    assert fed and all({p.sensor_id for p in r.sensor_positions} == set(r.sensor_ids) for r in fed)
     assert "ACCEPTED" in replay.log_tail() and "LATE 0" in replay.log_tail()
 
 

@@ -10,8 +10,8 @@ from tracklayer.services.fusion_service.session_recorder import (
     session_metadata,
     unused_path,
 )
-from tracklayer.services.wire.recording import TOPIC_FRAMES, RecordingReader
-from tracklayer.v1 import sensor_pb2
+from tracklayer.services.wire.recording import TOPIC_FRAMES, TOPIC_TRACKS, RecordingReader
+from tracklayer.v1 import sensor_pb2, track_pb2
 
 T0_NS = 1_767_225_600_000_000_000
 
@@ -67,3 +67,17 @@ def test_unused_path_never_names_an_existing_file(tmp_path):
     first.write_bytes(b"x")
     (tmp_path / "live.1.mcap").write_bytes(b"x")
     assert unused_path(first) == tmp_path / "live.2.mcap"
+
+
+def test_reports_are_recorded_without_the_sensor_positions_they_carried(tmp_path):
+    rec = SessionRecorder(tmp_path / "r.mcap", session_metadata("fu", {}))
+    sent = track_pb2.TrackReport(track_id="fu-1", revision=1, sensor_ids=["sat-1-1"])
+    sent.emitted_at.FromNanoseconds(T0_NS + 7)
+    sent.sensor_positions.add(sensor_id="sat-1-1", latitude_deg=1.0, altitude_m=8e5)
+    rec.on_reports([sent])
+    rec.close()
+    ((topic, log_ns, data),) = RecordingReader(tmp_path / "r.mcap").raw_messages([TOPIC_TRACKS])
+    kept = track_pb2.TrackReport.FromString(data)
+    assert (topic, log_ns) == (TOPIC_TRACKS, T0_NS + 7)
+    assert not kept.sensor_positions and list(kept.sensor_ids) == ["sat-1-1"]
+    assert len(sent.sensor_positions) == 1  # the message other readers hold is untouched

@@ -105,6 +105,27 @@ def test_true_duplicate_differing_only_in_emitted_at_is_acked_duplicate(db):
     run(body())
 
 
+def test_sensor_positions_are_not_content_a_republished_report_is_a_duplicate(db):
+    """Where the sensors were is a display aid set on emission (a fusion service's replay
+    after a restart may know fewer positions): it never makes a report conflict."""
+
+    def placed(lat: float):
+        r = report("f-1", 1)
+        r.sensor_positions.add(sensor_id="sat-1-1", latitude_deg=lat, altitude_m=8e5)
+        return r
+
+    async def body():
+        async with _Store(db) as s:
+            first = await publish(s.stub, [[placed(10.0)]])
+            again = await publish(s.stub, [[placed(11.0)], [report("f-1", 1)]])
+            assert first[0][0].status == STORED
+            assert [a[0].status for a in again] == [DUPLICATE, DUPLICATE]
+            hist = await s.stub.GetTrackHistory(ts.GetTrackHistoryRequest(track_id="f-1"))
+            assert [p.latitude_deg for p in hist.reports[0].sensor_positions] == [10.0]
+
+    run(body())
+
+
 def test_conflicting_content_for_a_stored_revision_is_rejected_naming_the_field(db):
     async def body():
         async with _Store(db) as s:

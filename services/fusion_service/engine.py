@@ -57,6 +57,7 @@ from tracklayer.services.fusion_service.live_picture import LivePicture, report_
 from tracklayer.services.fusion_service.metrics import GAUGES, bias_samples
 from tracklayer.services.fusion_service.outbox import Outbox
 from tracklayer.services.fusion_service.recovery import replay_journal
+from tracklayer.services.fusion_service.sensor_positions import SensorPositions
 from tracklayer.services.fusion_service.settings import FusionSettings
 from tracklayer.services.rpc.broadcast import Broadcaster, Subscription
 from tracklayer.services.rpc.server import kv
@@ -123,6 +124,8 @@ class FusionEngine:
         self.checkpointer = Checkpointer(settings, self.journal, self.outbox, self._db.run)
         self.hub: Broadcaster[track_pb2.TrackReport] = Broadcaster()
         self.live = LivePicture(lambda: self.core.live_reports())
+        # Where each sensor was at its latest accepted frame (reports carry it, for displays).
+        self.sensor_positions = SensorPositions()
         self._queue: deque[EngineInput] = deque()
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(settings.max_pending_frames)
@@ -464,7 +467,8 @@ class FusionEngine:
         protos: list[track_pb2.TrackReport] = []
         if reports:
             now_ns = time.time_ns()
-            protos = [report_message(r, now_ns) for r in reports]
+            where = self.sensor_positions.of
+            protos = [report_message(r, now_ns, where(r.sensor_ids)) for r in reports]
             self.live.remember(reports, protos)
             self.hub.publish(protos)
         for item, status, reason in results:
@@ -514,6 +518,8 @@ class FusionEngine:
     def _apply_and_journal(self, item: EngineInput) -> tuple[FrameStatus, str, list[TrackReport]]:
         """Apply one live input to the core; append it to the journal if it changed state."""
         applied = apply_input(self.core, self._opens, item, replay=False)
+        if applied.frame is not None:
+            self.sensor_positions.seen(applied.frame)
         if applied.journal_payload is not None:
             kind = applied.journal_kind or item.kind
             self.journal.append(kind, item.sensor_id, item.now, applied.journal_payload)

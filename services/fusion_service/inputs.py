@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from tracklayer.fusion.core import FusionCore
-from tracklayer.fusion.domain import FrameStatus, TrackReport
+from tracklayer.fusion.domain import FrameStatus, SensorFrame, TrackReport
 from tracklayer.services.fusion_service.journal import Event, EventKind
 from tracklayer.services.limits import MAX_DETECTIONS_PER_FRAME, MAX_SENSOR_ID_CHARS
 from tracklayer.services.rpc.server import kv
@@ -41,13 +41,15 @@ class EngineInput:
 class Applied(NamedTuple):
     """What applying one input did: the frame status (ACCEPTED for other kinds), its
     reason, the reports it released, the journal payload (None: nothing changed,
-    nothing to journal) and the kind to journal it as (None: the input's own kind)."""
+    nothing to journal), the kind to journal it as (None: the input's own kind) and the
+    accepted frame (domain; None for anything else)."""
 
     status: FrameStatus
     reason: str
     reports: list[TrackReport]
     journal_payload: bytes | None
     journal_kind: EventKind | None = None
+    frame: SensorFrame | None = None
 
 
 def frame_size_error(msg: sensor_pb2.SensorFrame) -> str | None:
@@ -75,10 +77,10 @@ def _submit_frame(core: FusionCore, item: EngineInput, replay: bool) -> Applied:
             status, reason, reports = core.submit(frame, item.now)
             if core.last_noted:  # not accepted, but its time is the sensor's latest received
                 return Applied(status, reason, reports, str(frame.time_ns).encode(), EventKind.SEEN)
-    payload = None
-    if status is FrameStatus.ACCEPTED:
-        payload = b"" if replay else item.frame.SerializeToString()
-    return Applied(status, reason, reports, payload)
+    if status is not FrameStatus.ACCEPTED:
+        return Applied(status, reason, reports, None)
+    payload = b"" if replay else item.frame.SerializeToString()
+    return Applied(status, reason, reports, payload, frame=frame)
 
 
 def apply_input(

@@ -7,18 +7,26 @@ replay is converted from the core lazily, on first read.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
-from tracklayer.fusion.domain import TrackReport, TrackStatus
-from tracklayer.services.wire.convert import ns_to_timestamp, report_to_proto
+from tracklayer.fusion.domain import SensorPosition, TrackReport, TrackStatus
+from tracklayer.services.wire.convert import (
+    ns_to_timestamp,
+    report_to_proto,
+    sensor_position_to_proto,
+)
 from tracklayer.v1 import track_pb2
 
 
-def report_message(report: TrackReport, emitted_ns: int | None = None) -> track_pb2.TrackReport:
-    """``report`` on the wire, stamped ``emitted_at = emitted_ns`` unless it has a stamp."""
+def report_message(
+    report: TrackReport, emitted_ns: int | None = None, sensors: Iterable[SensorPosition] = ()
+) -> track_pb2.TrackReport:
+    """``report`` on the wire, stamped ``emitted_at = emitted_ns`` unless it has a stamp,
+    with the positions of its sensors (``sensor_positions``, for displays)."""
     msg = report_to_proto(report)
     if emitted_ns is not None and report.emitted_at_ns is None:
         msg.emitted_at.CopyFrom(ns_to_timestamp(emitted_ns, "emitted_at"))
+    msg.sensor_positions.extend(sensor_position_to_proto(p) for p in sensors)
     return msg
 
 

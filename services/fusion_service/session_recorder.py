@@ -142,12 +142,17 @@ class SessionRecorder:
             self._put((TOPIC_FRAMES, arrival_ns, frame))
 
     def on_reports(self, reports: list[track_pb2.TrackReport]) -> None:
-        """Reports as emitted; log time = ``emitted_at`` (now, if unset)."""
+        """Reports as emitted, without ``sensor_positions`` (a display aid: the frames
+        on ``/sensor_frames`` hold the positions); log time = ``emitted_at`` (now, if
+        unset)."""
         if self._closed:
             return
         now = time.time_ns()
         for r in reports:
             t = r.emitted_at.ToNanoseconds() if r.HasField("emitted_at") else now
+            if r.sensor_positions:
+                r = track_pb2.TrackReport.FromString(r.SerializeToString())
+                r.ClearField("sensor_positions")
             self._put((TOPIC_TRACKS, t, r))
 
     # ------------------------------------------------------------ writer thread

@@ -4,14 +4,17 @@ store's event loop (aiohttp).
 - ``GET /``: the page; ``GET /static/...``: its script, style, Natural Earth land outlines
   and licence files (all in the package: no CDN, no tiles, no internet).
 - ``GET /events``: server-sent events. On connecting, one ``snapshot`` (every live track
-  with its trail, the sensors, the status); then ``reports`` (the changed tracks, at most
-  every :data:`FLUSH_S` seconds, encoded once for all pages) and ``status`` every second.
+  with its trail, the satellites' positions, the status); then ``reports`` (the changed
+  tracks, at most every :data:`FLUSH_S` seconds, encoded once for all pages) and
+  ``status`` every second.
 - ``GET /api/snapshot``: the same snapshot as plain JSON (scripts, checks).
 
 The feed is an in-process listener on the store's fan-out of stored reports (the
 broadcaster behind ``SubscribeTracks``), called inside each publish: it only counts the
-batch and keeps each track's latest report, which the flush converts once. No extra gRPC
-hop, no queue, no polling. A page that reads too slowly is disconnected (its browser
+batch and keeps each track's latest report, which the flush converts once (each report
+straight to JSON text, joined into one event, written to each page once per flush with
+the status), and not at all while no page is connected. No extra gRPC hop, no queue, no
+polling. A page that reads too slowly is disconnected (its browser
 reconnects and starts from a new snapshot).
 """
 
@@ -32,16 +35,24 @@ from aiohttp import web
 
 from tracklayer.services.errors import UserError
 from tracklayer.services.live_map.picture import LiveMapPicture
+from tracklayer.services.live_map.view import json_array
 from tracklayer.services.rpc.server import kv, parse_host_port
 from tracklayer.v1 import track_pb2
 
 log = logging.getLogger("tracklayer.services.live_map")
 
 #: Seconds between two ``reports`` events (changes in between are sent together, each
-#: track's latest report only).
-FLUSH_S = 0.5
-#: Seconds between two ``status`` events.
+#: track's latest report only): a track is reported once a second of data time, so a
+#: page misses no position at real-time rates, and the store converts and writes half
+#: as often as at 0.5 s (the map's CPU, issue 16).
+FLUSH_S = 1.0
+#: Seconds between two ``status`` events (sent in the same write as the reports).
 STATUS_S = 1.0
+#: Seconds between two updates of the picture while no page is connected (its trails
+#: then have a point every 5 s).
+IDLE_FLUSH_S = 5.0
+#: Batches kept between two flushes before they are reduced to each track's latest.
+MAX_PENDING_BATCHES = 10_000
 #: Events queued per page before it counts as too slow and is disconnected.
 PAGE_QUEUE = 64
 STATIC_DIR = Path(str(resources.files("tracklayer.services.live_map") / "static"))
@@ -82,8 +93,9 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _event(name: str, data: Any) -> bytes:
-    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+def _event(name: str, text: str) -> bytes:
+    """One server-sent event whose data is the JSON ``text`` (one line)."""
+    return f"event: {name}\ndata: {text}\n\n".encode()
 
 
 class _Page:
@@ -145,50 +157,74 @@ class LiveMapServer:
 
 @dataclass
 class _Pending:
-    """The latest stored report of each track changed since the last flush."""
+    """The batches stored since the last flush, in store order."""
 
-    reports: dict[str, track_pb2.TrackReport] = field(default_factory=dict)
+    batches: list[list[track_pb2.TrackReport]] = field(default_factory=list)
+
+    def latest(self) -> list[track_pb2.TrackReport]:
+        """The latest report of each track in the batches (then forgets them)."""
+        kept: dict[str, track_pb2.TrackReport] = {}
+        for batch in self.batches:
+            for msg in batch:
+                old = kept.get(msg.track_id)
+                if old is None or old.revision < msg.revision:
+                    kept[msg.track_id] = msg
+        self.batches.clear()
+        return list(kept.values())
 
 
 def _listener(picture: LiveMapPicture, pending: _Pending) -> Callable[[list], None]:
-    """Called by the store inside each publish: count the batch, keep each track's latest
-    report for the next flush (converted there, once). No queue, no task switch."""
+    """Called by the store inside each publish: count the batch and keep it for the next
+    flush (which takes each track's latest report and converts it, once). No queue, no
+    task switch, no work per report on the publishing path."""
 
     def on_batch(batch: list[track_pb2.TrackReport]) -> None:
         picture.arrived(batch)
-        kept = pending.reports
-        for msg in batch:
-            old = kept.get(msg.track_id)
-            if old is None or old.revision < msg.revision:
-                kept[msg.track_id] = msg
+        pending.batches.append(batch)
+        if len(pending.batches) > MAX_PENDING_BATCHES:  # no flush for that long: keep memory flat
+            pending.batches[:] = [pending.latest()]
 
     return on_batch
 
 
-def _send_pending(picture: LiveMapPicture, pending: _Pending, pages: set[_Page]) -> None:
-    """Apply the pending reports to ``picture`` and offer the changes to every page."""
-    if not pending.reports:
-        return
-    changes = picture.apply(pending.reports.values())
-    pending.reports.clear()
-    if changes:
-        data = _event("reports", changes)
+def _send_pending(picture: LiveMapPicture, pending: _Pending, pages: set[_Page]) -> bytes:
+    """Apply the pending reports to ``picture``; the ``reports`` event of the changes
+    (encoded once for every page), or nothing when no page is connected (then nothing
+    is encoded at all: a page that connects gets the snapshot)."""
+    if not pending.batches:
+        return b""
+    changes = picture.apply(pending.latest(), encode=bool(pages))
+    return _event("reports", json_array(changes)) if changes else b""
+
+
+def _offer(pages: set[_Page], data: bytes) -> None:
+    if data:
         for page in list(pages):
             page.offer(data)
 
 
 async def _flush(picture: LiveMapPicture, pending: _Pending, pages: set[_Page]) -> None:
-    """Every FLUSH_S send pending changes (encoded once), every STATUS_S the status."""
+    """Every FLUSH_S send pending changes, every STATUS_S the status too, as one write
+    per page; while no page is connected, only keep the picture current, every
+    IDLE_FLUSH_S (a page connecting takes the pending reports first)."""
     loop = asyncio.get_running_loop()
-    next_status = loop.time()
+    next_status = next_idle = loop.time()
     while True:
         await asyncio.sleep(FLUSH_S)
-        _send_pending(picture, pending, pages)
-        if loop.time() >= next_status:
-            next_status = loop.time() + STATUS_S
-            data = _event("status", {**picture.status(), "sensors": picture.sensors()})
-            for page in list(pages):
-                page.offer(data)
+        if not pages and loop.time() < next_idle:
+            continue
+        next_idle = loop.time() + IDLE_FLUSH_S
+        try:
+            data = _send_pending(picture, pending, pages)
+            if pages and loop.time() >= next_status:
+                next_status = loop.time() + STATUS_S
+                status = {**picture.status(), "satellites": picture.satellites()}
+                data += _event("status", json.dumps(status, separators=(",", ":")))
+        except Exception:  # a bug here must not stop the map for good, nor grow pending
+            pending.batches.clear()
+            log.exception("live map flush failed")
+            continue
+        _offer(pages, data)
 
 
 def _events_handler(
@@ -203,13 +239,13 @@ def _events_handler(
             }
         )
         await resp.prepare(request)
-        _send_pending(picture, pending, pages)  # the snapshot below is then up to date
+        _offer(pages, _send_pending(picture, pending, pages))  # the snapshot is then current
         page = _Page()
         pages.add(page)
         log.info(kv("live_map_page_open", peer=request.remote, pages=len(pages)))
         outcome = "closed"
         try:
-            await resp.write(b"retry: 1000\n\n" + _event("snapshot", picture.snapshot()))
+            await resp.write(b"retry: 1000\n\n" + _event("snapshot", picture.snapshot_text()))
             while True:
                 data = await page.queue.get()
                 if data is None:
@@ -233,8 +269,8 @@ def build_app(picture: LiveMapPicture, pending: _Pending, pages: set[_Page]) -> 
         return web.FileResponse(STATIC_DIR / "index.html")
 
     async def snapshot(_request: web.Request) -> web.Response:
-        _send_pending(picture, pending, pages)
-        return web.json_response(picture.snapshot())
+        _offer(pages, _send_pending(picture, pending, pages))
+        return web.Response(text=picture.snapshot_text(), content_type="application/json")
 
     app = web.Application()
     app.router.add_get("/", index)
@@ -266,7 +302,7 @@ async def start_live_map(feed: LiveFeed, address: str, *, flag: str = "--http") 
         raise UserError(f"{flag}: cannot listen on {host}:{port}: {exc.strerror}") from None
     bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     current, stop_feed = feed.open_feed(_listener(picture, pending))
-    picture.apply(current)
+    picture.apply(current, encode=False)
     tasks = [asyncio.create_task(_flush(picture, pending, pages), name="live-map-flush")]
     server = LiveMapServer(
         runner=runner, host=host, port=bound, tasks=tasks, pages=pages, stop_feed=stop_feed

@@ -1,17 +1,21 @@
-"""The one conversion of track reports to the live map's JSON (``tracklayer.v1`` -> dict).
+"""The one conversion of track reports to the live map's JSON (``tracklayer.v1`` -> text).
 
-What the browser gets per report (degrees, metres, m/s, seconds since the Unix epoch,
-UTC): ``id``, ``rev``, ``status`` and ``phase`` (enum names without prefix), ``t``
-(state time), ``lat``/``lon`` (geodetic, WGS-84), ``alt`` (m), ``speed`` (m/s, the
-TEME velocity's norm), ``sensors`` (contributing sensor ids), ``updates``, ``emitted``
-(wall clock, or null) and, when set, ``impact`` / ``launch`` as ground ellipses
-(``lat``, ``lon``, ``t``, 1-sigma ``a``/``b`` in m, ``ori`` in degrees clockwise from
-north).
+Each report is encoded once, straight to JSON text (no dict, no ``json.dumps``: the
+store pays for this at every flush, so it is kept cheap), and events are built by
+joining those texts. What the browser gets per report (degrees, metres, m/s, seconds
+since the Unix epoch, UTC): ``id``, ``rev``, ``status`` and ``phase`` (enum names
+without prefix), ``t`` (state time), ``lat``/``lon`` (geodetic, WGS-84), ``alt`` (m),
+``speed`` (m/s, the TEME velocity's norm), ``sensors`` (contributing sensor ids),
+``updates``, ``emitted`` (wall clock, or null) and, when set, ``impact`` / ``launch`` as
+ground ellipses (``lat``, ``lon``, ``t``, 1-sigma ``a``/``b`` in m, ``ori`` in degrees
+clockwise from north). Numbers that are not finite are ``null``.
 """
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Iterable
 from typing import Any
 
 from tracklayer.v1 import common_pb2, track_pb2
@@ -22,8 +26,15 @@ _PHASE = {
 _STATUS = {
     v.number: v.name.removeprefix("TRACK_STATUS_") for v in track_pb2.TrackStatus.DESCRIPTOR.values
 }
-#: Digits kept: 1e-5 deg is about 1 m on the ground; metres and m/s to 0.1.
-_DEG, _M = 5, 1
+_PHASE_JSON = {k: json.dumps(v) for k, v in _PHASE.items()}
+_STATUS_JSON = {k: json.dumps(v) for k, v in _STATUS.items()}
+_UNSPECIFIED = '"UNSPECIFIED"'
+#: Encoded ids, sensor lists and ellipses kept (they repeat from report to report).
+_CACHE_SIZE = 4096
+_quoted: dict[str, str] = {}
+_lists: dict[tuple[str, ...], str] = {}
+_ellipses: dict[bytes, str] = {}
+_isfinite = math.isfinite
 
 
 def phase_name(value: int) -> str:
@@ -36,45 +47,92 @@ def status_name(value: int) -> str:
     return _STATUS.get(value, "UNSPECIFIED")
 
 
-def _seconds(ts: Any) -> float:
+def seconds(ts: Any) -> float:
+    """A ``google.protobuf.Timestamp`` as float seconds since the Unix epoch."""
     return ts.seconds + ts.nanos * 1e-9
 
 
-def _finite(x: float, digits: int) -> float | None:
-    return round(x, digits) if math.isfinite(x) else None
+def _num(x: float, spec: str) -> str:
+    return format(x, spec) if _isfinite(x) else "null"
 
 
-def ellipse_json(e: track_pb2.ImpactPrediction | track_pb2.LaunchEstimate) -> dict[str, Any]:
-    """A ground ellipse (impact or launch) as JSON: centre, time, 1-sigma axes, orientation."""
-    return {
-        "lat": _finite(e.latitude_deg, _DEG),
-        "lon": _finite(e.longitude_deg, _DEG),
-        "t": _seconds(e.time),
-        "a": _finite(e.semi_major_m, _M),
-        "b": _finite(e.semi_minor_m, _M),
-        "ori": _finite(e.orientation_deg, 2),
-    }
-
-
-def report_json(msg: track_pb2.TrackReport) -> dict[str, Any]:
-    """One stored report as the map's JSON (fields in the module docstring)."""
-    v = msg.velocity_eci
-    out: dict[str, Any] = {
-        "id": msg.track_id,
-        "rev": msg.revision,
-        "status": status_name(msg.status),
-        "phase": phase_name(msg.phase),
-        "t": _seconds(msg.time),
-        "lat": _finite(msg.latitude_deg, _DEG),
-        "lon": _finite(msg.longitude_deg, _DEG),
-        "alt": _finite(msg.altitude_m, _M),
-        "speed": _finite(math.sqrt(v.x * v.x + v.y * v.y + v.z * v.z), _M),
-        "sensors": list(msg.sensor_ids),
-        "updates": msg.update_count,
-        "emitted": _seconds(msg.emitted_at) if msg.HasField("emitted_at") else None,
-    }
-    if msg.HasField("impact"):
-        out["impact"] = ellipse_json(msg.impact)
-    if msg.HasField("launch"):
-        out["launch"] = ellipse_json(msg.launch)
+def _str(s: str) -> str:
+    out = _quoted.get(s)
+    if out is None:
+        if len(_quoted) >= _CACHE_SIZE:
+            _quoted.clear()
+        out = _quoted[s] = json.dumps(s)
     return out
+
+
+def _str_list(items: Iterable[str]) -> str:
+    key = tuple(items)
+    out = _lists.get(key)
+    if out is None:
+        if len(_lists) >= _CACHE_SIZE:
+            _lists.clear()
+        out = _lists[key] = "[" + ",".join(_str(s) for s in key) + "]"
+    return out
+
+
+def ellipse_text(e: track_pb2.ImpactPrediction | track_pb2.LaunchEstimate) -> str:
+    """A ground ellipse (impact or launch) as JSON: centre, time, 1-sigma axes,
+    orientation. Kept by content: a launch estimate (and an impact between refreshes)
+    repeats from report to report."""
+    key = e.SerializeToString()
+    out = _ellipses.get(key)
+    if out is None:
+        if len(_ellipses) >= _CACHE_SIZE:
+            _ellipses.clear()
+        out = _ellipses[key] = (
+            f'{{"lat":{_num(e.latitude_deg, ".5f")},"lon":{_num(e.longitude_deg, ".5f")},'
+            f'"t":{seconds(e.time)!r},"a":{_num(e.semi_major_m, ".1f")},'
+            f'"b":{_num(e.semi_minor_m, ".1f")},"ori":{_num(e.orientation_deg, ".2f")}}}'
+        )
+    return out
+
+
+def report_text(msg: track_pb2.TrackReport) -> str:
+    """One stored report as the map's JSON object text (fields in the module docstring)."""
+    v = msg.velocity_eci
+    vx, vy, vz = v.x, v.y, v.z
+    lat, lon, alt = msg.latitude_deg, msg.longitude_deg, msg.altitude_m
+    if _isfinite(lat + lon + alt + vx + vy + vz):  # the usual case: no check per number
+        place = f'"lat":{lat:.5f},"lon":{lon:.5f},"alt":{alt:.1f},'
+        speed = f"{math.sqrt(vx * vx + vy * vy + vz * vz):.1f}"
+    else:
+        place = f'"lat":{_num(lat, ".5f")},"lon":{_num(lon, ".5f")},"alt":{_num(alt, ".1f")},'
+        speed = _num(math.sqrt(vx * vx + vy * vy + vz * vz), ".1f")
+    t, e = msg.time, msg.emitted_at
+    emitted = repr(e.seconds + e.nanos * 1e-9) if msg.HasField("emitted_at") else "null"
+    text = (
+        f'{{"id":{_str(msg.track_id)},"rev":{msg.revision},'
+        f'"status":{_STATUS_JSON.get(msg.status, _UNSPECIFIED)},'
+        f'"phase":{_PHASE_JSON.get(msg.phase, _UNSPECIFIED)},"t":{t.seconds + t.nanos * 1e-9!r},'
+        f'{place}"speed":{speed},"sensors":{_str_list(msg.sensor_ids)},'
+        f'"updates":{msg.update_count},"emitted":{emitted}'
+    )
+    if msg.HasField("impact"):
+        text += ',"impact":' + ellipse_text(msg.impact)
+    if msg.HasField("launch"):
+        text += ',"launch":' + ellipse_text(msg.launch)
+    return text + "}"
+
+
+def sensor_position_json(p: track_pb2.SensorPosition) -> dict[str, float | None]:
+    """Where a report placed a sensor: ``lat``, ``lon`` (deg), ``alt`` (m), ``t`` (s)."""
+
+    def finite(x: float, digits: int) -> float | None:
+        return round(x, digits) if _isfinite(x) else None
+
+    return {
+        "lat": finite(p.latitude_deg, 4),
+        "lon": finite(p.longitude_deg, 4),
+        "alt": finite(p.altitude_m, 0),
+        "t": seconds(p.time),
+    }
+
+
+def json_array(texts: Iterable[str]) -> str:
+    """JSON texts joined into one JSON array."""
+    return "[" + ",".join(texts) + "]"

@@ -27,6 +27,7 @@ from tracklayer.fusion.domain import FrameStatus
 from tracklayer.services.fusion_service.inputs import apply_input, input_from_event
 from tracklayer.services.fusion_service.journal import EventKind
 from tracklayer.services.fusion_service.live_picture import report_message
+from tracklayer.services.fusion_service.sensor_positions import SensorPositions
 from tracklayer.services.rpc.server import kv
 from tracklayer.services.scaleout.events import decode_event
 from tracklayer.services.scaleout.names import Names
@@ -108,6 +109,8 @@ class ShardRunner:
         self._every, self._interval = checkpoint_every, checkpoint_interval_s
         self.checkpoints = ShardCheckpoints(js, names)
         self.status = ShardStatus()
+        # Where each sensor was at its latest applied frame (reports carry it, for displays).
+        self.sensor_positions = SensorPositions()
 
     async def run(self) -> None:
         core, opens, seq = await self._restore()
@@ -155,14 +158,17 @@ class ShardRunner:
                 await asyncio.sleep(0)
                 yielded = time.monotonic()
             ev = decode_event(m.metadata.sequence.stream, m.data)
-            status, reason, reports, *_ = apply_input(
-                core, opens, input_from_event(ev), replay=True
-            )
+            applied = apply_input(core, opens, input_from_event(ev), replay=True)
+            status, reports = applied.status, applied.reports
             if ev.kind == EventKind.FRAME and status is not FrameStatus.ACCEPTED:
-                log.error(kv("shard_mismatch", seq=ev.seq, status=status.name, reason=reason))
+                log.error(
+                    kv("shard_mismatch", seq=ev.seq, status=status.name, reason=applied.reason)
+                )
+            if applied.frame is not None:
+                self.sensor_positions.seen(applied.frame)
             now_ns = time.time_ns()
             for r in reports:
-                msg = report_message(r, now_ns)
+                msg = report_message(r, now_ns, self.sensor_positions.of(r.sensor_ids))
                 headers = {"Nats-Msg-Id": f"{r.track_id}:{r.revision}"}
                 futures.append(
                     await js.publish_async(subject, msg.SerializeToString(), headers=headers)

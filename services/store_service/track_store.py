@@ -1,11 +1,12 @@
 """The track store's persistence: one SQLite file (WAL), every report revision once.
 
 A (track_id, revision) is stored once. Publishing it again with the same
-content (every field but the wall-clock ``emitted_at``) is a DUPLICATE;
+content (every field but the wall-clock ``emitted_at`` and the display aid
+``sensor_positions``) is a DUPLICATE;
 with different content it is REJECTED, and the reason names the differing
 fields. Reports are kept as their serialised ``tracklayer.v1.TrackReport``
-(exactly as received) beside a canonical form without ``emitted_at`` used for
-the comparison. Synchronous and single-connection: the servicer calls it
+(exactly as received) beside a canonical form without those two used for the
+comparison. Synchronous and single-connection: the servicer calls it
 from one worker thread.
 """
 
@@ -62,19 +63,26 @@ class PublishResult:
     latest: bool = False  # STORED and now the track's latest revision
 
 
+#: Fields set on emission that are not the report's content: the wall clock and where
+#: the sensors were (for displays).
+NOT_CONTENT = ("emitted_at", "sensor_positions")
+
+
 def canonical_bytes(report: track_pb2.TrackReport) -> bytes:
-    """Deterministic serialisation of ``report`` without ``emitted_at`` (the compared content)."""
-    if report.HasField("emitted_at"):
+    """Deterministic serialisation of ``report`` without :data:`NOT_CONTENT` (the
+    compared content)."""
+    if report.HasField("emitted_at") or report.sensor_positions:
         report = track_pb2.TrackReport.FromString(report.SerializeToString())
-        report.ClearField("emitted_at")
+        for name in NOT_CONTENT:
+            report.ClearField(name)
     return report.SerializeToString(deterministic=True)
 
 
 def differing_fields(a: track_pb2.TrackReport, b: track_pb2.TrackReport) -> list[str]:
-    """Names of the top-level fields (``emitted_at`` aside) whose values differ."""
+    """Names of the top-level fields (:data:`NOT_CONTENT` aside) whose values differ."""
     out = []
     for fd in track_pb2.TrackReport.DESCRIPTOR.fields:
-        if fd.name == "emitted_at":
+        if fd.name in NOT_CONTENT:
             continue
         va, vb = getattr(a, fd.name), getattr(b, fd.name)
         if fd.message_type is not None and not _is_repeated(fd):

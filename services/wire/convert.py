@@ -28,6 +28,7 @@ from tracklayer.fusion.domain import (
     FrameStatus,
     GroundEllipse,
     SensorFrame,
+    SensorPosition,
     TrackReport,
     TrackStatus,
     TruthFrame,
@@ -50,6 +51,8 @@ __all__ = [
     "ns_to_timestamp",
     "report_from_proto",
     "report_to_proto",
+    "sensor_position_from_proto",
+    "sensor_position_to_proto",
     "timestamp_to_ns",
     "track_status_from_proto",
     "track_status_to_proto",
@@ -308,6 +311,29 @@ def report_to_proto(report: TrackReport) -> track_pb2.TrackReport:
     if report.emitted_at_ns is not None:
         msg.emitted_at.CopyFrom(ns_to_timestamp(report.emitted_at_ns, "emitted_at"))
     return msg
+
+
+def sensor_position_to_proto(p: SensorPosition) -> track_pb2.SensorPosition:
+    """Domain :class:`SensorPosition` -> ``v1.SensorPosition`` (a report's
+    ``sensor_positions``: for displays, not part of the report's content)."""
+    return track_pb2.SensorPosition(
+        sensor_id=p.sensor_id,
+        time=ns_to_timestamp(p.time_ns, "sensor_positions.time"),
+        latitude_deg=float(p.latitude_deg),
+        longitude_deg=float(p.longitude_deg),
+        altitude_m=float(p.altitude_m),
+    )
+
+
+def sensor_position_from_proto(msg: track_pb2.SensorPosition) -> SensorPosition:
+    """``v1.SensorPosition`` -> domain :class:`SensorPosition`."""
+    return SensorPosition(
+        sensor_id=msg.sensor_id,
+        time_ns=_required_time(msg, "time", "sensor_positions."),
+        latitude_deg=msg.latitude_deg,
+        longitude_deg=msg.longitude_deg,
+        altitude_m=msg.altitude_m,
+    )
 
 
 def report_from_proto(msg: track_pb2.TrackReport) -> TrackReport:

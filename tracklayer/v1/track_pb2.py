@@ -26,23 +26,25 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from tracklayer.v1 import common_pb2 as tracklayer_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19tracklayer/v1/track.proto\x12\rtracklayer.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1atracklayer/v1/common.proto\"\x9d\x04\n\x0bTrackReport\x12\x10\n\x08track_id\x18\x01 \x01(\t\x12\x10\n\x08revision\x18\x02 \x01(\x04\x12*\n\x06status\x18\x03 \x01(\x0e\x32\x1a.tracklayer.v1.TrackStatus\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x0cposition_eci\x18\x05 \x01(\x0b\x32\x16.tracklayer.v1.Vector3\x12,\n\x0cvelocity_eci\x18\x06 \x01(\x0b\x32\x16.tracklayer.v1.Vector3\x12\x12\n\ncovariance\x18\x07 \x03(\x01\x12\x14\n\x0clatitude_deg\x18\x08 \x01(\x01\x12\x15\n\rlongitude_deg\x18\t \x01(\x01\x12\x12\n\naltitude_m\x18\n \x01(\x01\x12)\n\x05phase\x18\x0b \x01(\x0e\x32\x1a.tracklayer.v1.FlightPhase\x12/\n\x06impact\x18\x0c \x01(\x0b\x32\x1f.tracklayer.v1.ImpactPrediction\x12-\n\x06launch\x18\r \x01(\x0b\x32\x1d.tracklayer.v1.LaunchEstimate\x12\x12\n\nsensor_ids\x18\x0e \x03(\t\x12\x14\n\x0cupdate_count\x18\x0f \x01(\r\x12.\n\nemitted_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xae\x01\n\x10ImpactPrediction\x12\x14\n\x0clatitude_deg\x18\x01 \x01(\x01\x12\x15\n\rlongitude_deg\x18\x02 \x01(\x01\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0csemi_major_m\x18\x04 \x01(\x01\x12\x14\n\x0csemi_minor_m\x18\x05 \x01(\x01\x12\x17\n\x0forientation_deg\x18\x06 \x01(\x01\"\xac\x01\n\x0eLaunchEstimate\x12\x14\n\x0clatitude_deg\x18\x01 \x01(\x01\x12\x15\n\rlongitude_deg\x18\x02 \x01(\x01\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0csemi_major_m\x18\x04 \x01(\x01\x12\x14\n\x0csemi_minor_m\x18\x05 \x01(\x01\x12\x17\n\x0forientation_deg\x18\x06 \x01(\x01\"n\n\nPublishAck\x12\x10\n\x08track_id\x18\x01 \x01(\t\x12\x10\n\x08revision\x18\x02 \x01(\x04\x12,\n\x06status\x18\x03 \x01(\x0e\x32\x1c.tracklayer.v1.PublishStatus\x12\x0e\n\x06reason\x18\x04 \x01(\t*\x98\x01\n\x0bTrackStatus\x12\x1c\n\x18TRACK_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16TRACK_STATUS_TENTATIVE\x10\x01\x12\x1a\n\x16TRACK_STATUS_CONFIRMED\x10\x02\x12\x19\n\x15TRACK_STATUS_COASTING\x10\x03\x12\x18\n\x14TRACK_STATUS_DELETED\x10\x04*\x85\x01\n\rPublishStatus\x12\x1e\n\x1aPUBLISH_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15PUBLISH_STATUS_STORED\x10\x01\x12\x1c\n\x18PUBLISH_STATUS_DUPLICATE\x10\x02\x12\x1b\n\x17PUBLISH_STATUS_REJECTED\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19tracklayer/v1/track.proto\x12\rtracklayer.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1atracklayer/v1/common.proto\"\xd6\x04\n\x0bTrackReport\x12\x10\n\x08track_id\x18\x01 \x01(\t\x12\x10\n\x08revision\x18\x02 \x01(\x04\x12*\n\x06status\x18\x03 \x01(\x0e\x32\x1a.tracklayer.v1.TrackStatus\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x0cposition_eci\x18\x05 \x01(\x0b\x32\x16.tracklayer.v1.Vector3\x12,\n\x0cvelocity_eci\x18\x06 \x01(\x0b\x32\x16.tracklayer.v1.Vector3\x12\x12\n\ncovariance\x18\x07 \x03(\x01\x12\x14\n\x0clatitude_deg\x18\x08 \x01(\x01\x12\x15\n\rlongitude_deg\x18\t \x01(\x01\x12\x12\n\naltitude_m\x18\n \x01(\x01\x12)\n\x05phase\x18\x0b \x01(\x0e\x32\x1a.tracklayer.v1.FlightPhase\x12/\n\x06impact\x18\x0c \x01(\x0b\x32\x1f.tracklayer.v1.ImpactPrediction\x12-\n\x06launch\x18\r \x01(\x0b\x32\x1d.tracklayer.v1.LaunchEstimate\x12\x12\n\nsensor_ids\x18\x0e \x03(\t\x12\x14\n\x0cupdate_count\x18\x0f \x01(\r\x12.\n\nemitted_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x10sensor_positions\x18\x11 \x03(\x0b\x32\x1d.tracklayer.v1.SensorPosition\"\x8e\x01\n\x0eSensorPosition\x12\x11\n\tsensor_id\x18\x01 \x01(\t\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0clatitude_deg\x18\x03 \x01(\x01\x12\x15\n\rlongitude_deg\x18\x04 \x01(\x01\x12\x12\n\naltitude_m\x18\x05 \x01(\x01\"\xae\x01\n\x10ImpactPrediction\x12\x14\n\x0clatitude_deg\x18\x01 \x01(\x01\x12\x15\n\rlongitude_deg\x18\x02 \x01(\x01\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0csemi_major_m\x18\x04 \x01(\x01\x12\x14\n\x0csemi_minor_m\x18\x05 \x01(\x01\x12\x17\n\x0forientation_deg\x18\x06 \x01(\x01\"\xac\x01\n\x0eLaunchEstimate\x12\x14\n\x0clatitude_deg\x18\x01 \x01(\x01\x12\x15\n\rlongitude_deg\x18\x02 \x01(\x01\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0csemi_major_m\x18\x04 \x01(\x01\x12\x14\n\x0csemi_minor_m\x18\x05 \x01(\x01\x12\x17\n\x0forientation_deg\x18\x06 \x01(\x01\"n\n\nPublishAck\x12\x10\n\x08track_id\x18\x01 \x01(\t\x12\x10\n\x08revision\x18\x02 \x01(\x04\x12,\n\x06status\x18\x03 \x01(\x0e\x32\x1c.tracklayer.v1.PublishStatus\x12\x0e\n\x06reason\x18\x04 \x01(\t*\x98\x01\n\x0bTrackStatus\x12\x1c\n\x18TRACK_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16TRACK_STATUS_TENTATIVE\x10\x01\x12\x1a\n\x16TRACK_STATUS_CONFIRMED\x10\x02\x12\x19\n\x15TRACK_STATUS_COASTING\x10\x03\x12\x18\n\x14TRACK_STATUS_DELETED\x10\x04*\x85\x01\n\rPublishStatus\x12\x1e\n\x1aPUBLISH_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15PUBLISH_STATUS_STORED\x10\x01\x12\x1c\n\x18PUBLISH_STATUS_DUPLICATE\x10\x02\x12\x1b\n\x17PUBLISH_STATUS_REJECTED\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tracklayer.v1.track_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TRACKSTATUS']._serialized_start=1114
-  _globals['_TRACKSTATUS']._serialized_end=1266
-  _globals['_PUBLISHSTATUS']._serialized_start=1269
-  _globals['_PUBLISHSTATUS']._serialized_end=1402
+  _globals['_TRACKSTATUS']._serialized_start=1316
+  _globals['_TRACKSTATUS']._serialized_end=1468
+  _globals['_PUBLISHSTATUS']._serialized_start=1471
+  _globals['_PUBLISHSTATUS']._serialized_end=1604
   _globals['_TRACKREPORT']._serialized_start=106
-  _globals['_TRACKREPORT']._serialized_end=647
-  _globals['_IMPACTPREDICTION']._serialized_start=650
-  _globals['_IMPACTPREDICTION']._serialized_end=824
-  _globals['_LAUNCHESTIMATE']._serialized_start=827
-  _globals['_LAUNCHESTIMATE']._serialized_end=999
-  _globals['_PUBLISHACK']._serialized_start=1001
-  _globals['_PUBLISHACK']._serialized_end=1111
+  _globals['_TRACKREPORT']._serialized_end=704
+  _globals['_SENSORPOSITION']._serialized_start=707
+  _globals['_SENSORPOSITION']._serialized_end=849
+  _globals['_IMPACTPREDICTION']._serialized_start=852
+  _globals['_IMPACTPREDICTION']._serialized_end=1026
+  _globals['_LAUNCHESTIMATE']._serialized_start=1029
+  _globals['_LAUNCHESTIMATE']._serialized_end=1201
+  _globals['_PUBLISHACK']._serialized_start=1203
+  _globals['_PUBLISHACK']._serialized_end=1313
 # @@protoc_insertion_point(module_scope)

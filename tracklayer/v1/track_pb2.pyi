@@ -103,6 +103,7 @@ class TrackReport(_message.Message):
     SENSOR_IDS_FIELD_NUMBER: _builtins.int
     UPDATE_COUNT_FIELD_NUMBER: _builtins.int
     EMITTED_AT_FIELD_NUMBER: _builtins.int
+    SENSOR_POSITIONS_FIELD_NUMBER: _builtins.int
     track_id: _builtins.str
     """"<fusion id>-<n>", never reused."""
     revision: _builtins.int
@@ -153,6 +154,15 @@ class TrackReport(_message.Message):
         else in the report depends on wall-clock time.
         """
 
+    @_builtins.property
+    def sensor_positions(self) -> _containers.RepeatedCompositeFieldContainer[Global___SensorPosition]:
+        """For displays (the track store's live map): where each sensor of sensor_ids
+        was at its latest frame the fusion service had accepted when it emitted the
+        report. Not part of the report's content: like emitted_at it is set on
+        emission, ignored when a republished report is compared, and not recorded
+        on the /tracks topic (the frames there carry the sensors' positions).
+        """
+
     def __init__(
         self,
         *,
@@ -172,14 +182,55 @@ class TrackReport(_message.Message):
         sensor_ids: _abc.Iterable[_builtins.str] | None = ...,
         update_count: _builtins.int = ...,
         emitted_at: _timestamp_pb2.Timestamp | None = ...,
+        sensor_positions: _abc.Iterable[Global___SensorPosition] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["emitted_at", b"emitted_at", "impact", b"impact", "launch", b"launch", "position_eci", b"position_eci", "time", b"time", "velocity_eci", b"velocity_eci"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["altitude_m", b"altitude_m", "covariance", b"covariance", "emitted_at", b"emitted_at", "impact", b"impact", "latitude_deg", b"latitude_deg", "launch", b"launch", "longitude_deg", b"longitude_deg", "phase", b"phase", "position_eci", b"position_eci", "revision", b"revision", "sensor_ids", b"sensor_ids", "status", b"status", "time", b"time", "track_id", b"track_id", "update_count", b"update_count", "velocity_eci", b"velocity_eci"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["altitude_m", b"altitude_m", "covariance", b"covariance", "emitted_at", b"emitted_at", "impact", b"impact", "latitude_deg", b"latitude_deg", "launch", b"launch", "longitude_deg", b"longitude_deg", "phase", b"phase", "position_eci", b"position_eci", "revision", b"revision", "sensor_ids", b"sensor_ids", "sensor_positions", b"sensor_positions", "status", b"status", "time", b"time", "track_id", b"track_id", "update_count", b"update_count", "velocity_eci", b"velocity_eci"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___TrackReport: _TypeAlias = TrackReport  # noqa: Y015
+
+@_typing.final
+class SensorPosition(_message.Message):
+    """Where one sensor was at one time (its frame's sensor_position_eci, geodetic)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SENSOR_ID_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    LATITUDE_DEG_FIELD_NUMBER: _builtins.int
+    LONGITUDE_DEG_FIELD_NUMBER: _builtins.int
+    ALTITUDE_M_FIELD_NUMBER: _builtins.int
+    sensor_id: _builtins.str
+    """Sensor id, as in SensorFrame.sensor_id."""
+    latitude_deg: _builtins.float
+    """Geodetic latitude, degrees, WGS-84."""
+    longitude_deg: _builtins.float
+    """Geodetic longitude, degrees east, WGS-84, in [-180, 180)."""
+    altitude_m: _builtins.float
+    """Height above the WGS-84 ellipsoid, metres."""
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """Time of the position (the frame's measurement time), UTC."""
+
+    def __init__(
+        self,
+        *,
+        sensor_id: _builtins.str = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        latitude_deg: _builtins.float = ...,
+        longitude_deg: _builtins.float = ...,
+        altitude_m: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["altitude_m", b"altitude_m", "latitude_deg", b"latitude_deg", "longitude_deg", b"longitude_deg", "sensor_id", b"sensor_id", "time", b"time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SensorPosition: _TypeAlias = SensorPosition  # noqa: Y015
 
 @_typing.final
 class ImpactPrediction(_message.Message):

@@ -1,6 +1,7 @@
 // tracklayer live map, geometry: the orthographic globe and the equirectangular map
 // (project, lines broken at the horizon or the map's seam), Natural Earth land decoded
-// from TopoJSON, the cached background (graticule and land) and ground ellipses.
+// from TopoJSON, the cached background (graticule and land), ground ellipses,
+// great-circle lines, framing a set of points and the scale bar.
 // Degrees in, CSS pixels out. Used by livemap.js as window.tracklayerGeo(view).
 "use strict";
 
@@ -171,9 +172,82 @@ window.tracklayerGeo = function (view) {
     return pts;
   }
 
+  function greatCircle(a, b, n) {  // [lat, lon] a -> b as n + 1 points on the great circle
+    const v = ([lat, lon]) => {
+      const p = lat * D2R, l = lon * D2R;
+      return [Math.cos(p) * Math.cos(l), Math.cos(p) * Math.sin(l), Math.sin(p)];
+    };
+    const u = v(a), w = v(b);
+    const om = Math.acos(Math.max(-1, Math.min(1, u[0] * w[0] + u[1] * w[1] + u[2] * w[2])));
+    if (om < 1e-9) return [a, b];
+    const pts = [];
+    for (let i = 0; i <= n; i++) {
+      const f = i / n, k0 = Math.sin((1 - f) * om) / Math.sin(om), k1 = Math.sin(f * om) / Math.sin(om);
+      const x = k0 * u[0] + k1 * w[0], y = k0 * u[1] + k1 * w[1], z = k0 * u[2] + k1 * w[2];
+      pts.push([Math.atan2(z, Math.hypot(x, y)) / D2R, Math.atan2(y, x) / D2R]);
+    }
+    return pts;
+  }
+
+  // ------------------------------------------------------------------ framing, scale
+  function unit([lat, lon]) {
+    const p = lat * D2R, l = lon * D2R;
+    return [Math.cos(p) * Math.cos(l), Math.cos(p) * Math.sin(l), Math.sin(p)];
+  }
+
+  function spread(c, pts) {  // largest angle (rad) from the unit vector c to a [lat, lon]
+    let dot = 1;
+    for (const q of pts.map(unit)) dot = Math.min(dot, c[0] * q[0] + c[1] * q[1] + c[2] * q[2]);
+    return Math.acos(Math.max(-1, Math.min(1, dot)));
+  }
+
+  // Centre the view on [lat, lon] points (the middle of their smallest enclosing cap,
+  // approximated: step towards the farthest point by 1/(i + 2), Badoiu-Clarkson) and zoom
+  // (at most maxZoom) so that they all fit; -> {c, spread} or null without points.
+  function frame(pts, maxZoom) {
+    if (!pts.length) return null;
+    const us = pts.map(unit);
+    let c = us[0].slice();
+    for (let i = 0; i < 40; i++) {
+      let far = us[0], dmin = 2;
+      for (const q of us) {
+        const d = c[0] * q[0] + c[1] * q[1] + c[2] * q[2];
+        if (d < dmin) { dmin = d; far = q; }
+      }
+      c = c.map((v, k) => v + (far[k] - v) / (i + 2));
+    }
+    const n = Math.hypot(...c) || 1;
+    c = c.map((v) => v / n);
+    const [x, y, z] = c;
+    view.lon0 = Math.atan2(y, x) / D2R;
+    view.lat0 = Math.max(-60, Math.min(60, Math.atan2(z, Math.hypot(x, y)) / D2R));
+    const s = spread(c, pts);
+    const fit = view.mode === "globe" ? 0.8 / Math.sin(Math.min(s * 1.3 + 0.02, Math.PI / 2))
+      : 80 / Math.max((s * 1.3) / D2R, 2);
+    view.zoom = Math.max(1, Math.min(maxZoom, fit));
+    return { c, spread: s };
+  }
+
+  // A scale bar (km at the centre of the view) so ellipses and distances can be judged;
+  // returns its length in km.
+  function drawScale(g, w, h) {
+    const kmPerPx = view.mode === "globe" ? (R_EARTH / 1000) / globeRadius(w, h)
+      : (111.195 * Math.cos(view.lat0 * D2R)) / flatScale(w, h);
+    const target = kmPerPx * 120, step = 10 ** Math.floor(Math.log10(target));
+    const km = [5, 2, 1].map((k) => k * step).find((k) => k <= target) || step;
+    const px = km / kmPerPx, x = 14, y = h - 32;
+    g.strokeStyle = "#d8e1ec"; g.fillStyle = "#d8e1ec"; g.lineWidth = 1.5;
+    g.beginPath(); g.moveTo(x, y - 5); g.lineTo(x, y); g.lineTo(x + px, y);
+    g.lineTo(x + px, y - 5); g.stroke();
+    g.font = "11px system-ui, 'DejaVu Sans', sans-serif"; g.textBaseline = "bottom";
+    const label = `${km >= 1 ? km : km.toFixed(1)} km${view.mode === "globe" ? " (at centre)" : ""}`;
+    g.fillText(label, x + 4, y - 7);
+    return km;
+  }
 
   return {
-    wrap, globeRadius, flatScale, project, strokeLine, ellipsePoints, background,
+    wrap, globeRadius, flatScale, project, strokeLine, ellipsePoints, background, greatCircle,
+    frame, spread, drawScale,
     setLand(topo) { land = decodeTopology(topo); },
     get landRings() { return land.length; },
   };

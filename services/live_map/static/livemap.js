@@ -1,6 +1,9 @@
 // tracklayer live map: the track store's live picture on a globe or a flat map.
 // Plain JS + canvas, no dependencies. Data: server-sent events from /events (snapshot,
 // reports, status); units as sent: degrees, metres, m/s, seconds since the Unix epoch.
+// Satellites are drawn at their sub-points where the reports last placed them (the
+// status event's satellites), with dashed lines of sight to the tracks they just updated;
+// which satellites fed which tracks the page works out itself from the reports' sensors.
 // The page's state is exposed as window.tracklayerMap (tests read it).
 "use strict";
 
@@ -11,6 +14,14 @@
   };
   const TRAIL_POINTS = 120;
   const LABEL_LIMIT = 150;   // ids drawn when at most this many tracks are on screen
+  const SAT_COLOUR = "#f4f1a6";
+  const SAT_STALE_S = 60;    // satellites placed longer ago than this (report time) are not drawn
+  const SIGHT_S = 1.5;       // lines of sight: tracks reported within this of the newest report
+  // With more lines of sight (track -> impact lines) than this, as in a raid, only the
+  // selected track's (or those of the satellite under the mouse in the list) are drawn.
+  const SIGHT_LIMIT = 200, CONNECT_LIMIT = 60;
+  const FIT_ZOOM = 8;        // the automatic framing zooms no closer: the land stays in view
+  const FOLLOW_S = 10;       // re-frame the tracks this often until the user moves the view
   const D2R = Math.PI / 180;
 
   const canvas = document.getElementById("map");
@@ -19,21 +30,29 @@
   const details = document.getElementById("details");
 
   const tracks = new Map();  // id -> {rep, trail: [[t, lat, lon, alt], ...]}
-  const view = { mode: "globe", lon0: 0, lat0: 20, zoom: 1, centred: false };
+  // follow: frame the tracks (every FOLLOW_S) until the user drags or zooms; reset: again
+  const view = { mode: "globe", lon0: 0, lat0: 20, zoom: 1, centred: false, follow: true };
+  let framedAt = -Infinity;
   const stats = {
     messages: 0, reports: 0, frames: 0, lastFrameMs: 0, maxFrameMs: 0, frameMs: [],
     updateMs: [], lastUpdateMs: 0, maxUpdateMs: 0,
   };
-  const drawn = { tracks: 0, impactEllipses: 0, impactEllipsePx: 0, launches: 0, labels: 0 };
-  let sensors = [];
+  const drawn = {
+    tracks: 0, impactEllipses: 0, impactEllipsePx: 0, launches: 0, labels: 0, satellites: 0,
+    sightLines: 0, scaleKm: 0,
+  };
+  let sensors = [];          // the satellites list: {id, tracks, t, pos}, by id
+  const fed = new Map();     // sensor id -> {tracks: Set of track ids, t: newest report time}
+  let placed = new Map();    // sensor id -> {lat, lon, alt, t}: where the reports placed it
   let status = {};
   let selected = null;
   let highlight = null;      // sensor id under the mouse in the satellite list
   let dirty = true;
   let pendingSince = null;   // performance.now() of the first unrendered message
   let screen = [];           // [x, y, id] of each drawn sub-point (hover)
+  let satScreen = [];        // [x, y, sensor id] of each drawn satellite (hover)
   const geo = window.tracklayerGeo(view);
-  const { wrap, globeRadius, flatScale, project, strokeLine, ellipsePoints } = geo;
+  const { wrap, globeRadius, flatScale, project, strokeLine, ellipsePoints, greatCircle } = geo;
   function size() { return { w: canvas.clientWidth, h: canvas.clientHeight }; }
 
   function colour(rep) { return PHASE_COLOUR[rep.phase] || PHASE_COLOUR.UNSPECIFIED; }
@@ -61,6 +80,9 @@
 
   function drawGround(w, h) {
     drawn.impactEllipses = 0; drawn.launches = 0; drawn.impactEllipsePx = 0;
+    let impacts = 0;
+    for (const t of tracks.values()) if (t.rep.impact) impacts++;
+    const connect = impacts <= CONNECT_LIMIT;  // track -> impact lines; in a raid: selected only
     for (const t of tracks.values()) {
       const r = t.rep, c = colour(r);
       if (r.impact && r.impact.lat != null) {
@@ -68,7 +90,7 @@
         if (!p[2]) continue;
         const q = project(r.lat, r.lon, w, h);
         ctx.strokeStyle = c; ctx.globalAlpha = 0.35; ctx.lineWidth = 1;
-        if (q[2]) {
+        if (q[2] && (connect || r.id === selected)) {
           ctx.beginPath(); ctx.setLineDash([2, 4]); ctx.moveTo(q[0], q[1]);
           ctx.lineTo(p[0], p[1]); ctx.stroke(); ctx.setLineDash([]);
         }
@@ -93,10 +115,71 @@
     }
   }
 
+  // Satellites where the reports last placed them (sub-points), drawn while recent.
+  function placedSatellites() {
+    const shown = sensors.filter((s) => s.pos && s.pos.lat != null && s.pos.lon != null);
+    const newest = Math.max(...shown.map((s) => s.pos.t));
+    return new Map(shown.filter((s) => newest - s.pos.t <= SAT_STALE_S).map((s) => [s.id, s]));
+  }
+
+  // Lines of sight of the last report of each recently reported track: satellite -> track.
+  // A raid's hundreds would hide the picture: then only those of the selected track or of
+  // the satellite under the mouse in the list.
+  function drawSightLines(w, h, sats) {
+    let newest = -Infinity;
+    for (const t of tracks.values()) newest = Math.max(newest, t.rep.t);
+    let lines = [];
+    for (const t of tracks.values()) {
+      const r = t.rep;
+      if (r.lat == null || newest - r.t > SIGHT_S) continue;
+      for (const sid of r.sensors) if (sats.has(sid)) lines.push([sats.get(sid), r]);
+    }
+    if (lines.length > SIGHT_LIMIT) {
+      lines = lines.filter(([s, r]) => r.id === selected || s.id === highlight);
+    }
+    ctx.beginPath();
+    for (const [s, r] of lines) {
+      strokeLine(ctx, greatCircle([s.pos.lat, s.pos.lon], [r.lat, r.lon], 16), w, h);
+    }
+    ctx.strokeStyle = SAT_COLOUR; ctx.globalAlpha = lines.length > 30 ? 0.2 : 0.35; ctx.lineWidth = 0.9;
+    ctx.setLineDash([3, 3]); ctx.stroke(); ctx.setLineDash([]); ctx.globalAlpha = 1;
+    drawn.sightLines = lines.length;
+  }
+
+  function drawSatellites(w, h, sats) {
+    satScreen = [];
+    const labels = sats.size <= 40 || view.zoom >= 3;
+    ctx.font = "10px system-ui, 'DejaVu Sans', sans-serif"; ctx.textBaseline = "middle";
+    for (const s of sats.values()) {
+      const p = project(s.pos.lat, s.pos.lon, w, h);
+      if (!p[2]) continue;
+      satScreen.push([p[0], p[1], s.id]);
+      const lit = highlight === s.id;
+      ctx.fillStyle = SAT_COLOUR; ctx.strokeStyle = SAT_COLOUR; ctx.lineWidth = 1.2;
+      ctx.globalAlpha = lit ? 1 : 0.85;
+      ctx.fillRect(p[0] - 2.5, p[1] - 2.5, 5, 5);  // body and two solar panels
+      ctx.beginPath(); ctx.moveTo(p[0] - 8, p[1]); ctx.lineTo(p[0] - 3, p[1]);
+      ctx.moveTo(p[0] + 3, p[1]); ctx.lineTo(p[0] + 8, p[1]); ctx.stroke();
+      if (lit) { ctx.beginPath(); ctx.arc(p[0], p[1], 10, 0, 2 * Math.PI); ctx.stroke(); }
+      if (labels || lit) {
+        ctx.globalAlpha = lit ? 1 : 0.6; ctx.fillText(s.id, p[0] + 10, p[1] + 9);
+      }
+      ctx.globalAlpha = 1;
+    }
+    drawn.satellites = satScreen.length;
+  }
+
   function drawPoints(w, h) {
     screen = [];
     const labels = tracks.size <= LABEL_LIMIT || view.zoom >= 4;
     drawn.labels = 0;
+    const boxes = [];  // labels drawn so far: one that would overlap another is left out
+    const free = (x, y, text) => {
+      const w = ctx.measureText(text).width;
+      if (boxes.some((b) => x < b[0] + b[2] + 4 && x + w + 4 > b[0] && Math.abs(y - b[1]) < 13)) return false;
+      boxes.push([x, y, w]);
+      return true;
+    };
     ctx.font = "12px system-ui, 'DejaVu Sans', sans-serif"; ctx.textBaseline = "middle";
     for (const t of tracks.values()) {
       const r = t.rep;
@@ -115,7 +198,7 @@
         ctx.beginPath(); ctx.arc(p[0], p[1], 9, 0, 2 * Math.PI);
         ctx.strokeStyle = "#ffffff"; ctx.lineWidth = 1.5; ctx.stroke();
       }
-      if (labels || r.id === selected) {
+      if ((labels && free(p[0] + 8, p[1] - 8, r.id)) || r.id === selected) {
         ctx.fillStyle = "#e8eef6"; ctx.fillText(r.id, p[0] + 8, p[1] - 8); drawn.labels++;
       }
     }
@@ -130,10 +213,18 @@
       canvas.width = Math.round(w * dpr); canvas.height = Math.round(h * dpr);
     }
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    if (view.mode === "flat") {  // no empty band beyond a pole: the map fills the height
+      const half = Math.min(90, h / 2 / flatScale(w, h));
+      view.lat0 = Math.max(-90 + half, Math.min(90 - half, view.lat0));
+    }
     ctx.drawImage(geo.background(w, h), 0, 0, w, h);
+    const sats = placedSatellites();
+    drawSightLines(w, h, sats);
     drawTrails(w, h);
     drawGround(w, h);
+    drawSatellites(w, h, sats);
     drawPoints(w, h);
+    drawn.scaleKm = geo.drawScale(ctx, w, h);
     const t1 = performance.now();
     stats.frames++; stats.lastFrameMs = t1 - t0; stats.maxFrameMs = Math.max(stats.maxFrameMs, t1 - t0);
     push(stats.frameMs, t1 - t0);
@@ -153,7 +244,17 @@
   }
 
   // ------------------------------------------------------------------ data
+  function noteSensors(rep) {
+    for (const sid of rep.sensors) {
+      let f = fed.get(sid);
+      if (!f) { f = { tracks: new Set(), t: rep.t }; fed.set(sid, f); }
+      f.tracks.add(rep.id); f.t = Math.max(f.t, rep.t);
+    }
+    if (rep.status === "DELETED") for (const f of fed.values()) f.tracks.delete(rep.id);
+  }
+
   function applyReport(rep) {
+    noteSensors(rep);
     if (rep.status === "DELETED") {
       tracks.delete(rep.id);
       if (selected === rep.id) { selected = null; details.hidden = true; }
@@ -170,48 +271,45 @@
     delete rep.trail;
   }
 
+  // What the framing shows: every sub-point, impact and launch point.
+  function framedPoints() {
+    const out = [];
+    for (const t of tracks.values()) {
+      if (t.rep.lat != null) out.push([t.rep.lat, t.rep.lon]);
+      for (const e of [t.rep.impact, t.rep.launch]) if (e && e.lat != null) out.push([e.lat, e.lon]);
+    }
+    return out;
+  }
+
   function centreOnTracks() {
-    const list = [...tracks.values()].filter((t) => t.rep.lat != null);
-    if (!list.length) return false;
-    // mean of unit vectors of the sub-points
-    let x = 0, y = 0, z = 0;
-    for (const t of list) {
-      const p = t.rep.lat * D2R, l = t.rep.lon * D2R;
-      x += Math.cos(p) * Math.cos(l); y += Math.cos(p) * Math.sin(l); z += Math.sin(p);
-    }
-    view.lon0 = Math.atan2(y, x) / D2R;
-    view.lat0 = Math.max(-60, Math.min(60, Math.atan2(z, Math.hypot(x, y)) / D2R));
-    // zoom so that every sub-point, impact and launch point fits (with a margin)
-    const n = Math.hypot(x, y, z), c = [x / n, y / n, z / n];
-    let spread = 0;
-    const reach = (lat, lon) => {
-      const p = lat * D2R, l = lon * D2R;
-      const dot = c[0] * Math.cos(p) * Math.cos(l) + c[1] * Math.cos(p) * Math.sin(l) + c[2] * Math.sin(p);
-      spread = Math.max(spread, Math.acos(Math.max(-1, Math.min(1, dot))));
-    };
-    for (const t of list) {
-      reach(t.rep.lat, t.rep.lon);
-      for (const e of [t.rep.impact, t.rep.launch]) if (e && e.lat != null) reach(e.lat, e.lon);
-    }
-    const fit = view.mode === "globe" ? 0.8 / Math.sin(Math.min(spread * 1.3 + 0.02, Math.PI / 2))
-      : 80 / Math.max((spread * 1.3) / D2R, 2);
-    view.zoom = Math.max(1, Math.min(40, fit));
-    return true;
+    const fit = geo.frame(framedPoints(), FIT_ZOOM);
+    if (fit) view.fit = fit;
+    return !!fit;
+  }
+
+  // While following: frame again every FOLLOW_S, and at once when the picture outgrows the
+  // frame (a new impact prediction far away, tracks flying out).
+  function reframe(now) {
+    if (!view.centred) return true;
+    if (!view.follow) return false;
+    if (now - framedAt > FOLLOW_S * 1000) return true;
+    return !!view.fit && geo.spread(view.fit.c, framedPoints()) > view.fit.spread * 1.15 + 0.005;
   }
 
   function received(kind, data) {
     if (pendingSince === null) pendingSince = performance.now();
     stats.messages++;
     if (kind === "snapshot") {
-      tracks.clear();
+      tracks.clear(); fed.clear();
       for (const rep of data.tracks) applyReport(rep);
       stats.reports += data.tracks.length;
-      showSensors(data.sensors); showStatus(data.status);
+      showSatellites(data.satellites); showStatus(data.status);
     } else {
       for (const rep of data) applyReport(rep);
       stats.reports += data.length;
     }
-    if (!view.centred && centreOnTracks()) view.centred = true;
+    const now = performance.now();
+    if (reframe(now) && centreOnTracks()) { view.centred = true; framedAt = now; }
     if (selected) showDetails(selected);
     dirty = true;
   }
@@ -224,10 +322,24 @@
     document.getElementById("s-live").textContent = tracks.size;
     document.getElementById("s-lag").textContent = status.lag == null ? "–" : (status.lag * 1000).toFixed(0) + " ms";
     document.getElementById("s-time").textContent = fmtTime(status.latest);
+    // An operator must see when the picture stops moving: no report for 5 s while tracks
+    // are live, or the store more than 5 s behind the fusion service.
+    const quiet = status.rate === 0 && tracks.size > 0, late = status.lag != null && status.lag > 5;
+    document.getElementById("s-rate").parentElement.classList.toggle("warn", quiet);
+    document.getElementById("s-lag").parentElement.classList.toggle("warn", late);
+    document.getElementById("s-rate").parentElement.title = quiet ? "no report stored in the last 5 s" : "";
   }
 
-  function showSensors(list) {
-    sensors = list || [];
+  // The satellites list: those that fed a live track, or any track in the last 10 min.
+  function showSatellites(positions) {
+    placed = new Map((positions || []).map((p) => [p.id, p]));
+    let newest = -Infinity;
+    for (const f of fed.values()) newest = Math.max(newest, f.t);
+    for (const [sid, f] of fed) if (!f.tracks.size && newest - f.t > 600) fed.delete(sid);
+    sensors = [...fed.keys()].sort().map((id) => {
+      const f = fed.get(id);
+      return { id, tracks: [...f.tracks].sort(), t: f.t, pos: placed.get(id) || null };
+    });
     document.getElementById("n-sats").textContent = sensors.length;
     const ul = document.getElementById("sats");
     ul.replaceChildren(...sensors.map((s) => {
@@ -274,13 +386,31 @@
     details.replaceChildren(table(t.rep)); details.hidden = false;
   }
 
-  function nearest(x, y) {
+  function nearest(x, y, points = screen) {
     let best = null, bd = 12 * 12;
-    for (const [sx, sy, id] of screen) {
+    for (const [sx, sy, id] of points) {
       const d = (sx - x) ** 2 + (sy - y) ** 2;
       if (d < bd) { bd = d; best = id; }
     }
     return best;
+  }
+
+  function satelliteTable(s) {
+    const div = document.createElement("div");
+    const title = document.createElement("div"); title.className = "title";
+    title.textContent = `${s.id} · satellite`; title.style.color = SAT_COLOUR;
+    const tbl = document.createElement("table");
+    const rows = [
+      ["sub-point", `${s.pos.lat.toFixed(2)}°, ${s.pos.lon.toFixed(2)}°`],
+      ["altitude", s.pos.alt == null ? "–" : (s.pos.alt / 1000).toFixed(0) + " km"],
+      ["as of", `${fmtTime(s.pos.t)} (its latest frame in a report)`],
+      ["tracks fed", s.tracks.length ? s.tracks.join(", ") : "none live"],
+    ];
+    for (const [k, v] of rows) {
+      const tr = tbl.insertRow(); tr.insertCell().textContent = k; tr.insertCell().textContent = v;
+    }
+    div.append(title, tbl);
+    return div;
   }
 
   // ------------------------------------------------------------------ interaction
@@ -301,7 +431,7 @@
     const x = e.clientX - rect.left, y = e.clientY - rect.top;
     if (drag) {
       const dx = e.clientX - drag.x, dy = e.clientY - drag.y;
-      if (Math.abs(dx) + Math.abs(dy) > 2) drag.moved = true;
+      if (Math.abs(dx) + Math.abs(dy) > 2) { drag.moved = true; view.follow = false; }
       const { w, h } = size();
       const k = view.mode === "globe" ? 1 / (globeRadius(w, h) * D2R) : 1 / flatScale(w, h);
       view.lon0 = wrap(view.lon0 - dx * k);
@@ -309,24 +439,27 @@
       drag.x = e.clientX; drag.y = e.clientY; dirty = true; tip.hidden = true;
       return;
     }
-    const id = nearest(x, y);
-    if (!id) { tip.hidden = true; return; }
-    tip.replaceChildren(table(tracks.get(id).rep));
+    const id = nearest(x, y), sid = id ? null : nearest(x, y, satScreen);
+    const sat = sid && sensors.find((s) => s.id === sid);
+    if (!id && !sat) { tip.hidden = true; return; }
+    tip.replaceChildren(id ? table(tracks.get(id).rep) : satelliteTable(sat));
     tip.style.left = x + 16 + "px"; tip.style.top = y + 16 + "px"; tip.hidden = false;
   });
   canvas.addEventListener("mouseleave", () => { tip.hidden = true; });
   canvas.addEventListener("wheel", (e) => {
     e.preventDefault();
+    view.follow = false;
     view.zoom = Math.max(0.5, Math.min(60, view.zoom * (e.deltaY < 0 ? 1.2 : 1 / 1.2)));
     dirty = true;
   }, { passive: false });
   function toggleView() {
     view.mode = view.mode === "globe" ? "flat" : "globe";
-    if (view.mode === "flat" && view.zoom <= 1.2) view.lat0 = 0;
+    if (view.follow) centreOnTracks();
+    else if (view.mode === "flat" && view.zoom <= 1.2) view.lat0 = 0;
     document.getElementById("b-view").textContent = view.mode === "globe" ? "flat map" : "globe";
-    dirty = true;
+    tip.hidden = true; dirty = true;
   }
-  function resetView() { view.zoom = 1; centreOnTracks(); dirty = true; }
+  function resetView() { view.zoom = 1; view.follow = true; centreOnTracks(); dirty = true; }
   document.getElementById("b-view").addEventListener("click", toggleView);
   document.getElementById("b-reset").addEventListener("click", resetView);
   window.addEventListener("keydown", (e) => {
@@ -344,7 +477,7 @@
     es.addEventListener("snapshot", (e) => received("snapshot", JSON.parse(e.data)));
     es.addEventListener("reports", (e) => received("reports", JSON.parse(e.data)));
     es.addEventListener("status", (e) => {
-      const s = JSON.parse(e.data); showStatus(s); showSensors(s.sensors);
+      const s = JSON.parse(e.data); showStatus(s); showSatellites(s.satellites); dirty = true;
     });
     return es;
   }
@@ -357,7 +490,13 @@
     get sensors() { return sensors; }, get status() { return status; },
     get landRings() { return geo.landRings; },
     screenOf(id) { const p = screen.find((q) => q[2] === id); return p ? [p[0], p[1]] : null; },
-    setView(mode, zoom) { if (mode !== view.mode) toggleView(); if (zoom) view.zoom = zoom; dirty = true; },
+    toScreen(lat, lon) { const { w, h } = size(); return project(lat, lon, w, h); },
+    satelliteScreenOf(id) { const p = satScreen.find((q) => q[2] === id); return p ? [p[0], p[1]] : null; },
+    setView(mode, zoom) {
+      if (mode !== view.mode) toggleView();
+      if (zoom) { view.zoom = zoom; view.follow = false; }
+      dirty = true;
+    },
     source: connect(),
   };
   requestAnimationFrame(loop);
