@@ -42,6 +42,13 @@ log = logging.getLogger("tracklayer.services.fusion")
 
 _END = object()
 
+#: How long a stream whose requests ended waits for its call's cancellation before it
+#: counts as closed by its client. grpc.aio ends the request iterator the same way for
+#: a client's half-close and for a lost connection (the cancellation reaches the
+#: handler one event-loop turn later), so without this wait a cut stream could close
+#: its sensor in the core, and a cut of every stream at once flush every track.
+CLOSE_GRACE_S = 0.25
+
 
 class StreamReplaced(Aborted):
     """A newer stream of the same sensor replaced this one."""
@@ -73,8 +80,11 @@ _OUTCOMES: tuple[tuple[type[BaseException], str], ...] = (
     (SensorNotCertified, "permission_denied"),
     (TooManySensors, "too_many_sensors"),
     (asyncio.CancelledError, "cancelled"),
-    (GeneratorExit, "closed"),  # the call ended while an ack was on its way out
+    (GeneratorExit, "gone"),  # the call ended while an ack was on its way out
 )
+
+#: Outcomes of a call that ended without its client closing it: a cut, not a close.
+_CUT_OUTCOMES = frozenset({"cancelled", "gone", "read_error"})
 
 
 def check_identity(req: fs.StreamFramesRequest, allowed: frozenset[str] | None) -> None:
@@ -181,14 +191,13 @@ class FrameStream:
                     st.frames[ack.status] += 1
                 self._inflight.release()
                 yield acks
+            await asyncio.sleep(CLOSE_GRACE_S)  # a cut's cancellation lands here (see above)
         except BaseException as exc:
             outcome = self._ended_by(exc)
             raise
         finally:
             reader.cancel()
-            cut = outcome in ("cancelled", "read_error") or (
-                self._cancelled is not None and self._cancelled()
-            )
+            cut = outcome in _CUT_OUTCOMES or (self._cancelled is not None and self._cancelled())
             self._engine.close_stream(st, cut=cut)
             counts = {label: st.frames[int(status)] for status, label in STATUS_LABELS.items()}
             log.info(
