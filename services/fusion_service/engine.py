@@ -20,10 +20,8 @@ replay alike (``recovery``), in one order:
 A crash between 2 and 3 loses nothing: the frames were not acknowledged,
 and the replay re-emits the reports of every event after the outbox's
 journal mark. Restart = replay the journal through a fresh core with the same
-settings (same track ids and revisions). Streams open when the process died
-stay open in the replayed core until their sensor reconnects (a new stream
-replaces the old, DESIGN §6 rule 5) or, with an idle timeout, until that
-long has passed without a reconnection.
+settings (same track ids and revisions). Which calls own which sensor, and the
+streams left open (after a restart or a cut): :mod:`.streams`.
 
 ``ListLiveTracks`` reads the engine's :class:`LivePicture`; subscribers get the
 reports from its :class:`Broadcaster` (``hub``).
@@ -36,7 +34,6 @@ import logging
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 
 from tracklayer.fusion.core import FusionCore
 from tracklayer.fusion.domain import FrameStatus, TrackReport
@@ -51,14 +48,15 @@ from tracklayer.services.fusion_service.disk_full import (
     unwritable_message,
 )
 from tracklayer.services.fusion_service.forwarder import Forwarder
-from tracklayer.services.fusion_service.inputs import EngineInput, apply_input
+from tracklayer.services.fusion_service.inputs import EngineInput, apply_input, fail_waiting
 from tracklayer.services.fusion_service.journal import EventKind, Journal
 from tracklayer.services.fusion_service.live_picture import LivePicture, report_message
-from tracklayer.services.fusion_service.metrics import GAUGES, bias_samples
+from tracklayer.services.fusion_service.metrics import bias_samples, since_start
 from tracklayer.services.fusion_service.outbox import Outbox
 from tracklayer.services.fusion_service.recovery import replay_journal
 from tracklayer.services.fusion_service.sensor_positions import SensorPositions
 from tracklayer.services.fusion_service.settings import FusionSettings
+from tracklayer.services.fusion_service.streams import StreamBook, StreamState, idle_ticks
 from tracklayer.services.rpc.broadcast import Broadcaster, Subscription
 from tracklayer.services.rpc.server import kv
 from tracklayer.services.sqlite_db import DatabaseThread
@@ -71,20 +69,6 @@ MAX_BATCH_ITEMS = 256
 
 FrameListener = Callable[[sensor_pb2.SensorFrame, int, int], None]
 ReportListener = Callable[[list[track_pb2.TrackReport]], None]
-
-
-@dataclass(eq=False)
-class StreamState:
-    """One StreamFrames call; ``sensor_id`` set when it names its sensor."""
-
-    peer: str
-    client: str = ""  # identity the per-client stream cap counts
-    sensor_id: str | None = None
-    on_replaced: Callable[[], None] | None = None
-    on_shutdown: Callable[[], None] | None = None
-    on_unavailable: Callable[[BaseException], None] | None = None  # full disk: end now
-    frames: Counter = field(default_factory=Counter)  # ack status -> count
-    closed: bool = False
 
 
 class EngineClosed(Unavailable):
@@ -112,12 +96,10 @@ class FusionEngine:
         if outbox is None:
             outbox = Outbox(settings.outbox_path, synchronous=settings.synchronous)
         self.outbox = outbox
+        config = settings.config.to_mapping()
+        sensors = sorted(settings.sensors)
         self.journal.check_settings(
-            {
-                "fusion_id": settings.fusion_id,
-                "config": settings.config.to_mapping(),
-                "sensors": sorted(settings.sensors),
-            }
+            {"fusion_id": settings.fusion_id, "config": config, "sensors": sensors}
         )
         self.core = self._new_core()
         self.caps = Caps(settings.max_sensors, settings.max_streams_per_client)
@@ -130,11 +112,7 @@ class FusionEngine:
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(settings.max_pending_frames)
         self._pending_frames = 0
-        self._owners: dict[str, StreamState] = {}
-        self._streams: set[StreamState] = set()
-        # sensor -> streams left open by a previous process or cut by the network
-        self._stale: dict[str, int] = {}
-        self._stale_since: dict[str, float] = {}  # sensor -> wall time it became stale
+        self._book = StreamBook(self.caps, self._enqueue)  # calls, owners, stale streams
         self._opens: Counter = Counter()  # journaled stream opens minus closes, per sensor
         self._baseline: dict[str, int] = {}
         self.permission_denied = 0  # streams and declarations refused by the mTLS identity check
@@ -170,7 +148,9 @@ class FusionEngine:
             self.forwarder.start()
         self.checkpointer.start()
         self._worker = asyncio.create_task(self._work(), name="fusion-worker")
-        self._ticker = asyncio.create_task(self._tick(), name="fusion-idle")
+        self._ticker = asyncio.create_task(
+            idle_ticks(self._book, self._enqueue, self.settings.idle_timeout_s), name="fusion-idle"
+        )
         if fresh and self.settings.sensors:
             await self.declare(self.settings.sensors)
 
@@ -182,7 +162,6 @@ class FusionEngine:
         if fresh_core:
             self.core = self._new_core()
             self._opens = Counter()
-            self._owners.clear()
             self.live = LivePicture(lambda: self.core.live_reports())
         checkpoint_seq = self._restore_checkpoint()  # may replace the core: first
         self.replayed_events = replay_journal(
@@ -191,15 +170,14 @@ class FusionEngine:
         self.checkpointer.after_replay(self.replayed_events)
         self._baseline = dict(self.core.counters)
         self.caps.know(self.core.orderer.known_sensors())
-        self._stale = {s: n for s, n in self._opens.items() if n > 0}
-        self._stale_since = dict.fromkeys(self._stale, time.time())
+        self._book.reset(self._opens, forget_owners=fresh_core)
         log.info(
             kv(
                 "journal_replayed",
                 journal=str(self.journal.path),
                 events=self.replayed_events,
                 frames=self.journal.frames,
-                stale_streams=sum(self._stale.values()),
+                stale_streams=self._book.stale_streams,
                 seconds=round(time.perf_counter() - t0, 3),
                 outbox_depth=self.outbox.depth,
             )
@@ -222,7 +200,7 @@ class FusionEngine:
             listener(serving)
 
     def streams(self) -> list[StreamState]:
-        return list(self._streams)
+        return self._book.calls()
 
     def take_queued(self) -> list[EngineInput]:
         items = [i for i in self._queue if i is not None]
@@ -277,7 +255,7 @@ class FusionEngine:
         if self._closing:
             return
         self._closing = True
-        for st in list(self._streams):
+        for st in self._book.calls():
             if st.on_shutdown is not None:
                 st.on_shutdown()
         self.hub.close()
@@ -330,48 +308,22 @@ class FusionEngine:
     def new_stream(self, peer: str, client: str = "") -> StreamState:
         """A new StreamFrames call; raises TooManyStreams past the per-client cap."""
         self._check_open()
-        self.caps.open_stream(client)
-        st = StreamState(peer, client)
-        self._streams.add(st)
-        return st
+        return self._book.new(peer, client)
 
     def open_stream(self, st: StreamState, sensor_id: str) -> None:
         """``st`` carries ``sensor_id``: it joins the expected set; an older stream is replaced."""
         if st.sensor_id is not None or not sensor_id:
             return
         self._check_open()
-        self.caps.admit_sensors((sensor_id,))
-        st.sensor_id = sensor_id
-        old = self._owners.get(sensor_id)
-        self._owners[sensor_id] = st
-        now = time.time()
-        self._enqueue(EngineInput(EventKind.OPEN, sensor_id, now))
-        self._stale_since.pop(sensor_id, None)
-        for _ in range(self._stale.pop(sensor_id, 0)):
-            self._enqueue(EngineInput(EventKind.CLOSE, sensor_id))
-        if old is not None and not old.closed and old.on_replaced is not None:
-            old.on_replaced()
+        self._book.open(st, sensor_id)
 
     def close_stream(self, st: StreamState, *, cut: bool = False) -> None:
         """The call ended: its sensor's stream closes (never raises). ``cut``: it ended
         without the client closing it (connection lost, call cancelled): the stream
         stays open in the core, as after a crash, until the sensor reconnects or the
         idle timeout passes, so a flaky link does not end the input (DESIGN §6 rule 4)."""
-        if st.closed:
-            return
-        st.closed = True
-        self._streams.discard(st)
-        self.caps.close_stream(st.client)
-        if st.sensor_id is None:
-            return
-        if self._owners.get(st.sensor_id) is st:
-            del self._owners[st.sensor_id]
-            if cut and not self._closing:
-                self._stale[st.sensor_id] = self._stale.get(st.sensor_id, 0) + 1
-                self._stale_since[st.sensor_id] = time.time()
-                return
-        if self._worker is not None and not self._worker.done():
-            self._enqueue(EngineInput(EventKind.CLOSE, st.sensor_id))
+        worker_alive = self._worker is not None and not self._worker.done()
+        self._book.close(st, cut=cut, closing=self._closing, worker_alive=worker_alive)
 
     async def submit_frame(
         self, msg: sensor_pb2.SensorFrame
@@ -430,7 +382,7 @@ class FusionEngine:
                     rest = batch[batch.index(None) + 1 :] + list(q)
                     q.clear()
                     batch = batch[: batch.index(None)]
-                    _fail_waiting(rest, "fusion service stopped")
+                    fail_waiting(rest, EngineClosed("fusion service stopped"))
                 await self._process(batch)
                 if stop:
                     return
@@ -439,7 +391,7 @@ class FusionEngine:
                 self.failed = exc
                 self._failed_event.set()
                 log.critical(kv("engine_failed", error=repr(exc)), exc_info=exc)
-            _fail_waiting(self._queue, f"fusion engine failed: {exc!r}")
+            fail_waiting(self._queue, EngineClosed(f"fusion engine failed: {exc!r}"))
             raise
 
     async def _process(self, batch: list[EngineInput]) -> None:
@@ -454,12 +406,12 @@ class FusionEngine:
                 await self._db.run(self.journal.commit)
         except Exception as exc:
             if not is_disk_full(exc):
-                _fail_waiting(batch, f"fusion engine failed: {exc!r}")
+                fail_waiting(batch, EngineClosed(f"fusion engine failed: {exc!r}"))
                 raise
             await ride_out(self, batch, unwritable_message("journal", self.journal.path, exc))
             return
         except BaseException as exc:
-            _fail_waiting(batch, f"fusion engine failed: {exc!r}")
+            fail_waiting(batch, EngineClosed(f"fusion engine failed: {exc!r}"))
             raise
         # Durable in the journal: show, acknowledge, then outbox and forward. Everything
         # up to the outbox write is synchronous, so an ack implies the frame's reports
@@ -525,23 +477,6 @@ class FusionEngine:
             self.journal.append(kind, item.sensor_id, item.now, applied.journal_payload)
         return applied.status, applied.reason, applied.reports
 
-    async def _tick(self) -> None:
-        """Idle timeout (and expiry of streams a previous process left open)."""
-        timeout = self.settings.idle_timeout_s
-        if timeout <= 0:
-            return
-        period = max(0.05, min(1.0, timeout / 4))
-        while True:
-            await asyncio.sleep(period)
-            now = time.time()
-            for sid in sorted(s for s, t in self._stale_since.items() if now - t > timeout):
-                n = self._stale.pop(sid, 0)
-                del self._stale_since[sid]
-                log.info(kv("stale_stream_closed", sensor_id=sid, streams=n))
-                for _ in range(n):
-                    self._enqueue(EngineInput(EventKind.CLOSE, sid))
-            self._enqueue(EngineInput(EventKind.IDLE, now=now, ids=(repr(float(timeout)),)))
-
     # ---------------------------------------------------------------- outputs
     def live_tracks(self) -> list[track_pb2.TrackReport]:
         """Latest published report of each live track, ordered by track id (from
@@ -568,19 +503,12 @@ class FusionEngine:
 
     def counters(self) -> dict[str, int]:
         """GetStatus / Prometheus counters (DESIGN §8 names); totals count this process."""
-        core = self.core.counters
-        out: dict[str, int] = {}
-        for key, value in core.items():
-            name = key.split("{", 1)[0]
-            if name in GAUGES or not name.endswith("_total"):
-                out[key] = int(value)
-            else:
-                out[key] = int(value) - int(self._baseline.get(key, 0))
+        out = since_start(self.core.counters, self._baseline)
         out["outbox_depth"] = self.outbox.depth
         out["outbox_delivered_total"] = self.outbox.delivered
         out["outbox_rejected"] = self.outbox.rejected
         out["journal_frames"] = self.journal.frames
-        out["streams_open"] = len(self._streams)
+        out["streams_open"] = len(self._book)
         out["subscribers"] = self.hub.subscriber_count
         out["frames_pending"] = self._pending_frames
         if self.forwarder is not None:
@@ -592,10 +520,3 @@ class FusionEngine:
         for source in self.counter_sources:
             out.update(source())
         return out
-
-
-def _fail_waiting(items: Iterable[EngineInput | None], reason: str) -> None:
-    """Inputs that will never be applied: their waiters get :class:`EngineClosed`."""
-    for item in items:
-        if item is not None and item.future is not None and not item.future.done():
-            item.future.set_exception(EngineClosed(reason))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -116,6 +117,13 @@ def apply_input(
     elif kind == EventKind.SEEN:  # replay only: live frames journal SEEN themselves
         core.note_received(sid, int(item.ids[0]))
     return Applied(FrameStatus.ACCEPTED, "", reports, payload)
+
+
+def fail_waiting(items: Iterable[EngineInput | None], error: BaseException) -> None:
+    """Inputs that will never be applied: their waiters get ``error``."""
+    for item in items:
+        if item is not None and item.future is not None and not item.future.done():
+            item.future.set_exception(error)
 
 
 def input_from_event(event: Event) -> EngineInput:

@@ -58,6 +58,19 @@ HELP = {
 }
 
 
+def since_start(core: dict[str, int], baseline: dict[str, int]) -> dict[str, int]:
+    """The core's counters with its ``*_total`` counters counted from ``baseline`` (the
+    values after the replay: totals count this process); gauges as they are."""
+    out: dict[str, int] = {}
+    for key, value in core.items():
+        name = key.split("{", 1)[0]
+        if name in GAUGES or not name.endswith("_total"):
+            out[key] = int(value)
+        else:
+            out[key] = int(value) - int(baseline.get(key, 0))
+    return out
+
+
 def bias_samples(biases: list[SensorBias]) -> dict[str, float]:
     """Prometheus samples of the sensors' pointing-bias estimates (urad), labelled by
     sensor and axis (x, y, z of ECI)."""
