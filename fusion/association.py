@@ -17,6 +17,7 @@ full (N, M) computation, so gates and assignments do not depend on it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +36,8 @@ _TINY = float(np.nextafter(0.0, 1.0))  # den >= _TINY: den > 0
 _MAY_GATE_FACTOR = 2.0  # may_gate keeps rows up to twice the angle its bound allows
 _G_MAX = 10.0  # m/s^2, gravity at or above the surface (may_gate's straight-line miss)
 _MISS_FLOOR_M = 10.0  # m, added to that miss
+_QUICK_MAX_ROWS = 16  # may_gate_any screens in Python up to this many rows ...
+_QUICK_SLACK = 1e-9  # ... with this slack on the cosines (rounding is ~1e-16)
 
 
 def gate_threshold(probability: float, dof: int = 2) -> float:
@@ -105,6 +108,49 @@ def may_gate(
     ok = np.isfinite(angle) & np.all(np.isfinite(u), axis=1)
     # a row that is not a number is kept: the gate decides (it passes no pair)
     return np.any(u @ np.asarray(los, float).T >= c_min[:, None], axis=1) | ~ok
+
+
+def may_gate_any(
+    x: np.ndarray,
+    P: np.ndarray,
+    dt: np.ndarray,
+    sensor_position: np.ndarray,
+    los: np.ndarray,
+    sigma: np.ndarray,
+    gates: np.ndarray,
+) -> bool:
+    """False only if :func:`may_gate` keeps no row (same arguments): its bound in
+    Python floats with slack on the cosines, cheaper than numpy for a few rows. True
+    (not known) for more than ``_QUICK_MAX_ROWS`` rows or any number out of range."""
+    n = x.shape[0]
+    if n > _QUICK_MAX_ROWS:
+        return True
+    if n == 0 or los.shape[0] == 0:
+        return False
+    diag = P.diagonal(axis1=1, axis2=2).tolist()
+    rays = np.asarray(los, float).tolist()
+    s2_max = float(np.max(np.asarray(sigma, float) ** 2))
+    sx, sy, sz = (float(c) for c in sensor_position)
+    for xr, pr, t, g in zip(
+        x.tolist(), diag, np.asarray(dt, float).tolist(), gates.tolist(), strict=True
+    ):
+        try:
+            dx, dy, dz = xr[0] + xr[3] * t - sx, xr[1] + xr[4] * t - sy, xr[2] + xr[5] * t - sz
+            rho = math.sqrt(dx * dx + dy * dy + dz * dz)
+            s_pos = math.sqrt(pr[0] + pr[1] + pr[2]) + t * math.sqrt(pr[3] + pr[4] + pr[5])
+            s_pos += 0.5 * t * t * math.sqrt(pr[6] + pr[7] + pr[8])
+            a_norm = math.sqrt(xr[6] * xr[6] + xr[7] * xr[7] + xr[8] * xr[8])
+            miss_m = 0.5 * (_G_MAX + a_norm) * t * t + _MISS_FLOOR_M
+            tan_gate = math.sqrt(g * ((s_pos / rho) ** 2 + s2_max))
+            angle = _MAY_GATE_FACTOR * math.atan(tan_gate) + miss_m / rho
+            if not angle < math.pi - _QUICK_SLACK:
+                return True
+            c_min = math.cos(angle) - _QUICK_SLACK
+            if any((dx * lx + dy * ly + dz * lz) / rho >= c_min for lx, ly, lz in rays):
+                return True
+        except (ValueError, ZeroDivisionError, OverflowError):
+            return True
+    return False
 
 
 def gate(

@@ -232,13 +232,13 @@ def process_noise(
     t, qa, qj = np.broadcast_arrays(t, qa, qj)
     t2, t3, t4, t5 = t * t, t**3, t**4, t**5
     z = np.zeros_like(t)
-    a = np.stack([t3 / 3, t2 / 2, z, t2 / 2, t, z, z, z, z], axis=-1).reshape(-1, 3, 3)
-    j = np.stack(
-        [t5 / 20, t4 / 8, t3 / 6, t4 / 8, t3 / 3, t2 / 2, t3 / 6, t2 / 2, t], axis=-1
-    ).reshape(-1, 3, 3)
-    ba = a[:, _BLK, _BLK.T] * _DIAG
-    bj = j[:, _BLK, _BLK.T] * _DIAG
-    return qa[:, None, None] * ba + qj[:, None, None] * bj
+    h2, h3, s3, e4 = t2 / 2, t3 / 3, t3 / 6, t4 / 8
+    a = np.stack([h3, h2, z, h2, t, z, z, z, z], axis=-1)
+    j = np.stack([t5 / 20, e4, s3, e4, h3, h2, s3, h2, t], axis=-1)
+    # the 3x3 coefficients first, then spread: the same products and sums per element as
+    # qa kron(a, I3) + qj kron(j, I3), on (N, 9) instead of (N, 9, 9)
+    c = (qa[:, None] * a + qj[:, None] * j).reshape(-1, 3, 3)
+    return c[:, _BLK, _BLK.T] * _DIAG
 
 
 def _noise_blocks(t: float) -> tuple[np.ndarray, np.ndarray]:

@@ -72,7 +72,10 @@ def propagate_to_surface(
         live = ~done & (t < max_flight_s)
         if not np.any(live):
             break
-        rl, vl, hl, ib = r[live], v[live], h[live], inv_beta[live]
+        every = bool(live.all())  # the usual case: no gathering and scattering
+        rl, vl, hl, ib = (
+            (r, v, h, inv_beta) if every else (r[live], v[live], h[live], inv_beta[live])
+        )
         vr = np.einsum("ki,ki->k", rl, vl) / np.linalg.norm(rl, axis=1)
         descent = np.maximum(-vr, 1.0)
         # Long steps in vacuum, shortened to arrive near the top of the atmosphere; in
@@ -117,6 +120,10 @@ def propagate_to_surface(
             hit_r[idx] = pos
             hit_t[idx] = t[idx] + f * dt[crossed]
             done[idx] = True
+        if every:
+            r, v, h = rn, vn, hn
+            t += dt
+            continue
         idx = np.flatnonzero(live)
         r[idx], v[idx], h[idx] = rn, vn, hn
         t[idx] += dt

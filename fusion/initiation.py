@@ -79,40 +79,33 @@ def earth_blocks(origin: np.ndarray, direction: np.ndarray, t: np.ndarray) -> np
     return (ellipsoid_height(p) < _EARTH_BLOCK_DEPTH_M) & (tc < t - _AT_END_M)
 
 
+def skew(v: np.ndarray) -> np.ndarray:
+    """The matrix ``K`` with ``K @ w = v x w`` (3, 3)."""
+    x, y, z = (float(c) for c in v)
+    return np.array([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]])
+
+
 def screen_pairs(
-    origin: np.ndarray,
-    los: np.ndarray,
-    sigma_max: float,
-    s2: np.ndarray,
-    u2: np.ndarray,
-    sig2: np.ndarray,
-    dt: np.ndarray,
-    cfg: FusionConfig,
+    origin: np.ndarray, los: np.ndarray, lines: np.ndarray, far: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Index pairs ``(m, b)`` (row-major order) of new rays ``origin + t los[m]`` and
-    waiting rays ``s2[b] + t u2[b]`` (m, unit vectors, one ECI frame) that may pass
-    the exact miss test of :meth:`InitiationBuffer.pair`; a superset of them.
+    waiting lines ``b`` that may pass the exact miss test of
+    :meth:`InitiationBuffer.pair`; a superset of them.
 
-    A pair passes only if the rays come within ``T = miss_sigmas * max_range *
-    hypot(sigma_max, sig2) + max_speed * dt`` (m, the largest tolerance at ranges below
-    ``max_range``) at ``0 < t < max_range``. The waiting ray lies in the plane through
-    ``origin`` with unit normal ``n ~ (s2 - origin) x u2``, at distance ``D`` (m) from
-    ``origin``; the new ray's point then is at least ``D - T`` from ``origin`` and within
-    ``T`` of that plane, so ``|los . n| <= T / (D - T)``. Slack of a millionth and 1 m
-    absorbs rounding; waiting rays with ``D <= 2 T`` are not screened. Costs one
-    (M, 3) x (3, B) product instead of the exact (M, B) closest approaches.
+    ``lines`` (B, 6) are the waiting rays in Pluecker coordinates ``(u, s x u)`` (unit
+    ``u``, origin ``s``; m, one ECI frame), ``far`` (B,) m a bound on each one's
+    tolerance ``T`` (the largest at ranges below ``max_range``, plus slack). A pair
+    passes only if the rays come within ``T`` at ``0 < t < max_range``. With ``c = (s -
+    origin) x u`` (``|c| = D``, the waiting line's distance from ``origin``), the new
+    ray's point then is at least ``D - T`` from ``origin`` and within ``T`` of the plane
+    of ``origin`` and the line, so ``|los . c| <= D T / (D - T) <= 2 T`` where ``D >=
+    2 T``, and ``|los . c| <= D < 2 T`` elsewhere. ``los . c = (origin x los) . u + los .
+    (s x u)``: one (M, 6) x (6, B) product per frame, no per-pair geometry.
     """
-    reach = cfg.init_miss_sigmas * cfg.max_range_m * np.hypot(sigma_max, sig2)
-    far = (reach + cfg.init_max_speed_mps * dt) * (1.0 + 1e-6) + 1.0  # (B,) m
-    c = np.cross(s2 - origin, u2)
-    c_norm = np.linalg.norm(c, axis=1)
-    dist = c_norm / np.linalg.norm(u2, axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        n = c / c_norm[:, None]
-        bound = far / (dist - far) * (1.0 + 1e-6) + 1e-9
-    near = np.abs(los @ n.T) <= bound[None, :]
-    near[:, ~(dist > 2.0 * far)] = True
-    return np.nonzero(near)
+    new = np.empty((los.shape[0], 6))
+    new[:, :3] = los @ skew(origin).T
+    new[:, 3:] = los
+    return np.nonzero(np.abs(new @ lines.T) <= 2.0 * far)
 
 
 def greedy_pairs(mi: np.ndarray, bi: np.ndarray, order: np.ndarray) -> np.ndarray:
@@ -164,39 +157,72 @@ class Candidate:
     score: float  # miss distance in units of its tolerance (smaller is better)
 
 
+# Columns of the buffer's packed rows (one row per waiting detection).
+_T, _CODE, _SIGMA, _REACH = 0, 1, 2, 3  # s, sensor code, rad, m (miss_sigmas * range * sigma)
+_ORIGIN, _LOS, _MOMENT = slice(4, 7), slice(7, 10), slice(10, 13)  # m, unit, m
+_LINE = slice(7, 13)  # Pluecker coordinates (los, origin x los)
+_N_COLS = 13
+_FAR_SLACK = 1.0 + 1e-6  # relative and ...
+_FAR_SLACK_M = 1.0  # ... absolute slack on the screen's tolerance (rounding)
+
+
 class InitiationBuffer:
     """Unclaimed detections of the last ``init_window_s`` and the pairing of new ones.
 
     Bounded: detections older than the window are dropped, and at most ``capacity``
-    are kept (the oldest go first).
+    are kept (the oldest go first). Stored as packed rows (time, sensor code, origin,
+    LOS, ``origin x LOS``, sigma, the screen's reach) in time order, live from ``_lo``
+    to ``_hi``: expiry moves ``_lo``, no copy.
     """
 
     def __init__(self, config: FusionConfig, capacity: int = 4096) -> None:
         self.config = config
         self.capacity = capacity
         self._sin_min = float(np.sin(np.radians(config.init_min_angle_deg)))
+        self._reach_per_sigma = config.init_miss_sigmas * config.max_range_m
         self._codes: dict[str, int] = {}
         self._names: list[str] = []
-        self._t = np.zeros(0)
-        self._code = np.zeros(0, dtype=np.int64)
-        self._origin = np.zeros((0, 3))
-        self._los = np.zeros((0, 3))
-        self._sigma = np.zeros(0)
+        self._rows = np.zeros((256, _N_COLS))
+        self._lo = self._hi = 0
 
     def __len__(self) -> int:
-        return int(self._t.size)
+        return self._hi - self._lo
+
+    @property
+    def _live(self) -> np.ndarray:
+        return self._rows[self._lo : self._hi]
+
+    @property
+    def _t(self) -> np.ndarray:
+        return self._live[:, _T]
+
+    @property
+    def _code(self) -> np.ndarray:
+        return self._live[:, _CODE].astype(np.int64)
+
+    @property
+    def _origin(self) -> np.ndarray:
+        return self._live[:, _ORIGIN]
+
+    @property
+    def _los(self) -> np.ndarray:
+        return self._live[:, _LOS]
+
+    @property
+    def _sigma(self) -> np.ndarray:
+        return self._live[:, _SIGMA]
 
     def _keep(self, mask: np.ndarray) -> None:
-        self._t = self._t[mask]
-        self._code = self._code[mask]
-        self._origin = self._origin[mask]
-        self._los = self._los[mask]
-        self._sigma = self._sigma[mask]
+        """Keep the live rows where ``mask`` is true (compacted to the front)."""
+        kept = self._live[mask]
+        self._rows[: kept.shape[0]] = kept
+        self._lo, self._hi = 0, kept.shape[0]
 
     def prune(self, t_s: float) -> None:
         """Drop detections older than ``t_s - init_window_s``."""
-        if self._t.size and self._t[0] < t_s - self.config.init_window_s:
-            self._keep(self._t >= t_s - self.config.init_window_s)
+        cut = t_s - self.config.init_window_s
+        if self._hi > self._lo and self._rows[self._lo, _T] < cut:
+            self._keep(self._t >= cut)
 
     def add(
         self, t_s: float, sensor_id: str, origin: np.ndarray, los: np.ndarray, sigma: np.ndarray
@@ -208,15 +234,22 @@ class InitiationBuffer:
         code = self._codes.setdefault(sensor_id, len(self._codes))
         if code == len(self._names):
             self._names.append(sensor_id)
-        self._t = np.concatenate([self._t, np.full(m, t_s)])
-        self._code = np.concatenate([self._code, np.full(m, code, dtype=np.int64)])
-        self._origin = np.concatenate([self._origin, np.broadcast_to(origin, (m, 3))])
-        self._los = np.concatenate([self._los, los])
-        self._sigma = np.concatenate([self._sigma, sigma])
-        if self._t.size > self.capacity:
-            keep = np.zeros(self._t.size, bool)
-            keep[-self.capacity :] = True
-            self._keep(keep)
+        if self._hi + m > self._rows.shape[0]:
+            live = self._live.copy()
+            size = max(self._rows.shape[0], 2 * (live.shape[0] + m))
+            self._rows = np.zeros((size, _N_COLS))
+            self._rows[: live.shape[0]] = live
+            self._lo, self._hi = 0, live.shape[0]
+        new = self._rows[self._hi : self._hi + m]
+        new[:, _T] = t_s
+        new[:, _CODE] = code
+        new[:, _ORIGIN] = origin
+        new[:, _LOS] = los
+        new[:, _MOMENT] = los @ skew(origin).T
+        new[:, _SIGMA] = sigma
+        new[:, _REACH] = self._reach_per_sigma * np.abs(sigma)
+        self._hi += m
+        self._lo = max(self._lo, self._hi - self.capacity)
 
     def pair(
         self, t_s: float, sensor_id: str, origin: np.ndarray, los: np.ndarray, sigma: np.ndarray
@@ -230,17 +263,24 @@ class InitiationBuffer:
         cfg = self.config
         self.prune(t_s)
         m_count = los.shape[0]
-        code = self._codes.get(sensor_id, -1)
-        sel = np.flatnonzero((self._code != code) & (self._t <= t_s))
-        if m_count == 0 or sel.size == 0:
+        if m_count == 0 or self._hi == self._lo:
             return [], np.arange(m_count)
-        s2 = self._origin[sel]  # (B, 3)
-        u2 = self._los[sel]
-        sig2 = self._sigma[sel]
-        dt = t_s - self._t[sel]
-        mi, bi = screen_pairs(origin, los, float(np.max(sigma)), s2, u2, sig2, dt, cfg)
+        live = self._live
+        sigma_max = float(np.max(np.abs(sigma)))
+        if sigma_max != sigma_max:  # a sigma not a number passes no pair: the others
+            sigma_max = float(np.nanmax(np.abs(sigma))) if np.any(sigma == sigma) else 0.0
+        speed = cfg.init_max_speed_mps
+        # hypot(sigma, sigma_b) <= sigma + sigma_b: the tolerance bound of screen_pairs
+        far = live[:, _REACH] + speed * (t_s - live[:, _T])
+        far = (far + self._reach_per_sigma * sigma_max) * _FAR_SLACK + _FAR_SLACK_M
+        far[(live[:, _CODE] == self._codes.get(sensor_id, -1)) | (live[:, _T] > t_s)] = -1.0
+        mi, bi = screen_pairs(origin, los, live[:, _LINE], far)
         if mi.size == 0:  # the usual case in clutter: no ray comes near enough
             return [], np.arange(m_count)
+        s2 = live[:, _ORIGIN]  # (B, 3) views of the live rows
+        u2 = live[:, _LOS]
+        sig2 = live[:, _SIGMA]
+        dt = t_s - live[:, _T]
         t1, t2, miss, sin_a = closest_points(origin, los[mi], s2[bi], u2[bi])  # (K,)
         with np.errstate(invalid="ignore"):
             geo = np.sqrt((sigma[mi] * t1) ** 2 + (sig2[bi] * t2) ** 2)
@@ -274,11 +314,11 @@ class InitiationBuffer:
             motion = cfg.init_velocity_sigma_mps * dt[b]
             var = np.array([(sigma[m] * t1[k]) ** 2, (sig2[b] * t2[k]) ** 2 + motion**2])
             pos, cov = triangulate(np.stack([origin, s2[b]]), np.stack([los[m], u2[b]]), var)
-            other = self._names[int(self._code[sel[b]])]
+            other = self._names[int(live[b, _CODE])]
             out.append((m, Candidate(pos, cov, (sensor_id, other), float(score[k]))))
         if used_b:
-            keep_mask = np.ones(self._t.size, bool)
-            keep_mask[sel[sorted(used_b)]] = False
+            keep_mask = np.ones(len(self), bool)
+            keep_mask[sorted(used_b)] = False
             self._keep(keep_mask)
         out.sort(key=lambda c: c[0])
         left = np.array([m for m in range(m_count) if m not in used_m], dtype=int)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tracklayer.fusion.association import gate, gate_threshold, may_gate
+from tracklayer.fusion.association import gate, gate_threshold, may_gate, may_gate_any
 from tracklayer.fusion.domain import NS_PER_S
 from tracklayer.fusion.dynamics import process_noise, propagate_short
 from tracklayer.fusion.filters import predict
@@ -75,6 +75,33 @@ def test_the_screen_keeps_a_row_that_is_not_a_number():
         np.array([20e-6]), np.array([9.0]),
     )  # fmt: skip
     assert kept.tolist() == [True]
+
+
+def test_the_quick_screen_says_no_only_where_the_screen_keeps_nothing():
+    """may_gate_any (Python floats, a few rows) is False only if may_gate keeps no row:
+    one row at a time, on rows near and far from the detections, with edge cases."""
+    rng = np.random.default_rng(7)
+    gates = np.full(1, gate_threshold(0.9999))
+    seen = {True: 0, False: 0}
+    for _ in range(3000):
+        x, P = _cloud(rng, 1)
+        dt = rng.uniform(0.0, 2.0, 1)
+        los = los_to(x[:, :3] + x[:, 3:6] * dt[:, None], _SENSOR)
+        los = los + rng.normal(size=(3, 3)) * 10.0 ** rng.uniform(-5.0, -1.0)
+        los /= np.linalg.norm(los, axis=1)[:, None]
+        sigma = np.full(3, 20e-6)
+        kept = bool(may_gate(x, P, dt, _SENSOR, los, sigma, gates)[0])
+        quick = may_gate_any(x, P, dt, _SENSOR, los, sigma, gates)
+        assert quick or not kept
+        seen[kept] += 1
+    assert min(seen.values()) > 300  # both outcomes covered
+    nan = np.zeros((1, 9))
+    nan[0, 0] = np.nan
+    args = (np.eye(9)[None], np.zeros(1), _SENSOR, np.array([[1.0, 0.0, 0.0]]))
+    assert may_gate_any(nan, *args, np.array([20e-6]), np.array([9.0]))
+    at_sensor = np.zeros((1, 9))
+    at_sensor[0, :3] = _SENSOR
+    assert may_gate_any(at_sensor, *args, np.array([20e-6]), np.array([9.0]))
 
 
 def test_per_row_steps_equal_one_call_per_row():

@@ -14,7 +14,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..association import Gating, assign_pairs, gate, gate_threshold, may_gate
+from ..association import (
+    Gating,
+    assign_pairs,
+    gate,
+    gate_threshold,
+    may_gate,
+    may_gate_any,
+)
 from ..config import FusionConfig
 from ..domain import NS_PER_S, SensorFrame, TrackReport, TrackStatus
 from ..dynamics import ACC, N_STATE, POS, VEL, cross_omega, ellipsoid_height
@@ -133,12 +140,10 @@ class Tracker:
         rows = self._rows
         main = rows.main_rows()
         dt = (frame.time_ns - rows.t_ns[main]) / NS_PER_S
-        sel = np.flatnonzero(
-            may_gate(
-                rows.x[main], rows.P[main], dt, frame.position, frame.los, frame.sigma,
-                self._gates(main),
-            )
-        )  # fmt: skip
+        args = (rows.x[main], rows.P[main], dt, frame.position, frame.los, frame.sigma)
+        if not may_gate_any(*args, self._gates(main)):  # most frames of a sparse scene
+            return np.zeros(0, int)
+        sel = np.flatnonzero(may_gate(*args, self._gates(main)))
         if sel.size:
             rows.sync(np.concatenate([main[sel], self._shadow_rows(main[sel])]), frame.time_ns)
         return sel

@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tracklayer.services.evaluation import evaluate_recording
-
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``tracklayer evaluate`` and its flags."""
@@ -54,6 +52,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate ``args.input``; the exit status (0, or 1 when worse than the baseline)."""
+    # imported here: every other command (tracklayer track above all) skips its import
+    from tracklayer.services.evaluation import evaluate_recording
+
     return evaluate_recording(
         Path(args.input),
         report_dir=Path(args.report) if args.report else None,
