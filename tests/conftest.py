@@ -12,6 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from grpc.experimental.aio import init_grpc_aio
+
+# grpc.aio shuts its poller down (joining the poller thread) when its last object is
+# freed; a server or channel of a test's event loop freed later by the garbage collector,
+# after that loop closed, can hang that join for ever (grpc/grpc#22365, #40989: the poller
+# blocks writing to a socket no loop reads). One reference held for the whole session,
+# taken on the main thread, keeps the poller up: grpc's own advice.
+init_grpc_aio()
 
 
 @pytest.fixture(scope="session")
