@@ -1,10 +1,11 @@
 """The live map's server without a browser: the track store with ``http`` on a free port,
-its server-sent events read by aiohttp's client, the picture and the JSON it keeps, and
-the errors of ``--http``."""
+its server-sent events read by aiohttp's client, the picture it keeps, the two encodings
+(protobuf bytes for the page, JSON for ``/api/snapshot``), and the errors of ``--http``."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import socket
 from pathlib import Path
@@ -17,12 +18,17 @@ from tracklayer.services.cli import main
 from tracklayer.services.errors import UserError
 from tracklayer.services.live_map.picture import LiveMapPicture
 from tracklayer.services.live_map.server import PAGE_QUEUE, _Page, parse_http_address
-from tracklayer.services.live_map.view import report_text
+from tracklayer.services.live_map.view import report_text, reports_b64
 from tracklayer.services.store_service.servicer import start_track_store_server
 from tracklayer.v1 import track_pb2, track_store_service_pb2_grpc
 from tracklayer.v1 import track_store_service_pb2 as ts
 
 T0 = 1_767_225_600
+
+
+def decoded(b64: str) -> list[track_pb2.TrackReport]:
+    """What the page gets, decoded by the protobuf runtime (independent of the encoder)."""
+    return list(ts.ListTracksResponse.FromString(base64.b64decode(b64, validate=True)).tracks)
 
 
 def report(tid: str, rev: int, lat: float = 10.0, lon: float = 20.0, status: int = 2):
@@ -70,51 +76,72 @@ def test_report_json_writes_null_for_numbers_that_are_not_finite_and_escapes_ids
     assert d["lon"] == 20.0 and d["impact"]["a"] is None and d["impact"]["b"] == 1e3
 
 
+def test_the_page_gets_the_reports_own_bytes_in_order_whatever_their_size():
+    small = track_pb2.TrackReport(track_id="f-4", revision=1)
+    reps = [report("f-1", 1), report("f-2", 1), report('f-"3"', 2, lat=float("nan")), small]
+    reps[0].covariance.extend([1.0] * 2100)
+    p = reps[1].sensor_positions.add(sensor_id="sat-1-1", latitude_deg=1.5, altitude_m=8e5)
+    p.time.seconds = T0
+    sizes = [len(r.SerializeToString()) for r in reps]
+    assert sizes[0] > 2**14 and 2**7 < sizes[1] < 2**14 and sizes[3] < 2**7  # 3-, 2-, 1-byte
+    assert decoded(reports_b64(reps)) == reps
+    assert decoded(reports_b64([])) == []
+
+
 def test_picture_keeps_the_latest_revision_a_bounded_trail_and_forgets_deleted_tracks():
     pic = LiveMapPicture(trail_points=3)
     changes = pic.apply([report("f-1", r, lon=r) for r in range(1, 6)])
-    assert [json.loads(c)["rev"] for c in changes] == [1, 2, 3, 4, 5]
+    assert [c.revision for c in changes] == [1, 2, 3, 4, 5]
     assert pic.apply([report("f-1", 2)]) == []  # an older revision changes nothing
     assert [p[2] for p in pic.trail("f-1")] == [3.0, 4.0, 5.0]
     snap = pic.snapshot()
     assert [t["id"] for t in snap["tracks"]] == ["f-1"] and len(snap["tracks"][0]["trail"]) == 3
-    assert snap["satellites"] == []  # no report placed one
+    assert snap["satellites"] == [] and snap["status"]["latest"] == T0 + 5
     placed = report("f-1", 7)
     p = placed.sensor_positions.add(sensor_id="sat-1-1", latitude_deg=1.23456, altitude_m=8e5)
     p.longitude_deg, p.time.seconds = float("nan"), T0 + 6
     pic.apply([placed])
     here = {"id": "sat-1-1", "lat": 1.2346, "lon": None, "alt": 8e5, "t": T0 + 6}
     assert pic.satellites() == [here]
+    page = json.loads(pic.snapshot_text())  # what a page gets on connecting
+    assert decoded(page["tracks"]) == [placed] and [p[2] for p in page["trails"]["f-1"]] == [
+        4.0,
+        5.0,
+        20.0,
+    ]
     gone = pic.apply([report("f-1", 8, status=4)])
-    assert json.loads(gone[0])["status"] == "DELETED" and pic.snapshot()["tracks"] == []
-    assert pic.snapshot()["satellites"] == [here]  # still where it was seen
-    much_later = report("f-2", 1)
-    q = much_later.sensor_positions.add(sensor_id="sat-2-1")
-    q.time.seconds = T0 + 6 + 601
-    pic.apply([much_later])
+    assert gone[0].status == track_pb2.TRACK_STATUS_DELETED and pic.snapshot()["tracks"] == []
+    assert pic.satellites() == [] and pic.status()["live"] == 0
+    a, b = report("f-2", 1), report("f-3", 1)
+    a.sensor_positions.add(sensor_id="sat-1-1").time.seconds = T0 + 6
+    b.sensor_positions.add(sensor_id="sat-2-1").time.seconds = T0 + 6 + 601
+    pic.apply([a, b])
     assert [s["id"] for s in pic.satellites()] == ["sat-2-1"]  # sat-1-1: 10 min older
 
 
 def test_without_a_page_nothing_is_encoded_until_a_page_asks(monkeypatch):
-    import tracklayer.services.live_map.picture as picture_module
+    from tracklayer.services.live_map import server as srv
 
-    encoded: list[str] = []
+    encoded: list[list[str]] = []
 
-    def counting(msg):
-        encoded.append(msg.track_id)
-        return report_text(msg)
+    def counting(msgs):
+        encoded.append([m.track_id for m in msgs])
+        return reports_b64(msgs)
 
-    monkeypatch.setattr(picture_module, "report_text", counting)
-    pic = LiveMapPicture()
-    assert pic.apply([report("f-1", 1), report("f-1", 2, lon=21.0)], encode=False) == []
-    assert pic.apply([report("f-2", 1), report("f-3", 1, status=4)], encode=False) == []
-    assert encoded == []
-    snap = pic.snapshot()  # a page connects: each live track encoded once, now
-    assert sorted(encoded) == ["f-1", "f-2"]
-    assert [t["id"] for t in snap["tracks"]] == ["f-1", "f-2"] and snap["tracks"][0]["rev"] == 2
-    assert [p[2] for p in snap["tracks"][0]["trail"]] == [20.0, 21.0]
-    pic.snapshot()
-    assert sorted(encoded) == ["f-1", "f-2"]  # kept, not encoded again
+    monkeypatch.setattr(srv, "reports_b64", counting)
+    pic, pending = LiveMapPicture(), srv._Pending()
+    on_batch = srv._listener(pic, pending)
+    on_batch([report("f-1", 1), report("f-1", 2, lon=21.0)])
+    on_batch([report("f-2", 1), report("f-3", 1, status=4)])
+    assert srv._flush_once(pic, pending, set(), status=True) == b""
+    assert encoded == [] and not pending.batches
+    assert [p[2] for p in pic.trail("f-1")] == [21.0]  # one point per flush
+    page = json.loads(pic.snapshot_text())  # a page connects
+    assert [(m.track_id, m.revision) for m in decoded(page["tracks"])] == [("f-1", 2), ("f-2", 1)]
+    on_batch([report("f-1", 3, lon=22.0)])
+    data = srv._flush_once(pic, pending, {srv._Page()}, status=True).decode()
+    assert encoded == [["f-1"]] and data.startswith("event: reports\ndata: ")
+    assert '\n\nevent: status\ndata: {"rate":' in data
 
 
 def test_batches_waiting_for_a_flush_stay_bounded_and_keep_each_tracks_latest(monkeypatch):
@@ -190,17 +217,24 @@ def test_events_start_with_a_snapshot_then_stream_changes_and_status(tmp_path: P
                         stream = events(resp)
                         name, snap = await anext(stream)
                         assert name == "snapshot"
-                        assert [t["id"] for t in snap["tracks"]] == ["f-1"]
+                        assert [t.track_id for t in decoded(snap["tracks"])] == ["f-1"]
+                        assert [p[2] for p in snap["trails"]["f-1"]] == [20.0]
                         await publish(report("f-1", 2, lon=21.0), report("f-2", 1))
-                        seen: dict[str, dict] = {}
+                        seen: dict[str, track_pb2.TrackReport] = {}
                         status = None
                         while "f-2" not in seen or status is None:
                             name, data = await asyncio.wait_for(anext(stream), 3)
                             if name == "reports":
-                                seen.update({r["id"]: r for r in data})
+                                seen.update({r.track_id: r for r in decoded(data)})
                             elif name == "status":
                                 status = data
-                        assert seen["f-1"]["rev"] == 2 and seen["f-1"]["lon"] == 21.0
+                        assert seen["f-1"].revision == 2 and seen["f-1"].longitude_deg == 21.0
+                        async with http.get(url + "api/snapshot") as snapshot:
+                            readable = await snapshot.json()
+                        assert [(t["id"], t["rev"]) for t in readable["tracks"]] == [
+                            ("f-1", 2),
+                            ("f-2", 1),
+                        ]
                         # the server stops with this page still connected
                         await asyncio.wait_for(server.stop(0.5), 5)
                         rest = [e async for e in stream]

@@ -1,20 +1,21 @@
 """The live map's web server (``tracklayer consumer --http HOST:PORT``), on the track
-store's event loop (aiohttp).
+store's event loop (aiohttp, imported only when ``--http`` is given).
 
-- ``GET /``: the page; ``GET /static/...``: its script, style, Natural Earth land outlines
-  and licence files (all in the package: no CDN, no tiles, no internet).
-- ``GET /events``: server-sent events. On connecting, one ``snapshot`` (every live track
-  with its trail, the satellites' positions, the status); then ``reports`` (the changed
-  tracks, at most every :data:`FLUSH_S` seconds, encoded once for all pages) and
-  ``status`` every second.
-- ``GET /api/snapshot``: the same snapshot as plain JSON (scripts, checks).
+- ``GET /``: the page; ``GET /static/...``: its scripts, style, Natural Earth land
+  outlines and licence files (all in the package: no CDN, no tiles, no internet).
+- ``GET /events``: server-sent events. On connecting, one ``snapshot`` (every live track's
+  latest report, the trails, the status); then ``reports`` (the tracks that changed, at
+  most every :data:`FLUSH_S` seconds) and ``status`` every second, as one write. Reports
+  travel as their own protobuf bytes in base64 (``view.reports_b64``), decoded by the
+  page (``static/wire.js``).
+- ``GET /api/snapshot``: the picture as readable JSON (scripts, checks).
 
 The feed is an in-process listener on the store's fan-out of stored reports (the
 broadcaster behind ``SubscribeTracks``), called inside each publish: it only counts the
-batch and keeps each track's latest report, which the flush converts once (each report
-straight to JSON text, joined into one event, written to each page once per flush with
-the status), and not at all while no page is connected. No extra gRPC hop, no queue, no
-polling. A page that reads too slowly is disconnected (its browser
+batch and keeps it. Once per flush each changed track's latest report is serialized once
+for all pages and its trail gets a point; while no page is connected nothing is encoded
+and the picture is brought up to date every :data:`IDLE_FLUSH_S` only. No extra gRPC hop,
+no queue, no polling. A page that reads too slowly is disconnected (its browser
 reconnects and starts from a new snapshot).
 """
 
@@ -22,8 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,9 +33,10 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from tracklayer.services.errors import UserError
+from tracklayer.services.live_map.address import is_loopback, parse_http_address
 from tracklayer.services.live_map.picture import LiveMapPicture
-from tracklayer.services.live_map.view import json_array
-from tracklayer.services.rpc.server import kv, parse_host_port
+from tracklayer.services.live_map.view import reports_b64
+from tracklayer.services.rpc.server import kv
 from tracklayer.v1 import track_pb2
 
 log = logging.getLogger("tracklayer.services.live_map")
@@ -67,30 +67,6 @@ class LiveFeed(Protocol):
         """The latest report of each live track, and ``on_batch`` called with every batch
         stored from then on (atomically); returns (current, stop)."""
         ...
-
-
-def parse_http_address(text: str, flag: str = "--http") -> tuple[str, int]:
-    """``HOST:PORT``, ``:PORT`` or ``PORT`` -> (host, port); an empty host is loopback
-    (127.0.0.1), never every interface. UserError naming ``flag``."""
-    text = text.strip()
-    if text.isdigit():
-        text = f"127.0.0.1:{text}"
-    if text.startswith(":"):
-        text = "127.0.0.1" + text
-    host, port = parse_host_port(text, flag)
-    if not host:
-        raise UserError(f"{flag}: expected HOST:PORT, got {text!r}")
-    return host, port
-
-
-def is_loopback(host: str) -> bool:
-    """True for a loopback address or ``localhost``."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _event(name: str, text: str) -> bytes:
@@ -189,18 +165,30 @@ def _listener(picture: LiveMapPicture, pending: _Pending) -> Callable[[list], No
 
 def _send_pending(picture: LiveMapPicture, pending: _Pending, pages: set[_Page]) -> bytes:
     """Apply the pending reports to ``picture``; the ``reports`` event of the changes
-    (encoded once for every page), or nothing when no page is connected (then nothing
-    is encoded at all: a page that connects gets the snapshot)."""
+    (their protobuf bytes, encoded once for every page: ``view.reports_b64``), or
+    nothing when no page is connected (a page that connects gets the snapshot)."""
     if not pending.batches:
         return b""
-    changes = picture.apply(pending.latest(), encode=bool(pages))
-    return _event("reports", json_array(changes)) if changes else b""
+    changes = picture.apply(pending.latest())
+    return _event("reports", f'"{reports_b64(changes)}"') if changes and pages else b""
 
 
 def _offer(pages: set[_Page], data: bytes) -> None:
     if data:
         for page in list(pages):
             page.offer(data)
+
+
+def _flush_once(
+    picture: LiveMapPicture, pending: _Pending, pages: set[_Page], *, status: bool
+) -> bytes:
+    """One flush: the pending reports applied to ``picture``; what to write to each page
+    (the ``reports`` event of the changes and, with ``status``, the ``status`` event, as
+    one write), or nothing when no page is connected."""
+    data = _send_pending(picture, pending, pages)
+    if pages and status:
+        data += _event("status", picture.status_text())
+    return data
 
 
 async def _flush(picture: LiveMapPicture, pending: _Pending, pages: set[_Page]) -> None:
@@ -214,12 +202,11 @@ async def _flush(picture: LiveMapPicture, pending: _Pending, pages: set[_Page]) 
         if not pages and loop.time() < next_idle:
             continue
         next_idle = loop.time() + IDLE_FLUSH_S
+        status = bool(pages) and loop.time() >= next_status
+        if status:
+            next_status = loop.time() + STATUS_S
         try:
-            data = _send_pending(picture, pending, pages)
-            if pages and loop.time() >= next_status:
-                next_status = loop.time() + STATUS_S
-                status = {**picture.status(), "satellites": picture.satellites()}
-                data += _event("status", json.dumps(status, separators=(",", ":")))
+            data = _flush_once(picture, pending, pages, status=status)
         except Exception:  # a bug here must not stop the map for good, nor grow pending
             pending.batches.clear()
             log.exception("live map flush failed")
@@ -270,7 +257,7 @@ def build_app(picture: LiveMapPicture, pending: _Pending, pages: set[_Page]) -> 
 
     async def snapshot(_request: web.Request) -> web.Response:
         _offer(pages, _send_pending(picture, pending, pages))
-        return web.Response(text=picture.snapshot_text(), content_type="application/json")
+        return web.json_response(picture.snapshot())
 
     app = web.Application()
     app.router.add_get("/", index)
@@ -302,7 +289,7 @@ async def start_live_map(feed: LiveFeed, address: str, *, flag: str = "--http") 
         raise UserError(f"{flag}: cannot listen on {host}:{port}: {exc.strerror}") from None
     bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     current, stop_feed = feed.open_feed(_listener(picture, pending))
-    picture.apply(current, encode=False)
+    picture.apply(current)
     tasks = [asyncio.create_task(_flush(picture, pending, pages), name="live-map-flush")]
     server = LiveMapServer(
         runner=runner, host=host, port=bound, tasks=tasks, pages=pages, stop_feed=stop_feed

@@ -22,11 +22,11 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, aclosing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 
 from tracklayer.services.errors import InvalidArgument, NotFound, PermissionDenied, UserError
-from tracklayer.services.live_map.server import LiveMapServer, start_live_map
 from tracklayer.services.rpc.broadcast import Broadcaster
 from tracklayer.services.rpc.server import (
     MetricsEndpoint,
@@ -49,6 +49,9 @@ from tracklayer.services.store_service.track_store import (
     TrackStoreError,
 )
 from tracklayer.v1 import track_pb2, track_store_service_pb2, track_store_service_pb2_grpc
+
+if TYPE_CHECKING:
+    from tracklayer.services.live_map.server import LiveMapServer
 
 log = logging.getLogger("tracklayer.services.store")
 
@@ -311,7 +314,9 @@ async def start_track_store_server(
         if metrics is not None:
             undo.callback(metrics.close)
         live_map = None
-        if http is not None:
+        if http is not None:  # aiohttp is loaded only by a store that serves the map
+            from tracklayer.services.live_map.server import start_live_map
+
             live_map = await start_live_map(servicer, http)
         undo.pop_all()
     log.info(kv("store_open", db=str(db_path), **store.counts()))

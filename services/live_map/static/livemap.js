@@ -1,9 +1,10 @@
 // tracklayer live map: the track store's live picture on a globe or a flat map.
 // Plain JS + canvas, no dependencies. Data: server-sent events from /events (snapshot,
-// reports, status); units as sent: degrees, metres, m/s, seconds since the Unix epoch.
-// Satellites are drawn at their sub-points where the reports last placed them (the
-// status event's satellites), with dashed lines of sight to the tracks they just updated;
-// which satellites fed which tracks the page works out itself from the reports' sensors.
+// reports, status); reports as protobuf bytes decoded by wire.js; units: degrees,
+// metres, m/s, seconds since the Unix epoch. Satellites are drawn at their sub-points
+// where the reports last placed them (each report's `placed`), with dashed lines of
+// sight to the tracks they just updated; which satellites fed which tracks the page
+// works out itself from the reports' sensors.
 // The page's state is exposed as window.tracklayerMap (tests read it).
 "use strict";
 
@@ -43,7 +44,8 @@
   };
   let sensors = [];          // the satellites list: {id, tracks, t, pos}, by id
   const fed = new Map();     // sensor id -> {tracks: Set of track ids, t: newest report time}
-  let placed = new Map();    // sensor id -> {lat, lon, alt, t}: where the reports placed it
+  const placed = new Map();  // sensor id -> {id, lat, lon, alt, t}: where the reports placed it
+  const SAT_FORGET_S = 600;  // placements this much older than the newest are forgotten
   let status = {};
   let selected = null;
   let highlight = null;      // sensor id under the mouse in the satellite list
@@ -52,6 +54,7 @@
   let screen = [];           // [x, y, id] of each drawn sub-point (hover)
   let satScreen = [];        // [x, y, sensor id] of each drawn satellite (hover)
   const geo = window.tracklayerGeo(view);
+  const wire = window.tracklayerWire;
   const { wrap, globeRadius, flatScale, project, strokeLine, ellipsePoints, greatCircle } = geo;
   function size() { return { w: canvas.clientWidth, h: canvas.clientHeight }; }
 
@@ -251,6 +254,10 @@
       f.tracks.add(rep.id); f.t = Math.max(f.t, rep.t);
     }
     if (rep.status === "DELETED") for (const f of fed.values()) f.tracks.delete(rep.id);
+    for (const p of rep.placed) {
+      const old = placed.get(p.id);
+      if (!old || p.t >= old.t) placed.set(p.id, p);
+    }
   }
 
   function applyReport(rep) {
@@ -300,10 +307,10 @@
     if (pendingSince === null) pendingSince = performance.now();
     stats.messages++;
     if (kind === "snapshot") {
-      tracks.clear(); fed.clear();
+      tracks.clear(); fed.clear(); placed.clear();
       for (const rep of data.tracks) applyReport(rep);
       stats.reports += data.tracks.length;
-      showSatellites(data.satellites); showStatus(data.status);
+      showSatellites(); showStatus(data.status);
     } else {
       for (const rep of data) applyReport(rep);
       stats.reports += data.length;
@@ -331,9 +338,11 @@
   }
 
   // The satellites list: those that fed a live track, or any track in the last 10 min.
-  function showSatellites(positions) {
-    placed = new Map((positions || []).map((p) => [p.id, p]));
+  function showSatellites() {
     let newest = -Infinity;
+    for (const p of placed.values()) newest = Math.max(newest, p.t);
+    for (const [sid, p] of placed) if (newest - p.t > SAT_FORGET_S) placed.delete(sid);
+    newest = -Infinity;
     for (const f of fed.values()) newest = Math.max(newest, f.t);
     for (const [sid, f] of fed) if (!f.tracks.size && newest - f.t > 600) fed.delete(sid);
     sensors = [...fed.keys()].sort().map((id) => {
@@ -474,11 +483,17 @@
     const es = new EventSource("/events");
     es.onopen = () => { conn.textContent = "live"; conn.className = "conn on"; };
     es.onerror = () => { conn.textContent = "reconnecting"; conn.className = "conn off"; };
-    es.addEventListener("snapshot", (e) => received("snapshot", JSON.parse(e.data)));
-    es.addEventListener("reports", (e) => received("reports", JSON.parse(e.data)));
-    es.addEventListener("status", (e) => {
-      const s = JSON.parse(e.data); showStatus(s); showSatellites(s.satellites); dirty = true;
+    // An update's time (stats.updateMs) runs from the message's arrival: decoding included.
+    const came = () => { if (pendingSince === null) pendingSince = performance.now(); };
+    es.addEventListener("snapshot", (e) => {
+      came();
+      const d = JSON.parse(e.data);
+      d.tracks = wire.decodeReports(d.tracks);
+      for (const rep of d.tracks) rep.trail = d.trails[rep.id] || [];
+      received("snapshot", d);
     });
+    es.addEventListener("reports", (e) => { came(); received("reports", wire.decodeReports(JSON.parse(e.data))); });
+    es.addEventListener("status", (e) => { showStatus(JSON.parse(e.data)); showSatellites(); dirty = true; });
     return es;
   }
 
