@@ -23,15 +23,15 @@ Two figures, kept apart:
   publishing window (warm-up included) is given beside it.
 
 Beside it, a figure without the noise of a shared machine: the live map's own Python
-work (the listener on every batch, one flush per :data:`FLUSH_S` of publishing time with
-one page, status included) replayed in this process over the same batches, as thread CPU
+work (the listener on every batch, the flushes it brings and the tail timers, with one
+page, status included) replayed in this process over the same batches, as thread CPU
 time. It leaves out aiohttp's socket writes and the event loop's wake-ups.
 
 Usage::
 
     .venv/bin/python benchmarks/bench_live_map.py [--duration 300] [--speed 1]
         [--pairs 3] [--pages 1] [--warmup 30] [--keep DIR] [--no-append]
-        [--no-positions]
+        [--no-positions] [--before OTHER/.venv/bin/tracklayer]
 """
 
 from __future__ import annotations
@@ -143,31 +143,47 @@ def load_page(url: str) -> int:
 
 
 def map_work_cpu(plan: list, speed: float) -> float:
-    """CPU seconds of the live map's own work over ``plan`` at ``speed``, in process."""
-    from tracklayer.services.live_map import server as srv
-    from tracklayer.services.live_map.picture import LiveMapPicture
+    """CPU seconds of the live map's own work over ``plan`` at ``speed``, in process: the
+    store's listener on every batch, the flushes it brings and the timers of the tails,
+    with one page (its queue emptied as aiohttp's writer would)."""
+    import asyncio
+    import heapq
 
-    picture, pending, page = LiveMapPicture(), srv._Pending(), srv._Page()
-    on_batch = srv._listener(picture, pending)
-    t0, next_flush = time.thread_time(), srv.FLUSH_S
+    from tracklayer.services.live_map.feed import LiveMapFeed
+
+    now = [0.0]
+    loop = asyncio.new_event_loop()
+    loop.time = lambda: now[0]  # type: ignore[method-assign]
+    feed = LiveMapFeed(loop)
+    page = feed.open_page()
+    timers = loop._scheduled  # type: ignore[attr-defined]
+    t0 = time.thread_time()
     for off, reps in plan:
-        while off / speed >= next_flush:
-            srv._flush_once(picture, pending, {page}, status=True)
-            next_flush += srv.FLUSH_S
-        on_batch(reps)
-    return time.thread_time() - t0
+        now[0] = off / speed
+        while timers and timers[0].when() <= now[0]:
+            handle = heapq.heappop(timers)
+            if not handle.cancelled():
+                handle._run()
+        feed.on_batch(reps)
+        while not page.queue.empty():
+            page.queue.get_nowait()
+    spent = time.thread_time() - t0
+    feed.close()
+    loop.close()
+    return spent
 
 
 class _Store:
     """A fresh ``tracklayer consumer`` (with ``--http`` if ``http``); its start-up CPU."""
 
-    def __init__(self, work: Path, http: bool) -> None:
+    def __init__(self, work: Path, http: bool, binary: Path = BIN) -> None:
         import grpc
 
         from tracklayer.v1 import track_store_service_pb2_grpc as ts_grpc
 
         tag = time.monotonic_ns()
-        argv = [str(BIN), "consumer", "--listen", "127.0.0.1:0"]
+        self.binary = binary
+        argv = [str(binary), "consumer", "--listen", "127.0.0.1:0"]
         argv += ["--db", str(work / f"store-{tag}.sqlite")]
         argv += ["--http", "127.0.0.1:0"] if http else []
         self.log_path = work / f"store-{tag}.log"
@@ -240,16 +256,19 @@ def concurrent_runs(work: Path, plan: list, args: argparse.Namespace) -> list[di
     """``args.pairs`` stores without and as many with the map, all fed the same schedule
     at the same time; per store: start-up CPU, page CPU, CPU over the whole publishing
     (stat) and run time in the steady window (schedstat), acks, page bytes."""
-    from tracklayer.services.live_map.server import FLUSH_S
+    from tracklayer.services.live_map.feed import FLUSH_S, TAIL_S
 
-    stores = [_Store(work, http) for _ in range(args.pairs) for http in (False, True)]
+    bins = [BIN] + ([Path(args.before)] if args.before else [])
+    stores = [
+        _Store(work, http, b) for _ in range(args.pairs) for b in bins for http in (False, True)
+    ]
     try:
         for s in stores:
             s.open_pages(args.pages)
         plans = [plan] + [_copy(plan) for _ in stores[1:]]
         acks = [0] * len(stores)
         start = time.monotonic() + 0.5
-        end = start + plan[-1][0] / args.speed + FLUSH_S + 0.5
+        end = start + plan[-1][0] / args.speed + FLUSH_S + TAIL_S + 0.5
         cpu0 = [s.cpu() for s in stores]
 
         def feed(i: int) -> None:
@@ -269,6 +288,7 @@ def concurrent_runs(work: Path, plan: list, args: argparse.Namespace) -> list[di
             out.append(
                 {
                     "http": s.url is not None,
+                    "before": s.binary != BIN,
                     "startup": s.startup_cpu,
                     "page": s.page_cpu,
                     "page_bytes": s.page_bytes,
@@ -290,8 +310,30 @@ def _pct(values: list[float], digits: int = 1) -> str:
     return ", ".join(f"{v:+.{digits}f}%" for v in values)
 
 
+def _before(args: argparse.Namespace, runs: list[dict]) -> str:
+    """The ``--before`` stores' figures (same run, same schedule), or nothing."""
+    if not args.before:
+        return ""
+    offs, ons = runs[0::2], runs[1::2]
+    rel = [(b["steady"] - a["steady"]) / a["steady"] * 100 for a, b in zip(offs, ons, strict=True)]
+    span = statistics.mean(r["steady_s"] for r in runs)
+    off_s = statistics.mean(r["steady"] for r in offs)
+    on_s = statistics.mean(r["steady"] for r in ons)
+    return (
+        f"In the same run, {len(offs)} pair(s) of stores of the code before (`{args.before}`): "
+        f"without the map {off_s / span * 100:.2f}% of one core, with it "
+        f"{on_s / span * 100:.2f}%: **{(on_s - off_s) / off_s * 100:+.1f}%** (per pair "
+        f"{_pct(rel)}); start-up {statistics.mean(r['startup'] for r in offs):.2f} s / "
+        f"{statistics.mean(r['startup'] for r in ons):.2f} s CPU, a page opened "
+        f"{statistics.mean(r['page'] for r in ons) * 1000:.0f} ms.\n\n"
+    )
+
+
 def report(args: argparse.Namespace, runs: list[dict], n: int, own: float, load0: float) -> str:
-    """The RESULTS.md section of ``runs`` (pairs: off, on, off, on, ...)."""
+    """The RESULTS.md section of ``runs`` (pairs: off, on, off, on, ...; ``--before`` ones
+    apart)."""
+    before = _before(args, [r for r in runs if r["before"]])
+    runs = [r for r in runs if not r["before"]]
     offs, ons = runs[0::2], runs[1::2]
     span = statistics.mean(r["steady_s"] for r in runs)
     whole_s = statistics.mean(r["whole_s"] for r in runs)
@@ -308,6 +350,7 @@ def report(args: argparse.Namespace, runs: list[dict], n: int, own: float, load0
     flags = f"--duration {args.duration:g} --speed {args.speed:g} --pairs {args.pairs} "
     flags += f"--pages {args.pages} --warmup {args.warmup:g}"
     flags += " --no-positions" if args.no_positions else ""
+    flags += " --before BIN" if args.before else ""
     return (
         f"\n### bench_live_map: {args.scenario} — {stamp}\n\n"
         f"Machine: {machine()}; load average (1 min) at start {load0:.1f}, "
@@ -333,9 +376,9 @@ def report(args: argparse.Namespace, runs: list[dict], n: int, own: float, load0
         f"{start_on:.2f} s with it ({start_on - start_off:+.2f} s); opening a page once "
         f"(page, style, scripts, land outlines: "
         f"{statistics.mean(r['page_bytes'] for r in ons) / 1e3:.0f} kB, then the snapshot) "
-        f"{page * 1000:.0f} ms of the store's CPU.\n\n"
+        f"{page * 1000:.0f} ms of the store's CPU.\n\n{before}"
         f"The map's own Python work replayed in process over the same batches (listener, "
-        f"one flush per second with one page; no sockets; median of 5): {own * 1000:.0f} ms "
+        f"the flushes it brings, one page; no sockets; median of 5): {own * 1000:.0f} ms "
         f"over the publishing = {own / whole_s * 100:.3f}% of one core.\n"
     )
 
@@ -349,6 +392,12 @@ def main() -> int:
     ap.add_argument("--pages", type=int, default=1, help="pages connected to the --http store")
     ap.add_argument("--warmup", type=float, default=30.0, help="s left out of the steady state")
     ap.add_argument("--keep", default=None, help="keep the work folder here")
+    ap.add_argument(
+        "--before",
+        default=None,
+        help="another checkout's tracklayer executable: as many pairs of its stores run "
+        "beside, on the same schedule (before/after in one run)",
+    )
     ap.add_argument("--no-append", action="store_true", help="do not append to RESULTS.md")
     ap.add_argument(
         "--no-positions",

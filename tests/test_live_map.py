@@ -17,7 +17,8 @@ import pytest
 from tracklayer.services.cli import main
 from tracklayer.services.errors import UserError
 from tracklayer.services.live_map.picture import LiveMapPicture
-from tracklayer.services.live_map.server import PAGE_QUEUE, _Page, parse_http_address
+from tracklayer.services.live_map.address import parse_http_address
+from tracklayer.services.live_map.feed import PAGE_QUEUE, LiveMapFeed, Page
 from tracklayer.services.live_map.view import report_text, reports_b64
 from tracklayer.services.store_service.servicer import start_track_store_server
 from tracklayer.v1 import track_pb2, track_store_service_pb2_grpc
@@ -119,8 +120,35 @@ def test_picture_keeps_the_latest_revision_a_bounded_trail_and_forgets_deleted_t
     assert [s["id"] for s in pic.satellites()] == ["sat-2-1"]  # sat-1-1: 10 min older
 
 
-def test_without_a_page_nothing_is_encoded_until_a_page_asks(monkeypatch):
-    from tracklayer.services.live_map import server as srv
+class Clock:
+    """An event loop that never runs, whose time is set by hand: its timers are looked
+    at, or run by hand."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.loop.time = lambda: self.t  # type: ignore[method-assign]
+        self.t = 100.0
+
+    def _due(self, handle: asyncio.TimerHandle) -> float:
+        return handle.when()
+
+    def timers(self) -> list[float]:
+        """Due times (this clock) of the timers armed and not cancelled."""
+        scheduled = self.loop._scheduled  # type: ignore[attr-defined]
+        return sorted(round(self._due(h), 6) for h in scheduled if not h.cancelled())
+
+    def advance(self, to: float) -> None:
+        """Set the clock to ``to``, running the timers due by then."""
+        scheduled = self.loop._scheduled  # type: ignore[attr-defined]
+        due = [h for h in scheduled if not h.cancelled() and self._due(h) <= to + 1e-9]
+        self.t = to
+        for handle in due:
+            handle._run()
+            handle.cancel()
+
+
+def test_without_a_page_nothing_is_encoded_and_no_timer_runs(monkeypatch):
+    from tracklayer.services.live_map import feed as feed_module
 
     encoded: list[list[str]] = []
 
@@ -128,37 +156,92 @@ def test_without_a_page_nothing_is_encoded_until_a_page_asks(monkeypatch):
         encoded.append([m.track_id for m in msgs])
         return reports_b64(msgs)
 
-    monkeypatch.setattr(srv, "reports_b64", counting)
-    pic, pending = LiveMapPicture(), srv._Pending()
-    on_batch = srv._listener(pic, pending)
-    on_batch([report("f-1", 1), report("f-1", 2, lon=21.0)])
-    on_batch([report("f-2", 1), report("f-3", 1, status=4)])
-    assert srv._flush_once(pic, pending, set(), status=True) == b""
-    assert encoded == [] and not pending.batches
-    assert [p[2] for p in pic.trail("f-1")] == [21.0]  # one point per flush
-    page = json.loads(pic.snapshot_text())  # a page connects
-    assert [(m.track_id, m.revision) for m in decoded(page["tracks"])] == [("f-1", 2), ("f-2", 1)]
-    on_batch([report("f-1", 3, lon=22.0)])
-    data = srv._flush_once(pic, pending, {srv._Page()}, status=True).decode()
-    assert encoded == [["f-1"]] and data.startswith("event: reports\ndata: ")
-    assert '\n\nevent: status\ndata: {"rate":' in data
+    monkeypatch.setattr(feed_module, "reports_b64", counting)
+    clock = Clock()
+    feed = LiveMapFeed(clock.loop)
+    feed.on_batch([report("f-1", 1), report("f-1", 2, lon=21.0)])  # the picture starts now
+    clock.t += 1.0
+    feed.on_batch([report("f-2", 1), report("f-3", 1, status=4)])  # kept for 5 s
+    assert encoded == [] and clock.timers() == [] and len(feed.pending.batches) == 1
+    assert [p[2] for p in feed.picture.trail("f-1")] == [21.0]  # one point per flush
+    page = feed.open_page()  # a page connects: what was pending is applied first
+    assert encoded == [] and not feed.pending.batches and clock.timers() == [106.0]
+    snap = json.loads(feed.picture.snapshot_text())
+    assert [(m.track_id, m.revision) for m in decoded(snap["tracks"])] == [("f-1", 2), ("f-2", 1)]
+    assert page.queue.empty()
+    clock.loop.close()
+
+
+def sent(data: bytes) -> tuple[list[tuple[str, int]], dict]:
+    """A flush's write: the (track, revision) of its reports event, its status."""
+    events = dict(
+        (part.split("\n")[0][7:], json.loads(part.split("\ndata: ", 1)[1]))
+        for part in data.decode().split("\n\n")
+        if part
+    )
+    reps = decoded(events["reports"]) if "reports" in events else []
+    return [(m.track_id, m.revision) for m in reps], events["status"]
+
+
+def test_with_a_page_publishes_bring_the_flushes_and_a_timer_only_ends_a_burst():
+    clock = Clock()
+    feed = LiveMapFeed(clock.loop)
+    page = feed.open_page()
+    assert clock.timers() == [105.0]  # a status in 5 s if nothing is published
+    feed.on_batch([report("f-1", 1)])  # the first flush is due at once
+    assert sent(page.queue.get_nowait())[0] == [("f-1", 1)] and clock.timers() == [105.0]
+    clock.t = 100.3
+    feed.on_batch([report("f-1", 2, lon=21.0)])  # too early: a timer for a tail
+    assert page.queue.empty() and clock.timers() == [101.4]
+    clock.t = 101.1
+    feed.on_batch([report("f-2", 1)])  # due: this publish flushes; no tail timer now
+    reps, status = sent(page.queue.get_nowait())
+    assert reps == [("f-1", 2), ("f-2", 1)] and clock.timers() == [106.1]
+    assert status["live"] == 2 and status["seen"] == 3
+    clock.t = 101.3
+    feed.on_batch([report("f-2", 2)])  # the end of a burst: nothing published after it
+    assert page.queue.empty() and clock.timers() == [102.5]
+    clock.advance(102.5)  # the tail timer sends it, 1.4 s after the last flush at most
+    assert sent(page.queue.get_nowait())[0] == [("f-2", 2)] and clock.timers() == [107.5]
+    clock.advance(107.5)  # quiet: a status alone
+    assert sent(page.queue.get_nowait()) == ([], sent_status(feed))
+    feed.pages.discard(page)
+    clock.advance(200.0)  # no page: the last quiet-status timer ran out, none follows
+    assert clock.timers() == []
+    feed.close()
+    clock.loop.close()
+
+
+def sent_status(feed: LiveMapFeed) -> dict:
+    status = feed.picture.status()
+    return {**status, "now": ANY}
+
+
+class _Any:
+    def __eq__(self, other: object) -> bool:
+        return True
+
+
+ANY = _Any()
 
 
 def test_batches_waiting_for_a_flush_stay_bounded_and_keep_each_tracks_latest(monkeypatch):
-    from tracklayer.services.live_map import server as srv
+    from tracklayer.services.live_map import feed as feed_module
 
-    monkeypatch.setattr(srv, "MAX_PENDING_BATCHES", 3)
-    pic, pending = LiveMapPicture(), srv._Pending()
-    on_batch = srv._listener(pic, pending)
+    monkeypatch.setattr(feed_module, "MAX_PENDING_BATCHES", 3)
+    clock = Clock()
+    feed = LiveMapFeed(clock.loop)
+    feed.on_batch([])  # the idle update is due at once: then not for 5 s
     for rev in range(1, 8):
-        on_batch([report("f-1", rev), report(f"f-{rev + 1}", 1)])
-        assert len(pending.batches) <= 3
-    latest = {m.track_id: m.revision for m in pending.latest()}
-    assert latest["f-1"] == 7 and len(latest) == 8 and pic.reports_seen == 14
+        feed.on_batch([report("f-1", rev), report(f"f-{rev + 1}", 1)])
+        assert len(feed.pending.batches) <= 3
+    latest = {m.track_id: m.revision for m in feed.pending.latest()}
+    assert latest["f-1"] == 7 and len(latest) == 8 and feed.picture.reports_seen == 14
+    clock.loop.close()
 
 
 def test_a_page_that_reads_too_slowly_is_cut_off():
-    page = _Page()
+    page = Page()
     for i in range(PAGE_QUEUE + 1):
         page.offer(b"x%d" % i)
     assert page.too_slow and page.queue.get_nowait() is None
