@@ -145,26 +145,37 @@ def load_page(url: str) -> int:
 def map_work_cpu(plan: list, speed: float) -> float:
     """CPU seconds of the live map's own work over ``plan`` at ``speed``, in process: the
     store's listener on every batch, the flushes it brings and the timers of the tails,
-    with one page (its queue emptied as aiohttp's writer would)."""
+    with one page (its queue emptied as aiohttp's writer would). The bytes of each report
+    are made before (the store has them from storing it)."""
     import asyncio
     import heapq
 
     from tracklayer.services.live_map.feed import LiveMapFeed
 
+    class Store:  # the track store as the map sees it
+        def open_feed(self, on_batch):
+            self.on_batch = on_batch
+            return lambda: None
+
+        def live_count(self) -> int:
+            return 0
+
     now = [0.0]
     loop = asyncio.new_event_loop()
     loop.time = lambda: now[0]  # type: ignore[method-assign]
-    feed = LiveMapFeed(loop)
+    store = Store()
+    feed = LiveMapFeed(loop, store)  # type: ignore[arg-type]
     page = feed.open_page()
     timers = loop._scheduled  # type: ignore[attr-defined]
+    raws = [(reps, [r.SerializeToString() for r in reps]) for _, reps in plan]
     t0 = time.thread_time()
-    for off, reps in plan:
+    for (off, _), (reps, raw) in zip(plan, raws, strict=True):
         now[0] = off / speed
         while timers and timers[0].when() <= now[0]:
             handle = heapq.heappop(timers)
             if not handle.cancelled():
                 handle._run()
-        feed.on_batch(reps)
+        store.on_batch(reps, raw)
         while not page.queue.empty():
             page.queue.get_nowait()
     spent = time.thread_time() - t0

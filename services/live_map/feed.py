@@ -4,15 +4,16 @@ store, and when the pages get what changed.
 Waking the store's event loop is what costs (a timer wake-up of an idle store, measured
 at 150-200 us of CPU on these 2-vCPU machines, more than a second of a salvo's map work),
 so the map never wakes it on its own while reports flow: the listener, called inside
-each publish, keeps the batch and, once :data:`FLUSH_S` has passed since the last flush,
-flushes right there (each changed track's latest report applied to the picture,
-serialized once for every page, and the status, as one event write per page). A timer
-is only armed for what no publish would carry: the last reports of a burst
-(:data:`FLUSH_S` + :data:`TAIL_S` after the last flush) and, while pages are connected and
-nothing is published, a status every :data:`QUIET_STATUS_S` (the page shows the picture
-has gone quiet). With no page connected nothing is encoded and no timer runs: the
-picture is brought up to date every :data:`IDLE_FLUSH_S` from the publishes themselves,
-and when a page connects.
+each publish with the reports and their bytes as stored, keeps the batch and, once
+:data:`FLUSH_S` has passed since the last flush, flushes right there (each changed
+track's latest report, the bytes the store already has framed once for every page, and
+the status, as one event write per page). A timer is only armed for what no publish
+would carry: the last reports of a burst (:data:`FLUSH_S` + :data:`TAIL_S` after the last
+flush) and, while pages are connected and nothing is published, a status every
+:data:`QUIET_STATUS_S` (the page shows the picture has gone quiet). With no page
+connected the listener only counts the batch (the status bar's rate): nothing is kept,
+encoded or timed. A page connecting starts from the store's own live picture and
+history (``picture``).
 
 Single-threaded: used from the store's event loop only.
 """
@@ -22,10 +23,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from typing import Protocol
 
-from tracklayer.services.live_map.picture import LiveMapPicture
-from tracklayer.services.live_map.view import reports_b64
+from tracklayer.services.live_map.picture import Rates
+from tracklayer.services.live_map.view import raws_b64
 from tracklayer.v1 import track_pb2
 
 log = logging.getLogger("tracklayer.services.live_map")
@@ -39,8 +40,6 @@ FLUSH_S = 1.0
 TAIL_S = 0.4
 #: With pages connected and no report stored, a status event this often (s).
 QUIET_STATUS_S = 5.0
-#: With no page connected, the picture is brought up to date this often (s, by publishes).
-IDLE_FLUSH_S = 5.0
 #: Batches kept between two flushes before they are reduced to each track's latest.
 MAX_PENDING_BATCHES = 10_000
 #: Events queued per page before it counts as too slow and is disconnected.
@@ -79,104 +78,132 @@ class Page:
         self.queue.put_nowait(None)
 
 
-@dataclass
-class Pending:
-    """The batches stored since the last flush, in store order."""
+class LiveFeed(Protocol):
+    """What the live map needs from the track store (``TrackStoreServicer``)."""
 
-    batches: list[list[track_pb2.TrackReport]] = field(default_factory=list)
+    def open_feed(
+        self, on_batch: Callable[[list[track_pb2.TrackReport], list[bytes]], None]
+    ) -> Callable[[], None]:
+        """``on_batch(reports, raws)`` with every batch stored from now on; returns stop."""
+        ...
 
-    def latest(self) -> list[track_pb2.TrackReport]:
-        """The latest report of each track in the batches (then forgets them)."""
-        kept: dict[str, track_pb2.TrackReport] = {}
-        for batch in self.batches:
-            for msg in batch:
-                old = kept.get(msg.track_id)
-                if old is None or old.revision < msg.revision:
-                    kept[msg.track_id] = msg
-        self.batches.clear()
-        return list(kept.values())
+    def live_reports(self) -> list[track_pb2.TrackReport]:
+        """The latest report of each live track, by id."""
+        ...
+
+    def live_count(self) -> int:
+        """Number of live tracks."""
+        ...
+
+    async def recent_reports(
+        self, track_ids: list[str], n: int
+    ) -> dict[str, list[track_pb2.TrackReport]]:
+        """The last ``n`` stored revisions of each track, oldest first."""
+        ...
+
+
+Batch = tuple[list[track_pb2.TrackReport], list[bytes]]
+
+
+def latest(batches: list[Batch]) -> Batch:
+    """Each track's latest report in ``batches`` and its bytes (first-seen order)."""
+    kept: dict[str, tuple[int, track_pb2.TrackReport, bytes]] = {}
+    for msgs, raws in batches:
+        for msg, raw in zip(msgs, raws, strict=True):
+            tid, rev = msg.track_id, msg.revision
+            old = kept.get(tid)
+            if old is None or old[0] < rev:
+                kept[tid] = (rev, msg, raw)
+    return [m for _, m, _ in kept.values()], [r for _, _, r in kept.values()]
 
 
 class LiveMapFeed:
-    """The picture, the batches not yet applied, the connected pages and the flush
-    schedule. ``clock``: seconds (monotonic; the loop's by default)."""
+    """The connected pages, the batches stored since the last flush and the flush
+    schedule, for the track store ``store``."""
 
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, clock: Callable[[], float] | None = None
-    ) -> None:
-        self.picture = LiveMapPicture()
-        self.pending = Pending()
+    def __init__(self, loop: asyncio.AbstractEventLoop, store: LiveFeed) -> None:
+        self.store = store
+        self.rates = Rates()
+        self.pending: list[Batch] = []
         self.pages: set[Page] = set()
         self._loop = loop
-        self._clock = clock or loop.time
-        self._next = 0.0  # the next flush is due (clock)
-        self._next_idle = 0.0  # with no page: the next update of the picture
+        self._next = 0.0  # the next flush is due (loop time)
         self._timer: asyncio.TimerHandle | None = None
-        self._timer_due = 0.0  # clock
+        self._stop_feed = store.open_feed(self.on_batch)
 
-    def on_batch(self, batch: list[track_pb2.TrackReport]) -> None:
-        """The store's listener, inside each publish: count and keep the batch; flush if
-        one is due (see the module docstring)."""
-        self.picture.arrived(batch)
-        pending = self.pending.batches
-        pending.append(batch)
-        if len(pending) > MAX_PENDING_BATCHES:  # no flush for that long: keep memory flat
-            pending[:] = [self.pending.latest()]
-        now = self._clock()
+    def on_batch(self, msgs: list[track_pb2.TrackReport], raws: list[bytes]) -> None:
+        """The store's listener, inside each publish: count the batch; with pages, keep
+        it and flush if one is due (see the module docstring)."""
+        self.rates.arrived(msgs)
         if not self.pages:
-            if now >= self._next_idle:
-                self.flush()
-        elif now >= self._next:
+            return
+        pending = self.pending
+        pending.append((msgs, raws))
+        if len(pending) > MAX_PENDING_BATCHES:  # no flush for that long: keep memory flat
+            pending[:] = [latest(pending)]
+        now = self._loop.time()
+        if now >= self._next:
             self.flush()
-        elif self._timer is None or self._timer_due > self._next + TAIL_S:
+        elif self._timer is None or self._timer.when() > self._next + TAIL_S:
             self._arm(self._next + TAIL_S)
 
     def flush(self) -> None:
-        """Apply what is pending; write the changes and the status to every page."""
-        now = self._clock()
-        self._next, self._next_idle = now + FLUSH_S, now + IDLE_FLUSH_S
+        """Write what changed since the last flush and the status to every page."""
+        now = self._loop.time()
+        self._next = now + FLUSH_S
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if not self.pages:
+            self.pending.clear()
+            return
         try:
             data = self.flush_data()
         except Exception:  # a bug here must not stop the map for good, nor grow pending
-            self.pending.batches.clear()
             log.exception("live map flush failed")
             data = b""
+        finally:
+            self.pending.clear()
         for page in list(self.pages):
             page.offer(data)
-        if self.pages:
-            self._arm(now + QUIET_STATUS_S)
+        self._arm(now + QUIET_STATUS_S)
 
     def flush_data(self) -> bytes:
-        """The pending reports applied to the picture; what to write to each page (the
-        ``reports`` event of the changes, their protobuf bytes encoded once for every
-        page: ``view.reports_b64``; then the ``status`` event), or nothing when no page
-        is connected (a page that connects gets the snapshot)."""
-        changes = self.picture.apply(self.pending.latest()) if self.pending.batches else []
-        if not self.pages:
-            return b""
-        data = event("reports", f'"{reports_b64(changes)}"') if changes else b""
-        return data + event("status", self.picture.status_text())
+        """The ``reports`` event of each changed track's latest report (the stored bytes,
+        framed and encoded once for every page: ``view.raws_b64``), then the ``status``
+        event."""
+        changed = latest(self.pending)[1]
+        data = event("reports", f'"{raws_b64(changed)}"') if changed else b""
+        return data + event("status", self.status_text())
 
-    def catch_up(self) -> None:
-        """Apply what is pending, sending the changes to the pages connected (before a
-        snapshot is taken)."""
-        if self.pending.batches:
-            self.flush()
+    def status_text(self) -> str:
+        return self.rates.status_text(self.store.live_count())
 
     def open_page(self) -> Page:
-        """A page connecting: it gets the snapshot (caller), then the flushes."""
-        self.catch_up()
+        """A page connecting: what is pending goes to the pages already there; from now
+        on the batches are kept for this one too (the caller sends it a snapshot taken
+        now, then what it queues)."""
+        if self.pending:
+            self.flush()
         page = Page()
         self.pages.add(page)
         if self._timer is None:
-            self._arm(self._clock() + QUIET_STATUS_S)
+            self._arm(self._loop.time() + QUIET_STATUS_S)
         return page
 
+    def close_page(self, page: Page) -> None:
+        """A page gone: with none left, nothing is kept and no timer runs."""
+        self.pages.discard(page)
+        if not self.pages:
+            self.pending.clear()
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
     def close(self) -> None:
-        """Server stopping: no more timers; every page's stream ends."""
+        """Server stopping: the store stops calling; no more timers; every page's stream
+        ends."""
+        self._stop_feed()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -186,8 +213,7 @@ class LiveMapFeed:
     def _arm(self, when: float) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        self._timer_due = when
-        self._timer = self._loop.call_later(max(0.0, when - self._clock()), self._fire)
+        self._timer = self._loop.call_at(when, self._fire)
 
     def _fire(self) -> None:
         self._timer = None

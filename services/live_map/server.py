@@ -25,30 +25,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import web
 
 from tracklayer.services.errors import UserError
 from tracklayer.services.live_map.address import is_loopback, parse_http_address
-from tracklayer.services.live_map.feed import LiveMapFeed, event
+from tracklayer.services.live_map import picture
+from tracklayer.services.live_map.feed import LiveFeed, LiveMapFeed, event
 from tracklayer.services.rpc.server import kv
-from tracklayer.v1 import track_pb2
 
 log = logging.getLogger("tracklayer.services.live_map")
 
 STATIC_DIR = Path(str(resources.files("tracklayer.services.live_map") / "static"))
-
-
-class LiveFeed(Protocol):
-    """What the live map needs from the track store (``TrackStoreServicer``)."""
-
-    def open_feed(
-        self, on_batch: Callable[[list[track_pb2.TrackReport]], None]
-    ) -> tuple[list[track_pb2.TrackReport], Callable[[], None]]:
-        """The latest report of each live track, and ``on_batch`` called with every batch
-        stored from then on (atomically); returns (current, stop)."""
-        ...
 
 
 @dataclass
@@ -59,7 +48,6 @@ class LiveMapServer:
     host: str
     port: int
     feed: LiveMapFeed
-    stop_feed: Callable[[], None]
 
     @property
     def url(self) -> str:
@@ -68,10 +56,16 @@ class LiveMapServer:
         return f"http://{host}:{self.port}/"
 
     async def stop(self) -> None:
-        self.stop_feed()
         self.feed.close()
         await self.runner.cleanup()
         log.info(kv("live_map_stopped", url=self.url))
+
+
+async def _trails(store: LiveFeed, live: list) -> dict:
+    """The live tracks' trails from the store's history (database thread)."""
+    n = picture.trail_length(len(live))
+    recent = await store.recent_reports([r.track_id for r in live], n)
+    return picture.trails(live, recent)
 
 
 def _events_handler(feed: LiveMapFeed) -> Callable[[web.Request], Any]:
@@ -84,11 +78,13 @@ def _events_handler(feed: LiveMapFeed) -> Callable[[web.Request], Any]:
             }
         )
         await resp.prepare(request)
-        page = feed.open_page()  # the picture is then current: the snapshot misses nothing
+        page = feed.open_page()  # from now on it is sent what is stored ...
+        live, status = feed.store.live_reports(), feed.status_text()  # ... after this
         log.info(kv("live_map_page_open", peer=request.remote, pages=len(feed.pages)))
         outcome = "closed"
         try:
-            snapshot = feed.picture.snapshot_text()
+            tails = await _trails(feed.store, live)
+            snapshot = picture.snapshot_text(live, tails, status)
             await resp.write(b"retry: 1000\n\n" + event("snapshot", snapshot))
             while True:
                 data = await page.queue.get()
@@ -99,7 +95,7 @@ def _events_handler(feed: LiveMapFeed) -> Callable[[web.Request], Any]:
         except (ConnectionResetError, asyncio.CancelledError):
             outcome = "disconnected"
         finally:
-            feed.pages.discard(page)
+            feed.close_page(page)
             log.info(kv("live_map_page_end", peer=request.remote, outcome=outcome))
         return resp
 
@@ -113,8 +109,9 @@ def build_app(feed: LiveMapFeed) -> web.Application:
         return web.FileResponse(STATIC_DIR / "index.html")
 
     async def snapshot(_request: web.Request) -> web.Response:
-        feed.catch_up()
-        return web.json_response(feed.picture.snapshot())
+        live, status = feed.store.live_reports(), feed.status_text()
+        tails = await _trails(feed.store, live)
+        return web.json_response(picture.snapshot(live, tails, status))
 
     app = web.Application()
     app.router.add_get("/", index)
@@ -128,7 +125,7 @@ async def start_live_map(store: LiveFeed, address: str, *, flag: str = "--http")
     """Serve the live map of ``store`` on ``address`` (``HOST:PORT``, port 0 = a free one)
     on the running event loop. UserError naming ``flag`` if it cannot listen."""
     host, port = parse_http_address(address, flag)
-    feed = LiveMapFeed(asyncio.get_running_loop())
+    feed = LiveMapFeed(asyncio.get_running_loop(), store)
     runner = web.AppRunner(
         build_app(feed),
         handle_signals=False,
@@ -140,12 +137,11 @@ async def start_live_map(store: LiveFeed, address: str, *, flag: str = "--http")
     try:
         await site.start()
     except OSError as exc:
+        feed.close()
         await runner.cleanup()
         raise UserError(f"{flag}: cannot listen on {host}:{port}: {exc.strerror}") from None
     bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    current, stop_feed = store.open_feed(feed.on_batch)
-    feed.picture.apply(current)
-    server = LiveMapServer(runner=runner, host=host, port=bound, feed=feed, stop_feed=stop_feed)
+    server = LiveMapServer(runner=runner, host=host, port=bound, feed=feed)
     if not is_loopback(host):
         log.warning(
             kv(

@@ -158,9 +158,14 @@ _TRACKS_TAG = b"\x0a"  # ListTracksResponse.tracks: field 1, length-delimited
 def reports_b64(reports: Iterable[track_pb2.TrackReport]) -> str:
     """``reports`` as one serialized ``tracklayer.v1.ListTracksResponse`` (their order
     kept), base64 text (standard alphabet, padded): what ``wire.js`` decodes."""
+    return raws_b64(msg.SerializeToString() for msg in reports)
+
+
+def raws_b64(raws: Iterable[bytes]) -> str:
+    """Serialized reports framed as one ``ListTracksResponse``, base64 text (as
+    :func:`reports_b64`, from bytes the store already has)."""
     parts = []
-    for msg in reports:
-        raw = msg.SerializeToString()
+    for raw in raws:
         n = len(raw)
         parts.append(_TRACKS_TAG + (bytes((n,)) if n < 0x80 else _varint(n)) + raw)
     return base64.b64encode(b"".join(parts)).decode("ascii")

@@ -36,7 +36,7 @@
   let framedAt = -Infinity;
   const stats = {
     messages: 0, reports: 0, frames: 0, lastFrameMs: 0, maxFrameMs: 0, frameMs: [],
-    updateMs: [], lastUpdateMs: 0, maxUpdateMs: 0,
+    updateMs: [], lastUpdateMs: 0, maxUpdateMs: 0, decodeMs: [],
   };
   const drawn = {
     tracks: 0, impactEllipses: 0, impactEllipsePx: 0, launches: 0, labels: 0, satellites: 0,
@@ -328,7 +328,9 @@
     document.getElementById("s-rate").textContent = status.rate != null ? status.rate : "–";
     document.getElementById("s-live").textContent = tracks.size;
     document.getElementById("s-lag").textContent = status.lag == null ? "–" : (status.lag * 1000).toFixed(0) + " ms";
-    document.getElementById("s-time").textContent = fmtTime(status.latest);
+    let latest = null;  // picture time: the newest report's
+    for (const t of tracks.values()) if (latest === null || t.rep.t > latest) latest = t.rep.t;
+    document.getElementById("s-time").textContent = fmtTime(latest);
     // An operator must see when the picture stops moving: no report for 5 s while tracks
     // are live, or the store more than 5 s behind the fusion service.
     const quiet = status.rate === 0 && tracks.size > 0, late = status.lag != null && status.lag > 5;
@@ -492,7 +494,12 @@
       for (const rep of d.tracks) rep.trail = d.trails[rep.id] || [];
       received("snapshot", d);
     });
-    es.addEventListener("reports", (e) => { came(); received("reports", wire.decodeReports(JSON.parse(e.data))); });
+    es.addEventListener("reports", (e) => {
+      came();
+      const t0 = performance.now(), reps = wire.decodeReports(JSON.parse(e.data));
+      push(stats.decodeMs, performance.now() - t0);
+      received("reports", reps);
+    });
     es.addEventListener("status", (e) => { showStatus(JSON.parse(e.data)); showSatellites(); dirty = true; });
     return es;
   }

@@ -43,92 +43,87 @@ window.tracklayerWire = (function () {
     else if (wire === 5) r.p += 4;
     else throw new Error(`tracklayer wire: bad wire type ${wire} at byte ${r.p}`);
   }
-  // Calls field(number, wire) for each field of the message that ends at byte `end`.
-  function fields(r, end, field) {
-    while (r.p < end) {
-      const tag = varint(r);
-      if (!field(tag >>> 3, tag & 7)) skip(r, tag & 7);
-    }
-  }
+  // Each message decoder reads fields up to byte `end` (plain loops: this runs for every
+  // report of a 1,000-track raid once a second).
   function sub(r, read) { const n = varint(r), end = r.p + n; const out = read(r, end); r.p = end; return out; }
 
   function timestamp(r, end) {
     let s = 0, ns = 0;
-    fields(r, end, (f, w) => {
-      if (f === 1 && w === 0) s = varint(r);
-      else if (f === 2 && w === 0) ns = varint(r);
-      else return false;
-      return true;
-    });
+    while (r.p < end) {
+      const tag = varint(r);
+      if (tag === 8) s = varint(r);         // 1: seconds (varint)
+      else if (tag === 16) ns = varint(r);  // 2: nanos (varint)
+      else skip(r, tag & 7);
+    }
     return s + ns * 1e-9;
   }
-  function vector(r, end) {
-    const out = [0, 0, 0];
-    fields(r, end, (f, w) => {
-      if (f >= 1 && f <= 3 && w === 1) out[f - 1] = double(r);
-      else return false;
-      return true;
-    });
-    return out;
+  function speed(r, end) {  // a Vector3's norm
+    let x = 0, y = 0, z = 0;
+    while (r.p < end) {
+      const tag = varint(r);
+      if (tag === 9) x = double(r); else if (tag === 17) y = double(r);
+      else if (tag === 25) z = double(r); else skip(r, tag & 7);
+    }
+    const v = Math.sqrt(x * x + y * y + z * z);
+    return Number.isFinite(v) ? v : null;
   }
-  function ellipse(r, end) {
+  function ellipse(r, end) {  // ImpactPrediction and LaunchEstimate: the same fields
     const e = { lat: 0, lon: 0, t: 0, a: 0, b: 0, ori: 0 };
-    fields(r, end, (f, w) => {
-      if (w === 1 && f === 1) e.lat = double(r);
-      else if (w === 1 && f === 2) e.lon = double(r);
-      else if (w === 2 && f === 3) e.t = sub(r, timestamp);
-      else if (w === 1 && f === 4) e.a = double(r);
-      else if (w === 1 && f === 5) e.b = double(r);
-      else if (w === 1 && f === 6) e.ori = double(r);
-      else return false;
-      return true;
-    });
+    while (r.p < end) {
+      const tag = varint(r);
+      switch (tag) {
+        case 9: e.lat = double(r); break;
+        case 17: e.lon = double(r); break;
+        case 26: e.t = sub(r, timestamp); break;
+        case 33: e.a = double(r); break;
+        case 41: e.b = double(r); break;
+        case 49: e.ori = double(r); break;
+        default: skip(r, tag & 7);
+      }
+    }
     return e;
   }
-  function position(r, end) {
+  function position(r, end) {  // SensorPosition
     const p = { id: "", t: 0, lat: 0, lon: 0, alt: 0 };
-    fields(r, end, (f, w) => {
-      if (w === 2 && f === 1) p.id = string(r);
-      else if (w === 2 && f === 2) p.t = sub(r, timestamp);
-      else if (w === 1 && f === 3) p.lat = double(r);
-      else if (w === 1 && f === 4) p.lon = double(r);
-      else if (w === 1 && f === 5) p.alt = double(r);
-      else return false;
-      return true;
-    });
+    while (r.p < end) {
+      const tag = varint(r);
+      switch (tag) {
+        case 10: p.id = string(r); break;
+        case 18: p.t = sub(r, timestamp); break;
+        case 25: p.lat = double(r); break;
+        case 33: p.lon = double(r); break;
+        case 41: p.alt = double(r); break;
+        default: skip(r, tag & 7);
+      }
+    }
     return p;
   }
-  function report(r, end) {
+  function report(r, end) {  // TrackReport (tag = field number << 3 | wire type)
     const rep = {
       id: "", rev: 0, status: "UNSPECIFIED", phase: "UNSPECIFIED", t: 0, lat: 0, lon: 0,
       alt: 0, speed: 0, sensors: [], updates: 0, emitted: null, placed: [],
     };
-    fields(r, end, (f, w) => {
-      switch (w * 100 + f) {
-        case 201: rep.id = string(r); break;
-        case 2: rep.rev = varint(r); break;
-        case 3: rep.status = STATUS[varint(r)] || "UNSPECIFIED"; break;
-        case 204: rep.t = sub(r, timestamp); break;
-        case 206: {
-          const [x, y, z] = sub(r, vector);
-          const s = Math.sqrt(x * x + y * y + z * z);
-          rep.speed = Number.isFinite(s) ? s : null;
-          break;
-        }
-        case 108: rep.lat = double(r); break;
-        case 109: rep.lon = double(r); break;
-        case 110: rep.alt = double(r); break;
-        case 11: rep.phase = PHASE[varint(r)] || "UNSPECIFIED"; break;
-        case 212: rep.impact = sub(r, ellipse); break;
-        case 213: rep.launch = sub(r, ellipse); break;
-        case 214: rep.sensors.push(string(r)); break;
-        case 15: rep.updates = varint(r); break;
-        case 216: rep.emitted = sub(r, timestamp); break;
-        case 217: rep.placed.push(sub(r, position)); break;
-        default: return false;
+    while (r.p < end) {
+      const tag = varint(r);
+      switch (tag) {
+        case 10: rep.id = string(r); break;                               // 1 track_id
+        case 16: rep.rev = varint(r); break;                              // 2 revision
+        case 24: rep.status = STATUS[varint(r)] || "UNSPECIFIED"; break;  // 3 status
+        case 34: rep.t = sub(r, timestamp); break;                        // 4 time
+        case 50: rep.speed = sub(r, speed); break;                        // 6 velocity_eci
+        case 65: rep.lat = double(r); break;                              // 8 latitude_deg
+        case 73: rep.lon = double(r); break;                              // 9 longitude_deg
+        case 81: rep.alt = double(r); break;                              // 10 altitude_m
+        case 88: rep.phase = PHASE[varint(r)] || "UNSPECIFIED"; break;    // 11 phase
+        case 98: rep.impact = sub(r, ellipse); break;                     // 12 impact
+        case 106: rep.launch = sub(r, ellipse); break;                    // 13 launch
+        case 114: rep.sensors.push(string(r)); break;                     // 14 sensor_ids
+        case 120: rep.updates = varint(r); break;                         // 15 update_count
+        case 130: rep.emitted = sub(r, timestamp); break;                 // 16 emitted_at
+        case 138: rep.placed.push(sub(r, position)); break;               // 17 sensor_positions
+        default: skip(r, tag & 7);  // position_eci, covariance, fields added later
       }
-      return true;
-    });
+    }
     return rep;
   }
 
@@ -137,11 +132,10 @@ window.tracklayerWire = (function () {
     const b = bytesOf(b64);
     const r = { b, v: new DataView(b.buffer, b.byteOffset, b.byteLength), p: 0 };
     const out = [];
-    fields(r, b.length, (f, w) => {
-      if (f === 1 && w === 2) out.push(sub(r, report));
-      else return false;
-      return true;
-    });
+    while (r.p < b.length) {
+      const tag = varint(r);
+      if (tag === 10) out.push(sub(r, report)); else skip(r, tag & 7);  // 1 tracks
+    }
     return out;
   }
 
