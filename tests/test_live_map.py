@@ -241,9 +241,7 @@ def test_batches_waiting_for_a_flush_stay_bounded_and_keep_each_tracks_latest(mo
         store.publish(report("f-1", rev), report(f"f-{rev + 1}", 1))
         assert len(feed.pending) <= 3
     msgs, raws = feed_module.latest(feed.pending)
-    assert {m.track_id: m.revision for m in msgs} == {"f-1": 7} | {
-        f"f-{i}": 1 for i in range(2, 9)
-    }
+    assert {m.track_id: m.revision for m in msgs} == {"f-1": 7} | {f"f-{i}": 1 for i in range(2, 9)}
     assert raws == [m.SerializeToString() for m in msgs]
     clock.loop.close()
 

@@ -30,8 +30,8 @@ from typing import Any
 from aiohttp import web
 
 from tracklayer.services.errors import UserError
-from tracklayer.services.live_map.address import is_loopback, parse_http_address
 from tracklayer.services.live_map import picture
+from tracklayer.services.live_map.address import is_loopback, parse_http_address
 from tracklayer.services.live_map.feed import LiveFeed, LiveMapFeed, event
 from tracklayer.services.rpc.server import kv
 

@@ -1,18 +1,20 @@
 """The live map's two encodings of track reports (``tracklayer.v1`` -> text).
 
-- :func:`reports_b64`, what the page gets: the reports' own protobuf bytes, framed as a
-  ``ListTracksResponse`` (``tracks`` = field 1) and base64-encoded, one text per event
-  for every page. Serializing is done by the protobuf runtime (about 2 us a report, 10x
-  cheaper than building JSON in Python): the store's CPU is what the map must spare
-  (issue 16); ``static/wire.js`` decodes it in the browser into the objects below.
+- :func:`raws_b64` / :func:`reports_b64`, what the page gets: the reports' own protobuf
+  bytes (the bytes the store serialized to store them, or serialized here for a
+  snapshot), framed as one ``ListTracksResponse`` (``tracks`` = field 1) and
+  base64-encoded, one text per event for every page. No conversion per report in the
+  store (building JSON in Python cost ~20 us a report): the store's CPU is what the map
+  must spare (issue 16); ``static/wire.js`` decodes it into the objects below.
 - :func:`report_text`, readable JSON for ``/api/snapshot`` (scripts, checks), built
-  straight as text (no dict, no ``json.dumps``). What it gives per report (degrees, metres, m/s, seconds
-since the Unix epoch, UTC): ``id``, ``rev``, ``status`` and ``phase`` (enum names
-without prefix), ``t`` (state time), ``lat``/``lon`` (geodetic, WGS-84), ``alt`` (m),
-``speed`` (m/s, the TEME velocity's norm), ``sensors`` (contributing sensor ids),
-``updates``, ``emitted`` (wall clock, or null) and, when set, ``impact`` / ``launch`` as
-ground ellipses (``lat``, ``lon``, ``t``, 1-sigma ``a``/``b`` in m, ``ori`` in degrees
-clockwise from north). Numbers that are not finite are ``null``.
+  straight as text. What the page's objects and this JSON hold per report (degrees,
+  metres, m/s, seconds since the Unix epoch, UTC): ``id``, ``rev``, ``status`` and
+  ``phase`` (enum names without prefix), ``t`` (state time), ``lat``/``lon`` (geodetic,
+  WGS-84), ``alt`` (m), ``speed`` (m/s, the TEME velocity's norm), ``sensors``
+  (contributing sensor ids), ``updates``, ``emitted`` (wall clock, or null) and, when
+  set, ``impact`` / ``launch`` as ground ellipses (``lat``, ``lon``, ``t``, 1-sigma
+  ``a``/``b`` in m, ``ori`` in degrees clockwise from north). Numbers that are not finite
+  are ``null``.
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
 // tracklayer live map: the track store's live picture on a globe or a flat map.
 // Plain JS + canvas, no dependencies. Data: server-sent events from /events (snapshot,
-// reports, status); reports as protobuf bytes decoded by wire.js; units: degrees,
-// metres, m/s, seconds since the Unix epoch. Satellites are drawn at their sub-points
-// where the reports last placed them (each report's `placed`), with dashed lines of
-// sight to the tracks they just updated; which satellites fed which tracks the page
-// works out itself from the reports' sensors.
+// reports, status); reports as protobuf bytes decoded by wire.js, kept by picture.js
+// (tracks, trails, satellites); units: degrees, metres, m/s, seconds since the Unix
+// epoch. Satellites are drawn at their sub-points where the reports last placed them,
+// with dashed lines of sight to the tracks they just updated.
 // The page's state is exposed as window.tracklayerMap (tests read it).
 "use strict";
 
@@ -13,7 +12,6 @@
     BOOST: "#ffb020", MIDCOURSE: "#36c5ff", REENTRY: "#ff4d4d", GLIDE: "#d07bff",
     UNSPECIFIED: "#a3adba",
   };
-  const TRAIL_POINTS = 120;
   const LABEL_LIMIT = 150;   // ids drawn when at most this many tracks are on screen
   const SAT_COLOUR = "#f4f1a6";
   const SAT_STALE_S = 60;    // satellites placed longer ago than this (report time) are not drawn
@@ -30,7 +28,8 @@
   const tip = document.getElementById("tip");
   const details = document.getElementById("details");
 
-  const tracks = new Map();  // id -> {rep, trail: [[t, lat, lon, alt], ...]}
+  const picture = window.tracklayerPicture();  // tracks, trails, satellites (picture.js)
+  const tracks = picture.tracks;  // id -> {rep, trail: [[t, lat, lon, alt], ...]}
   // follow: frame the tracks (every FOLLOW_S) until the user drags or zooms; reset: again
   const view = { mode: "globe", lon0: 0, lat0: 20, zoom: 1, centred: false, follow: true };
   let framedAt = -Infinity;
@@ -43,9 +42,6 @@
     sightLines: 0, scaleKm: 0,
   };
   let sensors = [];          // the satellites list: {id, tracks, t, pos}, by id
-  const fed = new Map();     // sensor id -> {tracks: Set of track ids, t: newest report time}
-  const placed = new Map();  // sensor id -> {id, lat, lon, alt, t}: where the reports placed it
-  const SAT_FORGET_S = 600;  // placements this much older than the newest are forgotten
   let status = {};
   let selected = null;
   let highlight = null;      // sensor id under the mouse in the satellite list
@@ -247,35 +243,9 @@
   }
 
   // ------------------------------------------------------------------ data
-  function noteSensors(rep) {
-    for (const sid of rep.sensors) {
-      let f = fed.get(sid);
-      if (!f) { f = { tracks: new Set(), t: rep.t }; fed.set(sid, f); }
-      f.tracks.add(rep.id); f.t = Math.max(f.t, rep.t);
-    }
-    if (rep.status === "DELETED") for (const f of fed.values()) f.tracks.delete(rep.id);
-    for (const p of rep.placed) {
-      const old = placed.get(p.id);
-      if (!old || p.t >= old.t) placed.set(p.id, p);
-    }
-  }
-
   function applyReport(rep) {
-    noteSensors(rep);
-    if (rep.status === "DELETED") {
-      tracks.delete(rep.id);
-      if (selected === rep.id) { selected = null; details.hidden = true; }
-      return;
-    }
-    let t = tracks.get(rep.id);
-    if (!t) { t = { rep, trail: rep.trail || [] }; tracks.set(rep.id, t); }
-    else if (t.rep.rev > rep.rev) return;
-    t.rep = rep;
-    if (!rep.trail && rep.lat != null) {
-      t.trail.push([rep.t, rep.lat, rep.lon, rep.alt]);
-      if (t.trail.length > TRAIL_POINTS) t.trail.splice(0, t.trail.length - TRAIL_POINTS);
-    }
-    delete rep.trail;
+    picture.apply(rep);
+    if (rep.status === "DELETED" && selected === rep.id) { selected = null; details.hidden = true; }
   }
 
   // What the framing shows: every sub-point, impact and launch point.
@@ -307,7 +277,7 @@
     if (pendingSince === null) pendingSince = performance.now();
     stats.messages++;
     if (kind === "snapshot") {
-      tracks.clear(); fed.clear(); placed.clear();
+      picture.clear();
       for (const rep of data.tracks) applyReport(rep);
       stats.reports += data.tracks.length;
       showSatellites(); showStatus(data.status);
@@ -328,9 +298,7 @@
     document.getElementById("s-rate").textContent = status.rate != null ? status.rate : "–";
     document.getElementById("s-live").textContent = tracks.size;
     document.getElementById("s-lag").textContent = status.lag == null ? "–" : (status.lag * 1000).toFixed(0) + " ms";
-    let latest = null;  // picture time: the newest report's
-    for (const t of tracks.values()) if (latest === null || t.rep.t > latest) latest = t.rep.t;
-    document.getElementById("s-time").textContent = fmtTime(latest);
+    document.getElementById("s-time").textContent = fmtTime(picture.latest());
     // An operator must see when the picture stops moving: no report for 5 s while tracks
     // are live, or the store more than 5 s behind the fusion service.
     const quiet = status.rate === 0 && tracks.size > 0, late = status.lag != null && status.lag > 5;
@@ -341,16 +309,7 @@
 
   // The satellites list: those that fed a live track, or any track in the last 10 min.
   function showSatellites() {
-    let newest = -Infinity;
-    for (const p of placed.values()) newest = Math.max(newest, p.t);
-    for (const [sid, p] of placed) if (newest - p.t > SAT_FORGET_S) placed.delete(sid);
-    newest = -Infinity;
-    for (const f of fed.values()) newest = Math.max(newest, f.t);
-    for (const [sid, f] of fed) if (!f.tracks.size && newest - f.t > 600) fed.delete(sid);
-    sensors = [...fed.keys()].sort().map((id) => {
-      const f = fed.get(id);
-      return { id, tracks: [...f.tracks].sort(), t: f.t, pos: placed.get(id) || null };
-    });
+    sensors = picture.satellites();
     document.getElementById("n-sats").textContent = sensors.length;
     const ul = document.getElementById("sats");
     ul.replaceChildren(...sensors.map((s) => {
