@@ -42,11 +42,8 @@ TAIL_S = 0.4
 QUIET_STATUS_S = 5.0
 #: Batches kept between two flushes before they are reduced to each track's latest.
 MAX_PENDING_BATCHES = 10_000
-#: Events queued per page while its snapshot is sent before it counts as too slow.
+#: Events queued per page before it counts as too slow and is disconnected.
 PAGE_QUEUE = 64
-#: Bytes a page's connection may hold unsent before the page counts as too slow and is
-#: disconnected (its browser reconnects): about ten seconds of a 1,000-track raid.
-PAGE_BUFFER_BYTES = 8 * 2**20
 
 
 def event(name: str, text: str) -> bytes:
@@ -55,59 +52,30 @@ def event(name: str, text: str) -> bytes:
 
 
 class Page:
-    """One connected page. While its snapshot is being sent, events wait in a bounded
-    queue (the server's handler writes them after it); once :meth:`attach` ed, each event
-    is written straight to the page's connection inside the flush (no task switch: the
-    flush runs inside a publish). :attr:`ended` resolves with why the page ended."""
+    """One connected page: a bounded queue of encoded events."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self) -> None:
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=PAGE_QUEUE)
-        self.ended: asyncio.Future[str] = loop.create_future()
-        self._write: Callable[[bytes], None] | None = None
-        self._buffered: Callable[[], int] = lambda: 0
-        self._closing: Callable[[], bool] = lambda: False
-
-    @property
-    def too_slow(self) -> bool:
-        return self.ended.done() and self.ended.result() == "too_slow"
-
-    def attach(
-        self,
-        write: Callable[[bytes], None],
-        buffered: Callable[[], int],
-        closing: Callable[[], bool],
-    ) -> None:
-        """From now on write each event with ``write`` (bytes as they go on the wire);
-        ``buffered``: bytes not yet sent; ``closing``: the connection is going away."""
-        self._write, self._buffered, self._closing = write, buffered, closing
+        self.too_slow = False
+        self.stopped = False
 
     def offer(self, data: bytes) -> None:
-        if self.ended.done():
+        if self.too_slow:
             return
-        if self._write is None:
-            try:
-                self.queue.put_nowait(data)
-            except asyncio.QueueFull:
-                self.end("too_slow")
-        elif self._closing():
-            self.end("disconnected")
-        elif self._buffered() > PAGE_BUFFER_BYTES:
-            self.end("too_slow")
-        else:
-            self._write(data)
-
-    def end(self, outcome: str) -> None:
-        """The page's stream ends (``outcome``: too_slow, disconnected, server_stopped)."""
-        if self.ended.done():
-            return
-        self.ended.set_result(outcome)
-        while not self.queue.empty():
-            self.queue.get_nowait()
-        self.queue.put_nowait(None)
+        try:
+            self.queue.put_nowait(data)
+        except asyncio.QueueFull:
+            self.too_slow = True
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            self.queue.put_nowait(None)
 
     def close(self) -> None:
         """Server stopping: end the page's stream now."""
-        self.end("server_stopped")
+        self.stopped = True
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(None)
 
 
 class LiveFeed(Protocol):
@@ -217,7 +185,7 @@ class LiveMapFeed:
         now, then what it queues)."""
         if self.pending:
             self.flush()
-        page = Page(self._loop)
+        page = Page()
         self.pages.add(page)
         if self._timer is None:
             self._arm(self._loop.time() + QUIET_STATUS_S)

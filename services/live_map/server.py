@@ -32,7 +32,7 @@ from aiohttp import web
 from tracklayer.services.errors import UserError
 from tracklayer.services.live_map import picture
 from tracklayer.services.live_map.address import is_loopback, parse_http_address
-from tracklayer.services.live_map.feed import LiveFeed, LiveMapFeed, Page, event
+from tracklayer.services.live_map.feed import LiveFeed, LiveMapFeed, event
 from tracklayer.services.rpc.server import kv
 
 log = logging.getLogger("tracklayer.services.live_map")
@@ -68,24 +68,6 @@ async def _trails(store: LiveFeed, live: list) -> dict:
     return picture.trails(live, recent)
 
 
-def _attach(page: Page, request: web.Request, resp: web.StreamResponse) -> None:
-    """Write the page's events straight to its connection from now on (``resp`` is
-    prepared and has written: its headers are out), framed as HTTP/1.1 chunks when the
-    response is chunked (it is, having no length)."""
-    transport = request.transport
-    if transport is None:
-        page.end("disconnected")
-        return
-    if "chunked" in resp.headers.get("Transfer-Encoding", ""):  # aiohttp chose it
-
-        def write(data: bytes) -> None:
-            transport.write(b"%x\r\n%b\r\n" % (len(data), data))
-
-    else:
-        write = transport.write
-    page.attach(write, transport.get_write_buffer_size, transport.is_closing)
-
-
 def _events_handler(feed: LiveMapFeed) -> Callable[[web.Request], Any]:
     async def events(request: web.Request) -> web.StreamResponse:
         resp = web.StreamResponse(
@@ -104,12 +86,12 @@ def _events_handler(feed: LiveMapFeed) -> Callable[[web.Request], Any]:
             tails = await _trails(feed.store, live)
             snapshot = picture.snapshot_text(live, tails, status)
             await resp.write(b"retry: 1000\n\n" + event("snapshot", snapshot))
-            while not page.queue.empty():  # what came while the snapshot was made
-                data = page.queue.get_nowait()
-                if data is not None:
-                    await resp.write(data)
-            _attach(page, request, resp)
-            outcome = await page.ended
+            while True:
+                data = await page.queue.get()
+                if data is None:
+                    outcome = "server_stopped" if page.stopped else "too_slow"
+                    break
+                await resp.write(data)
         except (ConnectionResetError, asyncio.CancelledError):
             outcome = "disconnected"
         finally:
