@@ -18,7 +18,7 @@
   const SIGHT_S = 1.5;       // lines of sight: tracks reported within this of the newest report
   // With more lines of sight (track -> impact lines) than this, as in a raid, only the
   // selected track's (or those of the satellite under the mouse in the list) are drawn.
-  const SIGHT_LIMIT = 200, CONNECT_LIMIT = 60;
+  const SIGHT_LIMIT = 60, CONNECT_LIMIT = 60;
   const FIT_ZOOM = 8;        // the automatic framing zooms no closer: the land stays in view
   const FOLLOW_S = 10;       // re-frame the tracks this often until the user moves the view
   const D2R = Math.PI / 180;
