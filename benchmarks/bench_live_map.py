@@ -356,7 +356,9 @@ def report(args: argparse.Namespace, runs: list[dict], n: int, own: float, load0
     ]
     off_s = statistics.mean(r["steady"] for r in offs)
     on_s = statistics.mean(r["steady"] for r in ons)
-    loop_extra = statistics.mean(b["steady_loop"] - a["steady_loop"] for a, b in zip(offs, ons))
+    loop_extra = statistics.mean(
+        b["steady_loop"] - a["steady_loop"] for a, b in zip(offs, ons, strict=True)
+    )
     mean_rel = (on_s - off_s) / off_s * 100
     start_off = statistics.mean(r["startup"] for r in offs)
     start_on = statistics.mean(r["startup"] for r in ons)
@@ -386,7 +388,8 @@ def report(args: argparse.Namespace, runs: list[dict], n: int, own: float, load0
         f"({(on_s - off_s) / span * 100:+.3f}% of one core); per pair: {_pct(rel)} "
         f"(median {statistics.median(rel):+.1f}%; of one core {_pct(core, 3)}); goal: at "
         f"most +5%. Of the extra, on the event loop's thread (where the map runs): "
-        f"{loop_extra / span * 100:+.3f}% of one core. Whole publishing window (warm-up included, /proc stat): per pair "
+        f"{loop_extra / span * 100:+.3f}% of one core. Whole publishing window (warm-up "
+        "included, /proc stat): per pair "
         f"{_pct(rel_whole)}.\n\n"
         f"One-time start-up: exec to listening {start_off:.2f} s CPU without `--http`, "
         f"{start_on:.2f} s with it ({start_on - start_off:+.2f} s); opening a page once "
