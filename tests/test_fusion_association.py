@@ -61,3 +61,53 @@ def test_a_track_may_stay_unassigned_rather_than_take_a_costly_pair():
     # One detection, two tracks: the better track takes it, the other stays free.
     d2 = np.array([[4.0], [0.5]])
     assert assign(d2, np.zeros((2, 1)), np.full(2, 9.21)) == [(1, 0)]
+
+
+def _total(pairs: tuple[int, ...], ti: np.ndarray, cost: np.ndarray, stay: np.ndarray) -> float:
+    """Chosen pairs' cost plus the stay-unassigned cost of every other track that has one."""
+    rows = {int(ti[k]) for k in pairs}
+    return sum(cost[k] for k in pairs) + sum(
+        float(stay[t]) for t in range(stay.size) if t not in rows and np.isfinite(stay[t])
+    )
+
+
+def test_sparse_assignment_matches_exhaustive_search_on_random_problems():
+    """assign_pairs (sparse LAPJVsp on the gated pairs) against an exhaustive search of
+    every feasible assignment: same minimum total cost (chosen pairs plus each
+    unassigned track's gate + its smallest ln det), on random problems with thread
+    adjustments that can make a gated pair dearer than staying unassigned."""
+    import itertools
+
+    from tracklayer.fusion.association import assign_pairs
+
+    rng = np.random.default_rng(3)
+    for _ in range(150):
+        n, m = int(rng.integers(1, 5)), int(rng.integers(1, 5))
+        keep = rng.random((n, m)) < 0.6
+        ti, mi = np.nonzero(keep)
+        d2 = rng.uniform(0.0, 12.0, ti.size)
+        logdet = rng.uniform(-45.0, -40.0, ti.size)
+        adjust = rng.choice([-16.0, 0.0, 16.0], ti.size)
+        gates = np.full(n, 9.21)
+        chosen = assign_pairs(ti, mi, d2, logdet, gates, adjust)
+        ok = d2 <= gates[ti]
+        stay = np.full(n, np.inf)
+        for t in range(n):
+            if np.any(ok & (ti == t)):
+                stay[t] = gates[t] + logdet[ok & (ti == t)].min()
+
+        cost = d2 + logdet + adjust
+        best = min(
+            _total(c, ti, cost, stay)
+            for r in range(min(n, m) + 1)
+            for c in itertools.combinations(np.flatnonzero(ok).tolist(), r)
+            if len({int(ti[k]) for k in c}) == r and len({int(mi[k]) for k in c}) == r
+        )
+        assert ok[chosen].all()
+        assert len(set(ti[chosen].tolist())) == chosen.size
+        assert len(set(mi[chosen].tolist())) == chosen.size
+        k_ok = int(np.count_nonzero(ok))
+        if len(set(ti[ok].tolist())) == k_ok and len(set(mi[ok].tolist())) == k_ok:
+            assert chosen.size == k_ok  # no conflict: every gated pair is taken, no solver
+        else:
+            assert abs(_total(tuple(chosen.tolist()), ti, cost, stay) - best) <= 1e-9

@@ -66,12 +66,19 @@ CASES: dict[str, tuple[str, float | None]] = {
 #: The two changes above landed in one stop on separate branches; the digests are those of
 #: both together (dropout-150 and mrbm-pair: lazy prediction's, which registration's
 #: hot-spot sites do not change).
+#: Three re-recorded (clutter-150, mrbm-pair, salvo-300) when the registration began to
+#: take only unrivalled looks (issue 13, fusion/tracker/evidence.unrivalled: a detection
+#: in another track's gate, or a track gating another detection, is no evidence): in a
+#: dense scene the rivalled looks taught unbiased sensors confident biases of 20-60 urad.
+#: Here clutter and close pairs leave some looks out, so the estimates (and the sigmas
+#: they widen) move a little; the regression and scenario figures stay within their
+#: tolerances (tests/test_regression_recordings.py, test_tracker_scenarios.py pass).
 DIGESTS: dict[str, tuple[int, str]] = {
-    "clutter-150": (138, "7ac3603e462bd5f03f30af4b48b1d7f0a14d1d5c1a1d9e8cb95606fb1ded620f"),
+    "clutter-150": (138, "98f6a6113a1260bf9b2dc000051f5a2474117810d91909c8b2001454ab93528b"),
     "dropout-150": (109, "cfd6e8f855ae37655bd6ba920527847dd8f61d5997a344919ad9944c7ed36dd8"),
     "mrbm-midcourse": (163, "297c2e36cb8a2d453782b0962b5b0e3f7fa17a6642729b4ee57f167dc86f80bb"),
-    "mrbm-pair": (147, "e3c97d4041f295ab117769442dca6348d05df7326c822d99c451d642e0d34261"),
-    "salvo-300": (5883, "b4dbccb2bcc613db371fa37da545fa116fea87b540f33017cc2b833faf8c3b0b"),
+    "mrbm-pair": (147, "4ff8c06b2e9ca81f7797fab08215308129df8b6e30b399708963a5ded1524d6a"),
+    "salvo-300": (5884, "617bb74a2925893ca118133267cf73c59df6737af3b01a48df1606cb40cdb526"),
     "single-icbm-400": (360, "d1abd53c02f1f1dd0ceee0a2a43e0adf43d138ad19187974b9699a9aaf0acf09"),
     "srbm-short": (104, "c22e6a5d15853f63ebedaf308cf4a89df286ad950d8d44cb5769e2c3768f453d"),
 }

@@ -28,9 +28,9 @@ from ..dynamics import ACC, N_STATE, POS, VEL, cross_omega, ellipsoid_height
 from ..filters import update
 from ..initiation import Candidate, InitiationBuffer
 from ..measurement import position_jacobian, predict_los, residuals
-from ..registration import Registration
+from ..registration import Evidence, Registration
 from ..threads import ThreadBook
-from .evidence import evidence_of
+from .evidence import evidence_of, unrivalled
 from .existence import Existence
 from .glide_mode import glide_transitions
 from .lifecycle import Lifecycle
@@ -206,7 +206,7 @@ class Tracker:
             )
         nis, shadowed = self._update_rows(frame, assigned)
         if self.registration is not None:
-            self._feed_registration(raw, assigned)
+            self._feed_registration(raw, assigned, gates)
         self._after_updates(frame, assigned, nis)
         for k, trk in enumerate(shadowed):
             self._modes.observe_shadow(trk, float(nis[track_idx.size + k]))
@@ -214,13 +214,19 @@ class Tracker:
         claimed[assigned.det_idx] = True
         return np.flatnonzero(~claimed)
 
-    def _feed_registration(self, raw: SensorFrame, pairs: _Assigned) -> None:
-        """Hand the updated tracks' detections and states to the registration."""
+    def _feed_registration(self, raw: SensorFrame, pairs: _Assigned, gates: np.ndarray) -> None:
+        """Hand the updated tracks' detections and states to the registration: only the
+        pairs without a rival (:func:`.evidence.unrivalled`)."""
+        g = pairs.gating
+        alone = unrivalled(
+            g.track, g.det, g.d2 <= gates[g.track], gates.size, raw.n_detections,
+            pairs.track_idx, pairs.det_idx,
+        )  # fmt: skip
         keys, kinds = [], []
-        for r in pairs.rows:
+        for r, ok in zip(pairs.rows, alone, strict=True):
             trk = self._rows.track_of(r)
             keys.append(trk.key)
-            kinds.append(evidence_of(trk, self._rows.x[r]))
+            kinds.append(evidence_of(trk, self._rows.x[r]) if ok else Evidence.NONE)
         self.registration.observe(raw, keys, kinds, pairs.det_idx, self._rows.x[pairs.rows])
 
     def _gates(self, main_rows: np.ndarray) -> np.ndarray:

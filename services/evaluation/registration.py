@@ -64,6 +64,8 @@ def read_biases(path: Path, meta: dict[str, str]) -> BiasEvaluation | None:
 def format_biases(ev: BiasEvaluation) -> str:
     """Per sensor: true and estimated bias with 1-sigma (urad, x y z ECI) at the end, then
     the summary figures at 10 minutes and at the end."""
+    if ev.truth is None:
+        return _format_untruthed(ev.estimates)
     if ev.final is None:
         return "registration: no sensor has evidence (estimates zero, prior sigma)"
     lines = [
@@ -85,4 +87,25 @@ def format_biases(ev: BiasEvaluation) -> str:
             f"common rotation: {sc.rms_relative_error_urad:.1f}), "
             f"within 3 sigma {100 * sc.within_3sigma:.0f} %"
         )
+    return "\n".join(lines)
+
+
+def _format_untruthed(estimates: list[SensorBias]) -> str:
+    """Without true biases in the file: each sensor's latest estimate that has evidence
+    (urad, ECI x y z, with 1-sigma), so an estimate on a sensor meant to be unbiased shows."""
+    latest: dict[str, SensorBias] = {}
+    for b in estimates:
+        latest[b.sensor_id] = b
+    seen = [b for _, b in sorted(latest.items()) if b.windows > 0]
+    if not seen:
+        return "registration: no sensor has evidence (estimates zero, prior sigma)"
+    lines = [
+        "registration (no true biases in this recording; urad, rotation vector x y z in ECI;"
+        " latest estimate):",
+        f"  {'sensor':<10} {'windows':>7}  {'estimate':^20}  {'1-sigma':^17}",
+    ]
+    for b in seen:
+        es = " ".join(f"{1e6 * v:6.1f}" for v in b.angles_rad)
+        sg = " ".join(f"{1e6 * v:5.1f}" for v in b.sigma_rad)
+        lines.append(f"  {b.sensor_id:<10} {b.windows:>7}  {es}  {sg}")
     return "\n".join(lines)
