@@ -2,26 +2,36 @@
 5%).
 
 A salvo is simulated and tracked once (``tracklayer simulate`` + ``track``); its
-``/tracks`` reports are then published into a fresh ``tracklayer consumer`` at the
-recorded pace times ``--speed``, in the batches they were emitted in (reports of one
-log time within 50 ms), stamped ``emitted_at`` = now. Each run measures the store
-process's CPU seconds (user + system, /proc) from the first to the last publish:
-``off`` = no ``--http``; ``on`` = ``--http`` with ``--pages`` pages connected to
-``/events`` (read by this script like a browser's EventSource). Runs alternate; the
-difference is reported as a mean, per pair and as the median of the pairs (the machine
-is shared: compare within one run). With ``--concurrent`` the two stores of a pair run
-at the same time on the same schedule, so that the machine's other load hits both alike.
+``/tracks`` reports are then published into fresh ``tracklayer consumer`` processes at
+the recorded pace times ``--speed`` (1 = real time, the salvo's own rate), in the
+batches they were emitted in (reports of one log time within 50 ms), stamped
+``emitted_at`` = now. ``--pairs`` pairs of stores run at the same time on the same
+schedule (so the machine's other load hits every store alike): in each pair one store
+without ``--http`` and one with ``--http`` and ``--pages`` pages connected (each page
+loads ``/``, its scripts, style and land outlines once, then reads ``/events`` as a
+browser's EventSource does).
+
+Two figures, kept apart:
+
+- **start-up (one time)**: each store's CPU from exec to "listening" (imports, opening
+  the database, starting gRPC and, with ``--http``, aiohttp), and the CPU the ``--http``
+  store spends serving a page once (static files, the snapshot).
+- **steady state (per second)**: each store's CPU per second of wall time over the
+  publishing after the first ``--warmup`` seconds, from the kernel's per-thread run
+  time (``/proc/PID/task/*/schedstat``, nanoseconds); the extra of the ``--http`` store
+  per pair, as a share of its pair's store without the map and of one core. The whole
+  publishing window (warm-up included) is given beside it.
 
 Beside it, a figure without the noise of a shared machine: the live map's own Python
-work (the listener on every batch, one flush per :data:`FLUSH_S` of publishing time with
-one page, status included) replayed in this process over the same batches, as thread CPU
+work (the listener on every batch, the flushes it brings and the tail timers, with one
+page, status included) replayed in this process over the same batches, as thread CPU
 time. It leaves out aiohttp's socket writes and the event loop's wake-ups.
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_live_map.py [--duration 300] [--speed 4]
-        [--reps 1] [--pages 1] [--keep DIR] [--no-append] [--positions]
-        [--concurrent]
+    .venv/bin/python benchmarks/bench_live_map.py [--duration 300] [--speed 1]
+        [--pairs 3] [--pages 1] [--warmup 30] [--keep DIR] [--no-append]
+        [--no-positions] [--before OTHER/.venv/bin/tracklayer]
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ import json
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import threading
@@ -45,9 +56,27 @@ BIN = Path(sys.executable).with_name("tracklayer")
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far."""
+    """User + system CPU seconds of process ``pid`` so far (all its threads, ended ones
+    included; 10 ms ticks)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def thread_ns(pid: int) -> dict[int, int]:
+    """Run time (ns, the scheduler's own count) of each live thread of ``pid``."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out[int(task.name)] = int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue  # the thread ended meanwhile
+    return out
+
+
+def ran_ns(before: dict[int, int], after: dict[int, int]) -> int:
+    """Run time between two :func:`thread_ns` samples (a thread started in between counts
+    from 0; one that ended in between is lost, which the stat-based figure catches)."""
+    return sum(ns - before.get(tid, 0) for tid, ns in after.items())
 
 
 def batches(recording: Path, frames_from: Path | None = None) -> list[tuple[float, list]]:
@@ -84,64 +113,127 @@ def batches(recording: Path, frames_from: Path | None = None) -> list[tuple[floa
     return out
 
 
-def read_page(url: str, stop: threading.Event, counts: list[int]) -> None:
-    """Read ``/events`` like a browser until ``stop``; counts the bytes received."""
+def read_page(url: str, stop: threading.Event, counts: list[int], opened: threading.Event) -> None:
+    """Read ``/events`` like a browser until ``stop``; counts the bytes received and sets
+    ``opened`` once the snapshot has arrived."""
     with urllib.request.urlopen(url + "events", timeout=30) as resp:
+        seen = b""
         while not stop.is_set():
             chunk = resp.read1(65536)
             if not chunk:
                 return
             counts[0] += len(chunk)
+            if not opened.is_set():
+                seen += chunk
+                if b"event: snapshot" in seen and b"\n\n" in seen.split(b"event: snapshot", 1)[1]:
+                    opened.set()
+
+
+def load_page(url: str) -> int:
+    """What a browser fetches once when it opens the map (page, style, scripts, land
+    outlines); the bytes received."""
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        html = resp.read()
+    paths = re.findall(rb'(?:href|src)="(/static/[^"]+)"', html) + [b"/static/land-110m.json"]
+    total = len(html)
+    for path in paths:
+        with urllib.request.urlopen(url.rstrip("/") + path.decode(), timeout=30) as resp:
+            total += len(resp.read())
+    return total
 
 
 def map_work_cpu(plan: list, speed: float) -> float:
-    """CPU seconds of the live map's own work over ``plan`` at ``speed``, in process."""
-    from tracklayer.services.live_map import server as srv
-    from tracklayer.services.live_map.picture import LiveMapPicture
+    """CPU seconds of the live map's own work over ``plan`` at ``speed``, in process: the
+    store's listener on every batch, the flushes it brings and the timers of the tails,
+    with one page (its queue emptied as aiohttp's writer would). The bytes of each report
+    are made before (the store has them from storing it)."""
+    import asyncio
+    import heapq
 
-    picture, pending, page = LiveMapPicture(), srv._Pending(), srv._Page()
-    on_batch = srv._listener(picture, pending)
-    t0, next_flush = time.thread_time(), srv.FLUSH_S
-    for off, reps in plan:
-        while off / speed >= next_flush:
-            data = srv._send_pending(picture, pending, {page})
-            status = {**picture.status(), "satellites": picture.satellites()}
-            data += srv._event("status", json.dumps(status, separators=(",", ":")))
-            next_flush += srv.FLUSH_S
-        on_batch(reps)
-    return time.thread_time() - t0
+    from tracklayer.services.live_map.feed import LiveMapFeed
+
+    class Store:  # the track store as the map sees it
+        def open_feed(self, on_batch):
+            self.on_batch = on_batch
+            return lambda: None
+
+        def live_count(self) -> int:
+            return 0
+
+    now = [0.0]
+    loop = asyncio.new_event_loop()
+    loop.time = lambda: now[0]  # type: ignore[method-assign]
+    store = Store()
+    feed = LiveMapFeed(loop, store)  # type: ignore[arg-type]
+    page = feed.open_page()
+    timers = loop._scheduled  # type: ignore[attr-defined]
+    raws = [(reps, [r.SerializeToString() for r in reps]) for _, reps in plan]
+    t0 = time.thread_time()
+    for (off, _), (reps, raw) in zip(plan, raws, strict=True):
+        now[0] = off / speed
+        while timers and timers[0].when() <= now[0]:
+            handle = heapq.heappop(timers)
+            if not handle.cancelled():
+                handle._run()
+        store.on_batch(reps, raw)
+        while not page.queue.empty():
+            page.queue.get_nowait()
+    spent = time.thread_time() - t0
+    feed.close()
+    loop.close()
+    return spent
 
 
 class _Store:
-    """A fresh ``tracklayer consumer`` (with ``--http`` and ``pages`` readers if ``http``)."""
+    """A fresh ``tracklayer consumer`` (with ``--http`` if ``http``); its start-up CPU."""
 
-    def __init__(self, work: Path, http: bool, pages: int) -> None:
+    def __init__(self, work: Path, http: bool, binary: Path = BIN) -> None:
         import grpc
 
         from tracklayer.v1 import track_store_service_pb2_grpc as ts_grpc
 
         tag = time.monotonic_ns()
-        argv = [str(BIN), "consumer", "--listen", "127.0.0.1:0"]
+        self.binary = binary
+        argv = [str(binary), "consumer", "--listen", "127.0.0.1:0"]
         argv += ["--db", str(work / f"store-{tag}.sqlite")]
         argv += ["--http", "127.0.0.1:0"] if http else []
         self.log_path = work / f"store-{tag}.log"
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT)
         while not re.search(r"listening on (\S+)", self.log_path.read_text()):
-            time.sleep(0.05)
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"store exited: {self.log_path.read_text()}")
+            time.sleep(0.02)
+        time.sleep(0.3)  # the live map line comes after the gRPC one
+        self.startup_cpu = self.cpu()
         text = self.log_path.read_text()
+        self.url = m.group(1) if (m := re.search(r"live map on (\S+)", text)) else None
+        self.page_cpu, self.page_bytes = 0.0, 0
         self.stop, self.counts = threading.Event(), [0]
-        if http:
-            url = re.search(r"live map on (\S+)", text).group(1)
-            for _ in range(pages):
-                args = (url, self.stop, self.counts)
-                threading.Thread(target=read_page, args=args, daemon=True).start()
-            time.sleep(0.5)
         self.channel = grpc.insecure_channel(re.search(r"listening on (\S+)", text).group(1))
         self.stub = ts_grpc.TrackStoreServiceStub(self.channel)
 
+    def open_pages(self, pages: int) -> None:
+        """Open ``pages`` pages as a browser does (files once, then ``/events``); the CPU
+        this took the store is :attr:`page_cpu`."""
+        if self.url is None:
+            return
+        cpu0 = self.cpu()
+        for _ in range(pages):
+            self.page_bytes += load_page(self.url)
+            opened = threading.Event()
+            args = (self.url, self.stop, self.counts, opened)
+            threading.Thread(target=read_page, args=args, daemon=True).start()
+            if not opened.wait(30):
+                raise RuntimeError("no snapshot from /events within 30 s")
+        time.sleep(0.3)
+        self.page_cpu = self.cpu() - cpu0
+
     def cpu(self) -> float:
         return cpu_seconds(self.proc.pid)
+
+    def threads(self) -> dict[int, int]:
+        return thread_ns(self.proc.pid)
 
     def publish(self, plan: list, speed: float, start: float) -> int:
         """Publish ``plan`` at ``speed`` x its pace from monotonic ``start``; the acks."""
@@ -167,74 +259,169 @@ class _Store:
         self._log.close()
 
 
-def one_run(work: Path, plan: list, speed: float, http: bool, pages: int) -> dict:
-    """Publish ``plan`` into a fresh store; the store's CPU seconds and the pages' bytes."""
-    from tracklayer.services.live_map.server import FLUSH_S
-
-    store = _Store(work, http, pages)
-    try:
-        cpu0, wall0 = store.cpu(), time.monotonic()
-        acks = store.publish(plan, speed, wall0)
-        time.sleep(FLUSH_S + 0.2)  # the last flush of the live map
-        cpu1, wall1 = store.cpu(), time.monotonic()
-        return {"cpu": cpu1 - cpu0, "wall": wall1 - wall0, "acks": acks, "bytes": store.counts[0]}
-    finally:
-        store.close()
+def _copy(plan: list) -> list:
+    return [(off, [type(r).FromString(r.SerializeToString()) for r in b]) for off, b in plan]
 
 
-def concurrent_run(work: Path, plan: list, speed: float, pages: int) -> tuple[dict, dict]:
-    """A store without and one with the map, fed the same schedule at the same time (the
-    machine's load hits both alike); (off, on) as :func:`one_run` gives them."""
-    from tracklayer.services.live_map.server import FLUSH_S
+def concurrent_runs(work: Path, plan: list, args: argparse.Namespace) -> list[dict]:
+    """``args.pairs`` stores without and as many with the map, all fed the same schedule
+    at the same time; per store: start-up CPU, page CPU, CPU over the whole publishing
+    (stat) and run time in the steady window (schedstat), acks, page bytes."""
+    from tracklayer.services.live_map.feed import FLUSH_S, TAIL_S
 
-    stores = [_Store(work, False, pages), _Store(work, True, pages)]
-    copies = [
-        plan,
-        [(off, [type(r).FromString(r.SerializeToString()) for r in b]) for off, b in plan],
+    bins = [BIN] + ([Path(args.before)] if args.before else [])
+    stores = [
+        _Store(work, http, b) for _ in range(args.pairs) for b in bins for http in (False, True)
     ]
-    acks = [0, 0]
     try:
-        start = time.monotonic() + 0.2
+        for s in stores:
+            s.open_pages(args.pages)
+        plans = [plan] + [_copy(plan) for _ in stores[1:]]
+        acks = [0] * len(stores)
+        start = time.monotonic() + 0.5
+        end = start + plan[-1][0] / args.speed + FLUSH_S + TAIL_S + 0.5
         cpu0 = [s.cpu() for s in stores]
 
         def feed(i: int) -> None:
-            acks[i] = stores[i].publish(copies[i], speed, start)
+            acks[i] = stores[i].publish(plans[i], args.speed, start)
 
-        threads = [threading.Thread(target=feed, args=(i,)) for i in (0, 1)]
+        threads = [threading.Thread(target=feed, args=(i,)) for i in range(len(stores))]
         for th in threads:
             th.start()
+        time.sleep(max(0.0, start + args.warmup - time.monotonic()))
+        warm, t_warm = [s.threads() for s in stores], time.monotonic()
         for th in threads:
             th.join()
-        time.sleep(FLUSH_S + 0.2)
-        wall = time.monotonic() - start
-        out = [
-            {"cpu": s.cpu() - c0, "wall": wall, "acks": a, "bytes": s.counts[0]}
-            for s, c0, a in zip(stores, cpu0, acks, strict=True)
-        ]
-        return out[0], out[1]
+        time.sleep(max(0.0, end - time.monotonic()))  # the last flush of the live map
+        last, t_end = [s.threads() for s in stores], time.monotonic()
+        out = []
+        for i, s in enumerate(stores):
+            out.append(
+                {
+                    "http": s.url is not None,
+                    "before": s.binary != BIN,
+                    "startup": s.startup_cpu,
+                    "page": s.page_cpu,
+                    "page_bytes": s.page_bytes,
+                    "whole": s.cpu() - cpu0[i],
+                    "whole_s": t_end - start,
+                    "steady": ran_ns(warm[i], last[i]) / 1e9,
+                    "steady_loop": (last[i][s.proc.pid] - warm[i][s.proc.pid]) / 1e9,
+                    "steady_s": t_end - t_warm,
+                    "acks": acks[i],
+                    "bytes": s.counts[0],
+                }
+            )
+        return out
     finally:
         for s in stores:
             s.close()
+
+
+def _pct(values: list[float], digits: int = 1) -> str:
+    return ", ".join(f"{v:+.{digits}f}%" for v in values)
+
+
+def _before(args: argparse.Namespace, runs: list[dict]) -> str:
+    """The ``--before`` stores' figures (same run, same schedule), or nothing."""
+    if not args.before:
+        return ""
+    offs, ons = runs[0::2], runs[1::2]
+    rel = [(b["steady"] - a["steady"]) / a["steady"] * 100 for a, b in zip(offs, ons, strict=True)]
+    span = statistics.mean(r["steady_s"] for r in runs)
+    off_s = statistics.mean(r["steady"] for r in offs)
+    on_s = statistics.mean(r["steady"] for r in ons)
+    return (
+        f"In the same run, {len(offs)} pair(s) of stores of the code before (`{args.before}`): "
+        f"without the map {off_s / span * 100:.2f}% of one core, with it "
+        f"{on_s / span * 100:.2f}%: **{(on_s - off_s) / off_s * 100:+.1f}%** (per pair "
+        f"{_pct(rel)}); start-up {statistics.mean(r['startup'] for r in offs):.2f} s / "
+        f"{statistics.mean(r['startup'] for r in ons):.2f} s CPU, a page opened "
+        f"{statistics.mean(r['page'] for r in ons) * 1000:.0f} ms.\n\n"
+    )
+
+
+def report(args: argparse.Namespace, runs: list[dict], n: int, own: float, load0: float) -> str:
+    """The RESULTS.md section of ``runs`` (pairs: off, on, off, on, ...; ``--before`` ones
+    apart)."""
+    before = _before(args, [r for r in runs if r["before"]])
+    runs = [r for r in runs if not r["before"]]
+    offs, ons = runs[0::2], runs[1::2]
+    span = statistics.mean(r["steady_s"] for r in runs)
+    whole_s = statistics.mean(r["whole_s"] for r in runs)
+    rel = [(b["steady"] - a["steady"]) / a["steady"] * 100 for a, b in zip(offs, ons, strict=True)]
+    core = [(b["steady"] - a["steady"]) / span * 100 for a, b in zip(offs, ons, strict=True)]
+    rel_whole = [
+        (b["whole"] - a["whole"]) / a["whole"] * 100 for a, b in zip(offs, ons, strict=True)
+    ]
+    off_s = statistics.mean(r["steady"] for r in offs)
+    on_s = statistics.mean(r["steady"] for r in ons)
+    loop_extra = statistics.mean(
+        b["steady_loop"] - a["steady_loop"] for a, b in zip(offs, ons, strict=True)
+    )
+    mean_rel = (on_s - off_s) / off_s * 100
+    start_off = statistics.mean(r["startup"] for r in offs)
+    start_on = statistics.mean(r["startup"] for r in ons)
+    page = statistics.mean(r["page"] for r in ons)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    flags = f"--duration {args.duration:g} --speed {args.speed:g} --pairs {args.pairs} "
+    flags += f"--pages {args.pages} --warmup {args.warmup:g}"
+    flags += " --no-positions" if args.no_positions else ""
+    flags += " --before BIN" if args.before else ""
+    return (
+        f"\n### bench_live_map: {args.scenario} — {stamp}\n\n"
+        f"Machine: {machine()}; load average (1 min) at start {load0:.1f}, "
+        f"end {os.getloadavg()[0]:.1f}. `benchmarks/bench_live_map.py {flags}`.\n\n"
+        f"{n} stored reports of `{args.scenario}` ({args.duration:g} s tracked"
+        f"{'' if args.no_positions else ', with the sensor positions a fusion service attaches'}"
+        f") published into `tracklayer consumer` at {args.speed:g}x the recorded pace "
+        f"({n / whole_s:.1f} reports/s over {whole_s:.0f} s), in the batches they were "
+        f"emitted in; {args.pairs} pair(s) of stores (without / with `--http` and "
+        f"{args.pages} page(s)), all at the same time on the same schedule.\n\n"
+        f"Steady state (from {args.warmup:g} s into the publishing to its end, {span:.0f} s; "
+        "run time of the store's threads, schedstat):\n\n"
+        "| store | CPU s | CPU % of one core |\n|---|---:|---:|\n"
+        f"| without `--http` | {off_s:.3f} | {off_s / span * 100:.2f} |\n"
+        f"| with `--http`, {args.pages} page(s) on `/events` | {on_s:.3f} "
+        f"| {on_s / span * 100:.2f} |\n\n"
+        f"**The live map adds {mean_rel:+.1f}% to the store's steady-state CPU** "
+        f"({(on_s - off_s) / span * 100:+.3f}% of one core); per pair: {_pct(rel)} "
+        f"(median {statistics.median(rel):+.1f}%; of one core {_pct(core, 3)}); goal: at "
+        f"most +5%. Of the extra, on the event loop's thread (where the map runs): "
+        f"{loop_extra / span * 100:+.3f}% of one core. Whole publishing window (warm-up "
+        "included, /proc stat): per pair "
+        f"{_pct(rel_whole)}.\n\n"
+        f"One-time start-up: exec to listening {start_off:.2f} s CPU without `--http`, "
+        f"{start_on:.2f} s with it ({start_on - start_off:+.2f} s); opening a page once "
+        f"(page, style, scripts, land outlines: "
+        f"{statistics.mean(r['page_bytes'] for r in ons) / 1e3:.0f} kB, then the snapshot) "
+        f"{page * 1000:.0f} ms of the store's CPU.\n\n{before}"
+        f"The map's own Python work replayed in process over the same batches (listener, "
+        f"the flushes it brings, one page; no sockets; median of 5): {own * 1000:.0f} ms "
+        f"over the publishing = {own / whole_s * 100:.3f}% of one core.\n"
+    )
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scenario", default="salvo")
     ap.add_argument("--duration", type=float, default=300.0, help="scenario seconds")
-    ap.add_argument("--speed", type=float, default=4.0, help="publish pace x the recording's")
-    ap.add_argument("--reps", type=int, default=1, help="off/on pairs")
-    ap.add_argument("--pages", type=int, default=1, help="pages connected in the on runs")
+    ap.add_argument("--speed", type=float, default=1.0, help="publish pace x the recording's")
+    ap.add_argument("--pairs", type=int, default=3, help="store pairs, all run at once")
+    ap.add_argument("--pages", type=int, default=1, help="pages connected to the --http store")
+    ap.add_argument("--warmup", type=float, default=30.0, help="s left out of the steady state")
     ap.add_argument("--keep", default=None, help="keep the work folder here")
+    ap.add_argument(
+        "--before",
+        default=None,
+        help="another checkout's tracklayer executable: as many pairs of its stores run "
+        "beside, on the same schedule (before/after in one run)",
+    )
     ap.add_argument("--no-append", action="store_true", help="do not append to RESULTS.md")
     ap.add_argument(
-        "--concurrent",
+        "--no-positions",
         action="store_true",
-        help="run each pair's two stores at the same time on the same schedule",
-    )
-    ap.add_argument(
-        "--positions",
-        action="store_true",
-        help="reports carry sensor_positions, as a fusion service sends them",
+        help="reports without the sensor_positions a fusion service attaches",
     )
     args = ap.parse_args()
     load0 = os.getloadavg()[0]
@@ -252,64 +439,13 @@ def main() -> int:
                 check=True,
                 stdout=subprocess.DEVNULL,
             )
-        plan = batches(tracked, sim if args.positions else None)
+        plan = batches(tracked, None if args.no_positions else sim)
         n = sum(len(b) for _, b in plan)
         own = sorted(map_work_cpu(plan, args.speed) for _ in range(5))[2]
-        runs: dict[str, list[dict]] = {"off": [], "on": []}
-        for _ in range(args.reps):
-            if args.concurrent:
-                off_run, on_run = concurrent_run(work, plan, args.speed, args.pages)
-                pair = {"off": off_run, "on": on_run}
-            else:
-                pair = {m: one_run(work, plan, args.speed, m == "on", args.pages) for m in runs}
-            for mode, r in pair.items():
-                runs[mode].append(r)
-                print(
-                    f"{mode}: store CPU {r['cpu']:.2f} s over {r['wall']:.1f} s, "
-                    f"{r['acks']} acks, page bytes {r['bytes']}",
-                    flush=True,
-                )
-    off = sum(r["cpu"] for r in runs["off"]) / args.reps
-    on = sum(r["cpu"] for r in runs["on"]) / args.reps
-    wall = sum(r["wall"] for r in runs["off"] + runs["on"]) / (2 * args.reps)
-    added = (on - off) / off * 100 if off else float("nan")
-    pairs = sorted(
-        (b["cpu"] - a["cpu"]) / a["cpu"] * 100 for a, b in zip(runs["off"], runs["on"], strict=True)
-    )
-    median_pair = pairs[len(pairs) // 2]
-    per_core = (on - off) / wall * 100
-    core_pairs = sorted(
-        (b["cpu"] - a["cpu"]) / wall * 100 for a, b in zip(runs["off"], runs["on"], strict=True)
-    )
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    text = (
-        f"\n### bench_live_map: {args.scenario} — {stamp}\n\n"
-        f"Machine: {machine()}; load average (1 min) at start {load0:.1f}, "
-        f"end {os.getloadavg()[0]:.1f}. `benchmarks/bench_live_map.py --duration "
-        f"{args.duration:g} --speed {args.speed:g} --reps {args.reps} --pages {args.pages}"
-        f"{' --positions' if args.positions else ''}"
-        f"{' --concurrent' if args.concurrent else ''}`.\n\n"
-        f"{n} stored reports of `{args.scenario}` ({args.duration:g} s tracked"
-        f"{', with the sensor positions a fusion service attaches' if args.positions else ''}) "
-        "published "
-        f"into `tracklayer consumer` at {args.speed:g}x the recorded pace ({n / wall:.0f} "
-        f"reports/s over {wall:.0f} s), in the batches they were emitted in; store process "
-        f"CPU (user + system) over the publishing, mean of {args.reps} run(s) each, "
-        f"{'both stores of a pair at the same time' if args.concurrent else 'alternating'}"
-        ".\n\n"
-        "| store | CPU s | CPU % of one core |\n|---|---:|---:|\n"
-        f"| without `--http` | {off:.2f} | {off / wall * 100:.1f} |\n"
-        f"| with `--http`, {args.pages} page(s) on `/events` | {on:.2f} "
-        f"| {on / wall * 100:.1f} |\n\n"
-        f"The live map adds {added:+.1f}% to the store's CPU ({per_core:+.2f}% of one "
-        f"core); per off/on pair: {', '.join(f'{p:+.1f}%' for p in pairs)} (median "
-        f"{median_pair:+.1f}%; as a share of one core "
-        f"{', '.join(f'{p:+.2f}%' for p in core_pairs)}); goal: at most +5%.\n\n"
-        f"The map's own Python work replayed in process over the same batches (listener, "
-        f"one flush per second with one page; no sockets; median of 5): {own * 1000:.0f} ms "
-        f"= {own / off * 100:.1f}% of the store's CPU without the map, "
-        f"{own / wall * 100:.2f}% of one core.\n"
-    )
+        runs = concurrent_runs(work, plan, args)
+        for r in runs:
+            print(json.dumps(r), flush=True)
+    text = report(args, runs, n, own, load0)
     print(text)
     if not args.no_append:
         print(f"appended to {append_results(text)}")

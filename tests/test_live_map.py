@@ -1,10 +1,11 @@
 """The live map's server without a browser: the track store with ``http`` on a free port,
-its server-sent events read by aiohttp's client, the picture and the JSON it keeps, and
-the errors of ``--http``."""
+its server-sent events read by aiohttp's client, the picture it keeps, the two encodings
+(protobuf bytes for the page, JSON for ``/api/snapshot``), and the errors of ``--http``."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import socket
 from pathlib import Path
@@ -15,14 +16,20 @@ import pytest
 
 from tracklayer.services.cli import main
 from tracklayer.services.errors import UserError
-from tracklayer.services.live_map.picture import LiveMapPicture
-from tracklayer.services.live_map.server import PAGE_QUEUE, _Page, parse_http_address
-from tracklayer.services.live_map.view import report_text
+from tracklayer.services.live_map import picture
+from tracklayer.services.live_map.address import parse_http_address
+from tracklayer.services.live_map.feed import PAGE_QUEUE, LiveMapFeed, Page
+from tracklayer.services.live_map.view import report_text, reports_b64
 from tracklayer.services.store_service.servicer import start_track_store_server
 from tracklayer.v1 import track_pb2, track_store_service_pb2_grpc
 from tracklayer.v1 import track_store_service_pb2 as ts
 
 T0 = 1_767_225_600
+
+
+def decoded(b64: str) -> list[track_pb2.TrackReport]:
+    """What the page gets, decoded by the protobuf runtime (independent of the encoder)."""
+    return list(ts.ListTracksResponse.FromString(base64.b64decode(b64, validate=True)).tracks)
 
 
 def report(tid: str, rev: int, lat: float = 10.0, lon: float = 20.0, status: int = 2):
@@ -70,68 +77,177 @@ def test_report_json_writes_null_for_numbers_that_are_not_finite_and_escapes_ids
     assert d["lon"] == 20.0 and d["impact"]["a"] is None and d["impact"]["b"] == 1e3
 
 
-def test_picture_keeps_the_latest_revision_a_bounded_trail_and_forgets_deleted_tracks():
-    pic = LiveMapPicture(trail_points=3)
-    changes = pic.apply([report("f-1", r, lon=r) for r in range(1, 6)])
-    assert [json.loads(c)["rev"] for c in changes] == [1, 2, 3, 4, 5]
-    assert pic.apply([report("f-1", 2)]) == []  # an older revision changes nothing
-    assert [p[2] for p in pic.trail("f-1")] == [3.0, 4.0, 5.0]
-    snap = pic.snapshot()
-    assert [t["id"] for t in snap["tracks"]] == ["f-1"] and len(snap["tracks"][0]["trail"]) == 3
-    assert snap["satellites"] == []  # no report placed one
-    placed = report("f-1", 7)
-    p = placed.sensor_positions.add(sensor_id="sat-1-1", latitude_deg=1.23456, altitude_m=8e5)
+def test_the_page_gets_the_reports_own_bytes_in_order_whatever_their_size():
+    small = track_pb2.TrackReport(track_id="f-4", revision=1)
+    reps = [report("f-1", 1), report("f-2", 1), report('f-"3"', 2, lat=float("nan")), small]
+    reps[0].covariance.extend([1.0] * 2100)
+    p = reps[1].sensor_positions.add(sensor_id="sat-1-1", latitude_deg=1.5, altitude_m=8e5)
+    p.time.seconds = T0
+    sizes = [len(r.SerializeToString()) for r in reps]
+    assert sizes[0] > 2**14 and 2**7 < sizes[1] < 2**14 and sizes[3] < 2**7  # 3-, 2-, 1-byte
+    assert decoded(reports_b64(reps)) == reps
+    assert decoded(reports_b64([])) == []
+
+
+def test_trails_come_from_the_stored_history_none_newer_than_the_snapshot():
+    history = [report("f-1", r, lon=float(r)) for r in range(1, 6)]
+    history[1].latitude_deg = float("nan")  # no sub-point: no trail point
+    history[2].altitude_m = float("inf")
+    live = [report("f-1", 4), report("f-2", 1)]
+    tails = picture.trails(live, {"f-1": history, "f-2": []})
+    assert [p[2] for p in tails["f-1"]] == [1.0, 3.0, 4.0]  # rev 5 came after the snapshot
+    assert tails["f-1"][1] == [T0 + 3, 10.0, 3.0, None] and tails["f-2"] == []
+    assert picture.trail_length(24) == 120 and picture.trail_length(1000) == 20
+    assert picture.trail_length(10**6) == picture.MIN_TRAIL_POINTS
+
+
+def test_the_snapshot_has_the_live_tracks_bytes_their_trails_and_the_satellites():
+    a, b = report("f-1", 7), report("f-2", 1)
+    p = a.sensor_positions.add(sensor_id="sat-1-1", latitude_deg=1.23456, altitude_m=8e5)
     p.longitude_deg, p.time.seconds = float("nan"), T0 + 6
-    pic.apply([placed])
+    b.sensor_positions.add(sensor_id="sat-1-1").time.seconds = T0 + 5  # older: not kept
+    b.sensor_positions.add(sensor_id="sat-2-1").time.seconds = T0 - 601  # 10 min older
+    status = picture.Rates().status_text(2)
+    page = json.loads(picture.snapshot_text([a, b], {"f-1": [[T0, 1.0, 2.0, 3.0]]}, status))
+    assert decoded(page["tracks"]) == [a, b] and page["trails"]["f-1"] == [[T0, 1.0, 2.0, 3.0]]
+    assert page["status"]["live"] == 2 and page["status"]["rate"] == 0.0
+    readable = picture.snapshot([a, b], {"f-1": [[T0, 1.0, 2.0, 3.0]]}, status)
+    assert [(t["id"], t["rev"], len(t["trail"])) for t in readable["tracks"]] == [
+        ("f-1", 7, 1),
+        ("f-2", 1, 0),
+    ]
     here = {"id": "sat-1-1", "lat": 1.2346, "lon": None, "alt": 8e5, "t": T0 + 6}
-    assert pic.satellites() == [here]
-    gone = pic.apply([report("f-1", 8, status=4)])
-    assert json.loads(gone[0])["status"] == "DELETED" and pic.snapshot()["tracks"] == []
-    assert pic.snapshot()["satellites"] == [here]  # still where it was seen
-    much_later = report("f-2", 1)
-    q = much_later.sensor_positions.add(sensor_id="sat-2-1")
-    q.time.seconds = T0 + 6 + 601
-    pic.apply([much_later])
-    assert [s["id"] for s in pic.satellites()] == ["sat-2-1"]  # sat-1-1: 10 min older
+    assert readable["satellites"] == [here]
 
 
-def test_without_a_page_nothing_is_encoded_until_a_page_asks(monkeypatch):
-    import tracklayer.services.live_map.picture as picture_module
+class FakeStore:
+    """The track store as the live map sees it (``feed.LiveFeed``)."""
 
-    encoded: list[str] = []
+    def __init__(self) -> None:
+        self.calls: list = []
+        self.live: dict[str, track_pb2.TrackReport] = {}
 
-    def counting(msg):
-        encoded.append(msg.track_id)
-        return report_text(msg)
+    def open_feed(self, on_batch):
+        self.calls.append(on_batch)
+        return lambda: self.calls.remove(on_batch)
 
-    monkeypatch.setattr(picture_module, "report_text", counting)
-    pic = LiveMapPicture()
-    assert pic.apply([report("f-1", 1), report("f-1", 2, lon=21.0)], encode=False) == []
-    assert pic.apply([report("f-2", 1), report("f-3", 1, status=4)], encode=False) == []
-    assert encoded == []
-    snap = pic.snapshot()  # a page connects: each live track encoded once, now
-    assert sorted(encoded) == ["f-1", "f-2"]
-    assert [t["id"] for t in snap["tracks"]] == ["f-1", "f-2"] and snap["tracks"][0]["rev"] == 2
-    assert [p[2] for p in snap["tracks"][0]["trail"]] == [20.0, 21.0]
-    pic.snapshot()
-    assert sorted(encoded) == ["f-1", "f-2"]  # kept, not encoded again
+    def publish(self, *reps: track_pb2.TrackReport) -> None:
+        for r in reps:
+            self.live[r.track_id] = r
+        for call in self.calls:
+            call(list(reps), [r.SerializeToString() for r in reps])
+
+    def live_reports(self):
+        return [self.live[k] for k in sorted(self.live)]
+
+    def live_count(self) -> int:
+        return len(self.live)
+
+
+class Clock:
+    """An event loop that never runs, whose time is set by hand: its timers are looked
+    at, or run by hand."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.loop.time = lambda: self.t  # type: ignore[method-assign]
+        self.t = 100.0
+
+    def timers(self) -> list[float]:
+        """Due times of the timers armed and not cancelled."""
+        scheduled = self.loop._scheduled  # type: ignore[attr-defined]
+        return sorted(round(h.when(), 6) for h in scheduled if not h.cancelled())
+
+    def advance(self, to: float) -> None:
+        """Set the clock to ``to``, running the timers due by then."""
+        scheduled = self.loop._scheduled  # type: ignore[attr-defined]
+        due = [h for h in scheduled if not h.cancelled() and h.when() <= to + 1e-9]
+        self.t = to
+        for handle in due:
+            handle._run()
+            handle.cancel()
+
+
+def test_without_a_page_a_batch_is_only_counted_no_timer_runs_and_nothing_is_kept(monkeypatch):
+    from tracklayer.services.live_map import feed as feed_module
+
+    encoded: list = []
+    monkeypatch.setattr(feed_module, "raws_b64", lambda raws: encoded.append(raws) or "")
+    clock, store = Clock(), FakeStore()
+    feed = LiveMapFeed(clock.loop, store)
+    store.publish(report("f-1", 1), report("f-1", 2, lon=21.0))
+    clock.t += 1.0
+    store.publish(report("f-2", 1))
+    assert encoded == [] and clock.timers() == [] and feed.pending == []
+    assert feed.rates.reports_seen == 3
+    page = feed.open_page()
+    assert clock.timers() == [106.0] and page.queue.empty() and feed.pending == []
+    feed.close_page(page)  # the last page gone: no timer left
+    assert clock.timers() == []
+    feed.close()
+    assert store.calls == []
+    clock.loop.close()
+
+
+def sent(data: bytes) -> tuple[list[tuple[str, int]], dict]:
+    """A flush's write: the (track, revision) of its reports event, its status."""
+    events = dict(
+        (part.split("\n")[0][7:], json.loads(part.split("\ndata: ", 1)[1]))
+        for part in data.decode().split("\n\n")
+        if part
+    )
+    reps = decoded(events["reports"]) if "reports" in events else []
+    return [(m.track_id, m.revision) for m in reps], events["status"]
+
+
+def test_with_a_page_publishes_bring_the_flushes_and_a_timer_only_ends_a_burst():
+    clock, store = Clock(), FakeStore()
+    feed = LiveMapFeed(clock.loop, store)
+    page = feed.open_page()
+    assert clock.timers() == [105.0]  # a status in 5 s if nothing is published
+    store.publish(report("f-1", 1))  # the first flush is due at once
+    assert sent(page.queue.get_nowait())[0] == [("f-1", 1)] and clock.timers() == [105.0]
+    clock.t = 100.3
+    store.publish(report("f-1", 2, lon=21.0))  # too early: a timer for a tail
+    assert page.queue.empty() and clock.timers() == [101.4]
+    clock.t = 101.1
+    store.publish(report("f-2", 1), report("f-1", 3))  # due: this publish flushes
+    reps, status = sent(page.queue.get_nowait())
+    assert reps == [("f-1", 3), ("f-2", 1)] and clock.timers() == [106.1]
+    assert status["live"] == 2 and status["seen"] == 4
+    clock.t = 101.3
+    store.publish(report("f-2", 2, status=4))  # the end of a burst: nothing after it
+    assert page.queue.empty() and clock.timers() == [102.5]
+    clock.advance(102.5)  # the tail timer sends it, 1.4 s after the last flush at most
+    assert sent(page.queue.get_nowait())[0] == [("f-2", 2)] and clock.timers() == [107.5]
+    clock.advance(107.5)  # quiet: a status alone
+    reps, status = sent(page.queue.get_nowait())
+    assert reps == [] and status["seen"] == 5
+    assert status["rate"] == 1.0  # wall clock: the 5 reports came within the last 5 s
+    feed.close()
+    assert page.queue.get_nowait() is None and clock.timers() == []
+    clock.loop.close()
 
 
 def test_batches_waiting_for_a_flush_stay_bounded_and_keep_each_tracks_latest(monkeypatch):
-    from tracklayer.services.live_map import server as srv
+    from tracklayer.services.live_map import feed as feed_module
 
-    monkeypatch.setattr(srv, "MAX_PENDING_BATCHES", 3)
-    pic, pending = LiveMapPicture(), srv._Pending()
-    on_batch = srv._listener(pic, pending)
+    monkeypatch.setattr(feed_module, "MAX_PENDING_BATCHES", 3)
+    clock, store = Clock(), FakeStore()
+    feed = LiveMapFeed(clock.loop, store)
+    feed.open_page()
+    store.publish(report("f-0", 1))  # flushed at once: then not for 1 s
     for rev in range(1, 8):
-        on_batch([report("f-1", rev), report(f"f-{rev + 1}", 1)])
-        assert len(pending.batches) <= 3
-    latest = {m.track_id: m.revision for m in pending.latest()}
-    assert latest["f-1"] == 7 and len(latest) == 8 and pic.reports_seen == 14
+        store.publish(report("f-1", rev), report(f"f-{rev + 1}", 1))
+        assert len(feed.pending) <= 3
+    msgs, raws = feed_module.latest(feed.pending)
+    assert {m.track_id: m.revision for m in msgs} == {"f-1": 7} | {f"f-{i}": 1 for i in range(2, 9)}
+    assert raws == [m.SerializeToString() for m in msgs]
+    clock.loop.close()
 
 
 def test_a_page_that_reads_too_slowly_is_cut_off():
-    page = _Page()
+    page = Page()
     for i in range(PAGE_QUEUE + 1):
         page.offer(b"x%d" % i)
     assert page.too_slow and page.queue.get_nowait() is None
@@ -190,17 +306,24 @@ def test_events_start_with_a_snapshot_then_stream_changes_and_status(tmp_path: P
                         stream = events(resp)
                         name, snap = await anext(stream)
                         assert name == "snapshot"
-                        assert [t["id"] for t in snap["tracks"]] == ["f-1"]
+                        assert [t.track_id for t in decoded(snap["tracks"])] == ["f-1"]
+                        assert [p[2] for p in snap["trails"]["f-1"]] == [20.0]
                         await publish(report("f-1", 2, lon=21.0), report("f-2", 1))
-                        seen: dict[str, dict] = {}
+                        seen: dict[str, track_pb2.TrackReport] = {}
                         status = None
                         while "f-2" not in seen or status is None:
                             name, data = await asyncio.wait_for(anext(stream), 3)
                             if name == "reports":
-                                seen.update({r["id"]: r for r in data})
+                                seen.update({r.track_id: r for r in decoded(data)})
                             elif name == "status":
                                 status = data
-                        assert seen["f-1"]["rev"] == 2 and seen["f-1"]["lon"] == 21.0
+                        assert seen["f-1"].revision == 2 and seen["f-1"].longitude_deg == 21.0
+                        async with http.get(url + "api/snapshot") as snapshot:
+                            readable = await snapshot.json()
+                        assert [(t["id"], t["rev"]) for t in readable["tracks"]] == [
+                            ("f-1", 2),
+                            ("f-2", 1),
+                        ]
                         # the server stops with this page still connected
                         await asyncio.wait_for(server.stop(0.5), 5)
                         rest = [e async for e in stream]
@@ -212,16 +335,37 @@ def test_events_start_with_a_snapshot_then_stream_changes_and_status(tmp_path: P
     asyncio.run(asyncio.wait_for(body(), 30))
 
 
-def test_a_broadcast_listener_sees_every_batch_and_its_failure_never_reaches_the_publisher():
-    from tracklayer.services.rpc.broadcast import Broadcaster
+def test_the_store_feeds_only_what_it_stored_with_its_bytes_and_a_failing_feed_is_harmless(
+    tmp_path: Path,
+):
+    async def body():
+        server = await start_track_store_server(tmp_path / "t.sqlite")
+        seen: list = []
+        try:
+            stop = server.servicer.open_feed(lambda msgs, raws: seen.append((msgs, raws)))
+            server.servicer.open_feed(lambda msgs, raws: 1 / 0)  # a broken reader
+            async with grpc.aio.insecure_channel(server.address) as ch:
+                stub = track_store_service_pb2_grpc.TrackStoreServiceStub(ch)
+                call = stub.PublishTracks()
+                first = report("f-1", 1)
+                first.emitted_at.seconds = T0 + 9
+                for reps in ([first, report("f-2", 1)], [report("f-1", 1), report("f-1", 2)]):
+                    await call.write(ts.PublishTracksRequest(reports=reps))
+                    acks = (await call.read()).acks
+                    assert len(acks) == len(reps)
+                stop()
+                await call.write(ts.PublishTracksRequest(reports=[report("f-1", 3)]))
+                await call.read()
+                await call.done_writing()
+            assert [[(m.track_id, m.revision) for m in msgs] for msgs, _ in seen] == [
+                [("f-1", 1), ("f-2", 1)],
+                [("f-1", 2)],  # the duplicate of revision 1 was not stored again
+            ]
+            assert seen[0][1][0] == first.SerializeToString()  # the bytes as stored
+            assert [r.revision for r in server.servicer.live_reports()] == [3, 1]
+            recent = await server.servicer.recent_reports(["f-1", "f-9"], 2)
+            assert [r.revision for r in recent["f-1"]] == [2, 3] and recent["f-9"] == []
+        finally:
+            await server.stop(0.5)
 
-    hub: Broadcaster[int] = Broadcaster()
-    seen: list[list[int]] = []
-    stop = hub.listen(seen.append)
-    hub.listen(lambda batch: 1 / 0)  # a broken reader
-    hub.publish([1, 2])
-    hub.publish([])
-    hub.publish([3])
-    stop()
-    hub.publish([4])
-    assert seen == [[1, 2], [3]]
+    asyncio.run(asyncio.wait_for(body(), 30))

@@ -1,16 +1,14 @@
-"""What the live map knows: the latest report of each live track with a bounded trail,
-where the reports last placed each satellite, and the rates shown in the status bar.
-(Which satellites fed which tracks the page works out from the reports' ``sensors``:
-the store's CPU is shared, the browser's is the operator's.)
+"""What a page gets from the store besides the stream of reports: the snapshot it starts
+from (every live track's latest report, a trail per track from the stored history,
+the status) and the status bar's figures (:class:`Rates`).
 
-Every stored batch is counted (:meth:`LiveMapPicture.arrived`); the latest report of each
-changed track is taken once per flush of the server (:meth:`apply`), so a track's trail
-has one point per flush at most. A report is encoded to JSON text once, and only when a
-page needs it: at the flush while pages are connected, else when a page connects
-(:meth:`snapshot_text`).
-
-Fed with the track store's stored reports (``tracklayer.v1.TrackReport``), in the order
-they were stored. Single-threaded: used from the store's event loop only.
+The store keeps no picture of its own for the map: the latest report of each live track
+is the track store's (``TrackStoreServicer.live_reports``), the trails are its history
+(read on the database thread when a page connects), and everything else (the reports'
+fields as the page shows them, the trails from then on, which satellites fed which
+tracks and where the reports placed them) the page works out from the reports
+themselves: the store's CPU is shared, the browser's is the operator's (issue 16: the map
+adds at most 5% to the store).
 """
 
 from __future__ import annotations
@@ -20,41 +18,103 @@ import math
 import time
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from tracklayer.services.live_map.view import (
     json_array,
     report_text,
+    reports_b64,
     seconds,
     sensor_position_json,
 )
 from tracklayer.v1 import track_pb2
 
-#: Trail points kept per track (sub-point and altitude of each report): about two minutes
-#: of a track reported once a second.
+#: Trail points a page gets per track on connecting (one per stored report: about two
+#: minutes of a track reported once a second) ...
 TRAIL_POINTS = 120
+#: ... and in all (a raid's 1,000 tracks get 20 points each), at least MIN_TRAIL_POINTS.
+SNAPSHOT_POINTS = 20_000
+MIN_TRAIL_POINTS = 10
 #: Window (s) of the reports-per-second figure.
 RATE_WINDOW_S = 5.0
-#: Satellites placed this much (s, report time) before the newest placement are dropped.
+#: Satellites placed this much (s, report time) before the newest placement are left out
+#: of ``/api/snapshot`` (the page applies the same rule).
 SENSOR_FORGET_S = 600.0
-_DELETED = track_pb2.TRACK_STATUS_DELETED
+_isfinite = math.isfinite
 
 
-@dataclass(slots=True)
-class _Track:
-    msg: track_pb2.TrackReport
-    trail: deque[tuple[float, float, float, float]]
-    text: str | None = None  # the JSON of ``msg``, once a page needed it
+def trail_length(n_tracks: int) -> int:
+    """Trail points per track in a snapshot of ``n_tracks`` tracks."""
+    return max(MIN_TRAIL_POINTS, min(TRAIL_POINTS, SNAPSHOT_POINTS // max(1, n_tracks)))
 
 
-class LiveMapPicture:
-    """The live picture as the browser sees it; :meth:`apply` returns the changes."""
+def trail(reports: Iterable[track_pb2.TrackReport]) -> list[list[float | None]]:
+    """A track's stored reports (oldest first) as its trail: ``[t s, lat deg, lon deg,
+    alt m]`` per report with a finite sub-point (rounded; a null altitude where not
+    finite)."""
+    out: list[list[float | None]] = []
+    for r in reports:
+        lat, lon, alt = r.latitude_deg, r.longitude_deg, r.altitude_m
+        if _isfinite(lat) and _isfinite(lon):
+            alt_out = round(alt, 1) if _isfinite(alt) else None
+            out.append([seconds(r.time), round(lat, 5), round(lon, 5), alt_out])
+    return out
 
-    def __init__(self, trail_points: int = TRAIL_POINTS) -> None:
-        self._tracks: dict[str, _Track] = {}
-        self._placed: dict[str, track_pb2.SensorPosition] = {}
-        self._trail_points = trail_points
+
+def trails(
+    live: list[track_pb2.TrackReport], recent: dict[str, list[track_pb2.TrackReport]]
+) -> dict[str, list[list[float | None]]]:
+    """Each live track's trail from its recent stored reports, none newer than ``live``'s
+    (a report stored while the history was read comes with the stream)."""
+    return {
+        r.track_id: trail(h for h in recent.get(r.track_id, []) if h.revision <= r.revision)
+        for r in live
+    }
+
+
+def snapshot_text(live: list[track_pb2.TrackReport], tails: dict, status: str) -> str:
+    """What a page gets on connecting, as JSON text: ``tracks`` (the live tracks' latest
+    reports, :func:`view.reports_b64`), ``trails`` (id -> trail), ``status``
+    (:meth:`Rates.status_text`)."""
+    rest = json.dumps({"trails": tails}, separators=(",", ":"))
+    return f'{{"tracks":"{reports_b64(live)}",{rest[1:-1]},"status":{status}}}'
+
+
+def snapshot(live: list[track_pb2.TrackReport], tails: dict, status: str) -> dict[str, Any]:
+    """The same as readable JSON (``/api/snapshot``, scripts and checks): ``tracks`` (each
+    report as ``view.report_text`` gives it, with its ``trail``), ``satellites``
+    (:func:`satellites`), ``status``."""
+    parts = []
+    for r in live:
+        tail = json.dumps(tails.get(r.track_id, []), separators=(",", ":"))
+        parts.append(f'{report_text(r)[:-1]},"trail":{tail}}}')
+    sats = json.dumps(satellites(live), separators=(",", ":"))
+    return json.loads(f'{{"tracks":{json_array(parts)},"satellites":{sats},"status":{status}}}')
+
+
+def satellites(live: Iterable[track_pb2.TrackReport]) -> list[dict[str, Any]]:
+    """Where the live tracks' latest reports placed each satellite (the newest placement
+    of each, those at most :data:`SENSOR_FORGET_S` older than the newest of all): ``id``,
+    ``lat``, ``lon`` (deg), ``alt`` (m), ``t`` (s); by id."""
+    placed: dict[str, dict[str, Any]] = {}
+    for rep in live:
+        for p in rep.sensor_positions:
+            pos = sensor_position_json(p)
+            old = placed.get(p.sensor_id)
+            if old is None or pos["t"] > old["t"]:  # type: ignore[operator]
+                placed[p.sensor_id] = pos
+    newest = max((p["t"] for p in placed.values()), default=0.0)
+    return [
+        {"id": sid, **placed[sid]}
+        for sid in sorted(placed)
+        if newest - placed[sid]["t"] <= SENSOR_FORGET_S  # type: ignore[operator]
+    ]
+
+
+class Rates:
+    """The status bar's figures: every stored batch is counted (:meth:`arrived`)."""
+
+    def __init__(self) -> None:
         self._arrivals: deque[tuple[float, int]] = deque()
         self._in_window = 0  # reports in _arrivals
         self._last: tuple[float, track_pb2.TrackReport] | None = None
@@ -62,102 +122,26 @@ class LiveMapPicture:
 
     def arrived(self, reports: list[track_pb2.TrackReport]) -> None:
         """Count a batch the store just stored (reports/s) and keep its last report with
-        the time it came, for the store's lag (:meth:`status`)."""
-        if reports:
-            now = time.time()
-            self.reports_seen += len(reports)
-            self._arrivals.append((now, len(reports)))
-            self._in_window += len(reports)
-            self._last = (now, reports[-1])
+        the time it came, for the store's lag (:meth:`status_text`)."""
+        now = time.time()
+        self.reports_seen += len(reports)
+        self._arrivals.append((now, len(reports)))
+        self._in_window += len(reports)
+        self._last = (now, reports[-1])
 
-    def apply(self, reports: Iterable[track_pb2.TrackReport], encode: bool = True) -> list[str]:
-        """Take stored reports (store order); return the JSON text of each one that is now
-        the latest of its track (an older revision arriving late changes nothing), or
-        nothing when ``encode`` is false (no page to send them to: encoded later, if a
-        page connects)."""
-        changes: list[str] = []
-        for msg in reports:
-            tid = msg.track_id
-            known = self._tracks.get(tid)
-            if known is not None and known.msg.revision >= msg.revision:
-                continue
-            for p in msg.sensor_positions:  # reports come in emission order: newest last
-                self._placed[p.sensor_id] = p
-            if msg.status == _DELETED:
-                self._tracks.pop(tid, None)
-                if encode:
-                    changes.append(report_text(msg))
-                continue
-            if known is None:
-                known = self._tracks[tid] = _Track(msg, deque(maxlen=self._trail_points))
-            known.msg = msg
-            known.text = report_text(msg) if encode else None
-            lat, lon = msg.latitude_deg, msg.longitude_deg
-            if math.isfinite(lat) and math.isfinite(lon):
-                known.trail.append((seconds(msg.time), lat, lon, msg.altitude_m))
-            if encode:
-                changes.append(known.text)  # type: ignore[arg-type]
-        return changes
-
-    def trail(self, track_id: str) -> list[list[float | None]]:
-        """The track's trail, oldest first: ``[t s, lat deg, lon deg, alt m]`` per point
-        (rounded as in the reports; a null altitude where not finite)."""
-        track = self._tracks.get(track_id)
-        return [] if track is None else [_point(p) for p in track.trail]
-
-    def snapshot_text(self) -> str:
-        """Everything a page needs on connecting, as JSON text: tracks (each with its
-        ``trail``), satellites, status."""
-        parts = []
-        for tid in sorted(self._tracks):
-            track = self._tracks[tid]
-            if track.text is None:
-                track.text = report_text(track.msg)
-            trail = json.dumps(self.trail(tid), separators=(",", ":"))
-            parts.append(f'{track.text[:-1]},"trail":{trail}}}')
-        tail = json.dumps(
-            {"satellites": self.satellites(), "status": self.status()}, separators=(",", ":")
-        )
-        return f'{{"tracks":{json_array(parts)},{tail[1:]}'
-
-    def snapshot(self) -> dict[str, Any]:
-        """:meth:`snapshot_text` parsed (checks and tests)."""
-        return json.loads(self.snapshot_text())
-
-    def satellites(self) -> list[dict[str, Any]]:
-        """Where the reports last placed each satellite: ``id``, ``lat``, ``lon`` (deg),
-        ``alt`` (m), ``t`` (s); by id."""
-        newest = max((seconds(p.time) for p in self._placed.values()), default=0.0)
-        out = []
-        for sid in sorted(self._placed):
-            pos = sensor_position_json(self._placed[sid])
-            if newest - pos["t"] > SENSOR_FORGET_S:  # type: ignore[operator]
-                del self._placed[sid]
-            else:
-                out.append({"id": sid, **pos})
-        return out
-
-    def status(self) -> dict[str, Any]:
-        """Status bar: reports/s (stored, over the last 5 s), live tracks, the store's lag
-        behind the fusion service (s, emitted -> stored, the last batch's last report; a
-        fusion service's batch is emitted at once), wall time."""
+    def status_text(self, live: int) -> str:
+        """Status bar as JSON text: ``rate`` (reports/s stored, over the last 5 s),
+        ``live`` (tracks, given), ``lag`` (s, the store behind the fusion service:
+        emitted -> stored, the last batch's last report; a fusion service's batch is
+        emitted at once; null if unknown), ``now`` (wall clock, s), ``seen`` (reports
+        counted)."""
         now = time.time()
         while self._arrivals and now - self._arrivals[0][0] > RATE_WINDOW_S:
             self._in_window -= self._arrivals.popleft()[1]
-        latest = max((seconds(t.msg.time) for t in self._tracks.values()), default=None)
-        lag = None
+        lag = "null"
         if self._last is not None and self._last[1].HasField("emitted_at"):
-            lag = round(max(0.0, self._last[0] - seconds(self._last[1].emitted_at)), 3)
-        return {
-            "rate": round(self._in_window / RATE_WINDOW_S, 1),
-            "live": len(self._tracks),
-            "lag": lag,
-            "latest": latest,
-            "now": now,
-            "seen": self.reports_seen,
-        }
-
-
-def _point(p: tuple[float, float, float, float]) -> list[float | None]:
-    t, lat, lon, alt = p
-    return [t, round(lat, 5), round(lon, 5), round(alt, 1) if math.isfinite(alt) else None]
+            lag = f"{max(0.0, self._last[0] - seconds(self._last[1].emitted_at)):.3f}"
+        return (
+            f'{{"rate":{self._in_window / RATE_WINDOW_S:.1f},"live":{live},"lag":{lag},'
+            f'"now":{now!r},"seen":{self.reports_seen}}}'
+        )

@@ -1,128 +1,43 @@
 """The live map's web server (``tracklayer consumer --http HOST:PORT``), on the track
-store's event loop (aiohttp).
+store's event loop (aiohttp, imported only when ``--http`` is given).
 
-- ``GET /``: the page; ``GET /static/...``: its script, style, Natural Earth land outlines
-  and licence files (all in the package: no CDN, no tiles, no internet).
-- ``GET /events``: server-sent events. On connecting, one ``snapshot`` (every live track
-  with its trail, the satellites' positions, the status); then ``reports`` (the changed
-  tracks, at most every :data:`FLUSH_S` seconds, encoded once for all pages) and
-  ``status`` every second.
-- ``GET /api/snapshot``: the same snapshot as plain JSON (scripts, checks).
+- ``GET /``: the page; ``GET /static/...``: its scripts, style, Natural Earth land
+  outlines and licence files (all in the package: no CDN, no tiles, no internet).
+- ``GET /events``: server-sent events. On connecting, one ``snapshot`` (every live track's
+  latest report, the trails, the status); then ``reports`` (the tracks that changed, at
+  most every ``feed.FLUSH_S`` seconds) with a ``status``, as one write. Reports travel as
+  their own protobuf bytes in base64 (``view.reports_b64``), decoded by the page
+  (``static/wire.js``).
+- ``GET /api/snapshot``: the picture as readable JSON (scripts, checks).
 
-The feed is an in-process listener on the store's fan-out of stored reports (the
-broadcaster behind ``SubscribeTracks``), called inside each publish: it only counts the
-batch and keeps each track's latest report, which the flush converts once (each report
-straight to JSON text, joined into one event, written to each page once per flush with
-the status), and not at all while no page is connected. No extra gRPC hop, no queue, no
-polling. A page that reads too slowly is disconnected (its browser
-reconnects and starts from a new snapshot).
+The feed (``feed.LiveMapFeed``) is an in-process listener on the store's fan-out of
+stored reports (the broadcaster behind ``SubscribeTracks``), called inside each publish:
+no extra gRPC hop, no queue, no polling, and no timer of its own while reports flow (see
+``feed``). A page that reads too slowly is disconnected (its browser reconnects and
+starts from a new snapshot).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ipaddress
-import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import web
 
 from tracklayer.services.errors import UserError
-from tracklayer.services.live_map.picture import LiveMapPicture
-from tracklayer.services.live_map.view import json_array
-from tracklayer.services.rpc.server import kv, parse_host_port
-from tracklayer.v1 import track_pb2
+from tracklayer.services.live_map import picture
+from tracklayer.services.live_map.address import is_loopback, parse_http_address
+from tracklayer.services.live_map.feed import LiveFeed, LiveMapFeed, event
+from tracklayer.services.rpc.server import kv
 
 log = logging.getLogger("tracklayer.services.live_map")
 
-#: Seconds between two ``reports`` events (changes in between are sent together, each
-#: track's latest report only): a track is reported once a second of data time, so a
-#: page misses no position at real-time rates, and the store converts and writes half
-#: as often as at 0.5 s (the map's CPU, issue 16).
-FLUSH_S = 1.0
-#: Seconds between two ``status`` events (sent in the same write as the reports).
-STATUS_S = 1.0
-#: Seconds between two updates of the picture while no page is connected (its trails
-#: then have a point every 5 s).
-IDLE_FLUSH_S = 5.0
-#: Batches kept between two flushes before they are reduced to each track's latest.
-MAX_PENDING_BATCHES = 10_000
-#: Events queued per page before it counts as too slow and is disconnected.
-PAGE_QUEUE = 64
 STATIC_DIR = Path(str(resources.files("tracklayer.services.live_map") / "static"))
-
-
-class LiveFeed(Protocol):
-    """What the live map needs from the track store (``TrackStoreServicer``)."""
-
-    def open_feed(
-        self, on_batch: Callable[[list[track_pb2.TrackReport]], None]
-    ) -> tuple[list[track_pb2.TrackReport], Callable[[], None]]:
-        """The latest report of each live track, and ``on_batch`` called with every batch
-        stored from then on (atomically); returns (current, stop)."""
-        ...
-
-
-def parse_http_address(text: str, flag: str = "--http") -> tuple[str, int]:
-    """``HOST:PORT``, ``:PORT`` or ``PORT`` -> (host, port); an empty host is loopback
-    (127.0.0.1), never every interface. UserError naming ``flag``."""
-    text = text.strip()
-    if text.isdigit():
-        text = f"127.0.0.1:{text}"
-    if text.startswith(":"):
-        text = "127.0.0.1" + text
-    host, port = parse_host_port(text, flag)
-    if not host:
-        raise UserError(f"{flag}: expected HOST:PORT, got {text!r}")
-    return host, port
-
-
-def is_loopback(host: str) -> bool:
-    """True for a loopback address or ``localhost``."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _event(name: str, text: str) -> bytes:
-    """One server-sent event whose data is the JSON ``text`` (one line)."""
-    return f"event: {name}\ndata: {text}\n\n".encode()
-
-
-class _Page:
-    """One connected page: a bounded queue of encoded events."""
-
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=PAGE_QUEUE)
-        self.too_slow = False
-        self.stopped = False
-
-    def offer(self, data: bytes) -> None:
-        if self.too_slow:
-            return
-        try:
-            self.queue.put_nowait(data)
-        except asyncio.QueueFull:
-            self.too_slow = True
-            while not self.queue.empty():
-                self.queue.get_nowait()
-            self.queue.put_nowait(None)
-
-    def close(self) -> None:
-        """Server stopping: end the page's stream now."""
-        self.stopped = True
-        while not self.queue.empty():
-            self.queue.get_nowait()
-        self.queue.put_nowait(None)
 
 
 @dataclass
@@ -132,9 +47,7 @@ class LiveMapServer:
     runner: web.AppRunner
     host: str
     port: int
-    tasks: list[asyncio.Task]
-    pages: set[_Page]
-    stop_feed: Callable[[], None]
+    feed: LiveMapFeed
 
     @property
     def url(self) -> str:
@@ -143,93 +56,19 @@ class LiveMapServer:
         return f"http://{host}:{self.port}/"
 
     async def stop(self) -> None:
-        self.stop_feed()
-        for task in self.tasks:
-            task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        for page in list(self.pages):
-            page.close()
+        self.feed.close()
         await self.runner.cleanup()
         log.info(kv("live_map_stopped", url=self.url))
 
 
-@dataclass
-class _Pending:
-    """The batches stored since the last flush, in store order."""
-
-    batches: list[list[track_pb2.TrackReport]] = field(default_factory=list)
-
-    def latest(self) -> list[track_pb2.TrackReport]:
-        """The latest report of each track in the batches (then forgets them)."""
-        kept: dict[str, track_pb2.TrackReport] = {}
-        for batch in self.batches:
-            for msg in batch:
-                old = kept.get(msg.track_id)
-                if old is None or old.revision < msg.revision:
-                    kept[msg.track_id] = msg
-        self.batches.clear()
-        return list(kept.values())
+async def _trails(store: LiveFeed, live: list) -> dict:
+    """The live tracks' trails from the store's history (database thread)."""
+    n = picture.trail_length(len(live))
+    recent = await store.recent_reports([r.track_id for r in live], n)
+    return picture.trails(live, recent)
 
 
-def _listener(picture: LiveMapPicture, pending: _Pending) -> Callable[[list], None]:
-    """Called by the store inside each publish: count the batch and keep it for the next
-    flush (which takes each track's latest report and converts it, once). No queue, no
-    task switch, no work per report on the publishing path."""
-
-    def on_batch(batch: list[track_pb2.TrackReport]) -> None:
-        picture.arrived(batch)
-        pending.batches.append(batch)
-        if len(pending.batches) > MAX_PENDING_BATCHES:  # no flush for that long: keep memory flat
-            pending.batches[:] = [pending.latest()]
-
-    return on_batch
-
-
-def _send_pending(picture: LiveMapPicture, pending: _Pending, pages: set[_Page]) -> bytes:
-    """Apply the pending reports to ``picture``; the ``reports`` event of the changes
-    (encoded once for every page), or nothing when no page is connected (then nothing
-    is encoded at all: a page that connects gets the snapshot)."""
-    if not pending.batches:
-        return b""
-    changes = picture.apply(pending.latest(), encode=bool(pages))
-    return _event("reports", json_array(changes)) if changes else b""
-
-
-def _offer(pages: set[_Page], data: bytes) -> None:
-    if data:
-        for page in list(pages):
-            page.offer(data)
-
-
-async def _flush(picture: LiveMapPicture, pending: _Pending, pages: set[_Page]) -> None:
-    """Every FLUSH_S send pending changes, every STATUS_S the status too, as one write
-    per page; while no page is connected, only keep the picture current, every
-    IDLE_FLUSH_S (a page connecting takes the pending reports first)."""
-    loop = asyncio.get_running_loop()
-    next_status = next_idle = loop.time()
-    while True:
-        await asyncio.sleep(FLUSH_S)
-        if not pages and loop.time() < next_idle:
-            continue
-        next_idle = loop.time() + IDLE_FLUSH_S
-        try:
-            data = _send_pending(picture, pending, pages)
-            if pages and loop.time() >= next_status:
-                next_status = loop.time() + STATUS_S
-                status = {**picture.status(), "satellites": picture.satellites()}
-                data += _event("status", json.dumps(status, separators=(",", ":")))
-        except Exception:  # a bug here must not stop the map for good, nor grow pending
-            pending.batches.clear()
-            log.exception("live map flush failed")
-            continue
-        _offer(pages, data)
-
-
-def _events_handler(
-    picture: LiveMapPicture, pending: _Pending, pages: set[_Page]
-) -> Callable[[web.Request], Any]:
+def _events_handler(feed: LiveMapFeed) -> Callable[[web.Request], Any]:
     async def events(request: web.Request) -> web.StreamResponse:
         resp = web.StreamResponse(
             headers={
@@ -239,13 +78,14 @@ def _events_handler(
             }
         )
         await resp.prepare(request)
-        _offer(pages, _send_pending(picture, pending, pages))  # the snapshot is then current
-        page = _Page()
-        pages.add(page)
-        log.info(kv("live_map_page_open", peer=request.remote, pages=len(pages)))
+        page = feed.open_page()  # from now on it is sent what is stored ...
+        live, status = feed.store.live_reports(), feed.status_text()  # ... after this
+        log.info(kv("live_map_page_open", peer=request.remote, pages=len(feed.pages)))
         outcome = "closed"
         try:
-            await resp.write(b"retry: 1000\n\n" + _event("snapshot", picture.snapshot_text()))
+            tails = await _trails(feed.store, live)
+            snapshot = picture.snapshot_text(live, tails, status)
+            await resp.write(b"retry: 1000\n\n" + event("snapshot", snapshot))
             while True:
                 data = await page.queue.get()
                 if data is None:
@@ -255,40 +95,39 @@ def _events_handler(
         except (ConnectionResetError, asyncio.CancelledError):
             outcome = "disconnected"
         finally:
-            pages.discard(page)
+            feed.close_page(page)
             log.info(kv("live_map_page_end", peer=request.remote, outcome=outcome))
         return resp
 
     return events
 
 
-def build_app(picture: LiveMapPicture, pending: _Pending, pages: set[_Page]) -> web.Application:
+def build_app(feed: LiveMapFeed) -> web.Application:
     """The aiohttp application: page, static files, events and the snapshot."""
 
     async def index(_request: web.Request) -> web.FileResponse:
         return web.FileResponse(STATIC_DIR / "index.html")
 
     async def snapshot(_request: web.Request) -> web.Response:
-        _offer(pages, _send_pending(picture, pending, pages))
-        return web.Response(text=picture.snapshot_text(), content_type="application/json")
+        live, status = feed.store.live_reports(), feed.status_text()
+        tails = await _trails(feed.store, live)
+        return web.json_response(picture.snapshot(live, tails, status))
 
     app = web.Application()
     app.router.add_get("/", index)
-    app.router.add_get("/events", _events_handler(picture, pending, pages))
+    app.router.add_get("/events", _events_handler(feed))
     app.router.add_get("/api/snapshot", snapshot)
     app.router.add_static("/static/", STATIC_DIR, show_index=False)
     return app
 
 
-async def start_live_map(feed: LiveFeed, address: str, *, flag: str = "--http") -> LiveMapServer:
-    """Serve the live map of ``feed`` on ``address`` (``HOST:PORT``, port 0 = a free one)
+async def start_live_map(store: LiveFeed, address: str, *, flag: str = "--http") -> LiveMapServer:
+    """Serve the live map of ``store`` on ``address`` (``HOST:PORT``, port 0 = a free one)
     on the running event loop. UserError naming ``flag`` if it cannot listen."""
     host, port = parse_http_address(address, flag)
-    picture = LiveMapPicture()
-    pages: set[_Page] = set()
-    pending = _Pending()
+    feed = LiveMapFeed(asyncio.get_running_loop(), store)
     runner = web.AppRunner(
-        build_app(picture, pending, pages),
+        build_app(feed),
         handle_signals=False,
         access_log=None,
         shutdown_timeout=0.5,
@@ -298,15 +137,11 @@ async def start_live_map(feed: LiveFeed, address: str, *, flag: str = "--http") 
     try:
         await site.start()
     except OSError as exc:
+        feed.close()
         await runner.cleanup()
         raise UserError(f"{flag}: cannot listen on {host}:{port}: {exc.strerror}") from None
     bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    current, stop_feed = feed.open_feed(_listener(picture, pending))
-    picture.apply(current, encode=False)
-    tasks = [asyncio.create_task(_flush(picture, pending, pages), name="live-map-flush")]
-    server = LiveMapServer(
-        runner=runner, host=host, port=bound, tasks=tasks, pages=pages, stop_feed=stop_feed
-    )
+    server = LiveMapServer(runner=runner, host=host, port=bound, feed=feed)
     if not is_loopback(host):
         log.warning(
             kv(

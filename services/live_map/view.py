@@ -1,18 +1,25 @@
-"""The one conversion of track reports to the live map's JSON (``tracklayer.v1`` -> text).
+"""The live map's two encodings of track reports (``tracklayer.v1`` -> text).
 
-Each report is encoded once, straight to JSON text (no dict, no ``json.dumps``: the
-store pays for this at every flush, so it is kept cheap), and events are built by
-joining those texts. What the browser gets per report (degrees, metres, m/s, seconds
-since the Unix epoch, UTC): ``id``, ``rev``, ``status`` and ``phase`` (enum names
-without prefix), ``t`` (state time), ``lat``/``lon`` (geodetic, WGS-84), ``alt`` (m),
-``speed`` (m/s, the TEME velocity's norm), ``sensors`` (contributing sensor ids),
-``updates``, ``emitted`` (wall clock, or null) and, when set, ``impact`` / ``launch`` as
-ground ellipses (``lat``, ``lon``, ``t``, 1-sigma ``a``/``b`` in m, ``ori`` in degrees
-clockwise from north). Numbers that are not finite are ``null``.
+- :func:`raws_b64` / :func:`reports_b64`, what the page gets: the reports' own protobuf
+  bytes (the bytes the store serialized to store them, or serialized here for a
+  snapshot), framed as one ``ListTracksResponse`` (``tracks`` = field 1) and
+  base64-encoded, one text per event for every page. No conversion per report in the
+  store (building JSON in Python cost ~20 us a report): the store's CPU is what the map
+  must spare (issue 16); ``static/wire.js`` decodes it into the objects below.
+- :func:`report_text`, readable JSON for ``/api/snapshot`` (scripts, checks), built
+  straight as text. What the page's objects and this JSON hold per report (degrees,
+  metres, m/s, seconds since the Unix epoch, UTC): ``id``, ``rev``, ``status`` and
+  ``phase`` (enum names without prefix), ``t`` (state time), ``lat``/``lon`` (geodetic,
+  WGS-84), ``alt`` (m), ``speed`` (m/s, the TEME velocity's norm), ``sensors``
+  (contributing sensor ids), ``updates``, ``emitted`` (wall clock, or null) and, when
+  set, ``impact`` / ``launch`` as ground ellipses (``lat``, ``lon``, ``t``, 1-sigma
+  ``a``/``b`` in m, ``ori`` in degrees clockwise from north). Numbers that are not finite
+  are ``null``.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 from collections.abc import Iterable
@@ -136,3 +143,31 @@ def sensor_position_json(p: track_pb2.SensorPosition) -> dict[str, float | None]
 def json_array(texts: Iterable[str]) -> str:
     """JSON texts joined into one JSON array."""
     return "[" + ",".join(texts) + "]"
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+_TRACKS_TAG = b"\x0a"  # ListTracksResponse.tracks: field 1, length-delimited
+
+
+def reports_b64(reports: Iterable[track_pb2.TrackReport]) -> str:
+    """``reports`` as one serialized ``tracklayer.v1.ListTracksResponse`` (their order
+    kept), base64 text (standard alphabet, padded): what ``wire.js`` decodes."""
+    return raws_b64(msg.SerializeToString() for msg in reports)
+
+
+def raws_b64(raws: Iterable[bytes]) -> str:
+    """Serialized reports framed as one ``ListTracksResponse``, base64 text (as
+    :func:`reports_b64`, from bytes the store already has)."""
+    parts = []
+    for raw in raws:
+        n = len(raw)
+        parts.append(_TRACKS_TAG + (bytes((n,)) if n < 0x80 else _varint(n)) + raw)
+    return base64.b64encode(b"".join(parts)).decode("ascii")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Generic, TypeVar
 
 from tracklayer.services.errors import ResourceExhausted
@@ -86,17 +86,8 @@ class Broadcaster(Generic[T]):
 
     def __init__(self, max_batches: int = DEFAULT_QUEUE_BATCHES) -> None:
         self._subs: set[Subscription[T]] = set()
-        self._listeners: list[Callable[[list[T]], None]] = []
         self._max = max_batches
         self.dropped_subscribers = 0
-
-    def listen(self, fn: Callable[[list[T]], None]) -> Callable[[], None]:
-        """Call ``fn(batch)`` inside every :meth:`publish` (same loop, no queue, no task
-        switch): for in-process readers that only note what changed and never block.
-        An exception in ``fn`` is logged and never reaches the publisher. Returns the
-        function that stops the calls."""
-        self._listeners.append(fn)
-        return lambda: self._listeners.remove(fn) if fn in self._listeners else None
 
     def subscribe(self) -> Subscription[T]:
         """A new subscription receiving every batch published from now on."""
@@ -111,11 +102,6 @@ class Broadcaster(Generic[T]):
         items = list(batch)
         for sub in list(self._subs):
             sub._offer(items)
-        for fn in list(self._listeners):
-            try:
-                fn(items)
-            except Exception:  # a reader's bug must not stop the publisher
-                log.exception("broadcast listener failed")
 
     def close(self) -> None:
         """End every subscription (their next ``get`` raises BroadcastClosed)."""

@@ -22,11 +22,11 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, aclosing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 
 from tracklayer.services.errors import InvalidArgument, NotFound, PermissionDenied, UserError
-from tracklayer.services.live_map.server import LiveMapServer, start_live_map
 from tracklayer.services.rpc.broadcast import Broadcaster
 from tracklayer.services.rpc.server import (
     MetricsEndpoint,
@@ -50,6 +50,9 @@ from tracklayer.services.store_service.track_store import (
 )
 from tracklayer.v1 import track_pb2, track_store_service_pb2, track_store_service_pb2_grpc
 
+if TYPE_CHECKING:
+    from tracklayer.services.live_map.server import LiveMapServer
+
 log = logging.getLogger("tracklayer.services.store")
 
 SERVICE_NAME = track_store_service_pb2.DESCRIPTOR.services_by_name["TrackStoreService"].full_name
@@ -72,6 +75,7 @@ class TrackStoreServicer(track_store_service_pb2_grpc.TrackStoreServiceServicer)
         self._denied = 0
         self._db = DatabaseThread("store-db")
         self._hub: Broadcaster[track_pb2.TrackReport] = Broadcaster()
+        self._feeds: list[Callable[[list[track_pb2.TrackReport], list[bytes]], None]] = []
         self._live: dict[str, track_pb2.TrackReport] = {r.track_id: r for r in store.latest()}
         self._publish = dict.fromkeys(_STATUS_LABEL.values(), 0)
         self._streams = 0
@@ -90,18 +94,26 @@ class TrackStoreServicer(track_store_service_pb2_grpc.TrackStoreServiceServicer)
         return out
 
     def _show_stored(self, reports: list[track_pb2.TrackReport], results: list) -> None:
-        """Update the live picture and fan out (synchronously: atomic w.r.t. subscribers)."""
-        stored = []
+        """Update the live picture and fan out (synchronously: atomic w.r.t. subscribers
+        and feeds)."""
+        stored, raws = [], []
         for rep, res in zip(reports, results, strict=True):
             if res.status != STORED:
                 continue
             stored.append(rep)
+            raws.append(res.raw)
             if res.latest:
                 if rep.status == DELETED:
                     self._live.pop(rep.track_id, None)
                 else:
                     self._live[rep.track_id] = rep
         self._hub.publish(stored)
+        if stored:
+            for feed in list(self._feeds):
+                try:
+                    feed(stored, raws)
+                except Exception:  # a reader's bug must not stop the publisher
+                    log.exception("live feed failed")
 
     async def PublishTracks(
         self,
@@ -190,13 +202,28 @@ class TrackStoreServicer(track_store_service_pb2_grpc.TrackStoreServiceServicer)
                 yield response
 
     def open_feed(
-        self, on_batch: Callable[[list[track_pb2.TrackReport]], None]
-    ) -> tuple[list[track_pb2.TrackReport], Callable[[], None]]:
-        """In-process live feed (the live map): the latest report of each live track, and
-        ``on_batch`` called with every batch stored from now on (taken atomically, on this
-        loop, inside the publish: it must not block); returns (current, stop)."""
-        stop = self._hub.listen(on_batch)
-        return [self._live[k] for k in sorted(self._live)], stop
+        self, on_batch: Callable[[list[track_pb2.TrackReport], list[bytes]], None]
+    ) -> Callable[[], None]:
+        """In-process live feed (the live map): ``on_batch(reports, raws)`` called with
+        every batch stored from now on and each report's bytes as stored, on this loop,
+        inside the publish (it must not block; an exception is logged, never reaches the
+        publisher); returns the function that stops the calls."""
+        self._feeds.append(on_batch)
+        return lambda: self._feeds.remove(on_batch) if on_batch in self._feeds else None
+
+    def live_reports(self) -> list[track_pb2.TrackReport]:
+        """The latest report of each live (not deleted) track, by track id."""
+        return [self._live[k] for k in sorted(self._live)]
+
+    def live_count(self) -> int:
+        """Number of live tracks."""
+        return len(self._live)
+
+    async def recent_reports(
+        self, track_ids: list[str], n: int
+    ) -> dict[str, list[track_pb2.TrackReport]]:
+        """The last ``n`` stored revisions of each track, oldest first (database thread)."""
+        return await self._db.run(self._store.recent, track_ids, n)
 
     def end_subscriptions(self) -> None:
         """End every live subscription cleanly (server shutdown)."""
@@ -311,7 +338,9 @@ async def start_track_store_server(
         if metrics is not None:
             undo.callback(metrics.close)
         live_map = None
-        if http is not None:
+        if http is not None:  # aiohttp is loaded only by a store that serves the map
+            from tracklayer.services.live_map.server import start_live_map
+
             live_map = await start_live_map(servicer, http)
         undo.pop_all()
     log.info(kv("store_open", db=str(db_path), **store.counts()))

@@ -61,6 +61,7 @@ class PublishResult:
     status: int
     reason: str = ""
     latest: bool = False  # STORED and now the track's latest revision
+    raw: bytes = b""  # STORED: the report's bytes as stored (the live map sends them on)
 
 
 #: Fields set on emission that are not the report's content: the wall clock and where
@@ -178,9 +179,10 @@ class TrackStore(SqliteFile):
                 f"content (differs in: {fields})",
             )
         t_ns = rep.time.seconds * 1_000_000_000 + rep.time.nanos
+        raw = rep.SerializeToString()
         cur.execute(
             "INSERT INTO reports VALUES (?,?,?,?,?,?,?)",
-            (tid, rev, int(rep.status), t_ns, content, rep.SerializeToString(), now_ns),
+            (tid, rev, int(rep.status), t_ns, content, raw, now_ns),
         )
         known = cur.execute(
             "SELECT latest_revision FROM tracks WHERE track_id=?", (tid,)
@@ -194,7 +196,7 @@ class TrackStore(SqliteFile):
                 (rev, int(rep.status), tid),
             )
         self._pending_reports += 1
-        return PublishResult(tid, rev, STORED, latest=known is None or rev > known[0])
+        return PublishResult(tid, rev, STORED, latest=known is None or rev > known[0], raw=raw)
 
     def latest(self, include_deleted: bool = False) -> list[track_pb2.TrackReport]:
         """Latest revision of each track, ordered by track id (DELETED ones on request)."""
@@ -213,6 +215,18 @@ class TrackStore(SqliteFile):
             "SELECT report FROM reports WHERE track_id=? ORDER BY revision", (track_id,)
         )
         return _parse(row[0] for row in rows)
+
+    def recent(self, track_ids: Iterable[str], n: int) -> dict[str, list[track_pb2.TrackReport]]:
+        """The last ``n`` stored revisions of each of ``track_ids``, oldest first (an
+        unknown id maps to an empty list)."""
+        out = {}
+        for tid in track_ids:
+            rows = self._db.execute(
+                "SELECT report FROM reports WHERE track_id=? ORDER BY revision DESC LIMIT ?",
+                (tid, n),
+            ).fetchall()
+            out[tid] = _parse(row[0] for row in reversed(rows))
+        return out
 
     def counts(self) -> dict[str, int]:
         """Numbers of stored reports and tracks (all, and not deleted)."""

@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from tracklayer.services.store_service.run import serve_track_store
 
     if args.http is not None:
-        from tracklayer.services.live_map.server import parse_http_address
+        from tracklayer.services.live_map.address import parse_http_address
 
         parse_http_address(args.http)  # a bad address fails before anything starts
     configure_logging()

@@ -81,7 +81,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tracklayer.services.live_map.server import parse_http_address
+    from tracklayer.services.live_map.address import parse_http_address
     from tracklayer.services.ops.demo import Demo, DemoOptions
 
     parse_http_address(args.http)

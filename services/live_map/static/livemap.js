@@ -1,9 +1,9 @@
 // tracklayer live map: the track store's live picture on a globe or a flat map.
 // Plain JS + canvas, no dependencies. Data: server-sent events from /events (snapshot,
-// reports, status); units as sent: degrees, metres, m/s, seconds since the Unix epoch.
-// Satellites are drawn at their sub-points where the reports last placed them (the
-// status event's satellites), with dashed lines of sight to the tracks they just updated;
-// which satellites fed which tracks the page works out itself from the reports' sensors.
+// reports, status); reports as protobuf bytes decoded by wire.js, kept by picture.js
+// (tracks, trails, satellites); units: degrees, metres, m/s, seconds since the Unix
+// epoch. Satellites are drawn at their sub-points where the reports last placed them,
+// with dashed lines of sight to the tracks they just updated.
 // The page's state is exposed as window.tracklayerMap (tests read it).
 "use strict";
 
@@ -12,14 +12,13 @@
     BOOST: "#ffb020", MIDCOURSE: "#36c5ff", REENTRY: "#ff4d4d", GLIDE: "#d07bff",
     UNSPECIFIED: "#a3adba",
   };
-  const TRAIL_POINTS = 120;
   const LABEL_LIMIT = 150;   // ids drawn when at most this many tracks are on screen
   const SAT_COLOUR = "#f4f1a6";
   const SAT_STALE_S = 60;    // satellites placed longer ago than this (report time) are not drawn
   const SIGHT_S = 1.5;       // lines of sight: tracks reported within this of the newest report
   // With more lines of sight (track -> impact lines) than this, as in a raid, only the
   // selected track's (or those of the satellite under the mouse in the list) are drawn.
-  const SIGHT_LIMIT = 200, CONNECT_LIMIT = 60;
+  const SIGHT_LIMIT = 60, CONNECT_LIMIT = 60;
   const FIT_ZOOM = 8;        // the automatic framing zooms no closer: the land stays in view
   const FOLLOW_S = 10;       // re-frame the tracks this often until the user moves the view
   const D2R = Math.PI / 180;
@@ -29,21 +28,20 @@
   const tip = document.getElementById("tip");
   const details = document.getElementById("details");
 
-  const tracks = new Map();  // id -> {rep, trail: [[t, lat, lon, alt], ...]}
+  const picture = window.tracklayerPicture();  // tracks, trails, satellites (picture.js)
+  const tracks = picture.tracks;  // id -> {rep, trail: [[t, lat, lon, alt], ...]}
   // follow: frame the tracks (every FOLLOW_S) until the user drags or zooms; reset: again
   const view = { mode: "globe", lon0: 0, lat0: 20, zoom: 1, centred: false, follow: true };
   let framedAt = -Infinity;
   const stats = {
     messages: 0, reports: 0, frames: 0, lastFrameMs: 0, maxFrameMs: 0, frameMs: [],
-    updateMs: [], lastUpdateMs: 0, maxUpdateMs: 0,
+    updateMs: [], lastUpdateMs: 0, maxUpdateMs: 0, decodeMs: [],
   };
   const drawn = {
     tracks: 0, impactEllipses: 0, impactEllipsePx: 0, launches: 0, labels: 0, satellites: 0,
     sightLines: 0, scaleKm: 0,
   };
   let sensors = [];          // the satellites list: {id, tracks, t, pos}, by id
-  const fed = new Map();     // sensor id -> {tracks: Set of track ids, t: newest report time}
-  let placed = new Map();    // sensor id -> {lat, lon, alt, t}: where the reports placed it
   let status = {};
   let selected = null;
   let highlight = null;      // sensor id under the mouse in the satellite list
@@ -52,6 +50,7 @@
   let screen = [];           // [x, y, id] of each drawn sub-point (hover)
   let satScreen = [];        // [x, y, sensor id] of each drawn satellite (hover)
   const geo = window.tracklayerGeo(view);
+  const wire = window.tracklayerWire;
   const { wrap, globeRadius, flatScale, project, strokeLine, ellipsePoints, greatCircle } = geo;
   function size() { return { w: canvas.clientWidth, h: canvas.clientHeight }; }
 
@@ -244,31 +243,9 @@
   }
 
   // ------------------------------------------------------------------ data
-  function noteSensors(rep) {
-    for (const sid of rep.sensors) {
-      let f = fed.get(sid);
-      if (!f) { f = { tracks: new Set(), t: rep.t }; fed.set(sid, f); }
-      f.tracks.add(rep.id); f.t = Math.max(f.t, rep.t);
-    }
-    if (rep.status === "DELETED") for (const f of fed.values()) f.tracks.delete(rep.id);
-  }
-
   function applyReport(rep) {
-    noteSensors(rep);
-    if (rep.status === "DELETED") {
-      tracks.delete(rep.id);
-      if (selected === rep.id) { selected = null; details.hidden = true; }
-      return;
-    }
-    let t = tracks.get(rep.id);
-    if (!t) { t = { rep, trail: rep.trail || [] }; tracks.set(rep.id, t); }
-    else if (t.rep.rev > rep.rev) return;
-    t.rep = rep;
-    if (!rep.trail && rep.lat != null) {
-      t.trail.push([rep.t, rep.lat, rep.lon, rep.alt]);
-      if (t.trail.length > TRAIL_POINTS) t.trail.splice(0, t.trail.length - TRAIL_POINTS);
-    }
-    delete rep.trail;
+    picture.apply(rep);
+    if (rep.status === "DELETED" && selected === rep.id) { selected = null; details.hidden = true; }
   }
 
   // What the framing shows: every sub-point, impact and launch point.
@@ -300,10 +277,10 @@
     if (pendingSince === null) pendingSince = performance.now();
     stats.messages++;
     if (kind === "snapshot") {
-      tracks.clear(); fed.clear();
+      picture.clear();
       for (const rep of data.tracks) applyReport(rep);
       stats.reports += data.tracks.length;
-      showSatellites(data.satellites); showStatus(data.status);
+      showSatellites(); showStatus(data.status);
     } else {
       for (const rep of data) applyReport(rep);
       stats.reports += data.length;
@@ -321,7 +298,7 @@
     document.getElementById("s-rate").textContent = status.rate != null ? status.rate : "–";
     document.getElementById("s-live").textContent = tracks.size;
     document.getElementById("s-lag").textContent = status.lag == null ? "–" : (status.lag * 1000).toFixed(0) + " ms";
-    document.getElementById("s-time").textContent = fmtTime(status.latest);
+    document.getElementById("s-time").textContent = fmtTime(picture.latest());
     // An operator must see when the picture stops moving: no report for 5 s while tracks
     // are live, or the store more than 5 s behind the fusion service.
     const quiet = status.rate === 0 && tracks.size > 0, late = status.lag != null && status.lag > 5;
@@ -331,15 +308,8 @@
   }
 
   // The satellites list: those that fed a live track, or any track in the last 10 min.
-  function showSatellites(positions) {
-    placed = new Map((positions || []).map((p) => [p.id, p]));
-    let newest = -Infinity;
-    for (const f of fed.values()) newest = Math.max(newest, f.t);
-    for (const [sid, f] of fed) if (!f.tracks.size && newest - f.t > 600) fed.delete(sid);
-    sensors = [...fed.keys()].sort().map((id) => {
-      const f = fed.get(id);
-      return { id, tracks: [...f.tracks].sort(), t: f.t, pos: placed.get(id) || null };
-    });
+  function showSatellites() {
+    sensors = picture.satellites();
     document.getElementById("n-sats").textContent = sensors.length;
     const ul = document.getElementById("sats");
     ul.replaceChildren(...sensors.map((s) => {
@@ -474,11 +444,23 @@
     const es = new EventSource("/events");
     es.onopen = () => { conn.textContent = "live"; conn.className = "conn on"; };
     es.onerror = () => { conn.textContent = "reconnecting"; conn.className = "conn off"; };
-    es.addEventListener("snapshot", (e) => received("snapshot", JSON.parse(e.data)));
-    es.addEventListener("reports", (e) => received("reports", JSON.parse(e.data)));
-    es.addEventListener("status", (e) => {
-      const s = JSON.parse(e.data); showStatus(s); showSatellites(s.satellites); dirty = true;
+    // An update's time (stats.updateMs) runs from the message's arrival: decoding included.
+    const came = () => { if (pendingSince === null) pendingSince = performance.now(); };
+    es.addEventListener("snapshot", (e) => {
+      came();
+      const d = JSON.parse(e.data);
+      d.tracks = wire.decodeReports(d.tracks);
+      for (const rep of d.tracks) rep.trail = d.trails[rep.id] || [];
+      received("snapshot", d);
     });
+    es.addEventListener("reports", (e) => {
+      came();
+      // The data is a JSON string of base64 (no escapes): its quotes cut off, no JSON.parse.
+      const t0 = performance.now(), reps = wire.decodeReports(e.data.slice(1, -1));
+      push(stats.decodeMs, performance.now() - t0);
+      received("reports", reps);
+    });
+    es.addEventListener("status", (e) => { showStatus(JSON.parse(e.data)); showSatellites(); dirty = true; });
     return es;
   }
 
