@@ -2,15 +2,18 @@
 
 Each shard is a :class:`~.core.FusionCore` whose tracker has a
 :class:`~.tracker.region.Region`; every shard applies every input event, numbered
-1, 2, ... (the journal's sequence in the service). Around event ``seq`` each shard
-applies the hand-overs due before it, applies the event, then hands its new messages
-to the others. The scale-out workers run the same three steps per event with the
-messages going through the broker (``services/scaleout``); the reports are a function
-of the events only, so both give the same reports.
+in a thread of its own; the tracker's region applies the hand-overs due before each
+frame (waiting, where one may still come, for the other shards' messages: a pipeline K
+frames deep) and queues the messages each frame decides for the others. The
+scale-out workers run the same regions with the messages going through the broker
+(``services/scaleout``), waiting where a message may still be on its way; the reports
+are a function of the applied frames only, so both give the same reports.
 """
 
 from __future__ import annotations
 
+import functools
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -60,23 +63,69 @@ class ShardSet:
             )
             for k in range(shards)
         ]
-        self.seq = 0
+        self.delay = delay
         self.messages: list[Handover] = []  # every message so far, in send order
+        self._cond = threading.Condition()
+        self._inbox: list[list[Handover]] = [[] for _ in range(shards)]
+        self._progress = [0] * shards  # frames up to which each shard sent its messages
+        self._failed = False
 
     def apply(
         self, event: Callable[[FusionCore], Iterable[TrackReport]]
     ) -> list[tuple[int, TrackReport]]:
-        """Apply one event (``event(core)`` returns its reports) on every shard; returns
-        (shard, report) pairs."""
-        self.seq += 1
-        out: list[tuple[int, TrackReport]] = []
-        sent: list[Handover] = []
-        for k, core in enumerate(self.cores):
-            region = region_of(core)
-            region.before_event(core.tracker, self.seq)
-            out.extend((k, r) for r in event(core))
-            sent.extend(region.after_event(core.tracker, self.seq))
-        for core in self.cores:
-            region_of(core).deliver(sent)
+        """Apply one event (``event(core)`` returns its reports) on every shard, each in a
+        thread of its own (a shard waits where another's message may still come);
+        returns (shard, report) pairs, by shard."""
+        results: list[list[TrackReport]] = [[] for _ in self.cores]
+        errors: list[BaseException] = []
+
+        def run(k: int) -> None:
+            region = region_of(self.cores[k])
+            region.waiter = functools.partial(self._wait, k)
+            try:
+                results[k] = list(event(self.cores[k]))
+            except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread
+                errors.append(exc)
+                with self._cond:
+                    self._failed = True
+                    self._cond.notify_all()
+            finally:
+                region.waiter = None
+                with self._cond:
+                    self._send(k)
+
+        threads = [threading.Thread(target=run, args=(k,)) for k in range(len(self.cores))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
+        return [(k, r) for k, rs in enumerate(results) for r in rs]
+
+    def _send(self, k: int) -> None:
+        """Shard ``k``'s queued messages to every shard's inbox (lock held)."""
+        region = region_of(self.cores[k])
+        sent = region.take_outbox()
         self.messages.extend(sent)
-        return out
+        for inbox in self._inbox:
+            inbox.extend(sent)
+        self._progress[k] = region.frames
+        self._cond.notify_all()
+
+    def _wait(self, k: int, m: int) -> None:
+        """Shard ``k`` is about to apply frame ``m``: until every message it may need is
+        in its region."""
+        region = region_of(self.cores[k])
+        with self._cond:
+            self._send(k)
+            while True:
+                region.deliver(self._inbox[k])
+                self._inbox[k].clear()
+                need, missing = region.needs(m)
+                others = [p for j, p in enumerate(self._progress) if j != k]
+                if not missing and all(p >= need for p in others):
+                    return
+                if self._failed:
+                    raise RuntimeError(f"shard {k}: another shard failed")
+                self._cond.wait()

@@ -8,18 +8,20 @@ reported. The rules, checked once per :data:`TICK_S` of data time on the tracks'
 states (geodetic sub-point, :func:`..geodesy.teme_to_geodetic`):
 
 * **initiation** only where the two-ray point lies in the shard's own cells;
-* **announce**: an owned track within ``announce_m`` of shard j's cells is sent to j
-  as a ghost (once; again after it went farther than ``forget_m``);
+* **announce**: a confirmed owned track within ``announce_m`` of shard j's cells is
+  sent to j as a ghost (again every :data:`REANNOUNCE_NS` of data time: a fresh copy);
 * **transfer**: an owned track more than ``margin_m`` inside shard j's cells is handed
-  to j. The decision is taken while applying journal event ``p``; the owner keeps
-  reporting it up to event ``p + K`` and exports it after that event; the receiver
-  imports it before applying event ``p + K + 1`` (replacing its ghost) and reports it
+  to j. The decision is taken while applying frame ``p`` (frames counted in the order
+  the tracker applies them, the same on every shard); the owner keeps reporting it up
+  to frame ``p + K`` and exports it after that frame; the receiver imports it before
+  applying frame ``p + K + 1`` (replacing its ghost) and reports it
   from then on, with the same track id and the next revision. The old owner keeps it
   as a ghost;
 * a ghost farther than ``forget_m`` from the shard's cells is dropped silently.
 
-Event numbers come from the caller (:meth:`Region.after_event`), never from time:
-which events a hand-over spans is a function of the journal only, so the reports are
+Frame numbers are counted, never taken from a clock: which frames a hand-over spans is
+a function of the applied frames only (DESIGN §6: the same whatever the arrival
+interleaving), so the reports are
 the same whatever runs the shards, and in what interleaving. Track numbers are
 ``shard + 1 + S * i`` (i = 0, 1, ...), so ids ``<fusion_id>-<n>`` never collide between
 shards; with S = 1 this is today's numbering. The messages are :class:`Handover`
@@ -30,13 +32,14 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .. import geodesy
 from ..cells import ShardMap
-from ..domain import NS_PER_S
+from ..domain import NS_PER_S, TrackStatus
 from ..dynamics import POS
 from .track import Track
 
@@ -45,6 +48,8 @@ if TYPE_CHECKING:
 
 #: Seconds of data time between two ownership checks.
 TICK_S = 1.0
+#: Data time (ns) between two announces of one track to one shard (a fresh ghost copy).
+REANNOUNCE_NS = 30 * NS_PER_S
 #: Default hysteresis margin (m): a track is handed over this far inside a neighbour.
 MARGIN_M = 100e3
 
@@ -55,9 +60,10 @@ ANNOUNCE, TRANSFER, SCHEDULED = "announce", "transfer", "scheduled"
 class Handover:
     """One hand-over message from shard ``source`` to shard ``target``.
 
-    ``kind``: ANNOUNCE (a ghost copy), SCHEDULED (a transfer decided at event
-    ``decided_seq``, effective at ``effective_seq``; its state follows) or TRANSFER
-    (the state after ``effective_seq``; ``track`` None if it ended before). ``gid`` =
+    ``kind``: ANNOUNCE (a ghost copy, effective after frame ``effective``), SCHEDULED
+    (a transfer decided at frame ``decided``, effective after frame ``effective``; its
+    state follows) or TRANSFER (the state after frame ``effective``; ``track`` None if
+    it ended before). ``gid`` =
     (origin shard, origin key) names the track across shards. Rows: ECI (m, m/s,
     m/s^2) at data time ``t_ns``."""
 
@@ -65,8 +71,8 @@ class Handover:
     source: int
     target: int
     gid: tuple[int, int]
-    decided_seq: int
-    effective_seq: int
+    decided: int  # frame (count of applied frames) of the decision
+    effective: int  # frame after which it takes effect
     track: Track | None = None
     x: np.ndarray | None = None  # (9,)
     P: np.ndarray | None = None  # (9, 9)
@@ -77,12 +83,12 @@ class Handover:
     @property
     def ident(self) -> tuple[str, int, int, tuple[int, int]]:
         """What makes a message unique (a resend after a restart is the same)."""
-        return (self.kind, self.source, self.decided_seq, self.gid)
+        return (self.kind, self.source, self.decided, self.gid)
 
 
 @dataclass
 class Region:
-    """Shard ``shard`` of ``shards``; ``delay`` = K, events between a transfer's decision
+    """Shard ``shard`` of ``shards``; ``delay`` = K, frames between a hand-over's decision
     and its effect. Distances in m (see the module docstring)."""
 
     shard: int
@@ -93,11 +99,15 @@ class Region:
     forget_m: float = 4 * MARGIN_M
     ghosts: set[int] = field(default_factory=set)  # local keys of tracks owned elsewhere
     gids: dict[int, tuple[int, int]] = field(default_factory=dict)  # imported key -> gid
-    announced: dict[int, set[int]] = field(default_factory=dict)  # key -> shards told
+    announced: dict[int, dict[int, int]] = field(default_factory=dict)  # key -> shard -> ns
     scheduled: dict[int, Handover] = field(default_factory=dict)  # key -> transfer out
-    decided: list[Handover] = field(default_factory=list)  # this event's decisions
+    decisions: list[Handover] = field(default_factory=list)  # this frame's decisions
     pending: dict[tuple, Handover] = field(default_factory=dict)  # received, not applied
-    applied_upto: int = 0  # events applied (imports before it are done)
+    outbox: list[Handover] = field(default_factory=list)  # to send
+    frames: int = 0  # frames applied
+    # Called with m before frame m; returns once every message that may be due is in
+    # (scale-out workers; transient: set around a batch, never in a checkpoint).
+    waiter: Callable[[int], None] | None = None
     next_tick_ns: int | None = None
     handovers_in: int = 0
     handovers_out: int = 0
@@ -106,7 +116,7 @@ class Region:
         if not 0 <= self.shard < self.shards:
             raise ValueError(f"shard: must be 0..{self.shards - 1}, got {self.shard}")
         if self.delay < 1:
-            raise ValueError(f"handover delay: must be >= 1 event, got {self.delay}")
+            raise ValueError(f"handover delay: must be >= 1 frame, got {self.delay}")
         self.map = ShardMap(self.shards)
 
     # ------------------------------------------------------------ tracker hooks
@@ -152,83 +162,96 @@ class Region:
             if target != self.shard and dist[self.shard, i] > self.margin_m:
                 self._schedule(trk, target)
                 continue
-            told = self.announced.setdefault(trk.key, set())
+            if trk.status != TrackStatus.CONFIRMED:  # a tentative copy would expire there
+                continue
+            told = self.announced.setdefault(trk.key, {})
             for j in range(self.shards):
                 if j == self.shard:
                     continue
-                if dist[j, i] <= self.announce_m and j not in told:
-                    told.add(j)
-                    self.decided.append(self._export(tracker, trk, ANNOUNCE, j))
+                if dist[j, i] <= self.announce_m:
+                    if t_ns - told.get(j, -REANNOUNCE_NS) >= REANNOUNCE_NS:
+                        told[j] = t_ns
+                        self.decisions.append(self._export(tracker, trk, ANNOUNCE, j))
                 elif dist[j, i] > self.forget_m:
-                    told.discard(j)
+                    told.pop(j, None)
 
-    # ------------------------------------------------------------ event boundaries
-    def after_event(self, tracker: Tracker, seq: int) -> list[Handover]:
-        """Event ``seq`` applied: the messages to send (decisions stamped with ``seq``,
-        transfers whose effect is due at ``seq`` with the state after it)."""
-        out = []
-        for h in self.decided:
-            h.decided_seq = seq
-            h.effective_seq = seq + self.delay
-            out.append(h)
-        self.decided = []
-        due = [k for k, h in self.scheduled.items() if h.effective_seq <= seq]
-        if due:
-            by_key = {t.key: t for t in tracker.tracks}
-            for key in due:
-                h = self.scheduled.pop(key)
-                trk = by_key.get(key)
-                if trk is None or trk.deleted:
-                    out.append(_transfer(h, None))
-                    continue
-                full = self._export(tracker, trk, TRANSFER, h.target)
-                full.decided_seq, full.effective_seq = h.decided_seq, h.effective_seq
-                out.append(full)
-                self.ghosts.add(key)
-                self.handovers_out += 1
-        self.applied_upto = seq
-        return out
-
-    def deliver(self, msgs: list[Handover]) -> None:
-        """Messages for this shard, received (duplicates and stale ones ignored)."""
-        for h in msgs:
-            if h.target != self.shard or h.effective_seq < self.applied_upto:
-                continue
-            self.pending.setdefault(h.ident, h)
-
-    def waiting_for(self, seq: int) -> list[tuple[int, tuple[int, int]]]:
-        """Before applying event ``seq``: the (source, gid) of scheduled transfers due
-        whose state has not arrived (the caller must wait for them)."""
-        have = {
-            (h.source, h.gid, h.decided_seq) for h in self.pending.values() if h.kind == TRANSFER
-        }
-        return [
-            (h.source, h.gid)
-            for h in self.pending.values()
-            if h.kind == SCHEDULED
-            and h.effective_seq < seq
-            and (h.source, h.gid, h.decided_seq) not in have
-        ]
-
-    def before_event(self, tracker: Tracker, seq: int) -> None:
-        """Apply every received message due before event ``seq`` (announces decided at
-        ``p`` take effect at ``p + K``, transfers after their effective event), in a
-        fixed order: (effective event, source shard, kind, gid)."""
-        due = [h for h in self.pending.values() if h.effective_seq < seq]
+    # ------------------------------------------------------------ frame boundaries
+    def before_frame(self, tracker: Tracker) -> None:
+        """Frame ``m = frames + 1`` is about to be applied: wait (``waiter``) until every
+        message that may be due holds, then apply those due, in a fixed order:
+        (effective frame, source shard, kind, gid)."""
+        m = self.frames + 1
+        if self.waiter is not None:
+            self.waiter(m)
+        due = [h for h in self.pending.values() if h.effective < m]
         if not due:
             return
-        due.sort(key=lambda h: (h.effective_seq, h.source, h.kind, h.gid))
+        due.sort(key=lambda h: (h.effective, h.source, h.kind, h.gid))
         for h in due:
             del self.pending[h.ident]
             if h.kind == SCHEDULED or h.track is None:
                 continue
             self._adopt(tracker, h)
 
+    def after_frame(self, tracker: Tracker) -> None:
+        """Frame ``m`` applied (its reports made): stamp this frame's decisions with
+        ``m`` (effective ``m + K``) and export the transfers effective at ``m``, the
+        state after it, into :attr:`outbox`."""
+        self.frames += 1
+        m = self.frames
+        for h in self.decisions:
+            h.decided, h.effective = m, m + self.delay
+            self.outbox.append(h)
+        self.decisions = []
+        due = [k for k, h in self.scheduled.items() if h.effective <= m]
+        if not due:
+            return
+        by_key = {t.key: t for t in tracker.tracks}
+        for key in due:
+            h = self.scheduled.pop(key)
+            trk = by_key.get(key)
+            if trk is None or trk.deleted:
+                self.outbox.append(_transfer(h, None))
+                continue
+            full = self._export(tracker, trk, TRANSFER, h.target)
+            full.decided, full.effective = h.decided, h.effective
+            self.outbox.append(full)
+            self.ghosts.add(key)
+            self.handovers_out += 1
+
+    def take_outbox(self) -> list[Handover]:
+        """The messages to send, in order (emptied)."""
+        out, self.outbox = self.outbox, []
+        return out
+
+    def deliver(self, msgs: list[Handover]) -> None:
+        """Messages received (those for other shards, duplicates and ones already
+        applied are ignored)."""
+        for h in msgs:
+            if h.target != self.shard or h.effective <= self.frames:
+                continue
+            self.pending.setdefault(h.ident, h)
+
+    def needs(self, m: int) -> tuple[int, list[tuple[int, tuple[int, int]]]]:
+        """Before frame ``m``: (the progress, in frames, every other shard must have
+        reached, the (source, gid) of due transfers whose state has not arrived)."""
+        have = {
+            (h.source, h.gid, h.decided) for h in self.pending.values() if h.kind == TRANSFER
+        }
+        missing = [
+            (h.source, h.gid)
+            for h in self.pending.values()
+            if h.kind == SCHEDULED
+            and h.effective < m
+            and (h.source, h.gid, h.decided) not in have
+        ]
+        return m - 1 - self.delay, missing
+
     # ------------------------------------------------------------ internals
     def _schedule(self, trk: Track, target: int) -> None:
         h = Handover(SCHEDULED, self.shard, target, self.gid_of(trk), 0, 0)
         self.scheduled[trk.key] = h
-        self.decided.append(h)
+        self.decisions.append(h)
 
     def _export(self, tracker: Tracker, trk: Track, kind: str, target: int) -> Handover:
         rows = tracker.rows
@@ -243,8 +266,10 @@ class Region:
         )  # fmt: skip
 
     def _adopt(self, tracker: Tracker, h: Handover) -> None:
-        for trk in tracker.tracks:  # the copy we hold, if any, gives way
-            if self.gid_of(trk) == h.gid and not trk.deleted:
+        held = [t for t in tracker.tracks if self.gid_of(t) == h.gid and not t.deleted]
+        if h.kind == ANNOUNCE and any(t.key not in self.ghosts for t in held):
+            return  # ours already (a transfer overtook an older announce)
+        for trk in held:  # the copy we hold, if any, gives way
                 self.scheduled.pop(trk.key, None)
                 tracker.remove_track(trk)
         trk = tracker.adopt_track(copy.deepcopy(h.track), h.x, h.P, h.t_ns, h.score, h.shadow)
@@ -263,4 +288,4 @@ class Region:
 
 
 def _transfer(h: Handover, trk: Track | None) -> Handover:
-    return Handover(TRANSFER, h.source, h.target, h.gid, h.decided_seq, h.effective_seq, trk)
+    return Handover(TRANSFER, h.source, h.target, h.gid, h.decided, h.effective, trk)

@@ -100,6 +100,8 @@ class Tracker:
             raise ValueError(
                 f"time: frame at {t_ns} ns is before the tracker's data time {self._t_ns} ns"
             )
+        if self.region is not None:  # hand-overs due before this frame (S > 1)
+            self.region.before_frame(self)
         self._advance(t_ns)
         for trk in self._updated:
             trk.updated_now = False
@@ -127,6 +129,8 @@ class Tracker:
         self._tracks, gone = self._lifecycle.reap(self._tracks)
         if gone:
             self._threads.forget({t.key for t in gone})
+        if self.region is not None:
+            self.region.after_frame(self)
         return out
 
     def flush(self) -> list[TrackReport]:

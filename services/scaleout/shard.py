@@ -24,12 +24,14 @@ from dataclasses import dataclass, field
 from tracklayer.fusion.config import FusionConfig
 from tracklayer.fusion.core import FusionCore
 from tracklayer.fusion.domain import FrameStatus
+from tracklayer.fusion.shards import region_of, sharded_tracker_factory
 from tracklayer.services.fusion_service.inputs import apply_input, input_from_event
 from tracklayer.services.fusion_service.journal import EventKind
 from tracklayer.services.fusion_service.live_picture import report_message
 from tracklayer.services.fusion_service.sensor_positions import SensorPositions
 from tracklayer.services.rpc.server import kv
 from tracklayer.services.scaleout.events import decode_event
+from tracklayer.services.scaleout.handovers import HandoverLink
 from tracklayer.services.scaleout.names import Names
 from tracklayer.services.scaleout.shard_checkpoints import ShardCheckpoints
 from tracklayer.services.scaleout.stream_reader import StreamReader
@@ -54,6 +56,7 @@ class ShardSpec:
     config: FusionConfig
     sensors: tuple[str, ...]
     shards: int
+    handover_delay: int = 128  # K: journal events from a transfer's decision to its effect
 
     @classmethod
     def from_pinned(cls, data: Mapping[str, object]) -> ShardSpec:
@@ -63,17 +66,25 @@ class ShardSpec:
             shards = int(data.get("shards", 1))  # type: ignore[arg-type]
             sensors = tuple(str(s) for s in data.get("sensors", ()))  # type: ignore[union-attr]
             fusion_id = str(data["fusion_id"])
+            delay = int(data.get("handover_delay", 128))  # type: ignore[arg-type]
         except KeyError as exc:
             raise ValueError(f"settings: missing {exc.args[0]}") from None
         if shards < 1:
             raise ValueError(f"settings: shards must be >= 1, got {shards}")
-        return cls(fusion_id, config, sensors, shards)
+        if delay < 1:
+            raise ValueError(f"settings: handover_delay must be >= 1, got {delay}")
+        return cls(fusion_id, config, sensors, shards, delay)
 
-    def new_core(self) -> FusionCore:
-        """A fresh core as the embedded service builds it (live: idle timeouts replay)."""
+    def new_core(self, shard: int = 0) -> FusionCore:
+        """A fresh core of shard ``shard`` as the embedded service builds it (live: idle
+        timeouts replay); with S > 1 its tracker has the shard's region."""
+        factory = None
+        if self.shards > 1:
+            factory = sharded_tracker_factory(shard, self.shards, self.handover_delay)
         return FusionCore(
-            self.fusion_id, self.config, live=True, allowed_sensors=self.sensors or None
-        )
+            self.fusion_id, self.config, live=True, allowed_sensors=self.sensors or None,
+            tracker_factory=factory,
+        )  # fmt: skip
 
 
 @dataclass
@@ -87,6 +98,9 @@ class ShardStatus:
     checkpoint_unix_s: float = 0.0  # wall clock of the last checkpoint written here (0: none)
     started_from: int = 0
     tracks_owned: int = 0
+    handovers_in: int = 0
+    handovers_out: int = 0
+    handover_waits: int = 0  # times the shard waited for another's progress
     counters: dict[str, int] = field(default_factory=dict)
 
 
@@ -111,6 +125,9 @@ class ShardRunner:
         self.status = ShardStatus()
         # Where each sensor was at its latest applied frame (reports carry it, for displays).
         self.sensor_positions = SensorPositions()
+        self._handover: HandoverLink | None = None
+        if spec.shards > 1:
+            self._handover = HandoverLink(js, names, shard, spec.shards)
 
     async def run(self) -> None:
         core, opens, seq = await self._restore()
@@ -137,9 +154,11 @@ class ShardRunner:
                     await self._checkpoint(core, opens)
         finally:
             await reader.close()
+            if self._handover is not None:
+                await self._handover.close()
 
     async def _restore(self) -> tuple[FusionCore, Counter, int]:
-        fresh = self.spec.new_core()
+        fresh = self.spec.new_core(self.shard)
         loaded = await self.checkpoints.load(self.shard, fresh)
         if loaded is None:
             return fresh, Counter(), 0
@@ -152,13 +171,21 @@ class ShardRunner:
         js, subject = self._js, self.names.reports_subject
         futures = []
         last = self.status.applied_seq
+        link = self._handover
+        region = region_of(core) if link is not None else None
+        sent: list = []  # ack futures of hand-over messages
         yielded = time.monotonic()
         for m in msgs:
             if time.monotonic() - yielded > YIELD_S:  # let the lease renewals run
                 await asyncio.sleep(0)
                 yielded = time.monotonic()
             ev = decode_event(m.metadata.sequence.stream, m.data)
+            if link is not None:  # hand-overs due before this event (S > 1)
+                await link.ready(region, ev.seq, last)
+                region.before_event(core.tracker, ev.seq)
             applied = apply_input(core, opens, input_from_event(ev), replay=True)
+            if link is not None:
+                sent += await link.publish(region.after_event(core.tracker, ev.seq))
             status, reports = applied.status, applied.reports
             if ev.kind == EventKind.FRAME and status is not FrameStatus.ACCEPTED:
                 log.error(
@@ -174,14 +201,21 @@ class ShardRunner:
                     await js.publish_async(subject, msg.SerializeToString(), headers=headers)
                 )
             last = ev.seq
-        if futures:  # a broker that does not answer fails the shard: it restarts from
+        if futures or sent:  # a broker that does not answer fails the shard: it restarts from
             # its checkpoint (the worker releases the lease and takes it again)
-            await asyncio.wait_for(asyncio.gather(*futures), PUBLISH_TIMEOUT_S)
+            await asyncio.wait_for(asyncio.gather(*futures, *sent), PUBLISH_TIMEOUT_S)
             self.status.reports += len(futures)
         if msgs:  # applied = its reports are on the broker (status, checkpoints)
             self.status.applied_seq = last
+            if link is not None:  # the others may go on up to last + K
+                await link.publish_progress(last)
         self.status.counters = core.counters
         self.status.tracks_owned = self.status.counters.get("tracks_live", 0)
+        if region is not None:
+            self.status.tracks_owned = len(region.reportable(core.tracker.tracks))
+            self.status.handovers_in = region.handovers_in
+            self.status.handovers_out = region.handovers_out
+            self.status.handover_waits = link.waits
 
     def _checkpoint_due(self) -> bool:
         st = self.status
