@@ -40,6 +40,8 @@ log = logging.getLogger("tracklayer.services.fusion")
 LABEL = "tracklayer fusion"
 #: Shard counts this version runs (sharding by sky cells: docs/scaleout.md).
 SUPPORTED_SHARDS = tuple(range(1, MAX_SHARDS + 1))
+#: K of the hand-overs between shards (fusion.tracker.region), pinned with S > 1.
+HANDOVER_DELAY_FRAMES = 128
 
 
 class OrderingOnly:
@@ -61,12 +63,15 @@ class OrderingOnly:
 
 def pinned_settings(settings: FusionSettings, shards: int) -> dict[str, object]:
     """What the front door pins in the settings bucket and the workers build shards from."""
-    return {
+    pinned: dict[str, object] = {
         "fusion_id": settings.fusion_id,
         "config": settings.config.to_mapping(),
         "sensors": sorted(settings.sensors),
         "shards": shards,
     }
+    if shards > 1:  # K: frames from a hand-over's decision to its effect (region.py)
+        pinned["handover_delay"] = HANDOVER_DELAY_FRAMES
+    return pinned
 
 
 def build_front_door(

@@ -8,20 +8,25 @@ Each shard publishes to ``tracklayer.<ID>.handover.<shard>`` of stream
   classes only from ``tracklayer.fusion``), Msg-Id
   ``<shard>:<kind>:<decided seq>:<gid>`` (a shard taken over sends the same bytes
   again: the broker drops them, the receiver too);
-* a **progress record** ``P`` + the journal seq up to which the shard has sent every
-  message: published after each batch and before the shard waits for another.
+* a **progress record** ``P`` + the count of applied frames up to which the shard has
+  sent every message: published after each batch and before the shard waits.
 
-Every shard reads every shard's subject from the start. Before applying journal event
-``q`` it waits until every other shard's progress reached ``q - 1 - K`` (then it holds
-every announce and scheduled transfer that can take effect before ``q``) and until the
-state of each transfer due before ``q`` arrived: a pipeline K events deep, not a
-barrier per event, and the imports a shard applies depend on the journal only.
+Every shard reads every shard's subject from the start. A shard applies its batches in
+a thread of its own; before tracking frame ``m`` the tracker's region
+(``fusion.tracker.region``) asks whether every other shard's progress reached
+``m - 1 - K`` (then it holds every message that can take effect before ``m``) and
+whether the state of each transfer due before ``m`` arrived; if not, the thread waits
+while the event loop reads the stream: a pipeline K frames deep, not a barrier per
+frame, and the imports a shard applies depend on the applied frames only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import struct
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from tracklayer.fusion.tracker.region import Handover, Region
 from tracklayer.services.fusion_service.state_codec import decode_state, encode_state
@@ -30,6 +35,7 @@ from tracklayer.services.scaleout.stream_reader import StreamReader
 
 _ALLOWED = ("tracklayer.fusion",)
 _LEN = struct.Struct(">Q")
+T = TypeVar("T")
 #: Seconds one wait for the other shards' messages lasts before checking again.
 WAIT_POLL_S = 0.2
 
@@ -64,10 +70,13 @@ class HandoverLink:
         self.progress = dict.fromkeys((k for k in range(shards) if k != shard), 0)
         self._reader = StreamReader(js, names.handover_stream, names.handover_subject(">"), 1)
         self._published = -1
+        self._sent: list = []  # ack futures not yet taken
         self.waits = 0  # times this shard waited for another (status)
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"shard-{shard}")
 
     async def close(self) -> None:
         await self._reader.close()
+        self._pool.shutdown(wait=False)
 
     async def publish(self, msgs: list[Handover]) -> list:
         """Publish this shard's messages; returns the ack futures."""
@@ -82,12 +91,13 @@ class HandoverLink:
             )
         return out
 
-    async def publish_progress(self, seq: int) -> None:
-        """Every message decided up to event ``seq`` was sent (and acknowledged)."""
-        if seq <= self._published:
+    async def publish_progress(self, frames: int) -> None:
+        """Every message decided up to frame ``frames`` was sent before this record."""
+        if frames <= self._published:
             return
-        await self._js.publish(self.names.handover_subject(self.shard), encode_progress(seq))
-        self._published = seq
+        subject = self.names.handover_subject(self.shard)
+        self._sent.append(await self._js.publish_async(subject, encode_progress(frames)))
+        self._published = frames
 
     async def pump(self, region: Region, timeout: float) -> None:
         """Read what the other shards sent (up to one batch, waiting up to ``timeout``)."""
@@ -101,20 +111,40 @@ class HandoverLink:
             else:
                 region.deliver([got])
 
-    def _ready(self, region: Region, seq: int) -> bool:
-        need = seq - 1 - region.delay
-        if any(p < need for p in self.progress.values()):
-            return False
-        return not region.waiting_for(seq)
+    def _ready(self, region: Region, m: int) -> bool:
+        need, missing = region.needs(m)
+        return not missing and all(p >= need for p in self.progress.values())
 
-    async def ready(self, region: Region, seq: int, applied: int) -> None:
-        """Wait until event ``seq`` may be applied (see the module docstring);
-        ``applied``: the last event this shard applied (published as progress first,
-        so that a shard waiting for this one can go on)."""
-        if self._ready(region, seq):
-            return
-        await self.publish_progress(applied)
+    async def _send(self, region: Region) -> None:
+        """This shard's queued messages, then its progress (in that order on the stream)."""
+        self._sent += await self.publish(region.take_outbox())
+        await self.publish_progress(region.frames)
+
+    async def _wait(self, region: Region, m: int) -> None:
+        await self._send(region)  # a shard waiting for this one can go on
         self.waits += 1
-        while not self._ready(region, seq):
+        while not self._ready(region, m):
             await self.pump(region, WAIT_POLL_S)
-            await asyncio.sleep(0)
+
+    def take_sent(self) -> list:
+        """Ack futures of the messages published since the last call."""
+        out, self._sent = self._sent, []
+        return out
+
+    async def run_batch(self, region: Region, apply: Callable[[], T]) -> T:
+        """``apply()`` (the shard applying a batch of events) in this shard's thread; before
+        each frame the region calls back, and where a message may still come this waits
+        for it on the event loop. Then sends what the batch decided."""
+        loop = asyncio.get_running_loop()
+
+        def waiter(m: int) -> None:  # in the shard's thread; the loop is free meanwhile
+            if not self._ready(region, m):
+                asyncio.run_coroutine_threadsafe(self._wait(region, m), loop).result()
+
+        region.waiter = waiter
+        try:
+            out = await loop.run_in_executor(self._pool, apply)
+        finally:
+            region.waiter = None
+        await self._send(region)
+        return out

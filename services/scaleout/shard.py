@@ -168,54 +168,61 @@ class ShardRunner:
 
     async def _apply(self, core: FusionCore, opens: Counter, msgs: list) -> None:
         """Apply a batch of journal messages; publish their reports and await the acks."""
+        events = [decode_event(m.metadata.sequence.stream, m.data) for m in msgs]
+        link = self._handover
+        if link is None:
+            out = []
+            yielded = time.monotonic()
+            for ev in events:
+                if time.monotonic() - yielded > YIELD_S:  # let the lease renewals run
+                    await asyncio.sleep(0)
+                    yielded = time.monotonic()
+                out.append(self._apply_one(core, opens, ev))
+        else:  # S > 1: in a thread that may wait for the other shards' hand-overs
+            region = region_of(core)
+            out = await link.run_batch(
+                region, lambda: [self._apply_one(core, opens, ev) for ev in events]
+            )
         js, subject = self._js, self.names.reports_subject
         futures = []
-        last = self.status.applied_seq
-        link = self._handover
-        region = region_of(core) if link is not None else None
-        sent: list = []  # ack futures of hand-over messages
-        yielded = time.monotonic()
-        for m in msgs:
-            if time.monotonic() - yielded > YIELD_S:  # let the lease renewals run
-                await asyncio.sleep(0)
-                yielded = time.monotonic()
-            ev = decode_event(m.metadata.sequence.stream, m.data)
-            if link is not None:  # hand-overs due before this event (S > 1)
-                await link.ready(region, ev.seq, last)
-                region.before_event(core.tracker, ev.seq)
-            applied = apply_input(core, opens, input_from_event(ev), replay=True)
-            if link is not None:
-                sent += await link.publish(region.after_event(core.tracker, ev.seq))
-            status, reports = applied.status, applied.reports
-            if ev.kind == EventKind.FRAME and status is not FrameStatus.ACCEPTED:
-                log.error(
-                    kv("shard_mismatch", seq=ev.seq, status=status.name, reason=applied.reason)
-                )
-            if applied.frame is not None:
-                self.sensor_positions.seen(applied.frame)
-            now_ns = time.time_ns()
-            for r in reports:
-                msg = report_message(r, now_ns, self.sensor_positions.of(r.sensor_ids))
-                headers = {"Nats-Msg-Id": f"{r.track_id}:{r.revision}"}
-                futures.append(
-                    await js.publish_async(subject, msg.SerializeToString(), headers=headers)
-                )
-            last = ev.seq
-        if futures or sent:  # a broker that does not answer fails the shard: it restarts from
-            # its checkpoint (the worker releases the lease and takes it again)
+        for batch in out:
+            for report_id, data in batch:
+                headers = {"Nats-Msg-Id": report_id}
+                futures.append(await js.publish_async(subject, data, headers=headers))
+        sent = link.take_sent() if link is not None else []
+        if futures or sent:  # a broker that does not answer fails the shard: it restarts
+            # from its checkpoint (the worker releases the lease and takes it again)
             await asyncio.wait_for(asyncio.gather(*futures, *sent), PUBLISH_TIMEOUT_S)
             self.status.reports += len(futures)
-        if msgs:  # applied = its reports are on the broker (status, checkpoints)
-            self.status.applied_seq = last
-            if link is not None:  # the others may go on up to last + K
-                await link.publish_progress(last)
+        if events:  # applied = its reports are on the broker (status, checkpoints)
+            self.status.applied_seq = events[-1].seq
         self.status.counters = core.counters
         self.status.tracks_owned = self.status.counters.get("tracks_live", 0)
-        if region is not None:
+        if link is not None:
+            region = region_of(core)
             self.status.tracks_owned = len(region.reportable(core.tracker.tracks))
             self.status.handovers_in = region.handovers_in
             self.status.handovers_out = region.handovers_out
             self.status.handover_waits = link.waits
+
+    def _apply_one(self, core: FusionCore, opens: Counter, ev) -> list[tuple[str, bytes]]:  # noqa: ANN001
+        """Apply one journal event; its reports as (Msg-Id, message bytes)."""
+        applied = apply_input(core, opens, input_from_event(ev), replay=True)
+        status, reports = applied.status, applied.reports
+        if ev.kind == EventKind.FRAME and status is not FrameStatus.ACCEPTED:
+            log.error(kv("shard_mismatch", seq=ev.seq, status=status.name, reason=applied.reason))
+        if applied.frame is not None:
+            self.sensor_positions.seen(applied.frame)
+        now_ns = time.time_ns()
+        return [
+            (
+                f"{r.track_id}:{r.revision}",
+                report_message(
+                    r, now_ns, self.sensor_positions.of(r.sensor_ids)
+                ).SerializeToString(),
+            )
+            for r in reports
+        ]
 
     def _checkpoint_due(self) -> bool:
         st = self.status

@@ -1,0 +1,163 @@
+"""Scale-out with S > 1 shards (issue 14): the sky-cell map, hand-overs, proofs 2 and 4.
+
+The cell map is checked against an independent calculation (distances to a shard's
+edge meridians by sampling them with the haversine of ``fusion.geodesy``). Proof 4 runs
+the shards in one process (``fusion.shards.ShardSet``, the reference semantics) on a
+recording where two missiles cross shard borders (``tests/data/scaleout/cross.toml``):
+one track id each, contiguous revisions, exactly one reporting shard at every data
+time, and ``tracklayer evaluate`` finds no figure worse than ``tracklayer track``'s
+(S = 1) beyond the regression tolerances. Proof 2 runs the real chain (broker, store,
+front door ``--shards 4``, W = 1, 2, 4 workers, ``tracklayer replay`` with three
+different pacings, so the satellites' frames reach the journal in different orders):
+the store ends with the same reports in each case, and they are the in-process
+reference's.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tracklayer.fusion import geodesy
+from tracklayer.fusion.cells import N_CELLS, ShardMap, cell_of
+from tracklayer.fusion.config import FusionConfig
+from tracklayer.fusion.domain import TrackReport
+from tracklayer.fusion.shards import ShardSet
+
+CROSS = Path(__file__).parent / "data" / "scaleout" / "cross.toml"
+SHARDS = 4
+
+
+# ---------------------------------------------------------------- the cell map
+def test_every_point_has_one_cell_and_edges_go_to_the_lower_cell():
+    rng = np.random.default_rng(3)
+    lat = np.degrees(np.arcsin(rng.uniform(-1, 1, 20000)))  # uniform on the sphere
+    lon = rng.uniform(-180, 180, 20000)
+    cells = cell_of(lat, lon)
+    assert cells.min() >= 0 and cells.max() < N_CELLS
+    counts = np.bincount(cells, minlength=N_CELLS)
+    # equal-area cells: each holds 1/48 of uniform points (binomial, 5 sigma)
+    expect = lat.size / N_CELLS
+    assert np.all(np.abs(counts - expect) < 5 * np.sqrt(expect))
+    # half-open: an edge belongs to the cell east of / north of it; 180 is -180
+    assert cell_of(0.0, 0.0) == cell_of(0.0, 0.01) != cell_of(0.0, -0.01)
+    assert cell_of(30.0, 10.0) == cell_of(30.01, 10.0) != cell_of(29.99, 10.0)
+    assert cell_of(10.0, 180.0) == cell_of(10.0, -180.0)
+    assert cell_of(90.0, 0.0) == cell_of(89.0, 0.0)
+
+
+def test_shards_are_contiguous_wedges_and_distances_match_sampled_meridians():
+    m = ShardMap(SHARDS)
+    assert [int(m.shard_of(0.0, lon)) for lon in (-135, -45, 45, 135)] == [0, 1, 2, 3]
+    rng = np.random.default_rng(4)
+    lat = rng.uniform(-85, 85, 200)
+    lon = rng.uniform(-180, 180, 200)
+    # independent: sample the shard's edge meridians pole to pole, haversine to each
+    samples = np.linspace(-90, 90, 36001)  # 0.005 deg: <= 280 m off
+    for k in range(SHARDS):
+        west, east = -180 + 90 * k, -90 + 90 * k
+        d_edge = np.array(
+            [
+                min(
+                    geodesy.great_circle_m(a, o, samples, west).min(),
+                    geodesy.great_circle_m(a, o, samples, east).min(),
+                )
+                for a, o in zip(lat, lon, strict=True)
+            ]
+        )
+        inside = m.shard_of(lat, lon) == k
+        assert np.allclose(m.distance_m(k, lat, lon)[~inside], d_edge[~inside], rtol=0, atol=300.0)
+        assert np.all(m.distance_m(k, lat, lon)[inside] == 0.0)
+        assert np.allclose(m.depth_m(k, lat, lon)[inside], d_edge[inside], rtol=0, atol=300.0)
+    assert np.all(ShardMap(1).distance_m(0, lat, lon) == 0.0)
+    with pytest.raises(ValueError, match="shards"):
+        ShardMap(13)
+
+
+# ---------------------------------------------------------------- proof 4, in process
+def _reference(recording: Path) -> list[tuple[int, TrackReport]]:
+    """(shard, report) of S = 4 shards in one process, in emission order."""
+    from tracklayer.services.wire.recording import RecordingReader
+
+    reader = RecordingReader(recording)
+    sensors = [s for s in reader.sensor_ids() if s]
+    shards = ShardSet("fusion", FusionConfig(), SHARDS, 128, expected_sensors=sensors)
+    out: list[tuple[int, TrackReport]] = []
+    for _, frame in reader.frames():
+        out += shards.apply(lambda core, f=frame: core.submit(f)[2])
+    out += shards.apply(lambda core: core.flush())
+    return out
+
+
+@pytest.fixture(scope="module")
+def cross_mcap(simulated_mcap) -> Path:
+    return simulated_mcap(str(CROSS))
+
+
+@pytest.fixture(scope="module")
+def reference(cross_mcap) -> list[tuple[int, TrackReport]]:
+    return _reference(cross_mcap)
+
+
+def _write_tracks(src: Path, dst: Path, reports: list[TrackReport]) -> None:
+    from tracklayer.services.wire.convert import report_to_proto
+    from tracklayer.services.wire.recording import (
+        TOPIC_DETECTION_TRUTH,
+        TOPIC_FRAMES,
+        TOPIC_TRACKS,
+        TOPIC_TRUTH,
+        RecordingReader,
+        RecordingWriter,
+    )
+
+    reader = RecordingReader(src)
+    with RecordingWriter(dst, reader.metadata) as w:
+        for topic, log_ns, data in reader.raw_messages(
+            [TOPIC_FRAMES, TOPIC_TRUTH, TOPIC_DETECTION_TRUTH]
+        ):
+            w.write_raw(topic, data, log_ns)
+        for r in sorted(reports, key=lambda r: (r.time_ns, r.track_id)):
+            w.write_raw(TOPIC_TRACKS, report_to_proto(r).SerializeToString(), r.time_ns)
+
+
+def test_proof4_a_missile_across_shards_keeps_its_id_and_one_reporter_and_its_accuracy(
+    cross_mcap, tracked_mcap, reference, tmp_path, capsys
+):
+    from tracklayer.services.cli import main
+
+    by_track: dict[str, list[tuple[int, TrackReport]]] = defaultdict(list)
+    for shard, r in reference:
+        by_track[r.track_id].append((shard, r))
+    crossing = {tid: rs for tid, rs in by_track.items() if len({s for s, _ in rs}) > 1}
+    assert len(crossing) == 2, f"both missiles are handed over: {sorted(by_track)}"
+    for tid, rs in crossing.items():
+        revisions = [r.revision for _, r in rs]
+        assert revisions == list(range(1, len(rs) + 1)), f"{tid}: revisions not contiguous"
+        owners = [s for s, _ in rs]
+        # one hand-over: the reporting shard changes once and never comes back
+        changes = [i for i in range(1, len(owners)) if owners[i] != owners[i - 1]]
+        assert len(changes) == 1, f"{tid}: reporters {owners[0]} ... {owners[-1]}, {changes}"
+        # exactly one reporter at every data time: no time reported twice
+        times = [r.time_ns for _, r in rs]
+        assert times == sorted(times) and len(set(times)) == len(times)
+        # the hand-over happened where the map says: the track's sub-point moved shard
+        lat_lon = [(r.latitude_deg, r.longitude_deg) for _, r in rs]
+        first, last = lat_lon[0], lat_lon[-1]
+        smap = ShardMap(SHARDS)
+        assert int(smap.shard_of(*first)) == owners[0] != int(smap.shard_of(*last))
+        assert int(smap.shard_of(*last)) == owners[-1]
+    # no other track reported by two shards, and no id reported by a shard not owning it
+    # ... and accuracy within the regression tolerances of S = 1 (tracklayer track)
+    base = tmp_path / "s1.json"
+    assert main(["evaluate", str(tracked_mcap(str(cross_mcap))), "--no-plots",
+                 "--report", str(tmp_path / "r1"), "--save-baseline", str(base)]) == 0  # fmt: skip
+    sharded = tmp_path / "s4.mcap"
+    _write_tracks(cross_mcap, sharded, [r for _, r in reference])
+    capsys.readouterr()
+    rc = main(["evaluate", str(sharded), "--no-plots", "--report", str(tmp_path / "r4"),
+               "--baseline", str(base)])  # fmt: skip
+    out = capsys.readouterr().out
+    assert rc == 0 and "no figure worse than the baseline" in out, out
