@@ -161,3 +161,88 @@ def test_proof4_a_missile_across_shards_keeps_its_id_and_one_reporter_and_its_ac
                "--baseline", str(base)])  # fmt: skip
     out = capsys.readouterr().out
     assert rc == 0 and "no figure worse than the baseline" in out, out
+
+
+# ---------------------------------------------------------------- proof 2, real chain
+def _journal_frame_order(url: str) -> list[bytes]:
+    """The FRAME events of the deployment's journal, in stream order (raw bytes)."""
+    import asyncio
+
+    import nats
+
+    from tracklayer.services.fusion_service.journal import EventKind
+    from tracklayer.services.scaleout.events import decode_event
+    from tracklayer.services.scaleout.names import Names
+    from tracklayer.services.scaleout.stream_reader import StreamReader
+
+    async def read() -> list[bytes]:
+        names = Names("fusion")
+        nc = await nats.connect(url)
+        js = nc.jetstream()
+        last = (await js.stream_info(names.journal_stream)).state.last_seq
+        reader = StreamReader(js, names.journal_stream, names.journal_subject, 1)
+        out: list[bytes] = []
+        while reader.next_seq <= last:
+            for m in await reader.next_batch(2.0):
+                ev = decode_event(m.metadata.sequence.stream, m.data)
+                if ev.kind == EventKind.FRAME:
+                    out.append(bytes(ev.payload))
+        await reader.close()
+        await nc.close()
+        return out
+
+    return asyncio.run(read())
+
+
+PACINGS = {1: ["--max-speed"], 2: ["--speed", "40"], 4: ["--max-speed", "--window", "1"]}
+
+
+def test_proof2_four_shards_give_the_same_reports_with_1_2_and_4_workers(
+    cross_mcap, reference, tmp_path
+):
+    pytest.importorskip("nats")
+    from scaleout_chain import Chain, front_status, wait_stored
+
+    from tracklayer.services.scaleout.broker import start_broker
+    from tracklayer.services.store_service.track_store import canonical_bytes
+    from tracklayer.services.wire.convert import report_to_proto
+
+    expected = {
+        (r.track_id, r.revision): canonical_bytes(report_to_proto(r)) for _, r in reference
+    }
+    assert len(expected) == len(reference)  # no (track, revision) reported twice
+    runs: dict[int, dict] = {}
+    orders: dict[int, list[bytes]] = {}
+    for workers, pace in PACINGS.items():
+        work = tmp_path / f"w{workers}"
+        broker = start_broker("127.0.0.1:0", work / "broker")
+        chain = Chain(work, broker.url, "--shards", str(SHARDS))
+        try:
+            for i in range(workers):
+                chain.worker(f"w{i + 1}")
+            replay = chain.replay(cross_mcap, *pace)
+            assert replay.wait(300) == 0, replay.log_tail()
+            runs[workers] = wait_stored(work / "t.sqlite", len(expected), timeout_s=240)
+            status = front_status(
+                chain.front_address,
+                lambda c: all(c.get(f'shard_lag_events{{shard="{k}"}}') == 0 for k in range(4)),
+            )
+            orders[workers] = _journal_frame_order(broker.url)
+        finally:
+            codes = chain.stop()
+            broker.stop(5.0)
+        assert all(rc == 0 for rc in codes.values()), codes
+        owners = {k for k in status if k.startswith("shard_owner{")}
+        assert len(owners) == SHARDS, owners  # every shard ran, each on one worker
+        assert sum(status[f'shard_handovers_out_total{{shard="{k}"}}'] for k in range(4)) == 2
+        assert sum(status[f'shard_handovers_in_total{{shard="{k}"}}'] for k in range(4)) == 2
+    # the satellites' frames reached the journal in different orders ...
+    assert orders[1] != orders[2] and orders[2] != orders[4] and orders[1] != orders[4]
+    assert sorted(orders[1]) == sorted(orders[2]) == sorted(orders[4])
+    # ... and every run stored exactly the reference's reports
+    for workers, got in runs.items():
+        missing = sorted(set(expected) - set(got))[:5]
+        extra = sorted(set(got) - set(expected))[:5]
+        assert not missing and not extra, f"W={workers}: missing {missing}, extra {extra}"
+        differ = [k for k in expected if got[k] != expected[k]][:5]
+        assert not differ, f"W={workers}: content differs for {differ}"

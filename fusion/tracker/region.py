@@ -105,6 +105,7 @@ class Region:
     pending: dict[tuple, Handover] = field(default_factory=dict)  # received, not applied
     outbox: list[Handover] = field(default_factory=list)  # to send
     frames: int = 0  # frames applied
+    imported_before: int = 0  # the messages effective before this frame are applied
     # Called with m before frame m; returns once every message that may be due is in
     # (scale-out workers; transient: set around a batch, never in a checkpoint).
     waiter: Callable[[int], None] | None = None
@@ -183,6 +184,7 @@ class Region:
         m = self.frames + 1
         if self.waiter is not None:
             self.waiter(m)
+        self.imported_before = m
         due = [h for h in self.pending.values() if h.effective < m]
         if not due:
             return
@@ -228,7 +230,7 @@ class Region:
         """Messages received (those for other shards, duplicates and ones already
         applied are ignored)."""
         for h in msgs:
-            if h.target != self.shard or h.effective <= self.frames:
+            if h.target != self.shard or h.effective < self.imported_before:
                 continue
             self.pending.setdefault(h.ident, h)
 
