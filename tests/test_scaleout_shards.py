@@ -218,8 +218,8 @@ def test_proof2_four_shards_give_the_same_reports_with_1_2_and_4_workers(
         broker = start_broker("127.0.0.1:0", work / "broker")
         chain = Chain(work, broker.url, "--shards", str(SHARDS))
         try:
-            for i in range(workers):
-                chain.worker(f"w{i + 1}")
+            for i in range(workers):  # S / W shards each
+                chain.worker(f"w{i + 1}", "--max-shards", str(SHARDS // workers))
             replay = chain.replay(cross_mcap, *pace)
             assert replay.wait(300) == 0, replay.log_tail()
             runs[workers] = wait_stored(work / "t.sqlite", len(expected), timeout_s=240)
@@ -233,7 +233,9 @@ def test_proof2_four_shards_give_the_same_reports_with_1_2_and_4_workers(
             broker.stop(5.0)
         assert all(rc == 0 for rc in codes.values()), codes
         owners = {k for k in status if k.startswith("shard_owner{")}
-        assert len(owners) == SHARDS, owners  # every shard ran, each on one worker
+        assert len(owners) == SHARDS, owners  # every shard ran, each on one worker ...
+        hosts = {k.split('worker="')[1] for k in owners}
+        assert len(hosts) == workers, owners  # ... and every worker hosted S / W of them
         assert sum(status[f'shard_handovers_out_total{{shard="{k}"}}'] for k in range(4)) == 2
         assert sum(status[f'shard_handovers_in_total{{shard="{k}"}}'] for k in range(4)) == 2
     # the satellites' frames reached the journal in different orders ...

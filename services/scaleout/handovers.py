@@ -83,7 +83,7 @@ class HandoverLink:
         subject = self.names.handover_subject(self.shard)
         out = []
         for h in msgs:
-            msg_id = f"{h.source}:{h.kind}:{h.decided_seq}:{h.gid[0]}.{h.gid[1]}"
+            msg_id = f"{h.source}:{h.kind}:{h.decided}:{h.gid[0]}.{h.gid[1]}"
             out.append(
                 await self._js.publish_async(
                     subject, encode_handover(h), headers={"Nats-Msg-Id": msg_id}
