@@ -7,11 +7,14 @@ from -180. A cell is half-open, ``[lat_lo, lat_hi) x [lon_lo, lon_hi)`` (the nor
 belongs to the top band, longitude 180 is -180), so every point has exactly one cell and
 a point on an edge goes to the lower cell id.
 
-The S shards of a deployment (1 <= S <= 12) group the cells by longitude sector: shard
-``k`` owns the sectors ``s`` with ``s * S // 12 == k``, a contiguous wedge from pole to
-pole. A wedge's edges are meridians, so the distance from a point to a shard's cells is
-a closed form (:meth:`ShardMap.distance_m`): the great-circle distance to the nearest
-edge meridian, or to the nearer pole when no edge is within 90 degrees of longitude.
+The S shards of a deployment (1 <= S <= 12) group the cells by longitude sector,
+interleaved: shard ``k`` owns the sectors ``s`` with ``s % S == k`` (pole to pole), so
+neighbouring sectors belong to different shards and a raid launched from one region
+spreads over several shards instead of loading one (with S = 4: 30-degree sectors
+0, 4, 8 to shard 0, and so on). A shard's edges are meridians, so the distance from a
+point to a shard's cells is a closed form (:meth:`ShardMap.distance_m`): the
+great-circle distance to the nearest edge meridian, or to the nearer pole when no edge
+is within 90 degrees of longitude.
 Distances are on the mean-radius sphere (m); latitudes and longitudes are geodetic
 degrees.
 """
@@ -53,14 +56,16 @@ class ShardMap:
             raise ValueError(f"shards: must be 1..{MAX_SHARDS}, got {shards}")
         self.shards = int(shards)
         sectors = np.arange(N_SECTORS)
-        self._shard_of_sector = sectors * self.shards // N_SECTORS
-        # each shard's wedge [west, east) in degrees from -180
-        self._west = np.array(
-            [sectors[self._shard_of_sector == k].min() for k in range(self.shards)]
-        ) * SECTOR_DEG - 180.0
-        self._east = np.array(
-            [sectors[self._shard_of_sector == k].max() + 1 for k in range(self.shards)]
-        ) * SECTOR_DEG - 180.0
+        self._shard_of_sector = sectors % self.shards
+        # each shard's edges: the sector edges (deg) with another shard on the other side
+        self._edges: list[list[float]] = [[] for _ in range(self.shards)]
+        for sec in sectors:
+            east = (sec + 1) % N_SECTORS
+            a, b = int(self._shard_of_sector[sec]), int(self._shard_of_sector[east])
+            if a != b:
+                lon = (sec + 1) * SECTOR_DEG - 180.0
+                self._edges[a].append(lon)
+                self._edges[b].append(lon)
 
     def shard_of_cell(self, cell: ArrayLike) -> np.ndarray:
         """Shard owning each cell id."""
@@ -78,11 +83,7 @@ class ShardMap:
         if self.shards == 1:
             return np.zeros(np.broadcast(lat, lon).shape)
         inside = self.shard_of(lat, lon) == shard
-        out = np.minimum(
-            _to_meridian_m(lat, lon, self._west[shard]),
-            _to_meridian_m(lat, lon, self._east[shard]),
-        )
-        return np.where(inside, 0.0, out)
+        return np.where(inside, 0.0, self._to_edges_m(shard, lat, lon))
 
     def depth_m(self, shard: int, lat_deg: ArrayLike, lon_deg: ArrayLike) -> np.ndarray:
         """How far (m) each point lies inside the cells of ``shard``: its distance to the
@@ -92,11 +93,15 @@ class ShardMap:
         if self.shards == 1:
             return np.full(np.broadcast(lat, lon).shape, np.inf)
         inside = self.shard_of(lat, lon) == shard
-        d = np.minimum(
-            _to_meridian_m(lat, lon, self._west[shard]),
-            _to_meridian_m(lat, lon, self._east[shard]),
-        )
-        return np.where(inside, d, 0.0)
+        return np.where(inside, self._to_edges_m(shard, lat, lon), 0.0)
+
+    def edges_deg(self, shard: int) -> list[float]:
+        """Longitudes (deg) of the meridians between ``shard`` and other shards."""
+        return list(self._edges[shard])
+
+    def _to_edges_m(self, shard: int, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+        """Distance (m) from each point to the nearest edge of ``shard``."""
+        return np.min([_to_meridian_m(lat, lon, e) for e in self._edges[shard]], axis=0)
 
 
 def _to_meridian_m(lat_deg: np.ndarray, lon_deg: np.ndarray, lon0_deg: float) -> np.ndarray:

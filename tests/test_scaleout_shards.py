@@ -49,22 +49,23 @@ def test_every_point_has_one_cell_and_edges_go_to_the_lower_cell():
     assert cell_of(90.0, 0.0) == cell_of(89.0, 0.0)
 
 
-def test_shards_are_contiguous_wedges_and_distances_match_sampled_meridians():
+def test_shards_interleave_sectors_and_distances_match_sampled_meridians():
     m = ShardMap(SHARDS)
-    assert [int(m.shard_of(0.0, lon)) for lon in (-135, -45, 45, 135)] == [0, 1, 2, 3]
+    # 30-degree sectors from -180, dealt to the shards in turn
+    assert [int(m.shard_of(0.0, -165 + 30 * s)) for s in range(12)] == [0, 1, 2, 3] * 3
+    # shard 0 holds [-180, -150), [-60, -30), [60, 90): six edge meridians
+    assert sorted(m.edges_deg(0)) == [-150.0, -60.0, -30.0, 60.0, 90.0, 180.0]
     rng = np.random.default_rng(4)
     lat = rng.uniform(-85, 85, 200)
     lon = rng.uniform(-180, 180, 200)
     # independent: sample the shard's edge meridians pole to pole, haversine to each
     samples = np.linspace(-90, 90, 36001)  # 0.005 deg: <= 280 m off
     for k in range(SHARDS):
-        west, east = -180 + 90 * k, -90 + 90 * k
+        # the shard's edges from the definition: both edges of each of its sectors
+        edges = sorted({-180 + 30 * s + d for s in range(k, 12, SHARDS) for d in (0, 30)})
         d_edge = np.array(
             [
-                min(
-                    geodesy.great_circle_m(a, o, samples, west).min(),
-                    geodesy.great_circle_m(a, o, samples, east).min(),
-                )
+                min(geodesy.great_circle_m(a, o, samples, e).min() for e in edges)
                 for a, o in zip(lat, lon, strict=True)
             ]
         )
