@@ -208,9 +208,7 @@ def test_proof2_four_shards_give_the_same_reports_with_1_2_and_4_workers(
     from tracklayer.services.store_service.track_store import canonical_bytes
     from tracklayer.services.wire.convert import report_to_proto
 
-    expected = {
-        (r.track_id, r.revision): canonical_bytes(report_to_proto(r)) for _, r in reference
-    }
+    expected = {(r.track_id, r.revision): canonical_bytes(report_to_proto(r)) for _, r in reference}
     assert len(expected) == len(reference)  # no (track, revision) reported twice
     runs: dict[int, dict] = {}
     orders: dict[int, list[bytes]] = {}

@@ -31,8 +31,8 @@ records (plain data: the exact float64 rows and the :class:`.track.Track` record
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -237,15 +237,11 @@ class Region:
     def needs(self, m: int) -> tuple[int, list[tuple[int, tuple[int, int]]]]:
         """Before frame ``m``: (the progress, in frames, every other shard must have
         reached, the (source, gid) of due transfers whose state has not arrived)."""
-        have = {
-            (h.source, h.gid, h.decided) for h in self.pending.values() if h.kind == TRANSFER
-        }
+        have = {(h.source, h.gid, h.decided) for h in self.pending.values() if h.kind == TRANSFER}
         missing = [
             (h.source, h.gid)
             for h in self.pending.values()
-            if h.kind == SCHEDULED
-            and h.effective < m
-            and (h.source, h.gid, h.decided) not in have
+            if h.kind == SCHEDULED and h.effective < m and (h.source, h.gid, h.decided) not in have
         ]
         return m - 1 - self.delay, missing
 
@@ -272,8 +268,8 @@ class Region:
         if h.kind == ANNOUNCE and any(t.key not in self.ghosts for t in held):
             return  # ours already (a transfer overtook an older announce)
         for trk in held:  # the copy we hold, if any, gives way
-                self.scheduled.pop(trk.key, None)
-                tracker.remove_track(trk)
+            self.scheduled.pop(trk.key, None)
+            tracker.remove_track(trk)
         trk = tracker.adopt_track(copy.deepcopy(h.track), h.x, h.P, h.t_ns, h.score, h.shadow)
         if h.gid != (self.shard, trk.key):
             self.gids[trk.key] = h.gid
