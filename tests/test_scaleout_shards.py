@@ -247,3 +247,41 @@ def test_proof2_four_shards_give_the_same_reports_with_1_2_and_4_workers(
         assert not missing and not extra, f"W={workers}: missing {missing}, extra {extra}"
         differ = [k for k in expected if got[k] != expected[k]][:5]
         assert not differ, f"W={workers}: content differs for {differ}"
+
+
+def test_a_region_with_messages_in_flight_survives_the_checkpoint_codec_and_the_wire():
+    """What a shard checkpoint holds of its region (ghosts, received messages not yet
+    applied) and a hand-over message come back equal through the no-pickle codec;
+    anything but a hand-over or progress record is refused."""
+    from tracklayer.fusion.tracker.region import ANNOUNCE, Handover, Region
+    from tracklayer.fusion.tracker.track import Track
+    from tracklayer.services.fusion_service.state_codec import decode_state, encode_state
+    from tracklayer.services.scaleout.handovers import (
+        decode_message,
+        encode_handover,
+        encode_progress,
+    )
+
+    trk = Track(key=5, created_ns=1, last_update_ns=2)
+    trk.report.number, trk.report.revision = 3, 17
+    shadow = (np.full(9, 2.0), 3 * np.eye(9), 9)
+    h = Handover(ANNOUNCE, 0, 1, (0, 5), 10, 138, trk, np.arange(9.0), np.eye(9), 7, 0.5, shadow)
+    region = Region(1, SHARDS)
+    region.deliver([h, h])  # a resend is kept once
+    region.ghosts.add(3)
+    region.gids[3] = (0, 5)
+    allowed = ("tracklayer.fusion",)
+    back = decode_state(*encode_state(region, allowed), allowed)
+    assert list(back.pending) == [h.ident] and back.ghosts == {3} and back.gids == {3: (0, 5)}
+    got = back.pending[h.ident]
+    assert np.array_equal(got.x, h.x) and np.array_equal(got.shadow[1], shadow[1])
+    assert (got.track.report.number, got.track.report.revision) == (3, 17)
+    wire = decode_message(encode_handover(h))
+    assert wire.ident == h.ident and np.array_equal(wire.P, h.P)
+    assert decode_message(encode_progress(4321)) == 4321
+    with pytest.raises(ValueError, match="handover"):
+        decode_message(b"X" + bytes(8))
+    # a message for another shard, or one whose effect is past, is not kept
+    other = Region(2, SHARDS)
+    other.deliver([h])
+    assert not other.pending
