@@ -58,6 +58,9 @@ class Tracker:
     report, never reused). Frames must come in application order (DESIGN §6).
     """
 
+    #: S > 1 shards: this tracker's region (class default: checkpoints from before it)
+    region: Region | None = None
+
     def __init__(
         self,
         fusion_id: str = "fusion",
