@@ -8,6 +8,7 @@ report. Measured per run: the wall time from the replay's start to that end (tra
 throughput = frames / time), the store's report count (must be equal for W = 1 and 2),
 each process's CPU seconds (from /proc: the broker's share beside the others) and the
 hand-overs. Runs alternate W = 1, W = 2 (``--pairs``) so both see the same load.
+Workers checkpoint every 30 s (a raid shard's state is 10-20 MB).
 
 Usage::
 
@@ -58,7 +59,8 @@ def run(work: Path, rec: Path, shards: int, workers: int) -> dict[str, float]:
     kids = [store, fusion]
     for i in range(workers):
         argv = ["worker", "--nats", broker.url, "--id", f"w{i + 1}",
-                "--max-shards", str(-(-shards // workers))]  # fmt: skip
+                "--max-shards", str(-(-shards // workers)),
+                "--checkpoint-interval", "30"]  # fmt: skip
         kids.append(processes.start_command(f"w{i + 1}", argv, logs))
     try:
         time.sleep(3.0)  # the workers take their leases
