@@ -15,6 +15,7 @@ reference's.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -285,3 +286,42 @@ def test_a_region_with_messages_in_flight_survives_the_checkpoint_codec_and_the_
     other = Region(2, SHARDS)
     other.deliver([h])
     assert not other.pending
+
+
+def test_proof3_with_four_shards_a_sigkilled_worker_is_replaced_and_nothing_changes(
+    cross_mcap, reference, nats_broker, tmp_path
+):
+    """Proof 3 with S = 4: w1 and w2 host two shards each, w3 stands by; w1 is SIGKILLed
+    by PID at a seeded moment after its first checkpoint. w3 takes w1's shards from their
+    checkpoints (regions with hand-overs in flight, the HANDOVER stream read again, its
+    messages sent again) and the store ends with exactly the reference's reports."""
+    import random
+
+    from scaleout_chain import Chain, wait_for_line, wait_stored
+
+    from tracklayer.services.store_service.track_store import canonical_bytes
+    from tracklayer.services.wire.convert import report_to_proto
+
+    expected = {(r.track_id, r.revision): canonical_bytes(report_to_proto(r)) for _, r in reference}
+    rng = random.Random(14)
+    chain = Chain(tmp_path, nats_broker.url, "--shards", str(SHARDS))
+    ckpt = ["--checkpoint-every", "1500", "--max-shards", "2"]
+    try:
+        w1 = chain.worker("w1", *ckpt)
+        wait_for_line(w1, "event=shard_started")
+        w2 = chain.worker("w2", *ckpt)
+        wait_for_line(w2, "event=shard_started")
+        w3 = chain.worker("w3", *ckpt)  # standby: every lease is held
+        replay = chain.replay(cross_mcap, "--speed", "20")
+        wait_for_line(w1, "event=checkpoint_written", timeout_s=120)
+        time.sleep(rng.uniform(0.0, 2.0))
+        w1.signal(9)
+        assert w1.wait(10) == -9
+        assert replay.wait(300) == 0, replay.log_tail()
+        got = wait_stored(tmp_path / "t.sqlite", len(expected), timeout_s=240)
+    finally:
+        codes = chain.stop()
+    assert codes["w2"] == 0 and codes["w3"] == 0 and codes["fusion"] == 0
+    assert "event=checkpoint_loaded shard=" in w3.log_path.read_text()  # resumed
+    assert set(got) == set(expected)
+    assert [k for k in expected if got[k] != expected[k]] == []
