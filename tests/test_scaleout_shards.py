@@ -293,8 +293,9 @@ def test_proof3_with_four_shards_a_sigkilled_worker_is_replaced_and_nothing_chan
 ):
     """Proof 3 with S = 4: w1 and w2 host two shards each, w3 stands by; w1 is SIGKILLed
     by PID at a seeded moment after its first checkpoint. w3 takes w1's shards from their
-    checkpoints (regions with hand-overs in flight, the HANDOVER stream read again, its
-    messages sent again) and the store ends with exactly the reference's reports."""
+    checkpoints (their regions: ghosts, announces received; the HANDOVER stream read again,
+    their messages sent again; both hand-overs come after the takeover) and the store
+    ends with exactly the reference's reports."""
     import random
 
     from scaleout_chain import Chain, wait_for_line, wait_stored
