@@ -139,6 +139,22 @@ def test_demo_with_workers_runs_the_scale_out_chain_and_scores_exactly_as_embedd
     assert processes_naming(str(tmp_path)) == []
 
 
+def test_demo_with_four_shards_on_two_workers_tracks_across_the_border(tmp_path):
+    """``--workers 2 --shards 4`` on the two-border scene (tests/data/scaleout): both
+    missiles are tracked to the end with no id switch across their hand-overs, no false
+    track, and no process is left behind."""
+    pytest.importorskip("nats")
+    scene = Path(__file__).parent / "data" / "scaleout" / "cross.toml"
+    argv = demo_cmd(tmp_path, "--speed", "40", "--workers", "2", "--shards", "4", "--no-plots")
+    argv[argv.index("demo") + 1] = str(scene)
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    truth = json.loads((tmp_path / "out" / "report" / "metrics.json").read_text())["truth"]
+    assert truth["n_objects"] == 2 and truth["id_switches"] == 0
+    assert truth["completeness"] > 0.98 and truth["false_track_share"] == 0.0
+    assert processes_naming(str(tmp_path)) == []
+
+
 @pytest.mark.parametrize(("sig", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_ctrl_c_or_sigterm_stops_every_child_of_the_demo(tmp_path, sig, status):
     proc = subprocess.Popen(

@@ -161,7 +161,7 @@ def test_a_sigkilled_worker_is_replaced_from_its_checkpoint_and_nothing_is_lost(
     ("argv", "flag"),
     [
         (["fusion", "--store", "127.0.0.1:1", "--shards", "2"], "--shards"),
-        (["fusion", "--store", "127.0.0.1:1", "--nats", "nats://127.0.0.1:1", "--shards", "4"],
+        (["fusion", "--store", "127.0.0.1:1", "--nats", "nats://127.0.0.1:1", "--shards", "13"],
          "--shards"),
         (["fusion", "--store", "127.0.0.1:1", "--nats", "nats://127.0.0.1:1", "--journal", "j"],
          "--journal"),

@@ -41,7 +41,12 @@ class ReportSchedule:
         self.config = config
         self.rows = rows
         self._next_number = 1
+        self._number_step = 1  # shards (issue 14): n = shard + 1 + S * i
         self._last_impact_tick: int | None = None
+
+    def number_tracks(self, first: int, step: int) -> None:
+        """Number the next tracks ``first``, ``first + step``, ... (sharded trackers)."""
+        self._next_number, self._number_step = int(first), int(step)
 
     # ------------------------------------------------------------------ schedule
     def due(self, tracks: list[Track], touched: list[Track], t_ns: int) -> list[TrackReport]:
@@ -97,7 +102,7 @@ class ReportSchedule:
         rep_state = trk.report
         if rep_state.number is None:
             rep_state.number = self._next_number
-            self._next_number += 1
+            self._next_number += getattr(self, "_number_step", 1)  # 1 in older checkpoints
         row = trk.row
         x6 = self.rows.x[row, :6].copy()
         cov = self.rows.P[row, :6, :6].copy()

@@ -35,6 +35,7 @@ from .existence import Existence
 from .glide_mode import glide_transitions
 from .lifecycle import Lifecycle
 from .modes import MotionModes, radial_speed
+from .region import Region
 from .reports import ReportSchedule
 from .rows import StateRows
 from .track import Look, Mode, Track
@@ -57,7 +58,15 @@ class Tracker:
     report, never reused). Frames must come in application order (DESIGN §6).
     """
 
-    def __init__(self, fusion_id: str = "fusion", config: FusionConfig | None = None) -> None:
+    #: S > 1 shards: this tracker's region (class default: checkpoints from before it)
+    region: Region | None = None
+
+    def __init__(
+        self,
+        fusion_id: str = "fusion",
+        config: FusionConfig | None = None,
+        region: Region | None = None,
+    ) -> None:
         self.fusion_id = fusion_id
         self.config = cfg = config if config is not None else FusionConfig()
         self._t_ns: int | None = None
@@ -76,6 +85,10 @@ class Tracker:
         self._threads = ThreadBook()
         self.registration = Registration(cfg) if cfg.registration else None
         self._existence = Existence(cfg) if cfg.existence else None
+        # S > 1 shards (issue 14): what this tracker owns and reports (None: everything)
+        self.region = region
+        if region is not None:
+            region.attach(self)
 
     # ------------------------------------------------------------------ public API
     @property
@@ -90,6 +103,8 @@ class Tracker:
             raise ValueError(
                 f"time: frame at {t_ns} ns is before the tracker's data time {self._t_ns} ns"
             )
+        if self.region is not None:  # hand-overs due before this frame (S > 1)
+            self.region.before_frame(self)
         self._advance(t_ns)
         for trk in self._updated:
             trk.updated_now = False
@@ -108,11 +123,17 @@ class Tracker:
         self._sync_tracks(shadow_cands)
         self._modes.run_shadow_tests(shadow_cands, t_ns)
         self._run_lifecycle(t_ns)
+        if self.region is not None:  # ownership: hand-overs decided, far ghosts dropped
+            self.region.step(self, t_ns)
         touched = self._updated + self._lifecycle.take_status_changes()
+        if self.region is not None:
+            touched = self.region.reportable(touched)
         out = self._reports.due(self._tracks, touched, t_ns)
         self._tracks, gone = self._lifecycle.reap(self._tracks)
         if gone:
             self._threads.forget({t.key for t in gone})
+        if self.region is not None:
+            self.region.after_frame(self)
         return out
 
     def flush(self) -> list[TrackReport]:
@@ -120,11 +141,13 @@ class Tracker:
         its last report) has not been reported yet. Tracks stay live."""
         if self._t_ns is None:
             return []
-        return self._reports.flush(self._tracks, self._t_ns)
+        tracks = self._tracks if self.region is None else self.region.reportable(self._tracks)
+        return self._reports.flush(tracks, self._t_ns)
 
     def live_reports(self) -> list[TrackReport]:
         """Latest report of each live track that has been reported, by track number."""
-        live = [t for t in self._tracks if t.report.last is not None and not t.deleted]
+        tracks = self._tracks if self.region is None else self.region.reportable(self._tracks)
+        live = [t for t in tracks if t.report.last is not None and not t.deleted]
         live.sort(key=lambda t: t.report.number)
         return [t.report.last for t in live]
 
@@ -354,7 +377,8 @@ class Tracker:
         if left.size:
             self._buffer.add(t_s, frame.sensor_id, frame.position, los[left], sigma[left])
         for _, cand in cands:
-            self._new_track(cand, frame.time_ns)
+            if self.region is None or self.region.may_initiate(cand.position, frame.time_ns):
+                self._new_track(cand, frame.time_ns)
 
     def _new_track(self, cand: Candidate, t_ns: int) -> None:
         """A BOOST track at the two-ray intersection, at rest on the rotating Earth, with
@@ -382,6 +406,57 @@ class Tracker:
         self._rows.append(x, P, trk, False, t_ns)
         if trk.launch.enabled:
             self._reports.sample_launch(trk, t_ns)
+
+    # ------------------------------------------------------------------ shards (.region)
+    @property
+    def tracks(self) -> list[Track]:
+        """The live tracks in creation order (read only)."""
+        return self._tracks
+
+    @property
+    def rows(self) -> StateRows:
+        """The stacked states of the tracks (read only)."""
+        return self._rows
+
+    def number_tracks(self, first: int, step: int) -> None:
+        """Number the tracks ``first``, ``first + step``, ... at their first reports."""
+        self._reports.number_tracks(first, step)
+
+    def drop_ghost(self, trk: Track) -> None:
+        """Delete a track another shard owns (its DELETED report is never sent)."""
+        self._lifecycle.mark_deleted(trk)
+
+    def remove_track(self, trk: Track) -> None:
+        """Remove ``trk`` at once, between frames (a copy replaced by a hand-over)."""
+        trk.deleted = True
+        rows = [trk.row] + ([trk.shadow_row] if trk.shadow is not None else [])
+        self._tracks.remove(trk)
+        self._rows.remove(sorted(rows))
+        self._threads.forget({trk.key})
+
+    def adopt_track(
+        self,
+        trk: Track,
+        x: np.ndarray,
+        P: np.ndarray,
+        t_ns: int,
+        score: float,
+        shadow: tuple[np.ndarray, np.ndarray, int] | None,
+    ) -> Track:
+        """Add a track handed over by another shard: its record ``trk`` (taken, given
+        a new key), its state ``x`` (9,) / ``P`` (9, 9) (ECI, SI) at data time ``t_ns``,
+        its existence score and its burnout shadow's (x, P, t_ns), if any."""
+        trk.key = self._next_key
+        self._next_key += 1
+        trk.updated_now = False
+        trk.deleted = False
+        self._tracks.append(trk)
+        self._rows.append(np.array(x, float), np.array(P, float), trk, False, int(t_ns))
+        self._rows.score[trk.row] = score
+        if shadow is not None:
+            sx, sP, st = shadow
+            self._rows.append(np.array(sx, float), np.array(sP, float), trk, True, int(st))
+        return trk
 
     # ------------------------------------------------------------------ life cycle
     def _run_lifecycle(self, t_ns: int) -> None:

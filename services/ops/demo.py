@@ -316,7 +316,7 @@ class Demo:
         ]
         if self.opt.workers:
             url, start_workers = demo_scaleout.start_broker_and_workers(
-                self._spawn, out, logs, self.opt.workers
+                self._spawn, out, logs, self.opt.workers, self.opt.shards
             )
             self.say(f"  broker   {url}")
             journal = demo_scaleout.front_door_args(url, self.opt.shards)

@@ -18,17 +18,30 @@ BROKER_DIR = "broker"
 
 
 def start_broker_and_workers(
-    spawn: Callable[..., ChildProcess], out: Path, logs: Path, workers: int
+    spawn: Callable[..., ChildProcess], out: Path, logs: Path, workers: int, shards: int = 1
 ) -> tuple[str, Callable[[], list[ChildProcess]]]:
-    """Start the broker; returns its URL and a function starting the W workers (call it
-    once the front door is up: a worker waits for the front door's settings anyway)."""
+    """Start the broker; returns its URL and a function starting the W workers, each
+    hosting at most ceil(S / W) shards (call it once the front door is up: a worker waits
+    for the front door's settings anyway)."""
     broker = spawn("broker", ["broker", "--listen", "127.0.0.1:0", "--store",
                               str(out / BROKER_DIR)], logs)  # fmt: skip
     url = f"nats://{wait_listening(broker)}"
 
     def start_workers() -> list[ChildProcess]:
         return [
-            spawn(f"worker-{i}", ["worker", "--nats", url, "--id", f"worker-{i}"], logs)
+            spawn(
+                f"worker-{i}",
+                [
+                    "worker",
+                    "--nats",
+                    url,
+                    "--id",
+                    f"worker-{i}",
+                    "--max-shards",
+                    str(-(-shards // workers)),
+                ],
+                logs,
+            )  # fmt: skip
             for i in range(1, workers + 1)
         ]
 

@@ -17,6 +17,7 @@ import logging
 
 import grpc
 
+from tracklayer.fusion.cells import MAX_SHARDS
 from tracklayer.fusion.config import FusionConfig
 from tracklayer.fusion.domain import SensorFrame, TrackReport
 from tracklayer.services.errors import UserError
@@ -38,7 +39,9 @@ from tracklayer.services.scaleout.stream_journal import StreamJournal
 log = logging.getLogger("tracklayer.services.fusion")
 LABEL = "tracklayer fusion"
 #: Shard counts this version runs (sharding by sky cells: docs/scaleout.md).
-SUPPORTED_SHARDS = (1,)
+SUPPORTED_SHARDS = tuple(range(1, MAX_SHARDS + 1))
+#: K of the hand-overs between shards (fusion.tracker.region), pinned with S > 1.
+HANDOVER_DELAY_FRAMES = 128
 
 
 class OrderingOnly:
@@ -60,12 +63,15 @@ class OrderingOnly:
 
 def pinned_settings(settings: FusionSettings, shards: int) -> dict[str, object]:
     """What the front door pins in the settings bucket and the workers build shards from."""
-    return {
+    pinned: dict[str, object] = {
         "fusion_id": settings.fusion_id,
         "config": settings.config.to_mapping(),
         "sensors": sorted(settings.sensors),
         "shards": shards,
     }
+    if shards > 1:  # K: frames from a hand-over's decision to its effect (region.py)
+        pinned["handover_delay"] = HANDOVER_DELAY_FRAMES
+    return pinned
 
 
 def build_front_door(
@@ -75,8 +81,8 @@ def build_front_door(
     (mutual TLS to the broker with ``nats_tls``)."""
     if shards not in SUPPORTED_SHARDS:
         raise UserError(
-            f"--shards: {shards} is not supported yet; this version runs "
-            f"{', '.join(map(str, SUPPORTED_SHARDS))} (sharding by sky cells: docs/scaleout.md)"
+            f"--shards: must be 1..{MAX_SHARDS} (the sky-cell map has {MAX_SHARDS} longitude "
+            f"sectors: docs/scaleout.md), got {shards}"
         )
     client = f"tracklayer-fusion-{settings.fusion_id}"
     link = NatsLink(nats_url, client, Names(settings.fusion_id), nats_tls)

@@ -9,6 +9,8 @@ stream and bucket names do not allow), so several deployments share one broker:
                             front door, one subject ``tracklayer.<ID>.journal``
 ``TL_<ID>_REPORTS``         the shards' reports, ``tracklayer.<ID>.reports``,
                             Msg-Id ``<track_id>:<revision>``
+``TL_<ID>_HANDOVER``        S > 1: each shard's hand-overs and progress records,
+                            ``tracklayer.<ID>.handover.<shard>``
 KV ``tl_<ID>``              ``settings`` (pinned by the front door)
 KV ``tl_<ID>_leases``       ``shard-<k>`` = owning worker, expires after
                             :data:`LEASE_TTL_S` unless renewed
@@ -64,6 +66,14 @@ class Names:
     @property
     def reports_subject(self) -> str:
         return f"tracklayer.{self.token}.reports"
+
+    @property
+    def handover_stream(self) -> str:
+        return f"TL_{self.token}_HANDOVER"
+
+    def handover_subject(self, shard: int | str) -> str:
+        """Subject of shard ``shard``'s messages (``">"``: every shard's)."""
+        return f"tracklayer.{self.token}.handover.{shard}"
 
     @property
     def settings_bucket(self) -> str:
@@ -154,6 +164,7 @@ async def ensure_layout(js, names: Names) -> None:  # noqa: ANN001 - JetStreamCo
     for stream, subject, window in (
         (names.journal_stream, names.journal_subject, 120.0),
         (names.reports_stream, names.reports_subject, REPORT_DUPLICATE_WINDOW_S),
+        (names.handover_stream, names.handover_subject(">"), REPORT_DUPLICATE_WINDOW_S),
     ):
         await js.add_stream(
             api.StreamConfig(

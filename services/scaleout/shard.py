@@ -24,12 +24,14 @@ from dataclasses import dataclass, field
 from tracklayer.fusion.config import FusionConfig
 from tracklayer.fusion.core import FusionCore
 from tracklayer.fusion.domain import FrameStatus
+from tracklayer.fusion.shards import region_of, sharded_tracker_factory
 from tracklayer.services.fusion_service.inputs import apply_input, input_from_event
 from tracklayer.services.fusion_service.journal import EventKind
 from tracklayer.services.fusion_service.live_picture import report_message
 from tracklayer.services.fusion_service.sensor_positions import SensorPositions
 from tracklayer.services.rpc.server import kv
 from tracklayer.services.scaleout.events import decode_event
+from tracklayer.services.scaleout.handovers import HandoverLink
 from tracklayer.services.scaleout.names import Names
 from tracklayer.services.scaleout.shard_checkpoints import ShardCheckpoints
 from tracklayer.services.scaleout.stream_reader import StreamReader
@@ -54,6 +56,7 @@ class ShardSpec:
     config: FusionConfig
     sensors: tuple[str, ...]
     shards: int
+    handover_delay: int = 128  # K: journal events from a transfer's decision to its effect
 
     @classmethod
     def from_pinned(cls, data: Mapping[str, object]) -> ShardSpec:
@@ -63,17 +66,25 @@ class ShardSpec:
             shards = int(data.get("shards", 1))  # type: ignore[arg-type]
             sensors = tuple(str(s) for s in data.get("sensors", ()))  # type: ignore[union-attr]
             fusion_id = str(data["fusion_id"])
+            delay = int(data.get("handover_delay", 128))  # type: ignore[arg-type]
         except KeyError as exc:
             raise ValueError(f"settings: missing {exc.args[0]}") from None
         if shards < 1:
             raise ValueError(f"settings: shards must be >= 1, got {shards}")
-        return cls(fusion_id, config, sensors, shards)
+        if delay < 1:
+            raise ValueError(f"settings: handover_delay must be >= 1, got {delay}")
+        return cls(fusion_id, config, sensors, shards, delay)
 
-    def new_core(self) -> FusionCore:
-        """A fresh core as the embedded service builds it (live: idle timeouts replay)."""
+    def new_core(self, shard: int = 0) -> FusionCore:
+        """A fresh core of shard ``shard`` as the embedded service builds it (live: idle
+        timeouts replay); with S > 1 its tracker has the shard's region."""
+        factory = None
+        if self.shards > 1:
+            factory = sharded_tracker_factory(shard, self.shards, self.handover_delay)
         return FusionCore(
-            self.fusion_id, self.config, live=True, allowed_sensors=self.sensors or None
-        )
+            self.fusion_id, self.config, live=True, allowed_sensors=self.sensors or None,
+            tracker_factory=factory,
+        )  # fmt: skip
 
 
 @dataclass
@@ -87,6 +98,9 @@ class ShardStatus:
     checkpoint_unix_s: float = 0.0  # wall clock of the last checkpoint written here (0: none)
     started_from: int = 0
     tracks_owned: int = 0
+    handovers_in: int = 0
+    handovers_out: int = 0
+    handover_waits: int = 0  # times the shard waited for another's progress
     counters: dict[str, int] = field(default_factory=dict)
 
 
@@ -111,6 +125,9 @@ class ShardRunner:
         self.status = ShardStatus()
         # Where each sensor was at its latest applied frame (reports carry it, for displays).
         self.sensor_positions = SensorPositions()
+        self._handover: HandoverLink | None = None
+        if spec.shards > 1:
+            self._handover = HandoverLink(js, names, shard, spec.shards)
 
     async def run(self) -> None:
         core, opens, seq = await self._restore()
@@ -137,9 +154,11 @@ class ShardRunner:
                     await self._checkpoint(core, opens)
         finally:
             await reader.close()
+            if self._handover is not None:
+                await self._handover.close()
 
     async def _restore(self) -> tuple[FusionCore, Counter, int]:
-        fresh = self.spec.new_core()
+        fresh = self.spec.new_core(self.shard)
         loaded = await self.checkpoints.load(self.shard, fresh)
         if loaded is None:
             return fresh, Counter(), 0
@@ -149,39 +168,61 @@ class ShardRunner:
 
     async def _apply(self, core: FusionCore, opens: Counter, msgs: list) -> None:
         """Apply a batch of journal messages; publish their reports and await the acks."""
+        events = [decode_event(m.metadata.sequence.stream, m.data) for m in msgs]
+        link = self._handover
+        if link is None:
+            out = []
+            yielded = time.monotonic()
+            for ev in events:
+                if time.monotonic() - yielded > YIELD_S:  # let the lease renewals run
+                    await asyncio.sleep(0)
+                    yielded = time.monotonic()
+                out.append(self._apply_one(core, opens, ev))
+        else:  # S > 1: in a thread that may wait for the other shards' hand-overs
+            region = region_of(core)
+            out = await link.run_batch(
+                region, lambda: [self._apply_one(core, opens, ev) for ev in events]
+            )
         js, subject = self._js, self.names.reports_subject
         futures = []
-        last = self.status.applied_seq
-        yielded = time.monotonic()
-        for m in msgs:
-            if time.monotonic() - yielded > YIELD_S:  # let the lease renewals run
-                await asyncio.sleep(0)
-                yielded = time.monotonic()
-            ev = decode_event(m.metadata.sequence.stream, m.data)
-            applied = apply_input(core, opens, input_from_event(ev), replay=True)
-            status, reports = applied.status, applied.reports
-            if ev.kind == EventKind.FRAME and status is not FrameStatus.ACCEPTED:
-                log.error(
-                    kv("shard_mismatch", seq=ev.seq, status=status.name, reason=applied.reason)
-                )
-            if applied.frame is not None:
-                self.sensor_positions.seen(applied.frame)
-            now_ns = time.time_ns()
-            for r in reports:
-                msg = report_message(r, now_ns, self.sensor_positions.of(r.sensor_ids))
-                headers = {"Nats-Msg-Id": f"{r.track_id}:{r.revision}"}
-                futures.append(
-                    await js.publish_async(subject, msg.SerializeToString(), headers=headers)
-                )
-            last = ev.seq
-        if futures:  # a broker that does not answer fails the shard: it restarts from
-            # its checkpoint (the worker releases the lease and takes it again)
-            await asyncio.wait_for(asyncio.gather(*futures), PUBLISH_TIMEOUT_S)
+        for batch in out:
+            for report_id, data in batch:
+                headers = {"Nats-Msg-Id": report_id}
+                futures.append(await js.publish_async(subject, data, headers=headers))
+        sent = link.take_sent() if link is not None else []
+        if futures or sent:  # a broker that does not answer fails the shard: it restarts
+            # from its checkpoint (the worker releases the lease and takes it again)
+            await asyncio.wait_for(asyncio.gather(*futures, *sent), PUBLISH_TIMEOUT_S)
             self.status.reports += len(futures)
-        if msgs:  # applied = its reports are on the broker (status, checkpoints)
-            self.status.applied_seq = last
+        if events:  # applied = its reports are on the broker (status, checkpoints)
+            self.status.applied_seq = events[-1].seq
         self.status.counters = core.counters
         self.status.tracks_owned = self.status.counters.get("tracks_live", 0)
+        if link is not None:
+            region = region_of(core)
+            self.status.tracks_owned = len(region.reportable(core.tracker.tracks))
+            self.status.handovers_in = region.handovers_in
+            self.status.handovers_out = region.handovers_out
+            self.status.handover_waits = link.waits
+
+    def _apply_one(self, core: FusionCore, opens: Counter, ev) -> list[tuple[str, bytes]]:  # noqa: ANN001
+        """Apply one journal event; its reports as (Msg-Id, message bytes)."""
+        applied = apply_input(core, opens, input_from_event(ev), replay=True)
+        status, reports = applied.status, applied.reports
+        if ev.kind == EventKind.FRAME and status is not FrameStatus.ACCEPTED:
+            log.error(kv("shard_mismatch", seq=ev.seq, status=status.name, reason=applied.reason))
+        if applied.frame is not None:
+            self.sensor_positions.seen(applied.frame)
+        now_ns = time.time_ns()
+        return [
+            (
+                f"{r.track_id}:{r.revision}",
+                report_message(
+                    r, now_ns, self.sensor_positions.of(r.sensor_ids)
+                ).SerializeToString(),
+            )
+            for r in reports
+        ]
 
     def _checkpoint_due(self) -> bool:
         st = self.status

@@ -13,6 +13,7 @@ journal's usual checks (``recovery``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import struct
 from collections import Counter
@@ -75,8 +76,12 @@ class ShardCheckpoints(CheckpointObjects):
     """Save and load the checkpoint of a shard."""
 
     async def save(self, shard: int, seq: int, core: FusionCore, opens: Counter) -> int:
-        """Keep the shard's state after journal event ``seq``; returns its size in bytes."""
-        return await self.put(shard_key(shard), seq, encode_checkpoint(core, opens))
+        """Keep the shard's state after journal event ``seq``; returns its size in bytes.
+        The encoding runs in a thread: a big state (a raid's, 10-20 MB) takes seconds,
+        and the event loop must renew the leases meanwhile (the core is not applied to
+        until this returns)."""
+        state = await asyncio.to_thread(encode_checkpoint, core, opens)
+        return await self.put(shard_key(shard), seq, state)
 
     async def load(self, shard: int, fresh: FusionCore) -> tuple[int, FusionCore, Counter] | None:
         """(seq, core, open-stream counts) of the shard's checkpoint, or None (replay from
@@ -88,7 +93,7 @@ class ShardCheckpoints(CheckpointObjects):
             seq, version, state, _ = found
             if version != __version__:
                 raise CheckpointError(f"written by tracklayer {version}, this is {__version__}")
-            core, opens = decode_checkpoint(state, allowed_modules(fresh))
+            core, opens = await asyncio.to_thread(decode_checkpoint, state, allowed_modules(fresh))
         except CheckpointError as exc:
             log.warning(kv("checkpoint_refused", shard=shard, reason=str(exc)))
             return None

@@ -3,7 +3,7 @@
 Each worker writes, at every lease renewal, one JSON document per shard it runs to key
 ``status.shard-<k>`` of the settings bucket (``tl_<ID>``): owner, last applied journal
 seq, reports published, tracks owned, checkpoint seq and wall time, hand-overs in and
-out (0 until sky-cell sharding exists). The front door reads them (at most once a second,
+out (S > 1). The front door reads them (at most once a second,
 in the background) and shows them as labelled counters (the gauges among them are
 listed in ``fusion_service/metrics.GAUGES``):
 
@@ -48,8 +48,8 @@ def status_document(worker: str, status: ShardStatus) -> bytes:
             "tracks_owned": status.tracks_owned,
             "checkpoint_seq": status.checkpoint_seq,
             "checkpoint_unix_s": status.checkpoint_unix_s,
-            "handovers_in": 0,
-            "handovers_out": 0,
+            "handovers_in": status.handovers_in,
+            "handovers_out": status.handovers_out,
         },
         sort_keys=True,
     ).encode()

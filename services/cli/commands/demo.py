@@ -6,6 +6,7 @@ import argparse
 import math
 from pathlib import Path
 
+from tracklayer.fusion.cells import MAX_SHARDS
 from tracklayer.services.cli.options import check_positive, check_seed
 from tracklayer.services.errors import UserError
 
@@ -95,8 +96,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--workers: must be >= 0, got {args.workers}")
     if args.shards != 1 and not args.workers:
         raise UserError("--shards: only with --workers (the scale-out chain)")
-    if args.shards != 1:
-        raise UserError(f"--shards: {args.shards} is not supported yet (docs/scaleout.md)")
+    if not 1 <= args.shards <= MAX_SHARDS:
+        raise UserError(f"--shards: must be 1..{MAX_SHARDS} (docs/scaleout.md), got {args.shards}")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out: {out} exists and is not a directory")

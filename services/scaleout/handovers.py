@@ -1,0 +1,150 @@
+"""Hand-overs between shards through the broker (S > 1; docs/scaleout.md).
+
+Each shard publishes to ``tracklayer.<ID>.handover.<shard>`` of stream
+``TL_<ID>_HANDOVER``, in the order it applies the journal:
+
+* a **hand-over** (``fusion.tracker.region.Handover``: an announce, a scheduled
+  transfer, or a transfer's state) as ``H`` + the checkpoint codec's data (no pickle:
+  classes only from ``tracklayer.fusion``), Msg-Id
+  ``<shard>:<kind>:<decided seq>:<gid>`` (a shard taken over sends the same bytes
+  again: the broker drops them, the receiver too);
+* a **progress record** ``P`` + the count of applied frames up to which the shard has
+  sent every message: published after each batch and before the shard waits.
+
+Every shard reads every shard's subject from the start. A shard applies its batches in
+a thread of its own; before tracking frame ``m`` the tracker's region
+(``fusion.tracker.region``) asks whether every other shard's progress reached
+``m - 1 - K`` (then it holds every message that can take effect before ``m``) and
+whether the state of each transfer due before ``m`` arrived; if not, the thread waits
+while the event loop reads the stream: a pipeline K frames deep, not a barrier per
+frame, and the imports a shard applies depend on the applied frames only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from tracklayer.fusion.tracker.region import Handover, Region
+from tracklayer.services.fusion_service.state_codec import decode_state, encode_state
+from tracklayer.services.scaleout.names import Names
+from tracklayer.services.scaleout.stream_reader import StreamReader
+
+_ALLOWED = ("tracklayer.fusion",)
+_LEN = struct.Struct(">Q")
+T = TypeVar("T")
+#: Seconds one wait for the other shards' messages lasts before checking again.
+WAIT_POLL_S = 0.2
+
+
+def encode_handover(h: Handover) -> bytes:
+    doc, buffer = encode_state(h, _ALLOWED)
+    return b"H" + _LEN.pack(len(doc)) + doc + buffer
+
+
+def encode_progress(seq: int) -> bytes:
+    return b"P" + _LEN.pack(seq)
+
+
+def decode_message(data: bytes) -> Handover | int:
+    """A hand-over, or a progress record's seq; ValueError for anything else."""
+    if data[:1] == b"P" and len(data) == 1 + _LEN.size:
+        return int(_LEN.unpack_from(data, 1)[0])
+    if data[:1] == b"H" and len(data) > 1 + _LEN.size:
+        (n,) = _LEN.unpack_from(data, 1)
+        start = 1 + _LEN.size
+        h = decode_state(data[start : start + n], data[start + n :], _ALLOWED)
+        if isinstance(h, Handover):
+            return h
+    raise ValueError("handover: not a hand-over or progress message")
+
+
+class HandoverLink:
+    """Shard ``shard``'s side of the hand-over stream."""
+
+    def __init__(self, js, names: Names, shard: int, shards: int) -> None:  # noqa: ANN001
+        self._js, self.names, self.shard, self.shards = js, names, shard, shards
+        self.progress = dict.fromkeys((k for k in range(shards) if k != shard), 0)
+        self._reader = StreamReader(js, names.handover_stream, names.handover_subject(">"), 1)
+        self._published = -1
+        self._sent: list = []  # ack futures not yet taken
+        self.waits = 0  # times this shard waited for another (status)
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"shard-{shard}")
+
+    async def close(self) -> None:
+        await self._reader.close()
+        self._pool.shutdown(wait=False)
+
+    async def publish(self, msgs: list[Handover]) -> list:
+        """Publish this shard's messages; returns the ack futures."""
+        subject = self.names.handover_subject(self.shard)
+        out = []
+        for h in msgs:
+            msg_id = f"{h.source}:{h.kind}:{h.decided}:{h.gid[0]}.{h.gid[1]}"
+            out.append(
+                await self._js.publish_async(
+                    subject, encode_handover(h), headers={"Nats-Msg-Id": msg_id}
+                )
+            )
+        return out
+
+    async def publish_progress(self, frames: int) -> None:
+        """Every message decided up to frame ``frames`` was sent before this record."""
+        if frames <= self._published:
+            return
+        subject = self.names.handover_subject(self.shard)
+        self._sent.append(await self._js.publish_async(subject, encode_progress(frames)))
+        self._published = frames
+
+    async def pump(self, region: Region, timeout: float) -> None:
+        """Read what the other shards sent (up to one batch, waiting up to ``timeout``)."""
+        for m in await self._reader.next_batch(timeout):
+            source = int(m.subject.rsplit(".", 1)[1])
+            if source == self.shard:
+                continue
+            got = decode_message(m.data)
+            if isinstance(got, int):
+                self.progress[source] = max(self.progress[source], got)
+            else:
+                region.deliver([got])
+
+    def _ready(self, region: Region, m: int) -> bool:
+        need, missing = region.needs(m)
+        return not missing and all(p >= need for p in self.progress.values())
+
+    async def _send(self, region: Region) -> None:
+        """This shard's queued messages, then its progress (in that order on the stream)."""
+        self._sent += await self.publish(region.take_outbox())
+        await self.publish_progress(region.frames)
+
+    async def _wait(self, region: Region, m: int) -> None:
+        await self._send(region)  # a shard waiting for this one can go on
+        self.waits += 1
+        while not self._ready(region, m):
+            await self.pump(region, WAIT_POLL_S)
+
+    def take_sent(self) -> list:
+        """Ack futures of the messages published since the last call."""
+        out, self._sent = self._sent, []
+        return out
+
+    async def run_batch(self, region: Region, apply: Callable[[], T]) -> T:
+        """``apply()`` (the shard applying a batch of events) in this shard's thread; before
+        each frame the region calls back, and where a message may still come this waits
+        for it on the event loop. Then sends what the batch decided."""
+        loop = asyncio.get_running_loop()
+
+        def waiter(m: int) -> None:  # in the shard's thread; the loop is free meanwhile
+            if not self._ready(region, m):
+                asyncio.run_coroutine_threadsafe(self._wait(region, m), loop).result()
+
+        region.waiter = waiter
+        try:
+            out = await loop.run_in_executor(self._pool, apply)
+        finally:
+            region.waiter = None
+        await self._send(region)
+        return out
