@@ -169,6 +169,21 @@ def test_successive_tracks_of_one_hot_spot_fill_one_window(apart_m, windows):
     assert [b.windows for b in reg.estimates()] == [windows, windows]
 
 
+def test_bias_scale_separates_unbiased_from_biased_sensors():
+    """The bias scale (empirical Bayes: how large the true biases are against the prior)
+    falls with evidence of no bias and stays near 1 with biases of the prior's size (here
+    7.8 urad RMS of relative bias, the observable part), and the widening follows it."""
+    b = np.array([[10, -10, 5], [-8, 6, -10], [5, 10, -6], [-10, -4, 8], [3, -12, 3]]) * 1e-6
+    biased = _feed(Registration(FusionConfig()), dict(enumerate(b - b.mean(0))), 120, 20e-6)
+    unbiased = _feed(Registration(FusionConfig()), {}, 120, 20e-6)
+    assert unbiased.scale < 0.2  # measured 0.07
+    assert biased.scale > 0.6  # measured 0.86
+    frame = SensorFrame("sat-1", 1, T0_NS + 200 * NS_PER_S, _sensors()[1], np.zeros(3),
+                        np.array([[-1.0, 0.0, 0.0]]), np.array([2e-5]), np.ones(1))  # fmt: skip
+    widen = [reg.correct(frame).sigma[0] ** 2 - 4e-10 for reg in (unbiased, biased)]
+    assert 0.0 < widen[0] < 0.5 * widen[1]
+
+
 def test_too_little_data_keeps_zero_with_the_prior_sigma_and_frames_unchanged():
     cfg = FusionConfig()
     reg = Registration(cfg)
