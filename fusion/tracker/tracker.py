@@ -28,9 +28,9 @@ from ..dynamics import ACC, N_STATE, POS, VEL, cross_omega, ellipsoid_height
 from ..filters import update
 from ..initiation import Candidate, InitiationBuffer
 from ..measurement import position_jacobian, predict_los, residuals
-from ..registration import Registration
+from ..registration import Evidence, Registration
 from ..threads import ThreadBook
-from .evidence import evidence_of
+from .evidence import evidence_of, unambiguous
 from .existence import Existence
 from .glide_mode import glide_transitions
 from .lifecycle import Lifecycle
@@ -215,12 +215,14 @@ class Tracker:
         return np.flatnonzero(~claimed)
 
     def _feed_registration(self, raw: SensorFrame, pairs: _Assigned) -> None:
-        """Hand the updated tracks' detections and states to the registration."""
+        """Hand the updated tracks' detections and states to the registration (a look whose
+        association was ambiguous as no evidence: evidence.unambiguous)."""
+        clear = unambiguous(pairs.gating, pairs.track_idx, pairs.det_idx, raw.n_detections)
         keys, kinds = [], []
-        for r in pairs.rows:
+        for j, r in enumerate(pairs.rows):
             trk = self._rows.track_of(r)
             keys.append(trk.key)
-            kinds.append(evidence_of(trk, self._rows.x[r]))
+            kinds.append(evidence_of(trk, self._rows.x[r]) if clear[j] else Evidence.NONE)
         self.registration.observe(raw, keys, kinds, pairs.det_idx, self._rows.x[pairs.rows])
 
     def _gates(self, main_rows: np.ndarray) -> np.ndarray:
