@@ -160,6 +160,8 @@ class Registration:
         self._Cn = np.zeros((0, 0))  # (3 S, 3 S) rad^2
         self.scale = 1.0  # estimated bias variance / prior variance, in [SCALE_MIN, 1]
         self._pending: dict[int, _Window] = {}
+        self._contested: dict[int, float] = {}  # window key -> data time s of its last
+        # ambiguous look (kept out of the evidence for a window length after it)
         self._sites = np.zeros((0, 3))  # (M, 3) m: hot spots in an Earth-fixed frame
         self._site_ids = np.zeros(0, int)  # (M,) their window keys (negative)
         self._site_seen = np.zeros(0)  # (M,) s: data time of each site's last look
@@ -178,6 +180,7 @@ class Registration:
         self.windows_total = 0  # accepted windows
         self.outliers_total = 0  # windows skipped as inconsistent with the model
         self.rejected_total = 0  # numerically broken updates, never applied
+        self.contested_total = 0  # open windows dropped at an ambiguous look
 
     # ------------------------------------------------------------------ frames
     def correct(self, frame: SensorFrame) -> SensorFrame:
@@ -279,19 +282,31 @@ class Registration:
         kinds: list[Evidence],
         det_idx: np.ndarray,
         states: np.ndarray,
+        clear: np.ndarray | None = None,
     ) -> None:
         """After the tracker's update: detection ``det_idx[i]`` of ``frame`` (as received,
         uncorrected) updated the track ``keys[i]`` of evidence ``kinds[i]``, whose
-        updated state (9,) ECI is ``states[i]``. Windows that span the window length are
-        solved (one update of the biases each)."""
+        updated state (9,) ECI is ``states[i]``; ``clear[i]`` (default all True): that
+        association was unambiguous (tracker.evidence.unambiguous). An ambiguous look
+        drops its track's (or site's) open window and keeps it out for one window length
+        (*contested*: a track in a crowd may hold different objects in different
+        sensors). Windows that span the window length are solved (one update each)."""
         k = self._index.get(frame.sensor_id)
         t_s = frame.time_s
         if k is not None:
             pending, pos, los, sig = self._pending, frame.position, frame.los, frame.sigma
+            contested = self._contested
             for i, kind in enumerate(kinds):
                 if kind == Evidence.NONE:
                     continue  # the look is left out; the window waits (or is pruned)
                 key = keys[i] if kind != Evidence.EARTH_FIXED else self._site(states[i], t_s)
+                if clear is not None and not clear[i]:
+                    contested[key] = t_s
+                    if pending.pop(key, None) is not None:
+                        self.contested_total += 1
+                    continue
+                if t_s - contested.get(key, -np.inf) < self._span[kind]:
+                    continue  # contested within a window length: not yet evidence again
                 w = pending.get(key)
                 if w is None and len(pending) >= self._cfg.registration_max_windows:
                     continue  # enough tracks gather evidence already (bounded cost)
@@ -307,10 +322,18 @@ class Registration:
                     del pending[key]
                     self._close(w)
         if t_s - self._pruned_s >= PRUNE_EVERY_S:
-            self._pruned_s = t_s
-            horizon = t_s - STALE_AFTER_S
-            for key in [q for q, w in self._pending.items() if w.last_s < horizon]:
-                self._close(self._pending.pop(key))  # the track ended: its looks still count
+            self._prune(t_s)
+
+    def _prune(self, t_s: float) -> None:
+        """Solve the windows of tracks quiet for ``STALE_AFTER_S`` (the track ended: its
+        looks still count) and forget contests older than any window length."""
+        self._pruned_s = t_s
+        horizon = t_s - STALE_AFTER_S
+        for key in [q for q, w in self._pending.items() if w.last_s < horizon]:
+            self._close(self._pending.pop(key))
+        old = t_s - max(self._span.values())
+        for key in [q for q, t in self._contested.items() if t < old]:
+            del self._contested[key]
 
     def _site(self, x: np.ndarray, t_s: float) -> int:
         """Window key (negative) of the hot spot at ECI state ``x`` (9,): the known site

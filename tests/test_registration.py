@@ -184,6 +184,54 @@ def test_bias_scale_separates_unbiased_from_biased_sensors():
     assert 0.0 < widen[0] < 0.5 * widen[1]
 
 
+def _two_tracks_and_their_detections(apart_m: float, clutter_sigmas: float | None):
+    """Gating of two tracks (100 m position sigma, ~870 km from the sensor: ~115 urad
+    across the line of sight, with 20 urad detections) ``apart_m`` apart across the line
+    of sight, against a detection of each at its predicted position and, optionally, a
+    clutter detection ``clutter_sigmas`` innovation sigmas off track 0 (a 2-D distance,
+    so d2 = clutter_sigmas^2)."""
+    from tracklayer.fusion.association import gate, gate_threshold
+
+    sensor = np.array([7.4e6, 0.0, 0.0])
+    t0 = np.array([6.7e6, 5e5, 0.0])
+    across = np.cross(t0 - sensor, [0.0, 0.0, 1.0])
+    across /= np.linalg.norm(across)
+    x = np.zeros((2, 9))
+    x[0, :3], x[1, :3] = t0, t0 + apart_m * across
+    P = np.tile(np.diag([1e4] * 3 + [10.0] * 3 + [1.0] * 3), (2, 1, 1))
+    los = [(p - sensor) / np.linalg.norm(p - sensor) for p in x[:, :3]]
+    sigma = 20e-6
+    if clutter_sigmas is not None:
+        rho = np.linalg.norm(t0 - sensor)
+        s_innov = math.sqrt(1e4 / rho**2 + sigma**2)  # rad, per axis of the tangent plane
+        off = los[0] + clutter_sigmas * s_innov * np.array([0.0, 0.0, 1.0])
+        los.append(off / np.linalg.norm(off))
+    gates = np.full(2, gate_threshold(0.9999))  # 18.4: 4.3 innovation sigmas
+    g = gate(x, P, sensor, np.array(los), np.full(len(los), sigma), gates)
+    return g, gates, len(los)
+
+
+@pytest.mark.parametrize(
+    "apart_m, clutter, clear",
+    [
+        (20e3, None, [True, True]),  # far apart: each track gates its own detection only
+        (200.0, None, [False, False]),  # a crowd: each gates both, either could be taken
+        (20e3, 3.0, [False, True]),  # a false alarm inside track 0's gate
+        (20e3, 5.0, [True, True]),  # ... outside it (d2 25 > 18.4), though the screen
+        # (twice the gate) keeps the pair as a candidate
+    ],
+)
+def test_only_unambiguous_looks_are_registration_evidence(apart_m, clutter, clear):
+    """A look is evidence only if its track gated that one detection and the detection
+    that one track: in a crowd a track can take another object's detection, an offset
+    per sensor the estimator cannot tell from a pointing bias."""
+    from tracklayer.fusion.tracker.evidence import unambiguous
+
+    g, gates, n_det = _two_tracks_and_their_detections(apart_m, clutter)
+    mask = unambiguous(g, gates, np.array([0, 1]), np.array([0, 1]), n_det)
+    assert mask.tolist() == clear
+
+
 def test_too_little_data_keeps_zero_with_the_prior_sigma_and_frames_unchanged():
     cfg = FusionConfig()
     reg = Registration(cfg)

@@ -26,16 +26,20 @@ def evidence_of(trk: Track, x: np.ndarray) -> Evidence:
     return Evidence.NONE
 
 
-def unambiguous(gating: Gating, track_idx: np.ndarray, det_idx: np.ndarray, n_det: int) -> np.ndarray:
+def unambiguous(
+    gating: Gating, gates: np.ndarray, track_idx: np.ndarray, det_idx: np.ndarray, n_det: int
+) -> np.ndarray:
     """(K,) bool: the assigned pair (gated track ``track_idx[k]``, detection
-    ``det_idx[k]``) was the only candidate of its track and of its detection in the
-    frame's gating, so the track cannot have taken another object's detection here.
+    ``det_idx[k]`` of the frame's ``n_det``) was the only pair of its track and the only
+    pair of its detection inside the chi-square gates ``gates`` (per gated track), so the
+    track cannot have taken another object's detection here.
 
     Only such looks are registration evidence: in a crowd (objects of one path 100-400 m
     apart in boost, inside one another's gates) a track's detections may come from
     different objects in different sensors, an offset per sensor that a window cannot
     tell from a pointing bias (on the dense two-site scene 455 of 1,313 boost windows
     mixed objects and taught biases the sensors do not have; DESIGN §6)."""
-    per_track = np.bincount(gating.track, minlength=gating.u.shape[0])
-    per_det = np.bincount(gating.det, minlength=n_det)
+    inside = gating.d2 <= gates[gating.track]
+    per_track = np.bincount(gating.track[inside], minlength=gating.u.shape[0])
+    per_det = np.bincount(gating.det[inside], minlength=n_det)
     return (per_track[track_idx] == 1) & (per_det[det_idx] == 1)

@@ -28,7 +28,7 @@ from ..dynamics import ACC, N_STATE, POS, VEL, cross_omega, ellipsoid_height
 from ..filters import update
 from ..initiation import Candidate, InitiationBuffer
 from ..measurement import position_jacobian, predict_los, residuals
-from ..registration import Evidence, Registration
+from ..registration import Registration
 from ..threads import ThreadBook
 from .evidence import evidence_of, unambiguous
 from .existence import Existence
@@ -206,7 +206,7 @@ class Tracker:
             )
         nis, shadowed = self._update_rows(frame, assigned)
         if self.registration is not None:
-            self._feed_registration(raw, assigned)
+            self._feed_registration(raw, assigned, gates)
         self._after_updates(frame, assigned, nis)
         for k, trk in enumerate(shadowed):
             self._modes.observe_shadow(trk, float(nis[track_idx.size + k]))
@@ -214,16 +214,18 @@ class Tracker:
         claimed[assigned.det_idx] = True
         return np.flatnonzero(~claimed)
 
-    def _feed_registration(self, raw: SensorFrame, pairs: _Assigned) -> None:
-        """Hand the updated tracks' detections and states to the registration (a look whose
-        association was ambiguous as no evidence: evidence.unambiguous)."""
-        clear = unambiguous(pairs.gating, pairs.track_idx, pairs.det_idx, raw.n_detections)
+    def _feed_registration(self, raw: SensorFrame, pairs: _Assigned, gates: np.ndarray) -> None:
+        """Hand the updated tracks' detections and states to the registration, with which
+        associations were unambiguous (evidence.unambiguous; ``gates``: the gated tracks'
+        chi-square gates)."""
+        clear = unambiguous(pairs.gating, gates, pairs.track_idx, pairs.det_idx, raw.n_detections)
         keys, kinds = [], []
-        for j, r in enumerate(pairs.rows):
+        for r in pairs.rows:
             trk = self._rows.track_of(r)
             keys.append(trk.key)
-            kinds.append(evidence_of(trk, self._rows.x[r]) if clear[j] else Evidence.NONE)
-        self.registration.observe(raw, keys, kinds, pairs.det_idx, self._rows.x[pairs.rows])
+            kinds.append(evidence_of(trk, self._rows.x[r]))
+        x = self._rows.x[pairs.rows]
+        self.registration.observe(raw, keys, kinds, pairs.det_idx, x, clear)
 
     def _gates(self, main_rows: np.ndarray) -> np.ndarray:
         """Chi-square gate of each main row's track by its mode (cached with the rows'
