@@ -184,12 +184,14 @@ def test_bias_scale_separates_unbiased_from_biased_sensors():
     assert 0.0 < widen[0] < 0.5 * widen[1]
 
 
-def _two_tracks_and_their_detections(apart_m: float, clutter_sigmas: float | None):
+def _two_tracks_and_their_detections(
+    apart_m: float, clutter_sigmas: float | None, seen: tuple[int, ...] = (0, 1)
+):
     """Gating of two tracks (100 m position sigma, ~870 km from the sensor: ~115 urad
     across the line of sight, with 20 urad detections) ``apart_m`` apart across the line
-    of sight, against a detection of each at its predicted position and, optionally, a
-    clutter detection ``clutter_sigmas`` innovation sigmas off track 0 (a 2-D distance,
-    so d2 = clutter_sigmas^2)."""
+    of sight, against a detection of each track in ``seen`` at its predicted position
+    and, optionally, a clutter detection ``clutter_sigmas`` innovation sigmas off track 0
+    (a 2-D distance, so d2 = clutter_sigmas^2)."""
     from tracklayer.fusion.association import gate, gate_threshold
 
     sensor = np.array([7.4e6, 0.0, 0.0])
@@ -199,7 +201,7 @@ def _two_tracks_and_their_detections(apart_m: float, clutter_sigmas: float | Non
     x = np.zeros((2, 9))
     x[0, :3], x[1, :3] = t0, t0 + apart_m * across
     P = np.tile(np.diag([1e4] * 3 + [10.0] * 3 + [1.0] * 3), (2, 1, 1))
-    los = [(p - sensor) / np.linalg.norm(p - sensor) for p in x[:, :3]]
+    los = [(p - sensor) / np.linalg.norm(p - sensor) for p in x[seen, :3]]
     sigma = 20e-6
     if clutter_sigmas is not None:
         rho = np.linalg.norm(t0 - sensor)
@@ -228,8 +230,20 @@ def test_only_unambiguous_looks_are_registration_evidence(apart_m, clutter, clea
     from tracklayer.fusion.tracker.evidence import unambiguous
 
     g, gates, n_det = _two_tracks_and_their_detections(apart_m, clutter)
-    mask = unambiguous(g, gates, np.array([0, 1]), np.array([0, 1]), n_det)
+    kinds = [Evidence.MOVING, Evidence.MOVING]
+    mask = unambiguous(g, gates, np.array([0, 1]), np.array([0, 1]), n_det, kinds)
     assert mask.tolist() == clear
+
+
+def test_two_tracks_of_one_hot_spot_sharing_its_detection_are_evidence():
+    """Two tentative tracks 50 m apart both gate the one detection of a hot spot: for a
+    hot spot (gathered by site) the look counts, for moving targets it does not."""
+    from tracklayer.fusion.tracker.evidence import unambiguous
+
+    g, gates, n_det = _two_tracks_and_their_detections(50.0, None, seen=(0,))
+    assert n_det == 1 and g.track.tolist() == [0, 1]  # both gate the detection
+    for kind, clear in ((Evidence.EARTH_FIXED, True), (Evidence.MOVING, False)):
+        assert unambiguous(g, gates, np.array([0]), np.array([0]), 1, [kind]).tolist() == [clear]
 
 
 def test_too_little_data_keeps_zero_with_the_prior_sigma_and_frames_unchanged():

@@ -27,12 +27,20 @@ def evidence_of(trk: Track, x: np.ndarray) -> Evidence:
 
 
 def unambiguous(
-    gating: Gating, gates: np.ndarray, track_idx: np.ndarray, det_idx: np.ndarray, n_det: int
+    gating: Gating,
+    gates: np.ndarray,
+    track_idx: np.ndarray,
+    det_idx: np.ndarray,
+    n_det: int,
+    kinds: list[Evidence],
 ) -> np.ndarray:
     """(K,) bool: the assigned pair (gated track ``track_idx[k]``, detection
-    ``det_idx[k]`` of the frame's ``n_det``) was the only pair of its track and the only
-    pair of its detection inside the chi-square gates ``gates`` (per gated track), so the
-    track cannot have taken another object's detection here.
+    ``det_idx[k]`` of the frame's ``n_det``, evidence ``kinds[k]``) was the only pair of
+    its track inside the chi-square gates ``gates`` (per gated track), and the only pair
+    of its detection, so the track cannot have taken another object's detection here. A
+    hot spot's detection may lie in the gates of several tracks: they are tentative
+    tracks of one Earth-fixed source (the registration gathers them by site), so only the
+    first condition applies to ``Evidence.EARTH_FIXED``.
 
     Only such looks are registration evidence: in a crowd (objects of one path 100-400 m
     apart in boost, inside one another's gates) a track's detections may come from
@@ -42,4 +50,5 @@ def unambiguous(
     inside = gating.d2 <= gates[gating.track]
     per_track = np.bincount(gating.track[inside], minlength=gating.u.shape[0])
     per_det = np.bincount(gating.det[inside], minlength=n_det)
-    return (per_track[track_idx] == 1) & (per_det[det_idx] == 1)
+    fixed = np.array([k == Evidence.EARTH_FIXED for k in kinds], dtype=bool)
+    return (per_track[track_idx] == 1) & ((per_det[det_idx] == 1) | fixed)

@@ -218,12 +218,13 @@ class Tracker:
         """Hand the updated tracks' detections and states to the registration, with which
         associations were unambiguous (evidence.unambiguous; ``gates``: the gated tracks'
         chi-square gates)."""
-        clear = unambiguous(pairs.gating, gates, pairs.track_idx, pairs.det_idx, raw.n_detections)
         keys, kinds = [], []
         for r in pairs.rows:
             trk = self._rows.track_of(r)
             keys.append(trk.key)
             kinds.append(evidence_of(trk, self._rows.x[r]))
+        g, n_det = pairs.gating, raw.n_detections
+        clear = unambiguous(g, gates, pairs.track_idx, pairs.det_idx, n_det, kinds)
         x = self._rows.x[pairs.rows]
         self.registration.observe(raw, keys, kinds, pairs.det_idx, x, clear)
 
