@@ -29,26 +29,29 @@ def evidence_of(trk: Track, x: np.ndarray) -> Evidence:
 def unambiguous(
     gating: Gating,
     gates: np.ndarray,
-    track_idx: np.ndarray,
-    det_idx: np.ndarray,
+    confirmed: np.ndarray,
+    pairs: tuple[np.ndarray, np.ndarray],
     n_det: int,
     kinds: list[Evidence],
 ) -> np.ndarray:
-    """(K,) bool: the assigned pair (gated track ``track_idx[k]``, detection
-    ``det_idx[k]`` of the frame's ``n_det``, evidence ``kinds[k]``) was the only pair of
-    its track inside the chi-square gates ``gates`` (per gated track), and the only pair
-    of its detection, so the track cannot have taken another object's detection here. A
-    hot spot's detection may lie in the gates of several tracks: they are tentative
-    tracks of one Earth-fixed source (the registration gathers them by site), so only the
-    first condition applies to ``Evidence.EARTH_FIXED``.
+    """(K,) bool: the assigned pair ``(pairs[0][k], pairs[1][k])`` (gated track, detection
+    of the frame's ``n_det``; evidence ``kinds[k]``) was the only pair of its track inside
+    the chi-square gates ``gates`` (per gated track), and no other confirmed or coasting
+    track (``confirmed``, per gated track) had its detection inside its gate, so the track
+    cannot have taken another object's detection here. Tentative tracks sharing a
+    detection are mostly new duplicates of one object; a hot spot's detection may lie in
+    the gates of several tracks of one Earth-fixed source (the registration gathers them
+    by site), so only the first condition applies to ``Evidence.EARTH_FIXED``.
 
     Only such looks are registration evidence: in a crowd (objects of one path 100-400 m
     apart in boost, inside one another's gates) a track's detections may come from
     different objects in different sensors, an offset per sensor that a window cannot
     tell from a pointing bias (on the dense two-site scene 455 of 1,313 boost windows
     mixed objects and taught biases the sensors do not have; DESIGN §6)."""
+    track_idx, det_idx = pairs
     inside = gating.d2 <= gates[gating.track]
     per_track = np.bincount(gating.track[inside], minlength=gating.u.shape[0])
-    per_det = np.bincount(gating.det[inside], minlength=n_det)
+    held = inside & confirmed[gating.track]
+    per_det = np.bincount(gating.det[held], minlength=n_det)
     fixed = np.array([k == Evidence.EARTH_FIXED for k in kinds], dtype=bool)
-    return (per_track[track_idx] == 1) & ((per_det[det_idx] == 1) | fixed)
+    return (per_track[track_idx] == 1) & ((per_det[det_idx] <= 1) | fixed)

@@ -206,7 +206,7 @@ class Tracker:
             )
         nis, shadowed = self._update_rows(frame, assigned)
         if self.registration is not None:
-            self._feed_registration(raw, assigned, gates)
+            self._feed_registration(raw, assigned, gates, main_rows)
         self._after_updates(frame, assigned, nis)
         for k, trk in enumerate(shadowed):
             self._modes.observe_shadow(trk, float(nis[track_idx.size + k]))
@@ -214,17 +214,21 @@ class Tracker:
         claimed[assigned.det_idx] = True
         return np.flatnonzero(~claimed)
 
-    def _feed_registration(self, raw: SensorFrame, pairs: _Assigned, gates: np.ndarray) -> None:
+    def _feed_registration(
+        self, raw: SensorFrame, pairs: _Assigned, gates: np.ndarray, main_rows: np.ndarray
+    ) -> None:
         """Hand the updated tracks' detections and states to the registration, with which
-        associations were unambiguous (evidence.unambiguous; ``gates``: the gated tracks'
-        chi-square gates)."""
+        associations were unambiguous (evidence.unambiguous; ``gates``, ``main_rows``: the
+        gated tracks' chi-square gates and rows)."""
         keys, kinds = [], []
         for r in pairs.rows:
             trk = self._rows.track_of(r)
             keys.append(trk.key)
             kinds.append(evidence_of(trk, self._rows.x[r]))
-        g, n_det = pairs.gating, raw.n_detections
-        clear = unambiguous(g, gates, pairs.track_idx, pairs.det_idx, n_det, kinds)
+        held = (TrackStatus.CONFIRMED, TrackStatus.COASTING)
+        confirmed = np.array([self._rows.track_of(r).status in held for r in main_rows], bool)
+        assigned = (pairs.track_idx, pairs.det_idx)
+        clear = unambiguous(pairs.gating, gates, confirmed, assigned, raw.n_detections, kinds)
         x = self._rows.x[pairs.rows]
         self.registration.observe(raw, keys, kinds, pairs.det_idx, x, clear)
 
