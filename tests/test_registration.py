@@ -127,9 +127,12 @@ def test_relative_bias_of_a_sensor_is_found_within_its_sigma():
     assert np.all(np.abs(err) <= np.maximum(3 * sigma, 1.5e-6))
 
 
-def _hand_over(reg: Registration, k: int, s: int, key: int, spot: np.ndarray | None) -> None:
+def _hand_over(
+    reg: Registration, k: int, s: int, key: int, spot: np.ndarray | None, clear: bool = True
+) -> None:
     """Sensor ``k`` looks at second ``s``: the hot spot ``spot`` (m, Earth-fixed at s = 0)
-    as detected by tentative track ``key``, or nothing (None)."""
+    as detected by tentative track ``key`` (an unambiguous association if ``clear``), or
+    nothing (None)."""
     pos = _sensors(2)[k]
     a = 7.292115146706979e-5 * s
     rot = np.array([[math.cos(a), -math.sin(a), 0], [math.sin(a), math.cos(a), 0], [0, 0, 1]])
@@ -146,7 +149,7 @@ def _hand_over(reg: Registration, k: int, s: int, key: int, spot: np.ndarray | N
     state = np.zeros((1, 9))
     state[0, :3] = p
     reg.correct(frame)
-    reg.observe(frame, [key], [Evidence.EARTH_FIXED], np.zeros(1, int), state)
+    reg.observe(frame, [key], [Evidence.EARTH_FIXED], np.zeros(1, int), state, np.array([clear]))
 
 
 @pytest.mark.parametrize("apart_m, windows", [(300.0, 1), (100e3, 0)])
@@ -167,6 +170,23 @@ def test_successive_tracks_of_one_hot_spot_fill_one_window(apart_m, windows):
         _hand_over(reg, 0, s, 0, None)
     assert reg.windows_total == windows and reg.rejected_total == 0
     assert [b.windows for b in reg.estimates()] == [windows, windows]
+
+
+def test_an_ambiguous_look_drops_the_window_and_keeps_its_source_out():
+    """As above (one site, two satellites in turn, which alone gives one window), but one
+    look of satellite 1 was ambiguous: the open window is dropped and the site's looks stay
+    out for a window length (60 s for hot spots), so nothing is solved."""
+    reg = Registration(FusionConfig())
+    spot = 6.4e6 * np.array([1.0, 0.05, 0.02]) / np.linalg.norm([1.0, 0.05, 0.02])
+    for s in range(15):
+        _hand_over(reg, 0, s, 1, spot)
+    _hand_over(reg, 1, 15, 2, spot, clear=False)
+    for s in range(16, 30):
+        _hand_over(reg, 1, s, 2, spot)
+    for s in range(30, 45):
+        _hand_over(reg, 0, s, 0, None)
+    assert reg.contested_total == 1 and reg.windows_total == 0
+    assert [b.windows for b in reg.estimates()] == [0, 0]
 
 
 def test_bias_scale_separates_unbiased_from_biased_sensors():
@@ -231,19 +251,29 @@ def test_only_unambiguous_looks_are_registration_evidence(apart_m, clutter, clea
 
     g, gates, n_det = _two_tracks_and_their_detections(apart_m, clutter)
     kinds = [Evidence.MOVING, Evidence.MOVING]
-    mask = unambiguous(g, gates, np.array([0, 1]), np.array([0, 1]), n_det, kinds)
+    pairs = (np.array([0, 1]), np.array([0, 1]))
+    mask = unambiguous(g, gates, np.ones(2, bool), pairs, n_det, kinds)
     assert mask.tolist() == clear
 
 
-def test_two_tracks_of_one_hot_spot_sharing_its_detection_are_evidence():
-    """Two tentative tracks 50 m apart both gate the one detection of a hot spot: for a
-    hot spot (gathered by site) the look counts, for moving targets it does not."""
+@pytest.mark.parametrize(
+    "kind, other_confirmed, clear",
+    [
+        (Evidence.MOVING, True, False),  # two confirmed tracks on one detection: a crowd
+        (Evidence.MOVING, False, True),  # a new tentative duplicate of the same object
+        (Evidence.EARTH_FIXED, True, True),  # two tracks of one hot spot (one site)
+    ],
+)
+def test_a_shared_detection_is_ambiguous_only_between_held_tracks(kind, other_confirmed, clear):
+    """Two tracks 50 m apart both gate the one detection; track 0 took it. It is evidence
+    unless the other track is confirmed (or coasting) and the look is of a moving target."""
     from tracklayer.fusion.tracker.evidence import unambiguous
 
     g, gates, n_det = _two_tracks_and_their_detections(50.0, None, seen=(0,))
     assert n_det == 1 and g.track.tolist() == [0, 1]  # both gate the detection
-    for kind, clear in ((Evidence.EARTH_FIXED, True), (Evidence.MOVING, False)):
-        assert unambiguous(g, gates, np.array([0]), np.array([0]), 1, [kind]).tolist() == [clear]
+    confirmed = np.array([True, other_confirmed])
+    mask = unambiguous(g, gates, confirmed, (np.array([0]), np.array([0])), 1, [kind])
+    assert mask.tolist() == [clear]
 
 
 def test_too_little_data_keeps_zero_with_the_prior_sigma_and_frames_unchanged():
