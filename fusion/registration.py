@@ -12,10 +12,13 @@ more sensors (confirmed ballistic tracks: common targets), and the detections of
 spot *site* over ``EARTH_FIXED_WINDOW_SHARE`` times that (Earth-fixed or resting
 tentative tracks, matched by their Earth-fixed position, so the successive short-lived
 tracks of one hot spot fill one window whose looks come from different satellites at
-different times). A window is solved when it spans its length, when it is full, when its
-track changes model (burnout) and when its track has gone quiet for ``STALE_AFTER_S`` (a
-track ending early still gives its looks). Their tangent-plane residuals against the
-track's state (propagated to each look) are ``y = E dp / rho + E (dtheta x u) + noise``.
+different times). Only unambiguous looks count (``observe``'s ``clear``): an ambiguous
+one drops its key's open window and keeps the key out for a window length (in a crowd a
+track may hold other objects in other sensors: an offset per sensor, like a bias). A
+window is solved when it spans its length, when it is full, when its track changes model
+(burnout) and when it has gone quiet for ``STALE_AFTER_S`` (its looks still count).
+Residuals against the track's state (propagated to each look, tangent plane) are
+``y = E dp / rho + E (dtheta x u) + noise``.
 The position error ``dp`` (and the velocity error, for a moving target) is eliminated by
 projecting onto the orthogonal complement of its columns (QR), so a window is
 independent of the track's own estimate and of every other window: what remains
@@ -161,7 +164,7 @@ class Registration:
         self.scale = 1.0  # estimated bias variance / prior variance, in [SCALE_MIN, 1]
         self._pending: dict[int, _Window] = {}
         self._contested: dict[int, float] = {}  # window key -> data time s of its last
-        # ambiguous look (kept out of the evidence for a window length after it)
+        # ambiguous look (kept out for a window length after it)
         self._sites = np.zeros((0, 3))  # (M, 3) m: hot spots in an Earth-fixed frame
         self._site_ids = np.zeros(0, int)  # (M,) their window keys (negative)
         self._site_seen = np.zeros(0)  # (M,) s: data time of each site's last look
@@ -285,12 +288,10 @@ class Registration:
         clear: np.ndarray | None = None,
     ) -> None:
         """After the tracker's update: detection ``det_idx[i]`` of ``frame`` (as received,
-        uncorrected) updated the track ``keys[i]`` of evidence ``kinds[i]``, whose
-        updated state (9,) ECI is ``states[i]``; ``clear[i]`` (default all True): that
-        association was unambiguous (tracker.evidence.unambiguous). An ambiguous look
-        drops its track's (or site's) open window and keeps it out for one window length
-        (*contested*: a track in a crowd may hold different objects in different
-        sensors). Windows that span the window length are solved (one update each)."""
+        uncorrected) updated the track ``keys[i]`` of evidence ``kinds[i]``, whose updated
+        state (9,) ECI is ``states[i]``; ``clear[i]`` (default True): that association was
+        unambiguous, else it contests its key (module docstring). Windows that span the
+        window length are solved (one update each)."""
         k = self._index.get(frame.sensor_id)
         t_s = frame.time_s
         if k is not None:
@@ -325,8 +326,8 @@ class Registration:
             self._prune(t_s)
 
     def _prune(self, t_s: float) -> None:
-        """Solve the windows of tracks quiet for ``STALE_AFTER_S`` (the track ended: its
-        looks still count) and forget contests older than any window length."""
+        """Solve the windows of tracks quiet ``STALE_AFTER_S`` (ended: their looks still
+        count); forget contests older than any window length."""
         self._pruned_s = t_s
         horizon = t_s - STALE_AFTER_S
         for key in [q for q, w in self._pending.items() if w.last_s < horizon]:
