@@ -163,8 +163,7 @@ class Registration:
         self._Cn = np.zeros((0, 0))  # (3 S, 3 S) rad^2
         self.scale = 1.0  # estimated bias variance / prior variance, in [SCALE_MIN, 1]
         self._pending: dict[int, _Window] = {}
-        self._contested: dict[int, float] = {}  # window key -> data time s of its last
-        # ambiguous look (kept out for a window length after it)
+        self._contested: dict[int, float] = {}  # key -> data time s of its last ambiguous look
         self._sites = np.zeros((0, 3))  # (M, 3) m: hot spots in an Earth-fixed frame
         self._site_ids = np.zeros(0, int)  # (M,) their window keys (negative)
         self._site_seen = np.zeros(0)  # (M,) s: data time of each site's last look
