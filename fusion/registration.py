@@ -12,9 +12,9 @@ more sensors (confirmed ballistic tracks: common targets), and the detections of
 spot *site* over ``EARTH_FIXED_WINDOW_SHARE`` times that (Earth-fixed or resting
 tentative tracks, matched by their Earth-fixed position, so the successive short-lived
 tracks of one hot spot fill one window whose looks come from different satellites at
-different times). Only unambiguous looks count (``observe``'s ``clear``): an ambiguous
-one drops its key's open window and keeps the key out for a window length (in a crowd a
-track may hold other objects in other sensors: an offset per sensor, like a bias). A
+different times). Only unambiguous looks count (``observe``'s ``clear``); an ambiguous
+boost look drops its track's open window and keeps it out for a window length (in a crowd
+a boost track may hold other objects in other sensors: an offset per sensor, a bias). A
 window is solved when it spans its length, when it is full, when its track changes model
 (burnout) and when it has gone quiet for ``STALE_AFTER_S`` (its looks still count).
 Residuals against the track's state (propagated to each look, tangent plane) are
@@ -52,8 +52,7 @@ from .measurement import predict_los
 
 MAX_WINDOW_LOOKS = 400  # detections a window holds at most (bounded history; then solved)
 MAX_ANGLE_RAD = 1e-3  # an estimate beyond this is broken: the update is rejected
-OUTLIER_CHI2_FACTOR = 3.0  # a window whose residual chi-square exceeds this x its
-# expectation (dof + bias share) is skipped (a misassociation)
+OUTLIER_CHI2_FACTOR = 3.0  # a window whose chi-square exceeds this x its expectation: skipped
 MIN_LOOKS = 4  # detections a window needs
 SITE_MATCH_M = 5_000.0  # m; hot-spot looks within this of a known site are that site's
 MAX_SITES = 512  # hot-spot sites remembered (the least recently seen is forgotten)
@@ -61,8 +60,7 @@ STALE_AFTER_S = 10.0  # s without a look after which a window is closed (track e
 PRUNE_EVERY_S = 1.0  # s of data time between two prunings of stale windows
 RESTING_HEIGHT_M = 5_000.0  # m; a dim tentative track this low ...
 RESTING_SPEED_MPS = 300.0  # m/s; ... and this slow over the ground is a hot spot
-SCALE_PSEUDO_AXES = 1.0  # the prior bias variance counts as this many fully seen axes
-# in the bias-scale estimate (so the scale starts at 1 and data take over as they come)
+SCALE_PSEUDO_AXES = 1.0  # the prior counts as this many fully seen axes in the bias scale
 SCALE_MIN = 0.01  # smallest bias variance scale (x the prior variance: sigma 1 urad of 10)
 EARTH_FIXED_WINDOW_SHARE = 3.0  # hot-spot (site) windows: this x registration_window_s
 THRUSTING_WINDOW_SHARE = 0.3  # boost windows (thrust changes: short) likewise
@@ -289,8 +287,8 @@ class Registration:
         """After the tracker's update: detection ``det_idx[i]`` of ``frame`` (as received,
         uncorrected) updated the track ``keys[i]`` of evidence ``kinds[i]``, whose updated
         state (9,) ECI is ``states[i]``; ``clear[i]`` (default True): that association was
-        unambiguous, else it contests its key (module docstring). Windows that span the
-        window length are solved (one update each)."""
+        unambiguous, else left out (a boost look contests its track). Windows that span
+        the window length are solved (one update each)."""
         k = self._index.get(frame.sensor_id)
         t_s = frame.time_s
         if k is not None:
@@ -301,6 +299,8 @@ class Registration:
                     continue  # the look is left out; the window waits (or is pruned)
                 key = keys[i] if kind != Evidence.EARTH_FIXED else self._site(states[i], t_s)
                 if clear is not None and not clear[i]:
+                    if kind != Evidence.THRUSTING:
+                        continue  # left out (their windows mixed no objects even when kept)
                     contested[key] = t_s
                     if pending.pop(key, None) is not None:
                         self.contested_total += 1
