@@ -128,7 +128,13 @@ def test_relative_bias_of_a_sensor_is_found_within_its_sigma():
 
 
 def _hand_over(
-    reg: Registration, k: int, s: int, key: int, spot: np.ndarray | None, clear: bool = True
+    reg: Registration,
+    k: int,
+    s: int,
+    key: int,
+    spot: np.ndarray | None,
+    clear: bool = True,
+    kind: Evidence = Evidence.EARTH_FIXED,
 ) -> None:
     """Sensor ``k`` looks at second ``s``: the hot spot ``spot`` (m, Earth-fixed at s = 0)
     as detected by tentative track ``key`` (an unambiguous association if ``clear``), or
@@ -149,7 +155,7 @@ def _hand_over(
     state = np.zeros((1, 9))
     state[0, :3] = p
     reg.correct(frame)
-    reg.observe(frame, [key], [Evidence.EARTH_FIXED], np.zeros(1, int), state, np.array([clear]))
+    reg.observe(frame, [key], [kind], np.zeros(1, int), state, np.array([clear]))
 
 
 @pytest.mark.parametrize("apart_m, windows", [(300.0, 1), (100e3, 0)])
@@ -172,21 +178,21 @@ def test_successive_tracks_of_one_hot_spot_fill_one_window(apart_m, windows):
     assert [b.windows for b in reg.estimates()] == [windows, windows]
 
 
-def test_an_ambiguous_look_drops_the_window_and_keeps_its_source_out():
-    """As above (one site, two satellites in turn, which alone gives one window), but one
-    look of satellite 1 was ambiguous: the open window is dropped and the site's looks stay
-    out for a window length (60 s for hot spots), so nothing is solved."""
+@pytest.mark.parametrize("kind", [Evidence.EARTH_FIXED, Evidence.THRUSTING])
+def test_an_ambiguous_look_is_left_out_and_in_boost_contests_the_track(kind):
+    """Satellites 0 and 1 look in turn at one source through track 1; one look of
+    satellite 1 was ambiguous. A hot spot's window goes on without that look and is solved;
+    a boost track's open window is dropped and its looks stay out for a window length (6
+    s), so nothing is solved before the track goes quiet."""
     reg = Registration(FusionConfig())
     spot = 6.4e6 * np.array([1.0, 0.05, 0.02]) / np.linalg.norm([1.0, 0.05, 0.02])
-    for s in range(15):
-        _hand_over(reg, 0, s, 1, spot)
-    _hand_over(reg, 1, 15, 2, spot, clear=False)
-    for s in range(16, 30):
-        _hand_over(reg, 1, s, 2, spot)
-    for s in range(30, 45):
+    for s in range(12):
+        _hand_over(reg, s % 2, s, 1, spot, clear=(s != 3), kind=kind)
+    for s in range(12, 30):  # quiet: an open window is solved
         _hand_over(reg, 0, s, 0, None)
-    assert reg.contested_total == 1 and reg.windows_total == 0
-    assert [b.windows for b in reg.estimates()] == [0, 0]
+    boost = kind == Evidence.THRUSTING
+    assert reg.contested_total == int(boost)
+    assert reg.windows_total == (0 if boost else 1) and reg.rejected_total == 0
 
 
 def test_bias_scale_separates_unbiased_from_biased_sensors():
