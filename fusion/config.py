@@ -128,7 +128,8 @@ class FusionConfig:
     # exceeds this (3 dof, 99 %): an unbiased sensor keeps its lines of sight
     registration_consider_looks: float = 25.0  # looks of one sensor a track's estimate
     # averages: the bias error, common to them, is counted this many times in each look's
-    # variance (a Schmidt-Kalman consider term for a white-noise filter)
+    # variance (a Schmidt-Kalman consider term for a white-noise filter), that variance
+    # under the prior rescaled to the biases' estimated size (registration.Registration.scale)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> FusionConfig:

@@ -12,10 +12,13 @@ more sensors (confirmed ballistic tracks: common targets), and the detections of
 spot *site* over ``EARTH_FIXED_WINDOW_SHARE`` times that (Earth-fixed or resting
 tentative tracks, matched by their Earth-fixed position, so the successive short-lived
 tracks of one hot spot fill one window whose looks come from different satellites at
-different times). A window is solved when it spans its length, when it is full, when its
-track changes model (burnout) and when its track has gone quiet for ``STALE_AFTER_S`` (a
-track ending early still gives its looks). Their tangent-plane residuals against the
-track's state (propagated to each look) are ``y = E dp / rho + E (dtheta x u) + noise``.
+different times). Only unambiguous looks count (``observe``'s ``clear``); an ambiguous
+boost look drops its track's open window and keeps it out for a window length (in a crowd
+a boost track may hold other objects in other sensors: an offset per sensor, a bias). A
+window is solved when it spans its length, when it is full, when its track changes model
+(burnout) and when it has gone quiet for ``STALE_AFTER_S`` (its looks still count).
+Residuals against the track's state (propagated to each look, tangent plane) are
+``y = E dp / rho + E (dtheta x u) + noise``.
 The position error ``dp`` (and the velocity error, for a moving target) is eliminated by
 projecting onto the orthogonal complement of its columns (QR), so a window is
 independent of the track's own estimate and of every other window: what remains
@@ -24,8 +27,12 @@ constrains only bias *differences* seen through the geometry, and one Kalman upd
 
 Use: :meth:`Registration.correct` rotates a frame's lines of sight back by the current
 estimate and widens each detection's sigma by the estimate's uncertainty across the line
-of sight (consider treatment: ``sigma^2 + (tr P_kk - c' P_kk c) / 2`` per axis). A sensor
-with no accepted window yet is left exactly as it was (estimate zero, not applied).
+of sight (consider treatment: ``sigma^2 + k (tr P_kk - c' P_kk c) / 2`` per axis), with
+``P_kk`` recomputed under the prior rescaled by the *bias scale* (empirical Bayes: the
+variance of the true biases over the prior's, estimated from how far the estimates
+spread beyond what their noise alone explains), so sensors found unbiased are barely
+widened. A sensor with no accepted window yet is left exactly as it was
+(estimate zero, not applied).
 Deterministic: the state depends only on the order of the frames.
 """
 
@@ -45,8 +52,7 @@ from .measurement import predict_los
 
 MAX_WINDOW_LOOKS = 400  # detections a window holds at most (bounded history; then solved)
 MAX_ANGLE_RAD = 1e-3  # an estimate beyond this is broken: the update is rejected
-OUTLIER_CHI2_FACTOR = 3.0  # a window whose residual chi-square exceeds this x its
-# expectation (dof + bias share) is skipped (a misassociation)
+OUTLIER_CHI2_FACTOR = 3.0  # a window whose chi-square exceeds this x its expectation: skipped
 MIN_LOOKS = 4  # detections a window needs
 SITE_MATCH_M = 5_000.0  # m; hot-spot looks within this of a known site are that site's
 MAX_SITES = 512  # hot-spot sites remembered (the least recently seen is forgotten)
@@ -54,6 +60,8 @@ STALE_AFTER_S = 10.0  # s without a look after which a window is closed (track e
 PRUNE_EVERY_S = 1.0  # s of data time between two prunings of stale windows
 RESTING_HEIGHT_M = 5_000.0  # m; a dim tentative track this low ...
 RESTING_SPEED_MPS = 300.0  # m/s; ... and this slow over the ground is a hot spot
+SCALE_PSEUDO_AXES = 1.0  # the prior counts as this many fully seen axes in the bias scale
+SCALE_MIN = 0.01  # smallest bias variance scale (x the prior variance: sigma 1 urad of 10)
 EARTH_FIXED_WINDOW_SHARE = 3.0  # hot-spot (site) windows: this x registration_window_s
 THRUSTING_WINDOW_SHARE = 0.3  # boost windows (thrust changes: short) likewise
 
@@ -116,6 +124,14 @@ def _positions(x: np.ndarray, dt: np.ndarray, kind: Evidence) -> np.ndarray:
     return r + v * d + 0.5 * g * d**2 + jerk * d**3 / 6.0
 
 
+def _grown(M: np.ndarray) -> np.ndarray:
+    """``M`` (n, n) with three more zero rows and columns."""
+    n = M.shape[0] + 3
+    out = np.zeros((n, n))
+    out[: n - 3, : n - 3] = M
+    return out
+
+
 def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.stack(
         [
@@ -139,7 +155,13 @@ class Registration:
         self._theta = np.zeros(0)  # (3 S,) rad
         self._P = np.zeros((0, 0))  # (3 S, 3 S) rad^2
         self._windows_used = np.zeros(0, int)  # (S,)
+        # theta = L b + w: how the estimate maps the true biases b, and the covariance of
+        # its noise part w; they give the bias scale (DESIGN §6, *bias scale*)
+        self._L = np.zeros((0, 0))  # (3 S, 3 S)
+        self._Cn = np.zeros((0, 0))  # (3 S, 3 S) rad^2
+        self.scale = 1.0  # estimated bias variance / prior variance, in [SCALE_MIN, 1]
         self._pending: dict[int, _Window] = {}
+        self._contested: dict[int, float] = {}  # key -> data time s of its last ambiguous look
         self._sites = np.zeros((0, 3))  # (M, 3) m: hot spots in an Earth-fixed frame
         self._site_ids = np.zeros(0, int)  # (M,) their window keys (negative)
         self._site_seen = np.zeros(0)  # (M,) s: data time of each site's last look
@@ -158,6 +180,7 @@ class Registration:
         self.windows_total = 0  # accepted windows
         self.outliers_total = 0  # windows skipped as inconsistent with the model
         self.rejected_total = 0  # numerically broken updates, never applied
+        self.contested_total = 0  # open windows dropped at an ambiguous look
 
     # ------------------------------------------------------------------ frames
     def correct(self, frame: SensorFrame) -> SensorFrame:
@@ -184,8 +207,9 @@ class Registration:
     def _use(self, k: int) -> tuple[bool, np.ndarray, np.ndarray, float]:
         """How sensor ``k``'s estimate is used (cached until P changes): applied or not
         (theta' P_kk^-1 theta against ``registration_apply_chi2``), theta (3,), the
-        covariance to widen by (3, 3; plus theta theta' when not applied; without the
-        pending drift) and its trace."""
+        covariance to widen by (3, 3; under the rescaled prior, :meth:`_rescaled`; plus its
+        estimate's second moment when not applied; without the pending drift) and its
+        trace."""
         hit = self._applied.get(k)
         if hit is not None and hit[0] == self._p_version:
             return hit[1], hit[2], hit[3], hit[4]
@@ -193,10 +217,24 @@ class Registration:
         pk = self._P[3 * k : 3 * k + 3, 3 * k : 3 * k + 3].copy()
         drift = self._q_per_s * self._drift_s * np.eye(3)
         applied = float(th @ np.linalg.solve(pk + drift, th)) >= self._cfg.registration_apply_chi2
+        th_s, pk_s = self._rescaled(th, pk)
         if not applied:  # not significantly non-zero: its second moment widens instead
-            pk = pk + np.outer(th, th)
-        self._applied[k] = (self._p_version, applied, th, pk, float(np.trace(pk)))
-        return applied, th, pk, float(np.trace(pk))
+            pk_s = pk_s + np.outer(th_s, th_s)
+        self._applied[k] = (self._p_version, applied, th, pk_s, float(np.trace(pk_s)))
+        return applied, th, pk_s, float(np.trace(pk_s))
+
+    def _rescaled(self, th: np.ndarray, pk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A sensor's estimate (3,) rad and covariance (3, 3) rad^2 under the prior
+        rescaled by :attr:`scale`: ``P'^-1 = P^-1 + (1/s - 1) / p0 I``, ``theta' = P' P^-1
+        theta``. The sensor's block taken alone: P' is conservative (the other sensors'
+        priors shrink too), theta' shrinks the well-determined relative part too, so it
+        only widens (an unapplied estimate's second moment), never moves a LOS."""
+        if self.scale >= 1.0:
+            return th, pk
+        info = np.linalg.inv(pk / self._prior_var)  # in prior units: well conditioned
+        pn = np.linalg.inv(info + (1.0 / self.scale - 1.0) * np.eye(3))
+        pn = 0.5 * (pn + pn.T)
+        return pn @ (info @ th), pn * self._prior_var
 
     def _advance(self, t_ns: int) -> None:
         """Random-walk drift of every bias up to data time ``t_ns`` (kept as a pending
@@ -229,6 +267,7 @@ class Registration:
         P[: n - 3, : n - 3] = self._P
         P[n - 3 :, n - 3 :] = self._prior_var * np.eye(3)
         self._P = P
+        self._L, self._Cn = _grown(self._L), _grown(self._Cn)
         self._theta = np.concatenate([self._theta, np.zeros(3)])
         self._windows_used = np.concatenate([self._windows_used, [0]])
         self._ids.append(sensor_id)
@@ -243,19 +282,31 @@ class Registration:
         kinds: list[Evidence],
         det_idx: np.ndarray,
         states: np.ndarray,
+        clear: np.ndarray | None = None,
     ) -> None:
         """After the tracker's update: detection ``det_idx[i]`` of ``frame`` (as received,
-        uncorrected) updated the track ``keys[i]`` of evidence ``kinds[i]``, whose
-        updated state (9,) ECI is ``states[i]``. Windows that span the window length are
-        solved (one update of the biases each)."""
+        uncorrected) updated the track ``keys[i]`` of evidence ``kinds[i]``, whose updated
+        state (9,) ECI is ``states[i]``; ``clear[i]`` (default True): that association was
+        unambiguous, else left out (a boost look contests its track). Windows that span
+        the window length are solved (one update each)."""
         k = self._index.get(frame.sensor_id)
         t_s = frame.time_s
         if k is not None:
             pending, pos, los, sig = self._pending, frame.position, frame.los, frame.sigma
+            contested = self._contested
             for i, kind in enumerate(kinds):
                 if kind == Evidence.NONE:
                     continue  # the look is left out; the window waits (or is pruned)
                 key = keys[i] if kind != Evidence.EARTH_FIXED else self._site(states[i], t_s)
+                if clear is not None and not clear[i]:
+                    if kind != Evidence.THRUSTING:
+                        continue  # left out (their windows mixed no objects even when kept)
+                    contested[key] = t_s
+                    if pending.pop(key, None) is not None:
+                        self.contested_total += 1
+                    continue
+                if t_s - contested.get(key, -np.inf) < self._span[kind]:
+                    continue  # contested within a window length: not yet evidence again
                 w = pending.get(key)
                 if w is None and len(pending) >= self._cfg.registration_max_windows:
                     continue  # enough tracks gather evidence already (bounded cost)
@@ -271,10 +322,18 @@ class Registration:
                     del pending[key]
                     self._close(w)
         if t_s - self._pruned_s >= PRUNE_EVERY_S:
-            self._pruned_s = t_s
-            horizon = t_s - STALE_AFTER_S
-            for key in [q for q, w in self._pending.items() if w.last_s < horizon]:
-                self._close(self._pending.pop(key))  # the track ended: its looks still count
+            self._prune(t_s)
+
+    def _prune(self, t_s: float) -> None:
+        """Solve the windows of tracks quiet ``STALE_AFTER_S`` (ended: their looks still
+        count); forget contests older than any window length."""
+        self._pruned_s = t_s
+        horizon = t_s - STALE_AFTER_S
+        for key in [q for q, w in self._pending.items() if w.last_s < horizon]:
+            self._close(self._pending.pop(key))
+        old = t_s - max(self._span.values())
+        for key in [q for q, t in self._contested.items() if t < old]:
+            del self._contested[key]
 
     def _site(self, x: np.ndarray, t_s: float) -> int:
         """Window key (negative) of the hot spot at ECI state ``x`` (9,): the known site
@@ -390,10 +449,26 @@ class Registration:
         ):
             self.rejected_total += 1
             return
-        self._theta, self._P = theta, P
+        M = K @ H  # (3 S, |idx|): theta += M (b - theta)[idx] + K n
+        L, Cn = self._L, self._Cn
+        L = L - M @ L[idx]
+        L[:, idx] += M
+        McT = M @ Cn[idx]
+        Cn = Cn - McT - McT.T + M @ Cn[np.ix_(idx, idx)] @ M.T + K @ K.T
+        self._theta, self._P, self._L, self._Cn = theta, P, L, 0.5 * (Cn + Cn.T)
+        self.scale = self._bias_scale()
         self._p_version += 1
         self._windows_used[uniq] += 1
         self.windows_total += 1
+
+    def _bias_scale(self) -> float:
+        """Variance of the true biases over the prior's (empirical Bayes, method of
+        moments): with ``b ~ N(0, s p0 I)``, ``E[theta' theta] = s p0 tr(L L') + tr Cn``;
+        the prior counts as ``SCALE_PSEUDO_AXES`` axes at scale 1. In [SCALE_MIN, 1]."""
+        p0 = self._prior_var
+        num = float(self._theta @ self._theta) - float(np.trace(self._Cn))
+        den = p0 * (float(np.einsum("ij,ij->", self._L, self._L)) + SCALE_PSEUDO_AXES)
+        return min(1.0, max(SCALE_MIN, (num + SCALE_PSEUDO_AXES * p0) / den))
 
     # ------------------------------------------------------------------ output
     @property

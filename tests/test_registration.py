@@ -127,9 +127,18 @@ def test_relative_bias_of_a_sensor_is_found_within_its_sigma():
     assert np.all(np.abs(err) <= np.maximum(3 * sigma, 1.5e-6))
 
 
-def _hand_over(reg: Registration, k: int, s: int, key: int, spot: np.ndarray | None) -> None:
+def _hand_over(
+    reg: Registration,
+    k: int,
+    s: int,
+    key: int,
+    spot: np.ndarray | None,
+    clear: bool = True,
+    kind: Evidence = Evidence.EARTH_FIXED,
+) -> None:
     """Sensor ``k`` looks at second ``s``: the hot spot ``spot`` (m, Earth-fixed at s = 0)
-    as detected by tentative track ``key``, or nothing (None)."""
+    as detected by tentative track ``key`` (an unambiguous association if ``clear``), or
+    nothing (None)."""
     pos = _sensors(2)[k]
     a = 7.292115146706979e-5 * s
     rot = np.array([[math.cos(a), -math.sin(a), 0], [math.sin(a), math.cos(a), 0], [0, 0, 1]])
@@ -146,7 +155,7 @@ def _hand_over(reg: Registration, k: int, s: int, key: int, spot: np.ndarray | N
     state = np.zeros((1, 9))
     state[0, :3] = p
     reg.correct(frame)
-    reg.observe(frame, [key], [Evidence.EARTH_FIXED], np.zeros(1, int), state)
+    reg.observe(frame, [key], [kind], np.zeros(1, int), state, np.array([clear]))
 
 
 @pytest.mark.parametrize("apart_m, windows", [(300.0, 1), (100e3, 0)])
@@ -167,6 +176,110 @@ def test_successive_tracks_of_one_hot_spot_fill_one_window(apart_m, windows):
         _hand_over(reg, 0, s, 0, None)
     assert reg.windows_total == windows and reg.rejected_total == 0
     assert [b.windows for b in reg.estimates()] == [windows, windows]
+
+
+@pytest.mark.parametrize("kind", [Evidence.EARTH_FIXED, Evidence.THRUSTING])
+def test_an_ambiguous_look_is_left_out_and_in_boost_contests_the_track(kind):
+    """Satellites 0 and 1 look in turn at one source through track 1; one look of
+    satellite 1 was ambiguous. A hot spot's window goes on without that look and is solved;
+    a boost track's open window is dropped and its looks stay out for a window length (6
+    s), so nothing is solved before the track goes quiet."""
+    reg = Registration(FusionConfig())
+    spot = 6.4e6 * np.array([1.0, 0.05, 0.02]) / np.linalg.norm([1.0, 0.05, 0.02])
+    for s in range(12):
+        _hand_over(reg, s % 2, s, 1, spot, clear=(s != 3), kind=kind)
+    for s in range(12, 30):  # quiet: an open window is solved
+        _hand_over(reg, 0, s, 0, None)
+    boost = kind == Evidence.THRUSTING
+    assert reg.contested_total == int(boost)
+    assert reg.windows_total == (0 if boost else 1) and reg.rejected_total == 0
+
+
+def test_bias_scale_separates_unbiased_from_biased_sensors():
+    """The bias scale (empirical Bayes: how large the true biases are against the prior)
+    falls with evidence of no bias and stays near 1 with biases of the prior's size (here
+    7.8 urad RMS of relative bias, the observable part), and the widening follows it."""
+    b = np.array([[10, -10, 5], [-8, 6, -10], [5, 10, -6], [-10, -4, 8], [3, -12, 3]]) * 1e-6
+    biased = _feed(Registration(FusionConfig()), dict(enumerate(b - b.mean(0))), 120, 20e-6)
+    unbiased = _feed(Registration(FusionConfig()), {}, 120, 20e-6)
+    assert unbiased.scale < 0.2  # measured 0.07
+    assert biased.scale > 0.6  # measured 0.86
+    frame = SensorFrame("sat-1", 1, T0_NS + 200 * NS_PER_S, _sensors()[1], np.zeros(3),
+                        np.array([[-1.0, 0.0, 0.0]]), np.array([2e-5]), np.ones(1))  # fmt: skip
+    widen = [reg.correct(frame).sigma[0] ** 2 - 4e-10 for reg in (unbiased, biased)]
+    assert 0.0 < widen[0] < 0.5 * widen[1]
+
+
+def _two_tracks_and_their_detections(
+    apart_m: float, clutter_sigmas: float | None, seen: tuple[int, ...] = (0, 1)
+):
+    """Gating of two tracks (100 m position sigma, ~870 km from the sensor: ~115 urad
+    across the line of sight, with 20 urad detections) ``apart_m`` apart across the line
+    of sight, against a detection of each track in ``seen`` at its predicted position
+    and, optionally, a clutter detection ``clutter_sigmas`` innovation sigmas off track 0
+    (a 2-D distance, so d2 = clutter_sigmas^2)."""
+    from tracklayer.fusion.association import gate, gate_threshold
+
+    sensor = np.array([7.4e6, 0.0, 0.0])
+    t0 = np.array([6.7e6, 5e5, 0.0])
+    across = np.cross(t0 - sensor, [0.0, 0.0, 1.0])
+    across /= np.linalg.norm(across)
+    x = np.zeros((2, 9))
+    x[0, :3], x[1, :3] = t0, t0 + apart_m * across
+    P = np.tile(np.diag([1e4] * 3 + [10.0] * 3 + [1.0] * 3), (2, 1, 1))
+    los = [(p - sensor) / np.linalg.norm(p - sensor) for p in x[seen, :3]]
+    sigma = 20e-6
+    if clutter_sigmas is not None:
+        rho = np.linalg.norm(t0 - sensor)
+        s_innov = math.sqrt(1e4 / rho**2 + sigma**2)  # rad, per axis of the tangent plane
+        off = los[0] + clutter_sigmas * s_innov * np.array([0.0, 0.0, 1.0])
+        los.append(off / np.linalg.norm(off))
+    gates = np.full(2, gate_threshold(0.9999))  # 18.4: 4.3 innovation sigmas
+    g = gate(x, P, sensor, np.array(los), np.full(len(los), sigma), gates)
+    return g, gates, len(los)
+
+
+@pytest.mark.parametrize(
+    "apart_m, clutter, clear",
+    [
+        (20e3, None, [True, True]),  # far apart: each track gates its own detection only
+        (200.0, None, [False, False]),  # a crowd: each gates both, either could be taken
+        (20e3, 3.0, [False, True]),  # a false alarm inside track 0's gate
+        (20e3, 5.0, [True, True]),  # ... outside it (d2 25 > 18.4), though the screen
+        # (twice the gate) keeps the pair as a candidate
+    ],
+)
+def test_only_unambiguous_looks_are_registration_evidence(apart_m, clutter, clear):
+    """A look is evidence only if its track gated that one detection and the detection
+    that one track: in a crowd a track can take another object's detection, an offset
+    per sensor the estimator cannot tell from a pointing bias."""
+    from tracklayer.fusion.tracker.evidence import unambiguous
+
+    g, gates, n_det = _two_tracks_and_their_detections(apart_m, clutter)
+    kinds = [Evidence.MOVING, Evidence.MOVING]
+    pairs = (np.array([0, 1]), np.array([0, 1]))
+    mask = unambiguous(g, gates, np.ones(2, bool), pairs, n_det, kinds)
+    assert mask.tolist() == clear
+
+
+@pytest.mark.parametrize(
+    "kind, other_confirmed, clear",
+    [
+        (Evidence.MOVING, True, False),  # two confirmed tracks on one detection: a crowd
+        (Evidence.MOVING, False, True),  # a new tentative duplicate of the same object
+        (Evidence.EARTH_FIXED, True, True),  # two tracks of one hot spot (one site)
+    ],
+)
+def test_a_shared_detection_is_ambiguous_only_between_held_tracks(kind, other_confirmed, clear):
+    """Two tracks 50 m apart both gate the one detection; track 0 took it. It is evidence
+    unless the other track is confirmed (or coasting) and the look is of a moving target."""
+    from tracklayer.fusion.tracker.evidence import unambiguous
+
+    g, gates, n_det = _two_tracks_and_their_detections(50.0, None, seen=(0,))
+    assert n_det == 1 and g.track.tolist() == [0, 1]  # both gate the detection
+    confirmed = np.array([True, other_confirmed])
+    mask = unambiguous(g, gates, confirmed, (np.array([0]), np.array([0])), 1, [kind])
+    assert mask.tolist() == [clear]
 
 
 def test_too_little_data_keeps_zero_with_the_prior_sigma_and_frames_unchanged():

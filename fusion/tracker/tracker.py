@@ -28,9 +28,9 @@ from ..dynamics import ACC, N_STATE, POS, VEL, cross_omega, ellipsoid_height
 from ..filters import update
 from ..initiation import Candidate, InitiationBuffer
 from ..measurement import position_jacobian, predict_los, residuals
-from ..registration import Evidence, Registration
+from ..registration import Registration
 from ..threads import ThreadBook
-from .evidence import evidence_of, unrivalled
+from .evidence import evidence_of, unambiguous
 from .existence import Existence
 from .glide_mode import glide_transitions
 from .lifecycle import Lifecycle
@@ -229,7 +229,7 @@ class Tracker:
             )
         nis, shadowed = self._update_rows(frame, assigned)
         if self.registration is not None:
-            self._feed_registration(raw, assigned, gates)
+            self._feed_registration(raw, assigned, gates, main_rows)
         self._after_updates(frame, assigned, nis)
         for k, trk in enumerate(shadowed):
             self._modes.observe_shadow(trk, float(nis[track_idx.size + k]))
@@ -237,20 +237,23 @@ class Tracker:
         claimed[assigned.det_idx] = True
         return np.flatnonzero(~claimed)
 
-    def _feed_registration(self, raw: SensorFrame, pairs: _Assigned, gates: np.ndarray) -> None:
-        """Hand the updated tracks' detections and states to the registration: only the
-        pairs without a rival (:func:`.evidence.unrivalled`)."""
-        g = pairs.gating
-        alone = unrivalled(
-            g.track, g.det, g.d2 <= gates[g.track], gates.size, raw.n_detections,
-            pairs.track_idx, pairs.det_idx,
-        )  # fmt: skip
+    def _feed_registration(
+        self, raw: SensorFrame, pairs: _Assigned, gates: np.ndarray, main_rows: np.ndarray
+    ) -> None:
+        """Hand the updated tracks' detections and states to the registration, with which
+        associations were unambiguous (evidence.unambiguous; ``gates``, ``main_rows``: the
+        gated tracks' chi-square gates and rows)."""
         keys, kinds = [], []
-        for r, ok in zip(pairs.rows, alone, strict=True):
+        for r in pairs.rows:
             trk = self._rows.track_of(r)
             keys.append(trk.key)
-            kinds.append(evidence_of(trk, self._rows.x[r]) if ok else Evidence.NONE)
-        self.registration.observe(raw, keys, kinds, pairs.det_idx, self._rows.x[pairs.rows])
+            kinds.append(evidence_of(trk, self._rows.x[r]))
+        held = (TrackStatus.CONFIRMED, TrackStatus.COASTING)
+        confirmed = np.array([self._rows.track_of(r).status in held for r in main_rows], bool)
+        assigned = (pairs.track_idx, pairs.det_idx)
+        clear = unambiguous(pairs.gating, gates, confirmed, assigned, raw.n_detections, kinds)
+        x = self._rows.x[pairs.rows]
+        self.registration.observe(raw, keys, kinds, pairs.det_idx, x, clear)
 
     def _gates(self, main_rows: np.ndarray) -> np.ndarray:
         """Chi-square gate of each main row's track by its mode (cached with the rows'
