@@ -45,6 +45,7 @@ import datetime as dt
 import os
 import platform
 import random
+import re
 import socket
 import sqlite3
 import subprocess
@@ -90,6 +91,7 @@ class Services:
         self.lock = threading.Lock()
         self.kills = {"fusion": 0, "store": 0}
         self.restart_s: dict[str, list[float]] = {"fusion": [], "store": []}
+        self.kill_load: list[float] = []  # 1-minute load average at each kill
         self.store = self._start("store")
         self.fusion = self._start("fusion")
 
@@ -103,7 +105,9 @@ class Services:
         ]  # fmt: skip
 
     def _start(self, name: str):
-        return self.p.start_server(name, self._args(name), self.work / "logs", timeout_s=120)
+        return self.p.start_server(
+            name, self._args(name), self.work / "logs", timeout_s=120, cwd=self.work
+        )  # not this checkout's folder: its tracklayer/ would hide --python's
 
     def kill_and_restart(self, name: str) -> None:
         with self.lock:
@@ -111,6 +115,7 @@ class Services:
             child.signal(9)
             child.wait(30)
             self.kills[name] += 1
+            self.kill_load.append(os.getloadavg()[0])
             t = time.monotonic()
             for attempt in range(20):  # the port may linger for a moment
                 try:
@@ -199,6 +204,36 @@ def disk_at(samples: np.ndarray, t_s: float) -> float:
     """Journal + outbox MB of the first sample at or after ``t_s`` (the last if none)."""
     later = samples[samples[:, 0] >= t_s]
     return float((later if len(later) else samples[-1:])[0, 5])
+
+
+_FIGURE = re.compile(r"event=(journal_replayed|checkpoint_written) .*?(?:events|seq)=(\d+)"
+                     r"(?:.*?(?:seconds|encode_s)=([0-9.]+))?")  # fmt: skip
+
+
+def restart_figures(logs: Path) -> str:
+    """Replays (events, seconds) of the fusion restarts and the checkpoints written, from
+    the service logs (``journal_replayed`` and ``checkpoint_written`` lines)."""
+    replays, encodes = [], []
+    for log in sorted(logs.glob("fusion*.log")):
+        for m in _FIGURE.finditer(log.read_text(errors="replace")):
+            if m.group(1) == "journal_replayed":
+                replays.append((int(m.group(2)), float(m.group(3) or 0)))
+            elif m.group(3):
+                encodes.append(float(m.group(3)))
+    replays = replays[1:]  # the first start replays nothing
+    out = []
+    if replays:
+        ev, sec = np.array(replays).T
+        out.append(
+            f"replays: events median {np.median(ev):.0f}, max {ev.max():.0f}; seconds "
+            f"median {np.median(sec):.2f}, p99 {np.percentile(sec, 99):.2f}"
+        )
+    if encodes:
+        out.append(
+            f"{len(encodes)} checkpoints written, encode on the loop s median "
+            f"{np.median(encodes):.3f}, max {max(encodes):.3f}"
+        )
+    return "; ".join(out) or "no figures in the fusion logs"
 
 
 def integrity(db: Path, live: dict[str, int]) -> dict[str, int]:
@@ -314,6 +349,14 @@ async def drained(address: str, timeout_s: float = 120) -> tuple[dict[str, int],
     return c, {t.track_id: t.revision for t in live.tracks}
 
 
+#: Run by the services' interpreter: where its tracklayer comes from, and the defaults.
+_REVISION = (
+    "import tracklayer.services.fusion_service.settings as s; d = s.FusionSettings(); "
+    "print(s.__file__.rsplit('/services/', 1)[0], f'(checkpoint every "
+    "{d.checkpoint_every} events or {d.checkpoint_interval_s:g} s)')"
+)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--minutes", type=float, default=10.0)
@@ -323,6 +366,9 @@ def main() -> int:
     ap.add_argument("--kill-store", type=float, default=0.0, metavar="S", help="mean s; 0 off")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--append", type=Path, default=None)
+    ap.add_argument("--python", default=sys.executable, metavar="EXE",
+                    help="interpreter that runs the two services, e.g. a virtual environment "
+                    "whose tracklayer is another revision (to compare in one run)")  # fmt: skip
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="soak-"))
     rec = work / "scenario.mcap"
@@ -334,6 +380,9 @@ def main() -> int:
     )
     frames, sensors = load_frames(rec)
     print(f"soak: {len(frames)} frames per pass, {len(sensors)} sensors, work dir {work}")
+    sys.executable = args.python  # what ops.processes starts the services with
+    rev = subprocess.run([args.python, "-c", _REVISION], capture_output=True, text=True,
+                         check=True, cwd=work).stdout.strip()  # fmt: skip
     services = Services(work)
     stop = threading.Event()
     samples: list = []
@@ -376,7 +425,8 @@ def main() -> int:
     lines = [
         f"\n## soak (benchmarks/bench_soak.py), {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC\n",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
-        f", load {os.getloadavg()[0]:.1f}. `{args.scenario}` {args.span:g} s per pass "
+        f", load {os.getloadavg()[0]:.1f}; services: {rev}. "
+        f"`{args.scenario}` {args.span:g} s per pass "
         f"({len(frames)} frames, {len(sensors)} satellites), streamed at full speed, "
         f"{run['passes']} passes in {wall / 60:.1f} min; faults: fusion SIGKILL+restart "
         f"{services.kills['fusion']}x (mean gap {args.kill_fusion:g} s), store "
@@ -395,7 +445,14 @@ def main() -> int:
             for name, v in services.restart_s.items()
             if v
         )
-        + ("" if any(services.restart_s.values()) else "no restarts"),
+        + ("" if any(services.restart_s.values()) else "no restarts")
+        + (
+            f"; load average at the kills median {np.median(services.kill_load):.1f}, "
+            f"max {max(services.kill_load):.1f}"
+            if services.kill_load
+            else ""
+        ),
+        f"- fusion {restart_figures(work / 'logs')}",
         f"- journal + outbox on disk MB: {disk_at(s, 300):.1f} after 5 min, "
         f"{s[-1, 5]:.1f} at the end, max {s[:, 5].max():.1f}",
         f"- store: {checks['reports']} reports of {checks['tracks']} tracks; tracks with revision "
