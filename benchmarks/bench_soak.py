@@ -12,6 +12,8 @@ Faults (``--kill-fusion S``, ``--kill-store S``): SIGKILL the fusion service or
 the store at random moments (exponential gaps, mean S seconds) and restart it
 on the same port and files; the streamer reconnects and resends unacknowledged
 frames, the fusion service replays its journal, the outbox redelivers.
+``--cuts S``: the chaos proxy (``soak_cuts.py``) sits on the sensor and the store
+links and cuts their connections at random moments, both processes alive.
 
 Sampled every 2 s: resident memory and open file descriptors of both
 processes. After the run, from the store's SQLite file: delivery latency
@@ -34,7 +36,8 @@ that make "reports lost: 0" a measurement:
 Usage::
 
     .venv/bin/python benchmarks/bench_soak.py [--minutes 10] [--scenario salvo]
-        [--span 300] [--kill-fusion 60] [--kill-store 90] [--append benchmarks/RESULTS.md]
+        [--span 300] [--kill-fusion 60] [--kill-store 90] [--cuts 30]
+        [--python OTHER_VENV/bin/python] [--append benchmarks/RESULTS.md]
 """
 
 from __future__ import annotations
@@ -45,9 +48,7 @@ import datetime as dt
 import os
 import platform
 import random
-import re
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -56,6 +57,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from soak_report import disk_at, integrity, latency_by_minute, restart_figures
 
 NS = 1_000_000_000
 
@@ -80,7 +82,7 @@ def proc_stats(pid: int) -> tuple[float, int]:
 class Services:
     """Store and fusion as child processes on fixed ports; kill/restart keeps ports and files."""
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, cuts_mean_s: float = 0.0, seed: int = 0) -> None:
         from tracklayer.services.ops import processes
 
         self.p = processes
@@ -88,6 +90,15 @@ class Services:
         self.store_port, self.fusion_port = free_port(), free_port()
         self.store_addr = f"127.0.0.1:{self.store_port}"
         self.fusion_addr = f"127.0.0.1:{self.fusion_port}"
+        # with cuts, the streamer and the fusion service's outbox go through the proxies
+        self.sensor_addr, self.store_link = self.fusion_addr, self.store_addr
+        self.cuts = None
+        if cuts_mean_s > 0:
+            from soak_cuts import Cuts
+
+            self.cuts = Cuts(self.fusion_port, self.store_port, cuts_mean_s, seed)
+            self.cuts.start()
+            self.sensor_addr, self.store_link = self.cuts.sensor_address, self.cuts.store_address
         self.lock = threading.Lock()
         self.kills = {"fusion": 0, "store": 0}
         self.restart_s: dict[str, list[float]] = {"fusion": [], "store": []}
@@ -99,7 +110,7 @@ class Services:
         if name == "store":
             return ["consumer", "--listen", self.store_addr, "--db", str(self.work / "t.sqlite")]
         return [
-            "fusion", "--listen", self.fusion_addr, "--store", self.store_addr, "--id", "soak",
+            "fusion", "--listen", self.fusion_addr, "--store", self.store_link, "--id", "soak",
             "--journal", str(self.work / "soak.journal.sqlite"),
             "--outbox", str(self.work / "soak.outbox.sqlite"), "--idle-timeout", "0",
         ]  # fmt: skip
@@ -200,99 +211,6 @@ def sample_loop(services: Services, samples: list, stop: threading.Event, t0: fl
         samples.append(row)  # t, fusion MB, fusion fds, store MB, store fds, disk MB
 
 
-def disk_at(samples: np.ndarray, t_s: float) -> float:
-    """Journal + outbox MB of the first sample at or after ``t_s`` (the last if none)."""
-    later = samples[samples[:, 0] >= t_s]
-    return float((later if len(later) else samples[-1:])[0, 5])
-
-
-_FIGURE = re.compile(r"event=(journal_replayed|checkpoint_written) .*?(?:events|seq)=(\d+)"
-                     r"(?:.*?(?:seconds|encode_s)=([0-9.]+))?")  # fmt: skip
-
-
-def restart_figures(logs: Path) -> str:
-    """Replays (events, seconds) of the fusion restarts and the checkpoints written, from
-    the service logs (``journal_replayed`` and ``checkpoint_written`` lines)."""
-    replays, encodes = [], []
-    for log in sorted(logs.glob("fusion*.log")):
-        for m in _FIGURE.finditer(log.read_text(errors="replace")):
-            if m.group(1) == "journal_replayed":
-                replays.append((int(m.group(2)), float(m.group(3) or 0)))
-            elif m.group(3):
-                encodes.append(float(m.group(3)))
-    replays = replays[1:]  # the first start replays nothing
-    out = []
-    if replays:
-        ev, sec = np.array(replays).T
-        out.append(
-            f"replays: events median {np.median(ev):.0f}, max {ev.max():.0f}; seconds "
-            f"median {np.median(sec):.2f}, p99 {np.percentile(sec, 99):.2f}"
-        )
-    if encodes:
-        out.append(
-            f"{len(encodes)} checkpoints written, encode on the loop s median "
-            f"{np.median(encodes):.3f}, max {max(encodes):.3f}"
-        )
-    return "; ".join(out) or "no figures in the fusion logs"
-
-
-def integrity(db: Path, live: dict[str, int]) -> dict[str, int]:
-    """Store-side checks (see the module docstring) and the report count."""
-    from tracklayer.v1 import track_pb2
-
-    deleted = track_pb2.TRACK_STATUS_DELETED
-    con = sqlite3.connect(db)
-    rows = con.execute("SELECT track_id, revision, status FROM reports ORDER BY 1, 2").fetchall()
-    con.close()
-    tracks: dict[str, list[tuple[int, int]]] = {}
-    for tid, rev, status in rows:
-        tracks.setdefault(tid, []).append((rev, status))
-    gaps = sum(
-        1 for revs in tracks.values() if [r for r, _ in revs] != list(range(1, len(revs) + 1))
-    )
-    not_closed = sum(
-        1
-        for tid, revs in tracks.items()
-        if (revs[-1][0] != live[tid] if tid in live else revs[-1][1] != deleted)
-    )
-    after_deleted = sum(1 for revs in tracks.values() if any(s == deleted for _, s in revs[:-1]))
-    return {
-        "reports": len(rows),
-        "tracks": len(tracks),
-        "tracks_with_gaps": gaps,
-        "tracks_not_ending_deleted_or_live": not_closed,
-        "live_tracks": len(live),
-        "tracks_with_revisions_after_deleted": after_deleted,
-    }
-
-
-def latency_by_minute(db: Path) -> list[tuple[int, int, float, float]]:
-    """(minute, n, p50 ms, p99 ms) of emitted_at -> stored_at_ns."""
-    from tracklayer.v1 import track_pb2
-
-    con = sqlite3.connect(db)
-    rows = con.execute("SELECT report, stored_at_ns FROM reports").fetchall()
-    con.close()
-    pts = []
-    for blob, stored in rows:
-        r = track_pb2.TrackReport.FromString(blob)
-        if r.HasField("emitted_at"):
-            emitted = r.emitted_at.seconds * NS + r.emitted_at.nanos
-            pts.append((emitted, (stored - emitted) / 1e6))
-    if not pts:
-        return []
-    pts.sort()
-    start = pts[0][0]
-    out = []
-    by_min: dict[int, list[float]] = {}
-    for t, lat in pts:
-        by_min.setdefault(int((t - start) // (60 * NS)), []).append(lat)
-    for m in sorted(by_min):
-        a = np.array(by_min[m])
-        out.append((m, len(a), float(np.percentile(a, 50)), float(np.percentile(a, 99))))
-    return out
-
-
 async def soak(args, services: Services, frames, sensors) -> dict:
     from tracklayer.services.clients.frame_streamer import FrameStreamer, StreamerOptions
 
@@ -303,7 +221,7 @@ async def soak(args, services: Services, frames, sensors) -> dict:
     pass_s = []
     while time.monotonic() < deadline:
         streamer = FrameStreamer(
-            services.fusion_addr,
+            services.sensor_addr,
             StreamerOptions(speed=None, connect_timeout_s=60, reconnect_timeout_s=120),
         )
         t = time.monotonic()
@@ -364,6 +282,9 @@ def main() -> int:
     ap.add_argument("--span", type=float, default=300.0, help="scenario seconds per pass")
     ap.add_argument("--kill-fusion", type=float, default=0.0, metavar="S", help="mean s; 0 off")
     ap.add_argument("--kill-store", type=float, default=0.0, metavar="S", help="mean s; 0 off")
+    ap.add_argument("--cuts", type=float, default=0.0, metavar="S",
+                    help="mean s between two cuts of the chaos proxy on the sensor or store "
+                    "link (soak_cuts.py); 0 off")  # fmt: skip
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--append", type=Path, default=None)
     ap.add_argument("--python", default=sys.executable, metavar="EXE",
@@ -383,7 +304,7 @@ def main() -> int:
     sys.executable = args.python  # what ops.processes starts the services with
     rev = subprocess.run([args.python, "-c", _REVISION], capture_output=True, text=True,
                          check=True, cwd=work).stdout.strip()  # fmt: skip
-    services = Services(work)
+    services = Services(work, args.cuts, args.seed + 1)
     stop = threading.Event()
     samples: list = []
     t0 = time.monotonic()
@@ -402,9 +323,13 @@ def main() -> int:
         stop.set()
         for th in threads:
             th.join()
+        if services.cuts is not None:
+            services.cuts.stop_cutting()
     wall = time.monotonic() - t0
     status, live = asyncio.run(drained(services.fusion_addr))
     services.stop()
+    if services.cuts is not None:
+        services.cuts.close()
     checks = integrity(work / "t.sqlite", live)
     lat = latency_by_minute(work / "t.sqlite")
     s = np.array(samples)
@@ -430,7 +355,13 @@ def main() -> int:
         f"({len(frames)} frames, {len(sensors)} satellites), streamed at full speed, "
         f"{run['passes']} passes in {wall / 60:.1f} min; faults: fusion SIGKILL+restart "
         f"{services.kills['fusion']}x (mean gap {args.kill_fusion:g} s), store "
-        f"{services.kills['store']}x (mean gap {args.kill_store:g} s).\n",
+        f"{services.kills['store']}x (mean gap {args.kill_store:g} s)"
+        + (
+            f"; chaos proxy cuts (mean gap {args.cuts:g} s): {services.cuts.summary()}"
+            if services.cuts
+            else ""
+        )
+        + ".\n",
         f"- frames sent {run['sent']}, acked {sum(run['counts'].values())} "
         f"({', '.join(f'{k} {v}' for k, v in run['counts'].items() if v)}); "
         f"stream reconnects {run['reconnects']}, frames resent {run['resent']}; journal "
