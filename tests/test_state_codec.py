@@ -144,3 +144,25 @@ def test_malformed_items_of_a_node_are_refused():
     doc = b'{"root":{"r":0},"nodes":[{"k":"list","items":"abc"}]}'
     with pytest.raises(StateFormatError, match="not a list"):
         decode_state(doc, b"", HERE)
+
+
+def test_the_garbage_collector_is_left_as_it_was_even_after_a_refusal():
+    """Encoding and decoding pause the cyclic collector (speed); a service that runs
+    for months must get it back, also when a state is refused half-way."""
+    import gc
+
+    assert gc.isenabled()
+    doc, buf = encode_state({"a": [1, 2]}, HERE)
+    decode_state(doc, buf, HERE)
+    assert gc.isenabled()
+    with pytest.raises(StateFormatError):
+        encode_state({"x": [Box(f=object())]}, HERE)
+    with pytest.raises(StateFormatError):
+        decode_state(b'{"root":{"r":0},"nodes":[{"k":"list","items":"abc"}]}', b"", HERE)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        decode_state(doc, buf, HERE)
+        assert not gc.isenabled()  # a caller's choice is kept
+    finally:
+        gc.enable()
