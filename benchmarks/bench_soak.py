@@ -12,6 +12,8 @@ Faults (``--kill-fusion S``, ``--kill-store S``): SIGKILL the fusion service or
 the store at random moments (exponential gaps, mean S seconds) and restart it
 on the same port and files; the streamer reconnects and resends unacknowledged
 frames, the fusion service replays its journal, the outbox redelivers.
+``--cuts S``: the chaos proxy (``soak_cuts.py``) sits on the sensor and the store
+links and cuts their connections at random moments, both processes alive.
 
 Sampled every 2 s: resident memory and open file descriptors of both
 processes. After the run, from the store's SQLite file: delivery latency
@@ -34,7 +36,8 @@ that make "reports lost: 0" a measurement:
 Usage::
 
     .venv/bin/python benchmarks/bench_soak.py [--minutes 10] [--scenario salvo]
-        [--span 300] [--kill-fusion 60] [--kill-store 90] [--append benchmarks/RESULTS.md]
+        [--span 300] [--kill-fusion 60] [--kill-store 90] [--cuts 30]
+        [--python OTHER_VENV/bin/python] [--append benchmarks/RESULTS.md]
 """
 
 from __future__ import annotations
@@ -46,7 +49,6 @@ import os
 import platform
 import random
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -55,6 +57,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from soak_report import disk_at, integrity, latency_by_minute, restart_figures
 
 NS = 1_000_000_000
 
@@ -79,7 +82,7 @@ def proc_stats(pid: int) -> tuple[float, int]:
 class Services:
     """Store and fusion as child processes on fixed ports; kill/restart keeps ports and files."""
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, cuts_mean_s: float = 0.0, seed: int = 0) -> None:
         from tracklayer.services.ops import processes
 
         self.p = processes
@@ -87,9 +90,19 @@ class Services:
         self.store_port, self.fusion_port = free_port(), free_port()
         self.store_addr = f"127.0.0.1:{self.store_port}"
         self.fusion_addr = f"127.0.0.1:{self.fusion_port}"
+        # with cuts, the streamer and the fusion service's outbox go through the proxies
+        self.sensor_addr, self.store_link = self.fusion_addr, self.store_addr
+        self.cuts = None
+        if cuts_mean_s > 0:
+            from soak_cuts import Cuts
+
+            self.cuts = Cuts(self.fusion_port, self.store_port, cuts_mean_s, seed)
+            self.cuts.start()
+            self.sensor_addr, self.store_link = self.cuts.sensor_address, self.cuts.store_address
         self.lock = threading.Lock()
         self.kills = {"fusion": 0, "store": 0}
         self.restart_s: dict[str, list[float]] = {"fusion": [], "store": []}
+        self.kill_load: list[float] = []  # 1-minute load average at each kill
         self.store = self._start("store")
         self.fusion = self._start("fusion")
 
@@ -97,13 +110,15 @@ class Services:
         if name == "store":
             return ["consumer", "--listen", self.store_addr, "--db", str(self.work / "t.sqlite")]
         return [
-            "fusion", "--listen", self.fusion_addr, "--store", self.store_addr, "--id", "soak",
+            "fusion", "--listen", self.fusion_addr, "--store", self.store_link, "--id", "soak",
             "--journal", str(self.work / "soak.journal.sqlite"),
             "--outbox", str(self.work / "soak.outbox.sqlite"), "--idle-timeout", "0",
         ]  # fmt: skip
 
     def _start(self, name: str):
-        return self.p.start_server(name, self._args(name), self.work / "logs", timeout_s=120)
+        return self.p.start_server(
+            name, self._args(name), self.work / "logs", timeout_s=120, cwd=self.work
+        )  # not this checkout's folder: its tracklayer/ would hide --python's
 
     def kill_and_restart(self, name: str) -> None:
         with self.lock:
@@ -111,6 +126,7 @@ class Services:
             child.signal(9)
             child.wait(30)
             self.kills[name] += 1
+            self.kill_load.append(os.getloadavg()[0])
             t = time.monotonic()
             for attempt in range(20):  # the port may linger for a moment
                 try:
@@ -195,69 +211,6 @@ def sample_loop(services: Services, samples: list, stop: threading.Event, t0: fl
         samples.append(row)  # t, fusion MB, fusion fds, store MB, store fds, disk MB
 
 
-def disk_at(samples: np.ndarray, t_s: float) -> float:
-    """Journal + outbox MB of the first sample at or after ``t_s`` (the last if none)."""
-    later = samples[samples[:, 0] >= t_s]
-    return float((later if len(later) else samples[-1:])[0, 5])
-
-
-def integrity(db: Path, live: dict[str, int]) -> dict[str, int]:
-    """Store-side checks (see the module docstring) and the report count."""
-    from tracklayer.v1 import track_pb2
-
-    deleted = track_pb2.TRACK_STATUS_DELETED
-    con = sqlite3.connect(db)
-    rows = con.execute("SELECT track_id, revision, status FROM reports ORDER BY 1, 2").fetchall()
-    con.close()
-    tracks: dict[str, list[tuple[int, int]]] = {}
-    for tid, rev, status in rows:
-        tracks.setdefault(tid, []).append((rev, status))
-    gaps = sum(
-        1 for revs in tracks.values() if [r for r, _ in revs] != list(range(1, len(revs) + 1))
-    )
-    not_closed = sum(
-        1
-        for tid, revs in tracks.items()
-        if (revs[-1][0] != live[tid] if tid in live else revs[-1][1] != deleted)
-    )
-    after_deleted = sum(1 for revs in tracks.values() if any(s == deleted for _, s in revs[:-1]))
-    return {
-        "reports": len(rows),
-        "tracks": len(tracks),
-        "tracks_with_gaps": gaps,
-        "tracks_not_ending_deleted_or_live": not_closed,
-        "live_tracks": len(live),
-        "tracks_with_revisions_after_deleted": after_deleted,
-    }
-
-
-def latency_by_minute(db: Path) -> list[tuple[int, int, float, float]]:
-    """(minute, n, p50 ms, p99 ms) of emitted_at -> stored_at_ns."""
-    from tracklayer.v1 import track_pb2
-
-    con = sqlite3.connect(db)
-    rows = con.execute("SELECT report, stored_at_ns FROM reports").fetchall()
-    con.close()
-    pts = []
-    for blob, stored in rows:
-        r = track_pb2.TrackReport.FromString(blob)
-        if r.HasField("emitted_at"):
-            emitted = r.emitted_at.seconds * NS + r.emitted_at.nanos
-            pts.append((emitted, (stored - emitted) / 1e6))
-    if not pts:
-        return []
-    pts.sort()
-    start = pts[0][0]
-    out = []
-    by_min: dict[int, list[float]] = {}
-    for t, lat in pts:
-        by_min.setdefault(int((t - start) // (60 * NS)), []).append(lat)
-    for m in sorted(by_min):
-        a = np.array(by_min[m])
-        out.append((m, len(a), float(np.percentile(a, 50)), float(np.percentile(a, 99))))
-    return out
-
-
 async def soak(args, services: Services, frames, sensors) -> dict:
     from tracklayer.services.clients.frame_streamer import FrameStreamer, StreamerOptions
 
@@ -268,7 +221,7 @@ async def soak(args, services: Services, frames, sensors) -> dict:
     pass_s = []
     while time.monotonic() < deadline:
         streamer = FrameStreamer(
-            services.fusion_addr,
+            services.sensor_addr,
             StreamerOptions(speed=None, connect_timeout_s=60, reconnect_timeout_s=120),
         )
         t = time.monotonic()
@@ -314,6 +267,14 @@ async def drained(address: str, timeout_s: float = 120) -> tuple[dict[str, int],
     return c, {t.track_id: t.revision for t in live.tracks}
 
 
+#: Run by the services' interpreter: where its tracklayer comes from, and the defaults.
+_REVISION = (
+    "import tracklayer.services.fusion_service.settings as s; d = s.FusionSettings(); "
+    "print(s.__file__.rsplit('/services/', 1)[0], f'(checkpoint every "
+    "{d.checkpoint_every} events or {d.checkpoint_interval_s:g} s)')"
+)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--minutes", type=float, default=10.0)
@@ -321,8 +282,14 @@ def main() -> int:
     ap.add_argument("--span", type=float, default=300.0, help="scenario seconds per pass")
     ap.add_argument("--kill-fusion", type=float, default=0.0, metavar="S", help="mean s; 0 off")
     ap.add_argument("--kill-store", type=float, default=0.0, metavar="S", help="mean s; 0 off")
+    ap.add_argument("--cuts", type=float, default=0.0, metavar="S",
+                    help="mean s between two cuts of the chaos proxy on the sensor or store "
+                    "link (soak_cuts.py); 0 off")  # fmt: skip
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--append", type=Path, default=None)
+    ap.add_argument("--python", default=sys.executable, metavar="EXE",
+                    help="interpreter that runs the two services, e.g. a virtual environment "
+                    "whose tracklayer is another revision (to compare in one run)")  # fmt: skip
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="soak-"))
     rec = work / "scenario.mcap"
@@ -334,7 +301,10 @@ def main() -> int:
     )
     frames, sensors = load_frames(rec)
     print(f"soak: {len(frames)} frames per pass, {len(sensors)} sensors, work dir {work}")
-    services = Services(work)
+    sys.executable = args.python  # what ops.processes starts the services with
+    rev = subprocess.run([args.python, "-c", _REVISION], capture_output=True, text=True,
+                         check=True, cwd=work).stdout.strip()  # fmt: skip
+    services = Services(work, args.cuts, args.seed + 1)
     stop = threading.Event()
     samples: list = []
     t0 = time.monotonic()
@@ -353,9 +323,13 @@ def main() -> int:
         stop.set()
         for th in threads:
             th.join()
+        if services.cuts is not None:
+            services.cuts.stop_cutting()
     wall = time.monotonic() - t0
     status, live = asyncio.run(drained(services.fusion_addr))
     services.stop()
+    if services.cuts is not None:
+        services.cuts.close()
     checks = integrity(work / "t.sqlite", live)
     lat = latency_by_minute(work / "t.sqlite")
     s = np.array(samples)
@@ -376,11 +350,18 @@ def main() -> int:
     lines = [
         f"\n## soak (benchmarks/bench_soak.py), {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC\n",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
-        f", load {os.getloadavg()[0]:.1f}. `{args.scenario}` {args.span:g} s per pass "
+        f", load {os.getloadavg()[0]:.1f}; services: {rev}. "
+        f"`{args.scenario}` {args.span:g} s per pass "
         f"({len(frames)} frames, {len(sensors)} satellites), streamed at full speed, "
         f"{run['passes']} passes in {wall / 60:.1f} min; faults: fusion SIGKILL+restart "
         f"{services.kills['fusion']}x (mean gap {args.kill_fusion:g} s), store "
-        f"{services.kills['store']}x (mean gap {args.kill_store:g} s).\n",
+        f"{services.kills['store']}x (mean gap {args.kill_store:g} s)"
+        + (
+            f"; chaos proxy cuts (mean gap {args.cuts:g} s): {services.cuts.summary()}"
+            if services.cuts
+            else ""
+        )
+        + ".\n",
         f"- frames sent {run['sent']}, acked {sum(run['counts'].values())} "
         f"({', '.join(f'{k} {v}' for k, v in run['counts'].items() if v)}); "
         f"stream reconnects {run['reconnects']}, frames resent {run['resent']}; journal "
@@ -395,7 +376,14 @@ def main() -> int:
             for name, v in services.restart_s.items()
             if v
         )
-        + ("" if any(services.restart_s.values()) else "no restarts"),
+        + ("" if any(services.restart_s.values()) else "no restarts")
+        + (
+            f"; load average at the kills median {np.median(services.kill_load):.1f}, "
+            f"max {max(services.kill_load):.1f}"
+            if services.kill_load
+            else ""
+        ),
+        f"- fusion {restart_figures(work / 'logs')}",
         f"- journal + outbox on disk MB: {disk_at(s, 300):.1f} after 5 min, "
         f"{s[-1, 5]:.1f} at the end, max {s[:, 5].max():.1f}",
         f"- store: {checks['reports']} reports of {checks['tracks']} tracks; tracks with revision "

@@ -7,12 +7,50 @@ import asyncio
 
 from test_fusion_service import ACCEPTED, Services, Stream, frame, run
 
+from tracklayer.services.cli.main import build_parser
 from tracklayer.services.fusion_service.settings import FusionSettings
 
 
 def test_defaults_checkpoint_by_events_and_by_time():
     s = FusionSettings()
-    assert 0 < s.checkpoint_every <= 3_000 and 0 < s.checkpoint_interval_s <= 15.0
+    assert 0 < s.checkpoint_every <= 500 and 0 < s.checkpoint_interval_s <= 15.0
+    args = build_parser().parse_args(["fusion", "--store", "127.0.0.1:1"])
+    assert (args.checkpoint_every, args.checkpoint_interval) == (
+        s.checkpoint_every,
+        s.checkpoint_interval_s,
+    )
+
+
+def test_with_the_default_policy_a_restart_replays_at_most_500_events(tmp_path):
+    """1,600 frames as fast as the service takes them (the soak's way: the count, not
+    the interval, checkpoints), then SIGKILL: the restart replays only the events since
+    the newest checkpoint, under 500 + one request. The tracker runs ~1 ms per frame
+    of the soak, so 500 events are ~0.5-1.5 s of replay (2,000-3,000 before: 3-8 s
+    on this machine under load)."""
+
+    async def body():
+        s = Services(tmp_path, store=False)  # the FusionSettings defaults
+        await s.start_fusion()
+        st = Stream(s.stub, "sat-1-1")
+        for k in range(0, 1_600, 20):
+            acks = await st.send(*(frame("sat-1-1", j, j * 0.1) for j in range(k, k + 20)))
+            assert {a.status for a in acks} == {ACCEPTED}
+        for _ in range(100):  # the last checkpoint due is written after the acks
+            c = await s.counters()
+            await asyncio.sleep(0.2)
+            if (await s.counters())["checkpoint_seq"] == c["checkpoint_seq"]:
+                break
+        last = s.fusion.engine.journal.committed_seq
+        assert last >= 1_600 and c["checkpoints_written_total"] >= 3
+        await s.stop_fusion(kill=True)
+        await s.start_fusion()
+        replayed = s.fusion.engine.replayed_events
+        assert replayed == last - c["checkpoint_seq"] < 500 + 20
+        (ack,) = await Stream(s.stub, "sat-1-1").send(frame("sat-1-1", 1_600, 160.0))
+        assert ack.status == ACCEPTED
+        await s.stop_fusion()
+
+    run(body(), timeout=120)
 
 
 def test_a_quiet_service_checkpoints_by_time_so_a_restart_replays_little(tmp_path):

@@ -29,7 +29,7 @@ class FusionSettings:
     # Checkpoints (issue 15: restart to SERVING within 5 s under the soak's load): every
     # ``checkpoint_every`` journal events, or every ``checkpoint_interval_s`` wall seconds
     # with events since the last one (0 = never, for either).
-    checkpoint_every: int = 3_000
+    checkpoint_every: int = 500
     checkpoint_interval_s: float = 15.0
     max_sensors: int = 10_000  # distinct sensors without an allow-list (0 = no cap)
     max_streams_per_client: int = 1_000  # open StreamFrames calls per client (0 = no cap)

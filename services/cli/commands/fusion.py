@@ -79,7 +79,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--checkpoint-every",
         type=int,
-        default=3_000,
+        default=500,
         metavar="N",
         help="journal events between two checkpoints of the fusion state, which bound "
         "the replay after a restart and let the journal be trimmed (0 = never; "
