@@ -65,7 +65,9 @@ def stream_reports(url: str, fusion_id: str = "fusion") -> list[bytes]:
         last = (await js.stream_info(names.reports_stream)).state.last_seq
         reader = StreamReader(js, names.reports_stream, names.reports_subject, 1)
         out: list[bytes] = []
+        deadline = asyncio.get_running_loop().time() + 60.0
         while reader.next_seq <= last:
+            assert asyncio.get_running_loop().time() < deadline, "REPORTS not readable whole"
             out += [
                 canonical_bytes(track_pb2.TrackReport.FromString(m.data))
                 for m in await reader.next_batch(2.0)
