@@ -57,6 +57,8 @@ class FusionConfig:
     confirm_n: int = 6  # ... among the last N bins
     confirm_min_sensors: int = 3  # distinct sensors that updated the track in the last
     # confirm_n s (ghost check); 2 suffice for a bright plume
+    confirm_two_sensor_coast_s: float = 15.0  # s; a dim BALLISTIC track above the air seen
+    # by two satellites only is confirmed once it is this old (1e9: never)
     confirm_two_sensor_max_altitude_m: float = 20_000.0  # m; a bright plume below this is a
     # launch: it needs less evidence of motion (confirm_velocity_chi2_plume)
     confirm_min_updates: int = 8  # updates (the two initiating looks count) before confirming

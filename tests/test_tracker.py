@@ -131,10 +131,28 @@ def replace_time(f: SensorFrame, t_ns: int) -> SensorFrame:
                        f.sigma, f.intensity)  # fmt: skip
 
 
-def test_clutter_alone_gives_no_confirmed_track():
-    fr = frames([], 90.0, clutter_per_frame=20.0, seed=3)
+@pytest.mark.parametrize("n_sats", [4, 2])
+def test_clutter_alone_gives_no_confirmed_track(n_sats):
+    fr = frames([], 90.0, n_sats=n_sats, clutter_per_frame=20.0, seed=3)
     tr = Tracker()
     assert [r for f in fr for r in tr.process(f)] == []
+
+
+def test_a_coasting_object_seen_by_two_satellites_only_is_confirmed():
+    # No plume and no third satellite (issue 13: an MRBM raid flew 200 s in view of two):
+    # confirmed once it has held a ballistic path in both for confirm_two_sensor_coast_s
+    r0, v0 = midcourse_object()
+    truth = ballistic_truth(r0, v0, 90.0)
+    fr = frames([truth], 90.0, n_sats=2, clutter_per_frame=1.0, seed=5)
+    tr = Tracker("fx")
+    reports = [r for f in fr for r in tr.process(f)]
+    assert {r.track_id for r in reports} == {"fx-1"}
+    coast_s = FusionConfig().confirm_two_sensor_coast_s
+    assert coast_s <= _t(reports[0]) <= coast_s + 10.0
+    assert {r.phase for r in reports} == {FlightPhase.MIDCOURSE}
+    late = [r for r in reports if _t(r) > 60.0]
+    err = np.array([r.position - truth.state(_t(r))[:3] for r in late])
+    assert np.sqrt(np.mean(np.sum(err**2, axis=1))) < 100.0  # two views, 40-80 m each
 
 
 def test_earth_fixed_source_is_never_confirmed():

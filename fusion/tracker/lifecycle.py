@@ -23,6 +23,7 @@ from scipy.spatial import cKDTree
 from scipy.stats import chi2
 
 from ..config import FusionConfig
+from ..constants import ATMOSPHERE_TOP_M
 from ..domain import NS_PER_S, TrackStatus
 from ..dynamics import POS, VEL, cross_omega, ellipsoid_height
 from .rows import StateRows
@@ -105,12 +106,14 @@ class Lifecycle:
         pos, vel = self.rows.x[r, POS], self.rows.x[r, VEL]
         h = float(ellipsoid_height(pos))
         # Two satellites suffice for a burning plume (a launch is often seen by two only);
-        # a dim source (two-ray ghosts of fires, glint, clutter) needs a third satellite.
+        # a dim source (two-ray ghosts of fires, glint, clutter) needs a third satellite,
+        # unless it has coasted on a ballistic path long enough (_coasting_pair).
         plume = trk.plume.bright_run >= _PLUME_RUN_TO_CONFIRM
         launch = plume and h <= cfg.confirm_two_sensor_max_altitude_m
         need = 2 if plume else cfg.confirm_min_sensors
         recent = t_ns - cfg.confirm_n * NS_PER_S
-        if sum(1 for seen_ns in trk.sensors_seen.values() if seen_ns > recent) < need:
+        seen = sum(1 for seen_ns in trk.sensors_seen.values() if seen_ns > recent)
+        if seen < need and not (seen >= 2 and self._coasting_pair(trk, h, t_ns)):
             return
         n = len(trk.nis_recent)
         if n == 0 or sum(trk.nis_recent) / n > self._nis_limit[n]:
@@ -118,6 +121,19 @@ class Lifecycle:
         if h < cfg.confirm_min_altitude_m and not self._moving(trk, pos, vel, launch, t_ns):
             return
         self._set_status(trk, TrackStatus.CONFIRMED)
+
+    def _coasting_pair(self, trk: Track, height_m: float, t_ns: int) -> bool:
+        """``trk`` may confirm with two satellites: a body coasting above the air (BALLISTIC,
+        no plume ever seen, above ``ATMOSPHERE_TOP_M``) tracked for at least
+        ``confirm_two_sensor_coast_s`` (a two-ray ghost drifts off a ballistic path as the
+        satellites move; a third satellite is not always there)."""
+        cfg = self.config
+        return (
+            trk.mode == Mode.BALLISTIC
+            and not trk.plume.bright_seen
+            and height_m > ATMOSPHERE_TOP_M
+            and (t_ns - trk.created_ns) >= cfg.confirm_two_sensor_coast_s * NS_PER_S
+        )
 
     def _moving(
         self, trk: Track, pos: np.ndarray, vel: np.ndarray, launch: bool, t_ns: int
