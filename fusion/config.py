@@ -48,6 +48,8 @@ class FusionConfig:
     init_max_speed_mps: float = 8000.0  # m/s; target motion allowance between the two looks
     init_velocity_sigma_mps: float = 2500.0  # m/s per axis; velocity prior of a new track
     init_accel_sigma_mps2: float = 40.0  # m/s^2 per axis; thrust prior of a new track
+    init_cloud_radius_m: float = 30_000.0  # m; a new track above the air starts from the
+    # velocity of the held ballistic tracks this close when they agree (0: never)
     init_min_altitude_m: float = -20_000.0  # m; intersections below this are ghosts
     init_max_altitude_m: float = 3_000_000.0  # m; intersections above this are ghosts
     max_range_m: float = 8_000_000.0  # m; an intersection farther from a sensor is a ghost
@@ -184,7 +186,13 @@ class FusionConfig:
             )
         if self.init_min_altitude_m >= self.init_max_altitude_m:
             raise ValueError("init_min_altitude_m: must be below init_max_altitude_m")
-        nonneg = {"allowed_lateness_s", "ballistic_accel_psd", "init_min_angle_deg", "thread_bonus"}
+        nonneg = {
+            "allowed_lateness_s",
+            "ballistic_accel_psd",
+            "init_cloud_radius_m",
+            "init_min_angle_deg",
+            "thread_bonus",
+        }
         for f in fields(self):
             v = getattr(self, f.name)
             if f.name.startswith("init_m") and "altitude" in f.name:

@@ -30,6 +30,7 @@ from ..initiation import Candidate, InitiationBuffer
 from ..measurement import position_jacobian, predict_los, residuals
 from ..registration import Registration
 from ..threads import ThreadBook
+from .cloud import cloud_prior
 from .evidence import evidence_of, unambiguous
 from .existence import Existence
 from .glide_mode import glide_transitions
@@ -394,6 +395,7 @@ class Tracker:
         P[POS, POS] = cand.position_cov
         P[VEL, VEL] = cfg.init_velocity_sigma_mps**2 * np.eye(3)
         P[ACC, ACC] = cfg.init_accel_sigma_mps2**2 * np.eye(3)
+        cloud_prior(x, P, self._tracks, self._rows, t_ns, cfg.init_cloud_radius_m)  # threat cloud
         trk = Track(key=self._next_key, created_ns=t_ns, last_update_ns=t_ns)
         self._next_key += 1
         trk.update_count = 2  # the two initiating looks
@@ -493,7 +495,6 @@ _HELD_WITHIN_NS = 5 * NS_PER_S  # ... this recently for its detections to teach 
 def _well_held(trk: Track, t_ns: int) -> bool:
     """A confirmed track that three satellites have updated in the last seconds (its range
     is held, so its detections tell where the sensors see)."""
-    if trk.status != TrackStatus.CONFIRMED:
-        return False
     recent = t_ns - _HELD_WITHIN_NS
-    return sum(1 for seen_ns in trk.sensors_seen.values() if seen_ns > recent) >= _HELD_SENSORS
+    seen = sum(1 for seen_ns in trk.sensors_seen.values() if seen_ns > recent)
+    return trk.status == TrackStatus.CONFIRMED and seen >= _HELD_SENSORS
