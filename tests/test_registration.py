@@ -146,7 +146,8 @@ def _feed_moving(reg: Registration, bias: dict[int, np.ndarray], seconds: int, n
             t_ns = T0_NS + s * NS_PER_S + k * 1000
             u = (x[:3] - pos) / np.linalg.norm(x[:3] - pos)
             m = rotation_matrix(bias.get(k, np.zeros(3))) @ u + rng.normal(0, noise, 3)
-            frame = SensorFrame(f"sat-{k}", s, t_ns, pos, np.zeros(3), (m / np.linalg.norm(m))[None],
+            los = (m / np.linalg.norm(m))[None]
+            frame = SensorFrame(f"sat-{k}", s, t_ns, pos, np.zeros(3), los,
                                 np.array([max(noise, 1e-7)]), np.ones(1))  # fmt: skip
             reg.correct(frame)
             reg.observe(frame, [1], [Evidence.MOVING], np.zeros(1, int), x[None])
