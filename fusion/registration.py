@@ -17,8 +17,8 @@ unambiguously that site's, :mod:`.registration_sites`). Only unambiguous looks c
 (``observe``'s ``clear``); an ambiguous boost look drops its track's open window and
 keeps it out for a window length (in a crowd a boost track may hold other objects in other
 sensors: an offset per sensor, a bias). A window is solved when it spans its length, when
-it is full, when its track changes model (burnout) and when it has gone quiet for ``STALE_AFTER_S`` (its looks still count).
-Residuals against the track's state (propagated to each look, tangent plane) are
+it is full, when its track changes model (burnout) and when it has gone quiet for
+``STALE_AFTER_S`` (its looks still count). Residuals against the track's state (propagated to each look, tangent plane) are
 ``y = E dp / rho + E (dtheta x u) + noise``.
 The position error ``dp`` (and the velocity error, for a moving target) is eliminated by
 projecting onto the orthogonal complement of its columns (QR), so a window is
