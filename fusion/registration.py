@@ -9,16 +9,16 @@ drift ``registration_drift_rad_per_hour`` with data time.
 
 Evidence: the detections one track collected over ``registration_window_s`` from two or
 more sensors (confirmed ballistic tracks: common targets), and the detections of one hot
-spot *site* over ``EARTH_FIXED_WINDOW_SHARE`` times that (Earth-fixed or resting
-tentative tracks, matched by their Earth-fixed position, so the successive short-lived
-tracks of one hot spot fill one window whose looks come from different satellites at
-different times; a detection no track took joins an open site's window when it is
-unambiguously that site's, :mod:`.registration_sites`). Only unambiguous looks count
-(``observe``'s ``clear``); an ambiguous boost look drops its track's open window and
-keeps it out for a window length (in a crowd a boost track may hold other objects in other
-sensors: an offset per sensor, a bias). A window is solved when it spans its length, when
-it is full, when its track changes model (burnout) and when it has gone quiet for
-``STALE_AFTER_S`` (its looks still count). Residuals against the track's state (propagated to each look, tangent plane) are
+spot *site* over ``EARTH_FIXED_WINDOW_SHARE`` times that (Earth-fixed or resting tentative
+tracks, matched by their Earth-fixed position, so the successive short-lived tracks of one
+hot spot fill one window whose looks come from different satellites at different times; a
+detection no track took joins an open site's window when it is unambiguously that site's,
+:mod:`.registration_sites`). Only unambiguous looks count (``observe``'s ``clear``); an
+ambiguous boost look drops its track's open window and keeps it out for a window length
+(in a crowd a boost track may hold other objects in other sensors: an offset per sensor, a
+bias). A window is solved when it spans its length, when it is full, when its track
+changes model (burnout) and when it has gone quiet for ``STALE_AFTER_S`` (its looks still
+count). Residuals against the track's state (propagated to each look, tangent plane) are
 ``y = E dp / rho + E (dtheta x u) + noise``.
 The position error ``dp`` (and the velocity error, for a moving target) is eliminated by
 projecting onto the orthogonal complement of its columns (QR), so a window is
