@@ -11,8 +11,7 @@ Evidence: the detections one track collected over ``registration_window_s`` from
 more sensors (confirmed ballistic tracks: common targets), and the detections of one hot
 spot *site* over ``EARTH_FIXED_WINDOW_SHARE`` times that (Earth-fixed or resting tentative
 tracks, matched by their Earth-fixed position, so the successive short-lived tracks of one
-hot spot fill one window whose looks come from different satellites at different times; a
-detection no track took joins an open site's window when it is unambiguously that site's,
+hot spot fill one window whose looks come from different satellites at different times;
 :mod:`.registration_sites`). Only unambiguous looks count (``observe``'s ``clear``); an
 ambiguous boost look drops its track's open window and keeps it out for a window length
 (in a crowd a boost track may hold other objects in other sensors: an offset per sensor, a
@@ -50,7 +49,7 @@ from .constants import OMEGA_EARTH
 from .domain import NS_PER_S, SensorFrame
 from .dynamics import cross_omega, ellipsoid_height, propagate
 from .measurement import predict_los
-from .registration_sites import Sites, free_looks
+from .registration_sites import Sites
 
 MAX_WINDOW_LOOKS = 400  # detections a window holds at most (bounded history; then solved)
 MAX_ANGLE_RAD = 1e-3  # an estimate beyond this is broken: the update is rejected
@@ -178,7 +177,6 @@ class Registration:
         self.outliers_total = 0  # windows skipped as inconsistent with the model
         self.rejected_total = 0  # numerically broken updates, never applied
         self.contested_total = 0  # open windows dropped at an ambiguous look
-        self.site_looks_total = 0  # hot-spot looks no track took, added to their site
 
     # ------------------------------------------------------------------ frames
     def correct(self, frame: SensorFrame) -> SensorFrame:
@@ -319,8 +317,6 @@ class Registration:
                 if t_s - w.start_s >= self._span[kind] or len(w.rows) >= MAX_WINDOW_LOOKS:
                     del pending[key]
                     self._close(w)
-            if frame.n_detections > det_idx.size:
-                self._free_site_looks(frame, k, det_idx)
         if t_s - self._pruned_s >= PRUNE_EVERY_S:
             self._prune(t_s)
 
@@ -334,23 +330,6 @@ class Registration:
         old = t_s - max(self._span.values())
         for key in [q for q, t in self._contested.items() if t < old]:
             del self._contested[key]
-
-    def _free_site_looks(self, frame: SensorFrame, k: int, taken: np.ndarray) -> None:
-        """Add to the open hot-spot windows the detections of ``frame`` (sensor ``k``) that
-        no track took (``taken``: the detections tracks took) and that are unambiguously
-        an open site's look (registration_sites.free_looks)."""
-        open_keys = [q for q, w in self._pending.items() if q < 0]
-        if not open_keys:
-            return
-        t_s = frame.time_s
-        sites = self._sites.eci(open_keys, t_s)
-        for j, d in free_looks(frame.position, frame.los, taken, sites):
-            w = self._pending[open_keys[j]]
-            w.rows.append((t_s, k, frame.position, frame.los[d], float(frame.sigma[d])))
-            self.site_looks_total += 1
-            if t_s - w.start_s >= self._span[w.kind] or len(w.rows) >= MAX_WINDOW_LOOKS:
-                del self._pending[open_keys[j]]
-                self._close(w)
 
     def _close(self, w: _Window) -> None:
         """Solve a window with the track's state after its last look."""

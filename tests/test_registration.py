@@ -177,13 +177,10 @@ def _hand_over(
     spot: np.ndarray | None,
     clear: bool = True,
     kind: Evidence = Evidence.EARTH_FIXED,
-    tracked: bool = True,
-    twin_rad: float | None = None,
 ) -> None:
     """Sensor ``k`` looks at second ``s``: the hot spot ``spot`` (m, Earth-fixed at s = 0)
-    as detected by tentative track ``key`` (an unambiguous association if ``clear``; no
-    track took it unless ``tracked``; with a second detection ``twin_rad`` away if given),
-    or nothing (None)."""
+    as detected by tentative track ``key`` (an unambiguous association if ``clear``), or
+    nothing (None)."""
     pos = _sensors(2)[k]
     a = 7.292115146706979e-5 * s
     rot = np.array([[math.cos(a), -math.sin(a), 0], [math.sin(a), math.cos(a), 0], [0, 0, 1]])
@@ -195,20 +192,12 @@ def _hand_over(
         return
     p = rot @ spot
     u = (p - pos) / np.linalg.norm(p - pos)
-    los = [u]
-    if twin_rad is not None:
-        v = u + twin_rad * np.cross(u, [0.0, 0.0, 1.0]) / np.linalg.norm(np.cross(u, [0, 0, 1.0]))
-        los.append(v / np.linalg.norm(v))
-    n = len(los)
-    frame = SensorFrame(f"sat-{k}", s, t_ns, pos, np.zeros(3), np.array(los),
-                        np.full(n, 2e-5), np.ones(n))  # fmt: skip
+    frame = SensorFrame(f"sat-{k}", s, t_ns, pos, np.zeros(3), u[None], np.array([2e-5]),
+                        np.ones(1))  # fmt: skip
     state = np.zeros((1, 9))
     state[0, :3] = p
     reg.correct(frame)
-    if tracked:
-        reg.observe(frame, [key], [kind], np.zeros(1, int), state, np.array([clear]))
-    else:
-        reg.observe(frame, [], [], np.zeros(0, int), np.zeros((0, 9)))
+    reg.observe(frame, [key], [kind], np.zeros(1, int), state, np.array([clear]))
 
 
 @pytest.mark.parametrize("apart_m, windows", [(300.0, 1), (100e3, 0)])
@@ -227,25 +216,6 @@ def test_successive_tracks_of_one_hot_spot_fill_one_window(apart_m, windows):
     assert reg.windows_total == 0  # still open: 60 s windows, tracks seen 2 s ago
     for s in range(30, 45):  # both tracks quiet for > 10 s: the window is solved
         _hand_over(reg, 0, s, 0, None)
-    assert reg.windows_total == windows and reg.rejected_total == 0
-    assert [b.windows for b in reg.estimates()] == [windows, windows]
-
-
-@pytest.mark.parametrize("twin_rad, windows", [(None, 1), (500e-6, 0)])
-def test_a_hot_spot_look_no_track_took_joins_its_site(twin_rad, windows):
-    """Satellite 0 holds a hot spot with a tentative track; satellite 1 sees it too, but no
-    track took its detections (the tracker needs two satellites at once to start one, and
-    its tracks come and go): a free detection on the open site's line of sight joins the
-    site's window, which so has two satellites and is solved. With a second detection 0.5
-    mrad from it, which one is the hot spot's is not clear: left out, nothing solved."""
-    reg = Registration(FusionConfig())
-    spot = 6.4e6 * np.array([1.0, 0.05, 0.02]) / np.linalg.norm([1.0, 0.05, 0.02])
-    for s in range(15):
-        _hand_over(reg, 0, s, 1, spot)
-        _hand_over(reg, 1, s, 0, spot, tracked=False, twin_rad=twin_rad)
-    for s in range(15, 30):  # quiet: the open window is solved
-        _hand_over(reg, 0, s, 0, None)
-    assert reg.site_looks_total == 15 * windows
     assert reg.windows_total == windows and reg.rejected_total == 0
     assert [b.windows for b in reg.estimates()] == [windows, windows]
 
