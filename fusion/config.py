@@ -120,7 +120,7 @@ class FusionConfig:
     registration: bool = True  # estimate and apply each sensor's pointing bias
     registration_prior_sigma_rad: float = 10e-6  # rad per axis; bias prior (before evidence)
     registration_drift_rad_per_hour: float = 5e-6  # rad per axis after 1 h (random walk)
-    registration_window_s: float = 60.0  # s of a track's detections solved together
+    registration_window_s: float = 20.0  # s of a track's detections solved together
     registration_max_sensors: int = 256  # sensors estimated (later ones are left alone)
     registration_max_windows: int = 48  # tracks gathering evidence at once: a raid's
     # thousand tracks add no information a few dozen lack, only cost (issue 13)

@@ -154,16 +154,15 @@ def _feed_moving(reg: Registration, bias: dict[int, np.ndarray], seconds: int, n
     return reg
 
 
-def test_a_moving_target_window_is_propagated_exactly_enough():
-    """A moving target's 60 s window (the default) is propagated along gravity with J2
-    (RK4), not by a short expansion: with 0.1 urad noise, the third-order expansion about
-    the window's end used with 20 s windows is 3.6 m off at a 60 s window's start (~2
-    urad at 1,800 km), which taught false biases of up to 18 urad here (the window's
-    chi-square test does not catch it: the bias columns absorb most of it). Every sensor's
-    estimate must be within 3 sigma of its true bias (measured: at most 1.5 sigma)."""
+def test_a_moving_targets_windows_find_the_relative_bias_within_sigma():
+    """A ballistic target seen by five sensors, one of them biased, with 0.1 urad noise:
+    its 20 s windows (position and velocity errors eliminated, the target propagated by
+    the window's third-order expansion: 4 cm off at 20 s, 3.6 m at 60 s, which taught false
+    biases of up to 18 urad here when tried with 60 s windows) are all accepted, and every
+    sensor's estimate is within 3 sigma of its true bias (measured: at most 0.8 sigma)."""
     bias = {2: np.array([6e-6, -4e-6, 3e-6])}
     reg = _feed_moving(Registration(FusionConfig()), bias, 181, 1e-7)
-    assert reg.windows_total == 3 and reg.outliers_total == 0 and reg.rejected_total == 0
+    assert reg.windows_total >= 8 and reg.outliers_total == 0 and reg.rejected_total == 0
     for b in reg.estimates():
         err = np.array(b.angles_rad) - bias.get(int(b.sensor_id[-1]), np.zeros(3))
         assert np.all(np.abs(err) <= 3.0 * np.array(b.sigma_rad)), b.sensor_id
