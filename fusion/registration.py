@@ -9,15 +9,15 @@ drift ``registration_drift_rad_per_hour`` with data time.
 
 Evidence: the detections one track collected over ``registration_window_s`` from two or
 more sensors (confirmed ballistic tracks: common targets), and the detections of one hot
-spot *site* over ``EARTH_FIXED_WINDOW_SHARE`` times that (Earth-fixed or resting
-tentative tracks, matched by their Earth-fixed position, so the successive short-lived
-tracks of one hot spot fill one window whose looks come from different satellites at
-different times). Only unambiguous looks count (``observe``'s ``clear``); an ambiguous
-boost look drops its track's open window and keeps it out for a window length (in a crowd
-a boost track may hold other objects in other sensors: an offset per sensor, a bias). A
-window is solved when it spans its length, when it is full, when its track changes model
-(burnout) and when it has gone quiet for ``STALE_AFTER_S`` (its looks still count).
-Residuals against the track's state (propagated to each look, tangent plane) are
+spot *site* over ``EARTH_FIXED_WINDOW_SHARE`` times that (Earth-fixed or resting tentative
+tracks, matched by their Earth-fixed position, so the successive short-lived tracks of one
+hot spot fill one window whose looks come from different satellites at different times;
+:mod:`.registration_sites`). Only unambiguous looks count (``observe``'s ``clear``); an
+ambiguous boost look drops its track's open window and keeps it out for a window length
+(in a crowd a boost track may hold other objects in other sensors: an offset per sensor, a
+bias). A window is solved when it spans its length, when it is full, when its track
+changes model (burnout) and when it has gone quiet for ``STALE_AFTER_S`` (its looks still
+count). Residuals against the track's state (propagated to each look, tangent plane) are
 ``y = E dp / rho + E (dtheta x u) + noise``.
 The position error ``dp`` (and the velocity error, for a moving target) is eliminated by
 projecting onto the orthogonal complement of its columns (QR), so a window is
@@ -49,13 +49,12 @@ from .constants import OMEGA_EARTH
 from .domain import NS_PER_S, SensorFrame
 from .dynamics import cross_omega, ellipsoid_height, gravity, gravity_gradient
 from .measurement import predict_los
+from .registration_sites import Sites
 
 MAX_WINDOW_LOOKS = 400  # detections a window holds at most (bounded history; then solved)
 MAX_ANGLE_RAD = 1e-3  # an estimate beyond this is broken: the update is rejected
 OUTLIER_CHI2_FACTOR = 3.0  # a window whose chi-square exceeds this x its expectation: skipped
 MIN_LOOKS = 4  # detections a window needs
-SITE_MATCH_M = 5_000.0  # m; hot-spot looks within this of a known site are that site's
-MAX_SITES = 512  # hot-spot sites remembered (the least recently seen is forgotten)
 STALE_AFTER_S = 10.0  # s without a look after which a window is closed (track ended)
 PRUNE_EVERY_S = 1.0  # s of data time between two prunings of stale windows
 RESTING_HEIGHT_M = 5_000.0  # m; a dim tentative track this low ...
@@ -162,11 +161,7 @@ class Registration:
         self.scale = 1.0  # estimated bias variance / prior variance, in [SCALE_MIN, 1]
         self._pending: dict[int, _Window] = {}
         self._contested: dict[int, float] = {}  # key -> data time s of its last ambiguous look
-        self._sites = np.zeros((0, 3))  # (M, 3) m: hot spots in an Earth-fixed frame
-        self._site_ids = np.zeros(0, int)  # (M,) their window keys (negative)
-        self._site_seen = np.zeros(0)  # (M,) s: data time of each site's last look
-        self._next_site = 0
-        self._t0_s: float | None = None  # data time at which that frame meets ECI
+        self._sites = Sites()  # hot spots, Earth-fixed (registration_sites)
         self._span = {
             Evidence.MOVING: config.registration_window_s,
             Evidence.EARTH_FIXED: config.registration_window_s * EARTH_FIXED_WINDOW_SHARE,
@@ -297,7 +292,7 @@ class Registration:
             for i, kind in enumerate(kinds):
                 if kind == Evidence.NONE:
                     continue  # the look is left out; the window waits (or is pruned)
-                key = keys[i] if kind != Evidence.EARTH_FIXED else self._site(states[i], t_s)
+                key = keys[i] if kind != Evidence.EARTH_FIXED else self._sites.key(states[i], t_s)
                 if clear is not None and not clear[i]:
                     if kind != Evidence.THRUSTING:
                         continue  # left out (their windows mixed no objects even when kept)
@@ -334,33 +329,6 @@ class Registration:
         old = t_s - max(self._span.values())
         for key in [q for q, t in self._contested.items() if t < old]:
             del self._contested[key]
-
-    def _site(self, x: np.ndarray, t_s: float) -> int:
-        """Window key (negative) of the hot spot at ECI state ``x`` (9,): the known site
-        within ``SITE_MATCH_M`` in an Earth-fixed frame, else a new one. Successive
-        tentative tracks of one hot spot so fill one window (its position is eliminated
-        once: looks from different times and satellites constrain their biases)."""
-        if self._t0_s is None:
-            self._t0_s = t_s
-        a = -OMEGA_EARTH * (t_s - self._t0_s)
-        ca, sa = np.cos(a), np.sin(a)
-        e = np.array([ca * x[0] - sa * x[1], sa * x[0] + ca * x[1], x[2]])
-        if self._sites.shape[0]:
-            d2 = np.einsum("mi,mi->m", self._sites - e, self._sites - e)
-            j = int(np.argmin(d2))
-            if d2[j] <= SITE_MATCH_M**2:
-                self._site_seen[j] = t_s
-                return int(self._site_ids[j])
-        key = -1 - self._next_site
-        self._next_site += 1
-        if self._sites.shape[0] >= MAX_SITES:  # forget the least recently seen
-            j = int(np.argmin(self._site_seen))
-            self._sites[j], self._site_ids[j], self._site_seen[j] = e, key, t_s
-        else:
-            self._sites = np.vstack([self._sites, e])
-            self._site_ids = np.append(self._site_ids, key)
-            self._site_seen = np.append(self._site_seen, t_s)
-        return key
 
     def _close(self, w: _Window) -> None:
         """Solve a window with the track's state after its last look."""

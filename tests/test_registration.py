@@ -127,6 +127,47 @@ def test_relative_bias_of_a_sensor_is_found_within_its_sigma():
     assert np.all(np.abs(err) <= np.maximum(3 * sigma, 1.5e-6))
 
 
+def _feed_moving(reg: Registration, bias: dict[int, np.ndarray], seconds: int, noise: float):
+    """A ballistic target in orbit (RK4 in 0.25 s steps: the truth) seen once a second by
+    every sensor with the given true biases (rad) and noise (rad); the tracker's state
+    handed over is the true one (its error is eliminated in a window anyway)."""
+    from tracklayer.fusion.dynamics import propagate
+
+    rng = np.random.default_rng(11)
+    sensors = _sensors()
+    x0 = np.zeros(9)
+    x0[:3] = [6.9e6, 0.0, 0.0]
+    x0[3:6] = [0.0, 6.0e3, 3.5e3]  # m/s: a sub-orbital arc above the sensors' theatre
+    x = x0
+    for s in range(seconds):
+        if s:
+            x = propagate(x[None], 1.0, max_step=0.25, with_stm=False)[0][0]
+        for k, pos in enumerate(sensors):
+            t_ns = T0_NS + s * NS_PER_S + k * 1000
+            u = (x[:3] - pos) / np.linalg.norm(x[:3] - pos)
+            m = rotation_matrix(bias.get(k, np.zeros(3))) @ u + rng.normal(0, noise, 3)
+            los = (m / np.linalg.norm(m))[None]
+            frame = SensorFrame(f"sat-{k}", s, t_ns, pos, np.zeros(3), los,
+                                np.array([max(noise, 1e-7)]), np.ones(1))  # fmt: skip
+            reg.correct(frame)
+            reg.observe(frame, [1], [Evidence.MOVING], np.zeros(1, int), x[None])
+    return reg
+
+
+def test_a_moving_targets_windows_find_the_relative_bias_within_sigma():
+    """A ballistic target seen by five sensors, one of them biased, with 0.1 urad noise:
+    its 20 s windows (position and velocity errors eliminated, the target propagated by
+    the window's third-order expansion: 4 cm off at 20 s, 3.6 m at 60 s, which taught false
+    biases of up to 18 urad here when tried with 60 s windows) are all accepted, and every
+    sensor's estimate is within 3 sigma of its true bias (measured: at most 0.8 sigma)."""
+    bias = {2: np.array([6e-6, -4e-6, 3e-6])}
+    reg = _feed_moving(Registration(FusionConfig()), bias, 181, 1e-7)
+    assert reg.windows_total >= 8 and reg.outliers_total == 0 and reg.rejected_total == 0
+    for b in reg.estimates():
+        err = np.array(b.angles_rad) - bias.get(int(b.sensor_id[-1]), np.zeros(3))
+        assert np.all(np.abs(err) <= 3.0 * np.array(b.sigma_rad)), b.sensor_id
+
+
 def _hand_over(
     reg: Registration,
     k: int,
