@@ -159,13 +159,16 @@ def browser() -> Iterator:
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def wait_for(driver, script: str, timeout: float = 5.0, what: str = "") -> float:
-    """Seconds until the page's ``script`` (a JS expression) is truthy; fails after timeout."""
+def wait_for(
+    driver, script: str, timeout: float = 5.0, what: str = "", poll: float = 0.02
+) -> float:
+    """Seconds until the page's ``script`` (a JS expression) is truthy, asked every ``poll``
+    seconds; fails after timeout."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
         if driver.execute_script(f"return !!({script});"):
             return time.monotonic() - t0
-        time.sleep(0.02)
+        time.sleep(poll)
     state = driver.execute_script(
         "const m = window.tracklayerMap; return m && {ids: [...m.tracks.keys()], "
         "stats: m.stats, drawn: m.drawn};"
@@ -322,34 +325,49 @@ def raid(n: int, revision: int) -> list[track_pb2.TrackReport]:
     return out
 
 
+REVISIONS = 20
+
+
 def test_a_thousand_live_tracks_update_in_under_100_ms(store, browser, tmp_path):
+    # Built before the page opens: the test's own work must not compete with the page's.
+    revisions = [raid(1000, rev) for rev in range(1, REVISIONS + 1)]
     browser.get(store.url)
     wait_for(browser, "window.tracklayerMap && window.tracklayerMap.landRings > 100", 10)
-    for rev in range(1, 11):
+    for rev, reports in enumerate(revisions, start=1):
         for k in range(0, 1000, 250):  # a raid's store gets reports in batches
-            store.publish(*raid(1000, rev)[k : k + 250])
-        wait_for(
+            store.publish(*reports[k : k + 250])
+        wait_for(  # asked every 0.1 s: each question costs the page's main thread
             browser,
             "window.tracklayerMap.tracks.size === 1000 && "
             f"[...window.tracklayerMap.tracks.values()].every(t => t.rep.rev === {rev})",
             5.0,
             f"revision {rev} of 1000 tracks",
+            poll=0.1,
         )
     time.sleep(0.3)
     stats = browser.execute_script("return window.tracklayerMap.stats")
-    updates = sorted(stats["updateMs"])
-    frames = sorted(stats["frameMs"])
-    decode = sorted(stats["decodeMs"])
-    p95 = updates[int(0.95 * (len(updates) - 1))]
+    backgrounds = browser.execute_script("return window.tracklayerMap.backgrounds")
+
+    def pct(values: list[float], q: float) -> float:
+        return sorted(values)[int(q * (len(values) - 1))]
+
+    updates, frames, decode = stats["updateMs"], stats["frameMs"], stats["decodeMs"]
     print(
         f"\nlive map, 1,000 tracks: {len(updates)} updates, update (message -> drawn) "
-        f"median {updates[len(updates) // 2]:.1f} ms, p95 {p95:.1f} ms, max {updates[-1]:.1f} ms; "
-        f"frame median {frames[len(frames) // 2]:.1f} ms, max {frames[-1]:.1f} ms; decoding "
-        f"median {decode[len(decode) // 2]:.1f} ms, max {decode[-1]:.1f} ms"
+        f"median {pct(updates, 0.5):.1f} ms, p95 {pct(updates, 0.95):.1f} ms, max "
+        f"{max(updates):.1f} ms; {len(frames)} frames, median {pct(frames, 0.5):.1f} ms, p95 "
+        f"{pct(frames, 0.95):.1f} ms, max {max(frames):.1f} ms; decoding median "
+        f"{pct(decode, 0.5):.1f} ms, max {max(decode):.1f} ms; land drawn {backgrounds} times"
     )
+    assert len(updates) >= REVISIONS
     assert browser.execute_script("return window.tracklayerMap.drawn.tracks") > 900
     # 2,000 lines of sight would hide the raid: none until a track or satellite is chosen
     drawn = browser.execute_script("return window.tracklayerMap.drawn")
     assert drawn["satellites"] == 2 and drawn["sightLines"] == 0
-    assert p95 < 100.0, stats
+    # A raid drifting across the view keeps its framing: the land (the costliest drawing)
+    # is not drawn again on every update (before the land loads, then the first framings).
+    assert backgrounds <= 6, backgrounds
+    # Every update under 100 ms (issue 16), and every frame, re-framings included.
+    assert pct(updates, 0.95) < 100.0, stats
+    assert pct(frames, 0.95) < 100.0, stats
     keep_screenshot(browser, tmp_path / "live-map-1000.png")

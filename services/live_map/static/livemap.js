@@ -36,6 +36,9 @@
   const stats = {
     messages: 0, reports: 0, frames: 0, lastFrameMs: 0, maxFrameMs: 0, frameMs: [],
     updateMs: [], lastUpdateMs: 0, maxUpdateMs: 0, decodeMs: [],
+    // where each update's time went (ms): decode, apply (picture and framing), wait (for
+    // the next animation frame), draw
+    parts: [],
   };
   const drawn = {
     tracks: 0, impactEllipses: 0, impactEllipsePx: 0, launches: 0, labels: 0, satellites: 0,
@@ -47,6 +50,7 @@
   let highlight = null;      // sensor id under the mouse in the satellite list
   let dirty = true;
   let pendingSince = null;   // performance.now() of the first unrendered message
+  let part = null;           // that update's parts so far (stats.parts)
   let screen = [];           // [x, y, id] of each drawn sub-point (hover)
   let satScreen = [];        // [x, y, sensor id] of each drawn satellite (hover)
   const geo = window.tracklayerGeo(view);
@@ -66,52 +70,65 @@
     ctx.lineWidth = 1.6; ctx.globalAlpha = 0.7;
     for (const [c, list] of byColour) {
       ctx.beginPath();
-      for (const t of list) strokeLine(ctx, t.trail.map((p) => [p[1], p[2]]), w, h);
+      for (const t of list) strokeLine(ctx, t.trail, w, h, 1);  // [t, lat, lon, alt]
       ctx.strokeStyle = c; ctx.stroke();
     }
     ctx.globalAlpha = 1;
   }
 
-  function drawEllipse(e, k, w, h, dash) {
-    ctx.beginPath(); strokeLine(ctx, ellipsePoints(e, k), w, h);
-    ctx.setLineDash(dash); ctx.stroke(); ctx.setLineDash([]);
+  // A ground ellipse's k-sigma outline ([lat, lon] points), worked out once per report:
+  // the 3-sigma outline is the 1-sigma one scaled about the centre (linear in k).
+  function outline(e, k) {
+    if (!e.o1) e.o1 = ellipsePoints(e, 1);
+    if (k === 1) return e.o1;
+    if (!e.o3) e.o3 = e.o1.map(([lat, lon]) => [e.lat + 3 * (lat - e.lat), e.lon + 3 * (lon - e.lon)]);
+    return e.o3;
   }
 
+  // Impact ellipses and launch points, each kind as one path (a raid has hundreds: one
+  // stroke per kind, not per ellipse).
   function drawGround(w, h) {
-    drawn.impactEllipses = 0; drawn.launches = 0; drawn.impactEllipsePx = 0;
     let impacts = 0;
     for (const t of tracks.values()) if (t.rep.impact) impacts++;
     const connect = impacts <= CONNECT_LIMIT;  // track -> impact lines; in a raid: selected only
+    const lines = new Map();  // phase colour -> Path2D of track -> impact lines
+    const one = new Path2D(), three = new Path2D(), marks = new Path2D();
+    const launch = new Path2D(), triangles = new Path2D();
+    drawn.impactEllipses = 0; drawn.launches = 0; drawn.impactEllipsePx = 0;
     for (const t of tracks.values()) {
-      const r = t.rep, c = colour(r);
+      const r = t.rep;
       if (r.impact && r.impact.lat != null) {
-        const p = project(r.impact.lat, r.impact.lon, w, h);
-        if (!p[2]) continue;
-        const q = project(r.lat, r.lon, w, h);
-        ctx.strokeStyle = c; ctx.globalAlpha = 0.35; ctx.lineWidth = 1;
-        if (q[2] && (connect || r.id === selected)) {
-          ctx.beginPath(); ctx.setLineDash([2, 4]); ctx.moveTo(q[0], q[1]);
-          ctx.lineTo(p[0], p[1]); ctx.stroke(); ctx.setLineDash([]);
+        const p = project(r.impact.lat, r.impact.lon, w, h), q = project(r.lat, r.lon, w, h);
+        if (p[2] && q[2] && (connect || r.id === selected)) {
+          const c = colour(r);
+          if (!lines.has(c)) lines.set(c, new Path2D());
+          lines.get(c).moveTo(q[0], q[1]); lines.get(c).lineTo(p[0], p[1]);
         }
-        ctx.globalAlpha = 0.9; ctx.lineWidth = 1.6; ctx.strokeStyle = "#ff4d4d";
-        drawEllipse(r.impact, 1, w, h, []);
-        ctx.lineWidth = 1.2; drawEllipse(r.impact, 3, w, h, [5, 4]);
-        ctx.globalAlpha = 1;
-        ctx.beginPath(); ctx.moveTo(p[0] - 4, p[1] - 4); ctx.lineTo(p[0] + 4, p[1] + 4);
-        ctx.moveTo(p[0] + 4, p[1] - 4); ctx.lineTo(p[0] - 4, p[1] + 4); ctx.stroke();
-        const edge = project(...ellipsePoints(r.impact, 3)[0], w, h);
-        drawn.impactEllipsePx = Math.max(drawn.impactEllipsePx, Math.hypot(edge[0] - p[0], edge[1] - p[1]));
-        drawn.impactEllipses++;
+        if (p[2]) {
+          strokeLine(one, outline(r.impact, 1), w, h); strokeLine(three, outline(r.impact, 3), w, h);
+          marks.moveTo(p[0] - 4, p[1] - 4); marks.lineTo(p[0] + 4, p[1] + 4);
+          marks.moveTo(p[0] + 4, p[1] - 4); marks.lineTo(p[0] - 4, p[1] + 4);
+          const edge = project(...outline(r.impact, 3)[0], w, h);
+          drawn.impactEllipsePx = Math.max(drawn.impactEllipsePx, Math.hypot(edge[0] - p[0], edge[1] - p[1]));
+          drawn.impactEllipses++;
+        }
       }
       if (r.launch && r.launch.lat != null) {
         const p = project(r.launch.lat, r.launch.lon, w, h);
         if (!p[2]) continue;
-        ctx.strokeStyle = "#8fe388"; ctx.lineWidth = 1.2; drawEllipse(r.launch, 1, w, h, []);
-        ctx.fillStyle = "#8fe388"; ctx.beginPath(); ctx.moveTo(p[0], p[1] - 6);
-        ctx.lineTo(p[0] + 5, p[1] + 4); ctx.lineTo(p[0] - 5, p[1] + 4); ctx.closePath(); ctx.fill();
+        strokeLine(launch, outline(r.launch, 1), w, h);
+        triangles.moveTo(p[0], p[1] - 6); triangles.lineTo(p[0] + 5, p[1] + 4);
+        triangles.lineTo(p[0] - 5, p[1] + 4); triangles.closePath();
         drawn.launches++;
       }
     }
+    ctx.globalAlpha = 0.35; ctx.lineWidth = 1; ctx.setLineDash([2, 4]);
+    for (const [c, path] of lines) { ctx.strokeStyle = c; ctx.stroke(path); }
+    ctx.globalAlpha = 0.9; ctx.strokeStyle = "#ff4d4d"; ctx.setLineDash([]);
+    ctx.lineWidth = 1.6; ctx.stroke(one);
+    ctx.lineWidth = 1.2; ctx.setLineDash([5, 4]); ctx.stroke(three); ctx.setLineDash([]);
+    ctx.globalAlpha = 1; ctx.stroke(marks);
+    ctx.strokeStyle = "#8fe388"; ctx.fillStyle = "#8fe388"; ctx.stroke(launch); ctx.fill(triangles);
   }
 
   // Satellites where the reports last placed them (sub-points), drawn while recent.
@@ -179,27 +196,40 @@
       boxes.push([x, y, w]);
       return true;
     };
-    ctx.font = "12px system-ui, 'DejaVu Sans', sans-serif"; ctx.textBaseline = "middle";
+    // One path per colour and kind (filled: confirmed, ring: tentative / coasting), not
+    // one per track: a raid's 1,000 dots in a handful of fills.
+    const dots = new Map();  // colour + solid -> [colour, solid, Path2D]
+    const rings = new Path2D(), named = [];
+    let chosen = null;
     for (const t of tracks.values()) {
       const r = t.rep;
       if (r.lat == null) continue;
       const p = project(r.lat, r.lon, w, h);
       if (!p[2]) continue;
       screen.push([p[0], p[1], r.id]);
-      const c = colour(r), solid = r.status === "CONFIRMED";
-      ctx.beginPath(); ctx.arc(p[0], p[1], solid ? 4.5 : 4, 0, 2 * Math.PI);
-      if (solid) { ctx.fillStyle = c; ctx.fill(); } else { ctx.strokeStyle = c; ctx.lineWidth = 2; ctx.stroke(); }
+      const c = colour(r), solid = r.status === "CONFIRMED", key = c + solid;
+      if (!dots.has(key)) dots.set(key, [c, solid, new Path2D()]);
+      const path = dots.get(key)[2];
+      path.moveTo(p[0] + (solid ? 4.5 : 4), p[1]); path.arc(p[0], p[1], solid ? 4.5 : 4, 0, 2 * Math.PI);
       if (highlight && r.sensors.includes(highlight)) {
-        ctx.beginPath(); ctx.arc(p[0], p[1], 7, 0, 2 * Math.PI);
-        ctx.strokeStyle = "#f4f1a6"; ctx.lineWidth = 1.5; ctx.stroke();
+        rings.moveTo(p[0] + 7, p[1]); rings.arc(p[0], p[1], 7, 0, 2 * Math.PI);
       }
-      if (r.id === selected) {
-        ctx.beginPath(); ctx.arc(p[0], p[1], 9, 0, 2 * Math.PI);
-        ctx.strokeStyle = "#ffffff"; ctx.lineWidth = 1.5; ctx.stroke();
-      }
-      if ((labels && free(p[0] + 8, p[1] - 8, r.id)) || r.id === selected) {
-        ctx.fillStyle = "#e8eef6"; ctx.fillText(r.id, p[0] + 8, p[1] - 8); drawn.labels++;
-      }
+      if (r.id === selected) chosen = p;
+      if (labels || r.id === selected) named.push([p, r.id]);
+    }
+    ctx.lineWidth = 2;
+    for (const [c, solid, path] of dots.values()) {
+      if (solid) { ctx.fillStyle = c; ctx.fill(path); } else { ctx.strokeStyle = c; ctx.stroke(path); }
+    }
+    ctx.strokeStyle = "#f4f1a6"; ctx.lineWidth = 1.5; ctx.stroke(rings);
+    if (chosen) {
+      ctx.beginPath(); ctx.arc(chosen[0], chosen[1], 9, 0, 2 * Math.PI);
+      ctx.strokeStyle = "#ffffff"; ctx.stroke();
+    }
+    ctx.font = "12px system-ui, 'DejaVu Sans', sans-serif"; ctx.textBaseline = "middle";
+    ctx.fillStyle = "#e8eef6";
+    for (const [p, id] of named) {
+      if (id === selected || free(p[0] + 8, p[1] - 8, id)) { ctx.fillText(id, p[0] + 8, p[1] - 8); drawn.labels++; }
     }
     drawn.tracks = screen.length;
   }
@@ -212,10 +242,7 @@
       canvas.width = Math.round(w * dpr); canvas.height = Math.round(h * dpr);
     }
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    if (view.mode === "flat") {  // no empty band beyond a pole: the map fills the height
-      const half = Math.min(90, h / 2 / flatScale(w, h));
-      view.lat0 = Math.max(-90 + half, Math.min(90 - half, view.lat0));
-    }
+    geo.clampFlat(w, h);  // no empty band beyond a pole: the flat map fills the height
     ctx.drawImage(geo.background(w, h), 0, 0, w, h);
     const sats = placedSatellites();
     drawSightLines(w, h, sats);
@@ -229,6 +256,10 @@
     push(stats.frameMs, t1 - t0);
     if (pendingSince !== null) {
       const u = t1 - pendingSince;
+      if (part) {
+        part.draw = t1 - t0; part.wait = u - part.draw - part.decode - part.apply - (part.status || 0);
+        push(stats.parts, part); part = null;
+      }
       stats.lastUpdateMs = u; stats.maxUpdateMs = Math.max(stats.maxUpdateMs, u); push(stats.updateMs, u);
       pendingSince = null;
     }
@@ -248,20 +279,42 @@
     if (rep.status === "DELETED" && selected === rep.id) { selected = null; details.hidden = true; }
   }
 
-  // What the framing shows: every sub-point, impact and launch point.
+  // What the framing shows: every sub-point, impact and launch point, and the satellites
+  // drawn that feed a live track (those looking at the picture; the others may be anywhere).
   function framedPoints() {
     const out = [];
     for (const t of tracks.values()) {
       if (t.rep.lat != null) out.push([t.rep.lat, t.rep.lon]);
       for (const e of [t.rep.impact, t.rep.launch]) if (e && e.lat != null) out.push([e.lat, e.lon]);
     }
+    if (out.length) {
+      for (const s of placedSatellites().values()) if (s.tracks.length) out.push([s.pos.lat, s.pos.lon]);
+    }
     return out;
   }
 
-  function centreOnTracks() {
+  // Frame the picture. force (the user: reset, switch view): at once. Otherwise only if it
+  // shows the picture better than the last framing (geo.differs), and in a task of its
+  // own once its background is drawn ahead (geo.prepare): an update's frame draws the
+  // reports, and the view change is one copy of the land.
+  let framing = null;  // a framing waiting for its task
+  function centreOnTracks(force) {
     const fit = geo.frame(framedPoints(), FIT_ZOOM);
-    if (fit) view.fit = fit;
-    return !!fit;
+    if (!fit) return false;
+    if (force) { geo.apply(fit); view.fit = fit; framing = null; return true; }
+    if (!geo.differs(fit, view.fit)) return true;
+    if (!framing) setTimeout(applyFraming, 0);
+    framing = fit;
+    return true;
+  }
+
+  function applyFraming() {
+    const fit = framing;
+    framing = null;
+    if (!fit || !view.follow || fit.mode !== view.mode) return;
+    const { w, h } = size();
+    geo.prepare(fit, w, h);
+    geo.apply(fit); view.fit = fit; dirty = true;
   }
 
   // While following: frame again every FOLLOW_S, and at once when the picture outgrows the
@@ -287,6 +340,7 @@
     }
     const now = performance.now();
     if (reframe(now) && centreOnTracks()) { view.centred = true; framedAt = now; }
+    if (part) part.frame = (part.frame || 0) + performance.now() - now;
     if (selected) showDetails(selected);
     dirty = true;
   }
@@ -424,12 +478,12 @@
   }, { passive: false });
   function toggleView() {
     view.mode = view.mode === "globe" ? "flat" : "globe";
-    if (view.follow) centreOnTracks();
+    if (view.follow) centreOnTracks(true);
     else if (view.mode === "flat" && view.zoom <= 1.2) view.lat0 = 0;
     document.getElementById("b-view").textContent = view.mode === "globe" ? "flat map" : "globe";
     tip.hidden = true; dirty = true;
   }
-  function resetView() { view.zoom = 1; view.follow = true; centreOnTracks(); dirty = true; }
+  function resetView() { view.zoom = 1; view.follow = true; centreOnTracks(true); dirty = true; }
   document.getElementById("b-view").addEventListener("click", toggleView);
   document.getElementById("b-reset").addEventListener("click", resetView);
   window.addEventListener("keydown", (e) => {
@@ -445,7 +499,9 @@
     es.onopen = () => { conn.textContent = "live"; conn.className = "conn on"; };
     es.onerror = () => { conn.textContent = "reconnecting"; conn.className = "conn off"; };
     // An update's time (stats.updateMs) runs from the message's arrival: decoding included.
-    const came = () => { if (pendingSince === null) pendingSince = performance.now(); };
+    const came = () => {
+      if (pendingSince === null) { pendingSince = performance.now(); part = { decode: 0, apply: 0 }; }
+    };
     es.addEventListener("snapshot", (e) => {
       came();
       const d = JSON.parse(e.data);
@@ -457,10 +513,16 @@
       came();
       // The data is a JSON string of base64 (no escapes): its quotes cut off, no JSON.parse.
       const t0 = performance.now(), reps = wire.decodeReports(e.data.slice(1, -1));
-      push(stats.decodeMs, performance.now() - t0);
+      const t1 = performance.now();
+      push(stats.decodeMs, t1 - t0);
       received("reports", reps);
+      if (part) { part.decode += t1 - t0; part.apply += performance.now() - t1; }
     });
-    es.addEventListener("status", (e) => { showStatus(JSON.parse(e.data)); showSatellites(); dirty = true; });
+    es.addEventListener("status", (e) => {
+      const t0 = performance.now();
+      showStatus(JSON.parse(e.data)); showSatellites(); dirty = true;
+      if (part) part.status = (part.status || 0) + performance.now() - t0;
+    });
     return es;
   }
 
@@ -471,6 +533,7 @@
     tracks, view, stats, drawn,
     get sensors() { return sensors; }, get status() { return status; },
     get landRings() { return geo.landRings; },
+    get backgrounds() { return geo.backgrounds; },
     screenOf(id) { const p = screen.find((q) => q[2] === id); return p ? [p[0], p[1]] : null; },
     toScreen(lat, lon) { const { w, h } = size(); return project(lat, lon, w, h); },
     satelliteScreenOf(id) { const p = satScreen.find((q) => q[2] === id); return p ? [p[0], p[1]] : null; },
