@@ -335,7 +335,7 @@ def test_events_start_with_a_snapshot_then_stream_changes_and_status(tmp_path: P
     asyncio.run(asyncio.wait_for(body(), 30))
 
 
-def test_the_store_feeds_only_what_it_stored_with_its_bytes_and_a_failing_feed_is_harmless(
+def test_the_store_feeds_only_the_latest_it_stored_with_its_bytes_a_failing_feed_is_harmless(
     tmp_path: Path,
 ):
     async def body():
@@ -349,7 +349,13 @@ def test_the_store_feeds_only_what_it_stored_with_its_bytes_and_a_failing_feed_i
                 call = stub.PublishTracks()
                 first = report("f-1", 1)
                 first.emitted_at.seconds = T0 + 9
-                for reps in ([first, report("f-2", 1)], [report("f-1", 1), report("f-1", 2)]):
+                gone = report("f-2", 3, status=4)  # DELETED, then an older revision comes late
+                for reps in (
+                    [first, report("f-2", 1)],
+                    [report("f-1", 1), report("f-1", 2)],
+                    [gone],
+                    [report("f-2", 2), report("f-1", 2)],
+                ):
                     await call.write(ts.PublishTracksRequest(reports=reps))
                     acks = (await call.read()).acks
                     assert len(acks) == len(reps)
@@ -360,9 +366,11 @@ def test_the_store_feeds_only_what_it_stored_with_its_bytes_and_a_failing_feed_i
             assert [[(m.track_id, m.revision) for m in msgs] for msgs, _ in seen] == [
                 [("f-1", 1), ("f-2", 1)],
                 [("f-1", 2)],  # the duplicate of revision 1 was not stored again
+                [("f-2", 3)],  # f-2 deleted; its late revision 2 is stored, but not shown
             ]
             assert seen[0][1][0] == first.SerializeToString()  # the bytes as stored
-            assert [r.revision for r in server.servicer.live_reports()] == [3, 1]
+            live = [(r.track_id, r.revision) for r in server.servicer.live_reports()]
+            assert live == [("f-1", 3)]  # f-2 stays deleted
             recent = await server.servicer.recent_reports(["f-1", "f-9"], 2)
             assert [r.revision for r in recent["f-1"]] == [2, 3] and recent["f-9"] == []
         finally:

@@ -251,7 +251,7 @@ def test_tracks_appear_move_and_disappear_as_the_reports_say(store, browser, tmp
 
     # Deleted: gone from the page; a coasting track stays.
     store.publish(
-        report("f-2", 2, 31.0, 71.0, status=DELETED),
+        report("f-2", 3, 31.0, 71.0, status=DELETED),
         report("f-3", 2, 50.5, 76.0, status=COASTING, phase=REENTRY, alt=40e3, impact=(51.0, 77.0)),
     )
     wait_for(browser, "!window.tracklayerMap.tracks.has('f-2')", 2.0, "f-2 deleted")
@@ -260,6 +260,15 @@ def test_tracks_appear_move_and_disappear_as_the_reports_say(store, browser, tmp
         "f-3",
     ]
     wait_for(browser, "window.tracklayerMap.drawn.tracks === 2", 2.0, "two drawn tracks")
+    # A revision older than the deletion, arriving late (stored, as every revision is),
+    # does not bring f-2 back; f-3's report in the same batch shows it was delivered.
+    store.publish(
+        report("f-2", 2, 31.5, 71.5),
+        report("f-3", 3, 50.8, 76.5, status=COASTING, phase=REENTRY, alt=30e3, impact=(51.0, 77.0)),
+    )
+    wait_for(browser, "window.tracklayerMap.tracks.get('f-3').rep.rev === 3", 2.0, "f-3 rev 3")
+    time.sleep(0.2)
+    assert not browser.execute_script("return window.tracklayerMap.tracks.has('f-2')")
     wait_for(browser, "document.getElementById('s-live').textContent === '2'", 3.0)
     sats = browser.execute_script("return window.tracklayerMap.sensors.map(s => s.id)")
     assert sats == ["sat-1-2", "sat-3-4"]
