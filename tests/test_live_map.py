@@ -253,6 +253,15 @@ def test_a_page_that_reads_too_slowly_is_cut_off():
     assert page.too_slow and page.queue.get_nowait() is None
 
 
+def test_a_page_whose_connection_refuses_an_event_ends_and_gets_no_more():
+    page, written = Page(), []
+    page.sink = lambda data: written.append(data) or len(written) < 2  # the 2nd overflows
+    for i in range(4):
+        page.offer(b"e%d" % i)
+    assert written == [b"e0", b"e1"] and page.ended.is_set()
+    assert page.outcome == "too_slow_or_gone" and page.queue.empty()
+
+
 def test_http_addresses_default_to_loopback_and_bad_ones_name_the_flag():
     assert parse_http_address("8080") == ("127.0.0.1", 8080)
     assert parse_http_address(":0") == ("127.0.0.1", 0)

@@ -52,15 +52,28 @@ def event(name: str, text: str) -> bytes:
 
 
 class Page:
-    """One connected page: a bounded queue of encoded events."""
+    """One connected page. Until its snapshot is out, its events wait in a bounded
+    queue; then the server gives it a ``sink`` and the flushes write to it straight (no
+    queue, no task of the server's to wake: a flush costs the store one write per page).
+
+    ``sink(data)`` writes one event and returns False when the page cannot take it (gone,
+    or more than the server's bound waiting unsent: too slow); the page then ends
+    (``ended`` is set, ``outcome`` says why)."""
 
     def __init__(self) -> None:
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=PAGE_QUEUE)
         self.too_slow = False
         self.stopped = False
+        self.sink: Callable[[bytes], bool] | None = None
+        self.ended = asyncio.Event()
+        self.outcome = ""
 
     def offer(self, data: bytes) -> None:
-        if self.too_slow:
+        if self.ended.is_set():
+            return
+        if self.sink is not None:
+            if not self.sink(data):
+                self.end("too_slow_or_gone")
             return
         try:
             self.queue.put_nowait(data)
@@ -69,6 +82,13 @@ class Page:
             while not self.queue.empty():
                 self.queue.get_nowait()
             self.queue.put_nowait(None)
+            self.end("too_slow")
+
+    def end(self, outcome: str) -> None:
+        """The page's stream ends (its handler returns)."""
+        if not self.ended.is_set():
+            self.outcome = outcome
+            self.ended.set()
 
     def close(self) -> None:
         """Server stopping: end the page's stream now."""
@@ -76,6 +96,7 @@ class Page:
         while not self.queue.empty():
             self.queue.get_nowait()
         self.queue.put_nowait(None)
+        self.end("server_stopped")
 
 
 class LiveFeed(Protocol):
