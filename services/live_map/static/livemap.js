@@ -8,17 +8,7 @@
 "use strict";
 
 (function () {
-  const PHASE_COLOUR = {
-    BOOST: "#ffb020", MIDCOURSE: "#36c5ff", REENTRY: "#ff4d4d", GLIDE: "#d07bff",
-    UNSPECIFIED: "#a3adba",
-  };
-  const LABEL_LIMIT = 150;   // ids drawn when at most this many tracks are on screen
-  const SAT_COLOUR = "#f4f1a6";
   const SAT_STALE_S = 60;    // satellites placed longer ago than this (report time) are not drawn
-  const SIGHT_S = 1.5;       // lines of sight: tracks reported within this of the newest report
-  // With more lines of sight (track -> impact lines) than this, as in a raid, only the
-  // selected track's (or those of the satellite under the mouse in the list) are drawn.
-  const SIGHT_LIMIT = 60, CONNECT_LIMIT = 60;
   const FIT_ZOOM = 8;        // the automatic framing zooms no closer: the land stays in view
   const FOLLOW_S = 10;       // re-frame the tracks this often until the user moves the view
   const D2R = Math.PI / 180;
@@ -51,187 +41,21 @@
   let dirty = true;
   let pendingSince = null;   // performance.now() of the first unrendered message
   let part = null;           // that update's parts so far (stats.parts)
-  let screen = [];           // [x, y, id] of each drawn sub-point (hover)
-  let satScreen = [];        // [x, y, sensor id] of each drawn satellite (hover)
   const geo = window.tracklayerGeo(view);
   const wire = window.tracklayerWire;
-  const { wrap, globeRadius, flatScale, project, strokeLine, ellipsePoints, greatCircle } = geo;
+  const { wrap, globeRadius, flatScale, project } = geo;
+  // the picture drawn (draw.js); it reads the selection and the highlight from here
+  const draw = window.tracklayerDraw(ctx, tracks, geo, view, drawn, {
+    get selected() { return selected; }, get highlight() { return highlight; },
+  });
+  const { colour, SAT_COLOUR } = draw;
   function size() { return { w: canvas.clientWidth, h: canvas.clientHeight }; }
-
-  function colour(rep) { return PHASE_COLOUR[rep.phase] || PHASE_COLOUR.UNSPECIFIED; }
-
-  function drawTrails(w, h) {
-    const byColour = new Map();
-    for (const t of tracks.values()) {
-      const c = colour(t.rep);
-      if (!byColour.has(c)) byColour.set(c, []);
-      byColour.get(c).push(t);
-    }
-    ctx.lineWidth = 1.6; ctx.globalAlpha = 0.7;
-    for (const [c, list] of byColour) {
-      ctx.beginPath();
-      for (const t of list) strokeLine(ctx, t.trail, w, h, 1);  // [t, lat, lon, alt]
-      ctx.strokeStyle = c; ctx.stroke();
-    }
-    ctx.globalAlpha = 1;
-  }
-
-  // A ground ellipse's k-sigma outline ([lat, lon] points), worked out once per report:
-  // the 3-sigma outline is the 1-sigma one scaled about the centre (linear in k).
-  function outline(e, k) {
-    if (!e.o1) e.o1 = ellipsePoints(e, 1);
-    if (k === 1) return e.o1;
-    if (!e.o3) e.o3 = e.o1.map(([lat, lon]) => [e.lat + 3 * (lat - e.lat), e.lon + 3 * (lon - e.lon)]);
-    return e.o3;
-  }
-
-  // Impact ellipses and launch points, each kind as one path (a raid has hundreds: one
-  // stroke per kind, not per ellipse).
-  function drawGround(w, h) {
-    let impacts = 0;
-    for (const t of tracks.values()) if (t.rep.impact) impacts++;
-    const connect = impacts <= CONNECT_LIMIT;  // track -> impact lines; in a raid: selected only
-    const lines = new Map();  // phase colour -> Path2D of track -> impact lines
-    const one = new Path2D(), three = new Path2D(), marks = new Path2D();
-    const launch = new Path2D(), triangles = new Path2D();
-    drawn.impactEllipses = 0; drawn.launches = 0; drawn.impactEllipsePx = 0;
-    for (const t of tracks.values()) {
-      const r = t.rep;
-      if (r.impact && r.impact.lat != null) {
-        const p = project(r.impact.lat, r.impact.lon, w, h), q = project(r.lat, r.lon, w, h);
-        if (p[2] && q[2] && (connect || r.id === selected)) {
-          const c = colour(r);
-          if (!lines.has(c)) lines.set(c, new Path2D());
-          lines.get(c).moveTo(q[0], q[1]); lines.get(c).lineTo(p[0], p[1]);
-        }
-        if (p[2]) {
-          strokeLine(one, outline(r.impact, 1), w, h); strokeLine(three, outline(r.impact, 3), w, h);
-          marks.moveTo(p[0] - 4, p[1] - 4); marks.lineTo(p[0] + 4, p[1] + 4);
-          marks.moveTo(p[0] + 4, p[1] - 4); marks.lineTo(p[0] - 4, p[1] + 4);
-          const edge = project(...outline(r.impact, 3)[0], w, h);
-          drawn.impactEllipsePx = Math.max(drawn.impactEllipsePx, Math.hypot(edge[0] - p[0], edge[1] - p[1]));
-          drawn.impactEllipses++;
-        }
-      }
-      if (r.launch && r.launch.lat != null) {
-        const p = project(r.launch.lat, r.launch.lon, w, h);
-        if (!p[2]) continue;
-        strokeLine(launch, outline(r.launch, 1), w, h);
-        triangles.moveTo(p[0], p[1] - 6); triangles.lineTo(p[0] + 5, p[1] + 4);
-        triangles.lineTo(p[0] - 5, p[1] + 4); triangles.closePath();
-        drawn.launches++;
-      }
-    }
-    ctx.globalAlpha = 0.35; ctx.lineWidth = 1; ctx.setLineDash([2, 4]);
-    for (const [c, path] of lines) { ctx.strokeStyle = c; ctx.stroke(path); }
-    ctx.globalAlpha = 0.9; ctx.strokeStyle = "#ff4d4d"; ctx.setLineDash([]);
-    ctx.lineWidth = 1.6; ctx.stroke(one);
-    ctx.lineWidth = 1.2; ctx.setLineDash([5, 4]); ctx.stroke(three); ctx.setLineDash([]);
-    ctx.globalAlpha = 1; ctx.stroke(marks);
-    ctx.strokeStyle = "#8fe388"; ctx.fillStyle = "#8fe388"; ctx.stroke(launch); ctx.fill(triangles);
-  }
 
   // Satellites where the reports last placed them (sub-points), drawn while recent.
   function placedSatellites() {
     const shown = sensors.filter((s) => s.pos && s.pos.lat != null && s.pos.lon != null);
     const newest = Math.max(...shown.map((s) => s.pos.t));
     return new Map(shown.filter((s) => newest - s.pos.t <= SAT_STALE_S).map((s) => [s.id, s]));
-  }
-
-  // Lines of sight of the last report of each recently reported track: satellite -> track.
-  // A raid's hundreds would hide the picture: then only those of the selected track or of
-  // the satellite under the mouse in the list.
-  function drawSightLines(w, h, sats) {
-    let newest = -Infinity;
-    for (const t of tracks.values()) newest = Math.max(newest, t.rep.t);
-    let lines = [];
-    for (const t of tracks.values()) {
-      const r = t.rep;
-      if (r.lat == null || newest - r.t > SIGHT_S) continue;
-      for (const sid of r.sensors) if (sats.has(sid)) lines.push([sats.get(sid), r]);
-    }
-    if (lines.length > SIGHT_LIMIT) {
-      lines = lines.filter(([s, r]) => r.id === selected || s.id === highlight);
-    }
-    ctx.beginPath();
-    for (const [s, r] of lines) {
-      strokeLine(ctx, greatCircle([s.pos.lat, s.pos.lon], [r.lat, r.lon], 16), w, h);
-    }
-    ctx.strokeStyle = SAT_COLOUR; ctx.globalAlpha = lines.length > 30 ? 0.2 : 0.35; ctx.lineWidth = 0.9;
-    ctx.setLineDash([3, 3]); ctx.stroke(); ctx.setLineDash([]); ctx.globalAlpha = 1;
-    drawn.sightLines = lines.length;
-  }
-
-  function drawSatellites(w, h, sats) {
-    satScreen = [];
-    const labels = sats.size <= 40 || view.zoom >= 3;
-    ctx.font = "10px system-ui, 'DejaVu Sans', sans-serif"; ctx.textBaseline = "middle";
-    for (const s of sats.values()) {
-      const p = project(s.pos.lat, s.pos.lon, w, h);
-      if (!p[2]) continue;
-      satScreen.push([p[0], p[1], s.id]);
-      const lit = highlight === s.id;
-      ctx.fillStyle = SAT_COLOUR; ctx.strokeStyle = SAT_COLOUR; ctx.lineWidth = 1.2;
-      ctx.globalAlpha = lit ? 1 : 0.85;
-      ctx.fillRect(p[0] - 2.5, p[1] - 2.5, 5, 5);  // body and two solar panels
-      ctx.beginPath(); ctx.moveTo(p[0] - 8, p[1]); ctx.lineTo(p[0] - 3, p[1]);
-      ctx.moveTo(p[0] + 3, p[1]); ctx.lineTo(p[0] + 8, p[1]); ctx.stroke();
-      if (lit) { ctx.beginPath(); ctx.arc(p[0], p[1], 10, 0, 2 * Math.PI); ctx.stroke(); }
-      if (labels || lit) {
-        ctx.globalAlpha = lit ? 1 : 0.6; ctx.fillText(s.id, p[0] + 10, p[1] + 9);
-      }
-      ctx.globalAlpha = 1;
-    }
-    drawn.satellites = satScreen.length;
-  }
-
-  function drawPoints(w, h) {
-    screen = [];
-    const labels = tracks.size <= LABEL_LIMIT || view.zoom >= 4;
-    drawn.labels = 0;
-    const boxes = [];  // labels drawn so far: one that would overlap another is left out
-    const free = (x, y, text) => {
-      const w = ctx.measureText(text).width;
-      if (boxes.some((b) => x < b[0] + b[2] + 4 && x + w + 4 > b[0] && Math.abs(y - b[1]) < 13)) return false;
-      boxes.push([x, y, w]);
-      return true;
-    };
-    // One path per colour and kind (filled: confirmed, ring: tentative / coasting), not
-    // one per track: a raid's 1,000 dots in a handful of fills.
-    const dots = new Map();  // colour + solid -> [colour, solid, Path2D]
-    const rings = new Path2D(), named = [];
-    let chosen = null;
-    for (const t of tracks.values()) {
-      const r = t.rep;
-      if (r.lat == null) continue;
-      const p = project(r.lat, r.lon, w, h);
-      if (!p[2]) continue;
-      screen.push([p[0], p[1], r.id]);
-      const c = colour(r), solid = r.status === "CONFIRMED", key = c + solid;
-      if (!dots.has(key)) dots.set(key, [c, solid, new Path2D()]);
-      const path = dots.get(key)[2];
-      path.moveTo(p[0] + (solid ? 4.5 : 4), p[1]); path.arc(p[0], p[1], solid ? 4.5 : 4, 0, 2 * Math.PI);
-      if (highlight && r.sensors.includes(highlight)) {
-        rings.moveTo(p[0] + 7, p[1]); rings.arc(p[0], p[1], 7, 0, 2 * Math.PI);
-      }
-      if (r.id === selected) chosen = p;
-      if (labels || r.id === selected) named.push([p, r.id]);
-    }
-    ctx.lineWidth = 2;
-    for (const [c, solid, path] of dots.values()) {
-      if (solid) { ctx.fillStyle = c; ctx.fill(path); } else { ctx.strokeStyle = c; ctx.stroke(path); }
-    }
-    ctx.strokeStyle = "#f4f1a6"; ctx.lineWidth = 1.5; ctx.stroke(rings);
-    if (chosen) {
-      ctx.beginPath(); ctx.arc(chosen[0], chosen[1], 9, 0, 2 * Math.PI);
-      ctx.strokeStyle = "#ffffff"; ctx.stroke();
-    }
-    ctx.font = "12px system-ui, 'DejaVu Sans', sans-serif"; ctx.textBaseline = "middle";
-    ctx.fillStyle = "#e8eef6";
-    for (const [p, id] of named) {
-      if (id === selected || free(p[0] + 8, p[1] - 8, id)) { ctx.fillText(id, p[0] + 8, p[1] - 8); drawn.labels++; }
-    }
-    drawn.tracks = screen.length;
   }
 
   function render() {
@@ -245,11 +69,11 @@
     geo.clampFlat(w, h);  // no empty band beyond a pole: the flat map fills the height
     ctx.drawImage(geo.background(w, h), 0, 0, w, h);
     const sats = placedSatellites();
-    drawSightLines(w, h, sats);
-    drawTrails(w, h);
-    drawGround(w, h);
-    drawSatellites(w, h, sats);
-    drawPoints(w, h);
+    draw.sightLines(w, h, sats);
+    draw.trails(w, h);
+    draw.ground(w, h);
+    draw.satellites(w, h, sats);
+    draw.points(w, h);
     drawn.scaleKm = geo.drawScale(ctx, w, h);
     const t1 = performance.now();
     stats.frames++; stats.lastFrameMs = t1 - t0; stats.maxFrameMs = Math.max(stats.maxFrameMs, t1 - t0);
@@ -410,7 +234,7 @@
     details.replaceChildren(table(t.rep)); details.hidden = false;
   }
 
-  function nearest(x, y, points = screen) {
+  function nearest(x, y, points = draw.screen) {
     let best = null, bd = 12 * 12;
     for (const [sx, sy, id] of points) {
       const d = (sx - x) ** 2 + (sy - y) ** 2;
@@ -463,7 +287,7 @@
       drag.x = e.clientX; drag.y = e.clientY; dirty = true; tip.hidden = true;
       return;
     }
-    const id = nearest(x, y), sid = id ? null : nearest(x, y, satScreen);
+    const id = nearest(x, y), sid = id ? null : nearest(x, y, draw.satScreen);
     const sat = sid && sensors.find((s) => s.id === sid);
     if (!id && !sat) { tip.hidden = true; return; }
     tip.replaceChildren(id ? table(tracks.get(id).rep) : satelliteTable(sat));
@@ -534,9 +358,9 @@
     get sensors() { return sensors; }, get status() { return status; },
     get landRings() { return geo.landRings; },
     get backgrounds() { return geo.backgrounds; },
-    screenOf(id) { const p = screen.find((q) => q[2] === id); return p ? [p[0], p[1]] : null; },
+    screenOf(id) { const p = draw.screen.find((q) => q[2] === id); return p ? [p[0], p[1]] : null; },
     toScreen(lat, lon) { const { w, h } = size(); return project(lat, lon, w, h); },
-    satelliteScreenOf(id) { const p = satScreen.find((q) => q[2] === id); return p ? [p[0], p[1]] : null; },
+    satelliteScreenOf(id) { const p = draw.satScreen.find((q) => q[2] === id); return p ? [p[0], p[1]] : null; },
     setView(mode, zoom) {
       if (mode !== view.mode) toggleView();
       if (zoom) { view.zoom = zoom; view.follow = false; }
