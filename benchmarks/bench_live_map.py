@@ -287,7 +287,7 @@ def concurrent_runs(work: Path, plan: list, args: argparse.Namespace) -> list[di
     """``args.pairs`` stores without and as many with the map, all fed the same schedule
     at the same time; per store: start-up CPU, page CPU, CPU over the whole publishing
     (stat) and run time in the steady window (schedstat), acks, page bytes."""
-    from tracklayer.services.live_map.feed import FLUSH_S, TAIL_S
+    from tracklayer.services.live_map.feed import MAX_WAIT_S
 
     bins = [BIN] + ([Path(args.before)] if args.before else [])
     stores = [
@@ -299,7 +299,7 @@ def concurrent_runs(work: Path, plan: list, args: argparse.Namespace) -> list[di
         plans = [plan] + [_copy(plan) for _ in stores[1:]]
         acks = [0] * len(stores)
         start = time.monotonic() + 0.5
-        end = start + plan[-1][0] / args.speed + FLUSH_S + TAIL_S + 0.5
+        end = start + plan[-1][0] / args.speed + MAX_WAIT_S + 0.5
         cpu0 = [s.cpu() for s in stores]
 
         def feed(i: int) -> None:

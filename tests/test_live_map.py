@@ -208,22 +208,25 @@ def test_with_a_page_publishes_bring_the_flushes_and_a_timer_only_ends_a_burst()
     store.publish(report("f-1", 1))  # the first flush is due at once
     assert sent(page.queue.get_nowait())[0] == [("f-1", 1)] and clock.timers() == [105.0]
     clock.t = 100.3
-    store.publish(report("f-1", 2, lon=21.0))  # too early: a timer for a tail
-    assert page.queue.empty() and clock.timers() == [101.4]
-    clock.t = 101.1
+    store.publish(report("f-1", 2, lon=21.0))  # too early: a timer 1.5 s after it came
+    assert page.queue.empty() and clock.timers() == [101.8]
+    clock.t = 101.0
+    store.publish(report("f-3", 1))  # still too early (1.2 s since the flush): it waits
+    assert page.queue.empty() and clock.timers() == [101.8]
+    clock.t = 101.3
     store.publish(report("f-2", 1), report("f-1", 3))  # due: this publish flushes
     reps, status = sent(page.queue.get_nowait())
-    assert reps == [("f-1", 3), ("f-2", 1)] and clock.timers() == [106.1]
-    assert status["live"] == 2 and status["seen"] == 4
-    clock.t = 101.3
+    assert reps == [("f-1", 3), ("f-3", 1), ("f-2", 1)] and clock.timers() == [106.3]
+    assert status["live"] == 3 and status["seen"] == 5
+    clock.t = 101.5
     store.publish(report("f-2", 2, status=4))  # the end of a burst: nothing after it
-    assert page.queue.empty() and clock.timers() == [102.5]
-    clock.advance(102.5)  # the tail timer sends it, 1.4 s after the last flush at most
-    assert sent(page.queue.get_nowait())[0] == [("f-2", 2)] and clock.timers() == [107.5]
-    clock.advance(107.5)  # quiet: a status alone
+    assert page.queue.empty() and clock.timers() == [103.0]
+    clock.advance(103.0)  # the timer sends it 1.5 s after it was stored
+    assert sent(page.queue.get_nowait())[0] == [("f-2", 2)] and clock.timers() == [108.0]
+    clock.advance(108.0)  # quiet: a status alone
     reps, status = sent(page.queue.get_nowait())
-    assert reps == [] and status["seen"] == 5
-    assert status["rate"] == 1.0  # wall clock: the 5 reports came within the last 5 s
+    assert reps == [] and status["seen"] == 6
+    assert status["rate"] == 1.2  # wall clock: the 6 reports came within the last 5 s
     feed.close()
     assert page.queue.get_nowait() is None and clock.timers() == []
     clock.loop.close()

@@ -5,9 +5,9 @@ store's event loop (aiohttp, imported only when ``--http`` is given).
   outlines and licence files (all in the package: no CDN, no tiles, no internet).
 - ``GET /events``: server-sent events. On connecting, one ``snapshot`` (every live track's
   latest report, the trails, the status); then ``reports`` (the tracks that changed, at
-  most every ``feed.FLUSH_S`` seconds) with a ``status``, as one write. Reports travel as
-  their own protobuf bytes in base64 (``view.reports_b64``), decoded by the page
-  (``static/wire.js``).
+  most every ``feed.FLUSH_S`` seconds, none later than ``feed.MAX_WAIT_S`` after it was
+  stored) with a ``status``, as one write. Reports travel as their own protobuf bytes in
+  base64 (``view.reports_b64``), decoded by the page (``static/wire.js``).
 - ``GET /api/snapshot``: the picture as readable JSON (scripts, checks).
 
 The feed (``feed.LiveMapFeed``) is an in-process listener on the store's fan-out of
