@@ -343,6 +343,9 @@ def test_a_thousand_live_tracks_update_in_under_100_ms(store, browser, tmp_path)
     browser.get(store.url)
     wait_for(browser, "window.tracklayerMap && window.tracklayerMap.landRings > 100", 10)
     for rev, reports in enumerate(revisions, start=1):
+        now = time.time_ns()
+        for r in reports:
+            r.emitted_at.FromNanoseconds(now)  # the store's lag is from here
         for k in range(0, 1000, 250):  # a raid's store gets reports in batches
             store.publish(*reports[k : k + 250])
         wait_for(  # asked every 0.1 s: each question costs the page's main thread
@@ -380,3 +383,35 @@ def test_a_thousand_live_tracks_update_in_under_100_ms(store, browser, tmp_path)
     assert pct(updates, 0.95) < 100.0, stats
     assert pct(frames, 0.95) < 100.0, stats
     keep_screenshot(browser, tmp_path / "live-map-1000.png")
+
+
+def test_the_pages_picture_keeps_a_raids_trails_within_its_budget(store, browser):
+    """picture.js on its own, in the page: 1,000 tracks keep 20 trail points each (20,000
+    in all, projected every frame), 10 tracks keep 120; a revision older than the one
+    shown changes nothing."""
+    browser.get(store.url)
+    wait_for(browser, "window.tracklayerPicture", 10)
+    kept = browser.execute_script(
+        """
+        const out = {};
+        for (const n of [10, 1000]) {
+          const p = window.tracklayerPicture();
+          for (let rev = 1; rev <= 130; rev++) {
+            for (let i = 0; i < n; i++) {
+              p.apply({id: `t-${i}`, rev, status: "CONFIRMED", phase: "MIDCOURSE", t: rev,
+                       lat: 10 + rev * 0.01, lon: 20, alt: 1e5, sensors: [], placed: []});
+            }
+          }
+          p.apply({id: "t-0", rev: 5, status: "CONFIRMED", phase: "BOOST", t: 5, lat: 0,
+                   lon: 0, alt: 0, sensors: [], placed: []});
+          const lengths = [...p.tracks.values()].map((t) => t.trail.length);
+          out[n] = {min: Math.min(...lengths), max: Math.max(...lengths),
+                    rev: p.tracks.get("t-0").rep.rev, last: p.tracks.get("t-0").trail.at(-1)};
+        }
+        return out;
+        """
+    )
+    assert kept["10"]["min"] == kept["10"]["max"] == 120
+    assert kept["1000"]["min"] == kept["1000"]["max"] == 20
+    for n in ("10", "1000"):
+        assert kept[n]["rev"] == 130 and kept[n]["last"][0] == 130

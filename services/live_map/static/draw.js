@@ -22,6 +22,10 @@ window.tracklayerDraw = function (ctx, tracks, geo, view, drawn, ui) {
   let satScreen = [];        // [x, y, sensor id] of each drawn satellite (hover)
 
   function colour(rep) { return PHASE_COLOUR[rep.phase] || PHASE_COLOUR.UNSPECIFIED; }
+  // Where dots overlap (a raid seen whole), the more urgent phase is drawn on top:
+  // reentry, then glide, boost, midcourse, unknown.
+  const ON_TOP = ["UNSPECIFIED", "MIDCOURSE", "BOOST", "GLIDE", "REENTRY"].map((p) => PHASE_COLOUR[p]);
+  function rank(c) { return ON_TOP.indexOf(c); }
 
   function drawTrails(w, h) {
     const byColour = new Map();
@@ -31,7 +35,7 @@ window.tracklayerDraw = function (ctx, tracks, geo, view, drawn, ui) {
       byColour.get(c).push(t);
     }
     ctx.lineWidth = 1.6; ctx.globalAlpha = 0.7;
-    for (const [c, list] of byColour) {
+    for (const [c, list] of [...byColour].sort((a, b) => rank(a[0]) - rank(b[0]))) {
       ctx.beginPath();
       for (const t of list) strokeLine(ctx, t.trail, w, h, 1);  // [t, lat, lon, alt]
       ctx.strokeStyle = c; ctx.stroke();
@@ -174,7 +178,8 @@ window.tracklayerDraw = function (ctx, tracks, geo, view, drawn, ui) {
       if (labels || r.id === ui.selected) named.push([p, r.id]);
     }
     ctx.lineWidth = 2;
-    for (const [c, solid, path] of dots.values()) {
+    const order = [...dots.values()].sort((a, b) => rank(a[0]) - rank(b[0]));
+    for (const [c, solid, path] of order) {
       if (solid) { ctx.fillStyle = c; ctx.fill(path); } else { ctx.strokeStyle = c; ctx.stroke(path); }
     }
     ctx.strokeStyle = "#f4f1a6"; ctx.lineWidth = 1.5; ctx.stroke(rings);
