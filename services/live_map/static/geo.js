@@ -116,15 +116,25 @@ window.tracklayerGeo = function (view) {
 
   // pts: [[lat, lon], ...] (or lat at index i0 of each point: a trail's [t, lat, lon, alt]
   // with i0 = 1); breaks at the horizon / the seam.
+  // Points less than a pixel from the last one drawn are left out (but a line's last point
+  // is drawn): a raid's trails and ellipses seen whole are mostly such points.
   function strokeLine(g, pts, w, h, i0 = 0) {
-    let prev = null;
+    let prev = null, held = null;  // the last point drawn; a point left out since
     for (const q of pts) {
       const p = project(q[i0], q[i0 + 1], w, h);
+      if (!p[2]) {
+        if (held) g.lineTo(held[0], held[1]);
+        prev = held = null;
+        continue;
+      }
       const jump = prev && view.mode === "flat" && Math.abs(p[0] - prev[0]) > w / 2;
-      if (!p[2]) { prev = null; continue; }
-      if (!prev || jump) g.moveTo(p[0], p[1]); else g.lineTo(p[0], p[1]);
-      prev = p;
+      if (!prev || jump) {
+        if (held) g.lineTo(held[0], held[1]);
+        g.moveTo(p[0], p[1]); prev = p; held = null;
+      } else if (Math.abs(p[0] - prev[0]) + Math.abs(p[1] - prev[1]) < 1) held = p;
+      else { g.lineTo(p[0], p[1]); prev = p; held = null; }
     }
+    if (held) g.lineTo(held[0], held[1]);
   }
 
   // A ring's outline for filling on the globe: hidden stretches follow the limb (an arc
