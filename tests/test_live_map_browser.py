@@ -334,7 +334,7 @@ def raid(n: int, revision: int) -> list[track_pb2.TrackReport]:
     return out
 
 
-REVISIONS = 20
+REVISIONS = 30  # ~32 updates: the p95 is their third-largest
 
 
 def test_a_thousand_live_tracks_update_in_under_100_ms(store, browser, tmp_path):
@@ -379,9 +379,11 @@ def test_a_thousand_live_tracks_update_in_under_100_ms(store, browser, tmp_path)
     # A raid drifting across the view keeps its framing: the land (the costliest drawing)
     # is not drawn again on every update (before the land loads, then the first framings).
     assert backgrounds <= 6, backgrounds
-    # Every update under 100 ms (issue 16), and every frame, re-framings included.
-    assert pct(updates, 0.95) < 100.0, stats
-    assert pct(frames, 0.95) < 100.0, stats
+    # Every update under 100 ms (issue 16), and every frame, re-framings included. On
+    # failure: where the slowest updates' time went (decode, apply, wait, draw; ms).
+    slowest = sorted(stats["parts"], key=lambda p: -sum(p.values()))[:4]
+    assert pct(updates, 0.95) < 100.0, (sorted(updates), slowest)
+    assert pct(frames, 0.95) < 100.0, (sorted(frames), slowest)
     keep_screenshot(browser, tmp_path / "live-map-1000.png")
 
 

@@ -26,7 +26,7 @@
   const stats = {
     messages: 0, reports: 0, frames: 0, lastFrameMs: 0, maxFrameMs: 0, frameMs: [],
     updateMs: [], lastUpdateMs: 0, maxUpdateMs: 0, decodeMs: [],
-    // where each update's time went (ms): decode, apply (picture and framing), wait (for
+    // where each update's time went (ms): decode, apply (the picture), wait (for
     // the next animation frame), draw
     parts: [],
   };
@@ -88,6 +88,8 @@
       pendingSince = null;
     }
     document.getElementById("s-frame").textContent = stats.lastFrameMs.toFixed(1) + " ms";
+    if (framingDue && !framingQueued) { framingQueued = true; setTimeout(frameTask, 0); }
+    framingDue = false;
   }
 
   function push(arr, v) { arr.push(v); if (arr.length > 500) arr.shift(); }
@@ -117,25 +119,27 @@
     return out;
   }
 
-  // Frame the picture. force (the user: reset, switch view): at once. Otherwise only if it
-  // shows the picture better than the last framing (geo.differs), and in a task of its
-  // own once its background is drawn ahead (geo.prepare): an update's frame draws the
-  // reports, and the view change is one copy of the land.
-  let framing = null;  // a framing waiting for its task
-  function centreOnTracks(force) {
+  // Frame the picture at once (the user: reset, switch view).
+  function centreOnTracks() {
     const fit = geo.frame(framedPoints(), FIT_ZOOM);
     if (!fit) return false;
-    if (force) { geo.apply(fit); view.fit = fit; framing = null; return true; }
-    if (!geo.differs(fit, view.fit)) return true;
-    if (!framing) setTimeout(applyFraming, 0);
-    framing = fit;
+    geo.apply(fit); view.fit = fit;
     return true;
   }
 
-  function applyFraming() {
-    const fit = framing;
-    framing = null;
-    if (!fit || !view.follow || fit.mode !== view.mode) return;
+  // The automatic framing, in a task of its own after an update's frame is drawn (the
+  // update shows its reports first): changed only if it shows the picture better than the
+  // last framing (geo.differs), with the new view's land drawn ahead (geo.prepare), so
+  // the next frame is one copy of the land.
+  let framingDue = false, framingQueued = false;
+  function frameTask() {
+    framingQueued = false;
+    const now = performance.now();
+    if (!reframe(now)) return;
+    const fit = geo.frame(framedPoints(), FIT_ZOOM);
+    if (!fit) return;
+    view.centred = true; framedAt = now;
+    if (!geo.differs(fit, view.fit)) return;
     const { w, h } = size();
     geo.prepare(fit, w, h);
     geo.apply(fit); view.fit = fit; dirty = true;
@@ -162,9 +166,7 @@
       for (const rep of data) applyReport(rep);
       stats.reports += data.length;
     }
-    const now = performance.now();
-    if (reframe(now) && centreOnTracks()) { view.centred = true; framedAt = now; }
-    if (part) part.frame = (part.frame || 0) + performance.now() - now;
+    framingDue = true;
     if (selected) showDetails(selected);
     dirty = true;
   }
@@ -302,12 +304,12 @@
   }, { passive: false });
   function toggleView() {
     view.mode = view.mode === "globe" ? "flat" : "globe";
-    if (view.follow) centreOnTracks(true);
+    if (view.follow) centreOnTracks();
     else if (view.mode === "flat" && view.zoom <= 1.2) view.lat0 = 0;
     document.getElementById("b-view").textContent = view.mode === "globe" ? "flat map" : "globe";
     tip.hidden = true; dirty = true;
   }
-  function resetView() { view.zoom = 1; view.follow = true; centreOnTracks(true); dirty = true; }
+  function resetView() { view.zoom = 1; view.follow = true; centreOnTracks(); dirty = true; }
   document.getElementById("b-view").addEventListener("click", toggleView);
   document.getElementById("b-reset").addEventListener("click", resetView);
   window.addEventListener("keydown", (e) => {
