@@ -208,22 +208,25 @@ def test_with_a_page_publishes_bring_the_flushes_and_a_timer_only_ends_a_burst()
     store.publish(report("f-1", 1))  # the first flush is due at once
     assert sent(page.queue.get_nowait())[0] == [("f-1", 1)] and clock.timers() == [105.0]
     clock.t = 100.3
-    store.publish(report("f-1", 2, lon=21.0))  # too early: a timer for a tail
-    assert page.queue.empty() and clock.timers() == [101.4]
-    clock.t = 101.1
+    store.publish(report("f-1", 2, lon=21.0))  # too early: a timer 1.5 s after it came
+    assert page.queue.empty() and clock.timers() == [101.8]
+    clock.t = 101.0
+    store.publish(report("f-3", 1))  # still too early (1.2 s since the flush): it waits
+    assert page.queue.empty() and clock.timers() == [101.8]
+    clock.t = 101.3
     store.publish(report("f-2", 1), report("f-1", 3))  # due: this publish flushes
     reps, status = sent(page.queue.get_nowait())
-    assert reps == [("f-1", 3), ("f-2", 1)] and clock.timers() == [106.1]
-    assert status["live"] == 2 and status["seen"] == 4
-    clock.t = 101.3
+    assert reps == [("f-1", 3), ("f-3", 1), ("f-2", 1)] and clock.timers() == [106.3]
+    assert status["live"] == 3 and status["seen"] == 5
+    clock.t = 101.5
     store.publish(report("f-2", 2, status=4))  # the end of a burst: nothing after it
-    assert page.queue.empty() and clock.timers() == [102.5]
-    clock.advance(102.5)  # the tail timer sends it, 1.4 s after the last flush at most
-    assert sent(page.queue.get_nowait())[0] == [("f-2", 2)] and clock.timers() == [107.5]
-    clock.advance(107.5)  # quiet: a status alone
+    assert page.queue.empty() and clock.timers() == [103.0]
+    clock.advance(103.0)  # the timer sends it 1.5 s after it was stored
+    assert sent(page.queue.get_nowait())[0] == [("f-2", 2)] and clock.timers() == [108.0]
+    clock.advance(108.0)  # quiet: a status alone
     reps, status = sent(page.queue.get_nowait())
-    assert reps == [] and status["seen"] == 5
-    assert status["rate"] == 1.0  # wall clock: the 5 reports came within the last 5 s
+    assert reps == [] and status["seen"] == 6
+    assert status["rate"] == 1.2  # wall clock: the 6 reports came within the last 5 s
     feed.close()
     assert page.queue.get_nowait() is None and clock.timers() == []
     clock.loop.close()
@@ -251,6 +254,15 @@ def test_a_page_that_reads_too_slowly_is_cut_off():
     for i in range(PAGE_QUEUE + 1):
         page.offer(b"x%d" % i)
     assert page.too_slow and page.queue.get_nowait() is None
+
+
+def test_a_page_whose_connection_refuses_an_event_ends_and_gets_no_more():
+    page, written = Page(), []
+    page.sink = lambda data: written.append(data) or len(written) < 2  # the 2nd overflows
+    for i in range(4):
+        page.offer(b"e%d" % i)
+    assert written == [b"e0", b"e1"] and page.ended.is_set()
+    assert page.outcome == "too_slow_or_gone" and page.queue.empty()
 
 
 def test_http_addresses_default_to_loopback_and_bad_ones_name_the_flag():
@@ -335,7 +347,7 @@ def test_events_start_with_a_snapshot_then_stream_changes_and_status(tmp_path: P
     asyncio.run(asyncio.wait_for(body(), 30))
 
 
-def test_the_store_feeds_only_what_it_stored_with_its_bytes_and_a_failing_feed_is_harmless(
+def test_the_store_feeds_only_the_latest_it_stored_with_its_bytes_a_failing_feed_is_harmless(
     tmp_path: Path,
 ):
     async def body():
@@ -349,7 +361,13 @@ def test_the_store_feeds_only_what_it_stored_with_its_bytes_and_a_failing_feed_i
                 call = stub.PublishTracks()
                 first = report("f-1", 1)
                 first.emitted_at.seconds = T0 + 9
-                for reps in ([first, report("f-2", 1)], [report("f-1", 1), report("f-1", 2)]):
+                gone = report("f-2", 3, status=4)  # DELETED, then an older revision comes late
+                for reps in (
+                    [first, report("f-2", 1)],
+                    [report("f-1", 1), report("f-1", 2)],
+                    [gone],
+                    [report("f-2", 2), report("f-1", 2)],
+                ):
                     await call.write(ts.PublishTracksRequest(reports=reps))
                     acks = (await call.read()).acks
                     assert len(acks) == len(reps)
@@ -360,9 +378,11 @@ def test_the_store_feeds_only_what_it_stored_with_its_bytes_and_a_failing_feed_i
             assert [[(m.track_id, m.revision) for m in msgs] for msgs, _ in seen] == [
                 [("f-1", 1), ("f-2", 1)],
                 [("f-1", 2)],  # the duplicate of revision 1 was not stored again
+                [("f-2", 3)],  # f-2 deleted; its late revision 2 is stored, but not shown
             ]
             assert seen[0][1][0] == first.SerializeToString()  # the bytes as stored
-            assert [r.revision for r in server.servicer.live_reports()] == [3, 1]
+            live = [(r.track_id, r.revision) for r in server.servicer.live_reports()]
+            assert live == [("f-1", 3)]  # f-2 stays deleted
             recent = await server.servicer.recent_reports(["f-1", "f-9"], 2)
             assert [r.revision for r in recent["f-1"]] == [2, 3] and recent["f-9"] == []
         finally:

@@ -159,13 +159,16 @@ def browser() -> Iterator:
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def wait_for(driver, script: str, timeout: float = 5.0, what: str = "") -> float:
-    """Seconds until the page's ``script`` (a JS expression) is truthy; fails after timeout."""
+def wait_for(
+    driver, script: str, timeout: float = 5.0, what: str = "", poll: float = 0.02
+) -> float:
+    """Seconds until the page's ``script`` (a JS expression) is truthy, asked every ``poll``
+    seconds; fails after timeout."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
         if driver.execute_script(f"return !!({script});"):
             return time.monotonic() - t0
-        time.sleep(0.02)
+        time.sleep(poll)
     state = driver.execute_script(
         "const m = window.tracklayerMap; return m && {ids: [...m.tracks.keys()], "
         "stats: m.stats, drawn: m.drawn};"
@@ -248,7 +251,7 @@ def test_tracks_appear_move_and_disappear_as_the_reports_say(store, browser, tmp
 
     # Deleted: gone from the page; a coasting track stays.
     store.publish(
-        report("f-2", 2, 31.0, 71.0, status=DELETED),
+        report("f-2", 3, 31.0, 71.0, status=DELETED),
         report("f-3", 2, 50.5, 76.0, status=COASTING, phase=REENTRY, alt=40e3, impact=(51.0, 77.0)),
     )
     wait_for(browser, "!window.tracklayerMap.tracks.has('f-2')", 2.0, "f-2 deleted")
@@ -257,6 +260,15 @@ def test_tracks_appear_move_and_disappear_as_the_reports_say(store, browser, tmp
         "f-3",
     ]
     wait_for(browser, "window.tracklayerMap.drawn.tracks === 2", 2.0, "two drawn tracks")
+    # A revision older than the deletion, arriving late (stored, as every revision is),
+    # does not bring f-2 back; f-3's report in the same batch shows it was delivered.
+    store.publish(
+        report("f-2", 2, 31.5, 71.5),
+        report("f-3", 3, 50.8, 76.5, status=COASTING, phase=REENTRY, alt=30e3, impact=(51.0, 77.0)),
+    )
+    wait_for(browser, "window.tracklayerMap.tracks.get('f-3').rep.rev === 3", 2.0, "f-3 rev 3")
+    time.sleep(0.2)
+    assert not browser.execute_script("return window.tracklayerMap.tracks.has('f-2')")
     wait_for(browser, "document.getElementById('s-live').textContent === '2'", 3.0)
     sats = browser.execute_script("return window.tracklayerMap.sensors.map(s => s.id)")
     assert sats == ["sat-1-2", "sat-3-4"]
@@ -322,34 +334,86 @@ def raid(n: int, revision: int) -> list[track_pb2.TrackReport]:
     return out
 
 
+REVISIONS = 30  # ~32 updates: the p95 is their third-largest
+
+
 def test_a_thousand_live_tracks_update_in_under_100_ms(store, browser, tmp_path):
+    # Built before the page opens: the test's own work must not compete with the page's.
+    revisions = [raid(1000, rev) for rev in range(1, REVISIONS + 1)]
     browser.get(store.url)
     wait_for(browser, "window.tracklayerMap && window.tracklayerMap.landRings > 100", 10)
-    for rev in range(1, 11):
+    for rev, reports in enumerate(revisions, start=1):
+        now = time.time_ns()
+        for r in reports:
+            r.emitted_at.FromNanoseconds(now)  # the store's lag is from here
         for k in range(0, 1000, 250):  # a raid's store gets reports in batches
-            store.publish(*raid(1000, rev)[k : k + 250])
-        wait_for(
+            store.publish(*reports[k : k + 250])
+        wait_for(  # asked every 0.1 s: each question costs the page's main thread
             browser,
             "window.tracklayerMap.tracks.size === 1000 && "
             f"[...window.tracklayerMap.tracks.values()].every(t => t.rep.rev === {rev})",
             5.0,
             f"revision {rev} of 1000 tracks",
+            poll=0.1,
         )
     time.sleep(0.3)
     stats = browser.execute_script("return window.tracklayerMap.stats")
-    updates = sorted(stats["updateMs"])
-    frames = sorted(stats["frameMs"])
-    decode = sorted(stats["decodeMs"])
-    p95 = updates[int(0.95 * (len(updates) - 1))]
+    backgrounds = browser.execute_script("return window.tracklayerMap.backgrounds")
+
+    def pct(values: list[float], q: float) -> float:
+        return sorted(values)[int(q * (len(values) - 1))]
+
+    updates, frames, decode = stats["updateMs"], stats["frameMs"], stats["decodeMs"]
     print(
         f"\nlive map, 1,000 tracks: {len(updates)} updates, update (message -> drawn) "
-        f"median {updates[len(updates) // 2]:.1f} ms, p95 {p95:.1f} ms, max {updates[-1]:.1f} ms; "
-        f"frame median {frames[len(frames) // 2]:.1f} ms, max {frames[-1]:.1f} ms; decoding "
-        f"median {decode[len(decode) // 2]:.1f} ms, max {decode[-1]:.1f} ms"
+        f"median {pct(updates, 0.5):.1f} ms, p95 {pct(updates, 0.95):.1f} ms, max "
+        f"{max(updates):.1f} ms; {len(frames)} frames, median {pct(frames, 0.5):.1f} ms, p95 "
+        f"{pct(frames, 0.95):.1f} ms, max {max(frames):.1f} ms; decoding median "
+        f"{pct(decode, 0.5):.1f} ms, max {max(decode):.1f} ms; land drawn {backgrounds} times"
     )
+    assert len(updates) >= REVISIONS
     assert browser.execute_script("return window.tracklayerMap.drawn.tracks") > 900
     # 2,000 lines of sight would hide the raid: none until a track or satellite is chosen
     drawn = browser.execute_script("return window.tracklayerMap.drawn")
     assert drawn["satellites"] == 2 and drawn["sightLines"] == 0
-    assert p95 < 100.0, stats
+    # A raid drifting across the view keeps its framing: the land (the costliest drawing)
+    # is not drawn again on every update (before the land loads, then the first framings).
+    assert backgrounds <= 6, backgrounds
+    # Every update under 100 ms (issue 16), and every frame, re-framings included. On
+    # failure: where the slowest updates' time went (decode, apply, wait, draw; ms).
+    slowest = sorted(stats["parts"], key=lambda p: -sum(p.values()))[:4]
+    assert pct(updates, 0.95) < 100.0, (sorted(updates), slowest)
+    assert pct(frames, 0.95) < 100.0, (sorted(frames), slowest)
     keep_screenshot(browser, tmp_path / "live-map-1000.png")
+
+
+def test_the_pages_picture_keeps_a_raids_trails_within_its_budget(store, browser):
+    """picture.js on its own, in the page: 1,000 tracks keep 20 trail points each (20,000
+    in all, projected every frame), 10 tracks keep 120; a revision older than the one
+    shown changes nothing."""
+    browser.get(store.url)
+    wait_for(browser, "window.tracklayerPicture", 10)
+    kept = browser.execute_script(
+        """
+        const out = {};
+        for (const n of [10, 1000]) {
+          const p = window.tracklayerPicture();
+          for (let rev = 1; rev <= 130; rev++) {
+            for (let i = 0; i < n; i++) {
+              p.apply({id: `t-${i}`, rev, status: "CONFIRMED", phase: "MIDCOURSE", t: rev,
+                       lat: 10 + rev * 0.01, lon: 20, alt: 1e5, sensors: [], placed: []});
+            }
+          }
+          p.apply({id: "t-0", rev: 5, status: "CONFIRMED", phase: "BOOST", t: 5, lat: 0,
+                   lon: 0, alt: 0, sensors: [], placed: []});
+          const lengths = [...p.tracks.values()].map((t) => t.trail.length);
+          out[n] = {min: Math.min(...lengths), max: Math.max(...lengths),
+                    rev: p.tracks.get("t-0").rep.rev, last: p.tracks.get("t-0").trail.at(-1)};
+        }
+        return out;
+        """
+    )
+    assert kept["10"]["min"] == kept["10"]["max"] == 120
+    assert kept["1000"]["min"] == kept["1000"]["max"] == 20
+    for n in ("10", "1000"):
+        assert kept[n]["rev"] == 130 and kept[n]["last"][0] == 130

@@ -7,10 +7,13 @@ so the map never wakes it on its own while reports flow: the listener, called in
 each publish with the reports and their bytes as stored, keeps the batch and, once
 :data:`FLUSH_S` has passed since the last flush, flushes right there (each changed
 track's latest report, the bytes the store already has framed once for every page, and
-the status, as one event write per page). A timer is only armed for what no publish
-would carry: the last reports of a burst (:data:`FLUSH_S` + :data:`TAIL_S` after the last
-flush) and, while pages are connected and nothing is published, a status every
-:data:`QUIET_STATUS_S` (the page shows the picture has gone quiet). With no page
+the status, as one write per page). What a flush costs the store is mostly the write
+itself (the kernel's loopback send waking the reader: ~60-250 us here, whatever the
+size), so there are as few flushes as the latency allows. A timer is only armed for
+what no publish would carry: the last reports of a burst, so that no stored report
+waits more than :data:`MAX_WAIT_S` for the pages, and, while pages are connected and
+nothing is published, a status every :data:`QUIET_STATUS_S` (the page shows the
+picture has gone quiet). With no page
 connected the listener only counts the batch (the status bar's rate): nothing is kept,
 encoded or timed. A page connecting starts from the store's own live picture and
 history (``picture``).
@@ -31,13 +34,16 @@ from tracklayer.v1 import track_pb2
 
 log = logging.getLogger("tracklayer.services.live_map")
 
-#: Seconds between two ``reports`` events at least (changes in between are sent together,
-#: each track's latest report only): a track is reported about once a second of data
-#: time, so a page misses no position at real-time rates.
-FLUSH_S = 1.0
-#: A flush that no publish brought (the end of a burst) comes this much after it was due:
-#: a report is on the page at most FLUSH_S + TAIL_S after it was stored.
-TAIL_S = 0.4
+#: Seconds between two flushes that publishes bring, at least (changes in between are sent
+#: together, each track's latest report only). A salvo's reports come in a rhythm of one
+#: second of data time, about three batches a second, so the first publish after this
+#: nearly always comes before the :data:`MAX_WAIT_S` timer: about 0.7 flushes a second,
+#: each a publish's, against one a second with 1 s (benchmarks/RESULTS.md).
+FLUSH_S = 1.2
+#: A stored report reaches the pages at most this (s) after it was stored: a timer sends
+#: what no publish brought by then (the end of a burst). The page draws it within 0.1 s;
+#: issue 16 asks for 2 s from published to shown.
+MAX_WAIT_S = 1.5
 #: With pages connected and no report stored, a status event this often (s).
 QUIET_STATUS_S = 5.0
 #: Batches kept between two flushes before they are reduced to each track's latest.
@@ -52,15 +58,28 @@ def event(name: str, text: str) -> bytes:
 
 
 class Page:
-    """One connected page: a bounded queue of encoded events."""
+    """One connected page. Until its snapshot is out, its events wait in a bounded
+    queue; then the server gives it a ``sink`` and the flushes write to it straight (no
+    queue, no task of the server's to wake: a flush costs the store one write per page).
+
+    ``sink(data)`` writes one event and returns False when the page cannot take it (gone,
+    or more than the server's bound waiting unsent: too slow); the page then ends
+    (``ended`` is set, ``outcome`` says why)."""
 
     def __init__(self) -> None:
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=PAGE_QUEUE)
         self.too_slow = False
         self.stopped = False
+        self.sink: Callable[[bytes], bool] | None = None
+        self.ended = asyncio.Event()
+        self.outcome = ""
 
     def offer(self, data: bytes) -> None:
-        if self.too_slow:
+        if self.ended.is_set():
+            return
+        if self.sink is not None:
+            if not self.sink(data):
+                self.end("too_slow_or_gone")
             return
         try:
             self.queue.put_nowait(data)
@@ -69,6 +88,13 @@ class Page:
             while not self.queue.empty():
                 self.queue.get_nowait()
             self.queue.put_nowait(None)
+            self.end("too_slow")
+
+    def end(self, outcome: str) -> None:
+        """The page's stream ends (its handler returns)."""
+        if not self.ended.is_set():
+            self.outcome = outcome
+            self.ended.set()
 
     def close(self) -> None:
         """Server stopping: end the page's stream now."""
@@ -76,6 +102,7 @@ class Page:
         while not self.queue.empty():
             self.queue.get_nowait()
         self.queue.put_nowait(None)
+        self.end("server_stopped")
 
 
 class LiveFeed(Protocol):
@@ -127,7 +154,8 @@ class LiveMapFeed:
         self.pending: list[Batch] = []
         self.pages: set[Page] = set()
         self._loop = loop
-        self._next = 0.0  # the next flush is due (loop time)
+        self._next = 0.0  # a publish brings a flush from then on (loop time)
+        self._oldest = 0.0  # when the oldest batch waiting for a flush was stored
         self._timer: asyncio.TimerHandle | None = None
         self._stop_feed = store.open_feed(self.on_batch)
 
@@ -138,14 +166,16 @@ class LiveMapFeed:
         if not self.pages:
             return
         pending = self.pending
+        now = self._loop.time()
+        if not pending:
+            self._oldest = now
         pending.append((msgs, raws))
         if len(pending) > MAX_PENDING_BATCHES:  # no flush for that long: keep memory flat
             pending[:] = [latest(pending)]
-        now = self._loop.time()
         if now >= self._next:
             self.flush()
-        elif self._timer is None or self._timer.when() > self._next + TAIL_S:
-            self._arm(self._next + TAIL_S)
+        elif self._timer is None or self._timer.when() > self._oldest + MAX_WAIT_S:
+            self._arm(self._oldest + MAX_WAIT_S)
 
     def flush(self) -> None:
         """Write what changed since the last flush and the status to every page."""

@@ -5,9 +5,9 @@ store's event loop (aiohttp, imported only when ``--http`` is given).
   outlines and licence files (all in the package: no CDN, no tiles, no internet).
 - ``GET /events``: server-sent events. On connecting, one ``snapshot`` (every live track's
   latest report, the trails, the status); then ``reports`` (the tracks that changed, at
-  most every ``feed.FLUSH_S`` seconds) with a ``status``, as one write. Reports travel as
-  their own protobuf bytes in base64 (``view.reports_b64``), decoded by the page
-  (``static/wire.js``).
+  most every ``feed.FLUSH_S`` seconds, none later than ``feed.MAX_WAIT_S`` after it was
+  stored) with a ``status``, as one write. Reports travel as their own protobuf bytes in
+  base64 (``view.reports_b64``), decoded by the page (``static/wire.js``).
 - ``GET /api/snapshot``: the picture as readable JSON (scripts, checks).
 
 The feed (``feed.LiveMapFeed``) is an in-process listener on the store's fan-out of
@@ -68,6 +68,28 @@ async def _trails(store: LiveFeed, live: list) -> dict:
     return picture.trails(live, recent)
 
 
+#: Bytes a page may leave unsent on the store's side before it counts as too slow.
+PAGE_BUFFER = 4 << 20
+
+
+def _sink(request: web.Request, resp: web.StreamResponse) -> Callable[[bytes], bool]:
+    """Write an event straight to the page's connection (in the response's chunked
+    framing, as aiohttp's writer would, without its coroutine per write); False when the
+    connection is gone or more than :data:`PAGE_BUFFER` waits unsent."""
+    transport = request.transport
+    chunked = resp.headers.get("Transfer-Encoding", "").lower() == "chunked"
+
+    def write(data: bytes) -> bool:
+        if transport is None or transport.is_closing():
+            return False
+        if transport.get_write_buffer_size() > PAGE_BUFFER:
+            return False
+        transport.write(b"%x\r\n%b\r\n" % (len(data), data) if chunked else data)
+        return True
+
+    return write
+
+
 def _events_handler(feed: LiveMapFeed) -> Callable[[web.Request], Any]:
     async def events(request: web.Request) -> web.StreamResponse:
         resp = web.StreamResponse(
@@ -86,12 +108,14 @@ def _events_handler(feed: LiveMapFeed) -> Callable[[web.Request], Any]:
             tails = await _trails(feed.store, live)
             snapshot = picture.snapshot_text(live, tails, status)
             await resp.write(b"retry: 1000\n\n" + event("snapshot", snapshot))
-            while True:
-                data = await page.queue.get()
+            while not page.ended.is_set():  # what came while the snapshot was made
+                data = page.queue.get_nowait() if not page.queue.empty() else None
                 if data is None:
-                    outcome = "server_stopped" if page.stopped else "too_slow"
+                    page.sink = _sink(request, resp)  # from now on the flushes write
                     break
                 await resp.write(data)
+            await page.ended.wait()
+            outcome = page.outcome
         except (ConnectionResetError, asyncio.CancelledError):
             outcome = "disconnected"
         finally:

@@ -169,5 +169,10 @@ def raws_b64(raws: Iterable[bytes]) -> str:
     parts = []
     for raw in raws:
         n = len(raw)
-        parts.append(_TRACKS_TAG + (bytes((n,)) if n < 0x80 else _varint(n)) + raw)
+        if n < 0x80:
+            parts.append(_TRACKS_TAG + bytes((n,)) + raw)
+        elif n < 0x4000:  # a report with its sensors: 2 bytes (no loop, once per report)
+            parts.append(bytes((0x0A, (n & 0x7F) | 0x80, n >> 7)) + raw)
+        else:
+            parts.append(_TRACKS_TAG + _varint(n) + raw)
     return base64.b64encode(b"".join(parts)).decode("ascii")

@@ -3,6 +3,7 @@ serve until SIGTERM/SIGINT, stop with grace."""
 
 from __future__ import annotations
 
+import gc
 import sys
 from pathlib import Path
 
@@ -33,6 +34,11 @@ async def serve_track_store(
     )
     if server.live_map is not None:
         print(f"{LABEL}: live map on {server.live_map.url}", flush=True)
+    # What start-up made (modules, the gRPC and web servers: ~45,000 objects, ~60,000 with
+    # the live map's aiohttp) lives as long as the process: out of the cyclic collector's
+    # sight, its full passes walk only what the store made since.
+    gc.collect()
+    gc.freeze()
     await serve_until_stopped(LABEL, server, tls, grace)
     sys.stdout.flush()
     return 0

@@ -95,23 +95,26 @@ class TrackStoreServicer(track_store_service_pb2_grpc.TrackStoreServiceServicer)
 
     def _show_stored(self, reports: list[track_pb2.TrackReport], results: list) -> None:
         """Update the live picture and fan out (synchronously: atomic w.r.t. subscribers
-        and feeds)."""
-        stored, raws = [], []
+        and feeds). Subscribers get every stored report; feeds only those that are now
+        their track's latest (as the live picture: a revision arriving after a newer one,
+        a DELETED one included, changes neither)."""
+        stored, latest, raws = [], [], []
         for rep, res in zip(reports, results, strict=True):
             if res.status != STORED:
                 continue
             stored.append(rep)
-            raws.append(res.raw)
             if res.latest:
+                latest.append(rep)
+                raws.append(res.raw)
                 if rep.status == DELETED:
                     self._live.pop(rep.track_id, None)
                 else:
                     self._live[rep.track_id] = rep
         self._hub.publish(stored)
-        if stored:
+        if latest:
             for feed in list(self._feeds):
                 try:
-                    feed(stored, raws)
+                    feed(latest, raws)
                 except Exception:  # a reader's bug must not stop the publisher
                     log.exception("live feed failed")
 
@@ -205,7 +208,9 @@ class TrackStoreServicer(track_store_service_pb2_grpc.TrackStoreServiceServicer)
         self, on_batch: Callable[[list[track_pb2.TrackReport], list[bytes]], None]
     ) -> Callable[[], None]:
         """In-process live feed (the live map): ``on_batch(reports, raws)`` called with
-        every batch stored from now on and each report's bytes as stored, on this loop,
+        the reports of every batch stored from now on that are now their track's latest
+        revision (as :meth:`live_reports`: a late older revision never reaches a feed), and
+        each one's bytes as stored, on this loop,
         inside the publish (it must not block; an exception is logged, never reaches the
         publisher); returns the function that stops the calls."""
         self._feeds.append(on_batch)

@@ -9,7 +9,9 @@ window.tracklayerGeo = function (view) {
   const D2R = Math.PI / 180;
   const R_EARTH = 6371008.8; // m, mean radius (ellipses are drawn on a sphere)
   let land = [];             // rings of [lon, lat]
-  let bg = null, bgKey = "";
+  let bg = null, bgKey = "";        // the background of the view drawn last
+  let spare = null, spareKey = "";  // one drawn ahead for a view about to be applied (prepare)
+  let backgrounds = 0;              // backgrounds drawn so far
 
   // ------------------------------------------------------------------ projections
   function wrap(d) { return ((d + 540) % 360) - 180; }
@@ -55,13 +57,45 @@ window.tracklayerGeo = function (view) {
     return rings;
   }
 
+  function keyOf(w, h) { return [view.mode, view.lon0, view.lat0, view.zoom, w, h, land.length].join(); }
+
+  // The flat map's centre latitude kept so that no empty band shows beyond a pole.
+  function clampFlat(w, h) {
+    if (view.mode !== "flat") return;
+    const half = Math.min(90, h / 2 / flatScale(w, h));
+    view.lat0 = Math.max(-90 + half, Math.min(90 - half, view.lat0));
+  }
+
+  // The graticule and land of the current view (a canvas of w x h CSS pixels), drawn once
+  // per view: a copy per frame.
   function background(w, h) {
-    const key = [view.mode, view.lon0, view.lat0, view.zoom, w, h, land.length].join();
+    const key = keyOf(w, h);
     if (bg && bgKey === key) return bg;
+    if (spare && spareKey === key) {
+      [bg, spare, bgKey, spareKey] = [spare, bg, spareKey, bgKey];
+      return bg;
+    }
+    bg = drawBackground(bg, w, h); bgKey = key;
+    return bg;
+  }
+
+  // Draw the background of the view `next` ({lon0, lat0, zoom}) ahead, so that applying the
+  // view later costs one copy (the land is the costliest part of a frame).
+  function prepare(next, w, h) {
+    const saved = [view.lon0, view.lat0, view.zoom];
+    [view.lon0, view.lat0, view.zoom] = [next.lon0, next.lat0, next.zoom];
+    clampFlat(w, h);
+    const key = keyOf(w, h);
+    if (key !== bgKey && key !== spareKey) { spare = drawBackground(spare, w, h); spareKey = key; }
+    [view.lon0, view.lat0, view.zoom] = saved;
+  }
+
+  function drawBackground(canvas, w, h) {
+    backgrounds++;
     const dpr = window.devicePixelRatio || 1;
-    bg = bg || document.createElement("canvas");
-    bg.width = w * dpr; bg.height = h * dpr;
-    const g = bg.getContext("2d");
+    canvas = canvas || document.createElement("canvas");
+    canvas.width = w * dpr; canvas.height = h * dpr;
+    const g = canvas.getContext("2d");
     g.setTransform(dpr, 0, 0, dpr, 0, 0);
     g.fillStyle = "#070b12"; g.fillRect(0, 0, w, h);
     if (view.mode === "globe") {
@@ -77,19 +111,30 @@ window.tracklayerGeo = function (view) {
     }
     drawGraticule(g, w, h);
     drawLand(g, w, h);
-    bgKey = key;
-    return bg;
+    return canvas;
   }
 
-  function strokeLine(g, pts, w, h) {  // pts: [[lat, lon], ...]; breaks at horizon / seam
-    let prev = null;
-    for (const [lat, lon] of pts) {
-      const p = project(lat, lon, w, h);
+  // pts: [[lat, lon], ...] (or lat at index i0 of each point: a trail's [t, lat, lon, alt]
+  // with i0 = 1); breaks at the horizon / the seam.
+  // Points less than a pixel from the last one drawn are left out (but a line's last point
+  // is drawn): a raid's trails and ellipses seen whole are mostly such points.
+  function strokeLine(g, pts, w, h, i0 = 0) {
+    let prev = null, held = null;  // the last point drawn; a point left out since
+    for (const q of pts) {
+      const p = project(q[i0], q[i0 + 1], w, h);
+      if (!p[2]) {
+        if (held) g.lineTo(held[0], held[1]);
+        prev = held = null;
+        continue;
+      }
       const jump = prev && view.mode === "flat" && Math.abs(p[0] - prev[0]) > w / 2;
-      if (!p[2]) { prev = null; continue; }
-      if (!prev || jump) g.moveTo(p[0], p[1]); else g.lineTo(p[0], p[1]);
-      prev = p;
+      if (!prev || jump) {
+        if (held) g.lineTo(held[0], held[1]);
+        g.moveTo(p[0], p[1]); prev = p; held = null;
+      } else if (Math.abs(p[0] - prev[0]) + Math.abs(p[1] - prev[1]) < 1) held = p;
+      else { g.lineTo(p[0], p[1]); prev = p; held = null; }
     }
+    if (held) g.lineTo(held[0], held[1]);
   }
 
   // A ring's outline for filling on the globe: hidden stretches follow the limb (an arc
@@ -129,18 +174,20 @@ window.tracklayerGeo = function (view) {
   function drawLand(g, w, h) {
     g.fillStyle = "#1b2f47"; g.strokeStyle = "#5d86b3"; g.lineWidth = 0.8;
     if (view.mode === "globe") {
-      const shown = [];
+      const outlines = new Path2D();  // the visible stretches of every ring, stroked once
       for (const ring of land) {
         const pts = ring.map(([lon, lat]) => project(lat, lon, w, h));
         if (!pts.some((p) => p[2])) continue;
-        shown.push(ring);
+        let prev = false;
+        for (const p of pts) {
+          if (p[2]) { if (prev) outlines.lineTo(p[0], p[1]); else outlines.moveTo(p[0], p[1]); }
+          prev = p[2];
+        }
         const path = new Path2D();
         // a ring whose hidden part winds round the limb would fill the whole disc: outline only
         if (limbPath(path, pts, w, h) < 1.5 * Math.PI) g.fill(path);
       }
-      g.beginPath();
-      for (const ring of shown) strokeLine(g, ring.map(([lon, lat]) => [lat, lon]), w, h);
-      g.stroke();
+      g.stroke(outlines);
       return;
     }
     const s = flatScale(w, h);
@@ -190,43 +237,62 @@ window.tracklayerGeo = function (view) {
   }
 
   // ------------------------------------------------------------------ framing, scale
-  function unit([lat, lon]) {
-    const p = lat * D2R, l = lon * D2R;
-    return [Math.cos(p) * Math.cos(l), Math.cos(p) * Math.sin(l), Math.sin(p)];
-  }
-
   function spread(c, pts) {  // largest angle (rad) from the unit vector c to a [lat, lon]
     let dot = 1;
-    for (const q of pts.map(unit)) dot = Math.min(dot, c[0] * q[0] + c[1] * q[1] + c[2] * q[2]);
+    for (const [lat, lon] of pts) {
+      const p = lat * D2R, l = lon * D2R, cp = Math.cos(p);
+      dot = Math.min(dot, c[0] * cp * Math.cos(l) + c[1] * cp * Math.sin(l) + c[2] * Math.sin(p));
+    }
     return Math.acos(Math.max(-1, Math.min(1, dot)));
   }
 
-  // Centre the view on [lat, lon] points (the middle of their smallest enclosing cap,
-  // approximated: step towards the farthest point by 1/(i + 2), Badoiu-Clarkson) and zoom
-  // (at most maxZoom) so that they all fit; -> {c, spread} or null without points.
+  // The view that frames [lat, lon] points: centred on the middle of their smallest
+  // enclosing cap (approximated: step towards the farthest point by 1/(i + 2),
+  // Badoiu-Clarkson), zoomed (at most maxZoom) so that they all fit; -> {lon0, lat0, zoom,
+  // c (unit vector of the centre), spread (rad), mode} or null without points. The view is
+  // not changed (see differs, apply).
   function frame(pts, maxZoom) {
     if (!pts.length) return null;
-    const us = pts.map(unit);
-    let c = us[0].slice();
-    for (let i = 0; i < 40; i++) {
-      let far = us[0], dmin = 2;
-      for (const q of us) {
-        const d = c[0] * q[0] + c[1] * q[1] + c[2] * q[2];
-        if (d < dmin) { dmin = d; far = q; }
-      }
-      c = c.map((v, k) => v + (far[k] - v) / (i + 2));
+    const n = pts.length, u = new Float64Array(3 * n);  // unit vectors, flat (no garbage)
+    for (let i = 0; i < n; i++) {
+      const p = pts[i][0] * D2R, l = pts[i][1] * D2R, cp = Math.cos(p);
+      u[3 * i] = cp * Math.cos(l); u[3 * i + 1] = cp * Math.sin(l); u[3 * i + 2] = Math.sin(p);
     }
-    const n = Math.hypot(...c) || 1;
-    c = c.map((v) => v / n);
-    const [x, y, z] = c;
-    view.lon0 = Math.atan2(y, x) / D2R;
-    view.lat0 = Math.max(-60, Math.min(60, Math.atan2(z, Math.hypot(x, y)) / D2R));
+    let cx = u[0], cy = u[1], cz = u[2];
+    for (let it = 0; it < 40; it++) {
+      let far = 0, dmin = 2;
+      for (let i = 0; i < 3 * n; i += 3) {
+        const d = cx * u[i] + cy * u[i + 1] + cz * u[i + 2];
+        if (d < dmin) { dmin = d; far = i; }
+      }
+      const f = 1 / (it + 2);
+      cx += (u[far] - cx) * f; cy += (u[far + 1] - cy) * f; cz += (u[far + 2] - cz) * f;
+    }
+    const norm = Math.hypot(cx, cy, cz) || 1;
+    const c = [cx / norm, cy / norm, cz / norm], [x, y, z] = c;
     const s = spread(c, pts);
     const fit = view.mode === "globe" ? 0.8 / Math.sin(Math.min(s * 1.3 + 0.02, Math.PI / 2))
       : 80 / Math.max((s * 1.3) / D2R, 2);
-    view.zoom = Math.max(1, Math.min(maxZoom, fit));
-    return { c, spread: s };
+    return {
+      lon0: Math.atan2(y, x) / D2R,
+      lat0: Math.max(-60, Math.min(60, Math.atan2(z, Math.hypot(x, y)) / D2R)),
+      zoom: Math.max(1, Math.min(maxZoom, fit)), c, spread: s, mode: view.mode,
+    };
   }
+
+  // Whether a framing (frame's result) shows the picture better than prev, the last one
+  // applied: zoom off by more than 15%, or the centre moved by more than a tenth of the
+  // framed radius. A changed view redraws the land, so a picture that only drifts keeps
+  // its view.
+  function differs(fit, prev) {
+    if (!prev || prev.mode !== fit.mode) return true;
+    const a = prev.c, b = fit.c;
+    const moved = Math.acos(Math.max(-1, Math.min(1, a[0] * b[0] + a[1] * b[1] + a[2] * b[2])));
+    const ratio = fit.zoom / prev.zoom;
+    return ratio > 1.15 || ratio < 1 / 1.15 || moved > Math.max(fit.spread, 0.01) * 0.1;
+  }
+
+  function apply(fit) { view.lon0 = fit.lon0; view.lat0 = fit.lat0; view.zoom = fit.zoom; }
 
   // A scale bar (km at the centre of the view) so ellipses and distances can be judged;
   // returns its length in km.
@@ -247,8 +313,9 @@ window.tracklayerGeo = function (view) {
 
   return {
     wrap, globeRadius, flatScale, project, strokeLine, ellipsePoints, background, greatCircle,
-    frame, spread, drawScale,
+    frame, differs, apply, prepare, clampFlat, spread, drawScale,
     setLand(topo) { land = decodeTopology(topo); },
     get landRings() { return land.length; },
+    get backgrounds() { return backgrounds; },
   };
 };

@@ -8,17 +8,7 @@
 "use strict";
 
 (function () {
-  const PHASE_COLOUR = {
-    BOOST: "#ffb020", MIDCOURSE: "#36c5ff", REENTRY: "#ff4d4d", GLIDE: "#d07bff",
-    UNSPECIFIED: "#a3adba",
-  };
-  const LABEL_LIMIT = 150;   // ids drawn when at most this many tracks are on screen
-  const SAT_COLOUR = "#f4f1a6";
   const SAT_STALE_S = 60;    // satellites placed longer ago than this (report time) are not drawn
-  const SIGHT_S = 1.5;       // lines of sight: tracks reported within this of the newest report
-  // With more lines of sight (track -> impact lines) than this, as in a raid, only the
-  // selected track's (or those of the satellite under the mouse in the list) are drawn.
-  const SIGHT_LIMIT = 60, CONNECT_LIMIT = 60;
   const FIT_ZOOM = 8;        // the automatic framing zooms no closer: the land stays in view
   const FOLLOW_S = 10;       // re-frame the tracks this often until the user moves the view
   const D2R = Math.PI / 180;
@@ -36,6 +26,9 @@
   const stats = {
     messages: 0, reports: 0, frames: 0, lastFrameMs: 0, maxFrameMs: 0, frameMs: [],
     updateMs: [], lastUpdateMs: 0, maxUpdateMs: 0, decodeMs: [],
+    // where each update's time went (ms): decode, apply (the picture), wait (for
+    // the next animation frame), draw
+    parts: [],
   };
   const drawn = {
     tracks: 0, impactEllipses: 0, impactEllipsePx: 0, launches: 0, labels: 0, satellites: 0,
@@ -47,161 +40,22 @@
   let highlight = null;      // sensor id under the mouse in the satellite list
   let dirty = true;
   let pendingSince = null;   // performance.now() of the first unrendered message
-  let screen = [];           // [x, y, id] of each drawn sub-point (hover)
-  let satScreen = [];        // [x, y, sensor id] of each drawn satellite (hover)
+  let part = null;           // that update's parts so far (stats.parts)
   const geo = window.tracklayerGeo(view);
   const wire = window.tracklayerWire;
-  const { wrap, globeRadius, flatScale, project, strokeLine, ellipsePoints, greatCircle } = geo;
+  const { wrap, globeRadius, flatScale, project } = geo;
+  // the picture drawn (draw.js); it reads the selection and the highlight from here
+  const draw = window.tracklayerDraw(ctx, tracks, geo, view, drawn, {
+    get selected() { return selected; }, get highlight() { return highlight; },
+  });
+  const { colour, SAT_COLOUR } = draw;
   function size() { return { w: canvas.clientWidth, h: canvas.clientHeight }; }
-
-  function colour(rep) { return PHASE_COLOUR[rep.phase] || PHASE_COLOUR.UNSPECIFIED; }
-
-  function drawTrails(w, h) {
-    const byColour = new Map();
-    for (const t of tracks.values()) {
-      const c = colour(t.rep);
-      if (!byColour.has(c)) byColour.set(c, []);
-      byColour.get(c).push(t);
-    }
-    ctx.lineWidth = 1.6; ctx.globalAlpha = 0.7;
-    for (const [c, list] of byColour) {
-      ctx.beginPath();
-      for (const t of list) strokeLine(ctx, t.trail.map((p) => [p[1], p[2]]), w, h);
-      ctx.strokeStyle = c; ctx.stroke();
-    }
-    ctx.globalAlpha = 1;
-  }
-
-  function drawEllipse(e, k, w, h, dash) {
-    ctx.beginPath(); strokeLine(ctx, ellipsePoints(e, k), w, h);
-    ctx.setLineDash(dash); ctx.stroke(); ctx.setLineDash([]);
-  }
-
-  function drawGround(w, h) {
-    drawn.impactEllipses = 0; drawn.launches = 0; drawn.impactEllipsePx = 0;
-    let impacts = 0;
-    for (const t of tracks.values()) if (t.rep.impact) impacts++;
-    const connect = impacts <= CONNECT_LIMIT;  // track -> impact lines; in a raid: selected only
-    for (const t of tracks.values()) {
-      const r = t.rep, c = colour(r);
-      if (r.impact && r.impact.lat != null) {
-        const p = project(r.impact.lat, r.impact.lon, w, h);
-        if (!p[2]) continue;
-        const q = project(r.lat, r.lon, w, h);
-        ctx.strokeStyle = c; ctx.globalAlpha = 0.35; ctx.lineWidth = 1;
-        if (q[2] && (connect || r.id === selected)) {
-          ctx.beginPath(); ctx.setLineDash([2, 4]); ctx.moveTo(q[0], q[1]);
-          ctx.lineTo(p[0], p[1]); ctx.stroke(); ctx.setLineDash([]);
-        }
-        ctx.globalAlpha = 0.9; ctx.lineWidth = 1.6; ctx.strokeStyle = "#ff4d4d";
-        drawEllipse(r.impact, 1, w, h, []);
-        ctx.lineWidth = 1.2; drawEllipse(r.impact, 3, w, h, [5, 4]);
-        ctx.globalAlpha = 1;
-        ctx.beginPath(); ctx.moveTo(p[0] - 4, p[1] - 4); ctx.lineTo(p[0] + 4, p[1] + 4);
-        ctx.moveTo(p[0] + 4, p[1] - 4); ctx.lineTo(p[0] - 4, p[1] + 4); ctx.stroke();
-        const edge = project(...ellipsePoints(r.impact, 3)[0], w, h);
-        drawn.impactEllipsePx = Math.max(drawn.impactEllipsePx, Math.hypot(edge[0] - p[0], edge[1] - p[1]));
-        drawn.impactEllipses++;
-      }
-      if (r.launch && r.launch.lat != null) {
-        const p = project(r.launch.lat, r.launch.lon, w, h);
-        if (!p[2]) continue;
-        ctx.strokeStyle = "#8fe388"; ctx.lineWidth = 1.2; drawEllipse(r.launch, 1, w, h, []);
-        ctx.fillStyle = "#8fe388"; ctx.beginPath(); ctx.moveTo(p[0], p[1] - 6);
-        ctx.lineTo(p[0] + 5, p[1] + 4); ctx.lineTo(p[0] - 5, p[1] + 4); ctx.closePath(); ctx.fill();
-        drawn.launches++;
-      }
-    }
-  }
 
   // Satellites where the reports last placed them (sub-points), drawn while recent.
   function placedSatellites() {
     const shown = sensors.filter((s) => s.pos && s.pos.lat != null && s.pos.lon != null);
     const newest = Math.max(...shown.map((s) => s.pos.t));
     return new Map(shown.filter((s) => newest - s.pos.t <= SAT_STALE_S).map((s) => [s.id, s]));
-  }
-
-  // Lines of sight of the last report of each recently reported track: satellite -> track.
-  // A raid's hundreds would hide the picture: then only those of the selected track or of
-  // the satellite under the mouse in the list.
-  function drawSightLines(w, h, sats) {
-    let newest = -Infinity;
-    for (const t of tracks.values()) newest = Math.max(newest, t.rep.t);
-    let lines = [];
-    for (const t of tracks.values()) {
-      const r = t.rep;
-      if (r.lat == null || newest - r.t > SIGHT_S) continue;
-      for (const sid of r.sensors) if (sats.has(sid)) lines.push([sats.get(sid), r]);
-    }
-    if (lines.length > SIGHT_LIMIT) {
-      lines = lines.filter(([s, r]) => r.id === selected || s.id === highlight);
-    }
-    ctx.beginPath();
-    for (const [s, r] of lines) {
-      strokeLine(ctx, greatCircle([s.pos.lat, s.pos.lon], [r.lat, r.lon], 16), w, h);
-    }
-    ctx.strokeStyle = SAT_COLOUR; ctx.globalAlpha = lines.length > 30 ? 0.2 : 0.35; ctx.lineWidth = 0.9;
-    ctx.setLineDash([3, 3]); ctx.stroke(); ctx.setLineDash([]); ctx.globalAlpha = 1;
-    drawn.sightLines = lines.length;
-  }
-
-  function drawSatellites(w, h, sats) {
-    satScreen = [];
-    const labels = sats.size <= 40 || view.zoom >= 3;
-    ctx.font = "10px system-ui, 'DejaVu Sans', sans-serif"; ctx.textBaseline = "middle";
-    for (const s of sats.values()) {
-      const p = project(s.pos.lat, s.pos.lon, w, h);
-      if (!p[2]) continue;
-      satScreen.push([p[0], p[1], s.id]);
-      const lit = highlight === s.id;
-      ctx.fillStyle = SAT_COLOUR; ctx.strokeStyle = SAT_COLOUR; ctx.lineWidth = 1.2;
-      ctx.globalAlpha = lit ? 1 : 0.85;
-      ctx.fillRect(p[0] - 2.5, p[1] - 2.5, 5, 5);  // body and two solar panels
-      ctx.beginPath(); ctx.moveTo(p[0] - 8, p[1]); ctx.lineTo(p[0] - 3, p[1]);
-      ctx.moveTo(p[0] + 3, p[1]); ctx.lineTo(p[0] + 8, p[1]); ctx.stroke();
-      if (lit) { ctx.beginPath(); ctx.arc(p[0], p[1], 10, 0, 2 * Math.PI); ctx.stroke(); }
-      if (labels || lit) {
-        ctx.globalAlpha = lit ? 1 : 0.6; ctx.fillText(s.id, p[0] + 10, p[1] + 9);
-      }
-      ctx.globalAlpha = 1;
-    }
-    drawn.satellites = satScreen.length;
-  }
-
-  function drawPoints(w, h) {
-    screen = [];
-    const labels = tracks.size <= LABEL_LIMIT || view.zoom >= 4;
-    drawn.labels = 0;
-    const boxes = [];  // labels drawn so far: one that would overlap another is left out
-    const free = (x, y, text) => {
-      const w = ctx.measureText(text).width;
-      if (boxes.some((b) => x < b[0] + b[2] + 4 && x + w + 4 > b[0] && Math.abs(y - b[1]) < 13)) return false;
-      boxes.push([x, y, w]);
-      return true;
-    };
-    ctx.font = "12px system-ui, 'DejaVu Sans', sans-serif"; ctx.textBaseline = "middle";
-    for (const t of tracks.values()) {
-      const r = t.rep;
-      if (r.lat == null) continue;
-      const p = project(r.lat, r.lon, w, h);
-      if (!p[2]) continue;
-      screen.push([p[0], p[1], r.id]);
-      const c = colour(r), solid = r.status === "CONFIRMED";
-      ctx.beginPath(); ctx.arc(p[0], p[1], solid ? 4.5 : 4, 0, 2 * Math.PI);
-      if (solid) { ctx.fillStyle = c; ctx.fill(); } else { ctx.strokeStyle = c; ctx.lineWidth = 2; ctx.stroke(); }
-      if (highlight && r.sensors.includes(highlight)) {
-        ctx.beginPath(); ctx.arc(p[0], p[1], 7, 0, 2 * Math.PI);
-        ctx.strokeStyle = "#f4f1a6"; ctx.lineWidth = 1.5; ctx.stroke();
-      }
-      if (r.id === selected) {
-        ctx.beginPath(); ctx.arc(p[0], p[1], 9, 0, 2 * Math.PI);
-        ctx.strokeStyle = "#ffffff"; ctx.lineWidth = 1.5; ctx.stroke();
-      }
-      if ((labels && free(p[0] + 8, p[1] - 8, r.id)) || r.id === selected) {
-        ctx.fillStyle = "#e8eef6"; ctx.fillText(r.id, p[0] + 8, p[1] - 8); drawn.labels++;
-      }
-    }
-    drawn.tracks = screen.length;
   }
 
   function render() {
@@ -212,27 +66,30 @@
       canvas.width = Math.round(w * dpr); canvas.height = Math.round(h * dpr);
     }
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    if (view.mode === "flat") {  // no empty band beyond a pole: the map fills the height
-      const half = Math.min(90, h / 2 / flatScale(w, h));
-      view.lat0 = Math.max(-90 + half, Math.min(90 - half, view.lat0));
-    }
+    geo.clampFlat(w, h);  // no empty band beyond a pole: the flat map fills the height
     ctx.drawImage(geo.background(w, h), 0, 0, w, h);
     const sats = placedSatellites();
-    drawSightLines(w, h, sats);
-    drawTrails(w, h);
-    drawGround(w, h);
-    drawSatellites(w, h, sats);
-    drawPoints(w, h);
+    draw.sightLines(w, h, sats);
+    draw.trails(w, h);
+    draw.ground(w, h);
+    draw.satellites(w, h, sats);
+    draw.points(w, h);
     drawn.scaleKm = geo.drawScale(ctx, w, h);
     const t1 = performance.now();
     stats.frames++; stats.lastFrameMs = t1 - t0; stats.maxFrameMs = Math.max(stats.maxFrameMs, t1 - t0);
     push(stats.frameMs, t1 - t0);
     if (pendingSince !== null) {
       const u = t1 - pendingSince;
+      if (part) {
+        part.draw = t1 - t0; part.wait = u - part.draw - part.decode - part.apply - (part.status || 0);
+        push(stats.parts, part); part = null;
+      }
       stats.lastUpdateMs = u; stats.maxUpdateMs = Math.max(stats.maxUpdateMs, u); push(stats.updateMs, u);
       pendingSince = null;
     }
     document.getElementById("s-frame").textContent = stats.lastFrameMs.toFixed(1) + " ms";
+    if (framingDue && !framingQueued) { framingQueued = true; setTimeout(frameTask, 0); }
+    framingDue = false;
   }
 
   function push(arr, v) { arr.push(v); if (arr.length > 500) arr.shift(); }
@@ -248,20 +105,44 @@
     if (rep.status === "DELETED" && selected === rep.id) { selected = null; details.hidden = true; }
   }
 
-  // What the framing shows: every sub-point, impact and launch point.
+  // What the framing shows: every sub-point, impact and launch point, and the satellites
+  // drawn that feed a live track (those looking at the picture; the others may be anywhere).
   function framedPoints() {
     const out = [];
     for (const t of tracks.values()) {
       if (t.rep.lat != null) out.push([t.rep.lat, t.rep.lon]);
       for (const e of [t.rep.impact, t.rep.launch]) if (e && e.lat != null) out.push([e.lat, e.lon]);
     }
+    if (out.length) {
+      for (const s of placedSatellites().values()) if (s.tracks.length) out.push([s.pos.lat, s.pos.lon]);
+    }
     return out;
   }
 
+  // Frame the picture at once (the user: reset, switch view).
   function centreOnTracks() {
     const fit = geo.frame(framedPoints(), FIT_ZOOM);
-    if (fit) view.fit = fit;
-    return !!fit;
+    if (!fit) return false;
+    geo.apply(fit); view.fit = fit;
+    return true;
+  }
+
+  // The automatic framing, in a task of its own after an update's frame is drawn (the
+  // update shows its reports first): changed only if it shows the picture better than the
+  // last framing (geo.differs), with the new view's land drawn ahead (geo.prepare), so
+  // the next frame is one copy of the land.
+  let framingDue = false, framingQueued = false;
+  function frameTask() {
+    framingQueued = false;
+    const now = performance.now();
+    if (!reframe(now)) return;
+    const fit = geo.frame(framedPoints(), FIT_ZOOM);
+    if (!fit) return;
+    view.centred = true; framedAt = now;
+    if (!geo.differs(fit, view.fit)) return;
+    const { w, h } = size();
+    geo.prepare(fit, w, h);
+    geo.apply(fit); view.fit = fit; dirty = true;
   }
 
   // While following: frame again every FOLLOW_S, and at once when the picture outgrows the
@@ -285,8 +166,7 @@
       for (const rep of data) applyReport(rep);
       stats.reports += data.length;
     }
-    const now = performance.now();
-    if (reframe(now) && centreOnTracks()) { view.centred = true; framedAt = now; }
+    framingDue = true;
     if (selected) showDetails(selected);
     dirty = true;
   }
@@ -356,7 +236,7 @@
     details.replaceChildren(table(t.rep)); details.hidden = false;
   }
 
-  function nearest(x, y, points = screen) {
+  function nearest(x, y, points = draw.screen) {
     let best = null, bd = 12 * 12;
     for (const [sx, sy, id] of points) {
       const d = (sx - x) ** 2 + (sy - y) ** 2;
@@ -409,7 +289,7 @@
       drag.x = e.clientX; drag.y = e.clientY; dirty = true; tip.hidden = true;
       return;
     }
-    const id = nearest(x, y), sid = id ? null : nearest(x, y, satScreen);
+    const id = nearest(x, y), sid = id ? null : nearest(x, y, draw.satScreen);
     const sat = sid && sensors.find((s) => s.id === sid);
     if (!id && !sat) { tip.hidden = true; return; }
     tip.replaceChildren(id ? table(tracks.get(id).rep) : satelliteTable(sat));
@@ -445,7 +325,9 @@
     es.onopen = () => { conn.textContent = "live"; conn.className = "conn on"; };
     es.onerror = () => { conn.textContent = "reconnecting"; conn.className = "conn off"; };
     // An update's time (stats.updateMs) runs from the message's arrival: decoding included.
-    const came = () => { if (pendingSince === null) pendingSince = performance.now(); };
+    const came = () => {
+      if (pendingSince === null) { pendingSince = performance.now(); part = { decode: 0, apply: 0 }; }
+    };
     es.addEventListener("snapshot", (e) => {
       came();
       const d = JSON.parse(e.data);
@@ -457,10 +339,16 @@
       came();
       // The data is a JSON string of base64 (no escapes): its quotes cut off, no JSON.parse.
       const t0 = performance.now(), reps = wire.decodeReports(e.data.slice(1, -1));
-      push(stats.decodeMs, performance.now() - t0);
+      const t1 = performance.now();
+      push(stats.decodeMs, t1 - t0);
       received("reports", reps);
+      if (part) { part.decode += t1 - t0; part.apply += performance.now() - t1; }
     });
-    es.addEventListener("status", (e) => { showStatus(JSON.parse(e.data)); showSatellites(); dirty = true; });
+    es.addEventListener("status", (e) => {
+      const t0 = performance.now();
+      showStatus(JSON.parse(e.data)); showSatellites(); dirty = true;
+      if (part) part.status = (part.status || 0) + performance.now() - t0;
+    });
     return es;
   }
 
@@ -471,9 +359,10 @@
     tracks, view, stats, drawn,
     get sensors() { return sensors; }, get status() { return status; },
     get landRings() { return geo.landRings; },
-    screenOf(id) { const p = screen.find((q) => q[2] === id); return p ? [p[0], p[1]] : null; },
+    get backgrounds() { return geo.backgrounds; },
+    screenOf(id) { const p = draw.screen.find((q) => q[2] === id); return p ? [p[0], p[1]] : null; },
     toScreen(lat, lon) { const { w, h } = size(); return project(lat, lon, w, h); },
-    satelliteScreenOf(id) { const p = satScreen.find((q) => q[2] === id); return p ? [p[0], p[1]] : null; },
+    satelliteScreenOf(id) { const p = draw.satScreen.find((q) => q[2] === id); return p ? [p[0], p[1]] : null; },
     setView(mode, zoom) {
       if (mode !== view.mode) toggleView();
       if (zoom) { view.zoom = zoom; view.follow = false; }

@@ -5,7 +5,10 @@
 "use strict";
 
 window.tracklayerPicture = function () {
-  const TRAIL_POINTS = 120;  // points kept per track (one per report shown)
+  // Points kept per track (one per report shown): 120, fewer in a raid so that all trails
+  // together hold at most TRAIL_BUDGET points (each is projected every frame), at least
+  // TRAIL_MIN: the server's snapshot rule (picture.py trail_length).
+  const TRAIL_POINTS = 120, TRAIL_BUDGET = 20000, TRAIL_MIN = 10;
   const SAT_FORGET_S = 600;  // satellites seen this much (report time) before the newest are dropped
   const tracks = new Map();  // id -> {rep, trail: [[t, lat, lon, alt], ...]}
   const fed = new Map();     // sensor id -> {tracks: Set of track ids, t: newest report time}
@@ -35,7 +38,8 @@ window.tracklayerPicture = function () {
     t.rep = rep;
     if (!rep.trail && rep.lat != null) {
       t.trail.push([rep.t, rep.lat, rep.lon, rep.alt]);
-      if (t.trail.length > TRAIL_POINTS) t.trail.splice(0, t.trail.length - TRAIL_POINTS);
+      const keep = Math.max(TRAIL_MIN, Math.min(TRAIL_POINTS, Math.floor(TRAIL_BUDGET / tracks.size)));
+      if (t.trail.length > keep) t.trail.splice(0, t.trail.length - keep);
     }
     delete rep.trail;
   }
