@@ -331,22 +331,21 @@ class InitiationBuffer:
         out: list[tuple[int, Candidate]] = []
         chosen = greedy_pairs(mi, bi, order)
         motion = cfg.init_velocity_sigma_mps * dt
-        variances = np.stack(
-            [(sigma[mi[chosen]] * t1[chosen]) ** 2,
-             (sig2[bi[chosen]] * t2[chosen]) ** 2 + motion[bi[chosen]] ** 2], axis=1,
-        )  # fmt: skip
         make = np.ones(chosen.size, bool)
-        if wanted is not None and chosen.size:
-            origins = np.stack([np.broadcast_to(origin, (chosen.size, 3)), s2[bi[chosen]]], 1)
-            rays = np.stack([los[mi[chosen]], u2[bi[chosen]]], 1)
-            make = np.asarray(wanted(intersections(origins, rays, variances)), bool)
+        if wanted is not None and chosen.size:  # the screen, before the exact solutions
+            m_, b_ = mi[chosen], bi[chosen]
+            origins = np.stack([np.broadcast_to(origin, (chosen.size, 3)), s2[b_]], 1)
+            rays = np.stack([los[m_], u2[b_]], 1)
+            var_ = np.stack([(sigma[m_] * t1[chosen]) ** 2,
+                             (sig2[b_] * t2[chosen]) ** 2 + motion[b_] ** 2], 1)  # fmt: skip
+            make = np.asarray(wanted(intersections(origins, rays, var_)), bool)
         for j, k in enumerate(chosen):
             m, b = int(mi[k]), int(bi[k])
             used_m.add(m)
             used_b.add(b)
             if not make[j]:
                 continue
-            var = variances[j]
+            var = np.array([(sigma[m] * t1[k]) ** 2, (sig2[b] * t2[k]) ** 2 + motion[b] ** 2])
             pos, cov = triangulate(np.stack([origin, s2[b]]), np.stack([los[m], u2[b]]), var)
             other = self._names[int(live[b, _CODE])]
             out.append((m, Candidate(pos, cov, (sensor_id, other), float(score[k]))))
