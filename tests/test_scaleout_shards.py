@@ -15,6 +15,7 @@ reference's.
 
 from __future__ import annotations
 
+import re
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -331,7 +332,12 @@ def test_proof3_with_four_shards_a_sigkilled_worker_is_replaced_and_nothing_chan
     finally:
         codes = chain.stop()
     assert codes["w2"] == 0 and codes["w3"] == 0 and codes["fusion"] == 0
-    assert "event=checkpoint_loaded shard=" in w3.log_path.read_text()  # resumed
+    log = w3.log_path.read_text()
+    assert "event=checkpoint_loaded shard=" in log  # resumed
+    # ... reading the HANDOVER stream on from where its checkpoint had read it
+    starts = re.findall(r"event=shard_started .*handover_from=(\d+)", log)
+    assert starts and all(int(n) > 1 for n in starts), starts
+    assert "event=handover_trimmed" in chain.front.log_path.read_text()  # and it was purged
     assert set(got) == set(expected)
     assert [k for k in expected if got[k] != expected[k]] == []
 
