@@ -339,12 +339,10 @@ class InitiationBuffer:
             var_ = np.stack([(sigma[m_] * t1[chosen]) ** 2,
                              (sig2[b_] * t2[chosen]) ** 2 + motion[b_] ** 2], 1)  # fmt: skip
             make = np.asarray(wanted(intersections(origins, rays, var_)), bool)
-        for j, k in enumerate(chosen):
+        used_m.update(mi[chosen].tolist())  # every chosen pair uses its two detections up
+        used_b.update(bi[chosen].tolist())
+        for k in chosen[make]:
             m, b = int(mi[k]), int(bi[k])
-            used_m.add(m)
-            used_b.add(b)
-            if not make[j]:
-                continue
             var = np.array([(sigma[m] * t1[k]) ** 2, (sig2[b] * t2[k]) ** 2 + motion[b] ** 2])
             pos, cov = triangulate(np.stack([origin, s2[b]]), np.stack([los[m], u2[b]]), var)
             other = self._names[int(live[b, _CODE])]
