@@ -323,7 +323,17 @@ def test_proof3_with_four_shards_a_sigkilled_worker_is_replaced_and_nothing_chan
         wait_for_line(w2, "event=shard_started")
         w3 = chain.worker("w3", *ckpt)  # standby: every lease is held
         replay = chain.replay(cross_mcap, "--speed", "20")
-        wait_for_line(w1, "event=checkpoint_written", timeout_s=120)
+        # after a checkpoint far enough in (past frame K + 1: the shards have read the
+        # HANDOVER stream, so the checkpoint holds a position on it)
+        deadline = time.monotonic() + 120
+        while not any(
+            int(n) >= 1500
+            for n in re.findall(
+                r"event=checkpoint_written shard=\d+ seq=(\d+)", w1.log_path.read_text()
+            )
+        ):
+            assert time.monotonic() < deadline and w1.alive(), "no checkpoint at 1500 events"
+            time.sleep(0.05)  # fmt: skip
         time.sleep(rng.uniform(0.0, 2.0))
         w1.signal(9)
         assert w1.wait(10) == -9
