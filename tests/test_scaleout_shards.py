@@ -525,3 +525,24 @@ def test_proof3_with_four_shards_a_worker_killed_inside_a_handover_window(
     assert "event=checkpoint_loaded shard=" in w3.log_path.read_text()  # resumed
     assert transfer_id in after  # the replacement sent the transfer's state
     _same_as_reference(got, expected)
+
+
+def test_a_shard_of_an_ecef_point_is_the_shard_of_its_geodetic_point():
+    """Initiation asks which shard owns an ECI point (``Region.may_initiate``): from the
+    longitude alone, it must give the geodetic path's answer (``teme_to_geodetic`` then
+    the cell map), also right next to the sector edges."""
+    rng = np.random.default_rng(11)
+    n = 4000
+    lat = np.degrees(np.arcsin(rng.uniform(-1, 1, n)))
+    edge = -180.0 + 30.0 * rng.integers(0, 12, n)
+    lon = np.where(rng.random(n) < 0.5, rng.uniform(-180, 180, n),
+                   edge + rng.choice([-1e-7, 0.0, 1e-7], n))  # fmt: skip
+    alt = rng.uniform(-20e3, 3000e3, n)
+    t_s = 1.7e9 + rng.uniform(0, 86400, n)
+    eci = geodesy.geodetic_to_teme(lat, lon, alt, t_s)
+    for shards in (2, 3, 4, 12):
+        m = ShardMap(shards)
+        glat, glon, _ = geodesy.teme_to_geodetic(eci, t_s)
+        assert np.array_equal(
+            m.shard_of_ecef(geodesy.teme_to_ecef(eci, t_s)), m.shard_of(glat, glon)
+        )
