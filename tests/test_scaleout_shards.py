@@ -417,8 +417,9 @@ def test_proof3_with_four_shards_front_door_and_broker_sigkilled_nothing_changes
     _same_as_reference(got, expected)
 
 
-def _watch_scheduled(url: str, found: list, stop) -> None:  # noqa: ANN001
-    """Collect (source shard, Msg-Id) of every SCHEDULED hand-over published, live."""
+def _watch_scheduled(url: str, found: list, stop, every: list) -> None:  # noqa: ANN001
+    """Collect (source shard, Msg-Id) of every SCHEDULED hand-over published, live, and
+    the Msg-Id of every hand-over message in ``every``."""
     import asyncio
 
     import nats
@@ -430,6 +431,7 @@ def _watch_scheduled(url: str, found: list, stop) -> None:  # noqa: ANN001
 
         async def on_msg(msg) -> None:  # noqa: ANN001
             msg_id = (msg.headers or {}).get("Nats-Msg-Id", "")
+            every.append(msg_id)
             if ":scheduled:" in msg_id:
                 found.append((int(msg.subject.rsplit(".", 1)[1]), msg_id))
 
@@ -442,7 +444,8 @@ def _watch_scheduled(url: str, found: list, stop) -> None:  # noqa: ANN001
 
 
 def _handover_ids(url: str) -> list[str]:
-    """Msg-Ids of every message on the HANDOVER stream, in order."""
+    """Msg-Ids of every message the HANDOVER stream holds (from its first: it is
+    purged behind the shards' checkpoints), in order."""
     import asyncio
 
     import nats
@@ -454,8 +457,11 @@ def _handover_ids(url: str) -> list[str]:
         names = Names("fusion")
         nc = await nats.connect(url)
         js = nc.jetstream()
-        last = (await js.stream_info(names.handover_stream)).state.last_seq
-        reader = StreamReader(js, names.handover_stream, names.handover_subject(">"), 1)
+        state = (await js.stream_info(names.handover_stream)).state
+        last = state.last_seq
+        reader = StreamReader(
+            js, names.handover_stream, names.handover_subject(">"), max(1, state.first_seq)
+        )
         out: list[str] = []
         deadline = asyncio.get_running_loop().time() + 60.0
         while reader.next_seq <= last:
@@ -486,8 +492,9 @@ def test_proof3_with_four_shards_a_worker_killed_inside_a_handover_window(
     chain = Chain(tmp_path, nats_broker.url, "--shards", str(SHARDS))
     ckpt = ["--checkpoint-every", "100", "--max-shards", "2"]
     found: list[tuple[int, str]] = []
+    every: list[str] = []
     stop = threading.Event()
-    watcher = threading.Thread(target=_watch_scheduled, args=(nats_broker.url, found, stop))
+    watcher = threading.Thread(target=_watch_scheduled, args=(nats_broker.url, found, stop, every))
     watcher.start()
     try:
         for name in ("w1", "w2"):
@@ -519,17 +526,17 @@ def test_proof3_with_four_shards_a_worker_killed_inside_a_handover_window(
                 break
             victim.signal(18)  # the state went out with the decision (one batch): go on
         victim.signal(9)  # ... and SIGKILL it inside the window
+        sent_before = len(every)
         assert victim.wait(10) == -9
         assert replay.wait(300) == 0, replay.log_tail()
         got = wait_stored(tmp_path / "t.sqlite", len(expected), timeout_s=240)
-        after = _handover_ids(nats_broker.url)
     finally:
         stop.set()
         watcher.join(10)
         codes = chain.stop()
     assert all(rc == 0 for n, rc in codes.items() if n != owner[source]), codes
     assert "event=checkpoint_loaded shard=" in w3.log_path.read_text()  # resumed
-    assert transfer_id in after  # the replacement sent the transfer's state
+    assert transfer_id in every[sent_before:]  # the replacement sent the transfer's state
     _same_as_reference(got, expected)
 
 
