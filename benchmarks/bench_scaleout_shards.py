@@ -8,12 +8,14 @@ report. Measured per run: the wall time from the replay's start to that end (tra
 throughput = frames / time), the store's report count (must be equal for W = 1 and 2),
 each process's CPU seconds (from /proc: the broker's share beside the others) and the
 hand-overs. Runs alternate W = 1, W = 2 (``--pairs``) so both see the same load.
-Workers checkpoint every 30 s (a raid shard's state is 10-20 MB).
+Workers checkpoint every 30 s (a raid shard's state is 10-20 MB). ``--ceiling`` adds a
+run without workers: how fast the front door acknowledges frames (journal on the
+broker, nothing tracking), with its CPU per frame.
 
 Usage::
 
     .venv/bin/python benchmarks/bench_scaleout_shards.py [--scenario raid-proliferated]
-        [--duration 60] [--shards 12] [--pairs 1] [--append]
+        [--duration 60] [--shards 12] [--pairs 1] [--w2-first] [--ceiling] [--append]
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -65,13 +68,16 @@ def run(work: Path, rec: Path, shards: int, workers: int) -> dict[str, float]:
     try:
         time.sleep(3.0)  # the workers take their leases
         t0 = time.monotonic()
+        reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
         replay = processes.start_command(
             "replay", ["replay", str(rec), "--fusion", fusion.address, "--max-speed"], logs
         )
         assert replay.wait(7200) == 0, replay.log_tail()
         acked = time.monotonic() - t0
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)  # the replay, just reaped
+        replay_cpu = ru.ru_utime + ru.ru_stime - reaped.ru_utime - reaped.ru_stime
         stable, last = 0, -1
-        while True:  # every shard caught up, and the store's count stable for 2 s
+        while workers:  # every shard caught up, and the store's count stable for 2 s
             c = shard_counters(fusion.address)
             lags = [c.get(f'shard_lag_events{{shard="{k}"}}', 1) for k in range(shards)]
             n = count_reports(db)
@@ -80,9 +86,11 @@ def run(work: Path, rec: Path, shards: int, workers: int) -> dict[str, float]:
             if stable >= 4:
                 break
             time.sleep(0.5)
-        done = time.monotonic() - t0 - 2.0  # the stable stretch is not work
+        done = time.monotonic() - t0 - (2.0 if workers else 0.0)  # stable stretch: no work
+        c = shard_counters(fusion.address) if not workers else c
         cpu = {k.name: cpu_s(k.pid) for k in kids}
         cpu["broker"] = cpu_s(broker.pid)
+        cpu["replay"] = replay_cpu
         handovers = sum(
             c.get(f'shard_handovers_out_total{{shard="{k}"}}', 0) for k in range(shards)
         )
@@ -100,6 +108,12 @@ def main() -> int:
     ap.add_argument("--shards", type=int, default=12)
     ap.add_argument("--pairs", type=int, default=1)
     ap.add_argument("--w2-first", action="store_true", help="each pair runs W = 2 first")
+    ap.add_argument(
+        "--ceiling",
+        action="store_true",
+        help="also a run without workers: the front door's ingest ceiling (frames "
+        "acknowledged per second with the journal on the broker and nothing tracking)",
+    )
     ap.add_argument("--keep", metavar="DIR")
     ap.add_argument("--append", action="store_true", help="append to benchmarks/RESULTS.md")
     args = ap.parse_args()
@@ -117,6 +131,10 @@ def main() -> int:
                 r = run(work / f"p{p}-w{w}", rec, args.shards, w)
                 print(f"pair {p} W={w}: {r}", flush=True)
                 results.append((w, r))
+        if args.ceiling:
+            r = run(work / "ceiling", rec, args.shards, 0)
+            print(f"ceiling W=0: {r}", flush=True)
+            results.append((0, r))
         load1 = os.getloadavg()[0]
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     rows = []
@@ -126,6 +144,7 @@ def main() -> int:
             f"| W = {w} | {r['acked_s']:.1f} | {r['done_s']:.1f} | {frames / r['done_s']:,.0f} "
             f"| {r['reports']:.0f} | {r['handovers']:.0f} | {cpus} |"
         )
+    ceiling = [r for w, r in results if w == 0]
     w1 = [r["done_s"] for w, r in results if w == 1]
     w2 = [r["done_s"] for w, r in results if w == 2]
     ratio = sum(w1) / sum(w2)
@@ -138,6 +157,13 @@ def main() -> int:
         + "\n".join(rows)
         + f"\n\nW = 2 throughput / W = 1: **{ratio:.2f}x**.\n"
     )
+    for r in ceiling:
+        text += (
+            f"Front door ingest ceiling (no workers): {frames / r['acked_s']:,.0f} frames/s "
+            f"acknowledged, front door {r['cpu_fusion']:.1f} CPU s "
+            f"({frames / max(r['cpu_fusion'], 1e-9):,.0f} frames per CPU s), broker "
+            f"{r['cpu_broker']:.1f} CPU s.\n"
+        )
     print(text)
     if args.append:
         append_results(text)

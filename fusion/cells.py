@@ -75,6 +75,17 @@ class ShardMap:
         """Shard owning the cell of each point."""
         return self.shard_of_cell(cell_of(lat_deg, lon_deg))
 
+    def shard_of_ecef(self, r_ecef: ArrayLike) -> np.ndarray:
+        """Shard owning the cell of each ECEF point (m), shape (3,) or (N, 3).
+
+        A shard is a set of longitude sectors pole to pole, and geodetic longitude is
+        ``atan2(y, x)``: no latitude is needed, so this costs a few array operations
+        where :func:`cell_of` after a geodetic conversion costs an iteration per point.
+        Same result as ``shard_of(*ecef_to_geodetic(r)[:2])`` (the same longitude)."""
+        r = np.asarray(r_ecef, float)
+        lon = np.degrees(np.arctan2(r[..., 1], r[..., 0]))
+        return self._shard_of_sector[sector_of((lon + 180.0) % 360.0 - 180.0)]
+
     def distance_m(self, shard: int, lat_deg: ArrayLike, lon_deg: ArrayLike) -> np.ndarray:
         """Great-circle distance (m) from each point to the cells of ``shard`` (0 inside;
         S = 1: 0 everywhere)."""

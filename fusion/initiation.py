@@ -16,6 +16,7 @@ frames, not Earth-fixed).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,6 +68,18 @@ def triangulate(
     b = np.einsum("kij,kj->i", info, origins)
     cov = np.linalg.inv(A)
     return cov @ b, 0.5 * (cov + cov.T)
+
+
+def intersections(origins: np.ndarray, directions: np.ndarray, variances: np.ndarray) -> np.ndarray:
+    """:func:`triangulate`'s point for K pairs of rays at once: ``origins`` and unit
+    ``directions`` (K, 2, 3) (m, one ECI frame), ``variances`` (K, 2) m^2; returns (K, 3)
+    m. The same least squares solved as one batch (equal to :func:`triangulate` to
+    rounding, not bit for bit): for screening pairs before the exact solution."""
+    proj = _EYE3 - directions[..., :, None] * directions[..., None, :]
+    info = proj / np.asarray(variances, float)[..., None, None]
+    A = info.sum(axis=1)
+    b = np.einsum("kmij,kmj->ki", info, origins)
+    return np.linalg.solve(A, b[..., None])[..., 0]
 
 
 def earth_blocks(origin: np.ndarray, direction: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -252,13 +265,22 @@ class InitiationBuffer:
         self._lo = max(self._lo, self._hi - self.capacity)
 
     def pair(
-        self, t_s: float, sensor_id: str, origin: np.ndarray, los: np.ndarray, sigma: np.ndarray
+        self,
+        t_s: float,
+        sensor_id: str,
+        origin: np.ndarray,
+        los: np.ndarray,
+        sigma: np.ndarray,
+        wanted: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> tuple[list[tuple[int, Candidate]], np.ndarray]:
         """Pair this frame's unclaimed detections with waiting ones of other sensors.
 
         Returns ``[(detection index, candidate)]`` (each waiting detection and each new
         one used at most once, best pairs first, then by index) and the indices of the
         new detections left unpaired (the caller queues them with :meth:`add`).
+        ``wanted`` (S > 1 shards): given the pairs' points (K, 3) (m, ECI, solved as one
+        batch by :func:`intersections`), which to return; the others still use their two
+        detections up, as without it, but no candidate is made of them.
         """
         cfg = self.config
         self.prune(t_s)
@@ -307,12 +329,21 @@ class InitiationBuffer:
         used_m: set[int] = set()
         used_b: set[int] = set()
         out: list[tuple[int, Candidate]] = []
-        for k in greedy_pairs(mi, bi, order):
+        chosen = greedy_pairs(mi, bi, order)
+        motion = cfg.init_velocity_sigma_mps * dt
+        make = np.ones(chosen.size, bool)
+        if wanted is not None and chosen.size:  # the screen, before the exact solutions
+            m_, b_ = mi[chosen], bi[chosen]
+            origins = np.stack([np.broadcast_to(origin, (chosen.size, 3)), s2[b_]], 1)
+            rays = np.stack([los[m_], u2[b_]], 1)
+            var_ = np.stack([(sigma[m_] * t1[chosen]) ** 2,
+                             (sig2[b_] * t2[chosen]) ** 2 + motion[b_] ** 2], 1)  # fmt: skip
+            make = np.asarray(wanted(intersections(origins, rays, var_)), bool)
+        used_m.update(mi[chosen].tolist())  # every chosen pair uses its two detections up
+        used_b.update(bi[chosen].tolist())
+        for k in chosen[make]:
             m, b = int(mi[k]), int(bi[k])
-            used_m.add(m)
-            used_b.add(b)
-            motion = cfg.init_velocity_sigma_mps * dt[b]
-            var = np.array([(sigma[m] * t1[k]) ** 2, (sig2[b] * t2[k]) ** 2 + motion**2])
+            var = np.array([(sigma[m] * t1[k]) ** 2, (sig2[b] * t2[k]) ** 2 + motion[b] ** 2])
             pos, cov = triangulate(np.stack([origin, s2[b]]), np.stack([los[m], u2[b]]), var)
             other = self._names[int(live[b, _CODE])]
             out.append((m, Candidate(pos, cov, (sensor_id, other), float(score[k]))))

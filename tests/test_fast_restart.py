@@ -7,6 +7,7 @@ import asyncio
 
 from test_fusion_service import ACCEPTED, Services, Stream, frame, run
 
+from tracklayer.services.cli.commands.fusion import settings_from_args
 from tracklayer.services.cli.main import build_parser
 from tracklayer.services.fusion_service.settings import FusionSettings
 
@@ -15,10 +16,14 @@ def test_defaults_checkpoint_by_events_and_by_time():
     s = FusionSettings()
     assert 0 < s.checkpoint_every <= 500 and 0 < s.checkpoint_interval_s <= 15.0
     args = build_parser().parse_args(["fusion", "--store", "127.0.0.1:1"])
-    assert (args.checkpoint_every, args.checkpoint_interval) == (
+    cli = settings_from_args(args)
+    assert (cli.checkpoint_every, cli.checkpoint_interval_s) == (
         s.checkpoint_every,
         s.checkpoint_interval_s,
     )
+    # the scale-out front door replays ordering only: it checkpoints less often
+    argv = ["fusion", "--store", "127.0.0.1:1", "--nats", "nats://127.0.0.1:1"]
+    assert settings_from_args(build_parser().parse_args(argv)).checkpoint_every == 3000
 
 
 def test_with_the_default_policy_a_restart_replays_at_most_500_events(tmp_path):

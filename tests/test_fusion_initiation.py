@@ -105,3 +105,41 @@ def test_pair_matches_each_detection_with_its_own_partner():
     # the 0.2 s motion allowance (1.6 km) is far smaller than the 37 km spacing
     np.testing.assert_allclose(got[0], p2, atol=1.0)
     np.testing.assert_allclose(got[1], TARGET, atol=1.0)
+
+
+def test_pair_with_a_screen_keeps_the_wanted_candidates_and_uses_the_same_detections():
+    """S > 1 shards screen pairs by their point (``wanted``): the candidates returned are
+    exactly the unscreened ones whose point is wanted (same bits), and the detections a
+    screened-out pair used are used up all the same (``left`` unchanged), so the screen
+    changes nothing but which tracks start."""
+    rng = np.random.default_rng(8)
+    targets = TARGET + rng.normal(scale=300e3, size=(12, 3))  # 12 targets, ~300 km apart
+    los_a, sig = _frame_rays(SAT_A, targets)
+    los_b, _ = _frame_rays(SAT_B, targets[::-1])  # another order: pairs are found, not given
+
+    def run(wanted):
+        buf = InitiationBuffer(FusionConfig())
+        buf.add(10.0, "a", SAT_A, los_a, sig)
+        return buf.pair(10.5, "b", SAT_B, los_b, sig, wanted)
+
+    every, left = run(None)
+    assert len(every) >= 6  # most targets are seen by both (some pairs fail the rules)
+    east = targets[:, 1].mean()  # about half the targets on either side
+    seen = []
+
+    def wanted(points):
+        seen.append(points)
+        return points[:, 1] > east
+
+    kept, left_kept = run(wanted)
+    assert np.array_equal(left_kept, left)
+    expect = [(m, c) for m, c in every if c.position[1] > east]
+    assert 0 < len(expect) < len(every)
+    assert [m for m, _ in kept] == [m for m, _ in expect]
+    for (_, c), (_, e) in zip(kept, expect, strict=True):
+        assert np.array_equal(c.position, e.position) and np.array_equal(
+            c.position_cov, e.position_cov
+        )
+    # the batch points the screen saw are the exact ones within a metre (same solution)
+    batch = np.sort(seen[0][:, 1])
+    np.testing.assert_allclose(batch, np.sort([c.position[1] for _, c in every]), rtol=0, atol=1.0)

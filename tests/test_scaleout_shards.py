@@ -15,6 +15,7 @@ reference's.
 
 from __future__ import annotations
 
+import re
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -243,6 +244,9 @@ def test_proof2_four_shards_give_the_same_reports_with_1_2_and_4_workers(
         assert len(hosts) == workers, owners  # ... and every worker hosted S / W of them
         assert sum(status[f'shard_handovers_out_total{{shard="{k}"}}'] for k in range(4)) == 2
         assert sum(status[f'shard_handovers_in_total{{shard="{k}"}}'] for k in range(4)) == 2
+        # every shard says how often it stopped for the others (0 when never ahead)
+        waits = [status.get(f'shard_handover_waits_total{{shard="{k}"}}') for k in range(4)]
+        assert all(w is not None and w >= 0 for w in waits), waits
     # the satellites' frames reached the journal in different orders ...
     assert orders[1] != orders[2] and orders[2] != orders[4] and orders[1] != orders[4]
     assert sorted(orders[1]) == sorted(orders[2]) == sorted(orders[4])
@@ -319,7 +323,17 @@ def test_proof3_with_four_shards_a_sigkilled_worker_is_replaced_and_nothing_chan
         wait_for_line(w2, "event=shard_started")
         w3 = chain.worker("w3", *ckpt)  # standby: every lease is held
         replay = chain.replay(cross_mcap, "--speed", "20")
-        wait_for_line(w1, "event=checkpoint_written", timeout_s=120)
+        # after a checkpoint far enough in (past frame K + 1: the shards have read the
+        # HANDOVER stream, so the checkpoint holds a position on it)
+        deadline = time.monotonic() + 120
+        while not any(
+            int(n) >= 1500
+            for n in re.findall(
+                r"event=checkpoint_written shard=\d+ seq=(\d+)", w1.log_path.read_text()
+            )
+        ):
+            assert time.monotonic() < deadline and w1.alive(), "no checkpoint at 1500 events"
+            time.sleep(0.05)  # fmt: skip
         time.sleep(rng.uniform(0.0, 2.0))
         w1.signal(9)
         assert w1.wait(10) == -9
@@ -328,6 +342,220 @@ def test_proof3_with_four_shards_a_sigkilled_worker_is_replaced_and_nothing_chan
     finally:
         codes = chain.stop()
     assert codes["w2"] == 0 and codes["w3"] == 0 and codes["fusion"] == 0
-    assert "event=checkpoint_loaded shard=" in w3.log_path.read_text()  # resumed
+    log = w3.log_path.read_text()
+    assert "event=checkpoint_loaded shard=" in log  # resumed
+    # ... reading the HANDOVER stream on from where its checkpoint had read it
+    starts = re.findall(r"event=shard_started .*handover_from=(\d+)", log)
+    assert starts and all(int(n) > 1 for n in starts), starts
+    assert "event=handover_trimmed" in chain.front.log_path.read_text()  # and it was purged
     assert set(got) == set(expected)
     assert [k for k in expected if got[k] != expected[k]] == []
+
+
+def _expected(reference) -> dict[tuple[str, int], bytes]:
+    from tracklayer.services.store_service.track_store import canonical_bytes
+    from tracklayer.services.wire.convert import report_to_proto
+
+    return {(r.track_id, r.revision): canonical_bytes(report_to_proto(r)) for _, r in reference}
+
+
+def _same_as_reference(got: dict, expected: dict) -> None:
+    """The store holds exactly the reference's reports: none lost, none extra, none
+    changed, every track's revisions 1..n (no gap), no track id reported by two tracks."""
+    missing = sorted(set(expected) - set(got))[:5]
+    extra = sorted(set(got) - set(expected))[:5]
+    assert not missing and not extra, f"missing {missing}, extra {extra}"
+    assert [k for k in expected if got[k] != expected[k]] == []
+    revisions: dict[str, list[int]] = defaultdict(list)
+    for tid, rev in sorted(got):
+        revisions[tid].append(rev)
+    assert all(r == list(range(1, len(r) + 1)) for r in revisions.values())
+
+
+def test_proof3_with_four_shards_front_door_and_broker_sigkilled_nothing_changes(
+    cross_mcap, reference, nats_broker, tmp_path
+):
+    """Proof 3 with S = 4 for the front door and the broker: while the replay streams,
+    the front door is SIGKILLed by PID and restarted (it rebuilds its ordering from its
+    checkpoint and the stream), then the broker is SIGKILLed and restarted on its store
+    directory (front door, workers and hand-over readers ride it out). Two workers host
+    two shards each. The store ends with exactly the in-process reference's reports."""
+    import random
+
+    from scaleout_chain import Chain, wait_for_line, wait_stored
+
+    from tracklayer.services.scaleout.broker import start_broker
+
+    expected = _expected(reference)
+    rng = random.Random(1404)
+    chain = Chain(tmp_path, nats_broker.url, "--shards", str(SHARDS), "--checkpoint-every", "500")
+    broker = nats_broker
+    try:
+        for name in ("w1", "w2"):
+            wait_for_line(chain.worker(name, "--max-shards", "2", "--checkpoint-every", "800"),
+                          "event=shard_started")  # fmt: skip
+        replay = chain.replay(cross_mcap, "--speed", "10")
+        wait_for_line(chain.front, "event=stream_open")
+        time.sleep(rng.uniform(2.0, 6.0))
+        assert replay.alive(), "the replay ended before the front door's kill"
+        restart_s = chain.kill_front()
+        wait_for_line(chain.front, "event=stream_open")  # the sensors are back
+        time.sleep(rng.uniform(2.0, 5.0))
+        assert replay.alive(), "the replay ended before the broker's kill"
+        broker.kill()  # SIGKILL by PID
+        time.sleep(rng.uniform(0.5, 1.5))
+        broker = start_broker(nats_broker.address, nats_broker.store_dir)
+        assert replay.wait(300) == 0, replay.log_tail()
+        got = wait_stored(tmp_path / "t.sqlite", len(expected), timeout_s=240)
+    finally:
+        codes = chain.stop()
+        if broker is not nats_broker:
+            broker.stop(5.0)
+    assert all(rc == 0 for rc in codes.values()), codes
+    assert restart_s < 30.0
+    assert "event=broker_unreachable" in chain.front.log_path.read_text()  # it did notice
+    _same_as_reference(got, expected)
+
+
+def _watch_scheduled(url: str, found: list, stop, every: list) -> None:  # noqa: ANN001
+    """Collect (source shard, Msg-Id) of every SCHEDULED hand-over published, live, and
+    the Msg-Id of every hand-over message in ``every``."""
+    import asyncio
+
+    import nats
+
+    from tracklayer.services.scaleout.names import Names
+
+    async def watch() -> None:
+        nc = await nats.connect(url)
+
+        async def on_msg(msg) -> None:  # noqa: ANN001
+            msg_id = (msg.headers or {}).get("Nats-Msg-Id", "")
+            every.append(msg_id)
+            if ":scheduled:" in msg_id:
+                found.append((int(msg.subject.rsplit(".", 1)[1]), msg_id))
+
+        await nc.subscribe(Names("fusion").handover_subject(">"), cb=on_msg)
+        while not stop.is_set():
+            await asyncio.sleep(0.01)
+        await nc.close()
+
+    asyncio.run(watch())
+
+
+def _handover_ids(url: str) -> list[str]:
+    """Msg-Ids of every message the HANDOVER stream holds (from its first: it is
+    purged behind the shards' checkpoints), in order."""
+    import asyncio
+
+    import nats
+
+    from tracklayer.services.scaleout.names import Names
+    from tracklayer.services.scaleout.stream_reader import StreamReader
+
+    async def read() -> list[str]:
+        names = Names("fusion")
+        nc = await nats.connect(url)
+        js = nc.jetstream()
+        state = (await js.stream_info(names.handover_stream)).state
+        last = state.last_seq
+        reader = StreamReader(
+            js, names.handover_stream, names.handover_subject(">"), max(1, state.first_seq)
+        )
+        out: list[str] = []
+        deadline = asyncio.get_running_loop().time() + 60.0
+        while reader.next_seq <= last:
+            assert asyncio.get_running_loop().time() < deadline, "HANDOVER not readable whole"
+            out += [(m.headers or {}).get("Nats-Msg-Id", "") for m in await reader.next_batch(2.0)]
+        await reader.close()
+        await nc.close()
+        return out
+
+    return asyncio.run(read())
+
+
+def test_proof3_with_four_shards_a_worker_killed_inside_a_handover_window(
+    cross_mcap, reference, nats_broker, tmp_path
+):
+    """Proof 3 with S = 4 inside a hand-over: the moment a shard publishes a transfer's
+    decision (SCHEDULED, effective K frames later), the worker hosting that shard is
+    frozen (SIGSTOP) and, once the test has seen on the stream that the transfer's state
+    was not yet sent, SIGKILLed by PID. The standby takes the shard from its checkpoint
+    (written every 100 events: before or inside the window), decides or holds the same
+    transfer and sends the same state; the receiver, which waits for it, goes on. The
+    store ends with exactly the reference's reports: one id, contiguous revisions."""
+    import threading
+
+    from scaleout_chain import Chain, front_status, wait_for_line, wait_stored
+
+    expected = _expected(reference)
+    chain = Chain(tmp_path, nats_broker.url, "--shards", str(SHARDS))
+    ckpt = ["--checkpoint-every", "100", "--max-shards", "2"]
+    found: list[tuple[int, str]] = []
+    every: list[str] = []
+    stop = threading.Event()
+    watcher = threading.Thread(target=_watch_scheduled, args=(nats_broker.url, found, stop, every))
+    watcher.start()
+    try:
+        for name in ("w1", "w2"):
+            wait_for_line(chain.worker(name, *ckpt), "event=shard_started")
+        status = front_status(
+            chain.front_address, lambda c: sum(k.startswith("shard_owner{") for k in c) == SHARDS
+        )
+        owner = {
+            int(k.split('shard="')[1].split('"')[0]): k.split('worker="')[1].split('"')[0]
+            for k in status
+            if k.startswith("shard_owner{")
+        }
+        w3 = chain.worker("w3", *ckpt)  # standby: every lease is held
+        replay = chain.replay(cross_mcap, "--speed", "5")  # K = 128 frames: ~0.9 s here
+        deadline = time.monotonic() + 200
+        tried = 0
+        while True:  # the first decision whose window the test catches open
+            while len(found) <= tried:
+                assert time.monotonic() < deadline and replay.alive(), "no window caught"
+                time.sleep(0.005)
+            source, msg_id = found[tried]
+            tried += 1
+            victim = chain.workers[owner[source]]
+            victim.signal(19)  # SIGSTOP: hold the moment ...
+            transfer_id = msg_id.replace(":scheduled:", ":transfer:")
+            ids = _handover_ids(nats_broker.url)
+            assert msg_id in ids
+            if transfer_id not in ids:
+                break
+            victim.signal(18)  # the state went out with the decision (one batch): go on
+        victim.signal(9)  # ... and SIGKILL it inside the window
+        sent_before = len(every)
+        assert victim.wait(10) == -9
+        assert replay.wait(300) == 0, replay.log_tail()
+        got = wait_stored(tmp_path / "t.sqlite", len(expected), timeout_s=240)
+    finally:
+        stop.set()
+        watcher.join(10)
+        codes = chain.stop()
+    assert all(rc == 0 for n, rc in codes.items() if n != owner[source]), codes
+    assert "event=checkpoint_loaded shard=" in w3.log_path.read_text()  # resumed
+    assert transfer_id in every[sent_before:]  # the replacement sent the transfer's state
+    _same_as_reference(got, expected)
+
+
+def test_a_shard_of_an_ecef_point_is_the_shard_of_its_geodetic_point():
+    """Initiation asks which shard owns an ECI point (``Region.may_initiate``): from the
+    longitude alone, it must give the geodetic path's answer (``teme_to_geodetic`` then
+    the cell map), also right next to the sector edges."""
+    rng = np.random.default_rng(11)
+    n = 4000
+    lat = np.degrees(np.arcsin(rng.uniform(-1, 1, n)))
+    edge = -180.0 + 30.0 * rng.integers(0, 12, n)
+    lon = np.where(rng.random(n) < 0.5, rng.uniform(-180, 180, n),
+                   edge + rng.choice([-1e-7, 0.0, 1e-7], n))  # fmt: skip
+    alt = rng.uniform(-20e3, 3000e3, n)
+    t_s = 1.7e9 + rng.uniform(0, 86400, n)
+    eci = geodesy.geodetic_to_teme(lat, lon, alt, t_s)
+    for shards in (2, 3, 4, 12):
+        m = ShardMap(shards)
+        glat, glon, _ = geodesy.teme_to_geodetic(eci, t_s)
+        assert np.array_equal(
+            m.shard_of_ecef(geodesy.teme_to_ecef(eci, t_s)), m.shard_of(glat, glon)
+        )

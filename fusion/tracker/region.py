@@ -31,6 +31,7 @@ records (plain data: the exact float64 rows and the :class:`.track.Track` record
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -41,6 +42,7 @@ from .. import geodesy
 from ..cells import ShardMap
 from ..domain import NS_PER_S, TrackStatus
 from ..dynamics import POS
+from ..initiation import Candidate
 from .track import Track
 
 if TYPE_CHECKING:
@@ -125,10 +127,23 @@ class Region:
         """Number this shard's tracks ``shard + 1 + S * i``."""
         tracker.number_tracks(self.shard + 1, self.shards)
 
-    def may_initiate(self, position_eci: np.ndarray, t_ns: int) -> bool:
-        """A new track at ``position_eci`` (m) at data time ``t_ns``: in our cells?"""
-        lat, lon, _ = geodesy.teme_to_geodetic(position_eci, t_ns / NS_PER_S)
-        return int(self.map.shard_of(lat, lon)) == self.shard
+    def may_initiate(self, positions_eci: np.ndarray, t_ns: int) -> np.ndarray:
+        """New tracks at ``positions_eci`` (m, ECI; (3,) or (N, 3)) at data time ``t_ns``:
+        which lie in our cells (bool, one per point)? Only the longitude decides
+        (:meth:`..cells.ShardMap.shard_of_ecef`)."""
+        r_ecef = geodesy.teme_to_ecef(np.asarray(positions_eci, float), t_ns / NS_PER_S)
+        return self.map.shard_of_ecef(r_ecef) == self.shard
+
+    def initiable(self, t_ns: int) -> Callable[[np.ndarray], np.ndarray]:
+        """:meth:`may_initiate` at data time ``t_ns`` (the initiation's screen of pairs)."""
+        return functools.partial(self.may_initiate, t_ns=t_ns)
+
+    def own(self, cands: list[tuple[int, Candidate]], t_ns: int) -> list[tuple[int, Candidate]]:
+        """The initiation candidates whose exact points lie in our cells."""
+        if not cands:
+            return cands
+        ours = self.may_initiate(np.array([c.position for _, c in cands]), t_ns)
+        return [c for c, mine in zip(cands, ours, strict=True) if mine]
 
     def reportable(self, tracks: list[Track]) -> list[Track]:
         """``tracks`` less the ghosts."""

@@ -377,12 +377,13 @@ class Tracker:
         t_s = frame.time_s
         los = frame.los[unclaimed]
         sigma = frame.sigma[unclaimed]
-        cands, left = self._buffer.pair(t_s, frame.sensor_id, frame.position, los, sigma)
+        region = self.region  # S > 1: tracks start only in this shard's cells
+        wanted = None if region is None else region.initiable(frame.time_ns)
+        cands, left = self._buffer.pair(t_s, frame.sensor_id, frame.position, los, sigma, wanted)
         if left.size:
             self._buffer.add(t_s, frame.sensor_id, frame.position, los[left], sigma[left])
-        for _, cand in cands:
-            if self.region is None or self.region.may_initiate(cand.position, frame.time_ns):
-                self._new_track(cand, frame.time_ns)
+        for _, cand in cands if region is None else region.own(cands, frame.time_ns):
+            self._new_track(cand, frame.time_ns)
 
     def _new_track(self, cand: Candidate, t_ns: int) -> None:
         """A BOOST track at the two-ray intersection, at rest on the rotating Earth, with

@@ -11,8 +11,12 @@ Each shard publishes to ``tracklayer.<ID>.handover.<shard>`` of stream
 * a **progress record** ``P`` + the count of applied frames up to which the shard has
   sent every message: published after each batch and before the shard waits.
 
-Every shard reads every shard's subject from the start. A shard applies its batches in
-a thread of its own; before tracking frame ``m`` the tracker's region
+Every shard reads every shard's subject, from the start or from the position its
+checkpoint kept (:meth:`HandoverLink.position`: the stream sequence read up to and the
+progress seen); the front door's trimmer purges the stream below the lowest position
+of every shard's checkpoint, so a restarted shard does not read it from the start.
+
+A shard applies its batches in a thread of its own; before tracking frame ``m`` the tracker's region
 (``fusion.tracker.region``) asks whether every other shard's progress reached
 ``m - 1 - K`` (then it holds every message that can take effect before ``m``) and
 whether the state of each transfer due before ``m`` arrived; if not, the thread waits
@@ -69,10 +73,34 @@ class HandoverLink:
         self._js, self.names, self.shard, self.shards = js, names, shard, shards
         self.progress = dict.fromkeys((k for k in range(shards) if k != shard), 0)
         self._reader = StreamReader(js, names.handover_stream, names.handover_subject(">"), 1)
+        self.start_seq = 1
         self._published = -1
         self._sent: list = []  # ack futures not yet taken
         self.waits = 0  # times this shard waited for another (status)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"shard-{shard}")
+
+    def position(self) -> dict:
+        """Where this shard is on the stream: every message before ``seq`` is in its region
+        (or was applied) and ``progress`` is the other shards' it read (kept with its
+        checkpoint, taken between batches, when no read is under way)."""
+        progress = {str(k): int(v) for k, v in sorted(self.progress.items())}
+        return {"seq": int(self._reader.next_seq), "progress": progress}
+
+    def resume(self, position: dict | None) -> None:
+        """Read on from a checkpoint's :meth:`position` (None: from the stream's start,
+        for a shard without one); ValueError naming what is wrong."""
+        if position is None:
+            return
+        try:
+            seq = int(position["seq"])
+            progress = {int(k): int(v) for k, v in dict(position["progress"]).items()}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"handover position: {exc!r}") from None
+        for k, v in progress.items():
+            if k in self.progress:
+                self.progress[k] = max(self.progress[k], v)
+        self.start_seq = max(1, seq)
+        self._reader.next_seq = self.start_seq
 
     async def close(self) -> None:
         await self._reader.close()

@@ -131,8 +131,7 @@ class ShardRunner:
 
     async def run(self) -> None:
         core, opens, seq = await self._restore()
-        info = await self._js.stream_info(self.names.journal_stream)
-        first = int(info.state.first_seq) or int(info.state.last_seq) + 1
+        first = await self._first_seq(self.names.journal_stream)
         if seq + 1 < first:  # the events after the checkpoint were purged: cannot replay
             raise ShardError(
                 f"shard {self.shard}: the journal starts at event {first} but the usable "
@@ -141,7 +140,11 @@ class ShardRunner:
         st = self.status
         st.applied_seq = st.checkpoint_seq = st.started_from = seq
         st.checkpoint_at = time.monotonic()
-        log.info(kv("shard_started", shard=self.shard, from_seq=seq))
+        more = {}
+        if self._handover is not None:
+            await self._check_handover_stream()
+            more["handover_from"] = self._handover.start_seq
+        log.info(kv("shard_started", shard=self.shard, from_seq=seq, **more))
         reader = StreamReader(
             self._js, self.names.journal_stream, self.names.journal_subject, seq + 1
         )
@@ -157,12 +160,33 @@ class ShardRunner:
             if self._handover is not None:
                 await self._handover.close()
 
+    async def _first_seq(self, stream: str) -> int:
+        """The first sequence ``stream`` still holds (the next one when it is empty)."""
+        info = await self._js.stream_info(stream)
+        return int(info.state.first_seq) or int(info.state.last_seq) + 1
+
+    async def _check_handover_stream(self) -> None:
+        """ShardError when the HANDOVER stream was purged past where this shard must read."""
+        first = await self._first_seq(self.names.handover_stream)
+        if self._handover.start_seq < first:
+            raise ShardError(
+                f"shard {self.shard}: the handover stream starts at {first} but the usable "
+                f"checkpoint read it only up to {self._handover.start_seq - 1}: restore a "
+                "checkpoint or start a new --id"
+            )
+
     async def _restore(self) -> tuple[FusionCore, Counter, int]:
         fresh = self.spec.new_core(self.shard)
         loaded = await self.checkpoints.load(self.shard, fresh)
         if loaded is None:
             return fresh, Counter(), 0
-        seq, core, opens = loaded
+        seq, core, opens, handover = loaded
+        if self._handover is not None:
+            try:
+                self._handover.resume(handover)
+            except ValueError as exc:
+                log.warning(kv("checkpoint_refused", shard=self.shard, reason=str(exc)))
+                return fresh, Counter(), 0
         log.info(kv("checkpoint_loaded", shard=self.shard, seq=seq))
         return core, opens, seq
 
@@ -237,7 +261,9 @@ class ShardRunner:
         st = self.status
         if not self._still_owner():
             return
-        size = await self.checkpoints.save(self.shard, st.applied_seq, core, opens)
+        link = self._handover
+        position = link.position() if link is not None else None
+        size = await self.checkpoints.save(self.shard, st.applied_seq, core, opens, position)
         st.checkpoint_seq, st.checkpoint_at = st.applied_seq, time.monotonic()
         st.checkpoint_unix_s = time.time()
         log.info(kv("checkpoint_written", shard=self.shard, seq=st.applied_seq, bytes=size))

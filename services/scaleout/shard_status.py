@@ -3,7 +3,7 @@
 Each worker writes, at every lease renewal, one JSON document per shard it runs to key
 ``status.shard-<k>`` of the settings bucket (``tl_<ID>``): owner, last applied journal
 seq, reports published, tracks owned, checkpoint seq and wall time, hand-overs in and
-out (S > 1). The front door reads them (at most once a second,
+out and waits for the other shards (S > 1). The front door reads them (at most once a second,
 in the background) and shows them as labelled counters (the gauges among them are
 listed in ``fusion_service/metrics.GAUGES``):
 
@@ -15,6 +15,10 @@ listed in ``fusion_service/metrics.GAUGES``):
 ``shard_reports_total{shard}``         reports published by its current owner
 ``shard_handovers_in_total{shard}``    tracks received from a neighbour
 ``shard_handovers_out_total{shard}``   tracks handed to a neighbour
+``shard_handover_waits_total{shard}``  times its owner's thread stopped before a frame
+                                       for another shard's progress or a transfer's
+                                       state (S > 1; a shard far behind the others
+                                       never waits, one ahead waits often)
 =====================================  ==========================================
 """
 
@@ -50,6 +54,7 @@ def status_document(worker: str, status: ShardStatus) -> bytes:
             "checkpoint_unix_s": status.checkpoint_unix_s,
             "handovers_in": status.handovers_in,
             "handovers_out": status.handovers_out,
+            "handover_waits": status.handover_waits,
         },
         sort_keys=True,
     ).encode()
@@ -101,4 +106,6 @@ class ShardStatusView:
             out[sample_key("shard_reports_total", shard=s)] = int(d.get("reports", 0))
             out[sample_key("shard_handovers_in_total", shard=s)] = int(d.get("handovers_in", 0))
             out[sample_key("shard_handovers_out_total", shard=s)] = int(d.get("handovers_out", 0))
+            waits = int(d.get("handover_waits", 0))
+            out[sample_key("shard_handover_waits_total", shard=s)] = waits
         return out

@@ -69,6 +69,7 @@ class StreamJournal:
         self.trimmed_through = max(0, first - 1)  # purged: covered by every checkpoint
         self.trimmed_frames = self.last_trim_ns = 0
         self.shards = 1  # whose checkpoints bound the trimming (set by the front door)
+        self.handover_trimmed_through = 0  # HANDOVER stream purged up to (S > 1)
         self._buffer: list[tuple[int, bytes, bool]] = []  # (seq, body, is a frame)
         self._objects = CheckpointObjects(link.js, self.names)
         self._frames_at: dict[int, int] = {}  # checkpoint seq -> frames journaled up to it
@@ -218,7 +219,12 @@ class StreamJournal:
         """Purge the events up to ``through_seq`` (the front door's checkpoint) that every
         shard's checkpoint covers too; returns how many were purged (all at once: a
         purge is one broker call)."""
-        floor = self.link.call(self._trim_floor(int(through_seq)), 30.0)
+        floor, handover = self.link.call(self._trim_floor(int(through_seq)), 30.0)
+        if handover > self.handover_trimmed_through:  # S > 1: what every shard has read
+            stream = self.names.handover_stream
+            self.link.call(self.link.js.purge_stream(stream, seq=handover + 1), 30.0)
+            self.handover_trimmed_through = handover
+            log.info(kv("handover_trimmed", journal=self.path, through_seq=handover))
         if floor <= self.trimmed_through:
             return 0
         js, stream = self.link.js, self.names.journal_stream
@@ -228,15 +234,21 @@ class StreamJournal:
         log.info(kv("journal_trimmed", journal=self.path, through_seq=floor))
         return done
 
-    async def _trim_floor(self, through_seq: int) -> int:
-        """The highest seq every checkpoint covers (0 while a shard has none)."""
+    async def _trim_floor(self, through_seq: int) -> tuple[int, int]:
+        """The highest journal seq every checkpoint covers (0 while a shard has none) and,
+        with S > 1, the highest HANDOVER stream seq every shard's checkpoint has read (0
+        while one has no position). Reads the checkpoints' descriptions only."""
         floor = min(through_seq, self.committed_seq)
+        handover = None if self.shards > 1 else 0
         for shard in range(self.shards):
-            found = await self._objects.get(shard_key(shard))
-            if found is None:
-                return 0
-            floor = min(floor, found[0])
-        return floor
+            head = await self._objects.head(shard_key(shard))
+            if head is None:
+                return 0, 0
+            floor = min(floor, int(head["seq"]))
+            if self.shards > 1:
+                read = int((head.get("handover") or {}).get("seq", 1)) - 1
+                handover = read if handover is None else min(handover, read)
+        return floor, max(0, handover or 0)
 
     @property
     def events_kept(self) -> int:
