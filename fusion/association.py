@@ -24,13 +24,11 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import min_weight_full_bipartite_matching
-from scipy.stats import chi2
 
 from .dynamics import ACC, POS, VEL
 from .filters import projected_cov
 from .measurement import position_jacobian, predict_los
+from .numerics import chi2
 
 _SCREEN_FACTOR = 2.0  # the angular screen keeps pairs up to twice its bound (rounding)
 _SCREEN_FLOOR = 1e-14  # rad^2: absolute slack on tan^2 of the angle (rounding of 1 - c^2)
@@ -261,6 +259,10 @@ def assign_pairs(
     # Every row is matched exactly once (to a detection or its dummy), so a common shift
     # leaves the optimum unchanged; it keeps the stored weights positive (never dropped).
     weights += 1.0 - weights.min()
+    # at first use: scipy.sparse.csgraph costs ~0.25 s to import
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+
     eye = np.arange(n)
     graph = csr_matrix(
         (weights, (np.concatenate([ri, eye]), np.concatenate([ci, m + eye]))), shape=(n, m + n)

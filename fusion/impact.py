@@ -18,13 +18,13 @@ extrapolated back to the surface; the ellipse comes from the fit's covariance.
 from __future__ import annotations
 
 import numpy as np
-from filterpy.kalman import JulierSigmaPoints, unscented_transform
 
 from . import geodesy
 from .config import FusionConfig
 from .constants import ATMOSPHERE_TOP_M
 from .domain import GroundEllipse, seconds_to_ns
 from .dynamics import drag, ellipsoid_height, gravity
+from .numerics import JulierSigmaPoints, unscented_transform
 
 _N_AUG = 7  # 6-D state + ln(beta)
 _APPROACH_MARGIN_M = 20_000.0  # m above the atmosphere where the long steps end

@@ -22,7 +22,6 @@ angles concerned). Times are seconds of data time.
 from __future__ import annotations
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 MAX_GAP_S = 2.5  # s; a thread not continued for this long ends
 GATE_SIGMAS = 5.0  # a continuation lies within this many predicted sigmas
@@ -180,6 +179,8 @@ def _two_nearest(a: np.ndarray, b: np.ndarray) -> tuple[tuple, tuple]:
     if a.shape[0] * b.shape[0] <= _DENSE_PAIRS:
         d = np.maximum(2.0 - 2.0 * (a @ b.T), 0.0)
         return _row_two(d), _row_two(d.T)
+    from scipy.spatial import cKDTree  # at first use: scipy.spatial costs ~0.3 s to import
+
     ka, kb = min(2, b.shape[0]), min(2, a.shape[0])
     da, ja = cKDTree(b).query(a, k=ka)
     db, jb = cKDTree(a).query(b, k=kb)

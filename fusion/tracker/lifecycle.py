@@ -19,12 +19,11 @@ the outcome does not depend on the frame rate.
 from __future__ import annotations
 
 import numpy as np
-from scipy.spatial import cKDTree
-from scipy.stats import chi2
 
 from ..config import FusionConfig
 from ..domain import NS_PER_S, TrackStatus
 from ..dynamics import POS, VEL, cross_omega, ellipsoid_height
+from ..numerics import chi2
 from .rows import StateRows
 from .track import NIS_WINDOW, Mode, Track
 
@@ -257,6 +256,8 @@ def near_pairs(pos: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
     finite = np.flatnonzero(np.all(np.isfinite(pos), axis=1))
     if finite.size < 2:
         return np.zeros(0, int), np.zeros(0, int)
+    from scipy.spatial import cKDTree  # at first use: scipy.spatial costs ~0.3 s to import
+
     tree = cKDTree(pos[finite])
     found = tree.query_pairs(radius * (1.0 + 1e-9) + 1e-6, output_type="ndarray")
     if found.size == 0:

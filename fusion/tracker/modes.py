@@ -24,8 +24,6 @@ import heapq
 from functools import lru_cache
 
 import numpy as np
-from filterpy.common import Q_discrete_white_noise
-from scipy.stats import chi2
 
 from ..association import gate_threshold
 from ..config import FusionConfig
@@ -34,6 +32,7 @@ from ..domain import NS_PER_S, TrackStatus
 from ..dynamics import ACC, POS, SCALE_HEIGHT_M, VEL, air_density, cross_omega, ellipsoid_height
 from ..filters import condition_on_zero_accel, open_accel, predict, update
 from ..measurement import position_jacobian, predict_los, residuals
+from ..numerics import Q_discrete_white_noise, chi2
 from .rows import StateRows
 from .track import Look, Mode, ShadowTest, Snapshot, Track
 
