@@ -110,3 +110,41 @@ def test_without_new_events_no_checkpoint_is_written(tmp_path):
         await s.stop_fusion()
 
     run(body())
+
+
+def test_each_checkpoint_is_logged_at_debug_and_info_gets_summaries(tmp_path, caplog):
+    """At full rate a checkpoint every 500 events is about two a second: INFO gets the
+    first checkpoint of the process and then one ``checkpoints_written`` line per minute
+    (and one at the stop) summing them up; each checkpoint is a DEBUG line."""
+    import logging
+    import re
+
+    caplog.set_level(logging.DEBUG, logger="tracklayer.services.fusion")
+
+    async def body():
+        s = Services(tmp_path, store=False, checkpoint_every=20, checkpoint_interval_s=0)
+        await s.start_fusion()
+        st = Stream(s.stub, "sat-1-1")
+        for k in range(0, 200, 10):
+            acks = await st.send(*(frame("sat-1-1", j, j * 0.1) for j in range(k, k + 10)))
+            assert {a.status for a in acks} == {ACCEPTED}
+        for _ in range(100):  # the last checkpoint due is written after the acks
+            c = await s.counters()
+            await asyncio.sleep(0.2)
+            if (await s.counters())["checkpoint_seq"] == c["checkpoint_seq"]:
+                break
+        await s.stop_fusion()
+        return c["checkpoints_written_total"]
+
+    written = run(body(), timeout=120)
+    assert written >= 5
+    lines = [(r.levelno, r.getMessage()) for r in caplog.records]
+    each = [m for lvl, m in lines if "event=checkpoint_written " in m]
+    assert len(each) == written
+    assert all(lvl == logging.DEBUG for lvl, m in lines if "event=checkpoint_written " in m)
+    summaries = [m for lvl, m in lines if lvl == logging.INFO and "event=checkpoints_written" in m]
+    assert len(summaries) == 2  # the first checkpoint, then the rest at the stop
+    counts = [int(re.search(r"count=(\d+)", m).group(1)) for m in summaries]
+    assert counts[0] == 1 and sum(counts) == written
+    last_seq = int(re.search(r" seq=(\d+)", summaries[-1]).group(1))
+    assert last_seq == int(re.search(r" seq=(\d+)", each[-1]).group(1))
