@@ -21,18 +21,26 @@ def disk_at(samples: np.ndarray, t_s: float) -> float:
 
 _FIGURE = re.compile(r"event=(journal_replayed|checkpoint_written) .*?(?:events|seq)=(\d+)"
                      r"(?:.*?(?:seconds|encode_s)=([0-9.]+))?")  # fmt: skip
+#: The INFO summary of checkpoints (since uptime4 each checkpoint is logged at DEBUG).
+_SUMMARY = re.compile(r"event=checkpoints_written count=(\d+) .*?encode_s_median=([0-9.]+) "
+                      r"encode_s_max=([0-9.]+)")  # fmt: skip
 
 
 def restart_figures(logs: Path) -> str:
     """Replays (events, seconds) of the fusion restarts and the checkpoints written, from
-    the service logs (``journal_replayed`` and ``checkpoint_written`` lines)."""
-    replays, encodes = [], []
+    the service logs: ``journal_replayed`` lines; ``checkpoint_written`` lines of a
+    revision that logs each checkpoint at INFO, else the ``checkpoints_written``
+    summaries (they miss what a killed process wrote after its last summary; their encode
+    median is the median of the summaries' medians, each counted as often as its count)."""
+    replays, encodes, summaries = [], [], []
     for log in sorted(logs.glob("fusion*.log")):
-        for m in _FIGURE.finditer(log.read_text(errors="replace")):
+        text = log.read_text(errors="replace")
+        for m in _FIGURE.finditer(text):
             if m.group(1) == "journal_replayed":
                 replays.append((int(m.group(2)), float(m.group(3) or 0)))
             elif m.group(3):
                 encodes.append(float(m.group(3)))
+        summaries += [(int(n), float(med), float(mx)) for n, med, mx in _SUMMARY.findall(text)]
     replays = replays[1:]  # the first start replays nothing
     out = []
     if replays:
@@ -45,6 +53,12 @@ def restart_figures(logs: Path) -> str:
         out.append(
             f"{len(encodes)} checkpoints written, encode on the loop s median "
             f"{np.median(encodes):.3f}, max {max(encodes):.3f}"
+        )
+    elif summaries:
+        n, med, mx = np.array(summaries).T
+        out.append(
+            f"{int(n.sum())} checkpoints in the logs' summaries, encode on the loop s median "
+            f"{np.median(np.repeat(med, n.astype(int))):.3f}, max {mx.max():.3f}"
         )
     return "; ".join(out) or "no figures in the fusion logs"
 

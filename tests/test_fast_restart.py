@@ -12,6 +12,25 @@ from tracklayer.services.cli.main import build_parser
 from tracklayer.services.fusion_service.settings import FusionSettings
 
 
+async def send_fast(st: Stream, frames: int, per_request: int) -> None:
+    """``frames`` frames of ``st``'s sensor, ``per_request`` a request, each ACCEPTED."""
+    for k in range(0, frames, per_request):
+        batch = (frame(st.sensor_id, j, j * 0.1) for j in range(k, k + per_request))
+        acks = await st.send(*batch)
+        assert {a.status for a in acks} == {ACCEPTED}
+
+
+async def settled_counters(s: Services, tries: int = 100) -> dict[str, int]:
+    """The counters once no checkpoint is on its way (the last one due is written
+    after the acks): checkpoint_seq unchanged over 0.2 s."""
+    for _ in range(tries):
+        c = await s.counters()
+        await asyncio.sleep(0.2)
+        if (await s.counters())["checkpoint_seq"] == c["checkpoint_seq"]:
+            break
+    return c
+
+
 def test_defaults_checkpoint_by_events_and_by_time():
     s = FusionSettings()
     assert 0 < s.checkpoint_every <= 500 and 0 < s.checkpoint_interval_s <= 15.0
@@ -36,15 +55,8 @@ def test_with_the_default_policy_a_restart_replays_at_most_500_events(tmp_path):
     async def body():
         s = Services(tmp_path, store=False)  # the FusionSettings defaults
         await s.start_fusion()
-        st = Stream(s.stub, "sat-1-1")
-        for k in range(0, 1_600, 20):
-            acks = await st.send(*(frame("sat-1-1", j, j * 0.1) for j in range(k, k + 20)))
-            assert {a.status for a in acks} == {ACCEPTED}
-        for _ in range(100):  # the last checkpoint due is written after the acks
-            c = await s.counters()
-            await asyncio.sleep(0.2)
-            if (await s.counters())["checkpoint_seq"] == c["checkpoint_seq"]:
-                break
+        await send_fast(Stream(s.stub, "sat-1-1"), 1_600, 20)
+        c = await settled_counters(s)
         last = s.fusion.engine.journal.committed_seq
         assert last >= 1_600 and c["checkpoints_written_total"] >= 3
         await s.stop_fusion(kill=True)
@@ -71,11 +83,7 @@ def test_a_quiet_service_checkpoints_by_time_so_a_restart_replays_little(tmp_pat
             await asyncio.sleep(0.02)
         # settle: a checkpoint by time may still be on its way for the last events; read
         # what the restart will replay only once none can be (no new events: none comes)
-        for _ in range(50):
-            c = await s.counters()
-            await asyncio.sleep(0.2)
-            if (await s.counters())["checkpoint_seq"] == c["checkpoint_seq"]:
-                break
+        c = await settled_counters(s, tries=50)
         assert c["checkpoints_written_total"] >= 1 and c["checkpoint_seq"] > 10
         last = s.fusion.engine.journal.committed_seq
         await s.stop_fusion(kill=True)
@@ -115,3 +123,34 @@ def test_without_new_events_no_checkpoint_is_written(tmp_path):
         await s.stop_fusion()
 
     run(body())
+
+
+def test_each_checkpoint_is_logged_at_debug_and_info_gets_summaries(tmp_path, caplog):
+    """At full rate a checkpoint every 500 events is about two a second: INFO gets the
+    first checkpoint of the process and then one ``checkpoints_written`` line per minute
+    (and one at the stop) summing them up; each checkpoint is a DEBUG line."""
+    import logging
+    import re
+
+    caplog.set_level(logging.DEBUG, logger="tracklayer.services.fusion")
+
+    async def body():
+        s = Services(tmp_path, store=False, checkpoint_every=20, checkpoint_interval_s=0)
+        await s.start_fusion()
+        await send_fast(Stream(s.stub, "sat-1-1"), 200, 10)
+        c = await settled_counters(s)
+        await s.stop_fusion()
+        return c["checkpoints_written_total"]
+
+    written = run(body(), timeout=120)
+    assert written >= 5
+    lines = [(r.levelno, r.getMessage()) for r in caplog.records]
+    each = [m for lvl, m in lines if "event=checkpoint_written " in m]
+    assert len(each) == written
+    assert all(lvl == logging.DEBUG for lvl, m in lines if "event=checkpoint_written " in m)
+    summaries = [m for lvl, m in lines if lvl == logging.INFO and "event=checkpoints_written" in m]
+    assert len(summaries) == 2  # the first checkpoint, then the rest at the stop
+    counts = [int(re.search(r"count=(\d+)", m).group(1)) for m in summaries]
+    assert counts[0] == 1 and sum(counts) == written
+    last_seq = int(re.search(r" seq=(\d+)", summaries[-1]).group(1))
+    assert last_seq == int(re.search(r" seq=(\d+)", each[-1]).group(1))

@@ -25,7 +25,10 @@ def _command_modules() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules(commands.__path__) if not m.ispkg)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The ``tracklayer`` parser with every subcommand, or only with ``only`` (a
+    subcommand's name): a command line naming its command imports that module alone,
+    not every command's imports (a restarting service answers sooner, issue 15)."""
     parser = argparse.ArgumentParser(
         prog="tracklayer",
         description=(
@@ -37,13 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     import importlib
 
-    for name in _command_modules():
+    names = _command_modules()
+    for name in [only] if only in names else names:
         importlib.import_module(f"tracklayer.services.cli.commands.{name}").add_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(only=words[0] if words else None)
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
     if func is None:

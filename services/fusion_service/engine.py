@@ -273,6 +273,7 @@ class FusionEngine:
             self._enqueue(EngineInput(EventKind.FLUSH, now=time.time()))
             self._enqueue(None)
             await asyncio.gather(self._worker, return_exceptions=True)
+        self.checkpointer.log_summary()
         await self.checkpointer.trimmer.stop()
         if self.forwarder is not None:
             await self.forwarder.stop(drain_timeout_s)

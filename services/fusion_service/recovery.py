@@ -39,13 +39,16 @@ def checkpoint_state(core: FusionCore, open_streams: Counter) -> bytes:
 
 
 def load_checkpoint(
-    journal: Journal, allowed: tuple[str, ...]
+    journal: Journal,
+    allowed: tuple[str, ...],
+    kept: list[tuple[int, str, bytes]] | None = None,
 ) -> tuple[int, FusionCore, Counter] | None:
     """(seq, core, open-stream counts) of the newest usable checkpoint, or None (no
     usable one: replay from the start). A checkpoint of another version is skipped; a
     corrupt or foreign one is refused with one WARNING line naming the file, and the
-    one before it is tried. ``allowed``: modules its classes may come from."""
-    for seq, version, blob in journal.checkpoints():
+    one before it is tried. ``allowed``: modules its classes may come from; ``kept``:
+    ``journal.checkpoints()`` when the caller has read them already."""
+    for seq, version, blob in journal.checkpoints() if kept is None else kept:
         if version != __version__:
             log.warning(kv("checkpoint_skipped", seq=seq, written_by=version, running=__version__))
             continue
@@ -65,8 +68,9 @@ def restore_checkpoint(
     """(the newest usable checkpoint as :func:`load_checkpoint` gives it, the oldest kept
     checkpoint's seq or 0). ``core`` is the fresh core (its tracker's module may be
     named). Raises JournalError when none is usable but covered events were trimmed."""
-    restored = load_checkpoint(journal, allowed_modules(core))
-    kept = [cp[0] for cp in journal.checkpoints()]
+    checkpoints = journal.checkpoints()  # read once: each is a few MB
+    restored = load_checkpoint(journal, allowed_modules(core), checkpoints)
+    kept = [cp[0] for cp in checkpoints]
     if restored is None and journal.trimmed_through:
         raise JournalError(
             f"{journal.path}: no usable checkpoint, and the events up to seq "

@@ -7,18 +7,17 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from typing import TYPE_CHECKING
 
 from tracklayer.services.errors import UserError
 from tracklayer.services.fusion_service.engine import FusionEngine
 from tracklayer.services.fusion_service.servicer import start_fusion_server
-from tracklayer.services.fusion_service.session_recorder import (
-    SessionRecorder,
-    session_metadata,
-    unused_path,
-)
 from tracklayer.services.fusion_service.settings import FusionSettings
 from tracklayer.services.rpc.foreground import serve_until_stopped
 from tracklayer.services.rpc.tls import TlsConfig, server_credentials
+
+if TYPE_CHECKING:  # the recorder (and MCAP) is imported only with --record
+    from tracklayer.services.fusion_service.session_recorder import SessionRecorder
 
 LABEL = "tracklayer fusion"
 
@@ -72,6 +71,11 @@ async def serve_fusion(
 def start_recorder(record: str | os.PathLike[str], engine: FusionEngine) -> SessionRecorder:
     """A recorder on the engine's frame/report listeners (metadata DESIGN §5), writing to
     ``record`` or the first unused FILE.<n>.mcap beside it."""
+    from tracklayer.services.fusion_service.session_recorder import (
+        SessionRecorder,
+        session_metadata,
+        unused_path,
+    )
     from tracklayer.services.wire.recording import RecordingError
 
     s = engine.settings

@@ -27,23 +27,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 import grpc
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from tracklayer.services.errors import UserError
+
+# cryptography (~0.07 CPU s to import) is imported where TLS files or peer certificates
+# are read, so a plaintext service does not load it before answering SERVING (issue 15).
+if TYPE_CHECKING:
+    from cryptography import x509
 
 log = logging.getLogger("tracklayer.services.tls")
 
 URN_PREFIX = "urn:tracklayer:"
 SENSOR_KIND = "sensor"
 FUSION_KIND = "fusion"
-_SUPPORTED_KEYS = (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)
 # Auth-context properties (gRPC core names): the peer's SAN URIs, its leaf certificate.
 _URI_PROPERTY = "peer_uri"
 _PEM_CERT_PROPERTY = "x509_pem_cert"
@@ -85,6 +85,8 @@ def parse_identity_uri(uri: str) -> tuple[str, str] | None:
 
 def certificate_uris(cert: x509.Certificate) -> list[str]:
     """Every URI in the certificate's subjectAltName (empty when it has none)."""
+    from cryptography import x509
+
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
@@ -119,6 +121,8 @@ def peer_uris(context: Any) -> list[str]:
     pems = auth.get(_PEM_CERT_PROPERTY) or []
     if not pems:
         return []
+    from cryptography import x509
+
     try:
         cert = x509.load_pem_x509_certificate(bytes(pems[0]))
     except ValueError:
@@ -182,6 +186,8 @@ def load_certificates(path: Path, what: str = "certificate", flag: str = "--tls-
     if b"-----BEGIN CERTIFICATE-----" not in data:
         hint = " (it holds a private key)" if b"PRIVATE KEY-----" in data else ""
         raise TlsError(f"{flag}: {what} file {path} is not a PEM certificate{hint}")
+    from cryptography import x509
+
     try:
         certs = x509.load_pem_x509_certificates(data)
     except ValueError as exc:
@@ -197,13 +203,16 @@ def load_private_key(path: Path, flag: str = "--tls-key"):
         raise TlsError(f"{flag}: private key file {path} is not a PEM private key{hint}")
     if b"ENCRYPTED PRIVATE KEY" in data or b"Proc-Type: 4,ENCRYPTED" in data:
         raise TlsError(f"{flag}: private key file {path} is encrypted; give an unencrypted key")
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:
         raise TlsError(f"{flag}: private key file {path} is not a valid PEM key: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - UnsupportedAlgorithm and friends
         raise TlsError(f"{flag}: private key file {path} cannot be loaded: {exc}") from None
-    if not isinstance(key, _SUPPORTED_KEYS):
+    if not isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
         raise TlsError(f"{flag}: private key file {path}: only EC and RSA keys are supported")
     mode = path.stat().st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
@@ -216,12 +225,16 @@ def load_private_key(path: Path, flag: str = "--tls-key"):
 
 
 def _spki(public_key) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return public_key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
 
 
 def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    from cryptography.exceptions import InvalidSignature
+
     try:
         cert.verify_directly_issued_by(issuer)
     except (ValueError, TypeError, InvalidSignature):
