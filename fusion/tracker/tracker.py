@@ -110,8 +110,7 @@ class Tracker:
         for trk in self._updated:
             trk.updated_now = False
         self._updated = []
-        n_before = len(self._tracks)
-        raw = frame
+        n_before, raw = len(self._tracks), frame
         if self.registration is not None:  # pointing bias removed, its uncertainty added
             frame = self.registration.correct(frame)
         unclaimed = self._associate_and_update(frame, raw)
