@@ -322,6 +322,7 @@ def raid(n: int, revision: int) -> list[track_pb2.TrackReport]:
     return out
 
 
+@pytest.mark.alone  # frame times: nothing of the suite runs beside it (tests/parallel.py)
 def test_a_thousand_live_tracks_update_in_under_100_ms(store, browser, tmp_path):
     browser.get(store.url)
     wait_for(browser, "window.tracklayerMap && window.tracklayerMap.landRings > 100", 10)
