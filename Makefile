@@ -24,8 +24,10 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# Two workers; one test file (or a group sharing a session fixture) per worker at a
+# time, longest first: tests/parallel.py. One file alone: $(PY) -m pytest tests/test_x.py
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 demo: $(STAMP)
 	$(VENV)/bin/tracklayer demo

@@ -67,7 +67,6 @@ def propagate_to_surface(
     done |= h <= 0.0
     hit_r[done] = r[done]
     hit_t[done] = 0.0
-    top = ATMOSPHERE_TOP_M
     while not np.all(done):
         live = ~done & (t < max_flight_s)
         if not np.any(live):
@@ -76,46 +75,13 @@ def propagate_to_surface(
         rl, vl, hl, ib = (
             (r, v, h, inv_beta) if every else (r[live], v[live], h[live], inv_beta[live])
         )
-        vr = np.einsum("ki,ki->k", rl, vl) / np.linalg.norm(rl, axis=1)
-        descent = np.maximum(-vr, 1.0)
-        # Long steps in vacuum, shortened to arrive near the top of the atmosphere; in
-        # the air about one step per 20 km of height (drag matters in the last ~40 km).
-        air = np.clip(
-            hl / _AIR_HEIGHT_PER_STEP_M, atmosphere_step_s, _AIR_STEP_MAX_FACTOR * atmosphere_step_s
-        )
-        dt = np.where(
-            hl > top + _APPROACH_MARGIN_M,
-            np.where(vr >= 0.0, step_s, np.clip((hl - top) / descent, air, step_s)),
-            air,
-        )
-        d = dt[:, None]
-        air = bool(np.min(hl) < _AIR_CHECK_BELOW_M)  # else no point reaches the air in a step
-        a1 = _accel(rl, vl, ib, air)
-        r2, v2 = rl + 0.5 * d * vl, vl + 0.5 * d * a1
-        a2 = _accel(r2, v2, ib, air)
-        r3, v3 = rl + 0.5 * d * v2, vl + 0.5 * d * a2
-        a3 = _accel(r3, v3, ib, air)
-        r4, v4 = rl + d * v3, vl + d * a3
-        a4 = _accel(r4, v4, ib, air)
-        rn = rl + d / 6.0 * (vl + 2.0 * (v2 + v3) + v4)
-        vn = vl + d / 6.0 * (a1 + 2.0 * (a2 + a3) + a4)
+        dt = _step_lengths(rl, vl, hl, step_s, atmosphere_step_s)
+        in_air = bool(np.min(hl) < _AIR_CHECK_BELOW_M)  # else no point reaches the air in a step
+        rn, vn = _rk4_step(rl, vl, ib, dt, in_air)
         hn = ellipsoid_height(rn)
         crossed = hn <= 0.0
         if np.any(crossed):
-            # Height linear in time within the step, position cubic Hermite.
-            f = hl[crossed] / (hl[crossed] - hn[crossed])
-            dd = dt[crossed][:, None]
-            ff = f[:, None]
-            h00 = 2 * ff**3 - 3 * ff**2 + 1
-            h10 = ff**3 - 2 * ff**2 + ff
-            h01 = -2 * ff**3 + 3 * ff**2
-            h11 = ff**3 - ff**2
-            pos = (
-                h00 * rl[crossed]
-                + h10 * dd * vl[crossed]
-                + h01 * rn[crossed]
-                + h11 * dd * vn[crossed]
-            )
+            pos, f = _surface_crossing(rl, vl, hl, rn, vn, hn, dt, crossed)
             idx = np.flatnonzero(live)[crossed]
             hit_r[idx] = pos
             hit_t[idx] = t[idx] + f * dt[crossed]
@@ -128,6 +94,67 @@ def propagate_to_surface(
         r[idx], v[idx], h[idx] = rn, vn, hn
         t[idx] += dt
     return hit_r, hit_t, done & np.isfinite(hit_t)
+
+
+def _step_lengths(
+    r: np.ndarray, v: np.ndarray, h: np.ndarray, step_s: float, atmosphere_step_s: float
+) -> np.ndarray:
+    """Step (s) of each object (ECI ``r``, ``v``; ellipsoid height ``h`` m): long steps in
+    vacuum, shortened to arrive near the top of the atmosphere; in the air about one step
+    per 20 km of height (drag matters in the last ~40 km)."""
+    top = ATMOSPHERE_TOP_M
+    vr = np.einsum("ki,ki->k", r, v) / np.linalg.norm(r, axis=1)
+    descent = np.maximum(-vr, 1.0)
+    air = np.clip(
+        h / _AIR_HEIGHT_PER_STEP_M, atmosphere_step_s, _AIR_STEP_MAX_FACTOR * atmosphere_step_s
+    )
+    return np.where(
+        h > top + _APPROACH_MARGIN_M,
+        np.where(vr >= 0.0, step_s, np.clip((h - top) / descent, air, step_s)),
+        air,
+    )
+
+
+def _rk4_step(
+    r: np.ndarray, v: np.ndarray, inv_beta: np.ndarray, dt: np.ndarray, in_air: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """One classical RK4 step of ``dt`` (K,) s from ECI ``r`` m, ``v`` m/s (gravity with
+    J2; drag with ``1/beta`` when ``in_air``): the new (r, v)."""
+    d = dt[:, None]
+    a1 = _accel(r, v, inv_beta, in_air)
+    r2, v2 = r + 0.5 * d * v, v + 0.5 * d * a1
+    a2 = _accel(r2, v2, inv_beta, in_air)
+    r3, v3 = r + 0.5 * d * v2, v + 0.5 * d * a2
+    a3 = _accel(r3, v3, inv_beta, in_air)
+    r4, v4 = r + d * v3, v + d * a3
+    a4 = _accel(r4, v4, inv_beta, in_air)
+    rn = r + d / 6.0 * (v + 2.0 * (v2 + v3) + v4)
+    vn = v + d / 6.0 * (a1 + 2.0 * (a2 + a3) + a4)
+    return rn, vn
+
+
+def _surface_crossing(
+    r: np.ndarray,
+    v: np.ndarray,
+    h: np.ndarray,
+    rn: np.ndarray,
+    vn: np.ndarray,
+    hn: np.ndarray,
+    dt: np.ndarray,
+    crossed: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where and when within the step the ``crossed`` objects met the surface: ECI
+    positions (K', 3) m and fractions (K',) of their step, the height linear in time
+    within the step, the position a cubic Hermite between (r, v) and (rn, vn)."""
+    f = h[crossed] / (h[crossed] - hn[crossed])
+    dd = dt[crossed][:, None]
+    ff = f[:, None]
+    h00 = 2 * ff**3 - 3 * ff**2 + 1
+    h10 = ff**3 - 2 * ff**2 + ff
+    h01 = -2 * ff**3 + 3 * ff**2
+    h11 = ff**3 - ff**2
+    pos = h00 * r[crossed] + h10 * dd * v[crossed] + h01 * rn[crossed] + h11 * dd * vn[crossed]
+    return pos, f
 
 
 def _eig_sqrt(M: np.ndarray) -> np.ndarray:

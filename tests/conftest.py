@@ -22,6 +22,45 @@ from grpc.experimental.aio import init_grpc_aio
 init_grpc_aio()
 
 
+# ---- two workers (pytest-xdist, ``make test``): see tests/parallel.py ----------------
+_TURNSTILE: pytest.StashKey = pytest.StashKey()  # a worker's Turnstile
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        from parallel import Turnstile
+
+        config.stash[_TURNSTILE] = Turnstile(config.option.basetemp, workerinput["testrunuid"])
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    turnstile = config.stash.get(_TURNSTILE, None)
+    if turnstile is not None:
+        turnstile.close()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """``--dist loadfile`` (``make test``): files, joined where they share a costly
+    session fixture, longest first."""
+    if config.getoption("dist") == "loadfile":
+        from parallel import FileGroupScheduling
+
+        return FileGroupScheduling(config, log)
+    return None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    turnstile = item.config.stash.get(_TURNSTILE, None)
+    if turnstile is None:
+        yield
+        return
+    with turnstile.hold(alone=item.get_closest_marker("alone") is not None):
+        yield
+
+
 @pytest.fixture(scope="session")
 def sim_result() -> Callable[..., object]:
     """``sim_result(name_or_path, seed=None, duration_s=None) -> SimulationResult``,

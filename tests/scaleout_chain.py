@@ -51,32 +51,66 @@ def wait_stored(db: Path, n: int, timeout_s: float = 60.0) -> dict[tuple[str, in
         time.sleep(0.2)
 
 
-def stream_reports(url: str, fusion_id: str = "fusion") -> list[bytes]:
-    """Every message of the REPORTS stream, in stream order, without ``emitted_at``."""
+def read_stream_whole(
+    url: str, stream: str, subject: str, keep: Callable[[object], bytes | None], what: str
+) -> list[bytes]:
+    """``keep(message)`` of every message of ``stream`` (``subject``) from sequence 1 to its
+    last at the time of the call, in stream order (``None``: left out). Fails after 60 s
+    instead of hanging when the stream cannot be read whole (e.g. purged behind a
+    checkpoint); ``what`` names the stream in that failure."""
     import nats
 
-    from tracklayer.services.scaleout.names import Names
     from tracklayer.services.scaleout.stream_reader import StreamReader
 
     async def read() -> list[bytes]:
-        names = Names(fusion_id)
         nc = await nats.connect(url)
         js = nc.jetstream()
-        last = (await js.stream_info(names.reports_stream)).state.last_seq
-        reader = StreamReader(js, names.reports_stream, names.reports_subject, 1)
+        last = (await js.stream_info(stream)).state.last_seq
+        reader = StreamReader(js, stream, subject, 1)
         out: list[bytes] = []
         deadline = asyncio.get_running_loop().time() + 60.0
         while reader.next_seq <= last:
-            assert asyncio.get_running_loop().time() < deadline, "REPORTS not readable whole"
-            out += [
-                canonical_bytes(track_pb2.TrackReport.FromString(m.data))
-                for m in await reader.next_batch(2.0)
-            ]
+            assert asyncio.get_running_loop().time() < deadline, f"{what} not readable whole"
+            for m in await reader.next_batch(2.0):
+                kept = keep(m)
+                if kept is not None:
+                    out.append(kept)
         await reader.close()
         await nc.close()
         return out
 
     return asyncio.run(read())
+
+
+def stream_reports(url: str, fusion_id: str = "fusion") -> list[bytes]:
+    """Every message of the REPORTS stream, in stream order, without ``emitted_at``."""
+    from tracklayer.services.scaleout.names import Names
+
+    names = Names(fusion_id)
+    return read_stream_whole(
+        url,
+        names.reports_stream,
+        names.reports_subject,
+        lambda m: canonical_bytes(track_pb2.TrackReport.FromString(m.data)),
+        "REPORTS",
+    )
+
+
+def journal_frames(url: str, fusion_id: str = "fusion") -> list[bytes]:
+    """The FRAME events of the deployment's journal, in stream order (raw payloads); a
+    journal purged behind checkpoints cannot be read whole: fails, never hangs."""
+    from tracklayer.services.fusion_service.journal import EventKind
+    from tracklayer.services.scaleout.events import decode_event
+    from tracklayer.services.scaleout.names import Names
+
+    def frame(m) -> bytes | None:  # noqa: ANN001 (a nats message)
+        ev = decode_event(m.metadata.sequence.stream, m.data)
+        return bytes(ev.payload) if ev.kind == EventKind.FRAME else None
+
+    names = Names(fusion_id)
+    return read_stream_whole(
+        url, names.journal_stream, names.journal_subject, frame, "journal (purged before read?)"
+    )
 
 
 class Chain:

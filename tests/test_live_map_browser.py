@@ -337,6 +337,7 @@ def raid(n: int, revision: int) -> list[track_pb2.TrackReport]:
 REVISIONS = 30  # ~32 updates: the p95 is their third-largest
 
 
+@pytest.mark.alone  # frame times: nothing of the suite runs beside it (tests/parallel.py)
 def test_a_thousand_live_tracks_update_in_under_100_ms(store, browser, tmp_path):
     # Built before the page opens: the test's own work must not compete with the page's.
     revisions = [raid(1000, rev) for rev in range(1, REVISIONS + 1)]

@@ -28,9 +28,8 @@ def _track(recording: Path, out: Path, *flags: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def runs(simulated_mcap, tmp_path_factory):
-    """(registration on, registration off, no bias, no bias with registration off) tracked
-    recordings of ``biased``."""
+def recordings(simulated_mcap, tmp_path_factory) -> dict[str, Path]:
+    """The ``biased`` recording and the same scenario without bias."""
     root = tmp_path_factory.mktemp("registration")
     biased = simulated_mcap("biased")
     text = Path(load_scenario("biased").source)
@@ -41,20 +40,39 @@ def runs(simulated_mcap, tmp_path_factory):
             "bias_drift_urad_per_hour = 4", "bias_drift_urad_per_hour = 0"
         )
     )
-    unbiased = simulated_mcap(str(unbiased_toml))
-    on = _track(biased, root / "on.mcap")
-    off = _track(biased, root / "off.mcap", "--no-registration")
-    ref = _track(unbiased, root / "ref.mcap")
-    ref_off = _track(unbiased, root / "ref-off.mcap", "--no-registration")
-    figures = {}
-    for name, path in (("on", on), ("off", off), ("ref", ref), ("ref_off", ref_off)):
-        result, meta = read_recording(path)
-        figures[name] = (result.to_dict()["truth"], read_biases(path, meta))
-        t = figures[name][0]
-        print(f"{name}: midcourse RMSE {t['position_rmse_m']['midcourse']:.2f} m, NEES "
-              f"{t['nees_midcourse_mean']:.2f}, above 22.5 {t['nees_midcourse_share_above']:.3f},"
-              f" impact in 3 sigma {t['impact_inside_3sigma_share']}")  # fmt: skip
-    return figures
+    return {"biased": biased, "unbiased": simulated_mcap(str(unbiased_toml)), "root": root}
+
+
+#: run -> (recording, flags): registration on, off, no bias, no bias with registration off
+RUNS = {
+    "on": ("biased", ()),
+    "off": ("biased", ("--no-registration",)),
+    "ref": ("unbiased", ()),
+    "ref_off": ("unbiased", ("--no-registration",)),
+}
+
+
+@pytest.fixture(scope="module")
+def runs(recordings):
+    """``runs[name]`` -> (truth figures, bias estimates) of one of :data:`RUNS`, tracked
+    when first asked for (each test's setup tracks only what it reads)."""
+
+    class Runs(dict):
+        def __missing__(self, name: str):
+            rec, flags = RUNS[name]
+            path = _track(recordings[rec], recordings["root"] / f"{name}.mcap", *flags)
+            result, meta = read_recording(path)
+            t = result.to_dict()["truth"]
+            print(
+                f"{name}: midcourse RMSE {t['position_rmse_m']['midcourse']:.2f} m, NEES "
+                f"{t['nees_midcourse_mean']:.2f}, above 22.5 "
+                f"{t['nees_midcourse_share_above']:.3f}, impact in 3 sigma "
+                f"{t['impact_inside_3sigma_share']}"
+            )
+            self[name] = (t, read_biases(path, meta))
+            return self[name]
+
+    return Runs()
 
 
 def _builtin_text() -> str:

@@ -167,39 +167,6 @@ def test_proof4_a_missile_across_shards_keeps_its_id_and_one_reporter_and_its_ac
 
 
 # ---------------------------------------------------------------- proof 2, real chain
-def _journal_frame_order(url: str) -> list[bytes]:
-    """The FRAME events of the deployment's journal, in stream order (raw bytes)."""
-    import asyncio
-
-    import nats
-
-    from tracklayer.services.fusion_service.journal import EventKind
-    from tracklayer.services.scaleout.events import decode_event
-    from tracklayer.services.scaleout.names import Names
-    from tracklayer.services.scaleout.stream_reader import StreamReader
-
-    async def read() -> list[bytes]:
-        names = Names("fusion")
-        nc = await nats.connect(url)
-        js = nc.jetstream()
-        last = (await js.stream_info(names.journal_stream)).state.last_seq
-        reader = StreamReader(js, names.journal_stream, names.journal_subject, 1)
-        out: list[bytes] = []
-        deadline = asyncio.get_running_loop().time() + 60.0
-        while reader.next_seq <= last:
-            # a journal purged behind checkpoints cannot be read whole: fail, never hang
-            assert asyncio.get_running_loop().time() < deadline, "journal purged before read"
-            for m in await reader.next_batch(2.0):
-                ev = decode_event(m.metadata.sequence.stream, m.data)
-                if ev.kind == EventKind.FRAME:
-                    out.append(bytes(ev.payload))
-        await reader.close()
-        await nc.close()
-        return out
-
-    return asyncio.run(read())
-
-
 PACINGS = {1: ["--max-speed"], 2: ["--speed", "40"], 4: ["--max-speed", "--window", "1"]}
 
 
@@ -207,7 +174,7 @@ def test_proof2_four_shards_give_the_same_reports_with_1_2_and_4_workers(
     cross_mcap, reference, tmp_path
 ):
     pytest.importorskip("nats")
-    from scaleout_chain import Chain, front_status, wait_stored
+    from scaleout_chain import Chain, front_status, journal_frames, wait_stored
 
     from tracklayer.services.scaleout.broker import start_broker
     from tracklayer.services.store_service.track_store import canonical_bytes
@@ -233,7 +200,7 @@ def test_proof2_four_shards_give_the_same_reports_with_1_2_and_4_workers(
                 chain.front_address,
                 lambda c: all(c.get(f'shard_lag_events{{shard="{k}"}}') == 0 for k in range(4)),
             )
-            orders[workers] = _journal_frame_order(broker.url)
+            orders[workers] = journal_frames(broker.url)
         finally:
             codes = chain.stop()
             broker.stop(5.0)

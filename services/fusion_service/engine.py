@@ -5,11 +5,9 @@ Everything that changes the core goes through
 replay alike (``recovery``), in one order:
 
 1. Streams and RPCs enqueue items (frames, stream open/close, declarations,
-   idle-timeout ticks); frames wait for a slot first (``max_pending_frames``:
-   back-pressure on the senders). While more than ``max_buffered_frames``
-   accepted frames wait for the watermark, frames of sensors that do not hold
-   it wait too (a sensor flooding ahead cannot grow the buffer without bound,
-   and never blocks the sensor the watermark waits for; DESIGN §6 rule 6).
+   idle-timeout ticks); frames are admitted first (:mod:`.admission`: a slot among
+   ``max_pending_frames``, and room in the watermark buffer unless their sensor
+   holds the watermark: back-pressure on the senders, DESIGN §6 rule 6).
 2. The worker takes everything queued, applies it to the core in order and
    appends each state-changing event to the journal, then commits the journal
    in one transaction (group commit, on the database thread).
@@ -39,6 +37,7 @@ from tracklayer.fusion.core import FusionCore
 from tracklayer.fusion.domain import FrameStatus, TrackReport
 from tracklayer.fusion.registration import SensorBias
 from tracklayer.services.errors import Unavailable
+from tracklayer.services.fusion_service.admission import FrameAdmission
 from tracklayer.services.fusion_service.caps import Caps
 from tracklayer.services.fusion_service.checkpointer import Checkpointer
 from tracklayer.services.fusion_service.disk_full import (
@@ -110,13 +109,11 @@ class FusionEngine:
         self.sensor_positions = SensorPositions()
         self._queue: deque[EngineInput] = deque()
         self._wake = asyncio.Event()
-        self._slots = asyncio.Semaphore(settings.max_pending_frames)
-        self._pending_frames = 0
+        self._admission = FrameAdmission(settings.max_pending_frames, settings.max_buffered_frames)
         self._book = StreamBook(self.caps, self._enqueue)  # calls, owners, stale streams
         self._opens: Counter = Counter()  # journaled stream opens minus closes, per sensor
         self._baseline: dict[str, int] = {}
         self.permission_denied = 0  # streams and declarations refused by the mTLS identity check
-        self.buffer_holds = 0  # frames held back while the watermark buffer was full
         self._closing = False
         self._worker: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -211,14 +208,8 @@ class FusionEngine:
         return items
 
     def fail_inputs(self, items: Iterable[EngineInput], error: BaseException) -> None:
-        """Inputs that were not (durably) applied: their waiters get ``error``; a
-        frame's slot is freed."""
-        for item in items:
-            if item.kind == EventKind.FRAME:
-                self._pending_frames -= 1
-                self._slots.release()
-            if item.future is not None and not item.future.done():
-                item.future.set_exception(error)
+        """Inputs that were not (durably) applied (``admission.FrameAdmission.fail``)."""
+        self._admission.fail(items, error)
 
     async def db_run(self, fn: Callable[..., object], *args: object) -> object:
         return await self._db.run(fn, *args)
@@ -331,31 +322,12 @@ class FusionEngine:
     ) -> asyncio.Future[sensor_pb2.FrameAck]:
         """Queue one frame (waits for a slot: back-pressure); the future resolves to its ack."""
         self._check_open()
-        if self.core.orderer.buffered >= self.settings.max_buffered_frames:
-            await self._wait_for_buffer_room(msg.sensor_id)
-        await self._slots.acquire()
-        self._pending_frames += 1
+        await self._admission.admit(self.core.orderer, msg.sensor_id, self._check_open)
         fut: asyncio.Future[sensor_pb2.FrameAck] = asyncio.get_running_loop().create_future()
         item = EngineInput(EventKind.FRAME, msg.sensor_id, time.time(), frame=msg, future=fut)
         item.arrival_ns = time.time_ns()
         self._enqueue(item)
         return fut
-
-    async def _wait_for_buffer_room(self, sensor_id: str) -> None:
-        """Hold a frame while the watermark buffer is full, unless its sensor holds the
-        watermark (its frames are what lets the buffer drain). Polls every 20 ms: this
-        only runs while a sender is far ahead of the others."""
-        orderer = self.core.orderer
-        held = False
-        while (
-            orderer.buffered >= self.settings.max_buffered_frames
-            and sensor_id not in orderer.holding_sensors()
-        ):
-            if not held:
-                held = True
-                self.buffer_holds += 1
-            self._check_open()
-            await asyncio.sleep(0.02)
 
     async def declare(self, sensor_ids: Iterable[str]) -> list[str]:
         """Declare sensors (journaled); returns every sensor now expected."""
@@ -454,8 +426,7 @@ class FusionEngine:
         """Resolve a durable input's future: a frame's ack (and its slot), a declaration's
         expected sensors; frame listeners see each frame."""
         if item.kind == EventKind.FRAME:
-            self._pending_frames -= 1
-            self._slots.release()
+            self._admission.release()
             msg = item.frame
             ack = sensor_pb2.FrameAck(
                 sensor_id=msg.sensor_id, sequence=msg.sequence, status=int(status), reason=reason
@@ -502,6 +473,10 @@ class FusionEngine:
         out.update(bias_samples(self.sensor_biases()))
         return out
 
+    @property
+    def buffer_holds(self) -> int:  # frames held back while the watermark buffer was full
+        return self._admission.buffer_holds
+
     def counters(self) -> dict[str, int]:
         """GetStatus / Prometheus counters (DESIGN §8 names); totals count this process."""
         out = since_start(self.core.counters, self._baseline)
@@ -511,7 +486,7 @@ class FusionEngine:
         out["journal_frames"] = self.journal.frames
         out["streams_open"] = len(self._book)
         out["subscribers"] = self.hub.subscriber_count
-        out["frames_pending"] = self._pending_frames
+        out["frames_pending"] = self._admission.pending
         if self.forwarder is not None:
             out["store_reconnects_total"] = self.forwarder.reconnects
         out["permission_denied_total"] = self.permission_denied

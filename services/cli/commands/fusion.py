@@ -43,6 +43,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "cleanly on SIGTERM/SIGINT."
         ),
     )
+    _add_service_arguments(p)
+    add_metrics_port_argument(p)
+    add_config_argument(p)
+    _add_state_and_cap_arguments(p)
+    _add_output_arguments(p)
+    add_tls_arguments(p, role="server")
+    p.set_defaults(func=run)
+
+
+def _add_service_arguments(p: argparse.ArgumentParser) -> None:
+    """Where the service listens and delivers, its identity, files, sensors, idle timeout."""
     p.add_argument(
         "--listen",
         default="127.0.0.1:50051",
@@ -80,8 +91,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="wall seconds a silent sensor may hold the ordering watermark (0 = forever; "
         "default: %(default)s)",
     )
-    add_metrics_port_argument(p)
-    add_config_argument(p)
+
+
+def _add_state_and_cap_arguments(p: argparse.ArgumentParser) -> None:
+    """Checkpoints (bounded replay and journal), the caps on sensors and streams, the
+    shutdown grace."""
     p.add_argument(
         "--checkpoint-every",
         type=int,
@@ -123,6 +137,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="S",
         help="seconds streams get to finish on shutdown (default: %(default)s)",
     )
+
+
+def _add_output_arguments(p: argparse.ArgumentParser) -> None:
+    """``--record`` and the scale-out flags (``--nats``, ``--shards``)."""
     p.add_argument(
         "--record",
         metavar="FILE.mcap",
@@ -146,8 +164,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="S",
         help="with --nats: number of shards the workers run (default: %(default)s)",
     )
-    add_tls_arguments(p, role="server")
-    p.set_defaults(func=run)
 
 
 def check_scaleout_args(args: argparse.Namespace) -> None:
