@@ -251,10 +251,11 @@ def balanced_cuts(
     of nearly equal load: ``lon_deg`` the sub-point longitudes of the load's samples
     (e.g. track reports), ``weights`` their load (None: 1 each).
 
-    Deterministic: the samples are binned at ``resolution_deg``; the first cut goes in
-    the middle of the widest empty gap between loaded bins (so no wedge straddles the
-    load there), the others, walking east, at the bin boundary where the cumulated load
-    comes nearest to ``j / shards`` of the total, in the middle of the empty gap there.
+    Deterministic: the samples are binned at ``resolution_deg``. For each loaded bin as
+    the first of a wedge, walking east, the other cuts go at the bin boundaries where the
+    cumulated load comes nearest to ``j / shards`` of the total; of these, the cuts whose
+    largest wedge is lightest win (ties: the first such bin from -180). Every cut lies in
+    the middle of the empty stretch between two loaded bins.
     """
     if shards == 1:
         return (-180.0,)
@@ -265,21 +266,24 @@ def balanced_cuts(
     nbins = int(round(360.0 / resolution_deg))
     load = np.bincount(np.minimum((lon / resolution_deg).astype(int), nbins - 1), w, nbins)
     full = np.flatnonzero(load > 0)
-    gaps = np.diff(np.append(full, full[0] + nbins))  # from each loaded bin to the next
-    first = int(np.argmax(gaps))  # the widest gap follows loaded bin full[first]
-    order = np.roll(full, -(first + 1))  # loaded bins walking east after that gap
-    cum = np.cumsum(load[order])
-    total = cum[-1]
-    cuts = [_gap_middle(full[first], gaps[first], nbins)]
-    k = 0
-    for j in range(1, shards):
-        target = total * j / shards
-        k = max(k, int(np.argmin(np.abs(cum[:-1] - target))) if order.size > 1 else 0)
-        if k >= order.size - 1:
-            raise ValueError(f"layout: too few loaded longitudes for {shards} shards")
-        lo, hi = order[k], order[k + 1]
-        cuts.append(_gap_middle(lo, (hi - lo) % nbins, nbins))
-        k += 1
+    if full.size < shards:
+        raise ValueError(f"layout: too few loaded longitudes for {shards} shards")
+    best: tuple[float, list[int]] | None = None
+    for start in range(full.size):
+        cum = np.cumsum(load[np.roll(full, -start)])
+        ends, k = [], -1  # wedge j ends after loaded bin ends[j] (indices into the walk)
+        for j in range(1, shards):
+            k = max(k + 1, int(np.argmin(np.abs(cum[:-1] - cum[-1] * j / shards))))
+            k = min(k, full.size - 1 - (shards - j))  # leave a bin for each later wedge
+            ends.append(k)
+        largest = float(np.max(np.diff(np.concatenate([[0.0], cum[ends], [cum[-1]]]))))
+        if best is None or largest < best[0]:
+            best = (largest, [(start + e) % full.size for e in [*ends, full.size - 1]])
+    assert best is not None
+    cuts = []
+    for e in best[1]:  # a cut after loaded bin full[e], before the next loaded one
+        lo, hi = full[e], full[(e + 1) % full.size]
+        cuts.append(_gap_middle(lo, int((hi - lo) % nbins) or nbins, nbins))
     deg = sorted(round(float(np.mod(c * resolution_deg, 360.0)) - 180.0, 6) for c in cuts)
     return check_cuts(deg, shards)
 

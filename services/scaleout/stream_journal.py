@@ -103,8 +103,10 @@ class StreamJournal:
         except nats.js.errors.KeyWrongLastSequenceError:
             pass
         stored = json.loads((await bucket.get("settings")).value)
-        # the layout counts also where one side has none (absent: the interleaved map)
-        for key in sorted(set(settings) | ({"layout"} & set(stored))):
+        # with the front door's whole pin (the engine checks a part), the layout counts
+        # also where one side has none (absent: the interleaved map)
+        whole = "shards" in settings
+        for key in sorted(set(settings) | ({"layout"} if whole else set())):
             value = settings.get(key)
             if (key in stored or key == "layout") and json.dumps(
                 stored.get(key), sort_keys=True
