@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 from common import append_results, machine, work_dir
 
-from tracklayer.fusion import geodesy
+from tracklayer.fusion import cells
 from tracklayer.fusion.config import FusionConfig
 from tracklayer.fusion.core import FusionCore
 from tracklayer.fusion.domain import NS_PER_S, TrackReport
@@ -60,9 +60,7 @@ def digest(reports: list[TrackReport]) -> str:
 def sub_point_lon_deg(reports: list[TrackReport]) -> np.ndarray:
     """Geodetic longitude (deg) of each report's position (TEME at its time)."""
     pos = np.array([r.position[:3] for r in reports], float)
-    t_s = np.array([r.time_ns / NS_PER_S for r in reports])
-    ecef = geodesy.teme_to_ecef(pos, t_s)
-    return np.degrees(np.arctan2(ecef[:, 1], ecef[:, 0]))
+    return cells.sub_point_lon_deg(pos, [r.time_ns / NS_PER_S for r in reports])
 
 
 def run_single(frames: list, sensors: list[str]) -> tuple[float, list[TrackReport]]:
@@ -110,10 +108,7 @@ def main() -> int:
     ap.add_argument("--keep", metavar="DIR")
     ap.add_argument("--append", action="store_true", help="append to benchmarks/RESULTS.md")
     args = ap.parse_args()
-    try:
-        from tracklayer.fusion.cells import balanced_cuts
-    except ImportError:  # code before layouts (a before/after pair): interleaved only
-        balanced_cuts = None
+    balanced_cuts = getattr(cells, "balanced_cuts", None)  # None: code before layouts
 
     with work_dir(args.keep, "bench-shard-cpu-") as work:
         rec = Path(args.recording) if args.recording else work / "rec.mcap"

@@ -34,6 +34,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
+from . import geodesy
 from .constants import R_EARTH_EQ, R_EARTH_MEAN, R_EARTH_POLAR
 
 #: Longitude sectors and their width (deg).
@@ -242,6 +243,13 @@ def parse_cuts(text: str, shards: int) -> tuple[float, ...]:
     except ValueError:
         raise ValueError(f"layout: expected longitudes (deg) and commas, got {text!r}") from None
     return check_cuts(values, shards)
+
+
+def sub_point_lon_deg(positions_teme: ArrayLike, t_s: ArrayLike) -> np.ndarray:
+    """Geodetic longitude (deg) of each TEME position (m, (N, 3)) at its time (s, (N,)):
+    where a measured load (track reports) lies, for :func:`balanced_cuts`."""
+    ecef = geodesy.teme_to_ecef(np.asarray(positions_teme, float), np.asarray(t_s, float))
+    return np.degrees(np.arctan2(ecef[..., 1], ecef[..., 0]))
 
 
 def balanced_cuts(

@@ -191,3 +191,38 @@ async def _settings_doc(link) -> dict:
 
     bucket = await link.js.key_value(link.names.settings_bucket)
     return json.loads((await bucket.get("settings")).value)
+
+
+def test_layout_command_prints_cuts_that_split_a_tracks_recording_evenly(
+    simulated_mcap, tracked_mcap, capsys
+):
+    """``tracklayer layout`` on ``tracklayer track``'s output of the two-border scene:
+    the printed cuts, applied to the reports' geodetic longitudes computed here through
+    the full geodetic conversion, give the printed shares, none above 60%."""
+    from pathlib import Path
+
+    from tracklayer.fusion.geodesy import teme_to_geodetic
+    from tracklayer.services.cli import main
+    from tracklayer.services.wire.recording import RecordingReader
+
+    scene = str(Path(__file__).parent / "data" / "scaleout" / "cross.toml")
+    tracks = tracked_mcap(scene)
+    assert main(["layout", str(tracks), "--shards", "2"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    cuts = parse_cuts(lines[-1].removeprefix("--layout="), 2)
+    out = [line for line in lines if line.startswith("shard ")]
+    reports = [r for _, r in RecordingReader(tracks).tracks()]
+    pos = np.array([r.position for r in reports])
+    t_s = np.array([r.time_ns / 1e9 for r in reports])
+    lon = teme_to_geodetic(pos, t_s)[1]
+    lon = np.mod(lon + 180.0, 360.0) - 180.0
+    in0 = (lon >= cuts[0]) & (lon < cuts[1])
+    shares = [in0.mean(), 1.0 - in0.mean()]
+    for k, share in enumerate(shares):
+        assert f"shard {k}: from {cuts[k]:g} deg east, {share:.1%} of {len(reports):,}" in out[k]
+    assert max(shares) <= 0.6
+    # bad input: one line naming the flag or the file
+    assert main(["layout", str(tracks), "--shards", "1"]) == 2
+    assert "error: --shards:" in capsys.readouterr().err
+    assert main(["layout", str(simulated_mcap(scene)), "--shards", "2"]) == 2
+    assert "no track reports" in capsys.readouterr().err
