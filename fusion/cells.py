@@ -143,12 +143,15 @@ class ShardMap:
         """
         o = np.atleast_2d(np.asarray(origins, float))
         u = np.atleast_2d(np.asarray(dirs, float))
-        o = np.broadcast_to(o, u.shape)
+        r_out = R_EARTH_EQ + max_height_m + width_m
         if self.shards == 1:
             return np.ones(u.shape[0], bool)
+        if o.shape[0] == 1 and float(o[0] @ o[0]) < r_out**2:  # one sensor, in the band:
+            if int(self.shard_of_ecef(o[0])) == shard:  # every ray starts in our wedges
+                return np.ones(u.shape[0], bool)
+        o = np.broadcast_to(o, u.shape)
         b = np.einsum("ij,ij->i", o, u)
         oo = np.einsum("ij,ij->i", o, o)
-        r_out = R_EARTH_EQ + max_height_m + width_m
         r_in = R_EARTH_POLAR + min(min_height_m - width_m, -50e3)
         with np.errstate(invalid="ignore"):
             sq_out = np.sqrt(b * b - (oo - r_out**2))

@@ -144,6 +144,13 @@ def test_the_ray_screen_never_drops_a_ray_that_could_meet_a_target_near_the_shar
                 lon = np.degrees(np.arctan2((q + off)[:, 1], (q + off)[:, 0]))
                 assert not np.any(m.shard_of(np.zeros(lon.size), lon) == k), (k, i)
     assert dropped > 0.3 * n * (shards - 1)  # and it does drop: most rays see few wedges
+    # one sensor's rays (a frame): the shortcut for a sensor over the shard's wedges
+    # gives what the ray-by-ray geometry gives
+    for i in range(20):
+        dirs = u[rng.choice(n, 30)]
+        for k in range(shards):
+            one = m.rays_reach(k, sat[i], dirs, **kw)
+            assert np.array_equal(one, m.rays_reach(k, np.tile(sat[i], (30, 1)), dirs, **kw))
 
 
 def test_the_ray_screen_drops_nadir_looks_far_from_the_shard_and_keeps_near_ones():
