@@ -233,3 +233,17 @@ def test_layout_command_prints_cuts_that_split_a_tracks_recording_evenly(
     assert "error: --shards:" in capsys.readouterr().err
     assert main(["layout", str(simulated_mcap(scene)), "--shards", "2"]) == 2
     assert "no track reports" in capsys.readouterr().err
+
+
+def test_proof4_with_a_layout_both_missiles_cross_a_cut_with_one_id_and_s1_accuracy(
+    simulated_mcap, tracked_mcap, tmp_path, capsys
+):
+    """Proof 4 with S = 2 on contiguous wedges cut at 0 and 90 E: M1 (88.5 -> 104 E)
+    crosses 90 E from shard 0 to shard 1, M2 (1.5 W -> 14 E) crosses 0 from shard 1 to
+    shard 0, each handed over once with its id and the next revision."""
+    from test_scaleout_shards import CROSS, _reference, check_proof4
+
+    cross = simulated_mcap(str(CROSS))
+    cuts = (0.0, 90.0)
+    reference = _reference(cross, 2, cuts)
+    check_proof4(reference, ShardMap(2, cuts), cross, tracked_mcap, tmp_path, capsys)
