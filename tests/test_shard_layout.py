@@ -7,7 +7,11 @@
   that could be a target (ellipsoid height in the initiation band, not behind the Earth,
   within range) comes within the width of the shard's wedges;
 * the layout pinned by the front door: a restart with another layout, or none, refuses
-  and names it; the workers' ``ShardSpec`` builds its regions on it.
+  and names it; the workers' ``ShardSpec`` builds its regions on it;
+* ``tracklayer layout`` on a tracks recording, against an independent count;
+* proofs 4 and 2 on a layout (S = 2, cuts 0 and 90 E): both missiles cross a cut once
+  with one id and S = 1's accuracy; through the broker with two workers the store holds
+  exactly the in-process reports.
 """
 
 from __future__ import annotations
@@ -247,3 +251,43 @@ def test_proof4_with_a_layout_both_missiles_cross_a_cut_with_one_id_and_s1_accur
     cuts = (0.0, 90.0)
     reference = _reference(cross, 2, cuts)
     check_proof4(reference, ShardMap(2, cuts), cross, tracked_mcap, tmp_path, capsys)
+
+
+def test_a_layout_through_the_broker_gives_the_in_process_reports_with_two_workers(
+    simulated_mcap, tmp_path
+):
+    """``fusion --nats --shards 2 --layout=0,90`` with two workers (one shard each): the
+    store holds exactly the in-process reference's reports on the same layout, both
+    missiles handed over through the HANDOVER stream."""
+    pytest.importorskip("nats")
+    from scaleout_chain import Chain, front_status, wait_stored
+    from test_scaleout_shards import CROSS, _reference
+
+    from tracklayer.services.scaleout.broker import start_broker
+    from tracklayer.services.store_service.track_store import canonical_bytes
+    from tracklayer.services.wire.convert import report_to_proto
+
+    cross = simulated_mcap(str(CROSS))
+    reference = _reference(cross, 2, (0.0, 90.0))
+    expected = {(r.track_id, r.revision): canonical_bytes(report_to_proto(r)) for _, r in reference}
+    assert len(expected) == len(reference)
+    broker = start_broker("127.0.0.1:0", tmp_path / "broker")
+    chain = Chain(tmp_path, broker.url, "--shards", "2", "--layout=0.0,90.0")
+    try:
+        for i in range(2):
+            chain.worker(f"w{i + 1}", "--max-shards", "1")
+        replay = chain.replay(cross, "--max-speed")
+        assert replay.wait(300) == 0, replay.log_tail()
+        got = wait_stored(tmp_path / "t.sqlite", len(expected), timeout_s=240)
+        status = front_status(
+            chain.front_address,
+            lambda c: all(c.get(f'shard_lag_events{{shard="{k}"}}') == 0 for k in range(2)),
+        )
+    finally:
+        codes = chain.stop()
+        broker.stop(5.0)
+    assert all(rc == 0 for rc in codes.values()), codes
+    assert sum(status[f'shard_handovers_in_total{{shard="{k}"}}'] for k in range(2)) == 2
+    assert sorted(got) == sorted(expected)
+    differ = [k for k in expected if got[k] != expected[k]][:5]
+    assert not differ, f"content differs for {differ}"
