@@ -155,7 +155,10 @@ async def start_front_door_server(
             await engine.forwarder.abandon()
         link.close()
         raise
-    log.info(kv("front_door_started", nats=nats_url, journal=engine.journal.path, shards=shards))
+    log.info(
+        kv("front_door_started", nats=nats_url, journal=engine.journal.path, shards=shards,
+           layout=",".join(map(repr, layout)) or "interleaved")
+    )  # fmt: skip
     return server, link
 
 
@@ -180,7 +183,8 @@ async def serve_front_door(
     )  # fmt: skip
     engine = server.engine
     try:
-        print(f"{LABEL}: journal {engine.journal.path}, {shards} shard(s)", flush=True)
+        cuts = f", wedges from {', '.join(f'{c:g}' for c in layout)} deg E" if layout else ""
+        print(f"{LABEL}: journal {engine.journal.path}, {shards} shard(s){cuts}", flush=True)
         await serve_until_stopped(LABEL, server, tls, grace, failure=engine.wait_failed)
         return 1 if engine.failed is not None else 0
     finally:
