@@ -12,10 +12,18 @@ Workers checkpoint every 30 s (a raid shard's state is 10-20 MB). ``--ceiling`` 
 run without workers: how fast the front door acknowledges frames (journal on the
 broker, nothing tracking), with its CPU per frame.
 
+``--layout auto`` (the default with S > 1) gives the front door ``--layout`` cuts
+balanced by the measured load: the recording is first tracked with S = 1 in this
+process (untimed) and ``cells.balanced_cuts`` splits its reports' sub-point longitudes
+into S wedges (what ``tracklayer layout`` does with a tracks recording);
+``--layout interleaved`` keeps the 30-degree sectors dealt in turn; ``--layout
+LON,...`` gives the cuts.
+
 Usage::
 
     .venv/bin/python benchmarks/bench_scaleout_shards.py [--scenario raid-proliferated]
-        [--duration 60] [--shards 12] [--pairs 1] [--w2-first] [--ceiling] [--append]
+        [--duration 60] [--shards 12] [--pairs 1] [--w2-first] [--ceiling]
+        [--layout auto|interleaved|LON,...] [--append]
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from common import append_results, machine, work_dir
 from tracklayer.services.cli import main as cli
 from tracklayer.services.ops import processes
 from tracklayer.services.scaleout.broker import start_broker
+from tracklayer.services.wire.recording import RecordingReader
 
 
 def shard_counters(address: str) -> dict[str, float]:
@@ -47,7 +56,9 @@ def shard_counters(address: str) -> dict[str, float]:
         return dict(stub.GetStatus(fs.GetStatusRequest(), timeout=10).counters)
 
 
-def run(work: Path, rec: Path, shards: int, workers: int) -> dict[str, float]:
+def run(
+    work: Path, rec: Path, shards: int, workers: int, layout: tuple[float, ...] = ()
+) -> dict[str, float]:
     """One replay into the chain with ``workers`` workers; the figures."""
     logs, db = work / "logs", work / "t.sqlite"
     broker = start_broker("127.0.0.1:0", work / "broker")
@@ -56,7 +67,8 @@ def run(work: Path, rec: Path, shards: int, workers: int) -> dict[str, float]:
     )
     fusion = processes.start_server(
         "fusion", ["fusion", "--listen", "127.0.0.1:0", "--store", store.address,
-                   "--idle-timeout", "0", "--nats", broker.url, "--shards", str(shards)],
+                   "--idle-timeout", "0", "--nats", broker.url, "--shards", str(shards),
+                   *([f"--layout={','.join(map(repr, layout))}"] if layout else [])],
         logs,
     )  # fmt: skip
     kids = [store, fusion]
@@ -101,6 +113,29 @@ def run(work: Path, rec: Path, shards: int, workers: int) -> dict[str, float]:
             **{f"cpu_{k}": v for k, v in cpu.items()}}  # fmt: skip
 
 
+def choose_layout(text: str, rec: Path, shards: int) -> tuple[float, ...]:
+    """The front door's ``--layout`` cuts for ``--layout`` ``text`` (() interleaved)."""
+    if shards == 1 or text == "interleaved":
+        return ()
+    from tracklayer.fusion.cells import balanced_cuts, parse_cuts
+
+    if text != "auto":
+        return parse_cuts(text, shards)
+    from bench_shard_cpu import run_single, sub_point_lon_deg
+
+    reader = RecordingReader(rec)
+    sensors = [s for s in reader.sensor_ids() if s]
+    _, reports = run_single([f for _, f in reader.frames()], sensors)
+    return balanced_cuts(sub_point_lon_deg(reports), None, shards)
+
+
+def _layout_text(layout: tuple[float, ...], how: str) -> str:
+    if not layout:
+        return "the interleaved 30-degree sectors"
+    why = " (balanced by the S = 1 run's reports, `--layout auto`)" if how == "auto" else ""
+    return f"cuts {', '.join(f'{c:g}' for c in layout)} deg{why}"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--scenario", default="raid-proliferated")
@@ -114,6 +149,12 @@ def main() -> int:
         help="also a run without workers: the front door's ingest ceiling (frames "
         "acknowledged per second with the journal on the broker and nothing tracking)",
     )
+    ap.add_argument(
+        "--layout",
+        default="auto",
+        help="auto (cuts balanced by the S = 1 run's reports), interleaved, or LON,... "
+        "(default: %(default)s)",
+    )
     ap.add_argument("--keep", metavar="DIR")
     ap.add_argument("--append", action="store_true", help="append to benchmarks/RESULTS.md")
     args = ap.parse_args()
@@ -122,17 +163,17 @@ def main() -> int:
         rec = work / "rec.mcap"
         argv = ["simulate", args.scenario, "--out", str(rec), "--duration", str(args.duration)]
         assert cli(argv) == 0
-        from tracklayer.services.wire.recording import RecordingReader
-
         frames = sum(1 for _ in RecordingReader(rec).raw_messages(["/sensor_frames"]))
+        layout = choose_layout(args.layout, rec, args.shards)
+        print(f"layout: {layout or 'interleaved 30-degree sectors'}", flush=True)
         load0 = os.getloadavg()[0]
         for p in range(args.pairs):
             for w in (2, 1) if args.w2_first else (1, 2):
-                r = run(work / f"p{p}-w{w}", rec, args.shards, w)
+                r = run(work / f"p{p}-w{w}", rec, args.shards, w, layout)
                 print(f"pair {p} W={w}: {r}", flush=True)
                 results.append((w, r))
         if args.ceiling:
-            r = run(work / "ceiling", rec, args.shards, 0)
+            r = run(work / "ceiling", rec, args.shards, 0, layout)
             print(f"ceiling W=0: {r}", flush=True)
             results.append((0, r))
         load1 = os.getloadavg()[0]
@@ -151,7 +192,8 @@ def main() -> int:
     text = (
         f"\n### bench_scaleout_shards: {args.scenario} {args.duration:g} s, S = {args.shards}"
         f" — {now}\n\nMachine: {machine()}. Recording: {frames} frames. Load average "
-        f"(1 min) at start / end: {load0:.1f} / {load1:.1f}. Runs in the order shown.\n\n"
+        f"(1 min) at start / end: {load0:.1f} / {load1:.1f}. Runs in the order shown. "
+        f"Layout: {_layout_text(layout, args.layout)}.\n\n"
         "| run | all acked s | all tracked + stored s | frames/s tracked | reports "
         "| hand-overs | CPU s per process |\n|---|---:|---:|---:|---:|---:|---|\n"
         + "\n".join(rows)

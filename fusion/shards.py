@@ -24,14 +24,20 @@ from .tracker.region import MARGIN_M, Handover, Region
 
 
 def sharded_tracker_factory(
-    shard: int, shards: int, delay: int, margin_m: float = MARGIN_M
+    shard: int,
+    shards: int,
+    delay: int,
+    margin_m: float = MARGIN_M,
+    layout: tuple[float, ...] = (),
 ) -> Callable[[str, FusionConfig], Any]:
-    """A ``FusionCore`` tracker factory for shard ``shard`` of ``shards``."""
+    """A ``FusionCore`` tracker factory for shard ``shard`` of ``shards`` (``layout``: the
+    cut longitudes of :class:`~.cells.ShardMap`, deg; () the interleaved sectors)."""
 
     def factory(fusion_id: str, config: FusionConfig) -> Any:
         from .tracker import Tracker  # lazily, as core._default_tracker
 
-        return Tracker(fusion_id, config, region=Region(shard, shards, delay, margin_m))
+        region = Region(shard, shards, delay, margin_m, tuple(layout))
+        return Tracker(fusion_id, config, region=region)
 
     return factory
 
@@ -43,6 +49,7 @@ def region_of(core: FusionCore) -> Region:
 
 class ShardSet:
     """``shards`` cores, ``delay`` events between a transfer's decision and its effect;
+    ``layout`` the cut longitudes of :class:`~.cells.ShardMap` (() interleaved sectors);
     ``core_args`` as :class:`~.core.FusionCore`'s keyword arguments."""
 
     def __init__(
@@ -52,13 +59,14 @@ class ShardSet:
         shards: int,
         delay: int = 128,
         margin_m: float = MARGIN_M,
+        layout: tuple[float, ...] = (),
         **core_args: Any,
     ) -> None:
         self.cores = [
             FusionCore(
                 fusion_id,
                 config,
-                tracker_factory=sharded_tracker_factory(k, shards, delay, margin_m),
+                tracker_factory=sharded_tracker_factory(k, shards, delay, margin_m, layout),
                 **core_args,
             )
             for k in range(shards)

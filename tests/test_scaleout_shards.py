@@ -81,13 +81,16 @@ def test_shards_interleave_sectors_and_distances_match_sampled_meridians():
 
 
 # ---------------------------------------------------------------- proof 4, in process
-def _reference(recording: Path) -> list[tuple[int, TrackReport]]:
-    """(shard, report) of S = 4 shards in one process, in emission order."""
+def _reference(
+    recording: Path, n: int = SHARDS, layout: tuple[float, ...] = ()
+) -> list[tuple[int, TrackReport]]:
+    """(shard, report) of ``n`` shards (``layout``: cut longitudes, deg) in one process,
+    in emission order."""
     from tracklayer.services.wire.recording import RecordingReader
 
     reader = RecordingReader(recording)
     sensors = [s for s in reader.sensor_ids() if s]
-    shards = ShardSet("fusion", FusionConfig(), SHARDS, 128, expected_sensors=sensors)
+    shards = ShardSet("fusion", FusionConfig(), n, 128, expected_sensors=sensors, layout=layout)
     out: list[tuple[int, TrackReport]] = []
     for _, frame in reader.frames():
         out += shards.apply(lambda core, f=frame: core.submit(f)[2])
@@ -129,6 +132,13 @@ def _write_tracks(src: Path, dst: Path, reports: list[TrackReport]) -> None:
 def test_proof4_a_missile_across_shards_keeps_its_id_and_one_reporter_and_its_accuracy(
     cross_mcap, tracked_mcap, reference, tmp_path, capsys
 ):
+    check_proof4(reference, ShardMap(SHARDS), cross_mcap, tracked_mcap, tmp_path, capsys)
+
+
+def check_proof4(reference, smap, cross_mcap, tracked_mcap, tmp_path, capsys) -> None:
+    """Proof 4 on ``reference`` ((shard, report) in emission order) of the two-border
+    scene, ``smap`` its shard map: both missiles handed over once, ids and revisions
+    continuous, one reporter at a time, accuracy within S = 1's regression tolerances."""
     from tracklayer.services.cli import main
 
     by_track: dict[str, list[tuple[int, TrackReport]]] = defaultdict(list)
@@ -149,7 +159,6 @@ def test_proof4_a_missile_across_shards_keeps_its_id_and_one_reporter_and_its_ac
         # the hand-over happened where the map says: the track's sub-point moved shard
         lat_lon = [(r.latitude_deg, r.longitude_deg) for _, r in rs]
         first, last = lat_lon[0], lat_lon[-1]
-        smap = ShardMap(SHARDS)
         assert int(smap.shard_of(*first)) == owners[0] != int(smap.shard_of(*last))
         assert int(smap.shard_of(*last)) == owners[-1]
     # no other track reported by two shards, and no id reported by a shard not owning it

@@ -7,7 +7,10 @@ frames like any track (so their detections never seed a duplicate) but never
 reported. The rules, checked once per :data:`TICK_S` of data time on the tracks' latest
 states (geodetic sub-point, :func:`..geodesy.teme_to_geodetic`):
 
-* **initiation** only where the two-ray point lies in the shard's own cells;
+* **initiation** only where the two-ray point lies in the shard's own cells; an
+  unclaimed detection whose line of sight comes nowhere near the shard's cells (the
+  initiation's miss tolerance and motion allowance wide, :meth:`Region.initiation_rays`)
+  is not even paired or queued: its pairs could only start tracks elsewhere;
 * **announce**: a confirmed owned track within ``announce_m`` of shard j's cells is
   sent to j as a ghost (again every :data:`REANNOUNCE_NS` of data time: a fresh copy);
 * **transfer**: an owned track more than ``margin_m`` inside shard j's cells is handed
@@ -40,6 +43,8 @@ import numpy as np
 
 from .. import geodesy
 from ..cells import ShardMap
+from ..config import FusionConfig
+from ..constants import OMEGA_EARTH
 from ..domain import NS_PER_S, TrackStatus
 from ..dynamics import POS
 from ..initiation import Candidate
@@ -54,6 +59,10 @@ TICK_S = 1.0
 REANNOUNCE_NS = 30 * NS_PER_S
 #: Default hysteresis margin (m): a track is handed over this far inside a neighbour.
 MARGIN_M = 100e3
+#: Largest angular sigma (rad) assumed of an initiating detection's unknown partner by
+#: the ray screen of initiation (5x the proliferated layer's 20 urad; a frame with larger
+#: sigmas uses its own largest).
+RAY_SCREEN_SIGMA_RAD = 100e-6
 
 ANNOUNCE, TRANSFER, SCHEDULED = "announce", "transfer", "scheduled"
 
@@ -97,6 +106,7 @@ class Region:
     shards: int
     delay: int = 128
     margin_m: float = MARGIN_M
+    layout: tuple[float, ...] = ()  # cut longitudes (deg, cells.ShardMap); () interleaved
     announce_m: float = 3 * MARGIN_M
     forget_m: float = 4 * MARGIN_M
     ghosts: set[int] = field(default_factory=set)  # local keys of tracks owned elsewhere
@@ -120,7 +130,7 @@ class Region:
             raise ValueError(f"shard: must be 0..{self.shards - 1}, got {self.shard}")
         if self.delay < 1:
             raise ValueError(f"handover delay: must be >= 1 frame, got {self.delay}")
-        self.map = ShardMap(self.shards)
+        self.map = ShardMap(self.shards, self.layout or None)
 
     # ------------------------------------------------------------ tracker hooks
     def attach(self, tracker: Tracker) -> None:
@@ -133,6 +143,33 @@ class Region:
         (:meth:`..cells.ShardMap.shard_of_ecef`)."""
         r_ecef = geodesy.teme_to_ecef(np.asarray(positions_eci, float), t_ns / NS_PER_S)
         return self.map.shard_of_ecef(r_ecef) == self.shard
+
+    def initiation_rays(
+        self, origin: np.ndarray, los: np.ndarray, sigma: np.ndarray, t_ns: int, cfg: FusionConfig
+    ) -> np.ndarray:
+        """Which of a frame's unclaimed detections (sensor ``origin`` (3,) m and unit
+        ``los`` (M, 3), ECI at data time ``t_ns``; ``sigma`` (M,) rad) could be one ray of
+        a pair whose point lies in our cells (bool (M,)). A pair's point lies within the
+        pair's miss tolerance of both rays: at most ``init_miss_sigmas * max_range_m *
+        (sigma + the partner's sigma, taken <= RAY_SCREEN_SIGMA_RAD or this frame's
+        largest)`` plus ``init_max_speed_mps * init_window_s``; the Earth turns by
+        ``OMEGA_EARTH * init_window_s`` between the two looks
+        (:meth:`..cells.ShardMap.rays_reach`)."""
+        if los.shape[0] == 0:
+            return np.ones(0, bool)
+        rot = geodesy.teme_to_ecef_matrix(t_ns / NS_PER_S)
+        sig = np.abs(np.asarray(sigma, float))
+        largest = float(np.max(sig, initial=0.0, where=np.isfinite(sig)))
+        width = (
+            cfg.init_miss_sigmas * cfg.max_range_m * (largest + max(RAY_SCREEN_SIGMA_RAD, largest))
+            + cfg.init_max_speed_mps * cfg.init_window_s
+        )
+        return self.map.rays_reach(
+            self.shard, rot @ np.asarray(origin, float), los @ rot.T,
+            width_m=width, max_range_m=cfg.max_range_m,
+            max_height_m=cfg.init_max_altitude_m, min_height_m=cfg.init_min_altitude_m,
+            slack_rad=OMEGA_EARTH * cfg.init_window_s,
+        )  # fmt: skip
 
     def initiable(self, t_ns: int) -> Callable[[np.ndarray], np.ndarray]:
         """:meth:`may_initiate` at data time ``t_ns`` (the initiation's screen of pairs)."""

@@ -377,6 +377,9 @@ class Tracker:
         los = frame.los[unclaimed]
         sigma = frame.sigma[unclaimed]
         region = self.region  # S > 1: tracks start only in this shard's cells
+        if region is not None:  # rays that come nowhere near them are not paired at all
+            near = region.initiation_rays(frame.position, los, sigma, frame.time_ns, self.config)
+            los, sigma = los[near], sigma[near]
         wanted = None if region is None else region.initiable(frame.time_ns)
         cands, left = self._buffer.pair(t_s, frame.sensor_id, frame.position, los, sigma, wanted)
         if left.size:

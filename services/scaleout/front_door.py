@@ -61,8 +61,11 @@ class OrderingOnly:
         return []
 
 
-def pinned_settings(settings: FusionSettings, shards: int) -> dict[str, object]:
-    """What the front door pins in the settings bucket and the workers build shards from."""
+def pinned_settings(
+    settings: FusionSettings, shards: int, layout: tuple[float, ...] = ()
+) -> dict[str, object]:
+    """What the front door pins in the settings bucket and the workers build shards from
+    (``layout``: the cut longitudes of ``fusion --layout``, deg; () the interleaved map)."""
     pinned: dict[str, object] = {
         "fusion_id": settings.fusion_id,
         "config": settings.config.to_mapping(),
@@ -71,11 +74,17 @@ def pinned_settings(settings: FusionSettings, shards: int) -> dict[str, object]:
     }
     if shards > 1:  # K: frames from a hand-over's decision to its effect (region.py)
         pinned["handover_delay"] = HANDOVER_DELAY_FRAMES
+    if layout:  # absent for the interleaved map: documents pinned before it still match
+        pinned["layout"] = list(layout)
     return pinned
 
 
 def build_front_door(
-    settings: FusionSettings, nats_url: str, shards: int, nats_tls: TlsConfig | None = None
+    settings: FusionSettings,
+    nats_url: str,
+    shards: int,
+    nats_tls: TlsConfig | None = None,
+    layout: tuple[float, ...] = (),
 ) -> tuple[FusionEngine, NatsLink]:
     """The engine on the broker's journal and report stream (not started) and its link
     (mutual TLS to the broker with ``nats_tls``)."""
@@ -89,7 +98,7 @@ def build_front_door(
     try:
         journal = StreamJournal(link)
         journal.shards = shards
-        journal.check_settings(pinned_settings(settings, shards))
+        journal.check_settings(pinned_settings(settings, shards, layout))
         feed = ReportFeed(link)
         local = dataclasses.replace(settings, store_target=None, tracker_factory=OrderingOnly)
         engine = FusionEngine(local, journal=journal, outbox=feed)  # type: ignore[arg-type]
@@ -122,10 +131,11 @@ async def start_front_door_server(
     credentials: grpc.ServerCredentials | None = None,
     metrics_port: int | None = None,
     nats_tls: TlsConfig | None = None,
+    layout: tuple[float, ...] = (),
 ) -> tuple[FusionServer, NatsLink]:
     """Start the front door's engine, forwarder and gRPC server; close the returned link
     after ``server.stop()``."""
-    engine, link = build_front_door(settings, nats_url, shards, nats_tls)
+    engine, link = build_front_door(settings, nats_url, shards, nats_tls, layout)
     feed = LiveFeed(link, engine.hub.publish)
     engine.live_source = feed.tracks
     try:
@@ -145,7 +155,10 @@ async def start_front_door_server(
             await engine.forwarder.abandon()
         link.close()
         raise
-    log.info(kv("front_door_started", nats=nats_url, journal=engine.journal.path, shards=shards))
+    log.info(
+        kv("front_door_started", nats=nats_url, journal=engine.journal.path, shards=shards,
+           layout=",".join(map(repr, layout)) or "interleaved")
+    )  # fmt: skip
     return server, link
 
 
@@ -155,6 +168,7 @@ async def serve_front_door(
     nats_url: str,
     shards: int,
     *,
+    layout: tuple[float, ...] = (),
     tls: TlsConfig | None = None,
     metrics_port: int | None = None,
     grace: float = 2.0,
@@ -165,11 +179,12 @@ async def serve_front_door(
     server, link = await start_front_door_server(
         settings, listen, nats_url, shards,
         credentials=server_credentials(tls), metrics_port=metrics_port,
-        nats_tls=tls if nats_url.startswith("tls://") else None,
+        nats_tls=tls if nats_url.startswith("tls://") else None, layout=layout,
     )  # fmt: skip
     engine = server.engine
     try:
-        print(f"{LABEL}: journal {engine.journal.path}, {shards} shard(s)", flush=True)
+        cuts = f", wedges from {', '.join(f'{c:g}' for c in layout)} deg E" if layout else ""
+        print(f"{LABEL}: journal {engine.journal.path}, {shards} shard(s){cuts}", flush=True)
         await serve_until_stopped(LABEL, server, tls, grace, failure=engine.wait_failed)
         return 1 if engine.failed is not None else 0
     finally:

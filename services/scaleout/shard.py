@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from tracklayer.fusion.cells import check_cuts
 from tracklayer.fusion.config import FusionConfig
 from tracklayer.fusion.core import FusionCore
 from tracklayer.fusion.domain import FrameStatus
@@ -57,6 +58,7 @@ class ShardSpec:
     sensors: tuple[str, ...]
     shards: int
     handover_delay: int = 128  # K: journal events from a transfer's decision to its effect
+    layout: tuple[float, ...] = ()  # cut longitudes (deg, fusion --layout); () interleaved
 
     @classmethod
     def from_pinned(cls, data: Mapping[str, object]) -> ShardSpec:
@@ -67,20 +69,25 @@ class ShardSpec:
             sensors = tuple(str(s) for s in data.get("sensors", ()))  # type: ignore[union-attr]
             fusion_id = str(data["fusion_id"])
             delay = int(data.get("handover_delay", 128))  # type: ignore[arg-type]
+            layout = tuple(data.get("layout", ()))  # type: ignore[arg-type]
+            if layout:
+                layout = check_cuts(layout, shards)
         except KeyError as exc:
             raise ValueError(f"settings: missing {exc.args[0]}") from None
         if shards < 1:
             raise ValueError(f"settings: shards must be >= 1, got {shards}")
         if delay < 1:
             raise ValueError(f"settings: handover_delay must be >= 1, got {delay}")
-        return cls(fusion_id, config, sensors, shards, delay)
+        return cls(fusion_id, config, sensors, shards, delay, layout)
 
     def new_core(self, shard: int = 0) -> FusionCore:
         """A fresh core of shard ``shard`` as the embedded service builds it (live: idle
         timeouts replay); with S > 1 its tracker has the shard's region."""
         factory = None
         if self.shards > 1:
-            factory = sharded_tracker_factory(shard, self.shards, self.handover_delay)
+            factory = sharded_tracker_factory(
+                shard, self.shards, self.handover_delay, layout=self.layout
+            )
         return FusionCore(
             self.fusion_id, self.config, live=True, allowed_sensors=self.sensors or None,
             tracker_factory=factory,

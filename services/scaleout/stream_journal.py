@@ -103,12 +103,16 @@ class StreamJournal:
         except nats.js.errors.KeyWrongLastSequenceError:
             pass
         stored = json.loads((await bucket.get("settings")).value)
-        for key, value in sorted(settings.items()):
-            if key in stored and json.dumps(stored[key], sort_keys=True) != json.dumps(
-                value, sort_keys=True
-            ):
+        # with the front door's whole pin (the engine checks a part), the layout counts
+        # also where one side has none (absent: the interleaved map)
+        whole = "shards" in settings
+        for key in sorted(set(settings) | ({"layout"} if whole else set())):
+            value = settings.get(key)
+            if (key in stored or key == "layout") and json.dumps(
+                stored.get(key), sort_keys=True
+            ) != json.dumps(value, sort_keys=True):
                 raise JournalError(
-                    f"{self.path}: written with {key} = {json.dumps(stored[key])}, now "
+                    f"{self.path}: written with {key} = {json.dumps(stored.get(key))}, now "
                     f"{json.dumps(value)}; the shards would diverge: restart with the same "
                     f"{key} or use another --id"
                 )

@@ -164,6 +164,14 @@ def _add_output_arguments(p: argparse.ArgumentParser) -> None:
         metavar="S",
         help="with --nats: number of shards the workers run (default: %(default)s)",
     )
+    p.add_argument(
+        "--layout",
+        metavar="LON,...",
+        help="with --nats and --shards S > 1: S cut longitudes (deg, ascending in "
+        "[-180, 180)); shard k then owns the longitudes from the k-th cut to the next, "
+        "e.g. --layout=-87.45,105.6 (choose them by measured load: `tracklayer layout`). "
+        "Pinned with S in the broker (default: the 30-degree sectors dealt in turn)",
+    )
 
 
 def check_scaleout_args(args: argparse.Namespace) -> None:
@@ -171,6 +179,8 @@ def check_scaleout_args(args: argparse.Namespace) -> None:
     if not args.nats:
         if args.shards != 1:
             raise UserError("--shards: only with --nats (the embedded service is one shard)")
+        if args.layout:
+            raise UserError("--layout: only with --nats and --shards S > 1")
         return
     for flag, value in (("--journal", args.journal), ("--outbox", args.outbox),
                         ("--record", args.record)):  # fmt: skip
@@ -178,6 +188,15 @@ def check_scaleout_args(args: argparse.Namespace) -> None:
             raise UserError(f"{flag}: not used with --nats (the broker's stream is the journal)")
     if args.shards < 1:
         raise UserError(f"--shards: must be >= 1, got {args.shards}")
+    if args.layout:
+        from tracklayer.fusion.cells import parse_cuts
+
+        if args.shards == 1:
+            raise UserError("--layout: only with --shards S > 1 (one shard owns every cell)")
+        try:
+            args.layout = parse_cuts(args.layout, args.shards)
+        except ValueError as exc:
+            raise UserError(f"--{exc}") from None
 
 
 def settings_from_args(args: argparse.Namespace):  # -> FusionSettings
@@ -249,6 +268,7 @@ def run(args: argparse.Namespace) -> int:
                 args.listen,
                 args.nats,
                 args.shards,
+                layout=tuple(args.layout or ()),
                 tls=tls_from_args(args),
                 metrics_port=args.metrics_port,
                 grace=args.grace,
