@@ -264,6 +264,54 @@ class InitiationBuffer:
         self._hi += m
         self._lo = max(self._lo, self._hi - self.capacity)
 
+    def _meeting(
+        self, t_s: float, sensor_id: str, origin: np.ndarray, los: np.ndarray, sigma: np.ndarray
+    ) -> tuple[np.ndarray, ...] | None:
+        """The (new, waiting) ray index pairs ``(mi, bi)`` that pass the exact miss test
+        (rays meet within ``init_miss_sigmas`` of their angular noise plus the motion
+        ``init_max_speed_mps`` allows between the looks; forward, within range, crossing
+        at ``init_min_angle_deg`` or more, at a plausible height, neither through the
+        Earth), with their ranges ``t1``/``t2`` (m) and scores miss / tolerance; None
+        when no pair passes."""
+        cfg = self.config
+        live = self._live
+        sigma_max = float(np.max(np.abs(sigma)))
+        if sigma_max != sigma_max:  # a sigma not a number passes no pair: the others
+            sigma_max = float(np.nanmax(np.abs(sigma))) if np.any(sigma == sigma) else 0.0
+        speed = cfg.init_max_speed_mps
+        # hypot(sigma, sigma_b) <= sigma + sigma_b: the tolerance bound of screen_pairs
+        far = live[:, _REACH] + speed * (t_s - live[:, _T])
+        far = (far + self._reach_per_sigma * sigma_max) * _FAR_SLACK + _FAR_SLACK_M
+        far[(live[:, _CODE] == self._codes.get(sensor_id, -1)) | (live[:, _T] > t_s)] = -1.0
+        mi, bi = screen_pairs(origin, los, live[:, _LINE], far)
+        if mi.size == 0:  # the usual case in clutter: no ray comes near enough
+            return None
+        s2 = live[:, _ORIGIN]  # (B, 3) views of the live rows
+        u2 = live[:, _LOS]
+        sig2 = live[:, _SIGMA]
+        dt = t_s - live[:, _T]
+        t1, t2, miss, sin_a = closest_points(origin, los[mi], s2[bi], u2[bi])  # (K,)
+        with np.errstate(invalid="ignore"):
+            geo = np.sqrt((sigma[mi] * t1) ** 2 + (sig2[bi] * t2) ** 2)
+            tol = cfg.init_miss_sigmas * geo + cfg.init_max_speed_mps * dt[bi]
+            ok = (
+                (t1 > 0.0)
+                & (t2 > 0.0)
+                & (t1 < cfg.max_range_m)
+                & (t2 < cfg.max_range_m)
+                & (sin_a >= self._sin_min)
+                & (miss <= tol)
+            )
+        if not np.any(ok):
+            return None
+        mi, bi, t1, t2, miss, tol = mi[ok], bi[ok], t1[ok], t2[ok], miss[ok], tol[ok]
+        p1 = origin + t1[:, None] * los[mi]
+        h = ellipsoid_height(p1)
+        keep = (h >= cfg.init_min_altitude_m) & (h <= cfg.init_max_altitude_m)
+        keep &= ~earth_blocks(origin, los[mi], t1)
+        keep &= ~earth_blocks(s2[bi], u2[bi], t2)
+        return mi[keep], bi[keep], t1[keep], t2[keep], miss[keep] / tol[keep]
+
     def pair(
         self,
         t_s: float,
@@ -282,49 +330,20 @@ class InitiationBuffer:
         batch by :func:`intersections`), which to return; the others still use their two
         detections up, as without it, but no candidate is made of them.
         """
-        cfg = self.config
         self.prune(t_s)
         m_count = los.shape[0]
         if m_count == 0 or self._hi == self._lo:
             return [], np.arange(m_count)
-        live = self._live
-        sigma_max = float(np.max(np.abs(sigma)))
-        if sigma_max != sigma_max:  # a sigma not a number passes no pair: the others
-            sigma_max = float(np.nanmax(np.abs(sigma))) if np.any(sigma == sigma) else 0.0
-        speed = cfg.init_max_speed_mps
-        # hypot(sigma, sigma_b) <= sigma + sigma_b: the tolerance bound of screen_pairs
-        far = live[:, _REACH] + speed * (t_s - live[:, _T])
-        far = (far + self._reach_per_sigma * sigma_max) * _FAR_SLACK + _FAR_SLACK_M
-        far[(live[:, _CODE] == self._codes.get(sensor_id, -1)) | (live[:, _T] > t_s)] = -1.0
-        mi, bi = screen_pairs(origin, los, live[:, _LINE], far)
-        if mi.size == 0:  # the usual case in clutter: no ray comes near enough
+        found = self._meeting(t_s, sensor_id, origin, los, sigma)
+        if found is None:
             return [], np.arange(m_count)
+        mi, bi, t1, t2, score = found
+        cfg = self.config
+        live = self._live
         s2 = live[:, _ORIGIN]  # (B, 3) views of the live rows
         u2 = live[:, _LOS]
         sig2 = live[:, _SIGMA]
         dt = t_s - live[:, _T]
-        t1, t2, miss, sin_a = closest_points(origin, los[mi], s2[bi], u2[bi])  # (K,)
-        with np.errstate(invalid="ignore"):
-            geo = np.sqrt((sigma[mi] * t1) ** 2 + (sig2[bi] * t2) ** 2)
-            tol = cfg.init_miss_sigmas * geo + cfg.init_max_speed_mps * dt[bi]
-            ok = (
-                (t1 > 0.0)
-                & (t2 > 0.0)
-                & (t1 < cfg.max_range_m)
-                & (t2 < cfg.max_range_m)
-                & (sin_a >= self._sin_min)
-                & (miss <= tol)
-            )
-        if not np.any(ok):
-            return [], np.arange(m_count)
-        mi, bi, t1, t2, miss, tol = mi[ok], bi[ok], t1[ok], t2[ok], miss[ok], tol[ok]
-        p1 = origin + t1[:, None] * los[mi]
-        h = ellipsoid_height(p1)
-        keep = (h >= cfg.init_min_altitude_m) & (h <= cfg.init_max_altitude_m)
-        keep &= ~earth_blocks(origin, los[mi], t1)
-        keep &= ~earth_blocks(s2[bi], u2[bi], t2)
-        mi, bi, t1, t2 = mi[keep], bi[keep], t1[keep], t2[keep]
-        score = miss[keep] / tol[keep]
         order = np.lexsort((bi, mi, score))
         used_m: set[int] = set()
         used_b: set[int] = set()
