@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
-from scipy.stats import chi2
+from scipy.special import gammaincinv
 
 from .dynamics import ACC, POS, VEL
 from .filters import projected_cov
@@ -44,9 +44,16 @@ _QUICK_MAX_ROWS = 16  # may_gate_any screens in Python up to this many rows ...
 _QUICK_SLACK = 1e-9  # ... with this slack on the cosines (rounding is ~1e-16)
 
 
+def chi2_quantile(probability: float, dof: int) -> float:
+    """Quantile of the chi-square distribution with ``dof`` degrees of freedom: the same
+    float as ``scipy.stats.chi2.ppf`` (which computes ``2 gammaincinv(dof / 2, p)``),
+    without importing ``scipy.stats`` (~0.5 s of every start)."""
+    return float(2 * gammaincinv(dof / 2, probability))
+
+
 def gate_threshold(probability: float, dof: int = 2) -> float:
     """Chi-square gate on ``dof`` degrees of freedom holding ``probability`` of true pairs."""
-    return float(chi2.ppf(probability, dof))
+    return chi2_quantile(probability, dof)
 
 
 @dataclass(slots=True)

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.spatial import cKDTree
-from scipy.stats import chi2
 
+from ..association import chi2_quantile
 from ..config import FusionConfig
 from ..constants import ATMOSPHERE_TOP_M
 from ..domain import NS_PER_S, TrackStatus
@@ -52,7 +52,7 @@ class Lifecycle:
         self._deleted: list[Track] = []  # marked deleted, not yet reaped
         # mean NIS limit of n 2-D innovations, n = 1..NIS_WINDOW
         self._nis_limit = {
-            n: float(chi2.ppf(_NIS_PROBABILITY, 2 * n) / n) for n in range(1, NIS_WINDOW + 1)
+            n: float(chi2_quantile(_NIS_PROBABILITY, 2 * n) / n) for n in range(1, NIS_WINDOW + 1)
         }
 
     def _set_status(self, trk: Track, status: TrackStatus) -> None:
