@@ -86,9 +86,10 @@ def may_gate(
     sigma: np.ndarray,
     gates: np.ndarray,
 ) -> np.ndarray:
-    """Which of N rows (states ``x`` (N, 9), ``P`` (N, 9, 9), each ``dt`` (N,) s older
-    than the frame) may pass its chi-square gate ``gates`` (N,) with any detection
-    ``los`` (M, 3) (unit, ECI), ``sigma`` (M,) rad, of the sensor at
+    """Which of N rows (states ``x`` (N, 9), covariances ``P`` (N, 9, 9) or only their
+    diagonals (N, 9), each ``dt`` (N,) s older than the frame) may pass its chi-square
+    gate ``gates`` (N,) with any detection ``los`` (M, 3) (unit, ECI), ``sigma`` (M,)
+    rad, of the sensor at
     ``sensor_position`` (3,) ECI m, once predicted to the frame: a conservative screen
     that needs no prediction (boolean (N,)).
 
@@ -105,9 +106,11 @@ def may_gate(
     d = x[:, POS] + x[:, VEL] * dt[:, None] - sensor_position
     rho = np.sqrt(np.einsum("ni,ni->n", d, d))
     u = d / rho[:, None]
-    s_r = np.sqrt(np.einsum("nii->n", P[:, POS, POS]))
-    s_v = np.sqrt(np.einsum("nii->n", P[:, VEL, VEL]))
-    s_a = np.sqrt(np.einsum("nii->n", P[:, ACC, ACC]))
+    # the traces of the blocks, summed in order (the floats of einsum "nii->n")
+    var = P.diagonal(axis1=1, axis2=2) if P.ndim == 3 else P
+    s_r = np.sqrt(var[:, 0] + var[:, 1] + var[:, 2])
+    s_v = np.sqrt(var[:, 3] + var[:, 4] + var[:, 5])
+    s_a = np.sqrt(var[:, 6] + var[:, 7] + var[:, 8])
     a_norm = np.sqrt(np.einsum("ni,ni->n", x[:, ACC], x[:, ACC]))
     sigma_pos = s_r + dt * s_v + 0.5 * dt * dt * s_a
     miss_m = 0.5 * (_G_MAX + a_norm) * dt * dt + _MISS_FLOOR_M
@@ -142,7 +145,7 @@ def may_gate_any(
         return True
     if n == 0 or los.shape[0] == 0:
         return False
-    diag = P.diagonal(axis1=1, axis2=2).tolist()
+    diag = (P.diagonal(axis1=1, axis2=2) if P.ndim == 3 else P).tolist()
     rays = np.asarray(los, float).tolist()
     s2_max = float(np.max(np.asarray(sigma, float) ** 2))
     sx, sy, sz = (float(c) for c in sensor_position)

@@ -107,8 +107,10 @@ def test_may_gate_keeps_the_same_rows_as_numpys_any():
     with np.errstate(invalid="ignore", divide="ignore"):
         got = may_gate(x, P, dt, sensor, los, sigma, gates)
         ref = _may_gate_reference(x, P, dt, sensor, los, sigma, gates)
+        from_var = may_gate(x, P.diagonal(axis1=1, axis2=2)[:], dt, sensor, los, sigma, gates)
     assert 0 < got.sum() < n
     assert np.array_equal(got, ref)
+    assert np.array_equal(from_var, ref)  # the variances alone, as the tracker passes them
 
 
 def test_filterpy_and_scipy_stats_are_not_imported_to_track():

@@ -33,7 +33,13 @@ def well_held(trk: Track, t_ns: int) -> bool:
     if trk.status != TrackStatus.CONFIRMED:
         return False
     recent = t_ns - HELD_WITHIN_NS
-    return sum(1 for seen_ns in trk.sensors_seen.values() if seen_ns > recent) >= HELD_SENSORS
+    seen = 0
+    for seen_ns in trk.sensors_seen.values():  # up to every satellite: stop at enough
+        if seen_ns > recent:
+            seen += 1
+            if seen >= HELD_SENSORS:
+                return True
+    return False
 
 
 def book_updates(tracker: Tracker, frame: SensorFrame, pairs: _Assigned, nis: np.ndarray) -> None:

@@ -164,7 +164,9 @@ class Tracker:
         rows = self._rows
         main = rows.main_rows()
         dt = (frame.time_ns - rows.t_ns[main]) / NS_PER_S
-        args = (rows.x[main], rows.P[main], dt, frame.position, frame.los, frame.sigma)
+        # the variances only: a copy of every row's P would cost more than the screen
+        var = rows.P.diagonal(axis1=1, axis2=2)[main]
+        args = (rows.x[main], var, dt, frame.position, frame.los, frame.sigma)
         if not may_gate_any(*args, self._gates(main)):  # most frames of a sparse scene
             return np.zeros(0, int)
         sel = np.flatnonzero(may_gate(*args, self._gates(main)))
