@@ -92,6 +92,7 @@ def main() -> int:
     args = ap.parse_args()
     head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                           check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
+    load0 = os.getloadavg()
     with work_dir(args.keep, "bench_versus-") as work:
         old_cli = _old_checkout(args.against, work)
         try:
@@ -110,12 +111,17 @@ def main() -> int:
             f"{', '.join(f'{x:.1f}' for x in r['cpu']['new'])} | {n / o:.3f} | "
             f"{'yes' if r['same'] else 'no'} |"
         )
+    load1 = os.getloadavg()
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     dur = "full duration" if args.duration is None else f"{args.duration:g} s"
     text = (
         f"\n### bench_versus: tracklayer track, {head} against {args.against}, {dur} -- {when}\n\n"
-        f"Machine: {machine()}. `benchmarks/bench_versus.py --against {args.against} "
-        f"--scenarios {args.scenarios} --reps {args.reps}`; old and new alternate, CPU s of "
+        f"Machine: {machine()}; load average (1/5/15 min) at start "
+        f"{'/'.join(f'{x:.1f}' for x in load0)}, at end {'/'.join(f'{x:.1f}' for x in load1)}. "
+        f"`benchmarks/bench_versus.py --against {args.against} "
+        f"--scenarios {args.scenarios} --reps {args.reps}"
+        f"{'' if args.duration is None else f' --duration {args.duration:g}'}`; old and new "
+        "alternate, CPU s of "
         "each child process (MCAP read and write included).\n\n" + "\n".join(lines) + "\n"
     )
     print(text)
