@@ -17,6 +17,7 @@ extrapolated back to the surface; the ellipse comes from the fit's covariance.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
@@ -255,6 +256,29 @@ def predict_impacts(
     return out
 
 
+_GRID_FIRST_CHUNK = 64  # grid points of the first look for the ground (then doubled)
+
+
+def _heights_to_ground(
+    pos: Callable[[np.ndarray], np.ndarray], grid: np.ndarray
+) -> tuple[np.ndarray, int | None]:
+    """Heights (m) of ``pos(grid)`` up to the first at or below the ground, and that
+    index (None: none on the whole grid, then every height). In growing chunks from
+    the start: a launch seen low is found in the first few seconds back, not after 3,000
+    points. Each chunk's heights are the same floats as the whole grid's (row by row the
+    same products; tests/test_fusion_same_floats.py)."""
+    h = np.empty(grid.size)
+    start, size = 0, _GRID_FIRST_CHUNK
+    while start < grid.size:
+        stop = min(grid.size, start + size)
+        h[start:stop] = ellipsoid_height(pos(grid[start:stop]))
+        below = np.flatnonzero(h[start:stop] <= 0.0)
+        if below.size:
+            return h[:stop], start + int(below[0])
+        start, size = stop, 2 * size
+    return h, None
+
+
 def estimate_launch(
     t_s: np.ndarray, r_ecef: np.ndarray, var_m2: np.ndarray, max_back_s: float = 300.0
 ) -> GroundEllipse | None:
@@ -286,12 +310,10 @@ def estimate_launch(
         return np.vander(np.atleast_1d(tt), order + 1, increasing=True) @ coef
 
     grid = -np.arange(0.0, max_back_s + _LAUNCH_GRID_STEP_S, _LAUNCH_GRID_STEP_S)
-    h = ellipsoid_height(pos(grid))
-    below = np.flatnonzero(h <= 0.0)
+    h, j = _heights_to_ground(pos, grid)
     if h[0] <= 0.0:
         tl = 0.0
-    elif below.size:
-        j = int(below[0])
+    elif j is not None:
         f = h[j - 1] / (h[j - 1] - h[j])
         tl = grid[j - 1] + f * (grid[j] - grid[j - 1])
     else:

@@ -125,3 +125,36 @@ def test_filterpy_and_scipy_stats_are_not_imported_to_track():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_launch_grid_search_in_chunks_finds_what_the_whole_grid_does():
+    """The launch fit's look for the ground, chunk by chunk, gives the whole grid's
+    heights (up to the crossing) and crossing index, bit for bit."""
+    from tracklayer.fusion.dynamics import ellipsoid_height
+    from tracklayer.fusion.impact import _heights_to_ground
+
+    rng = np.random.default_rng(5)
+    grid = -np.arange(0.0, 300.0 + 0.1, 0.1)
+    up = np.array([0.3, 0.5, 0.8]) / np.linalg.norm([0.3, 0.5, 0.8])
+    found = 0
+    for _ in range(300):
+        order = int(rng.integers(1, 3))
+        coef = np.zeros((order + 1, 3))
+        coef[0] = up * (6.37e6 + rng.uniform(-5e3, 4e5))  # start near the surface
+        coef[1] = up * rng.uniform(-500.0, 3000.0) + rng.normal(size=3) * 100.0
+        if order == 2:
+            coef[2] = up * rng.uniform(-20.0, 60.0)
+
+        def pos(tt, coef=coef, order=order):
+            return np.vander(np.atleast_1d(tt), order + 1, increasing=True) @ coef
+
+        h_all = ellipsoid_height(pos(grid))
+        below = np.flatnonzero(h_all <= 0.0)
+        h, j = _heights_to_ground(pos, grid)
+        if below.size:
+            found += 1
+            assert j == int(below[0])
+            assert _same(h, h_all[: h.size]) and h.size > j
+        else:
+            assert j is None and _same(h, h_all)
+    assert 50 < found < 300  # both cases seen
