@@ -3,12 +3,13 @@
 Checks out REV into a git worktree with its own virtual environment (kept under
 ``--keep DIR`` for the next run, else temporary), simulates each scenario once with
 this checkout, then runs ``tracklayer track`` of the old and the new code alternately
-(``--reps`` each, as child processes, so both see the same machine load) and reports
+(``--reps`` each, as child processes, so both see the same machine load; with
+``--together`` each pair at the same time, fairer on a machine whose load drifts) and reports
 the CPU seconds (user + system) of each, their medians and the ratio new/old, and
 whether ``/tracks`` are byte-identical. Appends to benchmarks/RESULTS.md.
 
     python benchmarks/bench_versus.py --against REV [--scenarios salvo,single-icbm]
-        [--duration S] [--reps 3] [--keep DIR] [--no-write]
+        [--duration S] [--reps 3] [--keep DIR] [--no-write] [--together]
 """
 
 from __future__ import annotations
@@ -50,6 +51,27 @@ def _cpu_run(cmd: list[str]) -> float:
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+def _cpu_pair(cmds: dict[str, list[str]], work: Path) -> dict[str, float]:
+    """CPU s (user + system) of each command, all started at once (each sees the same
+    machine load: a fairer pair on a shared machine than one after the other); each
+    one's output goes to ``work/<label>.log``."""
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    procs = {}
+    for label, cmd in cmds.items():
+        with open(work / f"{label}.log", "w") as log:
+            procs[subprocess.Popen(cmd, stdout=log, stderr=log, env=env).pid] = label
+    out: dict[str, float] = {}
+    while procs:
+        pid, status, usage = os.wait4(-1, 0)
+        label = procs.pop(pid, None)
+        if label is None:
+            continue
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(f"{label} run failed: see {work / f'{label}.log'}")
+        out[label] = usage.ru_utime + usage.ru_stime
+    return out
+
+
 def _digest(path: Path) -> str:
     """SHA-256 of the ``/tracks`` messages (log time, length, bytes) in file order: the
     tracking output, not the metadata (which lists every setting, so a new setting
@@ -64,7 +86,9 @@ def _digest(path: Path) -> str:
     return h.hexdigest()[:12]
 
 
-def run_scenario(name: str, old_cli: Path, duration: float | None, reps: int, work: Path) -> dict:
+def run_scenario(
+    name: str, old_cli: Path, duration: float | None, reps: int, work: Path, together: bool
+) -> dict:
     sim = work / f"{name}.mcap"
     cmd = [str(NEW_CLI), "simulate", name, "--out", str(sim)]
     if duration is not None:
@@ -73,10 +97,18 @@ def run_scenario(name: str, old_cli: Path, duration: float | None, reps: int, wo
     subprocess.run(cmd, check=True, capture_output=True)
     cpu: dict[str, list[float]] = {"old": [], "new": []}
     out = {}
+    clis = {"old": old_cli, "new": NEW_CLI}
+    for label in clis:
+        out[label] = work / f"{name}.{label}.tracks.mcap"
+    cmds = {k: [str(c), "track", str(sim), "--out", str(out[k])] for k, c in clis.items()}
     for rep in range(reps):
-        for label, cli in (("old", old_cli), ("new", NEW_CLI)):
-            out[label] = work / f"{name}.{label}.tracks.mcap"
-            cpu[label].append(_cpu_run([str(cli), "track", str(sim), "--out", str(out[label])]))
+        if together:
+            for label, s in _cpu_pair(cmds, work).items():
+                cpu[label].append(s)
+        else:
+            for label in clis:
+                cpu[label].append(_cpu_run(cmds[label]))
+        for label in clis:
             print(f"{name}: rep {rep + 1} {label}: {cpu[label][-1]:.2f} CPU s", file=sys.stderr)
     return {"name": name, "cpu": cpu, "same": _digest(out["old"]) == _digest(out["new"])}
 
@@ -89,13 +121,20 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=3, help="track runs per side (default 3)")
     ap.add_argument("--keep", default=None, help="keep the worktree and files in this folder")
     ap.add_argument("--no-write", action="store_true", help="do not append to RESULTS.md")
+    ap.add_argument(
+        "--together",
+        action="store_true",
+        help="run old and new at the same time (pairs that see the same load) instead of "
+        "one after the other",
+    )
     args = ap.parse_args()
     head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                           check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
+    load0 = os.getloadavg()
     with work_dir(args.keep, "bench_versus-") as work:
         old_cli = _old_checkout(args.against, work)
         try:
-            rows = [run_scenario(s, old_cli, args.duration, args.reps, work)
+            rows = [run_scenario(s, old_cli, args.duration, args.reps, work, args.together)
                     for s in args.scenarios.split(",")]  # fmt: skip
         finally:
             if args.keep is None:  # the temporary folder goes: unregister its worktree
@@ -110,12 +149,18 @@ def main() -> int:
             f"{', '.join(f'{x:.1f}' for x in r['cpu']['new'])} | {n / o:.3f} | "
             f"{'yes' if r['same'] else 'no'} |"
         )
+    load1 = os.getloadavg()
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     dur = "full duration" if args.duration is None else f"{args.duration:g} s"
     text = (
         f"\n### bench_versus: tracklayer track, {head} against {args.against}, {dur} -- {when}\n\n"
-        f"Machine: {machine()}. `benchmarks/bench_versus.py --against {args.against} "
-        f"--scenarios {args.scenarios} --reps {args.reps}`; old and new alternate, CPU s of "
+        f"Machine: {machine()}; load average (1/5/15 min) at start "
+        f"{'/'.join(f'{x:.1f}' for x in load0)}, at end {'/'.join(f'{x:.1f}' for x in load1)}. "
+        f"`benchmarks/bench_versus.py --against {args.against} "
+        f"--scenarios {args.scenarios} --reps {args.reps}"
+        f"{'' if args.duration is None else f' --duration {args.duration:g}'}"
+        f"{' --together' if args.together else ''}`; old and new "
+        f"{'run at the same time' if args.together else 'alternate'}, CPU s of "
         "each child process (MCAP read and write included).\n\n" + "\n".join(lines) + "\n"
     )
     print(text)

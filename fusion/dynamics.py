@@ -75,11 +75,18 @@ def gravity_gradient(r: np.ndarray) -> np.ndarray:
     return G
 
 
+def norm3(r: np.ndarray) -> np.ndarray:
+    """Euclidean norms of 3-vectors ``r`` (..., 3): the same floats as
+    ``np.linalg.norm(r, axis=-1)`` (squares summed in axis order), without its overhead."""
+    x, y, z = r[..., 0], r[..., 1], r[..., 2]
+    return np.sqrt(x * x + y * y + z * z)
+
+
 def ellipsoid_height(r: np.ndarray) -> np.ndarray:
     """Height (m) above the WGS-84 ellipsoid of ECI/ECEF positions ``r`` (..., 3), measured
     along the geocentric radius (differs from geodetic height by < 1 m below 3000 km)."""
     r = np.asarray(r, dtype=float)
-    rn = np.linalg.norm(r, axis=-1)
+    rn = norm3(r)
     s2 = (r[..., 2] / rn) ** 2
     a, b = R_EARTH_EQ, R_EARTH_POLAR
     r_surf = a * b / np.sqrt(b * b * (1.0 - s2) + a * a * s2)
@@ -97,7 +104,7 @@ def drag(r: np.ndarray, v: np.ndarray, inv_beta: np.ndarray) -> np.ndarray:
     the atmosphere co-rotates with the Earth."""
     v_rel = v - cross_omega(r)
     rho = air_density(ellipsoid_height(r))
-    speed = np.linalg.norm(v_rel, axis=-1)
+    speed = norm3(v_rel)
     return (-0.5 * rho * speed * inv_beta)[..., None] * v_rel
 
 

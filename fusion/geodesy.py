@@ -10,6 +10,8 @@ Positions in metres, velocities in m/s, geodetic angles in degrees.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import pymap3d
 from numpy.typing import ArrayLike
@@ -56,6 +58,22 @@ def teme_to_ecef_matrix(t_s: ArrayLike) -> np.ndarray:
     return _rot3(np.asarray(gmst(t_s)))
 
 
+@lru_cache(maxsize=16)
+def _matrix_at(t_s: float) -> np.ndarray:
+    """:func:`teme_to_ecef_matrix` at one time (read only, cached: the tracker converts
+    many positions of one frame time one at a time)."""
+    m = teme_to_ecef_matrix(t_s)
+    m.flags.writeable = False
+    return m
+
+
+def _matrix(t_s: ArrayLike) -> np.ndarray:
+    """TEME -> ECEF matrices at ``t_s`` (do not modify: one time comes from a cache)."""
+    if np.ndim(t_s) == 0:
+        return _matrix_at(float(t_s))
+    return teme_to_ecef_matrix(t_s)
+
+
 def teme_to_ecef(
     r_teme: ArrayLike, t_s: ArrayLike, v_teme: ArrayLike | None = None
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
@@ -64,7 +82,7 @@ def teme_to_ecef(
     ``r_teme`` (3,) or (N, 3); ``t_s`` scalar or (N,). Velocities include the
     Earth-rotation term ``v_ecef = R v_teme - omega x r_ecef``.
     """
-    m = teme_to_ecef_matrix(t_s)
+    m = _matrix(t_s)
     r = np.einsum("...ij,...j->...i", m, np.asarray(r_teme, dtype=float))
     if v_teme is None:
         return r
@@ -76,7 +94,7 @@ def ecef_to_teme(
     r_ecef: ArrayLike, t_s: ArrayLike, v_ecef: ArrayLike | None = None
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """ECEF position (m) [and velocity, m/s] -> TEME; the inverse of :func:`teme_to_ecef`."""
-    m = np.swapaxes(teme_to_ecef_matrix(t_s), -1, -2)
+    m = np.swapaxes(_matrix(t_s), -1, -2)
     r_e = np.asarray(r_ecef, dtype=float)
     r = np.einsum("...ij,...j->...i", m, r_e)
     if v_ecef is None:

@@ -17,8 +17,10 @@ extrapolated back to the surface; the ellipse comes from the fit's covariance.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import lru_cache
+
 import numpy as np
-from filterpy.kalman import JulierSigmaPoints, unscented_transform
 
 from . import geodesy
 from .config import FusionConfig
@@ -167,8 +169,15 @@ def _eig_sqrt(M: np.ndarray) -> np.ndarray:
 
 # Julier's symmetric set with kappa = 0: 2n points x +- rows of sqrt(n P), weights
 # 1/(2n); the central point (weight 0) is dropped, as it adds nothing to the transform.
-_JULIER = JulierSigmaPoints(_N_AUG, kappa=0.0, sqrt_method=_eig_sqrt)
-_WM, _WC = _JULIER.Wm[1:], _JULIER.Wc[1:]
+@lru_cache(maxsize=1)
+def _unscented() -> tuple:
+    """filterpy's sigma points (Julier, kappa 0), their weights without the centre's,
+    and its ``unscented_transform``: imported at the first impact prediction, not at
+    start (filterpy's import pulls in ``scipy.stats``: ~0.5 s of CPU)."""
+    from filterpy.kalman import JulierSigmaPoints, unscented_transform
+
+    julier = JulierSigmaPoints(_N_AUG, kappa=0.0, sqrt_method=_eig_sqrt)
+    return julier, julier.Wm[1:], julier.Wc[1:], unscented_transform
 
 
 def _sigma_points(mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
@@ -176,14 +185,16 @@ def _sigma_points(mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
     kappa 0, without the zero-weight centre), matching each mean and covariance."""
     n = mean.shape[-1]
     cov = 0.5 * (cov + np.swapaxes(cov, -1, -2)) + _SIGMA_JITTER * np.eye(n)
-    return np.stack([_JULIER.sigma_points(m, c)[1:] for m, c in zip(mean, cov, strict=True)])
+    julier = _unscented()[0]
+    return np.stack([julier.sigma_points(m, c)[1:] for m, c in zip(mean, cov, strict=True)])
 
 
 def _ellipse_from_points(r_ecef: np.ndarray, t_s: np.ndarray) -> GroundEllipse:
     """Ground ellipse of the surface points of one track's sigma points (ECEF ``r_ecef``
     (2n, 3) m, times ``t_s`` (2n,) s): filterpy's ``unscented_transform`` gives their
     mean and 3-D covariance, projected on the local east/north plane."""
-    mean_r, cov_r = unscented_transform(r_ecef, _WM, _WC)
+    _, wm, wc, unscented_transform = _unscented()
+    mean_r, cov_r = unscented_transform(r_ecef, wm, wc)
     lat0, lon0, _ = geodesy.ecef_to_geodetic(mean_r)
     en = geodesy.enu_matrix(float(lat0), float(lon0))[:2]
     return _ground_ellipse(float(lat0), float(lon0), float(np.mean(t_s)), en @ cov_r @ en.T)
@@ -245,6 +256,29 @@ def predict_impacts(
     return out
 
 
+_GRID_FIRST_CHUNK = 64  # grid points of the first look for the ground (then doubled)
+
+
+def _heights_to_ground(
+    pos: Callable[[np.ndarray], np.ndarray], grid: np.ndarray
+) -> tuple[np.ndarray, int | None]:
+    """Heights (m) of ``pos(grid)`` up to the first at or below the ground, and that
+    index (None: none on the whole grid, then every height). In growing chunks from
+    the start: a launch seen low is found in the first few seconds back, not after 3,000
+    points. Each chunk's heights are the same floats as the whole grid's (row by row the
+    same products; tests/test_fusion_same_floats.py)."""
+    h = np.empty(grid.size)
+    start, size = 0, _GRID_FIRST_CHUNK
+    while start < grid.size:
+        stop = min(grid.size, start + size)
+        h[start:stop] = ellipsoid_height(pos(grid[start:stop]))
+        below = np.flatnonzero(h[start:stop] <= 0.0)
+        if below.size:
+            return h[:stop], start + int(below[0])
+        start, size = stop, 2 * size
+    return h, None
+
+
 def estimate_launch(
     t_s: np.ndarray, r_ecef: np.ndarray, var_m2: np.ndarray, max_back_s: float = 300.0
 ) -> GroundEllipse | None:
@@ -276,12 +310,10 @@ def estimate_launch(
         return np.vander(np.atleast_1d(tt), order + 1, increasing=True) @ coef
 
     grid = -np.arange(0.0, max_back_s + _LAUNCH_GRID_STEP_S, _LAUNCH_GRID_STEP_S)
-    h = ellipsoid_height(pos(grid))
-    below = np.flatnonzero(h <= 0.0)
+    h, j = _heights_to_ground(pos, grid)
     if h[0] <= 0.0:
         tl = 0.0
-    elif below.size:
-        j = int(below[0])
+    elif j is not None:
         f = h[j - 1] / (h[j - 1] - h[j])
         tl = grid[j - 1] + f * (grid[j] - grid[j - 1])
     else:

@@ -24,6 +24,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
+from .dynamics import norm3
+
 MAX_GAP_S = 2.5  # s; a thread not continued for this long ends
 GATE_SIGMAS = 5.0  # a continuation lies within this many predicted sigmas
 AMBIGUITY_SIGMAS2 = 9.0  # runner-up must be this many predicted variances farther (d^2)
@@ -123,7 +125,7 @@ class SensorThreads:
         if wait.size == 0:
             return self.ids[:0]
         pred = self.u[wait] + self.w[wait] * (t_s - self.t_s[wait])[:, None]
-        pred /= np.linalg.norm(pred, axis=1, keepdims=True)
+        pred /= norm3(pred)[:, None]
         factor = np.where(self.links[wait] >= 1, _MATURE_FACTOR, _FRESH_FACTOR)
         s2 = (factor * float(sigma.max())) ** 2
         (d1, _, _), _ = _two_nearest(pred, fresh)
@@ -161,7 +163,7 @@ class SensorThreads:
     def _continue(self, t_s: float, los: np.ndarray, sigma: float) -> np.ndarray:
         """Thread index continued by each detection, -1 for none (module docstring)."""
         pred = self.u + self.w * (t_s - self.t_s)[:, None]
-        pred /= np.linalg.norm(pred, axis=1, keepdims=True)
+        pred /= norm3(pred)[:, None]
         s2 = (np.where(self.links >= 1, _MATURE_FACTOR, _FRESH_FACTOR) * sigma) ** 2
         (d1, j1, d2), (_, i1, e2) = _two_nearest(pred, los)
         margin = AMBIGUITY_SIGMAS2 * s2

@@ -67,9 +67,8 @@ def validate_frame(
 
     los = frame.los
     if los.shape[0]:
-        finite = np.isfinite(los).all(axis=1)
-        if not finite.all():
-            i = _first(~finite)
+        if not np.isfinite(los).all():  # (one reduction; the row only to name it)
+            i = _first(~np.isfinite(los).all(axis=1))
             raise ValueError(f"detections[{i}].line_of_sight_eci: not finite ({los[i].tolist()})")
         norm_err = np.abs(np.sqrt(np.einsum("ij,ij->i", los, los)) - 1.0)
         bad = norm_err > LOS_NORM_TOLERANCE

@@ -23,7 +23,8 @@ random numbers. Memory is bounded by the live tracks (per-track histories bounde
 deleted tracks dropped).
 
 Modules: :mod:`.tracker` (the :class:`Tracker` facade: process, flush), :mod:`.rows`
-(the stacked ``x``/``P`` rows), :mod:`.track` (per-track records), :mod:`.modes`
+(the stacked ``x``/``P`` rows), :mod:`.track` (per-track records), :mod:`.bookkeeping`
+(what follows each track's update), :mod:`.modes`
 (boost/ballistic/drag, plume and shadow burnout), :mod:`.lifecycle` (every status
 transition), :mod:`.reports` (report schedule, impact and launch refresh).
 """

@@ -30,7 +30,7 @@ import math
 import numpy as np
 
 from ..config import FusionConfig
-from ..dynamics import ellipsoid_height
+from ..dynamics import ellipsoid_height, norm3
 
 _TAIL = 0.005  # share of detections of well-held tracks allowed beyond a learned limit
 _MIN_SAMPLES = 500  # detections before any look counts
@@ -112,7 +112,7 @@ def _geometry(
     point nearest the Earth's centre, or of the target when that point is the target) and
     whether that point lies strictly between satellite and target (a limb view)."""
     d = positions - sensor_position
-    rng = np.linalg.norm(d, axis=1)
+    rng = norm3(d)
     u = -(d @ sensor_position) / np.maximum(rng * rng, 1.0)
     limb = (u > 0.0) & (u < 1.0)
     nearest = np.where(limb[:, None], sensor_position + u[:, None] * d, positions)

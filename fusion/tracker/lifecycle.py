@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.spatial import cKDTree
-from scipy.stats import chi2
 
+from ..association import chi2_quantile
 from ..config import FusionConfig
 from ..constants import ATMOSPHERE_TOP_M
 from ..domain import NS_PER_S, TrackStatus
-from ..dynamics import POS, VEL, cross_omega, ellipsoid_height
+from ..dynamics import POS, VEL, cross_omega, ellipsoid_height, norm3
 from .rows import StateRows
 from .track import NIS_WINDOW, Mode, Track
 
@@ -52,7 +52,7 @@ class Lifecycle:
         self._deleted: list[Track] = []  # marked deleted, not yet reaped
         # mean NIS limit of n 2-D innovations, n = 1..NIS_WINDOW
         self._nis_limit = {
-            n: float(chi2.ppf(_NIS_PROBABILITY, 2 * n) / n) for n in range(1, NIS_WINDOW + 1)
+            n: float(chi2_quantile(_NIS_PROBABILITY, 2 * n) / n) for n in range(1, NIS_WINDOW + 1)
         }
 
     def _set_status(self, trk: Track, status: TrackStatus) -> None:
@@ -279,7 +279,7 @@ def near_pairs(pos: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros(0, int), np.zeros(0, int)
     a, b = finite[found[:, 0]], finite[found[:, 1]]
     ii, jj = np.minimum(a, b), np.maximum(a, b)
-    keep = np.linalg.norm(pos[ii] - pos[jj], axis=-1) < radius
+    keep = norm3(pos[ii] - pos[jj]) < radius
     ii, jj = ii[keep], jj[keep]
     order = np.lexsort((jj, ii))
     return ii[order], jj[order]

@@ -24,10 +24,8 @@ import heapq
 from functools import lru_cache
 
 import numpy as np
-from filterpy.common import Q_discrete_white_noise
-from scipy.stats import chi2
 
-from ..association import gate_threshold
+from ..association import chi2_quantile, gate_threshold
 from ..config import FusionConfig
 from ..constants import ATMOSPHERE_TOP_M
 from ..domain import NS_PER_S, TrackStatus
@@ -48,20 +46,25 @@ _BURNOUT_PROBABILITY = 0.99  # chi-square quantile the shadow's NIS sum must sta
 @lru_cache(maxsize=1024)
 def _burnout_nis_limit(count: int) -> float:
     """Largest NIS sum of ``count`` 2-D updates consistent with zero thrust."""
-    return float(chi2.ppf(_BURNOUT_PROBABILITY, 2 * count))
+    return chi2_quantile(_BURNOUT_PROBABILITY, 2 * count)
 
 
 def boost_inflation(config: FusionConfig) -> np.ndarray:
     """Covariance (9, 9) of the error in (r, v, a) left by a thrust change of sigma
-    ``init_accel_sigma_mps2`` made ``boost_inflate_lag_s`` ago: filterpy's discrete
-    white-noise model over that lag, per axis, in the (r, v, a) order of the state."""
-    return Q_discrete_white_noise(
-        dim=3,
-        dt=config.boost_inflate_lag_s,
-        var=config.init_accel_sigma_mps2**2,
-        block_size=3,
-        order_by_dim=False,
+    ``init_accel_sigma_mps2`` made ``boost_inflate_lag_s`` ago: the discrete white-noise
+    model over that lag (Bar-Shalom's piecewise-constant jerk; filterpy's
+    ``Q_discrete_white_noise(3, dt, var, block_size=3, order_by_dim=False)``, the same
+    floats), per axis, in the (r, v, a) order of the state."""
+    dt = config.boost_inflate_lag_s
+    var = config.init_accel_sigma_mps2**2
+    q = np.array(
+        [
+            [0.25 * dt**4, 0.5 * dt**3, 0.5 * dt**2],
+            [0.5 * dt**3, dt**2, dt],
+            [0.5 * dt**2, dt, 1],
+        ]
     )
+    return np.kron(q, np.eye(3)) * var
 
 
 def radial_speed(r: np.ndarray, v: np.ndarray) -> np.ndarray:

@@ -30,6 +30,7 @@ from ..initiation import Candidate, InitiationBuffer
 from ..measurement import position_jacobian, predict_los, residuals
 from ..registration import Registration
 from ..threads import ThreadBook
+from .bookkeeping import book_updates
 from .cloud import cloud_prior
 from .evidence import evidence_of, unambiguous
 from .existence import Existence
@@ -39,7 +40,7 @@ from .modes import MotionModes, radial_speed
 from .region import Region
 from .reports import ReportSchedule
 from .rows import StateRows
-from .track import Look, Mode, Track
+from .track import Mode, Track
 
 
 class _Assigned(NamedTuple):
@@ -163,7 +164,9 @@ class Tracker:
         rows = self._rows
         main = rows.main_rows()
         dt = (frame.time_ns - rows.t_ns[main]) / NS_PER_S
-        args = (rows.x[main], rows.P[main], dt, frame.position, frame.los, frame.sigma)
+        # the variances only: a copy of every row's P would cost more than the screen
+        var = rows.P.diagonal(axis1=1, axis2=2)[main]
+        args = (rows.x[main], var, dt, frame.position, frame.los, frame.sigma)
         if not may_gate_any(*args, self._gates(main)):  # most frames of a sparse scene
             return np.zeros(0, int)
         sel = np.flatnonzero(may_gate(*args, self._gates(main)))
@@ -230,7 +233,7 @@ class Tracker:
         nis, shadowed = self._update_rows(frame, assigned)
         if self.registration is not None:
             self._feed_registration(raw, assigned, gates, main_rows)
-        self._after_updates(frame, assigned, nis)
+        book_updates(self, frame, assigned, nis)
         for k, trk in enumerate(shadowed):
             self._modes.observe_shadow(trk, float(nis[track_idx.size + k]))
         claimed = np.zeros(n_det, bool)
@@ -310,44 +313,6 @@ class Tracker:
         rows.x[all_rows] = xn
         rows.P[all_rows] = Pn
         return nis, shadowed
-
-    def _after_updates(self, frame: SensorFrame, pairs: _Assigned, nis: np.ndarray) -> None:
-        """Bookkeeping of the updated tracks, then the mode changes their updates call
-        for (plume burnouts, thrust reopened)."""
-        gating, _, upd_rows, track_idx, det_idx = pairs
-        t_ns = frame.time_ns
-        second = t_ns // NS_PER_S
-        changes: list[tuple[Track, Mode]] = []
-        if self._existence is not None:  # the sensors' view limits, from what they see
-            held = [_well_held(self._rows.track_of(r), t_ns) for r in upd_rows]
-            self._existence.learn(frame.position, self._rows.x[upd_rows[held], POS])
-        for k, r in enumerate(upd_rows):
-            trk = self._rows.track_of(r)
-            trk.update_count += 1
-            trk.last_update_ns = t_ns
-            trk.updated_now = True
-            self._updated.append(trk)
-            if not trk.hit_bins or trk.hit_bins[-1] != second:
-                trk.hit_bins.append(second)
-            trk.sensors_seen[frame.sensor_id] = t_ns
-            trk.report.since.add(frame.sensor_id)
-            nis_k = float(nis[k])
-            trk.nis_recent.append(nis_k)
-            det = int(det_idx[k])
-            bright = self._modes.is_bright(frame.intensity[det], gating.rho[track_idx[k]])
-            look = Look(t_ns, frame.position, frame.los[det], float(frame.sigma[det]), bright)
-            change = self._modes.observe_update(trk, r, nis_k, look)
-            if change is not None:
-                changes.append((trk, change))
-            self._lifecycle.recover(trk)
-            if trk.mode == Mode.BOOST and trk.launch.enabled:
-                self._reports.sample_launch(trk, t_ns)
-        for trk, mode in changes:  # burnouts first, as their rows shift
-            if mode == Mode.BALLISTIC:
-                self._modes.burnout_from_plume(trk, t_ns)
-        for trk, mode in changes:
-            if mode == Mode.BOOST:
-                self._modes.reopen_thrust(trk)
 
     def _look(self, frame: SensorFrame, touched: list[Track]) -> None:
         """Score every track in the frame's view by whether this look saw it (``touched``:
@@ -489,15 +454,3 @@ class Tracker:
         )
         if self._lifecycle.merge_due(t_ns):
             self._lifecycle.merge(self._tracks)
-
-
-_HELD_SENSORS = 3  # satellites that must have updated a track ...
-_HELD_WITHIN_NS = 5 * NS_PER_S  # ... this recently for its detections to teach the view
-
-
-def _well_held(trk: Track, t_ns: int) -> bool:
-    """A confirmed track that three satellites have updated in the last seconds (its range
-    is held, so its detections tell where the sensors see)."""
-    recent = t_ns - _HELD_WITHIN_NS
-    seen = sum(1 for seen_ns in trk.sensors_seen.values() if seen_ns > recent)
-    return trk.status == TrackStatus.CONFIRMED and seen >= _HELD_SENSORS

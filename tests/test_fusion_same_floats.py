@@ -1,0 +1,160 @@
+"""The tracker's faster equivalents give the same floats as what they replace.
+
+The built-in ``/tracks`` digests depend on every bit of the tracker's arithmetic, so
+each shortcut taken for speed (issue 13: no scipy.stats or filterpy import at start,
+norms and screens without numpy's slow reductions, a cached rotation) is checked here
+against the library call it replaces, bit for bit, on many random inputs. (Not every
+replacement can be: numpy's ``dot`` goes to BLAS, whose rounding may follow the
+operands' addresses, so the impact prediction keeps filterpy's unscented transform,
+imported at its first use.)
+"""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from filterpy.common import Q_discrete_white_noise
+from scipy.stats import chi2
+
+from tracklayer.fusion import geodesy
+from tracklayer.fusion.association import chi2_quantile, may_gate
+from tracklayer.fusion.config import FusionConfig
+from tracklayer.fusion.dynamics import norm3
+from tracklayer.fusion.tracker.modes import boost_inflation
+
+
+def _same(a, b) -> bool:
+    """Equal bit for bit (sign of zero and NaNs included)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    return a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+@pytest.mark.parametrize("dof", [1, 2, 3, 4, 7, 10, 20, 40])
+def test_chi2_quantile_is_scipy_stats_ppf(dof):
+    for p in np.concatenate([np.linspace(0.5, 0.999999, 300), [0.9, 0.99, 0.997, 0.999]]):
+        assert chi2_quantile(float(p), dof) == float(chi2.ppf(p, dof))
+
+
+def test_boost_inflation_is_filterpys_discrete_white_noise():
+    for dt in (0.1, 0.25, 0.5, 1.0, 1.7, 3.3):
+        for sigma in (0.3, 1.0, 7.5, 20.0):
+            cfg = dataclasses.replace(
+                FusionConfig(), boost_inflate_lag_s=dt, init_accel_sigma_mps2=sigma
+            )
+            ref = Q_discrete_white_noise(
+                dim=3, dt=dt, var=sigma**2, block_size=3, order_by_dim=False
+            )
+            assert _same(boost_inflation(cfg), ref)
+
+
+def test_norm3_is_numpys_norm_over_the_last_axis():
+    rng = np.random.default_rng(3)
+    v = rng.normal(size=(200_000, 3)) * rng.uniform(1e-3, 1e7, size=(200_000, 1))
+    assert _same(norm3(v), np.linalg.norm(v, axis=-1))
+    assert _same(norm3(v[:7]), np.linalg.norm(v[:7], axis=1))
+    assert _same(norm3(v[5]), np.linalg.norm(v[5], axis=-1))
+    v[3, 1] = np.nan
+    assert _same(norm3(v[:10]), np.linalg.norm(v[:10], axis=-1))
+
+
+def test_cached_teme_rotation_is_the_computed_one():
+    t = 1_767_225_600.0 + np.arange(0.0, 3.0, 0.125)
+    r = np.array([4.2e6, 1.0e6, 5.3e6])
+    for ts in t:
+        for _ in range(2):  # the second call comes from the cache
+            ref = np.einsum("ij,j->i", geodesy.teme_to_ecef_matrix(ts), r)
+            assert _same(geodesy.teme_to_ecef(r, ts), ref)
+            assert _same(geodesy.teme_to_ecef(r, float(ts)), ref)
+    assert _same(geodesy.teme_to_ecef(np.tile(r, (t.size, 1)), t)[4], geodesy.teme_to_ecef(r, t[4]))
+
+
+def _may_gate_reference(x, P, dt, sensor, los, sigma, gates):
+    """may_gate as first written: numpy's any over the (N, M) cosine test."""
+    d = x[:, :3] + x[:, 3:6] * dt[:, None] - sensor
+    rho = np.sqrt(np.einsum("ni,ni->n", d, d))
+    u = d / rho[:, None]
+    s_r = np.sqrt(np.einsum("nii->n", P[:, :3, :3]))
+    s_v = np.sqrt(np.einsum("nii->n", P[:, 3:6, 3:6]))
+    s_a = np.sqrt(np.einsum("nii->n", P[:, 6:, 6:]))
+    a_norm = np.sqrt(np.einsum("ni,ni->n", x[:, 6:], x[:, 6:]))
+    sigma_pos = s_r + dt * s_v + 0.5 * dt * dt * s_a
+    miss = 0.5 * (10.0 + a_norm) * dt * dt + 10.0
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        tan_gate = np.sqrt(gates * ((sigma_pos / rho) ** 2 + float(np.max(sigma**2))))
+        angle = 2.0 * np.arctan(tan_gate) + miss / rho
+        c_min = np.where(angle < np.pi, np.cos(angle), -1.0)
+    ok = np.isfinite(angle) & np.all(np.isfinite(u), axis=1)
+    return np.any(u @ los.T >= c_min[:, None], axis=1) | ~ok
+
+
+def test_may_gate_keeps_the_same_rows_as_numpys_any():
+    rng = np.random.default_rng(11)
+    sensor = np.array([7.0e6, 1.0e6, 2.0e6])
+    n = 3000
+    x = np.zeros((n, 9))
+    x[:, :3] = rng.normal(size=(n, 3)) * 3e6 + np.array([3e6, 0.0, 0.0])
+    x[:, 3:6] = rng.normal(size=(n, 3)) * 3e3
+    x[:, 6:] = rng.normal(size=(n, 3)) * 5.0
+    a = rng.normal(size=(n, 9, 9)) * rng.uniform(1.0, 3e3, size=(n, 1, 1))
+    P = a @ np.swapaxes(a, -1, -2)
+    x[5, 0] = np.nan  # rows that are not numbers are kept
+    x[6, :3] = sensor  # a row at the sensor itself
+    dt = rng.uniform(0.0, 3.0, size=n)
+    gates = np.full(n, 13.8)
+    d = x[:40, :3] - sensor + rng.normal(size=(40, 3)) * 2e4  # near some rows
+    los = d / np.linalg.norm(d, axis=1)[:, None]
+    sigma = np.full(los.shape[0], 5e-5)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        got = may_gate(x, P, dt, sensor, los, sigma, gates)
+        ref = _may_gate_reference(x, P, dt, sensor, los, sigma, gates)
+        from_var = may_gate(x, P.diagonal(axis1=1, axis2=2)[:], dt, sensor, los, sigma, gates)
+    assert 0 < got.sum() < n
+    assert np.array_equal(got, ref)
+    assert np.array_equal(from_var, ref)  # the variances alone, as the tracker passes them
+
+
+def test_filterpy_and_scipy_stats_are_not_imported_to_track():
+    """Importing the tracker and the offline runner costs no scipy.stats (~0.5 s)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, tracklayer.fusion.core, tracklayer.fusion.tracker, "
+        "tracklayer.services.offline; "
+        "print(sorted(m for m in ('scipy.stats', 'filterpy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_launch_grid_search_in_chunks_finds_what_the_whole_grid_does():
+    """The launch fit's look for the ground, chunk by chunk, gives the whole grid's
+    heights (up to the crossing) and crossing index, bit for bit."""
+    from tracklayer.fusion.dynamics import ellipsoid_height
+    from tracklayer.fusion.impact import _heights_to_ground
+
+    rng = np.random.default_rng(5)
+    grid = -np.arange(0.0, 300.0 + 0.1, 0.1)
+    up = np.array([0.3, 0.5, 0.8]) / np.linalg.norm([0.3, 0.5, 0.8])
+    found = 0
+    for _ in range(300):
+        order = int(rng.integers(1, 3))
+        coef = np.zeros((order + 1, 3))
+        coef[0] = up * (6.37e6 + rng.uniform(-5e3, 4e5))  # start near the surface
+        coef[1] = up * rng.uniform(-500.0, 3000.0) + rng.normal(size=3) * 100.0
+        if order == 2:
+            coef[2] = up * rng.uniform(-20.0, 60.0)
+
+        def pos(tt, coef=coef, order=order):
+            return np.vander(np.atleast_1d(tt), order + 1, increasing=True) @ coef
+
+        h_all = ellipsoid_height(pos(grid))
+        below = np.flatnonzero(h_all <= 0.0)
+        h, j = _heights_to_ground(pos, grid)
+        if below.size:
+            found += 1
+            assert j == int(below[0])
+            assert _same(h, h_all[: h.size]) and h.size > j
+        else:
+            assert j is None and _same(h, h_all)
+    assert 50 < found < 300  # both cases seen
