@@ -1,7 +1,8 @@
 """The live map in a real browser: ``tracklayer consumer --http`` as a process, scripted
 reports published over gRPC, the page opened in the distribution's headless Chromium
 (Debian packages ``chromium`` and ``chromium-driver``; ``.ci/run`` installs them) and
-checked from its own state (``window.tracklayerMap``).
+checked from its own state (``window.tracklayerMap``); the page gets the store's
+messages over a WebSocket (``/live``).
 
 Skipped, with the reason, only when /usr/bin/chromium or /usr/bin/chromedriver is absent.
 The screenshots go to the test's tmp directory (``live-map.png``, ``live-map-1000.png``).
@@ -191,6 +192,25 @@ def keep_screenshot(driver, path: Path) -> None:
         shutil.copy(path, Path(copy_to) / path.name)
 
 
+LAND_FILL = [0x1B, 0x2F, 0x47]  # geo.js drawLand's fill colour
+
+
+def assert_lakes_are_not_land(driver) -> None:
+    """In the current view: land is filled, the Caspian Sea (a hole in Eurasia's
+    polygon in Natural Earth's land) is not."""
+
+    def at(lat: float, lon: float) -> list[int] | None:
+        return driver.execute_script(
+            "return window.tracklayerMap.backgroundAt(arguments[0], arguments[1])", lat, lon
+        )
+
+    for lat, lon in ((48.5, 62.5), (52.5, 41.5)):  # Kazakhstan, Russia
+        assert at(lat, lon)[:3] == LAND_FILL, (lat, lon, at(lat, lon))
+    for lat, lon in ((42.0, 50.5), (39.0, 51.0)):  # the middle and south Caspian
+        pixel = at(lat, lon)
+        assert pixel is not None and pixel[2] < LAND_FILL[2] - 5, (lat, lon, pixel)
+
+
 def test_tracks_appear_move_and_disappear_as_the_reports_say(store, browser, tmp_path):
     store.publish(
         report("f-1", 1, 45.0, 60.0, phase=MIDCOURSE, impact=(52.0, 80.0), launch=(40.0, 55.0)),
@@ -210,6 +230,10 @@ def test_tracks_appear_move_and_disappear_as_the_reports_say(store, browser, tmp
     assert browser.execute_script("return window.tracklayerMap.drawn.impactEllipsePx") > 3
     assert browser.execute_script("return window.tracklayerMap.drawn.launches") >= 1
     assert browser.find_element("id", "conn").text == "live"
+    assert browser.execute_script(  # pushed by the store, binary: no polling, no text
+        "const s = window.tracklayerMap.source;"
+        "return s instanceof WebSocket && s.binaryType === 'arraybuffer' && s.readyState === 1"
+    )
     rate_stat = browser.find_element("id", "s-rate").find_element("xpath", "..")
     assert "warn" not in rate_stat.get_attribute("class")  # reports are arriving
     # The satellites where the reports placed them, with lines of sight to both tracks.
@@ -296,6 +320,7 @@ def test_tracks_appear_move_and_disappear_as_the_reports_say(store, browser, tmp
     for text in ("satellite", "800 km", "58.00°, 88.00°", "f-1, f-3"):
         assert text in tip, tip
     keep_screenshot(browser, tmp_path / "live-map.png")
+    assert_lakes_are_not_land(browser)
 
     # No report for 5 s while tracks are live: the status bar says so.
     wait_for(
@@ -313,6 +338,7 @@ def test_tracks_appear_move_and_disappear_as_the_reports_say(store, browser, tmp
     )
     time.sleep(0.3)
     keep_screenshot(browser, tmp_path / "live-map-flat.png")
+    assert_lakes_are_not_land(browser)
 
 
 def raid(n: int, revision: int) -> list[track_pb2.TrackReport]:

@@ -1,6 +1,6 @@
 // tracklayer live map: the track store's live picture on a globe or a flat map.
-// Plain JS + canvas, no dependencies. Data: server-sent events from /events (snapshot,
-// reports, status); reports as protobuf bytes decoded by wire.js, kept by picture.js
+// Plain JS + canvas, no dependencies. Data: a WebSocket from the store (/live: a snapshot,
+// then updates of reports and status); reports as protobuf bytes decoded by wire.js, kept by picture.js
 // (tracks, trails, satellites); units: degrees, metres, m/s, seconds since the Unix
 // epoch. Satellites are drawn at their sub-points where the reports last placed them,
 // with dashed lines of sight to the tracks they just updated.
@@ -319,37 +319,42 @@
   window.addEventListener("resize", () => { dirty = true; });
 
   // ------------------------------------------------------------------ start
+  // The store's WebSocket (/live): binary messages, a snapshot then updates (wire.js);
+  // on a drop, reconnect after RECONNECT_MS and start again from a new snapshot.
+  const RECONNECT_MS = 1000;
   function connect() {
     const conn = document.getElementById("conn");
-    const es = new EventSource("/events");
-    es.onopen = () => { conn.textContent = "live"; conn.className = "conn on"; };
-    es.onerror = () => { conn.textContent = "reconnecting"; conn.className = "conn off"; };
-    // An update's time (stats.updateMs) runs from the message's arrival: decoding included.
-    const came = () => {
-      if (pendingSince === null) { pendingSince = performance.now(); part = { decode: 0, apply: 0 }; }
+    const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/live");
+    ws.binaryType = "arraybuffer";
+    ws.onopen = () => { conn.textContent = "live"; conn.className = "conn on"; };
+    ws.onclose = () => {
+      conn.textContent = "reconnecting"; conn.className = "conn off";
+      setTimeout(() => { window.tracklayerMap.source = connect(); }, RECONNECT_MS);
     };
-    es.addEventListener("snapshot", (e) => {
-      came();
-      const d = JSON.parse(e.data);
-      d.tracks = wire.decodeReports(d.tracks);
-      for (const rep of d.tracks) rep.trail = d.trails[rep.id] || [];
-      received("snapshot", d);
-    });
-    es.addEventListener("reports", (e) => {
-      came();
-      // The data is a JSON string of base64 (no escapes): its quotes cut off, no JSON.parse.
-      const t0 = performance.now(), reps = wire.decodeReports(e.data.slice(1, -1));
-      const t1 = performance.now();
-      push(stats.decodeMs, t1 - t0);
-      received("reports", reps);
-      if (part) { part.decode += t1 - t0; part.apply += performance.now() - t1; }
-    });
-    es.addEventListener("status", (e) => {
-      const t0 = performance.now();
-      showStatus(JSON.parse(e.data)); showSatellites(); dirty = true;
-      if (part) part.status = (part.status || 0) + performance.now() - t0;
-    });
-    return es;
+    // An update's time (stats.updateMs) runs from the arrival of a message with reports
+    // (decoding included) to its frame drawn; a status alone is not an update.
+    ws.onmessage = (e) => {
+      const t0 = performance.now(), m = wire.splitMessage(e.data);
+      const reps = wire.decodeReports(m.reports), t1 = performance.now();
+      if ((m.kind === "S" || reps.length) && pendingSince === null) {
+        pendingSince = t0; part = { decode: 0, apply: 0 };
+      }
+      if (m.kind === "S") {
+        const d = JSON.parse(m.text);
+        for (const rep of reps) rep.trail = d.trails[rep.id] || [];
+        d.tracks = reps;
+        received("snapshot", d);
+        return;
+      }
+      if (reps.length) { push(stats.decodeMs, t1 - t0); received("reports", reps); }
+      const t2 = performance.now();
+      showStatus(JSON.parse(m.text)); showSatellites(); dirty = true;
+      if (part && reps.length) {
+        part.decode += t1 - t0; part.apply += t2 - t1;
+        part.status = (part.status || 0) + performance.now() - t2;
+      }
+    };
+    return ws;
   }
 
   fetch("/static/land-110m.json").then((r) => r.json()).then((topo) => {
@@ -360,6 +365,13 @@
     get sensors() { return sensors; }, get status() { return status; },
     get landRings() { return geo.landRings; },
     get backgrounds() { return geo.backgrounds; },
+    // The background's colour [r, g, b, a] under (lat, lon) in the current view, or null
+    // where it is not shown (tests: land against sea and lakes).
+    backgroundAt(lat, lon) {
+      const { w, h } = size(), [x, y, visible] = project(lat, lon, w, h), d = window.devicePixelRatio || 1;
+      if (!visible || x < 0 || y < 0 || x >= w || y >= h) return null;
+      return [...geo.background(w, h).getContext("2d").getImageData(Math.floor(x * d), Math.floor(y * d), 1, 1).data];
+    },
     screenOf(id) { const p = draw.screen.find((q) => q[2] === id); return p ? [p[0], p[1]] : null; },
     toScreen(lat, lon) { const { w, h } = size(); return project(lat, lon, w, h); },
     satelliteScreenOf(id) { const p = draw.satScreen.find((q) => q[2] === id); return p ? [p[0], p[1]] : null; },
