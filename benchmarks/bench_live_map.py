@@ -8,8 +8,8 @@ batches they were emitted in (reports of one log time within 50 ms), stamped
 ``emitted_at`` = now. ``--pairs`` pairs of stores run at the same time on the same
 schedule (so the machine's other load hits every store alike): in each pair one store
 without ``--http`` and one with ``--http`` and ``--pages`` pages connected (each page
-loads ``/``, its scripts, style and land outlines once, then reads ``/events`` as a
-browser's EventSource does).
+loads ``/``, its scripts, style and land outlines once, then reads the WebSocket
+``/live`` as the page does).
 
 Two figures, kept apart:
 
@@ -120,10 +120,59 @@ def read_page(
     opened: threading.Event,
     latency: list[float] | None = None,
 ) -> None:
-    """Read ``/events`` like a browser until ``stop``; counts the bytes received, sets
-    ``opened`` once the snapshot has arrived and, with ``latency``, appends for every
-    report a ``reports`` event brings the seconds from its publishing (``emitted_at``,
-    stamped by :meth:`_Store.publish`) to its arrival here."""
+    """Read the map's WebSocket (``/live``) like a browser until ``stop`` (its own event
+    loop, in this thread); counts the bytes of the messages received, sets ``opened``
+    once the snapshot has arrived and, with ``latency``, appends for every report an
+    update brings the seconds from its publishing (``emitted_at``, stamped by
+    :meth:`_Store.publish`) to its arrival here."""
+    import asyncio
+
+    import aiohttp
+
+    from tracklayer.services.live_map.view import SNAPSHOT, parse_message
+    from tracklayer.v1 import track_store_service_pb2 as ts
+
+    async def run() -> bool:  # False: no WebSocket here
+        origin = url.rstrip("/")  # the page's own origin, as a browser sends it
+        async with aiohttp.ClientSession() as http:
+            try:
+                ws = await http.ws_connect(url + "live", origin=origin, max_msg_size=0)
+            except aiohttp.WSServerHandshakeError as exc:
+                if exc.status != 404:
+                    raise
+                return False
+            async with ws:
+                while not stop.is_set():
+                    try:
+                        msg = await ws.receive(timeout=0.5)
+                    except TimeoutError:
+                        continue
+                    if msg.type != aiohttp.WSMsgType.BINARY:
+                        return True
+                    now = time.time()
+                    counts[0] += len(msg.data)
+                    kind, _text, reports = parse_message(msg.data)
+                    if kind == SNAPSHOT:
+                        opened.set()
+                    elif latency is not None and reports:
+                        for r in ts.ListTracksResponse.FromString(reports).tracks:
+                            e = r.emitted_at
+                            latency.append(now - (e.seconds + e.nanos * 1e-9))
+        return True
+
+    if not asyncio.run(run()):  # a store of the code before (``--before``)
+        read_events(url, stop, counts, opened, latency)
+
+
+def read_events(
+    url: str,
+    stop: threading.Event,
+    counts: list[int],
+    opened: threading.Event,
+    latency: list[float] | None = None,
+) -> None:
+    """:func:`read_page` for a store of the code before the WebSocket (``--before``):
+    server-sent events on ``/events``, reports in base64."""
     import base64
 
     from tracklayer.v1 import track_store_service_pb2 as ts
@@ -234,7 +283,7 @@ class _Store:
         self.stub = ts_grpc.TrackStoreServiceStub(self.channel)
 
     def open_pages(self, pages: int) -> None:
-        """Open ``pages`` pages as a browser does (files once, then ``/events``); the CPU
+        """Open ``pages`` pages as a browser does (files once, then ``/live``); the CPU
         this took the store is :attr:`page_cpu`."""
         if self.url is None:
             return
@@ -245,7 +294,7 @@ class _Store:
             args = (self.url, self.stop, self.counts, opened, self.latency if i == 0 else None)
             threading.Thread(target=read_page, args=args, daemon=True).start()
             if not opened.wait(30):
-                raise RuntimeError("no snapshot from /events within 30 s")
+                raise RuntimeError("no snapshot from /live within 30 s")
         time.sleep(0.3)
         self.page_cpu = self.cpu() - cpu0
 
@@ -394,7 +443,7 @@ def report(args: argparse.Namespace, runs: list[dict], n: int, own: float, load0
     page = statistics.mean(r["page"] for r in ons)
     lat = [r["latency"] for r in ons if r["latency"]]
     latency = (
-        "Published -> arrived at the page (each report of every `reports` event; the page "
+        "Published -> arrived at the page (each report of every update message; the page "
         "draws an update in under 100 ms, tests/test_live_map_browser.py): median "
         + ", ".join(f"{x['p50']:.2f}" for x in lat)
         + " s; 99th percentile "
@@ -424,7 +473,7 @@ def report(args: argparse.Namespace, runs: list[dict], n: int, own: float, load0
         "run time of the store's threads, schedstat):\n\n"
         "| store | CPU s | CPU % of one core |\n|---|---:|---:|\n"
         f"| without `--http` | {off_s:.3f} | {off_s / span * 100:.2f} |\n"
-        f"| with `--http`, {args.pages} page(s) on `/events` | {on_s:.3f} "
+        f"| with `--http`, {args.pages} page(s) on `/live` | {on_s:.3f} "
         f"| {on_s / span * 100:.2f} |\n\n"
         f"**The live map adds {mean_rel:+.1f}% to the store's steady-state CPU** "
         f"({(on_s - off_s) / span * 100:+.3f}% of one core); per pair: {_pct(rel)} "

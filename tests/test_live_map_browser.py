@@ -408,7 +408,10 @@ def test_a_thousand_live_tracks_update_in_under_100_ms(store, browser, tmp_path)
     assert backgrounds <= 6, backgrounds
     # Every update under 100 ms (issue 16), and every frame, re-framings included. On
     # failure: where the slowest updates' time went (decode, apply, wait, draw; ms).
-    slowest = sorted(stats["parts"], key=lambda p: -sum(p.values()))[:4]
+    def spent(p: dict) -> float:  # an update's parts, without the draw's steps
+        return sum(v for k, v in p.items() if k != "steps" and v is not None)
+
+    slowest = sorted(stats["parts"], key=lambda p: -spent(p))[:4]
     assert pct(updates, 0.95) < 100.0, (sorted(updates), slowest)
     assert pct(frames, 0.95) < 100.0, (sorted(frames), slowest)
     keep_screenshot(browser, tmp_path / "live-map-1000.png")

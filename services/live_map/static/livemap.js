@@ -67,13 +67,17 @@
     }
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     geo.clampFlat(w, h);  // no empty band beyond a pole: the flat map fills the height
-    ctx.drawImage(geo.background(w, h), 0, 0, w, h);
+    // an update's frame notes each step's time (ms) in its part: where the drawing goes
+    const steps = part ? {} : null;
+    let ts = t0;
+    const step = (name) => { if (steps) { const t = performance.now(); steps[name] = t - ts; ts = t; } };
+    ctx.drawImage(geo.background(w, h), 0, 0, w, h); step("land");
     const sats = placedSatellites();
-    draw.sightLines(w, h, sats);
-    draw.trails(w, h);
-    draw.ground(w, h);
-    draw.satellites(w, h, sats);
-    draw.points(w, h);
+    draw.sightLines(w, h, sats); step("sight");
+    draw.trails(w, h); step("trails");
+    draw.ground(w, h); step("ground");
+    draw.satellites(w, h, sats); step("sats");
+    draw.points(w, h); step("points");
     drawn.scaleKm = geo.drawScale(ctx, w, h);
     const t1 = performance.now();
     stats.frames++; stats.lastFrameMs = t1 - t0; stats.maxFrameMs = Math.max(stats.maxFrameMs, t1 - t0);
@@ -82,6 +86,7 @@
       const u = t1 - pendingSince;
       if (part) {
         part.draw = t1 - t0; part.wait = u - part.draw - part.decode - part.apply - (part.status || 0);
+        part.steps = steps;
         push(stats.parts, part); part = null;
       }
       stats.lastUpdateMs = u; stats.maxUpdateMs = Math.max(stats.maxUpdateMs, u); push(stats.updateMs, u);
