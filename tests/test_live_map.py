@@ -93,7 +93,10 @@ def test_a_message_is_kind_text_length_text_then_the_reports_and_bad_ones_are_re
     reps = [report("f-1", 1), report("f-2", 4)]
     data = picture.snapshot_message(reps, {"f-1": []}, '{"live":2}')
     n = int.from_bytes(data[1:5], "little")  # RFC-free layout: kind, uint32 LE, text
-    assert data[:1] == b"S" and json.loads(data[5 : 5 + n]) == {"trails": {"f-1": []}, "status": {"live": 2}}
+    assert data[:1] == b"S" and json.loads(data[5 : 5 + n]) == {
+        "trails": {"f-1": []},
+        "status": {"live": 2},
+    }
     assert decoded(data[5 + n :]) == reps
     for bad in (b"", b"S\x00\x00", b"X\x00\x00\x00\x00", b"U\x09\x00\x00\x00{}"):
         with pytest.raises(ValueError, match="live map message"):
@@ -101,8 +104,13 @@ def test_a_message_is_kind_text_length_text_then_the_reports_and_bad_ones_are_re
 
 
 def test_websocket_frames_carry_the_length_as_rfc_6455_says():
-    for n, head in ((0, b"\x82\x00"), (125, b"\x82\x7d"), (126, b"\x82\x7e\x00\x7e"),
-                    (65535, b"\x82\x7e\xff\xff"), (65536, b"\x82\x7f" + (65536).to_bytes(8, "big"))):
+    for n, head in (
+        (0, b"\x82\x00"),
+        (125, b"\x82\x7d"),
+        (126, b"\x82\x7e\x00\x7e"),
+        (65535, b"\x82\x7e\xff\xff"),
+        (65536, b"\x82\x7f" + (65536).to_bytes(8, "big")),
+    ):
         frame = ws_frame(b"x" * n)
         assert frame[: len(head)] == head and len(frame) == len(head) + n
 
@@ -126,7 +134,9 @@ def test_the_snapshot_has_the_live_tracks_bytes_their_trails_and_the_satellites(
     b.sensor_positions.add(sensor_id="sat-1-1").time.seconds = T0 + 5  # older: not kept
     b.sensor_positions.add(sensor_id="sat-2-1").time.seconds = T0 - 601  # 10 min older
     status = picture.Rates().status_text(2)
-    kind, page, reps = unpack(picture.snapshot_message([a, b], {"f-1": [[T0, 1.0, 2.0, 3.0]]}, status))
+    kind, page, reps = unpack(
+        picture.snapshot_message([a, b], {"f-1": [[T0, 1.0, 2.0, 3.0]]}, status)
+    )
     assert kind == "S" and reps == [a, b] and page["trails"]["f-1"] == [[T0, 1.0, 2.0, 3.0]]
     assert page["status"]["live"] == 2 and page["status"]["rate"] == 0.0
     readable = picture.snapshot([a, b], {"f-1": [[T0, 1.0, 2.0, 3.0]]}, status)
@@ -370,8 +380,12 @@ def test_the_websocket_refuses_pages_of_other_sites_and_a_page_closing_ends_clea
             url = server.live_map.url
             port = server.live_map.port
             async with aiohttp.ClientSession() as http:
-                for origin in ("http://evil.example", f"http://localhost.evil:{port}", "null",
-                               f"file://127.0.0.1:{port}"):
+                for origin in (
+                    "http://evil.example",
+                    f"http://localhost.evil:{port}",
+                    "null",
+                    f"file://127.0.0.1:{port}",
+                ):
                     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
                         await http.ws_connect(url + "live", origin=origin)
                     assert refused.value.status == 403, origin

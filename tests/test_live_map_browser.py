@@ -406,6 +406,7 @@ def test_a_thousand_live_tracks_update_in_under_100_ms(store, browser, tmp_path)
     # A raid drifting across the view keeps its framing: the land (the costliest drawing)
     # is not drawn again on every update (before the land loads, then the first framings).
     assert backgrounds <= 6, backgrounds
+
     # Every update under 100 ms (issue 16), and every frame, re-framings included. On
     # failure: where the slowest updates' time went (decode, apply, wait, draw; ms).
     def spent(p: dict) -> float:  # an update's parts, without the draw's steps

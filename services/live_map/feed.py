@@ -8,12 +8,12 @@ each publish with the reports and their bytes as stored, keeps the batch and, on
 :data:`FLUSH_S` has passed since the last flush, flushes right there (each changed
 track's latest report, the bytes the store already has framed once for every page, and
 the status, as one binary WebSocket message written to each page). What a flush costs
-the store is mostly the write itself (the kernel's loopback send waking the reader: ~60-250 us here, whatever the
-size), so there are as few flushes as the latency allows. A timer is only armed for
-what no publish would carry: the last reports of a burst, so that no stored report
-waits more than :data:`MAX_WAIT_S` for the pages, and, while pages are connected and
-nothing is published, a status every :data:`QUIET_STATUS_S` (the page shows the
-picture has gone quiet). With no page
+the store is mostly the write itself (the kernel's loopback send waking the reader:
+~60-250 us here, whatever the size), so there are as few flushes as the latency
+allows. A timer is only armed for what no publish would carry: the last reports of a
+burst, so that no stored report waits more than :data:`MAX_WAIT_S` for the pages, and,
+while pages are connected and nothing is published, a status every
+:data:`QUIET_STATUS_S` (the page shows the picture has gone quiet). With no page
 connected the listener only counts the batch (the status bar's rate): nothing is kept,
 encoded or timed. A page connecting starts from the store's own live picture and
 history (``picture``).

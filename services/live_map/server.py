@@ -140,7 +140,9 @@ async def _until_closed(ws: web.WebSocketResponse) -> None:
         pass
 
 
-async def _serve_page(request: web.Request, ws: web.WebSocketResponse, page: Page, feed: LiveMapFeed) -> str:
+async def _serve_page(
+    request: web.Request, ws: web.WebSocketResponse, page: Page, feed: LiveMapFeed
+) -> str:
     """Snapshot, what queued meanwhile, then the flushes write; returns how it ended."""
     live, status = feed.store.live_reports(), feed.status_text()  # taken when the page opened
     tails = await _trails(feed.store, live)
