@@ -38,7 +38,7 @@
   let status = {};
   let selected = null;
   let highlight = null;      // sensor id under the mouse in the satellite list
-  let dirty = true;
+  let dirty = false;
   let pendingSince = null;   // performance.now() of the first unrendered message
   let part = null;           // that update's parts so far (stats.parts)
   const geo = window.tracklayerGeo(view);
@@ -99,9 +99,16 @@
 
   function push(arr, v) { arr.push(v); if (arr.length > 500) arr.shift(); }
 
+  // A frame is asked for only when something changed (redraw): an idle page costs the
+  // browser nothing (an endless requestAnimationFrame loop runs the renderer at 60 Hz).
+  let frameAsked = false;
   function loop() {
+    frameAsked = false;
     if (dirty) { dirty = false; render(); }
-    requestAnimationFrame(loop);
+  }
+  function redraw() {
+    dirty = true;
+    if (!frameAsked) { frameAsked = true; requestAnimationFrame(loop); }
   }
 
   // ------------------------------------------------------------------ data
@@ -147,7 +154,7 @@
     if (!geo.differs(fit, view.fit)) return;
     const { w, h } = size();
     geo.prepare(fit, w, h);
-    geo.apply(fit); view.fit = fit; dirty = true;
+    geo.apply(fit); view.fit = fit; redraw();
   }
 
   // While following: frame again every FOLLOW_S, and at once when the picture outgrows the
@@ -173,7 +180,7 @@
     }
     framingDue = true;
     if (selected) showDetails(selected);
-    dirty = true;
+    redraw();
   }
 
   function fmtTime(t) { return t == null ? "–" : new Date(t * 1000).toISOString().slice(11, 19) + "Z"; }
@@ -202,8 +209,8 @@
       li.dataset.sensor = s.id;
       li.innerHTML = `<b></b><span>${s.tracks.length} tracks · ${fmtTime(s.t)}</span>`;
       li.firstChild.textContent = s.id;
-      li.addEventListener("mouseenter", () => { highlight = s.id; dirty = true; });
-      li.addEventListener("mouseleave", () => { highlight = null; dirty = true; });
+      li.addEventListener("mouseenter", () => { highlight = s.id; redraw(); });
+      li.addEventListener("mouseleave", () => { highlight = null; redraw(); });
       return li;
     }));
   }
@@ -277,7 +284,7 @@
       const rect = canvas.getBoundingClientRect();
       selected = nearest(e.clientX - rect.left, e.clientY - rect.top);
       if (selected) showDetails(selected); else details.hidden = true;
-      dirty = true;
+      redraw();
     }
     drag = null;
   });
@@ -291,7 +298,7 @@
       const k = view.mode === "globe" ? 1 / (globeRadius(w, h) * D2R) : 1 / flatScale(w, h);
       view.lon0 = wrap(view.lon0 - dx * k);
       view.lat0 = Math.max(-89, Math.min(89, view.lat0 + dy * k));
-      drag.x = e.clientX; drag.y = e.clientY; dirty = true; tip.hidden = true;
+      drag.x = e.clientX; drag.y = e.clientY; redraw(); tip.hidden = true;
       return;
     }
     const id = nearest(x, y), sid = id ? null : nearest(x, y, draw.satScreen);
@@ -305,23 +312,23 @@
     e.preventDefault();
     view.follow = false;
     view.zoom = Math.max(0.5, Math.min(60, view.zoom * (e.deltaY < 0 ? 1.2 : 1 / 1.2)));
-    dirty = true;
+    redraw();
   }, { passive: false });
   function toggleView() {
     view.mode = view.mode === "globe" ? "flat" : "globe";
     if (view.follow) centreOnTracks();
     else if (view.mode === "flat" && view.zoom <= 1.2) view.lat0 = 0;
     document.getElementById("b-view").textContent = view.mode === "globe" ? "flat map" : "globe";
-    tip.hidden = true; dirty = true;
+    tip.hidden = true; redraw();
   }
-  function resetView() { view.zoom = 1; view.follow = true; centreOnTracks(); dirty = true; }
+  function resetView() { view.zoom = 1; view.follow = true; centreOnTracks(); redraw(); }
   document.getElementById("b-view").addEventListener("click", toggleView);
   document.getElementById("b-reset").addEventListener("click", resetView);
   window.addEventListener("keydown", (e) => {
     if (e.key === "v" || e.key === "V") toggleView();
     if (e.key === "r" || e.key === "R") resetView();
   });
-  window.addEventListener("resize", () => { dirty = true; });
+  window.addEventListener("resize", () => { redraw(); });
 
   // ------------------------------------------------------------------ start
   // The store's WebSocket (/live): binary messages, a snapshot then updates (wire.js);
@@ -353,7 +360,7 @@
       }
       if (reps.length) { push(stats.decodeMs, t1 - t0); received("reports", reps); }
       const t2 = performance.now();
-      showStatus(JSON.parse(m.text)); showSatellites(); dirty = true;
+      showStatus(JSON.parse(m.text)); showSatellites(); redraw();
       if (part && reps.length) {
         part.decode += t1 - t0; part.apply += t2 - t1;
         part.status = (part.status || 0) + performance.now() - t2;
@@ -363,7 +370,7 @@
   }
 
   fetch("/static/land-110m.json").then((r) => r.json()).then((topo) => {
-    geo.setLand(topo); dirty = true;
+    geo.setLand(topo); redraw();
   });
   window.tracklayerMap = {
     tracks, view, stats, drawn,
@@ -383,9 +390,9 @@
     setView(mode, zoom) {
       if (mode !== view.mode) toggleView();
       if (zoom) { view.zoom = zoom; view.follow = false; }
-      dirty = true;
+      redraw();
     },
     source: connect(),
   };
-  requestAnimationFrame(loop);
+  redraw();
 })();
