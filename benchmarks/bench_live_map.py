@@ -47,10 +47,10 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 from common import append_results, machine, work_dir
+from live_map_pages import load_page, read_page
 
 BIN = Path(sys.executable).with_name("tracklayer")
 
@@ -111,103 +111,6 @@ def batches(recording: Path, frames_from: Path | None = None) -> list[tuple[floa
         else:
             out.append((off, [msg]))
     return out
-
-
-def read_page(
-    url: str,
-    stop: threading.Event,
-    counts: list[int],
-    opened: threading.Event,
-    latency: list[float] | None = None,
-) -> None:
-    """Read the map's WebSocket (``/live``) like a browser until ``stop`` (its own event
-    loop, in this thread); counts the bytes of the messages received, sets ``opened``
-    once the snapshot has arrived and, with ``latency``, appends for every report an
-    update brings the seconds from its publishing (``emitted_at``, stamped by
-    :meth:`_Store.publish`) to its arrival here."""
-    import asyncio
-
-    import aiohttp
-
-    from tracklayer.services.live_map.view import SNAPSHOT, parse_message
-    from tracklayer.v1 import track_store_service_pb2 as ts
-
-    async def run() -> bool:  # False: no WebSocket here
-        origin = url.rstrip("/")  # the page's own origin, as a browser sends it
-        async with aiohttp.ClientSession() as http:
-            try:
-                ws = await http.ws_connect(url + "live", origin=origin, max_msg_size=0)
-            except aiohttp.WSServerHandshakeError as exc:
-                if exc.status != 404:
-                    raise
-                return False
-            async with ws:
-                while not stop.is_set():
-                    try:
-                        msg = await ws.receive(timeout=0.5)
-                    except TimeoutError:
-                        continue
-                    if msg.type != aiohttp.WSMsgType.BINARY:
-                        return True
-                    now = time.time()
-                    counts[0] += len(msg.data)
-                    kind, _text, reports = parse_message(msg.data)
-                    if kind == SNAPSHOT:
-                        opened.set()
-                    elif latency is not None and reports:
-                        for r in ts.ListTracksResponse.FromString(reports).tracks:
-                            e = r.emitted_at
-                            latency.append(now - (e.seconds + e.nanos * 1e-9))
-        return True
-
-    if not asyncio.run(run()):  # a store of the code before (``--before``)
-        read_events(url, stop, counts, opened, latency)
-
-
-def read_events(
-    url: str,
-    stop: threading.Event,
-    counts: list[int],
-    opened: threading.Event,
-    latency: list[float] | None = None,
-) -> None:
-    """:func:`read_page` for a store of the code before the WebSocket (``--before``):
-    server-sent events on ``/events``, reports in base64."""
-    import base64
-
-    from tracklayer.v1 import track_store_service_pb2 as ts
-
-    with urllib.request.urlopen(url + "events", timeout=30) as resp:
-        seen = b""
-        while not stop.is_set():
-            chunk = resp.read1(65536)
-            if not chunk:
-                return
-            now = time.time()
-            counts[0] += len(chunk)
-            seen += chunk
-            *events, seen = seen.split(b"\n\n")
-            for ev in events:
-                if ev.startswith(b"event: snapshot"):
-                    opened.set()
-                elif latency is not None and ev.startswith(b"event: reports"):
-                    b64 = ev.split(b"data: ", 1)[1].strip().strip(b'"')
-                    for r in ts.ListTracksResponse.FromString(base64.b64decode(b64)).tracks:
-                        e = r.emitted_at
-                        latency.append(now - (e.seconds + e.nanos * 1e-9))
-
-
-def load_page(url: str) -> int:
-    """What a browser fetches once when it opens the map (page, style, scripts, land
-    outlines); the bytes received."""
-    with urllib.request.urlopen(url, timeout=30) as resp:
-        html = resp.read()
-    paths = re.findall(rb'(?:href|src)="(/static/[^"]+)"', html) + [b"/static/land-110m.json"]
-    total = len(html)
-    for path in paths:
-        with urllib.request.urlopen(url.rstrip("/") + path.decode(), timeout=30) as resp:
-            total += len(resp.read())
-    return total
 
 
 def map_work_cpu(plan: list, speed: float) -> float:

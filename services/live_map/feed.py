@@ -44,7 +44,7 @@ FLUSH_S = 1.2
 #: what no publish brought by then (the end of a burst). The page draws it within 0.1 s;
 #: issue 16 asks for 2 s from published to shown.
 MAX_WAIT_S = 1.5
-#: With pages connected and no report stored, a status event this often (s).
+#: With pages connected and no report stored, a status message this often (s).
 QUIET_STATUS_S = 5.0
 #: Batches kept between two flushes before they are reduced to each track's latest.
 MAX_PENDING_BATCHES = 10_000
