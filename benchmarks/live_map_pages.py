@@ -22,15 +22,24 @@ def read_page(
     loop, in this thread); counts the bytes of the messages received, sets ``opened``
     once the snapshot has arrived and, with ``latency``, appends for every report an
     update brings the seconds from its publishing (``emitted_at``, stamped by
-    :meth:`_Store.publish`) to its arrival here."""
+    ``_Store.publish``) to its arrival here. A store of the code before the WebSocket
+    (``--before``, 404 on ``/live``) is read on ``/events`` (server-sent events, reports
+    in base64)."""
     import asyncio
+    import base64
 
     import aiohttp
 
     from tracklayer.services.live_map.view import SNAPSHOT, parse_message
     from tracklayer.v1 import track_store_service_pb2 as ts
 
-    async def run() -> bool:  # False: no WebSocket here
+    def arrived(reports: bytes, now: float) -> None:
+        if latency is not None and reports:
+            for r in ts.ListTracksResponse.FromString(reports).tracks:
+                e = r.emitted_at
+                latency.append(now - (e.seconds + e.nanos * 1e-9))
+
+    async def websocket() -> bool:  # False: no WebSocket here
         origin = url.rstrip("/")  # the page's own origin, as a browser sends it
         async with aiohttp.ClientSession() as http:
             try:
@@ -52,29 +61,12 @@ def read_page(
                     kind, _text, reports = parse_message(msg.data)
                     if kind == SNAPSHOT:
                         opened.set()
-                    elif latency is not None and reports:
-                        for r in ts.ListTracksResponse.FromString(reports).tracks:
-                            e = r.emitted_at
-                            latency.append(now - (e.seconds + e.nanos * 1e-9))
+                    else:
+                        arrived(reports, now)
         return True
 
-    if not asyncio.run(run()):  # a store of the code before (``--before``)
-        read_events(url, stop, counts, opened, latency)
-
-
-def read_events(
-    url: str,
-    stop: threading.Event,
-    counts: list[int],
-    opened: threading.Event,
-    latency: list[float] | None = None,
-) -> None:
-    """:func:`read_page` for a store of the code before the WebSocket (``--before``):
-    server-sent events on ``/events``, reports in base64."""
-    import base64
-
-    from tracklayer.v1 import track_store_service_pb2 as ts
-
+    if asyncio.run(websocket()):
+        return
     with urllib.request.urlopen(url + "events", timeout=30) as resp:
         seen = b""
         while not stop.is_set():
@@ -88,11 +80,9 @@ def read_events(
             for ev in events:
                 if ev.startswith(b"event: snapshot"):
                     opened.set()
-                elif latency is not None and ev.startswith(b"event: reports"):
+                elif ev.startswith(b"event: reports"):
                     b64 = ev.split(b"data: ", 1)[1].strip().strip(b'"')
-                    for r in ts.ListTracksResponse.FromString(base64.b64decode(b64)).tracks:
-                        e = r.emitted_at
-                        latency.append(now - (e.seconds + e.nanos * 1e-9))
+                    arrived(base64.b64decode(b64), now)
 
 
 def load_page(url: str) -> int:
