@@ -8,8 +8,8 @@ batches they were emitted in (reports of one log time within 50 ms), stamped
 ``emitted_at`` = now. ``--pairs`` pairs of stores run at the same time on the same
 schedule (so the machine's other load hits every store alike): in each pair one store
 without ``--http`` and one with ``--http`` and ``--pages`` pages connected (each page
-loads ``/``, its scripts, style and land outlines once, then reads ``/events`` as a
-browser's EventSource does).
+loads ``/``, its scripts, style and land outlines once, then reads the WebSocket
+``/live`` as the page does).
 
 Two figures, kept apart:
 
@@ -47,10 +47,10 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 from common import append_results, machine, work_dir
+from live_map_pages import load_page, read_page
 
 BIN = Path(sys.executable).with_name("tracklayer")
 
@@ -111,54 +111,6 @@ def batches(recording: Path, frames_from: Path | None = None) -> list[tuple[floa
         else:
             out.append((off, [msg]))
     return out
-
-
-def read_page(
-    url: str,
-    stop: threading.Event,
-    counts: list[int],
-    opened: threading.Event,
-    latency: list[float] | None = None,
-) -> None:
-    """Read ``/events`` like a browser until ``stop``; counts the bytes received, sets
-    ``opened`` once the snapshot has arrived and, with ``latency``, appends for every
-    report a ``reports`` event brings the seconds from its publishing (``emitted_at``,
-    stamped by :meth:`_Store.publish`) to its arrival here."""
-    import base64
-
-    from tracklayer.v1 import track_store_service_pb2 as ts
-
-    with urllib.request.urlopen(url + "events", timeout=30) as resp:
-        seen = b""
-        while not stop.is_set():
-            chunk = resp.read1(65536)
-            if not chunk:
-                return
-            now = time.time()
-            counts[0] += len(chunk)
-            seen += chunk
-            *events, seen = seen.split(b"\n\n")
-            for ev in events:
-                if ev.startswith(b"event: snapshot"):
-                    opened.set()
-                elif latency is not None and ev.startswith(b"event: reports"):
-                    b64 = ev.split(b"data: ", 1)[1].strip().strip(b'"')
-                    for r in ts.ListTracksResponse.FromString(base64.b64decode(b64)).tracks:
-                        e = r.emitted_at
-                        latency.append(now - (e.seconds + e.nanos * 1e-9))
-
-
-def load_page(url: str) -> int:
-    """What a browser fetches once when it opens the map (page, style, scripts, land
-    outlines); the bytes received."""
-    with urllib.request.urlopen(url, timeout=30) as resp:
-        html = resp.read()
-    paths = re.findall(rb'(?:href|src)="(/static/[^"]+)"', html) + [b"/static/land-110m.json"]
-    total = len(html)
-    for path in paths:
-        with urllib.request.urlopen(url.rstrip("/") + path.decode(), timeout=30) as resp:
-            total += len(resp.read())
-    return total
 
 
 def map_work_cpu(plan: list, speed: float) -> float:
@@ -234,7 +186,7 @@ class _Store:
         self.stub = ts_grpc.TrackStoreServiceStub(self.channel)
 
     def open_pages(self, pages: int) -> None:
-        """Open ``pages`` pages as a browser does (files once, then ``/events``); the CPU
+        """Open ``pages`` pages as a browser does (files once, then ``/live``); the CPU
         this took the store is :attr:`page_cpu`."""
         if self.url is None:
             return
@@ -245,7 +197,7 @@ class _Store:
             args = (self.url, self.stop, self.counts, opened, self.latency if i == 0 else None)
             threading.Thread(target=read_page, args=args, daemon=True).start()
             if not opened.wait(30):
-                raise RuntimeError("no snapshot from /events within 30 s")
+                raise RuntimeError("no snapshot from /live within 30 s")
         time.sleep(0.3)
         self.page_cpu = self.cpu() - cpu0
 
@@ -394,7 +346,7 @@ def report(args: argparse.Namespace, runs: list[dict], n: int, own: float, load0
     page = statistics.mean(r["page"] for r in ons)
     lat = [r["latency"] for r in ons if r["latency"]]
     latency = (
-        "Published -> arrived at the page (each report of every `reports` event; the page "
+        "Published -> arrived at the page (each report of every update message; the page "
         "draws an update in under 100 ms, tests/test_live_map_browser.py): median "
         + ", ".join(f"{x['p50']:.2f}" for x in lat)
         + " s; 99th percentile "
@@ -424,7 +376,7 @@ def report(args: argparse.Namespace, runs: list[dict], n: int, own: float, load0
         "run time of the store's threads, schedstat):\n\n"
         "| store | CPU s | CPU % of one core |\n|---|---:|---:|\n"
         f"| without `--http` | {off_s:.3f} | {off_s / span * 100:.2f} |\n"
-        f"| with `--http`, {args.pages} page(s) on `/events` | {on_s:.3f} "
+        f"| with `--http`, {args.pages} page(s) on `/live` | {on_s:.3f} "
         f"| {on_s / span * 100:.2f} |\n\n"
         f"**The live map adds {mean_rel:+.1f}% to the store's steady-state CPU** "
         f"({(on_s - off_s) / span * 100:+.3f}% of one core); per pair: {_pct(rel)} "

@@ -1,11 +1,11 @@
 """The live map's server without a browser: the track store with ``http`` on a free port,
-its server-sent events read by aiohttp's client, the picture it keeps, the two encodings
-(protobuf bytes for the page, JSON for ``/api/snapshot``), and the errors of ``--http``."""
+its WebSocket read by aiohttp's client (which checks the frames), the picture it keeps,
+the two encodings (a binary message of protobuf bytes for the page, JSON for
+``/api/snapshot``), who may connect, and the errors of ``--http``."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import socket
 from pathlib import Path
@@ -19,7 +19,8 @@ from tracklayer.services.errors import UserError
 from tracklayer.services.live_map import picture
 from tracklayer.services.live_map.address import parse_http_address
 from tracklayer.services.live_map.feed import PAGE_QUEUE, LiveMapFeed, Page
-from tracklayer.services.live_map.view import report_text, reports_b64
+from tracklayer.services.live_map.server import ws_frame
+from tracklayer.services.live_map.view import frame_reports, parse_message, report_text
 from tracklayer.services.store_service.servicer import start_track_store_server
 from tracklayer.v1 import track_pb2, track_store_service_pb2_grpc
 from tracklayer.v1 import track_store_service_pb2 as ts
@@ -27,9 +28,15 @@ from tracklayer.v1 import track_store_service_pb2 as ts
 T0 = 1_767_225_600
 
 
-def decoded(b64: str) -> list[track_pb2.TrackReport]:
+def decoded(data: bytes) -> list[track_pb2.TrackReport]:
     """What the page gets, decoded by the protobuf runtime (independent of the encoder)."""
-    return list(ts.ListTracksResponse.FromString(base64.b64decode(b64, validate=True)).tracks)
+    return list(ts.ListTracksResponse.FromString(data).tracks)
+
+
+def unpack(data: bytes) -> tuple[str, dict, list[track_pb2.TrackReport]]:
+    """A message to the page: (kind, its JSON, its reports decoded)."""
+    kind, text, reps = parse_message(data)
+    return kind.decode(), json.loads(text), decoded(reps)
 
 
 def report(tid: str, rev: int, lat: float = 10.0, lon: float = 20.0, status: int = 2):
@@ -45,18 +52,11 @@ def report(tid: str, rev: int, lat: float = 10.0, lon: float = 20.0, status: int
     return r
 
 
-async def events(resp: aiohttp.ClientResponse):
-    """Parse server-sent events: yields (event name, JSON data)."""
-    name, data = None, []
-    async for raw in resp.content:
-        line = raw.decode().rstrip("\n")
-        if line.startswith("event: "):
-            name = line[7:]
-        elif line.startswith("data: "):
-            data.append(line[6:])
-        elif not line and name:
-            yield name, json.loads("".join(data))
-            name, data = None, []
+async def messages(ws: aiohttp.ClientWebSocketResponse):
+    """The page's WebSocket: yields (kind, JSON, reports) per binary message."""
+    async for msg in ws:
+        assert msg.type == aiohttp.WSMsgType.BINARY, msg
+        yield unpack(msg.data)
 
 
 def test_report_json_has_what_the_page_shows():
@@ -85,8 +85,34 @@ def test_the_page_gets_the_reports_own_bytes_in_order_whatever_their_size():
     p.time.seconds = T0
     sizes = [len(r.SerializeToString()) for r in reps]
     assert sizes[0] > 2**14 and 2**7 < sizes[1] < 2**14 and sizes[3] < 2**7  # 3-, 2-, 1-byte
-    assert decoded(reports_b64(reps)) == reps
-    assert decoded(reports_b64([])) == []
+    assert decoded(frame_reports(reps)) == reps
+    assert decoded(frame_reports([])) == []
+
+
+def test_a_message_is_kind_text_length_text_then_the_reports_and_bad_ones_are_refused():
+    reps = [report("f-1", 1), report("f-2", 4)]
+    data = picture.snapshot_message(reps, {"f-1": []}, '{"live":2}')
+    n = int.from_bytes(data[1:5], "little")  # RFC-free layout: kind, uint32 LE, text
+    assert data[:1] == b"S" and json.loads(data[5 : 5 + n]) == {
+        "trails": {"f-1": []},
+        "status": {"live": 2},
+    }
+    assert decoded(data[5 + n :]) == reps
+    for bad in (b"", b"S\x00\x00", b"X\x00\x00\x00\x00", b"U\x09\x00\x00\x00{}"):
+        with pytest.raises(ValueError, match="live map message"):
+            parse_message(bad)
+
+
+def test_websocket_frames_carry_the_length_as_rfc_6455_says():
+    for n, head in (
+        (0, b"\x82\x00"),
+        (125, b"\x82\x7d"),
+        (126, b"\x82\x7e\x00\x7e"),
+        (65535, b"\x82\x7e\xff\xff"),
+        (65536, b"\x82\x7f" + (65536).to_bytes(8, "big")),
+    ):
+        frame = ws_frame(b"x" * n)
+        assert frame[: len(head)] == head and len(frame) == len(head) + n
 
 
 def test_trails_come_from_the_stored_history_none_newer_than_the_snapshot():
@@ -108,8 +134,10 @@ def test_the_snapshot_has_the_live_tracks_bytes_their_trails_and_the_satellites(
     b.sensor_positions.add(sensor_id="sat-1-1").time.seconds = T0 + 5  # older: not kept
     b.sensor_positions.add(sensor_id="sat-2-1").time.seconds = T0 - 601  # 10 min older
     status = picture.Rates().status_text(2)
-    page = json.loads(picture.snapshot_text([a, b], {"f-1": [[T0, 1.0, 2.0, 3.0]]}, status))
-    assert decoded(page["tracks"]) == [a, b] and page["trails"]["f-1"] == [[T0, 1.0, 2.0, 3.0]]
+    kind, page, reps = unpack(
+        picture.snapshot_message([a, b], {"f-1": [[T0, 1.0, 2.0, 3.0]]}, status)
+    )
+    assert kind == "S" and reps == [a, b] and page["trails"]["f-1"] == [[T0, 1.0, 2.0, 3.0]]
     assert page["status"]["live"] == 2 and page["status"]["rate"] == 0.0
     readable = picture.snapshot([a, b], {"f-1": [[T0, 1.0, 2.0, 3.0]]}, status)
     assert [(t["id"], t["rev"], len(t["trail"])) for t in readable["tracks"]] == [
@@ -172,7 +200,7 @@ def test_without_a_page_a_batch_is_only_counted_no_timer_runs_and_nothing_is_kep
     from tracklayer.services.live_map import feed as feed_module
 
     encoded: list = []
-    monkeypatch.setattr(feed_module, "raws_b64", lambda raws: encoded.append(raws) or "")
+    monkeypatch.setattr(feed_module, "frame_raws", lambda raws: encoded.append(raws) or b"")
     clock, store = Clock(), FakeStore()
     feed = LiveMapFeed(clock.loop, store)
     store.publish(report("f-1", 1), report("f-1", 2, lon=21.0))
@@ -190,14 +218,10 @@ def test_without_a_page_a_batch_is_only_counted_no_timer_runs_and_nothing_is_kep
 
 
 def sent(data: bytes) -> tuple[list[tuple[str, int]], dict]:
-    """A flush's write: the (track, revision) of its reports event, its status."""
-    events = dict(
-        (part.split("\n")[0][7:], json.loads(part.split("\ndata: ", 1)[1]))
-        for part in data.decode().split("\n\n")
-        if part
-    )
-    reps = decoded(events["reports"]) if "reports" in events else []
-    return [(m.track_id, m.revision) for m in reps], events["status"]
+    """A flush's message: the (track, revision) of its reports, its status."""
+    kind, status, reps = unpack(data)
+    assert kind == "U"
+    return [(m.track_id, m.revision) for m in reps], status
 
 
 def test_with_a_page_publishes_bring_the_flushes_and_a_timer_only_ends_a_burst():
@@ -293,7 +317,7 @@ def test_http_port_in_use_is_a_user_error_naming_the_flag(tmp_path: Path):
         asyncio.run(body())
 
 
-def test_events_start_with_a_snapshot_then_stream_changes_and_status(tmp_path: Path):
+def test_the_websocket_starts_with_a_snapshot_then_streams_changes_and_status(tmp_path: Path):
     async def body():
         server = await start_track_store_server(tmp_path / "t.sqlite", http="127.0.0.1:0")
         try:
@@ -306,45 +330,83 @@ def test_events_start_with_a_snapshot_then_stream_changes_and_status(tmp_path: P
                     await call.read()
                     await call.done_writing()
 
-                await publish(report("f-1", 1))
+                # 200 tracks: a snapshot over 64 KiB (a frame with a 64-bit length)
+                await publish(report("f-1", 1), *(report(f"g-{i}", 1) for i in range(199)))
                 url = server.live_map.url
                 async with aiohttp.ClientSession() as http:
                     async with http.get(url) as page:
                         assert page.status == 200 and "livemap.js" in await page.text()
                     async with http.get(url + "static/land-110m.json") as land:
                         assert (await land.json())["type"] == "Topology"
-                    async with http.get(url + "events") as resp:
-                        assert resp.headers["Content-Type"] == "text/event-stream"
-                        stream = events(resp)
-                        name, snap = await anext(stream)
-                        assert name == "snapshot"
-                        assert [t.track_id for t in decoded(snap["tracks"])] == ["f-1"]
+                    async with http.ws_connect(url + "live", origin=url.rstrip("/")) as ws:
+                        stream = messages(ws)
+                        kind, snap, reps = await anext(stream)
+                        assert kind == "S" and len(reps) == 200 and reps[0].track_id == "f-1"
                         assert [p[2] for p in snap["trails"]["f-1"]] == [20.0]
+                        assert snap["status"]["live"] == 200
                         await publish(report("f-1", 2, lon=21.0), report("f-2", 1))
                         seen: dict[str, track_pb2.TrackReport] = {}
                         status = None
-                        while "f-2" not in seen or status is None:
-                            name, data = await asyncio.wait_for(anext(stream), 3)
-                            if name == "reports":
-                                seen.update({r.track_id: r for r in decoded(data)})
-                            elif name == "status":
-                                status = data
+                        while "f-2" not in seen:
+                            kind, status, reps = await asyncio.wait_for(anext(stream), 3)
+                            assert kind == "U"
+                            seen.update({r.track_id: r for r in reps})
                         assert seen["f-1"].revision == 2 and seen["f-1"].longitude_deg == 21.0
+                        assert status["live"] == 201 and status["seen"] == 202
                         async with http.get(url + "api/snapshot") as snapshot:
                             readable = await snapshot.json()
-                        assert [(t["id"], t["rev"]) for t in readable["tracks"]] == [
+                        assert [(t["id"], t["rev"]) for t in readable["tracks"]][:2] == [
                             ("f-1", 2),
                             ("f-2", 1),
                         ]
-                        # the server stops with this page still connected
-                        await asyncio.wait_for(server.stop(0.5), 5)
-                        rest = [e async for e in stream]
-                        assert all(n in ("reports", "status") for n, _ in rest)
-                assert status["live"] >= 1 and status["seen"] >= 1
+                        # the server stops with this page still connected: it says so
+                        stopping = asyncio.ensure_future(server.stop(0.5))
+                        rest = [k async for k, _, _ in stream]
+                        assert all(k == "U" for k in rest)
+                        assert ws.close_code == 1001  # going away
+                        await asyncio.wait_for(stopping, 5)
         finally:
             await server.stop(0.5)
 
     asyncio.run(asyncio.wait_for(body(), 30))
+
+
+def test_the_websocket_refuses_pages_of_other_sites_and_a_page_closing_ends_cleanly(
+    tmp_path: Path, caplog
+):
+    async def body():
+        server = await start_track_store_server(tmp_path / "t.sqlite", http="127.0.0.1:0")
+        try:
+            url = server.live_map.url
+            port = server.live_map.port
+            async with aiohttp.ClientSession() as http:
+                for origin in (
+                    "http://evil.example",
+                    f"http://localhost.evil:{port}",
+                    "null",
+                    f"file://127.0.0.1:{port}",
+                ):
+                    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                        await http.ws_connect(url + "live", origin=origin)
+                    assert refused.value.status == 403, origin
+                # the page's own origin, and a client that is not a browser (no Origin)
+                for origin in (f"http://127.0.0.1:{port}", None):
+                    async with http.ws_connect(url + "live", origin=origin) as ws:
+                        msg = await ws.receive(3)
+                        assert unpack(msg.data)[0] == "S"
+                        assert len(server.live_map.feed.pages) == 1
+                    for _ in range(100):  # the page closed: the store forgets it
+                        if not server.live_map.feed.pages:
+                            break
+                        await asyncio.sleep(0.02)
+                    assert not server.live_map.feed.pages
+        finally:
+            await server.stop(0.5)
+
+    with caplog.at_level("INFO", logger="tracklayer.services.live_map"):
+        asyncio.run(asyncio.wait_for(body(), 30))
+    assert caplog.text.count("live_map_refused") == 4
+    assert caplog.text.count("outcome=closed") == 2
 
 
 def test_the_store_feeds_only_the_latest_it_stored_with_its_bytes_a_failing_feed_is_harmless(

@@ -1,7 +1,8 @@
 """The live map in a real browser: ``tracklayer consumer --http`` as a process, scripted
 reports published over gRPC, the page opened in the distribution's headless Chromium
 (Debian packages ``chromium`` and ``chromium-driver``; ``.ci/run`` installs them) and
-checked from its own state (``window.tracklayerMap``).
+checked from its own state (``window.tracklayerMap``); the page gets the store's
+messages over a WebSocket (``/live``).
 
 Skipped, with the reason, only when /usr/bin/chromium or /usr/bin/chromedriver is absent.
 The screenshots go to the test's tmp directory (``live-map.png``, ``live-map-1000.png``).
@@ -176,6 +177,24 @@ def wait_for(
     pytest.fail(f"page never showed {what or script} within {timeout} s; state: {state}")
 
 
+def wait_in_page(driver, script: str, timeout: float, what: str) -> None:
+    """Wait until the page's ``script`` (a JS expression) is truthy, looked at by the page
+    itself every 0.1 s (one WebDriver call: a call per look costs the page's renderer
+    more than the look, and competes with what is measured); fails after timeout."""
+    ok = driver.execute_async_script(
+        f"""
+        const done = arguments[arguments.length - 1], t0 = performance.now();
+        (function look() {{
+          if ({script}) return done(true);
+          if (performance.now() - t0 > {timeout * 1000}) return done(false);
+          setTimeout(look, 100);
+        }})();
+        """
+    )
+    if not ok:
+        wait_for(driver, script, 0.1, what)  # fails with the page's state
+
+
 def track(driver, track_id: str) -> dict | None:
     return driver.execute_script(
         "const t = window.tracklayerMap.tracks.get(arguments[0]);"
@@ -189,6 +208,25 @@ def keep_screenshot(driver, path: Path) -> None:
     copy_to = os.environ.get("TRACKLAYER_SCREENSHOT_DIR")  # to look at after the run
     if copy_to:
         shutil.copy(path, Path(copy_to) / path.name)
+
+
+LAND_FILL = [0x1B, 0x2F, 0x47]  # geo.js drawLand's fill colour
+
+
+def assert_lakes_are_not_land(driver) -> None:
+    """In the current view: land is filled, the Caspian Sea (a hole in Eurasia's
+    polygon in Natural Earth's land) is not."""
+
+    def at(lat: float, lon: float) -> list[int] | None:
+        return driver.execute_script(
+            "return window.tracklayerMap.backgroundAt(arguments[0], arguments[1])", lat, lon
+        )
+
+    for lat, lon in ((48.5, 62.5), (52.5, 41.5)):  # Kazakhstan, Russia
+        assert at(lat, lon)[:3] == LAND_FILL, (lat, lon, at(lat, lon))
+    for lat, lon in ((42.0, 50.5), (39.0, 51.0)):  # the middle and south Caspian
+        pixel = at(lat, lon)
+        assert pixel is not None and pixel[2] < LAND_FILL[2] - 5, (lat, lon, pixel)
 
 
 def test_tracks_appear_move_and_disappear_as_the_reports_say(store, browser, tmp_path):
@@ -210,6 +248,10 @@ def test_tracks_appear_move_and_disappear_as_the_reports_say(store, browser, tmp
     assert browser.execute_script("return window.tracklayerMap.drawn.impactEllipsePx") > 3
     assert browser.execute_script("return window.tracklayerMap.drawn.launches") >= 1
     assert browser.find_element("id", "conn").text == "live"
+    assert browser.execute_script(  # pushed by the store, binary: no polling, no text
+        "const s = window.tracklayerMap.source;"
+        "return s instanceof WebSocket && s.binaryType === 'arraybuffer' && s.readyState === 1"
+    )
     rate_stat = browser.find_element("id", "s-rate").find_element("xpath", "..")
     assert "warn" not in rate_stat.get_attribute("class")  # reports are arriving
     # The satellites where the reports placed them, with lines of sight to both tracks.
@@ -296,6 +338,7 @@ def test_tracks_appear_move_and_disappear_as_the_reports_say(store, browser, tmp
     for text in ("satellite", "800 km", "58.00°, 88.00°", "f-1, f-3"):
         assert text in tip, tip
     keep_screenshot(browser, tmp_path / "live-map.png")
+    assert_lakes_are_not_land(browser)
 
     # No report for 5 s while tracks are live: the status bar says so.
     wait_for(
@@ -313,6 +356,7 @@ def test_tracks_appear_move_and_disappear_as_the_reports_say(store, browser, tmp
     )
     time.sleep(0.3)
     keep_screenshot(browser, tmp_path / "live-map-flat.png")
+    assert_lakes_are_not_land(browser)
 
 
 def raid(n: int, revision: int) -> list[track_pb2.TrackReport]:
@@ -349,13 +393,12 @@ def test_a_thousand_live_tracks_update_in_under_100_ms(store, browser, tmp_path)
             r.emitted_at.FromNanoseconds(now)  # the store's lag is from here
         for k in range(0, 1000, 250):  # a raid's store gets reports in batches
             store.publish(*reports[k : k + 250])
-        wait_for(  # asked every 0.1 s: each question costs the page's main thread
+        wait_in_page(  # looked at in the page: no WebDriver round trip per look
             browser,
             "window.tracklayerMap.tracks.size === 1000 && "
             f"[...window.tracklayerMap.tracks.values()].every(t => t.rep.rev === {rev})",
             5.0,
             f"revision {rev} of 1000 tracks",
-            poll=0.1,
         )
     time.sleep(0.3)
     stats = browser.execute_script("return window.tracklayerMap.stats")
@@ -380,9 +423,13 @@ def test_a_thousand_live_tracks_update_in_under_100_ms(store, browser, tmp_path)
     # A raid drifting across the view keeps its framing: the land (the costliest drawing)
     # is not drawn again on every update (before the land loads, then the first framings).
     assert backgrounds <= 6, backgrounds
+
     # Every update under 100 ms (issue 16), and every frame, re-framings included. On
     # failure: where the slowest updates' time went (decode, apply, wait, draw; ms).
-    slowest = sorted(stats["parts"], key=lambda p: -sum(p.values()))[:4]
+    def spent(p: dict) -> float:  # an update's parts, without the draw's steps
+        return sum(v for k, v in p.items() if k != "steps" and v is not None)
+
+    slowest = sorted(stats["parts"], key=lambda p: -spent(p))[:4]
     assert pct(updates, 0.95) < 100.0, (sorted(updates), slowest)
     assert pct(frames, 0.95) < 100.0, (sorted(frames), slowest)
     keep_screenshot(browser, tmp_path / "live-map-1000.png")

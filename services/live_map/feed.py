@@ -7,13 +7,13 @@ so the map never wakes it on its own while reports flow: the listener, called in
 each publish with the reports and their bytes as stored, keeps the batch and, once
 :data:`FLUSH_S` has passed since the last flush, flushes right there (each changed
 track's latest report, the bytes the store already has framed once for every page, and
-the status, as one write per page). What a flush costs the store is mostly the write
-itself (the kernel's loopback send waking the reader: ~60-250 us here, whatever the
-size), so there are as few flushes as the latency allows. A timer is only armed for
-what no publish would carry: the last reports of a burst, so that no stored report
-waits more than :data:`MAX_WAIT_S` for the pages, and, while pages are connected and
-nothing is published, a status every :data:`QUIET_STATUS_S` (the page shows the
-picture has gone quiet). With no page
+the status, as one binary WebSocket message written to each page). What a flush costs
+the store is mostly the write itself (the kernel's loopback send waking the reader:
+~60-250 us here, whatever the size), so there are as few flushes as the latency
+allows. A timer is only armed for what no publish would carry: the last reports of a
+burst, so that no stored report waits more than :data:`MAX_WAIT_S` for the pages, and,
+while pages are connected and nothing is published, a status every
+:data:`QUIET_STATUS_S` (the page shows the picture has gone quiet). With no page
 connected the listener only counts the batch (the status bar's rate): nothing is kept,
 encoded or timed. A page connecting starts from the store's own live picture and
 history (``picture``).
@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from tracklayer.services.live_map.picture import Rates
-from tracklayer.services.live_map.view import raws_b64
+from tracklayer.services.live_map.view import UPDATE, frame_raws, message
 from tracklayer.v1 import track_pb2
 
 log = logging.getLogger("tracklayer.services.live_map")
@@ -44,26 +44,21 @@ FLUSH_S = 1.2
 #: what no publish brought by then (the end of a burst). The page draws it within 0.1 s;
 #: issue 16 asks for 2 s from published to shown.
 MAX_WAIT_S = 1.5
-#: With pages connected and no report stored, a status event this often (s).
+#: With pages connected and no report stored, a status message this often (s).
 QUIET_STATUS_S = 5.0
 #: Batches kept between two flushes before they are reduced to each track's latest.
 MAX_PENDING_BATCHES = 10_000
-#: Events queued per page before it counts as too slow and is disconnected.
+#: Messages queued per page before it counts as too slow and is disconnected.
 PAGE_QUEUE = 64
 
 
-def event(name: str, text: str) -> bytes:
-    """One server-sent event whose data is the JSON ``text`` (one line)."""
-    return f"event: {name}\ndata: {text}\n\n".encode()
-
-
 class Page:
-    """One connected page. Until its snapshot is out, its events wait in a bounded
+    """One connected page. Until its snapshot is out, its messages wait in a bounded
     queue; then the server gives it a ``sink`` and the flushes write to it straight (no
     queue, no task of the server's to wake: a flush costs the store one write per page).
 
-    ``sink(data)`` writes one event and returns False when the page cannot take it (gone,
-    or more than the server's bound waiting unsent: too slow); the page then ends
+    ``sink(data)`` writes one message and returns False when the page cannot take it
+    (gone, or more than the server's bound waiting unsent: too slow); the page then ends
     (``ended`` is set, ``outcome`` says why)."""
 
     def __init__(self) -> None:
@@ -72,6 +67,7 @@ class Page:
         self.stopped = False
         self.sink: Callable[[bytes], bool] | None = None
         self.ended = asyncio.Event()
+        self.gone = asyncio.Event()  # its handler is done with it (``close_page``)
         self.outcome = ""
 
     def offer(self, data: bytes) -> None:
@@ -199,12 +195,10 @@ class LiveMapFeed:
         self._arm(now + QUIET_STATUS_S)
 
     def flush_data(self) -> bytes:
-        """The ``reports`` event of each changed track's latest report (the stored bytes,
-        framed and encoded once for every page: ``view.raws_b64``), then the ``status``
-        event."""
-        changed = latest(self.pending)[1]
-        data = event("reports", f'"{raws_b64(changed)}"') if changed else b""
-        return data + event("status", self.status_text())
+        """The ``UPDATE`` message (``view.message``): the status, then each changed track's
+        latest report (the stored bytes, framed once for every page: ``view.frame_raws``;
+        none when only the status is due)."""
+        return message(UPDATE, self.status_text(), frame_raws(latest(self.pending)[1]))
 
     def status_text(self) -> str:
         return self.rates.status_text(self.store.live_count())
@@ -224,6 +218,7 @@ class LiveMapFeed:
     def close_page(self, page: Page) -> None:
         """A page gone: with none left, nothing is kept and no timer runs."""
         self.pages.discard(page)
+        page.gone.set()
         if not self.pages:
             self.pending.clear()
             if self._timer is not None:

@@ -21,9 +21,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from tracklayer.services.live_map.view import (
+    SNAPSHOT,
+    frame_reports,
     json_array,
+    message,
     report_text,
-    reports_b64,
     seconds,
     sensor_position_json,
 )
@@ -72,12 +74,12 @@ def trails(
     }
 
 
-def snapshot_text(live: list[track_pb2.TrackReport], tails: dict, status: str) -> str:
-    """What a page gets on connecting, as JSON text: ``tracks`` (the live tracks' latest
-    reports, :func:`view.reports_b64`), ``trails`` (id -> trail), ``status``
-    (:meth:`Rates.status_text`)."""
-    rest = json.dumps({"trails": tails}, separators=(",", ":"))
-    return f'{{"tracks":"{reports_b64(live)}",{rest[1:-1]},"status":{status}}}'
+def snapshot_message(live: list[track_pb2.TrackReport], tails: dict, status: str) -> bytes:
+    """What a page gets on connecting, one :func:`view.message` of kind ``SNAPSHOT``: the
+    JSON text ``{"trails": {id: trail}, "status": ...}`` (:meth:`Rates.status_text`),
+    then the live tracks' latest reports (:func:`view.frame_reports`)."""
+    trails = json.dumps(tails, separators=(",", ":"))
+    return message(SNAPSHOT, f'{{"trails":{trails},"status":{status}}}', frame_reports(live))
 
 
 def snapshot(live: list[track_pb2.TrackReport], tails: dict, status: str) -> dict[str, Any]:

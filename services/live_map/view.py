@@ -1,11 +1,14 @@
-"""The live map's two encodings of track reports (``tracklayer.v1`` -> text).
+"""The live map's encodings of track reports (``tracklayer.v1`` -> what travels).
 
-- :func:`raws_b64` / :func:`reports_b64`, what the page gets: the reports' own protobuf
-  bytes (the bytes the store serialized to store them, or serialized here for a
-  snapshot), framed as one ``ListTracksResponse`` (``tracks`` = field 1) and
-  base64-encoded, one text per event for every page. No conversion per report in the
-  store (building JSON in Python cost ~20 us a report): the store's CPU is what the map
-  must spare (issue 16); ``static/wire.js`` decodes it into the objects below.
+- :func:`message`, what the page gets, one binary WebSocket message (``server``): a kind
+  byte (:data:`SNAPSHOT` or :data:`UPDATE`), the length of a JSON text (uint32,
+  little-endian), that text (UTF-8: the status, and in a snapshot the trails), then the
+  reports as their own protobuf bytes (the bytes the store serialized to store them, or
+  serialized here for a snapshot) framed as one ``ListTracksResponse`` (``tracks`` =
+  field 1, :func:`frame_raws`), built once for every page. No conversion per report in
+  the store (building JSON in Python cost ~20 us a report, base64 and the text stream a
+  browser must parse more): the store's CPU is what the map must spare (issue 16);
+  ``static/wire.js`` decodes it into the objects below.
 - :func:`report_text`, readable JSON for ``/api/snapshot`` (scripts, checks), built
   straight as text. What the page's objects and this JSON hold per report (degrees,
   metres, m/s, seconds since the Unix epoch, UTC): ``id``, ``rev``, ``status`` and
@@ -19,9 +22,9 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import math
+import struct
 from collections.abc import Iterable
 from typing import Any
 
@@ -157,15 +160,15 @@ def _varint(n: int) -> bytes:
 _TRACKS_TAG = b"\x0a"  # ListTracksResponse.tracks: field 1, length-delimited
 
 
-def reports_b64(reports: Iterable[track_pb2.TrackReport]) -> str:
+def frame_reports(reports: Iterable[track_pb2.TrackReport]) -> bytes:
     """``reports`` as one serialized ``tracklayer.v1.ListTracksResponse`` (their order
-    kept), base64 text (standard alphabet, padded): what ``wire.js`` decodes."""
-    return raws_b64(msg.SerializeToString() for msg in reports)
+    kept): what ``wire.js`` decodes."""
+    return frame_raws(msg.SerializeToString() for msg in reports)
 
 
-def raws_b64(raws: Iterable[bytes]) -> str:
-    """Serialized reports framed as one ``ListTracksResponse``, base64 text (as
-    :func:`reports_b64`, from bytes the store already has)."""
+def frame_raws(raws: Iterable[bytes]) -> bytes:
+    """Serialized reports framed as one ``ListTracksResponse`` (as :func:`frame_reports`,
+    from bytes the store already has)."""
     parts = []
     for raw in raws:
         n = len(raw)
@@ -175,4 +178,27 @@ def raws_b64(raws: Iterable[bytes]) -> str:
             parts.append(bytes((0x0A, (n & 0x7F) | 0x80, n >> 7)) + raw)
         else:
             parts.append(_TRACKS_TAG + _varint(n) + raw)
-    return base64.b64encode(b"".join(parts)).decode("ascii")
+    return b"".join(parts)
+
+
+#: Kinds of message (their first byte): a page's start, then the changes.
+SNAPSHOT, UPDATE = b"S", b"U"
+_LEN = struct.Struct("<I")
+
+
+def message(kind: bytes, text: str, reports: bytes) -> bytes:
+    """One message to the pages: ``kind`` (:data:`SNAPSHOT` or :data:`UPDATE`), the JSON
+    ``text``'s length (uint32 LE) and UTF-8 bytes, then ``reports`` (:func:`frame_raws`)."""
+    data = text.encode()
+    return b"".join((kind, _LEN.pack(len(data)), data, reports))
+
+
+def parse_message(data: bytes) -> tuple[bytes, str, bytes]:
+    """A :func:`message` -> (kind, JSON text, framed reports); ValueError if it is not one
+    (checks, readers such as the benchmark)."""
+    if len(data) < 5 or data[:1] not in (SNAPSHOT, UPDATE):
+        raise ValueError(f"live map message: bad kind or length ({len(data)} bytes)")
+    (n,) = _LEN.unpack_from(data, 1)
+    if 5 + n > len(data):
+        raise ValueError(f"live map message: text of {n} bytes past the end ({len(data)})")
+    return data[:1], data[5 : 5 + n].decode(), data[5 + n :]

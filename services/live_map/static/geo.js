@@ -8,7 +8,7 @@
 window.tracklayerGeo = function (view) {
   const D2R = Math.PI / 180;
   const R_EARTH = 6371008.8; // m, mean radius (ellipses are drawn on a sphere)
-  let land = [];             // rings of [lon, lat]
+  let land = [];             // polygons: [outer ring, holes...], each ring of [lon, lat]
   let bg = null, bgKey = "";        // the background of the view drawn last
   let spare = null, spareKey = "";  // one drawn ahead for a view about to be applied (prepare)
   let backgrounds = 0;              // backgrounds drawn so far
@@ -49,15 +49,16 @@ window.tracklayerGeo = function (view) {
       }
       return out;
     };
-    const rings = [];
+    const out = [];
     for (const g of topo.objects.land.geometries) {
       const polys = g.type === "Polygon" ? [g.arcs] : g.type === "MultiPolygon" ? g.arcs : [];
-      for (const poly of polys) for (const r of poly) rings.push(ring(r));
+      for (const poly of polys) out.push(poly.map(ring));
     }
-    return rings;
+    return out;
   }
 
   function keyOf(w, h) { return [view.mode, view.lon0, view.lat0, view.zoom, w, h, land.length].join(); }
+  function ringCount() { let n = 0; for (const poly of land) n += poly.length; return n; }
 
   // The flat map's centre latitude kept so that no empty band shows beyond a pole.
   function clampFlat(w, h) {
@@ -171,37 +172,57 @@ window.tracklayerGeo = function (view) {
     g.strokeStyle = "rgba(90, 130, 180, 0.18)"; g.lineWidth = 0.8; g.stroke();
   }
 
+  // Each land polygon is filled as one path with its holes (lakes such as the Caspian),
+  // by the even-odd rule; every ring's outline is stroked (shores of lakes too).
   function drawLand(g, w, h) {
     g.fillStyle = "#1b2f47"; g.strokeStyle = "#5d86b3"; g.lineWidth = 0.8;
     if (view.mode === "globe") {
       const outlines = new Path2D();  // the visible stretches of every ring, stroked once
-      for (const ring of land) {
-        const pts = ring.map(([lon, lat]) => project(lat, lon, w, h));
-        if (!pts.some((p) => p[2])) continue;
-        let prev = false;
-        for (const p of pts) {
-          if (p[2]) { if (prev) outlines.lineTo(p[0], p[1]); else outlines.moveTo(p[0], p[1]); }
-          prev = p[2];
-        }
+      for (const poly of land) {
         const path = new Path2D();
-        // a ring whose hidden part winds round the limb would fill the whole disc: outline only
-        if (limbPath(path, pts, w, h) < 1.5 * Math.PI) g.fill(path);
+        let shown = false, filled = true;
+        for (const ring of poly) {
+          const pts = ring.map(([lon, lat]) => project(lat, lon, w, h));
+          if (!pts.some((p) => p[2])) continue;
+          shown = true;
+          let prev = false;
+          for (const p of pts) {
+            if (p[2]) { if (prev) outlines.lineTo(p[0], p[1]); else outlines.moveTo(p[0], p[1]); }
+            prev = p[2];
+          }
+          // a ring whose hidden part winds round the limb would fill the whole disc: outline only
+          if (limbPath(path, pts, w, h) >= 1.5 * Math.PI) filled = false;
+        }
+        if (shown && filled) g.fill(path, "evenodd");
       }
       g.stroke(outlines);
       return;
     }
     const s = flatScale(w, h);
-    for (const ring of land) {
-      let lon = view.lon0 + wrap(ring[0][0] - view.lon0), last = ring[0][0];
-      const xs = [], ys = [];
-      for (const [l, lat] of ring) {
-        lon += wrap(l - last); last = l;
-        xs.push(w / 2 + (lon - view.lon0) * s); ys.push(h / 2 - (lat - view.lat0) * s);
+    for (const poly of land) {
+      // rings unwrapped in longitude; a hole is put in the 360-degree copy of its outer
+      // ring that contains it (the outer ring may run past the map's seam)
+      const rings = [];
+      let lo = Infinity, hi = -Infinity;
+      for (const ring of poly) {
+        let lon = view.lon0 + wrap(ring[0][0] - view.lon0), last = ring[0][0];
+        const lons = [];
+        for (const [l] of ring) { lon += wrap(l - last); last = l; lons.push(lon); }
+        let shift = 0;
+        if (rings.length) {
+          shift = [0, -360, 360].find((k) => lons[0] + k >= lo && lons[0] + k <= hi) || 0;
+        } else {
+          for (const x of lons) { lo = Math.min(lo, x); hi = Math.max(hi, x); }
+        }
+        rings.push(ring.map(([, lat], i) => [w / 2 + (lons[i] + shift - view.lon0) * s, h / 2 - (lat - view.lat0) * s]));
       }
-      for (const shift of [-360 * s, 0, 360 * s]) {
+      for (const dx of [-360 * s, 0, 360 * s]) {
         g.beginPath();
-        xs.forEach((x, i) => (i ? g.lineTo(x + shift, ys[i]) : g.moveTo(x + shift, ys[i])));
-        g.closePath(); g.fill(); g.stroke();
+        for (const ring of rings) {
+          ring.forEach(([x, y], i) => (i ? g.lineTo(x + dx, y) : g.moveTo(x + dx, y)));
+          g.closePath();
+        }
+        g.fill("evenodd"); g.stroke();
       }
     }
   }
@@ -315,7 +336,8 @@ window.tracklayerGeo = function (view) {
     wrap, globeRadius, flatScale, project, strokeLine, ellipsePoints, background, greatCircle,
     frame, differs, apply, prepare, clampFlat, spread, drawScale,
     setLand(topo) { land = decodeTopology(topo); },
-    get landRings() { return land.length; },
+    get landRings() { return ringCount(); },
+    get landPolygons() { return land.length; },
     get backgrounds() { return backgrounds; },
   };
 };

@@ -1,6 +1,6 @@
 // tracklayer live map: the track store's live picture on a globe or a flat map.
-// Plain JS + canvas, no dependencies. Data: server-sent events from /events (snapshot,
-// reports, status); reports as protobuf bytes decoded by wire.js, kept by picture.js
+// Plain JS + canvas, no dependencies. Data: a WebSocket from the store (/live: a snapshot,
+// then updates of reports and status); reports as protobuf bytes decoded by wire.js, kept by picture.js
 // (tracks, trails, satellites); units: degrees, metres, m/s, seconds since the Unix
 // epoch. Satellites are drawn at their sub-points where the reports last placed them,
 // with dashed lines of sight to the tracks they just updated.
@@ -38,7 +38,7 @@
   let status = {};
   let selected = null;
   let highlight = null;      // sensor id under the mouse in the satellite list
-  let dirty = true;
+  let dirty = false;
   let pendingSince = null;   // performance.now() of the first unrendered message
   let part = null;           // that update's parts so far (stats.parts)
   const geo = window.tracklayerGeo(view);
@@ -67,13 +67,17 @@
     }
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     geo.clampFlat(w, h);  // no empty band beyond a pole: the flat map fills the height
-    ctx.drawImage(geo.background(w, h), 0, 0, w, h);
+    // an update's frame notes each step's time (ms) in its part: where the drawing goes
+    const steps = part ? {} : null;
+    let ts = t0;
+    const step = (name) => { if (steps) { const t = performance.now(); steps[name] = t - ts; ts = t; } };
+    ctx.drawImage(geo.background(w, h), 0, 0, w, h); step("land");
     const sats = placedSatellites();
-    draw.sightLines(w, h, sats);
-    draw.trails(w, h);
-    draw.ground(w, h);
-    draw.satellites(w, h, sats);
-    draw.points(w, h);
+    draw.sightLines(w, h, sats); step("sight");
+    draw.trails(w, h); step("trails");
+    draw.ground(w, h); step("ground");
+    draw.satellites(w, h, sats); step("sats");
+    draw.points(w, h); step("points");
     drawn.scaleKm = geo.drawScale(ctx, w, h);
     const t1 = performance.now();
     stats.frames++; stats.lastFrameMs = t1 - t0; stats.maxFrameMs = Math.max(stats.maxFrameMs, t1 - t0);
@@ -82,6 +86,7 @@
       const u = t1 - pendingSince;
       if (part) {
         part.draw = t1 - t0; part.wait = u - part.draw - part.decode - part.apply - (part.status || 0);
+        part.steps = steps;
         push(stats.parts, part); part = null;
       }
       stats.lastUpdateMs = u; stats.maxUpdateMs = Math.max(stats.maxUpdateMs, u); push(stats.updateMs, u);
@@ -94,9 +99,16 @@
 
   function push(arr, v) { arr.push(v); if (arr.length > 500) arr.shift(); }
 
+  // A frame is asked for only when something changed (redraw): an idle page costs the
+  // browser nothing (an endless requestAnimationFrame loop runs the renderer at 60 Hz).
+  let frameAsked = false;
   function loop() {
+    frameAsked = false;
     if (dirty) { dirty = false; render(); }
-    requestAnimationFrame(loop);
+  }
+  function redraw() {
+    dirty = true;
+    if (!frameAsked) { frameAsked = true; requestAnimationFrame(loop); }
   }
 
   // ------------------------------------------------------------------ data
@@ -142,7 +154,7 @@
     if (!geo.differs(fit, view.fit)) return;
     const { w, h } = size();
     geo.prepare(fit, w, h);
-    geo.apply(fit); view.fit = fit; dirty = true;
+    geo.apply(fit); view.fit = fit; redraw();
   }
 
   // While following: frame again every FOLLOW_S, and at once when the picture outgrows the
@@ -168,7 +180,7 @@
     }
     framingDue = true;
     if (selected) showDetails(selected);
-    dirty = true;
+    redraw();
   }
 
   function fmtTime(t) { return t == null ? "–" : new Date(t * 1000).toISOString().slice(11, 19) + "Z"; }
@@ -197,8 +209,8 @@
       li.dataset.sensor = s.id;
       li.innerHTML = `<b></b><span>${s.tracks.length} tracks · ${fmtTime(s.t)}</span>`;
       li.firstChild.textContent = s.id;
-      li.addEventListener("mouseenter", () => { highlight = s.id; dirty = true; });
-      li.addEventListener("mouseleave", () => { highlight = null; dirty = true; });
+      li.addEventListener("mouseenter", () => { highlight = s.id; redraw(); });
+      li.addEventListener("mouseleave", () => { highlight = null; redraw(); });
       return li;
     }));
   }
@@ -272,7 +284,7 @@
       const rect = canvas.getBoundingClientRect();
       selected = nearest(e.clientX - rect.left, e.clientY - rect.top);
       if (selected) showDetails(selected); else details.hidden = true;
-      dirty = true;
+      redraw();
     }
     drag = null;
   });
@@ -286,7 +298,7 @@
       const k = view.mode === "globe" ? 1 / (globeRadius(w, h) * D2R) : 1 / flatScale(w, h);
       view.lon0 = wrap(view.lon0 - dx * k);
       view.lat0 = Math.max(-89, Math.min(89, view.lat0 + dy * k));
-      drag.x = e.clientX; drag.y = e.clientY; dirty = true; tip.hidden = true;
+      drag.x = e.clientX; drag.y = e.clientY; redraw(); tip.hidden = true;
       return;
     }
     const id = nearest(x, y), sid = id ? null : nearest(x, y, draw.satScreen);
@@ -300,75 +312,87 @@
     e.preventDefault();
     view.follow = false;
     view.zoom = Math.max(0.5, Math.min(60, view.zoom * (e.deltaY < 0 ? 1.2 : 1 / 1.2)));
-    dirty = true;
+    redraw();
   }, { passive: false });
   function toggleView() {
     view.mode = view.mode === "globe" ? "flat" : "globe";
     if (view.follow) centreOnTracks();
     else if (view.mode === "flat" && view.zoom <= 1.2) view.lat0 = 0;
     document.getElementById("b-view").textContent = view.mode === "globe" ? "flat map" : "globe";
-    tip.hidden = true; dirty = true;
+    tip.hidden = true; redraw();
   }
-  function resetView() { view.zoom = 1; view.follow = true; centreOnTracks(); dirty = true; }
+  function resetView() { view.zoom = 1; view.follow = true; centreOnTracks(); redraw(); }
   document.getElementById("b-view").addEventListener("click", toggleView);
   document.getElementById("b-reset").addEventListener("click", resetView);
   window.addEventListener("keydown", (e) => {
     if (e.key === "v" || e.key === "V") toggleView();
     if (e.key === "r" || e.key === "R") resetView();
   });
-  window.addEventListener("resize", () => { dirty = true; });
+  window.addEventListener("resize", () => { redraw(); });
 
   // ------------------------------------------------------------------ start
+  // The store's WebSocket (/live): binary messages, a snapshot then updates (wire.js);
+  // on a drop, reconnect after RECONNECT_MS and start again from a new snapshot.
+  const RECONNECT_MS = 1000;
   function connect() {
     const conn = document.getElementById("conn");
-    const es = new EventSource("/events");
-    es.onopen = () => { conn.textContent = "live"; conn.className = "conn on"; };
-    es.onerror = () => { conn.textContent = "reconnecting"; conn.className = "conn off"; };
-    // An update's time (stats.updateMs) runs from the message's arrival: decoding included.
-    const came = () => {
-      if (pendingSince === null) { pendingSince = performance.now(); part = { decode: 0, apply: 0 }; }
+    const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/live");
+    ws.binaryType = "arraybuffer";
+    ws.onopen = () => { conn.textContent = "live"; conn.className = "conn on"; };
+    ws.onclose = () => {
+      conn.textContent = "reconnecting"; conn.className = "conn off";
+      setTimeout(() => { window.tracklayerMap.source = connect(); }, RECONNECT_MS);
     };
-    es.addEventListener("snapshot", (e) => {
-      came();
-      const d = JSON.parse(e.data);
-      d.tracks = wire.decodeReports(d.tracks);
-      for (const rep of d.tracks) rep.trail = d.trails[rep.id] || [];
-      received("snapshot", d);
-    });
-    es.addEventListener("reports", (e) => {
-      came();
-      // The data is a JSON string of base64 (no escapes): its quotes cut off, no JSON.parse.
-      const t0 = performance.now(), reps = wire.decodeReports(e.data.slice(1, -1));
-      const t1 = performance.now();
-      push(stats.decodeMs, t1 - t0);
-      received("reports", reps);
-      if (part) { part.decode += t1 - t0; part.apply += performance.now() - t1; }
-    });
-    es.addEventListener("status", (e) => {
-      const t0 = performance.now();
-      showStatus(JSON.parse(e.data)); showSatellites(); dirty = true;
-      if (part) part.status = (part.status || 0) + performance.now() - t0;
-    });
-    return es;
+    // An update's time (stats.updateMs) runs from the arrival of a message with reports
+    // (decoding included) to its frame drawn; a status alone is not an update.
+    ws.onmessage = (e) => {
+      const t0 = performance.now(), m = wire.splitMessage(e.data);
+      const reps = wire.decodeReports(m.reports), t1 = performance.now();
+      if ((m.kind === "S" || reps.length) && pendingSince === null) {
+        pendingSince = t0; part = { decode: 0, apply: 0 };
+      }
+      if (m.kind === "S") {
+        const d = JSON.parse(m.text);
+        for (const rep of reps) rep.trail = d.trails[rep.id] || [];
+        d.tracks = reps;
+        received("snapshot", d);
+        return;
+      }
+      if (reps.length) { push(stats.decodeMs, t1 - t0); received("reports", reps); }
+      const t2 = performance.now();
+      showStatus(JSON.parse(m.text)); showSatellites(); redraw();
+      if (part && reps.length) {
+        part.decode += t1 - t0; part.apply += t2 - t1;
+        part.status = (part.status || 0) + performance.now() - t2;
+      }
+    };
+    return ws;
   }
 
   fetch("/static/land-110m.json").then((r) => r.json()).then((topo) => {
-    geo.setLand(topo); dirty = true;
+    geo.setLand(topo); redraw();
   });
   window.tracklayerMap = {
     tracks, view, stats, drawn,
     get sensors() { return sensors; }, get status() { return status; },
     get landRings() { return geo.landRings; },
     get backgrounds() { return geo.backgrounds; },
+    // The background's colour [r, g, b, a] under (lat, lon) in the current view, or null
+    // where it is not shown (tests: land against sea and lakes).
+    backgroundAt(lat, lon) {
+      const { w, h } = size(), [x, y, visible] = project(lat, lon, w, h), d = window.devicePixelRatio || 1;
+      if (!visible || x < 0 || y < 0 || x >= w || y >= h) return null;
+      return [...geo.background(w, h).getContext("2d").getImageData(Math.floor(x * d), Math.floor(y * d), 1, 1).data];
+    },
     screenOf(id) { const p = draw.screen.find((q) => q[2] === id); return p ? [p[0], p[1]] : null; },
     toScreen(lat, lon) { const { w, h } = size(); return project(lat, lon, w, h); },
     satelliteScreenOf(id) { const p = draw.satScreen.find((q) => q[2] === id); return p ? [p[0], p[1]] : null; },
     setView(mode, zoom) {
       if (mode !== view.mode) toggleView();
       if (zoom) { view.zoom = zoom; view.follow = false; }
-      dirty = true;
+      redraw();
     },
     source: connect(),
   };
-  requestAnimationFrame(loop);
+  redraw();
 })();

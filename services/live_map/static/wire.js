@@ -1,9 +1,11 @@
-// tracklayer live map: the store's reports as they travel, decoded in the browser.
-// An event's reports are one serialized tracklayer.v1.ListTracksResponse (the reports'
-// own protobuf bytes, field 1 each) in base64 (services/live_map/view.py reports_b64):
-// the store only serializes, the page does the rest (issue 16: the map must cost the
-// store little). Field numbers from proto/tracklayer/v1/track.proto; unknown fields are
-// skipped, so a newer store with more fields still decodes.
+// tracklayer live map: the store's messages as they travel, decoded in the browser.
+// A message (one binary WebSocket message, services/live_map/view.py message) is a kind
+// byte ("S" snapshot, "U" update), a JSON text's length (uint32, little-endian), that
+// text (UTF-8: the status, and in a snapshot the trails), then the reports as one
+// serialized tracklayer.v1.ListTracksResponse (the reports' own protobuf bytes, field 1
+// each): the store only frames bytes it has, the page does the rest (issue 16: the map
+// must cost the store little). Field numbers from proto/tracklayer/v1/track.proto;
+// unknown fields are skipped, so a newer store with more fields still decodes.
 //
 // Each report becomes the object the page draws (degrees, metres, m/s, seconds since the
 // Unix epoch, UTC): id, rev, status and phase (enum names without prefix), t, lat, lon,
@@ -17,13 +19,6 @@ window.tracklayerWire = (function () {
   const PHASE = ["UNSPECIFIED", "BOOST", "MIDCOURSE", "REENTRY", "GLIDE"];
   const STATUS = ["UNSPECIFIED", "TENTATIVE", "CONFIRMED", "COASTING", "DELETED"];
   const utf8 = new TextDecoder();
-
-  function bytesOf(b64) {
-    if (Uint8Array.fromBase64) return Uint8Array.fromBase64(b64);
-    const s = atob(b64), out = new Uint8Array(s.length);
-    for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
-    return out;
-  }
 
   // A cursor over bytes b (DataView v) at p.
   function varint(r) {
@@ -139,9 +134,8 @@ window.tracklayerWire = (function () {
     return rep;
   }
 
-  // base64 of a ListTracksResponse -> the reports, in order.
-  function decodeReports(b64) {
-    const b = bytesOf(b64);
+  // A ListTracksResponse's bytes (Uint8Array) -> the reports, in order.
+  function decodeReports(b) {
     const r = { b, v: new DataView(b.buffer, b.byteOffset, b.byteLength), p: 0 };
     const out = [];
     while (r.p < b.length) {
@@ -151,5 +145,15 @@ window.tracklayerWire = (function () {
     return out;
   }
 
-  return { decodeReports };
+  // A message (ArrayBuffer) -> {kind: "S" | "U", text: its JSON text, reports: the
+  // ListTracksResponse's bytes, not decoded yet}.
+  function splitMessage(buf) {
+    const b = new Uint8Array(buf);
+    if (b.length < 5) throw new Error(`tracklayer wire: message of ${b.length} bytes`);
+    const n = new DataView(buf).getUint32(1, true);
+    if (5 + n > b.length) throw new Error(`tracklayer wire: text of ${n} bytes past the end`);
+    return { kind: String.fromCharCode(b[0]), text: utf8.decode(b.subarray(5, 5 + n)), reports: b.subarray(5 + n) };
+  }
+
+  return { decodeReports, splitMessage };
 })();
