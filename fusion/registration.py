@@ -49,7 +49,7 @@ from .constants import OMEGA_EARTH
 from .domain import NS_PER_S, SensorFrame
 from .dynamics import cross_omega, ellipsoid_height, gravity, gravity_gradient
 from .measurement import predict_los
-from .registration_sites import Sites
+from .registration_sites import SiteNormals, Sites
 
 MAX_WINDOW_LOOKS = 400  # detections a window holds at most (bounded history; then solved)
 MAX_ANGLE_RAD = 1e-3  # an estimate beyond this is broken: the update is rejected
@@ -96,6 +96,7 @@ class _Window:
     last_s: float = 0.0
     state: np.ndarray | None = None  # the track's state (9,) ECI after the last look
     rows: list[tuple[float, int, np.ndarray, np.ndarray, float]] = field(default_factory=list)
+    key: int = 0  # the track's key, or the hot spot's site key (negative)
 
 
 def resting(x: np.ndarray) -> bool:
@@ -309,7 +310,7 @@ class Registration:
                     self._close(w)
                     w = None
                 if w is None:
-                    w = pending[key] = _Window(t_s, kind)
+                    w = pending[key] = _Window(t_s, kind, key=key)
                 d = int(det_idx[i])
                 w.rows.append((t_s, k, pos, los[d], float(sig[d])))
                 w.last_s, w.state = t_s, states[i]
@@ -331,8 +332,11 @@ class Registration:
             del self._contested[key]
 
     def _close(self, w: _Window) -> None:
-        """Solve a window with the track's state after its last look."""
-        if w.state is not None:
+        """Solve a window: a hot spot's with its site's earlier windows
+        (:meth:`_solve_site`), a target's with the track's state after its last look."""
+        if w.kind == Evidence.EARTH_FIXED:
+            self._solve_site(w)
+        elif w.state is not None:
             self._solve(w, np.asarray(w.state, float), w.kind, w.last_s)
 
     def _solve(self, w: _Window, x: np.ndarray, kind: Evidence, t_now: float) -> None:
@@ -366,13 +370,76 @@ class Registration:
         G = G.reshape(2 * n, 3 * uniq.size)
         self._update(A, G, y, uniq)
 
+    def _solve_site(self, w: _Window) -> None:
+        """One Kalman update of the biases from a hot spot's window, its site's position
+        eliminated over this and every earlier accepted window of the site
+        (:class:`.registration_sites.SiteNormals`): the information the window adds given
+        the earlier ones (exact for constant biases: the new joint Schur complement less
+        the old one), so looks of one satellite, or of satellites that saw the site at
+        different times, count. Residuals are taken at the site's current position
+        estimate and moved to its reference, so the equations stay linear in one
+        unknown."""
+        times, sensor_list, positions, los, sigmas = zip(*w.rows, strict=True)
+        sensors = np.array(sensor_list)
+        n = sensors.size
+        frame = self._sites.frame(w.key, np.array(times))
+        if n < MIN_LOOKS or frame is None:
+            return
+        ref, rot = frame
+        nrm = self._sites.normals.get(w.key) or SiteNormals()
+        union = np.union1d(np.array(sorted(nrm.B), int), sensors)
+        theta = self._theta.reshape(-1, 3)
+        s_hat = nrm.offset(theta)
+        u, rho, E = predict_los(np.einsum("nij,j->ni", rot, ref + s_hat), np.array(positions))
+        m = np.array(los)
+        den = np.einsum("ni,ni->n", u, m)
+        if np.any(den <= 0.5):
+            return
+        inv_sig = 1.0 / np.array(sigmas)
+        A = np.einsum("nki,nij->nkj", E / rho[:, None, None] * inv_sig[:, None, None], rot)
+        A = A.reshape(2 * n, 3)
+        y = (np.einsum("nki,ni->nk", E, m) / den[:, None] * inv_sig[:, None]).reshape(-1)
+        y = y + A @ s_hat  # at the reference: y = A s + G theta + noise
+        J = np.stack([_cross(u, E[:, 0]), _cross(u, E[:, 1])], axis=1) * inv_sig[:, None, None]
+        G = np.zeros((n, 2, union.size, 3))
+        G[np.arange(n), :, np.searchsorted(union, sensors), :] = J
+        G = G.reshape(2 * n, 3 * union.size)
+        th = theta[union].ravel()
+        B0, B1 = nrm.block(union), nrm.block(union) + A.T @ G
+        C1, b1 = nrm.C + A.T @ A, nrm.b + A.T @ y
+        try:
+            W0 = np.linalg.solve(nrm.C, np.concatenate([B0, nrm.b[:, None]], axis=1))
+            W1 = np.linalg.solve(C1, np.concatenate([B1, b1[:, None]], axis=1))
+        except np.linalg.LinAlgError:
+            self.rejected_total += 1
+            return
+        info = G.T @ G - B1.T @ W1[:, :-1] + B0.T @ W0[:, :-1]
+        eta = G.T @ y - B1.T @ W1[:, -1] + B0.T @ W0[:, -1]
+        r = y - G @ th
+        d0, d1 = nrm.b - B0 @ th, b1 - B1 @ th
+        chi2 = float(r @ r - d1 @ (W1[:, -1] - W1[:, :-1] @ th) + d0 @ (W0[:, -1] - W0[:, :-1] @ th))
+        dof = 2 * n - (3 if nrm.windows == 0 else 0)
+        uniq = np.unique(sensors)
+        if union.size < 2:  # one satellite so far: nothing on the biases yet, kept for later
+            ok = np.isfinite(chi2) and chi2 <= OUTLIER_CHI2_FACTOR * dof + 20.0
+        else:
+            ok = self._apply(info, eta - info @ th, chi2, dof, union, uniq)
+        if not ok:
+            return
+        AtG = A.T @ G
+        for j, k in enumerate(union):
+            blk = AtG[:, 3 * j : 3 * j + 3]
+            if k in nrm.B or np.any(blk):
+                nrm.B[int(k)] = nrm.B.get(int(k), 0.0) + blk
+        nrm.C, nrm.b, nrm.windows = C1, b1, nrm.windows + 1
+        self._sites.normals[w.key] = nrm
+
     def _update(self, A: np.ndarray, G: np.ndarray, y: np.ndarray, uniq: np.ndarray) -> None:
         """Kalman update of the biases of sensors ``uniq`` from whitened residuals
         ``y = A ds + G dtheta + N(0, I)`` with the nuisance ``ds`` (track errors)
         eliminated (Schur complement: information ``L``, ``eta`` on ``dtheta``). An
         inconsistent window is skipped; a broken update is rejected and counted."""
         self._settle()
-        idx = (3 * uniq[:, None] + np.arange(3)).ravel()
         try:
             AtA = A.T @ A
             sol = np.linalg.solve(AtA, np.concatenate([A.T @ G, (A.T @ y)[:, None]], axis=1))
@@ -380,33 +447,54 @@ class Registration:
             info = G.T @ G - AtG.T @ sol[:, :-1]
             eta = G.T @ y - AtG.T @ sol[:, -1]
             chi2 = float(y @ y - Aty @ sol[:, -1])
-            lam, V = np.linalg.eigh(0.5 * (info + info.T))
         except np.linalg.LinAlgError:
             self.rejected_total += 1
             return
-        dof = y.size - A.shape[1]
+        self._apply(info, eta, chi2, y.size - A.shape[1], uniq, uniq)
+
+    def _apply(
+        self,
+        info: np.ndarray,
+        eta: np.ndarray,
+        chi2: float,
+        dof: int,
+        sensors: np.ndarray,
+        seen: np.ndarray,
+    ) -> bool:
+        """Kalman update of the biases of ``sensors`` from a window's information ``info``
+        (3 k, 3 k) 1/rad^2 and gradient ``eta`` (3 k,) 1/rad at the current estimate, after
+        its chi-square ``chi2`` (``dof`` degrees of freedom) is checked; ``seen``: the
+        sensors with looks in the window. True if applied; an inconsistent window is
+        skipped (``outliers_total``), a broken update rejected (``rejected_total``)."""
+        self._settle()
+        idx = (3 * sensors[:, None] + np.arange(3)).ravel()
+        try:
+            lam, V = np.linalg.eigh(0.5 * (info + info.T))
+        except np.linalg.LinAlgError:
+            self.rejected_total += 1
+            return False
         expect = dof + float(np.trace(info @ self._P[np.ix_(idx, idx)]))
         if not np.isfinite(chi2) or chi2 > OUTLIER_CHI2_FACTOR * expect + 20.0:
             self.outliers_total += 1
-            return
+            return False
         keep = lam > 1e-9 * max(float(lam[-1]), 1e-300)
         if not keep.any():
-            return
+            return False
         root = np.sqrt(lam[keep])
         H = root[:, None] * V[:, keep].T  # pseudo-measurement z = H dtheta + N(0, I)
         z = (V[:, keep].T @ eta) / root
-        self._kalman(z, H, idx, uniq)
+        return self._kalman(z, H, idx, seen)
 
-    def _kalman(self, z: np.ndarray, H: np.ndarray, idx: np.ndarray, uniq: np.ndarray) -> None:
+    def _kalman(self, z: np.ndarray, H: np.ndarray, idx: np.ndarray, uniq: np.ndarray) -> bool:
         """One Kalman update of the stacked biases, columns ``idx``; never applied when
-        the result is not finite, not positive or beyond ``MAX_ANGLE_RAD``."""
+        the result is not finite, not positive or beyond ``MAX_ANGLE_RAD`` (False)."""
         PHt = self._P[:, idx] @ H.T
         S = H @ PHt[idx] + np.eye(z.size)
         try:
             K = np.linalg.solve(S, PHt.T).T  # (3 S, k)
         except np.linalg.LinAlgError:
             self.rejected_total += 1
-            return
+            return False
         theta = self._theta + K @ z
         P = self._P - K @ PHt.T
         P = 0.5 * (P + P.T)
@@ -416,7 +504,7 @@ class Registration:
             or np.any(np.abs(theta) > MAX_ANGLE_RAD)
         ):
             self.rejected_total += 1
-            return
+            return False
         M = K @ H  # (3 S, |idx|): theta += M (b - theta)[idx] + K n
         L, Cn = self._L, self._Cn
         L = L - M @ L[idx]
@@ -428,6 +516,7 @@ class Registration:
         self._p_version += 1
         self._windows_used[uniq] += 1
         self.windows_total += 1
+        return True
 
     def _bias_scale(self) -> float:
         """Variance of the true biases over the prior's (empirical Bayes, method of
