@@ -419,11 +419,10 @@ class Registration:
         d0, d1 = nrm.b - B0 @ th, b1 - B1 @ th
         chi2 = float(r @ r - d1 @ (W1[:, -1] - W1[:, :-1] @ th) + d0 @ (W0[:, -1] - W0[:, :-1] @ th))
         dof = 2 * n - (3 if nrm.windows == 0 else 0)
-        uniq = np.unique(sensors)
         if union.size < 2:  # one satellite so far: nothing on the biases yet, kept for later
             ok = np.isfinite(chi2) and chi2 <= OUTLIER_CHI2_FACTOR * dof + 20.0
         else:
-            ok = self._apply(info, eta - info @ th, chi2, dof, union, uniq)
+            ok = self._apply(info, eta - info @ th, chi2, dof, union, union)
         if not ok:
             return
         AtG = A.T @ G
@@ -464,7 +463,7 @@ class Registration:
         """Kalman update of the biases of ``sensors`` from a window's information ``info``
         (3 k, 3 k) 1/rad^2 and gradient ``eta`` (3 k,) 1/rad at the current estimate, after
         its chi-square ``chi2`` (``dof`` degrees of freedom) is checked; ``seen``: the
-        sensors with looks in the window. True if applied; an inconsistent window is
+        sensors the window involved (its looks', or its site's). True if applied; an inconsistent window is
         skipped (``outliers_total``), a broken update rejected (``rejected_total``)."""
         self._settle()
         idx = (3 * sensors[:, None] + np.arange(3)).ravel()
