@@ -333,8 +333,9 @@ class Registration:
 
     def _close(self, w: _Window) -> None:
         """Solve a window: a hot spot's with its site's earlier windows
-        (:meth:`_solve_site`), a target's with the track's state after its last look."""
-        if w.kind == Evidence.EARTH_FIXED:
+        (:meth:`_solve_site`, when ``registration_site_memory_s`` > 0), else with the
+        track's state after its last look (its position eliminated in this window alone)."""
+        if w.kind == Evidence.EARTH_FIXED and self._cfg.registration_site_memory_s > 0.0:
             self._solve_site(w)
         elif w.state is not None:
             self._solve(w, np.asarray(w.state, float), w.kind, w.last_s)
@@ -387,6 +388,7 @@ class Registration:
             return
         ref, rot = frame
         nrm = self._sites.normals.get(w.key) or SiteNormals()
+        nrm = nrm.faded(w.last_s, self._cfg.registration_site_memory_s)
         union = np.union1d(np.array(sorted(nrm.B), int), sensors)
         theta = self._theta.reshape(-1, 3)
         s_hat = nrm.offset(theta)
@@ -430,7 +432,7 @@ class Registration:
             blk = AtG[:, 3 * j : 3 * j + 3]
             if k in nrm.B or np.any(blk):
                 nrm.B[int(k)] = nrm.B.get(int(k), 0.0) + blk
-        nrm.C, nrm.b, nrm.windows = C1, b1, nrm.windows + 1
+        nrm.C, nrm.b, nrm.windows, nrm.t_s = C1, b1, nrm.windows + 1, w.last_s
         self._sites.normals[w.key] = nrm
 
     def _update(self, A: np.ndarray, G: np.ndarray, y: np.ndarray, uniq: np.ndarray) -> None:

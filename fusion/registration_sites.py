@@ -35,6 +35,18 @@ class SiteNormals:
     b: np.ndarray = field(default_factory=lambda: np.zeros(3))  # A'y, 1/m
     B: dict[int, np.ndarray] = field(default_factory=dict)  # sensor -> A'G_k (3, 3), 1/(m rad)
     windows: int = 0  # accepted windows
+    t_s: float = 0.0  # data time of the last accepted window, s
+
+    def faded(self, t_s: float, memory_s: float) -> SiteNormals:
+        """These equations with their data weighted by ``exp(-(t_s - self.t_s) /
+        memory_s)`` (the biases drift: old looks tie today's biases less); the prior
+        stays."""
+        if self.windows == 0:
+            return self
+        f = float(np.exp(-max(t_s - self.t_s, 0.0) / memory_s))
+        prior = np.eye(3) / SITE_PRIOR_M**2
+        B = {k: f * v for k, v in self.B.items()}
+        return SiteNormals(prior + f * (self.C - prior), f * self.b, B, self.windows, self.t_s)
 
     def block(self, sensors: np.ndarray) -> np.ndarray:
         """``A'G`` (3, 3 len(sensors)) on the given sensor indices (zero where unseen)."""

@@ -148,7 +148,8 @@ def test_a_hot_spot_seen_by_one_satellite_at_a_time_registers_the_satellites():
     sensor's bias relative to the others within 3 sigma. (Solved per window, as before
     stop 15, nothing was learnt here: no window had two satellites.)"""
     bias = {2: np.array([8e-6, -6e-6, 5e-6])}
-    reg = _feed(Registration(FusionConfig()), bias, 5 * 70 + 20, 5e-6, turn_s=70)
+    cfg = FusionConfig(registration_site_memory_s=3600.0)
+    reg = _feed(Registration(cfg), bias, 5 * 70 + 20, 5e-6, turn_s=70)
     est = {b.sensor_id: b for b in reg.estimates()}
     assert reg.windows_total >= 16 and reg.rejected_total == 0 and reg.outliers_total == 0  # 20
     others = np.mean([est[f"sat-{k}"].angles_rad for k in (0, 1, 3, 4)], axis=0)
