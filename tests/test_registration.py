@@ -376,6 +376,31 @@ def test_a_numerically_broken_update_is_rejected_counted_and_never_applied():
     assert reg.estimates() == before
 
 
+def test_a_broken_hot_spot_window_is_neither_applied_nor_kept_in_its_site():
+    """With sites kept across windows, a window with a broken look (not finite) is
+    counted and skipped: the estimates and the site's equations stay as they were."""
+    from tracklayer.fusion.registration import _Window
+
+    reg = _feed(Registration(FusionConfig(registration_site_memory_s=3600.0)), {}, 140, 5e-6,
+                turn_s=70)  # fmt: skip
+    key = int(reg._sites.keys[0])
+    site = reg._sites.normals[key]
+    before, C, used = reg.estimates(), site.C.copy(), site.windows
+    ref, rot = reg._sites.frame(key, np.arange(140.0, 146.0))
+    pos = _sensors()[1]
+    rows = []
+    for i in range(6):
+        u = rot[i] @ ref - pos
+        rows.append((140.0 + i, 1, pos, u / np.linalg.norm(u), 5e-6))
+    rows[3] = (143.0, 1, pos, np.full(3, np.nan), 5e-6)
+    w = _Window(140.0, Evidence.EARTH_FIXED, 145.0, np.zeros(9), rows, key)
+    skipped = reg.outliers_total + reg.rejected_total
+    reg._close(w)
+    assert reg.outliers_total + reg.rejected_total == skipped + 1
+    assert reg.estimates() == before
+    assert reg._sites.normals[key].windows == used and np.array_equal(reg._sites.normals[key].C, C)
+
+
 def test_estimates_are_deterministic():
     a = _feed(Registration(FusionConfig()), {1: np.full(3, 5e-6)}, 40, 5e-6).estimates()
     b = _feed(Registration(FusionConfig()), {1: np.full(3, 5e-6)}, 40, 5e-6).estimates()
