@@ -1,39 +1,24 @@
 """Sensor registration: each sensor's pointing bias, estimated online and applied.
 
 Model (DESIGN §6, *Sensor registration*): a sensor's measured unit line of sight is the
-true one rotated by a small rotation with rotation vector ``theta`` (rad, ECI axes, one
-per sensor): ``m = R(theta) u ~ u + theta x u``. The estimator keeps ``theta`` for every
-sensor in one stacked vector (3 S) with a full covariance ``P_b`` (3 S, 3 S), starting
-at zero with ``registration_prior_sigma_rad`` per axis and growing by the random-walk
-drift ``registration_drift_rad_per_hour`` with data time.
+true one rotated by a small rotation vector ``theta`` (rad, ECI axes): ``m ~ u + theta x
+u``. All sensors' ``theta`` are one stacked vector (3 S) with a full covariance ``P_b``,
+starting at zero with ``registration_prior_sigma_rad`` per axis and growing by the drift
+``registration_drift_rad_per_hour``.
 
-Evidence: the detections one track collected over ``registration_window_s`` from two or
-more sensors (confirmed ballistic tracks: common targets), and the detections of one hot
-spot *site* over ``EARTH_FIXED_WINDOW_SHARE`` times that (Earth-fixed or resting tentative
-tracks, matched by their Earth-fixed position, so the successive short-lived tracks of one
-hot spot fill one window whose looks come from different satellites at different times;
-:mod:`.registration_sites`). Only unambiguous looks count (``observe``'s ``clear``); an
-ambiguous boost look drops its track's open window and keeps it out for a window length
-(in a crowd a boost track may hold other objects in other sensors: an offset per sensor, a
-bias). A window is solved when it spans its length, when it is full, when its track
-changes model (burnout) and when it has gone quiet for ``STALE_AFTER_S`` (its looks still
-count). Residuals against the track's state (propagated to each look, tangent plane) are
-``y = E dp / rho + E (dtheta x u) + noise``.
-The position error ``dp`` (and the velocity error, for a moving target) is eliminated by
-projecting onto the orthogonal complement of its columns (QR), so a window is
-independent of the track's own estimate and of every other window: what remains
-constrains only bias *differences* seen through the geometry, and one Kalman update of
-``P_b`` per window is honest.
+Evidence: the unambiguous detections (``observe``'s ``clear``) one track collected over
+``registration_window_s`` from two or more sensors (confirmed ballistic or boosting
+tracks), and those of one hot spot *site* (:mod:`.registration_sites`) over
+``EARTH_FIXED_WINDOW_SHARE`` times that. Residuals against the track's state are ``y = E
+dp / rho + E (dtheta x u) + noise``; the track's own errors are eliminated in the window
+(Schur complement), so one Kalman update per window is honest. With
+``registration_site_memory_s`` > 0 a site's position is eliminated over all of its
+windows (``SiteNormals``), not once per window.
 
-Use: :meth:`Registration.correct` rotates a frame's lines of sight back by the current
-estimate and widens each detection's sigma by the estimate's uncertainty across the line
-of sight (consider treatment: ``sigma^2 + k (tr P_kk - c' P_kk c) / 2`` per axis), with
-``P_kk`` recomputed under the prior rescaled by the *bias scale* (empirical Bayes: the
-variance of the true biases over the prior's, estimated from how far the estimates
-spread beyond what their noise alone explains), so sensors found unbiased are barely
-widened. A sensor with no accepted window yet is left exactly as it was
-(estimate zero, not applied).
-Deterministic: the state depends only on the order of the frames.
+Use: :meth:`Registration.correct` rotates a frame's lines of sight back by the estimate
+and widens each sigma by its uncertainty across the line of sight (consider treatment,
+under the prior rescaled by the *bias scale*); a sensor with no accepted window is left
+as it was. Deterministic: the state depends only on the order of the frames.
 """
 
 from __future__ import annotations
@@ -49,7 +34,7 @@ from .constants import OMEGA_EARTH
 from .domain import NS_PER_S, SensorFrame
 from .dynamics import cross_omega, ellipsoid_height, gravity, gravity_gradient
 from .measurement import predict_los
-from .registration_sites import SiteNormals, Sites
+from .registration_sites import SiteNormals, Sites, _cross, site_window
 
 MAX_WINDOW_LOOKS = 400  # detections a window holds at most (bounded history; then solved)
 MAX_ANGLE_RAD = 1e-3  # an estimate beyond this is broken: the update is rejected
@@ -130,17 +115,6 @@ def _grown(M: np.ndarray) -> np.ndarray:
     out = np.zeros((n, n))
     out[: n - 3, : n - 3] = M
     return out
-
-
-def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.stack(
-        [
-            a[..., 1] * b[..., 2] - a[..., 2] * b[..., 1],
-            a[..., 2] * b[..., 0] - a[..., 0] * b[..., 2],
-            a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0],
-        ],
-        axis=-1,
-    )
 
 
 class Registration:
@@ -373,67 +347,32 @@ class Registration:
 
     def _solve_site(self, w: _Window) -> None:
         """One Kalman update of the biases from a hot spot's window, its site's position
-        eliminated over this and every earlier accepted window of the site
-        (:class:`.registration_sites.SiteNormals`): the information the window adds given
-        the earlier ones (exact for constant biases: the new joint Schur complement less
-        the old one), so looks of one satellite, or of satellites that saw the site at
-        different times, count. Residuals are taken at the site's current position
-        estimate and moved to its reference, so the equations stay linear in one
-        unknown."""
-        times, sensor_list, positions, los, sigmas = zip(*w.rows, strict=True)
-        sensors = np.array(sensor_list)
-        n = sensors.size
+        eliminated over this and every earlier accepted window of the site (faded by
+        ``registration_site_memory_s``; :func:`.registration_sites.site_window`): the
+        information the window adds given the earlier ones, so looks of one satellite,
+        or of satellites that saw the site at different times, count. A window of a site
+        only one satellite has seen is kept for later; a skipped or rejected window is
+        not kept."""
+        times, sensors, positions, los, sigmas = zip(*w.rows, strict=True)
         frame = self._sites.frame(w.key, np.array(times))
-        if n < MIN_LOOKS or frame is None:
+        if len(w.rows) < MIN_LOOKS or frame is None:
             return
-        ref, rot = frame
         nrm = self._sites.normals.get(w.key) or SiteNormals()
         nrm = nrm.faded(w.last_s, self._cfg.registration_site_memory_s)
-        union = np.union1d(np.array(sorted(nrm.B), int), sensors)
-        theta = self._theta.reshape(-1, 3)
-        s_hat = nrm.offset(theta)
-        u, rho, E = predict_los(np.einsum("nij,j->ni", rot, ref + s_hat), np.array(positions))
-        m = np.array(los)
-        den = np.einsum("ni,ni->n", u, m)
-        if np.any(den <= 0.5):
-            return
-        inv_sig = 1.0 / np.array(sigmas)
-        A = np.einsum("nki,nij->nkj", E / rho[:, None, None] * inv_sig[:, None, None], rot)
-        A = A.reshape(2 * n, 3)
-        y = (np.einsum("nki,ni->nk", E, m) / den[:, None] * inv_sig[:, None]).reshape(-1)
-        y = y + A @ s_hat  # at the reference: y = A s + G theta + noise
-        J = np.stack([_cross(u, E[:, 0]), _cross(u, E[:, 1])], axis=1) * inv_sig[:, None, None]
-        G = np.zeros((n, 2, union.size, 3))
-        G[np.arange(n), :, np.searchsorted(union, sensors), :] = J
-        G = G.reshape(2 * n, 3 * union.size)
-        th = theta[union].ravel()
-        B0, B1 = nrm.block(union), nrm.block(union) + A.T @ G
-        C1, b1 = nrm.C + A.T @ A, nrm.b + A.T @ y
+        looks = (np.array(sensors), np.array(positions), np.array(los), np.array(sigmas))
         try:
-            W0 = np.linalg.solve(nrm.C, np.concatenate([B0, nrm.b[:, None]], axis=1))
-            W1 = np.linalg.solve(C1, np.concatenate([B1, b1[:, None]], axis=1))
+            sw = site_window(nrm, *frame, *looks, self._theta.reshape(-1, 3))
         except np.linalg.LinAlgError:
             self.rejected_total += 1
             return
-        info = G.T @ G - B1.T @ W1[:, :-1] + B0.T @ W0[:, :-1]
-        eta = G.T @ y - B1.T @ W1[:, -1] + B0.T @ W0[:, -1]
-        r = y - G @ th
-        d0, d1 = nrm.b - B0 @ th, b1 - B1 @ th
-        chi2 = float(r @ r - d1 @ (W1[:, -1] - W1[:, :-1] @ th) + d0 @ (W0[:, -1] - W0[:, :-1] @ th))
-        dof = 2 * n - (3 if nrm.windows == 0 else 0)
-        if union.size < 2:  # one satellite so far: nothing on the biases yet, kept for later
-            ok = np.isfinite(chi2) and chi2 <= OUTLIER_CHI2_FACTOR * dof + 20.0
-        else:
-            ok = self._apply(info, eta - info @ th, chi2, dof, union, union)
-        if not ok:
+        if sw is None:
             return
-        AtG = A.T @ G
-        for j, k in enumerate(union):
-            blk = AtG[:, 3 * j : 3 * j + 3]
-            if k in nrm.B or np.any(blk):
-                nrm.B[int(k)] = nrm.B.get(int(k), 0.0) + blk
-        nrm.C, nrm.b, nrm.windows, nrm.t_s = C1, b1, nrm.windows + 1, w.last_s
-        self._sites.normals[w.key] = nrm
+        if sw.union.size < 2:  # one satellite so far: nothing on the biases yet
+            ok = np.isfinite(sw.chi2) and sw.chi2 <= OUTLIER_CHI2_FACTOR * sw.dof + 20.0
+        else:
+            ok = self._apply(sw.info, sw.eta, sw.chi2, sw.dof, sw.union, sw.union)
+        if ok:
+            self._sites.normals[w.key] = sw.normals(w.last_s)
 
     def _update(self, A: np.ndarray, G: np.ndarray, y: np.ndarray, uniq: np.ndarray) -> None:
         """Kalman update of the biases of sensors ``uniq`` from whitened residuals
@@ -465,8 +404,9 @@ class Registration:
         """Kalman update of the biases of ``sensors`` from a window's information ``info``
         (3 k, 3 k) 1/rad^2 and gradient ``eta`` (3 k,) 1/rad at the current estimate, after
         its chi-square ``chi2`` (``dof`` degrees of freedom) is checked; ``seen``: the
-        sensors the window involved (its looks', or its site's). True if applied; an inconsistent window is
-        skipped (``outliers_total``), a broken update rejected (``rejected_total``)."""
+        sensors the window involved (its looks', or its site's). True if applied; an
+        inconsistent window is skipped (``outliers_total``), a broken update rejected
+        (``rejected_total``)."""
         self._settle()
         idx = (3 * sensors[:, None] + np.arange(3)).ravel()
         try:
