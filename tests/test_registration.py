@@ -404,6 +404,22 @@ def test_a_broken_hot_spot_window_is_neither_applied_nor_kept_in_its_site():
     assert reg._sites.normals[key].windows == used and np.array_equal(reg._sites.normals[key].C, C)
 
 
+def test_site_equations_survive_a_checkpoint():
+    """The fusion service's checkpoint (state_codec) carries each site's equations, so a
+    restarted estimator goes on with them (same estimates, same next window)."""
+    from tracklayer.services.fusion_service.state_codec import decode_state, encode_state
+
+    cfg = FusionConfig(registration_site_memory_s=3600.0)
+    reg = _feed(Registration(cfg), {2: np.array([8e-6, -6e-6, 5e-6])}, 200, 5e-6, turn_s=70)
+    allowed = ("tracklayer.fusion",)
+    back = decode_state(*encode_state(reg, allowed), allowed)
+    assert reg._sites.normals and back.estimates() == reg.estimates()
+    for key, site in reg._sites.normals.items():
+        copy = back._sites.normals[key]
+        assert np.array_equal(copy.C, site.C) and copy.windows == site.windows
+        assert sorted(copy.B) == sorted(site.B)
+
+
 def test_estimates_are_deterministic():
     a = _feed(Registration(FusionConfig()), {1: np.full(3, 5e-6)}, 40, 5e-6).estimates()
     b = _feed(Registration(FusionConfig()), {1: np.full(3, 5e-6)}, 40, 5e-6).estimates()
