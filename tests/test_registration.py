@@ -406,7 +406,7 @@ def test_a_broken_hot_spot_window_is_neither_applied_nor_kept_in_its_site():
 
 def test_site_equations_survive_a_checkpoint():
     """The fusion service's checkpoint (state_codec) carries each site's equations, so a
-    restarted estimator goes on with them (same estimates, same next window)."""
+    restarted estimator goes on with them (same estimates, same equations)."""
     from tracklayer.services.fusion_service.state_codec import decode_state, encode_state
 
     cfg = FusionConfig(registration_site_memory_s=3600.0)
