@@ -134,6 +134,9 @@ class FusionConfig:
     # averages: the bias error, common to them, is counted this many times in each look's
     # variance (a Schmidt-Kalman consider term for a white-noise filter), that variance
     # under the prior rescaled to the biases' estimated size (registration.Registration.scale)
+    registration_site_memory_s: float = 0.0  # s; a hot spot's earlier windows count in
+    # a new one's with weight exp(-age / this) (its position is one unknown across them,
+    # registration_sites.SiteNormals); 0: each window alone, its position eliminated in it
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> FusionConfig:
@@ -191,6 +194,7 @@ class FusionConfig:
             "ballistic_accel_psd",
             "init_cloud_radius_m",
             "init_min_angle_deg",
+            "registration_site_memory_s",
             "thread_bonus",
         }
         for f in fields(self):

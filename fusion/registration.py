@@ -1,39 +1,24 @@
 """Sensor registration: each sensor's pointing bias, estimated online and applied.
 
 Model (DESIGN §6, *Sensor registration*): a sensor's measured unit line of sight is the
-true one rotated by a small rotation with rotation vector ``theta`` (rad, ECI axes, one
-per sensor): ``m = R(theta) u ~ u + theta x u``. The estimator keeps ``theta`` for every
-sensor in one stacked vector (3 S) with a full covariance ``P_b`` (3 S, 3 S), starting
-at zero with ``registration_prior_sigma_rad`` per axis and growing by the random-walk
-drift ``registration_drift_rad_per_hour`` with data time.
+true one rotated by a small rotation vector ``theta`` (rad, ECI axes): ``m ~ u + theta x
+u``. All sensors' ``theta`` are one stacked vector (3 S) with a full covariance ``P_b``,
+starting at zero with ``registration_prior_sigma_rad`` per axis and growing by the drift
+``registration_drift_rad_per_hour``.
 
-Evidence: the detections one track collected over ``registration_window_s`` from two or
-more sensors (confirmed ballistic tracks: common targets), and the detections of one hot
-spot *site* over ``EARTH_FIXED_WINDOW_SHARE`` times that (Earth-fixed or resting tentative
-tracks, matched by their Earth-fixed position, so the successive short-lived tracks of one
-hot spot fill one window whose looks come from different satellites at different times;
-:mod:`.registration_sites`). Only unambiguous looks count (``observe``'s ``clear``); an
-ambiguous boost look drops its track's open window and keeps it out for a window length
-(in a crowd a boost track may hold other objects in other sensors: an offset per sensor, a
-bias). A window is solved when it spans its length, when it is full, when its track
-changes model (burnout) and when it has gone quiet for ``STALE_AFTER_S`` (its looks still
-count). Residuals against the track's state (propagated to each look, tangent plane) are
-``y = E dp / rho + E (dtheta x u) + noise``.
-The position error ``dp`` (and the velocity error, for a moving target) is eliminated by
-projecting onto the orthogonal complement of its columns (QR), so a window is
-independent of the track's own estimate and of every other window: what remains
-constrains only bias *differences* seen through the geometry, and one Kalman update of
-``P_b`` per window is honest.
+Evidence: the unambiguous detections (``observe``'s ``clear``) one track collected over
+``registration_window_s`` from two or more sensors (confirmed ballistic or boosting
+tracks), and those of one hot spot *site* (:mod:`.registration_sites`) over
+``EARTH_FIXED_WINDOW_SHARE`` times that. Residuals against the track's state are ``y = E
+dp / rho + E (dtheta x u) + noise``; the track's own errors are eliminated in the window
+(Schur complement), so one Kalman update per window is honest. With
+``registration_site_memory_s`` > 0 a site's position is eliminated over all of its
+windows (``SiteNormals``), not once per window.
 
-Use: :meth:`Registration.correct` rotates a frame's lines of sight back by the current
-estimate and widens each detection's sigma by the estimate's uncertainty across the line
-of sight (consider treatment: ``sigma^2 + k (tr P_kk - c' P_kk c) / 2`` per axis), with
-``P_kk`` recomputed under the prior rescaled by the *bias scale* (empirical Bayes: the
-variance of the true biases over the prior's, estimated from how far the estimates
-spread beyond what their noise alone explains), so sensors found unbiased are barely
-widened. A sensor with no accepted window yet is left exactly as it was
-(estimate zero, not applied).
-Deterministic: the state depends only on the order of the frames.
+Use: :meth:`Registration.correct` rotates a frame's lines of sight back by the estimate
+and widens each sigma by its uncertainty across the line of sight (consider treatment,
+under the prior rescaled by the *bias scale*); a sensor with no accepted window is left
+as it was. Deterministic: the state depends only on the order of the frames.
 """
 
 from __future__ import annotations
@@ -49,7 +34,7 @@ from .constants import OMEGA_EARTH
 from .domain import NS_PER_S, SensorFrame
 from .dynamics import cross_omega, ellipsoid_height, gravity, gravity_gradient
 from .measurement import predict_los
-from .registration_sites import Sites
+from .registration_sites import SiteNormals, Sites, _cross, site_window
 
 MAX_WINDOW_LOOKS = 400  # detections a window holds at most (bounded history; then solved)
 MAX_ANGLE_RAD = 1e-3  # an estimate beyond this is broken: the update is rejected
@@ -96,6 +81,7 @@ class _Window:
     last_s: float = 0.0
     state: np.ndarray | None = None  # the track's state (9,) ECI after the last look
     rows: list[tuple[float, int, np.ndarray, np.ndarray, float]] = field(default_factory=list)
+    key: int = 0  # the track's key, or the hot spot's site key (negative)
 
 
 def resting(x: np.ndarray) -> bool:
@@ -129,17 +115,6 @@ def _grown(M: np.ndarray) -> np.ndarray:
     out = np.zeros((n, n))
     out[: n - 3, : n - 3] = M
     return out
-
-
-def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.stack(
-        [
-            a[..., 1] * b[..., 2] - a[..., 2] * b[..., 1],
-            a[..., 2] * b[..., 0] - a[..., 0] * b[..., 2],
-            a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0],
-        ],
-        axis=-1,
-    )
 
 
 class Registration:
@@ -309,7 +284,7 @@ class Registration:
                     self._close(w)
                     w = None
                 if w is None:
-                    w = pending[key] = _Window(t_s, kind)
+                    w = pending[key] = _Window(t_s, kind, key=key)
                 d = int(det_idx[i])
                 w.rows.append((t_s, k, pos, los[d], float(sig[d])))
                 w.last_s, w.state = t_s, states[i]
@@ -331,8 +306,12 @@ class Registration:
             del self._contested[key]
 
     def _close(self, w: _Window) -> None:
-        """Solve a window with the track's state after its last look."""
-        if w.state is not None:
+        """Solve a window: a hot spot's with its site's earlier windows
+        (:meth:`_solve_site`, when ``registration_site_memory_s`` > 0), else with the
+        track's state after its last look (its position eliminated in this window alone)."""
+        if w.kind == Evidence.EARTH_FIXED and self._cfg.registration_site_memory_s > 0.0:
+            self._solve_site(w)
+        elif w.state is not None:
             self._solve(w, np.asarray(w.state, float), w.kind, w.last_s)
 
     def _solve(self, w: _Window, x: np.ndarray, kind: Evidence, t_now: float) -> None:
@@ -366,13 +345,41 @@ class Registration:
         G = G.reshape(2 * n, 3 * uniq.size)
         self._update(A, G, y, uniq)
 
+    def _solve_site(self, w: _Window) -> None:
+        """One Kalman update of the biases from a hot spot's window, its site's position
+        eliminated over this and every earlier accepted window of the site (faded by
+        ``registration_site_memory_s``; :func:`.registration_sites.site_window`): the
+        information the window adds given the earlier ones, so looks of one satellite,
+        or of satellites that saw the site at different times, count. A window of a site
+        only one satellite has seen is kept for later; a skipped or rejected window is
+        not kept."""
+        times, sensors, positions, los, sigmas = zip(*w.rows, strict=True)
+        frame = self._sites.frame(w.key, np.array(times))
+        if len(w.rows) < MIN_LOOKS or frame is None:
+            return
+        nrm = self._sites.normals.get(w.key) or SiteNormals()
+        nrm = nrm.faded(w.last_s, self._cfg.registration_site_memory_s)
+        looks = (np.array(sensors), np.array(positions), np.array(los), np.array(sigmas))
+        try:
+            sw = site_window(nrm, *frame, *looks, self._theta.reshape(-1, 3))
+        except np.linalg.LinAlgError:
+            self.rejected_total += 1
+            return
+        if sw is None:
+            return
+        if sw.union.size < 2:  # one satellite so far: nothing on the biases yet
+            ok = np.isfinite(sw.chi2) and sw.chi2 <= OUTLIER_CHI2_FACTOR * sw.dof + 20.0
+        else:
+            ok = self._apply(sw.info, sw.eta, sw.chi2, sw.dof, sw.union, sw.union)
+        if ok:
+            self._sites.normals[w.key] = sw.normals(w.last_s)
+
     def _update(self, A: np.ndarray, G: np.ndarray, y: np.ndarray, uniq: np.ndarray) -> None:
         """Kalman update of the biases of sensors ``uniq`` from whitened residuals
         ``y = A ds + G dtheta + N(0, I)`` with the nuisance ``ds`` (track errors)
         eliminated (Schur complement: information ``L``, ``eta`` on ``dtheta``). An
         inconsistent window is skipped; a broken update is rejected and counted."""
         self._settle()
-        idx = (3 * uniq[:, None] + np.arange(3)).ravel()
         try:
             AtA = A.T @ A
             sol = np.linalg.solve(AtA, np.concatenate([A.T @ G, (A.T @ y)[:, None]], axis=1))
@@ -380,33 +387,55 @@ class Registration:
             info = G.T @ G - AtG.T @ sol[:, :-1]
             eta = G.T @ y - AtG.T @ sol[:, -1]
             chi2 = float(y @ y - Aty @ sol[:, -1])
-            lam, V = np.linalg.eigh(0.5 * (info + info.T))
         except np.linalg.LinAlgError:
             self.rejected_total += 1
             return
-        dof = y.size - A.shape[1]
+        self._apply(info, eta, chi2, y.size - A.shape[1], uniq, uniq)
+
+    def _apply(
+        self,
+        info: np.ndarray,
+        eta: np.ndarray,
+        chi2: float,
+        dof: int,
+        sensors: np.ndarray,
+        seen: np.ndarray,
+    ) -> bool:
+        """Kalman update of the biases of ``sensors`` from a window's information ``info``
+        (3 k, 3 k) 1/rad^2 and gradient ``eta`` (3 k,) 1/rad at the current estimate, after
+        its chi-square ``chi2`` (``dof`` degrees of freedom) is checked; ``seen``: the
+        sensors the window involved (its looks', or its site's). True if applied; an
+        inconsistent window is skipped (``outliers_total``), a broken update rejected
+        (``rejected_total``)."""
+        self._settle()
+        idx = (3 * sensors[:, None] + np.arange(3)).ravel()
+        try:
+            lam, V = np.linalg.eigh(0.5 * (info + info.T))
+        except np.linalg.LinAlgError:
+            self.rejected_total += 1
+            return False
         expect = dof + float(np.trace(info @ self._P[np.ix_(idx, idx)]))
         if not np.isfinite(chi2) or chi2 > OUTLIER_CHI2_FACTOR * expect + 20.0:
             self.outliers_total += 1
-            return
+            return False
         keep = lam > 1e-9 * max(float(lam[-1]), 1e-300)
         if not keep.any():
-            return
+            return False
         root = np.sqrt(lam[keep])
         H = root[:, None] * V[:, keep].T  # pseudo-measurement z = H dtheta + N(0, I)
         z = (V[:, keep].T @ eta) / root
-        self._kalman(z, H, idx, uniq)
+        return self._kalman(z, H, idx, seen)
 
-    def _kalman(self, z: np.ndarray, H: np.ndarray, idx: np.ndarray, uniq: np.ndarray) -> None:
+    def _kalman(self, z: np.ndarray, H: np.ndarray, idx: np.ndarray, uniq: np.ndarray) -> bool:
         """One Kalman update of the stacked biases, columns ``idx``; never applied when
-        the result is not finite, not positive or beyond ``MAX_ANGLE_RAD``."""
+        the result is not finite, not positive or beyond ``MAX_ANGLE_RAD`` (False)."""
         PHt = self._P[:, idx] @ H.T
         S = H @ PHt[idx] + np.eye(z.size)
         try:
             K = np.linalg.solve(S, PHt.T).T  # (3 S, k)
         except np.linalg.LinAlgError:
             self.rejected_total += 1
-            return
+            return False
         theta = self._theta + K @ z
         P = self._P - K @ PHt.T
         P = 0.5 * (P + P.T)
@@ -416,7 +445,7 @@ class Registration:
             or np.any(np.abs(theta) > MAX_ANGLE_RAD)
         ):
             self.rejected_total += 1
-            return
+            return False
         M = K @ H  # (3 S, |idx|): theta += M (b - theta)[idx] + K n
         L, Cn = self._L, self._Cn
         L = L - M @ L[idx]
@@ -428,6 +457,7 @@ class Registration:
         self._p_version += 1
         self._windows_used[uniq] += 1
         self.windows_total += 1
+        return True
 
     def _bias_scale(self) -> float:
         """Variance of the true biases over the prior's (empirical Bayes, method of

@@ -83,9 +83,16 @@ def _sensors(n: int = 5, seed: int = 1) -> list[np.ndarray]:
     return out
 
 
-def _feed(reg: Registration, bias: dict[int, np.ndarray], seconds: int, noise: float):
-    """Earth-fixed and moving targets seen by every sensor once a second with the given
-    true biases (rad) and noise (rad); detections handed over as the tracker would."""
+def _feed(
+    reg: Registration,
+    bias: dict[int, np.ndarray],
+    seconds: int,
+    noise: float,
+    turn_s: int | None = None,
+):
+    """Earth-fixed targets seen by every sensor once a second with the given true biases
+    (rad) and noise (rad); detections handed over as the tracker would. ``turn_s``: the
+    sensors look in turn instead, sensor k during [k turn_s, (k + 1) turn_s - 15) s."""
     rng = np.random.default_rng(7)
     sensors = _sensors()
     targets = [6.4e6 * np.array([1.0, 0.1 * k - 0.2, 0.15 * (k % 3) - 0.15]) for k in range(5)]
@@ -99,6 +106,11 @@ def _feed(reg: Registration, bias: dict[int, np.ndarray], seconds: int, noise: f
         states[:, :3] = now
         for k, pos in enumerate(sensors):
             t_ns = T0_NS + s * NS_PER_S + k * 1000
+            if turn_s is not None and not (k * turn_s <= s < (k + 1) * turn_s - 15):
+                empty = SensorFrame(f"sat-{k}", s, t_ns, pos, np.zeros(3))  # sees nothing
+                reg.correct(empty)
+                reg.observe(empty, [], [], np.zeros(0, int), np.zeros((0, 9)))
+                continue
             los = []
             for tgt in now:
                 u = (tgt - pos) / np.linalg.norm(tgt - pos)
@@ -125,6 +137,29 @@ def test_relative_bias_of_a_sensor_is_found_within_its_sigma():
     # the axes across the lines of sight are observed: error small and inside 3 sigma
     assert np.all(sigma < 5e-6)
     assert np.all(np.abs(err) <= np.maximum(3 * sigma, 1.5e-6))
+
+
+def test_a_hot_spot_seen_by_one_satellite_at_a_time_registers_the_satellites():
+    """Five satellites look at five hot spots in turn, each alone for 55 s, then 15 s of
+    nothing: every window holds one satellite's looks, which alone say nothing of its
+    bias (the site's position absorbs them). Each site keeps its windows' normal
+    equations, so its position is eliminated once over all of them and the later
+    satellites' windows, tied to the earlier ones through the site, find the biased
+    sensor's bias relative to the others within 3 sigma (``registration_site_memory_s``
+    > 0). Solved per window (the default), nothing is learnt: no window had two
+    satellites."""
+    bias = {2: np.array([8e-6, -6e-6, 5e-6])}
+    cfg = FusionConfig(registration_site_memory_s=3600.0)
+    reg = _feed(Registration(cfg), bias, 5 * 70 + 20, 5e-6, turn_s=70)
+    est = {b.sensor_id: b for b in reg.estimates()}
+    assert reg.windows_total >= 16 and reg.rejected_total == 0 and reg.outliers_total == 0  # 20
+    others = np.mean([est[f"sat-{k}"].angles_rad for k in (0, 1, 3, 4)], axis=0)
+    err = np.array(est["sat-2"].angles_rad) - others - bias[2]
+    sigma = np.array(est["sat-2"].sigma_rad)
+    assert np.all(sigma < 5e-6)  # measured 1.2, 1.9, 1.9 urad; error 0.4, 1.7, 0.1
+    assert np.all(np.abs(err) <= np.maximum(3 * sigma, 1.5e-6))
+    off = _feed(Registration(FusionConfig()), bias, 5 * 70 + 20, 5e-6, turn_s=70)
+    assert off.windows_total == 0  # each window alone (the default, 0): nothing learnt
 
 
 def _feed_moving(reg: Registration, bias: dict[int, np.ndarray], seconds: int, noise: float):
@@ -342,6 +377,47 @@ def test_a_numerically_broken_update_is_rejected_counted_and_never_applied():
     reg._kalman(z, np.eye(2, 3), np.arange(3), np.array([0]))
     assert reg.rejected_total == 1 and reg.windows_total == windows
     assert reg.estimates() == before
+
+
+def test_a_broken_hot_spot_window_is_neither_applied_nor_kept_in_its_site():
+    """With sites kept across windows, a window with a broken look (not finite) is
+    counted and skipped: the estimates and the site's equations stay as they were."""
+    from tracklayer.fusion.registration import _Window
+
+    reg = _feed(Registration(FusionConfig(registration_site_memory_s=3600.0)), {}, 140, 5e-6,
+                turn_s=70)  # fmt: skip
+    key = int(reg._sites.keys[0])
+    site = reg._sites.normals[key]
+    before, C, used = reg.estimates(), site.C.copy(), site.windows
+    ref, rot = reg._sites.frame(key, np.arange(140.0, 146.0))
+    pos = _sensors()[1]
+    rows = []
+    for i in range(6):
+        u = rot[i] @ ref - pos
+        rows.append((140.0 + i, 1, pos, u / np.linalg.norm(u), 5e-6))
+    rows[3] = (143.0, 1, pos, np.full(3, np.nan), 5e-6)
+    w = _Window(140.0, Evidence.EARTH_FIXED, 145.0, np.zeros(9), rows, key)
+    skipped = reg.outliers_total + reg.rejected_total
+    reg._close(w)
+    assert reg.outliers_total + reg.rejected_total == skipped + 1
+    assert reg.estimates() == before
+    assert reg._sites.normals[key].windows == used and np.array_equal(reg._sites.normals[key].C, C)
+
+
+def test_site_equations_survive_a_checkpoint():
+    """The fusion service's checkpoint (state_codec) carries each site's equations, so a
+    restarted estimator goes on with them (same estimates, same equations)."""
+    from tracklayer.services.fusion_service.state_codec import decode_state, encode_state
+
+    cfg = FusionConfig(registration_site_memory_s=3600.0)
+    reg = _feed(Registration(cfg), {2: np.array([8e-6, -6e-6, 5e-6])}, 200, 5e-6, turn_s=70)
+    allowed = ("tracklayer.fusion",)
+    back = decode_state(*encode_state(reg, allowed), allowed)
+    assert reg._sites.normals and back.estimates() == reg.estimates()
+    for key, site in reg._sites.normals.items():
+        copy = back._sites.normals[key]
+        assert np.array_equal(copy.C, site.C) and copy.windows == site.windows
+        assert sorted(copy.B) == sorted(site.B)
 
 
 def test_estimates_are_deterministic():
