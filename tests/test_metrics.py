@@ -254,6 +254,64 @@ def test_a_gap_without_another_track_is_no_id_switch():
     assert evaluate(reports, truth_frames([M1])).truth["id_switches"] == 0
 
 
+# two objects 222 m apart on parallel paths (0.002 deg of latitude), one track each
+CSO_A = SyntheticMissile("A-01", flight_s=300)
+CSO_B = SyntheticMissile("B-01", lat_deg=30.002, flight_s=300)
+
+
+def _near_pair(taus: range, lean: callable) -> list:
+    """Both tracks at every ``tau``, each moved ``lean(tau)`` of the way towards the other
+    object (0: on its own object, 1: on the other)."""
+    out = []
+    for i, tau in enumerate(taus):
+        ra = CSO_A.states(np.array([float(tau)]))[0][0]
+        rb = CSO_B.states(np.array([float(tau)]))[0][0]
+        f = lean(tau)
+        out.append(report(CSO_A, "fusion-1", i + 1, tau, dpos=f * (rb - ra)))
+        out.append(report(CSO_B, "fusion-2", i + 1, tau, dpos=f * (ra - rb)))
+    return out
+
+
+def test_tracks_wavering_between_two_near_objects_flip_gospa_but_keep_clear_mot_pairs():
+    # every odd second each track leans 60 % of the way to the other object (133 m from
+    # its own, 89 m from the other): the fresh assignment of each second takes the
+    # crossed pairing (2 x 89^2 < 2 x 133^2) and back, a switch for each object each time;
+    # CLEAR-MOT keeps each object's track (within 1 km) and counts none
+    t = evaluate(
+        _near_pair(range(0, 301), lambda tau: 0.6 * (tau % 2)), truth_frames([CSO_A, CSO_B])
+    ).truth
+    flips = 2 * 300  # parity changes between the 301 seconds 0..300, for each object
+    assert t["id_switches"] == flips
+    assert t["id_switches_clear_mot"] == 0
+    minutes = t["object_time_s"] / 60.0
+    assert t["id_switches_clear_mot_per_10_object_minutes"] == 0.0
+    assert t["id_switches_per_10_object_minutes"] == pytest.approx(flips / minutes * 10.0)
+
+
+def test_a_swap_inside_the_clear_mot_distance_is_not_seen_by_it():
+    # from 150 s on the two tracks follow each other's object for good: one switch each
+    # by the fresh assignment; the objects are 222 m apart, inside the 1 km a pair is
+    # kept for, so the CLEAR-MOT count does not see it (its limit, by definition)
+    t = evaluate(
+        _near_pair(range(0, 301), lambda tau: float(tau >= 150)), truth_frames([CSO_A, CSO_B])
+    ).truth
+    assert t["id_switches"] == 2
+    assert t["id_switches_clear_mot"] == 0  # 222 m apart: a swap within 1 km is kept
+
+
+def test_a_track_that_leaves_its_object_loses_it_in_the_clear_mot_count():
+    # fusion-1 follows M1 until 500 s, then wanders 2 km off; fusion-2 follows M1 from
+    # 400 s: GOSPA gives M1 to fusion-2 at once (400 s), CLEAR-MOT only when fusion-1 is
+    # more than 1 km away (500 s): one switch in each count
+    off = np.array([2000.0, 0.0, 0.0])
+    reports = track_reports(M1, "fusion-1", range(0, 500), dpos=np.array([50.0, 0.0, 0.0]))
+    reports += track_reports(M1, "fusion-1", range(500, 1201), dpos=off, first_revision=501)
+    reports += track_reports(M1, "fusion-2", range(400, 1201))
+    t = evaluate(reports, truth_frames([M1])).truth
+    assert t["id_switches"] == 1
+    assert t["id_switches_clear_mot"] == 1
+
+
 def test_losing_the_object_while_in_stereo_is_a_track_break():
     # reports stop at 499 s (selected until 501 s); stereo continues: one break at 502 s
     reports = track_reports(M1, "fusion-1", range(0, 500))

@@ -21,6 +21,7 @@ COMPLETENESS_GRACE_S = 20.0  # s after the first stereo look before completeness
 MIDCOURSE_AFTER_BURNOUT_S = 60.0  # s: the midcourse window opens this long after burnout
 IMPACT_AFTER_BURNOUT_S = 300.0  # s: impact figures count from burnout + this
 NEES_THRESHOLD = 22.5  # ~99.9 % point of chi-square with 6 degrees of freedom
+CLEAR_MOT_M = 1000.0  # m: an object keeps its track while it stays this close (CLEAR-MOT)
 FALSE_RUN_LIMIT_S = 10.0  # s: a track on no object for longer counts in the summary
 
 # windows of the error figures; "glide" = truth phase GLIDE (a glider's whole flight
@@ -36,7 +37,9 @@ class EvaluationSettings:
     report may be ``max_report_age_s`` (s) old; stereo visibility needs two detections
     within ``stereo_window_s`` (s) whose lines of sight cross at ``stereo_min_angle_deg``
     (deg) or more; completeness counts from ``completeness_grace_s`` (s) after the first
-    stereo look; ``nees_threshold`` is the 6-D NEES above which a sample is counted.
+    stereo look; ``nees_threshold`` is the 6-D NEES above which a sample is counted;
+    ``clear_mot_m`` (m) how far a track may be from its object and still keep it in
+    the CLEAR-MOT count of identity switches.
     """
 
     gospa_c_m: float = GOSPA_C_M
@@ -46,6 +49,7 @@ class EvaluationSettings:
     stereo_min_angle_deg: float = STEREO_MIN_ANGLE_DEG
     completeness_grace_s: float = COMPLETENESS_GRACE_S
     nees_threshold: float = NEES_THRESHOLD
+    clear_mot_m: float = CLEAR_MOT_M
 
     @property
     def max_age_ns(self) -> int:

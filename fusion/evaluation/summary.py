@@ -127,6 +127,7 @@ def summarise(
     elig_total = sum(s.eligible for s in scores)
     elig_hit = sum(s.eligible_tracked for s in scores)
     switches = sum(s.id_switches for s in series)
+    held = int(a.clear_mot_switches.sum())
     object_minutes = float(a.present.sum()) / 60.0
     d = np.array([s.detection_delay_s for s in series if math.isfinite(s.detection_delay_s)])
     pa = _cat([s.phase_agreement for s in scores]).astype(bool)
@@ -150,6 +151,10 @@ def summarise(
         "track_breaks_turn": sum(s.track_breaks_turn for s in series),
         "completeness_glide": _mean_finite([s.completeness_glide for s in series]),
         "id_switches_per_10_object_minutes": switches / object_minutes * 10.0
+        if object_minutes
+        else math.nan,
+        "id_switches_clear_mot": held,
+        "id_switches_clear_mot_per_10_object_minutes": held / object_minutes * 10.0
         if object_minutes
         else math.nan,
         "detection_delay_median_s": stat(d, np.median),
