@@ -263,19 +263,22 @@ class Registration:
         t_s = frame.time_s
         if k is not None:
             pending, pos, los, sig = self._pending, frame.position, frame.los, frame.sigma
-            contested = self._contested
+            contested, span = self._contested, self._span
+            # plain lists: one conversion per frame instead of a numpy scalar per look
+            det, sig_l = np.asarray(det_idx).tolist(), np.asarray(sig, float).tolist()
+            ok = None if clear is None else np.asarray(clear, bool).tolist()
             for i, kind in enumerate(kinds):
                 if kind == Evidence.NONE:
                     continue  # the look is left out; the window waits (or is pruned)
                 key = keys[i] if kind != Evidence.EARTH_FIXED else self._sites.key(states[i], t_s)
-                if clear is not None and not clear[i]:
+                if ok is not None and not ok[i]:
                     if kind != Evidence.THRUSTING:
                         continue  # left out (their windows mixed no objects even when kept)
                     contested[key] = t_s
                     if pending.pop(key, None) is not None:
                         self.contested_total += 1
                     continue
-                if t_s - contested.get(key, -np.inf) < self._span[kind]:
+                if t_s - contested.get(key, -np.inf) < span[kind]:
                     continue  # contested within a window length: not yet evidence again
                 w = pending.get(key)
                 if w is None and len(pending) >= self._cfg.registration_max_windows:
@@ -285,10 +288,10 @@ class Registration:
                     w = None
                 if w is None:
                     w = pending[key] = _Window(t_s, kind, key=key)
-                d = int(det_idx[i])
-                w.rows.append((t_s, k, pos, los[d], float(sig[d])))
+                d = det[i]
+                w.rows.append((t_s, k, pos, los[d], sig_l[d]))
                 w.last_s, w.state = t_s, states[i]
-                if t_s - w.start_s >= self._span[kind] or len(w.rows) >= MAX_WINDOW_LOOKS:
+                if t_s - w.start_s >= span[kind] or len(w.rows) >= MAX_WINDOW_LOOKS:
                     del pending[key]
                     self._close(w)
         if t_s - self._pruned_s >= PRUNE_EVERY_S:
@@ -381,9 +384,8 @@ class Registration:
         inconsistent window is skipped; a broken update is rejected and counted."""
         self._settle()
         try:
-            AtA = A.T @ A
-            sol = np.linalg.solve(AtA, np.concatenate([A.T @ G, (A.T @ y)[:, None]], axis=1))
-            AtG, Aty = A.T @ G, A.T @ y
+            AtA, AtG, Aty = A.T @ A, A.T @ G, A.T @ y
+            sol = np.linalg.solve(AtA, np.concatenate([AtG, Aty[:, None]], axis=1))
             info = G.T @ G - AtG.T @ sol[:, :-1]
             eta = G.T @ y - AtG.T @ sol[:, -1]
             chi2 = float(y @ y - Aty @ sol[:, -1])
