@@ -79,9 +79,7 @@ def teme_to_ecef_point(r_teme: np.ndarray, t_s: float) -> np.ndarray:
     tests/test_fusion_same_floats.py), in Python floats: one numpy call instead of a
     few, for the tracker's many single conversions at one frame time."""
     x, y, z = r_teme.tolist()
-    return np.array(
-        [0.0 + m0 * x + m1 * y + m2 * z for m0, m1, m2 in _matrix_rows_at(float(t_s))]
-    )
+    return np.array([0.0 + m0 * x + m1 * y + m2 * z for m0, m1, m2 in _matrix_rows_at(float(t_s))])
 
 
 def _matrix(t_s: ArrayLike) -> np.ndarray:
