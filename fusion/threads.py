@@ -241,8 +241,8 @@ class ThreadBook:
         held = self._held_index()
         for i in ended.tolist():
             k = owner.pop(i, None)
-            if k is not None:
-                self._release(held, k, (sensor_id, i))
+            if k is not None:  # (an emptied entry stays until the track is forgotten)
+                held[k].pop((sensor_id, i), None)
         return ids
 
     def _held_index(self) -> dict[int, dict[tuple[str, int], None]]:
@@ -257,14 +257,6 @@ class ThreadBook:
             self._held = held
         return held
 
-    @staticmethod
-    def _release(held: dict[int, dict[tuple[str, int], None]], key: int, thread: tuple) -> None:
-        """Track ``key`` no longer holds ``thread`` (sensor, thread id)."""
-        mine = held.get(key)
-        if mine is not None:
-            mine.pop(thread, None)
-            if not mine:
-                del held[key]
 
     def adjustments(
         self, sensor_id: str, track_keys: np.ndarray, det_threads: np.ndarray, bonus: float
@@ -297,7 +289,7 @@ class ThreadBook:
             if old == k:
                 continue
             if old is not None:
-                self._release(held, old, (sensor_id, t))
+                held[old].pop((sensor_id, t), None)
             owner[t] = k
             held.setdefault(k, {})[(sensor_id, t)] = None
         v_sensor = self._sensor_vel.get(sensor_id)
