@@ -257,7 +257,6 @@ class ThreadBook:
             self._held = held
         return held
 
-
     def adjustments(
         self, sensor_id: str, track_keys: np.ndarray, det_threads: np.ndarray, bonus: float
     ) -> np.ndarray:
