@@ -211,6 +211,9 @@ class ThreadBook:
     def __init__(self) -> None:
         self._sensors: dict[str, SensorThreads] = {}
         self._owner: dict[str, dict[int, int]] = {}  # sensor -> thread id -> track key
+        # the same, by track key: key -> {(sensor, thread id): None} (ordered set), so a
+        # deleted track's threads are found without a scan of every sensor's threads
+        self._held: dict[int, dict[tuple[str, int], None]] = {}
         self._next_id = 0
         self._sensor_at: dict[str, tuple[float, np.ndarray]] = {}  # last (t_s, position)
         self._sensor_vel: dict[str, np.ndarray] = {}  # m/s, ECI, from the last two looks
@@ -235,9 +238,24 @@ class ThreadBook:
             self._owner[sensor_id] = {}
         ids, ended, self._next_id = threads.observe(t_s, los, sigma, self._next_id)
         owner = self._owner[sensor_id]
+        held = self._held_index()
         for i in ended.tolist():
-            owner.pop(i, None)
+            k = owner.pop(i, None)
+            if k is not None:  # (an emptied entry stays until the track is forgotten)
+                held[k].pop((sensor_id, i), None)
         return ids
+
+    def _held_index(self) -> dict[int, dict[tuple[str, int], None]]:
+        """The by-key index of the owners (built from them for a book restored from a
+        checkpoint written before it existed)."""
+        held = getattr(self, "_held", None)
+        if held is None:
+            held = {}
+            for sensor_id, owner in self._owner.items():
+                for t, k in owner.items():
+                    held.setdefault(k, {})[(sensor_id, t)] = None
+            self._held = held
+        return held
 
     def adjustments(
         self, sensor_id: str, track_keys: np.ndarray, det_threads: np.ndarray, bonus: float
@@ -264,8 +282,15 @@ class ThreadBook:
         (K,); their velocities ``velocity`` (K, 3) (ECI, m/s), predicted lines of sight
         ``u`` (K, 3) and ranges ``rho`` (K,) (m) seed the rates of threads that have none."""
         owner = self._owner[sensor_id]
+        held = self._held_index()
         for k, t in zip(track_keys.tolist(), det_threads.tolist(), strict=True):
+            old = owner.get(t)
+            if old == k:
+                continue
+            if old is not None:
+                held[old].pop((sensor_id, t), None)
             owner[t] = k
+            held.setdefault(k, {})[(sensor_id, t)] = None
         v_sensor = self._sensor_vel.get(sensor_id)
         if v_sensor is None:
             return
@@ -278,6 +303,7 @@ class ThreadBook:
         """Tracks deleted: their threads are held by nobody."""
         if not track_keys:
             return
-        for owner in self._owner.values():
-            for t in [t for t, k in owner.items() if k in track_keys]:
-                del owner[t]
+        held = self._held_index()
+        for key in track_keys:
+            for sensor_id, t in held.pop(key, {}):
+                del self._owner[sensor_id][t]

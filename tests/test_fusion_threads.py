@@ -137,6 +137,52 @@ def test_thread_book_weighs_pairs_by_who_holds_the_thread() -> None:
     assert book.adjustments("sat-1", np.array([7]), ids[[1]], 8.0).tolist() == [0.0]
 
 
+def _held_by_scan(book: ThreadBook) -> dict[int, set[tuple[str, int]]]:
+    """Who holds what, read from the per-sensor owners (the book's by-key index must
+    say the same)."""
+    out: dict[int, set[tuple[str, int]]] = {}
+    for sensor, owner in book._owner.items():
+        for t, k in owner.items():
+            out.setdefault(k, set()).add((sensor, t))
+    return out
+
+
+@pytest.mark.parametrize("restored", [False, True])
+def test_forgetting_deleted_tracks_frees_exactly_their_threads(restored) -> None:
+    """Random looks of three sensors, claims that move threads between tracks, threads
+    ended by long gaps and tracks deleted: after every step each deleted track holds
+    nothing, the others keep what they took, and the by-key index agrees with the
+    owners. ``restored``: a book from a checkpoint written before the index existed
+    (no ``_held``) rebuilds it from the owners."""
+    rng = np.random.default_rng(7)
+    book = ThreadBook()
+    start = rng.uniform(-0.05, 0.05, (12, 2))
+    rate = rng.normal(0.0, 1e-4, (12, 2))
+    dead: set[int] = set()
+    for step in range(40):
+        t = step * (MAX_GAP_S + 0.5 if step % 9 == 8 else 1.0)  # some threads end
+        sensor = f"sat-{step % 3}"
+        los = _image(t, start, rate, rng)
+        ids = book.label(sensor, t, np.zeros(3), los, np.full(len(los), SIGMA))
+        pick = rng.choice(len(ids), size=6, replace=False)
+        keys = rng.integers(0, 10, size=6)  # keys 0..9; a thread may change hands
+        keys = np.array([k if k not in dead else 10 + k for k in keys.tolist()])
+        book.claim(sensor, keys, ids[pick], np.zeros((6, 3)), los[pick], np.full(6, 1e6),
+                   np.zeros(6))  # fmt: skip
+        if restored and step % 10 == 5:
+            del book._held  # as loaded from an older checkpoint
+        if step % 7 == 6:
+            gone = {int(k) for k in rng.choice(keys, size=2, replace=False)}
+            before = _held_by_scan(book)
+            book.forget(gone)
+            dead |= gone
+            after = _held_by_scan(book)
+            assert not set(after) & gone
+            assert after == {k: v for k, v in before.items() if k not in gone}
+        index = {k: set(v) for k, v in book._held_index().items() if v}
+        assert index == _held_by_scan(book)
+
+
 @pytest.mark.parametrize("adjust, chosen_det", [(None, 0), ([0.0, -8.0], 1)])
 def test_assignment_prefers_the_threaded_detection_inside_the_gate(adjust, chosen_det) -> None:
     track = np.array([0, 0])

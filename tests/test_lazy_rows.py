@@ -174,3 +174,67 @@ def test_shadow_tests_are_revisited_when_their_hold_ends_or_a_track_boosts_again
     modes.set_mode(a, Mode.BOOST)
     a.deleted = True
     assert modes.shadow_candidates([], 3 * hold_ns) == []
+
+
+def _noise_by_owner(rows: StateRows, cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The per-row process noise read owner by owner (as first written), drag rows
+    through MotionModes' own air-density law."""
+    from tracklayer.fusion.tracker.modes import Mode, MotionModes
+
+    n = len(rows)
+    inv_tau, accel, jerk = np.zeros(n), np.full(n, cfg.ballistic_accel_psd), np.zeros(n)
+    drag = []
+    for i, (trk, shadow) in enumerate(rows.owners):
+        if shadow or trk.mode == Mode.BALLISTIC:
+            continue
+        inv_tau[i] = 1.0 / cfg.accel_time_constant_s
+        if trk.mode == Mode.BOOST:
+            jerk[i] = cfg.boost_jerk_psd
+        elif trk.mode == Mode.GLIDE:
+            jerk[i] = cfg.glide_jerk_psd
+        else:
+            drag.append(i)
+    if drag:
+        jerk[drag] = MotionModes(cfg, rows)._drag_jerk_psd(np.array(drag))
+    return inv_tau, accel, jerk
+
+
+def test_row_layout_and_noise_follow_appends_removals_and_mode_changes():
+    """The cached layout (main rows, each main row's key and gate mode) and the per-row
+    noise stay what reading every owner afresh gives, through tracks and shadows added,
+    rows removed and modes changed (a mode change keeps the layout, corrects its row)."""
+    from tracklayer.fusion.config import FusionConfig
+    from tracklayer.fusion.tracker.modes import Mode, MotionModes
+
+    rng = np.random.default_rng(21)
+    cfg = FusionConfig()
+    rows = StateRows()
+    modes = MotionModes(cfg, rows)
+    rows.noise_source = modes
+    tracks: list[Track] = []
+    for step in range(60):
+        op = rng.integers(0, 3)
+        if op == 0 or len(tracks) < 3:  # a new track, sometimes with a shadow
+            trk = Track(key=step, created_ns=0, last_update_ns=0)
+            x = np.zeros(9)
+            x[:3] = rng.normal(size=3) * 1e5 + [6.4e6, 0.0, 0.0]
+            x[3:6] = rng.normal(size=3) * 1e3
+            x[6:] = rng.normal(size=3)
+            rows.append(x, np.eye(9), trk, False, 0)
+            if rng.random() < 0.4:
+                rows.append(x, np.eye(9), trk, True, 0)
+            tracks.append(trk)
+        elif op == 1:  # a mode change
+            trk = tracks[int(rng.integers(len(tracks)))]
+            modes.set_mode(trk, Mode(int(rng.integers(0, 4))))
+        else:  # a track removed with its shadow
+            trk = tracks.pop(int(rng.integers(len(tracks))))
+            rows.remove(sorted([trk.row] + ([trk.shadow_row] if trk.shadow_row >= 0 else [])))
+        main = [i for i, o in enumerate(rows.owners) if not o.is_shadow]
+        assert rows.main_rows().tolist() == main
+        shadow, mode, key = rows.owner_columns()
+        assert key[main].tolist() == [rows.owners[i].track.key for i in main]
+        assert mode[main].tolist() == [int(rows.owners[i].track.mode) for i in main]
+        assert shadow.tolist() == [o.is_shadow for o in rows.owners]
+        for got, ref in zip(modes.noise(), _noise_by_owner(rows, cfg), strict=True):
+            assert got.tobytes() == ref.tobytes()

@@ -280,9 +280,11 @@ def near_pairs(pos: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
     a, b = finite[found[:, 0]], finite[found[:, 1]]
     ii, jj = np.minimum(a, b), np.maximum(a, b)
     keep = norm3(pos[ii] - pos[jj]) < radius
-    ii, jj = ii[keep], jj[keep]
-    order = np.lexsort((jj, ii))
-    return ii[order], jj[order]
+    # row-major order: sort the pairs' flat indices i * N + j (unique; lexsort is ~30x
+    # slower)
+    n = pos.shape[0]
+    flat = np.sort(ii[keep].astype(np.int64) * n + jj[keep])
+    return flat // n, flat % n
 
 
 def _may_pass(e: np.ndarray, S: np.ndarray, chi2_max: float) -> np.ndarray:

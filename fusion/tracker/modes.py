@@ -95,22 +95,15 @@ class MotionModes:
         cfg = self.config
         rows = self.rows
         if rows.noise_cache is None:
-            n = len(rows)
-            inv_tau = np.zeros(n)
-            accel_psd = np.full(n, cfg.ballistic_accel_psd)
-            jerk_psd = np.zeros(n)
-            drag_rows = []
-            for i, (trk, shadow) in enumerate(rows.owners):
-                if shadow or trk.mode == Mode.BALLISTIC:
-                    continue
-                inv_tau[i] = 1.0 / cfg.accel_time_constant_s
-                if trk.mode == Mode.BOOST:
-                    jerk_psd[i] = cfg.boost_jerk_psd
-                elif trk.mode == Mode.GLIDE:
-                    jerk_psd[i] = cfg.glide_jerk_psd
-                else:
-                    drag_rows.append(i)
-            rows.noise_cache = (inv_tau, accel_psd, jerk_psd, np.array(drag_rows, dtype=int))
+            shadow, mode, _ = rows.owner_columns()
+            active = ~shadow & (mode != Mode.BALLISTIC)  # a shadow is ballistic
+            boost = active & (mode == Mode.BOOST)
+            glide = active & (mode == Mode.GLIDE)
+            inv_tau = np.where(active, 1.0 / cfg.accel_time_constant_s, 0.0)
+            accel_psd = np.full(len(rows), cfg.ballistic_accel_psd)
+            jerk_psd = np.where(boost, cfg.boost_jerk_psd, np.where(glide, cfg.glide_jerk_psd, 0.0))
+            drag_rows = np.flatnonzero(active & ~boost & ~glide)
+            rows.noise_cache = (inv_tau, accel_psd, jerk_psd, drag_rows)
         inv_tau, accel_psd, jerk_psd, drag_idx = rows.noise_cache
         if drag_idx.size:
             jerk_psd = jerk_psd.copy()
@@ -133,7 +126,7 @@ class MotionModes:
     def set_mode(self, trk: Track, mode: Mode) -> None:
         """Change ``trk``'s mode (the caller has adjusted its row's acceleration)."""
         trk.mode = mode
-        self.rows.changed()
+        self.rows.mode_changed(trk)
         if mode == Mode.BOOST:
             self._to_boost[trk.key] = trk
 

@@ -185,8 +185,10 @@ class ReportSchedule:
         if samples and (t_ns - samples[-1].time_ns) < _LAUNCH_SAMPLE_SPACING_NS:
             return
         row = trk.row
-        r_ecef = geodesy.teme_to_ecef(self.rows.x[row, POS], t_ns / NS_PER_S)
-        var = float(np.trace(self.rows.P[row, POS, POS]) / 3.0)
+        r_ecef = geodesy.teme_to_ecef_point(self.rows.x[row, POS], t_ns / NS_PER_S)
+        p = self.rows.P[row]
+        # trace(P_rr) / 3 in Python floats: numpy's trace of three sums them in order
+        var = (float(p[0, 0]) + float(p[1, 1]) + float(p[2, 2])) / 3.0
         samples.append(LaunchSample(t_ns, r_ecef, var))
 
     def _update_launch(self, trk: Track) -> None:

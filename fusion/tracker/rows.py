@@ -25,6 +25,10 @@ from ..dynamics import N_STATE
 from ..filters import predict
 from .track import RowOwner, Track
 
+#: Entries of :attr:`StateRows.layout_cache` that depend on the owners' modes (dropped
+#: at a mode change; every other entry depends only on the stack's rows and owners).
+MODE_KEYS = ("gates",)
+
 
 class NoiseSource(Protocol):
     """Gives the per-row process-noise parameters (see modes.MotionModes.noise)."""
@@ -53,16 +57,46 @@ class StateRows:
         return len(self.owners)
 
     def changed(self) -> None:
-        """The stack or an owner's mode changed: forget what was cached of them."""
+        """The stack changed (rows added or removed): forget what was cached of it."""
         self.noise_cache = None
         self.layout_cache.clear()
+
+    def mode_changed(self, trk: Track) -> None:
+        """``trk``'s mode changed: forget what depends on the modes (the process noise,
+        and whatever was cached under :data:`MODE_KEYS`); the rows' layout (main rows,
+        keys) stays, and the owners' mode column is corrected in place."""
+        self.noise_cache = None
+        cache = self.layout_cache
+        for key in MODE_KEYS:
+            cache.pop(key, None)
+        columns = cache.get("owners")
+        if columns is None:
+            return
+        owners, n = self.owners, len(self.owners)
+        for row in (trk.row, trk.shadow_row):
+            if 0 <= row < n and owners[row].track is trk:
+                columns[1][row] = int(trk.mode)
+
+    def owner_columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per row (N,): is it a shadow (bool), its track's mode (int, :class:`Mode`
+        values) and key (int64); read once from the owners, cached until the stack
+        changes (a mode change corrects its entries: :meth:`mode_changed`; do not
+        modify)."""
+        columns = self.layout_cache.get("owners")
+        if columns is None:
+            owners, n = self.owners, len(self.owners)
+            shadow = np.fromiter((o.is_shadow for o in owners), bool, n)
+            mode = np.fromiter((o.track.mode for o in owners), np.int64, n)
+            key = np.fromiter((o.track.key for o in owners), np.int64, n)
+            columns = self.layout_cache["owners"] = (shadow, mode, key)
+        return columns
 
     def main_rows(self) -> np.ndarray:
         """Indices of the rows that are tracks (not shadows), in row order (cached; do
         not modify)."""
         main = self.layout_cache.get("main_rows")
         if main is None:
-            main = np.array([i for i, o in enumerate(self.owners) if not o.is_shadow], dtype=int)
+            main = np.flatnonzero(~self.owner_columns()[0])
             self.layout_cache["main_rows"] = main
         return main
 

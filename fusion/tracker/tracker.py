@@ -263,14 +263,8 @@ class Tracker:
         layout: it changes only when the rows or a mode do)."""
         gates = self._rows.layout_cache.get("gates")
         if gates is None:
-            gates = np.array(
-                [
-                    self._gate_ballistic
-                    if self._rows.track_of(r).mode == Mode.BALLISTIC
-                    else self._gate_boost
-                    for r in main_rows
-                ]
-            )
+            mode = self._rows.owner_columns()[1][main_rows]
+            gates = np.where(mode == Mode.BALLISTIC, self._gate_ballistic, self._gate_boost)
             self._rows.layout_cache["gates"] = gates
         return gates
 
@@ -278,7 +272,7 @@ class Tracker:
         """Track key of each main row (cached with the rows' layout)."""
         keys = self._rows.layout_cache.get("keys")
         if keys is None:
-            keys = np.array([self._rows.track_of(r).key for r in main_rows], dtype=np.int64)
+            keys = self._rows.owner_columns()[2][main_rows]
             self._rows.layout_cache["keys"] = keys
         return keys
 
