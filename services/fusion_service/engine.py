@@ -66,6 +66,11 @@ log = logging.getLogger("tracklayer.services.fusion")
 #: Most queued inputs applied per group commit (bounds how long the tracker holds the loop).
 MAX_BATCH_ITEMS = 256
 
+#: Tracker time (s) after which a batch is cut short: the rest stays queued for the next
+#: group commit, so that acks, the other streams and the outbox get the loop between
+#: (issue 13: at raid scale a frame's tracking takes ~4 ms, 256 of them held it ~1 s).
+MAX_BATCH_S = 0.025
+
 FrameListener = Callable[[sensor_pb2.SensorFrame, int, int], None]
 ReportListener = Callable[[list[track_pb2.TrackReport]], None]
 
@@ -227,6 +232,7 @@ class FusionEngine:
         """Stop as SIGKILL would after the last commit (tests of crash recovery): no
         flush, nothing drained; queued input is dropped unacknowledged."""
         self._closing = True
+        self.checkpointer.kill()
         await self.checkpointer.trimmer.stop()
         for task in (self._ticker, self._worker):
             if task is not None:
@@ -264,6 +270,7 @@ class FusionEngine:
             self._enqueue(EngineInput(EventKind.FLUSH, now=time.time()))
             self._enqueue(None)
             await asyncio.gather(self._worker, return_exceptions=True)
+        await self.checkpointer.settle()
         self.checkpointer.log_summary()
         await self.checkpointer.trimmer.stop()
         if self.forwarder is not None:
@@ -356,7 +363,7 @@ class FusionEngine:
                     q.clear()
                     batch = batch[: batch.index(None)]
                     fail_waiting(rest, EngineClosed("fusion service stopped"))
-                await self._process(batch)
+                await self._process(batch, cut=not stop)
                 if stop:
                     return
         except BaseException as exc:
@@ -367,14 +374,22 @@ class FusionEngine:
             fail_waiting(self._queue, EngineClosed(f"fusion engine failed: {exc!r}"))
             raise
 
-    async def _process(self, batch: list[EngineInput]) -> None:
+    async def _process(self, batch: list[EngineInput], cut: bool = False) -> None:
+        """Apply ``batch``, commit, then acknowledge and hand the reports on. ``cut``: once
+        applying took ``MAX_BATCH_S``, the inputs not applied yet go back to the front of
+        the queue (in order) for the next batch."""
         results = []
         reports: list[TrackReport] = []
+        t0 = time.perf_counter()
         try:
-            for item in batch:
+            for n, item in enumerate(batch):
                 status, reason, emitted = self._apply_and_journal(item)
                 results.append((item, status, reason))
                 reports.extend(emitted)
+                if cut and n + 1 < len(batch) and time.perf_counter() - t0 > MAX_BATCH_S:
+                    self._queue.extendleft(reversed(batch[n + 1 :]))
+                    del batch[n + 1 :]
+                    break
             if self.journal.pending:
                 await self._db.run(self.journal.commit)
         except Exception as exc:
@@ -416,7 +431,7 @@ class FusionEngine:
                 self.forwarder.notify()
         if self.checkpointer.due():
             try:
-                await self.checkpointer.write(self.core, self._opens)
+                await self.checkpointer.write(self.core, self._opens, inline=self._closing)
             except Exception as exc:  # a checkpoint only shortens replay: try later
                 if not is_disk_full(exc):
                     raise
