@@ -139,14 +139,23 @@ def bucket_rows(live: dict, deliver_at: np.ndarray, deliver: np.ndarray, bucket_
             return 100.0 * (np.nanmax(c) - np.nanmin(c)) / span if span > 0 else float("nan")
 
         client = sum(share(n) for n in names)
-        rows.append(
-            f"| {lo:.0f}-{min(hi, end):.0f} | {a.size} | {pct(a, 50) * 1e3:.1f} | "
-            f"{pct(a, 99) * 1e3:.1f} | {d.size} | {pct(d, 99) * 1e3:.1f} | "
-            f"{share('fusion'):.0f} | {share('consumer'):.0f} | {client:.0f} | "
-            f"{np.nanmean(smp['rss_fusion'][s]):.0f} | {np.nanmax(smp['frames_pending'][s]):.0f} | "
-            f"{np.nanmax(smp['frames_buffered'][s]):.0f} | {np.nanmax(smp['outbox_depth'][s]):.0f} | "
-            f"{np.nanmean(smp['load'][s]):.1f} |"
-        )
+        cells = [
+            f"{lo:.0f}-{min(hi, end):.0f}",
+            f"{a.size}",
+            f"{pct(a, 50) * 1e3:.1f}",
+            f"{pct(a, 99) * 1e3:.1f}",
+            f"{d.size}",
+            f"{pct(d, 99) * 1e3:.1f}",
+            f"{share('fusion'):.0f}",
+            f"{share('consumer'):.0f}",
+            f"{client:.0f}",
+            f"{np.nanmean(smp['rss_fusion'][s]):.0f}",
+            f"{np.nanmax(smp['frames_pending'][s]):.0f}",
+            f"{np.nanmax(smp['frames_buffered'][s]):.0f}",
+            f"{np.nanmax(smp['outbox_depth'][s]):.0f}",
+            f"{np.nanmean(smp['load'][s]):.1f}",
+        ]
+        rows.append("| " + " | ".join(cells) + " |")
     return rows
 
 
@@ -199,8 +208,14 @@ def live_section(args, rec, live: dict, deliver: np.ndarray, deliver_at: np.ndar
         f"| report emitted -> stored | {deliver.size} | {pct(deliver, 50) * 1e3:.1f} | "
         f"{pct(deliver, 99) * 1e3:.1f} | {deliver.max(initial=0) * 1e3:.1f} |",
         "",
-        f"CPU over the run (share of one core, sampled): fusion {100 * total['fusion'] / wall:.0f}%, "
-        f"consumer {100 * total['consumer'] / wall:.0f}%, client(s) {100 * clients / wall:.0f}%.",
+        f"CPU over the run (share of one core, sampled): fusion "
+        f"{100 * total['fusion'] / wall:.0f}%, consumer {100 * total['consumer'] / wall:.0f}%, "
+        f"client(s) {100 * clients / wall:.0f}%. Fusion CPU demand: {total['fusion']:.0f} CPU s "
+        f"(forked checkpoint encoders included) for {args.duration:g} s of scenario = "
+        f"{total['fusion'] * args.speed / args.duration:.2f} of a core at {args.speed:g}x.",
+        f"Backlog: the last frame was acknowledged {wall - args.duration / args.speed:.1f} s "
+        "after its paced release time would end the run (0 = kept up); frames pending "
+        f"at most {np.nanmax(smp['frames_pending']):.0f}.",
         rss_trend(live),
         "",
         f"Over time ({args.bucket:g} s buckets from the paced start; CPU in % of one core; "

@@ -175,6 +175,11 @@ class DatabaseThread:
         """``fn(*args)`` on the database thread, awaited from the event loop."""
         return await asyncio.get_running_loop().run_in_executor(self._exec, fn, *args)
 
+    def submit(self, fn: Callable[..., R], *args: object) -> asyncio.Future[R]:
+        """``fn(*args)`` queued on the database thread now (in order with every other
+        call); await the future later, or never block on it at all."""
+        return asyncio.get_running_loop().run_in_executor(self._exec, fn, *args)
+
     @property
     def closed(self) -> bool:
         """True once :meth:`close` ran."""

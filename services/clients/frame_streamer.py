@@ -45,8 +45,8 @@ from tracklayer.fusion.domain import NS_PER_S
 from tracklayer.services.clients.sensor_stream import (
     AckCallback,
     Outgoing,
-    SendCallback,
     RunState,
+    SendCallback,
     SensorStream,
     StreamFailed,
 )

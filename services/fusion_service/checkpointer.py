@@ -7,10 +7,12 @@ and lets the :class:`~.trimmer.Trimmer` delete the events it covers.
 
 A big state (issue 13's raid: ~55 MB, 1-2.5 s to encode) is not encoded on the event
 loop: once a checkpoint took ``IN_CHILD_ABOVE_S`` or more to encode, the next ones are
-encoded in a forked child (:mod:`.forked_encode`) while the engine goes on, and one is
-started no sooner than ``COST_FACTOR`` x the last encode time after the previous one,
-so checkpoints take at most about 1/``COST_FACTOR`` of a core. Small states (tests,
-salvo) are encoded on the loop as before, at every ``checkpoint_every`` events.
+encoded in a forked child (:mod:`.forked_encode`, where it may fork: the ``tracklayer``
+command) while the engine goes on, and one is started no sooner than ``COST_FACTOR`` x
+the last encode time after the previous one, so checkpoints take at most about
+1/``COST_FACTOR`` of a core (a restart then replays up to that many seconds of
+journal, not ``checkpoint_every`` events). Small states (salvo) and engines that may
+not fork (inside a test process) encode on the loop as before.
 
 Each checkpoint is logged at DEBUG (``checkpoint_written``: seq, bytes, encode seconds);
 at full rate that is about two a second, so INFO gets ``checkpoints_written`` lines
@@ -97,11 +99,15 @@ class Checkpointer:
             return False
         every, interval = self.settings.checkpoint_every, self.settings.checkpoint_interval_s
         age = time.monotonic() - self.at
-        if self.last_encode_s >= IN_CHILD_ABOVE_S and age < COST_FACTOR * self.last_encode_s:
+        if self._in_child_next() and age < COST_FACTOR * self.last_encode_s:
             return False  # a big state: bound the share of a core checkpoints take
         by_events = every > 0 and since >= every
         by_time = age >= interval if interval > 0 else self.at < 0
         return by_events or by_time
+
+    def _in_child_next(self) -> bool:
+        """The next checkpoint is encoded in a child (the state is big, and we may fork)."""
+        return self.last_encode_s >= IN_CHILD_ABOVE_S and can_fork()
 
     @property
     def busy(self) -> bool:
@@ -114,7 +120,7 @@ class Checkpointer:
         child (returns at once; the journal gets it when the child is done); written on
         the database thread. ``inline``: on the loop whatever the cost (at shutdown)."""
         seq = self.journal.committed_seq
-        if not inline and self.last_encode_s >= IN_CHILD_ABOVE_S and can_fork():
+        if not inline and self._in_child_next():
             child = self._child = ChildEncode()
             child.start(lambda: checkpoint_state(core, open_streams))
             self.at = time.monotonic()

@@ -13,7 +13,10 @@ replay alike (``recovery``), in one order:
    in one transaction (group commit, on the database thread).
 3. Only then are the frames acknowledged, the reports written to the outbox
    (with the journal seq, in one transaction), handed to the forwarder and
-   fanned out to subscribers.
+   fanned out to subscribers. The outbox write is queued on the database thread
+   and not waited for: the worker goes on with the next batch (issue 13: at raid
+   scale each wait for an fsync left the core idle), and awaits it before that
+   batch's journal commit, which the database thread runs after it anyway.
 
 A crash between 2 and 3 loses nothing: the frames were not acknowledged,
 and the replay re-emits the reports of every event after the outbox's
@@ -127,6 +130,7 @@ class FusionEngine:
         self.health_listeners: list[Callable[[bool], None]] = []
         self._failed_event = asyncio.Event()
         self.forwarder: Forwarder | None = None
+        self._outbox_write: asyncio.Future[None] | None = None  # the last batch's, in flight
         self.replayed_events = 0
         # Observers (e.g. a live recorder): called after each group commit, in order.
         self.frame_listeners: list[FrameListener] = []  # (frame, FrameStatus, arrival ns)
@@ -365,6 +369,7 @@ class FusionEngine:
                     fail_waiting(rest, EngineClosed("fusion service stopped"))
                 await self._process(batch, cut=not stop)
                 if stop:
+                    await self._settle_outbox([])
                     return
         except BaseException as exc:
             if not isinstance(exc, asyncio.CancelledError):
@@ -390,6 +395,8 @@ class FusionEngine:
                     self._queue.extendleft(reversed(batch[n + 1 :]))
                     del batch[n + 1 :]
                     break
+            if not await self._settle_outbox(batch):
+                return
             if self.journal.pending:
                 await self._db.run(self.journal.commit)
         except Exception as exc:
@@ -407,7 +414,7 @@ class FusionEngine:
         protos: list[track_pb2.TrackReport] = []
         if reports:
             now_ns = time.time_ns()
-            where = self.sensor_positions.of
+            where = self.sensor_positions.messages
             protos = [report_message(r, now_ns, where(r.sensor_ids)) for r in reports]
             self.live.remember(reports, protos)
             self.hub.publish(protos)
@@ -416,19 +423,12 @@ class FusionEngine:
         if protos:
             for on_reports in self.report_listeners:
                 on_reports(protos)
-            try:
-                await self._db.run(
-                    self.outbox.add,
-                    [p.SerializeToString() for p in protos],
-                    self.journal.committed_seq,
-                )
-            except Exception as exc:  # the reload's replay outboxes them again
-                if not is_disk_full(exc):
-                    raise
-                await ride_out(self, [], unwritable_message("outbox", self.outbox.path, exc))
-                return
+            # Awaited by the next batch (_settle_outbox): the worker goes on meanwhile.
+            self._outbox_write = self._db.submit(
+                self.outbox.add, [p.SerializeToString() for p in protos], self.journal.committed_seq
+            )
             if self.forwarder is not None:
-                self.forwarder.notify()
+                self._outbox_write.add_done_callback(self._notify_forwarder)
         if self.checkpointer.due():
             try:
                 await self.checkpointer.write(self.core, self._opens, inline=self._closing)
@@ -436,6 +436,27 @@ class FusionEngine:
                 if not is_disk_full(exc):
                     raise
                 log.warning(kv("checkpoint_not_written", error=str(exc)))
+
+    def _notify_forwarder(self, fut: asyncio.Future[None]) -> None:
+        if self.forwarder is not None and not fut.cancelled() and fut.exception() is None:
+            self.forwarder.notify()
+
+    async def _settle_outbox(self, batch: list[EngineInput]) -> bool:
+        """Wait for the previous batch's outbox write. False: it failed for want of space
+        and was ridden out (``batch``, applied but not committed, is refused with the
+        rest; the reload's replay outboxes the lost reports again)."""
+        fut, self._outbox_write = self._outbox_write, None
+        if fut is None:
+            return True
+        try:
+            await fut
+        except Exception as exc:
+            if not is_disk_full(exc):
+                fail_waiting(batch, EngineClosed(f"fusion engine failed: {exc!r}"))
+                raise
+            await ride_out(self, batch, unwritable_message("outbox", self.outbox.path, exc))
+            return False
+        return True
 
     def _answer(self, item: EngineInput, status: FrameStatus, reason: str) -> None:
         """Resolve a durable input's future: a frame's ack (and its slot), a declaration's
