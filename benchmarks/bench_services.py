@@ -116,6 +116,15 @@ def pct(a: np.ndarray, q: float) -> float:
     return float(np.percentile(a, q)) if a.size else float("nan")
 
 
+def db_busy(smp: dict, s: np.ndarray, span: float) -> float:
+    """Share (%) of the bucket's wall time the fusion's database thread ran calls
+    (journal commits, outbox, checkpoints, trims: fsyncs included)."""
+    b = smp["db_busy_ms_total"][s]
+    if span <= 0 or not np.isfinite(b).any():
+        return float("nan")
+    return 100.0 * (np.nanmax(b) - np.nanmin(b)) / 1e3 / span
+
+
 def bucket_rows(live: dict, deliver_at: np.ndarray, deliver: np.ndarray, bucket_s: float) -> list:
     """One markdown row per ``bucket_s`` of the run (from the paced start)."""
     smp = live["samples"]
@@ -147,6 +156,7 @@ def bucket_rows(live: dict, deliver_at: np.ndarray, deliver: np.ndarray, bucket_
             f"{d.size}",
             f"{pct(d, 99) * 1e3:.1f}",
             f"{share('fusion'):.0f}",
+            f"{db_busy(smp, s, span):.0f}",
             f"{share('consumer'):.0f}",
             f"{client:.0f}",
             f"{np.nanmean(smp['rss_fusion'][s]):.0f}",
@@ -223,9 +233,9 @@ def live_section(args, rec, live: dict, deliver: np.ndarray, deliver_at: np.ndar
         "buffered = held by the ordering watermark; outbox = reports not yet stored):",
         "",
         "| s | acks | ack p50 ms | ack p99 ms | stored | store p99 ms | fusion CPU % | "
-        "consumer CPU % | client CPU % | fusion RSS MB | pending max | buffered max | "
-        "outbox max | load |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "fusion db thread busy % | consumer CPU % | client CPU % | fusion RSS MB | "
+        "pending max | buffered max | outbox max | load |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         *bucket_rows(live, deliver_at, deliver, args.bucket),
     ]
 

@@ -38,7 +38,13 @@ import numpy as np
 
 BIN = Path(sys.executable).with_name("tracklayer")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-GAUGES = ("frames_pending", "frames_buffered", "outbox_depth", "frames_applied_total")
+GAUGES = (
+    "frames_pending",
+    "frames_buffered",
+    "outbox_depth",
+    "frames_applied_total",
+    "db_busy_ms_total",
+)
 
 
 # ----------------------------------------------------------------------------- recording

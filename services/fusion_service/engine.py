@@ -523,6 +523,7 @@ class FusionEngine:
         out["streams_open"] = len(self._book)
         out["subscribers"] = self.hub.subscriber_count
         out["frames_pending"] = self._admission.pending
+        out["db_busy_ms_total"] = int(self._db.busy_s * 1000)  # the database thread's load
         if self.forwarder is not None:
             out["store_reconnects_total"] = self.forwarder.reconnects
         out["permission_denied_total"] = self.permission_denied
