@@ -254,6 +254,13 @@ def main() -> None:
     ap.add_argument("--bucket", type=float, default=60.0, help="seconds per row over time")
     ap.add_argument("--keep", type=Path, help="keep the services' files and logs here")
     ap.add_argument("--no-ingest", action="store_true", help="skip the ingest ceiling")
+    ap.add_argument(
+        "--fusion-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="one more `tracklayer fusion` argument (repeat: --fusion-arg=--checkpoint-every=0)",
+    )
     ap.add_argument("--append", type=Path, help="append the results to this markdown file")
     args = ap.parse_args()
     if args.clients < 1:
@@ -286,7 +293,8 @@ def main() -> None:
             ["consumer", "--listen", "127.0.0.1:0", "--db", "t.sqlite"], tmp
         )
         fusion, fusion_addr = live_run.start(
-            ["fusion", "--listen", "127.0.0.1:0", "--store", store_addr, "--idle-timeout", "0"],
+            ["fusion", "--listen", "127.0.0.1:0", "--store", store_addr, "--idle-timeout", "0"]
+            + args.fusion_arg,
             tmp,
         )
         pids = {"fusion": fusion.pid, "consumer": store.pid}
