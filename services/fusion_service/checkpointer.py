@@ -154,7 +154,11 @@ class Checkpointer:
             self._pending.cancel()
 
     async def _store(self, seq: int, blob: bytes) -> None:
-        oldest = await self._db(self.journal.write_checkpoint, seq, __version__, blob)
+        def write() -> tuple[int, float]:  # on the database thread: how long it held it
+            t0 = time.perf_counter()
+            return self.journal.write_checkpoint(seq, __version__, blob), time.perf_counter() - t0
+
+        oldest, write_s = await self._db(write)
         self.seq, self.oldest, self.at = seq, oldest, time.monotonic()
         self.written += 1
         self.trimmer.request(min(oldest, self.outbox.journal_mark))
@@ -164,9 +168,10 @@ class Checkpointer:
                 seq=seq,
                 bytes=len(blob),
                 encode_s=round(self.last_encode_s, 3),
+                write_s=round(write_s, 3),
             )
         )
-        self._summary.add(seq, len(blob), self.last_encode_s)
+        self._summary.add(seq, len(blob), self.last_encode_s, write_s)
         if self.written == 1 or self._summary.age_s() >= SUMMARY_EVERY_S:
             self.log_summary()  # the first one of a process (the state after a replay) at once
 
@@ -196,11 +201,13 @@ class _Summary:
         self.seq = 0
         self.sizes: list[int] = []
         self.encodes: list[float] = []
+        self.writes: list[float] = []
 
-    def add(self, seq: int, size: int, encode_s: float) -> None:
+    def add(self, seq: int, size: int, encode_s: float, write_s: float = 0.0) -> None:
         self.seq = seq
         self.sizes.append(size)
         self.encodes.append(encode_s)
+        self.writes.append(write_s)
 
     def age_s(self) -> float:
         return time.monotonic() - self.since
@@ -218,6 +225,7 @@ class _Summary:
                 bytes_max=max(self.sizes),
                 encode_s_median=round(statistics.median(self.encodes), 3),
                 encode_s_max=round(max(self.encodes), 3),
+                write_s_max=round(max(self.writes), 3),  # the database thread held that long
             )
         self._reset()
         return line
