@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
@@ -170,10 +171,23 @@ class DatabaseThread:
         self._exec: ThreadPoolExecutor | None = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=name
         )
+        self.busy_s = 0.0  # wall seconds the thread spent running calls (its load)
+
+    def _timed(self, fn: Callable[..., R], *args: object) -> R:
+        t0 = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            self.busy_s += time.perf_counter() - t0
 
     async def run(self, fn: Callable[..., R], *args: object) -> R:
         """``fn(*args)`` on the database thread, awaited from the event loop."""
-        return await asyncio.get_running_loop().run_in_executor(self._exec, fn, *args)
+        return await self.submit(fn, *args)
+
+    def submit(self, fn: Callable[..., R], *args: object) -> asyncio.Future[R]:
+        """``fn(*args)`` queued on the database thread now (in order with every other
+        call); await the future later, or never block on it at all."""
+        return asyncio.get_running_loop().run_in_executor(self._exec, self._timed, fn, *args)
 
     @property
     def closed(self) -> bool:

@@ -46,6 +46,7 @@ from tracklayer.services.clients.sensor_stream import (
     AckCallback,
     Outgoing,
     RunState,
+    SendCallback,
     SensorStream,
     StreamFailed,
 )
@@ -87,7 +88,9 @@ class FrameStreamer:
     ``options.progress_interval_s`` and once at the end. ``origin_ns``: the log
     time (ns since the Unix epoch) that maps to the start of streaming, e.g. a
     scenario's epoch; default the first frame's log time. ``on_ack`` is called
-    with (index of the frame in the source, its ``FrameAck``) as each ack arrives.
+    with (index of the frame in the source, its ``FrameAck``) as each ack arrives;
+    ``on_send`` with the source indexes of a request's frames just before it is written
+    (a resend counts again), so that a caller can time frame-sent -> ack.
     """
 
     def __init__(
@@ -98,6 +101,7 @@ class FrameStreamer:
         credentials: grpc.ChannelCredentials | None = None,
         origin_ns: int | None = None,
         on_ack: AckCallback | None = None,
+        on_send: SendCallback | None = None,
     ) -> None:
         self.address = address
         self.origin_ns = origin_ns
@@ -106,7 +110,7 @@ class FrameStreamer:
         self.credentials = credentials
         self._streams: dict[str, SensorStream] = {}
         self._result = StreamResult()
-        self._run = RunState(self.options, self._result, on_ack=on_ack)
+        self._run = RunState(self.options, self._result, on_ack=on_ack, on_send=on_send)
         self._acked_event = self._run.acked
         self._t0_ns: int | None = None
         self._last_released_ns: int | None = None

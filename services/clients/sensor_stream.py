@@ -30,6 +30,9 @@ log = logging.getLogger("tracklayer.services.frame_streamer")
 #: Called with (index of the frame in the source, its ack) as each ack arrives.
 AckCallback = Callable[[int, sensor_pb2.FrameAck], None]
 
+#: Called with the source indexes of the frames of a request just before it is written.
+SendCallback = Callable[[list[int]], None]
+
 
 class StreamFailed(Exception):
     """One attempt of one stream ended early; the stream will be reopened."""
@@ -49,12 +52,13 @@ class Outgoing:
 @dataclass(slots=True)
 class RunState:
     """What the streams of one run share: options, the result they count into, the event
-    set on every ack (the dispatcher waits on it), an optional per-ack callback."""
+    set on every ack (the dispatcher waits on it), optional per-ack and per-send callbacks."""
 
     options: StreamerOptions
     result: StreamResult
     acked: asyncio.Event = field(default_factory=asyncio.Event)
     on_ack: AckCallback | None = None
+    on_send: SendCallback | None = None
     ack_mismatches: int = 0
 
 
@@ -136,6 +140,8 @@ class SensorStream:
             if not self.in_flight:
                 self.last_ack = time.monotonic()  # the ack clock starts with the first frame out
             self.in_flight.extend(batch)
+            if self.run.on_send is not None:
+                self.run.on_send([f.index for f in batch])
             await call.write(fs_pb2.StreamFramesRequest(frames=[f.msg for f in batch]))
 
     def _take_batch(self, room: int) -> list[Outgoing]:

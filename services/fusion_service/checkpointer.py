@@ -5,6 +5,15 @@ or, with events since the last one, every ``checkpoint_interval_s`` wall seconds
 bounds the replay of a restart (restart to SERVING within 5 s under the soak's load)
 and lets the :class:`~.trimmer.Trimmer` delete the events it covers.
 
+A big state (issue 13's raid: ~55 MB, 1-2.5 s to encode) is not encoded on the event
+loop: once a checkpoint took ``IN_CHILD_ABOVE_S`` or more to encode, the next ones are
+encoded in a forked child (:mod:`.forked_encode`, where it may fork: the ``tracklayer``
+command) while the engine goes on, and one is started no sooner than ``COST_FACTOR`` x
+the last encode time after the previous one, so checkpoints take at most about
+1/``COST_FACTOR`` of a core (a restart then replays up to that many seconds of
+journal, not ``checkpoint_every`` events). Small states (salvo) and engines that may
+not fork (inside a test process) encode on the loop as before.
+
 Each checkpoint is logged at DEBUG (``checkpoint_written``: seq, bytes, encode seconds);
 at full rate that is about two a second, so INFO gets ``checkpoints_written`` lines
 instead (count, last seq, bytes and encode seconds median and max): one for the first
@@ -14,6 +23,7 @@ in them, and one at the engine's stop.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import statistics
 import time
@@ -21,6 +31,7 @@ from collections import Counter
 
 from tracklayer import __version__
 from tracklayer.fusion.core import FusionCore
+from tracklayer.services.fusion_service.forked_encode import ChildEncode, can_fork
 from tracklayer.services.fusion_service.journal import Journal
 from tracklayer.services.fusion_service.outbox import Outbox
 from tracklayer.services.fusion_service.recovery import checkpoint_state, restore_checkpoint
@@ -32,6 +43,13 @@ log = logging.getLogger("tracklayer.services.fusion")
 
 #: Wall seconds between two INFO summaries of the checkpoints written (``checkpoints_written``).
 SUMMARY_EVERY_S = 60.0
+
+#: An encode that took this long (s) moves the next checkpoints to a forked child.
+IN_CHILD_ABOVE_S = 0.05
+
+#: Past IN_CHILD_ABOVE_S, a checkpoint starts no sooner than this many times the last
+#: encode time after the previous one started (checkpoint CPU <= ~1/COST_FACTOR of a core).
+COST_FACTOR = 10.0
 
 
 class Checkpointer:
@@ -47,6 +65,9 @@ class Checkpointer:
         self.at = time.monotonic()
         self.written = 0  # by this process
         self.last_encode_s = 0.0
+        self.in_child = 0  # checkpoints encoded in a forked child (by this process)
+        self._child: ChildEncode | None = None
+        self._pending: asyncio.Task[None] | None = None  # a child's checkpoint on its way
         self._summary = _Summary()
 
     def restore(self, fresh_core: FusionCore) -> tuple[FusionCore, Counter] | None:
@@ -74,21 +95,70 @@ class Checkpointer:
     def due(self) -> bool:
         """A checkpoint is due (committed events since the last, by count or by time)."""
         since = self.journal.committed_seq - self.seq
-        if since <= 0 or self.journal.pending:
+        if since <= 0 or self.journal.pending or self.busy:
             return False
         every, interval = self.settings.checkpoint_every, self.settings.checkpoint_interval_s
+        age = time.monotonic() - self.at
+        if self._in_child_next() and age < COST_FACTOR * self.last_encode_s:
+            return False  # a big state: bound the share of a core checkpoints take
         by_events = every > 0 and since >= every
-        by_time = time.monotonic() - self.at >= interval if interval > 0 else self.at < 0
+        by_time = age >= interval if interval > 0 else self.at < 0
         return by_events or by_time
 
-    async def write(self, core: FusionCore, open_streams: Counter) -> None:
-        """Save the state after the committed seq (encoded on the loop: the core must not
-        change meanwhile; written on the database thread), then ask for a trim."""
+    def _in_child_next(self) -> bool:
+        """The next checkpoint is encoded in a child (the state is big, and we may fork)."""
+        return self.last_encode_s >= IN_CHILD_ABOVE_S and can_fork()
+
+    @property
+    def busy(self) -> bool:
+        """A checkpoint encoded in a child is on its way to the journal."""
+        return self._pending is not None and not self._pending.done()
+
+    async def write(self, core: FusionCore, open_streams: Counter, *, inline: bool = False) -> None:
+        """Save the state after the committed seq, then ask for a trim. Encoded on the
+        loop (the core must not change meanwhile) while that is cheap, else in a forked
+        child (returns at once; the journal gets it when the child is done); written on
+        the database thread. ``inline``: on the loop whatever the cost (at shutdown)."""
         seq = self.journal.committed_seq
+        if not inline and self._in_child_next():
+            child = self._child = ChildEncode()
+            child.start(lambda: checkpoint_state(core, open_streams))
+            self.at = time.monotonic()
+            self._pending = asyncio.create_task(self._from_child(child, seq))
+            return
         t0 = time.perf_counter()
         blob = checkpoint_state(core, open_streams)
         self.last_encode_s = time.perf_counter() - t0
-        oldest = await self._db(self.journal.write_checkpoint, seq, __version__, blob)
+        await self._store(seq, blob)
+
+    async def _from_child(self, child: ChildEncode, seq: int) -> None:
+        try:
+            blob, self.last_encode_s = await child.result()
+            await self._store(seq, blob)
+            self.in_child += 1
+        except Exception as exc:  # a checkpoint only shortens replay: try again later
+            log.warning(kv("checkpoint_not_written", seq=seq, error=str(exc)))
+        finally:
+            self._child = None
+
+    async def settle(self) -> None:
+        """Wait for a checkpoint on its way (before the journal closes)."""
+        if self._pending is not None:
+            await asyncio.gather(self._pending, return_exceptions=True)
+
+    def kill(self) -> None:
+        """Abandon a checkpoint on its way (the engine is abandoned, as by SIGKILL)."""
+        if self._child is not None:
+            self._child.kill()
+        if self._pending is not None:
+            self._pending.cancel()
+
+    async def _store(self, seq: int, blob: bytes) -> None:
+        def write() -> tuple[int, float]:  # on the database thread: how long it held it
+            t0 = time.perf_counter()
+            return self.journal.write_checkpoint(seq, __version__, blob), time.perf_counter() - t0
+
+        oldest, write_s = await self._db(write)
         self.seq, self.oldest, self.at = seq, oldest, time.monotonic()
         self.written += 1
         self.trimmer.request(min(oldest, self.outbox.journal_mark))
@@ -98,9 +168,10 @@ class Checkpointer:
                 seq=seq,
                 bytes=len(blob),
                 encode_s=round(self.last_encode_s, 3),
+                write_s=round(write_s, 3),
             )
         )
-        self._summary.add(seq, len(blob), self.last_encode_s)
+        self._summary.add(seq, len(blob), self.last_encode_s, write_s)
         if self.written == 1 or self._summary.age_s() >= SUMMARY_EVERY_S:
             self.log_summary()  # the first one of a process (the state after a replay) at once
 
@@ -114,6 +185,7 @@ class Checkpointer:
         """Checkpoint and disk figures for GetStatus / Prometheus."""
         out = self.trimmer.counters()
         out["checkpoints_written_total"] = self.written
+        out["checkpoints_in_child_total"] = self.in_child
         out["checkpoint_seq"] = self.seq
         return out
 
@@ -129,11 +201,13 @@ class _Summary:
         self.seq = 0
         self.sizes: list[int] = []
         self.encodes: list[float] = []
+        self.writes: list[float] = []
 
-    def add(self, seq: int, size: int, encode_s: float) -> None:
+    def add(self, seq: int, size: int, encode_s: float, write_s: float = 0.0) -> None:
         self.seq = seq
         self.sizes.append(size)
         self.encodes.append(encode_s)
+        self.writes.append(write_s)
 
     def age_s(self) -> float:
         return time.monotonic() - self.since
@@ -151,6 +225,7 @@ class _Summary:
                 bytes_max=max(self.sizes),
                 encode_s_median=round(statistics.median(self.encodes), 3),
                 encode_s_max=round(max(self.encodes), 3),
+                write_s_max=round(max(self.writes), 3),  # the database thread held that long
             )
         self._reset()
         return line

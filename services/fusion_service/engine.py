@@ -13,7 +13,10 @@ replay alike (``recovery``), in one order:
    in one transaction (group commit, on the database thread).
 3. Only then are the frames acknowledged, the reports written to the outbox
    (with the journal seq, in one transaction), handed to the forwarder and
-   fanned out to subscribers.
+   fanned out to subscribers. The outbox write is queued on the database thread
+   and not waited for: the worker goes on with the next batch (issue 13: at raid
+   scale each wait for an fsync left the core idle), and awaits it before that
+   batch's journal commit, which the database thread runs after it anyway.
 
 A crash between 2 and 3 loses nothing: the frames were not acknowledged,
 and the replay re-emits the reports of every event after the outbox's
@@ -65,6 +68,11 @@ log = logging.getLogger("tracklayer.services.fusion")
 
 #: Most queued inputs applied per group commit (bounds how long the tracker holds the loop).
 MAX_BATCH_ITEMS = 256
+
+#: Tracker time (s) after which a batch is cut short: the rest stays queued for the next
+#: group commit, so that acks, the other streams and the outbox get the loop between
+#: (issue 13: at raid scale a frame's tracking takes ~4 ms, 256 of them held it ~1 s).
+MAX_BATCH_S = 0.025
 
 FrameListener = Callable[[sensor_pb2.SensorFrame, int, int], None]
 ReportListener = Callable[[list[track_pb2.TrackReport]], None]
@@ -122,6 +130,7 @@ class FusionEngine:
         self.health_listeners: list[Callable[[bool], None]] = []
         self._failed_event = asyncio.Event()
         self.forwarder: Forwarder | None = None
+        self._outbox_write: asyncio.Future[None] | None = None  # the last batch's, in flight
         self.replayed_events = 0
         # Observers (e.g. a live recorder): called after each group commit, in order.
         self.frame_listeners: list[FrameListener] = []  # (frame, FrameStatus, arrival ns)
@@ -227,6 +236,7 @@ class FusionEngine:
         """Stop as SIGKILL would after the last commit (tests of crash recovery): no
         flush, nothing drained; queued input is dropped unacknowledged."""
         self._closing = True
+        self.checkpointer.kill()
         await self.checkpointer.trimmer.stop()
         for task in (self._ticker, self._worker):
             if task is not None:
@@ -264,6 +274,7 @@ class FusionEngine:
             self._enqueue(EngineInput(EventKind.FLUSH, now=time.time()))
             self._enqueue(None)
             await asyncio.gather(self._worker, return_exceptions=True)
+        await self.checkpointer.settle()
         self.checkpointer.log_summary()
         await self.checkpointer.trimmer.stop()
         if self.forwarder is not None:
@@ -356,8 +367,9 @@ class FusionEngine:
                     q.clear()
                     batch = batch[: batch.index(None)]
                     fail_waiting(rest, EngineClosed("fusion service stopped"))
-                await self._process(batch)
+                await self._process(batch, cut=not stop)
                 if stop:
+                    await self._settle_outbox([])
                     return
         except BaseException as exc:
             if not isinstance(exc, asyncio.CancelledError):
@@ -367,14 +379,24 @@ class FusionEngine:
             fail_waiting(self._queue, EngineClosed(f"fusion engine failed: {exc!r}"))
             raise
 
-    async def _process(self, batch: list[EngineInput]) -> None:
+    async def _process(self, batch: list[EngineInput], cut: bool = False) -> None:
+        """Apply ``batch``, commit, then acknowledge and hand the reports on. ``cut``: once
+        applying took ``MAX_BATCH_S``, the inputs not applied yet go back to the front of
+        the queue (in order) for the next batch."""
         results = []
         reports: list[TrackReport] = []
+        t0 = time.perf_counter()
         try:
-            for item in batch:
+            for n, item in enumerate(batch):
                 status, reason, emitted = self._apply_and_journal(item)
                 results.append((item, status, reason))
                 reports.extend(emitted)
+                if cut and n + 1 < len(batch) and time.perf_counter() - t0 > MAX_BATCH_S:
+                    self._queue.extendleft(reversed(batch[n + 1 :]))
+                    del batch[n + 1 :]
+                    break
+            if not await self._settle_outbox(batch):
+                return
             if self.journal.pending:
                 await self._db.run(self.journal.commit)
         except Exception as exc:
@@ -392,7 +414,7 @@ class FusionEngine:
         protos: list[track_pb2.TrackReport] = []
         if reports:
             now_ns = time.time_ns()
-            where = self.sensor_positions.of
+            where = self.sensor_positions.messages
             protos = [report_message(r, now_ns, where(r.sensor_ids)) for r in reports]
             self.live.remember(reports, protos)
             self.hub.publish(protos)
@@ -401,26 +423,40 @@ class FusionEngine:
         if protos:
             for on_reports in self.report_listeners:
                 on_reports(protos)
-            try:
-                await self._db.run(
-                    self.outbox.add,
-                    [p.SerializeToString() for p in protos],
-                    self.journal.committed_seq,
-                )
-            except Exception as exc:  # the reload's replay outboxes them again
-                if not is_disk_full(exc):
-                    raise
-                await ride_out(self, [], unwritable_message("outbox", self.outbox.path, exc))
-                return
+            # Awaited by the next batch (_settle_outbox): the worker goes on meanwhile.
+            self._outbox_write = self._db.submit(
+                self.outbox.add, [p.SerializeToString() for p in protos], self.journal.committed_seq
+            )
             if self.forwarder is not None:
-                self.forwarder.notify()
+                self._outbox_write.add_done_callback(self._notify_forwarder)
         if self.checkpointer.due():
             try:
-                await self.checkpointer.write(self.core, self._opens)
+                await self.checkpointer.write(self.core, self._opens, inline=self._closing)
             except Exception as exc:  # a checkpoint only shortens replay: try later
                 if not is_disk_full(exc):
                     raise
                 log.warning(kv("checkpoint_not_written", error=str(exc)))
+
+    def _notify_forwarder(self, fut: asyncio.Future[None]) -> None:
+        if self.forwarder is not None and not fut.cancelled() and fut.exception() is None:
+            self.forwarder.notify()
+
+    async def _settle_outbox(self, batch: list[EngineInput]) -> bool:
+        """Wait for the previous batch's outbox write. False: it failed for want of space
+        and was ridden out (``batch``, applied but not committed, is refused with the
+        rest; the reload's replay outboxes the lost reports again)."""
+        fut, self._outbox_write = self._outbox_write, None
+        if fut is None:
+            return True
+        try:
+            await fut
+        except Exception as exc:
+            if not is_disk_full(exc):
+                fail_waiting(batch, EngineClosed(f"fusion engine failed: {exc!r}"))
+                raise
+            await ride_out(self, batch, unwritable_message("outbox", self.outbox.path, exc))
+            return False
+        return True
 
     def _answer(self, item: EngineInput, status: FrameStatus, reason: str) -> None:
         """Resolve a durable input's future: a frame's ack (and its slot), a declaration's
@@ -487,6 +523,7 @@ class FusionEngine:
         out["streams_open"] = len(self._book)
         out["subscribers"] = self.hub.subscriber_count
         out["frames_pending"] = self._admission.pending
+        out["db_busy_ms_total"] = int(self._db.busy_s * 1000)  # the database thread's load
         if self.forwarder is not None:
             out["store_reconnects_total"] = self.forwarder.reconnects
         out["permission_denied_total"] = self.permission_denied

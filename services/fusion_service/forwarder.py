@@ -139,7 +139,11 @@ class Forwarder:
         try:
             while True:
                 self._wake.clear()
-                rows = await self._db(self._outbox.peek, self._batch)
+                # A deep outbox goes in bigger batches (up to 4x): while the engine's
+                # worker is busy each round trip waits for loop turns, whatever its size.
+                depth = self._outbox.depth
+                limit = self._batch if depth <= self._batch else min(4 * self._batch, depth)
+                rows = await self._db(self._outbox.peek, limit)
                 if not rows:
                     if self._stopping:
                         await call.done_writing()

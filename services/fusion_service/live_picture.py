@@ -19,14 +19,20 @@ from tracklayer.v1 import track_pb2
 
 
 def report_message(
-    report: TrackReport, emitted_ns: int | None = None, sensors: Iterable[SensorPosition] = ()
+    report: TrackReport,
+    emitted_ns: int | None = None,
+    sensors: Iterable[SensorPosition | track_pb2.SensorPosition] = (),
 ) -> track_pb2.TrackReport:
     """``report`` on the wire, stamped ``emitted_at = emitted_ns`` unless it has a stamp,
-    with the positions of its sensors (``sensor_positions``, for displays)."""
+    with the positions of its sensors (``sensor_positions``, for displays; domain
+    objects or wire messages, e.g. :meth:`SensorPositions.messages`)."""
     msg = report_to_proto(report)
     if emitted_ns is not None and report.emitted_at_ns is None:
         msg.emitted_at.CopyFrom(ns_to_timestamp(emitted_ns, "emitted_at"))
-    msg.sensor_positions.extend(sensor_position_to_proto(p) for p in sensors)
+    msg.sensor_positions.extend(
+        p if isinstance(p, track_pb2.SensorPosition) else sensor_position_to_proto(p)
+        for p in sensors
+    )
     return msg
 
 

@@ -14,6 +14,8 @@ import numpy as np
 
 from tracklayer.fusion import geodesy
 from tracklayer.fusion.domain import NS_PER_S, SensorFrame, SensorPosition
+from tracklayer.services.wire.convert import sensor_position_to_proto
+from tracklayer.v1 import track_pb2
 
 
 class SensorPositions:
@@ -22,6 +24,7 @@ class SensorPositions:
     def __init__(self) -> None:
         self._frames: dict[str, tuple[int, np.ndarray]] = {}
         self._geodetic: dict[str, SensorPosition] = {}
+        self._messages: dict[str, track_pb2.SensorPosition] = {}
 
     def seen(self, frame: SensorFrame) -> None:
         """Note an accepted frame (an older one than the sensor's latest changes nothing)."""
@@ -29,6 +32,7 @@ class SensorPositions:
         if old is None or frame.time_ns > old[0]:
             self._frames[frame.sensor_id] = (frame.time_ns, frame.position)
             self._geodetic.pop(frame.sensor_id, None)
+            self._messages.pop(frame.sensor_id, None)
 
     def of(self, sensor_ids: Iterable[str]) -> tuple[SensorPosition, ...]:
         """Positions of those of ``sensor_ids`` seen so far, in the given order."""
@@ -46,6 +50,20 @@ class SensorPositions:
                 )
             out.append(pos)
         return tuple(out)
+
+    def messages(self, sensor_ids: Iterable[str]) -> list[track_pb2.SensorPosition]:
+        """:meth:`of` as wire messages, each made once per sensor position (issue 13: at
+        raid scale ~1,000 reports a second each carry several)."""
+        out = []
+        for sid in sensor_ids:
+            msg = self._messages.get(sid)
+            if msg is None:
+                pos = self.of((sid,))
+                if not pos:
+                    continue
+                msg = self._messages[sid] = sensor_position_to_proto(pos[0])
+            out.append(msg)
+        return out
 
     def __len__(self) -> int:
         return len(self._frames)
