@@ -63,6 +63,25 @@ CHILD_SCRIPT = textwrap.dedent(
             failed = str(exc)
         else:
             raise AssertionError("a failing child was not reported")
+        def hang():
+            import time
+            time.sleep(600)
+            return b""
+        stuck = ChildEncode()
+        stuck.start(hang)
+        pid = stuck.pid
+        try:
+            await stuck.result(timeout_s=1.0)
+        except ChildEncodeFailed as exc:
+            assert "killed" in str(exc), exc
+        else:
+            raise AssertionError("a hung child was not given up")
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            pass  # killed and reaped
+        else:
+            raise AssertionError("the hung child is still there")
         return len(blob), failed
 
     size, failed = asyncio.run(main())
@@ -88,6 +107,7 @@ def test_a_state_encoded_in_a_child_is_the_one_encoded_in_place(tmp_path: Path) 
     assert frames > 1000 and live > 0  # a real state with tracks in it
     assert size > 10_000
     assert "ended with 1" in out.stdout  # the failing child's exit status is named
+    # and a child that hangs (a lock held at the fork) is killed after its deadline
 
 
 def _checkpointer(tmp_path: Path) -> Checkpointer:

@@ -28,6 +28,10 @@ import struct
 import time
 from collections.abc import Callable
 
+#: Seconds a child may take before it is killed and the checkpoint given up (a raid's
+#: 55 MB state encodes in 1-2.5 s).
+CHILD_TIMEOUT_S = 120.0
+
 #: Header the child writes before the data: encode seconds (float64, little-endian).
 _HEADER = struct.Struct("<d")
 
@@ -99,11 +103,24 @@ class ChildEncode:
         os.close(w)
         self.pid, self._r = pid, r
 
-    async def result(self) -> tuple[bytes, float]:
-        """(encoded bytes, seconds the child took); raises :class:`ChildEncodeFailed`."""
+    async def result(self, timeout_s: float = CHILD_TIMEOUT_S) -> tuple[bytes, float]:
+        """(encoded bytes, seconds the child took); raises :class:`ChildEncodeFailed`,
+        also when the child has not finished within ``timeout_s`` (it is killed: a fork
+        of a threaded process can leave the child waiting on a lock another thread held
+        at the fork, and a checkpoint that never comes would stop every later one)."""
         assert self.pid is not None and self._r is not None
+        pid = self.pid
+        task = asyncio.ensure_future(asyncio.to_thread(_collect, pid, self._r))
         try:
-            return await asyncio.to_thread(_collect, self.pid, self._r)
+            done, _ = await asyncio.wait({task}, timeout=timeout_s)
+            if not done:
+                self.kill()  # the pipe then ends and the thread reaps the child
+                with contextlib.suppress(ChildEncodeFailed):
+                    await task
+                raise ChildEncodeFailed(
+                    f"checkpoint encoder child {pid} took over {timeout_s:g} s: killed"
+                )
+            return task.result()
         finally:
             self.pid = None
 
