@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from tracklayer.services.fusion_service import checkpointer as cp_mod
+from tracklayer.services.fusion_service import forked_encode
 from tracklayer.services.fusion_service.checkpointer import Checkpointer
 from tracklayer.services.fusion_service.journal import EventKind, Journal
 from tracklayer.services.fusion_service.outbox import Outbox
@@ -25,6 +26,8 @@ from tracklayer.services.fusion_service.settings import FusionSettings
 CHILD_SCRIPT = textwrap.dedent(
     """
     import asyncio, os
+    from tracklayer.services.fusion_service.forked_encode import allow_fork
+    allow_fork()  # first, as the tracklayer command does
     from collections import Counter
     from tracklayer.fusion.core import FusionCore
     from tracklayer.fusion.config import FusionConfig
@@ -130,6 +133,7 @@ def test_a_big_state_is_checkpointed_no_more_often_than_its_cost_allows(
     tmp_path: Path, monkeypatch
 ) -> None:
     monkeypatch.setenv("GRPC_ENABLE_FORK_SUPPORT", "false")
+    monkeypatch.setattr(forked_encode, "_FORK_ALLOWED", True)  # as in the command
     cp = _checkpointer(tmp_path)
     assert cp.due()  # 10 events since none, the encode cheap so far: by the event count
     cp.last_encode_s = 2.0  # a raid-size state: 2 s to encode
@@ -145,3 +149,15 @@ def test_where_it_may_not_fork_the_event_count_alone_decides(tmp_path: Path, mon
     cp.last_encode_s = 2.0
     cp.at = time.monotonic()
     assert cp.due()  # encoded on the loop as before: every checkpoint_every events
+
+
+def test_a_process_that_loaded_grpc_first_never_forks(monkeypatch) -> None:
+    # this test process has gRPC loaded (other tests use it), as one that calls the
+    # tracklayer command in process would: allowing forks must change nothing (a fork
+    # here crashed a child in CI: threading's after-fork handler, SIGSEGV)
+    import grpc  # noqa: F401
+
+    monkeypatch.setattr(forked_encode, "_FORK_ALLOWED", False)
+    monkeypatch.setenv("GRPC_ENABLE_FORK_SUPPORT", "false")
+    forked_encode.allow_fork()
+    assert not forked_encode.can_fork()

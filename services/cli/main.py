@@ -9,7 +9,6 @@ can fix (bad files, bad scenarios, unreachable services) are raised as
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -51,7 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Before gRPC is first imported: its fork handlers off, so that the fusion engine
     # may fork to encode a big checkpoint (services/fusion_service/forked_encode.py:
     # with them on, 1 fork in ~4 left a child that crashed at once).
-    os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+    from tracklayer.services.fusion_service.forked_encode import allow_fork
+
+    allow_fork()
     words = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(only=words[0] if words else None)
     args = parser.parse_args(argv)
