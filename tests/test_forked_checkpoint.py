@@ -16,6 +16,7 @@ import textwrap
 import time
 from pathlib import Path
 
+from tracklayer.services import fork_policy
 from tracklayer.services.fusion_service import checkpointer as cp_mod
 from tracklayer.services.fusion_service import forked_encode
 from tracklayer.services.fusion_service.checkpointer import Checkpointer
@@ -26,7 +27,7 @@ from tracklayer.services.fusion_service.settings import FusionSettings
 CHILD_SCRIPT = textwrap.dedent(
     """
     import asyncio, os
-    from tracklayer.services.fusion_service.forked_encode import allow_fork
+    from tracklayer.services.fork_policy import allow_fork
     allow_fork()  # first, as the tracklayer command does
     from collections import Counter
     from tracklayer.fusion.core import FusionCore
@@ -133,7 +134,7 @@ def test_a_big_state_is_checkpointed_no_more_often_than_its_cost_allows(
     tmp_path: Path, monkeypatch
 ) -> None:
     monkeypatch.setenv("GRPC_ENABLE_FORK_SUPPORT", "false")
-    monkeypatch.setattr(forked_encode, "_FORK_ALLOWED", True)  # as in the command
+    monkeypatch.setattr(fork_policy, "_allowed", True)  # as in the command
     cp = _checkpointer(tmp_path)
     assert cp.due()  # 10 events since none, the encode cheap so far: by the event count
     cp.last_encode_s = 2.0  # a raid-size state: 2 s to encode
@@ -157,7 +158,7 @@ def test_a_process_that_loaded_grpc_first_never_forks(monkeypatch) -> None:
     # here crashed a child in CI: threading's after-fork handler, SIGSEGV)
     import grpc  # noqa: F401
 
-    monkeypatch.setattr(forked_encode, "_FORK_ALLOWED", False)
+    monkeypatch.setattr(fork_policy, "_allowed", False)
     monkeypatch.setenv("GRPC_ENABLE_FORK_SUPPORT", "false")
-    forked_encode.allow_fork()
+    fork_policy.allow_fork()
     assert not forked_encode.can_fork()

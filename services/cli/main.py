@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Before gRPC is first imported: its fork handlers off, so that the fusion engine
     # may fork to encode a big checkpoint (services/fusion_service/forked_encode.py:
     # with them on, 1 fork in ~4 left a child that crashed at once).
-    from tracklayer.services.fusion_service.forked_encode import allow_fork
+    from tracklayer.services.fork_policy import allow_fork
 
     allow_fork()
     words = list(sys.argv[1:] if argv is None else argv)

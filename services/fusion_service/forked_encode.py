@@ -25,9 +25,10 @@ import gc
 import os
 import signal
 import struct
-import sys
 import time
 from collections.abc import Callable
+
+from tracklayer.services.fork_policy import fork_allowed
 
 #: Seconds a child may take before it is killed and the checkpoint given up (a raid's
 #: 55 MB state encodes in 1-2.5 s).
@@ -41,29 +42,11 @@ class ChildEncodeFailed(RuntimeError):
     """The forked child did not deliver the encoded state (it crashed or was killed)."""
 
 
-_FORK_ALLOWED = False  # set by allow_fork() when gRPC was not loaded yet
-
-
-def allow_fork() -> None:
-    """Let this process's engines fork to encode checkpoints: turns gRPC's fork handlers
-    off (``GRPC_ENABLE_FORK_SUPPORT``, read when gRPC is first imported) and allows the
-    fork only if gRPC is not loaded yet. Called by the ``tracklayer`` command first of
-    all; a process that had gRPC loaded already (a test process calling the command in
-    process) keeps its checkpoints on the event loop."""
-    global _FORK_ALLOWED
-    if "grpc" in sys.modules:
-        return
-    os.environ["GRPC_ENABLE_FORK_SUPPORT"] = "false"
-    _FORK_ALLOWED = True
-
-
 def can_fork() -> bool:
-    """True where a child may encode: POSIX ``os.fork``, :func:`allow_fork` called before
-    gRPC was loaded, and gRPC's fork handlers still off (with them on, about one fork in
-    four left a child that crashed at once, SIGSEGV). Elsewhere checkpoints stay on the
-    event loop."""
-    flag = os.environ.get("GRPC_ENABLE_FORK_SUPPORT", "").strip().lower()
-    return _FORK_ALLOWED and hasattr(os, "fork") and flag in ("0", "false", "no", "off")
+    """True where a child may encode: POSIX ``os.fork`` and the command's
+    :func:`~tracklayer.services.fork_policy.allow_fork` (gRPC's fork handlers off before
+    it loaded). Elsewhere checkpoints stay on the event loop."""
+    return hasattr(os, "fork") and fork_allowed()
 
 
 def _child(encode: Callable[[], bytes], w: int) -> None:  # pragma: no cover - in the child
