@@ -90,10 +90,22 @@ def test_a_quiet_service_checkpoints_by_time_so_a_restart_replays_little(tmp_pat
         await s.start_fusion()
         replayed = s.fusion.engine.replayed_events
         assert replayed == last - c["checkpoint_seq"] < 30
-        (ack,) = await Stream(s.stub, "sat-1-1").send(frame("sat-1-1", 40, 40.0))
+        await s.stop_fusion(kill=True)
+        # The first commit after a replay checkpoints at once (a second kill soon after the
+        # restart must not replay the same events again). The checkpoint by time above may
+        # have covered every event (then nothing was replayed), so make sure some are:
+        # a process that never checkpoints by time or count takes three frames and dies.
+        never = dict(checkpoint_every=0, checkpoint_interval_s=3600.0)
+        await s.start_fusion(**never)
+        st = Stream(s.stub, "sat-1-1")
+        for k in range(40, 43):
+            (ack,) = await st.send(frame("sat-1-1", k, k * 1.0))
+            assert ack.status == ACCEPTED
+        await s.stop_fusion(kill=True)
+        await s.start_fusion(**never)
+        assert s.fusion.engine.replayed_events >= 2
+        (ack,) = await Stream(s.stub, "sat-1-1").send(frame("sat-1-1", 43, 43.0))
         assert ack.status == ACCEPTED
-        # the first commit after a replay checkpoints at once (a second kill soon after
-        # the restart must not replay the same events again)
         for _ in range(600):  # written after the batch's acks (up to 30 s on a busy machine)
             if (await s.counters())["checkpoints_written_total"]:
                 break
