@@ -5,10 +5,19 @@ service runs over its live streams (and its journal on restart): the same calls 
 same per-sensor order give the same statuses and the same track reports (DESIGN §6).
 It holds no clock of its own; live callers pass ``now`` (their wall clock, seconds)
 so that the idle timeout stays a deterministic function of the calls made.
+
+Ordering and tracking can run as two steps (``defer_tracking``, the live service):
+every call then only orders, and the work it releases (frames to track, end-of-input
+flushes) waits in a queue that :meth:`FusionCore.track_next` runs one item at a time.
+The items are numbered (``items_released`` / ``items_tracked``, the same in both
+modes), so a restart can tell which items' reports already left the process. The
+results are the same as in one step: the tracker sees the same frames and flushes in
+the same order.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import NamedTuple, Protocol
 
@@ -65,6 +74,14 @@ class FusionCore:
     config)`` builds the tracker (default ``fusion.tracker.Tracker``).
     """
 
+    #: Two steps (module docstring): calls order only; :meth:`track_next` tracks.
+    defer_tracking = False
+    #: Work items released by the ordering (frames, flushes) and tracked, since the
+    #: start of the input (class defaults: a checkpoint of an older version lacks them).
+    items_released = 0
+    items_tracked = 0
+    _work: deque[SensorFrame | None] | None = None  # released, not tracked (None: flush)
+
     def __init__(
         self,
         fusion_id: str = "fusion",
@@ -93,6 +110,7 @@ class FusionCore:
         self._idle_timeouts = 0
         self._last_applied_ns: int | None = None
         self._dirty = False  # frames applied since the last tracker flush
+        self._work = deque()
         #: True when the last :meth:`submit` did not accept its frame but moved its
         #: sensor's latest received time (the long-outage rule, DESIGN §6): a journal
         #: records that time and replays it with :meth:`note_received`.
@@ -177,7 +195,16 @@ class FusionCore:
         return out
 
     def _track_released(self, frames: list[SensorFrame]) -> list[Emitted]:
-        """Run the tracker over frames the orderer released (in order); their reports."""
+        """Run the tracker over frames the orderer released (in order); their reports
+        (none when tracking is deferred: the frames wait for :meth:`track_next`)."""
+        self.items_released += len(frames)
+        if self.defer_tracking:
+            self._queue().extend(frames)
+            return []
+        self.items_tracked += len(frames)
+        return self._track(frames)
+
+    def _track(self, frames: list[SensorFrame]) -> list[Emitted]:
         out: list[Emitted] = []
         process = self.tracker.process
         for frame in frames:
@@ -191,7 +218,16 @@ class FusionCore:
         return out
 
     def _flush_tracker(self) -> list[Emitted]:
-        """Flush the tracker once per stretch of applied data (a second flush is a no-op)."""
+        """Flush the tracker once per stretch of applied data (a second flush is a
+        no-op); deferred like the frames when tracking is."""
+        self.items_released += 1
+        if self.defer_tracking:
+            self._queue().append(None)
+            return []
+        self.items_tracked += 1
+        return self._flush_now()
+
+    def _flush_now(self) -> list[Emitted]:
         if not self._dirty:
             return []
         self._dirty = False
@@ -199,6 +235,29 @@ class FusionCore:
         self._reports += len(reports)
         t = self._last_applied_ns
         return [Emitted(r.time_ns if t is None else t, r) for r in reports]
+
+    # ---- deferred tracking (two steps) ----------------------------------------------
+    def _queue(self) -> deque[SensorFrame | None]:
+        if self._work is None:
+            self._work = deque()
+        return self._work
+
+    @property
+    def untracked(self) -> int:
+        """Work items released by the ordering and not tracked yet (deferred mode)."""
+        return self.items_released - self.items_tracked
+
+    @property
+    def untracked_frames(self) -> int:
+        """Frames among :attr:`untracked` (flushes left out)."""
+        return sum(1 for item in self._queue() if item is not None)
+
+    def track_next(self) -> tuple[int, list[Emitted]]:
+        """Track the oldest deferred item: (its number, counting from 1, its reports)."""
+        item = self._queue().popleft()
+        self.items_tracked += 1
+        out = self._flush_now() if item is None else self._track([item])
+        return self.items_tracked, out
 
     # ---- state --------------------------------------------------------------------
     def live_reports(self) -> list[TrackReport]:
@@ -215,6 +274,7 @@ class FusionCore:
         c["reports_total"] = self._reports
         c["frames_applied_total"] = self._applied
         c["frames_buffered"] = self.orderer.buffered
+        c["frames_untracked"] = self.untracked_frames
         c["idle_timeouts_total"] = self._idle_timeouts
         reg = getattr(self.tracker, "registration", None)
         if reg is not None:

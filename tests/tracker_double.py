@@ -6,6 +6,8 @@ which frames reach the tracker, in what order, and where its reports go.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from tracklayer.fusion.config import FusionConfig
@@ -53,3 +55,14 @@ class RecordingTracker:
     def live_reports(self) -> list[TrackReport]:
         live = self._latest is not None and self._latest.status != TrackStatus.DELETED
         return [self._latest] if live else []
+
+
+class SlowTracker(RecordingTracker):
+    """:class:`RecordingTracker` that takes ``DELAY_S`` per frame, blocking as the real
+    tracker's work does (a raid's frame costs ~4 ms)."""
+
+    DELAY_S = 0.02
+
+    def process(self, frame: SensorFrame) -> list[TrackReport]:
+        time.sleep(self.DELAY_S)
+        return super().process(frame)

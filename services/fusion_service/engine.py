@@ -8,19 +8,27 @@ replay alike (``recovery``), in one order:
    idle-timeout ticks); frames are admitted first (:mod:`.admission`: a slot among
    ``max_pending_frames``, and room in the watermark buffer unless their sensor
    holds the watermark: back-pressure on the senders, DESIGN §6 rule 6).
-2. The worker takes everything queued, applies it to the core in order and
-   appends each state-changing event to the journal, then commits the journal
-   in one transaction (group commit, on the database thread).
-3. Only then are the frames acknowledged, the reports written to the outbox
-   (with the journal seq, in one transaction), handed to the forwarder and
-   fanned out to subscribers. The outbox write is queued on the database thread
-   and not waited for: the worker goes on with the next batch (issue 13: at raid
-   scale each wait for an fsync left the core idle), and awaits it before that
-   batch's journal commit, which the database thread runs after it anyway.
+2. The worker takes what is queued, validates and orders it (the core in two steps:
+   ``FusionCore.defer_tracking``), appends each state-changing event to the journal,
+   commits the journal in one transaction (group commit, on the database thread)
+   and acknowledges the frames: an ack waits for the journal, never for the tracker.
+3. Between two such batches the worker tracks the work the ordering released, at most
+   ``MAX_BATCH_S`` at a time, so acks, the other streams and RPCs get the loop between
+   (issue 13: at raid scale one watermark release is up to 0.5 s of tracking). Each
+   stretch's reports are shown (``ListLiveTracks``, subscribers) and written to the
+   outbox with the marks of what they cover (the journal seq whose events are all
+   tracked, and the core's count of tracked work items), then handed to the
+   forwarder. The outbox write is queued on the database thread and not waited for;
+   the next write or journal commit awaits it. While ``MAX_UNTRACKED`` work items wait
+   for the tracker, no more input is ordered (back-pressure, as the pending-frame
+   slots give it). ``ListLiveTracks`` first waits for the tracking of everything
+   acknowledged before it (read your writes: a client that saw its frames' acks sees
+   their tracks).
 
-A crash between 2 and 3 loses nothing: the frames were not acknowledged,
-and the replay re-emits the reports of every event after the outbox's
-journal mark. Restart = replay the journal through a fresh core with the same
+A crash loses nothing: a frame not journaled was not acknowledged, and the replay
+tracks every journaled event again and re-emits the reports of every work item past
+the outbox's items mark. Checkpoints are written only when nothing waits for the
+tracker (the core's state then covers every committed event). Restart = replay the journal through a fresh core with the same
 settings (same track ids and revisions). Which calls own which sensor, and the
 streams left open (after a restart or a cut): :mod:`.streams`.
 
@@ -36,7 +44,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 
-from tracklayer.fusion.core import FusionCore
+from tracklayer.fusion.core import Emitted, FusionCore
 from tracklayer.fusion.domain import FrameStatus, TrackReport
 from tracklayer.fusion.registration import SensorBias
 from tracklayer.services.errors import Unavailable
@@ -69,10 +77,13 @@ log = logging.getLogger("tracklayer.services.fusion")
 #: Most queued inputs applied per group commit (bounds how long the tracker holds the loop).
 MAX_BATCH_ITEMS = 256
 
-#: Tracker time (s) after which a batch is cut short: the rest stays queued for the next
-#: group commit, so that acks, the other streams and the outbox get the loop between
-#: (issue 13: at raid scale a frame's tracking takes ~4 ms, 256 of them held it ~1 s).
+#: Tracker time (s) in one stretch between two batches of input (issue 13: at raid scale
+#: a frame's tracking takes ~4 ms, and one watermark release can be 100 frames).
 MAX_BATCH_S = 0.025
+
+#: Work items (frames, flushes) released by the ordering and waiting for the tracker
+#: beyond which no more input is ordered (~15 s of a raid under 120 satellites).
+MAX_UNTRACKED = 2048
 
 FrameListener = Callable[[sensor_pb2.SensorFrame, int, int], None]
 ReportListener = Callable[[list[track_pb2.TrackReport]], None]
@@ -131,6 +142,8 @@ class FusionEngine:
         self._failed_event = asyncio.Event()
         self.forwarder: Forwarder | None = None
         self._outbox_write: asyncio.Future[None] | None = None  # the last batch's, in flight
+        self._tracked = asyncio.Event()  # set after each stretch of tracking (read your writes)
+        self._journal_mark = 0  # the outbox's journal mark as the worker last wrote it
         self.replayed_events = 0
         # Observers (e.g. a live recorder): called after each group commit, in order.
         self.frame_listeners: list[FrameListener] = []  # (frame, FrameStatus, arrival ns)
@@ -174,6 +187,7 @@ class FusionEngine:
             self.journal, self.outbox, self.core, self._opens, self.live, checkpoint_seq
         )
         self.checkpointer.after_replay(self.replayed_events)
+        self._journal_mark = self.outbox.journal_mark
         self._baseline = dict(self.core.counters)
         self.caps.know(self.core.orderer.known_sensors())
         self._book.reset(self._opens, forget_owners=fresh_core)
@@ -191,13 +205,15 @@ class FusionEngine:
 
     def _new_core(self) -> FusionCore:
         s = self.settings
-        return FusionCore(
+        core = FusionCore(
             s.fusion_id,
             s.config,
             live=True,
             tracker_factory=s.tracker_factory,
             allowed_sensors=s.sensors or None,
         )
+        core.defer_tracking = True  # ordering, then tracking between batches
+        return core
 
     # ---- full disk (disk_full.ride_out drives these) ----------------------------
     def set_serving(self, serving: bool) -> None:
@@ -229,6 +245,7 @@ class FusionEngine:
         if restored is None:
             return 0
         self.core, self._opens = restored
+        self.core.defer_tracking = True
         self.live.reset_from_core()
         return self.checkpointer.seq
 
@@ -354,23 +371,16 @@ class FusionEngine:
     async def _work(self) -> None:
         try:
             while True:
-                if not self._queue:
+                if self._queue and self.core.untracked < MAX_UNTRACKED:
+                    if await self._take_batch():
+                        return
+                    await asyncio.sleep(0)  # the acks go out before the tracker runs
+                if self.core.untracked:
+                    await self._track()
+                    await asyncio.sleep(0)  # acks, RPCs and the outbox between stretches
+                elif not self._queue:
                     self._wake.clear()
                     await self._wake.wait()
-                    continue
-                # Bounded batches keep the event loop responsive while the tracker runs.
-                q = self._queue
-                batch = [q.popleft() for _ in range(min(len(q), MAX_BATCH_ITEMS))]
-                stop = None in batch
-                if stop:  # the stop sentinel: nothing after it is applied
-                    rest = batch[batch.index(None) + 1 :] + list(q)
-                    q.clear()
-                    batch = batch[: batch.index(None)]
-                    fail_waiting(rest, EngineClosed("fusion service stopped"))
-                await self._process(batch, cut=not stop)
-                if stop:
-                    await self._settle_outbox([])
-                    return
         except BaseException as exc:
             if not isinstance(exc, asyncio.CancelledError):
                 self.failed = exc
@@ -378,23 +388,35 @@ class FusionEngine:
                 log.critical(kv("engine_failed", error=repr(exc)), exc_info=exc)
             fail_waiting(self._queue, EngineClosed(f"fusion engine failed: {exc!r}"))
             raise
+        finally:
+            self._tracked.set()  # nobody waits for a tracker that stopped
 
-    async def _process(self, batch: list[EngineInput], cut: bool = False) -> None:
-        """Apply ``batch``, commit, then acknowledge and hand the reports on. ``cut``: once
-        applying took ``MAX_BATCH_S``, the inputs not applied yet go back to the front of
-        the queue (in order) for the next batch."""
+    async def _take_batch(self) -> bool:
+        """Order, journal and acknowledge one batch of the queue; True at the stop
+        sentinel (then everything is tracked and written out first)."""
+        q = self._queue
+        batch = [q.popleft() for _ in range(min(len(q), MAX_BATCH_ITEMS))]
+        stop = None in batch
+        if stop:  # the stop sentinel: nothing after it is applied
+            rest = batch[batch.index(None) + 1 :] + list(q)
+            q.clear()
+            batch = batch[: batch.index(None)]
+            fail_waiting(rest, EngineClosed("fusion service stopped"))
+        await self._process(batch)
+        if stop:
+            while self.core.untracked:
+                await self._track(budget_s=float("inf"))
+            await self._settle_outbox([])
+        return stop
+
+    async def _process(self, batch: list[EngineInput]) -> None:
+        """Order and journal ``batch``, commit, then acknowledge (no tracking: the core
+        defers it to :meth:`_track`)."""
         results = []
-        reports: list[TrackReport] = []
-        t0 = time.perf_counter()
         try:
-            for n, item in enumerate(batch):
-                status, reason, emitted = self._apply_and_journal(item)
+            for item in batch:
+                status, reason, _ = self._apply_and_journal(item)
                 results.append((item, status, reason))
-                reports.extend(emitted)
-                if cut and n + 1 < len(batch) and time.perf_counter() - t0 > MAX_BATCH_S:
-                    self._queue.extendleft(reversed(batch[n + 1 :]))
-                    del batch[n + 1 :]
-                    break
             if not await self._settle_outbox(batch):
                 return
             if self.journal.pending:
@@ -408,34 +430,69 @@ class FusionEngine:
         except BaseException as exc:
             fail_waiting(batch, EngineClosed(f"fusion engine failed: {exc!r}"))
             raise
-        # Durable in the journal: show, acknowledge, then outbox and forward. Everything
-        # up to the outbox write is synchronous, so an ack implies the frame's reports
-        # are visible to ListLiveTracks and subscribers.
-        protos: list[track_pb2.TrackReport] = []
-        if reports:
+        for item, status, reason in results:
+            self._answer(item, status, reason)
+        await self._checkpoint_if_due()
+
+    async def _track(self, budget_s: float = MAX_BATCH_S) -> None:
+        """Track deferred work for up to ``budget_s`` (at least one item), then show the
+        reports, outbox them with their marks and hand them on. Everything up to the
+        outbox write is synchronous, so a report is visible once its stretch ends."""
+        core = self.core
+        emitted: list[Emitted] = []
+        t0 = time.perf_counter()
+        while core.untracked:
+            emitted.extend(core.track_next()[1])
+            if time.perf_counter() - t0 > budget_s:
+                break
+        if emitted:
             now_ns = time.time_ns()
             where = self.sensor_positions.messages
+            reports = [e.report for e in emitted]
             protos = [report_message(r, now_ns, where(r.sensor_ids)) for r in reports]
             self.live.remember(reports, protos)
             self.hub.publish(protos)
-        for item, status, reason in results:
-            self._answer(item, status, reason)
-        if protos:
             for on_reports in self.report_listeners:
                 on_reports(protos)
-            # Awaited by the next batch (_settle_outbox): the worker goes on meanwhile.
+            if not await self._settle_outbox([]):
+                return
+            # Every event up to the committed seq is tracked once nothing waits.
+            if not core.untracked:
+                self._journal_mark = self.journal.committed_seq
+            # Awaited by the next write or commit (_settle_outbox): the worker goes on.
             self._outbox_write = self._db.submit(
-                self.outbox.add, [p.SerializeToString() for p in protos], self.journal.committed_seq
+                self.outbox.add,
+                [p.SerializeToString() for p in protos],
+                self._journal_mark,
+                core.items_tracked,
             )
             if self.forwarder is not None:
                 self._outbox_write.add_done_callback(self._notify_forwarder)
-        if self.checkpointer.due():
-            try:
-                await self.checkpointer.write(self.core, self._opens, inline=self._closing)
-            except Exception as exc:  # a checkpoint only shortens replay: try later
-                if not is_disk_full(exc):
-                    raise
-                log.warning(kv("checkpoint_not_written", error=str(exc)))
+        self._tracked.set()
+        await self._checkpoint_if_due()
+
+    async def _checkpoint_if_due(self) -> None:
+        """A checkpoint, when one is due and nothing waits for the tracker."""
+        if self.core.untracked or not self.checkpointer.due():
+            return
+        try:
+            await self.checkpointer.write(self.core, self._opens, inline=self._closing)
+        except Exception as exc:  # a checkpoint only shortens replay: try later
+            if not is_disk_full(exc):
+                raise
+            log.warning(kv("checkpoint_not_written", error=str(exc)))
+
+    async def caught_up(self) -> None:
+        """Wait until everything acknowledged so far is tracked (read your writes)."""
+        core = self.core
+        target = core.items_released
+        while core is self.core and core.items_tracked < target:
+            if self._closing or self.failed is not None or self._worker is None:
+                return
+            if self._worker.done():
+                return
+            self._tracked.clear()
+            await self._tracked.wait()
 
     def _notify_forwarder(self, fut: asyncio.Future[None]) -> None:
         if self.forwarder is not None and not fut.cancelled() and fut.exception() is None:

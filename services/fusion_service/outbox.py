@@ -53,20 +53,33 @@ class Outbox(SqliteFile):
             self.depth: int = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
             self.rejected: int = self._db.execute("SELECT COUNT(*) FROM rejected").fetchone()[0]
             row = self._db.execute("SELECT value FROM marks WHERE key='journal_mark'").fetchone()
+            items = self._db.execute("SELECT value FROM marks WHERE key='items_mark'").fetchone()
         self.journal_mark: int = int(row[0]) if row else 0
+        #: The core's work items (``FusionCore.items_tracked``) whose reports are in the
+        #: outbox (None: written by a version that kept only the journal mark).
+        self.items_mark: int | None = int(items[0]) if items else None
         self.delivered: int = 0  # removed after STORED/DUPLICATE, this process
 
-    def add(self, reports: Sequence[bytes], journal_mark: int) -> None:
-        """Append serialised reports and advance the journal mark, atomically."""
+    def add(
+        self, reports: Sequence[bytes], journal_mark: int, items_mark: int | None = None
+    ) -> None:
+        """Append serialised reports and advance the journal mark (every event up to
+        it has its reports here) and the items mark (every tracked work item up to it
+        has), atomically."""
+        marks = [("journal_mark", journal_mark)]
+        if items_mark is not None:
+            marks.append(("items_mark", items_mark))
         with transaction(self._db) as cur:
             cur.executemany("INSERT INTO outbox(report) VALUES (?)", ((r,) for r in reports))
-            cur.execute(
-                "INSERT INTO marks VALUES ('journal_mark', ?) "
+            cur.executemany(
+                "INSERT INTO marks VALUES (?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-                (journal_mark,),
+                marks,
             )
         self.depth += len(reports)
         self.journal_mark = journal_mark
+        if items_mark is not None:
+            self.items_mark = items_mark
 
     def probe(self) -> None:
         """Write and fsync one small transaction (raises while the disk is full)."""

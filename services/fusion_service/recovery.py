@@ -88,9 +88,12 @@ def replay_journal(
     picture: LivePicture,
     after_seq: int,
 ) -> int:
-    """Apply every event after ``after_seq`` to ``core``; re-outbox the reports past the
-    outbox's mark; returns the number of events replayed."""
-    mark = outbox.journal_mark
+    """Apply every event after ``after_seq`` to ``core`` and track what each released;
+    re-outbox the reports past the outbox's marks; returns the number of events
+    replayed. A work item's reports are re-outboxed when its number is past the items
+    mark (an outbox of an older version has none: its event's seq past the journal
+    mark decides)."""
+    mark, items_mark = outbox.journal_mark, outbox.items_mark
     redo: list[bytes] = []
     last = after_seq
     replayed = 0
@@ -100,13 +103,21 @@ def replay_journal(
         )
         if ev.kind == EventKind.FRAME and status is not FrameStatus.ACCEPTED:
             log.error(kv("replay_mismatch", seq=ev.seq, status=status.name, reason=reason))
-        if ev.seq > mark and reports:
-            now_ns = time.time_ns()  # emitted (again) now: never reached the outbox
+        lost = ev.seq > mark
+        while core.untracked:  # a deferring core: its items' reports, one item at a time
+            n, emitted = core.track_next()
+            mine = [e.report for e in emitted]
+            reports.extend(mine)
+            if mine and (n > items_mark if items_mark is not None else lost):
+                now_ns = time.time_ns()  # emitted (again) now: never reached the outbox
+                redo.extend(report_message(r, now_ns).SerializeToString() for r in mine)
+        if reports and lost and not core.defer_tracking:
+            now_ns = time.time_ns()
             redo.extend(report_message(r, now_ns).SerializeToString() for r in reports)
         picture.remember(reports, prune=False)
         last = ev.seq
         replayed += 1
     picture.prune()
-    if last > mark:
-        outbox.add(redo, last)
+    if last > mark or (items_mark is not None and core.items_tracked > items_mark):
+        outbox.add(redo, last, core.items_tracked)
     return replayed

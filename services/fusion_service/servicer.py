@@ -108,6 +108,7 @@ class FusionServicer(fs_grpc.FusionServiceServicer):
     async def ListLiveTracks(
         self, request: fs.ListLiveTracksRequest, context: grpc.aio.ServicerContext
     ) -> fs.ListLiveTracksResponse:
+        await self._engine.caught_up()  # read your writes: every acked frame is tracked
         return fs.ListLiveTracksResponse(tracks=self._engine.live_tracks())
 
     async def SubscribeLiveTracks(

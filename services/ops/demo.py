@@ -473,6 +473,7 @@ class Demo:
                 c is not None
                 and c.get("outbox_depth", 1) == 0
                 and c.get("frames_pending", 0) == 0
+                and c.get("frames_untracked", 0) == 0
                 and picture.stored >= c.get("reports_total", 0)
             ):
                 return

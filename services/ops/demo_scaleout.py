@@ -60,4 +60,5 @@ def drained(counters: dict[str, int], shards: int) -> bool:
         all(lag == 0 for lag in lags)
         and counters.get("outbox_depth", 1) == 0
         and counters.get("frames_pending", 0) == 0
+        and counters.get("frames_untracked", 0) == 0
     )

@@ -33,6 +33,7 @@ class ReportFeed:
         self.rejected = 0
         self.delivered = 0
         self.journal_mark = 2**62  # the front door's core emits nothing to re-outbox
+        self.items_mark = 2**62
         self.size_bytes = 0
         self.closing = False
         self._poll_s = poll_s
@@ -40,7 +41,9 @@ class ReportFeed:
         self._sub = None
 
     # ---- the engine's outbox interface (nothing to do here) --------------------------
-    def add(self, reports: Sequence[bytes], journal_mark: int) -> None:
+    def add(
+        self, reports: Sequence[bytes], journal_mark: int, items_mark: int | None = None
+    ) -> None:
         if reports:
             raise RuntimeError("the front door's ordering-only core emitted reports")
 
