@@ -162,6 +162,7 @@ def bucket_rows(live: dict, deliver_at: np.ndarray, deliver: np.ndarray, bucket_
             f"{np.nanmean(smp['rss_fusion'][s]):.0f}",
             f"{np.nanmax(smp['frames_pending'][s]):.0f}",
             f"{np.nanmax(smp['frames_buffered'][s]):.0f}",
+            f"{np.nanmax(smp['frames_untracked'][s]):.0f}",
             f"{np.nanmax(smp['outbox_depth'][s]):.0f}",
             f"{np.nanmean(smp['load'][s]):.1f}",
         ]
@@ -213,7 +214,7 @@ def live_section(args, rec, live: dict, deliver: np.ndarray, deliver_at: np.ndar
         "",
         "| latency | n | p50 ms | p99 ms | max ms |",
         "|---|---:|---:|---:|---:|",
-        f"| frame sent -> ack (journaled, applied) | {ack.size} | {pct(ack, 50) * 1e3:.1f} | "
+        f"| frame sent -> ack (journaled, ordered) | {ack.size} | {pct(ack, 50) * 1e3:.1f} | "
         f"{pct(ack, 99) * 1e3:.1f} | {ack.max(initial=0) * 1e3:.1f} |",
         f"| report emitted -> stored | {deliver.size} | {pct(deliver, 50) * 1e3:.1f} | "
         f"{pct(deliver, 99) * 1e3:.1f} | {deliver.max(initial=0) * 1e3:.1f} |",
@@ -225,17 +226,19 @@ def live_section(args, rec, live: dict, deliver: np.ndarray, deliver_at: np.ndar
         f"{total['fusion'] * args.speed / args.duration:.2f} of a core at {args.speed:g}x.",
         f"Backlog: the last frame was acknowledged {wall - args.duration / args.speed:.1f} s "
         "after its paced release time would end the run (0 = kept up); frames pending "
-        f"at most {np.nanmax(smp['frames_pending']):.0f}.",
+        f"at most {np.nanmax(smp['frames_pending']):.0f}; frames acknowledged and waiting for "
+        f"the tracker at most {np.nanmax(smp['frames_untracked']):.0f}.",
         rss_trend(live),
         "",
         f"Over time ({args.bucket:g} s buckets from the paced start; CPU in % of one core; "
         "pending = frames admitted, not yet applied and acknowledged (the backlog); "
-        "buffered = held by the ordering watermark; outbox = reports not yet stored):",
+        "buffered = held by the ordering watermark; untracked = acknowledged and ordered, "
+        "waiting for the tracker; outbox = reports not yet stored):",
         "",
         "| s | acks | ack p50 ms | ack p99 ms | stored | store p99 ms | fusion CPU % | "
         "fusion db thread busy % | consumer CPU % | client CPU % | fusion RSS MB | "
-        "pending max | buffered max | outbox max | load |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "pending max | buffered max | untracked max | outbox max | load |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         *bucket_rows(live, deliver_at, deliver, args.bucket),
     ]
 

@@ -41,6 +41,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 GAUGES = (
     "frames_pending",
     "frames_buffered",
+    "frames_untracked",
     "outbox_depth",
     "frames_applied_total",
     "db_busy_ms_total",

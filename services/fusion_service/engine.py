@@ -188,6 +188,7 @@ class FusionEngine:
         )
         self.checkpointer.after_replay(self.replayed_events)
         self._journal_mark = self.outbox.journal_mark
+        self._tracked.set()  # readers waiting on the old core look again
         self._baseline = dict(self.core.counters)
         self.caps.know(self.core.orderer.known_sensors())
         self._book.reset(self._opens, forget_owners=fresh_core)
