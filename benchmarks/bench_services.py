@@ -225,7 +225,8 @@ def live_section(args, rec, live: dict, deliver: np.ndarray, deliver_at: np.ndar
         f"(forked checkpoint encoders included) for {args.duration:g} s of scenario = "
         f"{total['fusion'] * args.speed / args.duration:.2f} of a core at {args.speed:g}x.",
         f"Backlog: the last frame was acknowledged {wall - args.duration / args.speed:.1f} s "
-        "after its paced release time would end the run (0 = kept up); frames pending "
+        "after its paced release time would end the run (0 = kept up); everything was "
+        f"tracked and stored {live['drain_s']:.1f} s after the last ack; frames pending "
         f"at most {np.nanmax(smp['frames_pending']):.0f}; frames acknowledged and waiting for "
         f"the tracker at most {np.nanmax(smp['frames_untracked']):.0f}.",
         rss_trend(live),
@@ -304,7 +305,7 @@ def main() -> None:
         live = asyncio.run(
             live_run.run_live(rec.path, fusion_addr, pids, args.speed, args.clients, tmp)
         )
-        time.sleep(2.0)  # let the outbox drain before stopping
+        time.sleep(1.0)  # run_live waited for the drain; the store's last commit
         for p in (fusion, store):
             p.terminate()
             p.wait(60)

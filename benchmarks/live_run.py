@@ -285,6 +285,9 @@ async def run_live(
         if any(p.returncode for p in procs):
             raise SystemExit(f"a client process failed: exits {[p.returncode for p in procs]}")
         parts = [json.loads(o.read_text()) for o in outs]
+    streamed_at = time.time()
+    await drained(fusion_addr)
+    drain_s = time.time() - streamed_at
     stop.set()
     await watcher
     merged = {
@@ -298,8 +301,27 @@ async def run_live(
         "counts": {k: sum(p["counts"].get(k, 0) for p in parts) for k in parts[0]["counts"]},
         "sensors": len(sensors),
         "start_at": start_at,
+        "drain_s": drain_s,
     }
     return merged | {"samples": samples.arrays()}
+
+
+async def drained(fusion_addr: str, timeout_s: float = 900.0) -> None:
+    """Wait until the fusion has tracked and forwarded everything it acknowledged
+    (``frames_untracked``, ``frames_pending`` and ``outbox_depth`` all 0, twice in a row)."""
+    import grpc
+
+    from tracklayer.v1 import fusion_service_pb2 as fs
+    from tracklayer.v1 import fusion_service_pb2_grpc as fs_grpc
+
+    deadline, quiet = time.monotonic() + timeout_s, 0
+    async with grpc.aio.insecure_channel(fusion_addr) as ch:
+        stub = fs_grpc.FusionServiceStub(ch)
+        while quiet < 2 and time.monotonic() < deadline:
+            c = (await stub.GetStatus(fs.GetStatusRequest(), timeout=10.0)).counters
+            busy = sum(c.get(g, 0) for g in ("frames_untracked", "frames_pending", "outbox_depth"))
+            quiet = quiet + 1 if busy == 0 else 0
+            await asyncio.sleep(0.5)
 
 
 def delivery(db: Path) -> tuple[np.ndarray, np.ndarray]:
