@@ -22,7 +22,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import geodesy
+from . import geodesy, kernels
 from .config import FusionConfig
 from .constants import ATMOSPHERE_TOP_M
 from .domain import GroundEllipse, seconds_to_ns
@@ -58,6 +58,12 @@ def propagate_to_surface(
     Returns the surface crossing positions (K, 3) ECI, the flight times (K,) s and a mask
     of the objects that reached the surface within ``max_flight_s``.
     """
+    limits = (ATMOSPHERE_TOP_M, _APPROACH_MARGIN_M, _AIR_HEIGHT_PER_STEP_M, _AIR_STEP_MAX_FACTOR)
+    compiled = kernels.propagate_to_surface(
+        r, v, inv_beta, max_flight_s, step_s, atmosphere_step_s, (*limits, _AIR_CHECK_BELOW_M)
+    )
+    if compiled is not None:
+        return compiled
     r = np.array(r, float)
     v = np.array(v, float)
     k = r.shape[0]

@@ -34,7 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from .constants import GM_EARTH, J2, R_EARTH_EQ
+from .constants import GM_EARTH, J2, OMEGA_EARTH, R_EARTH_EQ, R_EARTH_POLAR
+from .dynamics import AIR_TOP_M, RHO0_KG_M3, SCALE_HEIGHT_M
 
 #: environment variable: "0" turns the compiled kernels off (numpy fallbacks)
 JIT_ENV = "TRACKLAYER_JIT"
@@ -429,6 +430,143 @@ def _update(
                 Po[k, j, i] = v
 
 
+def _accel_at(r: np.ndarray, v: np.ndarray, inv_beta: float, air: bool, out: np.ndarray) -> None:
+    """Gravity (point mass + J2) plus, with ``air``, exponential-atmosphere drag of
+    ``1/beta`` (co-rotating air) at ECI ``r`` m, ``v`` m/s into ``out`` (3,) m/s^2: the
+    formulas of dynamics.gravity and dynamics.drag."""
+    rx, ry, rz = r[0], r[1], r[2]
+    r2 = rx * rx + ry * ry + rz * rz
+    rn = math.sqrt(r2)
+    inv_r3 = 1.0 / (r2 * rn)
+    s = rz * rz / r2
+    kj = _K_J2 * inv_r3 / r2
+    for i in range(3):
+        w = 5.0 * s - (3.0 if i == 2 else 1.0)
+        out[i] = r[i] * (-GM_EARTH * inv_r3 + kj * w)
+    if air:
+        s2 = (rz / rn) ** 2
+        a, b = R_EARTH_EQ, R_EARTH_POLAR
+        h = rn - a * b / math.sqrt(b * b * (1.0 - s2) + a * a * s2)
+        if h < AIR_TOP_M:
+            rho = RHO0_KG_M3 * math.exp(-max(h, 0.0) / SCALE_HEIGHT_M)
+            wx = v[0] + OMEGA_EARTH * ry
+            wy = v[1] - OMEGA_EARTH * rx
+            wz = v[2]
+            c = -0.5 * rho * math.sqrt(wx * wx + wy * wy + wz * wz) * inv_beta
+            out[0] += c * wx
+            out[1] += c * wy
+            out[2] += c * wz
+
+
+def _height(r: np.ndarray) -> float:
+    """dynamics.ellipsoid_height of one ECI/ECEF position (m)."""
+    rn = math.sqrt(r[0] * r[0] + r[1] * r[1] + r[2] * r[2])
+    s2 = (r[2] / rn) ** 2
+    a, b = R_EARTH_EQ, R_EARTH_POLAR
+    return rn - a * b / math.sqrt(b * b * (1.0 - s2) + a * a * s2)
+
+
+def _to_surface(
+    r0: np.ndarray,
+    v0: np.ndarray,
+    inv_beta: np.ndarray,
+    max_flight_s: float,
+    step_s: float,
+    atmosphere_step_s: float,
+    limits: np.ndarray,
+    hit_r: np.ndarray,
+    hit_t: np.ndarray,
+) -> None:
+    """impact.propagate_to_surface: RK4 steps of all objects in lockstep (long in vacuum,
+    shortened towards and inside the atmosphere; drag computed in a step when any live
+    object is below the last limit, as there) until each one's height changes sign,
+    then the Hermite crossing. ``limits`` = (top of the atmosphere, approach margin,
+    height per air step, air step factor, height below which drag is computed) m;
+    ``hit_r`` (K, 3) and ``hit_t`` (K,) stay NaN for an object that does not land in
+    ``max_flight_s``."""
+    top, margin, per_step, factor, air_below = limits[0], limits[1], limits[2], limits[3], limits[4]
+    n = r0.shape[0]
+    r = r0.copy()
+    v = v0.copy()
+    h = np.empty(n)
+    t = np.zeros(n)
+    done = np.zeros(n, np.bool_)
+    rs = np.empty(3)
+    vs = np.empty(3)
+    k1 = np.empty(3)
+    k2 = np.empty(3)
+    k3 = np.empty(3)
+    k4 = np.empty(3)
+    rn = np.empty(3)
+    vn = np.empty(3)
+    for k in range(n):
+        h[k] = _height(r[k])
+        if h[k] <= 0.0:
+            hit_r[k, :] = r[k, :]
+            hit_t[k] = 0.0
+            done[k] = True
+    while True:
+        hmin = np.inf
+        live = 0
+        for k in range(n):
+            if not done[k] and t[k] < max_flight_s:
+                live += 1
+                hmin = min(hmin, h[k])
+        if live == 0:
+            break
+        air = hmin < air_below
+        for k in range(n):
+            if done[k] or not t[k] < max_flight_s:
+                continue
+            rk, vk, hk, ib = r[k], v[k], h[k], inv_beta[k]
+            vr = (rk[0] * vk[0] + rk[1] * vk[1] + rk[2] * vk[2]) / math.sqrt(
+                rk[0] * rk[0] + rk[1] * rk[1] + rk[2] * rk[2]
+            )
+            air_dt = min(max(hk / per_step, atmosphere_step_s), factor * atmosphere_step_s)
+            if hk > top + margin:
+                if vr >= 0.0:
+                    dt = step_s
+                else:
+                    dt = min(max((hk - top) / max(-vr, 1.0), air_dt), step_s)
+            else:
+                dt = air_dt
+            _accel_at(rk, vk, ib, air, k1)
+            for i in range(3):
+                rs[i] = rk[i] + 0.5 * dt * vk[i]
+                vs[i] = vk[i] + 0.5 * dt * k1[i]
+            _accel_at(rs, vs, ib, air, k2)
+            for i in range(3):
+                rn[i] = vs[i]  # v2, kept for the final sum
+                rs[i] = rk[i] + 0.5 * dt * vs[i]
+                vs[i] = vk[i] + 0.5 * dt * k2[i]
+            _accel_at(rs, vs, ib, air, k3)
+            for i in range(3):
+                vn[i] = vs[i]  # v3
+                rs[i] = rk[i] + dt * vs[i]
+                vs[i] = vk[i] + dt * k3[i]
+            _accel_at(rs, vs, ib, air, k4)
+            for i in range(3):
+                v2, v3, v4 = rn[i], vn[i], vs[i]
+                rn[i] = rk[i] + dt / 6.0 * (vk[i] + 2.0 * (v2 + v3) + v4)
+                vn[i] = vk[i] + dt / 6.0 * (k1[i] + 2.0 * (k2[i] + k3[i]) + k4[i])
+            hn = _height(rn)
+            if hn <= 0.0:
+                f = hk / (hk - hn)
+                h00 = 2 * f**3 - 3 * f**2 + 1
+                h10 = f**3 - 2 * f**2 + f
+                h01 = -2 * f**3 + 3 * f**2
+                h11 = f**3 - f**2
+                for i in range(3):
+                    hit_r[k, i] = h00 * rk[i] + h10 * dt * vk[i] + h01 * rn[i] + h11 * dt * vn[i]
+                hit_t[k] = t[k] + f * dt
+                done[k] = True
+            for i in range(3):
+                rk[i] = rn[i]
+                vk[i] = vn[i]
+            h[k] = hn
+            t[k] += dt
+
+
 # ------------------------------------------------------------------ compile or fall back
 class _Kernel:
     """One kernel: compiled by numba at its first call (cached on disk), or None when
@@ -446,7 +584,10 @@ _KERNELS = {
     "gate": _Kernel(_gate),
     "gate_pairs": _Kernel(_gate_pairs),
     "update": _Kernel(_update),
+    "to_surface": _Kernel(_to_surface),
 }
+#: functions the kernels call: compiled (and bound in this module) before any kernel
+_HELPERS = ("_accel_at", "_height")
 _numba: Any = None
 
 
@@ -488,6 +629,10 @@ def _compiled(name: str) -> Callable[..., Any] | None:
     if k.failed or not enabled():
         return None
     try:
+        module = globals()
+        for helper in _HELPERS:
+            if not hasattr(module[helper], "py_func"):
+                module[helper] = _numba.njit(cache=True, nogil=True)(module[helper])
         k.compiled = _numba.njit(cache=True, nogil=True)(k.fn)
     except Exception as exc:  # noqa: BLE001 - a broken JIT must not stop the tracker
         warnings.warn(f"numba kernel {name} unavailable ({exc}); using numpy", stacklevel=2)
@@ -636,3 +781,28 @@ def update(
     except _NoKernel:
         return None
     return xo, Po, nis
+
+
+def propagate_to_surface(
+    r: np.ndarray,
+    v: np.ndarray,
+    inv_beta: np.ndarray,
+    max_flight_s: float,
+    step_s: float,
+    atmosphere_step_s: float,
+    limits: tuple[float, float, float, float, float],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Compiled impact.propagate_to_surface of K objects (ECI ``r`` m, ``v`` m/s, drag
+    ``1/beta`` m^2/kg): surface positions (K, 3) ECI m, flight times (K,) s, landed
+    mask; ``limits`` its step constants (see :func:`_to_surface`). None when the
+    kernels are off."""
+    if not enabled():
+        return None
+    k = np.shape(r)[0]
+    hit_r, hit_t = np.full((k, 3), np.nan), np.full(k, np.nan)
+    args = (_f64(r), _f64(v), _f64(inv_beta, (k,)), float(max_flight_s), float(step_s))
+    try:
+        _call("to_surface", *args, float(atmosphere_step_s), _f64(limits), hit_r, hit_t)
+    except _NoKernel:
+        return None
+    return hit_r, hit_t, np.isfinite(hit_t)

@@ -187,3 +187,24 @@ def test_a_jit_that_fails_to_compile_falls_back_with_a_warning(monkeypatch):
     finally:
         for name, (compiled, failed) in saved.items():
             kernels._KERNELS[name].compiled, kernels._KERNELS[name].failed = compiled, failed
+
+
+def test_surface_kernel_lands_where_numpy_rk4_lands():
+    """impact.propagate_to_surface: the same objects land, at the same places and times
+    to rounding, with drag on (low objects in the batch) and objects that never land."""
+    from tracklayer.fusion import impact
+
+    k = 200
+    d = rng.normal(size=(k, 3))
+    d /= np.linalg.norm(d, axis=1)[:, None]
+    r = d * (6.371e6 + rng.uniform(5e4, 1.2e6, (k, 1)))
+    v = rng.normal(size=(k, 3)) * 3_000.0
+    v[:10] = d[:10] * 11_500.0  # escaping: never land
+    ib = np.exp(-rng.uniform(6.0, 9.0, k))
+    hit_k, t_k, ok_k = impact.propagate_to_surface(r, v, ib, 3_600.0)
+    hit_n, t_n, ok_n = _numpy(lambda: impact.propagate_to_surface(r, v, ib, 3_600.0))
+    assert np.array_equal(ok_k, ok_n) and 100 < ok_k.sum() < k - 10
+    assert np.abs(hit_k[ok_k] - hit_n[ok_n]).max() < 1e-6  # m
+    assert np.abs(t_k[ok_k] - t_n[ok_n]).max() < 1e-9  # s
+    assert np.isnan(t_k[~ok_k]).all()
+    assert (t_k[ok_k] >= 0.0).all()
