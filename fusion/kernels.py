@@ -567,6 +567,108 @@ def _to_surface(
             t[k] += dt
 
 
+def _launch_fit(
+    tau: np.ndarray,
+    r: np.ndarray,
+    w: np.ndarray,
+    order: int,
+    grid: np.ndarray,
+    lowest_max_m: float,
+    out: np.ndarray,
+) -> bool:
+    """impact.estimate_launch's fit and ground search: weighted least squares of
+    ``r(tau) = c0 + c1 tau (+ c2 tau^2)`` (``order`` 1 or 2) to Earth-fixed positions
+    ``r`` (K, 3) m at ``tau`` (K,) s with weights ``w`` (K,) 1/m^2, then the first
+    ground crossing along ``grid`` (s, from 0 backwards; linear between grid points),
+    or the lowest grid point if no crossing comes lower than ``lowest_max_m``. Writes
+    (x, y, z of the point m, its variance m^2 per axis, its time on ``tau`` s) into
+    ``out`` (5,); False when no point qualifies."""
+    m = order + 1
+    n = tau.size
+    N = np.zeros((3, 3))
+    rhs = np.zeros((3, 3))
+    for k in range(n):
+        a0, a1 = 1.0, tau[k]
+        pw = (a0, a1, a1 * a1)
+        for i in range(m):
+            for j in range(m):
+                N[i, j] += pw[i] * w[k] * pw[j]
+            for c in range(3):
+                rhs[i, c] += pw[i] * w[k] * r[k, c]
+    # inverse of the (m, m) normal matrix by Gauss-Jordan with partial pivoting
+    A = N[:m, :m].copy()
+    Ninv = np.eye(m)
+    for col in range(m):
+        piv = col
+        for i in range(col + 1, m):
+            if abs(A[i, col]) > abs(A[piv, col]):
+                piv = i
+        if A[piv, col] == 0.0:
+            return False
+        for j in range(m):
+            A[col, j], A[piv, j] = A[piv, j], A[col, j]
+            Ninv[col, j], Ninv[piv, j] = Ninv[piv, j], Ninv[col, j]
+        d = A[col, col]
+        for j in range(m):
+            A[col, j] /= d
+            Ninv[col, j] /= d
+        for i in range(m):
+            if i != col:
+                f = A[i, col]
+                for j in range(m):
+                    A[i, j] -= f * A[col, j]
+                    Ninv[i, j] -= f * Ninv[col, j]
+    coef = np.zeros((3, 3))
+    for i in range(m):
+        for c in range(3):
+            acc = 0.0
+            for j in range(m):
+                acc += Ninv[i, j] * rhs[j, c]
+            coef[i, c] = acc
+    chi2 = 0.0
+    for k in range(n):
+        for c in range(3):
+            e = r[k, c] - (coef[0, c] + coef[1, c] * tau[k] + coef[2, c] * tau[k] * tau[k])
+            chi2 += w[k] * e * e
+    dof = max(1, n - m)
+    scale = max(1.0, chi2 / (3 * dof))
+    p = np.empty(3)
+    h_prev = 0.0
+    h_min = np.inf
+    j_min = 0
+    tl = np.nan
+    for g in range(grid.size):
+        tt = grid[g]
+        for c in range(3):
+            p[c] = coef[0, c] + coef[1, c] * tt + coef[2, c] * tt * tt
+        h = _height(p)
+        if h <= 0.0:
+            if g == 0:
+                tl = 0.0
+            else:
+                f = h_prev / (h_prev - h)
+                tl = grid[g - 1] + f * (grid[g] - grid[g - 1])
+            break
+        if h < h_min:
+            h_min = h
+            j_min = g
+        h_prev = h
+    if not math.isfinite(tl):
+        if h_min > lowest_max_m:
+            return False
+        tl = grid[j_min]
+    for c in range(3):
+        out[c] = coef[0, c] + coef[1, c] * tl + coef[2, c] * tl * tl
+    av = (1.0, tl, tl * tl)
+    var = 0.0
+    for i in range(m):
+        for j in range(m):
+            var += av[i] * Ninv[i, j] * av[j]
+    out[3] = var * scale
+    out[4] = tl
+    return True
+
+
 # ------------------------------------------------------------------ compile or fall back
 class _Kernel:
     """One kernel: compiled by numba at its first call (cached on disk), or None when
@@ -585,6 +687,7 @@ _KERNELS = {
     "gate_pairs": _Kernel(_gate_pairs),
     "update": _Kernel(_update),
     "to_surface": _Kernel(_to_surface),
+    "launch_fit": _Kernel(_launch_fit),
 }
 #: functions the kernels call: compiled (and bound in this module) before any kernel
 _HELPERS = ("_accel_at", "_height")
@@ -806,3 +909,21 @@ def propagate_to_surface(
     except _NoKernel:
         return None
     return hit_r, hit_t, np.isfinite(hit_t)
+
+
+def launch_fit(
+    tau: np.ndarray, r_ecef: np.ndarray, w: np.ndarray, order: int, grid: np.ndarray,
+    lowest_max_m: float,
+) -> tuple[bool, np.ndarray] | None:
+    """Compiled fit and ground search of impact.estimate_launch (see :func:`_launch_fit`):
+    (found, (x, y, z m ECEF, variance m^2, time s on ``tau``)); None when the kernels
+    are off."""
+    if not enabled():
+        return None
+    out = np.empty(5)
+    args = (_f64(tau), _f64(r_ecef), _f64(w), int(order), _f64(grid), float(lowest_max_m))
+    try:
+        found = _call("launch_fit", *args, out)
+    except _NoKernel:
+        return None
+    return bool(found), out

@@ -208,3 +208,35 @@ def test_surface_kernel_lands_where_numpy_rk4_lands():
     assert np.abs(t_k[ok_k] - t_n[ok_n]).max() < 1e-9  # s
     assert np.isnan(t_k[~ok_k]).all()
     assert (t_k[ok_k] >= 0.0).all()
+
+
+def test_launch_fit_kernel_finds_the_same_launch_point():
+    """impact.estimate_launch: a rocket climbing from a known site, sampled with noise,
+    quadratic and linear fits and a fit that never reaches the ground."""
+    from tracklayer.fusion import geodesy, impact
+
+    gen = np.random.default_rng(7)
+    site = geodesy.geodetic_to_ecef(28.5, 45.0, 0.0)
+    up = site / np.linalg.norm(site)
+    east = np.cross([0.0, 0.0, 1.0], up)
+    east /= np.linalg.norm(east)
+    for t0, span, n in ((6.0, 20.0, 30), (4.0, 3.0, 6), (10.0, 40.0, 80)):
+        t = t0 + np.linspace(0.0, span, n)
+        path = 0.5 * 25.0 * t**2  # m along the climb
+        r = site + path[:, None] * (0.9 * up + 0.436 * east) + gen.normal(size=(n, 3)) * 30.0
+        var = np.full(n, 900.0)
+        got = impact.estimate_launch(t, r, var)
+        ref = _numpy(lambda t=t, r=r, var=var: impact.estimate_launch(t, r, var))
+        assert got is not None and ref is not None
+        assert abs(got.latitude_deg - ref.latitude_deg) < 1e-9
+        assert abs(got.longitude_deg - ref.longitude_deg) < 1e-9
+        assert abs(got.time_ns - ref.time_ns) <= 1_000  # ns
+        assert abs(got.semi_major_m - ref.semi_major_m) < 1e-6 * ref.semi_major_m
+        assert abs(got.semi_minor_m - ref.semi_minor_m) < 1e-6 * ref.semi_minor_m
+        # and near the true site (the fit's own error: tens of metres of noise)
+        assert abs(got.latitude_deg - 28.5) < 0.05 and abs(got.longitude_deg - 45.0) < 0.05
+    # a path that stays 50 km up never reaches the ground: neither fit returns a point
+    t = np.linspace(0.0, 20.0, 20)
+    r = (site + 50_000.0 * up) + t[:, None] * 100.0 * east
+    assert impact.estimate_launch(t, r, np.full(20, 900.0)) is None
+    assert _numpy(lambda: impact.estimate_launch(t, r, np.full(20, 900.0))) is None
