@@ -177,7 +177,9 @@ def main() -> int:
         f"{'' if args.duration is None else f' --duration {args.duration:g}'}"
         f"{' --together' if args.together else ''}`; old and new "
         f"{'run at the same time' if args.together else 'alternate'}, CPU s of "
-        "each child process (MCAP read and write included).\n\n" + "\n".join(lines) + "\n"
+        "each child process (MCAP read and write included).\n\n"
+        + "\n".join(lines)
+        + "\n"
         + ("\n" + "\n".join(notes) + "\n" if notes else "")
     )
     print(text)

@@ -303,7 +303,8 @@ def estimate_launch(
         return None
     order = 2 if span >= _LAUNCH_QUADRATIC_SPAN_S else 1
     w = 1.0 / np.asarray(var_m2, float)
-    compiled = kernels.launch_fit(tau, r_ecef, w, order, _launch_grid(max_back_s), _LAUNCH_LOWEST_MAX_M)
+    grid = _launch_grid(max_back_s)
+    compiled = kernels.launch_fit(tau, r_ecef, w, order, grid, _LAUNCH_LOWEST_MAX_M)
     if compiled is not None:
         found, (px, py, pz, var, tl) = compiled
         return _launch_ellipse(np.array([px, py, pz]), var, float(t_s[0] + tl)) if found else None
@@ -319,7 +320,6 @@ def estimate_launch(
     def pos(tt: np.ndarray) -> np.ndarray:
         return np.vander(np.atleast_1d(tt), order + 1, increasing=True) @ coef
 
-    grid = -np.arange(0.0, max_back_s + _LAUNCH_GRID_STEP_S, _LAUNCH_GRID_STEP_S)
     h, j = _heights_to_ground(pos, grid)
     if h[0] <= 0.0:
         tl = 0.0

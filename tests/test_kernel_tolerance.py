@@ -18,15 +18,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from test_metrics_digests import CASES as FIGURE_CASES  # the four with figure digests
+from test_track_digests import CASES  # the same seven cases
 
 from tracklayer.fusion import kernels
 from tracklayer.services.cli import main
 from tracklayer.services.evaluation import read_recording
 from tracklayer.services.evaluation.compare_tracks import compare_reports
 from tracklayer.services.wire.recording import RecordingReader
-
-from test_metrics_digests import CASES as FIGURE_CASES  # the four with figure digests
-from test_track_digests import CASES  # the same seven cases
 
 
 def _reports(path: Path):
@@ -75,7 +74,8 @@ def _figures_moved(a, b, path: str = "") -> list[str]:
     if isinstance(a, list) and isinstance(b, list):
         if len(a) != len(b):
             return [f"{path}: {len(a)} vs {len(b)} items"]
-        return [m for i, (x, y) in enumerate(zip(a, b, strict=True)) for m in _figures_moved(x, y, f"{path}[{i}]")]
+        pairs = enumerate(zip(a, b, strict=True))
+        return [m for i, (x, y) in pairs for m in _figures_moved(x, y, f"{path}[{i}]")]
     if isinstance(a, float) and isinstance(b, float):
         ok = abs(a - b) <= max(1e-6 * max(abs(a), abs(b)), 1e-9) or a == b
         return [] if ok else [f"{path}: {a!r} vs {b!r}"]

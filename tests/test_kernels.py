@@ -88,7 +88,9 @@ def test_update_kernel_equals_numpy_joseph_form():
     assert _rel(Pn, Pk, (1, 2)) < 1e-11
     np.testing.assert_allclose(nk, nn, rtol=1e-12)
     # the update shrinks the position variance along the measured directions
-    assert np.all(np.trace(Pk[:, :3, :3], axis1=1, axis2=2) < np.trace(P[:, :3, :3], axis1=1, axis2=2))
+    assert np.all(
+        np.trace(Pk[:, :3, :3], axis1=1, axis2=2) < np.trace(P[:, :3, :3], axis1=1, axis2=2)
+    )
 
 
 def _scene(n: int, m: int):

@@ -86,9 +86,8 @@ def _ellipses(d: TrackDiff, a: GroundEllipse | None, b: GroundEllipse | None) ->
     """Fold one pair of ellipses into ``d``; False if only one run has one."""
     if a is None or b is None:
         return a is None and b is None
-    d.ellipse_centre_m = max(
-        d.ellipse_centre_m, _ground_m(a.latitude_deg, a.longitude_deg, b.latitude_deg, b.longitude_deg)
-    )
+    centre = _ground_m(a.latitude_deg, a.longitude_deg, b.latitude_deg, b.longitude_deg)
+    d.ellipse_centre_m = max(d.ellipse_centre_m, centre)
     d.ellipse_axis_m = max(
         d.ellipse_axis_m, abs(a.semi_major_m - b.semi_major_m), abs(a.semi_minor_m - b.semi_minor_m)
     )
