@@ -110,7 +110,22 @@ def run_scenario(
                 cpu[label].append(_cpu_run(cmds[label]))
         for label in clis:
             print(f"{name}: rep {rep + 1} {label}: {cpu[label][-1]:.2f} CPU s", file=sys.stderr)
-    return {"name": name, "cpu": cpu, "same": _digest(out["old"]) == _digest(out["new"])}
+    same = _digest(out["old"]) == _digest(out["new"])
+    return {"name": name, "cpu": cpu, "same": same, "diff": None if same else _diff(out)}
+
+
+def _diff(out: dict[str, Path]) -> str:
+    """How the new ``/tracks`` differ from the old (compare_tracks: decisions, largest
+    differences of the numbers)."""
+    from tracklayer.services.evaluation.compare_tracks import compare_reports
+    from tracklayer.services.wire.recording import RecordingReader
+
+    def reports(path: Path) -> list:
+        with RecordingReader(path) as reader:
+            return [r for _, r in reader.tracks()]
+
+    d = compare_reports(reports(out["old"]), reports(out["new"]))
+    return f"{'same' if d.same_decisions else 'NOT the same'} decisions; {d.summary()}"
 
 
 def main() -> int:
@@ -149,6 +164,7 @@ def main() -> int:
             f"{', '.join(f'{x:.1f}' for x in r['cpu']['new'])} | {n / o:.3f} | "
             f"{'yes' if r['same'] else 'no'} |"
         )
+    notes = [f"- {r['name']}: /tracks differ: {r['diff']}" for r in rows if r["diff"]]
     load1 = os.getloadavg()
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     dur = "full duration" if args.duration is None else f"{args.duration:g} s"
@@ -161,7 +177,10 @@ def main() -> int:
         f"{'' if args.duration is None else f' --duration {args.duration:g}'}"
         f"{' --together' if args.together else ''}`; old and new "
         f"{'run at the same time' if args.together else 'alternate'}, CPU s of "
-        "each child process (MCAP read and write included).\n\n" + "\n".join(lines) + "\n"
+        "each child process (MCAP read and write included).\n\n"
+        + "\n".join(lines)
+        + "\n"
+        + ("\n" + "\n".join(notes) + "\n" if notes else "")
     )
     print(text)
     if not args.no_write:

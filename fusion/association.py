@@ -28,6 +28,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 from scipy.special import gammaincinv
 
+from . import kernels
 from .dynamics import ACC, POS, VEL
 from .filters import projected_cov
 from .measurement import position_jacobian, predict_los
@@ -102,6 +103,9 @@ def may_gate(
     n = x.shape[0]
     if n == 0 or los.shape[0] == 0:
         return np.zeros(n, bool)
+    compiled = kernels.may_gate(x, _diagonals(P), dt, sensor_position, los, sigma, gates)
+    if compiled is not None:
+        return compiled[1]
     dt = np.asarray(dt, float)
     d = x[:, POS] + x[:, VEL] * dt[:, None] - sensor_position
     rho = np.sqrt(np.einsum("ni,ni->n", d, d))
@@ -141,10 +145,13 @@ def may_gate_any(
     Python floats with slack on the cosines, cheaper than numpy for a few rows. True
     (not known) for more than ``_QUICK_MAX_ROWS`` rows or any number out of range."""
     n = x.shape[0]
-    if n > _QUICK_MAX_ROWS:
-        return True
     if n == 0 or los.shape[0] == 0:
         return False
+    compiled = kernels.may_gate(x, _diagonals(P), dt, sensor_position, los, sigma, gates, True)
+    if compiled is not None:
+        return compiled[0]
+    if n > _QUICK_MAX_ROWS:
+        return True
     diag = (P.diagonal(axis1=1, axis2=2) if P.ndim == 3 else P).tolist()
     rays = np.asarray(los, float).tolist()
     s2_max = float(np.max(np.asarray(sigma, float) ** 2))
@@ -171,6 +178,11 @@ def may_gate_any(
     return False
 
 
+def _diagonals(P: np.ndarray) -> np.ndarray:
+    """The diagonals (N, 9) of covariances ``P`` (N, 9, 9), or ``P`` if it is them."""
+    return P.diagonal(axis1=1, axis2=2) if P.ndim == 3 else P
+
+
 def gate(
     x: np.ndarray,
     P: np.ndarray,
@@ -183,6 +195,9 @@ def gate(
     (unit, ECI) with ``sigma`` (M,) (rad) from one sensor at ``sensor_position`` (3,)
     (ECI, m) against tracks ``x`` (N, 9), ``P`` (N, 9, 9) with chi-square gates ``gates``
     (N,). Pairs left out have ``d2`` above their track's gate."""
+    compiled = kernels.gate(x, P, sensor_position, los, sigma, gates)
+    if compiled is not None:
+        return Gating(*compiled)
     u, rho, e = predict_los(x[:, POS], sensor_position)
     hpos = position_jacobian(e, rho)
     A = projected_cov(P, hpos)  # (N, 2, 2)

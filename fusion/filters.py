@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import kernels
 from .dynamics import ACC, N_STATE, POS, process_noise, propagate, propagate_short
 
 _I9 = np.eye(N_STATE)
@@ -39,6 +40,9 @@ def predict(
     if x.shape[0] == 0:
         return x.copy(), P.copy()
     if float(np.max(np.abs(dt))) <= max_step:
+        compiled = kernels.predict_short(x, P, dt, inv_tau, accel_psd, jerk_psd)
+        if compiled is not None:
+            return compiled
         xp, phi = propagate_short(x, dt, inv_tau)
     else:
         xp, phi = propagate(x, dt, inv_tau, max_step=max_step)
@@ -81,6 +85,9 @@ def update(
     ``y`` (K, 2) residuals (rad), ``Hpos`` (K, 2, 3) position Jacobians (1/m), ``sigma``
     (K,) angular noise (rad). Joseph-form covariance. Returns (x, P, NIS (K,)).
     """
+    compiled = kernels.update(x, P, y, Hpos, sigma)
+    if compiled is not None:
+        return compiled
     sigma = np.asarray(sigma, float)
     PHt = P[:, :, POS] @ np.swapaxes(Hpos, -1, -2)  # (K, 9, 2)
     Sinv, _ = inv2(innovation_cov(P, Hpos, sigma))

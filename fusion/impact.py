@@ -22,7 +22,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import geodesy
+from . import geodesy, kernels
 from .config import FusionConfig
 from .constants import ATMOSPHERE_TOP_M
 from .domain import GroundEllipse, seconds_to_ns
@@ -58,6 +58,12 @@ def propagate_to_surface(
     Returns the surface crossing positions (K, 3) ECI, the flight times (K,) s and a mask
     of the objects that reached the surface within ``max_flight_s``.
     """
+    limits = (ATMOSPHERE_TOP_M, _APPROACH_MARGIN_M, _AIR_HEIGHT_PER_STEP_M, _AIR_STEP_MAX_FACTOR)
+    compiled = kernels.propagate_to_surface(
+        r, v, inv_beta, max_flight_s, step_s, atmosphere_step_s, (*limits, _AIR_CHECK_BELOW_M)
+    )
+    if compiled is not None:
+        return compiled
     r = np.array(r, float)
     v = np.array(v, float)
     k = r.shape[0]
@@ -296,8 +302,13 @@ def estimate_launch(
     if span <= 0.0:
         return None
     order = 2 if span >= _LAUNCH_QUADRATIC_SPAN_S else 1
-    A = np.vander(tau, order + 1, increasing=True)  # (K, order+1)
     w = 1.0 / np.asarray(var_m2, float)
+    grid = _launch_grid(max_back_s)
+    compiled = kernels.launch_fit(tau, r_ecef, w, order, grid, _LAUNCH_LOWEST_MAX_M)
+    if compiled is not None:
+        found, (px, py, pz, var, tl) = compiled
+        return _launch_ellipse(np.array([px, py, pz]), var, float(t_s[0] + tl)) if found else None
+    A = np.vander(tau, order + 1, increasing=True)  # (K, order+1)
     AtW = A.T * w
     N = AtW @ A
     Ninv = np.linalg.inv(N)
@@ -309,7 +320,6 @@ def estimate_launch(
     def pos(tt: np.ndarray) -> np.ndarray:
         return np.vander(np.atleast_1d(tt), order + 1, increasing=True) @ coef
 
-    grid = -np.arange(0.0, max_back_s + _LAUNCH_GRID_STEP_S, _LAUNCH_GRID_STEP_S)
     h, j = _heights_to_ground(pos, grid)
     if h[0] <= 0.0:
         tl = 0.0
@@ -325,7 +335,18 @@ def estimate_launch(
     p = pos(np.array([tl]))[0]
     a = np.vander(np.array([tl]), order + 1, increasing=True)[0]
     var = float(a @ Ninv @ a) * scale
+    return _launch_ellipse(p, var, float(t_s[0] + tl))
+
+
+@lru_cache(maxsize=4)
+def _launch_grid(max_back_s: float) -> np.ndarray:
+    """The back-extrapolation grid (s, 0 and below) of :func:`estimate_launch`."""
+    return -np.arange(0.0, max_back_s + _LAUNCH_GRID_STEP_S, _LAUNCH_GRID_STEP_S)
+
+
+def _launch_ellipse(p: np.ndarray, var: float, t_s: float) -> GroundEllipse:
+    """The launch ellipse at ECEF point ``p`` (m) with variance ``var`` (m^2 per axis)."""
     lat, lon, _ = geodesy.ecef_to_geodetic(p)
     enu = geodesy.enu_matrix(float(lat), float(lon))
     cov_en = var * enu[:2] @ enu[:2].T
-    return _ground_ellipse(float(lat), float(lon), float(t_s[0] + tl), cov_en)
+    return _ground_ellipse(float(lat), float(lon), t_s, cov_en)

@@ -28,7 +28,7 @@ from xdist.scheduler import LoadFileScheduling
 SHARED: dict[str, tuple[str, ...]] = {
     # tracked_mcap of all seven regression cases (~40 s of tracking on one core): the
     # digests of /tracks and of metrics.json are taken from the same files
-    "digests": ("test_track_digests.py", "test_metrics_digests.py"),
+    "digests": ("test_track_digests.py", "test_metrics_digests.py", "test_kernel_tolerance.py"),
 }
 
 #: Units of work started first, longest first, from ``--durations`` of a whole run on one
