@@ -30,6 +30,7 @@ from ..initiation import Candidate, InitiationBuffer
 from ..measurement import position_jacobian, predict_los, residuals
 from ..registration import Registration
 from ..threads import ThreadBook
+from .aliases import AliasFamilies, clone_track
 from .bookkeeping import book_updates
 from .cloud import cloud_prior
 from .evidence import evidence_of, unambiguous
@@ -62,6 +63,9 @@ class Tracker:
 
     #: S > 1 shards: this tracker's region (class default: checkpoints from before it)
     region: Region | None = None
+    #: velocity hypotheses of new boost tracks in a stream (class default: checkpoints
+    #: from before them)
+    _aliases: AliasFamilies | None = None
 
     def __init__(
         self,
@@ -87,6 +91,7 @@ class Tracker:
         self._threads = ThreadBook()
         self.registration = Registration(cfg) if cfg.registration else None
         self._existence = Existence(cfg) if cfg.existence else None
+        self._aliases = AliasFamilies(cfg, self._rows) if cfg.alias_hypotheses > 0 else None
         # S > 1 shards (issue 14): what this tracker owns and reports (None: everything)
         self.region = region
         if region is not None:
@@ -116,7 +121,8 @@ class Tracker:
             frame = self.registration.correct(frame)
         unclaimed = self._associate_and_update(frame, raw)
         self._initiate(frame, unclaimed)
-        touched = self._updated + self._tracks[n_before:]
+        # (the siblings of .aliases are new tracks the frame updated: counted once)
+        touched = self._updated + [t for t in self._tracks[n_before:] if not t.updated_now]
         if self._existence is not None:
             self._look(frame, touched)
             touched = [t for t in touched if not t.deleted]
@@ -230,15 +236,73 @@ class Tracker:
                 gating.rho[track_idx],
                 np.sqrt(np.trace(rows.P[assigned.rows][:, VEL, VEL], axis1=1, axis2=2)),
             )
+        claimed = np.zeros(n_det, bool)
+        claimed[assigned.det_idx] = True
+        branch = self._branch_start(assigned, claimed, frame.time_ns)
         nis, shadowed = self._update_rows(frame, assigned)
         if self.registration is not None:
             self._feed_registration(raw, assigned, gates, main_rows)
         book_updates(self, frame, assigned, nis)
         for k, trk in enumerate(shadowed):
             self._modes.observe_shadow(trk, float(nis[track_idx.size + k]))
-        claimed = np.zeros(n_det, bool)
-        claimed[assigned.det_idx] = True
+        if self._aliases is not None:
+            upd = [rows.track_of(r) for r in assigned.rows.tolist()]
+            nis_l = nis[: track_idx.size].tolist()
+            if branch:
+                sib, sib_nis = self._branch(frame, assigned, branch, claimed)
+                upd, nis_l = upd + sib, nis_l + sib_nis
+            self._aliases.score(frame.sensor_id, frame.time_ns, upd, nis_l)
         return np.flatnonzero(~claimed)
+
+    def _branch_start(self, pairs: _Assigned, claimed: np.ndarray, t_ns: int) -> list:
+        """The tracks of ``pairs`` that branch into velocity hypotheses (.aliases), with
+        their predicted states and bookkeeping before this frame's update."""
+        if self._aliases is None:
+            return []
+        g = pairs.gating
+        cands = self._aliases.candidates(
+            g.track, g.det, g.d2, pairs.track_idx, pairs.det_idx, pairs.rows, claimed, t_ns
+        )
+        out = []
+        for k, pair_list in cands:
+            r = int(pairs.rows[k])
+            parent = self._rows.track_of(r)
+            snap = clone_track(parent, -1)
+            out.append((parent, snap, self._rows.x[r].copy(), self._rows.P[r].copy(),
+                        float(self._rows.score[r]), pair_list))  # fmt: skip
+        return out
+
+    def _branch(
+        self, frame: SensorFrame, pairs: _Assigned, branch: list, claimed: np.ndarray
+    ) -> tuple[list[Track], list[float]]:
+        """Start the siblings of ``branch`` (from :meth:`_branch_start`): each a copy of
+        its parent before the update, updated with one of the other detections it gated
+        (marked ``claimed``); returns the siblings and their NIS."""
+        rows, g = self._rows, pairs.gating
+        sib_rows, sib_pairs, families = [], [], []
+        for parent, snap, x0, P0, score, pair_list in branch:
+            sibs = []
+            for p in pair_list:
+                trk = clone_track(snap, self._next_key)
+                self._next_key += 1
+                self._tracks.append(trk)
+                rows.append(x0, P0, trk, False, frame.time_ns)
+                rows.score[trk.row] = score
+                sib_rows.append(trk.row)
+                sib_pairs.append(p)
+                sibs.append(trk)
+            families.append((parent, sibs))
+        pidx = np.array(sib_pairs, dtype=int)
+        srows = np.array(sib_rows, dtype=int)
+        tidx, didx = g.track[pidx], g.det[pidx]
+        xn, Pn, nis = update(rows.x[srows], rows.P[srows], g.residual[pidx], g.hpos[tidx],
+                             frame.sigma[didx])  # fmt: skip
+        rows.x[srows], rows.P[srows] = xn, Pn
+        book_updates(self, frame, _Assigned(g, pidx, srows, tidx, didx), nis)
+        claimed[didx] = True
+        for parent, sibs in families:
+            self._aliases.open(parent, sibs, frame.time_ns)
+        return [rows.track_of(r) for r in sib_rows], nis.tolist()
 
     def _feed_registration(
         self, raw: SensorFrame, pairs: _Assigned, gates: np.ndarray, main_rows: np.ndarray
@@ -429,7 +493,13 @@ class Tracker:
     def _run_lifecycle(self, t_ns: int) -> None:
         """Confirmation and manoeuvre checks every frame; coasting, deletion, air mode
         changes every life-cycle tick; merging every merge tick."""
-        self._lifecycle.confirm_updated(self._updated, t_ns)
+        updated = self._updated
+        if self._aliases is not None:  # families of hypotheses: decided, or held back
+            for trk in self._aliases.decide(t_ns):
+                if not trk.deleted:
+                    self._lifecycle.mark_deleted(trk)
+            updated = [t for t in updated if not t.deleted and not self._aliases.is_open(t)]
+        self._lifecycle.confirm_updated(updated, t_ns)
         self._modes.check_maneuvers(self._updated)
         if not self._lifecycle.tick_due(t_ns):
             return
