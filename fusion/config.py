@@ -55,6 +55,8 @@ class FusionConfig:
     alias_branch_min_age_s: float = 0.5  # s; a track branches no younger than this ...
     alias_branch_velocity_sigma_mps: float = 1000.0  # ... while every velocity axis's
     # sigma still exceeds this (m/s): its velocity is still the prior's
+    alias_min_altitude_m: float = 50_000.0  # m; tracks lower do not branch (near the pad
+    # a stream's objects are 20-300 m apart and the at-rest prior is nearly right)
     alias_family_max: int = 8  # hypotheses of one family at most
     alias_decide_s: float = 3.0  # s after the branch at which the family keeps its best
     alias_miss_cost: float = 9.0  # cost (NIS units) of a look that updated a sibling only

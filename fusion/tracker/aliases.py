@@ -41,7 +41,7 @@ import numpy as np
 
 from ..config import FusionConfig
 from ..domain import NS_PER_S, TrackStatus
-from ..dynamics import VEL
+from ..dynamics import POS, VEL, ellipsoid_height
 from .rows import StateRows
 from .track import LaunchFit, Mode, Plume, Reporting, Track
 
@@ -99,7 +99,8 @@ class AliasFamilies:
         min_age = int(cfg.alias_branch_min_age_s * NS_PER_S)
         v_min2 = cfg.alias_branch_velocity_sigma_mps**2
         out = []
-        for k in crowd.tolist():
+        h = ellipsoid_height(self.rows.x[upd_rows[crowd]][:, POS])
+        for k in crowd[h >= cfg.alias_min_altitude_m].tolist():
             trk = self.rows.track_of(int(upd_rows[k]))
             if (
                 trk.status != TrackStatus.TENTATIVE
