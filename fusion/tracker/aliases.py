@@ -169,7 +169,7 @@ class AliasFamilies:
             fam.scored = set()
 
     def is_open(self, trk: Track) -> bool:
-        """``trk`` is a hypothesis of an undecided family (not to be confirmed)."""
+        """``trk`` is a hypothesis of an undecided family: not to be confirmed yet."""
         return trk.key in self._of
 
     # ------------------------------------------------------------------ decisions

@@ -498,11 +498,7 @@ class Tracker:
             for trk in self._aliases.decide(t_ns):
                 if not trk.deleted:
                     self._lifecycle.mark_deleted(trk)
-            import os
-            if os.environ.get("ALIAS_NOHOLD"):
-                updated = [t for t in updated if not t.deleted]
-            else:
-                updated = [t for t in updated if not t.deleted and not self._aliases.is_open(t)]
+            updated = [t for t in updated if not t.deleted and not self._aliases.is_open(t)]
         self._lifecycle.confirm_updated(updated, t_ns)
         self._modes.check_maneuvers(self._updated)
         if not self._lifecycle.tick_due(t_ns):
