@@ -36,14 +36,20 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..config import FusionConfig
-from ..domain import NS_PER_S, TrackStatus
+from ..domain import NS_PER_S, SensorFrame, TrackStatus
 from ..dynamics import POS, VEL, ellipsoid_height
+from ..filters import update
+from .bookkeeping import book_updates
 from .rows import StateRows
 from .track import LaunchFit, Mode, Plume, Reporting, Track
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from .tracker import Tracker, _Assigned
 
 ALIAS_MIN_GATED = 3  # detections a track must gate in one look to branch (a stream)
 PRUNE_MARGIN = 40.0  # cost behind the family's best at which a member goes at once
@@ -147,13 +153,19 @@ class AliasFamilies:
         return sum(1 for m in fam.members if not m.deleted)
 
     # ------------------------------------------------------------------ scoring
-    def score(self, sensor_id: str, t_ns: int, updated: list[Track], nis: list[float]) -> None:
-        """The look ``(sensor_id, t_ns)`` updated ``updated`` with ``nis``: add each
-        family member's cost (module docstring). The branching look itself is not scored."""
+    @property
+    def active(self) -> bool:
+        """Some family is open (else nothing here needs the frame's updates)."""
+        return bool(self._of)
+
+    def score(self, sensor_id: str, t_ns: int, updated: list[Track], nis: np.ndarray) -> None:
+        """The look ``(sensor_id, t_ns)`` updated ``updated`` with ``nis`` (its first
+        ``len(updated)`` entries): add each family member's cost (module docstring). The
+        tracks that branched at this look are not scored by it."""
         if not self._of:
             return
         touched: dict[int, Family] = {}
-        for trk, q in zip(updated, nis, strict=True):
+        for trk, q in zip(updated, nis[: len(updated)].tolist(), strict=True):
             fam = self._of.get(trk.key)
             if fam is None or (fam.branched_ns == t_ns and trk.key in fam.branched):
                 continue
@@ -222,3 +234,54 @@ def clone_track(parent: Track, key: int) -> Track:
     trk.launch = LaunchFit(la.enabled, deque(la.samples, maxlen=la.samples.maxlen))
     trk.report = Reporting(since=set(parent.report.since))
     return trk
+
+
+def branch_start(tracker: Tracker, pairs: _Assigned, claimed: np.ndarray, t_ns: int) -> list:
+    """The tracks of this frame's assigned ``pairs`` that branch (``claimed`` (M,): the
+    detections some track took), each with its predicted state, existence score and
+    bookkeeping before the frame's update: ``[(parent, copy, x (9,), P (9, 9), score,
+    [gating pair indices])]``."""
+    rows, g = tracker.rows, pairs.gating
+    cands = tracker._aliases.candidates(
+        g.track, g.det, g.d2, pairs.track_idx, pairs.det_idx, pairs.rows, claimed, t_ns
+    )
+    out = []
+    for k, pair_list in cands:
+        r = int(pairs.rows[k])
+        parent = rows.track_of(r)
+        copy = clone_track(parent, -1)
+        out.append((parent, copy, rows.x[r].copy(), rows.P[r].copy(), float(rows.score[r]),
+                    pair_list))  # fmt: skip
+    return out
+
+
+def branch_out(
+    tracker: Tracker, frame: SensorFrame, pairs: _Assigned, branch: list, claimed: np.ndarray
+) -> None:
+    """Start the siblings of ``branch`` (from :func:`branch_start`, after the frame's
+    update): each a copy of its parent before the update, updated with one of the other
+    detections its parent gated (marked ``claimed``), in one batched update."""
+    rows, g = tracker.rows, pairs.gating
+    sib_rows, sib_pairs, families = [], [], []
+    for parent, copy, x0, P0, score, pair_list in branch:
+        sibs = []
+        for p in pair_list:
+            trk = clone_track(copy, tracker._next_key)
+            tracker._next_key += 1
+            tracker._tracks.append(trk)
+            rows.append(x0, P0, trk, False, frame.time_ns)
+            rows.score[trk.row] = score
+            sib_rows.append(trk.row)
+            sib_pairs.append(p)
+            sibs.append(trk)
+        families.append((parent, sibs))
+    pidx = np.array(sib_pairs, dtype=int)
+    srows = np.array(sib_rows, dtype=int)
+    tidx, didx = g.track[pidx], g.det[pidx]
+    y, hpos, sigma = g.residual[pidx], g.hpos[tidx], frame.sigma[didx]
+    rows.x[srows], rows.P[srows], nis = update(rows.x[srows], rows.P[srows], y, hpos, sigma)
+    sib_pairs_t: Any = pairs._replace(pair_idx=pidx, rows=srows, track_idx=tidx, det_idx=didx)
+    book_updates(tracker, frame, sib_pairs_t, nis)
+    claimed[didx] = True
+    for parent, sibs in families:
+        tracker._aliases.open(parent, sibs, frame.time_ns)

@@ -30,7 +30,7 @@ from ..initiation import Candidate, InitiationBuffer
 from ..measurement import position_jacobian, predict_los, residuals
 from ..registration import Registration
 from ..threads import ThreadBook
-from .aliases import AliasFamilies, clone_track
+from .aliases import AliasFamilies, branch_out, branch_start
 from .bookkeeping import book_updates
 from .cloud import cloud_prior
 from .evidence import evidence_of, unambiguous
@@ -238,71 +238,19 @@ class Tracker:
             )
         claimed = np.zeros(n_det, bool)
         claimed[assigned.det_idx] = True
-        branch = self._branch_start(assigned, claimed, frame.time_ns)
+        branch = branch_start(self, assigned, claimed, frame.time_ns) if self._aliases else []
         nis, shadowed = self._update_rows(frame, assigned)
         if self.registration is not None:
             self._feed_registration(raw, assigned, gates, main_rows)
         book_updates(self, frame, assigned, nis)
         for k, trk in enumerate(shadowed):
             self._modes.observe_shadow(trk, float(nis[track_idx.size + k]))
-        if self._aliases is not None:
+        if branch:  # velocity hypotheses started (.aliases)
+            branch_out(self, frame, assigned, branch, claimed)
+        if self._aliases is not None and self._aliases.active:
             upd = [rows.track_of(r) for r in assigned.rows.tolist()]
-            nis_l = nis[: track_idx.size].tolist()
-            if branch:
-                sib, sib_nis = self._branch(frame, assigned, branch, claimed)
-                upd, nis_l = upd + sib, nis_l + sib_nis
-            self._aliases.score(frame.sensor_id, frame.time_ns, upd, nis_l)
+            self._aliases.score(frame.sensor_id, frame.time_ns, upd, nis[: track_idx.size])
         return np.flatnonzero(~claimed)
-
-    def _branch_start(self, pairs: _Assigned, claimed: np.ndarray, t_ns: int) -> list:
-        """The tracks of ``pairs`` that branch into velocity hypotheses (.aliases), with
-        their predicted states and bookkeeping before this frame's update."""
-        if self._aliases is None:
-            return []
-        g = pairs.gating
-        cands = self._aliases.candidates(
-            g.track, g.det, g.d2, pairs.track_idx, pairs.det_idx, pairs.rows, claimed, t_ns
-        )
-        out = []
-        for k, pair_list in cands:
-            r = int(pairs.rows[k])
-            parent = self._rows.track_of(r)
-            snap = clone_track(parent, -1)
-            out.append((parent, snap, self._rows.x[r].copy(), self._rows.P[r].copy(),
-                        float(self._rows.score[r]), pair_list))  # fmt: skip
-        return out
-
-    def _branch(
-        self, frame: SensorFrame, pairs: _Assigned, branch: list, claimed: np.ndarray
-    ) -> tuple[list[Track], list[float]]:
-        """Start the siblings of ``branch`` (from :meth:`_branch_start`): each a copy of
-        its parent before the update, updated with one of the other detections it gated
-        (marked ``claimed``); returns the siblings and their NIS."""
-        rows, g = self._rows, pairs.gating
-        sib_rows, sib_pairs, families = [], [], []
-        for parent, snap, x0, P0, score, pair_list in branch:
-            sibs = []
-            for p in pair_list:
-                trk = clone_track(snap, self._next_key)
-                self._next_key += 1
-                self._tracks.append(trk)
-                rows.append(x0, P0, trk, False, frame.time_ns)
-                rows.score[trk.row] = score
-                sib_rows.append(trk.row)
-                sib_pairs.append(p)
-                sibs.append(trk)
-            families.append((parent, sibs))
-        pidx = np.array(sib_pairs, dtype=int)
-        srows = np.array(sib_rows, dtype=int)
-        tidx, didx = g.track[pidx], g.det[pidx]
-        xn, Pn, nis = update(rows.x[srows], rows.P[srows], g.residual[pidx], g.hpos[tidx],
-                             frame.sigma[didx])  # fmt: skip
-        rows.x[srows], rows.P[srows] = xn, Pn
-        book_updates(self, frame, _Assigned(g, pidx, srows, tidx, didx), nis)
-        claimed[didx] = True
-        for parent, sibs in families:
-            self._aliases.open(parent, sibs, frame.time_ns)
-        return [rows.track_of(r) for r in sib_rows], nis.tolist()
 
     def _feed_registration(
         self, raw: SensorFrame, pairs: _Assigned, gates: np.ndarray, main_rows: np.ndarray
@@ -494,7 +442,7 @@ class Tracker:
         """Confirmation and manoeuvre checks every frame; coasting, deletion, air mode
         changes every life-cycle tick; merging every merge tick."""
         updated = self._updated
-        if self._aliases is not None:  # families of hypotheses: decided, or held back
+        if self._aliases is not None and self._aliases.active:  # hypotheses (.aliases)
             for trk in self._aliases.decide(t_ns):
                 if not trk.deleted:
                     self._lifecycle.mark_deleted(trk)
