@@ -12,13 +12,16 @@ boost gate, so the filter averages it in. Such a track slides along the stream, 
 object a second, and every object it passes counts an ID switch.
 
 So the look that fixes the velocity does not choose: a *family* of hypotheses. When a
-young boost track (velocity still its prior's: per-axis sigma above
-``alias_branch_velocity_sigma_mps``, at least ``alias_branch_min_age_s`` old) takes a
-detection of a look in which it gated at least ``ALIAS_MIN_GATED`` detections (a crowd),
-the next ``alias_hypotheses`` gated detections that no track took (by squared
-Mahalanobis distance) each start a sibling: the track's predicted state updated with that
-detection, its history copied. The siblings are ordinary tentative tracks, gated and
-assigned with the rest, but held from confirmation until the family is decided. Each
+young tentative boost track above ``alias_min_altitude_m`` (velocity still unknown: the
+sigma of some axis above ``alias_branch_velocity_sigma_mps``, at least
+``alias_branch_min_age_s`` old) takes a detection of a look in which it gated at least
+``ALIAS_MIN_GATED`` detections (a crowd), the next ``alias_hypotheses`` gated detections
+that no track took (by squared Mahalanobis distance) each start a sibling: the track's
+predicted state updated with that detection, its history copied. A member whose velocity
+is still unknown on some axis branches again at a later look, into the same family (at
+most ``alias_family_max`` live members). The siblings are ordinary tentative tracks,
+gated and assigned with the rest, but held from confirmation until the family is
+decided. Each
 member is scored by the looks after the branch: the NIS of every update, and
 ``alias_miss_cost`` for a look that updated a sibling but not it (it lost the detection
 or had none). A sensor in phase with the birth's fits every alias equally; a sensor out
@@ -60,11 +63,10 @@ class Family:
     """The hypotheses of one branched track: its members (the branched track first) and
     the cost (NIS and misses since the branch) of each."""
 
-    branch_ns: int  # data time of the branching look
+    branch_ns: int  # data time of the first branching look (the decision counts from it)
     members: list[Track]
     cost: list[float]
-    last_look: tuple[str, int] = ("", -1)  # (sensor, time ns) of the last scored look
-    scored: set[int] = field(default_factory=set)  # indices updated by that look
+    scored: set[int] = field(default_factory=set)  # indices updated by the look scored
     branched: set[int] = field(default_factory=set)  # keys that branched at ...
     branched_ns: int = -1  # ... this look (not scored by it)
 
@@ -229,7 +231,8 @@ def clone_track(parent: Track, key: int) -> Track:
     trk.nis_fade = parent.nis_fade
     trk.nis_fade_boost = parent.nis_fade_boost
     p = parent.plume
-    trk.plume = Plume(p.bright_seen, p.bright_run, p.dim_run, deque(p.snapshots, maxlen=p.snapshots.maxlen))
+    shots = deque(p.snapshots, maxlen=p.snapshots.maxlen)
+    trk.plume = Plume(p.bright_seen, p.bright_run, p.dim_run, shots)
     la = parent.launch
     trk.launch = LaunchFit(la.enabled, deque(la.samples, maxlen=la.samples.maxlen))
     trk.report = Reporting(since=set(parent.report.since))
