@@ -30,6 +30,7 @@ from ..initiation import Candidate, InitiationBuffer
 from ..measurement import position_jacobian, predict_los, residuals
 from ..registration import Registration
 from ..threads import ThreadBook
+from .aliases import AliasFamilies, branch_out, branch_start
 from .bookkeeping import book_updates
 from .cloud import cloud_prior
 from .evidence import evidence_of, unambiguous
@@ -62,6 +63,9 @@ class Tracker:
 
     #: S > 1 shards: this tracker's region (class default: checkpoints from before it)
     region: Region | None = None
+    #: velocity hypotheses of new boost tracks in a stream (class default: checkpoints
+    #: from before them)
+    _aliases: AliasFamilies | None = None
 
     def __init__(
         self,
@@ -87,6 +91,7 @@ class Tracker:
         self._threads = ThreadBook()
         self.registration = Registration(cfg) if cfg.registration else None
         self._existence = Existence(cfg) if cfg.existence else None
+        self._aliases = AliasFamilies(cfg, self._rows) if cfg.alias_hypotheses > 0 else None
         # S > 1 shards (issue 14): what this tracker owns and reports (None: everything)
         self.region = region
         if region is not None:
@@ -116,7 +121,8 @@ class Tracker:
             frame = self.registration.correct(frame)
         unclaimed = self._associate_and_update(frame, raw)
         self._initiate(frame, unclaimed)
-        touched = self._updated + self._tracks[n_before:]
+        # (the siblings of .aliases are new tracks the frame updated: counted once)
+        touched = self._updated + [t for t in self._tracks[n_before:] if not t.updated_now]
         if self._existence is not None:
             self._look(frame, touched)
             touched = [t for t in touched if not t.deleted]
@@ -230,14 +236,20 @@ class Tracker:
                 gating.rho[track_idx],
                 np.sqrt(np.trace(rows.P[assigned.rows][:, VEL, VEL], axis1=1, axis2=2)),
             )
+        claimed = np.zeros(n_det, bool)
+        claimed[assigned.det_idx] = True
+        branch = branch_start(self, assigned, claimed, frame.time_ns) if self._aliases else []
         nis, shadowed = self._update_rows(frame, assigned)
         if self.registration is not None:
             self._feed_registration(raw, assigned, gates, main_rows)
         book_updates(self, frame, assigned, nis)
         for k, trk in enumerate(shadowed):
             self._modes.observe_shadow(trk, float(nis[track_idx.size + k]))
-        claimed = np.zeros(n_det, bool)
-        claimed[assigned.det_idx] = True
+        if branch:  # velocity hypotheses started (.aliases)
+            branch_out(self, frame, assigned, branch, claimed)
+        if self._aliases is not None and self._aliases.active:
+            upd = [rows.track_of(r) for r in assigned.rows.tolist()]
+            self._aliases.score(frame.sensor_id, frame.time_ns, upd, nis[: track_idx.size])
         return np.flatnonzero(~claimed)
 
     def _feed_registration(
@@ -429,7 +441,13 @@ class Tracker:
     def _run_lifecycle(self, t_ns: int) -> None:
         """Confirmation and manoeuvre checks every frame; coasting, deletion, air mode
         changes every life-cycle tick; merging every merge tick."""
-        self._lifecycle.confirm_updated(self._updated, t_ns)
+        updated = self._updated
+        if self._aliases is not None and self._aliases.active:  # hypotheses (.aliases)
+            for trk in self._aliases.decide(t_ns):
+                if not trk.deleted:
+                    self._lifecycle.mark_deleted(trk)
+            updated = [t for t in updated if not t.deleted and not self._aliases.is_open(t)]
+        self._lifecycle.confirm_updated(updated, t_ns)
         self._modes.check_maneuvers(self._updated)
         if not self._lifecycle.tick_due(t_ns):
             return
