@@ -137,6 +137,9 @@ class FusionConfig:
     registration_site_memory_s: float = 0.0  # s; a hot spot's earlier windows count in
     # a new one's with weight exp(-age / this) (its position is one unknown across them,
     # registration_sites.SiteNormals); 0: each window alone, its position eliminated in it
+    registration_track_memory_s: float = 0.0  # s; a confirmed ballistic track's earlier
+    # windows count in a new one's with weight exp(-age / this) (its state is one unknown
+    # along its arc, registration_tracks.Arc); 0: each window alone
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> FusionConfig:
@@ -195,6 +198,7 @@ class FusionConfig:
             "init_cloud_radius_m",
             "init_min_angle_deg",
             "registration_site_memory_s",
+            "registration_track_memory_s",
             "thread_bonus",
         }
         for f in fields(self):
