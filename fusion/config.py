@@ -122,7 +122,9 @@ class FusionConfig:
     # --- impact and launch estimates ---
     impact_refresh_s: float = 5.0  # s of data time between two impact predictions
     impact_ballistic_coefficient: float = 30_000.0  # kg/m^2; assumed below 100 km
-    impact_ballistic_coefficient_log_sigma: float = 0.7  # 1-sigma of ln(beta)
+    impact_ballistic_coefficient_log_sigma: float = 1.0  # 1-sigma of ln(beta): the
+    # simulator's vehicles span 5,000-50,000 kg/m^2 (ln RMS 1.1 about 30,000; an MRBM's
+    # 10,000 sat 1.6 sigma out at 0.7, its impact outside 3 sigma: DESIGN §6, issue 12)
     impact_max_flight_s: float = 4_000.0  # s; give up predicting beyond this
     impact_step_s: float = 60.0  # s; RK4 step above the atmosphere for impact prediction
     impact_atmosphere_step_s: float = 0.5  # s; smallest RK4 step in the air (<= 10 km up)
@@ -147,6 +149,9 @@ class FusionConfig:
     registration_site_memory_s: float = 0.0  # s; a hot spot's earlier windows count in
     # a new one's with weight exp(-age / this) (its position is one unknown across them,
     # registration_sites.SiteNormals); 0: each window alone, its position eliminated in it
+    registration_track_memory_s: float = 0.0  # s; a confirmed ballistic track's earlier
+    # windows count in a new one's with weight exp(-age / this) (its state is one unknown
+    # along its arc, registration_tracks.Arc); 0: each window alone
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> FusionConfig:
@@ -206,6 +211,7 @@ class FusionConfig:
             "alias_hypotheses",
             "init_min_angle_deg",
             "registration_site_memory_s",
+            "registration_track_memory_s",
             "thread_bonus",
         }
         for f in fields(self):

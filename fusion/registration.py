@@ -12,8 +12,9 @@ tracks), and those of one hot spot *site* (:mod:`.registration_sites`) over
 ``EARTH_FIXED_WINDOW_SHARE`` times that. Residuals against the track's state are ``y = E
 dp / rho + E (dtheta x u) + noise``; the track's own errors are eliminated in the window
 (Schur complement), so one Kalman update per window is honest. With
-``registration_site_memory_s`` > 0 a site's position is eliminated over all of its
-windows (``SiteNormals``), not once per window.
+``registration_site_memory_s`` > 0 a site's position, with
+``registration_track_memory_s`` > 0 a ballistic track's state
+(:mod:`.registration_tracks`), is eliminated over all of its windows, not once per window.
 
 Use: :meth:`Registration.correct` rotates a frame's lines of sight back by the estimate
 and widens each sigma by its uncertainty across the line of sight (consider treatment,
@@ -30,11 +31,18 @@ from enum import IntEnum
 import numpy as np
 
 from .config import FusionConfig
-from .constants import OMEGA_EARTH
 from .domain import NS_PER_S, SensorFrame
-from .dynamics import cross_omega, ellipsoid_height, gravity, gravity_gradient
 from .measurement import predict_los
-from .registration_sites import SiteNormals, Sites, _cross, site_window
+from .registration_sites import (
+    SiteNormals,
+    Sites,
+    SiteWindow,
+    _cross,
+    earth_fixed_positions,
+    site_window,
+)
+from .registration_sites import resting as resting  # re-exported for the tracker
+from .registration_tracks import Arcs, ballistic_positions
 
 MAX_WINDOW_LOOKS = 400  # detections a window holds at most (bounded history; then solved)
 MAX_ANGLE_RAD = 1e-3  # an estimate beyond this is broken: the update is rejected
@@ -42,8 +50,6 @@ OUTLIER_CHI2_FACTOR = 3.0  # a window whose chi-square exceeds this x its expect
 MIN_LOOKS = 4  # detections a window needs
 STALE_AFTER_S = 10.0  # s without a look after which a window is closed (track ended)
 PRUNE_EVERY_S = 1.0  # s of data time between two prunings of stale windows
-RESTING_HEIGHT_M = 5_000.0  # m; a dim tentative track this low ...
-RESTING_SPEED_MPS = 300.0  # m/s; ... and this slow over the ground is a hot spot
 SCALE_PSEUDO_AXES = 1.0  # the prior counts as this many fully seen axes in the bias scale
 SCALE_MIN = 0.01  # smallest bias variance scale (x the prior variance: sigma 1 urad of 10)
 EARTH_FIXED_WINDOW_SHARE = 3.0  # hot-spot (site) windows: this x registration_window_s
@@ -84,29 +90,12 @@ class _Window:
     key: int = 0  # the track's key, or the hot spot's site key (negative)
 
 
-def resting(x: np.ndarray) -> bool:
-    """A state (9,) ECI at rest on the ground: within ``RESTING_HEIGHT_M`` of the
-    ellipsoid and slower than ``RESTING_SPEED_MPS`` relative to the Earth (a hot spot's
-    tentative track, before or without the tracker's Earth-fixed mark)."""
-    r, v = x[:3], x[3:6]
-    if abs(float(ellipsoid_height(r))) > RESTING_HEIGHT_M:
-        return False
-    return float(np.linalg.norm(v - cross_omega(r))) < RESTING_SPEED_MPS
-
-
 def _positions(x: np.ndarray, dt: np.ndarray, kind: Evidence) -> np.ndarray:
     """Positions (n, 3) ECI m of a track with state ``x`` (9,) ``dt`` (n,) s away: a hot
-    spot turns with the Earth; a ballistic target follows gravity to third order in dt
-    (error < 1 m over 20 s in orbit)."""
-    r, v = x[:3], x[3:6]
+    spot turns with the Earth, a moving target follows gravity (and its thrust)."""
     if kind == Evidence.EARTH_FIXED:
-        a = OMEGA_EARTH * dt
-        ca, sa = np.cos(a), np.sin(a)
-        return np.stack([ca * r[0] - sa * r[1], sa * r[0] + ca * r[1], np.full_like(dt, r[2])], 1)
-    g = gravity(r) + x[6:9]  # the thrust (zero when ballistic)
-    jerk = gravity_gradient(r) @ v
-    d = dt[:, None]
-    return r + v * d + 0.5 * g * d**2 + jerk * d**3 / 6.0
+        return earth_fixed_positions(x[:3], dt)
+    return ballistic_positions(x, dt)
 
 
 def _grown(M: np.ndarray) -> np.ndarray:
@@ -137,6 +126,7 @@ class Registration:
         self._pending: dict[int, _Window] = {}
         self._contested: dict[int, float] = {}  # key -> data time s of its last ambiguous look
         self._sites = Sites()  # hot spots, Earth-fixed (registration_sites)
+        self._arcs = Arcs()  # ballistic tracks' earlier windows (registration_tracks)
         self._span = {
             Evidence.MOVING: config.registration_window_s,
             Evidence.EARTH_FIXED: config.registration_window_s * EARTH_FIXED_WINDOW_SHARE,
@@ -307,15 +297,35 @@ class Registration:
         old = t_s - max(self._span.values())
         for key in [q for q, t in self._contested.items() if t < old]:
             del self._contested[key]
+        self._arcs.prune(t_s)
 
     def _close(self, w: _Window) -> None:
-        """Solve a window: a hot spot's with its site's earlier windows
-        (:meth:`_solve_site`, when ``registration_site_memory_s`` > 0), else with the
-        track's state after its last look (its position eliminated in this window alone)."""
+        """Solve a window: with its site's or ballistic arc's earlier ones when their
+        memory (``registration_site_memory_s``, ``registration_track_memory_s``) is on,
+        else alone, at the track's state after its last look."""
         if w.kind == Evidence.EARTH_FIXED and self._cfg.registration_site_memory_s > 0.0:
             self._solve_site(w)
+        elif w.kind == Evidence.MOVING and self._cfg.registration_track_memory_s > 0.0:
+            self._solve_arc(w)
         elif w.state is not None:
             self._solve(w, np.asarray(w.state, float), w.kind, w.last_s)
+
+    def _solve_arc(self, w: _Window) -> None:
+        """A ballistic track's window, its state eliminated with its arc's earlier windows
+        (:meth:`.registration_tracks.Arcs.solve`; a Kalman update when consistent)."""
+        if w.state is None or len(w.rows) < MIN_LOOKS:
+            return
+        looks = tuple(np.array(a) for a in zip(*w.rows, strict=True))
+        theta, memory = self._theta.reshape(-1, 3), self._cfg.registration_track_memory_s
+        if not self._arcs.solve(w.key, w.state, w.last_s, looks, theta, memory, self._take):
+            self.rejected_total += 1
+
+    def _take(self, sw: SiteWindow) -> bool:
+        """Apply a joint window (a site's or an arc's): True if it is consistent (and,
+        with two or more sensors, applied); one satellite's is only checked."""
+        if sw.union.size < 2:  # one satellite so far: nothing on the biases yet
+            return bool(np.isfinite(sw.chi2) and sw.chi2 <= OUTLIER_CHI2_FACTOR * sw.dof + 20.0)
+        return self._apply(sw.info, sw.eta, sw.chi2, sw.dof, sw.union, sw.union)
 
     def _solve(self, w: _Window, x: np.ndarray, kind: Evidence, t_now: float) -> None:
         """One Kalman update of the biases from a track's window (module docstring)."""
@@ -368,13 +378,7 @@ class Registration:
         except np.linalg.LinAlgError:
             self.rejected_total += 1
             return
-        if sw is None:
-            return
-        if sw.union.size < 2:  # one satellite so far: nothing on the biases yet
-            ok = np.isfinite(sw.chi2) and sw.chi2 <= OUTLIER_CHI2_FACTOR * sw.dof + 20.0
-        else:
-            ok = self._apply(sw.info, sw.eta, sw.chi2, sw.dof, sw.union, sw.union)
-        if ok:
+        if sw is not None and self._take(sw):
             self._sites.normals[w.key] = sw.normals(w.last_s)
 
     def _update(self, A: np.ndarray, G: np.ndarray, y: np.ndarray, uniq: np.ndarray) -> None:

@@ -18,11 +18,32 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .constants import OMEGA_EARTH
+from .dynamics import cross_omega, ellipsoid_height
 from .measurement import predict_los
 
 SITE_MATCH_M = 5_000.0  # m; hot-spot looks within this of a known site are that site's
 MAX_SITES = 512  # hot-spot sites remembered (the least recently seen is forgotten)
 SITE_PRIOR_M = 5_000.0  # m per axis: prior sigma of a site's offset from its reference
+RESTING_HEIGHT_M = 5_000.0  # m; a dim tentative track this low ...
+RESTING_SPEED_MPS = 300.0  # m/s; ... and this slow over the ground is a hot spot
+
+
+def resting(x: np.ndarray) -> bool:
+    """A state (9,) ECI at rest on the ground: within ``RESTING_HEIGHT_M`` of the
+    ellipsoid and slower than ``RESTING_SPEED_MPS`` relative to the Earth (a hot spot's
+    tentative track, before or without the tracker's Earth-fixed mark)."""
+    r, v = x[:3], x[3:6]
+    if abs(float(ellipsoid_height(r))) > RESTING_HEIGHT_M:
+        return False
+    return float(np.linalg.norm(v - cross_omega(r))) < RESTING_SPEED_MPS
+
+
+def earth_fixed_positions(r: np.ndarray, dt: np.ndarray) -> np.ndarray:
+    """Positions (n, 3) ECI m, ``dt`` (n,) s away, of an Earth-fixed point at ECI ``r``
+    (3,) m now (it turns with the Earth about z)."""
+    a = OMEGA_EARTH * dt
+    ca, sa = np.cos(a), np.sin(a)
+    return np.stack([ca * r[0] - sa * r[1], sa * r[0] + ca * r[1], np.full_like(dt, r[2])], 1)
 
 
 @dataclass(slots=True)
@@ -37,21 +58,24 @@ class SiteNormals:
     B: dict[int, np.ndarray] = field(default_factory=dict)  # sensor -> A'G_k (3, 3), 1/(m rad)
     windows: int = 0  # accepted windows
     t_s: float = 0.0  # data time of the last accepted window, s
+    prior: np.ndarray = field(default_factory=lambda: np.eye(3) / SITE_PRIOR_M**2)  # in C
 
     def faded(self, t_s: float, memory_s: float) -> SiteNormals:
         """These equations with their data weighted by ``exp(-(t_s - self.t_s) /
         memory_s)`` (the biases drift: old looks tie today's biases less); the prior
-        stays."""
+        stays. (The unknown need not be a site's: :mod:`.registration_tracks` keeps a
+        ballistic track's state error (6,) in them.)"""
         if self.windows == 0:
             return self
         f = float(np.exp(-max(t_s - self.t_s, 0.0) / memory_s))
-        prior = np.eye(3) / SITE_PRIOR_M**2
+        prior = self.prior
         B = {k: f * v for k, v in self.B.items()}
-        return SiteNormals(prior + f * (self.C - prior), f * self.b, B, self.windows, self.t_s)
+        C = prior + f * (self.C - prior)
+        return SiteNormals(C, f * self.b, B, self.windows, self.t_s, prior)
 
     def block(self, sensors: np.ndarray) -> np.ndarray:
-        """``A'G`` (3, 3 len(sensors)) on the given sensor indices (zero where unseen)."""
-        zero = np.zeros((3, 3))
+        """``A'G`` (m, 3 len(sensors)) on the given sensor indices (zero where unseen)."""
+        zero = np.zeros((self.b.size, 3))
         return np.concatenate([self.B.get(int(k), zero) for k in sensors], axis=1)
 
     def offset(self, theta: np.ndarray) -> np.ndarray:
@@ -147,7 +171,7 @@ class SiteWindow:
             blk = self.AtG[:, 3 * j : 3 * j + 3]
             if int(k) in B or np.any(blk):
                 B[int(k)] = B.get(int(k), 0.0) + blk
-        return SiteNormals(self.C, self.b, B, self.before.windows + 1, t_s)
+        return SiteNormals(self.C, self.b, B, self.before.windows + 1, t_s, self.before.prior)
 
 
 def site_window(
@@ -169,8 +193,6 @@ def site_window(
     taken at the site's current position estimate and moved to its reference, so the
     equations stay linear in one unknown. None if a look is beyond 60 degrees of its
     predicted line of sight. Raises ``LinAlgError`` on singular equations."""
-    n = sensors.size
-    union = np.union1d(np.array(sorted(nrm.B), int), sensors)
     s_hat = nrm.offset(theta)
     u, rho, E = predict_los(np.einsum("nij,j->ni", rot, ref + s_hat), positions)
     den = np.einsum("ni,ni->n", u, los)
@@ -178,10 +200,32 @@ def site_window(
         return None
     inv_sig = 1.0 / sigmas
     A = np.einsum("nki,nij->nkj", E / rho[:, None, None] * inv_sig[:, None, None], rot)
-    A = A.reshape(2 * n, 3)
+    A = A.reshape(2 * sensors.size, 3)
     y = (np.einsum("nki,ni->nk", E, los) / den[:, None] * inv_sig[:, None]).reshape(-1)
     y = y + A @ s_hat  # at the reference: y = A s + G theta + noise
     J = np.stack([_cross(u, E[:, 0]), _cross(u, E[:, 1])], axis=1) * inv_sig[:, None, None]
+    dof = 2 * sensors.size - (3 if nrm.windows == 0 else 0)
+    return joint_window(nrm, A, y, J, sensors, theta, dof)
+
+
+def joint_window(
+    nrm: SiteNormals,
+    A: np.ndarray,
+    y: np.ndarray,
+    J: np.ndarray,
+    sensors: np.ndarray,
+    theta: np.ndarray,
+    dof: int,
+) -> SiteWindow:
+    """What a window of n looks adds to the biases given the earlier windows' equations
+    ``nrm`` of the same unknown ``s`` (m,): its whitened residuals ``y`` (2 n,) at ``s =
+    0``, ``theta = 0`` in ``y = A s + G theta + N(0, I)`` with ``A`` (2 n, m) and ``G``
+    made of each look's ``J`` (n, 2, 3) on its sensor's (``sensors`` (n,)) bias; every
+    sensor's bias ``theta`` (S, 3) rad; ``dof`` the window's degrees of freedom. The
+    unknown is eliminated jointly (the new Schur complement less the old: exact for
+    constant biases). Raises ``LinAlgError`` on singular equations."""
+    n = sensors.size
+    union = np.union1d(np.array(sorted(nrm.B), int), sensors)
     G = np.zeros((n, 2, union.size, 3))
     G[np.arange(n), :, np.searchsorted(union, sensors), :] = J
     G = G.reshape(2 * n, 3 * union.size)
@@ -197,7 +241,6 @@ def site_window(
     d0, d1 = nrm.b - B0 @ th, b1 - B1 @ th
     q1 = d1 @ (W1[:, -1] - W1[:, :-1] @ th)
     q0 = d0 @ (W0[:, -1] - W0[:, :-1] @ th)
-    dof = 2 * n - (3 if nrm.windows == 0 else 0)
     return SiteWindow(union, info, eta - info @ th, float(r @ r - q1 + q0), dof, C1, b1, AtG, nrm)
 
 
