@@ -35,8 +35,10 @@ MAX_BATCH_ITEMS = 256
 MAX_BATCH_S = 0.025
 
 #: Work items (frames, flushes) released by the ordering and waiting for the tracker
-#: beyond which no more input is ordered (~15 s of a raid under 120 satellites).
-MAX_UNTRACKED = 2048
+#: beyond which no more input is ordered: room for a raid's largest watermark releases
+#: (~100 frames), ~4 s of its frames under 120 satellites; it also bounds how long a
+#: SIGTERM takes to track what was acknowledged (~2 s at raid scale).
+MAX_UNTRACKED = 512
 
 
 class EngineClosed(Unavailable):
