@@ -173,6 +173,10 @@ def test_a_jit_that_fails_to_compile_falls_back_with_a_warning(monkeypatch):
             return wrap
 
     saved = {name: (k.compiled, k.failed) for name, k in kernels._KERNELS.items()}
+    from tracklayer.fusion import kernel_impact
+
+    for helper in kernel_impact.HELPERS:  # restored at teardown (the broken JIT wraps them)
+        monkeypatch.setattr(kernel_impact, helper, getattr(kernel_impact, helper))
     monkeypatch.setattr(kernels, "_numba", BrokenNumba)
     for k in kernels._KERNELS.values():
         k.compiled, k.failed = None, False
@@ -242,3 +246,10 @@ def test_launch_fit_kernel_finds_the_same_launch_point():
     r = (site + 50_000.0 * up) + t[:, None] * 100.0 * east
     assert impact.estimate_launch(t, r, np.full(20, 900.0)) is None
     assert _numpy(lambda: impact.estimate_launch(t, r, np.full(20, 900.0))) is None
+
+
+def test_warm_compiles_every_kernel():
+    """``make venv`` runs kernels.warm(): afterwards every kernel is compiled (or loaded
+    from numba's cache), so no process compiles at its first frame."""
+    assert kernels.warm()
+    assert all(k.compiled is not None and not k.failed for k in kernels._KERNELS.values())
