@@ -253,3 +253,18 @@ def test_warm_compiles_every_kernel():
     from numba's cache), so no process compiles at its first frame."""
     assert kernels.warm()
     assert all(k.compiled is not None and not k.failed for k in kernels._KERNELS.values())
+
+
+def test_without_numba_installed_the_tracker_falls_back(monkeypatch):
+    """numba not importable: one warning, kernels off, the numpy code runs."""
+    import sys
+
+    monkeypatch.delenv(kernels.JIT_ENV, raising=False)
+    monkeypatch.setitem(sys.modules, "numba", None)  # import numba -> ImportError
+    monkeypatch.setattr(kernels, "_numba", None)
+    with pytest.warns(UserWarning, match="numba unavailable"):
+        assert not kernels.enabled()
+    x, P = _states(3)
+    assert kernels.gate(x, P, np.zeros(3), np.eye(3), np.ones(3), np.ones(3)) is None
+    xp, Pp = filters.predict(x, P, 0.25, 0.0, 1.0, 1.0)
+    assert np.all(np.isfinite(xp)) and np.all(np.isfinite(Pp))
