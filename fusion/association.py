@@ -15,7 +15,9 @@ Only the candidate pairs are computed in full: an angular screen over all pairs 
 cosines ``u . m`` of one matrix product) drops every pair whose angle alone puts it
 beyond its track's gate (:func:`_candidates`). The screen is conservative, and the
 candidates' residuals and distances are the same numbers, bit for bit, as those of the
-full (N, M) computation, so gates and assignments do not depend on it.
+full (N, M) computation, so gates and assignments do not depend on it. With numba,
+:func:`gate` and :func:`may_gate` run as compiled loops (:mod:`.kernels`: the same
+formulas, equal to this code to rounding); the numpy code here is their fallback.
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ All functions work on a stack of tracks at once: states ``x`` (N, 9), covariance
 updates every track associated in that frame in one call: the per-track Python
 overhead of filterpy's ``ExtendedKalmanFilter`` (~65 us per update, DESIGN §9) would
 dominate the run time, so the update is written here in Joseph form over arrays and
-checked against filterpy in the tests.
+checked against filterpy in the tests. With numba, :mod:`.kernels` computes the
+short-step :func:`predict` and :func:`update` as compiled loops (equal to this code to
+rounding); the numpy code here is their fallback.
 
 Modes of a track's acceleration state:
 - thrusting / drag (``a`` estimated, jerk noise), and

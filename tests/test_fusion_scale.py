@@ -4,7 +4,9 @@ only the pairs an angular screen keeps. Each test compares, bit for bit, with a 
 the former all-pairs code on random and edge-case inputs."""
 
 import numpy as np
+import pytest
 
+from tracklayer.fusion import kernels
 from tracklayer.fusion.association import assign, assign_pairs, gate
 from tracklayer.fusion.config import FusionConfig
 from tracklayer.fusion.domain import TrackStatus
@@ -58,8 +60,22 @@ def _scene(rng, n, m):
     return x, P, los, sigma
 
 
-def test_gate_keeps_every_pair_within_its_gate_with_the_same_bits():
+@pytest.mark.parametrize("jit", [False, True], ids=["numpy", "kernels"])
+def test_gate_keeps_every_pair_within_its_gate_with_the_same_bits(jit):
+    """The screen drops no pair within its gate; the numpy gate gives the full
+    computation's bits, the compiled one (fusion/kernels.py) the same to rounding."""
+    kernels.set_enabled(jit)
+    if jit and not kernels.enabled():
+        pytest.skip("numba is not installed")
+    try:
+        _check_gate_against_the_full_computation(exact=not jit)
+    finally:
+        kernels.set_enabled(True)
+
+
+def _check_gate_against_the_full_computation(exact: bool) -> None:
     rng = np.random.default_rng(13)
+    same = np.testing.assert_array_equal if exact else _to_rounding
     for trial in range(40):
         n, m = int(rng.integers(1, 300)), int(rng.integers(1, 60))
         x, P, los, sigma = _scene(rng, n, m)
@@ -72,15 +88,20 @@ def test_gate_keeps_every_pair_within_its_gate_with_the_same_bits():
         kept[g.track, g.det] = True
         assert not np.any(inside & ~kept), trial  # nothing within a gate is dropped
         assert kept.sum() < n * m or n * m < 4  # and the screen drops something
-        np.testing.assert_array_equal(g.d2, d2[g.track, g.det])
-        np.testing.assert_array_equal(g.logdet, logdet[g.track, g.det])
-        np.testing.assert_array_equal(g.residual, y[g.track, g.det])
+        same(g.d2, d2[g.track, g.det])
+        same(g.logdet, logdet[g.track, g.det])
+        same(g.residual, y[g.track, g.det])
         pairs = [
             (int(g.track[k]), int(g.det[k]))
             for k in assign_pairs(g.track, g.det, g.d2, g.logdet, gates)
         ]
         with np.errstate(invalid="ignore"):
             assert pairs == assign(d2, logdet, gates), trial
+
+
+def _to_rounding(a: np.ndarray, b: np.ndarray) -> None:
+    """Equal to rounding (relative 1e-9; the same infinities and NaNs)."""
+    np.testing.assert_allclose(a, b, rtol=1e-9, atol=0.0, equal_nan=True)
 
 
 def test_near_pairs_equal_the_full_distance_matrix_in_row_major_order():

@@ -173,6 +173,10 @@ def test_a_jit_that_fails_to_compile_falls_back_with_a_warning(monkeypatch):
             return wrap
 
     saved = {name: (k.compiled, k.failed) for name, k in kernels._KERNELS.items()}
+    from tracklayer.fusion import kernel_impact
+
+    for helper in kernel_impact.HELPERS:  # restored at teardown (the broken JIT wraps them)
+        monkeypatch.setattr(kernel_impact, helper, getattr(kernel_impact, helper))
     monkeypatch.setattr(kernels, "_numba", BrokenNumba)
     for k in kernels._KERNELS.values():
         k.compiled, k.failed = None, False
@@ -242,3 +246,25 @@ def test_launch_fit_kernel_finds_the_same_launch_point():
     r = (site + 50_000.0 * up) + t[:, None] * 100.0 * east
     assert impact.estimate_launch(t, r, np.full(20, 900.0)) is None
     assert _numpy(lambda: impact.estimate_launch(t, r, np.full(20, 900.0))) is None
+
+
+def test_warm_compiles_every_kernel():
+    """``make venv`` runs kernels.warm(): afterwards every kernel is compiled (or loaded
+    from numba's cache), so no process compiles at its first frame."""
+    assert kernels.warm()
+    assert all(k.compiled is not None and not k.failed for k in kernels._KERNELS.values())
+
+
+def test_without_numba_installed_the_tracker_falls_back(monkeypatch):
+    """numba not importable: one warning, kernels off, the numpy code runs."""
+    import sys
+
+    monkeypatch.delenv(kernels.JIT_ENV, raising=False)
+    monkeypatch.setitem(sys.modules, "numba", None)  # import numba -> ImportError
+    monkeypatch.setattr(kernels, "_numba", None)
+    with pytest.warns(UserWarning, match="numba unavailable"):
+        assert not kernels.enabled()
+    x, P = _states(3)
+    assert kernels.gate(x, P, np.zeros(3), np.eye(3), np.ones(3), np.ones(3)) is None
+    xp, Pp = filters.predict(x, P, 0.25, 0.0, 1.0, 1.0)
+    assert np.all(np.isfinite(xp)) and np.all(np.isfinite(Pp))

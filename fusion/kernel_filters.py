@@ -1,0 +1,397 @@
+"""The compiled filter and gating loops behind :mod:`.kernels`: plain Python over
+arrays, compiled by numba there (correct but slow if run uncompiled). The short-step
+predict (:func:`.filters.predict`), the Joseph update (:func:`.filters.update`), the
+``may_gate`` screen and the gating of candidate pairs (:mod:`.association`); units and
+frames as in the numpy code each mirrors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .constants import GM_EARTH, J2, R_EARTH_EQ
+
+_K_J2 = 1.5 * J2 * GM_EARTH * R_EARTH_EQ**2  # m^5/s^2 (as dynamics._K_J2)
+_G_MAX = 10.0  # m/s^2 (association._G_MAX)
+_MISS_FLOOR_M = 10.0  # m (association._MISS_FLOOR_M)
+_MAY_GATE_FACTOR = 2.0  # association._MAY_GATE_FACTOR
+_SCREEN_FACTOR = 2.0  # association._SCREEN_FACTOR
+_SCREEN_FLOOR = 1e-14  # association._SCREEN_FLOOR
+_SCREEN_MAX_COND = 1e6  # association._SCREEN_MAX_COND
+_SCREEN_COS_MARGIN = 1.0 - 1e-12  # association._SCREEN_COS_MARGIN
+_TINY = float(np.nextafter(0.0, 1.0))
+
+
+def _predict_short(
+    x: np.ndarray,
+    P: np.ndarray,
+    dt: np.ndarray,
+    inv_tau: np.ndarray,
+    qa: np.ndarray,
+    qj: np.ndarray,
+    xo: np.ndarray,
+    Po: np.ndarray,
+) -> None:
+    """Short-step predict of rows ``x`` (N, 9), ``P`` (N, 9, 9) over ``dt`` (N,) s into
+    ``xo``, ``Po``: dynamics.propagate_short's Taylor step and transition matrix,
+    ``Phi P Phi^T`` plus dynamics.process_noise over ``|dt|`` (PSDs ``qa`` m^2/s^3,
+    ``qj`` m^2/s^5), symmetrised (the steps of filters.predict)."""
+    n = x.shape[0]
+    g = np.empty(3)
+    G = np.empty((3, 3))
+    C = np.empty((3, 3))
+    D = np.empty((3, 3))
+    phi = np.empty((9, 9))
+    tmp = np.empty((9, 9))
+    Q = np.empty((3, 3))
+    for k in range(n):
+        t = dt[k]
+        it = inv_tau[k]
+        # point-mass + J2 gravity and its gradient (dynamics.gravity, gravity_gradient)
+        rx, ry, rz = x[k, 0], x[k, 1], x[k, 2]
+        r2 = rx * rx + ry * ry + rz * rz
+        inv_r2 = 1.0 / r2
+        inv_r3 = 1.0 / (r2 * math.sqrt(r2))
+        inv_r5 = inv_r3 * inv_r2
+        s = rz * rz * inv_r2
+        kr5 = _K_J2 * inv_r5
+        for i in range(3):
+            w = 5.0 * s - (3.0 if i == 2 else 1.0)
+            ri = x[k, i]
+            g[i] = ri * (-GM_EARTH * inv_r3 + kr5 * w)
+            c_rr = 3.0 * GM_EARTH * inv_r5 - kr5 * inv_r2 * (10.0 * s + 5.0 * w)
+            for j in range(3):
+                G[i, j] = ri * c_rr * x[k, j]
+            G[i, i] += -GM_EARTH * inv_r3 + kr5 * w
+            G[i, 2] += 10.0 * kr5 * inv_r2 * rz * ri
+        t2 = t * t
+        t3 = t2 * t
+        t4 = t3 * t
+        xi = t * it
+        e = math.exp(-xi)
+        if abs(xi) < 1e-4:
+            i1 = t - 0.5 * t2 * it
+            i2 = 0.5 * t2 - t3 * it / 6.0
+        else:
+            i1 = (1.0 - e) / it
+            i2 = (t - i1) / it
+        for i in range(3):
+            jg = G[i, 0] * x[k, 3] + G[i, 1] * x[k, 4] + G[i, 2] * x[k, 5]
+            sg = (
+                G[i, 0] * (g[0] + x[k, 6]) + G[i, 1] * (g[1] + x[k, 7]) + G[i, 2] * (g[2] + x[k, 8])
+            )
+            r, v, a = x[k, i], x[k, 3 + i], x[k, 6 + i]
+            xo[k, i] = r + v * t + g[i] * (0.5 * t2) + a * i2 + jg * (t3 / 6.0) + sg * (t4 / 24.0)
+            xo[k, 3 + i] = v + g[i] * t + a * i1 + jg * (0.5 * t2) + sg * (t3 / 6.0)
+            xo[k, 6 + i] = a * e
+        C[0, 0] = 1.0
+        C[0, 1] = t
+        C[0, 2] = i2
+        C[1, 0] = 0.0
+        C[1, 1] = 1.0
+        C[1, 2] = i1
+        C[2, 0] = 0.0
+        C[2, 1] = 0.0
+        C[2, 2] = e
+        D[0, 0] = 0.5 * t2
+        D[0, 1] = t3 / 6.0
+        D[0, 2] = t4 / 24.0
+        D[1, 0] = t
+        D[1, 1] = 0.5 * t2
+        D[1, 2] = t3 / 6.0
+        D[2, 0] = 0.0
+        D[2, 1] = 0.0
+        D[2, 2] = 0.0
+        for bi in range(3):
+            for bj in range(3):
+                for a_ in range(3):
+                    for b_ in range(3):
+                        val = D[bi, bj] * G[a_, b_]
+                        if a_ == b_:
+                            val += C[bi, bj]
+                        phi[3 * bi + a_, 3 * bj + b_] = val
+        # tmp = phi P, then Po = tmp phi^T
+        for i in range(9):
+            for j in range(9):
+                acc = 0.0
+                for m in range(9):
+                    acc += phi[i, m] * P[k, m, j]
+                tmp[i, j] = acc
+        for i in range(9):
+            for j in range(9):
+                acc = 0.0
+                for m in range(9):
+                    acc += tmp[i, m] * phi[j, m]
+                Po[k, i, j] = acc
+        # process noise: qa kron(A, I3) + qj kron(J, I3) over |dt|
+        ta = abs(t)
+        s2 = ta * ta
+        s3 = s2 * ta
+        s4 = s3 * ta
+        s5 = s4 * ta
+        A = qa[k]
+        B = qj[k]
+        Q[0, 0] = A * (s3 / 3.0) + B * (s5 / 20.0)
+        Q[0, 1] = A * (s2 / 2.0) + B * (s4 / 8.0)
+        Q[0, 2] = B * (s3 / 6.0)
+        Q[1, 0] = Q[0, 1]
+        Q[1, 1] = A * ta + B * (s3 / 3.0)
+        Q[1, 2] = B * (s2 / 2.0)
+        Q[2, 0] = Q[0, 2]
+        Q[2, 1] = Q[1, 2]
+        Q[2, 2] = B * ta
+        for bi in range(3):
+            for bj in range(3):
+                for a_ in range(3):
+                    Po[k, 3 * bi + a_, 3 * bj + a_] += Q[bi, bj]
+        for i in range(9):
+            for j in range(i + 1, 9):
+                m = 0.5 * (Po[k, i, j] + Po[k, j, i])
+                Po[k, i, j] = m
+                Po[k, j, i] = m
+
+
+def _may_gate(
+    x: np.ndarray,
+    var: np.ndarray,
+    dt: np.ndarray,
+    sensor: np.ndarray,
+    los: np.ndarray,
+    s2_max: float,
+    gates: np.ndarray,
+    first_only: bool,
+    out: np.ndarray,
+) -> bool:
+    """association.may_gate's bound per row (``var`` (N, 9) the diagonals of P), into
+    ``out`` (N,) bool; with ``first_only``, stops at the first row kept. Returns whether
+    any row was kept."""
+    n = x.shape[0]
+    m = los.shape[0]
+    found = False
+    for k in range(n):
+        t = dt[k]
+        dx = x[k, 0] + x[k, 3] * t - sensor[0]
+        dy = x[k, 1] + x[k, 4] * t - sensor[1]
+        dz = x[k, 2] + x[k, 5] * t - sensor[2]
+        rho = math.sqrt(dx * dx + dy * dy + dz * dz)
+        s_r = math.sqrt(var[k, 0] + var[k, 1] + var[k, 2])
+        s_v = math.sqrt(var[k, 3] + var[k, 4] + var[k, 5])
+        s_a = math.sqrt(var[k, 6] + var[k, 7] + var[k, 8])
+        a_norm = math.sqrt(x[k, 6] * x[k, 6] + x[k, 7] * x[k, 7] + x[k, 8] * x[k, 8])
+        sigma_pos = s_r + t * s_v + 0.5 * t * t * s_a
+        miss_m = 0.5 * (_G_MAX + a_norm) * t * t + _MISS_FLOOR_M
+        keep = False
+        if not (rho > 0.0) or not math.isfinite(rho):
+            keep = True
+        else:
+            q = sigma_pos / rho
+            tan_gate = math.sqrt(gates[k] * (q * q + s2_max))
+            angle = _MAY_GATE_FACTOR * math.atan(tan_gate) + miss_m / rho
+            if not math.isfinite(angle) or not (angle < math.pi):
+                keep = True
+            else:
+                c_min = math.cos(angle) * rho  # compare d . l against cos * rho
+                for j in range(m):
+                    if dx * los[j, 0] + dy * los[j, 1] + dz * los[j, 2] >= c_min:
+                        keep = True
+                        break
+        out[k] = keep
+        if keep:
+            found = True
+            if first_only:
+                return True
+    return found
+
+
+def _gate(
+    x: np.ndarray,
+    P: np.ndarray,
+    sensor: np.ndarray,
+    los: np.ndarray,
+    s2: np.ndarray,
+    gates: np.ndarray,
+    u: np.ndarray,
+    rho: np.ndarray,
+    basis: np.ndarray,
+    hpos: np.ndarray,
+    A: np.ndarray,
+    c_min: np.ndarray,
+) -> int:
+    """First pass of association.gate: predicted LOS ``u`` (N, 3), ranges ``rho`` (N,)
+    m, tangent bases ``basis`` (N, 2, 3) (measurement.tangent_basis), position
+    Jacobians ``hpos`` (N, 2, 3) 1/m, projected covariances ``A`` (N, 2, 2) rad^2 and
+    the screen's cosine ``c_min`` (N,) (association._candidates); returns the number
+    of candidate pairs."""
+    n = x.shape[0]
+    m = los.shape[0]
+    s2_min = np.inf
+    s2_max = -np.inf
+    mm_min = np.inf
+    for j in range(m):
+        s2_min = min(s2_min, s2[j])
+        s2_max = max(s2_max, s2[j])
+        mm_min = min(mm_min, los[j, 0] * los[j, 0] + los[j, 1] * los[j, 1] + los[j, 2] * los[j, 2])
+    if m == 0:
+        s2_min = s2_max = 0.0
+        mm_min = 1.0
+    count = 0
+    for k in range(n):
+        e = basis[k]
+        dx = x[k, 0] - sensor[0]
+        dy = x[k, 1] - sensor[1]
+        dz = x[k, 2] - sensor[2]
+        rk = math.sqrt(dx * dx + dy * dy + dz * dz)
+        ux, uy, uz = dx / rk, dy / rk, dz / rk
+        u[k, 0], u[k, 1], u[k, 2] = ux, uy, uz
+        rho[k] = rk
+        # tangent basis: e1 = u x k (k the axis least aligned with u), e2 = u x e1
+        ax, ay, az = abs(ux), abs(uy), abs(uz)
+        if ax <= ay and ax <= az:
+            e1x, e1y, e1z = 0.0, uz, -uy
+        elif ay <= az:
+            e1x, e1y, e1z = -uz, 0.0, ux
+        else:
+            e1x, e1y, e1z = uy, -ux, 0.0
+        nrm = math.sqrt(e1x * e1x + e1y * e1y + e1z * e1z)
+        e1x, e1y, e1z = e1x / nrm, e1y / nrm, e1z / nrm
+        e[0, 0], e[0, 1], e[0, 2] = e1x, e1y, e1z
+        e[1, 0] = uy * e1z - uz * e1y
+        e[1, 1] = uz * e1x - ux * e1z
+        e[1, 2] = ux * e1y - uy * e1x
+        for a_ in range(2):
+            for b_ in range(3):
+                hpos[k, a_, b_] = e[a_, b_] / rk
+        for a_ in range(2):
+            for b_ in range(2):
+                acc = 0.0
+                for i in range(3):
+                    row = 0.0
+                    for j in range(3):
+                        row += P[k, i, j] * hpos[k, b_, j]
+                    acc += hpos[k, a_, i] * row
+                A[k, a_, b_] = acc
+        a00, a11, a01 = A[k, 0, 0], A[k, 1, 1], A[k, 0, 1]
+        lam_hi = max(a00, a11) + abs(a01)
+        half = 0.5 * (a00 - a11)
+        lam_lo = 0.5 * (a00 + a11) - math.sqrt(half * half + a01 * a01)
+        bound = _SCREEN_FACTOR * gates[k] * (lam_hi + s2_max) + _SCREEN_FLOOR
+        cm = math.sqrt(mm_min / (1.0 + bound)) * _SCREEN_COS_MARGIN
+        safe = lam_lo + s2_min > (lam_hi + s2_min) / _SCREEN_MAX_COND
+        if not (safe and cm > _TINY):
+            cm = _TINY
+        c_min[k] = cm
+        for j in range(m):
+            if ux * los[j, 0] + uy * los[j, 1] + uz * los[j, 2] >= cm:
+                count += 1
+    return count
+
+
+def _gate_pairs(
+    x: np.ndarray,
+    P: np.ndarray,
+    sensor: np.ndarray,
+    los: np.ndarray,
+    s2: np.ndarray,
+    u: np.ndarray,
+    basis: np.ndarray,
+    A: np.ndarray,
+    c_min: np.ndarray,
+    ti: np.ndarray,
+    mi: np.ndarray,
+    y: np.ndarray,
+    d2: np.ndarray,
+    logdet: np.ndarray,
+) -> None:
+    """Second pass of association.gate: each candidate pair's residual ``y`` (K, 2) rad,
+    ``d2`` and ``ln det S`` (track-major, detections ascending)."""
+    n = x.shape[0]
+    m = los.shape[0]
+    p = 0
+    for k in range(n):
+        ux, uy, uz = u[k, 0], u[k, 1], u[k, 2]
+        e = basis[k]
+        for j in range(m):
+            den = ux * los[j, 0] + uy * los[j, 1] + uz * los[j, 2]
+            if den >= c_min[k]:
+                ti[p] = k
+                mi[p] = j
+                y0 = (e[0, 0] * los[j, 0] + e[0, 1] * los[j, 1] + e[0, 2] * los[j, 2]) / den
+                y1 = (e[1, 0] * los[j, 0] + e[1, 1] * los[j, 1] + e[1, 2] * los[j, 2]) / den
+                y[p, 0] = y0
+                y[p, 1] = y1
+                s00 = A[k, 0, 0] + s2[j]
+                s11 = A[k, 1, 1] + s2[j]
+                s01 = A[k, 0, 1]
+                det = s00 * s11 - s01 * s01
+                v = (s11 * y0 * y0 - 2.0 * s01 * y0 * y1 + s00 * y1 * y1) / det
+                d2[p] = v if math.isfinite(v) else np.inf
+                logdet[p] = math.log(det) if det > 0.0 else (-np.inf if det == 0.0 else np.nan)
+                p += 1
+
+
+def _update(
+    x: np.ndarray,
+    P: np.ndarray,
+    y: np.ndarray,
+    H: np.ndarray,
+    sigma: np.ndarray,
+    xo: np.ndarray,
+    Po: np.ndarray,
+    nis: np.ndarray,
+) -> None:
+    """Joseph-form EKF update (filters.update) of K rows with 2-D residuals ``y`` (K, 2)
+    rad, position Jacobians ``H`` (K, 2, 3) 1/m, noise ``sigma`` (K,) rad."""
+    n = x.shape[0]
+    PHt = np.empty((9, 2))
+    Kg = np.empty((9, 2))
+    IKH = np.empty((9, 9))
+    tmp = np.empty((9, 9))
+    for k in range(n):
+        s2 = sigma[k] * sigma[k]
+        for i in range(9):
+            for a_ in range(2):
+                acc = 0.0
+                for j in range(3):
+                    acc += P[k, i, j] * H[k, a_, j]
+                PHt[i, a_] = acc
+        s00 = s2
+        s01 = 0.0
+        s10 = 0.0
+        s11 = s2
+        for i in range(3):
+            s00 += H[k, 0, i] * PHt[i, 0]
+            s01 += H[k, 0, i] * PHt[i, 1]
+            s10 += H[k, 1, i] * PHt[i, 0]
+            s11 += H[k, 1, i] * PHt[i, 1]
+        det = s00 * s11 - s01 * s10
+        i00, i01, i10, i11 = s11 / det, -s01 / det, -s10 / det, s00 / det
+        y0, y1 = y[k, 0], y[k, 1]
+        for i in range(9):
+            Kg[i, 0] = PHt[i, 0] * i00 + PHt[i, 1] * i10
+            Kg[i, 1] = PHt[i, 0] * i01 + PHt[i, 1] * i11
+            xo[k, i] = x[k, i] + Kg[i, 0] * y0 + Kg[i, 1] * y1
+        nis[k] = y0 * (i00 * y0 + i01 * y1) + y1 * (i10 * y0 + i11 * y1)
+        for i in range(9):
+            for j in range(9):
+                v = 1.0 if i == j else 0.0
+                if j < 3:
+                    v -= Kg[i, 0] * H[k, 0, j] + Kg[i, 1] * H[k, 1, j]
+                IKH[i, j] = v
+        for i in range(9):
+            for j in range(9):
+                acc = 0.0
+                for m in range(9):
+                    acc += IKH[i, m] * P[k, m, j]
+                tmp[i, j] = acc
+        for i in range(9):
+            for j in range(9):
+                acc = 0.0
+                for m in range(9):
+                    acc += tmp[i, m] * IKH[j, m]
+                Po[k, i, j] = acc + s2 * (Kg[i, 0] * Kg[j, 0] + Kg[i, 1] * Kg[j, 1])
+        for i in range(9):
+            for j in range(i + 1, 9):
+                v = 0.5 * (Po[k, i, j] + Po[k, j, i])
+                Po[k, i, j] = v
+                Po[k, j, i] = v
