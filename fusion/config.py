@@ -54,7 +54,7 @@ class FusionConfig:
     # at the look that fixes its velocity (tracker/aliases.py; 0 = off)
     alias_branch_min_age_s: float = 0.5  # s; a track branches no younger than this ...
     alias_branch_velocity_sigma_mps: float = 400.0  # ... while some velocity axis's
-    # sigma still exceeds this (m/s): its velocity is still the prior's
+    # sigma still exceeds this (m/s): its velocity not yet known to one alias spacing/s
     alias_min_altitude_m: float = 50_000.0  # m; tracks lower do not branch (near the pad
     # a stream's objects are 20-300 m apart and the at-rest prior is nearly right)
     alias_family_max: int = 12  # hypotheses of one family at most
