@@ -50,14 +50,14 @@ class FusionConfig:
     init_accel_sigma_mps2: float = 40.0  # m/s^2 per axis; thrust prior of a new track
     init_cloud_radius_m: float = 30_000.0  # m; a new track above the air starts from the
     # velocity of the held ballistic tracks this close when they agree (0: never)
-    alias_hypotheses: int = 4  # siblings a young boost track in a stream may branch into
+    alias_hypotheses: int = 6  # siblings a young boost track in a stream may branch into
     # at the look that fixes its velocity (tracker/aliases.py; 0 = off)
     alias_branch_min_age_s: float = 0.5  # s; a track branches no younger than this ...
-    alias_branch_velocity_sigma_mps: float = 1000.0  # ... while every velocity axis's
-    # sigma still exceeds this (m/s): its velocity is still the prior's
+    alias_branch_velocity_sigma_mps: float = 400.0  # ... while some velocity axis's
+    # sigma still exceeds this (m/s): its velocity not yet known to one alias spacing/s
     alias_min_altitude_m: float = 50_000.0  # m; tracks lower do not branch (near the pad
     # a stream's objects are 20-300 m apart and the at-rest prior is nearly right)
-    alias_family_max: int = 8  # hypotheses of one family at most
+    alias_family_max: int = 12  # hypotheses of one family at most
     alias_decide_s: float = 3.0  # s after the branch at which the family keeps its best
     alias_miss_cost: float = 9.0  # cost (NIS units) of a look that updated a sibling only
     init_min_altitude_m: float = -20_000.0  # m; intersections below this are ghosts
