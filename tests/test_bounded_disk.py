@@ -43,10 +43,12 @@ async def _pass(s: Services, start: int, looks: int) -> None:
 
 
 async def _settled(s: Services) -> dict[str, int]:
-    """Counters once the outbox is empty (with a store) and the trimmer caught up."""
+    """Counters once the tracker caught up with what was acknowledged (the service
+    tracks between batches), the outbox is empty (with a store) and the trimmer caught up."""
     for _ in range(200):
         c = await s.counters()
-        if (c["outbox_depth"] == 0 or s.store is None) and c["journal_trimmed_through"] > 0:
+        done = c["frames_untracked"] == 0 and (c["outbox_depth"] == 0 or s.store is None)
+        if done and c["journal_trimmed_through"] > 0:
             await asyncio.sleep(0.1)  # the reclaim step after the last batch
             return await s.counters()
         await asyncio.sleep(0.05)
@@ -110,6 +112,8 @@ def test_getstatus_and_prometheus_show_the_disk_figures(tmp_path):
             if all(c[k] == c2[k] for k in names):
                 break
             await asyncio.sleep(0.1)
+        else:
+            raise AssertionError(f"the disk figures never held still over a scrape: {c2}")
         await s.stop_fusion()
         return c, text
 
