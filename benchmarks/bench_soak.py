@@ -256,7 +256,8 @@ async def drained(address: str, timeout_s: float = 120) -> tuple[dict[str, int],
     quiet = 0
     while True:
         c = await fusion_status(address)
-        quiet = quiet + 1 if c.get("outbox_depth", 0) == 0 else 0
+        busy = c.get("outbox_depth", 0) + c.get("frames_untracked", 0)
+        quiet = quiet + 1 if busy == 0 else 0
         if quiet >= 3 or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.5)

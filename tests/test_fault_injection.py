@@ -88,7 +88,8 @@ class Deployment:
 
 
 async def fusion_quiet(address: str, timeout_s: float = 60.0) -> dict[str, int]:
-    """GetStatus once the outbox has been empty for three polls in a row."""
+    """GetStatus once the tracker has caught up with what was acknowledged and the
+    outbox has been empty, for three polls in a row."""
     deadline = time.monotonic() + timeout_s
     quiet = 0
     async with grpc.aio.insecure_channel(address) as ch:
@@ -99,7 +100,8 @@ async def fusion_quiet(address: str, timeout_s: float = 60.0) -> dict[str, int]:
                     await stub.GetStatus(fs.GetStatusRequest(), timeout=10, wait_for_ready=True)
                 ).counters
             )
-            quiet = quiet + 1 if c.get("outbox_depth", 0) == 0 else 0
+            busy = c.get("outbox_depth", 0) + c.get("frames_untracked", 0)
+            quiet = quiet + 1 if busy == 0 else 0
             if quiet >= 3 or time.monotonic() > deadline:
                 return c
             await asyncio.sleep(0.3)
