@@ -54,17 +54,9 @@ FRAMES_A = [frame("sat-1-1", k, k * 1.0) for k in range(14)]
 FRAMES_B = [frame("sat-2-1", k, k * 1.0 + 0.3) for k in range(14)]
 
 
-async def _crash_tamper_restart(tmp: Path, tamper) -> tuple[list[bytes], int]:
-    """Run 10 looks with checkpoints every 6 events, SIGKILL, ``tamper(journal)``,
-    restart, send the rest; (stored contents, events replayed)."""
-    s = Services(tmp, checkpoint_every=6)
-    await s.start_store()
-    await s.start_fusion()
-    await _sensors_run(s, FRAMES_A[:10], FRAMES_B[:10])
-    journal = s.fusion.engine.journal.path
-    await s.stop_fusion(kill=True)
-    with sqlite3.connect(journal) as db:
-        tamper(db)
+async def _restart_and_finish(s: Services) -> tuple[list[bytes], int]:
+    """Start the fusion service again, send the rest of the looks, stop; (stored
+    contents, events the restart replayed)."""
     await s.start_fusion()
     replayed = s.fusion.engine.replayed_events
     a, b = await _sensors_run(s, FRAMES_A[10:], FRAMES_B[10:])
@@ -74,6 +66,20 @@ async def _crash_tamper_restart(tmp: Path, tamper) -> tuple[list[bytes], int]:
     await s.stop_fusion()
     await s.stop_store()
     return stored, replayed
+
+
+async def _crash_tamper_restart(tmp: Path, tamper) -> tuple[list[bytes], int]:
+    """Run 10 looks with checkpoints every 6 events, SIGKILL, ``tamper(checkpoints)``
+    (their file), restart, send the rest; (stored contents, events replayed)."""
+    s = Services(tmp, checkpoint_every=6)
+    await s.start_store()
+    await s.start_fusion()
+    await _sensors_run(s, FRAMES_A[:10], FRAMES_B[:10])
+    checkpoints = s.fusion.engine.checkpointer.store.path
+    await s.stop_fusion(kill=True)
+    with sqlite3.connect(checkpoints) as db:
+        tamper(db)
+    return await _restart_and_finish(s)
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +108,8 @@ def test_a_pickled_checkpoint_is_refused_without_running_it(tmp_path, uninterrup
     assert not marker.exists()  # loading the checkpoint ran nothing
     refused = [r.getMessage() for r in caplog.records if "checkpoint_refused" in r.getMessage()]
     assert len(refused) == 1  # one line, naming the file and why
-    assert "fu.journal.sqlite" in refused[0] and "not a tracklayer checkpoint" in refused[0]
+    assert "fu.journal.checkpoints.sqlite" in refused[0]  # the file it is in
+    assert "not a tracklayer checkpoint" in refused[0]
     assert 6 < replayed < 22  # from the checkpoint before it, not from the start
     assert stored == uninterrupted
 
@@ -119,9 +126,9 @@ def test_no_usable_checkpoint_over_a_trimmed_journal_refuses_to_start(tmp_path):
             if s.fusion.engine.journal.trimmed_through:
                 break
             await asyncio.sleep(0.02)
-        journal = s.fusion.engine.journal.path
+        checkpoints = s.fusion.engine.checkpointer.store.path
         await s.stop_fusion(kill=True)
-        with sqlite3.connect(journal) as db:
+        with sqlite3.connect(checkpoints) as db:
             db.execute("UPDATE checkpoints SET state = ?", (b"garbage",))
         with pytest.raises(JournalError, match=r"fu\.journal\.sqlite: no usable checkpoint"):
             await s.start_fusion()

@@ -28,13 +28,18 @@ import logging
 import statistics
 import time
 from collections import Counter
+from collections.abc import Awaitable
 
 from tracklayer import __version__
 from tracklayer.fusion.core import FusionCore
 from tracklayer.services.fusion_service.forked_encode import ChildEncode, can_fork
 from tracklayer.services.fusion_service.journal import Journal
 from tracklayer.services.fusion_service.outbox import Outbox
-from tracklayer.services.fusion_service.recovery import checkpoint_state, restore_checkpoint
+from tracklayer.services.fusion_service.recovery import (
+    CheckpointStore,
+    checkpoint_state,
+    restore_checkpoint,
+)
 from tracklayer.services.fusion_service.settings import FusionSettings
 from tracklayer.services.fusion_service.trimmer import DbRun, Trimmer
 from tracklayer.services.rpc.server import kv
@@ -56,9 +61,22 @@ class Checkpointer:
     """Checkpoint policy and bookkeeping of one engine (its journal, outbox, trimmer)."""
 
     def __init__(
-        self, settings: FusionSettings, journal: Journal, outbox: Outbox, db_run: DbRun
+        self,
+        settings: FusionSettings,
+        journal: Journal,
+        outbox: Outbox,
+        db_run: DbRun,
+        *,
+        store: CheckpointStore | None = None,
+        store_run: DbRun | None = None,
     ) -> None:
+        """``db_run`` runs calls on the journal's database thread (trims); ``store``
+        keeps the checkpoints (default: the journal itself, as the scale-out stream
+        journal does) and ``store_run`` runs its writes (default: ``db_run``; the
+        engine gives its checkpoint file a thread of its own)."""
         self.settings, self.journal, self.outbox, self._db = settings, journal, outbox, db_run
+        self.store: CheckpointStore = journal if store is None else store  # type: ignore[assignment]
+        self._store_run = db_run if store_run is None else store_run
         self.trimmer = Trimmer(journal, outbox, db_run)
         self.seq = 0  # newest checkpoint's seq (0: none)
         self.oldest = 0  # oldest kept checkpoint's seq (0: none)
@@ -67,13 +85,13 @@ class Checkpointer:
         self.last_encode_s = 0.0
         self.in_child = 0  # checkpoints encoded in a forked child (by this process)
         self._child: ChildEncode | None = None
-        self._pending: asyncio.Task[None] | None = None  # a child's checkpoint on its way
+        self._pending: asyncio.Task[None] | None = None  # a checkpoint on its way to the file
         self._summary = _Summary()
 
     def restore(self, fresh_core: FusionCore) -> tuple[FusionCore, Counter] | None:
         """The newest usable checkpoint's (core, open-stream counts), or None (replay from
         the start); see :func:`~.recovery.restore_checkpoint`."""
-        restored, self.oldest = restore_checkpoint(self.journal, fresh_core)
+        restored, self.oldest = restore_checkpoint(self.journal, fresh_core, self.store)
         if restored is None:
             return None
         self.seq, core, opens = restored
@@ -111,14 +129,16 @@ class Checkpointer:
 
     @property
     def busy(self) -> bool:
-        """A checkpoint encoded in a child is on its way to the journal."""
+        """A checkpoint is on its way to the file (encoded in a child, or written)."""
         return self._pending is not None and not self._pending.done()
 
     async def write(self, core: FusionCore, open_streams: Counter, *, inline: bool = False) -> None:
         """Save the state after the committed seq, then ask for a trim. Encoded on the
         loop (the core must not change meanwhile) while that is cheap, else in a forked
-        child (returns at once; the journal gets it when the child is done); written on
-        the database thread. ``inline``: on the loop whatever the cost (at shutdown)."""
+        child; written by ``store_run``. Returns once the state is encoded (at once for
+        a child): the write goes on in the background (:attr:`busy`, :meth:`settle`),
+        so the worker and its acks never wait for it. ``inline``: encoded on the loop
+        whatever the cost (at shutdown)."""
         seq = self.journal.committed_seq
         if not inline and self._in_child_next():
             child = self._child = ChildEncode()
@@ -129,13 +149,13 @@ class Checkpointer:
         t0 = time.perf_counter()
         blob = checkpoint_state(core, open_streams)
         self.last_encode_s = time.perf_counter() - t0
-        await self._store(seq, blob)
+        self._pending = asyncio.create_task(self._store(seq, blob, self._submit(seq, blob)))
 
     async def _from_child(self, child: ChildEncode, seq: int) -> None:
         try:
             blob, self.last_encode_s = await child.result()
-            await self._store(seq, blob)
-            self.in_child += 1
+            if await self._store(seq, blob, self._submit(seq, blob)):
+                self.in_child += 1
         except Exception as exc:  # a checkpoint only shortens replay: try again later
             log.warning(kv("checkpoint_not_written", seq=seq, error=str(exc)))
         finally:
@@ -153,12 +173,25 @@ class Checkpointer:
         if self._pending is not None:
             self._pending.cancel()
 
-    async def _store(self, seq: int, blob: bytes) -> None:
-        def write() -> tuple[int, float]:  # on the database thread: how long it held it
-            t0 = time.perf_counter()
-            return self.journal.write_checkpoint(seq, __version__, blob), time.perf_counter() - t0
+    def _submit(self, seq: int, blob: bytes) -> Awaitable[tuple[int, float]]:
+        """Queue the write of ``blob`` now (a kill after this point still finds it
+        written once the checkpoint thread finishes); await for (oldest kept seq,
+        seconds the write took)."""
 
-        oldest, write_s = await self._db(write)
+        def write() -> tuple[int, float]:  # on the checkpoint thread: how long it took
+            t0 = time.perf_counter()
+            return self.store.write_checkpoint(seq, __version__, blob), time.perf_counter() - t0
+
+        return self._store_run(write)
+
+    async def _store(self, seq: int, blob: bytes, written: Awaitable[tuple[int, float]]) -> bool:
+        """Wait for the write; then the bookkeeping, the trim request and the log.
+        False: it failed (logged; a checkpoint only shortens replay: try later)."""
+        try:
+            oldest, write_s = await written
+        except Exception as exc:
+            log.warning(kv("checkpoint_not_written", seq=seq, error=str(exc)))
+            return False
         self.seq, self.oldest, self.at = seq, oldest, time.monotonic()
         self.written += 1
         self.trimmer.request(min(oldest, self.outbox.journal_mark))
@@ -174,6 +207,7 @@ class Checkpointer:
         self._summary.add(seq, len(blob), self.last_encode_s, write_s)
         if self.written == 1 or self._summary.age_s() >= SUMMARY_EVERY_S:
             self.log_summary()  # the first one of a process (the state after a replay) at once
+        return True
 
     def log_summary(self) -> None:
         """Log the checkpoints written since the last summary (INFO), if any."""

@@ -49,11 +49,17 @@ from tracklayer.fusion.core import FusionCore
 from tracklayer.fusion.registration import SensorBias
 from tracklayer.services.fusion_service.admission import FrameAdmission
 from tracklayer.services.fusion_service.caps import Caps
+from tracklayer.services.fusion_service.checkpoint_file import (
+    CheckpointFile,
+    adopt_legacy_checkpoints,
+    checkpoint_path,
+)
 from tracklayer.services.fusion_service.checkpointer import Checkpointer
 from tracklayer.services.fusion_service.disk_full import (
     DiskFull,
 )
 from tracklayer.services.fusion_service.forwarder import Forwarder
+from tracklayer.services.fusion_service.gc_policy import GcFreezer
 from tracklayer.services.fusion_service.inputs import EngineInput
 from tracklayer.services.fusion_service.journal import EventKind, Journal
 from tracklayer.services.fusion_service.live_picture import LivePicture
@@ -103,7 +109,20 @@ class FusionEngine(EngineWorker):
         )
         self.core = self._new_core()
         self.caps = Caps(settings.max_sensors, settings.max_streams_per_client)
-        self.checkpointer = Checkpointer(settings, self.journal, self.outbox, self._db.run)
+        self._checkpoints = self._checkpoint_file()
+        self._ckpt_db: DatabaseThread | None = None
+        store_run = None
+        if self._checkpoints is not None:  # their own thread: a commit never waits for one
+            self._ckpt_db = DatabaseThread("fusion-checkpoint")
+            store_run = self._ckpt_db.submit
+        self.checkpointer = Checkpointer(
+            settings,
+            self.journal,
+            self.outbox,
+            self._db.run,
+            store=self._checkpoints,
+            store_run=store_run,
+        )
         self.hub: Broadcaster[track_pb2.TrackReport] = Broadcaster()
         self.live = LivePicture(lambda: self.core.live_reports())
         # Where each sensor was at its latest accepted frame (reports carry it, for displays).
@@ -127,6 +146,8 @@ class FusionEngine(EngineWorker):
         self._tracked = asyncio.Event()  # set after each stretch of tracking (read your writes)
         self._journal_mark = 0  # the outbox's journal mark as the worker last wrote it
         self.replayed_events = 0
+        # Freezes long-lived objects out of the collector's scans (the command sets it).
+        self.gc_freezer: GcFreezer | None = None
         # Observers (e.g. a live recorder): called after each group commit, in order.
         self.frame_listeners: list[FrameListener] = []  # (frame, FrameStatus, arrival ns)
         self.report_listeners: list[ReportListener] = []  # reports as emitted
@@ -164,6 +185,8 @@ class FusionEngine(EngineWorker):
             self.core = self._new_core()
             self._opens = Counter()
             self.live = LivePicture(lambda: self.core.live_reports())
+            if self.gc_freezer is not None:  # the old state may hold frozen cycles
+                self.gc_freezer.thaw()
         checkpoint_seq = self._restore_checkpoint()  # may replace the core: first
         self.replayed_events = replay_journal(
             self.journal, self.outbox, self.core, self._opens, self.live, checkpoint_seq
@@ -185,6 +208,36 @@ class FusionEngine(EngineWorker):
                 outbox_depth=self.outbox.depth,
             )
         )
+
+    def _checkpoint_file(self) -> CheckpointFile | None:
+        """The SQLite journal's checkpoint file (those an older version kept in the
+        journal moved into it); None for a journal that keeps its own (scale-out)."""
+        if not isinstance(self.journal, Journal):
+            return None
+        cpf = CheckpointFile(
+            checkpoint_path(self.journal.path), synchronous=self.settings.synchronous
+        )
+        moved = adopt_legacy_checkpoints(self.journal, cpf)
+        if moved:
+            log.info(
+                kv(
+                    "checkpoints_moved",
+                    journal=str(self.journal.path),
+                    to=str(cpf.path),
+                    count=moved,
+                )
+            )
+        return cpf
+
+    def _close_files(self) -> None:
+        """Close the database threads (after the calls already queued), then the files."""
+        if self._ckpt_db is not None:
+            self._ckpt_db.close()
+        self._db.close()
+        self.journal.close()
+        self.outbox.close()
+        if self._checkpoints is not None:
+            self._checkpoints.close()
 
     def _new_core(self) -> FusionCore:
         s = self.settings
@@ -247,9 +300,7 @@ class FusionEngine(EngineWorker):
         if self.forwarder is not None:
             await self.forwarder.abandon()
         self.hub.close()
-        self._db.close()
-        self.journal.close()
-        self.outbox.close()
+        self._close_files()
 
     def begin_shutdown(self) -> None:
         """Take no new input; ask open streams to finish their acks and end; end subscriptions."""
@@ -279,7 +330,6 @@ class FusionEngine(EngineWorker):
         await self.checkpointer.trimmer.stop()
         if self.forwarder is not None:
             await self.forwarder.stop(drain_timeout_s)
-        self._db.close()
         log.info(
             kv(
                 "engine_stopped",
@@ -287,8 +337,7 @@ class FusionEngine(EngineWorker):
                 outbox_depth=self.outbox.depth,
             )
         )
-        self.journal.close()
-        self.outbox.close()
+        self._close_files()
 
     # ---------------------------------------------------------------- inputs
     def _enqueue(self, item: EngineInput | None) -> None:
@@ -394,6 +443,10 @@ class FusionEngine(EngineWorker):
         out["permission_denied_total"] = self.permission_denied
         out["buffer_holds_total"] = self.buffer_holds
         out.update(self.checkpointer.counters())
+        if self._checkpoints is not None:
+            out["checkpoints_bytes"] = self._checkpoints.size_bytes
+        if self.gc_freezer is not None:
+            out["gc_frozen_objects"] = self.gc_freezer.frozen()
         out.update(self.caps.counters())
         for source in self.counter_sources:
             out.update(source())

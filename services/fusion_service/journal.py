@@ -25,9 +25,9 @@ their sensor's latest received time: only that time is journaled (SEEN).
 
 Checkpoints (optional) hold the engine's state after some event ``seq`` as
 data (``checkpoint``: versioned, checksummed, no pickle: loading one cannot run
-code); the two newest are kept, a restart loads the newest usable one written
-by the same software version (falling back to the one before) and replays
-only the events after it.
+code) in a file of their own (:mod:`.checkpoint_file`); a restart loads the newest
+usable one and replays only the events after it. The ``checkpoints`` table here
+is where older versions kept them (moved to that file at the first start).
 
 The journal also pins the settings it was written with (fusion id, config,
 allow-list); :meth:`Journal.check_settings` refuses a restart with others,
@@ -234,36 +234,19 @@ class Journal(SqliteFile):
         for seq, kind, sid, now, payload in cur:
             yield Event(int(seq), EventKind(kind), sid, now, bytes(payload))
 
-    # ---- checkpoints ------------------------------------------------------------
-    #: Checkpoints kept: the newest and the one before it (the fallback when the
-    #: newest cannot be used; the journal keeps every event after the oldest kept).
-    CHECKPOINTS_KEPT = 2
+    # ---- checkpoints of an older version (now in their own file: checkpoint_file) ----
+    def legacy_checkpoints(self) -> list[tuple[int, int, str, bytes]]:
+        """(seq, wall_ns, version, state) of the checkpoints a journal written before
+        checkpoints had their own file keeps in its ``checkpoints`` table, oldest first."""
+        with self._database_errors():
+            rows = self._db.execute(
+                "SELECT seq, wall_ns, version, state FROM checkpoints ORDER BY seq"
+            ).fetchall()
+        return [(int(r[0]), int(r[1]), str(r[2]), bytes(r[3])) for r in rows]
 
-    def write_checkpoint(self, seq: int, version: str, state: bytes) -> int:
-        """Keep ``state`` as the state after event ``seq``; only the
-        :attr:`CHECKPOINTS_KEPT` newest checkpoints stay. Returns the oldest kept seq
-        (events up to it may be trimmed)."""
-        with transaction(self._db) as cur:
-            cur.execute(
-                "INSERT OR REPLACE INTO checkpoints VALUES (?,?,?,?)",
-                (seq, time.time_ns(), version, state),
-            )
-            cur.execute(
-                "DELETE FROM checkpoints WHERE seq NOT IN "
-                "(SELECT seq FROM checkpoints ORDER BY seq DESC LIMIT ?)",
-                (self.CHECKPOINTS_KEPT,),
-            )
-            (oldest,) = cur.execute("SELECT MIN(seq) FROM checkpoints").fetchone()
-        return int(oldest)
-
-    def checkpoints(self) -> list[tuple[int, str, bytes]]:
-        """(seq, version, state) of every kept checkpoint, newest first."""
-        rows = self._db.execute(
-            "SELECT seq, version, state FROM checkpoints ORDER BY seq DESC"
-        ).fetchall()
-        return [(int(r[0]), str(r[1]), bytes(r[2])) for r in rows]
-
-    def latest_checkpoint(self) -> tuple[int, str, bytes] | None:
-        """(seq, version, state) of the newest checkpoint, or None."""
-        kept = self.checkpoints()
-        return kept[0] if kept else None
+    def drop_legacy_checkpoints(self) -> None:
+        """Delete them (once they are durable in the checkpoint file) and give the
+        pages back."""
+        with self._database_errors(), transaction(self._db) as cur:
+            cur.execute("DELETE FROM checkpoints")
+        self.reclaim()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from typing import Protocol
 
 from tracklayer import __version__
 from tracklayer.fusion.core import FusionCore
@@ -32,6 +33,16 @@ from tracklayer.services.rpc.server import kv
 log = logging.getLogger("tracklayer.services.fusion")
 
 
+class CheckpointStore(Protocol):
+    """Where the checkpoints are kept: their own SQLite file
+    (:class:`~.checkpoint_file.CheckpointFile`) or the scale-out stream journal."""
+
+    path: object
+
+    def checkpoints(self) -> list[tuple[int, str, bytes]]: ...
+    def write_checkpoint(self, seq: int, version: str, state: bytes) -> int: ...
+
+
 def checkpoint_state(core: FusionCore, open_streams: Counter) -> bytes:
     """The engine state a checkpoint keeps (the core and the open-stream counts), as
     checkpoint data (``checkpoint``: no pickle)."""
@@ -39,37 +50,43 @@ def checkpoint_state(core: FusionCore, open_streams: Counter) -> bytes:
 
 
 def load_checkpoint(
-    journal: Journal,
+    store: CheckpointStore,
     allowed: tuple[str, ...],
     kept: list[tuple[int, str, bytes]] | None = None,
+    last_seq: int | None = None,
 ) -> tuple[int, FusionCore, Counter] | None:
     """(seq, core, open-stream counts) of the newest usable checkpoint, or None (no
     usable one: replay from the start). A checkpoint of another version is skipped; a
-    corrupt or foreign one is refused with one WARNING line naming the file, and the
-    one before it is tried. ``allowed``: modules its classes may come from; ``kept``:
-    ``journal.checkpoints()`` when the caller has read them already."""
-    for seq, version, blob in journal.checkpoints() if kept is None else kept:
+    corrupt or foreign one, or one past the journal's ``last_seq`` (it belongs to
+    another journal), is refused with one WARNING line naming the file, and the one
+    before it is tried. ``allowed``: modules its classes may come from; ``kept``:
+    ``store.checkpoints()`` when the caller has read them already."""
+    for seq, version, blob in store.checkpoints() if kept is None else kept:
         if version != __version__:
             log.warning(kv("checkpoint_skipped", seq=seq, written_by=version, running=__version__))
             continue
         try:
+            if last_seq is not None and seq > last_seq:
+                raise CheckpointError(f"past the journal's last event {last_seq}")
             core, opens = decode_checkpoint(blob, allowed)
         except CheckpointError as exc:
-            log.warning(kv("checkpoint_refused", file=str(journal.path), seq=seq, reason=str(exc)))
+            log.warning(kv("checkpoint_refused", file=str(store.path), seq=seq, reason=str(exc)))
             continue
-        log.info(kv("checkpoint_loaded", file=str(journal.path), seq=seq))
+        log.info(kv("checkpoint_loaded", file=str(store.path), seq=seq))
         return seq, core, opens
     return None
 
 
 def restore_checkpoint(
-    journal: Journal, core: FusionCore
+    journal: Journal, core: FusionCore, store: CheckpointStore | None = None
 ) -> tuple[tuple[int, FusionCore, Counter] | None, int]:
-    """(the newest usable checkpoint as :func:`load_checkpoint` gives it, the oldest kept
-    checkpoint's seq or 0). ``core`` is the fresh core (its tracker's module may be
-    named). Raises JournalError when none is usable but covered events were trimmed."""
-    checkpoints = journal.checkpoints()  # read once: each is a few MB
-    restored = load_checkpoint(journal, allowed_modules(core), checkpoints)
+    """(the newest usable checkpoint of ``store`` (default: the journal itself) as
+    :func:`load_checkpoint` gives it, the oldest kept checkpoint's seq or 0). ``core``
+    is the fresh core (its tracker's module may be named). Raises JournalError when
+    none is usable but covered events were trimmed."""
+    store = journal if store is None else store  # type: ignore[assignment]
+    checkpoints = store.checkpoints()  # read once: each is a few MB
+    restored = load_checkpoint(store, allowed_modules(core), checkpoints, journal.last_seq)
     kept = [cp[0] for cp in checkpoints]
     if restored is None and journal.trimmed_through:
         raise JournalError(

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from tracklayer.services.errors import UserError
 from tracklayer.services.fusion_service.engine import FusionEngine
+from tracklayer.services.fusion_service.gc_policy import GcFreezer
 from tracklayer.services.fusion_service.servicer import start_fusion_server
 from tracklayer.services.fusion_service.settings import FusionSettings
 from tracklayer.services.rpc.foreground import serve_until_stopped
@@ -41,15 +42,19 @@ async def serve_fusion(
     # waits for space like on a full disk, instead of the process being killed.
     if hasattr(signal, "SIGXFSZ"):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+    def before_serving(engine: FusionEngine) -> None:
+        engine.gc_freezer = GcFreezer()  # a long-running process: see gc_policy
+        if record:
+            recorders.append(start_recorder(record, engine))
+
     try:
         server = await start_fusion_server(
             settings,
             listen,
             metrics_port=metrics_port,
             credentials=server_credentials(tls),
-            before_serving=(lambda e: recorders.append(start_recorder(record, e)))
-            if record
-            else None,
+            before_serving=before_serving,
         )
     except BaseException:
         for rec in recorders:

@@ -51,6 +51,8 @@ class EngineWorker:
     async def _work(self) -> None:
         try:
             while True:
+                if self.gc_freezer is not None:
+                    self.gc_freezer.tick()
                 if self._queue and self.core.untracked < MAX_UNTRACKED:
                     if await self._take_batch():
                         return
