@@ -48,6 +48,12 @@ async def _settled(s: Services) -> dict[str, int]:
     for _ in range(200):
         c = await s.counters()
         done = c["frames_untracked"] == 0 and (c["outbox_depth"] == 0 or s.store is None)
+        # no checkpoint on its way to its file (written off the worker), and the trim
+        # it asked for done
+        engine = s.fusion.engine
+        cp = engine.checkpointer
+        trim_to = min(cp.oldest, engine.outbox.journal_mark)
+        done = done and not cp.busy and c["journal_trimmed_through"] >= trim_to
         if done and c["journal_trimmed_through"] > 0:
             await asyncio.sleep(0.1)  # the reclaim step after the last batch
             return await s.counters()

@@ -15,9 +15,10 @@ replay alike (``recovery``), in one order:
 3. Between two such batches the worker tracks the work the ordering released, at most
    ``MAX_BATCH_S`` at a time, so acks, the other streams and RPCs get the loop between
    (issue 13: at raid scale one watermark release is up to 0.5 s of tracking). Each
-   stretch's reports are shown (``ListLiveTracks``, subscribers) and written to the
-   outbox with the marks of what they cover (the journal seq whose events are all
-   tracked, and the core's count of tracked work items), then handed to the
+   stretch's reports are shown (``ListLiveTracks``, subscribers) at once and written
+   to the outbox, at most every ``OUTBOX_EVERY_S`` and at once when nothing waits for
+   the tracker, with the marks of what they cover (the journal seq whose events are
+   all tracked, and the core's count of tracked work items), then handed to the
    forwarder. The outbox write is queued on the database thread and not waited for;
    the next write or journal commit awaits it. While ``MAX_UNTRACKED`` work items wait
    for the tracker, no more input is ordered (back-pressure, as the pending-frame
@@ -143,6 +144,8 @@ class FusionEngine(EngineWorker):
         self._failed_event = asyncio.Event()
         self.forwarder: Forwarder | None = None
         self._outbox_write: asyncio.Future[None] | None = None  # the last batch's, in flight
+        self._unsent: list[bytes] = []  # reports shown, not yet outboxed (worker._track)
+        self._unsent_since = 0.0  # perf_counter s of the oldest of them
         self._tracked = asyncio.Event()  # set after each stretch of tracking (read your writes)
         self._journal_mark = 0  # the outbox's journal mark as the worker last wrote it
         self.replayed_events = 0
@@ -187,6 +190,7 @@ class FusionEngine(EngineWorker):
             self.live = LivePicture(lambda: self.core.live_reports())
             if self.gc_freezer is not None:  # the old state may hold frozen cycles
                 self.gc_freezer.thaw()
+        self._unsent = []  # the replay outboxes every report past the outbox's marks
         checkpoint_seq = self._restore_checkpoint()  # may replace the core: first
         self.replayed_events = replay_journal(
             self.journal, self.outbox, self.core, self._opens, self.live, checkpoint_seq

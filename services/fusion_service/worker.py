@@ -4,9 +4,10 @@
 worker task (the engine's module docstring gives the order of work): a batch of
 queued input is ordered, journaled, committed and acknowledged (``_process``);
 between two batches the work the ordering released is tracked for at most
-``MAX_BATCH_S`` (``_track``), its reports shown, outboxed with their marks and
-handed on. It uses the engine's state (core, journal, outbox, database thread,
-live picture, hub, listeners, checkpointer, admission, queue) and is not used alone.
+``MAX_BATCH_S`` (``_track``), its reports shown, outboxed with their marks (at most
+every ``OUTBOX_EVERY_S``) and handed on. It uses the engine's state (core, journal,
+outbox, database thread, live picture, hub, listeners, checkpointer, admission, queue)
+and is not used alone.
 """
 
 from __future__ import annotations
@@ -31,8 +32,14 @@ log = logging.getLogger("tracklayer.services.fusion")
 MAX_BATCH_ITEMS = 256
 
 #: Tracker time (s) in one stretch between two batches of input (issue 13: at raid scale
-#: a frame's tracking takes ~4 ms, and one watermark release can be 100 frames).
-MAX_BATCH_S = 0.025
+#: a frame's tracking takes ~4 ms, and one watermark release can be 100 frames): input
+#: that arrives meanwhile waits for the stretch to end (at least one item).
+MAX_BATCH_S = 0.010
+
+#: The reports of successive stretches go to the outbox together, at most this often
+#: (s), and at once when nothing waits for the tracker: one write (and fsync) per
+#: 25 ms instead of one per stretch.
+OUTBOX_EVERY_S = 0.025
 
 #: Work items (frames, flushes) released by the ordering and waiting for the tracker
 #: beyond which no more input is ordered: room for a raid's largest watermark releases
@@ -118,8 +125,9 @@ class EngineWorker:
 
     async def _track(self, budget_s: float = MAX_BATCH_S) -> None:
         """Track deferred work for up to ``budget_s`` (at least one item), then show the
-        reports, outbox them with their marks and hand them on. Everything up to the
-        outbox write is synchronous, so a report is visible once its stretch ends."""
+        reports (live picture, subscribers, listeners) and outbox them with their marks
+        (:meth:`_outbox_unsent`). Everything up to the showing is synchronous, so a
+        report is visible once its stretch ends."""
         core = self.core
         emitted: list[Emitted] = []
         t0 = time.perf_counter()
@@ -136,22 +144,34 @@ class EngineWorker:
             self.hub.publish(protos)
             for on_reports in self.report_listeners:
                 on_reports(protos)
-            if not await self._settle_outbox([]):
+            if not self._unsent:
+                self._unsent_since = time.perf_counter()
+            self._unsent.extend(p.SerializeToString() for p in protos)
+        if self._unsent and (
+            not core.untracked or time.perf_counter() - self._unsent_since >= OUTBOX_EVERY_S
+        ):
+            if not await self._outbox_unsent():
                 return
-            # Every event up to the committed seq is tracked once nothing waits.
-            if not core.untracked:
-                self._journal_mark = self.journal.committed_seq
-            # Awaited by the next write or commit (_settle_outbox): the worker goes on.
-            self._outbox_write = self._db.submit(
-                self.outbox.add,
-                [p.SerializeToString() for p in protos],
-                self._journal_mark,
-                core.items_tracked,
-            )
-            if self.forwarder is not None:
-                self._outbox_write.add_done_callback(self._notify_forwarder)
         self._tracked.set()
         await self._checkpoint_if_due()
+
+    async def _outbox_unsent(self) -> bool:
+        """Queue the write of the reports not yet outboxed, with the marks of what they
+        cover (every item tracked so far), and hand them on once written; False: the
+        previous write failed for want of space (ridden out)."""
+        if not await self._settle_outbox([]):
+            return False
+        # Every event up to the committed seq is tracked once nothing waits.
+        if not self.core.untracked:
+            self._journal_mark = self.journal.committed_seq
+        unsent, self._unsent = self._unsent, []
+        # Awaited by the next write or commit (_settle_outbox): the worker goes on.
+        self._outbox_write = self._db.submit(
+            self.outbox.add, unsent, self._journal_mark, self.core.items_tracked
+        )
+        if self.forwarder is not None:
+            self._outbox_write.add_done_callback(self._notify_forwarder)
+        return True
 
     async def _checkpoint_if_due(self) -> None:
         """A checkpoint, when one is due and nothing waits for the tracker."""
