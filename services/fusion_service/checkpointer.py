@@ -28,7 +28,7 @@ import logging
 import statistics
 import time
 from collections import Counter
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
 from tracklayer import __version__
 from tracklayer.fusion.core import FusionCore
@@ -86,6 +86,8 @@ class Checkpointer:
         self.in_child = 0  # checkpoints encoded in a forked child (by this process)
         self._child: ChildEncode | None = None
         self._pending: asyncio.Task[None] | None = None  # a checkpoint on its way to the file
+        #: False while forking is unsafe for another reason (the command's kernel warmup)
+        self.may_fork: Callable[[], bool] = lambda: True
         self._summary = _Summary()
 
     def restore(self, fresh_core: FusionCore) -> tuple[FusionCore, Counter] | None:
@@ -125,7 +127,7 @@ class Checkpointer:
 
     def _in_child_next(self) -> bool:
         """The next checkpoint is encoded in a child (the state is big, and we may fork)."""
-        return self.last_encode_s >= IN_CHILD_ABOVE_S and can_fork()
+        return self.last_encode_s >= IN_CHILD_ABOVE_S and can_fork() and self.may_fork()
 
     @property
     def busy(self) -> bool:

@@ -14,6 +14,7 @@ from tracklayer.services.fusion_service.engine import FusionEngine
 from tracklayer.services.fusion_service.gc_policy import GcFreezer
 from tracklayer.services.fusion_service.servicer import start_fusion_server
 from tracklayer.services.fusion_service.settings import FusionSettings
+from tracklayer.services.fusion_service.warmup import KernelWarmup
 from tracklayer.services.rpc.foreground import serve_until_stopped
 from tracklayer.services.rpc.tls import TlsConfig, server_credentials
 
@@ -45,6 +46,9 @@ async def serve_fusion(
 
     def before_serving(engine: FusionEngine) -> None:
         engine.gc_freezer = GcFreezer()  # a long-running process: see gc_policy
+        warmup = KernelWarmup()  # the kernels load while the first frames are acked
+        engine.checkpointer.may_fork = warmup.done.is_set
+        warmup.start()
         if record:
             recorders.append(start_recorder(record, engine))
 
