@@ -103,9 +103,11 @@ def _compiled(name: str) -> Callable[..., Any] | None:
     if k.failed or not enabled():
         return None
     try:
-        for helper in _ki.HELPERS:  # the loops' globals must name compiled functions
-            if not hasattr(getattr(_ki, helper), "py_func"):
-                setattr(_ki, helper, _numba.njit(cache=True, nogil=True)(getattr(_ki, helper)))
+        for module in (_kf, _ki):  # the loops' globals must name compiled functions
+            for helper in module.HELPERS:
+                if not hasattr(getattr(module, helper), "py_func"):
+                    fn = getattr(module, helper)
+                    setattr(module, helper, _numba.njit(cache=True, nogil=True)(fn))
         k.compiled = _numba.njit(cache=True, nogil=True)(k.fn)
     except Exception as exc:  # noqa: BLE001 - a broken JIT must not stop the tracker
         warnings.warn(f"numba kernel {name} unavailable ({exc}); using numpy", stacklevel=2)
@@ -144,18 +146,22 @@ class _NoKernel(Exception):
 
 
 def _f64(a: Any, shape: tuple[int, ...] | None = None) -> np.ndarray:
-    """``a`` as a C-contiguous float64 array (of ``shape``, broadcast, if given)."""
+    """``a`` as a writable C-contiguous float64 array (of ``shape``, broadcast, if given):
+    always the one array type, so numba compiles and caches one signature per kernel (a
+    read-only array, e.g. a scalar broadcast to one row, would be another)."""
     if (
         type(a) is np.ndarray
         and a.dtype == np.float64
         and a.flags.c_contiguous
+        and a.flags.writeable
         and (shape is None or a.shape == shape)
     ):
         return a
     arr = np.asarray(a, dtype=np.float64)
     if shape is not None and arr.shape != shape:
         arr = np.broadcast_to(arr, shape)
-    return np.ascontiguousarray(arr)
+    arr = np.ascontiguousarray(arr)
+    return arr if arr.flags.writeable else arr.copy()
 
 
 # ------------------------------------------------------------------ public entry points
