@@ -67,19 +67,14 @@ def _matrix_at(t_s: float) -> np.ndarray:
     return m
 
 
-@lru_cache(maxsize=16)
-def _matrix_rows_at(t_s: float) -> tuple[tuple[float, float, float], ...]:
-    """:func:`_matrix_at` as Python floats, row by row."""
-    return tuple(tuple(row) for row in _matrix_at(t_s).tolist())
-
-
-def teme_to_ecef_point(r_teme: np.ndarray, t_s: float) -> np.ndarray:
-    """One TEME position (3,) m -> ECEF (3,) m at ``t_s``: the floats of
-    :func:`teme_to_ecef` (its einsum sums each row's products from 0.0 in column order;
-    tests/test_fusion_same_floats.py), in Python floats: one numpy call instead of a
-    few, for the tracker's many single conversions at one frame time."""
-    x, y, z = r_teme.tolist()
-    return np.array([0.0 + m0 * x + m1 * y + m2 * z for m0, m1, m2 in _matrix_rows_at(float(t_s))])
+def teme_to_ecef_points(r_teme: np.ndarray, t_s: float) -> np.ndarray:
+    """TEME positions (K, 3) m at one time ``t_s`` -> ECEF (K, 3) m: the floats of
+    :func:`teme_to_ecef` (its einsum sums each row's products from +0.0 in column order;
+    tests/test_fusion_same_floats.py) in a few elementwise operations, for the
+    tracker's launch samples of one frame time (einsum over a stack costs more)."""
+    m = _matrix_at(float(t_s))
+    r = np.asarray(r_teme, dtype=float)
+    return ((0.0 + r[:, 0:1] * m[:, 0]) + r[:, 1:2] * m[:, 1]) + r[:, 2:3] * m[:, 2]
 
 
 def _matrix(t_s: ArrayLike) -> np.ndarray:

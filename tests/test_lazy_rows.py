@@ -200,9 +200,10 @@ def _noise_by_owner(rows: StateRows, cfg) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 def test_row_layout_and_noise_follow_appends_removals_and_mode_changes():
-    """The cached layout (main rows, each main row's key and gate mode) and the per-row
-    noise stay what reading every owner afresh gives, through tracks and shadows added,
-    rows removed and modes changed (a mode change keeps the layout, corrects its row)."""
+    """The cached layout (main rows, each main row's key, gate mode and shadow row) and
+    the per-row noise stay what reading every owner afresh gives, through tracks and
+    shadows added, rows removed and modes changed (a mode change keeps the layout,
+    corrects its row)."""
     from tracklayer.fusion.config import FusionConfig
     from tracklayer.fusion.tracker.modes import Mode, MotionModes
 
@@ -236,5 +237,9 @@ def test_row_layout_and_noise_follow_appends_removals_and_mode_changes():
         assert key[main].tolist() == [rows.owners[i].track.key for i in main]
         assert mode[main].tolist() == [int(rows.owners[i].track.mode) for i in main]
         assert shadow.tolist() == [o.is_shadow for o in rows.owners]
+        assert (shadow.dtype, mode.dtype, key.dtype) == (bool, np.int64, np.int64)
+        shadow_of = {o.track.key: j for j, o in enumerate(rows.owners) if o.is_shadow}
+        ref = [shadow_of.get(rows.owners[i].track.key, -1) for i in main]
+        assert rows.shadow_of()[main].tolist() == ref
         for got, ref in zip(modes.noise(), _noise_by_owner(rows, cfg), strict=True):
             assert got.tobytes() == ref.tobytes()
