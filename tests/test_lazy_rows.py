@@ -241,5 +241,7 @@ def test_row_layout_and_noise_follow_appends_removals_and_mode_changes():
         shadow_of = {o.track.key: j for j, o in enumerate(rows.owners) if o.is_shadow}
         ref = [shadow_of.get(rows.owners[i].track.key, -1) for i in main]
         assert rows.shadow_of()[main].tolist() == ref
+        for i, (trk, is_shadow) in enumerate(rows.owners):  # re-numbered after removals
+            assert (trk.shadow_row if is_shadow else trk.row) == i
         for got, ref in zip(modes.noise(), _noise_by_owner(rows, cfg), strict=True):
             assert got.tobytes() == ref.tobytes()

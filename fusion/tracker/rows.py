@@ -147,12 +147,16 @@ class StateRows:
         self.P = self.P[keep]
         self.t_ns = self.t_ns[keep]
         self.score = self.score[keep]
-        self.owners = [o for o, k in zip(self.owners, keep, strict=True) if k]
+        first = min(rows)  # the rows before the first removed one keep their numbers
+        kept = zip(self.owners[first:], keep[first:].tolist(), strict=True)
+        self.owners[first:] = [o for o, k in kept if k]
         columns = self.layout_cache.get("owners")
         self.changed()
         if columns is not None:
             self.layout_cache["owners"] = tuple(c[keep] for c in columns)
-        for i, (owner, shadow) in enumerate(self.owners):
+        owners = self.owners
+        for i in range(first, len(owners)):
+            owner, shadow = owners[i]
             if shadow:
                 owner.shadow_row = i
             else:
