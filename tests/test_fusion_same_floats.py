@@ -88,6 +88,27 @@ def test_positions_of_one_time_to_ecef_elementwise_are_numpys():
             assert _same(bi, ref)
 
 
+def test_one_position_to_geodetic_is_pymap3ds():
+    """A launch or impact centre's geodetic conversion (geodesy.ecef_to_geodetic_point,
+    pymap3d's operations written out) gives ecef_to_geodetic's floats: random points from
+    inside the Earth to far above it, on and near the poles, the axis and the centre
+    (pymap3d's own branches) and points that are not finite."""
+    rng = np.random.default_rng(15)
+    points = []
+    for spread in (1.0, 1e3, 1e5, 3e6):
+        d = rng.normal(size=(4_000, 3))
+        d /= np.linalg.norm(d, axis=1)[:, None]
+        points.append(d * (6.37e6 + rng.uniform(-1.0, 1.0, (4_000, 1)) * spread))
+    special = [[0.0, 0.0, 6.4e6], [0.0, 0.0, -6.3e6], [1e-9, 0.0, 6.4e6], [0.0, 0.0, 0.0],
+               [6378137.0, 0.0, 0.0], [0.0, -6.4e6, -0.0], [1e3, 1e3, 6356752.0],
+               [np.nan, 0.0, 1.0], [np.inf, 1.0, 1.0]]  # fmt: skip
+    for r in np.vstack(points + [np.array(special)]):
+        with np.errstate(all="ignore"):
+            ref = geodesy.ecef_to_geodetic(r)
+            got = geodesy.ecef_to_geodetic_point(r)
+        assert all(_same(g, f) for g, f in zip(got, ref, strict=True)), r
+
+
 def test_trace_of_three_in_python_floats_is_numpys():
     """A launch sample's variance: trace(P_rr) / 3 summed in order as Python floats is
     numpy's trace (pairing the last two would differ in about one case in four)."""
