@@ -59,6 +59,7 @@ _KERNELS = {
     "gate": _Kernel(_kf._gate),
     "gate_pairs": _Kernel(_kf._gate_pairs),
     "update": _Kernel(_kf._update),
+    "pair_screen": _Kernel(_kf._pair_screen),
     "to_surface": _Kernel(_ki._to_surface),
     "launch_fit": _Kernel(_ki._launch_fit),
 }
@@ -264,6 +265,33 @@ def update(
     return xo, Po, nis
 
 
+def pair_screen(
+    origin: np.ndarray,
+    los: np.ndarray,
+    live: np.ndarray,
+    t_s: float,
+    own_code: int,
+    speed: float,
+    extra: float,
+    slack: float,
+    slack_m: float,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Compiled initiation screen (InitiationBuffer._meeting's tolerance bound and
+    initiation.screen_pairs) of new rays ``los`` (M, 3) from ``origin`` (3,) m against
+    the buffer's packed rows ``live`` (B, 13) at ``t_s`` s: the pairs' (new, waiting)
+    indices in row-major order; None when the kernels are off."""
+    if not enabled():
+        return None
+    size = los.shape[0] * live.shape[0]
+    mi, bi = np.empty(size, np.int64), np.empty(size, np.int64)
+    args = (_f64(origin), _f64(los), _f64(live), float(t_s), float(own_code), float(speed))
+    try:
+        count = _call("pair_screen", *args, float(extra), float(slack), float(slack_m), mi, bi)
+    except _NoKernel:
+        return None
+    return mi[:count], bi[:count]
+
+
 def propagate_to_surface(
     r: np.ndarray,
     v: np.ndarray,
@@ -330,6 +358,7 @@ def warm() -> bool:
     propagate_to_surface(
         x[:, :3], x[:, 3:6], 1e-3 * one, 10.0, 20.0, 1.0, (1e5, 2e4, 1e4, 20.0, 2.5e5)
     )
+    pair_screen(x[0, :3], los, np.zeros((1, 13)), 1.0, 0, 1.0, 1.0, 1.0, 1.0)
     tau = np.linspace(0.0, 10.0, 5)
     launch_fit(
         tau, 6.4e6 + tau[:, None] * np.ones((5, 3)), np.ones(5), 2, -np.arange(0.0, 1.0, 0.1), 2e3
