@@ -19,8 +19,7 @@ from ..association import (
     assign_pairs,
     gate,
     gate_threshold,
-    may_gate,
-    may_gate_any,
+    may_gate_rows,
 )
 from ..config import FusionConfig
 from ..domain import NS_PER_S, SensorFrame, TrackReport, TrackStatus
@@ -172,10 +171,9 @@ class Tracker:
         dt = (frame.time_ns - rows.t_ns[main]) / NS_PER_S
         # the variances only: a copy of every row's P would cost more than the screen
         var = rows.P.diagonal(axis1=1, axis2=2)[main]
-        args = (rows.x[main], var, dt, frame.position, frame.los, frame.sigma)
-        if not may_gate_any(*args, self._gates(main)):  # most frames of a sparse scene
-            return np.zeros(0, int)
-        sel = np.flatnonzero(may_gate(*args, self._gates(main)))
+        sel = may_gate_rows(
+            rows.x[main], var, dt, frame.position, frame.los, frame.sigma, self._gates(main)
+        )
         if sel.size:
             rows.sync(np.concatenate([main[sel], self._shadow_rows(main[sel])]), frame.time_ns)
         return sel
