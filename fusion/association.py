@@ -180,6 +180,29 @@ def may_gate_any(
     return False
 
 
+def may_gate_rows(
+    x: np.ndarray,
+    P: np.ndarray,
+    dt: np.ndarray,
+    sensor_position: np.ndarray,
+    los: np.ndarray,
+    sigma: np.ndarray,
+    gates: np.ndarray,
+) -> np.ndarray:
+    """Indices of the rows :func:`may_gate` keeps (same arguments): compiled, one pass
+    over the rows; in numpy, :func:`may_gate_any`'s Python floats first (most frames of
+    a sparse scene keep nothing), :func:`may_gate` only when they say maybe."""
+    n = x.shape[0]
+    if n == 0 or los.shape[0] == 0:
+        return np.zeros(0, int)
+    compiled = kernels.may_gate(x, _diagonals(P), dt, sensor_position, los, sigma, gates)
+    if compiled is not None:
+        return np.flatnonzero(compiled[1]) if compiled[0] else np.zeros(0, int)
+    if not may_gate_any(x, P, dt, sensor_position, los, sigma, gates):
+        return np.zeros(0, int)
+    return np.flatnonzero(may_gate(x, P, dt, sensor_position, los, sigma, gates))
+
+
 def _diagonals(P: np.ndarray) -> np.ndarray:
     """The diagonals (N, 9) of covariances ``P`` (N, 9, 9), or ``P`` if it is them."""
     return P.diagonal(axis1=1, axis2=2) if P.ndim == 3 else P

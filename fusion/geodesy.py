@@ -67,19 +67,14 @@ def _matrix_at(t_s: float) -> np.ndarray:
     return m
 
 
-@lru_cache(maxsize=16)
-def _matrix_rows_at(t_s: float) -> tuple[tuple[float, float, float], ...]:
-    """:func:`_matrix_at` as Python floats, row by row."""
-    return tuple(tuple(row) for row in _matrix_at(t_s).tolist())
-
-
-def teme_to_ecef_point(r_teme: np.ndarray, t_s: float) -> np.ndarray:
-    """One TEME position (3,) m -> ECEF (3,) m at ``t_s``: the floats of
-    :func:`teme_to_ecef` (its einsum sums each row's products from 0.0 in column order;
-    tests/test_fusion_same_floats.py), in Python floats: one numpy call instead of a
-    few, for the tracker's many single conversions at one frame time."""
-    x, y, z = r_teme.tolist()
-    return np.array([0.0 + m0 * x + m1 * y + m2 * z for m0, m1, m2 in _matrix_rows_at(float(t_s))])
+def teme_to_ecef_points(r_teme: np.ndarray, t_s: float) -> np.ndarray:
+    """TEME positions (K, 3) m at one time ``t_s`` -> ECEF (K, 3) m: the floats of
+    :func:`teme_to_ecef` (its einsum sums each row's products from +0.0 in column order;
+    tests/test_fusion_same_floats.py) in a few elementwise operations, for the
+    tracker's launch samples of one frame time (einsum over a stack costs more)."""
+    m = _matrix_at(float(t_s))
+    r = np.asarray(r_teme, dtype=float)
+    return ((0.0 + r[:, 0:1] * m[:, 0]) + r[:, 1:2] * m[:, 1]) + r[:, 2:3] * m[:, 2]
 
 
 def _matrix(t_s: ArrayLike) -> np.ndarray:
@@ -125,6 +120,47 @@ def ecef_to_geodetic(r_ecef: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndar
     lat, lon, alt = pymap3d.ecef2geodetic(r[..., 0], r[..., 1], r[..., 2])
     lon = (np.asarray(lon) + 180.0) % 360.0 - 180.0
     return np.asarray(lat), lon, np.asarray(alt)
+
+
+_WGS84_A, _WGS84_B = 6378137.0, 6356752.31424518  # m, pymap3d's WGS-84 semi-axes
+_POLE_LIM = np.pi / 2 - float(np.finfo(float).eps)  # rad, pymap3d's float32 patch
+
+
+def ecef_to_geodetic_point(r_ecef: np.ndarray) -> tuple[float, float, float]:
+    """One ECEF position (3,) m -> geodetic latitude, longitude (deg, [-180, 180)) and
+    height (m): :func:`ecef_to_geodetic`'s floats (pymap3d's ``ecef2geodetic``, You 2000,
+    its operations in its order: Python float arithmetic where it does elementwise
+    arithmetic, numpy's own ``hypot``, ``arctan``, ``sin``, ... where it calls them;
+    tests/test_fusion_same_floats.py) at ~7 us instead of ~100 (pymap3d's overhead on a
+    single point). Points pymap3d treats apart (on the axis, at the centre, not finite)
+    go to :func:`ecef_to_geodetic` itself."""
+    x, y, z = (float(c) for c in r_ecef)
+    if not abs(x) + abs(y) + abs(z) < np.inf:  # not finite
+        lat, lon, alt = ecef_to_geodetic(np.array([x, y, z]))
+        return float(lat), float(lon), float(alt)
+    a, b = _WGS84_A, _WGS84_B
+    e = float(np.sqrt(a**2 - b**2))
+    r = float(np.sqrt((x * x + y * y) + z * z))
+    q = r**2 - e**2
+    u = float(np.sqrt(0.5 * q + 0.5 * float(np.hypot(q, 2 * e * z))))
+    hxy = float(np.hypot(x, y))
+    if not (u > 1e-8 and hxy > 1e-8):  # pymap3d's isclose(., 0): its own branch
+        lat, lon, alt = ecef_to_geodetic(np.array([x, y, z]))
+        return float(lat), float(lon), float(alt)
+    hue = float(np.hypot(u, e))
+    b0 = float(np.arctan(hue / u * z / hxy))
+    c0 = float(np.cos(b0))
+    beta = b0 + ((b * u - a * hue + e**2) * float(np.sin(b0))) / (a * hue * 1 / c0 - e**2 * c0)
+    lat = float(np.arctan(a / b * float(np.tan(beta))))
+    cos_beta = float(np.cos(beta))
+    if beta >= _POLE_LIM or beta <= -_POLE_LIM:
+        lat = np.pi / 2 if beta >= _POLE_LIM else -np.pi / 2
+        cos_beta = 0.0
+    alt = float(np.hypot(z - b * float(np.sin(beta)), hxy - a * cos_beta))
+    if x * x / a**2 + y * y / a**2 + z * z / b**2 < 1:  # inside the ellipsoid
+        alt = -alt
+    lon = float((np.degrees(np.arctan2(y, x)) + 180.0) % 360.0 - 180.0)
+    return float(np.degrees(lat)), lon, alt
 
 
 def geodetic_to_ecef(lat_deg: ArrayLike, lon_deg: ArrayLike, alt_m: ArrayLike = 0.0) -> np.ndarray:

@@ -201,7 +201,7 @@ def _ellipse_from_points(r_ecef: np.ndarray, t_s: np.ndarray) -> GroundEllipse:
     mean and 3-D covariance, projected on the local east/north plane."""
     _, wm, wc, unscented_transform = _unscented()
     mean_r, cov_r = unscented_transform(r_ecef, wm, wc)
-    lat0, lon0, _ = geodesy.ecef_to_geodetic(mean_r)
+    lat0, lon0, _ = geodesy.ecef_to_geodetic_point(mean_r)
     en = geodesy.enu_matrix(float(lat0), float(lon0))[:2]
     return _ground_ellipse(float(lat0), float(lon0), float(np.mean(t_s)), en @ cov_r @ en.T)
 
@@ -346,7 +346,7 @@ def _launch_grid(max_back_s: float) -> np.ndarray:
 
 def _launch_ellipse(p: np.ndarray, var: float, t_s: float) -> GroundEllipse:
     """The launch ellipse at ECEF point ``p`` (m) with variance ``var`` (m^2 per axis)."""
-    lat, lon, _ = geodesy.ecef_to_geodetic(p)
+    lat, lon, _ = geodesy.ecef_to_geodetic_point(p)
     enu = geodesy.enu_matrix(float(lat), float(lon))
     cov_en = var * enu[:2] @ enu[:2].T
     return _ground_ellipse(float(lat), float(lon), t_s, cov_en)

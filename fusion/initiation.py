@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import kernels
 from .config import FusionConfig
 from .dynamics import ellipsoid_height
 
@@ -280,10 +281,17 @@ class InitiationBuffer:
             sigma_max = float(np.nanmax(np.abs(sigma))) if np.any(sigma == sigma) else 0.0
         speed = cfg.init_max_speed_mps
         # hypot(sigma, sigma_b) <= sigma + sigma_b: the tolerance bound of screen_pairs
-        far = live[:, _REACH] + speed * (t_s - live[:, _T])
-        far = (far + self._reach_per_sigma * sigma_max) * _FAR_SLACK + _FAR_SLACK_M
-        far[(live[:, _CODE] == self._codes.get(sensor_id, -1)) | (live[:, _T] > t_s)] = -1.0
-        mi, bi = screen_pairs(origin, los, live[:, _LINE], far)
+        extra, own = self._reach_per_sigma * sigma_max, self._codes.get(sensor_id, -1)
+        screened = kernels.pair_screen(
+            origin, los, live, t_s, own, speed, extra, _FAR_SLACK, _FAR_SLACK_M
+        )
+        if screened is not None:  # compiled: the same bound, pair by pair
+            mi, bi = screened
+        else:
+            far = live[:, _REACH] + speed * (t_s - live[:, _T])
+            far = (far + extra) * _FAR_SLACK + _FAR_SLACK_M
+            far[(live[:, _CODE] == own) | (live[:, _T] > t_s)] = -1.0
+            mi, bi = screen_pairs(origin, los, live[:, _LINE], far)
         if mi.size == 0:  # the usual case in clutter: no ray comes near enough
             return None
         s2 = live[:, _ORIGIN]  # (B, 3) views of the live rows

@@ -1,8 +1,10 @@
 """The compiled filter and gating loops behind :mod:`.kernels`: plain Python over
 arrays, compiled by numba there (correct but slow if run uncompiled). The short-step
 predict (:func:`.filters.predict`), the Joseph update (:func:`.filters.update`), the
-``may_gate`` screen and the gating of candidate pairs (:mod:`.association`); units and
-frames as in the numpy code each mirrors."""
+``may_gate`` screen and the gating of candidate pairs (:mod:`.association`), the screen
+of initiation pairs (:func:`.initiation.screen_pairs`); units and
+frames as in the numpy code each mirrors. :data:`HELPERS` are the functions the loops
+call (compiled first)."""
 
 from __future__ import annotations
 
@@ -21,6 +23,104 @@ _SCREEN_FLOOR = 1e-14  # association._SCREEN_FLOOR
 _SCREEN_MAX_COND = 1e6  # association._SCREEN_MAX_COND
 _SCREEN_COS_MARGIN = 1.0 - 1e-12  # association._SCREEN_COS_MARGIN
 _TINY = float(np.nextafter(0.0, 1.0))
+#: the functions the loops call: compiled (and bound in this module) before any loop
+HELPERS = ("_gravity_gradient", "_transition", "_sandwich", "_add_noise", "_symmetrise")
+
+
+def _gravity_gradient(r: np.ndarray, g: np.ndarray, G: np.ndarray) -> None:
+    """Point-mass + J2 gravity ``g`` (3,) m/s^2 and its gradient ``G`` (3, 3) 1/s^2 at
+    ECI ``r`` (3,) m (dynamics.gravity, gravity_gradient)."""
+    rx, ry, rz = r[0], r[1], r[2]
+    r2 = rx * rx + ry * ry + rz * rz
+    inv_r2 = 1.0 / r2
+    inv_r3 = 1.0 / (r2 * math.sqrt(r2))
+    inv_r5 = inv_r3 * inv_r2
+    s = rz * rz * inv_r2
+    kr5 = _K_J2 * inv_r5
+    for i in range(3):
+        w = 5.0 * s - (3.0 if i == 2 else 1.0)
+        ri = r[i]
+        g[i] = ri * (-GM_EARTH * inv_r3 + kr5 * w)
+        c_rr = 3.0 * GM_EARTH * inv_r5 - kr5 * inv_r2 * (10.0 * s + 5.0 * w)
+        for j in range(3):
+            G[i, j] = ri * c_rr * r[j]
+        G[i, i] += -GM_EARTH * inv_r3 + kr5 * w
+        G[i, 2] += 10.0 * kr5 * inv_r2 * rz * ri
+
+
+def _transition(
+    t: float, e: float, i1: float, i2: float, G: np.ndarray, C: np.ndarray, D: np.ndarray,
+    phi: np.ndarray,
+) -> None:  # fmt: skip
+    """Short-step transition matrix ``phi`` (9, 9) over ``t`` s (dynamics.propagate_short):
+    per 3x3 block ``C[bi, bj] I + D[bi, bj] G`` with the Singer terms ``e``, ``i1``,
+    ``i2``; ``C``, ``D`` (3, 3) scratch."""
+    t2 = t * t
+    t3 = t2 * t
+    C[0, 0], C[0, 1], C[0, 2] = 1.0, t, i2
+    C[1, 0], C[1, 1], C[1, 2] = 0.0, 1.0, i1
+    C[2, 0], C[2, 1], C[2, 2] = 0.0, 0.0, e
+    D[0, 0], D[0, 1], D[0, 2] = 0.5 * t2, t3 / 6.0, t3 * t / 24.0
+    D[1, 0], D[1, 1], D[1, 2] = t, 0.5 * t2, t3 / 6.0
+    D[2, 0], D[2, 1], D[2, 2] = 0.0, 0.0, 0.0
+    for bi in range(3):
+        for bj in range(3):
+            for a_ in range(3):
+                for b_ in range(3):
+                    val = D[bi, bj] * G[a_, b_]
+                    if a_ == b_:
+                        val += C[bi, bj]
+                    phi[3 * bi + a_, 3 * bj + b_] = val
+
+
+def _sandwich(A: np.ndarray, B: np.ndarray, tmp: np.ndarray, out: np.ndarray) -> None:
+    """``out = A B A^T`` of 9x9 matrices (``tmp = A B`` first), each element summed in
+    loop order from 0.0: ``Phi P Phi^T`` of the predict, ``(I-KH) P (I-KH)^T`` of the
+    Joseph update."""
+    for i in range(9):
+        for j in range(9):
+            acc = 0.0
+            for m in range(9):
+                acc += A[i, m] * B[m, j]
+            tmp[i, j] = acc
+    for i in range(9):
+        for j in range(9):
+            acc = 0.0
+            for m in range(9):
+                acc += tmp[i, m] * A[j, m]
+            out[i, j] = acc
+
+
+def _add_noise(t: float, qa: float, qj: float, Q: np.ndarray, out: np.ndarray) -> None:
+    """Add dynamics.process_noise over ``|t|`` s (PSDs ``qa`` m^2/s^3, ``qj`` m^2/s^5):
+    ``qa kron(A, I3) + qj kron(J, I3)`` to ``out`` (9, 9); ``Q`` (3, 3) scratch."""
+    ta = abs(t)
+    s2 = ta * ta
+    s3 = s2 * ta
+    s4 = s3 * ta
+    s5 = s4 * ta
+    Q[0, 0] = qa * (s3 / 3.0) + qj * (s5 / 20.0)
+    Q[0, 1] = qa * (s2 / 2.0) + qj * (s4 / 8.0)
+    Q[0, 2] = qj * (s3 / 6.0)
+    Q[1, 0] = Q[0, 1]
+    Q[1, 1] = qa * ta + qj * (s3 / 3.0)
+    Q[1, 2] = qj * (s2 / 2.0)
+    Q[2, 0] = Q[0, 2]
+    Q[2, 1] = Q[1, 2]
+    Q[2, 2] = qj * ta
+    for bi in range(3):
+        for bj in range(3):
+            for a_ in range(3):
+                out[3 * bi + a_, 3 * bj + a_] += Q[bi, bj]
+
+
+def _symmetrise(M: np.ndarray) -> None:
+    """``M = (M + M^T) / 2`` in place (9, 9), each pair's mean written to both."""
+    for i in range(9):
+        for j in range(i + 1, 9):
+            m = 0.5 * (M[i, j] + M[j, i])
+            M[i, j] = m
+            M[j, i] = m
 
 
 def _predict_short(
@@ -48,23 +148,7 @@ def _predict_short(
     for k in range(n):
         t = dt[k]
         it = inv_tau[k]
-        # point-mass + J2 gravity and its gradient (dynamics.gravity, gravity_gradient)
-        rx, ry, rz = x[k, 0], x[k, 1], x[k, 2]
-        r2 = rx * rx + ry * ry + rz * rz
-        inv_r2 = 1.0 / r2
-        inv_r3 = 1.0 / (r2 * math.sqrt(r2))
-        inv_r5 = inv_r3 * inv_r2
-        s = rz * rz * inv_r2
-        kr5 = _K_J2 * inv_r5
-        for i in range(3):
-            w = 5.0 * s - (3.0 if i == 2 else 1.0)
-            ri = x[k, i]
-            g[i] = ri * (-GM_EARTH * inv_r3 + kr5 * w)
-            c_rr = 3.0 * GM_EARTH * inv_r5 - kr5 * inv_r2 * (10.0 * s + 5.0 * w)
-            for j in range(3):
-                G[i, j] = ri * c_rr * x[k, j]
-            G[i, i] += -GM_EARTH * inv_r3 + kr5 * w
-            G[i, 2] += 10.0 * kr5 * inv_r2 * rz * ri
+        _gravity_gradient(x[k], g, G)
         t2 = t * t
         t3 = t2 * t
         t4 = t3 * t
@@ -85,71 +169,10 @@ def _predict_short(
             xo[k, i] = r + v * t + g[i] * (0.5 * t2) + a * i2 + jg * (t3 / 6.0) + sg * (t4 / 24.0)
             xo[k, 3 + i] = v + g[i] * t + a * i1 + jg * (0.5 * t2) + sg * (t3 / 6.0)
             xo[k, 6 + i] = a * e
-        C[0, 0] = 1.0
-        C[0, 1] = t
-        C[0, 2] = i2
-        C[1, 0] = 0.0
-        C[1, 1] = 1.0
-        C[1, 2] = i1
-        C[2, 0] = 0.0
-        C[2, 1] = 0.0
-        C[2, 2] = e
-        D[0, 0] = 0.5 * t2
-        D[0, 1] = t3 / 6.0
-        D[0, 2] = t4 / 24.0
-        D[1, 0] = t
-        D[1, 1] = 0.5 * t2
-        D[1, 2] = t3 / 6.0
-        D[2, 0] = 0.0
-        D[2, 1] = 0.0
-        D[2, 2] = 0.0
-        for bi in range(3):
-            for bj in range(3):
-                for a_ in range(3):
-                    for b_ in range(3):
-                        val = D[bi, bj] * G[a_, b_]
-                        if a_ == b_:
-                            val += C[bi, bj]
-                        phi[3 * bi + a_, 3 * bj + b_] = val
-        # tmp = phi P, then Po = tmp phi^T
-        for i in range(9):
-            for j in range(9):
-                acc = 0.0
-                for m in range(9):
-                    acc += phi[i, m] * P[k, m, j]
-                tmp[i, j] = acc
-        for i in range(9):
-            for j in range(9):
-                acc = 0.0
-                for m in range(9):
-                    acc += tmp[i, m] * phi[j, m]
-                Po[k, i, j] = acc
-        # process noise: qa kron(A, I3) + qj kron(J, I3) over |dt|
-        ta = abs(t)
-        s2 = ta * ta
-        s3 = s2 * ta
-        s4 = s3 * ta
-        s5 = s4 * ta
-        A = qa[k]
-        B = qj[k]
-        Q[0, 0] = A * (s3 / 3.0) + B * (s5 / 20.0)
-        Q[0, 1] = A * (s2 / 2.0) + B * (s4 / 8.0)
-        Q[0, 2] = B * (s3 / 6.0)
-        Q[1, 0] = Q[0, 1]
-        Q[1, 1] = A * ta + B * (s3 / 3.0)
-        Q[1, 2] = B * (s2 / 2.0)
-        Q[2, 0] = Q[0, 2]
-        Q[2, 1] = Q[1, 2]
-        Q[2, 2] = B * ta
-        for bi in range(3):
-            for bj in range(3):
-                for a_ in range(3):
-                    Po[k, 3 * bi + a_, 3 * bj + a_] += Q[bi, bj]
-        for i in range(9):
-            for j in range(i + 1, 9):
-                m = 0.5 * (Po[k, i, j] + Po[k, j, i])
-                Po[k, i, j] = m
-                Po[k, j, i] = m
+        _transition(t, e, i1, i2, G, C, D, phi)
+        _sandwich(phi, P[k], tmp, Po[k])
+        _add_noise(t, qa[k], qj[k], Q, Po[k])
+        _symmetrise(Po[k])
 
 
 def _may_gate(
@@ -378,20 +401,48 @@ def _update(
                 if j < 3:
                     v -= Kg[i, 0] * H[k, 0, j] + Kg[i, 1] * H[k, 1, j]
                 IKH[i, j] = v
+        _sandwich(IKH, P[k], tmp, Po[k])
         for i in range(9):
             for j in range(9):
-                acc = 0.0
-                for m in range(9):
-                    acc += IKH[i, m] * P[k, m, j]
-                tmp[i, j] = acc
-        for i in range(9):
-            for j in range(9):
-                acc = 0.0
-                for m in range(9):
-                    acc += tmp[i, m] * IKH[j, m]
-                Po[k, i, j] = acc + s2 * (Kg[i, 0] * Kg[j, 0] + Kg[i, 1] * Kg[j, 1])
-        for i in range(9):
-            for j in range(i + 1, 9):
-                v = 0.5 * (Po[k, i, j] + Po[k, j, i])
-                Po[k, i, j] = v
-                Po[k, j, i] = v
+                Po[k, i, j] += s2 * (Kg[i, 0] * Kg[j, 0] + Kg[i, 1] * Kg[j, 1])
+        _symmetrise(Po[k])
+
+
+def _pair_screen(
+    origin: np.ndarray,
+    los: np.ndarray,
+    live: np.ndarray,
+    t_s: float,
+    own_code: float,
+    speed: float,
+    extra: float,
+    slack: float,
+    slack_m: float,
+    mi: np.ndarray,
+    bi: np.ndarray,
+) -> int:
+    """initiation.screen_pairs of new rays ``origin + t los[m]`` against the waiting rows
+    ``live`` (B, 13) of the initiation buffer (its packed columns), with each row's
+    tolerance bound ``far`` as InitiationBuffer._meeting forms it (``extra``: the new
+    rays' reach, ``slack`` and ``slack_m`` its slack; rows of ``own_code`` or newer than
+    ``t_s`` pass nothing): the passing pairs into ``mi``, ``bi`` in row-major order;
+    returns their number. A screen: rounding differs from numpy's product, the slack
+    covers it (the exact test follows)."""
+    count = 0
+    for m in range(los.shape[0]):
+        lx, ly, lz = los[m, 0], los[m, 1], los[m, 2]
+        cx = origin[1] * lz - origin[2] * ly  # origin x los: the new ray's moment
+        cy = origin[2] * lx - origin[0] * lz
+        cz = origin[0] * ly - origin[1] * lx
+        for b in range(live.shape[0]):
+            t_b = live[b, 0]
+            if live[b, 1] == own_code or t_b > t_s:
+                continue
+            far = (live[b, 3] + speed * (t_s - t_b) + extra) * slack + slack_m
+            v = cx * live[b, 7] + cy * live[b, 8] + cz * live[b, 9]
+            v += lx * live[b, 10] + ly * live[b, 11] + lz * live[b, 12]
+            if abs(v) <= 2.0 * far:
+                mi[count] = m
+                bi[count] = b
+                count += 1
+    return count

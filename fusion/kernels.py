@@ -59,6 +59,7 @@ _KERNELS = {
     "gate": _Kernel(_kf._gate),
     "gate_pairs": _Kernel(_kf._gate_pairs),
     "update": _Kernel(_kf._update),
+    "pair_screen": _Kernel(_kf._pair_screen),
     "to_surface": _Kernel(_ki._to_surface),
     "launch_fit": _Kernel(_ki._launch_fit),
 }
@@ -103,9 +104,11 @@ def _compiled(name: str) -> Callable[..., Any] | None:
     if k.failed or not enabled():
         return None
     try:
-        for helper in _ki.HELPERS:  # the loops' globals must name compiled functions
-            if not hasattr(getattr(_ki, helper), "py_func"):
-                setattr(_ki, helper, _numba.njit(cache=True, nogil=True)(getattr(_ki, helper)))
+        for module in (_kf, _ki):  # the loops' globals must name compiled functions
+            for helper in module.HELPERS:
+                if not hasattr(getattr(module, helper), "py_func"):
+                    fn = getattr(module, helper)
+                    setattr(module, helper, _numba.njit(cache=True, nogil=True)(fn))
         k.compiled = _numba.njit(cache=True, nogil=True)(k.fn)
     except Exception as exc:  # noqa: BLE001 - a broken JIT must not stop the tracker
         warnings.warn(f"numba kernel {name} unavailable ({exc}); using numpy", stacklevel=2)
@@ -144,18 +147,22 @@ class _NoKernel(Exception):
 
 
 def _f64(a: Any, shape: tuple[int, ...] | None = None) -> np.ndarray:
-    """``a`` as a C-contiguous float64 array (of ``shape``, broadcast, if given)."""
+    """``a`` as a writable C-contiguous float64 array (of ``shape``, broadcast, if given):
+    always the one array type, so numba compiles and caches one signature per kernel (a
+    read-only array, e.g. a scalar broadcast to one row, would be another)."""
     if (
         type(a) is np.ndarray
         and a.dtype == np.float64
         and a.flags.c_contiguous
+        and a.flags.writeable
         and (shape is None or a.shape == shape)
     ):
         return a
     arr = np.asarray(a, dtype=np.float64)
     if shape is not None and arr.shape != shape:
         arr = np.broadcast_to(arr, shape)
-    return np.ascontiguousarray(arr)
+    arr = np.ascontiguousarray(arr)
+    return arr if arr.flags.writeable else arr.copy()
 
 
 # ------------------------------------------------------------------ public entry points
@@ -258,6 +265,33 @@ def update(
     return xo, Po, nis
 
 
+def pair_screen(
+    origin: np.ndarray,
+    los: np.ndarray,
+    live: np.ndarray,
+    t_s: float,
+    own_code: int,
+    speed: float,
+    extra: float,
+    slack: float,
+    slack_m: float,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Compiled initiation screen (InitiationBuffer._meeting's tolerance bound and
+    initiation.screen_pairs) of new rays ``los`` (M, 3) from ``origin`` (3,) m against
+    the buffer's packed rows ``live`` (B, 13) at ``t_s`` s: the pairs' (new, waiting)
+    indices in row-major order; None when the kernels are off."""
+    if not enabled():
+        return None
+    size = los.shape[0] * live.shape[0]
+    mi, bi = np.empty(size, np.int64), np.empty(size, np.int64)
+    args = (_f64(origin), _f64(los), _f64(live), float(t_s), float(own_code), float(speed))
+    try:
+        count = _call("pair_screen", *args, float(extra), float(slack), float(slack_m), mi, bi)
+    except _NoKernel:
+        return None
+    return mi[:count], bi[:count]
+
+
 def propagate_to_surface(
     r: np.ndarray,
     v: np.ndarray,
@@ -324,6 +358,7 @@ def warm() -> bool:
     propagate_to_surface(
         x[:, :3], x[:, 3:6], 1e-3 * one, 10.0, 20.0, 1.0, (1e5, 2e4, 1e4, 20.0, 2.5e5)
     )
+    pair_screen(x[0, :3], los, np.zeros((1, 13)), 1.0, 0, 1.0, 1.0, 1.0, 1.0)
     tau = np.linspace(0.0, 10.0, 5)
     launch_fit(
         tau, 6.4e6 + tau[:, None] * np.ones((5, 3)), np.ones(5), 2, -np.arange(0.0, 1.0, 0.1), 2e3

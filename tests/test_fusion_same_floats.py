@@ -68,10 +68,11 @@ def test_cached_teme_rotation_is_the_computed_one():
     assert _same(geodesy.teme_to_ecef(np.tile(r, (t.size, 1)), t)[4], geodesy.teme_to_ecef(r, t[4]))
 
 
-def test_one_position_to_ecef_in_python_floats_is_numpys():
-    """The launch samples' single conversions (geodesy.teme_to_ecef_point) give
-    teme_to_ecef's floats: random positions of every scale at random times, and the
-    axes, zeros of both signs and infinities (einsum starts each sum from +0.0)."""
+def test_positions_of_one_time_to_ecef_elementwise_are_numpys():
+    """The launch samples' batched conversions (geodesy.teme_to_ecef_points, elementwise
+    products and sums) give teme_to_ecef's floats, one position at a time and a stack at
+    once: random positions of every scale at random times, and the axes, zeros of both
+    signs and infinities (einsum starts each sum from +0.0)."""
     rng = np.random.default_rng(13)
     special = [0.0, -0.0, 1.0, -1.0, np.inf, -np.inf]
     edge = np.array([[a, b, c] for a in special for b in special for c in special])
@@ -80,8 +81,32 @@ def test_one_position_to_ecef_in_python_floats_is_numpys():
         r = rng.normal(size=(1_000, 3)) * 10.0 ** rng.uniform(0.0, 8.0, (1_000, 1))
         if k == 0:
             r = np.vstack([r, edge])
-        for ri in r:
-            assert _same(geodesy.teme_to_ecef_point(ri, t), geodesy.teme_to_ecef(ri, t))
+        batch = geodesy.teme_to_ecef_points(r, t)
+        for ri, bi in zip(r, batch, strict=True):
+            ref = geodesy.teme_to_ecef(ri, t)
+            assert _same(geodesy.teme_to_ecef_points(ri[None], t)[0], ref)
+            assert _same(bi, ref)
+
+
+def test_one_position_to_geodetic_is_pymap3ds():
+    """A launch or impact centre's geodetic conversion (geodesy.ecef_to_geodetic_point,
+    pymap3d's operations written out) gives ecef_to_geodetic's floats: random points from
+    inside the Earth to far above it, on and near the poles, the axis and the centre
+    (pymap3d's own branches) and points that are not finite."""
+    rng = np.random.default_rng(15)
+    points = []
+    for spread in (1.0, 1e3, 1e5, 3e6):
+        d = rng.normal(size=(4_000, 3))
+        d /= np.linalg.norm(d, axis=1)[:, None]
+        points.append(d * (6.37e6 + rng.uniform(-1.0, 1.0, (4_000, 1)) * spread))
+    special = [[0.0, 0.0, 6.4e6], [0.0, 0.0, -6.3e6], [1e-9, 0.0, 6.4e6], [0.0, 0.0, 0.0],
+               [6378137.0, 0.0, 0.0], [0.0, -6.4e6, -0.0], [1e3, 1e3, 6356752.0],
+               [np.nan, 0.0, 1.0], [np.inf, 1.0, 1.0]]  # fmt: skip
+    for r in np.vstack(points + [np.array(special)]):
+        with np.errstate(all="ignore"):
+            ref = geodesy.ecef_to_geodetic(r)
+            got = geodesy.ecef_to_geodetic_point(r)
+        assert all(_same(g, f) for g, f in zip(got, ref, strict=True)), r
 
 
 def test_trace_of_three_in_python_floats_is_numpys():
@@ -89,9 +114,11 @@ def test_trace_of_three_in_python_floats_is_numpys():
     numpy's trace (pairing the last two would differ in about one case in four)."""
     rng = np.random.default_rng(14)
     P = rng.random((20_000, 9, 9)) * 10.0 ** rng.uniform(-3.0, 9.0, (20_000, 1, 1))
-    for p in P:
+    batch = ((P[:, 0, 0] + P[:, 1, 1]) + P[:, 2, 2]) / 3.0  # reports.sample_launches
+    for p, b in zip(P, batch, strict=True):
         ours = (float(p[0, 0]) + float(p[1, 1]) + float(p[2, 2])) / 3.0
         assert _same(ours, np.trace(p[:3, :3]) / 3.0)
+        assert _same(float(b), ours)
 
 
 def _may_gate_reference(x, P, dt, sensor, los, sigma, gates):

@@ -173,10 +173,11 @@ def test_a_jit_that_fails_to_compile_falls_back_with_a_warning(monkeypatch):
             return wrap
 
     saved = {name: (k.compiled, k.failed) for name, k in kernels._KERNELS.items()}
-    from tracklayer.fusion import kernel_impact
+    from tracklayer.fusion import kernel_filters, kernel_impact
 
-    for helper in kernel_impact.HELPERS:  # restored at teardown (the broken JIT wraps them)
-        monkeypatch.setattr(kernel_impact, helper, getattr(kernel_impact, helper))
+    for module in (kernel_filters, kernel_impact):  # restored at teardown (the broken
+        for helper in module.HELPERS:  # JIT wraps them)
+            monkeypatch.setattr(module, helper, getattr(module, helper))
     monkeypatch.setattr(kernels, "_numba", BrokenNumba)
     for k in kernels._KERNELS.values():
         k.compiled, k.failed = None, False

@@ -11,8 +11,16 @@ row predicted late in one step lands where the step-by-step prediction does.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from tracklayer.fusion.association import gate, gate_threshold, may_gate, may_gate_any
+from tracklayer.fusion import kernels
+from tracklayer.fusion.association import (
+    gate,
+    gate_threshold,
+    may_gate,
+    may_gate_any,
+    may_gate_rows,
+)
 from tracklayer.fusion.domain import NS_PER_S
 from tracklayer.fusion.dynamics import process_noise, propagate_short
 from tracklayer.fusion.filters import predict
@@ -200,9 +208,10 @@ def _noise_by_owner(rows: StateRows, cfg) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 def test_row_layout_and_noise_follow_appends_removals_and_mode_changes():
-    """The cached layout (main rows, each main row's key and gate mode) and the per-row
-    noise stay what reading every owner afresh gives, through tracks and shadows added,
-    rows removed and modes changed (a mode change keeps the layout, corrects its row)."""
+    """The cached layout (main rows, each main row's key, gate mode and shadow row) and
+    the per-row noise stay what reading every owner afresh gives, through tracks and
+    shadows added, rows removed and modes changed (a mode change keeps the layout,
+    corrects its row)."""
     from tracklayer.fusion.config import FusionConfig
     from tracklayer.fusion.tracker.modes import Mode, MotionModes
 
@@ -236,5 +245,36 @@ def test_row_layout_and_noise_follow_appends_removals_and_mode_changes():
         assert key[main].tolist() == [rows.owners[i].track.key for i in main]
         assert mode[main].tolist() == [int(rows.owners[i].track.mode) for i in main]
         assert shadow.tolist() == [o.is_shadow for o in rows.owners]
+        assert (shadow.dtype, mode.dtype, key.dtype) == (bool, np.int64, np.int64)
+        shadow_of = {o.track.key: j for j, o in enumerate(rows.owners) if o.is_shadow}
+        ref = [shadow_of.get(rows.owners[i].track.key, -1) for i in main]
+        assert rows.shadow_of()[main].tolist() == ref
+        for i, (trk, is_shadow) in enumerate(rows.owners):  # re-numbered after removals
+            assert (trk.shadow_row if is_shadow else trk.row) == i
         for got, ref in zip(modes.noise(), _noise_by_owner(rows, cfg), strict=True):
             assert got.tobytes() == ref.tobytes()
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["numpy", "kernels"])
+def test_the_rows_the_tracker_screens_are_the_ones_may_gate_keeps(jit):
+    """may_gate_rows (one compiled pass, or the quick test then may_gate) gives the
+    indices of exactly the rows may_gate keeps, none when it keeps none."""
+    kernels.set_enabled(jit)
+    if jit and not kernels.enabled():
+        pytest.skip("numba is not installed")
+    try:
+        rng = np.random.default_rng(8)
+        for n in (0, 1, 3, 40, 400):
+            gates = np.full(n, gate_threshold(0.9999))
+            x, P = _cloud(rng, n)
+            dt = rng.uniform(0.0, 1.0, n)
+            for spread in (1e-5, 1e-2, 1.0):
+                los = los_to(x[:6, :3], _SENSOR) if n else rng.normal(size=(3, 3))
+                los = los + rng.normal(size=los.shape) * spread
+                los /= np.linalg.norm(los, axis=1)[:, None]
+                sigma = np.full(los.shape[0], 20e-6)
+                ref = np.flatnonzero(may_gate(x, P, dt, _SENSOR, los, sigma, gates))
+                got = may_gate_rows(x, P, dt, _SENSOR, los, sigma, gates)
+                assert got.tolist() == ref.tolist()
+    finally:
+        kernels.set_enabled(True)

@@ -69,6 +69,7 @@ def book_updates(tracker: Tracker, frame: SensorFrame, pairs: _Assigned, nis: np
     los, position = frame.los, frame.position
     updated = tracker._updated
     changes: list[tuple[Track, Mode]] = []
+    launching: list[Track] = []
     for k, r in enumerate(upd_rows.tolist()):
         trk = trks[k]
         trk.update_count += 1
@@ -90,7 +91,8 @@ def book_updates(tracker: Tracker, frame: SensorFrame, pairs: _Assigned, nis: np
         if trk.status == TrackStatus.COASTING:
             lifecycle.recover(trk)
         if trk.mode == Mode.BOOST and trk.launch.enabled:
-            reports.sample_launch(trk, t_ns)
+            launching.append(trk)
+    reports.sample_launches(launching, t_ns)  # the rows as updated, before any burnout
     for trk, mode in changes:  # burnouts first, as their rows shift
         if mode == Mode.BALLISTIC:
             modes.burnout_from_plume(trk, t_ns)

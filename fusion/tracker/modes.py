@@ -155,8 +155,12 @@ class MotionModes:
             plume.bright_run = 0
             if plume.bright_seen:
                 plume.dim_run += 1
-        if trk.mode == Mode.BOOST:
-            plume.snapshots.append(Snapshot(self.rows.x[row].copy(), self.rows.P[row].copy(), look))
+        if trk.mode == Mode.BOOST:  # the replay starts from a bright look's state only
+            if look.bright:
+                snap = Snapshot(self.rows.x[row].copy(), self.rows.P[row].copy(), look)
+            else:
+                snap = Snapshot(None, None, look)
+            plume.snapshots.append(snap)
             if plume.dim_run >= cfg.burnout_dim_count:
                 return Mode.BALLISTIC
         elif (

@@ -176,20 +176,30 @@ class ReportSchedule:
     def sample_launch(self, trk: Track, t_ns: int) -> None:
         """Keep the track's Earth-fixed position for the launch fit (at most four times a
         second, during the first ``launch_fit_s`` of the track)."""
-        fit = trk.launch
-        if fit.final:
+        self.sample_launches([trk], t_ns)
+
+    def sample_launches(self, tracks: list[Track], t_ns: int) -> None:
+        """:meth:`sample_launch` of each of ``tracks`` (at data time ``t_ns``), the due
+        samples converted to ECEF in one batch (the same floats as one by one)."""
+        fit_s = self.config.launch_fit_s
+        due = []
+        for trk in tracks:
+            fit = trk.launch
+            if fit.final or (t_ns - trk.created_ns) / NS_PER_S > fit_s:
+                continue
+            samples = fit.samples
+            if samples and (t_ns - samples[-1].time_ns) < _LAUNCH_SAMPLE_SPACING_NS:
+                continue
+            due.append(trk)
+        if not due:
             return
-        if (t_ns - trk.created_ns) / NS_PER_S > self.config.launch_fit_s:
-            return
-        samples = fit.samples
-        if samples and (t_ns - samples[-1].time_ns) < _LAUNCH_SAMPLE_SPACING_NS:
-            return
-        row = trk.row
-        r_ecef = geodesy.teme_to_ecef_point(self.rows.x[row, POS], t_ns / NS_PER_S)
-        p = self.rows.P[row]
-        # trace(P_rr) / 3 in Python floats: numpy's trace of three sums them in order
-        var = (float(p[0, 0]) + float(p[1, 1]) + float(p[2, 2])) / 3.0
-        samples.append(LaunchSample(t_ns, r_ecef, var))
+        rows = [trk.row for trk in due]
+        r_ecef = geodesy.teme_to_ecef_points(self.rows.x[rows, :3], t_ns / NS_PER_S)
+        p = self.rows.P
+        # trace(P_rr) / 3 summed in order: numpy's trace of three
+        var = ((p[rows, 0, 0] + p[rows, 1, 1]) + p[rows, 2, 2]) / 3.0
+        for trk, r_k, v_k in zip(due, r_ecef, var.tolist(), strict=True):
+            trk.launch.samples.append(LaunchSample(t_ns, r_k.copy(), v_k))
 
     def _update_launch(self, trk: Track) -> None:
         """Refit the launch point from the samples; final once the fit window is covered

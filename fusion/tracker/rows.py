@@ -91,6 +91,19 @@ class StateRows:
             columns = self.layout_cache["owners"] = (shadow, mode, key)
         return columns
 
+    def shadow_of(self) -> np.ndarray:
+        """Per row (N,): the row of its track's burnout shadow, -1 if none (meaningful for
+        main rows; cached until the stack changes: shadows come and go as rows; do not
+        modify)."""
+        out = self.layout_cache.get("shadow_of")
+        if out is None:
+            out = np.full(len(self.owners), -1, dtype=np.int64)
+            owners = self.owners
+            for i in np.flatnonzero(self.owner_columns()[0]).tolist():
+                out[owners[i].track.row] = i
+            self.layout_cache["shadow_of"] = out
+        return out
+
     def main_rows(self) -> np.ndarray:
         """Indices of the rows that are tracks (not shadows), in row order (cached; do
         not modify)."""
@@ -112,7 +125,13 @@ class StateRows:
         self.t_ns = np.append(self.t_ns, np.int64(t_ns))
         self.score = np.append(self.score, 0.0)
         self.owners.append(RowOwner(trk, shadow))
+        columns = self.layout_cache.get("owners")
         self.changed()
+        if columns is not None:  # one row more: no pass over every owner
+            new = (shadow, int(trk.mode), trk.key)
+            self.layout_cache["owners"] = tuple(
+                np.append(c, v) for c, v in zip(columns, new, strict=True)
+            )
         if shadow:
             trk.shadow_row = len(self.owners) - 1
         else:
@@ -128,9 +147,16 @@ class StateRows:
         self.P = self.P[keep]
         self.t_ns = self.t_ns[keep]
         self.score = self.score[keep]
-        self.owners = [o for o, k in zip(self.owners, keep, strict=True) if k]
+        first = min(rows)  # the rows before the first removed one keep their numbers
+        kept = zip(self.owners[first:], keep[first:].tolist(), strict=True)
+        self.owners[first:] = [o for o, k in kept if k]
+        columns = self.layout_cache.get("owners")
         self.changed()
-        for i, (owner, shadow) in enumerate(self.owners):
+        if columns is not None:
+            self.layout_cache["owners"] = tuple(c[keep] for c in columns)
+        owners = self.owners
+        for i in range(first, len(owners)):
+            owner, shadow = owners[i]
             if shadow:
                 owner.shadow_row = i
             else:

@@ -48,10 +48,11 @@ class Look(NamedTuple):
 
 
 class Snapshot(NamedTuple):
-    """One update of a boosting track, kept to replay the dark updates at burnout."""
+    """One update of a boosting track, kept to replay the dark updates at burnout (which
+    starts from the state after the last bright look: only bright looks keep theirs)."""
 
-    x: np.ndarray  # (9,) state after the update, ECI (m, m/s, m/s^2)
-    P: np.ndarray  # (9, 9) its covariance
+    x: np.ndarray | None  # (9,) state after a bright look's update, ECI (m, m/s, m/s^2)
+    P: np.ndarray | None  # (9, 9) its covariance
     look: Look
 
 

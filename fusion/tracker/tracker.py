@@ -19,8 +19,7 @@ from ..association import (
     assign_pairs,
     gate,
     gate_threshold,
-    may_gate,
-    may_gate_any,
+    may_gate_rows,
 )
 from ..config import FusionConfig
 from ..domain import NS_PER_S, SensorFrame, TrackReport, TrackStatus
@@ -172,18 +171,17 @@ class Tracker:
         dt = (frame.time_ns - rows.t_ns[main]) / NS_PER_S
         # the variances only: a copy of every row's P would cost more than the screen
         var = rows.P.diagonal(axis1=1, axis2=2)[main]
-        args = (rows.x[main], var, dt, frame.position, frame.los, frame.sigma)
-        if not may_gate_any(*args, self._gates(main)):  # most frames of a sparse scene
-            return np.zeros(0, int)
-        sel = np.flatnonzero(may_gate(*args, self._gates(main)))
+        sel = may_gate_rows(
+            rows.x[main], var, dt, frame.position, frame.los, frame.sigma, self._gates(main)
+        )
         if sel.size:
             rows.sync(np.concatenate([main[sel], self._shadow_rows(main[sel])]), frame.time_ns)
         return sel
 
     def _shadow_rows(self, main_rows: np.ndarray) -> np.ndarray:
         """The shadow rows of the tracks of ``main_rows`` that have one."""
-        out = [t.shadow_row for t in (self._rows.track_of(r) for r in main_rows) if t.shadow]
-        return np.array(out, dtype=int)
+        out = self._rows.shadow_of()[main_rows]
+        return out[out >= 0]
 
     def _sync_tracks(self, tracks: list[Track]) -> None:
         """Predict the rows (main and shadow) of ``tracks`` to the data time."""
@@ -259,12 +257,16 @@ class Tracker:
         associations were unambiguous (evidence.unambiguous; ``gates``, ``main_rows``: the
         gated tracks' chi-square gates and rows)."""
         keys, kinds = [], []
-        for r in pairs.rows:
-            trk = self._rows.track_of(r)
+        owners, xs = self._rows.owners, self._rows.x
+        for r in pairs.rows.tolist():
+            trk = owners[r].track
             keys.append(trk.key)
-            kinds.append(evidence_of(trk, self._rows.x[r]))
+            kinds.append(evidence_of(trk, xs[r]))
         held = (TrackStatus.CONFIRMED, TrackStatus.COASTING)
-        confirmed = np.array([self._rows.track_of(r).status in held for r in main_rows], bool)
+        # read only where unambiguous reads it: the tracks with a candidate pair
+        gated = np.unique(pairs.gating.track)
+        confirmed = np.zeros(main_rows.size, bool)
+        confirmed[gated] = [owners[r].track.status in held for r in main_rows[gated].tolist()]
         assigned = (pairs.track_idx, pairs.det_idx)
         clear = unambiguous(pairs.gating, gates, confirmed, assigned, raw.n_detections, kinds)
         x = self._rows.x[pairs.rows]
