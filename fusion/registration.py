@@ -34,6 +34,7 @@ from .config import FusionConfig
 from .domain import NS_PER_S, SensorFrame
 from .measurement import predict_los
 from .registration_sites import (
+    MIN_LOOKS,
     SiteNormals,
     Sites,
     SiteWindow,
@@ -47,7 +48,6 @@ from .registration_tracks import Arcs, ballistic_positions
 MAX_WINDOW_LOOKS = 400  # detections a window holds at most (bounded history; then solved)
 MAX_ANGLE_RAD = 1e-3  # an estimate beyond this is broken: the update is rejected
 OUTLIER_CHI2_FACTOR = 3.0  # a window whose chi-square exceeds this x its expectation: skipped
-MIN_LOOKS = 4  # detections a window needs
 STALE_AFTER_S = 10.0  # s without a look after which a window is closed (track ended)
 PRUNE_EVERY_S = 1.0  # s of data time between two prunings of stale windows
 SCALE_PSEUDO_AXES = 1.0  # the prior counts as this many fully seen axes in the bias scale
@@ -306,19 +306,11 @@ class Registration:
         if w.kind == Evidence.EARTH_FIXED and self._cfg.registration_site_memory_s > 0.0:
             self._solve_site(w)
         elif w.kind == Evidence.MOVING and self._cfg.registration_track_memory_s > 0.0:
-            self._solve_arc(w)
+            memory, theta = self._cfg.registration_track_memory_s, self._theta.reshape(-1, 3)
+            if not self._arcs.solve(w.key, w.state, w.last_s, w.rows, theta, memory, self._take):
+                self.rejected_total += 1
         elif w.state is not None:
             self._solve(w, np.asarray(w.state, float), w.kind, w.last_s)
-
-    def _solve_arc(self, w: _Window) -> None:
-        """A ballistic track's window, its state eliminated with its arc's earlier windows
-        (:meth:`.registration_tracks.Arcs.solve`; a Kalman update when consistent)."""
-        if w.state is None or len(w.rows) < MIN_LOOKS:
-            return
-        looks = tuple(np.array(a) for a in zip(*w.rows, strict=True))
-        theta, memory = self._theta.reshape(-1, 3), self._cfg.registration_track_memory_s
-        if not self._arcs.solve(w.key, w.state, w.last_s, looks, theta, memory, self._take):
-            self.rejected_total += 1
 
     def _take(self, sw: SiteWindow) -> bool:
         """Apply a joint window (a site's or an arc's): True if it is consistent (and,
