@@ -18,8 +18,10 @@ dp / rho + E (dtheta x u) + noise``; the track's own errors are eliminated in th
 
 Use: :meth:`Registration.correct` rotates a frame's lines of sight back by the estimate
 and widens each sigma by its uncertainty across the line of sight (consider treatment,
-under the prior rescaled by the *bias scale*); a sensor with no accepted window is left
-as it was. Deterministic: the state depends only on the order of the frames.
+under the prior rescaled by the *bias scale*, :mod:`.registration_consider`);
+:meth:`Registration.pair_sigma` widens a ballistic track's update more, by the looks per
+sensor it has averaged. A sensor with no accepted window is left as it was.
+Deterministic: the state depends only on the order of the frames.
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ import numpy as np
 from .config import FusionConfig
 from .domain import NS_PER_S, SensorFrame
 from .measurement import predict_los
+from .registration_consider import bias_scale, rescaled, widened
 from .registration_sites import (
+    MIN_LOOKS,
     SiteNormals,
     Sites,
     SiteWindow,
@@ -47,11 +51,8 @@ from .registration_tracks import Arcs, ballistic_positions
 MAX_WINDOW_LOOKS = 400  # detections a window holds at most (bounded history; then solved)
 MAX_ANGLE_RAD = 1e-3  # an estimate beyond this is broken: the update is rejected
 OUTLIER_CHI2_FACTOR = 3.0  # a window whose chi-square exceeds this x its expectation: skipped
-MIN_LOOKS = 4  # detections a window needs
 STALE_AFTER_S = 10.0  # s without a look after which a window is closed (track ended)
 PRUNE_EVERY_S = 1.0  # s of data time between two prunings of stale windows
-SCALE_PSEUDO_AXES = 1.0  # the prior counts as this many fully seen axes in the bias scale
-SCALE_MIN = 0.01  # smallest bias variance scale (x the prior variance: sigma 1 urad of 10)
 EARTH_FIXED_WINDOW_SHARE = 3.0  # hot-spot (site) windows: this x registration_window_s
 THRUSTING_WINDOW_SHARE = 0.3  # boost windows (thrust changes: short) likewise
 
@@ -135,6 +136,7 @@ class Registration:
         self._drift_s = 0.0  # s of drift not yet added to P (added before P changes)
         self._p_version = 0  # bumped whenever P or theta change
         self._applied: dict[int, tuple[int, bool, np.ndarray, np.ndarray, float]] = {}
+        self._across: tuple[np.ndarray, np.ndarray | None] = (np.zeros(0), None)  # last frame
         self._t_ns: int | None = None
         self._pruned_s = -np.inf
         self.windows_total = 0  # accepted windows
@@ -150,6 +152,7 @@ class Registration:
         sensor has no evidence yet (or no detections). Also advances the drift."""
         self._advance(int(frame.time_ns))
         k = self._sensor(frame.sensor_id)
+        self._across = (frame.sigma, None)
         if k is None or self._windows_used[k] == 0 or frame.n_detections == 0:
             return frame
         applied, th, pk, tr = self._use(k)
@@ -159,17 +162,27 @@ class Registration:
         else:
             c = frame.los
         drift = self._q_per_s * self._drift_s  # rad^2 per axis, isotropic: adds as is
-        across = 0.5 * (tr - np.einsum("ni,ij,nj->n", c, pk, c)) + drift
-        widen = self._cfg.registration_consider_looks * np.maximum(across, 0.0)
-        sigma = np.sqrt(frame.sigma**2 + widen)
+        across = np.maximum(0.5 * (tr - np.einsum("ni,ij,nj->n", c, pk, c)) + drift, 0.0)
+        sigma = np.sqrt(frame.sigma**2 + self._cfg.registration_consider_looks * across)
+        self._across = (sigma, across)
         return dataclasses.replace(frame, los=c, sigma=sigma)
+
+    def pair_sigma(self, det_idx: np.ndarray, looks: list[int]) -> np.ndarray:
+        """Sigmas (rad) of the last corrected frame's detections ``det_idx`` for updates of
+        tracks whose estimates average ``looks`` looks per sensor (0: not ballistic), by
+        :func:`.registration_consider.widened`."""
+        sigma, across = self._across
+        cfg = self._cfg
+        a = None if across is None else across[det_idx]
+        k0, k1 = cfg.registration_consider_looks, cfg.registration_consider_looks_max
+        return widened(sigma[det_idx], a, looks, k0, k1)
 
     def _use(self, k: int) -> tuple[bool, np.ndarray, np.ndarray, float]:
         """How sensor ``k``'s estimate is used (cached until P changes): applied or not
         (theta' P_kk^-1 theta against ``registration_apply_chi2``), theta (3,), the
-        covariance to widen by (3, 3; under the rescaled prior, :meth:`_rescaled`; plus its
-        estimate's second moment when not applied; without the pending drift) and its
-        trace."""
+        covariance to widen by (3, 3; under the rescaled prior,
+        :func:`.registration_consider.rescaled`; plus its estimate's second moment when
+        not applied; without the pending drift) and its trace."""
         hit = self._applied.get(k)
         if hit is not None and hit[0] == self._p_version:
             return hit[1], hit[2], hit[3], hit[4]
@@ -177,24 +190,11 @@ class Registration:
         pk = self._P[3 * k : 3 * k + 3, 3 * k : 3 * k + 3].copy()
         drift = self._q_per_s * self._drift_s * np.eye(3)
         applied = float(th @ np.linalg.solve(pk + drift, th)) >= self._cfg.registration_apply_chi2
-        th_s, pk_s = self._rescaled(th, pk)
+        th_s, pk_s = rescaled(th, pk, self.scale, self._prior_var)
         if not applied:  # not significantly non-zero: its second moment widens instead
             pk_s = pk_s + np.outer(th_s, th_s)
         self._applied[k] = (self._p_version, applied, th, pk_s, float(np.trace(pk_s)))
         return applied, th, pk_s, float(np.trace(pk_s))
-
-    def _rescaled(self, th: np.ndarray, pk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """A sensor's estimate (3,) rad and covariance (3, 3) rad^2 under the prior
-        rescaled by :attr:`scale`: ``P'^-1 = P^-1 + (1/s - 1) / p0 I``, ``theta' = P' P^-1
-        theta``. The sensor's block taken alone: P' is conservative (the other sensors'
-        priors shrink too), theta' shrinks the well-determined relative part too, so it
-        only widens (an unapplied estimate's second moment), never moves a LOS."""
-        if self.scale >= 1.0:
-            return th, pk
-        info = np.linalg.inv(pk / self._prior_var)  # in prior units: well conditioned
-        pn = np.linalg.inv(info + (1.0 / self.scale - 1.0) * np.eye(3))
-        pn = 0.5 * (pn + pn.T)
-        return pn @ (info @ th), pn * self._prior_var
 
     def _advance(self, t_ns: int) -> None:
         """Random-walk drift of every bias up to data time ``t_ns`` (kept as a pending
@@ -306,19 +306,11 @@ class Registration:
         if w.kind == Evidence.EARTH_FIXED and self._cfg.registration_site_memory_s > 0.0:
             self._solve_site(w)
         elif w.kind == Evidence.MOVING and self._cfg.registration_track_memory_s > 0.0:
-            self._solve_arc(w)
+            memory, theta = self._cfg.registration_track_memory_s, self._theta.reshape(-1, 3)
+            if not self._arcs.solve(w.key, w.state, w.last_s, w.rows, theta, memory, self._take):
+                self.rejected_total += 1
         elif w.state is not None:
             self._solve(w, np.asarray(w.state, float), w.kind, w.last_s)
-
-    def _solve_arc(self, w: _Window) -> None:
-        """A ballistic track's window, its state eliminated with its arc's earlier windows
-        (:meth:`.registration_tracks.Arcs.solve`; a Kalman update when consistent)."""
-        if w.state is None or len(w.rows) < MIN_LOOKS:
-            return
-        looks = tuple(np.array(a) for a in zip(*w.rows, strict=True))
-        theta, memory = self._theta.reshape(-1, 3), self._cfg.registration_track_memory_s
-        if not self._arcs.solve(w.key, w.state, w.last_s, looks, theta, memory, self._take):
-            self.rejected_total += 1
 
     def _take(self, sw: SiteWindow) -> bool:
         """Apply a joint window (a site's or an arc's): True if it is consistent (and,
@@ -459,20 +451,11 @@ class Registration:
         McT = M @ Cn[idx]
         Cn = Cn - McT - McT.T + M @ Cn[np.ix_(idx, idx)] @ M.T + K @ K.T
         self._theta, self._P, self._L, self._Cn = theta, P, L, 0.5 * (Cn + Cn.T)
-        self.scale = self._bias_scale()
+        self.scale = bias_scale(self._theta, self._L, self._Cn, self._prior_var)
         self._p_version += 1
         self._windows_used[uniq] += 1
         self.windows_total += 1
         return True
-
-    def _bias_scale(self) -> float:
-        """Variance of the true biases over the prior's (empirical Bayes, method of
-        moments): with ``b ~ N(0, s p0 I)``, ``E[theta' theta] = s p0 tr(L L') + tr Cn``;
-        the prior counts as ``SCALE_PSEUDO_AXES`` axes at scale 1. In [SCALE_MIN, 1]."""
-        p0 = self._prior_var
-        num = float(self._theta @ self._theta) - float(np.trace(self._Cn))
-        den = p0 * (float(np.einsum("ij,ij->", self._L, self._L)) + SCALE_PSEUDO_AXES)
-        return min(1.0, max(SCALE_MIN, (num + SCALE_PSEUDO_AXES * p0) / den))
 
     # ------------------------------------------------------------------ output
     @property

@@ -21,6 +21,7 @@ from .constants import OMEGA_EARTH
 from .dynamics import cross_omega, ellipsoid_height
 from .measurement import predict_los
 
+MIN_LOOKS = 4  # detections a window (a track's, a site's or an arc's) needs
 SITE_MATCH_M = 5_000.0  # m; hot-spot looks within this of a known site are that site's
 MAX_SITES = 512  # hot-spot sites remembered (the least recently seen is forgotten)
 SITE_PRIOR_M = 5_000.0  # m per axis: prior sigma of a site's offset from its reference

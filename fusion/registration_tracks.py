@@ -26,7 +26,7 @@ import numpy as np
 
 from .dynamics import gravity, gravity_gradient, propagate
 from .measurement import predict_los
-from .registration_sites import SiteNormals, SiteWindow, _cross, joint_window
+from .registration_sites import MIN_LOOKS, SiteNormals, SiteWindow, _cross, joint_window
 
 ARC_PRIOR_M = 10_000.0  # m per axis: prior sigma of an arc's position error (weak)
 ARC_PRIOR_MPS = 100.0  # m/s per axis: prior sigma of its velocity error (weak)
@@ -142,19 +142,23 @@ class Arcs:
     def solve(
         self,
         key: int,
-        x: np.ndarray,
+        x: np.ndarray | None,
         t_s: float,
-        looks: tuple[np.ndarray, ...],
+        rows: list[tuple[float, int, np.ndarray, np.ndarray, float]],
         theta: np.ndarray,
         memory_s: float,
         take: Callable[[SiteWindow], bool],
     ) -> bool:
-        """Track ``key``'s window of ``looks`` (times, sensors, positions, lines of sight,
-        sigmas: :func:`arc_window`), the track's state ``x`` (9,) at its end ``t_s``, with
-        its arc: ``take`` applies what it adds to the biases ``theta`` (S, 3) rad (True if
-        consistent); a window inconsistent with the arc is tried alone (the arc restarts
-        from it), one still inconsistent ends the arc. False if the equations were
-        singular (nothing applied)."""
+        """Track ``key``'s window of looks ``rows`` (time s, sensor index, sensor position
+        (3,) m, measured LOS (3,) uncorrected, sigma rad: :func:`arc_window`), the track's
+        state ``x`` (9,) at its end ``t_s`` (None, or fewer than ``MIN_LOOKS`` looks:
+        nothing to solve), with its arc: ``take`` applies what it adds to the biases
+        ``theta`` (S, 3) rad (True if consistent); a window inconsistent with the arc is
+        tried alone (the arc restarts from it), one still inconsistent ends the arc. False
+        if the equations were singular (nothing applied)."""
+        if x is None or len(rows) < MIN_LOOKS:
+            return True
+        looks = tuple(np.array(a) for a in zip(*rows, strict=True))
         arc = self.get(key, t_s)
         for prior in (arc, None) if arc is not None else (None,):
             try:

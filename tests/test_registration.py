@@ -369,6 +369,25 @@ def test_too_little_data_keeps_zero_with_the_prior_sigma_and_frames_unchanged():
     assert b.sigma_rad[0] == pytest.approx(cfg.registration_prior_sigma_rad)
 
 
+def test_a_ballistic_tracks_looks_count_their_shared_bias_as_often_as_it_averages_them():
+    """N looks sharing one bias error (variance a across the LOS) plus white noise s^2: the
+    true variance of their mean is s^2 / N + a. A white-noise filter averaging N looks
+    widened to s^2 + N a each reports exactly that; the fixed count k0 only while N <= k0
+    (beyond it, k0 would report s^2 / N + a k0 / N: overconfident), and at most k1."""
+    from tracklayer.fusion.registration_consider import widened
+
+    s, a, k0, k1 = 20 * URAD, (3 * URAD) ** 2, 25.0, 400.0
+    sigma = np.full(5, math.sqrt(s**2 + k0 * a))  # as correct() widened them (gate)
+    looks = [0, 10, 25, 100, 1000]
+    out = widened(sigma, np.full(5, a), looks, k0, k1)
+    n = np.clip(np.array(looks, float), k0, k1)
+    np.testing.assert_allclose(out**2, s**2 + n * a, rtol=1e-12)
+    np.testing.assert_allclose(out[3] ** 2 / 100, s**2 / 100 + a, rtol=1e-12)  # the truth
+    assert widened(sigma, None, looks, k0, k1) is sigma  # sensor not widened: as received
+    assert widened(sigma, np.full(5, a), [0, 3, 25], k0, k1) is sigma  # early: unchanged
+    assert widened(sigma, np.full(5, a), looks, k0, k0) is sigma  # the switch: as before
+
+
 def test_a_numerically_broken_update_is_rejected_counted_and_never_applied():
     reg = _feed(Registration(FusionConfig()), {}, 30, 5e-6)
     before = reg.estimates()

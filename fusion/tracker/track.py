@@ -130,6 +130,8 @@ class Track:
     update_count: int = 0
     hit_bins: deque[int] = field(default_factory=lambda: deque(maxlen=HIT_BINS_KEPT))
     sensors_seen: dict[str, int] = field(default_factory=dict)  # sensor id -> last update ns
+    ballistic_looks: dict[str, int] = field(default_factory=dict)  # sensor id -> updates in
+    # ballistic flight (the registration's consider term, Registration.pair_sigma)
     nis_recent: deque[float] = field(default_factory=lambda: deque(maxlen=NIS_WINDOW))
     nis_fade: float = 0.0  # fading-memory NIS sum, ballistic manoeuvre test
     nis_fade_boost: float = 0.0  # shorter memory, thrust-change test in boost

@@ -89,6 +89,9 @@ class Tracker:
         self._reports = ReportSchedule(fusion_id, cfg, self._rows)
         self._threads = ThreadBook()
         self.registration = Registration(cfg) if cfg.registration else None
+        self._looks_per_track = self.registration is not None and (
+            cfg.registration_consider_looks_max > cfg.registration_consider_looks
+        )
         self._existence = Existence(cfg) if cfg.existence else None
         self._aliases = AliasFamilies(cfg, self._rows) if cfg.alias_hypotheses > 0 else None
         # S > 1 shards (issue 14): what this tracker owns and reports (None: everything)
@@ -298,14 +301,18 @@ class Tracker:
         gating, pair_idx, upd_rows, track_idx, det_idx = pairs
         y = gating.residual[pair_idx]
         hpos = gating.hpos[track_idx]
-        sigma = frame.sigma[det_idx]
-        sh_rows, sh_det, shadowed = [], [], []
-        for k, r in enumerate(upd_rows):
-            trk = rows.track_of(r)
+        sh_rows, sh_det, sh_k, shadowed = [], [], [], []
+        trks = [rows.track_of(r) for r in upd_rows.tolist()]
+        for k, trk in enumerate(trks):
             if trk.shadow is not None:
                 sh_rows.append(trk.shadow_row)
                 sh_det.append(det_idx[k])
+                sh_k.append(k)
                 shadowed.append(trk)
+        sigma = frame.sigma[det_idx]
+        reg = self.registration
+        if reg is not None and self._looks_per_track:  # consider term by looks per sensor
+            sigma = reg.pair_sigma(det_idx, _ballistic_looks(trks, frame))
         if sh_rows:
             sr = np.array(sh_rows)
             sd = np.array(sh_det)
@@ -314,7 +321,7 @@ class Tracker:
             all_rows = np.concatenate([upd_rows, sr])
             y = np.concatenate([y, ys])
             hpos = np.concatenate([hpos, position_jacobian(e, rho)])
-            sigma = np.concatenate([sigma, frame.sigma[sd]])
+            sigma = np.concatenate([sigma, sigma[sh_k]])  # a shadow: its track's sigma
         else:
             all_rows = upd_rows
         xn, Pn, nis = update(rows.x[all_rows], rows.P[all_rows], y, hpos, sigma)
@@ -468,3 +475,18 @@ class Tracker:
         )
         if self._lifecycle.merge_due(t_ns):
             self._lifecycle.merge(self._tracks)
+
+
+def _ballistic_looks(trks: list[Track], frame: SensorFrame) -> list[int]:
+    """Looks per sensor each track has taken in ballistic flight, this frame's counted (the
+    registration's consider term, :func:`..registration_consider.widened`); 0 for a track
+    in another mode."""
+    sid, out = frame.sensor_id, []
+    for trk in trks:
+        if trk.mode != Mode.BALLISTIC:
+            out.append(0)
+            continue
+        looks = trk.ballistic_looks
+        looks[sid] = looks.get(sid, 0) + 1
+        out.append(sum(looks.values()) // len(looks))
+    return out
