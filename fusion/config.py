@@ -149,8 +149,8 @@ class FusionConfig:
     registration_consider_looks_max: float = 25.0  # > the above: a ballistic track's
     # update counts the bias variance as many times as its looks per sensor in ballistic
     # flight (what its near-constant state averages), up to this; the gate and other modes
-    # keep the above. At the default (= the above) every update alike (DESIGN §6, *Use*:
-    # 100 meets seed 13's impact bound but costs seeds 3 and 11 the RMSE ratio)
+    # keep the above; the cap shrinks with the bias scale. At the default (= the above)
+    # every update alike (DESIGN §6, *Looks per track*: 100 is measured, not yet default)
     registration_site_memory_s: float = 0.0  # s; a hot spot's earlier windows count in
     # a new one's with weight exp(-age / this) (its position is one unknown across them,
     # registration_sites.SiteNormals); 0: each window alone, its position eliminated in it

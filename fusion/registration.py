@@ -170,11 +170,14 @@ class Registration:
     def pair_sigma(self, det_idx: np.ndarray, looks: list[int]) -> np.ndarray:
         """Sigmas (rad) of the last corrected frame's detections ``det_idx`` for updates of
         tracks whose estimates average ``looks`` looks per sensor (0: not ballistic), by
-        :func:`.registration_consider.widened`."""
+        :func:`.registration_consider.widened`; the count's cap above
+        ``registration_consider_looks`` shrinks with the bias scale (a scene found
+        unbiased keeps its tracks' weighting)."""
         sigma, across = self._across
         cfg = self._cfg
         a = None if across is None else across[det_idx]
-        k0, k1 = cfg.registration_consider_looks, cfg.registration_consider_looks_max
+        k0 = cfg.registration_consider_looks
+        k1 = k0 + self.scale * (cfg.registration_consider_looks_max - k0)
         return widened(sigma[det_idx], a, looks, k0, k1)
 
     def _use(self, k: int) -> tuple[bool, np.ndarray, np.ndarray, float]:

@@ -388,6 +388,20 @@ def test_a_ballistic_tracks_looks_count_their_shared_bias_as_often_as_it_average
     assert widened(sigma, np.full(5, a), looks, k0, k0) is sigma  # the switch: as before
 
 
+def test_the_looks_count_grows_only_as_far_as_biases_are_found():
+    """registration_consider_looks_max counts a ballistic track's looks per sensor where the
+    estimator finds biases (bias scale 1); a scene it finds unbiased keeps k0."""
+    s, a = 2e-5, 1e-11
+    reg = Registration(FusionConfig(registration_consider_looks_max=100.0))
+    reg._across = (np.full(2, math.sqrt(s**2 + 25 * a)), np.full(2, a))
+    reg.scale = 1.0
+    np.testing.assert_allclose(reg.pair_sigma(np.arange(2), [400, 10]) ** 2,
+                               [s**2 + 100 * a, s**2 + 25 * a], rtol=1e-12)  # fmt: skip
+    reg.scale = 0.0
+    np.testing.assert_allclose(reg.pair_sigma(np.arange(2), [400, 10]) ** 2,
+                               [s**2 + 25 * a] * 2, rtol=1e-12)  # fmt: skip
+
+
 def test_a_numerically_broken_update_is_rejected_counted_and_never_applied():
     reg = _feed(Registration(FusionConfig()), {}, 30, 5e-6)
     before = reg.estimates()
