@@ -9,7 +9,10 @@
   fusion service runs, and writes every recorded topic unchanged plus the new
   ``/tracks`` (an input ``/tracks`` is replaced). A report's log time is the data time
   of the frame whose application produced it, so the same input and settings give a
-  byte-identical ``/tracks``.
+  byte-identical ``/tracks``. With ``gc_freeze`` (the ``track`` command) the objects
+  that survive are frozen out of the cyclic collector once a second
+  (:class:`tracklayer.services.gc_policy.GcFreezer`): a raid-size state is not rescanned
+  by every full collection (0.92x CPU on ``raid-proliferated`` 120 s, same ``/tracks``).
 
 Both write under a temporary name and rename at the end, so a failed run leaves no
 complete-looking output behind. Errors a user can fix are :class:`UserError`. May
@@ -33,6 +36,7 @@ from tracklayer.fusion.config import FusionConfig
 from tracklayer.fusion.core import STATUS_LABELS, Emitted, FusionCore, frames_counter
 from tracklayer.fusion.domain import NS_PER_S, FrameStatus, TrackStatus
 from tracklayer.services.errors import UserError
+from tracklayer.services.gc_policy import GcFreezer
 from tracklayer.services.wire import convert
 from tracklayer.services.wire.recording import (
     TOPIC_FRAMES,
@@ -218,11 +222,14 @@ def track_recording(
     fusion_id: str = "fusion",
     config: FusionConfig | None = None,
     progress: Callable[[int | None], TrackProgress] | None = None,
+    gc_freeze: bool = False,
 ) -> TrackingRun:
     """Track the recording ``in_path`` into ``out_path`` (see the module docstring).
 
     ``progress``: given the number of frames in the input (None if unknown), returns
-    the callback that sees the pass advance.
+    the callback that sees the pass advance. ``gc_freeze``: freeze surviving objects
+    out of the collector (a process that only tracks; it changes the whole process's
+    collector, so library callers leave it off).
     """
     config = config or FusionConfig()
     # OUT is written under a temporary name and renamed at the end: a run that fails midway
@@ -244,7 +251,12 @@ def track_recording(
         show = progress(reader.message_count(TOPIC_FRAMES)) if progress else None
         try:
             with RecordingWriter(tmp, metadata) as writer:
-                _track(reader, core, writer, run, show)
+                freezer = GcFreezer() if gc_freeze else None
+                try:
+                    _track(reader, core, writer, run, show, freezer)
+                finally:
+                    if freezer is not None:
+                        freezer.release()
             os.replace(tmp, out_path)
         except OSError as exc:
             raise UserError(f"{out_path}: cannot write: {exc.strerror}") from None
@@ -263,6 +275,7 @@ def _track(
     writer: RecordingWriter,
     run: TrackingRun,
     progress: TrackProgress | None,
+    freezer: GcFreezer | None = None,
 ) -> None:
     """One streaming pass: copy every message, feed frames to the core, write reports."""
     started = time.perf_counter()
@@ -307,6 +320,8 @@ def _track(
             run.last_ns = t if run.last_ns is None else max(run.last_ns, t)
         if progress is not None:
             progress(run.frames, run.span_s, n_reports, False)
+        if freezer is not None:
+            freezer.tick()
     write(core.flush_timed())
     _write_biases(core, writer, None)
     if progress is not None:

@@ -22,7 +22,7 @@ PACKAGES = {
 IO_LIBRARIES = ("grpc", "google.protobuf", "mcap", "mcap_protobuf", "sqlite3", "tracklayer.v1")
 
 S = "tracklayer.services."
-SHARED = (S + "errors", S + "limits", S + "sqlite_db", S + "fork_policy")
+SHARED = (S + "errors", S + "limits", S + "sqlite_db", S + "fork_policy", S + "gc_policy")
 #: package (module-name prefix) -> the tracklayer modules it may import, besides itself.
 ALLOWED: dict[str, tuple[str, ...]] = {
     S + "wire": ("tracklayer.fusion", "tracklayer.v1", *SHARED),
@@ -79,6 +79,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     S + "limits": ("tracklayer.fusion.domain",),
     S + "sqlite_db": (S + "errors",),
     S + "fork_policy": (),
+    S + "gc_policy": (),
 }
 
 

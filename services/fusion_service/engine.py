@@ -60,7 +60,6 @@ from tracklayer.services.fusion_service.disk_full import (
     DiskFull,
 )
 from tracklayer.services.fusion_service.forwarder import Forwarder
-from tracklayer.services.fusion_service.gc_policy import GcFreezer
 from tracklayer.services.fusion_service.inputs import EngineInput
 from tracklayer.services.fusion_service.journal import EventKind, Journal
 from tracklayer.services.fusion_service.live_picture import LivePicture
@@ -71,6 +70,7 @@ from tracklayer.services.fusion_service.sensor_positions import SensorPositions
 from tracklayer.services.fusion_service.settings import FusionSettings
 from tracklayer.services.fusion_service.streams import StreamBook, StreamState, idle_ticks
 from tracklayer.services.fusion_service.worker import EngineClosed, EngineWorker
+from tracklayer.services.gc_policy import GcFreezer
 from tracklayer.services.rpc.broadcast import Broadcaster, Subscription
 from tracklayer.services.rpc.server import kv
 from tracklayer.services.sqlite_db import DatabaseThread

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 
 from tracklayer.services.errors import UserError
 from tracklayer.services.fusion_service.engine import FusionEngine
-from tracklayer.services.fusion_service.gc_policy import GcFreezer
 from tracklayer.services.fusion_service.servicer import start_fusion_server
 from tracklayer.services.fusion_service.settings import FusionSettings
 from tracklayer.services.fusion_service.warmup import KernelWarmup
+from tracklayer.services.gc_policy import GcFreezer
 from tracklayer.services.rpc.foreground import serve_until_stopped
 from tracklayer.services.rpc.tls import TlsConfig, server_credentials
 

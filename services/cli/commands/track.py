@@ -49,7 +49,9 @@ def run(args: argparse.Namespace) -> int:
         return line.tracked
 
     try:
-        result = track_recording(Path(args.input), Path(args.out), args.id, config, progress)
+        result = track_recording(
+            Path(args.input), Path(args.out), args.id, config, progress, gc_freeze=True
+        )
     finally:
         line.close()
     for warning in result.warnings():

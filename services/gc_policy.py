@@ -21,8 +21,11 @@ full disk). It also keeps the collector from touching the parent's pages after a
 checkpoint encoder is forked (``gc.freeze`` before ``fork`` is what the ``gc``
 documentation recommends for that).
 
-Only the ``tracklayer fusion`` command turns it on (an engine inside a test or
-another program leaves that process's collector alone).
+Only the ``tracklayer fusion`` and ``tracklayer track`` commands turn it on (an
+engine inside a test or another program leaves that process's collector alone);
+``track`` gives everything back to the collector at the end of its run
+(:meth:`GcFreezer.release`), so a caller of the CLI's ``main`` in-process keeps its
+collector as it was.
 """
 
 from __future__ import annotations
@@ -58,6 +61,13 @@ class GcFreezer:
         only when a whole state was dropped)."""
         gc.unfreeze()
         gc.collect()
+        self._at = float("-inf")
+
+    def release(self) -> None:
+        """Give every frozen object back to the collector, without a collection now
+        (the next automatic one frees what died): the end of a run in a process that
+        goes on."""
+        gc.unfreeze()
         self._at = float("-inf")
 
     @staticmethod
