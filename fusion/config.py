@@ -146,11 +146,11 @@ class FusionConfig:
     # averages: the bias error, common to them, is counted this many times in each look's
     # variance (a Schmidt-Kalman consider term for a white-noise filter), that variance
     # under the prior rescaled to the biases' estimated size (registration.Registration.scale)
-    registration_consider_looks_max: float = 25.0  # > the above: a ballistic track's
+    registration_consider_looks_max: float = 100.0  # > the above: a ballistic track's
     # update counts the bias variance as many times as its looks per sensor in ballistic
     # flight (what its near-constant state averages), up to this; the gate and other modes
-    # keep the above; the cap shrinks with the bias scale. At the default (= the above)
-    # every update alike (DESIGN §6, *Looks per track*: 100 is measured, not yet default)
+    # keep the above; the cap shrinks with the bias scale. Set to the above: every update
+    # alike, as before stop 18 (DESIGN §6, *Looks per track*)
     registration_site_memory_s: float = 0.0  # s; a hot spot's earlier windows count in
     # a new one's with weight exp(-age / this) (its position is one unknown across them,
     # registration_sites.SiteNormals); 0: each window alone, its position eliminated in it
