@@ -7,7 +7,8 @@ track's estimate averages looks of that sensor (a consider / Schmidt-Kalman
 approximation without per-track cross-covariances): ``registration_consider_looks`` in
 the gate and in boost, and for a ballistic track's update its looks per sensor so far in
 ballistic flight (its near-constant state averages them all), capped by
-``registration_consider_looks_max``. The bias covariance used is the estimator's under a
+``registration_consider_looks_max``, that cap shrunk towards the former by the bias scale
+(a scene found unbiased keeps its weighting). The bias covariance used is the estimator's under a
 prior rescaled to the size the data show the biases have (the *bias scale*), so a sensor
 found unbiased is barely widened.
 """
