@@ -151,15 +151,7 @@ class Checkpointer:
         t0 = time.perf_counter()
         blob = checkpoint_state(core, open_streams)
         self.last_encode_s = time.perf_counter() - t0
-        stored = self._store(seq, blob, self._submit(seq, blob))
-        if self.store is self.journal:
-            # the journal's own checkpoints (the scale-out stream journal) record the
-            # journal's frame count when written: written before anything else is
-            # journaled, or the count would include frames after ``seq`` (counted
-            # again by the replay after a restart)
-            await stored
-        else:
-            self._pending = asyncio.create_task(stored)
+        self._pending = asyncio.create_task(self._store(seq, blob, self._submit(seq, blob)))
 
     async def _from_child(self, child: ChildEncode, seq: int) -> None:
         try:

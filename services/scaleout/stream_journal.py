@@ -25,6 +25,7 @@ import asyncio
 import errno
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterator, Mapping
 
@@ -41,6 +42,7 @@ log = logging.getLogger("tracklayer.services.fusion")
 
 #: Seconds a group commit waits for the broker's acknowledgements.
 COMMIT_TIMEOUT_S = 5.0
+COMMITS_KEPT = 100_000  # commits whose frame count a checkpoint may still ask for
 _EXPECTED_LAST = "Nats-Expected-Last-Sequence"
 
 
@@ -73,6 +75,11 @@ class StreamJournal:
         self._buffer: list[tuple[int, bytes, bool]] = []  # (seq, body, is a frame)
         self._objects = CheckpointObjects(link.js, self.names)
         self._frames_at: dict[int, int] = {}  # checkpoint seq -> frames journaled up to it
+        # FRAME events with seq <= committed_seq, and that count at each recent commit
+        # (a checkpoint of seq S records the count at S, whenever it is written)
+        self.committed_frames = 0
+        self._commits: dict[int, int] = {}  # committed seq -> committed_frames (bounded)
+        self._commits_lock = threading.Lock()  # commits: db thread; writes: checkpoint thread
 
     def _stream_bounds(self) -> tuple[int, int]:
         """(first, last) sequence of the stream (first = last + 1 when it is empty)."""
@@ -145,8 +152,28 @@ class StreamJournal:
             raise
         except Exception as exc:  # noqa: BLE001 - timeout, lost connection, wrong sequence
             raise JournalUnavailable(f"{self.path}: commit not acknowledged: {exc!r}") from None
-        self.committed_seq = rows[-1][0]
+        self._committed(rows[-1][0], self.committed_frames + sum(f for _, _, f in rows))
         return self.committed_seq
+
+    def _committed(self, seq: int, frames: int) -> None:
+        """``seq`` is committed with ``frames`` FRAME events up to it; remember the pair
+        for a checkpoint of ``seq`` written later (at most ``COMMITS_KEPT`` pairs)."""
+        with self._commits_lock:
+            self.committed_seq, self.committed_frames = seq, frames
+            self._commits[seq] = frames
+            if len(self._commits) > COMMITS_KEPT:
+                for old in list(self._commits)[: len(self._commits) - COMMITS_KEPT]:
+                    del self._commits[old]
+
+    def frames_through(self, seq: int) -> int:
+        """FRAME events journaled with seq <= ``seq``, a committed seq (of the last
+        ``COMMITS_KEPT`` commits); raises :class:`JournalError` for another."""
+        with self._commits_lock:
+            if seq == self.committed_seq:
+                return self.committed_frames
+            if seq in self._commits:
+                return self._commits[seq]
+        raise JournalError(f"{self.path}: no frame count kept for seq {seq}")
 
     async def _publish(self, rows: list[tuple[int, bytes, bool]]) -> None:
         js, subject = self.link.js, self.names.journal_subject
@@ -168,8 +195,9 @@ class StreamJournal:
     def probe(self) -> None:
         """Raises :class:`JournalUnavailable` while the broker cannot be reached; else
         takes the stream's last sequence as the committed one (the reload replays it)."""
-        self.last_seq = self.committed_seq = self._stream_last_seq()
+        self.last_seq = self._stream_last_seq()
         self.frames = 0  # counted again by the replay
+        self._committed(self.last_seq, 0)  # recounted by the replay too
 
     # ---- reading ----------------------------------------------------------------
     def events(self, after_seq: int = 0) -> Iterator[Event]:
@@ -180,16 +208,21 @@ class StreamJournal:
             self.link.js, self.names.journal_stream, self.names.journal_subject, after_seq + 1
         )
         try:
-            while reader.next_seq <= self.committed_seq:
-                for msg in self.link.call(reader.next_batch(2.0), 30.0):
-                    ev = decode_event(msg.metadata.sequence.stream, msg.data)
-                    if ev.seq > self.committed_seq:
-                        return
-                    if ev.kind == EventKind.FRAME:
-                        self.frames += 1
-                    yield ev
+            yield from self._read_back(reader)
+            self._committed(self.committed_seq, self.frames)  # all read back are committed
         finally:
             self.link.call(reader.close(), 10.0)
+
+    def _read_back(self, reader: StreamReader) -> Iterator[Event]:
+        """The committed events from ``reader``'s position on, counting the frames."""
+        while reader.next_seq <= self.committed_seq:
+            for msg in self.link.call(reader.next_batch(2.0), 30.0):
+                ev = decode_event(msg.metadata.sequence.stream, msg.data)
+                if ev.seq > self.committed_seq:
+                    return
+                if ev.kind == EventKind.FRAME:
+                    self.frames += 1
+                yield ev
 
     # ---- checkpoints (the ordering state, in the object store) -----------------------
     def checkpoints(self) -> list[tuple[int, str, bytes]]:
@@ -214,7 +247,7 @@ class StreamJournal:
     def write_checkpoint(self, seq: int, version: str, state: bytes) -> int:
         """Keep the engine's state after ``seq``; returns ``seq`` (the trimmer also waits
         for every shard's checkpoint, :meth:`trim`)."""
-        put = self._objects.put(FRONT_DOOR, seq, state, version, self.frames)
+        put = self._objects.put(FRONT_DOOR, seq, state, version, self.frames_through(seq))
         self.link.call(put, 30.0)
         return seq
 
