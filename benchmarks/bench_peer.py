@@ -65,6 +65,7 @@ from pathlib import Path
 
 import numpy as np
 from common import append_results, machine, work_dir
+from peer_window import parse_window, tracklayer_window, window_frames
 
 from tracklayer.fusion.domain import NS_PER_S, TrackReport, TrackStatus
 from tracklayer.fusion.evaluation import MetricsAccumulator
@@ -83,6 +84,7 @@ GATE = 5.0  # Mahalanobis distance of a missed detection (2-D: chi-square 25, p 
 DELETE_POS_TRACE_M2 = 3.0 * 2000.0**2  # position covariance trace above which a track goes
 Q_DEFAULT = 100.0  # m^2/s^3
 T_RATIO = 100.0  # issue 13: at least 100x Stone Soup's frames and detections per second
+TL_LABEL = "tracklayer `track` (process, MCAP read + write)"
 HAND = {"det_per_s": 296.0, "rmse_m": 626.0, "restarts": 15}  # issue 13's hand measurement
 
 T0 = time.monotonic()
@@ -261,12 +263,20 @@ class Peer:
                 self._seed(oid, frame.time_ns)
 
 
-def stonesoup_side(rec: Path, objects: dict[str, dict], q: float) -> tuple[Peer, dict]:
-    """Stone Soup over every frame of ``rec`` in time order; the peer and its CPU s."""
-    peer = Peer(q, objects)
+def stonesoup_side(
+    rec: Path, objects: dict[str, dict], q: float, window: tuple[int, int] | None = None
+) -> tuple[Peer, dict]:
+    """Stone Soup over the frames of ``rec`` in time order (those logged in the
+    ``window`` (lo, hi] log-time ns if given); the peer and its CPU s."""
     c0 = time.process_time()
-    frames = sorted((f for _, f in RecordingReader(rec).frames()), key=lambda f: f.time_ns)
+    if window is None:
+        frames = sorted((f for _, f in RecordingReader(rec).frames()), key=lambda f: f.time_ns)
+    else:
+        frames = window_frames(rec, *window)
+        for o in objects.values():  # seeded at the window's start at the earliest
+            o["seed_ns"] = max(o["seed_ns"], frames[0].time_ns)
     c1 = time.process_time()
+    peer = Peer(q, objects)
     say(f"Stone Soup: {len(frames):,} frames read and ordered in {c1 - c0:.1f} CPU s; track ...")
     step = max(1, len(frames) // 10)
     for k, frame in enumerate(frames):
@@ -309,10 +319,11 @@ def peer_reports(peer: Peer) -> list[TrackReport]:
     return out
 
 
-def peer_rmse(peer: Peer, truth_frames: list) -> tuple[float | None, int]:
-    """Midcourse position RMSE (m) and its samples, by tracklayer's evaluation code."""
+def midcourse_rmse(reports: list[TrackReport], truth_frames: list) -> tuple[float | None, int]:
+    """Midcourse position RMSE (m) of ``reports`` and its samples, by tracklayer's
+    evaluation code."""
     acc = MetricsAccumulator()
-    acc.add_reports(peer_reports(peer))
+    acc.add_reports(reports)
     for tf in truth_frames:
         acc.add_truth(tf)
     t = acc.finish().truth or {}
@@ -340,7 +351,7 @@ def table(sim: dict, tl: dict, ss: dict) -> list[str]:
         "| tracker | CPU s | frames/CPU s | detections/CPU s | midcourse RMSE m "
         "| midcourse samples | track restarts |",
         "|---|---:|---:|---:|---:|---:|---:|",
-        f"| tracklayer `track` (process, MCAP read + write) | {tl['cpu_s']:.1f} | {tl_f:,.0f} "
+        f"| {tl.get('label', TL_LABEL)} | {tl['cpu_s']:.1f} | {tl_f:,.0f} "
         f"| {tl_d:,.0f} | {fmt(tl['rmse_m'], '.1f')} | {fmt(tl['rmse_samples'], ',')} | - |",
         f"| Stone Soup {ss['version']} (MCAP read + order {ss['read_cpu_s']:.1f} CPU s) "
         f"| {ss['cpu_s']:.1f} | {ss_f:,.0f} | {ss_d:,.0f} | {fmt(ss['rmse_m'], '.1f')} "
@@ -353,18 +364,29 @@ def table(sim: dict, tl: dict, ss: dict) -> list[str]:
     ]
 
 
+def command(args) -> str:
+    """The command line that gave the figures."""
+    parts = ["benchmarks/bench_peer.py"]
+    src = f"--recording {args.recording}" if args.recording else f"--scenario {args.scenario}"
+    parts.append(src)
+    parts += [f"--duration {args.duration:g}"] if args.duration and not args.recording else []
+    parts += [f"--window {args.window[0]:g}:{args.window[1]:g}"] if args.window else []
+    return " ".join([*parts, f"--q {args.q:g}"])
+
+
 def section(args, sim: dict, tl: dict, ss: dict, load0, load1) -> str:
+    what = Path(args.recording).name if args.recording else args.scenario
     dur = f"{args.duration:g} s" if args.duration else "full duration"
+    if args.window:
+        dur = f"window {args.window[0]:g}-{args.window[1]:g} s (benchmarks/peer_window.py)"
     lines = [
-        f"\n### bench_peer: tracklayer vs Stone Soup, {args.scenario}, {dur} "
+        f"\n### bench_peer: tracklayer vs Stone Soup, {what}, {dur} "
         f"— {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC\n",
         f"Machine: {machine()}; OPENBLAS_NUM_THREADS=1. Load average (1/5/15 min) at start "
         f"{load0[0]:.1f}/{load0[1]:.1f}/{load0[2]:.1f}, at end "
         f"{load1[0]:.1f}/{load1[1]:.1f}/{load1[2]:.1f}. Same recording for both: "
         f"{sim['frames']:,} frames, {sim['detections']:,} detections, {sim['data_s']:.0f} s of "
-        f"data. `benchmarks/bench_peer.py --scenario {args.scenario}"
-        + (f" --duration {args.duration:g}" if args.duration else "")
-        + f" --q {args.q:g}`.\n",
+        f"data. `{command(args)}`.\n",
         f"Stone Soup: constant velocity per TEME axis (q = {args.q:g} m^2/s^3), per-detection "
         "`CartesianToElevationBearing` (satellite position as translation offset, the line of "
         "sight turned onto x), EKF predictor/updater (Joseph form), `GNNWith2DAssignment` over a "
@@ -390,21 +412,34 @@ def parse_args() -> argparse.Namespace:
                     help="simulated seconds (default: the scenario's own)")  # fmt: skip
     ap.add_argument("--q", type=float, default=Q_DEFAULT, metavar="M2_S3",
                     help="Stone Soup's constant-velocity process noise (m^2/s^3)")  # fmt: skip
+    ap.add_argument("--recording", metavar="FILE.mcap",
+                    help="track this recording (with /truth) instead of simulating")  # fmt: skip
+    ap.add_argument("--window", metavar="A:B",
+                    help="compare over the frames logged A..B s after the first "
+                    "(see benchmarks/peer_window.py); for raids")  # fmt: skip
     ap.add_argument("--keep", metavar="DIR", help="keep the recordings, logs and report in DIR")
     ap.add_argument("--no-write", action="store_true", help="do not append to RESULTS.md")
     ap.add_argument("--note", metavar="TEXT", help="a line to put in the RESULTS.md section")
     args = ap.parse_args()
     if args.duration is not None and args.duration <= 0:
         ap.error("--duration must be > 0")
+    if args.recording and not Path(args.recording).is_file():
+        ap.error(f"--recording: no such file: {args.recording}")
+    if args.window:
+        try:
+            args.window = parse_window(args.window)
+        except ValueError as exc:
+            ap.error(str(exc))
     return args
 
 
 def simulate(args: argparse.Namespace, rec: Path, work: Path) -> dict:
-    argv = ["simulate", args.scenario, "--out", str(rec)]
-    if args.duration:
-        argv += ["--duration", f"{args.duration:g}"]
-    say(f"simulate {args.scenario} ...")
-    run_cli(argv, work / "simulate.log")
+    if not args.recording:
+        argv = ["simulate", args.scenario, "--out", str(rec)]
+        if args.duration:
+            argv += ["--duration", f"{args.duration:g}"]
+        say(f"simulate {args.scenario} ...")
+        run_cli(argv, work / "simulate.log")
     frames = detections = 0
     first = last = None
     for _, f in RecordingReader(rec).frames():
@@ -419,13 +454,21 @@ def simulate(args: argparse.Namespace, rec: Path, work: Path) -> dict:
 def run(args: argparse.Namespace, work: Path) -> tuple[dict, dict, dict]:
     from importlib.metadata import version
 
-    rec = work / "sim.mcap"
+    rec = Path(args.recording) if args.recording else work / "sim.mcap"
     sim = simulate(args, rec, work)
-    tl = tracklayer_side(rec, work)
     truth_frames, objects = read_truth(rec)
+    if args.window:
+        tl = tracklayer_window(rec, work, *args.window, say)
+        tl["rmse_m"], tl["rmse_samples"] = midcourse_rmse(tl["reports"], truth_frames)
+        tl["label"] = "tracklayer `track`'s code on the window (MCAP read + write)"
+        sim.update(frames=tl["frames"], detections=tl["detections"])
+        sim["data_s"] = (tl["data_hi_ns"] - tl["data_lo_ns"]) / NS_PER_S
+        span = (tl["lo_ns"], tl["hi_ns"])
+    else:
+        tl, span = tracklayer_side(rec, work), None
     say(f"Stone Soup: {len(objects)} objects to seed from truth; read frames ...")
-    peer, ss = stonesoup_side(rec, objects, args.q)
-    ss["rmse_m"], ss["rmse_samples"] = peer_rmse(peer, truth_frames)
+    peer, ss = stonesoup_side(rec, objects, args.q, span)
+    ss["rmse_m"], ss["rmse_samples"] = midcourse_rmse(peer_reports(peer), truth_frames)
     ss.update(restarts=peer.restarts, version=version("stonesoup"))
     return sim, tl, ss
 
