@@ -69,15 +69,17 @@ class Checkpointer:
         *,
         store: CheckpointStore | None = None,
         store_run: DbRun | None = None,
+        outbox_run: DbRun | None = None,
     ) -> None:
         """``db_run`` runs calls on the journal's database thread (trims); ``store``
         keeps the checkpoints (default: the journal itself, as the scale-out stream
         journal does) and ``store_run`` runs its writes (default: ``db_run``; the
-        engine gives its checkpoint file a thread of its own)."""
+        engine gives its checkpoint file a thread of its own); ``outbox_run`` runs the
+        outbox's calls (default: ``db_run``)."""
         self.settings, self.journal, self.outbox, self._db = settings, journal, outbox, db_run
         self.store: CheckpointStore = journal if store is None else store  # type: ignore[assignment]
         self._store_run = db_run if store_run is None else store_run
-        self.trimmer = Trimmer(journal, outbox, db_run)
+        self.trimmer = Trimmer(journal, outbox, db_run, outbox_run or db_run)
         self.seq = 0  # newest checkpoint's seq (0: none)
         self.oldest = 0  # oldest kept checkpoint's seq (0: none)
         self.at = time.monotonic()
@@ -134,34 +136,69 @@ class Checkpointer:
         """A checkpoint is on its way to the file (encoded in a child, or written)."""
         return self._pending is not None and not self._pending.done()
 
-    async def write(self, core: FusionCore, open_streams: Counter, *, inline: bool = False) -> None:
+    async def write(
+        self,
+        core: FusionCore,
+        open_streams: Counter,
+        *,
+        inline: bool = False,
+        after: asyncio.Future[None] | None = None,
+    ) -> None:
         """Save the state after the committed seq, then ask for a trim. Encoded on the
         loop (the core must not change meanwhile) while that is cheap, else in a forked
         child; written by ``store_run``. Returns once the state is encoded (at once for
         a child): the write goes on in the background (:attr:`busy`, :meth:`settle`),
         so the worker and its acks never wait for it. ``inline``: encoded on the loop
-        whatever the cost (at shutdown)."""
+        whatever the cost (at shutdown). ``after``: the outbox write that holds the
+        reports of the state's tracked items; the checkpoint is written only once it
+        succeeded (a checkpoint durable before it would let a restart skip them)."""
         seq = self.journal.committed_seq
         if not inline and self._in_child_next():
             child = self._child = ChildEncode()
             child.start(lambda: checkpoint_state(core, open_streams))
             self.at = time.monotonic()
-            self._pending = asyncio.create_task(self._from_child(child, seq))
+            self._pending = asyncio.create_task(self._from_child(child, seq, after))
             return
         t0 = time.perf_counter()
         blob = checkpoint_state(core, open_streams)
         self.last_encode_s = time.perf_counter() - t0
-        self._pending = asyncio.create_task(self._store(seq, blob, self._submit(seq, blob)))
+        if after is not None and not after.done():
+            stored = self._store_after(seq, blob, after)
+        elif _failed(after):
+            return  # the reports it covers are not in the outbox: no checkpoint
+        else:
+            stored = self._store(seq, blob, self._submit(seq, blob))
+        self._pending = asyncio.create_task(stored)
 
-    async def _from_child(self, child: ChildEncode, seq: int) -> None:
+    async def _store_after(self, seq: int, blob: bytes, after: asyncio.Future[None]) -> bool:
+        """:meth:`_store` once ``after`` succeeded (False, nothing written, if it failed)."""
+        await asyncio.wait([after])
+        if _failed(after):
+            log.warning(kv("checkpoint_not_written", seq=seq, error="its outbox write failed"))
+            return False
+        return await self._store(seq, blob, self._submit(seq, blob))
+
+    async def _from_child(
+        self, child: ChildEncode, seq: int, after: asyncio.Future[None] | None = None
+    ) -> None:
         try:
             blob, self.last_encode_s = await child.result()
-            if await self._store(seq, blob, self._submit(seq, blob)):
+            if after is not None and await self._store_after(seq, blob, after):
+                self.in_child += 1
+            elif after is None and await self._store(seq, blob, self._submit(seq, blob)):
                 self.in_child += 1
         except Exception as exc:  # a checkpoint only shortens replay: try again later
             log.warning(kv("checkpoint_not_written", seq=seq, error=str(exc)))
         finally:
             self._child = None
+
+    def on_settled(self, fn: Callable[[], object]) -> None:
+        """Call ``fn()`` (on the loop) once the checkpoint on its way is settled (at
+        once if none is): the next one may be due then."""
+        if self._pending is None or self._pending.done():
+            fn()
+        else:
+            self._pending.add_done_callback(lambda _: fn())
 
     async def settle(self) -> None:
         """Wait for a checkpoint on its way (before the journal closes)."""
@@ -224,6 +261,11 @@ class Checkpointer:
         out["checkpoints_in_child_total"] = self.in_child
         out["checkpoint_seq"] = self.seq
         return out
+
+
+def _failed(fut: asyncio.Future[None] | None) -> bool:
+    """``fut`` ended without success (cancelled or raised)."""
+    return fut is not None and fut.done() and (fut.cancelled() or fut.exception() is not None)
 
 
 class _Summary:

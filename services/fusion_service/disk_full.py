@@ -72,13 +72,14 @@ async def ride_out(engine, batch: list, reason: str) -> None:  # noqa: ANN001 - 
         await asyncio.sleep(PROBE_PERIOD_S)
         try:
             await engine.db_run(engine.journal.probe)
-            await engine.db_run(engine.outbox.probe)
+            await engine.outbox_run(engine.outbox.probe)
         except Exception as exc:  # noqa: BLE001 - still full, or the disk is gone
             if not is_disk_full(exc):
                 raise
             continue
         break
     engine.fail_inputs(engine.take_queued(), DiskFull(reason))
+    await engine.tracker_idle()  # a stretch on the old core ends first
     engine.reload_state()
     engine.unwritable = None
     engine.set_serving(True)

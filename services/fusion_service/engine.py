@@ -47,6 +47,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable
 
 from tracklayer.fusion.core import FusionCore
+from tracklayer.fusion.domain import TrackReport
 from tracklayer.fusion.registration import SensorBias
 from tracklayer.services.fusion_service.admission import FrameAdmission
 from tracklayer.services.fusion_service.caps import Caps
@@ -69,6 +70,7 @@ from tracklayer.services.fusion_service.recovery import replay_journal
 from tracklayer.services.fusion_service.sensor_positions import SensorPositions
 from tracklayer.services.fusion_service.settings import FusionSettings
 from tracklayer.services.fusion_service.streams import StreamBook, StreamState, idle_ticks
+from tracklayer.services.fusion_service.tracker_thread import TrackerThread
 from tracklayer.services.fusion_service.worker import EngineClosed, EngineWorker
 from tracklayer.services.gc_policy import GcFreezer
 from tracklayer.services.rpc.broadcast import Broadcaster, Subscription
@@ -96,7 +98,9 @@ class FusionEngine(EngineWorker):
         """``journal`` and ``outbox`` replace the SQLite files of ``settings`` (the
         scale-out front door journals to a JetStream stream: ``scaleout.stream_journal``)."""
         self.settings = settings
-        self._db = DatabaseThread("fusion-db")
+        self._db = DatabaseThread("fusion-db")  # the journal's: a commit waits for nothing else
+        self._outbox_db = DatabaseThread("fusion-outbox")  # outbox writes, forwarder, reclaim
+        self._tracker = TrackerThread()  # FusionCore.track_next, off the event loop
         if journal is None:
             journal = Journal(settings.journal_path, synchronous=settings.synchronous)
         self.journal = journal
@@ -123,9 +127,10 @@ class FusionEngine(EngineWorker):
             self._db.run,
             store=self._checkpoints,
             store_run=store_run,
+            outbox_run=self._outbox_db.run,
         )
         self.hub: Broadcaster[track_pb2.TrackReport] = Broadcaster()
-        self.live = LivePicture(lambda: self.core.live_reports())
+        self.live = LivePicture(self._live_reports)
         # Where each sensor was at its latest accepted frame (reports carry it, for displays).
         self.sensor_positions = SensorPositions()
         self._queue: deque[EngineInput] = deque()
@@ -143,10 +148,13 @@ class FusionEngine(EngineWorker):
         self.health_listeners: list[Callable[[bool], None]] = []
         self._failed_event = asyncio.Event()
         self.forwarder: Forwarder | None = None
-        self._outbox_write: asyncio.Future[None] | None = None  # the last batch's, in flight
-        self._unsent: list[bytes] = []  # reports shown, not yet outboxed (worker._track)
-        self._unsent_since = 0.0  # perf_counter s of the oldest of them
+        self._outbox_write: asyncio.Future[None] | None = None  # the last one, maybe in flight
+        self._unsent: list[bytes] = []  # reports shown, not yet outboxed (tracking._show)
         self._tracked = asyncio.Event()  # set after each stretch of tracking (read your writes)
+        self._track_wake = asyncio.Event()  # the tracking task has something to do
+        self._trackable = 0  # items_released as of the last commit: the tracker's limit
+        self._look_checkpoint = False  # the ordering task looks for a due checkpoint
+        self._outbox_broken: BaseException | None = None  # a failed outbox write (till reload)
         self._journal_mark = 0  # the outbox's journal mark as the worker last wrote it
         self.replayed_events = 0
         # Freezes long-lived objects out of the collector's scans (the command sets it).
@@ -166,7 +174,7 @@ class FusionEngine(EngineWorker):
             self.forwarder = Forwarder(
                 self.outbox,
                 self.settings.store_target,
-                self._db.run,
+                self._outbox_db.run,
                 max_backoff_s=self.settings.store_max_backoff_s,
                 credentials=self.settings.store_credentials,
             )
@@ -187,16 +195,19 @@ class FusionEngine(EngineWorker):
         if fresh_core:
             self.core = self._new_core()
             self._opens = Counter()
-            self.live = LivePicture(lambda: self.core.live_reports())
+            self.live = LivePicture(self._live_reports)
             if self.gc_freezer is not None:  # the old state may hold frozen cycles
                 self.gc_freezer.thaw()
         self._unsent = []  # the replay outboxes every report past the outbox's marks
+        self._outbox_broken = None
         checkpoint_seq = self._restore_checkpoint()  # may replace the core: first
         self.replayed_events = replay_journal(
             self.journal, self.outbox, self.core, self._opens, self.live, checkpoint_seq
         )
         self.checkpointer.after_replay(self.replayed_events)
         self._journal_mark = self.outbox.journal_mark
+        self._trackable = self.core.items_released  # the replay tracked them all
+        self._track_wake.set()
         self._tracked.set()  # readers waiting on the old core look again
         self._baseline = dict(self.core.counters)
         self.caps.know(self.core.orderer.known_sensors())
@@ -235,8 +246,10 @@ class FusionEngine(EngineWorker):
 
     def _close_files(self) -> None:
         """Close the database threads (after the calls already queued), then the files."""
+        self._tracker.close()
         if self._ckpt_db is not None:
             self._ckpt_db.close()
+        self._outbox_db.close()
         self._db.close()
         self.journal.close()
         self.outbox.close()
@@ -277,7 +290,16 @@ class FusionEngine(EngineWorker):
         self._admission.fail(items, error)
 
     async def db_run(self, fn: Callable[..., object], *args: object) -> object:
+        """``fn(*args)`` on the journal's database thread."""
         return await self._db.run(fn, *args)
+
+    async def outbox_run(self, fn: Callable[..., object], *args: object) -> object:
+        """``fn(*args)`` on the outbox's database thread."""
+        return await self._outbox_db.run(fn, *args)
+
+    def _live_reports(self) -> list[TrackReport]:
+        """The core's latest reports, read between two items of the tracker thread."""
+        return self._tracker.locked(lambda: self.core.live_reports())
 
     def _restore_checkpoint(self) -> int:
         """Load the newest usable checkpoint; returns its seq (0: replay from the start)."""
@@ -294,10 +316,10 @@ class FusionEngine(EngineWorker):
         flush, nothing drained; queued input is dropped unacknowledged."""
         self._closing = True
         self.checkpointer.kill()
-        await self.checkpointer.trimmer.stop()
-        for task in (self._ticker, self._worker):
-            if task is not None:
+        for task in (self._ticker, self._worker):  # before any await: a stream ending
+            if task is not None:  # meanwhile must not get its CLOSE journaled
                 task.cancel()
+        await self.checkpointer.trimmer.stop()
         await asyncio.gather(
             *(t for t in (self._ticker, self._worker) if t is not None), return_exceptions=True
         )
@@ -419,7 +441,7 @@ class FusionEngine(EngineWorker):
 
     def sensor_biases(self) -> list[SensorBias]:
         """Every sensor's current pointing-bias estimate (GetStatus)."""
-        return self.core.sensor_biases()
+        return self._tracker.locked(lambda: self.core.sensor_biases())
 
     def metrics(self) -> dict[str, float]:
         """The Prometheus samples: the counters and the bias estimates."""
@@ -433,7 +455,7 @@ class FusionEngine(EngineWorker):
 
     def counters(self) -> dict[str, int]:
         """GetStatus / Prometheus counters (DESIGN §8 names); totals count this process."""
-        out = since_start(self.core.counters, self._baseline)
+        out = since_start(self._tracker.locked(lambda: self.core.counters), self._baseline)
         out["outbox_depth"] = self.outbox.depth
         out["outbox_delivered_total"] = self.outbox.delivered
         out["outbox_rejected"] = self.outbox.rejected
@@ -441,7 +463,9 @@ class FusionEngine(EngineWorker):
         out["streams_open"] = len(self._book)
         out["subscribers"] = self.hub.subscriber_count
         out["frames_pending"] = self._admission.pending
-        out["db_busy_ms_total"] = int(self._db.busy_s * 1000)  # the database thread's load
+        out["db_busy_ms_total"] = int(self._db.busy_s * 1000)  # the journal thread's load
+        out["outbox_db_busy_ms_total"] = int(self._outbox_db.busy_s * 1000)
+        out["tracker_busy_ms_total"] = int(self._tracker.busy_s * 1000)
         if self.forwarder is not None:
             out["store_reconnects_total"] = self.forwarder.reconnects
         out["permission_denied_total"] = self.permission_denied

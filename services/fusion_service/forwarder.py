@@ -1,7 +1,12 @@
 """Delivers the outbox to the track store over ``PublishTracks``, at least once, in order.
 
 One long-lived stream; each request carries up to ``batch`` of the oldest
-outbox entries and its response carries one ack per report. Entries leave
+outbox entries not yet sent on it and its response carries one ack per report; up
+to ``IN_FLIGHT`` requests are on their way at once (the next one is read from the
+outbox and sent while the store works on the last: its transactions stay at most
+``batch`` reports, and no round trip waits for the outbox's thread). The store
+answers in order; a stream that breaks leaves its unanswered entries in the outbox,
+sent again on the next stream (the store acks a report it has as DUPLICATE). Entries leave
 the outbox only on STORED or DUPLICATE; REJECTED ones move aside (see
 :mod:`.outbox`). While the store is unreachable the forwarder retries with
 exponential back-off (``backoff_s`` doubling up to ``max_backoff_s``); the
@@ -13,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -25,6 +31,9 @@ from tracklayer.v1 import track_pb2, track_store_service_pb2, track_store_servic
 log = logging.getLogger("tracklayer.services.forwarder")
 
 _DELIVERED = (track_pb2.PUBLISH_STATUS_STORED, track_pb2.PUBLISH_STATUS_DUPLICATE)
+
+#: Requests sent on the stream and not yet answered, at most.
+IN_FLIGHT = 2
 
 
 class Forwarder:
@@ -136,47 +145,53 @@ class Forwarder:
 
     async def _deliver(self, stub: track_store_service_pb2_grpc.TrackStoreServiceStub) -> None:
         call = stub.PublishTracks()
+        sent: deque[list[tuple[int, bytes]]] = deque()  # requests not yet answered, in order
+        last_id = 0  # the newest entry sent on this stream
         try:
             while True:
                 self._wake.clear()
-                # A deep outbox goes in bigger batches (up to 4x): while the engine's
-                # worker is busy each round trip waits for loop turns, whatever its size.
-                depth = self._outbox.depth
-                limit = self._batch if depth <= self._batch else min(4 * self._batch, depth)
-                rows = await self._db(self._outbox.peek, limit)
-                if not rows:
-                    if self._stopping:
-                        await call.done_writing()
-                        return
-                    await self._wake.wait()
+                if len(sent) < IN_FLIGHT:
+                    rows = await self._db(self._outbox.peek, self._batch, last_id)
+                    if rows:
+                        reports = [track_pb2.TrackReport.FromString(b) for _, b in rows]
+                        req = track_store_service_pb2.PublishTracksRequest(reports=reports)
+                        await call.write(req)
+                        sent.append(rows)
+                        last_id = rows[-1][0]
+                        continue
+                if sent:
+                    await self._answered(call, sent.popleft())
                     continue
-                reports = [track_pb2.TrackReport.FromString(b) for _, b in rows]
-                await call.write(track_store_service_pb2.PublishTracksRequest(reports=reports))
-                resp = await call.read()
-                if resp is grpc.aio.EOF:
-                    raise ConnectionError("store closed the PublishTracks stream")
-                if not self.connected:
-                    self.connected = True
-                    self._delay = self._backoff[0]
-                    log.info(kv("store_connected", target=self.target))
-                if len(resp.acks) != len(rows):
-                    raise ConnectionError(
-                        f"store sent {len(resp.acks)} acks for {len(rows)} reports"
-                    )
-                delivered, rejected = [], []
-                for (row_id, _), ack in zip(rows, resp.acks, strict=True):
-                    if ack.status in _DELIVERED:
-                        delivered.append(row_id)
-                    else:
-                        rejected.append((row_id, ack.reason or "rejected without reason"))
-                        log.error(
-                            kv(
-                                "report_rejected_by_store",
-                                track_id=ack.track_id,
-                                revision=ack.revision,
-                                reason=ack.reason,
-                            )
-                        )
-                await self._db(self._outbox.settle, delivered, rejected)
+                if self._stopping:
+                    await call.done_writing()
+                    return
+                await self._wake.wait()
         finally:
             call.cancel()
+
+    async def _answered(self, call: Any, rows: list[tuple[int, bytes]]) -> None:  # noqa: ANN401
+        """Read the response to the request of ``rows``; settle them in the outbox."""
+        resp = await call.read()
+        if resp is grpc.aio.EOF:
+            raise ConnectionError("store closed the PublishTracks stream")
+        if not self.connected:
+            self.connected = True
+            self._delay = self._backoff[0]
+            log.info(kv("store_connected", target=self.target))
+        if len(resp.acks) != len(rows):
+            raise ConnectionError(f"store sent {len(resp.acks)} acks for {len(rows)} reports")
+        delivered, rejected = [], []
+        for (row_id, _), ack in zip(rows, resp.acks, strict=True):
+            if ack.status in _DELIVERED:
+                delivered.append(row_id)
+            else:
+                rejected.append((row_id, ack.reason or "rejected without reason"))
+                log.error(
+                    kv(
+                        "report_rejected_by_store",
+                        track_id=ack.track_id,
+                        revision=ack.revision,
+                        reason=ack.reason,
+                    )
+                )
+        await self._db(self._outbox.settle, delivered, rejected)

@@ -90,9 +90,12 @@ class Outbox(SqliteFile):
                 (time.time_ns(),),
             )
 
-    def peek(self, limit: int) -> list[tuple[int, bytes]]:
-        """The oldest ``limit`` entries as (id, serialised report), in order."""
-        rows = self._db.execute("SELECT id, report FROM outbox ORDER BY id LIMIT ?", (limit,))
+    def peek(self, limit: int, after_id: int = 0) -> list[tuple[int, bytes]]:
+        """The oldest ``limit`` entries with an id above ``after_id`` as (id, serialised
+        report), in order."""
+        rows = self._db.execute(
+            "SELECT id, report FROM outbox WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
+        )
         return [(int(i), bytes(r)) for i, r in rows]
 
     def settle(self, delivered: Iterable[int], rejected: Iterable[tuple[int, str]] = ()) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 from typing import TYPE_CHECKING
 
 from tracklayer.services.errors import UserError
@@ -22,6 +23,11 @@ if TYPE_CHECKING:  # the recorder (and MCAP) is imported only with --record
     from tracklayer.services.fusion_service.session_recorder import SessionRecorder
 
 LABEL = "tracklayer fusion"
+
+#: The interpreter's thread switch interval in ``tracklayer fusion`` (s; Python's
+#: default is 0.005): while the tracker thread runs Python code, the event loop (acks,
+#: commits, the outbox) waits at most this long for the GIL.
+SWITCH_INTERVAL_S = 0.001
 
 
 async def serve_fusion(
@@ -46,6 +52,7 @@ async def serve_fusion(
 
     def before_serving(engine: FusionEngine) -> None:
         engine.gc_freezer = GcFreezer()  # a long-running process: see gc_policy
+        sys.setswitchinterval(SWITCH_INTERVAL_S)  # the loop beside the tracker thread
         warmup = KernelWarmup()  # the kernels load while the first frames are acked
         engine.checkpointer.may_fork = warmup.done.is_set
         warmup.start()

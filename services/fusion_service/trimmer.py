@@ -34,8 +34,13 @@ DbRun = Callable[..., Awaitable[Any]]
 class Trimmer:
     """Background journal trimming; :meth:`request` a target, :meth:`start`, :meth:`stop`."""
 
-    def __init__(self, journal: Journal, outbox: Outbox, db_run: DbRun) -> None:
+    def __init__(
+        self, journal: Journal, outbox: Outbox, db_run: DbRun, outbox_run: DbRun | None = None
+    ) -> None:
+        """``db_run``: calls on the journal's database thread; ``outbox_run``: on the
+        outbox's (default: the same)."""
         self._journal, self._outbox, self._db = journal, outbox, db_run
+        self._outbox_run = db_run if outbox_run is None else outbox_run
         self._target = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -77,7 +82,7 @@ class Trimmer:
             self.trimmed += n
             await asyncio.sleep(0)  # let queued commits run between batches
         await self._db(journal.reclaim, RECLAIM_PAGES)
-        await self._db(self._outbox.reclaim, RECLAIM_PAGES)
+        await self._outbox_run(self._outbox.reclaim, RECLAIM_PAGES)
         self.runs += 1
         if journal.trimmed_through > before:
             log.debug(kv("journal_trimmed", through_seq=journal.trimmed_through))

@@ -1,45 +1,32 @@
-"""The fusion engine's worker task: input in batches, then the tracker in stretches.
+"""The fusion engine's ordering task: input in batches, ordered, journaled, acknowledged.
 
 :class:`EngineWorker` is the part of :class:`~.engine.FusionEngine` that runs on its
 worker task (the engine's module docstring gives the order of work): a batch of
-queued input is ordered, journaled, committed and acknowledged (``_process``);
-between two batches the work the ordering released is tracked for at most
-``MAX_BATCH_S`` (``_track``), its reports shown, outboxed with their marks (at most
-every ``OUTBOX_EVERY_S``) and handed on. It uses the engine's state (core, journal,
-outbox, database thread, live picture, hub, listeners, checkpointer, admission, queue)
-and is not used alone.
+queued input is ordered, journaled, committed and acknowledged (``_process``); the
+work it released becomes trackable once committed (``_trackable``) and is tracked by
+the engine's tracking task on the tracker thread (:mod:`.tracking`) meanwhile. It uses
+the engine's state (core, journal, outbox, database threads, checkpointer, admission,
+queue) and is not used alone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
-from tracklayer.fusion.core import Emitted
 from tracklayer.fusion.domain import FrameStatus, TrackReport
 from tracklayer.services.errors import Unavailable
 from tracklayer.services.fusion_service.disk_full import is_disk_full, ride_out, unwritable_message
 from tracklayer.services.fusion_service.inputs import EngineInput, apply_input, fail_waiting
 from tracklayer.services.fusion_service.journal import EventKind
-from tracklayer.services.fusion_service.live_picture import report_message
+from tracklayer.services.fusion_service.tracking import EngineTracking
 from tracklayer.services.rpc.server import kv
 from tracklayer.v1 import sensor_pb2
 
 log = logging.getLogger("tracklayer.services.fusion")
 
-#: Most queued inputs applied per group commit (bounds how long the tracker holds the loop).
+#: Most queued inputs applied per group commit.
 MAX_BATCH_ITEMS = 256
-
-#: Tracker time (s) in one stretch between two batches of input (issue 13: at raid scale
-#: a frame's tracking takes ~4 ms, and one watermark release can be 100 frames): input
-#: that arrives meanwhile waits for the stretch to end (at least one item).
-MAX_BATCH_S = 0.010
-
-#: The reports of successive stretches go to the outbox together, at most this often
-#: (s), and at once when nothing waits for the tracker: one write (and fsync) per
-#: 25 ms instead of one per stretch.
-OUTBOX_EVERY_S = 0.025
 
 #: Work items (frames, flushes) released by the ordering and waiting for the tracker
 #: beyond which no more input is ordered: room for a raid's largest watermark releases
@@ -52,24 +39,19 @@ class EngineClosed(Unavailable):
     """The engine is shutting down and takes no more input."""
 
 
-class EngineWorker:
+class EngineWorker(EngineTracking):
     """The worker task's methods of :class:`~.engine.FusionEngine` (module docstring)."""
 
     async def _work(self) -> None:
+        """The ordering and tracking tasks; ends at the stop sentinel or a failure."""
+        tasks = [
+            asyncio.create_task(self._ordering(), name="fusion-ordering"),
+            asyncio.create_task(self._tracking(), name="fusion-tracking"),
+        ]
         try:
-            while True:
-                if self.gc_freezer is not None:
-                    self.gc_freezer.tick()
-                if self._queue and self.core.untracked < MAX_UNTRACKED:
-                    if await self._take_batch():
-                        return
-                    await asyncio.sleep(0)  # the acks go out before the tracker runs
-                if self.core.untracked:
-                    await self._track()
-                    await asyncio.sleep(0)  # acks, RPCs and the outbox between stretches
-                elif not self._queue:
-                    self._wake.clear()
-                    await self._wake.wait()
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # a failure of either
         except BaseException as exc:
             if not isinstance(exc, asyncio.CancelledError):
                 self.failed = exc
@@ -78,7 +60,28 @@ class EngineWorker:
             fail_waiting(self._queue, EngineClosed(f"fusion engine failed: {exc!r}"))
             raise
         finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             self._tracked.set()  # nobody waits for a tracker that stopped
+
+    async def _ordering(self) -> None:
+        """Batches of input while the tracker keeps up (``MAX_UNTRACKED``); checkpoints
+        when due and everything is tracked; returns at the stop sentinel."""
+        while True:
+            if self.gc_freezer is not None:
+                self.gc_freezer.tick()
+            if self._look_checkpoint:  # the tracker, the outbox or a checkpoint moved on
+                self._look_checkpoint = False
+                await self._checkpoint_if_due()
+            if self._queue and self.core.untracked < MAX_UNTRACKED:
+                if await self._take_batch():
+                    return
+                await asyncio.sleep(0)  # the acks go out before the next batch
+                continue
+            if not self._look_checkpoint:
+                self._wake.clear()  # set by new input, and with _look_checkpoint
+                await self._wake.wait()
 
     async def _take_batch(self) -> bool:
         """Order, journal and acknowledge one batch of the queue; True at the stop
@@ -93,20 +96,18 @@ class EngineWorker:
             fail_waiting(rest, EngineClosed("fusion service stopped"))
         await self._process(batch)
         if stop:
-            while self.core.untracked:
-                await self._track(budget_s=float("inf"))
-            await self._settle_outbox([])
+            await self._drain_tracking()
         return stop
 
     async def _process(self, batch: list[EngineInput]) -> None:
-        """Order and journal ``batch``, commit, then acknowledge (no tracking: the core
-        defers it to :meth:`_track`)."""
+        """Order and journal ``batch``, commit, then acknowledge (no tracking: the
+        tracking task takes the work it released once it is committed)."""
         results = []
         try:
             for item in batch:
                 status, reason, _ = self._apply_and_journal(item)
                 results.append((item, status, reason))
-            if not await self._settle_outbox(batch):
+            if not await self._check_outbox(batch):
                 return
             if self.journal.pending:
                 await self._db.run(self.journal.commit)
@@ -119,70 +120,32 @@ class EngineWorker:
         except BaseException as exc:
             fail_waiting(batch, EngineClosed(f"fusion engine failed: {exc!r}"))
             raise
+        self._release_committed()
         for item, status, reason in results:
             self._answer(item, status, reason)
         await self._checkpoint_if_due()
 
-    async def _track(self, budget_s: float = MAX_BATCH_S) -> None:
-        """Track deferred work for up to ``budget_s`` (at least one item), then show the
-        reports (live picture, subscribers, listeners) and outbox them with their marks
-        (:meth:`_outbox_unsent`). Everything up to the showing is synchronous, so a
-        report is visible once its stretch ends."""
-        core = self.core
-        emitted: list[Emitted] = []
-        t0 = time.perf_counter()
-        while core.untracked:
-            emitted.extend(core.track_next()[1])
-            if time.perf_counter() - t0 > budget_s:
-                break
-        if emitted:
-            now_ns = time.time_ns()
-            where = self.sensor_positions.messages
-            reports = [e.report for e in emitted]
-            protos = [report_message(r, now_ns, where(r.sensor_ids)) for r in reports]
-            self.live.remember(reports, protos)
-            self.hub.publish(protos)
-            for on_reports in self.report_listeners:
-                on_reports(protos)
-            if not self._unsent:
-                self._unsent_since = time.perf_counter()
-            self._unsent.extend(p.SerializeToString() for p in protos)
-        if self._unsent and (
-            not core.untracked or time.perf_counter() - self._unsent_since >= OUTBOX_EVERY_S
-        ):
-            if not await self._outbox_unsent():
-                return
-        self._tracked.set()
-        await self._checkpoint_if_due()
-
-    async def _outbox_unsent(self) -> bool:
-        """Queue the write of the reports not yet outboxed, with the marks of what they
-        cover (every item tracked so far), and hand them on once written; False: the
-        previous write failed for want of space (ridden out)."""
-        if not await self._settle_outbox([]):
-            return False
-        # Every event up to the committed seq is tracked once nothing waits.
-        if not self.core.untracked:
-            self._journal_mark = self.journal.committed_seq
-        unsent, self._unsent = self._unsent, []
-        # Awaited by the next write or commit (_settle_outbox): the worker goes on.
-        self._outbox_write = self._db.submit(
-            self.outbox.add, unsent, self._journal_mark, self.core.items_tracked
-        )
-        if self.forwarder is not None:
-            self._outbox_write.add_done_callback(self._notify_forwarder)
-        return True
-
     async def _checkpoint_if_due(self) -> None:
-        """A checkpoint, when one is due and nothing waits for the tracker."""
-        if self.core.untracked or not self.checkpointer.due():
+        """A checkpoint, when one is due, everything released is tracked (no stretch
+        runs) and its reports are in the outbox: the state then covers every committed
+        event, and no report it covers can be lost (a restart from it re-emits only
+        items past it). Only the ordering task calls this (never mid-batch)."""
+        if not self.checkpointer.due() or not self._settled_for_checkpoint():
             return
         try:
-            await self.checkpointer.write(self.core, self._opens, inline=self._closing)
+            await self.checkpointer.write(
+                self.core, self._opens, inline=self._closing, after=self._outbox_write
+            )
+            self.checkpointer.on_settled(self._look_again)  # once it is written
         except Exception as exc:  # a checkpoint only shortens replay: try later
             if not is_disk_full(exc):
                 raise
             log.warning(kv("checkpoint_not_written", error=str(exc)))
+
+    def _look_again(self) -> None:
+        """The ordering task looks whether a checkpoint is due at its next turn."""
+        self._look_checkpoint = True
+        self._wake.set()
 
     async def caught_up(self) -> None:
         """Wait until everything acknowledged so far is tracked (read your writes)."""
@@ -196,26 +159,23 @@ class EngineWorker:
             self._tracked.clear()
             await self._tracked.wait()
 
-    def _notify_forwarder(self, fut: asyncio.Future[None]) -> None:
-        if self.forwarder is not None and not fut.cancelled() and fut.exception() is None:
-            self.forwarder.notify()
-
-    async def _settle_outbox(self, batch: list[EngineInput]) -> bool:
-        """Wait for the previous batch's outbox write. False: it failed for want of space
-        and was ridden out (``batch``, applied but not committed, is refused with the
-        rest; the reload's replay outboxes the lost reports again)."""
-        fut, self._outbox_write = self._outbox_write, None
-        if fut is None:
+    async def _check_outbox(self, batch: list[EngineInput]) -> bool:
+        """Look at the last outbox write without waiting for it (a commit never waits
+        behind one). False: it failed for want of space and was ridden out (``batch``,
+        applied but not committed, is refused with the rest; the reload's replay
+        outboxes the lost reports again)."""
+        fut = self._outbox_write
+        if fut is None or not fut.done() or fut.cancelled() or fut.exception() is None:
             return True
-        try:
-            await fut
-        except Exception as exc:
-            if not is_disk_full(exc):
-                fail_waiting(batch, EngineClosed(f"fusion engine failed: {exc!r}"))
-                raise
-            await ride_out(self, batch, unwritable_message("outbox", self.outbox.path, exc))
-            return False
-        return True
+        return await self._outbox_failed(batch, fut.exception())
+
+    async def _outbox_failed(self, batch: list[EngineInput], exc: BaseException) -> bool:
+        self._outbox_write = None
+        if not is_disk_full(exc):
+            fail_waiting(batch, EngineClosed(f"fusion engine failed: {exc!r}"))
+            raise exc
+        await ride_out(self, batch, unwritable_message("outbox", self.outbox.path, exc))
+        return False
 
     def _answer(self, item: EngineInput, status: FrameStatus, reason: str) -> None:
         """Resolve a durable input's future: a frame's ack (and its slot), a declaration's
