@@ -178,7 +178,10 @@ class StateRows:
         stale = idx[self.t_ns[idx] < t_ns]
         if stale.size == 0:
             return
-        stale = np.unique(stale)
+        if stale.size > 1:  # sorted, each once (np.unique's result; a mask is cheaper)
+            once = np.zeros(len(self.owners), bool)
+            once[stale] = True
+            stale = np.flatnonzero(once)
         inv_tau, accel_psd, jerk_psd = self.noise_source.noise()
         dt = (t_ns - self.t_ns[stale]) / NS_PER_S
         self.x[stale], self.P[stale] = predict(
