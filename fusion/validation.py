@@ -25,11 +25,38 @@ MAX_ANGULAR_SIGMA_RAD = 1e-2
 #: the orderer says what counts as received: DESIGN §6, the long-outage rule).
 MAX_TIME_JUMP_NS = 600 * NS_PER_S
 _UINT64_MAX = 2**64 - 1
+_FEW_DETECTIONS = 16  # up to this many, the Python-float check first
 
 
 def _first(mask: np.ndarray) -> int:
     """Index of the first True in a boolean vector."""
     return int(np.argmax(mask))
+
+
+def _finite(v: np.ndarray) -> bool:
+    """Every element of ``v`` is finite (a 3-vector read as Python floats)."""
+    if v.shape == (3,):
+        x, y, z = v.tolist()
+        return math.isfinite(x) and math.isfinite(y) and math.isfinite(z)
+    return bool(np.isfinite(v).all())
+
+
+def _plainly_valid(los: np.ndarray, sigma: np.ndarray) -> bool:
+    """True when a few detections (at most :data:`_FEW_DETECTIONS`) are valid beyond
+    doubt, checked in Python floats (numpy's per-call cost dominates a sparse frame):
+    finite, ``| |u| - 1 |`` under half the tolerance (so numpy's rounding, ~1e-16,
+    cannot decide otherwise), sigma in range. False sends the frame to the vectorised
+    checks, which decide and name the first bad detection."""
+    if los.shape[0] > _FEW_DETECTIONS:
+        return False
+    tol = 0.5 * LOS_NORM_TOLERANCE
+    for (x, y, z), s in zip(los.tolist(), sigma.tolist(), strict=True):
+        if not (0.0 < s <= MAX_ANGULAR_SIGMA_RAD):
+            return False
+        norm = math.sqrt(x * x + y * y + z * z)  # NaN or inf: not below tol
+        if not abs(norm - 1.0) < tol:
+            return False
+    return True
 
 
 def validate_frame(
@@ -52,21 +79,24 @@ def validate_frame(
     if allowed is not None and sensor_id not in allowed:
         raise ValueError(f"sensor_id: {sensor_id!r} is not on the allow-list (--sensors)")
     seq = frame.sequence
-    if not isinstance(seq, Integral) or isinstance(seq, bool) or not 0 <= seq <= _UINT64_MAX:
+    if type(seq) is int:  # the common case, without the ABC check's cost
+        if not 0 <= seq <= _UINT64_MAX:
+            raise ValueError(f"sequence: {seq!r} is not an unsigned 64-bit integer")
+    elif not isinstance(seq, Integral) or isinstance(seq, bool) or not 0 <= seq <= _UINT64_MAX:
         raise ValueError(f"sequence: {seq!r} is not an unsigned 64-bit integer")
     t = frame.time_ns
-    if not isinstance(t, Integral) or isinstance(t, bool):
+    if type(t) is not int and (not isinstance(t, Integral) or isinstance(t, bool)):
         # Integer ns is the only representation inside; a float here may be NaN/inf.
         if isinstance(t, float) and not math.isfinite(t):
             raise ValueError(f"time: not finite ({t!r})")
         raise ValueError(f"time: {t!r} is not an integer number of nanoseconds")
-    if not np.isfinite(frame.position).all():
+    if not _finite(frame.position):
         raise ValueError(f"sensor_position_eci: not finite ({frame.position.tolist()})")
-    if not np.isfinite(frame.velocity).all():
+    if not _finite(frame.velocity):
         raise ValueError(f"sensor_velocity_eci: not finite ({frame.velocity.tolist()})")
 
     los = frame.los
-    if los.shape[0]:
+    if los.shape[0] and not _plainly_valid(los, frame.sigma):
         if not np.isfinite(los).all():  # (one reduction; the row only to name it)
             i = _first(~np.isfinite(los).all(axis=1))
             raise ValueError(f"detections[{i}].line_of_sight_eci: not finite ({los[i].tolist()})")

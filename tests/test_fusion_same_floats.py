@@ -211,3 +211,58 @@ def test_launch_grid_search_in_chunks_finds_what_the_whole_grid_does():
         else:
             assert j is None and _same(h, h_all)
     assert 50 < found < 300  # both cases seen
+
+
+def _in_view_numpy(sensor, positions, limit, floor):
+    """Existence.in_view's numpy arithmetic (the path for many rows)."""
+    from tracklayer.fusion.tracker.existence import _geometry
+
+    rng, clearance, limb = _geometry(sensor, positions)
+    return (rng <= limit) & np.where(limb, clearance >= floor, clearance >= 0.0)
+
+
+def test_in_view_of_a_few_rows_in_python_floats_is_numpys():
+    """The sparse frame's view test in Python floats answers as numpy does, and leaves
+    the answer to numpy (None) where a value sits at a limit."""
+    from tracklayer.fusion.tracker.existence import _in_view_floats
+
+    rng = np.random.default_rng(19)
+    sensor = np.array([3.0e6, -5.5e6, 3.9e6])  # ~7,500 km from the centre
+    limit, floor = 9.0e6, 60e3
+    decided = 0
+    for _ in range(3000):
+        pos = rng.normal(size=(4, 3)) * 4e6
+        got = _in_view_floats(sensor, pos, limit, floor)
+        if got is not None:
+            decided += 1
+            assert np.array_equal(got, _in_view_numpy(sensor, pos, limit, floor))
+    assert decided > 2900
+    d = np.array([0.3, 0.8, -0.5]) / np.linalg.norm([0.3, 0.8, -0.5])
+    at_limit = sensor + limit * d  # exactly at the range limit (to rounding)
+    assert _in_view_floats(sensor, at_limit[None], limit, floor) is None
+    beside = np.array([[np.nan, 0.0, 0.0]])  # not a number: numpy decides
+    assert _in_view_floats(sensor, beside, limit, floor) is None
+
+
+def test_plainly_valid_detections_are_valid_to_numpys_checks():
+    """The Python-float pass over a few detections only ever lets through what the
+    vectorised checks accept; what it doubts goes to them."""
+    from tracklayer.fusion.validation import LOS_NORM_TOLERANCE, _plainly_valid
+
+    rng = np.random.default_rng(23)
+    passed = 0
+    for _ in range(4000):
+        n = int(rng.integers(1, 6))
+        u = rng.normal(size=(n, 3))
+        u /= np.linalg.norm(u, axis=1)[:, None]
+        u *= 1.0 + rng.choice([0.0, 1.0, -1.0]) * rng.uniform(0.0, 2.0) * LOS_NORM_TOLERANCE
+        sigma = rng.choice([5e-5, 1e-2, 2e-2, 0.0, np.nan], size=n, p=[0.9, 0.04, 0.02, 0.02, 0.02])
+        if rng.random() < 0.02:
+            u[0, 1] = rng.choice([np.nan, np.inf])
+        if _plainly_valid(u, sigma):
+            passed += 1
+            with np.errstate(invalid="ignore"):
+                err = np.abs(np.sqrt(np.einsum("ij,ij->i", u, u)) - 1.0)
+            assert np.isfinite(u).all() and (err <= LOS_NORM_TOLERANCE).all()
+            assert ((sigma > 0.0) & (sigma <= 1e-2)).all()
+    assert 1000 < passed < 3900

@@ -278,3 +278,32 @@ def test_the_rows_the_tracker_screens_are_the_ones_may_gate_keeps(jit):
                 assert got.tolist() == ref.tolist()
     finally:
         kernels.set_enabled(True)
+
+
+def test_rows_with_spare_capacity_hold_what_copies_would():
+    """Appends into spare capacity and removals that re-pack give the stacks a copy per
+    change would (rows, order, owners' row numbers), and an array taken before a change
+    still reads what it read: the rows never move under a caller."""
+    rng = np.random.default_rng(5)
+    rows = StateRows()
+    ref_x, ref_P, tracks = [], [], []
+    held = []
+    for step in range(300):
+        if rng.random() < 0.7 or len(tracks) < 3:
+            x, P = rng.normal(size=9), rng.normal(size=(9, 9))
+            trk = Track(key=step, created_ns=step, last_update_ns=step)
+            rows.append(x, P, trk, False, step)
+            tracks.append(trk)
+            ref_x.append(x)
+            ref_P.append(P)
+        else:
+            gone = sorted(rng.choice(len(tracks), size=2, replace=False).tolist())
+            rows.remove(gone)
+            for i in reversed(gone):
+                del tracks[i], ref_x[i], ref_P[i]
+        if step % 25 == 0:
+            held.append((rows.x, rows.x.copy()))
+        assert np.array_equal(rows.x, np.array(ref_x)) and np.array_equal(rows.P, np.array(ref_P))
+        assert [t.row for t in tracks] == list(range(len(tracks)))
+        assert rows.t_ns.shape == rows.score.shape == (len(tracks),)
+    assert all(np.array_equal(view, copy) for view, copy in held)

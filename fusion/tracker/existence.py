@@ -30,6 +30,7 @@ import math
 import numpy as np
 
 from ..config import FusionConfig
+from ..constants import R_EARTH_EQ, R_EARTH_POLAR
 from ..dynamics import ellipsoid_height, norm3
 
 _TAIL = 0.005  # share of detections of well-held tracks allowed beyond a learned limit
@@ -40,6 +41,10 @@ _CLEAR_BIN_M = 1e3  # m; histogram of limb clearances, -1,000 to +3,000 km
 _CLEAR_LOW_M = -1_000e3
 _N_RANGE_BINS = 2_000
 _N_CLEAR_BINS = 4_000
+_FEW_ROWS = 8  # up to this many positions, the view is decided in Python floats first
+_EDGE_U = 1e-9  # |u| or |u - 1| closer than this: too near the limb test's edge
+_EDGE_RANGE = 1e-9  # relative distance to the range limit below which numpy decides
+_EDGE_CLEARANCE_M = 1e-3  # distance to a clearance limit below which numpy decides
 
 
 class Existence:
@@ -94,9 +99,14 @@ class Existence:
         cfg = self.config
         if self.max_range_m <= 0.0 or positions.shape[0] == 0:
             return np.zeros(positions.shape[0], bool)
-        rng, clearance, limb = _geometry(sensor_position, positions)
-        ok = rng <= cfg.look_range_fraction * self.max_range_m
+        limit = cfg.look_range_fraction * self.max_range_m
         floor = self.min_clearance_m + cfg.look_grazing_margin_m
+        if positions.shape[0] <= _FEW_ROWS:
+            few = _in_view_floats(sensor_position, positions, limit, floor)
+            if few is not None:
+                return few
+        rng, clearance, limb = _geometry(sensor_position, positions)
+        ok = rng <= limit
         return ok & np.where(limb, clearance >= floor, clearance >= 0.0)
 
     def score(self, scores: np.ndarray, hit: np.ndarray) -> np.ndarray:
@@ -117,3 +127,36 @@ def _geometry(
     limb = (u > 0.0) & (u < 1.0)
     nearest = np.where(limb[:, None], sensor_position + u[:, None] * d, positions)
     return rng, ellipsoid_height(nearest), limb
+
+
+def _in_view_floats(
+    sensor_position: np.ndarray, positions: np.ndarray, limit: float, floor: float
+) -> np.ndarray | None:
+    """:meth:`Existence.in_view` of a few positions in Python floats (a sparse frame's
+    numpy calls cost more than the arithmetic), or None when a value lies so near a
+    limit (range ``limit`` m, limb clearance ``floor`` m, ground 0 m, the limb test's
+    ``u`` in (0, 1)) that rounding, which differs from numpy's by ~1e-9 m here, could
+    decide it: then the numpy path decides, so the answer is always numpy's."""
+    sx, sy, sz = sensor_position.tolist()
+    a, b = R_EARTH_EQ, R_EARTH_POLAR
+    out = []
+    for px, py, pz in positions.tolist():
+        dx, dy, dz = px - sx, py - sy, pz - sz
+        rng = math.sqrt(dx * dx + dy * dy + dz * dz)
+        u = -(dx * sx + dy * sy + dz * sz) / max(rng * rng, 1.0)
+        if not (math.isfinite(rng) and math.isfinite(u)):
+            return None
+        if abs(u) < _EDGE_U or abs(u - 1.0) < _EDGE_U or abs(rng - limit) <= _EDGE_RANGE * limit:
+            return None
+        limb = 0.0 < u < 1.0
+        nx, ny, nz = (sx + u * dx, sy + u * dy, sz + u * dz) if limb else (px, py, pz)
+        rn = math.sqrt(nx * nx + ny * ny + nz * nz)
+        if rn == 0.0:
+            return None
+        s2 = (nz / rn) * (nz / rn)
+        clearance = rn - a * b / math.sqrt(b * b * (1.0 - s2) + a * a * s2)
+        edge = floor if limb else 0.0
+        if abs(clearance - edge) < _EDGE_CLEARANCE_M:
+            return None
+        out.append(rng <= limit and clearance >= edge)
+    return np.array(out, dtype=bool)

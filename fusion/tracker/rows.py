@@ -15,6 +15,7 @@ whatever else depends only on the owners and their modes (:attr:`layout_cache`, 
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -120,10 +121,15 @@ class StateRows:
     def append(self, x: np.ndarray, P: np.ndarray, trk: Track, shadow: bool, t_ns: int) -> None:
         """Add a row for ``trk`` (its main row, or its shadow's) with its state at data
         time ``t_ns``."""
-        self.x = np.concatenate([self.x, x[None]])
-        self.P = np.concatenate([self.P, P[None]])
-        self.t_ns = np.append(self.t_ns, np.int64(t_ns))
-        self.score = np.append(self.score, 0.0)
+        n = len(self.owners)
+        self.x = _grown(self.x, n)
+        self.P = _grown(self.P, n)
+        self.t_ns = _grown(self.t_ns, n)
+        self.score = _grown(self.score, n)
+        self.x[n] = x
+        self.P[n] = P
+        self.t_ns[n] = t_ns
+        self.score[n] = 0.0
         self.owners.append(RowOwner(trk, shadow))
         columns = self.layout_cache.get("owners")
         self.changed()
@@ -143,10 +149,10 @@ class StateRows:
             return
         keep = np.ones(len(self.owners), bool)
         keep[rows] = False
-        self.x = self.x[keep]
-        self.P = self.P[keep]
-        self.t_ns = self.t_ns[keep]
-        self.score = self.score[keep]
+        self.x = _kept(self.x, keep)
+        self.P = _kept(self.P, keep)
+        self.t_ns = _kept(self.t_ns, keep)
+        self.score = _kept(self.score, keep)
         first = min(rows)  # the rows before the first removed one keep their numbers
         kept = zip(self.owners[first:], keep[first:].tolist(), strict=True)
         self.owners[first:] = [o for o, k in kept if k]
@@ -178,7 +184,10 @@ class StateRows:
         stale = idx[self.t_ns[idx] < t_ns]
         if stale.size == 0:
             return
-        stale = np.unique(stale)
+        if stale.size > 1:  # sorted, each once (np.unique's result; a mask is cheaper)
+            once = np.zeros(len(self.owners), bool)
+            once[stale] = True
+            stale = np.flatnonzero(once)
         inv_tau, accel_psd, jerk_psd = self.noise_source.noise()
         dt = (t_ns - self.t_ns[stale]) / NS_PER_S
         self.x[stale], self.P[stale] = predict(
@@ -186,3 +195,46 @@ class StateRows:
             jerk_psd[stale], max_step=self.max_step_s,
         )  # fmt: skip
         self.t_ns[stale] = t_ns
+
+
+_SPARE_MIN = 16  # rows of spare capacity at least, when a stack's buffer is (re)made
+#: The buffers made here, by id (an array that merely shares a base is not grown into).
+_BUFFERS: weakref.WeakValueDictionary[int, np.ndarray] = weakref.WeakValueDictionary()
+
+
+def _buffer(rows: int, like: np.ndarray) -> np.ndarray:
+    """A new, registered buffer of ``rows`` rows shaped and typed as ``like``'s."""
+    buf = np.empty((rows,) + like.shape[1:], dtype=like.dtype)
+    _BUFFERS[id(buf)] = buf
+    return buf
+
+
+def _grown(a: np.ndarray, n: int) -> np.ndarray:
+    """``a`` (n, ...) with one row more (its last row unset): a view of its buffer when
+    that has a spare row after ``a``, else a copy into a new buffer with spare rows (at
+    least as many again), so appending a track does not copy the whole stack. Rows never
+    move inside a buffer (only :func:`_kept` re-packs, into a new one), so a caller
+    holding an older view still reads the rows it had."""
+    base = a.base
+    if (
+        base is not None
+        and _BUFFERS.get(id(base)) is base
+        and a.shape[0] == n
+        and base.shape[0] > n
+        and base.shape[1:] == a.shape[1:]
+        and base.ctypes.data == a.ctypes.data
+        and a.flags.c_contiguous
+    ):
+        return base[: n + 1]
+    buf = _buffer(n + max(n, _SPARE_MIN), a)
+    buf[:n] = a
+    return buf[: n + 1]
+
+
+def _kept(a: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """The rows of ``a`` where ``keep`` (bool (n,)), packed in order into a new buffer
+    with spare rows (``a[keep]``'s values)."""
+    m = int(np.count_nonzero(keep))
+    buf = _buffer(m + max(m, _SPARE_MIN), a)
+    np.compress(keep, a, axis=0, out=buf[:m])
+    return buf[:m]
