@@ -85,6 +85,7 @@ def test_a_badly_seen_direction_tilted_to_the_eci_axes_is_not_scored():
     # the principal axes: only the two well-seen directions count, 0.5 urad each
     assert sc.rms_observable_error_urad == pytest.approx(0.5)
     assert sc.observable_share == pytest.approx(2 / 3)
+    assert sc.rms_observable_sigma_urad == pytest.approx(1.0)  # what it expects there
     # the ECI-axis test (covariance not given) would have scored x and z: 4.5 and 0.5
     diag = _estimate(true + err, np.diag(np.diag(cov)))
     old = score_registration(_truth(true), [diag], T0_NS)

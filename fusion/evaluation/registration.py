@@ -18,8 +18,11 @@ A sensor is scored once it has evidence (``windows >= min_windows``). Figures:
   about a sensor's boresight and the rotation common to all sensors stay near the prior
   and are left out. Principal axes, not the ECI axes: a badly seen direction tilted to
   the ECI axes spreads its prior-sized error and sigma over all three, so an ECI axis
-  passing the test can carry it (DESIGN §6, *Observability*). Without a covariance (older
+  passing the test can carry it (DESIGN §6, *Observability test*). Without a covariance (older
   recordings) the ECI axes with their sigmas;
+- ``rms_observable_sigma_urad``: RMS of the reported sigmas along those axes: the error
+  the estimator itself expects there (above a bound on the error, the bound asks for
+  more information than the estimator has);
 - ``rms_true_urad``: RMS of the true biases of the scored sensors (every axis);
 - ``within_3sigma``: share of (sensor, axis) errors within 3 reported sigma.
 """
@@ -89,6 +92,11 @@ class SensorScore:
         return vec.T @ self.error_urad, np.sqrt(np.maximum(lam, 0.0))
 
 
+def _rms(a: np.ndarray) -> float:
+    """RMS of ``a``; NaN when empty."""
+    return float(np.sqrt(np.mean(a**2))) if a.size else np.nan
+
+
 def _covariance_urad2(b: SensorBias) -> np.ndarray:
     """A snapshot's covariance (3, 3) urad^2; diagonal from its sigmas when not given."""
     if len(b.covariance_rad2) != 6:
@@ -110,6 +118,7 @@ class RegistrationScore:
     rms_relative_error_urad: float
     rms_observable_error_urad: float
     observable_share: float  # share of the scored principal axes that are observable
+    rms_observable_sigma_urad: float
     common_error_urad: np.ndarray
     within_3sigma: float
 
@@ -123,6 +132,7 @@ class RegistrationScore:
             "rms_relative_error_urad": self.rms_relative_error_urad,
             "rms_observable_error_urad": self.rms_observable_error_urad,
             "observable_share": self.observable_share,
+            "rms_observable_sigma_urad": self.rms_observable_sigma_urad,
             "common_error_urad": [float(v) for v in self.common_error_urad],
             "within_3sigma": self.within_3sigma,
         }
@@ -163,16 +173,18 @@ def score_registration(
     common = err.mean(axis=0)
     principal = [s.principal() for s in scores]
     along = np.array([e for e, _ in principal])
-    observable = np.array([p for _, p in principal]) <= max_sigma_urad
-    obs_err = along[observable]
+    sig_along = np.array([p for _, p in principal])
+    observable = sig_along <= max_sigma_urad
+    obs_err, obs_sig = along[observable], sig_along[observable]
     return RegistrationScore(
         at_s=max(s.t_s for s in scores) if at_s is None else float(at_s),
         sensors=scores,
         rms_true_urad=float(np.sqrt(np.mean(true**2))),
         rms_error_urad=float(np.sqrt(np.mean(err**2))),
         rms_relative_error_urad=float(np.sqrt(np.mean((err - common) ** 2))),
-        rms_observable_error_urad=float(np.sqrt(np.mean(obs_err**2))) if obs_err.size else np.nan,
+        rms_observable_error_urad=_rms(obs_err),
         observable_share=float(np.mean(observable)),
+        rms_observable_sigma_urad=_rms(obs_sig),
         common_error_urad=common,
         within_3sigma=float(np.mean(np.abs(err) <= 3.0 * sig)),
     )
