@@ -55,6 +55,7 @@ STALE_AFTER_S = 10.0  # s without a look after which a window is closed (track e
 PRUNE_EVERY_S = 1.0  # s of data time between two prunings of stale windows
 EARTH_FIXED_WINDOW_SHARE = 3.0  # hot-spot (site) windows: this x registration_window_s
 THRUSTING_WINDOW_SHARE = 0.3  # boost windows (thrust changes: short) likewise
+_UPPER = np.triu_indices(3)  # a 3 x 3 covariance's upper triangle: xx xy xz yy yz zz
 
 
 class Evidence(IntEnum):
@@ -69,13 +70,16 @@ class Evidence(IntEnum):
 @dataclass(frozen=True, slots=True)
 class SensorBias:
     """One sensor's bias estimate at data time ``time_ns``: rotation vector and 1-sigma per
-    ECI axis (rad); ``windows``: accepted windows that involved the sensor (0: prior only)."""
+    ECI axis (rad); ``windows``: accepted windows that involved the sensor (0: prior only);
+    ``covariance_rad2``: its 3 x 3 covariance (rad^2, ECI), upper triangle xx xy xz yy yz
+    zz (empty: not given, the axes taken as uncorrelated)."""
 
     sensor_id: str
     time_ns: int
     angles_rad: tuple[float, float, float]
     sigma_rad: tuple[float, float, float]
     windows: int
+    covariance_rad2: tuple[float, ...] = ()
 
 
 @dataclass(slots=True)
@@ -468,7 +472,8 @@ class Registration:
         return int(self._t_ns or 0) if self._ids else None
 
     def estimates(self) -> list[SensorBias]:
-        """Every known sensor's estimate and 1-sigma (rad, ECI axes), by sensor id."""
+        """Every known sensor's estimate, 1-sigma and 3 x 3 covariance (rad, ECI axes; the
+        pending drift included), by sensor id."""
         out = []
         index, P, theta, used = dict(self._index), self._P, self._theta, self._windows_used
         drift = self._q_per_s * self._drift_s
@@ -478,6 +483,7 @@ class Registration:
             k = index[sid]
             if k >= min(th.shape[0], sig.shape[0], used.size):
                 continue
+            blk = P[3 * k : 3 * k + 3, 3 * k : 3 * k + 3] + drift * np.eye(3)
             out.append(
                 SensorBias(
                     sid,
@@ -485,6 +491,7 @@ class Registration:
                     (float(th[k, 0]), float(th[k, 1]), float(th[k, 2])),
                     (float(sig[k, 0]), float(sig[k, 1]), float(sig[k, 2])),
                     int(used[k]),
+                    tuple(float(v) for v in blk[_UPPER]),
                 )
             )
         return out

@@ -4,7 +4,6 @@ configuration switch and the CLI flag."""
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -12,12 +11,10 @@ import pytest
 
 from tracklayer.fusion.config import FusionConfig
 from tracklayer.fusion.domain import NS_PER_S, SensorFrame
-from tracklayer.fusion.evaluation.registration import BiasTruth, score_registration
 from tracklayer.fusion.registration import Evidence, Registration
 from tracklayer.sensors.ir_sensor import rotation_matrix
 from tracklayer.sensors.pointing_bias import DRIFT_STEP_S, PointingBias
 from tracklayer.sensors.scenario import load_scenario, parse_scenario
-from tracklayer.sensors.simulation import run_metadata
 
 URAD = 1e-6
 T0_NS = 1_767_225_600 * NS_PER_S  # 2026-01-01
@@ -43,18 +40,6 @@ def test_constant_bias_keeps_its_rotation_and_no_bias_means_none():
     assert np.allclose(pb.rotation(1, 400.0), rotation_matrix(pb.theta0[1]))
     off = PointingBias(3, [11, 12], 0.0, 0.0, 600.0)
     assert not off.active and off.rotation(0, 10.0) is None
-
-
-def test_biased_scenario_records_its_true_biases_and_unbiased_ones_do_not():
-    sc = load_scenario("biased")
-    assert sc.sensor.bias_sigma_urad == 10 and sc.sensor.bias_drift_urad_per_hour > 0
-    meta = run_metadata(sc)
-    table = meta["sensor_bias"]
-    assert table["frame"] == "eci" and set(table["urad"]) == set(sc.sensor_ids())
-    truth = BiasTruth.from_table(json.loads(json.dumps(table)))
-    rms = math.sqrt(np.mean([truth.at(s, 0.0) ** 2 for s in truth.urad]))
-    assert 6.0 < rms < 14.0  # 28 x 3 draws of sigma 10 urad
-    assert "sensor_bias" not in run_metadata(load_scenario("single-icbm"))
 
 
 def test_drift_key_is_validated():
@@ -457,17 +442,6 @@ def test_estimates_are_deterministic():
     a = _feed(Registration(FusionConfig()), {1: np.full(3, 5e-6)}, 40, 5e-6).estimates()
     b = _feed(Registration(FusionConfig()), {1: np.full(3, 5e-6)}, 40, 5e-6).estimates()
     assert a == b
-
-
-def test_score_counts_observable_axes_and_coverage():
-    truth = BiasTruth(np.array([0.0, 1000.0]), {"s": np.array([[10.0, 0, 0], [10.0, 0, 0]])})
-    from tracklayer.fusion.registration import SensorBias
-
-    est = [SensorBias("s", T0_NS + 100 * NS_PER_S, (9e-6, 0.0, 8e-6), (1e-6, 1e-6, 9e-6), 5)]
-    sc = score_registration(truth, est, T0_NS)
-    assert sc.rms_observable_error_urad == pytest.approx(math.sqrt(0.5))  # x and y only
-    assert sc.observable_share == pytest.approx(2 / 3)
-    assert sc.within_3sigma == 1.0
 
 
 # ------------------------------------------------------------------ switches

@@ -419,17 +419,22 @@ def bias_to_proto(b: SensorBias) -> registration_pb2.SensorBias:
         angles_urad=[a * 1e6 for a in b.angles_rad],
         sigma_urad=[s * 1e6 for s in b.sigma_rad],
         windows=b.windows,
+        covariance_urad2=[c * 1e12 for c in b.covariance_rad2],
     )
 
 
 def bias_from_proto(msg: registration_pb2.SensorBias) -> SensorBias:
-    """The inverse of :func:`bias_to_proto`; three angles and sigmas are required."""
+    """The inverse of :func:`bias_to_proto`; three angles and sigmas are required, the
+    covariance is six values or none (recordings before it)."""
     if len(msg.angles_urad) != 3 or len(msg.sigma_urad) != 3:
         raise ValueError("angles_urad, sigma_urad: expected 3 values each")
+    if len(msg.covariance_urad2) not in (0, 6):
+        raise ValueError("covariance_urad2: expected 6 values (upper triangle) or none")
     return SensorBias(
         msg.sensor_id,
         _required_time(msg, "time"),
         tuple(a * 1e-6 for a in msg.angles_urad),
         tuple(s * 1e-6 for s in msg.sigma_urad),
         int(msg.windows),
+        tuple(c * 1e-12 for c in msg.covariance_urad2),
     )

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n tracklayer/v1/registration.proto\x12\rtracklayer.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x83\x01\n\nSensorBias\x12\x11\n\tsensor_id\x18\x01 \x01(\t\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x61ngles_urad\x18\x03 \x03(\x01\x12\x12\n\nsigma_urad\x18\x04 \x03(\x01\x12\x0f\n\x07windows\x18\x05 \x01(\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n tracklayer/v1/registration.proto\x12\rtracklayer.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9d\x01\n\nSensorBias\x12\x11\n\tsensor_id\x18\x01 \x01(\t\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x61ngles_urad\x18\x03 \x03(\x01\x12\x12\n\nsigma_urad\x18\x04 \x03(\x01\x12\x0f\n\x07windows\x18\x05 \x01(\x04\x12\x18\n\x10\x63ovariance_urad2\x18\x06 \x03(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,5 +33,5 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tracklayer.v1.registration_
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SENSORBIAS']._serialized_start=85
-  _globals['_SENSORBIAS']._serialized_end=216
+  _globals['_SENSORBIAS']._serialized_end=242
 # @@protoc_insertion_point(module_scope)

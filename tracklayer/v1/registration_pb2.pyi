@@ -32,6 +32,7 @@ class SensorBias(_message.Message):
     ANGLES_URAD_FIELD_NUMBER: _builtins.int
     SIGMA_URAD_FIELD_NUMBER: _builtins.int
     WINDOWS_FIELD_NUMBER: _builtins.int
+    COVARIANCE_URAD2_FIELD_NUMBER: _builtins.int
     sensor_id: _builtins.str
     windows: _builtins.int
     """Accepted evidence windows that involved the sensor (0: prior only)."""
@@ -47,6 +48,13 @@ class SensorBias(_message.Message):
     def sigma_urad(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
         """1-sigma per axis, microradians."""
 
+    @_builtins.property
+    def covariance_urad2(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
+        """The estimate's 3 x 3 covariance, microradians squared, ECI axes: its upper
+        triangle xx, xy, xz, yy, yz, zz (empty: not given). Its eigenvectors are the
+        directions evaluation scores as observable or not (DESIGN §6).
+        """
+
     def __init__(
         self,
         *,
@@ -55,10 +63,11 @@ class SensorBias(_message.Message):
         angles_urad: _abc.Iterable[_builtins.float] | None = ...,
         sigma_urad: _abc.Iterable[_builtins.float] | None = ...,
         windows: _builtins.int = ...,
+        covariance_urad2: _abc.Iterable[_builtins.float] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["angles_urad", b"angles_urad", "sensor_id", b"sensor_id", "sigma_urad", b"sigma_urad", "time", b"time", "windows", b"windows"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["angles_urad", b"angles_urad", "covariance_urad2", b"covariance_urad2", "sensor_id", b"sensor_id", "sigma_urad", b"sigma_urad", "time", b"time", "windows", b"windows"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
