@@ -28,6 +28,9 @@ class FusionConfig:
     boost_gate_probability: float = 0.99999  # wider gate while a track is accelerating
     thread_bonus: float = 16.0  # cost (d2 units) off a pair that continues the detection
     # thread the track holds from that sensor, and onto one another track holds; 0 = off
+    crowd_min_gated: int = 3  # a BOOST track below alias_min_altitude_m whose gate holds
+    # this many detections, one in another track's gate too, is in a crowd (tracker/crowd.py)
+    crowd_hold_s: float = 0.0  # s; a track in a crowd is not confirmed younger (0 = off)
 
     # --- negative evidence: looks without a detection (fusion/tracker/existence.py) ---
     existence: bool = True  # delete tracks the satellites look at and do not see (ghosts)
@@ -57,7 +60,8 @@ class FusionConfig:
     # sigma still exceeds this (m/s): its velocity not yet known to one alias spacing/s
     alias_min_altitude_m: float = 50_000.0  # m; tracks lower do not branch (near the pad
     # a stream's objects are 20-300 m apart and the at-rest prior is nearly right)
-    alias_family_max: int = 12  # hypotheses of one family at most
+    alias_family_max: int = 12  # live members of one family a member may branch up to
+    # (counted before the look: members branching in one look may exceed it together)
     alias_decide_s: float = 3.0  # s after the branch at which the family keeps its best
     alias_miss_cost: float = 9.0  # cost (NIS units) of a look that updated a sibling only
     init_min_altitude_m: float = -20_000.0  # m; intersections below this are ghosts
@@ -214,6 +218,8 @@ class FusionConfig:
             "ballistic_accel_psd",
             "init_cloud_radius_m",
             "alias_hypotheses",
+            "crowd_min_gated",
+            "crowd_hold_s",
             "init_min_angle_deg",
             "registration_site_memory_s",
             "registration_track_memory_s",

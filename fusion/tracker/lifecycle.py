@@ -26,6 +26,7 @@ from ..config import FusionConfig
 from ..constants import ATMOSPHERE_TOP_M
 from ..domain import NS_PER_S, TrackStatus
 from ..dynamics import POS, VEL, cross_omega, ellipsoid_height, norm3
+from .crowd import CrowdHold
 from .rows import StateRows
 from .track import NIS_WINDOW, Mode, Track
 
@@ -42,6 +43,10 @@ _PLUME_RUN_TO_CONFIRM = 2  # bright detections in a row: a plume, two sensors su
 
 class Lifecycle:
     """Status transitions of the tracks whose states are in ``rows``."""
+
+    #: young tracks in a crowd wait for confirmation (.crowd; set by the tracker; class
+    #: default: none, as in checkpoints from before it)
+    hold: CrowdHold | None = None
 
     def __init__(self, config: FusionConfig, rows: StateRows) -> None:
         self.config = config
@@ -94,7 +99,7 @@ class Lifecycle:
     def try_confirm(self, trk: Track, t_ns: int) -> None:
         """TENTATIVE -> CONFIRMED if the evidence is complete (module docstring)."""
         cfg = self.config
-        if trk.earth_fixed:
+        if trk.earth_fixed or (self.hold is not None and self.hold.holds(trk, t_ns)):
             return
         now_bin = t_ns // NS_PER_S
         hits = sum(1 for b in trk.hit_bins if b > now_bin - cfg.confirm_n)

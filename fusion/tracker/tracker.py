@@ -32,6 +32,7 @@ from ..threads import ThreadBook
 from .aliases import AliasFamilies, branch_out, branch_start
 from .bookkeeping import book_updates
 from .cloud import cloud_prior
+from .crowd import CrowdHold
 from .evidence import evidence_of, unambiguous
 from .existence import Existence
 from .glide_mode import glide_transitions
@@ -65,6 +66,8 @@ class Tracker:
     #: velocity hypotheses of new boost tracks in a stream (class default: checkpoints
     #: from before them)
     _aliases: AliasFamilies | None = None
+    #: confirmation held for young tracks in a crowd (class default: older checkpoints)
+    _crowd: CrowdHold | None = None
 
     def __init__(
         self,
@@ -94,6 +97,8 @@ class Tracker:
         )
         self._existence = Existence(cfg) if cfg.existence else None
         self._aliases = AliasFamilies(cfg, self._rows) if cfg.alias_hypotheses > 0 else None
+        if cfg.crowd_hold_s > 0 and cfg.crowd_min_gated > 0:
+            self._crowd = self._lifecycle.hold = CrowdHold(cfg)
         # S > 1 shards (issue 14): what this tracker owns and reports (None: everything)
         self.region = region
         if region is not None:
@@ -239,6 +244,8 @@ class Tracker:
             )
         claimed = np.zeros(n_det, bool)
         claimed[assigned.det_idx] = True
+        if self._crowd is not None:  # young tracks in a crowd are not confirmed (.crowd)
+            self._crowd.look(rows, gating, gates, main_rows, keys, track_idx, frame.time_ns)
         branch = branch_start(self, assigned, claimed, frame.time_ns) if self._aliases else []
         nis, shadowed = self._update_rows(frame, assigned)
         if self.registration is not None:
