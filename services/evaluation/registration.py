@@ -82,7 +82,7 @@ def format_biases(ev: BiasEvaluation) -> str:
             continue
         lines.append(
             f"  {label}: {len(sc.sensors)} sensors, true RMS {sc.rms_true_urad:.1f}, "
-            f"error RMS {sc.rms_error_urad:.1f} (observable principal axes, "
+            f"error RMS {sc.rms_error_urad:.1f} (observable axes, "
             f"{100 * sc.observable_share:.0f} %: {sc.rms_observable_error_urad:.1f}, sigma "
             f"{sc.rms_observable_sigma_urad:.1f}; without the "
             f"common rotation: {sc.rms_relative_error_urad:.1f}), "
