@@ -123,3 +123,26 @@ def test_dense_scene_teaches_no_bias_to_unbiased_sensors(dense_run):
     for b in seen:
         z = np.abs(np.array(b.angles_rad)) / np.array(b.sigma_rad)
         assert z.max() <= 4.0, (b.sensor_id, b.windows, b.angles_rad, b.sigma_rad)
+
+
+@pytest.fixture(scope="module")
+def seed7_pair(sim_result):
+    """Seed 7 of the same scenario (main's worst of seeds 5/6/7: CLEAR-MOT 26.0, false
+    share 2.21%), tracked with the defaults and with the crowd hold on at 6 s
+    (fusion/tracker/crowd.py, ``crowd_hold_s``; off by default, DESIGN §6)."""
+    sim = sim_result(str(SCENARIO), 7)
+    return _evaluate(sim, FusionConfig())[0], _evaluate(sim, FusionConfig(crowd_hold_s=6.0))[0]
+
+
+def test_crowd_hold_cuts_switches_and_false_tracks_of_a_pad_stream(seed7_pair):
+    """Held from confirmation while young in an unresolved crowd, a pad stream's tracks
+    are reported only once they have lasted: far fewer identity switches and false
+    tracks here, at no cost in completeness on this seed (seeds 5 and 6: 0.996 -> 0.977
+    and 0.978 -> 0.976; on `raid-proliferated` 120 s the same hold costs 0.985 -> 0.934,
+    which is why it is off by default, DESIGN §6)."""
+    base, held = seed7_pair
+    key = "id_switches_clear_mot_per_10_object_minutes"
+    assert held[key] <= 0.6 * base[key]  # measured 11.5 against 26.0
+    assert held["false_track_share"] <= 0.5 * base["false_track_share"]  # 0.55% vs 2.21%
+    assert held["completeness"] >= 0.95  # measured 0.970 (0.969 without)
+    assert held["position_rmse_m"]["midcourse"] <= 50.0  # 16.4 m (16.6 m without)
