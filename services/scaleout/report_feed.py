@@ -75,12 +75,9 @@ class ReportFeed:
             config=config,
         )  # fmt: skip
 
-    async def peek(self, limit: int, after_id: int = 0) -> list[tuple[int, bytes]]:
-        """The oldest ``limit`` unsettled reports after stream seq ``after_id`` (the
-        forwarder's last sent) as (stream seq, bytes). With none held (nothing on its way
-        to the store) it waits for some, polling every ``poll_s``, unless closing; with
-        some held and none after ``after_id`` it returns none at once, so the forwarder
-        reads the answer to what it sent (settling it) before it asks again."""
+    async def peek(self, limit: int) -> list[tuple[int, bytes]]:
+        """The oldest ``limit`` unsettled reports as (stream seq, bytes); waits for some
+        (polling every ``poll_s``) unless closing."""
         import nats.errors
 
         while not self._held and not self.closing:
@@ -99,8 +96,7 @@ class ReportFeed:
                 continue
             self._held = msgs
             self.depth = len(msgs) + int(msgs[-1].metadata.num_pending)
-        fresh = [m for m in self._held if m.metadata.sequence.stream > after_id]
-        return [(m.metadata.sequence.stream, m.data) for m in fresh[:limit]]
+        return [(m.metadata.sequence.stream, m.data) for m in self._held[:limit]]
 
     async def settle(
         self, delivered: Iterable[int], rejected: Iterable[tuple[int, str]] = ()
