@@ -52,8 +52,12 @@ class Forwarder:
         backoff_s: float = 0.1,
         max_backoff_s: float = 5.0,
         credentials: grpc.ChannelCredentials | None = None,
+        in_flight: int = IN_FLIGHT,
     ) -> None:
+        """``in_flight`` > 1 needs ``outbox.peek(limit, after_id)`` (the SQLite outbox);
+        1: ``peek(limit)``, the oldest unsettled (the scale-out report feed)."""
         self._outbox = outbox
+        self._in_flight = in_flight
         self.target = target
         self._db = db
         self._batch = batch
@@ -150,8 +154,9 @@ class Forwarder:
         try:
             while True:
                 self._wake.clear()
-                if len(sent) < IN_FLIGHT:
-                    rows = await self._db(self._outbox.peek, self._batch, last_id)
+                if len(sent) < self._in_flight:
+                    after = (last_id,) if self._in_flight > 1 else ()
+                    rows = await self._db(self._outbox.peek, self._batch, *after)
                     if rows:
                         reports = [track_pb2.TrackReport.FromString(b) for _, b in rows]
                         req = track_store_service_pb2.PublishTracksRequest(reports=reports)

@@ -115,6 +115,7 @@ def build_front_door(
             feed.run,
             max_backoff_s=settings.store_max_backoff_s,
             credentials=settings.store_credentials,
+            in_flight=1,  # the feed peeks the oldest unsettled reports only
         )
     engine.counter_sources.append(feed.counters)
     view = ShardStatusView(link, shards, lambda: journal.committed_seq)
