@@ -277,13 +277,13 @@ def test_view_statistics_of_a_few_rows_in_python_floats_are_numpys(monkeypatch):
     sensor = np.array([3.0e6, -5.5e6, 3.9e6])
     batches = []
     for _ in range(600):
-        d = rng.normal(size=(int(rng.integers(1, 9)), 3))
+        d = rng.normal(size=(int(rng.integers(1, 40)), 3))
         d /= np.linalg.norm(d, axis=1)[:, None]
         batches.append(sensor + d * rng.uniform(1e6, 1.2e7, size=(d.shape[0], 1)))
     fast = existence.Existence(FusionConfig())
     for pos in batches:
         fast.learn(sensor, pos)
-    monkeypatch.setattr(existence, "_FEW_ROWS", 0)  # numpy only
+    monkeypatch.setattr(existence, "_FEW_LEARNED", 0)  # numpy only
     ref = existence.Existence(FusionConfig())
     for pos in batches:
         ref.learn(sensor, pos)
