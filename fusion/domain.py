@@ -62,8 +62,18 @@ def ns_to_seconds(t_ns: int) -> float:
     return t_ns / NS_PER_S
 
 
+def _floats(v: object, width: int = 0) -> np.ndarray:
+    """``np.asarray(v, dtype=float)`` reshaped to (-1,) (``width`` 0) or (-1, width):
+    ``v`` itself when it already is such an array (the conversion would only make a
+    view of it; a frame is built per message, so its calls count)."""
+    if type(v) is np.ndarray and v.dtype == np.float64:
+        if (v.ndim == 1 and width == 0) or (v.ndim == 2 and v.shape[1] == width > 0):
+            return v
+    return np.asarray(v, dtype=float).reshape((-1, width) if width else -1)
+
+
 def _vec3(v: object, name: str) -> np.ndarray:
-    a = np.asarray(v, dtype=float).reshape(-1)
+    a = _floats(v)
     if a.shape != (3,):
         raise ValueError(f"{name}: expected 3 components, got shape {a.shape}")
     return a
@@ -90,10 +100,10 @@ class SensorFrame:
     def __post_init__(self) -> None:
         self.position = _vec3(self.position, "sensor_position_eci")
         self.velocity = _vec3(self.velocity, "sensor_velocity_eci")
-        self.los = np.asarray(self.los, dtype=float).reshape(-1, 3)
+        self.los = _floats(self.los, 3)
         n = self.los.shape[0]
-        self.sigma = np.asarray(self.sigma, dtype=float).reshape(-1)
-        self.intensity = np.asarray(self.intensity, dtype=float).reshape(-1)
+        self.sigma = _floats(self.sigma)
+        self.intensity = _floats(self.intensity)
         if self.sigma.shape != (n,) or self.intensity.shape != (n,):
             raise ValueError(
                 f"detections: los has {n} rows but sigma has {self.sigma.size} and "

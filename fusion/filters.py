@@ -41,7 +41,7 @@ def predict(
     :func:`dynamics.process_noise`)."""
     if x.shape[0] == 0:
         return x.copy(), P.copy()
-    if float(np.max(np.abs(dt))) <= max_step:
+    if float(np.abs(dt).max()) <= max_step:  # (the method: no np.max wrapper per call)
         compiled = kernels.predict_short(x, P, dt, inv_tau, accel_psd, jerk_psd)
         if compiled is not None:
             return compiled

@@ -209,7 +209,8 @@ def may_gate(
     out = np.zeros(n, bool)
     if n == 0 or los.shape[0] == 0:
         return False, out
-    s2_max = float(np.max(np.asarray(sigma, float) ** 2))
+    s = np.asarray(sigma, float)
+    s2_max = float((s * s).max())  # (s ** 2's floats; the method skips np.max's wrapper)
     args = (_f64(x), _f64(var), _f64(dt, (n,)), _f64(sensor_position), _f64(los), s2_max)
     try:
         found = _call("may_gate", *args, _f64(gates, (n,)), bool(first_only), out)

@@ -266,3 +266,29 @@ def test_plainly_valid_detections_are_valid_to_numpys_checks():
             assert np.isfinite(u).all() and (err <= LOS_NORM_TOLERANCE).all()
             assert ((sigma > 0.0) & (sigma <= 1e-2)).all()
     assert 1000 < passed < 3900
+
+
+def test_view_statistics_of_a_few_rows_in_python_floats_are_numpys(monkeypatch):
+    """Existence.learn of a few positions at a time (Python floats, numpy near a bin
+    edge) fills the histograms and learns the limits numpy's arithmetic does."""
+    from tracklayer.fusion.tracker import existence
+
+    rng = np.random.default_rng(29)
+    sensor = np.array([3.0e6, -5.5e6, 3.9e6])
+    batches = []
+    for _ in range(600):
+        d = rng.normal(size=(int(rng.integers(1, 40)), 3))
+        d /= np.linalg.norm(d, axis=1)[:, None]
+        batches.append(sensor + d * rng.uniform(1e6, 1.2e7, size=(d.shape[0], 1)))
+    fast = existence.Existence(FusionConfig())
+    for pos in batches:
+        fast.learn(sensor, pos)
+    monkeypatch.setattr(existence, "_FEW_LEARNED", 0)  # numpy only
+    ref = existence.Existence(FusionConfig())
+    for pos in batches:
+        ref.learn(sensor, pos)
+    assert ref._clear_hist.sum() > 100  # limb views were counted
+    assert np.array_equal(fast._range_hist, ref._range_hist)
+    assert np.array_equal(fast._clear_hist, ref._clear_hist)
+    assert (fast.max_range_m, fast.min_clearance_m) == (ref.max_range_m, ref.min_clearance_m)
+    assert fast.max_range_m > 0.0

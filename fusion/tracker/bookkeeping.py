@@ -34,14 +34,11 @@ def well_held(trk: Track, t_ns: int) -> bool:
         return False
     recent = t_ns - HELD_WITHIN_NS
     seen = 0
-    # most recent first (book_updates keeps sensors_seen in update order): stop at the
-    # first one too old, or at enough
-    for seen_ns in reversed(trk.sensors_seen.values()):
-        if seen_ns <= recent:
-            return False
-        seen += 1
-        if seen >= HELD_SENSORS:
-            return True
+    for seen_ns in trk.sensors_seen.values():  # up to every satellite: stop at enough
+        if seen_ns > recent:
+            seen += 1
+            if seen >= HELD_SENSORS:
+                return True
     return False
 
 
@@ -82,9 +79,7 @@ def book_updates(tracker: Tracker, frame: SensorFrame, pairs: _Assigned, nis: np
         bins = trk.hit_bins
         if not bins or bins[-1] != second:
             bins.append(second)
-        seen = trk.sensors_seen
-        seen.pop(sensor, None)  # re-inserted last: the dict stays in update order
-        seen[sensor] = t_ns
+        trk.sensors_seen[sensor] = t_ns
         trk.report.since.add(sensor)
         nis_k = nis_l[k]
         trk.nis_recent.append(nis_k)

@@ -42,9 +42,11 @@ _CLEAR_LOW_M = -1_000e3
 _N_RANGE_BINS = 2_000
 _N_CLEAR_BINS = 4_000
 _FEW_ROWS = 8  # up to this many positions, the view is decided in Python floats first
+_FEW_LEARNED = 32  # ... and the view statistics learned (numpy's bincounts cost ~50 us)
 _EDGE_U = 1e-9  # |u| or |u - 1| closer than this: too near the limb test's edge
 _EDGE_RANGE = 1e-9  # relative distance to the range limit below which numpy decides
 _EDGE_CLEARANCE_M = 1e-3  # distance to a clearance limit below which numpy decides
+_EDGE_BIN = 1e-6  # distance to a histogram bin edge (in bins: 1 cm, 1 mm) below which too
 
 
 class Existence:
@@ -66,6 +68,8 @@ class Existence:
         ``sensor_position`` (3,) to the view statistics."""
         if positions.shape[0] == 0:
             return
+        if positions.shape[0] <= _FEW_LEARNED and self._learn_floats(sensor_position, positions):
+            return
         rng, clearance, limb = _geometry(sensor_position, positions)
         rb = np.clip((rng / _RANGE_BIN_M).astype(np.int64), 0, _N_RANGE_BINS - 1)
         self._range_hist += np.bincount(rb, minlength=_N_RANGE_BINS)
@@ -74,10 +78,35 @@ class Existence:
             self._clear_hist += np.bincount(
                 np.clip(cb, 0, _N_CLEAR_BINS - 1), minlength=_N_CLEAR_BINS
             )
-        self._new += positions.shape[0]
+        self._counted(positions.shape[0])
+
+    def _counted(self, n: int) -> None:
+        """``n`` more detections are in the histograms: refresh the limits when due."""
+        self._new += n
         if self._new >= _REFRESH_SAMPLES:
             self._new = 0
             self._refresh()
+
+    def _learn_floats(self, sensor_position: np.ndarray, positions: np.ndarray) -> bool:
+        """:meth:`learn` of a few positions in Python floats; False (nothing learned) when
+        a value lies so near a bin edge or the limb test's edge that rounding could move
+        it (then numpy's arithmetic decides, so the bins are always numpy's)."""
+        geos = _points_geometry(sensor_position, positions)
+        if geos is None:
+            return False
+        bins = []
+        for rng, clearance, limb in geos:
+            q = rng / _RANGE_BIN_M
+            c = (clearance - _CLEAR_LOW_M) / _CLEAR_BIN_M if limb else None
+            if abs(q - round(q)) < _EDGE_BIN or (c is not None and abs(c - round(c)) < _EDGE_BIN):
+                return False
+            bins.append((q, c))
+        for q, c in bins:  # numpy's astype(int64) truncates toward zero, as int() does
+            self._range_hist[min(max(int(q), 0), _N_RANGE_BINS - 1)] += 1
+            if c is not None:
+                self._clear_hist[min(max(int(c), 0), _N_CLEAR_BINS - 1)] += 1
+        self._counted(len(bins))
+        return True
 
     def _refresh(self) -> None:
         """Limits from the histograms: the range below which, and the clearance above
@@ -129,6 +158,41 @@ def _geometry(
     return rng, ellipsoid_height(nearest), limb
 
 
+def _point_geometry(
+    sensor_position: np.ndarray, px: float, py: float, pz: float
+) -> tuple[float, float, bool] | None:
+    """:func:`_geometry` of one position (m, ECI) in Python floats: (range m, clearance
+    m, limb view), or None when it is not finite or the limb test's ``u`` is within
+    ``_EDGE_U`` of 0 or 1 (numpy's rounding of ``u``, ~1e-16, could decide the view)."""
+    sx, sy, sz = sensor_position.tolist()
+    dx, dy, dz = px - sx, py - sy, pz - sz
+    rng = math.sqrt(dx * dx + dy * dy + dz * dz)
+    u = -(dx * sx + dy * sy + dz * sz) / max(rng * rng, 1.0)
+    if not (math.isfinite(rng) and math.isfinite(u)) or abs(u) < _EDGE_U or abs(u - 1.0) < _EDGE_U:
+        return None
+    limb = 0.0 < u < 1.0
+    nx, ny, nz = (sx + u * dx, sy + u * dy, sz + u * dz) if limb else (px, py, pz)
+    rn = math.sqrt(nx * nx + ny * ny + nz * nz)
+    if rn == 0.0:
+        return None
+    a, b = R_EARTH_EQ, R_EARTH_POLAR
+    s2 = (nz / rn) * (nz / rn)
+    return rng, rn - a * b / math.sqrt(b * b * (1.0 - s2) + a * a * s2), limb
+
+
+def _points_geometry(
+    sensor_position: np.ndarray, positions: np.ndarray
+) -> list[tuple[float, float, bool]] | None:
+    """:func:`_point_geometry` of each of ``positions`` (n, 3), None if any is None."""
+    out = []
+    for px, py, pz in positions.tolist():
+        geo = _point_geometry(sensor_position, px, py, pz)
+        if geo is None:
+            return None
+        out.append(geo)
+    return out
+
+
 def _in_view_floats(
     sensor_position: np.ndarray, positions: np.ndarray, limit: float, floor: float
 ) -> np.ndarray | None:
@@ -137,26 +201,13 @@ def _in_view_floats(
     limit (range ``limit`` m, limb clearance ``floor`` m, ground 0 m, the limb test's
     ``u`` in (0, 1)) that rounding, which differs from numpy's by ~1e-9 m here, could
     decide it: then the numpy path decides, so the answer is always numpy's."""
-    sx, sy, sz = sensor_position.tolist()
-    a, b = R_EARTH_EQ, R_EARTH_POLAR
+    geos = _points_geometry(sensor_position, positions)
+    if geos is None:
+        return None
     out = []
-    for px, py, pz in positions.tolist():
-        dx, dy, dz = px - sx, py - sy, pz - sz
-        rng = math.sqrt(dx * dx + dy * dy + dz * dz)
-        u = -(dx * sx + dy * sy + dz * sz) / max(rng * rng, 1.0)
-        if not (math.isfinite(rng) and math.isfinite(u)):
-            return None
-        if abs(u) < _EDGE_U or abs(u - 1.0) < _EDGE_U or abs(rng - limit) <= _EDGE_RANGE * limit:
-            return None
-        limb = 0.0 < u < 1.0
-        nx, ny, nz = (sx + u * dx, sy + u * dy, sz + u * dz) if limb else (px, py, pz)
-        rn = math.sqrt(nx * nx + ny * ny + nz * nz)
-        if rn == 0.0:
-            return None
-        s2 = (nz / rn) * (nz / rn)
-        clearance = rn - a * b / math.sqrt(b * b * (1.0 - s2) + a * a * s2)
+    for rng, clearance, limb in geos:
         edge = floor if limb else 0.0
-        if abs(clearance - edge) < _EDGE_CLEARANCE_M:
+        if abs(rng - limit) <= _EDGE_RANGE * limit or abs(clearance - edge) < _EDGE_CLEARANCE_M:
             return None
         out.append(rng <= limit and clearance >= edge)
     return np.array(out, dtype=bool)

@@ -236,5 +236,5 @@ def _kept(a: np.ndarray, keep: np.ndarray) -> np.ndarray:
     with spare rows (``a[keep]``'s values)."""
     m = int(np.count_nonzero(keep))
     buf = _buffer(m + max(m, _SPARE_MIN), a)
-    np.compress(keep, a, axis=0, out=buf[:m])
+    a.compress(keep, axis=0, out=buf[:m])
     return buf[:m]

@@ -274,9 +274,7 @@ class Tracker:
             kinds.append(evidence_of(trk, xs[r]))
         held = (TrackStatus.CONFIRMED, TrackStatus.COASTING)
         # read only where unambiguous reads it: the tracks with a candidate pair
-        gated = np.zeros(main_rows.size, bool)  # np.unique's sorted set, by a mask
-        gated[pairs.gating.track] = True
-        gated = np.flatnonzero(gated)
+        gated = np.flatnonzero(np.bincount(pairs.gating.track, minlength=main_rows.size))  # unique
         confirmed = np.zeros(main_rows.size, bool)
         confirmed[gated] = [owners[r].track.status in held for r in main_rows[gated].tolist()]
         assigned = (pairs.track_idx, pairs.det_idx)
