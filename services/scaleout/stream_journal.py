@@ -27,6 +27,7 @@ import json
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 
 from tracklayer.services.fusion_service.checkpoint import CheckpointError
@@ -78,7 +79,7 @@ class StreamJournal:
         # FRAME events with seq <= committed_seq, and that count at each recent commit
         # (a checkpoint of seq S records the count at S, whenever it is written)
         self.committed_frames = 0
-        self._commits: dict[int, int] = {}  # committed seq -> committed_frames (bounded)
+        self._commits: OrderedDict[int, int] = OrderedDict()  # seq -> committed_frames
         self._commits_lock = threading.Lock()  # commits: db thread; writes: checkpoint thread
 
     def _stream_bounds(self) -> tuple[int, int]:
@@ -161,9 +162,8 @@ class StreamJournal:
         with self._commits_lock:
             self.committed_seq, self.committed_frames = seq, frames
             self._commits[seq] = frames
-            if len(self._commits) > COMMITS_KEPT:
-                for old in list(self._commits)[: len(self._commits) - COMMITS_KEPT]:
-                    del self._commits[old]
+            while len(self._commits) > COMMITS_KEPT:
+                self._commits.popitem(last=False)  # the oldest commit
 
     def frames_through(self, seq: int) -> int:
         """FRAME events journaled with seq <= ``seq``, a committed seq (of the last
