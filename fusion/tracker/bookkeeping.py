@@ -58,37 +58,34 @@ def book_updates(tracker: Tracker, frame: SensorFrame, pairs: _Assigned, nis: np
         held = [well_held(trk, t_ns) for trk in trks]
         tracker._existence.learn(frame.position, rows.x[upd_rows[held], POS])
     k_n = len(trks)
-    nis_l = nis[:k_n].tolist()
-    det_l = det_idx.tolist()
     # is_bright's test, in the same Python-float arithmetic as numpy's scalars
     scale = INTENSITY_REFERENCE_RANGE_M
     threshold = modes.config.boost_intensity_threshold
     intensity = frame.intensity[det_idx].tolist()
     rng = gating.rho[track_idx].tolist()
+    bright = [i * (r / scale) ** 2 >= threshold for i, r in zip(intensity, rng, strict=True)]
+    los, position, det_l = frame.los, frame.position, det_idx.tolist()
     sigma = frame.sigma[det_idx].tolist()
-    los, position = frame.los, frame.position
-    updated = tracker._updated
-    changes: list[tuple[Track, Mode]] = []
+
+    def look_of(k: int, bright_k: bool) -> Look:
+        return Look(t_ns, position, los[det_l[k]], sigma[k], bright_k)
+
+    nis_l = nis[:k_n].tolist()
+    changes = modes.observe_updates(trks, nis_l, bright, look_of)
+    tracker._updated.extend(trks)
     launching: list[Track] = []
-    for k, r in enumerate(upd_rows.tolist()):
-        trk = trks[k]
+    coasting = TrackStatus.COASTING
+    for trk, nis_k in zip(trks, nis_l, strict=True):
         trk.update_count += 1
         trk.last_update_ns = t_ns
         trk.updated_now = True
-        updated.append(trk)
         bins = trk.hit_bins
         if not bins or bins[-1] != second:
             bins.append(second)
         trk.sensors_seen[sensor] = t_ns
         trk.report.since.add(sensor)
-        nis_k = nis_l[k]
         trk.nis_recent.append(nis_k)
-        bright = intensity[k] * (rng[k] / scale) ** 2 >= threshold
-        look = Look(t_ns, position, los[det_l[k]], sigma[k], bright)
-        change = modes.observe_update(trk, r, nis_k, look)
-        if change is not None:
-            changes.append((trk, change))
-        if trk.status == TrackStatus.COASTING:
+        if trk.status == coasting:  # (after observe_updates: its inflation counts)
             lifecycle.recover(trk)
         if trk.mode == Mode.BOOST and trk.launch.enabled:
             launching.append(trk)

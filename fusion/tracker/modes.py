@@ -21,6 +21,7 @@ acceleration and jerk PSDs) follows the mode: :meth:`MotionModes.noise`.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
@@ -33,7 +34,7 @@ from ..dynamics import ACC, POS, SCALE_HEIGHT_M, VEL, air_density, cross_omega, 
 from ..filters import condition_on_zero_accel, open_accel, predict, update
 from ..measurement import position_jacobian, predict_los, residuals
 from .rows import StateRows
-from .track import Look, Mode, ShadowTest, Snapshot, Track
+from .track import Look, Mode, ShadowTest, Track, replay_start
 
 INTENSITY_REFERENCE_RANGE_M = 1.0e6  # m; intensities compare at 1000 km (times range^2)
 _REENTRY_ACCEL_SIGMA = 0.5  # m/s^2, drag prior when a ballistic track enters the air
@@ -131,45 +132,73 @@ class MotionModes:
             self._to_boost[trk.key] = trk
 
     # ------------------------------------------------------------------ after an update
-    def observe_update(self, trk: Track, row: int, nis: float, look: Look) -> Mode | None:
-        """Mode bookkeeping of one track updated (row ``row``, NIS ``nis``) by ``look``:
-        NIS memories, thrust-change inflation, plume runs and boost snapshots. Returns the
-        mode the track is due to change to (BALLISTIC: the plume went dark; BOOST: a
-        ballistic track shows a plume again), or None."""
+    def observe_updates(
+        self,
+        trks: list[Track],
+        nis: list[float],
+        bright: list[bool],
+        look_of: Callable[[int, bool], Look],
+    ) -> list[tuple[Track, Mode]]:
+        """Mode bookkeeping of the tracks ``trks`` one frame updated (their NIS ``nis``,
+        whether their looks were bright ``bright``; ``look_of(k, bright)``: the k-th
+        track's :class:`Look`, made only for a boosting track): NIS memories,
+        thrust-change inflation, plume runs and the boost looks kept for the burnout
+        replay (the bright ones' states gathered once, :meth:`keep_bright`). Returns the
+        tracks due to change mode (BALLISTIC: the plume went dark; BOOST: a ballistic
+        track shows a plume again) with that mode, in ``trks`` order."""
         cfg = self.config
-        trk.nis_fade = cfg.maneuver_memory * trk.nis_fade + nis
-        trk.nis_fade_boost = cfg.boost_inflate_memory * trk.nis_fade_boost + nis
-        if trk.mode in _INFLATED and trk.nis_fade_boost > cfg.boost_inflate_nis:
-            # Thrust (lift) changed faster than the jerk noise allows (staging, cutoff, a
-            # glider's turn): widen
-            # the thrust estimate, and position/velocity by what an unknown thrust change
-            # that long ago would have done to them.
-            self.rows.P[row] += self._inflation
-            trk.nis_fade_boost = 0.0
-        plume = trk.plume
-        if look.bright:
-            plume.bright_seen = True
-            plume.dim_run = 0
-            plume.bright_run += 1
-        else:
-            plume.bright_run = 0
-            if plume.bright_seen:
-                plume.dim_run += 1
-        if trk.mode == Mode.BOOST:  # the replay starts from a bright look's state only
-            if look.bright:
-                snap = Snapshot(self.rows.x[row].copy(), self.rows.P[row].copy(), look)
+        memory, memory_boost = cfg.maneuver_memory, cfg.boost_inflate_memory
+        inflate_nis, dim_count = cfg.boost_inflate_nis, cfg.burnout_dim_count
+        changes: list[tuple[Track, Mode]] = []
+        kept: list[Track] = []  # boosting through a bright look: state kept
+        for k, trk in enumerate(trks):
+            nis_k, bright_k, mode = nis[k], bright[k], trk.mode
+            trk.nis_fade = memory * trk.nis_fade + nis_k
+            trk.nis_fade_boost = fade = memory_boost * trk.nis_fade_boost + nis_k
+            if fade > inflate_nis and mode in _INFLATED:
+                # Thrust (lift) changed faster than the jerk noise allows (staging, cutoff,
+                # a glider's turn): widen the thrust estimate, and position/velocity by
+                # what an unknown thrust change that long ago would have done to them.
+                self.rows.P[trk.row] += self._inflation
+                trk.nis_fade_boost = 0.0
+            plume = trk.plume
+            if bright_k:
+                plume.bright_seen = True
+                plume.dim_run = 0
+                plume.bright_run += 1
             else:
-                snap = Snapshot(None, None, look)
-            plume.snapshots.append(snap)
-            if plume.dim_run >= cfg.burnout_dim_count:
-                return Mode.BALLISTIC
-        elif (
-            trk.mode == Mode.BALLISTIC
-            and plume.bright_run >= cfg.burnout_dim_count
-            and trk.status != TrackStatus.TENTATIVE
-        ):
-            return Mode.BOOST
-        return None
+                plume.bright_run = 0
+                if plume.bright_seen:
+                    plume.dim_run += 1
+            if mode == Mode.BOOST:  # the replay starts from a bright look's state only
+                plume.snapshots.append(look_of(k, bright_k))
+                if bright_k:
+                    kept.append(trk)
+                if plume.dim_run >= dim_count:
+                    changes.append((trk, Mode.BALLISTIC))
+            elif (
+                mode == Mode.BALLISTIC
+                and plume.bright_run >= dim_count
+                and trk.status != TrackStatus.TENTATIVE
+            ):
+                changes.append((trk, Mode.BOOST))
+        self.keep_bright(kept)
+        return changes
+
+    def keep_bright(self, trks: list[Track]) -> None:
+        """Keep the state of each of ``trks`` (tracks :meth:`observe_update` saw boosting
+        through a bright look in this frame) as it is now (after its update and any
+        inflation, before any burnout moves rows): one gather of their rows per frame,
+        each track's ``Plume.bright_x`` / ``bright_P`` a row of it (the same floats as a
+        copy of its row; a batch is freed once no track's newest bright state is in it)."""
+        if not trks:
+            return
+        idx = [t.row for t in trks]
+        xs, Ps = self.rows.x[idx], self.rows.P[idx]
+        for trk, x, P in zip(trks, xs, Ps, strict=True):
+            plume = trk.plume
+            plume.bright_x = x
+            plume.bright_P = P
 
     def is_bright(self, intensity: float, range_m: float) -> bool:
         """A detection of ``intensity`` at ``range_m`` is a burning plume."""
@@ -193,16 +222,15 @@ class MotionModes:
         thrusting on to the middle of that interval (velocity widened by the unknown
         cut-off instant), drop the thrust, and re-apply the dark detections with the
         ballistic model."""
-        snaps = list(trk.plume.snapshots)
-        j = max((i for i, s in enumerate(snaps) if s.look.bright), default=None)
-        if j is None or j == len(snaps) - 1:
+        start = replay_start(trk.plume)
+        if start is None:
             return
+        j, x_b, P_b, looks = start
         cfg = self.config
-        last_bright = snaps[j]
-        t_b = last_bright.look.time_ns
-        half = (snaps[j + 1].look.time_ns - t_b) / NS_PER_S / 2.0
+        t_b = looks[j].time_ns
+        half = (looks[j + 1].time_ns - t_b) / NS_PER_S / 2.0
         x, P = predict(
-            last_bright.x[None], last_bright.P[None], half, 1.0 / cfg.accel_time_constant_s,
+            x_b[None], P_b[None], half, 1.0 / cfg.accel_time_constant_s,
             cfg.ballistic_accel_psd, cfg.boost_jerk_psd, cfg.max_step_s,
         )  # fmt: skip
         a = x[0, ACC].copy()
@@ -211,7 +239,7 @@ class MotionModes:
         P[0, ACC, :] = 0.0
         P[0, :, ACC] = 0.0
         t_cur = t_b + int(half * NS_PER_S)
-        for look in (s.look for s in snaps[j + 1 :]):
+        for look in looks[j + 1 :]:
             x, P = self._predict_ballistic(x, P, look.time_ns - t_cur)
             t_cur = look.time_ns
             u, rho, e = predict_los(x[:, POS], look.sensor_position)
@@ -235,6 +263,7 @@ class MotionModes:
         trk.burnout_ns = burnout_ns
         trk.nis_fade = 0.0
         trk.plume.snapshots.clear()
+        trk.plume.bright_x = trk.plume.bright_P = None
         trk.plume.bright_run = 0
         if trk.shadow is not None:
             self.rows.remove([trk.shadow_row])

@@ -48,8 +48,9 @@ class Look(NamedTuple):
 
 
 class Snapshot(NamedTuple):
-    """One update of a boosting track, kept to replay the dark updates at burnout (which
-    starts from the state after the last bright look: only bright looks keep theirs)."""
+    """One update of a boosting track as checkpoints written before speed10 kept it (the
+    burnout replay still reads them: :func:`replay_start`); :class:`Plume` now keeps the
+    looks themselves and the state after the last bright one."""
 
     x: np.ndarray | None  # (9,) state after a bright look's update, ECI (m, m/s, m/s^2)
     P: np.ndarray | None  # (9, 9) its covariance
@@ -83,12 +84,38 @@ class ShadowTest:
 
 @dataclass(slots=True)
 class Plume:
-    """What the detections' brightness tells about the thrust of one track."""
+    """What the detections' brightness tells about the thrust of one track.
+
+    The burnout replay starts from the state after the last bright look of the boost
+    looks kept: ``snapshots`` keeps the looks (a :class:`Snapshot` in a checkpoint from
+    before speed10), ``bright_x`` / ``bright_P`` the state after the newest bright one
+    (rows of the frame's batch of bright states, :meth:`.modes.MotionModes.keep_bright`:
+    one gather per frame instead of two copies per update; never written in place)."""
 
     bright_seen: bool = False  # a burning plume has been seen on this track
     bright_run: int = 0  # bright detections in a row
     dim_run: int = 0  # dark detections in a row after a bright one
-    snapshots: deque[Snapshot] = field(default_factory=lambda: deque(maxlen=SNAPSHOTS_KEPT))
+    snapshots: deque[Look | Snapshot] = field(default_factory=lambda: deque(maxlen=SNAPSHOTS_KEPT))
+    bright_x: np.ndarray | None = None  # (9,) after the newest bright boost look, ECI
+    bright_P: np.ndarray | None = None  # (9, 9) its covariance
+
+
+def replay_start(plume: Plume) -> tuple[int, np.ndarray, np.ndarray, list[Look]] | None:
+    """Where the burnout replay starts: the index among the kept looks of the last bright
+    one, the state after it (x (9,), P (9, 9)) and the kept looks; None when no bright
+    look is kept (or it is the newest, or its state is missing)."""
+    looks = [s.look if isinstance(s, Snapshot) else s for s in plume.snapshots]
+    j = max((i for i, lk in enumerate(looks) if lk.bright), default=None)
+    if j is None or j == len(looks) - 1:
+        return None
+    old = plume.snapshots[j]
+    if isinstance(old, Snapshot):  # a checkpoint from before speed10
+        x, P = old.x, old.P
+    else:
+        x, P = getattr(plume, "bright_x", None), getattr(plume, "bright_P", None)
+    if x is None or P is None:
+        return None
+    return j, x, P, looks
 
 
 @dataclass(slots=True)
