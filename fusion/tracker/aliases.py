@@ -235,8 +235,7 @@ def clone_track(parent: Track, key: int) -> Track:
     p = parent.plume
     shots = deque(p.snapshots, maxlen=p.snapshots.maxlen)
     trk.plume = Plume(p.bright_seen, p.bright_run, p.dim_run, shots)
-    trk.plume.bright_x = getattr(p, "bright_x", None)  # never written in place: shared
-    trk.plume.bright_P = getattr(p, "bright_P", None)
+    trk.plume.bright = getattr(p, "bright", None)  # never written in place: shared
     la = parent.launch
     trk.launch = LaunchFit(la.enabled, deque(la.samples, maxlen=la.samples.maxlen))
     trk.report = Reporting(since=set(parent.report.since))

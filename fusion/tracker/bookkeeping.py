@@ -67,11 +67,11 @@ def book_updates(tracker: Tracker, frame: SensorFrame, pairs: _Assigned, nis: np
     los, position, det_l = frame.los, frame.position, det_idx.tolist()
     sigma = frame.sigma[det_idx].tolist()
 
-    def look_of(k: int, bright_k: bool) -> Look:
-        return Look(t_ns, position, los[det_l[k]], sigma[k], bright_k)
+    def dark_look(k: int) -> Look:
+        return Look(t_ns, position, los[det_l[k]], sigma[k], False)
 
     nis_l = nis[:k_n].tolist()
-    changes = modes.observe_updates(trks, nis_l, bright, look_of)
+    changes = modes.observe_updates(trks, nis_l, bright, t_ns, dark_look)
     tracker._updated.extend(trks)
     launching: list[Track] = []
     coasting = TrackStatus.COASTING

@@ -137,13 +137,15 @@ class MotionModes:
         trks: list[Track],
         nis: list[float],
         bright: list[bool],
-        look_of: Callable[[int, bool], Look],
+        t_ns: int,
+        dark_look: Callable[[int], Look],
     ) -> list[tuple[Track, Mode]]:
-        """Mode bookkeeping of the tracks ``trks`` one frame updated (their NIS ``nis``,
-        whether their looks were bright ``bright``; ``look_of(k, bright)``: the k-th
-        track's :class:`Look`, made only for a boosting track): NIS memories,
-        thrust-change inflation, plume runs and the boost looks kept for the burnout
-        replay (the bright ones' states gathered once, :meth:`keep_bright`). Returns the
+        """Mode bookkeeping of the tracks ``trks`` one frame (data time ``t_ns``) updated
+        (their NIS ``nis``, whether their looks were bright ``bright``; ``dark_look(k)``:
+        the k-th track's :class:`Look`, made only for a boosting track's dark look):
+        NIS memories, thrust-change inflation, plume runs and the boost looks kept for the
+        burnout replay (:class:`.track.Plume`; the bright ones' states gathered once,
+        :meth:`keep_bright`). Returns the
         tracks due to change mode (BALLISTIC: the plume went dark; BOOST: a ballistic
         track shows a plume again) with that mode, in ``trks`` order."""
         cfg = self.config
@@ -170,10 +172,15 @@ class MotionModes:
                 plume.bright_run = 0
                 if plume.bright_seen:
                     plume.dim_run += 1
-            if mode == Mode.BOOST:  # the replay starts from a bright look's state only
-                plume.snapshots.append(look_of(k, bright_k))
+            if mode == Mode.BOOST:  # the replay starts from the newest bright look
+                snaps = plume.snapshots
                 if bright_k:
+                    if snaps:
+                        snaps.clear()  # the looks before it are never replayed
+                    snaps.append(t_ns)
                     kept.append(trk)
+                else:
+                    snaps.append(dark_look(k))
                 if plume.dim_run >= dim_count:
                     changes.append((trk, Mode.BALLISTIC))
             elif (
@@ -189,16 +196,13 @@ class MotionModes:
         """Keep the state of each of ``trks`` (tracks :meth:`observe_update` saw boosting
         through a bright look in this frame) as it is now (after its update and any
         inflation, before any burnout moves rows): one gather of their rows per frame,
-        each track's ``Plume.bright_x`` / ``bright_P`` a row of it (the same floats as a
-        copy of its row; a batch is freed once no track's newest bright state is in it)."""
+        each track's ``Plume.bright`` a row of it (the same floats as a copy of its row;
+        a batch is freed once no track's newest bright state is in it)."""
         if not trks:
             return
-        idx = [t.row for t in trks]
-        xs, Ps = self.rows.x[idx], self.rows.P[idx]
-        for trk, x, P in zip(trks, xs, Ps, strict=True):
-            plume = trk.plume
-            plume.bright_x = x
-            plume.bright_P = P
+        xs, Ps = self.rows.x[[t.row for t in trks]], self.rows.P[[t.row for t in trks]]
+        for i, trk in enumerate(trks):
+            trk.plume.bright = (xs, Ps, i)
 
     def is_bright(self, intensity: float, range_m: float) -> bool:
         """A detection of ``intensity`` at ``range_m`` is a burning plume."""
@@ -225,10 +229,9 @@ class MotionModes:
         start = replay_start(trk.plume)
         if start is None:
             return
-        j, x_b, P_b, looks = start
+        t_b, x_b, P_b, dark = start
         cfg = self.config
-        t_b = looks[j].time_ns
-        half = (looks[j + 1].time_ns - t_b) / NS_PER_S / 2.0
+        half = (dark[0].time_ns - t_b) / NS_PER_S / 2.0
         x, P = predict(
             x_b[None], P_b[None], half, 1.0 / cfg.accel_time_constant_s,
             cfg.ballistic_accel_psd, cfg.boost_jerk_psd, cfg.max_step_s,
@@ -239,7 +242,7 @@ class MotionModes:
         P[0, ACC, :] = 0.0
         P[0, :, ACC] = 0.0
         t_cur = t_b + int(half * NS_PER_S)
-        for look in looks[j + 1 :]:
+        for look in dark:
             x, P = self._predict_ballistic(x, P, look.time_ns - t_cur)
             t_cur = look.time_ns
             u, rho, e = predict_los(x[:, POS], look.sensor_position)
@@ -263,7 +266,7 @@ class MotionModes:
         trk.burnout_ns = burnout_ns
         trk.nis_fade = 0.0
         trk.plume.snapshots.clear()
-        trk.plume.bright_x = trk.plume.bright_P = None
+        trk.plume.bright = None
         trk.plume.bright_run = 0
         if trk.shadow is not None:
             self.rows.remove([trk.shadow_row])

@@ -86,36 +86,50 @@ class ShadowTest:
 class Plume:
     """What the detections' brightness tells about the thrust of one track.
 
-    The burnout replay starts from the state after the last bright look of the boost
-    looks kept: ``snapshots`` keeps the looks (a :class:`Snapshot` in a checkpoint from
-    before speed10), ``bright_x`` / ``bright_P`` the state after the newest bright one
-    (rows of the frame's batch of bright states, :meth:`.modes.MotionModes.keep_bright`:
-    one gather per frame instead of two copies per update; never written in place)."""
+    The burnout replay starts from the state after the newest bright look of a boosting
+    track and re-applies the dark looks after it (:func:`replay_start`): ``snapshots``
+    keeps, of the last ``SNAPSHOTS_KEPT`` boost looks, the newest bright one as its data
+    time (ns; the looks before it are never replayed, so a bright look empties the
+    window first) and the dark ones after it as :class:`Look`; ``bright`` holds the state
+    after that bright look as row ``i`` of one frame's batch ``(x (B, 9), P (B, 9, 9),
+    i)`` (:meth:`.modes.MotionModes.keep_bright`: one gather per frame instead of two
+    copies per update; never written in place). A checkpoint from before speed10 holds
+    a :class:`Snapshot` per boost look instead."""
 
     bright_seen: bool = False  # a burning plume has been seen on this track
     bright_run: int = 0  # bright detections in a row
     dim_run: int = 0  # dark detections in a row after a bright one
-    snapshots: deque[Look | Snapshot] = field(default_factory=lambda: deque(maxlen=SNAPSHOTS_KEPT))
-    bright_x: np.ndarray | None = None  # (9,) after the newest bright boost look, ECI
-    bright_P: np.ndarray | None = None  # (9, 9) its covariance
+    snapshots: deque[int | Look | Snapshot] = field(
+        default_factory=lambda: deque(maxlen=SNAPSHOTS_KEPT)
+    )
+    bright: tuple[np.ndarray, np.ndarray, int] | None = None  # see the class docstring
 
 
 def replay_start(plume: Plume) -> tuple[int, np.ndarray, np.ndarray, list[Look]] | None:
-    """Where the burnout replay starts: the index among the kept looks of the last bright
-    one, the state after it (x (9,), P (9, 9)) and the kept looks; None when no bright
-    look is kept (or it is the newest, or its state is missing)."""
-    looks = [s.look if isinstance(s, Snapshot) else s for s in plume.snapshots]
-    j = max((i for i, lk in enumerate(looks) if lk.bright), default=None)
-    if j is None or j == len(looks) - 1:
+    """Where ``plume``'s burnout replay starts: the data time (ns) of the newest bright
+    boost look kept, the state after it (x (9,), P (9, 9), ECI; not to be modified) and
+    the dark looks after it; None when no bright look is kept or no dark look follows."""
+    snaps = list(plume.snapshots)
+    j = max((i for i, s in enumerate(snaps) if _is_bright(s)), default=None)
+    if j is None or j == len(snaps) - 1:
         return None
-    old = plume.snapshots[j]
-    if isinstance(old, Snapshot):  # a checkpoint from before speed10
-        x, P = old.x, old.P
+    start = snaps[j]
+    if isinstance(start, Snapshot):  # a checkpoint from before speed10
+        t_b, x, P = start.look.time_ns, start.x, start.P
     else:
-        x, P = getattr(plume, "bright_x", None), getattr(plume, "bright_P", None)
-    if x is None or P is None:
-        return None
-    return j, x, P, looks
+        kept = getattr(plume, "bright", None)
+        if kept is None:
+            return None
+        t_b, x, P = start, kept[0][kept[2]], kept[1][kept[2]]
+    dark = [s.look if isinstance(s, Snapshot) else s for s in snaps[j + 1 :]]
+    return t_b, x, P, dark
+
+
+def _is_bright(entry: int | Look | Snapshot) -> bool:
+    """A kept boost look (:class:`Plume`) is the bright one."""
+    if not isinstance(entry, tuple):  # its data time (an int, Python's or numpy's)
+        return True
+    return (entry.look if isinstance(entry, Snapshot) else entry).bright
 
 
 @dataclass(slots=True)
