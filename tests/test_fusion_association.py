@@ -111,3 +111,52 @@ def test_sparse_assignment_matches_exhaustive_search_on_random_problems():
             assert chosen.size == k_ok  # no conflict: every gated pair is taken, no solver
         else:
             assert abs(_total(tuple(chosen.tolist()), ti, cost, stay) - best) <= 1e-9
+
+
+def test_assignment_by_components_equals_one_solve_of_the_whole_problem():
+    """Pairs alone in their component are decided by their own two weights and only the
+    rest goes to the solver: the same pairs as one LAPJVsp solve of every gated pair
+    (written out here as assign_pairs did before speed10), on sparse random frames where
+    most pairs are alone and some tracks and detections share candidates."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+
+    from tracklayer.fusion.association import assign_pairs
+
+    def whole(ti, mi, d2, logdet, gates, adjust):
+        ok = np.flatnonzero(d2 <= gates[ti])
+        rows, ri = np.unique(ti[ok], return_inverse=True)
+        cols, ci = np.unique(mi[ok], return_inverse=True)
+        n, m = rows.size, cols.size
+        if n == ok.size and m == ok.size:  # no conflict at all: every gated pair, no solver
+            return ok.tolist()
+        ld_min = np.full(n, np.inf)
+        np.minimum.at(ld_min, ri, logdet[ok])
+        w = np.concatenate([d2[ok] + logdet[ok] + adjust[ok], gates[rows] + ld_min])
+        w += 1.0 - w.min()
+        eye = np.arange(n)
+        g = csr_matrix((w, (np.concatenate([ri, eye]), np.concatenate([ci, m + eye]))),
+                       shape=(n, m + n))  # fmt: skip
+        r, c = min_weight_full_bipartite_matching(g)
+        pick = {(int(a), int(b)) for a, b in zip(r, c, strict=True) if b < m}
+        return sorted(int(ok[k]) for k in range(ok.size) if (int(ri[k]), int(ci[k])) in pick)
+
+    rng = np.random.default_rng(11)
+    seen_mixed = 0
+    for _ in range(200):
+        n = int(rng.integers(5, 60))
+        ti = np.repeat(np.arange(n), rng.choice([1, 1, 1, 2, 3], n))
+        mi = (ti + rng.choice([0, 0, 0, 0, 1, 2], ti.size)) % n  # mostly the own detection
+        _, first = np.unique(ti * n + mi, return_index=True)
+        ti, mi = ti[np.sort(first)], mi[np.sort(first)]  # no pair twice
+        d2 = rng.uniform(0.0, 12.0, ti.size)
+        logdet = rng.uniform(-45.0, -40.0, ti.size)
+        adjust = rng.choice([-16.0, 0.0, 16.0], ti.size)
+        gates = np.full(n, 9.21)
+        chosen = assign_pairs(ti, mi, d2, logdet, gates, adjust)
+        assert sorted(chosen.tolist()) == whole(ti, mi, d2, logdet, gates, adjust)
+        assert np.all(np.diff(ti[chosen]) > 0)  # by track index
+        ok = d2 <= gates[ti]
+        alone = np.bincount(ti[ok], minlength=n)[ti[ok]] == 1
+        seen_mixed += bool(alone.any() and not alone.all())
+    assert seen_mixed > 100  # the frames did mix lone pairs with shared ones
