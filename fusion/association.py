@@ -315,40 +315,15 @@ def assign_pairs(
     # Every row is matched exactly once (to a detection or its dummy), so a common shift
     # leaves the optimum unchanged; it keeps the stored weights positive (never dropped).
     weights += 1.0 - weights.min()
-    k = ok.size
-    # A pair alone in its component (its track and detection have no other pair) is
-    # decided by its two weights; the solver gets the rest, with the same weights.
-    single = (np.bincount(ri, minlength=n)[ri] == 1) & (np.bincount(ci, minlength=m)[ci] == 1)
-    w_pair, w_none = weights[:k][single], weights[k:][ri[single]]
-    if np.any(w_pair == w_none):  # a tie: the solver's choice, on the whole problem
-        single[:] = False
-    chosen = ok[single][w_pair < w_none] if single.any() else ok[:0]
-    rest = np.flatnonzero(~single)
-    if rest.size:
-        chosen = np.concatenate([chosen, ok[_solve(ri[rest], ci[rest], weights, rest, k)]])
-    return chosen[np.argsort(track[chosen], kind="stable")]
-
-
-def _solve(ri: np.ndarray, ci: np.ndarray, weights: np.ndarray, pairs: np.ndarray, k: int):
-    """Minimum-weight full matching (LAPJVsp) of the rows ``ri`` to the columns ``ci`` of
-    ``pairs`` (indices among the k pairs of :func:`assign_pairs`; a pair's weight
-    ``weights[pair]``, a row's "unassigned" weight ``weights[k + row]``): the chosen
-    ones among ``pairs``."""
-    rows, r = np.unique(ri, return_inverse=True)
-    cols, c = np.unique(ci, return_inverse=True)
-    n, m = rows.size, cols.size
     eye = np.arange(n)
     graph = csr_matrix(
-        (
-            np.concatenate([weights[pairs], weights[k + rows]]),
-            (np.concatenate([r, eye]), np.concatenate([c, m + eye])),
-        ),
-        shape=(n, m + n),
+        (weights, (np.concatenate([ri, eye]), np.concatenate([ci, m + eye]))), shape=(n, m + n)
     )
     r_idx, c_idx = min_weight_full_bipartite_matching(graph)
     real = c_idx < m
-    # back from (row, column) to the pair
-    key = r.astype(np.int64) * m + c
+    # back from (row, column) to the candidate pair
+    key = ri.astype(np.int64) * m + ci
     by_key = np.argsort(key)
     hit = np.searchsorted(key[by_key], r_idx[real].astype(np.int64) * m + c_idx[real])
-    return pairs[by_key[hit]]
+    chosen = ok[by_key[hit]]
+    return chosen[np.argsort(track[chosen], kind="stable")]
