@@ -309,8 +309,10 @@ def assign_pairs(
     cost = d2[ok] + logdet[ok] if adjust is None else d2[ok] + logdet[ok] + adjust[ok]
     # Each track's "stay unassigned" cost: its gate plus the smallest ln det of its pairs
     # (a pair beyond the gate would cost more than that): a dummy column of its own.
-    ld_min = np.full(n, np.inf)
-    np.minimum.at(ld_min, ri, logdet[ok])
+    # (per row of the sorted pairs: ufunc.at costs ~0.3 ms for a raid frame's pairs)
+    by_row = np.argsort(ri, kind="stable")
+    starts = np.flatnonzero(np.r_[True, ri[by_row][1:] != ri[by_row][:-1]])
+    ld_min = np.minimum.reduceat(logdet[ok][by_row], starts)
     weights = np.concatenate([cost, gates[rows] + ld_min])
     # Every row is matched exactly once (to a detection or its dummy), so a common shift
     # leaves the optimum unchanged; it keeps the stored weights positive (never dropped).

@@ -239,10 +239,11 @@ class ThreadBook:
         ids, ended, self._next_id = threads.observe(t_s, los, sigma, self._next_id)
         owner = self._owner[sensor_id]
         held = self._held_index()
-        for i in ended.tolist():
-            k = owner.pop(i, None)
-            if k is not None:  # (an emptied entry stays until the track is forgotten)
-                held[k].pop((sensor_id, i), None)
+        # most ended threads were never held: only the held ones are looked at (a set
+        # operation; the order of the removals changes no dict's remaining order)
+        for i in owner.keys() & ended.tolist():
+            k = owner.pop(i)  # (an emptied entry stays until the track is forgotten)
+            held[k].pop((sensor_id, i), None)
         return ids
 
     def _held_index(self) -> dict[int, dict[tuple[str, int], None]]:
