@@ -42,18 +42,24 @@ def well_held(trk: Track, t_ns: int) -> bool:
     return False
 
 
-def book_updates(tracker: Tracker, frame: SensorFrame, pairs: _Assigned, nis: np.ndarray) -> None:
-    """Bookkeeping of the tracks of ``pairs`` that ``frame`` updated (``nis`` (>= K,):
-    their NIS first), then the mode changes their updates call for (plume burnouts,
-    thrust reopened)."""
+def book_updates(
+    tracker: Tracker,
+    frame: SensorFrame,
+    pairs: _Assigned,
+    nis: np.ndarray,
+    trks: list[Track] | None = None,
+) -> None:
+    """Bookkeeping of the tracks of ``pairs``' rows (``trks``, when the caller has them)
+    that ``frame`` updated (``nis`` (>= K,): their NIS first), then the mode changes
+    their updates call for (plume burnouts, thrust reopened)."""
     gating, _, upd_rows, track_idx, det_idx = pairs
     rows = tracker._rows
     modes, lifecycle, reports = tracker._modes, tracker._lifecycle, tracker._reports
     t_ns = frame.time_ns
     second = t_ns // NS_PER_S
     sensor = frame.sensor_id
-    owners = rows.owners
-    trks = [owners[r].track for r in upd_rows.tolist()]
+    if trks is None:
+        trks = [rows.owners[r].track for r in upd_rows.tolist()]
     if tracker._existence is not None:  # the sensors' view limits, from what they see
         held = [well_held(trk, t_ns) for trk in trks]
         tracker._existence.learn(frame.position, rows.x[upd_rows[held], POS])

@@ -247,10 +247,11 @@ class Tracker:
         if self._crowd is not None:  # young tracks in a crowd are not confirmed (.crowd)
             self._crowd.look(rows, gating, gates, main_rows, keys, track_idx, frame.time_ns)
         branch = branch_start(self, assigned, claimed, frame.time_ns) if self._aliases else []
-        nis, shadowed = self._update_rows(frame, assigned)
+        trks = [rows.owners[r].track for r in assigned.rows.tolist()]  # (rows stay till book)
+        nis, shadowed = self._update_rows(frame, assigned, trks)
         if self.registration is not None:
             self._feed_registration(raw, assigned, gates, main_rows)
-        book_updates(self, frame, assigned, nis)
+        book_updates(self, frame, assigned, nis, trks)
         for k, trk in enumerate(shadowed):
             self._modes.observe_shadow(trk, float(nis[track_idx.size + k]))
         if branch:  # velocity hypotheses started (.aliases)
@@ -300,16 +301,16 @@ class Tracker:
             self._rows.layout_cache["keys"] = keys
         return keys
 
-    def _update_rows(self, frame: SensorFrame, pairs: _Assigned) -> tuple[np.ndarray, list[Track]]:
-        """One batched EKF update of the assigned rows and of their tracks' shadows (which
-        take the same detections). Returns the NIS (tracks first, then shadows) and the
-        tracks whose shadows were updated, in that order."""
+    def _update_rows(
+        self, frame: SensorFrame, pairs: _Assigned, trks: list[Track]
+    ) -> tuple[np.ndarray, list[Track]]:
+        """One batched EKF update of the assigned rows (tracks ``trks``) and their tracks'
+        shadows (the same detections): the NIS (tracks, then shadows), the shadowed tracks."""
         rows = self._rows
         gating, pair_idx, upd_rows, track_idx, det_idx = pairs
         y = gating.residual[pair_idx]
         hpos = gating.hpos[track_idx]
         sh_rows, sh_det, sh_k, shadowed = [], [], [], []
-        trks = [rows.track_of(r) for r in upd_rows.tolist()]
         for k, trk in enumerate(trks):
             if trk.shadow is not None:
                 sh_rows.append(trk.shadow_row)
