@@ -3,9 +3,12 @@
 Per updated track: counters, hit bins, sensors seen, the NIS memory, the look kept for
 the burnout replay and the mode test it feeds (:mod:`.modes`), recovery from coasting
 (:mod:`.lifecycle`) and the launch samples (:mod:`.reports`); then the mode changes the
-updates call for. One loop over the K updated tracks, in track row order: the values
-each step reads are taken from the frame's arrays once, as Python numbers (the same
-floats as indexing them one by one), so a frame of a dense raid costs a few
+updates call for. Two loops over the K updated tracks, in track row order (the mode
+bookkeeping first, :meth:`.modes.MotionModes.observe_updates`, whose thrust inflation a
+recovery reads; then the counters): the values each step reads are taken from the
+frame's arrays once, as Python numbers (the same floats as indexing them one by one), and
+the states the burnout replay may need are gathered once per frame
+(:meth:`.modes.MotionModes.keep_bright`), so a frame of a dense raid costs a few
 microseconds of Python per updated track rather than tens.
 """
 

@@ -23,7 +23,7 @@ that burned out (:func:`glide_transitions`):
 In GLIDE the acceleration is a Singer process (time constant ``accel_time_constant_s``)
 with jerk PSD ``glide_jerk_psd`` (:meth:`.modes.MotionModes.noise`), and a jump in the
 innovations (a turn starting or ending) widens it as a thrust change does in boost
-(:meth:`.modes.MotionModes.observe_update`). Reports say FLIGHT_PHASE_GLIDE and carry
+(:meth:`.modes.MotionModes.observe_updates`). Reports say FLIGHT_PHASE_GLIDE and carry
 no impact ellipse (:mod:`.reports`).
 """
 

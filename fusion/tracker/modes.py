@@ -193,7 +193,7 @@ class MotionModes:
         return changes
 
     def keep_bright(self, trks: list[Track]) -> None:
-        """Keep the state of each of ``trks`` (tracks :meth:`observe_update` saw boosting
+        """Keep the state of each of ``trks`` (tracks :meth:`observe_updates` saw boosting
         through a bright look in this frame) as it is now (after its update and any
         inflation, before any burnout moves rows): one gather of their rows per frame,
         each track's ``Plume.bright`` a row of it (the same floats as a copy of its row;
