@@ -26,6 +26,7 @@ Deterministic: the state depends only on the order of the frames.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -33,7 +34,6 @@ import numpy as np
 
 from .config import FusionConfig
 from .domain import NS_PER_S, SensorFrame
-from .measurement import predict_los
 from .registration_consider import SensorTerms, bias_scale, significant, widened
 from .registration_sites import (
     MIN_LOOKS,
@@ -41,11 +41,10 @@ from .registration_sites import (
     Sites,
     SiteWindow,
     _cross,
-    earth_fixed_positions,
     site_window,
 )
 from .registration_sites import resting as resting  # re-exported for the tracker
-from .registration_tracks import Arcs, ballistic_positions
+from .registration_tracks import Arcs, window_equations
 
 MAX_WINDOW_LOOKS = 400  # detections a window holds at most (bounded history; then solved)
 MAX_ANGLE_RAD = 1e-3  # an estimate beyond this is broken: the update is rejected
@@ -84,22 +83,17 @@ class SensorBias:
 @dataclass(slots=True)
 class _Window:
     """Detections of one track waiting to be solved together: rows of (time s, sensor
-    index, sensor position (3,) m, measured LOS (3,) uncorrected, sigma rad)."""
+    index, sensor position (3,) m, measured LOS (3,) uncorrected, sigma rad); position and
+    LOS as float lists (one conversion per frame, and quick to stack)."""
 
     start_s: float
     kind: Evidence = Evidence.NONE
     last_s: float = 0.0
     state: np.ndarray | None = None  # the track's state (9,) ECI after the last look
-    rows: list[tuple[float, int, np.ndarray, np.ndarray, float]] = field(default_factory=list)
+    rows: list[tuple[float, int, Sequence[float], Sequence[float], float]] = field(
+        default_factory=list
+    )
     key: int = 0  # the track's key, or the hot spot's site key (negative)
-
-
-def _positions(x: np.ndarray, dt: np.ndarray, kind: Evidence) -> np.ndarray:
-    """Positions (n, 3) ECI m of a track with state ``x`` (9,) ``dt`` (n,) s away: a hot
-    spot turns with the Earth, a moving target follows gravity (and its thrust)."""
-    if kind == Evidence.EARTH_FIXED:
-        return earth_fixed_positions(x[:3], dt)
-    return ballistic_positions(x, dt)
 
 
 def _grown(M: np.ndarray) -> np.ndarray:
@@ -265,13 +259,13 @@ class Registration:
         t_s = frame.time_s
         if k is not None:
             pending, contested, span = self._pending, self._contested, self._span
-            max_open, pos = self._cfg.registration_max_windows, frame.position
+            max_open, pos = self._cfg.registration_max_windows, frame.position.tolist()
             none, fixed = Evidence.NONE, Evidence.EARTH_FIXED
-            # per frame, not per look: the looks' rows of LOS and state, sigmas as floats
+            # per frame, not per look: the looks' LOS and sigmas as floats, rows of state
             det = np.asarray(det_idx)
             ok = [True] * det.size if clear is None else np.asarray(clear, bool).tolist()
             sig = np.asarray(frame.sigma, float)[det].tolist()
-            looks = zip(keys, kinds, list(frame.los[det]), sig, list(states), ok, strict=True)
+            looks = zip(keys, kinds, frame.los[det].tolist(), sig, list(states), ok, strict=True)
             for key, kind, m, s, x, clear_i in looks:
                 if kind == none:
                     continue  # the look is left out; the window waits (or is pruned)
@@ -337,34 +331,10 @@ class Registration:
 
     def _solve(self, w: _Window, x: np.ndarray, kind: Evidence, t_now: float) -> None:
         """One Kalman update of the biases from a track's window (module docstring)."""
-        times, sensor_list, positions, los, sigmas = zip(*w.rows, strict=True)
-        sensors = np.array(sensor_list)
-        uniq, inv = np.unique(sensors, return_inverse=True)
-        n = sensors.size
-        if uniq.size < 2 or n < MIN_LOOKS:
-            return
-        dt = np.array(times) - t_now
-        p = _positions(x, dt, kind)
-        th = self._theta.reshape(-1, 3)[sensors]
-        m = np.array(los)
-        c = m - _cross(th, m)
-        c /= np.linalg.norm(c, axis=1)[:, None]
-        u, rho, E = predict_los(p, np.array(positions))
-        den = np.einsum("ni,ni->n", u, c)
-        if np.any(den <= 0.5):
-            return
-        inv_sig = 1.0 / np.array(sigmas)
-        y = (np.einsum("nki,ni->nk", E, c) / den[:, None] * inv_sig[:, None]).reshape(-1)
-        Hp = E / rho[:, None, None] * inv_sig[:, None, None]  # (n, 2, 3)
-        cols = [Hp] if kind == Evidence.EARTH_FIXED else [Hp, Hp * dt[:, None, None]]
-        if kind == Evidence.THRUSTING:
-            cols.append(0.5 * Hp * (dt**2)[:, None, None])
-        A = np.concatenate(cols, axis=2).reshape(2 * n, -1)
-        J = np.stack([_cross(u, E[:, 0]), _cross(u, E[:, 1])], axis=1) * inv_sig[:, None, None]
-        G = np.zeros((n, 2, uniq.size, 3))
-        G[np.arange(n), :, inv, :] = J
-        G = G.reshape(2 * n, 3 * uniq.size)
-        self._update(A, G, y, uniq)
+        fixed, thrusting = kind == Evidence.EARTH_FIXED, kind == Evidence.THRUSTING
+        eq = window_equations(w.rows, x, t_now, self._theta.reshape(-1, 3), fixed, thrusting)
+        if eq is not None:
+            self._update(*eq)
 
     def _solve_site(self, w: _Window) -> None:
         """One Kalman update of the biases from a hot spot's window, its site's position
