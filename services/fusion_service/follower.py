@@ -178,7 +178,9 @@ class Follower:
             self.frames += 1
             if status is not FrameStatus.ACCEPTED:  # the two cores diverged: a bug
                 log.error(kv("tracking_mismatch", seq=seq, status=status.name, reason=reason))
-        self.seq, self.now = seq, item.now
+        self.seq = seq
+        if item.now is not None:
+            self.now = item.now
 
     def _next(self, limit: int) -> tuple[int, EngineInput]:
         """The event after :attr:`seq`: from the feed, else read back from the journal."""

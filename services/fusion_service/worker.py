@@ -215,5 +215,6 @@ class EngineWorker(EngineTracking):
             else:
                 mine = input_from_event(Event(seq, kind, item.sensor_id, item.now, payload))
             events.append((seq, mine))
-            self._committed_now = item.now
+            if item.now is not None:  # (stream opens and closes carry none)
+                self._committed_now = item.now
         return applied.status, applied.reason
