@@ -52,7 +52,8 @@ class EngineTracking:
                 continue
             self._outbox_unsent()
             self._tracked.set()
-            self._wake.set()  # the ordering task (it may hold back: ``_room``)
+            if f.reader is None:
+                self._wake.set()  # the ordering task may hold back on a full feed: ``_room``
             await asyncio.sleep(0)
 
     def _show(self, emitted: list[Emitted]) -> None:

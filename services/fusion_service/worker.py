@@ -139,7 +139,9 @@ class EngineWorker(EngineTracking):
         re-emits only items past it). A backlog of committed events does not hold it
         back. Called by the tracking task between stretches (and at the stop)."""
         f = self.follower
-        if not self.checkpointer.due(f.seq) or not self._settled_for_checkpoint():
+        if self.unwritable is not None or not self.checkpointer.due(f.seq):
+            return
+        if not self._settled_for_checkpoint():
             return
         try:
             await self.checkpointer.write(
