@@ -163,11 +163,21 @@ def bucket_rows(live: dict, deliver_at: np.ndarray, deliver: np.ndarray, bucket_
             f"{np.nanmax(smp['frames_pending'][s]):.0f}",
             f"{np.nanmax(smp['frames_buffered'][s]):.0f}",
             f"{np.nanmax(smp['frames_untracked'][s]):.0f}",
+            f"{np.nanmax(smp['tracker_behind_ms'][s]) / 1e3:.1f}",
             f"{np.nanmax(smp['outbox_depth'][s]):.0f}",
             f"{np.nanmean(smp['load'][s]):.1f}",
         ]
         rows.append("| " + " | ".join(cells) + " |")
     return rows
+
+
+def behind_text(smp: dict) -> str:
+    """How far the tracker fell behind the journal (``tracker_behind_ms``, stop 20; ""
+    for a service without the gauge)."""
+    behind = smp.get("tracker_behind_ms")
+    if behind is None or not np.isfinite(behind).any():
+        return ""
+    return f", {np.nanmax(behind) / 1e3:.1f} s of input at most"
 
 
 def rss_trend(live: dict) -> str:
@@ -228,18 +238,20 @@ def live_section(args, rec, live: dict, deliver: np.ndarray, deliver_at: np.ndar
         "after its paced release time would end the run (0 = kept up); everything was "
         f"tracked and stored {live['drain_s']:.1f} s after the last ack; frames pending "
         f"at most {np.nanmax(smp['frames_pending']):.0f}; frames acknowledged and waiting for "
-        f"the tracker at most {np.nanmax(smp['frames_untracked']):.0f}.",
+        f"the tracker at most {np.nanmax(smp['frames_untracked']):.0f}"
+        f"{behind_text(smp)}.",
         rss_trend(live),
         "",
         f"Over time ({args.bucket:g} s buckets from the paced start; CPU in % of one core; "
         "pending = frames admitted, not yet applied and acknowledged (the backlog); "
-        "buffered = held by the ordering watermark; untracked = acknowledged and ordered, "
-        "waiting for the tracker; outbox = reports not yet stored):",
+        "buffered = held by the ordering watermark; untracked = acknowledged (journaled), "
+        "waiting for the tracker; behind = input seconds the tracker is behind the journal; "
+        "outbox = reports not yet stored):",
         "",
         "| s | acks | ack p50 ms | ack p99 ms | stored | store p99 ms | fusion CPU % | "
         "fusion db thread busy % | consumer CPU % | client CPU % | fusion RSS MB | "
-        "pending max | buffered max | untracked max | outbox max | load |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "pending max | buffered max | untracked max | behind max s | outbox max | load |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         *bucket_rows(live, deliver_at, deliver, args.bucket),
     ]
 

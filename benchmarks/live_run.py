@@ -42,6 +42,7 @@ GAUGES = (
     "frames_pending",
     "frames_buffered",
     "frames_untracked",
+    "tracker_behind_ms",
     "outbox_depth",
     "frames_applied_total",
     "db_busy_ms_total",

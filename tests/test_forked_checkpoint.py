@@ -136,12 +136,12 @@ def test_a_big_state_is_checkpointed_no_more_often_than_its_cost_allows(
     monkeypatch.setenv("GRPC_ENABLE_FORK_SUPPORT", "false")
     monkeypatch.setattr(fork_policy, "_allowed", True)  # as in the command
     cp = _checkpointer(tmp_path)
-    assert cp.due()  # 10 events since none, the encode cheap so far: by the event count
+    assert cp.due(10)  # 10 events since none, the encode cheap so far: by the event count
     cp.last_encode_s = 2.0  # a raid-size state: 2 s to encode
     cp.at = time.monotonic() - 5.0
-    assert not cp.due()  # 5 s < COST_FACTOR x 2 s since the last one
+    assert not cp.due(10)  # 5 s < COST_FACTOR x 2 s since the last one
     cp.at = time.monotonic() - (cp_mod.COST_FACTOR * 2.0 + 0.5)
-    assert cp.due()
+    assert cp.due(10)
 
 
 def test_where_it_may_not_fork_the_event_count_alone_decides(tmp_path: Path, monkeypatch) -> None:
@@ -149,7 +149,7 @@ def test_where_it_may_not_fork_the_event_count_alone_decides(tmp_path: Path, mon
     cp = _checkpointer(tmp_path)
     cp.last_encode_s = 2.0
     cp.at = time.monotonic()
-    assert cp.due()  # encoded on the loop as before: every checkpoint_every events
+    assert cp.due(10)  # encoded on the loop as before: every checkpoint_every events
 
 
 def test_a_process_that_loaded_grpc_first_never_forks(monkeypatch) -> None:

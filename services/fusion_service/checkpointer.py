@@ -114,10 +114,11 @@ class Checkpointer:
         if replayed > 0:
             self.at = float("-inf")
 
-    def due(self) -> bool:
-        """A checkpoint is due (committed events since the last, by count or by time)."""
-        since = self.journal.committed_seq - self.seq
-        if since <= 0 or self.journal.pending or self.busy:
+    def due(self, seq: int) -> bool:
+        """A checkpoint of the state after event ``seq`` (committed) is due (events since
+        the last, by count or by time)."""
+        since = seq - self.seq
+        if since <= 0 or self.busy:
             return False
         every, interval = self.settings.checkpoint_every, self.settings.checkpoint_interval_s
         age = time.monotonic() - self.at
@@ -140,11 +141,12 @@ class Checkpointer:
         self,
         core: FusionCore,
         open_streams: Counter,
+        seq: int,
         *,
         inline: bool = False,
         after: asyncio.Future[None] | None = None,
     ) -> None:
-        """Save the state after the committed seq, then ask for a trim. Encoded on the
+        """Save the state after event ``seq`` (committed), then ask for a trim. Encoded on the
         loop (the core must not change meanwhile) while that is cheap, else in a forked
         child; written by ``store_run``. Returns once the state is encoded (at once for
         a child): the write goes on in the background (:attr:`busy`, :meth:`settle`),
@@ -152,7 +154,6 @@ class Checkpointer:
         whatever the cost (at shutdown). ``after``: the outbox write that holds the
         reports of the state's tracked items; the checkpoint is written only once it
         succeeded (a checkpoint durable before it would let a restart skip them)."""
-        seq = self.journal.committed_seq
         if not inline and self._in_child_next():
             child = self._child = ChildEncode()
             child.start(lambda: checkpoint_state(core, open_streams))

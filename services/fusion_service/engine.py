@@ -1,4 +1,4 @@
-"""The fusion service's engine: FusionCore + journal + outbox, driven by one worker task.
+"""The fusion service's engine: two FusionCores + journal + outbox, ordering and tracking tasks.
 
 Everything that changes the core goes through
 :func:`~tracklayer.services.fusion_service.inputs.apply_input`, live and on journal
@@ -8,29 +8,29 @@ replay alike (``recovery``), in one order:
    idle-timeout ticks); frames are admitted first (:mod:`.admission`: a slot among
    ``max_pending_frames``, and room in the watermark buffer unless their sensor
    holds the watermark: back-pressure on the senders, DESIGN §6 rule 6).
-2. The worker takes what is queued, validates and orders it (the core in two steps:
-   ``FusionCore.defer_tracking``), appends each state-changing event to the journal,
-   commits the journal in one transaction (group commit, on the database thread)
-   and acknowledges the frames: an ack waits for the journal, never for the tracker.
-3. Between two such batches the worker tracks the work the ordering released, at most
-   ``MAX_BATCH_S`` at a time, so acks, the other streams and RPCs get the loop between
-   (issue 13: at raid scale one watermark release is up to 0.5 s of tracking). Each
+2. The worker takes what is queued, validates and orders it on the ordering core
+   (``orders``: a ``FusionCore`` whose tracker tracks nothing; it gives each frame its
+   status), appends each state-changing event to the journal, commits the journal in
+   one transaction (group commit, on the database thread) and acknowledges the
+   frames: an ack waits for the journal, never for the tracker.
+3. The tracking core (``core``, :mod:`.follower`) applies the committed events in
+   journal order, as a restart replays them, and tracks what they release, on the
+   tracker thread, at most ``MAX_BATCH_S`` at a time; the events come from a feed in
+   memory (at most ``MAX_UNTRACKED``) while it keeps up, and are read back from the
+   journal when it does not (the ordering never waits for the tracker). Each
    stretch's reports are shown (``ListLiveTracks``, subscribers) at once and written
-   to the outbox, at most every ``OUTBOX_EVERY_S`` and at once when nothing waits for
-   the tracker, with the marks of what they cover (the journal seq whose events are
-   all tracked, and the core's count of tracked work items), then handed to the
-   forwarder. The outbox write is queued on the database thread and not waited for;
-   the next write or journal commit awaits it. While ``MAX_UNTRACKED`` work items wait
-   for the tracker, no more input is ordered (back-pressure, as the pending-frame
-   slots give it). ``ListLiveTracks`` first waits for the tracking of everything
-   acknowledged before it (read your writes: a client that saw its frames' acks sees
-   their tracks).
+   to the outbox as soon as the previous outbox write is done, with the marks of what
+   they cover (the journal seq whose events are all tracked, and the tracking core's
+   count of tracked work items), then handed to the forwarder. ``ListLiveTracks``
+   first waits for the tracking of everything acknowledged before it (read your
+   writes: a client that saw its frames' acks sees their tracks).
 
 A crash loses nothing: a frame not journaled was not acknowledged, and the replay
 tracks every journaled event again and re-emits the reports of every work item past
-the outbox's items mark. Checkpoints are written only when nothing waits for the
-tracker (the core's state then covers every committed event). Restart = replay the
-journal through a fresh core with the same settings (same track ids and revisions).
+the outbox's items mark. Checkpoints are of the tracking core at its place in the
+journal, between two stretches, after the outbox write of the reports they cover.
+Restart = replay the journal through a fresh core with the same settings (same track
+ids and revisions); the ordering core starts as a copy of its orderer.
 Which calls own which sensor, and the streams left open (after a restart or a cut):
 :mod:`.streams`.
 
@@ -60,6 +60,7 @@ from tracklayer.services.fusion_service.checkpointer import Checkpointer
 from tracklayer.services.fusion_service.disk_full import (
     DiskFull,
 )
+from tracklayer.services.fusion_service.follower import Follower, merged_counters, ordering_core
 from tracklayer.services.fusion_service.forwarder import Forwarder
 from tracklayer.services.fusion_service.inputs import EngineInput
 from tracklayer.services.fusion_service.journal import EventKind, Journal
@@ -71,7 +72,7 @@ from tracklayer.services.fusion_service.sensor_positions import SensorPositions
 from tracklayer.services.fusion_service.settings import FusionSettings
 from tracklayer.services.fusion_service.streams import StreamBook, StreamState, idle_ticks
 from tracklayer.services.fusion_service.tracker_thread import TrackerThread
-from tracklayer.services.fusion_service.worker import EngineClosed, EngineWorker
+from tracklayer.services.fusion_service.worker import MAX_UNTRACKED, EngineClosed, EngineWorker
 from tracklayer.services.gc_policy import GcFreezer
 from tracklayer.services.rpc.broadcast import Broadcaster, Subscription
 from tracklayer.services.rpc.server import kv
@@ -112,7 +113,10 @@ class FusionEngine(EngineWorker):
         self.journal.check_settings(
             {"fusion_id": settings.fusion_id, "config": config, "sensors": sensors}
         )
-        self.core = self._new_core()
+        self.core = self._new_core()  # the tracking core (the follower's)
+        self.orders = ordering_core(self.core)  # the ordering core: the acks' statuses
+        self.follower = Follower(self.core, Counter(), 0, 0, None, MAX_UNTRACKED)
+        self._reader = getattr(self.journal, "reader", None)  # the backlog's way back
         self.caps = Caps(settings.max_sensors, settings.max_streams_per_client)
         self._checkpoints = self._checkpoint_file()
         self._ckpt_db: DatabaseThread | None = None
@@ -152,7 +156,8 @@ class FusionEngine(EngineWorker):
         self._unsent: list[bytes] = []  # reports shown, not yet outboxed (tracking._show)
         self._tracked = asyncio.Event()  # set after each stretch of tracking (read your writes)
         self._track_wake = asyncio.Event()  # the tracking task has something to do
-        self._trackable = 0  # items_released as of the last commit: the tracker's limit
+        self._trackable = 0  # the committed seq: the follower's limit
+        self._committed_now: float | None = None  # the caller's clock of the last journaled
         self._look_checkpoint = False  # the ordering task looks for a due checkpoint
         self._outbox_broken: BaseException | None = None  # a failed outbox write (till reload)
         self._journal_mark = 0  # the outbox's journal mark as the worker last wrote it
@@ -194,22 +199,26 @@ class FusionEngine(EngineWorker):
         t0 = time.perf_counter()
         if fresh_core:
             self.core = self._new_core()
-            self._opens = Counter()
             self.live = LivePicture(self._live_reports)
             if self.gc_freezer is not None:  # the old state may hold frozen cycles
                 self.gc_freezer.thaw()
         self._unsent = []  # the replay outboxes every report past the outbox's marks
         self._outbox_broken = None
-        checkpoint_seq = self._restore_checkpoint()  # may replace the core: first
+        opens: Counter = Counter()
+        checkpoint_seq, opens = self._restore_checkpoint(opens)  # may replace the core: first
         self.replayed_events = replay_journal(
-            self.journal, self.outbox, self.core, self._opens, self.live, checkpoint_seq
+            self.journal, self.outbox, self.core, opens, self.live, checkpoint_seq
         )
         self.checkpointer.after_replay(self.replayed_events)
         self._journal_mark = self.outbox.journal_mark
-        self._trackable = self.core.items_released  # the replay tracked them all
+        self._trackable = seq = self.journal.committed_seq  # the replay tracked them all
+        self.follower.close()
+        reader = self._reader() if self._reader is not None else None
+        self.follower = Follower(self.core, opens, seq, self.journal.frames, reader, MAX_UNTRACKED)
+        self.orders, self._opens = ordering_core(self.core), Counter(opens)
         self._track_wake.set()
         self._tracked.set()  # readers waiting on the old core look again
-        self._baseline = dict(self.core.counters)
+        self._baseline = merged_counters(self.core.counters, self.orders.counters)
         self.caps.know(self.core.orderer.known_sensors())
         self._book.reset(self._opens, forget_owners=fresh_core)
         log.info(
@@ -247,6 +256,7 @@ class FusionEngine(EngineWorker):
     def _close_files(self) -> None:
         """Close the database threads (after the calls already queued), then the files."""
         self._tracker.close()
+        self.follower.close()
         if self._ckpt_db is not None:
             self._ckpt_db.close()
         self._outbox_db.close()
@@ -301,15 +311,16 @@ class FusionEngine(EngineWorker):
         """The core's latest reports, read between two items of the tracker thread."""
         return self._tracker.locked(lambda: self.core.live_reports())
 
-    def _restore_checkpoint(self) -> int:
-        """Load the newest usable checkpoint; returns its seq (0: replay from the start)."""
+    def _restore_checkpoint(self, opens: Counter) -> tuple[int, Counter]:
+        """Load the newest usable checkpoint into the tracking core; returns its seq (0:
+        replay from the start) and open-stream counts (``opens`` if none)."""
         restored = self.checkpointer.restore(self.core)
         if restored is None:
-            return 0
-        self.core, self._opens = restored
+            return 0, opens
+        self.core, opens = restored
         self.core.defer_tracking = True
         self.live.reset_from_core()
-        return self.checkpointer.seq
+        return self.checkpointer.seq, opens
 
     async def abandon(self) -> None:
         """Stop as SIGKILL would after the last commit (tests of crash recovery): no
@@ -408,7 +419,7 @@ class FusionEngine(EngineWorker):
     ) -> asyncio.Future[sensor_pb2.FrameAck]:
         """Queue one frame (waits for a slot: back-pressure); the future resolves to its ack."""
         self._check_open()
-        await self._admission.admit(self.core.orderer, msg.sensor_id, self._check_open)
+        await self._admission.admit(self.orders.orderer, msg.sensor_id, self._check_open)
         fut: asyncio.Future[sensor_pb2.FrameAck] = asyncio.get_running_loop().create_future()
         item = EngineInput(EventKind.FRAME, msg.sensor_id, time.time(), frame=msg, future=fut)
         item.arrival_ns = time.time_ns()
@@ -453,9 +464,15 @@ class FusionEngine(EngineWorker):
     def buffer_holds(self) -> int:  # frames held back while the watermark buffer was full
         return self._admission.buffer_holds
 
+    def _core_counters(self) -> dict[str, int]:
+        """The two cores' counters and the tracker's backlog (under the tracker's lock)."""
+        out = merged_counters(self.core.counters, self.orders.counters)
+        out.update(self.follower.figures(self._trackable, self.journal.frames, self._committed_now))
+        return out
+
     def counters(self) -> dict[str, int]:
         """GetStatus / Prometheus counters (DESIGN §8 names); totals count this process."""
-        out = since_start(self._tracker.locked(lambda: self.core.counters), self._baseline)
+        out = since_start(self._tracker.locked(self._core_counters), self._baseline)
         out["outbox_depth"] = self.outbox.depth
         out["outbox_delivered_total"] = self.outbox.delivered
         out["outbox_rejected"] = self.outbox.rejected

@@ -37,6 +37,8 @@ class EngineInput:
     ids: tuple[str, ...] = ()
     future: asyncio.Future[Any] | None = None
     arrival_ns: int = 0
+    #: ``frame`` converted already (the ordering's, handed to the tracker's core)
+    domain: SensorFrame | None = None
 
 
 class Applied(NamedTuple):
@@ -71,7 +73,7 @@ def _submit_frame(core: FusionCore, item: EngineInput, replay: bool) -> Applied:
         status, reason, reports = core.reject(too_big)
     else:
         try:
-            frame = frame_from_proto(item.frame)
+            frame = item.domain if item.domain is not None else frame_from_proto(item.frame)
         except (ValueError, OverflowError) as exc:
             status, reason, reports = core.reject(str(exc))
         else:

@@ -37,6 +37,7 @@ since replay would then diverge.
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -234,6 +235,11 @@ class Journal(SqliteFile):
         for seq, kind, sid, now, payload in cur:
             yield Event(int(seq), EventKind(kind), sid, now, bytes(payload))
 
+    def reader(self) -> JournalReader:
+        """A reader of committed events on a connection of its own (for another
+        thread: the tracker reads a backlog back while the owner appends)."""
+        return JournalReader(self.path)
+
     # ---- checkpoints of an older version (now in their own file: checkpoint_file) ----
     def legacy_checkpoints(self) -> list[tuple[int, int, str, bytes]]:
         """(seq, wall_ns, version, state) of the checkpoints a journal written before
@@ -250,3 +256,37 @@ class Journal(SqliteFile):
         with self._database_errors(), transaction(self._db) as cur:
             cur.execute("DELETE FROM checkpoints")
         self.reclaim()
+
+
+class JournalReader:
+    """Reads committed events of a journal on its own connection (WAL: it sees every
+    committed transaction and never blocks the writer); used by one thread at a time."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._db: sqlite3.Connection | None = None
+
+    def events(self, first: int, last: int) -> list[Event]:
+        """The committed events with ``first <= seq <= last``, in order; raises
+        JournalError unless every one of them is there (trimmed, or not committed)."""
+        if self._db is None:
+            db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+            self._db = db
+            self._db.execute("PRAGMA query_only=ON")
+        rows = self._db.execute(
+            "SELECT seq, kind, sensor_id, now, payload FROM events "
+            "WHERE seq BETWEEN ? AND ? ORDER BY seq",
+            (first, last),
+        ).fetchall()
+        if len(rows) != last - first + 1 or (rows and int(rows[0][0]) != first):
+            raise JournalError(
+                f"{self.path}: events {first}..{last} wanted, {len(rows)} found "
+                "(trimmed or not committed)"
+            )
+        return [Event(int(q), EventKind(k), sid, now, bytes(p)) for q, k, sid, now, p in rows]
+
+    def close(self) -> None:
+        """Close the connection (idempotent; from any thread once no read runs)."""
+        if self._db is not None:
+            self._db.close()
+            self._db = None

@@ -6,14 +6,13 @@ every ack queued behind it. Here the tracker runs in stretches on a thread of it
 so the loop waits at most for the interpreter's thread switch (``sys.getswitchinterval``)
 and for the compiled kernels that hold the GIL.
 
-What the two threads share (``FusionCore`` keeps the ordering and the tracker apart):
-the ordering (on the loop) appends released work to the core's deque and counts
-``items_released``; the tracker thread pops it and counts ``items_tracked``; each
-attribute has one writer. Everything else the tracker thread touches (the tracker,
-``_applied``, ``_reports``, ``_dirty``, ``_last_applied_ns``) is read from the loop only
-under :attr:`TrackerThread.lock` (held for one item at a time: a read waits for at
-most one frame's tracking) or while no stretch runs (:attr:`TrackerThread.running`
-False: showing a stretch's reports, checkpoints).
+What the two threads share (:mod:`.follower`: two cores, one ordering on the loop, one
+tracking here): the follower's feed of committed events (the loop appends, the tracker
+thread pops) and its position; the tracking core, its open-stream counts and the
+follower's figures are changed only here, and read from the loop only under
+:attr:`TrackerThread.lock` (held for one event's ordering or one item's tracking at a
+time: a read waits for at most one frame's tracking) or while no stretch runs
+(:attr:`TrackerThread.running` False: showing a stretch's reports, checkpoints).
 """
 
 from __future__ import annotations
@@ -25,7 +24,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from tracklayer.fusion.core import Emitted, FusionCore
+from tracklayer.fusion.core import Emitted
+from tracklayer.services.fusion_service.follower import Follower
 
 R = TypeVar("R")
 
@@ -46,33 +46,27 @@ class TrackerThread:
         self._idle.set()
         self.busy_s = 0.0  # wall seconds spent tracking (the thread's load)
 
-    async def stretch(self, core: FusionCore, limit: int, budget_s: float) -> list[Emitted]:
-        """Track ``core``'s deferred items while ``items_tracked < limit`` (items the
-        caller may track: those of committed events) for up to ``budget_s`` wall
-        seconds (at least one item), on the tracker thread; their reports in order."""
+    async def stretch(self, follower: Follower, limit: int, budget_s: float) -> list[Emitted]:
+        """``follower.run(limit, budget_s)`` on the tracker thread: the committed events
+        up to seq ``limit`` applied and tracked for up to ``budget_s`` wall seconds (at
+        least one step); their reports in order."""
         if self._exec is None:
             raise RuntimeError("tracker thread closed")
         self.running = True
         self._idle.clear()
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._exec, self._run, core, limit, budget_s)
+            return await loop.run_in_executor(self._exec, self._run, follower, limit, budget_s)
         finally:
             self.running = False
             self._idle.set()
 
-    def _run(self, core: FusionCore, limit: int, budget_s: float) -> list[Emitted]:
-        out: list[Emitted] = []
+    def _run(self, follower: Follower, limit: int, budget_s: float) -> list[Emitted]:
         t0 = time.perf_counter()
         try:
-            while core.items_tracked < limit:
-                with self.lock:
-                    out.extend(core.track_next()[1])
-                if time.perf_counter() - t0 > budget_s:
-                    break
+            return follower.run(limit, budget_s, self.lock)
         finally:
             self.busy_s += time.perf_counter() - t0
-        return out
 
     def locked(self, fn: Callable[[], R]) -> R:
         """``fn()`` while the tracker thread is between two items (from the loop)."""

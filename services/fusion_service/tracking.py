@@ -1,17 +1,18 @@
 """The fusion engine's tracking task: the tracker thread's stretches, shown and outboxed.
 
 :class:`EngineTracking` is the part of :class:`~.engine.FusionEngine` that runs on its
-tracking task, beside the ordering task (:mod:`.worker`). It tracks the work the
-ordering released and committed (``_trackable``: never the work of an event not yet
-durable, whose reports a crash would make wrong) on the tracker thread
+tracking task, beside the ordering task (:mod:`.worker`). It has the tracking core
+(:mod:`.follower`) apply and track the committed events (``_trackable``: never an event
+not yet durable, whose reports a crash would make wrong) on the tracker thread
 (:mod:`.tracker_thread`), at most ``MAX_BATCH_S`` at a time; then, on the loop, shows
 the stretch's reports (live picture, subscribers, listeners) and outboxes them with
 the marks of what they cover (the journal seq whose events are all tracked, the core's
 count of tracked items) on the outbox's own database thread, as soon as the previous
 outbox write is done (reports that came meanwhile share the next write), and hands
-them to the forwarder once written. A failed outbox write is left for the ordering
-task to see (``worker._check_outbox``: it rides out a full disk); no more is written
-until then.
+them to the forwarder once written. Between two stretches it takes the checkpoints
+(of the tracking core at its place in the journal, a backlog or not). A failed outbox
+write is left for the ordering task to see (``worker._check_outbox``: it rides out a
+full disk); no more is written until then.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import asyncio
 import time
 
 from tracklayer.fusion.core import Emitted
+from tracklayer.services.fusion_service.inputs import EngineInput
 from tracklayer.services.fusion_service.live_picture import report_message
 
 #: Wall seconds of tracking in one stretch on the tracker thread: how often a
@@ -31,22 +33,27 @@ class EngineTracking:
     """The tracking task's methods of :class:`~.engine.FusionEngine` (module docstring)."""
 
     async def _tracking(self) -> None:
-        """Track committed work in stretches; outbox the reports; never returns."""
+        """Track committed events in stretches; outbox the reports; checkpoint between
+        stretches when one is due; never returns."""
         while True:
-            core = self.core
-            if self.unwritable is None and core.items_tracked < self._trackable:
-                emitted = await self._tracker.stretch(core, self._trackable, MAX_BATCH_S)
-                if core is self.core and self.unwritable is None:
+            f = self.follower
+            self._look_checkpoint = False  # a checkpoint settled, an outbox write ended
+            await self._checkpoint_if_due()
+            if self.unwritable is None and f.behind(self._trackable):
+                emitted = await self._tracker.stretch(f, self._trackable, MAX_BATCH_S)
+                if f is self.follower and self.unwritable is None:
                     self._show(emitted)
             elif self._unsent and self.unwritable is None and self._outbox_busy():
                 await asyncio.wait([self._outbox_write])  # then the reports that waited
             else:
-                self._track_wake.clear()  # set by a commit, a reload, an outbox write done
-                await self._track_wake.wait()
+                self._track_wake.clear()  # set by a commit, a reload, _look_again
+                if not self._look_checkpoint:
+                    await self._track_wake.wait()
                 continue
             self._outbox_unsent()
             self._tracked.set()
-            self._look_again()  # the ordering task: room below MAX_UNTRACKED, a checkpoint
+            if f.reader is None:
+                self._wake.set()  # the ordering task may hold back on a full feed: ``_room``
             await asyncio.sleep(0)
 
     def _show(self, emitted: list[Emitted]) -> None:
@@ -79,12 +86,10 @@ class EngineTracking:
             return
         if fut is not None and fut.done() and (fut.cancelled() or fut.exception() is not None):
             return
-        core = self.core
-        # Every event up to the committed seq is tracked once nothing waits.
-        if not core.untracked:
-            self._journal_mark = self.journal.committed_seq
+        f = self.follower
+        self._journal_mark = f.mark  # every event up to it is tracked
         unsent, self._unsent = self._unsent, []
-        marks = (self._journal_mark, core.items_tracked)
+        marks = (self._journal_mark, f.core.items_tracked)
         fut = self._outbox_db.submit(self._outbox_add, unsent, *marks)
         fut.add_done_callback(self._outbox_written)
         self._outbox_write = fut
@@ -105,19 +110,25 @@ class EngineTracking:
         ok = not fut.cancelled() and fut.exception() is None
         if ok and self.forwarder is not None:
             self.forwarder.notify()
-        self._track_wake.set()
         self._look_again()
 
-    def _release_committed(self) -> None:
-        """The ordering's work so far is committed: the tracker may take it."""
-        self._trackable = self.core.items_released
+    def _look_again(self) -> None:
+        """The tracking task looks whether a checkpoint is due at its next turn."""
+        self._look_checkpoint = True
+        self._track_wake.set()
+
+    def _release_committed(self, events: list[tuple[int, EngineInput]]) -> None:
+        """``events`` (seq, the tracking core's input) are committed: the follower may
+        take them (from its feed, or read back from the journal)."""
+        self._trackable = self.journal.committed_seq
+        self.follower.offer(events)
         self._track_wake.set()
 
     def _settled_for_checkpoint(self) -> bool:
-        """Everything released is tracked, no stretch runs, and every report is on its
-        way to the outbox (queued here if need be; the checkpoint is written after that
-        write: ``Checkpointer.write(after=...)``)."""
-        if self.core.untracked or self._tracker.running:
+        """No stretch runs, the tracking core's released work is all tracked, and every
+        report is on its way to the outbox (queued here if need be; the checkpoint is
+        written after that write: ``Checkpointer.write(after=...)``)."""
+        if self._tracker.running or self.follower.core.untracked:
             return False
         self._outbox_unsent(now=True)
         fut = self._outbox_write
@@ -125,8 +136,8 @@ class EngineTracking:
         return not self._unsent and not failed
 
     async def _drain_tracking(self) -> None:
-        """At the stop: wait until everything is tracked and outboxed (or the tracking
-        task failed), then for the last outbox write, then a due checkpoint."""
+        """At the stop: wait until every committed event is tracked and outboxed (or the
+        tracking task failed), then for the last outbox write, then a due checkpoint."""
         while True:
             if self.failed is not None or self.unwritable is not None:
                 return
@@ -134,7 +145,8 @@ class EngineTracking:
             if fut is not None and fut.done() and not fut.cancelled() and fut.exception():
                 await self._outbox_failed([], fut.exception())
                 return
-            if not (self.core.untracked or self._tracker.running or self._unsent):
+            busy = self.follower.behind(self._trackable) or self._tracker.running
+            if not (busy or self._unsent):
                 if fut is None or fut.done():
                     break
                 await asyncio.wait([fut])

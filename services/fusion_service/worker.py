@@ -2,11 +2,11 @@
 
 :class:`EngineWorker` is the part of :class:`~.engine.FusionEngine` that runs on its
 worker task (the engine's module docstring gives the order of work): a batch of
-queued input is ordered, journaled, committed and acknowledged (``_process``); the
-work it released becomes trackable once committed (``_trackable``) and is tracked by
-the engine's tracking task on the tracker thread (:mod:`.tracking`) meanwhile. It uses
-the engine's state (core, journal, outbox, database threads, checkpointer, admission,
-queue) and is not used alone.
+queued input is ordered by the ordering core (``orders``), journaled, committed and
+acknowledged (``_process``); the committed events then go to the tracking core
+(:mod:`.follower`), which the engine's tracking task (:mod:`.tracking`) runs on the
+tracker thread meanwhile. It uses the engine's state (cores, journal, outbox, database
+threads, checkpointer, admission, queue) and is not used alone.
 """
 
 from __future__ import annotations
@@ -14,11 +14,16 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from tracklayer.fusion.domain import FrameStatus, TrackReport
+from tracklayer.fusion.domain import FrameStatus
 from tracklayer.services.errors import Unavailable
 from tracklayer.services.fusion_service.disk_full import is_disk_full, ride_out, unwritable_message
-from tracklayer.services.fusion_service.inputs import EngineInput, apply_input, fail_waiting
-from tracklayer.services.fusion_service.journal import EventKind
+from tracklayer.services.fusion_service.inputs import (
+    EngineInput,
+    apply_input,
+    fail_waiting,
+    input_from_event,
+)
+from tracklayer.services.fusion_service.journal import Event, EventKind
 from tracklayer.services.fusion_service.tracking import EngineTracking
 from tracklayer.services.rpc.server import kv
 from tracklayer.v1 import sensor_pb2
@@ -28,10 +33,10 @@ log = logging.getLogger("tracklayer.services.fusion")
 #: Most queued inputs applied per group commit.
 MAX_BATCH_ITEMS = 256
 
-#: Work items (frames, flushes) released by the ordering and waiting for the tracker
-#: beyond which no more input is ordered: room for a raid's largest watermark releases
-#: (~100 frames), ~4 s of its frames under 120 satellites; it also bounds how long a
-#: SIGTERM takes to track what was acknowledged (~2 s at raid scale).
+#: Committed events held in memory for the tracking core (:mod:`.follower`): room for a
+#: raid's largest watermark releases; past it the tracker reads the backlog back from
+#: the journal, and the ordering goes on (a journal that cannot be read back, the
+#: scale-out stream's, holds the ordering back instead).
 MAX_UNTRACKED = 512
 
 
@@ -66,22 +71,24 @@ class EngineWorker(EngineTracking):
             self._tracked.set()  # nobody waits for a tracker that stopped
 
     async def _ordering(self) -> None:
-        """Batches of input while the tracker keeps up (``MAX_UNTRACKED``); checkpoints
-        when due and everything is tracked; returns at the stop sentinel."""
+        """Batches of input (held back only while the feed of a journal that cannot be
+        read back is full); returns at the stop sentinel."""
         while True:
             if self.gc_freezer is not None:
                 self.gc_freezer.tick()
-            if self._look_checkpoint:  # the tracker, the outbox or a checkpoint moved on
-                self._look_checkpoint = False
-                await self._checkpoint_if_due()
-            if self._queue and self.core.untracked < MAX_UNTRACKED:
+            if self._queue and self._room():
                 if await self._take_batch():
                     return
                 await asyncio.sleep(0)  # the acks go out before the next batch
                 continue
-            if not self._look_checkpoint:
-                self._wake.clear()  # set by new input, and with _look_checkpoint
-                await self._wake.wait()
+            self._wake.clear()  # set by new input, and by the tracking task
+            await self._wake.wait()
+
+    def _room(self) -> bool:
+        """The ordering may go on: the tracker reads what its feed misses back from the
+        journal, or (a journal it cannot read: the scale-out stream) the feed has room."""
+        f = self.follower
+        return f.reader is not None or len(f.feed) < MAX_UNTRACKED
 
     async def _take_batch(self) -> bool:
         """Order, journal and acknowledge one batch of the queue; True at the stop
@@ -103,9 +110,10 @@ class EngineWorker(EngineTracking):
         """Order and journal ``batch``, commit, then acknowledge (no tracking: the
         tracking task takes the work it released once it is committed)."""
         results = []
+        events: list[tuple[int, EngineInput]] = []  # journaled: for the tracking core
         try:
             for item in batch:
-                status, reason, _ = self._apply_and_journal(item)
+                status, reason = self._apply_and_journal(item, events)
                 results.append((item, status, reason))
             if not await self._check_outbox(batch):
                 return
@@ -120,21 +128,24 @@ class EngineWorker(EngineTracking):
         except BaseException as exc:
             fail_waiting(batch, EngineClosed(f"fusion engine failed: {exc!r}"))
             raise
-        self._release_committed()
+        self._release_committed(events)
         for item, status, reason in results:
             self._answer(item, status, reason)
-        await self._checkpoint_if_due()
 
     async def _checkpoint_if_due(self) -> None:
-        """A checkpoint, when one is due, everything released is tracked (no stretch
-        runs) and its reports are in the outbox: the state then covers every committed
-        event, and no report it covers can be lost (a restart from it re-emits only
-        items past it). Only the ordering task calls this (never mid-batch)."""
-        if not self.checkpointer.due() or not self._settled_for_checkpoint():
+        """A checkpoint of the tracking core at its place in the journal, when one is
+        due, no stretch runs, the work it released is all tracked and its reports are
+        on their way to the outbox: no report it covers can be lost (a restart from it
+        re-emits only items past it). A backlog of committed events does not hold it
+        back. Called by the tracking task between stretches (and at the stop)."""
+        f = self.follower
+        if self.unwritable is not None or not self.checkpointer.due(f.seq):
+            return
+        if not self._settled_for_checkpoint():
             return
         try:
             await self.checkpointer.write(
-                self.core, self._opens, inline=self._closing, after=self._outbox_write
+                f.core, f.opens, f.seq, inline=self._closing, after=self._outbox_write
             )
             self.checkpointer.on_settled(self._look_again)  # once it is written
         except Exception as exc:  # a checkpoint only shortens replay: try later
@@ -142,16 +153,11 @@ class EngineWorker(EngineTracking):
                 raise
             log.warning(kv("checkpoint_not_written", error=str(exc)))
 
-    def _look_again(self) -> None:
-        """The ordering task looks whether a checkpoint is due at its next turn."""
-        self._look_checkpoint = True
-        self._wake.set()
-
     async def caught_up(self) -> None:
         """Wait until everything acknowledged so far is tracked (read your writes)."""
-        core = self.core
-        target = core.items_released
-        while core is self.core and core.items_tracked < target:
+        f = self.follower
+        target = self._trackable
+        while f is self.follower and f.mark < target:
             if self._closing or self.failed is not None or self._worker is None:
                 return
             if self._worker.done():
@@ -192,14 +198,25 @@ class EngineWorker(EngineTracking):
                 on_frame(msg, int(status), item.arrival_ns)
         elif item.kind == EventKind.DECLARE and item.future is not None:
             if not item.future.done():
-                item.future.set_result(list(self.core.orderer.expected_sensors))
+                item.future.set_result(list(self.orders.orderer.expected_sensors))
 
-    def _apply_and_journal(self, item: EngineInput) -> tuple[FrameStatus, str, list[TrackReport]]:
-        """Apply one live input to the core; append it to the journal if it changed state."""
-        applied = apply_input(self.core, self._opens, item, replay=False)
+    def _apply_and_journal(
+        self, item: EngineInput, events: list[tuple[int, EngineInput]]
+    ) -> tuple[FrameStatus, str]:
+        """Apply one live input to the ordering core; if it changed state, append it to
+        the journal and to ``events`` (its seq and the tracking core's input)."""
+        applied = apply_input(self.orders, self._opens, item, replay=False)
         if applied.frame is not None:
             self.sensor_positions.seen(applied.frame)
-        if applied.journal_payload is not None:
+        payload = applied.journal_payload
+        if payload is not None:
             kind = applied.journal_kind or item.kind
-            self.journal.append(kind, item.sensor_id, item.now, applied.journal_payload)
-        return applied.status, applied.reason, applied.reports
+            seq = self.journal.append(kind, item.sensor_id, item.now, payload)
+            if kind == EventKind.FRAME:  # the frame as converted, not parsed again
+                mine = EngineInput(kind, item.sensor_id, item.now, domain=applied.frame)
+            else:
+                mine = input_from_event(Event(seq, kind, item.sensor_id, item.now, payload))
+            events.append((seq, mine))
+            if item.now is not None:  # (stream opens and closes carry none)
+                self._committed_now = item.now
+        return applied.status, applied.reason

@@ -18,10 +18,9 @@ import logging
 import grpc
 
 from tracklayer.fusion.cells import MAX_SHARDS
-from tracklayer.fusion.config import FusionConfig
-from tracklayer.fusion.domain import SensorFrame, TrackReport
 from tracklayer.services.errors import UserError
 from tracklayer.services.fusion_service.engine import FusionEngine
+from tracklayer.services.fusion_service.follower import OrderingOnly
 from tracklayer.services.fusion_service.forwarder import Forwarder
 from tracklayer.services.fusion_service.journal import JournalError
 from tracklayer.services.fusion_service.servicer import FusionServer, start_fusion_server
@@ -42,23 +41,6 @@ LABEL = "tracklayer fusion"
 SUPPORTED_SHARDS = tuple(range(1, MAX_SHARDS + 1))
 #: K of the hand-overs between shards (fusion.tracker.region), pinned with S > 1.
 HANDOVER_DELAY_FRAMES = 128
-
-
-class OrderingOnly:
-    """A tracker that tracks nothing: the front door's core only validates and orders
-    (the shards track); its statuses are those of the full core."""
-
-    def __init__(self, fusion_id: str, config: FusionConfig) -> None:
-        self.fusion_id = fusion_id
-
-    def process(self, frame: SensorFrame) -> list[TrackReport]:
-        return []
-
-    def flush(self) -> list[TrackReport]:
-        return []
-
-    def live_reports(self) -> list[TrackReport]:
-        return []
 
 
 def pinned_settings(
