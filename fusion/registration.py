@@ -11,7 +11,10 @@ Evidence: the unambiguous detections (``observe``'s ``clear``) one track collect
 tracks), and those of one hot spot *site* (:mod:`.registration_sites`) over
 ``EARTH_FIXED_WINDOW_SHARE`` times that. Residuals against the track's state are ``y = E
 dp / rho + E (dtheta x u) + noise``; the track's own errors are eliminated in the window
-(Schur complement), so one Kalman update per window is honest. With
+(Schur complement), so windows are independent evidence: the windows accepted over
+``BATCH_S`` of data time are applied as one Kalman update in information form (their
+information and gradients add; all are taken about the same estimate, which moves only
+then: DESIGN §6 says how close that is to one update per window). With
 ``registration_site_memory_s`` > 0 a site's position, with
 ``registration_track_memory_s`` > 0 a ballistic track's state
 (:mod:`.registration_tracks`), is eliminated over all of its windows, not once per window.
@@ -50,6 +53,7 @@ MAX_WINDOW_LOOKS = 400  # detections a window holds at most (bounded history; th
 MAX_ANGLE_RAD = 1e-3  # an estimate beyond this is broken: the update is rejected
 OUTLIER_CHI2_FACTOR = 3.0  # a window whose chi-square exceeds this x its expectation: skipped
 STALE_AFTER_S = 10.0  # s without a look after which a window is closed (track ended)
+BATCH_S = 5.0  # s of data time whose accepted windows are applied as one Kalman update
 PRUNE_EVERY_S = 1.0  # s of data time between two prunings of stale windows
 EARTH_FIXED_WINDOW_SHARE = 3.0  # hot-spot (site) windows: this x registration_window_s
 THRUSTING_WINDOW_SHARE = 0.3  # boost windows (thrust changes: short) likewise
@@ -137,6 +141,9 @@ class Registration:
         self._across: tuple[np.ndarray, np.ndarray | None] = (np.zeros(0), None)  # last frame
         self._t_ns: int | None = None
         self._pruned_s = -np.inf
+        # windows accepted but not applied (info, gradient, columns, sensors); last update, s
+        self._batch: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self._batch_s = -np.inf
         self.windows_total = 0  # accepted windows
         self.outliers_total = 0  # windows skipped as inconsistent with the model
         self.rejected_total = 0  # numerically broken updates, never applied
@@ -296,6 +303,8 @@ class Registration:
                     self._close(w)
         if t_s - self._pruned_s >= PRUNE_EVERY_S:
             self._prune(t_s)
+        if self._batch and t_s - self._batch_s >= BATCH_S:
+            self._flush(t_s)
 
     def _prune(self, t_s: float) -> None:
         """Solve the windows of tracks quiet ``STALE_AFTER_S`` (ended: their looks still
@@ -364,7 +373,6 @@ class Registration:
         ``y = A ds + G dtheta + N(0, I)`` with the nuisance ``ds`` (track errors)
         eliminated (Schur complement: information ``L``, ``eta`` on ``dtheta``). An
         inconsistent window is skipped; a broken update is rejected and counted."""
-        self._settle()
         try:
             AtA, AtG, Aty = A.T @ A, A.T @ G, A.T @ y
             sol = np.linalg.solve(AtA, np.concatenate([AtG, Aty[:, None]], axis=1))
@@ -391,39 +399,53 @@ class Registration:
         sensors the window involved (its looks', or its site's). True if applied; an
         inconsistent window is skipped (``outliers_total``), a broken update rejected
         (``rejected_total``)."""
-        self._settle()
         idx = (3 * sensors[:, None] + np.arange(3)).ravel()
-        try:
-            lam, V = np.linalg.eigh(0.5 * (info + info.T))
-        except np.linalg.LinAlgError:
+        info = 0.5 * (info + info.T)
+        if not (np.isfinite(info).all() and np.isfinite(eta).all()):
             self.rejected_total += 1
             return False
         expect = dof + float(np.trace(info @ self._P[np.ix_(idx, idx)]))
         if not np.isfinite(chi2) or chi2 > OUTLIER_CHI2_FACTOR * expect + 20.0:
             self.outliers_total += 1
             return False
-        keep = lam > 1e-9 * max(float(lam[-1]), 1e-300)
-        if not keep.any():
-            return False
-        root = np.sqrt(lam[keep])
-        H = root[:, None] * V[:, keep].T  # pseudo-measurement z = H dtheta + N(0, I)
-        z = (V[:, keep].T @ eta) / root
-        return self._kalman(z, H, idx, seen)
+        self._batch.append((info, eta, idx, seen))
+        return True
 
-    def _kalman(self, z: np.ndarray, H: np.ndarray, idx: np.ndarray, uniq: np.ndarray) -> bool:
-        """One Kalman update of the stacked biases, columns ``idx``; never applied when
-        the result is not finite, not positive or beyond ``MAX_ANGLE_RAD`` (False)."""
-        PHt = self._P[:, idx] @ H.T
-        S = H @ PHt[idx] + np.eye(z.size)
+    def _flush(self, t_s: float) -> None:
+        """Apply the windows accepted since the last flush (data time ``t_s``) as one
+        Kalman update: their information and gradients add up, all taken about the same
+        estimate (it moves only here), so this is one update per window up to rounding
+        (but each window's outlier test saw P before the batch; DESIGN §6)."""
+        batch, self._batch, self._batch_s = self._batch, [], t_s
+        cols = np.unique(np.concatenate([b[2] for b in batch]))
+        info, eta = np.zeros((cols.size, cols.size)), np.zeros(cols.size)
+        for i_w, e_w, idx, _ in batch:
+            at = np.searchsorted(cols, idx)
+            info[np.ix_(at, at)] += i_w
+            eta[at] += e_w
+        self._settle()
+        self._kalman(info, eta, cols, np.concatenate([b[3] for b in batch]), len(batch))
+
+    def _kalman(
+        self, info: np.ndarray, eta: np.ndarray, idx: np.ndarray, seen: np.ndarray, windows: int
+    ) -> bool:
+        """One Kalman update of the stacked biases from information ``info`` (k, k) 1/rad^2
+        and gradient ``eta`` (k,) 1/rad at the estimate on its columns ``idx`` (k,),
+        ``windows`` windows of the sensors ``seen`` (one entry per window and sensor;
+        information form: the gain is ``P' H' = P_:i info (I + P_ii info)^-1``, valid for
+        a singular ``info``); never applied when the result is not finite, not positive or
+        beyond ``MAX_ANGLE_RAD`` (False, counted in ``rejected_total``)."""
+        P_i = self._P[:, idx]  # (3 S, k)
         try:
-            K = np.linalg.solve(S, PHt.T).T  # (3 S, k)
+            W = np.linalg.solve(np.eye(idx.size) + info @ P_i[idx], info)  # info (I + P_ii info)^-1
         except np.linalg.LinAlgError:
             self.rejected_total += 1
             return False
-        theta = self._theta + K @ z
-        P = self._P - K @ PHt.T
-        P += P.T  # 0.5 (P + P'): the same floats, fewer temporaries
+        P = self._P - P_i @ W @ P_i.T
+        P += P.T
         P *= 0.5
+        Pn_i = P[:, idx]
+        theta = self._theta + Pn_i @ eta
         if (
             not (np.isfinite(theta).all() and np.isfinite(P).all())
             or (P.diagonal() <= 0.0).any()
@@ -431,22 +453,17 @@ class Registration:
         ):
             self.rejected_total += 1
             return False
-        M = K @ H  # (3 S, |idx|): theta += M (b - theta)[idx] + K n
+        M = Pn_i @ info  # (3 S, k): theta += M (b - theta)[idx] + noise of covariance M Pn_i'
         L = self._L - M @ self._L[idx]
         L[:, idx] += M
         Cn = self._Cn
         McT = M @ Cn[idx]
-        Cn = Cn - McT  # Cn - McT - McT' + M Cn_ii M' + K K', summed in that order
-        Cn -= McT.T
-        Cn += M @ self._Cn[np.ix_(idx, idx)] @ M.T
-        Cn += K @ K.T
-        Cn += Cn.T
-        Cn *= 0.5
-        self._theta, self._P, self._L, self._Cn = theta, P, L, Cn
+        Cn = Cn - McT - McT.T + M @ Cn[np.ix_(idx, idx)] @ M.T + M @ Pn_i.T
+        self._theta, self._P, self._L, self._Cn = theta, P, L, 0.5 * (Cn + Cn.T)
         self.scale = bias_scale(self._theta, self._L, self._Cn, self._prior_var)
         self._p_version += 1
-        self._windows_used[uniq] += 1
-        self.windows_total += 1
+        np.add.at(self._windows_used, seen, 1)
+        self.windows_total += windows
         return True
 
     # ------------------------------------------------------------------ output
@@ -458,7 +475,8 @@ class Registration:
 
     def estimates(self) -> list[SensorBias]:
         """Every known sensor's estimate, 1-sigma and 3 x 3 covariance (rad, ECI axes; the
-        pending drift included), by sensor id."""
+        pending drift included; windows gathered since the last update not yet), by sensor
+        id."""
         out = []
         index, P, theta, used = dict(self._index), self._P, self._theta, self._windows_used
         drift = self._q_per_s * self._drift_s

@@ -1,4 +1,8 @@
-"""Ballistic arcs of the sensor registration (:mod:`.registration`, DESIGN §6).
+"""A track's window, and ballistic arcs, of the sensor registration (:mod:`.registration`,
+DESIGN §6).
+
+:func:`window_equations`: one track's window of looks as whitened linear equations in the
+track's own errors (eliminated by the registration) and the sensors' biases.
 
 A confirmed ballistic track's trajectory is six unknowns for its whole midcourse (its
 position and velocity at one time: gravity does the rest), but a window of
