@@ -60,6 +60,7 @@ _KERNELS = {
     "gate_pairs": _Kernel(_kf._gate_pairs),
     "update": _Kernel(_kf._update),
     "pair_screen": _Kernel(_kf._pair_screen),
+    "in_view": _Kernel(_kf._in_view),
     "to_surface": _Kernel(_ki._to_surface),
     "launch_fit": _Kernel(_ki._launch_fit),
 }
@@ -293,6 +294,29 @@ def pair_screen(
     return mi[:count], bi[:count]
 
 
+def in_view(
+    sensor_position: np.ndarray,
+    positions: np.ndarray,
+    limit: float,
+    floor: float,
+    axes: tuple[float, float],
+    margins: tuple[float, float, float],
+) -> np.ndarray | None:
+    """Compiled view test of the existence look (tracker.existence, the Python-float
+    arithmetic of its few-row path) of ``positions`` (N, 3) m from ``sensor_position``:
+    bool (N,); None when the kernels are off or a value lies within ``margins`` of a
+    limit (then the numpy path decides, so the answer is always numpy's)."""
+    if not enabled():
+        return None
+    out = np.zeros(positions.shape[0], bool)
+    args = (_f64(sensor_position), _f64(positions), float(limit), float(floor))
+    try:
+        done = _call("in_view", *args, _f64(axes), _f64(margins), out)
+    except _NoKernel:
+        return None
+    return out if done else None
+
+
 def propagate_to_surface(
     r: np.ndarray,
     v: np.ndarray,
@@ -360,6 +384,7 @@ def warm() -> bool:
         x[:, :3], x[:, 3:6], 1e-3 * one, 10.0, 20.0, 1.0, (1e5, 2e4, 1e4, 20.0, 2.5e5)
     )
     pair_screen(x[0, :3], los, np.zeros((1, 13)), 1.0, 0, 1.0, 1.0, 1.0, 1.0)
+    in_view(np.ones(3), x[:, :3], 1.0, 0.0, (2.0, 1.0), (0.0, 0.0, 0.0))
     tau = np.linspace(0.0, 10.0, 5)
     launch_fit(
         tau, 6.4e6 + tau[:, None] * np.ones((5, 3)), np.ones(5), 2, -np.arange(0.0, 1.0, 0.1), 2e3
