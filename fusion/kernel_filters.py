@@ -2,7 +2,8 @@
 arrays, compiled by numba there (correct but slow if run uncompiled). The short-step
 predict (:func:`.filters.predict`), the Joseph update (:func:`.filters.update`), the
 ``may_gate`` screen and the gating of candidate pairs (:mod:`.association`), the screen
-of initiation pairs (:func:`.initiation.screen_pairs`); units and
+of initiation pairs (:func:`.initiation.screen_pairs`), the existence look's view test
+(:mod:`.tracker.existence`); units and
 frames as in the numpy code each mirrors. :data:`HELPERS` are the functions the loops
 call (compiled first)."""
 
