@@ -2,7 +2,8 @@
 arrays, compiled by numba there (correct but slow if run uncompiled). The short-step
 predict (:func:`.filters.predict`), the Joseph update (:func:`.filters.update`), the
 ``may_gate`` screen and the gating of candidate pairs (:mod:`.association`), the screen
-of initiation pairs (:func:`.initiation.screen_pairs`); units and
+of initiation pairs (:func:`.initiation.screen_pairs`), the existence look's view test
+(:mod:`.tracker.existence`); units and
 frames as in the numpy code each mirrors. :data:`HELPERS` are the functions the loops
 call (compiled first)."""
 
@@ -446,3 +447,39 @@ def _pair_screen(
                 bi[count] = b
                 count += 1
     return count
+
+
+def _in_view(
+    sensor: np.ndarray, pos: np.ndarray, limit: float, floor: float, ab: np.ndarray,
+    margins: np.ndarray, out: np.ndarray,
+) -> bool:  # fmt: skip
+    """Existence.in_view's test of each of ``pos`` (N, 3) (m, ECI) from ``sensor`` (3,)
+    within range ``limit`` (m) and above limb clearance ``floor`` (m), in the arithmetic of
+    existence._point_geometry (``ab``: the ellipsoid's semi-axes, m), into ``out`` (N,)
+    bool. Returns False (undecided) at the first value within ``margins`` (limb-test u,
+    range relative, clearance m) of a limit, or not finite: numpy's path decides then."""
+    sx, sy, sz = sensor[0], sensor[1], sensor[2]
+    a, b = ab[0], ab[1]
+    edge_u, edge_range, edge_clear = margins[0], margins[1], margins[2]
+    for k in range(pos.shape[0]):
+        px, py, pz = pos[k, 0], pos[k, 1], pos[k, 2]
+        dx, dy, dz = px - sx, py - sy, pz - sz
+        rng = math.sqrt(dx * dx + dy * dy + dz * dz)
+        if not math.isfinite(rng):
+            return False
+        u = -(dx * sx + dy * sy + dz * sz) / max(rng * rng, 1.0)
+        if not math.isfinite(u) or abs(u) < edge_u or abs(u - 1.0) < edge_u:
+            return False
+        limb = 0.0 < u < 1.0
+        if limb:
+            px, py, pz = sx + u * dx, sy + u * dy, sz + u * dz
+        rn = math.sqrt(px * px + py * py + pz * pz)
+        if rn == 0.0:
+            return False
+        s2 = (pz / rn) * (pz / rn)
+        clearance = rn - a * b / math.sqrt(b * b * (1.0 - s2) + a * a * s2)
+        edge = floor if limb else 0.0
+        if abs(rng - limit) <= edge_range * limit or abs(clearance - edge) < edge_clear:
+            return False
+        out[k] = rng <= limit and clearance >= edge
+    return True

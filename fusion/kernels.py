@@ -8,7 +8,8 @@ screen of 3,000 rows builds several (N, M) temporaries. Here the same formulas r
 as one compiled loop per row (numba, ``@njit(cache=True)``; the loops themselves are in
 :mod:`.kernel_filters` and :mod:`.kernel_impact`): the short-step predict
 with its process noise and ``Phi P Phi^T``, the angular screen ``may_gate``, the
-gating of candidate pairs, and the Joseph-form update.
+gating of candidate pairs, the Joseph-form update, and the existence look's view test
+(``in_view``: the same decisions as numpy's, which decides near a limit).
 
 The kernels compute the same quantities as the numpy code they stand in for, with
 the same formulas, but their sums run in a fixed in-order loop where numpy uses BLAS
@@ -60,6 +61,7 @@ _KERNELS = {
     "gate_pairs": _Kernel(_kf._gate_pairs),
     "update": _Kernel(_kf._update),
     "pair_screen": _Kernel(_kf._pair_screen),
+    "in_view": _Kernel(_kf._in_view),
     "to_surface": _Kernel(_ki._to_surface),
     "launch_fit": _Kernel(_ki._launch_fit),
 }
@@ -293,6 +295,29 @@ def pair_screen(
     return mi[:count], bi[:count]
 
 
+def in_view(
+    sensor_position: np.ndarray,
+    positions: np.ndarray,
+    limit: float,
+    floor: float,
+    axes: tuple[float, float],
+    margins: tuple[float, float, float],
+) -> np.ndarray | None:
+    """Compiled view test of the existence look (tracker.existence, the Python-float
+    arithmetic of its few-row path) of ``positions`` (N, 3) m from ``sensor_position``:
+    bool (N,); None when the kernels are off or a value lies within ``margins`` of a
+    limit (then the numpy path decides, so the answer is always numpy's)."""
+    if not enabled():
+        return None
+    out = np.zeros(positions.shape[0], bool)
+    args = (_f64(sensor_position), _f64(positions), float(limit), float(floor))
+    try:
+        done = _call("in_view", *args, _f64(axes), _f64(margins), out)
+    except _NoKernel:
+        return None
+    return out if done else None
+
+
 def propagate_to_surface(
     r: np.ndarray,
     v: np.ndarray,
@@ -360,6 +385,7 @@ def warm() -> bool:
         x[:, :3], x[:, 3:6], 1e-3 * one, 10.0, 20.0, 1.0, (1e5, 2e4, 1e4, 20.0, 2.5e5)
     )
     pair_screen(x[0, :3], los, np.zeros((1, 13)), 1.0, 0, 1.0, 1.0, 1.0, 1.0)
+    in_view(np.ones(3), x[:, :3], 1.0, 0.0, (2.0, 1.0), (0.0, 0.0, 0.0))
     tau = np.linspace(0.0, 10.0, 5)
     launch_fit(
         tau, 6.4e6 + tau[:, None] * np.ones((5, 3)), np.ones(5), 2, -np.arange(0.0, 1.0, 0.1), 2e3

@@ -244,6 +244,34 @@ def test_in_view_of_a_few_rows_in_python_floats_is_numpys():
     assert _in_view_floats(sensor, beside, limit, floor) is None
 
 
+def test_in_view_of_many_rows_compiled_is_numpys():
+    """The compiled view test (kernels.in_view, the few-row path's arithmetic over any
+    number of rows) answers as numpy does, and leaves the frame to numpy (None) where one
+    value sits at a limit."""
+    from tracklayer.fusion import kernels
+    from tracklayer.fusion.tracker.existence import _AXES, _MARGINS
+
+    if not kernels.enabled():
+        pytest.skip("kernels off")
+    rng = np.random.default_rng(23)
+    sensor = np.array([3.0e6, -5.5e6, 3.9e6])
+    limit, floor = 9.0e6, 60e3
+    decided = 0
+    for _ in range(300):
+        pos = rng.normal(size=(int(rng.integers(9, 400)), 3)) * 4e6
+        got = kernels.in_view(sensor, pos, limit, floor, _AXES, _MARGINS)
+        if got is not None:
+            decided += 1
+            assert np.array_equal(got, _in_view_numpy(sensor, pos, limit, floor))
+    assert decided > 250
+    d = np.array([0.3, 0.8, -0.5]) / np.linalg.norm([0.3, 0.8, -0.5])
+    pos = rng.normal(size=(50, 3)) * 4e6
+    pos[17] = sensor + limit * d  # one row exactly at the range limit (to rounding)
+    assert kernels.in_view(sensor, pos, limit, floor, _AXES, _MARGINS) is None
+    pos[17] = np.nan
+    assert kernels.in_view(sensor, pos, limit, floor, _AXES, _MARGINS) is None
+
+
 def test_plainly_valid_detections_are_valid_to_numpys_checks():
     """The Python-float pass over a few detections only ever lets through what the
     vectorised checks accept; what it doubts goes to them."""

@@ -29,6 +29,7 @@ import math
 
 import numpy as np
 
+from .. import kernels
 from ..config import FusionConfig
 from ..constants import R_EARTH_EQ, R_EARTH_POLAR
 from ..dynamics import ellipsoid_height, norm3
@@ -47,6 +48,8 @@ _EDGE_U = 1e-9  # |u| or |u - 1| closer than this: too near the limb test's edge
 _EDGE_RANGE = 1e-9  # relative distance to the range limit below which numpy decides
 _EDGE_CLEARANCE_M = 1e-3  # distance to a clearance limit below which numpy decides
 _EDGE_BIN = 1e-6  # distance to a histogram bin edge (in bins: 1 cm, 1 mm) below which too
+_AXES = (R_EARTH_EQ, R_EARTH_POLAR)  # the compiled view test's ellipsoid (kernels.in_view)
+_MARGINS = (_EDGE_U, _EDGE_RANGE, _EDGE_CLEARANCE_M)  # ... and its margins
 
 
 class Existence:
@@ -134,6 +137,10 @@ class Existence:
             few = _in_view_floats(sensor_position, positions, limit, floor)
             if few is not None:
                 return few
+        else:  # one compiled pass in the same floats; numpy's near a limit
+            got = kernels.in_view(sensor_position, positions, limit, floor, _AXES, _MARGINS)
+            if got is not None:
+                return got
         rng, clearance, limb = _geometry(sensor_position, positions)
         ok = rng <= limit
         return ok & np.where(limb, clearance >= floor, clearance >= 0.0)
