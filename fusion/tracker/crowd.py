@@ -35,6 +35,8 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 _RECENT_S = 2.0  # s: a crowd look this recent holds a young track
 _PRUNE_EVERY_NS = NS_PER_S  # data time between two prunings of stale crowd looks
+_NONE = np.zeros(0, int)  # no track (read only: a sparse look allocates nothing)
+_NONE.flags.writeable = False
 _SURPLUS_PRUNE_AT = 256  # surplus counts kept before those of deleted tracks are dropped
 
 
@@ -107,7 +109,7 @@ def crowded_out(
     their chi-square gates, ``matched`` the chosen pairs' indices, ``claimed`` (M,) the
     detections taken."""
     if gating.track.size == matched.size:  # every candidate pair chosen: nobody left out
-        return np.zeros(0, int)
+        return _NONE
     left = np.ones(gating.u.shape[0], bool)
     left[gating.track[matched]] = False
     inside = gating.d2 <= gates[gating.track]
