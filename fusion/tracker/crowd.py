@@ -1,4 +1,4 @@
-"""Hold the confirmation of young boost tracks in an unresolved crowd near the pad.
+"""Young boost tracks in an unresolved crowd: a hold on confirmation, surplus deleted.
 
 In a pad stream early in boost (objects of one path launched 0.2-0.5 s apart, tens to a
 few hundred metres apart, 1-6 sigma in each image) a track's gate holds its neighbours'
@@ -15,6 +15,12 @@ A look puts a track in a crowd when the track is BOOST, below ``alias_min_altitu
 ``crowd_min_gated`` detections, one of them inside another track's gate too. A track is
 held while it is younger than ``crowd_hold_s`` and its last crowd look is at most
 ``_RECENT_S`` old. Sparse scenes never gate so many detections, so they are untouched.
+
+Surplus tracks (:class:`Surplus`, ``crowd_surplus_looks``, on by default): a tentative
+BOOST track that takes no detection while other tracks take every one inside its gate,
+that many looks in a row, has no object of its own and is deleted. Most identity switches
+of a pad stream are confirmed tracks sliding onto a neighbour's object, half of them onto
+young tracks (DESIGN §6): a surplus track deleted young is one fewer that can.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 _RECENT_S = 2.0  # s: a crowd look this recent holds a young track
 _PRUNE_EVERY_NS = NS_PER_S  # data time between two prunings of stale crowd looks
+_NONE = np.zeros(0, int)  # no track (read only: a sparse look allocates nothing)
+_NONE.flags.writeable = False
 _SURPLUS_PRUNE_AT = 256  # surplus counts kept before those of deleted tracks are dropped
 
 
@@ -107,7 +115,7 @@ def crowded_out(
     their chi-square gates, ``matched`` the chosen pairs' indices, ``claimed`` (M,) the
     detections taken."""
     if gating.track.size == matched.size:  # every candidate pair chosen: nobody left out
-        return np.zeros(0, int)
+        return _NONE
     left = np.ones(gating.u.shape[0], bool)
     left[gating.track[matched]] = False
     inside = gating.d2 <= gates[gating.track]
