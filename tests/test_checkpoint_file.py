@@ -122,9 +122,15 @@ def test_a_journal_of_the_older_layout_restores_and_its_checkpoints_move(
         return rows, replayed, left, moved, (await _restart_and_finish(s))[0]
 
     rows, replayed, left, moved, stored = run(body(), timeout=180)
-    assert left == 0 and [r[0] for r in rows] == [m[0] for m in moved]
+    old, kept = [r[0] for r in rows], [m[0] for m in moved]
+    # every kept checkpoint is a moved one, except one the restarted service may have
+    # written after its replay (it checkpoints at once then), which pushes out the oldest
+    assert left == 0 and old[-1] in kept and all(q in old or q > old[-1] for q in kept)
     assert 0 < replayed < 22  # from the newest moved checkpoint, not from the start
-    assert any("checkpoints_moved" in r.getMessage() for r in caplog.records)
+    assert any(
+        "checkpoints_moved" in r.getMessage() and "count=2" in r.getMessage()
+        for r in caplog.records
+    )
     assert stored == uninterrupted
 
 

@@ -130,8 +130,10 @@ def test_random_sigkills_of_fusion_and_store_lose_duplicate_and_reuse_nothing(
     dep = Deployment(tmp_path)
     rng = random.Random(20261125)
     try:
+        # Paced so the replay lasts at least 150 / 40 = 3.75 s: acks no longer wait for
+        # the tracker, so at --max-speed it could end before the last kill at <= 3.0 s.
         replay = processes.start_command(
-            "replay", ["replay", str(rec), "--fusion", dep.fusion_addr, "--max-speed"],
+            "replay", ["replay", str(rec), "--fusion", dep.fusion_addr, "--speed", "40"],
             tmp_path / "logs",
         )  # fmt: skip
         # Two kills of each service at random moments while the replay runs.
