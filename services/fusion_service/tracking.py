@@ -45,6 +45,8 @@ class EngineTracking:
                     self._show(emitted)
             elif self._unsent and self.unwritable is None and self._outbox_busy():
                 await asyncio.wait([self._outbox_write])  # then the reports that waited
+            elif self._unsent and self.unwritable is None and self._outbox_ok():
+                pass  # held back behind a write that has ended since (its wake was spent)
             else:
                 self._track_wake.clear()  # set by a commit, a reload, _look_again
                 if not self._look_checkpoint:
@@ -70,6 +72,11 @@ class EngineTracking:
         for on_reports in self.report_listeners:
             on_reports(protos)
         self._unsent.extend(p.SerializeToString() for p in protos)
+
+    def _outbox_ok(self) -> bool:
+        """No outbox write failed (none yet, or the last one succeeded)."""
+        fut = self._outbox_write
+        return fut is None or not fut.done() or (not fut.cancelled() and fut.exception() is None)
 
     def _outbox_busy(self) -> bool:
         """The last outbox write is on its way (not done yet)."""
