@@ -57,7 +57,11 @@ def test_acks_arrive_while_the_tracker_is_blocked_inside_a_frame(tmp_path):
                 assert core.items_tracked < s.fusion.engine.orders.items_released  # inside one
             finally:
                 GatedTracker.gate.set()
-            live = await s.stub.ListLiveTracks(fs.ListLiveTracksRequest())
+            for _ in range(1000):  # the live picture shows what is tracked so far: catch up
+                live = await s.stub.ListLiveTracks(fs.ListLiveTracksRequest())
+                if [t.update_count for t in live.tracks] == [core.items_released]:
+                    break
+                await asyncio.sleep(0.01)
             (track,) = live.tracks  # the double's one track: its count of frames, in order
             assert track.update_count == core.items_released == len(core.tracker.frames)
             times = [f.time_ns for f in core.tracker.frames]
