@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 from pathlib import Path
 
+import grpc
 import pytest
 
 from tracklayer.services.cli import main
@@ -29,6 +31,8 @@ from tracklayer.services.wire.recording import (
     RecordingReader,
     RecordingWriter,
 )
+from tracklayer.v1 import fusion_service_pb2 as fs
+from tracklayer.v1 import fusion_service_pb2_grpc as fs_grpc
 
 pytest_plugins = ["tracklayer.services.testing"]
 
@@ -56,6 +60,20 @@ def with_tracks(src: Path, dst: Path, reports) -> None:
             w.write_raw(TOPIC_TRACKS, report_to_proto(r).SerializeToString(), r.time_ns)
 
 
+def _wait_tracked(address: str, timeout_s: float = 300.0) -> None:
+    """Until the fusion service has tracked every journaled frame (``frames_untracked``
+    0), so the graceful stop has no backlog left to drain within its grace period."""
+    deadline = time.monotonic() + timeout_s
+    with grpc.insecure_channel(address) as ch:
+        stub = fs_grpc.FusionServiceStub(ch)
+        while time.monotonic() < deadline:
+            counters = stub.GetStatus(fs.GetStatusRequest(), timeout=30).counters
+            if counters.get("frames_untracked", 0) == 0:
+                return
+            time.sleep(0.1)
+    raise AssertionError(f"the fusion service did not catch up within {timeout_s} s")
+
+
 @pytest.mark.parametrize("name", CASES)
 def test_live_replay_is_no_worse_than_the_recorded_baseline(
     name, tracklayer_launcher, tmp_path, capsys
@@ -68,6 +86,7 @@ def test_live_replay_is_no_worse_than_the_recorded_baseline(
     services = tracklayer_launcher(in_process=False, fusion_args=["--record", str(live)])
     assert main(["replay", str(rec), "--fusion", services.fusion_address, "--max-speed"]) == 0
     client = services.client()
+    _wait_tracked(services.fusion_address)  # acks do not wait for the tracker
     # SIGTERM applies every acknowledged frame and drains the outbox to the store.
     assert services.stop_fusion(signal.SIGTERM) == 0
     stored = client.all_stored_reports()
