@@ -31,6 +31,8 @@ class FusionConfig:
     crowd_min_gated: int = 3  # a BOOST track below alias_min_altitude_m whose gate holds
     # this many detections, one in another track's gate too, is in a crowd (tracker/crowd.py)
     crowd_hold_s: float = 0.0  # s; a track in a crowd is not confirmed younger (0 = off)
+    crowd_surplus_looks: int = 2  # a tentative BOOST track that takes no detection while
+    # others take every one inside its gate, this many looks in a row, is deleted (0 = off)
 
     # --- negative evidence: looks without a detection (fusion/tracker/existence.py) ---
     existence: bool = True  # delete tracks the satellites look at and do not see (ghosts)
@@ -220,6 +222,7 @@ class FusionConfig:
             "alias_hypotheses",
             "crowd_min_gated",
             "crowd_hold_s",
+            "crowd_surplus_looks",
             "init_min_angle_deg",
             "registration_site_memory_s",
             "registration_track_memory_s",

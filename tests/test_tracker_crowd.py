@@ -1,5 +1,6 @@
-"""Confirmation held for young boost tracks in a crowd (fusion/tracker/crowd.py): which
-looks put a track in a crowd, and when the hold lets it go.
+"""Young boost tracks in a crowd (fusion/tracker/crowd.py): which looks put a track in a
+crowd, when the hold on its confirmation lets it go, and which tentative tracks are
+deleted as surplus (crowded out look after look).
 
 The tracker-level effect (fewer identity switches and false tracks in pad streams) is
 asserted against truth on the dense two-site scene (tests/test_dense_scene.py).
@@ -11,7 +12,8 @@ from tracklayer.fusion.association import Gating
 from tracklayer.fusion.config import FusionConfig
 from tracklayer.fusion.domain import NS_PER_S, TrackStatus
 from tracklayer.fusion.dynamics import N_STATE, POS
-from tracklayer.fusion.tracker.crowd import CrowdHold, crowded
+from tracklayer.fusion.tracker.crowd import CrowdHold, Surplus, crowded, crowded_out
+from tracklayer.fusion.tracker.lifecycle import Lifecycle
 from tracklayer.fusion.tracker.rows import StateRows
 from tracklayer.fusion.tracker.track import Mode, Track
 
@@ -88,3 +90,51 @@ def test_ballistic_tracks_are_never_held():
     rows, tracks = _rows([10_000.0, 10_000.0], [Mode.BALLISTIC, Mode.DRAG])
     _look(hold, rows, T0 + NS_PER_S)
     assert not any(hold.holds(t, T0 + NS_PER_S) for t in tracks)
+
+
+# --- surplus tentative tracks (Surplus, crowded_out) ---
+
+
+def test_a_track_left_without_a_detection_that_another_took_in_its_gate_is_crowded_out():
+    # track 0 took detection 0, track 1 took nothing though 0 and 2 are in its gate (0
+    # taken), track 2 took nothing and gates only detection 3, which nobody took
+    gating = _gating([0, 1, 1, 2], [0, 0, 2, 3], [1, 2, 30, 1], 3)
+    claimed = np.array([True, False, False, False])
+    assert crowded_out(gating, np.full(3, GATE), np.array([0]), claimed).tolist() == [1]
+    # the taken detection beyond track 1's gate: not crowded out
+    far = _gating([0, 1, 2], [0, 0, 3], [1, 30, 1], 3)
+    assert crowded_out(far, np.full(3, GATE), np.array([0]), claimed).size == 0
+
+
+def _crowded_look(surplus, life, rows, took):
+    """A look of two detections in both tracks' gates: track 0 takes detection 0, track
+    1 takes detection 1 if ``took``, else nothing (detection 1 left for nobody)."""
+    gating = _gating([0, 0, 1, 1], [0, 1, 0, 1], [1, 4, 2, 3], 2)
+    matched = np.array([0, 3]) if took else np.array([0])
+    claimed = np.array([True, took])
+    surplus.look(life, gating, np.full(2, GATE), matched, claimed, np.arange(2))
+
+
+def test_tentative_boost_track_crowded_out_twice_in_a_row_is_deleted():
+    rows, (held, spare) = _rows([10_000.0, 10_000.0], [Mode.BOOST, Mode.BOOST])
+    life = Lifecycle(FusionConfig(), rows)
+    surplus = Surplus(2)
+    _crowded_look(surplus, life, rows, took=False)
+    assert not spare.deleted  # once may be a missed detection of its own object
+    spare.last_update_ns += NS_PER_S  # an update between: the count starts again
+    _crowded_look(surplus, life, rows, took=False)
+    assert not spare.deleted
+    _crowded_look(surplus, life, rows, took=False)
+    assert spare.deleted and spare.status == TrackStatus.DELETED
+    assert not held.deleted
+
+
+def test_confirmed_and_ballistic_tracks_are_never_surplus():
+    for mode, status in ((Mode.BOOST, TrackStatus.CONFIRMED), (Mode.BALLISTIC, None)):
+        rows, (_, spare) = _rows([10_000.0, 10_000.0], [Mode.BOOST, mode])
+        if status is not None:
+            spare.status = status
+        life, surplus = Lifecycle(FusionConfig(), rows), Surplus(2)
+        for _ in range(5):
+            _crowded_look(surplus, life, rows, took=False)
+        assert not spare.deleted

@@ -32,7 +32,7 @@ from ..threads import ThreadBook
 from .aliases import AliasFamilies, branch_out, branch_start
 from .bookkeeping import book_updates
 from .cloud import cloud_prior
-from .crowd import CrowdHold
+from .crowd import CrowdHold, Surplus
 from .evidence import evidence_of, unambiguous
 from .existence import Existence
 from .glide_mode import glide_transitions
@@ -66,8 +66,9 @@ class Tracker:
     #: velocity hypotheses of new boost tracks in a stream (class default: checkpoints
     #: from before them)
     _aliases: AliasFamilies | None = None
-    #: confirmation held for young tracks in a crowd (class default: older checkpoints)
+    #: young tracks in a crowd: held, or deleted as surplus (class defaults: old checkpoints)
     _crowd: CrowdHold | None = None
+    _surplus: Surplus | None = None
 
     def __init__(
         self,
@@ -99,6 +100,7 @@ class Tracker:
         self._aliases = AliasFamilies(cfg, self._rows) if cfg.alias_hypotheses > 0 else None
         if cfg.crowd_hold_s > 0 and cfg.crowd_min_gated > 0:
             self._crowd = self._lifecycle.hold = CrowdHold(cfg)
+        self._surplus = Surplus(cfg.crowd_surplus_looks) if cfg.crowd_surplus_looks else None
         # S > 1 shards (issue 14): what this tracker owns and reports (None: everything)
         self.region = region
         if region is not None:
@@ -172,8 +174,7 @@ class Tracker:
 
     def _screen(self, frame: SensorFrame) -> np.ndarray:
         """Positions, among the main rows, of the tracks that may gate a detection of
-        ``frame`` (association.may_gate); their rows and shadows are predicted to the
-        frame."""
+        ``frame`` (association.may_gate); their rows and shadows predicted to it."""
         rows = self._rows
         main = rows.main_rows()
         dt = (frame.time_ns - rows.t_ns[main]) / NS_PER_S
@@ -246,6 +247,8 @@ class Tracker:
         claimed[assigned.det_idx] = True
         if self._crowd is not None:  # young tracks in a crowd are not confirmed (.crowd)
             self._crowd.look(rows, gating, gates, main_rows, keys, track_idx, frame.time_ns)
+        if self._surplus is not None:  # tentative tracks crowded out are deleted (.crowd)
+            self._surplus.look(self._lifecycle, gating, gates, matched, claimed, main_rows)
         branch = branch_start(self, assigned, claimed, frame.time_ns) if self._aliases else []
         trks = [rows.owners[r].track for r in assigned.rows.tolist()]  # (rows stay till book)
         nis, shadowed = self._update_rows(frame, assigned, trks)
@@ -356,8 +359,7 @@ class Tracker:
 
     # ------------------------------------------------------------------ initiation
     def _initiate(self, frame: SensorFrame, unclaimed: np.ndarray) -> None:
-        """Pair the unclaimed detections with waiting ones of other sensors; each pair
-        starts a track."""
+        """Pair the unclaimed detections with waiting ones of other sensors (a track each)."""
         if unclaimed.size == 0:
             self._buffer.prune(frame.time_s)
             return
@@ -487,8 +489,7 @@ class Tracker:
 
 def _ballistic_looks(trks: list[Track], frame: SensorFrame) -> list[int]:
     """Looks per sensor each track has taken in ballistic flight, this frame's counted (the
-    registration's consider term, :func:`..registration_consider.widened`); 0 for a track
-    in another mode."""
+    registration's consider term, :func:`..registration_consider.widened`); else 0."""
     sid, out = frame.sensor_id, []
     for trk in trks:
         if trk.mode != Mode.BALLISTIC:
