@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+_AXES = np.arange(3)
+
 
 def tangent_basis(u: np.ndarray) -> np.ndarray:
     """Orthonormal bases (..., 2, 3) perpendicular to unit vectors ``u`` (..., 3).
@@ -22,9 +24,8 @@ def tangent_basis(u: np.ndarray) -> np.ndarray:
     ``u`` (well conditioned everywhere); ``e2 = u x e1``.
     """
     u = np.asarray(u, dtype=float)
-    k = np.zeros_like(u)
-    idx = np.argmin(np.abs(u), axis=-1)
-    np.put_along_axis(k, idx[..., None], 1.0, axis=-1)
+    # the axis least aligned: 1.0 there, 0.0 elsewhere (np.put_along_axis costs ~10x more)
+    k = (np.argmin(np.abs(u), axis=-1)[..., None] == _AXES).astype(float)
     e1 = _cross(u, k)
     e1 /= np.sqrt(np.einsum("...i,...i->...", e1, e1))[..., None]
     e2 = _cross(u, e1)

@@ -11,7 +11,10 @@ Evidence: the unambiguous detections (``observe``'s ``clear``) one track collect
 tracks), and those of one hot spot *site* (:mod:`.registration_sites`) over
 ``EARTH_FIXED_WINDOW_SHARE`` times that. Residuals against the track's state are ``y = E
 dp / rho + E (dtheta x u) + noise``; the track's own errors are eliminated in the window
-(Schur complement), so one Kalman update per window is honest. With
+(Schur complement), so windows are independent evidence: the windows accepted over
+``BATCH_S`` of data time are applied as one Kalman update in information form (their
+information and gradients add; all are taken about the same estimate, which moves only
+then: DESIGN §6 says how close that is to one update per window). With
 ``registration_site_memory_s`` > 0 a site's position, with
 ``registration_track_memory_s`` > 0 a ballistic track's state
 (:mod:`.registration_tracks`), is eliminated over all of its windows, not once per window.
@@ -26,7 +29,7 @@ Deterministic: the state depends only on the order of the frames.
 
 from __future__ import annotations
 
-import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -34,24 +37,23 @@ import numpy as np
 
 from .config import FusionConfig
 from .domain import NS_PER_S, SensorFrame
-from .measurement import predict_los
-from .registration_consider import bias_scale, rescaled, widened
+from .registration_consider import SensorTerms, bias_scale, significant, widened
 from .registration_sites import (
     MIN_LOOKS,
     SiteNormals,
     Sites,
     SiteWindow,
     _cross,
-    earth_fixed_positions,
     site_window,
 )
 from .registration_sites import resting as resting  # re-exported for the tracker
-from .registration_tracks import Arcs, ballistic_positions
+from .registration_tracks import Arcs, window_equations
 
 MAX_WINDOW_LOOKS = 400  # detections a window holds at most (bounded history; then solved)
 MAX_ANGLE_RAD = 1e-3  # an estimate beyond this is broken: the update is rejected
 OUTLIER_CHI2_FACTOR = 3.0  # a window whose chi-square exceeds this x its expectation: skipped
 STALE_AFTER_S = 10.0  # s without a look after which a window is closed (track ended)
+BATCH_S = 5.0  # s of data time whose accepted windows are applied as one Kalman update
 PRUNE_EVERY_S = 1.0  # s of data time between two prunings of stale windows
 EARTH_FIXED_WINDOW_SHARE = 3.0  # hot-spot (site) windows: this x registration_window_s
 THRUSTING_WINDOW_SHARE = 0.3  # boost windows (thrust changes: short) likewise
@@ -85,22 +87,17 @@ class SensorBias:
 @dataclass(slots=True)
 class _Window:
     """Detections of one track waiting to be solved together: rows of (time s, sensor
-    index, sensor position (3,) m, measured LOS (3,) uncorrected, sigma rad)."""
+    index, sensor position (3,) m, measured LOS (3,) uncorrected, sigma rad); position and
+    LOS as float lists (one conversion per frame, and quick to stack)."""
 
     start_s: float
     kind: Evidence = Evidence.NONE
     last_s: float = 0.0
     state: np.ndarray | None = None  # the track's state (9,) ECI after the last look
-    rows: list[tuple[float, int, np.ndarray, np.ndarray, float]] = field(default_factory=list)
+    rows: list[tuple[float, int, Sequence[float], Sequence[float], float]] = field(
+        default_factory=list
+    )
     key: int = 0  # the track's key, or the hot spot's site key (negative)
-
-
-def _positions(x: np.ndarray, dt: np.ndarray, kind: Evidence) -> np.ndarray:
-    """Positions (n, 3) ECI m of a track with state ``x`` (9,) ``dt`` (n,) s away: a hot
-    spot turns with the Earth, a moving target follows gravity (and its thrust)."""
-    if kind == Evidence.EARTH_FIXED:
-        return earth_fixed_positions(x[:3], dt)
-    return ballistic_positions(x, dt)
 
 
 def _grown(M: np.ndarray) -> np.ndarray:
@@ -139,10 +136,14 @@ class Registration:
         }
         self._drift_s = 0.0  # s of drift not yet added to P (added before P changes)
         self._p_version = 0  # bumped whenever P or theta change
-        self._applied: dict[int, tuple[int, bool, np.ndarray, np.ndarray, float]] = {}
+        self._applied: dict[int, tuple[int, bool, SensorTerms]] = {}  # per sensor, by version
+        self._terms: tuple[int, SensorTerms] | None = None  # every sensor's, by version
         self._across: tuple[np.ndarray, np.ndarray | None] = (np.zeros(0), None)  # last frame
         self._t_ns: int | None = None
         self._pruned_s = -np.inf
+        # windows accepted but not applied (info, gradient, columns, sensors); last update, s
+        self._batch: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self._batch_s = -np.inf
         self.windows_total = 0  # accepted windows
         self.outliers_total = 0  # windows skipped as inconsistent with the model
         self.rejected_total = 0  # numerically broken updates, never applied
@@ -160,16 +161,20 @@ class Registration:
         if k is None or self._windows_used[k] == 0 or frame.n_detections == 0:
             return frame
         applied, th, pk, tr = self._use(k)
+        los = frame.los
         if applied:
-            c = frame.los - _cross(np.broadcast_to(th, frame.los.shape), frame.los)
-            c /= np.linalg.norm(c, axis=1)[:, None]
+            c = los - _cross(th, los)
+            c /= np.sqrt(np.add.reduce(c * c, axis=1))[:, None]  # np.linalg.norm's sum
         else:
-            c = frame.los
+            c = los
         drift = self._q_per_s * self._drift_s  # rad^2 per axis, isotropic: adds as is
         across = np.maximum(0.5 * (tr - np.einsum("ni,ij,nj->n", c, pk, c)) + drift, 0.0)
         sigma = np.sqrt(frame.sigma**2 + self._cfg.registration_consider_looks * across)
         self._across = (sigma, across)
-        return dataclasses.replace(frame, los=c, sigma=sigma)
+        f = frame  # the frame with these lines of sight and sigmas (its checks passed)
+        return SensorFrame(
+            f.sensor_id, f.sequence, f.time_ns, f.position, f.velocity, c, sigma, f.intensity
+        )
 
     def pair_sigma(self, det_idx: np.ndarray, looks: list[int]) -> np.ndarray:
         """Sigmas (rad) of the last corrected frame's detections ``det_idx`` for updates of
@@ -186,22 +191,23 @@ class Registration:
 
     def _use(self, k: int) -> tuple[bool, np.ndarray, np.ndarray, float]:
         """How sensor ``k``'s estimate is used (cached until P changes): applied or not
-        (theta' P_kk^-1 theta against ``registration_apply_chi2``), theta (3,), the
-        covariance to widen by (3, 3; under the rescaled prior,
-        :func:`.registration_consider.rescaled`; plus its estimate's second moment when
-        not applied; without the pending drift) and its trace."""
+        (theta' P_kk^-1 theta against ``registration_apply_chi2``, the pending drift
+        included), theta (3,), the covariance to widen by (3, 3; under the rescaled prior,
+        plus its estimate's second moment when not applied; without the pending drift;
+        :class:`.registration_consider.SensorTerms`, every sensor's at once) and its
+        trace."""
         hit = self._applied.get(k)
-        if hit is not None and hit[0] == self._p_version:
-            return hit[1], hit[2], hit[3], hit[4]
-        th = self._theta[3 * k : 3 * k + 3].copy()
-        pk = self._P[3 * k : 3 * k + 3, 3 * k : 3 * k + 3].copy()
-        drift = self._q_per_s * self._drift_s * np.eye(3)
-        applied = float(th @ np.linalg.solve(pk + drift, th)) >= self._cfg.registration_apply_chi2
-        th_s, pk_s = rescaled(th, pk, self.scale, self._prior_var)
-        if not applied:  # not significantly non-zero: its second moment widens instead
-            pk_s = pk_s + np.outer(th_s, th_s)
-        self._applied[k] = (self._p_version, applied, th, pk_s, float(np.trace(pk_s)))
-        return applied, th, pk_s, float(np.trace(pk_s))
+        version = self._p_version
+        if hit is not None and hit[0] == version:
+            return hit[1], *hit[2].use(k, hit[1])
+        if self._terms is None or self._terms[0] != version:
+            st = SensorTerms(self._theta, self._P, self.scale, self._prior_var)
+            self._terms = (version, st)
+        st = self._terms[1]
+        drift = self._q_per_s * self._drift_s
+        applied = significant(st.theta[k], st.blocks[k], drift, self._cfg.registration_apply_chi2)
+        self._applied[k] = (version, applied, st)
+        return applied, *st.use(k, applied)
 
     def _advance(self, t_ns: int) -> None:
         """Random-walk drift of every bias up to data time ``t_ns`` (kept as a pending
@@ -259,40 +265,46 @@ class Registration:
         k = self._index.get(frame.sensor_id)
         t_s = frame.time_s
         if k is not None:
-            pending, pos, los, sig = self._pending, frame.position, frame.los, frame.sigma
-            contested, span = self._contested, self._span
-            # plain lists: one conversion per frame instead of a numpy scalar per look
-            det, sig_l = np.asarray(det_idx).tolist(), np.asarray(sig, float).tolist()
-            ok = None if clear is None else np.asarray(clear, bool).tolist()
-            for i, kind in enumerate(kinds):
-                if kind == Evidence.NONE:
+            pending, contested, span = self._pending, self._contested, self._span
+            max_open, pos = self._cfg.registration_max_windows, frame.position.tolist()
+            none, fixed = Evidence.NONE, Evidence.EARTH_FIXED
+            # per frame, not per look: the looks' LOS and sigmas as floats, rows of state
+            det = np.asarray(det_idx)
+            ok = [True] * det.size if clear is None else np.asarray(clear, bool).tolist()
+            sig = np.asarray(frame.sigma, float)[det].tolist()
+            looks = zip(keys, kinds, frame.los[det].tolist(), sig, list(states), ok, strict=True)
+            for key, kind, m, s, x, clear_i in looks:
+                if kind == none:
                     continue  # the look is left out; the window waits (or is pruned)
-                key = keys[i] if kind != Evidence.EARTH_FIXED else self._sites.key(states[i], t_s)
-                if ok is not None and not ok[i]:
+                if kind == fixed:
+                    key = self._sites.key(x, t_s)
+                if not clear_i:
                     if kind != Evidence.THRUSTING:
                         continue  # left out (their windows mixed no objects even when kept)
                     contested[key] = t_s
                     if pending.pop(key, None) is not None:
                         self.contested_total += 1
                     continue
-                if t_s - contested.get(key, -np.inf) < span[kind]:
+                t_c = contested.get(key)
+                if t_c is not None and t_s - t_c < span[kind]:
                     continue  # contested within a window length: not yet evidence again
                 w = pending.get(key)
-                if w is None and len(pending) >= self._cfg.registration_max_windows:
+                if w is None and len(pending) >= max_open:
                     continue  # enough tracks gather evidence already (bounded cost)
                 if w is not None and w.kind != kind:  # a new model (burnout): solved
                     self._close(w)
                     w = None
                 if w is None:
                     w = pending[key] = _Window(t_s, kind, key=key)
-                d = det[i]
-                w.rows.append((t_s, k, pos, los[d], sig_l[d]))
-                w.last_s, w.state = t_s, states[i]
+                w.rows.append((t_s, k, pos, m, s))
+                w.last_s, w.state = t_s, x
                 if t_s - w.start_s >= span[kind] or len(w.rows) >= MAX_WINDOW_LOOKS:
                     del pending[key]
                     self._close(w)
         if t_s - self._pruned_s >= PRUNE_EVERY_S:
             self._prune(t_s)
+        if self._batch and t_s - self._batch_s >= BATCH_S:
+            self._flush(t_s)
 
     def _prune(self, t_s: float) -> None:
         """Solve the windows of tracks quiet ``STALE_AFTER_S`` (ended: their looks still
@@ -328,34 +340,10 @@ class Registration:
 
     def _solve(self, w: _Window, x: np.ndarray, kind: Evidence, t_now: float) -> None:
         """One Kalman update of the biases from a track's window (module docstring)."""
-        times, sensor_list, positions, los, sigmas = zip(*w.rows, strict=True)
-        sensors = np.array(sensor_list)
-        uniq, inv = np.unique(sensors, return_inverse=True)
-        n = sensors.size
-        if uniq.size < 2 or n < MIN_LOOKS:
-            return
-        dt = np.array(times) - t_now
-        p = _positions(x, dt, kind)
-        th = self._theta.reshape(-1, 3)[sensors]
-        m = np.array(los)
-        c = m - _cross(th, m)
-        c /= np.linalg.norm(c, axis=1)[:, None]
-        u, rho, E = predict_los(p, np.array(positions))
-        den = np.einsum("ni,ni->n", u, c)
-        if np.any(den <= 0.5):
-            return
-        inv_sig = 1.0 / np.array(sigmas)
-        y = (np.einsum("nki,ni->nk", E, c) / den[:, None] * inv_sig[:, None]).reshape(-1)
-        Hp = E / rho[:, None, None] * inv_sig[:, None, None]  # (n, 2, 3)
-        cols = [Hp] if kind == Evidence.EARTH_FIXED else [Hp, Hp * dt[:, None, None]]
-        if kind == Evidence.THRUSTING:
-            cols.append(0.5 * Hp * (dt**2)[:, None, None])
-        A = np.concatenate(cols, axis=2).reshape(2 * n, -1)
-        J = np.stack([_cross(u, E[:, 0]), _cross(u, E[:, 1])], axis=1) * inv_sig[:, None, None]
-        G = np.zeros((n, 2, uniq.size, 3))
-        G[np.arange(n), :, inv, :] = J
-        G = G.reshape(2 * n, 3 * uniq.size)
-        self._update(A, G, y, uniq)
+        fixed, thrusting = kind == Evidence.EARTH_FIXED, kind == Evidence.THRUSTING
+        eq = window_equations(w.rows, x, t_now, self._theta.reshape(-1, 3), fixed, thrusting)
+        if eq is not None:
+            self._update(*eq)
 
     def _solve_site(self, w: _Window) -> None:
         """One Kalman update of the biases from a hot spot's window, its site's position
@@ -385,7 +373,6 @@ class Registration:
         ``y = A ds + G dtheta + N(0, I)`` with the nuisance ``ds`` (track errors)
         eliminated (Schur complement: information ``L``, ``eta`` on ``dtheta``). An
         inconsistent window is skipped; a broken update is rejected and counted."""
-        self._settle()
         try:
             AtA, AtG, Aty = A.T @ A, A.T @ G, A.T @ y
             sol = np.linalg.solve(AtA, np.concatenate([AtG, Aty[:, None]], axis=1))
@@ -412,56 +399,71 @@ class Registration:
         sensors the window involved (its looks', or its site's). True if applied; an
         inconsistent window is skipped (``outliers_total``), a broken update rejected
         (``rejected_total``)."""
-        self._settle()
         idx = (3 * sensors[:, None] + np.arange(3)).ravel()
-        try:
-            lam, V = np.linalg.eigh(0.5 * (info + info.T))
-        except np.linalg.LinAlgError:
+        info = 0.5 * (info + info.T)
+        if not (np.isfinite(info).all() and np.isfinite(eta).all()):
             self.rejected_total += 1
             return False
         expect = dof + float(np.trace(info @ self._P[np.ix_(idx, idx)]))
         if not np.isfinite(chi2) or chi2 > OUTLIER_CHI2_FACTOR * expect + 20.0:
             self.outliers_total += 1
             return False
-        keep = lam > 1e-9 * max(float(lam[-1]), 1e-300)
-        if not keep.any():
-            return False
-        root = np.sqrt(lam[keep])
-        H = root[:, None] * V[:, keep].T  # pseudo-measurement z = H dtheta + N(0, I)
-        z = (V[:, keep].T @ eta) / root
-        return self._kalman(z, H, idx, seen)
+        self._batch.append((info, eta, idx, seen))
+        return True
 
-    def _kalman(self, z: np.ndarray, H: np.ndarray, idx: np.ndarray, uniq: np.ndarray) -> bool:
-        """One Kalman update of the stacked biases, columns ``idx``; never applied when
-        the result is not finite, not positive or beyond ``MAX_ANGLE_RAD`` (False)."""
-        PHt = self._P[:, idx] @ H.T
-        S = H @ PHt[idx] + np.eye(z.size)
+    def _flush(self, t_s: float) -> None:
+        """Apply the windows accepted since the last flush (data time ``t_s``) as one
+        Kalman update: their information and gradients add up, all taken about the same
+        estimate (it moves only here), so this is one update per window up to rounding
+        (but each window's outlier test saw P before the batch; DESIGN §6)."""
+        batch, self._batch, self._batch_s = self._batch, [], t_s
+        cols = np.unique(np.concatenate([b[2] for b in batch]))
+        info, eta = np.zeros((cols.size, cols.size)), np.zeros(cols.size)
+        for i_w, e_w, idx, _ in batch:
+            at = np.searchsorted(cols, idx)
+            info[np.ix_(at, at)] += i_w
+            eta[at] += e_w
+        self._settle()
+        self._kalman(info, eta, cols, np.concatenate([b[3] for b in batch]), len(batch))
+
+    def _kalman(
+        self, info: np.ndarray, eta: np.ndarray, idx: np.ndarray, seen: np.ndarray, windows: int
+    ) -> bool:
+        """One Kalman update of the stacked biases from information ``info`` (k, k) 1/rad^2
+        and gradient ``eta`` (k,) 1/rad at the estimate on its columns ``idx`` (k,),
+        ``windows`` windows of the sensors ``seen`` (one entry per window and sensor;
+        information form: the gain is ``P' H' = P_:i info (I + P_ii info)^-1``, valid for
+        a singular ``info``); never applied when the result is not finite, not positive or
+        beyond ``MAX_ANGLE_RAD`` (False, counted in ``rejected_total``)."""
+        P_i = self._P[:, idx]  # (3 S, k)
         try:
-            K = np.linalg.solve(S, PHt.T).T  # (3 S, k)
+            W = np.linalg.solve(np.eye(idx.size) + info @ P_i[idx], info)  # info (I + P_ii info)^-1
         except np.linalg.LinAlgError:
             self.rejected_total += 1
             return False
-        theta = self._theta + K @ z
-        P = self._P - K @ PHt.T
-        P = 0.5 * (P + P.T)
+        P = self._P - P_i @ W @ P_i.T
+        P += P.T
+        P *= 0.5
+        Pn_i = P[:, idx]
+        theta = self._theta + Pn_i @ eta
         if (
-            not (np.all(np.isfinite(theta)) and np.all(np.isfinite(P)))
-            or np.any(np.diag(P) <= 0.0)
-            or np.any(np.abs(theta) > MAX_ANGLE_RAD)
+            not (np.isfinite(theta).all() and np.isfinite(P).all())
+            or (P.diagonal() <= 0.0).any()
+            or (np.abs(theta) > MAX_ANGLE_RAD).any()
         ):
             self.rejected_total += 1
             return False
-        M = K @ H  # (3 S, |idx|): theta += M (b - theta)[idx] + K n
-        L, Cn = self._L, self._Cn
-        L = L - M @ L[idx]
+        M = Pn_i @ info  # (3 S, k): theta += M (b - theta)[idx] + noise of covariance M Pn_i'
+        L = self._L - M @ self._L[idx]
         L[:, idx] += M
+        Cn = self._Cn
         McT = M @ Cn[idx]
-        Cn = Cn - McT - McT.T + M @ Cn[np.ix_(idx, idx)] @ M.T + K @ K.T
+        Cn = Cn - McT - McT.T + M @ Cn[np.ix_(idx, idx)] @ M.T + M @ Pn_i.T
         self._theta, self._P, self._L, self._Cn = theta, P, L, 0.5 * (Cn + Cn.T)
         self.scale = bias_scale(self._theta, self._L, self._Cn, self._prior_var)
         self._p_version += 1
-        self._windows_used[uniq] += 1
-        self.windows_total += 1
+        np.add.at(self._windows_used, seen, 1)
+        self.windows_total += windows
         return True
 
     # ------------------------------------------------------------------ output
@@ -473,7 +475,8 @@ class Registration:
 
     def estimates(self) -> list[SensorBias]:
         """Every known sensor's estimate, 1-sigma and 3 x 3 covariance (rad, ECI axes; the
-        pending drift included), by sensor id."""
+        pending drift included; windows gathered since the last update not yet), by sensor
+        id."""
         out = []
         index, P, theta, used = dict(self._index), self._P, self._theta, self._windows_used
         drift = self._q_per_s * self._drift_s

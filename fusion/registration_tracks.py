@@ -1,4 +1,8 @@
-"""Ballistic arcs of the sensor registration (:mod:`.registration`, DESIGN §6).
+"""A track's window, and ballistic arcs, of the sensor registration (:mod:`.registration`,
+DESIGN §6).
+
+:func:`window_equations`: one track's window of looks as whitened linear equations in the
+track's own errors (eliminated by the registration) and the sensors' biases.
 
 A confirmed ballistic track's trajectory is six unknowns for its whole midcourse (its
 position and velocity at one time: gravity does the rest), but a window of
@@ -19,14 +23,22 @@ linear however long the arc is.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 
 from .dynamics import gravity, gravity_gradient, propagate
 from .measurement import predict_los
-from .registration_sites import MIN_LOOKS, SiteNormals, SiteWindow, _cross, joint_window
+from .registration_sites import (
+    MIN_LOOKS,
+    SiteNormals,
+    SiteWindow,
+    _cross,
+    earth_fixed_positions,
+    joint_window,
+)
 
 ARC_PRIOR_M = 10_000.0  # m per axis: prior sigma of an arc's position error (weak)
 ARC_PRIOR_MPS = 100.0  # m/s per axis: prior sigma of its velocity error (weak)
@@ -43,6 +55,55 @@ def ballistic_positions(x: np.ndarray, dt: np.ndarray) -> np.ndarray:
     jerk = gravity_gradient(r) @ v
     d = dt[:, None]
     return r + v * d + 0.5 * g * d**2 + jerk * d**3 / 6.0
+
+
+def window_equations(
+    rows: list[tuple[float, int, Sequence[float], Sequence[float], float]],
+    x: np.ndarray,
+    t_now: float,
+    theta: np.ndarray,
+    fixed: bool,
+    thrusting: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """One track's window (``rows`` as :class:`.registration._Window`'s) as whitened
+    equations ``y = A ds + G dtheta + N(0, I)`` about the track's state ``x`` (9,) ECI at
+    data time ``t_now`` s, the looks corrected by every sensor's bias ``theta`` (S, 3)
+    rad: the nuisance ``ds`` is the track's position error (``fixed``: a hot spot turning
+    with the Earth), else its position and velocity errors (and its thrust's,
+    ``thrusting``). Returns (A, G, y, the sensors ``G``'s columns belong to), or None
+    for fewer than two sensors or ``MIN_LOOKS`` looks, or a look beyond 60 degrees of
+    its predicted line of sight."""
+    times, sensor_list, positions, los, sigmas = zip(*rows, strict=True)
+    sensors = np.array(sensor_list)
+    uniq, inv = np.unique(sensors, return_inverse=True)
+    n = sensors.size
+    if uniq.size < 2 or n < MIN_LOOKS:
+        return None
+    dt = np.array(times) - t_now
+    p = earth_fixed_positions(x[:3], dt) if fixed else ballistic_positions(x, dt)
+    m = _stacked(los, n)
+    c = m - _cross(theta[sensors], m)
+    c /= np.sqrt(np.add.reduce(c * c, axis=1))[:, None]  # np.linalg.norm's sum
+    u, rho, E = predict_los(p, _stacked(positions, n))
+    den = np.einsum("ni,ni->n", u, c)
+    if (den <= 0.5).any():
+        return None
+    inv_sig = 1.0 / np.array(sigmas)
+    y = (np.einsum("nki,ni->nk", E, c) / den[:, None] * inv_sig[:, None]).reshape(-1)
+    Hp = E / rho[:, None, None] * inv_sig[:, None, None]  # (n, 2, 3)
+    cols = [Hp] if fixed else [Hp, Hp * dt[:, None, None]]
+    if thrusting:
+        cols.append(0.5 * Hp * (dt**2)[:, None, None])
+    A = np.concatenate(cols, axis=2).reshape(2 * n, -1)
+    J = np.stack([_cross(u, E[:, 0]), _cross(u, E[:, 1])], axis=1) * inv_sig[:, None, None]
+    G = np.zeros((n, 2, uniq.size, 3))
+    G[np.arange(n), :, inv, :] = J
+    return A, G.reshape(2 * n, 3 * uniq.size), y, uniq
+
+
+def _stacked(rows: tuple[Sequence[float], ...], n: int) -> np.ndarray:
+    """``n`` rows of 3 floats as one (n, 3) array (the same as ``np.array``, faster)."""
+    return np.fromiter(chain.from_iterable(rows), float, 3 * n).reshape(n, 3)
 
 
 def _arc_prior() -> np.ndarray:
@@ -144,7 +205,7 @@ class Arcs:
         key: int,
         x: np.ndarray | None,
         t_s: float,
-        rows: list[tuple[float, int, np.ndarray, np.ndarray, float]],
+        rows: list[tuple[float, int, Sequence[float], Sequence[float], float]],
         theta: np.ndarray,
         memory_s: float,
         take: Callable[[SiteWindow], bool],

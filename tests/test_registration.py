@@ -391,9 +391,13 @@ def test_a_numerically_broken_update_is_rejected_counted_and_never_applied():
     reg = _feed(Registration(FusionConfig()), {}, 30, 5e-6)
     before = reg.estimates()
     windows = reg.windows_total
-    z = np.array([np.nan, 1.0])
-    reg._kalman(z, np.eye(2, 3), np.arange(3), np.array([0]))
-    assert reg.rejected_total == 1 and reg.windows_total == windows
+    info = np.eye(3) / (1e-6) ** 2  # a window seeing sensor 0 to 1 urad per axis
+    nan = np.array([np.nan, 1.0, 1.0])
+    assert not reg._apply(info, nan, 1.0, 4, np.array([0]), np.array([0]))  # never gathered
+    assert reg.rejected_total == 1
+    # a gathered update that would move a bias beyond 1 mrad: rejected when applied
+    assert not reg._kalman(info, info @ np.full(3, 2e-3), np.arange(3), np.array([0]), 1)
+    assert reg.rejected_total == 2 and reg.windows_total == windows
     assert reg.estimates() == before
 
 

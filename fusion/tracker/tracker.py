@@ -270,12 +270,11 @@ class Tracker:
         """Hand the updated tracks' detections and states to the registration, with which
         associations were unambiguous (evidence.unambiguous; ``gates``, ``main_rows``: the
         gated tracks' chi-square gates and rows)."""
-        keys, kinds = [], []
-        owners, xs = self._rows.owners, self._rows.x
-        for r in pairs.rows.tolist():
-            trk = owners[r].track
-            keys.append(trk.key)
-            kinds.append(evidence_of(trk, xs[r]))
+        owners = self._rows.owners
+        trks = [owners[r].track for r in pairs.rows.tolist()]
+        x = self._rows.x[pairs.rows]
+        keys = [trk.key for trk in trks]
+        kinds = [evidence_of(trk, xr) for trk, xr in zip(trks, x, strict=True)]
         held = (TrackStatus.CONFIRMED, TrackStatus.COASTING)
         # read only where unambiguous reads it: the tracks with a candidate pair
         gated = np.flatnonzero(np.bincount(pairs.gating.track, minlength=main_rows.size))  # unique
@@ -283,7 +282,6 @@ class Tracker:
         confirmed[gated] = [owners[r].track.status in held for r in main_rows[gated].tolist()]
         assigned = (pairs.track_idx, pairs.det_idx)
         clear = unambiguous(pairs.gating, gates, confirmed, assigned, raw.n_detections, kinds)
-        x = self._rows.x[pairs.rows]
         self.registration.observe(raw, keys, kinds, pairs.det_idx, x, clear)
 
     def _gates(self, main_rows: np.ndarray) -> np.ndarray:
