@@ -27,6 +27,13 @@ from .ordering import DEFAULT_DUPLICATE_WINDOW, FrameOrderer
 from .registration import SensorBias
 
 #: Label values of ``frames_total{status=...}``, in wire-enum order.
+#: Version of the state a checkpoint stores (the attributes of the core, the tracker
+#: and everything they hold). Bump it when a stored attribute is added, removed or
+#: changes meaning: a checkpoint of another layout is then refused at restore (the
+#: journal is replayed instead) rather than restored into objects that lack what the
+#: code reads. tests/test_checkpoint_layout.py fails when the layout changes unbumped.
+STATE_LAYOUT = 1
+
 STATUS_LABELS = {
     FrameStatus.ACCEPTED: "accepted",
     FrameStatus.DUPLICATE: "duplicate",

@@ -11,6 +11,12 @@ open-stream counts), kept in the journal's ``checkpoints`` table. Its bytes are
 ...      the JSON document, then the array buffer (``state_codec``)
 =======  =================================================================
 
+The document's root is ``{"core", "open_streams", "layout"}``: ``layout`` is the
+tracking state's layout version (:data:`~tracklayer.fusion.core.STATE_LAYOUT`). A
+checkpoint of another layout (or none: written before layouts were numbered) is
+refused, so a restart after an upgrade replays the journal instead of restoring
+objects that lack attributes the new code reads.
+
 Loading checks the magic, the version and the checksum before it parses anything,
 then rebuilds the graph with :func:`~.state_codec.decode_state` (classes of
 ``tracklayer.fusion`` and the configured tracker's module only; no constructor or
@@ -25,7 +31,7 @@ import struct
 from collections import Counter
 from typing import Any
 
-from tracklayer.fusion.core import FusionCore
+from tracklayer.fusion.core import STATE_LAYOUT, FusionCore
 from tracklayer.services.fusion_service.state_codec import (
     StateFormatError,
     decode_state,
@@ -49,7 +55,7 @@ def allowed_modules(core: FusionCore) -> tuple[str, ...]:
 
 def encode_checkpoint(core: FusionCore, open_streams: Counter) -> bytes:
     """The checkpoint bytes of ``core`` and the open-stream counts (see module docstring)."""
-    root = {"core": core, "open_streams": dict(open_streams)}
+    root = {"core": core, "open_streams": dict(open_streams), "layout": STATE_LAYOUT}
     doc, arrays = encode_state(root, allowed_modules(core))
     body = struct.pack(">Q", len(doc)) + doc + arrays
     digest = hashlib.sha256(body).digest()
@@ -73,9 +79,15 @@ def decode_checkpoint(blob: bytes, allowed: tuple[str, ...]) -> tuple[FusionCore
     arrays = body[8 + doc_len :]
     try:
         root: Any = decode_state(doc, arrays, allowed)
-        core, opens = root["core"], root["open_streams"]
-    except (StateFormatError, ValueError, KeyError, TypeError, IndexError) as exc:
+        core, opens, layout = root["core"], root["open_streams"], root.get("layout")
+    except (StateFormatError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
         raise CheckpointError(f"bad content: {str(exc)[:200]}") from None
+    if layout != STATE_LAYOUT:
+        written = "unnumbered (older)" if layout is None else repr(layout)
+        raise CheckpointError(
+            f"state layout {written}, this tracklayer reads layout {STATE_LAYOUT}: "
+            "written by another tracklayer version"
+        )
     if not isinstance(core, FusionCore) or not isinstance(opens, dict):
         raise CheckpointError("bad content: not a fusion engine state")
     return core, Counter({str(k): int(v) for k, v in opens.items()})
