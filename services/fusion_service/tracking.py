@@ -18,11 +18,15 @@ full disk); no more is written until then.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 from tracklayer.fusion.core import Emitted
 from tracklayer.services.fusion_service.inputs import EngineInput
 from tracklayer.services.fusion_service.live_picture import report_message
+from tracklayer.services.rpc.server import kv
+
+log = logging.getLogger("tracklayer.services.fusion")
 
 #: Wall seconds of tracking in one stretch on the tracker thread: how often a
 #: backlog's reports are shown and outboxed (acks do not wait for a stretch).
@@ -144,7 +148,14 @@ class EngineTracking:
 
     async def _drain_tracking(self) -> None:
         """At the stop: wait until every committed event is tracked and outboxed (or the
-        tracking task failed), then for the last outbox write, then a due checkpoint."""
+        tracking task failed), then for the last outbox write, then a due checkpoint.
+
+        A backlog is tracked whole before the stop (every report out); a supervisor's
+        SIGKILL meanwhile loses nothing (the journal holds it, the next start tracks it)."""
+        if self.follower.behind(self._trackable):
+            backlog = self.follower.figures(self._trackable, self.journal.frames, None)
+            log.info(kv("stop_tracking_backlog", frames=backlog["frames_untracked"],
+                        events=backlog["tracker_behind_events"]))  # fmt: skip
         while True:
             if self.failed is not None or self.unwritable is not None:
                 return
