@@ -21,7 +21,9 @@ A shard applies its batches in a thread of its own; before tracking frame ``m`` 
 ``m - 1 - K`` (then it holds every message that can take effect before ``m``) and
 whether the state of each transfer due before ``m`` arrived; if not, the thread waits
 while the event loop reads the stream: a pipeline K frames deep, not a barrier per
-frame, and the imports a shard applies depend on the applied frames only.
+frame, and the imports a shard applies depend on the applied frames only. Before it
+waits, a shard has the broker's acks of everything it sent (else it fails and restarts
+from its checkpoint): a message lost with a killed broker must not be waited for.
 """
 
 from __future__ import annotations
@@ -42,6 +44,12 @@ _LEN = struct.Struct(">Q")
 T = TypeVar("T")
 #: Seconds one wait for the other shards' messages lasts before checking again.
 WAIT_POLL_S = 0.2
+#: Seconds a shard waits for the broker's acks of what it published (reports, hand-overs).
+ACK_TIMEOUT_S = 5.0
+
+
+class HandoverUnconfirmed(RuntimeError):
+    """This shard's hand-over messages were not acknowledged: it must start again."""
 
 
 def encode_handover(h: Handover) -> bytes:
@@ -149,10 +157,30 @@ class HandoverLink:
         await self.publish_progress(region.frames)
 
     async def _wait(self, region: Region, m: int) -> None:
-        await self._send(region)  # a shard waiting for this one can go on
+        await self._send(region)  # a shard waiting for this one can go on ...
+        await self._confirm()  # ... once it is on the broker, not lost with it
         self.waits += 1
         while not self._ready(region, m):
             await self.pump(region, WAIT_POLL_S)
+
+    async def _confirm(self) -> None:
+        """Wait for the broker's acks of everything this shard sent; HandoverUnconfirmed
+        when they do not come within :data:`ACK_TIMEOUT_S` (the shard then fails and
+        restarts from its checkpoint, sending it all again under the same Msg-Ids).
+
+        A message is stored only once acknowledged: one published as the broker was
+        killed may be lost with it, its ack never comes. Before this, a shard stopped to
+        wait for the others with such a message outstanding; the shard waiting for that
+        very progress record (or transfer) waited for ever, and this one for it."""
+        if not self._sent:
+            return
+        try:
+            await asyncio.wait_for(asyncio.gather(*self._sent), ACK_TIMEOUT_S)
+        except Exception as exc:  # noqa: BLE001 - timeout, or the broker refused one
+            raise HandoverUnconfirmed(
+                f"shard {self.shard}: hand-over messages not acknowledged by the broker "
+                f"within {ACK_TIMEOUT_S:g} s: {exc!r}"
+            ) from None
 
     def take_sent(self) -> list:
         """Ack futures of the messages published since the last call."""

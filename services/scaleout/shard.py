@@ -32,7 +32,7 @@ from tracklayer.services.fusion_service.live_picture import report_message
 from tracklayer.services.fusion_service.sensor_positions import SensorPositions
 from tracklayer.services.rpc.server import kv
 from tracklayer.services.scaleout.events import decode_event
-from tracklayer.services.scaleout.handovers import HandoverLink
+from tracklayer.services.scaleout.handovers import ACK_TIMEOUT_S, HandoverLink
 from tracklayer.services.scaleout.names import Names
 from tracklayer.services.scaleout.shard_checkpoints import ShardCheckpoints
 from tracklayer.services.scaleout.stream_reader import StreamReader
@@ -40,7 +40,7 @@ from tracklayer.services.scaleout.stream_reader import StreamReader
 log = logging.getLogger("tracklayer.services.scaleout")
 
 #: Seconds a shard waits for the broker's acks of one batch of reports.
-PUBLISH_TIMEOUT_S = 5.0
+PUBLISH_TIMEOUT_S = ACK_TIMEOUT_S
 #: Longest stretch of tracking between two yields to the event loop (lease renewals).
 YIELD_S = 0.05
 
