@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
+from . import kernels
 from .dynamics import norm3
 
 MAX_GAP_S = 2.5  # s; a thread not continued for this long ends
@@ -178,10 +179,15 @@ class SensorThreads:
 def _two_nearest(a: np.ndarray, b: np.ndarray) -> tuple[tuple, tuple]:
     """Squared chords to the nearest and second-nearest of unit vectors ``a`` (T, 3)
     among ``b`` (M, 3) and back: ``((d1, j1, d2) per a, (e1, i1, e2) per b)``, inf
-    where there is no second. A dense (T, M) product for small sets, k-d trees above."""
+    where there is no second. A dense (T, M) product for small sets, k-d trees above
+    (their floats, compiled: :func:`.kernels.two_nearest`, where the kernels are on)."""
     if a.shape[0] * b.shape[0] <= _DENSE_PAIRS:
         d = np.maximum(2.0 - 2.0 * (a @ b.T), 0.0)
         return _row_two(d), _row_two(d.T)
+    there = kernels.two_nearest(a, b)  # the k-d trees' floats, compiled (kernel_threads)
+    back = kernels.two_nearest(b, a) if there is not None else None
+    if there is not None and back is not None:
+        return there, back
     ka, kb = min(2, b.shape[0]), min(2, a.shape[0])
     da, ja = cKDTree(b).query(a, k=ka)
     db, jb = cKDTree(a).query(b, k=kb)
