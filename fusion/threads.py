@@ -275,7 +275,14 @@ class ThreadBook:
         owner = self._owner.get(sensor_id, {})
         if not owner:
             return np.zeros(track_keys.size)
-        held = np.array([owner.get(int(t), -1) for t in det_threads.tolist()])
+        # the owners as sorted arrays (tens of threads) looked up in one search (the
+        # pairs are thousands on a raid)
+        ids = np.fromiter(owner.keys(), np.int64, len(owner))
+        keys = np.fromiter(owner.values(), np.int64, len(owner))
+        order = np.argsort(ids)
+        ids, keys = ids[order], keys[order]
+        at = np.minimum(np.searchsorted(ids, det_threads), ids.size - 1)
+        held = np.where(ids[at] == det_threads, keys[at], -1)
         return np.where(held < 0, 0.0, np.where(held == track_keys, -bonus, bonus))
 
     def claim(
