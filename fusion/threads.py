@@ -36,7 +36,6 @@ _RATE_GAIN = 0.5  # share of the innovation taken into the rate (alpha-beta, bet
 _NEIGHBOUR_RATE_RAD = 5e-3  # rad; a new thread borrows the rate of a threaded one this close
 _DENSE_PAIRS = 4096  # thread x detection pairs up to which a dense product beats k-d trees
 _SEED_RATE_SIGMA = 30e-6  # rad/s; a track seeds a thread's rate only if it knows it this well
-_HELD_COMPACT = 256  # entries (plus 4 per sensor) of a track's by-key set that trigger its cut-back
 
 
 class SensorThreads:
@@ -218,11 +217,8 @@ class ThreadBook:
     def __init__(self) -> None:
         self._sensors: dict[str, SensorThreads] = {}
         self._owner: dict[str, dict[int, int]] = {}  # sensor -> thread id -> track key
-        # by track key, every (sensor, thread id) it took and may still hold: key ->
-        # {(sensor, thread id): None} (ordered set), so a deleted track's threads are found
-        # without a scan of every sensor's threads. Kept loosely: an entry stays when its
-        # thread ends or changes hands (forget() checks the owner; thread ids are never
-        # reused) and a set is cut back to what its track holds when it grows large.
+        # the same, by track key: key -> {(sensor, thread id): None} (ordered set), so a
+        # deleted track's threads are found without a scan of every sensor's threads
         self._held: dict[int, dict[tuple[str, int], None]] = {}
         self._next_id = 0
         self._sensor_at: dict[str, tuple[float, np.ndarray]] = {}  # last (t_s, position)
@@ -248,11 +244,12 @@ class ThreadBook:
             self._owner[sensor_id] = {}
         ids, ended, self._next_id = threads.observe(t_s, los, sigma, self._next_id)
         owner = self._owner[sensor_id]
+        held = self._held_index()
         # most ended threads were never held: only the held ones are looked at (a set
-        # operation; the order of the removals changes no dict's remaining order); the
-        # by-key sets keep them (loosely kept, see __init__)
+        # operation; the order of the removals changes no dict's remaining order)
         for i in owner.keys() & ended.tolist():
-            del owner[i]
+            k = owner.pop(i)  # (an emptied entry stays until the track is forgotten)
+            held[k].pop((sensor_id, i), None)
         return ids
 
     def _held_index(self) -> dict[int, dict[tuple[str, int], None]]:
@@ -301,15 +298,13 @@ class ThreadBook:
         owner = self._owner[sensor_id]
         held = self._held_index()
         for k, t in zip(track_keys.tolist(), det_threads.tolist(), strict=True):
-            if owner.get(t) == k:
+            old = owner.get(t)
+            if old == k:
                 continue
-            owner[t] = k  # (the old owner's entry stays: loosely kept, see __init__)
-            mine = held.get(k)
-            if mine is None:
-                mine = held[k] = {}
-            mine[(sensor_id, t)] = None
-            if len(mine) >= _HELD_COMPACT + 4 * len(self._owner):  # (a few per sensor)
-                held[k] = self._still_held(k, mine)
+            if old is not None:
+                held[old].pop((sensor_id, t), None)
+            owner[t] = k
+            held.setdefault(k, {})[(sensor_id, t)] = None
         v_sensor = self._sensor_vel.get(sensor_id)
         if v_sensor is None:
             return
@@ -325,12 +320,4 @@ class ThreadBook:
         held = self._held_index()
         for key in track_keys:
             for sensor_id, t in held.pop(key, {}):
-                owner = self._owner[sensor_id]
-                if owner.get(t) == key:
-                    del owner[t]
-
-    def _still_held(
-        self, key: int, entries: dict[tuple[str, int], None]
-    ) -> dict[tuple[str, int], None]:
-        """The entries of ``key``'s by-key set that it still holds, in their order."""
-        return {e: None for e in entries if self._owner[e[0]].get(e[1]) == key}
+                del self._owner[sensor_id][t]
