@@ -298,7 +298,7 @@ def assign_pairs(
     may stay unassigned at cost ``gate + ln det S`` (its best pair's).
     """
     ok = np.flatnonzero(d2 <= gates[track])
-    if ok.size == 0:
+    if ok.size <= 1:  # none, or one pair: unambiguous (a sparse frame's usual case)
         return ok
     rows, ri = np.unique(track[ok], return_inverse=True)
     cols, ci = np.unique(det[ok], return_inverse=True)

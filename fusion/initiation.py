@@ -23,7 +23,7 @@ import numpy as np
 
 from . import kernels
 from .config import FusionConfig
-from .dynamics import ellipsoid_height
+from .dynamics import ellipsoid_height, norm3
 
 _EYE3 = np.eye(3)
 _EARTH_BLOCK_DEPTH_M = -50_000.0  # m; a ray dipping this far below the surface is blocked
@@ -49,8 +49,8 @@ def closest_points(
         t2 = (e - b * d) / den
     p1 = s1 + t1[..., None] * u1
     p2 = s2 + t2[..., None] * u2
-    miss = np.linalg.norm(p1 - p2, axis=-1)
-    return t1, t2, miss, np.sqrt(np.clip(den, 0.0, None))
+    miss = norm3(p1 - p2)  # (np.linalg.norm's floats, tests/test_fusion_same_floats.py)
+    return t1, t2, miss, np.sqrt(den.clip(0.0, None))
 
 
 def triangulate(
@@ -276,7 +276,7 @@ class InitiationBuffer:
         when no pair passes."""
         cfg = self.config
         live = self._live
-        sigma_max = float(np.max(np.abs(sigma)))
+        sigma_max = float(np.abs(sigma).max())  # (np.max's floats without its wrapper)
         if sigma_max != sigma_max:  # a sigma not a number passes no pair: the others
             sigma_max = float(np.nanmax(np.abs(sigma))) if np.any(sigma == sigma) else 0.0
         speed = cfg.init_max_speed_mps

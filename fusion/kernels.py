@@ -38,6 +38,7 @@ import numpy as np
 
 from . import kernel_filters as _kf
 from . import kernel_impact as _ki
+from . import kernel_threads as _kt
 
 #: environment variable: "0" turns the compiled kernels off (numpy fallbacks)
 JIT_ENV = "TRACKLAYER_JIT"
@@ -64,6 +65,7 @@ _KERNELS = {
     "in_view": _Kernel(_kf._in_view),
     "to_surface": _Kernel(_ki._to_surface),
     "launch_fit": _Kernel(_ki._launch_fit),
+    "two_nearest": _Kernel(_kt._two_nearest),
 }
 _numba: Any = None
 
@@ -106,7 +108,7 @@ def _compiled(name: str) -> Callable[..., Any] | None:
     if k.failed or not enabled():
         return None
     try:
-        for module in (_kf, _ki):  # the loops' globals must name compiled functions
+        for module in (_kf, _ki, _kt):  # the loops' globals must name compiled functions
             for helper in module.HELPERS:
                 if not hasattr(getattr(module, helper), "py_func"):
                     fn = getattr(module, helper)
@@ -365,6 +367,22 @@ def launch_fit(
     return bool(found), out
 
 
+def two_nearest(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, ...] | None:
+    """Compiled ``cKDTree(b).query(a, k=2)`` of unit vectors ``a`` (N, 3) among ``b``
+    (M, 3), in the tree's floats (:mod:`.kernel_threads`): squared chords to the nearest
+    and second nearest and the nearest's index, ``(d1, j1, d2)``; None when the kernels
+    are off."""
+    if not enabled():
+        return None
+    n = a.shape[0]
+    d1, j1, d2 = np.empty(n), np.empty(n, np.int64), np.empty(n)
+    try:
+        _call("two_nearest", _f64(a), _f64(b), d1, j1, d2)
+    except _NoKernel:
+        return None
+    return d1, j1, d2
+
+
 def warm() -> bool:
     """Compile (or load from numba's cache) every kernel now, on tiny inputs: ``make
     venv`` runs it once, so a fresh checkout's test workers and services do not each
@@ -386,6 +404,7 @@ def warm() -> bool:
     )
     pair_screen(x[0, :3], los, np.zeros((1, 13)), 1.0, 0, 1.0, 1.0, 1.0, 1.0)
     in_view(np.ones(3), x[:, :3], 1.0, 0.0, (2.0, 1.0), (0.0, 0.0, 0.0))
+    two_nearest(los, los)
     tau = np.linspace(0.0, 10.0, 5)
     launch_fit(
         tau, 6.4e6 + tau[:, None] * np.ones((5, 3)), np.ones(5), 2, -np.arange(0.0, 1.0, 0.1), 2e3

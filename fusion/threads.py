@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
+from . import kernels
 from .dynamics import norm3
 
 MAX_GAP_S = 2.5  # s; a thread not continued for this long ends
@@ -178,10 +179,15 @@ class SensorThreads:
 def _two_nearest(a: np.ndarray, b: np.ndarray) -> tuple[tuple, tuple]:
     """Squared chords to the nearest and second-nearest of unit vectors ``a`` (T, 3)
     among ``b`` (M, 3) and back: ``((d1, j1, d2) per a, (e1, i1, e2) per b)``, inf
-    where there is no second. A dense (T, M) product for small sets, k-d trees above."""
+    where there is no second. A dense (T, M) product for small sets, k-d trees above
+    (their floats, compiled: :func:`.kernels.two_nearest`, where the kernels are on)."""
     if a.shape[0] * b.shape[0] <= _DENSE_PAIRS:
         d = np.maximum(2.0 - 2.0 * (a @ b.T), 0.0)
         return _row_two(d), _row_two(d.T)
+    there = kernels.two_nearest(a, b)  # the k-d trees' floats, compiled (kernel_threads)
+    back = kernels.two_nearest(b, a) if there is not None else None
+    if there is not None and back is not None:
+        return there, back
     ka, kb = min(2, b.shape[0]), min(2, a.shape[0])
     da, ja = cKDTree(b).query(a, k=ka)
     db, jb = cKDTree(a).query(b, k=kb)
@@ -196,7 +202,7 @@ def _two_nearest(a: np.ndarray, b: np.ndarray) -> tuple[tuple, tuple]:
 
 def _row_two(d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Smallest value, its column and the second smallest of each row of ``d``."""
-    j = np.argmin(d, axis=1)
+    j = d.argmin(axis=1)  # (np.argmin's answer without its wrapper)
     rows = np.arange(d.shape[0])
     d1 = d[rows, j]
     if d.shape[1] < 2:
@@ -266,7 +272,14 @@ class ThreadBook:
         owner = self._owner.get(sensor_id, {})
         if not owner:
             return np.zeros(track_keys.size)
-        held = np.array([owner.get(int(t), -1) for t in det_threads.tolist()])
+        # the owners as sorted arrays (tens of threads) looked up in one search (the
+        # pairs are thousands on a raid)
+        ids = np.fromiter(owner.keys(), np.int64, len(owner))
+        keys = np.fromiter(owner.values(), np.int64, len(owner))
+        order = np.argsort(ids)
+        ids, keys = ids[order], keys[order]
+        at = np.minimum(np.searchsorted(ids, det_threads), ids.size - 1)
+        held = np.where(ids[at] == det_threads, keys[at], -1)
         return np.where(held < 0, 0.0, np.where(held == track_keys, -bonus, bonus))
 
     def claim(

@@ -320,3 +320,41 @@ def test_view_statistics_of_a_few_rows_in_python_floats_are_numpys(monkeypatch):
     assert np.array_equal(fast._clear_hist, ref._clear_hist)
     assert (fast.max_range_m, fast.min_clearance_m) == (ref.max_range_m, ref.min_clearance_m)
     assert fast.max_range_m > 0.0
+
+
+def _unit(v):
+    return v / np.linalg.norm(v, axis=1)[:, None]
+
+
+def test_two_nearest_compiled_is_the_kd_trees():
+    """The threads' compiled nearest neighbours (kernels.two_nearest) give what
+    ``cKDTree(b).query(a, k=2)`` gives, squared: the same distances bit for bit and the
+    same nearest index, on clouds of lines of sight of one sensor's view (random, a
+    raid's objects strung along one path, a few points, repeats of one point)."""
+    from scipy.spatial import cKDTree
+
+    from tracklayer.fusion import kernels
+
+    if not kernels.enabled():
+        pytest.skip("kernels off")
+    rng = np.random.default_rng(31)
+    for case in range(240):
+        n, m = (int(v) for v in rng.integers(1, 600, 2))
+        centre = _unit(rng.normal(size=(1, 3)))
+        spread = 10.0 ** rng.uniform(-5.0, -1.5)
+        a = _unit(centre + spread * rng.normal(size=(n, 3)))
+        if case % 3 == 0:  # strung along a line, a few urad across
+            t = rng.uniform(0.0, 1.0, (m, 1))
+            b = _unit(centre + spread * (t * rng.normal(size=3) + 1e-3 * rng.normal(size=(m, 3))))
+        else:
+            b = _unit(centre + spread * rng.normal(size=(m, 3)))
+        if case % 5 == 0 and m > 3:  # the same point twice (a tie at the nearest)
+            b[m // 2] = b[1]
+        d1, j1, d2 = kernels.two_nearest(a, b)
+        k = min(2, m)
+        d, j = cKDTree(b).query(a, k=k)
+        d, j = d.reshape(n, k) ** 2, j.reshape(n, k)
+        assert _same(d1, d[:, 0]) and _same(d2, d[:, 1] if k > 1 else np.full(n, np.inf))
+        tied = d1 == d2  # the tree's choice among exact ties is its own
+        assert np.array_equal(j1[~tied], j[~tied, 0])
+        assert np.array_equal(b[j1], b[j[:, 0]])  # (a tie: the same point)

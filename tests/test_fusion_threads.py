@@ -171,6 +171,14 @@ def test_forgetting_deleted_tracks_frees_exactly_their_threads(restored) -> None
                    np.zeros(6))  # fmt: skip
         if restored and step % 10 == 5:
             del book._held  # as loaded from an older checkpoint
+        probe = np.concatenate([ids, ids[:3] + 10_000])  # (some no thread of this look)
+        probe_keys = rng.integers(0, 12, size=probe.size)
+        owner = book._owner[sensor]
+        ref = [
+            0.0 if owner.get(t) is None else (-8.0 if owner[t] == k else 8.0)
+            for t, k in zip(probe.tolist(), probe_keys.tolist(), strict=True)
+        ]
+        assert book.adjustments(sensor, probe_keys, probe, 8.0).tolist() == ref
         if step % 7 == 6:
             gone = {int(k) for k in rng.choice(keys, size=2, replace=False)}
             before = _held_by_scan(book)
