@@ -8,8 +8,9 @@ screen of 3,000 rows builds several (N, M) temporaries. Here the same formulas r
 as one compiled loop per row (numba, ``@njit(cache=True)``; the loops themselves are in
 :mod:`.kernel_filters` and :mod:`.kernel_impact`): the short-step predict
 with its process noise and ``Phi P Phi^T``, the angular screen ``may_gate``, the
-gating of candidate pairs, the Joseph-form update, and the existence look's view test
-(``in_view``: the same decisions as numpy's, which decides near a limit).
+gating of candidate pairs, the Joseph-form update, the existence look's view test
+(``in_view``: the same decisions as numpy's, which decides near a limit) and the detection
+threads' nearest neighbours (``two_nearest``: scipy's k-d tree floats, bit for bit).
 
 The kernels compute the same quantities as the numpy code they stand in for, with
 the same formulas, but their sums run in a fixed in-order loop where numpy uses BLAS
