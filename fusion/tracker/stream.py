@@ -102,34 +102,34 @@ def pull_to_streams(
     ti, nj, dt = ti[ok], nj[ok], dt[ok]
     vals = va[nj]
     vals[:, :3] += vals[:, 3:] * dt[:, None]
-    z, mad = _grouped_median(ti, vals, n)
+    # groups numbered among the crowd tracks only
+    z, mad = _grouped_median((np.cumsum(crowd) - 1)[ti], vals, int(np.count_nonzero(crowd)))
     size = size[crowd]
     idx = r[crowd]
-    z, mad = z[crowd], mad[crowd]
     var = _FLOOR + _MEDIAN_EFF * (_MAD_SIGMA * mad) ** 2 / size[:, None]
     return _pull(rows, idx, z, var)
 
 
 def _grouped_median(group: np.ndarray, vals: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Per group 0..n-1 (``group`` (K,) of each row of ``vals`` (K, C)): the median of
-    each column and its median absolute deviation, (n, C) each (0 for empty groups)."""
+    each column and its median absolute deviation, (n, C) each (every group non-empty)."""
     med = _medians(group, vals, n)
     return med, _medians(group, np.abs(vals - med[group]), n)
 
 
 def _medians(group: np.ndarray, vals: np.ndarray, n: int) -> np.ndarray:
-    """Per group, the median of each column of ``vals`` (one stable sort per column)."""
+    """Per group, the median of each column of ``vals``: the groups' rows laid out in an
+    (n, largest group, C) array padded with +inf, sorted along the group axis at once."""
     size = np.bincount(group, minlength=n)
-    start = np.concatenate([[0], np.cumsum(size)[:-1]])
-    lo = start + (np.maximum(size, 1) - 1) // 2
-    hi = start + np.maximum(size, 1) // 2
-    out = np.zeros((n, vals.shape[1]))
-    has = size > 0
-    for c in range(vals.shape[1]):
-        order = np.lexsort((vals[:, c], group))
-        col = vals[order, c]
-        out[has, c] = 0.5 * (col[lo[has]] + col[hi[has]])
-    return out
+    order = np.argsort(group, kind="stable")
+    g = group[order]
+    slot = np.arange(g.size) - (np.cumsum(size) - size)[g]
+    pad = np.full((n, max(int(size.max()), 1), vals.shape[1]), np.inf)
+    pad[g, slot] = vals[order]
+    pad.sort(axis=1)
+    at = np.arange(n)
+    size = np.maximum(size, 1)
+    return 0.5 * (pad[at, (size - 1) // 2] + pad[at, size // 2])
 
 
 def _pull(rows: StateRows, idx: np.ndarray, z: np.ndarray, var: np.ndarray) -> int:
