@@ -33,6 +33,9 @@ class FusionConfig:
     crowd_hold_s: float = 0.0  # s; a track in a crowd is not confirmed younger (0 = off)
     crowd_surplus_looks: int = 2  # a tentative BOOST track that takes no detection while
     # others take every one inside its gate, this many looks in a row, is deleted (0 = off)
+    stream_min_group: int = 3  # confirmed BOOST tracks of one pad stream near one another
+    # (itself counted) whose laggards are pulled to the stream's velocity (tracker/stream.py;
+    # 0 = off)
 
     # --- negative evidence: looks without a detection (fusion/tracker/existence.py) ---
     existence: bool = True  # delete tracks the satellites look at and do not see (ghosts)
@@ -223,6 +226,7 @@ class FusionConfig:
             "crowd_min_gated",
             "crowd_hold_s",
             "crowd_surplus_looks",
+            "stream_min_group",
             "init_min_angle_deg",
             "registration_site_memory_s",
             "registration_track_memory_s",

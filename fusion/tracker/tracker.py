@@ -41,6 +41,7 @@ from .modes import MotionModes, radial_speed
 from .region import Region
 from .reports import ReportSchedule
 from .rows import StateRows
+from .stream import pull_to_streams
 from .track import Mode, Track
 
 
@@ -153,8 +154,7 @@ class Tracker:
         return out
 
     def flush(self) -> list[TrackReport]:
-        """End of data: report every reported live track whose latest state (updates since
-        its last report) has not been reported yet. Tracks stay live."""
+        """End of data: report each reported live track's unreported updates (stay live)."""
         if self._t_ns is None:
             return []
         tracks = self._tracks if self.region is None else self.region.reportable(self._tracks)
@@ -472,6 +472,7 @@ class Tracker:
         rows = np.array([t.row for t in self._tracks], dtype=int)
         if rows.size == 0:
             return
+        pull_to_streams(self._rows, self._tracks, rows, self.config)  # (.stream)
         r, v = self._rows.x[rows, POS], self._rows.x[rows, VEL]
         height = ellipsoid_height(r)
         climb = radial_speed(r, v)
