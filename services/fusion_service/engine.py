@@ -361,7 +361,9 @@ class FusionEngine(EngineWorker):
         if self._worker is not None and not self._worker.done():
             self._enqueue(EngineInput(EventKind.FLUSH, now=time.time()))
             self._enqueue(None)
-            await asyncio.gather(self._worker, return_exceptions=True)
+            (ended,) = await asyncio.gather(self._worker, return_exceptions=True)
+            if isinstance(ended, BaseException) and not isinstance(ended, asyncio.CancelledError):
+                log.error(kv("engine_stop_failed", error=repr(ended)), exc_info=ended)
         await self.checkpointer.settle()
         self.checkpointer.log_summary()
         await self.checkpointer.trimmer.stop()

@@ -153,7 +153,9 @@ class EngineTracking:
         A backlog is tracked whole before the stop (every report out); a supervisor's
         SIGKILL meanwhile loses nothing (the journal holds it, the next start tracks it)."""
         if self.follower.behind(self._trackable):
-            backlog = self.follower.figures(self._trackable, self.journal.frames, None)
+            f, committed, frames = self.follower, self._trackable, self.journal.frames
+            # under the tracker's lock: the tracker thread pops the queue the figures count
+            backlog = self._tracker.locked(lambda: f.figures(committed, frames, None))
             log.info(kv("stop_tracking_backlog", frames=backlog["frames_untracked"],
                         events=backlog["tracker_behind_events"]))  # fmt: skip
         while True:
