@@ -58,7 +58,10 @@ __all__ = [
 FUSION_SERVICE = fusion_service_pb2.DESCRIPTOR.services_by_name["FusionService"].full_name
 STORE_SERVICE = track_store_service_pb2.DESCRIPTOR.services_by_name["TrackStoreService"].full_name
 REBIND_TIMEOUT_S = 15.0  # a restarted store retries its old port this long
-STOP_GRACE_S = 15.0  # a graceful stop takes a few seconds (DESIGN §8); more on a loaded machine
+#: Seconds a graceful stop may take before SIGKILL. A stop tracks the tracker's backlog first
+#: (DESIGN §8 rule 4: acks do not wait for the tracker): after a --max-speed replay that is
+#: ~1 s of CPU, but on a starved CI core it took over 15 s (a dropout session's 2,387 frames).
+STOP_GRACE_S = 60.0
 T = TypeVar("T")
 
 
