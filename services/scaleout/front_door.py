@@ -30,7 +30,7 @@ from tracklayer.services.rpc.server import kv
 from tracklayer.services.rpc.tls import TlsConfig, server_credentials
 from tracklayer.services.scaleout.link import NatsLink
 from tracklayer.services.scaleout.live_feed import LiveFeed
-from tracklayer.services.scaleout.names import Names
+from tracklayer.services.scaleout.names import LEASE_TTL_S, Names
 from tracklayer.services.scaleout.report_feed import ReportFeed
 from tracklayer.services.scaleout.shard_status import ShardStatusView
 from tracklayer.services.scaleout.stream_journal import StreamJournal
@@ -67,16 +67,17 @@ def build_front_door(
     shards: int,
     nats_tls: TlsConfig | None = None,
     layout: tuple[float, ...] = (),
+    lease_ttl_s: float = LEASE_TTL_S,
 ) -> tuple[FusionEngine, NatsLink]:
     """The engine on the broker's journal and report stream (not started) and its link
-    (mutual TLS to the broker with ``nats_tls``)."""
+    (mutual TLS to the broker with ``nats_tls``); sets the shard leases' TTL (s)."""
     if shards not in SUPPORTED_SHARDS:
         raise UserError(
             f"--shards: must be 1..{MAX_SHARDS} (the sky-cell map has {MAX_SHARDS} longitude "
             f"sectors: docs/scaleout.md), got {shards}"
         )
     client = f"tracklayer-fusion-{settings.fusion_id}"
-    link = NatsLink(nats_url, client, Names(settings.fusion_id), nats_tls)
+    link = NatsLink(nats_url, client, Names(settings.fusion_id), nats_tls, lease_ttl_s)
     try:
         journal = StreamJournal(link)
         journal.shards = shards
@@ -115,10 +116,11 @@ async def start_front_door_server(
     metrics_port: int | None = None,
     nats_tls: TlsConfig | None = None,
     layout: tuple[float, ...] = (),
+    lease_ttl_s: float = LEASE_TTL_S,
 ) -> tuple[FusionServer, NatsLink]:
     """Start the front door's engine, forwarder and gRPC server; close the returned link
     after ``server.stop()``."""
-    engine, link = build_front_door(settings, nats_url, shards, nats_tls, layout)
+    engine, link = build_front_door(settings, nats_url, shards, nats_tls, layout, lease_ttl_s)
     feed = LiveFeed(link, engine.hub.publish)
     engine.live_source = feed.tracks
     try:
@@ -140,7 +142,7 @@ async def start_front_door_server(
         raise
     log.info(
         kv("front_door_started", nats=nats_url, journal=engine.journal.path, shards=shards,
-           layout=",".join(map(repr, layout)) or "interleaved")
+           layout=",".join(map(repr, layout)) or "interleaved", lease_ttl_s=lease_ttl_s)
     )  # fmt: skip
     return server, link
 
@@ -155,6 +157,7 @@ async def serve_front_door(
     tls: TlsConfig | None = None,
     metrics_port: int | None = None,
     grace: float = 2.0,
+    lease_ttl_s: float = LEASE_TTL_S,
 ) -> int:
     """Serve FusionService on ``listen``, journaling to the broker at ``nats_url``, until
     SIGTERM/SIGINT (0) or an engine failure (1). ``tls`` serves the sensors and, with a
@@ -163,6 +166,7 @@ async def serve_front_door(
         settings, listen, nats_url, shards,
         credentials=server_credentials(tls), metrics_port=metrics_port,
         nats_tls=tls if nats_url.startswith("tls://") else None, layout=layout,
+        lease_ttl_s=lease_ttl_s,
     )  # fmt: skip
     engine = server.engine
     try:

@@ -3,9 +3,10 @@
 A lease is a key ``shard-<k>`` whose value names the owning worker. It is taken with
 ``create`` (succeeds only when the key is absent), renewed with ``update(last=rev)``
 (compare-and-set on the revision the owner last wrote) and expires with the bucket's
-``max_age`` (:data:`~.names.LEASE_TTL_S`) when its owner stops renewing: a dead worker's
-shards are free after at most that long. A renewal that fails means someone else
-holds the shard now: the owner must stop working on it at once.
+``max_age`` (the front door's ``--lease-ttl``, default :data:`~.names.LEASE_TTL_S`) when
+its owner stops renewing: a dead worker's shards are free after at most that long. A
+renewal that fails means someone else holds the shard now: the owner must stop working
+on it at once.
 """
 
 from __future__ import annotations

@@ -21,10 +21,16 @@ T = TypeVar("T")
 
 
 class NatsLink:
-    """A connection (``nc``) and JetStream context (``js``) living on their own loop."""
+    """A connection (``nc``) and JetStream context (``js``) living on their own loop;
+    ``lease_ttl_s`` sets the deployment's lease TTL (the front door's, s)."""
 
     def __init__(
-        self, url: str, client_name: str, names: Names, tls: TlsConfig | None = None
+        self,
+        url: str,
+        client_name: str,
+        names: Names,
+        tls: TlsConfig | None = None,
+        lease_ttl_s: float | None = None,
     ) -> None:
         self.url, self.names = url, names
         self._loop = asyncio.new_event_loop()
@@ -33,7 +39,7 @@ class NatsLink:
         try:
             self.nc = self.call(connect(url, client_name, tls=tls))
             self.js = self.nc.jetstream(timeout=10.0)
-            self.call(ensure_layout(self.js, names))
+            self.call(ensure_layout(self.js, names, lease_ttl_s))
         except BaseException:
             self.close()
             raise

@@ -12,8 +12,9 @@ stream and bucket names do not allow), so several deployments share one broker:
 ``TL_<ID>_HANDOVER``        S > 1: each shard's hand-overs and progress records,
                             ``tracklayer.<ID>.handover.<shard>``
 KV ``tl_<ID>``              ``settings`` (pinned by the front door)
-KV ``tl_<ID>_leases``       ``shard-<k>`` = owning worker, expires after
-                            :data:`LEASE_TTL_S` unless renewed
+KV ``tl_<ID>_leases``       ``shard-<k>`` = owning worker, expires after the
+                            bucket's TTL (the front door's ``--lease-ttl``,
+                            :data:`LEASE_TTL_S` by default) unless renewed
 objects ``tl_<ID>_ckpt``    ``shard-<k>``: the shard's last checkpoint
 ==========================  ================================================
 """
@@ -30,8 +31,12 @@ from tracklayer.services.rpc.tls import TlsConfig
 
 log = logging.getLogger("tracklayer.services.scaleout")
 
-#: Seconds a shard lease lives without renewal (a dead worker's shards move after it).
+#: Seconds a shard lease lives without renewal (a dead worker's shards move after it):
+#: the default of the front door's ``--lease-ttl``.
 LEASE_TTL_S = 4.0
+#: Range of ``--lease-ttl`` (s): at least four of the workers' 1 s renewal periods, so one
+#: late renewal never loses a lease; at most 10 minutes.
+LEASE_TTL_RANGE_S = (4.0, 600.0)
 #: Duplicate window of the report stream: a report republished within it is dropped by
 #: the broker (later ones by the store, which keeps each (track_id, revision) once).
 REPORT_DUPLICATE_WINDOW_S = 600.0
@@ -157,8 +162,10 @@ async def _connect(nats, url: str, name: str, on_error, on_reconnected, tls):  #
     )
 
 
-async def ensure_layout(js, names: Names) -> None:  # noqa: ANN001 - JetStreamContext
-    """Create the streams and buckets of ``names`` where missing (idempotent)."""
+async def ensure_layout(js, names: Names, lease_ttl_s: float | None = None) -> None:  # noqa: ANN001
+    """Create the streams and buckets of ``names`` where missing (idempotent). With
+    ``lease_ttl_s`` (the front door) the lease bucket's TTL is set to it; without (a
+    worker) an existing bucket keeps its TTL and a missing one gets :data:`LEASE_TTL_S`."""
     from nats.js import api
 
     for stream, subject, window in (
@@ -176,5 +183,27 @@ async def ensure_layout(js, names: Names) -> None:  # noqa: ANN001 - JetStreamCo
             )
         )
     await js.create_key_value(bucket=names.settings_bucket, history=1)
-    await js.create_key_value(bucket=names.lease_bucket, history=1, ttl=LEASE_TTL_S)
+    await _ensure_lease_bucket(js, names.lease_bucket, lease_ttl_s)
     await js.create_object_store(bucket=names.checkpoint_bucket)
+
+
+async def _ensure_lease_bucket(js, bucket: str, ttl_s: float | None) -> None:  # noqa: ANN001
+    """The lease bucket, its TTL (s) set to ``ttl_s`` where given (a KV bucket is a
+    stream whose ``max_age`` is the TTL; the broker refuses to create it again with
+    another, so an existing bucket is updated instead)."""
+    import nats.js.errors
+
+    stream = f"KV_{bucket}"
+    try:
+        info = await js.stream_info(stream)
+    except nats.js.errors.NotFoundError:
+        try:
+            await js.create_key_value(bucket=bucket, history=1, ttl=ttl_s or LEASE_TTL_S)
+            return
+        except nats.js.errors.BadRequestError:  # created meanwhile by another process
+            info = await js.stream_info(stream)
+    if ttl_s is None or info.config.max_age == ttl_s:
+        return
+    # The KV's duplicate window may not exceed its TTL (nats-py sets min(TTL, 120 s)).
+    await js.update_stream(info.config.evolve(max_age=ttl_s, duplicate_window=min(ttl_s, 120.0)))
+    log.info(kv("lease_ttl_set", bucket=bucket, was_s=info.config.max_age, ttl_s=ttl_s))

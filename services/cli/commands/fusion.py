@@ -22,6 +22,7 @@ from tracklayer.services.rpc.tls import (
     add_tls_arguments,
     channel_credentials,
 )
+from tracklayer.services.scaleout.names import LEASE_TTL_RANGE_S, LEASE_TTL_S
 
 #: Default ``--checkpoint-every``: embedded (a restart replays the tracker) and with
 #: ``--nats`` (the front door replays ordering only; each checkpoint of its ordering
@@ -172,6 +173,16 @@ def _add_output_arguments(p: argparse.ArgumentParser) -> None:
         "e.g. --layout=-87.45,105.6 (choose them by measured load: `tracklayer layout`). "
         "Pinned with S in the broker (default: the 30-degree sectors dealt in turn)",
     )
+    p.add_argument(
+        "--lease-ttl",
+        type=float,
+        metavar="S",
+        help="with --nats: seconds a worker's shard lease lives without renewal (renewed "
+        "every second), so a dead or stalled worker's shards move after this long; longer "
+        "rides out starved workers on an overloaded machine, shorter moves shards sooner. "
+        f"Set on the broker for every worker of the deployment (default: {LEASE_TTL_S:g}; "
+        f"{LEASE_TTL_RANGE_S[0]:g}..{LEASE_TTL_RANGE_S[1]:g})",
+    )
 
 
 def check_scaleout_args(args: argparse.Namespace) -> None:
@@ -181,7 +192,14 @@ def check_scaleout_args(args: argparse.Namespace) -> None:
             raise UserError("--shards: only with --nats (the embedded service is one shard)")
         if args.layout:
             raise UserError("--layout: only with --nats and --shards S > 1")
+        if args.lease_ttl is not None:
+            raise UserError("--lease-ttl: only with --nats (the embedded service has no leases)")
         return
+    if args.lease_ttl is None:
+        args.lease_ttl = LEASE_TTL_S
+    low, high = LEASE_TTL_RANGE_S
+    if not low <= args.lease_ttl <= high:  # also refuses nan
+        raise UserError(f"--lease-ttl: must be {low:g}..{high:g} seconds, got {args.lease_ttl}")
     for flag, value in (("--journal", args.journal), ("--outbox", args.outbox),
                         ("--record", args.record)):  # fmt: skip
         if value:
@@ -272,6 +290,7 @@ def run(args: argparse.Namespace) -> int:
                 tls=tls_from_args(args),
                 metrics_port=args.metrics_port,
                 grace=args.grace,
+                lease_ttl_s=args.lease_ttl,
             )
         )
     return asyncio.run(
