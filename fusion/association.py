@@ -295,8 +295,25 @@ def assign_pairs(
     ``gates`` (N,) per-track chi-square thresholds. Cost of a pair ``d2 + ln det S``
     (plus ``adjust`` (K,) where given: the detection-thread evidence of
     :mod:`.threads`, which weighs pairs inside the gate and never opens it); a track
-    may stay unassigned at cost ``gate + ln det S`` (its best pair's).
+    may stay unassigned at cost ``gate + ln det S`` (its best pair's). With numba, a
+    compiled loop (:func:`.kernels.assign_pairs`) makes LAPJVsp's choices, ties included,
+    per connected component of the pairs; :func:`_assign_scipy` is its fallback.
     """
+    compiled = kernels.assign_pairs(track, det, d2, logdet, gates, adjust)
+    if compiled is not None:
+        return compiled
+    return _assign_scipy(track, det, d2, logdet, gates, adjust)
+
+
+def _assign_scipy(
+    track: np.ndarray,
+    det: np.ndarray,
+    d2: np.ndarray,
+    logdet: np.ndarray,
+    gates: np.ndarray,
+    adjust: np.ndarray | None,
+) -> np.ndarray:
+    """:func:`assign_pairs` (same arguments and result) by scipy's LAPJVsp."""
     ok = np.flatnonzero(d2 <= gates[track])
     if ok.size <= 1:  # none, or one pair: unambiguous (a sparse frame's usual case)
         return ok

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from . import kernel_assign as _ka
 from . import kernel_filters as _kf
 from . import kernel_impact as _ki
 from . import kernel_threads as _kt
@@ -67,6 +68,7 @@ _KERNELS = {
     "to_surface": _Kernel(_ki._to_surface),
     "launch_fit": _Kernel(_ki._launch_fit),
     "two_nearest": _Kernel(_kt._two_nearest),
+    "assign_pairs": _Kernel(_ka._assign_pairs),
 }
 _numba: Any = None
 
@@ -109,7 +111,7 @@ def _compiled(name: str) -> Callable[..., Any] | None:
     if k.failed or not enabled():
         return None
     try:
-        for module in (_kf, _ki, _kt):  # the loops' globals must name compiled functions
+        for module in (_kf, _ki, _kt, _ka):  # the loops' globals must name compiled functions
             for helper in module.HELPERS:
                 if not hasattr(getattr(module, helper), "py_func"):
                     fn = getattr(module, helper)
@@ -168,6 +170,16 @@ def _f64(a: Any, shape: tuple[int, ...] | None = None) -> np.ndarray:
         arr = np.broadcast_to(arr, shape)
     arr = np.ascontiguousarray(arr)
     return arr if arr.flags.writeable else arr.copy()
+
+
+def _i64(a: np.ndarray) -> np.ndarray:
+    """``a`` as a writable C-contiguous int64 array (one array type, as :func:`_f64`)."""
+    if type(a) is np.ndarray and a.dtype == np.int64 and a.flags.c_contiguous and a.flags.writeable:
+        return a
+    return np.array(a, dtype=np.int64, order="C")
+
+
+_NO_ADJUST = np.zeros(0)  # assign_pairs without the threads' adjustments
 
 
 # ------------------------------------------------------------------ public entry points
@@ -384,6 +396,29 @@ def two_nearest(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, ...] | None:
     return d1, j1, d2
 
 
+def assign_pairs(
+    track: np.ndarray,
+    det: np.ndarray,
+    d2: np.ndarray,
+    logdet: np.ndarray,
+    gates: np.ndarray,
+    adjust: np.ndarray | None,
+) -> np.ndarray | None:
+    """Compiled association.assign_pairs (:mod:`.kernel_assign`: LAPJVsp's choices, ties
+    included, per connected component): the chosen pairs' indices by track; None when
+    the kernels are off or a weight is one the loop leaves to scipy (not finite)."""
+    if not enabled():
+        return None
+    out = np.empty(track.shape[0], np.int64)
+    extra = _NO_ADJUST if adjust is None else _f64(adjust)
+    args = (_i64(track), _i64(det), _f64(d2), _f64(logdet), _f64(gates), extra)
+    try:
+        count = _call("assign_pairs", *args, out)
+    except _NoKernel:
+        return None
+    return out[:count] if count >= 0 else None
+
+
 def warm() -> bool:
     """Compile (or load from numba's cache) every kernel now, on tiny inputs: ``make
     venv`` runs it once, so a fresh checkout's test workers and services do not each
@@ -406,6 +441,9 @@ def warm() -> bool:
     pair_screen(x[0, :3], los, np.zeros((1, 13)), 1.0, 0, 1.0, 1.0, 1.0, 1.0)
     in_view(np.ones(3), x[:, :3], 1.0, 0.0, (2.0, 1.0), (0.0, 0.0, 0.0))
     two_nearest(los, los)
+    rows, dets, three = np.array([0, 0, 1]), np.array([0, 1, 1]), np.ones(3)
+    assign_pairs(rows, dets, three, three, 9.0 * np.ones(2), None)
+    assign_pairs(rows, dets, three, three, 9.0 * np.ones(2), three)
     tau = np.linspace(0.0, 10.0, 5)
     launch_fit(
         tau, 6.4e6 + tau[:, None] * np.ones((5, 3)), np.ones(5), 2, -np.arange(0.0, 1.0, 0.1), 2e3
