@@ -31,6 +31,7 @@ from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 from scipy.special import gammaincinv
 
 from . import kernels
+from .domain import NS_PER_S
 from .dynamics import ACC, POS, VEL
 from .filters import projected_cov
 from .measurement import position_jacobian, predict_los
@@ -201,6 +202,32 @@ def may_gate_rows(
     if not may_gate_any(x, P, dt, sensor_position, los, sigma, gates):
         return np.zeros(0, int)
     return np.flatnonzero(may_gate(x, P, dt, sensor_position, los, sigma, gates))
+
+
+def may_gate_at(
+    x: np.ndarray,
+    P: np.ndarray,
+    t_ns: np.ndarray,
+    rows: np.ndarray,
+    frame_ns: int,
+    sensor_position: np.ndarray,
+    los: np.ndarray,
+    sigma: np.ndarray,
+    gates: np.ndarray,
+) -> np.ndarray:
+    """:func:`may_gate_rows` of the rows ``rows`` (R,) of a stack (states ``x`` (N, 9),
+    covariances ``P`` (N, 9, 9) at data times ``t_ns`` (N,) ns; ``gates`` (R,)) for a
+    frame at ``frame_ns`` ns: the positions in ``rows`` of the rows kept. Compiled, it
+    reads the stack in place (no gathers)."""
+    if rows.size == 0 or los.shape[0] == 0:
+        return np.zeros(0, int)
+    compiled = kernels.may_gate_at(x, P, t_ns, rows, frame_ns, sensor_position, los, sigma, gates)
+    if compiled is not None:
+        return compiled
+    dt = (frame_ns - t_ns[rows]) / NS_PER_S
+    # the variances only: a copy of every row's P would cost more than the screen
+    var = P.diagonal(axis1=1, axis2=2)[rows]
+    return may_gate_rows(x[rows], var, dt, sensor_position, los, sigma, gates)
 
 
 def _diagonals(P: np.ndarray) -> np.ndarray:

@@ -40,6 +40,7 @@ import numpy as np
 from . import kernel_assign as _ka
 from . import kernel_filters as _kf
 from . import kernel_impact as _ki
+from . import kernel_rows as _kr
 from . import kernel_threads as _kt
 
 #: environment variable: "0" turns the compiled kernels off (numpy fallbacks)
@@ -59,7 +60,9 @@ class _Kernel:
 
 _KERNELS = {
     "predict_short": _Kernel(_kf._predict_short),
-    "may_gate": _Kernel(_kf._may_gate),
+    "may_gate": _Kernel(_kr._may_gate),
+    "may_gate_at": _Kernel(_kr._may_gate_at),
+    "predict_at": _Kernel(_kr._predict_at),
     "gate": _Kernel(_kf._gate),
     "gate_pairs": _Kernel(_kf._gate_pairs),
     "update": _Kernel(_kf._update),
@@ -111,7 +114,7 @@ def _compiled(name: str) -> Callable[..., Any] | None:
     if k.failed or not enabled():
         return None
     try:
-        for module in (_kf, _ki, _kt, _ka):  # the loops' globals must name compiled functions
+        for module in (_kf, _ki, _kt, _ka, _kr):  # the loops' globals must name compiled functions
             for helper in module.HELPERS:
                 if not hasattr(getattr(module, helper), "py_func"):
                     fn = getattr(module, helper)
@@ -179,6 +182,15 @@ def _i64(a: np.ndarray) -> np.ndarray:
     return np.array(a, dtype=np.int64, order="C")
 
 
+def _stack(x: np.ndarray, P: np.ndarray, t_ns: np.ndarray) -> bool:
+    """Whether a stack of rows (states, covariances, data times) can be read and written
+    in place by the indexed kernels (one array type each; else the caller gathers)."""
+    return all(
+        type(a) is np.ndarray and a.dtype == dt and a.flags.c_contiguous and a.flags.writeable
+        for a, dt in ((x, np.float64), (P, np.float64), (t_ns, np.int64))
+    )
+
+
 _NO_ADJUST = np.zeros(0)  # assign_pairs without the threads' adjustments
 
 
@@ -234,6 +246,62 @@ def may_gate(
     except _NoKernel:
         return None
     return bool(found), out
+
+
+def may_gate_at(
+    x: np.ndarray,
+    P: np.ndarray,
+    t_ns: np.ndarray,
+    rows: np.ndarray,
+    frame_ns: int,
+    sensor_position: np.ndarray,
+    los: np.ndarray,
+    sigma: np.ndarray,
+    gates: np.ndarray,
+) -> np.ndarray | None:
+    """Compiled association.may_gate_rows of the stack's rows ``rows`` (R,) (states ``x``
+    (N, 9), ``P`` (N, 9, 9) at data times ``t_ns`` (N,) ns) for a frame at ``frame_ns``
+    ns, without gathering them: the positions in ``rows`` of the rows kept; None when
+    the kernels are off."""
+    if not enabled() or not _stack(x, P, t_ns):
+        return None
+    n = rows.shape[0]
+    out = np.empty(n, np.int64)
+    if n == 0 or los.shape[0] == 0:
+        return out[:0]
+    s = np.asarray(sigma, float)
+    s2_max = float((s * s).max())  # (as may_gate)
+    args = (x, P, t_ns, _i64(rows), int(frame_ns), _f64(sensor_position), _f64(los), s2_max)
+    try:
+        count = _call("may_gate_at", *args, _f64(gates, (n,)), out)
+    except _NoKernel:
+        return None
+    return out[:count]
+
+
+def predict_at(
+    x: np.ndarray,
+    P: np.ndarray,
+    t_ns: np.ndarray,
+    rows: np.ndarray,
+    to_ns: int,
+    noise: tuple[np.ndarray, np.ndarray, np.ndarray],
+    max_step: float,
+) -> int | None:
+    """Compiled short-step predict, in place, of the stack's rows ``rows`` older than
+    ``to_ns`` ns (states ``x`` (N, 9), ``P`` (N, 9, 9), data times ``t_ns`` (N,) ns,
+    ``noise`` the (N,) Singer rates and PSDs): how many moved; None when the kernels are
+    off or a step is longer than ``max_step`` s (nothing moved: the caller predicts)."""
+    if not enabled() or not _stack(x, P, t_ns):
+        return None
+    n = x.shape[0]
+    inv_tau, qa, qj = (_f64(a, (n,)) for a in noise)
+    args = (x, P, t_ns, _i64(rows), int(to_ns), inv_tau, qa, qj, float(max_step))
+    try:
+        count = _call("predict_at", *args)
+    except _NoKernel:
+        return None
+    return count if count >= 0 else None
 
 
 def gate(
@@ -441,6 +509,9 @@ def warm() -> bool:
     pair_screen(x[0, :3], los, np.zeros((1, 13)), 1.0, 0, 1.0, 1.0, 1.0, 1.0)
     in_view(np.ones(3), x[:, :3], 1.0, 0.0, (2.0, 1.0), (0.0, 0.0, 0.0))
     two_nearest(los, los)
+    t_ns = np.zeros(1, np.int64)
+    may_gate_at(x, P, t_ns, np.zeros(1, np.int64), 1, np.zeros(3), los, 1e-5 * one, 10.0 * one)
+    predict_at(x.copy(), P.copy(), t_ns, np.zeros(1, np.int64), 1, (one, one, one), 2.0)
     rows, dets, three = np.array([0, 0, 1]), np.array([0, 1, 1]), np.ones(3)
     assign_pairs(rows, dets, three, three, 9.0 * np.ones(2), None)
     assign_pairs(rows, dets, three, three, 9.0 * np.ones(2), three)
