@@ -8,8 +8,9 @@ minimises the total ``d2 + ln det S`` (the negative log-likelihood up to a const
 on the sparse graph of gated pairs (:func:`scipy.sparse.csgraph.
 min_weight_full_bipartite_matching`, LAPJVsp: its cost follows the pairs, not tracks x
 detections; 4.5x cheaper than the dense solver on the first 200 s of ``raid``, same
-assignments); each track may instead stay unassigned at the cost of its gate (a dummy
-column of its own), so a far pair is never forced.
+assignments; with numba the same algorithm compiled, :func:`.kernels.assign_pairs`); each
+track may instead stay unassigned at the cost of its gate (a dummy column of its own), so
+a far pair is never forced.
 
 Only the candidate pairs are computed in full: an angular screen over all pairs (the
 cosines ``u . m`` of one matrix product) drops every pair whose angle alone puts it
