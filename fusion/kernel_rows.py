@@ -91,13 +91,21 @@ def _may_gate_at(
     frame_ns: int,
     sensor: np.ndarray,
     los: np.ndarray,
-    s2_max: float,
+    sigma: np.ndarray,
     gates: np.ndarray,
     out: np.ndarray,
 ) -> int:
     """:func:`_may_gate` of the stack's rows ``rows`` (R,) (states ``x`` (N, 9), ``P``
-    (N, 9, 9) at data times ``t_ns`` (N,) ns; ``gates`` (R,)) for a frame at ``frame_ns``:
-    writes the positions in ``rows`` of the rows kept to ``out`` (R,), returns how many."""
+    (N, 9, 9) at data times ``t_ns`` (N,) ns; ``gates`` (R,)) for a frame at ``frame_ns``
+    with detections ``los`` (M >= 1, 3), ``sigma`` (M,) rad: writes the positions in
+    ``rows`` of the rows kept to ``out`` (R,), returns how many."""
+    s2_max = -np.inf  # numpy's max of sigma**2 (not a number if any is not)
+    for s in sigma:
+        v = s * s
+        if v != v:
+            s2_max = v
+            break
+        s2_max = max(s2_max, v)
     var = np.empty(9)
     count = 0
     for k in range(rows.shape[0]):

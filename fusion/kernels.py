@@ -260,8 +260,8 @@ def may_gate_at(
     out = np.empty(n, np.int64)
     if n == 0 or los.shape[0] == 0:
         return out[:0]
-    s2_max = float((np.asarray(sigma, float) ** 2).max())  # (as may_gate: s * s)
-    args = (x, P, _i64(t_ns), _i64(rows), int(frame_ns), _f64(sensor_position), _f64(los), s2_max)
+    args = (x, P, _i64(t_ns), _i64(rows), int(frame_ns), _f64(sensor_position), _f64(los))
+    args += (_f64(sigma),)  # (its largest square, as may_gate's, in the loop)
     count = _run("may_gate_at", *args, _f64(gates, (n,)), out)
     return None if count is None else out[:count]
 
