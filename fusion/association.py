@@ -8,8 +8,9 @@ minimises the total ``d2 + ln det S`` (the negative log-likelihood up to a const
 on the sparse graph of gated pairs (:func:`scipy.sparse.csgraph.
 min_weight_full_bipartite_matching`, LAPJVsp: its cost follows the pairs, not tracks x
 detections; 4.5x cheaper than the dense solver on the first 200 s of ``raid``, same
-assignments); each track may instead stay unassigned at the cost of its gate (a dummy
-column of its own), so a far pair is never forced.
+assignments; with numba the same algorithm compiled, :func:`.kernels.assign_pairs`); each
+track may instead stay unassigned at the cost of its gate (a dummy column of its own), so
+a far pair is never forced.
 
 Only the candidate pairs are computed in full: an angular screen over all pairs (the
 cosines ``u . m`` of one matrix product) drops every pair whose angle alone puts it
@@ -31,6 +32,7 @@ from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 from scipy.special import gammaincinv
 
 from . import kernels
+from .domain import NS_PER_S
 from .dynamics import ACC, POS, VEL
 from .filters import projected_cov
 from .measurement import position_jacobian, predict_los
@@ -203,6 +205,32 @@ def may_gate_rows(
     return np.flatnonzero(may_gate(x, P, dt, sensor_position, los, sigma, gates))
 
 
+def may_gate_at(
+    x: np.ndarray,
+    P: np.ndarray,
+    t_ns: np.ndarray,
+    rows: np.ndarray,
+    frame_ns: int,
+    sensor_position: np.ndarray,
+    los: np.ndarray,
+    sigma: np.ndarray,
+    gates: np.ndarray,
+) -> np.ndarray:
+    """:func:`may_gate_rows` of the rows ``rows`` (R,) of a stack (states ``x`` (N, 9),
+    covariances ``P`` (N, 9, 9) at data times ``t_ns`` (N,) ns; ``gates`` (R,)) for a
+    frame at ``frame_ns`` ns: the positions in ``rows`` of the rows kept. Compiled, it
+    reads the stack in place (no gathers)."""
+    if rows.size == 0 or los.shape[0] == 0:
+        return np.zeros(0, int)
+    compiled = kernels.may_gate_at(x, P, t_ns, rows, frame_ns, sensor_position, los, sigma, gates)
+    if compiled is not None:
+        return compiled
+    dt = (frame_ns - t_ns[rows]) / NS_PER_S
+    # the variances only: a copy of every row's P would cost more than the screen
+    var = P.diagonal(axis1=1, axis2=2)[rows]
+    return may_gate_rows(x[rows], var, dt, sensor_position, los, sigma, gates)
+
+
 def _diagonals(P: np.ndarray) -> np.ndarray:
     """The diagonals (N, 9) of covariances ``P`` (N, 9, 9), or ``P`` if it is them."""
     return P.diagonal(axis1=1, axis2=2) if P.ndim == 3 else P
@@ -295,8 +323,25 @@ def assign_pairs(
     ``gates`` (N,) per-track chi-square thresholds. Cost of a pair ``d2 + ln det S``
     (plus ``adjust`` (K,) where given: the detection-thread evidence of
     :mod:`.threads`, which weighs pairs inside the gate and never opens it); a track
-    may stay unassigned at cost ``gate + ln det S`` (its best pair's).
+    may stay unassigned at cost ``gate + ln det S`` (its best pair's). With numba, a
+    compiled loop (:func:`.kernels.assign_pairs`) makes LAPJVsp's choices, ties included,
+    per connected component of the pairs; :func:`_assign_scipy` is its fallback.
     """
+    compiled = kernels.assign_pairs(track, det, d2, logdet, gates, adjust)
+    if compiled is not None:
+        return compiled
+    return _assign_scipy(track, det, d2, logdet, gates, adjust)
+
+
+def _assign_scipy(
+    track: np.ndarray,
+    det: np.ndarray,
+    d2: np.ndarray,
+    logdet: np.ndarray,
+    gates: np.ndarray,
+    adjust: np.ndarray | None,
+) -> np.ndarray:
+    """:func:`assign_pairs` (same arguments and result) by scipy's LAPJVsp."""
     ok = np.flatnonzero(d2 <= gates[track])
     if ok.size <= 1:  # none, or one pair: unambiguous (a sparse frame's usual case)
         return ok

@@ -16,16 +16,21 @@ import numpy as np
 from .constants import GM_EARTH, J2, R_EARTH_EQ
 
 _K_J2 = 1.5 * J2 * GM_EARTH * R_EARTH_EQ**2  # m^5/s^2 (as dynamics._K_J2)
-_G_MAX = 10.0  # m/s^2 (association._G_MAX)
-_MISS_FLOOR_M = 10.0  # m (association._MISS_FLOOR_M)
-_MAY_GATE_FACTOR = 2.0  # association._MAY_GATE_FACTOR
 _SCREEN_FACTOR = 2.0  # association._SCREEN_FACTOR
 _SCREEN_FLOOR = 1e-14  # association._SCREEN_FLOOR
 _SCREEN_MAX_COND = 1e6  # association._SCREEN_MAX_COND
 _SCREEN_COS_MARGIN = 1.0 - 1e-12  # association._SCREEN_COS_MARGIN
 _TINY = float(np.nextafter(0.0, 1.0))
 #: the functions the loops call: compiled (and bound in this module) before any loop
-HELPERS = ("_gravity_gradient", "_transition", "_sandwich", "_add_noise", "_symmetrise")
+HELPERS = (
+    "_gravity_gradient",
+    "_transition",
+    "_sandwich",
+    "_add_noise",
+    "_symmetrise",
+    "_predict_scratch",
+    "_predict_row",
+)
 
 
 def _gravity_gradient(r: np.ndarray, g: np.ndarray, G: np.ndarray) -> None:
@@ -135,97 +140,58 @@ def _predict_short(
     Po: np.ndarray,
 ) -> None:
     """Short-step predict of rows ``x`` (N, 9), ``P`` (N, 9, 9) over ``dt`` (N,) s into
-    ``xo``, ``Po``: dynamics.propagate_short's Taylor step and transition matrix,
-    ``Phi P Phi^T`` plus dynamics.process_noise over ``|dt|`` (PSDs ``qa`` m^2/s^3,
-    ``qj`` m^2/s^5), symmetrised (the steps of filters.predict)."""
-    n = x.shape[0]
-    g = np.empty(3)
-    G = np.empty((3, 3))
-    C = np.empty((3, 3))
-    D = np.empty((3, 3))
-    phi = np.empty((9, 9))
-    tmp = np.empty((9, 9))
-    Q = np.empty((3, 3))
-    for k in range(n):
-        t = dt[k]
-        it = inv_tau[k]
-        _gravity_gradient(x[k], g, G)
-        t2 = t * t
-        t3 = t2 * t
-        t4 = t3 * t
-        xi = t * it
-        e = math.exp(-xi)
-        if abs(xi) < 1e-4:
-            i1 = t - 0.5 * t2 * it
-            i2 = 0.5 * t2 - t3 * it / 6.0
-        else:
-            i1 = (1.0 - e) / it
-            i2 = (t - i1) / it
-        for i in range(3):
-            jg = G[i, 0] * x[k, 3] + G[i, 1] * x[k, 4] + G[i, 2] * x[k, 5]
-            sg = (
-                G[i, 0] * (g[0] + x[k, 6]) + G[i, 1] * (g[1] + x[k, 7]) + G[i, 2] * (g[2] + x[k, 8])
-            )
-            r, v, a = x[k, i], x[k, 3 + i], x[k, 6 + i]
-            xo[k, i] = r + v * t + g[i] * (0.5 * t2) + a * i2 + jg * (t3 / 6.0) + sg * (t4 / 24.0)
-            xo[k, 3 + i] = v + g[i] * t + a * i1 + jg * (0.5 * t2) + sg * (t3 / 6.0)
-            xo[k, 6 + i] = a * e
-        _transition(t, e, i1, i2, G, C, D, phi)
-        _sandwich(phi, P[k], tmp, Po[k])
-        _add_noise(t, qa[k], qj[k], Q, Po[k])
-        _symmetrise(Po[k])
+    ``xo``, ``Po`` (:func:`_predict_row` per row)."""
+    scratch = _predict_scratch()
+    for k in range(x.shape[0]):
+        _predict_row(x[k], P[k], dt[k], inv_tau[k], qa[k], qj[k], xo[k], Po[k], scratch)
 
 
-def _may_gate(
+def _predict_scratch() -> tuple[np.ndarray, ...]:
+    """Work arrays of :func:`_predict_row`: g, G, C, D, phi, tmp, Q."""
+    return (np.empty(3), np.empty((3, 3)), np.empty((3, 3)), np.empty((3, 3)),
+            np.empty((9, 9)), np.empty((9, 9)), np.empty((3, 3)))  # fmt: skip
+
+
+def _predict_row(
     x: np.ndarray,
-    var: np.ndarray,
-    dt: np.ndarray,
-    sensor: np.ndarray,
-    los: np.ndarray,
-    s2_max: float,
-    gates: np.ndarray,
-    first_only: bool,
-    out: np.ndarray,
-) -> bool:
-    """association.may_gate's bound per row (``var`` (N, 9) the diagonals of P), into
-    ``out`` (N,) bool; with ``first_only``, stops at the first row kept. Returns whether
-    any row was kept."""
-    n = x.shape[0]
-    m = los.shape[0]
-    found = False
-    for k in range(n):
-        t = dt[k]
-        dx = x[k, 0] + x[k, 3] * t - sensor[0]
-        dy = x[k, 1] + x[k, 4] * t - sensor[1]
-        dz = x[k, 2] + x[k, 5] * t - sensor[2]
-        rho = math.sqrt(dx * dx + dy * dy + dz * dz)
-        s_r = math.sqrt(var[k, 0] + var[k, 1] + var[k, 2])
-        s_v = math.sqrt(var[k, 3] + var[k, 4] + var[k, 5])
-        s_a = math.sqrt(var[k, 6] + var[k, 7] + var[k, 8])
-        a_norm = math.sqrt(x[k, 6] * x[k, 6] + x[k, 7] * x[k, 7] + x[k, 8] * x[k, 8])
-        sigma_pos = s_r + t * s_v + 0.5 * t * t * s_a
-        miss_m = 0.5 * (_G_MAX + a_norm) * t * t + _MISS_FLOOR_M
-        keep = False
-        if not (rho > 0.0) or not math.isfinite(rho):
-            keep = True
-        else:
-            q = sigma_pos / rho
-            tan_gate = math.sqrt(gates[k] * (q * q + s2_max))
-            angle = _MAY_GATE_FACTOR * math.atan(tan_gate) + miss_m / rho
-            if not math.isfinite(angle) or not (angle < math.pi):
-                keep = True
-            else:
-                c_min = math.cos(angle) * rho  # compare d . l against cos * rho
-                for j in range(m):
-                    if dx * los[j, 0] + dy * los[j, 1] + dz * los[j, 2] >= c_min:
-                        keep = True
-                        break
-        out[k] = keep
-        if keep:
-            found = True
-            if first_only:
-                return True
-    return found
+    P: np.ndarray,
+    t: float,
+    it: float,
+    qa: float,
+    qj: float,
+    xo: np.ndarray,
+    Po: np.ndarray,
+    scratch: tuple[np.ndarray, ...],
+) -> None:
+    """Short-step predict of one row ``x`` (9,), ``P`` (9, 9) over ``t`` s into ``xo``,
+    ``Po`` (not ``x``, ``P`` themselves): dynamics.propagate_short's Taylor step and
+    transition matrix (Singer rate ``it`` 1/s), ``Phi P Phi^T`` plus
+    dynamics.process_noise over ``|t|`` (PSDs ``qa`` m^2/s^3, ``qj`` m^2/s^5),
+    symmetrised (the steps of filters.predict)."""
+    g, G, C, D, phi, tmp, Q = scratch
+    _gravity_gradient(x, g, G)
+    t2 = t * t
+    t3 = t2 * t
+    t4 = t3 * t
+    xi = t * it
+    e = math.exp(-xi)
+    if abs(xi) < 1e-4:
+        i1 = t - 0.5 * t2 * it
+        i2 = 0.5 * t2 - t3 * it / 6.0
+    else:
+        i1 = (1.0 - e) / it
+        i2 = (t - i1) / it
+    for i in range(3):
+        jg = G[i, 0] * x[3] + G[i, 1] * x[4] + G[i, 2] * x[5]
+        sg = G[i, 0] * (g[0] + x[6]) + G[i, 1] * (g[1] + x[7]) + G[i, 2] * (g[2] + x[8])
+        r, v, a = x[i], x[3 + i], x[6 + i]
+        xo[i] = r + v * t + g[i] * (0.5 * t2) + a * i2 + jg * (t3 / 6.0) + sg * (t4 / 24.0)
+        xo[3 + i] = v + g[i] * t + a * i1 + jg * (0.5 * t2) + sg * (t3 / 6.0)
+        xo[6 + i] = a * e
+    _transition(t, e, i1, i2, G, C, D, phi)
+    _sandwich(phi, P, tmp, Po)
+    _add_noise(t, qa, qj, Q, Po)
+    _symmetrise(Po)
 
 
 def _gate(

@@ -5,27 +5,25 @@ The batched filter and gating functions of :mod:`.filters`, :mod:`.association` 
 track (9x9 covariances, 2x2 innovations) each numpy call costs ~1-3 us of overhead
 whatever its size, so a predict of a few rows pays ~100 calls and a raid frame's
 screen of 3,000 rows builds several (N, M) temporaries. Here the same formulas run
-as one compiled loop per row (numba, ``@njit(cache=True)``; the loops themselves are in
-:mod:`.kernel_filters` and :mod:`.kernel_impact`): the short-step predict
-with its process noise and ``Phi P Phi^T``, the angular screen ``may_gate``, the
-gating of candidate pairs, the Joseph-form update, the existence look's view test
-(``in_view``: the same decisions as numpy's, which decides near a limit) and the detection
-threads' nearest neighbours (``two_nearest``: scipy's k-d tree floats, bit for bit).
+as one compiled loop per row (numba, ``@njit(cache=True)``; the loops are in the
+``kernel_*`` modules): the short-step predict (also in place on the stacked rows), the
+angular screen ``may_gate`` (also indexed over the stack), the gating of candidate pairs,
+the Joseph-form update, the existence look's view test (``in_view``: numpy's decisions),
+the threads' nearest neighbours (``two_nearest``: scipy's k-d tree floats, bit for bit)
+and the assignment (``assign_pairs``: scipy's LAPJVsp choices, ties included).
 
-The kernels compute the same quantities as the numpy code they stand in for, with
-the same formulas, but their sums run in a fixed in-order loop where numpy uses BLAS
-(``dgemm`` blocks its products its own way) or pairwise sums: results agree to
-rounding (relative ~1e-15 per operation), not bit for bit. Digests of ``/tracks``
-were recorded with the kernels on (DESIGN §9).
+The kernels compute the same quantities as the numpy code they stand in for, with the
+same formulas, but their sums run in a fixed in-order loop where numpy uses BLAS (``dgemm``
+blocks its products its own way) or pairwise sums: results agree to rounding (relative
+~1e-15 per operation), not bit for bit (``two_nearest`` and ``assign_pairs``: exactly).
+Digests of ``/tracks`` were recorded with the kernels on (DESIGN §9).
 
-Compilation: lazily, at the first call of each kernel, and cached on disk by numba
-(``cache=True``: next to this module in ``__pycache__``, or numba's user cache
-directory where that is not writable; ``NUMBA_CACHE_DIR`` overrides). A fresh
-checkout compiles once (~10 s CPU for all; ``make venv`` does it, :func:`warm`) and
-later processes load the cache (~0.25 s at the first frame, plus ~0.15 s to import
-numba). Set ``TRACKLAYER_JIT=0`` to use the numpy fallbacks; a machine where
-numba is missing or fails to compile falls back by itself (one warning), so the
-tracker never depends on a working JIT.
+Compilation: lazily, at each kernel's first call, cached on disk by numba (``cache=True``:
+in ``__pycache__`` here, or numba's user cache directory; ``NUMBA_CACHE_DIR`` overrides).
+A fresh checkout compiles once (~10 s CPU; ``make venv`` runs :func:`warm`), later
+processes load the cache (~0.25 s at the first frame, ~0.15 s to import numba).
+``TRACKLAYER_JIT=0`` uses the numpy fallbacks; a machine where numba is missing or fails
+to compile falls back by itself (one warning): the tracker never needs a working JIT.
 """
 
 from __future__ import annotations
@@ -37,8 +35,10 @@ from typing import Any
 
 import numpy as np
 
+from . import kernel_assign as _ka
 from . import kernel_filters as _kf
 from . import kernel_impact as _ki
+from . import kernel_rows as _kr
 from . import kernel_threads as _kt
 
 #: environment variable: "0" turns the compiled kernels off (numpy fallbacks)
@@ -58,7 +58,9 @@ class _Kernel:
 
 _KERNELS = {
     "predict_short": _Kernel(_kf._predict_short),
-    "may_gate": _Kernel(_kf._may_gate),
+    "may_gate": _Kernel(_kr._may_gate),
+    "may_gate_at": _Kernel(_kr._may_gate_at),
+    "predict_at": _Kernel(_kr._predict_at),
     "gate": _Kernel(_kf._gate),
     "gate_pairs": _Kernel(_kf._gate_pairs),
     "update": _Kernel(_kf._update),
@@ -67,6 +69,7 @@ _KERNELS = {
     "to_surface": _Kernel(_ki._to_surface),
     "launch_fit": _Kernel(_ki._launch_fit),
     "two_nearest": _Kernel(_kt._two_nearest),
+    "assign_pairs": _Kernel(_ka._assign_pairs),
 }
 _numba: Any = None
 
@@ -109,7 +112,7 @@ def _compiled(name: str) -> Callable[..., Any] | None:
     if k.failed or not enabled():
         return None
     try:
-        for module in (_kf, _ki, _kt):  # the loops' globals must name compiled functions
+        for module in (_kf, _ki, _kt, _ka, _kr):  # the loops' globals must name compiled functions
             for helper in module.HELPERS:
                 if not hasattr(getattr(module, helper), "py_func"):
                     fn = getattr(module, helper)
@@ -151,23 +154,39 @@ class _NoKernel(Exception):
     """The compiled kernel is not available; use the numpy code."""
 
 
+def _run(name: str, *args: Any) -> Any:
+    """:func:`_call`, or None when the kernel is not available."""
+    try:
+        return _call(name, *args)
+    except _NoKernel:
+        return None
+
+
 def _f64(a: Any, shape: tuple[int, ...] | None = None) -> np.ndarray:
     """``a`` as a writable C-contiguous float64 array (of ``shape``, broadcast, if given):
     always the one array type, so numba compiles and caches one signature per kernel (a
     read-only array, e.g. a scalar broadcast to one row, would be another)."""
-    if (
-        type(a) is np.ndarray
-        and a.dtype == np.float64
-        and a.flags.c_contiguous
-        and a.flags.writeable
-        and (shape is None or a.shape == shape)
-    ):
+    if _plain(a, np.float64) and (shape is None or a.shape == shape):
         return a
     arr = np.asarray(a, dtype=np.float64)
     if shape is not None and arr.shape != shape:
         arr = np.broadcast_to(arr, shape)
     arr = np.ascontiguousarray(arr)
     return arr if arr.flags.writeable else arr.copy()
+
+
+def _i64(a: np.ndarray) -> np.ndarray:
+    """``a`` as a writable C-contiguous int64 array (one array type, as :func:`_f64`)."""
+    return a if _plain(a, np.int64) else np.array(a, dtype=np.int64, order="C")
+
+
+def _plain(a: Any, dtype: type) -> bool:
+    """Whether ``a`` is a writable C-contiguous ``dtype`` array (kernels use it in place)."""
+    f = getattr(a, "flags", None)
+    return type(a) is np.ndarray and a.dtype == dtype and f.c_contiguous and f.writeable
+
+
+_NO_ADJUST = np.zeros(0)  # assign_pairs without the threads' adjustments
 
 
 # ------------------------------------------------------------------ public entry points
@@ -217,11 +236,53 @@ def may_gate(
     s = np.asarray(sigma, float)
     s2_max = float((s * s).max())  # (s ** 2's floats; the method skips np.max's wrapper)
     args = (_f64(x), _f64(var), _f64(dt, (n,)), _f64(sensor_position), _f64(los), s2_max)
-    try:
-        found = _call("may_gate", *args, _f64(gates, (n,)), bool(first_only), out)
-    except _NoKernel:
+    if (found := _run("may_gate", *args, _f64(gates, (n,)), bool(first_only), out)) is None:
         return None
     return bool(found), out
+
+
+def may_gate_at(
+    x: np.ndarray,
+    P: np.ndarray,
+    t_ns: np.ndarray,
+    rows: np.ndarray,
+    frame_ns: int,
+    sensor_position: np.ndarray,
+    los: np.ndarray,
+    sigma: np.ndarray,
+    gates: np.ndarray,
+) -> np.ndarray | None:
+    """Compiled association.may_gate_at (the stack's rows read in place): the positions
+    in ``rows`` of the rows kept; None when the kernels are off."""
+    if not (enabled() and _plain(x, float) and _plain(P, float)):
+        return None
+    n = rows.shape[0]
+    out = np.empty(n, np.int64)
+    if n == 0 or los.shape[0] == 0:
+        return out[:0]
+    args = (x, P, _i64(t_ns), _i64(rows), int(frame_ns), _f64(sensor_position), _f64(los))
+    args += (_f64(sigma),)  # (its largest square, as may_gate's, in the loop)
+    count = _run("may_gate_at", *args, _f64(gates, (n,)), out)
+    return None if count is None else out[:count]
+
+
+def predict_at(
+    x: np.ndarray,
+    P: np.ndarray,
+    t_ns: np.ndarray,
+    rows: np.ndarray,
+    to_ns: int,
+    noise: tuple[np.ndarray, np.ndarray, np.ndarray],
+    max_step: float,
+) -> int | None:
+    """Compiled in-place predict (:func:`.kernel_rows._predict_at`; ``noise``: the (N,)
+    Singer rates and PSDs): rows moved; None when off or a step exceeds ``max_step``."""
+    if not (enabled() and _plain(x, float) and _plain(P, float) and _plain(t_ns, np.int64)):
+        return None
+    inv_tau, qa, qj = (_f64(a, (x.shape[0],)) for a in noise)
+    args = (x, P, t_ns, _i64(rows), int(to_ns), inv_tau, qa, qj, float(max_step))
+    count = _run("predict_at", *args)
+    return None if count is None or count < 0 else count
 
 
 def gate(
@@ -291,9 +352,8 @@ def pair_screen(
     size = los.shape[0] * live.shape[0]
     mi, bi = np.empty(size, np.int64), np.empty(size, np.int64)
     args = (_f64(origin), _f64(los), _f64(live), float(t_s), float(own_code), float(speed))
-    try:
-        count = _call("pair_screen", *args, float(extra), float(slack), float(slack_m), mi, bi)
-    except _NoKernel:
+    count = _run("pair_screen", *args, float(extra), float(slack), float(slack_m), mi, bi)
+    if count is None:
         return None
     return mi[:count], bi[:count]
 
@@ -314,9 +374,7 @@ def in_view(
         return None
     out = np.zeros(positions.shape[0], bool)
     args = (_f64(sensor_position), _f64(positions), float(limit), float(floor))
-    try:
-        done = _call("in_view", *args, _f64(axes), _f64(margins), out)
-    except _NoKernel:
+    if (done := _run("in_view", *args, _f64(axes), _f64(margins), out)) is None:
         return None
     return out if done else None
 
@@ -361,9 +419,7 @@ def launch_fit(
         return None
     out = np.empty(5)
     args = (_f64(tau), _f64(r_ecef), _f64(w), int(order), _f64(grid), float(lowest_max_m))
-    try:
-        found = _call("launch_fit", *args, out)
-    except _NoKernel:
+    if (found := _run("launch_fit", *args, out)) is None:
         return None
     return bool(found), out
 
@@ -382,6 +438,25 @@ def two_nearest(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, ...] | None:
     except _NoKernel:
         return None
     return d1, j1, d2
+
+
+def assign_pairs(
+    track: np.ndarray,
+    det: np.ndarray,
+    d2: np.ndarray,
+    logdet: np.ndarray,
+    gates: np.ndarray,
+    adjust: np.ndarray | None,
+) -> np.ndarray | None:
+    """Compiled association.assign_pairs (:mod:`.kernel_assign`): the chosen pairs by track;
+    None when the kernels are off or a weight is left to scipy (not finite)."""
+    if not enabled():
+        return None
+    out = np.empty(track.shape[0], np.int64)
+    extra = _NO_ADJUST if adjust is None else _f64(adjust)
+    args = (_i64(track), _i64(det), _f64(d2), _f64(logdet), _f64(gates), extra)
+    count = _run("assign_pairs", *args, out)
+    return None if count is None or count < 0 else out[:count]
 
 
 def warm() -> bool:
@@ -406,6 +481,18 @@ def warm() -> bool:
     pair_screen(x[0, :3], los, np.zeros((1, 13)), 1.0, 0, 1.0, 1.0, 1.0, 1.0)
     in_view(np.ones(3), x[:, :3], 1.0, 0.0, (2.0, 1.0), (0.0, 0.0, 0.0))
     two_nearest(los, los)
+    t_ns, row = np.zeros(1, np.int64), np.zeros(1, np.int64)
+    may_gate_at(x, P, t_ns, row, 1, np.zeros(3), los, 1e-5 * one, 10.0 * one)
+    predict_at(x.copy(), P.copy(), t_ns, row, 1, (one, one, one), 2.0)
+    for adjust in (None, np.ones(3)):
+        assign_pairs(
+            np.array([0, 0, 1]),
+            np.array([0, 1, 1]),
+            one[[0, 0, 0]],
+            one[[0, 0, 0]],
+            9.0 * np.ones(2),
+            adjust,
+        )
     tau = np.linspace(0.0, 10.0, 5)
     launch_fit(
         tau, 6.4e6 + tau[:, None] * np.ones((5, 3)), np.ones(5), 2, -np.arange(0.0, 1.0, 0.1), 2e3

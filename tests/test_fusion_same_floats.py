@@ -358,3 +358,45 @@ def test_two_nearest_compiled_is_the_kd_trees():
         tied = d1 == d2  # the tree's choice among exact ties is its own
         assert np.array_equal(j1[~tied], j[~tied, 0])
         assert np.array_equal(b[j1], b[j[:, 0]])  # (a tie: the same point)
+
+
+def test_assignment_compiled_chooses_what_lapjvsp_chooses():
+    """The compiled assignment (kernels.assign_pairs) picks the same pairs as scipy's
+    LAPJVsp on the same graph (association._assign_scipy), ties included: random gated
+    pairs with continuous costs, integer costs (many exact ties between assignments of
+    equal total), the threads' +-16 adjustments, and raid-like bands of crossing
+    candidates that chain hundreds of tracks into one component."""
+    from tracklayer.fusion import association, kernels
+
+    if not kernels.enabled():
+        pytest.skip("kernels off")
+    rng = np.random.default_rng(13)
+    solved = 0
+    for case in range(700):
+        if case % 7 == 6:  # a band: each track gates a few neighbouring detections
+            n, m = (int(v) for v in rng.integers(100, 400, 2))
+            track = np.repeat(np.arange(n), rng.integers(1, 10, n))
+            det = np.clip(track * m // n + rng.integers(-5, 6, track.size), 0, m - 1)
+            key = np.unique(track * m + det)
+            track, det = key // m, key % m
+        else:
+            n, m = (int(v) for v in rng.integers(1, 60, 2))
+            track, det = np.nonzero(rng.random((n, m)) < 10.0 ** rng.uniform(-2.0, 0.0))
+        k = track.size
+        if case % 2:  # small integers: exact ties everywhere
+            d2 = rng.integers(0, 5, k).astype(float)
+            logdet = rng.integers(-3, 1, k).astype(float)
+            gates = np.full(n, 3.0)
+        else:
+            d2, logdet = rng.uniform(0.0, 14.0, k), rng.normal(-25.0, 2.0, k)
+            gates = np.where(rng.random(n) < 0.5, 9.21, 11.34)
+        adjust = rng.choice([-16.0, 0.0, 16.0], k) if case % 3 else None
+        ref = association._assign_scipy(track, det, d2, logdet, gates, adjust)
+        got = kernels.assign_pairs(track, det, d2, logdet, gates, adjust)
+        assert got is not None and np.array_equal(got, ref), case
+        solved += ref.size > 1
+    assert solved > 300
+    # a weight scipy would treat otherwise is left to scipy
+    nan = np.array([np.nan, -20.0])
+    pairs = (np.array([0, 1]), np.array([0, 0]), np.ones(2))
+    assert kernels.assign_pairs(*pairs, nan, np.full(2, 9.0), None) is None

@@ -139,6 +139,38 @@ def test_may_gate_kernel_keeps_the_same_rows():
     assert association.may_gate(x[:1], P[:1], dt[:1], sensor, far, sigma, gates[:1])[0]
 
 
+def test_indexed_kernels_read_and_write_the_stack_as_the_gathered_ones():
+    """The tracker's screen and its rows' sync read the stack in place
+    (kernels.may_gate_at, kernels.predict_at): the same rows kept and the same floats,
+    bit for bit, as the kernels on the gathered rows with the scatter back."""
+    x, P, sensor, los, sigma, gates = _scene(900, 40)
+    t_ns = rng.integers(0, 2_000_000_000, 900)
+    rows = np.sort(rng.choice(900, 500, replace=False))
+    frame_ns = 2_000_000_000
+    dt = (frame_ns - t_ns[rows]) / 1_000_000_000
+    var = P.diagonal(axis1=1, axis2=2)[rows]
+    ref = association.may_gate_rows(x[rows], var, dt, sensor, los, sigma, gates[rows])
+    got = association.may_gate_at(x, P, t_ns, rows, frame_ns, sensor, los, sigma, gates[rows])
+    assert 0 < ref.size < rows.size and np.array_equal(got, ref)
+    noise = (rng.uniform(0.0, 0.1, 900), rng.uniform(1.0, 9.0, 900), rng.uniform(0.0, 5.0, 900))
+    asked = np.concatenate([rows, rows[:50]])  # (repeats: each row moves once)
+    xs, Ps, ts = x.copy(), P.copy(), t_ns.copy()
+    stale = np.unique(asked[t_ns[asked] < frame_ns])
+    step = (frame_ns - t_ns[stale]) / 1_000_000_000
+    want_x, want_P = filters.predict(
+        x[stale], P[stale], step, *(a[stale] for a in noise), max_step=2.0
+    )
+    assert kernels.predict_at(xs, Ps, ts, asked, frame_ns, noise, 2.0) == stale.size
+    assert xs[stale].tobytes() == want_x.tobytes() and Ps[stale].tobytes() == want_P.tobytes()
+    others = np.setdiff1d(np.arange(900), stale)
+    assert np.array_equal(xs[others], x[others]) and np.array_equal(Ps[others], P[others])
+    assert np.all(ts[stale] == frame_ns) and np.array_equal(ts[others], t_ns[others])
+    # a step beyond max_step: nothing moves, the caller predicts the batch (long steps)
+    xs2 = x.copy()
+    assert kernels.predict_at(xs2, P.copy(), t_ns.copy(), asked, frame_ns, noise, 1.0) is None
+    assert np.array_equal(xs2, x)
+
+
 def test_without_numba_the_numpy_code_runs(monkeypatch):
     """TRACKLAYER_JIT=0: every kernel entry point says 'not here' and the callers use
     numpy; the tracker's functions still give their results."""

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .. import kernels
 from ..domain import NS_PER_S
 from ..dynamics import N_STATE
 from ..filters import predict
@@ -184,11 +185,16 @@ class StateRows:
         stale = idx[self.t_ns[idx] < t_ns]
         if stale.size == 0:
             return
+        noise = self.noise_source.noise()
+        # in place, compiled: the same rows and floats, without the gathers and scatters
+        moved = kernels.predict_at(self.x, self.P, self.t_ns, stale, t_ns, noise, self.max_step_s)
+        if moved is not None:
+            return
         if stale.size > 1:  # sorted, each once (np.unique's result; a mask is cheaper)
             once = np.zeros(len(self.owners), bool)
             once[stale] = True
             stale = np.flatnonzero(once)
-        inv_tau, accel_psd, jerk_psd = self.noise_source.noise()
+        inv_tau, accel_psd, jerk_psd = noise
         dt = (t_ns - self.t_ns[stale]) / NS_PER_S
         self.x[stale], self.P[stale] = predict(
             self.x[stale], self.P[stale], dt, inv_tau[stale], accel_psd[stale],

@@ -19,7 +19,7 @@ from ..association import (
     assign_pairs,
     gate,
     gate_threshold,
-    may_gate_rows,
+    may_gate_at,
 )
 from ..config import FusionConfig
 from ..domain import NS_PER_S, SensorFrame, TrackReport, TrackStatus
@@ -177,12 +177,10 @@ class Tracker:
         ``frame`` (association.may_gate); their rows and shadows predicted to it."""
         rows = self._rows
         main = rows.main_rows()
-        dt = (frame.time_ns - rows.t_ns[main]) / NS_PER_S
-        # the variances only: a copy of every row's P would cost more than the screen
-        var = rows.P.diagonal(axis1=1, axis2=2)[main]
-        sel = may_gate_rows(
-            rows.x[main], var, dt, frame.position, frame.los, frame.sigma, self._gates(main)
-        )
+        sel = may_gate_at(
+            rows.x, rows.P, rows.t_ns, main, frame.time_ns, frame.position, frame.los,
+            frame.sigma, self._gates(main),
+        )  # fmt: skip
         if sel.size:
             rows.sync(np.concatenate([main[sel], self._shadow_rows(main[sel])]), frame.time_ns)
         return sel
