@@ -29,15 +29,14 @@ Deterministic: the state depends only on the order of the frames.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from enum import IntEnum
+from dataclasses import dataclass
 
 import numpy as np
 
 from .config import FusionConfig
 from .domain import NS_PER_S, SensorFrame
 from .registration_consider import SensorTerms, bias_scale, significant, widened
+from .registration_looks import MAX_WINDOW_LOOKS, Evidence, OpenWindows, Window
 from .registration_sites import (
     MIN_LOOKS,
     SiteNormals,
@@ -49,7 +48,6 @@ from .registration_sites import (
 from .registration_sites import resting as resting  # re-exported for the tracker
 from .registration_tracks import Arcs, window_equations
 
-MAX_WINDOW_LOOKS = 400  # detections a window holds at most (bounded history; then solved)
 MAX_ANGLE_RAD = 1e-3  # an estimate beyond this is broken: the update is rejected
 OUTLIER_CHI2_FACTOR = 3.0  # a window whose chi-square exceeds this x its expectation: skipped
 STALE_AFTER_S = 10.0  # s without a look after which a window is closed (track ended)
@@ -58,15 +56,6 @@ PRUNE_EVERY_S = 1.0  # s of data time between two prunings of stale windows
 EARTH_FIXED_WINDOW_SHARE = 3.0  # hot-spot (site) windows: this x registration_window_s
 THRUSTING_WINDOW_SHARE = 0.3  # boost windows (thrust changes: short) likewise
 _UPPER = np.triu_indices(3)  # a 3 x 3 covariance's upper triangle: xx xy xz yy yz zz
-
-
-class Evidence(IntEnum):
-    """What a track's detections can tell about the biases."""
-
-    NONE = 0
-    MOVING = 1  # confirmed ballistic: position and velocity errors eliminated
-    EARTH_FIXED = 2  # a hot spot at rest on the Earth: position error eliminated
-    THRUSTING = 3  # confirmed in boost: position, velocity and thrust errors eliminated
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,22 +71,6 @@ class SensorBias:
     sigma_rad: tuple[float, float, float]
     windows: int
     covariance_rad2: tuple[float, ...] = ()
-
-
-@dataclass(slots=True)
-class _Window:
-    """Detections of one track waiting to be solved together: rows of (time s, sensor
-    index, sensor position (3,) m, measured LOS (3,) uncorrected, sigma rad); position and
-    LOS as float lists (one conversion per frame, and quick to stack)."""
-
-    start_s: float
-    kind: Evidence = Evidence.NONE
-    last_s: float = 0.0
-    state: np.ndarray | None = None  # the track's state (9,) ECI after the last look
-    rows: list[tuple[float, int, Sequence[float], Sequence[float], float]] = field(
-        default_factory=list
-    )
-    key: int = 0  # the track's key, or the hot spot's site key (negative)
 
 
 def _grown(M: np.ndarray) -> np.ndarray:
@@ -125,7 +98,7 @@ class Registration:
         self._L = np.zeros((0, 0))  # (3 S, 3 S)
         self._Cn = np.zeros((0, 0))  # (3 S, 3 S) rad^2
         self.scale = 1.0  # estimated bias variance / prior variance, in [SCALE_MIN, 1]
-        self._pending: dict[int, _Window] = {}
+        self._open = OpenWindows()  # the open windows' looks, in columns
         self._contested: dict[int, float] = {}  # key -> data time s of its last ambiguous look
         self._sites = Sites()  # hot spots, Earth-fixed (registration_sites)
         self._arcs = Arcs()  # ballistic tracks' earlier windows (registration_tracks)
@@ -134,6 +107,7 @@ class Registration:
             Evidence.EARTH_FIXED: config.registration_window_s * EARTH_FIXED_WINDOW_SHARE,
             Evidence.THRUSTING: config.registration_window_s * THRUSTING_WINDOW_SHARE,
         }
+        self._span_of = np.array([np.inf, *self._span.values()])  # by Evidence value
         self._drift_s = 0.0  # s of drift not yet added to P (added before P changes)
         self._p_version = 0  # bumped whenever P or theta change
         self._applied: dict[int, tuple[int, bool, SensorTerms]] = {}  # per sensor, by version
@@ -261,64 +235,80 @@ class Registration:
         uncorrected) updated the track ``keys[i]`` of evidence ``kinds[i]``, whose updated
         state (9,) ECI is ``states[i]``; ``clear[i]`` (default True): that association was
         unambiguous, else left out (a boost look contests its track). Windows that span
-        the window length are solved (one update each)."""
+        the window length are solved (one update each). The looks that only extend an
+        open window are added together (:mod:`.registration_looks`), the others one at a
+        time in the frame's order."""
         k = self._index.get(frame.sensor_id)
         t_s = frame.time_s
-        if k is not None:
-            pending, contested, span = self._pending, self._contested, self._span
-            max_open, pos = self._cfg.registration_max_windows, frame.position.tolist()
-            none, fixed = Evidence.NONE, Evidence.EARTH_FIXED
-            # per frame, not per look: the looks' LOS and sigmas as floats, rows of state
+        if k is not None and len(keys):
             det = np.asarray(det_idx)
-            ok = [True] * det.size if clear is None else np.asarray(clear, bool).tolist()
-            sig = np.asarray(frame.sigma, float)[det].tolist()
-            looks = zip(keys, kinds, frame.los[det].tolist(), sig, list(states), ok, strict=True)
-            for key, kind, m, s, x, clear_i in looks:
-                if kind == none:
-                    continue  # the look is left out; the window waits (or is pruned)
-                if kind == fixed:
-                    key = self._sites.key(x, t_s)
-                if not clear_i:
-                    if kind != Evidence.THRUSTING:
-                        continue  # left out (their windows mixed no objects even when kept)
-                    contested[key] = t_s
-                    if pending.pop(key, None) is not None:
-                        self.contested_total += 1
-                    continue
-                t_c = contested.get(key)
-                if t_c is not None and t_s - t_c < span[kind]:
-                    continue  # contested within a window length: not yet evidence again
-                w = pending.get(key)
-                if w is None and len(pending) >= max_open:
-                    continue  # enough tracks gather evidence already (bounded cost)
-                if w is not None and w.kind != kind:  # a new model (burnout): solved
-                    self._close(w)
-                    w = None
-                if w is None:
-                    w = pending[key] = _Window(t_s, kind, key=key)
-                w.rows.append((t_s, k, pos, m, s))
-                w.last_s, w.state = t_s, x
-                if t_s - w.start_s >= span[kind] or len(w.rows) >= MAX_WINDOW_LOOKS:
-                    del pending[key]
-                    self._close(w)
+            ok = np.ones(det.size, bool) if clear is None else np.asarray(clear, bool)
+            kind, x = np.array(kinds, np.int64), np.asarray(states, float)
+            opened = self._open
+            ext, slots = opened.extendable(keys, kind, ok, t_s, self._span_of, self._contested)
+            if ext.any():
+                d = det[ext]
+                los, sigma = frame.los[d], np.asarray(frame.sigma, float)[d]
+                opened.extend(slots[ext], t_s, k, frame.position, los, sigma, x[ext])
+            for i in np.flatnonzero(~ext & (kind != Evidence.NONE)).tolist():
+                j = det[i]
+                look = (t_s, k, frame.position, frame.los[j], float(frame.sigma[j]), x[i])
+                self._look(keys[i], kinds[i], bool(ok[i]), look)
         if t_s - self._pruned_s >= PRUNE_EVERY_S:
             self._prune(t_s)
         if self._batch and t_s - self._batch_s >= BATCH_S:
             self._flush(t_s)
+
+    def _look(
+        self,
+        key: int,
+        kind: Evidence,
+        clear: bool,
+        look: tuple[float, int, np.ndarray, np.ndarray, float, np.ndarray],
+    ) -> None:
+        """One look (data time s, sensor index, sensor position (3,) m, measured LOS (3,),
+        sigma rad, the track's state (9,) after it) of track ``key`` with evidence
+        ``kind``, unambiguous or not (``clear``): contests, opens, extends or closes its
+        window (a hot spot's: its site's)."""
+        t_s, x = look[0], look[5]
+        if kind == Evidence.EARTH_FIXED:
+            key = self._sites.key(x, t_s)
+        if not clear:
+            if kind == Evidence.THRUSTING:  # (others left out: their windows mixed no objects)
+                self._contested[key] = t_s
+                if self._open.drop(key):
+                    self.contested_total += 1
+            return
+        span = self._span[kind]
+        t_c = self._contested.get(key)
+        if t_c is not None and t_s - t_c < span:
+            return  # contested within a window length: not yet evidence again
+        opened = self._open
+        slot = opened.slot_of.get(key)
+        if slot is None and len(opened) >= self._cfg.registration_max_windows:
+            return  # enough tracks gather evidence already (bounded cost)
+        if slot is not None and opened.kind[slot] != kind:  # a new model (burnout): solved
+            self._close(opened.take(key))
+            slot = None
+        if slot is None:
+            slot = opened.open(key, kind, t_s)
+        n = opened.append(slot, *look)
+        if t_s - opened.start[slot] >= span or n >= MAX_WINDOW_LOOKS:
+            self._close(opened.take(key))
 
     def _prune(self, t_s: float) -> None:
         """Solve the windows of tracks quiet ``STALE_AFTER_S`` (ended: their looks still
         count); forget contests older than any window length."""
         self._pruned_s = t_s
         horizon = t_s - STALE_AFTER_S
-        for key in [q for q, w in self._pending.items() if w.last_s < horizon]:
-            self._close(self._pending.pop(key))
+        for key in self._open.quiet(horizon):
+            self._close(self._open.take(key))
         old = t_s - max(self._span.values())
         for key in [q for q, t in self._contested.items() if t < old]:
             del self._contested[key]
         self._arcs.prune(t_s)
 
-    def _close(self, w: _Window) -> None:
+    def _close(self, w: Window) -> None:
         """Solve a window: with its site's or ballistic arc's earlier ones when their
         memory (``registration_site_memory_s``, ``registration_track_memory_s``) is on,
         else alone, at the track's state after its last look."""
@@ -326,7 +316,7 @@ class Registration:
             self._solve_site(w)
         elif w.kind == Evidence.MOVING and self._cfg.registration_track_memory_s > 0.0:
             memory, theta = self._cfg.registration_track_memory_s, self._theta.reshape(-1, 3)
-            if not self._arcs.solve(w.key, w.state, w.last_s, w.rows, theta, memory, self._take):
+            if not self._arcs.solve(w.key, w.state, w.last_s, w.looks, theta, memory, self._take):
                 self.rejected_total += 1
         elif w.state is not None:
             self._solve(w, np.asarray(w.state, float), w.kind, w.last_s)
@@ -338,14 +328,14 @@ class Registration:
             return bool(np.isfinite(sw.chi2) and sw.chi2 <= OUTLIER_CHI2_FACTOR * sw.dof + 20.0)
         return self._apply(sw.info, sw.eta, sw.chi2, sw.dof, sw.union, sw.union)
 
-    def _solve(self, w: _Window, x: np.ndarray, kind: Evidence, t_now: float) -> None:
+    def _solve(self, w: Window, x: np.ndarray, kind: Evidence, t_now: float) -> None:
         """One Kalman update of the biases from a track's window (module docstring)."""
         fixed, thrusting = kind == Evidence.EARTH_FIXED, kind == Evidence.THRUSTING
-        eq = window_equations(w.rows, x, t_now, self._theta.reshape(-1, 3), fixed, thrusting)
+        eq = window_equations(w.looks, x, t_now, self._theta.reshape(-1, 3), fixed, thrusting)
         if eq is not None:
             self._update(*eq)
 
-    def _solve_site(self, w: _Window) -> None:
+    def _solve_site(self, w: Window) -> None:
         """One Kalman update of the biases from a hot spot's window, its site's position
         eliminated over this and every earlier accepted window of the site (faded by
         ``registration_site_memory_s``; :func:`.registration_sites.site_window`): the
@@ -353,14 +343,14 @@ class Registration:
         or of satellites that saw the site at different times, count. A window of a site
         only one satellite has seen is kept for later; a skipped or rejected window is
         not kept."""
-        times, sensors, positions, los, sigmas = zip(*w.rows, strict=True)
-        frame = self._sites.frame(w.key, np.array(times))
-        if len(w.rows) < MIN_LOOKS or frame is None:
+        times, sensors, positions, los, sigmas = w.looks
+        frame = self._sites.frame(w.key, times)
+        if times.size < MIN_LOOKS or frame is None:
             return
         nrm = self._sites.normals.get(w.key) or SiteNormals()
         nrm = nrm.faded(w.last_s, self._cfg.registration_site_memory_s)
-        looks = (np.array(sensors), np.array(positions), np.array(los), np.array(sigmas))
         try:
+            looks = (sensors, positions, los, sigmas)
             sw = site_window(nrm, *frame, *looks, self._theta.reshape(-1, 3))
         except np.linalg.LinAlgError:
             self.rejected_total += 1

@@ -404,7 +404,7 @@ def test_a_numerically_broken_update_is_rejected_counted_and_never_applied():
 def test_a_broken_hot_spot_window_is_neither_applied_nor_kept_in_its_site():
     """With sites kept across windows, a window with a broken look (not finite) is
     counted and skipped: the estimates and the site's equations stay as they were."""
-    from tracklayer.fusion.registration import _Window
+    from tracklayer.fusion.registration_looks import Looks, Window
 
     reg = _feed(Registration(FusionConfig(registration_site_memory_s=3600.0)), {}, 140, 5e-6,
                 turn_s=70)  # fmt: skip
@@ -418,7 +418,8 @@ def test_a_broken_hot_spot_window_is_neither_applied_nor_kept_in_its_site():
         u = rot[i] @ ref - pos
         rows.append((140.0 + i, 1, pos, u / np.linalg.norm(u), 5e-6))
     rows[3] = (143.0, 1, pos, np.full(3, np.nan), 5e-6)
-    w = _Window(140.0, Evidence.EARTH_FIXED, 145.0, np.zeros(9), rows, key)
+    looks = Looks(*(np.array(c) for c in zip(*rows, strict=True)))
+    w = Window(140.0, Evidence.EARTH_FIXED, 145.0, np.zeros(9), key, looks)
     skipped = reg.outliers_total + reg.rejected_total
     reg._close(w)
     assert reg.outliers_total + reg.rejected_total == skipped + 1
