@@ -29,14 +29,13 @@ Deterministic: the state depends only on the order of the frames.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from .config import FusionConfig
 from .domain import NS_PER_S, SensorFrame
 from .registration_consider import SensorTerms, bias_scale, significant, widened
 from .registration_looks import MAX_WINDOW_LOOKS, Evidence, OpenWindows, Window
+from .registration_output import SensorBias, sensor_biases
 from .registration_sites import (
     MIN_LOOKS,
     SiteNormals,
@@ -46,7 +45,7 @@ from .registration_sites import (
     site_window,
 )
 from .registration_sites import resting as resting  # re-exported for the tracker
-from .registration_tracks import Arcs, window_equations
+from .registration_tracks import Arcs, moving_equations, window_equations
 
 MAX_ANGLE_RAD = 1e-3  # an estimate beyond this is broken: the update is rejected
 OUTLIER_CHI2_FACTOR = 3.0  # a window whose chi-square exceeds this x its expectation: skipped
@@ -55,22 +54,6 @@ BATCH_S = 5.0  # s of data time whose accepted windows are applied as one Kalman
 PRUNE_EVERY_S = 1.0  # s of data time between two prunings of stale windows
 EARTH_FIXED_WINDOW_SHARE = 3.0  # hot-spot (site) windows: this x registration_window_s
 THRUSTING_WINDOW_SHARE = 0.3  # boost windows (thrust changes: short) likewise
-_UPPER = np.triu_indices(3)  # a 3 x 3 covariance's upper triangle: xx xy xz yy yz zz
-
-
-@dataclass(frozen=True, slots=True)
-class SensorBias:
-    """One sensor's bias estimate at data time ``time_ns``: rotation vector and 1-sigma per
-    ECI axis (rad); ``windows``: accepted windows that involved the sensor (0: prior only);
-    ``covariance_rad2``: its 3 x 3 covariance (rad^2, ECI), upper triangle xx xy xz yy yz
-    zz (empty: not given, the axes taken as uncorrelated)."""
-
-    sensor_id: str
-    time_ns: int
-    angles_rad: tuple[float, float, float]
-    sigma_rad: tuple[float, float, float]
-    windows: int
-    covariance_rad2: tuple[float, ...] = ()
 
 
 def _grown(M: np.ndarray) -> np.ndarray:
@@ -107,7 +90,6 @@ class Registration:
             Evidence.EARTH_FIXED: config.registration_window_s * EARTH_FIXED_WINDOW_SHARE,
             Evidence.THRUSTING: config.registration_window_s * THRUSTING_WINDOW_SHARE,
         }
-        self._span_of = np.array([np.inf, *self._span.values()])  # by Evidence value
         self._drift_s = 0.0  # s of drift not yet added to P (added before P changes)
         self._p_version = 0  # bumped whenever P or theta change
         self._applied: dict[int, tuple[int, bool, SensorTerms]] = {}  # per sensor, by version
@@ -118,6 +100,7 @@ class Registration:
         # windows accepted but not applied (info, gradient, columns, sensors); last update, s
         self._batch: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         self._batch_s = -np.inf
+        self._closed: list[Window] = []  # windows closed, solved at the next update
         self.windows_total = 0  # accepted windows
         self.outliers_total = 0  # windows skipped as inconsistent with the model
         self.rejected_total = 0  # numerically broken updates, never applied
@@ -206,6 +189,7 @@ class Registration:
         k = self._index.get(sensor_id)
         if k is not None or len(self._ids) >= self._cfg.registration_max_sensors:
             return k
+        self._solve_closed()  # about the estimate and P they closed at
         self._settle()
         self._p_version += 1
         k = len(self._ids)
@@ -235,66 +219,53 @@ class Registration:
         uncorrected) updated the track ``keys[i]`` of evidence ``kinds[i]``, whose updated
         state (9,) ECI is ``states[i]``; ``clear[i]`` (default True): that association was
         unambiguous, else left out (a boost look contests its track). Windows that span
-        the window length are solved (one update each). The looks that only extend an
-        open window are added together (:mod:`.registration_looks`), the others one at a
-        time in the frame's order."""
+        the window length are closed (solved at the next update). The looks are decided
+        one at a time and written to their windows' columns together
+        (:mod:`.registration_looks`)."""
         k = self._index.get(frame.sensor_id)
         t_s = frame.time_s
         if k is not None and len(keys):
             det = np.asarray(det_idx)
-            ok = np.ones(det.size, bool) if clear is None else np.asarray(clear, bool)
-            kind, x = np.array(kinds, np.int64), np.asarray(states, float)
-            opened = self._open
-            ext, slots = opened.extendable(keys, kind, ok, t_s, self._span_of, self._contested)
-            if ext.any():
-                d = det[ext]
-                los, sigma = frame.los[d], np.asarray(frame.sigma, float)[d]
-                opened.extend(slots[ext], t_s, k, frame.position, los, sigma, x[ext])
-            for i in np.flatnonzero(~ext & (kind != Evidence.NONE)).tolist():
-                j = det[i]
-                look = (t_s, k, frame.position, frame.los[j], float(frame.sigma[j]), x[i])
-                self._look(keys[i], kinds[i], bool(ok[i]), look)
+            ok = [True] * det.size if clear is None else np.asarray(clear, bool).tolist()
+            opened, contested, span = self._open, self._contested, self._span
+            pending, max_open = opened.open, self._cfg.registration_max_windows
+            sig = np.asarray(frame.sigma, float)[det]
+            opened.begin(t_s, k, frame.position, frame.los[det], sig)
+            none, fixed = Evidence.NONE, Evidence.EARTH_FIXED
+            for i, key, kind, clear_i in zip(range(det.size), keys, kinds, ok, strict=True):
+                if kind == none:
+                    continue  # the look is left out; the window waits (or is pruned)
+                if kind == fixed:
+                    key = self._sites.key(states[i], t_s)
+                if not clear_i:
+                    if kind != Evidence.THRUSTING:
+                        continue  # left out (their windows mixed no objects even when kept)
+                    contested[key] = t_s
+                    if opened.drop(key):
+                        self.contested_total += 1
+                    continue
+                if contested:
+                    t_c = contested.get(key)
+                    if t_c is not None and t_s - t_c < span[kind]:
+                        continue  # contested within a window length: not yet evidence again
+                w = pending.get(key)
+                if w is None and len(pending) >= max_open:
+                    continue  # enough tracks gather evidence already (bounded cost)
+                if w is None:
+                    w = opened.start(key, kind, t_s)
+                elif w.kind != kind:  # a new model (burnout): closed, a new one in its place
+                    done, w = opened.restart(key, kind, t_s)
+                    self._close(done)
+                n = opened.note(w, i, t_s, states[i])
+                if t_s - w.start_s >= span[kind] or n >= MAX_WINDOW_LOOKS:
+                    self._close(opened.take(key))
+            opened.write()
         if t_s - self._pruned_s >= PRUNE_EVERY_S:
             self._prune(t_s)
-        if self._batch and t_s - self._batch_s >= BATCH_S:
-            self._flush(t_s)
-
-    def _look(
-        self,
-        key: int,
-        kind: Evidence,
-        clear: bool,
-        look: tuple[float, int, np.ndarray, np.ndarray, float, np.ndarray],
-    ) -> None:
-        """One look (data time s, sensor index, sensor position (3,) m, measured LOS (3,),
-        sigma rad, the track's state (9,) after it) of track ``key`` with evidence
-        ``kind``, unambiguous or not (``clear``): contests, opens, extends or closes its
-        window (a hot spot's: its site's)."""
-        t_s, x = look[0], look[5]
-        if kind == Evidence.EARTH_FIXED:
-            key = self._sites.key(x, t_s)
-        if not clear:
-            if kind == Evidence.THRUSTING:  # (others left out: their windows mixed no objects)
-                self._contested[key] = t_s
-                if self._open.drop(key):
-                    self.contested_total += 1
-            return
-        span = self._span[kind]
-        t_c = self._contested.get(key)
-        if t_c is not None and t_s - t_c < span:
-            return  # contested within a window length: not yet evidence again
-        opened = self._open
-        slot = opened.slot_of.get(key)
-        if slot is None and len(opened) >= self._cfg.registration_max_windows:
-            return  # enough tracks gather evidence already (bounded cost)
-        if slot is not None and opened.kind[slot] != kind:  # a new model (burnout): solved
-            self._close(opened.take(key))
-            slot = None
-        if slot is None:
-            slot = opened.open(key, kind, t_s)
-        n = opened.append(slot, *look)
-        if t_s - opened.start[slot] >= span or n >= MAX_WINDOW_LOOKS:
-            self._close(opened.take(key))
+        if (self._batch or self._closed) and t_s - self._batch_s >= BATCH_S:
+            self._solve_closed()
+            if self._batch:
+                self._flush(t_s)
 
     def _prune(self, t_s: float) -> None:
         """Solve the windows of tracks quiet ``STALE_AFTER_S`` (ended: their looks still
@@ -310,16 +281,39 @@ class Registration:
 
     def _close(self, w: Window) -> None:
         """Solve a window: with its site's or ballistic arc's earlier ones when their
-        memory (``registration_site_memory_s``, ``registration_track_memory_s``) is on,
-        else alone, at the track's state after its last look."""
-        if w.kind == Evidence.EARTH_FIXED and self._cfg.registration_site_memory_s > 0.0:
+        memory (``registration_site_memory_s``, ``registration_track_memory_s``) is on
+        (then every window now, in order), else alone, at the track's state after its last
+        look, at the next update (:meth:`_solve_closed`)."""
+        site_memory = self._cfg.registration_site_memory_s
+        track_memory = self._cfg.registration_track_memory_s
+        if w.kind == Evidence.EARTH_FIXED and site_memory > 0.0:
             self._solve_site(w)
-        elif w.kind == Evidence.MOVING and self._cfg.registration_track_memory_s > 0.0:
-            memory, theta = self._cfg.registration_track_memory_s, self._theta.reshape(-1, 3)
-            if not self._arcs.solve(w.key, w.state, w.last_s, w.looks, theta, memory, self._take):
+        elif w.kind == Evidence.MOVING and track_memory > 0.0:
+            th, take = self._theta.reshape(-1, 3), self._take
+            if not self._arcs.solve(w.key, w.state, w.last_s, w.looks, th, track_memory, take):
                 self.rejected_total += 1
-        elif w.state is not None:
+        elif site_memory > 0.0 or track_memory > 0.0:
             self._solve(w, np.asarray(w.state, float), w.kind, w.last_s)
+        else:
+            self._closed.append(w)
+
+    def _solve_closed(self) -> None:
+        """Solve the windows closed since the last update, in the order they closed (the
+        moving ones numpy over all their looks, :func:`.registration_tracks.moving_equations`):
+        before the estimate or P changes, so the same floats and decisions as each solved
+        when it closed."""
+        closed, self._closed = self._closed, []
+        theta = self._theta.reshape(-1, 3)
+        thrust, fixed = Evidence.THRUSTING, Evidence.EARTH_FIXED
+        moving = [(w.looks, w.state, w.last_s, w.kind == thrust) for w in closed if w.kind != fixed]
+        eqs = iter(moving_equations(moving, theta))
+        for w in closed:
+            if w.kind == fixed:
+                eq = window_equations(w.looks, w.state, w.last_s, theta, True, False)
+            else:
+                eq = next(eqs)
+            if eq is not None:
+                self._update(*eq)
 
     def _take(self, sw: SiteWindow) -> bool:
         """Apply a joint window (a site's or an arc's): True if it is consistent (and,
@@ -467,24 +461,6 @@ class Registration:
         """Every known sensor's estimate, 1-sigma and 3 x 3 covariance (rad, ECI axes; the
         pending drift included; windows gathered since the last update not yet), by sensor
         id."""
-        out = []
-        index, P, theta, used = dict(self._index), self._P, self._theta, self._windows_used
         drift = self._q_per_s * self._drift_s
-        sig = np.sqrt(np.maximum(np.diag(P) + drift, 0.0)).reshape(-1, 3)
-        th = theta.reshape(-1, 3)
-        for sid in sorted(index):
-            k = index[sid]
-            if k >= min(th.shape[0], sig.shape[0], used.size):
-                continue
-            blk = P[3 * k : 3 * k + 3, 3 * k : 3 * k + 3] + drift * np.eye(3)
-            out.append(
-                SensorBias(
-                    sid,
-                    int(self._t_ns or 0),
-                    (float(th[k, 0]), float(th[k, 1]), float(th[k, 2])),
-                    (float(sig[k, 0]), float(sig[k, 1]), float(sig[k, 2])),
-                    int(used[k]),
-                    tuple(float(v) for v in blk[_UPPER]),
-                )
-            )
-        return out
+        index, P, theta, used = dict(self._index), self._P, self._theta, self._windows_used
+        return sensor_biases(index, P, theta, used, drift, int(self._t_ns or 0))

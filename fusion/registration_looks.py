@@ -3,14 +3,11 @@ DESIGN §6, *Cost*).
 
 Each open window (one track's, or one hot-spot site's) owns a *slot*: rows of the same
 numpy columns (data time, sensor index, sensor position, measured line of sight, sigma),
-at most ``MAX_WINDOW_LOOKS`` per window, so a window's looks are solved as slices,
-never stacked from per-look lists. A frame's looks that only extend an open window (the
-same evidence, not contested, neither spanning its window nor filling it) are appended
-together, numpy over the frame (:meth:`OpenWindows.extendable`, :meth:`OpenWindows.extend`);
-the few others (a window opened, closed or contested, a hot spot's site looked up) take
-the sequential path in the registration, in the frame's order, as before. The two paths
-touch different windows, so the windows, their rows' order and the order in which they
-are solved are those of one look at a time.
+at most ``MAX_WINDOW_LOOKS`` per window, so a closed window's looks are copied out as
+slices, never stacked from per-look lists. The registration decides a frame's looks one
+at a time, in the frame's order (which window each joins, which windows open, close or
+are contested), as before; the looks themselves are written to their rows together, once
+per frame (before a window closes mid-frame, so it holds the look that closed it).
 """
 
 from __future__ import annotations
@@ -22,8 +19,6 @@ from typing import NamedTuple
 import numpy as np
 
 MAX_WINDOW_LOOKS = 400  # detections a window holds at most (bounded history; then solved)
-_NO_SLOT = -1
-_COLUMNS = ("count", "kind", "start", "last", "state", "t", "sensor", "pos", "los", "sigma")
 
 
 class Evidence(IntEnum):
@@ -50,146 +45,145 @@ class Looks(NamedTuple):
 class Window:
     """A window taken out to be solved: its first and last look's data time (s), kind,
     key (a track's, or a site's: negative), the track's state (9,) ECI after its last
-    look, and its looks."""
+    look, and its looks' columns (as :class:`Looks`)."""
 
     start_s: float
     kind: Evidence
     last_s: float
     state: np.ndarray
     key: int
-    looks: Looks
+    times: np.ndarray
+    sensors: np.ndarray
+    positions: np.ndarray
+    los: np.ndarray
+    sigmas: np.ndarray
+
+    @property
+    def looks(self) -> Looks:
+        """The window's looks."""
+        return Looks(self.times, self.sensors, self.positions, self.los, self.sigmas)
+
+
+@dataclass(slots=True)
+class Opened:
+    """An open window: its ``slot`` in the columns, kind, first and last look's data time
+    (s), looks so far (``n``) and the track's state (9,) ECI after the last look."""
+
+    slot: int
+    kind: Evidence
+    start_s: float
+    last_s: float = 0.0
+    n: int = 0
+    state: np.ndarray | None = None
 
 
 class OpenWindows:
-    """The open windows, by key in the order they were opened, each in a slot of the
-    look columns (grown as needed: at most ``registration_max_windows`` are open)."""
+    """The open windows (``open``: by key in the order they were opened), each in a slot
+    of the look columns (grown as needed: at most ``registration_max_windows`` are open).
+    A frame's looks are noted one at a time (:meth:`note`: which window, which row) and
+    written together (:meth:`write`)."""
 
     def __init__(self) -> None:
-        self.slot_of: dict[int, int] = {}  # key -> slot, in opening order
+        self.open: dict[int, Opened] = {}
         self._free: list[int] = []
-        # per slot
-        self.count = np.zeros(0, np.int64)
-        self.kind = np.zeros(0, np.int64)
-        self.start = np.zeros(0)  # s
-        self.last = np.zeros(0)  # s
-        self.state = np.zeros((0, 9))  # ECI, after the last look
-        # per slot and row
         self.t = np.zeros((0, MAX_WINDOW_LOOKS))  # s
         self.sensor = np.zeros((0, MAX_WINDOW_LOOKS), np.int64)
         self.pos = np.zeros((0, MAX_WINDOW_LOOKS, 3))  # m, ECI
         self.los = np.zeros((0, MAX_WINDOW_LOOKS, 3))
         self.sigma = np.zeros((0, MAX_WINDOW_LOOKS))  # rad
+        self._noted: tuple[list[int], list[int], list[int]] = ([], [], [])  # slot, row, look
+        self._frame: tuple[float, int, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def __len__(self) -> int:
-        return len(self.slot_of)
+        return len(self.open)
 
-    def open(self, key: int, kind: Evidence, t_s: float) -> int:
-        """A new window of ``kind`` for ``key`` starting at data time ``t_s``; its slot."""
+    def start(self, key: int, kind: Evidence, t_s: float) -> Opened:
+        """A new window of ``kind`` for ``key`` starting at data time ``t_s``."""
         if not self._free:
             self._grow()
-        slot = self._free.pop()
-        self.slot_of[key] = slot
-        self.count[slot], self.kind[slot], self.start[slot] = 0, int(kind), t_s
-        return slot
+        w = self.open[key] = Opened(self._free.pop(), kind, t_s)
+        return w
 
     def _grow(self) -> None:
         """Twice the slots (at least 8 more)."""
-        n = self.count.size
+        n = self.t.shape[0]
         more = max(n, 8)
-        for name in _COLUMNS:
+        for name in ("t", "sensor", "pos", "los", "sigma"):
             a = getattr(self, name)
             setattr(self, name, np.concatenate([a, np.zeros((more, *a.shape[1:]), a.dtype)]))
         self._free.extend(range(n + more - 1, n - 1, -1))
 
-    def append(
-        self,
-        slot: int,
-        t_s: float,
-        sensor: int,
-        pos: np.ndarray,
-        los: np.ndarray,
-        sigma: float,
-        x: np.ndarray,
-    ) -> int:
-        """One look (data time ``t_s`` s, sensor index, sensor position (3,) m, measured
-        LOS (3,), sigma rad; the track's state (9,) after it) added to ``slot``; the
-        window's looks now."""
-        r = int(self.count[slot])
-        self.t[slot, r], self.sensor[slot, r], self.sigma[slot, r] = t_s, sensor, sigma
-        self.pos[slot, r], self.los[slot, r] = pos, los
-        self.last[slot], self.state[slot] = t_s, x
-        self.count[slot] = r + 1
-        return r + 1
+    def note(self, w: Opened, i: int, t_s: float, x: np.ndarray) -> int:
+        """Look ``i`` of the frame at data time ``t_s`` joins window ``w`` (the track's
+        state ``x`` (9,) after it); the window's looks now."""
+        slots, rows, looks = self._noted
+        slots.append(w.slot)
+        rows.append(w.n)
+        looks.append(i)
+        w.n += 1
+        w.last_s, w.state = t_s, x
+        return w.n
 
-    def extendable(
-        self,
-        keys: list[int],
-        kinds: np.ndarray,
-        clear: np.ndarray,
-        t_s: float,
-        span: np.ndarray,
-        contested: dict[int, float],
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(K,) bool: the looks of one frame (window ``keys``, evidence ``kinds`` (K,),
-        unambiguous ``clear`` (K,)) at data time ``t_s`` that only extend their open
-        window: moving or thrusting like it, not contested, the window neither spanning
-        ``span[kind]`` s nor full after them; keys distinct (else none). And the slots
-        (K,) of the keys' open windows (-1: none)."""
-        get = self.slot_of.get
-        if not self.slot_of or len(set(keys)) < len(keys):
-            return np.zeros(len(keys), bool), np.full(len(keys), _NO_SLOT)
-        slots = np.array([get(q, _NO_SLOT) for q in keys], np.int64)
-        s = np.maximum(slots, 0)
-        out = (slots >= 0) & clear & ((kinds == Evidence.MOVING) | (kinds == Evidence.THRUSTING))
-        out &= (self.kind[s] == kinds) & (self.count[s] + 1 < MAX_WINDOW_LOOKS)
-        out &= t_s - self.start[s] < span[kinds]
-        if contested:
-            out &= np.array([q not in contested for q in keys], bool)
-        return out, slots
-
-    def extend(
-        self,
-        s: np.ndarray,
-        t_s: float,
-        sensor: int,
-        pos: np.ndarray,
-        los: np.ndarray,
-        sigma: np.ndarray,
-        x: np.ndarray,
+    def begin(
+        self, t_s: float, sensor: int, pos: np.ndarray, los: np.ndarray, sigma: np.ndarray
     ) -> None:
-        """Looks of one frame (data time ``t_s`` s, sensor index, sensor position (3,) m)
-        added to the distinct open slots ``s`` (K,): measured LOS (K, 3), sigmas (K,)
-        rad, the tracks' states (K, 9) after them."""
-        r = self.count[s]
+        """A frame's looks come: data time ``t_s`` (s), sensor index ``sensor`` at ``pos``
+        (3,) m ECI, its looks' measured LOS (K, 3) and sigmas (K,) rad."""
+        self._frame = (t_s, sensor, pos, los, sigma)
+
+    def write(self) -> None:
+        """Write the frame's looks noted so far into their windows' rows."""
+        slots, rows, looks = self._noted
+        if not slots or self._frame is None:
+            return
+        t_s, sensor, pos, los, sigma = self._frame
+        s, r, i = np.array(slots), np.array(rows), np.array(looks)
         self.t[s, r], self.sensor[s, r], self.pos[s, r] = t_s, sensor, pos
-        self.los[s, r], self.sigma[s, r] = los, sigma
-        self.last[s], self.state[s] = t_s, x
-        self.count[s] = r + 1
+        self.los[s, r], self.sigma[s, r] = los[i], sigma[i]
+        self._noted = ([], [], [])
 
     def take(self, key: int) -> Window:
         """Window ``key`` closed: its looks (copies), its slot freed."""
-        slot = self.slot_of.pop(key)
-        self._free.append(slot)
-        n = int(self.count[slot])
-        looks = Looks(
-            self.t[slot, :n].copy(),
-            self.sensor[slot, :n].copy(),
-            self.pos[slot, :n].copy(),
-            self.los[slot, :n].copy(),
-            self.sigma[slot, :n].copy(),
+        self.write()
+        w = self.open.pop(key)
+        self._free.append(w.slot)
+        return self._closed(key, w)
+
+    def restart(self, key: int, kind: Evidence, t_s: float) -> tuple[Window, Opened]:
+        """Window ``key`` closed and a new one of ``kind`` started at data time ``t_s``
+        for the same key, in its place in the opening order (a track's new model)."""
+        self.write()
+        w = self.open[key]
+        self._free.append(w.slot)
+        done = self._closed(key, w)
+        new = self.open[key] = Opened(self._free.pop(), kind, t_s)
+        return done, new
+
+    def _closed(self, key: int, w: Opened) -> Window:
+        """Window ``w`` of ``key`` as closed: its looks copied out of its slot."""
+        j, n = w.slot, w.n
+        return Window(
+            w.start_s,
+            w.kind,
+            w.last_s,
+            np.array(w.state, float),
+            key,
+            self.t[j, :n].copy(),
+            self.sensor[j, :n].copy(),
+            self.pos[j, :n].copy(),
+            self.los[j, :n].copy(),
+            self.sigma[j, :n].copy(),
         )
-        kind, last = Evidence(int(self.kind[slot])), float(self.last[slot])
-        return Window(float(self.start[slot]), kind, last, self.state[slot].copy(), key, looks)
 
     def drop(self, key: int) -> bool:
         """Window ``key`` discarded unsolved; False if it was not open."""
-        slot = self.slot_of.pop(key, None)
-        if slot is None:
+        self.write()  # (its slot may be reused in this frame)
+        w = self.open.pop(key, None)
+        if w is None:
             return False
-        self._free.append(slot)
+        self._free.append(w.slot)
         return True
 
     def quiet(self, horizon_s: float) -> list[int]:
         """Keys of the windows whose last look is before ``horizon_s``, in opening order."""
-        last = self.last
-        return [q for q, s in self.slot_of.items() if last[s] < horizon_s]
+        return [q for q, w in self.open.items() if w.last_s < horizon_s]

@@ -100,6 +100,70 @@ def window_equations(
     return A, G.reshape(2 * n, 3 * uniq.size), y, uniq
 
 
+def moving_equations(
+    windows: list[tuple[Looks, np.ndarray, float, bool]],
+    theta: np.ndarray,
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None]:
+    """:func:`window_equations` of moving targets' windows (``(looks, the track's state x
+    (9,) ECI, t_now s, thrusting)`` each; not Earth-fixed) about the same biases
+    ``theta`` (S, 3) rad, numpy over all their looks at once: every step is per look (the
+    same floats as one window at a time) but the equations' assembly, per window."""
+    out: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None] = []
+    use, ranks = [], []
+    for looks, *_ in windows:
+        seen = np.bincount(looks.sensors)  # the sensors in order and each look's rank
+        uniq = np.flatnonzero(seen)
+        ok = uniq.size >= 2 and looks.sensors.size >= MIN_LOOKS
+        out.append(None)
+        if ok:
+            use.append(len(out) - 1)
+            ranks.append((uniq, (np.cumsum(seen > 0) - 1)[looks.sensors]))
+    if not use:
+        return out
+    picked = [windows[i] for i in use]
+    cols = [np.concatenate(c) for c in zip(*(w[0] for w in picked), strict=True)]
+    times, sensors, positions, m, sigmas = cols
+    n = np.array([w[0].sensors.size for w in picked])
+    end = np.cumsum(n)
+    of = np.repeat(np.arange(n.size), n)
+    X = np.array([w[1] for w in picked], float)
+    dt = times - np.array([w[2] for w in picked])[of]
+    p = _ballistic_many(X, dt, of)
+    c = m - _cross(theta[sensors], m)
+    c /= np.sqrt(np.add.reduce(c * c, axis=1))[:, None]  # np.linalg.norm's sum
+    u, rho, E = predict_los(p, positions)
+    den = np.einsum("ni,ni->n", u, c)
+    wide = np.bincount(of[den <= 0.5], minlength=n.size)
+    inv_sig = 1.0 / sigmas
+    y = np.einsum("nki,ni->nk", E, c) / den[:, None] * inv_sig[:, None]
+    Hp = E / rho[:, None, None] * inv_sig[:, None, None]  # (N, 2, 3)
+    Hv = Hp * dt[:, None, None]
+    Ha = 0.5 * Hp * (dt**2)[:, None, None] if any(w[3] for w in picked) else Hp
+    J = np.stack([_cross(u, E[:, 0]), _cross(u, E[:, 1])], axis=1) * inv_sig[:, None, None]
+    for j, (i, (uniq, inv)) in enumerate(zip(use, ranks, strict=True)):
+        if wide[j]:
+            continue  # a look beyond 60 degrees of its predicted line of sight
+        a, b, k = end[j] - n[j], end[j], n[j]
+        parts = [Hp[a:b], Hv[a:b], Ha[a:b]] if picked[j][3] else [Hp[a:b], Hv[a:b]]
+        A = np.concatenate(parts, axis=2).reshape(2 * k, -1)
+        G = np.zeros((k, 2, uniq.size, 3))
+        G[np.arange(k), :, inv, :] = J[a:b]
+        out[i] = (A, G.reshape(2 * k, 3 * uniq.size), y[a:b].reshape(-1).copy(), uniq)
+    return out
+
+
+def _ballistic_many(X: np.ndarray, dt: np.ndarray, of: np.ndarray) -> np.ndarray:
+    """:func:`ballistic_positions` of the states ``X`` (W, 9) at their looks, ``dt`` (N,)
+    s from the state of window ``of`` (N,): the same floats, gravity and its gradient
+    evaluated once per window."""
+    r, v = X[:, :3], X[:, 3:6]
+    g = gravity(r) + X[:, 6:9]
+    grad = gravity_gradient(r)
+    jerk = np.array([grad[w] @ v[w] for w in range(X.shape[0])])
+    d = dt[:, None]
+    return r[of] + v[of] * d + 0.5 * g[of] * d**2 + jerk[of] * d**3 / 6.0
+
+
 def _arc_prior() -> np.ndarray:
     """Prior information (6, 6) of an arc's state error: 1/m^2 and 1/(m/s)^2."""
     return np.diag([ARC_PRIOR_M**-2] * 3 + [ARC_PRIOR_MPS**-2] * 3)
