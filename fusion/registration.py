@@ -92,7 +92,7 @@ class Registration:
         }
         self._drift_s = 0.0  # s of drift not yet added to P (added before P changes)
         self._p_version = 0  # bumped whenever P or theta change
-        self._applied: dict[int, tuple[int, bool, SensorTerms]] = {}  # per sensor, by version
+        self._applied: dict[int, tuple[int, tuple]] = {}  # per sensor, by version: _use's
         self._terms: tuple[int, SensorTerms] | None = None  # every sensor's, by version
         self._across: tuple[np.ndarray, np.ndarray | None] = (np.zeros(0), None)  # last frame
         self._t_ns: int | None = None
@@ -115,7 +115,7 @@ class Registration:
         self._advance(int(frame.time_ns))
         k = self._sensor(frame.sensor_id)
         self._across = (frame.sigma, None)
-        if k is None or self._windows_used[k] == 0 or frame.n_detections == 0:
+        if frame.los.shape[0] == 0 or k is None or self._windows_used[k] == 0:
             return frame
         applied, th, pk, tr = self._use(k)
         los = frame.los
@@ -156,15 +156,16 @@ class Registration:
         hit = self._applied.get(k)
         version = self._p_version
         if hit is not None and hit[0] == version:
-            return hit[1], *hit[2].use(k, hit[1])
+            return hit[1]
         if self._terms is None or self._terms[0] != version:
             st = SensorTerms(self._theta, self._P, self.scale, self._prior_var)
             self._terms = (version, st)
         st = self._terms[1]
         drift = self._q_per_s * self._drift_s
         applied = significant(st.theta[k], st.blocks[k], drift, self._cfg.registration_apply_chi2)
-        self._applied[k] = (version, applied, st)
-        return applied, *st.use(k, applied)
+        used = (applied, *st.use(k, applied))
+        self._applied[k] = (version, used)
+        return used
 
     def _advance(self, t_ns: int) -> None:
         """Random-walk drift of every bias up to data time ``t_ns`` (kept as a pending

@@ -91,7 +91,7 @@ class OpenWindows:
         self.pos = np.zeros((0, MAX_WINDOW_LOOKS, 3))  # m, ECI
         self.los = np.zeros((0, MAX_WINDOW_LOOKS, 3))
         self.sigma = np.zeros((0, MAX_WINDOW_LOOKS))  # rad
-        self._noted: tuple[list[int], list[int], list[int]] = ([], [], [])  # slot, row, look
+        self._noted: tuple[list[int], list[int]] = ([], [])  # slot x rows + row, look
         self._frame: tuple[float, int, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def __len__(self) -> int:
@@ -116,9 +116,8 @@ class OpenWindows:
     def note(self, w: Opened, i: int, t_s: float, x: np.ndarray) -> int:
         """Look ``i`` of the frame at data time ``t_s`` joins window ``w`` (the track's
         state ``x`` (9,) after it); the window's looks now."""
-        slots, rows, looks = self._noted
-        slots.append(w.slot)
-        rows.append(w.n)
+        at, looks = self._noted
+        at.append(w.slot * MAX_WINDOW_LOOKS + w.n)
         looks.append(i)
         w.n += 1
         w.last_s, w.state = t_s, x
@@ -133,14 +132,15 @@ class OpenWindows:
 
     def write(self) -> None:
         """Write the frame's looks noted so far into their windows' rows."""
-        slots, rows, looks = self._noted
-        if not slots or self._frame is None:
+        at, looks = self._noted
+        if not at or self._frame is None:
             return
         t_s, sensor, pos, los, sigma = self._frame
-        s, r, i = np.array(slots), np.array(rows), np.array(looks)
-        self.t[s, r], self.sensor[s, r], self.pos[s, r] = t_s, sensor, pos
-        self.los[s, r], self.sigma[s, r] = los[i], sigma[i]
-        self._noted = ([], [], [])
+        j, i = np.array(at), np.array(looks)  # rows of the flat columns, looks of the frame
+        self.t.reshape(-1)[j], self.sensor.reshape(-1)[j] = t_s, sensor
+        self.pos.reshape(-1, 3)[j], self.los.reshape(-1, 3)[j] = pos, los[i]
+        self.sigma.reshape(-1)[j] = sigma[i]
+        self._noted = ([], [])
 
     def take(self, key: int) -> Window:
         """Window ``key`` closed: its looks (copies), its slot freed."""
