@@ -29,15 +29,13 @@ Deterministic: the state depends only on the order of the frames.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from enum import IntEnum
-
 import numpy as np
 
 from .config import FusionConfig
 from .domain import NS_PER_S, SensorFrame
 from .registration_consider import SensorTerms, bias_scale, significant, widened
+from .registration_looks import MAX_WINDOW_LOOKS, Evidence, OpenWindows, Window
+from .registration_output import SensorBias, sensor_biases
 from .registration_sites import (
     MIN_LOOKS,
     SiteNormals,
@@ -47,9 +45,8 @@ from .registration_sites import (
     site_window,
 )
 from .registration_sites import resting as resting  # re-exported for the tracker
-from .registration_tracks import Arcs, window_equations
+from .registration_tracks import Arcs, moving_equations, window_equations
 
-MAX_WINDOW_LOOKS = 400  # detections a window holds at most (bounded history; then solved)
 MAX_ANGLE_RAD = 1e-3  # an estimate beyond this is broken: the update is rejected
 OUTLIER_CHI2_FACTOR = 3.0  # a window whose chi-square exceeds this x its expectation: skipped
 STALE_AFTER_S = 10.0  # s without a look after which a window is closed (track ended)
@@ -57,47 +54,6 @@ BATCH_S = 5.0  # s of data time whose accepted windows are applied as one Kalman
 PRUNE_EVERY_S = 1.0  # s of data time between two prunings of stale windows
 EARTH_FIXED_WINDOW_SHARE = 3.0  # hot-spot (site) windows: this x registration_window_s
 THRUSTING_WINDOW_SHARE = 0.3  # boost windows (thrust changes: short) likewise
-_UPPER = np.triu_indices(3)  # a 3 x 3 covariance's upper triangle: xx xy xz yy yz zz
-
-
-class Evidence(IntEnum):
-    """What a track's detections can tell about the biases."""
-
-    NONE = 0
-    MOVING = 1  # confirmed ballistic: position and velocity errors eliminated
-    EARTH_FIXED = 2  # a hot spot at rest on the Earth: position error eliminated
-    THRUSTING = 3  # confirmed in boost: position, velocity and thrust errors eliminated
-
-
-@dataclass(frozen=True, slots=True)
-class SensorBias:
-    """One sensor's bias estimate at data time ``time_ns``: rotation vector and 1-sigma per
-    ECI axis (rad); ``windows``: accepted windows that involved the sensor (0: prior only);
-    ``covariance_rad2``: its 3 x 3 covariance (rad^2, ECI), upper triangle xx xy xz yy yz
-    zz (empty: not given, the axes taken as uncorrelated)."""
-
-    sensor_id: str
-    time_ns: int
-    angles_rad: tuple[float, float, float]
-    sigma_rad: tuple[float, float, float]
-    windows: int
-    covariance_rad2: tuple[float, ...] = ()
-
-
-@dataclass(slots=True)
-class _Window:
-    """Detections of one track waiting to be solved together: rows of (time s, sensor
-    index, sensor position (3,) m, measured LOS (3,) uncorrected, sigma rad); position and
-    LOS as float lists (one conversion per frame, and quick to stack)."""
-
-    start_s: float
-    kind: Evidence = Evidence.NONE
-    last_s: float = 0.0
-    state: np.ndarray | None = None  # the track's state (9,) ECI after the last look
-    rows: list[tuple[float, int, Sequence[float], Sequence[float], float]] = field(
-        default_factory=list
-    )
-    key: int = 0  # the track's key, or the hot spot's site key (negative)
 
 
 def _grown(M: np.ndarray) -> np.ndarray:
@@ -125,7 +81,7 @@ class Registration:
         self._L = np.zeros((0, 0))  # (3 S, 3 S)
         self._Cn = np.zeros((0, 0))  # (3 S, 3 S) rad^2
         self.scale = 1.0  # estimated bias variance / prior variance, in [SCALE_MIN, 1]
-        self._pending: dict[int, _Window] = {}
+        self._open = OpenWindows()  # the open windows' looks, in columns
         self._contested: dict[int, float] = {}  # key -> data time s of its last ambiguous look
         self._sites = Sites()  # hot spots, Earth-fixed (registration_sites)
         self._arcs = Arcs()  # ballistic tracks' earlier windows (registration_tracks)
@@ -136,7 +92,7 @@ class Registration:
         }
         self._drift_s = 0.0  # s of drift not yet added to P (added before P changes)
         self._p_version = 0  # bumped whenever P or theta change
-        self._applied: dict[int, tuple[int, bool, SensorTerms]] = {}  # per sensor, by version
+        self._applied: dict[int, tuple[int, tuple]] = {}  # per sensor, by version: _use's
         self._terms: tuple[int, SensorTerms] | None = None  # every sensor's, by version
         self._across: tuple[np.ndarray, np.ndarray | None] = (np.zeros(0), None)  # last frame
         self._t_ns: int | None = None
@@ -144,6 +100,7 @@ class Registration:
         # windows accepted but not applied (info, gradient, columns, sensors); last update, s
         self._batch: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         self._batch_s = -np.inf
+        self._closed: list[Window] = []  # windows closed, solved at the next update
         self.windows_total = 0  # accepted windows
         self.outliers_total = 0  # windows skipped as inconsistent with the model
         self.rejected_total = 0  # numerically broken updates, never applied
@@ -158,7 +115,7 @@ class Registration:
         self._advance(int(frame.time_ns))
         k = self._sensor(frame.sensor_id)
         self._across = (frame.sigma, None)
-        if k is None or self._windows_used[k] == 0 or frame.n_detections == 0:
+        if frame.los.shape[0] == 0 or k is None or self._windows_used[k] == 0:
             return frame
         applied, th, pk, tr = self._use(k)
         los = frame.los
@@ -199,15 +156,16 @@ class Registration:
         hit = self._applied.get(k)
         version = self._p_version
         if hit is not None and hit[0] == version:
-            return hit[1], *hit[2].use(k, hit[1])
+            return hit[1]
         if self._terms is None or self._terms[0] != version:
             st = SensorTerms(self._theta, self._P, self.scale, self._prior_var)
             self._terms = (version, st)
         st = self._terms[1]
         drift = self._q_per_s * self._drift_s
         applied = significant(st.theta[k], st.blocks[k], drift, self._cfg.registration_apply_chi2)
-        self._applied[k] = (version, applied, st)
-        return applied, *st.use(k, applied)
+        used = (applied, *st.use(k, applied))
+        self._applied[k] = (version, used)
+        return used
 
     def _advance(self, t_ns: int) -> None:
         """Random-walk drift of every bias up to data time ``t_ns`` (kept as a pending
@@ -232,6 +190,7 @@ class Registration:
         k = self._index.get(sensor_id)
         if k is not None or len(self._ids) >= self._cfg.registration_max_sensors:
             return k
+        self._solve_closed()  # about the estimate and P they closed at
         self._settle()
         self._p_version += 1
         k = len(self._ids)
@@ -261,75 +220,101 @@ class Registration:
         uncorrected) updated the track ``keys[i]`` of evidence ``kinds[i]``, whose updated
         state (9,) ECI is ``states[i]``; ``clear[i]`` (default True): that association was
         unambiguous, else left out (a boost look contests its track). Windows that span
-        the window length are solved (one update each)."""
+        the window length are closed (solved at the next update). The looks are decided
+        one at a time and written to their windows' columns together
+        (:mod:`.registration_looks`)."""
         k = self._index.get(frame.sensor_id)
         t_s = frame.time_s
-        if k is not None:
-            pending, contested, span = self._pending, self._contested, self._span
-            max_open, pos = self._cfg.registration_max_windows, frame.position.tolist()
-            none, fixed = Evidence.NONE, Evidence.EARTH_FIXED
-            # per frame, not per look: the looks' LOS and sigmas as floats, rows of state
+        if k is not None and len(keys):
             det = np.asarray(det_idx)
             ok = [True] * det.size if clear is None else np.asarray(clear, bool).tolist()
-            sig = np.asarray(frame.sigma, float)[det].tolist()
-            looks = zip(keys, kinds, frame.los[det].tolist(), sig, list(states), ok, strict=True)
-            for key, kind, m, s, x, clear_i in looks:
+            opened, contested, span = self._open, self._contested, self._span
+            pending, max_open = opened.open, self._cfg.registration_max_windows
+            sig = np.asarray(frame.sigma, float)[det]
+            opened.begin(t_s, k, frame.position, frame.los[det], sig)
+            none, fixed = Evidence.NONE, Evidence.EARTH_FIXED
+            for i, key, kind, clear_i in zip(range(det.size), keys, kinds, ok, strict=True):
                 if kind == none:
                     continue  # the look is left out; the window waits (or is pruned)
                 if kind == fixed:
-                    key = self._sites.key(x, t_s)
+                    key = self._sites.key(states[i], t_s)
                 if not clear_i:
                     if kind != Evidence.THRUSTING:
                         continue  # left out (their windows mixed no objects even when kept)
                     contested[key] = t_s
-                    if pending.pop(key, None) is not None:
+                    if opened.drop(key):
                         self.contested_total += 1
                     continue
-                t_c = contested.get(key)
-                if t_c is not None and t_s - t_c < span[kind]:
-                    continue  # contested within a window length: not yet evidence again
+                if contested:
+                    t_c = contested.get(key)
+                    if t_c is not None and t_s - t_c < span[kind]:
+                        continue  # contested within a window length: not yet evidence again
                 w = pending.get(key)
                 if w is None and len(pending) >= max_open:
                     continue  # enough tracks gather evidence already (bounded cost)
-                if w is not None and w.kind != kind:  # a new model (burnout): solved
-                    self._close(w)
-                    w = None
                 if w is None:
-                    w = pending[key] = _Window(t_s, kind, key=key)
-                w.rows.append((t_s, k, pos, m, s))
-                w.last_s, w.state = t_s, x
-                if t_s - w.start_s >= span[kind] or len(w.rows) >= MAX_WINDOW_LOOKS:
-                    del pending[key]
-                    self._close(w)
+                    w = opened.start(key, kind, t_s)
+                elif w.kind != kind:  # a new model (burnout): closed, a new one in its place
+                    done, w = opened.restart(key, kind, t_s)
+                    self._close(done)
+                n = opened.note(w, i, t_s, states[i])
+                if t_s - w.start_s >= span[kind] or n >= MAX_WINDOW_LOOKS:
+                    self._close(opened.take(key))
+            opened.write()
         if t_s - self._pruned_s >= PRUNE_EVERY_S:
             self._prune(t_s)
-        if self._batch and t_s - self._batch_s >= BATCH_S:
-            self._flush(t_s)
+        if (self._batch or self._closed) and t_s - self._batch_s >= BATCH_S:
+            self._solve_closed()
+            if self._batch:
+                self._flush(t_s)
 
     def _prune(self, t_s: float) -> None:
         """Solve the windows of tracks quiet ``STALE_AFTER_S`` (ended: their looks still
         count); forget contests older than any window length."""
         self._pruned_s = t_s
         horizon = t_s - STALE_AFTER_S
-        for key in [q for q, w in self._pending.items() if w.last_s < horizon]:
-            self._close(self._pending.pop(key))
+        for key in self._open.quiet(horizon):
+            self._close(self._open.take(key))
         old = t_s - max(self._span.values())
         for key in [q for q, t in self._contested.items() if t < old]:
             del self._contested[key]
         self._arcs.prune(t_s)
 
-    def _close(self, w: _Window) -> None:
+    def _close(self, w: Window) -> None:
         """Solve a window: with its site's or ballistic arc's earlier ones when their
-        memory (``registration_site_memory_s``, ``registration_track_memory_s``) is on,
-        else alone, at the track's state after its last look."""
-        if w.kind == Evidence.EARTH_FIXED and self._cfg.registration_site_memory_s > 0.0:
+        memory (``registration_site_memory_s``, ``registration_track_memory_s``) is on
+        (then every window now, in order), else alone, at the track's state after its last
+        look, at the next update (:meth:`_solve_closed`)."""
+        site_memory = self._cfg.registration_site_memory_s
+        track_memory = self._cfg.registration_track_memory_s
+        if w.kind == Evidence.EARTH_FIXED and site_memory > 0.0:
             self._solve_site(w)
-        elif w.kind == Evidence.MOVING and self._cfg.registration_track_memory_s > 0.0:
-            memory, theta = self._cfg.registration_track_memory_s, self._theta.reshape(-1, 3)
-            if not self._arcs.solve(w.key, w.state, w.last_s, w.rows, theta, memory, self._take):
+        elif w.kind == Evidence.MOVING and track_memory > 0.0:
+            th, take = self._theta.reshape(-1, 3), self._take
+            if not self._arcs.solve(w.key, w.state, w.last_s, w.looks, th, track_memory, take):
                 self.rejected_total += 1
-        elif w.state is not None:
+        elif site_memory > 0.0 or track_memory > 0.0:
             self._solve(w, np.asarray(w.state, float), w.kind, w.last_s)
+        else:
+            self._closed.append(w)
+
+    def _solve_closed(self) -> None:
+        """Solve the windows closed since the last update, in the order they closed (the
+        moving ones numpy over all their looks, :func:`.registration_tracks.moving_equations`):
+        before the estimate or P changes, so the same floats and decisions as each solved
+        when it closed."""
+        closed, self._closed = self._closed, []
+        theta = self._theta.reshape(-1, 3)
+        thrust, fixed = Evidence.THRUSTING, Evidence.EARTH_FIXED
+        moving = [(w.looks, w.state, w.last_s, w.kind == thrust) for w in closed if w.kind != fixed]
+        eqs = iter(moving_equations(moving, theta))
+        for w in closed:
+            if w.kind == fixed:
+                eq = window_equations(w.looks, w.state, w.last_s, theta, True, False)
+            else:
+                eq = next(eqs)
+            if eq is not None:
+                self._update(*eq)
 
     def _take(self, sw: SiteWindow) -> bool:
         """Apply a joint window (a site's or an arc's): True if it is consistent (and,
@@ -338,14 +323,14 @@ class Registration:
             return bool(np.isfinite(sw.chi2) and sw.chi2 <= OUTLIER_CHI2_FACTOR * sw.dof + 20.0)
         return self._apply(sw.info, sw.eta, sw.chi2, sw.dof, sw.union, sw.union)
 
-    def _solve(self, w: _Window, x: np.ndarray, kind: Evidence, t_now: float) -> None:
+    def _solve(self, w: Window, x: np.ndarray, kind: Evidence, t_now: float) -> None:
         """One Kalman update of the biases from a track's window (module docstring)."""
         fixed, thrusting = kind == Evidence.EARTH_FIXED, kind == Evidence.THRUSTING
-        eq = window_equations(w.rows, x, t_now, self._theta.reshape(-1, 3), fixed, thrusting)
+        eq = window_equations(w.looks, x, t_now, self._theta.reshape(-1, 3), fixed, thrusting)
         if eq is not None:
             self._update(*eq)
 
-    def _solve_site(self, w: _Window) -> None:
+    def _solve_site(self, w: Window) -> None:
         """One Kalman update of the biases from a hot spot's window, its site's position
         eliminated over this and every earlier accepted window of the site (faded by
         ``registration_site_memory_s``; :func:`.registration_sites.site_window`): the
@@ -353,14 +338,14 @@ class Registration:
         or of satellites that saw the site at different times, count. A window of a site
         only one satellite has seen is kept for later; a skipped or rejected window is
         not kept."""
-        times, sensors, positions, los, sigmas = zip(*w.rows, strict=True)
-        frame = self._sites.frame(w.key, np.array(times))
-        if len(w.rows) < MIN_LOOKS or frame is None:
+        times, sensors, positions, los, sigmas = w.looks
+        frame = self._sites.frame(w.key, times)
+        if times.size < MIN_LOOKS or frame is None:
             return
         nrm = self._sites.normals.get(w.key) or SiteNormals()
         nrm = nrm.faded(w.last_s, self._cfg.registration_site_memory_s)
-        looks = (np.array(sensors), np.array(positions), np.array(los), np.array(sigmas))
         try:
+            looks = (sensors, positions, los, sigmas)
             sw = site_window(nrm, *frame, *looks, self._theta.reshape(-1, 3))
         except np.linalg.LinAlgError:
             self.rejected_total += 1
@@ -477,24 +462,6 @@ class Registration:
         """Every known sensor's estimate, 1-sigma and 3 x 3 covariance (rad, ECI axes; the
         pending drift included; windows gathered since the last update not yet), by sensor
         id."""
-        out = []
-        index, P, theta, used = dict(self._index), self._P, self._theta, self._windows_used
         drift = self._q_per_s * self._drift_s
-        sig = np.sqrt(np.maximum(np.diag(P) + drift, 0.0)).reshape(-1, 3)
-        th = theta.reshape(-1, 3)
-        for sid in sorted(index):
-            k = index[sid]
-            if k >= min(th.shape[0], sig.shape[0], used.size):
-                continue
-            blk = P[3 * k : 3 * k + 3, 3 * k : 3 * k + 3] + drift * np.eye(3)
-            out.append(
-                SensorBias(
-                    sid,
-                    int(self._t_ns or 0),
-                    (float(th[k, 0]), float(th[k, 1]), float(th[k, 2])),
-                    (float(sig[k, 0]), float(sig[k, 1]), float(sig[k, 2])),
-                    int(used[k]),
-                    tuple(float(v) for v in blk[_UPPER]),
-                )
-            )
-        return out
+        index, P, theta, used = dict(self._index), self._P, self._theta, self._windows_used
+        return sensor_biases(index, P, theta, used, drift, int(self._t_ns or 0))

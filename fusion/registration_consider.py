@@ -108,5 +108,5 @@ def widened(
     itself when no look counts more than ``k0``."""
     if across is None or k1 <= k0 or max(looks, default=0) <= k0:
         return sigma
-    extra = np.clip(np.array(looks, float), k0, k1) - k0
+    extra = np.minimum(np.maximum(np.array(looks, float), k0), k1) - k0  # np.clip's floats
     return np.sqrt(sigma**2 + extra * across)

@@ -23,14 +23,14 @@ linear however long the arc is.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import chain
 
 import numpy as np
 
 from .dynamics import gravity, gravity_gradient, propagate
 from .measurement import predict_los
+from .registration_looks import Looks
 from .registration_sites import (
     MIN_LOOKS,
     SiteNormals,
@@ -58,37 +58,36 @@ def ballistic_positions(x: np.ndarray, dt: np.ndarray) -> np.ndarray:
 
 
 def window_equations(
-    rows: list[tuple[float, int, Sequence[float], Sequence[float], float]],
+    looks: Looks,
     x: np.ndarray,
     t_now: float,
     theta: np.ndarray,
     fixed: bool,
     thrusting: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-    """One track's window (``rows`` as :class:`.registration._Window`'s) as whitened
-    equations ``y = A ds + G dtheta + N(0, I)`` about the track's state ``x`` (9,) ECI at
-    data time ``t_now`` s, the looks corrected by every sensor's bias ``theta`` (S, 3)
-    rad: the nuisance ``ds`` is the track's position error (``fixed``: a hot spot turning
-    with the Earth), else its position and velocity errors (and its thrust's,
-    ``thrusting``). Returns (A, G, y, the sensors ``G``'s columns belong to), or None
-    for fewer than two sensors or ``MIN_LOOKS`` looks, or a look beyond 60 degrees of
-    its predicted line of sight."""
-    times, sensor_list, positions, los, sigmas = zip(*rows, strict=True)
-    sensors = np.array(sensor_list)
-    uniq, inv = np.unique(sensors, return_inverse=True)
+    """One track's window of ``looks`` as whitened equations ``y = A ds + G dtheta + N(0,
+    I)`` about the track's state ``x`` (9,) ECI at data time ``t_now`` s, the looks
+    corrected by every sensor's bias ``theta`` (S, 3) rad: the nuisance ``ds`` is the
+    track's position error (``fixed``: a hot spot turning with the Earth), else its
+    position and velocity errors (and its thrust's, ``thrusting``). Returns (A, G, y,
+    the sensors ``G``'s columns belong to), or None for fewer than two sensors or
+    ``MIN_LOOKS`` looks, or a look beyond 60 degrees of its predicted line of sight."""
+    times, sensors, positions, m, sigmas = looks
     n = sensors.size
+    seen = np.bincount(sensors)  # the sensors in order and each look's rank (np.unique's)
+    uniq = np.flatnonzero(seen)
     if uniq.size < 2 or n < MIN_LOOKS:
         return None
-    dt = np.array(times) - t_now
+    inv = (np.cumsum(seen > 0) - 1)[sensors]
+    dt = times - t_now
     p = earth_fixed_positions(x[:3], dt) if fixed else ballistic_positions(x, dt)
-    m = _stacked(los, n)
     c = m - _cross(theta[sensors], m)
     c /= np.sqrt(np.add.reduce(c * c, axis=1))[:, None]  # np.linalg.norm's sum
-    u, rho, E = predict_los(p, _stacked(positions, n))
+    u, rho, E = predict_los(p, positions)
     den = np.einsum("ni,ni->n", u, c)
     if (den <= 0.5).any():
         return None
-    inv_sig = 1.0 / np.array(sigmas)
+    inv_sig = 1.0 / sigmas
     y = (np.einsum("nki,ni->nk", E, c) / den[:, None] * inv_sig[:, None]).reshape(-1)
     Hp = E / rho[:, None, None] * inv_sig[:, None, None]  # (n, 2, 3)
     cols = [Hp] if fixed else [Hp, Hp * dt[:, None, None]]
@@ -101,9 +100,68 @@ def window_equations(
     return A, G.reshape(2 * n, 3 * uniq.size), y, uniq
 
 
-def _stacked(rows: tuple[Sequence[float], ...], n: int) -> np.ndarray:
-    """``n`` rows of 3 floats as one (n, 3) array (the same as ``np.array``, faster)."""
-    return np.fromiter(chain.from_iterable(rows), float, 3 * n).reshape(n, 3)
+def moving_equations(
+    windows: list[tuple[Looks, np.ndarray, float, bool]],
+    theta: np.ndarray,
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None]:
+    """:func:`window_equations` of moving targets' windows (``(looks, the track's state x
+    (9,) ECI, t_now s, thrusting)`` each; not Earth-fixed) about the same biases
+    ``theta`` (S, 3) rad, numpy over all their looks at once: every step is per look (the
+    same floats as one window at a time) but the equations' assembly, per window."""
+    out: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None] = []
+    use, ranks = [], []
+    for looks, *_ in windows:
+        seen = np.bincount(looks.sensors)  # the sensors in order and each look's rank
+        uniq = np.flatnonzero(seen)
+        ok = uniq.size >= 2 and looks.sensors.size >= MIN_LOOKS
+        out.append(None)
+        if ok:
+            use.append(len(out) - 1)
+            ranks.append((uniq, (np.cumsum(seen > 0) - 1)[looks.sensors]))
+    if not use:
+        return out
+    picked = [windows[i] for i in use]
+    cols = [np.concatenate(c) for c in zip(*(w[0] for w in picked), strict=True)]
+    times, sensors, positions, m, sigmas = cols
+    n = np.array([w[0].sensors.size for w in picked])
+    end = np.cumsum(n)
+    of = np.repeat(np.arange(n.size), n)
+    X = np.array([w[1] for w in picked], float)
+    dt = times - np.array([w[2] for w in picked])[of]
+    p = _ballistic_many(X, dt, of)
+    c = m - _cross(theta[sensors], m)
+    c /= np.sqrt(np.add.reduce(c * c, axis=1))[:, None]  # np.linalg.norm's sum
+    u, rho, E = predict_los(p, positions)
+    den = np.einsum("ni,ni->n", u, c)
+    wide = np.bincount(of[den <= 0.5], minlength=n.size)
+    inv_sig = 1.0 / sigmas
+    y = np.einsum("nki,ni->nk", E, c) / den[:, None] * inv_sig[:, None]
+    Hp = E / rho[:, None, None] * inv_sig[:, None, None]  # (N, 2, 3)
+    Hv = Hp * dt[:, None, None]
+    Ha = 0.5 * Hp * (dt**2)[:, None, None] if any(w[3] for w in picked) else Hp
+    J = np.stack([_cross(u, E[:, 0]), _cross(u, E[:, 1])], axis=1) * inv_sig[:, None, None]
+    for j, (i, (uniq, inv)) in enumerate(zip(use, ranks, strict=True)):
+        if wide[j]:
+            continue  # a look beyond 60 degrees of its predicted line of sight
+        a, b, k = end[j] - n[j], end[j], n[j]
+        parts = [Hp[a:b], Hv[a:b], Ha[a:b]] if picked[j][3] else [Hp[a:b], Hv[a:b]]
+        A = np.concatenate(parts, axis=2).reshape(2 * k, -1)
+        G = np.zeros((k, 2, uniq.size, 3))
+        G[np.arange(k), :, inv, :] = J[a:b]
+        out[i] = (A, G.reshape(2 * k, 3 * uniq.size), y[a:b].reshape(-1).copy(), uniq)
+    return out
+
+
+def _ballistic_many(X: np.ndarray, dt: np.ndarray, of: np.ndarray) -> np.ndarray:
+    """:func:`ballistic_positions` of the states ``X`` (W, 9) at their looks, ``dt`` (N,)
+    s from the state of window ``of`` (N,): the same floats, gravity and its gradient
+    evaluated once per window."""
+    r, v = X[:, :3], X[:, 3:6]
+    g = gravity(r) + X[:, 6:9]
+    grad = gravity_gradient(r)
+    jerk = np.array([grad[w] @ v[w] for w in range(X.shape[0])])
+    d = dt[:, None]
+    return r[of] + v[of] * d + 0.5 * g[of] * d**2 + jerk[of] * d**3 / 6.0
 
 
 def _arc_prior() -> np.ndarray:
@@ -205,21 +263,19 @@ class Arcs:
         key: int,
         x: np.ndarray | None,
         t_s: float,
-        rows: list[tuple[float, int, Sequence[float], Sequence[float], float]],
+        looks: Looks,
         theta: np.ndarray,
         memory_s: float,
         take: Callable[[SiteWindow], bool],
     ) -> bool:
-        """Track ``key``'s window of looks ``rows`` (time s, sensor index, sensor position
-        (3,) m, measured LOS (3,) uncorrected, sigma rad: :func:`arc_window`), the track's
+        """Track ``key``'s window of ``looks`` (:func:`arc_window`), the track's
         state ``x`` (9,) at its end ``t_s`` (None, or fewer than ``MIN_LOOKS`` looks:
         nothing to solve), with its arc: ``take`` applies what it adds to the biases
         ``theta`` (S, 3) rad (True if consistent); a window inconsistent with the arc is
         tried alone (the arc restarts from it), one still inconsistent ends the arc. False
         if the equations were singular (nothing applied)."""
-        if x is None or len(rows) < MIN_LOOKS:
+        if x is None or looks.times.size < MIN_LOOKS:
             return True
-        looks = tuple(np.array(a) for a in zip(*rows, strict=True))
         arc = self.get(key, t_s)
         for prior in (arc, None) if arc is not None else (None,):
             try:

@@ -74,6 +74,7 @@ def _feed(
     seconds: int,
     noise: float,
     turn_s: int | None = None,
+    start: int = 0,
 ):
     """Earth-fixed targets seen by every sensor once a second with the given true biases
     (rad) and noise (rad); detections handed over as the tracker would. ``turn_s``: the
@@ -82,7 +83,7 @@ def _feed(
     sensors = _sensors()
     targets = [6.4e6 * np.array([1.0, 0.1 * k - 0.2, 0.15 * (k % 3) - 0.15]) for k in range(5)]
     targets = [t / np.linalg.norm(t) * 6.4e6 for t in targets]
-    for s in range(seconds):
+    for s in range(start, seconds):
         a = 7.292115146706979e-5 * s  # the Earth turns: hot spots move with it
         rot = np.array([[math.cos(a), -math.sin(a), 0], [math.sin(a), math.cos(a), 0],
                         [0, 0, 1]])  # fmt: skip
@@ -404,7 +405,7 @@ def test_a_numerically_broken_update_is_rejected_counted_and_never_applied():
 def test_a_broken_hot_spot_window_is_neither_applied_nor_kept_in_its_site():
     """With sites kept across windows, a window with a broken look (not finite) is
     counted and skipped: the estimates and the site's equations stay as they were."""
-    from tracklayer.fusion.registration import _Window
+    from tracklayer.fusion.registration_looks import Window
 
     reg = _feed(Registration(FusionConfig(registration_site_memory_s=3600.0)), {}, 140, 5e-6,
                 turn_s=70)  # fmt: skip
@@ -418,7 +419,8 @@ def test_a_broken_hot_spot_window_is_neither_applied_nor_kept_in_its_site():
         u = rot[i] @ ref - pos
         rows.append((140.0 + i, 1, pos, u / np.linalg.norm(u), 5e-6))
     rows[3] = (143.0, 1, pos, np.full(3, np.nan), 5e-6)
-    w = _Window(140.0, Evidence.EARTH_FIXED, 145.0, np.zeros(9), rows, key)
+    looks = (np.array(c) for c in zip(*rows, strict=True))
+    w = Window(140.0, Evidence.EARTH_FIXED, 145.0, np.zeros(9), key, *looks)
     skipped = reg.outliers_total + reg.rejected_total
     reg._close(w)
     assert reg.outliers_total + reg.rejected_total == skipped + 1
@@ -440,6 +442,23 @@ def test_site_equations_survive_a_checkpoint():
         copy = back._sites.normals[key]
         assert np.array_equal(copy.C, site.C) and copy.windows == site.windows
         assert sorted(copy.B) == sorted(site.B)
+
+
+def test_a_checkpoint_mid_window_goes_on_to_the_same_estimates():
+    """A checkpoint (state_codec) taken while windows are open (their looks in columns)
+    and others are closed but not yet solved: the restored estimator, fed the same frames,
+    ends with the same estimates, bit for bit, as the one never stopped."""
+    from tracklayer.services.fusion_service.state_codec import decode_state, encode_state
+
+    bias = {2: np.array([8e-6, -6e-6, 5e-6])}
+    cfg = FusionConfig(registration_window_s=1.0)  # 3 s hot-spot windows, 5 s updates
+    reg = _feed(Registration(cfg), bias, 7, 5e-6)
+    assert len(reg._open) > 0 and reg._closed  # mid-window, and windows awaiting the update
+    allowed = ("tracklayer.fusion",)
+    back = decode_state(*encode_state(reg, allowed), allowed)
+    for r in (reg, back):
+        _feed(r, bias, 40, 5e-6, start=7)
+    assert reg.windows_total > 10 and back.estimates() == reg.estimates()
 
 
 def test_estimates_are_deterministic():

@@ -111,3 +111,49 @@ def test_an_arc_ties_satellites_that_never_look_together():
     est = post @ eta  # one Gauss-Newton step from zero (the model is linear in the biases)
     err = est - BIAS_RAD.ravel()
     assert err @ np.linalg.solve(post, err) < chi2_dist.ppf(0.999, 6), err
+
+
+def _random_windows(rng: np.random.Generator, count: int):
+    """Moving and thrusting windows of 2-60 looks of 1-4 of 6 satellites, some with a look
+    turned away from the target (beyond 60 degrees): (looks, state (9,), t_now, thrusting)."""
+    from tracklayer.fusion.registration_looks import Looks
+
+    out = []
+    for w in range(count):
+        n = int(rng.integers(2, 60))
+        x = np.r_[
+            rng.normal(0, 3e6, 3) + [6.5e6, 0, 0], rng.normal(0, 3e3, 3), rng.normal(0, 20, 3)
+        ]
+        times = 100.0 + np.sort(rng.uniform(0, 20, n))
+        sensors = rng.integers(0, int(rng.integers(1, 5)), n) + int(rng.integers(0, 3))
+        pos = rng.normal(0, 1, (n, 3))
+        pos = 7.4e6 * pos / np.linalg.norm(pos, axis=1)[:, None]
+        d = x[:3] + x[3:6] * (times - times[-1])[:, None] - pos + rng.normal(0, 50, (n, 3))
+        los = d / np.linalg.norm(d, axis=1)[:, None]
+        if w % 7 == 3:
+            los[n // 2] = -los[n // 2]
+        sig = rng.uniform(10e-6, 30e-6, n)
+        out.append((Looks(times, sensors, pos, los, sig), x, float(times[-1]), w % 3 == 0))
+    return out
+
+
+def test_windows_solved_together_give_each_windows_own_equations_bit_for_bit():
+    """The registration solves the windows closed over one update together, numpy over all
+    their looks (``moving_equations``): every window's equations must be the floats of
+    ``window_equations`` on that window alone, so the estimates and the tracks do not
+    depend on which windows closed together; a window with one sensor, too few looks or a
+    look turned away gives none either way."""
+    from tracklayer.fusion.registration_tracks import moving_equations, window_equations
+
+    rng = np.random.default_rng(3)
+    theta = rng.normal(0, 10e-6, (8, 3))
+    for size in (1, 2, 5, 17):
+        windows = _random_windows(rng, size)
+        together = moving_equations(windows, theta)
+        alone = [window_equations(lk, x, t, theta, False, thr) for lk, x, t, thr in windows]
+        assert [e is None for e in together] == [e is None for e in alone]
+        for a, b in zip(together, alone, strict=True):
+            if a is not None:
+                for u, v in zip(a, b, strict=True):
+                    assert u.shape == v.shape and u.tobytes() == v.tobytes()
+    assert any(e is not None for e in together) and any(e is None for e in together)
