@@ -310,6 +310,19 @@ def test_a_track_that_leaves_its_object_loses_it_in_the_clear_mot_count():
     t = evaluate(reports, truth_frames([M1])).truth
     assert t["id_switches"] == 1
     assert t["id_switches_clear_mot"] == 1
+    # fusion-1 is still reported at the switch, 2 km off: a slide (DESIGN §6)
+    assert t["id_switches_clear_mot_slides"] == 1
+
+
+def test_a_clear_mot_switch_whose_old_track_ended_is_no_slide():
+    # fusion-1 follows M1 until 499 s and is never reported again; fusion-2 follows M1
+    # from 400 s and takes it once fusion-1 is no longer selected: a CLEAR-MOT switch,
+    # not a slide (the old track was lost, not drifted onto something else)
+    reports = track_reports(M1, "fusion-1", range(0, 500))
+    reports += track_reports(M1, "fusion-2", range(400, 1201), dpos=np.array([300.0, 0, 0]))
+    t = evaluate(reports, truth_frames([M1])).truth
+    assert t["id_switches_clear_mot"] == 1
+    assert t["id_switches_clear_mot_slides"] == 0
 
 
 def test_losing_the_object_while_in_stereo_is_a_track_break():

@@ -12,7 +12,10 @@ that track is selected and within ``clear_mot_m`` of it; the other objects and t
 are assigned by GOSPA; a switch is an object's new track differing from its previous
 one. A fresh assignment every second flips between tracks of objects closer together
 than the tracks' errors (a boost stream's objects 100-300 m apart); this count does
-not, so it shows the switches a track really made.
+not, so it shows the switches a track really made. Each such switch is also counted as
+a *slide* when the object's previous track is still selected at that time (it moved
+more than ``clear_mot_m`` off the object: drifted along a stream onto another) and
+otherwise as *lost* (that track is no longer reported: deleted, coasting, re-initiated).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ class Assignment:
     localisation_m2: np.ndarray
     gospa_m: np.ndarray
     clear_mot_switches: np.ndarray  # (n_obj,) switches counted the CLEAR-MOT way
+    clear_mot_slides: np.ndarray  # (n_obj,) of those, the previous track still selected
 
 
 def _presence(
@@ -148,6 +152,7 @@ def assign(
         loc,
         gospa_m,
         held.switches,
+        held.slides,
     )
 
 
@@ -158,6 +163,7 @@ class _HeldPairs:
     def __init__(self, n_obj: int, keep_m: float, c: float, p: float) -> None:
         self.track = np.full(n_obj, -1, dtype=np.int64)
         self.switches = np.zeros(n_obj, dtype=np.int64)
+        self.slides = np.zeros(n_obj, dtype=np.int64)
         self.keep_m, self.c, self.p = keep_m, c, p
 
     def step(self, dm: np.ndarray, track_ids: np.ndarray, cols: np.ndarray) -> None:
@@ -177,5 +183,7 @@ class _HeldPairs:
         new_ids = track_ids[np.flatnonzero(free_r)[rows]]
         objs = cols[free_c[cc]]
         old = self.track[objs]
-        self.switches[objs] += (old >= 0) & (old != new_ids)
+        switched = (old >= 0) & (old != new_ids)
+        self.switches[objs] += switched
+        self.slides[objs] += switched & np.isin(old, track_ids)
         self.track[objs] = new_ids

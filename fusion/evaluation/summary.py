@@ -157,6 +157,7 @@ def summarise(
         "id_switches_clear_mot_per_10_object_minutes": held / object_minutes * 10.0
         if object_minutes
         else math.nan,
+        "id_switches_clear_mot_slides": int(a.clear_mot_slides.sum()),
         "detection_delay_median_s": stat(d, np.median),
         "detection_delay_max_s": stat(d, np.max),
         "objects_never_tracked": [s.object_id for s in series if not s.eval_t_s.size],

@@ -67,6 +67,10 @@ def format_table(d: dict[str, Any]) -> str:
             ("tracks on no object for > 10 s", _num(t["tracks_unassigned_over_10s"])),
             ("ID switches", _num(t["id_switches"])),
             ("ID switches, pairs kept within 1 km (CLEAR-MOT)", _num(t["id_switches_clear_mot"])),
+            (
+                "  of them, the old track still reported (slides)",
+                _num(t.get("id_switches_clear_mot_slides")),
+            ),
             ("track breaks while in stereo", _num(t["track_breaks_in_stereo"])),
             ("first stereo -> first track, max", _num(t["detection_delay_max_s"], "s")),
             ("objects never tracked", ", ".join(t["objects_never_tracked"]) or "none"),
