@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from test_fusion_service import ACCEPTED, Services, Stream, frame, run
 from tracker_double import RecordingTracker, SlowTracker
 
@@ -48,9 +49,12 @@ def _outbox_reports(path) -> list[track_pb2.TrackReport]:
         box.close()
 
 
-def test_a_kill_while_the_tracker_is_behind_loses_and_repeats_no_report(tmp_path):
+@pytest.mark.parametrize("in_process", [False, True], ids=["thread", "process"])
+def test_a_kill_while_the_tracker_is_behind_loses_and_repeats_no_report(tmp_path, in_process):
     async def body():
-        s = Services(tmp_path, store=False, tracker_factory=SlowTracker)
+        s = Services(
+            tmp_path, store=False, tracker_factory=SlowTracker, tracking_process=in_process
+        )
         await s.start_fusion()
         engine = s.fusion.engine
         acks = await Stream(s.stub, "sat-1-1").send(
@@ -111,13 +115,15 @@ def test_two_steps_give_the_reports_of_one():
     assert one.counters == two.counters
 
 
-def test_checkpoints_are_written_behind_a_backlog_and_a_kill_loses_nothing(tmp_path):
+@pytest.mark.parametrize("in_process", [False, True], ids=["thread", "process"])
+def test_checkpoints_are_written_behind_a_backlog_and_a_kill_loses_nothing(tmp_path, in_process):
     """While the tracker works through a backlog, checkpoints go on at its place in the
     journal (not only once it caught up): a kill then replays from one of them, and the
     outbox still holds every report once."""
 
     async def body():
-        s = Services(tmp_path, store=False, tracker_factory=SlowTracker, checkpoint_every=5)
+        s = Services(tmp_path, store=False, tracker_factory=SlowTracker, checkpoint_every=5,
+                     tracking_process=in_process)  # fmt: skip
         await s.start_fusion()
         engine = s.fusion.engine
         acks = await Stream(s.stub, "sat-1-1").send(
