@@ -24,6 +24,9 @@ replay alike (``recovery``), in one order:
    count of tracked work items), then handed to the forwarder. ``ListLiveTracks``
    first waits for the tracking of everything acknowledged before it (read your
    writes: a client that saw its frames' acks sees their tracks).
+   With ``settings.tracking_process`` (``tracklayer fusion``) the tracking core is a
+   spawned child's instead (:mod:`.tracking_remote`): it reads the committed events
+   back from the journal itself and sends each stretch's reports, marks and figures.
 
 A crash loses nothing: a frame not journaled was not acknowledged, and the replay
 tracks every journaled event again and re-emits the reports of every work item past

@@ -12,7 +12,8 @@ outbox write is done (reports that came meanwhile share the next write), and han
 them to the forwarder once written. Between two stretches it takes the checkpoints
 (of the tracking core at its place in the journal, a backlog or not). A failed outbox
 write is left for the ordering task to see (``worker._check_outbox``: it rides out a
-full disk); no more is written until then.
+full disk); no more is written until then. With a tracking process the stretches are
+the child's (:mod:`.tracking_remote`); showing and outboxing them is the same.
 """
 
 from __future__ import annotations

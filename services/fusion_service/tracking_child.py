@@ -35,6 +35,7 @@ whole process group) is ignored: the engine stops it after draining.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sqlite3
 import threading
@@ -50,7 +51,14 @@ from tracklayer.fusion import kernels
 from tracklayer.fusion.core import Emitted, FusionCore
 from tracklayer.fusion.domain import TrackStatus
 from tracklayer.services.fusion_service.checkpoint import CheckpointError, allowed_modules
+from tracklayer.services.fusion_service.checkpointer import IN_CHILD_ABOVE_S
 from tracklayer.services.fusion_service.follower import MAX_BATCH_S, Follower
+from tracklayer.services.fusion_service.forked_encode import (
+    CHILD_TIMEOUT_S,
+    ChildEncode,
+    ChildEncodeFailed,
+    collect_child,
+)
 from tracklayer.services.fusion_service.journal import JournalError, JournalReader
 from tracklayer.services.fusion_service.live_picture import report_message
 from tracklayer.services.fusion_service.recovery import (
@@ -87,6 +95,8 @@ class ChildSpec:
     items_mark: int | None
     frames: int
     trimmed_through: int
+    #: An encode that took this long (s) moves the next checkpoints to a forked child.
+    fork_above_s: float = IN_CHILD_ABOVE_S
 
 
 class _ReadOnlyCheckpoints:
@@ -123,10 +133,21 @@ def new_core(s: FusionSettings) -> FusionCore:
     return core
 
 
-def _warm() -> None:
+def _warm(done: threading.Event) -> None:
     """Load (or compile) the tracker's kernels while the replay starts (:mod:`.warmup`)."""
-    with contextlib.suppress(Exception):  # the tracker falls back by itself
-        kernels.warm()
+    try:
+        with contextlib.suppress(Exception):  # the tracker falls back by itself
+            kernels.warm()
+    finally:
+        done.set()
+
+
+def may_fork() -> bool:
+    """This child may fork a checkpoint encoder: POSIX, and gRPC (imported here, never
+    used) has its fork handlers off (``tracklayer`` sets that before gRPC loads, and
+    the child inherits it: :mod:`~tracklayer.services.fork_policy`)."""
+    flag = os.environ.get("GRPC_ENABLE_FORK_SUPPORT", "").strip().lower()
+    return hasattr(os, "fork") and flag in ("0", "false", "no", "off")
 
 
 def child_main(conn: Connection, committed: Any, spec: ChildSpec) -> None:
@@ -158,12 +179,20 @@ class ChildTracker:
         self.dirty = True  # something to tell the engine before going idle
         self.freezer = GcFreezer()  # a long-lived state: see gc_policy
         self.follower: Follower | None = None
+        self.warm = threading.Event()  # the kernels are loaded (no fork before: warmup.py)
+        self.encode_s = 0.0  # the last checkpoint's encode time
+        self.encoding: threading.Thread | None = None  # collects a forked encoder's bytes
+        self._sending = threading.Lock()  # the main thread's and the collector's sends
 
     # ---- start --------------------------------------------------------------------
     def start(self) -> None:
         """Checkpoint + replay up to ``spec.limit``, then ``READY``."""
         spec = self.spec
-        threading.Thread(target=_warm, name="fusion-kernel-warmup", daemon=True).start()
+        if spec.settings.tracker_factory is None:  # the real tracker: its kernels
+            warm = threading.Thread(target=_warm, args=(self.warm,), name="fusion-kernel-warmup")
+            warm.start()
+        else:  # a test's double uses none
+            self.warm.set()
         core = new_core(spec.settings)
         seq, opens, oldest = 0, Counter(), 0
         if spec.checkpoint_path is not None:
@@ -218,7 +247,8 @@ class ChildTracker:
             if self._read_commands(block=False):
                 return
             limit = int(self.committed.value)
-            if self.want_checkpoint and not f.core.untracked:
+            encoding = self.encoding is not None and self.encoding.is_alive()
+            if self.want_checkpoint and not f.core.untracked and not encoding:
                 self._checkpoint()
             elif f.behind(limit):
                 self._send(f.run(limit, MAX_BATCH_S, contextlib.nullcontext()), limit)
@@ -277,22 +307,62 @@ class ChildTracker:
         t = time.monotonic()
         if idle or t - self.figures_at >= FIGURES_EVERY_S:
             counters, biases, self.figures_at = core.counters, core.sensor_biases(), t
-        self.conn.send((STRETCH, wire, ids, dropped, self._state(limit), counters, biases))
+        with self._sending:
+            self.conn.send((STRETCH, wire, ids, dropped, self._state(limit), counters, biases))
         self.dirty = not idle  # the figures go again once it is idle
 
     def _checkpoint(self) -> None:
         """Encode the state at the follower's place (every released item tracked, their
-        reports sent) and send it: ``CHECKPOINT`` (seq, size, encode s), then the bytes."""
+        reports sent) and send it: ``CHECKPOINT`` (seq, size, encode s), then the bytes.
+        A big state (its last encode took ``IN_CHILD_ABOVE_S`` or more) is encoded in a
+        forked child of this single-threaded process (:mod:`.forked_encode`) while the
+        tracking goes on; a thread sends its bytes once it is done."""
         f = self.follower
         assert f is not None
         self.want_checkpoint = False
+        seq = f.seq
+        if self.encode_s >= self.spec.fork_above_s and self.warm.is_set() and may_fork():
+            child = ChildEncode()
+            child.start(lambda: checkpoint_state(f.core, f.opens))
+            self.encoding = threading.Thread(
+                target=self._collect, args=(child, seq), name="fusion-checkpoint-collect"
+            )
+            self.encoding.start()
+            return
         t0 = time.perf_counter()
         try:
             blob = checkpoint_state(f.core, f.opens)
         except CheckpointError as exc:  # a checkpoint only shortens replay
-            self.conn.send((CHECKPOINT, f.seq, -1, repr(exc)))
+            self._send_checkpoint(seq, None, repr(exc))
             return
-        seconds = time.perf_counter() - t0
-        self.conn.send((CHECKPOINT, f.seq, len(blob), seconds))
-        self.conn.send_bytes(blob)
+        self.encode_s = time.perf_counter() - t0
+        self._send_checkpoint(seq, blob, self.encode_s, forked=False)
+
+    def _collect(self, child: ChildEncode, seq: int) -> None:
+        """On a thread: the forked encoder's bytes, sent (killed after CHILD_TIMEOUT_S)."""
+        assert child.pid is not None
+        timer = threading.Timer(CHILD_TIMEOUT_S, child.kill)
+        timer.start()
+        try:
+            blob, seconds = collect_child(child.pid, child.take_pipe())
+        except ChildEncodeFailed as exc:
+            self._send_checkpoint(seq, None, str(exc))
+            return
+        finally:
+            timer.cancel()
+        self.encode_s = seconds
+        with contextlib.suppress(OSError):
+            self._send_checkpoint(seq, blob, seconds, forked=True)
+
+    def _send_checkpoint(
+        self, seq: int, blob: bytes | bytearray | None, info: object, *, forked: bool = False
+    ) -> None:
+        """``CHECKPOINT`` (seq, size or -1 with the error, encode s, encoded in a fork),
+        then the bytes."""
+        with self._sending:
+            if blob is None:
+                self.conn.send((CHECKPOINT, seq, -1, info, forked))
+            else:
+                self.conn.send((CHECKPOINT, seq, len(blob), info, forked))
+                self.conn.send_bytes(blob)
         self.dirty = True

@@ -28,6 +28,7 @@ from typing import Any
 
 from tracklayer.fusion.core import FusionCore
 from tracklayer.services.fusion_service.checkpoint_file import checkpoint_path
+from tracklayer.services.fusion_service.checkpointer import IN_CHILD_ABOVE_S
 from tracklayer.services.fusion_service.follower import OrderingOnly
 from tracklayer.services.fusion_service.live_picture import LivePicture
 from tracklayer.services.fusion_service.tracking_child import CHECKPOINT, STRETCH, ChildSpec
@@ -41,6 +42,9 @@ from tracklayer.services.rpc.server import kv
 from tracklayer.v1 import track_pb2
 
 log = logging.getLogger("tracklayer.services.fusion")
+
+#: ``ChildSpec.fork_above_s`` of the children (a test sets 0: every checkpoint forked).
+FORK_ABOVE_S = IN_CHILD_ABOVE_S
 
 #: Child deaths tolerated within RESTART_WINDOW_S before the engine fails.
 MAX_RESTARTS = 3
@@ -58,7 +62,7 @@ class RemoteTracking:
         cpf = checkpoint_path(self.journal.path) if self._checkpoints is not None else None
         spec = ChildSpec(
             s, self.journal.path, cpf, limit, self.outbox.journal_mark, self.outbox.items_mark,
-            self.journal.committed_frames, self.journal.trimmed_through,
+            self.journal.committed_frames, self.journal.trimmed_through, FORK_ABOVE_S,
         )  # fmt: skip
         loop = asyncio.get_running_loop()
         wake = self._track_wake
@@ -172,7 +176,7 @@ class RemoteTracking:
             self._remote.ask_checkpoint()
 
     def _checkpoint_arrived(
-        self, seq: int, size: int, encode: float | str, blob: bytes = b""
+        self, seq: int, size: int, encode: float | str, forked: bool, blob: bytes = b""
     ) -> None:
         """The child's checkpoint at ``seq``: written after the outbox write holding the
         reports it covers (all received before it: the pipe keeps the order)."""
@@ -185,6 +189,7 @@ class RemoteTracking:
         if self._unsent or self._last_outbox_failed():
             return  # its reports are not in the outbox: no checkpoint
         self.checkpointer.store_encoded(seq, blob, float(encode), after=self._outbox_write)
+        self.checkpointer.in_child += forked  # GetStatus checkpoints_in_child_total
         self.checkpointer.on_settled(self._look_again)
 
     async def _final_checkpoint_remote(self) -> None:
