@@ -132,7 +132,7 @@ def tracking_child(pid: int) -> int | None:
                 kids += [int(k) for k in f.read().split()]
         for kid in kids:
             with open(f"/proc/{kid}/cmdline", "rb") as f:
-                if b"multiprocessing" in f.read():
+                if b"spawn_main" in f.read():
                     return kid
     except OSError:
         return None
