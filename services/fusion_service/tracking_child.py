@@ -21,7 +21,7 @@ threads), with its own read-only connection to the journal:
    track ids, the ids the live picture drops, the marks (the journal seq up to which
    every event's work is tracked, the count of tracked items) and the figures
    (``GetStatus`` counters and sensor biases at most every ``FIGURES_EVERY_S``, and
-   whenever it goes idle).
+   whenever it has caught up or goes idle).
 3. Asked for a checkpoint, it encodes its state at its place in the journal between two
    stretches, once every item it released is tracked (all their reports already sent),
    and sends it (``CHECKPOINT``, then the bytes); the engine writes it only after the
@@ -176,7 +176,8 @@ class ChildTracker:
         self.notes = 0  # notes read
         self.want_checkpoint = False
         self.figures_at = 0.0
-        self.dirty = True  # something to tell the engine before going idle
+        self.dirty = False  # a note read since the last message: tell the engine
+        self.stale = True  # figures changed since they were last sent
         self.freezer = GcFreezer()  # a long-lived state: see gc_policy
         self.follower: Follower | None = None
         self.warm = threading.Event()  # the kernels are loaded (no fork before: warmup.py)
@@ -254,16 +255,23 @@ class ChildTracker:
                 self._send(f.run(limit, MAX_BATCH_S, contextlib.nullcontext()), limit)
                 self.freezer.tick()
             else:
-                if self.dirty:
-                    self._send([], limit, idle=True)
-                if self._read_commands(block=True):
+                wait = None  # idle: wait for the engine (or for the figures to be due)
+                if self.stale:
+                    wait = self.figures_at + FIGURES_EVERY_S - time.monotonic()
+                    if wait <= 0:
+                        self._send([], limit, figures=True)
+                        continue
+                if self.dirty:  # a note read: the engine learns it (and may note again)
+                    self._send([], limit)
+                if self._read_commands(block=True, timeout=wait):
                     return
 
-    def _read_commands(self, *, block: bool) -> bool:
-        """Read what the engine sent (waiting for something with ``block``); True: stop."""
+    def _read_commands(self, *, block: bool, timeout: float | None = None) -> bool:
+        """Read what the engine sent (with ``block``, wait up to ``timeout`` s for
+        something; None: as long as it takes); True: stop."""
         conn = self.conn
         if block:
-            conn.poll(None)
+            conn.poll(timeout)
         while conn.poll(0):
             msg = conn.recv()
             if msg[0] == NOTE:
@@ -287,10 +295,13 @@ class ChildTracker:
             "limit": limit, "notes": self.notes,
         }  # fmt: skip
 
-    def _send(self, emitted: list[Emitted], limit: int, *, idle: bool = False) -> None:
+    def _send(self, emitted: list[Emitted], limit: int, *, figures: bool = False) -> None:
         """One ``STRETCH`` message: the reports on the wire, the picture's changes, the
-        place and figures (counters and biases when idle or every FIGURES_EVERY_S)."""
-        core = self.follower.core  # type: ignore[union-attr]
+        place, the counters once it caught up with ``limit`` (cheap), and the counters
+        and sensor biases every FIGURES_EVERY_S (``figures``: now)."""
+        f = self.follower
+        assert f is not None
+        core = f.core
         reports = [e.report for e in emitted]
         now_ns = time.time_ns()
         where = self.positions.messages
@@ -305,11 +316,15 @@ class ChildTracker:
             self.shown.difference_update(dropped)
         counters = biases = None
         t = time.monotonic()
-        if idle or t - self.figures_at >= FIGURES_EVERY_S:
-            counters, biases, self.figures_at = core.counters, core.sensor_biases(), t
+        due = figures or t - self.figures_at >= FIGURES_EVERY_S
+        if due or not f.behind(limit):
+            counters = core.counters
+        if due:
+            biases, self.figures_at = core.sensor_biases(), t
         with self._sending:
             self.conn.send((STRETCH, wire, ids, dropped, self._state(limit), counters, biases))
-        self.dirty = not idle  # the figures go again once it is idle
+        self.dirty = False
+        self.stale = not due  # the biases (and maybe counters) changed since last sent
 
     def _checkpoint(self) -> None:
         """Encode the state at the follower's place (every released item tracked, their

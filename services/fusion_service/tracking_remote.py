@@ -148,7 +148,9 @@ class RemoteTracking:
             proc.seen(state)
             proc.poke()
             if counters is not None:
-                self._child_counters, self._child_biases = counters, biases
+                self._child_counters = counters
+            if biases is not None:
+                self._child_biases = biases
             self._show_wire(wire, ids, dropped)
         elif msg[0] == CHECKPOINT:
             self._checkpoint_arrived(*msg[1:])
