@@ -180,6 +180,20 @@ def behind_text(smp: dict) -> str:
     return f", {np.nanmax(behind) / 1e3:.1f} s of input at most"
 
 
+def tracking_text(smp: dict, total: dict, wall: float) -> str:
+    """The fusion's tracking process (stop 22), counted in the fusion's figures: its own
+    share of them ("" when the fusion tracks in process)."""
+    rss = smp.get("rss_tracking")
+    if rss is None or not np.isfinite(rss).any():
+        return ""
+    cpu = total.get("tracking", float("nan"))
+    return (
+        f"; of which the tracking process {100 * cpu / wall:.0f}% of a core "
+        f"({cpu:.0f} CPU s), the engine process {100 * (total['fusion'] - cpu) / wall:.0f}%; "
+        f"tracking process RSS max {np.nanmax(rss):.0f} MB (counted in the fusion's RSS)"
+    )
+
+
 def rss_trend(live: dict) -> str:
     """Fusion RSS: first vs last minute and the slope after the first minute (MB/min)."""
     smp = live["samples"]
@@ -233,7 +247,8 @@ def live_section(args, rec, live: dict, deliver: np.ndarray, deliver_at: np.ndar
         f"{100 * total['fusion'] / wall:.0f}%, consumer {100 * total['consumer'] / wall:.0f}%, "
         f"client(s) {100 * clients / wall:.0f}%. Fusion CPU demand: {total['fusion']:.0f} CPU s "
         f"(forked checkpoint encoders included) for {args.duration:g} s of scenario = "
-        f"{total['fusion'] * args.speed / args.duration:.2f} of a core at {args.speed:g}x.",
+        f"{total['fusion'] * args.speed / args.duration:.2f} of a core at {args.speed:g}x"
+        f"{tracking_text(smp, total, wall)}.",
         f"Backlog: the last frame was acknowledged {wall - args.duration / args.speed:.1f} s "
         "after its paced release time would end the run (0 = kept up); everything was "
         f"tracked and stored {live['drain_s']:.1f} s after the last ack; frames pending "

@@ -123,6 +123,22 @@ def proc_cpu_s(pid: int) -> float:
     return sum(int(x) for x in fields[11:15]) / CLK_TCK
 
 
+def tracking_child(pid: int) -> int | None:
+    """The fusion's tracking process (stop 22: a child spawned by multiprocessing), if any."""
+    try:
+        kids = []
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                kids += [int(k) for k in f.read().split()]
+        for kid in kids:
+            with open(f"/proc/{kid}/cmdline", "rb") as f:
+                if b"spawn_main" in f.read():
+                    return kid
+    except OSError:
+        return None
+    return None
+
+
 # ----------------------------------------------------------------------------- client
 def client_options(speed: float):
     from tracklayer.services.clients.stream_options import StreamerOptions
@@ -217,8 +233,17 @@ async def watch(fusion_addr: str, pids: dict[str, int], samples: Samples, stop: 
         while not stop.is_set():
             samples.t.append(time.time())
             for name, pid in pids.items():
-                samples.rss.setdefault(name, []).append(proc_rss_mb(pid))
+                rss = proc_rss_mb(pid)
                 cpu = time.process_time() if pid == os.getpid() else proc_cpu_s(pid)
+                if name == "fusion":  # its tracking process counted in, and apart
+                    kid = tracking_child(pid)
+                    k_rss = proc_rss_mb(kid) if kid else float("nan")
+                    k_cpu = proc_cpu_s(kid) if kid else float("nan")
+                    samples.rss.setdefault("tracking", []).append(k_rss)
+                    samples.cpu.setdefault("tracking", []).append(k_cpu)
+                    if kid:
+                        rss, cpu = rss + k_rss, cpu + k_cpu
+                samples.rss.setdefault(name, []).append(rss)
                 samples.cpu.setdefault(name, []).append(cpu)
             try:
                 st = await stub.GetStatus(fs.GetStatusRequest(), timeout=5.0)

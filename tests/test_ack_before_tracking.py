@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from test_fusion_service import ACCEPTED, Services, Stream, frame, run
 from tracker_double import RecordingTracker, SlowTracker
 
 from tracklayer.fusion.core import FusionCore
+from tracklayer.services.fusion_service import tracking_remote
 from tracklayer.services.fusion_service.outbox import Outbox
 from tracklayer.services.wire.convert import frame_from_proto
 from tracklayer.v1 import fusion_service_pb2 as fs
@@ -48,9 +50,12 @@ def _outbox_reports(path) -> list[track_pb2.TrackReport]:
         box.close()
 
 
-def test_a_kill_while_the_tracker_is_behind_loses_and_repeats_no_report(tmp_path):
+@pytest.mark.parametrize("in_process", [False, True], ids=["thread", "process"])
+def test_a_kill_while_the_tracker_is_behind_loses_and_repeats_no_report(tmp_path, in_process):
     async def body():
-        s = Services(tmp_path, store=False, tracker_factory=SlowTracker)
+        s = Services(
+            tmp_path, store=False, tracker_factory=SlowTracker, tracking_process=in_process
+        )
         await s.start_fusion()
         engine = s.fusion.engine
         acks = await Stream(s.stub, "sat-1-1").send(
@@ -111,13 +116,24 @@ def test_two_steps_give_the_reports_of_one():
     assert one.counters == two.counters
 
 
-def test_checkpoints_are_written_behind_a_backlog_and_a_kill_loses_nothing(tmp_path):
+@pytest.mark.parametrize(
+    "in_process,forked", [(False, False), (True, False), (True, True)],
+    ids=["thread", "process", "process-forked-encode"],
+)  # fmt: skip
+def test_checkpoints_are_written_behind_a_backlog_and_a_kill_loses_nothing(
+    tmp_path, monkeypatch, in_process, forked
+):
     """While the tracker works through a backlog, checkpoints go on at its place in the
     journal (not only once it caught up): a kill then replays from one of them, and the
-    outbox still holds every report once."""
+    outbox still holds every report once. ``forked``: the tracking process encodes every
+    checkpoint in a forked child of its own while it tracks on."""
+    if forked:
+        monkeypatch.setattr(tracking_remote, "FORK_ABOVE_S", 0.0)
+        monkeypatch.setenv("GRPC_ENABLE_FORK_SUPPORT", "false")  # for the spawned child
 
     async def body():
-        s = Services(tmp_path, store=False, tracker_factory=SlowTracker, checkpoint_every=5)
+        s = Services(tmp_path, store=False, tracker_factory=SlowTracker, checkpoint_every=5,
+                     tracking_process=in_process)  # fmt: skip
         await s.start_fusion()
         engine = s.fusion.engine
         acks = await Stream(s.stub, "sat-1-1").send(
@@ -135,6 +151,7 @@ def test_checkpoints_are_written_behind_a_backlog_and_a_kill_loses_nothing(tmp_p
                 break
             await asyncio.sleep(0.01)
         assert behind_with_checkpoint, "no checkpoint while the tracker was behind"
+        assert (c["checkpoints_in_child_total"] > 0) == forked
         await s.stop_fusion(kill=True)
         await s.start_fusion()
         assert 0 < s.fusion.engine.replayed_events < committed  # from a checkpoint

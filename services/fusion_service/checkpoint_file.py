@@ -22,11 +22,15 @@ the two steps leaves a copy in both places and the next start does it again.
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
 from tracklayer.services.fusion_service.journal import Journal, JournalError
+from tracklayer.services.rpc.server import kv
 from tracklayer.services.sqlite_db import SqliteFile, transaction
+
+log = logging.getLogger("tracklayer.services.fusion")
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -96,3 +100,16 @@ def adopt_legacy_checkpoints(journal: Journal, into: CheckpointFile) -> int:
         into._keep(rows)
         journal.drop_legacy_checkpoints()
     return len(rows)
+
+
+def open_checkpoint_file(journal: object, synchronous: str = "FULL") -> CheckpointFile | None:
+    """The SQLite journal's checkpoint file (those an older version kept in the journal
+    moved into it, logged ``checkpoints_moved``); None for a journal that keeps its own
+    (the scale-out stream journal)."""
+    if not isinstance(journal, Journal):
+        return None
+    cpf = CheckpointFile(checkpoint_path(journal.path), synchronous=synchronous)
+    moved = adopt_legacy_checkpoints(journal, cpf)
+    if moved:
+        log.info(kv("checkpoints_moved", journal=str(journal.path), to=str(cpf.path), count=moved))
+    return cpf

@@ -90,6 +90,9 @@ class Checkpointer:
         self._pending: asyncio.Task[None] | None = None  # a checkpoint on its way to the file
         #: False while forking is unsafe for another reason (the command's kernel warmup)
         self.may_fork: Callable[[], bool] = lambda: True
+        #: Encoded where it holds the tracking back (the tracking process): a big state's
+        #: checkpoints are spaced by COST_FACTOR x its encode time as a forked one's are.
+        self.spaced = False
         self._summary = _Summary()
 
     def restore(self, fresh_core: FusionCore) -> tuple[FusionCore, Counter] | None:
@@ -122,7 +125,8 @@ class Checkpointer:
             return False
         every, interval = self.settings.checkpoint_every, self.settings.checkpoint_interval_s
         age = time.monotonic() - self.at
-        if self._in_child_next() and age < COST_FACTOR * self.last_encode_s:
+        spaced = self._in_child_next() or (self.spaced and self.last_encode_s >= IN_CHILD_ABOVE_S)
+        if spaced and age < COST_FACTOR * self.last_encode_s:
             return False  # a big state: bound the share of a core checkpoints take
         by_events = every > 0 and since >= every
         by_time = age >= interval if interval > 0 else self.at < 0
@@ -162,7 +166,15 @@ class Checkpointer:
             return
         t0 = time.perf_counter()
         blob = checkpoint_state(core, open_streams)
-        self.last_encode_s = time.perf_counter() - t0
+        self.store_encoded(seq, blob, time.perf_counter() - t0, after=after)
+
+    def store_encoded(
+        self, seq: int, blob: bytes, encode_s: float, *, after: asyncio.Future[None] | None
+    ) -> None:
+        """Write ``blob`` (the state after event ``seq``, encoded in ``encode_s``; by
+        :meth:`write` or the tracking process) in the background, once ``after`` (the
+        outbox write holding its items' reports) succeeded; nothing if it failed."""
+        self.last_encode_s = encode_s
         if after is not None and not after.done():
             stored = self._store_after(seq, blob, after)
         elif _failed(after):

@@ -24,6 +24,9 @@ replay alike (``recovery``), in one order:
    count of tracked work items), then handed to the forwarder. ``ListLiveTracks``
    first waits for the tracking of everything acknowledged before it (read your
    writes: a client that saw its frames' acks sees their tracks).
+   With ``settings.tracking_process`` (``tracklayer fusion``) the tracking core is a
+   spawned child's instead (:mod:`.tracking_remote`): it reads the committed events
+   back from the journal itself and sends each stretch's reports, marks and figures.
 
 A crash loses nothing: a frame not journaled was not acknowledged, and the replay
 tracks every journaled event again and re-emits the reports of every work item past
@@ -51,11 +54,7 @@ from tracklayer.fusion.domain import TrackReport
 from tracklayer.fusion.registration import SensorBias
 from tracklayer.services.fusion_service.admission import FrameAdmission
 from tracklayer.services.fusion_service.caps import Caps
-from tracklayer.services.fusion_service.checkpoint_file import (
-    CheckpointFile,
-    adopt_legacy_checkpoints,
-    checkpoint_path,
-)
+from tracklayer.services.fusion_service.checkpoint_file import open_checkpoint_file
 from tracklayer.services.fusion_service.checkpointer import Checkpointer
 from tracklayer.services.fusion_service.disk_full import (
     DiskFull,
@@ -72,6 +71,8 @@ from tracklayer.services.fusion_service.sensor_positions import SensorPositions
 from tracklayer.services.fusion_service.settings import FusionSettings
 from tracklayer.services.fusion_service.streams import StreamBook, StreamState, idle_ticks
 from tracklayer.services.fusion_service.tracker_thread import TrackerThread
+from tracklayer.services.fusion_service.tracking_child import new_core
+from tracklayer.services.fusion_service.tracking_process import TrackingProcess
 from tracklayer.services.fusion_service.worker import MAX_UNTRACKED, EngineClosed, EngineWorker
 from tracklayer.services.gc_policy import GcFreezer
 from tracklayer.services.rpc.broadcast import Broadcaster, Subscription
@@ -117,8 +118,15 @@ class FusionEngine(EngineWorker):
         self.orders = ordering_core(self.core)  # the ordering core: the acks' statuses
         self.follower = Follower(self.core, Counter(), 0, 0, None, MAX_UNTRACKED)
         self._reader = getattr(self.journal, "reader", None)  # the backlog's way back
+        # the tracking core in a process of its own (tracking_remote): a SQLite journal only
+        self._in_process = settings.tracking_process and isinstance(self.journal, Journal)
+        self._remote: TrackingProcess | None = None
+        self._ckpt_asked = False  # a checkpoint asked of the tracking process, not yet here
+        self._restarts: list[float] = []  # when the tracking process died (monotonic s)
+        self._child_counters: dict[str, int] = {}  # its GetStatus counters and biases
+        self._child_biases: list[SensorBias] = []
         self.caps = Caps(settings.max_sensors, settings.max_streams_per_client)
-        self._checkpoints = self._checkpoint_file()
+        self._checkpoints = open_checkpoint_file(self.journal, settings.synchronous)
         self._ckpt_db: DatabaseThread | None = None
         store_run = None
         if self._checkpoints is not None:  # their own thread: a commit never waits for one
@@ -133,6 +141,7 @@ class FusionEngine(EngineWorker):
             store_run=store_run,
             outbox_run=self._outbox_db.run,
         )
+        self.checkpointer.spaced = self._in_process  # encoded where it holds the tracking
         self.hub: Broadcaster[track_pb2.TrackReport] = Broadcaster()
         self.live = LivePicture(self._live_reports)
         # Where each sensor was at its latest accepted frame (reports carry it, for displays).
@@ -197,29 +206,19 @@ class FusionEngine(EngineWorker):
         start, and after a full disk (``fresh_core``: drop the in-memory state first).
         Streams left open become stale (closed when their sensor reconnects)."""
         t0 = time.perf_counter()
-        if fresh_core:
-            self.core = self._new_core()
-            self.live = LivePicture(self._live_reports)
-            if self.gc_freezer is not None:  # the old state may hold frozen cycles
-                self.gc_freezer.thaw()
         self._unsent = []  # the replay outboxes every report past the outbox's marks
         self._outbox_broken = None
-        opens: Counter = Counter()
-        checkpoint_seq, opens = self._restore_checkpoint(opens)  # may replace the core: first
-        self.replayed_events = replay_journal(
-            self.journal, self.outbox, self.core, opens, self.live, checkpoint_seq
-        )
+        self._trackable = self.journal.committed_seq  # the replay tracks them all
+        if self._in_process:
+            self._reload_remote()  # a new tracking process replays (tracking_remote)
+        else:
+            self._reload_here(fresh_core)
         self.checkpointer.after_replay(self.replayed_events)
         self._journal_mark = self.outbox.journal_mark
-        self._trackable = seq = self.journal.committed_seq  # the replay tracked them all
-        self.follower.close()
-        reader = self._reader() if self._reader is not None else None
-        self.follower = Follower(self.core, opens, seq, self.journal.frames, reader, MAX_UNTRACKED)
-        self.orders, self._opens = ordering_core(self.core), Counter(opens)
         self._track_wake.set()
         self._tracked.set()  # readers waiting on the old core look again
-        self._baseline = merged_counters(self.core.counters, self.orders.counters)
-        self.caps.know(self.core.orderer.known_sensors())
+        self._baseline = merged_counters(self._tracking_counters(), self.orders.counters)
+        self.caps.know(self.orders.orderer.known_sensors())
         self._book.reset(self._opens, forget_owners=fresh_core)
         log.info(
             kv(
@@ -233,28 +232,31 @@ class FusionEngine(EngineWorker):
             )
         )
 
-    def _checkpoint_file(self) -> CheckpointFile | None:
-        """The SQLite journal's checkpoint file (those an older version kept in the
-        journal moved into it); None for a journal that keeps its own (scale-out)."""
-        if not isinstance(self.journal, Journal):
-            return None
-        cpf = CheckpointFile(
-            checkpoint_path(self.journal.path), synchronous=self.settings.synchronous
+    def _reload_here(self, fresh_core: bool) -> None:
+        """The in-thread tracking core rebuilt from the checkpoint and the journal."""
+        if fresh_core:
+            self.core = self._new_core()
+            self.live = LivePicture(self._live_reports)
+            if self.gc_freezer is not None:  # the old state may hold frozen cycles
+                self.gc_freezer.thaw()
+        checkpoint_seq, opens = self._restore_checkpoint(Counter())  # may replace the core
+        self.replayed_events = replay_journal(
+            self.journal, self.outbox, self.core, opens, self.live, checkpoint_seq
         )
-        moved = adopt_legacy_checkpoints(self.journal, cpf)
-        if moved:
-            log.info(
-                kv(
-                    "checkpoints_moved",
-                    journal=str(self.journal.path),
-                    to=str(cpf.path),
-                    count=moved,
-                )
-            )
-        return cpf
+        self.follower.close()
+        reader = self._reader() if self._reader is not None else None
+        seq, frames = self._trackable, self.journal.frames
+        self.follower = Follower(self.core, opens, seq, frames, reader, MAX_UNTRACKED)
+        self.orders, self._opens = ordering_core(self.core), Counter(opens)
+
+    def _tracking_counters(self) -> dict[str, int]:
+        """The tracking core's counters (the tracking process's as last sent)."""
+        return self._child_counters if self._in_process else self.core.counters
 
     def _close_files(self) -> None:
         """Close the database threads (after the calls already queued), then the files."""
+        if self._remote is not None:
+            self._remote.stop()
         self._tracker.close()
         self.follower.close()
         if self._ckpt_db is not None:
@@ -267,16 +269,7 @@ class FusionEngine(EngineWorker):
             self._checkpoints.close()
 
     def _new_core(self) -> FusionCore:
-        s = self.settings
-        core = FusionCore(
-            s.fusion_id,
-            s.config,
-            live=True,
-            tracker_factory=s.tracker_factory,
-            allowed_sensors=s.sensors or None,
-        )
-        core.defer_tracking = True  # ordering, then tracking between batches
-        return core
+        return new_core(self.settings)  # ordering, then tracking between batches
 
     # ---- full disk (disk_full.ride_out drives these) ----------------------------
     def set_serving(self, serving: bool) -> None:
@@ -327,6 +320,8 @@ class FusionEngine(EngineWorker):
         flush, nothing drained; queued input is dropped unacknowledged."""
         self._closing = True
         self.checkpointer.kill()
+        if self._remote is not None:
+            self._remote.kill()
         for task in (self._ticker, self._worker):  # before any await: a stream ending
             if task is not None:  # meanwhile must not get its CLOSE journaled
                 task.cancel()
@@ -454,6 +449,8 @@ class FusionEngine(EngineWorker):
 
     def sensor_biases(self) -> list[SensorBias]:
         """Every sensor's current pointing-bias estimate (GetStatus)."""
+        if self._in_process:
+            return self._child_biases
         return self._tracker.locked(lambda: self.core.sensor_biases())
 
     def metrics(self) -> dict[str, float]:
@@ -468,7 +465,7 @@ class FusionEngine(EngineWorker):
 
     def _core_counters(self) -> dict[str, int]:
         """The two cores' counters and the tracker's backlog (under the tracker's lock)."""
-        out = merged_counters(self.core.counters, self.orders.counters)
+        out = merged_counters(self._tracking_counters(), self.orders.counters)
         out.update(self.follower.figures(self._trackable, self.journal.frames, self._committed_now))
         return out
 

@@ -27,6 +27,7 @@ import logging
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 
 from tracklayer.fusion.config import FusionConfig
 from tracklayer.fusion.core import Emitted, FusionCore
@@ -36,6 +37,10 @@ from tracklayer.services.fusion_service.journal import EventKind, JournalReader
 from tracklayer.services.rpc.server import kv
 
 log = logging.getLogger("tracklayer.services.fusion")
+
+#: Wall seconds of tracking in one stretch (tracker thread or tracking process): how
+#: often a backlog's reports are shown and outboxed (acks do not wait for a stretch).
+MAX_BATCH_S = 0.010
 
 #: Events read back from the journal at a time (one query).
 READ_CHUNK = 64
@@ -102,6 +107,8 @@ class Follower:
         self.feed: deque[tuple[int, EngineInput]] = deque()  # committed, contiguous seqs
         self.read_back = 0  # events read back from the journal (a backlog)
         self._read: deque[tuple[int, EngineInput]] = deque()  # read ahead from the journal
+        #: Called with each frame applied (domain; the tracking process's sensor positions).
+        self.on_frame: Callable[[SensorFrame], None] | None = None
 
     # ---- on the loop --------------------------------------------------------------
     def offer(self, events: list[tuple[int, EngineInput]]) -> None:
@@ -119,6 +126,11 @@ class Follower:
         if self.reader is not None and len(feed) + len(events) > self.max_events:
             return
         feed.extend(events)
+
+    @property
+    def items_tracked(self) -> int:
+        """The tracking core's count of tracked work items (the outbox's items mark)."""
+        return self.core.items_tracked
 
     @property
     def mark(self) -> int:
@@ -173,9 +185,12 @@ class Follower:
                 return out
 
     def _apply(self, seq: int, item: EngineInput) -> None:
-        status, reason, *_ = apply_input(self.core, self.opens, item, replay=True)
+        applied = apply_input(self.core, self.opens, item, replay=True)
+        status, reason = applied.status, applied.reason
         if item.kind == EventKind.FRAME:
             self.frames += 1
+            if self.on_frame is not None and applied.frame is not None:
+                self.on_frame(applied.frame)
             if status is not FrameStatus.ACCEPTED:  # the two cores diverged: a bug
                 log.error(kv("tracking_mismatch", seq=seq, status=status.name, reason=reason))
         self.seq = seq

@@ -80,7 +80,7 @@ def _fill(r: int, buf: bytearray) -> int:
     return got
 
 
-def _collect(pid: int, r: int) -> tuple[bytearray, float]:
+def collect_child(pid: int, r: int) -> tuple[bytearray, float]:
     """Read the child's output to its end and reap it (blocking: runs in a thread). The
     state is read into one buffer of its announced size: no second copy (a raid's
     20-57 MB was read in chunks, joined and sliced: three copies at once in the engine)."""
@@ -124,7 +124,7 @@ class ChildEncode:
         at the fork, and a checkpoint that never comes would stop every later one)."""
         assert self.pid is not None and self._r is not None
         pid = self.pid
-        task = asyncio.ensure_future(asyncio.to_thread(_collect, pid, self._r))
+        task = asyncio.ensure_future(asyncio.to_thread(collect_child, pid, self._r))
         try:
             done, _ = await asyncio.wait({task}, timeout=timeout_s)
             if not done:
@@ -137,6 +137,13 @@ class ChildEncode:
             return task.result()
         finally:
             self.pid = None
+
+    def take_pipe(self) -> int:
+        """The read end of the child's pipe, for a caller that collects it itself
+        (:func:`collect_child`, e.g. on a thread of the tracking process)."""
+        assert self._r is not None
+        r, self._r = self._r, None
+        return r
 
     def kill(self) -> None:
         """End the child now (the engine is abandoned); :meth:`result` then fails."""

@@ -156,6 +156,11 @@ class Journal(SqliteFile):
     def pending(self) -> int:
         return len(self._buffer)
 
+    @property
+    def committed_frames(self) -> int:
+        """FRAME events up to :attr:`committed_seq` (appended ones not yet committed left out)."""
+        return self.frames - sum(1 for row in self._buffer if row[1] == EventKind.FRAME)
+
     def commit(self) -> int:
         """Write and fsync the buffered events in one transaction; returns committed seq."""
         if not self._buffer:

@@ -42,7 +42,9 @@ class LivePicture:
 
     def __init__(self, core_reports: Callable[[], list[TrackReport]]) -> None:
         self._core_reports = core_reports
-        self._latest: dict[str, track_pb2.TrackReport | None] = {}
+        #: per live track: its message, its wire bytes (a tracking process's; parsed on
+        #: first read) or None (known from the replay only: converted from the core)
+        self._latest: dict[str, track_pb2.TrackReport | bytes | None] = {}
 
     def reset_from_core(self) -> None:
         """Forget everything; know the core's live tracks (converted on first read)."""
@@ -65,6 +67,21 @@ class LivePicture:
         if prune:
             self.prune()
 
+    def remember_wire(
+        self, ids: list[tuple[str, bool]], wire: list[bytes], dropped: list[str] = ()
+    ) -> None:
+        """Keep reports given as wire bytes (``ids``: each one's track id and whether it
+        is DELETED) and forget the ``dropped`` tracks (those the tracking process no
+        longer holds: its :meth:`prune`)."""
+        latest = self._latest
+        for (tid, deleted), blob in zip(ids, wire, strict=True):
+            if deleted:
+                latest.pop(tid, None)
+            else:
+                latest[tid] = blob
+        for tid in dropped:
+            latest.pop(tid, None)
+
     def prune(self) -> None:
         """Forget tracks the tracker no longer holds (e.g. dropped tentative ones)."""
         live_ids = {r.track_id for r in self._core_reports()}
@@ -76,7 +93,9 @@ class LivePicture:
         out = []
         for tid in sorted(self._latest):
             msg = self._latest[tid]
-            if msg is None:  # known from the replay only: convert lazily
+            if isinstance(msg, bytes):
+                msg = self._latest[tid] = track_pb2.TrackReport.FromString(msg)
+            elif msg is None:  # known from the replay only: convert lazily
                 msg = self._latest[tid] = self._from_core(tid)
             if msg is not None:
                 out.append(msg)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Iterable
 from typing import Protocol
 
 from tracklayer import __version__
@@ -25,7 +26,7 @@ from tracklayer.services.fusion_service.checkpoint import (
     encode_checkpoint,
 )
 from tracklayer.services.fusion_service.inputs import apply_input, input_from_event
-from tracklayer.services.fusion_service.journal import EventKind, Journal, JournalError
+from tracklayer.services.fusion_service.journal import Event, EventKind, Journal, JournalError
 from tracklayer.services.fusion_service.live_picture import LivePicture, report_message
 from tracklayer.services.fusion_service.outbox import Outbox
 from tracklayer.services.rpc.server import kv
@@ -106,15 +107,41 @@ def replay_journal(
     after_seq: int,
 ) -> int:
     """Apply every event after ``after_seq`` to ``core`` and track what each released;
-    re-outbox the reports past the outbox's marks; returns the number of events
-    replayed. A work item's reports are re-outboxed when its number is past the items
-    mark (an outbox of an older version has none: its event's seq past the journal
-    mark decides)."""
+    re-outbox the reports past the outbox's marks (:func:`replay_events`); returns the
+    number of events replayed."""
     mark, items_mark = outbox.journal_mark, outbox.items_mark
+    replayed, last, redo = replay_events(
+        journal.events(after_seq=after_seq), core, open_streams, picture, mark, items_mark
+    )
+    last = after_seq if last is None else last
+    if redo_due(core, last, mark, items_mark):
+        outbox.add(redo, last, core.items_tracked)
+    return replayed
+
+
+def redo_due(core: FusionCore, last: int, mark: int, items_mark: int | None) -> bool:
+    """A replay that ended at event ``last`` moves the outbox's marks (and adds the
+    reports it re-emitted)."""
+    return last > mark or (items_mark is not None and core.items_tracked > items_mark)
+
+
+def replay_events(
+    events: Iterable[Event],
+    core: FusionCore,
+    open_streams: Counter,
+    picture: LivePicture | None,
+    mark: int,
+    items_mark: int | None,
+) -> tuple[int, int | None, list[bytes]]:
+    """Apply ``events`` to ``core`` and track what each released; (events replayed,
+    the last one's seq (None: none), the reports to outbox again: those past the
+    outbox's marks). A work item's reports are re-outboxed when its number is past
+    ``items_mark`` (an outbox of an older version has none: its event's seq past the
+    journal ``mark`` decides). ``picture`` (if any) keeps the latest reports."""
     redo: list[bytes] = []
-    last = after_seq
+    last = None
     replayed = 0
-    for ev in journal.events(after_seq=after_seq):
+    for ev in events:
         status, reason, reports, *_ = apply_input(
             core, open_streams, input_from_event(ev), replay=True
         )
@@ -131,10 +158,10 @@ def replay_journal(
         if reports and lost and not core.defer_tracking:
             now_ns = time.time_ns()
             redo.extend(report_message(r, now_ns).SerializeToString() for r in reports)
-        picture.remember(reports, prune=False)
+        if picture is not None:
+            picture.remember(reports, prune=False)
         last = ev.seq
         replayed += 1
-    picture.prune()
-    if last > mark or (items_mark is not None and core.items_tracked > items_mark):
-        outbox.add(redo, last, core.items_tracked)
-    return replayed
+    if picture is not None:
+        picture.prune()
+    return replayed, last, redo

@@ -53,9 +53,10 @@ async def serve_fusion(
     def before_serving(engine: FusionEngine) -> None:
         engine.gc_freezer = GcFreezer()  # a long-running process: see gc_policy
         sys.setswitchinterval(SWITCH_INTERVAL_S)  # the loop beside the tracker thread
-        warmup = KernelWarmup()  # the kernels load while the first frames are acked
-        engine.checkpointer.may_fork = warmup.done.is_set
-        warmup.start()
+        if not settings.tracking_process:  # (the tracking process warms its own)
+            warmup = KernelWarmup()  # the kernels load while the first frames are acked
+            engine.checkpointer.may_fork = warmup.done.is_set
+            warmup.start()
         if record:
             recorders.append(start_recorder(record, engine))
 
@@ -95,7 +96,7 @@ def start_recorder(record: str | os.PathLike[str], engine: FusionEngine) -> Sess
     from tracklayer.services.wire.recording import RecordingError
 
     s = engine.settings
-    expected = engine.core.orderer.expected_sensors
+    expected = engine.orders.orderer.expected_sensors
     meta = session_metadata(s.fusion_id, s.config.to_mapping(), s.sensors, expected)
     try:
         rec = SessionRecorder(unused_path(record), meta)

@@ -33,6 +33,9 @@ class FusionSettings:
     checkpoint_interval_s: float = 15.0
     max_sensors: int = 10_000  # distinct sensors without an allow-list (0 = no cap)
     max_streams_per_client: int = 1_000  # open StreamFrames calls per client (0 = no cap)
+    # The tracking core in a process of its own (tracking_remote; SQLite journal only):
+    # ``tracklayer fusion`` sets it; False tracks on a thread of the engine's process.
+    tracking_process: bool = False
     store_credentials: Any = None  # grpc.ChannelCredentials for mTLS to the store; None = plaintext
 
 

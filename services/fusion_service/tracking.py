@@ -12,7 +12,8 @@ outbox write is done (reports that came meanwhile share the next write), and han
 them to the forwarder once written. Between two stretches it takes the checkpoints
 (of the tracking core at its place in the journal, a backlog or not). A failed outbox
 write is left for the ordering task to see (``worker._check_outbox``: it rides out a
-full disk); no more is written until then.
+full disk); no more is written until then. With a tracking process the stretches are
+the child's (:mod:`.tracking_remote`); showing and outboxing them is the same.
 """
 
 from __future__ import annotations
@@ -22,23 +23,23 @@ import logging
 import time
 
 from tracklayer.fusion.core import Emitted
+from tracklayer.services.fusion_service.follower import MAX_BATCH_S
 from tracklayer.services.fusion_service.inputs import EngineInput
 from tracklayer.services.fusion_service.live_picture import report_message
+from tracklayer.services.fusion_service.tracking_remote import RemoteTracking
 from tracklayer.services.rpc.server import kv
 
 log = logging.getLogger("tracklayer.services.fusion")
 
-#: Wall seconds of tracking in one stretch on the tracker thread: how often a
-#: backlog's reports are shown and outboxed (acks do not wait for a stretch).
-MAX_BATCH_S = 0.010
 
-
-class EngineTracking:
+class EngineTracking(RemoteTracking):
     """The tracking task's methods of :class:`~.engine.FusionEngine` (module docstring)."""
 
     async def _tracking(self) -> None:
         """Track committed events in stretches; outbox the reports; checkpoint between
         stretches when one is due; never returns."""
+        if self._remote is not None:
+            await self._tracking_remote()  # a tracking process: tracking_remote
         while True:
             f = self.follower
             self._look_checkpoint = False  # a checkpoint settled, an outbox write ended
@@ -77,10 +78,15 @@ class EngineTracking:
             on_reports(protos)
         self._unsent.extend(p.SerializeToString() for p in protos)
 
-    def _outbox_ok(self) -> bool:
-        """No outbox write failed (none yet, or the last one succeeded)."""
+    def _last_outbox_failed(self) -> bool:
+        """The last outbox write ended without success (cancelled or raised): nothing
+        more is written until the ordering task rode it out (``worker._check_outbox``)."""
         fut = self._outbox_write
-        return fut is None or not fut.done() or (not fut.cancelled() and fut.exception() is None)
+        return fut is not None and fut.done() and (fut.cancelled() or fut.exception() is not None)
+
+    def _outbox_ok(self) -> bool:
+        """No outbox write failed (none yet, the last one succeeded or is on its way)."""
+        return not self._last_outbox_failed()
 
     def _outbox_busy(self) -> bool:
         """The last outbox write is on its way (not done yet)."""
@@ -92,15 +98,12 @@ class EngineTracking:
         cover (every item tracked so far), unless the previous write is still on its
         way (``now``: queued after it all the same) or failed (the ordering task rides
         that out)."""
-        fut = self._outbox_write
-        if not self._unsent or (self._outbox_busy() and not now):
-            return
-        if fut is not None and fut.done() and (fut.cancelled() or fut.exception() is not None):
+        if not self._unsent or (self._outbox_busy() and not now) or self._last_outbox_failed():
             return
         f = self.follower
         self._journal_mark = f.mark  # every event up to it is tracked
         unsent, self._unsent = self._unsent, []
-        marks = (self._journal_mark, f.core.items_tracked)
+        marks = (self._journal_mark, f.items_tracked)
         fut = self._outbox_db.submit(self._outbox_add, unsent, *marks)
         fut.add_done_callback(self._outbox_written)
         self._outbox_write = fut
@@ -133,6 +136,8 @@ class EngineTracking:
         take them (from its feed, or read back from the journal)."""
         self._trackable = self.journal.committed_seq
         self.follower.offer(events)
+        if self._remote is not None:
+            self._remote.note(self._trackable)
         self._track_wake.set()
 
     def _settled_for_checkpoint(self) -> bool:
@@ -142,9 +147,7 @@ class EngineTracking:
         if self._tracker.running or self.follower.core.untracked:
             return False
         self._outbox_unsent(now=True)
-        fut = self._outbox_write
-        failed = fut is not None and fut.done() and (fut.cancelled() or fut.exception())
-        return not self._unsent and not failed
+        return not self._unsent and not self._last_outbox_failed()
 
     async def _drain_tracking(self) -> None:
         """At the stop: wait until every committed event is tracked and outboxed (or the
@@ -162,7 +165,7 @@ class EngineTracking:
             if self.failed is not None or self.unwritable is not None:
                 return
             fut = self._outbox_write
-            if fut is not None and fut.done() and not fut.cancelled() and fut.exception():
+            if self._last_outbox_failed() and not fut.cancelled():
                 await self._outbox_failed([], fut.exception())
                 return
             busy = self.follower.behind(self._trackable) or self._tracker.running
@@ -173,7 +176,10 @@ class EngineTracking:
                 continue
             self._tracked.clear()
             await self._tracked.wait()
-        await self._checkpoint_if_due()
+        if self._remote is not None:
+            await self._final_checkpoint_remote()
+        else:
+            await self._checkpoint_if_due()
 
     async def tracker_idle(self) -> None:
         """Wait until no stretch of tracking runs (before the core is replaced)."""

@@ -260,6 +260,7 @@ def settings_from_args(args: argparse.Namespace):  # -> FusionSettings
         max_sensors=args.max_sensors,
         max_streams_per_client=args.max_streams_per_client,
         store_credentials=channel_credentials(tls_from_args(args)),
+        tracking_process=not args.nats,  # the front door's core tracks nothing
     )
 
 
