@@ -170,8 +170,10 @@ class TrackingProcess:
         if self.process.is_alive():
             self.process.kill()
         self.process.join(10.0)
-        with contextlib.suppress(OSError):
-            self._conn.close()
+        self._reader.join(5.0)  # it sees the pipe end; then nobody reads the pipe
+        if not self._reader.is_alive():
+            with contextlib.suppress(OSError):
+                self._conn.close()
 
 
 class RemoteFollower:

@@ -132,7 +132,9 @@ class RemoteTracking:
                 pass  # held back behind a write that has ended since
             else:
                 self._track_wake.clear()  # set by a message, a commit, a reload, _look_again
-                quiet = self.unwritable is not None or not (proc.messages or proc.dead)
+                # (a child being stopped stays dead: nothing to do until the engine ends)
+                quiet = self.unwritable is not None or proc.stopping
+                quiet = quiet or not (proc.messages or proc.dead)
                 if not self._look_checkpoint and quiet:
                     await self._track_wake.wait()
                 continue
