@@ -97,7 +97,7 @@ def test_only_tracks_slower_than_their_stream_are_pulled():
 
 
 def test_grouped_medians_equal_numpys_per_group():
-    """The banded padded sorts give each group's median and median absolute deviation
+    """The padded sort gives each group's median and median absolute deviation
     exactly as numpy does group by group, for groups of 1 to 300 rows (a pad stream's
     range) in any order."""
     rng = np.random.default_rng(7)

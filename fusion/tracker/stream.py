@@ -118,31 +118,18 @@ def _grouped_median(group: np.ndarray, vals: np.ndarray, n: int) -> tuple[np.nda
 
 
 def _medians(group: np.ndarray, vals: np.ndarray, n: int) -> np.ndarray:
-    """Per group, the median of each column of ``vals``: the groups' rows laid out in
-    (groups, largest group, C) arrays padded with +inf and sorted along the group axis,
-    one array per band of group sizes (up to 2, 4, 8, ... rows: a pad stream's groups
-    range from 3 to hundreds, and one array as wide as the largest sorted mostly
-    padding)."""
+    """Per group, the median of each column of ``vals``: the groups' rows laid out in an
+    (n, largest group, C) array padded with +inf, sorted along the group axis at once."""
     size = np.bincount(group, minlength=n)
     order = np.argsort(group, kind="stable")
     g = group[order]
-    v = vals[order]
     slot = np.arange(g.size) - (np.cumsum(size) - size)[g]
-    band = np.ceil(np.log2(np.maximum(size, 1))).astype(np.int64)
-    band_g = band[g]
-    out = np.empty((n, vals.shape[1]))
-    local = np.empty(n, dtype=np.int64)
-    for b in np.unique(band).tolist():
-        sel = np.flatnonzero(band == b)
-        local[sel] = np.arange(sel.size)
-        m = band_g == b
-        pad = np.full((sel.size, max(int(size[sel].max()), 1), vals.shape[1]), np.inf)
-        pad[local[g[m]], slot[m]] = v[m]
-        pad.sort(axis=1)
-        s = np.maximum(size[sel], 1)
-        at = np.arange(sel.size)
-        out[sel] = 0.5 * (pad[at, (s - 1) // 2] + pad[at, s // 2])
-    return out
+    pad = np.full((n, max(int(size.max()), 1), vals.shape[1]), np.inf)
+    pad[g, slot] = vals[order]
+    pad.sort(axis=1)
+    at = np.arange(n)
+    size = np.maximum(size, 1)
+    return 0.5 * (pad[at, (size - 1) // 2] + pad[at, size // 2])
 
 
 def _pull(rows: StateRows, idx: np.ndarray, z: np.ndarray, var: np.ndarray) -> int:
