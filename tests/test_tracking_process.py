@@ -88,6 +88,8 @@ def test_acks_do_not_wait_for_the_tracking_process_and_list_live_tracks_reads_th
             c = await s.counters()
             assert c["frames_untracked"] == 0 and c["tracker_behind_events"] == 0
             assert c["tracks_live"] == 1 and c["frames_applied_total"] == released
+            # the child's time in stretches: at least the double's sleep per frame
+            assert c["tracker_busy_ms_total"] >= released * SlowTracker.DELAY_S * 1000
 
     run(body())
 
@@ -110,6 +112,8 @@ def test_a_killed_tracking_process_is_replaced_and_nothing_is_lost_or_repeated(t
             await asyncio.sleep(0.01)
         assert engine.follower.behind(engine.journal.committed_seq)
         old = engine._remote
+        busy_before = (await s.counters())["tracker_busy_ms_total"]
+        assert busy_before >= 5 * SlowTracker.DELAY_S * 1000
         os.kill(old.pid, signal.SIGKILL)
         acks += await stream.send(*_sent()[40:])  # acked while the new child starts
         assert [a.status for a in acks] == [ACCEPTED] * FRAMES
@@ -117,6 +121,8 @@ def test_a_killed_tracking_process_is_replaced_and_nothing_is_lost_or_repeated(t
         assert engine._remote is not old and engine._remote.pid != old.pid
         (track,) = live.tracks
         assert track.update_count == engine.orders.items_released
+        # the dead child's seconds are kept: the counter never goes back
+        assert (await s.counters())["tracker_busy_ms_total"] > busy_before
         await s.stop_fusion()  # drains the new child's work; the end-of-input flush
 
     with caplog.at_level("INFO", logger="tracklayer.services.fusion"):

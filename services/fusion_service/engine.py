@@ -481,7 +481,7 @@ class FusionEngine(EngineWorker):
         out["frames_pending"] = self._admission.pending
         out["db_busy_ms_total"] = int(self._db.busy_s * 1000)  # the journal thread's load
         out["outbox_db_busy_ms_total"] = int(self._outbox_db.busy_s * 1000)
-        out["tracker_busy_ms_total"] = int(self._tracker.busy_s * 1000)
+        out["tracker_busy_ms_total"] = int(self._tracker_busy_s() * 1000)
         if self.forwarder is not None:
             out["store_reconnects_total"] = self.forwarder.reconnects
         out["permission_denied_total"] = self.permission_denied

@@ -182,6 +182,7 @@ class ChildTracker:
         self.follower: Follower | None = None
         self.warm = threading.Event()  # the kernels are loaded (no fork before: warmup.py)
         self.encode_s = 0.0  # the last checkpoint's encode time
+        self.busy_s = 0.0  # wall seconds spent tracking stretches (tracker_busy_ms_total)
         self.encoding: threading.Thread | None = None  # collects a forked encoder's bytes
         self._sending = threading.Lock()  # the main thread's and the collector's sends
 
@@ -252,7 +253,10 @@ class ChildTracker:
             if self.want_checkpoint and not f.core.untracked and not encoding:
                 self._checkpoint()
             elif f.behind(limit):
-                self._send(f.run(limit, MAX_BATCH_S, contextlib.nullcontext()), limit)
+                t0 = time.perf_counter()
+                emitted = f.run(limit, MAX_BATCH_S, contextlib.nullcontext())
+                self.busy_s += time.perf_counter() - t0
+                self._send(emitted, limit)
                 self.freezer.tick()
             else:
                 wait = None  # idle: wait for the engine (or for the figures to be due)
@@ -292,7 +296,7 @@ class ChildTracker:
             "seq": f.seq, "mark": f.mark, "items_tracked": core.items_tracked,
             "untracked": core.untracked, "untracked_frames": core.untracked_frames,
             "frames": f.frames, "now": f.now, "read_back": f.read_back,
-            "limit": limit, "notes": self.notes,
+            "limit": limit, "notes": self.notes, "busy_s": self.busy_s,
         }  # fmt: skip
 
     def _send(self, emitted: list[Emitted], limit: int, *, figures: bool = False) -> None:

@@ -194,6 +194,7 @@ class RemoteFollower:
         self.frames: int = state["frames"]
         self.now: float | None = state["now"]
         self.read_back: int = state["read_back"]
+        self.busy_s: float = state["busy_s"]  # this child's seconds tracking
 
     def behind(self, committed: int) -> bool:
         """Committed events (or work of applied ones) wait for the child."""

@@ -55,6 +55,15 @@ class RemoteTracking:
     """The tracking task's methods of :class:`~.engine.FusionEngine` for a tracking
     process (module docstring)."""
 
+    _dead_children_busy_s = 0.0  # seconds tracking of the children replaced so far
+
+    def _tracker_busy_s(self) -> float:
+        """Wall seconds spent tracking: the tracker thread's, or the tracking processes'
+        (every child of this engine, as each last reported)."""
+        if isinstance(self.follower, RemoteFollower):
+            return self._dead_children_busy_s + self.follower.busy_s
+        return self._tracker.busy_s
+
     # ---- start and rebuild ----------------------------------------------------------
     def _spawn_tracking(self, limit: int) -> TrackingProcess:
         """A new child that replays up to journal seq ``limit`` (committed)."""
@@ -98,6 +107,8 @@ class RemoteTracking:
         self.core = None
         self.checkpointer.seq, self.checkpointer.oldest = info["checkpoint_seq"], info["oldest"]
         self.replayed_events = info["replayed"]
+        if isinstance(self.follower, RemoteFollower):  # a replaced child: keep its seconds
+            self._dead_children_busy_s += self.follower.busy_s
         self.follower = RemoteFollower(info["state"])
         proc.seen(info["state"])
         live = LivePicture(list)
