@@ -13,7 +13,12 @@ import asyncio
 import pytest
 
 from tracklayer.services.scaleout.leases import Lease
-from tracklayer.services.scaleout.names import LEASE_TTL_S, Names, ensure_layout
+from tracklayer.services.scaleout.names import (
+    LEASE_TTL_RANGE_S,
+    LEASE_TTL_S,
+    Names,
+    ensure_layout,
+)
 
 pytest.importorskip("nats")
 
@@ -67,3 +72,15 @@ def test_a_bad_lease_ttl_is_refused_naming_the_flag(tmp_path, monkeypatch, capsy
     assert main(["fusion", "--listen", "127.0.0.1:0", "--store", "127.0.0.1:1", *flags]) == 2
     assert message in capsys.readouterr().err
     assert not list(tmp_path.iterdir()), "refused before anything was created"
+
+
+def test_the_help_states_the_lease_ttl_the_code_uses(capsys):
+    """The flag's help names the default and range without importing scale-out code
+    before serving (test_fast_start): it must say what names.py holds."""
+    from tracklayer.services.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["fusion", "--help"])
+    low, high = LEASE_TTL_RANGE_S
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"(default: {LEASE_TTL_S:g}; {low:g}..{high:g})" in text

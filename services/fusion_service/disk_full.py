@@ -60,6 +60,7 @@ async def ride_out(engine, batch: list, reason: str) -> None:  # noqa: ANN001 - 
 
     log = logging.getLogger("tracklayer.services.fusion")
     engine.unwritable = reason
+    engine.wake_readers()  # a ListLiveTracks waiting for the tracker answers now
     engine.journal.reset_to_committed()
     engine.fail_inputs(batch, DiskFull(reason))
     engine.fail_inputs(engine.take_queued(), DiskFull(reason))

@@ -182,7 +182,7 @@ class ChildTracker:
         self.follower: Follower | None = None
         self.warm = threading.Event()  # the kernels are loaded (no fork before: warmup.py)
         self.encode_s = 0.0  # the last checkpoint's encode time
-        self.busy_s = 0.0  # wall seconds spent tracking stretches (tracker_busy_ms_total)
+        self.busy_s = 0.0  # wall seconds of the replay and the stretches (tracker_busy_ms_total)
         self.encoding: threading.Thread | None = None  # collects a forked encoder's bytes
         self._sending = threading.Lock()  # the main thread's and the collector's sends
 
@@ -213,10 +213,12 @@ class ChildTracker:
             )
         checkpoint_seq = seq
         reader = JournalReader(spec.journal_path)
+        t0 = time.perf_counter()
         replayed, last, redo = replay_events(
             self._events(reader, seq, spec.limit), core, opens, None,
             spec.journal_mark, spec.items_mark,
         )  # fmt: skip
+        self.busy_s = time.perf_counter() - t0  # the replay is tracking too
         live = [(r.track_id, report_message(r).SerializeToString()) for r in core.live_reports()]
         self.shown = {tid for tid, _ in live}
         f = self.follower = Follower(core, opens, spec.limit, spec.frames, reader, 0)

@@ -153,12 +153,20 @@ class EngineWorker(EngineTracking):
                 raise
             log.warning(kv("checkpoint_not_written", error=str(exc)))
 
+    def wake_readers(self) -> None:
+        """Let the readers waiting in :meth:`caught_up` look again."""
+        self._tracked.set()
+
     async def caught_up(self) -> None:
-        """Wait until everything acknowledged so far is tracked (read your writes)."""
-        f = self.follower
+        """Wait until everything acknowledged so far is tracked (read your writes), also
+        across a new follower (a replaced tracking process, a rebuild): the new one
+        replays from a checkpoint and must reach the same place. Not while the files are
+        unwritable (nothing is tracked until they are back)."""
         target = self._trackable
-        while f is self.follower and f.mark < target:
+        while self.follower.mark < target:
             if self._closing or self.failed is not None or self._worker is None:
+                return
+            if self.unwritable is not None:
                 return
             if self._worker.done():
                 return

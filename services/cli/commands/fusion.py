@@ -22,7 +22,6 @@ from tracklayer.services.rpc.tls import (
     add_tls_arguments,
     channel_credentials,
 )
-from tracklayer.services.scaleout.names import LEASE_TTL_RANGE_S, LEASE_TTL_S
 
 #: Default ``--checkpoint-every``: embedded (a restart replays the tracker) and with
 #: ``--nats`` (the front door replays ordering only; each checkpoint of its ordering
@@ -180,8 +179,8 @@ def _add_output_arguments(p: argparse.ArgumentParser) -> None:
         help="with --nats: seconds a worker's shard lease lives without renewal (renewed "
         "every second), so a dead or stalled worker's shards move after this long; longer "
         "rides out starved workers on an overloaded machine, shorter moves shards sooner. "
-        f"Set on the broker for every worker of the deployment (default: {LEASE_TTL_S:g}; "
-        f"{LEASE_TTL_RANGE_S[0]:g}..{LEASE_TTL_RANGE_S[1]:g})",
+        # scaleout.names LEASE_TTL_S and LEASE_TTL_RANGE_S (not imported before serving)
+        "Set on the broker for every worker of the deployment (default: 4; 4..600)",
     )
 
 
@@ -195,6 +194,8 @@ def check_scaleout_args(args: argparse.Namespace) -> None:
         if args.lease_ttl is not None:
             raise UserError("--lease-ttl: only with --nats (the embedded service has no leases)")
         return
+    from tracklayer.services.scaleout.names import LEASE_TTL_RANGE_S, LEASE_TTL_S
+
     if args.lease_ttl is None:
         args.lease_ttl = LEASE_TTL_S
     low, high = LEASE_TTL_RANGE_S
