@@ -234,27 +234,23 @@ def frame_to_proto(frame: SensorFrame) -> sensor_pb2.SensorFrame:
 
 def frame_from_proto(msg: sensor_pb2.SensorFrame) -> SensorFrame:
     """``v1.SensorFrame`` -> domain :class:`SensorFrame` (converts; does not validate physics)."""
-    dets = msg.detections
-    n = len(dets)
-    los = np.empty((n, 3))
-    sigma = np.empty(n)
-    intensity = np.empty(n)
-    for i, d in enumerate(dets):
+    rows = []  # one tuple per detection, one array of them: a frame per message counts
+    row = rows.append
+    for d in msg.detections:
         if not d.HasField("line_of_sight_eci"):
-            raise ValueError(f"detections[{i}].line_of_sight_eci: not set")
+            raise ValueError(f"detections[{len(rows)}].line_of_sight_eci: not set")
         u = d.line_of_sight_eci
-        los[i] = (u.x, u.y, u.z)
-        sigma[i] = d.angular_sigma
-        intensity[i] = d.intensity
+        row((u.x, u.y, u.z, d.angular_sigma, d.intensity))
+    cols = np.array(rows, dtype=float).reshape(len(rows), 5)
     return SensorFrame(
         sensor_id=msg.sensor_id,
         sequence=msg.sequence,
         time_ns=_required_time(msg, "time"),
         position=_required_vector(msg, "sensor_position_eci"),
         velocity=_required_vector(msg, "sensor_velocity_eci"),
-        los=los,
-        sigma=sigma,
-        intensity=intensity,
+        los=cols[:, :3].copy(),
+        sigma=cols[:, 3].copy(),
+        intensity=cols[:, 4].copy(),
     )
 
 
