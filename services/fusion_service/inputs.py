@@ -71,11 +71,12 @@ def _submit_frame(core: FusionCore, item: EngineInput, replay: bool) -> Applied:
     too_big = None if replay else frame_size_error(item.frame)
     if too_big:
         return _refused(core, too_big)
+    raw = None if replay else item.frame.SerializeToString()  # journaled if ACCEPTED
     try:
-        frame = item.domain if item.domain is not None else frame_from_proto(item.frame)
+        frame = item.domain if item.domain is not None else frame_from_proto(item.frame, raw)
     except (ValueError, OverflowError) as exc:
         return _refused(core, str(exc))
-    return _submit_domain(core, frame, item.now, None if replay else item.frame)
+    return _submit_domain(core, frame, item.now, raw)
 
 
 def _refused(core: FusionCore, why: str) -> Applied:
@@ -84,17 +85,16 @@ def _refused(core: FusionCore, why: str) -> Applied:
 
 
 def _submit_domain(
-    core: FusionCore, frame: SensorFrame, now: float | None, msg: sensor_pb2.SensorFrame | None
+    core: FusionCore, frame: SensorFrame, now: float | None, raw: bytes | None
 ) -> Applied:
-    """A converted frame to the core; ``msg``: the wire frame to journal when ACCEPTED
-    (None on replay: nothing is serialised)."""
+    """A converted frame to the core; ``raw``: the wire frame's bytes, journaled when
+    ACCEPTED (None on replay)."""
     status, reason, reports = core.submit(frame, now)
     if core.last_noted:  # not accepted, but its time is the sensor's latest received
         return Applied(status, reason, reports, str(frame.time_ns).encode(), EventKind.SEEN)
     if status is not FrameStatus.ACCEPTED:
         return Applied(status, reason, reports, None)
-    payload = b"" if msg is None else msg.SerializeToString()
-    return Applied(status, reason, reports, payload, frame=frame)
+    return Applied(status, reason, reports, b"" if raw is None else raw, frame=frame)
 
 
 def apply_input(
@@ -146,7 +146,7 @@ def apply_event(core: FusionCore, open_streams: Counter, event: Event) -> Applie
     if event.kind != EventKind.FRAME:
         return apply_input(core, open_streams, input_from_event(event), replay=True)
     try:
-        frame = frame_from_proto(sensor_pb2.SensorFrame.FromString(event.payload))
+        frame = frame_from_proto(sensor_pb2.SensorFrame.FromString(event.payload), event.payload)
     except (ValueError, OverflowError) as exc:
         return _refused(core, str(exc))
     return _submit_domain(core, frame, event.now, None)
