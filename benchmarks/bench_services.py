@@ -180,17 +180,27 @@ def behind_text(smp: dict) -> str:
     return f", {np.nanmax(behind) / 1e3:.1f} s of input at most"
 
 
-def tracking_text(smp: dict, total: dict, wall: float) -> str:
+def tracking_text(live: dict, total: dict, wall: float) -> str:
     """The fusion's tracking process (stop 22), counted in the fusion's figures: its own
-    share of them ("" when the fusion tracks in process)."""
+    share of them, and the engine process's CPU s per 1,000 acknowledged frames, over
+    the run and while the frames streamed (up to the last ack: what the acks compete
+    for; stop 23) ("" when the fusion tracks in process)."""
+    smp = live["samples"]
     rss = smp.get("rss_tracking")
     if rss is None or not np.isfinite(rss).any():
         return ""
     cpu = total.get("tracking", float("nan"))
+    engine = smp["cpu_fusion"] - smp["cpu_tracking"]
+    streaming = engine[(smp["t"] - live["start_at"] <= wall) & np.isfinite(engine)]
+    per_k = 1000.0 / max(live["frames"], 1)
+    eng_stream = float(np.max(streaming) - np.nanmin(engine)) if streaming.size else float("nan")
     return (
         f"; of which the tracking process {100 * cpu / wall:.0f}% of a core "
         f"({cpu:.0f} CPU s), the engine process {100 * (total['fusion'] - cpu) / wall:.0f}%; "
-        f"tracking process RSS max {np.nanmax(rss):.0f} MB (counted in the fusion's RSS)"
+        f"tracking process RSS max {np.nanmax(rss):.0f} MB (counted in the fusion's RSS); "
+        f"engine process CPU s per 1,000 frames: {(total['fusion'] - cpu) * per_k:.3f} over "
+        f"the run, {eng_stream * per_k:.3f} up to the last ack; tracking process "
+        f"{cpu * per_k:.3f}"
     )
 
 
@@ -248,7 +258,7 @@ def live_section(args, rec, live: dict, deliver: np.ndarray, deliver_at: np.ndar
         f"client(s) {100 * clients / wall:.0f}%. Fusion CPU demand: {total['fusion']:.0f} CPU s "
         f"(forked checkpoint encoders included) for {args.duration:g} s of scenario = "
         f"{total['fusion'] * args.speed / args.duration:.2f} of a core at {args.speed:g}x"
-        f"{tracking_text(smp, total, wall)}.",
+        f"{tracking_text(live, total, wall)}.",
         f"Backlog: the last frame was acknowledged {wall - args.duration / args.speed:.1f} s "
         "after its paced release time would end the run (0 = kept up); everything was "
         f"tracked and stored {live['drain_s']:.1f} s after the last ack; frames pending "

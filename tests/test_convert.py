@@ -235,6 +235,53 @@ def test_sensor_frame_doubles_survive_bit_for_bit(frame):
         assert np.array_equal(_bits(a), _bits(b))  # -0.0 keeps its sign
 
 
+_FIELDS = ("position", "velocity", "los", "sigma", "intensity")
+
+
+def _same_bits(a: SensorFrame, b: SensorFrame) -> bool:
+    return a == b and all(
+        np.array_equal(_bits(getattr(a, f)), _bits(getattr(b, f))) for f in _FIELDS
+    )
+
+
+@given(sensor_frames(), st.booleans())
+def test_a_frame_read_from_its_bytes_is_the_frame_read_from_the_message(frame, nonzero):
+    """The engine and the tracking process hand ``frame_from_proto`` the frame's wire
+    bytes too (the journal payload): its detections are then read from them at once
+    when every field is set (the usual layout), else from the message. Both ways must
+    give the same floats bit for bit, zeros (left off the wire), -0.0 and inf included."""
+    if nonzero:  # the usual layout: no field left off the wire
+        for a in (frame.los, frame.sigma, frame.intensity):
+            a[a == 0] = 1.0
+    msg = _wire(convert.frame_to_proto(frame))
+    raw = msg.SerializeToString()
+    back = convert.frame_from_proto(msg, raw)
+    assert _same_bits(back, convert.frame_from_proto(msg))
+    assert _same_bits(back, frame)
+    if nonzero:
+        assert convert._detection_columns(raw, len(msg.detections)) is not None  # the fast way
+
+
+def test_a_frame_whose_bytes_are_not_the_usual_layout_is_read_from_the_message():
+    """Unknown fields after the detections, a detection field left at zero, or bytes
+    that hold fewer detections than the message: the bytes are not used."""
+    frame = SensorFrame("s", 3, 5, [1, 2, 3], [4, 5, 6], np.eye(3) + 0.5, [1e-5] * 3, [2.0] * 3)
+    msg = convert.frame_to_proto(frame)
+    raw = msg.SerializeToString()
+    assert convert._detection_columns(raw, 3) is not None
+    extra = raw + b"\x38\x01"  # field 7 (unknown to v1): a newer sender's
+    assert convert._detection_columns(extra, 3) is None
+    assert _same_bits(convert.frame_from_proto(type(msg).FromString(extra), extra), frame)
+    assert convert._detection_columns(raw, 4) is None
+    msg.detections[1].intensity = 0.0
+    zero = msg.SerializeToString()
+    assert convert._detection_columns(zero, 3) is None
+    assert convert.frame_from_proto(msg, zero).intensity.tolist() == [2.0, 0.0, 2.0]
+    msg.detections[2].ClearField("line_of_sight_eci")
+    with pytest.raises(ValueError, match=r"detections\[2\]\.line_of_sight_eci"):
+        convert.frame_from_proto(msg, msg.SerializeToString())
+
+
 def test_nan_survives_the_wire_bit_for_bit():
     # Conversion must not judge values (validation rejects NaN later, naming the field).
     payload = np.array([np.nan, -np.nan, -0.0, 5e-324])

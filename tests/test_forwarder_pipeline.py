@@ -99,3 +99,22 @@ def test_the_next_batch_is_sent_while_the_store_works_on_one(tmp_path):
     assert sent == [f"t{i}/1" for i in range(REPORTS)]  # every entry once, in order
     assert box.depth == 0 and box.delivered == REPORTS
     box.close()
+
+
+def test_a_request_of_outbox_bytes_is_the_message_protobuf_writes():
+    """The forwarder sends the outbox's report bytes as a ``PublishTracksRequest``
+    without parsing them (``publish_request``): the bytes must be what protobuf itself
+    writes for that message, and parse back to the same reports, for reports whose
+    length needs one, two and three varint bytes."""
+    reports = []
+    for n, tid in ((0, "a"), (3, "b"), (200, "c"), (3_000, "d")):  # ~0.1, 0.3, 18, 270 kB
+        r = track_pb2.TrackReport(track_id=tid, revision=n + 1)
+        r.covariance.extend(float(i) * 0.25 for i in range(n * 11))
+        reports.append(r)
+    raw = [r.SerializeToString() for r in reports]
+    assert {len(b).bit_length() // 7 for b in raw} >= {0, 1, 2}  # 1-, 2- and 3-byte lengths
+    want = track_store_service_pb2.PublishTracksRequest(reports=reports)
+    got = fwd.publish_request(raw)
+    assert got == want.SerializeToString()
+    assert track_store_service_pb2.PublishTracksRequest.FromString(got) == want
+    assert fwd.publish_request([]) == b""

@@ -49,7 +49,6 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 
-from tracklayer.fusion.core import FusionCore
 from tracklayer.fusion.domain import TrackReport
 from tracklayer.fusion.registration import SensorBias
 from tracklayer.services.fusion_service.admission import FrameAdmission
@@ -100,48 +99,8 @@ class FusionEngine(EngineWorker):
         """``journal`` and ``outbox`` replace the SQLite files of ``settings`` (the
         scale-out front door journals to a JetStream stream: ``scaleout.stream_journal``)."""
         self.settings = settings
-        self._db = DatabaseThread("fusion-db")  # the journal's: a commit waits for nothing else
-        self._outbox_db = DatabaseThread("fusion-outbox")  # outbox writes, forwarder, reclaim
-        self._tracker = TrackerThread()  # FusionCore.track_next, off the event loop
-        if journal is None:
-            journal = Journal(settings.journal_path, synchronous=settings.synchronous)
-        self.journal = journal
-        if outbox is None:
-            outbox = Outbox(settings.outbox_path, synchronous=settings.synchronous)
-        self.outbox = outbox
-        config = settings.config.to_mapping()
-        sensors = sorted(settings.sensors)
-        self.journal.check_settings(
-            {"fusion_id": settings.fusion_id, "config": config, "sensors": sensors}
-        )
-        self.core = self._new_core()  # the tracking core (the follower's)
-        self.orders = ordering_core(self.core)  # the ordering core: the acks' statuses
-        self.follower = Follower(self.core, Counter(), 0, 0, None, MAX_UNTRACKED)
-        self._reader = getattr(self.journal, "reader", None)  # the backlog's way back
-        # the tracking core in a process of its own (tracking_remote): a SQLite journal only
-        self._in_process = settings.tracking_process and isinstance(self.journal, Journal)
-        self._remote: TrackingProcess | None = None
-        self._ckpt_asked = False  # a checkpoint asked of the tracking process, not yet here
-        self._restarts: list[float] = []  # when the tracking process died (monotonic s)
-        self._child_counters: dict[str, int] = {}  # its GetStatus counters and biases
-        self._child_biases: list[SensorBias] = []
-        self.caps = Caps(settings.max_sensors, settings.max_streams_per_client)
-        self._checkpoints = open_checkpoint_file(self.journal, settings.synchronous)
-        self._ckpt_db: DatabaseThread | None = None
-        store_run = None
-        if self._checkpoints is not None:  # their own thread: a commit never waits for one
-            self._ckpt_db = DatabaseThread("fusion-checkpoint")
-            store_run = self._ckpt_db.submit
-        self.checkpointer = Checkpointer(
-            settings,
-            self.journal,
-            self.outbox,
-            self._db.run,
-            store=self._checkpoints,
-            store_run=store_run,
-            outbox_run=self._outbox_db.run,
-        )
-        self.checkpointer.spaced = self._in_process  # encoded where it holds the tracking
+        self._open_files(journal, outbox)
+        self._start_modes()
         self.hub: Broadcaster[track_pb2.TrackReport] = Broadcaster()
         self.live = LivePicture(self._live_reports)
         # Where each sensor was at its latest accepted frame (reports carry it, for displays).
@@ -178,6 +137,51 @@ class FusionEngine(EngineWorker):
         self.report_listeners: list[ReportListener] = []  # reports as emitted
         self.counter_sources: list[Callable[[], dict[str, int]]] = []  # more GetStatus counters
         self.live_source: Callable[[], list[track_pb2.TrackReport]] | None = None
+
+    def _open_files(self, journal: Journal | None, outbox: Outbox | None) -> None:
+        """The journal (its settings pinned), the outbox, the checkpoint file, their
+        database threads and the checkpointer (``__init__``)."""
+        settings = self.settings
+        self._db = DatabaseThread("fusion-db")  # the journal's: a commit waits for nothing else
+        self._outbox_db = DatabaseThread("fusion-outbox")  # outbox writes, forwarder, reclaim
+        sync = settings.synchronous
+        self.journal = journal or Journal(settings.journal_path, synchronous=sync)
+        self.outbox = outbox or Outbox(settings.outbox_path, synchronous=sync)
+        pinned = {"fusion_id": settings.fusion_id, "config": settings.config.to_mapping()}
+        self.journal.check_settings(pinned | {"sensors": sorted(settings.sensors)})
+        self._checkpoints = open_checkpoint_file(self.journal, settings.synchronous)
+        self._ckpt_db: DatabaseThread | None = None
+        store_run = None
+        if self._checkpoints is not None:  # their own thread: a commit never waits for one
+            self._ckpt_db = DatabaseThread("fusion-checkpoint")
+            store_run = self._ckpt_db.submit
+        self.checkpointer = Checkpointer(
+            settings,
+            self.journal,
+            self.outbox,
+            self._db.run,
+            store=self._checkpoints,
+            store_run=store_run,
+            outbox_run=self._outbox_db.run,
+        )
+
+    def _start_modes(self) -> None:
+        """The two cores, the follower and where the tracking runs: the tracker thread,
+        or (``settings.tracking_process``, a SQLite journal) a process of its own."""
+        self._tracker = TrackerThread()  # FusionCore.track_next, off the event loop
+        self.core = new_core(self.settings)  # the tracking core (the follower's)
+        self.orders = ordering_core(self.core)  # the ordering core: the acks' statuses
+        self.follower = Follower(self.core, Counter(), 0, 0, None, MAX_UNTRACKED)
+        self._reader = getattr(self.journal, "reader", None)  # the backlog's way back
+        # the tracking core in a process of its own (tracking_remote): a SQLite journal only
+        self._in_process = self.settings.tracking_process and isinstance(self.journal, Journal)
+        self._remote: TrackingProcess | None = None
+        self._ckpt_asked = False  # a checkpoint asked of the tracking process, not yet here
+        self._restarts: list[float] = []  # when the tracking process died (monotonic s)
+        self._child_counters: dict[str, int] = {}  # its GetStatus counters and biases
+        self._child_biases: list[SensorBias] = []
+        self.caps = Caps(self.settings.max_sensors, self.settings.max_streams_per_client)
+        self.checkpointer.spaced = self._in_process  # encoded where it holds the tracking
 
     # ---------------------------------------------------------------- life cycle
     async def start(self) -> None:
@@ -235,7 +239,7 @@ class FusionEngine(EngineWorker):
     def _reload_here(self, fresh_core: bool) -> None:
         """The in-thread tracking core rebuilt from the checkpoint and the journal."""
         if fresh_core:
-            self.core = self._new_core()
+            self.core = new_core(self.settings)
             self.live = LivePicture(self._live_reports)
             if self.gc_freezer is not None:  # the old state may hold frozen cycles
                 self.gc_freezer.thaw()
@@ -267,9 +271,6 @@ class FusionEngine(EngineWorker):
         self.outbox.close()
         if self._checkpoints is not None:
             self._checkpoints.close()
-
-    def _new_core(self) -> FusionCore:
-        return new_core(self.settings)  # ordering, then tracking between batches
 
     # ---- full disk (disk_full.ride_out drives these) ----------------------------
     def set_serving(self, serving: bool) -> None:

@@ -32,8 +32,8 @@ from collections.abc import Callable
 from tracklayer.fusion.config import FusionConfig
 from tracklayer.fusion.core import Emitted, FusionCore
 from tracklayer.fusion.domain import FrameStatus, SensorFrame, TrackReport
-from tracklayer.services.fusion_service.inputs import EngineInput, apply_input, input_from_event
-from tracklayer.services.fusion_service.journal import EventKind, JournalReader
+from tracklayer.services.fusion_service.inputs import EngineInput, apply_event, apply_input
+from tracklayer.services.fusion_service.journal import Event, EventKind, JournalReader
 from tracklayer.services.rpc.server import kv
 
 log = logging.getLogger("tracklayer.services.fusion")
@@ -106,7 +106,7 @@ class Follower:
         self.now: float | None = None  # the caller's clock of the last applied event
         self.feed: deque[tuple[int, EngineInput]] = deque()  # committed, contiguous seqs
         self.read_back = 0  # events read back from the journal (a backlog)
-        self._read: deque[tuple[int, EngineInput]] = deque()  # read ahead from the journal
+        self._read: deque[Event] = deque()  # read ahead from the journal
         #: Called with each frame applied (domain; the tracking process's sensor positions).
         self.on_frame: Callable[[SensorFrame], None] | None = None
 
@@ -184,8 +184,13 @@ class Follower:
             if time.perf_counter() - t0 > budget_s:
                 return out
 
-    def _apply(self, seq: int, item: EngineInput) -> None:
-        applied = apply_input(self.core, self.opens, item, replay=True)
+    def _apply(self, seq: int, item: EngineInput | Event) -> None:
+        """One committed event: from the feed (an input), or read back (its payload
+        bytes converted straight to the domain frame: ``inputs.apply_event``)."""
+        if isinstance(item, Event):
+            applied = apply_event(self.core, self.opens, item)
+        else:
+            applied = apply_input(self.core, self.opens, item, replay=True)
         status, reason = applied.status, applied.reason
         if item.kind == EventKind.FRAME:
             self.frames += 1
@@ -197,7 +202,7 @@ class Follower:
         if item.now is not None:
             self.now = item.now
 
-    def _next(self, limit: int) -> tuple[int, EngineInput]:
+    def _next(self, limit: int) -> tuple[int, EngineInput | Event]:
         """The event after :attr:`seq`: from the feed, else read back from the journal."""
         want = self.seq + 1
         feed = self.feed
@@ -206,7 +211,7 @@ class Follower:
         if feed and feed[0][0] == want:
             self._read.clear()
             return feed.popleft()
-        while self._read and self._read[0][0] < want:
+        while self._read and self._read[0].seq < want:
             self._read.popleft()
         if not self._read:
             last = min(limit, want + READ_CHUNK - 1)
@@ -215,6 +220,7 @@ class Follower:
             if self.reader is None:
                 raise RuntimeError(f"event {want} is not in the feed and there is no reader")
             events = self.reader.events(want, last)
-            self._read.extend((ev.seq, input_from_event(ev)) for ev in events)
+            self._read.extend(events)
             self.read_back += len(events)
-        return self._read.popleft()
+        event = self._read.popleft()
+        return event.seq, event

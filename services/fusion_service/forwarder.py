@@ -26,7 +26,7 @@ import grpc
 
 from tracklayer.services.fusion_service.outbox import Outbox
 from tracklayer.services.rpc.server import GRPC_OPTIONS, kv
-from tracklayer.v1 import track_pb2, track_store_service_pb2, track_store_service_pb2_grpc
+from tracklayer.v1 import track_pb2, track_store_service_pb2
 
 log = logging.getLogger("tracklayer.services.forwarder")
 
@@ -34,6 +34,29 @@ _DELIVERED = (track_pb2.PUBLISH_STATUS_STORED, track_pb2.PUBLISH_STATUS_DUPLICAT
 
 #: Requests sent on the stream and not yet answered, at most.
 IN_FLIGHT = 2
+
+#: ``PublishTracks``' method path: its requests go out as the bytes of
+#: :func:`publish_request`, its responses are parsed as usual.
+_PUBLISH = "/{}/PublishTracks".format(
+    track_store_service_pb2.DESCRIPTOR.services_by_name["TrackStoreService"].full_name
+)
+
+
+def publish_request(reports: list[bytes]) -> bytes:
+    """The wire bytes of a ``PublishTracksRequest`` of ``reports`` (serialised
+    ``TrackReport``s, as the outbox keeps them): each as field 1, length-delimited,
+    which is what the message's serialiser writes; no report is parsed only to be
+    serialised again (stop 23: that was ~7% of the engine's event loop at raid scale)."""
+    out = bytearray()
+    for raw in reports:
+        out.append(0x0A)  # field 1, wire type 2
+        n = len(raw)
+        while n >= 0x80:
+            out.append((n & 0x7F) | 0x80)
+            n >>= 7
+        out.append(n)
+        out += raw
+    return bytes(out)
 
 
 class Forwarder:
@@ -109,12 +132,16 @@ class Forwarder:
     async def _run(self) -> None:
         self._delay = self._backoff[0]
         async with self._channel() as channel:
-            stub = track_store_service_pb2_grpc.TrackStoreServiceStub(channel)
+            publish = channel.stream_stream(  # requests as bytes: publish_request
+                _PUBLISH,
+                request_serializer=None,
+                response_deserializer=track_store_service_pb2.PublishTracksResponse.FromString,
+            )
             while True:
                 if self._stopping and self._outbox.depth == 0:
                     return
                 try:
-                    await self._deliver(stub)
+                    await self._deliver(publish)
                     return  # only returns when stopping with an empty outbox
                 except (
                     grpc.aio.AioRpcError,
@@ -147,8 +174,8 @@ class Forwarder:
                         pass
                     self._delay = min(self._delay * 2, self._backoff[1])
 
-    async def _deliver(self, stub: track_store_service_pb2_grpc.TrackStoreServiceStub) -> None:
-        call = stub.PublishTracks()
+    async def _deliver(self, publish: grpc.aio.StreamStreamMultiCallable) -> None:
+        call = publish()
         sent: deque[list[tuple[int, bytes]]] = deque()  # requests not yet answered, in order
         last_id = 0  # the newest entry sent on this stream
         try:
@@ -158,9 +185,7 @@ class Forwarder:
                     after = (last_id,) if self._in_flight > 1 else ()
                     rows = await self._db(self._outbox.peek, self._batch, *after)
                     if rows:
-                        reports = [track_pb2.TrackReport.FromString(b) for _, b in rows]
-                        req = track_store_service_pb2.PublishTracksRequest(reports=reports)
-                        await call.write(req)
+                        await call.write(publish_request([b for _, b in rows]))
                         sent.append(rows)
                         last_id = rows[-1][0]
                         continue

@@ -70,20 +70,31 @@ def _submit_frame(core: FusionCore, item: EngineInput, replay: bool) -> Applied:
     conversion, then the core; journaled when ACCEPTED."""
     too_big = None if replay else frame_size_error(item.frame)
     if too_big:
-        status, reason, reports = core.reject(too_big)
-    else:
-        try:
-            frame = item.domain if item.domain is not None else frame_from_proto(item.frame)
-        except (ValueError, OverflowError) as exc:
-            status, reason, reports = core.reject(str(exc))
-        else:
-            status, reason, reports = core.submit(frame, item.now)
-            if core.last_noted:  # not accepted, but its time is the sensor's latest received
-                return Applied(status, reason, reports, str(frame.time_ns).encode(), EventKind.SEEN)
+        return _refused(core, too_big)
+    raw = None if replay else item.frame.SerializeToString()  # journaled if ACCEPTED
+    try:
+        frame = item.domain if item.domain is not None else frame_from_proto(item.frame, raw)
+    except (ValueError, OverflowError) as exc:
+        return _refused(core, str(exc))
+    return _submit_domain(core, frame, item.now, raw)
+
+
+def _refused(core: FusionCore, why: str) -> Applied:
+    status, reason, reports = core.reject(why)
+    return Applied(status, reason, reports, None)
+
+
+def _submit_domain(
+    core: FusionCore, frame: SensorFrame, now: float | None, raw: bytes | None
+) -> Applied:
+    """A converted frame to the core; ``raw``: the wire frame's bytes, journaled when
+    ACCEPTED (None on replay)."""
+    status, reason, reports = core.submit(frame, now)
+    if core.last_noted:  # not accepted, but its time is the sensor's latest received
+        return Applied(status, reason, reports, str(frame.time_ns).encode(), EventKind.SEEN)
     if status is not FrameStatus.ACCEPTED:
         return Applied(status, reason, reports, None)
-    payload = b"" if replay else item.frame.SerializeToString()
-    return Applied(status, reason, reports, payload, frame=frame)
+    return Applied(status, reason, reports, b"" if raw is None else raw, frame=frame)
 
 
 def apply_input(
@@ -126,6 +137,19 @@ def fail_waiting(items: Iterable[EngineInput | None], error: BaseException) -> N
     for item in items:
         if item is not None and item.future is not None and not item.future.done():
             item.future.set_exception(error)
+
+
+def apply_event(core: FusionCore, open_streams: Counter, event: Event) -> Applied:
+    """Apply one journaled event to ``core`` as :func:`apply_input` replays it; a
+    frame's payload bytes go straight to the one conversion (``frame_from_proto``),
+    no :class:`EngineInput` in between (the replay, the tracking core's read-back)."""
+    if event.kind != EventKind.FRAME:
+        return apply_input(core, open_streams, input_from_event(event), replay=True)
+    try:
+        frame = frame_from_proto(sensor_pb2.SensorFrame.FromString(event.payload), event.payload)
+    except (ValueError, OverflowError) as exc:
+        return _refused(core, str(exc))
+    return _submit_domain(core, frame, event.now, None)
 
 
 def input_from_event(event: Event) -> EngineInput:

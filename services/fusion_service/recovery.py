@@ -3,9 +3,10 @@
 A restart loads the newest usable checkpoint written by this software version (if
 any; a corrupt or foreign one is refused naming the file and the one before is used),
 then replays every later journal event through the core with
-:func:`~tracklayer.services.fusion_service.inputs.apply_input`, exactly as it was
-applied live. Reports of events after the outbox's journal mark never reached the
-outbox before the process ended: the replay adds them again.
+:func:`~tracklayer.services.fusion_service.inputs.apply_event` (``apply_input`` of
+the event), exactly as it was applied live. Reports of events after the outbox's
+journal mark never reached the outbox before the process ended: the replay adds them
+again.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from tracklayer.services.fusion_service.checkpoint import (
     decode_checkpoint,
     encode_checkpoint,
 )
-from tracklayer.services.fusion_service.inputs import apply_input, input_from_event
+from tracklayer.services.fusion_service.inputs import apply_event
 from tracklayer.services.fusion_service.journal import Event, EventKind, Journal, JournalError
 from tracklayer.services.fusion_service.live_picture import LivePicture, report_message
 from tracklayer.services.fusion_service.outbox import Outbox
@@ -142,9 +143,7 @@ def replay_events(
     last = None
     replayed = 0
     for ev in events:
-        status, reason, reports, *_ = apply_input(
-            core, open_streams, input_from_event(ev), replay=True
-        )
+        status, reason, reports, *_ = apply_event(core, open_streams, ev)
         if ev.kind == EventKind.FRAME and status is not FrameStatus.ACCEPTED:
             log.error(kv("replay_mismatch", seq=ev.seq, status=status.name, reason=reason))
         lost = ev.seq > mark

@@ -220,11 +220,12 @@ class EngineWorker(EngineTracking):
         if payload is not None:
             kind = applied.journal_kind or item.kind
             seq = self.journal.append(kind, item.sensor_id, item.now, payload)
-            if kind == EventKind.FRAME:  # the frame as converted, not parsed again
-                mine = EngineInput(kind, item.sensor_id, item.now, domain=applied.frame)
-            else:
-                mine = input_from_event(Event(seq, kind, item.sensor_id, item.now, payload))
-            events.append((seq, mine))
+            if not self._in_process:  # (a tracking process reads the journal itself)
+                if kind == EventKind.FRAME:  # the frame as converted, not parsed again
+                    mine = EngineInput(kind, item.sensor_id, item.now, domain=applied.frame)
+                else:
+                    mine = input_from_event(Event(seq, kind, item.sensor_id, item.now, payload))
+                events.append((seq, mine))
             if item.now is not None:  # (stream opens and closes carry none)
                 self._committed_now = item.now
         return applied.status, applied.reason
