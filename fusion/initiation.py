@@ -95,7 +95,7 @@ def earth_blocks(origin: np.ndarray, direction: np.ndarray, t: np.ndarray) -> np
 
 def skew(v: np.ndarray) -> np.ndarray:
     """The matrix ``K`` with ``K @ w = v x w`` (3, 3)."""
-    x, y, z = (float(c) for c in v)
+    x, y, z = v.tolist()  # (Python floats of the float64 components, one call)
     return np.array([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]])
 
 

@@ -128,8 +128,8 @@ def _compiled(name: str) -> Callable[..., Any] | None:
 def _call(name: str, *args: Any) -> Any:
     """Run kernel ``name``; a failure of its first compilation marks it failed and
     raises :class:`_NoKernel` so the caller falls back to numpy."""
-    fn = _compiled(name)
-    if fn is None:
+    fn = _KERNELS[name].compiled  # (once compiled: one lookup per call)
+    if fn is None and (fn := _compiled(name)) is None:
         raise _NoKernel(name)
     try:
         return fn(*args)
@@ -182,8 +182,10 @@ def _i64(a: np.ndarray) -> np.ndarray:
 
 def _plain(a: Any, dtype: type) -> bool:
     """Whether ``a`` is a writable C-contiguous ``dtype`` array (kernels use it in place)."""
-    f = getattr(a, "flags", None)
-    return type(a) is np.ndarray and a.dtype == dtype and f.c_contiguous and f.writeable
+    if type(a) is not np.ndarray or a.dtype != dtype:
+        return False
+    f = a.flags
+    return f.c_contiguous and f.writeable
 
 
 _NO_ADJUST = np.zeros(0)  # assign_pairs without the threads' adjustments

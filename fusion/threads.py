@@ -63,6 +63,12 @@ class SensorThreads:
         Returns the thread id of every detection (M,), the ids of the threads that ended,
         and the next free id."""
         m = los.shape[0]
+        if not self.t_s.size:  # no thread has a rate (a sparse sky's usual look): every
+            # detection starts one; the same arrays as below without the index gathers
+            out_ids = np.arange(next_id, next_id + m)
+            ended_ids = self.pending[0].copy()
+            self.pending = (out_ids.copy(), np.array(los, dtype=float), t_s)
+            return out_ids, ended_ids, next_id + m
         ended = [self.pending[0]]  # rate-less threads of the last look end unseeded
         if self.t_s.size:
             keep = t_s - self.t_s <= MAX_GAP_S

@@ -360,15 +360,20 @@ class Tracker:
             self._buffer.prune(frame.time_s)
             return
         t_s = frame.time_s
-        los = frame.los[unclaimed]
-        sigma = frame.sigma[unclaimed]
+        if unclaimed.size == frame.n_detections and frame.los.flags.c_contiguous:
+            los, sigma = frame.los, frame.sigma  # all of them, in order: no gathers (a
+            # contiguous one: the buffer's BLAS product sees the same layout as a gather's)
+        else:
+            los, sigma = frame.los[unclaimed], frame.sigma[unclaimed]
         region = self.region  # S > 1: tracks start only in this shard's cells
         if region is not None:  # rays that come nowhere near them are not paired at all
             near = region.initiation_rays(frame.position, los, sigma, frame.time_ns, self.config)
             los, sigma = los[near], sigma[near]
         wanted = None if region is None else region.initiable(frame.time_ns)
         cands, left = self._buffer.pair(t_s, frame.sensor_id, frame.position, los, sigma, wanted)
-        if left.size:
+        if left.size == los.shape[0]:  # none paired (the usual case): no gathers
+            self._buffer.add(t_s, frame.sensor_id, frame.position, los, sigma)
+        elif left.size:
             self._buffer.add(t_s, frame.sensor_id, frame.position, los[left], sigma[left])
         for _, cand in cands if region is None else region.own(cands, frame.time_ns):
             self._new_track(cand, frame.time_ns)
