@@ -33,6 +33,7 @@ import numpy as np
 
 from .config import FusionConfig
 from .domain import NS_PER_S, SensorFrame
+from .kernel_registration import correct_rows
 from .registration_consider import SensorTerms, bias_scale, significant, widened
 from .registration_looks import MAX_WINDOW_LOOKS, Evidence, OpenWindows, Window
 from .registration_output import SensorBias, sensor_biases
@@ -41,7 +42,6 @@ from .registration_sites import (
     SiteNormals,
     Sites,
     SiteWindow,
-    _cross,
     site_window,
 )
 from .registration_sites import resting as resting  # re-exported for the tracker
@@ -54,6 +54,16 @@ BATCH_S = 5.0  # s of data time whose accepted windows are applied as one Kalman
 PRUNE_EVERY_S = 1.0  # s of data time between two prunings of stale windows
 EARTH_FIXED_WINDOW_SHARE = 3.0  # hot-spot (site) windows: this x registration_window_s
 THRUSTING_WINDOW_SHARE = 0.3  # boost windows (thrust changes: short) likewise
+
+
+def _with_looks(f: SensorFrame, los: np.ndarray, sigma: np.ndarray) -> SensorFrame:
+    """Frame ``f`` with the lines of sight ``los`` (N, 3) and sigmas ``sigma`` (N,) rad of
+    its detections replaced (float64 arrays of its shapes: its checks hold, not re-run)."""
+    out = object.__new__(SensorFrame)
+    out.sensor_id, out.sequence, out.time_ns = f.sensor_id, f.sequence, f.time_ns
+    out.position, out.velocity, out.intensity = f.position, f.velocity, f.intensity
+    out.los, out.sigma = los, sigma
+    return out
 
 
 def _grown(M: np.ndarray) -> np.ndarray:
@@ -118,20 +128,11 @@ class Registration:
         if frame.los.shape[0] == 0 or k is None or self._windows_used[k] == 0:
             return frame
         applied, th, pk, tr = self._use(k)
-        los = frame.los
-        if applied:
-            c = los - _cross(th, los)
-            c /= np.sqrt(np.add.reduce(c * c, axis=1))[:, None]  # np.linalg.norm's sum
-        else:
-            c = los
         drift = self._q_per_s * self._drift_s  # rad^2 per axis, isotropic: adds as is
-        across = np.maximum(0.5 * (tr - np.einsum("ni,ij,nj->n", c, pk, c)) + drift, 0.0)
-        sigma = np.sqrt(frame.sigma**2 + self._cfg.registration_consider_looks * across)
+        looks = self._cfg.registration_consider_looks
+        c, sigma, across = correct_rows(frame.los, th, pk, tr, drift, frame.sigma, looks, applied)
         self._across = (sigma, across)
-        f = frame  # the frame with these lines of sight and sigmas (its checks passed)
-        return SensorFrame(
-            f.sensor_id, f.sequence, f.time_ns, f.position, f.velocity, c, sigma, f.intensity
-        )
+        return _with_looks(frame, c, sigma)
 
     def pair_sigma(self, det_idx: np.ndarray, looks: list[int]) -> np.ndarray:
         """Sigmas (rad) of the last corrected frame's detections ``det_idx`` for updates of

@@ -1,0 +1,139 @@
+"""The compiled loop behind :meth:`.registration.Registration.correct` (numba), with the
+numpy code it stands in for as the fallback.
+
+A frame's correction is a dozen numpy calls on a few rows (the cross product, the norm,
+the 3-operand ``einsum``, the widening): ~1-3 us each of overhead whatever the size, for
+~24,000 frames with detections on ``salvo``. Here it is one loop per frame, in numpy's
+floats bit for bit (tests/test_registration.py checks it on random frames): the cross
+product and ``los - theta x los`` as written; ``np.add.reduce`` of three squares over a
+row sums them in order, ``((x x + y y) + z z)``; ``np.einsum("ni,ij,nj->n", c, pk, c)``
+sums its nine products ``(c_i pk_ij) c_j`` in index order from zero; ``np.maximum``
+keeps a NaN. Compiled at its first call (cached on disk like :mod:`.kernels`, whose
+switch it follows: ``TRACKLAYER_JIT=0``, no numba, a JIT that fails: numpy).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from . import kernels
+from .registration_sites import _cross
+
+
+def _correct_rows(
+    los: np.ndarray,
+    th: np.ndarray,
+    pk: np.ndarray,
+    sigma: np.ndarray,
+    scalars: np.ndarray,
+    c: np.ndarray,
+    sigma_out: np.ndarray,
+    across: np.ndarray,
+) -> None:
+    """Rows of :func:`correct_numpy` (same arguments; ``scalars``: trace, drift, looks,
+    applied 1/0), written into ``c`` (N, 3), ``sigma_out`` (N,) and ``across`` (N,)."""
+    tr, drift, looks, applied = scalars[0], scalars[1], scalars[2], scalars[3] != 0.0
+    t0, t1, t2 = th[0], th[1], th[2]
+    for n in range(los.shape[0]):
+        x, y, z = los[n, 0], los[n, 1], los[n, 2]
+        if applied:
+            x, y, z = x - (t1 * z - t2 * y), y - (t2 * x - t0 * z), z - (t0 * y - t1 * x)
+            s = math.sqrt((x * x + y * y) + z * z)
+            x, y, z = x / s, y / s, z / s
+        c[n, 0], c[n, 1], c[n, 2] = x, y, z
+        q = 0.0
+        q += (x * pk[0, 0]) * x
+        q += (x * pk[0, 1]) * y
+        q += (x * pk[0, 2]) * z
+        q += (y * pk[1, 0]) * x
+        q += (y * pk[1, 1]) * y
+        q += (y * pk[1, 2]) * z
+        q += (z * pk[2, 0]) * x
+        q += (z * pk[2, 1]) * y
+        q += (z * pk[2, 2]) * z
+        a = 0.5 * (tr - q) + drift
+        if a < 0.0:  # np.maximum(a, 0.0): a NaN stays
+            a = 0.0
+        across[n] = a
+        sigma_out[n] = math.sqrt(sigma[n] * sigma[n] + looks * a)
+
+
+def correct_numpy(
+    los: np.ndarray,
+    th: np.ndarray,
+    pk: np.ndarray,
+    tr: float,
+    drift: float,
+    sigma: np.ndarray,
+    looks: float,
+    applied: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lines of sight ``los`` (N, 3) rotated back by ``th`` (3,) rad when ``applied``
+    (renormalised; else ``los`` itself), the variance across each of them of the bias
+    covariance ``pk`` (3, 3) rad^2 (trace ``tr``) plus the isotropic ``drift`` rad^2
+    (N,), and the sigmas ``sigma`` (N,) rad widened by ``looks`` times it: ``(c, sigma,
+    across)``."""
+    if applied:
+        c = los - _cross(th, los)
+        c /= np.sqrt(np.add.reduce(c * c, axis=1))[:, None]  # np.linalg.norm's sum
+    else:
+        c = los
+    across = np.maximum(0.5 * (tr - np.einsum("ni,ij,nj->n", c, pk, c)) + drift, 0.0)
+    return c, np.sqrt(sigma**2 + looks * across), across
+
+
+_compiled: list[Callable[..., Any] | None] = [None]  # the compiled loop, once
+_failed = [False]
+
+
+def correct_rows(
+    los: np.ndarray,
+    th: np.ndarray,
+    pk: np.ndarray,
+    tr: float,
+    drift: float,
+    sigma: np.ndarray,
+    looks: float,
+    applied: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`correct_numpy`, by the compiled loop when the kernels are on (the same
+    floats; a ``c`` of its own even when not ``applied``)."""
+    fn = _kernel()
+    if fn is None:
+        return correct_numpy(los, th, pk, tr, drift, sigma, looks, applied)
+    c, sigma_out, across = _outputs(los.shape[0])
+    scalars = np.array([tr, drift, looks, 1.0 if applied else 0.0])
+    args = (kernels._f64(los), kernels._f64(th), kernels._f64(pk), kernels._f64(sigma))
+    fn(*args, scalars, c, sigma_out, across)
+    return c, sigma_out, across
+
+
+def _kernel() -> Callable[..., Any] | None:
+    """The compiled loop, or None (kernels off, or its compilation failed: one warning)."""
+    fn = _compiled[0]
+    if fn is not None or _failed[0]:
+        return fn if kernels.enabled() else None
+    if not kernels.enabled():
+        return None
+    try:
+        import numba
+
+        fn = numba.njit(cache=True, nogil=True)(_correct_rows)
+        one = np.ones(1)
+        fn(np.ones((1, 3)), np.zeros(3), np.eye(3), one, np.zeros(4), *_outputs(1))
+    except Exception as exc:  # noqa: BLE001 - a broken JIT must not stop the tracker
+        warnings.warn(f"numba kernel correct_rows unavailable ({exc}); using numpy", stacklevel=2)
+        _failed[0] = True
+        return None
+    _compiled[0] = fn
+    return fn
+
+
+def _outputs(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Empty outputs of :func:`_correct_rows` for ``n`` rows."""
+    return np.empty((n, 3)), np.empty(n), np.empty(n)
