@@ -87,10 +87,6 @@ def correct_numpy(
     return c, np.sqrt(sigma**2 + looks * across), across
 
 
-_compiled: list[Callable[..., Any] | None] = [None]  # the compiled loop, once
-_failed = [False]
-
-
 def correct_rows(
     los: np.ndarray,
     th: np.ndarray,
@@ -103,7 +99,7 @@ def correct_rows(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`correct_numpy`, by the compiled loop when the kernels are on (the same
     floats; a ``c`` of its own even when not ``applied``)."""
-    fn = _kernel()
+    fn = _kernel("correct_rows")
     if fn is None:
         return correct_numpy(los, th, pk, tr, drift, sigma, looks, applied)
     c, sigma_out, across = _outputs(los.shape[0])
@@ -113,25 +109,84 @@ def correct_rows(
     return c, sigma_out, across
 
 
-def _kernel() -> Callable[..., Any] | None:
-    """The compiled loop, or None (kernels off, or its compilation failed: one warning)."""
-    fn = _compiled[0]
-    if fn is not None or _failed[0]:
-        return fn if kernels.enabled() else None
+def _write_looks(
+    rows: np.ndarray,
+    looks: np.ndarray,
+    frame: np.ndarray,
+    los: np.ndarray,
+    sigma: np.ndarray,
+    t: np.ndarray,
+    sensor: np.ndarray,
+    pos: np.ndarray,
+    los_out: np.ndarray,
+    sigma_out: np.ndarray,
+) -> None:
+    """Look ``looks[r]`` of a frame (line of sight ``los`` (K, 3), sigma ``sigma`` (K,)
+    rad) into row ``rows[r]`` of the flat columns ``t``, ``sensor``, ``pos`` (R, 3),
+    ``los_out`` (R, 3), ``sigma_out``; ``frame``: the frame's data time s, sensor index
+    and position (3,) m."""
+    for r in range(rows.size):
+        a, d = rows[r], looks[r]
+        t[a], sensor[a] = frame[0], np.int64(frame[1])
+        for k in range(3):
+            pos[a, k], los_out[a, k] = frame[2 + k], los[d, k]
+        sigma_out[a] = sigma[d]
+
+
+def write_looks(
+    rows: list[int],
+    looks: list[int],
+    frame: tuple[float, int, np.ndarray, np.ndarray, np.ndarray],
+    columns: tuple[np.ndarray, ...],
+) -> None:
+    """A frame's looks ``looks`` into the rows ``rows`` of the flat ``columns`` (data time
+    s (R,), sensor index (R,), position (R, 3) m, line of sight (R, 3), sigma (R,) rad;
+    :class:`.registration_looks.OpenWindows`): ``frame`` = (data time s, sensor index,
+    position (3,) m, its looks' lines of sight (K, 3) and sigmas (K,) rad). Copies: the
+    same values by the compiled loop or by numpy."""
+    t_s, sensor, pos, los, sigma = frame
+    fn = _kernel("write_looks")
+    if fn is None:
+        j, i = np.array(rows), np.array(looks)
+        t, s, p, m, sg = columns
+        t[j], s[j], p[j], m[j], sg[j] = t_s, sensor, pos, los[i], sigma[i]
+        return
+    head = np.array([t_s, sensor, pos[0], pos[1], pos[2]])
+    j, i = np.array(rows, np.int64), np.array(looks, np.int64)
+    fn(j, i, head, kernels._f64(los), kernels._f64(sigma), *columns)
+
+
+_LOOPS = {"correct_rows": _correct_rows, "write_looks": _write_looks}
+_compiled: dict[str, Callable[..., Any] | None] = {}  # by name; None: failed
+
+
+def _kernel(name: str) -> Callable[..., Any] | None:
+    """The compiled loop ``name`` (compiled and tried at its first call), or None: the
+    kernels are off, or its compilation failed (one warning)."""
     if not kernels.enabled():
         return None
+    if name in _compiled:
+        return _compiled[name]
     try:
         import numba
 
-        fn = numba.njit(cache=True, nogil=True)(_correct_rows)
-        one = np.ones(1)
-        fn(np.ones((1, 3)), np.zeros(3), np.eye(3), one, np.zeros(4), *_outputs(1))
+        fn = numba.njit(cache=True, nogil=True)(_LOOPS[name])
+        _try(name, fn)
     except Exception as exc:  # noqa: BLE001 - a broken JIT must not stop the tracker
-        warnings.warn(f"numba kernel correct_rows unavailable ({exc}); using numpy", stacklevel=2)
-        _failed[0] = True
-        return None
-    _compiled[0] = fn
+        warnings.warn(f"numba kernel {name} unavailable ({exc}); using numpy", stacklevel=2)
+        fn = None
+    _compiled[name] = fn
     return fn
+
+
+def _try(name: str, fn: Callable[..., Any]) -> None:
+    """Call the compiled loop ``name`` once on one row (compiles it, or loads its cache)."""
+    one, row = np.ones(1), np.zeros(1, np.int64)
+    if name == "correct_rows":
+        fn(np.ones((1, 3)), np.zeros(3), np.eye(3), one, np.zeros(4), *_outputs(1))
+    else:
+        cols = (np.zeros(1), np.zeros(1, np.int64), np.zeros((1, 3)), np.zeros((1, 3)), one)
+        fn(row, row, np.zeros(5), np.ones((1, 3)), one, *cols)
 
 
 def _outputs(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -27,7 +27,7 @@ def _frame(n: int) -> tuple[np.ndarray, ...]:
 @pytest.mark.parametrize("applied", [True, False])
 def test_the_compiled_correction_equals_numpy_bit_for_bit(applied):
     kernels.set_enabled(True)
-    if kernel_registration._kernel() is None:
+    if kernel_registration._kernel("correct_rows") is None:
         pytest.skip("numba is not installed")
     for trial in range(2_000):
         los, th, pk, sigma = _frame(int(rng.integers(1, 60)))
@@ -90,3 +90,24 @@ def test_the_snapshot_takes_each_sensors_block_as_it_stands():
             assert b.covariance_rad2 == tuple(float(v) for v in blk[np.triu_indices(3)])
             assert b.windows == used[k] and type(b.windows) is int
             assert b.time_ns == 7
+
+
+@pytest.mark.parametrize("jit", [True, False])
+def test_a_frames_looks_land_in_their_windows_rows(jit):
+    """The looks noted for a frame are written to the rows they were given (data time,
+    sensor, its position, each look's line of sight and sigma), the other rows untouched."""
+    kernels.set_enabled(jit)
+    try:
+        cols = (np.zeros(40), np.zeros(40, np.int64), np.zeros((40, 3)), np.zeros((40, 3)))
+        cols += (np.zeros(40),)
+        los, sigma = rng.normal(size=(6, 3)), rng.uniform(1e-6, 1e-4, 6)
+        pos = rng.normal(size=3) * 7e6
+        rows, looks = [3, 17, 39, 0], [5, 0, 2, 4]
+        kernel_registration.write_looks(rows, looks, (12.5, 7, pos, los, sigma), cols)
+    finally:
+        kernels.set_enabled(True)
+    t, sensor, p, m, sg = cols
+    assert np.array_equal(np.flatnonzero(t), sorted(rows)) and set(t[rows]) == {12.5}
+    assert (sensor[rows] == 7).all() and np.array_equal(p[rows], np.tile(pos, (4, 1)))
+    assert np.array_equal(m[rows], los[looks]) and np.array_equal(sg[rows], sigma[looks])
+    assert not m[[r for r in range(40) if r not in rows]].any()
