@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from . import kernels
+from .registration_consider import widened
 from .registration_sites import _cross
 
 
@@ -156,7 +157,56 @@ def write_looks(
     fn(j, i, head, kernels._f64(los), kernels._f64(sigma), *columns)
 
 
-_LOOPS = {"correct_rows": _correct_rows, "write_looks": _write_looks}
+def _widened(
+    sigma: np.ndarray,
+    across: np.ndarray,
+    det: np.ndarray,
+    looks: np.ndarray,
+    k0: float,
+    k1: float,
+    out: np.ndarray,
+) -> None:
+    """:func:`.registration_consider.widened` of detections ``det`` of a frame (sigmas
+    ``sigma``, variances across ``across``) into ``out``: ``np.maximum`` then
+    ``np.minimum`` as numpy decides them (a NaN kept), then the same sum."""
+    for r in range(det.size):
+        d, m = det[r], looks[r]
+        if not (m >= k0 or m != m):
+            m = k0
+        if not (m <= k1 or m != m):
+            m = k1
+        s = sigma[d]
+        out[r] = math.sqrt(s * s + (m - k0) * across[d])
+
+
+def widened_rows(
+    sigma: np.ndarray,
+    across: np.ndarray | None,
+    det: np.ndarray,
+    looks: list[int],
+    k0: float,
+    k1: float,
+) -> np.ndarray:
+    """:func:`.registration_consider.widened` of the detections ``det`` (sigmas
+    ``sigma[det]``, variances across ``across[det]``), by a compiled loop when the kernels
+    are on (the same floats)."""
+    fn = None if across is None or k1 <= k0 else _kernel("widened")
+    if fn is None or max(looks, default=0) <= k0:
+        return widened(sigma[det], None if across is None else across[det], looks, k0, k1)
+    out = np.empty(det.size)
+    fn(
+        kernels._f64(sigma),
+        kernels._f64(across),
+        kernels._i64(det),
+        np.array(looks, float),
+        float(k0),
+        float(k1),
+        out,
+    )
+    return out
+
+
+_LOOPS = {"correct_rows": _correct_rows, "write_looks": _write_looks, "widened": _widened}
 _compiled: dict[str, Callable[..., Any] | None] = {}  # by name; None: failed
 
 
@@ -184,6 +234,8 @@ def _try(name: str, fn: Callable[..., Any]) -> None:
     one, row = np.ones(1), np.zeros(1, np.int64)
     if name == "correct_rows":
         fn(np.ones((1, 3)), np.zeros(3), np.eye(3), one, np.zeros(4), *_outputs(1))
+    elif name == "widened":
+        fn(one, one, row, one, 1.0, 2.0, np.empty(1))
     else:
         cols = (np.zeros(1), np.zeros(1, np.int64), np.zeros((1, 3)), np.zeros((1, 3)), one)
         fn(row, row, np.zeros(5), np.ones((1, 3)), one, *cols)

@@ -33,8 +33,8 @@ import numpy as np
 
 from .config import FusionConfig
 from .domain import NS_PER_S, SensorFrame
-from .kernel_registration import correct_rows
-from .registration_consider import SensorTerms, bias_scale, significant, widened
+from .kernel_registration import correct_rows, widened_rows
+from .registration_consider import SensorTerms, bias_scale, significant
 from .registration_looks import MAX_WINDOW_LOOKS, Evidence, OpenWindows, Window
 from .registration_output import SensorBias, sensor_biases
 from .registration_sites import (
@@ -137,15 +137,15 @@ class Registration:
     def pair_sigma(self, det_idx: np.ndarray, looks: list[int]) -> np.ndarray:
         """Sigmas (rad) of the last corrected frame's detections ``det_idx`` for updates of
         tracks whose estimates average ``looks`` looks per sensor (0: not ballistic), by
-        :func:`.registration_consider.widened`; the count's cap above
+        :func:`.registration_consider.widened` (compiled: :mod:`.kernel_registration`);
+        the count's cap above
         ``registration_consider_looks`` shrinks with the bias scale (a scene found
         unbiased keeps its tracks' weighting)."""
         sigma, across = self._across
         cfg = self._cfg
-        a = None if across is None else across[det_idx]
         k0 = cfg.registration_consider_looks
         k1 = k0 + self.scale * (cfg.registration_consider_looks_max - k0)
-        return widened(sigma[det_idx], a, looks, k0, k1)
+        return widened_rows(sigma, across, det_idx, looks, k0, k1)
 
     def _use(self, k: int) -> tuple[bool, np.ndarray, np.ndarray, float]:
         """How sensor ``k``'s estimate is used (cached until P changes): applied or not

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from tracklayer.fusion import kernel_registration, kernels
+from tracklayer.fusion.registration_consider import widened
 from tracklayer.fusion.registration_output import sensor_biases
 
 rng = np.random.default_rng(20261207)
@@ -111,3 +112,20 @@ def test_a_frames_looks_land_in_their_windows_rows(jit):
     assert (sensor[rows] == 7).all() and np.array_equal(p[rows], np.tile(pos, (4, 1)))
     assert np.array_equal(m[rows], los[looks]) and np.array_equal(sg[rows], sigma[looks])
     assert not m[[r for r in range(40) if r not in rows]].any()
+
+
+def test_the_compiled_widening_by_looks_equals_numpy_bit_for_bit():
+    n = 500
+    sigma, across = rng.uniform(1e-6, 1e-4, n), rng.uniform(0.0, 1e-9, n)
+    across[::7] = 0.0
+    for trial in range(300):
+        det = rng.integers(0, n, int(rng.integers(1, 40)))
+        looks = rng.integers(0, 300, det.size).tolist()
+        k0 = 25
+        k1 = k0 + float(rng.uniform(0.0, 1.0)) * 75
+        want = widened(sigma[det], across[det], looks, k0, k1)
+        got = kernel_registration.widened_rows(sigma, across, det, looks, k0, k1)
+        assert np.array_equal(want.view(np.int64), got.view(np.int64)), trial
+    assert np.array_equal(
+        kernel_registration.widened_rows(sigma, None, det, looks, k0, k1), sigma[det]
+    )
