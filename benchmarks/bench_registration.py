@@ -279,7 +279,10 @@ def main() -> int:
     cost, verdict, text = verdicts(runs["now"], plain["now"])
     if args.before:
         text += f"\nat {args.before}: " + verdicts(runs[args.before], plain[args.before])[2]
-    print(rows + text + f"\nattributed cost {100 * cost:+.1f} %: {verdict} the <= 15 % bound")
+    whole = [p["on"] / p["off"] - 1.0 for p in plain["now"]]
+    if whole:
+        verdict += f"; whole process (untimed pairs) {_spread(whole)}"
+    print(rows + text + f"\nattributed cost {100 * cost:+.1f} %: {verdict} (bound <= 15 %)")
     if not args.no_write:
         load1 = os.getloadavg()
         when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
