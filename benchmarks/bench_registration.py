@@ -14,12 +14,16 @@ together so they see the same machine. Two measures:
   It leaves out what registration changes in the tracker's own work (wider gates).
 - **Whole process** (the issue's own words, "the same run with and without"): after each
   such pair, ``tracklayer track`` with and without registration through the same
-  launcher with nothing timed (``registration_timed.py --plain``), one after the other,
-  the order alternating from pair to pair (on, off, off, on, ...): the CPU (user +
-  system) of the process with over the one without, minus one; the median over the
-  pairs and their range. The launcher also reports the collector's counts per generation
-  (``gc.get_stats``), printed beside them. (The timed pair's on over off, and the rest of
-  its on run over its off run, are printed too: they carry the harness's timers.)
+  launcher with nothing timed (``registration_timed.py --plain``), started together
+  (default) or, with ``--sequential``, one after the other, the order alternating from
+  pair to pair (on, off, off, on, ...): the CPU (user + system) of the process with over
+  the one without, minus one; the median over the pairs and their range. Started
+  together, both runs see the same machine: on this shared 2-core VM at load ~15 such
+  pairs agreed within 0.2 % where sequential ones spread from +4 to +25 % (stop 23,
+  RESULTS.md); sequential pairs are for a quiet machine. The launcher also reports the
+  collector's counts per generation (``gc.get_stats``), printed beside them. (The timed
+  pair's on over off, and the rest of its on run over its off run, are printed too:
+  they carry the harness's timers.)
 
 Rule: the median over the pairs of the attributed cost, against issue 12's <= 15 %, and
 the median of the whole-process ratios beside it; with the range of each (one mode's
@@ -32,7 +36,7 @@ kernels warmed before timing), interleaved, so a change is measured before and a
 one machine state; ``--duration`` shortens the scene.
 
     .venv/bin/python benchmarks/bench_registration.py [--duration S] [--repeat 5]
-        [--before REV] [--keep DIR] [--no-write] [--no-plain]
+        [--before REV] [--keep DIR] [--no-write] [--no-plain] [--sequential]
 """
 
 from __future__ import annotations
@@ -125,26 +129,26 @@ def run_pair(package: Path | None, argv: list[str], logs: tuple[Path, Path]) -> 
 
 
 def run_plain(package: Path | None, argv: list[str], logs: tuple[Path, Path], first: str) -> dict:
-    """``tracklayer ARGV`` with and without registration, one after the other (``first``:
-    "on" or "off" first), both through :mod:`registration_timed` ``--plain`` (nothing
-    timed): each process's CPU s and its collections per generation."""
+    """``tracklayer ARGV`` with and without registration, both through
+    :mod:`registration_timed` ``--plain`` (nothing timed), started together (``first``
+    "together") or one after the other (``first``: "on" or "off" first): each process's
+    CPU s and its collections per generation."""
     env = ENV if package is None else {**ENV, "PYTHONPATH": str(package)}
     cwd = None if package is None else package
-    out = {}
-    for mode in (first, "off" if first == "on" else "on"):
+    modes = ("on", "off") if first == "together" else (first, "off" if first == "on" else "on")
+    started = []
+    for mode in modes:
         log = logs[mode == "off"]
         extra = ["--no-registration"] if mode == "off" else []
         run = [*argv[:2], "--out", f"{argv[2]}-plain-{mode}.mcap", *extra]
-        wait_cpu(
-            start(
-                [sys.executable, TIMED, "--plain", str(log.with_suffix(".json")), *run],
-                log,
-                env,
-                cwd,
-            ),
-            log,
-            run,
-        )
+        cmd = [sys.executable, TIMED, "--plain", str(log.with_suffix(".json")), *run]
+        started.append((mode, start(cmd, log, env, cwd), log, run))
+        if first != "together":
+            wait_cpu(*started[-1][1:])
+    out = {}
+    for mode, p, log, run in started:
+        if first == "together":
+            wait_cpu(p, log, run)
         res = json.loads(log.with_suffix(".json").read_text())
         out[mode], out[f"gc_{mode}"] = res["total_s"], res.get("gc", [])
     return out
@@ -195,7 +199,7 @@ def verdicts(runs: list[dict], plain: list[dict]) -> tuple[float, str, str]:
         whole = [p["on"] / p["off"] - 1.0 for p in plain]
         side = "meets" if statistics.median(whole) <= TARGET else "misses"
         text += (
-            f";\n**whole process, untimed, on over off one after the other** (the issue's"
+            f";\n**whole process, untimed pairs, on over off** (the issue's"
             f" measure): {_spread(whole)}: the median {side} the bound"
         )
     return cost, verdict, text
@@ -244,6 +248,12 @@ def main() -> int:
     ap.add_argument("--before", default=None, help="git revision of the estimator to compare")
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--no-plain", action="store_true", help="no untimed whole-process pairs")
+    ap.add_argument(
+        "--sequential",
+        dest="together",
+        action="store_false",
+        help="untimed pairs one after the other (on, off / off, on): for a quiet machine",
+    )
     args = ap.parse_args()
     load0 = os.getloadavg()
     with work_dir(args.keep, "bench-registration-") as work:
@@ -267,7 +277,8 @@ def main() -> int:
                 line = f"{code} #{i + 1}: on {r['on']:.1f} off {r['off']:.1f} own {r['own']:.2f}"
                 if not args.no_plain:
                     logs = (work / f"plain-{j}-on-{i}.log", work / f"plain-{j}-off-{i}.log")
-                    p = run_plain(pkg, argv, logs, "on" if i % 2 == 0 else "off")
+                    order = "on" if i % 2 == 0 else "off"
+                    p = run_plain(pkg, argv, logs, "together" if args.together else order)
                     plain[code].append(p)
                     line += f"; untimed on {p['on']:.1f} off {p['off']:.1f}"
                 print(line + " CPU s", flush=True)
@@ -293,7 +304,8 @@ def main() -> int:
             f"salvo ({dur}); {args.repeat} pairs of `tracklayer track` with and without "
             f"registration started together (CPU = user + system, os.wait4); the on run "
             f"times registration's own code in process (`benchmarks/registration_timed.py`);"
-            f" after each pair, untimed on and off one after the other (order alternating)."
+            f" after each pair, untimed on and off "
+            f"{'started together' if args.together else 'one after the other (order alternating)'}."
             f"\n\n{rows}\n{text}.\n\n**Verdict** (rule: the median attributed cost, which "
             f"machine load scales out, against issue 12's <= 15 %; the untimed "
             f"whole-process median beside it): {100 * cost:+.1f} %, {verdict}. "
