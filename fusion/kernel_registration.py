@@ -36,7 +36,7 @@ def _correct_rows(
     sigma_out: np.ndarray,
     across: np.ndarray,
 ) -> None:
-    """Rows of :func:`correct_numpy` (same arguments; ``scalars``: trace, drift, looks,
+    """Rows of :func:`correct_rows` (same arguments; ``scalars``: trace, drift, looks,
     applied 1/0), written into ``c`` (N, 3), ``sigma_out`` (N,) and ``across`` (N,)."""
     tr, drift, looks, applied = scalars[0], scalars[1], scalars[2], scalars[3] != 0.0
     t0, t1, t2 = th[0], th[1], th[2]
@@ -64,30 +64,6 @@ def _correct_rows(
         sigma_out[n] = math.sqrt(sigma[n] * sigma[n] + looks * a)
 
 
-def correct_numpy(
-    los: np.ndarray,
-    th: np.ndarray,
-    pk: np.ndarray,
-    tr: float,
-    drift: float,
-    sigma: np.ndarray,
-    looks: float,
-    applied: bool,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Lines of sight ``los`` (N, 3) rotated back by ``th`` (3,) rad when ``applied``
-    (renormalised; else ``los`` itself), the variance across each of them of the bias
-    covariance ``pk`` (3, 3) rad^2 (trace ``tr``) plus the isotropic ``drift`` rad^2
-    (N,), and the sigmas ``sigma`` (N,) rad widened by ``looks`` times it: ``(c, sigma,
-    across)``."""
-    if applied:
-        c = los - _cross(th, los)
-        c /= np.sqrt(np.add.reduce(c * c, axis=1))[:, None]  # np.linalg.norm's sum
-    else:
-        c = los
-    across = np.maximum(0.5 * (tr - np.einsum("ni,ij,nj->n", c, pk, c)) + drift, 0.0)
-    return c, np.sqrt(sigma**2 + looks * across), across
-
-
 def correct_rows(
     los: np.ndarray,
     th: np.ndarray,
@@ -97,12 +73,23 @@ def correct_rows(
     sigma: np.ndarray,
     looks: float,
     applied: bool,
+    compiled: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`correct_numpy`, by the compiled loop when the kernels are on (the same
-    floats; a ``c`` of its own even when not ``applied``)."""
-    fn = _kernel("correct_rows")
+    """Lines of sight ``los`` (N, 3) rotated back by ``th`` (3,) rad when ``applied``
+    (renormalised; else ``los`` itself, or a copy from the compiled loop), the variance
+    across each of them of the bias covariance ``pk`` (3, 3) rad^2 (trace ``tr``) plus the
+    isotropic ``drift`` rad^2 (N,), and the sigmas ``sigma`` (N,) rad widened by ``looks``
+    times it: ``(c, sigma, across)``; by the compiled loop when the kernels are on and
+    ``compiled``, else by numpy (the same floats)."""
+    fn = _kernel("correct_rows") if compiled else None
     if fn is None:
-        return correct_numpy(los, th, pk, tr, drift, sigma, looks, applied)
+        if applied:
+            c = los - _cross(th, los)
+            c /= np.sqrt(np.add.reduce(c * c, axis=1))[:, None]  # np.linalg.norm's sum
+        else:
+            c = los
+        across = np.maximum(0.5 * (tr - np.einsum("ni,ij,nj->n", c, pk, c)) + drift, 0.0)
+        return c, np.sqrt(sigma**2 + looks * across), across
     c, sigma_out, across = _outputs(los.shape[0])
     scalars = np.array([tr, drift, looks, 1.0 if applied else 0.0])
     args = (kernels._f64(los), kernels._f64(th), kernels._f64(pk), kernels._f64(sigma))
