@@ -91,7 +91,11 @@ def package_at(rev: str, work: Path) -> Path:
     shutil.copytree(src / "tracklayer", root / "tracklayer")
     for name in PACKAGES:
         shutil.copytree(src / name, root / "tracklayer" / name)
-    warm = "from tracklayer.fusion import kernels; kernels.warm()"
+    warm = (  # the registration's own loops too, where that revision has them
+        "from tracklayer.fusion import kernels; kernels.warm()\n"
+        "try:\n    from tracklayer.fusion import kernel_registration as r; r.warm()\n"
+        "except ImportError:\n    pass"
+    )
     env = {**ENV, "PYTHONPATH": str(root)}
     subprocess.run([sys.executable, "-c", warm], check=True, env=env, cwd=root)
     return root

@@ -197,6 +197,12 @@ _LOOPS = {"correct_rows": _correct_rows, "write_looks": _write_looks, "widened":
 _compiled: dict[str, Callable[..., Any] | None] = {}  # by name; None: failed
 
 
+def warm() -> bool:
+    """Compile (or load from numba's cache) every loop here now (``make venv`` runs it, as
+    :func:`.kernels.warm`); whether they are in use."""
+    return all(_kernel(name) is not None for name in _LOOPS)
+
+
 def _kernel(name: str) -> Callable[..., Any] | None:
     """The compiled loop ``name`` (compiled and tried at its first call), or None: the
     kernels are off, or its compilation failed (one warning)."""

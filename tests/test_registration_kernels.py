@@ -25,6 +25,13 @@ def _frame(n: int) -> tuple[np.ndarray, ...]:
     return los, th, A @ A.T, rng.uniform(1e-6, 1e-4, n)
 
 
+def test_make_venv_warms_every_registration_loop():
+    kernels.set_enabled(True)
+    if not kernels.enabled():
+        pytest.skip("numba is not installed")
+    assert kernel_registration.warm()
+
+
 @pytest.mark.parametrize("applied", [True, False])
 def test_the_compiled_correction_equals_numpy_bit_for_bit(applied):
     kernels.set_enabled(True)
