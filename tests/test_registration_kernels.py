@@ -136,3 +136,24 @@ def test_the_compiled_widening_by_looks_equals_numpy_bit_for_bit():
     assert np.array_equal(
         kernel_registration.widened_rows(sigma, None, det, looks, k0, k1), sigma[det]
     )
+
+
+def test_the_corrected_frame_keeps_every_other_field():
+    """The corrected frame is built without re-running the frame's checks: every field but
+    the lines of sight and sigmas is the received frame's (a field added to SensorFrame
+    later must be copied too)."""
+    import dataclasses
+
+    from tracklayer.fusion.domain import SensorFrame
+    from tracklayer.fusion.registration import _with_looks
+
+    los, _, _, sigma = _frame(4)
+    f = SensorFrame("sat-7", 12, 3_000_000_000, np.ones(3) * 7e6, np.ones(3), los, sigma, sigma)
+    g = _with_looks(f, los * 2.0, sigma * 3.0)
+    for field in dataclasses.fields(SensorFrame):
+        want = getattr(f, field.name)
+        if field.name == "los":
+            want = los * 2.0
+        elif field.name == "sigma":
+            want = sigma * 3.0
+        assert np.array_equal(getattr(g, field.name), want), field.name
