@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
-	$(PY) -c "from tracklayer.fusion import kernels; kernels.warm()"  # compile once, cached
+	$(PY) -c "from tracklayer.fusion import kernels, kernel_registration as r; kernels.warm(); r.warm()"  # compile once, cached
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -12,17 +12,20 @@ taken out of each part, once per call.
     python benchmarks/registration_timed.py [--plain] OUT.json track REC --out TRACKED.mcap
 
 (``--plain``: nothing timed, only the process's CPU: the run without registration is
-launched the same way.)
+launched the same way, and so are both runs of the benchmark's untimed pairs.)
 
-Writes ``{"total_s": .., "parts": {name: [CPU s, calls]}, "bias_s": .., "missing": [..]}``
-to OUT.json. Imports ``tracklayer`` from ``sys.path`` (PYTHONPATH may point at another
-revision); a part missing in that revision is left out and named in ``missing`` (the
+Writes ``{"total_s": .., "parts": {name: [CPU s, calls]}, "bias_s": .., "missing": [..],
+"gc": [collections per generation]}`` to OUT.json (``gc.get_stats``, at the end of the
+run: what the collector did, to compare a run with registration and one without).
+Imports ``tracklayer`` from ``sys.path`` (PYTHONPATH may point at another revision); a
+part missing in that revision is left out and named in ``missing`` (the
 benchmark prints it: a renamed function must not drop out of the count unseen).
 """
 
 from __future__ import annotations
 
 import functools
+import gc
 import json
 import resource
 import sys
@@ -75,11 +78,15 @@ def main(argv: list[str]) -> int:
     rc = cli(args)
     ru = resource.getrusage(resource.RUSAGE_SELF)
     total = ru.ru_utime + ru.ru_stime
+    collections = [g["collections"] for g in gc.get_stats()]
     bias = 0.0 if plain else _timer_bias()
     for v in acc.values():  # the timer's own share inside each interval, taken out
         v[0] = max(v[0] - bias * v[1], 0.0)
     with open(out, "w") as fh:
-        json.dump({"total_s": total, "parts": acc, "bias_s": bias, "missing": missing}, fh)
+        json.dump(
+            {"total_s": total, "parts": acc, "bias_s": bias, "missing": missing, "gc": collections},
+            fh,
+        )
     return rc
 
 

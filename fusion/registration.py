@@ -33,7 +33,8 @@ import numpy as np
 
 from .config import FusionConfig
 from .domain import NS_PER_S, SensorFrame
-from .registration_consider import SensorTerms, bias_scale, significant, widened
+from .kernel_registration import correct_rows, widened_rows
+from .registration_consider import SensorTerms, bias_scale, significant
 from .registration_looks import MAX_WINDOW_LOOKS, Evidence, OpenWindows, Window
 from .registration_output import SensorBias, sensor_biases
 from .registration_sites import (
@@ -41,7 +42,6 @@ from .registration_sites import (
     SiteNormals,
     Sites,
     SiteWindow,
-    _cross,
     site_window,
 )
 from .registration_sites import resting as resting  # re-exported for the tracker
@@ -54,6 +54,16 @@ BATCH_S = 5.0  # s of data time whose accepted windows are applied as one Kalman
 PRUNE_EVERY_S = 1.0  # s of data time between two prunings of stale windows
 EARTH_FIXED_WINDOW_SHARE = 3.0  # hot-spot (site) windows: this x registration_window_s
 THRUSTING_WINDOW_SHARE = 0.3  # boost windows (thrust changes: short) likewise
+
+
+def _with_looks(f: SensorFrame, los: np.ndarray, sigma: np.ndarray) -> SensorFrame:
+    """Frame ``f`` with the lines of sight ``los`` (N, 3) and sigmas ``sigma`` (N,) rad of
+    its detections replaced (float64 arrays of its shapes: its checks hold, not re-run)."""
+    out = object.__new__(SensorFrame)
+    out.sensor_id, out.sequence, out.time_ns = f.sensor_id, f.sequence, f.time_ns
+    out.position, out.velocity, out.intensity = f.position, f.velocity, f.intensity
+    out.los, out.sigma = los, sigma
+    return out
 
 
 def _grown(M: np.ndarray) -> np.ndarray:
@@ -118,33 +128,24 @@ class Registration:
         if frame.los.shape[0] == 0 or k is None or self._windows_used[k] == 0:
             return frame
         applied, th, pk, tr = self._use(k)
-        los = frame.los
-        if applied:
-            c = los - _cross(th, los)
-            c /= np.sqrt(np.add.reduce(c * c, axis=1))[:, None]  # np.linalg.norm's sum
-        else:
-            c = los
         drift = self._q_per_s * self._drift_s  # rad^2 per axis, isotropic: adds as is
-        across = np.maximum(0.5 * (tr - np.einsum("ni,ij,nj->n", c, pk, c)) + drift, 0.0)
-        sigma = np.sqrt(frame.sigma**2 + self._cfg.registration_consider_looks * across)
+        looks = self._cfg.registration_consider_looks
+        c, sigma, across = correct_rows(frame.los, th, pk, tr, drift, frame.sigma, looks, applied)
         self._across = (sigma, across)
-        f = frame  # the frame with these lines of sight and sigmas (its checks passed)
-        return SensorFrame(
-            f.sensor_id, f.sequence, f.time_ns, f.position, f.velocity, c, sigma, f.intensity
-        )
+        return _with_looks(frame, c, sigma)
 
     def pair_sigma(self, det_idx: np.ndarray, looks: list[int]) -> np.ndarray:
         """Sigmas (rad) of the last corrected frame's detections ``det_idx`` for updates of
         tracks whose estimates average ``looks`` looks per sensor (0: not ballistic), by
-        :func:`.registration_consider.widened`; the count's cap above
+        :func:`.registration_consider.widened` (compiled: :mod:`.kernel_registration`);
+        the count's cap above
         ``registration_consider_looks`` shrinks with the bias scale (a scene found
         unbiased keeps its tracks' weighting)."""
         sigma, across = self._across
         cfg = self._cfg
-        a = None if across is None else across[det_idx]
         k0 = cfg.registration_consider_looks
         k1 = k0 + self.scale * (cfg.registration_consider_looks_max - k0)
-        return widened(sigma[det_idx], a, looks, k0, k1)
+        return widened_rows(sigma, across, det_idx, looks, k0, k1)
 
     def _use(self, k: int) -> tuple[bool, np.ndarray, np.ndarray, float]:
         """How sensor ``k``'s estimate is used (cached until P changes): applied or not

@@ -18,6 +18,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .kernel_registration import write_looks
+
 MAX_WINDOW_LOOKS = 400  # detections a window holds at most (bounded history; then solved)
 
 
@@ -135,11 +137,9 @@ class OpenWindows:
         at, looks = self._noted
         if not at or self._frame is None:
             return
-        t_s, sensor, pos, los, sigma = self._frame
-        j, i = np.array(at), np.array(looks)  # rows of the flat columns, looks of the frame
-        self.t.reshape(-1)[j], self.sensor.reshape(-1)[j] = t_s, sensor
-        self.pos.reshape(-1, 3)[j], self.los.reshape(-1, 3)[j] = pos, los[i]
-        self.sigma.reshape(-1)[j] = sigma[i]
+        flat = (self.t.reshape(-1), self.sensor.reshape(-1), self.pos.reshape(-1, 3))
+        flat += (self.los.reshape(-1, 3), self.sigma.reshape(-1))
+        write_looks(at, looks, self._frame, flat)  # rows of the flat columns, looks
         self._noted = ([], [])
 
     def take(self, key: int) -> Window:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 _UPPER = np.triu_indices(3)  # a 3 x 3 covariance's upper triangle: xx xy xz yy yz zz
+_EYE3 = np.eye(3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,22 +37,20 @@ def sensor_biases(
     biases ``theta`` (3 S,) rad, their covariance ``P`` (3 S, 3 S) rad^2 plus an isotropic
     ``drift`` rad^2 and the accepted windows per sensor ``used`` (S,), by sensor id (a
     sensor whose rows are not all there yet, added by another thread, is left out)."""
-    out = []
     sig = np.sqrt(np.maximum(np.diag(P) + drift, 0.0)).reshape(-1, 3)
     th = theta.reshape(-1, 3)
+    n = min(th.shape[0], sig.shape[0], used.size)
+    at = np.arange(n)  # every sensor's own 3 x 3 block of P at once, the same floats
+    blocks = P[: 3 * n, : 3 * n].reshape(n, 3, n, 3)[at, :, at, :] + drift * _EYE3
+    upper = blocks[:, _UPPER[0], _UPPER[1]].tolist()
+    angles, sigmas, windows = th[:n].tolist(), sig[:n].tolist(), used[:n].tolist()
+    out = []
     for sid in sorted(index):
         k = index[sid]
-        if k >= min(th.shape[0], sig.shape[0], used.size):
-            continue
-        blk = P[3 * k : 3 * k + 3, 3 * k : 3 * k + 3] + drift * np.eye(3)
-        out.append(
-            SensorBias(
-                sid,
-                t_ns,
-                (float(th[k, 0]), float(th[k, 1]), float(th[k, 2])),
-                (float(sig[k, 0]), float(sig[k, 1]), float(sig[k, 2])),
-                int(used[k]),
-                tuple(float(v) for v in blk[_UPPER]),
+        if k < n:
+            out.append(
+                SensorBias(
+                    sid, t_ns, tuple(angles[k]), tuple(sigmas[k]), windows[k], tuple(upper[k])
+                )
             )
-        )
     return out
