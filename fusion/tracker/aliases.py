@@ -58,6 +58,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 ALIAS_MIN_GATED = 3  # detections a track must gate in one look to branch (a stream)
 PRUNE_MARGIN = 40.0  # cost behind the family's best at which a member goes at once
+REGROUP_COOLDOWN_S = 10.0  # s between two branchings of one held track (.regroup)
 
 
 @dataclass(slots=True)
@@ -71,6 +72,7 @@ class Family:
     scored: set[int] = field(default_factory=set)  # indices updated by the look scored
     branched: set[int] = field(default_factory=set)  # keys that branched at ...
     branched_ns: int = -1  # ... this look (not scored by it)
+    adopt: bool = False  # a held track's group re-hypothesis (.regroup): it takes the best state
 
 
 class AliasFamilies:
@@ -80,6 +82,7 @@ class AliasFamilies:
         self.cfg = cfg
         self.rows = rows
         self._of: dict[int, Family] = {}  # track key -> its family
+        self._regrouped: dict[int, int] = {}  # held track key -> data time of its last branch
 
     # ------------------------------------------------------------------ branching
     def candidates(
@@ -152,6 +155,27 @@ class AliasFamilies:
         fam.branched = {parent.key, *(m.key for m in siblings)}
         fam.branched_ns = t_ns
 
+    def may_regroup(self, trk: Track, t_ns: int) -> bool:
+        """The held track ``trk`` may branch its velocity (.regroup): in no family, not
+        within ``REGROUP_COOLDOWN_S`` of its last branch."""
+        last = self._regrouped.get(trk.key, -(1 << 62))
+        return trk.key not in self._of and t_ns - last >= REGROUP_COOLDOWN_S * NS_PER_S
+
+    def open_group(
+        self, parent: Track, siblings: list[Track], cost: float, costs: list[float], t_ns: int
+    ) -> None:
+        """The held ``parent`` branched into ``siblings`` (.regroup) at the look ``t_ns``,
+        which cost them ``cost`` / ``costs`` (not scored again)."""
+        fam = Family(t_ns, [parent, *siblings], [cost, *costs], adopt=True)
+        for m in fam.members:
+            self._of[m.key] = fam
+        fam.branched = {m.key for m in fam.members}
+        fam.branched_ns = t_ns
+        if len(self._regrouped) > 4096:  # forget the branches long past
+            old = t_ns - int(REGROUP_COOLDOWN_S * NS_PER_S)
+            self._regrouped = {k: v for k, v in self._regrouped.items() if v > old}
+        self._regrouped[parent.key] = t_ns
+
     @staticmethod
     def _live(fam: Family) -> int:
         return sum(1 for m in fam.members if not m.deleted)
@@ -206,6 +230,9 @@ class AliasFamilies:
                 self._close(fam)
                 continue
             best = min(live, key=lambda i: (fam.cost[i], i))
+            if fam.adopt and live[0] == 0:
+                out += self._settle(fam, live, best, t_ns - fam.branch_ns >= decide_ns)
+                continue
             if t_ns - fam.branch_ns >= decide_ns:
                 out += [fam.members[i] for i in live if i != best]
                 self._close(fam)
@@ -214,6 +241,20 @@ class AliasFamilies:
                 if fam.cost[i] > fam.cost[best] + PRUNE_MARGIN:
                     out.append(fam.members[i])
         return out
+
+    def _settle(self, fam: Family, live: list[int], best: int, due: bool) -> list[Track]:
+        """A held track's family (.regroup): members far behind go; at the decision (or
+        once the track itself is far behind) it takes the best member's state and every
+        sibling goes. Returns the tracks to delete."""
+        far = [i for i in live if fam.cost[i] > fam.cost[best] + PRUNE_MARGIN]
+        if not due and 0 not in far:
+            return [fam.members[i] for i in far]
+        if best:
+            r, b = fam.members[0].row, fam.members[best].row
+            self.rows.x[r], self.rows.P[r] = self.rows.x[b], self.rows.P[b]
+            self.rows.t_ns[r] = self.rows.t_ns[b]
+        self._close(fam)
+        return [fam.members[i] for i in live if i]
 
     def _close(self, fam: Family) -> None:
         for m in fam.members:
