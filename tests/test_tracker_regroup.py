@@ -17,7 +17,7 @@ from tracklayer.fusion.config import FusionConfig
 from tracklayer.fusion.domain import NS_PER_S, SensorFrame, TrackStatus
 from tracklayer.fusion.dynamics import N_STATE, POS, VEL
 from tracklayer.fusion.tracker.aliases import AliasFamilies
-from tracklayer.fusion.tracker.regroup import GROUP_MIN, _spacing, branch_group, strained
+from tracklayer.fusion.tracker.regroup import _spacing, branch_group, strained
 from tracklayer.fusion.tracker.rows import StateRows
 from tracklayer.fusion.tracker.track import Mode, Track
 
@@ -91,7 +91,7 @@ def test_an_out_of_phase_look_strains_an_aliased_group_and_the_true_velocity_win
     s = strained(tracker, pairs, T1)
     assert s is not None and len(s.tracks) == 5  # a quarter spacing off every object
     before = {t.key: tracker.rows.x[t.row].copy() for t in s.tracks}
-    nis = {t.key: float(q) for t, q in zip(s.tracks, pairs.gating.d2[pairs.pair_idx])}
+    nis = {t.key: float(q) for t, q in zip(s.tracks, pairs.gating.d2[pairs.pair_idx], strict=True)}
     made = branch_group(tracker, frame, s, nis)
     assert made == 5 * 3  # k = 1, 2, -1 each
     fams = tracker._aliases
@@ -109,7 +109,7 @@ def test_a_right_group_keeps_its_state_and_small_or_young_groups_do_not_branch()
     tracker = _group([2, 3, 4, 5, 6], SPEED)  # on their objects: nothing strains
     frame = _look(10)
     assert strained(tracker, _assigned(tracker, frame), T1) is None
-    few = _group(list(range(2, 2 + GROUP_MIN - 1)), ALIAS)  # too few to be a group
+    few = _group(list(range(2, 2 + CFG.stream_regroup_min - 1)), ALIAS)  # too few to be a group
     assert strained(few, _assigned(few, frame), T1) is None
     tentative = _group([2, 3, 4, 5, 6], ALIAS, status=TrackStatus.TENTATIVE)
     assert strained(tentative, _assigned(tentative, frame), T1) is None

@@ -8,7 +8,7 @@ it). The stream consensus (:mod:`.stream`) cannot tell such a group from a right
 of the group off its object by the same fraction of a spacing, so several of the
 group's tracks take its look with a large innovation at once. That look is the trigger:
 each strained track (a held BOOST track whose assigned detection of the look is beyond
-``STRAIN_D2``, with at least ``GROUP_MIN - 1`` others strained by the same look within
+``STRAIN_D2``, with at least ``stream_regroup_min - 1`` others strained by the same look within
 ``RADIUS_M``) branches into siblings on ``v + k s / T`` (``k`` in ``STEPS``; ``s`` the
 median along-path gap between the held boost tracks around it, its position moved by
 the velocity change times the time since its last update: where its object would be
@@ -42,7 +42,6 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from .tracker import Tracker, _Assigned
 
 STRAIN_D2 = 9.21  # chi-square 2 dof, p 0.99: a look this far off strains a track
-GROUP_MIN = 3  # strained tracks within RADIUS_M of one another in one look
 RADIUS_M = 10_000.0  # m: neighbourhood of a group (as .stream's)
 CROSS_M = 2_000.0  # m: tracks further across the path do not give the spacing
 STEPS = (1, 2, -1)  # k of the hypotheses v + k s / T
@@ -62,9 +61,10 @@ class Strained(NamedTuple):
 def strained(tracker: Tracker, pairs: _Assigned, t_ns: int) -> Strained | None:
     """The held boost tracks this frame's assigned ``pairs`` strain as a group (module
     docstring), with their predicted states; None if no group."""
+    n_min = tracker.config.stream_regroup_min
     d2 = pairs.gating.d2[pairs.pair_idx]
     cand = np.flatnonzero(d2 > STRAIN_D2)
-    if cand.size < GROUP_MIN:  # every frame of a sparse scene
+    if n_min <= 0 or cand.size < n_min:  # every frame of a sparse scene
         return None
     rows, fams = tracker.rows, tracker._aliases
     keep, trks = [], []
@@ -73,12 +73,12 @@ def strained(tracker: Tracker, pairs: _Assigned, t_ns: int) -> Strained | None:
         if trk.mode == Mode.BOOST and trk.status in _HELD and fams.may_regroup(trk, t_ns):
             keep.append(k)
             trks.append(trk)
-    if len(keep) < GROUP_MIN:
+    if len(keep) < n_min:
         return None
     r = pairs.rows[np.array(keep)]
     pos = rows.x[r][:, POS]
     n_near = cKDTree(pos).query_ball_point(pos, RADIUS_M, return_length=True)
-    sel = np.flatnonzero(n_near >= GROUP_MIN)
+    sel = np.flatnonzero(n_near >= n_min)
     if sel.size == 0:
         return None
     r = r[sel]
