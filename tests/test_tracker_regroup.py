@@ -84,6 +84,26 @@ def test_the_spacing_is_the_median_gap_along_the_path_without_doubled_tracks():
     assert _spacing(d[:2], u) is None  # one gap tells nothing
 
 
+def _score_look(tracker, dt_s: float) -> None:
+    """The out-of-phase satellite's next look, ``dt_s`` after T1: each live track (moved
+    on at its velocity) scored by the NIS of its nearest detection, as the tracker does."""
+    rows = tracker.rows
+    live = [t for t in tracker.tracks if not t.deleted]
+    x = rows.x[[t.row for t in live]].copy()
+    x[:, POS] += x[:, VEL] * dt_s
+    los = _objects(12) + [0.0, 0.0, SPEED * dt_s] - SENSOR
+    los /= np.linalg.norm(los, axis=1, keepdims=True)
+    g = gate(x, rows.P[[t.row for t in live]], SENSOR, los, np.full(len(los), 20e-6),
+             np.full(len(live), tracker._gate_boost))  # fmt: skip
+    upd, nis = [], []
+    for i, trk in enumerate(live):
+        if np.any(g.track == i):
+            upd.append(trk)
+            nis.append(float(np.min(g.d2[g.track == i])))
+    t_ns = T1 + int(dt_s * NS_PER_S)
+    tracker._aliases.score("sat-b", t_ns, upd, np.array(nis))
+
+
 def test_an_out_of_phase_look_strains_an_aliased_group_and_the_true_velocity_wins():
     tracker = _group([2, 3, 4, 5, 6], ALIAS)
     frame = _look(10)
@@ -95,6 +115,8 @@ def test_an_out_of_phase_look_strains_an_aliased_group_and_the_true_velocity_win
     made = branch_group(tracker, frame, s, nis)
     assert made == 5 * 3  # k = 1, 2, -1 each
     fams = tracker._aliases
+    for dt in (1.0, 2.0):  # the same satellite's next looks decide (not the straining one)
+        _score_look(tracker, dt)
     late = T1 + int(CFG.alias_decide_s * NS_PER_S)
     gone = fams.decide(late)
     assert len(gone) == made and all(t.status == TrackStatus.TENTATIVE for t in gone)
@@ -127,3 +149,16 @@ def test_a_held_track_keeps_its_own_state_when_it_fits_best():
     gone = fams.decide(T1 + int(CFG.alias_decide_s * NS_PER_S))
     assert {t.key for t in gone} == {a.key, b.key}
     assert np.array_equal(tracker.rows.x[parent.row], x0)
+
+
+def test_the_straining_look_alone_moves_no_track():
+    """The look that strains a group is its trigger, not its evidence: without later
+    looks every track keeps its own state (and a sibling must beat it by a margin)."""
+    tracker = _group([2, 3, 4, 5, 6], ALIAS)
+    frame = _look(10)
+    s = strained(tracker, _assigned(tracker, frame), T1)
+    before = {t.key: tracker.rows.x[t.row].copy() for t in s.tracks}
+    branch_group(tracker, frame, s, {t.key: 30.0 for t in s.tracks})
+    tracker._aliases.decide(T1 + int(CFG.alias_decide_s * NS_PER_S))
+    for trk in s.tracks:
+        assert np.array_equal(tracker.rows.x[trk.row], before[trk.key])

@@ -59,6 +59,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 ALIAS_MIN_GATED = 3  # detections a track must gate in one look to branch (a stream)
 PRUNE_MARGIN = 40.0  # cost behind the family's best at which a member goes at once
 REGROUP_COOLDOWN_S = 10.0  # s between two branchings of one held track (.regroup)
+REGROUP_ADOPT_MARGIN = 6.0  # cost a held track's sibling must beat it by to be adopted
 
 
 @dataclass(slots=True)
@@ -249,7 +250,7 @@ class AliasFamilies:
         far = [i for i in live if fam.cost[i] > fam.cost[best] + PRUNE_MARGIN]
         if not due and 0 not in far:
             return [fam.members[i] for i in far]
-        if best:
+        if best and fam.cost[best] + REGROUP_ADOPT_MARGIN < fam.cost[0]:
             r, b = fam.members[0].row, fam.members[best].row
             self.rows.x[r], self.rows.P[r] = self.rows.x[b], self.rows.P[b]
             self.rows.t_ns[r] = self.rows.t_ns[b]

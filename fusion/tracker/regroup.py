@@ -44,6 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 STRAIN_D2 = 9.21  # chi-square 2 dof, p 0.99: a look this far off strains a track
 RADIUS_M = 10_000.0  # m: neighbourhood of a group (as .stream's)
 CROSS_M = 2_000.0  # m: tracks further across the path do not give the spacing
+SCORE_BRANCH_LOOK = False  # the straining look counts in the family's costs
 STEPS = (1, 2, -1)  # k of the hypotheses v + k s / T
 FRAME_PERIOD_S = 1.0  # s: T, the satellites' frame period (the sensors frame at 1 Hz)
 _HELD = (TrackStatus.CONFIRMED, TrackStatus.COASTING)
@@ -149,7 +150,10 @@ def branch_group(tracker: Tracker, frame: SensorFrame, s: Strained, nis: dict[in
             rows.score[trk.row] = rows.score[parent.row]
             kids.append(trk)
             costs.append(float(cost[i]))
-        tracker._aliases.open_group(parent, kids, nis.get(parent.key, 0.0), costs, t_ns)
+        own = nis.get(parent.key, 0.0)
+        if not SCORE_BRANCH_LOOK:
+            own, costs = 0.0, [0.0] * len(costs)
+        tracker._aliases.open_group(parent, kids, own, costs, t_ns)
         made += len(kids)
     return made
 
