@@ -17,7 +17,7 @@ from tracklayer.fusion.config import FusionConfig
 from tracklayer.fusion.domain import NS_PER_S, SensorFrame, TrackStatus
 from tracklayer.fusion.dynamics import N_STATE, POS, VEL
 from tracklayer.fusion.tracker.aliases import AliasFamilies
-from tracklayer.fusion.tracker.regroup import _spacing, branch_group, strained
+from tracklayer.fusion.tracker.regroup import _spacing, branch_group, score_look, strained
 from tracklayer.fusion.tracker.rows import StateRows
 from tracklayer.fusion.tracker.track import Mode, Track
 
@@ -85,8 +85,8 @@ def test_the_spacing_is_the_median_gap_along_the_path_without_doubled_tracks():
 
 
 def _score_look(tracker, dt_s: float) -> None:
-    """The out-of-phase satellite's next look, ``dt_s`` after T1: each live track (moved
-    on at its velocity) scored by the NIS of its nearest detection, as the tracker does."""
+    """The out-of-phase satellite's next look, ``dt_s`` after T1, gating each live track
+    (moved on at its velocity), scored as the tracker does."""
     rows = tracker.rows
     live = [t for t in tracker.tracks if not t.deleted]
     x = rows.x[[t.row for t in live]].copy()
@@ -95,13 +95,8 @@ def _score_look(tracker, dt_s: float) -> None:
     los /= np.linalg.norm(los, axis=1, keepdims=True)
     g = gate(x, rows.P[[t.row for t in live]], SENSOR, los, np.full(len(los), 20e-6),
              np.full(len(live), tracker._gate_boost))  # fmt: skip
-    upd, nis = [], []
-    for i, trk in enumerate(live):
-        if np.any(g.track == i):
-            upd.append(trk)
-            nis.append(float(np.min(g.d2[g.track == i])))
-    t_ns = T1 + int(dt_s * NS_PER_S)
-    tracker._aliases.score("sat-b", t_ns, upd, np.array(nis))
+    gated_rows = np.array([t.row for t in live])
+    score_look(tracker._aliases, g, gated_rows, "sat-b", T1 + int(dt_s * NS_PER_S))
 
 
 def test_an_out_of_phase_look_strains_an_aliased_group_and_the_true_velocity_wins():
@@ -111,8 +106,7 @@ def test_an_out_of_phase_look_strains_an_aliased_group_and_the_true_velocity_win
     s = strained(tracker, pairs, T1)
     assert s is not None and len(s.tracks) == 5  # a quarter spacing off every object
     before = {t.key: tracker.rows.x[t.row].copy() for t in s.tracks}
-    nis = {t.key: float(q) for t, q in zip(s.tracks, pairs.gating.d2[pairs.pair_idx], strict=True)}
-    made = branch_group(tracker, frame, s, nis)
+    made = branch_group(tracker, frame, s)
     assert made == 5 * 3  # k = 1, 2, -1 each
     fams = tracker._aliases
     for dt in (1.0, 2.0):  # the same satellite's next looks decide (not the straining one)
@@ -144,7 +138,8 @@ def test_a_held_track_keeps_its_own_state_when_it_fits_best():
         t.status = TrackStatus.TENTATIVE
     fams = tracker._aliases
     x0 = tracker.rows.x[parent.row].copy()
-    fams.open_group(parent, [a, b], 1.0, [5.0, 6.0], T1)
+    fams.open_group(parent, [a, b], "sat-b", T1)
+    fams.groups[0].cost = [1.0, 5.0, 6.0]
     assert fams.is_open(parent) and fams.is_open(a)
     gone = fams.decide(T1 + int(CFG.alias_decide_s * NS_PER_S))
     assert {t.key for t in gone} == {a.key, b.key}
@@ -158,7 +153,7 @@ def test_the_straining_look_alone_moves_no_track():
     frame = _look(10)
     s = strained(tracker, _assigned(tracker, frame), T1)
     before = {t.key: tracker.rows.x[t.row].copy() for t in s.tracks}
-    branch_group(tracker, frame, s, {t.key: 30.0 for t in s.tracks})
+    branch_group(tracker, frame, s)
     tracker._aliases.decide(T1 + int(CFG.alias_decide_s * NS_PER_S))
     for trk in s.tracks:
         assert np.array_equal(tracker.rows.x[trk.row], before[trk.key])

@@ -74,6 +74,7 @@ class Family:
     branched: set[int] = field(default_factory=set)  # keys that branched at ...
     branched_ns: int = -1  # ... this look (not scored by it)
     adopt: bool = False  # a held track's group re-hypothesis (.regroup): it takes the best state
+    sensor: str = ""  # ... scored by the looks of this sensor only (the one that strained it)
 
 
 class AliasFamilies:
@@ -84,6 +85,7 @@ class AliasFamilies:
         self.rows = rows
         self._of: dict[int, Family] = {}  # track key -> its family
         self._regrouped: dict[int, int] = {}  # held track key -> data time of its last branch
+        self.groups: list[Family] = []  # the open families of held tracks (.regroup)
 
     # ------------------------------------------------------------------ branching
     def candidates(
@@ -162,12 +164,12 @@ class AliasFamilies:
         last = self._regrouped.get(trk.key, -(1 << 62))
         return trk.key not in self._of and t_ns - last >= REGROUP_COOLDOWN_S * NS_PER_S
 
-    def open_group(
-        self, parent: Track, siblings: list[Track], cost: float, costs: list[float], t_ns: int
-    ) -> None:
-        """The held ``parent`` branched into ``siblings`` (.regroup) at the look ``t_ns``,
-        which cost them ``cost`` / ``costs`` (not scored again)."""
-        fam = Family(t_ns, [parent, *siblings], [cost, *costs], adopt=True)
+    def open_group(self, parent: Track, siblings: list[Track], sensor: str, t_ns: int) -> None:
+        """The held ``parent`` branched into ``siblings`` (.regroup) at the look
+        ``(sensor, t_ns)``; the family is scored by that sensor's later looks."""
+        fam = Family(t_ns, [parent, *siblings], [0.0] * (1 + len(siblings)), adopt=True)
+        fam.sensor = sensor
+        self.groups.append(fam)
         for m in fam.members:
             self._of[m.key] = fam
         fam.branched = {m.key for m in fam.members}
@@ -190,13 +192,14 @@ class AliasFamilies:
     def score(self, sensor_id: str, t_ns: int, updated: list[Track], nis: np.ndarray) -> None:
         """The look ``(sensor_id, t_ns)`` updated ``updated`` with ``nis`` (its first
         ``len(updated)`` entries): add each family member's cost (module docstring). The
-        tracks that branched at this look are not scored by it."""
+        tracks that branched at this look are not scored by it, nor the held tracks'
+        families (.regroup scores those by their own sensor's looks)."""
         if not self._of:
             return
         touched: dict[int, Family] = {}
         for trk, q in zip(updated, nis[: len(updated)].tolist(), strict=True):
             fam = self._of.get(trk.key)
-            if fam is None or (fam.branched_ns == t_ns and trk.key in fam.branched):
+            if fam is None or fam.adopt or (fam.branched_ns == t_ns and trk.key in fam.branched):
                 continue
             i = fam.members.index(trk)
             fam.cost[i] += q
@@ -258,6 +261,8 @@ class AliasFamilies:
         return [fam.members[i] for i in live if i]
 
     def _close(self, fam: Family) -> None:
+        if fam.adopt:
+            self.groups = [f for f in self.groups if f is not fam]
         for m in fam.members:
             if self._of.get(m.key) is fam:
                 del self._of[m.key]

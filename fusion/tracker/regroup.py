@@ -30,11 +30,11 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 from scipy.spatial import cKDTree
 
-from ..association import gate
+from ..association import Gating, gate
 from ..domain import NS_PER_S, SensorFrame, TrackStatus
 from ..dynamics import POS, VEL
 from ..filters import update
-from .aliases import branch_out, clone_track
+from .aliases import AliasFamilies, branch_out, clone_track
 from .stream import stream_members
 from .track import Mode, Track
 
@@ -44,7 +44,6 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 STRAIN_D2 = 9.21  # chi-square 2 dof, p 0.99: a look this far off strains a track
 RADIUS_M = 10_000.0  # m: neighbourhood of a group (as .stream's)
 CROSS_M = 2_000.0  # m: tracks further across the path do not give the spacing
-SCORE_BRANCH_LOOK = False  # the straining look counts in the family's costs
 STEPS = (1, 2, -1)  # k of the hypotheses v + k s / T
 FRAME_PERIOD_S = 1.0  # s: T, the satellites' frame period (the sensors frame at 1 Hz)
 _HELD = (TrackStatus.CONFIRMED, TrackStatus.COASTING)
@@ -57,6 +56,44 @@ class Strained(NamedTuple):
     x: np.ndarray  # (n, 9) predicted states at the look
     P: np.ndarray  # (n, 9, 9)
     last_ns: np.ndarray  # (n,) data time of each track's update before the look
+
+
+def before_update(
+    tracker: Tracker, pairs: _Assigned, gated_rows: np.ndarray, sensor_id: str, t_ns: int
+) -> Strained | None:
+    """Before the frame's update: the open groups' families of this sensor scored by the
+    look (:func:`score_look`), then the held boost tracks the frame's assigned ``pairs``
+    strain as a group (module docstring) with their predicted states; None if none.
+    ``gated_rows``: the state row of each gated track (the gating's track index)."""
+    fams = tracker._aliases
+    if fams is None:
+        return None
+    if fams.groups:
+        score_look(fams, pairs.gating, gated_rows, sensor_id, t_ns)
+    return strained(tracker, pairs, t_ns)
+
+
+def score_look(
+    fams: AliasFamilies, g: Gating, gated_rows: np.ndarray, sensor: str, t_ns: int
+) -> None:
+    """Add to each member of the groups branched by ``sensor`` (earlier) the squared
+    distance of the look's detection nearest its prediction, at most ``alias_miss_cost``
+    (no detection in its gate costs that): how well the look fits its velocity, whatever
+    the assignment gave it."""
+    groups = [f for f in fams.groups if f.sensor == sensor and f.branch_ns < t_ns]
+    if not groups:
+        return
+    cap = fams.cfg.alias_miss_cost
+    near = np.full(gated_rows.size, np.inf)
+    np.minimum.at(near, g.track, g.d2)
+    at = np.full(int(gated_rows.max(initial=-1)) + 1, -1)
+    at[gated_rows] = np.arange(gated_rows.size)
+    for fam in groups:
+        for i, m in enumerate(fam.members):
+            if m.deleted:
+                continue
+            j = at[m.row] if m.row < at.size else -1
+            fam.cost[i] += cap if j < 0 else min(float(near[j]), cap)
 
 
 def strained(tracker: Tracker, pairs: _Assigned, t_ns: int) -> Strained | None:
@@ -107,19 +144,13 @@ def after_update(
         upd = [rows.track_of(r) for r in pairs.rows.tolist()]
         fams.score(frame.sensor_id, frame.time_ns, upd, nis)
     if strain is not None:
-        keys = {t.key for t in strain.tracks}
-        own = {}
-        for r, q in zip(pairs.rows.tolist(), nis.tolist(), strict=True):
-            trk = rows.track_of(r)
-            if trk.key in keys:
-                own[trk.key] = q
-        branch_group(tracker, frame, strain, own)
+        branch_group(tracker, frame, strain)
 
 
-def branch_group(tracker: Tracker, frame: SensorFrame, s: Strained, nis: dict[int, float]) -> int:
+def branch_group(tracker: Tracker, frame: SensorFrame, s: Strained) -> int:
     """Branch the strained tracks ``s`` (after the frame's update) onto ``v + k s / T``,
-    each sibling updated with its nearest detection of ``frame``; ``nis``: each strained
-    track's NIS of this look by key. Opens one family per track; returns the siblings."""
+    each sibling updated with its nearest detection of ``frame`` (the look is not
+    scored: it is the trigger). Opens one family per track; returns the siblings."""
     t_ns = int(frame.time_ns)
     x, P, parents = _hypotheses(tracker, s, t_ns)
     if not parents:
@@ -130,15 +161,14 @@ def branch_group(tracker: Tracker, frame: SensorFrame, s: Strained, nis: dict[in
         order = np.lexsort((g.d2, g.track))
         first = order[np.r_[True, g.track[order][1:] != g.track[order][:-1]]]
         best[g.track[first]] = first
-    cost = np.full(len(x), tracker.config.alias_miss_cost)
     hit = np.flatnonzero(best >= 0)
     if hit.size:
         p = best[hit]
         sigma = frame.sigma[g.det[p]]
-        x[hit], P[hit], cost[hit] = update(x[hit], P[hit], g.residual[p], g.hpos[hit], sigma)
+        x[hit], P[hit], _ = update(x[hit], P[hit], g.residual[p], g.hpos[hit], sigma)
     rows, made = tracker.rows, 0
     for parent, sibs in _by_parent(parents):
-        kids, costs = [], []
+        kids = []
         for i in sibs:
             trk = clone_track(parent, tracker._next_key)
             tracker._next_key += 1
@@ -149,11 +179,7 @@ def branch_group(tracker: Tracker, frame: SensorFrame, s: Strained, nis: dict[in
             rows.append(x[i], P[i], trk, False, t_ns)
             rows.score[trk.row] = rows.score[parent.row]
             kids.append(trk)
-            costs.append(float(cost[i]))
-        own = nis.get(parent.key, 0.0)
-        if not SCORE_BRANCH_LOOK:
-            own, costs = 0.0, [0.0] * len(costs)
-        tracker._aliases.open_group(parent, kids, own, costs, t_ns)
+        tracker._aliases.open_group(parent, kids, frame.sensor_id, t_ns)
         made += len(kids)
     return made
 

@@ -39,7 +39,7 @@ from .glide_mode import glide_transitions
 from .lifecycle import Lifecycle
 from .modes import MotionModes, radial_speed
 from .region import Region
-from .regroup import after_update, strained
+from .regroup import after_update, before_update
 from .reports import ReportSchedule
 from .rows import StateRows
 from .stream import pull_to_streams
@@ -249,7 +249,7 @@ class Tracker:
         if self._surplus is not None:  # tentative tracks crowded out are deleted (.crowd)
             self._surplus.look(self._lifecycle, gating, gates, matched, claimed, main_rows)
         branch = branch_start(self, assigned, claimed, frame.time_ns) if self._aliases else []
-        strain = strained(self, assigned, frame.time_ns) if self._aliases else None
+        strain = before_update(self, assigned, main_rows, frame.sensor_id, frame.time_ns)
         trks = [rows.owners[r].track for r in assigned.rows.tolist()]  # (rows stay till book)
         nis, shadowed = self._update_rows(frame, assigned, trks)
         if self.registration is not None:
