@@ -17,7 +17,16 @@ from tracklayer.fusion.config import FusionConfig
 from tracklayer.fusion.domain import NS_PER_S, SensorFrame, TrackStatus
 from tracklayer.fusion.dynamics import N_STATE, POS, VEL
 from tracklayer.fusion.tracker.aliases import AliasFamilies
-from tracklayer.fusion.tracker.regroup import _spacing, branch_group, score_look, strained
+from tracklayer.fusion.tracker.modes import MotionModes
+from tracklayer.fusion.tracker.regroup import (
+    COOLDOWN_S,
+    _spacing,
+    before_update,
+    branch_group,
+    decide,
+    may_regroup,
+    strained,
+)
 from tracklayer.fusion.tracker.rows import StateRows
 from tracklayer.fusion.tracker.track import Mode, Track
 
@@ -50,6 +59,7 @@ def _group(on: list[int], speed: float, status=TrackStatus.CONFIRMED):
         P = np.diag([50.0**2] * 3 + [60.0**2] * 3 + [5.0**2] * 3)
         rows.append(x, P, trk, False, T1)
         tracks.append(trk)
+    rows.noise_source = MotionModes(CFG, rows)
     fams = AliasFamilies(CFG, rows)
     tracker = SimpleNamespace(
         rows=rows, tracks=tracks, _tracks=tracks, _aliases=fams, _next_key=100, config=CFG,
@@ -58,22 +68,25 @@ def _group(on: list[int], speed: float, status=TrackStatus.CONFIRMED):
     return tracker
 
 
-def _look(n_obj: int) -> SensorFrame:
-    los = _objects(n_obj) - SENSOR
+def _look(dt_s: float = 0.0) -> SensorFrame:
+    """The out-of-phase satellite's look ``dt_s`` after T1 (the objects moved on)."""
+    los = _objects(12) + [0.0, 0.0, SPEED * dt_s] - SENSOR
     los /= np.linalg.norm(los, axis=1, keepdims=True)
-    m = len(los)
-    return SensorFrame("sat-b", 1, T1, SENSOR, np.zeros(3), los, np.full(m, 20e-6), np.ones(m))
+    m, t_ns = len(los), T1 + int(dt_s * NS_PER_S)
+    return SensorFrame("sat-b", 1, t_ns, SENSOR, np.zeros(3), los, np.full(m, 20e-6), np.ones(m))
 
 
 def _assigned(tracker, frame):
-    """Each track paired with its nearest detection (d2), as the frame's assignment."""
+    """The held tracks (predicted to the look) each paired with its nearest detection,
+    as the frame's assignment; and the gated rows."""
     rows = tracker.rows
     r = np.array([t.row for t in tracker.tracks])
+    rows.sync(r, frame.time_ns)
     g = gate(rows.x[r], rows.P[r], frame.position, frame.los, frame.sigma,
              np.full(r.size, tracker._gate_boost))  # fmt: skip
     pair = [int(np.flatnonzero(g.track == i)[np.argmin(g.d2[g.track == i])]) for i in range(r.size)]
     pair_idx = np.array(pair)
-    return SimpleNamespace(gating=g, pair_idx=pair_idx, rows=r[g.track[pair_idx]])
+    return SimpleNamespace(gating=g, pair_idx=pair_idx, rows=r[g.track[pair_idx]]), r
 
 
 def test_the_spacing_is_the_median_gap_along_the_path_without_doubled_tracks():
@@ -84,76 +97,51 @@ def test_the_spacing_is_the_median_gap_along_the_path_without_doubled_tracks():
     assert _spacing(d[:2], u) is None  # one gap tells nothing
 
 
-def _score_look(tracker, dt_s: float) -> None:
-    """The out-of-phase satellite's next look, ``dt_s`` after T1, gating each live track
-    (moved on at its velocity), scored as the tracker does."""
-    rows = tracker.rows
-    live = [t for t in tracker.tracks if not t.deleted]
-    x = rows.x[[t.row for t in live]].copy()
-    x[:, POS] += x[:, VEL] * dt_s
-    los = _objects(12) + [0.0, 0.0, SPEED * dt_s] - SENSOR
-    los /= np.linalg.norm(los, axis=1, keepdims=True)
-    g = gate(x, rows.P[[t.row for t in live]], SENSOR, los, np.full(len(los), 20e-6),
-             np.full(len(live), tracker._gate_boost))  # fmt: skip
-    gated_rows = np.array([t.row for t in live])
-    score_look(tracker._aliases, g, gated_rows, "sat-b", T1 + int(dt_s * NS_PER_S))
-
-
 def test_an_out_of_phase_look_strains_an_aliased_group_and_the_true_velocity_wins():
     tracker = _group([2, 3, 4, 5, 6], ALIAS)
-    frame = _look(10)
-    pairs = _assigned(tracker, frame)
-    s = strained(tracker, pairs, T1)
+    frame = _look()
+    pairs, gated = _assigned(tracker, frame)
+    s = before_update(tracker, pairs, gated, frame)
     assert s is not None and len(s.tracks) == 5  # a quarter spacing off every object
     before = {t.key: tracker.rows.x[t.row].copy() for t in s.tracks}
-    made = branch_group(tracker, frame, s)
-    assert made == 5 * 3  # k = 1, 2, -1 each
+    assert branch_group(tracker, frame, s) == 5 * 3  # k = 1, 2, -1 each
     fams = tracker._aliases
+    assert len(fams.groups) == 5 and len(tracker.tracks) == 5  # hypotheses, not tracks
     for dt in (1.0, 2.0):  # the same satellite's next looks decide (not the straining one)
-        _score_look(tracker, dt)
+        frame = _look(dt)
+        before_update(tracker, *_assigned(tracker, frame), frame)
     late = T1 + int(CFG.alias_decide_s * NS_PER_S)
-    gone = fams.decide(late)
-    assert len(gone) == made and all(t.status == TrackStatus.TENTATIVE for t in gone)
+    decide(tracker, late)
+    assert not fams.groups
     for trk in s.tracks:  # each kept its key and row and now flies the stream's speed
-        assert not fams.is_open(trk)
         assert abs(tracker.rows.x[trk.row, 5] - SPEED) < 100.0
         assert abs(before[trk.key][5] - ALIAS) < 1.0
-    assert not fams.may_regroup(s.tracks[0], late)  # not again before the cool-down
+    assert not may_regroup(fams, s.tracks[0], late)  # not again before the cool-down
+    assert may_regroup(fams, s.tracks[0], T1 + int(COOLDOWN_S * NS_PER_S))
 
 
 def test_a_right_group_keeps_its_state_and_small_or_young_groups_do_not_branch():
     tracker = _group([2, 3, 4, 5, 6], SPEED)  # on their objects: nothing strains
-    frame = _look(10)
-    assert strained(tracker, _assigned(tracker, frame), T1) is None
-    few = _group(list(range(2, 2 + CFG.stream_regroup_min - 1)), ALIAS)  # too few to be a group
-    assert strained(few, _assigned(few, frame), T1) is None
+    frame = _look()
+    assert strained(tracker, _assigned(tracker, frame)[0], T1) is None
+    few = _group(list(range(2, 2 + CFG.stream_regroup_min - 1)), ALIAS)  # too few
+    assert strained(few, _assigned(few, frame)[0], T1) is None
     tentative = _group([2, 3, 4, 5, 6], ALIAS, status=TrackStatus.TENTATIVE)
-    assert strained(tentative, _assigned(tentative, frame), T1) is None
-
-
-def test_a_held_track_keeps_its_own_state_when_it_fits_best():
-    tracker = _group([2, 3, 4], SPEED)
-    parent, a, b = tracker.tracks
-    for t in (a, b):
-        t.status = TrackStatus.TENTATIVE
-    fams = tracker._aliases
-    x0 = tracker.rows.x[parent.row].copy()
-    fams.open_group(parent, [a, b], "sat-b", T1)
-    fams.groups[0].cost = [1.0, 5.0, 6.0]
-    assert fams.is_open(parent) and fams.is_open(a)
-    gone = fams.decide(T1 + int(CFG.alias_decide_s * NS_PER_S))
-    assert {t.key for t in gone} == {a.key, b.key}
-    assert np.array_equal(tracker.rows.x[parent.row], x0)
+    assert strained(tentative, _assigned(tentative, frame)[0], T1) is None
+    off = _group([2, 3, 4, 5, 6], ALIAS)
+    off.config = FusionConfig(stream_regroup_min=0)
+    assert strained(off, _assigned(off, frame)[0], T1) is None
 
 
 def test_the_straining_look_alone_moves_no_track():
     """The look that strains a group is its trigger, not its evidence: without later
-    looks every track keeps its own state (and a sibling must beat it by a margin)."""
+    looks of that satellite every track keeps its own state."""
     tracker = _group([2, 3, 4, 5, 6], ALIAS)
-    frame = _look(10)
-    s = strained(tracker, _assigned(tracker, frame), T1)
+    frame = _look()
+    s = strained(tracker, _assigned(tracker, frame)[0], T1)
     before = {t.key: tracker.rows.x[t.row].copy() for t in s.tracks}
     branch_group(tracker, frame, s)
-    tracker._aliases.decide(T1 + int(CFG.alias_decide_s * NS_PER_S))
+    decide(tracker, T1 + int(CFG.alias_decide_s * NS_PER_S))
+    assert not tracker._aliases.groups
     for trk in s.tracks:
         assert np.array_equal(tracker.rows.x[trk.row], before[trk.key])

@@ -58,8 +58,6 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 ALIAS_MIN_GATED = 3  # detections a track must gate in one look to branch (a stream)
 PRUNE_MARGIN = 40.0  # cost behind the family's best at which a member goes at once
-REGROUP_COOLDOWN_S = 10.0  # s between two branchings of one held track (.regroup)
-REGROUP_ADOPT_MARGIN = 6.0  # cost a held track's sibling must beat it by to be adopted
 
 
 @dataclass(slots=True)
@@ -73,8 +71,6 @@ class Family:
     scored: set[int] = field(default_factory=set)  # indices updated by the look scored
     branched: set[int] = field(default_factory=set)  # keys that branched at ...
     branched_ns: int = -1  # ... this look (not scored by it)
-    adopt: bool = False  # a held track's group re-hypothesis (.regroup): it takes the best state
-    sensor: str = ""  # ... scored by the looks of this sensor only (the one that strained it)
 
 
 class AliasFamilies:
@@ -84,8 +80,10 @@ class AliasFamilies:
         self.cfg = cfg
         self.rows = rows
         self._of: dict[int, Family] = {}  # track key -> its family
-        self._regrouped: dict[int, int] = {}  # held track key -> data time of its last branch
-        self.groups: list[Family] = []  # the open families of held tracks (.regroup)
+        # held tracks' velocity hypotheses (.regroup): by track key, and the data time of
+        # each one's last branching (a cool-down)
+        self.groups: dict[int, Any] = {}
+        self.regrouped: dict[int, int] = {}
 
     # ------------------------------------------------------------------ branching
     def candidates(
@@ -158,27 +156,6 @@ class AliasFamilies:
         fam.branched = {parent.key, *(m.key for m in siblings)}
         fam.branched_ns = t_ns
 
-    def may_regroup(self, trk: Track, t_ns: int) -> bool:
-        """The held track ``trk`` may branch its velocity (.regroup): in no family, not
-        within ``REGROUP_COOLDOWN_S`` of its last branch."""
-        last = self._regrouped.get(trk.key, -(1 << 62))
-        return trk.key not in self._of and t_ns - last >= REGROUP_COOLDOWN_S * NS_PER_S
-
-    def open_group(self, parent: Track, siblings: list[Track], sensor: str, t_ns: int) -> None:
-        """The held ``parent`` branched into ``siblings`` (.regroup) at the look
-        ``(sensor, t_ns)``; the family is scored by that sensor's later looks."""
-        fam = Family(t_ns, [parent, *siblings], [0.0] * (1 + len(siblings)), adopt=True)
-        fam.sensor = sensor
-        self.groups.append(fam)
-        for m in fam.members:
-            self._of[m.key] = fam
-        fam.branched = {m.key for m in fam.members}
-        fam.branched_ns = t_ns
-        if len(self._regrouped) > 4096:  # forget the branches long past
-            old = t_ns - int(REGROUP_COOLDOWN_S * NS_PER_S)
-            self._regrouped = {k: v for k, v in self._regrouped.items() if v > old}
-        self._regrouped[parent.key] = t_ns
-
     @staticmethod
     def _live(fam: Family) -> int:
         return sum(1 for m in fam.members if not m.deleted)
@@ -192,14 +169,13 @@ class AliasFamilies:
     def score(self, sensor_id: str, t_ns: int, updated: list[Track], nis: np.ndarray) -> None:
         """The look ``(sensor_id, t_ns)`` updated ``updated`` with ``nis`` (its first
         ``len(updated)`` entries): add each family member's cost (module docstring). The
-        tracks that branched at this look are not scored by it, nor the held tracks'
-        families (.regroup scores those by their own sensor's looks)."""
+        tracks that branched at this look are not scored by it."""
         if not self._of:
             return
         touched: dict[int, Family] = {}
         for trk, q in zip(updated, nis[: len(updated)].tolist(), strict=True):
             fam = self._of.get(trk.key)
-            if fam is None or fam.adopt or (fam.branched_ns == t_ns and trk.key in fam.branched):
+            if fam is None or (fam.branched_ns == t_ns and trk.key in fam.branched):
                 continue
             i = fam.members.index(trk)
             fam.cost[i] += q
@@ -234,9 +210,6 @@ class AliasFamilies:
                 self._close(fam)
                 continue
             best = min(live, key=lambda i: (fam.cost[i], i))
-            if fam.adopt and live[0] == 0:
-                out += self._settle(fam, live, best, t_ns - fam.branch_ns >= decide_ns)
-                continue
             if t_ns - fam.branch_ns >= decide_ns:
                 out += [fam.members[i] for i in live if i != best]
                 self._close(fam)
@@ -246,23 +219,7 @@ class AliasFamilies:
                     out.append(fam.members[i])
         return out
 
-    def _settle(self, fam: Family, live: list[int], best: int, due: bool) -> list[Track]:
-        """A held track's family (.regroup): members far behind go; at the decision (or
-        once the track itself is far behind) it takes the best member's state and every
-        sibling goes. Returns the tracks to delete."""
-        far = [i for i in live if fam.cost[i] > fam.cost[best] + PRUNE_MARGIN]
-        if not due and 0 not in far:
-            return [fam.members[i] for i in far]
-        if best and fam.cost[best] + REGROUP_ADOPT_MARGIN < fam.cost[0]:
-            r, b = fam.members[0].row, fam.members[best].row
-            self.rows.x[r], self.rows.P[r] = self.rows.x[b], self.rows.P[b]
-            self.rows.t_ns[r] = self.rows.t_ns[b]
-        self._close(fam)
-        return [fam.members[i] for i in live if i]
-
     def _close(self, fam: Family) -> None:
-        if fam.adopt:
-            self.groups = [f for f in self.groups if f is not fam]
         for m in fam.members:
             if self._of.get(m.key) is fam:
                 del self._of[m.key]

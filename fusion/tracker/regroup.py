@@ -25,6 +25,7 @@ strained boost tracks within 10 km in one look: untouched.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -33,8 +34,8 @@ from scipy.spatial import cKDTree
 from ..association import Gating, gate
 from ..domain import NS_PER_S, SensorFrame, TrackStatus
 from ..dynamics import POS, VEL
-from ..filters import update
-from .aliases import AliasFamilies, branch_out, clone_track
+from ..filters import predict, update
+from .aliases import AliasFamilies, branch_out
 from .stream import stream_members
 from .track import Mode, Track
 
@@ -45,6 +46,9 @@ STRAIN_D2 = 9.21  # chi-square 2 dof, p 0.99: a look this far off strains a trac
 RADIUS_M = 10_000.0  # m: neighbourhood of a group (as .stream's)
 CROSS_M = 2_000.0  # m: tracks further across the path do not give the spacing
 STEPS = (1, 2, -1)  # k of the hypotheses v + k s / T
+COOLDOWN_S = 10.0  # s between two branchings of one held track
+ADOPT_MARGIN = 6.0  # cost by which a hypothesis must beat its track to be taken
+PRUNE_MARGIN = 40.0  # ... at which it is taken before alias_decide_s
 FRAME_PERIOD_S = 1.0  # s: T, the satellites' frame period (the sensors frame at 1 Hz)
 _HELD = (TrackStatus.CONFIRMED, TrackStatus.COASTING)
 
@@ -58,42 +62,95 @@ class Strained(NamedTuple):
     last_ns: np.ndarray  # (n,) data time of each track's update before the look
 
 
+@dataclass(slots=True)
+class Hypotheses:
+    """A held track's velocity hypotheses: states kept here, not tracks (they take no
+    part in the assignment), scored by the looks of the sensor that strained it."""
+
+    parent: Track
+    sensor: str
+    branch_ns: int
+    x: np.ndarray  # (k, 9) the hypotheses' states at t_ns
+    P: np.ndarray  # (k, 9, 9)
+    t_ns: int
+    cost: np.ndarray  # (1 + k,) the track's, then each hypothesis's
+
+
 def before_update(
-    tracker: Tracker, pairs: _Assigned, gated_rows: np.ndarray, sensor_id: str, t_ns: int
+    tracker: Tracker, pairs: _Assigned, gated_rows: np.ndarray, frame: SensorFrame
 ) -> Strained | None:
-    """Before the frame's update: the open groups' families of this sensor scored by the
-    look (:func:`score_look`), then the held boost tracks the frame's assigned ``pairs``
-    strain as a group (module docstring) with their predicted states; None if none.
+    """Before the frame's update: the open hypotheses of this sensor scored by the look,
+    those due decided, then the held boost tracks the frame's assigned ``pairs`` strain
+    as a group (module docstring) with their predicted states; None if none.
     ``gated_rows``: the state row of each gated track (the gating's track index)."""
     fams = tracker._aliases
     if fams is None:
         return None
     if fams.groups:
-        score_look(fams, pairs.gating, gated_rows, sensor_id, t_ns)
-    return strained(tracker, pairs, t_ns)
+        t_ns = int(frame.time_ns)
+        due = [h for h in fams.groups.values() if h.sensor == frame.sensor_id and h.t_ns < t_ns]
+        if due:
+            score_look(tracker, due, pairs.gating, gated_rows, frame)
+        decide(tracker, t_ns)
+    return strained(tracker, pairs, frame.time_ns)
 
 
 def score_look(
-    fams: AliasFamilies, g: Gating, gated_rows: np.ndarray, sensor: str, t_ns: int
-) -> None:
-    """Add to each member of the groups branched by ``sensor`` (earlier) the squared
-    distance of the look's detection nearest its prediction, at most ``alias_miss_cost``
-    (no detection in its gate costs that): how well the look fits its velocity, whatever
-    the assignment gave it."""
-    groups = [f for f in fams.groups if f.sensor == sensor and f.branch_ns < t_ns]
-    if not groups:
-        return
-    cap = fams.cfg.alias_miss_cost
+    tracker: Tracker, hyps: list[Hypotheses], g: Gating, gated_rows: np.ndarray,
+    frame: SensorFrame,
+) -> None:  # fmt: skip
+    """Add the look's cost to each track of ``hyps`` and to each of its hypotheses: the
+    squared distance of the detection nearest its prediction, at most ``alias_miss_cost``
+    (none in its gate costs that), whatever the assignment gives; each hypothesis is
+    updated with that detection (it follows its object in this sensor's looks)."""
+    rows, cap = tracker.rows, tracker.config.alias_miss_cost
     near = np.full(gated_rows.size, np.inf)
     np.minimum.at(near, g.track, g.d2)
-    at = np.full(int(gated_rows.max(initial=-1)) + 1, -1)
-    at[gated_rows] = np.arange(gated_rows.size)
-    for fam in groups:
-        for i, m in enumerate(fam.members):
-            if m.deleted:
-                continue
-            j = at[m.row] if m.row < at.size else -1
-            fam.cost[i] += cap if j < 0 else min(float(near[j]), cap)
+    at = dict(zip(gated_rows.tolist(), range(gated_rows.size), strict=True))
+    for h in hyps:
+        j = at.get(h.parent.row, -1)
+        h.cost[0] += cap if j < 0 else min(float(near[j]), cap)
+    t_ns = int(frame.time_ns)
+    x = np.concatenate([h.x for h in hyps])
+    P = np.concatenate([h.P for h in hyps])
+    prow = np.concatenate([np.full(len(h.x), h.parent.row) for h in hyps])
+    dt = np.concatenate([np.full(len(h.x), (t_ns - h.t_ns) / NS_PER_S) for h in hyps])
+    inv_tau, accel_psd, jerk_psd = rows.noise_source.noise()
+    x, P = predict(x, P, dt, inv_tau[prow], accel_psd[prow], jerk_psd[prow], rows.max_step_s)
+    x, P, d2 = _nearest_update(tracker, x, P, frame)
+    k = 0
+    for h in hyps:
+        n = len(h.x)
+        h.x, h.P, h.t_ns = x[k : k + n], P[k : k + n], t_ns
+        h.cost[1:] += np.minimum(d2[k : k + n], cap)
+        k += n
+
+
+def decide(tracker: Tracker, t_ns: int) -> None:
+    """Close the hypotheses ``alias_decide_s`` old, or whose best is ``PRUNE_MARGIN``
+    ahead of its track: the track takes the best one's state if it beats its own by
+    ``ADOPT_MARGIN`` (keeping its key, number and history), else keeps its own."""
+    fams, rows, cfg = tracker._aliases, tracker.rows, tracker.config
+    decide_ns = int(cfg.alias_decide_s * NS_PER_S)
+    for key, h in list(fams.groups.items()):
+        if h.parent.deleted:
+            del fams.groups[key]
+            continue
+        best = int(np.argmin(h.cost[1:]))
+        gap = float(h.cost[0] - h.cost[1 + best])
+        due = t_ns - h.branch_ns >= decide_ns
+        if not due and gap <= PRUNE_MARGIN:
+            continue
+        if gap > ADOPT_MARGIN:
+            r = h.parent.row
+            rows.x[r], rows.P[r], rows.t_ns[r] = h.x[best], h.P[best], h.t_ns
+        del fams.groups[key]
+
+
+def may_regroup(fams: AliasFamilies, trk: Track, t_ns: int) -> bool:
+    """``trk`` has no open hypotheses and branched none within ``COOLDOWN_S``."""
+    last = fams.regrouped.get(trk.key, -(1 << 62))
+    return trk.key not in fams.groups and t_ns - last >= COOLDOWN_S * NS_PER_S
 
 
 def strained(tracker: Tracker, pairs: _Assigned, t_ns: int) -> Strained | None:
@@ -108,7 +165,7 @@ def strained(tracker: Tracker, pairs: _Assigned, t_ns: int) -> Strained | None:
     keep, trks = [], []
     for k in cand.tolist():
         trk = rows.track_of(int(pairs.rows[k]))
-        if trk.mode == Mode.BOOST and trk.status in _HELD and fams.may_regroup(trk, t_ns):
+        if trk.mode == Mode.BOOST and trk.status in _HELD and may_regroup(fams, trk, t_ns):
             keep.append(k)
             trks.append(trk)
     if len(keep) < n_min:
@@ -148,40 +205,46 @@ def after_update(
 
 
 def branch_group(tracker: Tracker, frame: SensorFrame, s: Strained) -> int:
-    """Branch the strained tracks ``s`` (after the frame's update) onto ``v + k s / T``,
-    each sibling updated with its nearest detection of ``frame`` (the look is not
-    scored: it is the trigger). Opens one family per track; returns the siblings."""
+    """Give each strained track of ``s`` its hypotheses ``v + k s / T``, each updated
+    with its nearest detection of ``frame`` (the look is not scored: it is the
+    trigger). Returns how many hypotheses."""
     t_ns = int(frame.time_ns)
     x, P, parents = _hypotheses(tracker, s, t_ns)
     if not parents:
         return 0
+    x, P, _ = _nearest_update(tracker, x, P, frame)
+    fams = tracker._aliases
+    if len(fams.regrouped) > 4096:  # forget the branchings past their cool-down
+        old = t_ns - int(COOLDOWN_S * NS_PER_S)
+        fams.regrouped = {k: v for k, v in fams.regrouped.items() if v > old}
+    for parent, idx in _by_parent(parents):
+        i = np.array(idx)
+        cost = np.zeros(1 + i.size)
+        fams.groups[parent.key] = Hypotheses(parent, frame.sensor_id, t_ns, x[i], P[i], t_ns, cost)
+        fams.regrouped[parent.key] = t_ns
+    return len(parents)
+
+
+def _nearest_update(
+    tracker: Tracker, x: np.ndarray, P: np.ndarray, frame: SensorFrame
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """States ``x`` (n, 9) / ``P`` at ``frame``'s time each updated with the detection
+    of ``frame`` nearest it inside the boost gate; and that squared distance (n,) (inf:
+    none in the gate, not updated)."""
     g = gate(x, P, frame.position, frame.los, frame.sigma, np.full(len(x), tracker._gate_boost))
     best = np.full(len(x), -1)
+    d2 = np.full(len(x), np.inf)
     if g.track.size:
         order = np.lexsort((g.d2, g.track))
         first = order[np.r_[True, g.track[order][1:] != g.track[order][:-1]]]
         best[g.track[first]] = first
+        d2[g.track[first]] = g.d2[first]
     hit = np.flatnonzero(best >= 0)
     if hit.size:
         p = best[hit]
         sigma = frame.sigma[g.det[p]]
         x[hit], P[hit], _ = update(x[hit], P[hit], g.residual[p], g.hpos[hit], sigma)
-    rows, made = tracker.rows, 0
-    for parent, sibs in _by_parent(parents):
-        kids = []
-        for i in sibs:
-            trk = clone_track(parent, tracker._next_key)
-            tracker._next_key += 1
-            trk.created_ns = t_ns  # a tentative hypothesis: its own age
-            if best[i] >= 0:
-                trk.last_update_ns = t_ns
-            tracker._tracks.append(trk)
-            rows.append(x[i], P[i], trk, False, t_ns)
-            rows.score[trk.row] = rows.score[parent.row]
-            kids.append(trk)
-        tracker._aliases.open_group(parent, kids, frame.sensor_id, t_ns)
-        made += len(kids)
-    return made
+    return x, P, d2
 
 
 def _hypotheses(
