@@ -8,18 +8,20 @@ it). The stream consensus (:mod:`.stream`) cannot tell such a group from a right
 of the group off its object by the same fraction of a spacing, so several of the
 group's tracks take its look with a large innovation at once. That look is the trigger:
 each strained track (a held BOOST track whose assigned detection of the look is beyond
-``STRAIN_D2``, with at least ``stream_regroup_min - 1`` others strained by the same look within
-``RADIUS_M``) branches into siblings on ``v + k s / T`` (``k`` in ``STEPS``; ``s`` the
-median along-path gap between the held boost tracks around it, its position moved by
+``STRAIN_D2``, with at least ``stream_regroup_min - 1`` others strained by the same look
+within ``RADIUS_M``) gets hypotheses ``v + k s / T`` (``k`` in ``STEPS``; ``s`` the
+median along-path gap between the held boost tracks around it; its position moved by
 the velocity change times the time since its last update: where its object would be
-now), each updated with the look's detection nearest it. The track and its siblings are
-one family of :mod:`.aliases`, scored by the same costs (NIS of each look, a miss cost)
-from this look on; at the decision the track keeps its key, its number and its history
-and takes the best member's state (or keeps its own), and the siblings are deleted. So
-nothing new is reported: a right track stays as it was, an aliased one is moved onto the
-velocity the later looks support.
+now). They are states kept with the track (:class:`Hypotheses`), not tracks: they take
+no part in the assignment. The straining satellite's later looks decide (the other
+satellites, in phase with the alias, fit every hypothesis alike): at each, the track and
+each hypothesis pay the squared distance of the detection nearest their prediction (at
+most ``alias_miss_cost``, as :mod:`.aliases` scores its families), and each hypothesis
+is updated with it. After ``alias_decide_s`` the track takes the best hypothesis's state
+if it beats its own cost by ``ADOPT_MARGIN`` (at once by ``PRUNE_MARGIN``), keeping its
+key, number and history; else it keeps its own. Nothing new is reported.
 
-A track branches at most once per ``REGROUP_COOLDOWN_S`` (10 s). Sparse scenes never have three
+A track branches at most once per ``COOLDOWN_S``. Sparse scenes never have three
 strained boost tracks within 10 km in one look: untouched.
 """
 
