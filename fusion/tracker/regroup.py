@@ -16,8 +16,10 @@ now). They are states kept with the track (:class:`Hypotheses`), not tracks: the
 no part in the assignment. The straining satellite's later looks decide (the other
 satellites, in phase with the alias, fit every hypothesis alike): at each, the track and
 each hypothesis pay the squared distance of the detection nearest their prediction (at
-most ``alias_miss_cost``, as :mod:`.aliases` scores its families), and each hypothesis
-is updated with it. After ``alias_decide_s`` the track takes the best hypothesis's state
+most ``alias_miss_cost``, as :mod:`.aliases` scores its families; a hypothesis is
+judged with its track's covariance and is not updated: a state updated by one
+satellite alone would drift along its line of sight onto whatever detection is near,
+and fit). After ``alias_decide_s`` the track takes the best hypothesis's state
 if it beats its own cost by ``ADOPT_MARGIN`` (at once by ``PRUNE_MARGIN``), keeping its
 key, number and history; else it keeps its own. Nothing new is reported.
 
@@ -36,7 +38,6 @@ from scipy.spatial import cKDTree
 from ..association import Gating, gate
 from ..domain import NS_PER_S, SensorFrame, TrackStatus
 from ..dynamics import POS, VEL
-from ..filters import predict, update
 from .aliases import AliasFamilies, branch_out
 from .stream import stream_members
 from .track import Mode, Track
@@ -60,7 +61,6 @@ class Strained(NamedTuple):
 
     tracks: list[Track]
     x: np.ndarray  # (n, 9) predicted states at the look
-    P: np.ndarray  # (n, 9, 9)
     last_ns: np.ndarray  # (n,) data time of each track's update before the look
 
 
@@ -72,8 +72,7 @@ class Hypotheses:
     parent: Track
     sensor: str
     branch_ns: int
-    x: np.ndarray  # (k, 9) the hypotheses' states at t_ns
-    P: np.ndarray  # (k, 9, 9)
+    x: np.ndarray  # (k, 9) the hypotheses' states at t_ns (judged with the track's P)
     t_ns: int
     cost: np.ndarray  # (1 + k,) the track's, then each hypothesis's
 
@@ -101,31 +100,40 @@ def score_look(
     tracker: Tracker, hyps: list[Hypotheses], g: Gating, gated_rows: np.ndarray,
     frame: SensorFrame,
 ) -> None:  # fmt: skip
-    """Add the look's cost to each track of ``hyps`` and to each of its hypotheses: the
-    squared distance of the detection nearest its prediction, at most ``alias_miss_cost``
-    (none in its gate costs that), whatever the assignment gives; each hypothesis is
-    updated with that detection (it follows its object in this sensor's looks)."""
+    """Add the look's cost to each track of ``hyps`` that it gated and to each of its
+    hypotheses: the squared distance of the detection nearest its predicted position,
+    at most ``alias_miss_cost`` (none in its gate costs that), whatever the assignment
+    gives; a hypothesis is judged with its track's covariance (a fair comparison of the
+    velocities: the track has had every satellite's looks since, the hypothesis none)."""
     rows, cap = tracker.rows, tracker.config.alias_miss_cost
     near = np.full(gated_rows.size, np.inf)
     np.minimum.at(near, g.track, g.d2)
     at = dict(zip(gated_rows.tolist(), range(gated_rows.size), strict=True))
-    for h in hyps:
-        j = at.get(h.parent.row, -1)
-        h.cost[0] += cap if j < 0 else min(float(near[j]), cap)
+    hyps = [h for h in hyps if h.parent.row in at]  # a track out of this look: no news
+    if not hyps:
+        return
     t_ns = int(frame.time_ns)
+    for h in hyps:
+        h.cost[0] += min(float(near[at[h.parent.row]]), cap)
+        h.x, h.t_ns = _moved(h.x, (t_ns - h.t_ns) / NS_PER_S), t_ns
     x = np.concatenate([h.x for h in hyps])
-    P = np.concatenate([h.P for h in hyps])
-    prow = np.concatenate([np.full(len(h.x), h.parent.row) for h in hyps])
-    dt = np.concatenate([np.full(len(h.x), (t_ns - h.t_ns) / NS_PER_S) for h in hyps])
-    inv_tau, accel_psd, jerk_psd = rows.noise_source.noise()
-    x, P = predict(x, P, dt, inv_tau[prow], accel_psd[prow], jerk_psd[prow], rows.max_step_s)
-    x, P, d2 = _nearest_update(tracker, x, P, frame)
+    P = np.concatenate([np.repeat(rows.P[h.parent.row][None], len(h.x), axis=0) for h in hyps])
+    gh = gate(x, P, frame.position, frame.los, frame.sigma, np.full(len(x), tracker._gate_boost))
+    d2 = np.full(len(x), cap)
+    np.minimum.at(d2, gh.track, gh.d2)
     k = 0
     for h in hyps:
-        n = len(h.x)
-        h.x, h.P, h.t_ns = x[k : k + n], P[k : k + n], t_ns
-        h.cost[1:] += np.minimum(d2[k : k + n], cap)
-        k += n
+        h.cost[1:] += d2[k : k + len(h.x)]
+        k += len(h.x)
+
+
+def _moved(x: np.ndarray, dt: float) -> np.ndarray:
+    """States (n, 9) moved on ``dt`` s at constant acceleration (a hypothesis's mean: its
+    few seconds need no gravity or Earth-rotation terms beyond the acceleration)."""
+    out = x.copy()
+    out[:, POS] += x[:, VEL] * dt + 0.5 * x[:, 6:9] * dt * dt
+    out[:, VEL] += x[:, 6:9] * dt
+    return out
 
 
 def decide(tracker: Tracker, t_ns: int) -> None:
@@ -143,9 +151,9 @@ def decide(tracker: Tracker, t_ns: int) -> None:
         due = t_ns - h.branch_ns >= decide_ns
         if not due and gap <= PRUNE_MARGIN:
             continue
-        if gap > ADOPT_MARGIN:
+        if gap > ADOPT_MARGIN:  # its velocity, at the track's data time; P kept
             r = h.parent.row
-            rows.x[r], rows.P[r], rows.t_ns[r] = h.x[best], h.P[best], h.t_ns
+            rows.x[r] = _moved(h.x[best : best + 1], (rows.t_ns[r] - h.t_ns) / NS_PER_S)[0]
         del fams.groups[key]
 
 
@@ -181,7 +189,7 @@ def strained(tracker: Tracker, pairs: _Assigned, t_ns: int) -> Strained | None:
     r = r[sel]
     trks = [trks[i] for i in sel.tolist()]
     last = np.array([t.last_update_ns for t in trks], dtype=np.int64)
-    return Strained(trks, rows.x[r].copy(), rows.P[r].copy(), last)
+    return Strained(trks, rows.x[r].copy(), last)
 
 
 def after_update(
@@ -207,14 +215,12 @@ def after_update(
 
 
 def branch_group(tracker: Tracker, frame: SensorFrame, s: Strained) -> int:
-    """Give each strained track of ``s`` its hypotheses ``v + k s / T``, each updated
-    with its nearest detection of ``frame`` (the look is not scored: it is the
-    trigger). Returns how many hypotheses."""
+    """Give each strained track of ``s`` its hypotheses ``v + k s / T`` (the look is not
+    scored: it is the trigger, the sensor's later looks decide). Returns how many."""
     t_ns = int(frame.time_ns)
-    x, P, parents = _hypotheses(tracker, s, t_ns)
+    x, parents = _hypotheses(tracker, s, t_ns)
     if not parents:
         return 0
-    x, P, _ = _nearest_update(tracker, x, P, frame)
     fams = tracker._aliases
     if len(fams.regrouped) > 4096:  # forget the branchings past their cool-down
         old = t_ns - int(COOLDOWN_S * NS_PER_S)
@@ -222,39 +228,17 @@ def branch_group(tracker: Tracker, frame: SensorFrame, s: Strained) -> int:
     for parent, idx in _by_parent(parents):
         i = np.array(idx)
         cost = np.zeros(1 + i.size)
-        fams.groups[parent.key] = Hypotheses(parent, frame.sensor_id, t_ns, x[i], P[i], t_ns, cost)
+        fams.groups[parent.key] = Hypotheses(parent, frame.sensor_id, t_ns, x[i], t_ns, cost)
         fams.regrouped[parent.key] = t_ns
     return len(parents)
 
 
-def _nearest_update(
-    tracker: Tracker, x: np.ndarray, P: np.ndarray, frame: SensorFrame
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """States ``x`` (n, 9) / ``P`` at ``frame``'s time each updated with the detection
-    of ``frame`` nearest it inside the boost gate; and that squared distance (n,) (inf:
-    none in the gate, not updated)."""
-    g = gate(x, P, frame.position, frame.los, frame.sigma, np.full(len(x), tracker._gate_boost))
-    best = np.full(len(x), -1)
-    d2 = np.full(len(x), np.inf)
-    if g.track.size:
-        order = np.lexsort((g.d2, g.track))
-        first = order[np.r_[True, g.track[order][1:] != g.track[order][:-1]]]
-        best[g.track[first]] = first
-        d2[g.track[first]] = g.d2[first]
-    hit = np.flatnonzero(best >= 0)
-    if hit.size:
-        p = best[hit]
-        sigma = frame.sigma[g.det[p]]
-        x[hit], P[hit], _ = update(x[hit], P[hit], g.residual[p], g.hpos[hit], sigma)
-    return x, P, d2
-
-
 def _hypotheses(
     tracker: Tracker, s: Strained, t_ns: int
-) -> tuple[np.ndarray, np.ndarray, list[tuple[Track, int]]]:
-    """The siblings' predicted states at ``t_ns`` (x (n, 9), P (n, 9, 9)) and, per
-    sibling, its parent and ``k``: ``v + k s / T`` along the track's velocity, the
-    position moved as far as that velocity change since the track's last update."""
+) -> tuple[np.ndarray, list[tuple[Track, int]]]:
+    """The hypotheses' states at ``t_ns`` (x (n, 9)) and, per hypothesis, its track and
+    ``k``: ``v + k s / T`` along the track's velocity, the position moved as far as that
+    velocity change since the track's last update."""
     rows = tracker.rows
     members = stream_members(tracker.tracks)
     mr = np.array([tracker.tracks[i].row for i in members], dtype=int)
@@ -262,7 +246,7 @@ def _hypotheses(
     xm = rows.x[mr]
     pos_m = xm[:, POS] + xm[:, VEL] * dt_m[:, None] + 0.5 * xm[:, 6:9] * dt_m[:, None] ** 2
     tree = cKDTree(pos_m)
-    xs, Ps, parents = [], [], []
+    xs, parents = [], []
     for i, trk in enumerate(s.tracks):
         if trk.deleted:
             continue
@@ -278,11 +262,10 @@ def _hypotheses(
             x[VEL] += dv
             x[POS] += dv * since
             xs.append(x)
-            Ps.append(s.P[i])
             parents.append((trk, k))
     if not xs:
-        return np.zeros((0, 9)), np.zeros((0, 9, 9)), []
-    return np.array(xs), np.array(Ps), parents
+        return np.zeros((0, 9)), []
+    return np.array(xs), parents
 
 
 def _spacing(d: np.ndarray, u: np.ndarray) -> float | None:
