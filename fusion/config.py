@@ -36,6 +36,8 @@ class FusionConfig:
     stream_min_group: int = 3  # confirmed BOOST tracks of one pad stream near one another
     # (itself counted) whose laggards are pulled to the stream's velocity (tracker/stream.py;
     # 0 = off)
+    stream_regroup_min: int = 3  # held BOOST tracks within 10 km one look must strain at
+    # once to branch their velocities onto the stream's aliases (tracker/regroup.py; 0 = off)
 
     # --- negative evidence: looks without a detection (fusion/tracker/existence.py) ---
     existence: bool = True  # delete tracks the satellites look at and do not see (ghosts)
@@ -227,6 +229,7 @@ class FusionConfig:
             "crowd_hold_s",
             "crowd_surplus_looks",
             "stream_min_group",
+            "stream_regroup_min",
             "init_min_angle_deg",
             "registration_site_memory_s",
             "registration_track_memory_s",

@@ -80,6 +80,10 @@ class AliasFamilies:
         self.cfg = cfg
         self.rows = rows
         self._of: dict[int, Family] = {}  # track key -> its family
+        # held tracks' velocity hypotheses (.regroup): by track key, and the data time of
+        # each one's last branching (a cool-down)
+        self.groups: dict[int, Any] = {}
+        self.regrouped: dict[int, int] = {}
 
     # ------------------------------------------------------------------ branching
     def candidates(

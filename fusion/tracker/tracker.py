@@ -29,7 +29,7 @@ from ..initiation import Candidate, InitiationBuffer
 from ..measurement import position_jacobian, predict_los, residuals
 from ..registration import Registration
 from ..threads import ThreadBook
-from .aliases import AliasFamilies, branch_out, branch_start
+from .aliases import AliasFamilies, branch_start
 from .bookkeeping import book_updates
 from .cloud import cloud_prior
 from .crowd import CrowdHold, Surplus
@@ -39,6 +39,7 @@ from .glide_mode import glide_transitions
 from .lifecycle import Lifecycle
 from .modes import MotionModes, radial_speed
 from .region import Region
+from .regroup import after_update, before_update
 from .reports import ReportSchedule
 from .rows import StateRows
 from .stream import pull_to_streams
@@ -248,6 +249,7 @@ class Tracker:
         if self._surplus is not None:  # tentative tracks crowded out are deleted (.crowd)
             self._surplus.look(self._lifecycle, gating, gates, matched, claimed, main_rows)
         branch = branch_start(self, assigned, claimed, frame.time_ns) if self._aliases else []
+        strain = before_update(self, assigned, main_rows, frame)
         trks = [rows.owners[r].track for r in assigned.rows.tolist()]  # (rows stay till book)
         nis, shadowed = self._update_rows(frame, assigned, trks)
         if self.registration is not None:
@@ -255,11 +257,8 @@ class Tracker:
         book_updates(self, frame, assigned, nis, trks)
         for k, trk in enumerate(shadowed):
             self._modes.observe_shadow(trk, float(nis[track_idx.size + k]))
-        if branch:  # velocity hypotheses started (.aliases)
-            branch_out(self, frame, assigned, branch, claimed)
-        if self._aliases is not None and self._aliases.active:
-            upd = [rows.track_of(r) for r in assigned.rows.tolist()]
-            self._aliases.score(frame.sensor_id, frame.time_ns, upd, nis[: track_idx.size])
+        if self._aliases is not None:  # velocity hypotheses (.aliases, .regroup)
+            after_update(self, frame, assigned, branch, claimed, nis[: track_idx.size], strain)
         return np.flatnonzero(~claimed)
 
     def _feed_registration(

@@ -1,0 +1,292 @@
+"""Re-hypothesis of a stream group's velocity when a look strains it (issue 13, DESIGN §6).
+
+The boost tracks of one pad stream can share a wrong velocity: ``v - k s / T`` for a
+stream whose objects are ``s`` apart along the path, seen by satellites framing every
+``T`` in one phase (at each of their frames the alias sits on an object: they support
+it). The stream consensus (:mod:`.stream`) cannot tell such a group from a right one
+(its median is the alias). A satellite of another frame phase can: it sees every track
+of the group off its object by the same fraction of a spacing, so several of the
+group's tracks take its look with a large innovation at once. That look is the trigger:
+each strained track (a held BOOST track whose assigned detection of the look is beyond
+``STRAIN_D2``, with at least ``stream_regroup_min - 1`` others strained by the same look
+within ``RADIUS_M``) gets hypotheses ``v + k s / T`` (``k`` in ``STEPS``; ``s`` the
+median along-path gap between the held boost tracks around it; its position moved by
+the velocity change times the time since its last update: where its object would be
+now). They are states kept with the track (:class:`Hypotheses`), not tracks: they take
+no part in the assignment. The straining satellite's later looks decide (the other
+satellites, in phase with the alias, fit every hypothesis alike): at each, the track and
+each hypothesis pay the squared distance of the detection nearest their prediction (at
+most ``alias_miss_cost``, as :mod:`.aliases` scores its families; a hypothesis is
+judged with its track's covariance and is not updated: a state updated by one
+satellite alone would drift along its line of sight onto whatever detection is near,
+and fit). After ``alias_decide_s`` the track takes the best hypothesis's state
+if it beats its own cost by ``ADOPT_MARGIN`` (at once by ``PRUNE_MARGIN``), keeping its
+key, number and history; else it keeps its own. Nothing new is reported.
+
+A track branches at most once per ``COOLDOWN_S``. Sparse scenes never have three
+strained boost tracks within 10 km in one look: untouched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from ..association import Gating, gate
+from ..domain import NS_PER_S, SensorFrame, TrackStatus
+from ..dynamics import POS, VEL
+from .aliases import AliasFamilies, branch_out
+from .stream import stream_members
+from .track import Mode, Track
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from .tracker import Tracker, _Assigned
+
+STRAIN_D2 = 9.21  # chi-square 2 dof, p 0.99: a look this far off strains a track
+RADIUS_M = 10_000.0  # m: neighbourhood of a group (as .stream's)
+CROSS_M = 2_000.0  # m: tracks further across the path do not give the spacing
+STEPS = (1, 2, -1)  # k of the hypotheses v + k s / T
+COOLDOWN_S = 10.0  # s between two branchings of one held track
+ADOPT_MARGIN = 6.0  # cost by which a hypothesis must beat its track to be taken
+PRUNE_MARGIN = 40.0  # ... at which it is taken before alias_decide_s
+FRAME_PERIOD_S = 1.0  # s: T, the satellites' frame period (the sensors frame at 1 Hz)
+_HELD = (TrackStatus.CONFIRMED, TrackStatus.COASTING)
+
+
+class Strained(NamedTuple):
+    """The strained tracks of one look, before its update."""
+
+    tracks: list[Track]
+    x: np.ndarray  # (n, 9) predicted states at the look
+    last_ns: np.ndarray  # (n,) data time of each track's update before the look
+
+
+@dataclass(slots=True)
+class Hypotheses:
+    """A held track's velocity hypotheses: states kept here, not tracks (they take no
+    part in the assignment), scored by the looks of the sensor that strained it."""
+
+    parent: Track
+    sensor: str
+    branch_ns: int
+    x: np.ndarray  # (k, 9) the hypotheses' states at t_ns (judged with the track's P)
+    t_ns: int
+    cost: np.ndarray  # (1 + k,) the track's, then each hypothesis's
+
+
+def before_update(
+    tracker: Tracker, pairs: _Assigned, gated_rows: np.ndarray, frame: SensorFrame
+) -> Strained | None:
+    """Before the frame's update: the open hypotheses of this sensor scored by the look,
+    those due decided, then the held boost tracks the frame's assigned ``pairs`` strain
+    as a group (module docstring) with their predicted states; None if none.
+    ``gated_rows``: the state row of each gated track (the gating's track index)."""
+    fams = tracker._aliases
+    if fams is None:
+        return None
+    if fams.groups:
+        t_ns = int(frame.time_ns)
+        due = [h for h in fams.groups.values() if h.sensor == frame.sensor_id and h.t_ns < t_ns]
+        if due:
+            score_look(tracker, due, pairs.gating, gated_rows, frame)
+        decide(tracker, t_ns)
+    return strained(tracker, pairs, frame.time_ns)
+
+
+def score_look(
+    tracker: Tracker, hyps: list[Hypotheses], g: Gating, gated_rows: np.ndarray,
+    frame: SensorFrame,
+) -> None:  # fmt: skip
+    """Add the look's cost to each track of ``hyps`` that it gated and to each of its
+    hypotheses: the squared distance of the detection nearest its predicted position,
+    at most ``alias_miss_cost`` (none in its gate costs that), whatever the assignment
+    gives; a hypothesis is judged with its track's covariance (a fair comparison of the
+    velocities: the track has had every satellite's looks since, the hypothesis none)."""
+    rows, cap = tracker.rows, tracker.config.alias_miss_cost
+    near = np.full(gated_rows.size, np.inf)
+    np.minimum.at(near, g.track, g.d2)
+    at = dict(zip(gated_rows.tolist(), range(gated_rows.size), strict=True))
+    hyps = [h for h in hyps if h.parent.row in at]  # a track out of this look: no news
+    if not hyps:
+        return
+    t_ns = int(frame.time_ns)
+    for h in hyps:
+        h.cost[0] += min(float(near[at[h.parent.row]]), cap)
+        h.x, h.t_ns = _moved(h.x, (t_ns - h.t_ns) / NS_PER_S), t_ns
+    x = np.concatenate([h.x for h in hyps])
+    P = np.concatenate([np.repeat(rows.P[h.parent.row][None], len(h.x), axis=0) for h in hyps])
+    gh = gate(x, P, frame.position, frame.los, frame.sigma, np.full(len(x), tracker._gate_boost))
+    d2 = np.full(len(x), cap)
+    np.minimum.at(d2, gh.track, gh.d2)
+    k = 0
+    for h in hyps:
+        h.cost[1:] += d2[k : k + len(h.x)]
+        k += len(h.x)
+
+
+def _moved(x: np.ndarray, dt: float) -> np.ndarray:
+    """States (n, 9) moved on ``dt`` s at constant acceleration (a hypothesis's mean: its
+    few seconds need no gravity or Earth-rotation terms beyond the acceleration)."""
+    out = x.copy()
+    out[:, POS] += x[:, VEL] * dt + 0.5 * x[:, 6:9] * dt * dt
+    out[:, VEL] += x[:, 6:9] * dt
+    return out
+
+
+def decide(tracker: Tracker, t_ns: int) -> None:
+    """Close the hypotheses ``alias_decide_s`` old, or whose best is ``PRUNE_MARGIN``
+    ahead of its track: the track takes the best one's state if it beats its own by
+    ``ADOPT_MARGIN`` (keeping its key, number and history), else keeps its own."""
+    fams, rows, cfg = tracker._aliases, tracker.rows, tracker.config
+    decide_ns = int(cfg.alias_decide_s * NS_PER_S)
+    for key, h in list(fams.groups.items()):
+        if h.parent.deleted:
+            del fams.groups[key]
+            continue
+        best = int(np.argmin(h.cost[1:]))
+        gap = float(h.cost[0] - h.cost[1 + best])
+        due = t_ns - h.branch_ns >= decide_ns
+        if not due and gap <= PRUNE_MARGIN:
+            continue
+        if gap > ADOPT_MARGIN:  # its velocity, at the track's data time; P kept
+            r = h.parent.row
+            rows.x[r] = _moved(h.x[best : best + 1], (rows.t_ns[r] - h.t_ns) / NS_PER_S)[0]
+        del fams.groups[key]
+
+
+def may_regroup(fams: AliasFamilies, trk: Track, t_ns: int) -> bool:
+    """``trk`` has no open hypotheses and branched none within ``COOLDOWN_S``."""
+    last = fams.regrouped.get(trk.key, -(1 << 62))
+    return trk.key not in fams.groups and t_ns - last >= COOLDOWN_S * NS_PER_S
+
+
+def strained(tracker: Tracker, pairs: _Assigned, t_ns: int) -> Strained | None:
+    """The held boost tracks this frame's assigned ``pairs`` strain as a group (module
+    docstring), with their predicted states; None if no group."""
+    n_min = tracker.config.stream_regroup_min
+    d2 = pairs.gating.d2[pairs.pair_idx]
+    cand = np.flatnonzero(d2 > STRAIN_D2)
+    if n_min <= 0 or cand.size < n_min:  # every frame of a sparse scene
+        return None
+    rows, fams = tracker.rows, tracker._aliases
+    keep, trks = [], []
+    for k in cand.tolist():
+        trk = rows.track_of(int(pairs.rows[k]))
+        if trk.mode == Mode.BOOST and trk.status in _HELD and may_regroup(fams, trk, t_ns):
+            keep.append(k)
+            trks.append(trk)
+    if len(keep) < n_min:
+        return None
+    r = pairs.rows[np.array(keep)]
+    pos = rows.x[r][:, POS]
+    n_near = cKDTree(pos).query_ball_point(pos, RADIUS_M, return_length=True)
+    sel = np.flatnonzero(n_near >= n_min)
+    if sel.size == 0:
+        return None
+    r = r[sel]
+    trks = [trks[i] for i in sel.tolist()]
+    last = np.array([t.last_update_ns for t in trks], dtype=np.int64)
+    return Strained(trks, rows.x[r].copy(), last)
+
+
+def after_update(
+    tracker: Tracker,
+    frame: SensorFrame,
+    pairs: _Assigned,
+    branch: list,
+    claimed: np.ndarray,
+    nis: np.ndarray,
+    strain: Strained | None,
+) -> None:
+    """After the frame's update: the new tracks' siblings (``branch``, .aliases), the
+    open families scored by the look (``nis`` (K,) of the assigned ``pairs``), then the
+    strained group's tracks (``strain``) branched."""
+    fams, rows = tracker._aliases, tracker.rows
+    if branch:
+        branch_out(tracker, frame, pairs, branch, claimed)
+    if fams.active:
+        upd = [rows.track_of(r) for r in pairs.rows.tolist()]
+        fams.score(frame.sensor_id, frame.time_ns, upd, nis)
+    if strain is not None:
+        branch_group(tracker, frame, strain)
+
+
+def branch_group(tracker: Tracker, frame: SensorFrame, s: Strained) -> int:
+    """Give each strained track of ``s`` its hypotheses ``v + k s / T`` (the look is not
+    scored: it is the trigger, the sensor's later looks decide). Returns how many."""
+    t_ns = int(frame.time_ns)
+    x, parents = _hypotheses(tracker, s, t_ns)
+    if not parents:
+        return 0
+    fams = tracker._aliases
+    if len(fams.regrouped) > 4096:  # forget the branchings past their cool-down
+        old = t_ns - int(COOLDOWN_S * NS_PER_S)
+        fams.regrouped = {k: v for k, v in fams.regrouped.items() if v > old}
+    for parent, idx in _by_parent(parents):
+        i = np.array(idx)
+        cost = np.zeros(1 + i.size)
+        fams.groups[parent.key] = Hypotheses(parent, frame.sensor_id, t_ns, x[i], t_ns, cost)
+        fams.regrouped[parent.key] = t_ns
+    return len(parents)
+
+
+def _hypotheses(
+    tracker: Tracker, s: Strained, t_ns: int
+) -> tuple[np.ndarray, list[tuple[Track, int]]]:
+    """The hypotheses' states at ``t_ns`` (x (n, 9)) and, per hypothesis, its track and
+    ``k``: ``v + k s / T`` along the track's velocity, the position moved as far as that
+    velocity change since the track's last update."""
+    rows = tracker.rows
+    members = stream_members(tracker.tracks)
+    mr = np.array([tracker.tracks[i].row for i in members], dtype=int)
+    dt_m = (t_ns - rows.t_ns[mr]) / NS_PER_S
+    xm = rows.x[mr]
+    pos_m = xm[:, POS] + xm[:, VEL] * dt_m[:, None] + 0.5 * xm[:, 6:9] * dt_m[:, None] ** 2
+    tree = cKDTree(pos_m)
+    xs, parents = [], []
+    for i, trk in enumerate(s.tracks):
+        if trk.deleted:
+            continue
+        v = s.x[i, VEL]
+        u = v / max(float(np.linalg.norm(v)), 1e-9)
+        spacing = _spacing(pos_m[tree.query_ball_point(s.x[i, POS], RADIUS_M)] - s.x[i, POS], u)
+        if spacing is None:
+            continue
+        since = max(t_ns - int(s.last_ns[i]), 0) / NS_PER_S
+        for k in STEPS:
+            dv = (k * spacing / FRAME_PERIOD_S) * u
+            x = s.x[i].copy()
+            x[VEL] += dv
+            x[POS] += dv * since
+            xs.append(x)
+            parents.append((trk, k))
+    if not xs:
+        return np.zeros((0, 9)), []
+    return np.array(xs), parents
+
+
+def _spacing(d: np.ndarray, u: np.ndarray) -> float | None:
+    """Along-path spacing (m) of a stream from the offsets ``d`` (n, 3) of the tracks
+    near one along its unit direction ``u``: the median gap between consecutive tracks,
+    gaps under half the median left out (two tracks on one object); None under 2 gaps."""
+    along = d @ u
+    cross = np.linalg.norm(d - along[:, None] * u, axis=1)
+    a = np.sort(along[cross <= CROSS_M])
+    gaps = np.diff(a)
+    if gaps.size < 2:
+        return None
+    gaps = gaps[gaps >= 0.5 * np.median(gaps)]
+    return float(np.median(gaps)) if gaps.size else None
+
+
+def _by_parent(parents: list[tuple[Track, int]]) -> list[tuple[Track, list[int]]]:
+    """The siblings' indices grouped by parent, in order."""
+    out: list[tuple[Track, list[int]]] = []
+    for i, (trk, _k) in enumerate(parents):
+        if not out or out[-1][0] is not trk:
+            out.append((trk, []))
+        out[-1][1].append(i)
+    return out
