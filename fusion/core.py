@@ -34,7 +34,8 @@ from .registration import SensorBias
 #: code reads. tests/test_checkpoint_layout.py fails when the layout changes unbumped.
 STATE_LAYOUT = 4  # 2: FusionConfig.stream_min_group (fusion/tracker/stream.py); 3: the
 # registration's open windows in columns (fusion/registration_looks.OpenWindows); 4:
-# FusionConfig.stream_regroup_min, the alias families' held-track branches (tracker/regroup.py)
+# FusionConfig.stream_regroup_min, the alias families' held-track branches (tracker/regroup.py),
+# the orderer's duplicate windows in columns (fusion/sequence_window.SequenceWindow)
 
 STATUS_LABELS = {
     FrameStatus.ACCEPTED: "accepted",

@@ -35,7 +35,8 @@ acknowledged DUPLICATE. Older entries are forgotten; a frame whose sequence is a
 below the highest forgotten one is LATE ("older than the duplicate window"): a
 (sensor_id, sequence) is therefore never applied twice. Sequences are look indices
 (DESIGN §4) and grow with time, so for a well-behaved sensor that rule only ever
-fires on frames the time rule would call LATE anyway.
+fires on frames the time rule would call LATE anyway. Each window keeps such a stream's
+entries in two numpy columns (16 bytes an entry, :mod:`.sequence_window`).
 
 Idle timeout (live only): :meth:`expire_idle` takes a clock reading supplied by the
 caller; every expected sensor whose last activity (declare, stream open or accepted
@@ -55,6 +56,7 @@ from dataclasses import dataclass, field
 from numbers import Integral
 
 from .domain import NS_PER_S, FrameStatus, SensorFrame
+from .sequence_window import SequenceWindow
 from .validation import validate_frame
 
 #: Default number of accepted sequences remembered per sensor beyond those still inside
@@ -80,30 +82,6 @@ class Offer:
     #: A frame that was not ACCEPTED but moved its sensor's latest received time
     #: (:meth:`FrameOrderer.note_received`): a journal must record that time.
     noted: bool = False
-
-
-class _SequenceWindow:
-    """Sequences of one sensor's accepted frames, bounded (see module docstring)."""
-
-    __slots__ = ("times", "heap", "floor")
-
-    def __init__(self) -> None:
-        self.times: dict[int, int] = {}  # sequence -> time_ns
-        self.heap: list[tuple[int, int]] = []  # (time_ns, sequence), oldest first
-        self.floor = -1  # highest sequence forgotten so far
-
-    def add(self, sequence: int, time_ns: int) -> None:
-        self.times[sequence] = time_ns
-        heapq.heappush(self.heap, (time_ns, sequence))
-
-    def trim(self, cutoff_ns: int, keep: int) -> None:
-        """Forget the oldest entries beyond ``keep``, but only those at or before cutoff."""
-        heap, times = self.heap, self.times
-        while len(times) > keep and heap[0][0] <= cutoff_ns:
-            _, seq = heapq.heappop(heap)
-            del times[seq]
-            if seq > self.floor:
-                self.floor = seq
 
 
 class FrameOrderer:
@@ -135,7 +113,7 @@ class FrameOrderer:
         self._latest: dict[str, int] = {}  # sensor -> latest accepted time_ns
         # sensor -> time_ns of its previous frame when after its latest accepted one
         self._ahead: dict[str, int] = {}
-        self._windows: dict[str, _SequenceWindow] = {}
+        self._windows: dict[str, SequenceWindow] = {}
         self._last_active: dict[str, float] = {}  # caller's clock, for expire_idle
         self._buffer: list[tuple[tuple[int, str, int], SensorFrame]] = []
         self._horizon: float | int = _NEG_INF  # highest watermark released so far
@@ -237,7 +215,7 @@ class FrameOrderer:
         seq, t = frame.sequence, frame.time_ns
         window = self._windows.get(sid)
         if window is not None:
-            if seq in window.times:
+            if seq in window:
                 return Offer(
                     FrameStatus.DUPLICATE, f"sequence: {seq} from {sid!r} was received before"
                 )
@@ -261,7 +239,7 @@ class FrameOrderer:
             )
         # ACCEPTED: from here on state changes.
         if window is None:
-            window = self._windows[sid] = _SequenceWindow()
+            window = self._windows[sid] = SequenceWindow()
         if latest is None or t > latest:
             latest = self._latest[sid] = t
         self._ahead.pop(sid, None)
@@ -346,7 +324,7 @@ class FrameOrderer:
     def window_size(self, sensor_id: str) -> int:
         """Sequences remembered for ``sensor_id``'s duplicate check."""
         w = self._windows.get(sensor_id)
-        return 0 if w is None else len(w.times)
+        return 0 if w is None else len(w)
 
     def holding_sensors(self) -> tuple[str, ...]:
         """Expected sensors that set the current watermark (silent ones first)."""
