@@ -174,9 +174,10 @@ def strained(tracker: Tracker, pairs: _Assigned, t_ns: int) -> Strained | None:
     """The held boost tracks this frame's assigned ``pairs`` strain as a group (module
     docstring), with their predicted states; None if no group."""
     n_min = tracker.config.stream_regroup_min
-    d2 = pairs.gating.d2[pairs.pair_idx]
-    cand = np.flatnonzero(d2 > STRAIN_D2)
-    if n_min <= 0 or cand.size < n_min:  # every frame of a sparse scene
+    if n_min <= 0:  # off (the default)
+        return None
+    cand = np.flatnonzero(pairs.gating.d2[pairs.pair_idx] > STRAIN_D2)
+    if cand.size < n_min:  # every frame of a sparse scene
         return None
     rows, fams = tracker.rows, tracker._aliases
     keep, trks = [], []
