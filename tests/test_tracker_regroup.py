@@ -30,7 +30,7 @@ from tracklayer.fusion.tracker.regroup import (
 from tracklayer.fusion.tracker.rows import StateRows
 from tracklayer.fusion.tracker.track import Mode, Track
 
-CFG = FusionConfig()
+CFG = FusionConfig(stream_regroup_min=3)  # off by default (DESIGN §6)
 T1 = 1_000 * NS_PER_S  # the out-of-phase look
 PHASE_S = 0.25  # s: the group's last (in-phase) look was this long before it
 SPEED = 2_200.0  # m/s along +z: the objects' speed

@@ -19,9 +19,10 @@ each hypothesis pay the squared distance of the detection nearest their predicti
 most ``alias_miss_cost``, as :mod:`.aliases` scores its families; a hypothesis is
 judged with its track's covariance and is not updated: a state updated by one
 satellite alone would drift along its line of sight onto whatever detection is near,
-and fit). After ``alias_decide_s`` the track takes the best hypothesis's state
-if it beats its own cost by ``ADOPT_MARGIN`` (at once by ``PRUNE_MARGIN``), keeping its
-key, number and history; else it keeps its own. Nothing new is reported.
+and fit). After ``alias_decide_s`` the group decides as one (the
+alias is the group's): summed over its tracks, if one ``k`` beats their own cost by
+``ADOPT_MARGIN`` a track, each takes its hypothesis on that ``k`` (keeping its key,
+number and history); else all keep their own. Nothing new is reported.
 
 A track branches at most once per ``COOLDOWN_S``. Sparse scenes never have three
 strained boost tracks within 10 km in one look: untouched.
@@ -50,8 +51,7 @@ RADIUS_M = 10_000.0  # m: neighbourhood of a group (as .stream's)
 CROSS_M = 2_000.0  # m: tracks further across the path do not give the spacing
 STEPS = (1, 2, -1)  # k of the hypotheses v + k s / T
 COOLDOWN_S = 10.0  # s between two branchings of one held track
-ADOPT_MARGIN = 6.0  # cost by which a hypothesis must beat its track to be taken
-PRUNE_MARGIN = 40.0  # ... at which it is taken before alias_decide_s
+ADOPT_MARGIN = 6.0  # cost per track by which a group's hypothesis must beat its tracks
 FRAME_PERIOD_S = 1.0  # s: T, the satellites' frame period (the sensors frame at 1 Hz)
 _HELD = (TrackStatus.CONFIRMED, TrackStatus.COASTING)
 
@@ -137,24 +137,31 @@ def _moved(x: np.ndarray, dt: float) -> np.ndarray:
 
 
 def decide(tracker: Tracker, t_ns: int) -> None:
-    """Close the hypotheses ``alias_decide_s`` old, or whose best is ``PRUNE_MARGIN``
-    ahead of its track: the track takes the best one's state if it beats its own by
-    ``ADOPT_MARGIN`` (keeping its key, number and history), else keeps its own."""
+    """Close the hypotheses ``alias_decide_s`` old, a group at a time (the tracks one
+    look strained: an alias is the group's, not one track's): summed over the group's
+    tracks the looks saw, if one ``k`` beats the tracks' own cost by ``ADOPT_MARGIN`` a
+    track, every one of them takes its hypothesis on that ``k`` (keeping its key,
+    number and history); else all keep their own."""
     fams, rows, cfg = tracker._aliases, tracker.rows, tracker.config
     decide_ns = int(cfg.alias_decide_s * NS_PER_S)
+    due: dict[tuple[str, int], list[Hypotheses]] = {}
     for key, h in list(fams.groups.items()):
         if h.parent.deleted:
             del fams.groups[key]
+        elif t_ns - h.branch_ns >= decide_ns:
+            due.setdefault((h.sensor, h.branch_ns), []).append(h)
+            del fams.groups[key]
+    for group in due.values():
+        looked = [h for h in group if h.cost[0] > 0.0]
+        if not looked:
             continue
-        best = int(np.argmin(h.cost[1:]))
-        gap = float(h.cost[0] - h.cost[1 + best])
-        due = t_ns - h.branch_ns >= decide_ns
-        if not due and gap <= PRUNE_MARGIN:
+        total = np.sum([h.cost for h in looked], axis=0)
+        best = int(np.argmin(total[1:]))
+        if total[0] - total[1 + best] <= ADOPT_MARGIN * len(looked):
             continue
-        if gap > ADOPT_MARGIN:  # its velocity, at the track's data time; P kept
+        for h in looked:  # its velocity, at the track's data time; P kept
             r = h.parent.row
             rows.x[r] = _moved(h.x[best : best + 1], (rows.t_ns[r] - h.t_ns) / NS_PER_S)[0]
-        del fams.groups[key]
 
 
 def may_regroup(fams: AliasFamilies, trk: Track, t_ns: int) -> bool:
@@ -167,9 +174,10 @@ def strained(tracker: Tracker, pairs: _Assigned, t_ns: int) -> Strained | None:
     """The held boost tracks this frame's assigned ``pairs`` strain as a group (module
     docstring), with their predicted states; None if no group."""
     n_min = tracker.config.stream_regroup_min
-    d2 = pairs.gating.d2[pairs.pair_idx]
-    cand = np.flatnonzero(d2 > STRAIN_D2)
-    if n_min <= 0 or cand.size < n_min:  # every frame of a sparse scene
+    if n_min <= 0:  # off (the default)
+        return None
+    cand = np.flatnonzero(pairs.gating.d2[pairs.pair_idx] > STRAIN_D2)
+    if cand.size < n_min:  # every frame of a sparse scene
         return None
     rows, fams = tracker.rows, tracker._aliases
     keep, trks = [], []
