@@ -32,8 +32,9 @@ from .registration import SensorBias
 #: changes meaning: a checkpoint of another layout is then refused at restore (the
 #: journal is replayed instead) rather than restored into objects that lack what the
 #: code reads. tests/test_checkpoint_layout.py fails when the layout changes unbumped.
-STATE_LAYOUT = 3  # 2: FusionConfig.stream_min_group (fusion/tracker/stream.py); 3: the
-# registration's open windows in columns (fusion/registration_looks.OpenWindows)
+STATE_LAYOUT = 4  # 2: FusionConfig.stream_min_group (fusion/tracker/stream.py); 3: the
+# registration's open windows in columns (fusion/registration_looks.OpenWindows); 4: the
+# threads' by-key index holds {thread id: sensor} (fusion/threads.ThreadBook._held)
 
 STATUS_LABELS = {
     FrameStatus.ACCEPTED: "accepted",
