@@ -65,10 +65,6 @@ def book_updates(
     sensor = frame.sensor_id
     if trks is None:
         trks = [rows.owners[r].track for r in upd_rows.tolist()]
-    if tracker._existence is not None:  # the sensors' view limits, from what they see
-        confirmed = TrackStatus.CONFIRMED
-        held = [trk.status == confirmed and recently_seen(trk.sensors_seen, t_ns) for trk in trks]
-        tracker._existence.learn(frame.position, rows.x[upd_rows[held], POS])
     k_n = len(trks)
     # is_bright's test, in the same Python-float arithmetic as numpy's scalars
     scale = INTENSITY_REFERENCE_RANGE_M
@@ -86,15 +82,19 @@ def book_updates(
     changes = modes.observe_updates(trks, nis_l, bright, t_ns, dark_look)
     tracker._updated.extend(trks)
     launching: list[Track] = []
-    coasting = TrackStatus.COASTING
+    coasting, confirmed, boost = TrackStatus.COASTING, TrackStatus.CONFIRMED, Mode.BOOST
+    existence = tracker._existence
+    held: list[bool] = []  # well held before this update: its detection teaches the view
     for trk, nis_k in zip(trks, nis_l, strict=True):
+        seen = trk.sensors_seen  # kept in order of the latest update (recently_seen)
+        if existence is not None:
+            held.append(trk.status == confirmed and recently_seen(seen, t_ns))
         trk.update_count += 1
         trk.last_update_ns = t_ns
         trk.updated_now = True
         bins = trk.hit_bins
         if not bins or bins[-1] != second:
             bins.append(second)
-        seen = trk.sensors_seen  # kept in order of the latest update (recently_seen)
         if sensor in seen:
             del seen[sensor]
         seen[sensor] = t_ns
@@ -102,8 +102,10 @@ def book_updates(
         trk.nis_recent.append(nis_k)
         if trk.status == coasting:  # (after observe_updates: its inflation counts)
             lifecycle.recover(trk)
-        if trk.mode == Mode.BOOST and trk.launch.enabled:
+        if trk.mode == boost and trk.launch.enabled:
             launching.append(trk)
+    if existence is not None:  # the sensors' view limits, from what they see
+        existence.learn(frame.position, rows.x[upd_rows[held], POS])
     reports.sample_launches(launching, t_ns)  # the rows as updated, before any burnout
     for trk, mode in changes:  # burnouts first, as their rows shift
         if mode == Mode.BALLISTIC:

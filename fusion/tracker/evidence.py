@@ -10,17 +10,20 @@ from ..registration import Evidence, resting
 from .track import Mode, RowOwner, Track
 
 
-def evidence_kinds(trks: list[Track], x: np.ndarray) -> list[Evidence]:
+def evidence_kinds(trks: list[Track], x: np.ndarray) -> tuple[list[Evidence], list[int]]:
     """What each track ``trks[k]`` (state ``x[k]``, (K, 9) ECI) tells the registration: a
     hot spot (Earth-fixed, or a dim tentative track resting on the ground), a confirmed
     ballistic or boosting target, or nothing (drag, other tentative tracks,
     single-satellite). A state row is read only for the dim tentative tracks whose rest
-    it decides (a raid frame updates hundreds of tracks, nearly all confirmed)."""
+    it decides (a raid frame updates hundreds of tracks, nearly all confirmed). Returns
+    the evidence and the tracks' keys (one pass over the tracks)."""
     fixed, none = Evidence.EARTH_FIXED, Evidence.NONE
     by_mode = {Mode.BALLISTIC: Evidence.MOVING, Mode.BOOST: Evidence.THRUSTING}
     confirmed, tentative = TrackStatus.CONFIRMED, TrackStatus.TENTATIVE
     out: list[Evidence] = []
+    keys: list[int] = []
     for k, trk in enumerate(trks):
+        keys.append(trk.key)
         if trk.earth_fixed:
             out.append(fixed)
             continue
@@ -34,7 +37,7 @@ def evidence_kinds(trks: list[Track], x: np.ndarray) -> list[Evidence]:
             out.append(fixed)
         else:
             out.append(none)
-    return out
+    return out, keys
 
 
 def registration_looks(
@@ -53,8 +56,7 @@ def registration_looks(
     was unambiguous (:func:`unambiguous`; ``track_idx``, ``det_idx``: the assigned pairs
     among ``gating``'s gated tracks (rows ``main_rows``, gates ``gates``) and the frame's
     ``n_det`` detections; ``owners``: the rows' owners)."""
-    kinds = evidence_kinds(trks, x)
-    keys = [trk.key for trk in trks]
+    kinds, keys = evidence_kinds(trks, x)
     held = (TrackStatus.CONFIRMED, TrackStatus.COASTING)
     # read only where unambiguous reads it: the tracks with a candidate pair
     gated = np.flatnonzero(np.bincount(gating.track, minlength=main_rows.size))  # unique
