@@ -35,7 +35,8 @@ from .registration import SensorBias
 STATE_LAYOUT = 4  # 2: FusionConfig.stream_min_group (fusion/tracker/stream.py); 3: the
 # registration's open windows in columns (fusion/registration_looks.OpenWindows); 4:
 # FusionConfig.stream_regroup_min, the alias families' held-track branches (tracker/regroup.py),
-# the orderer's duplicate windows in columns (fusion/sequence_window.SequenceWindow)
+# the orderer's duplicate windows in columns (fusion/sequence_window.SequenceWindow), the
+# threads' by-key index holds {thread id: sensor} (fusion/threads.ThreadBook._held)
 
 STATUS_LABELS = {
     FrameStatus.ACCEPTED: "accepted",

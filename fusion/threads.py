@@ -223,9 +223,10 @@ class ThreadBook:
     def __init__(self) -> None:
         self._sensors: dict[str, SensorThreads] = {}
         self._owner: dict[str, dict[int, int]] = {}  # sensor -> thread id -> track key
-        # the same, by track key: key -> {(sensor, thread id): None} (ordered set), so a
-        # deleted track's threads are found without a scan of every sensor's threads
-        self._held: dict[int, dict[tuple[str, int], None]] = {}
+        # the same, by track key: key -> {thread id: sensor}, so a deleted track's threads
+        # are found without a scan of every sensor's threads (thread ids are unique
+        # across sensors: one counter, ``_next_id``)
+        self._held: dict[int, dict[int, str]] = {}
         self._next_id = 0
         self._sensor_at: dict[str, tuple[float, np.ndarray]] = {}  # last (t_s, position)
         self._sensor_vel: dict[str, np.ndarray] = {}  # m/s, ECI, from the last two looks
@@ -254,11 +255,10 @@ class ThreadBook:
         # most ended threads were never held: only the held ones are looked at (a set
         # operation; the order of the removals changes no dict's remaining order)
         for i in owner.keys() & ended.tolist():
-            k = owner.pop(i)  # (an emptied entry stays until the track is forgotten)
-            held[k].pop((sensor_id, i), None)
+            held[owner.pop(i)].pop(i, None)  # (an emptied entry stays till forgotten)
         return ids
 
-    def _held_index(self) -> dict[int, dict[tuple[str, int], None]]:
+    def _held_index(self) -> dict[int, dict[int, str]]:
         """The by-key index of the owners (built from them for a book restored from a
         checkpoint written before it existed)."""
         held = getattr(self, "_held", None)
@@ -266,7 +266,7 @@ class ThreadBook:
             held = {}
             for sensor_id, owner in self._owner.items():
                 for t, k in owner.items():
-                    held.setdefault(k, {})[(sensor_id, t)] = None
+                    held.setdefault(k, {})[t] = sensor_id
             self._held = held
         return held
 
@@ -308,9 +308,9 @@ class ThreadBook:
             if old == k:
                 continue
             if old is not None:
-                held[old].pop((sensor_id, t), None)
+                held[old].pop(t, None)
             owner[t] = k
-            held.setdefault(k, {})[(sensor_id, t)] = None
+            held.setdefault(k, {})[t] = sensor_id
         v_sensor = self._sensor_vel.get(sensor_id)
         if v_sensor is None:
             return
@@ -325,5 +325,5 @@ class ThreadBook:
             return
         held = self._held_index()
         for key in track_keys:
-            for sensor_id, t in held.pop(key, {}):
+            for t, sensor_id in held.pop(key, {}).items():
                 del self._owner[sensor_id][t]

@@ -187,7 +187,7 @@ def test_forgetting_deleted_tracks_frees_exactly_their_threads(restored) -> None
             after = _held_by_scan(book)
             assert not set(after) & gone
             assert after == {k: v for k, v in before.items() if k not in gone}
-        index = {k: set(v) for k, v in book._held_index().items() if v}
+        index = {k: {(s, t) for t, s in v.items()} for k, v in book._held_index().items() if v}
         assert index == _held_by_scan(book)
 
 

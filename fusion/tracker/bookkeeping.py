@@ -30,14 +30,16 @@ HELD_SENSORS = 3  # satellites that must have updated a track ...
 HELD_WITHIN_NS = 5 * NS_PER_S  # ... this recently for its detections to teach the view
 
 
-def well_held(trk: Track, t_ns: int) -> bool:
-    """A confirmed track that three satellites have updated in the last seconds (its range
-    is held, so its detections tell where the sensors see)."""
-    if trk.status != TrackStatus.CONFIRMED:
-        return False
+def recently_seen(sensors_seen: dict[str, int], t_ns: int) -> bool:
+    """``HELD_SENSORS`` satellites updated the track within ``HELD_WITHIN_NS`` of
+    ``t_ns`` (a confirmed track so seen is well held: its range is held, so its
+    detections tell where the sensors see). The newest updates are counted first:
+    :func:`book_updates` moves a satellite to the end of ``sensors_seen`` as it updates,
+    so a held track is known after three entries (any order gives the same answer, a
+    full scan at worst)."""
     recent = t_ns - HELD_WITHIN_NS
     seen = 0
-    for seen_ns in trk.sensors_seen.values():  # up to every satellite: stop at enough
+    for seen_ns in reversed(sensors_seen.values()):
         if seen_ns > recent:
             seen += 1
             if seen >= HELD_SENSORS:
@@ -63,9 +65,6 @@ def book_updates(
     sensor = frame.sensor_id
     if trks is None:
         trks = [rows.owners[r].track for r in upd_rows.tolist()]
-    if tracker._existence is not None:  # the sensors' view limits, from what they see
-        held = [well_held(trk, t_ns) for trk in trks]
-        tracker._existence.learn(frame.position, rows.x[upd_rows[held], POS])
     k_n = len(trks)
     # is_bright's test, in the same Python-float arithmetic as numpy's scalars
     scale = INTENSITY_REFERENCE_RANGE_M
@@ -83,21 +82,30 @@ def book_updates(
     changes = modes.observe_updates(trks, nis_l, bright, t_ns, dark_look)
     tracker._updated.extend(trks)
     launching: list[Track] = []
-    coasting = TrackStatus.COASTING
+    coasting, confirmed, boost = TrackStatus.COASTING, TrackStatus.CONFIRMED, Mode.BOOST
+    existence = tracker._existence
+    held: list[bool] = []  # well held before this update: its detection teaches the view
     for trk, nis_k in zip(trks, nis_l, strict=True):
+        seen = trk.sensors_seen  # kept in order of the latest update (recently_seen)
+        if existence is not None:
+            held.append(trk.status == confirmed and recently_seen(seen, t_ns))
         trk.update_count += 1
         trk.last_update_ns = t_ns
         trk.updated_now = True
         bins = trk.hit_bins
         if not bins or bins[-1] != second:
             bins.append(second)
-        trk.sensors_seen[sensor] = t_ns
+        if sensor in seen:
+            del seen[sensor]
+        seen[sensor] = t_ns
         trk.report.since.add(sensor)
         trk.nis_recent.append(nis_k)
         if trk.status == coasting:  # (after observe_updates: its inflation counts)
             lifecycle.recover(trk)
-        if trk.mode == Mode.BOOST and trk.launch.enabled:
+        if trk.mode == boost and trk.launch.enabled:
             launching.append(trk)
+    if existence is not None:  # the sensors' view limits, from what they see
+        existence.learn(frame.position, rows.x[upd_rows[held], POS])
     reports.sample_launches(launching, t_ns)  # the rows as updated, before any burnout
     for trk, mode in changes:  # burnouts first, as their rows shift
         if mode == Mode.BALLISTIC:

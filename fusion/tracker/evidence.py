@@ -7,23 +7,63 @@ import numpy as np
 from ..association import Gating
 from ..domain import TrackStatus
 from ..registration import Evidence, resting
-from .track import Mode, Track
+from .track import Mode, RowOwner, Track
 
 
-def evidence_of(trk: Track, x: np.ndarray) -> Evidence:
-    """What a track (state ``x``) tells the registration: a hot spot (Earth-fixed, or a
-    dim tentative track resting on the ground), a confirmed ballistic or boosting target,
-    or nothing (drag, other tentative tracks, single-satellite)."""
-    if trk.earth_fixed:
-        return Evidence.EARTH_FIXED
-    if trk.status == TrackStatus.CONFIRMED and not trk.uncertain:
-        if trk.mode == Mode.BALLISTIC:
-            return Evidence.MOVING
-        if trk.mode == Mode.BOOST:
-            return Evidence.THRUSTING
-    if trk.status == TrackStatus.TENTATIVE and not trk.plume.bright_seen and resting(x):
-        return Evidence.EARTH_FIXED
-    return Evidence.NONE
+def evidence_kinds(trks: list[Track], x: np.ndarray) -> tuple[list[Evidence], list[int]]:
+    """What each track ``trks[k]`` (state ``x[k]``, (K, 9) ECI) tells the registration: a
+    hot spot (Earth-fixed, or a dim tentative track resting on the ground), a confirmed
+    ballistic or boosting target, or nothing (drag, other tentative tracks,
+    single-satellite). A state row is read only for the dim tentative tracks whose rest
+    it decides (a raid frame updates hundreds of tracks, nearly all confirmed). Returns
+    the evidence and the tracks' keys (one pass over the tracks)."""
+    fixed, none = Evidence.EARTH_FIXED, Evidence.NONE
+    by_mode = {Mode.BALLISTIC: Evidence.MOVING, Mode.BOOST: Evidence.THRUSTING}
+    confirmed, tentative = TrackStatus.CONFIRMED, TrackStatus.TENTATIVE
+    out: list[Evidence] = []
+    keys: list[int] = []
+    for k, trk in enumerate(trks):
+        keys.append(trk.key)
+        if trk.earth_fixed:
+            out.append(fixed)
+            continue
+        status = trk.status
+        if status == confirmed and not trk.uncertain:
+            kind = by_mode.get(trk.mode)
+            if kind is not None:
+                out.append(kind)
+                continue
+        if status == tentative and not trk.plume.bright_seen and resting(x[k]):
+            out.append(fixed)
+        else:
+            out.append(none)
+    return out, keys
+
+
+def registration_looks(
+    owners: list[RowOwner],
+    gating: Gating,
+    track_idx: np.ndarray,
+    det_idx: np.ndarray,
+    gates: np.ndarray,
+    main_rows: np.ndarray,
+    n_det: int,
+    trks: list[Track],
+    x: np.ndarray,
+) -> tuple[list[Evidence], list[int], np.ndarray]:
+    """What the registration is handed of one frame's K updates: the evidence of each
+    updated track ``trks[k]`` (state ``x[k]``, (K, 9) ECI), its key, and whether its look
+    was unambiguous (:func:`unambiguous`; ``track_idx``, ``det_idx``: the assigned pairs
+    among ``gating``'s gated tracks (rows ``main_rows``, gates ``gates``) and the frame's
+    ``n_det`` detections; ``owners``: the rows' owners)."""
+    kinds, keys = evidence_kinds(trks, x)
+    held = (TrackStatus.CONFIRMED, TrackStatus.COASTING)
+    # read only where unambiguous reads it: the tracks with a candidate pair
+    gated = np.flatnonzero(np.bincount(gating.track, minlength=main_rows.size))  # unique
+    confirmed = np.zeros(main_rows.size, bool)
+    confirmed[gated] = [owners[r].track.status in held for r in main_rows[gated].tolist()]
+    clear = unambiguous(gating, gates, confirmed, (track_idx, det_idx), n_det, kinds)
+    return kinds, keys, clear
 
 
 def unambiguous(

@@ -200,7 +200,8 @@ class MotionModes:
         a batch is freed once no track's newest bright state is in it)."""
         if not trks:
             return
-        xs, Ps = self.rows.x[[t.row for t in trks]], self.rows.P[[t.row for t in trks]]
+        at = np.array([t.row for t in trks])
+        xs, Ps = self.rows.x[at], self.rows.P[at]
         for i, trk in enumerate(trks):
             trk.plume.bright = (xs, Ps, i)
 

@@ -57,21 +57,22 @@ class ReportSchedule:
         the impact refresh)."""
         self._refresh_impacts(tracks, t_ns)
         interval = int(self.config.report_interval_s * NS_PER_S)
-        cands = {trk.key: trk for trk in touched}
-        out: list[Track] = []
-        for key in sorted(cands):  # creation order, as the tracks are kept
-            trk = cands[key]
+        confirmed = TrackStatus.CONFIRMED
+        out: dict[int, Track] = {}  # the due tracks by key (a repeat is due alike)
+        for trk in touched:
+            rep = trk.report
             # Tentative tracks stay internal: a track is first reported when confirmed.
-            visible = trk.report.number is not None or trk.status == TrackStatus.CONFIRMED
-            if not visible:
+            if rep.number is None:
+                if trk.status == confirmed:
+                    out[trk.key] = trk
                 continue
-            due = trk.status_changed or trk.report.number is None
+            due = trk.status_changed
             if not due and trk.updated_now and not trk.uncertain:
-                last_ns = trk.report.last_ns
+                last_ns = rep.last_ns
                 due = last_ns is None or t_ns - last_ns >= interval
             if due:
-                out.append(trk)
-        return self.make(out, t_ns)
+                out[trk.key] = trk
+        return self.make([out[key] for key in sorted(out)], t_ns)  # creation order
 
     def flush(self, tracks: list[Track], t_ns: int) -> list[TrackReport]:
         """Reports of every reported track whose latest state has not been reported."""

@@ -22,7 +22,7 @@ from ..association import (
     may_gate_at,
 )
 from ..config import FusionConfig
-from ..domain import NS_PER_S, SensorFrame, TrackReport, TrackStatus
+from ..domain import NS_PER_S, SensorFrame, TrackReport
 from ..dynamics import ACC, N_STATE, POS, VEL, cross_omega, ellipsoid_height
 from ..filters import update
 from ..initiation import Candidate, InitiationBuffer
@@ -33,7 +33,7 @@ from .aliases import AliasFamilies, branch_start
 from .bookkeeping import book_updates
 from .cloud import cloud_prior
 from .crowd import CrowdHold, Surplus
-from .evidence import evidence_of, unambiguous
+from .evidence import registration_looks
 from .existence import Existence
 from .glide_mode import glide_transitions
 from .lifecycle import Lifecycle
@@ -253,7 +253,7 @@ class Tracker:
         trks = [rows.owners[r].track for r in assigned.rows.tolist()]  # (rows stay till book)
         nis, shadowed = self._update_rows(frame, assigned, trks)
         if self.registration is not None:
-            self._feed_registration(raw, assigned, gates, main_rows)
+            self._feed_registration(raw, assigned, gates, main_rows, trks)
         book_updates(self, frame, assigned, nis, trks)
         for k, trk in enumerate(shadowed):
             self._modes.observe_shadow(trk, float(nis[track_idx.size + k]))
@@ -262,23 +262,21 @@ class Tracker:
         return np.flatnonzero(~claimed)
 
     def _feed_registration(
-        self, raw: SensorFrame, pairs: _Assigned, gates: np.ndarray, main_rows: np.ndarray
+        self,
+        raw: SensorFrame,
+        pairs: _Assigned,
+        gates: np.ndarray,
+        main_rows: np.ndarray,
+        trks: list[Track],
     ) -> None:
-        """Hand the updated tracks' detections and states to the registration, with which
-        associations were unambiguous (evidence.unambiguous; ``gates``, ``main_rows``: the
-        gated tracks' chi-square gates and rows)."""
-        owners = self._rows.owners
-        trks = [owners[r].track for r in pairs.rows.tolist()]
+        """Hand the updated tracks ``trks`` (of ``pairs``' rows) their detections and states
+        to the registration, with which associations were unambiguous (.evidence;
+        ``gates``, ``main_rows``: the gated tracks' chi-square gates and rows)."""
         x = self._rows.x[pairs.rows]
-        keys = [trk.key for trk in trks]
-        kinds = [evidence_of(trk, xr) for trk, xr in zip(trks, x, strict=True)]
-        held = (TrackStatus.CONFIRMED, TrackStatus.COASTING)
-        # read only where unambiguous reads it: the tracks with a candidate pair
-        gated = np.flatnonzero(np.bincount(pairs.gating.track, minlength=main_rows.size))  # unique
-        confirmed = np.zeros(main_rows.size, bool)
-        confirmed[gated] = [owners[r].track.status in held for r in main_rows[gated].tolist()]
-        assigned = (pairs.track_idx, pairs.det_idx)
-        clear = unambiguous(pairs.gating, gates, confirmed, assigned, raw.n_detections, kinds)
+        kinds, keys, clear = registration_looks(
+            self._rows.owners, pairs.gating, pairs.track_idx, pairs.det_idx, gates, main_rows,
+            raw.n_detections, trks, x,
+        )  # fmt: skip
         self.registration.observe(raw, keys, kinds, pairs.det_idx, x, clear)
 
     def _gates(self, main_rows: np.ndarray) -> np.ndarray:

@@ -170,6 +170,11 @@ def ns_to_timestamp(ns: int, field: str = "time") -> Timestamp:
     Timestamp spec requires (-1 ns -> seconds=-1, nanos=999999999).
     Raises ``ValueError`` naming ``field`` outside years 0001..9999.
     """
+    return Timestamp(**_timestamp_fields(ns, field))
+
+
+def _timestamp_fields(ns: int, field: str) -> dict[str, int]:
+    """:func:`ns_to_timestamp`'s fields as a dict (a message field initialised from it)."""
     v = _int(ns, field)
     if not TIMESTAMP_MIN_NS <= v <= TIMESTAMP_MAX_NS:
         raise ValueError(
@@ -177,7 +182,7 @@ def ns_to_timestamp(ns: int, field: str = "time") -> Timestamp:
             "(years 0001..9999)"
         )
     seconds, nanos = divmod(v, NS_PER_S)  # floor division: nanos always in [0, 1e9)
-    return Timestamp(seconds=seconds, nanos=nanos)
+    return {"seconds": seconds, "nanos": nanos}
 
 
 def timestamp_to_ns(ts: Timestamp, field: str = "time") -> int:
@@ -317,7 +322,7 @@ def _ellipse_fields(e: GroundEllipse, field: str) -> dict:
     return {
         "latitude_deg": float(e.latitude_deg),
         "longitude_deg": float(e.longitude_deg),
-        "time": ns_to_timestamp(e.time_ns, f"{field}.time"),
+        "time": _timestamp_fields(e.time_ns, f"{field}.time"),
         "semi_major_m": float(e.semi_major_m),
         "semi_minor_m": float(e.semi_minor_m),
         "orientation_deg": float(e.orientation_deg),
@@ -339,30 +344,34 @@ def report_to_proto(report: TrackReport) -> track_pb2.TrackReport:
     """Domain :class:`TrackReport` -> ``v1.TrackReport``.
 
     The 6x6 covariance goes out as 36 doubles, row-major over (x, y, z, vx, vy, vz);
-    ``impact``/``launch``/``emitted_at_ns`` of None leave the field unset.
+    ``impact``/``launch``/``emitted_at_ns`` of None leave the field unset. Sub-messages
+    are given as dicts to one constructor (half the time of building and copying each:
+    a raid writes ~90,000 reports in 120 s; the same message).
     """
-    msg = track_pb2.TrackReport(
-        track_id=report.track_id,
-        revision=_uint(report.revision, "revision", _UINT64_MAX),
-        status=track_status_to_proto(report.status),
-        time=ns_to_timestamp(report.time_ns, "time"),
-        position_eci=_vector(report.position),
-        velocity_eci=_vector(report.velocity),
-        covariance=np.ravel(report.covariance, order="C").tolist(),
-        latitude_deg=float(report.latitude_deg),
-        longitude_deg=float(report.longitude_deg),
-        altitude_m=float(report.altitude_m),
-        phase=flight_phase_to_proto(report.phase),
-        sensor_ids=report.sensor_ids,
-        update_count=_uint(report.update_count, "update_count", _UINT32_MAX),
-    )
+    x, y, z = report.position.tolist()
+    vx, vy, vz = report.velocity.tolist()
+    fields = {
+        "track_id": report.track_id,
+        "revision": _uint(report.revision, "revision", _UINT64_MAX),
+        "status": track_status_to_proto(report.status),
+        "time": _timestamp_fields(report.time_ns, "time"),
+        "position_eci": {"x": x, "y": y, "z": z},
+        "velocity_eci": {"x": vx, "y": vy, "z": vz},
+        "covariance": np.ravel(report.covariance, order="C").tolist(),
+        "latitude_deg": float(report.latitude_deg),
+        "longitude_deg": float(report.longitude_deg),
+        "altitude_m": float(report.altitude_m),
+        "phase": flight_phase_to_proto(report.phase),
+        "sensor_ids": report.sensor_ids,
+        "update_count": _uint(report.update_count, "update_count", _UINT32_MAX),
+    }
     if report.impact is not None:
-        msg.impact.CopyFrom(track_pb2.ImpactPrediction(**_ellipse_fields(report.impact, "impact")))
+        fields["impact"] = _ellipse_fields(report.impact, "impact")
     if report.launch is not None:
-        msg.launch.CopyFrom(track_pb2.LaunchEstimate(**_ellipse_fields(report.launch, "launch")))
+        fields["launch"] = _ellipse_fields(report.launch, "launch")
     if report.emitted_at_ns is not None:
-        msg.emitted_at.CopyFrom(ns_to_timestamp(report.emitted_at_ns, "emitted_at"))
-    return msg
+        fields["emitted_at"] = _timestamp_fields(report.emitted_at_ns, "emitted_at")
+    return track_pb2.TrackReport(**fields)
 
 
 def sensor_position_to_proto(p: SensorPosition) -> track_pb2.SensorPosition:
