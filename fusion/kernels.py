@@ -182,10 +182,8 @@ def _i64(a: np.ndarray) -> np.ndarray:
 
 def _plain(a: Any, dtype: type) -> bool:
     """Whether ``a`` is a writable C-contiguous ``dtype`` array (kernels use it in place)."""
-    if type(a) is not np.ndarray or a.dtype != dtype:
-        return False
-    f = a.flags
-    return f.c_contiguous and f.writeable
+    f = a.flags if type(a) is np.ndarray and a.dtype == dtype else None
+    return f is not None and f.c_contiguous and f.writeable
 
 
 _NO_ADJUST = np.zeros(0)  # assign_pairs without the threads' adjustments

@@ -27,7 +27,7 @@ from tracklayer.fusion.domain import (
     TruthFrame,
     TruthState,
 )
-from tracklayer.services.wire import convert
+from tracklayer.services.wire import convert, detection_bytes
 from tracklayer.v1 import common_pb2, sensor_pb2, track_pb2, truth_pb2
 
 settings.register_profile("convert", deadline=None, max_examples=150)
@@ -259,7 +259,9 @@ def test_a_frame_read_from_its_bytes_is_the_frame_read_from_the_message(frame, n
     assert _same_bits(back, convert.frame_from_proto(msg))
     assert _same_bits(back, frame)
     if nonzero:
-        assert convert._detection_columns(raw, len(msg.detections)) is not None  # the fast way
+        assert (
+            detection_bytes.detection_columns(raw, len(msg.detections)) is not None
+        )  # the fast way
 
 
 def test_a_frame_whose_bytes_are_not_the_usual_layout_is_read_from_the_message():
@@ -268,14 +270,14 @@ def test_a_frame_whose_bytes_are_not_the_usual_layout_is_read_from_the_message()
     frame = SensorFrame("s", 3, 5, [1, 2, 3], [4, 5, 6], np.eye(3) + 0.5, [1e-5] * 3, [2.0] * 3)
     msg = convert.frame_to_proto(frame)
     raw = msg.SerializeToString()
-    assert convert._detection_columns(raw, 3) is not None
+    assert detection_bytes.detection_columns(raw, 3) is not None
     extra = raw + b"\x38\x01"  # field 7 (unknown to v1): a newer sender's
-    assert convert._detection_columns(extra, 3) is None
+    assert detection_bytes.detection_columns(extra, 3) is None
     assert _same_bits(convert.frame_from_proto(type(msg).FromString(extra), extra), frame)
-    assert convert._detection_columns(raw, 4) is None
+    assert detection_bytes.detection_columns(raw, 4) is None
     msg.detections[1].intensity = 0.0
     zero = msg.SerializeToString()
-    assert convert._detection_columns(zero, 3) is None
+    assert detection_bytes.detection_columns(zero, 3) is None
     assert convert.frame_from_proto(msg, zero).intensity.tolist() == [2.0, 0.0, 2.0]
     msg.detections[2].ClearField("line_of_sight_eci")
     with pytest.raises(ValueError, match=r"detections\[2\]\.line_of_sight_eci"):

@@ -35,6 +35,7 @@ from tracklayer.fusion.domain import (
     TruthState,
 )
 from tracklayer.fusion.registration import SensorBias
+from tracklayer.services.wire.detection_bytes import detection_columns
 from tracklayer.v1 import common_pb2, registration_pb2, sensor_pb2, track_pb2, truth_pb2
 
 __all__ = [
@@ -237,63 +238,13 @@ def frame_to_proto(frame: SensorFrame) -> sensor_pb2.SensorFrame:
     return msg
 
 
-#: One detection as ``SensorFrame`` writes it with every field set (not zero): field 6
-#: (LEN 47) { field 1 (LEN 27) { x, y, z: fixed64 fields 1-3 }, fixed64 fields 2, 3 }.
-_DET_TAGS = b"\x32\x2f\x0a\x1b\x09" + 8 * b"\0" + b"\x11" + 8 * b"\0" + b"\x19" + 8 * b"\0"
-_DET_TAGS += b"\x11" + 8 * b"\0" + b"\x19" + 8 * b"\0"
-_DET_BYTES = len(_DET_TAGS)  # 49
-_DET_FLOATS = (5, 14, 23, 32, 41)  # offsets of x, y, z, angular_sigma, intensity
-_DET_TAG_AT = np.array(  # the bytes that are not floats: tags and lengths
-    [i for i in range(_DET_BYTES) if all(i - f not in range(8) for f in _DET_FLOATS)]
-)
-_DET_TAG_VALUES = np.frombuffer(_DET_TAGS, np.uint8)[_DET_TAG_AT]
-_DETECTIONS_TAG = 0x32  # field 6, LEN
-
-
-def _detection_columns(raw: bytes, n: int) -> np.ndarray | None:
-    """The (n, 5) columns (x, y, z, angular_sigma, intensity) of a ``v1.SensorFrame``'s
-    detections read from its wire bytes at once, or None unless the bytes after fields
-    1-5 are exactly ``n`` detections in the layout above (else the caller reads the
-    parsed message: same floats, one detection at a time)."""
-    p, end = 0, len(raw)
-    while p < end and raw[p] != _DETECTIONS_TAG:  # fields 1-5: single-byte tags
-        tag = raw[p]
-        if not 8 <= tag < 48 or tag & 7 not in (0, 2):  # fields 1-5: VARINT or LEN
-            return None
-        p += 1
-        value = 0
-        for shift in range(0, 70, 7):  # a varint: the value, or the length of a LEN field
-            if p >= end:
-                return None
-            byte = raw[p]
-            p += 1
-            value |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                break
-        else:
-            return None
-        if tag & 7 == 2:
-            p += value
-    if end - p != n * _DET_BYTES:
-        return None
-    if n == 0:
-        return np.empty((0, 5))
-    rows = np.frombuffer(raw, np.uint8, n * _DET_BYTES, p).reshape(n, _DET_BYTES)
-    if not (rows[:, _DET_TAG_AT] == _DET_TAG_VALUES).all():
-        return None
-    cols = np.empty((n, 5))
-    for j, at in enumerate(_DET_FLOATS):
-        cols[:, j] = rows[:, at : at + 8].copy().view("<f8")[:, 0]
-    return cols
-
-
 def frame_from_proto(msg: sensor_pb2.SensorFrame, raw: bytes | None = None) -> SensorFrame:
     """``v1.SensorFrame`` -> domain :class:`SensorFrame` (converts; does not validate physics).
 
     ``raw``: the bytes ``msg`` was parsed from or serialises to, when the caller has them
     (the journal's payload): the detections are then read from them at once when they
     have the usual layout (every field set), the same floats as from ``msg``."""
-    cols = None if raw is None else _detection_columns(raw, len(msg.detections))
+    cols = None if raw is None else detection_columns(raw, len(msg.detections))
     if cols is None:
         rows = []  # one tuple per detection, one array of them: a frame per message counts
         row = rows.append
