@@ -130,7 +130,9 @@ def test_a_sigkilled_worker_is_replaced_from_its_checkpoint_and_nothing_is_lost(
     rng = random.Random(14)
     # The front door checkpoints often too, so the journal is purged behind every
     # checkpoint while the run goes on: the takeover must need nothing purged.
-    chain = Chain(tmp_path, nats_broker.url, "--checkpoint-every", "300")
+    # --lease-ttl 10: a starved worker (CI on 2 shared cores) can miss four 1 s renewals
+    # and lose its lease before the kill; the production answer to such hosts, as here.
+    chain = Chain(tmp_path, nats_broker.url, "--checkpoint-every", "300", "--lease-ttl", "10")
     try:
         w1 = chain.worker("w1", "--checkpoint-every", "300")
         wait_for_line(w1, "event=shard_started")
