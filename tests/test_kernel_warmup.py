@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tracklayer.fusion import kernels
+from tracklayer.fusion import kernel_registration, kernels
 from tracklayer.services import fork_policy
 from tracklayer.services.fusion_service.checkpointer import Checkpointer
 from tracklayer.services.fusion_service.journal import Journal
@@ -30,5 +30,9 @@ def test_no_checkpoint_is_forked_while_the_kernels_load(tmp_path: Path, monkeypa
     assert warmup.done.wait(300)
     assert cp._in_child_next()
     assert all(k.compiled is not None for k in kernels._KERNELS.values()) or not kernels.enabled()
+    # registration's loops too: the first biased frame does not compile them on the loop
+    assert all(kernel_registration._compiled.get(name) for name in kernel_registration._LOOPS) or (
+        not kernels.enabled()
+    )
     journal.close()
     outbox.close()

@@ -47,7 +47,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from tracklayer.fusion import kernels
+from tracklayer.fusion import kernel_registration, kernels
 from tracklayer.fusion.core import Emitted, FusionCore
 from tracklayer.fusion.domain import TrackStatus
 from tracklayer.services.fusion_service.checkpoint import CheckpointError, allowed_modules
@@ -134,10 +134,12 @@ def new_core(s: FusionSettings) -> FusionCore:
 
 
 def _warm(done: threading.Event) -> None:
-    """Load (or compile) the tracker's kernels while the replay starts (:mod:`.warmup`)."""
+    """Load (or compile) the tracker's and registration's kernels while the replay
+    starts (:mod:`.warmup`)."""
     try:
         with contextlib.suppress(Exception):  # the tracker falls back by itself
             kernels.warm()
+            kernel_registration.warm()
     finally:
         done.set()
 

@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 
-from tracklayer.fusion import kernels
+from tracklayer.fusion import kernel_registration, kernels
 from tracklayer.services.rpc.server import kv
 
 log = logging.getLogger("tracklayer.services.fusion")
@@ -40,7 +40,7 @@ class KernelWarmup:
     def _run(self) -> None:
         t0 = time.perf_counter()
         try:
-            used = kernels.warm()
+            used = kernels.warm() and kernel_registration.warm()
         except Exception as exc:  # noqa: BLE001 - the tracker falls back by itself
             log.warning(kv("kernel_warmup_failed", error=repr(exc)))
             used = False
