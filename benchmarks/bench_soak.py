@@ -276,7 +276,8 @@ _REVISION = (
 )
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
+    """The command line (``--help``)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--scenario", default="salvo")
@@ -291,21 +292,12 @@ def main() -> int:
     ap.add_argument("--python", default=sys.executable, metavar="EXE",
                     help="interpreter that runs the two services, e.g. a virtual environment "
                     "whose tracklayer is another revision (to compare in one run)")  # fmt: skip
-    args = ap.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="soak-"))
-    rec = work / "scenario.mcap"
-    bin_ = [sys.executable, "-m", "tracklayer.services.cli"]
-    subprocess.run(
-        [*bin_, "simulate", args.scenario, "--duration", str(args.span), "--out", str(rec)],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    frames, sensors = load_frames(rec)
-    print(f"soak: {len(frames)} frames per pass, {len(sensors)} sensors, work dir {work}")
-    sys.executable = args.python  # what ops.processes starts the services with
-    rev = subprocess.run([args.python, "-c", _REVISION], capture_output=True, text=True,
-                         check=True, cwd=work).stdout.strip()  # fmt: skip
-    services = Services(work, args.cuts, args.seed + 1)
+    return ap.parse_args()
+
+
+def run_with_faults(args: argparse.Namespace, services: Services, frames, sensors) -> tuple:
+    """Stream the passes with the sampler and the fault threads beside them; the run's
+    figures, the samples, the wall time (s) and the drained fusion's status and live tracks."""
     stop = threading.Event()
     samples: list = []
     t0 = time.monotonic()
@@ -328,17 +320,15 @@ def main() -> int:
             services.cuts.stop_cutting()
     wall = time.monotonic() - t0
     status, live = asyncio.run(drained(services.fusion_addr))
-    services.stop()
-    if services.cuts is not None:
-        services.cuts.close()
-    checks = integrity(work / "t.sqlite", live)
-    lat = latency_by_minute(work / "t.sqlite")
-    s = np.array(samples)
+    return run, np.array(samples), wall, status, live
+
+
+def nothing_lost(run: dict, checks: dict, status: dict) -> bool:
+    """Every frame acknowledged and journaled once, every track's revisions whole."""
     unacked = run["sent"] - sum(run["counts"].values())
     bad_acks = run["counts"].get("REJECTED", 0) + run["counts"].get("LATE", 0)
-    journaled = status.get("journal_frames", -1)
-    journal_ok = bad_acks == 0 and journaled == run["sent"]
-    lost_ok = (
+    journal_ok = bad_acks == 0 and status.get("journal_frames", -1) == run["sent"]
+    return (
         checks["tracks_with_gaps"] == 0
         and checks["tracks_not_ending_deleted_or_live"] == 0
         and checks["tracks_with_revisions_after_deleted"] == 0
@@ -347,13 +337,54 @@ def main() -> int:
         and unacked == 0
         and journal_ok
     )
+
+
+def main() -> int:
+    args = parse_args()
+    work = Path(tempfile.mkdtemp(prefix="soak-"))
+    rec = work / "scenario.mcap"
+    bin_ = [sys.executable, "-m", "tracklayer.services.cli"]
+    subprocess.run(
+        [*bin_, "simulate", args.scenario, "--duration", str(args.span), "--out", str(rec)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    frames, sensors = load_frames(rec)
+    print(f"soak: {len(frames)} frames per pass, {len(sensors)} sensors, work dir {work}")
+    sys.executable = args.python  # what ops.processes starts the services with
+    rev = subprocess.run([args.python, "-c", _REVISION], capture_output=True, text=True,
+                         check=True, cwd=work).stdout.strip()  # fmt: skip
+    services = Services(work, args.cuts, args.seed + 1)
+    run, s, wall, status, live = run_with_faults(args, services, frames, sensors)
+    services.stop()
+    if services.cuts is not None:
+        services.cuts.close()
+    checks = integrity(work / "t.sqlite", live)
+    lost_ok = nothing_lost(run, checks, status)
+    head = (args, rev, len(frames), len(sensors), wall)
+    text = "\n".join(report_lines(head, run, services, s, status, checks, work)) + "\n"
+    text += f"- reports lost: {'0' if lost_ok else 'NOT SHOWN (see the checks above)'}\n"
+    print(text)
+    if args.append:
+        with open(args.append, "a") as fh:
+            fh.write(text)
+    return 0 if lost_ok else 1
+
+
+def report_lines(
+    head: tuple, run: dict, services: Services, s: np.ndarray, status: dict, checks: dict,
+    work: Path,
+) -> list[str]:  # fmt: skip
+    """The RESULTS.md section: the run, restarts, disk, store integrity, RSS, latency."""
+    args, rev, n_frames, n_sensors, wall = head
+    lat = latency_by_minute(work / "t.sqlite")
     q = max(1, len(s) // 4)
-    lines = [
+    return [
         f"\n## soak (benchmarks/bench_soak.py), {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC\n",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
         f", load {os.getloadavg()[0]:.1f}; services: {rev}. "
         f"`{args.scenario}` {args.span:g} s per pass "
-        f"({len(frames)} frames, {len(sensors)} satellites), streamed at full speed, "
+        f"({n_frames} frames, {n_sensors} satellites), streamed at full speed, "
         f"{run['passes']} passes in {wall / 60:.1f} min; faults: fusion SIGKILL+restart "
         f"{services.kills['fusion']}x (mean gap {args.kill_fusion:g} s), store "
         f"{services.kills['store']}x (mean gap {args.kill_store:g} s)"
@@ -366,10 +397,11 @@ def main() -> int:
         f"- frames sent {run['sent']}, acked {sum(run['counts'].values())} "
         f"({', '.join(f'{k} {v}' for k, v in run['counts'].items() if v)}); "
         f"stream reconnects {run['reconnects']}, frames resent {run['resent']}; journal "
-        f"FRAME events {journaled} (distinct frames acknowledged: {run['sent']})",
+        f"FRAME events {status.get('journal_frames', -1)} (distinct frames acknowledged: "
+        f"{run['sent']})",
         f"- pass wall time s: min {min(run['pass_s']):.1f}, median "
         f"{float(np.median(run['pass_s'])):.1f}, max {max(run['pass_s']):.1f} "
-        f"(~{len(frames) / float(np.median(run['pass_s'])):.0f} frames/s)",
+        f"(~{n_frames / float(np.median(run['pass_s'])):.0f} frames/s)",
         "- restart to SERVING s (process start to health SERVING, replay included): "
         + "; ".join(
             f"{name} {len(v)} restarts, p50 {np.percentile(v, 50):.1f}, "
@@ -400,14 +432,7 @@ def main() -> int:
         f"{s[-q:, 3].mean():.0f}, max {s[:, 3].max():.0f}; open fds max {s[:, 4].max():.0f}",
         "- delivery latency (emitted_at -> stored) per minute, p50/p99 ms: "
         + ", ".join(f"{m}: {p50:.0f}/{p99:.0f}" for m, _, p50, p99 in lat),
-        f"- reports lost: {'0' if lost_ok else 'NOT SHOWN (see the checks above)'}",
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.append:
-        with open(args.append, "a") as fh:
-            fh.write(text)
-    return 0 if lost_ok else 1
 
 
 if __name__ == "__main__":
