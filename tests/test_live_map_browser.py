@@ -230,6 +230,18 @@ def assert_lakes_are_not_land(driver) -> None:
 
 
 def test_tracks_appear_move_and_disappear_as_the_reports_say(store, browser, tmp_path):
+    """One page through a track's life: first picture, moves and a new track, deletion
+    (a late older revision does not revive it), hover details, the quiet warning, flat view."""
+    first_picture(store, browser)
+    latency = moves_and_deletions(store, browser)
+    print(f"\nlive map: report published -> shown in {latency * 1000:.0f} ms")
+    hover_details(browser, tmp_path)
+    quiet_warning_and_flat_view(browser, tmp_path)
+
+
+def first_picture(store, browser) -> None:
+    """Two tracks published before the page opens: drawn with their sensors, impact and
+    launch, framed on screen, over a live binary WebSocket."""
     store.publish(
         report("f-1", 1, 45.0, 60.0, phase=MIDCOURSE, impact=(52.0, 80.0), launch=(40.0, 55.0)),
         report("f-2", 1, 30.0, 70.0, phase=BOOST, alt=90e3),
@@ -273,6 +285,9 @@ def test_tracks_appear_move_and_disappear_as_the_reports_say(store, browser, tmp
         )
         assert (pos["lat"], pos["lon"], pos["alt"], pos["t"]) == (s_lat, s_lon, 800e3, T0 + 1)
 
+
+def moves_and_deletions(store, browser) -> float:
+    """Reports published while the page is open; the publish-to-shown latency, s."""
     # Published after the page loaded: moved, and a new track; both within 2 s.
     t_sent = time.monotonic()
     store.publish(
@@ -314,8 +329,12 @@ def test_tracks_appear_move_and_disappear_as_the_reports_say(store, browser, tmp
     wait_for(browser, "document.getElementById('s-live').textContent === '2'", 3.0)
     sats = browser.execute_script("return window.tracklayerMap.sensors.map(s => s.id)")
     assert sats == ["sat-1-2", "sat-3-4"]
-    print(f"\nlive map: report published -> shown in {latency * 1000:.0f} ms")
 
+    return latency
+
+
+def hover_details(browser, tmp_path) -> None:
+    """Hovering a track and a satellite shows what an operator asks for."""
     # Hover shows the details an operator asks for.
     x, y = browser.execute_script("const m = window.tracklayerMap; return m.screenOf('f-1');")
     from selenium.webdriver import ActionChains
@@ -340,6 +359,9 @@ def test_tracks_appear_move_and_disappear_as_the_reports_say(store, browser, tmp
     keep_screenshot(browser, tmp_path / "live-map.png")
     assert_lakes_are_not_land(browser)
 
+
+def quiet_warning_and_flat_view(browser, tmp_path) -> None:
+    """No report for 5 s while tracks are live: the status bar warns; the flat view draws."""
     # No report for 5 s while tracks are live: the status bar says so.
     wait_for(
         browser,
