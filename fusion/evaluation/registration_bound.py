@@ -35,6 +35,7 @@ class BoundLooks:
     group: np.ndarray  # (n,) int nuisance group, -1: none
     basis: np.ndarray  # (n, 3, m) m per unit of each of the group's parameters (zero-padded)
     group_sigma: np.ndarray  # (G, m) prior sigma of each group parameter; NaN: no parameter
+    # (G may be 0: every target known)
 
     def before(self, t_s: float) -> BoundLooks:
         """The looks up to ``t_s`` (s from the epoch)."""
@@ -106,26 +107,28 @@ def bias_bound(
     drift = drift_rad_per_hour > 0.0
     nodes = int(np.ceil(at_s / node_s - 1e-9)) + 1 if drift else 1
     nb = n_sensors * nodes * 3
-    used = np.isfinite(looks.group_sigma)  # (G, m)
-    first = nb + np.concatenate([[0], np.cumsum(used.sum(axis=1))[:-1]]).astype(int)
+    sig = looks.group_sigma
+    used = np.isfinite(sig)  # (G, m)
     N = nb + int(used.sum())
     h_theta, h_pos = _geometry(lk)
     cols, wts = _bias_columns(lk, nodes, node_s)
     H = np.concatenate([h_theta * wts[:, None, :1], h_theta * wts[:, None, 1:]], axis=2)
     if nodes == 1:
         H[:, :, 3:] = 0.0
-    g = np.where(lk.group >= 0, lk.group, 0)
-    on = used[g] & (lk.group >= 0)[:, None]  # (n, m): the look's group has that parameter
-    g_cols = np.where(on, first[g][:, None] + np.arange(used.shape[1]), first[g][:, None])
-    h_g = np.einsum("nri,nim->nrm", h_pos, lk.basis) * on[:, None, :]
-    cols = np.concatenate([cols, g_cols], axis=1)
-    H = np.concatenate([H, h_g], axis=2)
+    if N > nb:  # the looks' nuisance columns
+        first = nb + np.concatenate([[0], np.cumsum(used.sum(axis=1))[:-1]]).astype(int)
+        g = np.where(lk.group >= 0, lk.group, 0)
+        on = used[g] & (lk.group >= 0)[:, None]  # (n, m): the look's group has that parameter
+        g_cols = np.where(on, first[g][:, None] + np.arange(used.shape[1]), first[g][:, None])
+        h_g = np.einsum("nri,nim->nrm", h_pos, lk.basis) * on[:, None, :]
+        cols = np.concatenate([cols, g_cols], axis=1)
+        H = np.concatenate([H, h_g], axis=2)
     blk = np.einsum("nri,nrj->nij", H, H)
     flat = (cols[:, :, None] * N + cols[:, None, :]).ravel()
     J = np.bincount(flat, weights=blk.ravel(), minlength=N * N).reshape(N, N)
     step = (drift_rad_per_hour / URAD) ** 2 / 3600.0 * node_s
     J[:nb, :nb] += _prior(n_sensors, nodes, prior_rad / URAD, step if drift else 1.0)
-    gs = looks.group_sigma[used]
+    gs = sig[used]
     J[nb + np.arange(gs.size), nb + np.arange(gs.size)] += 1.0 / gs**2
     C = np.linalg.inv(J)
     if not drift:
