@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 from scipy.spatial import cKDTree
 
-from ..association import Gating, gate
+from ..association import Gating, assign_pairs, gate
 from ..domain import NS_PER_S, SensorFrame, TrackStatus
 from ..dynamics import POS, VEL
 from .aliases import AliasFamilies, branch_out
@@ -53,6 +53,7 @@ STEPS = (1, 2, -1)  # k of the hypotheses v + k s / T
 COOLDOWN_S = 10.0  # s between two branchings of one held track
 ADOPT_MARGIN = 6.0  # cost per track by which a group's hypothesis must beat its tracks
 FRAME_PERIOD_S = 1.0  # s: T, the satellites' frame period (the sensors frame at 1 Hz)
+PHASE_MIN = 0.25  # of T: the least phase of a straining look from the track's last update
 _HELD = (TrackStatus.CONFIRMED, TrackStatus.COASTING)
 
 
@@ -78,12 +79,16 @@ class Hypotheses:
 
 
 def before_update(
-    tracker: Tracker, pairs: _Assigned, gated_rows: np.ndarray, frame: SensorFrame
+    tracker: Tracker,
+    pairs: _Assigned,
+    gated_rows: np.ndarray,
+    gates: np.ndarray,
+    frame: SensorFrame,
 ) -> Strained | None:
     """Before the frame's update: the open hypotheses of this sensor scored by the look,
-    those due decided, then the held boost tracks the frame's assigned ``pairs`` strain
-    as a group (module docstring) with their predicted states; None if none.
-    ``gated_rows``: the state row of each gated track (the gating's track index)."""
+    then the held boost tracks the frame's assigned ``pairs`` strain as a group (module
+    docstring) with their predicted states; None if none. ``gated_rows``, ``gates``: the
+    state row and chi-square gate of each gated track (the gating's track index)."""
     fams = tracker._aliases
     if fams is None:
         return None
@@ -91,40 +96,70 @@ def before_update(
         t_ns = int(frame.time_ns)
         due = [h for h in fams.groups.values() if h.sensor == frame.sensor_id and h.t_ns < t_ns]
         if due:
-            score_look(tracker, due, pairs.gating, gated_rows, frame)
-        decide(tracker, t_ns)
+            score_look(tracker, due, pairs.gating, gated_rows, gates, frame)
     return strained(tracker, pairs, frame.time_ns)
 
 
 def score_look(
     tracker: Tracker, hyps: list[Hypotheses], g: Gating, gated_rows: np.ndarray,
-    frame: SensorFrame,
+    gates: np.ndarray, frame: SensorFrame,
 ) -> None:  # fmt: skip
     """Add the look's cost to each track of ``hyps`` that it gated and to each of its
-    hypotheses: the squared distance of the detection nearest its predicted position,
-    at most ``alias_miss_cost`` (none in its gate costs that), whatever the assignment
-    gives; a hypothesis is judged with its track's covariance (a fair comparison of the
-    velocities: the track has had every satellite's looks since, the hypothesis none)."""
-    rows, cap = tracker.rows, tracker.config.alias_miss_cost
-    near = np.full(gated_rows.size, np.inf)
-    np.minimum.at(near, g.track, g.d2)
+    hypotheses: the d2 of the detection it is *assigned* (at most ``alias_miss_cost``;
+    none costs that) when the look's detections are assigned jointly to the other gated
+    tracks and to these tracks, all on their own states or all on their ``k``-th
+    hypothesis (:func:`joint_costs`). A velocity that puts a track on a neighbour's
+    object then finds that object's detection taken. A hypothesis is judged with its
+    track's covariance (the track has had every satellite's looks since, the hypothesis
+    none)."""
     at = dict(zip(gated_rows.tolist(), range(gated_rows.size), strict=True))
     hyps = [h for h in hyps if h.parent.row in at]  # a track out of this look: no news
     if not hyps:
         return
-    t_ns = int(frame.time_ns)
+    rows, t_ns = tracker.rows, int(frame.time_ns)
     for h in hyps:
-        h.cost[0] += min(float(near[at[h.parent.row]]), cap)
         h.x, h.t_ns = _moved(h.x, (t_ns - h.t_ns) / NS_PER_S), t_ns
-    x = np.concatenate([h.x for h in hyps])
-    P = np.concatenate([np.repeat(rows.P[h.parent.row][None], len(h.x), axis=0) for h in hyps])
-    gh = gate(x, P, frame.position, frame.los, frame.sigma, np.full(len(x), tracker._gate_boost))
-    d2 = np.full(len(x), cap)
-    np.minimum.at(d2, gh.track, gh.d2)
-    k = 0
-    for h in hyps:
-        h.cost[1:] += d2[k : k + len(h.x)]
-        k += len(h.x)
+    gi = np.array([at[h.parent.row] for h in hyps])
+    own = gated_rows[gi]
+    states = [rows.x[own]] + [np.stack([h.x[j] for h in hyps]) for j in range(len(STEPS))]
+    cost = joint_costs(states, rows.P[own], gi, g, gates, frame, tracker.config.alias_miss_cost)
+    for i, h in enumerate(hyps):
+        h.cost += cost[:, i]
+
+
+def joint_costs(
+    states: list[np.ndarray], P: np.ndarray, gi: np.ndarray, g: Gating, gates: np.ndarray,
+    frame: SensorFrame, cap: float,
+) -> np.ndarray:  # fmt: skip
+    """Per variant ``states[j]`` (n, 9) of the gated tracks ``gi`` (covariances ``P``
+    (n, 9, 9)): each track's assigned d2 (capped at ``cap``; unassigned: ``cap``) when the
+    frame's detections are assigned (:func:`.association.assign_pairs`) to the tracks
+    ``gi`` in that variant and to the other gated tracks of ``g`` (gates ``gates``, per
+    gated track) that reach the same detections, on their own states. (1 + ..., n)."""
+    n_trk = gates.size
+    mine = np.zeros(n_trk, bool)
+    mine[gi] = True
+    oth = ~mine[g.track]
+    gs = [gate(x, P, frame.position, frame.los, frame.sigma, gates[gi]) for x in states]
+    seen = np.zeros(frame.n_detections, bool)
+    for gh in gs:
+        seen[gh.det] = True
+    near = np.zeros(n_trk, bool)
+    near[g.track[oth & seen[g.det]]] = True
+    keep = np.flatnonzero(oth & near[g.track])
+    all_gates = np.concatenate([gates, gates[gi]])
+    out = np.full((len(states), gi.size), cap)
+    for j, gh in enumerate(gs):
+        tr = np.concatenate([g.track[keep], n_trk + gh.track])
+        de = np.concatenate([g.det[keep], gh.det])
+        o = np.lexsort((de, tr))
+        tr, de = tr[o], de[o]
+        d2 = np.concatenate([g.d2[keep], gh.d2])[o]
+        ld = np.concatenate([g.logdet[keep], gh.logdet])[o]
+        sel = assign_pairs(tr, de, d2, ld, all_gates)
+        sel = sel[tr[sel] >= n_trk]
+        out[j, tr[sel] - n_trk] = np.minimum(d2[sel], cap)
+    return out
 
 
 def _moved(x: np.ndarray, dt: float) -> np.ndarray:
@@ -183,7 +218,12 @@ def strained(tracker: Tracker, pairs: _Assigned, t_ns: int) -> Strained | None:
     keep, trks = [], []
     for k in cand.tolist():
         trk = rows.track_of(int(pairs.rows[k]))
-        if trk.mode == Mode.BOOST and trk.status in _HELD and may_regroup(fams, trk, t_ns):
+        if (
+            trk.mode == Mode.BOOST
+            and trk.status in _HELD
+            and may_regroup(fams, trk, t_ns)
+            and _out_of_phase(t_ns - trk.last_update_ns)
+        ):
             keep.append(k)
             trks.append(trk)
     if len(keep) < n_min:
@@ -198,6 +238,15 @@ def strained(tracker: Tracker, pairs: _Assigned, t_ns: int) -> Strained | None:
     trks = [trks[i] for i in sel.tolist()]
     last = np.array([t.last_update_ns for t in trks], dtype=np.int64)
     return Strained(trks, rows.x[r].copy(), last)
+
+
+def _out_of_phase(since_ns: int) -> bool:
+    """A look ``since_ns`` after a track's last update is more than ``PHASE_MIN`` of a
+    frame period out of phase with it: an alias the last look's satellites supported
+    (``v - k s / T``) is then at least a quarter spacing off every object, and each
+    hypothesis ``v + k s / T`` is at least that far from any object unless it is right."""
+    ph = (since_ns / NS_PER_S / FRAME_PERIOD_S) % 1.0
+    return PHASE_MIN < ph < 1.0 - PHASE_MIN
 
 
 def after_update(
@@ -218,6 +267,8 @@ def after_update(
     if fams.active:
         upd = [rows.track_of(r) for r in pairs.rows.tolist()]
         fams.score(frame.sensor_id, frame.time_ns, upd, nis)
+    if fams.groups:  # after the look's update: an adopted state is not updated by it
+        decide(tracker, int(frame.time_ns))
     if strain is not None:
         branch_group(tracker, frame, strain)
 
