@@ -53,6 +53,7 @@ STEPS = (1, 2, -1)  # k of the hypotheses v + k s / T
 COOLDOWN_S = 10.0  # s between two branchings of one held track
 ADOPT_MARGIN = 6.0  # cost per track by which a group's hypothesis must beat its tracks
 FRAME_PERIOD_S = 1.0  # s: T, the satellites' frame period (the sensors frame at 1 Hz)
+SCORE_STRAIN = False  # the straining look scores the hypotheses too (jointly, as later looks)
 PHASE_MIN = 0.25  # of T: the least phase of a straining look from the track's last update
 _HELD = (TrackStatus.CONFIRMED, TrackStatus.COASTING)
 
@@ -63,6 +64,8 @@ class Strained(NamedTuple):
     tracks: list[Track]
     x: np.ndarray  # (n, 9) predicted states at the look
     last_ns: np.ndarray  # (n,) data time of each track's update before the look
+    # with SCORE_STRAIN: the hypotheses (x, parents, as _hypotheses) and their cost at the look
+    scored: tuple[np.ndarray, list[tuple[Track, int]], np.ndarray] | None = None
 
 
 @dataclass(slots=True)
@@ -97,7 +100,30 @@ def before_update(
         due = [h for h in fams.groups.values() if h.sensor == frame.sensor_id and h.t_ns < t_ns]
         if due:
             score_look(tracker, due, pairs.gating, gated_rows, gates, frame)
-    return strained(tracker, pairs, frame.time_ns)
+    s = strained(tracker, pairs, frame.time_ns)
+    if s is not None and SCORE_STRAIN:
+        s = _scored(tracker, s, pairs.gating, gated_rows, gates, frame)
+    return s
+
+
+def _scored(
+    tracker: Tracker, s: Strained, g: Gating, gated_rows: np.ndarray, gates: np.ndarray,
+    frame: SensorFrame,
+) -> Strained:  # fmt: skip
+    """``s`` with its hypotheses and their joint cost at the straining look (before its
+    update; :func:`joint_costs`), the tracks' own states first."""
+    t_ns = int(frame.time_ns)
+    x, parents = _hypotheses(tracker, s, t_ns)
+    groups = _by_parent(parents)
+    if not groups:
+        return s
+    at = dict(zip(gated_rows.tolist(), range(gated_rows.size), strict=True))
+    own = np.array([trk.row for trk, _ in groups])
+    gi = np.array([at[r] for r in own.tolist()])
+    states = [tracker.rows.x[own]] + [x[[i[j] for _, i in groups]] for j in range(len(STEPS))]
+    cost = joint_costs(states, tracker.rows.P[own], gi, g, gates, frame,
+                       tracker.config.alias_miss_cost)  # fmt: skip
+    return s._replace(scored=(x, parents, cost))
 
 
 def score_look(
@@ -277,16 +303,16 @@ def branch_group(tracker: Tracker, frame: SensorFrame, s: Strained) -> int:
     """Give each strained track of ``s`` its hypotheses ``v + k s / T`` (the look is not
     scored: it is the trigger, the sensor's later looks decide). Returns how many."""
     t_ns = int(frame.time_ns)
-    x, parents = _hypotheses(tracker, s, t_ns)
+    x, parents, cost0 = s.scored if s.scored is not None else (*_hypotheses(tracker, s, t_ns), None)
     if not parents:
         return 0
     fams = tracker._aliases
     if len(fams.regrouped) > 4096:  # forget the branchings past their cool-down
         old = t_ns - int(COOLDOWN_S * NS_PER_S)
         fams.regrouped = {k: v for k, v in fams.regrouped.items() if v > old}
-    for parent, idx in _by_parent(parents):
+    for n, (parent, idx) in enumerate(_by_parent(parents)):
         i = np.array(idx)
-        cost = np.zeros(1 + i.size)
+        cost = np.zeros(1 + i.size) if cost0 is None else cost0[:, n].copy()
         fams.groups[parent.key] = Hypotheses(parent, frame.sensor_id, t_ns, x[i], t_ns, cost)
         fams.regrouped[parent.key] = t_ns
     return len(parents)
