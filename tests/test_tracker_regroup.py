@@ -91,7 +91,13 @@ def _assigned(tracker, frame):
     pair = [int(np.flatnonzero(g.track == i)[np.argmin(g.d2[g.track == i])]) for i in range(r.size)]
     pair_idx = np.array(pair)
     gates = np.full(r.size, tracker._gate_boost)
-    return SimpleNamespace(gating=g, pair_idx=pair_idx, rows=r[g.track[pair_idx]]), r, gates
+    return (
+        SimpleNamespace(
+            gating=g, pair_idx=pair_idx, rows=r[g.track[pair_idx]], track_idx=g.track[pair_idx]
+        ),
+        r,
+        gates,
+    )
 
 
 def _only(g, i: int):

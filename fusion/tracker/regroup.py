@@ -8,21 +8,27 @@ it). The stream consensus (:mod:`.stream`) cannot tell such a group from a right
 of the group off its object by the same fraction of a spacing, so several of the
 group's tracks take its look with a large innovation at once. That look is the trigger:
 each strained track (a held BOOST track whose assigned detection of the look is beyond
-``STRAIN_D2``, with at least ``stream_regroup_min - 1`` others strained by the same look
-within ``RADIUS_M``) gets hypotheses ``v + k s / T`` (``k`` in ``STEPS``; ``s`` the
-median along-path gap between the held boost tracks around it; its position moved by
-the velocity change times the time since its last update: where its object would be
-now). They are states kept with the track (:class:`Hypotheses`), not tracks: they take
-no part in the assignment. The straining satellite's later looks decide (the other
-satellites, in phase with the alias, fit every hypothesis alike): at each, the track and
-each hypothesis pay the squared distance of the detection nearest their prediction (at
-most ``alias_miss_cost``, as :mod:`.aliases` scores its families; a hypothesis is
-judged with its track's covariance and is not updated: a state updated by one
-satellite alone would drift along its line of sight onto whatever detection is near,
-and fit). After ``alias_decide_s`` the group decides as one (the
-alias is the group's): summed over its tracks, if one ``k`` beats their own cost by
-``ADOPT_MARGIN`` a track, each takes its hypothesis on that ``k`` (keeping its key,
-number and history); else all keep their own. Nothing new is reported.
+``STRAIN_D2``, the look more than ``PHASE_MIN`` of a period out of phase with the
+track's last update, with at least ``stream_regroup_min - 1`` others strained by the
+same look within ``RADIUS_M``) gets hypotheses ``v + k s / T`` (``k`` in ``STEPS``;
+``s`` the median along-path gap between the held boost tracks around it; its position
+moved by the velocity change times the time since its last update: where its object
+would be now). Out of phase, a wrong hypothesis is at least a quarter spacing off every
+object at each of that satellite's looks; in phase, it may sit on a neighbour. They are
+states kept with the track (:class:`Hypotheses`), not tracks: they take no part in the
+frame's assignment. The straining satellite's later looks decide (the other
+satellites, in phase with the alias, fit every hypothesis alike): at each, the look's
+detections are assigned jointly (:func:`joint_costs`) to the other tracks and to the
+group's tracks, all on their own states or all on their ``k``-th hypothesis, and each
+pays the d2 of the detection it is assigned (at most ``alias_miss_cost``, as
+:mod:`.aliases` scores its families; none: that): a hypothesis landing on a neighbour's
+object finds its detection taken. A hypothesis is judged with its track's covariance and
+is not updated (a state updated by one satellite alone would drift along its line of
+sight onto whatever detection is near, and fit). ``alias_decide_s`` after the branch,
+after a look's update, the group decides as one (the alias is the group's): summed over
+its tracks, if one ``k`` beats their own cost by ``ADOPT_MARGIN`` a track, each takes
+its hypothesis on that ``k`` (keeping its key, number and history); else all keep their
+own. Nothing new is reported. ``SCORE_STRAIN`` (off) lets the straining look score too.
 
 A track branches at most once per ``COOLDOWN_S``. Sparse scenes never have three
 strained boost tracks within 10 km in one look: untouched.
@@ -53,6 +59,7 @@ STEPS = (1, 2, -1)  # k of the hypotheses v + k s / T
 COOLDOWN_S = 10.0  # s between two branchings of one held track
 ADOPT_MARGIN = 6.0  # cost per track by which a group's hypothesis must beat its tracks
 FRAME_PERIOD_S = 1.0  # s: T, the satellites' frame period (the sensors frame at 1 Hz)
+MISSED_STRAIN = False  # a gated held track the look assigned nothing is strained too
 SCORE_STRAIN = False  # the straining look scores the hypotheses too (jointly, as later looks)
 PHASE_MIN = 0.25  # of T: the least phase of a straining look from the track's last update
 _HELD = (TrackStatus.CONFIRMED, TrackStatus.COASTING)
@@ -100,7 +107,7 @@ def before_update(
         due = [h for h in fams.groups.values() if h.sensor == frame.sensor_id and h.t_ns < t_ns]
         if due:
             score_look(tracker, due, pairs.gating, gated_rows, gates, frame)
-    s = strained(tracker, pairs, frame.time_ns)
+    s = strained(tracker, pairs, frame.time_ns, gated_rows)
     if s is not None and SCORE_STRAIN:
         s = _scored(tracker, s, pairs.gating, gated_rows, gates, frame)
     return s
@@ -231,30 +238,40 @@ def may_regroup(fams: AliasFamilies, trk: Track, t_ns: int) -> bool:
     return trk.key not in fams.groups and t_ns - last >= COOLDOWN_S * NS_PER_S
 
 
-def strained(tracker: Tracker, pairs: _Assigned, t_ns: int) -> Strained | None:
+def strained(
+    tracker: Tracker, pairs: _Assigned, t_ns: int, gated_rows: np.ndarray | None = None
+) -> Strained | None:
     """The held boost tracks this frame's assigned ``pairs`` strain as a group (module
-    docstring), with their predicted states; None if no group."""
+    docstring), with their predicted states; None if no group. With ``gated_rows`` (the
+    state row of each gated track) and ``MISSED_STRAIN``, a gated track the look assigned
+    nothing is strained too (an alias half a spacing off an out-of-phase satellite's
+    objects is outside its gate, or loses the detection to the track on that object)."""
     n_min = tracker.config.stream_regroup_min
     if n_min <= 0:  # off (the default)
         return None
-    cand = np.flatnonzero(pairs.gating.d2[pairs.pair_idx] > STRAIN_D2)
+    if gated_rows is None or not MISSED_STRAIN:
+        cand = pairs.rows[pairs.gating.d2[pairs.pair_idx] > STRAIN_D2]
+    else:
+        d2 = np.full(gated_rows.size, np.inf)
+        d2[pairs.track_idx] = pairs.gating.d2[pairs.pair_idx]
+        cand = gated_rows[d2 > STRAIN_D2]
     if cand.size < n_min:  # every frame of a sparse scene
         return None
     rows, fams = tracker.rows, tracker._aliases
     keep, trks = [], []
-    for k in cand.tolist():
-        trk = rows.track_of(int(pairs.rows[k]))
+    for row in cand.tolist():
+        trk = rows.track_of(int(row))
         if (
             trk.mode == Mode.BOOST
             and trk.status in _HELD
             and may_regroup(fams, trk, t_ns)
             and _out_of_phase(t_ns - trk.last_update_ns)
         ):
-            keep.append(k)
+            keep.append(row)
             trks.append(trk)
     if len(keep) < n_min:
         return None
-    r = pairs.rows[np.array(keep)]
+    r = np.array(keep)
     pos = rows.x[r][:, POS]
     n_near = cKDTree(pos).query_ball_point(pos, RADIUS_M, return_length=True)
     sel = np.flatnonzero(n_near >= n_min)
