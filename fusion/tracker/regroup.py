@@ -59,9 +59,13 @@ STEPS = (1, 2, -1)  # k of the hypotheses v + k s / T
 COOLDOWN_S = 10.0  # s between two branchings of one held track
 ADOPT_MARGIN = 6.0  # cost per track by which a group's hypothesis must beat its tracks
 FRAME_PERIOD_S = 1.0  # s: T, the satellites' frame period (the sensors frame at 1 Hz)
+RECENT_ONLY = False  # only tracks updated within the last frame period are strained
+DECIDE_S = 0.0  # s after the branch at which a group decides (0: alias_decide_s)
 MISSED_STRAIN = False  # a gated held track the look assigned nothing is strained too
 SCORE_STRAIN = False  # the straining look scores the hypotheses too (jointly, as later looks)
 PHASE_MIN = 0.25  # of T: the least phase of a straining look from the track's last update
+ANCHORS = (0.0,)  # of T: the alias sat on its objects this long before the last update
+_KA = [(k, a) for k in STEPS for a in ANCHORS]  # the hypotheses of a track, in order
 _HELD = (TrackStatus.CONFIRMED, TrackStatus.COASTING)
 
 
@@ -127,7 +131,7 @@ def _scored(
     at = dict(zip(gated_rows.tolist(), range(gated_rows.size), strict=True))
     own = np.array([trk.row for trk, _ in groups])
     gi = np.array([at[r] for r in own.tolist()])
-    states = [tracker.rows.x[own]] + [x[[i[j] for _, i in groups]] for j in range(len(STEPS))]
+    states = [tracker.rows.x[own]] + [x[[i[j] for _, i in groups]] for j in range(len(_KA))]
     cost = joint_costs(states, tracker.rows.P[own], gi, g, gates, frame,
                        tracker.config.alias_miss_cost)  # fmt: skip
     return s._replace(scored=(x, parents, cost))
@@ -154,7 +158,7 @@ def score_look(
         h.x, h.t_ns = _moved(h.x, (t_ns - h.t_ns) / NS_PER_S), t_ns
     gi = np.array([at[h.parent.row] for h in hyps])
     own = gated_rows[gi]
-    states = [rows.x[own]] + [np.stack([h.x[j] for h in hyps]) for j in range(len(STEPS))]
+    states = [rows.x[own]] + [np.stack([h.x[j] for h in hyps]) for j in range(len(_KA))]
     cost = joint_costs(states, rows.P[own], gi, g, gates, frame, tracker.config.alias_miss_cost)
     for i, h in enumerate(hyps):
         h.cost += cost[:, i]
@@ -211,7 +215,7 @@ def decide(tracker: Tracker, t_ns: int) -> None:
     track, every one of them takes its hypothesis on that ``k`` (keeping its key,
     number and history); else all keep their own."""
     fams, rows, cfg = tracker._aliases, tracker.rows, tracker.config
-    decide_ns = int(cfg.alias_decide_s * NS_PER_S)
+    decide_ns = int((DECIDE_S or cfg.alias_decide_s) * NS_PER_S)
     due: dict[tuple[str, int], list[Hypotheses]] = {}
     for key, h in list(fams.groups.items()):
         if h.parent.deleted:
@@ -288,7 +292,10 @@ def _out_of_phase(since_ns: int) -> bool:
     frame period out of phase with it: an alias the last look's satellites supported
     (``v - k s / T``) is then at least a quarter spacing off every object, and each
     hypothesis ``v + k s / T`` is at least that far from any object unless it is right."""
-    ph = (since_ns / NS_PER_S / FRAME_PERIOD_S) % 1.0
+    since = since_ns / NS_PER_S / FRAME_PERIOD_S
+    if RECENT_ONLY and since >= 1.0:  # the last update's phase means little after a period
+        return False
+    ph = since % 1.0
     return PHASE_MIN < ph < 1.0 - PHASE_MIN
 
 
@@ -358,11 +365,11 @@ def _hypotheses(
         if spacing is None:
             continue
         since = max(t_ns - int(s.last_ns[i]), 0) / NS_PER_S
-        for k in STEPS:
+        for k, a in _KA:
             dv = (k * spacing / FRAME_PERIOD_S) * u
             x = s.x[i].copy()
             x[VEL] += dv
-            x[POS] += dv * since
+            x[POS] += dv * (since + a * FRAME_PERIOD_S)
             xs.append(x)
             parents.append((trk, k))
     if not xs:
