@@ -37,8 +37,9 @@ class FusionConfig:
     # (itself counted) whose laggards are pulled to the stream's velocity (tracker/stream.py;
     # 0 = off)
     stream_regroup_min: int = 0  # held BOOST tracks within 10 km one look must strain at
-    # once to get velocity hypotheses on the stream's aliases (tracker/regroup.py; 0 = off,
-    # the default: 3 measured no better on the ten dense seeds, DESIGN §6)
+    # once, out of phase with their last update, to get velocity hypotheses on the stream's
+    # aliases (tracker/regroup.py; 0 = off, the default: 3 measured no better on the ten
+    # dense seeds, stops 23 and 24, DESIGN §6)
 
     # --- negative evidence: looks without a detection (fusion/tracker/existence.py) ---
     existence: bool = True  # delete tracks the satellites look at and do not see (ghosts)

@@ -1,11 +1,14 @@
 """Re-hypothesis of a stream group's velocity (fusion/tracker/regroup.py).
 
 A group of confirmed boost tracks flies the ``v - s / T`` alias of its stream (at the
-in-phase satellites' frames each sits on an object); a satellite framing a quarter
-period later sees every one of them a quarter spacing off its object. The tests build
-that geometry and check that the look strains the group, that the hypothesis ``v + s / T``
-(the true velocity) fits the look and wins, and that a track keeps its key while taking
-the winner's state. The scene-level effect is measured on the dense seeds (DESIGN §6).
+in-phase satellites' frames each sits on an object); a satellite framing 0.3 of a period
+later sees every one of them 0.3 of a spacing off its object. The tests build that
+geometry and check that the look strains the group, that the hypothesis ``v + s / T``
+(the true velocity) fits the later looks and wins, and that a track keeps its key while
+taking the winner's state; that a look within a quarter period of the group's last one
+branches nothing, and that a hypothesis is scored by the detection it would be assigned
+jointly with the other tracks. The scene-level effect is measured on the dense seeds
+(DESIGN §6).
 """
 
 from types import SimpleNamespace
@@ -24,6 +27,7 @@ from tracklayer.fusion.tracker.regroup import (
     before_update,
     branch_group,
     decide,
+    joint_costs,
     may_regroup,
     strained,
 )
@@ -32,7 +36,7 @@ from tracklayer.fusion.tracker.track import Mode, Track
 
 CFG = FusionConfig(stream_regroup_min=3)  # off by default (DESIGN §6)
 T1 = 1_000 * NS_PER_S  # the out-of-phase look
-PHASE_S = 0.25  # s: the group's last (in-phase) look was this long before it
+PHASE_S = 0.3  # s: the group's last (in-phase) look was this long before it
 SPEED = 2_200.0  # m/s along +z: the objects' speed
 SPACING = 1_100.0  # m between objects (0.5 s of flight)
 ALIAS = SPEED - SPACING  # m/s: the k = 1 alias of a 1 Hz sensor (v - s / T)
@@ -45,18 +49,18 @@ def _objects(n: int) -> np.ndarray:
     return BASE + np.outer(np.arange(n) * SPACING, [0.0, 0.0, 1.0])
 
 
-def _group(on: list[int], speed: float, status=TrackStatus.CONFIRMED):
-    """Held boost tracks that sat on objects ``on`` at their last look (PHASE_S before
-    T1) flying ``speed``, predicted to T1."""
+def _group(on: list[int], speed: float, status=TrackStatus.CONFIRMED, phase_s=PHASE_S):
+    """Held boost tracks that sat on objects ``on`` at their last look (``phase_s``
+    before T1) flying ``speed``, predicted to T1."""
     rows, tracks = StateRows(), []
-    t0 = T1 - int(PHASE_S * NS_PER_S)
+    t0 = T1 - int(phase_s * NS_PER_S)
     for key, j in enumerate(on):
         trk = Track(key=key, created_ns=t0 - 60 * NS_PER_S, last_update_ns=t0)
         trk.mode, trk.status = Mode.BOOST, status
         x = np.zeros(N_STATE)
-        x[POS] = _objects(j + 1)[j] + [0.0, 0.0, -SPEED * PHASE_S + speed * PHASE_S]
+        x[POS] = _objects(j + 1)[j] + [0.0, 0.0, -SPEED * phase_s + speed * phase_s]
         x[VEL] = [0.0, 0.0, speed]
-        P = np.diag([50.0**2] * 3 + [60.0**2] * 3 + [5.0**2] * 3)
+        P = np.diag([60.0**2] * 3 + [60.0**2] * 3 + [5.0**2] * 3)
         rows.append(x, P, trk, False, T1)
         tracks.append(trk)
     rows.noise_source = MotionModes(CFG, rows)
@@ -78,7 +82,7 @@ def _look(dt_s: float = 0.0) -> SensorFrame:
 
 def _assigned(tracker, frame):
     """The held tracks (predicted to the look) each paired with its nearest detection,
-    as the frame's assignment; and the gated rows."""
+    as the frame's assignment; the gated rows and their gates."""
     rows = tracker.rows
     r = np.array([t.row for t in tracker.tracks])
     rows.sync(r, frame.time_ns)
@@ -86,7 +90,20 @@ def _assigned(tracker, frame):
              np.full(r.size, tracker._gate_boost))  # fmt: skip
     pair = [int(np.flatnonzero(g.track == i)[np.argmin(g.d2[g.track == i])]) for i in range(r.size)]
     pair_idx = np.array(pair)
-    return SimpleNamespace(gating=g, pair_idx=pair_idx, rows=r[g.track[pair_idx]]), r
+    gates = np.full(r.size, tracker._gate_boost)
+    return (
+        SimpleNamespace(
+            gating=g, pair_idx=pair_idx, rows=r[g.track[pair_idx]], track_idx=g.track[pair_idx]
+        ),
+        r,
+        gates,
+    )
+
+
+def _only(g, i: int):
+    """The gating ``g`` restricted to gated track ``i``'s pairs."""
+    k = g.track == i
+    return SimpleNamespace(track=g.track[k], det=g.det[k], d2=g.d2[k], logdet=g.logdet[k])
 
 
 def test_the_spacing_is_the_median_gap_along_the_path_without_doubled_tracks():
@@ -100,8 +117,7 @@ def test_the_spacing_is_the_median_gap_along_the_path_without_doubled_tracks():
 def test_an_out_of_phase_look_strains_an_aliased_group_and_the_true_velocity_wins():
     tracker = _group([2, 3, 4, 5, 6], ALIAS)
     frame = _look()
-    pairs, gated = _assigned(tracker, frame)
-    s = before_update(tracker, pairs, gated, frame)
+    s = before_update(tracker, *_assigned(tracker, frame), frame)
     assert s is not None and len(s.tracks) == 5  # a quarter spacing off every object
     before = {t.key: tracker.rows.x[t.row].copy() for t in s.tracks}
     assert branch_group(tracker, frame, s) == 5 * 3  # k = 1, 2, -1 each
@@ -111,7 +127,7 @@ def test_an_out_of_phase_look_strains_an_aliased_group_and_the_true_velocity_win
         frame = _look(dt)
         before_update(tracker, *_assigned(tracker, frame), frame)
     late = T1 + int(CFG.alias_decide_s * NS_PER_S)
-    decide(tracker, late)
+    decide(tracker, late)  # (the tracker does it after a look's update)
     assert not fams.groups
     for trk in s.tracks:  # each kept its key and row and now flies the stream's speed
         assert abs(tracker.rows.x[trk.row, 5] - SPEED) < 100.0
@@ -145,3 +161,32 @@ def test_the_straining_look_alone_moves_no_track():
     assert not tracker._aliases.groups
     for trk in s.tracks:
         assert np.array_equal(tracker.rows.x[trk.row], before[trk.key])
+
+
+def test_a_look_in_phase_with_the_last_update_does_not_strain_a_group():
+    """A satellite framing within a quarter period of the group's last look tells the
+    alias from the truth too little: the same group looked at 0.22 s after its last look
+    is strained but not branched (at 0.3 s it is)."""
+    tracker = _group([2, 3, 4, 5, 6], ALIAS, phase_s=0.22)  # 242 m off
+    pairs = _assigned(tracker, _look())[0]
+    assert (pairs.gating.d2[pairs.pair_idx] > 9.21).all()  # strained, yet not branched
+    assert strained(tracker, pairs, T1) is None
+    again = _group([2, 3, 4, 5, 6], ALIAS, phase_s=0.3)
+    assert strained(again, _assigned(again, _look())[0], T1) is not None
+
+
+def test_a_hypothesis_pays_for_a_detection_another_track_holds():
+    """Scored jointly, a hypothesis landing on the object of a track outside the group
+    is assigned what is left (here a detection at d2 ~8), not the held one (d2 ~1)."""
+    tracker = _group([2, 7], SPEED)  # 7: a right track outside the group, on object 7
+    frame = _look()
+    pairs, gated, gates = _assigned(tracker, frame)
+    rows = tracker.rows
+    own = rows.x[gated[:1]].copy()
+    P = rows.P[gated[:1]]
+    hyp = own.copy()
+    hyp[0, POS] = _objects(8)[7] + [0.0, 0.0, 30.0]  # the hypothesis: 30 m from object 7
+    near = joint_costs([hyp], P, np.array([0]), pairs.gating, gates, frame, 9.0)
+    alone = joint_costs([hyp], P, np.array([0]), _only(pairs.gating, 0), gates, frame, 9.0)
+    assert alone[0, 0] < 1.0  # by itself it would fit
+    assert near[0, 0] == 9.0  # the held object's detection is track 7's: nothing left

@@ -249,7 +249,7 @@ class Tracker:
         if self._surplus is not None:  # tentative tracks crowded out are deleted (.crowd)
             self._surplus.look(self._lifecycle, gating, gates, matched, claimed, main_rows)
         branch = branch_start(self, assigned, claimed, frame.time_ns) if self._aliases else []
-        strain = before_update(self, assigned, main_rows, frame)
+        strain = before_update(self, assigned, main_rows, gates, frame)
         trks = [rows.owners[r].track for r in assigned.rows.tolist()]  # (rows stay till book)
         nis, shadowed = self._update_rows(frame, assigned, trks)
         if self.registration is not None:
