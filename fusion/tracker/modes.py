@@ -40,6 +40,7 @@ INTENSITY_REFERENCE_RANGE_M = 1.0e6  # m; intensities compare at 1000 km (times 
 _REENTRY_ACCEL_SIGMA = 0.5  # m/s^2, drag prior when a ballistic track enters the air
 _MIN_UPDATES_FOR_SHADOW = 3  # updates of a boost track before its burnout test starts
 _SHADOW_UPDATES_PER_S = 2  # a shadow needs this many updates per s of burnout_hold_s
+_FEW = 4  # updates in a frame up to which the NIS fades are written row by row
 _BURNOUT_PROBABILITY = 0.99  # chi-square quantile the shadow's NIS sum must stay within
 
 
@@ -192,6 +193,9 @@ class MotionModes:
         their fading sums (``StateRows.fade``: the same floats as one by one); a boost
         or glide row whose short sum passes ``boost_inflate_nis`` is inflated."""
         cfg, rows = self.config, self.rows
+        if at.size <= _FEW:  # a sparse frame: row by row, Python floats (the same values)
+            self._fade_rows(at.tolist(), nis.tolist())
+            return
         fade = rows.fade[at]
         rows.fade[at, 0] = cfg.maneuver_memory * fade[:, 0] + nis
         boost = cfg.boost_inflate_memory * fade[:, 1] + nis
@@ -204,6 +208,21 @@ class MotionModes:
             rows.P[at[jump]] += self._inflation
             boost[jump] = 0.0
         rows.fade[at, 1] = boost
+
+    def _fade_rows(self, at: list[int], nis: list[float]) -> None:
+        """:meth:`_fade` of a few rows, one by one."""
+        cfg, rows = self.config, self.rows
+        m_fade, m_boost = cfg.maneuver_memory, cfg.boost_inflate_memory
+        limit = cfg.boost_inflate_nis
+        fade, mode = rows.fade, rows.owner_columns()[1]
+        for r, v in zip(at, nis, strict=True):
+            f0, f1 = fade[r].tolist()
+            fade[r, 0] = m_fade * f0 + v
+            boost = m_boost * f1 + v
+            if boost > limit and int(mode[r]) in (Mode.BOOST, Mode.GLIDE):
+                rows.P[r] += self._inflation
+                boost = 0.0
+            fade[r, 1] = boost
 
     def keep_bright(self, trks: list[Track]) -> None:
         """Keep the state of each of ``trks`` (tracks :meth:`observe_updates` saw boosting

@@ -38,6 +38,7 @@ from .track import HIT_BINS_KEPT, NIS_WINDOW, RowMemory, RowOwner, Track
 #: Entries of :attr:`StateRows.layout_cache` that depend on the owners' modes (dropped
 #: at a mode change; every other entry depends only on the stack's rows and owners).
 MODE_KEYS = ("gates",)
+_FEW = 4  # updates in a frame up to which remember writes row by row (cheaper than arrays)
 #: The per-row arrays, grown and kept together with the stack.
 COLUMNS = ("x", "P", "t_ns", "score", "fade", "nis", "nis_n", "hits", "hits_n")
 
@@ -198,7 +199,9 @@ class StateRows:
         """The updates of the main rows ``idx`` (K,) (distinct) at data time second
         ``second`` with NIS ``nis`` (K,): each NIS kept (the oldest of a full window
         dropped), and the second kept as a bin with an update unless it is the newest."""
-        if idx.size == 0:
+        if idx.size <= _FEW:  # a sparse frame: row by row (the same values)
+            for r, v in zip(idx.tolist(), nis.tolist(), strict=True):
+                self._remember_one(r, v, second)
             return
         window = self.nis[idx]
         window[:, :-1] = window[:, 1:]
@@ -213,6 +216,22 @@ class StateRows:
             bins[:, -1] = second
             self.hits[new] = bins
             self.hits_n[new] = np.minimum(self.hits_n[new] + 1, HIT_BINS_KEPT)
+
+    def _remember_one(self, r: int, nis: float, second: int) -> None:
+        """:meth:`remember` of one row ``r``."""
+        window = self.nis[r]
+        window[:-1] = window[1:]
+        window[-1] = nis
+        n = int(self.nis_n[r])
+        if n < NIS_WINDOW:
+            self.nis_n[r] = n + 1
+        n = int(self.hits_n[r])
+        bins = self.hits[r]
+        if n == 0 or int(bins[-1]) != second:
+            bins[:-1] = bins[1:]
+            bins[-1] = second
+            if n < HIT_BINS_KEPT:
+                self.hits_n[r] = n + 1
 
     def hits_since(self, row: int, after: int) -> int:
         """Bins (1-s, data time) with an update of main row ``row`` later than ``after``."""
