@@ -218,15 +218,20 @@ def _row_two(d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 class ThreadBook:
-    """Threads of every sensor and which track holds each (by track key)."""
+    """Threads of every sensor and which track holds each (by track key).
+
+    Who holds what is kept per sensor as two arrays, the held thread ids ascending and
+    the holders' track keys, so a look's ended threads, its pairs' weights and its
+    claims are each a sorted search, not a dict operation per thread (thread ids are
+    unique across sensors: one counter, ``_next_id``). ``_held`` names, per track key,
+    the sensors where it may hold a thread (a superset), so a deleted track's threads
+    are found without a scan of every sensor."""
 
     def __init__(self) -> None:
         self._sensors: dict[str, SensorThreads] = {}
-        self._owner: dict[str, dict[int, int]] = {}  # sensor -> thread id -> track key
-        # the same, by track key: key -> {thread id: sensor}, so a deleted track's threads
-        # are found without a scan of every sensor's threads (thread ids are unique
-        # across sensors: one counter, ``_next_id``)
-        self._held: dict[int, dict[int, str]] = {}
+        # sensor -> (held thread ids ascending (H,), their holders' track keys (H,))
+        self._owner: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._held: dict[int, set[str]] = {}  # track key -> sensors it may hold threads of
         self._next_id = 0
         self._sensor_at: dict[str, tuple[float, np.ndarray]] = {}  # last (t_s, position)
         self._sensor_vel: dict[str, np.ndarray] = {}  # m/s, ECI, from the last two looks
@@ -248,42 +253,31 @@ class ThreadBook:
         threads = self._sensors.get(sensor_id)
         if threads is None:
             threads = self._sensors[sensor_id] = SensorThreads()
-            self._owner[sensor_id] = {}
+            self._owner[sensor_id] = (_NO_IDS, _NO_IDS)
         ids, ended, self._next_id = threads.observe(t_s, los, sigma, self._next_id)
-        owner = self._owner[sensor_id]
-        held = self._held_index()
-        # most ended threads were never held: only the held ones are looked at (a set
-        # operation; the order of the removals changes no dict's remaining order)
-        for i in owner.keys() & ended.tolist():
-            held[owner.pop(i)].pop(i, None)  # (an emptied entry stays till forgotten)
+        held, keys = self._owner[sensor_id]
+        if ended.size and held.size:  # ended threads are held by nobody
+            at = np.minimum(np.searchsorted(held, ended), held.size - 1)
+            hit = at[held[at] == ended]
+            if hit.size:
+                keep = np.ones(held.size, bool)
+                keep[hit] = False
+                self._owner[sensor_id] = (held[keep], keys[keep])
         return ids
 
-    def _held_index(self) -> dict[int, dict[int, str]]:
-        """The by-key index of the owners (built from them for a book restored from a
-        checkpoint written before it existed)."""
-        held = getattr(self, "_held", None)
-        if held is None:
-            held = {}
-            for sensor_id, owner in self._owner.items():
-                for t, k in owner.items():
-                    held.setdefault(k, {})[t] = sensor_id
-            self._held = held
-        return held
+    def holders(self, sensor_id: str) -> dict[int, int]:
+        """Who holds the threads of ``sensor_id``: thread id -> track key."""
+        held, keys = self._owner.get(sensor_id, (_NO_IDS, _NO_IDS))
+        return dict(zip(held.tolist(), keys.tolist(), strict=True))
 
     def adjustments(
         self, sensor_id: str, track_keys: np.ndarray, det_threads: np.ndarray, bonus: float
     ) -> np.ndarray:
         """Cost change (K,) of K (track, detection) pairs: ``-bonus`` where the detection
         continues the thread the track holds, ``+bonus`` where another track holds it."""
-        owner = self._owner.get(sensor_id, {})
-        if not owner:
+        ids, keys = self._owner.get(sensor_id, (_NO_IDS, _NO_IDS))
+        if not ids.size:
             return np.zeros(track_keys.size)
-        # the owners as sorted arrays (tens of threads) looked up in one search (the
-        # pairs are thousands on a raid)
-        ids = np.fromiter(owner.keys(), np.int64, len(owner))
-        keys = np.fromiter(owner.values(), np.int64, len(owner))
-        order = np.argsort(ids)
-        ids, keys = ids[order], keys[order]
         at = np.minimum(np.searchsorted(ids, det_threads), ids.size - 1)
         held = np.where(ids[at] == det_threads, keys[at], -1)
         return np.where(held < 0, 0.0, np.where(held == track_keys, -bonus, bonus))
@@ -299,18 +293,10 @@ class ThreadBook:
         velocity_sigma: np.ndarray,
     ) -> None:
         """The tracks ``track_keys`` (K,) took detections of threads ``det_threads``
-        (K,); their velocities ``velocity`` (K, 3) (ECI, m/s), predicted lines of sight
-        ``u`` (K, 3) and ranges ``rho`` (K,) (m) seed the rates of threads that have none."""
-        owner = self._owner[sensor_id]
-        held = self._held_index()
-        for k, t in zip(track_keys.tolist(), det_threads.tolist(), strict=True):
-            old = owner.get(t)
-            if old == k:
-                continue
-            if old is not None:
-                held[old].pop(t, None)
-            owner[t] = k
-            held.setdefault(k, {})[t] = sensor_id
+        (K,, distinct: one detection each); their velocities ``velocity`` (K, 3) (ECI,
+        m/s), predicted lines of sight ``u`` (K, 3) and ranges ``rho`` (K,) (m) seed the
+        rates of threads that have none."""
+        self._hold(sensor_id, track_keys, det_threads)
         v_sensor = self._sensor_vel.get(sensor_id)
         if v_sensor is None:
             return
@@ -319,11 +305,51 @@ class ThreadBook:
         sure = velocity_sigma / rho <= _SEED_RATE_SIGMA
         self._sensors[sensor_id].seed_rates(det_threads[sure], rates[sure])
 
+    def _hold(self, sensor_id: str, track_keys: np.ndarray, det_threads: np.ndarray) -> None:
+        """The threads ``det_threads`` (K,, distinct) of ``sensor_id`` are now held by
+        the tracks ``track_keys`` (K,)."""
+        ids, keys = self._owner[sensor_id]
+        if ids.size:
+            at = np.minimum(np.searchsorted(ids, det_threads), ids.size - 1)
+            found = ids[at] == det_threads
+            moved = found & (keys[at] != track_keys)
+        else:
+            at, found = det_threads, np.zeros(det_threads.size, bool)
+            moved = found
+        new = ~found
+        if not (moved.any() or new.any()):
+            return
+        keys = keys.copy()
+        keys[at[moved]] = track_keys[moved]
+        if new.any():
+            ids = np.concatenate([ids, det_threads[new]])
+            keys = np.concatenate([keys, track_keys[new]])
+            order = np.argsort(ids, kind="stable")
+            ids, keys = ids[order], keys[order]
+        self._owner[sensor_id] = (ids, keys)
+        held = self._held
+        for k in track_keys[moved | new].tolist():  # (changes of holder: few per look)
+            sensors = held.get(k)
+            if sensors is None:
+                held[k] = {sensor_id}
+            else:
+                sensors.add(sensor_id)
+
     def forget(self, track_keys: set[int]) -> None:
         """Tracks deleted: their threads are held by nobody."""
         if not track_keys:
             return
-        held = self._held_index()
+        sensors: set[str] = set()
         for key in track_keys:
-            for t, sensor_id in held.pop(key, {}).items():
-                del self._owner[sensor_id][t]
+            sensors |= self._held.pop(key, set())
+        if not sensors:
+            return
+        dead = np.fromiter(track_keys, np.int64, len(track_keys))
+        for sensor_id in sensors:
+            ids, keys = self._owner[sensor_id]
+            gone = np.isin(keys, dead)
+            if gone.any():
+                self._owner[sensor_id] = (ids[~gone], keys[~gone])
+
+
+_NO_IDS = np.zeros(0, np.int64)

@@ -138,22 +138,19 @@ def test_thread_book_weighs_pairs_by_who_holds_the_thread() -> None:
 
 
 def _held_by_scan(book: ThreadBook) -> dict[int, set[tuple[str, int]]]:
-    """Who holds what, read from the per-sensor owners (the book's by-key index must
-    say the same)."""
+    """Who holds what, read sensor by sensor from the book's holders."""
     out: dict[int, set[tuple[str, int]]] = {}
-    for sensor, owner in book._owner.items():
-        for t, k in owner.items():
+    for sensor in book._sensors:
+        for t, k in book.holders(sensor).items():
             out.setdefault(k, set()).add((sensor, t))
     return out
 
 
-@pytest.mark.parametrize("restored", [False, True])
-def test_forgetting_deleted_tracks_frees_exactly_their_threads(restored) -> None:
+def test_forgetting_deleted_tracks_frees_exactly_their_threads() -> None:
     """Random looks of three sensors, claims that move threads between tracks, threads
-    ended by long gaps and tracks deleted: after every step each deleted track holds
-    nothing, the others keep what they took, and the by-key index agrees with the
-    owners. ``restored``: a book from a checkpoint written before the index existed
-    (no ``_held``) rebuilds it from the owners."""
+    ended by long gaps and tracks deleted: after every claim the claiming tracks hold
+    what they took, the pairs' weights follow the holders, and after every deletion
+    each deleted track holds nothing and the others keep what they held."""
     rng = np.random.default_rng(7)
     book = ThreadBook()
     start = rng.uniform(-0.05, 0.05, (12, 2))
@@ -169,11 +166,10 @@ def test_forgetting_deleted_tracks_frees_exactly_their_threads(restored) -> None
         keys = np.array([k if k not in dead else 10 + k for k in keys.tolist()])
         book.claim(sensor, keys, ids[pick], np.zeros((6, 3)), los[pick], np.full(6, 1e6),
                    np.zeros(6))  # fmt: skip
-        if restored and step % 10 == 5:
-            del book._held  # as loaded from an older checkpoint
+        owner = book.holders(sensor)
+        assert all(owner[t] == k for t, k in zip(ids[pick].tolist(), keys.tolist(), strict=True))
         probe = np.concatenate([ids, ids[:3] + 10_000])  # (some no thread of this look)
         probe_keys = rng.integers(0, 12, size=probe.size)
-        owner = book._owner[sensor]
         ref = [
             0.0 if owner.get(t) is None else (-8.0 if owner[t] == k else 8.0)
             for t, k in zip(probe.tolist(), probe_keys.tolist(), strict=True)
@@ -187,8 +183,22 @@ def test_forgetting_deleted_tracks_frees_exactly_their_threads(restored) -> None
             after = _held_by_scan(book)
             assert not set(after) & gone
             assert after == {k: v for k, v in before.items() if k not in gone}
-        index = {k: {(s, t) for t, s in v.items()} for k, v in book._held_index().items() if v}
-        assert index == _held_by_scan(book)
+
+
+def test_a_thread_that_ends_is_held_by_nobody() -> None:
+    """A held thread not continued for longer than MAX_GAP_S ends with the sensor's
+    next look, and its holder no longer holds it."""
+    rng = np.random.default_rng(3)
+    book = ThreadBook()
+    start = rng.uniform(-0.05, 0.05, (4, 2))
+    rate = np.zeros((4, 2))
+    ids = book.label("sat-1", 0.0, np.zeros(3), _image(0.0, start, rate, rng), np.full(4, SIGMA))
+    book.claim("sat-1", np.arange(4), ids, np.zeros((4, 3)), np.zeros((4, 3)), np.full(4, 1e6),
+               np.zeros(4))  # fmt: skip
+    assert book.holders("sat-1") == dict(zip(ids.tolist(), range(4), strict=True))
+    t = MAX_GAP_S + 0.5
+    book.label("sat-1", t, np.zeros(3), _image(t, start, rate, rng), np.full(4, SIGMA))
+    assert book.holders("sat-1") == {}
 
 
 @pytest.mark.parametrize("adjust, chosen_det", [(None, 0), ([0.0, -8.0], 1)])

@@ -51,7 +51,7 @@ from ..dynamics import POS, VEL, ellipsoid_height
 from ..filters import update
 from .bookkeeping import book_updates
 from .rows import StateRows
-from .track import LaunchFit, Mode, Plume, Reporting, Track
+from .track import LaunchFit, Mode, Plume, Reporting, RowMemory, Track
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .tracker import Tracker, _Assigned
@@ -225,17 +225,15 @@ class AliasFamilies:
                 del self._of[m.key]
 
 
-def clone_track(parent: Track, key: int) -> Track:
+def clone_track(parent: Track, key: int, memory: RowMemory | None = None) -> Track:
     """A copy of ``parent``'s bookkeeping (histories copied, no shadow, not reported) as
-    a new track ``key``."""
+    a new track ``key``, with its row's memories ``memory`` (a parent in the rows) or
+    the copy ``parent``'s own (never written in place: shared)."""
     trk = Track(key=key, created_ns=parent.created_ns, last_update_ns=parent.last_update_ns)
     trk.mode = parent.mode
     trk.update_count = parent.update_count
-    trk.hit_bins = deque(parent.hit_bins, maxlen=parent.hit_bins.maxlen)
     trk.sensors_seen = dict(parent.sensors_seen)
-    trk.nis_recent = deque(parent.nis_recent, maxlen=parent.nis_recent.maxlen)
-    trk.nis_fade = parent.nis_fade
-    trk.nis_fade_boost = parent.nis_fade_boost
+    trk.memory = parent.memory if parent.memory is not None else memory
     p = parent.plume
     shots = deque(p.snapshots, maxlen=p.snapshots.maxlen)
     trk.plume = Plume(p.bright_seen, p.bright_run, p.dim_run, shots)
@@ -259,7 +257,7 @@ def branch_start(tracker: Tracker, pairs: _Assigned, claimed: np.ndarray, t_ns: 
     for k, pair_list in cands:
         r = int(pairs.rows[k])
         parent = rows.track_of(r)
-        copy = clone_track(parent, -1)
+        copy = clone_track(parent, -1, rows.memory(r))
         out.append((parent, copy, rows.x[r].copy(), rows.P[r].copy(), float(rows.score[r]),
                     pair_list))  # fmt: skip
     return out

@@ -1,13 +1,14 @@
 """Bookkeeping of the tracks one frame updated (after the batched EKF update).
 
-Per updated track: counters, hit bins, sensors seen, the NIS memory, the look kept for
-the burnout replay and the mode test it feeds (:mod:`.modes`), recovery from coasting
-(:mod:`.lifecycle`) and the launch samples (:mod:`.reports`); then the mode changes the
-updates call for. Two loops over the K updated tracks, in track row order (the mode
-bookkeeping first, :meth:`.modes.MotionModes.observe_updates`, whose thrust inflation a
-recovery reads; then the counters): the values each step reads are taken from the
-frame's arrays once, as Python numbers (the same floats as indexing them one by one), and
-the states the burnout replay may need are gathered once per frame
+Per updated track: counters, hit bins and the NIS window (columns of the rows, written for
+all of them at once: :meth:`.rows.StateRows.remember`), sensors seen, the NIS fades (columns
+too), the look kept for the burnout replay and the mode test it feeds (:mod:`.modes`),
+recovery from coasting (:mod:`.lifecycle`) and the launch samples (:mod:`.reports`); then
+the mode changes the updates call for. Two loops over the K updated tracks, in track row
+order (the mode bookkeeping first, :meth:`.modes.MotionModes.observe_updates`, whose thrust
+inflation a recovery reads; then the counters): the values each step reads are taken from
+the frame's arrays once, as Python numbers (the same floats as indexing them one by one),
+and the states the burnout replay may need are gathered once per frame
 (:meth:`.modes.MotionModes.keep_bright`), so a frame of a dense raid costs a few
 microseconds of Python per updated track rather than tens.
 """
@@ -78,28 +79,26 @@ def book_updates(
     def dark_look(k: int) -> Look:
         return Look(t_ns, position, los[det_l[k]], sigma[k], False)
 
-    nis_l = nis[:k_n].tolist()
-    changes = modes.observe_updates(trks, nis_l, bright, t_ns, dark_look)
+    nis_k = nis[:k_n]
+    nis_l = nis_k.tolist()
+    rows.remember(upd_rows, nis_k, second)  # NIS window and hit bins: columns
+    changes = modes.observe_updates(trks, nis_l, bright, t_ns, dark_look, upd_rows, nis_k)
     tracker._updated.extend(trks)
     launching: list[Track] = []
     coasting, confirmed, boost = TrackStatus.COASTING, TrackStatus.CONFIRMED, Mode.BOOST
     existence = tracker._existence
     held: list[bool] = []  # well held before this update: its detection teaches the view
-    for trk, nis_k in zip(trks, nis_l, strict=True):
+    for trk in trks:
         seen = trk.sensors_seen  # kept in order of the latest update (recently_seen)
         if existence is not None:
             held.append(trk.status == confirmed and recently_seen(seen, t_ns))
         trk.update_count += 1
         trk.last_update_ns = t_ns
         trk.updated_now = True
-        bins = trk.hit_bins
-        if not bins or bins[-1] != second:
-            bins.append(second)
         if sensor in seen:
             del seen[sensor]
         seen[sensor] = t_ns
         trk.report.since.add(sensor)
-        trk.nis_recent.append(nis_k)
         if trk.status == coasting:  # (after observe_updates: its inflation counts)
             lifecycle.recover(trk)
         if trk.mode == boost and trk.launch.enabled:

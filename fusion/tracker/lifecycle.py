@@ -102,12 +102,13 @@ class Lifecycle:
         if trk.earth_fixed or (self.hold is not None and self.hold.holds(trk, t_ns)):
             return
         now_bin = t_ns // NS_PER_S
-        hits = sum(1 for b in trk.hit_bins if b > now_bin - cfg.confirm_n)
-        if hits < cfg.confirm_m or trk.update_count < cfg.confirm_min_updates:
+        if trk.update_count < cfg.confirm_min_updates:
             return
-        if self.rows.score[trk.row] < 0.0:
-            return  # the satellites' looks so far say ghost rather than object (.existence)
         r = trk.row
+        if self.rows.hits_since(r, now_bin - cfg.confirm_n) < cfg.confirm_m:
+            return
+        if self.rows.score[r] < 0.0:
+            return  # the satellites' looks so far say ghost rather than object (.existence)
         pos, vel = self.rows.x[r, POS], self.rows.x[r, VEL]
         h = float(ellipsoid_height(pos))
         # Two satellites suffice for a burning plume (a launch is often seen by two only);
@@ -120,8 +121,9 @@ class Lifecycle:
         seen = sum(1 for seen_ns in trk.sensors_seen.values() if seen_ns > recent)
         if seen < need and not (seen >= 2 and self._coasting_pair(trk, h, t_ns)):
             return
-        n = len(trk.nis_recent)
-        if n == 0 or sum(trk.nis_recent) / n > self._nis_limit[n]:
+        recent_nis = self.rows.recent_nis(r)
+        n = len(recent_nis)
+        if n == 0 or sum(recent_nis) / n > self._nis_limit[n]:
             return
         if h < cfg.confirm_min_altitude_m and not self._moving(trk, pos, vel, launch, t_ns):
             return

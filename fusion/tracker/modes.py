@@ -40,7 +40,7 @@ INTENSITY_REFERENCE_RANGE_M = 1.0e6  # m; intensities compare at 1000 km (times 
 _REENTRY_ACCEL_SIGMA = 0.5  # m/s^2, drag prior when a ballistic track enters the air
 _MIN_UPDATES_FOR_SHADOW = 3  # updates of a boost track before its burnout test starts
 _SHADOW_UPDATES_PER_S = 2  # a shadow needs this many updates per s of burnout_hold_s
-_INFLATED = (Mode.BOOST, Mode.GLIDE)  # modes whose acceleration widens on an NIS jump
+_FEW = 4  # updates in a frame up to which the NIS fades are written row by row
 _BURNOUT_PROBABILITY = 0.99  # chi-square quantile the shadow's NIS sum must stay within
 
 
@@ -139,30 +139,26 @@ class MotionModes:
         bright: list[bool],
         t_ns: int,
         dark_look: Callable[[int], Look],
+        at: np.ndarray | None = None,
+        nis_a: np.ndarray | None = None,
     ) -> list[tuple[Track, Mode]]:
         """Mode bookkeeping of the tracks ``trks`` one frame (data time ``t_ns``) updated
         (their NIS ``nis``, whether their looks were bright ``bright``; ``dark_look(k)``:
-        the k-th track's :class:`Look`, made only for a boosting track's dark look):
-        NIS memories, thrust-change inflation, plume runs and the boost looks kept for the
-        burnout replay (:class:`.track.Plume`; the bright ones' states gathered once,
-        :meth:`keep_bright`). Returns the
-        tracks due to change mode (BALLISTIC: the plume went dark; BOOST: a ballistic
-        track shows a plume again) with that mode, in ``trks`` order."""
-        cfg = self.config
-        memory, memory_boost = cfg.maneuver_memory, cfg.boost_inflate_memory
-        inflate_nis, dim_count = cfg.boost_inflate_nis, cfg.burnout_dim_count
+        the k-th track's :class:`Look`, made only for a boosting track's dark look; ``at``
+        and ``nis_a``: their rows and NIS as arrays, when the caller has them): NIS fades
+        and thrust-change inflation (columns, :meth:`_fade`), plume runs and the boost looks
+        kept for the burnout replay (:class:`.track.Plume`; the bright ones' states gathered
+        once, :meth:`keep_bright`). Returns the tracks due to change mode (BALLISTIC: the
+        plume went dark; BOOST: a ballistic track shows a plume again) with that mode, in
+        ``trks`` order."""
+        if at is None:
+            at = np.array([t.row for t in trks], dtype=np.int64)
+        self._fade(at, np.asarray(nis, dtype=float) if nis_a is None else nis_a)
+        dim_count = self.config.burnout_dim_count
         changes: list[tuple[Track, Mode]] = []
         kept: list[Track] = []  # boosting through a bright look: state kept
         for k, trk in enumerate(trks):
-            nis_k, bright_k, mode = nis[k], bright[k], trk.mode
-            trk.nis_fade = memory * trk.nis_fade + nis_k
-            trk.nis_fade_boost = fade = memory_boost * trk.nis_fade_boost + nis_k
-            if fade > inflate_nis and mode in _INFLATED:
-                # Thrust (lift) changed faster than the jerk noise allows (staging, cutoff,
-                # a glider's turn): widen the thrust estimate, and position/velocity by
-                # what an unknown thrust change that long ago would have done to them.
-                self.rows.P[trk.row] += self._inflation
-                trk.nis_fade_boost = 0.0
+            bright_k, mode = bright[k], trk.mode
             plume = trk.plume
             if bright_k:
                 plume.bright_seen = True
@@ -191,6 +187,42 @@ class MotionModes:
                 changes.append((trk, Mode.BOOST))
         self.keep_bright(kept)
         return changes
+
+    def _fade(self, at: np.ndarray, nis: np.ndarray) -> None:
+        """The NIS ``nis`` (K,) of the updates of the distinct main rows ``at`` (K,) into
+        their fading sums (``StateRows.fade``: the same floats as one by one); a boost
+        or glide row whose short sum passes ``boost_inflate_nis`` is inflated."""
+        cfg, rows = self.config, self.rows
+        if at.size <= _FEW:  # a sparse frame: row by row, Python floats (the same values)
+            self._fade_rows(at.tolist(), nis.tolist())
+            return
+        fade = rows.fade[at]
+        rows.fade[at, 0] = cfg.maneuver_memory * fade[:, 0] + nis
+        boost = cfg.boost_inflate_memory * fade[:, 1] + nis
+        mode = rows.owner_columns()[1][at]
+        jump = (boost > cfg.boost_inflate_nis) & ((mode == Mode.BOOST) | (mode == Mode.GLIDE))
+        if jump.any():
+            # Thrust (lift) changed faster than the jerk noise allows (staging, cutoff,
+            # a glider's turn): widen the thrust estimate, and position/velocity by
+            # what an unknown thrust change that long ago would have done to them.
+            rows.P[at[jump]] += self._inflation
+            boost[jump] = 0.0
+        rows.fade[at, 1] = boost
+
+    def _fade_rows(self, at: list[int], nis: list[float]) -> None:
+        """:meth:`_fade` of a few rows, one by one."""
+        cfg, rows = self.config, self.rows
+        m_fade, m_boost = cfg.maneuver_memory, cfg.boost_inflate_memory
+        limit = cfg.boost_inflate_nis
+        fade, mode = rows.fade, rows.owner_columns()[1]
+        for r, v in zip(at, nis, strict=True):
+            f0, f1 = fade[r].tolist()
+            fade[r, 0] = m_fade * f0 + v
+            boost = m_boost * f1 + v
+            if boost > limit and int(mode[r]) in (Mode.BOOST, Mode.GLIDE):
+                rows.P[r] += self._inflation
+                boost = 0.0
+            fade[r, 1] = boost
 
     def keep_bright(self, trks: list[Track]) -> None:
         """Keep the state of each of ``trks`` (tracks :meth:`observe_updates` saw boosting
@@ -265,7 +297,7 @@ class MotionModes:
         """Switch ``trk`` to BALLISTIC (its row already conditioned on zero thrust)."""
         self.set_mode(trk, Mode.BALLISTIC)
         trk.burnout_ns = burnout_ns
-        trk.nis_fade = 0.0
+        self.rows.fade[trk.row, 0] = 0.0
         trk.plume.snapshots.clear()
         trk.plume.bright = None
         trk.plume.bright_run = 0
@@ -277,13 +309,14 @@ class MotionModes:
         """Back to BOOST: the thrust estimate reopens with its initial prior."""
         self.rows.apply(trk.row, open_accel, self.config.init_accel_sigma_mps2)
         self.set_mode(trk, Mode.BOOST)
-        trk.nis_fade = 0.0
+        self.rows.fade[trk.row, 0] = 0.0
         trk.plume.dim_run = 0
 
     def check_maneuvers(self, updated: list[Track]) -> None:
         """Reopen the thrust of the updated ballistic tracks whose innovations grew."""
+        fade, limit = self.rows.fade[:, 0], self.config.maneuver_nis
         for trk in updated:
-            if trk.mode == Mode.BALLISTIC and trk.nis_fade > self.config.maneuver_nis:
+            if trk.mode == Mode.BALLISTIC and fade[trk.row] > limit:
                 self.reopen_thrust(trk)
                 trk.plume.bright_seen = False  # no plume seen: the shadow test decides burnout
 

@@ -310,8 +310,10 @@ class Region:
         if trk.shadow is not None:
             s = trk.shadow_row
             shadow = (rows.x[s].copy(), rows.P[s].copy(), int(rows.t_ns[s]))
+        record = copy.deepcopy(trk)
+        record.memory = rows.memory(r)  # the row's memories go with the record
         return Handover(
-            kind, self.shard, target, self.gid_of(trk), 0, 0, copy.deepcopy(trk),
+            kind, self.shard, target, self.gid_of(trk), 0, 0, record,
             rows.x[r].copy(), rows.P[r].copy(), int(rows.t_ns[r]), float(rows.score[r]), shadow,
         )  # fmt: skip
 

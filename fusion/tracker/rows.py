@@ -4,7 +4,15 @@
 acceleration m/s^2; layout in :mod:`..dynamics`), each at its own data time ``t_ns``
 (N,): a row is predicted only when something reads it (:meth:`StateRows.sync`, batched
 over the rows asked for), so a frame costs what its detections touch, not every row.
-``score`` (N,) is each main row's existence score (:mod:`.existence`). ``owners[i]``
+``score`` (N,) is each main row's existence score (:mod:`.existence`). The memories every
+update writes are columns too, meaningful for main rows (a frame's updates write them in
+a few array operations, not per track object: :meth:`StateRows.remember`): ``fade`` (N, 2)
+the fading-memory NIS sums (manoeuvre test, boost thrust-change test: :mod:`.modes`),
+``nis`` (N, ``NIS_WINDOW``) the latest NIS values (newest last, ``nis_n`` (N,) of them
+valid) and ``hits`` (N, ``HIT_BINS_KEPT``) the latest 1-s bins (data time s) with an
+update (newest last, ``hits_n`` (N,) valid), both for the confirmation test
+(:mod:`.lifecycle`). A track copy outside the rows (a hand-over's, an alias's) carries
+them as a :class:`.track.RowMemory`, written into its row when it is appended. ``owners[i]``
 says whose row ``i`` is; every change of the stack
 (append, remove) re-numbers ``Track.row`` / ``Track.shadow_row``. The per-row
 process-noise parameters depend on the owners' modes and are cached here until the stack
@@ -25,11 +33,14 @@ from .. import kernels
 from ..domain import NS_PER_S
 from ..dynamics import N_STATE
 from ..filters import predict
-from .track import RowOwner, Track
+from .track import HIT_BINS_KEPT, NIS_WINDOW, RowMemory, RowOwner, Track
 
 #: Entries of :attr:`StateRows.layout_cache` that depend on the owners' modes (dropped
 #: at a mode change; every other entry depends only on the stack's rows and owners).
 MODE_KEYS = ("gates",)
+_FEW = 4  # updates in a frame up to which remember writes row by row (cheaper than arrays)
+#: The per-row arrays, grown and kept together with the stack.
+COLUMNS = ("x", "P", "t_ns", "score", "fade", "nis", "nis_n", "hits", "hits_n")
 
 
 class NoiseSource(Protocol):
@@ -46,6 +57,11 @@ class StateRows:
         self.P = np.zeros((0, N_STATE, N_STATE))
         self.t_ns = np.zeros(0, dtype=np.int64)  # data time of each row's state
         self.score = np.zeros(0)  # existence log-likelihood ratio of a main row (.existence)
+        self.fade = np.zeros((0, 2))  # fading NIS sums: manoeuvre, boost thrust change
+        self.nis = np.zeros((0, NIS_WINDOW))  # latest NIS values, newest last
+        self.nis_n = np.zeros(0, dtype=np.int64)  # how many of them are valid
+        self.hits = np.zeros((0, HIT_BINS_KEPT), dtype=np.int64)  # latest 1-s bins updated
+        self.hits_n = np.zeros(0, dtype=np.int64)  # how many of them are valid
         self.owners: list[RowOwner] = []
         # what gives each row's (Singer rate 1/s, accel PSD, jerk PSD) for prediction
         # (modes.MotionModes, set by the tracker: an object, not a bound method, so the
@@ -123,14 +139,19 @@ class StateRows:
         """Add a row for ``trk`` (its main row, or its shadow's) with its state at data
         time ``t_ns``."""
         n = len(self.owners)
-        self.x = _grown(self.x, n)
-        self.P = _grown(self.P, n)
-        self.t_ns = _grown(self.t_ns, n)
-        self.score = _grown(self.score, n)
+        for name in COLUMNS:
+            setattr(self, name, _grown(getattr(self, name), n))
         self.x[n] = x
         self.P[n] = P
         self.t_ns[n] = t_ns
         self.score[n] = 0.0
+        memory = None if shadow else trk.memory
+        if memory is None:
+            self.fade[n] = self.nis[n] = 0.0
+            self.hits[n] = self.nis_n[n] = self.hits_n[n] = 0
+        else:  # a copy's memories (a hand-over, an alias): now kept here
+            self.fade[n], self.nis[n], self.nis_n[n], self.hits[n], self.hits_n[n] = memory
+            trk.memory = None
         self.owners.append(RowOwner(trk, shadow))
         columns = self.layout_cache.get("owners")
         self.changed()
@@ -150,10 +171,8 @@ class StateRows:
             return
         keep = np.ones(len(self.owners), bool)
         keep[rows] = False
-        self.x = _kept(self.x, keep)
-        self.P = _kept(self.P, keep)
-        self.t_ns = _kept(self.t_ns, keep)
-        self.score = _kept(self.score, keep)
+        for name in COLUMNS:
+            setattr(self, name, _kept(getattr(self, name), keep))
         first = min(rows)  # the rows before the first removed one keep their numbers
         kept = zip(self.owners[first:], keep[first:].tolist(), strict=True)
         self.owners[first:] = [o for o, k in kept if k]
@@ -168,6 +187,61 @@ class StateRows:
                 owner.shadow_row = i
             else:
                 owner.row = i
+
+    def memory(self, row: int) -> RowMemory:
+        """A copy of main row ``row``'s memories (for a track copy outside the rows)."""
+        return RowMemory(
+            self.fade[row].copy(), self.nis[row].copy(), int(self.nis_n[row]),
+            self.hits[row].copy(), int(self.hits_n[row]),
+        )  # fmt: skip
+
+    def remember(self, idx: np.ndarray, nis: np.ndarray, second: int) -> None:
+        """The updates of the main rows ``idx`` (K,) (distinct) at data time second
+        ``second`` with NIS ``nis`` (K,): each NIS kept (the oldest of a full window
+        dropped), and the second kept as a bin with an update unless it is the newest."""
+        if idx.size <= _FEW:  # a sparse frame: row by row (the same values)
+            for r, v in zip(idx.tolist(), nis.tolist(), strict=True):
+                self._remember_one(r, v, second)
+            return
+        window = self.nis[idx]
+        window[:, :-1] = window[:, 1:]
+        window[:, -1] = nis
+        self.nis[idx] = window
+        self.nis_n[idx] = np.minimum(self.nis_n[idx] + 1, NIS_WINDOW)
+        hits_n = self.hits_n[idx]
+        new = idx[(hits_n == 0) | (self.hits[idx, -1] != second)]
+        if new.size:
+            bins = self.hits[new]
+            bins[:, :-1] = bins[:, 1:]
+            bins[:, -1] = second
+            self.hits[new] = bins
+            self.hits_n[new] = np.minimum(self.hits_n[new] + 1, HIT_BINS_KEPT)
+
+    def _remember_one(self, r: int, nis: float, second: int) -> None:
+        """:meth:`remember` of one row ``r``."""
+        window = self.nis[r]
+        window[:-1] = window[1:]
+        window[-1] = nis
+        n = int(self.nis_n[r])
+        if n < NIS_WINDOW:
+            self.nis_n[r] = n + 1
+        n = int(self.hits_n[r])
+        bins = self.hits[r]
+        if n == 0 or int(bins[-1]) != second:
+            bins[:-1] = bins[1:]
+            bins[-1] = second
+            if n < HIT_BINS_KEPT:
+                self.hits_n[r] = n + 1
+
+    def hits_since(self, row: int, after: int) -> int:
+        """Bins (1-s, data time) with an update of main row ``row`` later than ``after``."""
+        n = int(self.hits_n[row])
+        return int(np.count_nonzero(self.hits[row, HIT_BINS_KEPT - n :] > after)) if n else 0
+
+    def recent_nis(self, row: int) -> list[float]:
+        """The NIS values main row ``row`` keeps, oldest first."""
+        n = int(self.nis_n[row])
+        return self.nis[row, NIS_WINDOW - n :].tolist() if n else []
 
     def apply(self, row: int, fn: Callable[..., tuple[np.ndarray, np.ndarray]], *args: Any) -> None:
         """Replace row ``row`` by ``fn(x[row:row+1], P[row:row+1], *args)`` (a batched

@@ -1,9 +1,10 @@
 """Per-track records of the tracker: motion mode, life-cycle flags and bounded histories.
 
 A :class:`Track` is the bookkeeping of one live track; its filter state (``x`` (9,),
-``P`` (9, 9), ECI, SI units) lives in the stacked rows of :mod:`.rows`, at index
-``Track.row`` (and ``Track.shadow_row`` for a burnout-test shadow). Times are data time
-in integer nanoseconds (``*_ns``). The small records group what one concern of the
+``P`` (9, 9), ECI, SI units) and the memories every update writes (NIS fades and window,
+1-s hit bins) live in the stacked rows of :mod:`.rows`, at index ``Track.row`` (and
+``Track.shadow_row`` for a burnout-test shadow). Times are data time in integer
+nanoseconds (``*_ns``). The small records group what one concern of the
 tracker reads and writes: :class:`Plume` (brightness and boost snapshots, used by the
 burnout logic of :mod:`.modes`), :class:`LaunchFit` (samples for the launch point,
 :mod:`.reports`) and :class:`Reporting` (track number, revision, last report).
@@ -63,6 +64,17 @@ class LaunchSample(NamedTuple):
     time_ns: int
     r_ecef: np.ndarray  # (3,) m, Earth-fixed position
     var_m2: float  # m^2 per axis, trace(P_rr) / 3
+
+
+class RowMemory(NamedTuple):
+    """The memories of a track's row (:class:`.rows.StateRows`' columns) carried by a copy
+    of the track outside the rows (a hand-over, an alias sibling)."""
+
+    fade: np.ndarray  # (2,) fading NIS sums: manoeuvre test, boost thrust-change test
+    nis: np.ndarray  # (NIS_WINDOW,) latest NIS values, newest last
+    nis_n: int  # how many of them are valid
+    hits: np.ndarray  # (HIT_BINS_KEPT,) int, latest 1-s bins (data time s) with an update
+    hits_n: int  # how many of them are valid
 
 
 class RowOwner(NamedTuple):
@@ -169,13 +181,9 @@ class Track:
     updated_now: bool = False  # updated by the current frame
     deleted: bool = False
     update_count: int = 0
-    hit_bins: deque[int] = field(default_factory=lambda: deque(maxlen=HIT_BINS_KEPT))
     sensors_seen: dict[str, int] = field(default_factory=dict)  # sensor id -> last update ns
     ballistic_looks: dict[str, int] = field(default_factory=dict)  # sensor id -> updates in
     # ballistic flight (the registration's consider term, Registration.pair_sigma)
-    nis_recent: deque[float] = field(default_factory=lambda: deque(maxlen=NIS_WINDOW))
-    nis_fade: float = 0.0  # fading-memory NIS sum, ballistic manoeuvre test
-    nis_fade_boost: float = 0.0  # shorter memory, thrust-change test in boost
     earth_fixed: bool = False  # never moved: a fire or glint, never confirmed
     uncertain: bool = False  # boost range lost (one satellite): coasting, not reported
     shadow: ShadowTest | None = None
@@ -187,3 +195,6 @@ class Track:
     plume: Plume = field(default_factory=Plume)
     launch: LaunchFit = field(default_factory=LaunchFit)
     report: Reporting = field(default_factory=Reporting)
+    # the row's memories while this record is outside the rows (a copy: hand-over, alias
+    # sibling); None in the rows, where they are columns (NIS fades and window, hit bins)
+    memory: RowMemory | None = None

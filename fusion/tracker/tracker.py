@@ -306,20 +306,16 @@ class Tracker:
         gating, pair_idx, upd_rows, track_idx, det_idx = pairs
         y = gating.residual[pair_idx]
         hpos = gating.hpos[track_idx]
-        sh_rows, sh_det, sh_k, shadowed = [], [], [], []
-        for k, trk in enumerate(trks):
-            if trk.shadow is not None:
-                sh_rows.append(trk.shadow_row)
-                sh_det.append(det_idx[k])
-                sh_k.append(k)
-                shadowed.append(trk)
+        sh_rows = rows.shadow_of()[upd_rows]  # (a track has a shadow test iff a shadow row)
+        sh_k = np.flatnonzero(sh_rows >= 0)
+        shadowed = [trks[k] for k in sh_k.tolist()]
         sigma = frame.sigma[det_idx]
         reg = self.registration
         if reg is not None and self._looks_per_track:  # consider term by looks per sensor
             sigma = reg.pair_sigma(det_idx, _ballistic_looks(trks, frame))
-        if sh_rows:
-            sr = np.array(sh_rows)
-            sd = np.array(sh_det)
+        if sh_k.size:
+            sr = sh_rows[sh_k]
+            sd = det_idx[sh_k]
             u, rho, e = predict_los(rows.x[sr, POS], frame.position)
             ys = residuals(u, e, frame.los[sd])[np.arange(sr.size), np.arange(sr.size)]
             all_rows = np.concatenate([upd_rows, sr])
@@ -390,7 +386,6 @@ class Tracker:
         trk = Track(key=self._next_key, created_ns=t_ns, last_update_ns=t_ns)
         self._next_key += 1
         trk.update_count = 2  # the two initiating looks
-        trk.hit_bins.append(t_ns // NS_PER_S)
         for s in sorted(cand.sensors):
             trk.sensors_seen[s] = t_ns
             trk.report.since.add(s)
@@ -400,6 +395,8 @@ class Tracker:
         trk.launch.enabled = bool(first_h < cfg.launch_max_first_altitude_m)
         self._tracks.append(trk)
         self._rows.append(x, P, trk, False, t_ns)
+        self._rows.hits[trk.row, -1] = t_ns // NS_PER_S  # its first 1-s bin with looks
+        self._rows.hits_n[trk.row] = 1
         if trk.launch.enabled:
             self._reports.sample_launch(trk, t_ns)
 
