@@ -7,10 +7,10 @@ fixed (``/sensor_frames``, ``/truth``, ``/detection_truth``, ``/tracks``) and
 one metadata record named ``tracklayer`` describes the run.
 
 Both directions stream. The writer holds at most one chunk in memory (chunked,
-zstd). The reader walks the file record by record (``NonSeekingReader`` with
-``log_time_order=False``), so messages come back in file order and a file cut
-short by a killed writer is read up to its last complete chunk, after which
-``RecordingReader.truncated`` is True.
+zstd). The reader walks the file record by record (what ``NonSeekingReader`` with
+``log_time_order=False`` does: :mod:`.mcap_fast`), so messages come back in file
+order and a file cut short by a killed writer is read up to its last complete chunk,
+after which ``RecordingReader.truncated`` is True.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 
 from google.protobuf.message import DecodeError
 from mcap.exceptions import McapError
-from mcap.reader import FOOTER_SIZE, NonSeekingReader, SeekingReader
+from mcap.reader import FOOTER_SIZE, SeekingReader
 from mcap.records import Channel, Metadata, Schema
 from mcap.stream_reader import StreamReader
 from mcap.well_known import MessageEncoding, SchemaEncoding
@@ -34,6 +34,7 @@ from mcap_protobuf.schema import build_file_descriptor_set
 from tracklayer import __version__
 from tracklayer.fusion.domain import DetectionTruth, SensorFrame, TrackReport, TruthFrame
 from tracklayer.services.wire import convert
+from tracklayer.services.wire.mcap_fast import MessageAppender, iter_messages
 from tracklayer.v1 import registration_pb2, sensor_pb2, track_pb2, truth_pb2
 
 __all__ = [
@@ -142,6 +143,7 @@ class RecordingWriter:
         self._writer.add_metadata(METADATA_NAME, {k: meta[k] for k in sorted(meta)})
         self._channels: dict[str, int] = {}
         self._counts: dict[str, int] = {}
+        self._append = MessageAppender.of(self._writer)
 
     def __enter__(self) -> RecordingWriter:
         return self
@@ -182,13 +184,16 @@ class RecordingWriter:
         sequence = self._counts[topic] % 2**32
         self._counts[topic] += 1
         try:
-            self._writer.add_message(
-                channel_id=channel_id,
-                log_time=log_time,
-                data=bytes(data),
-                publish_time=log_time,
-                sequence=sequence,
-            )
+            if self._append is not None:  # the same bytes, without mcap's per-message objects
+                self._append.add(channel_id, log_time, bytes(data), sequence)
+            else:
+                self._writer.add_message(
+                    channel_id=channel_id,
+                    log_time=log_time,
+                    data=bytes(data),
+                    publish_time=log_time,
+                    sequence=sequence,
+                )
         except OSError as exc:
             raise RecordingError(f"{self.path}: write failed: {exc.strerror}") from exc
 
@@ -360,11 +365,11 @@ class RecordingReader:
         wanted = None if topics is None else list(dict.fromkeys(topics))
         stream = _EofTrackingFile(self.path)
         try:
-            reader = NonSeekingReader(stream, record_size_limit=_RECORD_SIZE_LIMIT)
-            it = reader.iter_messages(topics=wanted, log_time_order=False)
-            for schema, channel, message in self._records(stream, it):
+            reader = StreamReader(stream, record_size_limit=_RECORD_SIZE_LIMIT, emit_chunks=True)
+            it = iter_messages(reader.records, wanted)  # (mcap's, without Message objects)
+            for schema, channel, log_time, data in self._records(stream, it):
                 self._check_channel(schema, channel)
-                yield channel.topic, message.log_time, message.data
+                yield channel.topic, log_time, data
         finally:
             stream.close()
 
