@@ -3,10 +3,10 @@
 Impact: the ballistic state is propagated (point-mass + J2 gravity, exponential-
 atmosphere drag below 100 km with an assumed ballistic coefficient) to the WGS-84
 surface. The uncertainty comes from sigma points of the 6-D state plus ``ln(beta)``
-(filterpy's ``JulierSigmaPoints``' formulas, kappa 0: 2n = 14 points per track, equal weights,
+(filterpy's ``JulierSigmaPoints``, kappa 0: 2n = 14 points per track, equal weights,
 the zero-weight centre dropped), all tracks' points propagated together in one batched
 RK4 (long steps in vacuum, short ones in the atmosphere, each point its own step
-length). filterpy's ``unscented_transform`` (its formulas) of the surface points gives the predicted
+length). filterpy's ``unscented_transform`` of the surface points gives the predicted
 point and its covariance, whose east/north part is the 1-sigma ground ellipse
 (:func:`geodesy.ground_ellipse`).
 
@@ -175,35 +175,15 @@ def _eig_sqrt(M: np.ndarray) -> np.ndarray:
 
 # Julier's symmetric set with kappa = 0: 2n points x +- rows of sqrt(n P), weights
 # 1/(2n); the central point (weight 0) is dropped, as it adds nothing to the transform.
-# filterpy's ``JulierSigmaPoints`` and ``unscented_transform``, their numpy calls copied
-# one for one (the same arrays, the same products, so the same floats: tested against
-# filterpy in tests/test_fusion_same_floats.py): importing filterpy pulls in
-# ``scipy.stats``, ~0.5-0.8 s of CPU in every ``tracklayer track`` run.
-_JULIER_W = np.full(2 * _N_AUG + 1, 0.5 / (_N_AUG + 0.0))  # filterpy's Wm (= Wc) ...
-_JULIER_W[0] = 0.0 / (_N_AUG + 0.0)
-_JULIER_W.flags.writeable = False
-_W = _JULIER_W[1:]  # ... without the centre's (a view, as filterpy's ``Wm[1:]``)
+@lru_cache(maxsize=1)
+def _unscented() -> tuple:
+    """filterpy's sigma points (Julier, kappa 0), their weights without the centre's,
+    and its ``unscented_transform``: imported at the first impact prediction, not at
+    start (filterpy's import pulls in ``scipy.stats``: ~0.5 s of CPU)."""
+    from filterpy.kalman import JulierSigmaPoints, unscented_transform
 
-
-def _julier_points(x: np.ndarray, P: np.ndarray) -> np.ndarray:
-    """filterpy ``JulierSigmaPoints(n, kappa=0, sqrt_method=_eig_sqrt).sigma_points(x, P)``
-    (2n + 1, n) for ``x`` (n,), ``P`` (n, n)."""
-    n = np.size(x)
-    sigmas = np.zeros((2 * n + 1, n))
-    U = _eig_sqrt((n + 0.0) * np.atleast_2d(P))
-    sigmas[0] = x
-    for k in range(n):
-        sigmas[k + 1] = np.subtract(x, -U[k])
-        sigmas[n + k + 1] = np.subtract(x, U[k])
-    return sigmas
-
-
-def _unscented_transform(sigmas: np.ndarray, Wm: np.ndarray, Wc: np.ndarray) -> tuple:
-    """filterpy ``unscented_transform(sigmas, Wm, Wc)`` (no noise, plain residuals): the
-    weighted mean (n,) and covariance (n, n) of ``sigmas`` (K, n)."""
-    x = np.dot(Wm, sigmas)
-    y = sigmas - x[np.newaxis, :]
-    return x, np.dot(y.T, np.dot(np.diag(Wc), y))
+    julier = JulierSigmaPoints(_N_AUG, kappa=0.0, sqrt_method=_eig_sqrt)
+    return julier, julier.Wm[1:], julier.Wc[1:], unscented_transform
 
 
 def _sigma_points(mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
@@ -211,14 +191,16 @@ def _sigma_points(mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
     kappa 0, without the zero-weight centre), matching each mean and covariance."""
     n = mean.shape[-1]
     cov = 0.5 * (cov + np.swapaxes(cov, -1, -2)) + _SIGMA_JITTER * np.eye(n)
-    return np.stack([_julier_points(m, c)[1:] for m, c in zip(mean, cov, strict=True)])
+    julier = _unscented()[0]
+    return np.stack([julier.sigma_points(m, c)[1:] for m, c in zip(mean, cov, strict=True)])
 
 
 def _ellipse_from_points(r_ecef: np.ndarray, t_s: np.ndarray) -> GroundEllipse:
     """Ground ellipse of the surface points of one track's sigma points (ECEF ``r_ecef``
     (2n, 3) m, times ``t_s`` (2n,) s): filterpy's ``unscented_transform`` gives their
     mean and 3-D covariance, projected on the local east/north plane."""
-    mean_r, cov_r = _unscented_transform(r_ecef, _W, _W)
+    _, wm, wc, unscented_transform = _unscented()
+    mean_r, cov_r = unscented_transform(r_ecef, wm, wc)
     lat0, lon0, _ = geodesy.ecef_to_geodetic_point(mean_r)
     en = geodesy.enu_matrix(float(lat0), float(lon0))[:2]
     return _ground_ellipse(float(lat0), float(lon0), float(np.mean(t_s)), en @ cov_r @ en.T)

@@ -5,8 +5,8 @@ each shortcut taken for speed (issue 13: no scipy.stats or filterpy import at st
 norms and screens without numpy's slow reductions, a cached rotation) is checked here
 against the library call it replaces, bit for bit, on many random inputs. (Not every
 replacement can be: numpy's ``dot`` goes to BLAS, whose rounding may follow the
-operands' addresses: the impact prediction's copies of filterpy's sigma points and
-unscented transform make the same numpy calls on arrays made the same way.)
+operands' addresses, so the impact prediction keeps filterpy's unscented transform,
+imported at its first use.)
 """
 
 import dataclasses
@@ -172,40 +172,12 @@ def test_filterpy_and_scipy_stats_are_not_imported_to_track():
     import sys
 
     code = (
-        "import sys, numpy as np, tracklayer.fusion.core, tracklayer.fusion.tracker, "
+        "import sys, tracklayer.fusion.core, tracklayer.fusion.tracker, "
         "tracklayer.services.offline; "
-        "from tracklayer.fusion.config import FusionConfig; "
-        "from tracklayer.fusion.impact import predict_impacts; "
-        "x = np.array([[6.5e6, 0, 1e6, 0, 3e3, -3e3]]); "
-        "got = predict_impacts(x, np.eye(6)[None] * 1e4, 1.7e9, FusionConfig()); "
-        "print(sorted(m for m in ('scipy.stats', 'filterpy') if m in sys.modules), got[0] is None)"
+        "print(sorted(m for m in ('scipy.stats', 'filterpy') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    # not even by an impact prediction (the sigma points and transform are filterpy's
-    # formulas in numpy: the next test)
-    assert out.stdout.strip() == "[] False"
-
-
-def test_impact_sigma_points_and_transform_are_filterpys():
-    """The impact prediction's sigma points and unscented transform (copies of filterpy's
-    numpy calls, so that tracking imports no scipy.stats) give filterpy's floats."""
-    from filterpy.kalman import JulierSigmaPoints, unscented_transform
-
-    from tracklayer.fusion import impact
-
-    n = impact._N_AUG
-    julier = JulierSigmaPoints(n, kappa=0.0, sqrt_method=impact._eig_sqrt)
-    assert _same(impact._JULIER_W, julier.Wm) and _same(impact._JULIER_W, julier.Wc)
-    rng = np.random.default_rng(29)
-    for _ in range(300):
-        mean = rng.normal(size=n) * 10.0 ** rng.uniform(-1.0, 7.0, n)
-        a = rng.normal(size=(n, n)) * 10.0 ** rng.uniform(-2.0, 4.0, (n, 1))
-        cov = a @ a.T
-        assert _same(impact._julier_points(mean, cov), julier.sigma_points(mean, cov))
-        pts = rng.normal(size=(2 * n, 3)) * 10.0 ** rng.uniform(0.0, 7.0) + 6.4e6
-        got = impact._unscented_transform(pts, impact._W, impact._W)
-        ref = unscented_transform(pts, julier.Wm[1:], julier.Wc[1:])
-        assert _same(got[0], ref[0]) and _same(got[1], ref[1])
+    assert out.stdout.strip() == "[]"
 
 
 def test_launch_grid_search_in_chunks_finds_what_the_whole_grid_does():
