@@ -32,11 +32,13 @@ from .registration import SensorBias
 #: changes meaning: a checkpoint of another layout is then refused at restore (the
 #: journal is replayed instead) rather than restored into objects that lack what the
 #: code reads. tests/test_checkpoint_layout.py fails when the layout changes unbumped.
-STATE_LAYOUT = 4  # 2: FusionConfig.stream_min_group (fusion/tracker/stream.py); 3: the
+STATE_LAYOUT = 5  # 2: FusionConfig.stream_min_group (fusion/tracker/stream.py); 3: the
 # registration's open windows in columns (fusion/registration_looks.OpenWindows); 4:
 # FusionConfig.stream_regroup_min, the alias families' held-track branches (tracker/regroup.py),
 # the orderer's duplicate windows in columns (fusion/sequence_window.SequenceWindow), the
-# threads' by-key index holds {thread id: sensor} (fusion/threads.ThreadBook._held)
+# threads' by-key index holds {thread id: sensor} (fusion/threads.ThreadBook._held); 5: a
+# track's sensors_seen holds the last minute only, its ballistic looks are a count and a bit
+# set over Tracker._sensor_bits (fusion/tracker/bookkeeping.py), Handover.sensors
 
 STATUS_LABELS = {
     FrameStatus.ACCEPTED: "accepted",
