@@ -38,7 +38,9 @@ STATE_LAYOUT = 5  # 2: FusionConfig.stream_min_group (fusion/tracker/stream.py);
 # the orderer's duplicate windows in columns (fusion/sequence_window.SequenceWindow), the
 # threads' by-key index holds {thread id: sensor} (fusion/threads.ThreadBook._held); 5: the
 # tracks' NIS fades, NIS window and hit bins are columns of the rows (tracker/rows.StateRows),
-# the threads' holders are arrays per sensor (fusion/threads.ThreadBook._owner, ._held)
+# the threads' holders are arrays per sensor (fusion/threads.ThreadBook._owner, ._held); a
+# track's sensors_seen holds the last minute only, its ballistic looks are a count and a bit
+# set over Tracker._sensor_bits (fusion/tracker/bookkeeping.py), Handover.sensors
 
 STATUS_LABELS = {
     FrameStatus.ACCEPTED: "accepted",

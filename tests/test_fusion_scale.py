@@ -173,7 +173,7 @@ def test_merge_deletes_exactly_the_tracks_the_all_pairs_merge_deletes():
     for seed in range(12):
         rows, tracks = _tracks(np.random.default_rng(seed), 150)
         lc = Lifecycle(cfg, rows)
-        lc.merge(tracks)
+        lc.merge(tracks, 0)
         got = [t.key for t in tracks if t.deleted]
         rows2, tracks2 = _tracks(np.random.default_rng(seed), 150)
         _old_merge(Lifecycle(cfg, rows2), tracks2)

@@ -22,7 +22,7 @@ import numpy as np
 from ..domain import NS_PER_S, SensorFrame, TrackStatus
 from ..dynamics import POS
 from .modes import INTENSITY_REFERENCE_RANGE_M
-from .track import Look, Mode, Track
+from .track import Look, Mode, Track, seen_horizon_ns
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .tracker import Tracker, _Assigned
@@ -87,6 +87,7 @@ def book_updates(
     launching: list[Track] = []
     coasting, confirmed, boost = TrackStatus.COASTING, TrackStatus.CONFIRMED, Mode.BOOST
     existence = tracker._existence
+    horizon = seen_horizon_ns(t_ns, tracker.config.confirm_n)
     held: list[bool] = []  # well held before this update: its detection teaches the view
     for trk in trks:
         seen = trk.sensors_seen  # kept in order of the latest update (recently_seen)
@@ -98,6 +99,8 @@ def book_updates(
         if sensor in seen:
             del seen[sensor]
         seen[sensor] = t_ns
+        if seen[next(iter(seen))] <= horizon:  # the oldest is no longer read: drop
+            forget_seen(seen, horizon)
         trk.report.since.add(sensor)
         if trk.status == coasting:  # (after observe_updates: its inflation counts)
             lifecycle.recover(trk)
@@ -112,3 +115,48 @@ def book_updates(
     for trk, mode in changes:
         if mode == Mode.BOOST:
             modes.reopen_thrust(trk)
+
+
+def forget_seen(seen: dict[str, int], horizon_ns: int) -> None:
+    """Drop the entries of ``seen`` (a track's ``sensors_seen``, oldest first) at or
+    before ``horizon_ns`` (:func:`.track.seen_horizon_ns`: no test reads them)."""
+    while seen:
+        oldest = next(iter(seen))
+        if seen[oldest] > horizon_ns:
+            return
+        del seen[oldest]
+
+
+def ballistic_looks(trks: list[Track], frame: SensorFrame, bits: dict[str, int]) -> list[int]:
+    """Looks per sensor each track has taken in ballistic flight, this frame's counted (the
+    registration's consider term, :func:`..registration_consider.widened`); else 0: the
+    track's ballistic looks over the number of sensors that made them. A track keeps the
+    count and its sensors as a bit mask over ``bits`` (the tracker's numbering of the
+    sensors, sensor id -> ``1 << index``, grown here), so a track seen by one satellite
+    after another holds two integers, not an entry per satellite."""
+    sid = frame.sensor_id
+    bit = bits.get(sid)
+    if bit is None:
+        bit = bits[sid] = 1 << len(bits)
+    out = []
+    for trk in trks:
+        if trk.mode != Mode.BALLISTIC:
+            out.append(0)
+            continue
+        trk.ballistic_looks += 1
+        trk.ballistic_sensors |= bit
+        out.append(trk.ballistic_looks // trk.ballistic_sensors.bit_count())
+    return out
+
+
+def renumbered(mask: int, names: tuple[str, ...], bits: dict[str, int]) -> int:
+    """A ballistic-sensor ``mask`` numbered by ``names`` (bit i: ``names[i]``, another
+    tracker's :attr:`~.tracker.Tracker.sensor_names`) renumbered by ``bits`` (grown)."""
+    out = 0
+    for i, name in enumerate(names):
+        if mask >> i & 1:
+            bit = bits.get(name)
+            if bit is None:
+                bit = bits[name] = 1 << len(bits)
+            out |= bit
+    return out

@@ -28,7 +28,7 @@ from ..domain import NS_PER_S, TrackStatus
 from ..dynamics import POS, VEL, cross_omega, ellipsoid_height, norm3
 from .crowd import CrowdHold
 from .rows import StateRows
-from .track import NIS_WINDOW, Mode, Track
+from .track import NIS_WINDOW, Mode, Track, seen_horizon_ns
 
 _LIFECYCLE_TICK_NS = 250_000_000  # life-cycle checks four times a second of data time
 _MERGE_TICK_NS = NS_PER_S  # merge test once a second of data time
@@ -214,9 +214,10 @@ class Lifecycle:
         self._last_merge_tick = merge_tick
         return True
 
-    def merge(self, tracks: list[Track]) -> None:
+    def merge(self, tracks: list[Track], t_ns: int) -> None:
         """Delete the weaker of every two live tracks whose 6-D states agree within
-        ``merge_chi2`` (one object tracked twice).
+        ``merge_chi2`` (one object tracked twice) at data time ``t_ns``, unless one look
+        of a satellite resolved them within ``SEEN_KEPT_NS`` (:func:`_resolved`).
 
         Candidates are the pairs closer than ``_MERGE_SEARCH_M`` (a k-d tree, not all
         pairs), taken in row-major order of ``live`` (i < j); a batched solve screens
@@ -232,6 +233,7 @@ class Lifecycle:
             return
         P6 = self.rows.P[rows][:, :6, :6]
         chi2_max = self.config.merge_chi2
+        since = seen_horizon_ns(t_ns, self.config.confirm_n)
         # e^T S^-1 e >= |e_r|^2 / tr(S_rr) (the position block's marginal, its largest
         # eigenvalue): pairs farther apart than that allows are out without a solve
         tr_r = np.einsum("nii->n", P6[:, :3, :3])
@@ -249,7 +251,7 @@ class Lifecycle:
                 d2 = float(e[k] @ np.linalg.solve(S[k], e[k]))
             except np.linalg.LinAlgError:
                 continue
-            if d2 > chi2_max or _resolved(a, b):
+            if d2 > chi2_max or _resolved(a, b, since):
                 continue
             self.mark_deleted(min((a, b), key=_merge_rank))
 
@@ -309,12 +311,13 @@ def _may_pass(e: np.ndarray, S: np.ndarray, chi2_max: float) -> np.ndarray:
     return ~(d2 - slack > chi2_max)
 
 
-def _resolved(a: Track, b: Track) -> bool:
-    """Both tracks took a detection of the same look of one sensor (the assignment gives
-    a look's detection to one track only): that sensor resolved two objects, so the two
-    tracks are not one object tracked twice, however close their states."""
+def _resolved(a: Track, b: Track, since_ns: int) -> bool:
+    """Both tracks took a detection of the same look of one sensor after ``since_ns``
+    (the assignment gives a look's detection to one track only): that sensor resolved
+    two objects, so the two tracks are not one object tracked twice, however close their
+    states. Older looks are not read (``sensors_seen`` keeps only the recent ones)."""
     seen_b = b.sensors_seen
-    return any(seen_b.get(s) == t for s, t in a.sensors_seen.items())
+    return any(t > since_ns and seen_b.get(s) == t for s, t in a.sensors_seen.items())
 
 
 def _merge_rank(trk: Track) -> tuple:

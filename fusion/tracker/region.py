@@ -90,6 +90,7 @@ class Handover:
     t_ns: int = 0
     score: float = 0.0
     shadow: tuple[np.ndarray, np.ndarray, int] | None = None  # (x, P, t_ns) of its shadow
+    sensors: tuple[str, ...] = ()  # the source's Tracker.sensor_names (track's bit order)
 
     @property
     def ident(self) -> tuple[str, int, int, tuple[int, int]]:
@@ -315,6 +316,7 @@ class Region:
         return Handover(
             kind, self.shard, target, self.gid_of(trk), 0, 0, record,
             rows.x[r].copy(), rows.P[r].copy(), int(rows.t_ns[r]), float(rows.score[r]), shadow,
+            tracker.sensor_names,
         )  # fmt: skip
 
     def _adopt(self, tracker: Tracker, h: Handover) -> None:
@@ -324,7 +326,9 @@ class Region:
         for trk in held:  # the copy we hold, if any, gives way
             self.scheduled.pop(trk.key, None)
             tracker.remove_track(trk)
-        trk = tracker.adopt_track(copy.deepcopy(h.track), h.x, h.P, h.t_ns, h.score, h.shadow)
+        trk = tracker.adopt_track(
+            copy.deepcopy(h.track), h.x, h.P, h.t_ns, h.score, h.shadow, h.sensors
+        )
         if h.gid != (self.shard, trk.key):
             self.gids[trk.key] = h.gid
         if h.kind == ANNOUNCE:

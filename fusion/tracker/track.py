@@ -19,12 +19,24 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..domain import GroundEllipse, TrackReport, TrackStatus
+from ..domain import NS_PER_S, GroundEllipse, TrackReport, TrackStatus
 
 NIS_WINDOW = 16  # updates whose mean NIS the confirmation test checks
 HIT_BINS_KEPT = 16  # 1-s bins with an update kept for the M-of-N test (>= confirm_n)
 SNAPSHOTS_KEPT = 32  # boost updates kept to replay from the last bright one at burnout
 LAUNCH_SAMPLES_KEPT = 64  # early boost positions kept for the launch fit (4 per s, 16 s)
+#: A satellite's entry in ``Track.sensors_seen`` is read for this long after its last update
+#: of the track (and for ``confirm_n`` s if longer): the merge test's "one look resolved the
+#: two tracks" (lifecycle._resolved) reads no older entry, so older ones are dropped as the
+#: track updates, and a track holds the satellites of the last minute, not every satellite
+#: that ever updated it (issue 13: memory flat in time under a proliferated layer).
+SEEN_KEPT_NS = 60 * NS_PER_S
+
+
+def seen_horizon_ns(t_ns: int, confirm_n: int) -> int:
+    """Data time (ns) at or before which a ``sensors_seen`` entry is no longer read at
+    ``t_ns`` (``SEEN_KEPT_NS``, or ``confirm_n`` s if longer: the confirmation's count)."""
+    return t_ns - max(SEEN_KEPT_NS, confirm_n * NS_PER_S)
 
 
 class Mode(IntEnum):
@@ -181,9 +193,10 @@ class Track:
     updated_now: bool = False  # updated by the current frame
     deleted: bool = False
     update_count: int = 0
-    sensors_seen: dict[str, int] = field(default_factory=dict)  # sensor id -> last update ns
-    ballistic_looks: dict[str, int] = field(default_factory=dict)  # sensor id -> updates in
-    # ballistic flight (the registration's consider term, Registration.pair_sigma)
+    # sensor id -> last update ns, oldest first, within SEEN_KEPT_NS (bookkeeping.book_updates)
+    sensors_seen: dict[str, int] = field(default_factory=dict)
+    ballistic_looks: int = 0  # updates in ballistic flight, and the sensors that made them
+    ballistic_sensors: int = 0  # (bits of Tracker._sensor_bits): bookkeeping.ballistic_looks
     earth_fixed: bool = False  # never moved: a fire or glint, never confirmed
     uncertain: bool = False  # boost range lost (one satellite): coasting, not reported
     shadow: ShadowTest | None = None

@@ -30,7 +30,8 @@ from ..measurement import position_jacobian, predict_los, residuals
 from ..registration import Registration
 from ..threads import ThreadBook
 from .aliases import AliasFamilies, branch_start
-from .bookkeeping import book_updates
+from .bookkeeping import ballistic_looks as _ballistic_looks
+from .bookkeeping import book_updates, renumbered
 from .cloud import cloud_prior
 from .crowd import CrowdHold, Surplus
 from .evidence import registration_looks
@@ -98,6 +99,7 @@ class Tracker:
         self._looks_per_track = self.registration is not None and (
             cfg.registration_consider_looks_max > cfg.registration_consider_looks
         )
+        self._sensor_bits: dict[str, int] = {}  # sensor id -> its bit (_ballistic_looks)
         self._existence = Existence(cfg) if cfg.existence else None
         self._aliases = AliasFamilies(cfg, self._rows) if cfg.alias_hypotheses > 0 else None
         if cfg.crowd_hold_s > 0 and cfg.crowd_min_gated > 0:
@@ -312,7 +314,7 @@ class Tracker:
         sigma = frame.sigma[det_idx]
         reg = self.registration
         if reg is not None and self._looks_per_track:  # consider term by looks per sensor
-            sigma = reg.pair_sigma(det_idx, _ballistic_looks(trks, frame))
+            sigma = reg.pair_sigma(det_idx, _ballistic_looks(trks, frame, self._sensor_bits))
         if sh_k.size:
             sr = sh_rows[sh_k]
             sd = det_idx[sh_k]
@@ -427,6 +429,11 @@ class Tracker:
         self._rows.remove(sorted(rows))
         self._threads.forget({trk.key})
 
+    @property
+    def sensor_names(self) -> tuple[str, ...]:
+        """The sensors in the order of their bits in ``Track.ballistic_sensors``."""
+        return tuple(self._sensor_bits)
+
     def adopt_track(
         self,
         trk: Track,
@@ -435,10 +442,13 @@ class Tracker:
         t_ns: int,
         score: float,
         shadow: tuple[np.ndarray, np.ndarray, int] | None,
+        sensors: tuple[str, ...] = (),
     ) -> Track:
         """Add a track handed over by another shard: its record ``trk`` (taken, given
         a new key), its state ``x`` (9,) / ``P`` (9, 9) (ECI, SI) at data time ``t_ns``,
-        its existence score and its burnout shadow's (x, P, t_ns), if any."""
+        its existence score, its burnout shadow's (x, P, t_ns), if any, and the sender's
+        :attr:`sensor_names` (its ballistic sensors are renumbered to ours)."""
+        trk.ballistic_sensors = renumbered(trk.ballistic_sensors, sensors, self._sensor_bits)
         trk.key = self._next_key
         self._next_key += 1
         trk.updated_now = False
@@ -480,18 +490,4 @@ class Tracker:
             self._modes.set_mode, self.config, self._tracks, self._rows.x, rows, height
         )
         if self._lifecycle.merge_due(t_ns):
-            self._lifecycle.merge(self._tracks)
-
-
-def _ballistic_looks(trks: list[Track], frame: SensorFrame) -> list[int]:
-    """Looks per sensor each track has taken in ballistic flight, this frame's counted (the
-    registration's consider term, :func:`..registration_consider.widened`); else 0."""
-    sid, out = frame.sensor_id, []
-    for trk in trks:
-        if trk.mode != Mode.BALLISTIC:
-            out.append(0)
-            continue
-        looks = trk.ballistic_looks
-        looks[sid] = looks.get(sid, 0) + 1
-        out.append(sum(looks.values()) // len(looks))
-    return out
+            self._lifecycle.merge(self._tracks, t_ns)

@@ -68,7 +68,7 @@ from tracklayer.services.fusion_service.recovery import (
 )
 from tracklayer.services.fusion_service.sensor_positions import SensorPositions
 from tracklayer.services.fusion_service.settings import FusionSettings
-from tracklayer.services.gc_policy import GcFreezer
+from tracklayer.services.gc_policy import GcFreezer, trim_heap
 
 #: Message kinds (child -> engine).
 READY, STRETCH, CHECKPOINT, FAILED = "ready", "stretch", "checkpoint", "failed"
@@ -376,6 +376,8 @@ class ChildTracker:
         self.encode_s = seconds
         with contextlib.suppress(OSError):
             self._send_checkpoint(seq, blob, seconds, forked=True)
+        del blob
+        trim_heap()  # the blob's pages, read on this thread (gc_policy.trim_heap)
 
     def _send_checkpoint(
         self, seq: int, blob: bytes | bytearray | None, info: object, *, forked: bool = False

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import threading
 import time
 from collections import Counter
 from typing import Any
@@ -38,6 +39,7 @@ from tracklayer.services.fusion_service.tracking_process import (
     TrackingProcessFailed,
     wait_ready,
 )
+from tracklayer.services.gc_policy import trim_heap
 from tracklayer.services.rpc.server import kv
 from tracklayer.v1 import track_pb2
 
@@ -206,6 +208,7 @@ class RemoteTracking:
         self.checkpointer.store_encoded(seq, blob, float(encode), after=self._outbox_write)
         self.checkpointer.in_child += forked  # GetStatus checkpoints_in_child_total
         self.checkpointer.on_settled(self._look_again)
+        self.checkpointer.on_settled(_trim_off_loop)  # the blob's pages (reader thread's)
 
     async def _final_checkpoint_remote(self) -> None:
         """At the stop: a due checkpoint, asked and waited for (the tracking task writes it)."""
@@ -244,3 +247,9 @@ class RemoteTracking:
             kv("tracking_process_restarted", pid=new.pid, events=info["replayed"],
                seconds=round(time.perf_counter() - t0, 3))
         )  # fmt: skip
+
+
+def _trim_off_loop() -> None:
+    """Give a written checkpoint's freed pages back to the system (``trim_heap``) on a
+    thread of its own: it walks the heap, never on the event loop."""
+    threading.Thread(target=trim_heap, name="fusion-trim", daemon=True).start()
