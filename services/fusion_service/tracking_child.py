@@ -158,10 +158,11 @@ def may_fork() -> bool:
 
 
 def lower_priority(nice: int) -> None:
-    """Add ``nice`` to this process's nice value (capped at 19) before any thread starts:
-    Linux keeps one per thread, and the threads (kernel warmup, checkpoint collector) and
-    the forked checkpoint encoders inherit it. The engine's acks then win the cores when
-    the tracking and they compete (DESIGN §8.7); 0 or less changes nothing."""
+    """Add ``nice`` to the calling thread's nice value (capped at 19), once the start's
+    replay is done (the engine, or its rebuild after a full disk, waits for that):
+    Linux keeps one per thread; the threads started later (checkpoint collector) and the
+    forked checkpoint encoders inherit it. The engine's acks then win the cores when the
+    tracking and they compete (DESIGN §8.7); 0 or less changes nothing."""
     if nice > 0 and hasattr(os, "nice"):
         with contextlib.suppress(OSError):
             os.nice(nice)
@@ -170,10 +171,10 @@ def lower_priority(nice: int) -> None:
 def child_main(conn: Connection, committed: Any, spec: ChildSpec) -> None:
     """The child process's entry point (``committed``: a shared ``RawValue('q')``)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    lower_priority(spec.settings.tracking_nice)
     try:
         child = ChildTracker(conn, committed, spec)
-        child.start()
+        child.start()  # the engine waits for this replay: at its priority
+        lower_priority(spec.settings.tracking_nice)
         child.follow()
     except (EOFError, BrokenPipeError, ConnectionResetError):
         return  # the engine is gone
