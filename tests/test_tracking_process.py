@@ -147,3 +147,91 @@ def test_a_graceful_stop_tracks_the_whole_backlog_first(tmp_path, caplog):
         run(body())
     assert "stop_tracking_backlog" in caplog.text
     _assert_each_once_in_order(_outbox(tmp_path / "fu.outbox.sqlite"))
+
+
+TRACKING_NICE = 5  # as given on the command line
+
+
+def test_the_tracking_process_runs_below_the_engines_cpu_priority(tmp_path):
+    """``tracking_nice`` (``tracklayer fusion --tracking-nice N``, default 0): the child's
+    nice value is the engine's plus N (capped at 19) once its start's replay is done,
+    for the child that starts and for one that replaces a dead child, so under
+    contention for the cores the acks' event loop runs first (DESIGN §8.7); it still
+    tracks everything acknowledged."""
+    from tracklayer.services.cli.commands.fusion import settings_from_args
+    from tracklayer.services.cli.main import build_parser
+
+    parse = build_parser().parse_args
+    assert settings_from_args(parse(["fusion", "--store", "127.0.0.1:1"])).tracking_nice == 0
+    argv = ["fusion", "--store", "127.0.0.1:1", "--tracking-nice", "5"]
+    assert settings_from_args(parse(argv)).tracking_nice == TRACKING_NICE
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+
+    async def niced(pid: int) -> int:
+        """The child's nice value once it lowered it (right after READY), or after 10 s."""
+        for _ in range(1000):
+            if (value := os.getpriority(os.PRIO_PROCESS, pid)) != mine:
+                return value
+            await asyncio.sleep(0.01)
+        return value
+
+    async def body():
+        async with Services(
+            tmp_path, store=False, tracking_process=True, tracking_nice=TRACKING_NICE
+        ) as s:
+            engine = s.fusion.engine
+            first = engine._remote.pid
+            assert await niced(first) == min(mine + TRACKING_NICE, 19)
+            assert os.getpriority(os.PRIO_PROCESS, 0) == mine  # the engine's own is kept
+            stream = Stream(s.stub, "sat-1-1")
+            await stream.send(*_sent()[:20])
+            os.kill(first, signal.SIGKILL)
+            await stream.send(*_sent()[20:])
+            live = await s.stub.ListLiveTracks(fs.ListLiveTracksRequest())
+            assert engine._remote.pid != first
+            assert await niced(engine._remote.pid) == min(mine + TRACKING_NICE, 19)
+            (track,) = live.tracks
+            assert track.update_count == engine.orders.items_released
+
+    run(body())
+
+
+def test_commits_a_few_ms_apart_are_tracked_together_once_the_child_caught_up(tmp_path):
+    """Frames acknowledged one by one, 5 ms apart (a commit each, as a raid's 120
+    streams at 1x give): after a stretch that caught up the child lets the commits
+    gather for ``GATHER_S`` before the next stretch, so it sends at most one stretch
+    of work per ``GATHER_S`` (one message, one outbox write for the engine), not one
+    per commit; every frame is still tracked once, in order."""
+    import time
+
+    from tracklayer.services.fusion_service.tracking_child import GATHER_S, STRETCH
+
+    async def body():
+        s = Services(tmp_path, store=False, tracking_process=True)
+        await s.start_fusion()
+        engine = s.fusion.engine
+        seqs: list[int] = []  # the child's journal place in each stretch message
+        on_child = engine._on_child
+
+        def spy(proc, msg) -> None:
+            if msg[0] == STRETCH:
+                seqs.append(msg[4]["seq"])
+            on_child(proc, msg)
+
+        engine._on_child = spy
+        stream = Stream(s.stub, "sat-1-1")
+        t0 = time.monotonic()
+        for f in _sent():
+            (ack,) = await stream.send(f)
+            assert ack.status == ACCEPTED
+            await asyncio.sleep(0.005)
+        elapsed = time.monotonic() - t0
+        live = await s.stub.ListLiveTracks(fs.ListLiveTracksRequest())
+        (track,) = live.tracks
+        assert track.update_count == engine.orders.items_released
+        moved = sum(1 for a, b in zip(seqs, seqs[1:], strict=False) if b > a)
+        assert moved <= elapsed / GATHER_S + 3, (moved, FRAMES, elapsed)
+        await s.stop_fusion()
+
+    run(body())
+    _assert_each_once_in_order(_outbox(tmp_path / "fu.outbox.sqlite"))

@@ -36,6 +36,10 @@ class FusionSettings:
     # The tracking core in a process of its own (tracking_remote; SQLite journal only):
     # ``tracklayer fusion`` sets it; False tracks on a thread of the engine's process.
     tracking_process: bool = False
+    # Added to the tracking process's nice value (its CPU priority below the engine's:
+    # under contention for the cores the acks' event loop runs first; DESIGN §8.7).
+    # 0 = the engine's priority. ``tracklayer fusion --tracking-nice`` sets it.
+    tracking_nice: int = 0
     store_credentials: Any = None  # grpc.ChannelCredentials for mTLS to the store; None = plaintext
 
 

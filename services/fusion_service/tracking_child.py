@@ -78,6 +78,13 @@ NOTE, ASK_CHECKPOINT, STOP = "note", "ask_checkpoint", "stop"
 #: Wall seconds between two sends of the counters and sensor biases while busy.
 FIGURES_EVERY_S = 0.25
 
+#: Wall seconds the child lets committed events gather after a stretch that caught up,
+#: before the next one (it tracks on without a pause while behind). At 1x a raid commits
+#: ~60 times a second, one or two frames each: one stretch per commit was one message,
+#: one outbox write and one forwarder round each for the engine (DESIGN §8.7). The
+#: frames wait up to this much more for tracking, beside the watermark's seconds.
+GATHER_S = 0.025
+
 #: Events read from the journal at a time during the start's replay.
 REPLAY_CHUNK = 2000
 
@@ -152,12 +159,24 @@ def may_fork() -> bool:
     return hasattr(os, "fork") and flag in ("0", "false", "no", "off")
 
 
+def lower_priority(nice: int) -> None:
+    """Add ``nice`` to the calling thread's nice value (capped at 19), once the start's
+    replay is done (the engine, or its rebuild after a full disk, waits for that):
+    Linux keeps one per thread; the threads started later (checkpoint collector) and the
+    forked checkpoint encoders inherit it. The engine's acks then win the cores when the
+    tracking and they compete (DESIGN §8.7); 0 or less changes nothing."""
+    if nice > 0 and hasattr(os, "nice"):
+        with contextlib.suppress(OSError):
+            os.nice(nice)
+
+
 def child_main(conn: Connection, committed: Any, spec: ChildSpec) -> None:
     """The child process's entry point (``committed``: a shared ``RawValue('q')``)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         child = ChildTracker(conn, committed, spec)
-        child.start()
+        child.start()  # the engine waits for this replay: at its priority
+        lower_priority(spec.settings.tracking_nice)
         child.follow()
     except (EOFError, BrokenPipeError, ConnectionResetError):
         return  # the engine is gone
@@ -186,6 +205,7 @@ class ChildTracker:
         self.encode_s = 0.0  # the last checkpoint's encode time
         self.busy_s = 0.0  # wall seconds of the replay and the stretches (tracker_busy_ms_total)
         self.encoding: threading.Thread | None = None  # collects a forked encoder's bytes
+        self.caught_up_at = 0.0  # monotonic s when a stretch last ended caught up (0: behind)
         self._sending = threading.Lock()  # the main thread's and the collector's sends
 
     # ---- start --------------------------------------------------------------------
@@ -257,9 +277,12 @@ class ChildTracker:
             if self.want_checkpoint and not f.core.untracked and not encoding:
                 self._checkpoint()
             elif f.behind(limit):
+                if self._gather():
+                    continue  # the committed seq moved on meanwhile
                 t0 = time.perf_counter()
                 emitted = f.run(limit, MAX_BATCH_S, contextlib.nullcontext())
                 self.busy_s += time.perf_counter() - t0
+                self.caught_up_at = 0.0 if f.behind(limit) else time.monotonic()
                 self._send(emitted, limit)
                 self.freezer.tick()
             else:
@@ -273,6 +296,16 @@ class ChildTracker:
                     self._send([], limit)
                 if self._read_commands(block=True, timeout=wait):
                     return
+
+    def _gather(self) -> bool:
+        """Sleep out ``GATHER_S`` after a stretch that caught up (True: slept), so the
+        events committed meanwhile make one stretch and one message."""
+        wait = self.caught_up_at + GATHER_S - time.monotonic()
+        if self.caught_up_at <= 0.0 or wait <= 0.0:
+            return False
+        time.sleep(wait)
+        self.caught_up_at = 0.0
+        return True
 
     def _read_commands(self, *, block: bool, timeout: float | None = None) -> bool:
         """Read what the engine sent (with ``block``, wait up to ``timeout`` s for

@@ -29,6 +29,11 @@ from tracklayer.services.rpc.tls import (
 CHECKPOINT_EVERY = 500
 CHECKPOINT_EVERY_NATS = 3000
 
+#: Default ``--tracking-nice``: the tracking process's CPU priority below the engine's
+#: (N > 0: the acks' event loop wins the cores when they compete). 0: on a machine busy
+#: with other work a niced tracker fell behind, and no gain is shown yet (DESIGN §8.7).
+TRACKING_NICE = 0
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -129,6 +134,15 @@ def _add_state_and_cap_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="open StreamFrames calls per client identity (certificate, else address); "
         "one more is refused RESOURCE_EXHAUSTED (0 = no cap; default: %(default)s)",
+    )
+    p.add_argument(
+        "--tracking-nice",
+        type=int,
+        default=TRACKING_NICE,
+        metavar="N",
+        help="added to the tracking process's nice value (0..19; 0 = the service's own "
+        "priority): when the cores are short, the acknowledgements run before the "
+        "tracking, which catches up from the journal (default: %(default)s)",
     )
     p.add_argument(
         "--grace",
@@ -234,6 +248,8 @@ def settings_from_args(args: argparse.Namespace):  # -> FusionSettings
         if getattr(args, flag) < 0:
             name = "--" + flag.replace("_", "-")
             raise UserError(f"{name}: must be >= 0, got {getattr(args, flag)}")
+    if not 0 <= args.tracking_nice <= 19:
+        raise UserError(f"--tracking-nice: must be 0..19, got {args.tracking_nice}")
     if not args.checkpoint_interval >= 0 or args.checkpoint_interval == float("inf"):
         raise UserError(
             f"--checkpoint-interval: must be finite and >= 0, got {args.checkpoint_interval}"
@@ -262,6 +278,7 @@ def settings_from_args(args: argparse.Namespace):  # -> FusionSettings
         max_streams_per_client=args.max_streams_per_client,
         store_credentials=channel_credentials(tls_from_args(args)),
         tracking_process=not args.nats,  # the front door's core tracks nothing
+        tracking_nice=args.tracking_nice,
     )
 
 
