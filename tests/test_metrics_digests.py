@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from float_platform import float_platform, no_digests_message
 
 from tracklayer.services.cli import main
 from tracklayer.services.evaluation import read_recording
@@ -72,11 +73,20 @@ CASES: dict[str, tuple[str, float | None]] = {
 #: All four re-recorded for the split of the CLEAR-MOT switches (issue 13, stop 22): one
 #: new key only (``id_switches_clear_mot_slides``, 0 in all four); with it removed each
 #: file hashes to its previous digest.
-DIGESTS: dict[str, str] = {
-    "dropout-150": "e36c81290b661cf7d56e4910a18c4b2f977441b0221154dcf2965bbf74bdcd4a",
-    "mrbm-midcourse": "68127c391f5c34c8e2b260d39442fb8a897e1fb75d3ca2525666f364e81c54bc",
-    "mrbm-pair": "0136fb1146d43355a0ec2caafbc4423abf10fb27eba2578765bea490e0fbf263",
-    "srbm-short": "0e23a367f5c19a77b2f0aa050f07f7de946e7326a4d3d5b4f5244646109599fa",
+#: Per floating-point platform (tests/float_platform.py), as in test_track_digests.py.
+DIGESTS: dict[str, dict[str, str]] = {
+    "x86_64-avx512": {
+        "dropout-150": "e36c81290b661cf7d56e4910a18c4b2f977441b0221154dcf2965bbf74bdcd4a",
+        "mrbm-midcourse": "68127c391f5c34c8e2b260d39442fb8a897e1fb75d3ca2525666f364e81c54bc",
+        "mrbm-pair": "0136fb1146d43355a0ec2caafbc4423abf10fb27eba2578765bea490e0fbf263",
+        "srbm-short": "0e23a367f5c19a77b2f0aa050f07f7de946e7326a4d3d5b4f5244646109599fa",
+    },
+    "x86_64-avx2": {
+        "dropout-150": "f0f31dcf20da8a3c3535f592ad6d1fcce6dcd7138734126ae96dcfc44b64a25f",
+        "mrbm-midcourse": "41c70d33617b8d7a2c55e87f818409608ab9a7f7a4b6176b054d76a9c8fc0708",
+        "mrbm-pair": "3d86dc64dad79ca684967ec48edefebfdafde60484b5618e10b2fdf49ba6bc8c",
+        "srbm-short": "7bbc9667f1cfebef7ab1d5aeb549164f1ec362a14bd723c67169a73a84e7ce83",
+    },
 }
 
 
@@ -98,7 +108,10 @@ def tracked_case(name: str, recording: Path, out_dir: Path) -> Path:
 def test_figures_are_byte_identical_to_the_recorded_digest(name, tracked_mcap):
     source, duration = CASES[name]
     digest = figures_digest(tracked_mcap(source, duration_s=duration))  # shared with track digests
-    assert digest == DIGESTS[name], (
+    recorded = DIGESTS.get(float_platform())
+    if recorded is None:
+        pytest.skip(no_digests_message("metrics", "tests/test_metrics_digests.py"))
+    assert digest == recorded[name], (
         f"{name}: the evaluation's figures changed ({digest}); if the change is meant, "
         "re-record with `python tests/test_metrics_digests.py` and say why in the commit"
     )
@@ -109,6 +122,7 @@ if __name__ == "__main__":  # print the current digests (simulates what it needs
 
     from tracklayer.services.cli import main as cli
 
+    print(f'    "{float_platform()}": {{')
     with tempfile.TemporaryDirectory() as tmp:
         for name, (source, duration) in sorted(CASES.items()):
             rec = Path(source)
@@ -116,5 +130,6 @@ if __name__ == "__main__":  # print the current digests (simulates what it needs
                 rec = Path(tmp) / f"{name}.sim.mcap"
                 argv = ["simulate", source, "--out", str(rec), "--duration", str(duration)]
                 assert cli(argv) == 0
-            print(f'    "{name}": "{figures_digest(tracked_case(name, rec, Path(tmp)))}",')
+            print(f'        "{name}": "{figures_digest(tracked_case(name, rec, Path(tmp)))}",')
+    print("    },")
     sys.exit(0)
