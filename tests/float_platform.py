@@ -29,10 +29,10 @@ def float_platform() -> str:
     return f"{platform.machine()}-{level}"
 
 
-def no_digests_message(kind: str, script: str) -> str:
-    """Why a digest test skips on a platform with no recorded set."""
+def no_digests_message(kind: str, how: str) -> str:
+    """Why a digest test skips on a platform with no recorded set; ``how`` records one."""
     return (
         f"no {kind} digests recorded for floating-point platform {float_platform()!r} "
-        f"(tests/float_platform.py); record them with `python {script}` on a checkout "
-        "whose digests pass on a recorded platform"
+        f"(tests/float_platform.py); record them ({how}) from a commit whose digests "
+        "pass on a recorded platform"
     )

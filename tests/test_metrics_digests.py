@@ -110,7 +110,9 @@ def test_figures_are_byte_identical_to_the_recorded_digest(name, tracked_mcap):
     digest = figures_digest(tracked_mcap(source, duration_s=duration))  # shared with track digests
     recorded = DIGESTS.get(float_platform())
     if recorded is None:
-        pytest.skip(no_digests_message("metrics", "tests/test_metrics_digests.py"))
+        pytest.skip(
+            no_digests_message("metrics", "`python tests/test_metrics_digests.py` prints them")
+        )
     assert digest == recorded[name], (
         f"{name}: the evaluation's figures changed ({digest}); if the change is meant, "
         "re-record with `python tests/test_metrics_digests.py` and say why in the commit"

@@ -169,7 +169,9 @@ def test_track_output_is_byte_identical_to_the_recorded_digest(name, tracked_mca
     assert count > 0, f"{name}: no track reports at all"
     recorded = DIGESTS.get(float_platform())
     if recorded is None:
-        pytest.skip(no_digests_message("/tracks", "tests/test_track_digests.py"))
+        pytest.skip(
+            no_digests_message("/tracks", "`python tests/test_track_digests.py` prints them")
+        )
     assert (count, digest) == recorded[name], (
         f"{name}: /tracks changed ({count} reports, {digest}); if the change is meant, "
         "re-record with `python tests/test_track_digests.py` and say why in the commit"
