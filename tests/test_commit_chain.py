@@ -64,7 +64,8 @@ def test_input_is_journaled_while_a_commit_is_on_its_way_and_acked_after_it(tmp_
     """The journal's database thread is held (a commit stuck in its fsync): the first
     frames are ordered and appended and their commit waits; frames of other streams that
     come meanwhile are ordered and appended too (before the first commit ended: the
-    chain), none is acknowledged while nothing is durable, and once the thread goes on
+    chain), and so are frames that come while two commits are on their way; none is
+    acknowledged while nothing is durable, and once the thread goes on
     every frame is acknowledged ACCEPTED, journaled once, the seqs contiguous."""
 
     async def body():
@@ -96,19 +97,25 @@ def test_input_is_journaled_while_a_commit_is_on_its_way_and_acked_after_it(tmp_
             second = [Stream(s.stub, f"sat-2-{k}") for k in (1, 2, 3)]
             wave2 = [asyncio.create_task(st.send(frame(st.sensor_id, 0, 1.0))) for st in second]
             await appended_past(after1)  # ordered while the first commit is on its way
-            assert not any(t.done() for t in wave1 + wave2)  # nothing durable: no ack
+            await asyncio.sleep(0.1)
+            after2 = engine.journal.last_seq
+            third = [Stream(s.stub, "sat-3-1")]  # two commits on their way: it waits for
+            wave3 = [asyncio.create_task(st.send(frame(st.sensor_id, 0, 1.0))) for st in third]
+            await appended_past(after2)  # a commit, and is journaled all the same
+            waves = wave1 + wave2 + wave3
+            assert not any(t.done() for t in waves)  # nothing durable: no ack
             assert engine.journal.committed_seq == committed
             assert len(engine._chain.commits) <= 2
             hold.set()
             await blocker
-            acks = [a for t in wave1 + wave2 for a in await t]
-            assert [a.status for a in acks] == [ACCEPTED] * 4
+            acks = [a for t in waves for a in await t]
+            assert [a.status for a in acks] == [ACCEPTED] * 5
             assert engine.journal.committed_seq == engine.journal.last_seq
             frames = engine.journal.frames
-            for st in first + second:
+            for st in first + second + third:
                 await st.close()
         seqs = _seqs(tmp_path / "fu.journal.sqlite")
         assert seqs == list(range(1, len(seqs) + 1))
-        assert frames == 4
+        assert frames == 5
 
     run(body())

@@ -7,11 +7,12 @@ commit takes, under a lock, every event appended up to the moment it starts) it 
 not wait for that commit before it orders the next batch: frames that arrive while a
 commit's fsync is on its way are ordered and appended at once, and their commit is
 queued behind it, so it starts on the database thread the moment the one before
-ends, with no trip through the event loop between two fsyncs (stop 25: that trip,
-a wake of the loop and of the database thread, was where the slow acks waited on a
-loaded machine). At most ``limit`` commits are on their way (one running, one queued
-behind it); input that arrives meanwhile waits in the engine's queue and joins the
-next one.
+ends and takes everything appended by then, with no trip through the event loop
+between two fsyncs (stop 25: that trip, a wake of the loop and of the database
+thread, was where the slow acks waited on a loaded machine). At most ``limit``
+commits are on their way (one running, one queued behind it); input that arrives
+while both are is still ordered and appended (the queued one takes it if it has not
+started yet, else the next one, queued as soon as the oldest ended).
 
 Each ordered input waits here, in order, until a commit covers every event appended
 up to and including its own (``Staged.seq``): only then is it answered (a frame's
@@ -56,6 +57,12 @@ class CommitChain:
     def full(self) -> bool:
         """No more commits may be queued until the oldest ends."""
         return len(self.commits) >= self.limit
+
+    def may_order(self) -> bool:
+        """More input may be ordered and appended now: always with chained commits (the
+        queued commit, or the next one, takes it), else only with no commit on its way
+        (that journal's buffer is not shared with a commit)."""
+        return self.limit > 1 or not self.commits
 
     def queue(self, fut: asyncio.Future[int]) -> None:
         """``fut``: a commit just queued on the database thread (resolves to its seq)."""

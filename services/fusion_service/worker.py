@@ -77,10 +77,11 @@ class EngineWorker(EngineTracking):
             self._tracked.set()  # nobody waits for a tracker that stopped
 
     async def _ordering(self) -> None:
-        """Batches of input, ordered and journaled while at most ``CommitChain.limit``
-        commits are on their way (held back too while the feed of a journal that cannot
-        be read back is full); each input answered once its commit ended; returns at
-        the stop sentinel."""
+        """Batches of input, ordered and journaled as they come (with a journal that
+        chains commits; else one batch per commit) with at most ``CommitChain.limit``
+        commits on their way (held back while the feed of a journal that cannot be read
+        back is full); each input answered once its commit ended; returns at the stop
+        sentinel."""
         chain = self._chain
         while True:
             if self.gc_freezer is not None:
@@ -89,9 +90,12 @@ class EngineWorker(EngineTracking):
                 await self._settle_oldest()
                 await asyncio.sleep(0)  # the acks go out before the next batch
                 continue
-            if self._queue and self._room() and not chain.full():
+            if self._queue and self._room() and chain.may_order():
                 if await self._take_batch():
                     return
+                continue
+            if self.journal.pending and not chain.full():  # appended while it was full
+                self._queue_commit()
                 continue
             self._wake.clear()  # set by new input, an ended commit, the tracking task
             await self._wake.wait()
@@ -135,10 +139,8 @@ class EngineWorker(EngineTracking):
             for item in batch:
                 status, reason, event = self._apply_and_journal(item)
                 chain.staged.append(Staged(item, status, reason, self.journal.last_seq, event))
-            if self.journal.pending:
-                fut = self._db.submit(self.journal.commit)
-                fut.add_done_callback(lambda _: self._wake.set())
-                chain.queue(fut)
+            if self.journal.pending and not chain.full():
+                self._queue_commit()
             elif not chain.commits:  # nothing journaled, nothing on its way
                 self._answer_durable([])
         except Exception as exc:
@@ -147,6 +149,13 @@ class EngineWorker(EngineTracking):
         except BaseException as exc:
             fail_waiting(chain.take_all() + batch, EngineClosed(f"fusion engine failed: {exc!r}"))
             raise
+
+    def _queue_commit(self) -> None:
+        """Queue a commit of what is appended on the journal's database thread (it takes
+        what is appended by the time it starts)."""
+        fut = self._db.submit(self.journal.commit)
+        fut.add_done_callback(lambda _: self._wake.set())
+        self._chain.queue(fut)
 
     async def _settle_oldest(self) -> bool:
         """The oldest commit on its way ended: answer the inputs it made durable, or
@@ -171,14 +180,17 @@ class EngineWorker(EngineTracking):
         return True
 
     async def _settle_all(self) -> bool:
-        """Wait for every commit on its way and answer what they made durable; False if
-        one failed (the full disk was ridden out meanwhile)."""
+        """Commit everything appended, wait for every commit on its way and answer what
+        they made durable; False if one failed (the full disk was ridden out meanwhile)."""
         chain = self._chain
-        while chain.commits:
+        while True:
+            if self.journal.pending and not chain.full():
+                self._queue_commit()
+            if not chain.commits:
+                return True
             await asyncio.wait([chain.commits[0]])
             if not await self._settle_oldest():
                 return False
-        return True
 
     def _answer_durable(self, events: list[tuple[int, EngineInput]]) -> None:
         """Answer the waiting inputs whose events are durable, in order; their journaled
