@@ -55,7 +55,6 @@ from tracklayer.services.fusion_service.admission import FrameAdmission
 from tracklayer.services.fusion_service.caps import Caps
 from tracklayer.services.fusion_service.checkpoint_file import open_checkpoint_file
 from tracklayer.services.fusion_service.checkpointer import Checkpointer
-from tracklayer.services.fusion_service.commit_chain import CHAINED, CommitChain
 from tracklayer.services.fusion_service.disk_full import (
     DiskFull,
 )
@@ -182,9 +181,6 @@ class FusionEngine(EngineWorker):
         self._child_counters: dict[str, int] = {}  # its GetStatus counters and biases
         self._child_biases: list[SensorBias] = []
         self.caps = Caps(self.settings.max_sensors, self.settings.max_streams_per_client)
-        # group commits on their way: two with a journal that chains them (commit_chain)
-        limit = CHAINED if getattr(self.journal, "CHAINED_COMMITS", False) else 1
-        self._chain = CommitChain(limit, self.journal.committed_seq)
         self.checkpointer.spaced = self._in_process  # encoded where it holds the tracking
 
     # ---------------------------------------------------------------- life cycle
@@ -217,7 +213,6 @@ class FusionEngine(EngineWorker):
         self._unsent = []  # the replay outboxes every report past the outbox's marks
         self._outbox_broken = None
         self._trackable = self.journal.committed_seq  # the replay tracks them all
-        self._chain.reset(self._trackable)  # (a rebuild: every input waiting was refused)
         if self._in_process:
             self._reload_remote()  # a new tracking process replays (tracking_remote)
         else:

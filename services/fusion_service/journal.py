@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -99,16 +98,9 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 class Journal(SqliteFile):
     """Append-only event log; :meth:`append` buffers, :meth:`commit` makes the buffer durable.
 
-    One owner (the fusion engine's worker) appends on its thread while commits run on
-    one database thread, in order (``CHAINED_COMMITS``): a commit takes everything
-    appended up to the moment it starts, under a lock, so the owner may append the
-    next events while a commit is on its way and queue the next commit behind it.
-    After a failed commit every later one fails unwritten (the seqs of its events are
-    lost: a later commit would leave a gap) until :meth:`reset_to_committed`.
+    Not thread-safe: one owner (the fusion engine's worker) appends and commits;
+    the commit may run on a worker thread while the owner waits for it.
     """
-
-    #: The engine may keep a second commit queued behind one on its way (``worker``).
-    CHAINED_COMMITS = True
 
     SCHEMA, SCHEMA_VERSION, WHAT, ERROR = _SCHEMA, SCHEMA_VERSION, "journal", JournalError
     RECLAIM_SPACE = True  # events covered by checkpoints are trimmed
@@ -129,8 +121,6 @@ class Journal(SqliteFile):
         self.committed_seq: int = self.last_seq
         self.frames: int = int(frames) + self.trimmed_frames  # FRAME events ever appended
         self._buffer: list[tuple[int, int, str, float | None, int, bytes]] = []
-        self._lock = threading.Lock()  # the buffer: appended on the loop, taken by a commit
-        self._failed: BaseException | None = None  # a commit failed: no later one writes
 
     # ---- settings ---------------------------------------------------------------
     def check_settings(self, settings: Mapping[str, object]) -> None:
@@ -156,10 +146,8 @@ class Journal(SqliteFile):
         self, kind: EventKind, sensor_id: str = "", now: float | None = None, payload: bytes = b""
     ) -> int:
         """Buffer one event; returns its seq. Durable only after :meth:`commit`."""
-        row = (self.last_seq + 1, int(kind), sensor_id, now, time.time_ns(), payload)
-        with self._lock:
-            self._buffer.append(row)
         self.last_seq += 1
+        self._buffer.append((self.last_seq, int(kind), sensor_id, now, time.time_ns(), payload))
         if kind == EventKind.FRAME:
             self.frames += 1
         return self.last_seq
@@ -170,34 +158,23 @@ class Journal(SqliteFile):
 
     @property
     def committed_frames(self) -> int:
-        """FRAME events up to :attr:`committed_seq` (appended ones not yet committed left
-        out; call it with no commit on its way)."""
+        """FRAME events up to :attr:`committed_seq` (appended ones not yet committed left out)."""
         return self.frames - sum(1 for row in self._buffer if row[1] == EventKind.FRAME)
 
     def commit(self) -> int:
-        """Write and fsync the events buffered so far in one transaction; returns the
-        committed seq (unchanged when there were none: an earlier commit took them)."""
-        with self._lock:
-            if self._failed is not None:
-                raise self._failed
-            rows, self._buffer = self._buffer, []
-        if not rows:
+        """Write and fsync the buffered events in one transaction; returns committed seq."""
+        if not self._buffer:
             return self.committed_seq
-        try:
-            with transaction(self._db) as cur:
-                cur.executemany("INSERT INTO events VALUES (?,?,?,?,?,?)", rows)
-        except BaseException as exc:
-            self._failed = exc
-            raise
+        rows, self._buffer = self._buffer, []
+        with transaction(self._db) as cur:
+            cur.executemany("INSERT INTO events VALUES (?,?,?,?,?,?)", rows)
         self.committed_seq = rows[-1][0]
         return self.committed_seq
 
     def reset_to_committed(self) -> None:
         """Forget appended events a failed commit did not write (full disk): the next
-        append continues after the committed seq (no commit may be on its way)."""
-        with self._lock:
-            self._buffer = []
-            self._failed = None
+        append continues after the committed seq."""
+        self._buffer = []
         self.last_seq = self.committed_seq
         with self._database_errors():
             (frames,) = self._db.execute(

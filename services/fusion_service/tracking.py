@@ -11,7 +11,7 @@ count of tracked items) on the outbox's own database thread, as soon as the prev
 outbox write is done (reports that came meanwhile share the next write), and hands
 them to the forwarder once written. Between two stretches it takes the checkpoints
 (of the tracking core at its place in the journal, a backlog or not). A failed outbox
-write is left for the ordering task to see (``worker._outbox_failure``: it rides out a
+write is left for the ordering task to see (``worker._check_outbox``: it rides out a
 full disk); no more is written until then. With a tracking process the stretches are
 the child's (:mod:`.tracking_remote`); showing and outboxing them is the same.
 """
@@ -80,7 +80,7 @@ class EngineTracking(RemoteTracking):
 
     def _last_outbox_failed(self) -> bool:
         """The last outbox write ended without success (cancelled or raised): nothing
-        more is written until the ordering task rode it out (``worker._outbox_failure``)."""
+        more is written until the ordering task rode it out (``worker._check_outbox``)."""
         fut = self._outbox_write
         return fut is not None and fut.done() and (fut.cancelled() or fut.exception() is not None)
 
@@ -131,11 +131,10 @@ class EngineTracking(RemoteTracking):
         self._look_checkpoint = True
         self._track_wake.set()
 
-    def _release_committed(self, events: list[tuple[int, EngineInput]], seq: int) -> None:
-        """``events`` (seq, the tracking core's input) are committed, and every event up
-        to ``seq``: the follower may take them (from its feed, or read back from the
-        journal)."""
-        self._trackable = seq
+    def _release_committed(self, events: list[tuple[int, EngineInput]]) -> None:
+        """``events`` (seq, the tracking core's input) are committed: the follower may
+        take them (from its feed, or read back from the journal)."""
+        self._trackable = self.journal.committed_seq
         self.follower.offer(events)
         if self._remote is not None:
             self._remote.note(self._trackable)

@@ -16,13 +16,7 @@ import logging
 
 from tracklayer.fusion.domain import FrameStatus
 from tracklayer.services.errors import Unavailable
-from tracklayer.services.fusion_service.commit_chain import Staged
-from tracklayer.services.fusion_service.disk_full import (
-    DiskFull,
-    is_disk_full,
-    ride_out,
-    unwritable_message,
-)
+from tracklayer.services.fusion_service.disk_full import is_disk_full, ride_out, unwritable_message
 from tracklayer.services.fusion_service.inputs import (
     EngineInput,
     apply_input,
@@ -77,27 +71,17 @@ class EngineWorker(EngineTracking):
             self._tracked.set()  # nobody waits for a tracker that stopped
 
     async def _ordering(self) -> None:
-        """Batches of input, ordered and journaled as they come (with a journal that
-        chains commits; else one batch per commit) with at most ``CommitChain.limit``
-        commits on their way (held back while the feed of a journal that cannot be read
-        back is full); each input answered once its commit ended; returns at the stop
-        sentinel."""
-        chain = self._chain
+        """Batches of input (held back only while the feed of a journal that cannot be
+        read back is full); returns at the stop sentinel."""
         while True:
             if self.gc_freezer is not None:
                 self.gc_freezer.tick()
-            if chain.oldest_done():
-                await self._settle_oldest()
-                await asyncio.sleep(0)  # the acks go out before the next batch
-                continue
-            if self._queue and self._room() and chain.may_order():
+            if self._queue and self._room():
                 if await self._take_batch():
                     return
+                await asyncio.sleep(0)  # the acks go out before the next batch
                 continue
-            if self.journal.pending and not chain.full():  # appended while it was full
-                self._queue_commit()
-                continue
-            self._wake.clear()  # set by new input, an ended commit, the tracking task
+            self._wake.clear()  # set by new input, and by the tracking task
             await self._wake.wait()
 
     def _room(self) -> bool:
@@ -107,9 +91,8 @@ class EngineWorker(EngineTracking):
         return f.reader is not None or len(f.feed) < MAX_UNTRACKED
 
     async def _take_batch(self) -> bool:
-        """Order and journal one batch of the queue and queue its commit; True at the
-        stop sentinel (then every commit ended and everything is tracked and written
-        out first)."""
+        """Order, journal and acknowledge one batch of the queue; True at the stop
+        sentinel (then everything is tracked and written out first)."""
         q = self._queue
         batch = [q.popleft() for _ in range(min(len(q), MAX_BATCH_ITEMS))]
         stop = None in batch
@@ -120,87 +103,34 @@ class EngineWorker(EngineTracking):
             fail_waiting(rest, EngineClosed("fusion service stopped"))
         await self._process(batch)
         if stop:
-            await self._settle_all()
             await self._drain_tracking()
         return stop
 
     async def _process(self, batch: list[EngineInput]) -> None:
-        """Order and journal ``batch`` and queue its commit on the journal's database
-        thread; its inputs are answered once that commit ended (``_settle_oldest``; no
-        tracking: the tracking task takes the work it released once it is committed)."""
-        chain = self._chain
+        """Order and journal ``batch``, commit, then acknowledge (no tracking: the
+        tracking task takes the work it released once it is committed)."""
+        results = []
+        events: list[tuple[int, EngineInput]] = []  # journaled: for the tracking core
         try:
-            if self._outbox_failure() is not None:  # the commits on their way end first
-                if await self._settle_all():
-                    await self._outbox_failed(chain.take_all() + batch, self._outbox_failure())
-                else:  # a commit failed and was ridden out meanwhile: resend
-                    self.fail_inputs(batch, DiskFull("journal: was unwritable; resend"))
-                return
             for item in batch:
-                status, reason, event = self._apply_and_journal(item)
-                chain.staged.append(Staged(item, status, reason, self.journal.last_seq, event))
-            if self.journal.pending and not chain.full():
-                self._queue_commit()
-            elif not chain.commits:  # nothing journaled, nothing on its way
-                self._answer_durable([])
-        except Exception as exc:
-            fail_waiting(chain.take_all() + batch, EngineClosed(f"fusion engine failed: {exc!r}"))
-            raise
-        except BaseException as exc:
-            fail_waiting(chain.take_all() + batch, EngineClosed(f"fusion engine failed: {exc!r}"))
-            raise
-
-    def _queue_commit(self) -> None:
-        """Queue a commit of what is appended on the journal's database thread (it takes
-        what is appended by the time it starts)."""
-        fut = self._db.submit(self.journal.commit)
-        fut.add_done_callback(lambda _: self._wake.set())
-        self._chain.queue(fut)
-
-    async def _settle_oldest(self) -> bool:
-        """The oldest commit on its way ended: answer the inputs it made durable, or
-        (it failed for want of space; False) wait for the commits behind it (they fail
-        unwritten: ``Journal.commit``) and ride the full disk out, refusing every input
-        waiting."""
-        chain = self._chain
-        try:
-            chain.finish_oldest()
+                status, reason = self._apply_and_journal(item, events)
+                results.append((item, status, reason))
+            if not await self._check_outbox(batch):
+                return
+            if self.journal.pending:
+                await self._db.run(self.journal.commit)
         except Exception as exc:
             if not is_disk_full(exc):
-                fail_waiting(chain.take_all(), EngineClosed(f"fusion engine failed: {exc!r}"))
+                fail_waiting(batch, EngineClosed(f"fusion engine failed: {exc!r}"))
                 raise
-            if chain.commits:
-                await asyncio.wait(list(chain.commits), return_when=asyncio.ALL_COMPLETED)
-            chain.commits.clear()
-            await ride_out(
-                self, chain.take_all(), unwritable_message("journal", self.journal.path, exc)
-            )
-            return False
-        self._answer_durable([])
-        return True
-
-    async def _settle_all(self) -> bool:
-        """Commit everything appended, wait for every commit on its way and answer what
-        they made durable; False if one failed (the full disk was ridden out meanwhile)."""
-        chain = self._chain
-        while True:
-            if self.journal.pending and not chain.full():
-                self._queue_commit()
-            if not chain.commits:
-                return True
-            await asyncio.wait([chain.commits[0]])
-            if not await self._settle_oldest():
-                return False
-
-    def _answer_durable(self, events: list[tuple[int, EngineInput]]) -> None:
-        """Answer the waiting inputs whose events are durable, in order; their journaled
-        events go to the tracking core first."""
-        chain = self._chain
-        done = chain.durable()
-        events += [s.event for s in done if s.event is not None]
-        self._release_committed(events, chain.durable_seq)
-        for s in done:
-            self._answer(s.item, s.status, s.reason)
+            await ride_out(self, batch, unwritable_message("journal", self.journal.path, exc))
+            return
+        except BaseException as exc:
+            fail_waiting(batch, EngineClosed(f"fusion engine failed: {exc!r}"))
+            raise
+        self._release_committed(events)
+        for item, status, reason in results:
+            self._answer(item, status, reason)
 
     async def _checkpoint_if_due(self) -> None:
         """A checkpoint of the tracking core at its place in the journal, when one is
@@ -243,14 +173,15 @@ class EngineWorker(EngineTracking):
             self._tracked.clear()
             await self._tracked.wait()
 
-    def _outbox_failure(self) -> BaseException | None:
-        """The last outbox write's failure, looked at without waiting for it (a commit
-        never waits behind one). Then the batch in hand is refused with everything
-        waiting (``_outbox_failed``; the reload's replay outboxes the lost reports again)."""
+    async def _check_outbox(self, batch: list[EngineInput]) -> bool:
+        """Look at the last outbox write without waiting for it (a commit never waits
+        behind one). False: it failed for want of space and was ridden out (``batch``,
+        applied but not committed, is refused with the rest; the reload's replay
+        outboxes the lost reports again)."""
         fut = self._outbox_write
-        if fut is None or not fut.done() or fut.cancelled():
-            return None
-        return fut.exception()
+        if fut is None or not fut.done() or fut.cancelled() or fut.exception() is None:
+            return True
+        return await self._outbox_failed(batch, fut.exception())
 
     async def _outbox_failed(self, batch: list[EngineInput], exc: BaseException) -> bool:
         self._outbox_write = None
@@ -278,16 +209,14 @@ class EngineWorker(EngineTracking):
                 item.future.set_result(list(self.orders.orderer.expected_sensors))
 
     def _apply_and_journal(
-        self, item: EngineInput
-    ) -> tuple[FrameStatus, str, tuple[int, EngineInput] | None]:
+        self, item: EngineInput, events: list[tuple[int, EngineInput]]
+    ) -> tuple[FrameStatus, str]:
         """Apply one live input to the ordering core; if it changed state, append it to
-        the journal. Returns its status, reason and, for the tracker thread, its event
-        (its seq and the tracking core's input)."""
+        the journal and to ``events`` (its seq and the tracking core's input)."""
         applied = apply_input(self.orders, self._opens, item, replay=False)
         if applied.frame is not None:
             self.sensor_positions.seen(applied.frame)
         payload = applied.journal_payload
-        event = None
         if payload is not None:
             kind = applied.journal_kind or item.kind
             seq = self.journal.append(kind, item.sensor_id, item.now, payload)
@@ -296,7 +225,7 @@ class EngineWorker(EngineTracking):
                     mine = EngineInput(kind, item.sensor_id, item.now, domain=applied.frame)
                 else:
                     mine = input_from_event(Event(seq, kind, item.sensor_id, item.now, payload))
-                event = (seq, mine)
+                events.append((seq, mine))
             if item.now is not None:  # (stream opens and closes carry none)
                 self._committed_now = item.now
-        return applied.status, applied.reason, event
+        return applied.status, applied.reason
