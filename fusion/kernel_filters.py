@@ -1,10 +1,9 @@
 """The compiled filter and gating loops behind :mod:`.kernels`: plain Python over
 arrays, compiled by numba there (correct but slow if run uncompiled). The short-step
 predict (:func:`.filters.predict`), the Joseph update (:func:`.filters.update`), the
-``may_gate`` screen and the gating of candidate pairs (:mod:`.association`), the screen
-of initiation pairs (:func:`.initiation.screen_pairs`), the existence look's view test
-(:mod:`.tracker.existence`); units and
-frames as in the numpy code each mirrors. :data:`HELPERS` are the functions the loops
+``may_gate`` screen and the gating of candidate pairs (:mod:`.association`), the
+existence look's view test (:mod:`.tracker.existence`); units and frames as in the
+numpy code each mirrors. :data:`HELPERS` are the functions the loops
 call (compiled first)."""
 
 from __future__ import annotations
@@ -373,46 +372,6 @@ def _update(
             for j in range(9):
                 Po[k, i, j] += s2 * (Kg[i, 0] * Kg[j, 0] + Kg[i, 1] * Kg[j, 1])
         _symmetrise(Po[k])
-
-
-def _pair_screen(
-    origin: np.ndarray,
-    los: np.ndarray,
-    live: np.ndarray,
-    t_s: float,
-    own_code: float,
-    speed: float,
-    extra: float,
-    slack: float,
-    slack_m: float,
-    mi: np.ndarray,
-    bi: np.ndarray,
-) -> int:
-    """initiation.screen_pairs of new rays ``origin + t los[m]`` against the waiting rows
-    ``live`` (B, 13) of the initiation buffer (its packed columns), with each row's
-    tolerance bound ``far`` as InitiationBuffer._meeting forms it (``extra``: the new
-    rays' reach, ``slack`` and ``slack_m`` its slack; rows of ``own_code`` or newer than
-    ``t_s`` pass nothing): the passing pairs into ``mi``, ``bi`` in row-major order;
-    returns their number. A screen: rounding differs from numpy's product, the slack
-    covers it (the exact test follows)."""
-    count = 0
-    for m in range(los.shape[0]):
-        lx, ly, lz = los[m, 0], los[m, 1], los[m, 2]
-        cx = origin[1] * lz - origin[2] * ly  # origin x los: the new ray's moment
-        cy = origin[2] * lx - origin[0] * lz
-        cz = origin[0] * ly - origin[1] * lx
-        for b in range(live.shape[0]):
-            t_b = live[b, 0]
-            if live[b, 1] == own_code or t_b > t_s:
-                continue
-            far = (live[b, 3] + speed * (t_s - t_b) + extra) * slack + slack_m
-            v = cx * live[b, 7] + cy * live[b, 8] + cz * live[b, 9]
-            v += lx * live[b, 10] + ly * live[b, 11] + lz * live[b, 12]
-            if abs(v) <= 2.0 * far:
-                mi[count] = m
-                bi[count] = b
-                count += 1
-    return count
 
 
 def _in_view(
