@@ -29,6 +29,7 @@ HELPERS = (
     "_symmetrise",
     "_predict_scratch",
     "_predict_row",
+    "_update_row",
 )
 
 
@@ -331,47 +332,78 @@ def _update(
 ) -> None:
     """Joseph-form EKF update (filters.update) of K rows with 2-D residuals ``y`` (K, 2)
     rad, position Jacobians ``H`` (K, 2, 3) 1/m, noise ``sigma`` (K,) rad."""
-    n = x.shape[0]
-    PHt = np.empty((9, 2))
-    Kg = np.empty((9, 2))
-    IKH = np.empty((9, 9))
-    tmp = np.empty((9, 9))
-    for k in range(n):
-        s2 = sigma[k] * sigma[k]
-        for i in range(9):
-            for a_ in range(2):
-                acc = 0.0
-                for j in range(3):
-                    acc += P[k, i, j] * H[k, a_, j]
-                PHt[i, a_] = acc
-        s00 = s2
-        s01 = 0.0
-        s10 = 0.0
-        s11 = s2
-        for i in range(3):
-            s00 += H[k, 0, i] * PHt[i, 0]
-            s01 += H[k, 0, i] * PHt[i, 1]
-            s10 += H[k, 1, i] * PHt[i, 0]
-            s11 += H[k, 1, i] * PHt[i, 1]
-        det = s00 * s11 - s01 * s10
-        i00, i01, i10, i11 = s11 / det, -s01 / det, -s10 / det, s00 / det
-        y0, y1 = y[k, 0], y[k, 1]
-        for i in range(9):
-            Kg[i, 0] = PHt[i, 0] * i00 + PHt[i, 1] * i10
-            Kg[i, 1] = PHt[i, 0] * i01 + PHt[i, 1] * i11
-            xo[k, i] = x[k, i] + Kg[i, 0] * y0 + Kg[i, 1] * y1
-        nis[k] = y0 * (i00 * y0 + i01 * y1) + y1 * (i10 * y0 + i11 * y1)
-        for i in range(9):
-            for j in range(9):
-                v = 1.0 if i == j else 0.0
-                if j < 3:
-                    v -= Kg[i, 0] * H[k, 0, j] + Kg[i, 1] * H[k, 1, j]
-                IKH[i, j] = v
-        _sandwich(IKH, P[k], tmp, Po[k])
-        for i in range(9):
-            for j in range(9):
-                Po[k, i, j] += s2 * (Kg[i, 0] * Kg[j, 0] + Kg[i, 1] * Kg[j, 1])
-        _symmetrise(Po[k])
+    scratch = (np.empty((9, 2)), np.empty((9, 2)), np.empty((9, 9)), np.empty((9, 9)))
+    for k in range(x.shape[0]):
+        nis[k] = _update_row(x[k], P[k], y[k], H[k], sigma[k], xo[k], Po[k], scratch)
+
+
+def _update_at(
+    x: np.ndarray,
+    P: np.ndarray,
+    rows: np.ndarray,
+    y: np.ndarray,
+    H: np.ndarray,
+    sigma: np.ndarray,
+    nis: np.ndarray,
+) -> int:
+    """:func:`_update` of the stack's rows ``rows`` (K,) (distinct) in place: the same
+    floats, without gathering and scattering the rows; returns K (None means no kernel)."""
+    scratch = (np.empty((9, 2)), np.empty((9, 2)), np.empty((9, 9)), np.empty((9, 9)))
+    for k in range(rows.shape[0]):
+        r = rows[k]
+        nis[k] = _update_row(x[r], P[r], y[k], H[k], sigma[k], x[r], P[r], scratch)
+    return rows.shape[0]
+
+
+def _update_row(
+    x: np.ndarray,
+    P: np.ndarray,
+    y: np.ndarray,
+    H: np.ndarray,
+    sigma: float,
+    xo: np.ndarray,
+    Po: np.ndarray,
+    scratch: tuple[np.ndarray, ...],
+) -> float:
+    """One row's Joseph update into ``xo`` (9,), ``Po`` (9, 9), which may be ``x``, ``P``
+    themselves (each is read before it is written); returns the NIS."""
+    PHt, Kg, IKH, tmp = scratch
+    s2 = sigma * sigma
+    for i in range(9):
+        for a_ in range(2):
+            acc = 0.0
+            for j in range(3):
+                acc += P[i, j] * H[a_, j]
+            PHt[i, a_] = acc
+    s00 = s2
+    s01 = 0.0
+    s10 = 0.0
+    s11 = s2
+    for i in range(3):
+        s00 += H[0, i] * PHt[i, 0]
+        s01 += H[0, i] * PHt[i, 1]
+        s10 += H[1, i] * PHt[i, 0]
+        s11 += H[1, i] * PHt[i, 1]
+    det = s00 * s11 - s01 * s10
+    i00, i01, i10, i11 = s11 / det, -s01 / det, -s10 / det, s00 / det
+    y0, y1 = y[0], y[1]
+    for i in range(9):
+        Kg[i, 0] = PHt[i, 0] * i00 + PHt[i, 1] * i10
+        Kg[i, 1] = PHt[i, 0] * i01 + PHt[i, 1] * i11
+        xo[i] = x[i] + Kg[i, 0] * y0 + Kg[i, 1] * y1
+    nis = y0 * (i00 * y0 + i01 * y1) + y1 * (i10 * y0 + i11 * y1)
+    for i in range(9):
+        for j in range(9):
+            v = 1.0 if i == j else 0.0
+            if j < 3:
+                v -= Kg[i, 0] * H[0, j] + Kg[i, 1] * H[1, j]
+            IKH[i, j] = v
+    _sandwich(IKH, P, tmp, Po)
+    for i in range(9):
+        for j in range(9):
+            Po[i, j] += s2 * (Kg[i, 0] * Kg[j, 0] + Kg[i, 1] * Kg[j, 1])
+    _symmetrise(Po)
+    return nis
 
 
 def _in_view(

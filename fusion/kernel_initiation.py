@@ -145,10 +145,11 @@ def _add_rows(
     los: np.ndarray,
     sigma: np.ndarray,
     reach_per_sigma: float,
-) -> None:
+) -> int:
     """InitiationBuffer.add's packed rows of ``los`` (M, 3), ``sigma`` (M,) into ``rows``
     from row ``start``: time, sensor code, sigma, reach, origin, LOS and the moment
-    ``origin x LOS`` (the screen's; its rounding is the screen's slack's business)."""
+    ``origin x LOS`` (the screen's; its rounding is the screen's slack's business);
+    returns M (a kernel that returns None did not run)."""
     sx, sy, sz = origin[0], origin[1], origin[2]
     for m in range(los.shape[0]):
         r = rows[start + m]
@@ -162,3 +163,4 @@ def _add_rows(
         r[10] = sy * lz - sz * ly
         r[11] = sz * lx - sx * lz
         r[12] = sx * ly - sy * lx
+    return los.shape[0]

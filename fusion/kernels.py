@@ -66,6 +66,7 @@ _KERNELS = {
     "gate": _Kernel(_kf._gate),
     "gate_pairs": _Kernel(_kf._gate_pairs),
     "update": _Kernel(_kf._update),
+    "update_at": _Kernel(_kf._update_at),
     "meet": _Kernel(_kn._meet),
     "add_rows": _Kernel(_kn._add_rows),
     "in_view": _Kernel(_kf._in_view),
@@ -336,15 +337,20 @@ def update(
     return xo, Po, nis
 
 
-def meet(
-    origin: np.ndarray,
-    los: np.ndarray,
-    sigma: np.ndarray,
-    live: np.ndarray,
-    t_s: float,
-    screen: tuple[float, float, float, float, float],
-    limits: np.ndarray,
-) -> tuple[np.ndarray, ...] | None:
+def update_at(x: np.ndarray, P: np.ndarray, rows: np.ndarray, y: np.ndarray,
+              H: np.ndarray, sigma: np.ndarray) -> np.ndarray | None:  # fmt: skip
+    """Compiled filters.update of the stack's rows ``rows`` in place (its floats): the
+    NIS; None when the kernels are off (nothing changed)."""
+    if not (enabled() and _plain(x, np.float64) and _plain(P, np.float64)):
+        return None
+    nis = np.empty(rows.shape[0])
+    args = (x, P, _i64(rows), _f64(y), _f64(H), _f64(sigma, (rows.shape[0],)), nis)
+    return None if _run("update_at", *args) is None else nis
+
+
+def meet(origin: np.ndarray, los: np.ndarray, sigma: np.ndarray, live: np.ndarray,
+         t_s: float, screen: tuple[float, ...], limits: np.ndarray,
+         ) -> tuple[np.ndarray, ...] | None:  # fmt: skip
     """Compiled InitiationBuffer._meeting (:func:`.kernel_initiation._meet`; ``screen``:
     own code, speed, extra, slack, slack_m of its bound): the pairs' (new, waiting)
     indices, ranges t1, t2 (m) and scores; None when the kernels are off."""
@@ -483,6 +489,9 @@ def warm() -> bool:
     los = np.array([[1.0, 0.0, 0.0]])
     predict_short(x, P, one, 0.0 * one, one, one)
     update(x, P, np.zeros((1, 2)), np.full((1, 2, 3), 1e-7), 1e-5 * one)
+    update_at(
+        x.copy(), P.copy(), np.zeros(1, np.int64), np.zeros((1, 2)), np.full((1, 2, 3), 1e-7), one
+    )
     gate(x, P, np.zeros(3), los, 1e-5 * one, 10.0 * one)
     may_gate(x, np.ones((1, 9)), 0.0 * one, np.zeros(3), los, 1e-5 * one, 10.0 * one)
     propagate_to_surface(

@@ -99,7 +99,8 @@ def test_compiled_rows_are_numpys():
     assert a.shape == b.shape == (40, 13)
     assert a[:, :10].tobytes() == b[:, :10].tobytes()  # all but the moments exactly
     np.testing.assert_allclose(b[:, 10:], a[:, 10:], rtol=0, atol=1e-8 * R_SAT)
-    # the moment is origin x LOS
+    # the compiled writer ran (it says so), and the moment is origin x LOS
+    assert kernels.add_rows(np.zeros((8, 13)), 0, 1.0, 0, sat_a, los_a[:8], sig[:8], 1.0)
     np.testing.assert_allclose(b[:, 10:], np.cross(sat_a, los_a), rtol=0, atol=1e-8 * R_SAT)
 
 
