@@ -103,6 +103,20 @@ def update(
     return xn, Pn, nis
 
 
+def update_rows(
+    x: np.ndarray, P: np.ndarray, rows: np.ndarray, y: np.ndarray, Hpos: np.ndarray,
+    sigma: np.ndarray,
+) -> np.ndarray:  # fmt: skip
+    """:func:`update` of the rows ``rows`` (K,, distinct) of stacked states ``x`` (N, 9)
+    and covariances ``P`` (N, 9, 9), written back in place; returns the NIS (K,).
+    Compiled, the rows are read and written where they lie (no gathers, no scatters)."""
+    nis = kernels.update_at(x, P, rows, y, Hpos, sigma)
+    if nis is not None:
+        return nis
+    x[rows], P[rows], nis = update(x[rows], P[rows], y, Hpos, sigma)
+    return nis
+
+
 def condition_on_zero_accel(x: np.ndarray, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Condition Gaussian states (N, 9) on ``a = 0`` (thrust over): the ballistic filter.
 

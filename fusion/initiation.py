@@ -16,11 +16,13 @@ frames, not Earth-fixed).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from . import kernel_initiation as _kn
 from . import kernels
 from .config import FusionConfig
 from .dynamics import ellipsoid_height, norm3
@@ -180,6 +182,19 @@ _FAR_SLACK = 1.0 + 1e-6  # relative and ...
 _FAR_SLACK_M = 1.0  # ... absolute slack on the screen's tolerance (rounding)
 
 
+@functools.cache
+def _meet_limits(
+    miss_sigmas: float, max_range: float, sin_min: float, min_alt: float, max_alt: float
+) -> np.ndarray:
+    """The exact tests' limits of the compiled meeting (:mod:`.kernel_initiation`: its
+    ``limits`` entries), one array per configuration (do not modify)."""
+    out = np.empty(7)
+    out[_kn.MISS_SIGMAS], out[_kn.MAX_RANGE], out[_kn.SIN_MIN] = miss_sigmas, max_range, sin_min
+    out[_kn.MIN_ALT], out[_kn.MAX_ALT] = min_alt, max_alt
+    out[_kn.BLOCK_DEPTH], out[_kn.AT_END] = _EARTH_BLOCK_DEPTH_M, _AT_END_M
+    return out
+
+
 class InitiationBuffer:
     """Unclaimed detections of the last ``init_window_s`` and the pairing of new ones.
 
@@ -233,10 +248,11 @@ class InitiationBuffer:
         self._lo, self._hi = 0, kept.shape[0]
 
     def prune(self, t_s: float) -> None:
-        """Drop detections older than ``t_s - init_window_s``."""
+        """Drop detections older than ``t_s - init_window_s`` (the rows are in time order:
+        the expired ones are a prefix, dropped by moving ``_lo``)."""
         cut = t_s - self.config.init_window_s
         if self._hi > self._lo and self._rows[self._lo, _T] < cut:
-            self._keep(self._t >= cut)
+            self._lo += int(self._t.searchsorted(cut))
 
     def add(
         self, t_s: float, sensor_id: str, origin: np.ndarray, los: np.ndarray, sigma: np.ndarray
@@ -254,6 +270,11 @@ class InitiationBuffer:
             self._rows = np.zeros((size, _N_COLS))
             self._rows[: live.shape[0]] = live
             self._lo, self._hi = 0, live.shape[0]
+        if kernels.add_rows(self._rows, self._hi, t_s, code, origin, los, sigma,
+                            self._reach_per_sigma):  # fmt: skip
+            self._hi += m
+            self._lo = max(self._lo, self._hi - self.capacity)
+            return
         new = self._rows[self._hi : self._hi + m]
         new[:, _T] = t_s
         new[:, _CODE] = code
@@ -282,16 +303,18 @@ class InitiationBuffer:
         speed = cfg.init_max_speed_mps
         # hypot(sigma, sigma_b) <= sigma + sigma_b: the tolerance bound of screen_pairs
         extra, own = self._reach_per_sigma * sigma_max, self._codes.get(sensor_id, -1)
-        screened = kernels.pair_screen(
-            origin, los, live, t_s, own, speed, extra, _FAR_SLACK, _FAR_SLACK_M
-        )
-        if screened is not None:  # compiled: the same bound, pair by pair
-            mi, bi = screened
-        else:
-            far = live[:, _REACH] + speed * (t_s - live[:, _T])
-            far = (far + extra) * _FAR_SLACK + _FAR_SLACK_M
-            far[(live[:, _CODE] == own) | (live[:, _T] > t_s)] = -1.0
-            mi, bi = screen_pairs(origin, los, live[:, _LINE], far)
+        screen = (float(own), speed, extra, _FAR_SLACK, _FAR_SLACK_M)
+        limits = _meet_limits(
+            cfg.init_miss_sigmas, cfg.max_range_m, self._sin_min, cfg.init_min_altitude_m,
+            cfg.init_max_altitude_m,
+        )  # fmt: skip
+        met = kernels.meet(origin, los, sigma, live, t_s, screen, limits)
+        if met is not None:  # compiled: the screen and the exact tests, numpy's floats
+            return met if met[0].size else None
+        far = live[:, _REACH] + speed * (t_s - live[:, _T])
+        far = (far + extra) * _FAR_SLACK + _FAR_SLACK_M
+        far[(live[:, _CODE] == own) | (live[:, _T] > t_s)] = -1.0
+        mi, bi = screen_pairs(origin, los, live[:, _LINE], far)
         if mi.size == 0:  # the usual case in clutter: no ray comes near enough
             return None
         s2 = live[:, _ORIGIN]  # (B, 3) views of the live rows

@@ -1,10 +1,9 @@
 """The compiled filter and gating loops behind :mod:`.kernels`: plain Python over
 arrays, compiled by numba there (correct but slow if run uncompiled). The short-step
 predict (:func:`.filters.predict`), the Joseph update (:func:`.filters.update`), the
-``may_gate`` screen and the gating of candidate pairs (:mod:`.association`), the screen
-of initiation pairs (:func:`.initiation.screen_pairs`), the existence look's view test
-(:mod:`.tracker.existence`); units and
-frames as in the numpy code each mirrors. :data:`HELPERS` are the functions the loops
+``may_gate`` screen and the gating of candidate pairs (:mod:`.association`), the
+existence look's view test (:mod:`.tracker.existence`); units and frames as in the
+numpy code each mirrors. :data:`HELPERS` are the functions the loops
 call (compiled first)."""
 
 from __future__ import annotations
@@ -30,6 +29,7 @@ HELPERS = (
     "_symmetrise",
     "_predict_scratch",
     "_predict_row",
+    "_update_row",
 )
 
 
@@ -332,87 +332,78 @@ def _update(
 ) -> None:
     """Joseph-form EKF update (filters.update) of K rows with 2-D residuals ``y`` (K, 2)
     rad, position Jacobians ``H`` (K, 2, 3) 1/m, noise ``sigma`` (K,) rad."""
-    n = x.shape[0]
-    PHt = np.empty((9, 2))
-    Kg = np.empty((9, 2))
-    IKH = np.empty((9, 9))
-    tmp = np.empty((9, 9))
-    for k in range(n):
-        s2 = sigma[k] * sigma[k]
-        for i in range(9):
-            for a_ in range(2):
-                acc = 0.0
-                for j in range(3):
-                    acc += P[k, i, j] * H[k, a_, j]
-                PHt[i, a_] = acc
-        s00 = s2
-        s01 = 0.0
-        s10 = 0.0
-        s11 = s2
-        for i in range(3):
-            s00 += H[k, 0, i] * PHt[i, 0]
-            s01 += H[k, 0, i] * PHt[i, 1]
-            s10 += H[k, 1, i] * PHt[i, 0]
-            s11 += H[k, 1, i] * PHt[i, 1]
-        det = s00 * s11 - s01 * s10
-        i00, i01, i10, i11 = s11 / det, -s01 / det, -s10 / det, s00 / det
-        y0, y1 = y[k, 0], y[k, 1]
-        for i in range(9):
-            Kg[i, 0] = PHt[i, 0] * i00 + PHt[i, 1] * i10
-            Kg[i, 1] = PHt[i, 0] * i01 + PHt[i, 1] * i11
-            xo[k, i] = x[k, i] + Kg[i, 0] * y0 + Kg[i, 1] * y1
-        nis[k] = y0 * (i00 * y0 + i01 * y1) + y1 * (i10 * y0 + i11 * y1)
-        for i in range(9):
-            for j in range(9):
-                v = 1.0 if i == j else 0.0
-                if j < 3:
-                    v -= Kg[i, 0] * H[k, 0, j] + Kg[i, 1] * H[k, 1, j]
-                IKH[i, j] = v
-        _sandwich(IKH, P[k], tmp, Po[k])
-        for i in range(9):
-            for j in range(9):
-                Po[k, i, j] += s2 * (Kg[i, 0] * Kg[j, 0] + Kg[i, 1] * Kg[j, 1])
-        _symmetrise(Po[k])
+    scratch = (np.empty((9, 2)), np.empty((9, 2)), np.empty((9, 9)), np.empty((9, 9)))
+    for k in range(x.shape[0]):
+        nis[k] = _update_row(x[k], P[k], y[k], H[k], sigma[k], xo[k], Po[k], scratch)
 
 
-def _pair_screen(
-    origin: np.ndarray,
-    los: np.ndarray,
-    live: np.ndarray,
-    t_s: float,
-    own_code: float,
-    speed: float,
-    extra: float,
-    slack: float,
-    slack_m: float,
-    mi: np.ndarray,
-    bi: np.ndarray,
+def _update_at(
+    x: np.ndarray,
+    P: np.ndarray,
+    rows: np.ndarray,
+    y: np.ndarray,
+    H: np.ndarray,
+    sigma: np.ndarray,
+    nis: np.ndarray,
 ) -> int:
-    """initiation.screen_pairs of new rays ``origin + t los[m]`` against the waiting rows
-    ``live`` (B, 13) of the initiation buffer (its packed columns), with each row's
-    tolerance bound ``far`` as InitiationBuffer._meeting forms it (``extra``: the new
-    rays' reach, ``slack`` and ``slack_m`` its slack; rows of ``own_code`` or newer than
-    ``t_s`` pass nothing): the passing pairs into ``mi``, ``bi`` in row-major order;
-    returns their number. A screen: rounding differs from numpy's product, the slack
-    covers it (the exact test follows)."""
-    count = 0
-    for m in range(los.shape[0]):
-        lx, ly, lz = los[m, 0], los[m, 1], los[m, 2]
-        cx = origin[1] * lz - origin[2] * ly  # origin x los: the new ray's moment
-        cy = origin[2] * lx - origin[0] * lz
-        cz = origin[0] * ly - origin[1] * lx
-        for b in range(live.shape[0]):
-            t_b = live[b, 0]
-            if live[b, 1] == own_code or t_b > t_s:
-                continue
-            far = (live[b, 3] + speed * (t_s - t_b) + extra) * slack + slack_m
-            v = cx * live[b, 7] + cy * live[b, 8] + cz * live[b, 9]
-            v += lx * live[b, 10] + ly * live[b, 11] + lz * live[b, 12]
-            if abs(v) <= 2.0 * far:
-                mi[count] = m
-                bi[count] = b
-                count += 1
-    return count
+    """:func:`_update` of the stack's rows ``rows`` (K,) (distinct) in place: the same
+    floats, without gathering and scattering the rows; returns K (None means no kernel)."""
+    scratch = (np.empty((9, 2)), np.empty((9, 2)), np.empty((9, 9)), np.empty((9, 9)))
+    for k in range(rows.shape[0]):
+        r = rows[k]
+        nis[k] = _update_row(x[r], P[r], y[k], H[k], sigma[k], x[r], P[r], scratch)
+    return rows.shape[0]
+
+
+def _update_row(
+    x: np.ndarray,
+    P: np.ndarray,
+    y: np.ndarray,
+    H: np.ndarray,
+    sigma: float,
+    xo: np.ndarray,
+    Po: np.ndarray,
+    scratch: tuple[np.ndarray, ...],
+) -> float:
+    """One row's Joseph update into ``xo`` (9,), ``Po`` (9, 9), which may be ``x``, ``P``
+    themselves (each is read before it is written); returns the NIS."""
+    PHt, Kg, IKH, tmp = scratch
+    s2 = sigma * sigma
+    for i in range(9):
+        for a_ in range(2):
+            acc = 0.0
+            for j in range(3):
+                acc += P[i, j] * H[a_, j]
+            PHt[i, a_] = acc
+    s00 = s2
+    s01 = 0.0
+    s10 = 0.0
+    s11 = s2
+    for i in range(3):
+        s00 += H[0, i] * PHt[i, 0]
+        s01 += H[0, i] * PHt[i, 1]
+        s10 += H[1, i] * PHt[i, 0]
+        s11 += H[1, i] * PHt[i, 1]
+    det = s00 * s11 - s01 * s10
+    i00, i01, i10, i11 = s11 / det, -s01 / det, -s10 / det, s00 / det
+    y0, y1 = y[0], y[1]
+    for i in range(9):
+        Kg[i, 0] = PHt[i, 0] * i00 + PHt[i, 1] * i10
+        Kg[i, 1] = PHt[i, 0] * i01 + PHt[i, 1] * i11
+        xo[i] = x[i] + Kg[i, 0] * y0 + Kg[i, 1] * y1
+    nis = y0 * (i00 * y0 + i01 * y1) + y1 * (i10 * y0 + i11 * y1)
+    for i in range(9):
+        for j in range(9):
+            v = 1.0 if i == j else 0.0
+            if j < 3:
+                v -= Kg[i, 0] * H[0, j] + Kg[i, 1] * H[1, j]
+            IKH[i, j] = v
+    _sandwich(IKH, P, tmp, Po)
+    for i in range(9):
+        for j in range(9):
+            Po[i, j] += s2 * (Kg[i, 0] * Kg[j, 0] + Kg[i, 1] * Kg[j, 1])
+    _symmetrise(Po)
+    return nis
 
 
 def _in_view(

@@ -9,13 +9,14 @@ as one compiled loop per row (numba, ``@njit(cache=True)``; the loops are in the
 ``kernel_*`` modules): the short-step predict (also in place on the stacked rows), the
 angular screen ``may_gate`` (also indexed over the stack), the gating of candidate pairs,
 the Joseph-form update, the existence look's view test (``in_view``: numpy's decisions),
-the threads' nearest neighbours (``two_nearest``: scipy's k-d tree floats, bit for bit)
-and the assignment (``assign_pairs``: scipy's LAPJVsp choices, ties included).
+the threads' nearest neighbours (``two_nearest``: scipy's k-d tree floats, bit for bit),
+the assignment (``assign_pairs``: scipy's LAPJVsp choices, ties included) and the
+initiation's pairing (``meet``: its screen and exact tests, numpy's floats bit for bit).
 
 The kernels compute the same quantities as the numpy code they stand in for, with the
 same formulas, but their sums run in a fixed in-order loop where numpy uses BLAS (``dgemm``
 blocks its products its own way) or pairwise sums: results agree to rounding (relative
-~1e-15 per operation), not bit for bit (``two_nearest`` and ``assign_pairs``: exactly).
+~1e-15 per operation), not bit for bit (``two_nearest``, ``assign_pairs``, ``meet``: exactly).
 Digests of ``/tracks`` were recorded with the kernels on (DESIGN §9).
 
 Compilation: lazily, at each kernel's first call, cached on disk by numba (``cache=True``:
@@ -38,6 +39,7 @@ import numpy as np
 from . import kernel_assign as _ka
 from . import kernel_filters as _kf
 from . import kernel_impact as _ki
+from . import kernel_initiation as _kn
 from . import kernel_rows as _kr
 from . import kernel_threads as _kt
 
@@ -64,7 +66,9 @@ _KERNELS = {
     "gate": _Kernel(_kf._gate),
     "gate_pairs": _Kernel(_kf._gate_pairs),
     "update": _Kernel(_kf._update),
-    "pair_screen": _Kernel(_kf._pair_screen),
+    "update_at": _Kernel(_kf._update_at),
+    "meet": _Kernel(_kn._meet),
+    "add_rows": _Kernel(_kn._add_rows),
     "in_view": _Kernel(_kf._in_view),
     "to_surface": _Kernel(_ki._to_surface),
     "launch_fit": _Kernel(_ki._launch_fit),
@@ -112,7 +116,8 @@ def _compiled(name: str) -> Callable[..., Any] | None:
     if k.failed or not enabled():
         return None
     try:
-        for module in (_kf, _ki, _kt, _ka, _kr):  # the loops' globals must name compiled functions
+        # the loops' globals must name compiled functions
+        for module in (_kf, _ki, _kt, _ka, _kr, _kn):
             for helper in module.HELPERS:
                 if not hasattr(getattr(module, helper), "py_func"):
                     fn = getattr(module, helper)
@@ -332,30 +337,41 @@ def update(
     return xo, Po, nis
 
 
-def pair_screen(
-    origin: np.ndarray,
-    los: np.ndarray,
-    live: np.ndarray,
-    t_s: float,
-    own_code: int,
-    speed: float,
-    extra: float,
-    slack: float,
-    slack_m: float,
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """Compiled initiation screen (InitiationBuffer._meeting's tolerance bound and
-    initiation.screen_pairs) of new rays ``los`` (M, 3) from ``origin`` (3,) m against
-    the buffer's packed rows ``live`` (B, 13) at ``t_s`` s: the pairs' (new, waiting)
-    indices in row-major order; None when the kernels are off."""
+def update_at(x: np.ndarray, P: np.ndarray, rows: np.ndarray, y: np.ndarray,
+              H: np.ndarray, sigma: np.ndarray) -> np.ndarray | None:  # fmt: skip
+    """Compiled filters.update of the stack's rows ``rows`` in place (its floats): the
+    NIS; None when the kernels are off (nothing changed)."""
+    if not (enabled() and _plain(x, np.float64) and _plain(P, np.float64)):
+        return None
+    nis = np.empty(rows.shape[0])
+    args = (x, P, _i64(rows), _f64(y), _f64(H), _f64(sigma, (rows.shape[0],)), nis)
+    return None if _run("update_at", *args) is None else nis
+
+
+def meet(origin: np.ndarray, los: np.ndarray, sigma: np.ndarray, live: np.ndarray,
+         t_s: float, screen: tuple[float, ...], limits: np.ndarray,
+         ) -> tuple[np.ndarray, ...] | None:  # fmt: skip
+    """Compiled InitiationBuffer._meeting (:func:`.kernel_initiation._meet`; ``screen``:
+    own code, speed, extra, slack, slack_m of its bound): the pairs' (new, waiting)
+    indices, ranges t1, t2 (m) and scores; None when the kernels are off."""
     if not enabled():
         return None
     size = los.shape[0] * live.shape[0]
-    mi, bi = np.empty(size, np.int64), np.empty(size, np.int64)
-    args = (_f64(origin), _f64(los), _f64(live), float(t_s), float(own_code), float(speed))
-    count = _run("pair_screen", *args, float(extra), float(slack), float(slack_m), mi, bi)
-    if count is None:
+    (mi, bi), (t1, t2, score) = np.empty((2, size), np.int64), np.empty((3, size))
+    args = (_f64(origin), _f64(los), _f64(sigma), _f64(live), float(t_s), *screen, limits)
+    if (count := _run("meet", *args, mi, bi, t1, t2, score)) is None:
         return None
-    return mi[:count], bi[:count]
+    return mi[:count], bi[:count], t1[:count], t2[:count], score[:count]
+
+
+def add_rows(rows: np.ndarray, start: int, t_s: float, code: int, origin: np.ndarray,
+             los: np.ndarray, sigma: np.ndarray, reach_per_sigma: float) -> bool:  # fmt: skip
+    """Compiled InitiationBuffer.add's rows (:func:`.kernel_initiation._add_rows`) from
+    row ``start``; False when the kernels are off."""
+    if not (enabled() and _plain(rows, np.float64)):
+        return False
+    args = (rows, int(start), float(t_s), float(code), _f64(origin), _f64(los), _f64(sigma))
+    return _run("add_rows", *args, float(reach_per_sigma)) is not None
 
 
 def in_view(
@@ -473,26 +489,24 @@ def warm() -> bool:
     los = np.array([[1.0, 0.0, 0.0]])
     predict_short(x, P, one, 0.0 * one, one, one)
     update(x, P, np.zeros((1, 2)), np.full((1, 2, 3), 1e-7), 1e-5 * one)
+    update_at(
+        x.copy(), P.copy(), np.zeros(1, np.int64), np.zeros((1, 2)), np.full((1, 2, 3), 1e-7), one
+    )
     gate(x, P, np.zeros(3), los, 1e-5 * one, 10.0 * one)
     may_gate(x, np.ones((1, 9)), 0.0 * one, np.zeros(3), los, 1e-5 * one, 10.0 * one)
     propagate_to_surface(
         x[:, :3], x[:, 3:6], 1e-3 * one, 10.0, 20.0, 1.0, (1e5, 2e4, 1e4, 20.0, 2.5e5)
     )
-    pair_screen(x[0, :3], los, np.zeros((1, 13)), 1.0, 0, 1.0, 1.0, 1.0, 1.0)
+    meet(x[0, :3], los, 1e-5 * one, np.zeros((1, 13)), 1.0, (0.0, 1.0, 1.0, 1.0, 1.0), np.ones(7))
+    add_rows(np.zeros((1, 13)), 0, 1.0, 0, x[0, :3], los, 1e-5 * one, 1.0)
     in_view(np.ones(3), x[:, :3], 1.0, 0.0, (2.0, 1.0), (0.0, 0.0, 0.0))
     two_nearest(los, los)
     t_ns, row = np.zeros(1, np.int64), np.zeros(1, np.int64)
     may_gate_at(x, P, t_ns, row, 1, np.zeros(3), los, 1e-5 * one, 10.0 * one)
     predict_at(x.copy(), P.copy(), t_ns, row, 1, (one, one, one), 2.0)
+    track, det, w = np.array([0, 0, 1]), np.array([0, 1, 1]), one[[0, 0, 0]]
     for adjust in (None, np.ones(3)):
-        assign_pairs(
-            np.array([0, 0, 1]),
-            np.array([0, 1, 1]),
-            one[[0, 0, 0]],
-            one[[0, 0, 0]],
-            9.0 * np.ones(2),
-            adjust,
-        )
+        assign_pairs(track, det, w, w, 9.0 * np.ones(2), adjust)
     tau = np.linspace(0.0, 10.0, 5)
     launch_fit(
         tau, 6.4e6 + tau[:, None] * np.ones((5, 3)), np.ones(5), 2, -np.arange(0.0, 1.0, 0.1), 2e3

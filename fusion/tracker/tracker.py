@@ -24,7 +24,7 @@ from ..association import (
 from ..config import FusionConfig
 from ..domain import NS_PER_S, SensorFrame, TrackReport
 from ..dynamics import ACC, N_STATE, POS, VEL, cross_omega, ellipsoid_height
-from ..filters import update
+from ..filters import update_rows
 from ..initiation import Candidate, InitiationBuffer
 from ..measurement import position_jacobian, predict_los, residuals
 from ..registration import Registration
@@ -326,10 +326,7 @@ class Tracker:
             sigma = np.concatenate([sigma, sigma[sh_k]])  # a shadow: its track's sigma
         else:
             all_rows = upd_rows
-        xn, Pn, nis = update(rows.x[all_rows], rows.P[all_rows], y, hpos, sigma)
-        rows.x[all_rows] = xn
-        rows.P[all_rows] = Pn
-        return nis, shadowed
+        return update_rows(rows.x, rows.P, all_rows, y, hpos, sigma), shadowed
 
     def _look(self, frame: SensorFrame, touched: list[Track]) -> None:
         """Score every track in the frame's view by whether this look saw it (``touched``:
