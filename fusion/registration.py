@@ -34,6 +34,7 @@ import numpy as np
 from .config import FusionConfig
 from .domain import NS_PER_S, SensorFrame
 from .kernel_registration import correct_rows, widened_rows
+from .registration_common import SharedTerms, bit_indices
 from .registration_consider import SensorTerms, bias_scale, significant
 from .registration_looks import MAX_WINDOW_LOOKS, Evidence, OpenWindows, Window
 from .registration_output import SensorBias, sensor_biases
@@ -104,7 +105,11 @@ class Registration:
         self._p_version = 0  # bumped whenever P or theta change
         self._applied: dict[int, tuple[int, tuple]] = {}  # per sensor, by version: _use's
         self._terms: tuple[int, SensorTerms] | None = None  # every sensor's, by version
-        self._across: tuple[np.ndarray, np.ndarray | None] = (np.zeros(0), None)  # last frame
+        # the last corrected frame's sigmas, variances across, lines of sight and sensor
+        self._across: tuple[np.ndarray, np.ndarray | None, np.ndarray | None, int] = (
+            np.zeros(0), None, None, -1)  # fmt: skip
+        self._shared: tuple[int, SharedTerms] | None = None  # by version (pair_sigma)
+        self.counts_common = config.registration_common_once  # pair_sigma wants sensor masks
         self._t_ns: int | None = None
         self._pruned_s = -np.inf
         # windows accepted but not applied (info, gradient, columns, sensors); last update, s
@@ -124,28 +129,44 @@ class Registration:
         sensor has no evidence yet (or no detections). Also advances the drift."""
         self._advance(int(frame.time_ns))
         k = self._sensor(frame.sensor_id)
-        self._across = (frame.sigma, None)
+        self._across = (frame.sigma, None, None, -1)
         if frame.los.shape[0] == 0 or k is None or self._windows_used[k] == 0:
             return frame
         applied, th, pk, tr = self._use(k)
         drift = self._q_per_s * self._drift_s  # rad^2 per axis, isotropic: adds as is
         looks = self._cfg.registration_consider_looks
         c, sigma, across = correct_rows(frame.los, th, pk, tr, drift, frame.sigma, looks, applied)
-        self._across = (sigma, across)
+        self._across = (sigma, across, c, k)
         return _with_looks(frame, c, sigma)
 
-    def pair_sigma(self, det_idx: np.ndarray, looks: list[int]) -> np.ndarray:
+    def pair_sigma(
+        self,
+        det_idx: np.ndarray,
+        looks: list[int],
+        masks: list[int] | None = None,
+        bits: dict[str, int] | None = None,
+    ) -> np.ndarray:
         """Sigmas (rad) of the last corrected frame's detections ``det_idx`` for updates of
         tracks whose estimates average ``looks`` looks per sensor (0: not ballistic), by
         :func:`.registration_consider.widened` (compiled: :mod:`.kernel_registration`);
         the count's cap above
         ``registration_consider_looks`` shrinks with the bias scale (a scene found
-        unbiased keeps its tracks' weighting)."""
-        sigma, across = self._across
+        unbiased keeps its tracks' weighting). With ``registration_common_once``
+        (:attr:`counts_common`) and the tracks' sensors ``masks`` (bit masks over the
+        tracker's numbering ``bits``, sensor id -> bit), each look is also widened by its
+        sensor's covariance with the track's other sensors as many times
+        (:mod:`.registration_common`)."""
+        sigma, across, los, k = self._across
         cfg = self._cfg
         k0 = cfg.registration_consider_looks
         k1 = k0 + self.scale * (cfg.registration_consider_looks_max - k0)
-        return widened_rows(sigma, across, det_idx, looks, k0, k1)
+        out = widened_rows(sigma, across, det_idx, looks, k0, k1)
+        if masks is None or bits is None or across is None or los is None:
+            return out
+        if self._shared is None or self._shared[0] != self._p_version:
+            self._shared = (self._p_version, SharedTerms(self._P, self.scale, self._windows_used))
+        of_bit = bit_indices(bits, self._index)
+        return self._shared[1].widened(out, los[det_idx], looks, masks, of_bit, (k, k0, k1))
 
     def _use(self, k: int) -> tuple[bool, np.ndarray, np.ndarray, float]:
         """How sensor ``k``'s estimate is used (cached until P changes): applied or not
@@ -286,15 +307,16 @@ class Registration:
         memory (``registration_site_memory_s``, ``registration_track_memory_s``) is on
         (then every window now, in order), else alone, at the track's state after its last
         look, at the next update (:meth:`_solve_closed`)."""
-        site_memory = self._cfg.registration_site_memory_s
-        track_memory = self._cfg.registration_track_memory_s
-        if w.kind == Evidence.EARTH_FIXED and site_memory > 0.0:
+        cfg = self._cfg
+        site_memory = cfg.registration_site_memory_s > 0.0 or cfg.registration_site_drift
+        track_memory = cfg.registration_track_memory_s
+        if w.kind == Evidence.EARTH_FIXED and site_memory:
             self._solve_site(w)
         elif w.kind == Evidence.MOVING and track_memory > 0.0:
             th, take = self._theta.reshape(-1, 3), self._take
             if not self._arcs.solve(w.key, w.state, w.last_s, w.looks, th, track_memory, take):
                 self.rejected_total += 1
-        elif site_memory > 0.0 or track_memory > 0.0:
+        elif site_memory or track_memory > 0.0:
             self._solve(w, np.asarray(w.state, float), w.kind, w.last_s)
         else:
             self._closed.append(w)
@@ -334,7 +356,8 @@ class Registration:
     def _solve_site(self, w: Window) -> None:
         """One Kalman update of the biases from a hot spot's window, its site's position
         eliminated over this and every earlier accepted window of the site (faded by
-        ``registration_site_memory_s``; :func:`.registration_sites.site_window`): the
+        ``registration_site_memory_s``, or carried forward by the drift with
+        ``registration_site_drift``; :func:`.registration_sites.site_window`): the
         information the window adds given the earlier ones, so looks of one satellite,
         or of satellites that saw the site at different times, count. A window of a site
         only one satellite has seen is kept for later; a skipped or rejected window is
@@ -343,9 +366,13 @@ class Registration:
         frame = self._sites.frame(w.key, times)
         if times.size < MIN_LOOKS or frame is None:
             return
-        nrm = self._sites.normals.get(w.key) or SiteNormals()
-        nrm = nrm.faded(w.last_s, self._cfg.registration_site_memory_s)
+        nrm = self._sites.normals.get(w.key)
         try:
+            if self._cfg.registration_site_drift:
+                nrm = nrm if nrm is not None and nrm.D is not None else SiteNormals.drifting()
+                nrm = nrm.predicted(w.last_s, self._q_per_s)
+            else:
+                nrm = (nrm or SiteNormals()).faded(w.last_s, self._cfg.registration_site_memory_s)
             looks = (sensors, positions, los, sigmas)
             sw = site_window(nrm, *frame, *looks, self._theta.reshape(-1, 3))
         except np.linalg.LinAlgError:

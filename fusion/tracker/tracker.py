@@ -314,7 +314,9 @@ class Tracker:
         sigma = frame.sigma[det_idx]
         reg = self.registration
         if reg is not None and self._looks_per_track:  # consider term by looks per sensor
-            sigma = reg.pair_sigma(det_idx, _ballistic_looks(trks, frame, self._sensor_bits))
+            looks = _ballistic_looks(trks, frame, self._sensor_bits)
+            masks = [t.ballistic_sensors for t in trks] if reg.counts_common else None
+            sigma = reg.pair_sigma(det_idx, looks, masks, self._sensor_bits)
         if sh_k.size:
             sr = sh_rows[sh_k]
             sd = det_idx[sh_k]
