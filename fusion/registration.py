@@ -29,6 +29,8 @@ Deterministic: the state depends only on the order of the frames.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from .config import FusionConfig
@@ -105,11 +107,10 @@ class Registration:
         self._p_version = 0  # bumped whenever P or theta change
         self._applied: dict[int, tuple[int, tuple]] = {}  # per sensor, by version: _use's
         self._terms: tuple[int, SensorTerms] | None = None  # every sensor's, by version
-        # the last corrected frame's sigmas, variances across, lines of sight and sensor
-        self._across: tuple[np.ndarray, np.ndarray | None, np.ndarray | None, int] = (
-            np.zeros(0), None, None, -1)  # fmt: skip
-        self._shared: tuple[int, SharedTerms] | None = None  # by version (pair_sigma)
-        self.counts_common = config.registration_common_once  # pair_sigma wants sensor masks
+        self._across: tuple[np.ndarray, np.ndarray | None] = (np.zeros(0), None)  # last frame
+        self._shared: tuple[int, SharedTerms] | None = None  # by version (report_consider)
+        self.counts_common = config.registration_common_once  # reports take report_consider
+        self._where = np.zeros((0, 3))  # (S, 3) m ECI: each sensor's last position
         self._t_ns: int | None = None
         self._pruned_s = -np.inf
         # windows accepted but not applied (info, gradient, columns, sensors); last update, s
@@ -129,44 +130,44 @@ class Registration:
         sensor has no evidence yet (or no detections). Also advances the drift."""
         self._advance(int(frame.time_ns))
         k = self._sensor(frame.sensor_id)
-        self._across = (frame.sigma, None, None, -1)
+        self._across = (frame.sigma, None)
+        if k is not None and self.counts_common:
+            self._where[k] = frame.position
         if frame.los.shape[0] == 0 or k is None or self._windows_used[k] == 0:
             return frame
         applied, th, pk, tr = self._use(k)
         drift = self._q_per_s * self._drift_s  # rad^2 per axis, isotropic: adds as is
         looks = self._cfg.registration_consider_looks
         c, sigma, across = correct_rows(frame.los, th, pk, tr, drift, frame.sigma, looks, applied)
-        self._across = (sigma, across, c, k)
+        self._across = (sigma, across)
         return _with_looks(frame, c, sigma)
 
-    def pair_sigma(
-        self,
-        det_idx: np.ndarray,
-        looks: list[int],
-        masks: list[int] | None = None,
-        bits: dict[str, int] | None = None,
-    ) -> np.ndarray:
+    def pair_sigma(self, det_idx: np.ndarray, looks: list[int]) -> np.ndarray:
         """Sigmas (rad) of the last corrected frame's detections ``det_idx`` for updates of
         tracks whose estimates average ``looks`` looks per sensor (0: not ballistic), by
         :func:`.registration_consider.widened` (compiled: :mod:`.kernel_registration`);
         the count's cap above
         ``registration_consider_looks`` shrinks with the bias scale (a scene found
-        unbiased keeps its tracks' weighting). With ``registration_common_once``
-        (:attr:`counts_common`) and the tracks' sensors ``masks`` (bit masks over the
-        tracker's numbering ``bits``, sensor id -> bit), each look is also widened by its
-        sensor's covariance with the track's other sensors as many times
-        (:mod:`.registration_common`)."""
-        sigma, across, los, k = self._across
+        unbiased keeps its tracks' weighting)."""
+        sigma, across = self._across
         cfg = self._cfg
         k0 = cfg.registration_consider_looks
         k1 = k0 + self.scale * (cfg.registration_consider_looks_max - k0)
-        out = widened_rows(sigma, across, det_idx, looks, k0, k1)
-        if masks is None or bits is None or across is None or los is None:
-            return out
+        return widened_rows(sigma, across, det_idx, looks, k0, k1)
+
+    def report_consider(
+        self, bits: dict[str, int]
+    ) -> Callable[[np.ndarray, int], np.ndarray | None]:
+        """With ``registration_common_once``: ``term(position, mask)``, the position
+        covariance (3, 3) m^2 a track at ECI ``position`` (3,) m whose looks came from the
+        sensors of tracker bit ``mask`` (over ``bits``, sensor id -> bit) leaves out by
+        treating its sensors' bias errors as independent (:mod:`.registration_common`);
+        None where there is none. Made per call, not kept."""
         if self._shared is None or self._shared[0] != self._p_version:
-            self._shared = (self._p_version, SharedTerms(self._P, self.scale, self._windows_used))
-        of_bit = bit_indices(bits, self._index)
-        return self._shared[1].widened(out, los[det_idx], looks, masks, of_bit, (k, k0, k1))
+            terms = SharedTerms(self._P, self.scale, self._windows_used)
+            self._shared = (self._p_version, terms)
+        terms, of_bit, where = self._shared[1], bit_indices(bits, self._index), self._where
+        return lambda position, mask: terms.position_term(position, mask, of_bit, where)
 
     def _use(self, k: int) -> tuple[bool, np.ndarray, np.ndarray, float]:
         """How sensor ``k``'s estimate is used (cached until P changes): applied or not
@@ -224,6 +225,7 @@ class Registration:
         self._L, self._Cn = _grown(self._L), _grown(self._Cn)
         self._theta = np.concatenate([self._theta, np.zeros(3)])
         self._windows_used = np.concatenate([self._windows_used, [0]])
+        self._where = np.concatenate([self._where, np.zeros((1, 3))])
         self._ids.append(sensor_id)
         self._index[sensor_id] = k  # last: a reader on another thread sees whole arrays
         return k

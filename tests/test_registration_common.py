@@ -1,92 +1,100 @@
 """The bias error a track's sensors share, counted once per track
 (``registration_common_once``, ``fusion/registration_common.py``; DESIGN §6, *Common
-rotation counted once per track, stop 25*): the variance a white-noise average of the
-widened looks reports against the true variance of that average when the sensors' bias
-errors share a common rotation."""
+rotation counted once per track, stop 25*): the maps from each sensor's rotation to the
+rays' meeting point against triangulating rotated rays, and the term a report adds
+against the whole covariance of that point less its sensors-alone part."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
-from tracklayer.fusion.registration_common import SharedTerms, bit_indices, sensors_of
+from tracklayer.fusion.registration_common import (
+    SharedTerms,
+    bit_indices,
+    displacement_maps,
+    sensors_of,
+)
+from tracklayer.sensors.ir_sensor import rotation_matrix
 
 URAD = 1e-6
-SIGMA0 = 20 * URAD  # rad: one look's noise
+TARGET = np.array([5.9e6, 1.2e6, 3.1e6])  # m ECI: a missile in midcourse
+# satellites to one side of it (a theatre seen from one direction: their rays' common
+# rotation moves the meeting point most)
+SATS = np.array([[7.3e6, -1.0e6, -0.5e6], [7.0e6, 0.5e6, -1.5e6], [6.5e6, -2.0e6, 0.0]])
 
 
-def _covariance(m: int, own: float, common: float) -> np.ndarray:
-    """Bias error covariance (3 m, 3 m) rad^2 of m sensors whose errors are a rotation
-    common to them (variance ``common`` per axis) plus their own (``own``)."""
-    return own * np.eye(3 * m) + common * np.kron(np.ones((m, m)), np.eye(3))
+def _meet(dirs: np.ndarray) -> np.ndarray:
+    """Least-squares meeting point of rays from ``SATS`` along unit ``dirs`` (m, 3), each
+    weighted by 1 / range^2 (equal angular noise)."""
+    rho2 = np.sum((TARGET - SATS) ** 2, axis=1)
+    W = (np.eye(3)[None] - dirs[:, :, None] * dirs[:, None, :]) / rho2[:, None, None]
+    return np.linalg.solve(W.sum(axis=0), np.einsum("kij,kj->i", W, SATS))
 
 
-def _reported_and_true(m: int, n: int, own: float, common: float, shared: bool):
-    """A target seen along one line of sight by m sensors, n looks each; the track's
-    position across the line of sight is the inverse-variance average of all looks (a
-    white-noise filter with negligible process noise). Returns the variance per axis it
-    reports with the looks widened (own block n times; with ``shared``, also the cross
-    term n times) and the true variance of that average."""
-    P = _covariance(m, own, common)
-    u = np.array([[0.0, 0.6, 0.8]])
-    across_own = own + common  # per axis across the line of sight: (tr - u'Pu) / 2
-    base = np.sqrt(SIGMA0**2 + n * across_own)
-    sig = []
-    for k in range(m):
-        if shared:
-            terms = SharedTerms(P, 1.0, np.ones(m, int))
-            mask = (1 << m) - 1
-            s = terms.widened(np.array([base]), u, [n], [mask], list(range(m)), (k, 25.0, 1e9))
-            sig.append(float(s[0]))
-        else:
-            sig.append(float(base))
-    w = np.array([1.0 / s**2 for s in sig]) * n  # the filter's information per sensor
-    reported = 1.0 / w.sum()
-    a = w / w.sum()  # each sensor's weight in the average
-    true = SIGMA0**2 * float(np.sum(a**2 / n)) + float(a @ (own * np.eye(m) + common) @ a)
-    return reported, true
+def _numerical_maps() -> np.ndarray:
+    """d(meeting point)/d(sensor k's rotation) (m, 3, 3) by rotating each sensor's ray
+    (central differences of 1 urad)."""
+    u = (TARGET - SATS) / np.linalg.norm(TARGET - SATS, axis=1, keepdims=True)
+    out = np.zeros((3, 3, 3))
+    for k in range(3):
+        for a in range(3):
+            e = np.zeros(3)
+            e[a] = URAD
+            ends = []
+            for sgn in (1.0, -1.0):
+                d = u.copy()
+                d[k] = rotation_matrix(sgn * e) @ u[k]
+                ends.append(_meet(d))
+            out[k, :, a] = (ends[0] - ends[1]) / (2 * URAD)
+    return out
 
 
-@pytest.mark.parametrize("m", [2, 3, 6])
-def test_a_common_rotation_is_counted_once_per_track(m):
-    """With the cross term the average reports its true variance (the common part once);
-    with the own blocks alone it reports the common part divided by the sensors (NEES
-    too high by up to m for a common error)."""
-    n, own, common = 200, (1.0 * URAD) ** 2, (2.0 * URAD) ** 2
-    reported, true = _reported_and_true(m, n, own, common, shared=True)
-    np.testing.assert_allclose(reported, true, rtol=1e-9)
-    alone, true_alone = _reported_and_true(m, n, own, common, shared=False)
-    assert alone < true_alone / (1 + 0.8 * (m - 1) * common / (common + own + SIGMA0**2 / n))
+def test_the_maps_move_the_meeting_point_as_rotated_rays_do():
+    np.testing.assert_allclose(np.allclose(_meet((TARGET - SATS) / np.linalg.norm(
+        TARGET - SATS, axis=1, keepdims=True)), TARGET, atol=1e-3), True)  # fmt: skip
+    J = displacement_maps(TARGET, SATS)
+    num = _numerical_maps()
+    # the same map up to sign (a covariance does not see it): m per rad, 1e-5 relative
+    np.testing.assert_allclose(np.abs(J), np.abs(num), rtol=1e-5, atol=1e-5 * np.abs(num).max())
+    np.testing.assert_allclose(J, -num, rtol=1e-5, atol=1e-5 * np.abs(num).max())
 
 
-def test_independent_or_opposite_errors_change_nothing():
-    """No cross covariance: nothing added. Sensors tied with opposite errors (negative
-    cross covariance): nothing taken away either (kept conservative)."""
-    u = np.array([[1.0, 0.0, 0.0]])
-    base = np.array([30 * URAD])
-    for common in (0.0, -((1.0 * URAD) ** 2)):
-        P = _covariance(2, (3 * URAD) ** 2, common)
-        terms = SharedTerms(P, 1.0, np.ones(2, int))
-        assert terms.widened(base, u, [100], [0b11], [0, 1], (0, 25.0, 100.0))[0] == base[0]
+def test_a_report_adds_what_treating_the_sensors_alone_leaves_out():
+    """Bias errors that are a common rotation (variance c per axis) plus each sensor's own
+    (a): the meeting point's whole covariance is ``sum_jk J_j P_jk J_k'``; the term is the
+    positive part of that less the sensors-alone part ``sum_k J_k P_kk J_k'`` (what the
+    widened looks give the track), so with it the report covers the whole."""
+    a, c = (1.0 * URAD) ** 2, (2.0 * URAD) ** 2
+    P = a * np.eye(9) + c * np.kron(np.ones((3, 3)), np.eye(3))
+    num = _numerical_maps()
+    A = num.transpose(1, 0, 2).reshape(3, 9)  # d(point) / d(all biases)
+    whole = A @ P @ A.T
+    alone = sum(num[k] @ P[3 * k : 3 * k + 3, 3 * k : 3 * k + 3] @ num[k].T for k in range(3))
+    term = SharedTerms(P, 1.0, np.ones(3, int)).position_term(TARGET, 0b111, [0, 1, 2], SATS)
+    lam, vec = np.linalg.eigh(whole - alone)
+    np.testing.assert_allclose(term, (vec * np.maximum(lam, 0.0)) @ vec.T, rtol=1e-4, atol=1e-6)
+    assert np.all(np.linalg.eigvalsh(term + alone - whole) > -1e-6 * np.trace(whole))
+    # a report without the term is too narrow along some direction (here ~110 of ~570 m^2
+    # in trace: a common rotation moves the rays' meeting point by about dtheta x (p - the
+    # sensors' centroid), less than each sensor's own rotation does)
+    assert np.trace(term) > 0.1 * np.trace(alone)
 
 
-def test_only_ballistic_tracks_of_several_registered_sensors_are_widened():
-    """A track at or below the base count (not ballistic), a track of one sensor, or whose
-    other sensor has no accepted window (left as received) keeps its sigma; the count is
-    clipped like the own term's."""
-    P = _covariance(3, (1 * URAD) ** 2, (2 * URAD) ** 2)
-    u = np.array([[0.0, 0.0, 1.0]] * 5)
-    base = np.full(5, 30 * URAD)
-    terms = SharedTerms(P, 1.0, np.array([1, 1, 0]))
-    looks, masks = [25, 200, 200, 200, 1000], [0b011, 0b001, 0b101, 0b011, 0b011]
-    out = terms.widened(base, u, looks, masks, [0, 1, 2], (0, 25.0, 100.0))
-    assert out[0] == base[0] and out[1] == base[1] and out[2] == base[2]
-    cross = (2 * URAD) ** 2  # sensor 1's covariance with sensor 0, per axis across
-    np.testing.assert_allclose(out[3] ** 2, base[3] ** 2 + 100 * cross, rtol=1e-12)
-    assert out[4] == out[3]  # 1,000 looks clipped at 100
-    half = SharedTerms(P, 0.5, np.array([1, 1, 0]))  # the bias scale shrinks the term
-    out = half.widened(base, u, looks, masks, [0, 1, 2], (0, 25.0, 100.0))
-    np.testing.assert_allclose(out[3] ** 2, base[3] ** 2 + 50 * cross, rtol=1e-12)
+def test_independent_errors_one_sensor_or_sensors_without_evidence_add_nothing():
+    P = (2 * URAD) ** 2 * np.eye(9)
+    assert (
+        SharedTerms(P, 1.0, np.ones(3, int)).position_term(TARGET, 0b111, [0, 1, 2], SATS) is None
+    )
+    Pc = P + (2 * URAD) ** 2 * np.kron(np.ones((3, 3)), np.eye(3))
+    terms = SharedTerms(Pc, 1.0, np.array([1, 1, 0]))
+    assert terms.position_term(TARGET, 0b001, [0, 1, 2], SATS) is None  # one sensor
+    assert terms.position_term(TARGET, 0b101, [0, 1, 2], SATS) is None  # 2: no windows
+    two = terms.position_term(TARGET, 0b011, [0, 1, 2], SATS)
+    half = SharedTerms(Pc, 0.5, np.array([1, 1, 0])).position_term(TARGET, 0b011, [0, 1, 2], SATS)
+    np.testing.assert_allclose(half, 0.5 * two, rtol=1e-12)  # the bias scale shrinks it
+    opposite = P - (1 * URAD) ** 2 * np.kron(np.ones((3, 3)), np.eye(3))
+    neg = SharedTerms(opposite, 1.0, np.ones(3, int)).position_term(TARGET, 0b111, [0, 1, 2], SATS)
+    assert neg is None or np.all(np.linalg.eigvalsh(neg) >= -1e-12 * np.abs(neg).max())
 
 
 def test_tracker_bits_map_to_registration_indices():
