@@ -30,6 +30,11 @@ if TYPE_CHECKING:
     from .registration import Registration
 
 _EYE3 = np.eye(3)
+# the bias scale (registration_consider.bias_scale) from which the term is added: where
+# the data show biases of the prior's size (s = 1, the cap). Below it the widening is the
+# rescaled prior's, conservative block by block, and a scene found unbiased keeps its
+# reports as they were
+MIN_SCALE = 1.0
 
 
 def displacement_maps(position: np.ndarray, sensors: np.ndarray) -> np.ndarray:
@@ -104,5 +109,8 @@ def report_consider(
     reg: Registration | None, bits: dict[str, int]
 ) -> Callable[[np.ndarray, int], np.ndarray | None] | None:
     """:meth:`.registration.Registration.report_consider` where registration is on with
-    ``registration_common_once``, else None (the reports as the filter has them)."""
-    return reg.report_consider(bits) if reg is not None and reg.counts_common else None
+    ``registration_common_once`` and the bias scale is ``MIN_SCALE``, else None (the
+    reports as the filter has them)."""
+    if reg is None or not reg.counts_common or reg.scale < MIN_SCALE:
+        return None
+    return reg.report_consider(bits)
