@@ -8,31 +8,19 @@ from __future__ import annotations
 
 import numpy as np
 from test_registration import _feed
-from test_registration_bound import SIGMA, _scene, _turn
+from test_registration_bound import _scene, site_windows
 
 from tracklayer.fusion.config import FusionConfig
 from tracklayer.fusion.registration import Registration
-from tracklayer.fusion.registration_sites import SiteNormals, site_window
+from tracklayer.fusion.registration_sites import SiteNormals
 
 URAD = 1e-6
 
 
 def _site_equations(rows, drifting: bool = True) -> SiteNormals:
     """One site's equations from the windows of ``_scene``'s first site (60 s each)."""
-    nrm = SiteNormals.drifting() if drifting else SiteNormals()
-    mine = [r for r in rows if r[0] == 0]
-    for w0 in range(0, 300, 60):
-        win = [r for r in mine if w0 <= r[2] < w0 + 60]
-        t = np.array([r[2] for r in win])
-        rot = _turn(t)
-        pos = np.array([r[3] for r in win])
-        los = np.einsum("nij,j->ni", rot, win[0][4]) - pos
-        los /= np.linalg.norm(los, axis=1, keepdims=True)
-        sensors = np.array([r[1] for r in win])
-        sw = site_window(nrm, win[0][4], rot, sensors, pos, los, np.full(t.size, SIGMA),
-                         np.zeros((3, 3)))  # fmt: skip
-        nrm = sw.normals(w0 + 60.0)
-    return nrm
+    start = SiteNormals.drifting() if drifting else SiteNormals()
+    return [nrm for _, nrm in site_windows(rows, 0, start, np.zeros((3, 3)))][-1]
 
 
 def _joint(nrm: SiteNormals) -> tuple[np.ndarray, np.ndarray]:
