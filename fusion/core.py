@@ -42,8 +42,8 @@ STATE_LAYOUT = 6  # 2: FusionConfig.stream_min_group (fusion/tracker/stream.py);
 # track's sensors_seen holds the last minute only, its ballistic looks are a count and a bit
 # set over Tracker._sensor_bits (fusion/tracker/bookkeeping.py), Handover.sensors; 6:
 # FusionConfig.registration_site_drift and .registration_common_once, a site's equations
-# keep the biases' block (registration_sites.SiteNormals.D, .g), Registration._shared,
-# .counts_common and ._where (registration_common)
+# keep the biases' block (registration_sites.SiteNormals.D, .g), Registration.counts_common
+# and ._where (registration_common)
 
 STATUS_LABELS = {
     FrameStatus.ACCEPTED: "accepted",

@@ -108,7 +108,6 @@ class Registration:
         self._applied: dict[int, tuple[int, tuple]] = {}  # per sensor, by version: _use's
         self._terms: tuple[int, SensorTerms] | None = None  # every sensor's, by version
         self._across: tuple[np.ndarray, np.ndarray | None] = (np.zeros(0), None)  # last frame
-        self._shared: tuple[int, SharedTerms] | None = None  # by version (report_consider)
         self.counts_common = config.registration_common_once  # reports take report_consider
         self._where = np.zeros((0, 3))  # (S, 3) m ECI: each sensor's last position
         self._t_ns: int | None = None
@@ -163,10 +162,8 @@ class Registration:
         sensors of tracker bit ``mask`` (over ``bits``, sensor id -> bit) leaves out by
         treating its sensors' bias errors as independent (:mod:`.registration_common`);
         None where there is none. Made per call, not kept."""
-        if self._shared is None or self._shared[0] != self._p_version:
-            terms = SharedTerms(self._P, self.scale, self._windows_used)
-            self._shared = (self._p_version, terms)
-        terms, of_bit, where = self._shared[1], bit_indices(bits, self._index), self._where
+        terms = SharedTerms(self._P, self.scale, self._windows_used)
+        of_bit, where = bit_indices(bits, self._index), self._where
         return lambda position, mask: terms.position_term(position, mask, of_bit, where)
 
     def _use(self, k: int) -> tuple[bool, np.ndarray, np.ndarray, float]:
