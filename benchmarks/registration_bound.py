@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from tracklayer.fusion.domain import DetectionTruth, FlightPhase, SensorFrame
-from tracklayer.fusion.evaluation.registration import score_registration
+from tracklayer.fusion.evaluation.registration import RegistrationScore, score_registration
 from tracklayer.fusion.evaluation.registration_bound import BoundLooks, bias_bound
 from tracklayer.fusion.geodesy import teme_to_ecef_matrix
 from tracklayer.sensors.scenario import load_scenario
@@ -109,10 +109,12 @@ def bound_looks(w: World, raw: dict[str, np.ndarray], site_s: float, moving_s: f
                       basis, sig)  # fmt: skip
 
 
-def compare(tracked: Path, at_s: float, bounds: dict[str, np.ndarray], ids: list[str]) -> None:
-    """Print the estimator's figures and each bound's on the axes `evaluate` scores."""
-    ev = read_biases(tracked, RecordingReader(tracked).metadata)
-    sc = score_registration(ev.truth, ev.estimates, ev.epoch_ns, at_s)
+def scored_axes(
+    sc: RegistrationScore, bounds: dict[str, np.ndarray], ids: list[str]
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Along the principal axes `evaluate` scores (each sensor's reported covariance, sigma
+    <= 5 urad): the estimator's own variances (urad^2), its errors (urad) and each bound's
+    variances (urad^2; ``bounds`` (3 S, 3 S) rad^2 over the sensors ``ids``)."""
     own, err, along = [], [], {name: [] for name in bounds}
     for s in sc.sensors:
         lam, vec = np.linalg.eigh(s.covariance_urad2)
@@ -123,6 +125,14 @@ def compare(tracked: Path, at_s: float, bounds: dict[str, np.ndarray], ids: list
         for name, cov in bounds.items():
             c = cov[k : k + 3, k : k + 3] / 1e-12
             along[name] += list(np.einsum("ij,jk,ki->i", vec.T, c, vec)[m])
+    return np.array(own), np.array(err), {name: np.array(a) for name, a in along.items()}
+
+
+def compare(tracked: Path, at_s: float, bounds: dict[str, np.ndarray], ids: list[str]) -> None:
+    """Print the estimator's figures and each bound's on the axes `evaluate` scores."""
+    ev = read_biases(tracked, RecordingReader(tracked).metadata)
+    sc = score_registration(ev.truth, ev.estimates, ev.epoch_ns, at_s)
+    own, err, along = scored_axes(sc, bounds, ids)
     tr = sc.rms_true_urad
     e, o = float(np.sqrt(np.mean(np.square(err)))), float(np.sqrt(np.mean(own)))
     print(f"{tracked.name}: {len(sc.sensors)} sensors, {len(own)} axes, true RMS {tr:.2f} urad")
@@ -130,7 +140,6 @@ def compare(tracked: Path, at_s: float, bounds: dict[str, np.ndarray], ids: list
           f"own sigma {o:.2f} ({100 * o / tr:.1f} %)")  # fmt: skip
     z = np.random.default_rng(0).standard_normal((20000, len(own)))
     for name, a in along.items():
-        a = np.array(a)
         chance = np.mean(np.sqrt((z**2 * a).mean(axis=1)) <= 0.3 * tr)
         b = float(np.sqrt(a.mean()))
         print(f"  bound {name:9s} {b:.2f} urad ({100 * b / tr:.1f} %), "

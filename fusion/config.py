@@ -167,6 +167,14 @@ class FusionConfig:
     registration_site_memory_s: float = 0.0  # s; a hot spot's earlier windows count in
     # a new one's with weight exp(-age / this) (its position is one unknown across them,
     # registration_sites.SiteNormals); 0: each window alone, its position eliminated in it
+    registration_site_drift: bool = False  # True: a hot spot's earlier windows count in a
+    # new one's carried forward by the biases' random walk (registration_drift_rad_per_hour;
+    # the information filter's prediction, registration_sites.SiteNormals.predicted)
+    # instead of faded, so only the drift limits the memory (registration_site_memory_s unused)
+    registration_common_once: bool = True  # a ballistic track's report adds the part of
+    # its position covariance its sensors' correlated bias errors leave out when taken one
+    # by one (a rotation common to them does not average out; registration_common), where
+    # the bias scale is 1; the state is not moved
     registration_track_memory_s: float = 0.0  # s; a confirmed ballistic track's earlier
     # windows count in a new one's with weight exp(-age / this) (its state is one unknown
     # along its arc, registration_tracks.Arc); 0: each window alone

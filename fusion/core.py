@@ -32,7 +32,7 @@ from .registration import SensorBias
 #: changes meaning: a checkpoint of another layout is then refused at restore (the
 #: journal is replayed instead) rather than restored into objects that lack what the
 #: code reads. tests/test_checkpoint_layout.py fails when the layout changes unbumped.
-STATE_LAYOUT = 5  # 2: FusionConfig.stream_min_group (fusion/tracker/stream.py); 3: the
+STATE_LAYOUT = 6  # 2: FusionConfig.stream_min_group (fusion/tracker/stream.py); 3: the
 # registration's open windows in columns (fusion/registration_looks.OpenWindows); 4:
 # FusionConfig.stream_regroup_min, the alias families' held-track branches (tracker/regroup.py),
 # the orderer's duplicate windows in columns (fusion/sequence_window.SequenceWindow), the
@@ -40,7 +40,10 @@ STATE_LAYOUT = 5  # 2: FusionConfig.stream_min_group (fusion/tracker/stream.py);
 # tracks' NIS fades, NIS window and hit bins are columns of the rows (tracker/rows.StateRows),
 # the threads' holders are arrays per sensor (fusion/threads.ThreadBook._owner, ._held); a
 # track's sensors_seen holds the last minute only, its ballistic looks are a count and a bit
-# set over Tracker._sensor_bits (fusion/tracker/bookkeeping.py), Handover.sensors
+# set over Tracker._sensor_bits (fusion/tracker/bookkeeping.py), Handover.sensors; 6:
+# FusionConfig.registration_site_drift and .registration_common_once, a site's equations
+# keep the biases' block (registration_sites.SiteNormals.D, .g), Registration.counts_common
+# and ._where (registration_common)
 
 STATUS_LABELS = {
     FrameStatus.ACCEPTED: "accepted",

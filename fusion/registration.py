@@ -29,11 +29,14 @@ Deterministic: the state depends only on the order of the frames.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from .config import FusionConfig
 from .domain import NS_PER_S, SensorFrame
 from .kernel_registration import correct_rows, widened_rows
+from .registration_common import SharedTerms, bit_indices
 from .registration_consider import SensorTerms, bias_scale, significant
 from .registration_looks import MAX_WINDOW_LOOKS, Evidence, OpenWindows, Window
 from .registration_output import SensorBias, sensor_biases
@@ -105,6 +108,8 @@ class Registration:
         self._applied: dict[int, tuple[int, tuple]] = {}  # per sensor, by version: _use's
         self._terms: tuple[int, SensorTerms] | None = None  # every sensor's, by version
         self._across: tuple[np.ndarray, np.ndarray | None] = (np.zeros(0), None)  # last frame
+        self.counts_common = config.registration_common_once  # reports take report_consider
+        self._where = np.zeros((0, 3))  # (S, 3) m ECI: each sensor's last position
         self._t_ns: int | None = None
         self._pruned_s = -np.inf
         # windows accepted but not applied (info, gradient, columns, sensors); last update, s
@@ -125,6 +130,8 @@ class Registration:
         self._advance(int(frame.time_ns))
         k = self._sensor(frame.sensor_id)
         self._across = (frame.sigma, None)
+        if k is not None and self.counts_common:
+            self._where[k] = frame.position
         if frame.los.shape[0] == 0 or k is None or self._windows_used[k] == 0:
             return frame
         applied, th, pk, tr = self._use(k)
@@ -146,6 +153,18 @@ class Registration:
         k0 = cfg.registration_consider_looks
         k1 = k0 + self.scale * (cfg.registration_consider_looks_max - k0)
         return widened_rows(sigma, across, det_idx, looks, k0, k1)
+
+    def report_consider(
+        self, bits: dict[str, int]
+    ) -> Callable[[np.ndarray, int], np.ndarray | None]:
+        """With ``registration_common_once``: ``term(position, mask)``, the position
+        covariance (3, 3) m^2 a track at ECI ``position`` (3,) m whose looks came from the
+        sensors of tracker bit ``mask`` (over ``bits``, sensor id -> bit) leaves out by
+        treating its sensors' bias errors as independent (:mod:`.registration_common`);
+        None where there is none. Made per call, not kept."""
+        terms = SharedTerms(self._P, self.scale, self._windows_used)
+        of_bit, where = bit_indices(bits, self._index), self._where
+        return lambda position, mask: terms.position_term(position, mask, of_bit, where)
 
     def _use(self, k: int) -> tuple[bool, np.ndarray, np.ndarray, float]:
         """How sensor ``k``'s estimate is used (cached until P changes): applied or not
@@ -203,6 +222,7 @@ class Registration:
         self._L, self._Cn = _grown(self._L), _grown(self._Cn)
         self._theta = np.concatenate([self._theta, np.zeros(3)])
         self._windows_used = np.concatenate([self._windows_used, [0]])
+        self._where = np.concatenate([self._where, np.zeros((1, 3))])
         self._ids.append(sensor_id)
         self._index[sensor_id] = k  # last: a reader on another thread sees whole arrays
         return k
@@ -286,15 +306,16 @@ class Registration:
         memory (``registration_site_memory_s``, ``registration_track_memory_s``) is on
         (then every window now, in order), else alone, at the track's state after its last
         look, at the next update (:meth:`_solve_closed`)."""
-        site_memory = self._cfg.registration_site_memory_s
-        track_memory = self._cfg.registration_track_memory_s
-        if w.kind == Evidence.EARTH_FIXED and site_memory > 0.0:
+        cfg = self._cfg
+        site_memory = cfg.registration_site_memory_s > 0.0 or cfg.registration_site_drift
+        track_memory = cfg.registration_track_memory_s
+        if w.kind == Evidence.EARTH_FIXED and site_memory:
             self._solve_site(w)
         elif w.kind == Evidence.MOVING and track_memory > 0.0:
             th, take = self._theta.reshape(-1, 3), self._take
             if not self._arcs.solve(w.key, w.state, w.last_s, w.looks, th, track_memory, take):
                 self.rejected_total += 1
-        elif site_memory > 0.0 or track_memory > 0.0:
+        elif site_memory or track_memory > 0.0:
             self._solve(w, np.asarray(w.state, float), w.kind, w.last_s)
         else:
             self._closed.append(w)
@@ -334,7 +355,8 @@ class Registration:
     def _solve_site(self, w: Window) -> None:
         """One Kalman update of the biases from a hot spot's window, its site's position
         eliminated over this and every earlier accepted window of the site (faded by
-        ``registration_site_memory_s``; :func:`.registration_sites.site_window`): the
+        ``registration_site_memory_s``, or carried forward by the drift with
+        ``registration_site_drift``; :func:`.registration_sites.site_window`): the
         information the window adds given the earlier ones, so looks of one satellite,
         or of satellites that saw the site at different times, count. A window of a site
         only one satellite has seen is kept for later; a skipped or rejected window is
@@ -343,9 +365,13 @@ class Registration:
         frame = self._sites.frame(w.key, times)
         if times.size < MIN_LOOKS or frame is None:
             return
-        nrm = self._sites.normals.get(w.key) or SiteNormals()
-        nrm = nrm.faded(w.last_s, self._cfg.registration_site_memory_s)
+        nrm = self._sites.normals.get(w.key)
         try:
+            if self._cfg.registration_site_drift:
+                nrm = nrm if nrm is not None and nrm.D is not None else SiteNormals.drifting()
+                nrm = nrm.predicted(w.last_s, self._q_per_s)
+            else:
+                nrm = (nrm or SiteNormals()).faded(w.last_s, self._cfg.registration_site_memory_s)
             looks = (sensors, positions, los, sigmas)
             sw = site_window(nrm, *frame, *looks, self._theta.reshape(-1, 3))
         except np.linalg.LinAlgError:

@@ -60,6 +60,16 @@ class SiteNormals:
     windows: int = 0  # accepted windows
     t_s: float = 0.0  # data time of the last accepted window, s
     prior: np.ndarray = field(default_factory=lambda: np.eye(3) / SITE_PRIOR_M**2)  # in C
+    # the biases' own block, kept only to carry the equations forward by the drift
+    # (:meth:`predicted`; None: not kept): G'G (3 m, 3 m) 1/rad^2 and G'y (3 m,) 1/rad on
+    # the sensors of ``B`` in sorted order
+    D: np.ndarray | None = None
+    g: np.ndarray | None = None
+
+    @classmethod
+    def drifting(cls) -> SiteNormals:
+        """Empty equations that keep the biases' block (for :meth:`predicted`)."""
+        return cls(D=np.zeros((0, 0)), g=np.zeros(0))
 
     def faded(self, t_s: float, memory_s: float) -> SiteNormals:
         """These equations with their data weighted by ``exp(-(t_s - self.t_s) /
@@ -72,7 +82,33 @@ class SiteNormals:
         prior = self.prior
         B = {k: f * v for k, v in self.B.items()}
         C = prior + f * (self.C - prior)
-        return SiteNormals(C, f * self.b, B, self.windows, self.t_s, prior)
+        D = None if self.D is None else f * self.D
+        g = None if self.g is None else f * self.g
+        return SiteNormals(C, f * self.b, B, self.windows, self.t_s, prior, D, g)
+
+    def predicted(self, t_s: float, q_rad2_per_s: float) -> SiteNormals:
+        """These equations carried forward to data time ``t_s`` (s) by the biases' random
+        walk of ``q_rad2_per_s`` (rad^2/s per axis): the information filter's prediction of
+        the joint (unknown, biases) equations, ``Y' = Y - Y_:b (Q^-1 + Y_bb)^-1 Y_b:`` with
+        ``Q = q dt I``, so old looks tie today's biases as much as the walk since allows
+        (a constant bias, ``q = 0``, keeps them whole). Needs the biases' block
+        (:meth:`drifting`)."""
+        dt = t_s - self.t_s
+        if self.D is None or self.g is None:
+            raise ValueError("predicted: these equations do not keep the biases' block")
+        if self.windows == 0 or not self.B or dt <= 0.0 or q_rad2_per_s <= 0.0:
+            return self
+        Bk = self.block(np.array(sorted(self.B)))
+        n = Bk.shape[1]
+        R = np.eye(n) / (q_rad2_per_s * dt) + self.D
+        X = np.linalg.solve(R, np.concatenate([Bk.T, self.D, self.g[:, None]], axis=1))
+        K_Bt, K_D, K_g = X[:, :3], X[:, 3 : 3 + n], X[:, -1]
+        C = self.C - Bk @ K_Bt
+        D = self.D - self.D @ K_D
+        B_new = Bk - Bk @ K_D
+        B = {k: B_new[:, 3 * j : 3 * j + 3] for j, k in enumerate(sorted(self.B))}
+        b, g = self.b - Bk @ K_g, self.g - self.D @ K_g
+        return SiteNormals(0.5 * (C + C.T), b, B, self.windows, t_s, self.prior, 0.5 * (D + D.T), g)
 
     def block(self, sensors: np.ndarray) -> np.ndarray:
         """``A'G`` (m, 3 len(sensors)) on the given sensor indices (zero where unseen)."""
@@ -164,15 +200,26 @@ class SiteWindow:
     b: np.ndarray
     AtG: np.ndarray  # (3, 3 k): the window's A'G on ``union``
     before: SiteNormals
+    GtG: np.ndarray  # (3 k, 3 k): the window's G'G on ``union``, 1/rad^2
+    Gty: np.ndarray  # (3 k,): its G'y, 1/rad
 
     def normals(self, t_s: float) -> SiteNormals:
         """The site's equations with this window added (accepted at data time ``t_s``)."""
-        B = dict(self.before.B)
+        before = self.before
+        B = dict(before.B)
+        keep = before.D is not None  # then every sensor of the union is one of B's
         for j, k in enumerate(self.union):
             blk = self.AtG[:, 3 * j : 3 * j + 3]
-            if int(k) in B or np.any(blk):
+            if keep or int(k) in B or np.any(blk):
                 B[int(k)] = B.get(int(k), 0.0) + blk
-        return SiteNormals(self.C, self.b, B, self.before.windows + 1, t_s, self.before.prior)
+        D = g = None
+        if before.D is not None and before.g is not None:
+            at = np.searchsorted(self.union, np.array(sorted(before.B), int))
+            idx = (3 * at[:, None] + np.arange(3)).ravel()
+            D, g = self.GtG.copy(), self.Gty.copy()
+            D[np.ix_(idx, idx)] += before.D
+            g[idx] += before.g
+        return SiteNormals(self.C, self.b, B, before.windows + 1, t_s, before.prior, D, g)
 
 
 def site_window(
@@ -236,13 +283,15 @@ def joint_window(
     B1, C1, b1 = B0 + AtG, nrm.C + A.T @ A, nrm.b + A.T @ y
     W0 = np.linalg.solve(nrm.C, np.concatenate([B0, nrm.b[:, None]], axis=1))
     W1 = np.linalg.solve(C1, np.concatenate([B1, b1[:, None]], axis=1))
-    info = G.T @ G - B1.T @ W1[:, :-1] + B0.T @ W0[:, :-1]
-    eta = G.T @ y - B1.T @ W1[:, -1] + B0.T @ W0[:, -1]
+    GtG, Gty = G.T @ G, G.T @ y
+    info = GtG - B1.T @ W1[:, :-1] + B0.T @ W0[:, :-1]
+    eta = Gty - B1.T @ W1[:, -1] + B0.T @ W0[:, -1]
     r = y - G @ th
     d0, d1 = nrm.b - B0 @ th, b1 - B1 @ th
     q1 = d1 @ (W1[:, -1] - W1[:, :-1] @ th)
     q0 = d0 @ (W0[:, -1] - W0[:, :-1] @ th)
-    return SiteWindow(union, info, eta - info @ th, float(r @ r - q1 + q0), dof, C1, b1, AtG, nrm)
+    chi2 = float(r @ r - q1 + q0)
+    return SiteWindow(union, info, eta - info @ th, chi2, dof, C1, b1, AtG, nrm, GtG, Gty)
 
 
 def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:

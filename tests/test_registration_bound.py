@@ -60,6 +60,24 @@ def _bound_looks(rows) -> BoundLooks:
     )
 
 
+def site_windows(rows, site: int, nrm: SiteNormals, theta: np.ndarray):
+    """The 60 s windows of ``_scene``'s ``site`` (noise-free looks) solved in turn by the
+    registration's ``site_window`` from the equations ``nrm``: yields each window and the
+    site's equations with it added."""
+    mine = [r for r in rows if r[0] == site]
+    for w0 in range(0, 300, 60):
+        win = [r for r in mine if w0 <= r[2] < w0 + 60]
+        t = np.array([r[2] for r in win])
+        rot = _turn(t)
+        pos = np.array([r[3] for r in win])
+        los = np.einsum("nij,j->ni", rot, win[0][4]) - pos
+        los /= np.linalg.norm(los, axis=1, keepdims=True)
+        sensors = np.array([r[1] for r in win])
+        sw = site_window(nrm, win[0][4], rot, sensors, pos, los, np.full(t.size, SIGMA), theta)
+        nrm = sw.normals(w0 + 60.0)
+        yield sw, nrm
+
+
 def test_whole_run_sites_equal_the_registrations_site_equations():
     """The registration's site memory (each window eliminated jointly with the site's
     earlier ones) adds up to the bound with one unknown position per site, for constant
@@ -69,20 +87,9 @@ def test_whole_run_sites_equal_the_registrations_site_equations():
     info = np.eye(9) / PRIOR**2
     theta = np.zeros((3, 3))
     for j in range(2):
-        nrm = SiteNormals()
-        mine = [r for r in rows if r[0] == j]
-        for w0 in range(0, 300, 60):
-            win = [r for r in mine if w0 <= r[2] < w0 + 60]
-            t = np.array([r[2] for r in win])
-            rot = _turn(t)
-            pos = np.array([r[3] for r in win])
-            los = np.einsum("nij,j->ni", rot, win[0][4]) - pos
-            los /= np.linalg.norm(los, axis=1, keepdims=True)
-            sensors = np.array([r[1] for r in win])
-            sw = site_window(nrm, win[0][4], rot, sensors, pos, los, np.full(t.size, SIGMA), theta)
+        for sw, _ in site_windows(rows, j, SiteNormals(), theta):
             cols = (3 * sw.union[:, None] + np.arange(3)).ravel()
             info[np.ix_(cols, cols)] += sw.info
-            nrm = sw.normals(w0 + 60.0)
     np.testing.assert_allclose(bound, np.linalg.inv(info), rtol=1e-6, atol=1e-6 * PRIOR**2)
     # and the bound is far below the prior on the sensors' relative angles
     assert np.sqrt(np.min(np.linalg.eigvalsh(bound[:3, :3]))) < 0.2 * PRIOR

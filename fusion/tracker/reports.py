@@ -15,6 +15,8 @@ over Earth-fixed samples taken four times a second during ``launch_fit_s``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from .. import geodesy
@@ -31,6 +33,8 @@ _LAUNCH_FINAL_MARGIN_S = 1.0  # s; a fit spanning launch_fit_s less this is fina
 _LAUNCH_REFIT_NS = 4 * NS_PER_S  # ns of samples between two provisional launch fits
 # thrusting or lifting: a ballistic impact prediction would be off by 100s-1000s of km
 _NO_IMPACT = (Mode.BOOST, Mode.GLIDE)
+# a report's consider term: (position (3,) m, sensor bits) -> covariance (3, 3) m^2 or None
+Consider = Callable[[np.ndarray, int], np.ndarray | None] | None
 
 
 class ReportSchedule:
@@ -49,8 +53,11 @@ class ReportSchedule:
         self._next_number, self._number_step = int(first), int(step)
 
     # ------------------------------------------------------------------ schedule
-    def due(self, tracks: list[Track], touched: list[Track], t_ns: int) -> list[TrackReport]:
-        """Reports due at data time ``t_ns`` (after refreshing the impact estimates).
+    def due(
+        self, tracks: list[Track], touched: list[Track], t_ns: int, consider: Consider = None
+    ) -> list[TrackReport]:
+        """Reports due at data time ``t_ns`` (after refreshing the impact estimates;
+        ``consider``: :meth:`make`'s).
 
         Only a track the frame updated or whose status changed (``touched``, repeats
         allowed) can be due: no other is looked at (``tracks``, all live tracks, serve
@@ -72,9 +79,9 @@ class ReportSchedule:
                 due = last_ns is None or t_ns - last_ns >= interval
             if due:
                 out[trk.key] = trk
-        return self.make([out[key] for key in sorted(out)], t_ns)  # creation order
+        return self.make([out[key] for key in sorted(out)], t_ns, consider)  # creation order
 
-    def flush(self, tracks: list[Track], t_ns: int) -> list[TrackReport]:
+    def flush(self, tracks: list[Track], t_ns: int, consider: Consider = None) -> list[TrackReport]:
         """Reports of every reported track whose latest state has not been reported."""
         due = [
             trk
@@ -83,22 +90,27 @@ class ReportSchedule:
             and trk.report.last is not None
             and (trk.last_update_ns > trk.report.last.time_ns or trk.status_changed)
         ]
-        return self.make(due, t_ns)
+        return self.make(due, t_ns, consider)
 
     # ------------------------------------------------------------------ reports
-    def make(self, trks: list[Track], t_ns: int) -> list[TrackReport]:
-        """Reports of ``trks`` at data time ``t_ns`` (geodetic conversion in one batch)."""
+    def make(self, trks: list[Track], t_ns: int, consider: Consider = None) -> list[TrackReport]:
+        """Reports of ``trks`` at data time ``t_ns`` (geodetic conversion in one batch);
+        ``consider(position, sensors)``: a position covariance (m^2) to add to the report
+        of a track with ballistic looks from the tracker's sensor bits ``sensors``
+        (:meth:`.registration.Registration.report_consider`; the state is not moved)."""
         if not trks:
             return []
         rows = np.array([t.row for t in trks])
         self.rows.sync(rows, t_ns)
         lat, lon, alt = geodesy.teme_to_geodetic(self.rows.x[rows, POS], t_ns / NS_PER_S)
         return [
-            self._make_one(trk, t_ns, float(la), float(lo), float(al))
+            self._make_one(trk, t_ns, float(la), float(lo), float(al), consider)
             for trk, la, lo, al in zip(trks, lat, lon, alt, strict=True)
         ]
 
-    def _make_one(self, trk: Track, t_ns: int, lat: float, lon: float, alt: float) -> TrackReport:
+    def _make_one(
+        self, trk: Track, t_ns: int, lat: float, lon: float, alt: float, consider: Consider = None
+    ) -> TrackReport:
         """The next revision of ``trk``'s report (numbering it at its first report)."""
         rep_state = trk.report
         if rep_state.number is None:
@@ -107,6 +119,10 @@ class ReportSchedule:
         row = trk.row
         x6 = self.rows.x[row, :6].copy()
         cov = self.rows.P[row, :6, :6].copy()
+        if consider is not None and trk.ballistic_sensors:
+            extra = consider(x6[:3], trk.ballistic_sensors)
+            if extra is not None:
+                cov[:3, :3] += extra
         phase = self._phase(trk, row)
         if not trk.deleted and (trk.mode == Mode.BOOST or trk.launch.estimate is None):
             self._update_launch(trk)

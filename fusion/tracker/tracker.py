@@ -28,6 +28,7 @@ from ..filters import update_rows
 from ..initiation import Candidate, InitiationBuffer
 from ..measurement import position_jacobian, predict_los, residuals
 from ..registration import Registration
+from ..registration_common import report_consider
 from ..threads import ThreadBook
 from .aliases import AliasFamilies, branch_start
 from .bookkeeping import ballistic_looks as _ballistic_looks
@@ -148,7 +149,8 @@ class Tracker:
         touched = self._updated + self._lifecycle.take_status_changes()
         if self.region is not None:
             touched = self.region.reportable(touched)
-        out = self._reports.due(self._tracks, touched, t_ns)
+        consider = report_consider(self.registration, self._sensor_bits)
+        out = self._reports.due(self._tracks, touched, t_ns, consider)
         self._tracks, gone = self._lifecycle.reap(self._tracks)
         if gone:
             self._threads.forget({t.key for t in gone})
@@ -161,7 +163,8 @@ class Tracker:
         if self._t_ns is None:
             return []
         tracks = self._tracks if self.region is None else self.region.reportable(self._tracks)
-        return self._reports.flush(tracks, self._t_ns)
+        consider = report_consider(self.registration, self._sensor_bits)
+        return self._reports.flush(tracks, self._t_ns, consider)
 
     def live_reports(self) -> list[TrackReport]:
         """Latest report of each live track that has been reported, by track number."""
