@@ -39,6 +39,7 @@ from . import kernel_assign as _ka
 from . import kernel_filters as _kf
 from . import kernel_impact as _ki
 from . import kernel_rows as _kr
+from . import kernel_stream as _ks
 from . import kernel_threads as _kt
 
 #: environment variable: "0" turns the compiled kernels off (numpy fallbacks)
@@ -70,6 +71,7 @@ _KERNELS = {
     "launch_fit": _Kernel(_ki._launch_fit),
     "two_nearest": _Kernel(_kt._two_nearest),
     "assign_pairs": _Kernel(_ka._assign_pairs),
+    "stream_groups": _Kernel(_ks._stream_groups),
 }
 _numba: Any = None
 
@@ -112,7 +114,7 @@ def _compiled(name: str) -> Callable[..., Any] | None:
     if k.failed or not enabled():
         return None
     try:
-        for module in (_kf, _ki, _kt, _ka, _kr):  # the loops' globals must name compiled functions
+        for module in (_kf, _ki, _kt, _ka, _kr, _ks):  # the loops' globals must name compiled functions
             for helper in module.HELPERS:
                 if not hasattr(getattr(module, helper), "py_func"):
                     fn = getattr(module, helper)
@@ -459,6 +461,25 @@ def assign_pairs(
     return None if count is None or count < 0 else out[:count]
 
 
+def stream_groups(
+    x: np.ndarray, radius: float, window: float, n_min: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Compiled stream groups (:mod:`.kernel_stream`) of the states ``x`` (N, 9): the
+    tracks with at least ``n_min`` neighbours (itself included) within ``radius`` m and
+    ``window`` s of flight, their group sizes, medians and median deviations (C, 6);
+    None when the kernels are off or a value is not finite (the numpy code decides)."""
+    if not enabled():
+        return None
+    n = x.shape[0]
+    crowd, size, med, mad = (np.empty(n, np.int64), np.empty(n, np.int64),
+                             np.empty((n, 6)), np.empty((n, 6)))  # fmt: skip
+    args = (_f64(x), float(radius) * float(radius), float(window), int(n_min))
+    count = _run("stream_groups", *args, crowd, size, med, mad)
+    if count is None or count < 0:
+        return None
+    return crowd[:count], size[:count], med[:count], mad[:count]
+
+
 def warm() -> bool:
     """Compile (or load from numba's cache) every kernel now, on tiny inputs: ``make
     venv`` runs it once, so a fresh checkout's test workers and services do not each
@@ -493,6 +514,7 @@ def warm() -> bool:
             9.0 * np.ones(2),
             adjust,
         )
+    stream_groups(np.ones((2, 9)), 1.0, 1.0, 2)
     tau = np.linspace(0.0, 10.0, 5)
     launch_fit(
         tau, 6.4e6 + tau[:, None] * np.ones((5, 3)), np.ones(5), 2, -np.arange(0.0, 1.0, 0.1), 2e3
