@@ -27,26 +27,66 @@ from __future__ import annotations
 import numpy as np
 
 #: the functions the loop calls: compiled (and bound in this module) before it
-HELPERS: tuple[str, ...] = ("_median",)
+HELPERS: tuple[str, ...] = ("_select", "_median")
 
 
-_INSERTION_MAX = 32  # values up to which a group's column is sorted by insertion
+_INSERTION_MAX = 12  # values up to which a group's column is sorted by insertion
 
 
 def _median(values: np.ndarray, m: int) -> float:
-    """The median of ``values[:m]`` (m >= 1; sorted in place): the middle value, or the
-    mean ``0.5 * (a + b)`` of the two middle ones."""
-    if m > _INSERTION_MAX:
-        values[:m].sort()
+    """The median of ``values[:m]`` (m >= 1; reordered in place): the middle value, or
+    the mean ``0.5 * (a + b)`` of the two middle ones (order statistics: a sort's or a
+    selection's, the same values)."""
+    if m <= _INSERTION_MAX:
+        for i in range(1, m):
+            v = values[i]
+            j = i - 1
+            while j >= 0 and values[j] > v:
+                values[j + 1] = values[j]
+                j -= 1
+            values[j + 1] = v
         return 0.5 * (values[(m - 1) // 2] + values[m // 2])
-    for i in range(1, m):  # insertion sort: a group holds a few tens at most
-        v = values[i]
-        j = i - 1
-        while j >= 0 and values[j] > v:
-            values[j + 1] = values[j]
-            j -= 1
-        values[j + 1] = v
-    return 0.5 * (values[(m - 1) // 2] + values[m // 2])
+    k = (m - 1) // 2
+    low = _select(values, m, k)
+    if m % 2:
+        return 0.5 * (low + low)
+    high = values[k + 1]  # the next order statistic: the least of what lies above k
+    for i in range(k + 2, m):
+        if values[i] < high:
+            high = values[i]
+    return 0.5 * (low + high)
+
+
+def _select(values: np.ndarray, m: int, k: int) -> float:
+    """The ``k``-th smallest of ``values[:m]`` (Hoare's selection, median-of-three pivot),
+    left at ``values[k]`` with no greater value before it and no smaller one after."""
+    lo, hi = 0, m - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if values[mid] < values[lo]:
+            values[mid], values[lo] = values[lo], values[mid]
+        if values[hi] < values[lo]:
+            values[hi], values[lo] = values[lo], values[hi]
+        if values[hi] < values[mid]:
+            values[hi], values[mid] = values[mid], values[hi]
+        pivot = values[mid]
+        i, j = lo, hi
+        while i <= j:
+            while values[i] < pivot:
+                i += 1
+            while values[j] > pivot:
+                j -= 1
+            if i <= j:
+                values[i], values[j] = values[j], values[i]
+                i += 1
+                j -= 1
+        if k <= j:
+            hi = j
+        elif k >= i:
+            lo = i
+        else:
+            break  # between j and i: equal to the pivot, in place
+    return values[k]
 
 
 def _stream_groups(

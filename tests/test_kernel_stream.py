@@ -104,3 +104,18 @@ def test_the_numpy_dot_order_is_einsums() -> None:
     b = rng.normal(size=(20_000, 3)) * rng.uniform(1.0, 1e4, size=(20_000, 1))
     assert np.array_equal(stream._dot3(a, b), np.einsum("ij,ij->i", a, b))
     assert np.array_equal(stream._dot3(b, b), np.einsum("ij,ij->i", b, b))
+
+
+def test_large_groups_take_the_selected_medians() -> None:
+    """A crowd of 150 tracks within a kilometre flying together (every group the whole
+    crowd or most of it, past the insertion sort), odd and even group sizes: numpy's."""
+    rng = np.random.default_rng(5)
+    for n in (150, 151):
+        x = np.zeros((n, 9))
+        x[:, :3] = [6.4e6, 0.0, 0.0] + rng.normal(size=(n, 3)) * 300.0
+        x[:, 3:6] = [0.0, 0.0, 3_000.0] + rng.normal(size=(n, 3)) * 50.0
+        x[:, 6:] = [0.0, 0.0, 40.0] + rng.normal(size=(n, 3))
+        x[rng.integers(0, n, 20), 3] = 7.0  # ties among the values
+        got = kernels.stream_groups(x, stream.RADIUS_M, stream.WINDOW_S, 3)
+        assert got[1].min() > 100 and {n % 2} <= set((got[1] % 2).tolist())
+        _same(got, stream._groups_numpy(x, 3))
