@@ -9,13 +9,14 @@ as one compiled loop per row (numba, ``@njit(cache=True)``; the loops are in the
 ``kernel_*`` modules): the short-step predict (also in place on the stacked rows), the
 angular screen ``may_gate`` (also indexed over the stack), the gating of candidate pairs,
 the Joseph-form update, the existence look's view test (``in_view``: numpy's decisions),
-the threads' nearest neighbours (``two_nearest``: scipy's k-d tree floats, bit for bit)
-and the assignment (``assign_pairs``: scipy's LAPJVsp choices, ties included).
+the threads' nearest neighbours (``two_nearest``: scipy's k-d tree floats, bit for bit),
+the assignment (``assign_pairs``: scipy's LAPJVsp choices, ties included) and the stream
+consensus's groups (``stream_groups``: the k-d tree's pairs, numpy's medians).
 
 The kernels compute the same quantities as the numpy code they stand in for, with the
 same formulas, but their sums run in a fixed in-order loop where numpy uses BLAS (``dgemm``
 blocks its products its own way) or pairwise sums: results agree to rounding (relative
-~1e-15 per operation), not bit for bit (``two_nearest`` and ``assign_pairs``: exactly).
+~1e-15 per operation), not bit for bit (``two_nearest``, ``assign_pairs`` and ``stream_groups``: exactly).
 Digests of ``/tracks`` were recorded with the kernels on (DESIGN §9).
 
 Compilation: lazily, at each kernel's first call, cached on disk by numba (``cache=True``:
