@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .kernel_threads import _sweep_axis
+
 #: the functions the loop calls: compiled (and bound in this module) before it
-HELPERS: tuple[str, ...] = ("_select", "_median")
+HELPERS: tuple[str, ...] = ("_sweep_axis", "_select", "_median")
 
 
 _INSERTION_MAX = 12  # values up to which a group's column is sorted by insertion
@@ -114,18 +116,7 @@ def _stream_groups(
                 return -1
     if n == 0:
         return 0
-    c, widest = 0, -1.0
-    for k in range(3):
-        lo, hi = np.inf, -np.inf
-        for j in range(n):
-            lo, hi = min(lo, pos[j, k]), max(hi, pos[j, k])
-        if hi - lo > widest:
-            c, widest = k, hi - lo
-    col = np.empty(n)
-    for j in range(n):
-        col[j] = pos[j, c]
-    order = np.argsort(col, kind="mergesort")
-    key = col[order]
+    c, order, key = _sweep_axis(pos)
     member = np.empty(n, np.int64)
     dts = np.empty(n)
     vals = np.empty((n, 6))
