@@ -9,8 +9,8 @@ float:
 - neighbours: the pairs ``cKDTree(pos).query_pairs(radius)`` finds, a squared distance
   summed as the k-d tree sums it (``s = 0; s += d*d`` per axis in axis order, scipy's
   ``sqeuclidean_distance_double`` for three axes) and kept when ``s <= radius**2`` (the
-  tree's test; a sweep along the widest axis instead of a tree, a candidate skipped only
-  when its squared difference along that axis alone exceeds ``radius**2``);
+  tree's test; a sweep along the widest axis instead of a tree, over the points within
+  ``radius`` of it along that axis, widened by far more than rounding: a superset);
 - the flight time ``dt = (d . v) / (v . v)`` of each neighbour, each dot product summed
   as :func:`.tracker.stream._dot3` sums it, and the window ``|dt| <= window`` (a zero
   ``v . v`` gives numpy's not-a-number or infinity: outside);
@@ -93,7 +93,7 @@ def _select(values: np.ndarray, m: int, k: int) -> float:
 
 def _stream_groups(
     x: np.ndarray,
-    r2: float,
+    radius: float,
     window: float,
     n_min: int,
     crowd: np.ndarray,
@@ -102,14 +102,15 @@ def _stream_groups(
     mad: np.ndarray,
 ) -> int:
     """For each track (states ``x`` (N, 9): position m, velocity, acceleration) with at
-    least ``n_min`` group members (itself and its neighbours within ``r2`` m^2 squared
-    distance whose flight time to it is within ``window`` s), in order: its index into
+    least ``n_min`` group members (itself and its neighbours within ``radius`` m whose
+    flight time to it is within ``window`` s), in order: its index into
     ``crowd`` (N,), its group's size into ``size`` (N,), the per-column medians of the
     members' values (velocity taken back by ``a dt``) into ``med`` (N, 6) and of their
     absolute deviations into ``mad`` (N, 6). Returns how many tracks, or -1 (a value not
     finite: the caller's numpy code decides)."""
     n = x.shape[0]
     pos, va = x[:, :3], x[:, 3:]
+    r2 = radius * radius  # (the k-d tree's bound: its squared distances are compared to it)
     for i in range(n):
         for k in range(9):
             if not np.isfinite(x[i, k]):
@@ -122,36 +123,32 @@ def _stream_groups(
     vals = np.empty((n, 6))
     buf = np.empty(n)
     count = 0
+    reach = radius * (1.0 + 1e-9) + 1e-6  # along the axis: a superset of the neighbours
     for i in range(n):
         x0, x1, x2, xc = pos[i, 0], pos[i, 1], pos[i, 2], pos[i, c]
         m = 0
-        start = np.searchsorted(key, xc)
-        for step in (1, -1):  # up the sorted axis from start, then down from start - 1
-            p = start if step == 1 else start - 1
-            while 0 <= p < n:
-                dc = xc - key[p]
-                if dc * dc > r2:
-                    break
-                j = order[p]
-                p += step
-                e0, e1, e2 = x0 - pos[j, 0], x1 - pos[j, 1], x2 - pos[j, 2]
-                if j != i:
-                    s = 0.0
-                    s += e0 * e0
-                    s += e1 * e1
-                    s += e2 * e2
-                    if not s <= r2:
-                        continue
-                v0, v1, v2 = va[j, 0], va[j, 1], va[j, 2]
-                den = (v0 * v0 + v2 * v2) + v1 * v1
-                if den == 0.0:
-                    continue  # numpy's 0/0 or d/0: not a number or infinite, outside
-                dt = ((e0 * v0 + e2 * v2) + e1 * v1) / den
-                if not abs(dt) <= window:
+        first = np.searchsorted(key, xc - reach)
+        last = np.searchsorted(key, xc + reach, side="right")
+        for p in range(first, last):
+            j = order[p]
+            e0, e1, e2 = x0 - pos[j, 0], x1 - pos[j, 1], x2 - pos[j, 2]
+            if j != i:
+                s = 0.0
+                s += e0 * e0
+                s += e1 * e1
+                s += e2 * e2
+                if not s <= r2:
                     continue
-                member[m] = j
-                dts[m] = dt
-                m += 1
+            v0, v1, v2 = va[j, 0], va[j, 1], va[j, 2]
+            den = (v0 * v0 + v2 * v2) + v1 * v1
+            if den == 0.0:
+                continue  # numpy's 0/0 or d/0: not a number or infinite, outside
+            dt = ((e0 * v0 + e2 * v2) + e1 * v1) / den
+            if not abs(dt) <= window:
+                continue
+            member[m] = j
+            dts[m] = dt
+            m += 1
         if m < n_min:
             continue
         for q in range(m):

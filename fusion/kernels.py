@@ -474,7 +474,7 @@ def stream_groups(
     n = x.shape[0]
     crowd, size, med, mad = (np.empty(n, np.int64), np.empty(n, np.int64),
                              np.empty((n, 6)), np.empty((n, 6)))  # fmt: skip
-    args = (_f64(x), float(radius) * float(radius), float(window), int(n_min))
+    args = (_f64(x), float(radius), float(window), int(n_min))
     count = _run("stream_groups", *args, crowd, size, med, mad)
     if count is None or count < 0:
         return None
