@@ -16,7 +16,8 @@ consensus's groups (``stream_groups``: the k-d tree's pairs, numpy's medians).
 The kernels compute the same quantities as the numpy code they stand in for, with the
 same formulas, but their sums run in a fixed in-order loop where numpy uses BLAS (``dgemm``
 blocks its products its own way) or pairwise sums: results agree to rounding (relative
-~1e-15 per operation), not bit for bit (``two_nearest``, ``assign_pairs`` and ``stream_groups``: exactly).
+~1e-15 per operation), not bit for bit (``two_nearest``, ``assign_pairs`` and
+``stream_groups``: exactly).
 Digests of ``/tracks`` were recorded with the kernels on (DESIGN §9).
 
 Compilation: lazily, at each kernel's first call, cached on disk by numba (``cache=True``:
@@ -115,7 +116,8 @@ def _compiled(name: str) -> Callable[..., Any] | None:
     if k.failed or not enabled():
         return None
     try:
-        for module in (_kf, _ki, _kt, _ka, _kr, _ks):  # the loops' globals must name compiled functions
+        # the loops' globals must name compiled functions
+        for module in (_kf, _ki, _kt, _ka, _kr, _ks):
             for helper in module.HELPERS:
                 if not hasattr(getattr(module, helper), "py_func"):
                     fn = getattr(module, helper)
