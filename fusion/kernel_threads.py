@@ -12,7 +12,7 @@ along that axis alone already exceeds the second-best sum (a sum of non-negative
 squares rounds to no less than any of its terms, so nothing that could rank is skipped).
 Of two points at exactly the same sum the lower index ranks first (the tree's order among
 exact ties is its own; the threads never accept a pick whose runner-up ties it).
-:data:`HELPERS` are the functions the loop calls (none)."""
+:data:`HELPERS` are the functions the loop calls."""
 
 from __future__ import annotations
 
@@ -21,7 +21,26 @@ import math
 import numpy as np
 
 #: the functions the loop calls: compiled (and bound in this module) before it
-HELPERS: tuple[str, ...] = ()
+HELPERS: tuple[str, ...] = ("_sweep_axis",)
+
+
+def _sweep_axis(b: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """The axis ``c`` of the widest spread of the points ``b`` (M, 3) (the first of equal
+    spreads), the order ``order`` (M,) of the points along it (stable) and their sorted
+    coordinates ``key`` (M,) on it: a sweep's index (:func:`_two_nearest`,
+    :mod:`.kernel_stream`)."""
+    c, widest = 0, -1.0
+    for k in range(3):
+        lo, hi = np.inf, -np.inf
+        for j in range(b.shape[0]):
+            lo, hi = min(lo, b[j, k]), max(hi, b[j, k])
+        if hi - lo > widest:
+            c, widest = k, hi - lo
+    col = np.empty(b.shape[0])
+    for j in range(b.shape[0]):
+        col[j] = b[j, c]
+    order = np.argsort(col, kind="mergesort")
+    return c, order, col[order]
 
 
 def _two_nearest(
@@ -31,18 +50,7 @@ def _two_nearest(
     of ``b`` (M, 3), that row ``j1`` (N,) (-1 if ``b`` is empty) and the squared distance
     ``d2`` (N,) to the second nearest (inf if none), in cKDTree's floats (module doc)."""
     n, m = a.shape[0], b.shape[0]
-    c, widest = 0, -1.0
-    for k in range(3):
-        lo, hi = np.inf, -np.inf
-        for j in range(m):
-            lo, hi = min(lo, b[j, k]), max(hi, b[j, k])
-        if hi - lo > widest:
-            c, widest = k, hi - lo
-    col = np.empty(m)
-    for j in range(m):
-        col[j] = b[j, c]
-    order = np.argsort(col, kind="mergesort")
-    key = col[order]
+    c, order, key = _sweep_axis(b)
     for i in range(n):
         x0, x1, x2, xc = a[i, 0], a[i, 1], a[i, 2], a[i, c]
         s1, s2, k1 = np.inf, np.inf, -1

@@ -10,13 +10,15 @@ as one compiled loop per row (numba, ``@njit(cache=True)``; the loops are in the
 angular screen ``may_gate`` (also indexed over the stack), the gating of candidate pairs,
 the Joseph-form update, the existence look's view test (``in_view``: numpy's decisions),
 the threads' nearest neighbours (``two_nearest``: scipy's k-d tree floats, bit for bit),
-the assignment (``assign_pairs``: scipy's LAPJVsp choices, ties included) and the
-initiation's pairing (``meet``: its screen and exact tests, numpy's floats bit for bit).
+the assignment (``assign_pairs``: scipy's LAPJVsp choices, ties included), the
+initiation's pairing (``meet``: its screen and exact tests, numpy's floats bit for bit) and
+the stream consensus's groups (``stream_groups``: the k-d tree's pairs, numpy's medians).
 
 The kernels compute the same quantities as the numpy code they stand in for, with the
 same formulas, but their sums run in a fixed in-order loop where numpy uses BLAS (``dgemm``
 blocks its products its own way) or pairwise sums: results agree to rounding (relative
-~1e-15 per operation), not bit for bit (``two_nearest``, ``assign_pairs``, ``meet``: exactly).
+~1e-15 per operation), not bit for bit (``two_nearest``, ``assign_pairs``, ``meet`` and
+``stream_groups``: exactly).
 Digests of ``/tracks`` were recorded with the kernels on (DESIGN §9).
 
 Compilation: lazily, at each kernel's first call, cached on disk by numba (``cache=True``:
@@ -41,6 +43,7 @@ from . import kernel_filters as _kf
 from . import kernel_impact as _ki
 from . import kernel_initiation as _kn
 from . import kernel_rows as _kr
+from . import kernel_stream as _ks
 from . import kernel_threads as _kt
 
 #: environment variable: "0" turns the compiled kernels off (numpy fallbacks)
@@ -74,6 +77,7 @@ _KERNELS = {
     "launch_fit": _Kernel(_ki._launch_fit),
     "two_nearest": _Kernel(_kt._two_nearest),
     "assign_pairs": _Kernel(_ka._assign_pairs),
+    "stream_groups": _Kernel(_ks._stream_groups),
 }
 _numba: Any = None
 
@@ -117,7 +121,7 @@ def _compiled(name: str) -> Callable[..., Any] | None:
         return None
     try:
         # the loops' globals must name compiled functions
-        for module in (_kf, _ki, _kt, _ka, _kr, _kn):
+        for module in (_kf, _ki, _kt, _ka, _kr, _kn, _ks):
             for helper in module.HELPERS:
                 if not hasattr(getattr(module, helper), "py_func"):
                     fn = getattr(module, helper)
@@ -475,6 +479,25 @@ def assign_pairs(
     return None if count is None or count < 0 else out[:count]
 
 
+def stream_groups(
+    x: np.ndarray, radius: float, window: float, n_min: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Compiled stream groups (:mod:`.kernel_stream`) of the states ``x`` (N, 9): the
+    tracks with at least ``n_min`` neighbours (itself included) within ``radius`` m and
+    ``window`` s of flight, their group sizes, medians and median deviations (C, 6);
+    None when the kernels are off or a value is not finite (the numpy code decides)."""
+    if not enabled():
+        return None
+    n = x.shape[0]
+    crowd, size, med, mad = (np.empty(n, np.int64), np.empty(n, np.int64),
+                             np.empty((n, 6)), np.empty((n, 6)))  # fmt: skip
+    args = (_f64(x), float(radius), float(window), int(n_min))
+    count = _run("stream_groups", *args, crowd, size, med, mad)
+    if count is None or count < 0:
+        return None
+    return crowd[:count], size[:count], med[:count], mad[:count]
+
+
 def warm() -> bool:
     """Compile (or load from numba's cache) every kernel now, on tiny inputs: ``make
     venv`` runs it once, so a fresh checkout's test workers and services do not each
@@ -507,6 +530,7 @@ def warm() -> bool:
     track, det, w = np.array([0, 0, 1]), np.array([0, 1, 1]), one[[0, 0, 0]]
     for adjust in (None, np.ones(3)):
         assign_pairs(track, det, w, w, 9.0 * np.ones(2), adjust)
+    stream_groups(np.ones((2, 9)), 1.0, 1.0, 2)
     tau = np.linspace(0.0, 10.0, 5)
     launch_fit(
         tau, 6.4e6 + tau[:, None] * np.ones((5, 3)), np.ones(5), 2, -np.arange(0.0, 1.0, 0.1), 2e3

@@ -156,7 +156,7 @@ class MotionModes:
         self._fade(at, np.asarray(nis, dtype=float) if nis_a is None else nis_a)
         dim_count = self.config.burnout_dim_count
         changes: list[tuple[Track, Mode]] = []
-        kept: list[Track] = []  # boosting through a bright look: state kept
+        kept: list[int] = []  # (positions in trks) boosting through a bright look: state kept
         for k, trk in enumerate(trks):
             bright_k, mode = bright[k], trk.mode
             plume = trk.plume
@@ -174,7 +174,7 @@ class MotionModes:
                     if snaps:
                         snaps.clear()  # the looks before it are never replayed
                     snaps.append(t_ns)
-                    kept.append(trk)
+                    kept.append(k)
                 else:
                     snaps.append(dark_look(k))
                 if plume.dim_run >= dim_count:
@@ -185,7 +185,8 @@ class MotionModes:
                 and trk.status != TrackStatus.TENTATIVE
             ):
                 changes.append((trk, Mode.BOOST))
-        self.keep_bright(kept)
+        if kept:
+            self.keep_bright([trks[k] for k in kept], at[kept])
         return changes
 
     def _fade(self, at: np.ndarray, nis: np.ndarray) -> None:
@@ -224,15 +225,17 @@ class MotionModes:
                 boost = 0.0
             fade[r, 1] = boost
 
-    def keep_bright(self, trks: list[Track]) -> None:
+    def keep_bright(self, trks: list[Track], at: np.ndarray | None = None) -> None:
         """Keep the state of each of ``trks`` (tracks :meth:`observe_updates` saw boosting
         through a bright look in this frame) as it is now (after its update and any
         inflation, before any burnout moves rows): one gather of their rows per frame,
         each track's ``Plume.bright`` a row of it (the same floats as a copy of its row;
-        a batch is freed once no track's newest bright state is in it)."""
+        a batch is freed once no track's newest bright state is in it; ``at``: their rows,
+        when the caller has them)."""
         if not trks:
             return
-        at = np.array([t.row for t in trks])
+        if at is None:
+            at = np.array([t.row for t in trks])
         xs, Ps = self.rows.x[at], self.rows.P[at]
         for i, trk in enumerate(trks):
             trk.plume.bright = (xs, Ps, i)

@@ -35,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
+from .. import kernels
 from ..config import FusionConfig
 from ..domain import TrackStatus
 from ..dynamics import POS
@@ -78,36 +79,70 @@ def pull_to_streams(
     if len(members) < n_min:
         return 0
     r = track_rows[members]
-    pos = rows.x[r, POS]
+    groups = _groups(rows.x[r], n_min)
+    if groups is None:
+        return 0
+    crowd, size, z, mad = groups
+    var = _FLOOR + _MEDIAN_EFF * (_MAD_SIGMA * mad) ** 2 / size[:, None]
+    return _pull(rows, r[crowd], z, var)
+
+
+def _groups(
+    x: np.ndarray, n_min: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """The stream groups of the tracks of states ``x`` (N, 9): each track's neighbours
+    within ``RADIUS_M`` whose flight time to it (along their own velocity) is within
+    ``WINDOW_S``, and the track itself. For each track whose group has at least ``n_min``
+    members, in order: its index (C,), its group's size (C,), and per column of the
+    members' velocities (taken back to here by ``a dt``) and accelerations the median
+    and the median absolute deviation (C, 6) each; None when no group is that large.
+    Compiled (:func:`..kernels.stream_groups`: neighbour search and medians in one loop)
+    or numpy (:func:`_groups_numpy`), the same floats."""
+    out = kernels.stream_groups(x, RADIUS_M, WINDOW_S, n_min)
+    if out is None:
+        out = _groups_numpy(x, n_min)
+    return out if out is not None and out[0].size else None
+
+
+def _groups_numpy(
+    x: np.ndarray, n_min: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """:func:`_groups` with scipy's k-d tree and numpy (grouped sorts)."""
+    pos = x[:, POS]
     near = cKDTree(pos).query_pairs(RADIUS_M, output_type="ndarray")
     if near.shape[0] < n_min - 1:
-        return 0
-    n = r.size
+        return None
+    n = x.shape[0]
     # every (track, neighbour) pair both ways and each track with itself
     ti = np.concatenate([near[:, 0], near[:, 1], np.arange(n)])
     nj = np.concatenate([near[:, 1], near[:, 0], np.arange(n)])
-    va = rows.x[r][:, _KA]
+    va = x[:, _KA]
     # each neighbour's velocity when it was (or will be) where the track is now: the
     # stream's field is stationary (dt: its time of flight from there along its velocity)
     v = va[nj, :3]
     with np.errstate(invalid="ignore", divide="ignore"):
-        dt = np.einsum("ij,ij->i", pos[ti] - pos[nj], v) / np.einsum("ij,ij->i", v, v)
+        dt = _dot3(pos[ti] - pos[nj], v) / _dot3(v, v)
     ok = np.abs(dt) <= WINDOW_S
     ti, nj, dt = ti[ok], nj[ok], dt[ok]
     size = np.bincount(ti, minlength=n)
     crowd = size >= n_min
     if not crowd.any():
-        return 0
+        return None
     ok = crowd[ti]
     ti, nj, dt = ti[ok], nj[ok], dt[ok]
     vals = va[nj]
     vals[:, :3] += vals[:, 3:] * dt[:, None]
     # groups numbered among the crowd tracks only
     z, mad = _grouped_median((np.cumsum(crowd) - 1)[ti], vals, int(np.count_nonzero(crowd)))
-    size = size[crowd]
-    idx = r[crowd]
-    var = _FLOOR + _MEDIAN_EFF * (_MAD_SIGMA * mad) ** 2 / size[:, None]
-    return _pull(rows, idx, z, var)
+    return np.flatnonzero(crowd), size[crowd], z, mad
+
+
+def _dot3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise dot products of ``a`` and ``b`` (K, 3), summed ``(a0 b0 + a2 b2) + a1 b1``:
+    the order ``np.einsum("ij,ij->i", a, b)`` sums three columns in here (its two-lane
+    loop, then the last column into the first lane), written out so that the compiled
+    loop (:mod:`..kernel_stream`) can sum in the same order on any build."""
+    return (a[:, 0] * b[:, 0] + a[:, 2] * b[:, 2]) + a[:, 1] * b[:, 1]
 
 
 def _grouped_median(group: np.ndarray, vals: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
