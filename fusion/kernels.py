@@ -45,6 +45,12 @@ from . import kernel_initiation as _kn
 from . import kernel_rows as _kr
 from . import kernel_stream as _ks
 from . import kernel_threads as _kt
+from .kernel_arrays import f64 as _f64
+from .kernel_arrays import i64 as _i64
+from .kernel_arrays import plain as _plain
+
+#: the modules whose loops the kernels call (each lists its helpers in ``HELPERS``)
+LOOP_MODULES = (_kf, _ki, _kt, _ka, _kr, _kn, _ks)
 
 #: environment variable: "0" turns the compiled kernels off (numpy fallbacks)
 JIT_ENV = "TRACKLAYER_JIT"
@@ -121,7 +127,7 @@ def _compiled(name: str) -> Callable[..., Any] | None:
         return None
     try:
         # the loops' globals must name compiled functions
-        for module in (_kf, _ki, _kt, _ka, _kr, _kn, _ks):
+        for module in LOOP_MODULES:
             for helper in module.HELPERS:
                 if not hasattr(getattr(module, helper), "py_func"):
                     fn = getattr(module, helper)
@@ -169,30 +175,6 @@ def _run(name: str, *args: Any) -> Any:
         return _call(name, *args)
     except _NoKernel:
         return None
-
-
-def _f64(a: Any, shape: tuple[int, ...] | None = None) -> np.ndarray:
-    """``a`` as a writable C-contiguous float64 array (of ``shape``, broadcast, if given):
-    always the one array type, so numba compiles and caches one signature per kernel (a
-    read-only array, e.g. a scalar broadcast to one row, would be another)."""
-    if _plain(a, np.float64) and (shape is None or a.shape == shape):
-        return a
-    arr = np.asarray(a, dtype=np.float64)
-    if shape is not None and arr.shape != shape:
-        arr = np.broadcast_to(arr, shape)
-    arr = np.ascontiguousarray(arr)
-    return arr if arr.flags.writeable else arr.copy()
-
-
-def _i64(a: np.ndarray) -> np.ndarray:
-    """``a`` as a writable C-contiguous int64 array (one array type, as :func:`_f64`)."""
-    return a if _plain(a, np.int64) else np.array(a, dtype=np.int64, order="C")
-
-
-def _plain(a: Any, dtype: type) -> bool:
-    """Whether ``a`` is a writable C-contiguous ``dtype`` array (kernels use it in place)."""
-    f = a.flags if type(a) is np.ndarray and a.dtype == dtype else None
-    return f is not None and f.c_contiguous and f.writeable
 
 
 _NO_ADJUST = np.zeros(0)  # assign_pairs without the threads' adjustments
@@ -502,37 +484,7 @@ def warm() -> bool:
     """Compile (or load from numba's cache) every kernel now, on tiny inputs: ``make
     venv`` runs it once, so a fresh checkout's test workers and services do not each
     compile them at their first frame (~10 s CPU for all). Returns whether the kernels
-    are in use."""
-    if not enabled():
-        return False
-    x = np.zeros((1, 9))
-    x[0, 0] = 7.0e6
-    P = np.eye(9)[None]
-    one = np.ones(1)
-    los = np.array([[1.0, 0.0, 0.0]])
-    predict_short(x, P, one, 0.0 * one, one, one)
-    update(x, P, np.zeros((1, 2)), np.full((1, 2, 3), 1e-7), 1e-5 * one)
-    update_at(
-        x.copy(), P.copy(), np.zeros(1, np.int64), np.zeros((1, 2)), np.full((1, 2, 3), 1e-7), one
-    )
-    gate(x, P, np.zeros(3), los, 1e-5 * one, 10.0 * one)
-    may_gate(x, np.ones((1, 9)), 0.0 * one, np.zeros(3), los, 1e-5 * one, 10.0 * one)
-    propagate_to_surface(
-        x[:, :3], x[:, 3:6], 1e-3 * one, 10.0, 20.0, 1.0, (1e5, 2e4, 1e4, 20.0, 2.5e5)
-    )
-    meet(x[0, :3], los, 1e-5 * one, np.zeros((1, 13)), 1.0, (0.0, 1.0, 1.0, 1.0, 1.0), np.ones(7))
-    add_rows(np.zeros((1, 13)), 0, 1.0, 0, x[0, :3], los, 1e-5 * one, 1.0)
-    in_view(np.ones(3), x[:, :3], 1.0, 0.0, (2.0, 1.0), (0.0, 0.0, 0.0))
-    two_nearest(los, los)
-    t_ns, row = np.zeros(1, np.int64), np.zeros(1, np.int64)
-    may_gate_at(x, P, t_ns, row, 1, np.zeros(3), los, 1e-5 * one, 10.0 * one)
-    predict_at(x.copy(), P.copy(), t_ns, row, 1, (one, one, one), 2.0)
-    track, det, w = np.array([0, 0, 1]), np.array([0, 1, 1]), one[[0, 0, 0]]
-    for adjust in (None, np.ones(3)):
-        assign_pairs(track, det, w, w, 9.0 * np.ones(2), adjust)
-    stream_groups(np.ones((2, 9)), 1.0, 1.0, 2)
-    tau = np.linspace(0.0, 10.0, 5)
-    launch_fit(
-        tau, 6.4e6 + tau[:, None] * np.ones((5, 3)), np.ones(5), 2, -np.arange(0.0, 1.0, 0.1), 2e3
-    )
-    return all(k.compiled is not None for k in _KERNELS.values())
+    are in use (the example calls: :mod:`.kernel_warmup`)."""
+    from .kernel_warmup import warm_every_kernel
+
+    return enabled() and warm_every_kernel()

@@ -205,10 +205,8 @@ def test_a_jit_that_fails_to_compile_falls_back_with_a_warning(monkeypatch):
             return wrap
 
     saved = {name: (k.compiled, k.failed) for name, k in kernels._KERNELS.items()}
-    from tracklayer.fusion import kernel_filters, kernel_impact
-
-    for module in (kernel_filters, kernel_impact):  # restored at teardown (the broken
-        for helper in module.HELPERS:  # JIT wraps them)
+    for module in kernels.LOOP_MODULES:  # restored at teardown (the broken JIT wraps
+        for helper in module.HELPERS:  # every helper not yet compiled in this process)
             monkeypatch.setattr(module, helper, getattr(module, helper))
     monkeypatch.setattr(kernels, "_numba", BrokenNumba)
     for k in kernels._KERNELS.values():
