@@ -34,7 +34,11 @@ from mcap_protobuf.schema import build_file_descriptor_set
 from tracklayer import __version__
 from tracklayer.fusion.domain import DetectionTruth, SensorFrame, TrackReport, TruthFrame
 from tracklayer.services.wire import convert
-from tracklayer.services.wire.mcap_fast import MessageAppender, iter_messages
+from tracklayer.services.wire.mcap_fast import (
+    IndexSkippingStreamReader,
+    MessageAppender,
+    iter_messages,
+)
 from tracklayer.v1 import registration_pb2, sensor_pb2, track_pb2, truth_pb2
 
 __all__ = [
@@ -177,20 +181,28 @@ class RecordingWriter:
         """Append an already-serialised ``tracklayer.v1`` message of ``topic``'s type."""
         if self._file is None:
             raise RecordingError(f"{self.path}: recording is closed")
-        if isinstance(log_time_ns, bool) or not 0 <= int(log_time_ns) < 2**64:
+        if type(log_time_ns) is int and 0 <= log_time_ns < 2**64:  # (a copy's common case)
+            log_time = log_time_ns
+        elif isinstance(log_time_ns, bool) or not 0 <= int(log_time_ns) < 2**64:
             raise ValueError(f"log_time_ns: {log_time_ns!r} is not a uint64 nanosecond time")
-        log_time = int(log_time_ns)
-        channel_id = self._channel(topic)
-        sequence = self._counts[topic] % 2**32
-        self._counts[topic] += 1
+        else:
+            log_time = int(log_time_ns)
+        channel_id = self._channels.get(topic)
+        if channel_id is None:
+            channel_id = self._channel(topic)
+        n = self._counts[topic]
+        self._counts[topic] = n + 1
+        sequence = n % 2**32
+        if type(data) is not bytes:
+            data = bytes(data)
         try:
             if self._append is not None:  # the same bytes, without mcap's per-message objects
-                self._append.add(channel_id, log_time, bytes(data), sequence)
+                self._append.add(channel_id, log_time, data, sequence)
             else:
                 self._writer.add_message(
                     channel_id=channel_id,
                     log_time=log_time,
-                    data=bytes(data),
+                    data=data,
                     publish_time=log_time,
                     sequence=sequence,
                 )
@@ -365,7 +377,9 @@ class RecordingReader:
         wanted = None if topics is None else list(dict.fromkeys(topics))
         stream = _EofTrackingFile(self.path)
         try:
-            reader = StreamReader(stream, record_size_limit=_RECORD_SIZE_LIMIT, emit_chunks=True)
+            reader = IndexSkippingStreamReader(
+                stream, record_size_limit=_RECORD_SIZE_LIMIT, emit_chunks=True
+            )
             it = iter_messages(reader.records, wanted)  # (mcap's, without Message objects)
             for schema, channel, log_time, data in self._records(stream, it):
                 self._check_channel(schema, channel)
