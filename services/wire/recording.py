@@ -381,9 +381,21 @@ class RecordingReader:
                 stream, record_size_limit=_RECORD_SIZE_LIMIT, emit_chunks=True
             )
             it = iter_messages(reader.records, wanted)  # (mcap's, without Message objects)
-            for schema, channel, log_time, data in self._records(stream, it):
-                self._check_channel(schema, channel)
-                yield channel.topic, log_time, data
+            checked = self._checked_channels
+            try:  # (what _records does, without a generator and a call per message)
+                for schema, channel, log_time, data in it:
+                    if channel.id not in checked:
+                        self._check_channel(schema, channel)
+                    yield channel.topic, log_time, data
+            except RecordingError:
+                raise
+            except Exception as exc:
+                if stream.hit_eof:  # the file ends inside a record: a killed writer
+                    self.truncated = True
+                    return
+                raise RecordingError(
+                    f"{self.path}: corrupt MCAP data near byte {stream.tell()}: {exc}"
+                ) from exc
         finally:
             stream.close()
 
