@@ -10,6 +10,7 @@ import struct
 from collections.abc import Iterable, Iterator
 from io import BytesIO
 from itertools import chain
+from pathlib import Path
 
 from mcap.data_stream import ReadDataStream, RecordBuilder
 from mcap.exceptions import McapError
@@ -113,6 +114,26 @@ class PackedMessageIndex(MessageIndex):
             )
         )
         stream.finish_record()
+
+
+class EofTrackingFile:
+    """A read-only file wrapper that remembers whether a read came back short (end of file)."""
+
+    def __init__(self, path: Path) -> None:
+        self._f = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self.hit_eof = False
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(n)
+        if n is None or n < 0 or len(data) < n:
+            self.hit_eof = True
+        return data
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def close(self) -> None:
+        self._f.close()
 
 
 class IndexSkippingStreamReader(StreamReader):
