@@ -52,8 +52,8 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from numbers import Integral
+from typing import NamedTuple
 
 from .domain import NS_PER_S, FrameStatus, SensorFrame
 from .sequence_window import SequenceWindow
@@ -67,18 +67,18 @@ _NEG_INF = -math.inf
 _POS_INF = math.inf
 
 
-@dataclass(frozen=True, slots=True)
-class Offer:
-    """Outcome of :meth:`FrameOrderer.offer`.
+class Offer(NamedTuple):
+    """Outcome of :meth:`FrameOrderer.offer` (a named tuple: one per frame, built in
+    a fraction of a frozen dataclass's time).
 
     ``status`` of the offered frame; ``reason`` names the rule or field for REJECTED,
     LATE and DUPLICATE ("" when ACCEPTED); ``released`` the frames (possibly from
-    other sensors) that became applicable, in application order.
+    other sensors) that became applicable, in application order (a new list).
     """
 
     status: FrameStatus
     reason: str
-    released: list[SensorFrame] = field(default_factory=list)
+    released: list[SensorFrame]
     #: A frame that was not ACCEPTED but moved its sensor's latest received time
     #: (:meth:`FrameOrderer.note_received`): a journal must record that time.
     noted: bool = False
@@ -208,45 +208,52 @@ class FrameOrderer:
     def _judge(self, frame: SensorFrame, now: float | None) -> Offer:
         sid = frame.sensor_id
         latest = self._latest.get(sid)
+        ahead = self._ahead.get(sid)  # (received_ns, inline: it runs every frame)
+        received = latest if ahead is None or latest is None else max(latest, ahead)
         try:
-            validate_frame(frame, self.received_ns(sid), self.allowed)
+            validate_frame(frame, received, self.allowed)
         except ValueError as exc:
-            return Offer(FrameStatus.REJECTED, str(exc))
+            return Offer(FrameStatus.REJECTED, str(exc), [])
         seq, t = frame.sequence, frame.time_ns
         window = self._windows.get(sid)
-        if window is not None:
+        if window is not None and not window.is_new(seq):
             if seq in window:
                 return Offer(
-                    FrameStatus.DUPLICATE, f"sequence: {seq} from {sid!r} was received before"
+                    FrameStatus.DUPLICATE, f"sequence: {seq} from {sid!r} was received before", []
                 )
-            if seq <= window.floor:
-                return Offer(
-                    FrameStatus.LATE,
-                    f"sequence: {seq} from {sid!r} is older than the duplicate window "
-                    f"(forgotten up to {window.floor})",
-                )
+            return Offer(
+                FrameStatus.LATE,
+                f"sequence: {seq} from {sid!r} is older than the duplicate window "
+                f"(forgotten up to {window.floor})",
+                [],
+            )
         if latest is not None and t <= latest - self.lateness_ns:
             return Offer(
                 FrameStatus.LATE,
                 f"time: {(latest - t) / NS_PER_S:.3f} s before {sid!r}'s latest frame "
                 f"(allowed lateness {self.lateness_ns / NS_PER_S:g} s)",
+                [],
             )
         if t <= self._horizon:
             return Offer(
                 FrameStatus.LATE,
                 f"time: {(self._horizon - t) / NS_PER_S:.3f} s behind the watermark "
                 f"({sid!r} was not holding it)",
+                [],
             )
         # ACCEPTED: from here on state changes.
         if window is None:
             window = self._windows[sid] = SequenceWindow()
         if latest is None or t > latest:
             latest = self._latest[sid] = t
-        self._ahead.pop(sid, None)
+        if ahead is not None:
+            del self._ahead[sid]
         window.add(seq, t)
         window.trim(latest - self.lateness_ns, self.duplicate_window)
-        self._join(sid, now)
-        heapq.heappush(self._buffer, (frame.order_key, frame))
+        self._expected.add(sid)  # (_join, inline)
+        if now is not None:
+            self._last_active[sid] = now
+        heapq.heappush(self._buffer, ((t, sid, seq), frame))  # frame.order_key
         return Offer(FrameStatus.ACCEPTED, "", self._release())
 
     def flush(self) -> list[SensorFrame]:

@@ -50,6 +50,21 @@ class SequenceWindow:
         i = lo + int(np.searchsorted(self.seqs[lo:hi], sequence))
         return int(self.seqs[i]) == sequence
 
+    def is_new(self, sequence: int) -> bool:
+        """True when ``sequence`` is neither held nor at or below :attr:`floor` (what an
+        orderer asks of every frame, in one call: ``sequence not in self and sequence >
+        self.floor``)."""
+        if sequence <= self.floor or sequence in self.extra:
+            return False
+        lo, hi = self.lo, self.hi
+        if lo == hi:
+            return True
+        seqs = self.seqs
+        if sequence > int(seqs[hi - 1]) or sequence < int(seqs[lo]):  # a new look: above
+            return True
+        i = lo + int(np.searchsorted(seqs[lo:hi], sequence))
+        return int(seqs[i]) != sequence
+
     def add(self, sequence: int, time_ns: int) -> None:
         """Remember ``sequence`` (not held yet) accepted with ``time_ns``."""
         lo, hi = self.lo, self.hi
@@ -77,6 +92,8 @@ class SequenceWindow:
 
     def trim(self, cutoff_ns: int, keep: int) -> None:
         """Forget the oldest entries beyond ``keep``, but only those at or before cutoff."""
+        if self.hi - self.lo + len(self.extra) <= keep:  # (most calls: nothing to forget)
+            return
         while len(self) > keep:
             heap = self.heap
             if self.lo < self.hi:

@@ -291,37 +291,47 @@ def _track(
                 run.confirmed.add(report.track_id)
         n_reports += len(emitted)
 
+    parse = sensor_pb2.SensorFrame.FromString
+    from_proto = convert.frame_from_proto
+    submit = core.submit_timed
+    copy = writer.write_raw
+    accepted = FrameStatus.ACCEPTED
+    tick = freezer.tick if freezer is not None else None
     for topic, log_time_ns, data in reader.raw_messages():
-        if topic in (TOPIC_TRACKS, TOPIC_SENSOR_BIAS):
-            continue  # replaced by this run's reports and estimates
-        if topic not in TOPICS:
-            run.skipped_topics[topic] += 1
-            continue
-        writer.write_raw(topic, data, log_time_ns)
         if topic != TOPIC_FRAMES:
+            if topic in (TOPIC_TRACKS, TOPIC_SENSOR_BIAS):
+                continue  # replaced by this run's reports and estimates
+            if topic not in TOPICS:
+                run.skipped_topics[topic] += 1
+                continue
+            copy(topic, data, log_time_ns)  # the recorded bytes, not decoded
             continue
+        copy(topic, data, log_time_ns)
         try:
-            msg = sensor_pb2.SensorFrame.FromString(data)
+            msg = parse(data)
         except DecodeError:
             run.undecodable += 1  # no sensor id: replay skips these too
             continue
         run.frames += 1
         try:
-            frame = convert.frame_from_proto(msg)
+            frame = from_proto(msg, data)  # (the detections read from the bytes at once)
         except ValueError as exc:  # a required wire field unset: REJECTED, as live
             core.reject(str(exc))
             continue
-        status, _, emitted = core.submit_timed(frame)
-        write(emitted)
+        status, _, emitted = submit(frame)
+        if emitted:
+            write(emitted)
         next_bias_ns = _write_biases(core, writer, next_bias_ns)
-        if status is FrameStatus.ACCEPTED:
+        if status is accepted:
             t = frame.time_ns
-            run.first_ns = t if run.first_ns is None else min(run.first_ns, t)
-            run.last_ns = t if run.last_ns is None else max(run.last_ns, t)
+            if run.first_ns is None or t < run.first_ns:
+                run.first_ns = t
+            if run.last_ns is None or t > run.last_ns:
+                run.last_ns = t
         if progress is not None:
             progress(run.frames, run.span_s, n_reports, False)
-        if freezer is not None:
-            freezer.tick()
+        if tick is not None:
+            tick()
     write(core.flush_timed())
     _write_biases(core, writer, None)
     if progress is not None:

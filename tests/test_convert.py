@@ -7,6 +7,7 @@ wire format stores IEEE-754 doubles verbatim) and times to the nanosecond.
 
 from __future__ import annotations
 
+import struct
 from datetime import UTC, datetime
 
 import numpy as np
@@ -282,6 +283,45 @@ def test_a_frame_whose_bytes_are_not_the_usual_layout_is_read_from_the_message()
     msg.detections[2].ClearField("line_of_sight_eci")
     with pytest.raises(ValueError, match=r"detections\[2\]\.line_of_sight_eci"):
         convert.frame_from_proto(msg, msg.SerializeToString())
+
+
+def _det_bytes(los, sigma, intensity) -> bytes:
+    """One detection as ``SensorFrame`` writes it with every field set (field 6)."""
+    x, y, z = los
+    inner = b"\x09" + struct.pack("<d", x) + b"\x11" + struct.pack("<d", y)
+    inner += b"\x19" + struct.pack("<d", z)
+    body = b"\x0a\x1b" + inner + b"\x11" + struct.pack("<d", sigma)
+    body += b"\x19" + struct.pack("<d", intensity)
+    return b"\x32\x2f" + body
+
+
+def test_detections_are_read_from_the_bytes_whatever_precedes_them():
+    """Fields 1-5 in the writer's order (the quick look), in another order, a long id
+    or a zero sequence (left off the wire): the same floats as from the message. Bytes
+    that put the detections anywhere but last are read from the message instead."""
+    los = np.array([[0.6, 0.8, 0.5], [0.1, 0.6, -0.8]])  # no zero: every field on the wire
+    frame = SensorFrame("s" * 200, 0, -5, [1, 2, 3], [4, 5, 6], los, [1e-5, 2e-5], [2.0, 3.0])
+    msg = convert.frame_to_proto(frame)
+    dets = b"".join(
+        _det_bytes(u, s, i) for u, s, i in zip(los.tolist(), [1e-5, 2e-5], [2.0, 3.0], strict=True)
+    )
+    short = SensorFrame("t", 7, 9, [1, 2, 3], [4, 5, 6], los, [1e-5, 2e-5], [2.0, 3.0])
+    short_raw = convert.frame_to_proto(short).SerializeToString()
+    assert detection_bytes._usual_head(short_raw) == len(short_raw) - len(dets)
+    time_field = msg.time.SerializeToString()
+    moved = b"\x22\x1b" + msg.sensor_position_eci.SerializeToString()  # vectors, time, id:
+    moved += b"\x2a\x1b" + msg.sensor_velocity_eci.SerializeToString()  # another order
+    moved += b"\x1a" + bytes([len(time_field)]) + time_field + b"\x0a\xc8\x01" + b"s" * 200
+    for raw in (short_raw, msg.SerializeToString(), moved + dets):
+        parsed = type(msg).FromString(raw)
+        cols = detection_bytes.detection_columns(raw, 2)
+        assert cols is not None
+        assert [c.tolist() for c in cols] == [los.tolist(), [1e-5, 2e-5], [2.0, 3.0]]
+        assert all(c.flags.c_contiguous and c.flags.writeable for c in cols)
+        assert _same_bits(convert.frame_from_proto(parsed, raw), convert.frame_from_proto(parsed))
+    first = dets + msg.SerializeToString()[: -len(dets)]  # detections first: not last
+    assert detection_bytes.detection_columns(first, 2) is None
+    assert _same_bits(convert.frame_from_proto(type(msg).FromString(first), first), frame)
 
 
 def test_nan_survives_the_wire_bit_for_bit():

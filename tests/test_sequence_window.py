@@ -57,6 +57,7 @@ def test_same_answers_as_the_dict_and_heap(script):
     latest = None
     for seq, t_s, keep, late_s in script:
         assert (seq in w) == (seq in m.times)
+        assert w.is_new(seq) == (seq not in m.times and seq > m.floor)
         if seq in m.times or seq <= m.floor:
             continue  # the orderer answers DUPLICATE / LATE: nothing is added
         t = t_s * NS

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from tracklayer.services.clients.stream_options import StreamProgress
+if TYPE_CHECKING:  # (gRPC behind it: `tracklayer track` and `simulate` never load it)
+    from tracklayer.services.clients.stream_options import StreamProgress
 
 BAR_WIDTH = 24
 

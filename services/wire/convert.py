@@ -253,16 +253,16 @@ def frame_from_proto(msg: sensor_pb2.SensorFrame, raw: bytes | None = None) -> S
                 raise ValueError(f"detections[{len(rows)}].line_of_sight_eci: not set")
             u = d.line_of_sight_eci
             row((u.x, u.y, u.z, d.angular_sigma, d.intensity))
-        cols = np.array(rows, dtype=float).reshape(len(rows), 5)
-    return SensorFrame(
-        sensor_id=msg.sensor_id,
-        sequence=msg.sequence,
-        time_ns=_required_time(msg, "time"),
-        position=_required_vector(msg, "sensor_position_eci"),
-        velocity=_required_vector(msg, "sensor_velocity_eci"),
-        los=cols[:, :3].copy(),
-        sigma=cols[:, 3].copy(),
-        intensity=cols[:, 4].copy(),
+        table = np.array(rows, dtype=float).reshape(len(rows), 5)
+        cols = table[:, :3].copy(), table[:, 3].copy(), table[:, 4].copy()
+    # every array is a new float64 one of the shape SensorFrame wants: no re-check
+    return SensorFrame.from_columns(
+        msg.sensor_id,
+        msg.sequence,
+        _required_time(msg, "time"),
+        _required_vector(msg, "sensor_position_eci"),
+        _required_vector(msg, "sensor_velocity_eci"),
+        *cols,
     )
 
 

@@ -34,7 +34,12 @@ from mcap_protobuf.schema import build_file_descriptor_set
 from tracklayer import __version__
 from tracklayer.fusion.domain import DetectionTruth, SensorFrame, TrackReport, TruthFrame
 from tracklayer.services.wire import convert
-from tracklayer.services.wire.mcap_fast import MessageAppender, iter_messages
+from tracklayer.services.wire.mcap_fast import (
+    EofTrackingFile,
+    IndexSkippingStreamReader,
+    MessageAppender,
+    iter_messages,
+)
 from tracklayer.v1 import registration_pb2, sensor_pb2, track_pb2, truth_pb2
 
 __all__ = [
@@ -177,23 +182,22 @@ class RecordingWriter:
         """Append an already-serialised ``tracklayer.v1`` message of ``topic``'s type."""
         if self._file is None:
             raise RecordingError(f"{self.path}: recording is closed")
-        if isinstance(log_time_ns, bool) or not 0 <= int(log_time_ns) < 2**64:
-            raise ValueError(f"log_time_ns: {log_time_ns!r} is not a uint64 nanosecond time")
-        log_time = int(log_time_ns)
-        channel_id = self._channel(topic)
-        sequence = self._counts[topic] % 2**32
-        self._counts[topic] += 1
+        log_time = log_time_ns  # (a copy's common case: an int, checked at once)
+        if type(log_time) is not int or not 0 <= log_time < 2**64:
+            if isinstance(log_time_ns, bool) or not 0 <= int(log_time_ns) < 2**64:
+                raise ValueError(f"log_time_ns: {log_time_ns!r} is not a uint64 nanosecond time")
+            log_time = int(log_time_ns)
+        channel_id = self._channels.get(topic)
+        if channel_id is None:
+            channel_id = self._channel(topic)
+        n = self._counts[topic]
+        self._counts[topic] = n + 1
+        data = data if type(data) is bytes else bytes(data)
         try:
             if self._append is not None:  # the same bytes, without mcap's per-message objects
-                self._append.add(channel_id, log_time, bytes(data), sequence)
+                self._append.add(channel_id, log_time, data, n % 2**32)
             else:
-                self._writer.add_message(
-                    channel_id=channel_id,
-                    log_time=log_time,
-                    data=bytes(data),
-                    publish_time=log_time,
-                    sequence=sequence,
-                )
+                self._writer.add_message(channel_id, log_time, data, log_time, n % 2**32)
         except OSError as exc:
             raise RecordingError(f"{self.path}: write failed: {exc.strerror}") from exc
 
@@ -247,26 +251,6 @@ class RecordingWriter:
 
 
 # --- reading ----------------------------------------------------------------------------
-
-
-class _EofTrackingFile:
-    """A read-only file wrapper that remembers whether a read came back short (end of file)."""
-
-    def __init__(self, path: Path) -> None:
-        self._f = open(path, "rb")  # noqa: SIM115 - closed by close()
-        self.hit_eof = False
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._f.read(n)
-        if n is None or n < 0 or len(data) < n:
-            self.hit_eof = True
-        return data
-
-    def tell(self) -> int:
-        return self._f.tell()
-
-    def close(self) -> None:
-        self._f.close()
 
 
 class RecordingReader:
@@ -327,7 +311,7 @@ class RecordingReader:
 
     # --- record streams ---
 
-    def _records(self, stream: _EofTrackingFile, it: Iterator[Any]) -> Iterator[Any]:
+    def _records(self, stream: EofTrackingFile, it: Iterator[Any]) -> Iterator[Any]:
         """Items of ``it`` (reading ``stream``) until the end or a truncated tail."""
         while True:
             try:
@@ -335,13 +319,18 @@ class RecordingReader:
             except StopIteration:
                 return
             except Exception as exc:
-                if stream.hit_eof:  # the file ends inside a record: a killed writer
-                    self.truncated = True
-                    return
-                raise RecordingError(
-                    f"{self.path}: corrupt MCAP data near byte {stream.tell()}: {exc}"
-                ) from exc
+                self._cut_or_corrupt(stream, exc)
+                return
             yield item
+
+    def _cut_or_corrupt(self, stream: EofTrackingFile, exc: Exception) -> None:
+        """After ``exc`` reading ``stream``: a file that ends inside a record (a killed
+        writer) is truncated; anything else raises :class:`RecordingError`."""
+        if not stream.hit_eof:
+            raise RecordingError(
+                f"{self.path}: corrupt MCAP data near byte {stream.tell()}: {exc}"
+            ) from exc
+        self.truncated = True
 
     def _check_channel(self, schema: Schema | None, channel: Channel) -> None:
         if channel.id in self._checked_channels or channel.topic not in _TOPIC_TYPES:
@@ -363,13 +352,22 @@ class RecordingReader:
     def raw_messages(self, topics: Iterable[str] | None = None) -> Iterator[tuple[str, int, bytes]]:
         """(topic, log_time_ns, serialised message) in file order; ``None`` = every topic."""
         wanted = None if topics is None else list(dict.fromkeys(topics))
-        stream = _EofTrackingFile(self.path)
+        stream = EofTrackingFile(self.path)
         try:
-            reader = StreamReader(stream, record_size_limit=_RECORD_SIZE_LIMIT, emit_chunks=True)
+            reader = IndexSkippingStreamReader(
+                stream, record_size_limit=_RECORD_SIZE_LIMIT, emit_chunks=True
+            )
             it = iter_messages(reader.records, wanted)  # (mcap's, without Message objects)
-            for schema, channel, log_time, data in self._records(stream, it):
-                self._check_channel(schema, channel)
-                yield channel.topic, log_time, data
+            checked = self._checked_channels
+            try:  # (what _records does, without a generator and a call per message)
+                for schema, channel, log_time, data in it:
+                    if channel.id not in checked:
+                        self._check_channel(schema, channel)
+                    yield channel.topic, log_time, data
+            except RecordingError:
+                raise
+            except Exception as exc:
+                self._cut_or_corrupt(stream, exc)
         finally:
             stream.close()
 
@@ -429,7 +427,7 @@ class RecordingReader:
         # No summary (cut short): scan records from the start; our writer puts the
         # record right after the header, so this stops at once. Chunks are skipped
         # without decompressing them.
-        stream = _EofTrackingFile(self.path)
+        stream = EofTrackingFile(self.path)
         try:
             it = StreamReader(
                 stream, emit_chunks=True, record_size_limit=_RECORD_SIZE_LIMIT
