@@ -60,10 +60,15 @@ def _median(values: np.ndarray, m: int) -> float:
 
 
 def _select(values: np.ndarray, m: int, k: int) -> float:
-    """The ``k``-th smallest of ``values[:m]`` (Hoare's selection, median-of-three pivot),
-    left at ``values[k]`` with no greater value before it and no smaller one after."""
+    """The ``k``-th smallest of ``values[:m]`` (quickselect, median-of-three pivot, a
+    branch-free Lomuto partition; the last few values sorted by insertion), left at
+    ``values[k]`` with no greater value before it and no smaller one after."""
     lo, hi = 0, m - 1
-    while lo < hi:
+    rounds = 0
+    while hi - lo > _INSERTION_MAX:
+        rounds += 1
+        if rounds > 64:  # many equal values: a partition that does not shrink
+            break
         mid = (lo + hi) // 2
         if values[mid] < values[lo]:
             values[mid], values[lo] = values[lo], values[mid]
@@ -71,23 +76,29 @@ def _select(values: np.ndarray, m: int, k: int) -> float:
             values[hi], values[lo] = values[lo], values[hi]
         if values[hi] < values[mid]:
             values[hi], values[mid] = values[mid], values[hi]
-        pivot = values[mid]
-        i, j = lo, hi
-        while i <= j:
-            while values[i] < pivot:
-                i += 1
-            while values[j] > pivot:
-                j -= 1
-            if i <= j:
-                values[i], values[j] = values[j], values[i]
-                i += 1
-                j -= 1
-        if k <= j:
-            hi = j
-        elif k >= i:
-            lo = i
+        values[mid], values[hi] = values[hi], values[mid]  # the pivot to the end
+        pivot = values[hi]
+        store = lo
+        for i in range(lo, hi):
+            v = values[i]
+            values[i] = values[store]
+            values[store] = v
+            store += v < pivot
+        values[hi] = values[store]
+        values[store] = pivot
+        if k == store:
+            return pivot
+        if k < store:
+            hi = store - 1
         else:
-            break  # between j and i: equal to the pivot, in place
+            lo = store + 1
+    for i in range(lo + 1, hi + 1):
+        v = values[i]
+        j = i - 1
+        while j >= lo and values[j] > v:
+            values[j + 1] = values[j]
+            j -= 1
+        values[j + 1] = v
     return values[k]
 
 

@@ -119,3 +119,41 @@ def test_large_groups_take_the_selected_medians() -> None:
         got = kernels.stream_groups(x, stream.RADIUS_M, stream.WINDOW_S, 3)
         assert got[1].min() > 100 and {n % 2} <= set((got[1] % 2).tolist())
         _same(got, stream._groups_numpy(x, 3))
+
+
+def test_crowds_of_equal_values_end_in_the_insertion_sort() -> None:
+    """A crowd whose velocity and acceleration columns take a handful of values each
+    (partitions that barely shrink: the selection's round limit, then its insertion sort
+    of what is left) gives numpy's medians."""
+    rng = np.random.default_rng(9)
+    for n in (120, 121):
+        x = np.zeros((n, 9))
+        x[:, :3] = [6.4e6, 0.0, 0.0] + rng.normal(size=(n, 3)) * 300.0
+        x[:, 3:6] = [0.0, 0.0, 3_000.0] + rng.integers(0, 3, size=(n, 3)) * 10.0
+        x[:, 6:] = [0.0, 0.0, 40.0] + rng.integers(0, 2, size=(n, 3)).astype(float)
+        got = kernels.stream_groups(x, stream.RADIUS_M, stream.WINDOW_S, 3)
+        assert got[1].min() > 60
+        _same(got, stream._groups_numpy(x, 3))
+
+
+@pytest.mark.parametrize("m", [1, 2, 13, 14, 65, 200])
+def test_selection_leaves_the_order_statistic_in_place(m: int) -> None:
+    """The compiled selection (kernel_stream._select) of every k of random values, with
+    and without ties and sorted runs: the k-th value of a sort, nothing greater before it
+    and nothing smaller after (the even median's scan of the rest relies on it)."""
+    kernels.stream_groups(np.ones((2, 9)), 1.0, 1.0, 2)  # compiles the helpers
+    from tracklayer.fusion import kernel_stream
+
+    select = kernel_stream._select
+    assert hasattr(select, "py_func")  # the compiled one
+    rng = np.random.default_rng(m)
+    cases = [rng.normal(size=m), rng.integers(0, 4, size=m).astype(float), np.sort(rng.normal(size=m))]
+    cases.append(np.abs(cases[2] - np.median(cases[2])))  # V-shaped: deviations of a sorted run
+    for values in cases:
+        want = np.sort(values)
+        for k in range(m):
+            buf = np.concatenate([values, [np.inf]])  # past m: left alone
+            got = select(buf, m, k)
+            assert got == want[k] and buf[k] == got and buf[m] == np.inf
+            assert np.all(buf[:k] <= got) and np.all(buf[k + 1 : m] >= got)
+            assert np.array_equal(np.sort(buf[:m]), want)  # a permutation of the values

@@ -31,23 +31,6 @@ HELD_SENSORS = 3  # satellites that must have updated a track ...
 HELD_WITHIN_NS = 5 * NS_PER_S  # ... this recently for its detections to teach the view
 
 
-def recently_seen(sensors_seen: dict[str, int], t_ns: int) -> bool:
-    """``HELD_SENSORS`` satellites updated the track within ``HELD_WITHIN_NS`` of
-    ``t_ns`` (a confirmed track so seen is well held: its range is held, so its
-    detections tell where the sensors see). The newest updates are counted first:
-    :func:`book_updates` moves a satellite to the end of ``sensors_seen`` as it updates,
-    so a held track is known after three entries (any order gives the same answer, a
-    full scan at worst)."""
-    recent = t_ns - HELD_WITHIN_NS
-    seen = 0
-    for seen_ns in reversed(sensors_seen.values()):
-        if seen_ns > recent:
-            seen += 1
-            if seen >= HELD_SENSORS:
-                return True
-    return False
-
-
 def book_updates(
     tracker: Tracker,
     frame: SensorFrame,
@@ -89,10 +72,24 @@ def book_updates(
     existence = tracker._existence
     horizon = seen_horizon_ns(t_ns, tracker.config.confirm_n)
     held: list[bool] = []  # well held before this update: its detection teaches the view
+    recent = t_ns - HELD_WITHIN_NS
     for trk in trks:
-        seen = trk.sensors_seen  # kept in order of the latest update (recently_seen)
+        seen = trk.sensors_seen  # kept in order of the latest update (below)
         if existence is not None:
-            held.append(trk.status == confirmed and recently_seen(seen, t_ns))
+            # held: confirmed and HELD_SENSORS satellites updated it within HELD_WITHIN_NS
+            # (its range is held, so its detection tells where the sensors see); the
+            # newest entries first (each update moves its satellite to the end of
+            # sensors_seen), so a held track is known after three (inlined: per update)
+            is_held = False
+            if trk.status == confirmed:
+                n_recent = 0
+                for seen_ns in reversed(seen.values()):
+                    if seen_ns > recent:
+                        n_recent += 1
+                        if n_recent >= HELD_SENSORS:
+                            is_held = True
+                            break
+            held.append(is_held)
         trk.update_count += 1
         trk.last_update_ns = t_ns
         trk.updated_now = True

@@ -124,7 +124,14 @@ class ReportSchedule:
             if extra is not None:
                 cov[:3, :3] += extra
         phase = self._phase(trk, row)
-        if not trk.deleted and (trk.mode == Mode.BOOST or trk.launch.estimate is None):
+        fit = trk.launch
+        if (
+            not trk.deleted
+            and (trk.mode == Mode.BOOST or fit.estimate is None)
+            and fit.enabled
+            and not fit.final
+            and len(fit.samples) >= _LAUNCH_MIN_SAMPLES
+        ):  # tested here, not in the call: most reports have no fit due
             self._update_launch(trk)
         rep_state.revision += 1
         rep = TrackReport(
@@ -220,10 +227,9 @@ class ReportSchedule:
 
     def _update_launch(self, trk: Track) -> None:
         """Refit the launch point from the samples; final once the fit window is covered
-        or the track has left boost."""
+        or the track has left boost (the caller, :meth:`_make_one`, has checked that the
+        fit is enabled, not final and has ``_LAUNCH_MIN_SAMPLES`` samples)."""
         fit = trk.launch
-        if not fit.enabled or fit.final or len(fit.samples) < _LAUNCH_MIN_SAMPLES:
-            return
         samples = fit.samples
         span = (samples[-1].time_ns - samples[0].time_ns) / NS_PER_S
         last = span >= self.config.launch_fit_s - _LAUNCH_FINAL_MARGIN_S or trk.mode != Mode.BOOST
