@@ -222,7 +222,7 @@ class Lifecycle:
         Candidates are the pairs closer than ``_MERGE_SEARCH_M`` (a k-d tree, not all
         pairs), taken in row-major order of ``live`` (i < j); a batched solve screens
         them and the few that may pass are decided one by one with the exact test, in
-        that order, skipping pairs with a track already deleted."""
+        that order, skipping pairs with a track already deleted or resolved."""
         live = [t for t in tracks if not t.deleted]
         if len(live) < 2:
             return
@@ -245,13 +245,15 @@ class Lifecycle:
         S = P6[ii] + P6[jj]
         for k in np.flatnonzero(_may_pass(e, S, chi2_max)):
             a, b = live[ii[k]], live[jj[k]]
-            if a.deleted or b.deleted:
+            # resolved first: in a raid nearly every candidate was resolved by a look
+            # (a dictionary test, no solve); either test alone keeps the pair
+            if a.deleted or b.deleted or _resolved(a, b, since):
                 continue
             try:
                 d2 = float(e[k] @ np.linalg.solve(S[k], e[k]))
             except np.linalg.LinAlgError:
                 continue
-            if d2 > chi2_max or _resolved(a, b, since):
+            if d2 > chi2_max:
                 continue
             self.mark_deleted(min((a, b), key=_merge_rank))
 
