@@ -41,6 +41,7 @@ def warm_every_kernel() -> bool:
     for adjust in (None, np.ones(3)):
         kernels.assign_pairs(track, det, w, w, 9.0 * np.ones(2), adjust)
     kernels.stream_groups(np.ones((2, 9)), 1.0, 1.0, 2)
+    kernels.near_pairs(np.zeros((2, 3)), 1.0, np.ones(2), 1.0)
     tau = np.linspace(0.0, 10.0, 5)
     kernels.launch_fit(
         tau, 6.4e6 + tau[:, None] * np.ones((5, 3)), np.ones(5), 2, -np.arange(0.0, 1.0, 0.1), 2e3

@@ -42,6 +42,7 @@ from . import kernel_assign as _ka
 from . import kernel_filters as _kf
 from . import kernel_impact as _ki
 from . import kernel_initiation as _kn
+from . import kernel_pairs as _kp
 from . import kernel_rows as _kr
 from . import kernel_stream as _ks
 from . import kernel_threads as _kt
@@ -50,7 +51,7 @@ from .kernel_arrays import i64 as _i64
 from .kernel_arrays import plain as _plain
 
 #: the modules whose loops the kernels call (each lists its helpers in ``HELPERS``)
-LOOP_MODULES = (_kf, _ki, _kt, _ka, _kr, _kn, _ks)
+LOOP_MODULES = (_kf, _ki, _kt, _ka, _kr, _kn, _ks, _kp)
 
 #: environment variable: "0" turns the compiled kernels off (numpy fallbacks)
 JIT_ENV = "TRACKLAYER_JIT"
@@ -84,6 +85,7 @@ _KERNELS = {
     "two_nearest": _Kernel(_kt._two_nearest),
     "assign_pairs": _Kernel(_ka._assign_pairs),
     "stream_groups": _Kernel(_ks._stream_groups),
+    "near_pairs": _Kernel(_kp._near_pairs),
 }
 _numba: Any = None
 
@@ -478,6 +480,19 @@ def stream_groups(
     if count is None or count < 0:
         return None
     return crowd[:count], size[:count], med[:count], mad[:count]
+
+
+def near_pairs(
+    pos: np.ndarray, radius: float, trace: np.ndarray | None = None, chi2: float = 0.0
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Compiled near pairs (:mod:`.kernel_pairs`) of the finite positions ``pos`` (N, 3) m:
+    ``(i, j)``, ``i < j``, row-major, less than ``radius`` m apart (int64 (K,) each); with
+    ``trace`` (N,) m^2 and ``chi2 > 0``, only those the merge's trace screen keeps. None
+    when the kernels are off."""
+    if not enabled():
+        return None
+    tr = _f64(np.zeros(pos.shape[0]) if trace is None else trace)
+    return _run("near_pairs", _f64(pos), float(radius), tr, float(chi2) if trace is not None else 0.0)
 
 
 def warm() -> bool:

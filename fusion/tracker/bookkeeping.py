@@ -101,8 +101,10 @@ def book_updates(
         trk.report.since.add(sensor)
         if trk.status == coasting:  # (after observe_updates: its inflation counts)
             lifecycle.recover(trk)
-        if trk.mode == boost and trk.launch.enabled:
-            launching.append(trk)
+        if trk.mode == boost:
+            fit = trk.launch
+            if fit.enabled and not fit.final:  # (a final fit takes no samples)
+                launching.append(trk)
     if existence is not None:  # the sensors' view limits, from what they see
         existence.learn(frame.position, rows.x[upd_rows[held], POS])
     reports.sample_launches(launching, t_ns)  # the rows as updated, before any burnout

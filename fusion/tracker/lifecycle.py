@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
+from .. import kernels
 from ..association import chi2_quantile
 from ..config import FusionConfig
 from ..constants import ATMOSPHERE_TOP_M
@@ -230,19 +231,12 @@ class Lifecycle:
             return
         rows = np.array([t.row for t in live])
         x6 = self.rows.x[rows, :6]
-        ii, jj = near_pairs(x6[:, :3], _MERGE_SEARCH_M)
-        if ii.size == 0:
-            return
         P6 = self.rows.P[rows][:, :6, :6]
         chi2_max = self.config.merge_chi2
+        ii, jj = _candidates(x6[:, :3], np.einsum("nii->n", P6[:, :3, :3]), chi2_max)
+        if ii.size == 0:
+            return
         since = seen_horizon_ns(t_ns, self.config.confirm_n)
-        # e^T S^-1 e >= |e_r|^2 / tr(S_rr) (the position block's marginal, its largest
-        # eigenvalue): pairs farther apart than that allows are out without a solve
-        tr_r = np.einsum("nii->n", P6[:, :3, :3])
-        e_r = x6[ii, :3] - x6[jj, :3]
-        with np.errstate(invalid="ignore", over="ignore"):
-            out = np.einsum("ki,ki->k", e_r, e_r) > chi2_max * (tr_r[ii] + tr_r[jj]) * (1.0 + 1e-9)
-        ii, jj = ii[~out], jj[~out]
         e = x6[ii] - x6[jj]
         S = P6[ii] + P6[jj]
         for k in np.flatnonzero(_may_pass(e, S, chi2_max)):
@@ -302,10 +296,33 @@ def _unsettled(
     return np.flatnonzero(~settled).tolist()
 
 
+def _candidates(
+    pos: np.ndarray, trace: np.ndarray, chi2_max: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The merge's candidate pairs of positions ``pos`` (N, 3) m with position covariance
+    traces ``trace`` (N,) m^2: :func:`near_pairs` within ``_MERGE_SEARCH_M`` less those
+    farther apart than their covariances allow (``e^T S^-1 e >= |e_r|^2 / tr(S_rr)``, the
+    position block's marginal and its largest eigenvalue: ``|e_r|^2 > chi2_max tr (1 +
+    1e-9)`` is out without a solve; the margin is far above rounding, so a screen summing
+    in another order drops no pair the exact test could keep). Compiled, the search and
+    the screen in one pass (:func:`..kernels.near_pairs`), else numpy; row-major order."""
+    finite = np.flatnonzero(np.all(np.isfinite(pos), axis=1))
+    if finite.size >= 2 and chi2_max > 0.0:
+        compiled = kernels.near_pairs(pos[finite], _MERGE_SEARCH_M, trace[finite], chi2_max)
+        if compiled is not None:
+            return finite[compiled[0]], finite[compiled[1]]
+    ii, jj = near_pairs(pos, _MERGE_SEARCH_M)
+    e_r = pos[ii] - pos[jj]
+    with np.errstate(invalid="ignore", over="ignore"):
+        out = np.einsum("ki,ki->k", e_r, e_r) > chi2_max * (trace[ii] + trace[jj]) * (1.0 + 1e-9)
+    return ii[~out], jj[~out]
+
+
 def near_pairs(pos: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
     """Index pairs ``(i, j)``, ``i < j``, in row-major order, of positions ``pos`` (N, 3)
     (m) less than ``radius`` (m) apart: the pairs ``np.nonzero(np.triu(d < radius))`` of
-    the full distance matrix gives, found with a k-d tree in O(N log N + pairs).
+    the full distance matrix gives, found with a k-d tree in O(N log N + pairs), or
+    compiled (:func:`..kernels.near_pairs`: a sweep, the same pairs).
 
     The tree (its own rounding) is asked for a slightly larger radius; the distance test
     that decides is the full matrix's own expression. Non-finite positions pair with
@@ -314,6 +331,9 @@ def near_pairs(pos: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
     finite = np.flatnonzero(np.all(np.isfinite(pos), axis=1))
     if finite.size < 2:
         return np.zeros(0, int), np.zeros(0, int)
+    compiled = kernels.near_pairs(pos[finite], radius)  # (a sweep: ..kernel_pairs)
+    if compiled is not None:
+        return finite[compiled[0]], finite[compiled[1]]  # (finite ascends: still row-major)
     tree = cKDTree(pos[finite])
     found = tree.query_pairs(radius * (1.0 + 1e-9) + 1e-6, output_type="ndarray")
     if found.size == 0:
