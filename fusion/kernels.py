@@ -482,17 +482,11 @@ def stream_groups(
     return crowd[:count], size[:count], med[:count], mad[:count]
 
 
-def near_pairs(
-    pos: np.ndarray, radius: float, trace: np.ndarray | None = None, chi2: float = 0.0
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """Compiled near pairs (:mod:`.kernel_pairs`) of the finite positions ``pos`` (N, 3) m:
-    ``(i, j)``, ``i < j``, row-major, less than ``radius`` m apart (int64 (K,) each); with
-    ``trace`` (N,) m^2 and ``chi2 > 0``, only those the merge's trace screen keeps. None
-    when the kernels are off."""
-    if not enabled():
-        return None
-    tr = _f64(np.zeros(pos.shape[0]) if trace is None else trace)
-    return _run("near_pairs", _f64(pos), float(radius), tr, float(chi2) if trace is not None else 0.0)
+def near_pairs(pos: np.ndarray, radius: float, trace: Any = None, chi2: float = 0.0) -> Any:
+    """Compiled near pairs (:mod:`.kernel_pairs`: int64 ``(i, j)``, row-major) of finite ``pos``
+    (N, 3) m, with ``trace`` (N,) m^2 and ``chi2`` the merge's screen; None if kernels are off."""
+    tr, k = (np.zeros(pos.shape[0]), 0.0) if trace is None else (trace, float(chi2))
+    return _run("near_pairs", _f64(pos), float(radius), _f64(tr), k) if enabled() else None
 
 
 def warm() -> bool:

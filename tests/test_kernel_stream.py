@@ -147,7 +147,11 @@ def test_selection_leaves_the_order_statistic_in_place(m: int) -> None:
     select = kernel_stream._select
     assert hasattr(select, "py_func")  # the compiled one
     rng = np.random.default_rng(m)
-    cases = [rng.normal(size=m), rng.integers(0, 4, size=m).astype(float), np.sort(rng.normal(size=m))]
+    cases = [
+        rng.normal(size=m),
+        rng.integers(0, 4, size=m).astype(float),
+        np.sort(rng.normal(size=m)),
+    ]
     cases.append(np.abs(cases[2] - np.median(cases[2])))  # V-shaped: deviations of a sorted run
     for values in cases:
         want = np.sort(values)
