@@ -19,7 +19,6 @@ the outcome does not depend on the frame rate.
 from __future__ import annotations
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from ..association import chi2_quantile
 from ..config import FusionConfig
@@ -282,6 +281,8 @@ def near_pairs(pos: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
     finite = np.flatnonzero(np.all(np.isfinite(pos), axis=1))
     if finite.size < 2:
         return np.zeros(0, int), np.zeros(0, int)
+    from scipy.spatial import cKDTree
+
     tree = cKDTree(pos[finite])
     found = tree.query_pairs(radius * (1.0 + 1e-9) + 1e-6, output_type="ndarray")
     if found.size == 0:
