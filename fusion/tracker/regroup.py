@@ -40,7 +40,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from ..association import Gating, assign_pairs, gate
 from ..domain import NS_PER_S, SensorFrame, TrackStatus
@@ -277,6 +276,8 @@ def strained(
         return None
     r = np.array(keep)
     pos = rows.x[r][:, POS]
+    from scipy.spatial import cKDTree
+
     n_near = cKDTree(pos).query_ball_point(pos, RADIUS_M, return_length=True)
     sel = np.flatnonzero(n_near >= n_min)
     if sel.size == 0:
@@ -354,6 +355,8 @@ def _hypotheses(
     dt_m = (t_ns - rows.t_ns[mr]) / NS_PER_S
     xm = rows.x[mr]
     pos_m = xm[:, POS] + xm[:, VEL] * dt_m[:, None] + 0.5 * xm[:, 6:9] * dt_m[:, None] ** 2
+    from scipy.spatial import cKDTree
+
     tree = cKDTree(pos_m)
     xs, parents = [], []
     for i, trk in enumerate(s.tracks):

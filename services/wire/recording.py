@@ -40,6 +40,7 @@ from tracklayer.services.wire.mcap_fast import (
     MessageAppender,
     iter_messages,
 )
+from tracklayer.services.wire.report_bytes import report_bytes
 from tracklayer.v1 import registration_pb2, sensor_pb2, track_pb2, truth_pb2
 
 __all__ = [
@@ -218,10 +219,9 @@ class RecordingWriter:
         )
 
     def write_track(self, report: TrackReport, log_time_ns: int) -> None:
-        """``/tracks``: one track report, as emitted."""
-        self.write_raw(
-            TOPIC_TRACKS, convert.report_to_proto(report).SerializeToString(), log_time_ns
-        )
+        """``/tracks``: one track report, as emitted (its bytes encoded directly:
+        :func:`report_bytes`, the message's bytes)."""
+        self.write_raw(TOPIC_TRACKS, report_bytes(report), log_time_ns)
 
     def message_count(self, topic: str) -> int:
         """Messages written so far on ``topic``."""
