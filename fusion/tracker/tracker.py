@@ -200,6 +200,8 @@ class Tracker:
 
     def _sync_tracks(self, tracks: list[Track]) -> None:
         """Predict the rows (main and shadow) of ``tracks`` to the data time."""
+        if not tracks:  # (most frames of a sparse sky)
+            return
         rows = [t.row for t in tracks] + [t.shadow_row for t in tracks if t.shadow is not None]
         self._rows.sync(rows, self._t_ns)
 
