@@ -183,6 +183,7 @@ _FAR_SLACK_M = 1.0  # ... absolute slack on the screen's tolerance (rounding)
 
 
 @functools.cache
+@functools.lru_cache(maxsize=8)  # one array per configuration, not one per frame
 def _meet_limits(
     miss_sigmas: float, max_range: float, sin_min: float, min_alt: float, max_alt: float
 ) -> np.ndarray:

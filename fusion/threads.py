@@ -64,9 +64,10 @@ class SensorThreads:
         m = los.shape[0]
         if not self.t_s.size:  # no thread has a rate (a sparse sky's usual look): every
             # detection starts one; the same arrays as below without the index gathers
+            # (ids are only read, never written in place: pending and the caller share them)
             out_ids = np.arange(next_id, next_id + m)
-            ended_ids = self.pending[0].copy()
-            self.pending = (out_ids.copy(), np.array(los, dtype=float), t_s)
+            ended_ids = self.pending[0]
+            self.pending = (out_ids, np.array(los, dtype=float), t_s)
             return out_ids, ended_ids, next_id + m
         ended = [self.pending[0]]  # rate-less threads of the last look end unseeded
         if self.t_s.size:
@@ -249,7 +250,7 @@ class ThreadBook:
         (3,) (ECI, m)."""
         last = self._sensor_at.get(sensor_id)
         if last is not None and t_s > last[0]:
-            self._sensor_vel[sensor_id] = (position - last[1]) / (t_s - last[0])
+            self._sensor_vel[sensor_id] = _velocity(last, position, t_s)
         self._sensor_at[sensor_id] = (t_s, np.array(position, dtype=float))
         threads = self._sensors.get(sensor_id)
         if threads is None:
@@ -351,6 +352,17 @@ class ThreadBook:
             gone = np.isin(keys, dead)
             if gone.any():
                 self._owner[sensor_id] = (ids[~gone], keys[~gone])
+
+
+def _velocity(last: tuple[float, np.ndarray], position: np.ndarray, t_s: float) -> np.ndarray:
+    """Velocity (3,) (m/s) from the position ``last`` (t_s, (3,) m) to ``position`` (3,)
+    (m) at ``t_s``: per component one IEEE difference and quotient, as numpy's
+    ``(position - p0) / (t_s - t0)``, in Python floats (two ufunc calls cost more)."""
+    t0, p0 = last
+    dt = float(t_s - t0)
+    x, y, z = np.asarray(position, dtype=float).tolist()
+    a, b, c = p0.tolist()
+    return np.array(((x - a) / dt, (y - b) / dt, (z - c) / dt))
 
 
 _NO_IDS = np.zeros(0, np.int64)

@@ -132,3 +132,28 @@ def test_a_real_object_detected_with_pd_08_keeps_its_track(truth):
     reports = _track_ids(fr, FusionConfig())
     assert {r.track_id for r in reports} == {"ex-1"}
     assert all(r.status != TrackStatus.DELETED for r in reports)
+
+
+@pytest.mark.parametrize("n_looked", [1, 3, 8, 9, 40])
+def test_look_scores_few_rows_are_numpys_floats(n_looked):
+    """A look's scores in place (Python floats up to 8 rows, numpy above): the same bits
+    as ``Existence.score`` of the looked rows, and the deleted rows exactly those now
+    below ``-existence_delete_llr`` (scores near the cap and the floor included)."""
+    cfg = FusionConfig()
+    ex = Existence(cfg)
+    rng = np.random.default_rng(n_looked)
+    floor = -cfg.existence_delete_llr
+    edges = [cfg.existence_max_score, floor - ex.miss_llr, floor - ex.hit_llr, 0.0]
+    scores = rng.uniform(floor - 1.0, cfg.existence_max_score, 60)
+    scores[: len(edges)] = edges
+    idx = np.sort(rng.choice(60, n_looked, replace=False))
+    idx[0] = 0
+    touched = rng.choice(60, 10, replace=False).tolist()
+    hit = np.isin(idx, touched)
+    want = np.minimum(scores[idx] + np.where(hit, ex.hit_llr, ex.miss_llr), cfg.existence_max_score)
+    got_scores = scores.copy()
+    low = ex.look_scores(got_scores, idx, touched)
+    assert got_scores[idx].tobytes() == want.tobytes()
+    untouched = np.setdiff1d(np.arange(60), idx)
+    assert got_scores[untouched].tobytes() == scores[untouched].tobytes()
+    assert low == idx[want < floor].tolist()

@@ -43,6 +43,7 @@ _CLEAR_LOW_M = -1_000e3
 _N_RANGE_BINS = 2_000
 _N_CLEAR_BINS = 4_000
 _FEW_ROWS = 8  # up to this many positions, the view is decided in Python floats first
+_FEW_SCORED = 8  # up to this many rows in view, a look's scores are Python floats
 _FEW_LEARNED = 32  # ... and the view statistics learned (numpy's bincounts cost ~50 us)
 _EDGE_U = 1e-9  # |u| or |u - 1| closer than this: too near the limb test's edge
 _EDGE_RANGE = 1e-9  # relative distance to the range limit below which numpy decides
@@ -149,6 +150,25 @@ class Existence:
         """New scores after one look each: ``scores`` (k,), ``hit`` (k,) bool."""
         step = np.where(hit, self.hit_llr, self.miss_llr)
         return np.minimum(scores + step, self.config.existence_max_score)
+
+    def look_scores(self, scores: np.ndarray, idx: np.ndarray, touched: list[int]) -> list[int]:
+        """:meth:`score` in place of the rows ``idx`` of ``scores`` a look had in view
+        (``touched``: the rows it updated or started); returns the rows whose score fell
+        below ``-existence_delete_llr``. A few rows in Python floats: one IEEE sum and
+        minimum each, numpy's floats without its per-call costs."""
+        cap, floor = self.config.existence_max_score, -self.config.existence_delete_llr
+        if idx.size > _FEW_SCORED:
+            seen = np.zeros(scores.shape[0], bool)
+            seen[touched] = True
+            scores[idx] = self.score(scores[idx], seen[idx])
+            return idx[scores[idx] < floor].tolist()
+        hit, miss, seen_rows, low = self.hit_llr, self.miss_llr, set(touched), []
+        for r in idx.tolist():
+            s = min(float(scores[r]) + (hit if r in seen_rows else miss), cap)
+            scores[r] = s
+            if s < floor:
+                low.append(r)
+        return low
 
 
 def _geometry(

@@ -183,6 +183,8 @@ class Tracker:
         ``frame`` (association.may_gate); their rows and shadows predicted to it."""
         rows = self._rows
         main = rows.main_rows()
+        if main.size == 0:  # no track yet (a sparse sky's usual frame): nothing may gate
+            return main
         sel = may_gate_at(
             rows.x, rows.P, rows.t_ns, main, frame.time_ns, frame.position, frame.los,
             frame.sigma, self._gates(main),
@@ -198,6 +200,8 @@ class Tracker:
 
     def _sync_tracks(self, tracks: list[Track]) -> None:
         """Predict the rows (main and shadow) of ``tracks`` to the data time."""
+        if not tracks:  # (most frames of a sparse sky)
+            return
         rows = [t.row for t in tracks] + [t.shadow_row for t in tracks if t.shadow is not None]
         self._rows.sync(rows, self._t_ns)
 
@@ -336,14 +340,13 @@ class Tracker:
         updated or started by it); delete those it shows to be ghosts (.existence)."""
         rows = self._rows
         main = rows.main_rows()
-        view = self._existence.in_view(frame.position, rows.x[main, POS])
-        if not view.any():
+        if main.size == 0:
             return
-        seen = np.zeros(len(rows), bool)
-        seen[[t.row for t in touched]] = True
-        idx = main[view]
-        rows.score[idx] = self._existence.score(rows.score[idx], seen[idx])
-        for r in idx[rows.score[idx] < -self.config.existence_delete_llr]:
+        idx = main[self._existence.in_view(frame.position, rows.x[main, POS])]
+        if idx.size == 0:
+            return
+        low = self._existence.look_scores(rows.score, idx, [t.row for t in touched])
+        for r in low:
             trk = rows.track_of(r)
             if not trk.deleted and not trk.earth_fixed:
                 self._lifecycle.mark_deleted(trk)
