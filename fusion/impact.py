@@ -178,9 +178,9 @@ def _eig_sqrt(M: np.ndarray) -> np.ndarray:
 @lru_cache(maxsize=1)
 def _unscented() -> tuple:
     """filterpy's sigma points (Julier, kappa 0), their weights without the centre's,
-    and its ``unscented_transform``: filterpy's floats from :mod:`.unscented`, without
-    importing filterpy (which pulls in ``scipy.stats``: ~0.5 s of CPU)."""
-    from .unscented import JulierSigmaPoints, unscented_transform
+    and its ``unscented_transform``: imported at the first impact prediction, not at
+    start (filterpy's import pulls in ``scipy.stats``: ~0.5 s of CPU)."""
+    from filterpy.kalman import JulierSigmaPoints, unscented_transform
 
     julier = JulierSigmaPoints(_N_AUG, kappa=0.0, sqrt_method=_eig_sqrt)
     return julier, julier.Wm[1:], julier.Wc[1:], unscented_transform
