@@ -65,6 +65,8 @@ MISSED_STRAIN = False  # a gated held track the look assigned nothing is straine
 SCORE_STRAIN = False  # the straining look scores the hypotheses too (jointly, as later looks)
 PHASE_MIN = 0.25  # of T: the least phase of a straining look from the track's last update
 ANCHORS = (0.0,)  # of T: the alias sat on its objects this long before the last update
+GROUP_SHIFT = False  # the held boost tracks near a strained group branch and shift with it
+TOLD_D2 = 1.0  # with GROUP_SHIFT: a track whose costs differ less tells nothing (margin)
 _KA = [(k, a) for k in STEPS for a in ANCHORS]  # the hypotheses of a track, in order
 _HELD = (TrackStatus.CONFIRMED, TrackStatus.COASTING)
 
@@ -229,11 +231,20 @@ def decide(tracker: Tracker, t_ns: int) -> None:
             continue
         total = np.sum([h.cost for h in looked], axis=0)
         best = int(np.argmin(total[1:]))
-        if total[0] - total[1 + best] <= ADOPT_MARGIN * len(looked):
+        if total[0] - total[1 + best] <= ADOPT_MARGIN * _told(looked, best):
             continue
         for h in looked:  # its velocity, at the track's data time; P kept
             r = h.parent.row
             rows.x[r] = _moved(h.x[best : best + 1], (rows.t_ns[r] - h.t_ns) / NS_PER_S)[0]
+
+
+def _told(looked: list[Hypotheses], best: int) -> int:
+    """The tracks the margin is counted over: all ``looked``; with ``GROUP_SHIFT`` those
+    whose own cost and hypothesis ``best``'s differ by more than ``TOLD_D2`` (a neighbour
+    on an object at both, in phase with the straining satellite, tells nothing)."""
+    if not GROUP_SHIFT:
+        return len(looked)
+    return max(1, sum(abs(h.cost[0] - h.cost[1 + best]) > TOLD_D2 for h in looked))
 
 
 def may_regroup(fams: AliasFamilies, trk: Track, t_ns: int) -> bool:
@@ -283,8 +294,38 @@ def strained(
         return None
     r = r[sel]
     trks = [trks[i] for i in sel.tolist()]
+    x = rows.x[r].copy()
+    if GROUP_SHIFT:
+        trks, x = _with_neighbours(tracker, trks, x, t_ns)
     last = np.array([t.last_update_ns for t in trks], dtype=np.int64)
-    return Strained(trks, rows.x[r].copy(), last)
+    return Strained(trks, x, last)
+
+
+def _with_neighbours(
+    tracker: Tracker, trks: list[Track], x: np.ndarray, t_ns: int
+) -> tuple[list[Track], np.ndarray]:
+    """The strained tracks ``trks`` (states ``x`` (n, 9) at ``t_ns``) and every other held
+    boost track within ``RADIUS_M`` of one of them at ``t_ns`` that may branch, with their
+    states moved on to ``t_ns``: the owners of the detections a shifted group would move
+    onto. Branched with the group, they are scored on the same ``k`` jointly with it (the
+    whole stream shifted by ``k`` spacings) and adopt or keep with it (``GROUP_SHIFT``)."""
+    rows, fams = tracker.rows, tracker._aliases
+    have = {t.key for t in trks}
+    cand = [
+        t for t in (tracker.tracks[i] for i in stream_members(tracker.tracks))
+        if t.key not in have and may_regroup(fams, t, t_ns)
+    ]  # fmt: skip
+    if not cand:
+        return trks, x
+    cr = np.array([t.row for t in cand])
+    dt = ((t_ns - rows.t_ns[cr]) / NS_PER_S)[:, None]
+    xc = rows.x[cr].copy()
+    xc[:, POS] += xc[:, VEL] * dt + 0.5 * xc[:, 6:9] * dt * dt
+    xc[:, VEL] += xc[:, 6:9] * dt
+    near = cKDTree(x[:, POS]).query_ball_point(xc[:, POS], RADIUS_M, return_length=True) > 0
+    if not near.any():
+        return trks, x
+    return trks + [cand[i] for i in np.flatnonzero(near).tolist()], np.vstack([x, xc[near]])
 
 
 def _out_of_phase(since_ns: int) -> bool:
