@@ -183,8 +183,14 @@ def _snapped(
         _, gs, got = joint_assign(
             [states[0], states[1 + j]], Pw, gi, g, gates, frame, tracker.config.alias_miss_cost
         )
-        k, xn = _assigned_update(states[1 + j], Pw, gs[1], got[1], frame)
-        x[idx[j][k]] = xn
+        k = np.flatnonzero(got[1] >= 0)
+        if k.size:
+            p, gh = got[1, k], gs[1]
+            xn, _, _ = update(
+                states[1 + j][k], Pw[k], gh.residual[p], gh.hpos[gh.track[p]],
+                frame.sigma[gh.det[p]],
+            )  # fmt: skip
+            x[idx[j][k]] = xn
     kept = [n for _, i in groups for n in i]
     x = x[kept]
     parents = [parents[n] for n in kept]
@@ -230,22 +236,16 @@ def _update_hypotheses(
     from its track's predicted covariance ``P`` (n, 9, 9): a hypothesis is a track for
     the window, its position fitted to the detections it is assigned."""
     for j in range(1, len(states)):
-        i, x = _assigned_update(states[j], P, gs[j], got[j], frame)
+        i = np.flatnonzero(got[j] >= 0)
+        if i.size == 0:
+            continue
+        p = got[j, i]
+        gh = gs[j]
+        x, _, _ = update(
+            states[j][i], P[i], gh.residual[p], gh.hpos[gh.track[p]], frame.sigma[gh.det[p]]
+        )
         for n, row in zip(i.tolist(), x, strict=True):
             hyps[n].x[j - 1] = row
-
-
-def _assigned_update(
-    x: np.ndarray, P: np.ndarray, gh: Gating, got: np.ndarray, frame: SensorFrame
-) -> tuple[np.ndarray, np.ndarray]:
-    """The states ``x`` (n, 9) (covariances ``P``) that were assigned a pair of ``gh``
-    (``got`` (n,), -1 none): their indices and their states updated with it."""
-    i = np.flatnonzero(got >= 0)
-    if i.size == 0:
-        return i, x[:0]
-    p = got[i]
-    xn, _, _ = update(x[i], P[i], gh.residual[p], gh.hpos[gh.track[p]], frame.sigma[gh.det[p]])
-    return i, xn
 
 
 def joint_costs(
