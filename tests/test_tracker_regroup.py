@@ -235,37 +235,3 @@ def test_the_neighbours_holding_the_true_velocitys_detections_shift_with_the_gro
             assert np.all(np.abs(speed - SPEED) < 100.0), speed
         else:
             assert np.all(np.abs(speed - ALIAS) < 100.0), speed
-
-
-def _run_group(anchor_m: float, snap: bool, monkeypatch):
-    """The alias group with its last-update positions ``anchor_m`` along the path off
-    (the alias did not sit on an object there), strained, then scored by the straining
-    satellite's next two looks; returns the tracks' along-path speeds after the decision."""
-    import tracklayer.fusion.tracker.regroup as regroup
-
-    monkeypatch.setattr(regroup, "SNAP", snap)
-    monkeypatch.setattr(regroup, "UPDATE_HYPS", snap)
-    monkeypatch.setattr(regroup, "_KA", [(1, 0.0)])  # (k = 2, -1 fall 1/3 spacing apart)
-    tracker = _group([2, 3, 4, 5, 6], ALIAS)
-    for trk in tracker.tracks:
-        tracker.rows.x[trk.row, 2] += anchor_m
-    frame = _look()
-    s = before_update(tracker, *_assigned(tracker, frame), frame)
-    assert s is not None and len(s.tracks) == 5
-    branch_group(tracker, frame, s)
-    for dt in (1.0, 2.0):
-        frame = _look(dt)
-        before_update(tracker, *_assigned(tracker, frame), frame)
-    decide(tracker, T1 + int(CFG.alias_decide_s * NS_PER_S))
-    return np.array([tracker.rows.x[t.row, 5] for t in s.tracks])
-
-
-def test_hypotheses_placed_on_the_straining_look_win_where_the_anchor_was_off(monkeypatch):
-    """dense14's failure: the k = 1 hypothesis has the right velocity but, anchored at a
-    last update that was not on an object (here 500 m off), it is outside every gate at
-    the later looks, is assigned nothing and loses. Placed on the straining look's
-    detection its own joint assignment gives it (``SNAP``, along-path place let loose by
-    half a spacing) and updated by the looks it is assigned (``UPDATE_HYPS``), it lands
-    on the objects and the group takes the stream's speed."""
-    assert np.all(np.abs(_run_group(-500.0, False, monkeypatch) - ALIAS) < 1.0)  # kept
-    assert np.all(np.abs(_run_group(-500.0, True, monkeypatch) - SPEED) < 100.0)  # adopted

@@ -45,7 +45,6 @@ from scipy.spatial import cKDTree
 from ..association import Gating, assign_pairs, gate
 from ..domain import NS_PER_S, SensorFrame, TrackStatus
 from ..dynamics import POS, VEL
-from ..filters import update
 from .aliases import AliasFamilies, branch_out
 from .stream import stream_members
 from .track import Mode, Track
@@ -65,10 +64,6 @@ DECIDE_S = 0.0  # s after the branch at which a group decides (0: alias_decide_s
 MISSED_STRAIN = False  # a gated held track the look assigned nothing is strained too
 SCORE_STRAIN = False  # the straining look scores the hypotheses too (jointly, as later looks)
 PHASE_MIN = 0.25  # of T: the least phase of a straining look from the track's last update
-# Stop 25 (mfa15), hypotheses as tracks for the window (DESIGN §6; off, measured worse):
-UPDATE_HYPS = False  # each updated by the detection the joint assignment gives it
-ALL_LOOKS = False  # every satellite's look scores (and updates) them, not the straining one's
-SNAP = False  # placed at the straining look on the detection their joint assignment gives
 ANCHORS = (0.0,)  # of T: the alias sat on its objects this long before the last update
 GROUP_SHIFT = False  # the held boost tracks near a strained group branch and shift with it
 TOLD_D2 = 1.0  # with GROUP_SHIFT: a track whose costs differ less tells nothing (margin)
@@ -115,16 +110,10 @@ def before_update(
         return None
     if fams.groups:
         t_ns = int(frame.time_ns)
-        due = [
-            h
-            for h in fams.groups.values()
-            if (ALL_LOOKS or h.sensor == frame.sensor_id) and h.t_ns < t_ns
-        ]
+        due = [h for h in fams.groups.values() if h.sensor == frame.sensor_id and h.t_ns < t_ns]
         if due:
             score_look(tracker, due, pairs.gating, gated_rows, gates, frame)
     s = strained(tracker, pairs, frame.time_ns, gated_rows)
-    if s is not None and SNAP:
-        return _snapped(tracker, s, pairs.gating, gated_rows, gates, frame)
     if s is not None and SCORE_STRAIN:
         s = _scored(tracker, s, pairs.gating, gated_rows, gates, frame)
     return s
@@ -150,53 +139,6 @@ def _scored(
     return s._replace(scored=(x, parents, cost))
 
 
-def _snapped(
-    tracker: Tracker, s: Strained, g: Gating, gated_rows: np.ndarray, gates: np.ndarray,
-    frame: SensorFrame,
-) -> Strained:  # fmt: skip
-    """``s`` with its hypotheses placed on the straining look (``SNAP``): each variant's
-    hypotheses, their covariance widened along the velocity by half the step ``k s / T``
-    over ``k`` (the along-path place is what the alias got wrong), assigned jointly with
-    the other tracks, and each updated with the detection it gets. Not scored by it."""
-    t_ns = int(frame.time_ns)
-    x, parents = _hypotheses(tracker, s, t_ns)
-    groups = _by_parent(parents)
-    if not groups:
-        return s
-    rows = tracker.rows
-    at = dict(zip(gated_rows.tolist(), range(gated_rows.size), strict=True))
-    groups = [(trk, i) for trk, i in groups if trk.row in at]
-    if not groups:
-        return s
-    own = np.array([trk.row for trk, _ in groups])
-    gi = np.array([at[r] for r in own.tolist()])
-    idx = [np.array([i[j] for _, i in groups]) for j in range(len(_KA))]
-    states = [rows.x[own]] + [x[i] for i in idx]
-    P = rows.P[own]
-    steps = np.array([k for k, _ in _KA], float)
-    for j in range(len(_KA)):
-        dv = states[1 + j][:, VEL] - states[0][:, VEL]  # k s / T along the velocity
-        half = 0.5 * np.linalg.norm(dv, axis=1) * FRAME_PERIOD_S / abs(steps[j])
-        u = dv / np.maximum(np.linalg.norm(dv, axis=1), 1e-9)[:, None]
-        Pw = P.copy()
-        Pw[:, 0:3, 0:3] += (half**2)[:, None, None] * np.einsum("ni,nj->nij", u, u)
-        _, gs, got = joint_assign(
-            [states[0], states[1 + j]], Pw, gi, g, gates, frame, tracker.config.alias_miss_cost
-        )
-        k = np.flatnonzero(got[1] >= 0)
-        if k.size:
-            p, gh = got[1, k], gs[1]
-            xn, _, _ = update(
-                states[1 + j][k], Pw[k], gh.residual[p], gh.hpos[gh.track[p]],
-                frame.sigma[gh.det[p]],
-            )  # fmt: skip
-            x[idx[j][k]] = xn
-    kept = [n for _, i in groups for n in i]
-    x = x[kept]
-    parents = [parents[n] for n in kept]
-    return s._replace(scored=(x, parents, np.zeros((1 + len(_KA), len(groups)))))
-
-
 def score_look(
     tracker: Tracker, hyps: list[Hypotheses], g: Gating, gated_rows: np.ndarray,
     gates: np.ndarray, frame: SensorFrame,
@@ -219,33 +161,9 @@ def score_look(
     gi = np.array([at[h.parent.row] for h in hyps])
     own = gated_rows[gi]
     states = [rows.x[own]] + [np.stack([h.x[j] for h in hyps]) for j in range(len(_KA))]
-    P = rows.P[own]
-    cost, gs, got = joint_assign(states, P, gi, g, gates, frame, tracker.config.alias_miss_cost)
+    cost = joint_costs(states, rows.P[own], gi, g, gates, frame, tracker.config.alias_miss_cost)
     for i, h in enumerate(hyps):
         h.cost += cost[:, i]
-    if UPDATE_HYPS:
-        _update_hypotheses(hyps, states, P, gs, got, frame)
-
-
-def _update_hypotheses(
-    hyps: list[Hypotheses], states: list[np.ndarray], P: np.ndarray, gs: list[Gating],
-    got: np.ndarray, frame: SensorFrame,
-) -> None:  # fmt: skip
-    """Each hypothesis of ``hyps`` that the look's joint assignment gave a detection
-    (``got`` (1 + k, n): the gating pair of ``gs[j]``, -1 none) updated with it, the gain
-    from its track's predicted covariance ``P`` (n, 9, 9): a hypothesis is a track for
-    the window, its position fitted to the detections it is assigned."""
-    for j in range(1, len(states)):
-        i = np.flatnonzero(got[j] >= 0)
-        if i.size == 0:
-            continue
-        p = got[j, i]
-        gh = gs[j]
-        x, _, _ = update(
-            states[j][i], P[i], gh.residual[p], gh.hpos[gh.track[p]], frame.sigma[gh.det[p]]
-        )
-        for n, row in zip(i.tolist(), x, strict=True):
-            hyps[n].x[j - 1] = row
 
 
 def joint_costs(
@@ -257,16 +175,6 @@ def joint_costs(
     frame's detections are assigned (:func:`.association.assign_pairs`) to the tracks
     ``gi`` in that variant and to the other gated tracks of ``g`` (gates ``gates``, per
     gated track) that reach the same detections, on their own states. (1 + ..., n)."""
-    return joint_assign(states, P, gi, g, gates, frame, cap)[0]
-
-
-def joint_assign(
-    states: list[np.ndarray], P: np.ndarray, gi: np.ndarray, g: Gating, gates: np.ndarray,
-    frame: SensorFrame, cap: float,
-) -> tuple[np.ndarray, list[Gating], np.ndarray]:  # fmt: skip
-    """:func:`joint_costs` with the assignment: (costs (1 + ..., n), the gating of each
-    variant ``gs``, and per variant and track the index of its assigned pair in
-    ``gs[j]``, -1 for none (1 + ..., n))."""
     n_trk = gates.size
     mine = np.zeros(n_trk, bool)
     mine[gi] = True
@@ -280,8 +188,6 @@ def joint_assign(
     keep = np.flatnonzero(oth & near[g.track])
     all_gates = np.concatenate([gates, gates[gi]])
     out = np.full((len(states), gi.size), cap)
-    got = np.full((len(states), gi.size), -1)
-    n_keep = keep.size
     for j, gh in enumerate(gs):
         tr = np.concatenate([g.track[keep], n_trk + gh.track])
         de = np.concatenate([g.det[keep], gh.det])
@@ -292,8 +198,7 @@ def joint_assign(
         sel = assign_pairs(tr, de, d2, ld, all_gates)
         sel = sel[tr[sel] >= n_trk]
         out[j, tr[sel] - n_trk] = np.minimum(d2[sel], cap)
-        got[j, tr[sel] - n_trk] = o[sel] - n_keep  # index among gh's pairs
-    return out, gs, got
+    return out
 
 
 def _moved(x: np.ndarray, dt: float) -> np.ndarray:
