@@ -30,6 +30,10 @@ its tracks, if one ``k`` beats their own cost by ``ADOPT_MARGIN`` a track, each 
 its hypothesis on that ``k`` (keeping its key, number and history); else all keep their
 own. Nothing new is reported. ``SCORE_STRAIN`` (off) lets the straining look score too.
 
+``GROUP_SHIFT`` (off; stop 26, no better on the dense seeds): the other held boost tracks
+near the group branch with it, so the neighbours owning the detections a shifted group
+moves onto are shifted with it (the stream as one) rather than holding them.
+
 A track branches at most once per ``COOLDOWN_S``. Sparse scenes never have three
 strained boost tracks within 10 km in one look: untouched.
 """
