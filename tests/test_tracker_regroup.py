@@ -190,3 +190,48 @@ def test_a_hypothesis_pays_for_a_detection_another_track_holds():
     alone = joint_costs([hyp], P, np.array([0]), _only(pairs.gating, 0), gates, frame, 9.0)
     assert alone[0, 0] < 1.0  # by itself it would fit
     assert near[0, 0] == 9.0  # the held object's detection is track 7's: nothing left
+
+
+OFF_M = 60.0  # m along the path: an out-of-phase alias track's last update off its object
+
+
+def _mixed(on_phase: list[tuple[int, float]]):
+    """Held boost tracks on the k = 1 alias (``ALIAS``), each of which sat on object
+    ``j`` at its last look ``phase_s`` before T1 (``(j, phase_s)``; ``OFF_M`` off it when
+    ``phase_s`` > 0, as an update is), predicted to T1."""
+    tracker = _group([j for j, _ in on_phase], ALIAS)
+    rows = tracker.rows
+    for trk, (j, phase_s) in zip(tracker.tracks, on_phase, strict=True):
+        trk.last_update_ns = T1 - int(phase_s * NS_PER_S)
+        off = (ALIAS - SPEED) * phase_s + (OFF_M if phase_s > 0.0 else 0.0)
+        rows.x[trk.row, POS] = _objects(j + 1)[j] + [0.0, 0.0, off]
+    return tracker
+
+
+def test_the_neighbours_holding_the_true_velocitys_detections_shift_with_the_group(monkeypatch):
+    """Three alias tracks last updated 0.3 s before the look are strained; six more on
+    the same alias, updated in phase with the straining satellite (on objects 3, 5, 7 at
+    its looks, and 8-10 so that the gaps give the spacing), are not, and at its next
+    looks three of them hold the detections of objects 2, 4, 6: where the strained
+    tracks' true-velocity hypotheses go. Scored alone, those hypotheses find their
+    detections taken and the group keeps the alias; with the neighbours branched and
+    shifted with it (``GROUP_SHIFT``) the whole stream takes the true velocity."""
+    from tracklayer.fusion.tracker import regroup
+
+    on = [(2, PHASE_S), (4, PHASE_S), (6, PHASE_S)] + [(j, 0.0) for j in (3, 5, 7, 8, 9, 10)]
+    for shift in (False, True):
+        monkeypatch.setattr(regroup, "GROUP_SHIFT", shift)
+        tracker = _mixed(on)
+        frame = _look()
+        s = before_update(tracker, *_assigned(tracker, frame), frame)
+        assert s is not None and len(s.tracks) == (9 if shift else 3)
+        branch_group(tracker, frame, s)
+        for dt in (1.0, 2.0):
+            frame = _look(dt)
+            before_update(tracker, *_assigned(tracker, frame), frame)
+        decide(tracker, T1 + int(CFG.alias_decide_s * NS_PER_S))
+        speed = np.array([tracker.rows.x[t.row, 5] for t in tracker.tracks])
+        if shift:
+            assert np.all(np.abs(speed - SPEED) < 100.0), speed
+        else:
+            assert np.all(np.abs(speed - ALIAS) < 100.0), speed

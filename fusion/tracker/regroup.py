@@ -30,6 +30,10 @@ its tracks, if one ``k`` beats their own cost by ``ADOPT_MARGIN`` a track, each 
 its hypothesis on that ``k`` (keeping its key, number and history); else all keep their
 own. Nothing new is reported. ``SCORE_STRAIN`` (off) lets the straining look score too.
 
+``GROUP_SHIFT`` (off; stop 26, no better on the dense seeds): the other held boost tracks
+near the group branch with it, so the neighbours owning the detections a shifted group
+moves onto are shifted with it (the stream as one) rather than holding them.
+
 A track branches at most once per ``COOLDOWN_S``. Sparse scenes never have three
 strained boost tracks within 10 km in one look: untouched.
 """
@@ -64,6 +68,10 @@ MISSED_STRAIN = False  # a gated held track the look assigned nothing is straine
 SCORE_STRAIN = False  # the straining look scores the hypotheses too (jointly, as later looks)
 PHASE_MIN = 0.25  # of T: the least phase of a straining look from the track's last update
 ANCHORS = (0.0,)  # of T: the alias sat on its objects this long before the last update
+GROUP_SHIFT = False  # the held boost tracks near a strained group branch and shift with it
+HYP_MEDIAN = False  # hypotheses on the neighbours' median velocity and acceleration (path's)
+HYP_AXIS = False  # hypotheses along the neighbours' positions' principal axis, speed kept
+TOLD_D2 = 1.0  # with GROUP_SHIFT: a track whose costs differ less tells nothing (margin)
 _KA = [(k, a) for k in STEPS for a in ANCHORS]  # the hypotheses of a track, in order
 _HELD = (TrackStatus.CONFIRMED, TrackStatus.COASTING)
 
@@ -228,11 +236,20 @@ def decide(tracker: Tracker, t_ns: int) -> None:
             continue
         total = np.sum([h.cost for h in looked], axis=0)
         best = int(np.argmin(total[1:]))
-        if total[0] - total[1 + best] <= ADOPT_MARGIN * len(looked):
+        if total[0] - total[1 + best] <= ADOPT_MARGIN * _told(looked, best):
             continue
         for h in looked:  # its velocity, at the track's data time; P kept
             r = h.parent.row
             rows.x[r] = _moved(h.x[best : best + 1], (rows.t_ns[r] - h.t_ns) / NS_PER_S)[0]
+
+
+def _told(looked: list[Hypotheses], best: int) -> int:
+    """The tracks the margin is counted over: all ``looked``; with ``GROUP_SHIFT`` those
+    whose own cost and hypothesis ``best``'s differ by more than ``TOLD_D2`` (a neighbour
+    on an object at both, in phase with the straining satellite, tells nothing)."""
+    if not GROUP_SHIFT:
+        return len(looked)
+    return max(1, sum(abs(h.cost[0] - h.cost[1 + best]) > TOLD_D2 for h in looked))
 
 
 def may_regroup(fams: AliasFamilies, trk: Track, t_ns: int) -> bool:
@@ -284,8 +301,38 @@ def strained(
         return None
     r = r[sel]
     trks = [trks[i] for i in sel.tolist()]
+    x = rows.x[r].copy()
+    if GROUP_SHIFT:
+        trks, x = _with_neighbours(tracker, trks, x, t_ns)
     last = np.array([t.last_update_ns for t in trks], dtype=np.int64)
-    return Strained(trks, rows.x[r].copy(), last)
+    return Strained(trks, x, last)
+
+
+def _with_neighbours(
+    tracker: Tracker, trks: list[Track], x: np.ndarray, t_ns: int
+) -> tuple[list[Track], np.ndarray]:
+    """The strained tracks ``trks`` (states ``x`` (n, 9) at ``t_ns``) and every other held
+    boost track within ``RADIUS_M`` of one of them at ``t_ns`` that may branch, with their
+    states moved on to ``t_ns``: the owners of the detections a shifted group would move
+    onto. Branched with the group, they are scored on the same ``k`` jointly with it (the
+    whole stream shifted by ``k`` spacings) and adopt or keep with it (``GROUP_SHIFT``)."""
+    rows, fams = tracker.rows, tracker._aliases
+    have = {t.key for t in trks}
+    cand = [
+        t for t in (tracker.tracks[i] for i in stream_members(tracker.tracks))
+        if t.key not in have and may_regroup(fams, t, t_ns)
+    ]  # fmt: skip
+    if not cand:
+        return trks, x
+    cr = np.array([t.row for t in cand])
+    dt = ((t_ns - rows.t_ns[cr]) / NS_PER_S)[:, None]
+    xc = rows.x[cr].copy()
+    xc[:, POS] += xc[:, VEL] * dt + 0.5 * xc[:, 6:9] * dt * dt
+    xc[:, VEL] += xc[:, 6:9] * dt
+    near = cKDTree(x[:, POS]).query_ball_point(xc[:, POS], RADIUS_M, return_length=True) > 0
+    if not near.any():
+        return trks, x
+    return trks + [cand[i] for i in np.flatnonzero(near).tolist()], np.vstack([x, xc[near]])
 
 
 def _out_of_phase(since_ns: int) -> bool:
@@ -364,13 +411,28 @@ def _hypotheses(
             continue
         v = s.x[i, VEL]
         u = v / max(float(np.linalg.norm(v)), 1e-9)
-        spacing = _spacing(pos_m[tree.query_ball_point(s.x[i, POS], RADIUS_M)] - s.x[i, POS], u)
+        near = tree.query_ball_point(s.x[i, POS], RADIUS_M)
+        spacing = _spacing(pos_m[near] - s.x[i, POS], u)
         if spacing is None:
             continue
         since = max(t_ns - int(s.last_ns[i]), 0) / NS_PER_S
+        x0 = s.x[i].copy()
+        if HYP_MEDIAN:  # the neighbours' median velocity and acceleration, from the last update
+            m = np.median(np.hstack([xm[near, VEL] + xm[near, 6:9] * dt_m[near, None],
+                                     xm[near, 6:9]]), axis=0)  # fmt: skip
+            x0[POS] += (m[:3] - x0[VEL]) * since
+            x0[3:9] = m
+            u = m[:3] / max(float(np.linalg.norm(m[:3])), 1e-9)
+        if HYP_AXIS:  # the path's direction from where the neighbours are, not how they fly
+            d = pos_m[near] - pos_m[near].mean(axis=0)
+            u = np.linalg.svd(d, full_matrices=False)[2][0]
+            u = u if u @ x0[VEL] >= 0.0 else -u
+            v_new, a_new = (x0[VEL] @ u) * u, (x0[6:9] @ u) * u
+            x0[POS] += (v_new - x0[VEL]) * since
+            x0[VEL], x0[6:9] = v_new, a_new
         for k, a in _KA:
             dv = (k * spacing / FRAME_PERIOD_S) * u
-            x = s.x[i].copy()
+            x = x0.copy()
             x[VEL] += dv
             x[POS] += dv * (since + a * FRAME_PERIOD_S)
             xs.append(x)
