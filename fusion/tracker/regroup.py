@@ -69,8 +69,6 @@ SCORE_STRAIN = False  # the straining look scores the hypotheses too (jointly, a
 PHASE_MIN = 0.25  # of T: the least phase of a straining look from the track's last update
 ANCHORS = (0.0,)  # of T: the alias sat on its objects this long before the last update
 GROUP_SHIFT = False  # the held boost tracks near a strained group branch and shift with it
-HYP_MEDIAN = False  # hypotheses on the neighbours' median velocity and acceleration (path's)
-HYP_AXIS = False  # hypotheses along the neighbours' positions' principal axis, speed kept
 TOLD_D2 = 1.0  # with GROUP_SHIFT: a track whose costs differ less tells nothing (margin)
 _KA = [(k, a) for k in STEPS for a in ANCHORS]  # the hypotheses of a track, in order
 _HELD = (TrackStatus.CONFIRMED, TrackStatus.COASTING)
@@ -324,6 +322,8 @@ def _with_neighbours(
     ]  # fmt: skip
     if not cand:
         return trks, x
+    from scipy.spatial import cKDTree
+
     cr = np.array([t.row for t in cand])
     dt = ((t_ns - rows.t_ns[cr]) / NS_PER_S)[:, None]
     xc = rows.x[cr].copy()
@@ -416,20 +416,7 @@ def _hypotheses(
         if spacing is None:
             continue
         since = max(t_ns - int(s.last_ns[i]), 0) / NS_PER_S
-        x0 = s.x[i].copy()
-        if HYP_MEDIAN:  # the neighbours' median velocity and acceleration, from the last update
-            m = np.median(np.hstack([xm[near, VEL] + xm[near, 6:9] * dt_m[near, None],
-                                     xm[near, 6:9]]), axis=0)  # fmt: skip
-            x0[POS] += (m[:3] - x0[VEL]) * since
-            x0[3:9] = m
-            u = m[:3] / max(float(np.linalg.norm(m[:3])), 1e-9)
-        if HYP_AXIS:  # the path's direction from where the neighbours are, not how they fly
-            d = pos_m[near] - pos_m[near].mean(axis=0)
-            u = np.linalg.svd(d, full_matrices=False)[2][0]
-            u = u if u @ x0[VEL] >= 0.0 else -u
-            v_new, a_new = (x0[VEL] @ u) * u, (x0[6:9] @ u) * u
-            x0[POS] += (v_new - x0[VEL]) * since
-            x0[VEL], x0[6:9] = v_new, a_new
+        x0 = s.x[i]
         for k, a in _KA:
             dv = (k * spacing / FRAME_PERIOD_S) * u
             x = x0.copy()
