@@ -210,7 +210,7 @@ def _two_nearest(a: np.ndarray, b: np.ndarray) -> tuple[tuple, tuple]:
 def _row_two(d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Smallest value, its column and the second smallest of each row of ``d``."""
     j = d.argmin(axis=1)  # (np.argmin's answer without its wrapper)
-    d1 = d.min(axis=1)  # the value at j (a NaN where argmin finds one; zeros compare equal)
+    d1 = d[np.arange(d.shape[0]), j]  # (a gather, not min: d.T's min is a strided pass)
     if d.shape[1] < 2:
         return d1, j, np.full(d.shape[0], np.inf)
     if d.shape[1] == 2:  # the larger of two: the partition's second, NaN included
