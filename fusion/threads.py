@@ -211,10 +211,11 @@ def _two_nearest(a: np.ndarray, b: np.ndarray) -> tuple[tuple, tuple]:
 def _row_two(d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Smallest value, its column and the second smallest of each row of ``d``."""
     j = d.argmin(axis=1)  # (np.argmin's answer without its wrapper)
-    rows = np.arange(d.shape[0])
-    d1 = d[rows, j]
+    d1 = d[np.arange(d.shape[0]), j]  # (a gather, not min: d.T's min is a strided pass)
     if d.shape[1] < 2:
         return d1, j, np.full(d.shape[0], np.inf)
+    if d.shape[1] == 2:  # the larger of two: the partition's second, NaN included
+        return d1, j, d.max(axis=1)
     d2 = np.partition(d, 1, axis=1)[:, 1]
     return d1, j, d2
 

@@ -241,3 +241,22 @@ def test_sensor_velocity_is_numpys_floats():
     book.label("sat-1", 1.0, np.array([7.0e6, 0.0, 0.0]), los, np.full(1, SIGMA))
     book.label("sat-1", 1.5, np.array([7.0e6, 3.5e3, -10.0]), los, np.full(1, SIGMA))
     assert book._sensor_vel["sat-1"].tolist() == [0.0, 7.0e3, -20.0]
+
+
+def test_row_two_is_numpys_selection():
+    """Nearest, its column and second nearest of each row (squared chords, ties, zeros,
+    NaN and inf included, one to five columns): the value at np.argmin's column and
+    np.partition's second (equal values; a zero's sign aside, which no decision sees)."""
+    from tracklayer.fusion.threads import _row_two
+
+    rng = np.random.default_rng(7)
+    values = [0.0, -0.0, 1e-10, 2e-10, 3.0, np.inf, np.nan]
+    for _ in range(600):
+        t, m = int(rng.integers(1, 5)), int(rng.integers(1, 6))
+        d = rng.choice(values, (t, m), p=[0.15, 0.05, 0.3, 0.2, 0.2, 0.05, 0.05])
+        d1, j, d2 = _row_two(d)
+        j_want = np.argmin(d, axis=1)
+        assert np.array_equal(j, j_want)
+        assert np.array_equal(d1, d[np.arange(t), j_want], equal_nan=True)
+        want2 = np.partition(d, 1, axis=1)[:, 1] if m > 1 else np.full(t, np.inf)
+        assert np.array_equal(d2, want2, equal_nan=True)
