@@ -34,6 +34,7 @@ _LIFECYCLE_TICK_NS = 250_000_000  # life-cycle checks four times a second of dat
 _MERGE_TICK_NS = NS_PER_S  # merge test once a second of data time
 _DELETE_BELOW_M = -2_000.0  # m; a track predicted this far underground has impacted
 _GHOST_BELOW_M = -50_000.0  # m; a tentative track this deep is a ghost of two rays
+_FEW_TO_SCREEN = 16  # tracks up to which expire tests each one (no vectorised screen)
 _BOOST_SIGMA_HARD_FACTOR = 10.0  # an uncertain boost track is dropped at 10x the soft limit
 _MERGE_SEARCH_M = 20_000.0  # m; only tracks this close are tested for merging (the
 # chi-square test decides; the radius only spares the 6-D solve for far pairs)
@@ -278,8 +279,11 @@ def _unsettled(
     at or above ``_DELETE_BELOW_M``: for those the test coasts, marks and deletes
     nothing. One vectorised pass (a raid's thousand tracks, four times a second); the
     quiet time is the test's own float (``(t_ns - last) / NS_PER_S``, exact integers
-    divided once, as Python divides them), NaN is never settled."""
+    divided once, as Python divides them), NaN is never settled. A few tracks are all
+    named (the arrays would cost more than the test)."""
     n = len(tracks)
+    if n <= _FEW_TO_SCREEN:
+        return list(range(n))
     tentative, boost = TrackStatus.TENTATIVE, Mode.BOOST
     last = np.fromiter((t.last_update_ns for t in tracks), np.int64, n)
     held = np.fromiter((t.status != tentative for t in tracks), bool, n)
