@@ -27,6 +27,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 from scipy.special import gammaincinv
 
 from . import kernels
@@ -361,9 +363,6 @@ def _assign_scipy(
     # leaves the optimum unchanged; it keeps the stored weights positive (never dropped).
     weights += 1.0 - weights.min()
     eye = np.arange(n)
-    from scipy.sparse import csr_matrix
-    from scipy.sparse.csgraph import min_weight_full_bipartite_matching
-
     graph = csr_matrix(
         (weights, (np.concatenate([ri, eye]), np.concatenate([ci, m + eye]))), shape=(n, m + n)
     )

@@ -22,6 +22,7 @@ angles concerned). Times are seconds of data time.
 from __future__ import annotations
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from . import kernels
 from .dynamics import norm3
@@ -195,8 +196,6 @@ def _two_nearest(a: np.ndarray, b: np.ndarray) -> tuple[tuple, tuple]:
     if there is not None and back is not None:
         return there, back
     ka, kb = min(2, b.shape[0]), min(2, a.shape[0])
-    from scipy.spatial import cKDTree
-
     da, ja = cKDTree(b).query(a, k=ka)
     db, jb = cKDTree(a).query(b, k=kb)
     da, ja = da.reshape(a.shape[0], -1) ** 2, ja.reshape(a.shape[0], -1)

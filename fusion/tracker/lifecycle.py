@@ -19,6 +19,7 @@ the outcome does not depend on the frame rate.
 from __future__ import annotations
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from .. import kernels
 from ..association import chi2_quantile
@@ -337,8 +338,6 @@ def near_pairs(pos: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
     compiled = kernels.near_pairs(pos[finite], radius)  # (a sweep: ..kernel_pairs)
     if compiled is not None:
         return finite[compiled[0]], finite[compiled[1]]  # (finite ascends: still row-major)
-    from scipy.spatial import cKDTree
-
     tree = cKDTree(pos[finite])
     found = tree.query_pairs(radius * (1.0 + 1e-9) + 1e-6, output_type="ndarray")
     if found.size == 0:

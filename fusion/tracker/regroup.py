@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from ..association import Gating, assign_pairs, gate
 from ..domain import NS_PER_S, SensorFrame, TrackStatus
@@ -291,8 +292,6 @@ def strained(
         return None
     r = np.array(keep)
     pos = rows.x[r][:, POS]
-    from scipy.spatial import cKDTree
-
     n_near = cKDTree(pos).query_ball_point(pos, RADIUS_M, return_length=True)
     sel = np.flatnonzero(n_near >= n_min)
     if sel.size == 0:
@@ -322,8 +321,6 @@ def _with_neighbours(
     ]  # fmt: skip
     if not cand:
         return trks, x
-    from scipy.spatial import cKDTree
-
     cr = np.array([t.row for t in cand])
     dt = ((t_ns - rows.t_ns[cr]) / NS_PER_S)[:, None]
     xc = rows.x[cr].copy()
@@ -402,8 +399,6 @@ def _hypotheses(
     dt_m = (t_ns - rows.t_ns[mr]) / NS_PER_S
     xm = rows.x[mr]
     pos_m = xm[:, POS] + xm[:, VEL] * dt_m[:, None] + 0.5 * xm[:, 6:9] * dt_m[:, None] ** 2
-    from scipy.spatial import cKDTree
-
     tree = cKDTree(pos_m)
     xs, parents = [], []
     for i, trk in enumerate(s.tracks):

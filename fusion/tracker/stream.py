@@ -33,6 +33,7 @@ Stateless: nothing is kept between ticks.
 from __future__ import annotations
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from .. import kernels
 from ..config import FusionConfig
@@ -108,8 +109,6 @@ def _groups_numpy(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
     """:func:`_groups` with scipy's k-d tree and numpy (grouped sorts)."""
     pos = x[:, POS]
-    from scipy.spatial import cKDTree
-
     near = cKDTree(pos).query_pairs(RADIUS_M, output_type="ndarray")
     if near.shape[0] < n_min - 1:
         return None
